@@ -1,0 +1,55 @@
+public import KMSProtocol
+
+/// The one error type of the core.
+///
+/// A `KMSError` is either caused by the client (its `message` is written for
+/// the client and safe to show: it never holds a secret) or internal (the
+/// client sees a generic message and `detail` goes to the log only). The HTTP
+/// status of each code is decided in one place, in the server.
+public struct KMSError: Error, Sendable, Equatable {
+    public let code: ErrorCode
+    /// Safe to send to the client.
+    public let message: String
+    /// The request field at fault, when one is.
+    public let field: String?
+    /// Seconds after which retrying may succeed (`Retry-After`).
+    public let retryAfterSeconds: Int?
+    /// For the log only; never sent. Still must not hold secrets.
+    public let detail: String?
+
+    public init(
+        _ code: ErrorCode, _ message: String, field: String? = nil, retryAfterSeconds: Int? = nil, detail: String? = nil
+    ) {
+        self.code = code
+        self.message = message
+        self.field = field
+        self.retryAfterSeconds = retryAfterSeconds
+        self.detail = detail
+    }
+
+    /// Whether the server, not the client, is at fault (logged at error level).
+    public var isInternal: Bool { code == .internalError }
+
+    /// An internal failure: the client learns only that it happened.
+    public static func `internal`(_ detail: String) -> KMSError {
+        KMSError(.internalError, "the server failed to process the request; see its log", detail: detail)
+    }
+
+    /// A request field that failed validation.
+    public static func invalidRequest(_ failure: RequestFieldError) -> KMSError {
+        KMSError(.invalidRequest, failure.message, field: failure.field)
+    }
+
+    public static let invalidToken = KMSError(
+        .invalidToken, "missing or malformed X-Client-Token: it must match [A-Za-z0-9._~-]{32,256}")
+    public static let unknownSession = KMSError(
+        .unknownSession, "no live session for this token or session id; start a new session with GET /session/init")
+    public static let keyExchangeFailed = KMSError(
+        .keyExchangeFailed,
+        "the wrapped key could not be unwrapped; wrap 32 random bytes with RSA-OAEP-256 under the key from /session/init"
+    )
+    public static let authenticationFailed = KMSError(
+        .authenticationFailed,
+        "the envelope did not authenticate: check the session key, method, target, session id and seq in the AAD")
+    public static let tokenInUse = KMSError(.tokenInUse, "this token is already bound to a live session; use another")
+}

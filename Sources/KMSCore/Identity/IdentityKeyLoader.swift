@@ -1,0 +1,31 @@
+import Foundation
+public import Logging
+
+/// Loads the server identity key from a `SecretBlobStore`, generating and
+/// storing it on first start. The key is stored wrapped by the master key.
+public enum IdentityKeyLoader {
+    /// Blob name and AAD of the wrapped identity key.
+    public static let blobName = "identity-rsa-4096"
+
+    static let aad = "kms-v1/secret/\(blobName)"
+
+    /// The stored key, or nil when none was created yet.
+    public static func loadExisting(store: some SecretBlobStore, masterKey: MasterKey) async throws(KMSError)
+        -> IdentityKey?
+    {
+        guard let wrapped = try await store.blob(named: blobName) else { return nil }
+        return try IdentityKey.load(der: try masterKey.unwrap(wrapped, aad: aad))
+    }
+
+    public static func loadOrCreate(
+        store: some SecretBlobStore, masterKey: MasterKey, logger: Logger
+    ) async throws(KMSError) -> IdentityKey {
+        if let existing = try await loadExisting(store: store, masterKey: masterKey) { return existing }
+        logger.notice("generating the RSA-4096 server identity key (takes about a second)")
+        let generated = try IdentityKey.generate()
+        let wrapped = try masterKey.wrap(generated.privateKeyDER, aad: aad)
+        // Another instance may have stored one first: whichever was stored wins.
+        let stored = try await store.createBlob(named: blobName, wrapped: wrapped)
+        return try IdentityKey.load(der: try masterKey.unwrap(stored, aad: aad))
+    }
+}

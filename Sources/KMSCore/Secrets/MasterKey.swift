@@ -1,0 +1,46 @@
+import Crypto
+public import Foundation
+import KMSProtocol
+
+/// The master key: 32 bytes that wrap everything secret the server stores
+/// (identity key, key versions, session keys in a shared store).
+///
+/// Wrapping is AES-256-GCM with a random 12-byte nonce, stored as
+/// `nonce || ciphertext || tag`, and an AAD that names what is wrapped, so a
+/// wrapped blob moved to another slot (another key id or version) fails to open.
+public struct MasterKey: Sendable, CustomStringConvertible {
+    private let key: SymmetricKey
+
+    public init(bytes: some ContiguousBytes) throws(KMSError) {
+        let key = SymmetricKey(data: bytes)
+        guard key.bitCount == 256 else {
+            throw KMSError.internal("the master key must be exactly 32 bytes")
+        }
+        self.key = key
+    }
+
+    /// Never prints key material.
+    public var description: String { "MasterKey(redacted)" }
+
+    public func wrap(_ plaintext: some DataProtocol, aad: String) throws(KMSError) -> Data {
+        do {
+            let box = try AES.GCM.seal(plaintext, using: key, authenticating: Data(aad.utf8))
+            guard let combined = box.combined else { throw KMSError.internal("AES-GCM produced no combined form") }
+            return combined
+        } catch let error as KMSError {
+            throw error
+        } catch {
+            throw KMSError.internal("wrapping with the master key failed")
+        }
+    }
+
+    /// Opens a wrapped blob; fails if the blob, its AAD or the master key differ.
+    public func unwrap(_ wrapped: some DataProtocol, aad: String) throws(KMSError) -> Data {
+        do {
+            let box = try AES.GCM.SealedBox(combined: Data(wrapped))
+            return try AES.GCM.open(box, using: key, authenticating: Data(aad.utf8))
+        } catch {
+            throw KMSError.internal("a wrapped secret (\(aad)) did not open: wrong master key or corrupted data")
+        }
+    }
+}

@@ -1,0 +1,70 @@
+public import Foundation
+import KMSProtocol
+public import Logging
+
+/// Finds the master key: `KMS_MASTER_KEY` (b64) wins; otherwise the key file,
+/// created with 32 CSPRNG bytes (mode 0600) when missing.
+public enum MasterKeyLoader {
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public let description: String
+    }
+
+    public static func load(base64: String?, file: URL, logger: Logger) throws(Failure) -> MasterKey {
+        if let base64, !base64.isEmpty {
+            guard let bytes = Base64.decodeStrict(base64.trimmingCharacters(in: .whitespacesAndNewlines)),
+                bytes.count == 32
+            else {
+                throw Failure(description: "KMS_MASTER_KEY must be the standard base64 of exactly 32 bytes")
+            }
+            return try make(bytes)
+        }
+        if FileManager.default.fileExists(atPath: file.path) {
+            return try read(file, logger: logger)
+        }
+        do {
+            try DurableFile.prepareFolder(file.deletingLastPathComponent())
+            let bytes = MasterKeyLoader.randomBytes()
+            try DurableFile.write(Data(Base64.encode(bytes).utf8 + [0x0A]), to: file)
+            logger.notice(
+                "created a new master key; back it up apart from the key store",
+                metadata: ["file": "\(file.path)"])
+            return try make(bytes)
+        } catch let error as Failure {
+            throw error
+        } catch {
+            throw Failure(description: "KMS_MASTER_KEY_FILE \(file.path): \(error)")
+        }
+    }
+
+    private static func read(_ file: URL, logger: Logger) throws(Failure) -> MasterKey {
+        guard let contents = FileManager.default.contents(atPath: file.path) else {
+            throw Failure(description: "KMS_MASTER_KEY_FILE \(file.path) cannot be read")
+        }
+        if let mode = DurableFile.mode(of: file), mode & 0o077 != 0 {
+            logger.warning(
+                "the master key file is readable by others; run chmod 600 on it",
+                metadata: ["file": "\(file.path)", "mode": "\(String(mode, radix: 8))"])
+        }
+        if contents.count == 32, Base64.decodeStrict(String(decoding: contents, as: UTF8.self)) == nil {
+            return try make(contents)
+        }
+        let text = String(decoding: contents, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let bytes = Base64.decodeStrict(text), bytes.count == 32 else {
+            throw Failure(
+                description: "KMS_MASTER_KEY_FILE \(file.path) must hold 32 bytes, as base64 text or raw")
+        }
+        return try make(bytes)
+    }
+
+    private static func make(_ bytes: Data) throws(Failure) -> MasterKey {
+        do {
+            return try MasterKey(bytes: bytes)
+        } catch {
+            throw Failure(description: "the master key must be exactly 32 bytes")
+        }
+    }
+
+    static func randomBytes() -> Data {
+        SymmetricKeyBytes.random(count: 32)
+    }
+}

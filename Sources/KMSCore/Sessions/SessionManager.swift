@@ -1,0 +1,196 @@
+import Crypto
+public import Foundation
+public import KMSProtocol
+
+/// The session protocol of protocol-v1.md, without HTTP: init, key exchange,
+/// opening and sealing envelopes, token rotation and session end.
+///
+/// The order of checks in each method is the order the protocol prescribes;
+/// changing it changes which error a client sees.
+public struct SessionManager: Sendable {
+    public let store: any SessionStore
+    public let identity: IdentityKey
+    public let policy: SessionPolicy
+    public let clock: any KMSClock
+
+    public init(store: any SessionStore, identity: IdentityKey, policy: SessionPolicy, clock: any KMSClock) {
+        self.store = store
+        self.identity = identity
+        self.policy = policy
+        self.clock = clock
+    }
+
+    // MARK: Init and key exchange
+
+    /// `GET /session/init`: a pending session with at least 128 bits of randomness in its id.
+    public func startSession(clientAddress: String) async throws(KMSError) -> SessionInitResponse {
+        let now = clock.now()
+        let pending = PendingSession(
+            id: Base64.encodeURL(SymmetricKeyBytes.random(count: 24)), clientAddress: clientAddress,
+            expiresAt: now.addingMilliseconds(policy.initTtlMs))
+        try await store.addPending(pending, now: now, perAddress: policy.pendingPerAddress, max: policy.pendingMax)
+        return SessionInitResponse(
+            sessionId: pending.id, algorithm: "RSA-OAEP-256", publicKey: identity.publicKeyPEM,
+            fingerprint: identity.fingerprint, expiresAt: Timestamp.format(pending.expiresAt))
+    }
+
+    /// `POST /session/key-exchange`. Returns the sealed seq-0 response body and the new session's id.
+    public func exchangeKey(token: String?, body: Data) async throws(KMSError) -> (sessionId: String, sealed: Data) {
+        let tokenHash = try checkToken(token)
+        let request: KeyExchangeRequest
+        do {
+            request = try KeyExchangeRequest.parse(body)
+        } catch {
+            throw error.field == nil ? KMSError(.badRequest, error.message) : KMSError.invalidRequest(error)
+        }
+        let now = clock.now()
+        guard try await store.hasPending(id: request.sessionId, now: now) else { throw KMSError.unknownSession }
+        if try await store.isTokenInUse(tokenHash, now: now) { throw KMSError.tokenInUse }
+        // From here the pending session is used up, whether or not the unwrap succeeds.
+        guard try await store.takePending(id: request.sessionId, now: now) != nil else {
+            throw KMSError.unknownSession
+        }
+        let key = try SessionKeyUnwrapper.unwrap(wrappedKey: request.wrappedKey, with: identity)
+        let createdAt = clock.now()
+        let session = SessionRecord(
+            id: request.sessionId, tokenHash: tokenHash, key: key, createdAt: createdAt,
+            expiresAt: policy.initialExpiry(createdAt: createdAt),
+            absoluteExpiry: createdAt.addingMilliseconds(policy.maxLifetimeMs))
+        try await store.createSession(session, now: createdAt, max: policy.sessionsMax)
+        let confirmation = KeyExchangeResponse(
+            sessionId: session.id, expiresAt: Timestamp.format(session.expiresAt),
+            ttlMs: min(policy.ttlMs, policy.maxLifetimeMs), sliding: policy.sliding,
+            maxLifetimeMs: policy.maxLifetimeMs)
+        let sealed = try seal(confirmation, sessionId: session.id, key: key, seq: 0, status: 200)
+        return (session.id, sealed)
+    }
+
+    // MARK: Sealed requests
+
+    /// Steps 2 to 5 of protocol v1 section 4: token, live session, envelope
+    /// shape, authentication. Errors thrown here are answered in plain JSON.
+    public func authenticate(
+        token: String?, method: String, target: String, carrier: EnvelopeCarrier
+    ) async throws(KMSError) -> (session: SessionRecord, envelope: SealedEnvelope, plaintext: Data) {
+        let tokenHash = try checkToken(token)
+        guard let session = try await store.session(tokenHash: tokenHash, now: clock.now()) else {
+            throw KMSError.unknownSession
+        }
+        let envelope = try parseEnvelope(carrier)
+        let aad = EnvelopeAAD.request(method: method, target: target, sessionId: session.id, seq: envelope.seq)
+        let plaintext: Data
+        do {
+            plaintext = try EnvelopeCipher.open(envelope, key: session.key, aad: aad)
+        } catch {
+            throw KMSError.authenticationFailed
+        }
+        return (session, envelope, plaintext)
+    }
+
+    /// Step 6: records the seq (refusing replays) and slides the expiry.
+    /// Errors thrown here are answered sealed.
+    public func admit(
+        session: SessionRecord, envelope: SealedEnvelope, plaintext: Data, carrier: EnvelopeCarrier
+    ) async throws(KMSError) -> OpenedRequest {
+        let expiresAt = try await store.acceptSequence(
+            sessionId: session.id, seq: envelope.seq, now: clock.now(), policy: policy)
+        if case .header = carrier, !plaintext.isEmpty {
+            throw KMSError(.invalidRequest, "GET and DELETE requests must seal the empty byte string")
+        }
+        return OpenedRequest(
+            sessionId: session.id, key: session.key, seq: envelope.seq, plaintext: plaintext, expiresAt: expiresAt)
+    }
+
+    /// Seals an inner response body for `request`, binding the HTTP status.
+    public func sealResponse(_ body: Data, for request: OpenedRequest, status: Int) throws(KMSError) -> Data {
+        try sealBytes(body, sessionId: request.sessionId, key: request.key, seq: request.seq, status: status)
+    }
+
+    // MARK: Token rotation and session end
+
+    /// `POST /session/rotate-token`: a server-issued token for `{}`, or the client's own.
+    public func rotateToken(_ request: OpenedRequest, body: RotateTokenRequest) async throws(KMSError)
+        -> RotateTokenResponse
+    {
+        let token: String
+        if let supplied = body.token {
+            guard ClientToken.isWellFormed(supplied, prefix: policy.tokenPrefix) else {
+                throw KMSError(.invalidRequest, tokenRule, field: "token")
+            }
+            token = supplied
+        } else {
+            token = ClientToken.issue(prefix: policy.tokenPrefix)
+        }
+        let session = try await store.rotateToken(
+            sessionId: request.sessionId, newTokenHash: ClientToken.hash(token), now: clock.now(), policy: policy)
+        return RotateTokenResponse(token: token, expiresAt: Timestamp.format(session.expiresAt))
+    }
+
+    /// `DELETE /session`.
+    public func endSession(_ request: OpenedRequest) async throws(KMSError) {
+        try await store.deleteSession(id: request.sessionId)
+    }
+
+    // MARK: Helpers
+
+    private var tokenRule: String {
+        if let prefix = policy.tokenPrefix, !prefix.isEmpty {
+            return "the token must match [A-Za-z0-9._~-]{32,256} and start with the configured prefix \(prefix)"
+        }
+        return "the token must match [A-Za-z0-9._~-]{32,256}"
+    }
+
+    private func checkToken(_ token: String?) throws(KMSError) -> TokenHash {
+        guard let token, ClientToken.isWellFormed(token, prefix: policy.tokenPrefix) else {
+            throw KMSError(.invalidToken, "missing or malformed X-Client-Token: \(tokenRule)")
+        }
+        return ClientToken.hash(token)
+    }
+
+    private func parseEnvelope(_ carrier: EnvelopeCarrier) throws(KMSError) -> SealedEnvelope {
+        let json: Data
+        switch carrier {
+        case .body(let body):
+            json = body
+        case .header(let header):
+            guard let header, let decoded = Base64.decodeStrict(header) else {
+                throw KMSError(
+                    .invalidEnvelope, "GET and DELETE need header X-KMS-Envelope: the b64 of the envelope JSON")
+            }
+            json = decoded
+        }
+        let envelope: SealedEnvelope
+        do {
+            envelope = try SealedEnvelope(json: json)
+        } catch {
+            throw KMSError(.invalidEnvelope, error.message)
+        }
+        guard envelope.seq >= 1 else {
+            throw KMSError(.invalidEnvelope, "malformed envelope: `seq` must be at least 1")
+        }
+        return envelope
+    }
+
+    private func seal(
+        _ value: some Encodable, sessionId: String, key: SymmetricKey, seq: UInt64, status: Int
+    ) throws(KMSError) -> Data {
+        let body: Data
+        do {
+            body = try WireJSON.encode(value)
+        } catch {
+            throw KMSError.internal("cannot encode a response")
+        }
+        return try sealBytes(body, sessionId: sessionId, key: key, seq: seq, status: status)
+    }
+
+    private func sealBytes(
+        _ body: Data, sessionId: String, key: SymmetricKey, seq: UInt64, status: Int
+    ) throws(KMSError) -> Data {
+        do {
+            let aad = EnvelopeAAD.response(sessionId: sessionId, seq: seq, status: status)
+            return try EnvelopeCipher.seal(body, key: key, aad: aad, seq: seq).json
+        } catch {
+            throw KMSError.internal("AES-GCM sealing failed")
+        }
+    }
+}

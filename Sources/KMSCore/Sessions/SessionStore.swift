@@ -1,0 +1,80 @@
+public import Foundation
+public import KMSProtocol
+
+/// Where sessions, pending inits, replay windows and rotation history live.
+///
+/// Every method is atomic with respect to the others: a store shared by
+/// several instances (PostgreSQL) gives the same guarantees as the in-memory
+/// one, which is what makes a session usable from any instance. Methods take
+/// `now` instead of reading a clock so that expiry is decided by the caller's
+/// (injectable) clock. Expired entries behave as absent even before `purgeExpired`.
+public protocol SessionStore: Sendable {
+    /// Adds a pending session. Throws `too_many_pending_sessions` (429) past
+    /// `perAddress` live entries for its address, `server_busy` (503) past `max` in all.
+    func addPending(_ pending: PendingSession, now: Date, perAddress: Int, max: Int) async throws(KMSError)
+
+    /// Whether a live pending session with this id exists (does not consume it).
+    func hasPending(id: String, now: Date) async throws(KMSError) -> Bool
+
+    /// Removes and returns a live pending session: each can be taken once.
+    func takePending(id: String, now: Date) async throws(KMSError) -> PendingSession?
+
+    /// Stores a new session. Throws `token_in_use` (409) when its token hash
+    /// names a live session, `server_busy` (503) past `max` live sessions.
+    func createSession(_ session: SessionRecord, now: Date, max: Int) async throws(KMSError)
+
+    /// The live session bound to this token hash.
+    func session(tokenHash: TokenHash, now: Date) async throws(KMSError) -> SessionRecord?
+
+    /// Records `seq` in the session's replay window and sets the expiry to
+    /// `policy.slidExpiry`, atomically. Throws `replay_detected` (401) for a
+    /// seen or too old seq, `unknown_session` (401) when the session is gone.
+    /// Returns the session's new expiry.
+    func acceptSequence(
+        sessionId: String, seq: UInt64, now: Date, policy: SessionPolicy
+    ) async throws(KMSError) -> Date
+
+    /// Binds the session to `newTokenHash` (the old one stops at once), at most
+    /// `policy.rotateMax` times per `policy.rotateWindowMs`. Throws
+    /// `rate_limited` (429, with retry-after), `token_in_use` (409),
+    /// `unknown_session` (401). Returns the updated session.
+    func rotateToken(
+        sessionId: String, newTokenHash: TokenHash, now: Date, policy: SessionPolicy
+    ) async throws(KMSError) -> SessionRecord
+
+    /// Whether this token hash names a live session.
+    func isTokenInUse(_ tokenHash: TokenHash, now: Date) async throws(KMSError) -> Bool
+
+    /// Ends a session; its token and key stop working at once.
+    func deleteSession(id: String) async throws(KMSError)
+
+    /// Removes expired sessions and pending inits; returns how many of each.
+    func purgeExpired(now: Date) async throws(KMSError) -> (sessions: Int, pending: Int)
+
+    /// Live counts, for metrics and tests.
+    func counts(now: Date) async throws(KMSError) -> (sessions: Int, pending: Int)
+}
+
+extension KMSError {
+    public static let replayDetected = KMSError(
+        .replayDetected, "this seq was already used or is too old for the replay window; use a new, higher seq")
+
+    static func tooManyPending(retryAfter: Int) -> KMSError {
+        KMSError(
+            .tooManyPendingSessions,
+            "too many pending sessions for this address; complete or let expire the ones you started",
+            retryAfterSeconds: retryAfter)
+    }
+
+    static func busy(_ what: String, retryAfter: Int) -> KMSError {
+        KMSError(
+            .serverBusy, "the server holds the most \(what) it allows; try again later", retryAfterSeconds: retryAfter)
+    }
+
+    static func rotationLimited(retryAfter: Int, policy: SessionPolicy) -> KMSError {
+        KMSError(
+            .rateLimited,
+            "at most \(policy.rotateMax) token rotations per \(policy.rotateWindowMs) ms; retry after \(retryAfter) s",
+            retryAfterSeconds: retryAfter)
+    }
+}

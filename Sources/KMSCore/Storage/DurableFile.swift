@@ -1,0 +1,104 @@
+public import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Crash-safe file writes for anything that holds key material.
+///
+/// A write goes to a temporary file in the same folder (mode 0600), is
+/// fsynced, renamed over the target and the folder is fsynced, so that after
+/// a crash the target holds either the old or the new bytes, never a mix.
+public enum DurableFile {
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public let description: String
+    }
+
+    /// Creates `folder` (and parents) with mode 0700 if missing, and checks it is writable.
+    public static func prepareFolder(_ folder: URL) throws(Failure) {
+        let path = folder.path
+        do {
+            try FileManager.default.createDirectory(
+                at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw Failure(description: "cannot create folder \(path): \(error.localizedDescription)")
+        }
+        guard access(path, W_OK | X_OK) == 0 else {
+            throw Failure(description: "folder \(path) is not writable: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Atomically replaces `url` with `data`, durable once this returns.
+    public static func write(_ data: Data, to url: URL, mode: mode_t = 0o600) throws(Failure) {
+        let folder = url.deletingLastPathComponent().path
+        let temp = folder + "/." + url.lastPathComponent + ".tmp-" + UUID().uuidString
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw failure("cannot create \(temp)") }
+        var ok = false
+        defer {
+            if !ok { unlink(temp) }
+        }
+        let written = data.withUnsafeBytes { raw -> Bool in
+            var offset = 0
+            while offset < raw.count {
+                let result = systemWrite(fd, raw.baseAddress.map { $0 + offset }, raw.count - offset)
+                if result < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                offset += result
+            }
+            return true
+        }
+        guard written, fchmod(fd, mode) == 0, fsync(fd) == 0 else {
+            let error = failure("cannot write \(temp)")
+            close(fd)
+            throw error
+        }
+        guard close(fd) == 0 else { throw failure("cannot close \(temp)") }
+        guard rename(temp, url.path) == 0 else { throw failure("cannot rename \(temp) to \(url.path)") }
+        ok = true
+        try syncFolder(folder)
+    }
+
+    /// fsyncs a folder so that a rename or unlink in it survives a crash.
+    public static func syncFolder(_ folder: String) throws(Failure) {
+        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw failure("cannot open folder \(folder)") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw failure("cannot fsync folder \(folder)") }
+    }
+
+    /// The permission bits of a file, or nil if it cannot be read.
+    public static func mode(of url: URL) -> mode_t? {
+        var info = stat()
+        guard stat(url.path, &info) == 0 else { return nil }
+        return info.st_mode & 0o777
+    }
+
+    /// Removes temporary files a crash left behind in `folder`.
+    public static func removeStaleTemporaries(in folder: URL) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        for name in names where name.hasPrefix(".") && name.contains(".tmp-") {
+            unlink(folder.path + "/" + name)
+        }
+    }
+
+    private static func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) -> Int {
+        #if canImport(Glibc)
+            return Glibc.write(fd, buffer, count)
+        #elseif canImport(Musl)
+            return Musl.write(fd, buffer, count)
+        #else
+            return Darwin.write(fd, buffer, count)
+        #endif
+    }
+
+    private static func failure(_ what: String) -> Failure {
+        Failure(description: "\(what): \(String(cString: strerror(errno)))")
+    }
+}

@@ -1,0 +1,13 @@
+public import Foundation
+
+/// Named secrets of the server itself (identity key, audit key), stored
+/// wrapped by the master key. Shared by every instance when the store is.
+///
+/// Contract: `createBlob` is create-if-absent — when a blob of that name
+/// exists already it is kept and returned, so instances starting together
+/// agree on one key.
+public protocol SecretBlobStore: Sendable {
+    func blob(named name: String) async throws(KMSError) -> Data?
+    /// Stores `wrapped` unless the name exists; returns the blob that is stored.
+    func createBlob(named name: String, wrapped: Data) async throws(KMSError) -> Data
+}

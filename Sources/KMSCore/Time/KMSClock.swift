@@ -1,0 +1,33 @@
+public import Foundation
+import Synchronization
+
+/// Where the core reads the time. Injected so that tests move time (TTLs,
+/// grace periods) instead of sleeping.
+public protocol KMSClock: Sendable {
+    func now() -> Date
+}
+
+/// The wall clock.
+public struct SystemClock: KMSClock {
+    public init() {}
+    public func now() -> Date { Date() }
+}
+
+/// A clock that stands still until a test moves it.
+public final class ManualClock: KMSClock {
+    private let current: Mutex<Date>
+
+    public init(_ start: Date = Date(timeIntervalSince1970: 1_800_000_000)) {
+        current = Mutex(start)
+    }
+
+    public func now() -> Date { current.withLock { $0 } }
+
+    public func advance(milliseconds: Int64) {
+        current.withLock { $0 = $0.addingTimeInterval(Double(milliseconds) / 1000) }
+    }
+
+    public func set(_ date: Date) {
+        current.withLock { $0 = date }
+    }
+}

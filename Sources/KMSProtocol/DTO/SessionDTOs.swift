@@ -1,0 +1,97 @@
+import Foundation
+
+/// `GET /session/init` response (plain JSON).
+public struct SessionInitResponse: Codable, Sendable, Equatable {
+    public var sessionId: String
+    public var algorithm: String
+    public var publicKey: String
+    public var fingerprint: String
+    public var expiresAt: String
+
+    public init(sessionId: String, algorithm: String, publicKey: String, fingerprint: String, expiresAt: String) {
+        self.sessionId = sessionId
+        self.algorithm = algorithm
+        self.publicKey = publicKey
+        self.fingerprint = fingerprint
+        self.expiresAt = expiresAt
+    }
+}
+
+/// `POST /session/key-exchange` body (plain JSON).
+public struct KeyExchangeRequest: Codable, StrictDecodable, Equatable {
+    /// `wrappedKey` is an RSA-4096 ciphertext: 512 bytes, with room to refuse longer ones cleanly.
+    public static let maxWrappedKeyBytes = 4096
+
+    public var sessionId: String
+    /// b64 text, kept undecoded: decoding failures must look like every other unwrap failure.
+    public var wrappedKey: String
+
+    public init(sessionId: String, wrappedKey: String) {
+        self.sessionId = sessionId
+        self.wrappedKey = wrappedKey
+    }
+
+    public init(reading reader: inout JSONObjectReader) throws(RequestFieldError) {
+        sessionId = try reader.string("sessionId")
+        wrappedKey = try reader.string("wrappedKey")
+    }
+}
+
+/// Plaintext of the seq-0 sealed response to a key exchange.
+public struct KeyExchangeResponse: Codable, Sendable, Equatable {
+    public var sessionId: String
+    public var expiresAt: String
+    public var ttlMs: Int64
+    public var sliding: Bool
+    public var maxLifetimeMs: Int64
+
+    public init(sessionId: String, expiresAt: String, ttlMs: Int64, sliding: Bool, maxLifetimeMs: Int64) {
+        self.sessionId = sessionId
+        self.expiresAt = expiresAt
+        self.ttlMs = ttlMs
+        self.sliding = sliding
+        self.maxLifetimeMs = maxLifetimeMs
+    }
+}
+
+/// `POST /session/rotate-token` inner request: `{}` asks the server for a token.
+public struct RotateTokenRequest: Codable, StrictDecodable, Equatable {
+    public var token: String?
+
+    public init(token: String? = nil) { self.token = token }
+
+    public init(reading reader: inout JSONObjectReader) throws(RequestFieldError) {
+        token = try reader.optionalString("token")
+    }
+}
+
+/// `POST /session/rotate-token` inner response.
+public struct RotateTokenResponse: Codable, Sendable, Equatable {
+    public var token: String
+    public var expiresAt: String
+
+    public init(token: String, expiresAt: String) {
+        self.token = token
+        self.expiresAt = expiresAt
+    }
+}
+
+/// `POST /crypto/random` inner request.
+public struct RandomRequest: Codable, StrictDecodable, Equatable {
+    public static let range: ClosedRange<Int64> = 1...1024
+    public var bytes: Int
+
+    public init(bytes: Int) { self.bytes = bytes }
+
+    public init(reading reader: inout JSONObjectReader) throws(RequestFieldError) {
+        bytes = Int(try reader.integer("bytes", in: Self.range))
+    }
+}
+
+/// `POST /crypto/random` inner response.
+public struct RandomResponse: Codable, Sendable, Equatable {
+    /// b64
+    public var random: String
+
+    public init(random: String) { self.random = random }
+}

@@ -1,0 +1,55 @@
+public import Foundation
+
+/// The sealed envelope of protocol v1 sections 4 and 5:
+/// `{ "seq", "iv", "ciphertext", "tag" }`, AES-256-GCM under the session key.
+public struct SealedEnvelope: Sendable, Equatable {
+    /// The largest sequence number (2^53 - 1): every JSON implementation holds it exactly.
+    public static let maxSeq: UInt64 = (1 << 53) - 1
+
+    public var seq: UInt64
+    public var iv: Data
+    public var ciphertext: Data
+    public var tag: Data
+
+    public init(seq: UInt64, iv: Data, ciphertext: Data, tag: Data) {
+        self.seq = seq
+        self.iv = iv
+        self.ciphertext = ciphertext
+        self.tag = tag
+    }
+
+    /// Why an envelope is not well-formed; the message names the field, never its value.
+    public struct Malformed: Error, Equatable, Sendable {
+        public let message: String
+    }
+
+    /// Parses the envelope JSON strictly: exactly the four members, `seq` a JSON
+    /// integer in 0...2^53-1, `iv` 12 bytes and `tag` 16 bytes of padded base64.
+    public init(json bytes: some Sequence<UInt8>) throws(Malformed) {
+        do throws(RequestFieldError) {
+            var reader = try JSONObjectReader(bytes: bytes)
+            let seq = try reader.integer("seq", in: 0...Int64(Self.maxSeq))
+            let iv = try reader.bytes("iv", maxBytes: 12)
+            let ciphertext = try reader.bytes("ciphertext", maxBytes: Int.max)
+            let tag = try reader.bytes("tag", maxBytes: 16)
+            try reader.finish()
+            guard iv.count == 12 else { throw RequestFieldError(field: "iv", message: "`iv` must be 12 bytes") }
+            guard tag.count == 16 else { throw RequestFieldError(field: "tag", message: "`tag` must be 16 bytes") }
+            self.init(seq: UInt64(seq), iv: iv, ciphertext: ciphertext, tag: tag)
+        } catch {
+            throw Malformed(message: "malformed envelope: \(error.message)")
+        }
+    }
+
+    /// The envelope's canonical JSON.
+    public var json: Data {
+        var text = "{\"seq\":\(seq),\"iv\":\""
+        text += Base64.encode(iv)
+        text += "\",\"ciphertext\":\""
+        text += Base64.encode(ciphertext)
+        text += "\",\"tag\":\""
+        text += Base64.encode(tag)
+        text += "\"}"
+        return Data(text.utf8)
+    }
+}

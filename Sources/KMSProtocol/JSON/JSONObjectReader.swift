@@ -1,0 +1,117 @@
+public import Foundation
+
+/// A request field that is missing, of the wrong type, out of range or not allowed.
+///
+/// `field` names the offending member so the server can answer `400` with
+/// `"field"`; the message never quotes the value, which may be secret.
+public struct RequestFieldError: Error, Equatable, Sendable {
+    public let field: String?
+    public let message: String
+
+    public init(field: String?, message: String) {
+        self.field = field
+        self.message = message
+    }
+}
+
+/// Reads the members of one JSON object by name, refusing wrong types and,
+/// at `finish()`, every member that was not read: the contract refuses
+/// unknown fields so that a typo (`"add"` for `"aad"`) never passes silently.
+public struct JSONObjectReader {
+    private let members: [String: JSONValue]
+    private let order: [String]
+    private var read = Set<String>()
+
+    /// Reads from an already parsed value, which must be an object.
+    public init(_ value: JSONValue) throws(RequestFieldError) {
+        guard case .object(let pairs) = value else {
+            throw RequestFieldError(field: nil, message: "the body must be a JSON object, got \(value.typeName)")
+        }
+        var members: [String: JSONValue] = [:]
+        for (key, member) in pairs { members[key] = member }
+        self.members = members
+        self.order = pairs.map(\.0)
+    }
+
+    /// Parses `bytes` as one JSON object.
+    public init(bytes: some Sequence<UInt8>) throws(RequestFieldError) {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(bytes)
+        } catch {
+            throw RequestFieldError(
+                field: nil, message: "the body is not valid JSON (\(error.message) at byte \(error.offset))")
+        }
+        try self.init(value)
+    }
+
+    /// Whether the member is present (with any value).
+    public func contains(_ key: String) -> Bool { members[key] != nil }
+
+    private mutating func take(_ key: String) -> JSONValue? {
+        read.insert(key)
+        return members[key]
+    }
+
+    public mutating func string(_ key: String) throws(RequestFieldError) -> String {
+        guard let value = try optionalString(key) else {
+            throw RequestFieldError(field: key, message: "`\(key)` is required")
+        }
+        return value
+    }
+
+    public mutating func optionalString(_ key: String) throws(RequestFieldError) -> String? {
+        guard let value = take(key) else { return nil }
+        guard case .string(let text) = value else {
+            throw RequestFieldError(field: key, message: "`\(key)` must be a string, got \(value.typeName)")
+        }
+        return text
+    }
+
+    public mutating func integer(_ key: String, in range: ClosedRange<Int64>) throws(RequestFieldError) -> Int64 {
+        guard let value = try optionalInteger(key, in: range) else {
+            throw RequestFieldError(field: key, message: "`\(key)` is required")
+        }
+        return value
+    }
+
+    public mutating func optionalInteger(_ key: String, in range: ClosedRange<Int64>) throws(RequestFieldError)
+        -> Int64?
+    {
+        guard let value = take(key) else { return nil }
+        guard case .integer(let number) = value else {
+            throw RequestFieldError(field: key, message: "`\(key)` must be an integer, got \(value.typeName)")
+        }
+        guard range.contains(number) else {
+            throw RequestFieldError(
+                field: key, message: "`\(key)` must be between \(range.lowerBound) and \(range.upperBound)")
+        }
+        return number
+    }
+
+    /// A standard-alphabet, padded base64 member (see `Base64.decodeStrict`).
+    public mutating func bytes(_ key: String, maxBytes: Int) throws(RequestFieldError) -> Data {
+        guard let value = try optionalBytes(key, maxBytes: maxBytes) else {
+            throw RequestFieldError(field: key, message: "`\(key)` is required")
+        }
+        return value
+    }
+
+    public mutating func optionalBytes(_ key: String, maxBytes: Int) throws(RequestFieldError) -> Data? {
+        guard let text = try optionalString(key) else { return nil }
+        guard let data = Base64.decodeStrict(text) else {
+            throw RequestFieldError(field: key, message: "`\(key)` must be standard base64 with padding")
+        }
+        guard data.count <= maxBytes else {
+            throw RequestFieldError(field: key, message: "`\(key)` must be at most \(maxBytes) bytes once decoded")
+        }
+        return data
+    }
+
+    /// Refuses the first member that no accessor read.
+    public func finish() throws(RequestFieldError) {
+        if let unknown = order.first(where: { !read.contains($0) }) {
+            throw RequestFieldError(field: unknown, message: "unknown field `\(unknown)`")
+        }
+    }
+}

@@ -1,0 +1,63 @@
+/// An address or CIDR range from `KMS_WHITELIST` or `KMS_TRUSTED_PROXIES`.
+///
+/// IPv4 ranges match IPv4-mapped IPv6 peers too. A range with host bits set
+/// (`10.0.0.1/8`) is refused rather than silently widened or narrowed.
+public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
+    public let network: IPAddress
+    /// Prefix length counted over the 16-byte form (IPv4 /n is 96 + n).
+    public let prefixLength: Int
+    public let description: String
+
+    public enum ParseError: Error, Equatable, CustomStringConvertible {
+        case malformed(String)
+        case hostBitsSet(String)
+
+        public var description: String {
+            switch self {
+            case .malformed(let item): return "'\(item)' is not an IP address or CIDR range"
+            case .hostBitsSet(let item): return "'\(item)' has host bits set; write the network address"
+            }
+        }
+    }
+
+    public init(parsing text: String) throws(ParseError) {
+        let item = text.trimmingCharacters(in: .whitespaces)
+        let parts = item.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let address = IPAddress(parts[0]) else { throw .malformed(item) }
+        let maxLength = address.isIPv4 ? 32 : 128
+        var length = maxLength
+        if parts.count == 2 {
+            guard let parsed = Int(parts[1]), parts[1].allSatisfy(\.isASCII), parsed >= 0, parsed <= maxLength
+            else { throw .malformed(item) }
+            length = parsed
+        }
+        let total = address.isIPv4 ? 96 + length : length
+        guard Self.masked(address, total) == address else { throw .hostBitsSet(item) }
+        network = address
+        prefixLength = total
+        description = item
+    }
+
+    public func contains(_ address: IPAddress) -> Bool {
+        Self.masked(address, prefixLength) == network
+    }
+
+    private static func masked(_ address: IPAddress, _ length: Int) -> IPAddress {
+        var bytes = address.bytes
+        for index in 0..<16 {
+            let keep = max(0, min(8, length - index * 8))
+            bytes[index] &= keep == 8 ? 0xFF : UInt8(truncatingIfNeeded: 0xFF << (8 - keep))
+        }
+        return IPAddress(bytes: bytes)
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: Set<Character>) -> String {
+        String(drop { set.contains($0) }.reversed().drop { set.contains($0) }.reversed())
+    }
+}
+
+extension Set where Element == Character {
+    fileprivate static let whitespaces: Set<Character> = [" ", "\t"]
+}

@@ -1,0 +1,47 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// An IPv4 or IPv6 address as 16 bytes; IPv4 is held IPv4-mapped
+/// (`::ffff:a.b.c.d`), so `::ffff:127.0.0.1` and `127.0.0.1` are one address.
+public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
+    public let bytes: [UInt8]
+
+    /// Parses dotted IPv4 or RFC 4291 IPv6 text (no zone ids, no brackets).
+    public init?(_ text: some StringProtocol) {
+        let string = String(text)
+        guard !string.isEmpty, !string.contains("%") else { return nil }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, string, &v4) == 1 {
+            let value = withUnsafeBytes(of: &v4.s_addr) { Array($0) }
+            bytes = Array(repeating: 0, count: 10) + [0xFF, 0xFF] + value
+            return
+        }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, string, &v6) == 1 else { return nil }
+        bytes = withUnsafeBytes(of: &v6) { Array($0) }
+    }
+
+    public init(bytes: [UInt8]) {
+        precondition(bytes.count == 16)
+        self.bytes = bytes
+    }
+
+    /// Whether this is an IPv4 (or IPv4-mapped IPv6) address.
+    public var isIPv4: Bool {
+        bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF
+    }
+
+    public var description: String {
+        if isIPv4 { return bytes[12...].map(String.init).joined(separator: ".") }
+        var copy = in6_addr()
+        withUnsafeMutableBytes(of: &copy) { $0.copyBytes(from: bytes) }
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        guard inet_ntop(AF_INET6, &copy, &buffer, socklen_t(buffer.count)) != nil else { return "?" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

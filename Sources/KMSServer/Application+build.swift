@@ -1,0 +1,85 @@
+import Foundation
+public import Hummingbird
+public import KMSCore
+public import Logging
+
+/// What the application is built from besides its configuration: the parts
+/// tests replace (clock, stores, a pre-made identity key).
+public struct AppDependencies: Sendable {
+    public var clock: any KMSClock = SystemClock()
+    public var sessionStore: (any SessionStore)?
+    /// A ready identity key; when nil it is loaded from (or created in) the key store.
+    public var identity: IdentityKey?
+    public var logger = Logger(label: "kms")
+    /// How often expired sessions are swept.
+    public var janitorInterval: Duration = .seconds(30)
+
+    public init() {}
+}
+
+/// Start-up failures: the message says what to fix.
+public struct StartupError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// Builds the whole server from one configuration value.
+///
+/// `kms serve` calls it with the environment's configuration; tests call it
+/// with in-memory stores, a manual clock and a shared identity key.
+public func buildApplication(
+    _ config: KMSConfiguration, dependencies: AppDependencies = AppDependencies()
+) async throws -> some ApplicationProtocol {
+    let logger = dependencies.logger
+    do {
+        try DurableFile.prepareFolder(config.keyStorePath)
+    } catch {
+        throw StartupError(description: "KEY_STORE_PATH: \(error.description)")
+    }
+    DurableFile.removeStaleTemporaries(in: config.keyStorePath)
+    let masterKey: MasterKey
+    do {
+        masterKey = try MasterKeyLoader.load(
+            base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
+    } catch {
+        throw StartupError(description: error.description)
+    }
+    let identity: IdentityKey
+    if let provided = dependencies.identity {
+        identity = provided
+    } else {
+        do {
+            identity = try await IdentityKeyLoader.loadOrCreate(
+                store: FileSecretBlobStore(folder: config.keyStorePath), masterKey: masterKey, logger: logger)
+        } catch {
+            throw StartupError(description: "identity key: \(error.detail ?? error.message)")
+        }
+    }
+    logger.notice("server identity key", metadata: ["fingerprint": "\(identity.fingerprint)"])
+
+    let sessionStore = dependencies.sessionStore ?? InMemorySessionStore()
+    let sessions = SessionManager(
+        store: sessionStore, identity: identity, policy: config.sessions, clock: dependencies.clock)
+    let metrics = RequestMetrics()
+    let channel = SealedChannel(sessions: sessions, maxBodyBytes: config.maxBodyBytes, logger: logger)
+
+    let router = Router(context: KMSRequestContext.self)
+    var table = RouteTable()
+    HealthController(metrics: metrics).register(on: router, table: &table)
+    SessionController(sessions: sessions, channel: channel, maxBodyBytes: config.maxBodyBytes)
+        .register(on: router, table: &table)
+    CryptoController(channel: channel).register(on: router, table: &table)
+
+    let edge = EdgeResponder(
+        router: router.buildResponder(), routes: table,
+        resolver: ClientAddressResolver(allowlist: config.allowlist, trustedProxies: config.trustedProxies),
+        maxBodyBytes: config.maxBodyBytes, securityHeaders: SecurityHeaders(hsts: config.environment == .production),
+        metrics: metrics, logger: logger)
+    var app = Application(
+        responder: edge,
+        configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
+        logger: logger)
+    app.addServices(
+        SessionJanitor(
+            store: sessionStore, clock: dependencies.clock, interval: dependencies.janitorInterval, logger: logger))
+    return app
+}

@@ -1,0 +1,59 @@
+import Foundation
+import KMSProtocol
+
+/// Typed, validating reads of configuration values; every failure names its variable.
+struct ConfigReader {
+    let values: [String: String]
+
+    /// The value, or nil when unset. An empty value counts as unset.
+    func string(_ name: String) throws(KMSConfiguration.Invalid) -> String? {
+        guard let value = values[name], !value.isEmpty else { return nil }
+        return value
+    }
+
+    func integer(_ name: String, in range: ClosedRange<Int64>) throws(KMSConfiguration.Invalid) -> Int64? {
+        guard let text = try string(name) else { return nil }
+        guard let value = Int64(text.trimmingCharacters(in: .whitespaces)) else {
+            throw .init(variable: name, reason: "must be a whole number, got '\(text)'")
+        }
+        guard range.contains(value) else {
+            throw .init(variable: name, reason: "must be between \(range.lowerBound) and \(range.upperBound)")
+        }
+        return value
+    }
+
+    func boolean(_ name: String) throws(KMSConfiguration.Invalid) -> Bool? {
+        guard let text = try string(name) else { return nil }
+        switch text.trimmingCharacters(in: .whitespaces).lowercased() {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off": return false
+        default: throw .init(variable: name, reason: "must be true/false, 1/0, yes/no or on/off, got '\(text)'")
+        }
+    }
+
+    /// A CSV of addresses and ranges. `emptyMeansUnset`: an empty value keeps the default.
+    func addressList(_ name: String, emptyMeansUnset: Bool) throws(KMSConfiguration.Invalid) -> [AddressRange]? {
+        guard let text = values[name] else { return nil }
+        if text.trimmingCharacters(in: .whitespaces).isEmpty { return emptyMeansUnset ? nil : [] }
+        var ranges: [AddressRange] = []
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let trimmed = item.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty else { throw .init(variable: name, reason: "has an empty list item") }
+            do {
+                ranges.append(try AddressRange(parsing: trimmed))
+            } catch {
+                throw .init(variable: name, reason: error.description)
+            }
+        }
+        return ranges
+    }
+
+    func tokenPrefix(_ name: String) throws(KMSConfiguration.Invalid) -> String? {
+        guard let text = try string(name) else { return nil }
+        guard text.utf8.count <= ClientToken.maxPrefixLength, text.utf8.allSatisfy(ClientToken.isTokenCharacter)
+        else {
+            throw .init(variable: name, reason: "must be at most 64 characters of [A-Za-z0-9._~-]")
+        }
+        return text
+    }
+}

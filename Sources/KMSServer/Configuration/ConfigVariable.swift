@@ -1,0 +1,56 @@
+import Foundation
+
+/// Every environment variable `kms serve` reads, with its default and meaning.
+///
+/// One table feeds `kms serve --help`, `.env.example` (a test compares them)
+/// and the README, so none of them can forget a variable.
+public struct ConfigVariable: Sendable {
+    public let name: String
+    public let defaultValue: String
+    public let meaning: String
+
+    public static let all: [ConfigVariable] = [
+        .init(name: "KMS_PORT", defaultValue: "3000", meaning: "listen port (1-65535)"),
+        .init(name: "KMS_HOST", defaultValue: "0.0.0.0", meaning: "listen address"),
+        .init(
+            name: "KMS_WHITELIST", defaultValue: "100.64.0.9,127.0.0.0/8,::1",
+            meaning: "CSV of client addresses and CIDR ranges allowed on every route; when set, exactly this list"),
+        .init(
+            name: "KMS_TRUSTED_PROXIES", defaultValue: "127.0.0.0/8,::1",
+            meaning: "CSV of proxies whose X-Forwarded-For is believed; empty trusts none"),
+        .init(name: "KEY_STORE_PATH", defaultValue: "./data/keys", meaning: "key store folder (created mode 0700)"),
+        .init(
+            name: "KMS_MASTER_KEY_FILE", defaultValue: "./data/master.key",
+            meaning: "master key file (32 bytes as b64; created mode 0600 if missing)"),
+        .init(name: "KMS_MASTER_KEY", defaultValue: "", meaning: "the master key as b64; wins over the file"),
+        .init(name: "KMS_SESSION_TTL_MS", defaultValue: "900000", meaning: "session time to live"),
+        .init(name: "KMS_SESSION_SLIDING", defaultValue: "true", meaning: "slide the expiry on each request"),
+        .init(
+            name: "KMS_SESSION_MAX_LIFETIME_MS", defaultValue: "86400000",
+            meaning: "absolute session lifetime from key exchange"),
+        .init(name: "KMS_SESSION_INIT_TTL_MS", defaultValue: "60000", meaning: "life of a pending session"),
+        .init(name: "KMS_PENDING_PER_ADDRESS", defaultValue: "64", meaning: "pending sessions per client address"),
+        .init(name: "KMS_PENDING_MAX", defaultValue: "10000", meaning: "pending sessions in all"),
+        .init(name: "KMS_SESSIONS_MAX", defaultValue: "100000", meaning: "live sessions in all"),
+        .init(name: "KMS_ROTATE_WINDOW_MS", defaultValue: "10000", meaning: "token-rotation rate window"),
+        .init(name: "KMS_ROTATE_MAX", defaultValue: "5", meaning: "token rotations per window and session"),
+        .init(
+            name: "KMS_TOKEN_PREFIX", defaultValue: "", meaning: "prefix of every token (at most 64 token characters)"),
+        .init(name: "KMS_KEY_GRACE_MS", defaultValue: "604800000", meaning: "grace of a rotated-out key version"),
+        .init(name: "KMS_ENV", defaultValue: "development", meaning: "development or production (turns on HSTS)"),
+        .init(
+            name: "KMS_LOG_LEVEL", defaultValue: "info",
+            meaning: "trace, debug, info, notice, warning, error or critical"),
+        .init(name: "KMS_MAX_BODY_BYTES", defaultValue: "1048576", meaning: "request body limit in bytes"),
+    ]
+
+    /// The variables as `--help` prints them.
+    public static var helpText: String {
+        let width = all.map(\.name.count).max() ?? 0
+        return all.map { variable in
+            let name = variable.name.padding(toLength: width, withPad: " ", startingAt: 0)
+            let value = variable.defaultValue.isEmpty ? "(none)" : variable.defaultValue
+            return "  \(name)  \(variable.meaning)\n  \(String(repeating: " ", count: width))  default: \(value)"
+        }.joined(separator: "\n")
+    }
+}

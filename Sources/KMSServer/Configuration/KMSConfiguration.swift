@@ -1,0 +1,109 @@
+public import Foundation
+public import KMSCore
+public import Logging
+
+/// Everything `kms serve` is configured with, validated once at start-up.
+///
+/// Built from the environment merged over an optional `.env` file; a bad
+/// value stops start-up with a message naming the variable, and nothing
+/// falls back silently.
+public struct KMSConfiguration: Sendable {
+    public enum Environment: String, Sendable { case development, production }
+
+    public var host = "0.0.0.0"
+    public var port = 3000
+    public var allowlist: [AddressRange]
+    public var trustedProxies: [AddressRange]
+    public var keyStorePath = URL(fileURLWithPath: "./data/keys")
+    public var masterKeyFile = URL(fileURLWithPath: "./data/master.key")
+    public var masterKeyBase64: String?
+    public var sessions = SessionPolicy()
+    public var keyGraceMs: Int64 = 604_800_000
+    public var environment = Environment.development
+    public var logLevel = Logger.Level.info
+    public var maxBodyBytes = 1_048_576
+
+    public static let defaultAllowlist = ["100.64.0.9", "127.0.0.0/8", "::1"]
+    public static let defaultTrustedProxies = ["127.0.0.0/8", "::1"]
+
+    /// The defaults of api-v1.md.
+    public init() {
+        allowlist = Self.defaultAllowlist.compactMap { try? AddressRange(parsing: $0) }
+        trustedProxies = Self.defaultTrustedProxies.compactMap { try? AddressRange(parsing: $0) }
+    }
+
+    public struct Invalid: Error, CustomStringConvertible, Equatable {
+        public let variable: String
+        public let reason: String
+        public var description: String { "\(variable): \(reason)" }
+    }
+
+    /// Reads the process environment over `.env` in the working directory.
+    public static func fromProcessEnvironment(dotEnvPath: String = ".env") throws -> KMSConfiguration {
+        var values: [String: String] = [:]
+        if let text = try? String(contentsOfFile: dotEnvPath, encoding: .utf8) {
+            values = try DotEnv.parse(text)
+        }
+        for (key, value) in ProcessInfo.processInfo.environment { values[key] = value }
+        return try KMSConfiguration(environment: values)
+    }
+
+    /// Validates `environment` (variable name to value).
+    public init(environment values: [String: String]) throws(Invalid) {
+        self.init()
+        let reader = ConfigReader(values: values)
+        host = try reader.string("KMS_HOST") ?? host
+        port = try reader.integer("KMS_PORT", in: 1...65535).map(Int.init) ?? port
+        if let list = try reader.addressList("KMS_WHITELIST", emptyMeansUnset: true) { allowlist = list }
+        if let list = try reader.addressList("KMS_TRUSTED_PROXIES", emptyMeansUnset: false) { trustedProxies = list }
+        keyStorePath = try reader.string("KEY_STORE_PATH").map { URL(fileURLWithPath: $0) } ?? keyStorePath
+        masterKeyFile = try reader.string("KMS_MASTER_KEY_FILE").map { URL(fileURLWithPath: $0) } ?? masterKeyFile
+        masterKeyBase64 = try reader.string("KMS_MASTER_KEY")
+        let day: Int64 = 86_400_000
+        sessions.ttlMs = try reader.integer("KMS_SESSION_TTL_MS", in: 1_000...(365 * day)) ?? sessions.ttlMs
+        sessions.sliding = try reader.boolean("KMS_SESSION_SLIDING") ?? sessions.sliding
+        sessions.maxLifetimeMs =
+            try reader.integer("KMS_SESSION_MAX_LIFETIME_MS", in: 1_000...(365 * day)) ?? sessions.maxLifetimeMs
+        sessions.initTtlMs = try reader.integer("KMS_SESSION_INIT_TTL_MS", in: 1_000...day) ?? sessions.initTtlMs
+        sessions.pendingPerAddress =
+            try reader.integer("KMS_PENDING_PER_ADDRESS", in: 1...1_000_000).map(Int.init) ?? sessions.pendingPerAddress
+        sessions.pendingMax =
+            try reader.integer("KMS_PENDING_MAX", in: 1...10_000_000).map(Int.init) ?? sessions.pendingMax
+        sessions.sessionsMax =
+            try reader.integer("KMS_SESSIONS_MAX", in: 1...100_000_000).map(Int.init) ?? sessions.sessionsMax
+        sessions.rotateWindowMs = try reader.integer("KMS_ROTATE_WINDOW_MS", in: 1...day) ?? sessions.rotateWindowMs
+        sessions.rotateMax = try reader.integer("KMS_ROTATE_MAX", in: 1...1_000_000).map(Int.init) ?? sessions.rotateMax
+        sessions.tokenPrefix = try reader.tokenPrefix("KMS_TOKEN_PREFIX")
+        keyGraceMs = try reader.integer("KMS_KEY_GRACE_MS", in: 0...(100 * 365 * day)) ?? keyGraceMs
+        if let text = try reader.string("KMS_ENV") {
+            guard let value = Environment(rawValue: text.lowercased()) else {
+                throw Invalid(variable: "KMS_ENV", reason: "must be development or production, got '\(text)'")
+            }
+            environment = value
+        }
+        if let text = try reader.string("KMS_LOG_LEVEL") {
+            guard let level = Logger.Level(rawValue: text.lowercased()) else {
+                throw Invalid(
+                    variable: "KMS_LOG_LEVEL",
+                    reason: "must be trace, debug, info, notice, warning, error or critical, got '\(text)'")
+            }
+            logLevel = level
+        }
+        maxBodyBytes =
+            try reader.integer("KMS_MAX_BODY_BYTES", in: 1_024...(1 << 30)).map(Int.init) ?? maxBodyBytes
+    }
+
+    /// The configuration as it may be logged: no master key.
+    public var loggable: Logger.Metadata {
+        [
+            "host": "\(host)", "port": "\(port)",
+            "whitelist": "\(allowlist.map(\.description).joined(separator: ","))",
+            "trustedProxies": "\(trustedProxies.map(\.description).joined(separator: ","))",
+            "keyStorePath": "\(keyStorePath.path)",
+            "masterKey": "\(masterKeyBase64 == nil ? "file \(masterKeyFile.path)" : "KMS_MASTER_KEY")",
+            "sessionTtlMs": "\(sessions.ttlMs)", "sliding": "\(sessions.sliding)",
+            "maxLifetimeMs": "\(sessions.maxLifetimeMs)", "keyGraceMs": "\(keyGraceMs)",
+            "environment": "\(environment.rawValue)", "maxBodyBytes": "\(maxBodyBytes)",
+        ]
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import KMSCore
+import KMSProtocol
+import Logging
+
+/// The outermost layer, wrapped around the router: every request and every
+/// response passes here, 404s and refusals included.
+///
+/// In order: request id; client address and allowlist (`403`); route match
+/// (`404`/`405` before any token is looked at); declared body size (`413`);
+/// the route; errors to plain JSON; security headers; one log line and metrics.
+struct EdgeResponder: HTTPResponder {
+    typealias Context = KMSRequestContext
+
+    let router: RouterResponder<KMSRequestContext>
+    let routes: RouteTable
+    let resolver: ClientAddressResolver
+    let maxBodyBytes: Int
+    let securityHeaders: SecurityHeaders
+    let metrics: RequestMetrics
+    let logger: Logger
+
+    func respond(to request: Request, context: KMSRequestContext) async throws -> Response {
+        let start = ContinuousClock.now
+        var context = context
+        context.requestId = Base64.encodeURL(SymmetricKeyBytes.random(count: 12))
+        var routeLabel = "unmatched"
+        var response: Response
+        switch resolver.resolve(peer: context.peer, forwardedFor: request.headers[values: HeaderNames.forwardedFor]) {
+        case .refused(let address, let reason):
+            logger.warning(
+                "refused client address",
+                metadata: [
+                    "requestId": "\(context.requestId)", "address": "\(address?.description ?? "unknown")",
+                    "peer": "\(context.peer?.description ?? "unknown")", "reason": "\(reason)",
+                ])
+            response = KMSError(
+                .addressNotAllowed, "this client address is not on the server's allowlist (KMS_WHITELIST)"
+            ).plainResponse(requestId: context.requestId)
+        case .allowed(let address):
+            context.clientAddress = address
+            do {
+                let route = try match(request)
+                routeLabel = route.path
+                try checkDeclaredLength(request)
+                response = try await router.respond(to: request, context: context)
+            } catch {
+                let failure = KMSError.from(error)
+                if failure.isInternal {
+                    logger.error(
+                        "request failed",
+                        metadata: ["requestId": "\(context.requestId)", "detail": "\(failure.detail ?? "")"])
+                }
+                response = failure.plainResponse(requestId: context.requestId)
+            }
+        }
+        securityHeaders.apply(to: &response.headers)
+        response.headers[HeaderNames.requestId] = context.requestId
+        let elapsed = ContinuousClock.now - start
+        metrics.record(
+            route: routeLabel, method: request.method.rawValue, status: response.status.code, elapsed: elapsed)
+        logger.info(
+            "request",
+            metadata: [
+                "requestId": "\(context.requestId)", "client": "\(context.clientAddress?.description ?? "refused")",
+                "method": "\(request.method.rawValue)", "path": "\(request.uri.path)",
+                "status": "\(response.status.code)",
+                "durationMs":
+                    "\(String(format: "%.3f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000))",
+            ])
+        return response
+    }
+
+    private func match(_ request: Request) throws(KMSError) -> RouteTable.Route {
+        switch routes.match(method: request.method, path: request.uri.path) {
+        case .found(let route):
+            return route
+        case .wrongMethod(let allowed):
+            let list = allowed.map(\.rawValue).joined(separator: ", ")
+            throw KMSError(.methodNotAllowed, "this route answers \(list) only", detail: list)
+        case .none:
+            throw KMSError(.notFound, "no such route; see /docs for the API")
+        }
+    }
+
+    private func checkDeclaredLength(_ request: Request) throws(KMSError) {
+        if let text = request.headers[.contentLength], let length = Int(text), length > maxBodyBytes {
+            throw KMSError.payloadTooLarge(limit: maxBodyBytes)
+        }
+    }
+}
+
+extension KMSError {
+    static func payloadTooLarge(limit: Int) -> KMSError {
+        KMSError(.payloadTooLarge, "the request body is larger than \(limit) bytes (KMS_MAX_BODY_BYTES)")
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import KMSCore
+import KMSProtocol
+
+/// The one mapping of error codes to HTTP statuses (protocol v1 section 9).
+extension ErrorCode {
+    var httpStatus: HTTPResponse.Status {
+        switch self {
+        case .addressNotAllowed: return .forbidden
+        case .payloadTooLarge: return .contentTooLarge
+        case .notFound, .keyNotFound, .keyVersionNotFound: return .notFound
+        case .methodNotAllowed: return .methodNotAllowed
+        case .badRequest, .invalidRequest, .keyExchangeFailed, .invalidEnvelope, .decryptionFailed: return .badRequest
+        case .invalidToken, .unknownSession, .authenticationFailed, .replayDetected: return .unauthorized
+        case .tokenInUse, .aliasInUse, .keyVersionRetired: return .conflict
+        case .tooManyPendingSessions, .rateLimited: return .tooManyRequests
+        case .serverBusy, .auditUnavailable: return .serviceUnavailable
+        case .internalError: return .internalServerError
+        }
+    }
+}
+
+extension KMSError {
+    /// The section 8 error object for this error.
+    func body(requestId: String) -> Data {
+        let body = ErrorBody(error: .init(code: code.rawValue, message: message, requestId: requestId, field: field))
+        return (try? WireJSON.encode(body)) ?? Data("{\"error\":{\"code\":\"internal_error\"}}".utf8)
+    }
+
+    /// Headers that go with the error outside any seal.
+    var headers: HTTPFields {
+        var fields: HTTPFields = [.contentType: "application/json"]
+        if let retryAfterSeconds { fields[.retryAfter] = String(retryAfterSeconds) }
+        if code == .methodNotAllowed, let detail { fields[.allow] = detail }
+        return fields
+    }
+
+    /// A plain (unsealed) JSON error response.
+    func plainResponse(requestId: String) -> Response {
+        Response(
+            status: code.httpStatus, headers: headers,
+            body: .init(byteBuffer: ByteBuffer(data: body(requestId: requestId))))
+    }
+
+    /// Any error reaching the edge of the server, as a `KMSError`: anything
+    /// that is not one already is a bug and becomes `internal_error`.
+    static func from(_ error: any Error) -> KMSError {
+        if let error = error as? KMSError { return error }
+        return .internal("unexpected \(type(of: error))")
+    }
+}

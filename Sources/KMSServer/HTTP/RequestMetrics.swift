@@ -1,0 +1,31 @@
+import Metrics
+import Prometheus
+
+/// Request counts and latency histograms by route pattern, method and status,
+/// through swift-metrics into a Prometheus registry owned by the application
+/// (not the global one, so tests can build several applications).
+///
+/// Labels are route *patterns* (`/keys/{keyId}`), never raw paths: a path can
+/// hold anything a client typed, and labels must hold nothing secret.
+struct RequestMetrics: Sendable {
+    let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+
+    init() {
+        registry = PrometheusCollectorRegistry()
+        factory = PrometheusMetricsFactory(registry: registry)
+    }
+
+    func record(route: String, method: String, status: Int, elapsed: Duration) {
+        let dimensions = [("route", route), ("method", method), ("status", String(status))]
+        Counter(label: "kms_http_requests_total", dimensions: dimensions, factory: factory).increment()
+        Metrics.Timer(label: "kms_http_request_duration_seconds", dimensions: dimensions, factory: factory)
+            .recordNanoseconds(
+                elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+
+    /// The Prometheus text exposition.
+    func render() -> String {
+        registry.emitToString()
+    }
+}

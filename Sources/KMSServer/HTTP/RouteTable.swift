@@ -1,0 +1,50 @@
+import HTTPTypes
+
+/// Every route the server answers, in one list: it registers the routes,
+/// decides 404 against 405 before any route runs, names routes in metrics,
+/// and is what the OpenAPI document is checked against.
+public struct RouteTable: Sendable {
+    public struct Route: Sendable, Hashable {
+        public let method: HTTPRequest.Method
+        /// Path pattern with `{name}` parameters, as in OpenAPI.
+        public let path: String
+        /// Whether the route is behind the sealed channel.
+        public let sealed: Bool
+    }
+
+    public private(set) var routes: [Route] = []
+
+    public init() {}
+
+    mutating func add(_ method: HTTPRequest.Method, _ path: String, sealed: Bool) {
+        routes.append(Route(method: method, path: path, sealed: sealed))
+    }
+
+    public enum Match: Equatable {
+        case found(Route)
+        case wrongMethod(allowed: [HTTPRequest.Method])
+        case none
+    }
+
+    /// Matches a request path (without query) against the table.
+    public func match(method: HTTPRequest.Method, path: String) -> Match {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        let candidates = routes.filter { Self.matches(pattern: $0.path, segments: segments) }
+        if let route = candidates.first(where: { $0.method == method }) { return .found(route) }
+        if candidates.isEmpty { return .none }
+        return .wrongMethod(allowed: candidates.map(\.method))
+    }
+
+    private static func matches(pattern: String, segments: [Substring]) -> Bool {
+        let parts = pattern.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == segments.count else { return false }
+        for (part, segment) in zip(parts, segments) {
+            if part.hasPrefix("{") {
+                if segment.isEmpty { return false }
+            } else if part != segment {
+                return false
+            }
+        }
+        return true
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+import KMSProtocol
+public import Logging
+import Synchronization
+
+/// A swift-log handler writing one JSON object per line to standard output.
+///
+/// Whatever is logged must already be free of secrets: the request path logs
+/// ids, addresses, routes and statuses only, never bodies or tokens.
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    private let label: String
+    private static let output = Mutex(())
+
+    public init(label: String, level: Logger.Level) {
+        self.label = label
+        self.logLevel = level
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var fields: [String: String] = [:]
+        for (key, value) in metadata { fields[key] = value.description }
+        for (key, value) in event.metadata ?? [:] { fields[key] = value.description }
+        fields["ts"] = Timestamp.format(Date())
+        fields["level"] = event.level.rawValue
+        fields["logger"] = label
+        fields["msg"] = event.message.description
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard var line = try? encoder.encode(fields) else { return }
+        line.append(0x0A)
+        Self.output.withLock { _ in FileHandle.standardOutput.write(line) }
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// `kms`: the server and its command-line client in one binary.
+@main
+struct KMSCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kms",
+        abstract: "A self-hosted key management service for personal cloud storage.",
+        subcommands: [ServeCommand.self, ServerKeyCommand.self]
+    )
+}

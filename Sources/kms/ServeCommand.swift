@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import KMSServer
+import Logging
+
+/// `kms serve`: runs the HTTP server until SIGTERM or SIGINT.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the KMS server (configured by the environment and an optional .env file).",
+        discussion: """
+            Every setting comes from the environment, or from KEY=VALUE lines in ./.env (the
+            environment wins). A bad value stops start-up with a message naming the variable.
+
+            ENVIRONMENT
+            \(ConfigVariable.helpText)
+            """
+    )
+
+    func run() async throws {
+        let config: KMSConfiguration
+        do {
+            config = try KMSConfiguration.fromProcessEnvironment()
+        } catch {
+            FileHandle.standardError.write(Data("kms serve: configuration error: \(error)\n".utf8))
+            throw ExitCode(78)
+        }
+        let level = config.logLevel
+        LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
+        var logger = Logger(label: "kms")
+        logger.logLevel = level
+        logger.notice("starting kms serve", metadata: config.loggable)
+        var dependencies = AppDependencies()
+        dependencies.logger = logger
+        do {
+            let app = try await buildApplication(config, dependencies: dependencies)
+            try await app.runService()
+        } catch let error as StartupError {
+            FileHandle.standardError.write(Data("kms serve: \(error.description)\n".utf8))
+            throw ExitCode(1)
+        }
+        logger.notice("kms serve stopped")
+    }
+}

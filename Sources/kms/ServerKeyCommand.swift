@@ -1,0 +1,31 @@
+import ArgumentParser
+import Foundation
+import KMSCore
+import KMSServer
+import Logging
+
+/// `kms server-key`: prints the identity key's fingerprint from the key store,
+/// without a running server, so a person can pin it in clients.
+struct ServerKeyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server-key",
+        abstract: "Print the server identity key fingerprint (and, with --pem, its public key) from the key store."
+    )
+
+    @Flag(help: "Also print the public key as PEM.")
+    var pem = false
+
+    func run() async throws {
+        let config = try KMSConfiguration.fromProcessEnvironment()
+        let logger = Logger(label: "kms")
+        let masterKey = try MasterKeyLoader.load(
+            base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
+        let store = FileSecretBlobStore(folder: config.keyStorePath)
+        guard let identity = try await IdentityKeyLoader.loadExisting(store: store, masterKey: masterKey) else {
+            throw ValidationError(
+                "no identity key in \(config.keyStorePath.path) yet; start `kms serve` once to create it")
+        }
+        print(identity.fingerprint)
+        if pem { print(identity.publicKeyPEM, terminator: "") }
+    }
+}

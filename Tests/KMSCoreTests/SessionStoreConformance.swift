@@ -1,0 +1,215 @@
+import Crypto
+import Foundation
+import KMSCore
+import KMSProtocol
+import Testing
+
+/// A named way to make a fresh, empty `SessionStore`: the conformance suite
+/// runs against every one in `SessionStoreFactory.all`.
+struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
+    let name: String
+    let make: @Sendable () async throws -> any SessionStore
+
+    var testDescription: String { name }
+
+    /// In-memory always; further implementations add themselves here.
+    static var all: [SessionStoreFactory] {
+        [SessionStoreFactory(name: "in-memory", make: { InMemorySessionStore() })]
+    }
+}
+
+/// The contract of `SessionStore`, checked the same way for every implementation.
+@Suite struct SessionStoreConformance {
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+    let policy = SessionPolicy()
+
+    func session(_ id: String = UUID().uuidString, token: String = UUID().uuidString, ttlMs: Int64 = 900_000)
+        -> SessionRecord
+    {
+        SessionRecord(
+            id: id, tokenHash: ClientToken.hash(token), key: SymmetricKey(size: .bits256), createdAt: now,
+            expiresAt: now.addingMilliseconds(ttlMs), absoluteExpiry: now.addingMilliseconds(86_400_000))
+    }
+
+    @Test(arguments: SessionStoreFactory.all)
+    func pendingSessionsAreTakenOnceAndExpire(_ factory: SessionStoreFactory) async throws {
+        let store = try await factory.make()
+        try await store.addPending(
+            PendingSession(id: "p1", clientAddress: "a", expiresAt: now.addingTimeInterval(60)), now: now,
+            perAddress: 10, max: 100)
+        #expect(try await store.hasPending(id: "p1", now: now))
+        #expect(try await store.takePending(id: "p1", now: now)?.id == "p1")
+        #expect(try await store.takePending(id: "p1", now: now) == nil)
+        try await store.addPending(
+            PendingSession(id: "p2", clientAddress: "a", expiresAt: now.addingTimeInterval(60)), now: now,
+            perAddress: 10, max: 100)
+        let later = now.addingTimeInterval(60)
+        #expect(try await !store.hasPending(id: "p2", now: later))
+        #expect(try await store.takePending(id: "p2", now: later) == nil)
+    }
+
+    @Test(arguments: SessionStoreFactory.all)
+    func pendingBoundsPerAddressAndInAll(_ factory: SessionStoreFactory) async throws {
+        let store = try await factory.make()
+        let expiry = now.addingTimeInterval(60)
+        for index in 0..<3 {
+            try await store.addPending(
+                PendingSession(id: "a\(index)", clientAddress: "a", expiresAt: expiry), now: now, perAddress: 3,
+                max: 5)
+        }
+        let perAddress = await #expect(throws: KMSError.self) {
+            try await store.addPending(
+                PendingSession(id: "a3", clientAddress: "a", expiresAt: expiry), now: now, perAddress: 3, max: 5)
+        }
+        #expect(perAddress?.code == .tooManyPendingSessions && perAddress?.retryAfterSeconds == 60)
+        for index in 0..<2 {
+            try await store.addPending(
+                PendingSession(id: "b\(index)", clientAddress: "b", expiresAt: expiry), now: now, perAddress: 3,
+                max: 5)
+        }
+        let global = await #expect(throws: KMSError.self) {
+            try await store.addPending(
+                PendingSession(id: "c0", clientAddress: "c", expiresAt: expiry), now: now, perAddress: 3, max: 5)
+        }
+        #expect(global?.code == .serverBusy && global?.retryAfterSeconds != nil)
+        // Once they expire, room is made again.
+        try await store.addPending(
+            PendingSession(id: "c1", clientAddress: "c", expiresAt: expiry.addingTimeInterval(60)), now: expiry,
+            perAddress: 3, max: 5)
+        #expect(try await store.counts(now: expiry).pending == 1)
+    }
+
+    @Test(arguments: SessionStoreFactory.all)
+    func sessionsAreFoundByTokenHashAndTokensAreUnique(_ factory: SessionStoreFactory) async throws {
+        let store = try await factory.make()
+        let first = session("s1", token: "token-one")
+        try await store.createSession(first, now: now, max: 10)
+        #expect(try await store.session(tokenHash: ClientToken.hash("token-one"), now: now)?.id == "s1")
+        #expect(try await store.isTokenInUse(ClientToken.hash("token-one"), now: now))
+        let duplicate = await #expect(throws: KMSError.self) {
+            try await store.createSession(session("s2", token: "token-one"), now: now, max: 10)
+        }
+        #expect(duplicate?.code == .tokenInUse)
+        let expired = now.addingMilliseconds(900_000)
+        #expect(try await store.session(tokenHash: ClientToken.hash("token-one"), now: expired) == nil)
+        // An expired session's token can be bound again.
+        try await store.createSession(session("s3", token: "token-one"), now: expired, max: 10)
+    }
+
+    @Test(arguments: SessionStoreFactory.all)
+    func liveSessionsAreBounded(_ factory: SessionStoreFactory) async throws {
+        let store = try await factory.make()
+        try await store.createSession(session(), now: now, max: 2)
+        try await store.createSession(session(), now: now, max: 2)
+        let full = await #expect(throws: KMSError.self) { try await store.createSession(session(), now: now, max: 2) }
+        #expect(full?.code == .serverBusy)
+    }
+
+    @Test(arguments: SessionStoreFactory.all)
+    func sequencesAreAcceptedOnceAndSlideTheExpiry(_ factory: SessionStoreFactory) async throws {
+        let store = try await factory.make()
+        let record = session("s1", ttlMs: 1_000)
+        try await store.createSession(record, now: now, max: 10)
+        var sliding = policy
+        sliding.ttlMs = 1_000
+        let later = now.addingMilliseconds(500)
+        #expect(
+            try await store.acceptSequence(sessionId: "s1", seq: 2, now: later, policy: sliding)
+                == later.addingMilliseconds(1_000))
+        #expect(
+            try await store.acceptSequence(sessionId: "s1", seq: 1, now: later, policy: sliding)
+                == later.addingMilliseconds(1_000))
+        let replay = await #expect(throws: KMSError.self) {
+            try await store.acceptSequence(sessionId: "s1", seq: 2, now: later, policy: sliding)
+        }
+        #expect(replay?.code == .replayDetected)
+        var fixed = sliding
+        fixed.sliding = false
+        #expect(
+            try await store.acceptSequence(sessionId: "s1", seq: 3, now: later, policy: fixed)
+                == later.addingMilliseconds(1_000))
+        let gone = await #expect(throws: KMSError.self) {
+            try await store.acceptSequence(sessionId: "s1", seq: 4, now: later.addingMilliseconds(1_000), policy: fixed)
+        }
+        #expect(gone?.code == .unknownSession)
+    }
+
+    @Test(arguments: SessionStoreFactory.all)
+    func slidingNeverPassesTheAbsoluteLifetime(_ factory: SessionStoreFactory) async throws {
+        let store = try await factory.make()
+        let record = SessionRecord(
+            id: "s1", tokenHash: ClientToken.hash("t"), key: SymmetricKey(size: .bits256), createdAt: now,
+            expiresAt: now.addingMilliseconds(1_000), absoluteExpiry: now.addingMilliseconds(1_500))
+        try await store.createSession(record, now: now, max: 10)
+        var sliding = policy
+        sliding.ttlMs = 1_000
+        let expiry = try await store.acceptSequence(
+            sessionId: "s1", seq: 1, now: now.addingMilliseconds(900), policy: sliding)
+        #expect(expiry == now.addingMilliseconds(1_500))
+    }
+
+    @Test(arguments: SessionStoreFactory.all)
+    func tokenRotationIsImmediateAndRateLimited(_ factory: SessionStoreFactory) async throws {
+        let store = try await factory.make()
+        try await store.createSession(session("s1", token: "old"), now: now, max: 10)
+        try await store.createSession(session("s2", token: "other"), now: now, max: 10)
+        var limited = policy
+        limited.rotateMax = 2
+        limited.rotateWindowMs = 10_000
+        _ = try await store.rotateToken(
+            sessionId: "s1", newTokenHash: ClientToken.hash("new1"), now: now, policy: limited)
+        #expect(try await store.session(tokenHash: ClientToken.hash("old"), now: now) == nil)
+        #expect(try await store.session(tokenHash: ClientToken.hash("new1"), now: now)?.id == "s1")
+        let inUse = await #expect(throws: KMSError.self) {
+            try await store.rotateToken(
+                sessionId: "s1", newTokenHash: ClientToken.hash("other"), now: now, policy: limited)
+        }
+        #expect(inUse?.code == .tokenInUse)
+        _ = try await store.rotateToken(
+            sessionId: "s1", newTokenHash: ClientToken.hash("new2"), now: now.addingMilliseconds(1_000), policy: limited
+        )
+        let limitedError = await #expect(throws: KMSError.self) {
+            try await store.rotateToken(
+                sessionId: "s1", newTokenHash: ClientToken.hash("new3"), now: now.addingMilliseconds(2_000),
+                policy: limited)
+        }
+        #expect(limitedError?.code == .rateLimited && limitedError?.retryAfterSeconds == 8)
+        // The window slides: the first rotation leaves it at +10 s.
+        _ = try await store.rotateToken(
+            sessionId: "s1", newTokenHash: ClientToken.hash("new3"), now: now.addingMilliseconds(10_001),
+            policy: limited)
+    }
+
+    @Test(arguments: SessionStoreFactory.all)
+    func deleteAndPurge(_ factory: SessionStoreFactory) async throws {
+        let store = try await factory.make()
+        try await store.createSession(session("s1", token: "t1"), now: now, max: 10)
+        try await store.createSession(session("s2", token: "t2", ttlMs: 1_000), now: now, max: 10)
+        try await store.deleteSession(id: "s1")
+        #expect(try await store.session(tokenHash: ClientToken.hash("t1"), now: now) == nil)
+        let removed = try await store.purgeExpired(now: now.addingMilliseconds(1_000))
+        #expect(removed.sessions == 1)
+        #expect(try await store.counts(now: now).sessions == 0)
+    }
+
+    /// 1,000 concurrent distinct seqs all pass; the same 1,000 again all fail.
+    @Test(arguments: SessionStoreFactory.all)
+    func concurrentSequencesRaceCorrectly(_ factory: SessionStoreFactory) async throws {
+        let store = try await factory.make()
+        try await store.createSession(session("s1"), now: now, max: 10)
+        let policy = policy
+        let now = now
+        for round in 0..<2 {
+            let accepted = await withTaskGroup(of: Bool.self) { group in
+                for seq in 1...1_000 {
+                    group.addTask {
+                        (try? await store.acceptSequence(
+                            sessionId: "s1", seq: UInt64(seq), now: now, policy: policy)) != nil
+                    }
+                }
+                return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(accepted == (round == 0 ? 1_000 : 0))
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import KMSProtocol
+import Testing
+
+@Suite struct StrictJSONTests {
+    @Test func integersAreKeptApartFromOtherNumbers() throws {
+        #expect(try JSONParser.parse(Data("1".utf8)) == .integer(1))
+        #expect(try JSONParser.parse(Data("1.0".utf8)) == .number("1.0"))
+        #expect(try JSONParser.parse(Data("1e2".utf8)) == .number("1e2"))
+        #expect(try JSONParser.parse(Data("-0".utf8)) == .integer(0))
+    }
+
+    @Test(arguments: [
+        "{\"a\":1,\"a\":2}", "{\"a\":1,}", "[1,]", "01", "{'a':1}", "\"\\x\"", "{} {}", "", "nul", "\"\u{01}\"",
+    ])
+    func malformedDocumentsAreRefused(_ text: String) {
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(Data(text.utf8)) }
+    }
+
+    @Test func stringsDecodeEscapesAndSurrogates() throws {
+        #expect(try JSONParser.parse(Data(#""a\n\u00e9\ud83d\ude00/""#.utf8)) == .string("a\né😀/"))
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(Data(#""\ud83d""#.utf8)) }
+    }
+
+    @Test func readerRefusesUnknownFieldsAndWrongTypes() throws {
+        #expect(try RandomRequest.parse(Data(#"{"bytes":16}"#.utf8)) == RandomRequest(bytes: 16))
+        let unknown = #expect(throws: RequestFieldError.self) {
+            try RandomRequest.parse(Data(#"{"bytes":16,"x":1}"#.utf8))
+        }
+        #expect(unknown?.field == "x")
+        let float = #expect(throws: RequestFieldError.self) { try RandomRequest.parse(Data(#"{"bytes":1.0}"#.utf8)) }
+        #expect(float?.field == "bytes")
+        let text = #expect(throws: RequestFieldError.self) { try RandomRequest.parse(Data(#"{"bytes":"16"}"#.utf8)) }
+        #expect(text?.field == "bytes")
+        let range = #expect(throws: RequestFieldError.self) { try RandomRequest.parse(Data(#"{"bytes":1025}"#.utf8)) }
+        #expect(range?.field == "bytes")
+        let missing = #expect(throws: RequestFieldError.self) { try RandomRequest.parse(Data("{}".utf8)) }
+        #expect(missing?.field == "bytes")
+        #expect(throws: RequestFieldError.self) { try RandomRequest.parse(Data("[]".utf8)) }
+    }
+
+    @Test func base64IsStrict() {
+        #expect(Base64.decodeStrict("AAEC") == Data([0, 1, 2]))
+        #expect(Base64.decodeStrict("AA==") == Data([0]))
+        #expect(Base64.decodeStrict("") == Data())
+        for bad in ["AA", "AA=", "A===", "AB==", "AA-_", "AA\nAA", " AAA", "AA==AA==", "=AAA"] {
+            #expect(Base64.decodeStrict(bad) == nil, "\(bad)")
+        }
+        #expect(Base64.encodeURL(Data([0xFB, 0xFF])) == "-_8")
+    }
+
+    @Test func envelopeParsingIsStrict() throws {
+        let good = #"{"seq":1,"iv":"AAAAAAAAAAAAAAAA","ciphertext":"","tag":"AAAAAAAAAAAAAAAAAAAAAA=="}"#
+        let envelope = try SealedEnvelope(json: Data(good.utf8))
+        #expect(envelope.seq == 1 && envelope.iv.count == 12 && envelope.tag.count == 16)
+        #expect(try SealedEnvelope(json: envelope.json) == envelope)
+        let bad = [
+            good.replacingOccurrences(of: "\"seq\":1", with: "\"seq\":1.0"),
+            good.replacingOccurrences(of: "\"seq\":1", with: "\"seq\":\"1\""),
+            good.replacingOccurrences(of: "\"seq\":1", with: "\"seq\":9007199254740992"),
+            good.replacingOccurrences(of: "AAAAAAAAAAAAAAAA", with: "AAAAAAAAAAAA"),
+            good.replacingOccurrences(of: "}", with: ",\"extra\":1}"),
+            good.replacingOccurrences(of: "AAAAAAAAAAAAAAAAAAAAAA==", with: "AAAAAAAAAAAAAAAAAAAAAA"),
+            good.replacingOccurrences(of: ",\"ciphertext\":\"\"", with: ""),
+        ]
+        for text in bad {
+            #expect(throws: SealedEnvelope.Malformed.self, "\(text)") { try SealedEnvelope(json: Data(text.utf8)) }
+        }
+    }
+
+    @Test func tokenGrammar() {
+        let base = String(repeating: "a", count: 32)
+        #expect(ClientToken.isWellFormed(base, prefix: nil))
+        #expect(ClientToken.isWellFormed("._~-" + base, prefix: nil))
+        #expect(!ClientToken.isWellFormed(String(repeating: "a", count: 31), prefix: nil))
+        #expect(!ClientToken.isWellFormed(String(repeating: "a", count: 257), prefix: nil))
+        #expect(ClientToken.isWellFormed(String(repeating: "a", count: 256), prefix: nil))
+        #expect(!ClientToken.isWellFormed(base + "+", prefix: nil))
+        #expect(!ClientToken.isWellFormed(base + "é", prefix: nil))
+        #expect(ClientToken.isWellFormed("pfx_" + base, prefix: "pfx_"))
+        #expect(!ClientToken.isWellFormed(base, prefix: "pfx_"))
+        let issued = ClientToken.issue(prefix: "pfx_")
+        #expect(issued.hasPrefix("pfx_") && issued.count == 4 + 43 && ClientToken.isWellFormed(issued, prefix: "pfx_"))
+        #expect(ClientToken.hash(base) == ClientToken.hash(base))
+        #expect(ClientToken.hash(base) != ClientToken.hash(base + "b"))
+        #expect(TokenHash(bytes: ClientToken.hash(base).bytes) == ClientToken.hash(base))
+    }
+}

@@ -1,0 +1,87 @@
+import Crypto
+import Foundation
+import KMSCore
+import KMSProtocol
+import Testing
+
+/// Wycheproof vectors through the very functions the server uses.
+@Suite struct WycheproofTests {
+    /// RSA-OAEP-4096 SHA-256/MGF1-SHA-256 through `IdentityKey.unwrap` and
+    /// `SessionKeyUnwrapper`: every invalid case must give the one error.
+    @Test func rsaOAEP4096() throws {
+        let root = try Fixture.json("wycheproof/rsa_oaep_4096_sha256_mgf1sha256_test.json")
+        let groups = try #require(root["testGroups"] as? [[String: Any]])
+        var checked = (valid: 0, invalid: 0)
+        for group in groups {
+            let pem = try #require(group["privateKeyPem"] as? String)
+            let identity = try IdentityKey.load(pem: pem)
+            for test in try #require(group["tests"] as? [[String: Any]]) {
+                // The protocol's label is empty: labelled cases do not apply.
+                guard (test["label"] as? String) == "" else { continue }
+                let ciphertext = Data(hex: test["ct"] as? String ?? "")
+                let message = Data(hex: test["msg"] as? String ?? "")
+                let id = test["tcId"] as? Int ?? -1
+                let wrapped = Base64.encode(ciphertext)
+                if test["result"] as? String == "valid" {
+                    #expect(identity.unwrap(ciphertext) == message, "tcId \(id)")
+                    if message.count == 32 {
+                        let key = try SessionKeyUnwrapper.unwrap(wrappedKey: wrapped, with: identity)
+                        #expect(key.withUnsafeBytes { Data($0) } == message)
+                    } else {
+                        #expect(throws: KMSError.keyExchangeFailed) {
+                            try SessionKeyUnwrapper.unwrap(wrappedKey: wrapped, with: identity)
+                        }
+                    }
+                    checked.valid += 1
+                } else {
+                    #expect(identity.unwrap(ciphertext) == nil, "tcId \(id)")
+                    #expect(throws: KMSError.keyExchangeFailed, "tcId \(id)") {
+                        try SessionKeyUnwrapper.unwrap(wrappedKey: wrapped, with: identity)
+                    }
+                    checked.invalid += 1
+                }
+            }
+        }
+        #expect(checked.valid >= 8 && checked.invalid >= 15)
+    }
+
+    /// Bad base64 and wrong lengths give the same error as a padding failure.
+    @Test(arguments: ["", "not base64!", "AAAA", String(repeating: "A", count: 684) + "=="])
+    func malformedWrappedKeysLookTheSame(_ wrapped: String) throws {
+        let root = try Fixture.json("wycheproof/rsa_oaep_4096_sha256_mgf1sha256_test.json")
+        let group = try #require((root["testGroups"] as? [[String: Any]])?.first)
+        let identity = try IdentityKey.load(pem: try #require(group["privateKeyPem"] as? String))
+        #expect(throws: KMSError.keyExchangeFailed) {
+            try SessionKeyUnwrapper.unwrap(wrappedKey: wrapped, with: identity)
+        }
+    }
+
+    /// AES-256-GCM (96-bit IV, 128-bit tag) through `EnvelopeCipher.open`.
+    @Test func aesGCM256() throws {
+        let root = try Fixture.json("wycheproof/aes_gcm_test.json")
+        var count = 0
+        for group in try #require(root["testGroups"] as? [[String: Any]]) {
+            guard group["keySize"] as? Int == 256, group["ivSize"] as? Int == 96, group["tagSize"] as? Int == 128
+            else { continue }
+            for test in try #require(group["tests"] as? [[String: Any]]) {
+                let key = SymmetricKey(data: Data(hex: test["key"] as? String ?? ""))
+                let envelope = SealedEnvelope(
+                    seq: 1, iv: Data(hex: test["iv"] as? String ?? ""),
+                    ciphertext: Data(hex: test["ct"] as? String ?? ""),
+                    tag: Data(hex: test["tag"] as? String ?? ""))
+                let aad = [UInt8](Data(hex: test["aad"] as? String ?? ""))
+                let id = test["tcId"] as? Int ?? -1
+                if test["result"] as? String == "valid" {
+                    let plaintext = try EnvelopeCipher.open(envelope, key: key, aad: aad)
+                    #expect(plaintext == Data(hex: test["msg"] as? String ?? ""), "tcId \(id)")
+                } else {
+                    #expect(throws: EnvelopeCipher.AuthenticationFailure.self, "tcId \(id)") {
+                        try EnvelopeCipher.open(envelope, key: key, aad: aad)
+                    }
+                }
+                count += 1
+            }
+        }
+        #expect(count == 66)
+    }
+}

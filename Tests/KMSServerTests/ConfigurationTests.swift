@@ -1,0 +1,123 @@
+import Foundation
+import KMSServer
+import Testing
+
+@Suite struct ConfigurationTests {
+    @Test func defaultsMatchTheAPIDocument() throws {
+        let config = try KMSConfiguration(environment: [:])
+        #expect(config.port == 3000 && config.host == "0.0.0.0")
+        #expect(config.allowlist.map(\.description) == ["100.64.0.9", "127.0.0.0/8", "::1"])
+        #expect(config.trustedProxies.map(\.description) == ["127.0.0.0/8", "::1"])
+        #expect(
+            config.sessions.ttlMs == 900_000 && config.sessions.sliding && config.sessions.maxLifetimeMs == 86_400_000)
+        #expect(config.sessions.rotateMax == 5 && config.sessions.rotateWindowMs == 10_000)
+        #expect(config.sessions.pendingPerAddress == 64 && config.sessions.pendingMax == 10_000)
+        #expect(config.sessions.sessionsMax == 100_000 && config.sessions.initTtlMs == 60_000)
+        #expect(config.keyGraceMs == 604_800_000 && config.maxBodyBytes == 1_048_576)
+        #expect(config.environment == .development && config.logLevel == .info)
+        #expect(config.keyStorePath.path.hasSuffix("data/keys"))
+        // An empty whitelist means the default, an empty proxy list trusts none.
+        let empty = try KMSConfiguration(environment: ["KMS_WHITELIST": "", "KMS_TRUSTED_PROXIES": ""])
+        #expect(empty.allowlist.count == 3 && empty.trustedProxies.isEmpty)
+    }
+
+    @Test(arguments: [
+        ("KMS_PORT", "0"), ("KMS_PORT", "65536"), ("KMS_PORT", "abc"), ("KMS_SESSION_TTL_MS", "15m"),
+        ("KMS_SESSION_TTL_MS", "-1"), ("KMS_SESSION_SLIDING", "maybe"), ("KMS_WHITELIST", "10.0.0.1/8"),
+        ("KMS_WHITELIST", "10.0.0.0/33"), ("KMS_WHITELIST", "10.0.0.0/8,,::1"), ("KMS_WHITELIST", "example.com"),
+        ("KMS_TRUSTED_PROXIES", "fe80::1%eth0"), ("KMS_TRUSTED_PROXIES", "::1/129"), ("KMS_ENV", "staging"),
+        ("KMS_LOG_LEVEL", "verbose"), ("KMS_TOKEN_PREFIX", "bad prefix"),
+        ("KMS_TOKEN_PREFIX", String(repeating: "p", count: 65)), ("KMS_MAX_BODY_BYTES", "1e6"),
+        ("KMS_ROTATE_MAX", "0"),
+    ])
+    func badValuesNameTheirVariable(_ name: String, _ value: String) {
+        let error = #expect(throws: KMSConfiguration.Invalid.self) { try KMSConfiguration(environment: [name: value]) }
+        #expect(error?.variable == name)
+    }
+
+    @Test(arguments: ["true", "TRUE", "1", "yes", "On"])
+    func booleansTrue(_ text: String) throws {
+        #expect(try KMSConfiguration(environment: ["KMS_SESSION_SLIDING": text]).sessions.sliding)
+    }
+
+    @Test(arguments: ["false", "False", "0", "no", "OFF"])
+    func booleansFalse(_ text: String) throws {
+        #expect(try !KMSConfiguration(environment: ["KMS_SESSION_SLIDING": text]).sessions.sliding)
+    }
+
+    @Test func addressListsAcceptIPv4IPv6AndMappedAddresses() throws {
+        let config = try KMSConfiguration(environment: ["KMS_WHITELIST": " 10.0.0.0/8, 2001:db8::/32 ,192.168.1.7"])
+        let resolver = ClientAddressResolver(allowlist: config.allowlist, trustedProxies: [])
+        for (address, allowed) in [
+            ("10.1.2.3", true), ("::ffff:10.1.2.3", true), ("11.0.0.1", false), ("2001:db8::5", true),
+            ("2001:db9::5", false), ("192.168.1.7", true), ("192.168.1.8", false),
+        ] {
+            let outcome = resolver.resolve(peer: IPAddress(address), forwardedFor: [])
+            #expect((outcome == .allowed(try #require(IPAddress(address)))) == allowed, "\(address)")
+        }
+    }
+
+    @Test func multiHopChainsUseTheRightMostUntrustedHop() throws {
+        let resolver = ClientAddressResolver(
+            allowlist: [try AddressRange(parsing: "100.64.0.0/10")],
+            trustedProxies: [try AddressRange(parsing: "10.0.0.0/8"), try AddressRange(parsing: "fd00::/8")])
+        let proxy = IPAddress("10.0.0.2")
+        #expect(
+            resolver.resolve(peer: proxy, forwardedFor: ["100.64.0.9, 10.0.0.3"]) == .allowed(IPAddress("100.64.0.9")!))
+        #expect(
+            resolver.resolve(peer: IPAddress("fd00::1"), forwardedFor: ["100.64.0.9", "10.0.0.3"])
+                == .allowed(IPAddress("100.64.0.9")!))
+        #expect(
+            resolver.resolve(peer: proxy, forwardedFor: ["100.64.0.9, 8.8.8.8, 10.0.0.3"])
+                != .allowed(IPAddress("100.64.0.9")!))
+        #expect(
+            resolver.resolve(peer: IPAddress("100.64.0.9"), forwardedFor: ["8.8.8.8"])
+                == .allowed(IPAddress("100.64.0.9")!))
+        if case .refused = resolver.resolve(peer: proxy, forwardedFor: ["100.64.0.9, garbage"]) {
+        } else {
+            Issue.record("a malformed header from a trusted proxy must be refused")
+        }
+        if case .refused = resolver.resolve(peer: nil, forwardedFor: []) {
+        } else {
+            Issue.record("no peer must be refused")
+        }
+    }
+
+    @Test func dotEnvParsing() throws {
+        let values = try DotEnv.parse(
+            """
+            # comment
+            KMS_PORT=4000
+            export KMS_HOST = "127.0.0.1"
+            KMS_TOKEN_PREFIX='pfx_'
+            KMS_ENV=production # trailing comment
+
+            """)
+        #expect(
+            values == [
+                "KMS_PORT": "4000", "KMS_HOST": "127.0.0.1", "KMS_TOKEN_PREFIX": "pfx_", "KMS_ENV": "production",
+            ])
+        #expect(throws: DotEnv.ParseError.self) { try DotEnv.parse("NOT A LINE") }
+        #expect(throws: DotEnv.ParseError.self) { try DotEnv.parse("A=\"open") }
+    }
+
+    @Test func environmentWinsOverDotEnv() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let file = folder.appendingPathComponent(".env")
+        try "KMS_PORT=4000\nPATH=/nowhere\n".write(to: file, atomically: true, encoding: .utf8)
+        let config = try KMSConfiguration.fromProcessEnvironment(dotEnvPath: file.path)
+        #expect(config.port == 4000)
+        #expect(ProcessInfo.processInfo.environment["PATH"] != "/nowhere")
+    }
+
+    /// `.env.example` documents every variable `kms serve --help` lists.
+    @Test func envExampleListsEveryVariable() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..")
+        let example = try String(contentsOf: root.appendingPathComponent(".env.example"), encoding: .utf8)
+        for variable in ConfigVariable.all {
+            #expect(example.contains("\(variable.name)="), "\(variable.name) missing from .env.example")
+        }
+        #expect(ConfigVariable.helpText.contains("KMS_WHITELIST"))
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import KMSServer
+import NIOCore
+import Testing
+
+/// Issue 2: the ground every request stands on.
+@Suite struct FoundationTests {
+    static let xff = HTTPField.Name("X-Forwarded-For") ?? .accept
+
+    @Test func healthzAnswersFromLoopbackWithSecurityHeaders() async throws {
+        try await TestServer().run { client in
+            let response = try await client.execute(uri: "/healthz", method: .get)
+            #expect(response.status == .ok)
+            #expect(response.text == #"{"status":"ok"}"#)
+            #expect(response.headers[HTTPField.Name("X-Content-Type-Options")!] == "nosniff")
+            #expect(response.headers[HTTPField.Name("X-Frame-Options")!] == "DENY")
+            #expect(response.headers[HTTPField.Name("Referrer-Policy")!] == "no-referrer")
+            #expect(response.headers[.cacheControl] == "no-store")
+            #expect(response.headers[.contentSecurityPolicy]?.contains("default-src 'none'") == true)
+            #expect(response.headers[HTTPField.Name("Strict-Transport-Security")!] == nil)
+            #expect((response.headers[HTTPField.Name("X-Request-Id")!]?.count ?? 0) >= 16)
+        }
+    }
+
+    @Test func productionTurnsOnHSTS() async throws {
+        try await TestServer(["KMS_ENV": "production"]).run { client in
+            let response = try await client.execute(uri: "/nope", method: .get)
+            #expect(
+                response.headers[HTTPField.Name("Strict-Transport-Security")!] == "max-age=31536000; includeSubDomains")
+        }
+    }
+
+    @Test func unknownRoutesAndMethodsArePlainErrors() async throws {
+        try await TestServer().run { client in
+            let missing = try await client.execute(uri: "/nope", method: .get)
+            #expect(missing.status == .notFound && missing.errorCode == "not_found")
+            let error = try #require(missing.json["error"] as? [String: Any])
+            #expect(
+                error["message"] is String
+                    && error["requestId"] as? String == missing.headers[HTTPField.Name("X-Request-Id")!])
+            let wrongMethod = try await client.execute(uri: "/healthz", method: .post, body: ByteBuffer(string: "{}"))
+            #expect(wrongMethod.status == .methodNotAllowed && wrongMethod.errorCode == "method_not_allowed")
+            #expect(wrongMethod.headers[.allow] == "GET")
+            // No token check happens before routing.
+            let sealedWrongMethod = try await client.execute(uri: "/crypto/random", method: .get)
+            #expect(sealedWrongMethod.status == .methodNotAllowed)
+            #expect(try await client.execute(uri: "/healthz", method: .put).headers[.contentSecurityPolicy] != nil)
+        }
+    }
+
+    @Test func offListAddressesAreRefusedOnEveryRoute() async throws {
+        try await TestServer(["KMS_WHITELIST": "100.64.0.0/10"]).run { client in
+            for (uri, method) in [
+                ("/healthz", HTTPRequest.Method.get), ("/nope", .get), ("/session/init", .get),
+                ("/crypto/random", .post),
+            ] {
+                let response = try await client.execute(uri: uri, method: method)
+                #expect(response.status == .forbidden, "\(uri)")
+                #expect(response.errorCode == "address_not_allowed")
+                #expect(response.headers[HTTPField.Name("X-Content-Type-Options")!] == "nosniff")
+            }
+        }
+    }
+
+    @Test(arguments: [
+        ("100.64.0.9", 200), ("203.0.113.5", 403), ("203.0.113.5, 100.64.0.9", 200),
+        ("100.64.0.9, 203.0.113.5", 403), ("::ffff:100.64.0.9", 200), ("::1", 200), ("2001:db8::1", 403),
+        ("[::1]", 200), ("nonsense", 403), ("100.64.0.9,", 403), ("100.64.0.9:443", 403), ("127.0.0.1, 127.0.0.2", 200),
+    ])
+    func forwardedForFromATrustedProxy(_ header: String, _ status: Int) async throws {
+        try await TestServer().run { client in
+            let response = try await client.execute(uri: "/healthz", method: .get, headers: [Self.xff: header])
+            #expect(response.status.code == status, "\(header)")
+        }
+    }
+
+    @Test func forwardedForFromAnUntrustedPeerIsIgnored() async throws {
+        try await TestServer(["KMS_TRUSTED_PROXIES": ""]).run { client in
+            // A spoofed hop cannot get an off-list client in, nor lock a listed peer out.
+            let response = try await client.execute(uri: "/healthz", method: .get, headers: [Self.xff: "203.0.113.5"])
+            #expect(response.status == .ok)
+        }
+        try await TestServer(["KMS_TRUSTED_PROXIES": "", "KMS_WHITELIST": "100.64.0.9"]).run { client in
+            let response = try await client.execute(uri: "/healthz", method: .get, headers: [Self.xff: "100.64.0.9"])
+            #expect(response.status == .forbidden)
+        }
+    }
+
+    @Test func declaredBodiesOverTheLimitAre413() async throws {
+        try await TestServer(["KMS_MAX_BODY_BYTES": "2048"]).run { client in
+            let body = ByteBuffer(repeating: UInt8(ascii: "a"), count: 4096)
+            let response = try await client.execute(uri: "/session/key-exchange", method: .post, body: body)
+            #expect(response.status == .contentTooLarge && response.errorCode == "payload_too_large")
+        }
+    }
+
+    @Test func metricsCountRequestsByRoutePattern() async throws {
+        try await TestServer().run { client in
+            _ = try await client.execute(uri: "/healthz", method: .get)
+            _ = try await client.execute(uri: "/nope/secret-looking-path", method: .get)
+            let metrics = try await client.execute(uri: "/metrics", method: .get)
+            #expect(metrics.status == .ok)
+            #expect(metrics.text.contains(#"kms_http_requests_total{route="/healthz",method="GET",status="200"} 1"#))
+            #expect(metrics.text.contains("kms_http_request_duration_seconds"))
+            #expect(!metrics.text.contains("secret-looking-path"))
+        }
+    }
+}

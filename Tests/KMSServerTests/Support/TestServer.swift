@@ -1,0 +1,52 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import KMSCore
+import KMSServer
+import Logging
+
+/// Builds the server the way `kms serve` does, with test parts: a temporary
+/// key store, a manual clock, in-memory stores and one identity key shared
+/// by the whole test run (RSA-4096 generation costs about a second).
+struct TestServer {
+    static let identity: IdentityKey = {
+        do {
+            return try IdentityKey.generate()
+        } catch {
+            preconditionFailure("RSA-4096 generation failed in tests: \(error)")
+        }
+    }()
+
+    var config: KMSConfiguration
+    var dependencies: AppDependencies
+    let clock: ManualClock
+    let folder: URL
+
+    init(_ environment: [String: String] = [:]) throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-test-\(UUID().uuidString)")
+        var values = [
+            "KMS_HOST": "127.0.0.1", "KMS_PORT": "1",
+            "KEY_STORE_PATH": folder.appendingPathComponent("keys").path,
+            "KMS_MASTER_KEY": Data(repeating: 7, count: 32).base64EncodedString(),
+            "KMS_LOG_LEVEL": "warning",
+        ]
+        for (key, value) in environment { values[key] = value }
+        config = try KMSConfiguration(environment: values)
+        config.port = 0
+        clock = ManualClock(Date())
+        dependencies = AppDependencies()
+        dependencies.clock = clock
+        dependencies.identity = Self.identity
+        var logger = Logger(label: "kms-test")
+        logger.logLevel = .warning
+        dependencies.logger = logger
+    }
+
+    /// Runs `body` against the live server on a loopback port.
+    func run<Value: Sendable>(_ body: @Sendable (any TestClientProtocol) async throws -> Value) async throws -> Value {
+        let app = try await buildApplication(config, dependencies: dependencies)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        return try await app.test(.live, body)
+    }
+}
