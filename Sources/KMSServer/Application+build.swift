@@ -8,6 +8,8 @@ public import Logging
 public struct AppDependencies: Sendable {
     public var clock: any KMSClock = SystemClock()
     public var sessionStore: (any SessionStore)?
+    /// The key store; when nil, the file store at `KEY_STORE_PATH`.
+    public var keyStore: (any KeyStore)?
     /// A ready identity key; when nil it is loaded from (or created in) the key store.
     public var identity: IdentityKey?
     public var logger = Logger(label: "kms")
@@ -56,6 +58,18 @@ public func buildApplication(
     }
     logger.notice("server identity key", metadata: ["fingerprint": "\(identity.fingerprint)"])
 
+    let lifecycle = KeyLifecycle(graceMs: config.keyGraceMs)
+    let keyStore: any KeyStore
+    if let provided = dependencies.keyStore {
+        keyStore = provided
+    } else {
+        do {
+            keyStore = try FileKeyStore(folder: config.keyStorePath, lifecycle: lifecycle, clock: dependencies.clock)
+        } catch {
+            throw StartupError(description: "KEY_STORE_PATH: \(error.detail ?? error.message)")
+        }
+    }
+    let keys = KeyRing(store: keyStore, masterKey: masterKey, lifecycle: lifecycle, clock: dependencies.clock)
     let sessionStore = dependencies.sessionStore ?? InMemorySessionStore()
     let sessions = SessionManager(
         store: sessionStore, identity: identity, policy: config.sessions, clock: dependencies.clock)
@@ -67,7 +81,8 @@ public func buildApplication(
     HealthController(metrics: metrics).register(on: router, table: &table)
     SessionController(sessions: sessions, channel: channel, maxBodyBytes: config.maxBodyBytes)
         .register(on: router, table: &table)
-    CryptoController(channel: channel).register(on: router, table: &table)
+    KeysController(channel: channel, keys: keys).register(on: router, table: &table)
+    CryptoController(channel: channel, keys: keys).register(on: router, table: &table)
 
     let edge = EdgeResponder(
         router: router.buildResponder(), routes: table,

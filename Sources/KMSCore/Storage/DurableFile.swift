@@ -33,7 +33,7 @@ public enum DurableFile {
     }
 
     /// Atomically replaces `url` with `data`, durable once this returns.
-    public static func write(_ data: Data, to url: URL, mode: mode_t = 0o600) throws(Failure) {
+    public static func write(_ data: Data, to url: URL, mode: mode_t = 0o600, syncFolder: Bool = true) throws(Failure) {
         let folder = url.deletingLastPathComponent().path
         let temp = folder + "/." + url.lastPathComponent + ".tmp-" + UUID().uuidString
         let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
@@ -62,7 +62,7 @@ public enum DurableFile {
         guard close(fd) == 0 else { throw failure("cannot close \(temp)") }
         guard rename(temp, url.path) == 0 else { throw failure("cannot rename \(temp) to \(url.path)") }
         ok = true
-        try syncFolder(folder)
+        if syncFolder { try Self.syncFolder(folder) }
     }
 
     /// fsyncs a folder so that a rename or unlink in it survives a crash.

@@ -48,7 +48,8 @@ public struct JSONObjectReader {
     /// Whether the member is present (with any value).
     public func contains(_ key: String) -> Bool { members[key] != nil }
 
-    private mutating func take(_ key: String) -> JSONValue? {
+    /// The raw member, marked as read.
+    public mutating func take(_ key: String) -> JSONValue? {
         read.insert(key)
         return members[key]
     }

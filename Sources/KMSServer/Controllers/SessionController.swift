@@ -25,14 +25,14 @@ struct SessionController: Sendable {
         table.add(.post, "/session/rotate-token", sealed: true)
         router.post(
             "/session/rotate-token",
-            use: channel.route(RotateTokenRequest.self) { input, opened, _ throws(KMSError) in
-                try await sessions.rotateToken(opened, body: input)
+            use: channel.route(RotateTokenRequest.self) { input, call throws(KMSError) in
+                try await sessions.rotateToken(call.opened, body: input)
             })
         table.add(.delete, "/session", sealed: true)
         router.delete(
             "/session",
-            use: channel.route(EmptyBody.self) { _, opened, _ throws(KMSError) in
-                try await sessions.endSession(opened)
+            use: channel.route(EmptyBody.self) { _, call throws(KMSError) in
+                try await sessions.endSession(call.opened)
                 return EmptyBody()
             })
     }

@@ -29,10 +29,17 @@ public struct RouteTable: Sendable {
     /// Matches a request path (without query) against the table.
     public func match(method: HTTPRequest.Method, path: String) -> Match {
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
-        let candidates = routes.filter { Self.matches(pattern: $0.path, segments: segments) }
+        let matching = routes.filter { Self.matches(pattern: $0.path, segments: segments) }
+        // As in Hummingbird's trie, a literal segment wins over a parameter:
+        // only the most literal pattern that matches answers this path.
+        guard let best = matching.max(by: { Self.literals($0.path) < Self.literals($1.path) }) else { return .none }
+        let candidates = matching.filter { $0.path == best.path }
         if let route = candidates.first(where: { $0.method == method }) { return .found(route) }
-        if candidates.isEmpty { return .none }
         return .wrongMethod(allowed: candidates.map(\.method))
+    }
+
+    private static func literals(_ pattern: String) -> Int {
+        pattern.split(separator: "/").count { !$0.hasPrefix("{") }
     }
 
     private static func matches(pattern: String, segments: [Substring]) -> Bool {

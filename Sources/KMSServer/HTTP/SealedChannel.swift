@@ -21,8 +21,15 @@ struct SealedChannel: Sendable {
     let maxBodyBytes: Int
     let logger: Logger
 
+    /// What a sealed handler sees besides its inner request.
+    struct Call: Sendable {
+        let opened: OpenedRequest
+        let request: Request
+        let context: KMSRequestContext
+    }
+
     typealias Handler<Inner: StrictDecodable, Output: Encodable & Sendable> =
-        @Sendable (Inner, OpenedRequest, KMSRequestContext) async throws(KMSError) -> Output
+        @Sendable (Inner, Call) async throws(KMSError) -> Output
 
     /// Sealed routes whose handler answers with the status of its own choosing.
     func route<Inner: StrictDecodable, Output: Encodable & Sendable>(
@@ -49,7 +56,7 @@ struct SealedChannel: Sendable {
                 } catch {
                     throw KMSError.invalidRequest(error)
                 }
-                let output = try await handler(input, admitted, context)
+                let output = try await handler(input, Call(opened: admitted, request: request, context: context))
                 let body: Data
                 do {
                     body = try WireJSON.encode(output)

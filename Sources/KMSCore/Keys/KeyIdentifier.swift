@@ -1,0 +1,42 @@
+import KMSProtocol
+
+/// Key ids and aliases: two alphabets that cannot be confused.
+///
+/// A key id is `key_` and the b64url of 16 random bytes; an alias matches
+/// `[A-Za-z0-9][A-Za-z0-9._-]{0,63}` and never starts with `key_`, so one
+/// string names at most one key whichever it is.
+public enum KeyIdentifier {
+    public static let keyIdPrefix = "key_"
+
+    public static func newKeyId() -> String {
+        keyIdPrefix + Base64.encodeURL(SymmetricKeyBytes.random(count: 16))
+    }
+
+    public static func isKeyId(_ text: String) -> Bool {
+        text.hasPrefix(keyIdPrefix) && text.utf8.count <= 64 && text.utf8.count > keyIdPrefix.count
+            && text.utf8.allSatisfy { isURLSafe($0) }
+    }
+
+    /// Path words under `/keys/` that an alias may not take, so that
+    /// `GET /keys/{alias}` always reaches the alias.
+    public static let reservedAliases: Set<String> = ["generate", "rotate"]
+
+    public static func isValidAlias(_ alias: String) -> Bool {
+        guard !reservedAliases.contains(alias) else { return false }
+        let bytes = Array(alias.utf8)
+        guard let first = bytes.first, bytes.count <= 64, isAlphanumeric(first), !alias.hasPrefix(keyIdPrefix)
+        else { return false }
+        return bytes.allSatisfy {
+            isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
+        }
+    }
+
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+    }
+
+    private static func isURLSafe(_ byte: UInt8) -> Bool {
+        isAlphanumeric(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+    }
+}

@@ -1,0 +1,191 @@
+import Crypto
+public import Foundation
+public import KMSProtocol
+
+/// The key domain: generate, rotate, describe, and use managed keys.
+///
+/// Key material is unwrapped from the master key for each operation and
+/// dropped afterwards; nothing here logs or returns it except `dataKey`'s
+/// fresh data key, which is the point of that call.
+public struct KeyRing: Sendable {
+    public let store: any KeyStore
+    public let masterKey: MasterKey
+    public let lifecycle: KeyLifecycle
+    public let clock: any KMSClock
+
+    public init(store: any KeyStore, masterKey: MasterKey, lifecycle: KeyLifecycle, clock: any KMSClock) {
+        self.store = store
+        self.masterKey = masterKey
+        self.lifecycle = lifecycle
+        self.clock = clock
+    }
+
+    // MARK: Lifecycle
+
+    public func generate(alias: String?) async throws(KMSError) -> KeyRecord {
+        if let alias, !KeyIdentifier.isValidAlias(alias) {
+            throw KMSError(
+                .invalidRequest,
+                "`alias` must match [A-Za-z0-9][A-Za-z0-9._-]{0,63} and not start with key_ (nor be generate or rotate)",
+                field: "alias")
+        }
+        let keyId = KeyIdentifier.newKeyId()
+        let now = clock.now()
+        let record = KeyRecord(
+            keyId: keyId, alias: alias, createdAt: now,
+            versions: [
+                KeyVersion(version: 1, createdAt: now, wrappedMaterial: try newMaterial(keyId: keyId, version: 1))
+            ])
+        try await store.create(record)
+        return record
+    }
+
+    /// Adds a version; concurrent rotations of one key each add exactly one
+    /// (compare-and-set on the revision, retried on conflict).
+    public func rotate(_ reference: String) async throws(KMSError) -> KeyRecord {
+        for _ in 0..<64 {
+            var record = try await resolve(reference, field: "keyId")
+            let expected = record.revision
+            let number = record.versions.count + 1
+            let now = max(clock.now(), record.versions.last?.createdAt ?? clock.now())
+            record.versions.append(
+                KeyVersion(
+                    version: number, createdAt: now,
+                    wrappedMaterial: try newMaterial(keyId: record.keyId, version: number)))
+            do {
+                return try await store.update(record, expectedRevision: expected)
+            } catch let error where error == .keyStoreConflict {
+                continue
+            }
+        }
+        throw KMSError.keyStoreConflict
+    }
+
+    /// A key by id or alias; `404 key_not_found` when neither names one.
+    public func resolve(_ reference: String, field: String) async throws(KMSError) -> KeyRecord {
+        guard !reference.isEmpty else { throw KMSError(.invalidRequest, "`\(field)` must not be empty", field: field) }
+        let record =
+            KeyIdentifier.isKeyId(reference)
+            ? try await store.key(id: reference)
+            : (KeyIdentifier.isValidAlias(reference) ? try await store.key(alias: reference) : nil)
+        guard let record else {
+            throw KMSError(.keyNotFound, "no key has this id or alias; create one with POST /keys/generate")
+        }
+        return record
+    }
+
+    public func metadata(_ record: KeyRecord) -> KeyMetadata {
+        let now = clock.now()
+        return KeyMetadata(
+            keyId: record.keyId, alias: record.alias, createdAt: Timestamp.format(record.createdAt),
+            activeVersion: record.activeVersion,
+            versions: record.versions.map { version in
+                KeyMetadata.Version(
+                    version: version.version, createdAt: Timestamp.format(version.createdAt),
+                    status: lifecycle.status(record, version: version.version, now: now).rawValue,
+                    graceUntil: lifecycle.graceUntil(record, version: version.version).map(Timestamp.format))
+            })
+    }
+
+    public func list(after: String?, limit: Int) async throws(KMSError) -> KeyListResponse {
+        let records = try await store.list(after: after, limit: limit + 1)
+        let page = records.prefix(limit)
+        return KeyListResponse(
+            keys: page.map(metadata), next: records.count > limit ? page.last?.keyId : nil)
+    }
+
+    // MARK: Cryptography
+
+    public func encrypt(_ reference: String, plaintext: Data, aad: Data) async throws(KMSError) -> CiphertextResponse {
+        let record = try await resolve(reference, field: "keyId")
+        return try seal(plaintext, record: record, aad: aad)
+    }
+
+    public func decrypt(_ text: String, aad: Data) async throws(KMSError) -> DecryptResponse {
+        let (parsed, plaintext) = try await open(text, aad: aad)
+        return DecryptResponse(keyId: parsed.keyId, version: parsed.version, plaintext: plaintext)
+    }
+
+    /// Re-encrypts under the active version; the plaintext never leaves the server.
+    public func rewrap(_ text: String, aad: Data) async throws(KMSError) -> CiphertextResponse {
+        let (parsed, plaintext) = try await open(text, aad: aad)
+        let record = try await resolve(parsed.keyId, field: "ciphertext")
+        return try seal(plaintext, record: record, aad: aad)
+    }
+
+    /// A fresh data key, returned in the clear and encrypted under the managed key.
+    public func dataKey(_ reference: String, bytes: Int, aad: Data) async throws(KMSError) -> DataKeyResponse {
+        let record = try await resolve(reference, field: "keyId")
+        let dataKey = SymmetricKeyBytes.random(count: bytes)
+        let sealed = try seal(dataKey, record: record, aad: aad)
+        return DataKeyResponse(
+            keyId: sealed.keyId, version: sealed.version, plaintext: dataKey, ciphertext: sealed.ciphertext)
+    }
+
+    // MARK: Helpers
+
+    private static func materialAAD(keyId: String, version: Int) -> String {
+        "kms-v1/key-material\n\(keyId)\n\(version)"
+    }
+
+    private func newMaterial(keyId: String, version: Int) throws(KMSError) -> Data {
+        try masterKey.wrap(SymmetricKeyBytes.random(count: 32), aad: Self.materialAAD(keyId: keyId, version: version))
+    }
+
+    private func material(_ record: KeyRecord, version: KeyVersion) throws(KMSError) -> SymmetricKey {
+        SymmetricKey(
+            data: try masterKey.unwrap(
+                version.wrappedMaterial, aad: Self.materialAAD(keyId: record.keyId, version: version.version)))
+    }
+
+    private func seal(_ plaintext: Data, record: KeyRecord, aad: Data) throws(KMSError) -> CiphertextResponse {
+        guard let active = record.versions.last else { throw KMSError.internal("key without versions") }
+        let header = KeyCiphertext(keyId: record.keyId, version: active.version, sealed: Data())
+        do {
+            let box = try AES.GCM.seal(
+                plaintext, using: try material(record, version: active), authenticating: header.aad(aad))
+            guard let combined = box.combined else { throw KMSError.internal("AES-GCM produced no combined form") }
+            let ciphertext = KeyCiphertext(keyId: record.keyId, version: active.version, sealed: combined)
+            return CiphertextResponse(keyId: record.keyId, version: active.version, ciphertext: ciphertext.text)
+        } catch let error as KMSError {
+            throw error
+        } catch {
+            throw KMSError.internal("AES-GCM sealing failed")
+        }
+    }
+
+    private func open(_ text: String, aad: Data) async throws(KMSError) -> (KeyCiphertext, Data) {
+        guard let parsed = KeyCiphertext(parsing: text) else {
+            throw KMSError(
+                .invalidRequest, "`ciphertext` is not a ciphertext of this KMS (kms:v1:<keyId>:<version>:<b64>)",
+                field: "ciphertext")
+        }
+        guard let record = try await store.key(id: parsed.keyId) else {
+            throw KMSError(.keyNotFound, "the ciphertext names a key that does not exist here")
+        }
+        guard let version = record.version(parsed.version) else {
+            throw KMSError(
+                .keyVersionNotFound, "the ciphertext names version \(parsed.version), which this key does not have")
+        }
+        let now = clock.now()
+        if lifecycle.status(record, version: parsed.version, now: now) == .retired {
+            let ended = lifecycle.graceUntil(record, version: parsed.version).map(Timestamp.format) ?? "?"
+            throw KMSError(
+                .keyVersionRetired,
+                "version \(parsed.version) of this key was retired when its grace period ended at \(ended); "
+                    + "raise KMS_KEY_GRACE_MS to rescue data that was not rewrapped in time")
+        }
+        do {
+            let box = try AES.GCM.SealedBox(combined: parsed.sealed)
+            let plaintext = try AES.GCM.open(
+                box, using: try material(record, version: version), authenticating: parsed.aad(aad))
+            return (parsed, plaintext)
+        } catch let error as KMSError {
+            throw error
+        } catch {
+            throw KMSError(
+                .decryptionFailed,
+                "the ciphertext did not authenticate: it was changed, or the aad differs from encryption")
+        }
+    }
+}

@@ -1,0 +1,33 @@
+public import Foundation
+
+/// The status of a key version, derived from the clock — never stored as
+/// truth — so that every instance agrees without a background job.
+public enum KeyVersionStatus: String, Sendable, Codable {
+    /// The one version that encrypts (and decrypts).
+    case active
+    /// Rotated out; decrypts until `graceUntil`.
+    case grace
+    /// Past grace: decrypt and rewrap refused; material kept.
+    case retired
+}
+
+/// Grace-period arithmetic in one place.
+public struct KeyLifecycle: Sendable {
+    /// `KMS_KEY_GRACE_MS`, read at every decision: raising it extends grace for
+    /// versions already rotated out.
+    public let graceMs: Int64
+
+    public init(graceMs: Int64) {
+        self.graceMs = graceMs
+    }
+
+    public func graceUntil(_ record: KeyRecord, version: Int) -> Date? {
+        record.deactivatedAt(version)?.addingMilliseconds(graceMs)
+    }
+
+    /// Retired exactly at `graceUntil`.
+    public func status(_ record: KeyRecord, version: Int, now: Date) -> KeyVersionStatus {
+        guard let until = graceUntil(record, version: version) else { return .active }
+        return now < until ? .grace : .retired
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Hummingbird
+import KMSCore
+import KMSProtocol
+
+/// `/keys/*`: generate, rotate, describe and list managed keys.
+struct KeysController: Sendable {
+    let channel: SealedChannel
+    let keys: KeyRing
+
+    func register(on router: Router<KMSRequestContext>, table: inout RouteTable) {
+        table.add(.post, "/keys/generate", sealed: true)
+        router.post(
+            "/keys/generate",
+            use: channel.route(GenerateKeyRequest.self) { input, _ throws(KMSError) in
+                let record = try await keys.generate(alias: input.alias)
+                return response(record)
+            })
+        table.add(.post, "/keys/rotate", sealed: true)
+        router.post(
+            "/keys/rotate",
+            use: channel.route(RotateKeyRequest.self) { input, _ throws(KMSError) in
+                response(try await keys.rotate(input.keyId))
+            })
+        table.add(.get, "/keys", sealed: true)
+        router.get(
+            "/keys",
+            use: channel.route(EmptyBody.self) { _, call throws(KMSError) in
+                let query = try ListQuery(query: call.request.uri.query)
+                return try await keys.list(after: query.after, limit: query.limit)
+            })
+        table.add(.get, "/keys/{keyId}", sealed: true)
+        router.get(
+            "/keys/{keyId}",
+            use: channel.route(EmptyBody.self) { _, call throws(KMSError) in
+                let reference = call.context.parameters.get("keyId") ?? ""
+                return keys.metadata(try await keys.resolve(reference, field: "keyId"))
+            })
+    }
+
+    private func response(_ record: KeyRecord) -> KeyVersionResponse {
+        let active = record.versions.last
+        return KeyVersionResponse(
+            keyId: record.keyId, version: record.activeVersion,
+            createdAt: Timestamp.format(active?.createdAt ?? record.createdAt), status: KeyVersionStatus.active.rawValue
+        )
+    }
+}
+
+/// `GET /keys?limit=&after=`: `limit` 1...1000 (default 100), `after` an
+/// exclusive key id cursor; any other parameter is refused.
+struct ListQuery {
+    var limit = 100
+    var after: String?
+
+    init(query: String?) throws(KMSError) {
+        guard let query, !query.isEmpty else { return }
+        var seen = Set<String>()
+        for pair in query.split(separator: "&", omittingEmptySubsequences: false) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(parts[0]).removingPercentEncoding ?? ""
+            let value = parts.count > 1 ? (String(parts[1]).removingPercentEncoding ?? "") : ""
+            guard seen.insert(name).inserted else {
+                throw KMSError(.invalidRequest, "query parameter `\(name)` is repeated", field: name)
+            }
+            switch name {
+            case "limit":
+                guard let number = Int(value), (1...1000).contains(number) else {
+                    throw KMSError(.invalidRequest, "`limit` must be a whole number from 1 to 1000", field: "limit")
+                }
+                limit = number
+            case "after":
+                after = value
+            default:
+                throw KMSError(
+                    .invalidRequest, "unknown query parameter; use limit and after",
+                    field: name.isEmpty ? "query" : name)
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import KMSCore
+import Testing
+
+/// What only the file store promises: durability, modes, crash leftovers.
+@Suite struct FileKeyStoreTests {
+    func open(_ folder: URL) throws -> FileKeyStore {
+        try FileKeyStore(folder: folder, lifecycle: KeyLifecycle(graceMs: 1000), clock: SystemClock())
+    }
+
+    @Test func recordsSurviveReopeningAndFilesAreReadable() async throws {
+        let folder = temporaryFolder()
+        let record = sampleRecord(alias: "photos", versions: 2)
+        try await open(folder).create(record)
+        let reopened = try open(folder)
+        #expect(try await reopened.key(id: record.keyId) == record)
+        #expect(try await reopened.key(alias: "photos")?.keyId == record.keyId)
+        #expect(try await reopened.count() == 1)
+        let file = folder.appendingPathComponent("keys/\(record.keyId).json")
+        let text = try String(contentsOf: file, encoding: .utf8)
+        #expect(text.contains("\"keyId\": \"\(record.keyId)\"") && text.contains("\"version\": 2"))
+        #expect(text.contains("\"status\": \"active\""))
+        #expect(DurableFile.mode(of: file) == 0o600)
+        #expect(DurableFile.mode(of: folder.appendingPathComponent("keys")) == 0o700)
+        #expect(DurableFile.mode(of: folder.appendingPathComponent("aliases/photos")) == 0o600)
+    }
+
+    @Test func tornTemporaryFilesAreIgnoredAndRemoved() async throws {
+        let folder = temporaryFolder()
+        let record = sampleRecord()
+        try await open(folder).create(record)
+        let keys = folder.appendingPathComponent("keys")
+        let torn = keys.appendingPathComponent(".\(record.keyId).json.tmp-ABC")
+        try Data("{\"format\":\"kms-key-v1\",\"keyId".utf8).write(to: torn)
+        try Data("{".utf8).write(to: folder.appendingPathComponent("aliases/.x.tmp-1"))
+        let reopened = try open(folder)
+        #expect(try await reopened.count() == 1)
+        #expect(try await reopened.key(id: record.keyId) == record)
+        #expect(!FileManager.default.fileExists(atPath: torn.path))
+    }
+
+    @Test func anAliasLeftWithoutItsKeyIsTakenOver() async throws {
+        let folder = temporaryFolder()
+        let store = try open(folder)
+        try await store.create(sampleRecord(alias: "first"))
+        // A crash after claiming the alias, before writing the key file.
+        try Data("key_gone\n".utf8).write(to: folder.appendingPathComponent("aliases/photos"))
+        let record = sampleRecord(alias: "photos")
+        try await open(folder).create(record)
+        #expect(try await open(folder).key(alias: "photos")?.keyId == record.keyId)
+    }
+
+    @Test func namesThatAreNotKeyIdsNeverReachTheFileSystem() async throws {
+        let store = try open(temporaryFolder())
+        for name in ["../keys", ".hidden", "a/b", "", String(repeating: "a", count: 200)] {
+            #expect(try await store.key(id: name) == nil)
+            #expect(try await store.key(alias: name) == nil)
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Crypto
+import Foundation
+import KMSCore
+import KMSProtocol
+import Testing
+
+@Suite struct KeyRingTests {
+    let clock = ManualClock()
+    let master: MasterKey
+
+    init() throws {
+        master = try MasterKey(bytes: Data(repeating: 9, count: 32))
+    }
+
+    func ring(graceMs: Int64 = 60_000, store: any KeyStore = InMemoryKeyStore()) -> KeyRing {
+        KeyRing(store: store, masterKey: master, lifecycle: KeyLifecycle(graceMs: graceMs), clock: clock)
+    }
+
+    @Test func graceAndRetirementFollowTheClock() async throws {
+        let store = InMemoryKeyStore()
+        let keys = ring(store: store)
+        let key = try await keys.generate(alias: "photos")
+        let old = try await keys.encrypt("photos", plaintext: Data("v1".utf8), aad: Data())
+        clock.advance(milliseconds: 1_000)
+        let rotated = try await keys.rotate(key.keyId)
+        #expect(rotated.activeVersion == 2)
+        let meta = keys.metadata(rotated)
+        #expect(meta.versions.map(\.status) == ["grace", "active"])
+        #expect(meta.versions[0].graceUntil == Timestamp.format(rotated.versions[1].createdAt.addingTimeInterval(60)))
+        #expect(meta.versions[1].graceUntil == nil)
+        clock.advance(milliseconds: 59_999)
+        #expect(try await keys.decrypt(old.ciphertext, aad: Data()).plaintext == Data("v1".utf8))
+        clock.advance(milliseconds: 1)  // exactly graceUntil: retired
+        let retired = await #expect(throws: KMSError.self) { try await keys.decrypt(old.ciphertext, aad: Data()) }
+        #expect(retired?.code == .keyVersionRetired && retired?.message.contains("version 1") == true)
+        await #expect(throws: KMSError.self) { try await keys.rewrap(old.ciphertext, aad: Data()) }
+        #expect(keys.metadata(try await keys.resolve("photos", field: "keyId")).versions[0].status == "retired")
+        // Raising the grace period rescues it; the material was kept.
+        let rescued = ring(graceMs: 120_000, store: store)
+        let rewrapped = try await rescued.rewrap(old.ciphertext, aad: Data())
+        #expect(rewrapped.version == 2)
+        #expect(try await rescued.decrypt(rewrapped.ciphertext, aad: Data()).plaintext == Data("v1".utf8))
+    }
+
+    @Test func encryptDecryptWithAADAndRefusals() async throws {
+        let keys = ring()
+        let key = try await keys.generate(alias: nil)
+        let sealed = try await keys.encrypt(key.keyId, plaintext: Data("secret".utf8), aad: Data("ctx".utf8))
+        #expect(sealed.ciphertext.hasPrefix("kms:v1:\(key.keyId):1:"))
+        #expect(try await keys.decrypt(sealed.ciphertext, aad: Data("ctx".utf8)).plaintext == Data("secret".utf8))
+        let wrongAAD = await #expect(throws: KMSError.self) { try await keys.decrypt(sealed.ciphertext, aad: Data()) }
+        #expect(wrongAAD?.code == .decryptionFailed)
+        var edited = Array(sealed.ciphertext)
+        edited[edited.count - 5] = edited[edited.count - 5] == "A" ? "B" : "A"
+        let tampered = await #expect(throws: KMSError.self) {
+            try await keys.decrypt(String(edited), aad: Data("ctx".utf8))
+        }
+        #expect(tampered?.code == .decryptionFailed)
+        let relabelled = sealed.ciphertext.replacingOccurrences(of: ":1:", with: ":2:")
+        let missingVersion = await #expect(throws: KMSError.self) {
+            try await keys.decrypt(relabelled, aad: Data("ctx".utf8))
+        }
+        #expect(missingVersion?.code == .keyVersionNotFound)
+        for bad in [
+            "", "kms:v1:", "vault:v1:abc", "kms:v1:\(key.keyId):01:AAAA", "kms:v1:\(key.keyId):1:!!",
+            "kms:v1:x:1:" + String(repeating: "A", count: 40),
+        ] {
+            let malformed = await #expect(throws: KMSError.self) { try await keys.decrypt(bad, aad: Data()) }
+            #expect(malformed?.code == .invalidRequest && malformed?.field == "ciphertext", "\(bad)")
+        }
+        let unknown = await #expect(throws: KMSError.self) {
+            try await keys.decrypt(
+                sealed.ciphertext.replacingOccurrences(of: key.keyId, with: "key_unknownunknownunknown"), aad: Data())
+        }
+        #expect(unknown?.code == .keyNotFound)
+        #expect(
+            try await keys.decrypt(
+                try await keys.encrypt(key.keyId, plaintext: Data(), aad: Data()).ciphertext, aad: Data()
+            ).plaintext.isEmpty)
+    }
+
+    @Test func dataKeysDecryptWithTheSameAAD() async throws {
+        let keys = ring()
+        let key = try await keys.generate(alias: "backup")
+        let dataKey = try await keys.dataKey("backup", bytes: 48, aad: Data("nas".utf8))
+        #expect(dataKey.plaintext.count == 48 && dataKey.keyId == key.keyId)
+        #expect(try await keys.decrypt(dataKey.ciphertext, aad: Data("nas".utf8)).plaintext == dataKey.plaintext)
+    }
+
+    @Test func aliasesAreValidatedAndUnique() async throws {
+        let keys = ring()
+        _ = try await keys.generate(alias: "photos")
+        for bad in ["", "-x", "key_x", "a b", String(repeating: "a", count: 65), "generate", "é"] {
+            let error = await #expect(throws: KMSError.self) { try await keys.generate(alias: bad) }
+            #expect(error?.field == "alias", "\(bad)")
+        }
+        let taken = await #expect(throws: KMSError.self) { try await keys.generate(alias: "photos") }
+        #expect(taken?.code == .aliasInUse)
+        let missing = await #expect(throws: KMSError.self) { try await keys.rotate("nothing") }
+        #expect(missing?.code == .keyNotFound)
+    }
+
+    /// The ciphertext vector of docs/protocol.md (computed with pyca/cryptography).
+    @Test func ciphertextVector() async throws {
+        let keyId = "key_AAECAwQFBgcICQoLDA0ODw"
+        let material = Data(0x20..<0x40)
+        let store = InMemoryKeyStore()
+        let now = Date()
+        let versions = (1...2).map { number in
+            KeyVersion(
+                version: number, createdAt: now,
+                wrappedMaterial: (try? master.wrap(material, aad: "kms-v1/key-material\n\(keyId)\n\(number)")) ?? Data()
+            )
+        }
+        try await store.create(KeyRecord(keyId: keyId, alias: nil, createdAt: now, versions: versions))
+        let vector = "kms:v1:key_AAECAwQFBgcICQoLDA0ODw:2:oKGio6SlpqeoqaqrFlnIWKv7oNrJR9nVVcDvDxFBODw1wo0zKQWFI8k="
+        let opened = try await ring(store: store).decrypt(vector, aad: Data("photos/2026/img_0001.jpg".utf8))
+        #expect(opened.plaintext == Data("hello, photos".utf8) && opened.version == 2)
+        let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "../../docs/protocol.md")
+        #expect(try String(contentsOf: docs, encoding: .utf8).contains(vector))
+    }
+}
