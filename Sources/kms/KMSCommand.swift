@@ -6,6 +6,9 @@ struct KMSCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kms",
         abstract: "A self-hosted key management service for personal cloud storage.",
-        subcommands: [ServeCommand.self, ServerKeyCommand.self]
+        subcommands: [
+            ServeCommand.self, E2ECommand.self, KeysCommand.self, EncryptCommand.self, DecryptCommand.self,
+            RewrapCommand.self, DataKeyCommand.self, RandomCommand.self, ServerKeyCommand.self,
+        ]
     )
 }

@@ -1,0 +1,297 @@
+import Crypto
+import Foundation
+import KMSProtocol
+import Synchronization
+
+/// A client of the personal KMS: one session, safe to share between tasks.
+///
+/// It establishes the session lazily (init, optional fingerprint pinning,
+/// key exchange, and the seq-0 confirmation), seals every call with a fresh
+/// seq, checks that each answer is sealed for that seq and status, and
+/// re-establishes the session once when it has expired — retrying the call
+/// only if repeating it cannot change anything (encrypt, decrypt, reads).
+public final class KMSClient: Sendable {
+    public let configuration: KMSClientConfiguration
+    let transport: any KMSTransport
+    private let gate = SessionGate()
+    private let state: Mutex<State>
+    private let rotation = Mutex<Task<Void, Never>?>(nil)
+
+    struct Session {
+        let id: String
+        let key: SymmetricKey
+        var token: String
+        var expiresAt: String
+        let generation: Int
+        /// When this client believes the session ends (its own clock, 1 s early),
+        /// so that it re-establishes before sending rather than after a refusal.
+        var localExpiry: ContinuousClock.Instant
+        let absoluteExpiry: ContinuousClock.Instant
+        let ttl: Duration
+        let sliding: Bool
+    }
+
+    struct State {
+        var session: Session?
+        var token: String
+        var nextSeq: UInt64 = 1
+        var generation = 0
+    }
+
+    /// What the key exchange told the client.
+    public struct SessionInfo: Sendable {
+        public let sessionId: String
+        public let fingerprint: String
+        public let expiresAt: String
+        public let ttlMs: Int64
+        public let sliding: Bool
+    }
+
+    public init(_ configuration: KMSClientConfiguration, transport: (any KMSTransport)? = nil) throws {
+        let token = configuration.token ?? ClientToken.issue(prefix: nil)
+        guard ClientToken.isWellFormed(token, prefix: nil) else {
+            throw KMSClientError.configuration("the token must match [A-Za-z0-9._~-]{32,256}")
+        }
+        self.configuration = configuration
+        self.transport = transport ?? HTTPTransport(baseURL: configuration.baseURL)
+        state = Mutex(State(token: token))
+    }
+
+    deinit {
+        rotation.withLock { $0?.cancel() }
+    }
+
+    /// The token currently naming the session.
+    public var token: String { state.withLock { $0.token } }
+
+    /// The current session id, if one is established.
+    public var sessionId: String? { state.withLock { $0.session?.id } }
+
+    // MARK: Session lifecycle
+
+    /// Establishes a session now (calls do it lazily otherwise).
+    @discardableResult
+    public func connect() async throws -> SessionInfo {
+        try await withChange { try await self.establish() }
+    }
+
+    /// Rotates the token: to `newToken`, or to one the server issues.
+    @discardableResult
+    public func rotateToken(to newToken: String? = nil) async throws -> String {
+        try await ensureSession()
+        return try await withChange {
+            let reply: RotateTokenResponse = try await self.sealedCall(
+                "POST", "/session/rotate-token", body: RotateTokenRequest(token: newToken))
+            self.state.withLock { state in
+                state.token = reply.token
+                state.session?.token = reply.token
+                state.session?.expiresAt = reply.expiresAt
+            }
+            return reply.token
+        }
+    }
+
+    /// Runs `body` alone: no call is in flight while the session changes.
+    private func withChange<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        await gate.enterChange()
+        do {
+            let value = try await body()
+            await gate.leaveChange()
+            return value
+        } catch {
+            await gate.leaveChange()
+            throw error
+        }
+    }
+
+    /// Rotates the token every `interval` until `close()` (or the client is released).
+    public func startTokenRotation(every interval: Duration) {
+        let task = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                guard !Task.isCancelled, let self else { return }
+                _ = try? await self.rotateToken()
+            }
+        }
+        rotation.withLock { old in
+            old?.cancel()
+            old = task
+        }
+    }
+
+    /// Ends the session on the server (`DELETE /session`) and stops rotation.
+    public func close() async throws {
+        rotation.withLock { $0?.cancel() }
+        guard state.withLock({ $0.session }) != nil else { return }
+        let _: EmptyBody = try await call("DELETE", "/session", idempotent: false)
+        state.withLock { $0.session = nil }
+    }
+
+    // MARK: Calls
+
+    /// A sealed call. `idempotent` calls are retried once after re-establishing
+    /// an expired session; others fail with the server's error instead.
+    func call<Output: Decodable>(
+        _ method: String, _ target: String, body: (some Encodable & Sendable)? = EmptyBody?.none, idempotent: Bool
+    ) async throws -> Output {
+        for attempt in 0..<2 {
+            let generation = try await ensureSession()
+            await gate.enterCall()
+            do {
+                let output: Output = try await sealedCall(method, target, body: body)
+                await gate.leaveCall()
+                return output
+            } catch let error as KMSClientError {
+                await gate.leaveCall()
+                guard attempt == 0, idempotent, error.code == ErrorCode.unknownSession.rawValue else { throw error }
+                try await reestablish(ifGeneration: generation)
+            } catch {
+                await gate.leaveCall()
+                throw error
+            }
+        }
+        throw KMSClientError.protocolViolation("unreachable: retry loop ended")
+    }
+
+    /// Seals, sends and opens one request with the current session (no retry).
+    private func sealedCall<Output: Decodable>(
+        _ method: String, _ target: String, body: (some Encodable & Sendable)?
+    ) async throws -> Output {
+        let (session, seq) = try state.withLock { state throws(KMSClientError) -> (Session, UInt64) in
+            guard let session = state.session else { throw KMSClientError.protocolViolation("no session") }
+            defer { state.nextSeq += 1 }
+            return (session, state.nextSeq)
+        }
+        let plaintext = try body.map { try WireJSON.encode($0) } ?? Data()
+        let envelope = try ClientSeal.sealRequest(
+            plaintext, method: method, target: target, sessionId: session.id, seq: seq, key: session.key)
+        var headers = [("X-Client-Token", session.token)]
+        let bodyData: Data?
+        if method == "GET" || method == "DELETE" {
+            headers.append(("X-KMS-Envelope", envelope.json.base64EncodedString()))
+            bodyData = nil
+        } else {
+            headers.append(("Content-Type", "application/json"))
+            bodyData = envelope.json
+        }
+        let response = try await transport.send(
+            TransportRequest(method: method, target: target, headers: headers, body: bodyData))
+        guard (try? SealedEnvelope(json: response.body)) != nil else {
+            throw plainError(response)
+        }
+        let inner: Data
+        do {
+            inner = try ClientSeal.openResponse(
+                response.body, sessionId: session.id, expectedSeq: seq, status: response.status, key: session.key)
+        } catch {
+            throw KMSClientError.protocolViolation(error.description)
+        }
+        state.withLock { state in
+            guard state.session?.id == session.id, var current = state.session, current.sliding else { return }
+            current.localExpiry = min(ContinuousClock.now + current.ttl - .seconds(1), current.absoluteExpiry)
+            state.session = current
+        }
+        guard response.status == 200 else {
+            let detail = (try? WireJSON.decode(ErrorBody.self, from: inner))?.error
+            throw KMSClientError.server(
+                status: response.status, code: detail?.code ?? "unknown", message: detail?.message ?? "",
+                requestId: detail?.requestId, field: detail?.field)
+        }
+        do {
+            return try WireJSON.decode(Output.self, from: inner)
+        } catch {
+            throw KMSClientError.protocolViolation("the sealed answer is not the expected JSON")
+        }
+    }
+
+    /// A plain (unsealed) answer: only errors come this way; a plain 200 to a
+    /// sealed request is refused as a protocol violation.
+    private func plainError(_ response: TransportResponse) -> KMSClientError {
+        guard response.status >= 400, let body = try? WireJSON.decode(ErrorBody.self, from: response.body) else {
+            return .protocolViolation("the server answered \(response.status) without a seal")
+        }
+        return .server(
+            status: response.status, code: body.error.code, message: body.error.message,
+            requestId: body.error.requestId, field: body.error.field)
+    }
+
+    @discardableResult
+    private func ensureSession() async throws -> Int {
+        if let generation = liveGeneration() { return generation }
+        return try await withChange {
+            if let generation = self.liveGeneration() { return generation }
+            try await self.establish()
+            return self.state.withLock { $0.generation }
+        }
+    }
+
+    /// The current session's generation, unless it is missing or (by our clock) expired.
+    private func liveGeneration() -> Int? {
+        state.withLock { state in
+            guard let session = state.session, ContinuousClock.now < session.localExpiry else { return nil }
+            return session.generation
+        }
+    }
+
+    private func reestablish(ifGeneration generation: Int) async throws {
+        try await withChange {
+            guard self.state.withLock({ $0.session?.generation == generation }) else { return }
+            try await self.establish()
+        }
+    }
+
+    /// init, pin check, key exchange, seq-0 confirmation. Caller holds the gate's change side.
+    @discardableResult
+    private func establish() async throws -> SessionInfo {
+        let initResponse = try await transport.send(
+            TransportRequest(method: "GET", target: "/session/init", headers: [], body: nil))
+        guard initResponse.status == 200 else { throw plainError(initResponse) }
+        let started: SessionInitResponse
+        do {
+            started = try WireJSON.decode(SessionInitResponse.self, from: initResponse.body)
+        } catch {
+            throw KMSClientError.protocolViolation("/session/init did not answer the documented JSON")
+        }
+        let actual = try ClientSeal.fingerprint(publicKeyPEM: started.publicKey)
+        if let pinned = configuration.fingerprint, !Fingerprint.matches(pinned, actual) {
+            throw KMSClientError.fingerprintMismatch(expected: pinned, actual: actual)
+        }
+        let key = SymmetricKey(size: .bits256)
+        let wrapped = try ClientSeal.wrapSessionKey(key, publicKeyPEM: started.publicKey)
+        let token = state.withLock { $0.token }
+        let exchange = try await transport.send(
+            TransportRequest(
+                method: "POST", target: "/session/key-exchange",
+                headers: [("X-Client-Token", token), ("Content-Type", "application/json")],
+                body: try WireJSON.encode(KeyExchangeRequest(sessionId: started.sessionId, wrappedKey: wrapped))))
+        guard exchange.status == 200 else { throw plainError(exchange) }
+        let confirmation: KeyExchangeResponse
+        do {
+            let inner = try ClientSeal.openResponse(
+                exchange.body, sessionId: started.sessionId, expectedSeq: 0, status: 200, key: key)
+            confirmation = try WireJSON.decode(KeyExchangeResponse.self, from: inner)
+        } catch {
+            throw KMSClientError.protocolViolation("the key-exchange confirmation did not open: \(error)")
+        }
+        guard confirmation.sessionId == started.sessionId else {
+            throw KMSClientError.protocolViolation("the confirmation names another session")
+        }
+        let now = ContinuousClock.now
+        let ttl = Duration.milliseconds(confirmation.ttlMs)
+        let absolute = now + .milliseconds(confirmation.maxLifetimeMs) - .seconds(1)
+        state.withLock { state in
+            state.generation += 1
+            state.nextSeq = 1
+            state.session = Session(
+                id: started.sessionId, key: key, token: token, expiresAt: confirmation.expiresAt,
+                generation: state.generation, localExpiry: min(now + ttl - .seconds(1), absolute),
+                absoluteExpiry: absolute, ttl: ttl, sliding: confirmation.sliding)
+        }
+        if let interval = configuration.rotateInterval, rotation.withLock({ $0 == nil }) {
+            startTokenRotation(every: interval)
+        }
+        return SessionInfo(
+            sessionId: started.sessionId, fingerprint: actual, expiresAt: confirmation.expiresAt,
+            ttlMs: confirmation.ttlMs, sliding: confirmation.sliding)
+    }
+}

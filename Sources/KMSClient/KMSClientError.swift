@@ -1,0 +1,37 @@
+import Foundation
+
+/// Why a client call failed.
+public enum KMSClientError: Error, Sendable, CustomStringConvertible {
+    /// The server refused the request; `code` is its stable error code.
+    case server(status: Int, code: String, message: String, requestId: String?, field: String?)
+    /// The server's key does not match the pinned fingerprint; nothing secret was sent.
+    case fingerprintMismatch(expected: String, actual: String)
+    /// The server's answer broke the protocol (bad seal, wrong seq, wrong status
+    /// binding): it may have been tampered with, and it was not trusted.
+    case protocolViolation(String)
+    /// The configuration cannot work (bad URL, malformed token).
+    case configuration(String)
+
+    /// The server's error code, if the server refused.
+    public var code: String? {
+        if case .server(_, let code, _, _, _) = self { return code }
+        return nil
+    }
+
+    public var description: String {
+        switch self {
+        case .server(let status, let code, let message, let requestId, let field):
+            var text = "server refused (\(status) \(code)): \(message)"
+            if let field { text += " [field: \(field)]" }
+            if let requestId { text += " [request \(requestId)]" }
+            return text
+        case .fingerprintMismatch(let expected, let actual):
+            return
+                "the server key \(actual) does not match the pinned fingerprint \(expected); refusing to send anything"
+        case .protocolViolation(let what):
+            return "protocol violation: \(what)"
+        case .configuration(let what):
+            return "configuration: \(what)"
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import KMSClient
+
+/// How the CLI reaches the server: flags, or the environment the seed's
+/// client used (`BASE_URL`, `TOKEN`, `KMS_SERVER_FINGERPRINT`).
+struct ClientOptions: ParsableArguments {
+    @Option(name: .long, help: "Server URL (env BASE_URL, default http://localhost:3000).")
+    var url: String?
+
+    @Option(name: .long, help: "Client token, [A-Za-z0-9._~-]{32,256} (env TOKEN; random when unset).")
+    var token: String?
+
+    @Option(name: .long, help: "Pin the server key: SHA256:<hex> from `kms server-key` (env KMS_SERVER_FINGERPRINT).")
+    var fingerprint: String?
+
+    @Flag(name: .long, help: "Print JSON for scripts instead of readable text.")
+    var json = false
+
+    func configuration(rotateInterval: Duration? = nil) -> KMSClientConfiguration {
+        let environment = ProcessInfo.processInfo.environment
+        return KMSClientConfiguration(
+            baseURL: url ?? environment["BASE_URL"] ?? "http://localhost:3000",
+            token: token ?? environment["TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
+            fingerprint: fingerprint ?? environment["KMS_SERVER_FINGERPRINT"].flatMap { $0.isEmpty ? nil : $0 },
+            rotateInterval: rotateInterval)
+    }
+
+    func client() throws -> KMSClient {
+        do {
+            return try KMSClient(configuration())
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+}
+
+/// Runs a client operation, turning failures into a message that says what to
+/// do and a non-zero exit, and always ending the session.
+func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws -> T) async throws -> T {
+    let client = try options.client()
+    do {
+        let value = try await body(client)
+        try? await client.close()
+        return value
+    } catch let error as KMSClientError {
+        try? await client.close()
+        throw CLIFailure(message: error.description)
+    } catch {
+        try? await client.close()
+        throw CLIFailure(message: "cannot reach the server at \(client.configuration.baseURL): \(error)")
+    }
+}
+
+/// A failure already explained to the user.
+struct CLIFailure: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+/// Prints `value` as JSON (sorted keys), for `--json`.
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}

@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import KMSClient
+import KMSProtocol
+
+/// `kms encrypt`
+struct EncryptCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "encrypt", abstract: "Encrypt up to 64 KiB under a key's active version; prints the ciphertext.")
+    @OptionGroup var client: ClientOptions
+    @Option(name: .long, help: "Key id or alias.") var key: String
+    @OptionGroup var input: DataInput
+    @OptionGroup var aad: AADOptions
+
+    func run() async throws {
+        let plaintext = try input.read()
+        let aadData = try aad.read()
+        let sealed = try await withClient(client) { try await $0.encrypt(key: key, plaintext: plaintext, aad: aadData) }
+        if client.json { return try printJSON(sealed) }
+        print(sealed.ciphertext)
+    }
+}
+
+/// `kms decrypt`
+struct DecryptCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decrypt", abstract: "Decrypt a ciphertext (kms:v1:…); prints the plaintext.")
+    @OptionGroup var client: ClientOptions
+    @OptionGroup var input: DataInput
+    @OptionGroup var aad: AADOptions
+    @Flag(name: .customLong("output-base64"), help: "Print the plaintext as base64 instead of raw bytes.")
+    var outputBase64 = false
+
+    func run() async throws {
+        let ciphertext = String(decoding: try input.read(), as: UTF8.self).trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        let aadData = try aad.read()
+        let opened = try await withClient(client) { try await $0.decrypt(ciphertext: ciphertext, aad: aadData) }
+        if client.json { return try printJSON(opened) }
+        if outputBase64 {
+            print(opened.plaintext.base64EncodedString())
+        } else {
+            FileHandle.standardOutput.write(opened.plaintext)
+        }
+    }
+}
+
+/// `kms rewrap`
+struct RewrapCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rewrap",
+        abstract: "Re-encrypt a ciphertext under the key's active version (plaintext stays on the server).")
+    @OptionGroup var client: ClientOptions
+    @OptionGroup var input: DataInput
+    @OptionGroup var aad: AADOptions
+
+    func run() async throws {
+        let ciphertext = String(decoding: try input.read(), as: UTF8.self).trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        let aadData = try aad.read()
+        let rewrapped = try await withClient(client) { try await $0.rewrap(ciphertext: ciphertext, aad: aadData) }
+        if client.json { return try printJSON(rewrapped) }
+        print(rewrapped.ciphertext)
+    }
+}
+
+/// `kms datakey`
+struct DataKeyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "datakey",
+        abstract: "Make a data key for envelope encryption: the key (base64) and its ciphertext under a managed key.")
+    @OptionGroup var client: ClientOptions
+    @Option(name: .long, help: "Key id or alias.") var key: String
+    @Option(name: .long, help: "Data key size in bytes, 16 to 64.") var bytes = 32
+    @OptionGroup var aad: AADOptions
+
+    func run() async throws {
+        let aadData = try aad.read()
+        let dataKey = try await withClient(client) { try await $0.dataKey(key: key, bytes: bytes, aad: aadData) }
+        if client.json { return try printJSON(dataKey) }
+        print("plaintext:  \(dataKey.plaintext.base64EncodedString())")
+        print("ciphertext: \(dataKey.ciphertext)")
+    }
+}
+
+/// `kms random`
+struct RandomCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "random", abstract: "Random bytes from the server's CSPRNG, as base64.")
+    @OptionGroup var client: ClientOptions
+    @Option(name: .long, help: "How many bytes, 1 to 1024.") var bytes = 32
+
+    func run() async throws {
+        let random = try await withClient(client) { try await $0.random(bytes: bytes) }
+        if client.json { return try printJSON(["random": random.base64EncodedString()]) }
+        print(random.base64EncodedString())
+    }
+}

@@ -1,0 +1,160 @@
+import ArgumentParser
+import Foundation
+import KMSClient
+import KMSProtocol
+
+/// `kms e2e`: the end-to-end check against a live server, step by step.
+struct E2ECommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "e2e",
+        abstract: "Run the end-to-end check against a live server and print each step with its timing.",
+        discussion: """
+            Environment: BASE_URL (default http://localhost:3000), TOKEN (random if unset),
+            KMS_SERVER_FINGERPRINT (pin the server key), ROTATE_INTERVAL_MS (with --duration: keep
+            working for that long while rotating the token at this interval). Exits non-zero on the
+            first failure, with the server's error.
+            """)
+
+    @OptionGroup var client: ClientOptions
+
+    @Option(help: "With ROTATE_INTERVAL_MS: seconds to keep encrypting and decrypting after the checks.")
+    var duration: Double = 0
+
+    @Option(name: .customLong("rotate-interval-ms"), help: "Token rotation interval in ms (env ROTATE_INTERVAL_MS).")
+    var rotateIntervalMs: Int?
+
+    func run() async throws {
+        let interval = rotateIntervalMs ?? ProcessInfo.processInfo.environment["ROTATE_INTERVAL_MS"].flatMap { Int($0) }
+        let kms: KMSClient
+        do {
+            kms = try KMSClient(client.configuration())
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        var report = E2EReport()
+        print("kms e2e against \(kms.configuration.baseURL)")
+
+        try await report.step("health") {
+            guard try await kms.health() else { throw CLIFailure(message: "/healthz did not answer 200") }; return "ok"
+        }
+        try await report.step("session init + key exchange") {
+            let info = try await kms.connect()
+            return "session \(info.sessionId.prefix(8))…, server \(info.fingerprint.prefix(23))…, ttl \(info.ttlMs) ms"
+        }
+        try await report.step("token rotation") {
+            _ = try await kms.rotateToken(); return "new token issued"
+        }
+        let alias = "e2e-" + UUID().uuidString.prefix(8).lowercased()
+        let key = try await report.step("key generation") {
+            let created = try await kms.generateKey(alias: alias)
+            return (created.keyId, "\(created.keyId) (\(alias)) v\(created.version)")
+        }
+        let message = Data("the quick brown fox".utf8)
+        let plain = try await report.step("encrypt without aad") {
+            let sealed = try await kms.encrypt(key: key, plaintext: message)
+            return (sealed.ciphertext, "v\(sealed.version), \(sealed.ciphertext.count) chars")
+        }
+        try await report.step("decrypt without aad") {
+            try expect(try await kms.decrypt(ciphertext: plain).plaintext == message, "round trip differs")
+            return "round trip ok"
+        }
+        let aad = Data("album/2026".utf8)
+        let withAAD = try await report.step("encrypt with aad") {
+            (try await kms.encrypt(key: alias, plaintext: message, aad: aad).ciphertext, "bound to aad")
+        }
+        try await report.step("decrypt with aad") {
+            try expect(try await kms.decrypt(ciphertext: withAAD, aad: aad).plaintext == message, "round trip differs")
+            do {
+                _ = try await kms.decrypt(ciphertext: withAAD, aad: Data("other".utf8))
+                throw CLIFailure(message: "a wrong aad was accepted")
+            } catch let error as KMSClientError where error.code == "decryption_failed" {
+                return "round trip ok; wrong aad refused"
+            }
+        }
+        try await report.step("key rotation") { "now v\(try await kms.rotateKey(key).version)" }
+        try await report.step("decrypt of the old version") {
+            let opened = try await kms.decrypt(ciphertext: plain)
+            try expect(opened.version == 1 && opened.plaintext == message, "old version did not decrypt")
+            return "v1 still decrypts (grace)"
+        }
+        try await report.step("rewrap") {
+            let rewrapped = try await kms.rewrap(ciphertext: withAAD, aad: aad)
+            try expect(rewrapped.version == 2, "rewrap did not move to the active version")
+            try expect(
+                try await kms.decrypt(ciphertext: rewrapped.ciphertext, aad: aad).plaintext == message,
+                "rewrapped differs")
+            return "v1 -> v2"
+        }
+        try await report.step("data key") {
+            let dataKey = try await kms.dataKey(key: key, bytes: 32)
+            try expect(
+                try await kms.decrypt(ciphertext: dataKey.ciphertext).plaintext == dataKey.plaintext, "data key differs"
+            )
+            return "32-byte key, ciphertext decrypts to it"
+        }
+        try await report.step("metadata") {
+            let metadata = try await kms.key(alias)
+            try expect(
+                metadata.versions.map(\.status) == ["grace", "active"], "statuses \(metadata.versions.map(\.status))")
+            return "v1 grace until \(metadata.versions[0].graceUntil ?? "?"), v2 active"
+        }
+        try await report.step("list") { "\(try await kms.listKeys(limit: 10).keys.count) keys on the first page" }
+        try await report.step("random") {
+            let random = try await kms.random(bytes: 32)
+            try expect(random.count == 32, "wrong length")
+            return "32 bytes"
+        }
+        if let interval, duration > 0 {
+            try await report.step("work \(duration) s, rotate token") {
+                kms.startTokenRotation(every: .milliseconds(interval))
+                let start = ContinuousClock.now
+                var operations = 0
+                var tokens = Set([kms.token])
+                while ContinuousClock.now - start < .milliseconds(Int(duration * 1000)) {
+                    let sealed = try await kms.encrypt(key: key, plaintext: message)
+                    try expect(
+                        try await kms.decrypt(ciphertext: sealed.ciphertext).plaintext == message, "round trip differs")
+                    operations += 2
+                    tokens.insert(kms.token)
+                }
+                return "\(operations) operations across \(tokens.count) tokens"
+            }
+        }
+        try await report.step("session end") {
+            try await kms.close(); return "session deleted"
+        }
+        print("e2e passed: \(report.count) steps in \(String(format: "%.1f", report.total)) ms")
+    }
+}
+
+/// Prints each step with its timing; stops at the first failure.
+struct E2EReport {
+    var count = 0
+    var total = 0.0
+
+    mutating func step(_ name: String, _ body: () async throws -> String) async throws {
+        _ = try await step(name) { ((), try await body()) }
+    }
+
+    mutating func step<T>(_ name: String, _ body: () async throws -> (T, String)) async throws -> T {
+        let start = ContinuousClock.now
+        do {
+            let (value, detail) = try await body()
+            let elapsed = ContinuousClock.now - start
+            let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+            count += 1
+            total += ms
+            print(
+                "✔ \(name.padding(toLength: 32, withPad: " ", startingAt: 0)) \(String(format: "%8.1f", ms)) ms  \(detail)"
+            )
+            return value
+        } catch {
+            print("✘ \(name): \(error)")
+            throw ExitCode.failure
+        }
+    }
+}
+
+func expect(_ condition: Bool, _ message: String) throws {
+    if !condition { throw CLIFailure(message: message) }
+}

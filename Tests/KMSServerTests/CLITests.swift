@@ -1,0 +1,117 @@
+import Foundation
+import KMSServer
+import Testing
+
+/// Issue 5 (and issue 2's `kms serve`): the CLI against a spawned server.
+@Suite(.serialized) struct CLITests {
+    @Test func e2ePassesAndEverySubcommandWorks() async throws {
+        let server = try await ServeProcess()
+        let env = ["BASE_URL": server.url]
+        let e2e = try CLIProcess.run(["e2e"], environment: env)
+        #expect(e2e.status == 0, "\(e2e.stdout)\(e2e.stderr)")
+        #expect(e2e.stdout.contains("✔ key rotation") && e2e.stdout.contains("e2e passed"))
+
+        let fingerprint = try CLIProcess.run(
+            ["server-key"],
+            environment: [
+                "KEY_STORE_PATH": server.folder.appendingPathComponent("data/keys").path,
+                "KMS_MASTER_KEY_FILE": server.folder.appendingPathComponent("data/master.key").path,
+            ])
+        #expect(fingerprint.status == 0 && fingerprint.stdout.hasPrefix("SHA256:"), "\(fingerprint.stderr)")
+        #expect(server.logText.contains(fingerprint.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let pinned = try CLIProcess.run(
+            ["e2e", "--fingerprint", fingerprint.stdout.trimmingCharacters(in: .whitespacesAndNewlines)],
+            environment: env)
+        #expect(pinned.status == 0)
+        let mispinned = try CLIProcess.run(
+            ["random", "--fingerprint", "SHA256:" + String(repeating: "1", count: 64)], environment: env)
+        #expect(mispinned.status != 0 && mispinned.stderr.contains("does not match the pinned fingerprint"))
+
+        let generated = try CLIProcess.run(["keys", "generate", "--alias", "cli", "--json"], environment: env)
+        #expect(generated.status == 0 && generated.stdout.contains("\"version\" : 1"))
+        #expect(try CLIProcess.run(["keys", "rotate", "cli"], environment: env).stdout.contains("version 2 is active"))
+        let shown = try CLIProcess.run(["keys", "show", "cli"], environment: env)
+        #expect(shown.stdout.contains("v1  grace") && shown.stdout.contains("v2  active"))
+        let listed = try CLIProcess.run(["keys", "list", "--limit", "1"], environment: env)
+        #expect(listed.status == 0 && listed.stdout.contains("more: kms keys list --after"))
+
+        let ciphertext = try CLIProcess.run(
+            ["encrypt", "--key", "cli", "--aad", "ctx", "secret photo key"], environment: env)
+        #expect(ciphertext.stdout.hasPrefix("kms:v1:key_"))
+        let file = server.folder.appendingPathComponent("ct.txt")
+        try ciphertext.stdout.write(to: file, atomically: true, encoding: .utf8)
+        let decrypted = try CLIProcess.run(["decrypt", "--file", file.path, "--aad", "ctx"], environment: env)
+        #expect(decrypted.stdout == "secret photo key")
+        let wrong = try CLIProcess.run(["decrypt", "--file", file.path, "--aad", "other"], environment: env)
+        #expect(wrong.status != 0 && wrong.stderr.contains("decryption_failed"))
+        let piped = try CLIProcess.run(
+            ["encrypt", "--key", "cli", "--base64"], environment: env, stdin: Data("AAEC".utf8))
+        let roundTrip = try CLIProcess.run(
+            ["decrypt", "--output-base64"], environment: env, stdin: Data(piped.stdout.utf8))
+        #expect(roundTrip.stdout == "AAEC\n")
+        let rewrapped = try CLIProcess.run(["rewrap", "--file", file.path, "--aad", "ctx", "--json"], environment: env)
+        #expect(rewrapped.stdout.contains("\"version\" : 2"))
+        let dataKey = try CLIProcess.run(["datakey", "--key", "cli", "--bytes", "16"], environment: env)
+        #expect(dataKey.stdout.contains("plaintext:") && dataKey.stdout.contains("ciphertext: kms:v1:"))
+        let random = try CLIProcess.run(["random", "--bytes", "12"], environment: env)
+        #expect(Data(base64Encoded: random.stdout.trimmingCharacters(in: .whitespacesAndNewlines))?.count == 12)
+        let badKey = try CLIProcess.run(["encrypt", "--key", "nothing", "x"], environment: env)
+        #expect(badKey.status != 0 && badKey.stderr.contains("key_not_found"))
+        #expect(server.stop() == 0)
+        #expect(server.logText.contains("\"msg\":\"request\"") && !server.logText.contains("secret photo key"))
+    }
+
+    @Test func e2eKeepsWorkingWhileRotatingTheToken() async throws {
+        let server = try await ServeProcess()
+        let run = try CLIProcess.run(
+            ["e2e", "--duration", "1.5"], environment: ["BASE_URL": server.url, "ROTATE_INTERVAL_MS": "300"])
+        #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+        #expect(run.stdout.contains("rotate token") && run.stdout.contains("tokens"))
+        #expect(server.stop() == 0)
+    }
+
+    @Test func serveHelpListsEveryVariable() throws {
+        let help = try CLIProcess.run(["serve", "--help"])
+        for variable in ConfigVariable.all { #expect(help.stdout.contains(variable.name), "\(variable.name)") }
+        for command in ["e2e", "keys", "encrypt", "decrypt", "rewrap", "datakey", "random", "server-key"] {
+            #expect(try CLIProcess.run(["--help"]).stdout.contains(command))
+            #expect(try CLIProcess.run([command, "--help"]).status == 0)
+        }
+    }
+
+    @Test func badConfigurationStopsStartUpNamingTheVariable() throws {
+        let bad = try CLIProcess.run(["serve"], environment: ["KMS_SESSION_TTL_MS": "soon"])
+        #expect(bad.status != 0 && bad.stderr.contains("KMS_SESSION_TTL_MS"))
+        let cidr = try CLIProcess.run(["serve"], environment: ["KMS_WHITELIST": "10.0.0.1/8"])
+        #expect(cidr.status != 0 && cidr.stderr.contains("KMS_WHITELIST"))
+        let key = try CLIProcess.run(["serve"], environment: ["KMS_MASTER_KEY": "c2hvcnQ="])
+        #expect(key.status != 0 && key.stderr.contains("KMS_MASTER_KEY"))
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-ro-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try "x".write(to: folder.appendingPathComponent("file"), atomically: true, encoding: .utf8)
+        let unwritable = try CLIProcess.run(
+            ["serve"], environment: ["KEY_STORE_PATH": folder.appendingPathComponent("file/keys").path])
+        #expect(unwritable.status != 0 && unwritable.stderr.contains("KEY_STORE_PATH"))
+    }
+
+    @Test func serveStartsWithNoConfigurationAndKeepsItsIdentity() async throws {
+        let first = try await ServeProcess()
+        let fingerprint = first.logText.components(separatedBy: "\"fingerprint\":\"").dropFirst().first?.prefix(71)
+        #expect(first.stop() == 0)
+        let masterKey = first.folder.appendingPathComponent("data/master.key")
+        #expect(DurableMode.of(masterKey) == 0o600)
+        #expect(DurableMode.of(first.folder.appendingPathComponent("data/keys")) == 0o700)
+        let second = try await ServeProcess(environment: [
+            "KEY_STORE_PATH": first.folder.appendingPathComponent("data/keys").path,
+            "KMS_MASTER_KEY_FILE": masterKey.path,
+        ])
+        #expect(fingerprint != nil && second.logText.contains(String(fingerprint ?? "none")))
+        #expect(second.stop() == 0)
+    }
+}
+
+enum DurableMode {
+    static func of(_ url: URL) -> Int? {
+        (try? FileManager.default.attributesOfItem(atPath: url.path)[.posixPermissions] as? Int).map { $0 & 0o777 }
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import HummingbirdTesting
+import KMSClient
+import KMSProtocol
+import Synchronization
+import Testing
+
+/// Issue 5: the Swift client against a live in-process server.
+@Suite struct ClientTests {
+    func client(_ port: Int?, fingerprint: String? = nil, transport: (any KMSTransport)? = nil) throws -> KMSClient {
+        let base = HTTPTransport(baseURL: "http://127.0.0.1:\(port ?? 0)")
+        return try KMSClient(
+            KMSClientConfiguration(baseURL: base.baseURL, fingerprint: fingerprint), transport: transport ?? base)
+    }
+
+    @Test func typedAPIEndToEnd() async throws {
+        try await TestServer().run { server in
+            let kms = try client(server.port, fingerprint: TestServer.identity.fingerprint.uppercased())
+            let info = try await kms.connect()
+            #expect(info.fingerprint == TestServer.identity.fingerprint)
+            let key = try await kms.generateKey(alias: "client")
+            let sealed = try await kms.encrypt(key: "client", plaintext: Data("x".utf8), aad: Data("a".utf8))
+            #expect(
+                try await kms.decrypt(ciphertext: sealed.ciphertext, aad: Data("a".utf8)).plaintext == Data("x".utf8))
+            #expect(try await kms.rotateKey(key.keyId).version == 2)
+            #expect(try await kms.rewrap(ciphertext: sealed.ciphertext, aad: Data("a".utf8)).version == 2)
+            let dataKey = try await kms.dataKey(key: key.keyId, bytes: 24)
+            #expect(dataKey.plaintext.count == 24)
+            #expect(try await kms.key("client").activeVersion == 2)
+            #expect(try await kms.listKeys(limit: 5).keys.count == 1)
+            #expect(try await kms.random(bytes: 7).count == 7)
+            let old = kms.token
+            #expect(try await kms.rotateToken() != old)
+            let own = "own_" + UUID().uuidString + UUID().uuidString
+            #expect(try await kms.rotateToken(to: own) == own)
+            let refused = await #expect(throws: KMSClientError.self) { try await kms.generateKey(alias: "client") }
+            #expect(refused?.code == "alias_in_use")
+            try await kms.close()
+        }
+    }
+
+    @Test func oneClientIsSafeFromManyTasks() async throws {
+        try await TestServer().run { server in
+            let kms = try client(server.port)
+            let key = try await kms.generateKey()
+            let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<200 {
+                    group.addTask {
+                        let message = Data("message \(index)".utf8)
+                        let sealed = try await kms.encrypt(key: key.keyId, plaintext: message)
+                        return try await kms.decrypt(ciphertext: sealed.ciphertext).plaintext == message
+                    }
+                }
+                group.addTask {
+                    _ = try await kms.rotateToken(); return true
+                }
+                return try await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(results.count == 201 && results.allSatisfy { $0 })
+        }
+    }
+
+    @Test func expiredSessionsAreReestablishedForSafeCallsOnly() async throws {
+        let test = try TestServer(["KMS_SESSION_TTL_MS": "60000"])
+        try await test.run { server in
+            let kms = try client(server.port)
+            let key = try await kms.generateKey()
+            let first = try #require(kms.sessionId)
+            test.clock.advance(milliseconds: 61_000)  // the server forgets the session; the client cannot know
+            _ = try await kms.encrypt(key: key.keyId, plaintext: Data())
+            #expect(kms.sessionId != first)
+            test.clock.advance(milliseconds: 61_000)
+            // Generating is not repeated blindly: the caller sees the refusal, the next call works.
+            let refused = await #expect(throws: KMSClientError.self) { try await kms.generateKey() }
+            #expect(refused?.code == "unknown_session")
+        }
+    }
+
+    @Test func aMismatchingServerKeyIsRefusedBeforeAnySecret() async throws {
+        try await TestServer().run { server in
+            let spy = SpyTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            let kms = try client(
+                server.port, fingerprint: "SHA256:" + String(repeating: "0", count: 64), transport: spy)
+            let error = await #expect(throws: KMSClientError.self) { try await kms.connect() }
+            guard case .fingerprintMismatch = error else {
+                Issue.record("expected a fingerprint mismatch, got \(String(describing: error))")
+                return
+            }
+            #expect(spy.targets == ["/session/init"])
+        }
+    }
+
+    @Test(arguments: [Tamper.flipCiphertext, .changeStatus, .replayEarlierResponse, .stripSeal])
+    func tamperedResponsesAreRefused(_ tamper: Tamper) async throws {
+        try await TestServer().run { server in
+            let spy = SpyTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            let kms = try client(server.port, transport: spy)
+            _ = try await kms.random(bytes: 4)
+            spy.tamper.withLock { $0 = tamper }
+            let error = await #expect(throws: KMSClientError.self) { try await kms.random(bytes: 4) }
+            guard case .protocolViolation = error else {
+                Issue.record("expected a protocol violation, got \(String(describing: error))")
+                return
+            }
+        }
+    }
+}
+
+enum Tamper: Sendable, CustomTestStringConvertible {
+    case flipCiphertext, changeStatus, replayEarlierResponse, stripSeal
+    var testDescription: String { "\(self)" }
+}
+
+/// Records targets and, when told, tampers with the next sealed response.
+final class SpyTransport: KMSTransport {
+    let base: HTTPTransport
+    let tamper = Mutex<Tamper?>(nil)
+    private let log = Mutex<[String]>([])
+    private let last = Mutex<TransportResponse?>(nil)
+
+    init(base: HTTPTransport) { self.base = base }
+
+    var targets: [String] { log.withLock { $0 } }
+
+    func send(_ request: TransportRequest) async throws -> TransportResponse {
+        log.withLock { $0.append(request.target) }
+        var response = try await base.send(request)
+        defer { last.withLock { $0 = response } }
+        switch tamper.withLock({ $0 }) {
+        case .flipCiphertext:
+            var envelope = try SealedEnvelope(json: response.body)
+            envelope.ciphertext[envelope.ciphertext.startIndex] ^= 1
+            response.body = envelope.json
+        case .changeStatus:
+            response.status = 201
+        case .replayEarlierResponse:
+            response = last.withLock { $0 } ?? response
+        case .stripSeal:
+            response.body = Data(#"{"random":"AAAA"}"#.utf8)
+        case nil:
+            break
+        }
+        return response
+    }
+}

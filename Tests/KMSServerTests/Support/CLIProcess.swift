@@ -1,0 +1,105 @@
+import Foundation
+import KMSClient
+
+/// Runs the built `kms` binary, for tests of the CLI and of `kms serve` itself.
+enum CLIProcess {
+    /// The `kms` executable next to the test bundle (`swift test` builds it too).
+    static var binary: URL {
+        let candidates = [
+            Bundle.main.executableURL?.deletingLastPathComponent(),
+            Bundle.main.bundleURL.deletingLastPathComponent(),
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+        ].compactMap { $0 }
+        for folder in candidates {
+            let url = folder.appendingPathComponent("kms")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../../.build/debug/kms").standardized
+    }
+
+    struct Output {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil) throws -> Output {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe()
+        let err = Pipe()
+        let input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(stdin) }
+        try input.fileHandleForWriting.close()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+/// A real `kms serve` process on a loopback port, in its own folder.
+final class ServeProcess: @unchecked Sendable {
+    let process = Process()
+    let folder: URL
+    let port: Int
+    let log: URL
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    init(environment: [String: String] = [:]) async throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        port = Int.random(in: 20_000...60_000)
+        log = folder.appendingPathComponent("server.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.executableURL = CLIProcess.binary
+        process.arguments = ["serve"]
+        process.currentDirectoryURL = folder
+        process.environment = ProcessInfo.processInfo.environment.merging(
+            ["KMS_PORT": "\(port)", "KMS_HOST": "127.0.0.1", "KMS_LOG_LEVEL": "info"].merging(environment) { $1 }
+        ) { $1 }
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        let health = HTTPTransport(baseURL: url)
+        for _ in 0..<300 {
+            if let response = try? await health.send(
+                TransportRequest(method: "GET", target: "/healthz", headers: [], body: nil)), response.status == 200
+            {
+                return
+            }
+            guard process.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw CLIFailure("kms serve did not start: \(logText)")
+    }
+
+    var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    /// Sends SIGTERM and returns the exit status.
+    func stop() -> Int32 {
+        process.terminate()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { process.terminate() }
+        try? FileManager.default.removeItem(at: folder)
+    }
+}
+
+struct CLIFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
