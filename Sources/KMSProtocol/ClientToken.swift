@@ -58,8 +58,9 @@ public struct TokenHash: Hashable, Sendable {
         self.words = words
     }
 
-    public init(bytes: some DataProtocol) {
-        precondition(bytes.count == 32, "a token hash is 32 bytes")
+    /// nil unless exactly 32 bytes (a stored hash read back from a database).
+    public init?(bytes: some DataProtocol) {
+        guard bytes.count == 32 else { return nil }
         let data = Data(bytes)
         self.words = data.withUnsafeBytes { raw in
             (

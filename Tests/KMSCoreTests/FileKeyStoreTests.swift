@@ -58,3 +58,41 @@ import Testing
         }
     }
 }
+
+@Suite struct DurabilityHardeningTests {
+    @Test func existingFoldersAreTightenedTo0700() throws {
+        let folder = temporaryFolder()
+        try FileManager.default.createDirectory(
+            at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        try DurableFile.prepareFolder(folder)
+        #expect(DurableFile.mode(of: folder) == 0o700)
+    }
+
+    @Test func exclusiveCreationNeverReplaces() throws {
+        let folder = temporaryFolder()
+        try DurableFile.prepareFolder(folder)
+        let url = folder.appendingPathComponent("blob")
+        #expect(try DurableFile.createExclusive(Data("first".utf8), at: url))
+        #expect(try !DurableFile.createExclusive(Data("second".utf8), at: url))
+        #expect(try Data(contentsOf: url) == Data("first".utf8))
+        #expect(DurableFile.mode(of: url) == 0o600)
+    }
+
+    /// A write that fails (here: the key file became a folder) is a 503 with
+    /// nothing half-written, and the store keeps serving what is on disk.
+    @Test func failedWritesAre503AndLeaveTheStoreConsistent() async throws {
+        let folder = temporaryFolder()
+        let store = try FileKeyStore(folder: folder, lifecycle: KeyLifecycle(graceMs: 1000), clock: SystemClock())
+        let record = sampleRecord()
+        try await store.create(record)
+        let file = folder.appendingPathComponent("keys/\(record.keyId).json")
+        try FileManager.default.removeItem(at: file)
+        try FileManager.default.createDirectory(
+            at: file.appendingPathComponent("blocker"), withIntermediateDirectories: true)
+        let failure = await #expect(throws: KMSError.self) {
+            try await store.update(sampleRecord(record.keyId, versions: 2), expectedRevision: 1)
+        }
+        #expect(failure?.code == .serverBusy && failure?.retryAfterSeconds != nil)
+        #expect(failure?.message.contains(record.keyId) == false)
+    }
+}

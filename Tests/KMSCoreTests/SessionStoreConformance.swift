@@ -23,11 +23,12 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
     let now = Date(timeIntervalSince1970: 1_800_000_000)
     let policy = SessionPolicy()
 
-    func session(_ id: String = UUID().uuidString, token: String = UUID().uuidString, ttlMs: Int64 = 900_000)
+    func session(_ id: String = UUID().uuidString, token: String? = nil, ttlMs: Int64 = 900_000)
         -> SessionRecord
     {
         SessionRecord(
-            id: id, tokenHash: ClientToken.hash(token), key: SymmetricKey(size: .bits256), createdAt: now,
+            id: id, tokenHash: ClientToken.hash(token ?? "tok-\(id)"), key: SymmetricKey(size: .bits256),
+            createdAt: now,
             expiresAt: now.addingMilliseconds(ttlMs), absoluteExpiry: now.addingMilliseconds(86_400_000))
     }
 
@@ -114,22 +115,28 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
         sliding.ttlMs = 1_000
         let later = now.addingMilliseconds(500)
         #expect(
-            try await store.acceptSequence(sessionId: "s1", seq: 2, now: later, policy: sliding)
+            try await store.acceptSequence(
+                sessionId: "s1", tokenHash: ClientToken.hash("tok-s1"), seq: 2, now: later, policy: sliding)
                 == later.addingMilliseconds(1_000))
         #expect(
-            try await store.acceptSequence(sessionId: "s1", seq: 1, now: later, policy: sliding)
+            try await store.acceptSequence(
+                sessionId: "s1", tokenHash: ClientToken.hash("tok-s1"), seq: 1, now: later, policy: sliding)
                 == later.addingMilliseconds(1_000))
         let replay = await #expect(throws: KMSError.self) {
-            try await store.acceptSequence(sessionId: "s1", seq: 2, now: later, policy: sliding)
+            try await store.acceptSequence(
+                sessionId: "s1", tokenHash: ClientToken.hash("tok-s1"), seq: 2, now: later, policy: sliding)
         }
         #expect(replay?.code == .replayDetected)
         var fixed = sliding
         fixed.sliding = false
         #expect(
-            try await store.acceptSequence(sessionId: "s1", seq: 3, now: later, policy: fixed)
+            try await store.acceptSequence(
+                sessionId: "s1", tokenHash: ClientToken.hash("tok-s1"), seq: 3, now: later, policy: fixed)
                 == later.addingMilliseconds(1_000))
         let gone = await #expect(throws: KMSError.self) {
-            try await store.acceptSequence(sessionId: "s1", seq: 4, now: later.addingMilliseconds(1_000), policy: fixed)
+            try await store.acceptSequence(
+                sessionId: "s1", tokenHash: ClientToken.hash("tok-s1"), seq: 4, now: later.addingMilliseconds(1_000),
+                policy: fixed)
         }
         #expect(gone?.code == .unknownSession)
     }
@@ -144,7 +151,8 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
         var sliding = policy
         sliding.ttlMs = 1_000
         let expiry = try await store.acceptSequence(
-            sessionId: "s1", seq: 1, now: now.addingMilliseconds(900), policy: sliding)
+            sessionId: "s1", tokenHash: ClientToken.hash("t"), seq: 1, now: now.addingMilliseconds(900), policy: sliding
+        )
         #expect(expiry == now.addingMilliseconds(1_500))
     }
 
@@ -156,28 +164,29 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
         var limited = policy
         limited.rotateMax = 2
         limited.rotateWindowMs = 10_000
-        _ = try await store.rotateToken(
-            sessionId: "s1", newTokenHash: ClientToken.hash("new1"), now: now, policy: limited)
+        func rotate(_ from: String, _ to: String, at ms: Int64) async throws -> SessionRecord {
+            try await store.rotateToken(
+                sessionId: "s1", oldTokenHash: ClientToken.hash(from), newTokenHash: ClientToken.hash(to),
+                now: now.addingMilliseconds(ms), policy: limited)
+        }
+        _ = try await rotate("old", "new1", at: 0)
         #expect(try await store.session(tokenHash: ClientToken.hash("old"), now: now) == nil)
         #expect(try await store.session(tokenHash: ClientToken.hash("new1"), now: now)?.id == "s1")
-        let inUse = await #expect(throws: KMSError.self) {
-            try await store.rotateToken(
-                sessionId: "s1", newTokenHash: ClientToken.hash("other"), now: now, policy: limited)
+        // A rotation presented with the token that was just rotated away is refused.
+        let stale = await #expect(throws: KMSError.self) { try await rotate("old", "new9", at: 0) }
+        #expect(stale?.code == .unknownSession)
+        let staleAccept = await #expect(throws: KMSError.self) {
+            try await store.acceptSequence(
+                sessionId: "s1", tokenHash: ClientToken.hash("old"), seq: 1, now: now, policy: limited)
         }
+        #expect(staleAccept?.code == .unknownSession)
+        let inUse = await #expect(throws: KMSError.self) { try await rotate("new1", "other", at: 0) }
         #expect(inUse?.code == .tokenInUse)
-        _ = try await store.rotateToken(
-            sessionId: "s1", newTokenHash: ClientToken.hash("new2"), now: now.addingMilliseconds(1_000), policy: limited
-        )
-        let limitedError = await #expect(throws: KMSError.self) {
-            try await store.rotateToken(
-                sessionId: "s1", newTokenHash: ClientToken.hash("new3"), now: now.addingMilliseconds(2_000),
-                policy: limited)
-        }
+        _ = try await rotate("new1", "new2", at: 1_000)
+        let limitedError = await #expect(throws: KMSError.self) { try await rotate("new2", "new3", at: 2_000) }
         #expect(limitedError?.code == .rateLimited && limitedError?.retryAfterSeconds == 8)
         // The window slides: the first rotation leaves it at +10 s.
-        _ = try await store.rotateToken(
-            sessionId: "s1", newTokenHash: ClientToken.hash("new3"), now: now.addingMilliseconds(10_001),
-            policy: limited)
+        _ = try await rotate("new2", "new3", at: 10_001)
     }
 
     @Test(arguments: SessionStoreFactory.all)
@@ -204,7 +213,8 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
                 for seq in 1...1_000 {
                     group.addTask {
                         (try? await store.acceptSequence(
-                            sessionId: "s1", seq: UInt64(seq), now: now, policy: policy)) != nil
+                            sessionId: "s1", tokenHash: ClientToken.hash("tok-s1"), seq: UInt64(seq), now: now,
+                            policy: policy)) != nil
                     }
                 }
                 return await group.reduce(0) { $0 + ($1 ? 1 : 0) }

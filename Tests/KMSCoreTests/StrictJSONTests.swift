@@ -84,5 +84,6 @@ import Testing
         #expect(ClientToken.hash(base) == ClientToken.hash(base))
         #expect(ClientToken.hash(base) != ClientToken.hash(base + "b"))
         #expect(TokenHash(bytes: ClientToken.hash(base).bytes) == ClientToken.hash(base))
+        #expect(TokenHash(bytes: Data(count: 31)) == nil)
     }
 }

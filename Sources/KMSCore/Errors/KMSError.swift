@@ -35,6 +35,17 @@ public struct KMSError: Error, Sendable, Equatable {
         KMSError(.internalError, "the server failed to process the request; see its log", detail: detail)
     }
 
+    /// Storage that cannot be written or read now (disk full, I/O error,
+    /// database down): `503`, so the client retries; the detail is logged only.
+    public static func storageUnavailable(_ detail: String) -> KMSError {
+        KMSError(
+            .serverBusy, "the server cannot reach its storage right now; try again shortly", retryAfterSeconds: 5,
+            detail: detail)
+    }
+
+    /// Whether the server should log this error at error level (bugs and outages).
+    public var needsOperatorAttention: Bool { isInternal || (code == .serverBusy && detail != nil) }
+
     /// A request field that failed validation.
     public static func invalidRequest(_ failure: RequestFieldError) -> KMSError {
         KMSError(.invalidRequest, failure.message, field: failure.field)

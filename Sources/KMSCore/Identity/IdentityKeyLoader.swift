@@ -24,7 +24,7 @@ public enum IdentityKeyLoader {
         logger.notice("generating the RSA-4096 server identity key (takes about a second)")
         let generated = try IdentityKey.generate()
         let wrapped = try masterKey.wrap(generated.privateKeyDER, aad: aad)
-        // Another instance may have stored one first: whichever was stored wins.
+        // Another instance may have stored one first: the stored one wins (create-if-absent).
         let stored = try await store.createBlob(named: blobName, wrapped: wrapped)
         return try IdentityKey.load(der: try masterKey.unwrap(stored, aad: aad))
     }

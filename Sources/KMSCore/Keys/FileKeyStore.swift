@@ -47,7 +47,7 @@ public final class FileKeyStore: KeyStore {
             try DurableFile.prepareFolder(keysFolder)
             try DurableFile.prepareFolder(aliasFolder)
         } catch {
-            throw KMSError.internal("key store: \(error.description)")
+            throw KMSError.storageUnavailable("key store: \(error.description)")
         }
         DurableFile.removeStaleTemporaries(in: keysFolder)
         DurableFile.removeStaleTemporaries(in: aliasFolder)
@@ -151,7 +151,9 @@ public final class FileKeyStore: KeyStore {
         do {
             try DurableFile.write(data, to: keyURL(record.keyId))
         } catch {
-            throw KMSError.internal("cannot write key \(record.keyId): \(error.description)")
+            // The rename may have happened: forget the cached copy so the next read sees the disk.
+            state.withLock { $0.cache[record.keyId] = nil }
+            throw KMSError.storageUnavailable("cannot write key \(record.keyId): \(error.description)")
         }
     }
 
@@ -172,21 +174,14 @@ public final class FileKeyStore: KeyStore {
             guard try readKey(existing) == nil else { throw KMSError.aliasInUse(alias) }
             unlink(target.path)
         }
-        let temp = aliasFolder.appendingPathComponent(".\(alias).tmp-\(UUID().uuidString)")
         do {
-            try DurableFile.write(Data((id + "\n").utf8), to: temp, syncFolder: false)
+            guard try DurableFile.createExclusive(Data((id + "\n").utf8), at: target) else {
+                throw KMSError.aliasInUse(alias)
+            }
+        } catch let error as KMSError {
+            throw error
         } catch {
-            throw KMSError.internal("cannot write alias: \(error.description)")
-        }
-        defer { unlink(temp.path) }
-        guard link(temp.path, target.path) == 0 else {
-            if errno == EEXIST { throw KMSError.aliasInUse(alias) }
-            throw KMSError.internal("cannot claim alias: \(String(cString: strerror(errno)))")
-        }
-        do {
-            try DurableFile.syncFolder(aliasFolder.path)
-        } catch {
-            throw KMSError.internal("cannot sync alias folder: \(error.description)")
+            throw KMSError.storageUnavailable("cannot claim alias: \(error)")
         }
     }
 

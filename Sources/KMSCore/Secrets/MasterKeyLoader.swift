@@ -24,7 +24,10 @@ public enum MasterKeyLoader {
         do {
             try DurableFile.prepareFolder(file.deletingLastPathComponent())
             let bytes = MasterKeyLoader.randomBytes()
-            try DurableFile.write(Data(Base64.encode(bytes).utf8 + [0x0A]), to: file)
+            guard try DurableFile.createExclusive(Data(Base64.encode(bytes).utf8 + [0x0A]), at: file) else {
+                // Another process created it first: use that one.
+                return try read(file, logger: logger)
+            }
             logger.notice(
                 "created a new master key; back it up apart from the key store",
                 metadata: ["file": "\(file.path)"])

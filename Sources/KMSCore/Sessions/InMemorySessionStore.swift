@@ -38,6 +38,15 @@ public final class InMemorySessionStore: SessionStore {
             }
         }
 
+        /// Drops ids of taken pending sessions from the queue, so that an
+        /// init/exchange loop cannot grow it past a small multiple of `pending`.
+        mutating func compactQueue() {
+            while let id = pendingQueue.first, pending[id] == nil { pendingQueue.removeFirst() }
+            if pendingQueue.count > 2 * pending.count + 64 {
+                pendingQueue = Deque(pendingQueue.filter { pending[$0] != nil })
+            }
+        }
+
         mutating func removeSession(id: String) {
             guard let session = sessions.removeValue(forKey: id) else { return }
             if sessionByToken[session.tokenHash] == id { sessionByToken[session.tokenHash] = nil }
@@ -66,6 +75,9 @@ public final class InMemorySessionStore: SessionStore {
     private let state = Mutex(State())
 
     public init() {}
+
+    /// Entries in the pending queue (live or not yet dropped), for tests of its bound.
+    var pendingQueueLength: Int { state.withLock { $0.pendingQueue.count } }
 
     public func addPending(_ entry: PendingSession, now: Date, perAddress: Int, max: Int) async throws(KMSError) {
         try state.withLock { state throws(KMSError) in
@@ -96,6 +108,7 @@ public final class InMemorySessionStore: SessionStore {
         state.withLock { state in
             guard let entry = state.pending[id] else { return nil }
             state.removePending(entry)
+            state.compactQueue()
             return entry.expiresAt > now ? entry : nil
         }
     }
@@ -120,10 +133,12 @@ public final class InMemorySessionStore: SessionStore {
     }
 
     public func acceptSequence(
-        sessionId: String, seq: UInt64, now: Date, policy: SessionPolicy
+        sessionId: String, tokenHash: TokenHash, seq: UInt64, now: Date, policy: SessionPolicy
     ) async throws(KMSError) -> Date {
         try state.withLock { state throws(KMSError) in
-            guard var session = state.liveSession(id: sessionId, now: now) else { throw KMSError.unknownSession }
+            guard var session = state.liveSession(id: sessionId, now: now), session.tokenHash == tokenHash else {
+                throw KMSError.unknownSession
+            }
             guard session.window.accept(seq) else { throw KMSError.replayDetected }
             session.expiresAt = policy.slidExpiry(
                 current: session.expiresAt, now: now, absoluteExpiry: session.absoluteExpiry)
@@ -133,10 +148,12 @@ public final class InMemorySessionStore: SessionStore {
     }
 
     public func rotateToken(
-        sessionId: String, newTokenHash: TokenHash, now: Date, policy: SessionPolicy
+        sessionId: String, oldTokenHash: TokenHash, newTokenHash: TokenHash, now: Date, policy: SessionPolicy
     ) async throws(KMSError) -> SessionRecord {
         try state.withLock { state throws(KMSError) in
-            guard var session = state.liveSession(id: sessionId, now: now) else { throw KMSError.unknownSession }
+            guard var session = state.liveSession(id: sessionId, now: now), session.tokenHash == oldTokenHash else {
+                throw KMSError.unknownSession
+            }
             let windowStart = now.addingMilliseconds(-policy.rotateWindowMs)
             session.rotations.removeAll { $0 <= windowStart }
             if session.rotations.count >= policy.rotateMax {

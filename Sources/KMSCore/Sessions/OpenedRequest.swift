@@ -1,5 +1,6 @@
 public import Crypto
 public import Foundation
+public import KMSProtocol
 
 /// A protected request whose envelope authenticated: what a controller may see.
 ///
@@ -7,6 +8,8 @@ public import Foundation
 /// echoing `seq`, errors included (protocol v1 section 5).
 public struct OpenedRequest: Sendable {
     public let sessionId: String
+    /// The token the request presented (rotation moves the session from it).
+    public let tokenHash: TokenHash
     public let key: SymmetricKey
     public let seq: UInt64
     /// The inner request bytes (empty for GET and DELETE).
@@ -14,8 +17,11 @@ public struct OpenedRequest: Sendable {
     /// The session's expiry after this request slid it.
     public internal(set) var expiresAt: Date
 
-    public init(sessionId: String, key: SymmetricKey, seq: UInt64, plaintext: Data, expiresAt: Date) {
+    public init(
+        sessionId: String, tokenHash: TokenHash, key: SymmetricKey, seq: UInt64, plaintext: Data, expiresAt: Date
+    ) {
         self.sessionId = sessionId
+        self.tokenHash = tokenHash
         self.key = key
         self.seq = seq
         self.plaintext = plaintext

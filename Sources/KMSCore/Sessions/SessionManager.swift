@@ -93,12 +93,13 @@ public struct SessionManager: Sendable {
         session: SessionRecord, envelope: SealedEnvelope, plaintext: Data, carrier: EnvelopeCarrier
     ) async throws(KMSError) -> OpenedRequest {
         let expiresAt = try await store.acceptSequence(
-            sessionId: session.id, seq: envelope.seq, now: clock.now(), policy: policy)
+            sessionId: session.id, tokenHash: session.tokenHash, seq: envelope.seq, now: clock.now(), policy: policy)
         if case .header = carrier, !plaintext.isEmpty {
             throw KMSError(.invalidRequest, "GET and DELETE requests must seal the empty byte string")
         }
         return OpenedRequest(
-            sessionId: session.id, key: session.key, seq: envelope.seq, plaintext: plaintext, expiresAt: expiresAt)
+            sessionId: session.id, tokenHash: session.tokenHash, key: session.key, seq: envelope.seq,
+            plaintext: plaintext, expiresAt: expiresAt)
     }
 
     /// Seals an inner response body for `request`, binding the HTTP status.
@@ -122,7 +123,8 @@ public struct SessionManager: Sendable {
             token = ClientToken.issue(prefix: policy.tokenPrefix)
         }
         let session = try await store.rotateToken(
-            sessionId: request.sessionId, newTokenHash: ClientToken.hash(token), now: clock.now(), policy: policy)
+            sessionId: request.sessionId, oldTokenHash: request.tokenHash, newTokenHash: ClientToken.hash(token),
+            now: clock.now(), policy: policy)
         return RotateTokenResponse(token: token, expiresAt: Timestamp.format(session.expiresAt))
     }
 

@@ -28,18 +28,20 @@ public protocol SessionStore: Sendable {
 
     /// Records `seq` in the session's replay window and sets the expiry to
     /// `policy.slidExpiry`, atomically. Throws `replay_detected` (401) for a
-    /// seen or too old seq, `unknown_session` (401) when the session is gone.
+    /// seen or too old seq, `unknown_session` (401) when the session is gone
+    /// or no longer bound to `tokenHash` (rotated away meanwhile).
     /// Returns the session's new expiry.
     func acceptSequence(
-        sessionId: String, seq: UInt64, now: Date, policy: SessionPolicy
+        sessionId: String, tokenHash: TokenHash, seq: UInt64, now: Date, policy: SessionPolicy
     ) async throws(KMSError) -> Date
 
-    /// Binds the session to `newTokenHash` (the old one stops at once), at most
-    /// `policy.rotateMax` times per `policy.rotateWindowMs`. Throws
-    /// `rate_limited` (429, with retry-after), `token_in_use` (409),
-    /// `unknown_session` (401). Returns the updated session.
+    /// Binds the session from `oldTokenHash` to `newTokenHash` (the old one
+    /// stops at once), at most `policy.rotateMax` times per
+    /// `policy.rotateWindowMs`. Throws `rate_limited` (429, with retry-after),
+    /// `token_in_use` (409), `unknown_session` (401, also when the session is
+    /// no longer bound to `oldTokenHash`). Returns the updated session.
     func rotateToken(
-        sessionId: String, newTokenHash: TokenHash, now: Date, policy: SessionPolicy
+        sessionId: String, oldTokenHash: TokenHash, newTokenHash: TokenHash, now: Date, policy: SessionPolicy
     ) async throws(KMSError) -> SessionRecord
 
     /// Whether this token hash names a live session.

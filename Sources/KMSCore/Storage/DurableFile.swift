@@ -18,15 +18,21 @@ public enum DurableFile {
         public let description: String
     }
 
-    /// Creates `folder` (and parents) with mode 0700 if missing, and checks it is writable.
+    /// Creates `folder` (and parents) with mode 0700 if missing, tightens an
+    /// existing one to 0700, and checks it is writable.
     public static func prepareFolder(_ folder: URL) throws(Failure) {
         let path = folder.path
+        let existed = FileManager.default.fileExists(atPath: path)
         do {
             try FileManager.default.createDirectory(
                 at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
             throw Failure(description: "cannot create folder \(path): \(error.localizedDescription)")
         }
+        if let mode = mode(of: folder), mode & 0o077 != 0, chmod(path, 0o700) != 0 {
+            throw failure("cannot restrict folder \(path) to mode 0700")
+        }
+        if !existed { try syncFolder(folder.deletingLastPathComponent().path) }
         guard access(path, W_OK | X_OK) == 0 else {
             throw Failure(description: "folder \(path) is not writable: \(String(cString: strerror(errno)))")
         }
@@ -63,6 +69,22 @@ public enum DurableFile {
         guard rename(temp, url.path) == 0 else { throw failure("cannot rename \(temp) to \(url.path)") }
         ok = true
         if syncFolder { try Self.syncFolder(folder) }
+    }
+
+    /// Creates `url` with `data` only if it does not exist (across processes:
+    /// the fully written temp file is published with `link(2)`, which fails on
+    /// an existing name). Returns false, writing nothing, when it exists.
+    public static func createExclusive(_ data: Data, at url: URL) throws(Failure) -> Bool {
+        let folder = url.deletingLastPathComponent()
+        let temp = folder.appendingPathComponent(".\(url.lastPathComponent).tmp-\(UUID().uuidString)")
+        try write(data, to: temp, syncFolder: false)
+        defer { unlink(temp.path) }
+        guard link(temp.path, url.path) == 0 else {
+            if errno == EEXIST { return false }
+            throw failure("cannot create \(url.path)")
+        }
+        try syncFolder(folder.path)
+        return true
     }
 
     /// fsyncs a folder so that a rename or unlink in it survives a crash.

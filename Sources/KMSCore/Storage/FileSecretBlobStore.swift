@@ -25,9 +25,12 @@ public final class FileSecretBlobStore: SecretBlobStore {
             if let existing = try read(name) { return existing }
             let json = "{\"name\":\"\(name)\",\"wrapped\":\"\(Base64.encode(wrapped))\"}\n"
             do {
-                try DurableFile.write(Data(json.utf8), to: url(name))
+                // Another process may publish first: then its blob is the one.
+                guard try DurableFile.createExclusive(Data(json.utf8), at: url(name)) else {
+                    return try read(name) ?? wrapped
+                }
             } catch {
-                throw KMSError.internal("cannot store \(name): \(error)")
+                throw KMSError.storageUnavailable("cannot store \(name): \(error)")
             }
             return wrapped
         }

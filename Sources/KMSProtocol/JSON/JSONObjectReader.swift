@@ -112,7 +112,9 @@ public struct JSONObjectReader {
     /// Refuses the first member that no accessor read.
     public func finish() throws(RequestFieldError) {
         if let unknown = order.first(where: { !read.contains($0) }) {
-            throw RequestFieldError(field: unknown, message: "unknown field `\(unknown)`")
+            // Echo at most 64 characters of a name the client chose.
+            let name = unknown.count > 64 ? String(unknown.prefix(64)) + "…" : unknown
+            throw RequestFieldError(field: name, message: "unknown field `\(name)`")
         }
     }
 }

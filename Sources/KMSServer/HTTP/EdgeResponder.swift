@@ -48,7 +48,7 @@ struct EdgeResponder: HTTPResponder {
                 response = try await router.respond(to: request, context: context)
             } catch {
                 let failure = KMSError.from(error)
-                if failure.isInternal {
+                if failure.needsOperatorAttention {
                     logger.error(
                         "request failed",
                         metadata: ["requestId": "\(context.requestId)", "detail": "\(failure.detail ?? "")"])

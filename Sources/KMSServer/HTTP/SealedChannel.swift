@@ -52,7 +52,9 @@ struct SealedChannel: Sendable {
                 opened = admitted
                 let input: Inner
                 do throws(RequestFieldError) {
-                    input = try Inner.parse(admitted.plaintext.isEmpty ? Data("{}".utf8) : admitted.plaintext)
+                    // GET and DELETE seal the empty string (checked in admit); POST must seal JSON.
+                    let isBodyless = request.method != .post
+                    input = try Inner.parse(isBodyless ? Data("{}".utf8) : admitted.plaintext)
                 } catch {
                     throw KMSError.invalidRequest(error)
                 }
@@ -66,7 +68,7 @@ struct SealedChannel: Sendable {
                 return try sealed(body, status: .ok, headers: [:], opened: admitted)
             } catch {
                 let failure = KMSError.from(error)
-                if failure.isInternal {
+                if failure.needsOperatorAttention {
                     logger.error(
                         "sealed request failed",
                         metadata: ["requestId": "\(context.requestId)", "detail": "\(failure.detail ?? "")"])
@@ -74,7 +76,8 @@ struct SealedChannel: Sendable {
                 let target =
                     opened
                     ?? OpenedRequest(
-                        sessionId: session.id, key: session.key, seq: envelope.seq, plaintext: Data(),
+                        sessionId: session.id, tokenHash: session.tokenHash, key: session.key, seq: envelope.seq,
+                        plaintext: Data(),
                         expiresAt: session.expiresAt)
                 return try sealed(
                     failure.body(requestId: context.requestId), status: failure.code.httpStatus,
