@@ -76,14 +76,8 @@ public func buildApplication(
     let metrics = RequestMetrics()
     let channel = SealedChannel(sessions: sessions, maxBodyBytes: config.maxBodyBytes, logger: logger)
 
-    let router = Router(context: KMSRequestContext.self)
-    var table = RouteTable()
-    HealthController(metrics: metrics).register(on: router, table: &table)
-    SessionController(sessions: sessions, channel: channel, maxBodyBytes: config.maxBodyBytes)
-        .register(on: router, table: &table)
-    KeysController(channel: channel, keys: keys).register(on: router, table: &table)
-    CryptoController(channel: channel, keys: keys).register(on: router, table: &table)
-
+    let (router, table) = makeRouter(
+        sessions: sessions, channel: channel, keys: keys, metrics: metrics, maxBodyBytes: config.maxBodyBytes)
     let edge = EdgeResponder(
         router: router.buildResponder(), routes: table,
         resolver: ClientAddressResolver(allowlist: config.allowlist, trustedProxies: config.trustedProxies),
@@ -97,4 +91,23 @@ public func buildApplication(
         SessionJanitor(
             store: sessionStore, clock: dependencies.clock, interval: dependencies.janitorInterval, logger: logger))
     return app
+}
+
+/// Every route, registered on the router and recorded in the table that
+/// answers 404/405 and generates the documentation. The sync test compares
+/// the two.
+func makeRouter(
+    sessions: SessionManager, channel: SealedChannel, keys: KeyRing, metrics: RequestMetrics, maxBodyBytes: Int
+) -> (Router<KMSRequestContext>, RouteTable) {
+    let router = Router(context: KMSRequestContext.self)
+    var table = RouteTable()
+    HealthController(metrics: metrics).register(on: router, table: &table)
+    SessionController(sessions: sessions, channel: channel, maxBodyBytes: maxBodyBytes)
+        .register(on: router, table: &table)
+    KeysController(channel: channel, keys: keys).register(on: router, table: &table)
+    CryptoController(channel: channel, keys: keys).register(on: router, table: &table)
+    let docs = DocsController()
+    docs.register(on: router, table: &table)
+    docs.serve(on: router, table: table)
+    return (router, table)
 }

@@ -9,27 +9,52 @@ struct KeysController: Sendable {
     let keys: KeyRing
 
     func register(on router: Router<KMSRequestContext>, table: inout RouteTable) {
-        table.add(.post, "/keys/generate", sealed: true)
+        table.add(
+            .post, "/keys/generate", sealed: true,
+            doc: RouteDoc(
+                tag: "keys", summary: "Generate a key",
+                description: "Creates an AES-256 key with version 1 (active), optionally with a unique alias.",
+                request: GenerateKeyRequest.self, response: KeyVersionResponse.self, errors: [.aliasInUse]))
         router.post(
             "/keys/generate",
             use: channel.route(GenerateKeyRequest.self) { input, _ throws(KMSError) in
                 let record = try await keys.generate(alias: input.alias)
                 return response(record)
             })
-        table.add(.post, "/keys/rotate", sealed: true)
+        table.add(
+            .post, "/keys/rotate", sealed: true,
+            doc: RouteDoc(
+                tag: "keys", summary: "Rotate a key",
+                description:
+                    "Adds a new active version. The previous version decrypts until its grace period (KMS_KEY_GRACE_MS) ends, then is retired.",
+                request: RotateKeyRequest.self, response: KeyVersionResponse.self, errors: [.keyNotFound]))
         router.post(
             "/keys/rotate",
             use: channel.route(RotateKeyRequest.self) { input, _ throws(KMSError) in
                 response(try await keys.rotate(input.keyId))
             })
-        table.add(.get, "/keys", sealed: true)
+        table.add(
+            .get, "/keys", sealed: true,
+            doc: RouteDoc(
+                tag: "keys", summary: "List keys",
+                description: "Keys sorted by id, a page at a time; `next` is present when more follow.",
+                request: nil, response: KeyListResponse.self, errors: [],
+                query: [
+                    ("limit", "1 to 1000, default 100"), ("after", "exclusive key id cursor (the previous `next`)"),
+                ]))
         router.get(
             "/keys",
             use: channel.route(EmptyBody.self) { _, call throws(KMSError) in
                 let query = try ListQuery(query: call.request.uri.query)
                 return try await keys.list(after: query.after, limit: query.limit)
             })
-        table.add(.get, "/keys/{keyId}", sealed: true)
+        table.add(
+            .get, "/keys/{keyId}", sealed: true,
+            doc: RouteDoc(
+                tag: "keys", summary: "Describe a key",
+                description:
+                    "A key's versions with their status (active, grace, retired) and graceUntil. {keyId} may be an alias.",
+                request: nil, response: KeyMetadata.self, errors: [.keyNotFound]))
         router.get(
             "/keys/{keyId}",
             use: channel.route(EmptyBody.self) { _, call throws(KMSError) in

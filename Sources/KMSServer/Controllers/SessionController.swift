@@ -10,25 +10,53 @@ struct SessionController: Sendable {
     let maxBodyBytes: Int
 
     func register(on router: Router<KMSRequestContext>, table: inout RouteTable) {
-        table.add(.get, "/session/init", sealed: false)
+        table.add(
+            .get, "/session/init", sealed: false,
+            doc: RouteDoc(
+                tag: "session", summary: "Start a session",
+                description:
+                    "Returns a pending session id and the server's RSA-4096 public key with its fingerprint. Pin the fingerprint; complete with /session/key-exchange within 60 s.",
+                request: nil, response: SessionInitResponse.self, errors: [.tooManyPendingSessions, .serverBusy]))
         router.get("/session/init") { _, context in
             let response = try await sessions.startSession(clientAddress: context.clientAddress?.description ?? "")
             return try JSONResponse.ok(response)
         }
-        table.add(.post, "/session/key-exchange", sealed: false)
+        table.add(
+            .post, "/session/key-exchange", sealed: false,
+            doc: RouteDoc(
+                tag: "session", summary: "Exchange the session key",
+                description:
+                    "Send 32 random bytes wrapped with RSA-OAEP-256 and header X-Client-Token. The 200 body is a sealed response with seq 0 whose inner JSON is KeyExchangeResponse: opening it proves the server holds your key.",
+                request: KeyExchangeRequest.self, response: KeyExchangeResponse.self,
+                errors: [
+                    .invalidToken, .badRequest, .invalidRequest, .unknownSession, .tokenInUse, .keyExchangeFailed,
+                    .serverBusy,
+                ]))
         router.post("/session/key-exchange") { request, _ in
             let token = request.headers[HeaderNames.clientToken]
             let body = try await RequestBodyReader.read(request, limit: maxBodyBytes)
             let result = try await sessions.exchangeKey(token: token, body: body)
             return JSONResponse.raw(result.sealed)
         }
-        table.add(.post, "/session/rotate-token", sealed: true)
+        table.add(
+            .post, "/session/rotate-token", sealed: true,
+            doc: RouteDoc(
+                tag: "session", summary: "Rotate the token",
+                description:
+                    "Moves the session to a new token (server-issued for `{}`); the old token stops at once. Rate-limited per session.",
+                request: RotateTokenRequest.self, response: RotateTokenResponse.self,
+                errors: [.tokenInUse, .rateLimited]))
         router.post(
             "/session/rotate-token",
             use: channel.route(RotateTokenRequest.self) { input, call throws(KMSError) in
                 try await sessions.rotateToken(call.opened, body: input)
             })
-        table.add(.delete, "/session", sealed: true)
+        table.add(
+            .delete, "/session", sealed: true,
+            doc: RouteDoc(
+                tag: "session", summary: "End the session",
+                description: "Destroys the session; its token and key stop working at once. Answers a sealed `{}`.",
+                request: nil, response: EmptyBody.self, errors: []))
         router.delete(
             "/session",
             use: channel.route(EmptyBody.self) { _, call throws(KMSError) in

@@ -1,0 +1,284 @@
+import Foundation
+import KMSProtocol
+
+/// A wire type with its schema and an example: what the OpenAPI document and
+/// `/docs` show, and what the sync tests check the type against (every stored
+/// property must be in the schema, and the example must validate).
+protocol Documented: Encodable, Sendable {
+    static var schemaName: String { get }
+    static var schema: Schema { get }
+    static var example: Self { get }
+}
+
+extension Documented {
+    static var schemaName: String { String(describing: Self.self) }
+
+    /// The example as JSON text.
+    static var exampleJSON: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(example)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+}
+
+private let exampleKeyId = "key_3q2-7wAAAAAAAAAAAAAAAA"
+private let exampleTime = "2026-11-29T12:00:00.000Z"
+private let exampleCiphertext =
+    "kms:v1:key_3q2-7wAAAAAAAAAAAAAAAA:2:oKGio6SlpqeoqaqrFlnIWKv7oNrJR9nVVcDvDxFBODw1wo0zKQWFI8k="
+private let keyReference = Schema.string(description: "key id (key_…) or alias", pattern: "^[A-Za-z0-9._-]{1,64}$")
+private let ciphertextSchema = Schema.string(
+    description: "kms:v1:<keyId>:<version>:<b64>; opaque to clients",
+    pattern: "^kms:v1:[A-Za-z0-9_-]+:[1-9][0-9]*:[A-Za-z0-9+/]+={0,2}$")
+
+extension EmptyBody: Documented {
+    static var schema: Schema { .object([]) }
+    static var example: EmptyBody { EmptyBody() }
+}
+
+extension SessionInitResponse: Documented {
+    static var schema: Schema {
+        .object([
+            .init("sessionId", .string(pattern: "^[A-Za-z0-9_-]{22,64}$"), "names the pending session"),
+            .init("algorithm", .string(enumeration: ["RSA-OAEP-256"])),
+            .init("publicKey", .string(description: "SPKI PEM of the RSA-4096 identity key")),
+            .init("fingerprint", .string(pattern: "^SHA256:[0-9a-f]{64}$"), "compare with the pinned one"),
+            .init("expiresAt", .timestamp, "the pending session's end"),
+        ])
+    }
+    static var example: SessionInitResponse {
+        SessionInitResponse(
+            sessionId: "kP3x9QvZ2mWc7RtY5bLn8AbCdEfGhIjK", algorithm: "RSA-OAEP-256",
+            publicKey:
+                "-----BEGIN PUBLIC KEY-----\nMIICIjANBgkqhkiG9w0BAQEFAAOCAg8AMIICCgKCAgEA…\n-----END PUBLIC KEY-----\n",
+            fingerprint: "SHA256:" + String(repeating: "ab", count: 32), expiresAt: exampleTime)
+    }
+}
+
+extension KeyExchangeRequest: Documented {
+    static var schema: Schema {
+        .object([
+            .init("sessionId", .string(), "from /session/init"),
+            .init("wrappedKey", .base64("RSA-OAEP-256 of 32 random bytes (512 bytes)")),
+        ])
+    }
+    static var example: KeyExchangeRequest {
+        KeyExchangeRequest(
+            sessionId: "kP3x9QvZ2mWc7RtY5bLn8AbCdEfGhIjK", wrappedKey: Base64.encode(Data(repeating: 0x5A, count: 512)))
+    }
+}
+
+extension KeyExchangeResponse: Documented {
+    static var schema: Schema {
+        .object([
+            .init("sessionId", .string()), .init("expiresAt", .timestamp), .init("ttlMs", .integer(minimum: 1)),
+            .init("sliding", .boolean), .init("maxLifetimeMs", .integer(minimum: 1)),
+        ])
+    }
+    static var example: KeyExchangeResponse {
+        KeyExchangeResponse(
+            sessionId: "kP3x9QvZ2mWc7RtY5bLn8AbCdEfGhIjK", expiresAt: exampleTime, ttlMs: 900_000, sliding: true,
+            maxLifetimeMs: 86_400_000)
+    }
+}
+
+extension RotateTokenRequest: Documented {
+    static var schema: Schema {
+        .object([
+            .init(
+                "token", .string(pattern: "^[A-Za-z0-9._~-]{32,256}$"), required: false,
+                "omit to get a server-issued one")
+        ])
+    }
+    static var example: RotateTokenRequest { RotateTokenRequest(token: nil) }
+}
+
+extension RotateTokenResponse: Documented {
+    static var schema: Schema { .object([.init("token", .string()), .init("expiresAt", .timestamp)]) }
+    static var example: RotateTokenResponse {
+        RotateTokenResponse(token: "pfx_Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE", expiresAt: exampleTime)
+    }
+}
+
+extension RandomRequest: Documented {
+    static var schema: Schema { .object([.init("bytes", .integer(minimum: 1, maximum: 1024))]) }
+    static var example: RandomRequest { RandomRequest(bytes: 16) }
+}
+
+extension RandomResponse: Documented {
+    static var schema: Schema { .object([.init("random", .base64("CSPRNG bytes"))]) }
+    static var example: RandomResponse { RandomResponse(random: "AAECAwQFBgcICQoLDA0ODw==") }
+}
+
+extension GenerateKeyRequest: Documented {
+    static var schema: Schema {
+        .object([
+            .init(
+                "alias", .string(pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), required: false,
+                "unique; not starting with key_, not generate or rotate")
+        ])
+    }
+    static var example: GenerateKeyRequest { GenerateKeyRequest(alias: "photos") }
+}
+
+extension RotateKeyRequest: Documented {
+    static var schema: Schema { .object([.init("keyId", keyReference)]) }
+    static var example: RotateKeyRequest { RotateKeyRequest(keyId: "photos") }
+}
+
+extension KeyVersionResponse: Documented {
+    static var schema: Schema {
+        .object([
+            .init("keyId", .string()), .init("version", .integer(minimum: 1)),
+            .init("createdAt", .timestamp, "the new version's"), .init("status", .string(enumeration: ["active"])),
+        ])
+    }
+    static var example: KeyVersionResponse {
+        KeyVersionResponse(keyId: exampleKeyId, version: 2, createdAt: exampleTime, status: "active")
+    }
+}
+
+extension KeyMetadata.Version: Documented {
+    static var schemaName: String { "KeyVersionMetadata" }
+    static var schema: Schema {
+        .object([
+            .init("version", .integer(minimum: 1)), .init("createdAt", .timestamp),
+            .init("status", .string(enumeration: ["active", "grace", "retired"])),
+            .init("graceUntil", .timestamp, required: false, "present on every non-active version"),
+        ])
+    }
+    static var example: KeyMetadata.Version {
+        KeyMetadata.Version(version: 1, createdAt: exampleTime, status: "grace", graceUntil: "2026-12-06T12:00:00.000Z")
+    }
+}
+
+extension KeyMetadata: Documented {
+    static var schema: Schema {
+        .object([
+            .init("keyId", .string()), .init("alias", .string(), required: false), .init("createdAt", .timestamp),
+            .init("activeVersion", .integer(minimum: 1)),
+            .init("versions", .array(.reference(KeyMetadata.Version.schemaName))),
+        ])
+    }
+    static var example: KeyMetadata {
+        KeyMetadata(
+            keyId: exampleKeyId, alias: "photos", createdAt: exampleTime, activeVersion: 2,
+            versions: [
+                .example, .init(version: 2, createdAt: "2026-11-29T12:00:00.000Z", status: "active", graceUntil: nil),
+            ])
+    }
+}
+
+extension KeyListResponse: Documented {
+    static var schema: Schema {
+        .object([
+            .init("keys", .array(.reference(KeyMetadata.schemaName))),
+            .init("next", .string(), required: false, "pass as `after` for the next page; absent on the last"),
+        ])
+    }
+    static var example: KeyListResponse { KeyListResponse(keys: [.example], next: exampleKeyId) }
+}
+
+extension EncryptRequest: Documented {
+    static var schema: Schema {
+        .object([
+            .init("keyId", keyReference), .init("plaintext", .base64("at most 65,536 bytes")),
+            .init("aad", .base64("bound to the ciphertext; absent equals empty"), required: false),
+        ])
+    }
+    static var example: EncryptRequest {
+        EncryptRequest(keyId: "photos", plaintext: Data("hello, photos".utf8), aad: Data("img_0001.jpg".utf8))
+    }
+}
+
+extension CiphertextResponse: Documented {
+    static var schema: Schema {
+        .object([
+            .init("keyId", .string()), .init("version", .integer(minimum: 1)), .init("ciphertext", ciphertextSchema),
+        ])
+    }
+    static var example: CiphertextResponse {
+        CiphertextResponse(keyId: exampleKeyId, version: 2, ciphertext: exampleCiphertext)
+    }
+}
+
+extension CiphertextRequest: Documented {
+    static var schema: Schema {
+        .object([
+            .init("ciphertext", ciphertextSchema),
+            .init("aad", .base64("the aad given at encryption"), required: false),
+        ])
+    }
+    static var example: CiphertextRequest {
+        CiphertextRequest(ciphertext: exampleCiphertext, aad: Data("img_0001.jpg".utf8))
+    }
+}
+
+extension DecryptResponse: Documented {
+    static var schema: Schema {
+        .object([.init("keyId", .string()), .init("version", .integer(minimum: 1)), .init("plaintext", .base64(""))])
+    }
+    static var example: DecryptResponse {
+        DecryptResponse(keyId: exampleKeyId, version: 2, plaintext: Data("hello, photos".utf8))
+    }
+}
+
+extension DataKeyRequest: Documented {
+    static var schema: Schema {
+        .object([
+            .init("keyId", keyReference),
+            .init("bytes", .integer(minimum: 16, maximum: 64), required: false, "default 32"),
+            .init("aad", .base64(""), required: false),
+        ])
+    }
+    static var example: DataKeyRequest { DataKeyRequest(keyId: "backup", bytes: 32, aad: nil) }
+}
+
+extension DataKeyResponse: Documented {
+    static var schema: Schema {
+        .object([
+            .init("keyId", .string()), .init("version", .integer(minimum: 1)),
+            .init("plaintext", .base64("the data key: use it, then forget it")),
+            .init("ciphertext", ciphertextSchema, "store this beside the data; decrypt it to get the key back"),
+        ])
+    }
+    static var example: DataKeyResponse {
+        DataKeyResponse(
+            keyId: exampleKeyId, version: 2, plaintext: Data(repeating: 7, count: 32), ciphertext: exampleCiphertext)
+    }
+}
+
+extension ErrorBody.Detail: Documented {
+    static var schemaName: String { "ErrorDetail" }
+    static var schema: Schema {
+        .object([
+            .init("code", .string(enumeration: ErrorCode.allCases.map(\.rawValue))), .init("message", .string()),
+            .init("requestId", .string()), .init("field", .string(), required: false, "the offending request field"),
+        ])
+    }
+    static var example: ErrorBody.Detail {
+        ErrorBody.Detail(
+            code: "invalid_request", message: "`bytes` must be between 1 and 1024", requestId: "o48Gloj_VwPbBVdB",
+            field: "bytes")
+    }
+}
+
+extension ErrorBody: Documented {
+    static var schema: Schema { .object([.init("error", .reference(ErrorBody.Detail.schemaName))]) }
+    static var example: ErrorBody { ErrorBody(error: .example) }
+}
+
+extension HealthController.Health: Documented {
+    static var schemaName: String { "Health" }
+    static var schema: Schema { .object([.init("status", .string(enumeration: ["ok"]))]) }
+    static var example: HealthController.Health { HealthController.Health() }
+}
+
+/// The sealed envelope (schema only: it is built from bytes, not Codable).
+enum EnvelopeSchema {
+    static let name = "Envelope"
+    static let schema = Schema.object([
+        .init("seq", .integer(minimum: 0, maximum: Int64(SealedEnvelope.maxSeq)), "echoes the request's in responses"),
+        .init("iv", .base64("12 random bytes")), .init("ciphertext", .base64("AES-256-GCM of the inner JSON")),
+        .init("tag", .base64("16 bytes")),
+    ])
+}

@@ -1,0 +1,136 @@
+import Foundation
+import HummingbirdTesting
+import KMSCore
+import KMSProtocol
+import Testing
+
+@testable import KMSServer
+
+/// Issue 6: the document cannot drift from the code.
+@Suite struct OpenAPISyncTests {
+    func parts() throws -> (router: Set<String>, table: RouteTable) {
+        let sessions = SessionManager(
+            store: InMemorySessionStore(), identity: TestServer.identity, policy: SessionPolicy(), clock: SystemClock())
+        let keys = KeyRing(
+            store: InMemoryKeyStore(), masterKey: try MasterKey(bytes: Data(count: 32)),
+            lifecycle: KeyLifecycle(graceMs: 1), clock: SystemClock())
+        let channel = SealedChannel(sessions: sessions, maxBodyBytes: 1 << 20, logger: .init(label: "test"))
+        let (router, table) = makeRouter(
+            sessions: sessions, channel: channel, keys: keys, metrics: RequestMetrics(), maxBodyBytes: 1 << 20)
+        let routes = Set(
+            router.routes.map {
+                "\($0.method.rawValue) \($0.path.description.replacingOccurrences(of: ":keyId", with: "{keyId}"))"
+            })
+        return (routes, table)
+    }
+
+    /// The document's paths and methods are exactly the router's routes.
+    @Test func documentPathsEqualTheRoutersRoutes() throws {
+        let (router, table) = try parts()
+        guard case .object(let members) = OpenAPIDocument(routes: table).json,
+            case .object(let paths)? = members.first(where: { $0.0 == "paths" })?.1
+        else { throw CLIFailure("no paths") }
+        var documented = Set<String>()
+        for (path, item) in paths {
+            guard case .object(let operations) = item else { continue }
+            for (method, _) in operations { documented.insert("\(method.uppercased()) \(path)") }
+        }
+        let normalised = Set(router.map { $0.replacingOccurrences(of: "{keyId}", with: "{keyId}") })
+        #expect(documented == normalised, "router \(normalised.symmetricDifference(documented))")
+        #expect(documented.count == table.routes.count)
+    }
+
+    /// Every stored property of every wire type is in its schema, and back.
+    @Test func schemasNameEveryFieldOfTheirType() {
+        for type in OpenAPIDocument.types {
+            let fields = Set(Mirror(reflecting: type.example).children.compactMap(\.label))
+            let documented = Set(type.schema.propertyNames)
+            #expect(fields == documented, "\(type.schemaName): \(fields.symmetricDifference(documented))")
+        }
+    }
+
+    /// Examples, encoded by the real Codable types, validate against the schemas.
+    @Test func examplesValidateAgainstTheirSchemas() throws {
+        for type in OpenAPIDocument.types {
+            let json = try JSONParser.parse(Data(type.exampleJSON.utf8))
+            let problems = SchemaValidator.validate(json, against: type.schema)
+            #expect(problems.isEmpty, "\(type.schemaName): \(problems)")
+        }
+    }
+
+    /// Documented inner requests are accepted by the server's strict readers.
+    @Test func requestExamplesParseStrictly() throws {
+        for route in try parts().table.routes {
+            guard let request = route.doc.request else { continue }
+            guard let strict = request as? any StrictDecodable.Type else {
+                Issue.record("\(request.schemaName) is documented as a request but is not StrictDecodable")
+                continue
+            }
+            #expect(throws: Never.self) { _ = try strict.parse(Data(request.exampleJSON.utf8)) }
+        }
+    }
+
+    @Test func everyErrorCodeIsDocumented() throws {
+        let docs = try String(
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+                "../../docs/protocol.md"),
+            encoding: .utf8)
+        for code in ErrorCode.allCases {
+            #expect(docs.contains("| `\(code.rawValue)` | \(code.httpStatus.code) |"), "\(code.rawValue)")
+        }
+    }
+
+    @Test func servedDocumentAndPage() async throws {
+        try await TestServer().run { client in
+            let document = try await client.execute(uri: "/openapi.json", method: .get)
+            #expect(document.status == .ok && document.headers[.contentType] == "application/json")
+            #expect(document.text.contains("\"openapi\": \"3.0.3\"") && document.text.contains("x-inner-request"))
+            let page = try await client.execute(uri: "/docs", method: .get)
+            #expect(page.status == .ok && page.text.contains("<h2>keys</h2>") && !page.text.contains("<script"))
+            let csp = page.headers[.contentSecurityPolicy] ?? ""
+            #expect(csp.hasPrefix("default-src 'none'; style-src 'sha256-") && !csp.contains("unsafe"))
+            #expect(page.headers[.xContentTypeOptions] == nil || page.headers[.xContentTypeOptions] == "nosniff")
+        }
+    }
+}
+
+/// A small validator for the JSON Schema subset the document uses.
+enum SchemaValidator {
+    static func validate(_ value: JSONValue, against schema: Schema, path: String = "$") -> [String] {
+        switch (schema, value) {
+        case (.object(let properties), .object(let members)):
+            var problems: [String] = []
+            let names = Set(properties.map(\.name))
+            for (key, _) in members where !names.contains(key) { problems.append("\(path).\(key) not in schema") }
+            for property in properties {
+                if let member = members.first(where: { $0.0 == property.name })?.1 {
+                    problems += validate(member, against: property.schema, path: "\(path).\(property.name)")
+                } else if property.required {
+                    problems.append("\(path).\(property.name) required")
+                }
+            }
+            return problems
+        case (.string(_, let pattern, _, let values), .string(let text)):
+            if let values, !values.contains(text) { return ["\(path) not in enum"] }
+            if let pattern, text.range(of: pattern, options: .regularExpression) == nil {
+                return ["\(path) misses pattern"]
+            }
+            return []
+        case (.integer(let minimum, let maximum), .integer(let number)):
+            if let minimum, number < minimum { return ["\(path) below minimum"] }
+            if let maximum, number > maximum { return ["\(path) above maximum"] }
+            return []
+        case (.boolean, .bool):
+            return []
+        case (.array(let items), .array(let elements)):
+            return elements.enumerated().flatMap { validate($1, against: items, path: "\(path)[\($0)]") }
+        case (.reference(let name), _):
+            guard let type = OpenAPIDocument.types.first(where: { $0.schemaName == name }) else {
+                return ["\(path): unknown \(name)"]
+            }
+            return validate(value, against: type.schema, path: path)
+        default:
+            return ["\(path): \(value.typeName) does not match the schema"]
+        }
+    }
+}
