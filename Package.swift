@@ -75,13 +75,20 @@ let package = Package(
             dependencies: [
                 "KMSServer",
                 "KMSClient",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "KMSTestSupport",
+            dependencies: ["KMSCore"],
+            path: "Tests/KMSTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "KMSCoreTests",
-            dependencies: ["KMSCore", "KMSProtocol", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["KMSCore", "KMSProtocol", "KMSTestSupport", .product(name: "Crypto", package: "swift-crypto")],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
@@ -90,6 +97,7 @@ let package = Package(
             dependencies: [
                 "KMSServer",
                 "KMSClient",
+                "KMSTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -24,10 +24,15 @@ PORT = 3931
 URL = f"http://127.0.0.1:{PORT}"
 
 
+def server_env(folder):
+    return dict(os.environ, KMS_PORT=str(PORT), KMS_HOST="127.0.0.1", KEY_STORE_PATH=os.path.join(folder, "keys"),
+                KMS_MASTER_KEY_FILE=os.path.join(folder, "master.key"), KMS_AUDIT_LOG=os.path.join(folder, "audit.log"),
+                KMS_LOG_LEVEL="error")
+
+
 def start(binary, folder):
-    env = dict(os.environ, KMS_PORT=str(PORT), KMS_HOST="127.0.0.1", KEY_STORE_PATH=os.path.join(folder, "keys"),
-               KMS_MASTER_KEY_FILE=os.path.join(folder, "master.key"), KMS_LOG_LEVEL="error")
-    process = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen([binary, "serve"], env=server_env(folder), cwd=folder, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
     deadline = time.time() + 60
     while time.time() < deadline:
         if process.poll() is not None:
@@ -110,6 +115,7 @@ def main():
     parser.add_argument("binary")
     parser.add_argument("--cycles", type=int, default=20)
     args = parser.parse_args()
+    args.binary = os.path.abspath(args.binary)
     folder = tempfile.mkdtemp(prefix="kms-crash-")
     ledger = Ledger()
     rng = random.Random(int(os.environ.get("CRASH_SEED", time.time())))
@@ -139,7 +145,13 @@ def main():
     if failures:
         print("\n".join(failures[:20]))
         return 1
-    print(f"crash test: {args.cycles} kill -9 cycles, every acknowledged key, version, alias and ciphertext survived")
+    audit = subprocess.run([args.binary, "audit", "verify"], env=server_env(folder), capture_output=True, text=True)
+    print(audit.stdout.strip())
+    if audit.returncode != 0:
+        print("the audit chain did not survive the kill -9 cycles:", audit.stderr)
+        return 1
+    print(f"crash test: {args.cycles} kill -9 cycles, every acknowledged key, version, alias and ciphertext survived, "
+          "and the audit chain verifies")
     return 0
 
 

@@ -13,6 +13,10 @@ public struct AppDependencies: Sendable {
     /// A ready identity key; when nil it is loaded from (or created in) the key store.
     public var identity: IdentityKey?
     public var logger = Logger(label: "kms")
+    /// Where audit lines go; when nil, the file at `KMS_AUDIT_LOG`.
+    public var auditWriter: (any AuditFileWriter)?
+    /// How long an audited operation waits for its entry before answering 503.
+    public var auditTimeout: Duration = .seconds(2)
     /// How often expired sessions are swept.
     public var janitorInterval: Duration = .seconds(30)
 
@@ -70,6 +74,7 @@ public func buildApplication(
         }
     }
     let keys = KeyRing(store: keyStore, masterKey: masterKey, lifecycle: lifecycle, clock: dependencies.clock)
+    let audit = try await openAudit(config, dependencies: dependencies, masterKey: masterKey)
     let sessionStore = dependencies.sessionStore ?? InMemorySessionStore()
     let sessions = SessionManager(
         store: sessionStore, identity: identity, policy: config.sessions, clock: dependencies.clock)
@@ -77,19 +82,22 @@ public func buildApplication(
     let channel = SealedChannel(sessions: sessions, maxBodyBytes: config.maxBodyBytes, logger: logger)
 
     let (router, table) = makeRouter(
-        sessions: sessions, channel: channel, keys: keys, metrics: metrics, maxBodyBytes: config.maxBodyBytes)
+        sessions: sessions, channel: channel, keys: keys, metrics: metrics, audit: audit,
+        maxBodyBytes: config.maxBodyBytes)
     let edge = EdgeResponder(
         router: router.buildResponder(), routes: table,
         resolver: ClientAddressResolver(allowlist: config.allowlist, trustedProxies: config.trustedProxies),
         maxBodyBytes: config.maxBodyBytes, securityHeaders: SecurityHeaders(hsts: config.environment == .production),
-        metrics: metrics, logger: logger)
+        metrics: metrics, logger: logger, audit: audit)
     var app = Application(
         responder: edge,
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
         logger: logger)
     app.addServices(
         SessionJanitor(
-            store: sessionStore, clock: dependencies.clock, interval: dependencies.janitorInterval, logger: logger))
+            store: sessionStore, clock: dependencies.clock, interval: dependencies.janitorInterval, logger: logger,
+            audit: audit),
+        AuditFlusher(log: audit.log))
     return app
 }
 
@@ -97,17 +105,53 @@ public func buildApplication(
 /// answers 404/405 and generates the documentation. The sync test compares
 /// the two.
 func makeRouter(
-    sessions: SessionManager, channel: SealedChannel, keys: KeyRing, metrics: RequestMetrics, maxBodyBytes: Int
+    sessions: SessionManager, channel: SealedChannel, keys: KeyRing, metrics: RequestMetrics, audit: Auditor,
+    maxBodyBytes: Int
 ) -> (Router<KMSRequestContext>, RouteTable) {
     let router = Router(context: KMSRequestContext.self)
     var table = RouteTable()
     HealthController(metrics: metrics).register(on: router, table: &table)
-    SessionController(sessions: sessions, channel: channel, maxBodyBytes: maxBodyBytes)
+    SessionController(sessions: sessions, channel: channel, maxBodyBytes: maxBodyBytes, audit: audit)
         .register(on: router, table: &table)
-    KeysController(channel: channel, keys: keys).register(on: router, table: &table)
-    CryptoController(channel: channel, keys: keys).register(on: router, table: &table)
+    KeysController(channel: channel, keys: keys, audit: audit).register(on: router, table: &table)
+    CryptoController(channel: channel, keys: keys, audit: audit).register(on: router, table: &table)
     let docs = DocsController()
     docs.register(on: router, table: &table)
     docs.serve(on: router, table: table)
     return (router, table)
+}
+
+/// Opens the audit log (resuming its chain), loads its key, and records the
+/// effective configuration. A log that cannot be written stops start-up.
+func openAudit(
+    _ config: KMSConfiguration, dependencies: AppDependencies, masterKey: MasterKey
+) async throws -> Auditor {
+    let logger = dependencies.logger
+    do {
+        let key = try await AuditFiles.loadOrCreateKey(
+            store: FileSecretBlobStore(folder: config.keyStorePath), masterKey: masterKey)
+        let writer: any AuditFileWriter
+        var resume: (seq: UInt64, prev: String, repairedBytes: Int) = (0, AuditChain.genesis, 0)
+        if let injected = dependencies.auditWriter {
+            writer = injected
+        } else {
+            resume = try AuditFiles.resume(config.auditLog, logger: logger)
+            writer = try AuditFile(url: config.auditLog)
+        }
+        let log = try AuditLog(
+            writer: writer, key: key, after: resume.seq, prev: resume.prev, clock: dependencies.clock,
+            maxBytes: config.auditMaxBytes, timeout: dependencies.auditTimeout, logger: logger)
+        if resume.repairedBytes > 0 {
+            try await log.record(
+                AuditEvent("audit.repaired", [("truncatedBytes", "\(resume.repairedBytes)")]), durable: true)
+        }
+        try await log.record(
+            AuditEvent("server.start", config.loggable.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") }),
+            durable: true)
+        return Auditor(log: log)
+    } catch let error as KMSError {
+        throw StartupError(description: "KMS_AUDIT_LOG: \(error.detail ?? error.message)")
+    } catch {
+        throw StartupError(description: "KMS_AUDIT_LOG: \(error)")
+    }
 }

@@ -61,6 +61,46 @@ import Testing
         #expect(server.logText.contains("\"msg\":\"request\"") && !server.logText.contains("secret photo key"))
     }
 
+    @Test func auditVerifyAcceptsARealLogAndCatchesTampering() async throws {
+        let server = try await ServeProcess()
+        #expect(try CLIProcess.run(["e2e"], environment: ["BASE_URL": server.url]).status == 0)
+        #expect(server.stop() == 0)
+        let data = server.folder.appendingPathComponent("data")
+        let env = [
+            "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
+            "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
+            "KMS_AUDIT_LOG": data.appendingPathComponent("audit.log").path,
+        ]
+        let verified = try CLIProcess.run(["audit", "verify"], environment: env)
+        #expect(
+            verified.status == 0 && verified.stdout.contains("audit log OK"), "\(verified.stdout)\(verified.stderr)")
+        let checkpoint = try CLIProcess.run(["audit", "checkpoint"], environment: env).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let publicKey = try CLIProcess.run(["audit", "public-key"], environment: env).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(checkpoint.contains(":") && Data(base64Encoded: publicKey)?.count == 32)
+
+        let log = try String(contentsOf: data.appendingPathComponent("audit.log"), encoding: .utf8)
+        var lines = log.split(separator: "\n").map(String.init)
+        let copy = server.folder.appendingPathComponent("copy.log")
+        func check(_ text: String, _ extra: [String] = [], expect fragment: String) throws {
+            try text.write(to: copy, atomically: true, encoding: .utf8)
+            let run = try CLIProcess.run(["audit", "verify", copy.path, "--public-key", publicKey] + extra)
+            #expect(run.status == 2 && run.stdout.contains(fragment), "\(fragment): \(run.stdout)\(run.stderr)")
+        }
+        try check(
+            log.replacingOccurrences(of: "\"type\":\"key.rotate\"", with: "\"type\":\"key.rotatx\""), expect: "edited")
+        try check((lines[0..<2] + lines[3...]).joined(separator: "\n") + "\n", expect: "deleted")
+        try check(lines.dropLast(2).joined(separator: "\n") + "\n", ["--checkpoint", checkpoint], expect: "truncated")
+        let other = Data(repeating: 1, count: 32).base64EncodedString()
+        let wrongKey = try CLIProcess.run([
+            "audit", "verify", data.appendingPathComponent("audit.log").path, "--public-key", other,
+        ])
+        #expect(wrongKey.status == 2 && wrongKey.stdout.contains("wrong public key"))
+        lines.swapAt(3, 4)
+        try check(lines.joined(separator: "\n") + "\n", expect: "reordered")
+    }
+
     @Test func e2eKeepsWorkingWhileRotatingTheToken() async throws {
         let server = try await ServeProcess()
         let run = try CLIProcess.run(

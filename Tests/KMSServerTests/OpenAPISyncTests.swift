@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HummingbirdTesting
 import KMSCore
@@ -15,8 +16,13 @@ import Testing
             store: InMemoryKeyStore(), masterKey: try MasterKey(bytes: Data(count: 32)),
             lifecycle: KeyLifecycle(graceMs: 1), clock: SystemClock())
         let channel = SealedChannel(sessions: sessions, maxBodyBytes: 1 << 20, logger: .init(label: "test"))
+        let audit = Auditor(
+            log: try AuditLog(
+                writer: try AuditFile(url: URL(fileURLWithPath: "/dev/null")), key: .init(), after: 0,
+                prev: AuditChain.genesis, clock: SystemClock(), maxBytes: 1 << 20, logger: .init(label: "test")))
         let (router, table) = makeRouter(
-            sessions: sessions, channel: channel, keys: keys, metrics: RequestMetrics(), maxBodyBytes: 1 << 20)
+            sessions: sessions, channel: channel, keys: keys, metrics: RequestMetrics(), audit: audit,
+            maxBodyBytes: 1 << 20)
         let routes = Set(
             router.routes.map {
                 "\($0.method.rawValue) \($0.path.description.replacingOccurrences(of: ":keyId", with: "{keyId}"))"

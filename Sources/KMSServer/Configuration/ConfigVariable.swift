@@ -42,6 +42,12 @@ public struct ConfigVariable: Sendable {
             name: "KMS_LOG_LEVEL", defaultValue: "info",
             meaning: "trace, debug, info, notice, warning, error or critical"),
         .init(name: "KMS_MAX_BODY_BYTES", defaultValue: "1048576", meaning: "request body limit in bytes"),
+        .init(
+            name: "KMS_AUDIT_LOG", defaultValue: "./data/audit.log",
+            meaning: "audit log file (Ed25519-signed hash chain of JSON lines)"),
+        .init(
+            name: "KMS_AUDIT_MAX_BYTES", defaultValue: "67108864",
+            meaning: "size at which the audit log is rotated (the chain continues)"),
     ]
 
     /// The variables as `--help` prints them.

@@ -22,6 +22,8 @@ public struct KMSConfiguration: Sendable {
     public var environment = Environment.development
     public var logLevel = Logger.Level.info
     public var maxBodyBytes = 1_048_576
+    public var auditLog = URL(fileURLWithPath: "./data/audit.log")
+    public var auditMaxBytes = 67_108_864
 
     public static let defaultAllowlist = ["100.64.0.9", "127.0.0.0/8", "::1"]
     public static let defaultTrustedProxies = ["127.0.0.0/8", "::1"]
@@ -91,6 +93,9 @@ public struct KMSConfiguration: Sendable {
         }
         maxBodyBytes =
             try reader.integer("KMS_MAX_BODY_BYTES", in: 1_024...(1 << 30)).map(Int.init) ?? maxBodyBytes
+        auditLog = try reader.string("KMS_AUDIT_LOG").map { URL(fileURLWithPath: $0) } ?? auditLog
+        auditMaxBytes =
+            try reader.integer("KMS_AUDIT_MAX_BYTES", in: 4_096...(1 << 40)).map(Int.init) ?? auditMaxBytes
     }
 
     /// The configuration as it may be logged: no master key.
@@ -104,6 +109,8 @@ public struct KMSConfiguration: Sendable {
             "sessionTtlMs": "\(sessions.ttlMs)", "sliding": "\(sessions.sliding)",
             "maxLifetimeMs": "\(sessions.maxLifetimeMs)", "keyGraceMs": "\(keyGraceMs)",
             "environment": "\(environment.rawValue)", "maxBodyBytes": "\(maxBodyBytes)",
+            "auditLog": "\(auditLog.path)", "auditMaxBytes": "\(auditMaxBytes)",
+            "tokenPrefix": "\(sessions.tokenPrefix == nil ? "none" : "set")",
         ]
     }
 }

@@ -7,6 +7,7 @@ import KMSProtocol
 struct CryptoController: Sendable {
     let channel: SealedChannel
     let keys: KeyRing
+    let audit: Auditor
 
     func register(on router: Router<KMSRequestContext>, table: inout RouteTable) {
         table.add(
@@ -17,8 +18,11 @@ struct CryptoController: Sendable {
                 request: EncryptRequest.self, response: CiphertextResponse.self, errors: [.keyNotFound]))
         router.post(
             "/crypto/encrypt",
-            use: channel.route(EncryptRequest.self) { input, _ throws(KMSError) in
-                try await keys.encrypt(input.keyId, plaintext: input.plaintext, aad: input.aad ?? Data())
+            use: channel.route(EncryptRequest.self) { input, call throws(KMSError) in
+                try await audit.crypto("encrypt", call, keyAndVersion: { ($0.keyId, $0.version) }) {
+                    () throws(KMSError) in
+                    try await keys.encrypt(input.keyId, plaintext: input.plaintext, aad: input.aad ?? Data())
+                }
             })
         table.add(
             .post, "/crypto/decrypt", sealed: true,
@@ -29,8 +33,11 @@ struct CryptoController: Sendable {
                 errors: [.keyNotFound, .keyVersionNotFound, .keyVersionRetired, .decryptionFailed]))
         router.post(
             "/crypto/decrypt",
-            use: channel.route(CiphertextRequest.self) { input, _ throws(KMSError) in
-                try await keys.decrypt(input.ciphertext, aad: input.aad ?? Data())
+            use: channel.route(CiphertextRequest.self) { input, call throws(KMSError) in
+                try await audit.crypto("decrypt", call, keyAndVersion: { ($0.keyId, $0.version) }) {
+                    () throws(KMSError) in
+                    try await keys.decrypt(input.ciphertext, aad: input.aad ?? Data())
+                }
             })
         table.add(
             .post, "/crypto/rewrap", sealed: true,
@@ -41,8 +48,11 @@ struct CryptoController: Sendable {
                 errors: [.keyNotFound, .keyVersionNotFound, .keyVersionRetired, .decryptionFailed]))
         router.post(
             "/crypto/rewrap",
-            use: channel.route(CiphertextRequest.self) { input, _ throws(KMSError) in
-                try await keys.rewrap(input.ciphertext, aad: input.aad ?? Data())
+            use: channel.route(CiphertextRequest.self) { input, call throws(KMSError) in
+                try await audit.crypto("rewrap", call, keyAndVersion: { ($0.keyId, $0.version) }) {
+                    () throws(KMSError) in
+                    try await keys.rewrap(input.ciphertext, aad: input.aad ?? Data())
+                }
             })
         table.add(
             .post, "/crypto/datakey", sealed: true,
@@ -53,8 +63,11 @@ struct CryptoController: Sendable {
                 request: DataKeyRequest.self, response: DataKeyResponse.self, errors: [.keyNotFound]))
         router.post(
             "/crypto/datakey",
-            use: channel.route(DataKeyRequest.self) { input, _ throws(KMSError) in
-                try await keys.dataKey(input.keyId, bytes: input.bytes ?? 32, aad: input.aad ?? Data())
+            use: channel.route(DataKeyRequest.self) { input, call throws(KMSError) in
+                try await audit.crypto("datakey", call, keyAndVersion: { ($0.keyId, $0.version) }) {
+                    () throws(KMSError) in
+                    try await keys.dataKey(input.keyId, bytes: input.bytes ?? 32, aad: input.aad ?? Data())
+                }
             })
         table.add(
             .post, "/crypto/random", sealed: true,
@@ -63,8 +76,9 @@ struct CryptoController: Sendable {
                 request: RandomRequest.self, response: RandomResponse.self, errors: []))
         router.post(
             "/crypto/random",
-            use: channel.route(RandomRequest.self) { input, _ throws(KMSError) in
-                RandomResponse(random: Base64.encode(SymmetricKeyBytes.random(count: input.bytes)))
+            use: channel.route(RandomRequest.self) { input, call throws(KMSError) in
+                await audit.note(AuditEvent("crypto.random", Auditor.who(call) + [("bytes", "\(input.bytes)")]))
+                return RandomResponse(random: Base64.encode(SymmetricKeyBytes.random(count: input.bytes)))
             })
     }
 }

@@ -7,6 +7,7 @@ import KMSProtocol
 struct KeysController: Sendable {
     let channel: SealedChannel
     let keys: KeyRing
+    let audit: Auditor
 
     func register(on router: Router<KMSRequestContext>, table: inout RouteTable) {
         table.add(
@@ -17,8 +18,10 @@ struct KeysController: Sendable {
                 request: GenerateKeyRequest.self, response: KeyVersionResponse.self, errors: [.aliasInUse]))
         router.post(
             "/keys/generate",
-            use: channel.route(GenerateKeyRequest.self) { input, _ throws(KMSError) in
-                let record = try await keys.generate(alias: input.alias)
+            use: channel.route(GenerateKeyRequest.self) { input, call throws(KMSError) in
+                let record = try await audit.keyChange("key.generate", reference: input.alias, call) {
+                    () throws(KMSError) in try await keys.generate(alias: input.alias)
+                }
                 return response(record)
             })
         table.add(
@@ -30,8 +33,11 @@ struct KeysController: Sendable {
                 request: RotateKeyRequest.self, response: KeyVersionResponse.self, errors: [.keyNotFound]))
         router.post(
             "/keys/rotate",
-            use: channel.route(RotateKeyRequest.self) { input, _ throws(KMSError) in
-                response(try await keys.rotate(input.keyId))
+            use: channel.route(RotateKeyRequest.self) { input, call throws(KMSError) in
+                let record = try await audit.keyChange("key.rotate", reference: input.keyId, call) {
+                    () throws(KMSError) in try await keys.rotate(input.keyId)
+                }
+                return response(record)
             })
         table.add(
             .get, "/keys", sealed: true,

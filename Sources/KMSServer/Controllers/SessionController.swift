@@ -8,6 +8,7 @@ struct SessionController: Sendable {
     let sessions: SessionManager
     let channel: SealedChannel
     let maxBodyBytes: Int
+    let audit: Auditor
 
     func register(on router: Router<KMSRequestContext>, table: inout RouteTable) {
         table.add(
@@ -32,11 +33,20 @@ struct SessionController: Sendable {
                     .invalidToken, .badRequest, .invalidRequest, .unknownSession, .tokenInUse, .keyExchangeFailed,
                     .serverBusy,
                 ]))
-        router.post("/session/key-exchange") { request, _ in
+        router.post("/session/key-exchange") { request, context in
             let token = request.headers[HeaderNames.clientToken]
             let body = try await RequestBodyReader.read(request, limit: maxBodyBytes)
-            let result = try await sessions.exchangeKey(token: token, body: body)
-            return JSONResponse.raw(result.sealed)
+            let client = ("client", context.clientAddress?.description ?? "unknown")
+            do throws(KMSError) {
+                let result = try await sessions.exchangeKey(token: token, body: body)
+                await audit.note(
+                    AuditEvent("session.key-exchange", [client, ("session", AuditEvent.sessionHash(result.sessionId))]))
+                return JSONResponse.raw(result.sealed)
+            } catch {
+                await audit.note(
+                    AuditEvent("session.key-exchange", outcome: "failure", [client, ("code", error.code.rawValue)]))
+                throw error
+            }
         }
         table.add(
             .post, "/session/rotate-token", sealed: true,
@@ -49,7 +59,9 @@ struct SessionController: Sendable {
         router.post(
             "/session/rotate-token",
             use: channel.route(RotateTokenRequest.self) { input, call throws(KMSError) in
-                try await sessions.rotateToken(call.opened, body: input)
+                let rotated = try await sessions.rotateToken(call.opened, body: input)
+                await audit.note(AuditEvent("session.rotate-token", Auditor.who(call)))
+                return rotated
             })
         table.add(
             .delete, "/session", sealed: true,
@@ -61,6 +73,7 @@ struct SessionController: Sendable {
             "/session",
             use: channel.route(EmptyBody.self) { _, call throws(KMSError) in
                 try await sessions.endSession(call.opened)
+                await audit.note(AuditEvent("session.delete", Auditor.who(call)))
                 return EmptyBody()
             })
     }

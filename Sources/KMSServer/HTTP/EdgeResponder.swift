@@ -21,6 +21,7 @@ struct EdgeResponder: HTTPResponder {
     let securityHeaders: SecurityHeaders
     let metrics: RequestMetrics
     let logger: Logger
+    let audit: Auditor
 
     func respond(to request: Request, context: KMSRequestContext) async throws -> Response {
         let start = ContinuousClock.now
@@ -36,6 +37,7 @@ struct EdgeResponder: HTTPResponder {
                     "requestId": "\(context.requestId)", "address": "\(address?.description ?? "unknown")",
                     "peer": "\(context.peer?.description ?? "unknown")", "reason": "\(reason)",
                 ])
+            audit.refused(address: address?.description ?? "unknown", at: Date())
             response = KMSError(
                 .addressNotAllowed, "this client address is not on the server's allowlist (KMS_WHITELIST)"
             ).plainResponse(requestId: context.requestId)

@@ -11,6 +11,7 @@ struct SessionJanitor: Service {
     let clock: any KMSClock
     let interval: Duration
     let logger: Logger
+    let audit: Auditor
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
@@ -22,6 +23,9 @@ struct SessionJanitor: Service {
                 }
                 do throws(KMSError) {
                     let removed = try await store.purgeExpired(now: clock.now())
+                    if removed.sessions > 0 {
+                        await audit.note(AuditEvent("session.expire", [("sessions", "\(removed.sessions)")]))
+                    }
                     if removed.sessions + removed.pending > 0 {
                         logger.debug(
                             "removed expired sessions",

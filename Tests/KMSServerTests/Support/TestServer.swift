@@ -28,6 +28,7 @@ struct TestServer {
         var values = [
             "KMS_HOST": "127.0.0.1", "KMS_PORT": "1",
             "KEY_STORE_PATH": folder.appendingPathComponent("keys").path,
+            "KMS_AUDIT_LOG": folder.appendingPathComponent("audit.log").path,
             "KMS_MASTER_KEY": Data(repeating: 7, count: 32).base64EncodedString(),
             "KMS_LOG_LEVEL": "warning",
         ]

@@ -1,0 +1,104 @@
+public import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Where audit lines go. A protocol so tests can inject a failing disk.
+public protocol AuditFileWriter: Sendable {
+    /// Appends bytes (whole lines); throws on any failure.
+    func append(_ data: Data) throws
+    /// fsync.
+    func sync() throws
+    /// Current size in bytes.
+    func size() throws -> Int
+    /// Closes the current file, renames it to `rotatedName` and opens a new, empty one.
+    func rotate(to rotatedName: String) throws
+    /// Reopens the file if it was removed or replaced under us; returns whether it did.
+    @discardableResult func reopenIfReplaced() throws -> Bool
+    /// Cuts the file back to `size` bytes (drops a line a failed write left half-written).
+    func truncate(to size: Int) throws
+}
+
+/// The real audit file: `O_APPEND`, mode 0600, in a 0700 folder.
+public final class AuditFile: AuditFileWriter, @unchecked Sendable {
+    // Only touched from `AuditLog`'s serial queue.
+    private var fd: Int32 = -1
+    public let url: URL
+
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public init(url: URL) throws {
+        self.url = url
+        try DurableFile.prepareFolder(url.deletingLastPathComponent())
+        try open()
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+    }
+
+    private func open() throws {
+        if fd >= 0 { close(fd) }
+        fd = Glibc.open(url.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw failure("cannot open") }
+    }
+
+    public func append(_ data: Data) throws {
+        if fd < 0 { try open() }
+        try data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = write(fd, raw.baseAddress.map { $0 + offset }, raw.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw failure("cannot append")
+                }
+                offset += written
+            }
+        }
+    }
+
+    public func sync() throws {
+        guard fsync(fd) == 0 else { throw failure("cannot fsync") }
+    }
+
+    public func size() throws -> Int {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw failure("cannot stat") }
+        return Int(info.st_size)
+    }
+
+    public func rotate(to rotatedName: String) throws {
+        try sync()
+        let target = url.deletingLastPathComponent().appendingPathComponent(rotatedName)
+        guard rename(url.path, target.path) == 0 else { throw failure("cannot rotate") }
+        try open()
+        try DurableFile.syncFolder(url.deletingLastPathComponent().path)
+    }
+
+    @discardableResult
+    public func reopenIfReplaced() throws -> Bool {
+        var open = stat()
+        var onDisk = stat()
+        let replaced =
+            fd < 0 || fstat(fd, &open) != 0 || stat(url.path, &onDisk) != 0 || open.st_ino != onDisk.st_ino
+            || open.st_nlink == 0
+        if replaced { try self.open() }
+        return replaced
+    }
+
+    public func truncate(to size: Int) throws {
+        guard ftruncate(fd, off_t(size)) == 0 else { throw failure("cannot truncate") }
+    }
+
+    private func failure(_ what: String) -> Failure {
+        Failure(description: "audit log \(url.path): \(what): \(String(cString: strerror(errno)))")
+    }
+}

@@ -1,0 +1,81 @@
+import Crypto
+public import Foundation
+public import Logging
+
+/// Finding, resuming and keying the audit log on disk.
+public enum AuditFiles {
+    /// The log's files in chain order: rotated ones (`audit.log.<last seq>`) by
+    /// number, then the current one.
+    public static func chain(for current: URL) -> [URL] {
+        let folder = current.deletingLastPathComponent()
+        let prefix = current.lastPathComponent + "."
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        let rotated = names.filter { $0.hasPrefix(prefix) && UInt64($0.dropFirst(prefix.count)) != nil }
+            .sorted { UInt64($0.dropFirst(prefix.count)) ?? 0 < UInt64($1.dropFirst(prefix.count)) ?? 0 }
+        var files = rotated.map { folder.appendingPathComponent($0) }
+        if FileManager.default.fileExists(atPath: current.path) { files.append(current) }
+        return files
+    }
+
+    /// The last complete entry of the chain (seq 0 and the genesis hash when
+    /// empty). A half-written last line — a crash mid-append — is cut off and
+    /// reported, so the chain continues from the last whole entry.
+    public static func resume(_ current: URL, logger: Logger) throws -> (seq: UInt64, prev: String, repairedBytes: Int)
+    {
+        var repaired = 0
+        if var data = FileManager.default.contents(atPath: current.path), !data.isEmpty, data.last != 0x0A {
+            let keep = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
+            repaired = data.count - keep
+            data = data.prefix(keep)
+            let handle = try FileHandle(forWritingTo: current)
+            try handle.truncate(atOffset: UInt64(keep))
+            try handle.synchronize()
+            try handle.close()
+            logger.warning(
+                "cut a half-written last line off the audit log",
+                metadata: ["bytes": "\(repaired)", "file": "\(current.path)"])
+        }
+        for file in chain(for: current).reversed() {
+            guard let data = FileManager.default.contents(atPath: file.path), !data.isEmpty else { continue }
+            let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
+            guard let last = lines.last else { continue }
+            guard let parsed = AuditChain.parse(String(last)) else {
+                throw KMSError.internal("the last audit entry in \(file.path) is malformed; run kms audit verify")
+            }
+            return (parsed.seq, AuditChain.hash(last), repaired)
+        }
+        return (0, AuditChain.genesis, repaired)
+    }
+
+    /// Blob name of the wrapped Ed25519 audit key.
+    public static let keyBlob = "audit-ed25519"
+
+    /// The stored audit key, or nil when the server never started with this store.
+    public static func existingKey(store: some SecretBlobStore, masterKey: MasterKey) async throws(KMSError)
+        -> Curve25519.Signing.PrivateKey?
+    {
+        guard try await store.blob(named: keyBlob) != nil else { return nil }
+        return try await loadOrCreateKey(store: store, masterKey: masterKey)
+    }
+
+    /// The audit signing key, generated on first start and stored wrapped by the master key.
+    public static func loadOrCreateKey(store: some SecretBlobStore, masterKey: MasterKey) async throws(KMSError)
+        -> Curve25519.Signing.PrivateKey
+    {
+        let aad = "kms-v1/secret/\(keyBlob)"
+        let wrapped: Data
+        if let existing = try await store.blob(named: keyBlob) {
+            wrapped = existing
+        } else {
+            let fresh = try masterKey.wrap(Curve25519.Signing.PrivateKey().rawRepresentation, aad: aad)
+            wrapped = try await store.createBlob(named: keyBlob, wrapped: fresh)
+        }
+        do {
+            return try Curve25519.Signing.PrivateKey(rawRepresentation: try masterKey.unwrap(wrapped, aad: aad))
+        } catch let error as KMSError {
+            throw error
+        } catch {
+            throw KMSError.internal("the stored audit key is not an Ed25519 key")
+        }
+    }
+}

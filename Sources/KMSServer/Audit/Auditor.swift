@@ -1,0 +1,101 @@
+import Foundation
+import KMSCore
+import KMSProtocol
+import Synchronization
+
+/// What the server records in the audit log, and when it refuses for want of it.
+///
+/// - Key-changing operations (generate, rotate): an `intent` entry is made
+///   durable *before* the change — if it cannot be, the operation is refused
+///   with `503` and nothing changes — and a durable result entry after it.
+/// - Crypto operations: the entry is written before the result is returned;
+///   if it cannot be, the result is withheld and the answer is `503`.
+/// - Session events and refusals: written when possible, never blocking.
+struct Auditor: Sendable {
+    let log: AuditLog
+    private let refusals = RefusalLimiter()
+
+    /// The fields that say who asked.
+    static func who(_ call: SealedChannel.Call) -> [(String, String)] {
+        [
+            ("client", call.context.clientAddress?.description ?? "unknown"),
+            ("session", AuditEvent.sessionHash(call.opened.sessionId)),
+        ]
+    }
+
+    func keyChange(
+        _ type: String, reference: String?, _ call: SealedChannel.Call, _ change: () async throws(KMSError) -> KeyRecord
+    ) async throws(KMSError) -> KeyRecord {
+        let who = Self.who(call)
+        try await log.record(
+            AuditEvent(type, outcome: "intent", who + (reference.map { [("key", $0)] } ?? [])), durable: true)
+        let record: KeyRecord
+        do {
+            record = try await change()
+        } catch {
+            await log.recordBestEffort(AuditEvent(type, outcome: "failure", who + [("code", error.code.rawValue)]))
+            throw error
+        }
+        try await log.record(
+            AuditEvent(type, who + [("keyId", record.keyId), ("version", "\(record.activeVersion)")]), durable: true)
+        return record
+    }
+
+    func crypto<Output: Sendable>(
+        _ operation: String, _ call: SealedChannel.Call, keyAndVersion: (Output) -> (String, Int),
+        _ body: () async throws(KMSError) -> Output
+    ) async throws(KMSError) -> Output {
+        let who = Self.who(call)
+        let output: Output
+        do {
+            output = try await body()
+        } catch {
+            await log.recordBestEffort(
+                AuditEvent("crypto.\(operation)", outcome: "failure", who + [("code", error.code.rawValue)]))
+            throw error
+        }
+        let (keyId, version) = keyAndVersion(output)
+        try await log.record(
+            AuditEvent("crypto.\(operation)", who + [("keyId", keyId), ("version", "\(version)")]), durable: false)
+        return output
+    }
+
+    /// An event that must not hold the request up (session events).
+    func note(_ event: AuditEvent) async {
+        await log.recordBestEffort(event)
+    }
+
+    /// An allowlist refusal: at most one entry per address a minute and ten a
+    /// second in all, written in the background, so a flood cannot fill the disk.
+    func refused(address: String, at now: Date) {
+        guard refusals.allow(address, now: now) else { return }
+        let log = self.log
+        Task { await log.recordBestEffort(AuditEvent("access.refused", outcome: "refused", [("client", address)])) }
+    }
+}
+
+/// Thins out refusal entries (per address and in all), with bounded memory.
+final class RefusalLimiter: Sendable {
+    private struct State {
+        var lastByAddress: [String: Date] = [:]
+        var secondStart = Date.distantPast
+        var inSecond = 0
+    }
+
+    private let state = Mutex(State())
+
+    func allow(_ address: String, now: Date) -> Bool {
+        state.withLock { state in
+            if now.timeIntervalSince(state.secondStart) >= 1 {
+                state.secondStart = now
+                state.inSecond = 0
+            }
+            guard state.inSecond < 10 else { return false }
+            if let last = state.lastByAddress[address], now.timeIntervalSince(last) < 60 { return false }
+            if state.lastByAddress.count >= 10_000 { state.lastByAddress.removeAll(keepingCapacity: true) }
+            state.lastByAddress[address] = now
+            state.inSecond += 1
+            return true
+        }
+    }
+}

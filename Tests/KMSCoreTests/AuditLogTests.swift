@@ -1,0 +1,143 @@
+import Crypto
+import Foundation
+import KMSCore
+import KMSTestSupport
+import Logging
+import Synchronization
+import Testing
+
+@Suite struct AuditLogTests {
+    let key = Curve25519.Signing.PrivateKey()
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-audit-\(UUID().uuidString)")
+    var url: URL { folder.appendingPathComponent("audit.log") }
+
+    func makeLog(maxBytes: Int = 1 << 20, writer: (any AuditFileWriter)? = nil, timeout: Duration = .seconds(2)) throws
+        -> AuditLog
+    {
+        let resume = try AuditFiles.resume(url, logger: Logger(label: "test"))
+        return try AuditLog(
+            writer: try writer ?? AuditFile(url: url), key: key, after: resume.seq, prev: resume.prev,
+            clock: SystemClock(),
+            maxBytes: maxBytes, timeout: timeout, logger: Logger(label: "test"))
+    }
+
+    func write(_ count: Int, to log: AuditLog) async throws {
+        for index in 0..<count {
+            try await log.record(AuditEvent("test.event", [("n", "\(index)")]), durable: index % 2 == 0)
+        }
+    }
+
+    func verify(_ checkpoint: AuditVerifier.Checkpoint? = nil, key: Curve25519.Signing.PublicKey? = nil)
+        -> AuditVerifier.Report
+    {
+        AuditVerifier.verify(
+            files: AuditFiles.chain(for: url), publicKey: key ?? self.key.publicKey, checkpoint: checkpoint)
+    }
+
+    func lines() throws -> [String] {
+        try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map(String.init)
+    }
+
+    func rewrite(_ lines: [String]) throws {
+        try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
+    }
+
+    @Test func aWrittenChainVerifiesAndResumesAcrossRestarts() async throws {
+        try await write(5, to: try makeLog())
+        try await write(3, to: try makeLog())
+        let report = verify()
+        #expect(report.isValid && report.entries == 8 && report.last == 8, "\(report)")
+        #expect(DurableFile.mode(of: url) == 0o600)
+    }
+
+    @Test(arguments: ["edited", "deleted", "reordered", "inserted", "wrong key", "torn tail"])
+    func tamperingIsCaught(_ how: String) async throws {
+        try await write(6, to: try makeLog())
+        var all = try lines()
+        var otherKey: Curve25519.Signing.PublicKey?
+        switch how {
+        case "edited": all[2] = all[2].replacingOccurrences(of: "\"n\":\"2\"", with: "\"n\":\"9\"")
+        case "deleted": all.remove(at: 3)
+        case "reordered": all.swapAt(2, 3)
+        case "inserted": all.insert(all[1], at: 3)
+        case "wrong key": otherKey = Curve25519.Signing.PrivateKey().publicKey
+        default: break
+        }
+        try rewrite(all)
+        if how == "torn tail" {
+            let handle = try FileHandle(forWritingTo: url)
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data("{\"seq\":7,\"ts".utf8))
+            try handle.close()
+        }
+        let report = verify(key: otherKey)
+        let expected = [
+            "edited": "edited", "deleted": "deleted", "reordered": "reordered", "inserted": "inserted",
+            "wrong key": "wrong public key", "torn tail": "incomplete",
+        ]
+        #expect(report.failure?.contains(expected[how] ?? "?") == true, "\(how): \(report.failure ?? "none")")
+    }
+
+    @Test func aTruncatedTailIsCaughtOnlyWithACheckpoint() async throws {
+        try await write(6, to: try makeLog())
+        let checkpoint = AuditVerifier.Checkpoint(seq: 6, hash: verify().lastHash)
+        try rewrite(Array(try lines().prefix(4)))
+        #expect(verify().isValid)
+        #expect(verify(checkpoint).failure?.contains("truncated") == true)
+    }
+
+    @Test func rotationKeepsOneChainAcrossFiles() async throws {
+        let log = try makeLog(maxBytes: 4_096)
+        try await write(40, to: log)
+        #expect(AuditFiles.chain(for: url).count > 2)
+        let report = verify()
+        #expect(report.isValid && report.entries == 40, "\(report)")
+        try await write(2, to: try makeLog(maxBytes: 4_096))
+        #expect(verify().entries == 42)
+    }
+
+    @Test func aFailingDiskRefusesAndRecordingResumesByItself() async throws {
+        let writer = try FlakyAuditWriter(url: url)
+        let log = try makeLog(writer: writer)
+        try await write(2, to: log)
+        writer.failing.withLock { $0 = true }
+        let refused = await #expect(throws: KMSError.self) { try await log.record(AuditEvent("x"), durable: true) }
+        #expect(refused?.code == .auditUnavailable)
+        writer.failing.withLock { $0 = false }
+        try await write(2, to: log)
+        #expect(verify().isValid && verify().entries == 4)
+    }
+
+    @Test func aHangingDiskAnswersWithinTheTimeout() async throws {
+        let writer = try FlakyAuditWriter(url: url)
+        let log = try makeLog(writer: writer, timeout: .milliseconds(200))
+        writer.hanging.withLock { $0 = true }
+        let start = ContinuousClock.now
+        let refused = await #expect(throws: KMSError.self) { try await log.record(AuditEvent("x"), durable: true) }
+        #expect(refused?.code == .auditUnavailable && ContinuousClock.now - start < .seconds(2))
+        writer.hanging.withLock { $0 = false }
+        try await write(1, to: log)
+        #expect(verify().isValid)
+    }
+
+    /// A real full disk: /dev/full refuses every write with ENOSPC.
+    @Test func aFullDiskRefuses() async throws {
+        let log = try AuditLog(
+            writer: try AuditFile(url: URL(fileURLWithPath: "/dev/full")), key: key, after: 0, prev: AuditChain.genesis,
+            clock: SystemClock(), maxBytes: 1 << 20, logger: Logger(label: "test"))
+        let refused = await #expect(throws: KMSError.self) { try await log.record(AuditEvent("x"), durable: true) }
+        #expect(refused?.code == .auditUnavailable)
+    }
+
+    @Test func aHalfWrittenLastLineIsCutOffAtStart() async throws {
+        try await write(3, to: try makeLog())
+        let handle = try FileHandle(forWritingTo: url)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("{\"seq\":4,\"t".utf8))
+        try handle.close()
+        let resumed = try AuditFiles.resume(url, logger: Logger(label: "test"))
+        #expect(resumed.seq == 3 && resumed.repairedBytes == 11)
+        try await write(1, to: try makeLog())
+        #expect(verify().isValid && verify().entries == 4)
+    }
+}

@@ -1,0 +1,75 @@
+import Crypto
+import Foundation
+import HummingbirdTesting
+import KMSCore
+import KMSTestSupport
+import Synchronization
+import Testing
+
+/// Issue 7 at the server: what is recorded, and failing closed without hanging.
+@Suite struct AuditTests {
+    @Test func operationsAreRecordedWithoutSecrets() async throws {
+        let server = try TestServer()
+        let auditLog = server.config.auditLog
+        let token = WireSession.randomToken()
+        let secretText = "very secret plaintext"
+        let lines = try await server.run { client in
+            let session = WireSession(client: client, token: token)
+            try await session.establish()
+            let keyId = try #require(try await session.call(.post, "/keys/generate", "{}").json["keyId"] as? String)
+            _ = try await session.call(.post, "/keys/rotate", #"{"keyId":"\#(keyId)"}"#)
+            let plaintext = Data(secretText.utf8).base64EncodedString()
+            _ = try await session.call(.post, "/crypto/encrypt", #"{"keyId":"\#(keyId)","plaintext":"\#(plaintext)"}"#)
+            _ = try await session.call(.post, "/crypto/decrypt", #"{"ciphertext":"kms:v1:nope"}"#)
+            _ = try await session.call(.post, "/session/rotate-token", "{}")
+            return try String(contentsOf: auditLog, encoding: .utf8)
+        }
+        for type in [
+            "server.start", "session.key-exchange", "key.generate", "key.rotate", "crypto.encrypt", "crypto.decrypt",
+            "session.rotate-token",
+        ] {
+            #expect(lines.contains("\"type\":\"\(type)\""), "\(type)")
+        }
+        #expect(lines.contains("\"outcome\":\"intent\"") && lines.contains("\"outcome\":\"failure\""))
+        #expect(
+            !lines.contains(token) && !lines.contains(secretText)
+                && !lines.contains(Data(secretText.utf8).base64EncodedString()))
+    }
+
+    @Test func aFailingAuditLogRefusesAuditedOperationsOnly() async throws {
+        var server = try TestServer()
+        let writer = try FlakyAuditWriter(url: server.folder.appendingPathComponent("audit.log"))
+        server.dependencies.auditWriter = writer
+        server.dependencies.auditTimeout = .milliseconds(300)
+        try await server.run { client in
+            let session = WireSession(client: client)
+            try await session.establish()
+            let keyId = try #require(try await session.call(.post, "/keys/generate", "{}").json["keyId"] as? String)
+            writer.failing.withLock { $0 = true }
+            let encrypt = try await session.call(.post, "/crypto/encrypt", #"{"keyId":"\#(keyId)","plaintext":""}"#)
+            #expect(encrypt.status == 503 && encrypt.errorCode == "audit_unavailable" && encrypt.isSealed)
+            #expect(encrypt.json["ciphertext"] == nil)
+            let generate = try await session.call(.post, "/keys/generate", #"{"alias":"not-made"}"#)
+            #expect(generate.status == 503)
+            let rotate = try await session.call(.post, "/keys/rotate", #"{"keyId":"\#(keyId)"}"#)
+            #expect(rotate.status == 503)
+            // Nothing changed, and requests that need no entry still work.
+            #expect(try await session.call(.get, "/keys/\(keyId)").json["activeVersion"] as? Int == 1)
+            #expect(try await session.call(.get, "/keys/not-made").errorCode == "key_not_found")
+            #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
+            // A hanging disk answers 503 within the timeout, not never.
+            writer.failing.withLock { $0 = false }
+            writer.hanging.withLock { $0 = true }
+            let start = ContinuousClock.now
+            #expect(
+                try await session.call(.post, "/crypto/encrypt", #"{"keyId":"\#(keyId)","plaintext":""}"#).status == 503
+            )
+            #expect(ContinuousClock.now - start < .seconds(3))
+            writer.hanging.withLock { $0 = false }
+            // Recording resumes by itself.
+            #expect(
+                try await session.call(.post, "/crypto/encrypt", #"{"keyId":"\#(keyId)","plaintext":""}"#).status == 200
+            )
+        }
+    }
+}
