@@ -96,10 +96,10 @@ public final class KMSClient: Sendable {
         await gate.enterChange()
         do {
             let value = try await body()
-            await gate.leaveChange()
+            gate.leaveChange()
             return value
         } catch {
-            await gate.leaveChange()
+            gate.leaveChange()
             throw error
         }
     }
@@ -139,14 +139,14 @@ public final class KMSClient: Sendable {
             await gate.enterCall()
             do {
                 let output: Output = try await sealedCall(method, target, body: body)
-                await gate.leaveCall()
+                gate.leaveCall()
                 return output
             } catch let error as KMSClientError {
-                await gate.leaveCall()
+                gate.leaveCall()
                 guard attempt == 0, idempotent, error.code == ErrorCode.unknownSession.rawValue else { throw error }
                 try await reestablish(ifGeneration: generation)
             } catch {
-                await gate.leaveCall()
+                gate.leaveCall()
                 throw error
             }
         }

@@ -1,48 +1,81 @@
+import Synchronization
+
 /// Lets many calls use the session at once, and session changes (token
 /// rotation, re-establishment) happen alone: a change waits for in-flight
 /// calls to finish and holds new ones back, so no request is ever sealed
 /// under a token that is being replaced.
-actor SessionGate {
-    private var calls = 0
-    private var changing = false
-    private var waitingCalls: [CheckedContinuation<Void, Never>] = []
-    private var waitingChanges: [CheckedContinuation<Void, Never>] = []
+///
+/// The common case — a call while nothing changes — is one short lock, with
+/// no suspension; only contended paths park a continuation.
+final class SessionGate: Sendable {
+    private struct State {
+        var calls = 0
+        var changing = false
+        var waitingCalls: [CheckedContinuation<Void, Never>] = []
+        var waitingChanges: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
 
     func enterCall() async {
-        while changing || !waitingChanges.isEmpty {
-            await withCheckedContinuation { waitingCalls.append($0) }
+        while true {
+            let entered = state.withLock { state -> Bool in
+                guard !state.changing, state.waitingChanges.isEmpty else { return false }
+                state.calls += 1
+                return true
+            }
+            if entered { return }
+            await withCheckedContinuation { continuation in
+                let parked = state.withLock { state -> Bool in
+                    // Re-check under the lock: the change may have ended meanwhile.
+                    guard state.changing || !state.waitingChanges.isEmpty else { return false }
+                    state.waitingCalls.append(continuation)
+                    return true
+                }
+                if !parked { continuation.resume() }
+            }
         }
-        calls += 1
     }
 
     func leaveCall() {
-        calls -= 1
-        if calls == 0 { handOverToChange() }
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.calls -= 1
+            return Self.handOverToChange(&state)
+        }
+        next?.resume()
     }
 
     func enterChange() async {
-        if !changing, calls == 0, waitingChanges.isEmpty {
-            changing = true
-            return
+        await withCheckedContinuation { continuation in
+            let enterNow = state.withLock { state -> Bool in
+                if !state.changing, state.calls == 0, state.waitingChanges.isEmpty {
+                    state.changing = true
+                    return true
+                }
+                // `changing` is set for us by whoever resumes us.
+                state.waitingChanges.append(continuation)
+                return false
+            }
+            if enterNow { continuation.resume() }
         }
-        // `changing` is set for us by whoever resumes us.
-        await withCheckedContinuation { waitingChanges.append($0) }
     }
 
     func leaveChange() {
-        changing = false
-        if !handOverToChange() {
-            let waiting = waitingCalls
-            waitingCalls.removeAll()
-            for call in waiting { call.resume() }
+        let (change, calls) = state.withLock {
+            state -> (CheckedContinuation<Void, Never>?, [CheckedContinuation<Void, Never>]) in
+            state.changing = false
+            if let next = Self.handOverToChange(&state) { return (next, []) }
+            let calls = state.waitingCalls
+            state.waitingCalls.removeAll()
+            return (nil, calls)
         }
+        change?.resume()
+        for call in calls { call.resume() }
     }
 
-    @discardableResult
-    private func handOverToChange() -> Bool {
-        guard !changing, calls == 0, !waitingChanges.isEmpty else { return false }
-        changing = true
-        waitingChanges.removeFirst().resume()
-        return true
+    private static func handOverToChange(_ state: inout State) -> CheckedContinuation<Void, Never>? {
+        guard !state.changing, state.calls == 0, !state.waitingChanges.isEmpty else { return nil }
+        state.changing = true
+        return state.waitingChanges.removeFirst()
     }
 }

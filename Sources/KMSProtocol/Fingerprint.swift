@@ -5,7 +5,7 @@ public import Foundation
 /// what a client pins and what a person compares by eye.
 public enum Fingerprint {
     public static func of(spkiDER: some DataProtocol) -> String {
-        "SHA256:" + SHA256.hash(data: Data(spkiDER)).map { String(format: "%02x", $0) }.joined()
+        "SHA256:" + Hex.encode(SHA256.hash(data: Data(spkiDER)))
     }
 
     /// Whether two fingerprints are equal, ignoring case, in time independent of where they differ.

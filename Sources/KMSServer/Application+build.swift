@@ -17,6 +17,8 @@ public struct AppDependencies: Sendable {
     public var auditWriter: (any AuditFileWriter)?
     /// How long an audited operation waits for its entry before answering 503.
     public var auditTimeout: Duration = .seconds(2)
+    /// Told the listening port once the server runs (benchmarks use port 0).
+    public var onServerRunning: (@Sendable (Int) -> Void)?
     /// How often expired sessions are swept.
     public var janitorInterval: Duration = .seconds(30)
 
@@ -89,9 +91,11 @@ public func buildApplication(
         resolver: ClientAddressResolver(allowlist: config.allowlist, trustedProxies: config.trustedProxies),
         maxBodyBytes: config.maxBodyBytes, securityHeaders: SecurityHeaders(hsts: config.environment == .production),
         metrics: metrics, logger: logger, audit: audit)
+    let onRunning = dependencies.onServerRunning
     var app = Application(
         responder: edge,
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
+        onServerRunning: { channel in onRunning?(channel.localAddress?.port ?? 0) },
         logger: logger)
     app.addServices(
         SessionJanitor(

@@ -87,3 +87,18 @@ import Testing
         #expect(TokenHash(bytes: Data(count: 31)) == nil)
     }
 }
+
+@Suite struct TimestampTests {
+    @Test func formatsRFC3339WithMillisecondsAndParsesBothForms() {
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 1_796_558_400.123)) == "2026-12-06T12:00:00.123Z")
+        #expect(Timestamp.format(Date(timeIntervalSince1970: -0.5)) == "1969-12-31T23:59:59.500Z")
+        let date = Date(timeIntervalSince1970: 1_796_558_400.123)
+        #expect(Timestamp.parse(Timestamp.format(date)).map { abs($0.timeIntervalSince(date)) < 0.001 } == true)
+        #expect(Timestamp.parse("2026-12-06T12:00:00Z") == Date(timeIntervalSince1970: 1_796_558_400))
+    }
+
+    @Test func hexIsLowercase() {
+        #expect(Hex.encode([0x00, 0x0F, 0xA0, 0xFF]) == "000fa0ff")
+    }
+}

@@ -101,6 +101,21 @@ import Testing
         try check(lines.joined(separator: "\n") + "\n", expect: "reordered")
     }
 
+    /// A smoke run of `kms bench` (numbers are recorded in BENCHMARKS.md, never asserted).
+    @Test func benchRunsAndReportsJSON() throws {
+        let run = try CLIProcess.run([
+            "bench", "--op", "healthz", "--op", "encrypt", "--op", "key-exchange", "--duration", "0.3", "--concurrency",
+            "2",
+            "--sessions", "1", "--json",
+        ])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+        let results = report?["results"] as? [[String: Any]] ?? []
+        #expect(results.map { $0["op"] as? String } == ["healthz", "encrypt", "key-exchange"])
+        #expect(results.allSatisfy { ($0["errors"] as? Int) == 0 && ($0["requests"] as? Int ?? 0) > 0 })
+        #expect(results.allSatisfy { $0["p99Ms"] is Double })
+    }
+
     @Test func e2eKeepsWorkingWhileRotatingTheToken() async throws {
         let server = try await ServeProcess()
         let run = try CLIProcess.run(

@@ -30,7 +30,7 @@ public enum AuditChain {
 
     /// SHA-256 hex of a line (without newline): the next entry's `prev`.
     public static func hash(_ line: some StringProtocol) -> String {
-        SHA256.hash(data: Data(line.utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(SHA256.hash(data: Data(line.utf8)))
     }
 
     /// A parsed line: its seq, prev, signed body and signature.

@@ -17,6 +17,27 @@ import Synchronization
 /// fsynced before `record` returns; others are written before it returns and
 /// fsynced by the next durable entry or within a second.
 public final class AuditLog: Sendable {
+    /// A caller waiting for its entry; resumed once, by the writer or by the watchdog.
+    private final class Waiter: Sendable {
+        let event: AuditEvent
+        let durable: Bool
+        let enqueued: ContinuousClock.Instant
+        private let continuation: Mutex<CheckedContinuation<Result<Void, KMSError>, Never>?>
+
+        init(event: AuditEvent, durable: Bool, continuation: CheckedContinuation<Result<Void, KMSError>, Never>) {
+            self.event = event
+            self.durable = durable
+            enqueued = .now
+            self.continuation = Mutex(continuation)
+        }
+
+        var isAnswered: Bool { continuation.withLock { $0 == nil } }
+
+        func answer(_ result: Result<Void, KMSError>) {
+            continuation.withLock { $0.take() }?.resume(returning: result)
+        }
+    }
+
     private struct State: @unchecked Sendable {
         var seq: UInt64
         var prev: String
@@ -24,6 +45,11 @@ public final class AuditLog: Sendable {
         var goodSize: Int
         var unsynced = false
         var flushScheduled = false
+        /// Entries waiting for the writer; it takes them all at once (group commit).
+        var pending: [Waiter] = []
+        /// The batch being written now (the watchdog answers it if the disk hangs).
+        var inFlight: [Waiter] = []
+        var draining = false
     }
 
     private let writer: any AuditFileWriter
@@ -34,6 +60,13 @@ public final class AuditLog: Sendable {
     private let logger: Logger
     private let queue = DispatchQueue(label: "kms.audit")
     private let state: Mutex<State>
+    private let watchdog: Watchdog
+
+    /// The timer, boxed: `DispatchSource` is documented thread-safe for
+    /// `cancel`, which is all that happens to it after `init`.
+    private final class Watchdog: @unchecked Sendable {
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "kms.audit.watchdog"))
+    }
 
     public var publicKey: Curve25519.Signing.PublicKey { key.publicKey }
 
@@ -49,6 +82,14 @@ public final class AuditLog: Sendable {
         self.timeout = timeout
         self.logger = logger
         state = Mutex(State(seq: seq, prev: prev, goodSize: try writer.size()))
+        watchdog = Watchdog()
+        watchdog.timer.schedule(deadline: .now() + .milliseconds(50), repeating: .milliseconds(50))
+        watchdog.timer.setEventHandler { [weak self] in self?.expireWaiters() }
+        watchdog.timer.resume()
+    }
+
+    deinit {
+        watchdog.timer.cancel()
     }
 
     /// The last written entry: what `kms audit checkpoint` prints.
@@ -56,32 +97,15 @@ public final class AuditLog: Sendable {
 
     /// Writes `event`; throws `audit_unavailable` (503) if it cannot within the timeout.
     public func record(_ event: AuditEvent, durable: Bool) async throws(KMSError) {
-        let outcome = Mutex<Result<Void, KMSError>?>(nil)
         let result: Result<Void, KMSError> = await withCheckedContinuation { continuation in
-            let finish = { @Sendable (result: Result<Void, KMSError>) in
-                let first = outcome.withLock { current -> Bool in
-                    guard current == nil else { return false }
-                    current = result
-                    return true
-                }
-                if first { continuation.resume(returning: result) }
+            let waiter = Waiter(event: event, durable: durable, continuation: continuation)
+            let start = state.withLock { state -> Bool in
+                state.pending.append(waiter)
+                guard !state.draining else { return false }
+                state.draining = true
+                return true
             }
-            queue.async {
-                do {
-                    try self.write(event, durable: durable)
-                    finish(.success(()))
-                } catch {
-                    self.logger.error(
-                        "audit log write failed; refusing audited operations until it works",
-                        metadata: ["detail": "\(error)"])
-                    finish(.failure(Self.unavailable))
-                }
-            }
-            let nanoseconds =
-                timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(nanoseconds))) {
-                finish(.failure(Self.unavailable))
-            }
+            if start { queue.async { self.drain() } }
         }
         try result.get()
     }
@@ -110,10 +134,43 @@ public final class AuditLog: Sendable {
         .auditUnavailable, "the audit log cannot be written, so audited operations are refused; retry later",
         retryAfterSeconds: 5)
 
+    /// Answers 503 to every waiter older than the timeout (a disk that hangs).
+    private func expireWaiters() {
+        let limit = ContinuousClock.now - timeout
+        let expired = state.withLock { state in
+            (state.pending + state.inFlight).filter { $0.enqueued < limit && !$0.isAnswered }
+        }
+        for waiter in expired { waiter.answer(.failure(Self.unavailable)) }
+        if !expired.isEmpty { logger.error("the audit log did not answer in time; refusing audited operations") }
+    }
+
     // MARK: On the queue
 
-    private func write(_ event: AuditEvent, durable: Bool) throws {
-        let (seq, prev, knownSize) = state.withLock { ($0.seq, $0.prev, $0.goodSize) }
+    private func drain() {
+        while true {
+            let batch = state.withLock { state -> [Waiter] in
+                let batch = state.pending.filter { !$0.isAnswered }
+                state.pending.removeAll()
+                state.inFlight = batch
+                if batch.isEmpty { state.draining = false }
+                return batch
+            }
+            if batch.isEmpty { return }
+            do {
+                try write(batch)
+                for waiter in batch { waiter.answer(.success(())) }
+            } catch {
+                logger.error(
+                    "audit log write failed; refusing audited operations until it works",
+                    metadata: ["detail": "\(error)"])
+                for waiter in batch { waiter.answer(.failure(Self.unavailable)) }
+            }
+        }
+    }
+
+    /// Appends the batch as one write (and one fsync if any entry needs it).
+    private func write(_ batch: [Waiter]) throws {
+        let (firstSeq, firstPrev, knownSize) = state.withLock { ($0.seq, $0.prev, $0.goodSize) }
         var goodSize = knownSize
         do {
             if try writer.reopenIfReplaced() {
@@ -124,34 +181,41 @@ public final class AuditLog: Sendable {
             }
             // Only ever cut back what a failed write left behind; never extend.
             if try writer.size() > goodSize { try writer.truncate(to: goodSize) }
-            if goodSize >= maxBytes { try rotate(firstSeqOfNext: seq + 1) }
-            let line = try AuditChain.line(seq: seq + 1, time: clock.now(), prev: prev, event: event, key: key)
-            try writer.append(Data((line + "\n").utf8))
+            if goodSize >= maxBytes { try rotate(lastSeq: firstSeq) }
+            var seq = firstSeq
+            var prev = firstPrev
+            var data = Data()
+            let now = clock.now()
+            for waiter in batch {
+                seq += 1
+                let line = try AuditChain.line(seq: seq, time: now, prev: prev, event: waiter.event, key: key)
+                prev = AuditChain.hash(line)
+                data.append(contentsOf: line.utf8)
+                data.append(0x0A)
+            }
+            try writer.append(data)
+            let durable = batch.contains { $0.durable }
             if durable { try writer.sync() }
             let size = try writer.size()
             state.withLock { state in
-                state.seq = seq + 1
-                state.prev = AuditChain.hash(line)
+                state.seq = seq
+                state.prev = prev
                 state.goodSize = size
                 state.unsynced = !durable
             }
             if !durable { scheduleFlush() }
         } catch {
-            // Drop whatever part of the line reached the file; the chain does not advance.
+            // Drop whatever part of the batch reached the file; the chain does not advance.
             let good = state.withLock { $0.goodSize }
             if let size = try? writer.size(), size > good { try? writer.truncate(to: good) }
             throw error
         }
     }
 
-    private func rotate(firstSeqOfNext seq: UInt64) throws {
-        let name = String(format: "%@.%012llu", (try? rotatedBaseName()) ?? "audit.log", seq - 1)
-        try writer.rotate(to: name)
+    private func rotate(lastSeq seq: UInt64) throws {
+        let base = (writer as? AuditFile)?.url.lastPathComponent ?? "audit.log"
+        try writer.rotate(to: base + "." + String(repeating: "0", count: max(0, 12 - String(seq).count)) + String(seq))
         state.withLock { $0.goodSize = 0 }
-    }
-
-    private func rotatedBaseName() throws -> String {
-        (writer as? AuditFile)?.url.lastPathComponent ?? "audit.log"
     }
 
     private func scheduleFlush() {

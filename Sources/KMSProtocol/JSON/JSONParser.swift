@@ -152,33 +152,42 @@ public struct JSONParser {
 
     private mutating func parseString() throws(Failure) -> String {
         index += 1
-        var scalars = String.UnicodeScalarView()
-        var runStart = index
-        func flushRun(_ end: Int) throws(Failure) {
-            guard end > runStart else { return }
-            guard let text = String(validating: bytes[runStart..<end], as: UTF8.self) else {
-                throw Failure(message: "invalid UTF-8 in string", offset: runStart)
-            }
-            scalars.append(contentsOf: text.unicodeScalars)
-        }
+        let start = index
+        // Fast path: no escapes (base64, ids, most keys) is one slice, validated once.
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                try flushRun(index)
+                defer { index += 1 }
+                return try utf8String(bytes[start..<index], at: start)
+            }
+            if byte == UInt8(ascii: "\\") { break }
+            if byte < 0x20 { throw failure("control character in string") }
+            index += 1
+        }
+        var buffer = Array(bytes[start..<index])
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") {
                 index += 1
-                return String(scalars)
+                return try utf8String(buffer[...], at: start)
             }
             if byte < 0x20 { throw failure("control character in string") }
             if byte == UInt8(ascii: "\\") {
-                try flushRun(index)
                 index += 1
-                scalars.append(try parseEscape())
-                runStart = index
+                buffer.append(contentsOf: String(try parseEscape()).utf8)
                 continue
             }
+            buffer.append(byte)
             index += 1
         }
         throw failure("unterminated string")
+    }
+
+    private func utf8String(_ slice: ArraySlice<UInt8>, at offset: Int) throws(Failure) -> String {
+        guard let text = String(validating: slice, as: UTF8.self) else {
+            throw Failure(message: "invalid UTF-8 in string", offset: offset)
+        }
+        return text
     }
 
     private mutating func parseEscape() throws(Failure) -> Unicode.Scalar {

@@ -1,5 +1,6 @@
 import Metrics
 import Prometheus
+import Synchronization
 
 /// Request counts and latency histograms by route pattern, method and status,
 /// through swift-metrics into a Prometheus registry owned by the application

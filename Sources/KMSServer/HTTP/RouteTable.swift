@@ -34,11 +34,15 @@ public struct RouteTable: Sendable {
     }
 
     public private(set) var routes: [Route] = []
+    /// Literal paths to their routes: the common case, one dictionary lookup.
+    private var literal: [String: [Route]] = [:]
 
     public init() {}
 
     mutating func add(_ method: HTTPRequest.Method, _ path: String, sealed: Bool, doc: RouteDoc) {
-        routes.append(Route(method: method, path: path, sealed: sealed, doc: doc))
+        let route = Route(method: method, path: path, sealed: sealed, doc: doc)
+        routes.append(route)
+        if !path.contains("{") { literal[path, default: []].append(route) }
     }
 
     public enum Match {
@@ -49,6 +53,11 @@ public struct RouteTable: Sendable {
 
     /// Matches a request path (without query) against the table.
     public func match(method: HTTPRequest.Method, path: String) -> Match {
+        // A literal path always wins over a pattern (as in Hummingbird's trie).
+        if let candidates = literal[path] {
+            if let route = candidates.first(where: { $0.method == method }) { return .found(route) }
+            return .wrongMethod(allowed: candidates.map(\.method))
+        }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
         let matching = routes.filter { Self.matches(pattern: $0.path, segments: segments) }
         // As in Hummingbird's trie, a literal segment wins over a parameter:

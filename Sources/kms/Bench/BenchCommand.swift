@@ -1,0 +1,107 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import KMSClient
+
+/// `kms bench`: throughput and latency of the server through the client
+/// library, the floors that bound them, and how the stores scale.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmark the server: throughput, latency percentiles, floors and store scaling.",
+        discussion: """
+            Without --url, starts its own server in this process (file store and audit log in a temporary
+            folder; token-rotation and pending-session limits lifted). Build in release mode first:
+              swift build -c release && .build/release/kms bench --floors
+            """)
+
+    @Option(help: "One of healthz, key-exchange, encrypt, decrypt, datakey, generate, rotate-token (repeatable).")
+    var op: [String] = []
+    @Option(help: "Client sessions sharing the load.") var sessions = 4
+    @Option(help: "Requests in flight at once.") var concurrency = 32
+    @Option(help: "Seconds per operation.") var duration = 5.0
+    @Option(name: .customLong("payload-bytes"), help: "Plaintext size for encrypt/decrypt and the AES floor.")
+    var payloadBytes = 1024
+    @Option(help: "Benchmark a running server instead of an in-process one.") var url: String?
+    @Flag(help: "Also measure the floors (RSA-4096 unwrap, AES-GCM seal/open, healthz) and print ratios to them.")
+    var floors = false
+    @Flag(
+        name: .customLong("store-scaling"),
+        help: "Measure generate rate at 1k/10k/100k keys, start-up and session memory.")
+    var storeScaling = false
+    @Option(name: .customLong("scaling-levels"), help: "Key counts for --store-scaling.") var scalingLevels =
+        "1000,10000,100000"
+    @Flag(help: "Print JSON.") var json = false
+
+    struct Report: Encodable {
+        var machine: String
+        var floors: [Floor] = []
+        var results: [LoadResult] = []
+        var storeScaling: StoreScaling.Report?
+    }
+
+    func run() async throws {
+        var report = Report(machine: Self.machine)
+        let say = { (line: String) in if !json { print(line) } }
+        say("kms bench on \(report.machine)")
+        if storeScaling {
+            let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+            report.storeScaling = try await StoreScaling.run(
+                levels: scalingLevels.split(separator: ",").compactMap { Int($0) }, concurrency: 4, seconds: duration,
+                binary: binary, log: say)
+        }
+        var ops = op
+        if ops.isEmpty, floors {
+            ops = ["healthz", "key-exchange", "encrypt", "decrypt", "datakey", "generate", "rotate-token"]
+        }
+        if ops.isEmpty, !storeScaling { ops = ["encrypt"] }
+        if floors {
+            let measured = try Floors.measure(payloadBytes: payloadBytes, seconds: min(duration, 3))
+            report.floors = [measured.rsa, measured.seal, measured.open]
+            say("floors (in-process, single-threaded):")
+            for floor in report.floors { say("  " + floor.line) }
+        }
+        if !ops.isEmpty {
+            let server = url == nil ? try await InProcessServer() : nil
+            defer { server?.stop() }
+            var configuration = HTTPClient.Configuration()
+            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(concurrency, 8)
+            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            let runner = LoadRunner(
+                baseURL: url ?? server?.url ?? "", http: http, sessions: sessions, concurrency: concurrency,
+                duration: duration, payload: Data(repeating: 0x61, count: payloadBytes))
+            var healthz: Double?
+            if floors, !ops.contains("healthz") { ops.insert("healthz", at: 0) }
+            say("load (\(url ?? "in-process server"), client in this process):")
+            for name in ops {
+                var result = try await runner.run(name)
+                if name == "healthz" { healthz = result.throughput }
+                if floors {
+                    if name == "key-exchange", let rsa = report.floors.first {
+                        result.ratioToFloor = result.throughput / rsa.perSecond
+                        result.floor = "RSA unwrap floor"
+                    } else if name != "healthz", let healthz {
+                        result.ratioToFloor = result.throughput / healthz
+                        result.floor = "healthz floor"
+                    }
+                }
+                report.results.append(result)
+                say("  " + result.line)
+            }
+            try await http.shutdown()
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        }
+    }
+
+    static var machine: String {
+        let cpu =
+            (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
+            .first { $0.hasPrefix("model name") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces)
+            ?? "?"
+        return "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(cpu)"
+    }
+}
