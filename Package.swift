@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.30.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.21.0"),
     ],
     targets: [
         .target(
@@ -47,7 +48,11 @@ let package = Package(
         ),
         .target(
             name: "KMSPostgres",
-            dependencies: ["KMSCore"],
+            dependencies: [
+                "KMSCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -75,6 +80,7 @@ let package = Package(
             name: "kms",
             dependencies: [
                 "KMSServer",
+                "KMSPostgres",
                 "KMSClient",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -85,7 +91,7 @@ let package = Package(
         ),
         .target(
             name: "KMSTestSupport",
-            dependencies: ["KMSCore"],
+            dependencies: ["KMSCore", "KMSPostgres"],
             path: "Tests/KMSTestSupport",
             swiftSettings: swiftSettings
         ),

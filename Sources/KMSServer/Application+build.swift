@@ -1,6 +1,7 @@
 import Foundation
 public import Hummingbird
 public import KMSCore
+import KMSPostgres
 public import Logging
 
 /// What the application is built from besides its configuration: the parts
@@ -51,13 +52,14 @@ public func buildApplication(
     } catch {
         throw StartupError(description: error.description)
     }
+    let stores = try await openStores(config, dependencies: dependencies, masterKey: masterKey)
     let identity: IdentityKey
     if let provided = dependencies.identity {
         identity = provided
     } else {
         do {
             identity = try await IdentityKeyLoader.loadOrCreate(
-                store: FileSecretBlobStore(folder: config.keyStorePath), masterKey: masterKey, logger: logger)
+                store: stores.secrets, masterKey: masterKey, logger: logger)
         } catch {
             throw StartupError(description: "identity key: \(error.detail ?? error.message)")
         }
@@ -65,19 +67,9 @@ public func buildApplication(
     logger.notice("server identity key", metadata: ["fingerprint": "\(identity.fingerprint)"])
 
     let lifecycle = KeyLifecycle(graceMs: config.keyGraceMs)
-    let keyStore: any KeyStore
-    if let provided = dependencies.keyStore {
-        keyStore = provided
-    } else {
-        do {
-            keyStore = try FileKeyStore(folder: config.keyStorePath, lifecycle: lifecycle, clock: dependencies.clock)
-        } catch {
-            throw StartupError(description: "KEY_STORE_PATH: \(error.detail ?? error.message)")
-        }
-    }
-    let keys = KeyRing(store: keyStore, masterKey: masterKey, lifecycle: lifecycle, clock: dependencies.clock)
-    let audit = try await openAudit(config, dependencies: dependencies, masterKey: masterKey)
-    let sessionStore = dependencies.sessionStore ?? InMemorySessionStore()
+    let keys = KeyRing(store: stores.keys, masterKey: masterKey, lifecycle: lifecycle, clock: dependencies.clock)
+    let audit = try await openAudit(config, dependencies: dependencies, masterKey: masterKey, secrets: stores.secrets)
+    let sessionStore = stores.sessions
     let sessions = SessionManager(
         store: sessionStore, identity: identity, policy: config.sessions, clock: dependencies.clock)
     let metrics = RequestMetrics()
@@ -101,7 +93,7 @@ public func buildApplication(
         SessionJanitor(
             store: sessionStore, clock: dependencies.clock, interval: dependencies.janitorInterval, logger: logger,
             audit: audit),
-        AuditFlusher(log: audit.log))
+        AuditFlusher(log: audit.log, database: stores.database))
     return app
 }
 
@@ -128,12 +120,11 @@ func makeRouter(
 /// Opens the audit log (resuming its chain), loads its key, and records the
 /// effective configuration. A log that cannot be written stops start-up.
 func openAudit(
-    _ config: KMSConfiguration, dependencies: AppDependencies, masterKey: MasterKey
+    _ config: KMSConfiguration, dependencies: AppDependencies, masterKey: MasterKey, secrets: any SecretBlobStore
 ) async throws -> Auditor {
     let logger = dependencies.logger
     do {
-        let key = try await AuditFiles.loadOrCreateKey(
-            store: FileSecretBlobStore(folder: config.keyStorePath), masterKey: masterKey)
+        let key = try await AuditFiles.loadOrCreateKey(store: secrets, masterKey: masterKey)
         let writer: any AuditFileWriter
         var resume: (seq: UInt64, prev: String, repairedBytes: Int) = (0, AuditChain.genesis, 0)
         if let injected = dependencies.auditWriter {
@@ -157,5 +148,50 @@ func openAudit(
         throw StartupError(description: "KMS_AUDIT_LOG: \(error.detail ?? error.message)")
     } catch {
         throw StartupError(description: "KMS_AUDIT_LOG: \(error)")
+    }
+}
+
+/// The stores `KMS_STORE` selects (tests may inject their own).
+struct Stores {
+    let keys: any KeyStore
+    let sessions: any SessionStore
+    let secrets: any SecretBlobStore
+    let database: PostgresDatabase?
+}
+
+/// `file`: the key store folder and in-memory sessions (one instance).
+/// `postgres`: one database shared by every instance for keys, sessions and
+/// the server's own secrets; each instance keeps its own audit log file.
+func openStores(_ config: KMSConfiguration, dependencies: AppDependencies, masterKey: MasterKey) async throws -> Stores
+{
+    let lifecycle = KeyLifecycle(graceMs: config.keyGraceMs)
+    switch config.store {
+    case .file:
+        let keys: any KeyStore
+        if let provided = dependencies.keyStore {
+            keys = provided
+        } else {
+            do {
+                keys = try FileKeyStore(folder: config.keyStorePath, lifecycle: lifecycle, clock: dependencies.clock)
+            } catch {
+                throw StartupError(description: "KEY_STORE_PATH: \(error.detail ?? error.message)")
+            }
+        }
+        return Stores(
+            keys: keys, sessions: dependencies.sessionStore ?? InMemorySessionStore(),
+            secrets: FileSecretBlobStore(folder: config.keyStorePath), database: nil)
+    case .postgres:
+        let database: PostgresDatabase
+        do {
+            database = try await PostgresDatabase(
+                url: config.databaseURL ?? "", prefix: config.databasePrefix, logger: dependencies.logger)
+        } catch {
+            throw StartupError(description: "\(error)")
+        }
+        return Stores(
+            keys: dependencies.keyStore
+                ?? PostgresKeyStore(database: database, lifecycle: lifecycle, clock: dependencies.clock),
+            sessions: dependencies.sessionStore ?? PostgresSessionStore(database: database, masterKey: masterKey),
+            secrets: PostgresSecretBlobStore(database: database), database: database)
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import Foundation
 import KMSCore
+import KMSPostgres
 import KMSProtocol
 import KMSServer
 import Logging
@@ -29,12 +30,23 @@ struct AuditCommand: AsyncParsableCommand {
             return key
         }
         let config = try KMSConfiguration.fromProcessEnvironment()
+        let logger = Logger(label: "kms")
         let masterKey = try MasterKeyLoader.load(
-            base64: config.masterKeyBase64, file: config.masterKeyFile, logger: Logger(label: "kms"))
-        guard
-            let key = try await AuditFiles.existingKey(
-                store: FileSecretBlobStore(folder: config.keyStorePath), masterKey: masterKey)
-        else { throw ValidationError("no audit key in \(config.keyStorePath.path); pass --public-key") }
+            base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
+        let store: any SecretBlobStore
+        var database: PostgresDatabase?
+        if config.store == .postgres {
+            let opened = try await PostgresDatabase(
+                url: config.databaseURL ?? "", prefix: config.databasePrefix, logger: logger)
+            database = opened
+            store = PostgresSecretBlobStore(database: opened)
+        } else {
+            store = FileSecretBlobStore(folder: config.keyStorePath)
+        }
+        defer { database?.shutdown() }
+        guard let key = try await AuditFiles.existingKey(store: store, masterKey: masterKey) else {
+            throw ValidationError("no audit key in the configured store yet; pass --public-key")
+        }
         return key.publicKey
     }
 

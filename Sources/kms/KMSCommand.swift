@@ -9,7 +9,7 @@ struct KMSCommand: AsyncParsableCommand {
         subcommands: [
             ServeCommand.self, E2ECommand.self, KeysCommand.self, EncryptCommand.self, DecryptCommand.self,
             RewrapCommand.self, DataKeyCommand.self, RandomCommand.self, ServerKeyCommand.self, AuditCommand.self,
-            BenchCommand.self,
+            BenchCommand.self, MigrateCommand.self,
         ]
     )
 }

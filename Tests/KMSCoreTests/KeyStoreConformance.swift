@@ -1,5 +1,7 @@
 import Foundation
 import KMSCore
+import KMSPostgres
+import KMSTestSupport
 import Testing
 
 /// A named way to make a fresh, empty `KeyStore`; the suite runs on each.
@@ -9,16 +11,24 @@ struct KeyStoreFactory: Sendable, CustomTestStringConvertible {
 
     var testDescription: String { name }
 
+    /// In-memory and file always; PostgreSQL when `KMS_TEST_POSTGRES_URL` is set.
     static var all: [KeyStoreFactory] {
-        [
+        var factories = [
             KeyStoreFactory(name: "in-memory", make: { InMemoryKeyStore() }),
-            KeyStoreFactory(
-                name: "file",
-                make: {
-                    try FileKeyStore(
-                        folder: temporaryFolder(), lifecycle: KeyLifecycle(graceMs: 1000), clock: SystemClock())
-                }),
+            KeyStoreFactory(name: "file") {
+                try FileKeyStore(
+                    folder: temporaryFolder(), lifecycle: KeyLifecycle(graceMs: 1000), clock: SystemClock())
+            },
         ]
+        if PostgresTestDatabase.url != nil {
+            factories.append(
+                KeyStoreFactory(name: "postgres") {
+                    PostgresKeyStore(
+                        database: try await PostgresTestDatabase.fresh(), lifecycle: KeyLifecycle(graceMs: 1000),
+                        clock: SystemClock())
+                })
+        }
+        return factories
     }
 }
 

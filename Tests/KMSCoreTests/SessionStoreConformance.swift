@@ -1,7 +1,9 @@
 import Crypto
 import Foundation
 import KMSCore
+import KMSPostgres
 import KMSProtocol
+import KMSTestSupport
 import Testing
 
 /// A named way to make a fresh, empty `SessionStore`: the conformance suite
@@ -12,9 +14,18 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
 
     var testDescription: String { name }
 
-    /// In-memory always; further implementations add themselves here.
+    /// In-memory always; PostgreSQL when `KMS_TEST_POSTGRES_URL` is set.
     static var all: [SessionStoreFactory] {
-        [SessionStoreFactory(name: "in-memory", make: { InMemorySessionStore() })]
+        var factories = [SessionStoreFactory(name: "in-memory", make: { InMemorySessionStore() })]
+        if PostgresTestDatabase.url != nil {
+            factories.append(
+                SessionStoreFactory(name: "postgres") {
+                    PostgresSessionStore(
+                        database: try await PostgresTestDatabase.fresh(),
+                        masterKey: try MasterKey(bytes: Data(repeating: 3, count: 32)))
+                })
+        }
+        return factories
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import KMSServer
+import KMSTestSupport
 import Testing
 
 /// Issue 5 (and issue 2's `kms serve`): the CLI against a spawned server.
@@ -114,6 +115,44 @@ import Testing
         #expect(results.map { $0["op"] as? String } == ["healthz", "encrypt", "key-exchange"])
         #expect(results.allSatisfy { ($0["errors"] as? Int) == 0 && ($0["requests"] as? Int ?? 0) > 0 })
         #expect(results.allSatisfy { $0["p99Ms"] is Double })
+    }
+
+    /// File store -> PostgreSQL -> file store, with the server reading the
+    /// migrated keys (same fingerprint, old ciphertexts decrypt).
+    @Test(.enabled(if: PostgresTestDatabase.url != nil, "KMS_TEST_POSTGRES_URL is not set: kms migrate is not tested"))
+    func migrateMovesKeysBetweenStores() async throws {
+        let file = try await ServeProcess()
+        let env = ["BASE_URL": file.url]
+        #expect(try CLIProcess.run(["keys", "generate", "--alias", "moving"], environment: env).status == 0)
+        #expect(try CLIProcess.run(["keys", "rotate", "moving"], environment: env).status == 0)
+        let ciphertext = try CLIProcess.run(["encrypt", "--key", "moving", "before the move"], environment: env).stdout
+        let fingerprint = try CLIProcess.run(["e2e"], environment: env).stdout
+            .components(separatedBy: "server ").dropFirst().first?.prefix(20)
+        #expect(file.stop() == 0)
+        let data = file.folder.appendingPathComponent("data")
+        let prefix = "m" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased() + "_"
+        let common = [
+            "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
+            "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
+            "KMS_DATABASE_URL": PostgresTestDatabase.url ?? "", "KMS_DATABASE_PREFIX": prefix,
+        ]
+        let there = try CLIProcess.run(["migrate", "--from", "file", "--to", "postgres"], environment: common)
+        #expect(there.status == 0 && there.stdout.contains("versions verified"), "\(there.stdout)\(there.stderr)")
+
+        var onPostgres = common
+        onPostgres["KMS_STORE"] = "postgres"
+        onPostgres["KMS_AUDIT_LOG"] = file.folder.appendingPathComponent("pg-audit.log").path
+        let server = try await ServeProcess(environment: onPostgres)
+        let opened = try CLIProcess.run(["decrypt", ciphertext], environment: ["BASE_URL": server.url])
+        #expect(opened.stdout == "before the move", "\(opened.stderr)")
+        #expect(fingerprint.map { server.logText.contains($0) } == true)
+        #expect(server.stop() == 0)
+
+        var back = common
+        back["KEY_STORE_PATH"] = file.folder.appendingPathComponent("back").path
+        let returned = try CLIProcess.run(["migrate", "--from", "postgres", "--to", "file"], environment: back)
+        #expect(
+            returned.status == 0 && returned.stdout.contains("migrated 2 keys"), "\(returned.stdout)\(returned.stderr)")
     }
 
     @Test func e2eKeepsWorkingWhileRotatingTheToken() async throws {

@@ -1,5 +1,5 @@
-import Foundation
-import KMSProtocol
+public import Foundation
+public import KMSProtocol
 
 /// The JSON of one key file, `keys/<keyId>.json`: readable by a person,
 /// with every version's material wrapped by the master key.
@@ -11,10 +11,10 @@ import KMSProtocol
 ///
 /// `status` is as of the last write, for people; the server always derives
 /// the live status from the clock and `KMS_KEY_GRACE_MS`.
-enum KeyFileFormat {
+public enum KeyFileFormat {
     static let tag = "kms-key-v1"
 
-    static func encode(_ record: KeyRecord, statusAtWrite: (Int) -> KeyVersionStatus) -> Data {
+    public static func encode(_ record: KeyRecord, statusAtWrite: (Int) -> KeyVersionStatus) -> Data {
         var text = "{\n  \"format\": \"\(tag)\",\n  \"keyId\": \"\(record.keyId)\",\n"
         if let alias = record.alias { text += "  \"alias\": \"\(alias)\",\n" }
         text += "  \"createdAt\": \"\(Timestamp.format(record.createdAt))\",\n  \"revision\": \(record.revision),\n"
@@ -28,7 +28,7 @@ enum KeyFileFormat {
         return Data(text.utf8)
     }
 
-    static func decode(_ data: Data) throws(RequestFieldError) -> KeyRecord {
+    public static func decode(_ data: Data) throws(RequestFieldError) -> KeyRecord {
         var reader = try JSONObjectReader(bytes: data)
         guard try reader.string("format") == tag else {
             throw RequestFieldError(field: "format", message: "unknown format")

@@ -25,7 +25,7 @@ public struct KeyRecord: Sendable, Equatable {
     /// Versions 1...n in order; the last one is active.
     public internal(set) var versions: [KeyVersion]
     /// Bumped by every update; stores compare-and-set on it.
-    public internal(set) var revision: Int
+    public var revision: Int
 
     public init(keyId: String, alias: String?, createdAt: Date, versions: [KeyVersion], revision: Int = 1) {
         self.keyId = keyId

@@ -61,19 +61,19 @@ extension KMSError {
     public static let replayDetected = KMSError(
         .replayDetected, "this seq was already used or is too old for the replay window; use a new, higher seq")
 
-    static func tooManyPending(retryAfter: Int) -> KMSError {
+    public static func tooManyPending(retryAfter: Int) -> KMSError {
         KMSError(
             .tooManyPendingSessions,
             "too many pending sessions for this address; complete or let expire the ones you started",
             retryAfterSeconds: retryAfter)
     }
 
-    static func busy(_ what: String, retryAfter: Int) -> KMSError {
+    public static func busy(_ what: String, retryAfter: Int) -> KMSError {
         KMSError(
             .serverBusy, "the server holds the most \(what) it allows; try again later", retryAfterSeconds: retryAfter)
     }
 
-    static func rotationLimited(retryAfter: Int, policy: SessionPolicy) -> KMSError {
+    public static func rotationLimited(retryAfter: Int, policy: SessionPolicy) -> KMSError {
         KMSError(
             .rateLimited,
             "at most \(policy.rotateMax) token rotations per \(policy.rotateWindowMs) ms; retry after \(retryAfter) s",

@@ -43,6 +43,15 @@ public struct ConfigVariable: Sendable {
             meaning: "trace, debug, info, notice, warning, error or critical"),
         .init(name: "KMS_MAX_BODY_BYTES", defaultValue: "1048576", meaning: "request body limit in bytes"),
         .init(
+            name: "KMS_STORE", defaultValue: "file",
+            meaning: "file (embedded, one instance) or postgres (several instances share keys and sessions)"),
+        .init(
+            name: "KMS_DATABASE_URL", defaultValue: "",
+            meaning: "with KMS_STORE=postgres: postgres://user:password@host:5432/database"),
+        .init(
+            name: "KMS_DATABASE_PREFIX", defaultValue: "kms_",
+            meaning: "prefix of the table names (lets several deployments share one database)"),
+        .init(
             name: "KMS_AUDIT_LOG", defaultValue: "./data/audit.log",
             meaning: "audit log file (Ed25519-signed hash chain of JSON lines)"),
         .init(

@@ -22,6 +22,11 @@ public struct KMSConfiguration: Sendable {
     public var environment = Environment.development
     public var logLevel = Logger.Level.info
     public var maxBodyBytes = 1_048_576
+    public enum Store: String, Sendable { case file, postgres }
+
+    public var store = Store.file
+    public var databaseURL: String?
+    public var databasePrefix = "kms_"
     public var auditLog = URL(fileURLWithPath: "./data/audit.log")
     public var auditMaxBytes = 67_108_864
 
@@ -93,12 +98,38 @@ public struct KMSConfiguration: Sendable {
         }
         maxBodyBytes =
             try reader.integer("KMS_MAX_BODY_BYTES", in: 1_024...(1 << 30)).map(Int.init) ?? maxBodyBytes
+        if let text = try reader.string("KMS_STORE") {
+            guard let value = Store(rawValue: text.lowercased()) else {
+                throw Invalid(variable: "KMS_STORE", reason: "must be file or postgres, got '\(text)'")
+            }
+            store = value
+        }
+        databaseURL = try reader.string("KMS_DATABASE_URL")
+        if let prefix = try reader.string("KMS_DATABASE_PREFIX") {
+            guard prefix.count <= 32, let first = prefix.first, first.isLetter,
+                prefix.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") })
+            else {
+                throw Invalid(
+                    variable: "KMS_DATABASE_PREFIX", reason: "must be up to 32 of [a-z0-9_], starting with a letter")
+            }
+            databasePrefix = prefix
+        }
+        if store == .postgres, databaseURL == nil {
+            throw Invalid(variable: "KMS_DATABASE_URL", reason: "is required with KMS_STORE=postgres")
+        }
         auditLog = try reader.string("KMS_AUDIT_LOG").map { URL(fileURLWithPath: $0) } ?? auditLog
         auditMaxBytes =
             try reader.integer("KMS_AUDIT_MAX_BYTES", in: 4_096...(1 << 40)).map(Int.init) ?? auditMaxBytes
     }
 
-    /// The configuration as it may be logged: no master key.
+    /// A database URL without its password, for logs.
+    static func redactedURL(_ url: String) -> String {
+        guard var components = URLComponents(string: url) else { return "(unparsable)" }
+        if components.password != nil { components.password = "redacted" }
+        return components.string ?? "(unparsable)"
+    }
+
+    /// The configuration as it may be logged: no master key, no database password.
     public var loggable: Logger.Metadata {
         [
             "host": "\(host)", "port": "\(port)",
@@ -109,7 +140,8 @@ public struct KMSConfiguration: Sendable {
             "sessionTtlMs": "\(sessions.ttlMs)", "sliding": "\(sessions.sliding)",
             "maxLifetimeMs": "\(sessions.maxLifetimeMs)", "keyGraceMs": "\(keyGraceMs)",
             "environment": "\(environment.rawValue)", "maxBodyBytes": "\(maxBodyBytes)",
-            "auditLog": "\(auditLog.path)", "auditMaxBytes": "\(auditMaxBytes)",
+            "auditLog": "\(auditLog.path)", "auditMaxBytes": "\(auditMaxBytes)", "store": "\(store.rawValue)",
+            "database": "\(databaseURL.map(Self.redactedURL) ?? "none")",
             "tokenPrefix": "\(sessions.tokenPrefix == nil ? "none" : "set")",
         ]
     }

@@ -1,12 +1,16 @@
 import KMSCore
+import KMSPostgres
 import ServiceLifecycle
 
-/// Flushes the audit log at graceful shutdown, after the server has drained.
+/// At graceful shutdown, after the server has drained: flushes the audit log
+/// and closes the database pool.
 struct AuditFlusher: Service {
     let log: AuditLog
+    let database: PostgresDatabase?
 
     func run() async throws {
         try? await gracefulShutdown()
         await log.flush()
+        database?.shutdown()
     }
 }

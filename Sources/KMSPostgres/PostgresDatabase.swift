@@ -1,0 +1,140 @@
+import Foundation
+import KMSCore
+public import Logging
+import NIOCore
+public import PostgresNIO
+
+/// The shared PostgreSQL database of several `kms serve` instances: the pool,
+/// the schema (versioned migrations applied at start-up) and the stores.
+///
+/// Table names carry a prefix (`kms_` by default) so that tests can give each
+/// run its own tables in one database.
+public final class PostgresDatabase: Sendable {
+    public let client: PostgresClient
+    public let prefix: String
+    let logger: Logger
+    private let runTask: Task<Void, Never>
+
+    public struct StartupFailure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Connects (checking the URL, the credentials and the permissions with
+    /// one probe connection, so a mistake is reported at once and clearly),
+    /// starts the pool and applies pending migrations.
+    public init(url: String, prefix: String = "kms_", logger: Logger) async throws {
+        let target = try Self.parse(url)
+        self.prefix = prefix
+        self.logger = logger
+        try await Self.probe(target, logger: logger)
+        var configuration = PostgresClient.Configuration(
+            host: target.host, port: target.port, username: target.username, password: target.password,
+            database: target.database, tls: .disable)
+        configuration.options.maximumConnections = 16
+        var background = logger
+        background.logLevel = .error  // the probe above already reported connection problems clearly
+        let client = PostgresClient(configuration: configuration, backgroundLogger: background)
+        self.client = client
+        runTask = Task { await client.run() }
+        do {
+            try await Migrations(database: self).apply()
+        } catch {
+            runTask.cancel()
+            throw StartupFailure(description: "KMS_DATABASE_URL: cannot prepare the schema: \(Self.describe(error))")
+        }
+    }
+
+    /// Another set of tables (another prefix) on the same pool: tests give each
+    /// store under test its own empty tables this way.
+    public init(sharing other: PostgresDatabase, prefix: String) async throws {
+        client = other.client
+        self.prefix = prefix
+        logger = other.logger
+        runTask = Task {}
+        try await Migrations(database: self).apply()
+    }
+
+    /// Stops the pool (at shutdown, after the server drained).
+    public func shutdown() {
+        runTask.cancel()
+    }
+
+    func table(_ name: String) -> String { prefix + name }
+
+    struct Target {
+        let host: String
+        let port: Int
+        let username: String
+        let password: String?
+        let database: String
+    }
+
+    /// `postgres://user[:password]@host[:port]/database` (also `postgresql://`).
+    static func parse(_ url: String) throws -> Target {
+        guard let components = URLComponents(string: url), let scheme = components.scheme,
+            scheme == "postgres" || scheme == "postgresql", let host = components.host, !host.isEmpty
+        else {
+            throw StartupFailure(
+                description: "KMS_DATABASE_URL must look like postgres://user:password@host:5432/database")
+        }
+        let database = String(components.path.drop { $0 == "/" })
+        guard let user = components.user, !user.isEmpty, !database.isEmpty else {
+            throw StartupFailure(description: "KMS_DATABASE_URL must name a user and a database")
+        }
+        return Target(
+            host: host, port: components.port ?? 5432, username: user.removingPercentEncoding ?? user,
+            password: components.password.map { $0.removingPercentEncoding ?? $0 }, database: database)
+    }
+
+    private static func probe(_ target: Target, logger: Logger) async throws {
+        let configuration = PostgresConnection.Configuration(
+            host: target.host, port: target.port, username: target.username, password: target.password,
+            database: target.database, tls: .disable)
+        do {
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            try await connection.close()
+        } catch {
+            throw StartupFailure(
+                description:
+                    "KMS_DATABASE_URL: cannot connect to \(target.host):\(target.port)/\(target.database) as \(target.username): \(describe(error))"
+            )
+        }
+    }
+
+    /// A readable reason for a PostgreSQL failure (never the password).
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] {
+                return "\(message) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))"
+            }
+            switch error.code {
+            case .connectionError: return "connection refused or unreachable"
+            case .serverClosedConnection: return "the server closed the connection"
+            default: return "\(error.code)"
+            }
+        }
+        if let error = error as? PostgresTransactionError {
+            for inner in [error.closureError, error.commitError, error.beginError].compactMap({ $0 }) {
+                return describe(inner)
+            }
+        }
+        return "\(error)"
+    }
+
+    /// The SQLSTATE of a server error, looking inside transaction errors.
+    static func sqlState(_ error: any Error) -> String? {
+        if let error = error as? PSQLError { return error.serverInfo?[.sqlState] }
+        if let error = error as? PostgresTransactionError {
+            for inner in [error.closureError, error.commitError, error.beginError].compactMap({ $0 }) {
+                if let state = sqlState(inner) { return state }
+            }
+        }
+        return nil
+    }
+
+    /// Any database failure on a request path: `503` with the reason in the log only.
+    static func unavailable(_ error: any Error, _ what: String) -> KMSError {
+        if let error = error as? KMSError { return error }
+        return KMSError.storageUnavailable("PostgreSQL \(what): \(describe(error))")
+    }
+}

@@ -1,0 +1,304 @@
+import Crypto
+import Foundation
+public import KMSCore
+public import KMSProtocol
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import PostgresNIO
+
+/// `SessionStore` in PostgreSQL: sessions, pending inits, replay windows and
+/// rotation history shared by every instance, so a session set up on one
+/// instance works on any, and a seq accepted by one is a replay on all.
+///
+/// Each check-and-update runs in one transaction holding the session's row
+/// lock (`SELECT … FOR UPDATE`). Session keys are stored wrapped by the master
+/// key (AAD `kms-v1/session-key \n <session id>`), never raw. The global
+/// bounds are counted inside the transaction; instances racing at the bound
+/// can overshoot it by at most the number of instances.
+public final class PostgresSessionStore: SessionStore {
+    let database: PostgresDatabase
+    let masterKey: MasterKey
+
+    public init(database: PostgresDatabase, masterKey: MasterKey) {
+        self.database = database
+        self.masterKey = masterKey
+    }
+
+    private var sessions: String { database.table("sessions") }
+    private var pending: String { database.table("pending") }
+    private var logger: Logger { database.logger }
+
+    /// Runs `body` in a transaction; a `KMSError` thrown inside comes out as itself.
+    private func transaction<T: Sendable>(
+        _ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws(KMSError) -> T {
+        do {
+            return try await database.client.withTransaction(logger: logger) { connection in try await body(connection)
+            }
+        } catch let error as PostgresTransactionError {
+            if let failure = error.closureError as? KMSError { throw failure }
+            throw PostgresDatabase.unavailable(error, what)
+        } catch {
+            throw PostgresDatabase.unavailable(error, what)
+        }
+    }
+
+    private func run(_ what: String, _ query: PostgresQuery) async throws(KMSError) -> Int {
+        do {
+            var rows = 0
+            for try await _ in try await database.client.query(query, logger: logger) { rows += 1 }
+            return rows
+        } catch {
+            throw PostgresDatabase.unavailable(error, what)
+        }
+    }
+
+    private func scalar(_ what: String, _ query: PostgresQuery) async throws(KMSError) -> Int {
+        do {
+            for try await value in try await database.client.query(query, logger: logger).decode(Int.self) {
+                return value
+            }
+            return 0
+        } catch {
+            throw PostgresDatabase.unavailable(error, what)
+        }
+    }
+
+    // MARK: Pending
+
+    public func addPending(_ entry: PendingSession, now: Date, perAddress: Int, max: Int) async throws(KMSError) {
+        let pending = self.pending
+        let logger = self.logger
+        try await transaction("add pending session") { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(7312)", logger: logger)
+            try await connection.query("DELETE FROM \(unescaped: pending) WHERE expires_at <= \(now)", logger: logger)
+            var oldestForAddress: Date?
+            var forAddress = 0
+            for try await (count, oldest) in try await connection.query(
+                "SELECT count(*), min(expires_at) FROM \(unescaped: pending) WHERE client_address = \(entry.clientAddress)",
+                logger: logger
+            ).decode((Int, Date?).self) {
+                forAddress = count
+                oldestForAddress = oldest
+            }
+            if forAddress >= perAddress {
+                throw KMSError.tooManyPending(retryAfter: retryAfterSeconds(until: oldestForAddress ?? now, now: now))
+            }
+            for try await (count, oldest) in try await connection.query(
+                "SELECT count(*), min(expires_at) FROM \(unescaped: pending)", logger: logger
+            ).decode((Int, Date?).self) where count >= max {
+                throw KMSError.busy("pending sessions", retryAfter: retryAfterSeconds(until: oldest ?? now, now: now))
+            }
+            try await connection.query(
+                "INSERT INTO \(unescaped: pending) (id, client_address, expires_at) VALUES (\(entry.id), \(entry.clientAddress), \(entry.expiresAt))",
+                logger: logger)
+        }
+    }
+
+    public func hasPending(id: String, now: Date) async throws(KMSError) -> Bool {
+        try await run(
+            "read pending session", "SELECT 1 FROM \(unescaped: pending) WHERE id = \(id) AND expires_at > \(now)") > 0
+    }
+
+    public func takePending(id: String, now: Date) async throws(KMSError) -> PendingSession? {
+        do {
+            for try await (address, expiresAt) in try await database.client.query(
+                "DELETE FROM \(unescaped: pending) WHERE id = \(id) RETURNING client_address, expires_at",
+                logger: logger
+            ).decode((String, Date).self) {
+                return expiresAt > now ? PendingSession(id: id, clientAddress: address, expiresAt: expiresAt) : nil
+            }
+            return nil
+        } catch {
+            throw PostgresDatabase.unavailable(error, "take pending session")
+        }
+    }
+
+    // MARK: Sessions
+
+    private func keyAAD(_ id: String) -> String { "kms-v1/session-key\n\(id)" }
+
+    public func createSession(_ session: SessionRecord, now: Date, max: Int) async throws(KMSError) {
+        let wrapped = try masterKey.wrap(session.key.withUnsafeBytes { Data($0) }, aad: keyAAD(session.id))
+        let sessions = self.sessions
+        let logger = self.logger
+        try await transaction("create session") { connection in
+            try await connection.query(
+                "DELETE FROM \(unescaped: sessions) WHERE token_hash = \(session.tokenHash.bytes) AND expires_at <= \(now)",
+                logger: logger)
+            for try await (count, first) in try await connection.query(
+                "SELECT count(*), min(expires_at) FROM \(unescaped: sessions) WHERE expires_at > \(now)", logger: logger
+            ).decode((Int, Date?).self) where count >= max {
+                throw KMSError.busy("live sessions", retryAfter: retryAfterSeconds(until: first ?? now, now: now))
+            }
+            var inserted = false
+            for try await _ in try await connection.query(
+                """
+                INSERT INTO \(unescaped: sessions) (id, token_hash, wrapped_key, created_at, expires_at, absolute_expiry,
+                    window_highest, window_bits, rotations)
+                VALUES (\(session.id), \(session.tokenHash.bytes), \(wrapped), \(session.createdAt), \(session.expiresAt),
+                    \(session.absoluteExpiry), \(Int(session.window.highest)), \(Self.bits(session.window)), \(""))
+                ON CONFLICT DO NOTHING RETURNING id
+                """, logger: logger)
+            {
+                inserted = true
+            }
+            if !inserted { throw KMSError.tokenInUse }
+        }
+    }
+
+    private typealias Row = (String, Data, Data, Date, Date, Date, Int, Data, String)
+    private static let columns =
+        "id, token_hash, wrapped_key, created_at, expires_at, absolute_expiry, window_highest, window_bits, rotations"
+
+    private func record(_ row: Row) throws(KMSError) -> SessionRecord {
+        let (id, hash, wrapped, createdAt, expiresAt, absoluteExpiry, highest, bits, rotations) = row
+        guard let tokenHash = TokenHash(bytes: hash) else {
+            throw KMSError.internal("a session row has a bad token hash")
+        }
+        let key = SymmetricKey(data: try masterKey.unwrap(wrapped, aad: keyAAD(id)))
+        return SessionRecord(
+            id: id, tokenHash: tokenHash, key: key, createdAt: createdAt, expiresAt: expiresAt,
+            absoluteExpiry: absoluteExpiry, window: Self.window(highest: highest, bits: bits),
+            rotations: Self.rotations(rotations))
+    }
+
+    public func session(tokenHash: TokenHash, now: Date) async throws(KMSError) -> SessionRecord? {
+        var found: Row?
+        do {
+            for try await row in try await database.client.query(
+                "SELECT \(unescaped: Self.columns) FROM \(unescaped: sessions) WHERE token_hash = \(tokenHash.bytes) AND expires_at > \(now)",
+                logger: logger
+            ).decode(Row.self) {
+                found = row
+            }
+        } catch {
+            throw PostgresDatabase.unavailable(error, "read session")
+        }
+        return try found.map { row throws(KMSError) in try record(row) }
+    }
+
+    public func acceptSequence(
+        sessionId: String, tokenHash: TokenHash, seq: UInt64, now: Date, policy: SessionPolicy
+    ) async throws(KMSError) -> Date {
+        let sessions = self.sessions
+        let logger = self.logger
+        return try await transaction("accept seq") { connection in
+            var row: (Data, Date, Date, Int, Data)?
+            for try await found in try await connection.query(
+                "SELECT token_hash, expires_at, absolute_expiry, window_highest, window_bits FROM \(unescaped: sessions) WHERE id = \(sessionId) FOR UPDATE",
+                logger: logger
+            ).decode((Data, Date, Date, Int, Data).self) {
+                row = found
+            }
+            guard let (hash, expiresAt, absoluteExpiry, highest, bits) = row, expiresAt > now,
+                TokenHash(bytes: hash) == tokenHash
+            else { throw KMSError.unknownSession }
+            var window = Self.window(highest: highest, bits: bits)
+            guard window.accept(seq) else { throw KMSError.replayDetected }
+            let newExpiry = policy.slidExpiry(current: expiresAt, now: now, absoluteExpiry: absoluteExpiry)
+            try await connection.query(
+                "UPDATE \(unescaped: sessions) SET window_highest = \(Int(window.highest)), window_bits = \(Self.bits(window)), expires_at = \(newExpiry) WHERE id = \(sessionId)",
+                logger: logger)
+            return newExpiry
+        }
+    }
+
+    public func rotateToken(
+        sessionId: String, oldTokenHash: TokenHash, newTokenHash: TokenHash, now: Date, policy: SessionPolicy
+    ) async throws(KMSError) -> SessionRecord {
+        let sessions = self.sessions
+        let logger = self.logger
+        let row: Row = try await transaction("rotate token") { connection in
+            var found: Row?
+            for try await row in try await connection.query(
+                "SELECT \(unescaped: Self.columns) FROM \(unescaped: sessions) WHERE id = \(sessionId) FOR UPDATE",
+                logger: logger
+            ).decode(Row.self) {
+                found = row
+            }
+            guard var row = found, row.4 > now, TokenHash(bytes: row.1) == oldTokenHash else {
+                throw KMSError.unknownSession
+            }
+            let windowStart = now.addingMilliseconds(-policy.rotateWindowMs)
+            var rotations = Self.rotations(row.8).filter { $0 > windowStart }
+            if rotations.count >= policy.rotateMax {
+                let first = rotations.min() ?? now
+                throw KMSError.rotationLimited(
+                    retryAfter: retryAfterSeconds(until: first.addingMilliseconds(policy.rotateWindowMs), now: now),
+                    policy: policy)
+            }
+            try await connection.query(
+                "DELETE FROM \(unescaped: sessions) WHERE token_hash = \(newTokenHash.bytes) AND expires_at <= \(now)",
+                logger: logger)
+            for try await _ in try await connection.query(
+                "SELECT 1 FROM \(unescaped: sessions) WHERE token_hash = \(newTokenHash.bytes)", logger: logger)
+            {
+                throw KMSError.tokenInUse
+            }
+            rotations.append(now)
+            row.1 = newTokenHash.bytes
+            row.8 = Self.rotationsText(rotations)
+            try await connection.query(
+                "UPDATE \(unescaped: sessions) SET token_hash = \(row.1), rotations = \(row.8) WHERE id = \(sessionId)",
+                logger: logger)
+            return row
+        }
+        return try record(row)
+    }
+
+    public func isTokenInUse(_ tokenHash: TokenHash, now: Date) async throws(KMSError) -> Bool {
+        try await run(
+            "read token",
+            "SELECT 1 FROM \(unescaped: sessions) WHERE token_hash = \(ByteBuffer(data: tokenHash.bytes)) AND expires_at > \(now)"
+        ) > 0
+    }
+
+    public func deleteSession(id: String) async throws(KMSError) {
+        _ = try await run("delete session", "DELETE FROM \(unescaped: sessions) WHERE id = \(id) RETURNING id")
+    }
+
+    public func purgeExpired(now: Date) async throws(KMSError) -> (sessions: Int, pending: Int) {
+        let removedSessions = try await run(
+            "purge sessions", "DELETE FROM \(unescaped: sessions) WHERE expires_at <= \(now) RETURNING id")
+        let removedPending = try await run(
+            "purge pending", "DELETE FROM \(unescaped: pending) WHERE expires_at <= \(now) RETURNING id")
+        return (removedSessions, removedPending)
+    }
+
+    public func counts(now: Date) async throws(KMSError) -> (sessions: Int, pending: Int) {
+        (
+            try await scalar("count sessions", "SELECT count(*) FROM \(unescaped: sessions) WHERE expires_at > \(now)"),
+            try await scalar("count pending", "SELECT count(*) FROM \(unescaped: pending) WHERE expires_at > \(now)")
+        )
+    }
+
+    // MARK: Encodings
+
+    static func bits(_ window: ReplayWindow) -> Data {
+        var data = Data()
+        for word in window.bits { withUnsafeBytes(of: word.littleEndian) { data.append(contentsOf: $0) } }
+        return data
+    }
+
+    static func window(highest: Int, bits: Data) -> ReplayWindow {
+        var words: [UInt64] = []
+        var offset = bits.startIndex
+        while offset + 8 <= bits.endIndex {
+            var word: UInt64 = 0
+            for index in 0..<8 { word |= UInt64(bits[offset + index]) << (8 * UInt64(index)) }
+            words.append(word)
+            offset += 8
+        }
+        return ReplayWindow(highest: UInt64(max(0, highest)), bits: words)
+    }
+
+    static func rotations(_ text: String) -> [Date] {
+        text.split(separator: ",").compactMap { Int64($0) }.map { Date(timeIntervalSince1970: Double($0) / 1000) }
+    }
+
+    static func rotationsText(_ dates: [Date]) -> String {
+        dates.map { String(Timestamp.milliseconds($0)) }.joined(separator: ",")
+    }
+}
