@@ -38,7 +38,7 @@ struct Migrations {
         let versions = database.table("schema_version")
         let logger = database.logger
         _ = try await database.client.withTransaction(logger: logger) { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(7311)", logger: logger)
+            for try await _ in try await connection.query("SELECT pg_advisory_xact_lock(7311)", logger: logger) {}
             try await connection.query(
                 "CREATE TABLE IF NOT EXISTS \(unescaped: versions) (version int8 PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
                 logger: logger)
@@ -47,6 +47,11 @@ struct Migrations {
                 "SELECT coalesce(max(version), 0) FROM \(unescaped: versions)", logger: logger
             ).decode(Int.self) {
                 current = version
+            }
+            guard current <= steps.count else {
+                throw PostgresDatabase.StartupFailure(
+                    description:
+                        "the database schema is version \(current), newer than this kms (\(steps.count)); upgrade kms")
             }
             for (index, step) in steps.enumerated() where index + 1 > current {
                 for statement in step {

@@ -31,6 +31,9 @@ public final class PostgresDatabase: Sendable {
             host: target.host, port: target.port, username: target.username, password: target.password,
             database: target.database, tls: .disable)
         configuration.options.maximumConnections = 16
+        configuration.options.connectTimeout = .seconds(3)
+        // A stuck statement or a row lock held by a stalled instance fails instead of hanging.
+        configuration.options.additionalStartupParameters = [("statement_timeout", "5000"), ("lock_timeout", "3000")]
         var background = logger
         background.logLevel = .error  // the probe above already reported connection problems clearly
         let client = PostgresClient(configuration: configuration, backgroundLogger: background)
@@ -81,9 +84,10 @@ public final class PostgresDatabase: Sendable {
         guard let user = components.user, !user.isEmpty, !database.isEmpty else {
             throw StartupFailure(description: "KMS_DATABASE_URL must name a user and a database")
         }
+        // URLComponents.user/.password are already percent-decoded: decode once only.
         return Target(
-            host: host, port: components.port ?? 5432, username: user.removingPercentEncoding ?? user,
-            password: components.password.map { $0.removingPercentEncoding ?? $0 }, database: database)
+            host: host, port: components.port ?? 5432, username: user, password: components.password,
+            database: database)
     }
 
     private static func probe(_ target: Target, logger: Logger) async throws {
@@ -132,9 +136,37 @@ public final class PostgresDatabase: Sendable {
         return nil
     }
 
-    /// Any database failure on a request path: `503` with the reason in the log only.
+    /// Any database failure on a request path: `503` with the reason in the log
+    /// only — except data the database refuses as malformed (SQLSTATE class 22),
+    /// which came from the client and is a `400`.
     static func unavailable(_ error: any Error, _ what: String) -> KMSError {
         if let error = error as? KMSError { return error }
+        if let state = sqlState(error), state.hasPrefix("22") {
+            return KMSError(.invalidRequest, "a request value is not acceptable text (for example a NUL character)")
+        }
         return KMSError.storageUnavailable("PostgreSQL \(what): \(describe(error))")
+    }
+
+    /// Runs a database call with a deadline: an unreachable or stalled database
+    /// answers `503` after `seconds` instead of holding the request.
+    func withDeadline<T: Sendable>(
+        _ what: String, seconds: Int = 6, _ body: @escaping @Sendable () async throws -> T
+    ) async throws(KMSError) -> T {
+        do {
+            return try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask { try await body() }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(seconds))
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let value = first else {
+                    throw KMSError.storageUnavailable("PostgreSQL \(what): no answer within \(seconds) s")
+                }
+                return value
+            }
+        } catch {
+            throw Self.unavailable(error, what)
+        }
     }
 }

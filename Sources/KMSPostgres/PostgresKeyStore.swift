@@ -39,21 +39,21 @@ public final class PostgresKeyStore: KeyStore {
     }
 
     public func create(_ record: KeyRecord) async throws(KMSError) {
-        do {
+        let (client, logger, table, text) = (database.client, logger, table, encode(record))
+        let inserted = try await database.withDeadline("create key") {
             var inserted = false
-            for try await _ in try await database.client.query(
+            for try await _ in try await client.query(
                 """
                 INSERT INTO \(unescaped: table) (key_id, alias, revision, record)
-                VALUES (\(record.keyId), \(record.alias), \(record.revision), \(encode(record)))
+                VALUES (\(record.keyId), \(record.alias), \(record.revision), \(text))
                 ON CONFLICT DO NOTHING RETURNING key_id
                 """, logger: logger)
             {
                 inserted = true
             }
-            if inserted { return }
-        } catch {
-            throw PostgresDatabase.unavailable(error, "create key")
+            return inserted
         }
+        if inserted { return }
         if let alias = record.alias, try await key(alias: alias) != nil { throw KMSError.aliasInUse(alias) }
         throw KMSError.internal("duplicate key id")
     }
@@ -67,13 +67,11 @@ public final class PostgresKeyStore: KeyStore {
     }
 
     private func one(_ query: PostgresQuery) async throws(KMSError) -> KeyRecord? {
-        var text: String?
-        do {
-            for try await record in try await database.client.query(query, logger: logger).decode(String.self) {
-                text = record
-            }
-        } catch {
-            throw PostgresDatabase.unavailable(error, "read key")
+        let (client, logger) = (database.client, logger)
+        let text: String? = try await database.withDeadline("read key") {
+            var text: String?
+            for try await record in try await client.query(query, logger: logger).decode(String.self) { text = record }
+            return text
         }
         return try text.map { text throws(KMSError) in try decode(text) }
     }
@@ -81,18 +79,18 @@ public final class PostgresKeyStore: KeyStore {
     public func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyRecord {
         var stored = record
         stored.revision = expectedRevision + 1
-        var updated = false
-        do {
-            for try await _ in try await database.client.query(
+        let (client, logger, table, text, revision) = (database.client, logger, table, encode(stored), stored.revision)
+        let updated = try await database.withDeadline("update key") {
+            var updated = false
+            for try await _ in try await client.query(
                 """
-                UPDATE \(unescaped: table) SET revision = \(stored.revision), record = \(encode(stored))
+                UPDATE \(unescaped: table) SET revision = \(revision), record = \(text)
                 WHERE key_id = \(record.keyId) AND revision = \(expectedRevision) RETURNING key_id
                 """, logger: logger)
             {
                 updated = true
             }
-        } catch {
-            throw PostgresDatabase.unavailable(error, "update key")
+            return updated
         }
         guard updated else {
             guard try await key(id: record.keyId) != nil else { throw KMSError.internal("update of a missing key") }
@@ -102,16 +100,16 @@ public final class PostgresKeyStore: KeyStore {
     }
 
     public func list(after: String?, limit: Int) async throws(KMSError) -> [KeyRecord] {
-        var texts: [String] = []
-        do {
-            for try await text in try await database.client.query(
+        let (client, logger, table) = (database.client, logger, table)
+        let texts: [String] = try await database.withDeadline("list keys") {
+            var texts: [String] = []
+            for try await text in try await client.query(
                 "SELECT record FROM \(unescaped: table) WHERE key_id > \(after ?? "") ORDER BY key_id LIMIT \(limit)",
                 logger: logger
             ).decode(String.self) {
                 texts.append(text)
             }
-        } catch {
-            throw PostgresDatabase.unavailable(error, "list keys")
+            return texts
         }
         var records: [KeyRecord] = []
         for text in texts { records.append(try decode(text)) }
@@ -119,15 +117,14 @@ public final class PostgresKeyStore: KeyStore {
     }
 
     public func count() async throws(KMSError) -> Int {
-        do {
-            for try await count in try await database.client.query(
-                "SELECT count(*) FROM \(unescaped: table)", logger: logger
-            ).decode(Int.self) {
+        let (client, logger, table) = (database.client, logger, table)
+        return try await database.withDeadline("count keys") {
+            for try await count in try await client.query("SELECT count(*) FROM \(unescaped: table)", logger: logger)
+                .decode(Int.self)
+            {
                 return count
             }
-        } catch {
-            throw PostgresDatabase.unavailable(error, "count keys")
+            return 0
         }
-        return 0
     }
 }

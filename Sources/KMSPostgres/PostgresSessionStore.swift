@@ -71,7 +71,7 @@ public final class PostgresSessionStore: SessionStore {
         let pending = self.pending
         let logger = self.logger
         try await transaction("add pending session") { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(7312)", logger: logger)
+            for try await _ in try await connection.query("SELECT pg_advisory_xact_lock(7312)", logger: logger) {}
             try await connection.query("DELETE FROM \(unescaped: pending) WHERE expires_at <= \(now)", logger: logger)
             var oldestForAddress: Date?
             var forAddress = 0
@@ -124,6 +124,8 @@ public final class PostgresSessionStore: SessionStore {
         let sessions = self.sessions
         let logger = self.logger
         try await transaction("create session") { connection in
+            // Serialises creations so the live-session bound holds across instances.
+            for try await _ in try await connection.query("SELECT pg_advisory_xact_lock(7313)", logger: logger) {}
             try await connection.query(
                 "DELETE FROM \(unescaped: sessions) WHERE token_hash = \(session.tokenHash.bytes) AND expires_at <= \(now)",
                 logger: logger)
@@ -165,16 +167,18 @@ public final class PostgresSessionStore: SessionStore {
     }
 
     public func session(tokenHash: TokenHash, now: Date) async throws(KMSError) -> SessionRecord? {
-        var found: Row?
-        do {
-            for try await row in try await database.client.query(
+        let client = database.client
+        let logger = self.logger
+        let sessions = self.sessions
+        let found: Row? = try await database.withDeadline("read session") {
+            var found: Row?
+            for try await row in try await client.query(
                 "SELECT \(unescaped: Self.columns) FROM \(unescaped: sessions) WHERE token_hash = \(tokenHash.bytes) AND expires_at > \(now)",
                 logger: logger
             ).decode(Row.self) {
                 found = row
             }
-        } catch {
-            throw PostgresDatabase.unavailable(error, "read session")
+            return found
         }
         return try found.map { row throws(KMSError) in try record(row) }
     }

@@ -54,8 +54,10 @@ struct MigrateCommand: AsyncParsableCommand {
 
         for name in [IdentityKeyLoader.blobName, AuditFiles.keyBlob] {
             guard let blob = try await sourceSecrets.blob(named: name) else { continue }
-            if try await targetSecrets.createBlob(named: name, wrapped: blob) != blob {
-                print("warning: the destination already has a different \(name); it was kept")
+            guard try await targetSecrets.createBlob(named: name, wrapped: blob) == blob else {
+                throw ValidationError(
+                    "the destination already has a different \(name) (another server identity); migrate into an empty store"
+                )
             }
         }
 
@@ -77,8 +79,10 @@ struct MigrateCommand: AsyncParsableCommand {
                     copied += 1
                 }
                 // Every version must unwrap to the same material on both sides.
-                guard let moved = try await targetKeys.key(id: record.keyId) else {
-                    throw ValidationError("key \(record.keyId) is missing after the copy")
+                guard let moved = try await targetKeys.key(id: record.keyId),
+                    moved.versions.map(\.version) == record.versions.map(\.version)
+                else {
+                    throw ValidationError("key \(record.keyId) is missing or lacks versions after the copy")
                 }
                 for (source, target) in zip(record.versions, moved.versions) {
                     let aad = "kms-v1/key-material\n\(record.keyId)\n\(source.version)"

@@ -96,6 +96,17 @@ import Testing
         #expect(verify().entries == 42)
     }
 
+    /// Rotation never renames onto an existing rotated file (that would lose it).
+    @Test func rotationRefusesToOverwriteAnEarlierFile() throws {
+        let file = try AuditFile(url: url)
+        try file.append(Data("current\n".utf8))
+        let earlier = folder.appendingPathComponent("audit.log.000000000007")
+        try Data("keep me\n".utf8).write(to: earlier)
+        #expect(throws: (any Error).self) { try file.rotate(to: "audit.log.000000000007") }
+        #expect(try String(contentsOf: earlier, encoding: .utf8) == "keep me\n")
+        #expect(try String(contentsOf: url, encoding: .utf8) == "current\n")
+    }
+
     @Test func aFailingDiskRefusesAndRecordingResumesByItself() async throws {
         let writer = try FlakyAuditWriter(url: url)
         let log = try makeLog(writer: writer)

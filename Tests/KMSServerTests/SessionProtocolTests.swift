@@ -75,6 +75,9 @@ import Testing
             #expect(extra.status == .badRequest && extra.errorCode == "invalid_request")
             let unknown = try await session.keyExchange(body: #"{"sessionId":"nope","wrappedKey":"\#(wrapped)"}"#)
             #expect(unknown.status == .unauthorized && unknown.errorCode == "unknown_session")
+            let nul = try await session.keyExchange(
+                body: #"{"sessionId":"abcdefghijklmnopqrstuv\u0000wx","wrappedKey":"\#(wrapped)"}"#)
+            #expect(nul.status == .unauthorized && nul.errorCode == "unknown_session")
             let inUse = try await session.keyExchange(body: good, token: first.token)
             #expect(inUse.status == .conflict && inUse.errorCode == "token_in_use")
 

@@ -78,9 +78,14 @@ public final class AuditFile: AuditFileWriter, @unchecked Sendable {
     public func rotate(to rotatedName: String) throws {
         try sync()
         let target = url.deletingLastPathComponent().appendingPathComponent(rotatedName)
+        // Never replace an earlier rotated file: that would lose its entries.
+        guard !FileManager.default.fileExists(atPath: target.path) else {
+            throw Failure(description: "audit log \(target.path) exists already; not rotating onto it")
+        }
         guard rename(url.path, target.path) == 0 else { throw failure("cannot rotate") }
         try open()
-        try DurableFile.syncFolder(url.deletingLastPathComponent().path)
+        // The rename has happened: a failed folder fsync must not make the caller retry it.
+        try? DurableFile.syncFolder(url.deletingLastPathComponent().path)
     }
 
     @discardableResult

@@ -138,7 +138,10 @@ public final class AuditLog: Sendable {
     private func expireWaiters() {
         let limit = ContinuousClock.now - timeout
         let expired = state.withLock { state in
-            (state.pending + state.inFlight).filter { $0.enqueued < limit && !$0.isAnswered }
+            let expired = (state.pending + state.inFlight).filter { $0.enqueued < limit && !$0.isAnswered }
+            // Answered waiters leave the queue at once, so a hung disk cannot grow it without bound.
+            state.pending.removeAll { $0.enqueued < limit }
+            return expired
         }
         for waiter in expired { waiter.answer(.failure(Self.unavailable)) }
         if !expired.isEmpty { logger.error("the audit log did not answer in time; refusing audited operations") }

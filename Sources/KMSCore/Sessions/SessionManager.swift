@@ -44,7 +44,13 @@ public struct SessionManager: Sendable {
             throw error.field == nil ? KMSError(.badRequest, error.message) : KMSError.invalidRequest(error)
         }
         let now = clock.now()
-        guard try await store.hasPending(id: request.sessionId, now: now) else { throw KMSError.unknownSession }
+        // Ids this server issues are b64url; anything else cannot name a pending session.
+        guard (22...64).contains(request.sessionId.utf8.count),
+            request.sessionId.utf8.allSatisfy({
+                ClientToken.isTokenCharacter($0) && $0 != UInt8(ascii: ".") && $0 != UInt8(ascii: "~")
+            }),
+            try await store.hasPending(id: request.sessionId, now: now)
+        else { throw KMSError.unknownSession }
         if try await store.isTokenInUse(tokenHash, now: now) { throw KMSError.tokenInUse }
         // From here the pending session is used up, whether or not the unwrap succeeds.
         guard try await store.takePending(id: request.sessionId, now: now) != nil else {

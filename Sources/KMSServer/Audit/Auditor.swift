@@ -10,7 +10,8 @@ import Synchronization
 ///   with `503` and nothing changes — and a durable result entry after it.
 /// - Crypto operations: the entry is written before the result is returned;
 ///   if it cannot be, the result is withheld and the answer is `503`.
-/// - Session events and refusals: written when possible, never blocking.
+/// - Session events: written when possible, never refusing anything; they
+///   wait for the disk at most the audit timeout. Refusals never wait.
 struct Auditor: Sendable {
     let log: AuditLog
     private let refusals = RefusalLimiter()

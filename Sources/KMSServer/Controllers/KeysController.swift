@@ -101,6 +101,10 @@ struct ListQuery {
                 }
                 limit = number
             case "after":
+                guard value.utf8.count <= 64, value.utf8.allSatisfy({ ClientToken.isTokenCharacter($0) }) else {
+                    throw KMSError(
+                        .invalidRequest, "`after` must be a key id (the previous page's `next`)", field: "after")
+                }
                 after = value
             default:
                 throw KMSError(
