@@ -108,6 +108,7 @@ let package = Package(
                 "KMSClient",
                 "KMSTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
         ),
