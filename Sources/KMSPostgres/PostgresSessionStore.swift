@@ -14,8 +14,8 @@ import PostgresNIO
 /// Each check-and-update runs in one transaction holding the session's row
 /// lock (`SELECT … FOR UPDATE`). Session keys are stored wrapped by the master
 /// key (AAD `kms-v1/session-key \n <session id>`), never raw. The global
-/// bounds are counted inside the transaction; instances racing at the bound
-/// can overshoot it by at most the number of instances.
+/// bounds are counted inside transactions serialised by advisory locks, so
+/// they hold across instances.
 public final class PostgresSessionStore: SessionStore {
     let database: PostgresDatabase
     let masterKey: MasterKey
