@@ -95,7 +95,7 @@ import Testing
             #expect(page.status == .ok && page.text.contains("<h2>keys</h2>") && !page.text.contains("<script"))
             let csp = page.headers[.contentSecurityPolicy] ?? ""
             #expect(csp.hasPrefix("default-src 'none'; style-src 'sha256-") && !csp.contains("unsafe"))
-            #expect(page.headers[.xContentTypeOptions] == nil || page.headers[.xContentTypeOptions] == "nosniff")
+            #expect(page.headers[.xContentTypeOptions] == "nosniff")
         }
     }
 }
