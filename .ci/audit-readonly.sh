@@ -5,11 +5,14 @@
 # everything else keeps working; once the file is writable again, recording
 # resumes by itself and the chain still verifies.
 set -euo pipefail
-kms=$1
 port=3937
 dir=$(mktemp -d /tmp/kms-audit-ro.XXXXXX)
 chmod 755 "$dir"
 chown nobody "$dir" 2>/dev/null || { echo "audit read-only test skipped: cannot chown to nobody"; exit 0; }
+# The unprivileged server runs a copy of the binary: the clone it was built in may
+# sit in a folder only root can enter (mktemp -d is 0700).
+install -m 755 "$1" "$dir/kms"
+kms="$dir/kms"
 export BASE_URL="http://127.0.0.1:$port" KMS_LOG_LEVEL=warning
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
 cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$dir"; }
@@ -19,6 +22,7 @@ trap cleanup EXIT
     "$kms" serve >"$dir/server.log" 2>&1) &
 pid=$!
 for _ in $(seq 1 120); do curl -fs "$BASE_URL/healthz" >/dev/null 2>&1 && break; sleep 0.5; done
+curl -fs "$BASE_URL/healthz" >/dev/null || { echo "FAIL: the unprivileged kms serve did not start:"; cat "$dir/server.log"; exit 1; }
 
 "$kms" keys generate --alias audit-ro >/dev/null
 mv "$dir/data/audit.log" "$dir/data/audit.log.1"
