@@ -97,7 +97,12 @@ let package = Package(
         ),
         .testTarget(
             name: "KMSCoreTests",
-            dependencies: ["KMSCore", "KMSProtocol", "KMSTestSupport", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "KMSCore", "KMSProtocol", "KMSPostgres", "KMSTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),

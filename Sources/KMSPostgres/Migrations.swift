@@ -3,6 +3,13 @@ import PostgresNIO
 
 /// Versioned schema changes, applied in order at start-up under an advisory
 /// lock, so instances starting together apply each migration once.
+///
+/// The lock is keyed by the table prefix: migrations of unrelated prefixes
+/// (the tests give every store its own) never wait on each other, while
+/// instances of one deployment starting together queue on it. The queue waits
+/// up to `lockWaitSeconds` (set for this transaction only, overriding the
+/// pool's short `lock_timeout`), because a starting instance should wait for
+/// another's migration, not fail because the database is slow today.
 struct Migrations {
     let database: PostgresDatabase
 
@@ -34,11 +41,19 @@ struct Migrations {
         ]
     }
 
+    /// How long a migration may wait for another instance's migration of the
+    /// same prefix, and how long one statement of it may run.
+    static let lockWaitSeconds = 300
+
     func apply() async throws {
         let versions = database.table("schema_version")
         let logger = database.logger
         _ = try await database.client.withTransaction(logger: logger) { connection in
-            for try await _ in try await connection.query("SELECT pg_advisory_xact_lock(7311)", logger: logger) {}
+            let wait = PostgresQuery(unsafeSQL: "SET LOCAL lock_timeout = '\(Self.lockWaitSeconds)s'")
+            try await connection.query(wait, logger: logger)
+            let run = PostgresQuery(unsafeSQL: "SET LOCAL statement_timeout = '\(Self.lockWaitSeconds)s'")
+            try await connection.query(run, logger: logger)
+            try await database.lock(.migrations, on: connection)
             try await connection.query(
                 "CREATE TABLE IF NOT EXISTS \(unescaped: versions) (version int8 PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
                 logger: logger)

@@ -64,6 +64,23 @@ public final class PostgresDatabase: Sendable {
 
     func table(_ name: String) -> String { prefix + name }
 
+    /// What an advisory lock serialises, each in its own namespace.
+    enum LockPurpose: Int32 {
+        case migrations = 7311
+        case pendingBound = 7312
+        case sessionBound = 7313
+    }
+
+    /// Takes a transaction-scoped advisory lock keyed by purpose *and* table
+    /// prefix: instances of one deployment serialise on it, while deployments
+    /// (and tests) with other prefixes in the same database never wait on each
+    /// other. A `hashtext` collision between two prefixes only serialises them.
+    func lock(_ purpose: LockPurpose, on connection: PostgresConnection) async throws {
+        for try await _ in try await connection.query(
+            "SELECT pg_advisory_xact_lock(\(purpose.rawValue), hashtext(\(prefix)))", logger: logger)
+        {}
+    }
+
     struct Target {
         let host: String
         let port: Int

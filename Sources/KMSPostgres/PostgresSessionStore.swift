@@ -70,8 +70,9 @@ public final class PostgresSessionStore: SessionStore {
     public func addPending(_ entry: PendingSession, now: Date, perAddress: Int, max: Int) async throws(KMSError) {
         let pending = self.pending
         let logger = self.logger
+        let database = self.database
         try await transaction("add pending session") { connection in
-            for try await _ in try await connection.query("SELECT pg_advisory_xact_lock(7312)", logger: logger) {}
+            try await database.lock(.pendingBound, on: connection)
             try await connection.query("DELETE FROM \(unescaped: pending) WHERE expires_at <= \(now)", logger: logger)
             var oldestForAddress: Date?
             var forAddress = 0
@@ -123,9 +124,10 @@ public final class PostgresSessionStore: SessionStore {
         let wrapped = try masterKey.wrap(session.key.withUnsafeBytes { Data($0) }, aad: keyAAD(session.id))
         let sessions = self.sessions
         let logger = self.logger
+        let database = self.database
         try await transaction("create session") { connection in
             // Serialises creations so the live-session bound holds across instances.
-            for try await _ in try await connection.query("SELECT pg_advisory_xact_lock(7313)", logger: logger) {}
+            try await database.lock(.sessionBound, on: connection)
             try await connection.query(
                 "DELETE FROM \(unescaped: sessions) WHERE token_hash = \(session.tokenHash.bytes) AND expires_at <= \(now)",
                 logger: logger)

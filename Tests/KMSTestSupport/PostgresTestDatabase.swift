@@ -17,8 +17,17 @@ public enum PostgresTestDatabase {
     }
 
     public static func fresh() async throws -> PostgresDatabase {
+        try await PostgresDatabase(sharing: shared(), prefix: newPrefix())
+    }
+
+    /// The one pool every `fresh()` database shares.
+    public static func shared() async throws -> PostgresDatabase {
         guard let base = try await base.value else { throw CocoaError(.featureUnsupported) }
-        let prefix = "t" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased() + "_"
-        return try await PostgresDatabase(sharing: base, prefix: prefix)
+        return base
+    }
+
+    /// A table prefix no other test uses.
+    public static func newPrefix() -> String {
+        "t" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased() + "_"
     }
 }

@@ -1,0 +1,93 @@
+import Foundation
+import KMSPostgres
+import KMSTestSupport
+import Logging
+import PostgresNIO
+import Testing
+
+/// PostgresNIO has a protocol of the same name.
+typealias MigrationTestDatabase = KMSPostgres.PostgresDatabase
+
+/// Schema migrations under concurrency: unrelated prefixes never wait on each
+/// other, and instances of one prefix starting together wait for each other
+/// (longer than the pool's 3 s `lock_timeout`) instead of failing.
+@Suite(
+    .enabled(
+        if: PostgresTestDatabase.url != nil,
+        "KMS_TEST_POSTGRES_URL is not set: the PostgreSQL migration tests are skipped"))
+struct PostgresMigrationTests {
+    static let logger: Logger = {
+        var logger = Logger(label: "kms-test-migrations")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    /// The versions recorded for a prefix, in order.
+    static func versions(_ database: MigrationTestDatabase, prefix: String) async throws -> [Int] {
+        var versions: [Int] = []
+        let query = PostgresQuery(unsafeSQL: "SELECT version FROM \(prefix)schema_version ORDER BY version")
+        for try await version in try await database.client.query(query, logger: logger).decode(Int.self) {
+            versions.append(version)
+        }
+        return versions
+    }
+
+    @Test func tenPrefixesMigrateAtOnce() async throws {
+        let base = try await PostgresTestDatabase.shared()
+        let prefixes = (0..<10).map { _ in PostgresTestDatabase.newPrefix() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for prefix in prefixes {
+                group.addTask { _ = try await MigrationTestDatabase(sharing: base, prefix: prefix) }
+            }
+            try await group.waitForAll()
+        }
+        let expected = try await Self.versions(base, prefix: "kms_test_base_")
+        #expect(!expected.isEmpty)
+        for prefix in prefixes {
+            #expect(try await Self.versions(base, prefix: prefix) == expected, "\(prefix)")
+        }
+    }
+
+    @Test func fiveInstancesOfOnePrefixMigrateOnce() async throws {
+        let url = try #require(PostgresTestDatabase.url)
+        let prefix = PostgresTestDatabase.newPrefix()
+        let instances = try await withThrowingTaskGroup(of: MigrationTestDatabase.self) { group in
+            for _ in 0..<5 {
+                group.addTask { try await MigrationTestDatabase(url: url, prefix: prefix, logger: Self.logger) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        defer { instances.forEach { $0.shutdown() } }
+        #expect(instances.count == 5)
+        let expected = try await Self.versions(PostgresTestDatabase.shared(), prefix: "kms_test_base_")
+        // Each migration recorded once: the version column is the primary key, and
+        // a second application of a step would have failed on its CREATE TABLE.
+        #expect(try await Self.versions(instances[0], prefix: prefix) == expected)
+    }
+
+    /// A migration held up longer than the pool's `lock_timeout` (3 s) by
+    /// another instance's migration of the same prefix waits and succeeds;
+    /// one of another prefix is not held up at all.
+    @Test func aMigrationWaitsForAnotherOfItsPrefixOnly() async throws {
+        let base = try await PostgresTestDatabase.shared()
+        let prefix = PostgresTestDatabase.newPrefix()
+        let holding = AsyncStream.makeStream(of: Void.self)
+        let holder = Task {
+            try await base.client.withTransaction(logger: Self.logger) { connection in
+                try await connection.query(
+                    "SELECT pg_advisory_xact_lock(7311, hashtext(\(prefix)))", logger: Self.logger)
+                holding.continuation.yield()
+                try await Task.sleep(for: .seconds(4))
+            }
+        }
+        for await _ in holding.stream { break }
+        let unrelated = ContinuousClock.now
+        _ = try await MigrationTestDatabase(sharing: base, prefix: PostgresTestDatabase.newPrefix())
+        #expect(ContinuousClock.now - unrelated < .seconds(3), "another prefix's migration must not wait")
+        let waiting = ContinuousClock.now
+        let database = try await MigrationTestDatabase(sharing: base, prefix: prefix)
+        #expect(ContinuousClock.now - waiting > .seconds(1), "the migration should have waited for the lock")
+        try await holder.value
+        #expect(try await Self.versions(database, prefix: prefix).isEmpty == false)
+    }
+}
