@@ -30,7 +30,7 @@ start)
     as_pg() { unshare --user --map-user=1000 --map-group=1000 -- "$@"; }
     as_pg "$bin/initdb" -D "$pg_dir/data" -U postgres --auth=trust -E UTF8 >/dev/null
     as_pg "$bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
-        -o "-k $pg_dir -p $pg_port -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null
+        -o "-k $pg_dir -p $pg_port -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=300" start >/dev/null
     as_pg "$bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -q -c "CREATE ROLE kms LOGIN PASSWORD 'kms-test'" \
         -c "CREATE DATABASE kms OWNER kms"
     export KMS_TEST_POSTGRES_URL="postgres://kms:kms-test@127.0.0.1:$pg_port/kms"

@@ -21,8 +21,8 @@ public final class PostgresDatabase: Sendable {
 
     /// Connects (checking the URL, the credentials and the permissions with
     /// one probe connection, so a mistake is reported at once and clearly),
-    /// starts the pool and applies pending migrations.
-    public init(url: String, prefix: String = "kms_", logger: Logger) async throws {
+    /// starts the pool (at most `maximumConnections`) and applies pending migrations.
+    public init(url: String, prefix: String = "kms_", logger: Logger, maximumConnections: Int = 16) async throws {
         let target = try Self.parse(url)
         self.prefix = prefix
         self.logger = logger
@@ -30,7 +30,7 @@ public final class PostgresDatabase: Sendable {
         var configuration = PostgresClient.Configuration(
             host: target.host, port: target.port, username: target.username, password: target.password,
             database: target.database, tls: .disable)
-        configuration.options.maximumConnections = 16
+        configuration.options.maximumConnections = maximumConnections
         configuration.options.connectTimeout = .seconds(3)
         // A stuck statement or a row lock held by a stalled instance fails instead of hanging.
         configuration.options.additionalStartupParameters = [("statement_timeout", "5000"), ("lock_timeout", "3000")]
