@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.21.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.3.0"),
     ],
     targets: [
         .target(
@@ -50,6 +52,10 @@ let package = Package(
             name: "KMSPostgres",
             dependencies: [
                 "KMSCore",
+                "KMSProtocol",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -60,6 +66,10 @@ let package = Package(
             dependencies: [
                 "KMSCore",
                 "KMSPostgres",
+                "KMSProtocol",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -72,6 +82,9 @@ let package = Package(
             name: "KMSClient",
             dependencies: [
                 "KMSProtocol",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
@@ -82,6 +95,11 @@ let package = Package(
                 "KMSServer",
                 "KMSPostgres",
                 "KMSClient",
+                "KMSCore",
+                "KMSProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -91,7 +109,7 @@ let package = Package(
         ),
         .target(
             name: "KMSTestSupport",
-            dependencies: ["KMSCore", "KMSPostgres"],
+            dependencies: ["KMSCore", "KMSPostgres", .product(name: "Logging", package: "swift-log")],
             path: "Tests/KMSTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -111,7 +129,14 @@ let package = Package(
             dependencies: [
                 "KMSServer",
                 "KMSClient",
+                "KMSCore",
+                "KMSProtocol",
                 "KMSTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],

@@ -4,15 +4,15 @@ public import KMSProtocol
 /// The typed API of api-v1.md. Keys may be named by id or alias.
 extension KMSClient {
     public func generateKey(alias: String? = nil) async throws -> KeyVersionResponse {
-        try await call("POST", "/keys/generate", body: GenerateKeyRequest(alias: alias), idempotent: false)
+        try await call("POST", WirePath.generateKey, body: GenerateKeyRequest(alias: alias), idempotent: false)
     }
 
     public func rotateKey(_ key: String) async throws -> KeyVersionResponse {
-        try await call("POST", "/keys/rotate", body: RotateKeyRequest(keyId: key), idempotent: false)
+        try await call("POST", WirePath.rotateKey, body: RotateKeyRequest(keyId: key), idempotent: false)
     }
 
     public func key(_ key: String) async throws -> KeyMetadata {
-        try await call("GET", "/keys/\(try Self.pathSegment(key))", idempotent: true)
+        try await call("GET", WirePath.target(WirePath.key, ["keyId": try Self.pathSegment(key)]), idempotent: true)
     }
 
     public func listKeys(limit: Int? = nil, after: String? = nil) async throws -> KeyListResponse {
@@ -20,33 +20,33 @@ extension KMSClient {
         if let limit { query.append("limit=\(limit)") }
         if let after { query.append("after=\(try Self.pathSegment(after))") }
         return try await call(
-            "GET", "/keys" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), idempotent: true)
+            "GET", WirePath.keys + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), idempotent: true)
     }
 
     public func encrypt(key: String, plaintext: Data, aad: Data? = nil) async throws -> CiphertextResponse {
         try await call(
-            "POST", "/crypto/encrypt", body: EncryptRequest(keyId: key, plaintext: plaintext, aad: aad),
+            "POST", WirePath.encrypt, body: EncryptRequest(keyId: key, plaintext: plaintext, aad: aad),
             idempotent: true)
     }
 
     public func decrypt(ciphertext: String, aad: Data? = nil) async throws -> DecryptResponse {
         try await call(
-            "POST", "/crypto/decrypt", body: CiphertextRequest(ciphertext: ciphertext, aad: aad), idempotent: true)
+            "POST", WirePath.decrypt, body: CiphertextRequest(ciphertext: ciphertext, aad: aad), idempotent: true)
     }
 
     public func rewrap(ciphertext: String, aad: Data? = nil) async throws -> CiphertextResponse {
         try await call(
-            "POST", "/crypto/rewrap", body: CiphertextRequest(ciphertext: ciphertext, aad: aad), idempotent: true)
+            "POST", WirePath.rewrap, body: CiphertextRequest(ciphertext: ciphertext, aad: aad), idempotent: true)
     }
 
     public func dataKey(key: String, bytes: Int? = nil, aad: Data? = nil) async throws -> DataKeyResponse {
         try await call(
-            "POST", "/crypto/datakey", body: DataKeyRequest(keyId: key, bytes: bytes, aad: aad), idempotent: true)
+            "POST", WirePath.dataKey, body: DataKeyRequest(keyId: key, bytes: bytes, aad: aad), idempotent: true)
     }
 
     public func random(bytes: Int) async throws -> Data {
         let reply: RandomResponse = try await call(
-            "POST", "/crypto/random", body: RandomRequest(bytes: bytes), idempotent: true)
+            "POST", WirePath.random, body: RandomRequest(bytes: bytes), idempotent: true)
         guard let data = Base64.decodeStrict(reply.random) else {
             throw KMSClientError.protocolViolation("random bytes are not base64")
         }
@@ -56,7 +56,7 @@ extension KMSClient {
     /// `GET /healthz` (plain): whether the server answers at all.
     public func health() async throws -> Bool {
         let response = try await transport.send(
-            TransportRequest(method: "GET", target: "/healthz", headers: [], body: nil))
+            TransportRequest(method: "GET", target: WirePath.healthz, headers: [], body: nil))
         return response.status == 200
     }
 

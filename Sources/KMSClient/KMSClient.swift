@@ -81,7 +81,7 @@ public final class KMSClient: Sendable {
         try await ensureSession()
         return try await withChange {
             let reply: RotateTokenResponse = try await self.sealedCall(
-                "POST", "/session/rotate-token", body: RotateTokenRequest(token: newToken))
+                "POST", WirePath.rotateToken, body: RotateTokenRequest(token: newToken))
             self.state.withLock { state in
                 state.token = reply.token
                 state.session?.token = reply.token
@@ -123,7 +123,7 @@ public final class KMSClient: Sendable {
     public func close() async throws {
         rotation.withLock { $0?.cancel() }
         guard state.withLock({ $0.session }) != nil else { return }
-        let _: EmptyBody = try await call("DELETE", "/session", idempotent: false)
+        let _: EmptyBody = try await call("DELETE", WirePath.session, idempotent: false)
         state.withLock { $0.session = nil }
     }
 
@@ -165,12 +165,13 @@ public final class KMSClient: Sendable {
         let plaintext = try body.map { try WireJSON.encode($0) } ?? Data()
         let envelope = try ClientSeal.sealRequest(
             plaintext, method: method, target: target, sessionId: session.id, seq: seq, key: session.key)
-        var headers = [("X-Client-Token", session.token)]
+        var headers = [(EnvelopePlacement.tokenHeader, session.token)]
         let bodyData: Data?
-        if method == "GET" || method == "DELETE" {
-            headers.append(("X-KMS-Envelope", envelope.json.base64EncodedString()))
+        switch EnvelopePlacement(method: method) {
+        case .header:
+            headers.append((EnvelopePlacement.envelopeHeader, EnvelopePlacement.headerValue(envelope)))
             bodyData = nil
-        } else {
+        case .body:
             headers.append(("Content-Type", "application/json"))
             bodyData = envelope.json
         }
@@ -244,13 +245,13 @@ public final class KMSClient: Sendable {
     @discardableResult
     private func establish() async throws -> SessionInfo {
         let initResponse = try await transport.send(
-            TransportRequest(method: "GET", target: "/session/init", headers: [], body: nil))
+            TransportRequest(method: "GET", target: WirePath.sessionInit, headers: [], body: nil))
         guard initResponse.status == 200 else { throw plainError(initResponse) }
         let started: SessionInitResponse
         do {
             started = try WireJSON.decode(SessionInitResponse.self, from: initResponse.body)
         } catch {
-            throw KMSClientError.protocolViolation("/session/init did not answer the documented JSON")
+            throw KMSClientError.protocolViolation("\(WirePath.sessionInit) did not answer the documented JSON")
         }
         let actual = try ClientSeal.fingerprint(publicKeyPEM: started.publicKey)
         if let pinned = configuration.fingerprint, !Fingerprint.matches(pinned, actual) {
@@ -261,8 +262,8 @@ public final class KMSClient: Sendable {
         let token = state.withLock { $0.token }
         let exchange = try await transport.send(
             TransportRequest(
-                method: "POST", target: "/session/key-exchange",
-                headers: [("X-Client-Token", token), ("Content-Type", "application/json")],
+                method: "POST", target: WirePath.keyExchange,
+                headers: [(EnvelopePlacement.tokenHeader, token), ("Content-Type", "application/json")],
                 body: try WireJSON.encode(KeyExchangeRequest(sessionId: started.sessionId, wrappedKey: wrapped))))
         guard exchange.status == 200 else { throw plainError(exchange) }
         let confirmation: KeyExchangeResponse

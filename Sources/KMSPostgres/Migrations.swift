@@ -1,3 +1,4 @@
+import KMSCore
 import Logging
 import PostgresNIO
 
@@ -64,7 +65,7 @@ struct Migrations {
                 current = version
             }
             guard current <= steps.count else {
-                throw PostgresDatabase.StartupFailure(
+                throw StartupFailure(
                     description:
                         "the database schema is version \(current), newer than this kms (\(steps.count)); upgrade kms")
             }

@@ -15,10 +15,6 @@ public final class PostgresDatabase: Sendable {
     let logger: Logger
     private let runTask: Task<Void, Never>
 
-    public struct StartupFailure: Error, CustomStringConvertible {
-        public let description: String
-    }
-
     /// Connects (checking the URL, the credentials and the permissions with
     /// one probe connection, so a mistake is reported at once and clearly),
     /// starts the pool (at most `maximumConnections`) and applies pending migrations.

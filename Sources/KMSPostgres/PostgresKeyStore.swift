@@ -76,7 +76,7 @@ public final class PostgresKeyStore: KeyStore {
         return try text.map { text throws(KMSError) in try decode(text) }
     }
 
-    public func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyRecord {
+    public func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyUpdate {
         var stored = record
         stored.revision = expectedRevision + 1
         let (client, logger, table, text, revision) = (database.client, logger, table, encode(stored), stored.revision)
@@ -94,9 +94,9 @@ public final class PostgresKeyStore: KeyStore {
         }
         guard updated else {
             guard try await key(id: record.keyId) != nil else { throw KMSError.internal("update of a missing key") }
-            throw KMSError.keyStoreConflict
+            return .conflict
         }
-        return stored
+        return .updated(stored)
     }
 
     public func list(after: String?, limit: Int) async throws(KMSError) -> [KeyRecord] {

@@ -26,11 +26,6 @@ public struct AppDependencies: Sendable {
     public init() {}
 }
 
-/// Start-up failures: the message says what to fix.
-public struct StartupError: Error, CustomStringConvertible {
-    public let description: String
-}
-
 /// Builds the whole server from one configuration value.
 ///
 /// `kms serve` calls it with the environment's configuration; tests call it
@@ -42,27 +37,17 @@ public func buildApplication(
     do {
         try DurableFile.prepareFolder(config.keyStorePath)
     } catch {
-        throw StartupError(description: "KEY_STORE_PATH: \(error.description)")
+        throw StartupFailure(description: "KEY_STORE_PATH: \(error.description)")
     }
     DurableFile.removeStaleTemporaries(in: config.keyStorePath)
-    let masterKey: MasterKey
-    do {
-        masterKey = try MasterKeyLoader.load(
-            base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
-    } catch {
-        throw StartupError(description: error.description)
-    }
+    let masterKey = try MasterKeyLoader.load(
+        base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
     let stores = try await openStores(config, dependencies: dependencies, masterKey: masterKey)
     let identity: IdentityKey
     if let provided = dependencies.identity {
         identity = provided
     } else {
-        do {
-            identity = try await IdentityKeyLoader.loadOrCreate(
-                store: stores.secrets, masterKey: masterKey, logger: logger)
-        } catch {
-            throw StartupError(description: "identity key: \(error.detail ?? error.message)")
-        }
+        identity = try await IdentityKeyLoader.loadOrCreate(store: stores.secrets, masterKey: masterKey, logger: logger)
     }
     logger.notice("server identity key", metadata: ["fingerprint": "\(identity.fingerprint)"])
 
@@ -73,13 +58,12 @@ public func buildApplication(
     let sessions = SessionManager(
         store: sessionStore, identity: identity, policy: config.sessions, clock: dependencies.clock)
     let metrics = RequestMetrics()
-    let channel = SealedChannel(sessions: sessions, maxBodyBytes: config.maxBodyBytes, logger: logger)
-
-    let (router, table) = makeRouter(
+    let channel = SealedChannel(sessions: sessions, maxBodyBytes: config.maxBodyBytes)
+    let routes = makeRoutes(
         sessions: sessions, channel: channel, keys: keys, metrics: metrics, audit: audit,
         maxBodyBytes: config.maxBodyBytes)
     let edge = EdgeResponder(
-        router: router.buildResponder(), routes: table,
+        routes: routes,
         resolver: ClientAddressResolver(allowlist: config.allowlist, trustedProxies: config.trustedProxies),
         maxBodyBytes: config.maxBodyBytes, securityHeaders: SecurityHeaders(hsts: config.environment == .production),
         metrics: metrics, logger: logger, audit: audit)
@@ -97,24 +81,21 @@ public func buildApplication(
     return app
 }
 
-/// Every route, registered on the router and recorded in the table that
-/// answers 404/405 and generates the documentation. The sync test compares
-/// the two.
-func makeRouter(
+/// Every route the server answers, each declared once by its controller, in
+/// the table that dispatches them and that the documents are rendered from.
+func makeRoutes(
     sessions: SessionManager, channel: SealedChannel, keys: KeyRing, metrics: RequestMetrics, audit: Auditor,
     maxBodyBytes: Int
-) -> (Router<KMSRequestContext>, RouteTable) {
-    let router = Router(context: KMSRequestContext.self)
-    var table = RouteTable()
-    HealthController(metrics: metrics).register(on: router, table: &table)
-    SessionController(sessions: sessions, channel: channel, maxBodyBytes: maxBodyBytes, audit: audit)
-        .register(on: router, table: &table)
-    KeysController(channel: channel, keys: keys, audit: audit).register(on: router, table: &table)
-    CryptoController(channel: channel, keys: keys, audit: audit).register(on: router, table: &table)
+) -> RouteTable {
+    var routes = RouteBuilder(channel: channel)
+    HealthController(metrics: metrics).register(on: &routes)
+    SessionController(sessions: sessions, maxBodyBytes: maxBodyBytes, audit: audit).register(on: &routes)
+    KeysController(keys: keys, audit: audit).register(on: &routes)
+    CryptoController(keys: keys, audit: audit).register(on: &routes)
     let docs = DocsController()
-    docs.register(on: router, table: &table)
-    docs.serve(on: router, table: table)
-    return (router, table)
+    docs.register(on: &routes)
+    docs.publish(routes.table)
+    return routes.table
 }
 
 /// Opens the audit log (resuming its chain), loads its key, and records the
@@ -145,9 +126,9 @@ func openAudit(
             durable: true)
         return Auditor(log: log)
     } catch let error as KMSError {
-        throw StartupError(description: "KMS_AUDIT_LOG: \(error.detail ?? error.message)")
+        throw StartupFailure("KMS_AUDIT_LOG", error)
     } catch {
-        throw StartupError(description: "KMS_AUDIT_LOG: \(error)")
+        throw StartupFailure(description: "KMS_AUDIT_LOG: \(error)")
     }
 }
 
@@ -174,7 +155,7 @@ func openStores(_ config: KMSConfiguration, dependencies: AppDependencies, maste
             do {
                 keys = try FileKeyStore(folder: config.keyStorePath, lifecycle: lifecycle, clock: dependencies.clock)
             } catch {
-                throw StartupError(description: "KEY_STORE_PATH: \(error.detail ?? error.message)")
+                throw StartupFailure("KEY_STORE_PATH", error)
             }
         }
         return Stores(
@@ -186,7 +167,7 @@ func openStores(_ config: KMSConfiguration, dependencies: AppDependencies, maste
             database = try await PostgresDatabase(
                 url: config.databaseURL ?? "", prefix: config.databasePrefix, logger: dependencies.logger)
         } catch {
-            throw StartupError(description: "\(error)")
+            throw StartupFailure(description: "\(error)")
         }
         return Stores(
             keys: dependencies.keyStore

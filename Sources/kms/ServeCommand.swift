@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import KMSCore
 import KMSServer
 import Logging
 
@@ -36,7 +37,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             let app = try await buildApplication(config, dependencies: dependencies)
             try await app.runService()
-        } catch let error as StartupError {
+        } catch let error as StartupFailure {
             FileHandle.standardError.write(Data("kms serve: \(error.description)\n".utf8))
             throw ExitCode(1)
         }

@@ -9,30 +9,25 @@ import Testing
 
 /// Issue 6: the document cannot drift from the code.
 @Suite struct OpenAPISyncTests {
-    func parts() throws -> (router: Set<String>, table: RouteTable) {
+    func table() throws -> RouteTable {
         let sessions = SessionManager(
             store: InMemorySessionStore(), identity: TestServer.identity, policy: SessionPolicy(), clock: SystemClock())
         let keys = KeyRing(
             store: InMemoryKeyStore(), masterKey: try MasterKey(bytes: Data(count: 32)),
             lifecycle: KeyLifecycle(graceMs: 1), clock: SystemClock())
-        let channel = SealedChannel(sessions: sessions, maxBodyBytes: 1 << 20, logger: .init(label: "test"))
+        let channel = SealedChannel(sessions: sessions, maxBodyBytes: 1 << 20)
         let audit = Auditor(
             log: try AuditLog(
                 writer: try AuditFile(url: URL(fileURLWithPath: "/dev/null")), key: .init(), after: 0,
                 prev: AuditChain.genesis, clock: SystemClock(), maxBytes: 1 << 20, logger: .init(label: "test")))
-        let (router, table) = makeRouter(
+        return makeRoutes(
             sessions: sessions, channel: channel, keys: keys, metrics: RequestMetrics(), audit: audit,
             maxBodyBytes: 1 << 20)
-        let routes = Set(
-            router.routes.map {
-                "\($0.method.rawValue) \($0.path.description.replacingOccurrences(of: ":keyId", with: "{keyId}"))"
-            })
-        return (routes, table)
     }
 
-    /// The document's paths and methods are exactly the router's routes.
-    @Test func documentPathsEqualTheRoutersRoutes() throws {
-        let (router, table) = try parts()
+    /// The document's paths and methods are exactly the declared routes, each declared once.
+    @Test func documentPathsEqualTheDeclaredRoutes() throws {
+        let table = try table()
         guard case .object(let members) = OpenAPIDocument(routes: table).json,
             case .object(let paths)? = members.first(where: { $0.0 == "paths" })?.1
         else { throw CLIFailure("no paths") }
@@ -41,9 +36,26 @@ import Testing
             guard case .object(let operations) = item else { continue }
             for (method, _) in operations { documented.insert("\(method.uppercased()) \(path)") }
         }
-        let normalised = Set(router.map { $0.replacingOccurrences(of: "{keyId}", with: "{keyId}") })
-        #expect(documented == normalised, "router \(normalised.symmetricDifference(documented))")
-        #expect(documented.count == table.routes.count)
+        let declared = table.routes.map { "\($0.method.rawValue) \($0.path)" }
+        #expect(Set(declared).count == declared.count, "a method and path declared twice")
+        #expect(documented == Set(declared), "\(Set(declared).symmetricDifference(documented))")
+    }
+
+    /// Issue 12: a route path is spelled once in `Sources/` (in `WirePath`,
+    /// read by the server's declarations and by the clients).
+    @Test func eachRoutePathLiteralOccursOnceInSources() throws {
+        let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "../../Sources")
+        var text = ""
+        let files = FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil)
+        while let file = files?.nextObject() as? URL {
+            if file.pathExtension == "swift" { text += try String(contentsOf: file, encoding: .utf8) }
+        }
+        #expect(!text.isEmpty)
+        for path in Set(try table().routes.map(\.path)) {
+            let literal = "\"\(path)\""
+            #expect(text.components(separatedBy: literal).count - 1 == 1, "\(literal)")
+        }
     }
 
     /// Every stored property of every wire type is in its schema, and back.
@@ -66,7 +78,7 @@ import Testing
 
     /// Documented inner requests are accepted by the server's strict readers.
     @Test func requestExamplesParseStrictly() throws {
-        for route in try parts().table.routes {
+        for route in try table().routes {
             guard let request = route.doc.request else { continue }
             guard let strict = request as? any StrictDecodable.Type else {
                 Issue.record("\(request.schemaName) is documented as a request but is not StrictDecodable")

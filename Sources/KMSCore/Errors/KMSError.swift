@@ -5,7 +5,9 @@ public import KMSProtocol
 /// A `KMSError` is either caused by the client (its `message` is written for
 /// the client and safe to show: it never holds a secret) or internal (the
 /// client sees a generic message and `detail` goes to the log only). The HTTP
-/// status of each code is decided in one place, in the server.
+/// status of each code is decided in one place, in the server. Stores report
+/// outcomes such as a lost compare-and-set in their own result types, never
+/// through a particular `KMSError`.
 public struct KMSError: Error, Sendable, Equatable {
     public let code: ErrorCode
     /// Safe to send to the client.
@@ -26,6 +28,10 @@ public struct KMSError: Error, Sendable, Equatable {
         self.retryAfterSeconds = retryAfterSeconds
         self.detail = detail
     }
+
+    /// Two errors are equal when their codes are: the code is the contract,
+    /// messages are for people, and no decision may depend on their wording.
+    public static func == (lhs: KMSError, rhs: KMSError) -> Bool { lhs.code == rhs.code }
 
     /// Whether the server, not the client, is at fault (logged at error level).
     public var isInternal: Bool { code == .internalError }

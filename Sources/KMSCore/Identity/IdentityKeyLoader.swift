@@ -17,15 +17,21 @@ public enum IdentityKeyLoader {
         return try IdentityKey.load(der: try masterKey.unwrap(wrapped, aad: aad))
     }
 
+    /// The start-up loader: the stored key, or a new one stored for every
+    /// later start (and every other instance on a shared store).
     public static func loadOrCreate(
         store: some SecretBlobStore, masterKey: MasterKey, logger: Logger
-    ) async throws(KMSError) -> IdentityKey {
-        if let existing = try await loadExisting(store: store, masterKey: masterKey) { return existing }
-        logger.notice("generating the RSA-4096 server identity key (takes about a second)")
-        let generated = try IdentityKey.generate()
-        let wrapped = try masterKey.wrap(generated.privateKeyDER, aad: aad)
-        // Another instance may have stored one first: the stored one wins (create-if-absent).
-        let stored = try await store.createBlob(named: blobName, wrapped: wrapped)
-        return try IdentityKey.load(der: try masterKey.unwrap(stored, aad: aad))
+    ) async throws(StartupFailure) -> IdentityKey {
+        do throws(KMSError) {
+            if let existing = try await loadExisting(store: store, masterKey: masterKey) { return existing }
+            logger.notice("generating the RSA-4096 server identity key (takes about a second)")
+            let generated = try IdentityKey.generate()
+            let wrapped = try masterKey.wrap(generated.privateKeyDER, aad: aad)
+            // Another instance may have stored one first: the stored one wins (create-if-absent).
+            let stored = try await store.createBlob(named: blobName, wrapped: wrapped)
+            return try IdentityKey.load(der: try masterKey.unwrap(stored, aad: aad))
+        } catch {
+            throw StartupFailure("identity key", error)
+        }
     }
 }

@@ -83,17 +83,17 @@ public final class FileKeyStore: KeyStore {
         }
     }
 
-    public func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyRecord {
-        try await serially { () throws(KMSError) -> KeyRecord in
+    public func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyUpdate {
+        try await serially { () throws(KMSError) -> KeyUpdate in
             guard let current = try self.readKey(record.keyId) else {
                 throw KMSError.internal("update of a missing key")
             }
-            guard current.revision == expectedRevision else { throw KMSError.keyStoreConflict }
+            guard current.revision == expectedRevision else { return .conflict }
             var stored = record
             stored.revision = expectedRevision + 1
             try self.writeKey(stored)
             self.state.withLock { $0.cache[stored.keyId] = stored }
-            return stored
+            return .updated(stored)
         }
     }
 

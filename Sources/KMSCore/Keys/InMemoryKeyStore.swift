@@ -31,14 +31,14 @@ public final class InMemoryKeyStore: KeyStore {
         state.withLock { state in state.aliases[alias].flatMap { state.keys[$0] } }
     }
 
-    public func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyRecord {
+    public func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyUpdate {
         try state.withLock { state throws(KMSError) in
             guard let current = state.keys[record.keyId] else { throw KMSError.internal("update of a missing key") }
-            guard current.revision == expectedRevision else { throw KMSError.keyStoreConflict }
+            guard current.revision == expectedRevision else { return .conflict }
             var stored = record
             stored.revision = expectedRevision + 1
             state.keys[record.keyId] = stored
-            return stored
+            return .updated(stored)
         }
     }
 

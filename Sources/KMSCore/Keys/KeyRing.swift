@@ -52,10 +52,9 @@ public struct KeyRing: Sendable {
                 KeyVersion(
                     version: number, createdAt: now,
                     wrappedMaterial: try newMaterial(keyId: record.keyId, version: number)))
-            do {
-                return try await store.update(record, expectedRevision: expected)
-            } catch let error where error == .keyStoreConflict {
-                continue
+            switch try await store.update(record, expectedRevision: expected) {
+            case .updated(let stored): return stored
+            case .conflict: continue
             }
         }
         throw KMSError.keyStoreConflict

@@ -5,16 +5,12 @@ public import Logging
 /// Finds the master key: `KMS_MASTER_KEY` (b64) wins; otherwise the key file,
 /// created with 32 CSPRNG bytes (mode 0600) when missing.
 public enum MasterKeyLoader {
-    public struct Failure: Error, CustomStringConvertible, Sendable {
-        public let description: String
-    }
-
-    public static func load(base64: String?, file: URL, logger: Logger) throws(Failure) -> MasterKey {
+    public static func load(base64: String?, file: URL, logger: Logger) throws(StartupFailure) -> MasterKey {
         if let base64, !base64.isEmpty {
             guard let bytes = Base64.decodeStrict(base64.trimmingCharacters(in: .whitespacesAndNewlines)),
                 bytes.count == 32
             else {
-                throw Failure(description: "KMS_MASTER_KEY must be the standard base64 of exactly 32 bytes")
+                throw StartupFailure(description: "KMS_MASTER_KEY must be the standard base64 of exactly 32 bytes")
             }
             return try make(bytes)
         }
@@ -32,16 +28,16 @@ public enum MasterKeyLoader {
                 "created a new master key; back it up apart from the key store",
                 metadata: ["file": "\(file.path)"])
             return try make(bytes)
-        } catch let error as Failure {
+        } catch let error as StartupFailure {
             throw error
         } catch {
-            throw Failure(description: "KMS_MASTER_KEY_FILE \(file.path): \(error)")
+            throw StartupFailure(description: "KMS_MASTER_KEY_FILE \(file.path): \(error)")
         }
     }
 
-    private static func read(_ file: URL, logger: Logger) throws(Failure) -> MasterKey {
+    private static func read(_ file: URL, logger: Logger) throws(StartupFailure) -> MasterKey {
         guard let contents = FileManager.default.contents(atPath: file.path) else {
-            throw Failure(description: "KMS_MASTER_KEY_FILE \(file.path) cannot be read")
+            throw StartupFailure(description: "KMS_MASTER_KEY_FILE \(file.path) cannot be read")
         }
         if let mode = DurableFile.mode(of: file), mode & 0o077 != 0 {
             logger.warning(
@@ -53,17 +49,17 @@ public enum MasterKeyLoader {
         }
         let text = String(decoding: contents, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard let bytes = Base64.decodeStrict(text), bytes.count == 32 else {
-            throw Failure(
+            throw StartupFailure(
                 description: "KMS_MASTER_KEY_FILE \(file.path) must hold 32 bytes, as base64 text or raw")
         }
         return try make(bytes)
     }
 
-    private static func make(_ bytes: Data) throws(Failure) -> MasterKey {
+    private static func make(_ bytes: Data) throws(StartupFailure) -> MasterKey {
         do {
             return try MasterKey(bytes: bytes)
         } catch {
-            throw Failure(description: "the master key must be exactly 32 bytes")
+            throw StartupFailure(description: "the master key must be exactly 32 bytes")
         }
     }
 

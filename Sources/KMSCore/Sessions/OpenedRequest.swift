@@ -1,38 +1,58 @@
-public import Crypto
+import Crypto
 public import Foundation
 public import KMSProtocol
 
-/// A protected request whose envelope authenticated: what a controller may see.
+/// A protected request whose envelope authenticated (protocol v1 section 4,
+/// steps 2 to 5), not yet admitted: the seq has not been recorded.
 ///
-/// Everything after this point answers with a sealed response under `key`,
-/// echoing `seq`, errors included (protocol v1 section 5).
-public struct OpenedRequest: Sendable {
+/// From here on every answer to the request, success or error, is sealed
+/// under the session key and echoes the seq (section 5): this value is what
+/// can seal it, so no caller ever rebuilds one to answer an error.
+public struct AuthenticatedRequest: Sendable {
     public let sessionId: String
     /// The token the request presented (rotation moves the session from it).
     public let tokenHash: TokenHash
-    public let key: SymmetricKey
+    let key: SymmetricKey
     public let seq: UInt64
+    /// Where the envelope travelled; a header-carried one seals the empty string.
+    public let placement: EnvelopePlacement
     /// The inner request bytes (empty for GET and DELETE).
     public let plaintext: Data
-    /// The session's expiry after this request slid it.
-    public internal(set) var expiresAt: Date
 
-    public init(
-        sessionId: String, tokenHash: TokenHash, key: SymmetricKey, seq: UInt64, plaintext: Data, expiresAt: Date
-    ) {
-        self.sessionId = sessionId
-        self.tokenHash = tokenHash
-        self.key = key
-        self.seq = seq
-        self.plaintext = plaintext
-        self.expiresAt = expiresAt
+    /// Seals an answer to this request, binding its HTTP status.
+    public func seal(_ body: Data, status: Int) throws(KMSError) -> Data {
+        do {
+            return try EnvelopeCipher.sealResponse(body, key: key, sessionId: sessionId, seq: seq, status: status)
+        } catch {
+            throw KMSError.internal("AES-GCM sealing failed")
+        }
     }
 }
 
-/// Where a protected request carries its envelope (protocol v1 section 9).
+/// An authenticated request whose seq was admitted (section 4, step 6): what
+/// a controller may see.
+public struct OpenedRequest: Sendable {
+    public let request: AuthenticatedRequest
+    /// The session's expiry after this request slid it.
+    public let expiresAt: Date
+
+    public var sessionId: String { request.sessionId }
+    public var tokenHash: TokenHash { request.tokenHash }
+    public var seq: UInt64 { request.seq }
+    public var plaintext: Data { request.plaintext }
+}
+
+/// A protected request's envelope as it arrived, where its placement says.
 public enum EnvelopeCarrier: Sendable {
     /// POST: the request body.
     case body(Data)
     /// GET and DELETE: the `X-KMS-Envelope` header, b64 of the envelope JSON.
     case header(String?)
+
+    var placement: EnvelopePlacement {
+        switch self {
+        case .body: return .body
+        case .header: return .header
+        }
+    }
 }

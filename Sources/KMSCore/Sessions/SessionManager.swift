@@ -74,10 +74,11 @@ public struct SessionManager: Sendable {
     // MARK: Sealed requests
 
     /// Steps 2 to 5 of protocol v1 section 4: token, live session, envelope
-    /// shape, authentication. Errors thrown here are answered in plain JSON.
+    /// shape, authentication. Errors thrown here are answered in plain JSON;
+    /// every answer after this returns is sealed with the value it returns.
     public func authenticate(
         token: String?, method: String, target: String, carrier: EnvelopeCarrier
-    ) async throws(KMSError) -> (session: SessionRecord, envelope: SealedEnvelope, plaintext: Data) {
+    ) async throws(KMSError) -> AuthenticatedRequest {
         let tokenHash = try checkToken(token)
         guard let session = try await store.session(tokenHash: tokenHash, now: clock.now()) else {
             throw KMSError.unknownSession
@@ -90,27 +91,21 @@ public struct SessionManager: Sendable {
         } catch {
             throw KMSError.authenticationFailed
         }
-        return (session, envelope, plaintext)
+        return AuthenticatedRequest(
+            sessionId: session.id, tokenHash: session.tokenHash, key: session.key, seq: envelope.seq,
+            placement: carrier.placement, plaintext: plaintext)
     }
 
     /// Step 6: records the seq (refusing replays) and slides the expiry.
     /// Errors thrown here are answered sealed.
-    public func admit(
-        session: SessionRecord, envelope: SealedEnvelope, plaintext: Data, carrier: EnvelopeCarrier
-    ) async throws(KMSError) -> OpenedRequest {
+    public func admit(_ request: AuthenticatedRequest) async throws(KMSError) -> OpenedRequest {
         let expiresAt = try await store.acceptSequence(
-            sessionId: session.id, tokenHash: session.tokenHash, seq: envelope.seq, now: clock.now(), policy: policy)
-        if case .header = carrier, !plaintext.isEmpty {
+            sessionId: request.sessionId, tokenHash: request.tokenHash, seq: request.seq, now: clock.now(),
+            policy: policy)
+        if request.placement.sealsEmptyBody, !request.plaintext.isEmpty {
             throw KMSError(.invalidRequest, "GET and DELETE requests must seal the empty byte string")
         }
-        return OpenedRequest(
-            sessionId: session.id, tokenHash: session.tokenHash, key: session.key, seq: envelope.seq,
-            plaintext: plaintext, expiresAt: expiresAt)
-    }
-
-    /// Seals an inner response body for `request`, binding the HTTP status.
-    public func sealResponse(_ body: Data, for request: OpenedRequest, status: Int) throws(KMSError) -> Data {
-        try sealBytes(body, sessionId: request.sessionId, key: request.key, seq: request.seq, status: status)
+        return OpenedRequest(request: request, expiresAt: expiresAt)
     }
 
     // MARK: Token rotation and session end
@@ -161,7 +156,7 @@ public struct SessionManager: Sendable {
         case .body(let body):
             json = body
         case .header(let header):
-            guard let header, let decoded = Base64.decodeStrict(header) else {
+            guard let header, let decoded = EnvelopePlacement.json(fromHeader: header) else {
                 throw KMSError(
                     .invalidEnvelope, "GET and DELETE need header X-KMS-Envelope: the b64 of the envelope JSON")
             }
@@ -182,23 +177,11 @@ public struct SessionManager: Sendable {
     private func seal(
         _ value: some Encodable, sessionId: String, key: SymmetricKey, seq: UInt64, status: Int
     ) throws(KMSError) -> Data {
-        let body: Data
         do {
-            body = try WireJSON.encode(value)
+            let body = try WireJSON.encode(value)
+            return try EnvelopeCipher.sealResponse(body, key: key, sessionId: sessionId, seq: seq, status: status)
         } catch {
-            throw KMSError.internal("cannot encode a response")
-        }
-        return try sealBytes(body, sessionId: sessionId, key: key, seq: seq, status: status)
-    }
-
-    private func sealBytes(
-        _ body: Data, sessionId: String, key: SymmetricKey, seq: UInt64, status: Int
-    ) throws(KMSError) -> Data {
-        do {
-            let aad = EnvelopeAAD.response(sessionId: sessionId, seq: seq, status: status)
-            return try EnvelopeCipher.seal(body, key: key, aad: aad, seq: seq).json
-        } catch {
-            throw KMSError.internal("AES-GCM sealing failed")
+            throw KMSError.internal("cannot seal the key-exchange response")
         }
     }
 }

@@ -20,6 +20,15 @@ public enum EnvelopeCipher {
         return SealedEnvelope(seq: seq, iv: Data(iv), ciphertext: Data(box.ciphertext), tag: Data(box.tag))
     }
 
+    /// Seals a response body answering request `seq`, binding the HTTP status
+    /// (protocol v1 section 5), and returns the envelope JSON sent on the wire.
+    public static func sealResponse(
+        _ body: Data, key: SymmetricKey, sessionId: String, seq: UInt64, status: Int
+    ) throws -> Data {
+        try seal(body, key: key, aad: EnvelopeAAD.response(sessionId: sessionId, seq: seq, status: status), seq: seq)
+            .json
+    }
+
     /// Opens `envelope`, or throws `AuthenticationFailure`.
     public static func open(_ envelope: SealedEnvelope, key: SymmetricKey, aad: [UInt8]) throws(AuthenticationFailure)
         -> Data

@@ -1,72 +1,62 @@
 import Foundation
-import Hummingbird
 import KMSCore
 import KMSProtocol
 
 /// `/keys/*`: generate, rotate, describe and list managed keys.
 struct KeysController: Sendable {
-    let channel: SealedChannel
     let keys: KeyRing
     let audit: Auditor
 
-    func register(on router: Router<KMSRequestContext>, table: inout RouteTable) {
-        table.add(
-            .post, "/keys/generate", sealed: true,
+    func register(on routes: inout RouteBuilder) {
+        routes.sealed(
+            .post, WirePath.generateKey, GenerateKeyRequest.self,
             doc: RouteDoc(
                 tag: "keys", summary: "Generate a key",
                 description: "Creates an AES-256 key with version 1 (active), optionally with a unique alias.",
-                request: GenerateKeyRequest.self, response: KeyVersionResponse.self, errors: [.aliasInUse]))
-        router.post(
-            "/keys/generate",
-            use: channel.route(GenerateKeyRequest.self) { input, call throws(KMSError) in
-                let record = try await audit.keyChange("key.generate", reference: input.alias, call) {
-                    () throws(KMSError) in try await keys.generate(alias: input.alias)
-                }
-                return response(record)
-            })
-        table.add(
-            .post, "/keys/rotate", sealed: true,
+                errors: [.aliasInUse])
+        ) { input, call throws(KMSError) in
+            let record = try await audit.keyChange("key.generate", reference: input.alias, call) {
+                () throws(KMSError) in try await keys.generate(alias: input.alias)
+            }
+            return response(record)
+        }
+        routes.sealed(
+            .post, WirePath.rotateKey, RotateKeyRequest.self,
             doc: RouteDoc(
                 tag: "keys", summary: "Rotate a key",
                 description:
                     "Adds a new active version. The previous version decrypts until its grace period (KMS_KEY_GRACE_MS) ends, then is retired.",
-                request: RotateKeyRequest.self, response: KeyVersionResponse.self, errors: [.keyNotFound]))
-        router.post(
-            "/keys/rotate",
-            use: channel.route(RotateKeyRequest.self) { input, call throws(KMSError) in
-                let record = try await audit.keyChange("key.rotate", reference: input.keyId, call) {
-                    () throws(KMSError) in try await keys.rotate(input.keyId)
-                }
-                return response(record)
-            })
-        table.add(
-            .get, "/keys", sealed: true,
+                errors: [.keyNotFound])
+        ) { input, call throws(KMSError) in
+            let record = try await audit.keyChange("key.rotate", reference: input.keyId, call) {
+                () throws(KMSError) in try await keys.rotate(input.keyId)
+            }
+            return response(record)
+        }
+        routes.sealed(
+            .get, WirePath.keys, EmptyBody.self,
             doc: RouteDoc(
                 tag: "keys", summary: "List keys",
                 description: "Keys sorted by id, a page at a time; `next` is present when more follow.",
-                request: nil, response: KeyListResponse.self, errors: [],
+                errors: [],
                 query: [
                     ("limit", "1 to 1000, default 100"), ("after", "exclusive key id cursor (the previous `next`)"),
-                ]))
-        router.get(
-            "/keys",
-            use: channel.route(EmptyBody.self) { _, call throws(KMSError) in
-                let query = try ListQuery(query: call.request.uri.query)
-                return try await keys.list(after: query.after, limit: query.limit)
-            })
-        table.add(
-            .get, "/keys/{keyId}", sealed: true,
+                ])
+        ) { _, call throws(KMSError) in
+            let query = try ListQuery(query: call.request.uri.query)
+            return try await keys.list(after: query.after, limit: query.limit)
+        }
+        routes.sealed(
+            .get, WirePath.key, EmptyBody.self,
             doc: RouteDoc(
                 tag: "keys", summary: "Describe a key",
                 description:
                     "A key's versions with their status (active, grace, retired) and graceUntil. {keyId} may be an alias.",
-                request: nil, response: KeyMetadata.self, errors: [.keyNotFound]))
-        router.get(
-            "/keys/{keyId}",
-            use: channel.route(EmptyBody.self) { _, call throws(KMSError) in
-                let reference = call.context.parameters.get("keyId") ?? ""
-                return keys.metadata(try await keys.resolve(reference, field: "keyId"))
-            })
+                errors: [.keyNotFound])
+        ) { _, call throws(KMSError) in
+            let reference = call.context.parameters.get("keyId") ?? ""
+            return keys.metadata(try await keys.resolve(reference, field: "keyId"))
+        }
     }
 
     private func response(_ record: KeyRecord) -> KeyVersionResponse {

@@ -6,34 +6,33 @@ import KMSProtocol
 /// `/session/*`: init and key exchange (plain), token rotation and end (sealed).
 struct SessionController: Sendable {
     let sessions: SessionManager
-    let channel: SealedChannel
     let maxBodyBytes: Int
     let audit: Auditor
 
-    func register(on router: Router<KMSRequestContext>, table: inout RouteTable) {
-        table.add(
-            .get, "/session/init", sealed: false,
+    func register(on routes: inout RouteBuilder) {
+        routes.plain(
+            .get, WirePath.sessionInit,
             doc: RouteDoc(
                 tag: "session", summary: "Start a session",
                 description:
-                    "Returns a pending session id and the server's RSA-4096 public key with its fingerprint. Pin the fingerprint; complete with /session/key-exchange within 60 s.",
-                request: nil, response: SessionInitResponse.self, errors: [.tooManyPendingSessions, .serverBusy]))
-        router.get("/session/init") { _, context in
+                    "Returns a pending session id and the server's RSA-4096 public key with its fingerprint. Pin the fingerprint; complete with \(WirePath.keyExchange) within 60 s.",
+                errors: [.tooManyPendingSessions, .serverBusy], response: SessionInitResponse.self)
+        ) { _, context in
             let response = try await sessions.startSession(clientAddress: context.clientAddress?.description ?? "")
             return try JSONResponse.ok(response)
         }
-        table.add(
-            .post, "/session/key-exchange", sealed: false,
+        routes.plain(
+            .post, WirePath.keyExchange, .keyExchange,
             doc: RouteDoc(
                 tag: "session", summary: "Exchange the session key",
                 description:
                     "Send 32 random bytes wrapped with RSA-OAEP-256 and header X-Client-Token. The 200 body is a sealed response with seq 0 whose inner JSON is KeyExchangeResponse: opening it proves the server holds your key.",
-                request: KeyExchangeRequest.self, response: KeyExchangeResponse.self,
                 errors: [
                     .invalidToken, .badRequest, .invalidRequest, .unknownSession, .tokenInUse, .keyExchangeFailed,
                     .serverBusy,
-                ]))
-        router.post("/session/key-exchange") { request, context in
+                ],
+                request: KeyExchangeRequest.self, response: KeyExchangeResponse.self)
+        ) { request, context in
             let token = request.headers[HeaderNames.clientToken]
             let body = try await RequestBodyReader.read(request, limit: maxBodyBytes)
             let client = ("client", context.clientAddress?.description ?? "unknown")
@@ -48,33 +47,28 @@ struct SessionController: Sendable {
                 throw error
             }
         }
-        table.add(
-            .post, "/session/rotate-token", sealed: true,
+        routes.sealed(
+            .post, WirePath.rotateToken, RotateTokenRequest.self,
             doc: RouteDoc(
                 tag: "session", summary: "Rotate the token",
                 description:
                     "Moves the session to a new token (server-issued for `{}`); the old token stops at once. Rate-limited per session.",
-                request: RotateTokenRequest.self, response: RotateTokenResponse.self,
-                errors: [.tokenInUse, .rateLimited]))
-        router.post(
-            "/session/rotate-token",
-            use: channel.route(RotateTokenRequest.self) { input, call throws(KMSError) in
-                let rotated = try await sessions.rotateToken(call.opened, body: input)
-                await audit.note(AuditEvent("session.rotate-token", Auditor.who(call)))
-                return rotated
-            })
-        table.add(
-            .delete, "/session", sealed: true,
+                errors: [.tokenInUse, .rateLimited])
+        ) { input, call throws(KMSError) in
+            let rotated = try await sessions.rotateToken(call.opened, body: input)
+            await audit.note(AuditEvent("session.rotate-token", Auditor.who(call)))
+            return rotated
+        }
+        routes.sealed(
+            .delete, WirePath.session, EmptyBody.self,
             doc: RouteDoc(
                 tag: "session", summary: "End the session",
                 description: "Destroys the session; its token and key stop working at once. Answers a sealed `{}`.",
-                request: nil, response: EmptyBody.self, errors: []))
-        router.delete(
-            "/session",
-            use: channel.route(EmptyBody.self) { _, call throws(KMSError) in
-                try await sessions.endSession(call.opened)
-                await audit.note(AuditEvent("session.delete", Auditor.who(call)))
-                return EmptyBody()
-            })
+                errors: [])
+        ) { _, call throws(KMSError) in
+            try await sessions.endSession(call.opened)
+            await audit.note(AuditEvent("session.delete", Auditor.who(call)))
+            return EmptyBody()
+        }
     }
 }

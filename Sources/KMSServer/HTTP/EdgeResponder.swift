@@ -5,16 +5,17 @@ import KMSCore
 import KMSProtocol
 import Logging
 
-/// The outermost layer, wrapped around the router: every request and every
+/// The one responder of the server: every request and every
 /// response passes here, 404s and refusals included.
 ///
 /// In order: request id; client address and allowlist (`403`); route match
-/// (`404`/`405` before any token is looked at); declared body size (`413`);
-/// the route; errors to plain JSON; security headers; one log line and metrics.
+/// in the route table (`404`/`405` before any token is looked at); declared
+/// body size (`413`); the route's handler; errors to responses (the one
+/// place: plain, or sealed when the error came after authentication);
+/// security headers; one log line and metrics.
 struct EdgeResponder: HTTPResponder {
     typealias Context = KMSRequestContext
 
-    let router: RouterResponder<KMSRequestContext>
     let routes: RouteTable
     let resolver: ClientAddressResolver
     let maxBodyBytes: Int
@@ -40,22 +41,25 @@ struct EdgeResponder: HTTPResponder {
             audit.refused(address: address?.description ?? "unknown", at: Date())
             response = KMSError(
                 .addressNotAllowed, "this client address is not on the server's allowlist (KMS_WHITELIST)"
-            ).plainResponse(requestId: context.requestId)
+            ).response(requestId: context.requestId)
         case .allowed(let address):
             context.clientAddress = address
             do {
-                let route = try match(request)
+                let (route, parameters) = try match(request)
                 routeLabel = route.path
                 try checkDeclaredLength(request)
-                response = try await router.respond(to: request, context: context)
+                for parameter in parameters {
+                    context.coreContext.parameters.append(key: parameter.name, value: parameter.value)
+                }
+                response = try await route.handler(request, context)
             } catch {
-                let failure = KMSError.from(error)
+                let (failure, sealing) = KMSError.from(error)
                 if failure.needsOperatorAttention {
                     logger.error(
                         "request failed",
                         metadata: ["requestId": "\(context.requestId)", "detail": "\(failure.detail ?? "")"])
                 }
-                response = failure.plainResponse(requestId: context.requestId)
+                response = failure.response(requestId: context.requestId, sealedFor: sealing)
             }
         }
         securityHeaders.apply(to: &response.headers)
@@ -75,10 +79,12 @@ struct EdgeResponder: HTTPResponder {
         return response
     }
 
-    private func match(_ request: Request) throws(KMSError) -> RouteTable.Route {
+    private func match(
+        _ request: Request
+    ) throws(KMSError) -> (RouteTable.Route, [(name: Substring, value: Substring)]) {
         switch routes.match(method: request.method, path: request.uri.path) {
-        case .found(let route):
-            return route
+        case .found(let route, let parameters):
+            return (route, parameters)
         case .wrongMethod(let allowed):
             let list = allowed.map(\.rawValue).joined(separator: ", ")
             throw KMSError(.methodNotAllowed, "this route answers \(list) only", detail: list)

@@ -37,17 +37,27 @@ extension KMSError {
         return fields
     }
 
-    /// A plain (unsealed) JSON error response.
-    func plainResponse(requestId: String) -> Response {
-        Response(
-            status: code.httpStatus, headers: headers,
-            body: .init(byteBuffer: ByteBuffer(data: body(requestId: requestId))))
+    /// The one place an error becomes a response: sealed for `request` when
+    /// the error came after authentication (protocol v1 section 5), plain
+    /// JSON otherwise. Should sealing itself fail, the answer is a plain `500`.
+    func response(requestId: String, sealedFor request: AuthenticatedRequest? = nil) -> Response {
+        var body = body(requestId: requestId)
+        if let request {
+            do {
+                body = try request.seal(body, status: Int(code.httpStatus.code))
+            } catch {
+                return error.response(requestId: requestId)
+            }
+        }
+        return Response(status: code.httpStatus, headers: headers, body: .init(byteBuffer: ByteBuffer(data: body)))
     }
 
-    /// Any error reaching the edge of the server, as a `KMSError`: anything
-    /// that is not one already is a bug and becomes `internal_error`.
-    static func from(_ error: any Error) -> KMSError {
-        if let error = error as? KMSError { return error }
-        return .internal("unexpected \(type(of: error))")
+    /// Any error reaching the edge of the server, as a `KMSError` and the
+    /// request to seal its answer for: anything that is neither a `KMSError`
+    /// nor a `SealedFailure` is a bug and becomes `internal_error`.
+    static func from(_ error: any Error) -> (KMSError, AuthenticatedRequest?) {
+        if let failure = error as? SealedFailure { return (failure.error, failure.request) }
+        if let error = error as? KMSError { return (error, nil) }
+        return (.internal("unexpected \(type(of: error))"), nil)
     }
 }

@@ -1,73 +1,102 @@
 import HTTPTypes
+import Hummingbird
 import KMSProtocol
 
-/// The documentation of one route: one place for what the OpenAPI document
-/// and `/docs` say, next to where the route is registered.
+/// How a route is protected, which decides its documentation and the
+/// channel errors it can answer.
+enum RouteProtection: Sendable {
+    /// Plain JSON both ways (health, metrics, documents, session init).
+    case plain
+    /// A plain request carrying `X-Client-Token` whose `200` is sealed (the key exchange).
+    case keyExchange
+    /// Behind the sealed channel both ways.
+    case sealed
+}
+
+/// The documentation of one route: what the OpenAPI document and `/docs` say.
 struct RouteDoc: Sendable {
     let tag: String
     let summary: String
     let description: String
-    /// The (inner, when sealed) request body type; nil for bodyless routes.
-    let request: (any Documented.Type)?
-    /// The (inner, when sealed) `200` body type; nil for non-JSON answers.
-    let response: (any Documented.Type)?
     /// Codes this route can answer beyond those every route of its kind can.
     let errors: [ErrorCode]
     /// Query parameters (name, description).
     var query: [(String, String)] = []
+    /// The (inner, when sealed) request body type; nil for bodyless routes.
+    var request: (any Documented.Type)?
+    /// The (inner, when sealed) `200` body type; nil for non-JSON answers.
+    var response: (any Documented.Type)?
     /// The `200` content type when `response` is nil (not JSON of a documented type).
     var rawContentType = "application/json"
 }
 
-/// Every route the server answers, in one list: it registers the routes,
-/// decides 404 against 405 before any route runs, names routes in metrics,
-/// and is what the OpenAPI document is checked against.
+/// Every route the server answers, each declared once with its handler: the
+/// table dispatches requests (one match per request, which also decides
+/// 404 against 405 before anything runs), names routes in metrics, and is
+/// what the OpenAPI document and `/docs` are generated from.
 public struct RouteTable: Sendable {
+    typealias Handler = @Sendable (Request, KMSRequestContext) async throws -> Response
+
     public struct Route: Sendable {
         public let method: HTTPRequest.Method
         /// Path pattern with `{name}` parameters, as in OpenAPI.
         public let path: String
-        /// Whether the route is behind the sealed channel.
-        public let sealed: Bool
+        let protection: RouteProtection
         /// What the documentation says about it.
         let doc: RouteDoc
+        let handler: Handler
+
+        /// Whether the route is behind the sealed channel.
+        public var sealed: Bool { protection == .sealed }
     }
 
     public private(set) var routes: [Route] = []
     /// Literal paths to their routes: the common case, one dictionary lookup.
     private var literal: [String: [Route]] = [:]
 
-    public init() {}
+    init() {}
 
-    mutating func add(_ method: HTTPRequest.Method, _ path: String, sealed: Bool, doc: RouteDoc) {
-        let route = Route(method: method, path: path, sealed: sealed, doc: doc)
+    /// Declares a route. Declaring one method and path twice is a programming
+    /// error caught by the tests (`RouteDeclarationTests`), not at run time.
+    mutating func add(
+        _ method: HTTPRequest.Method, _ path: String, _ protection: RouteProtection, doc: RouteDoc,
+        handler: @escaping Handler
+    ) {
+        let route = Route(method: method, path: path, protection: protection, doc: doc, handler: handler)
         routes.append(route)
         if !path.contains("{") { literal[path, default: []].append(route) }
     }
 
     public enum Match {
-        case found(Route)
+        /// The route, with its path parameters (raw, as sent: not percent-decoded).
+        case found(Route, parameters: [(name: Substring, value: Substring)])
         case wrongMethod(allowed: [HTTPRequest.Method])
         case none
     }
 
     /// Matches a request path (without query) against the table.
     public func match(method: HTTPRequest.Method, path: String) -> Match {
-        // A literal path always wins over a pattern (as in Hummingbird's trie).
+        // A literal path always wins over a pattern.
         if let candidates = literal[path] {
-            if let route = candidates.first(where: { $0.method == method }) { return .found(route) }
+            if let route = candidates.first(where: { $0.method == method }) { return .found(route, parameters: []) }
             return .wrongMethod(allowed: candidates.map(\.method))
         }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
         let matching = routes.filter { Self.matches(pattern: $0.path, segments: segments) }
-        // As in Hummingbird's trie, a literal segment wins over a parameter:
-        // only the most literal pattern that matches answers this path.
+        // A literal segment wins over a parameter: only the most literal
+        // pattern that matches answers this path.
         guard let best = matching.max(by: { Self.literals($0.path) < Self.literals($1.path) }) else {
             return .none
         }
         let candidates = matching.filter { $0.path == best.path }
-        if let route = candidates.first(where: { $0.method == method }) { return .found(route) }
-        return .wrongMethod(allowed: candidates.map(\.method))
+        guard let route = candidates.first(where: { $0.method == method }) else {
+            return .wrongMethod(allowed: candidates.map(\.method))
+        }
+        let parts = route.path.split(separator: "/", omittingEmptySubsequences: false)
+        let parameters = zip(parts, segments).filter { $0.0.hasPrefix("{") }.map {
+            (name: $0.0.dropFirst().dropLast(), value: $0.1)
+        }
+        return .found(route, parameters: parameters)
     }
 
     private static func literals(_ pattern: String) -> Int {

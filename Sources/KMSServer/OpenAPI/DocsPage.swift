@@ -18,12 +18,12 @@ struct DocsPage {
             <header><h1>Personal KMS — API</h1>
             <p>Every route answers only clients on the allowlist. Routes marked <span class="badge sealed">sealed</span>
             carry an AES-256-GCM envelope under a per-session key; the tables show their <em>inner</em> JSON.
-            Machine-readable: <a href="/openapi.json">/openapi.json</a>.</p></header>
+            Machine-readable: <a href="\(WirePath.openAPI)">\(WirePath.openAPI)</a>.</p></header>
             <section id="protocol"><h2>The session protocol in short</h2><ol>
-            <li><code>GET /session/init</code> gives a session id and the server's RSA-4096 key. Compare its
+            <li><code>GET \(WirePath.sessionInit)</code> gives a session id and the server's RSA-4096 key. Compare its
             <code>fingerprint</code> with the one <code>kms server-key</code> prints on the server, then pin it.</li>
             <li>Draw 32 random bytes (the session key), wrap them with RSA-OAEP-256 and send them to
-            <code>POST /session/key-exchange</code> with your token in <code>X-Client-Token</code>. Open the sealed
+            <code>POST \(WirePath.keyExchange)</code> with your token in <code>X-Client-Token</code>. Open the sealed
             answer (seq 0) to confirm.</li>
             <li>For each protected call, seal the inner JSON: AES-256-GCM, random 12-byte IV, AAD
             <code>kms-v1/request\\nMETHOD\\nTARGET\\nsessionId\\nseq</code> with a fresh seq (1, 2, 3…). POST sends the

@@ -79,13 +79,13 @@ struct OpenAPIDocument {
                             (
                                 "ClientToken",
                                 header(
-                                    "X-Client-Token", pattern: "^[A-Za-z0-9._~-]{32,256}$",
+                                    EnvelopePlacement.tokenHeader, pattern: "^[A-Za-z0-9._~-]{32,256}$",
                                     "names the session; only its SHA-256 is kept")
                             ),
                             (
                                 "Envelope",
                                 header(
-                                    "X-KMS-Envelope", pattern: "^[A-Za-z0-9+/]*={0,2}$",
+                                    EnvelopePlacement.envelopeHeader, pattern: "^[A-Za-z0-9+/]*={0,2}$",
                                     "GET and DELETE: the b64 of the envelope JSON, sealing the empty string")
                             ),
                         ])
@@ -118,7 +118,7 @@ struct OpenAPIDocument {
             ("operationId", .string(operationId(route))),
         ]
         var parameters: [JSONValue] = []
-        if route.sealed || route.path == "/session/key-exchange" {
+        if route.protection != .plain {
             parameters.append(.object([("$ref", .string("#/components/parameters/ClientToken"))]))
         }
         if route.sealed, route.method != .post {
@@ -191,7 +191,7 @@ struct OpenAPIDocument {
         var list: [(String, JSONValue)] = []
         let okSchema: JSONValue
         let okDescription: String
-        if route.sealed || route.path == "/session/key-exchange" {
+        if route.protection != .plain {
             okSchema = reference(EnvelopeSchema.name)
             okDescription = "sealed; inner JSON: \(route.doc.response?.schemaName ?? "none")"
         } else if let response = route.doc.response {

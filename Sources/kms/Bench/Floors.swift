@@ -14,7 +14,7 @@ enum Floors {
         }
         let key = SymmetricKey(size: .bits256)
         let payload = Data(repeating: 0x61, count: payloadBytes)
-        let aad = EnvelopeAAD.request(method: "POST", target: "/crypto/encrypt", sessionId: "bench", seq: 1)
+        let aad = EnvelopeAAD.request(method: "POST", target: WirePath.encrypt, sessionId: "bench", seq: 1)
         let envelope = try EnvelopeCipher.seal(payload, key: key, aad: aad, seq: 1)
         let seal = try measureSerial(seconds: seconds) {
             _ = try EnvelopeCipher.seal(payload, key: key, aad: aad, seq: 1)

@@ -25,7 +25,7 @@ struct LoadRunner {
             return [
                 {
                     let response = try await transport.send(
-                        TransportRequest(method: "GET", target: "/healthz", headers: [], body: nil))
+                        TransportRequest(method: "GET", target: WirePath.healthz, headers: [], body: nil))
                     guard response.status == 200 else { throw BenchError("healthz answered \(response.status)") }
                 }
             ]

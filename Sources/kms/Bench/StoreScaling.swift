@@ -116,7 +116,7 @@ enum StoreScaling {
         let transport = HTTPTransport(baseURL: "http://127.0.0.1:\(port)")
         while clock.now - start < .seconds(60) {
             if let response = try? await transport.send(
-                TransportRequest(method: "GET", target: "/healthz", headers: [], body: nil)),
+                TransportRequest(method: "GET", target: WirePath.healthz, headers: [], body: nil)),
                 response.status == 200
             {
                 let elapsed = clock.now - start

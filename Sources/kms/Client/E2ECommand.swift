@@ -35,7 +35,8 @@ struct E2ECommand: AsyncParsableCommand {
         print("kms e2e against \(kms.configuration.baseURL)")
 
         try await report.step("health") {
-            guard try await kms.health() else { throw CLIFailure(message: "/healthz did not answer 200") }; return "ok"
+            guard try await kms.health() else { throw CLIFailure(message: "\(WirePath.healthz) did not answer 200") }
+            return "ok"
         }
         try await report.step("session init + key exchange") {
             let info = try await kms.connect()

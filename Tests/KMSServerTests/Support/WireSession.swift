@@ -23,8 +23,8 @@ final class WireSession {
 
     static func randomToken() -> String { "tok_" + UUID().uuidString + UUID().uuidString }
 
-    static let tokenHeader = HTTPField.Name("X-Client-Token") ?? .accept
-    static let envelopeHeader = HTTPField.Name("X-KMS-Envelope") ?? .accept
+    static let tokenHeader = HTTPField.Name(EnvelopePlacement.tokenHeader) ?? .accept
+    static let envelopeHeader = HTTPField.Name(EnvelopePlacement.envelopeHeader) ?? .accept
 
     /// init + key exchange, checking the seq-0 confirmation.
     @discardableResult
@@ -101,13 +101,15 @@ final class WireSession {
     ) async throws -> TestResponse {
         var headers: HTTPFields = [:]
         headers[Self.tokenHeader] = token ?? self.token
-        if method == .post {
+        switch EnvelopePlacement(method: method.rawValue) {
+        case .body:
             headers[.contentType] = "application/json"
             return try await client.execute(
                 uri: target, method: method, headers: headers, body: ByteBuffer(data: envelopeJSON))
+        case .header:
+            headers[Self.envelopeHeader] = Base64.encode(envelopeJSON)
+            return try await client.execute(uri: target, method: method, headers: headers)
         }
-        headers[Self.envelopeHeader] = envelopeJSON.base64EncodedString()
-        return try await client.execute(uri: target, method: method, headers: headers)
     }
 }
 
