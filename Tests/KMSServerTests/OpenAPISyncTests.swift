@@ -58,6 +58,20 @@ import Testing
         }
     }
 
+    /// A route declared sealed is behind the channel: without a token it
+    /// answers a plain `401 invalid_token` and its handler never runs.
+    @Test func everySealedRouteRefusesARequestWithoutToken() async throws {
+        let sealed = try table().routes.filter(\.sealed)
+        #expect(sealed.count >= 10)
+        try await TestServer().run { client in
+            for route in sealed {
+                let uri = route.path.replacingOccurrences(of: "{keyId}", with: "photos")
+                let response = try await client.execute(uri: uri, method: route.method)
+                #expect(response.status == .unauthorized && response.errorCode == "invalid_token", "\(route.path)")
+            }
+        }
+    }
+
     /// Every stored property of every wire type is in its schema, and back.
     @Test func schemasNameEveryFieldOfTheirType() {
         for type in OpenAPIDocument.types {

@@ -8,16 +8,32 @@ public import KMSProtocol
 /// From here on every answer to the request, success or error, is sealed
 /// under the session key and echoes the seq (section 5): this value is what
 /// can seal it, so no caller ever rebuilds one to answer an error.
-public struct AuthenticatedRequest: Sendable {
+public struct AuthenticatedRequest: Sendable, CustomStringConvertible {
     public let sessionId: String
     /// The token the request presented (rotation moves the session from it).
     public let tokenHash: TokenHash
-    let key: SymmetricKey
+    /// Reachable only through `seal`.
+    private let key: SymmetricKey
     public let seq: UInt64
     /// Where the envelope travelled; a header-carried one seals the empty string.
     public let placement: EnvelopePlacement
     /// The inner request bytes (empty for GET and DELETE).
     public let plaintext: Data
+
+    init(
+        sessionId: String, tokenHash: TokenHash, key: SymmetricKey, seq: UInt64, placement: EnvelopePlacement,
+        plaintext: Data
+    ) {
+        self.sessionId = sessionId
+        self.tokenHash = tokenHash
+        self.key = key
+        self.seq = seq
+        self.placement = placement
+        self.plaintext = plaintext
+    }
+
+    /// Never the key or the inner request: they may be secrets.
+    public var description: String { "AuthenticatedRequest(seq: \(seq), redacted)" }
 
     /// Seals an answer to this request, binding its HTTP status.
     public func seal(_ body: Data, status: Int) throws(KMSError) -> Data {
@@ -31,7 +47,7 @@ public struct AuthenticatedRequest: Sendable {
 
 /// An authenticated request whose seq was admitted (section 4, step 6): what
 /// a controller may see.
-public struct OpenedRequest: Sendable {
+public struct OpenedRequest: Sendable, CustomStringConvertible {
     public let request: AuthenticatedRequest
     /// The session's expiry after this request slid it.
     public let expiresAt: Date
@@ -40,6 +56,8 @@ public struct OpenedRequest: Sendable {
     public var tokenHash: TokenHash { request.tokenHash }
     public var seq: UInt64 { request.seq }
     public var plaintext: Data { request.plaintext }
+
+    public var description: String { "OpenedRequest(seq: \(seq), redacted)" }
 }
 
 /// A protected request's envelope as it arrived, where its placement says.

@@ -21,8 +21,8 @@ struct SessionController: Sendable {
             let response = try await sessions.startSession(clientAddress: context.clientAddress?.description ?? "")
             return try JSONResponse.ok(response)
         }
-        routes.plain(
-            .post, WirePath.keyExchange, .keyExchange,
+        routes.keyExchange(
+            .post, WirePath.keyExchange,
             doc: RouteDoc(
                 tag: "session", summary: "Exchange the session key",
                 description:

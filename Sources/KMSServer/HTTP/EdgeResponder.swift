@@ -41,7 +41,7 @@ struct EdgeResponder: HTTPResponder {
             audit.refused(address: address?.description ?? "unknown", at: Date())
             response = KMSError(
                 .addressNotAllowed, "this client address is not on the server's allowlist (KMS_WHITELIST)"
-            ).response(requestId: context.requestId)
+            ).response(requestId: context.requestId, logger: logger)
         case .allowed(let address):
             context.clientAddress = address
             do {
@@ -54,12 +54,7 @@ struct EdgeResponder: HTTPResponder {
                 response = try await route.handler(request, context)
             } catch {
                 let (failure, sealing) = KMSError.from(error)
-                if failure.needsOperatorAttention {
-                    logger.error(
-                        "request failed",
-                        metadata: ["requestId": "\(context.requestId)", "detail": "\(failure.detail ?? "")"])
-                }
-                response = failure.response(requestId: context.requestId, sealedFor: sealing)
+                response = failure.response(requestId: context.requestId, sealedFor: sealing, logger: logger)
             }
         }
         securityHeaders.apply(to: &response.headers)

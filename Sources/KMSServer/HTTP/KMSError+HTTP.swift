@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import KMSCore
 import KMSProtocol
+import Logging
 
 /// The one mapping of error codes to HTTP statuses (protocol v1 section 9).
 extension ErrorCode {
@@ -39,14 +40,18 @@ extension KMSError {
 
     /// The one place an error becomes a response: sealed for `request` when
     /// the error came after authentication (protocol v1 section 5), plain
-    /// JSON otherwise. Should sealing itself fail, the answer is a plain `500`.
-    func response(requestId: String, sealedFor request: AuthenticatedRequest? = nil) -> Response {
+    /// JSON otherwise. Should sealing itself fail, that is logged and the
+    /// answer is a plain `500`.
+    func response(requestId: String, sealedFor request: AuthenticatedRequest? = nil, logger: Logger) -> Response {
+        if needsOperatorAttention {
+            logger.error("request failed", metadata: ["requestId": "\(requestId)", "detail": "\(detail ?? "")"])
+        }
         var body = body(requestId: requestId)
         if let request {
             do {
                 body = try request.seal(body, status: Int(code.httpStatus.code))
             } catch {
-                return error.response(requestId: requestId)
+                return error.response(requestId: requestId, logger: logger)
             }
         }
         return Response(status: code.httpStatus, headers: headers, body: .init(byteBuffer: ByteBuffer(data: body)))

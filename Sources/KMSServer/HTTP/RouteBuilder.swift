@@ -14,10 +14,18 @@ struct RouteBuilder {
 
     /// A route outside the sealed channel; `doc` names its body types itself.
     mutating func plain(
-        _ method: HTTPRequest.Method, _ path: String, _ protection: RouteProtection = .plain, doc: RouteDoc,
-        handler: @escaping RouteTable.Handler
+        _ method: HTTPRequest.Method, _ path: String, doc: RouteDoc, handler: @escaping RouteTable.Handler
     ) {
-        table.add(method, path, protection, doc: doc, handler: handler)
+        table.add(method, path, .plain, doc: doc, handler: handler)
+    }
+
+    /// The key exchange: a plain request carrying `X-Client-Token` whose
+    /// `200` the handler itself seals (seq 0). Only `sealed(…)` can declare a
+    /// route behind the sealed channel.
+    mutating func keyExchange(
+        _ method: HTTPRequest.Method, _ path: String, doc: RouteDoc, handler: @escaping RouteTable.Handler
+    ) {
+        table.add(method, path, .keyExchange, doc: doc, handler: handler)
     }
 
     /// A sealed route: the handler sees the validated inner request and the

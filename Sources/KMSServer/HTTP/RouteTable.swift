@@ -56,8 +56,8 @@ public struct RouteTable: Sendable {
 
     init() {}
 
-    /// Declares a route. Declaring one method and path twice is a programming
-    /// error caught by the tests (`RouteDeclarationTests`), not at run time.
+    /// Declares a route (through `RouteBuilder`). Declaring one method and
+    /// path twice is a programming error caught by `OpenAPISyncTests`.
     mutating func add(
         _ method: HTTPRequest.Method, _ path: String, _ protection: RouteProtection, doc: RouteDoc,
         handler: @escaping Handler

@@ -69,7 +69,9 @@ struct SealedChannel: Sendable {
 }
 
 /// An error after authentication: answered sealed for `request` by the edge.
-struct SealedFailure: Error {
+struct SealedFailure: Error, CustomStringConvertible {
     let error: KMSError
     let request: AuthenticatedRequest
+
+    var description: String { "SealedFailure(\(error.code.rawValue))" }
 }

@@ -121,7 +121,7 @@ struct OpenAPIDocument {
         if route.protection != .plain {
             parameters.append(.object([("$ref", .string("#/components/parameters/ClientToken"))]))
         }
-        if route.sealed, route.method != .post {
+        if route.sealed, EnvelopePlacement(method: route.method.rawValue) == .header {
             parameters.append(.object([("$ref", .string("#/components/parameters/Envelope"))]))
         }
         for segment in route.path.split(separator: "/") where segment.hasPrefix("{") {
