@@ -28,7 +28,9 @@ import Testing
                         let key = try SessionKeyUnwrapper.unwrap(wrappedKey: wrapped, with: identity)
                         #expect(key.withUnsafeBytes { Data($0) } == message)
                     } else {
-                        expectTheOneUnwrapError { _ = try SessionKeyUnwrapper.unwrap(wrappedKey: wrapped, with: identity) }
+                        expectTheOneUnwrapError {
+                            _ = try SessionKeyUnwrapper.unwrap(wrappedKey: wrapped, with: identity)
+                        }
                     }
                     checked.valid += 1
                 } else {
