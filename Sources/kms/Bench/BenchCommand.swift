@@ -15,8 +15,13 @@ struct BenchCommand: AsyncParsableCommand {
               swift build -c release && .build/release/kms bench --floors
             """)
 
-    @Option(help: "One of healthz, key-exchange, encrypt, decrypt, datakey, generate, rotate-token (repeatable).")
+    @Option(
+        help:
+            "One of healthz, key-exchange, encrypt, decrypt, datakey, generate, rotate-token, encrypt-file, decrypt-file (repeatable)."
+    )
     var op: [String] = []
+    @Option(name: .customLong("file-bytes"), help: "File size for encrypt-file/decrypt-file (default 1 GiB).")
+    var fileBytes = 1 << 30
     @Option(help: "Client sessions sharing the load.") var sessions = 4
     @Option(help: "Requests in flight at once.") var concurrency = 32
     @Option(help: "Seconds per operation.") var duration = 5.0
@@ -38,6 +43,7 @@ struct BenchCommand: AsyncParsableCommand {
         var floors: [Floor] = []
         var results: [LoadResult] = []
         var storeScaling: StoreScaling.Report?
+        var files: FileBench.Report?
     }
 
     func run() async throws {
@@ -51,6 +57,14 @@ struct BenchCommand: AsyncParsableCommand {
                 binary: binary, log: say)
         }
         var ops = op
+        if ops.contains("encrypt-file") || ops.contains("decrypt-file") {
+            report.files = try await FileBench.run(bytes: fileBytes, log: say)
+            ops.removeAll { $0 == "encrypt-file" || $0 == "decrypt-file" }
+            if ops.isEmpty, !floors {
+                if json { try printJSON(report) }
+                return
+            }
+        }
         if ops.isEmpty, floors {
             ops = ["healthz", "key-exchange", "encrypt", "decrypt", "datakey", "generate", "rotate-token"]
         }

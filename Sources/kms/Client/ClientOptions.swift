@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KMSClient
+import KMSProtocol
 
 /// How the CLI reaches the server: flags, or the environment the seed's
 /// client used (`BASE_URL`, `TOKEN`, `KMS_SERVER_FINGERPRINT`).
@@ -46,6 +47,15 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
     } catch let error as KMSClientError {
         try? await client.close()
         throw CLIFailure(message: error.description)
+    } catch let error as FileFormatError {
+        try? await client.close()
+        throw CLIFailure(message: error.description)
+    } catch let error as CLIFailure {
+        try? await client.close()
+        throw error
+    } catch let error as CocoaError {
+        try? await client.close()
+        throw CLIFailure(message: "\(error.localizedDescription)")
     } catch {
         try? await client.close()
         throw CLIFailure(message: "cannot reach the server at \(client.configuration.baseURL): \(error)")

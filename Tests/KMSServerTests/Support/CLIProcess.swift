@@ -24,7 +24,26 @@ enum CLIProcess {
         let stderr: String
     }
 
+    /// Runs and returns standard output as bytes; a non-zero exit throws with standard error.
+    @discardableResult
+    static func runData(_ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil) throws -> Data {
+        let (status, stdout, stderr) = try execute(arguments, environment: environment, stdin: stdin)
+        guard status == 0 else {
+            throw CLIFailure("kms \(arguments.joined(separator: " ")): \(String(decoding: stderr, as: UTF8.self))")
+        }
+        return stdout
+    }
+
     static func run(_ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil) throws -> Output {
+        let (status, stdout, stderr) = try execute(arguments, environment: environment, stdin: stdin)
+        return Output(
+            status: status, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    private static func execute(
+        _ arguments: [String], environment: [String: String], stdin: Data?
+    ) throws -> (Int32, Data, Data) {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -41,9 +60,7 @@ enum CLIProcess {
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return Output(
-            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self))
+        return (process.terminationStatus, stdout, stderr)
     }
 }
 

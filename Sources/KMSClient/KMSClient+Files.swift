@@ -1,0 +1,186 @@
+import Crypto
+public import Foundation
+public import KMSProtocol
+
+/// Whole-file encryption with data keys (file-format-v1): the plaintext never
+/// leaves this machine; the server only wraps and unwraps each file's data
+/// key, bound to the file's context.
+extension KMSClient {
+    /// What an encryption used.
+    public struct FileKeyUse: Sendable {
+        public let keyId: String
+        public let version: Int
+    }
+
+    /// Chunks sealed or opened at once by default: one per core.
+    public static var defaultFileThreads: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+
+    /// Encrypts everything `read` gives to `write` under a fresh data key of
+    /// `key`, bound to `context`. `salt` is drawn from the CSPRNG unless a
+    /// test vector fixes it.
+    public func encryptStream(
+        key: String, context: [String: String] = [:], threads: Int = KMSClient.defaultFileThreads,
+        salt: Data? = nil, read: FileStream.Read, write: FileStream.Write, progress: ((UInt64) -> Void)? = nil
+    ) async throws -> FileKeyUse {
+        // The header needs the wrapped key, the wrap needs the context's AAD: build the AAD first.
+        let probe = try FileHeader(salt: Data(count: FileFormat.saltSize), wrappedKey: "x", context: context)
+        let made = try await dataKey(key: key, bytes: 32, aad: probe.kmsAAD)
+        let dataKey = SymmetricKey(data: made.plaintext)
+        let header = try FileHeader(
+            salt: salt ?? Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }),
+            wrappedKey: made.ciphertext, context: context)
+        let keys = try FileKeys(dataKey: dataKey, header: header)
+        try await FileStream.encrypt(
+            header: header, keys: keys, threads: threads, read: read, write: write, progress: progress)
+        return FileKeyUse(keyId: made.keyId, version: made.version)
+    }
+
+    /// Decrypts a whole file from `read` to `write`: the header, the data key
+    /// unwrapped by the server under the file's context, the commitment, then
+    /// every chunk, each released once its tag verified. Returns the header.
+    @discardableResult
+    public func decryptStream(
+        threads: Int = KMSClient.defaultFileThreads, read: FileStream.Read, write: FileStream.Write,
+        progress: ((UInt64) -> Void)? = nil
+    ) async throws -> FileHeader {
+        let (header, _, commitment) = try await FileStream.readHeader(read: read)
+        let keys = try await fileKeys(header, commitment: commitment)
+        try await FileStream.decrypt(keys: keys, threads: threads, read: read, write: write, progress: progress)
+        return header
+    }
+
+    /// Steps 3 of section 4: unwrap at the server, derive, check the commitment.
+    func fileKeys(_ header: FileHeader, commitment: Data) async throws -> FileKeys {
+        let unwrapped = try await decrypt(ciphertext: header.wrappedKey, aad: header.kmsAAD)
+        let keys = try FileKeys(dataKey: SymmetricKey(data: unwrapped.plaintext), header: header)
+        try keys.verify(storedCommitment: commitment)
+        return keys
+    }
+
+    /// Encrypts the file at `input` to `output` (written only when complete).
+    public func encryptFile(
+        at input: URL, to output: URL, key: String, context: [String: String] = [:],
+        threads: Int = KMSClient.defaultFileThreads, progress: ((UInt64) -> Void)? = nil
+    ) async throws -> FileKeyUse {
+        let source = try FileHandle(forReadingFrom: input)
+        defer { try? source.close() }
+        return try await AtomicOutputFile.writing(output) { sink in
+            try await encryptStream(
+                key: key, context: context, threads: threads, read: { try FileIO.readExactly(source, $0) },
+                write: { try sink.write($0) }, progress: progress)
+        }
+    }
+
+    /// Decrypts the file at `input` to `output` (written only when it all
+    /// verified), or only the plaintext bytes `range` (inclusive, END clamped).
+    @discardableResult
+    public func decryptFile(
+        at input: URL, to output: URL, range: ClosedRange<UInt64>? = nil,
+        threads: Int = KMSClient.defaultFileThreads, progress: ((UInt64) -> Void)? = nil
+    ) async throws -> FileHeader {
+        let source = try FileHandle(forReadingFrom: input)
+        defer { try? source.close() }
+        return try await AtomicOutputFile.writing(output) { sink in
+            if let range {
+                return try await decryptRange(
+                    source, start: range.lowerBound, end: range.upperBound, write: { try sink.write($0) })
+            }
+            return try await decryptStream(
+                threads: threads, read: { try FileIO.readExactly(source, $0) }, write: { try sink.write($0) },
+                progress: progress)
+        }
+    }
+
+    /// Random access on a seekable file (section 5): plaintext bytes
+    /// `start...end` (END clamped), written in order.
+    @discardableResult
+    public func decryptRange(
+        _ source: FileHandle, start: UInt64, end: UInt64, write: FileStream.Write
+    ) async throws -> FileHeader {
+        try source.seek(toOffset: 0)
+        let (header, length, commitment) = try await FileStream.readHeader(read: { try FileIO.readExactly(source, $0) })
+        let keys = try await fileKeys(header, commitment: commitment)
+        let size = try source.seekToEnd()
+        let layout = try FileLayout(headerLength: length, fileSize: size)
+        try await FileStream.decryptRange(
+            keys: keys, layout: layout, start: start, end: end,
+            readAt: { offset, count in
+                try source.seek(toOffset: offset)
+                return try FileIO.readExactly(source, count)
+            }, write: write)
+        return header
+    }
+
+    /// After a key rotation, before the old version's grace period ends:
+    /// the server rewraps the data key under the active version (same
+    /// context); the header gets the new wrapped key and the commitment and
+    /// chunks are copied unchanged. Nothing is decrypted here.
+    public func rewrapStream(read: FileStream.Read, write: FileStream.Write) async throws -> FileKeyUse {
+        let (header, _, commitment) = try await FileStream.readHeader(read: read)
+        let rewrapped = try await rewrap(ciphertext: header.wrappedKey, aad: header.kmsAAD)
+        var prologue = try header.replacingWrappedKey(rewrapped.ciphertext).encoded
+        prologue.append(commitment)
+        try await write(prologue)
+        while true {
+            let block = try await read(1 << 20)
+            if block.isEmpty { break }
+            try await write(block)
+        }
+        return FileKeyUse(keyId: rewrapped.keyId, version: rewrapped.version)
+    }
+
+    /// `rewrapStream` from the file at `input` to `output`.
+    public func rewrapFile(at input: URL, to output: URL) async throws -> FileKeyUse {
+        let source = try FileHandle(forReadingFrom: input)
+        defer { try? source.close() }
+        return try await AtomicOutputFile.writing(output) { sink in
+            try await rewrapStream(read: { try FileIO.readExactly(source, $0) }, write: { try sink.write($0) })
+        }
+    }
+
+    /// Encrypts an async sequence of byte blocks (data that is not a file).
+    public func encrypt<Input: AsyncSequence>(
+        _ input: Input, key: String, context: [String: String] = [:],
+        threads: Int = KMSClient.defaultFileThreads, write: FileStream.Write
+    ) async throws -> FileKeyUse where Input.Element == Data {
+        var reader = AsyncBlockReader(input.makeAsyncIterator())
+        return try await encryptStream(
+            key: key, context: context, threads: threads, read: { try await reader.read($0) }, write: write)
+    }
+
+    /// Decrypts an async sequence of byte blocks holding a whole file.
+    @discardableResult
+    public func decrypt<Input: AsyncSequence>(
+        _ input: Input, threads: Int = KMSClient.defaultFileThreads, write: FileStream.Write
+    ) async throws -> FileHeader where Input.Element == Data {
+        var reader = AsyncBlockReader(input.makeAsyncIterator())
+        return try await decryptStream(threads: threads, read: { try await reader.read($0) }, write: write)
+    }
+}
+
+/// Exact-count reads over an async sequence of blocks of any size.
+struct AsyncBlockReader<Iterator: AsyncIteratorProtocol> where Iterator.Element == Data {
+    var iterator: Iterator
+    var buffer = Data()
+    /// Bytes of `buffer` already returned (dropped in bulk, not per read).
+    var consumed = 0
+    var finished = false
+
+    init(_ iterator: Iterator) {
+        self.iterator = iterator
+    }
+
+    mutating func read(_ count: Int) async throws -> Data {
+        while buffer.count - consumed < count, !finished {
+            if let block = try await iterator.next() { buffer.append(block) } else { finished = true }
+        }
+        let end = min(buffer.count, consumed + count)
+        let taken = buffer.subdata(in: (buffer.startIndex + consumed)..<(buffer.startIndex + end))
+        consumed = end
+        if consumed == buffer.count || (consumed >= 1 << 20 && consumed * 2 >= buffer.count) {
+            buffer = Data(buffer.dropFirst(consumed))
+            consumed = 0
+        }
+        return taken
+    }
+}

@@ -1,0 +1,34 @@
+/// Why a file cannot be read or written (file-format-v1 sections 3 to 5 and
+/// the CLI rules): one stable code each, named on the CLI's standard error.
+public struct FileFormatError: Error, Equatable, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable, CaseIterable {
+        case badMagic = "bad_magic"
+        case truncated
+        case unsupportedVersion = "unsupported_version"
+        case headerMalformed = "header_malformed"
+        case commitmentMismatch = "commitment_mismatch"
+        case chunkAuthFailed = "chunk_auth_failed"
+        case trailingData = "trailing_data"
+        case emptyFinalChunk = "empty_final_chunk"
+        /// A writer would exceed 2^32 − 1 chunks.
+        case tooLarge = "too_large"
+        /// A range starts at or past the plaintext's end.
+        case rangeNotSatisfiable = "range_not_satisfiable"
+        /// A range is not `START-END` with START ≤ END.
+        case rangeInvalid = "range_invalid"
+    }
+
+    public let code: Code
+    /// For people; never holds key material or plaintext.
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+
+    /// Two failures are the same when their codes are.
+    public static func == (lhs: FileFormatError, rhs: FileFormatError) -> Bool { lhs.code == rhs.code }
+}

@@ -1,0 +1,175 @@
+public import Foundation
+
+/// The header of a kms file v1 (section 1), parsed with every rule checked,
+/// and the byte strings derived from it (`ctx`, B, the KMS AAD).
+public struct FileHeader: Sendable, Equatable {
+    /// 32 random bytes, fresh for every file.
+    public let salt: Data
+    /// The KMS ciphertext of the data key (bytes 0x21–0x7E).
+    public let wrappedKey: String
+    /// Context pairs, sorted bytewise by key (as the format stores them).
+    public let context: [ContextEntry]
+
+    public struct ContextEntry: Sendable, Equatable {
+        public let key: String
+        public let value: String
+    }
+
+    /// Builds a header; context keys are sorted bytewise. Throws
+    /// `header_malformed` for an empty key or a header over 8,192 bytes.
+    public init(salt: Data, wrappedKey: String, context: [String: String]) throws(FileFormatError) {
+        let entries = context.map { ContextEntry(key: $0.key, value: $0.value) }
+            .sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+        try self.init(salt: salt, wrappedKey: wrappedKey, entries: entries)
+    }
+
+    private init(salt: Data, wrappedKey: String, entries: [ContextEntry]) throws(FileFormatError) {
+        guard salt.count == FileFormat.saltSize else {
+            throw FileFormatError(.headerMalformed, "the salt must be 32 bytes")
+        }
+        guard !wrappedKey.isEmpty, wrappedKey.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw FileFormatError(.headerMalformed, "the wrapped key must be 1 or more printable ASCII bytes")
+        }
+        guard entries.allSatisfy({ !$0.key.isEmpty }) else {
+            throw FileFormatError(.headerMalformed, "context keys must not be empty")
+        }
+        self.salt = salt
+        self.wrappedKey = wrappedKey
+        self.context = entries
+        guard encoded.count <= FileFormat.maxHeaderLength else {
+            throw FileFormatError(.headerMalformed, "the header would be over 8,192 bytes (context too large)")
+        }
+    }
+
+    /// The same header with another wrapped key (after a rewrap).
+    public func replacingWrappedKey(_ wrappedKey: String) throws(FileFormatError) -> FileHeader {
+        try FileHeader(salt: salt, wrappedKey: wrappedKey, entries: context)
+    }
+
+    /// The context as a dictionary.
+    public var contextDictionary: [String: String] {
+        Dictionary(context.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// `ctx`: N and the pairs.
+    public var contextEncoding: Data {
+        var out = Data()
+        Self.append16(context.count, to: &out)
+        for entry in context {
+            Self.append16(entry.key.utf8.count, to: &out)
+            out.append(contentsOf: entry.key.utf8)
+            Self.append16(entry.value.utf8.count, to: &out)
+            out.append(contentsOf: entry.value.utf8)
+        }
+        return out
+    }
+
+    /// B = magic ‖ version ‖ salt ‖ ctx: what the keys are derived from.
+    public var bound: Data {
+        var out = Data(FileFormat.magic)
+        out.append(FileFormat.version)
+        out.append(salt)
+        out.append(contextEncoding)
+        return out
+    }
+
+    /// `kmsAad` = "kms-file-v1" ‖ 00 ‖ ctx: the `aad` of the data key's wrap and unwrap.
+    public var kmsAAD: Data {
+        var out = Data(FileFormat.label)
+        out.append(0)
+        out.append(contextEncoding)
+        return out
+    }
+
+    /// The header bytes, H included.
+    public var encoded: Data {
+        let ctx = contextEncoding
+        let length = 10 + FileFormat.saltSize + 2 + wrappedKey.utf8.count + ctx.count
+        var out = Data(FileFormat.magic)
+        out.append(FileFormat.version)
+        Self.append16(length, to: &out)
+        out.append(salt)
+        Self.append16(wrappedKey.utf8.count, to: &out)
+        out.append(contentsOf: wrappedKey.utf8)
+        out.append(ctx)
+        return out
+    }
+
+    /// Steps 1 and 2 of section 4 on the first bytes of a file: `bytes` holds
+    /// the file's first H + 32 bytes, or all of it when it is shorter. Returns
+    /// the header, its length H and the stored commitment.
+    public static func parse(_ bytes: Data) throws(FileFormatError) -> (
+        header: FileHeader, length: Int, commitment: Data
+    ) {
+        let b = [UInt8](bytes)
+        guard b.count >= 7, Array(b[0..<7]) == FileFormat.magic else {
+            throw FileFormatError(.badMagic, "not a kms file (no KMSFILE magic)")
+        }
+        guard b.count >= 10 else { throw FileFormatError(.truncated, "the file ends inside its header") }
+        guard b[7] == FileFormat.version else {
+            throw FileFormatError(.unsupportedVersion, "kms file version \(b[7]) is not supported (only 1)")
+        }
+        let length = Int(b[8]) << 8 | Int(b[9])
+        guard (FileFormat.minHeaderLength...FileFormat.maxHeaderLength).contains(length) else {
+            throw FileFormatError(.headerMalformed, "the header length \(length) is outside 47...8192")
+        }
+        guard b.count >= length + FileFormat.commitmentSize else {
+            throw FileFormatError(.truncated, "the file ends inside its header or commitment")
+        }
+        var reader = Reader(bytes: b, position: 10, end: length)
+        let salt = try reader.take(FileFormat.saltSize)
+        let wrappedLength = try reader.u16()
+        guard wrappedLength >= 1 else { throw FileFormatError(.headerMalformed, "the wrapped key is empty") }
+        let wrapped = try reader.take(wrappedLength)
+        guard wrapped.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw FileFormatError(.headerMalformed, "the wrapped key holds a byte outside 0x21-0x7E")
+        }
+        let count = try reader.u16()
+        var entries: [ContextEntry] = []
+        var previous: [UInt8]?
+        for _ in 0..<count {
+            let key = try reader.take(try reader.u16())
+            let value = try reader.take(try reader.u16())
+            guard !key.isEmpty else { throw FileFormatError(.headerMalformed, "a context key is empty") }
+            if let previous, !previous.lexicographicallyPrecedes(key) {
+                throw FileFormatError(.headerMalformed, "context keys are not strictly ascending")
+            }
+            guard let keyText = String(validating: key, as: UTF8.self),
+                let valueText = String(validating: value, as: UTF8.self)
+            else { throw FileFormatError(.headerMalformed, "a context key or value is not UTF-8") }
+            entries.append(ContextEntry(key: keyText, value: valueText))
+            previous = key
+        }
+        guard reader.position == length else {
+            throw FileFormatError(.headerMalformed, "the header's fields do not end at its length")
+        }
+        let header = try FileHeader(
+            salt: Data(salt), wrappedKey: String(decoding: wrapped, as: UTF8.self), entries: entries)
+        return (header, length, Data(b[length..<(length + FileFormat.commitmentSize)]))
+    }
+
+    private static func append16(_ value: Int, to out: inout Data) {
+        out.append(UInt8(truncatingIfNeeded: value >> 8))
+        out.append(UInt8(truncatingIfNeeded: value))
+    }
+
+    /// Reads fields up to the header's end; running past it is malformed.
+    private struct Reader {
+        let bytes: [UInt8]
+        var position: Int
+        let end: Int
+
+        mutating func take(_ count: Int) throws(FileFormatError) -> [UInt8] {
+            guard count <= end - position else {
+                throw FileFormatError(.headerMalformed, "a header field runs past the header's length")
+            }
+            defer { position += count }
+            return Array(bytes[position..<(position + count)])
+        }
+
+        mutating func u16() throws(FileFormatError) -> Int {
+            let two = try take(2)
+            return Int(two[0]) << 8 | Int(two[1])
+        }
+    }
+}

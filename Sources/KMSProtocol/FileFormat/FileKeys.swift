@@ -1,0 +1,105 @@
+public import Crypto
+public import Foundation
+
+/// The keys of one file (section 2), derived from its data key and header:
+/// the payload key, the nonce prefix and the key commitment.
+///
+/// Holds key material: not `Encodable`, and its description says nothing.
+public struct FileKeys: Sendable, CustomStringConvertible {
+    let payloadKey: SymmetricKey
+    let noncePrefix: [UInt8]
+    /// Stored after the header: no file opens under two data keys.
+    public let commitment: Data
+
+    /// Derives the keys. A data key that is not 32 bytes cannot have made a
+    /// file: `commitment_mismatch`, as section 4 step 3 says.
+    public init(dataKey: SymmetricKey, header: FileHeader) throws(FileFormatError) {
+        guard dataKey.bitCount == 256 else {
+            throw FileFormatError(.commitmentMismatch, "the data key is not 32 bytes")
+        }
+        var info = Data(FileFormat.label)
+        info.append(contentsOf: SHA256.hash(data: header.bound))
+        let okm = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: dataKey, salt: header.salt, info: info, outputByteCount: 71)
+        let bytes = okm.withUnsafeBytes { [UInt8]($0) }
+        payloadKey = SymmetricKey(data: bytes[0..<32])
+        noncePrefix = Array(bytes[32..<39])
+        commitment = Data(bytes[39..<71])
+    }
+
+    /// Step 3: the derived commitment against the stored one, in constant time.
+    public func verify(storedCommitment: Data) throws(FileFormatError) {
+        guard storedCommitment.count == commitment.count,
+            zip(storedCommitment, commitment).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0
+        else {
+            throw FileFormatError(
+                .commitmentMismatch, "the data key does not match this file (wrong key, or the header was changed)")
+        }
+    }
+
+    public var description: String { "FileKeys(redacted)" }
+
+    /// `nonce_i = noncePrefix ‖ u32(i) ‖ final`.
+    func nonce(index: UInt64, final: Bool) -> AES.GCM.Nonce? {
+        var bytes = noncePrefix
+        bytes.append(UInt8(truncatingIfNeeded: index >> 24))
+        bytes.append(UInt8(truncatingIfNeeded: index >> 16))
+        bytes.append(UInt8(truncatingIfNeeded: index >> 8))
+        bytes.append(UInt8(truncatingIfNeeded: index))
+        bytes.append(final ? 1 : 0)
+        return try? AES.GCM.Nonce(data: bytes)
+    }
+
+    /// Seals chunk `index` (`ciphertext ‖ tag`). Past 2^32 − 2: `too_large`.
+    public func seal(_ plaintext: some DataProtocol, index: UInt64, final: Bool) throws(FileFormatError) -> Data {
+        guard index < FileFormat.maxChunks, plaintext.count <= FileFormat.chunkSize,
+            let nonce = nonce(index: index, final: final),
+            let box = try? AES.GCM.seal(plaintext, using: payloadKey, nonce: nonce)
+        else {
+            throw FileFormatError(.tooLarge, "a file holds at most 2^32 - 1 chunks of 64 KiB")
+        }
+        // `combined` is nonce ‖ ciphertext ‖ tag: the slice after the nonce, without a copy.
+        guard let combined = box.combined else { throw FileFormatError(.tooLarge, "AES-GCM gave no combined form") }
+        return combined.dropFirst(12)
+    }
+
+    /// Opens one piece (`ciphertext ‖ tag`) as chunk `index`, final or not;
+    /// nil when it does not authenticate that way.
+    func open(_ piece: Data, index: UInt64, final: Bool) -> Data? {
+        guard piece.count >= FileFormat.tagSize, let nonce = nonce(index: index, final: final) else { return nil }
+        let split = piece.index(piece.endIndex, offsetBy: -FileFormat.tagSize)
+        guard let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: piece[..<split], tag: piece[split...]) else {
+            return nil
+        }
+        return try? AES.GCM.open(box, using: payloadKey)
+    }
+
+    /// Step 4 for one piece: opens piece `index` of a file, `isLast` when no
+    /// byte follows it, and names the failure as section 4 prescribes. The
+    /// plaintext is returned only after its tag verified.
+    public func openPiece(_ piece: Data, index: UInt64, isLast: Bool) throws(FileFormatError) -> Data {
+        if isLast, piece.count < FileFormat.tagSize {
+            throw FileFormatError(.truncated, "the file ends inside its last chunk's tag")
+        }
+        guard index < FileFormat.maxChunks else {
+            throw FileFormatError(.trailingData, "data after the largest possible file")
+        }
+        if !isLast {
+            if let plaintext = open(piece, index: index, final: false) { return plaintext }
+            if open(piece, index: index, final: true) != nil {
+                throw FileFormatError(.trailingData, "data follows the final chunk \(index)")
+            }
+            throw FileFormatError(.chunkAuthFailed, "chunk \(index) does not authenticate (changed or reordered)")
+        }
+        if let plaintext = open(piece, index: index, final: true) {
+            if plaintext.isEmpty, index > 0 {
+                throw FileFormatError(.emptyFinalChunk, "an empty final chunk follows full chunks")
+            }
+            return plaintext
+        }
+        if open(piece, index: index, final: false) != nil {
+            throw FileFormatError(.truncated, "the file ends without its final chunk")
+        }
+        throw FileFormatError(.chunkAuthFailed, "chunk \(index) does not authenticate (changed or cut)")
+    }
+}

@@ -1,0 +1,172 @@
+public import Foundation
+
+/// Streams whole files through the format: encryption with one chunk of
+/// look-ahead (a full chunk is final only if the input ends there), and
+/// decryption in section 4's order, each verified chunk released at once.
+///
+/// Chunks are independent, so a batch of them is sealed or opened on up to
+/// `threads` tasks at once; memory stays at a few chunks per thread whatever
+/// the file size. I/O is the caller's: `read(n)` returns n bytes, fewer only
+/// at the end of the input (empty at the end); `write` takes bytes in order.
+public enum FileStream {
+    public typealias Read = (Int) async throws -> Data
+    public typealias Write = (Data) async throws -> Void
+
+    /// Chunks per thread in one batch.
+    static let chunksPerThread = 4
+
+    /// Writes header ‖ commitment ‖ chunks of everything `read` gives;
+    /// returns the plaintext size. Past 2^32 − 1 chunks: `too_large`.
+    @discardableResult
+    public static func encrypt(
+        header: FileHeader, keys: FileKeys, threads: Int = 2, read: Read, write: Write,
+        progress: ((UInt64) -> Void)? = nil
+    ) async throws -> UInt64 {
+        var prologue = header.encoded
+        prologue.append(keys.commitment)
+        try await write(prologue)
+        let batchSize = max(1, threads) * chunksPerThread
+        var index: UInt64 = 0
+        var total: UInt64 = 0
+        var current = try await read(FileFormat.chunkSize)
+        var done = false
+        while !done {
+            var batch: [(plaintext: Data, final: Bool)] = []
+            while batch.count < batchSize {
+                if current.count < FileFormat.chunkSize {
+                    batch.append((current, true))
+                    done = true
+                    break
+                }
+                let next = try await read(FileFormat.chunkSize)
+                if next.isEmpty {
+                    batch.append((current, true))
+                    done = true
+                    break
+                }
+                batch.append((current, false))
+                current = next
+            }
+            let first = index
+            let sealed = await parallelMap(batch, threads: threads) { offset, item throws(FileFormatError) in
+                try keys.seal(item.plaintext, index: first + UInt64(offset), final: item.final)
+            }
+            for (offset, piece) in sealed.enumerated() {
+                try await write(try piece.get())
+                total += UInt64(batch[offset].plaintext.count)
+            }
+            index += UInt64(batch.count)
+            progress?(total)
+        }
+        return total
+    }
+
+    /// Steps 1 and 2: reads the header and the stored commitment.
+    public static func readHeader(read: Read) async throws -> (header: FileHeader, length: Int, commitment: Data) {
+        var prefix = try await read(10)
+        if prefix.count == 10, prefix.starts(with: FileFormat.magic),
+            prefix[prefix.startIndex + 7] == FileFormat.version
+        {
+            let length = Int(prefix[prefix.startIndex + 8]) << 8 | Int(prefix[prefix.startIndex + 9])
+            if (FileFormat.minHeaderLength...FileFormat.maxHeaderLength).contains(length) {
+                prefix.append(try await read(length + FileFormat.commitmentSize - 10))
+            }
+        }
+        return try FileHeader.parse(prefix)
+    }
+
+    /// Step 4 after the header, commitment and key check: opens every piece
+    /// in order, writing each verified chunk's plaintext; returns the size.
+    @discardableResult
+    public static func decrypt(
+        keys: FileKeys, threads: Int = 2, read: Read, write: Write, progress: ((UInt64) -> Void)? = nil
+    ) async throws -> UInt64 {
+        let batchSize = max(1, threads) * chunksPerThread
+        var current = try await read(FileFormat.sealedChunkSize)
+        guard !current.isEmpty else { throw FileFormatError(.truncated, "the file has no chunk") }
+        var index: UInt64 = 0
+        var total: UInt64 = 0
+        var done = false
+        while !done {
+            var batch: [(piece: Data, isLast: Bool)] = []
+            while batch.count < batchSize {
+                let next =
+                    current.count < FileFormat.sealedChunkSize ? Data() : try await read(FileFormat.sealedChunkSize)
+                batch.append((current, next.isEmpty))
+                if next.isEmpty {
+                    done = true
+                    break
+                }
+                current = next
+            }
+            let first = index
+            let opened = await parallelMap(batch, threads: threads) { offset, item throws(FileFormatError) in
+                try keys.openPiece(item.piece, index: first + UInt64(offset), isLast: item.isLast)
+            }
+            for result in opened {
+                let plaintext = try result.get()
+                try await write(plaintext)
+                total += UInt64(plaintext.count)
+            }
+            index += UInt64(batch.count)
+            progress?(total)
+        }
+        return total
+    }
+
+    /// Random access (section 5), after steps 1 to 3: the layout checks, the
+    /// last chunk opened as final (only then is the plaintext size authentic),
+    /// then the chunks holding bytes `start...end` (END clamped), written in
+    /// order. `readAt(offset, count)` reads file bytes. Returns the range given.
+    @discardableResult
+    public static func decryptRange(
+        keys: FileKeys, layout: FileLayout, start: UInt64, end: UInt64,
+        readAt: (UInt64, Int) async throws -> Data, write: Write
+    ) async throws -> ClosedRange<UInt64> {
+        let last = layout.chunkCount - 1
+        func chunk(_ index: UInt64) async throws -> Data {
+            let piece = try await readAt(layout.offset(ofChunk: index), layout.length(ofChunk: index))
+            guard piece.count == layout.length(ofChunk: index) else {
+                throw FileFormatError(.truncated, "the file is shorter than it was a moment ago")
+            }
+            return try keys.openPiece(piece, index: index, isLast: index == last)
+        }
+        let lastPlaintext = try await chunk(last)
+        let range = try layout.clamp(start: start, end: end)
+        let size = UInt64(FileFormat.chunkSize)
+        for index in layout.chunks(holding: range) {
+            let plaintext = index == last ? lastPlaintext : try await chunk(index)
+            let from = Int(max(range.lowerBound, index * size) - index * size)
+            let to = Int(min(range.upperBound, index * size + size - 1) - index * size)
+            try await write(plaintext.subdata(in: (plaintext.startIndex + from)..<(plaintext.startIndex + to + 1)))
+        }
+        return range
+    }
+
+    /// `transform` over `items` on up to `threads` tasks, results in order.
+    /// The caller consumes them in order and stops at the first failure, so
+    /// a failure later in a batch never hides an earlier one.
+    static func parallelMap<Item: Sendable>(
+        _ items: [Item], threads: Int, _ transform: @escaping @Sendable (Int, Item) throws(FileFormatError) -> Data
+    ) async -> [Result<Data, FileFormatError>] {
+        func run(_ offset: Int) -> Result<Data, FileFormatError> {
+            Result { () throws(FileFormatError) in try transform(offset, items[offset]) }
+        }
+        if threads <= 1 || items.count == 1 { return items.indices.map(run) }
+        let lanes = min(threads, items.count)
+        return await withTaskGroup(of: [(Int, Result<Data, FileFormatError>)].self) { group in
+            for lane in 0..<lanes {
+                group.addTask {
+                    stride(from: lane, to: items.count, by: lanes).map { offset in
+                        (offset, Result { () throws(FileFormatError) in try transform(offset, items[offset]) })
+                    }
+                }
+            }
+            var all = [Result<Data, FileFormatError>](
+                repeating: .failure(FileFormatError(.chunkAuthFailed, "a chunk was not processed")),
+                count: items.count)
+            for await lane in group { for (offset, result) in lane { all[offset] = result } }
+            return all
+        }
+    }
+}

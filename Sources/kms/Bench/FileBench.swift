@@ -1,0 +1,172 @@
+import Crypto
+import Foundation
+import KMSClient
+import KMSProtocol
+
+/// `kms bench --op encrypt-file|decrypt-file`: kms file v1 throughput on one
+/// and two threads against raw AES-256-GCM sealing 64 KiB buffers on one
+/// thread over the same number of bytes, in the same run. The format path is
+/// measured locally with a random data key (the server's share is one
+/// data-key call per file); the input is in the page cache, the output is
+/// discarded (`/dev/null`) or, for the disk rows, a file fsynced at the end.
+enum FileBench {
+    struct Row: Encodable {
+        let name: String
+        let threads: Int
+        let seconds: Double
+        let mibPerSecond: Double
+        /// Rate ÷ the raw one-thread AES-GCM rate.
+        let ratioToRawAES: Double
+
+        var line: String {
+            String(
+                format: "%-36@ %d thread%@ %6.0f MiB/s  %.2fx raw AES-GCM  (%.2f s)", name as NSString, threads,
+                (threads == 1 ? " " : "s") as NSString, mibPerSecond, ratioToRawAES, seconds)
+        }
+    }
+
+    struct Report: Encodable {
+        let bytes: Int
+        let rawAESMiBPerSecond: Double
+        var rows: [Row] = []
+        /// Peak resident memory of this process after every row (MiB): flat in the file size.
+        var peakRSSMiB = 0.0
+    }
+
+    static func run(bytes: Int, log: (String) -> Void) async throws -> Report {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "kms-file-bench-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let plain = folder.appendingPathComponent("plain.bin")
+        let sealed = folder.appendingPathComponent("sealed.kms")
+        try makeInput(plain, bytes: bytes)
+
+        let raw = rawAES(bytes: bytes)
+        var report = Report(bytes: bytes, rawAESMiBPerSecond: raw)
+        log(
+            String(
+                format: "file bench: %.2f GiB, raw AES-256-GCM 64 KiB seal on 1 thread: %.0f MiB/s",
+                Double(bytes) / 1_073_741_824, raw))
+        let dataKey = SymmetricKey(size: .bits256)
+        let header = try FileHeader(
+            salt: Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }),
+            wrappedKey: "kms:v1:key_bench:1:AAAA",
+            context: ["bench": "file"])
+        let keys = try FileKeys(dataKey: dataKey, header: header)
+
+        func row(_ name: String, threads: Int, _ body: () async throws -> Void) async throws {
+            let start = ContinuousClock.now
+            try await body()
+            let elapsed = ContinuousClock.now - start
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let rate = Double(bytes) / 1_048_576 / seconds
+            let result = Row(
+                name: name, threads: threads, seconds: seconds, mibPerSecond: rate, ratioToRawAES: rate / raw)
+            report.rows.append(result)
+            log("  " + result.line)
+        }
+        func encrypt(threads: Int, to output: URL, sync: Bool) async throws {
+            let source = try FileHandle(forReadingFrom: plain)
+            defer { try? source.close() }
+            let sink = try FileHandle(forWritingTo: output)
+            defer { try? sink.close() }
+            try await FileStream.encrypt(
+                header: header, keys: keys, threads: threads, read: { try FileIO.readExactly(source, $0) },
+                write: { try sink.write(contentsOf: $0) })
+            if sync { try sink.synchronize() }
+        }
+        func decrypt(threads: Int, to output: URL, sync: Bool) async throws {
+            let source = try FileHandle(forReadingFrom: sealed)
+            defer { try? source.close() }
+            let sink = try FileHandle(forWritingTo: output)
+            defer { try? sink.close() }
+            let read: FileStream.Read = { try FileIO.readExactly(source, $0) }
+            let (parsed, _, commitment) = try await FileStream.readHeader(read: read)
+            let opened = try FileKeys(dataKey: dataKey, header: parsed)
+            try opened.verify(storedCommitment: commitment)
+            try await FileStream.decrypt(
+                keys: opened, threads: threads, read: read, write: { try sink.write(contentsOf: $0) })
+            if sync { try sink.synchronize() }
+        }
+        let null = URL(fileURLWithPath: "/dev/null")
+        _ = FileManager.default.createFile(atPath: sealed.path, contents: nil)
+        try await encrypt(threads: 2, to: sealed, sync: false)  // the file to decrypt, and a warm-up
+        for threads in [1, 2] {
+            try await row("encrypt-file, page cache -> null", threads: threads) {
+                try await encrypt(threads: threads, to: null, sync: false)
+            }
+        }
+        for threads in [1, 2] {
+            try await row("decrypt-file, page cache -> null", threads: threads) {
+                try await decrypt(threads: threads, to: null, sync: false)
+            }
+        }
+        let out = folder.appendingPathComponent("out.bin")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        try await row("encrypt-file, disk -> disk (fsync)", threads: 2) {
+            try await encrypt(threads: 2, to: out, sync: true)
+        }
+        try FileHandle(forWritingTo: out).truncate(atOffset: 0)
+        try await row("decrypt-file, disk -> disk (fsync)", threads: 2) {
+            try await decrypt(threads: 2, to: out, sync: true)
+        }
+        report.peakRSSMiB = peakRSSMiB()
+        log(
+            String(
+                format: "  peak RSS of this process: %.0f MiB (the file is %.0f MiB)", report.peakRSSMiB,
+                Double(bytes) / 1_048_576))
+        return report
+    }
+
+    /// VmHWM of /proc/self/status (Linux), in MiB; 0 where there is none.
+    static func peakRSSMiB() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kib = Double(line.split(separator: " ").dropFirst().first ?? "")
+        else { return 0 }
+        return kib / 1024
+    }
+
+    /// One thread sealing 64 KiB buffers with AES-256-GCM, `bytes` in all: MiB/s.
+    static func rawAES(bytes: Int) -> Double {
+        let key = SymmetricKey(size: .bits256)
+        let buffer = Data(repeating: 0x5A, count: FileFormat.chunkSize)
+        let count = max(1, bytes / FileFormat.chunkSize)
+        var sink = 0
+        let start = ContinuousClock.now
+        for _ in 0..<count {
+            if let box = try? AES.GCM.seal(buffer, using: key, nonce: AES.GCM.Nonce()) {
+                sink &+= Int(box.tag.first ?? 0)
+            }
+        }
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        if sink == -1 { print("") }
+        return Double(count * FileFormat.chunkSize) / 1_048_576 / seconds
+    }
+
+    /// A file of `bytes` (a random MiB repeated), written once and read once so it sits in the page cache.
+    static func makeInput(_ url: URL, bytes: Int) throws {
+        _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: url)
+        let block = Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }).repeated(to: 1 << 20)
+        var left = bytes
+        while left > 0 {
+            try handle.write(contentsOf: block.prefix(left))
+            left -= min(left, block.count)
+        }
+        try handle.close()
+        let reader = try FileHandle(forReadingFrom: url)
+        while let chunk = try reader.read(upToCount: 1 << 22), !chunk.isEmpty {}
+        try reader.close()
+    }
+}
+
+extension Data {
+    fileprivate func repeated(to size: Int) -> Data {
+        var out = Data(capacity: size)
+        while out.count < size { out.append(prefix(size - out.count)) }
+        return out
+    }
+}

@@ -1,0 +1,252 @@
+import ArgumentParser
+import Foundation
+import KMSClient
+import KMSProtocol
+
+/// Where a file command reads and writes: a path, or `-` for standard input
+/// and output. A path output is written to a temporary file in its folder and
+/// renamed over it only on success.
+struct FileEndpoints {
+    let input: String
+    let output: String
+
+    func withStreams<T>(_ body: (FileStream.Read, FileStream.Write, FileHandle) async throws -> T) async throws -> T {
+        let source: FileHandle
+        if input == "-" {
+            source = FileHandle.standardInput
+        } else {
+            do {
+                source = try FileHandle(forReadingFrom: URL(fileURLWithPath: input))
+            } catch {
+                throw CLIFailure(message: "cannot read \(input)")
+            }
+        }
+        defer { if input != "-" { try? source.close() } }
+        let read: FileStream.Read = { try FileIO.readExactly(source, $0) }
+        if output == "-" {
+            return try await body(read, { FileHandle.standardOutput.write($0) }, source)
+        }
+        let destination = URL(fileURLWithPath: output)
+        guard FileManager.default.isWritableFile(atPath: destination.deletingLastPathComponent().path) else {
+            throw CLIFailure(message: "cannot write in the folder of \(output)")
+        }
+        return try await AtomicOutputFile.writing(destination) { sink in
+            try await body(read, { try sink.write($0) }, source)
+        }
+    }
+
+    /// The input's size when it is a regular file (for progress and ranges).
+    var inputSize: UInt64? {
+        guard input != "-", let attributes = try? FileManager.default.attributesOfItem(atPath: input),
+            attributes[.type] as? FileAttributeType == .typeRegular
+        else { return nil }
+        return (attributes[.size] as? NSNumber)?.uint64Value
+    }
+}
+
+/// A progress line on a terminal (bytes, rate, ETA), quiet when stderr is not one.
+final class ProgressLine {
+    let total: UInt64?
+    let start = ContinuousClock.now
+    var last = ContinuousClock.now
+    let enabled: Bool
+
+    init(total: UInt64?) {
+        self.total = total
+        enabled = isatty(STDERR_FILENO) == 1 && (total ?? .max) >= 8 << 20
+    }
+
+    func update(_ done: UInt64) {
+        guard enabled, ContinuousClock.now - last >= .milliseconds(250) else { return }
+        last = ContinuousClock.now
+        let seconds = max(
+            0.001,
+            Double((ContinuousClock.now - start).components.attoseconds) / 1e18
+                + Double((ContinuousClock.now - start).components.seconds))
+        let rate = Double(done) / seconds
+        var line = "\r\(Self.size(Double(done)))"
+        if let total {
+            let eta = rate > 0 ? Double(total - min(total, done)) / rate : 0
+            line += " of \(Self.size(Double(total))), \(Self.size(rate))/s, ETA \(Int(eta.rounded())) s   "
+        } else {
+            line += ", \(Self.size(rate))/s   "
+        }
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    func finish() {
+        if enabled { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+
+    static func size(_ bytes: Double) -> String {
+        bytes >= 1_073_741_824
+            ? String(format: "%.2f GiB", bytes / 1_073_741_824) : String(format: "%.1f MiB", bytes / 1_048_576)
+    }
+}
+
+/// `kms encrypt-file`
+struct EncryptFileCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "encrypt-file",
+        abstract:
+            "Encrypt a file locally under a fresh data key of KEY (kms file v1); the server sees only the data key.",
+        discussion: "IN and OUT may be - (standard input / output). The context is bound to the file and to the key.")
+    @OptionGroup var client: ClientOptions
+    @Option(name: .long, help: "Key id or alias.") var key: String
+    @Option(name: .long, help: "A context pair k=v (repeatable; the first = splits).") var context: [String] = []
+    @Option(name: .long, help: "Chunks sealed at once (default: one per core).") var threads = KMSClient
+        .defaultFileThreads
+    @Argument(help: "The file to encrypt, or -.") var input: String
+    @Argument(help: "Where to write the encrypted file, or -.") var output: String
+
+    func run() async throws {
+        let pairs = try FileContext.parse(context)
+        let endpoints = FileEndpoints(input: input, output: output)
+        let progress = ProgressLine(total: endpoints.inputSize)
+        let used = try await withClient(client) { kms in
+            try await endpoints.withStreams { read, write, _ in
+                try await kms.encryptStream(
+                    key: key, context: pairs, threads: threads, read: read, write: write, progress: progress.update)
+            }
+        }
+        progress.finish()
+        if output != "-" {
+            FileHandle.standardError.write(Data("encrypted \(input) under \(used.keyId) v\(used.version)\n".utf8))
+        }
+    }
+}
+
+/// `kms decrypt-file`
+struct DecryptFileCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decrypt-file",
+        abstract: "Decrypt a kms file v1; the server unwraps its data key under the file's context.",
+        discussion: """
+            IN and OUT may be - (--range needs a seekable IN). A failure exits non-zero naming its code \
+            (bad_magic, truncated, chunk_auth_failed, …) and leaves no OUT file.
+            """)
+    @OptionGroup var client: ClientOptions
+    @Option(name: .long, help: "Only plaintext bytes START-END (inclusive; END past the end is clamped).")
+    var range: String?
+    @Option(name: .long, help: "Chunks opened at once (default: one per core).") var threads = KMSClient
+        .defaultFileThreads
+    @Argument(help: "The encrypted file, or -.") var input: String
+    @Argument(help: "Where to write the plaintext, or -.") var output: String
+
+    func run() async throws {
+        let bounds = try range.map(FileContext.parseRange)
+        if bounds != nil, input == "-" {
+            throw CLIFailure(message: "range_invalid: --range needs a seekable input file, not -")
+        }
+        let endpoints = FileEndpoints(input: input, output: output)
+        let progress = ProgressLine(total: endpoints.inputSize)
+        _ = try await withClient(client) { kms in
+            try await endpoints.withStreams { read, write, source in
+                if let bounds {
+                    try await kms.decryptRange(source, start: bounds.start, end: bounds.end, write: write)
+                } else {
+                    try await kms.decryptStream(threads: threads, read: read, write: write, progress: progress.update)
+                }
+            }
+        }
+        progress.finish()
+    }
+}
+
+/// `kms rewrap-file`
+struct RewrapFileCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rewrap-file",
+        abstract:
+            "Re-wrap a file's data key under its key's active version (after a rotation, within the grace period).",
+        discussion: "Only the header changes; the commitment and chunks are copied unchanged. Nothing is decrypted.")
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "The encrypted file, or -.") var input: String
+    @Argument(help: "Where to write the rewrapped file, or -.") var output: String
+
+    func run() async throws {
+        let endpoints = FileEndpoints(input: input, output: output)
+        let used = try await withClient(client) { kms in
+            try await endpoints.withStreams { read, write, _ in try await kms.rewrapStream(read: read, write: write) }
+        }
+        if output != "-" {
+            FileHandle.standardError.write(Data("rewrapped \(input) under \(used.keyId) v\(used.version)\n".utf8))
+        }
+    }
+}
+
+/// `kms inspect-file`
+struct InspectFileCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect-file",
+        abstract: "Show a kms file's key, version, context and sizes (no server needed, nothing decrypted).")
+    @Flag(name: .long, help: "Print JSON.") var json = false
+    @Argument(help: "The encrypted file.") var input: String
+
+    struct Report: Encodable {
+        let keyId: String?
+        let version: Int?
+        let context: [String: String]
+        let headerLength: Int
+        let fileSize: UInt64
+        let chunks: UInt64
+        let plaintextSize: UInt64
+    }
+
+    func run() async throws {
+        let handle: FileHandle
+        do {
+            handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: input))
+        } catch {
+            throw CLIFailure(message: "cannot read \(input)")
+        }
+        defer { try? handle.close() }
+        do {
+            let (header, length, _) = try await FileStream.readHeader(read: { try FileIO.readExactly(handle, $0) })
+            let layout = try FileLayout(headerLength: length, fileSize: try handle.seekToEnd())
+            let parts = header.wrappedKey.split(separator: ":")
+            let report = Report(
+                keyId: parts.count == 5 ? String(parts[2]) : nil, version: parts.count == 5 ? Int(parts[3]) : nil,
+                context: header.contextDictionary, headerLength: length, fileSize: layout.fileSize,
+                chunks: layout.chunkCount, plaintextSize: layout.plaintextSize)
+            if json { return try printJSON(report) }
+            print("kms file v1")
+            print("key        \(report.keyId ?? "?") version \(report.version.map(String.init) ?? "?")")
+            for entry in header.context { print("context    \(entry.key)=\(entry.value)") }
+            print("size       \(report.fileSize) bytes: header \(length), commitment 32, \(report.chunks) chunk(s)")
+            print("plaintext  \(report.plaintextSize) bytes (as the layout says; authentic once decrypted)")
+        } catch let error as FileFormatError {
+            throw CLIFailure(message: error.description)
+        }
+    }
+}
+
+/// Parsing of `--context` and `--range` (file-format-v1's CLI rules).
+enum FileContext {
+    static func parse(_ pairs: [String]) throws -> [String: String] {
+        var context: [String: String] = [:]
+        for pair in pairs {
+            guard let split = pair.firstIndex(of: "="), split != pair.startIndex else {
+                throw CLIFailure(message: "header_malformed: --context takes k=v with a non-empty key, not \(pair)")
+            }
+            let key = String(pair[..<split])
+            guard context.updateValue(String(pair[pair.index(after: split)...]), forKey: key) == nil else {
+                throw CLIFailure(message: "header_malformed: --context key \(key) is given twice")
+            }
+        }
+        return context
+    }
+
+    /// `START-END`, inclusive decimal offsets, START ≤ END; else exit status 2, `range_invalid`.
+    static func parseRange(_ text: String) throws -> (start: UInt64, end: UInt64) {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let start = UInt64(parts[0]), let end = UInt64(parts[1]), start <= end,
+            parts.allSatisfy({ $0.allSatisfy(\.isASCII) })
+        else {
+            FileHandle.standardError.write(
+                Data("Error: range_invalid: --range takes START-END, decimal, START <= END\n".utf8))
+            throw ExitCode(2)
+        }
+        return (start, end)
+    }
+}

@@ -1,0 +1,231 @@
+import Crypto
+import Foundation
+import KMSCore
+import Testing
+
+@testable import KMSProtocol
+
+/// kms file v1: every vector of `Fixtures/file-v1/vectors.json` (made by an
+/// independent implementation) through the very functions clients use.
+@Suite struct FileFormatVectorTests {
+    static var root: [String: Any] { (try? Fixture.json("file-v1/vectors.json")) ?? [:] }
+    static var encryptVectors: [[String: Any]] { root["encrypt"] as? [[String: Any]] ?? [] }
+
+    /// The plaintext of a vector: hex, or the mod-251 pattern.
+    static func plaintext(_ vector: [String: Any]) -> Data {
+        if let hex = vector["plaintext"] as? String { return Data(hex: hex) }
+        let length = vector["plaintextLength"] as? Int ?? 0
+        return Data((0..<length).map { UInt8($0 % 251) })
+    }
+
+    static func hex(_ data: some Sequence<UInt8>) -> String { Hex.encode(data) }
+
+    /// Encrypts a vector's inputs through `FileStream`, byte-exact with its salt and data key.
+    static func encrypt(_ vector: [String: Any], threads: Int = 2) async throws -> Data {
+        let header = try FileHeader(
+            salt: Data(hex: vector["salt"] as? String ?? ""), wrappedKey: vector["wrappedKey"] as? String ?? "",
+            context: vector["context"] as? [String: String] ?? [:])
+        let keys = try FileKeys(
+            dataKey: SymmetricKey(data: Data(hex: vector["dataKey"] as? String ?? "")), header: header)
+        var input = plaintext(vector)
+        var output = Data()
+        try await FileStream.encrypt(
+            header: header, keys: keys, threads: threads,
+            read: { count in
+                let taken = input.prefix(count)
+                input = input.dropFirst(count)
+                return Data(taken)
+            },
+            write: { output.append($0) })
+        return output
+    }
+
+    /// Decrypts a whole file with a known data key; returns what was written and the error, if any.
+    static func decrypt(_ file: Data, dataKey: Data, threads: Int = 2) async -> (written: Data, error: FileFormatError?)
+    {
+        var input = file
+        var written = Data()
+        let read: FileStream.Read = { count in
+            let taken = input.prefix(count)
+            input = input.dropFirst(count)
+            return Data(taken)
+        }
+        do {
+            let (header, _, commitment) = try await FileStream.readHeader(read: read)
+            let keys = try FileKeys(dataKey: SymmetricKey(data: dataKey), header: header)
+            try keys.verify(storedCommitment: commitment)
+            try await FileStream.decrypt(keys: keys, threads: threads, read: read, write: { written.append($0) })
+            return (written, nil)
+        } catch let error as FileFormatError {
+            return (written, error)
+        } catch {
+            return (written, FileFormatError(.chunkAuthFailed, "unexpected \(error)"))
+        }
+    }
+
+    @Test func encryptVectorsByteExact() async throws {
+        #expect(Self.encryptVectors.count == 12)
+        for vector in Self.encryptVectors {
+            let id = vector["id"] as? String ?? "?"
+            let header = try FileHeader(
+                salt: Data(hex: vector["salt"] as? String ?? ""), wrappedKey: vector["wrappedKey"] as? String ?? "",
+                context: vector["context"] as? [String: String] ?? [:])
+            #expect(Self.hex(header.contextEncoding) == vector["contextEncoding"] as? String, "\(id)")
+            #expect(Base64.encode(header.kmsAAD) == vector["kmsAadB64"] as? String, "\(id)")
+            #expect(Self.hex(header.encoded) == vector["header"] as? String, "\(id)")
+            #expect(header.encoded.count == vector["headerLength"] as? Int, "\(id)")
+            #expect(Self.hex(header.bound) == vector["bound"] as? String, "\(id)")
+            let keys = try FileKeys(
+                dataKey: SymmetricKey(data: Data(hex: vector["dataKey"] as? String ?? "")), header: header)
+            #expect(keys.payloadKey.withUnsafeBytes { Self.hex($0) } == vector["payloadKey"] as? String, "\(id)")
+            #expect(Self.hex(keys.noncePrefix) == vector["noncePrefix"] as? String, "\(id)")
+            #expect(Self.hex(keys.commitment) == vector["commitment"] as? String, "\(id)")
+            for threads in [1, 2] {
+                let file = try await Self.encrypt(vector, threads: threads)
+                #expect(file.count == vector["fileLength"] as? Int, "\(id)")
+                #expect(Self.hex(SHA256.hash(data: file)) == vector["fileSha256"] as? String, "\(id)")
+                if let b64 = vector["fileB64"] as? String { #expect(Base64.encode(file) == b64, "\(id)") }
+                let back = await Self.decrypt(
+                    file, dataKey: Data(hex: vector["dataKey"] as? String ?? ""), threads: threads)
+                #expect(
+                    back.error == nil && back.written == Self.plaintext(vector),
+                    "\(id): \(String(describing: back.error))")
+            }
+            // Each chunk's nonce and tag, as the vector lists them.
+            let file = try await Self.encrypt(vector)
+            let start = header.encoded.count + 32
+            for chunk in vector["chunks"] as? [[String: Any]] ?? [] {
+                let index = chunk["index"] as? Int ?? 0
+                let final = chunk["final"] as? Bool ?? false
+                let nonce = try #require(keys.nonce(index: UInt64(index), final: final))
+                #expect(Self.hex(Data(nonce)) == chunk["nonce"] as? String, "\(id) chunk \(index)")
+                let end = start + index * FileFormat.sealedChunkSize + (chunk["plaintextLength"] as? Int ?? 0) + 16
+                #expect(Self.hex(file[(end - 16)..<end]) == chunk["tag"] as? String, "\(id) chunk \(index)")
+            }
+        }
+    }
+
+    /// The wrapped keys are genuine KMS ciphertexts under the kmsAad: the
+    /// format's AAD is the one the KMS binds.
+    @Test func wrappedKeysOpenUnderTheKMSAAD() throws {
+        let managed = try #require(Self.root["managedKey"] as? [String: Any])
+        let material = try #require(managed["material"] as? [String: String])
+        for vector in Self.encryptVectors {
+            let parsed = try #require(KeyCiphertext(parsing: vector["wrappedKey"] as? String ?? ""))
+            let key = SymmetricKey(data: Data(hex: material["\(parsed.version)"] ?? ""))
+            let aad = parsed.aad(Data(base64Encoded: vector["kmsAadB64"] as? String ?? "") ?? Data())
+            let opened = try AES.GCM.open(AES.GCM.SealedBox(combined: parsed.sealed), using: key, authenticating: aad)
+            #expect(Self.hex(opened) == vector["dataKey"] as? String)
+        }
+    }
+
+    /// A vector's file: from `fileB64`, or encrypted again from its inputs.
+    static func file(of id: String) async throws -> Data {
+        let vector = try #require(encryptVectors.first { $0["id"] as? String == id })
+        if let b64 = vector["fileB64"] as? String, let data = Data(base64Encoded: b64) { return data }
+        return try await encrypt(vector)
+    }
+
+    /// Applies a decrypt-error vector's edits to its base file.
+    static func edited(_ vector: [String: Any]) async throws -> Data {
+        var bytes = [UInt8](try await file(of: vector["base"] as? String ?? ""))
+        for edit in vector["edits"] as? [[String: Any]] ?? [] {
+            switch edit["op"] as? String {
+            case "truncate": bytes = Array(bytes.prefix(edit["length"] as? Int ?? 0))
+            case "xor":
+                let offset = edit["offset"] as? Int ?? 0
+                for (i, byte) in Data(hex: edit["hex"] as? String ?? "").enumerated() { bytes[offset + i] ^= byte }
+            case "splice":
+                let offset = edit["offset"] as? Int ?? 0
+                bytes.replaceSubrange(
+                    offset..<(offset + (edit["delete"] as? Int ?? 0)),
+                    with: Data(hex: edit["insertHex"] as? String ?? ""))
+            case "swap":
+                let a = edit["offsetA"] as? Int ?? 0
+                let b = edit["offsetB"] as? Int ?? 0
+                let length = edit["length"] as? Int ?? 0
+                let first = Array(bytes[a..<(a + length)])
+                bytes.replaceSubrange(a..<(a + length), with: bytes[b..<(b + length)])
+                bytes.replaceSubrange(b..<(b + length), with: first)
+            default: Issue.record("unknown edit \(edit)")
+            }
+        }
+        return Data(bytes)
+    }
+
+    @Test func decryptErrorVectorsGiveTheirCode() async throws {
+        let vectors = try #require(Self.root["decryptErrors"] as? [[String: Any]])
+        #expect(vectors.count == 30)
+        for vector in vectors {
+            let id = vector["id"] as? String ?? "?"
+            let file = try await Self.edited(vector)
+            #expect(Self.hex(SHA256.hash(data: file)) == vector["fileSha256"] as? String, "\(id): edits")
+            for threads in [1, 2] {
+                let result = await Self.decrypt(
+                    file, dataKey: Data(hex: vector["dataKey"] as? String ?? ""), threads: threads)
+                #expect(
+                    result.error?.code.rawValue == vector["error"] as? String,
+                    "\(id): \(String(describing: result.error))")
+                #expect(result.written.count == vector["streamedBeforeError"] as? Int, "\(id): streamed")
+            }
+        }
+    }
+
+    @Test func rangeVectors() async throws {
+        let vectors = try #require(Self.root["ranges"] as? [[String: Any]])
+        let errors = Self.root["decryptErrors"] as? [[String: Any]] ?? []
+        #expect(vectors.count == 11)
+        for vector in vectors {
+            let id = vector["id"] as? String ?? "?"
+            let base = vector["base"] as? String ?? ""
+            let file: Data
+            let dataKey: Data
+            if let error = errors.first(where: { $0["id"] as? String == base }) {
+                file = try await Self.edited(error)
+                dataKey = Data(hex: error["dataKey"] as? String ?? "")
+            } else {
+                file = try await Self.file(of: base)
+                let encrypt = Self.encryptVectors.first { $0["id"] as? String == base }
+                dataKey = Data(hex: encrypt?["dataKey"] as? String ?? "")
+            }
+            var output = Data()
+            var failure: FileFormatError?
+            do {
+                let (header, length, commitment) = try FileHeader.parse(file.prefix(8192 + 32))
+                let keys = try FileKeys(dataKey: SymmetricKey(data: dataKey), header: header)
+                try keys.verify(storedCommitment: commitment)
+                let layout = try FileLayout(headerLength: length, fileSize: UInt64(file.count))
+                try await FileStream.decryptRange(
+                    keys: keys, layout: layout, start: UInt64(vector["start"] as? Int ?? 0),
+                    end: UInt64(vector["end"] as? Int ?? 0),
+                    readAt: { offset, count in file.subdata(in: Int(offset)..<min(file.count, Int(offset) + count)) },
+                    write: { output.append($0) })
+            } catch let error as FileFormatError {
+                failure = error
+            }
+            if let expected = vector["error"] as? String {
+                #expect(failure?.code.rawValue == expected, "\(id)")
+            } else if let hex = vector["plaintext"] as? String {
+                #expect(failure == nil && Self.hex(output) == hex, "\(id)")
+            } else {
+                #expect(failure == nil && output.count == vector["plaintextLength"] as? Int, "\(id)")
+                #expect(Self.hex(SHA256.hash(data: output)) == vector["plaintextSha256"] as? String, "\(id)")
+            }
+        }
+    }
+
+    /// Round trips around chunk boundaries, one and two threads.
+    @Test(arguments: [0, 1, 65_535, 65_536, 65_537, 3 * 65_536, 3 * 65_536 + 5])
+    func roundTrip(size: Int) async throws {
+        let vector: [String: Any] = [
+            "salt": Hex.encode(SymmetricKeyBytes.random(count: 32)),
+            "dataKey": Hex.encode(SymmetricKeyBytes.random(count: 32)),
+            "wrappedKey": "kms:v1:key_x:1:AAAA", "context": ["app": "photos"], "plaintextLength": size,
+        ]
+        let file = try await Self.encrypt(vector)
+        let chunks = max(1, (size + 65_535) / 65_536)
+        #expect(file.count == 10 + 32 + 2 + 19 + 2 + 2 + 3 + 2 + 6 + 32 + size + 16 * chunks)
+        let back = await Self.decrypt(file, dataKey: Data(hex: vector["dataKey"] as? String ?? ""))
+        #expect(back.error == nil && back.written == Self.plaintext(vector))
+    }
+}

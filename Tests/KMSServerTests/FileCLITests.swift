@@ -1,0 +1,145 @@
+import Foundation
+import KMSClient
+import KMSProtocol
+import Testing
+
+/// Issue 16: whole-file encryption through the CLI and the client library,
+/// against a spawned `kms serve`.
+@Suite(.serialized) struct FileCLITests {
+    static func randomBytes(_ count: Int) -> Data {
+        Data((0..<count).map { _ in UInt8.random(in: 0...255) })
+    }
+
+    /// Files in `folder` that look like leftovers of an atomic write.
+    static func temporaries(in folder: URL) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.contains(".kms-tmp-") }
+    }
+
+    @Test func encryptDecryptInspectRangeAndRefusals() async throws {
+        let server = try await ServeProcess()
+        let env = ["BASE_URL": server.url]
+        let folder = server.folder
+        #expect(try CLIProcess.run(["keys", "generate", "--alias", "files"], environment: env).status == 0)
+        let plain = Self.randomBytes(3 * 65_536 + 5)
+        let input = folder.appendingPathComponent("photo.raw")
+        try plain.write(to: input)
+        let sealed = folder.appendingPathComponent("photo.kms")
+        let encrypted = try CLIProcess.run(
+            [
+                "encrypt-file", "--key", "files", "--context", "app=photos", "--context", "owner=me=too", input.path,
+                sealed.path,
+            ], environment: env)
+        #expect(encrypted.status == 0, "\(encrypted.stderr)")
+
+        let inspected = try CLIProcess.run(["inspect-file", "--json", sealed.path])
+        #expect(inspected.status == 0 && inspected.stdout.contains("\"owner\" : \"me=too\""), "\(inspected.stdout)")
+        #expect(inspected.stdout.contains("\"plaintextSize\" : \(plain.count)") && inspected.stdout.contains("key_"))
+
+        let back = folder.appendingPathComponent("back.raw")
+        let decrypted = try CLIProcess.run(["decrypt-file", sealed.path, back.path], environment: env)
+        #expect(try decrypted.status == 0 && Data(contentsOf: back) == plain, "\(decrypted.stderr)")
+
+        let part = folder.appendingPathComponent("part.raw")
+        let ranged = try CLIProcess.run(
+            ["decrypt-file", "--range", "65530-131080", sealed.path, part.path], environment: env)
+        #expect(try ranged.status == 0 && Data(contentsOf: part) == plain[65_530...131_080], "\(ranged.stderr)")
+        let clamped = try CLIProcess.run(
+            ["decrypt-file", "--range", "196600-999999999", sealed.path, part.path], environment: env)
+        #expect(try clamped.status == 0 && Data(contentsOf: part) == plain[196_600...], "\(clamped.stderr)")
+        let past = try CLIProcess.run(["decrypt-file", "--range", "196613-196700", sealed.path, "-"], environment: env)
+        #expect(past.status != 0 && past.stderr.contains("range_not_satisfiable"))
+        let invalid = try CLIProcess.run(["decrypt-file", "--range", "9-2", sealed.path, "-"], environment: env)
+        #expect(invalid.status == 2 && invalid.stderr.contains("range_invalid"))
+
+        // A damaged file: refused with its code, no output, no temporary file,
+        // an existing destination left as it was.
+        var damaged = try Data(contentsOf: sealed)
+        damaged[damaged.count - 100] ^= 1
+        let bad = folder.appendingPathComponent("damaged.kms")
+        try damaged.write(to: bad)
+        let keep = folder.appendingPathComponent("keep.raw")
+        try Data("keep".utf8).write(to: keep)
+        let refused = try CLIProcess.run(["decrypt-file", bad.path, keep.path], environment: env)
+        #expect(refused.status != 0 && refused.stderr.contains("chunk_auth_failed"), "\(refused.stderr)")
+        #expect(try Data(contentsOf: keep) == Data("keep".utf8))
+        let nowhere = folder.appendingPathComponent("never.raw")
+        #expect(try CLIProcess.run(["decrypt-file", bad.path, nowhere.path], environment: env).status != 0)
+        #expect(!FileManager.default.fileExists(atPath: nowhere.path))
+        #expect(try Self.temporaries(in: folder).isEmpty)
+
+        // The context is bound: a header edited to another context is refused.
+        var header = try Data(contentsOf: sealed)
+        let at = try #require(header.range(of: Data("photos".utf8)))
+        header[at.lowerBound] = UInt8(ascii: "P")
+        try header.write(to: bad)
+        let rebound = try CLIProcess.run(["decrypt-file", bad.path, nowhere.path], environment: env)
+        #expect(rebound.status != 0 && rebound.stderr.contains("decryption_failed"), "\(rebound.stderr)")
+        let notAFile = try CLIProcess.run(["decrypt-file", input.path, nowhere.path], environment: env)
+        #expect(notAFile.status != 0 && notAFile.stderr.contains("bad_magic"))
+
+        // Standard input and output.
+        let small = Self.randomBytes(1000)
+        let piped = try CLIProcess.run(["encrypt-file", "--key", "files", "-", "-"], environment: env, stdin: small)
+        #expect(piped.status == 0 && piped.stdout.isEmpty == false)
+        let pipedFile = folder.appendingPathComponent("piped.kms")
+        try CLIProcess.runData(["encrypt-file", "--key", "files", "-", pipedFile.path], environment: env, stdin: small)
+        let pipedBack = try CLIProcess.runData(["decrypt-file", pipedFile.path, "-"], environment: env)
+        #expect(pipedBack == small)
+    }
+
+    @Test func rewrappedFilesOutliveTheOldVersion() async throws {
+        let server = try await ServeProcess(environment: ["KMS_KEY_GRACE_MS": "1500"])
+        let env = ["BASE_URL": server.url]
+        let folder = server.folder
+        #expect(try CLIProcess.run(["keys", "generate", "--alias", "backup"], environment: env).status == 0)
+        let plain = Self.randomBytes(70_000)
+        let input = folder.appendingPathComponent("backup.tar")
+        try plain.write(to: input)
+        let sealed = folder.appendingPathComponent("backup.kms")
+        #expect(
+            try CLIProcess.run(["encrypt-file", "--key", "backup", input.path, sealed.path], environment: env).status
+                == 0)
+        #expect(try CLIProcess.run(["keys", "rotate", "backup"], environment: env).status == 0)
+        let rewrapped = folder.appendingPathComponent("backup.v2.kms")
+        let result = try CLIProcess.run(["rewrap-file", sealed.path, rewrapped.path], environment: env)
+        #expect(result.status == 0 && result.stderr.contains("v2"), "\(result.stderr)")
+        // Only the header changed: the commitment and chunks are byte-identical.
+        let before = try Data(contentsOf: sealed)
+        let after = try Data(contentsOf: rewrapped)
+        #expect(before.suffix(32 + 70_000 + 32) == after.suffix(32 + 70_000 + 32))
+        try await Task.sleep(for: .seconds(2))
+        let old = try CLIProcess.run(["decrypt-file", sealed.path, "-"], environment: env)
+        #expect(old.status != 0 && old.stderr.contains("key_version_retired"), "\(old.stderr)")
+        let back = folder.appendingPathComponent("back.tar")
+        let opened = try CLIProcess.run(["decrypt-file", rewrapped.path, back.path], environment: env)
+        #expect(try opened.status == 0 && Data(contentsOf: back) == plain, "\(opened.stderr)")
+    }
+
+    /// The library's stream variants: data that is not a file.
+    @Test func asyncSequencesRoundTrip() async throws {
+        let server = try await ServeProcess()
+        let kms = try KMSClient(KMSClientConfiguration(baseURL: server.url))
+        _ = try await kms.generateKey(alias: "stream")
+        let plain = Self.randomBytes(200_003)
+        let blocks = AsyncStream<Data> { continuation in
+            var offset = 0
+            while offset < plain.count {
+                let size = Int.random(in: 1...50_000)
+                continuation.yield(plain.subdata(in: offset..<min(plain.count, offset + size)))
+                offset += size
+            }
+            continuation.finish()
+        }
+        var sealed = Data()
+        let used = try await kms.encrypt(blocks, key: "stream", context: ["k": "v"]) { sealed.append($0) }
+        #expect(used.version == 1 && used.keyId.hasPrefix("key_"))
+        var opened = Data()
+        let header = try await kms.decrypt(
+            AsyncStream {
+                $0.yield(sealed); $0.finish()
+            }
+        ) { opened.append($0) }
+        #expect(opened == plain && header.contextDictionary == ["k": "v"])
+        try await kms.close()
+    }
+}
