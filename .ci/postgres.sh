@@ -25,8 +25,9 @@ start)
     chmod 700 "$pg_dir"
     # PostgreSQL refuses to run as root. A user namespace maps this root to an
     # ordinary uid inside, so the server runs unprivileged without needing a
-    # system account (and keeps access to /dev/null, which some sandboxes deny
-    # to other uids).
+    # system account. (An earlier comment here blamed sandboxes for denying
+    # /dev/null to other uids: it was the test suite tightening /dev to 0700,
+    # fixed in DurableFile.prepareFolder; FileKeyStoreTests checks it.)
     as_pg() { unshare --user --map-user=1000 --map-group=1000 -- "$@"; }
     as_pg "$bin/initdb" -D "$pg_dir/data" -U postgres --auth=trust -E UTF8 >/dev/null
     as_pg "$bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \

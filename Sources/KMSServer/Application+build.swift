@@ -40,6 +40,11 @@ public func buildApplication(
         throw StartupFailure(description: "KEY_STORE_PATH: \(error.description)")
     }
     DurableFile.removeStaleTemporaries(in: config.keyStorePath)
+    var folders = [config.keyStorePath, config.auditLog.deletingLastPathComponent()]
+    if config.masterKeyBase64 == nil { folders.append(config.masterKeyFile.deletingLastPathComponent()) }
+    for folder in Set(folders.map(\.standardizedFileURL)) {
+        if let warning = DurableFile.looseness(of: folder) { logger.warning("\(warning)") }
+    }
     let masterKey = try MasterKeyLoader.load(
         base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
     let stores = try await openStores(config, dependencies: dependencies, masterKey: masterKey)

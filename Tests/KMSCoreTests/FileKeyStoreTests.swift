@@ -60,12 +60,31 @@ import Testing
 }
 
 @Suite struct DurabilityHardeningTests {
-    @Test func existingFoldersAreTightenedTo0700() throws {
-        let folder = temporaryFolder()
+    /// Folders the KMS creates are 0700; one that existed is left as it was
+    /// (it may be shared, or the system's), with a warning when it is looser.
+    @Test func onlyCreatedFoldersAreTightened() throws {
+        let created = temporaryFolder().appendingPathComponent("a/b")
+        try DurableFile.prepareFolder(created)
+        #expect(DurableFile.mode(of: created) == 0o700 && DurableFile.looseness(of: created) == nil)
+        let existing = temporaryFolder()
         try FileManager.default.createDirectory(
-            at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        try DurableFile.prepareFolder(folder)
-        #expect(DurableFile.mode(of: folder) == 0o700)
+            at: existing, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        try DurableFile.prepareFolder(existing)
+        #expect(DurableFile.mode(of: existing) == 0o755)
+        #expect(DurableFile.looseness(of: existing)?.contains("mode 755") == true)
+    }
+
+    /// Issue 17: the suite opens audit logs on special files (`/dev/null`,
+    /// `/dev/full`); their folder keeps its mode (it was made 0700 before,
+    /// which locked every other user out of /dev/null).
+    @Test func specialFilesLeaveTheirFolderAlone() throws {
+        for path in ["/dev/null", "/dev/full"] where FileManager.default.fileExists(atPath: path) {
+            let parent = URL(fileURLWithPath: path).deletingLastPathComponent()
+            let before = DurableFile.mode(of: parent)
+            _ = try AuditFile(url: URL(fileURLWithPath: path))
+            #expect(DurableFile.mode(of: parent) == before, "\(parent.path)")
+        }
+        #expect(DurableFile.mode(of: URL(fileURLWithPath: "/dev")).map { $0 & 0o005 } == 0o005)
     }
 
     @Test func exclusiveCreationNeverReplaces() throws {

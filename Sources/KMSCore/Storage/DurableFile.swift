@@ -18,24 +18,39 @@ public enum DurableFile {
         public let description: String
     }
 
-    /// Creates `folder` (and parents) with mode 0700 if missing, tightens an
-    /// existing one to 0700, and checks it is writable.
+    /// Creates `folder` (and parents) with mode 0700 if missing, and checks
+    /// it is writable. A folder that already existed is left as it is: the KMS
+    /// tightens only folders it created, never one that may be shared (a
+    /// common log folder) or the system's (`/dev`, when a log is `/dev/null`).
+    /// `looseness(of:)` says when an existing one deserves a warning.
     public static func prepareFolder(_ folder: URL) throws(Failure) {
         let path = folder.path
         let existed = FileManager.default.fileExists(atPath: path)
-        do {
-            try FileManager.default.createDirectory(
-                at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw Failure(description: "cannot create folder \(path): \(error.localizedDescription)")
+        if !existed {
+            do {
+                try FileManager.default.createDirectory(
+                    at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw Failure(description: "cannot create folder \(path): \(error.localizedDescription)")
+            }
+            // The process umask may have loosened what was asked for; this folder is ours.
+            if let mode = mode(of: folder), mode & 0o077 != 0, chmod(path, 0o700) != 0 {
+                throw failure("cannot restrict folder \(path) to mode 0700")
+            }
+            try syncFolder(folder.deletingLastPathComponent().path)
         }
-        if let mode = mode(of: folder), mode & 0o077 != 0, chmod(path, 0o700) != 0 {
-            throw failure("cannot restrict folder \(path) to mode 0700")
-        }
-        if !existed { try syncFolder(folder.deletingLastPathComponent().path) }
         guard access(path, W_OK | X_OK) == 0 else {
             throw Failure(description: "folder \(path) is not writable: \(String(cString: strerror(errno)))")
         }
+    }
+
+    /// A warning when an existing folder that will hold key material or the
+    /// audit log is open to other users (group or other bits set); nil when
+    /// it is private, missing, or not a folder.
+    public static func looseness(of folder: URL) -> String? {
+        guard let mode = mode(of: folder), mode & 0o077 != 0 else { return nil }
+        return "folder \(folder.path) is mode \(String(mode & 0o777, radix: 8)): other users can list it; "
+            + "chmod 700 it unless it is shared on purpose (the KMS tightens only folders it creates)"
     }
 
     /// Atomically replaces `url` with `data`, durable once this returns.
