@@ -64,7 +64,7 @@ import Testing
             #expect(
                 try await session.call(.post, "/crypto/encrypt", #"{"keyId":"\#(keyId)","plaintext":""}"#).status == 503
             )
-            #expect(ContinuousClock.now - start < .seconds(3))
+            #expect(ContinuousClock.now - start < .seconds(15))  // generous: the disk hangs until released below
             writer.hanging.withLock { $0 = false }
             // Recording resumes by itself.
             #expect(
