@@ -16,18 +16,17 @@ extension KMSClient {
     public static var defaultFileThreads: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
     /// Encrypts everything `read` gives to `write` under a fresh data key of
-    /// `key`, bound to `context`. `salt` is drawn from the CSPRNG unless a
-    /// test vector fixes it.
+    /// `key`, bound to `context`, with a fresh CSPRNG salt.
     public func encryptStream(
         key: String, context: [String: String] = [:], threads: Int = KMSClient.defaultFileThreads,
-        salt: Data? = nil, read: FileStream.Read, write: FileStream.Write, progress: ((UInt64) -> Void)? = nil
+        read: FileStream.Read, write: FileStream.Write, progress: ((UInt64) -> Void)? = nil
     ) async throws -> FileKeyUse {
         // The header needs the wrapped key, the wrap needs the context's AAD: build the AAD first.
         let probe = try FileHeader(salt: Data(count: FileFormat.saltSize), wrappedKey: "x", context: context)
         let made = try await dataKey(key: key, bytes: 32, aad: probe.kmsAAD)
         let dataKey = SymmetricKey(data: made.plaintext)
         let header = try FileHeader(
-            salt: salt ?? Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }),
+            salt: Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }),
             wrappedKey: made.ciphertext, context: context)
         let keys = try FileKeys(dataKey: dataKey, header: header)
         try await FileStream.encrypt(
@@ -64,9 +63,10 @@ extension KMSClient {
     ) async throws -> FileKeyUse {
         let source = try FileHandle(forReadingFrom: input)
         defer { try? source.close() }
+        let read = FileIO.sequentialReader(source)
         return try await AtomicOutputFile.writing(output) { sink in
             try await encryptStream(
-                key: key, context: context, threads: threads, read: { try FileIO.readExactly(source, $0) },
+                key: key, context: context, threads: threads, read: { try read($0) },
                 write: { try sink.write($0) }, progress: progress)
         }
     }
@@ -85,8 +85,9 @@ extension KMSClient {
                 return try await decryptRange(
                     source, start: range.lowerBound, end: range.upperBound, write: { try sink.write($0) })
             }
+            let read = FileIO.sequentialReader(source)
             return try await decryptStream(
-                threads: threads, read: { try FileIO.readExactly(source, $0) }, write: { try sink.write($0) },
+                threads: threads, read: { try read($0) }, write: { try sink.write($0) },
                 progress: progress)
         }
     }
@@ -134,7 +135,8 @@ extension KMSClient {
         let source = try FileHandle(forReadingFrom: input)
         defer { try? source.close() }
         return try await AtomicOutputFile.writing(output) { sink in
-            try await rewrapStream(read: { try FileIO.readExactly(source, $0) }, write: { try sink.write($0) })
+            let read = FileIO.sequentialReader(source)
+            return try await rewrapStream(read: { try read($0) }, write: { try sink.write($0) })
         }
     }
 

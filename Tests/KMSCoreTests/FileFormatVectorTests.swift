@@ -214,6 +214,25 @@ import Testing
         }
     }
 
+    /// The limits of section 3: a writer past chunk 2^32 − 2 fails with
+    /// `too_large`; a reader meeting piece 2^32 − 1 says `trailing_data`.
+    @Test func chunkCountLimits() throws {
+        let header = try FileHeader(salt: Data(count: 32), wrappedKey: "kms:v1:key_x:1:AAAA", context: [:])
+        let keys = try FileKeys(dataKey: SymmetricKey(size: .bits256), header: header)
+        let last = FileFormat.maxChunks - 1
+        let sealed = try keys.seal(Data([1, 2, 3]), index: last, final: true)
+        #expect(try keys.openPiece(sealed, index: last, isLast: true) == Data([1, 2, 3]))
+        #expect(throws: FileFormatError(.tooLarge, "")) {
+            _ = try keys.seal(Data(), index: FileFormat.maxChunks, final: true)
+        }
+        #expect(throws: FileFormatError(.trailingData, "")) {
+            _ = try keys.openPiece(sealed, index: FileFormat.maxChunks, isLast: true)
+        }
+        #expect(throws: FileFormatError(.commitmentMismatch, "")) {
+            _ = try FileKeys(dataKey: SymmetricKey(size: .bits128), header: header)
+        }
+    }
+
     /// Round trips around chunk boundaries, one and two threads.
     @Test(arguments: [0, 1, 65_535, 65_536, 65_537, 3 * 65_536, 3 * 65_536 + 5])
     func roundTrip(size: Int) async throws {

@@ -42,6 +42,13 @@ class FormatError(Exception):
 
 def parse_header(data: bytes):
     """Section 4 steps 1 and 2; returns (salt, wrapped key, ctx, H)."""
+    try:
+        return _parse_header(data)
+    except (struct.error, UnicodeDecodeError, IndexError):
+        raise FormatError("header_malformed")
+
+
+def _parse_header(data: bytes):
     if len(data) < 7 or data[:7] != MAGIC:
         raise FormatError("bad_magic")
     if len(data) < 10:
@@ -154,3 +161,27 @@ def test_the_cli_files_decrypt_with_an_independent_reader():
         with pytest.raises(FormatError) as refused:
             decrypt(bytes(damaged), unwrap)
         assert refused.value.code == "chunk_auth_failed", name
+
+
+def test_the_reader_itself_on_the_shared_vectors():
+    """The reader above against the spec's vectors (no server: the data key is given)."""
+    import json
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "KMSCoreTests", "Fixtures", "file-v1",
+                        "vectors.json")
+    with open(path, encoding="utf-8") as f:
+        vectors = json.load(f)
+    checked = 0
+    for vector in vectors["encrypt"]:
+        if "fileB64" in vector:
+            data = base64.b64decode(vector["fileB64"])
+            key = bytes.fromhex(vector["dataKey"])
+            assert decrypt(data, lambda _c, _a: key) == bytes.fromhex(vector["plaintext"]), vector["id"]
+            checked += 1
+    for vector in vectors["decryptErrors"]:
+        if "fileB64" in vector:
+            key = bytes.fromhex(vector["dataKey"])
+            with pytest.raises(FormatError) as refused:
+                decrypt(base64.b64decode(vector["fileB64"]), lambda _c, _a: key)
+            assert refused.value.code == vector["error"], vector["id"]
+            checked += 1
+    assert checked >= 20

@@ -13,7 +13,7 @@ public enum FileStream {
     public typealias Write = (Data) async throws -> Void
 
     /// Chunks per thread in one batch.
-    static let chunksPerThread = 4
+    static let chunksPerThread = 32
 
     /// Writes header ‖ commitment ‖ chunks of everything `read` gives;
     /// returns the plaintext size. Past 2^32 − 1 chunks: `too_large`.
@@ -26,38 +26,28 @@ public enum FileStream {
         prologue.append(keys.commitment)
         try await write(prologue)
         let batchSize = max(1, threads) * chunksPerThread
-        var index: UInt64 = 0
         var total: UInt64 = 0
-        var current = try await read(FileFormat.chunkSize)
-        var done = false
-        while !done {
-            var batch: [(plaintext: Data, final: Bool)] = []
-            while batch.count < batchSize {
-                if current.count < FileFormat.chunkSize {
-                    batch.append((current, true))
-                    done = true
-                    break
+        var current: Data? = try await read(FileFormat.chunkSize)
+        try await pipeline(
+            threads: threads,
+            nextBatch: { () async throws -> [(plaintext: Data, final: Bool)] in
+                var batch: [(plaintext: Data, final: Bool)] = []
+                while batch.count < batchSize, let chunk = current {
+                    // A full chunk is final only if the input ends right after it.
+                    let next = chunk.count < FileFormat.chunkSize ? Data() : try await read(FileFormat.chunkSize)
+                    batch.append((chunk, next.isEmpty))
+                    current = next.isEmpty ? nil : next
                 }
-                let next = try await read(FileFormat.chunkSize)
-                if next.isEmpty {
-                    batch.append((current, true))
-                    done = true
-                    break
-                }
-                batch.append((current, false))
-                current = next
-            }
-            let first = index
-            let sealed = await parallelMap(batch, threads: threads) { offset, item throws(FileFormatError) in
-                try keys.seal(item.plaintext, index: first + UInt64(offset), final: item.final)
-            }
-            for (offset, piece) in sealed.enumerated() {
-                try await write(try piece.get())
-                total += UInt64(batch[offset].plaintext.count)
-            }
-            index += UInt64(batch.count)
-            progress?(total)
-        }
+                return batch
+            },
+            transform: { index, item throws(FileFormatError) in
+                try keys.seal(item.plaintext, index: index, final: item.final)
+            },
+            consume: { piece in
+                try await write(piece)
+                total += UInt64(piece.count - FileFormat.tagSize)
+            },
+            afterBatch: { progress?(total) })
         return total
     }
 
@@ -82,36 +72,76 @@ public enum FileStream {
         keys: FileKeys, threads: Int = 2, read: Read, write: Write, progress: ((UInt64) -> Void)? = nil
     ) async throws -> UInt64 {
         let batchSize = max(1, threads) * chunksPerThread
-        var current = try await read(FileFormat.sealedChunkSize)
-        guard !current.isEmpty else { throw FileFormatError(.truncated, "the file has no chunk") }
-        var index: UInt64 = 0
+        var current: Data? = try await read(FileFormat.sealedChunkSize)
+        guard current?.isEmpty == false else { throw FileFormatError(.truncated, "the file has no chunk") }
         var total: UInt64 = 0
-        var done = false
-        while !done {
-            var batch: [(piece: Data, isLast: Bool)] = []
-            while batch.count < batchSize {
-                let next =
-                    current.count < FileFormat.sealedChunkSize ? Data() : try await read(FileFormat.sealedChunkSize)
-                batch.append((current, next.isEmpty))
-                if next.isEmpty {
-                    done = true
-                    break
+        try await pipeline(
+            threads: threads,
+            nextBatch: { () async throws -> [(piece: Data, isLast: Bool)] in
+                var batch: [(piece: Data, isLast: Bool)] = []
+                while batch.count < batchSize, let piece = current {
+                    // One piece of look-ahead tells whether this one is the last.
+                    let next =
+                        piece.count < FileFormat.sealedChunkSize ? Data() : try await read(FileFormat.sealedChunkSize)
+                    batch.append((piece, next.isEmpty))
+                    current = next.isEmpty ? nil : next
                 }
-                current = next
-            }
-            let first = index
-            let opened = await parallelMap(batch, threads: threads) { offset, item throws(FileFormatError) in
-                try keys.openPiece(item.piece, index: first + UInt64(offset), isLast: item.isLast)
-            }
-            for result in opened {
-                let plaintext = try result.get()
+                return batch
+            },
+            transform: { index, item throws(FileFormatError) in
+                try keys.openPiece(item.piece, index: index, isLast: item.isLast)
+            },
+            consume: { plaintext in
                 try await write(plaintext)
                 total += UInt64(plaintext.count)
-            }
-            index += UInt64(batch.count)
-            progress?(total)
-        }
+            },
+            afterBatch: { progress?(total) })
         return total
+    }
+
+    /// Batches of chunks through `transform` on up to `threads` tasks, one
+    /// batch ahead of the consumer: while batch k's results are consumed (in
+    /// order, stopping at the first failure, so nothing after a failed chunk
+    /// is released), batch k + 1 is already being sealed or opened. An empty
+    /// batch ends the input.
+    static func pipeline<Item: Sendable>(
+        threads: Int, nextBatch: () async throws -> [Item],
+        transform: @escaping @Sendable (UInt64, Item) throws(FileFormatError) -> Data,
+        consume: (Data) async throws -> Void, afterBatch: () -> Void
+    ) async throws {
+        var index: UInt64 = 0
+        var inFlight: Task<[Result<Data, FileFormatError>], Never>?
+        while true {
+            let batch = try await nextBatch()
+            var next: Task<[Result<Data, FileFormatError>], Never>?
+            if !batch.isEmpty {
+                let first = index
+                index += UInt64(batch.count)
+                let work: @Sendable () async -> [Result<Data, FileFormatError>] = {
+                    await parallelMap(batch, threads: threads) { offset, item throws(FileFormatError) in
+                        try transform(first + UInt64(offset), item)
+                    }
+                }
+                // One thread means one: the batch is done here, not beside the consumer.
+                if threads <= 1 {
+                    let results = await work()
+                    next = Task { results }
+                } else {
+                    next = Task { await work() }
+                }
+            }
+            if let inFlight {
+                do {
+                    for result in await inFlight.value { try await consume(try result.get()) }
+                } catch {
+                    next?.cancel()
+                    throw error
+                }
+                afterBatch()
+            }
+            guard let next else { return }
+            inFlight = next
+        }
     }
 
     /// Random access (section 5), after steps 1 to 3: the layout checks, the

@@ -34,6 +34,7 @@ enum FileBench {
     }
 
     static func run(bytes: Int, log: (String) -> Void) async throws -> Report {
+        tuneAllocatorForStreaming()
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
             "kms-file-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -55,11 +56,16 @@ enum FileBench {
             context: ["bench": "file"])
         let keys = try FileKeys(dataKey: dataKey, header: header)
 
+        /// The best of three runs (a run of 1 GiB takes a fraction of a second on a shared machine).
         func row(_ name: String, threads: Int, _ body: () async throws -> Void) async throws {
-            let start = ContinuousClock.now
-            try await body()
-            let elapsed = ContinuousClock.now - start
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            var seconds = Double.infinity
+            for _ in 0..<3 {
+                let start = ContinuousClock.now
+                try await body()
+                let elapsed = ContinuousClock.now - start
+                seconds = min(
+                    seconds, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            }
             let rate = Double(bytes) / 1_048_576 / seconds
             let result = Row(
                 name: name, threads: threads, seconds: seconds, mibPerSecond: rate, ratioToRawAES: rate / raw)
@@ -72,7 +78,7 @@ enum FileBench {
             let sink = try FileHandle(forWritingTo: output)
             defer { try? sink.close() }
             try await FileStream.encrypt(
-                header: header, keys: keys, threads: threads, read: { try FileIO.readExactly(source, $0) },
+                header: header, keys: keys, threads: threads, read: FileIO.sequentialReader(source),
                 write: { try sink.write(contentsOf: $0) })
             if sync { try sink.synchronize() }
         }
@@ -81,7 +87,8 @@ enum FileBench {
             defer { try? source.close() }
             let sink = try FileHandle(forWritingTo: output)
             defer { try? sink.close() }
-            let read: FileStream.Read = { try FileIO.readExactly(source, $0) }
+            let reader = FileIO.sequentialReader(source)
+            let read: FileStream.Read = { try reader($0) }
             let (parsed, _, commitment) = try await FileStream.readHeader(read: read)
             let opened = try FileKeys(dataKey: dataKey, header: parsed)
             try opened.verify(storedCommitment: commitment)
@@ -128,8 +135,12 @@ enum FileBench {
         return kib / 1024
     }
 
-    /// One thread sealing 64 KiB buffers with AES-256-GCM, `bytes` in all: MiB/s.
+    /// One thread sealing 64 KiB buffers with AES-256-GCM, `bytes` in all: MiB/s (best of three).
     static func rawAES(bytes: Int) -> Double {
+        (0..<3).map { _ in rawAESOnce(bytes: bytes) }.max() ?? 0
+    }
+
+    static func rawAESOnce(bytes: Int) -> Double {
         let key = SymmetricKey(size: .bits256)
         let buffer = Data(repeating: 0x5A, count: FileFormat.chunkSize)
         let count = max(1, bytes / FileFormat.chunkSize)

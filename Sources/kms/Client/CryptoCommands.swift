@@ -40,7 +40,7 @@ struct DecryptCommand: AsyncParsableCommand {
         if outputBase64 {
             print(opened.plaintext.base64EncodedString())
         } else {
-            FileHandle.standardOutput.write(opened.plaintext)
+            try FileHandle.standardOutput.write(contentsOf: opened.plaintext)
         }
     }
 }
