@@ -36,6 +36,29 @@ import Testing
                 && !lines.contains(Data(secretText.utf8).base64EncodedString()))
     }
 
+    /// Issue 17: a 500 KB alias or keyId is refused before the intent entry,
+    /// and no audit field holds more than 256 bytes of what a client sent.
+    @Test func oversizedFieldsDoNotGrowTheAuditLog() async throws {
+        let server = try TestServer(["KMS_MAX_BODY_BYTES": "2000000"])
+        let auditLog = server.config.auditLog
+        try await server.run { client in
+            let session = WireSession(client: client)
+            try await session.establish()
+            let before = try Data(contentsOf: auditLog).count
+            let huge = String(repeating: "a", count: 500_000)
+            let generate = try await session.call(.post, "/keys/generate", #"{"alias":"\#(huge)"}"#)
+            #expect(generate.status == 400 && generate.errorField == "alias")
+            let rotate = try await session.call(.post, "/keys/rotate", #"{"keyId":"\#(huge)"}"#)
+            #expect(rotate.status == 404)
+            let grown = try Data(contentsOf: auditLog).count - before
+            #expect(grown < 4096, "the audit log grew by \(grown) bytes")
+        }
+        let event = AuditEvent("x", [("key", String(repeating: "é", count: 1000))])
+        let value = try #require(event.fields.first?.1)
+        #expect(
+            value.utf8.count <= AuditEvent.maxFieldBytes && value.hasSuffix("bytes]") && value.contains("truncated"))
+    }
+
     @Test func aFailingAuditLogRefusesAuditedOperationsOnly() async throws {
         var server = try TestServer()
         let writer = try FlakyAuditWriter(url: server.folder.appendingPathComponent("audit.log"))

@@ -51,6 +51,23 @@ import Testing
         }
     }
 
+    /// Issue 17: 3,000 requests from a refused address cost a handful of log
+    /// lines (two per request before), each counting what it left out.
+    @Test func aRefusalFloodCostsFewLogLines() async throws {
+        var server = try TestServer(["KMS_WHITELIST": "100.64.0.0/10"])
+        let counter = LogCounter()
+        server.dependencies.logger = counter.logger
+        try await server.run { client in
+            var refused = 0
+            for _ in 0..<3000 where try await client.execute(uri: "/healthz", method: .get).status == .forbidden {
+                refused += 1
+            }
+            #expect(refused == 3000)
+        }
+        let lines = counter.count("refused client address") + counter.count("request")
+        #expect(lines >= 1 && lines <= 20, "\(lines) log lines for 3,000 refusals")
+    }
+
     @Test func offListAddressesAreRefusedOnEveryRoute() async throws {
         try await TestServer(["KMS_WHITELIST": "100.64.0.0/10"]).run { client in
             for (uri, method) in [

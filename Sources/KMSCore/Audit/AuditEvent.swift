@@ -8,10 +8,27 @@ public struct AuditEvent: Sendable {
     public var outcome: String
     public var fields: [(String, String)]
 
+    /// The most UTF-8 bytes one field value keeps: fields may echo what a
+    /// client sent, and a client must not be able to grow the fsync'd log by
+    /// half a megabyte a request.
+    public static let maxFieldBytes = 256
+
     public init(_ type: String, outcome: String = "success", _ fields: [(String, String)] = []) {
         self.type = type
         self.outcome = outcome
-        self.fields = fields
+        self.fields = fields.map { ($0.0, Self.capped($0.1)) }
+    }
+
+    /// `value`, or its first bytes (whole characters) and the marker `…[truncated N bytes]`.
+    static func capped(_ value: String) -> String {
+        let count = value.utf8.count
+        guard count > maxFieldBytes else { return value }
+        var kept = ""
+        for character in value {
+            guard kept.utf8.count + character.utf8.count <= maxFieldBytes - 32 else { break }
+            kept.append(character)
+        }
+        return kept + "…[truncated \(count - kept.utf8.count) bytes]"
     }
 
     /// The first 16 hex digits of SHA-256 of a session id: links a session's

@@ -22,13 +22,31 @@ public struct KeyRing: Sendable {
 
     // MARK: Lifecycle
 
-    public func generate(alias: String?) async throws(KMSError) -> KeyRecord {
+    /// Refuses a malformed alias: called before anything is recorded about
+    /// the request (the audit intent), and again by `generate`.
+    public func checkAlias(_ alias: String?) throws(KMSError) {
         if let alias, !KeyIdentifier.isValidAlias(alias) {
             throw KMSError(
                 .invalidRequest,
                 "`alias` must match [A-Za-z0-9][A-Za-z0-9._-]{0,63} and not start with key_ (nor be generate or rotate)",
                 field: "alias")
         }
+    }
+
+    /// Refuses a reference that cannot name a key (empty: `400`; neither a
+    /// key id nor an alias: `404`, as `resolve` would), without a store read.
+    public func checkReference(_ reference: String, field: String) throws(KMSError) {
+        guard !reference.isEmpty else { throw KMSError(.invalidRequest, "`\(field)` must not be empty", field: field) }
+        guard KeyIdentifier.isKeyId(reference) || KeyIdentifier.isValidAlias(reference) else {
+            throw Self.keyNotFound
+        }
+    }
+
+    static let keyNotFound = KMSError(
+        .keyNotFound, "no key has this id or alias; create one with POST \(WirePath.generateKey)")
+
+    public func generate(alias: String?) async throws(KMSError) -> KeyRecord {
+        try checkAlias(alias)
         let keyId = KeyIdentifier.newKeyId()
         let now = clock.now()
         let record = KeyRecord(
@@ -62,14 +80,11 @@ public struct KeyRing: Sendable {
 
     /// A key by id or alias; `404 key_not_found` when neither names one.
     public func resolve(_ reference: String, field: String) async throws(KMSError) -> KeyRecord {
-        guard !reference.isEmpty else { throw KMSError(.invalidRequest, "`\(field)` must not be empty", field: field) }
+        try checkReference(reference, field: field)
         let record =
             KeyIdentifier.isKeyId(reference)
-            ? try await store.key(id: reference)
-            : (KeyIdentifier.isValidAlias(reference) ? try await store.key(alias: reference) : nil)
-        guard let record else {
-            throw KMSError(.keyNotFound, "no key has this id or alias; create one with POST /keys/generate")
-        }
+            ? try await store.key(id: reference) : try await store.key(alias: reference)
+        guard let record else { throw Self.keyNotFound }
         return record
     }
 

@@ -15,6 +15,7 @@ struct KeysController: Sendable {
                 description: "Creates an AES-256 key with version 1 (active), optionally with a unique alias.",
                 errors: [.aliasInUse])
         ) { input, call throws(KMSError) in
+            try keys.checkAlias(input.alias)  // before the intent entry records it
             let record = try await audit.keyChange("key.generate", reference: input.alias, call) {
                 () throws(KMSError) in try await keys.generate(alias: input.alias)
             }
@@ -28,6 +29,7 @@ struct KeysController: Sendable {
                     "Adds a new active version. The previous version decrypts until its grace period (KMS_KEY_GRACE_MS) ends, then is retired.",
                 errors: [.keyNotFound])
         ) { input, call throws(KMSError) in
+            try keys.checkReference(input.keyId, field: "keyId")  // before the intent entry records it
             let record = try await audit.keyChange("key.rotate", reference: input.keyId, call) {
                 () throws(KMSError) in try await keys.rotate(input.keyId)
             }

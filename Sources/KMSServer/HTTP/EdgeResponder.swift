@@ -23,6 +23,8 @@ struct EdgeResponder: HTTPResponder {
     let metrics: RequestMetrics
     let logger: Logger
     let audit: Auditor
+    /// Refusals are logged a few lines a second at most (the request line below too).
+    let refusalLog = RefusalLogSampler()
 
     func respond(to request: Request, context: KMSRequestContext) async throws -> Response {
         let start = ContinuousClock.now
@@ -30,14 +32,20 @@ struct EdgeResponder: HTTPResponder {
         context.requestId = Base64.encodeURL(SymmetricKeyBytes.random(count: 12))
         var routeLabel = "unmatched"
         var response: Response
+        var logRequest = true
         switch resolver.resolve(peer: context.peer, forwardedFor: request.headers[values: HeaderNames.forwardedFor]) {
         case .refused(let address, let reason):
-            logger.warning(
-                "refused client address",
-                metadata: [
-                    "requestId": "\(context.requestId)", "address": "\(address?.description ?? "unknown")",
-                    "peer": "\(context.peer?.description ?? "unknown")", "reason": "\(reason)",
-                ])
+            let sampled = refusalLog.admit(address?.description ?? "unknown", now: Date())
+            logRequest = sampled != nil
+            if let suppressed = sampled {
+                logger.warning(
+                    "refused client address",
+                    metadata: [
+                        "requestId": "\(context.requestId)", "address": "\(address?.description ?? "unknown")",
+                        "peer": "\(context.peer?.description ?? "unknown")", "reason": "\(reason)",
+                        "suppressedSinceLast": "\(suppressed)",
+                    ])
+            }
             audit.refused(address: address?.description ?? "unknown", at: Date())
             response = KMSError(
                 .addressNotAllowed, "this client address is not on the server's allowlist (KMS_WHITELIST)"
@@ -62,6 +70,7 @@ struct EdgeResponder: HTTPResponder {
         let elapsed = ContinuousClock.now - start
         metrics.record(
             route: routeLabel, method: request.method.rawValue, status: response.status.code, elapsed: elapsed)
+        guard logRequest else { return response }
         logger.info(
             "request",
             metadata: [
