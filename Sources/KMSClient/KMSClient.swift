@@ -241,9 +241,37 @@ public final class KMSClient: Sendable {
         }
     }
 
-    /// init, pin check, key exchange, seq-0 confirmation. Caller holds the gate's change side.
+    /// A new session, renewing the current one if there is one. A token the
+    /// user did not fix is drawn afresh for each new session, so a renewal
+    /// never collides with the old session still alive on the server; a
+    /// fixed token first ends the old session (`DELETE /session`, best
+    /// effort: it may have expired already). A `409 token_in_use` from the
+    /// key exchange is answered by drawing another token, unless fixed.
+    /// Caller holds the gate's change side.
     @discardableResult
     private func establish() async throws -> SessionInfo {
+        let fixedToken = configuration.token != nil
+        if state.withLock({ $0.session }) != nil {
+            if fixedToken {
+                let _: EmptyBody? = try? await sealedCall("DELETE", WirePath.session, body: EmptyBody?.none)
+            } else {
+                state.withLock { $0.token = ClientToken.issue(prefix: nil) }
+            }
+            state.withLock { $0.session = nil }
+        }
+        for attempt in 0..<3 {
+            do {
+                return try await exchange()
+            } catch let error as KMSClientError where error.code == ErrorCode.tokenInUse.rawValue && !fixedToken {
+                guard attempt < 2 else { throw error }
+                state.withLock { $0.token = ClientToken.issue(prefix: nil) }
+            }
+        }
+        throw KMSClientError.protocolViolation("unreachable: key-exchange retries ended")
+    }
+
+    /// init, pin check, key exchange, seq-0 confirmation with the current token.
+    private func exchange() async throws -> SessionInfo {
         let initResponse = try await transport.send(
             TransportRequest(method: "GET", target: WirePath.sessionInit, headers: [], body: nil))
         guard initResponse.status == 200 else { throw plainError(initResponse) }

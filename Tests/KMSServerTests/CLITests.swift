@@ -155,6 +155,19 @@ import Testing
             returned.status == 0 && returned.stdout.contains("migrated 2 keys"), "\(returned.stdout)\(returned.stderr)")
     }
 
+    /// Issue 17: a long-running client renews its session across TTL
+    /// boundaries without sliding expiry, with a drawn token and with a fixed
+    /// one (before: 409 token_in_use after the first TTL), and `--duration`
+    /// works without token rotation.
+    @Test func longRunningClientsRenewAcrossTTLBoundaries() async throws {
+        let server = try await ServeProcess(environment: ["KMS_SESSION_TTL_MS": "2500", "KMS_SESSION_SLIDING": "false"])
+        for environment in [["BASE_URL": server.url], ["BASE_URL": server.url, "TOKEN": WireSession.randomToken()]] {
+            let run = try CLIProcess.run(["e2e", "--duration", "5"], environment: environment)
+            #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+            #expect(run.stdout.contains("work 5.0 s") && run.stdout.contains("operations"), "\(run.stdout)")
+        }
+    }
+
     @Test func e2eKeepsWorkingWhileRotatingTheToken() async throws {
         let server = try await ServeProcess()
         let run = try CLIProcess.run(

@@ -17,7 +17,9 @@ struct E2ECommand: AsyncParsableCommand {
 
     @OptionGroup var client: ClientOptions
 
-    @Option(help: "With ROTATE_INTERVAL_MS: seconds to keep encrypting and decrypting after the checks.")
+    @Option(
+        help: "Seconds to keep encrypting and decrypting after the checks (rotating the token with ROTATE_INTERVAL_MS)."
+    )
     var duration: Double = 0
 
     @Option(name: .customLong("rotate-interval-ms"), help: "Token rotation interval in ms (env ROTATE_INTERVAL_MS).")
@@ -105,9 +107,9 @@ struct E2ECommand: AsyncParsableCommand {
             try expect(random.count == 32, "wrong length")
             return "32 bytes"
         }
-        if let interval, duration > 0 {
-            try await report.step("work \(duration) s, rotate token") {
-                kms.startTokenRotation(every: .milliseconds(interval))
+        if duration > 0 {
+            try await report.step(interval == nil ? "work \(duration) s" : "work \(duration) s, rotate token") {
+                if let interval { kms.startTokenRotation(every: .milliseconds(interval)) }
                 let start = ContinuousClock.now
                 var operations = 0
                 var tokens = Set([kms.token])
