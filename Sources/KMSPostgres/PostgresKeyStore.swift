@@ -104,7 +104,11 @@ public final class PostgresKeyStore: KeyStore {
         let texts: [String] = try await database.withDeadline("list keys") {
             var texts: [String] = []
             for try await text in try await client.query(
-                "SELECT record FROM \(unescaped: table) WHERE key_id > \(after ?? "") ORDER BY key_id LIMIT \(limit)",
+                // Byte order, as the file store and the contract list keys, whatever the database's collation.
+                """
+                SELECT record FROM \(unescaped: table) WHERE key_id COLLATE "C" > \(after ?? "")
+                ORDER BY key_id COLLATE "C" LIMIT \(limit)
+                """,
                 logger: logger
             ).decode(String.self) {
                 texts.append(text)

@@ -29,17 +29,22 @@ public final class PostgresSessionStore: SessionStore {
     private var pending: String { database.table("pending") }
     private var logger: Logger { database.logger }
 
-    /// Runs `body` in a transaction; a `KMSError` thrown inside comes out as itself.
+    /// Runs `body` in a transaction; a `KMSError` thrown inside comes out as
+    /// itself, and a unique violation (SQLSTATE 23505: a concurrent writer won
+    /// a race the checks inside could not see) as `uniqueViolation` when given.
     private func transaction<T: Sendable>(
-        _ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+        _ what: String, uniqueViolation: KMSError? = nil,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(KMSError) -> T {
         do {
             return try await database.client.withTransaction(logger: logger) { connection in try await body(connection)
             }
         } catch let error as PostgresTransactionError {
             if let failure = error.closureError as? KMSError { throw failure }
+            if let uniqueViolation, PostgresDatabase.sqlState(error) == "23505" { throw uniqueViolation }
             throw PostgresDatabase.unavailable(error, what)
         } catch {
+            if let uniqueViolation, PostgresDatabase.sqlState(error) == "23505" { throw uniqueViolation }
             throw PostgresDatabase.unavailable(error, what)
         }
     }
@@ -216,7 +221,9 @@ public final class PostgresSessionStore: SessionStore {
     ) async throws(KMSError) -> SessionRecord {
         let sessions = self.sessions
         let logger = self.logger
-        let row: Row = try await transaction("rotate token") { connection in
+        // Two sessions rotating to one token at once: the loser's UPDATE breaks
+        // the token_hash unique index, which is the contract's 409, not a 503.
+        let row: Row = try await transaction("rotate token", uniqueViolation: .tokenInUse) { connection in
             var found: Row?
             for try await row in try await connection.query(
                 "SELECT \(unescaped: Self.columns) FROM \(unescaped: sessions) WHERE id = \(sessionId) FOR UPDATE",

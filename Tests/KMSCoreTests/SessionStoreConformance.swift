@@ -167,6 +167,32 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
         #expect(expiry == now.addingMilliseconds(1_500))
     }
 
+    /// Issue 17: sessions racing to rotate to one token: one wins, every
+    /// other gets `token_in_use` (on PostgreSQL a unique violation, not a 503).
+    @Test(arguments: SessionStoreFactory.all)
+    func concurrentRotationsToOneTokenAreTokenInUse(_ factory: SessionStoreFactory) async throws {
+        let store = try await factory.make()
+        let ids = (0..<8).map { "race\($0)" }
+        for id in ids { try await store.createSession(session(id), now: now, max: 100) }
+        let outcomes = await withTaskGroup(of: ErrorCode?.self) { group in
+            for id in ids {
+                group.addTask {
+                    do {
+                        _ = try await store.rotateToken(
+                            sessionId: id, oldTokenHash: ClientToken.hash("tok-\(id)"),
+                            newTokenHash: ClientToken.hash("the-same-new-token"), now: self.now, policy: self.policy)
+                        return nil
+                    } catch {
+                        return (error as? KMSError)?.code ?? .internalError
+                    }
+                }
+            }
+            return await group.reduce(into: [ErrorCode?]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 == nil }.count == 1, "\(outcomes)")
+        #expect(outcomes.compactMap { $0 }.allSatisfy { $0 == .tokenInUse }, "\(outcomes)")
+    }
+
     @Test(arguments: SessionStoreFactory.all)
     func tokenRotationIsImmediateAndRateLimited(_ factory: SessionStoreFactory) async throws {
         let store = try await factory.make()

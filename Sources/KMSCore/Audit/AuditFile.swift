@@ -37,21 +37,21 @@ public final class AuditFile: AuditFileWriter, @unchecked Sendable {
     public init(url: URL) throws {
         self.url = url
         try DurableFile.prepareFolder(url.deletingLastPathComponent())
-        try open()
+        try openFile()
     }
 
     deinit {
         if fd >= 0 { close(fd) }
     }
 
-    private func open() throws {
+    private func openFile() throws {
         if fd >= 0 { close(fd) }
-        fd = Glibc.open(url.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        fd = open(url.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw failure("cannot open") }
     }
 
     public func append(_ data: Data) throws {
-        if fd < 0 { try open() }
+        if fd < 0 { try openFile() }
         try data.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
@@ -83,7 +83,7 @@ public final class AuditFile: AuditFileWriter, @unchecked Sendable {
             throw Failure(description: "audit log \(target.path) exists already; not rotating onto it")
         }
         guard rename(url.path, target.path) == 0 else { throw failure("cannot rotate") }
-        try open()
+        try openFile()
         // The rename has happened: a failed folder fsync must not make the caller retry it.
         try? DurableFile.syncFolder(url.deletingLastPathComponent().path)
     }
@@ -95,7 +95,7 @@ public final class AuditFile: AuditFileWriter, @unchecked Sendable {
         let replaced =
             fd < 0 || fstat(fd, &open) != 0 || stat(url.path, &onDisk) != 0 || open.st_ino != onDisk.st_ino
             || open.st_nlink == 0
-        if replaced { try self.open() }
+        if replaced { try self.openFile() }
         return replaced
     }
 
