@@ -73,8 +73,18 @@ public func buildApplication(
         maxBodyBytes: config.maxBodyBytes, securityHeaders: SecurityHeaders(hsts: config.environment == .production),
         metrics: metrics, logger: logger, audit: audit)
     let onRunning = dependencies.onServerRunning
+    let connections = ConnectionGuard.Counter(maximum: config.maxConnections)
+    let (headerTimeout, bodyTimeout) = (config.headerTimeoutMs, config.bodyTimeoutMs)
     var app = Application(
         responder: edge,
+        server: .http1(
+            configuration: .init(
+                additionalChannelHandlers: [
+                    ConnectionGuard(
+                        counter: connections, headerTimeout: .milliseconds(headerTimeout),
+                        bodyTimeout: .milliseconds(bodyTimeout))
+                ],
+                idleTimeout: .milliseconds(config.idleTimeoutMs))),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
         onServerRunning: { channel in onRunning?(channel.localAddress?.port ?? 0) },
         logger: logger)

@@ -43,6 +43,14 @@ public struct ConfigVariable: Sendable {
             meaning: "trace, debug, info, notice, warning, error or critical"),
         .init(name: "KMS_MAX_BODY_BYTES", defaultValue: "1048576", meaning: "request body limit in bytes"),
         .init(
+            name: "KMS_HEADER_TIMEOUT_MS", defaultValue: "10000",
+            meaning: "a request head must arrive within this of the connection or the previous answer (else closed)"),
+        .init(
+            name: "KMS_BODY_TIMEOUT_MS", defaultValue: "30000",
+            meaning: "a request body must arrive within this of its head (else closed)"),
+        .init(name: "KMS_IDLE_TIMEOUT_MS", defaultValue: "30000", meaning: "a connection with no traffic is closed"),
+        .init(name: "KMS_MAX_CONNECTIONS", defaultValue: "1000", meaning: "open connections at once; more are closed"),
+        .init(
             name: "KMS_STORE", defaultValue: "file",
             meaning: "file (embedded, one instance) or postgres (several instances share keys and sessions)"),
         .init(

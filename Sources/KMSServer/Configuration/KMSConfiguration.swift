@@ -22,6 +22,11 @@ public struct KMSConfiguration: Sendable {
     public var environment = Environment.development
     public var logLevel = Logger.Level.info
     public var maxBodyBytes = 1_048_576
+    /// Slow-client limits (issue 17): see `ConnectionGuard`.
+    public var headerTimeoutMs: Int64 = 10_000
+    public var bodyTimeoutMs: Int64 = 30_000
+    public var idleTimeoutMs: Int64 = 30_000
+    public var maxConnections = 1_000
     public enum Store: String, Sendable { case file, postgres }
 
     public var store = Store.file
@@ -98,6 +103,10 @@ public struct KMSConfiguration: Sendable {
         }
         maxBodyBytes =
             try reader.integer("KMS_MAX_BODY_BYTES", in: 1_024...(1 << 30)).map(Int.init) ?? maxBodyBytes
+        headerTimeoutMs = try reader.integer("KMS_HEADER_TIMEOUT_MS", in: 100...3_600_000) ?? headerTimeoutMs
+        bodyTimeoutMs = try reader.integer("KMS_BODY_TIMEOUT_MS", in: 100...3_600_000) ?? bodyTimeoutMs
+        idleTimeoutMs = try reader.integer("KMS_IDLE_TIMEOUT_MS", in: 100...3_600_000) ?? idleTimeoutMs
+        maxConnections = try reader.integer("KMS_MAX_CONNECTIONS", in: 1...1_000_000).map(Int.init) ?? maxConnections
         if let text = try reader.string("KMS_STORE") {
             guard let value = Store(rawValue: text.lowercased()) else {
                 throw Invalid(variable: "KMS_STORE", reason: "must be file or postgres, got '\(text)'")
@@ -140,6 +149,8 @@ public struct KMSConfiguration: Sendable {
             "sessionTtlMs": "\(sessions.ttlMs)", "sliding": "\(sessions.sliding)",
             "maxLifetimeMs": "\(sessions.maxLifetimeMs)", "keyGraceMs": "\(keyGraceMs)",
             "environment": "\(environment.rawValue)", "maxBodyBytes": "\(maxBodyBytes)",
+            "headerTimeoutMs": "\(headerTimeoutMs)", "bodyTimeoutMs": "\(bodyTimeoutMs)",
+            "idleTimeoutMs": "\(idleTimeoutMs)", "maxConnections": "\(maxConnections)",
             "auditLog": "\(auditLog.path)", "auditMaxBytes": "\(auditMaxBytes)", "store": "\(store.rawValue)",
             "database": "\(databaseURL.map(Self.redactedURL) ?? "none")",
             "tokenPrefix": "\(sessions.tokenPrefix == nil ? "none" : "set")",

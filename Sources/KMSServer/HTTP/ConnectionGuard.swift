@@ -1,0 +1,92 @@
+import NIOCore
+import NIOHTTPTypes
+import Synchronization
+
+/// Bounds what a slow or greedy client can hold (issue 17), per connection,
+/// in the channel pipeline after HTTP decoding:
+///
+/// - a request head must arrive within `headerTimeout` of the connection or of
+///   the previous answer (the decoder emits the head only when it is whole, so
+///   a client trickling a byte every second still runs out of time);
+/// - its body must arrive within `bodyTimeout` of the head;
+/// - past `maxConnections` open connections, a new one is closed at once.
+///
+/// A stalled connection is closed; nothing is answered on it (an answer would
+/// need the request it never finished sending). Allowlist refusals are not
+/// made here: the contract answers them `403 address_not_allowed` on every
+/// route, which needs the request.
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// Open connections, shared by every connection's guard.
+    final class Counter: Sendable {
+        let open = Atomic<Int>(0)
+        let maximum: Int
+
+        init(maximum: Int) { self.maximum = maximum }
+    }
+
+    private let counter: Counter
+    private let headerTimeout: TimeAmount
+    private let bodyTimeout: TimeAmount
+    private var deadline: Scheduled<Void>?
+    private var counted = false
+
+    init(counter: Counter, headerTimeout: TimeAmount, bodyTimeout: TimeAmount) {
+        self.counter = counter
+        self.headerTimeout = headerTimeout
+        self.bodyTimeout = bodyTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        counted = true
+        let open = counter.open.wrappingAdd(1, ordering: .relaxed).newValue
+        if open > counter.maximum {
+            context.close(promise: nil)
+            return
+        }
+        arm(headerTimeout, context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        disarm()
+        if counted {
+            counted = false
+            counter.open.wrappingSubtract(1, ordering: .relaxed)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        disarm()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head: arm(bodyTimeout, context: context)
+        case .end: disarm()
+        case .body: break
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // The answer is complete: the next request's head has its own time.
+        if case .end = unwrapOutboundIn(data) { arm(headerTimeout, context: context) }
+        context.write(data, promise: promise)
+    }
+
+    private func arm(_ timeout: TimeAmount, context: ChannelHandlerContext) {
+        disarm()
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+    }
+
+    private func disarm() {
+        deadline?.cancel()
+        deadline = nil
+    }
+}

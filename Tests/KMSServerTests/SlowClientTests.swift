@@ -1,0 +1,53 @@
+import Foundation
+import KMSClient
+import Testing
+
+/// Issue 17: slow and greedy clients cannot hold connections open, while
+/// well-behaved clients keep being served.
+@Suite(.serialized) struct SlowClientTests {
+    static func healthy(_ server: ServeProcess) async throws -> Bool {
+        let response = try await HTTPTransport(baseURL: server.url).send(
+            TransportRequest(method: "GET", target: "/healthz", headers: [], body: nil))
+        return response.status == 200
+    }
+
+    @Test func stalledHeadsAndTricklersAreClosedWhileHealthzAnswers() async throws {
+        let server = try await ServeProcess(environment: ["KMS_HEADER_TIMEOUT_MS": "1000"])
+        let stalled = try (0..<300).map { _ in try RawConnection(port: server.port) }
+        for connection in stalled { connection.send("GET /heal") }
+        #expect(try await Self.healthy(server))
+        let trickler = try RawConnection(port: server.port)
+        var sentAll = true
+        for byte in "GET /healthz HTTP/1.1\r\nHost: x\r\n" {
+            guard trickler.send(String(byte)) else {
+                sentAll = false
+                break
+            }
+            try await Task.sleep(for: .milliseconds(150))
+        }
+        #expect(!sentAll || trickler.isClosed(within: 3), "a trickling client outlived the header deadline")
+        let closed = stalled.filter { $0.isClosed(within: 5) }.count
+        #expect(closed == stalled.count, "\(closed) of \(stalled.count) stalled connections closed")
+        #expect(try await Self.healthy(server))
+    }
+
+    @Test func aStalledBodyIsClosed() async throws {
+        let server = try await ServeProcess(environment: ["KMS_BODY_TIMEOUT_MS": "1000"])
+        for target in ["/session/key-exchange", "/crypto/encrypt"] {
+            let connection = try RawConnection(port: server.port)
+            connection.send("POST \(target) HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")
+            #expect(connection.isClosed(within: 5), "\(target)")
+        }
+        #expect(try await Self.healthy(server))
+    }
+
+    @Test func connectionsPastTheCapAreClosed() async throws {
+        let server = try await ServeProcess(environment: ["KMS_MAX_CONNECTIONS": "20"])
+        let held = try (0..<30).map { _ in try RawConnection(port: server.port) }
+        try await Task.sleep(for: .milliseconds(500))
+        let closed = held.filter { $0.isClosed(within: 0.2) }.count
+        #expect(closed >= 10, "\(closed) of 30 connections closed with a cap of 20")
+        for connection in held { connection.send("x") }
+        _ = held.map { $0.isClosed(within: 0.01) }
+    }
+}
