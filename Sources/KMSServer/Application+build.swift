@@ -66,7 +66,7 @@ public func buildApplication(
     let channel = SealedChannel(sessions: sessions, maxBodyBytes: config.maxBodyBytes)
     let routes = makeRoutes(
         sessions: sessions, channel: channel, keys: keys, metrics: metrics, audit: audit,
-        maxBodyBytes: config.maxBodyBytes)
+        maxBodyBytes: config.maxBodyBytes, keyExchangeRate: config.keyExchangeRate)
     let edge = EdgeResponder(
         routes: routes,
         resolver: ClientAddressResolver(allowlist: config.allowlist, trustedProxies: config.trustedProxies),
@@ -100,11 +100,14 @@ public func buildApplication(
 /// the table that dispatches them and that the documents are rendered from.
 func makeRoutes(
     sessions: SessionManager, channel: SealedChannel, keys: KeyRing, metrics: RequestMetrics, audit: Auditor,
-    maxBodyBytes: Int
+    maxBodyBytes: Int, keyExchangeRate: Int = 50
 ) -> RouteTable {
     var routes = RouteBuilder(channel: channel)
     HealthController(metrics: metrics).register(on: &routes)
-    SessionController(sessions: sessions, maxBodyBytes: maxBodyBytes, audit: audit).register(on: &routes)
+    SessionController(
+        sessions: sessions, maxBodyBytes: maxBodyBytes, audit: audit,
+        keyExchanges: KeyExchangeLimiter(perSecond: keyExchangeRate)
+    ).register(on: &routes)
     KeysController(keys: keys, audit: audit).register(on: &routes)
     CryptoController(keys: keys, audit: audit).register(on: &routes)
     let docs = DocsController()

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import KMSCore
 import KMSProtocol
 import KMSServer
 import NIOCore
@@ -10,6 +11,51 @@ import Testing
 
 /// Issue 3: protocol-v1.md over HTTP, every refusal included.
 @Suite struct SessionProtocolTests {
+    /// Issue 17: key exchanges from one address are rate-limited before any
+    /// work (429 with Retry-After), and the RSA work queue bounds and counts unwraps.
+    @Test func keyExchangeFloodsAreRateLimited() async throws {
+        try await TestServer(["KMS_KEY_EXCHANGE_RATE": "1"]).run { client in
+            var statuses: [Int] = []
+            var retryAfter: String?
+            let start = Date()
+            for _ in 0..<40 {
+                let response = try await WireSession(client: client).keyExchange(
+                    body: #"{"sessionId":"x","wrappedKey":"AA=="}"#)
+                statuses.append(response.status.code)
+                if response.status == .tooManyRequests {
+                    retryAfter = response.headers[.retryAfter]
+                    #expect(response.errorCode == "rate_limited")
+                }
+            }
+            // A bucket of 2 refilled at 1/s: at most 2 + elapsed seconds admitted, however slow the machine.
+            let elapsed = Date().timeIntervalSince(start)
+            let admitted = statuses.filter { $0 != 429 }.count
+            #expect(Double(admitted) <= 3 + elapsed, "\(admitted) admitted in \(elapsed) s: \(statuses)")
+            #expect(statuses.contains(429), "\(statuses)")
+            #expect(retryAfter.flatMap(Int.init).map { $0 >= 1 } == true)
+        }
+        let queue = RSAWorkQueue(width: 1, backlog: 2)
+        let identity = TestServer.identity
+        let results = await withTaskGroup(of: ErrorCode?.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    do {
+                        _ = try await queue.run { () throws(KMSError) in
+                            try SessionKeyUnwrapper.unwrap(wrappedKey: "AA==", with: identity)
+                        }
+                        return nil
+                    } catch {
+                        return (error as? KMSError)?.code
+                    }
+                }
+            }
+            return await group.reduce(into: [ErrorCode?]()) { $0.append($1) }
+        }
+        // Every call either ran (and failed as a bad key must) or was refused as busy, never queued past the backlog.
+        #expect(results.allSatisfy { $0 == .keyExchangeFailed || $0 == .serverBusy }, "\(results)")
+        #expect(queue.completed.load(ordering: .relaxed) == results.filter { $0 == .keyExchangeFailed }.count)
+    }
+
     @Test func keyExchangeSealedCallsRotationAndEnd() async throws {
         let server = try TestServer()
         try await server.run { client in

@@ -12,12 +12,18 @@ public struct SessionManager: Sendable {
     public let identity: IdentityKey
     public let policy: SessionPolicy
     public let clock: any KMSClock
+    /// Where the RSA unwraps run (bounded threads of their own).
+    public let rsa: RSAWorkQueue
 
-    public init(store: any SessionStore, identity: IdentityKey, policy: SessionPolicy, clock: any KMSClock) {
+    public init(
+        store: any SessionStore, identity: IdentityKey, policy: SessionPolicy, clock: any KMSClock,
+        rsa: RSAWorkQueue = RSAWorkQueue()
+    ) {
         self.store = store
         self.identity = identity
         self.policy = policy
         self.clock = clock
+        self.rsa = rsa
     }
 
     // MARK: Init and key exchange
@@ -56,7 +62,10 @@ public struct SessionManager: Sendable {
         guard try await store.takePending(id: request.sessionId, now: now) != nil else {
             throw KMSError.unknownSession
         }
-        let key = try SessionKeyUnwrapper.unwrap(wrappedKey: request.wrappedKey, with: identity)
+        let (identity, wrappedKey) = (self.identity, request.wrappedKey)
+        let key = try await rsa.run { () throws(KMSError) in
+            try SessionKeyUnwrapper.unwrap(wrappedKey: wrappedKey, with: identity)
+        }
         let createdAt = clock.now()
         let session = SessionRecord(
             id: request.sessionId, tokenHash: tokenHash, key: key, createdAt: createdAt,

@@ -51,6 +51,9 @@ public struct ConfigVariable: Sendable {
         .init(name: "KMS_IDLE_TIMEOUT_MS", defaultValue: "30000", meaning: "a connection with no traffic is closed"),
         .init(name: "KMS_MAX_CONNECTIONS", defaultValue: "1000", meaning: "open connections at once; more are closed"),
         .init(
+            name: "KMS_KEY_EXCHANGE_RATE", defaultValue: "50",
+            meaning: "key exchanges per second per client address (bursts of twice that); more get 429"),
+        .init(
             name: "KMS_STORE", defaultValue: "file",
             meaning: "file (embedded, one instance) or postgres (several instances share keys and sessions)"),
         .init(

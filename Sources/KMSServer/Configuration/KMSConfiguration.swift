@@ -27,6 +27,8 @@ public struct KMSConfiguration: Sendable {
     public var bodyTimeoutMs: Int64 = 30_000
     public var idleTimeoutMs: Int64 = 30_000
     public var maxConnections = 1_000
+    /// Key exchanges per second per client address (RSA work is bounded too).
+    public var keyExchangeRate = 50
     public enum Store: String, Sendable { case file, postgres }
 
     public var store = Store.file
@@ -107,6 +109,8 @@ public struct KMSConfiguration: Sendable {
         bodyTimeoutMs = try reader.integer("KMS_BODY_TIMEOUT_MS", in: 100...3_600_000) ?? bodyTimeoutMs
         idleTimeoutMs = try reader.integer("KMS_IDLE_TIMEOUT_MS", in: 100...3_600_000) ?? idleTimeoutMs
         maxConnections = try reader.integer("KMS_MAX_CONNECTIONS", in: 1...1_000_000).map(Int.init) ?? maxConnections
+        keyExchangeRate =
+            try reader.integer("KMS_KEY_EXCHANGE_RATE", in: 1...1_000_000).map(Int.init) ?? keyExchangeRate
         if let text = try reader.string("KMS_STORE") {
             guard let value = Store(rawValue: text.lowercased()) else {
                 throw Invalid(variable: "KMS_STORE", reason: "must be file or postgres, got '\(text)'")
@@ -151,6 +155,7 @@ public struct KMSConfiguration: Sendable {
             "environment": "\(environment.rawValue)", "maxBodyBytes": "\(maxBodyBytes)",
             "headerTimeoutMs": "\(headerTimeoutMs)", "bodyTimeoutMs": "\(bodyTimeoutMs)",
             "idleTimeoutMs": "\(idleTimeoutMs)", "maxConnections": "\(maxConnections)",
+            "keyExchangeRate": "\(keyExchangeRate)",
             "auditLog": "\(auditLog.path)", "auditMaxBytes": "\(auditMaxBytes)", "store": "\(store.rawValue)",
             "database": "\(databaseURL.map(Self.redactedURL) ?? "none")",
             "tokenPrefix": "\(sessions.tokenPrefix == nil ? "none" : "set")",

@@ -8,6 +8,7 @@ struct SessionController: Sendable {
     let sessions: SessionManager
     let maxBodyBytes: Int
     let audit: Auditor
+    let keyExchanges: KeyExchangeLimiter
 
     func register(on routes: inout RouteBuilder) {
         routes.plain(
@@ -29,10 +30,12 @@ struct SessionController: Sendable {
                     "Send 32 random bytes wrapped with RSA-OAEP-256 and header X-Client-Token. The 200 body is a sealed response with seq 0 whose inner JSON is KeyExchangeResponse: opening it proves the server holds your key.",
                 errors: [
                     .invalidToken, .badRequest, .invalidRequest, .unknownSession, .tokenInUse, .keyExchangeFailed,
-                    .serverBusy,
+                    .rateLimited, .serverBusy,
                 ],
                 request: KeyExchangeRequest.self, response: KeyExchangeResponse.self)
         ) { request, context in
+            // Before anything else costs the server: a flood from one address is cut here.
+            try keyExchanges.admit(context.clientAddress?.description ?? "unknown", now: Date())
             let token = request.headers[HeaderNames.clientToken]
             let body = try await RequestBodyReader.read(request, limit: maxBodyBytes)
             let client = ("client", context.clientAddress?.description ?? "unknown")

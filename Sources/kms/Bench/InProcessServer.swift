@@ -20,6 +20,7 @@ final class InProcessServer: Sendable {
             "KMS_MASTER_KEY_FILE": folder.appendingPathComponent("master.key").path,
             "KMS_AUDIT_LOG": folder.appendingPathComponent("audit.log").path, "KMS_LOG_LEVEL": "error",
             "KMS_ROTATE_MAX": "1000000", "KMS_PENDING_PER_ADDRESS": "100000", "KMS_PENDING_MAX": "100000",
+            "KMS_KEY_EXCHANGE_RATE": "100000",
             "KMS_SESSIONS_MAX": "10000000",
         ]
         for (key, value) in environment { values[key] = value }

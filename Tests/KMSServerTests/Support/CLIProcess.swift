@@ -89,7 +89,9 @@ final class ServeProcess: @unchecked Sendable {
         process.standardError = handle
         try process.run()
         let health = HTTPTransport(baseURL: url)
-        for _ in 0..<300 {
+        // Up to 120 s: a first start generates an RSA-4096 key, whose prime search
+        // takes seconds in a debug build and many more on a loaded machine.
+        for _ in 0..<1200 {
             if let response = try? await health.send(
                 TransportRequest(method: "GET", target: "/healthz", headers: [], body: nil)), response.status == 200
             {

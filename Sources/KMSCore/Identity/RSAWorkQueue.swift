@@ -1,0 +1,77 @@
+import Foundation
+import Synchronization
+
+/// Where RSA-4096 unwraps run: on at most `width` threads of their own, not
+/// on the event loops nor unbounded on the cooperative pool that serves every
+/// other request. On 2 cores the default width is 1, so a flood of key
+/// exchanges (about 3 ms of CPU each) can take one core, never both; past
+/// `backlog` waiting unwraps the next is refused (`503`) instead of queued.
+public final class RSAWorkQueue: Sendable {
+    private let queue: OperationQueue
+    private let waiting = Atomic<Int>(0)
+    public let width: Int
+    public let backlog: Int
+    /// Unwraps run so far (tests count them).
+    public let completed = Atomic<Int>(0)
+
+    public init(width: Int = max(1, ProcessInfo.processInfo.activeProcessorCount - 1), backlog: Int = 64) {
+        self.width = max(1, width)
+        self.backlog = max(1, backlog)
+        let queue = OperationQueue()
+        queue.name = "kms.rsa"
+        queue.maxConcurrentOperationCount = self.width
+        queue.qualityOfService = .utility
+        self.queue = queue
+    }
+
+    /// Runs `work` on the RSA threads; `503 server_busy` when too many wait.
+    public func run<T: Sendable>(_ work: @escaping @Sendable () throws(KMSError) -> T) async throws(KMSError) -> T {
+        guard waiting.wrappingAdd(1, ordering: .relaxed).newValue <= backlog else {
+            waiting.wrappingSubtract(1, ordering: .relaxed)
+            throw KMSError(
+                .serverBusy, "too many key exchanges are waiting for the server's RSA key; try again shortly",
+                retryAfterSeconds: 1)
+        }
+        let result: Result<T, KMSError> = await withCheckedContinuation { continuation in
+            queue.addOperation {
+                continuation.resume(returning: Result { () throws(KMSError) in try work() })
+            }
+        }
+        waiting.wrappingSubtract(1, ordering: .relaxed)
+        completed.wrappingAdd(1, ordering: .relaxed)
+        return try result.get()
+    }
+}
+
+/// Key exchanges per client address: a token bucket of `burst`, refilled at
+/// `perSecond`; past it `429 rate_limited` with `Retry-After`, before any
+/// store or RSA work. Memory is bounded (the table is reset when full).
+public final class KeyExchangeLimiter: Sendable {
+    public let perSecond: Double
+    public let burst: Double
+    private let buckets = Mutex<[String: (tokens: Double, at: Date)]>([:])
+
+    public init(perSecond: Int, burst: Int? = nil) {
+        self.perSecond = Double(max(1, perSecond))
+        self.burst = Double(max(1, burst ?? perSecond * 2))
+    }
+
+    public func admit(_ address: String, now: Date) throws(KMSError) {
+        let retryAfter: Int? = buckets.withLock { buckets in
+            if buckets.count >= 10_000, buckets[address] == nil { buckets.removeAll(keepingCapacity: true) }
+            var bucket = buckets[address] ?? (burst, now)
+            bucket.tokens = min(burst, bucket.tokens + max(0, now.timeIntervalSince(bucket.at)) * perSecond)
+            bucket.at = now
+            defer { buckets[address] = bucket }
+            guard bucket.tokens >= 1 else { return max(1, Int(((1 - bucket.tokens) / perSecond).rounded(.up))) }
+            bucket.tokens -= 1
+            return nil
+        }
+        if let retryAfter {
+            throw KMSError(
+                .rateLimited,
+                "too many key exchanges from this address (KMS_KEY_EXCHANGE_RATE per second); retry after \(retryAfter) s",
+                retryAfterSeconds: retryAfter)
+        }
+    }
+}
