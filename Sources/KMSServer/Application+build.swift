@@ -140,7 +140,9 @@ func openAudit(
                 AuditEvent("audit.repaired", [("truncatedBytes", "\(resume.repairedBytes)")]), durable: true)
         }
         try await log.record(
-            AuditEvent("server.start", config.loggable.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") }),
+            AuditEvent(
+                "server.start", config.loggable.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") },
+                capped: false),
             durable: true)
         return Auditor(log: log)
     } catch let error as KMSError {

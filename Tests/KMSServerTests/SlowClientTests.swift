@@ -31,6 +31,17 @@ import Testing
         #expect(try await Self.healthy(server))
     }
 
+    /// Pipelined requests are all answered: the header deadline runs only
+    /// while no request is being handled.
+    @Test func pipelinedRequestsAreAnswered() async throws {
+        let server = try await ServeProcess(environment: ["KMS_HEADER_TIMEOUT_MS": "1000"])
+        let connection = try RawConnection(port: server.port)
+        let request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        #expect(connection.send(request + request + request))
+        let answers = connection.readAll(within: 3)
+        #expect(answers.components(separatedBy: "HTTP/1.1 200").count - 1 == 3, "\(answers)")
+    }
+
     @Test func aStalledBodyIsClosed() async throws {
         let server = try await ServeProcess(environment: ["KMS_BODY_TIMEOUT_MS": "1000"])
         for target in ["/session/key-exchange", "/crypto/encrypt"] {

@@ -13,10 +13,12 @@ public struct AuditEvent: Sendable {
     /// half a megabyte a request.
     public static let maxFieldBytes = 256
 
-    public init(_ type: String, outcome: String = "success", _ fields: [(String, String)] = []) {
+    /// `capped: false` only for what the operator configured (the start-up
+    /// entry's settings), never for anything a client sent.
+    public init(_ type: String, outcome: String = "success", _ fields: [(String, String)] = [], capped: Bool = true) {
         self.type = type
         self.outcome = outcome
-        self.fields = fields.map { ($0.0, Self.capped($0.1)) }
+        self.fields = capped ? fields.map { ($0.0, Self.capped($0.1)) } : fields
     }
 
     /// `value`, or its first bytes (whole characters) and the marker `…[truncated N bytes]`.

@@ -8,7 +8,7 @@ import Synchronization
 /// `backlog` waiting unwraps the next is refused (`503`) instead of queued.
 public final class RSAWorkQueue: Sendable {
     private let queue: OperationQueue
-    private let waiting = Atomic<Int>(0)
+    fileprivate let waiting = Atomic<Int>(0)
     public let width: Int
     public let backlog: Int
     /// Unwraps run so far (tests count them).
@@ -24,22 +24,51 @@ public final class RSAWorkQueue: Sendable {
         self.queue = queue
     }
 
-    /// Runs `work` on the RSA threads; `503 server_busy` when too many wait.
-    public func run<T: Sendable>(_ work: @escaping @Sendable () throws(KMSError) -> T) async throws(KMSError) -> T {
+    /// A place in the backlog, taken before anything is used up (the pending
+    /// session of a key exchange), so that a `503` leaves the client able to
+    /// retry. Given back when it is used or released.
+    public final class Reservation: Sendable {
+        let queue: RSAWorkQueue
+        private let held = Atomic<Bool>(true)
+
+        init(queue: RSAWorkQueue) { self.queue = queue }
+
+        /// Gives the place back (also done when the reservation is dropped).
+        public func release() {
+            if held.exchange(false, ordering: .relaxed) { queue.waiting.wrappingSubtract(1, ordering: .relaxed) }
+        }
+
+        deinit { release() }
+    }
+
+    /// Takes a place in the backlog; `503 server_busy` when too many wait.
+    public func reserve() throws(KMSError) -> Reservation {
         guard waiting.wrappingAdd(1, ordering: .relaxed).newValue <= backlog else {
             waiting.wrappingSubtract(1, ordering: .relaxed)
             throw KMSError(
                 .serverBusy, "too many key exchanges are waiting for the server's RSA key; try again shortly",
                 retryAfterSeconds: 1)
         }
+        return Reservation(queue: self)
+    }
+
+    /// Runs `work` on the RSA threads in a reserved place.
+    public func run<T: Sendable>(
+        _ reservation: Reservation, _ work: @escaping @Sendable () throws(KMSError) -> T
+    ) async throws(KMSError) -> T {
         let result: Result<T, KMSError> = await withCheckedContinuation { continuation in
             queue.addOperation {
                 continuation.resume(returning: Result { () throws(KMSError) in try work() })
             }
         }
-        waiting.wrappingSubtract(1, ordering: .relaxed)
+        reservation.release()
         completed.wrappingAdd(1, ordering: .relaxed)
         return try result.get()
+    }
+
+    /// `reserve` and `run` in one.
+    public func run<T: Sendable>(_ work: @escaping @Sendable () throws(KMSError) -> T) async throws(KMSError) -> T {
+        try await run(try reserve(), work)
     }
 }
 

@@ -58,12 +58,15 @@ public struct SessionManager: Sendable {
             try await store.hasPending(id: request.sessionId, now: now)
         else { throw KMSError.unknownSession }
         if try await store.isTokenInUse(tokenHash, now: now) { throw KMSError.tokenInUse }
+        // A place for the unwrap is taken before the pending session is used up: a
+        // busy server answers 503 and the client can retry the same exchange.
+        let slot = try rsa.reserve()
         // From here the pending session is used up, whether or not the unwrap succeeds.
         guard try await store.takePending(id: request.sessionId, now: now) != nil else {
             throw KMSError.unknownSession
         }
         let (identity, wrappedKey) = (self.identity, request.wrappedKey)
-        let key = try await rsa.run { () throws(KMSError) in
+        let key = try await rsa.run(slot) { () throws(KMSError) in
             try SessionKeyUnwrapper.unwrap(wrappedKey: wrappedKey, with: identity)
         }
         let createdAt = clock.now()

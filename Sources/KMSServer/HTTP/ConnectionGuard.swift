@@ -34,6 +34,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let bodyTimeout: TimeAmount
     private var deadline: Scheduled<Void>?
     private var counted = false
+    /// Requests whose answer has not been written to its end (a client may pipeline).
+    private var inFlight = 0
+    /// Whether a request body is still arriving.
+    private var readingBody = false
 
     init(counter: Counter, headerTimeout: TimeAmount, bodyTimeout: TimeAmount) {
         self.counter = counter
@@ -66,16 +70,27 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head: arm(bodyTimeout, context: context)
-        case .end: disarm()
+        case .head:
+            inFlight += 1
+            readingBody = true
+            arm(bodyTimeout, context: context)
+        case .end:
+            readingBody = false
+            disarm()
+            // Answered before its body ended (413, 403, 429): the next head's time starts now.
+            if inFlight == 0 { arm(headerTimeout, context: context) }
         case .body: break
         }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        // The answer is complete: the next request's head has its own time.
-        if case .end = unwrapOutboundIn(data) { arm(headerTimeout, context: context) }
+        if case .end = unwrapOutboundIn(data) {
+            inFlight = max(0, inFlight - 1)
+            // Every answer is complete and no body is arriving: the next request's head has its own time.
+            // While a request is being handled (or a pipelined one waits), no deadline runs.
+            if inFlight == 0, !readingBody { arm(headerTimeout, context: context) }
+        }
         context.write(data, promise: promise)
     }
 

@@ -39,6 +39,21 @@ final class RawConnection {
         #endif
     }
 
+    /// Everything the server sends until it closes or `seconds` pass.
+    func readAll(within seconds: Double) -> String {
+        let deadline = Date().addingTimeInterval(seconds)
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while Date() < deadline {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, Int32(max(1, deadline.timeIntervalSinceNow * 1000))) > 0 else { continue }
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            received += buffer[0..<count]
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
     /// Whether the server closed the connection within `seconds` (reads past any answer).
     func isClosed(within seconds: Double) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
