@@ -25,23 +25,12 @@ public enum FileStream {
         var prologue = header.encoded
         prologue.append(keys.commitment)
         try await write(prologue)
-        let batchSize = max(1, threads) * chunksPerThread
         var total: UInt64 = 0
-        var current: Data? = try await read(FileFormat.chunkSize)
+        // A full chunk is final only if the input ends right after it.
         try await pipeline(
-            threads: threads,
-            nextBatch: { () async throws -> [(plaintext: Data, final: Bool)] in
-                var batch: [(plaintext: Data, final: Bool)] = []
-                while batch.count < batchSize, let chunk = current {
-                    // A full chunk is final only if the input ends right after it.
-                    let next = chunk.count < FileFormat.chunkSize ? Data() : try await read(FileFormat.chunkSize)
-                    batch.append((chunk, next.isEmpty))
-                    current = next.isEmpty ? nil : next
-                }
-                return batch
-            },
-            transform: { index, item throws(FileFormatError) in
-                try keys.seal(item.plaintext, index: index, final: item.final)
+            threads: threads, blockSize: FileFormat.chunkSize, first: try await read(FileFormat.chunkSize), read: read,
+            transform: { index, plaintext, final throws(FileFormatError) in
+                try keys.seal(plaintext, index: index, final: final)
             },
             consume: { piece in
                 try await write(piece)
@@ -71,25 +60,13 @@ public enum FileStream {
     public static func decrypt(
         keys: FileKeys, threads: Int = 2, read: Read, write: Write, progress: ((UInt64) -> Void)? = nil
     ) async throws -> UInt64 {
-        let batchSize = max(1, threads) * chunksPerThread
-        var current: Data? = try await read(FileFormat.sealedChunkSize)
-        guard current?.isEmpty == false else { throw FileFormatError(.truncated, "the file has no chunk") }
+        let first = try await read(FileFormat.sealedChunkSize)
+        guard !first.isEmpty else { throw FileFormatError(.truncated, "the file has no chunk") }
         var total: UInt64 = 0
         try await pipeline(
-            threads: threads,
-            nextBatch: { () async throws -> [(piece: Data, isLast: Bool)] in
-                var batch: [(piece: Data, isLast: Bool)] = []
-                while batch.count < batchSize, let piece = current {
-                    // One piece of look-ahead tells whether this one is the last.
-                    let next =
-                        piece.count < FileFormat.sealedChunkSize ? Data() : try await read(FileFormat.sealedChunkSize)
-                    batch.append((piece, next.isEmpty))
-                    current = next.isEmpty ? nil : next
-                }
-                return batch
-            },
-            transform: { index, item throws(FileFormatError) in
-                try keys.openPiece(item.piece, index: index, isLast: item.isLast)
+            threads: threads, blockSize: FileFormat.sealedChunkSize, first: first, read: read,
+            transform: { index, piece, isLast throws(FileFormatError) in
+                try keys.openPiece(piece, index: index, isLast: isLast)
             },
             consume: { plaintext in
                 try await write(plaintext)
@@ -99,27 +76,39 @@ public enum FileStream {
         return total
     }
 
-    /// Batches of chunks through `transform` on up to `threads` tasks, one
-    /// batch ahead of the consumer: while batch k's results are consumed (in
-    /// order, stopping at the first failure, so nothing after a failed chunk
-    /// is released), batch k + 1 is already being sealed or opened. An empty
-    /// batch ends the input.
-    static func pipeline<Item: Sendable>(
-        threads: Int, nextBatch: () async throws -> [Item],
-        transform: @escaping @Sendable (UInt64, Item) throws(FileFormatError) -> Data,
+    /// Blocks of `blockSize` bytes, read with one block of look-ahead (a
+    /// block is the last only if the input ends right after it), in batches
+    /// through `transform` on up to `threads` tasks, one batch ahead of the
+    /// consumer: while batch k's results are consumed (in order, stopping at
+    /// the first failure, so nothing after a failed block is released), batch
+    /// k + 1 is already being sealed or opened.
+    static func pipeline(
+        threads: Int, blockSize: Int, first: Data, read: Read,
+        transform: @escaping @Sendable (UInt64, Data, Bool) throws(FileFormatError) -> Data,
         consume: (Data) async throws -> Void, afterBatch: () -> Void
     ) async throws {
+        let batchSize = max(1, threads) * chunksPerThread
+        var current: Data? = first
+        func nextBatch() async throws -> [(block: Data, isLast: Bool)] {
+            var batch: [(block: Data, isLast: Bool)] = []
+            while batch.count < batchSize, let block = current {
+                let next = block.count < blockSize ? Data() : try await read(blockSize)
+                batch.append((block, next.isEmpty))
+                current = next.isEmpty ? nil : next
+            }
+            return batch
+        }
         var index: UInt64 = 0
         var inFlight: Task<[Result<Data, FileFormatError>], Never>?
         while true {
             let batch = try await nextBatch()
             var next: Task<[Result<Data, FileFormatError>], Never>?
             if !batch.isEmpty {
-                let first = index
+                let start = index
                 index += UInt64(batch.count)
                 let work: @Sendable () async -> [Result<Data, FileFormatError>] = {
                     await parallelMap(batch, threads: threads) { offset, item throws(FileFormatError) in
-                        try transform(first + UInt64(offset), item)
+                        try transform(start + UInt64(offset), item.block, item.isLast)
                     }
                 }
                 // One thread means one: the batch is done here, not beside the consumer.
