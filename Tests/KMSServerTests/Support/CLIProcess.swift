@@ -75,7 +75,8 @@ final class ServeProcess: @unchecked Sendable {
     init(environment: [String: String] = [:]) async throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        port = Int.random(in: 20_000...60_000)
+        // Below the kernel's ephemeral range (32768-60999): a port a client socket holds there makes bind fail.
+        port = Int.random(in: 20_000...32_000)
         log = folder.appendingPathComponent("server.log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         process.executableURL = CLIProcess.binary
