@@ -20,6 +20,8 @@ public struct AppDependencies: Sendable {
     public var auditTimeout: Duration = .seconds(2)
     /// Told the listening port once the server runs (benchmarks use port 0).
     public var onServerRunning: (@Sendable (Int) -> Void)?
+    /// Where RSA unwraps run; when nil, a queue of cores − 1 threads.
+    public var rsaQueue: RSAWorkQueue?
     /// How often expired sessions are swept.
     public var janitorInterval: Duration = .seconds(30)
 
@@ -61,7 +63,8 @@ public func buildApplication(
     let audit = try await openAudit(config, dependencies: dependencies, masterKey: masterKey, secrets: stores.secrets)
     let sessionStore = stores.sessions
     let sessions = SessionManager(
-        store: sessionStore, identity: identity, policy: config.sessions, clock: dependencies.clock)
+        store: sessionStore, identity: identity, policy: config.sessions, clock: dependencies.clock,
+        rsa: dependencies.rsaQueue ?? RSAWorkQueue())
     let metrics = RequestMetrics()
     let channel = SealedChannel(sessions: sessions, maxBodyBytes: config.maxBodyBytes)
     let routes = makeRoutes(

@@ -14,6 +14,10 @@ public final class RSAWorkQueue: Sendable {
     /// Unwraps run so far (tests count them).
     public let completed = Atomic<Int>(0)
 
+    /// Whether any unwrap is waiting or running: the per-address rate limit
+    /// only refuses while the RSA threads are contended.
+    public var isBusy: Bool { waiting.load(ordering: .relaxed) > 0 }
+
     public init(width: Int = max(1, ProcessInfo.processInfo.activeProcessorCount - 1), backlog: Int = 64) {
         self.width = max(1, width)
         self.backlog = max(1, backlog)
@@ -73,8 +77,12 @@ public final class RSAWorkQueue: Sendable {
 }
 
 /// Key exchanges per client address: a token bucket of `burst`, refilled at
-/// `perSecond`; past it `429 rate_limited` with `Retry-After`, before any
-/// store or RSA work. Memory is bounded (the table is reset when full).
+/// `perSecond`, charged for every exchange. An empty bucket refuses
+/// (`429 rate_limited` with `Retry-After`, before any store or RSA work) only
+/// while the RSA threads are busy: a flood competes with other clients'
+/// exchanges and is cut, while a fast client alone on an idle server (a test
+/// suite, a restore job opening many sessions) is never refused for speed.
+/// Memory is bounded (the table is reset when full).
 public final class KeyExchangeLimiter: Sendable {
     public let perSecond: Double
     public let burst: Double
@@ -85,21 +93,26 @@ public final class KeyExchangeLimiter: Sendable {
         self.burst = Double(max(1, burst ?? perSecond * 2))
     }
 
-    public func admit(_ address: String, now: Date) throws(KMSError) {
+    /// Charges `address` one exchange; throws `rate_limited` when its bucket
+    /// is empty and `contended` (the RSA queue has work waiting or running).
+    public func admit(_ address: String, now: Date, contended: Bool) throws(KMSError) {
         let retryAfter: Int? = buckets.withLock { buckets in
             if buckets.count >= 10_000, buckets[address] == nil { buckets.removeAll(keepingCapacity: true) }
             var bucket = buckets[address] ?? (burst, now)
             bucket.tokens = min(burst, bucket.tokens + max(0, now.timeIntervalSince(bucket.at)) * perSecond)
             bucket.at = now
             defer { buckets[address] = bucket }
-            guard bucket.tokens >= 1 else { return max(1, Int(((1 - bucket.tokens) / perSecond).rounded(.up))) }
+            guard bucket.tokens >= 1 else {
+                guard contended else { return nil }
+                return max(1, Int(((1 - bucket.tokens) / perSecond).rounded(.up)))
+            }
             bucket.tokens -= 1
             return nil
         }
         if let retryAfter {
             throw KMSError(
                 .rateLimited,
-                "too many key exchanges from this address (KMS_KEY_EXCHANGE_RATE per second); retry after \(retryAfter) s",
+                "too many key exchanges from this address (KMS_KEY_EXCHANGE_RATE per second) while the server is busy; retry after \(retryAfter) s",
                 retryAfterSeconds: retryAfter)
         }
     }

@@ -35,7 +35,8 @@ struct SessionController: Sendable {
                 request: KeyExchangeRequest.self, response: KeyExchangeResponse.self)
         ) { request, context in
             // Before anything else costs the server: a flood from one address is cut here.
-            try keyExchanges.admit(context.clientAddress?.description ?? "unknown", now: Date())
+            try keyExchanges.admit(
+                context.clientAddress?.description ?? "unknown", now: Date(), contended: sessions.rsa.isBusy)
             let token = request.headers[HeaderNames.clientToken]
             let body = try await RequestBodyReader.read(request, limit: maxBodyBytes)
             let client = ("client", context.clientAddress?.description ?? "unknown")
