@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts a throw-away PostgreSQL cluster on loopback for the tests.
+# Starts a throw-away PostgreSQL cluster on loopback for the tests, with TLS.
 #   source .ci/postgres.sh start   -> exports KMS_TEST_POSTGRES_URL
 #   .ci/postgres.sh stop
 set -euo pipefail
@@ -30,12 +30,32 @@ start)
     # fixed in DurableFile.prepareFolder; FileKeyStoreTests checks it.)
     as_pg() { unshare --user --map-user=1000 --map-group=1000 -- "$@"; }
     as_pg "$bin/initdb" -D "$pg_dir/data" -U postgres --auth=trust -E UTF8 >/dev/null
+    # TLS from a throw-away CA: a server certificate naming 127.0.0.1 and
+    # localhost (not 127.0.0.2, where the server also listens, so verify-full
+    # and verify-ca differ), and a second CA that signed nothing here.
+    command -v openssl >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+    tls="$pg_dir/tls"
+    mkdir -p "$tls"
+    ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${ec[@]}" -keyout "$tls/ca.key" -out "$tls/ca.crt" -days 3 -subj "/CN=kms test CA" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+    openssl req -x509 "${ec[@]}" -keyout "$tls/other-ca.key" -out "$tls/other-ca.crt" -days 3 \
+        -subj "/CN=kms unrelated CA" -addext "basicConstraints=critical,CA:TRUE" 2>/dev/null
+    openssl req "${ec[@]}" -keyout "$tls/server.key" -out "$tls/server.csr" -subj "/CN=localhost" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >"$tls/server.ext"
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial \
+        -out "$tls/server.crt" -days 3 -extfile "$tls/server.ext" 2>/dev/null
+    rm -f "$tls/ca.key" "$tls/other-ca.key" "$tls/server.csr"
+    chmod 600 "$tls/server.key"
     as_pg "$bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
-        -o "-k $pg_dir -p $pg_port -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=300" start >/dev/null
+        -o "-k $pg_dir -p $pg_port -c listen_addresses=127.0.0.1,127.0.0.2 -c fsync=on -c max_connections=300 -c ssl=on -c ssl_cert_file=$tls/server.crt -c ssl_key_file=$tls/server.key" start >/dev/null
     as_pg "$bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -q -c "CREATE ROLE kms LOGIN PASSWORD 'kms-test'" \
         -c "CREATE DATABASE kms OWNER kms"
-    export KMS_TEST_POSTGRES_URL="postgres://kms:kms-test@127.0.0.1:$pg_port/kms"
-    echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') running on 127.0.0.1:$pg_port ($pg_dir)"
+    # Every PostgreSQL test (the store suites, the two-instance test) runs over
+    # TLS with the certificate checked; PostgresTLSTests tries the other modes.
+    export KMS_TEST_POSTGRES_URL="postgres://kms:kms-test@127.0.0.1:$pg_port/kms?sslmode=verify-full&sslrootcert=$tls/ca.crt"
+    export KMS_TEST_POSTGRES_TLS_CA="$tls/ca.crt" KMS_TEST_POSTGRES_OTHER_CA="$tls/other-ca.crt"
+    echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') running on 127.0.0.1:$pg_port ($pg_dir), TLS from a throw-away CA"
     ;;
 stop)
     bin=$(pg_bin)

@@ -19,13 +19,13 @@ public final class PostgresDatabase: Sendable {
     /// one probe connection, so a mistake is reported at once and clearly),
     /// starts the pool (at most `maximumConnections`) and applies pending migrations.
     public init(url: String, prefix: String = "kms_", logger: Logger, maximumConnections: Int = 16) async throws {
-        let target = try Self.parse(url)
+        let target = try PostgresURL(url)
         self.prefix = prefix
         self.logger = logger
         try await Self.probe(target, logger: logger)
         var configuration = PostgresClient.Configuration(
             host: target.host, port: target.port, username: target.username, password: target.password,
-            database: target.database, tls: .disable)
+            database: target.database, tls: try target.clientTLS())
         configuration.options.maximumConnections = maximumConnections
         configuration.options.connectTimeout = .seconds(3)
         // A stuck statement or a row lock held by a stalled instance fails instead of hanging.
@@ -77,45 +77,57 @@ public final class PostgresDatabase: Sendable {
         {}
     }
 
-    struct Target {
-        let host: String
-        let port: Int
-        let username: String
-        let password: String?
-        let database: String
+    /// Opens one connection as `url` says and reports whether it is
+    /// encrypted, so that start-up fails clearly on a bad URL, credentials or
+    /// certificate, and logs what protects the connection.
+    public static func probe(url: String, logger: Logger) async throws -> Bool {
+        try await probe(PostgresURL(url), logger: logger)
     }
 
-    /// `postgres://user[:password]@host[:port]/database` (also `postgresql://`).
-    static func parse(_ url: String) throws -> Target {
-        guard let components = URLComponents(string: url), let scheme = components.scheme,
-            scheme == "postgres" || scheme == "postgresql", let host = components.host, !host.isEmpty
-        else {
-            throw StartupFailure(
-                description: "KMS_DATABASE_URL must look like postgres://user:password@host:5432/database")
-        }
-        let database = String(components.path.drop { $0 == "/" })
-        guard let user = components.user, !user.isEmpty, !database.isEmpty else {
-            throw StartupFailure(description: "KMS_DATABASE_URL must name a user and a database")
-        }
-        // URLComponents.user/.password are already percent-decoded: decode once only.
-        return Target(
-            host: host, port: components.port ?? 5432, username: user, password: components.password,
-            database: database)
-    }
-
-    private static func probe(_ target: Target, logger: Logger) async throws {
+    @discardableResult
+    private static func probe(_ target: PostgresURL, logger: Logger) async throws -> Bool {
         let configuration = PostgresConnection.Configuration(
             host: target.host, port: target.port, username: target.username, password: target.password,
-            database: target.database, tls: .disable)
+            database: target.database, tls: try target.connectionTLS())
+        let encrypted: Bool
         do {
             let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
-            try await connection.close()
+            do {
+                encrypted = try await Self.usesTLS(connection, logger: logger)
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+            try? await connection.close()
         } catch {
             throw StartupFailure(
                 description:
-                    "KMS_DATABASE_URL: cannot connect to \(target.host):\(target.port)/\(target.database) as \(target.username): \(describe(error))"
+                    "KMS_DATABASE_URL: cannot connect to \(target.host):\(target.port)/\(target.database) as \(target.username) (sslmode=\(target.sslMode.rawValue)): \(describe(error))"
             )
         }
+        let location = "\(target.host):\(target.port)/\(target.database)"
+        if encrypted {
+            logger.notice(
+                "PostgreSQL connection uses TLS",
+                metadata: ["database": "\(location)", "sslmode": "\(target.sslMode.rawValue)"])
+        } else if !Self.isLoopback(target.host) {
+            logger.warning(
+                "PostgreSQL connection to a non-loopback host is plain TCP: key records and session hashes cross the network unencrypted; set sslmode=verify-full",
+                metadata: ["database": "\(location)"])
+        }
+        return encrypted
+    }
+
+    private static func usesTLS(_ connection: PostgresConnection, logger: Logger) async throws -> Bool {
+        var ssl = false
+        let rows = try await connection.query(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", logger: logger)
+        for try await (flag, ) in rows.decode(Bool.self) { ssl = flag }
+        return ssl
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host.hasPrefix("127.") || host == "::1" || host == "[::1]"
     }
 
     /// A readable reason for a PostgreSQL failure (never the password).
@@ -125,7 +137,12 @@ public final class PostgresDatabase: Sendable {
                 return "\(message) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))"
             }
             switch error.code {
-            case .connectionError: return "connection refused or unreachable"
+            case .sslUnsupported: return "the server does not offer TLS (sslmode requires it)"
+            case .connectionError, .failedToAddSSLHandler:
+                if let underlying = error.underlying, "\(type(of: underlying))".contains("SSL") {
+                    return "TLS failed: \(underlying)"
+                }
+                return "connection refused or unreachable"
             case .serverClosedConnection: return "the server closed the connection"
             default: return "\(error.code)"
             }

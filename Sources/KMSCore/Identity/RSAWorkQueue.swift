@@ -82,10 +82,13 @@ public final class RSAWorkQueue: Sendable {
 /// while the RSA threads are busy: a flood competes with other clients'
 /// exchanges and is cut, while a fast client alone on an idle server (a test
 /// suite, a restore job opening many sessions) is never refused for speed.
-/// Memory is bounded (the table is reset when full).
+/// Memory is bounded: past `maxAddresses`, idle addresses are forgotten, and
+/// while none is idle a new address is judged on an empty bucket.
 public final class KeyExchangeLimiter: Sendable {
     public let perSecond: Double
     public let burst: Double
+    /// How many addresses are remembered at once.
+    public static let maxAddresses = 10_000
     private let buckets = Mutex<[String: (tokens: Double, at: Date)]>([:])
 
     public init(perSecond: Int, burst: Int? = nil) {
@@ -97,11 +100,19 @@ public final class KeyExchangeLimiter: Sendable {
     /// is empty and `contended` (the RSA queue has work waiting or running).
     public func admit(_ address: String, now: Date, contended: Bool) throws(KMSError) {
         let retryAfter: Int? = buckets.withLock { buckets in
-            if buckets.count >= 10_000, buckets[address] == nil { buckets.removeAll(keepingCapacity: true) }
-            var bucket = buckets[address] ?? (burst, now)
+            if buckets.count >= Self.maxAddresses, buckets[address] == nil {
+                // Forget only addresses whose bucket has refilled (idle ones): many
+                // addresses must not wipe a flooding address's empty bucket.
+                let refill = burst / perSecond
+                buckets = buckets.filter { now.timeIntervalSince($0.value.at) < refill }
+            }
+            // Past the bound with no idle address to forget, a newcomer is judged
+            // on an empty bucket and not remembered.
+            let remember = buckets[address] != nil || buckets.count < Self.maxAddresses
+            var bucket = buckets[address] ?? (remember ? burst : 0, now)
             bucket.tokens = min(burst, bucket.tokens + max(0, now.timeIntervalSince(bucket.at)) * perSecond)
             bucket.at = now
-            defer { buckets[address] = bucket }
+            defer { if remember { buckets[address] = bucket } }
             guard bucket.tokens >= 1 else {
                 guard contended else { return nil }
                 return max(1, Int(((1 - bucket.tokens) / perSecond).rounded(.up)))

@@ -1,0 +1,134 @@
+import Foundation
+import KMSCore
+import NIOSSL
+import PostgresNIO
+
+/// `KMS_DATABASE_URL`, read once at start: where the database is and how the
+/// connection is protected.
+///
+/// `postgres://user[:password]@host[:port]/database[?sslmode=…&sslrootcert=…]`
+/// (also `postgresql://`). The two parameters mean what they mean to libpq,
+/// so a URL that works with `psql` works here; any other parameter is refused
+/// at start with its name, instead of being ignored as it once was.
+struct PostgresURL: Sendable {
+    /// libpq's `sslmode`, minus `allow` (plain first, TLS only if the server
+    /// insists: PostgresNIO has no such mode and it protects nothing).
+    enum SSLMode: String, Sendable, CaseIterable {
+        /// Plain TCP.
+        case disable
+        /// TLS when the server offers it, plain otherwise; the certificate is
+        /// not checked (libpq's default, and ours). Guards against a passive
+        /// listener only.
+        case prefer
+        /// TLS or no connection; the certificate is not checked unless
+        /// `sslrootcert` is given (then as `verify-ca`, as libpq does).
+        case require
+        /// TLS, and the chain must lead to `sslrootcert` (or the system's
+        /// roots); any host name is accepted.
+        case verifyCA = "verify-ca"
+        /// TLS, a chain to `sslrootcert` (or the system's roots), and the
+        /// certificate names the host (DNS or IP SAN). What a database across
+        /// a network should use.
+        case verifyFull = "verify-full"
+    }
+
+    let host: String
+    let port: Int
+    let username: String
+    let password: String?
+    let database: String
+    let sslMode: SSLMode
+    /// The PEM file of trusted roots; nil means the system's trust store.
+    let sslRootCert: String?
+
+    static let acceptedParameters: Set<String> = ["sslmode", "sslrootcert"]
+
+    init(_ url: String) throws {
+        guard let components = URLComponents(string: url), let scheme = components.scheme,
+            scheme == "postgres" || scheme == "postgresql", let host = components.host, !host.isEmpty
+        else {
+            throw StartupFailure(
+                description: "KMS_DATABASE_URL must look like postgres://user:password@host:5432/database")
+        }
+        let database = String(components.path.drop { $0 == "/" })
+        guard let user = components.user, !user.isEmpty, !database.isEmpty else {
+            throw StartupFailure(description: "KMS_DATABASE_URL must name a user and a database")
+        }
+        var parameters: [String: String] = [:]
+        for item in components.queryItems ?? [] {
+            guard Self.acceptedParameters.contains(item.name) else {
+                throw StartupFailure(
+                    description:
+                        "KMS_DATABASE_URL: unknown parameter \(item.name.debugDescription) (accepted: sslmode, sslrootcert)"
+                )
+            }
+            guard parameters[item.name] == nil else {
+                throw StartupFailure(description: "KMS_DATABASE_URL: parameter \(item.name) is given twice")
+            }
+            parameters[item.name] = item.value ?? ""
+        }
+        let modes = SSLMode.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let mode = SSLMode(rawValue: parameters["sslmode"] ?? SSLMode.prefer.rawValue) else {
+            throw StartupFailure(
+                description:
+                    "KMS_DATABASE_URL: sslmode \((parameters["sslmode"] ?? "").debugDescription) is not supported (one of: \(modes))"
+            )
+        }
+        if let root = parameters["sslrootcert"], root.isEmpty {
+            throw StartupFailure(description: "KMS_DATABASE_URL: sslrootcert needs a path to a PEM file (or system)")
+        }
+        // URLComponents.user/.password are already percent-decoded: decode once only.
+        self.host = host
+        self.port = components.port ?? 5432
+        self.username = user
+        self.password = components.password
+        self.database = database
+        self.sslMode = mode
+        self.sslRootCert = parameters["sslrootcert"].flatMap { $0 == "system" ? nil : $0 }
+    }
+
+    /// The TLS settings for `sslmode`/`sslrootcert`, with the root file read
+    /// now so that a missing or malformed file stops start-up with its path.
+    func tlsConfiguration() throws -> TLSConfiguration? {
+        guard sslMode != .disable else { return nil }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        if let path = sslRootCert {
+            let roots: [NIOSSLCertificate]
+            do {
+                roots = try NIOSSLCertificate.fromPEMFile(path)
+            } catch {
+                throw StartupFailure(description: "KMS_DATABASE_URL: sslrootcert \(path) is not a readable PEM file")
+            }
+            guard !roots.isEmpty else {
+                throw StartupFailure(description: "KMS_DATABASE_URL: sslrootcert \(path) holds no certificate")
+            }
+            tls.trustRoots = .certificates(roots)
+        }
+        switch sslMode {
+        case .disable, .prefer: tls.certificateVerification = .none
+        case .require: tls.certificateVerification = sslRootCert == nil ? .none : .noHostnameVerification
+        case .verifyCA: tls.certificateVerification = .noHostnameVerification
+        case .verifyFull: tls.certificateVerification = .fullVerification
+        }
+        return tls
+    }
+
+    /// The pool's TLS mode.
+    func clientTLS() throws -> PostgresClient.Configuration.TLS {
+        guard let tls = try tlsConfiguration() else { return .disable }
+        return sslMode == .prefer ? .prefer(tls) : .require(tls)
+    }
+
+    /// The probe connection's TLS mode (PostgresNIO wants a context here).
+    func connectionTLS() throws -> PostgresConnection.Configuration.TLS {
+        guard let tls = try tlsConfiguration() else { return .disable }
+        let context: NIOSSLContext
+        do {
+            context = try NIOSSLContext(configuration: tls)
+        } catch {
+            throw StartupFailure(description: "KMS_DATABASE_URL: cannot set up TLS: \(error)")
+        }
+        return sslMode == .prefer ? .prefer(context) : .require(context)
+    }
+}

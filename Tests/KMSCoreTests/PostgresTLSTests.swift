@@ -1,0 +1,81 @@
+import Foundation
+import KMSCore
+import KMSPostgres
+import KMSTestSupport
+import Logging
+import Testing
+
+/// Issue 17: `sslmode` and `sslrootcert` in `KMS_DATABASE_URL` mean what they
+/// mean to libpq; anything else in the query is refused at start by name.
+@Suite struct PostgresTLSTests {
+    static let logger: Logger = {
+        var logger = Logger(label: "kms-test-postgres-tls")
+        logger.logLevel = .critical
+        return logger
+    }()
+
+    /// The start-up message for `url` (these fail before any connection is tried).
+    static func refusal(_ url: String) async -> String? {
+        do {
+            _ = try await KMSPostgres.PostgresDatabase.probe(url: url, logger: logger)
+            return nil
+        } catch let failure as StartupFailure {
+            return failure.description
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func unknownParametersAndModesAreRefusedByName() async {
+        let base = "postgres://kms:secret@127.0.0.1:1/kms"
+        let unknown = await Self.refusal(base + "?sslmode=require&application_name=x")
+        #expect(unknown?.contains("unknown parameter \"application_name\"") == true, "\(unknown ?? "nil")")
+        let allow = await Self.refusal(base + "?sslmode=allow")
+        #expect(allow?.contains("sslmode \"allow\" is not supported") == true, "\(allow ?? "nil")")
+        let twice = await Self.refusal(base + "?sslmode=require&sslmode=disable")
+        #expect(twice?.contains("given twice") == true, "\(twice ?? "nil")")
+        let missing = await Self.refusal(base + "?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")
+        #expect(missing?.contains("sslrootcert /nonexistent/ca.pem") == true, "\(missing ?? "nil")")
+        for failure in [unknown, allow, twice, missing] {
+            #expect(failure?.contains("secret") == false, "the password must never appear in a message")
+        }
+    }
+
+    /// The test cluster of `.ci/postgres.sh` serves TLS with a certificate from
+    /// a throw-away CA (`KMS_TEST_POSTGRES_TLS_CA`) naming 127.0.0.1 and
+    /// localhost, and also accepts plain connections.
+    @Test(
+        .enabled(
+            if: PostgresTestDatabase.url != nil
+                && ProcessInfo.processInfo.environment["KMS_TEST_POSTGRES_TLS_CA"] != nil,
+            "KMS_TEST_POSTGRES_URL or KMS_TEST_POSTGRES_TLS_CA is not set: PostgreSQL TLS modes are not tried"))
+    func everyModeAgainstATLSServer() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let ca = try #require(environment["KMS_TEST_POSTGRES_TLS_CA"])
+        let otherCA = try #require(environment["KMS_TEST_POSTGRES_OTHER_CA"])
+        let testURL = try #require(PostgresTestDatabase.url)
+        var components = try #require(URLComponents(string: testURL))
+        func url(_ query: String, host: String? = nil) throws -> String {
+            components.query = query
+            if let host { components.host = host }
+            return try #require(components.string)
+        }
+        let probe = { (url: String) in try await KMSPostgres.PostgresDatabase.probe(url: url, logger: Self.logger) }
+        #expect(try await probe(url("sslmode=disable")) == false)
+        #expect(try await probe(url("sslmode=prefer")) == true)
+        #expect(try await probe(url("sslmode=require")) == true)
+        #expect(try await probe(url("sslmode=require&sslrootcert=\(ca)")) == true)
+        #expect(try await probe(url("sslmode=verify-ca&sslrootcert=\(ca)")) == true)
+        #expect(try await probe(url("sslmode=verify-full&sslrootcert=\(ca)")) == true)
+        #expect(try await probe(url("sslmode=verify-full&sslrootcert=\(ca)", host: "localhost")) == true)
+        // 127.0.0.2 reaches the same server, but its certificate does not name that address.
+        #expect(try await probe(url("sslmode=verify-ca&sslrootcert=\(ca)", host: "127.0.0.2")) == true)
+        let misnamed = await Self.refusal(try url("sslmode=verify-full&sslrootcert=\(ca)", host: "127.0.0.2"))
+        #expect(misnamed?.contains("TLS failed") == true, "\(misnamed ?? "connected")")
+        // A certificate from a CA the URL does not trust stops start-up, in every verifying mode.
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let refused = await Self.refusal(try url("sslmode=\(mode)&sslrootcert=\(otherCA)", host: "127.0.0.1"))
+            #expect(refused?.contains("TLS failed") == true, "\(mode): \(refused ?? "connected")")
+        }
+    }
+}
