@@ -26,4 +26,14 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
     case decryptionFailed = "decryption_failed"
     case auditUnavailable = "audit_unavailable"
     case internalError = "internal_error"
+    // identity-v1 section 10.
+    case clientNotAuthenticated = "client_not_authenticated"
+    case permissionDenied = "permission_denied"
+    case clientNotFound = "client_not_found"
+    case accessKeyNotFound = "access_key_not_found"
+    case clientRevoked = "client_revoked"
+    case nameInUse = "name_in_use"
+    case publicKeyInUse = "public_key_in_use"
+    case limitReached = "limit_reached"
+    case lastAdmin = "last_admin"
 }

@@ -9,13 +9,16 @@ import Logging
 extension ErrorCode {
     var httpStatus: HTTPResponse.Status {
         switch self {
-        case .addressNotAllowed: return .forbidden
+        case .addressNotAllowed, .permissionDenied: return .forbidden
         case .payloadTooLarge: return .contentTooLarge
-        case .notFound, .keyNotFound, .keyVersionNotFound: return .notFound
+        case .notFound, .keyNotFound, .keyVersionNotFound, .clientNotFound, .accessKeyNotFound: return .notFound
         case .methodNotAllowed: return .methodNotAllowed
         case .badRequest, .invalidRequest, .keyExchangeFailed, .invalidEnvelope, .decryptionFailed: return .badRequest
-        case .invalidToken, .unknownSession, .authenticationFailed, .replayDetected: return .unauthorized
-        case .tokenInUse, .aliasInUse, .keyVersionRetired: return .conflict
+        case .invalidToken, .unknownSession, .authenticationFailed, .replayDetected, .clientNotAuthenticated:
+            return .unauthorized
+        case .tokenInUse, .aliasInUse, .keyVersionRetired, .clientRevoked, .nameInUse, .publicKeyInUse, .limitReached,
+            .lastAdmin:
+            return .conflict
         case .tooManyPendingSessions, .rateLimited: return .tooManyRequests
         case .serverBusy, .auditUnavailable: return .serviceUnavailable
         case .internalError: return .internalServerError

@@ -1,0 +1,69 @@
+import KMSProtocol
+
+/// identity-v1 section 4, "Deciding a key": whether a client's grants allow
+/// a permission on the key a request names, in the order that makes a
+/// forbidden key and a missing one look alike to anyone who does not already
+/// hold a grant naming it.
+public enum KeyAccess {
+    /// A key as the store knows it: both of its names.
+    public struct Names: Sendable, Equatable {
+        public let keyId: String
+        public let alias: String?
+
+        public init(keyId: String, alias: String?) {
+            self.keyId = keyId
+            self.alias = alias
+        }
+    }
+
+    /// Decides `permission` on `requested` (a keyId or alias as given, or the
+    /// keyId in a ciphertext). `resolve` finds the key by either name, nil
+    /// when there is none.
+    ///
+    /// 1. A pattern of a grant with the permission names `requested` itself:
+    ///    resolve it; missing is `404 key_not_found`, else allowed.
+    /// 2. Otherwise resolve it; a key matched by its other name is allowed;
+    ///    anything else (forbidden or missing) is `403 permission_denied`.
+    public static func decide(
+        _ permission: Permission, on requested: String, grants: [Grant],
+        resolve: (String) async throws(KMSError) -> Names?
+    ) async throws(KMSError) -> Names {
+        if grants.contains(where: { $0.allows(permission, name: requested) }) {
+            guard let names = try await resolve(requested) else { throw notFound }
+            return names
+        }
+        if let names = try await resolve(requested),
+            grants.contains(where: { $0.allows(permission, keyId: names.keyId, alias: names.alias) })
+        {
+            return names
+        }
+        throw denied(permission, key: requested)
+    }
+
+    /// `keys:create` on a new key: matched against the alias as a name; a key
+    /// without an alias matches only `*`.
+    public static func checkCreate(alias: String?, grants: [Grant]) throws(KMSError) {
+        let allowed = grants.contains { grant in
+            grant.allow.contains(.keysCreate)
+                && grant.keys.contains { pattern in alias.map { pattern.matches(name: $0) } ?? (pattern == .any) }
+        }
+        guard allowed else {
+            let target = alias.map { "alias \($0)" } ?? "a key without an alias"
+            throw KMSError(.permissionDenied, "permission keys:create is not granted for \(target)")
+        }
+    }
+
+    /// `clients:manage` for every `/clients` route.
+    public static func checkClientsManage(grants: [Grant]) throws(KMSError) {
+        guard grants.contains(where: { $0.allow.contains(.clientsManage) }) else {
+            throw KMSError(.permissionDenied, "permission clients:manage is not granted")
+        }
+    }
+
+    static let notFound = KMSError(.keyNotFound, "no key has this id or alias")
+
+    /// Names the permission and the key as given, no other name (section 4).
+    static func denied(_ permission: Permission, key: String) -> KMSError {
+        KMSError(.permissionDenied, "permission \(permission.rawValue) is not granted for key \(key)")
+    }
+}

@@ -1,0 +1,62 @@
+/// One entry of a grant's `keys` (identity-v1 section 4): `*`, a keyId, an
+/// alias, or a prefix `p*` of aliases. Matching is byte-exact; a prefix never
+/// matches a keyId, so `key*` cannot reach keys by their ids.
+public enum KeyPattern: Sendable, Hashable {
+    case any
+    case keyId(String)
+    case alias(String)
+    /// Aliases that start with (or are) this non-empty text.
+    case prefix(String)
+
+    /// Parses one pattern; nil when it is not 1 to 64 characters of the grammar
+    /// (`key_*`, `*-photos`, `back*up` are refused).
+    public init?(_ text: String) {
+        let count = text.utf8.count
+        guard (1...64).contains(count) else { return nil }
+        if text == "*" {
+            self = .any
+        } else if text.hasSuffix("*") {
+            let start = String(text.dropLast())
+            guard !start.hasPrefix(KeyIdentifier.keyIdPrefix), Self.isAliasStart(start) else { return nil }
+            self = .prefix(start)
+        } else if KeyIdentifier.isKeyId(text) {
+            self = .keyId(text)
+        } else if KeyIdentifier.isValidAlias(text) {
+            self = .alias(text)
+        } else {
+            return nil
+        }
+    }
+
+    /// The pattern as written.
+    public var text: String {
+        switch self {
+        case .any: return "*"
+        case .keyId(let id): return id
+        case .alias(let alias): return alias
+        case .prefix(let start): return start + "*"
+        }
+    }
+
+    /// Whether the pattern names `name` itself (a keyId or alias as a client
+    /// gave it): step 1 of deciding a key, and `keys:create` on a new alias.
+    public func matches(name: String) -> Bool {
+        switch self {
+        case .any: return true
+        case .keyId(let id): return id == name
+        case .alias(let alias): return alias == name
+        case .prefix(let start): return !KeyIdentifier.isKeyId(name) && name.hasPrefix(start)
+        }
+    }
+
+    /// Whether the pattern matches a key by its keyId or its alias.
+    public func matches(keyId: String, alias: String?) -> Bool {
+        matches(name: keyId) || alias.map { matches(name: $0) } == true
+    }
+
+    /// Whether some alias starts with `text` (non-empty, no `*`). `generate`
+    /// is not an alias, but `generate*` still names aliases such as `generated`.
+    static func isAliasStart(_ text: String) -> Bool {
+        KeyIdentifier.isValidAlias(text + "0")
+    }
+}
