@@ -1,4 +1,5 @@
 import Foundation
+import KMSProtocol
 
 /// Test data shipped in Fixtures/ (copied into the repository; tests read nothing outside it).
 enum Fixture {
@@ -15,14 +16,5 @@ enum Fixture {
 }
 
 extension Data {
-    init(hex: String) {
-        var bytes: [UInt8] = []
-        var index = hex.startIndex
-        while index < hex.endIndex {
-            let next = hex.index(index, offsetBy: 2)
-            bytes.append(UInt8(hex[index..<next], radix: 16) ?? 0)
-            index = next
-        }
-        self.init(bytes)
-    }
+    init(hex: String) { self.init(Hex.decode(hex) ?? []) }
 }

@@ -57,16 +57,7 @@ public enum ClientAuth {
     /// dividing 8: 0 (order 4), 1 (identity), the two of order 8, and p − 1
     /// (order 2); libsodium blocks the same list.
     static let smallOrderEncodings: Set<[UInt8]> = {
-        func le(_ hex: String) -> [UInt8] {
-            var bytes: [UInt8] = []
-            var index = hex.startIndex
-            while index < hex.endIndex {
-                let next = hex.index(index, offsetBy: 2)
-                bytes.append(UInt8(hex[index..<next], radix: 16) ?? 0)
-                index = next
-            }
-            return bytes
-        }
+        func le(_ hex: String) -> [UInt8] { Hex.decode(hex) ?? [] }
         let pMinusOne = [UInt8(0xec)] + [UInt8](repeating: 0xff, count: 30) + [0x7f]
         return [
             [UInt8](repeating: 0, count: 32),
