@@ -38,7 +38,18 @@ struct Migrations {
                 """,
                 "CREATE INDEX ON \(t("sessions")) (expires_at)",
                 "CREATE TABLE \(t("secrets")) (name text PRIMARY KEY, wrapped bytea NOT NULL)",
-            ]
+            ],
+            // 2: the client registry (identity-v1): sealed records with their lookup hints.
+            [
+                """
+                CREATE TABLE \(t("clients")) (
+                    client_id text COLLATE "C" PRIMARY KEY, name text NOT NULL, fingerprint text NOT NULL UNIQUE,
+                    active boolean NOT NULL, admin boolean NOT NULL, access_key_ids text[] NOT NULL,
+                    sealed bytea NOT NULL, revision int8 NOT NULL)
+                """,
+                "CREATE UNIQUE INDEX ON \(t("clients")) (name) WHERE active",
+                "CREATE INDEX ON \(t("clients")) USING gin (access_key_ids)",
+            ],
         ]
     }
 

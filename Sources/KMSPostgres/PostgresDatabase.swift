@@ -65,6 +65,8 @@ public final class PostgresDatabase: Sendable {
         case migrations = 7311
         case pendingBound = 7312
         case sessionBound = 7313
+        /// Client registry changes: uniqueness, limits and the last-admin rule.
+        case clientRegistry = 7314
     }
 
     /// Takes a transaction-scoped advisory lock keyed by purpose *and* table
@@ -175,6 +177,26 @@ public final class PostgresDatabase: Sendable {
             return KMSError(.invalidRequest, "a request value is not acceptable text (for example a NUL character)")
         }
         return KMSError.storageUnavailable("PostgreSQL \(what): \(describe(error))")
+    }
+
+    /// Runs `body` in a transaction; a `KMSError` thrown inside comes out as
+    /// itself, and a unique violation (SQLSTATE 23505: a concurrent writer won
+    /// a race the checks inside could not see) as `uniqueViolation` when given.
+    func transaction<T: Sendable>(
+        _ what: String, uniqueViolation: KMSError? = nil,
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws(KMSError) -> T {
+        do {
+            return try await client.withTransaction(logger: logger) { connection in try await body(connection)
+            }
+        } catch let error as PostgresTransactionError {
+            if let failure = error.closureError as? KMSError { throw failure }
+            if let uniqueViolation, PostgresDatabase.sqlState(error) == "23505" { throw uniqueViolation }
+            throw PostgresDatabase.unavailable(error, what)
+        } catch {
+            if let uniqueViolation, PostgresDatabase.sqlState(error) == "23505" { throw uniqueViolation }
+            throw PostgresDatabase.unavailable(error, what)
+        }
     }
 
     /// Runs a database call with a deadline: an unreachable or stalled database

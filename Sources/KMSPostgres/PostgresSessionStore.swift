@@ -29,26 +29,6 @@ public final class PostgresSessionStore: SessionStore {
     private var pending: String { database.table("pending") }
     private var logger: Logger { database.logger }
 
-    /// Runs `body` in a transaction; a `KMSError` thrown inside comes out as
-    /// itself, and a unique violation (SQLSTATE 23505: a concurrent writer won
-    /// a race the checks inside could not see) as `uniqueViolation` when given.
-    private func transaction<T: Sendable>(
-        _ what: String, uniqueViolation: KMSError? = nil,
-        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
-    ) async throws(KMSError) -> T {
-        do {
-            return try await database.client.withTransaction(logger: logger) { connection in try await body(connection)
-            }
-        } catch let error as PostgresTransactionError {
-            if let failure = error.closureError as? KMSError { throw failure }
-            if let uniqueViolation, PostgresDatabase.sqlState(error) == "23505" { throw uniqueViolation }
-            throw PostgresDatabase.unavailable(error, what)
-        } catch {
-            if let uniqueViolation, PostgresDatabase.sqlState(error) == "23505" { throw uniqueViolation }
-            throw PostgresDatabase.unavailable(error, what)
-        }
-    }
-
     private func run(_ what: String, _ query: PostgresQuery) async throws(KMSError) -> Int {
         do {
             var rows = 0
@@ -76,7 +56,7 @@ public final class PostgresSessionStore: SessionStore {
         let pending = self.pending
         let logger = self.logger
         let database = self.database
-        try await transaction("add pending session") { connection in
+        try await database.transaction("add pending session") { connection in
             try await database.lock(.pendingBound, on: connection)
             try await connection.query("DELETE FROM \(unescaped: pending) WHERE expires_at <= \(now)", logger: logger)
             var oldestForAddress: Date?
@@ -130,7 +110,7 @@ public final class PostgresSessionStore: SessionStore {
         let sessions = self.sessions
         let logger = self.logger
         let database = self.database
-        try await transaction("create session") { connection in
+        try await database.transaction("create session") { connection in
             // Serialises creations so the live-session bound holds across instances.
             try await database.lock(.sessionBound, on: connection)
             try await connection.query(
@@ -195,7 +175,7 @@ public final class PostgresSessionStore: SessionStore {
     ) async throws(KMSError) -> Date {
         let sessions = self.sessions
         let logger = self.logger
-        return try await transaction("accept seq") { connection in
+        return try await database.transaction("accept seq") { connection in
             var row: (Data, Date, Date, Int, Data)?
             for try await found in try await connection.query(
                 "SELECT token_hash, expires_at, absolute_expiry, window_highest, window_bits FROM \(unescaped: sessions) WHERE id = \(sessionId) FOR UPDATE",
@@ -223,7 +203,7 @@ public final class PostgresSessionStore: SessionStore {
         let logger = self.logger
         // Two sessions rotating to one token at once: the loser's UPDATE breaks
         // the token_hash unique index, which is the contract's 409, not a 503.
-        let row: Row = try await transaction("rotate token", uniqueViolation: .tokenInUse) { connection in
+        let row: Row = try await database.transaction("rotate token", uniqueViolation: .tokenInUse) { connection in
             var found: Row?
             for try await row in try await connection.query(
                 "SELECT \(unescaped: Self.columns) FROM \(unescaped: sessions) WHERE id = \(sessionId) FOR UPDATE",

@@ -4,13 +4,17 @@ import KMSPostgres
 import KMSTestSupport
 import Testing
 
-/// A named way to make a fresh, empty `KeyStore`; the suite runs on each.
-struct KeyStoreFactory: Sendable, CustomTestStringConvertible {
+/// A named way to make a fresh, empty store; a conformance suite runs on each.
+struct StoreFactory<Store>: Sendable, CustomTestStringConvertible {
     let name: String
-    let make: @Sendable () async throws -> any KeyStore
+    let make: @Sendable () async throws -> Store
 
     var testDescription: String { name }
+}
 
+typealias KeyStoreFactory = StoreFactory<any KeyStore>
+
+extension StoreFactory<any KeyStore> {
     /// In-memory and file always; PostgreSQL when `KMS_TEST_POSTGRES_URL` is set.
     static var all: [KeyStoreFactory] {
         var factories = [
