@@ -1,0 +1,281 @@
+import Crypto
+public import Foundation
+import KMSProtocol
+
+/// The client registry of identity-v1 without HTTP: records sealed by the
+/// master key in a `ClientStore`, the lookups a key exchange and a sealed
+/// request need, the management operations of section 5 and the bootstrap of
+/// section 6.
+///
+/// Every hint beside a sealed record is checked against the opened record;
+/// a record that does not open, or disagrees with its hints, counts as
+/// revoked: a database writer without the master key can deny a client, not
+/// forge or move one.
+public struct ClientRegistry: Sendable {
+    public let store: any ClientStore
+    let masterKey: MasterKey
+    let clock: any KMSClock
+
+    public init(store: any ClientStore, masterKey: MasterKey, clock: any KMSClock) {
+        self.store = store
+        self.masterKey = masterKey
+        self.clock = clock
+    }
+
+    // MARK: Sealing
+
+    static func aad(_ clientId: String) -> String { "kms-v1/secret/client/\(clientId)" }
+
+    /// The stored form of `record`: sealed, with its hints.
+    func seal(_ record: ClientRecord, revision: Int = 0) throws(KMSError) -> StoredClient {
+        let body: Data
+        do {
+            body = try JSONEncoder().encode(SealedClient(record))
+        } catch {
+            throw KMSError.internal("cannot encode a client record")
+        }
+        return StoredClient(
+            clientId: record.clientId, name: record.name, fingerprint: record.fingerprint, active: record.isActive,
+            admin: record.isAdmin, accessKeyIds: record.accessKeys.filter { $0.revokedAt == nil }.map(\.accessKeyId),
+            sealed: try masterKey.wrap(body, aad: Self.aad(record.clientId)), revision: revision)
+    }
+
+    /// The record in `stored`, or nil when it does not open or disagrees with its hints.
+    func open(_ stored: StoredClient) -> ClientRecord? {
+        guard let body = try? masterKey.unwrap(stored.sealed, aad: Self.aad(stored.clientId)),
+            let sealed = try? JSONDecoder().decode(SealedClient.self, from: body),
+            let record = sealed.record, record.clientId == stored.clientId, record.name == stored.name,
+            record.fingerprint == stored.fingerprint, record.isActive == stored.active, record.isAdmin == stored.admin
+        else { return nil }
+        return record
+    }
+
+    // MARK: Lookups
+
+    /// The active client with this `clientKey` (key exchange); nil for an
+    /// unknown, revoked or unreadable one, which the caller answers alike.
+    public func activeClient(fingerprint: String) async throws(KMSError) -> ClientRecord? {
+        guard let stored = try await store.client(fingerprint: fingerprint), stored.active,
+            let record = open(stored), record.isActive
+        else { return nil }
+        return record
+    }
+
+    /// The active client `clientId` (read for every admitted sealed request).
+    public func activeClient(id: String) async throws(KMSError) -> ClientRecord? {
+        guard let stored = try await store.client(id: id), stored.active, let record = open(stored), record.isActive
+        else { return nil }
+        return record
+    }
+
+    /// `{client}` of a route: a clientId (any state), or an active client's name.
+    public func resolve(_ reference: String) async throws(KMSError) -> (record: ClientRecord, revision: Int) {
+        let stored: StoredClient?
+        if ClientRecord.isClientId(reference) {
+            stored = try await store.client(id: reference)
+        } else if ClientRecord.isValidName(reference) {
+            stored = try await store.client(name: reference)
+        } else {
+            throw KMSError(.invalidRequest, "not a clientId (cli_…) or a client name", field: "client")
+        }
+        guard let stored else { throw Self.clientNotFound }
+        // A record that does not open is shown as revoked at its hints' time of reading.
+        guard let record = open(stored) else {
+            throw KMSError.internal("the record of client \(stored.clientId) does not open; it counts as revoked")
+        }
+        return (record, stored.revision)
+    }
+
+    public func list(after: String?, limit: Int) async throws(KMSError) -> [ClientRecord] {
+        try await store.list(after: after, limit: limit).compactMap { open($0) }
+    }
+
+    // MARK: Changes
+
+    /// `POST /clients`: a new client with these grants.
+    public func add(name: String, publicKey: Data, grants: [Grant]) async throws(KMSError) -> ClientRecord {
+        let record = ClientRecord(
+            clientId: ClientRecord.newClientId(), name: name, publicKey: publicKey, grants: grants,
+            createdAt: clock.now())
+        try await store.add(try seal(record), onlyIfEmpty: false)
+        return record
+    }
+
+    /// Bootstrap (section 6): client `admin` with every permission, only if
+    /// the registry holds no record; nil when another instance (or an earlier
+    /// start) enrolled someone first.
+    public func bootstrapAdmin(publicKey: Data) async throws(KMSError) -> ClientRecord? {
+        let record = ClientRecord(
+            clientId: ClientRecord.newClientId(), name: "admin", publicKey: publicKey, grants: [.everything],
+            createdAt: clock.now())
+        return try await store.add(try seal(record), onlyIfEmpty: true) ? record : nil
+    }
+
+    /// Whether the registry holds any record (bootstrap runs only when empty).
+    public func isEmpty() async throws(KMSError) -> Bool {
+        try await store.list(after: nil, limit: 1).isEmpty
+    }
+
+    /// Applies `change` to the current record with compare-and-set, retrying
+    /// lost races; `change` returns nil to leave the record as it is
+    /// (idempotent revokes).
+    public func update(
+        _ reference: String, _ change: @Sendable (ClientRecord) throws(KMSError) -> ClientRecord?
+    ) async throws(KMSError) -> ClientRecord {
+        for _ in 0..<8 {
+            let (current, revision) = try await resolve(reference)
+            guard let changed = try change(current) else { return current }
+            switch try await store.update(try seal(changed), expectedRevision: revision) {
+            case .updated: return changed
+            case .conflict: continue
+            }
+        }
+        throw KMSError(.serverBusy, "the client changed concurrently; retry", retryAfterSeconds: 1)
+    }
+
+    /// `POST /clients/{client}/grants`.
+    public func setGrants(_ reference: String, _ grants: [Grant]) async throws(KMSError) -> ClientRecord {
+        try await update(reference) { current throws(KMSError) in
+            guard current.isActive else { throw Self.clientRevoked }
+            var changed = current
+            changed.grants = grants
+            return changed
+        }
+    }
+
+    /// `POST /clients/{client}/revoke`: final, idempotent; revokes the access keys too.
+    public func revoke(_ reference: String) async throws(KMSError) -> ClientRecord {
+        let now = clock.now()
+        return try await update(reference) { current in
+            guard current.isActive else { return nil }
+            var changed = current
+            changed.revokedAt = now
+            changed.accessKeys = current.accessKeys.map { key in
+                var key = key
+                if key.revokedAt == nil { key.revokedAt = now }
+                return key
+            }
+            return changed
+        }
+    }
+
+    /// `POST /clients/{client}/access-keys`: the id and the secret, shown once.
+    public func createAccessKey(_ reference: String) async throws(KMSError) -> (
+        record: ClientRecord, accessKeyId: String, secret: String
+    ) {
+        let secret = Base64.encode(SymmetricKeyBytes.random(count: 30))
+        let accessKeyId = "AKIA" + Base32.encode(SymmetricKeyBytes.random(count: 10))
+        let now = clock.now()
+        let masterKey = masterKey
+        let record = try await update(reference) { current throws(KMSError) in
+            guard current.isActive else { throw Self.clientRevoked }
+            guard current.accessKeys.count < ClientLimits.accessKeys,
+                current.accessKeys.filter({ $0.revokedAt == nil }).count < ClientLimits.activeAccessKeys
+            else {
+                throw KMSError(
+                    .limitReached,
+                    "a client has at most \(ClientLimits.activeAccessKeys) active and \(ClientLimits.accessKeys) access keys; revoke one first"
+                )
+            }
+            var changed = current
+            let wrapped = try masterKey.wrap(
+                Data(secret.utf8), aad: "kms-v1/secret/access-key/\(current.clientId)/\(accessKeyId)")
+            changed.accessKeys.append(AccessKeyRecord(accessKeyId: accessKeyId, createdAt: now, wrappedSecret: wrapped))
+            return changed
+        }
+        return (record, accessKeyId, secret)
+    }
+
+    /// `POST /clients/{client}/access-keys/{accessKeyId}/revoke`: idempotent.
+    public func revokeAccessKey(_ reference: String, accessKeyId: String) async throws(KMSError) -> ClientRecord {
+        let now = clock.now()
+        return try await update(reference) { current throws(KMSError) in
+            guard let index = current.accessKeys.firstIndex(where: { $0.accessKeyId == accessKeyId }) else {
+                throw KMSError(.accessKeyNotFound, "this client has no access key \(accessKeyId)")
+            }
+            guard current.accessKeys[index].revokedAt == nil else { return nil }
+            var changed = current
+            changed.accessKeys[index].revokedAt = now
+            return changed
+        }
+    }
+
+    static let clientNotFound = KMSError(.clientNotFound, "no client has this id, and no active client this name")
+    static let clientRevoked = KMSError(.clientRevoked, "the client is revoked; revocation is final")
+}
+
+/// The sealed body of a client record (never returned as is: `ClientRecord.json`
+/// is the API's shape, without the wrapped secrets).
+struct SealedClient: Codable {
+    struct Grant: Codable {
+        var keys: [String]
+        var allow: [String]
+    }
+    struct AccessKey: Codable {
+        var accessKeyId: String
+        var createdAt: Date
+        var revokedAt: Date?
+        var wrappedSecret: Data
+    }
+    var clientId: String
+    var name: String
+    var publicKey: Data
+    var grants: [Grant]
+    var createdAt: Date
+    var revokedAt: Date?
+    var accessKeys: [AccessKey]
+
+    init(_ record: ClientRecord) {
+        clientId = record.clientId
+        name = record.name
+        publicKey = record.publicKey
+        grants = record.grants.map { Grant(keys: $0.keys.map(\.text), allow: $0.allow.map(\.rawValue)) }
+        createdAt = record.createdAt
+        revokedAt = record.revokedAt
+        accessKeys = record.accessKeys.map {
+            AccessKey(
+                accessKeyId: $0.accessKeyId, createdAt: $0.createdAt, revokedAt: $0.revokedAt,
+                wrappedSecret: $0.wrappedSecret)
+        }
+    }
+
+    /// The record, or nil when a stored grant no longer parses.
+    var record: ClientRecord? {
+        var parsed: [KMSCore.Grant] = []
+        for grant in grants {
+            let keys = grant.keys.compactMap(KeyPattern.init)
+            let allow = grant.allow.compactMap(Permission.init(rawValue:))
+            guard keys.count == grant.keys.count, allow.count == grant.allow.count else { return nil }
+            parsed.append(KMSCore.Grant(keys: keys, allow: allow))
+        }
+        return ClientRecord(
+            clientId: clientId, name: name, publicKey: publicKey, grants: parsed, createdAt: createdAt,
+            revokedAt: revokedAt,
+            accessKeys: accessKeys.map {
+                AccessKeyRecord(
+                    accessKeyId: $0.accessKeyId, createdAt: $0.createdAt, revokedAt: $0.revokedAt,
+                    wrappedSecret: $0.wrappedSecret)
+            })
+    }
+}
+
+/// RFC 4648 base32 (A–Z, 2–7), no padding: access key ids.
+enum Base32 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".utf8)
+
+    static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        var out: [UInt8] = []
+        var buffer = 0
+        var bits = 0
+        for byte in bytes {
+            buffer = buffer << 8 | Int(byte)
+            bits += 8
+            while bits >= 5 {
+                out.append(alphabet[(buffer >> (bits - 5)) & 31])
+                bits -= 5
+            }
+        }
+        if bits > 0 { out.append(alphabet[(buffer << (5 - bits)) & 31]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
