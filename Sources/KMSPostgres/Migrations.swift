@@ -49,6 +49,9 @@ struct Migrations {
                 """,
                 "CREATE UNIQUE INDEX ON \(t("clients")) (name) WHERE active",
                 "CREATE INDEX ON \(t("clients")) USING gin (access_key_ids)",
+                // Sessions belong to clients ('' with KMS_CLIENT_AUTH=off; NULL: made before this migration).
+                "ALTER TABLE \(t("sessions")) ADD COLUMN client_id text",
+                "CREATE INDEX ON \(t("sessions")) (client_id)",
             ],
         ]
     }

@@ -103,10 +103,18 @@ public final class PostgresSessionStore: SessionStore {
 
     // MARK: Sessions
 
-    private func keyAAD(_ id: String) -> String { "kms-v1/session-key\n\(id)" }
+    /// identity-v1: `kms-v1/session-key \n sessionId \n clientId` (empty with
+    /// auth off). A row without a client id (NULL) was written by an instance
+    /// from before identity-v1, with protocol-v1's AAD: still readable during
+    /// a rolling upgrade.
+    private func keyAAD(_ id: String, clientId: String?) -> String {
+        guard let clientId else { return "kms-v1/session-key\n\(id)" }
+        return "kms-v1/session-key\n\(id)\n\(clientId)"
+    }
 
     public func createSession(_ session: SessionRecord, now: Date, max: Int) async throws(KMSError) {
-        let wrapped = try masterKey.wrap(session.key.withUnsafeBytes { Data($0) }, aad: keyAAD(session.id))
+        let wrapped = try masterKey.wrap(
+            session.key.withUnsafeBytes { Data($0) }, aad: keyAAD(session.id, clientId: session.clientId ?? ""))
         let sessions = self.sessions
         let logger = self.logger
         let database = self.database
@@ -125,9 +133,10 @@ public final class PostgresSessionStore: SessionStore {
             for try await _ in try await connection.query(
                 """
                 INSERT INTO \(unescaped: sessions) (id, token_hash, wrapped_key, created_at, expires_at, absolute_expiry,
-                    window_highest, window_bits, rotations)
+                    window_highest, window_bits, rotations, client_id)
                 VALUES (\(session.id), \(session.tokenHash.bytes), \(wrapped), \(session.createdAt), \(session.expiresAt),
-                    \(session.absoluteExpiry), \(Int(session.window.highest)), \(Self.bits(session.window)), \(""))
+                    \(session.absoluteExpiry), \(Int(session.window.highest)), \(Self.bits(session.window)), \(""),
+                    \(session.clientId ?? ""))
                 ON CONFLICT DO NOTHING RETURNING id
                 """, logger: logger)
             {
@@ -137,20 +146,20 @@ public final class PostgresSessionStore: SessionStore {
         }
     }
 
-    private typealias Row = (String, Data, Data, Date, Date, Date, Int, Data, String)
+    private typealias Row = (String, Data, Data, Date, Date, Date, Int, Data, String, String?)
     private static let columns =
-        "id, token_hash, wrapped_key, created_at, expires_at, absolute_expiry, window_highest, window_bits, rotations"
+        "id, token_hash, wrapped_key, created_at, expires_at, absolute_expiry, window_highest, window_bits, rotations, client_id"
 
     private func record(_ row: Row) throws(KMSError) -> SessionRecord {
-        let (id, hash, wrapped, createdAt, expiresAt, absoluteExpiry, highest, bits, rotations) = row
+        let (id, hash, wrapped, createdAt, expiresAt, absoluteExpiry, highest, bits, rotations, clientId) = row
         guard let tokenHash = TokenHash(bytes: hash) else {
             throw KMSError.internal("a session row has a bad token hash")
         }
-        let key = SymmetricKey(data: try masterKey.unwrap(wrapped, aad: keyAAD(id)))
+        let key = SymmetricKey(data: try masterKey.unwrap(wrapped, aad: keyAAD(id, clientId: clientId)))
         return SessionRecord(
             id: id, tokenHash: tokenHash, key: key, createdAt: createdAt, expiresAt: expiresAt,
             absoluteExpiry: absoluteExpiry, window: Self.window(highest: highest, bits: bits),
-            rotations: Self.rotations(rotations))
+            rotations: Self.rotations(rotations), clientId: clientId.flatMap { $0.isEmpty ? nil : $0 })
     }
 
     public func session(tokenHash: TokenHash, now: Date) async throws(KMSError) -> SessionRecord? {
@@ -250,6 +259,11 @@ public final class PostgresSessionStore: SessionStore {
 
     public func deleteSession(id: String) async throws(KMSError) {
         _ = try await run("delete session", "DELETE FROM \(unescaped: sessions) WHERE id = \(id) RETURNING id")
+    }
+
+    public func deleteSessions(clientId: String) async throws(KMSError) -> Int {
+        try await run(
+            "delete client sessions", "DELETE FROM \(unescaped: sessions) WHERE client_id = \(clientId) RETURNING id")
     }
 
     public func purgeExpired(now: Date) async throws(KMSError) -> (sessions: Int, pending: Int) {

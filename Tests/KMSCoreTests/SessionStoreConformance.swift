@@ -34,13 +34,35 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
     let now = Date(timeIntervalSince1970: 1_800_000_000)
     let policy = SessionPolicy()
 
-    func session(_ id: String = UUID().uuidString, token: String? = nil, ttlMs: Int64 = 900_000)
-        -> SessionRecord
-    {
+    func session(
+        _ id: String = UUID().uuidString, token: String? = nil, ttlMs: Int64 = 900_000, clientId: String? = nil
+    ) -> SessionRecord {
         SessionRecord(
             id: id, tokenHash: ClientToken.hash(token ?? "tok-\(id)"), key: SymmetricKey(size: .bits256),
             createdAt: now,
-            expiresAt: now.addingMilliseconds(ttlMs), absoluteExpiry: now.addingMilliseconds(86_400_000))
+            expiresAt: now.addingMilliseconds(ttlMs), absoluteExpiry: now.addingMilliseconds(86_400_000),
+            clientId: clientId)
+    }
+
+    /// identity-v1 section 3: a session keeps its client; revoking the client ends all its sessions.
+    @Test(arguments: SessionStoreFactory.all)
+    func sessionsBelongToClients(_ factory: SessionStoreFactory) async throws {
+        let store = try await factory.make()
+        let phone = ClientRecord.newClientId()
+        let laptop = ClientRecord.newClientId()
+        let first = session(clientId: phone)
+        let second = session(clientId: phone)
+        let other = session(clientId: laptop)
+        let anonymous = session()
+        for record in [first, second, other, anonymous] { try await store.createSession(record, now: now, max: 100) }
+        #expect(try await store.session(tokenHash: first.tokenHash, now: now)?.clientId == phone)
+        #expect(try await store.session(tokenHash: anonymous.tokenHash, now: now)?.clientId == nil)
+        #expect(try await store.deleteSessions(clientId: phone) == 2)
+        #expect(try await store.session(tokenHash: first.tokenHash, now: now) == nil)
+        #expect(try await store.session(tokenHash: second.tokenHash, now: now) == nil)
+        #expect(try await store.session(tokenHash: other.tokenHash, now: now)?.clientId == laptop)
+        #expect(try await store.session(tokenHash: anonymous.tokenHash, now: now) != nil)
+        #expect(try await store.deleteSessions(clientId: phone) == 0)
     }
 
     @Test(arguments: SessionStoreFactory.all)

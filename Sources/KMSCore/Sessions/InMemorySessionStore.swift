@@ -180,6 +180,14 @@ public final class InMemorySessionStore: SessionStore {
         state.withLock { $0.removeSession(id: id) }
     }
 
+    public func deleteSessions(clientId: String) async throws(KMSError) -> Int {
+        state.withLock { state in
+            let ids = state.sessions.values.filter { $0.clientId == clientId }.map(\.id)
+            ids.forEach { state.removeSession(id: $0) }
+            return ids.count
+        }
+    }
+
     public func purgeExpired(now: Date) async throws(KMSError) -> (sessions: Int, pending: Int) {
         state.withLock { state in
             let pending = state.dropExpiredPending(now: now)

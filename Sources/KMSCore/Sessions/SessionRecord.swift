@@ -30,12 +30,16 @@ public struct SessionRecord: Sendable, CustomStringConvertible {
     public internal(set) var window: ReplayWindow
     /// Times of successful token rotations inside the current rate window.
     public internal(set) var rotations: [Date]
+    /// The enrolled client the session belongs to, for life (identity-v1
+    /// section 3); nil for a session made with `KMS_CLIENT_AUTH=off`.
+    public let clientId: String?
 
     public init(
         id: String, tokenHash: TokenHash, key: SymmetricKey, createdAt: Date, expiresAt: Date, absoluteExpiry: Date,
-        window: ReplayWindow = ReplayWindow(), rotations: [Date] = []
+        window: ReplayWindow = ReplayWindow(), rotations: [Date] = [], clientId: String? = nil
     ) {
         self.id = id
+        self.clientId = clientId
         self.tokenHash = tokenHash
         self.key = key
         self.createdAt = createdAt

@@ -49,6 +49,8 @@ public protocol SessionStore: Sendable {
 
     /// Ends a session; its token and key stop working at once.
     func deleteSession(id: String) async throws(KMSError)
+    /// Ends every session of a client (its revocation); returns how many.
+    func deleteSessions(clientId: String) async throws(KMSError) -> Int
 
     /// Removes expired sessions and pending inits; returns how many of each.
     func purgeExpired(now: Date) async throws(KMSError) -> (sessions: Int, pending: Int)
