@@ -13,7 +13,7 @@ chown nobody "$dir" 2>/dev/null || { echo "audit read-only test skipped: cannot 
 # sit in a folder only root can enter (mktemp -d is 0700).
 install -m 755 "$1" "$dir/kms"
 kms="$dir/kms"
-export BASE_URL="http://127.0.0.1:$port" KMS_LOG_LEVEL=warning
+export BASE_URL="http://127.0.0.1:$port" KMS_LOG_LEVEL=warning KMS_CLIENT_KEY_FILE="$dir/data/admin.key"
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"; }
 cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$dir"; }
 trap cleanup EXIT

@@ -25,9 +25,11 @@ URL = f"http://127.0.0.1:{PORT}"
 
 
 def server_env(folder):
+    # identity-v1: the admin key the first start writes; the Python client signs with it.
+    os.environ["KMS_CLIENT_KEY_FILE"] = os.path.join(folder, "admin.key")
     return dict(os.environ, KMS_PORT=str(PORT), KMS_HOST="127.0.0.1", KEY_STORE_PATH=os.path.join(folder, "keys"),
                 KMS_MASTER_KEY_FILE=os.path.join(folder, "master.key"), KMS_AUDIT_LOG=os.path.join(folder, "audit.log"),
-                KMS_LOG_LEVEL="error")
+                KMS_ADMIN_KEY_FILE=os.path.join(folder, "admin.key"), KMS_LOG_LEVEL="error")
 
 
 def start(binary, folder):

@@ -37,10 +37,15 @@ def check(condition, what):
         failures.append(what)
 
 
+# identity-v1: whichever instance starts first enrols admin with this key; the client signs with it.
+os.environ["KMS_CLIENT_KEY_FILE"] = os.path.join(folder, "admin.key")
+
+
 def env(name, port):
     return dict(os.environ, KMS_STORE="postgres", KMS_DATABASE_URL=database_url, KMS_MASTER_KEY=master,
                 KMS_PORT=str(port), KMS_HOST="127.0.0.1", KMS_LOG_LEVEL="warning", KMS_ROTATE_MAX="3",
-                KEY_STORE_PATH=os.path.join(folder, name, "keys"), KMS_AUDIT_LOG=os.path.join(folder, name, "audit.log"))
+                KEY_STORE_PATH=os.path.join(folder, name, "keys"), KMS_AUDIT_LOG=os.path.join(folder, name, "audit.log"),
+                KMS_ADMIN_KEY_FILE=os.path.join(folder, "admin.key"))
 
 
 def start(name, port):

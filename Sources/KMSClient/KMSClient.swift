@@ -288,11 +288,20 @@ public final class KMSClient: Sendable {
         let key = SymmetricKey(size: .bits256)
         let wrapped = try ClientSeal.wrapSessionKey(key, publicKeyPEM: started.publicKey)
         let token = state.withLock { $0.token }
+        var request = KeyExchangeRequest(sessionId: started.sessionId, wrappedKey: wrapped)
+        if let clientKey = configuration.clientKey {
+            // identity-v1 section 2: sign the binding of session, key, token and server.
+            let transcript = ClientAuth.transcript(
+                sessionId: started.sessionId, wrappedKey: Base64.decodeStrict(wrapped) ?? Data(), token: token,
+                serverFingerprint: actual)
+            request.clientKey = ClientAuth.fingerprint(rawPublicKey: clientKey.publicKey.rawRepresentation)
+            request.signature = Base64.encode(try ClientAuth.sign(transcript, with: clientKey))
+        }
         let exchange = try await transport.send(
             TransportRequest(
                 method: "POST", target: WirePath.keyExchange,
                 headers: [(EnvelopePlacement.tokenHeader, token), ("Content-Type", "application/json")],
-                body: try WireJSON.encode(KeyExchangeRequest(sessionId: started.sessionId, wrappedKey: wrapped))))
+                body: try WireJSON.encode(request)))
         guard exchange.status == 200 else { throw plainError(exchange) }
         let confirmation: KeyExchangeResponse
         do {

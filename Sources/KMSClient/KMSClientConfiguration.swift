@@ -1,3 +1,4 @@
+public import Crypto
 import Foundation
 
 /// How a client reaches and trusts the server.
@@ -11,11 +12,19 @@ public struct KMSClientConfiguration: Sendable {
     public var fingerprint: String?
     /// When set, the session's token is rotated this often in the background.
     public var rotateInterval: Duration?
+    /// This device's enrolled Ed25519 key (identity-v1): it signs every key
+    /// exchange. Without one the client sends protocol-v1's body, which a
+    /// server with `KMS_CLIENT_AUTH=required` refuses.
+    public var clientKey: Curve25519.Signing.PrivateKey?
 
-    public init(baseURL: String, token: String? = nil, fingerprint: String? = nil, rotateInterval: Duration? = nil) {
+    public init(
+        baseURL: String, token: String? = nil, fingerprint: String? = nil, rotateInterval: Duration? = nil,
+        clientKey: Curve25519.Signing.PrivateKey? = nil
+    ) {
         self.baseURL = baseURL
         self.token = token
         self.fingerprint = fingerprint
         self.rotateInterval = rotateInterval
+        self.clientKey = clientKey
     }
 }

@@ -20,6 +20,9 @@ public struct AppDependencies: Sendable {
     public var auditTimeout: Duration = .seconds(2)
     /// Told the listening port once the server runs (benchmarks use port 0).
     public var onServerRunning: (@Sendable (Int) -> Void)?
+    /// The client registry's store; when nil, `clients.json` in the key store
+    /// folder (file store) or the database's table.
+    public var clientStore: (any ClientStore)?
     /// Where RSA unwraps run; when nil, a queue of cores − 1 threads.
     public var rsaQueue: RSAWorkQueue?
     /// How often expired sessions are swept.
@@ -62,11 +65,20 @@ public func buildApplication(
     let keys = KeyRing(store: stores.keys, masterKey: masterKey, lifecycle: lifecycle, clock: dependencies.clock)
     let audit = try await openAudit(config, dependencies: dependencies, masterKey: masterKey, secrets: stores.secrets)
     let sessionStore = stores.sessions
+    let clients = ClientRegistry(store: stores.clients, masterKey: masterKey, clock: dependencies.clock)
+    try await AdminBootstrap.run(registry: clients, keyFile: config.adminKeyFile, logger: logger)
+    if config.clientAuth == .off {
+        logger.warning(
+            "KMS_CLIENT_AUTH=off: every allowlisted host that completes a key exchange can use every key (protocol-v1); enrol clients and remove it"
+        )
+    }
     let sessions = SessionManager(
         store: sessionStore, identity: identity, policy: config.sessions, clock: dependencies.clock,
+        clients: clients, clientAuthRequired: config.clientAuth == .required,
         rsa: dependencies.rsaQueue ?? RSAWorkQueue())
     let metrics = RequestMetrics()
-    let channel = SealedChannel(sessions: sessions, maxBodyBytes: config.maxBodyBytes)
+    let channel = SealedChannel(
+        sessions: sessions, maxBodyBytes: config.maxBodyBytes, resolveKey: keys.resolveNames)
     let routes = makeRoutes(
         sessions: sessions, channel: channel, keys: keys, metrics: metrics, audit: audit,
         maxBodyBytes: config.maxBodyBytes, keyExchangeRate: config.keyExchangeRate)
@@ -159,6 +171,7 @@ func openAudit(
 struct Stores {
     let keys: any KeyStore
     let sessions: any SessionStore
+    let clients: any ClientStore
     let secrets: any SecretBlobStore
     let database: PostgresDatabase?
 }
@@ -181,8 +194,18 @@ func openStores(_ config: KMSConfiguration, dependencies: AppDependencies, maste
                 throw StartupFailure("KEY_STORE_PATH", error)
             }
         }
+        let clients: any ClientStore
+        if let provided = dependencies.clientStore {
+            clients = provided
+        } else {
+            do {
+                clients = try LocalClientStore(folder: config.keyStorePath)
+            } catch {
+                throw StartupFailure("KEY_STORE_PATH", error)
+            }
+        }
         return Stores(
-            keys: keys, sessions: dependencies.sessionStore ?? InMemorySessionStore(),
+            keys: keys, sessions: dependencies.sessionStore ?? InMemorySessionStore(), clients: clients,
             secrets: FileSecretBlobStore(folder: config.keyStorePath), database: nil)
     case .postgres:
         let database: PostgresDatabase
@@ -196,6 +219,7 @@ func openStores(_ config: KMSConfiguration, dependencies: AppDependencies, maste
             keys: dependencies.keyStore
                 ?? PostgresKeyStore(database: database, lifecycle: lifecycle, clock: dependencies.clock),
             sessions: dependencies.sessionStore ?? PostgresSessionStore(database: database, masterKey: masterKey),
+            clients: dependencies.clientStore ?? PostgresClientStore(database: database),
             secrets: PostgresSecretBlobStore(database: database), database: database)
     }
 }

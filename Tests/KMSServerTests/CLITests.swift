@@ -7,7 +7,7 @@ import Testing
 @Suite(.serialized) struct CLITests {
     @Test func e2ePassesAndEverySubcommandWorks() async throws {
         let server = try await ServeProcess()
-        let env = ["BASE_URL": server.url]
+        let env = server.clientEnvironment
         let e2e = try CLIProcess.run(["e2e"], environment: env)
         #expect(e2e.status == 0, "\(e2e.stdout)\(e2e.stderr)")
         #expect(e2e.stdout.contains("✔ key rotation") && e2e.stdout.contains("e2e passed"))
@@ -64,7 +64,7 @@ import Testing
 
     @Test func auditVerifyAcceptsARealLogAndCatchesTampering() async throws {
         let server = try await ServeProcess()
-        #expect(try CLIProcess.run(["e2e"], environment: ["BASE_URL": server.url]).status == 0)
+        #expect(try CLIProcess.run(["e2e"], environment: server.clientEnvironment).status == 0)
         #expect(server.stop() == 0)
         let data = server.folder.appendingPathComponent("data")
         let env = [
@@ -122,7 +122,7 @@ import Testing
     @Test(.enabled(if: PostgresTestDatabase.url != nil, "KMS_TEST_POSTGRES_URL is not set: kms migrate is not tested"))
     func migrateMovesKeysBetweenStores() async throws {
         let file = try await ServeProcess()
-        let env = ["BASE_URL": file.url]
+        let env = file.clientEnvironment
         #expect(try CLIProcess.run(["keys", "generate", "--alias", "moving"], environment: env).status == 0)
         #expect(try CLIProcess.run(["keys", "rotate", "moving"], environment: env).status == 0)
         let ciphertext = try CLIProcess.run(["encrypt", "--key", "moving", "before the move"], environment: env).stdout
@@ -143,7 +143,7 @@ import Testing
         onPostgres["KMS_STORE"] = "postgres"
         onPostgres["KMS_AUDIT_LOG"] = file.folder.appendingPathComponent("pg-audit.log").path
         let server = try await ServeProcess(environment: onPostgres)
-        let opened = try CLIProcess.run(["decrypt", ciphertext], environment: ["BASE_URL": server.url])
+        let opened = try CLIProcess.run(["decrypt", ciphertext], environment: server.clientEnvironment)
         #expect(opened.stdout == "before the move", "\(opened.stderr)")
         #expect(fingerprint.map { server.logText.contains($0) } == true)
         #expect(server.stop() == 0)
@@ -161,7 +161,9 @@ import Testing
     /// works without token rotation.
     @Test func longRunningClientsRenewAcrossTTLBoundaries() async throws {
         let server = try await ServeProcess(environment: ["KMS_SESSION_TTL_MS": "2500", "KMS_SESSION_SLIDING": "false"])
-        for environment in [["BASE_URL": server.url], ["BASE_URL": server.url, "TOKEN": WireSession.randomToken()]] {
+        for environment in [
+            server.clientEnvironment, server.clientEnvironment.merging(["TOKEN": WireSession.randomToken()]) { $1 },
+        ] {
             let run = try CLIProcess.run(["e2e", "--duration", "5"], environment: environment)
             #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
             #expect(run.stdout.contains("work 5.0 s") && run.stdout.contains("operations"), "\(run.stdout)")
@@ -171,7 +173,8 @@ import Testing
     @Test func e2eKeepsWorkingWhileRotatingTheToken() async throws {
         let server = try await ServeProcess()
         let run = try CLIProcess.run(
-            ["e2e", "--duration", "1.5"], environment: ["BASE_URL": server.url, "ROTATE_INTERVAL_MS": "300"])
+            ["e2e", "--duration", "1.5"],
+            environment: server.clientEnvironment.merging(["ROTATE_INTERVAL_MS": "300"]) { $1 })
         #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
         #expect(run.stdout.contains("rotate token") && run.stdout.contains("tokens"))
         #expect(server.stop() == 0)

@@ -17,7 +17,7 @@ import Testing
 
     @Test func encryptDecryptInspectRangeAndRefusals() async throws {
         let server = try await ServeProcess()
-        let env = ["BASE_URL": server.url]
+        let env = server.clientEnvironment
         let folder = server.folder
         #expect(try CLIProcess.run(["keys", "generate", "--alias", "files"], environment: env).status == 0)
         let plain = Self.randomBytes(3 * 65_536 + 5)
@@ -95,7 +95,7 @@ import Testing
 
     @Test func rewrappedFilesOutliveTheOldVersion() async throws {
         let server = try await ServeProcess(environment: ["KMS_KEY_GRACE_MS": "1500"])
-        let env = ["BASE_URL": server.url]
+        let env = server.clientEnvironment
         let folder = server.folder
         #expect(try CLIProcess.run(["keys", "generate", "--alias", "backup"], environment: env).status == 0)
         let plain = Self.randomBytes(70_000)
@@ -124,7 +124,8 @@ import Testing
     /// The library's stream variants: data that is not a file.
     @Test func asyncSequencesRoundTrip() async throws {
         let server = try await ServeProcess()
-        let kms = try KMSClient(KMSClientConfiguration(baseURL: server.url))
+        let kms = try KMSClient(
+            KMSClientConfiguration(baseURL: server.url, clientKey: try ClientKeyLookup.read(server.adminKeyFile)))
         _ = try await kms.generateKey(alias: "stream")
         let plain = Self.randomBytes(200_003)
         let blocks = AsyncStream<Data> { continuation in

@@ -11,11 +11,14 @@ import Testing
 @Suite struct OpenAPISyncTests {
     func table() throws -> RouteTable {
         let sessions = SessionManager(
-            store: InMemorySessionStore(), identity: TestServer.identity, policy: SessionPolicy(), clock: SystemClock())
+            store: InMemorySessionStore(), identity: TestServer.identity, policy: SessionPolicy(), clock: SystemClock(),
+            clients: ClientRegistry(
+                store: LocalClientStore(), masterKey: try MasterKey(bytes: Data(count: 32)), clock: SystemClock()),
+            clientAuthRequired: true)
         let keys = KeyRing(
             store: InMemoryKeyStore(), masterKey: try MasterKey(bytes: Data(count: 32)),
             lifecycle: KeyLifecycle(graceMs: 1), clock: SystemClock())
-        let channel = SealedChannel(sessions: sessions, maxBodyBytes: 1 << 20)
+        let channel = SealedChannel(sessions: sessions, maxBodyBytes: 1 << 20, resolveKey: keys.resolveNames)
         let audit = Auditor(
             log: try AuditLog(
                 writer: try AuditFile(url: URL(fileURLWithPath: "/dev/null")), key: .init(), after: 0,

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import requests
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 # --------------------------------------------------------------------------
@@ -347,10 +347,79 @@ def wrap_key(public_key: rsa.RSAPublicKey, session_key: bytes) -> bytes:
     return public_key.encrypt(session_key, OAEP_SHA256)
 
 
+# --------------------------------------------------------------------------
+# identity-v1 (/work/shared/design/identity-v1.md): an enrolled client signs
+# the key exchange with its Ed25519 key.
+# --------------------------------------------------------------------------
+
+CLIENT_AUTH_LABEL = "kms-v1/client-auth"  # identity-v1 section 2
+
+
+def load_client_key(path: str) -> ed25519.Ed25519PrivateKey:
+    """An identity-v1 key file: PEM PRIVATE KEY, unencrypted PKCS#8 (section 6)."""
+    with open(path, "rb") as handle:
+        key = serialization.load_pem_private_key(handle.read(), password=None)
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise ValueError(f"{path} is not an Ed25519 key")
+    return key
+
+
+def raw_public_key(key: ed25519.Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def client_key_id(public_key: bytes) -> str:
+    """`clientKey`: SHA256: + hex of the raw 32-byte key (section 1), not of an SPKI."""
+    return "SHA256:" + hashlib.sha256(public_key).hexdigest()
+
+
+def client_auth_transcript(session_id: str, wrapped_key: bytes, token: str, server_fingerprint: str) -> bytes:
+    """Section 2: label, sessionId, hex(SHA-256(W)), hex(SHA-256(T)), F joined by LF, no trailing LF."""
+    lines = [
+        CLIENT_AUTH_LABEL,
+        session_id,
+        hashlib.sha256(wrapped_key).hexdigest(),
+        hashlib.sha256(token.encode()).hexdigest(),
+        server_fingerprint,
+    ]
+    return "\n".join(lines).encode()
+
+
 class Client:
-    def __init__(self, base_url: str, pin: Optional[str] = None, transport: Optional[Transport] = None):
+    def __init__(
+        self,
+        base_url: str,
+        pin: Optional[str] = None,
+        transport: Optional[Transport] = None,
+        signing_key: Optional[ed25519.Ed25519PrivateKey] = None,
+    ):
         self.transport = transport or Transport(base_url)
         self.pin = pin
+        # identity-v1: the key in KMS_CLIENT_KEY_FILE signs every key exchange; without one
+        # the client sends protocol-v1's body (for a server with KMS_CLIENT_AUTH=off).
+        path = os.environ.get("KMS_CLIENT_KEY_FILE", "").strip()
+        self.signing_key = signing_key or (load_client_key(path) if path else None)
+
+        self.server_fingerprint = ""  # from the last /session/init: F of the transcript
+
+    def sign(self, body: dict, token: Optional[str]) -> dict:
+        """Adds identity-v1's clientKey and signature to a key-exchange body (a copy).
+
+        The transcript is computed from the body as it will be sent, whatever it holds, so that
+        the protocol-v1 tests (which break bodies on purpose) see the same answers in both modes.
+        """
+        wrapped_text = body.get("wrappedKey")
+        try:
+            wrapped = base64.b64decode(wrapped_text, validate=True) if isinstance(wrapped_text, str) else b""
+        except ValueError:
+            wrapped = b""
+        session_id = body.get("sessionId") if isinstance(body.get("sessionId"), str) else ""
+        transcript = client_auth_transcript(session_id, wrapped, token or "", self.server_fingerprint)
+        return {
+            **body,
+            "clientKey": client_key_id(raw_public_key(self.signing_key)),
+            "signature": b64e(self.signing_key.sign(transcript)),
+        }
 
     def init(self) -> InitResult:
         """GET /session/init, with the checks a client must make before sending a secret."""
@@ -375,6 +444,7 @@ class Client:
             raise ProtocolError(f"fingerprint {body['fingerprint']!r} does not match the PEM ({fingerprint})")
         parse_timestamp(body["expiresAt"])
         result = InitResult(body, body["sessionId"], public_key, spki, fingerprint, response)
+        self.server_fingerprint = fingerprint
         if self.pin is not None and self.pin != fingerprint:
             raise PinMismatch(self.pin, result)  # section 1: before any secret is sent
         return result
@@ -384,6 +454,8 @@ class Client:
         headers = {"Content-Type": "application/json"}
         if token is not None:
             headers[TOKEN_HEADER] = token
+        if isinstance(body, dict) and self.signing_key is not None and not ({"clientKey", "signature"} & body.keys()):
+            body = self.sign(body, token)
         data = body if isinstance(body, bytes) else dumps(body)
         return self.transport.send("POST", "/session/key-exchange", headers=headers, body=data)
 
@@ -394,6 +466,7 @@ class Client:
         init = init or self.init()
         key = os.urandom(SESSION_KEY_BYTES) if session_key is None else session_key
         wrapped = wrap_key(init.public_key, key)
+        self.server_fingerprint = init.fingerprint
         response = self.post_key_exchange({"sessionId": init.session_id, "wrappedKey": b64e(wrapped)}, token)
         if response.status_code != 200:
             raise KmsError(response)

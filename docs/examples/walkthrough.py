@@ -2,7 +2,9 @@
 """One session with the personal KMS, byte by byte, using only pyca/cryptography
 and requests: what every client in any language does. See docs/protocol.md.
 
-usage: python3 docs/examples/walkthrough.py [BASE_URL]   (default http://127.0.0.1:3000)
+usage: python3 docs/examples/walkthrough.py [BASE_URL] [CLIENT_KEY_FILE]
+       (default http://127.0.0.1:3000 and ./data/admin.key when present: identity-v1 signs the
+       key exchange with an enrolled client's Ed25519 key; without one the body is protocol-v1's)
 """
 import base64
 import hashlib
@@ -16,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 base = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:3000"
+key_file = sys.argv[2] if len(sys.argv) > 2 else "./data/admin.key"
 b64 = lambda data: base64.b64encode(data).decode()
 
 
@@ -38,6 +41,17 @@ token = "walkthrough_" + base64.urlsafe_b64encode(os.urandom(24)).decode().rstri
 wrapped = public_key.encrypt(
     session_key, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None))
 body = {"sessionId": init["sessionId"], "wrappedKey": b64(wrapped)}
+if os.path.exists(key_file):
+    # identity-v1 section 2: sign "kms-v1/client-auth" LF sessionId LF hex(SHA-256(W)) LF hex(SHA-256(T)) LF F.
+    with open(key_file, "rb") as handle:
+        client_key = serialization.load_pem_private_key(handle.read(), password=None)
+    raw = client_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    transcript = "\n".join([
+        "kms-v1/client-auth", init["sessionId"], hashlib.sha256(wrapped).hexdigest(),
+        hashlib.sha256(token.encode()).hexdigest(), fingerprint]).encode()
+    body["clientKey"] = "SHA256:" + hashlib.sha256(raw).hexdigest()
+    body["signature"] = b64(client_key.sign(transcript))
+    show("signed as client " + body["clientKey"], transcript.decode())
 show("session key (never sent in the clear)", session_key.hex())
 response = requests.post(f"{base}/session/key-exchange", json=body, headers={"X-Client-Token": token}, timeout=10)
 envelope = response.json()

@@ -57,15 +57,16 @@ public struct ClientRecord: Sendable, Equatable {
     }
 
     /// The record as the API returns it (optional members omitted, never `null`).
-    public var json: JSONValue {
-        var members: [(String, JSONValue)] = [
-            ("clientId", .string(clientId)), ("name", .string(name)),
-            ("publicKey", .string(Base64.encode(publicKey))), ("fingerprint", .string(fingerprint)),
-            ("grants", grants.json), ("createdAt", .string(Timestamp.format(createdAt))),
-        ]
-        if let revokedAt { members.append(("revokedAt", .string(Timestamp.format(revokedAt)))) }
-        members.append(("accessKeys", .array(accessKeys.map(\.json))))
-        return .object(members)
+    public var body: ClientBody {
+        ClientBody(
+            clientId: clientId, name: name, publicKey: Base64.encode(publicKey), fingerprint: fingerprint,
+            grants: grants.map(\.body), createdAt: Timestamp.format(createdAt),
+            revokedAt: revokedAt.map(Timestamp.format),
+            accessKeys: accessKeys.map {
+                ClientBody.AccessKey(
+                    accessKeyId: $0.accessKeyId, createdAt: Timestamp.format($0.createdAt),
+                    revokedAt: $0.revokedAt.map(Timestamp.format))
+            })
     }
 
     private static func isLowerAlphanumeric(_ byte: UInt8) -> Bool {
@@ -104,13 +105,5 @@ public struct AccessKeyRecord: Sendable, Equatable {
                 (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0)
                     || (UInt8(ascii: "2")...UInt8(ascii: "7")).contains($0)
             }
-    }
-
-    public var json: JSONValue {
-        var members: [(String, JSONValue)] = [
-            ("accessKeyId", .string(accessKeyId)), ("createdAt", .string(Timestamp.format(createdAt))),
-        ]
-        if let revokedAt { members.append(("revokedAt", .string(Timestamp.format(revokedAt)))) }
-        return .object(members)
     }
 }

@@ -88,6 +88,18 @@ public struct KeyRing: Sendable {
         return record
     }
 
+    /// Both names of the key `reference` names; nil when none does (or the
+    /// reference is malformed): what a permission decision needs.
+    public func resolveNames(_ reference: String) async throws(KMSError) -> KeyAccess.Names? {
+        do {
+            let record = try await resolve(reference, field: "keyId")
+            return KeyAccess.Names(keyId: record.keyId, alias: record.alias)
+        } catch {
+            if error.code == .keyNotFound || error.code == .invalidRequest { return nil }
+            throw error
+        }
+    }
+
     public func metadata(_ record: KeyRecord) -> KeyMetadata {
         let now = clock.now()
         return KeyMetadata(
@@ -101,11 +113,29 @@ public struct KeyRing: Sendable {
             })
     }
 
-    public func list(after: String?, limit: Int) async throws(KMSError) -> KeyListResponse {
-        let records = try await store.list(after: after, limit: limit + 1)
-        let page = records.prefix(limit)
-        return KeyListResponse(
-            keys: page.map(metadata), next: records.count > limit ? page.last?.keyId : nil)
+    /// A page of the keys `including` accepts (identity-v1: the client's
+    /// readable keys); `limit` counts those, and `next` is given only when
+    /// more of them follow.
+    public func list(
+        after: String?, limit: Int, including: (KeyRecord) -> Bool = { _ in true }
+    ) async throws(KMSError) -> KeyListResponse {
+        let batchSize = max(limit + 1, 100)
+        var page: [KeyRecord] = []
+        var cursor = after
+        var more = false
+        scan: while true {
+            let batch = try await store.list(after: cursor, limit: batchSize)
+            for record in batch where including(record) {
+                if page.count == limit {
+                    more = true
+                    break scan
+                }
+                page.append(record)
+            }
+            guard batch.count == batchSize, let last = batch.last else { break }
+            cursor = last.keyId
+        }
+        return KeyListResponse(keys: page.map(metadata), next: more ? page.last?.keyId : nil)
     }
 
     // MARK: Cryptography

@@ -19,11 +19,14 @@ public struct AuthenticatedRequest: Sendable, CustomStringConvertible {
     public let placement: EnvelopePlacement
     /// The inner request bytes (empty for GET and DELETE).
     public let plaintext: Data
+    /// The client the session belongs to (nil: made with `KMS_CLIENT_AUTH=off`).
+    public let clientId: String?
 
     init(
         sessionId: String, tokenHash: TokenHash, key: SymmetricKey, seq: UInt64, placement: EnvelopePlacement,
-        plaintext: Data
+        plaintext: Data, clientId: String?
     ) {
+        self.clientId = clientId
         self.sessionId = sessionId
         self.tokenHash = tokenHash
         self.key = key
@@ -51,6 +54,9 @@ public struct OpenedRequest: Sendable, CustomStringConvertible {
     public let request: AuthenticatedRequest
     /// The session's expiry after this request slid it.
     public let expiresAt: Date
+    /// The session's client as read after the seq was admitted (identity-v1
+    /// section 3: never a copy from the key exchange); nil with auth off.
+    public let client: ClientRecord?
 
     public var sessionId: String { request.sessionId }
     public var tokenHash: TokenHash { request.tokenHash }

@@ -14,15 +14,25 @@ public struct SessionManager: Sendable {
     public let clock: any KMSClock
     /// Where the RSA unwraps run (bounded threads of their own).
     public let rsa: RSAWorkQueue
+    /// Enrolled clients (identity-v1); consulted at key exchange and on every
+    /// admitted request when `clientAuthRequired`.
+    public let clients: ClientRegistry
+    /// `KMS_CLIENT_AUTH=required`; false is protocol-v1 behaviour.
+    public let clientAuthRequired: Bool
+    /// Verified against when a `clientKey` is unknown, so that timing does not
+    /// tell an unknown key from a bad signature.
+    private let dummyClientKey = Curve25519.Signing.PrivateKey().publicKey
 
     public init(
         store: any SessionStore, identity: IdentityKey, policy: SessionPolicy, clock: any KMSClock,
-        rsa: RSAWorkQueue = RSAWorkQueue()
+        clients: ClientRegistry, clientAuthRequired: Bool, rsa: RSAWorkQueue = RSAWorkQueue()
     ) {
         self.store = store
         self.identity = identity
         self.policy = policy
         self.clock = clock
+        self.clients = clients
+        self.clientAuthRequired = clientAuthRequired
         self.rsa = rsa
     }
 
@@ -40,8 +50,11 @@ public struct SessionManager: Sendable {
             fingerprint: identity.fingerprint, expiresAt: Timestamp.format(pending.expiresAt))
     }
 
-    /// `POST /session/key-exchange`. Returns the sealed seq-0 response body and the new session's id.
-    public func exchangeKey(token: String?, body: Data) async throws(KMSError) -> (sessionId: String, sealed: Data) {
+    /// `POST /session/key-exchange`. Returns the sealed seq-0 response body,
+    /// the new session's id and, with client authentication, its client.
+    public func exchangeKey(token: String?, body: Data) async throws(KMSError) -> (
+        sessionId: String, sealed: Data, client: ClientRecord?
+    ) {
         let tokenHash = try checkToken(token)
         let request: KeyExchangeRequest
         do {
@@ -49,6 +62,7 @@ public struct SessionManager: Sendable {
         } catch {
             throw error.field == nil ? KMSError(.badRequest, error.message) : KMSError.invalidRequest(error)
         }
+        let proof = clientAuthRequired ? try ClientProof(body: body) : nil
         let now = clock.now()
         // Ids this server issues are b64url; anything else cannot name a pending session.
         guard (22...64).contains(request.sessionId.utf8.count),
@@ -65,6 +79,17 @@ public struct SessionManager: Sendable {
         guard try await store.takePending(id: request.sessionId, now: now) != nil else {
             throw KMSError.unknownSession
         }
+        // identity-v1 section 2: the client is checked before the unwrap, so a
+        // host without an enrolled key never costs an RSA decryption.
+        var client: ClientRecord?
+        if let proof {
+            guard let wrapped = Base64.decodeStrict(request.wrappedKey) else { throw KMSError.keyExchangeFailed }
+            client = try await authenticateClient(
+                proof,
+                transcript: ClientAuth.transcript(
+                    sessionId: request.sessionId, wrappedKey: wrapped, token: token ?? "",
+                    serverFingerprint: identity.fingerprint))
+        }
         let (identity, wrappedKey) = (self.identity, request.wrappedKey)
         let key = try await rsa.run(slot) { () throws(KMSError) in
             try SessionKeyUnwrapper.unwrap(wrappedKey: wrappedKey, with: identity)
@@ -73,14 +98,32 @@ public struct SessionManager: Sendable {
         let session = SessionRecord(
             id: request.sessionId, tokenHash: tokenHash, key: key, createdAt: createdAt,
             expiresAt: policy.initialExpiry(createdAt: createdAt),
-            absoluteExpiry: createdAt.addingMilliseconds(policy.maxLifetimeMs))
+            absoluteExpiry: createdAt.addingMilliseconds(policy.maxLifetimeMs), clientId: client?.clientId)
         try await store.createSession(session, now: createdAt, max: policy.sessionsMax)
         let confirmation = KeyExchangeResponse(
             sessionId: session.id, expiresAt: Timestamp.format(session.expiresAt),
             ttlMs: min(policy.ttlMs, policy.maxLifetimeMs), sliding: policy.sliding,
             maxLifetimeMs: policy.maxLifetimeMs)
         let sealed = try seal(confirmation, sessionId: session.id, key: key, seq: 0, status: 200)
-        return (session.id, sealed)
+        return (session.id, sealed, client)
+    }
+
+    /// The one answer for an unknown client key, a revoked client and a bad signature.
+    public static let clientNotAuthenticated = KMSError(
+        .clientNotAuthenticated,
+        "client authentication failed: the key is not enrolled here, the client is revoked, or the signature does not verify"
+    )
+
+    /// Finds the active client of `proof.clientKey` and verifies its
+    /// signature; an unknown key is verified against a dummy key so that the
+    /// three failures take the same path.
+    private func authenticateClient(_ proof: ClientProof, transcript: Data) async throws(KMSError) -> ClientRecord {
+        let client = try await clients.activeClient(fingerprint: proof.clientKey)
+        let publicKey = client.flatMap { try? Curve25519.Signing.PublicKey(rawRepresentation: $0.publicKey) }
+        let verified = ClientAuth.verify(
+            proof.signature, transcript: transcript, publicKey: publicKey ?? dummyClientKey)
+        guard verified, let client, publicKey != nil else { throw Self.clientNotAuthenticated }
+        return client
     }
 
     // MARK: Sealed requests
@@ -105,7 +148,7 @@ public struct SessionManager: Sendable {
         }
         return AuthenticatedRequest(
             sessionId: session.id, tokenHash: session.tokenHash, key: session.key, seq: envelope.seq,
-            placement: carrier.placement, plaintext: plaintext)
+            placement: carrier.placement, plaintext: plaintext, clientId: session.clientId)
     }
 
     /// Step 6: records the seq (refusing replays) and slides the expiry.
@@ -114,10 +157,21 @@ public struct SessionManager: Sendable {
         let expiresAt = try await store.acceptSequence(
             sessionId: request.sessionId, tokenHash: request.tokenHash, seq: request.seq, now: clock.now(),
             policy: policy)
+        // identity-v1 section 3: the client is read now, never copied from the
+        // key exchange; a revoked client (or, with auth required, a session
+        // bound to none) ends the session.
+        var client: ClientRecord?
+        if let clientId = request.clientId {
+            client = try await clients.activeClient(id: clientId)
+        }
+        if client == nil, request.clientId != nil || clientAuthRequired {
+            try await store.deleteSession(id: request.sessionId)
+            throw KMSError.unknownSession
+        }
         if request.placement.sealsEmptyBody, !request.plaintext.isEmpty {
             throw KMSError(.invalidRequest, "GET and DELETE requests must seal the empty byte string")
         }
-        return OpenedRequest(request: request, expiresAt: expiresAt)
+        return OpenedRequest(request: request, expiresAt: expiresAt, client: client)
     }
 
     // MARK: Token rotation and session end
@@ -195,5 +249,41 @@ public struct SessionManager: Sendable {
         } catch {
             throw KMSError.internal("cannot seal the key-exchange response")
         }
+    }
+}
+
+/// The identity members of a key-exchange body, checked as identity-v1
+/// section 2 and rule 13.2 say (`400 invalid_request` with the field).
+struct ClientProof {
+    let clientKey: String
+    let signature: Data
+
+    /// Reads the members from the body (already parsed once as a whole).
+    init(body: Data) throws(KMSError) {
+        var reader: JSONObjectReader
+        do {
+            reader = try JSONObjectReader(bytes: body)
+        } catch {
+            throw KMSError(.badRequest, error.message)
+        }
+        let (key, signature) = (reader.take("clientKey"), reader.take("signature"))
+        if key == nil, signature == nil {
+            throw KMSError(
+                .invalidRequest,
+                "this server requires client authentication (identity-v1): enrol this device's key",
+                field: "clientKey")
+        }
+        guard let key else { throw KMSError(.invalidRequest, "`clientKey` is required", field: "clientKey") }
+        guard case .string(let text) = key, ClientAuth.isWellFormedClientKey(text) else {
+            throw KMSError(
+                .invalidRequest, "`clientKey` must be SHA256: followed by 64 lowercase hex digits", field: "clientKey")
+        }
+        guard let signature else { throw KMSError(.invalidRequest, "`signature` is required", field: "signature") }
+        guard case .string(let encoded) = signature, let bytes = Base64.decodeStrict(encoded), bytes.count == 64 else {
+            throw KMSError(
+                .invalidRequest, "`signature` must be the base64 of a 64-byte Ed25519 signature", field: "signature")
+        }
+        clientKey = text
+        self.signature = bytes
     }
 }

@@ -25,15 +25,24 @@ public struct KeyExchangeRequest: Codable, StrictDecodable, Equatable {
     public var sessionId: String
     /// b64 text, kept undecoded: decoding failures must look like every other unwrap failure.
     public var wrappedKey: String
-
-    public init(sessionId: String, wrappedKey: String) {
+    /// identity-v1: `SHA256:` + hex of the client's raw Ed25519 public key.
+    public var clientKey: String?
+    /// identity-v1: b64 of the Ed25519 signature over `ClientAuth.transcript`.
+    public var signature: String?
+    public init(sessionId: String, wrappedKey: String, clientKey: String? = nil, signature: String? = nil) {
         self.sessionId = sessionId
         self.wrappedKey = wrappedKey
+        self.clientKey = clientKey
+        self.signature = signature
     }
 
     public init(reading reader: inout JSONObjectReader) throws(RequestFieldError) {
         sessionId = try reader.string("sessionId")
         wrappedKey = try reader.string("wrappedKey")
+        // Of any JSON type here: with KMS_CLIENT_AUTH=off they are accepted and
+        // ignored; with `required` the server reads and checks them itself.
+        if case .string(let text)? = reader.take("clientKey") { clientKey = text }
+        if case .string(let text)? = reader.take("signature") { signature = text }
     }
 }
 
@@ -94,4 +103,33 @@ public struct RandomResponse: Codable, Sendable, Equatable {
     public var random: String
 
     public init(random: String) { self.random = random }
+}
+
+/// `GET /session` (identity-v1 section 3): the session and, with client
+/// identity, the client it belongs to as read for this request.
+public struct SessionInfoResponse: Codable, Sendable, Equatable {
+    public struct Client: Codable, Sendable, Equatable {
+        public var clientId: String
+        public var name: String
+        public var fingerprint: String
+        public var grants: [GrantBody]
+
+        public init(clientId: String, name: String, fingerprint: String, grants: [GrantBody]) {
+            self.clientId = clientId
+            self.name = name
+            self.fingerprint = fingerprint
+            self.grants = grants
+        }
+    }
+
+    public var sessionId: String
+    public var expiresAt: String
+    /// Absent with `KMS_CLIENT_AUTH=off`.
+    public var client: Client?
+
+    public init(sessionId: String, expiresAt: String, client: Client?) {
+        self.sessionId = sessionId
+        self.expiresAt = expiresAt
+        self.client = client
+    }
 }

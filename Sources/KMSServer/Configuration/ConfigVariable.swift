@@ -54,6 +54,12 @@ public struct ConfigVariable: Sendable {
             name: "KMS_KEY_EXCHANGE_RATE", defaultValue: "50",
             meaning: "key exchanges per second per client address (bursts of twice that); more get 429"),
         .init(
+            name: "KMS_CLIENT_AUTH", defaultValue: "required",
+            meaning: "required (enrolled clients sign the key exchange; grants decide) or off (protocol-v1, a warning)"),
+        .init(
+            name: "KMS_ADMIN_KEY_FILE", defaultValue: "./data/admin.key",
+            meaning: "key file of the admin client enrolled at the first start (created mode 0600 if missing)"),
+        .init(
             name: "KMS_STORE", defaultValue: "file",
             meaning: "file (embedded, one instance) or postgres (several instances share keys and sessions)"),
         .init(

@@ -29,6 +29,12 @@ public struct KMSConfiguration: Sendable {
     public var maxConnections = 1_000
     /// Key exchanges per second per client address (RSA work is bounded too).
     public var keyExchangeRate = 50
+    /// identity-v1 section 8: `required` (enrolled clients, grants) or `off` (protocol-v1).
+    public enum ClientAuth: String, Sendable { case required, off }
+
+    public var clientAuth = ClientAuth.required
+    /// The bootstrap admin's key file (identity-v1 section 6).
+    public var adminKeyFile = URL(fileURLWithPath: "./data/admin.key")
     public enum Store: String, Sendable { case file, postgres }
 
     public var store = Store.file
@@ -111,6 +117,13 @@ public struct KMSConfiguration: Sendable {
         maxConnections = try reader.integer("KMS_MAX_CONNECTIONS", in: 1...1_000_000).map(Int.init) ?? maxConnections
         keyExchangeRate =
             try reader.integer("KMS_KEY_EXCHANGE_RATE", in: 1...1_000_000).map(Int.init) ?? keyExchangeRate
+        if let text = try reader.string("KMS_CLIENT_AUTH") {
+            guard let value = ClientAuth(rawValue: text.lowercased()) else {
+                throw Invalid(variable: "KMS_CLIENT_AUTH", reason: "must be required or off, got '\(text)'")
+            }
+            clientAuth = value
+        }
+        adminKeyFile = try reader.string("KMS_ADMIN_KEY_FILE").map { URL(fileURLWithPath: $0) } ?? adminKeyFile
         if let text = try reader.string("KMS_STORE") {
             guard let value = Store(rawValue: text.lowercased()) else {
                 throw Invalid(variable: "KMS_STORE", reason: "must be file or postgres, got '\(text)'")
@@ -155,7 +168,8 @@ public struct KMSConfiguration: Sendable {
             "environment": "\(environment.rawValue)", "maxBodyBytes": "\(maxBodyBytes)",
             "headerTimeoutMs": "\(headerTimeoutMs)", "bodyTimeoutMs": "\(bodyTimeoutMs)",
             "idleTimeoutMs": "\(idleTimeoutMs)", "maxConnections": "\(maxConnections)",
-            "keyExchangeRate": "\(keyExchangeRate)",
+            "keyExchangeRate": "\(keyExchangeRate)", "clientAuth": "\(clientAuth.rawValue)",
+            "adminKeyFile": "\(adminKeyFile.path)",
             "auditLog": "\(auditLog.path)", "auditMaxBytes": "\(auditMaxBytes)", "store": "\(store.rawValue)",
             "database": "\(databaseURL.map(Self.redactedURL) ?? "none")",
             "tokenPrefix": "\(sessions.tokenPrefix == nil ? "none" : "set")",

@@ -9,7 +9,7 @@ struct CryptoController: Sendable {
 
     func register(on routes: inout RouteBuilder) {
         routes.sealed(
-            .post, WirePath.encrypt, EncryptRequest.self,
+            .post, WirePath.encrypt, EncryptRequest.self, permission: .key(.cryptoEncrypt) { input, _ in input.keyId },
             doc: RouteDoc(
                 tag: "crypto", summary: "Encrypt",
                 description: "AES-256-GCM under the key's active version; the ciphertext names key and version.",
@@ -21,7 +21,7 @@ struct CryptoController: Sendable {
             }
         }
         routes.sealed(
-            .post, WirePath.decrypt, CiphertextRequest.self,
+            .post, WirePath.decrypt, CiphertextRequest.self, permission: .ciphertextKey(.cryptoDecrypt),
             doc: RouteDoc(
                 tag: "crypto", summary: "Decrypt",
                 description: "Needs no key id: the ciphertext names it. Give the same aad as at encryption.",
@@ -33,7 +33,7 @@ struct CryptoController: Sendable {
             }
         }
         routes.sealed(
-            .post, WirePath.rewrap, CiphertextRequest.self,
+            .post, WirePath.rewrap, CiphertextRequest.self, permission: .ciphertextKey(.cryptoRewrap),
             doc: RouteDoc(
                 tag: "crypto", summary: "Rewrap",
                 description: "Re-encrypts under the key's active version; the plaintext never leaves the server.",
@@ -45,7 +45,7 @@ struct CryptoController: Sendable {
             }
         }
         routes.sealed(
-            .post, WirePath.dataKey, DataKeyRequest.self,
+            .post, WirePath.dataKey, DataKeyRequest.self, permission: .key(.cryptoDatakey) { input, _ in input.keyId },
             doc: RouteDoc(
                 tag: "crypto", summary: "Make a data key",
                 description:
@@ -58,7 +58,7 @@ struct CryptoController: Sendable {
             }
         }
         routes.sealed(
-            .post, WirePath.random, RandomRequest.self,
+            .post, WirePath.random, RandomRequest.self, permission: .session,
             doc: RouteDoc(
                 tag: "crypto", summary: "Random bytes", description: "1 to 1024 bytes from the server's CSPRNG.",
                 errors: [])

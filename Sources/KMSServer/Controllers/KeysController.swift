@@ -9,7 +9,7 @@ struct KeysController: Sendable {
 
     func register(on routes: inout RouteBuilder) {
         routes.sealed(
-            .post, WirePath.generateKey, GenerateKeyRequest.self,
+            .post, WirePath.generateKey, GenerateKeyRequest.self, permission: .create { $0.alias },
             doc: RouteDoc(
                 tag: "keys", summary: "Generate a key",
                 description: "Creates an AES-256 key with version 1 (active), optionally with a unique alias.",
@@ -22,7 +22,7 @@ struct KeysController: Sendable {
             return response(record)
         }
         routes.sealed(
-            .post, WirePath.rotateKey, RotateKeyRequest.self,
+            .post, WirePath.rotateKey, RotateKeyRequest.self, permission: .key(.keysRotate) { input, _ in input.keyId },
             doc: RouteDoc(
                 tag: "keys", summary: "Rotate a key",
                 description:
@@ -36,20 +36,28 @@ struct KeysController: Sendable {
             return response(record)
         }
         routes.sealed(
-            .get, WirePath.keys, EmptyBody.self,
+            .get, WirePath.keys, EmptyBody.self, permission: .session,
             doc: RouteDoc(
                 tag: "keys", summary: "List keys",
-                description: "Keys sorted by id, a page at a time; `next` is present when more follow.",
+                description:
+                    "Keys sorted by id, a page at a time; `next` is present when more follow. With client identity, only the keys the client may read (keys:read); never 403.",
                 errors: [],
                 query: [
                     ("limit", "1 to 1000, default 100"), ("after", "exclusive key id cursor (the previous `next`)"),
                 ])
         ) { _, call throws(KMSError) in
             let query = try ListQuery(query: call.request.uri.query)
-            return try await keys.list(after: query.after, limit: query.limit)
+            // identity-v1 section 4: only the keys this client may read; never a 403.
+            guard let client = call.opened.client else {
+                return try await keys.list(after: query.after, limit: query.limit)
+            }
+            return try await keys.list(after: query.after, limit: query.limit) { record in
+                client.grants.contains { $0.allows(.keysRead, keyId: record.keyId, alias: record.alias) }
+            }
         }
         routes.sealed(
             .get, WirePath.key, EmptyBody.self,
+            permission: .key(.keysRead) { _, call in call.context.parameters.get("keyId") },
             doc: RouteDoc(
                 tag: "keys", summary: "Describe a key",
                 description:

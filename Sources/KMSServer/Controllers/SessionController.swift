@@ -30,7 +30,7 @@ struct SessionController: Sendable {
                     "Send 32 random bytes wrapped with RSA-OAEP-256 and header X-Client-Token. The 200 body is a sealed response with seq 0 whose inner JSON is KeyExchangeResponse: opening it proves the server holds your key.",
                 errors: [
                     .invalidToken, .badRequest, .invalidRequest, .unknownSession, .tokenInUse, .keyExchangeFailed,
-                    .rateLimited, .serverBusy,
+                    .clientNotAuthenticated, .rateLimited, .serverBusy,
                 ],
                 request: KeyExchangeRequest.self, response: KeyExchangeResponse.self)
         ) { request, context in
@@ -42,17 +42,22 @@ struct SessionController: Sendable {
             let client = ("client", context.clientAddress?.description ?? "unknown")
             do throws(KMSError) {
                 let result = try await sessions.exchangeKey(token: token, body: body)
-                await audit.note(
-                    AuditEvent("session.key-exchange", [client, ("session", AuditEvent.sessionHash(result.sessionId))]))
+                var fields = [client, ("session", AuditEvent.sessionHash(result.sessionId))]
+                if let enrolled = result.client {
+                    fields += [("clientId", enrolled.clientId), ("clientName", enrolled.name)]
+                }
+                await audit.note(AuditEvent("session.key-exchange", fields))
                 return JSONResponse.raw(result.sealed)
             } catch {
-                await audit.note(
-                    AuditEvent("session.key-exchange", outcome: "failure", [client, ("code", error.code.rawValue)]))
+                var fields = [client, ("code", error.code.rawValue)]
+                // identity-v1 section 7: a failed exchange records the clientKey as sent.
+                if let sent = (try? KeyExchangeRequest.parse(body))?.clientKey { fields.append(("clientKey", sent)) }
+                await audit.note(AuditEvent("session.key-exchange", outcome: "failure", fields))
                 throw error
             }
         }
         routes.sealed(
-            .post, WirePath.rotateToken, RotateTokenRequest.self,
+            .post, WirePath.rotateToken, RotateTokenRequest.self, permission: .session,
             doc: RouteDoc(
                 tag: "session", summary: "Rotate the token",
                 description:
@@ -64,7 +69,25 @@ struct SessionController: Sendable {
             return rotated
         }
         routes.sealed(
-            .delete, WirePath.session, EmptyBody.self,
+            .get, WirePath.session, EmptyBody.self, permission: .session,
+            doc: RouteDoc(
+                tag: "session", summary: "Describe the session",
+                description:
+                    "The session's id and expiry and, with client identity, its client as read now: clientId, name, fingerprint and grants.",
+                errors: [])
+        ) { _, call throws(KMSError) in
+            SessionInfoResponse(
+                sessionId: call.opened.sessionId, expiresAt: Timestamp.format(call.opened.expiresAt),
+                client: call.opened.client.map { client in
+                    SessionInfoResponse.Client(
+                        clientId: client.clientId, name: client.name, fingerprint: client.fingerprint,
+                        grants: client.grants.map {
+                            GrantBody(keys: $0.keys.map(\.text), allow: $0.allow.map(\.rawValue))
+                        })
+                })
+        }
+        routes.sealed(
+            .delete, WirePath.session, EmptyBody.self, permission: .session,
             doc: RouteDoc(
                 tag: "session", summary: "End the session",
                 description: "Destroys the session; its token and key stop working at once. Answers a sealed `{}`.",

@@ -33,12 +33,13 @@ struct RouteBuilder {
     /// The documented inner types are the handler's own (a bodyless method
     /// documents no inner request).
     mutating func sealed<Inner: StrictDecodable & Documented, Output: Encodable & Sendable & Documented>(
-        _ method: HTTPRequest.Method, _ path: String, _ inner: Inner.Type, doc: RouteDoc,
-        handler: @escaping SealedChannel.Handler<Inner, Output>
+        _ method: HTTPRequest.Method, _ path: String, _ inner: Inner.Type, permission: RoutePermission<Inner>,
+        doc: RouteDoc, handler: @escaping SealedChannel.Handler<Inner, Output>
     ) {
         var doc = doc
         doc.request = EnvelopePlacement(method: method.rawValue).sealsEmptyBody ? nil : Inner.self
         doc.response = Output.self
-        table.add(method, path, .sealed, doc: doc, handler: channel.handler(inner, handler))
+        doc.permission = permission.permission
+        table.add(method, path, .sealed, doc: doc, handler: channel.handler(inner, permission, handler))
     }
 }

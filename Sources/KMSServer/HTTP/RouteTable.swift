@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import KMSCore
 import KMSProtocol
 
 /// How a route is protected, which decides its documentation and the
@@ -28,6 +29,8 @@ struct RouteDoc: Sendable {
     var response: (any Documented.Type)?
     /// The `200` content type when `response` is nil (not JSON of a documented type).
     var rawContentType = "application/json"
+    /// identity-v1: the permission a sealed route needs (nil: a session suffices).
+    var permission: Permission?
 }
 
 /// Every route the server answers, each declared once with its handler: the

@@ -20,6 +20,8 @@ import NIOCore
 struct SealedChannel: Sendable {
     let sessions: SessionManager
     let maxBodyBytes: Int
+    /// Finds a key by id or alias for permission decisions (nil: no such key).
+    let resolveKey: RoutePermission<EmptyBody>.KeyResolver
 
     /// What a sealed handler sees besides its inner request.
     struct Call: Sendable {
@@ -32,7 +34,7 @@ struct SealedChannel: Sendable {
         @Sendable (Inner, Call) async throws(KMSError) -> Output
 
     func handler<Inner: StrictDecodable, Output: Encodable & Sendable>(
-        _ inner: Inner.Type, _ handler: @escaping Handler<Inner, Output>
+        _ inner: Inner.Type, _ permission: RoutePermission<Inner>, _ handler: @escaping Handler<Inner, Output>
     ) -> RouteTable.Handler {
         { request, context in
             let carrier: EnvelopeCarrier
@@ -51,7 +53,12 @@ struct SealedChannel: Sendable {
                 } catch {
                     throw KMSError.invalidRequest(error)
                 }
-                let output = try await handler(input, Call(opened: opened, request: request, context: context))
+                let call = Call(opened: opened, request: request, context: context)
+                // identity-v1 section 3: inner request (400), then permission (403), then the handler.
+                if let client = opened.client, let check = permission.check {
+                    try await check(input, call, client, resolveKey)
+                }
+                let output = try await handler(input, call)
                 let body: Data
                 do {
                     body = try WireJSON.encode(output)

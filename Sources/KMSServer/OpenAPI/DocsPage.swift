@@ -60,7 +60,10 @@ struct DocsPage {
         var out =
             "<article><h3><span class=\"method \(route.method.rawValue.lowercased())\">\(route.method.rawValue)</span> "
         out += "<code>\(escape(route.path))</code>"
-        if route.sealed { out += " <span class=\"badge sealed\">sealed</span>" }
+        if route.sealed {
+            out += " <span class=\"badge sealed\">sealed</span>"
+            out += " <span class=\"badge\">\(escape(doc.permission?.rawValue ?? "session"))</span>"
+        }
         out += "</h3><p><strong>\(escape(doc.summary)).</strong> \(escape(doc.description))</p>\n"
         if !doc.query.isEmpty {
             out +=

@@ -59,11 +59,20 @@ extension KeyExchangeRequest: Documented {
         .object([
             .init("sessionId", .string(), "from /session/init"),
             .init("wrappedKey", .base64("RSA-OAEP-256 of 32 random bytes (512 bytes)")),
+            .init(
+                "clientKey", .string(), required: false,
+                "identity-v1: SHA256: + 64 hex of the enrolled client's raw Ed25519 public key (required unless KMS_CLIENT_AUTH=off)"
+            ),
+            .init(
+                "signature", .base64("identity-v1: Ed25519 signature (64 bytes) over the client-auth transcript"),
+                required: false),
         ])
     }
     static var example: KeyExchangeRequest {
         KeyExchangeRequest(
-            sessionId: "kP3x9QvZ2mWc7RtY5bLn8AbCdEfGhIjK", wrappedKey: Base64.encode(Data(repeating: 0x5A, count: 512)))
+            sessionId: "kP3x9QvZ2mWc7RtY5bLn8AbCdEfGhIjK", wrappedKey: Base64.encode(Data(repeating: 0x5A, count: 512)),
+            clientKey: "SHA256:21fe31dfa154a261626bf854046fd2271b7bed4b6abe45aa58877ef47f9721b9",
+            signature: Base64.encode(Data(repeating: 0x11, count: 64)))
     }
 }
 
@@ -281,4 +290,45 @@ enum EnvelopeSchema {
         .init("iv", .base64("12 random bytes")), .init("ciphertext", .base64("AES-256-GCM of the inner JSON")),
         .init("tag", .base64("16 bytes")),
     ])
+}
+
+extension SessionInfoResponse: Documented {
+    static var schema: Schema {
+        .object([
+            .init("sessionId", .string()), .init("expiresAt", .timestamp),
+            .init("client", .reference(SessionInfoResponse.Client.schemaName), required: false),
+        ])
+    }
+    static var example: SessionInfoResponse {
+        SessionInfoResponse(
+            sessionId: "kP3x9QvZ2mWc7RtY5bLn8AbCdEfGhIjK", expiresAt: "2026-11-29T12:15:00.000Z",
+            client: SessionInfoResponse.Client.example)
+    }
+}
+
+extension SessionInfoResponse.Client: Documented {
+    static var schemaName: String { "SessionClient" }
+    static var schema: Schema {
+        .object([
+            .init("clientId", .string()), .init("name", .string()), .init("fingerprint", .string()),
+            .init("grants", .array(.reference(GrantBody.schemaName))),
+        ])
+    }
+    static var example: SessionInfoResponse.Client {
+        SessionInfoResponse.Client(
+            clientId: "cli_AAECAwQFBgcICQoLDA0ODw", name: "laptop",
+            fingerprint: "SHA256:21fe31dfa154a261626bf854046fd2271b7bed4b6abe45aa58877ef47f9721b9",
+            grants: [GrantBody.example])
+    }
+}
+
+extension GrantBody: Documented {
+    static var schemaName: String { "Grant" }
+    static var schema: Schema {
+        .object([
+            .init("keys", .array(.string()), "*, a keyId, an alias, or an alias start followed by *"),
+            .init("allow", .array(.string()), "permissions: keys:create … clients:manage"),
+        ])
+    }
+    static var example: GrantBody { GrantBody(keys: ["photos", "backup-*"], allow: ["crypto:encrypt"]) }
 }

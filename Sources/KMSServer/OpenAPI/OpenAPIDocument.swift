@@ -17,6 +17,7 @@ struct OpenAPIDocument {
         GenerateKeyRequest.self, RotateKeyRequest.self, KeyVersionResponse.self, KeyMetadata.Version.self,
         KeyMetadata.self, KeyListResponse.self, EncryptRequest.self, CiphertextResponse.self, CiphertextRequest.self,
         DecryptResponse.self, DataKeyRequest.self, DataKeyResponse.self, ErrorBody.Detail.self, ErrorBody.self,
+        SessionInfoResponse.self, SessionInfoResponse.Client.self, GrantBody.self,
     ]
     typealias Health = HealthController.Health
 
@@ -113,7 +114,10 @@ struct OpenAPIDocument {
             ("tags", .array([.string(doc.tag)])), ("summary", .string(doc.summary)),
             (
                 "description",
-                .string(doc.description + (route.sealed ? " Sealed: see x-inner-request and x-inner-response." : ""))
+                .string(
+                    doc.description + (route.sealed ? " Sealed: see x-inner-request and x-inner-response." : "")
+                        + (route.sealed
+                            ? " Permission: \(doc.permission?.rawValue ?? "none, a session suffices")." : ""))
             ),
             ("operationId", .string(operationId(route))),
         ]
@@ -152,6 +156,8 @@ struct OpenAPIDocument {
         }
         if route.sealed {
             members.append(("x-sealed", .bool(true)))
+            // identity-v1 section 4: what the session's client must be granted (none: a session suffices).
+            members.append(("x-permission", doc.permission.map { .string($0.rawValue) } ?? .null))
             members.append(("x-inner-request", reference(doc.request?.schemaName ?? EmptyBody.schemaName)))
             if let response = doc.response { members.append(("x-inner-response", reference(response.schemaName))) }
         }

@@ -81,9 +81,11 @@ struct BenchCommand: AsyncParsableCommand {
             var configuration = HTTPClient.Configuration()
             configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(concurrency, 8)
             let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            let clientKey =
+                try server.map { try ClientKeyLookup.read($0.adminKeyFile.path) } ?? ClientKeyLookup.find()?.key
             let runner = LoadRunner(
                 baseURL: url ?? server?.url ?? "", http: http, sessions: sessions, concurrency: concurrency,
-                duration: duration, payload: Data(repeating: 0x61, count: payloadBytes))
+                duration: duration, payload: Data(repeating: 0x61, count: payloadBytes), clientKey: clientKey)
             var healthz: Double?
             if floors, !ops.contains("healthz") { ops.insert("healthz", at: 0) }
             say("load (\(url ?? "in-process server"), client in this process):")

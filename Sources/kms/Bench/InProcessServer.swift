@@ -10,6 +10,8 @@ import Synchronization
 final class InProcessServer: Sendable {
     let url: String
     let folder: URL
+    /// The admin key the server enrolled at its first start (the bench signs with it).
+    var adminKeyFile: URL { folder.appendingPathComponent("admin.key") }
     private let task: Task<Void, any Error>
 
     init(environment: [String: String] = [:]) async throws {
@@ -19,6 +21,7 @@ final class InProcessServer: Sendable {
             "KMS_HOST": "127.0.0.1", "KEY_STORE_PATH": folder.appendingPathComponent("keys").path,
             "KMS_MASTER_KEY_FILE": folder.appendingPathComponent("master.key").path,
             "KMS_AUDIT_LOG": folder.appendingPathComponent("audit.log").path, "KMS_LOG_LEVEL": "error",
+            "KMS_ADMIN_KEY_FILE": folder.appendingPathComponent("admin.key").path,
             "KMS_ROTATE_MAX": "1000000", "KMS_PENDING_PER_ADDRESS": "100000", "KMS_PENDING_MAX": "100000",
             "KMS_KEY_EXCHANGE_RATE": "100000",
             "KMS_SESSIONS_MAX": "10000000",

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import Histogram
 import KMSClient
@@ -15,6 +16,8 @@ struct LoadRunner {
     let concurrency: Int
     let duration: Double
     let payload: Data
+    /// Signs every key exchange (the in-process server's admin key, or the CLI's lookup).
+    let clientKey: Curve25519.Signing.PrivateKey?
 
     /// One operation, prepared (sessions established, keys made) before timing starts.
     typealias Operation = @Sendable () async throws -> Void
@@ -31,11 +34,18 @@ struct LoadRunner {
             ]
         }
         if op == "key-exchange" {
-            return [{ try await KMSClient(KMSClientConfiguration(baseURL: baseURL), transport: transport).connect() }]
+            return [
+                {
+                    try await KMSClient(
+                        KMSClientConfiguration(baseURL: baseURL, clientKey: clientKey), transport: transport
+                    ).connect()
+                }
+            ]
         }
         var operations: [Operation] = []
         for _ in 0..<sessions {
-            let client = try KMSClient(KMSClientConfiguration(baseURL: baseURL), transport: transport)
+            let client = try KMSClient(
+                KMSClientConfiguration(baseURL: baseURL, clientKey: clientKey), transport: transport)
             try await client.connect()
             let key = try await client.generateKey().keyId
             let payload = self.payload

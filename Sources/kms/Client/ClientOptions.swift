@@ -18,18 +18,26 @@ struct ClientOptions: ParsableArguments {
     @Flag(name: .long, help: "Print JSON for scripts instead of readable text.")
     var json = false
 
-    func configuration(rotateInterval: Duration? = nil) -> KMSClientConfiguration {
+    func configuration(rotateInterval: Duration? = nil) throws -> KMSClientConfiguration {
         let environment = ProcessInfo.processInfo.environment
+        let found: ClientKeyLookup.Found?
+        do {
+            found = try ClientKeyLookup.find(environment: environment)
+        } catch {
+            throw CLIFailure(message: error.description)
+        }
+        if let notice = found?.notice, !json { FileHandle.standardError.write(Data("note: \(notice)\n".utf8)) }
         return KMSClientConfiguration(
             baseURL: url ?? environment["BASE_URL"] ?? "http://localhost:3000",
             token: token ?? environment["TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
             fingerprint: fingerprint ?? environment["KMS_SERVER_FINGERPRINT"].flatMap { $0.isEmpty ? nil : $0 },
-            rotateInterval: rotateInterval)
+            rotateInterval: rotateInterval, clientKey: found?.key)
     }
 
     func client() throws -> KMSClient {
+        let configuration = try configuration()
         do {
-            return try KMSClient(configuration())
+            return try KMSClient(configuration)
         } catch {
             throw ValidationError("\(error)")
         }

@@ -71,6 +71,10 @@ final class ServeProcess: @unchecked Sendable {
     let port: Int
     let log: URL
     var url: String { "http://127.0.0.1:\(port)" }
+    /// The admin key the server wrote at its first start (identity-v1 section 6).
+    var adminKeyFile: String { folder.appendingPathComponent("data/admin.key").path }
+    /// What a CLI client of this server needs: its URL and the admin key.
+    var clientEnvironment: [String: String] { ["BASE_URL": url, "KMS_CLIENT_KEY_FILE": adminKeyFile] }
 
     init(environment: [String: String] = [:]) async throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-cli-\(UUID().uuidString)")

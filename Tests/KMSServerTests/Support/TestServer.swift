@@ -1,8 +1,10 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import KMSCore
+import KMSProtocol
 import KMSServer
 import Logging
 
@@ -18,6 +20,10 @@ struct TestServer {
         }
     }()
 
+    /// The admin key every test server enrols at its start (written to its
+    /// `KMS_ADMIN_KEY_FILE`); `WireSession` signs with it.
+    static let adminKey = Curve25519.Signing.PrivateKey()
+
     var config: KMSConfiguration
     var dependencies: AppDependencies
     let clock: ManualClock
@@ -31,8 +37,14 @@ struct TestServer {
             "KMS_AUDIT_LOG": folder.appendingPathComponent("audit.log").path,
             "KMS_MASTER_KEY": Data(repeating: 7, count: 32).base64EncodedString(),
             "KMS_LOG_LEVEL": "warning",
+            // The protocol-v1 suites run with identity off (its own suites turn it on).
+            "KMS_CLIENT_AUTH": "off",
+            "KMS_ADMIN_KEY_FILE": folder.appendingPathComponent("admin.key").path,
         ]
         for (key, value) in environment { values[key] = value }
+        try FileManager.default.createDirectory(
+            at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try Data(ClientKeyFile.pem(Self.adminKey).utf8).write(to: folder.appendingPathComponent("admin.key"))
         config = try KMSConfiguration(environment: values)
         config.port = 0
         clock = ManualClock(Date())

@@ -15,6 +15,8 @@ final class WireSession {
     var key = SymmetricKey(size: .bits256)
     var seq: UInt64 = 0
     var initResponse: SessionInitResponse?
+    /// Signs the key exchange (identity-v1) when set.
+    var clientKey: Curve25519.Signing.PrivateKey? = TestServer.adminKey
 
     init(client: any TestClientProtocol, token: String = WireSession.randomToken()) {
         self.client = client
@@ -35,11 +37,23 @@ final class WireSession {
         self.initResponse = started
         sessionId = started.sessionId
         let wrapped = try ClientSeal.wrapSessionKey(key, publicKeyPEM: started.publicKey)
-        let exchange = try await keyExchange(body: #"{"sessionId":"\#(sessionId)","wrappedKey":"\#(wrapped)"}"#)
+        let exchange = try await keyExchange(body: signedBody(wrappedKey: wrapped, serverKeyPEM: started.publicKey))
         guard exchange.status == .ok else { throw WireError.status(exchange.status.code, exchange.text) }
         let plaintext = try ClientSeal.openResponse(
             Data(buffer: exchange.body), sessionId: sessionId, expectedSeq: 0, status: 200, key: key)
         return try WireJSON.decode(KeyExchangeResponse.self, from: plaintext)
+    }
+
+    /// The key-exchange body for this session, signed with `clientKey` when there is one.
+    func signedBody(wrappedKey: String, serverKeyPEM: String) throws -> String {
+        guard let clientKey else { return #"{"sessionId":"\#(sessionId)","wrappedKey":"\#(wrappedKey)"}"# }
+        let transcript = ClientAuth.transcript(
+            sessionId: sessionId, wrappedKey: Base64.decodeStrict(wrappedKey) ?? Data(), token: token,
+            serverFingerprint: try ClientSeal.fingerprint(publicKeyPEM: serverKeyPEM))
+        let clientKeyText = ClientAuth.fingerprint(rawPublicKey: clientKey.publicKey.rawRepresentation)
+        let signature = Base64.encode(try ClientAuth.sign(transcript, with: clientKey))
+        return
+            #"{"sessionId":"\#(sessionId)","wrappedKey":"\#(wrappedKey)","clientKey":"\#(clientKeyText)","signature":"\#(signature)"}"#
     }
 
     func keyExchange(body: String, token: String? = nil) async throws -> TestResponse {

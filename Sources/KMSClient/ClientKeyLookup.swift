@@ -1,0 +1,63 @@
+public import Crypto
+public import Foundation
+import KMSProtocol
+
+/// Where a client finds its Ed25519 key (identity-v1 section 6), so that
+/// `kms serve` then `kms e2e` in one folder works with no set-up:
+/// 1. `KMS_CLIENT_KEY_FILE` when set (a missing file is an error);
+/// 2. `~/.config/kms/client.key` (what `kms client-key init` writes);
+/// 3. the server's bootstrap key, `KMS_ADMIN_KEY_FILE` (default
+///    `./data/admin.key`), when present, with a notice: it is `admin`.
+/// Without any, the client sends protocol-v1's body.
+public enum ClientKeyLookup {
+    public struct Found: Sendable {
+        public let key: Curve25519.Signing.PrivateKey
+        public let path: String
+        /// Set when the key is the server's admin key, found beside it.
+        public let notice: String?
+    }
+
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public let description: String
+    }
+
+    /// `~/.config/kms/client.key`.
+    public static var defaultPath: String {
+        FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".config/kms/client.key").path
+    }
+
+    public static func find(environment: [String: String] = ProcessInfo.processInfo.environment) throws(Failure)
+        -> Found?
+    {
+        if let path = environment["KMS_CLIENT_KEY_FILE"], !path.isEmpty {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw Failure(description: "KMS_CLIENT_KEY_FILE names \(path), which does not exist")
+            }
+            return Found(key: try read(path), path: path, notice: nil)
+        }
+        if FileManager.default.fileExists(atPath: defaultPath) {
+            return Found(key: try read(defaultPath), path: defaultPath, notice: nil)
+        }
+        let admin = environment["KMS_ADMIN_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 } ?? "./data/admin.key"
+        if FileManager.default.fileExists(atPath: admin) {
+            return Found(
+                key: try read(admin), path: admin,
+                notice: "using the server's admin key \(admin) (no KMS_CLIENT_KEY_FILE or \(defaultPath))")
+        }
+        return nil
+    }
+
+    /// Reads one key file (the 48-byte PKCS#8 form only).
+    public static func read(_ path: String) throws(Failure) -> Curve25519.Signing.PrivateKey {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw Failure(description: "cannot read the client key file \(path)")
+        }
+        do {
+            return try ClientKeyFile.parse(String(decoding: data, as: UTF8.self))
+        } catch {
+            throw Failure(
+                description: "\(path) is not an Ed25519 key file (PEM PRIVATE KEY, the 48-byte PKCS#8 form of RFC 8410)"
+            )
+        }
+    }
+}

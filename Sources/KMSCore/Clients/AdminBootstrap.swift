@@ -1,0 +1,65 @@
+import Crypto
+public import Foundation
+import KMSProtocol
+public import Logging
+
+/// identity-v1 section 6: the first start enrols client `admin`, whose key
+/// sits in `KMS_ADMIN_KEY_FILE` on the server host, so `kms serve` then
+/// `kms e2e` in one folder works with no set-up.
+public enum AdminBootstrap {
+    /// When the registry holds no record: takes the key in `keyFile` (an
+    /// invalid file stops start-up), or generates one and writes it durably
+    /// (0600, never over an existing file); then enrols `admin` with every
+    /// permission, exclusively across instances. A losing instance removes the
+    /// file it wrote. Returns the enrolled record, or nil when there was
+    /// nothing to do.
+    @discardableResult
+    public static func run(registry: ClientRegistry, keyFile: URL, logger: Logger) async throws -> ClientRecord? {
+        guard try await registry.isEmpty() else { return nil }
+        let (key, wroteFile) = try loadOrCreate(keyFile, logger: logger)
+        guard let record = try await registry.bootstrapAdmin(publicKey: key.publicKey.rawRepresentation) else {
+            if wroteFile { try? FileManager.default.removeItem(at: keyFile) }
+            return nil
+        }
+        logger.notice(
+            "enrolled client admin with every permission; its key is on this host: enrol your own device, then revoke admin",
+            metadata: ["fingerprint": "\(record.fingerprint)", "keyFile": "\(keyFile.path)"])
+        return record
+    }
+
+    /// The key in `url`, or a new one written there.
+    static func loadOrCreate(_ url: URL, logger: Logger) throws -> (Curve25519.Signing.PrivateKey, Bool) {
+        if let key = try read(url, logger: logger) { return (key, false) }
+        let key = Curve25519.Signing.PrivateKey()
+        do {
+            try DurableFile.prepareFolder(url.deletingLastPathComponent())
+            guard try DurableFile.createExclusive(Data(ClientKeyFile.pem(key).utf8), at: url) else {
+                // Another instance wrote it a moment ago: use that one.
+                guard let other = try read(url, logger: logger) else {
+                    throw StartupFailure(description: "KMS_ADMIN_KEY_FILE \(url.path) vanished while starting")
+                }
+                return (other, false)
+            }
+        } catch let failure as DurableFile.Failure {
+            throw StartupFailure(description: "KMS_ADMIN_KEY_FILE: \(failure.description)")
+        }
+        return (key, true)
+    }
+
+    /// Reads a client key file (the client's lookup uses it too); nil when absent.
+    public static func read(_ url: URL, logger: Logger) throws -> Curve25519.Signing.PrivateKey? {
+        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
+        if let mode = DurableFile.mode(of: url), mode & 0o077 != 0 {
+            logger.warning(
+                "a client key file is readable by others; chmod 600 it",
+                metadata: ["file": "\(url.path)", "mode": "\(String(mode, radix: 8))"])
+        }
+        do {
+            return try ClientKeyFile.parse(String(decoding: data, as: UTF8.self))
+        } catch {
+            throw StartupFailure(
+                description:
+                    "\(url.path) is not an Ed25519 key file (PEM PRIVATE KEY, the 48-byte PKCS#8 form of RFC 8410)")
+        }
+    }
+}

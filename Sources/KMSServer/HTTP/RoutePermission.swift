@@ -1,0 +1,59 @@
+import KMSCore
+import KMSProtocol
+
+/// What a sealed route needs beyond a live session (identity-v1 section 4):
+/// part of the route's one declaration, checked by the sealed channel after
+/// the inner request validated and before the handler runs, and shown in the
+/// OpenAPI document and on `/docs`. With `KMS_CLIENT_AUTH=off` nothing is
+/// checked (protocol-v1).
+struct RoutePermission<Inner>: Sendable {
+    /// The permission, for the documents; nil when a session suffices.
+    let permission: Permission?
+    /// Throws `403 permission_denied` (or, for a key the client names itself,
+    /// `404 key_not_found`) when the client may not.
+    let check: (@Sendable (Inner, SealedChannel.Call, ClientRecord, KeyResolver) async throws(KMSError) -> Void)?
+
+    typealias KeyResolver = @Sendable (String) async throws(KMSError) -> KeyAccess.Names?
+
+    /// A session suffices (`/crypto/random`, `GET /session`, token rotation, `GET /keys`).
+    static var session: Self { Self(permission: nil, check: nil) }
+
+    /// `permission` on the key the request names (`nil`: a malformed name,
+    /// which the handler refuses with its own `400`).
+    static func key(_ permission: Permission, _ name: @escaping @Sendable (Inner, SealedChannel.Call) -> String?)
+        -> Self
+    {
+        Self(permission: permission) { input, call, client, resolve throws(KMSError) in
+            guard let reference = name(input, call) else { return }
+            _ = try await KeyAccess.decide(permission, on: reference, grants: client.grants, resolve: resolve)
+        }
+    }
+
+    /// `keys:create`, matched against the new key's alias.
+    static func create(alias: @escaping @Sendable (Inner) -> String?) -> Self {
+        Self(permission: .keysCreate) { input, _, client, _ throws(KMSError) in
+            try KeyAccess.checkCreate(alias: alias(input), grants: client.grants)
+        }
+    }
+
+    /// `clients:manage`: every `/clients` route.
+    static var clients: Self {
+        Self(permission: .clientsManage) { _, _, client, _ throws(KMSError) in
+            try KeyAccess.checkClientsManage(grants: client.grants)
+        }
+    }
+}
+
+extension RoutePermission where Inner: CiphertextNaming {
+    /// `permission` on the key named in the request's ciphertext.
+    static func ciphertextKey(_ permission: Permission) -> Self {
+        .key(permission) { input, _ in KeyCiphertext(parsing: input.ciphertext)?.keyId }
+    }
+}
+
+/// A request that carries a `kms:v1:` ciphertext (decrypt, rewrap).
+protocol CiphertextNaming {
+    var ciphertext: String { get }
+}
+
+extension CiphertextRequest: CiphertextNaming {}

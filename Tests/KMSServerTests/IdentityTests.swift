@@ -1,0 +1,178 @@
+import Crypto
+import Foundation
+import HummingbirdTesting
+import KMSCore
+import KMSProtocol
+import KMSServer
+import Testing
+
+/// identity-v1 over HTTP with `KMS_CLIENT_AUTH=required`: signed key
+/// exchanges, one answer for every client failure, no RSA work for an
+/// unenrolled key, sessions that end with their client.
+@Suite struct IdentityTests {
+    /// A server with identity on, its client store and RSA queue reachable by the test.
+    static func server() throws -> (TestServer, ClientRegistry, RSAWorkQueue) {
+        var server = try TestServer(["KMS_CLIENT_AUTH": "required"])
+        let store = LocalClientStore()
+        let rsa = RSAWorkQueue()
+        server.dependencies.clientStore = store
+        server.dependencies.rsaQueue = rsa
+        let registry = ClientRegistry(
+            store: store, masterKey: try MasterKey(bytes: Data(repeating: 7, count: 32)), clock: SystemClock())
+        return (server, registry, rsa)
+    }
+
+    @Test func theBootstrapAdminSignsAndAV1BodyIsRefusedWithoutUsingThePendingSession() async throws {
+        let (server, registry, _) = try Self.server()
+        try await server.run { client in
+            let admin = try #require(try await registry.resolve("admin").record)
+            #expect(admin.publicKey == TestServer.adminKey.publicKey.rawRepresentation && admin.grants == [.everything])
+            let session = WireSession(client: client)
+            try await session.establish()
+            #expect(try await session.call(.post, "/crypto/random", #"{"bytes":4}"#).status == 200)
+
+            // Rule 13.2: a protocol-v1 body is a missing member; the pending session survives it.
+            let unsigned = WireSession(client: client)
+            let initResponse = try await client.execute(uri: "/session/init", method: .get)
+            let started = try WireJSON.decode(SessionInitResponse.self, from: Data(buffer: initResponse.body))
+            unsigned.sessionId = started.sessionId
+            let wrapped = try ClientSeal.wrapSessionKey(unsigned.key, publicKeyPEM: started.publicKey)
+            let refused = try await unsigned.keyExchange(
+                body: #"{"sessionId":"\#(started.sessionId)","wrappedKey":"\#(wrapped)"}"#)
+            #expect(refused.status == .badRequest && refused.errorCode == "invalid_request")
+            #expect(refused.text.contains("\"field\":\"clientKey\"") && refused.text.contains("enrol this device"))
+            let signed = try await unsigned.keyExchange(
+                body: try unsigned.signedBody(wrappedKey: wrapped, serverKeyPEM: started.publicKey))
+            #expect(signed.status == .ok, "\(signed.text)")
+        }
+    }
+
+    @Test func unknownRevokedAndForgedLookAlikeAndCostNoRSA() async throws {
+        let (server, registry, rsa) = try Self.server()
+        try await server.run { client in
+            let phoneKey = Curve25519.Signing.PrivateKey()
+            _ = try await registry.add(name: "phone", publicKey: phoneKey.publicKey.rawRepresentation, grants: [])
+            _ = try await registry.add(
+                name: "gone", publicKey: Curve25519.Signing.PrivateKey().publicKey.rawRepresentation, grants: [])
+            let goneKey = Curve25519.Signing.PrivateKey()
+            _ = try await registry.add(name: "lost", publicKey: goneKey.publicKey.rawRepresentation, grants: [])
+            _ = try await registry.revoke("lost")
+            let before = rsa.completed.load(ordering: .relaxed)
+            var answers: [String] = []
+            // Unknown key, revoked client, a signature by another key.
+            for (signer, claimed) in [
+                (Curve25519.Signing.PrivateKey(), nil as Curve25519.Signing.PrivateKey?), (goneKey, nil),
+                (Curve25519.Signing.PrivateKey(), phoneKey),
+            ] {
+                let session = WireSession(client: client)
+                session.clientKey = signer
+                let initResponse = try await client.execute(uri: "/session/init", method: .get)
+                let started = try WireJSON.decode(SessionInitResponse.self, from: Data(buffer: initResponse.body))
+                session.sessionId = started.sessionId
+                let wrapped = try ClientSeal.wrapSessionKey(session.key, publicKeyPEM: started.publicKey)
+                var body = try session.signedBody(wrappedKey: wrapped, serverKeyPEM: started.publicKey)
+                if let claimed {
+                    let forgedFor = ClientAuth.fingerprint(rawPublicKey: claimed.publicKey.rawRepresentation)
+                    let signerId = ClientAuth.fingerprint(rawPublicKey: signer.publicKey.rawRepresentation)
+                    body = body.replacingOccurrences(of: signerId, with: forgedFor)
+                }
+                let response = try await session.keyExchange(body: body)
+                #expect(response.status == .unauthorized && response.errorCode == "client_not_authenticated")
+                answers.append(
+                    response.text.replacingOccurrences(
+                        of: #""requestId":"[^"]*""#, with: "", options: .regularExpression))
+            }
+            #expect(Set(answers).count == 1, "\(answers)")
+            #expect(rsa.completed.load(ordering: .relaxed) == before, "an unenrolled key cost an RSA decryption")
+            // The enrolled phone gets a session bound to it.
+            let phone = WireSession(client: client)
+            phone.clientKey = phoneKey
+            try await phone.establish()
+            #expect(rsa.completed.load(ordering: .relaxed) == before + 1)
+        }
+    }
+
+    @Test func revokingAClientEndsItsSessions() async throws {
+        let (server, registry, _) = try Self.server()
+        try await server.run { client in
+            let phoneKey = Curve25519.Signing.PrivateKey()
+            _ = try await registry.add(name: "phone", publicKey: phoneKey.publicKey.rawRepresentation, grants: [])
+            let phone = WireSession(client: client)
+            phone.clientKey = phoneKey
+            try await phone.establish()
+            #expect(try await phone.call(.post, "/crypto/random", #"{"bytes":4}"#).status == 200)
+            _ = try await registry.revoke("phone")
+            let refused = try await phone.call(.post, "/crypto/random", #"{"bytes":4}"#)
+            #expect(refused.status == 401 && refused.errorCode == "unknown_session", "\(refused.json)")
+            // The session is gone: the token alone is useless from now on.
+            let again = try await phone.call(.post, "/crypto/random", #"{"bytes":4}"#)
+            #expect(again.status == 401 && again.errorCode == "unknown_session" && !again.isSealed)
+        }
+    }
+
+    @Test func grantsDecideEverySealedRoute() async throws {
+        let (server, registry, _) = try Self.server()
+        try await server.run { client in
+            let admin = WireSession(client: client)
+            try await admin.establish()
+            for alias in ["photos", "secret"] {
+                #expect(try await admin.call(.post, "/keys/generate", #"{"alias":"\#(alias)"}"#).status == 200)
+            }
+            let photosId = try #require(try await admin.call(.get, "/keys/photos").json["keyId"] as? String)
+            let secretCiphertext = try #require(
+                try await admin.call(.post, "/crypto/encrypt", #"{"keyId":"secret","plaintext":"AAAA"}"#)
+                    .json["ciphertext"] as? String)
+
+            let phoneKey = Curve25519.Signing.PrivateKey()
+            let grants = [Grant(keys: [.alias("photos"), .alias("gone")], allow: [.cryptoEncrypt, .keysRead])]
+            _ = try await registry.add(name: "phone", publicKey: phoneKey.publicKey.rawRepresentation, grants: grants)
+            let phone = WireSession(client: client)
+            phone.clientKey = phoneKey
+            try await phone.establish()
+
+            func code(_ outcome: WireSession.Outcome) -> String { outcome.errorCode ?? "\(outcome.status)" }
+            #expect(
+                code(try await phone.call(.post, "/crypto/encrypt", #"{"keyId":"photos","plaintext":"AAAA"}"#)) == "200"
+            )
+            #expect(
+                code(try await phone.call(.post, "/crypto/encrypt", #"{"keyId":"\#(photosId)","plaintext":"AAAA"}"#))
+                    == "200")
+            let denied = try await phone.call(.post, "/crypto/encrypt", #"{"keyId":"secret","plaintext":"AAAA"}"#)
+            #expect(denied.status == 403 && denied.isSealed && denied.errorCode == "permission_denied")
+            #expect(
+                (denied.json["error"] as? [String: Any])?["message"] as? String
+                    == "permission crypto:encrypt is not granted for key secret")
+            // A forbidden key and a missing one look alike; a missing key the client names itself is 404.
+            #expect(
+                code(try await phone.call(.post, "/crypto/encrypt", #"{"keyId":"missing","plaintext":"AAAA"}"#))
+                    == "permission_denied")
+            #expect(
+                code(try await phone.call(.post, "/crypto/encrypt", #"{"keyId":"gone","plaintext":"AAAA"}"#))
+                    == "key_not_found")
+            #expect(
+                code(try await phone.call(.post, "/crypto/decrypt", #"{"ciphertext":"\#(secretCiphertext)"}"#))
+                    == "permission_denied")
+            #expect(code(try await phone.call(.post, "/crypto/datakey", #"{"keyId":"photos"}"#)) == "permission_denied")
+            #expect(code(try await phone.call(.post, "/keys/generate", #"{"alias":"mine"}"#)) == "permission_denied")
+            #expect(code(try await phone.call(.post, "/keys/rotate", #"{"keyId":"photos"}"#)) == "permission_denied")
+            #expect(code(try await phone.call(.get, "/keys/secret")) == "permission_denied")
+            #expect(code(try await phone.call(.get, "/keys/photos")) == "200")
+            // The inner request is judged first: a malformed one is 400, not 403.
+            #expect(code(try await phone.call(.post, "/crypto/encrypt", #"{"keyId":"secret"}"#)) == "invalid_request")
+            // GET /keys lists the readable keys only, and never answers 403.
+            let listed = try await phone.call(.get, "/keys?limit=1")
+            let keys = try #require(listed.json["keys"] as? [[String: Any]])
+            #expect(keys.compactMap { $0["alias"] as? String } == ["photos"] && listed.json["next"] == nil)
+            // GET /session names the client as read now.
+            let info = try await phone.call(.get, "/session")
+            let described = try #require(info.json["client"] as? [String: Any])
+            #expect(described["name"] as? String == "phone" && info.json["sessionId"] as? String == phone.sessionId)
+            // A grant change applies to the next request.
+            _ = try await registry.setGrants("phone", [Grant(keys: [.any], allow: [.cryptoEncrypt])])
+            #expect(
+                code(try await phone.call(.post, "/crypto/encrypt", #"{"keyId":"secret","plaintext":"AAAA"}"#)) == "200"
+            )
+            #expect(code(try await phone.call(.get, "/keys/photos")) == "permission_denied")
+        }
+    }
+}
