@@ -26,6 +26,14 @@ public enum WirePath {
     public static let dataKey = "/crypto/datakey"
     public static let random = "/crypto/random"
 
+    // identity-v1 section 5
+    public static let clients = "/clients"
+    public static let client = "/clients/{client}"
+    public static let clientGrants = "/clients/{client}/grants"
+    public static let clientRevoke = "/clients/{client}/revoke"
+    public static let clientAccessKeys = "/clients/{client}/access-keys"
+    public static let clientAccessKeyRevoke = "/clients/{client}/access-keys/{accessKeyId}/revoke"
+
     /// `pattern` with each `{name}` replaced by `values[name]`, which the
     /// caller has already percent-escaped for a path segment.
     public static func target(_ pattern: String, _ values: [String: String]) -> String {

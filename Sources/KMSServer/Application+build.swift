@@ -124,6 +124,7 @@ func makeRoutes(
         keyExchanges: KeyExchangeLimiter(perSecond: keyExchangeRate)
     ).register(on: &routes)
     KeysController(keys: keys, audit: audit).register(on: &routes)
+    ClientsController(clients: sessions.clients, sessions: sessions, audit: audit).register(on: &routes)
     CryptoController(keys: keys, audit: audit).register(on: &routes)
     let docs = DocsController()
     docs.register(on: &routes)

@@ -175,4 +175,92 @@ import Testing
             #expect(code(try await phone.call(.get, "/keys/photos")) == "permission_denied")
         }
     }
+
+    @Test func theClientsAPI() async throws {
+        let (server, _, _) = try Self.server()
+        try await server.run { client in
+            let admin = WireSession(client: client)
+            try await admin.establish()
+            let phoneKey = Curve25519.Signing.PrivateKey()
+            let phonePublic = Base64.encode(phoneKey.publicKey.rawRepresentation)
+            func add(_ name: String, _ key: String, grants: String = "[]") async throws -> WireSession.Outcome {
+                try await admin.call(
+                    .post, "/clients", #"{"name":"\#(name)","publicKey":"\#(key)","grants":\#(grants)}"#)
+            }
+            let added = try await add(
+                "phone", phonePublic, grants: #"[{"keys":["photos"],"allow":["crypto:encrypt"]}]"#)
+            #expect(added.status == 200, "\(added.json)")
+            let clientId = try #require(added.json["clientId"] as? String)
+            #expect(added.json["accessKeys"] as? [Any] != nil && added.json["revokedAt"] == nil)
+            // 400s with their field, then the 409s.
+            func field(_ outcome: WireSession.Outcome) -> String? {
+                (outcome.json["error"] as? [String: Any])?["field"] as? String
+            }
+            #expect(field(try await add("Phone", phonePublic)) == "name")
+            #expect(field(try await add("cli_x", phonePublic)) == "name")
+            #expect(field(try await add("tablet", Base64.encode(Data(count: 32)))) == "publicKey")
+            let identity = Base64.encode(Data([1] + [UInt8](repeating: 0, count: 31)))
+            #expect(field(try await add("tablet", identity)) == "publicKey")
+            #expect(
+                field(try await add("tablet", phonePublic, grants: #"[{"keys":["key_*"],"allow":["keys:read"]}]"#))
+                    == "grants[0].keys[0]")
+            #expect(
+                field(try await add("tablet", phonePublic, grants: #"[{"keys":["x"],"allow":["clients:manage"]}]"#))
+                    == "grants[0].keys")
+            #expect(
+                try await add("phone", Base64.encode(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation))
+                    .errorCode == "name_in_use")
+            #expect(try await add("tablet", phonePublic).errorCode == "public_key_in_use")
+            // Show, list, grants, access keys.
+            #expect(try await admin.call(.get, "/clients/phone").json["clientId"] as? String == clientId)
+            #expect(try await admin.call(.get, "/clients/\(clientId)").json["name"] as? String == "phone")
+            #expect(try await admin.call(.get, "/clients/nobody").errorCode == "client_not_found")
+            #expect(field(try await admin.call(.get, "/clients/Bad%20Name")) == "client")
+            let listed = try #require(
+                try await admin.call(.get, "/clients?limit=1").json["clients"] as? [[String: Any]])
+            #expect(listed.count == 1)
+            let regranted = try await admin.call(
+                .post, "/clients/phone/grants", #"{"grants":[{"keys":["*"],"allow":["keys:read"]}]}"#)
+            #expect((regranted.json["grants"] as? [[String: Any]])?.first?["allow"] as? [String] == ["keys:read"])
+            let created = try await admin.call(.post, "/clients/phone/access-keys", "{}")
+            let accessKeyId = try #require(created.json["accessKeyId"] as? String)
+            #expect((created.json["secretAccessKey"] as? String).flatMap(Base64.decodeStrict)?.count == 30)
+            #expect(
+                try await admin.call(.post, "/clients/phone/access-keys/AKIAAAAAAAAAAAAAAAAA/revoke", "{}").errorCode
+                    == "access_key_not_found")
+            #expect(field(try await admin.call(.post, "/clients/phone/access-keys/nope/revoke", "{}")) == "accessKeyId")
+            let keyRevoked = try await admin.call(.post, "/clients/phone/access-keys/\(accessKeyId)/revoke", "{}")
+            #expect((keyRevoked.json["accessKeys"] as? [[String: Any]])?.first?["revokedAt"] != nil)
+
+            // The phone may not manage clients; its own 400s still come first.
+            let phone = WireSession(client: client)
+            phone.clientKey = phoneKey
+            try await phone.establish()
+            #expect(try await phone.call(.get, "/clients").errorCode == "permission_denied")
+            #expect(field(try await phone.call(.get, "/clients/Bad%20Name")) == "client")
+            // Revoking ends its session at once; revoking again is idempotent.
+            let revoked = try await admin.call(.post, "/clients/\(clientId)/revoke", "{}")
+            #expect(revoked.status == 200 && revoked.json["revokedAt"] != nil)
+            let again = try await admin.call(.post, "/clients/\(clientId)/revoke", "{}")
+            #expect(again.status == 200 && again.json["revokedAt"] as? String == revoked.json["revokedAt"] as? String)
+            let gone = try await phone.call(.post, "/crypto/random", #"{"bytes":1}"#)
+            #expect(gone.status == 401 && gone.errorCode == "unknown_session" && !gone.isSealed)
+            #expect(try await admin.call(.post, "/clients/phone/revoke", "{}").errorCode == "client_not_found")
+            #expect(
+                try await admin.call(.post, "/clients/\(clientId)/grants", #"{"grants":[]}"#).errorCode
+                    == "client_revoked")
+            // The last admin cannot go; revoking itself once another admin exists answers under the ended session.
+            #expect(try await admin.call(.post, "/clients/admin/revoke", "{}").errorCode == "last_admin")
+            #expect(try await admin.call(.post, "/clients/admin/grants", #"{"grants":[]}"#).errorCode == "last_admin")
+            let rootKey = Curve25519.Signing.PrivateKey()
+            let everything =
+                #"[{"keys":["*"],"allow":["keys:create","keys:read","keys:rotate","keys:manage","crypto:encrypt","crypto:decrypt","crypto:rewrap","crypto:datakey","clients:manage"]}]"#
+            #expect(
+                try await add("root", Base64.encode(rootKey.publicKey.rawRepresentation), grants: everything).status
+                    == 200)
+            let selfRevoked = try await admin.call(.post, "/clients/admin/revoke", "{}")
+            #expect(selfRevoked.status == 200 && selfRevoked.isSealed && selfRevoked.json["revokedAt"] != nil)
+            #expect(try await admin.call(.get, "/session").errorCode == "unknown_session")
+        }
+    }
 }

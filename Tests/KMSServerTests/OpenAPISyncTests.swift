@@ -69,6 +69,8 @@ import Testing
         try await TestServer().run { client in
             for route in sealed {
                 let uri = route.path.replacingOccurrences(of: "{keyId}", with: "photos")
+                    .replacingOccurrences(of: "{client}", with: "phone")
+                    .replacingOccurrences(of: "{accessKeyId}", with: "AKIAABCDEFGHIJ234567")
                 let response = try await client.execute(uri: uri, method: route.method)
                 #expect(response.status == .unauthorized && response.errorCode == "invalid_token", "\(route.path)")
             }

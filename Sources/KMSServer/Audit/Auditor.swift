@@ -18,28 +18,44 @@ struct Auditor: Sendable {
 
     /// The fields that say who asked.
     static func who(_ call: SealedChannel.Call) -> [(String, String)] {
-        [
+        var fields = [
             ("client", call.context.clientAddress?.description ?? "unknown"),
             ("session", AuditEvent.sessionHash(call.opened.sessionId)),
         ]
+        // identity-v1 section 7: who, besides from where.
+        if let client = call.opened.client {
+            fields += [("clientId", client.clientId), ("clientName", client.name)]
+        }
+        return fields
     }
 
     func keyChange(
         _ type: String, reference: String?, _ call: SealedChannel.Call, _ change: () async throws(KMSError) -> KeyRecord
     ) async throws(KMSError) -> KeyRecord {
+        try await durableChange(type, reference.map { [("key", $0)] } ?? [], call, change) { record in
+            [("keyId", record.keyId), ("version", "\(record.activeVersion)")]
+        }
+    }
+
+    /// A change that fails closed: a durable `intent` entry before it (else
+    /// `503` and nothing changes), a durable result entry after it. Key and
+    /// client changes (`client.*`) go through here.
+    func durableChange<T>(
+        _ type: String, _ fields: [(String, String)], _ call: SealedChannel.Call,
+        _ change: () async throws(KMSError) -> T, result: (T) -> [(String, String)]
+    ) async throws(KMSError) -> T {
         let who = Self.who(call)
-        try await log.record(
-            AuditEvent(type, outcome: "intent", who + (reference.map { [("key", $0)] } ?? [])), durable: true)
-        let record: KeyRecord
+        try await log.record(AuditEvent(type, outcome: "intent", who + fields), durable: true)
+        let value: T
         do {
-            record = try await change()
+            value = try await change()
         } catch {
-            await log.recordBestEffort(AuditEvent(type, outcome: "failure", who + [("code", error.code.rawValue)]))
+            await log.recordBestEffort(
+                AuditEvent(type, outcome: "failure", who + fields + [("code", error.code.rawValue)]))
             throw error
         }
-        try await log.record(
-            AuditEvent(type, who + [("keyId", record.keyId), ("version", "\(record.activeVersion)")]), durable: true)
-        return record
+        try await log.record(AuditEvent(type, who + fields + result(value)), durable: true)
+        return value
     }
 
     func crypto<Output: Sendable>(

@@ -84,7 +84,8 @@ struct ListQuery {
     var limit = 100
     var after: String?
 
-    init(query: String?) throws(KMSError) {
+    /// `cursor` names what `after` holds in messages (a key id, a clientId).
+    init(query: String?, cursor: String = "key id") throws(KMSError) {
         guard let query, !query.isEmpty else { return }
         var seen = Set<String>()
         for pair in query.split(separator: "&", omittingEmptySubsequences: false) {
@@ -103,7 +104,7 @@ struct ListQuery {
             case "after":
                 guard value.utf8.count <= 64, value.utf8.allSatisfy({ ClientToken.isTokenCharacter($0) }) else {
                     throw KMSError(
-                        .invalidRequest, "`after` must be a key id (the previous page's `next`)", field: "after")
+                        .invalidRequest, "`after` must be a \(cursor) (the previous page's `next`)", field: "after")
                 }
                 after = value
             default:

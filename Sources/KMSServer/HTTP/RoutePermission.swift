@@ -36,12 +36,10 @@ struct RoutePermission<Inner>: Sendable {
         }
     }
 
-    /// `clients:manage`: every `/clients` route.
-    static var clients: Self {
-        Self(permission: .clientsManage) { _, _, client, _ throws(KMSError) in
-            try KeyAccess.checkClientsManage(grants: client.grants)
-        }
-    }
+    /// `clients:manage`: every `/clients` route. Section 5 answers the
+    /// route's own `400`s (name, key, grants, a malformed `{client}`) before
+    /// the `403`, so the handler checks it (`authorizeClients`) after them.
+    static var clients: Self { Self(permission: .clientsManage, check: nil) }
 }
 
 extension RoutePermission where Inner: CiphertextNaming {

@@ -332,3 +332,82 @@ extension GrantBody: Documented {
     }
     static var example: GrantBody { GrantBody(keys: ["photos", "backup-*"], allow: ["crypto:encrypt"]) }
 }
+
+extension AddClientRequest: Documented {
+    static var schema: Schema {
+        .object([
+            .init("name", .string(), "[a-z0-9][a-z0-9._-]{0,62}, not starting with cli_; unique among active clients"),
+            .init("publicKey", .base64("the device's raw 32-byte Ed25519 public key")),
+            .init("grants", .array(.reference(GrantBody.schemaName)), "at most 32; [] allows sessions only"),
+        ])
+    }
+    static var example: AddClientRequest {
+        AddClientRequest(name: "phone", publicKey: "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", grants: [.example])
+    }
+}
+
+extension SetGrantsRequest: Documented {
+    static var schema: Schema {
+        .object([.init("grants", .array(.reference(GrantBody.schemaName)), "replaces every grant of the client")])
+    }
+    static var example: SetGrantsRequest { SetGrantsRequest(grants: [.example]) }
+}
+
+extension ClientBody: Documented {
+    static var schemaName: String { "Client" }
+    static var schema: Schema {
+        .object([
+            .init("clientId", .string()), .init("name", .string()),
+            .init("publicKey", .base64("raw 32-byte Ed25519 public key")),
+            .init("fingerprint", .string(), "SHA256: + hex of the raw public key (the key exchange's clientKey)"),
+            .init("grants", .array(.reference(GrantBody.schemaName))), .init("createdAt", .timestamp),
+            .init("revokedAt", .timestamp, required: false),
+            .init("accessKeys", .array(.reference(ClientBody.AccessKey.schemaName))),
+        ])
+    }
+    static var example: ClientBody {
+        ClientBody(
+            clientId: "cli_AAECAwQFBgcICQoLDA0ODw", name: "phone",
+            publicKey: "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+            fingerprint: "SHA256:21fe31dfa154a261626bf854046fd2271b7bed4b6abe45aa58877ef47f9721b9", grants: [.example],
+            createdAt: "2026-11-29T12:00:00.000Z", revokedAt: nil, accessKeys: [.example])
+    }
+}
+
+extension ClientBody.AccessKey: Documented {
+    static var schemaName: String { "AccessKey" }
+    static var schema: Schema {
+        .object([
+            .init("accessKeyId", .string()), .init("createdAt", .timestamp),
+            .init("revokedAt", .timestamp, required: false),
+        ])
+    }
+    static var example: ClientBody.AccessKey {
+        ClientBody.AccessKey(
+            accessKeyId: "AKIAABCDEFGHIJ234567", createdAt: "2026-11-29T12:00:00.000Z", revokedAt: nil)
+    }
+}
+
+extension ClientListResponse: Documented {
+    static var schema: Schema {
+        .object([
+            .init("clients", .array(.reference(ClientBody.schemaName))),
+            .init("next", .string(), required: false, "present when more clients follow: pass it as `after`"),
+        ])
+    }
+    static var example: ClientListResponse { ClientListResponse(clients: [.example], next: nil) }
+}
+
+extension AccessKeyCreated: Documented {
+    static var schema: Schema {
+        .object([
+            .init("accessKeyId", .string()), .init("secretAccessKey", .string(), "shown this once; keep it secret"),
+            .init("createdAt", .timestamp),
+        ])
+    }
+    static var example: AccessKeyCreated {
+        AccessKeyCreated(
+            accessKeyId: "AKIAABCDEFGHIJ234567", secretAccessKey: "c2VjcmV0IGFjY2VzcyBrZXkgZm9yIHRoZSBkb2Nz",
+            createdAt: "2026-11-29T12:00:00.000Z")
+    }
+}

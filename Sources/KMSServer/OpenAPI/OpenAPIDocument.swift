@@ -17,7 +17,9 @@ struct OpenAPIDocument {
         GenerateKeyRequest.self, RotateKeyRequest.self, KeyVersionResponse.self, KeyMetadata.Version.self,
         KeyMetadata.self, KeyListResponse.self, EncryptRequest.self, CiphertextResponse.self, CiphertextRequest.self,
         DecryptResponse.self, DataKeyRequest.self, DataKeyResponse.self, ErrorBody.Detail.self, ErrorBody.self,
-        SessionInfoResponse.self, SessionInfoResponse.Client.self, GrantBody.self,
+        SessionInfoResponse.self, SessionInfoResponse.Client.self, GrantBody.self, AddClientRequest.self,
+        SetGrantsRequest.self, ClientBody.self, ClientBody.AccessKey.self, ClientListResponse.self,
+        AccessKeyCreated.self,
     ]
     typealias Health = HealthController.Health
 

@@ -1,0 +1,179 @@
+import Foundation
+import KMSCore
+import KMSProtocol
+
+/// `/clients/*` (identity-v1 section 5): enrol devices, change their grants,
+/// revoke them, and issue access keys for the SigV4 front door. Every route
+/// needs `clients:manage`; every change is audited and fails closed.
+struct ClientsController: Sendable {
+    let clients: ClientRegistry
+    let sessions: SessionManager
+    let audit: Auditor
+
+    func register(on routes: inout RouteBuilder) {
+        routes.sealed(
+            .post, WirePath.clients, AddClientRequest.self, permission: .clients,
+            doc: RouteDoc(
+                tag: "clients", summary: "Enrol a client",
+                description:
+                    "Registers a device's Ed25519 public key under a unique name, with grants (keys × permissions). A public key is registered once ever.",
+                errors: [.nameInUse, .publicKeyInUse, .limitReached])
+        ) { input, call throws(KMSError) in
+            guard ClientRecord.isValidName(input.name) else {
+                throw KMSError(
+                    .invalidRequest, "`name` must be [a-z0-9][a-z0-9._-]{0,62}, not starting with cli_", field: "name")
+            }
+            guard let publicKey = Base64.decodeStrict(input.publicKey), publicKey.count == 32,
+                !ClientAuth.isWeakPublicKey(publicKey)
+            else {
+                throw KMSError(
+                    .invalidRequest, "`publicKey` must be the base64 of a valid 32-byte Ed25519 public key",
+                    field: "publicKey")
+            }
+            let grants = try Self.grants(input.grants)
+            try Self.authorize(call)
+            let fields = [
+                ("targetName", input.name), ("fingerprint", ClientAuth.fingerprint(rawPublicKey: publicKey)),
+                ("grants", Self.text(grants)),
+            ]
+            return try await audit.durableChange("client.add", fields, call) { () throws(KMSError) in
+                try await clients.add(name: input.name, publicKey: publicKey, grants: grants)
+            } result: {
+                [("targetClientId", $0.clientId)]
+            }.body
+        }
+        routes.sealed(
+            .get, WirePath.clients, EmptyBody.self, permission: .clients,
+            doc: RouteDoc(
+                tag: "clients", summary: "List clients",
+                description: "Every client, revoked ones included, by clientId a page at a time.", errors: [],
+                query: [
+                    ("limit", "1 to 1000, default 100"), ("after", "exclusive clientId cursor (the previous `next`)"),
+                ])
+        ) { _, call throws(KMSError) in
+            let query = try ListQuery(query: call.request.uri.query, cursor: "clientId")
+            try Self.authorize(call)
+            let page = try await clients.list(after: query.after, limit: query.limit + 1)
+            let shown = page.prefix(query.limit)
+            return ClientListResponse(
+                clients: shown.map(\.body), next: page.count > query.limit ? shown.last?.clientId : nil)
+        }
+        routes.sealed(
+            .get, WirePath.client, EmptyBody.self, permission: .clients,
+            doc: RouteDoc(
+                tag: "clients", summary: "Describe a client",
+                description: "{client} is a clientId or an active client's name.", errors: [.clientNotFound])
+        ) { _, call throws(KMSError) in
+            let reference = try Self.reference(call)
+            try Self.authorize(call)
+            return try await clients.resolve(reference).record.body
+        }
+        routes.sealed(
+            .post, WirePath.clientGrants, SetGrantsRequest.self, permission: .clients,
+            doc: RouteDoc(
+                tag: "clients", summary: "Replace a client's grants",
+                description: "Takes effect on the client's next request, on every instance.",
+                errors: [.clientNotFound, .clientRevoked, .lastAdmin])
+        ) { input, call throws(KMSError) in
+            let reference = try Self.reference(call)
+            let grants = try Self.grants(input.grants)
+            try Self.authorize(call)
+            let fields = [("target", reference), ("grants", Self.text(grants))]
+            return try await audit.durableChange("client.grants", fields, call) { () throws(KMSError) in
+                try await clients.setGrants(reference, grants)
+            } result: {
+                [("targetClientId", $0.clientId), ("targetName", $0.name)]
+            }.body
+        }
+        routes.sealed(
+            .post, WirePath.clientRevoke, EmptyBody.self, permission: .clients,
+            doc: RouteDoc(
+                tag: "clients", summary: "Revoke a client",
+                description:
+                    "Final and idempotent: ends the client's sessions at once, revokes its access keys. A client revoking itself gets this answer sealed under the session it ended.",
+                errors: [.clientNotFound, .lastAdmin])
+        ) { _, call throws(KMSError) in
+            let reference = try Self.reference(call)
+            try Self.authorize(call)
+            let record = try await audit.durableChange("client.revoke", [("target", reference)], call) {
+                () throws(KMSError) in
+                try await clients.revoke(reference)
+            } result: {
+                [("targetClientId", $0.clientId), ("targetName", $0.name)]
+            }
+            _ = try await sessions.store.deleteSessions(clientId: record.clientId)
+            return record.body
+        }
+        routes.sealed(
+            .post, WirePath.clientAccessKeys, EmptyBody.self, permission: .clients,
+            doc: RouteDoc(
+                tag: "clients", summary: "Create an access key",
+                description:
+                    "An access key id and secret for the SigV4 front door, shown this once (at most 2 active, 100 in all, per client).",
+                errors: [.clientNotFound, .clientRevoked, .limitReached])
+        ) { _, call throws(KMSError) in
+            let reference = try Self.reference(call)
+            try Self.authorize(call)
+            let created = try await audit.durableChange("client.access-key.create", [("target", reference)], call) {
+                () throws(KMSError) in
+                try await clients.createAccessKey(reference)
+            } result: {
+                [("targetClientId", $0.record.clientId), ("accessKeyId", $0.accessKeyId)]
+            }
+            let createdAt = created.record.accessKeys.last?.createdAt ?? Date()
+            return AccessKeyCreated(
+                accessKeyId: created.accessKeyId, secretAccessKey: created.secret,
+                createdAt: Timestamp.format(createdAt))
+        }
+        routes.sealed(
+            .post, WirePath.clientAccessKeyRevoke, EmptyBody.self, permission: .clients,
+            doc: RouteDoc(
+                tag: "clients", summary: "Revoke an access key",
+                description: "Idempotent; the key stops working at once.",
+                errors: [.clientNotFound, .accessKeyNotFound])
+        ) { _, call throws(KMSError) in
+            let reference = try Self.reference(call)
+            let accessKeyId = call.context.parameters.get("accessKeyId") ?? ""
+            guard AccessKeyRecord.isAccessKeyId(accessKeyId) else {
+                throw KMSError(.invalidRequest, "not an access key id (AKIA + 16 of A-Z2-7)", field: "accessKeyId")
+            }
+            try Self.authorize(call)
+            let fields = [("target", reference), ("accessKeyId", accessKeyId)]
+            return try await audit.durableChange("client.access-key.revoke", fields, call) {
+                () throws(KMSError) in
+                try await clients.revokeAccessKey(reference, accessKeyId: accessKeyId)
+            } result: {
+                [("targetClientId", $0.clientId)]
+            }.body
+        }
+    }
+
+    /// `clients:manage` (identity-v1 section 5), after the route's own `400`s.
+    /// With `KMS_CLIENT_AUTH=off` any session may (rule 13.3).
+    static func authorize(_ call: SealedChannel.Call) throws(KMSError) {
+        guard let client = call.opened.client else { return }
+        try KeyAccess.checkClientsManage(grants: client.grants)
+    }
+
+    /// `{client}`: a clientId or a name, by grammar (13.7: `field` is `client`).
+    static func reference(_ call: SealedChannel.Call) throws(KMSError) -> String {
+        let reference = call.context.parameters.get("client") ?? ""
+        guard ClientRecord.isClientId(reference) || ClientRecord.isValidName(reference) else {
+            throw KMSError(.invalidRequest, "not a clientId (cli_…) or a client name", field: "client")
+        }
+        return reference
+    }
+
+    static func grants(_ bodies: [GrantBody]) throws(KMSError) -> [Grant] {
+        do {
+            return try Grant.validate(bodies)
+        } catch {
+            throw KMSError.invalidRequest(error)
+        }
+    }
+
+    /// Grants as JSON text for the audit log.
+    static func text(_ grants: [Grant]) -> String {
+        JSONValue.array(grants.map(\.body.json)).serialized()
+    }
+}
