@@ -10,7 +10,7 @@ struct KMSCommand: AsyncParsableCommand {
             ServeCommand.self, E2ECommand.self, KeysCommand.self, EncryptCommand.self, DecryptCommand.self,
             RewrapCommand.self, DataKeyCommand.self, RandomCommand.self, ServerKeyCommand.self, AuditCommand.self,
             EncryptFileCommand.self, DecryptFileCommand.self, RewrapFileCommand.self, InspectFileCommand.self,
-            BenchCommand.self, MigrateCommand.self,
+            BenchCommand.self, MigrateCommand.self, ClientKeyCommand.self, ClientsCommand.self, WhoamiCommand.self,
         ]
     )
 }

@@ -1,4 +1,5 @@
 import Foundation
+import KMSCore
 import KMSServer
 import KMSTestSupport
 import Testing
@@ -168,6 +169,54 @@ import Testing
             #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
             #expect(run.stdout.contains("work 5.0 s") && run.stdout.contains("operations"), "\(run.stdout)")
         }
+    }
+
+    /// identity-v1: a device key made by `kms client-key init`, enrolled by the
+    /// admin, and a recovery enrolment with `--local` while the server is stopped.
+    @Test func enrolADeviceAndRecoverLocally() async throws {
+        let server = try await ServeProcess()
+        let phoneKey = server.folder.appendingPathComponent("phone.key").path
+        let made = try CLIProcess.run(["client-key", "init", "--file", phoneKey])
+        #expect(made.status == 0 && DurableFile.mode(of: URL(fileURLWithPath: phoneKey)) == 0o600, "\(made.stderr)")
+        let publicKey = try #require(
+            made.stdout.split(separator: "\n").first { $0.hasPrefix("publicKey") }?.split(separator: " ").last)
+        #expect(try CLIProcess.run(["client-key", "init", "--file", phoneKey]).status != 0)  // never overwritten
+        let added = try CLIProcess.run(
+            [
+                "clients", "add", "phone", "--public-key", String(publicKey), "--allow", "crypto:encrypt", "--keys",
+                "photos",
+            ],
+            environment: server.clientEnvironment)
+        #expect(added.status == 0, "\(added.stderr)")
+        let phone = server.clientEnvironment.merging(["KMS_CLIENT_KEY_FILE": phoneKey]) { $1 }
+        let whoami = try CLIProcess.run(["whoami"], environment: phone)
+        #expect(whoami.stdout.hasPrefix("phone ") && whoami.stdout.contains("crypto:encrypt on photos"), "\(whoami)")
+        let denied = try CLIProcess.run(["keys", "generate", "--alias", "photos"], environment: phone)
+        #expect(denied.status != 0 && denied.stderr.contains("permission_denied"))
+        #expect(server.stop() == 0)
+
+        // The admin key is lost: enrol a new admin in the store, server stopped.
+        let rescue = server.folder.appendingPathComponent("rescue.key").path
+        let rescueKey = try CLIProcess.run(["client-key", "init", "--file", rescue]).stdout
+        let rescuePublic = try #require(
+            rescueKey.split(separator: "\n").first { $0.hasPrefix("publicKey") }?.split(separator: " ").last)
+        let data = server.folder.appendingPathComponent("data")
+        let offline = [
+            "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
+            "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
+        ]
+        let everything =
+            #"[{"keys":["*"],"allow":["keys:create","keys:read","keys:rotate","keys:manage","crypto:encrypt","crypto:decrypt","crypto:rewrap","crypto:datakey","clients:manage"]}]"#
+        let local = try CLIProcess.run(
+            ["clients", "add", "--local", "rescue", "--public-key", String(rescuePublic), "--grants", everything],
+            environment: offline)
+        #expect(local.status == 0, "\(local.stderr)")
+        let again = try await ServeProcess(environment: offline)
+        let rescued = try CLIProcess.run(
+            ["clients", "list"], environment: ["BASE_URL": again.url, "KMS_CLIENT_KEY_FILE": rescue])
+        #expect(
+            rescued.status == 0 && rescued.stdout.contains("rescue") && rescued.stdout.contains("phone"), "\(rescued)")
+        #expect(again.stop() == 0)
     }
 
     @Test func e2eKeepsWorkingWhileRotatingTheToken() async throws {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Crypto
 import Foundation
 import KMSClient
 import KMSProtocol
@@ -107,6 +108,7 @@ struct E2ECommand: AsyncParsableCommand {
             try expect(random.count == 32, "wrong length")
             return "32 bytes"
         }
+        try await identitySteps(kms: kms, alias: alias, report: &report)
         if duration > 0 {
             try await report.step(interval == nil ? "work \(duration) s" : "work \(duration) s, rotate token") {
                 if let interval { kms.startTokenRotation(every: .milliseconds(interval)) }
@@ -127,6 +129,74 @@ struct E2ECommand: AsyncParsableCommand {
             try await kms.close(); return "session deleted"
         }
         print("e2e passed: \(report.count) steps in \(String(format: "%.1f", report.total)) ms")
+    }
+}
+
+extension E2ECommand {
+    /// identity-v1, when this client may manage clients: enrol a second
+    /// device with a narrow grant, show an operation outside it denied, revoke
+    /// it, and show its token alone is useless.
+    func identitySteps(kms: KMSClient, alias: String, report: inout E2EReport) async throws {
+        let me = try await report.step("whoami") { () -> (SessionInfoResponse, String) in
+            let info = try await kms.whoami()
+            return (info, info.client.map { "\($0.name) (\($0.clientId))" } ?? "client identity is off on this server")
+        }
+        guard let client = me.client, client.grants.contains(where: { $0.allow.contains("clients:manage") }) else {
+            return
+        }
+        let deviceKey = Curve25519.Signing.PrivateKey()
+        let name =
+            "e2e-"
+            + Base64.encodeURL(SymmetricKey(size: .bits128).withUnsafeBytes { Data($0) }).lowercased()
+            .filter { $0.isLetter || $0.isNumber }.prefix(12)
+        try await report.step("enrol a second client") {
+            let added = try await kms.addClient(
+                name: name, publicKey: deviceKey.publicKey.rawRepresentation,
+                grants: [GrantBody(keys: [alias], allow: ["crypto:encrypt"])])
+            return "\(added.name): crypto:encrypt on \(alias) only"
+        }
+        var configuration = try self.client.configuration()
+        configuration.clientKey = deviceKey
+        configuration.token = nil
+        let device = try KMSClient(configuration)
+        let sealed = try await report.step("narrow grant allows") {
+            let sealed = try await device.encrypt(key: alias, plaintext: Data("from the second device".utf8))
+            return (sealed, "encrypt under \(alias)")
+        }
+        try await report.step("narrow grant denies") {
+            do {
+                _ = try await device.decrypt(ciphertext: sealed.ciphertext)
+            } catch let error as KMSClientError where error.code == "permission_denied" {
+                return "decrypt refused: 403 permission_denied"
+            }
+            throw CLIFailure(message: "the second client decrypted without crypto:decrypt")
+        }
+        let token = device.token
+        try await report.step("revoke the second client") {
+            let revoked = try await kms.revokeClient(name)
+            return "revoked at \(revoked.revokedAt ?? "?")"
+        }
+        try await report.step("a revoked client is refused") {
+            do {
+                _ = try await device.encrypt(key: alias, plaintext: Data("after revocation".utf8))
+            } catch let error as KMSClientError
+                where error.code == "client_not_authenticated" || error.code == "unknown_session"
+            {
+                return "\(error.code ?? "?")"
+            }
+            throw CLIFailure(message: "a revoked client was served")
+        }
+        try await report.step("a token alone is useless") {
+            var tokenOnly = try self.client.configuration()
+            tokenOnly.clientKey = nil
+            tokenOnly.token = token
+            do {
+                _ = try await KMSClient(tokenOnly).random(bytes: 1)
+            } catch let error as KMSClientError where error.code == "invalid_request" || error.code == "token_in_use" {
+                return "without the device key: \(error.code ?? "?")"
+            }
+            throw CLIFailure(message: "a token without its device key was served")
+        }
     }
 }
 

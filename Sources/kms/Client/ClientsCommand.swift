@@ -1,0 +1,286 @@
+import ArgumentParser
+import Crypto
+import Foundation
+import KMSClient
+import KMSCore
+import KMSPostgres
+import KMSProtocol
+import KMSServer
+import Logging
+
+/// `kms client-key init|show`: this device's Ed25519 key (identity-v1 section 6).
+struct ClientKeyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "client-key", abstract: "Create or show this device's Ed25519 client key.",
+        subcommands: [Init.self, Show.self])
+
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a new key file (mode 0600, never over an existing one) and print what to enrol.")
+        @Option(help: "Key file (default: KMS_CLIENT_KEY_FILE, else ~/.config/kms/client.key).") var file: String?
+
+        func run() async throws {
+            let path =
+                file ?? ProcessInfo.processInfo.environment["KMS_CLIENT_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+                ?? ClientKeyLookup.defaultPath
+            let url = URL(fileURLWithPath: path)
+            let key = Curve25519.Signing.PrivateKey()
+            do {
+                try DurableFile.prepareFolder(url.deletingLastPathComponent())
+                guard try DurableFile.createExclusive(Data(ClientKeyFile.pem(key).utf8), at: url) else {
+                    throw CLIFailure(message: "\(path) exists; a key file is never overwritten")
+                }
+            } catch let failure as DurableFile.Failure {
+                throw CLIFailure(message: failure.description)
+            }
+            printKey(key, path: path)
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the public key and fingerprint of the key in use.")
+
+        func run() async throws {
+            guard let found = try ClientKeyLookup.find() else {
+                throw CLIFailure(message: "no client key: run `kms client-key init`")
+            }
+            printKey(found.key, path: found.path)
+        }
+    }
+}
+
+private func printKey(_ key: Curve25519.Signing.PrivateKey, path: String) {
+    let raw = key.publicKey.rawRepresentation
+    print("key file    \(path)")
+    print("publicKey   \(Base64.encode(raw))")
+    print("fingerprint \(ClientAuth.fingerprint(rawPublicKey: raw))")
+    print("enrol it:   kms clients add NAME --public-key \(Base64.encode(raw)) --allow crypto:encrypt --keys 'photos'")
+}
+
+/// `kms whoami`: this session's client and grants.
+struct WhoamiCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "whoami", abstract: "Show the client this device authenticates as, and its grants.")
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let info = try await withClient(client) { try await $0.whoami() }
+        if client.json { return try printJSON(info) }
+        guard let me = info.client else {
+            print("session \(info.sessionId): the server has client identity off (KMS_CLIENT_AUTH=off)")
+            return
+        }
+        print("\(me.name)  \(me.clientId)  \(me.fingerprint)")
+        printGrants(me.grants)
+    }
+}
+
+/// `kms clients add|list|show|grant|revoke|access-key` (needs `clients:manage`).
+struct ClientsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clients", abstract: "Enrol, list, show, re-grant and revoke client devices.",
+        subcommands: [Add.self, List.self, Show.self, Grant.self, Revoke.self, AccessKey.self])
+
+    /// One grant from `--allow` and `--keys`, or the full list as `--grants` JSON.
+    struct GrantOptions: ParsableArguments {
+        @Option(help: "Permissions, comma-separated (keys:create, keys:read, crypto:encrypt, …).") var allow: String?
+        @Option(help: "Key patterns, comma-separated: *, a keyId, an alias, or an alias start followed by *.")
+        var keys: String?
+        @Option(help: "Every grant as JSON: [{\"keys\":[…],\"allow\":[…]}] (instead of --allow/--keys).")
+        var grants: String?
+
+        func bodies() throws -> [GrantBody] {
+            if let grants {
+                guard let value = try? JSONParser.parse(Data(grants.utf8)) else {
+                    throw ValidationError("--grants is not JSON")
+                }
+                do {
+                    return try GrantBody.parseList(value)
+                } catch {
+                    throw ValidationError("--grants: \(error.field ?? "grants"): \(error.message)")
+                }
+            }
+            guard let allow else { return [] }
+            let split = { (text: String) in text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            return [GrantBody(keys: split(keys ?? "*"), allow: split(allow))]
+        }
+    }
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Enrol a device's public key (from `kms client-key init` on it).",
+            discussion:
+                "--local enrols directly in the store on the server host, with the server stopped: the way back in when no admin key is left."
+        )
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "Name: [a-z0-9][a-z0-9._-]{0,62}.") var name: String
+        @Option(name: .customLong("public-key"), help: "The device's public key, base64 of 32 bytes.") var publicKey:
+            String
+        @OptionGroup var grantOptions: GrantOptions
+        @Flag(help: "Write to the store directly (server host, server stopped); audited with via: local.")
+        var local = false
+
+        func run() async throws {
+            guard let raw = Base64.decodeStrict(publicKey), raw.count == 32 else {
+                throw ValidationError("--public-key must be the base64 of a 32-byte Ed25519 public key")
+            }
+            let grants = try grantOptions.bodies()
+            if local {
+                let added = try await LocalRegistry.open { registry in
+                    let validated: [KMSCore.Grant]
+                    do throws(RequestFieldError) {
+                        validated = try KMSCore.Grant.validate(grants)
+                    } catch {
+                        throw CLIFailure(message: "\(error.field ?? "grants"): \(error.message)")
+                    }
+                    guard ClientRecord.isValidName(name), !ClientAuth.isWeakPublicKey(raw) else {
+                        throw CLIFailure(message: "invalid name or public key")
+                    }
+                    return try await registry.add(name: name, publicKey: raw, grants: validated).body
+                }
+                return try show(added)
+            }
+            try show(
+                try await withClient(client) { try await $0.addClient(name: name, publicKey: raw, grants: grants) })
+        }
+
+        func show(_ record: ClientBody) throws {
+            if client.json { return try printJSON(record) }
+            printClient(record)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List clients, revoked ones included.")
+        @OptionGroup var client: ClientOptions
+        @Option(help: "Clients per page, 1 to 1000.") var limit = 100
+        @Option(help: "Start after this clientId (the previous page's `next`).") var after: String?
+
+        func run() async throws {
+            let page = try await withClient(client) { try await $0.listClients(limit: limit, after: after) }
+            if client.json { return try printJSON(page) }
+            for record in page.clients {
+                let state = record.revokedAt.map { "revoked \($0)" } ?? "active"
+                print("\(record.clientId)  \(record.name)  \(state)  \(record.grants.count) grant(s)")
+            }
+            if let next = page.next { print("more: --after \(next)") }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a client: key, grants, access keys.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "clientId or name.") var target: String
+
+        func run() async throws {
+            let record = try await withClient(client) { try await $0.client(target) }
+            if client.json { return try printJSON(record) }
+            printClient(record)
+        }
+    }
+
+    struct Grant: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Replace a client's grants.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "clientId or name.") var target: String
+        @OptionGroup var grantOptions: GrantOptions
+
+        func run() async throws {
+            let grants = try grantOptions.bodies()
+            let record = try await withClient(client) { try await $0.setGrants(target, grants) }
+            if client.json { return try printJSON(record) }
+            printClient(record)
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a client for good: its sessions end at once, its access keys stop.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "clientId or name.") var target: String
+
+        func run() async throws {
+            let record = try await withClient(client) { try await $0.revokeClient(target) }
+            if client.json { return try printJSON(record) }
+            print("revoked \(record.name) (\(record.clientId)) at \(record.revokedAt ?? "?")")
+        }
+    }
+
+    struct AccessKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "access-key", abstract: "Access keys for the SigV4 (AWS-compatible) front door.",
+            subcommands: [Create.self, Revoke.self])
+
+        struct Create: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Create one; the secret is shown this once.")
+            @OptionGroup var client: ClientOptions
+            @Argument(help: "clientId or name.") var target: String
+
+            func run() async throws {
+                let created = try await withClient(client) { try await $0.createAccessKey(target) }
+                if client.json { return try printJSON(created) }
+                print("accessKeyId     \(created.accessKeyId)")
+                print("secretAccessKey \(created.secretAccessKey)   (shown once: store it now)")
+            }
+        }
+
+        struct Revoke: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Revoke one; it stops working at once.")
+            @OptionGroup var client: ClientOptions
+            @Argument(help: "clientId or name.") var target: String
+            @Argument(help: "The access key id (AKIA…).") var accessKeyId: String
+
+            func run() async throws {
+                let record = try await withClient(client) {
+                    try await $0.revokeAccessKey(target, accessKeyId: accessKeyId)
+                }
+                if client.json { return try printJSON(record) }
+                print("revoked \(accessKeyId) of \(record.name)")
+            }
+        }
+    }
+}
+
+private func printClient(_ record: ClientBody) {
+    print("\(record.name)  \(record.clientId)  \(record.revokedAt.map { "revoked \($0)" } ?? "active")")
+    print("  fingerprint \(record.fingerprint)")
+    print("  publicKey   \(record.publicKey)")
+    printGrants(record.grants)
+    for key in record.accessKeys {
+        print("  access key  \(key.accessKeyId)  \(key.revokedAt.map { "revoked \($0)" } ?? "active")")
+    }
+}
+
+private func printGrants(_ grants: [GrantBody]) {
+    if grants.isEmpty { print("  no grants: a session, random bytes and an empty key list") }
+    for grant in grants {
+        print("  allow \(grant.allow.joined(separator: ",")) on \(grant.keys.joined(separator: ","))")
+    }
+}
+
+/// The registry of the configured store, opened on the server host without
+/// the server (`--local`): the recovery path when no admin key is left.
+enum LocalRegistry {
+    static func open<T>(_ body: (ClientRegistry) async throws -> T) async throws -> T {
+        let config = try KMSConfiguration.fromProcessEnvironment()
+        var logger = Logger(label: "kms")
+        logger.logLevel = .warning
+        let masterKey = try MasterKeyLoader.load(
+            base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
+        switch config.store {
+        case .file:
+            return try await body(
+                ClientRegistry(
+                    store: try LocalClientStore(folder: config.keyStorePath), masterKey: masterKey, clock: SystemClock()
+                ))
+        case .postgres:
+            let database = try await PostgresDatabase(
+                url: config.databaseURL ?? "", prefix: config.databasePrefix, logger: logger)
+            defer { database.shutdown() }
+            return try await body(
+                ClientRegistry(
+                    store: PostgresClientStore(database: database), masterKey: masterKey, clock: SystemClock()))
+        }
+    }
+}
