@@ -16,11 +16,15 @@ extension KMSClient {
     }
 
     public func listKeys(limit: Int? = nil, after: String? = nil) async throws -> KeyListResponse {
+        try await call("GET", try Self.paged(WirePath.keys, limit: limit, after: after), idempotent: true)
+    }
+
+    /// `path?limit=&after=` for the paged lists.
+    static func paged(_ path: String, limit: Int?, after: String?) throws -> String {
         var query: [String] = []
         if let limit { query.append("limit=\(limit)") }
-        if let after { query.append("after=\(try Self.pathSegment(after))") }
-        return try await call(
-            "GET", WirePath.keys + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), idempotent: true)
+        if let after { query.append("after=\(try pathSegment(after))") }
+        return path + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
     }
 
     public func encrypt(key: String, plaintext: Data, aad: Data? = nil) async throws -> CiphertextResponse {

@@ -15,11 +15,7 @@ extension KMSClient {
     }
 
     public func listClients(limit: Int? = nil, after: String? = nil) async throws -> ClientListResponse {
-        var query: [String] = []
-        if let limit { query.append("limit=\(limit)") }
-        if let after { query.append("after=\(try Self.pathSegment(after))") }
-        return try await call(
-            "GET", WirePath.clients + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), idempotent: true)
+        try await call("GET", try Self.paged(WirePath.clients, limit: limit, after: after), idempotent: true)
     }
 
     /// `client`: a clientId or an active client's name.
