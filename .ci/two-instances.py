@@ -109,6 +109,31 @@ session.rotate_token()
 limited = session.rotate_token()
 check(limited.status == 429 and limited.error["code"] == "rate_limited", "rotation rate limits are global")
 
+# identity-v1: a client enrolled on A works on B; revoked on A, its session on B ends at once,
+# and a grant change on A applies to B's next request.
+from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
+
+admin = kms_wire.Client(url_a).open_session(kms_wire.random_token())
+device_key = ed25519.Ed25519PrivateKey.generate()
+enrolled = admin.call("POST", "/clients", {
+    "name": "two-phone", "publicKey": b64(kms_wire.raw_public_key(device_key)),
+    "grants": [{"keys": [key], "allow": ["crypto:encrypt"]}]})
+check(enrolled.status == 200, "a client enrolled on A")
+device = kms_wire.Client(url_b, signing_key=device_key).open_session(kms_wire.random_token())
+check(device.call("POST", "/crypto/encrypt", {"keyId": key, "plaintext": b64(b"x")}).status == 200,
+      "its session on B encrypts within its grant")
+admin.call("POST", "/clients/two-phone/grants", {"grants": [{"keys": [key], "allow": ["keys:read"]}]})
+denied = device.call("POST", "/crypto/encrypt", {"keyId": key, "plaintext": b64(b"x")})
+check(denied.status == 403 and denied.error["code"] == "permission_denied", "a grant change on A applies on B at once")
+admin.call("POST", "/clients/two-phone/revoke", {})
+try:
+    device.call("POST", "/crypto/random", {"bytes": 1})
+    check(False, "revocation on A ends the session on B at once")
+except kms_wire.KmsError as refused:
+    check(refused.status == 401 and refused.error["code"] == "unknown_session",
+          "revocation on A ends the session on B at once")
+kms_wire.end_quietly(admin)
+
 # Kill A under load; B keeps serving and nothing acknowledged is lost.
 acked_keys, acked_ciphertexts, errors_b = [], [], []
 lock, stop = threading.Lock(), threading.Event()
