@@ -66,7 +66,15 @@ public func buildApplication(
     let audit = try await openAudit(config, dependencies: dependencies, masterKey: masterKey, secrets: stores.secrets)
     let sessionStore = stores.sessions
     let clients = ClientRegistry(store: stores.clients, masterKey: masterKey, clock: dependencies.clock)
-    try await AdminBootstrap.run(registry: clients, keyFile: config.adminKeyFile, logger: logger)
+    if let admin = try await AdminBootstrap.run(registry: clients, keyFile: config.adminKeyFile, logger: logger) {
+        await audit.note(
+            AuditEvent(
+                "client.bootstrap",
+                [
+                    ("targetClientId", admin.clientId), ("targetName", admin.name),
+                    ("fingerprint", admin.fingerprint), ("keyFile", config.adminKeyFile.path),
+                ]))
+    }
     if config.clientAuth == .off {
         logger.warning(
             "KMS_CLIENT_AUTH=off: every allowlisted host that completes a key exchange can use every key (protocol-v1); enrol clients and remove it"
@@ -77,8 +85,12 @@ public func buildApplication(
         clients: clients, clientAuthRequired: config.clientAuth == .required,
         rsa: dependencies.rsaQueue ?? RSAWorkQueue())
     let metrics = RequestMetrics()
-    let channel = SealedChannel(
+    var channel = SealedChannel(
         sessions: sessions, maxBodyBytes: config.maxBodyBytes, resolveKey: keys.resolveNames)
+    channel.noteDenied = { permission, error, call in
+        let fields = Auditor.who(call) + [("permission", permission?.rawValue ?? ""), ("key", error.detail ?? "")]
+        Task { await audit.note(AuditEvent("permission.denied", outcome: "failure", fields)) }
+    }
     let routes = makeRoutes(
         sessions: sessions, channel: channel, keys: keys, metrics: metrics, audit: audit,
         maxBodyBytes: config.maxBodyBytes, keyExchangeRate: config.keyExchangeRate)

@@ -261,6 +261,22 @@ import Testing
             let selfRevoked = try await admin.call(.post, "/clients/admin/revoke", "{}")
             #expect(selfRevoked.status == 200 && selfRevoked.isSealed && selfRevoked.json["revokedAt"] != nil)
             #expect(try await admin.call(.get, "/session").errorCode == "unknown_session")
+            // Section 7: client changes, the bootstrap and denials are in the audit log, naming the client.
+            let log = server.config.auditLog
+            var text = ""
+            for _ in 0..<50 {
+                text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+                if text.contains("permission.denied") { break }
+                try await Task.sleep(for: .milliseconds(40))
+            }
+            for event in [
+                "client.bootstrap", "client.add", "client.grants", "client.revoke", "client.access-key.create",
+                "client.access-key.revoke", "permission.denied", "\"clientName\":\"admin\"",
+            ] {
+                #expect(text.contains(event), "\(event) missing from the audit log")
+            }
+            #expect(
+                !text.contains((created.json["secretAccessKey"] as? String) ?? "-"), "a secret reached the audit log")
         }
     }
 }

@@ -49,7 +49,8 @@ public enum KeyAccess {
         }
         guard allowed else {
             let target = alias.map { "alias \($0)" } ?? "a key without an alias"
-            throw KMSError(.permissionDenied, "permission keys:create is not granted for \(target)")
+            throw KMSError(
+                .permissionDenied, "permission keys:create is not granted for \(target)", detail: alias ?? "")
         }
     }
 
@@ -64,6 +65,6 @@ public enum KeyAccess {
 
     /// Names the permission and the key as given, no other name (section 4).
     static func denied(_ permission: Permission, key: String) -> KMSError {
-        KMSError(.permissionDenied, "permission \(permission.rawValue) is not granted for key \(key)")
+        KMSError(.permissionDenied, "permission \(permission.rawValue) is not granted for key \(key)", detail: key)
     }
 }

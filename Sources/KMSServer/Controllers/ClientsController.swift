@@ -152,7 +152,12 @@ struct ClientsController: Sendable {
     /// With `KMS_CLIENT_AUTH=off` any session may (rule 13.3).
     static func authorize(_ call: SealedChannel.Call) throws(KMSError) {
         guard let client = call.opened.client else { return }
-        try KeyAccess.checkClientsManage(grants: client.grants)
+        do {
+            try KeyAccess.checkClientsManage(grants: client.grants)
+        } catch {
+            call.noteDenied(.clientsManage, error)
+            throw error
+        }
     }
 
     /// `{client}`: a clientId or a name, by grammar (13.7: `field` is `client`).

@@ -22,12 +22,18 @@ struct SealedChannel: Sendable {
     let maxBodyBytes: Int
     /// Finds a key by id or alias for permission decisions (nil: no such key).
     let resolveKey: RoutePermission<EmptyBody>.KeyResolver
+    /// Records `permission.denied` (identity-v1 section 7) without delaying the answer.
+    var noteDenied: @Sendable (Permission?, KMSError, Call) -> Void = { _, _, _ in }
 
     /// What a sealed handler sees besides its inner request.
     struct Call: Sendable {
         let opened: OpenedRequest
         let request: Request
         let context: KMSRequestContext
+        var onDenied: @Sendable (Permission?, KMSError, Call) -> Void = { _, _, _ in }
+
+        /// Records a `permission.denied` entry in the background.
+        func noteDenied(_ permission: Permission?, _ error: KMSError) { onDenied(permission, error, self) }
     }
 
     typealias Handler<Inner: StrictDecodable, Output: Encodable & Sendable> =
@@ -53,10 +59,15 @@ struct SealedChannel: Sendable {
                 } catch {
                     throw KMSError.invalidRequest(error)
                 }
-                let call = Call(opened: opened, request: request, context: context)
+                let call = Call(opened: opened, request: request, context: context, onDenied: noteDenied)
                 // identity-v1 section 3: inner request (400), then permission (403), then the handler.
                 if let client = opened.client, let check = permission.check {
-                    try await check(input, call, client, resolveKey)
+                    do throws(KMSError) {
+                        try await check(input, call, client, resolveKey)
+                    } catch {
+                        if error.code == .permissionDenied { call.noteDenied(permission.permission, error) }
+                        throw error
+                    }
                 }
                 let output = try await handler(input, call)
                 let body: Data
