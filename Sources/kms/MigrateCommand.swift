@@ -107,8 +107,39 @@ struct MigrateCommand: AsyncParsableCommand {
             }
             after = last.keyId
         }
+        // The client registry (identity-v1): sealed records move as they are (their AADs
+        // name the client, not the store); the destination must have no other clients.
+        func clientStore(_ side: Side) throws -> any ClientStore {
+            if side == .postgres, let database { return PostgresClientStore(database: database) }
+            return try LocalClientStore(folder: config.keyStorePath)
+        }
+        let (sourceClients, targetClients) = (try clientStore(from), try clientStore(to))
+        var clients = 0
+        var cursor: String?
+        while true {
+            let page = try await sourceClients.list(after: cursor, limit: 500)
+            guard let last = page.last else { break }
+            for client in page {
+                if let existing = try await targetClients.client(id: client.clientId) {
+                    guard existing.sealed == client.sealed else {
+                        throw ValidationError(
+                            "client \(client.clientId) differs on the destination; resolve it by hand")
+                    }
+                    continue
+                }
+                do {
+                    try await targetClients.add(client, onlyIfEmpty: false)
+                } catch {
+                    throw ValidationError(
+                        "client \(client.name) cannot be added on the destination (\(error.message)); migrate into an empty registry"
+                    )
+                }
+                clients += 1
+            }
+            cursor = last.clientId
+        }
         print(
-            "migrated \(copied) keys (\(present) already there) from \(from.rawValue) to \(to.rawValue); \(versions) versions verified"
+            "migrated \(copied) keys (\(present) already there) from \(from.rawValue) to \(to.rawValue); \(versions) versions verified; \(clients) clients"
         )
     }
 }

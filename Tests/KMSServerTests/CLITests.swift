@@ -138,13 +138,18 @@ import Testing
             "KMS_DATABASE_URL": PostgresTestDatabase.url ?? "", "KMS_DATABASE_PREFIX": prefix,
         ]
         let there = try CLIProcess.run(["migrate", "--from", "file", "--to", "postgres"], environment: common)
-        #expect(there.status == 0 && there.stdout.contains("versions verified"), "\(there.stdout)\(there.stderr)")
+        // The registry moves too: admin and the client kms e2e enrolled (and revoked).
+        #expect(
+            there.status == 0 && there.stdout.contains("versions verified; 2 clients"), "\(there.stdout)\(there.stderr)"
+        )
 
         var onPostgres = common
         onPostgres["KMS_STORE"] = "postgres"
         onPostgres["KMS_AUDIT_LOG"] = file.folder.appendingPathComponent("pg-audit.log").path
         let server = try await ServeProcess(environment: onPostgres)
-        let opened = try CLIProcess.run(["decrypt", ciphertext], environment: server.clientEnvironment)
+        // The file store's admin key works on PostgreSQL: its client moved with the keys.
+        let opened = try CLIProcess.run(
+            ["decrypt", ciphertext], environment: ["BASE_URL": server.url, "KMS_CLIENT_KEY_FILE": file.adminKeyFile])
         #expect(opened.stdout == "before the move", "\(opened.stderr)")
         #expect(fingerprint.map { server.logText.contains($0) } == true)
         #expect(server.stop() == 0)
@@ -204,6 +209,7 @@ import Testing
         let offline = [
             "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
             "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
+            "KMS_AUDIT_LOG": data.appendingPathComponent("audit.log").path,
         ]
         let everything =
             #"[{"keys":["*"],"allow":["keys:create","keys:read","keys:rotate","keys:manage","crypto:encrypt","crypto:decrypt","crypto:rewrap","crypto:datakey","clients:manage"]}]"#
@@ -211,6 +217,12 @@ import Testing
             ["clients", "add", "--local", "rescue", "--public-key", String(rescuePublic), "--grants", everything],
             environment: offline)
         #expect(local.status == 0, "\(local.stderr)")
+        // Audited as the server would, marked as an offline change, and the chain still verifies.
+        let audit = try String(contentsOf: data.appendingPathComponent("audit.log"), encoding: .utf8)
+        #expect(audit.contains("\"via\":\"local\"") && audit.contains("\"targetName\":\"rescue\""))
+        let verified = try CLIProcess.run(
+            ["audit", "verify", data.appendingPathComponent("audit.log").path], environment: offline)
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
         let again = try await ServeProcess(environment: offline)
         let rescued = try CLIProcess.run(
             ["clients", "list"], environment: ["BASE_URL": again.url, "KMS_CLIENT_KEY_FILE": rescue])

@@ -279,4 +279,43 @@ import Testing
                 !text.contains((created.json["secretAccessKey"] as? String) ?? "-"), "a secret reached the audit log")
         }
     }
+
+    /// Done-when of issue 13: adding a client, a grant change or a revocation
+    /// never answers 500, whatever the inner body (random mutations of valid ones).
+    @Test func clientChangesNeverAnswer500() async throws {
+        let (server, _, _) = try Self.server()
+        try await server.run { client in
+            let admin = WireSession(client: client)
+            try await admin.establish()
+            let key = Base64.encode(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation)
+            let valid = [
+                (
+                    "/clients",
+                    #"{"name":"fuzz","publicKey":"\#(key)","grants":[{"keys":["a*"],"allow":["keys:read"]}]}"#
+                ),
+                ("/clients/admin/grants", #"{"grants":[{"keys":["*"],"allow":["clients:manage"]}]}"#),
+                ("/clients/fuzz/revoke", "{}"), ("/clients/fuzz/access-keys", "{}"),
+            ]
+            let replacements = [
+                "\"", "[", "]", "{", "}", ",", ":", "*", "null", "1e999", "\\u0000", "key_", "cli_", "-", "", "AAAA",
+                String(repeating: "x", count: 300),
+            ]
+            var generator = SystemRandomNumberGenerator()
+            var statuses: [Int: Int] = [:]
+            for round in 0..<240 {
+                let (path, body) = valid[round % valid.count]
+                var text = Array(body)
+                for _ in 0..<Int.random(in: 1...3, using: &generator) where !text.isEmpty {
+                    let at = Int.random(in: 0..<text.count, using: &generator)
+                    let length = min(text.count - at, Int.random(in: 0...4, using: &generator))
+                    text.replaceSubrange(
+                        at..<(at + length), with: replacements.randomElement(using: &generator) ?? "")
+                }
+                let outcome = try await admin.call(.post, path, String(text))
+                statuses[outcome.status, default: 0] += 1
+                #expect(outcome.status < 500, "\(path) \(String(text)) -> \(outcome.status) \(outcome.json)")
+            }
+            #expect(statuses.keys.contains(400))
+        }
+    }
 }

@@ -260,7 +260,9 @@ private func printGrants(_ grants: [GrantBody]) {
 }
 
 /// The registry of the configured store, opened on the server host without
-/// the server (`--local`): the recovery path when no admin key is left.
+/// the server (`--local`): the recovery path when no admin key is left. Each
+/// change is appended to the server's audit log with `via: local`, as the
+/// server would write it (a durable intent, then the outcome).
 enum LocalRegistry {
     static func open<T>(_ body: (ClientRegistry) async throws -> T) async throws -> T {
         let config = try KMSConfiguration.fromProcessEnvironment()
@@ -270,17 +272,53 @@ enum LocalRegistry {
             base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
         switch config.store {
         case .file:
-            return try await body(
-                ClientRegistry(
-                    store: try LocalClientStore(folder: config.keyStorePath), masterKey: masterKey, clock: SystemClock()
-                ))
+            let store = try LocalClientStore(folder: config.keyStorePath)
+            let secrets = FileSecretBlobStore(folder: config.keyStorePath)
+            return try await audited(config, secrets: secrets, masterKey: masterKey, logger: logger) {
+                try await body(ClientRegistry(store: store, masterKey: masterKey, clock: SystemClock()))
+            }
         case .postgres:
             let database = try await PostgresDatabase(
                 url: config.databaseURL ?? "", prefix: config.databasePrefix, logger: logger)
             defer { database.shutdown() }
-            return try await body(
-                ClientRegistry(
-                    store: PostgresClientStore(database: database), masterKey: masterKey, clock: SystemClock()))
+            return try await audited(
+                config, secrets: PostgresSecretBlobStore(database: database), masterKey: masterKey, logger: logger
+            ) {
+                try await body(
+                    ClientRegistry(
+                        store: PostgresClientStore(database: database), masterKey: masterKey, clock: SystemClock()))
+            }
+        }
+    }
+
+    /// Runs `change` between a durable `client.add` intent and its outcome in `KMS_AUDIT_LOG`.
+    private static func audited<T>(
+        _ config: KMSConfiguration, secrets: some SecretBlobStore, masterKey: MasterKey, logger: Logger,
+        _ change: () async throws -> T
+    ) async throws -> T {
+        let key = try await AuditFiles.loadOrCreateKey(store: secrets, masterKey: masterKey)
+        let resume = try AuditFiles.resume(config.auditLog, logger: logger)
+        let log = try AuditLog(
+            writer: try AuditFile(url: config.auditLog), key: key, after: resume.seq, prev: resume.prev,
+            clock: SystemClock(), maxBytes: config.auditMaxBytes, logger: logger)
+        let via = [("via", "local"), ("client", "local")]
+        try await log.record(AuditEvent("client.add", outcome: "intent", via), durable: true)
+        do {
+            let value = try await change()
+            var fields = via
+            if let record = value as? ClientBody {
+                fields += [
+                    ("targetClientId", record.clientId), ("targetName", record.name),
+                    ("fingerprint", record.fingerprint),
+                ]
+            }
+            try await log.record(AuditEvent("client.add", fields), durable: true)
+            await log.flush()
+            return value
+        } catch {
+            await log.recordBestEffort(AuditEvent("client.add", outcome: "failure", via))
+            await log.flush()
+            throw error
         }
     }
 }
