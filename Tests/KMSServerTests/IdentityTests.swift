@@ -159,6 +159,12 @@ import Testing
             #expect(code(try await phone.call(.get, "/keys/photos")) == "200")
             // The inner request is judged first: a malformed one is 400, not 403.
             #expect(code(try await phone.call(.post, "/crypto/encrypt", #"{"keyId":"secret"}"#)) == "invalid_request")
+            let malformed = try await phone.call(.post, "/keys/rotate", #"{"keyId":"!!"}"#)
+            // A malformed name is judged by the route itself, as without identity.
+            #expect(code(malformed) != "permission_denied", "\(malformed.json)")
+            #expect(
+                code(try await phone.call(.post, "/crypto/decrypt", #"{"ciphertext":"nonsense"}"#)) == "invalid_request"
+            )
             // GET /keys lists the readable keys only, and never answers 403.
             let listed = try await phone.call(.get, "/keys?limit=1")
             let keys = try #require(listed.json["keys"] as? [[String: Any]])

@@ -24,7 +24,10 @@ struct RoutePermission<Inner>: Sendable {
         -> Self
     {
         Self(permission: permission) { input, call, client, resolve throws(KMSError) in
-            guard let reference = name(input, call) else { return }
+            // A malformed name is the inner request's fault: the handler answers its 400 (section 3's order).
+            guard let reference = name(input, call),
+                KeyIdentifier.isKeyId(reference) || KeyIdentifier.isValidAlias(reference)
+            else { return }
             _ = try await KeyAccess.decide(permission, on: reference, grants: client.grants, resolve: resolve)
         }
     }
