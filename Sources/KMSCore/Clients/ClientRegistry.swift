@@ -16,10 +16,18 @@ public struct ClientRegistry: Sendable {
     let masterKey: MasterKey
     let clock: any KMSClock
 
+    /// A sealed record opened when a key exchange names no active client, so
+    /// that an unknown or revoked key costs the same work as an enrolled one.
+    private let decoy: StoredClient?
+
     public init(store: any ClientStore, masterKey: MasterKey, clock: any KMSClock) {
         self.store = store
         self.masterKey = masterKey
         self.clock = clock
+        let sample = ClientRecord(
+            clientId: ClientRecord.newClientId(), name: "decoy", publicKey: Data(count: 32), grants: [.everything],
+            createdAt: Date())
+        decoy = try? Self.seal(sample, masterKey: masterKey, revision: 0)
     }
 
     // MARK: Sealing
@@ -28,6 +36,10 @@ public struct ClientRegistry: Sendable {
 
     /// The stored form of `record`: sealed, with its hints.
     func seal(_ record: ClientRecord, revision: Int = 0) throws(KMSError) -> StoredClient {
+        try Self.seal(record, masterKey: masterKey, revision: revision)
+    }
+
+    static func seal(_ record: ClientRecord, masterKey: MasterKey, revision: Int) throws(KMSError) -> StoredClient {
         let body: Data
         do {
             body = try JSONEncoder().encode(SealedClient(record))
@@ -55,9 +67,11 @@ public struct ClientRegistry: Sendable {
     /// The active client with this `clientKey` (key exchange); nil for an
     /// unknown, revoked or unreadable one, which the caller answers alike.
     public func activeClient(fingerprint: String) async throws(KMSError) -> ClientRecord? {
-        guard let stored = try await store.client(fingerprint: fingerprint), stored.active,
-            let record = open(stored), record.isActive
-        else { return nil }
+        guard let stored = try await store.client(fingerprint: fingerprint), stored.active else {
+            if let decoy { _ = open(decoy) }
+            return nil
+        }
+        guard let record = open(stored), record.isActive else { return nil }
         return record
     }
 
@@ -78,11 +92,9 @@ public struct ClientRegistry: Sendable {
         } else {
             throw KMSError(.invalidRequest, "not a clientId (cli_…) or a client name", field: "client")
         }
-        guard let stored else { throw Self.clientNotFound }
-        // A record that does not open is shown as revoked at its hints' time of reading.
-        guard let record = open(stored) else {
-            throw KMSError.internal("the record of client \(stored.clientId) does not open; it counts as revoked")
-        }
+        // A record that does not open (tampered, or another master key) counts as revoked:
+        // it cannot be shown or changed, so it is answered as absent, never as a 500.
+        guard let stored, let record = open(stored) else { throw Self.clientNotFound }
         return (record, stored.revision)
     }
 

@@ -72,9 +72,11 @@ public struct SessionManager: Sendable {
             try await store.hasPending(id: request.sessionId, now: now)
         else { throw KMSError.unknownSession }
         if try await store.isTokenInUse(tokenHash, now: now) { throw KMSError.tokenInUse }
-        // A place for the unwrap is taken before the pending session is used up: a
-        // busy server answers 503 and the client can retry the same exchange.
-        let slot = try rsa.reserve()
+        // protocol-v1: a place for the unwrap is taken before the pending session is
+        // used up, so a busy server answers 503 and the client can retry the same
+        // exchange. identity-v1 section 2 puts capacity after the client check, so a
+        // host without an enrolled key never holds a place either.
+        var slot = proof == nil ? try rsa.reserve() : nil
         // From here the pending session is used up, whether or not the unwrap succeeds.
         guard try await store.takePending(id: request.sessionId, now: now) != nil else {
             throw KMSError.unknownSession
@@ -89,7 +91,9 @@ public struct SessionManager: Sendable {
                 transcript: ClientAuth.transcript(
                     sessionId: request.sessionId, wrappedKey: wrapped, token: token ?? "",
                     serverFingerprint: identity.fingerprint))
+            slot = try rsa.reserve()
         }
+        guard let slot else { throw KMSError.internal("no RSA place reserved") }
         let (identity, wrappedKey) = (self.identity, request.wrappedKey)
         let key = try await rsa.run(slot) { () throws(KMSError) in
             try SessionKeyUnwrapper.unwrap(wrappedKey: wrappedKey, with: identity)
@@ -161,10 +165,12 @@ public struct SessionManager: Sendable {
         // key exchange; a revoked client (or, with auth required, a session
         // bound to none) ends the session.
         var client: ClientRecord?
-        if let clientId = request.clientId {
+        // With KMS_CLIENT_AUTH=off sessions have no client (identity-v1 section 8),
+        // even one made while it was required.
+        if let clientId = request.clientId, clientAuthRequired {
             client = try await clients.activeClient(id: clientId)
         }
-        if client == nil, request.clientId != nil || clientAuthRequired {
+        if client == nil, clientAuthRequired {
             try await store.deleteSession(id: request.sessionId)
             throw KMSError.unknownSession
         }

@@ -78,7 +78,7 @@ struct ClientsController: Sendable {
             let reference = try Self.reference(call)
             let grants = try Self.grants(input.grants)
             try Self.authorize(call)
-            let fields = [("target", reference), ("grants", Self.text(grants))]
+            let fields = [Self.target(reference), ("grants", Self.text(grants))]
             return try await audit.durableChange("client.grants", fields, call) { () throws(KMSError) in
                 try await clients.setGrants(reference, grants)
             } result: {
@@ -95,13 +95,15 @@ struct ClientsController: Sendable {
         ) { _, call throws(KMSError) in
             let reference = try Self.reference(call)
             try Self.authorize(call)
-            let record = try await audit.durableChange("client.revoke", [("target", reference)], call) {
+            let record = try await audit.durableChange("client.revoke", [Self.target(reference)], call) {
                 () throws(KMSError) in
                 try await clients.revoke(reference)
             } result: {
                 [("targetClientId", $0.clientId), ("targetName", $0.name)]
             }
-            _ = try await sessions.store.deleteSessions(clientId: record.clientId)
+            // Best effort: the revocation is written; should this fail, every session of the
+            // client still ends at its next request, when admit reads the revoked client.
+            _ = try? await sessions.store.deleteSessions(clientId: record.clientId)
             return record.body
         }
         routes.sealed(
@@ -114,7 +116,7 @@ struct ClientsController: Sendable {
         ) { _, call throws(KMSError) in
             let reference = try Self.reference(call)
             try Self.authorize(call)
-            let created = try await audit.durableChange("client.access-key.create", [("target", reference)], call) {
+            let created = try await audit.durableChange("client.access-key.create", [Self.target(reference)], call) {
                 () throws(KMSError) in
                 try await clients.createAccessKey(reference)
             } result: {
@@ -138,7 +140,7 @@ struct ClientsController: Sendable {
                 throw KMSError(.invalidRequest, "not an access key id (AKIA + 16 of A-Z2-7)", field: "accessKeyId")
             }
             try Self.authorize(call)
-            let fields = [("target", reference), ("accessKeyId", accessKeyId)]
+            let fields = [Self.target(reference), ("accessKeyId", accessKeyId)]
             return try await audit.durableChange("client.access-key.revoke", fields, call) {
                 () throws(KMSError) in
                 try await clients.revokeAccessKey(reference, accessKeyId: accessKeyId)
@@ -146,6 +148,11 @@ struct ClientsController: Sendable {
                 [("targetClientId", $0.clientId)]
             }.body
         }
+    }
+
+    /// The audit field naming the target as the request did (identity-v1 section 7).
+    static func target(_ reference: String) -> (String, String) {
+        (ClientRecord.isClientId(reference) ? "targetClientId" : "targetName", reference)
     }
 
     /// `clients:manage` (identity-v1 section 5), after the route's own `400`s.

@@ -35,7 +35,10 @@ struct RoutePermission<Inner>: Sendable {
     /// `keys:create`, matched against the new key's alias.
     static func create(alias: @escaping @Sendable (Inner) -> String?) -> Self {
         Self(permission: .keysCreate) { input, _, client, _ throws(KMSError) in
-            try KeyAccess.checkCreate(alias: alias(input), grants: client.grants)
+            let requested = alias(input)
+            // A malformed alias is the inner request's 400, answered by the handler first.
+            if let requested, !KeyIdentifier.isValidAlias(requested) { return }
+            try KeyAccess.checkCreate(alias: requested, grants: client.grants)
         }
     }
 
