@@ -283,6 +283,10 @@ import Testing
             }
             #expect(
                 !text.contains((created.json["secretAccessKey"] as? String) ?? "-"), "a secret reached the audit log")
+            // Every line is strict JSON (no member twice), as `kms audit verify` requires.
+            for line in text.split(separator: "\n") {
+                #expect((try? JSONParser.parse(Data(line.utf8))) != nil, "\(line.prefix(200))")
+            }
         }
     }
 

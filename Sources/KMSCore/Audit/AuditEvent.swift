@@ -18,7 +18,17 @@ public struct AuditEvent: Sendable {
     public init(_ type: String, outcome: String = "success", _ fields: [(String, String)] = [], capped: Bool = true) {
         self.type = type
         self.outcome = outcome
-        self.fields = capped ? fields.map { ($0.0, Self.capped($0.1)) } : fields
+        // One member per name (a repeated name keeps its first place and its last
+        // value): an entry is strict JSON, which refuses duplicate keys.
+        var unique: [(String, String)] = []
+        for (name, value) in fields {
+            if let index = unique.firstIndex(where: { $0.0 == name }) {
+                unique[index].1 = value
+            } else {
+                unique.append((name, value))
+            }
+        }
+        self.fields = capped ? unique.map { ($0.0, Self.capped($0.1)) } : unique
     }
 
     /// `value`, or its first bytes (whole characters) and the marker `…[truncated N bytes]`.
