@@ -29,6 +29,19 @@ public enum ClientKeyLookup {
     public static func find(environment: [String: String] = ProcessInfo.processInfo.environment) throws(Failure)
         -> Found?
     {
+        guard let found = try locate(environment: environment) else { return nil }
+        // identity-v1 section 6: a key file looser than 0600 is warned about.
+        let attributes = try? FileManager.default.attributesOfItem(atPath: found.path)
+        if let mode = (attributes?[.posixPermissions] as? NSNumber)?.intValue, mode & 0o077 != 0 {
+            let warning = "\(found.path) is readable by other users (mode \(String(mode, radix: 8))): chmod 600 it"
+            return Found(
+                key: found.key, path: found.path,
+                notice: [found.notice, warning].compactMap { $0 }.joined(separator: "; "))
+        }
+        return found
+    }
+
+    private static func locate(environment: [String: String]) throws(Failure) -> Found? {
         if let path = environment["KMS_CLIENT_KEY_FILE"], !path.isEmpty {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw Failure(description: "KMS_CLIENT_KEY_FILE names \(path), which does not exist")

@@ -99,7 +99,16 @@ public struct ClientRegistry: Sendable {
     }
 
     public func list(after: String?, limit: Int) async throws(KMSError) -> [ClientRecord] {
-        try await store.list(after: after, limit: limit).compactMap { open($0) }
+        try await page(after: after, limit: limit).records
+    }
+
+    /// A page by clientId over the stored rows: `next` follows the rows, so a
+    /// record that does not open (counted as revoked, not shown) never ends
+    /// the listing early.
+    public func page(after: String?, limit: Int) async throws(KMSError) -> (records: [ClientRecord], next: String?) {
+        let stored = try await store.list(after: after, limit: limit + 1)
+        let shown = stored.prefix(limit)
+        return (shown.compactMap { open($0) }, stored.count > limit ? shown.last?.clientId : nil)
     }
 
     // MARK: Changes

@@ -53,10 +53,8 @@ struct ClientsController: Sendable {
         ) { _, call throws(KMSError) in
             let query = try ListQuery(query: call.request.uri.query, cursor: "clientId")
             try Self.authorize(call)
-            let page = try await clients.list(after: query.after, limit: query.limit + 1)
-            let shown = page.prefix(query.limit)
-            return ClientListResponse(
-                clients: shown.map(\.body), next: page.count > query.limit ? shown.last?.clientId : nil)
+            let page = try await clients.page(after: query.after, limit: query.limit)
+            return ClientListResponse(clients: page.records.map(\.body), next: page.next)
         }
         routes.sealed(
             .get, WirePath.client, EmptyBody.self, permission: .clients,
