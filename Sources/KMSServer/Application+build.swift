@@ -39,6 +39,13 @@ public func buildApplication(
     _ config: KMSConfiguration, dependencies: AppDependencies = AppDependencies()
 ) async throws -> some ApplicationProtocol {
     let logger = dependencies.logger
+    var dependencies = dependencies
+    if config.testClockOffsetMs != 0 {
+        dependencies.clock = OffsetClock(base: dependencies.clock, offsetMs: config.testClockOffsetMs)
+        logger.warning(
+            "KMS_TEST_CLOCK_OFFSET_MS moves this server's clock; key states, schedules, sessions and audit times follow it",
+            metadata: ["offsetMs": "\(config.testClockOffsetMs)"])
+    }
     do {
         try DurableFile.prepareFolder(config.keyStorePath)
     } catch {

@@ -1,4 +1,5 @@
 import Foundation
+import KMSProtocol
 import KMSServer
 import Testing
 
@@ -119,5 +120,25 @@ import Testing
             #expect(example.contains("\(variable.name)="), "\(variable.name) missing from .env.example")
         }
         #expect(ConfigVariable.helpText.contains("KMS_WHITELIST"))
+    }
+}
+
+/// lifecycle-v1 rule 9.1: the test clock offset moves every clock reading,
+/// and is refused in production.
+@Suite struct TestClockOffsetTests {
+    @Test func refusedInProductionAndAppliedToSessions() async throws {
+        #expect(throws: KMSConfiguration.Invalid.self) {
+            _ = try KMSConfiguration(environment: ["KMS_ENV": "production", "KMS_TEST_CLOCK_OFFSET_MS": "1"])
+        }
+        let week: Int64 = 7 * 86_400_000
+        let server = try TestServer(["KMS_TEST_CLOCK_OFFSET_MS": "\(week)"])
+        let now = server.clock.now()
+        try await server.run { client in
+            let session = WireSession(client: client)
+            let confirmation = try await session.establish()
+            let expires = try #require(Timestamp.parse(confirmation.expiresAt))
+            let expected = now.addingTimeInterval(Double(week + 900_000) / 1000)
+            #expect(abs(expires.timeIntervalSince(expected)) < 5, "\(confirmation.expiresAt)")
+        }
     }
 }

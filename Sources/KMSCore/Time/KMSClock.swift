@@ -13,6 +13,21 @@ public struct SystemClock: KMSClock {
     public func now() -> Date { Date() }
 }
 
+/// Another clock moved by a fixed offset: `KMS_TEST_CLOCK_OFFSET_MS`
+/// (lifecycle-v1 rule 9.1), so end-to-end tests of deletion dates and
+/// rotation schedules restart the server "a week later" instead of waiting.
+public struct OffsetClock: KMSClock {
+    public let base: any KMSClock
+    public let offsetMs: Int64
+
+    public init(base: any KMSClock, offsetMs: Int64) {
+        self.base = base
+        self.offsetMs = offsetMs
+    }
+
+    public func now() -> Date { base.now().addingTimeInterval(Double(offsetMs) / 1000) }
+}
+
 /// A clock that stands still until a test moves it.
 public final class ManualClock: KMSClock {
     private let current: Mutex<Date>

@@ -57,6 +57,9 @@ public struct ConfigVariable: Sendable {
             name: "KMS_CLIENT_AUTH", defaultValue: "required",
             meaning: "required (enrolled clients sign the key exchange; grants decide) or off (protocol-v1, a warning)"),
         .init(
+            name: "KMS_TEST_CLOCK_OFFSET_MS", defaultValue: "0",
+            meaning: "tests only: milliseconds added to every clock reading (refused with KMS_ENV=production)"),
+        .init(
             name: "KMS_ADMIN_KEY_FILE", defaultValue: "./data/admin.key",
             meaning: "key file of the admin client enrolled at the first start (created mode 0600 if missing)"),
         .init(

@@ -33,6 +33,8 @@ public struct KMSConfiguration: Sendable {
     public enum ClientAuth: String, Sendable { case required, off }
 
     public var clientAuth = ClientAuth.required
+    /// lifecycle-v1 rule 9.1: added to every clock reading of the server; tests only.
+    public var testClockOffsetMs: Int64 = 0
     /// The bootstrap admin's key file (identity-v1 section 6).
     public var adminKeyFile = URL(fileURLWithPath: "./data/admin.key")
     public enum Store: String, Sendable { case file, postgres }
@@ -123,6 +125,13 @@ public struct KMSConfiguration: Sendable {
             }
             clientAuth = value
         }
+        testClockOffsetMs =
+            try reader.integer("KMS_TEST_CLOCK_OFFSET_MS", in: (-100 * 365 * day)...(100 * 365 * day)) ?? 0
+        if testClockOffsetMs != 0, environment == .production {
+            throw Invalid(
+                variable: "KMS_TEST_CLOCK_OFFSET_MS",
+                reason: "moves the server's clock; it is refused with KMS_ENV=production")
+        }
         adminKeyFile = try reader.string("KMS_ADMIN_KEY_FILE").map { URL(fileURLWithPath: $0) } ?? adminKeyFile
         if let text = try reader.string("KMS_STORE") {
             guard let value = Store(rawValue: text.lowercased()) else {
@@ -169,6 +178,7 @@ public struct KMSConfiguration: Sendable {
             "headerTimeoutMs": "\(headerTimeoutMs)", "bodyTimeoutMs": "\(bodyTimeoutMs)",
             "idleTimeoutMs": "\(idleTimeoutMs)", "maxConnections": "\(maxConnections)",
             "keyExchangeRate": "\(keyExchangeRate)", "clientAuth": "\(clientAuth.rawValue)",
+            "testClockOffsetMs": "\(testClockOffsetMs)",
             "adminKeyFile": "\(adminKeyFile.path)",
             "auditLog": "\(auditLog.path)", "auditMaxBytes": "\(auditMaxBytes)", "store": "\(store.rawValue)",
             "database": "\(databaseURL.map(Self.redactedURL) ?? "none")",
