@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import HTTPTypes
 import HummingbirdTesting
 import KMSCore
 import KMSProtocol
@@ -326,6 +327,51 @@ import Testing
                 #expect(outcome.status < 500, "\(path) \(String(text)) -> \(outcome.status) \(outcome.json)")
             }
             #expect(statuses.keys.contains(400))
+        }
+    }
+
+    /// `/clients` handlers check `clients:manage` themselves, after their own
+    /// 400s: every route the OpenAPI document marks `clients:manage` must
+    /// refuse a valid request from a client without it, so a new route that
+    /// forgot the check fails here.
+    @Test func everyClientsManageRouteRefusesOtherClients() async throws {
+        let (server, registry, _) = try Self.server()
+        try await server.run { client in
+            let phoneKey = Curve25519.Signing.PrivateKey()
+            _ = try await registry.add(
+                name: "phone", publicKey: phoneKey.publicKey.rawRepresentation,
+                grants: [Grant(keys: [.any], allow: Permission.allCases.filter { $0 != .clientsManage })])
+            let phone = WireSession(client: client)
+            phone.clientKey = phoneKey
+            try await phone.establish()
+            let document = try await client.execute(uri: "/openapi.json", method: .get)
+            let json = try #require(
+                try JSONSerialization.jsonObject(with: Data(buffer: document.body)) as? [String: Any])
+            let paths = try #require(json["paths"] as? [String: [String: Any]])
+            let newKey = Base64.encode(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation)
+            var checked = 0
+            for (path, operations) in paths {
+                for (method, operation) in operations {
+                    guard (operation as? [String: Any])?["x-permission"] as? String == "clients:manage" else {
+                        continue
+                    }
+                    let target = path.replacingOccurrences(of: "{client}", with: "phone")
+                        .replacingOccurrences(of: "{accessKeyId}", with: "AKIAABCDEFGHIJ234567")
+                    let body =
+                        method == "get"
+                        ? nil
+                        : path == "/clients"
+                            ? #"{"name":"tablet","publicKey":"\#(newKey)","grants":[]}"#
+                            : path.hasSuffix("/grants") ? #"{"grants":[]}"# : "{}"
+                    let outcome = try await phone.call(
+                        HTTPRequest.Method(rawValue: method.uppercased()) ?? .get, target, body)
+                    #expect(
+                        outcome.status == 403 && outcome.errorCode == "permission_denied",
+                        "\(method) \(path): \(outcome.json)")
+                    checked += 1
+                }
+            }
+            #expect(checked == 7, "routes marked clients:manage: \(checked)")
         }
     }
 }

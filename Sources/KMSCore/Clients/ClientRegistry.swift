@@ -1,6 +1,7 @@
 import Crypto
 public import Foundation
 import KMSProtocol
+import Synchronization
 
 /// The client registry of identity-v1 without HTTP: records sealed by the
 /// master key in a `ClientStore`, the lookups a key exchange and a sealed
@@ -15,6 +16,10 @@ public struct ClientRegistry: Sendable {
     public let store: any ClientStore
     let masterKey: MasterKey
     let clock: any KMSClock
+
+    /// Records opened for sealed requests, by clientId, with the exact row they
+    /// came from: an identical row needs no second AES-GCM open and JSON decode.
+    private let opened = OpenedClients()
 
     /// A sealed record opened when a key exchange names no active client, so
     /// that an unknown or revoked key costs the same work as an enrolled one.
@@ -77,8 +82,15 @@ public struct ClientRegistry: Sendable {
 
     /// The active client `clientId` (read for every admitted sealed request).
     public func activeClient(id: String) async throws(KMSError) -> ClientRecord? {
-        guard let stored = try await store.client(id: id), stored.active, let record = open(stored), record.isActive
-        else { return nil }
+        guard let stored = try await store.client(id: id), stored.active else { return nil }
+        // The row is read every time (a revocation or grant change on any instance
+        // applies at once); only the opening of an unchanged row is remembered.
+        if let known = opened.withLock({ $0[id] }), known.stored == stored { return known.record }
+        guard let record = open(stored), record.isActive else { return nil }
+        opened.withLock { cache in
+            if cache.count >= 1_024 { cache.removeAll(keepingCapacity: true) }
+            cache[id] = (stored, record)
+        }
         return record
     }
 
@@ -277,6 +289,15 @@ struct SealedClient: Codable {
                     accessKeyId: $0.accessKeyId, createdAt: $0.createdAt, revokedAt: $0.revokedAt,
                     wrappedSecret: $0.wrappedSecret)
             })
+    }
+}
+
+/// The registry's memo of opened records (a class: the registry is a value).
+final class OpenedClients: Sendable {
+    private let cache = Mutex<[String: (stored: StoredClient, record: ClientRecord)]>([:])
+
+    func withLock<T>(_ body: (inout [String: (stored: StoredClient, record: ClientRecord)]) -> T) -> T {
+        cache.withLock { body(&$0) }
     }
 }
 
