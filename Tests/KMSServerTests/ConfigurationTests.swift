@@ -142,3 +142,16 @@ import Testing
         }
     }
 }
+
+@Suite struct DatabaseURLLoggingTests {
+    /// The logged configuration shows neither the password nor the value of a
+    /// parameter start-up will refuse.
+    @Test func secretsInTheURLAreRedacted() throws {
+        let config = try KMSConfiguration(environment: [
+            "KMS_STORE": "postgres",
+            "KMS_DATABASE_URL": "postgres://kms:hunter2@db:5432/kms?sslmode=verify-full&password=hunter3",
+        ])
+        let logged = "\(config.loggable["database"] ?? "")"
+        #expect(!logged.contains("hunter2") && !logged.contains("hunter3") && logged.contains("sslmode=verify-full"))
+    }
+}

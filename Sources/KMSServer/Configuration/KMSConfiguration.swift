@@ -161,6 +161,11 @@ public struct KMSConfiguration: Sendable {
     static func redactedURL(_ url: String) -> String {
         guard var components = URLComponents(string: url) else { return "(unparsable)" }
         if components.password != nil { components.password = "redacted" }
+        // Only the two parameters start-up accepts are shown; anything else (say
+        // `?password=…`, refused a moment later) is logged by name only.
+        components.queryItems = components.queryItems?.map { item in
+            ["sslmode", "sslrootcert"].contains(item.name) ? item : URLQueryItem(name: item.name, value: "redacted")
+        }
         return components.string ?? "(unparsable)"
     }
 
