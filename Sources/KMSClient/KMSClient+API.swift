@@ -3,8 +3,12 @@ public import KMSProtocol
 
 /// The typed API of api-v1.md. Keys may be named by id or alias.
 extension KMSClient {
-    public func generateKey(alias: String? = nil) async throws -> KeyVersionResponse {
-        try await call("POST", WirePath.generateKey, body: GenerateKeyRequest(alias: alias), idempotent: false)
+    public func generateKey(alias: String? = nil, description: String? = nil, tags: [String: String]? = nil)
+        async throws -> KeyVersionResponse
+    {
+        try await call(
+            "POST", WirePath.generateKey, body: GenerateKeyRequest(alias: alias, description: description, tags: tags),
+            idempotent: false)
     }
 
     public func rotateKey(_ key: String) async throws -> KeyVersionResponse {

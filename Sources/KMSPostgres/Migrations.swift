@@ -53,6 +53,27 @@ struct Migrations {
                 "ALTER TABLE \(t("sessions")) ADD COLUMN client_id text",
                 "CREATE INDEX ON \(t("sessions")) (client_id)",
             ],
+            // 3: key lifecycle (lifecycle-v1 section 7, its "migration 2": identity-v1 took number 2 here).
+            [
+                """
+                ALTER TABLE \(t("keys")) ADD COLUMN state text NOT NULL DEFAULT 'enabled',
+                  ADD COLUMN deletion_date timestamptz, ADD COLUMN next_rotation_at timestamptz
+                """,
+                """
+                CREATE TABLE \(t("aliases")) (
+                    alias text COLLATE "C" PRIMARY KEY,
+                    key_id text NOT NULL REFERENCES \(t("keys")) (key_id) ON DELETE CASCADE,
+                    created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL)
+                """,
+                "CREATE INDEX ON \(t("aliases")) (key_id)",
+                """
+                INSERT INTO \(t("aliases")) SELECT alias, key_id, (record::json->>'createdAt')::timestamptz,
+                  (record::json->>'createdAt')::timestamptz FROM \(t("keys")) WHERE alias IS NOT NULL
+                """,
+                "ALTER TABLE \(t("keys")) DROP COLUMN alias",
+                "CREATE INDEX ON \(t("keys")) (next_rotation_at) WHERE next_rotation_at IS NOT NULL",
+                "CREATE INDEX ON \(t("keys")) (deletion_date) WHERE deletion_date IS NOT NULL",
+            ],
         ]
     }
 

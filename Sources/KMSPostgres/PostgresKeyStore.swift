@@ -7,8 +7,11 @@ import PostgresNIO
 /// `KeyStore` in PostgreSQL, shared by every instance.
 ///
 /// One row per key holding the same readable JSON as the file store's key
-/// file; compare-and-set is `UPDATE … WHERE revision = expected`, so two
-/// instances rotating one key can never both win.
+/// file, with `state`, `deletion_date` and `next_rotation_at` copied into
+/// columns for the scheduler's indexes; aliases are rows of their own
+/// (`kms_aliases`, deleted with their key by the foreign key's cascade).
+/// Compare-and-set is `UPDATE … WHERE revision = expected`, so two instances
+/// rotating one key can never both win; deletion is one conditional `DELETE`.
 public final class PostgresKeyStore: KeyStore {
     let database: PostgresDatabase
     let lifecycle: KeyLifecycle
@@ -21,7 +24,16 @@ public final class PostgresKeyStore: KeyStore {
     }
 
     private var table: String { database.table("keys") }
+    private var aliases: String { database.table("aliases") }
     private var logger: Logger { database.logger }
+
+    /// The record and its aliases, sorted by bytes.
+    private var selectRecord: String {
+        """
+        SELECT k.record, ARRAY(SELECT a.alias FROM \(aliases) a WHERE a.key_id = k.key_id ORDER BY a.alias)
+        FROM \(table) k
+        """
+    }
 
     private func encode(_ record: KeyRecord) -> String {
         let now = clock.now()
@@ -30,61 +42,82 @@ public final class PostgresKeyStore: KeyStore {
             as: UTF8.self)
     }
 
-    private func decode(_ text: String) throws(KMSError) -> KeyRecord {
+    private func decode(_ text: String, aliases: [String]) throws(KMSError) -> KeyRecord {
         do {
-            return try KeyFileFormat.decode(Data(text.utf8))
+            return try KeyFileFormat.decode(Data(text.utf8)).withAliases(aliases)
         } catch {
             throw KMSError.internal("a key row is corrupt: \(error.message)")
         }
     }
 
     public func create(_ record: KeyRecord) async throws(KMSError) {
-        let (client, logger, table, text) = (database.client, logger, table, encode(record))
-        let inserted = try await database.withDeadline("create key") {
+        let (database, logger, table, aliases, text) = (database, logger, table, aliases, encode(record))
+        let inUse = record.aliases.first.map(KMSError.aliasInUse)
+        try await database.transaction("create key", uniqueViolation: inUse) { connection in
             var inserted = false
-            for try await _ in try await client.query(
+            for try await _ in try await connection.query(
                 """
-                INSERT INTO \(unescaped: table) (key_id, alias, revision, record)
-                VALUES (\(record.keyId), \(record.alias), \(record.revision), \(text))
+                INSERT INTO \(unescaped: table) (key_id, revision, record, state, deletion_date, next_rotation_at)
+                VALUES (\(record.keyId), \(record.revision), \(text), \(record.state.rawValue),
+                        \(record.deletionDate), \(record.nextRotationAt))
                 ON CONFLICT DO NOTHING RETURNING key_id
                 """, logger: logger)
             {
                 inserted = true
             }
-            return inserted
+            guard inserted else { throw KMSError.internal("duplicate key id") }
+            for alias in record.aliases {
+                var claimed = false
+                for try await _ in try await connection.query(
+                    """
+                    INSERT INTO \(unescaped: aliases) (alias, key_id, created_at, updated_at)
+                    VALUES (\(alias), \(record.keyId), \(record.createdAt), \(record.createdAt))
+                    ON CONFLICT DO NOTHING RETURNING alias
+                    """, logger: logger)
+                {
+                    claimed = true
+                }
+                guard claimed else { throw KMSError.aliasInUse(alias) }
+            }
         }
-        if inserted { return }
-        if let alias = record.alias, try await key(alias: alias) != nil { throw KMSError.aliasInUse(alias) }
-        throw KMSError.internal("duplicate key id")
     }
 
     public func key(id: String) async throws(KMSError) -> KeyRecord? {
-        try await one("SELECT record FROM \(unescaped: table) WHERE key_id = \(id)")
+        try await records("read key", "\(unescaped: selectRecord) WHERE k.key_id = \(id)").first
     }
 
     public func key(alias: String) async throws(KMSError) -> KeyRecord? {
-        try await one("SELECT record FROM \(unescaped: table) WHERE alias = \(alias)")
+        try await records(
+            "read key",
+            "\(unescaped: selectRecord) WHERE k.key_id = (SELECT key_id FROM \(unescaped: aliases) WHERE alias = \(alias))"
+        ).first
     }
 
-    private func one(_ query: PostgresQuery) async throws(KMSError) -> KeyRecord? {
+    private func records(_ what: String, _ query: PostgresQuery) async throws(KMSError) -> [KeyRecord] {
         let (client, logger) = (database.client, logger)
-        let text: String? = try await database.withDeadline("read key") {
-            var text: String?
-            for try await record in try await client.query(query, logger: logger).decode(String.self) { text = record }
-            return text
+        let rows: [(String, [String])] = try await database.withDeadline(what) {
+            var rows: [(String, [String])] = []
+            for try await row in try await client.query(query, logger: logger).decode((String, [String]).self) {
+                rows.append(row)
+            }
+            return rows
         }
-        return try text.map { text throws(KMSError) in try decode(text) }
+        var records: [KeyRecord] = []
+        for (text, names) in rows { records.append(try decode(text, aliases: names)) }
+        return records
     }
 
     public func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyUpdate {
         var stored = record
         stored.revision = expectedRevision + 1
         let (client, logger, table, text, revision) = (database.client, logger, table, encode(stored), stored.revision)
+        let (state, deletionDate, nextRotationAt) = (stored.state.rawValue, stored.deletionDate, stored.nextRotationAt)
         let updated = try await database.withDeadline("update key") {
             var updated = false
             for try await _ in try await client.query(
                 """
-                UPDATE \(unescaped: table) SET revision = \(revision), record = \(text)
+                UPDATE \(unescaped: table) SET revision = \(revision), record = \(text),
+                  state = \(state), deletion_date = \(deletionDate), next_rotation_at = \(nextRotationAt)
                 WHERE key_id = \(record.keyId) AND revision = \(expectedRevision) RETURNING key_id
                 """, logger: logger)
             {
@@ -96,28 +129,34 @@ public final class PostgresKeyStore: KeyStore {
             guard try await key(id: record.keyId) != nil else { throw KMSError.internal("update of a missing key") }
             return .conflict
         }
-        return .updated(stored)
+        return .updated(try await key(id: record.keyId) ?? stored)
+    }
+
+    public func delete(keyId: String, expectedRevision: Int, now: Date) async throws(KMSError) -> Bool {
+        let (client, logger, table) = (database.client, logger, table)
+        return try await database.withDeadline("delete key") {
+            var deleted = false
+            // Aliases go with it (ON DELETE CASCADE), in the same statement.
+            for try await _ in try await client.query(
+                """
+                DELETE FROM \(unescaped: table) WHERE key_id = \(keyId) AND revision = \(expectedRevision)
+                  AND state = 'pending_deletion' AND deletion_date <= \(now) RETURNING key_id
+                """, logger: logger)
+            {
+                deleted = true
+            }
+            return deleted
+        }
     }
 
     public func list(after: String?, limit: Int) async throws(KMSError) -> [KeyRecord] {
-        let (client, logger, table) = (database.client, logger, table)
-        let texts: [String] = try await database.withDeadline("list keys") {
-            var texts: [String] = []
-            for try await text in try await client.query(
-                // Byte order, as the file store and the contract list keys, whatever the database's collation.
-                """
-                SELECT record FROM \(unescaped: table) WHERE key_id COLLATE "C" > \(after ?? "")
-                ORDER BY key_id COLLATE "C" LIMIT \(limit)
-                """,
-                logger: logger
-            ).decode(String.self) {
-                texts.append(text)
-            }
-            return texts
-        }
-        var records: [KeyRecord] = []
-        for text in texts { records.append(try decode(text)) }
-        return records
+        // Byte order, as the file store and the contract list keys, whatever the database's collation.
+        try await records(
+            "list keys",
+            """
+            \(unescaped: selectRecord) WHERE k.key_id COLLATE "C" > \(after ?? "")
+            ORDER BY k.key_id COLLATE "C" LIMIT \(limit)
+            """)
     }
 
     public func count() async throws(KMSError) -> Int {
@@ -130,5 +169,108 @@ public final class PostgresKeyStore: KeyStore {
             }
             return 0
         }
+    }
+
+    /// Due rows, skipping any another instance is writing this moment
+    /// (`FOR UPDATE SKIP LOCKED`): the write that follows is conditional, so
+    /// a row read here and changed since is simply not written.
+    public func due(now: Date, limit: Int) async throws(KMSError) -> [KeyRecord] {
+        try await records(
+            "due keys",
+            """
+            \(unescaped: selectRecord) WHERE k.key_id IN (
+              SELECT key_id FROM \(unescaped: table)
+              WHERE (state = 'pending_deletion' AND deletion_date <= \(now))
+                 OR (state = 'enabled' AND next_rotation_at <= \(now))
+              ORDER BY key_id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+            """)
+    }
+
+    // MARK: Aliases
+
+    private static let aliasColumns = "alias, key_id, created_at, updated_at"
+
+    private func aliasRows(_ what: String, _ query: PostgresQuery) async throws(KMSError) -> [AliasRecord] {
+        let (client, logger) = (database.client, logger)
+        return try await database.withDeadline(what) {
+            var rows: [AliasRecord] = []
+            for try await (alias, keyId, created, updated) in try await client.query(query, logger: logger).decode(
+                (String, String, Date, Date).self)
+            {
+                rows.append(AliasRecord(alias: alias, keyId: keyId, createdAt: created, updatedAt: updated))
+            }
+            return rows
+        }
+    }
+
+    public func alias(_ name: String) async throws(KMSError) -> AliasRecord? {
+        try await aliasRows(
+            "read alias", "SELECT \(unescaped: Self.aliasColumns) FROM \(unescaped: aliases) WHERE alias = \(name)"
+        ).first
+    }
+
+    public func createAlias(_ record: AliasRecord) async throws(KMSError) {
+        let (client, logger, aliases) = (database.client, logger, aliases)
+        let claimed = try await database.withDeadline("create alias") {
+            var claimed = false
+            for try await _ in try await client.query(
+                """
+                INSERT INTO \(unescaped: aliases) (\(unescaped: Self.aliasColumns))
+                VALUES (\(record.alias), \(record.keyId), \(record.createdAt), \(record.updatedAt))
+                ON CONFLICT DO NOTHING RETURNING alias
+                """, logger: logger)
+            {
+                claimed = true
+            }
+            return claimed
+        }
+        guard claimed else { throw KMSError.aliasInUse(record.alias) }
+    }
+
+    public func moveAlias(_ alias: String, expectedKeyId: String, to keyId: String, at now: Date)
+        async throws(KMSError) -> Bool
+    {
+        try await changed(
+            "move alias",
+            """
+            UPDATE \(unescaped: aliases) SET key_id = \(keyId), updated_at = \(now)
+            WHERE alias = \(alias) AND key_id = \(expectedKeyId) RETURNING alias
+            """)
+    }
+
+    public func deleteAlias(_ alias: String, expectedKeyId: String) async throws(KMSError) -> Bool {
+        try await changed(
+            "delete alias",
+            "DELETE FROM \(unescaped: aliases) WHERE alias = \(alias) AND key_id = \(expectedKeyId) RETURNING alias")
+    }
+
+    private func changed(_ what: String, _ query: PostgresQuery) async throws(KMSError) -> Bool {
+        let (client, logger) = (database.client, logger)
+        return try await database.withDeadline(what) {
+            do {
+                var changed = false
+                for try await _ in try await client.query(query, logger: logger) { changed = true }
+                return changed
+            } catch  where PostgresDatabase.sqlState(error) == "23503" {
+                // A move onto a key deleted meanwhile breaks the foreign key: nothing was written.
+                return false
+            }
+        }
+    }
+
+    public func listAliases(after: String?, limit: Int, keyId: String?) async throws(KMSError) -> [AliasRecord] {
+        let query: PostgresQuery
+        if let keyId {
+            query = """
+                SELECT \(unescaped: Self.aliasColumns) FROM \(unescaped: aliases)
+                WHERE alias > \(after ?? "") AND key_id = \(keyId) ORDER BY alias LIMIT \(limit)
+                """
+        } else {
+            query = """
+                SELECT \(unescaped: Self.aliasColumns) FROM \(unescaped: aliases)
+                WHERE alias > \(after ?? "") ORDER BY alias LIMIT \(limit)
+                """
+        }
+        return try await aliasRows("list aliases", query)
     }
 }

@@ -36,4 +36,9 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
     case publicKeyInUse = "public_key_in_use"
     case limitReached = "limit_reached"
     case lastAdmin = "last_admin"
+    // lifecycle-v1 section 5.
+    case keyDisabled = "key_disabled"
+    case keyPendingDeletion = "key_pending_deletion"
+    case keyNotPendingDeletion = "key_not_pending_deletion"
+    case aliasNotFound = "alias_not_found"
 }

@@ -20,6 +20,17 @@ public enum WirePath {
     public static let rotateKey = "/keys/rotate"
     public static let key = "/keys/{keyId}"
 
+    // lifecycle-v1
+    public static let disableKey = "/keys/{keyId}/disable"
+    public static let enableKey = "/keys/{keyId}/enable"
+    public static let scheduleKeyDeletion = "/keys/{keyId}/schedule-deletion"
+    public static let cancelKeyDeletion = "/keys/{keyId}/cancel-deletion"
+    public static let keyRotationSchedule = "/keys/{keyId}/rotation"
+    public static let keyDescription = "/keys/{keyId}/description"
+    public static let keyTags = "/keys/{keyId}/tags"
+    public static let aliases = "/aliases"
+    public static let alias = "/aliases/{alias}"
+
     public static let encrypt = "/crypto/encrypt"
     public static let decrypt = "/crypto/decrypt"
     public static let rewrap = "/crypto/rewrap"

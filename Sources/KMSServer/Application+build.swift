@@ -27,6 +27,8 @@ public struct AppDependencies: Sendable {
     public var rsaQueue: RSAWorkQueue?
     /// How often expired sessions are swept.
     public var janitorInterval: Duration = .seconds(30)
+    /// Overrides `KMS_SCHEDULER_INTERVAL_MS` (tests).
+    public var schedulerInterval: Duration?
 
     public init() {}
 }
@@ -126,7 +128,10 @@ public func buildApplication(
         SessionJanitor(
             store: sessionStore, clock: dependencies.clock, interval: dependencies.janitorInterval, logger: logger,
             audit: audit),
-        AuditFlusher(log: audit.log, database: stores.database))
+        AuditFlusher(log: audit.log, database: stores.database),
+        KeyScheduler(
+            keys: keys, audit: audit,
+            interval: dependencies.schedulerInterval ?? .milliseconds(config.schedulerIntervalMs), logger: logger))
     return app
 }
 
@@ -143,6 +148,8 @@ func makeRoutes(
         keyExchanges: KeyExchangeLimiter(perSecond: keyExchangeRate)
     ).register(on: &routes)
     KeysController(keys: keys, audit: audit).register(on: &routes)
+    KeyLifecycleController(keys: keys, audit: audit).register(on: &routes)
+    AliasesController(keys: keys, audit: audit).register(on: &routes)
     ClientsController(clients: sessions.clients, sessions: sessions, audit: audit).register(on: &routes)
     CryptoController(keys: keys, audit: audit).register(on: &routes)
     let docs = DocsController()

@@ -70,7 +70,7 @@ struct MigrateCommand: AsyncParsableCommand {
             guard let last = page.last else { break }
             for record in page {
                 if let existing = try await targetKeys.key(id: record.keyId) {
-                    guard existing.versions == record.versions, existing.alias == record.alias else {
+                    guard existing.versions == record.versions, existing.aliases == record.aliases else {
                         throw ValidationError("key \(record.keyId) differs on the destination; resolve it by hand")
                     }
                     present += 1
@@ -94,7 +94,8 @@ struct MigrateCommand: AsyncParsableCommand {
                     }
                     versions += 1
                 }
-                // And the active version encrypts on one side and decrypts on the other.
+                // And the active version of an enabled key encrypts on one side and decrypts on the other.
+                guard record.state == .enabled else { continue }
                 let sourceRing = KeyRing(
                     store: sourceKeys, masterKey: masterKey, lifecycle: lifecycle, clock: SystemClock())
                 let targetRing = KeyRing(

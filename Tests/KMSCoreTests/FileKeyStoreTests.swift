@@ -1,5 +1,6 @@
 import Foundation
 import KMSCore
+import KMSProtocol
 import Testing
 
 /// What only the file store promises: durability, modes, crash leftovers.
@@ -113,5 +114,45 @@ import Testing
         }
         #expect(failure?.code == .serverBusy && failure?.retryAfterSeconds != nil)
         #expect(failure?.message.contains(record.keyId) == false)
+    }
+}
+
+/// lifecycle-v1 section 7: a store written before lifecycle still reads.
+@Suite struct FileKeyStoreV1Tests {
+    @Test func v1RecordsAndBareAliasFilesRead() async throws {
+        let folder = temporaryFolder()
+        let keyId = KeyIdentifier.newKeyId()
+        try FileManager.default.createDirectory(
+            at: folder.appendingPathComponent("keys"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: folder.appendingPathComponent("aliases"), withIntermediateDirectories: true)
+        let v1 = """
+            {
+              "format": "kms-key-v1",
+              "keyId": "\(keyId)",
+              "alias": "stale",
+              "createdAt": "2026-01-02T03:04:05.000Z",
+              "revision": 1,
+              "versions": [
+                { "version": 1, "createdAt": "2026-01-02T03:04:05.000Z", "status": "active", "wrappedKey": "AAAA" }
+              ]
+            }
+
+            """
+        try Data(v1.utf8).write(to: folder.appendingPathComponent("keys/\(keyId).json"))
+        try Data((keyId + "\n").utf8).write(to: folder.appendingPathComponent("aliases/photos"))
+        let store = try FileKeyStore(folder: folder, lifecycle: KeyLifecycle(graceMs: 1000), clock: SystemClock())
+        let record = try #require(try await store.key(alias: "photos"))
+        #expect(record.keyId == keyId && record.state == .enabled && record.rotationPeriodDays == nil)
+        #expect(record.aliases == ["photos"] && record.description == "" && record.tags.isEmpty)
+        let alias = try #require(try await store.alias("photos"))
+        #expect(alias.createdAt == Timestamp.parse("2026-01-02T03:04:05.000Z"))
+        // The next write is v2, without the stale alias member.
+        var disabled = record
+        disabled.state = .disabled
+        _ = try await store.update(disabled, expectedRevision: 1)
+        let text = try String(contentsOf: folder.appendingPathComponent("keys/\(keyId).json"), encoding: .utf8)
+        #expect(text.contains("\"format\": \"kms-key-v2\"") && !text.contains("stale"))
+        #expect(text.contains("\"state\": \"disabled\""))
     }
 }

@@ -120,7 +120,7 @@ import Testing
         let photos = KeyAccess.Names(keyId: "key_AAECAwQFBgcICQoLDA0ODw", alias: "photos")
         let secret = KeyAccess.Names(keyId: "key_BBECAwQFBgcICQoLDA0ODw", alias: "secret")
         let resolve: (String) async throws(KMSError) -> KeyAccess.Names? = { name in
-            [photos, secret].first { $0.keyId == name || $0.alias == name }
+            [photos, secret].first { $0.keyId == name || $0.aliases.contains(name) }
         }
         let grants = [Grant(keys: [.alias("photos"), .alias("gone")], allow: [.cryptoEncrypt])]
         func code(_ name: String) async -> ErrorCode? {

@@ -286,3 +286,39 @@ enum DurableMode {
         (try? FileManager.default.attributesOfItem(atPath: url.path)[.posixPermissions] as? Int).map { $0 & 0o777 }
     }
 }
+
+/// lifecycle-v1's CLI verbs against a live `kms serve`.
+@Suite struct LifecycleCLITests {
+    @Test func keysAndAliasesVerbs() async throws {
+        let server = try await ServeProcess()
+        let env = server.clientEnvironment
+        func run(_ arguments: [String]) throws -> CLIProcess.Output {
+            let result = try CLIProcess.run(arguments, environment: env)
+            #expect(result.status == 0, "\(arguments): \(result.stdout)\(result.stderr)")
+            return result
+        }
+        _ = try run(["keys", "generate", "--alias", "life", "--description", "family photos", "--tag", "owner=ana"])
+        let shown = try run(["keys", "show", "life"]).stdout
+        #expect(shown.contains("state      enabled") && shown.contains("family photos") && shown.contains("owner=ana"))
+        #expect(try run(["keys", "disable", "life"]).stdout.contains("state      disabled"))
+        let refused = try CLIProcess.run(["encrypt", "--key", "life", "hello"], environment: env)
+        #expect(refused.status != 0 && refused.stderr.contains("key_disabled"), "\(refused.stderr)")
+        #expect(try run(["keys", "enable", "life"]).stdout.contains("state      enabled"))
+        #expect(try run(["keys", "rotation", "life", "--every", "90d"]).stdout.contains("every 90 days"))
+        #expect(try run(["keys", "rotation", "life", "--off"]).stdout.contains("rotation   manual"))
+        #expect(try run(["keys", "describe", "life", "holiday photos"]).stdout.contains("holiday photos"))
+        let tagged = try run(["keys", "tag", "life", "--set", "year=2026", "--remove", "owner"]).stdout
+        #expect(tagged.contains("year=2026") && !tagged.contains("owner=ana"))
+        #expect(try run(["aliases", "create", "life-2026", "life"]).stdout.contains("life-2026 → key_"))
+        #expect(try run(["aliases", "list", "--key", "life"]).stdout.contains("life-2026"))
+        _ = try run(["keys", "generate", "--alias", "other"])
+        let moved = try run(["aliases", "move", "life-2026", "other", "--json"]).stdout
+        #expect(moved.contains("\"alias\" : \"life-2026\""))
+        #expect(try run(["aliases", "delete", "life-2026"]).stdout.contains("deleted alias life-2026"))
+        let pending = try run(["keys", "schedule-deletion", "life", "--days", "7"]).stdout
+        #expect(pending.contains("pending_deletion") && pending.contains("deleted for good at"))
+        #expect(try run(["keys", "cancel-deletion", "life"]).stdout.contains("state      disabled"))
+        let badDays = try CLIProcess.run(["keys", "schedule-deletion", "life", "--days", "3"], environment: env)
+        #expect(badDays.status != 0 && badDays.stderr.contains("pendingWindowDays"))
+    }
+}

@@ -26,7 +26,7 @@ import Testing
     @Test func theBootstrapAdminSignsAndAV1BodyIsRefusedWithoutUsingThePendingSession() async throws {
         let (server, registry, _) = try Self.server()
         try await server.run { client in
-            let admin = try #require(try await registry.resolve("admin").record)
+            let admin = try await registry.resolve("admin").record
             #expect(admin.publicKey == TestServer.adminKey.publicKey.rawRepresentation && admin.grants == [.everything])
             let session = WireSession(client: client)
             try await session.establish()

@@ -70,6 +70,7 @@ import Testing
             for route in sealed {
                 let uri = route.path.replacingOccurrences(of: "{keyId}", with: "photos")
                     .replacingOccurrences(of: "{client}", with: "phone")
+                    .replacingOccurrences(of: "{alias}", with: "photos")
                     .replacingOccurrences(of: "{accessKeyId}", with: "AKIAABCDEFGHIJ234567")
                 let response = try await client.execute(uri: uri, method: route.method)
                 #expect(response.status == .unauthorized && response.errorCode == "invalid_token", "\(route.path)")
@@ -161,6 +162,12 @@ enum SchemaValidator {
             return []
         case (.array(let items), .array(let elements)):
             return elements.enumerated().flatMap { validate($1, against: items, path: "\(path)[\($0)]") }
+        case (.map(let values), .object(let members)):
+            return members.flatMap { validate($0.1, against: values, path: "\(path).\($0.0)") }
+        case (.nullable, .null):
+            return []
+        case (.nullable(let inner), _):
+            return validate(value, against: inner, path: path)
         case (.reference(let name), _):
             guard let type = OpenAPIDocument.types.first(where: { $0.schemaName == name }) else {
                 return ["\(path): unknown \(name)"]

@@ -114,7 +114,12 @@ def generate(session: Session, alias: str | None = None) -> dict:
 
 def check_metadata(meta: dict) -> dict:
     """The GET /keys/{keyId} shape; returns {version: version object}."""
-    check_fields(meta, {"keyId", "createdAt", "activeVersion", "versions"}, {"alias"}, what="key metadata")
+    # lifecycle-v1 section 5 extends api-v1's metadata; its members are allowed here and checked by
+    # test_lifecycle_v1.py (a server that implements only api-v1 sends none of them).
+    lifecycle = {"state", "deletionDate", "pendingWindowDays", "rotationPeriodDays", "nextRotationAt",
+                 "description", "tags", "aliases"}
+    check_fields(meta, {"keyId", "createdAt", "activeVersion", "versions"}, {"alias"} | lifecycle,
+                 what="key metadata")
     assert KEY_ID_RE.fullmatch(meta["keyId"])
     if "alias" in meta:
         assert isinstance(meta["alias"], str) and ALIAS_RE.fullmatch(meta["alias"])

@@ -67,6 +67,11 @@ public struct Grant: Sendable, Hashable {
 
     /// Whether this grant lists `permission` with a pattern matching the key.
     public func allows(_ permission: Permission, keyId: String, alias: String?) -> Bool {
-        allow.contains(permission) && keys.contains { $0.matches(keyId: keyId, alias: alias) }
+        allows(permission, keyId: keyId, aliases: alias.map { [$0] } ?? [])
+    }
+
+    /// Whether this grant lists `permission` with a pattern matching the key by any of its names.
+    public func allows(_ permission: Permission, keyId: String, aliases: [String]) -> Bool {
+        allow.contains(permission) && keys.contains { $0.matches(keyId: keyId, aliases: aliases) }
     }
 }

@@ -5,14 +5,29 @@ import KMSProtocol
 /// forbidden key and a missing one look alike to anyone who does not already
 /// hold a grant naming it.
 public enum KeyAccess {
-    /// A key as the store knows it: both of its names.
+    /// A key as the store knows it: all of its names.
     public struct Names: Sendable, Equatable {
         public let keyId: String
-        public let alias: String?
+        public let aliases: [String]
+
+        public init(keyId: String, aliases: [String]) {
+            self.keyId = keyId
+            self.aliases = aliases
+        }
 
         public init(keyId: String, alias: String?) {
-            self.keyId = keyId
-            self.alias = alias
+            self.init(keyId: keyId, aliases: alias.map { [$0] } ?? [])
+        }
+
+        /// The same key judged without one of its aliases (lifecycle-v1 rule
+        /// 9.2: moving or deleting alias A is judged on its key without A).
+        public func without(_ alias: String) -> Names {
+            Names(keyId: keyId, aliases: aliases.filter { $0 != alias })
+        }
+
+        /// Whether `grants` allow `permission` on this key by any of its names.
+        public func allowed(_ permission: Permission, by grants: [Grant]) -> Bool {
+            grants.contains { $0.allows(permission, keyId: keyId, aliases: aliases) }
         }
     }
 
@@ -33,7 +48,7 @@ public enum KeyAccess {
             return names
         }
         if let names = try await resolve(requested),
-            grants.contains(where: { $0.allows(permission, keyId: names.keyId, alias: names.alias) })
+            names.allowed(permission, by: grants)
         {
             return names
         }

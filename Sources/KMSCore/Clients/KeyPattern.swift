@@ -51,7 +51,13 @@ public enum KeyPattern: Sendable, Hashable {
 
     /// Whether the pattern matches a key by its keyId or its alias.
     public func matches(keyId: String, alias: String?) -> Bool {
-        matches(name: keyId) || alias.map { matches(name: $0) } == true
+        matches(keyId: keyId, aliases: alias.map { [$0] } ?? [])
+    }
+
+    /// Whether the pattern matches a key by its keyId or any of its aliases
+    /// (lifecycle-v1: a key has 0..n aliases).
+    public func matches(keyId: String, aliases: [String]) -> Bool {
+        matches(name: keyId) || aliases.contains { matches(name: $0) }
     }
 
     /// Whether some alias starts with `text` (non-empty, no `*`). `generate`

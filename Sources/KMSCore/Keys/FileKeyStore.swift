@@ -14,20 +14,32 @@ import Synchronization
 ///
 /// - `keys/<keyId>.json`, one file per key (see `KeyFileFormat`), so a write
 ///   costs the same with 10 keys or 100,000;
-/// - `aliases/<alias>`, one small file per alias holding its key id, created
-///   with `link(2)` so that two creates can never both claim an alias.
+/// - `aliases/<alias>`, one small file per alias (`AliasFileFormat`), created
+///   with `link(2)` so that two creates can never both claim an alias, and
+///   moved by writing a new file over it (rename).
 ///
 /// Every write is durable (`DurableFile`: temp file, fsync, rename, fsync of
 /// the folder); files are 0600 in 0700 folders. Start-up only lists the key
-/// folder; records are read, and never unwrapped, on first use.
+/// folder; records are read, and never unwrapped, on first use. The alias
+/// index (alias → key, key → aliases) is built on the store's queue right
+/// after start-up, in the background, and kept current by every write.
 ///
 /// Writes and cache misses run one at a time on a serial queue, off Swift's
-/// cooperative threads (fsync blocks); cached reads take a short lock.
+/// cooperative threads (fsync blocks); cached reads take a short lock. The
+/// store is single-instance (lifecycle-v1 rule 9.10).
 public final class FileKeyStore: KeyStore {
     private struct State {
+        /// Records as stored, without aliases.
         var cache: [String: KeyRecord] = [:]
         /// Every key id, sorted (for `list`).
         var ids: [String] = []
+        /// nil until the queue has read the alias folder.
+        var aliases: AliasIndex?
+
+        func hasKey(_ id: String) -> Bool {
+            let index = ids.partitioningIndex { $0 >= id }
+            return index < ids.count && ids[index] == id
+        }
     }
 
     private let keysFolder: URL
@@ -54,32 +66,49 @@ public final class FileKeyStore: KeyStore {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: keysFolder.path)) ?? []
         let ids = names.filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.map { String($0.dropLast(5)) }.sorted()
         state.withLock { $0.ids = ids }
+        queue.async { [self] in _ = try? aliasIndex() }
     }
 
     public func create(_ record: KeyRecord) async throws(KMSError) {
         try await serially { () throws(KMSError) in
             guard try self.readKey(record.keyId) == nil else { throw KMSError.internal("duplicate key id") }
-            if let alias = record.alias { try self.claimAlias(alias, for: record.keyId) }
-            try self.writeKey(record)
+            var claimed: [AliasRecord] = []
+            do throws(KMSError) {
+                for alias in record.aliases {
+                    let entry = AliasRecord(
+                        alias: alias, keyId: record.keyId, createdAt: record.createdAt, updatedAt: record.createdAt)
+                    try self.claimAlias(entry)
+                    claimed.append(entry)
+                }
+                try self.writeKey(record.withAliases([]))
+            } catch {
+                for entry in claimed { unlink(self.aliasURL(entry.alias).path) }
+                throw error
+            }
             self.state.withLock { state in
-                state.cache[record.keyId] = record
+                state.cache[record.keyId] = record.withAliases([])
                 let index = state.ids.partitioningIndex { $0 >= record.keyId }
                 state.ids.insert(record.keyId, at: index)
+                for entry in claimed { state.aliases?.set(entry) }
             }
         }
     }
 
     public func key(id: String) async throws(KMSError) -> KeyRecord? {
         guard Self.isSafeName(id) else { return nil }
-        if let cached = state.withLock({ $0.cache[id] }) { return cached }
-        return try await serially { () throws(KMSError) in try self.readKey(id) }
+        let cached = state.withLock { state -> KeyRecord? in
+            guard let record = state.cache[id], let aliases = state.aliases else { return nil }
+            return record.withAliases(aliases.names(of: id))
+        }
+        if let cached { return cached }
+        return try await serially { () throws(KMSError) in try self.readAttached(id) }
     }
 
     public func key(alias: String) async throws(KMSError) -> KeyRecord? {
         guard Self.isSafeName(alias) else { return nil }
         return try await serially { () throws(KMSError) -> KeyRecord? in
-            guard let id = self.aliasTarget(alias) else { return nil }
-            return try self.readKey(id)
+            guard let id = try self.aliasIndex().byName[alias]?.keyId else { return nil }
+            return try self.readAttached(id)
         }
     }
 
@@ -89,11 +118,37 @@ public final class FileKeyStore: KeyStore {
                 throw KMSError.internal("update of a missing key")
             }
             guard current.revision == expectedRevision else { return .conflict }
-            var stored = record
+            var stored = record.withAliases([])
             stored.revision = expectedRevision + 1
             try self.writeKey(stored)
             self.state.withLock { $0.cache[stored.keyId] = stored }
-            return .updated(stored)
+            return .updated(try self.readAttached(stored.keyId) ?? stored)
+        }
+    }
+
+    public func delete(keyId: String, expectedRevision: Int, now: Date) async throws(KMSError) -> Bool {
+        guard Self.isSafeName(keyId) else { return false }
+        return try await serially { () throws(KMSError) -> Bool in
+            guard let current = try self.readKey(keyId), current.revision == expectedRevision,
+                current.isDueForDeletion(at: now)
+            else { return false }
+            // Aliases first (lifecycle-v1 section 1): a crash between leaves a key without aliases, retried next tick.
+            let names = try self.aliasIndex().names(of: keyId)
+            for name in names { unlink(self.aliasURL(name).path) }
+            if !names.isEmpty { try self.sync(self.aliasFolder) }
+            self.state.withLock { state in
+                for name in names { state.aliases?.remove(name) }
+            }
+            guard unlink(self.keyURL(keyId).path) == 0 || errno == ENOENT else {
+                throw KMSError.storageUnavailable("cannot delete key \(keyId): errno \(errno)")
+            }
+            try self.sync(self.keysFolder)
+            self.state.withLock { state in
+                state.cache[keyId] = nil
+                let index = state.ids.partitioningIndex { $0 >= keyId }
+                if index < state.ids.count, state.ids[index] == keyId { state.ids.remove(at: index) }
+            }
+            return true
         }
     }
 
@@ -113,6 +168,71 @@ public final class FileKeyStore: KeyStore {
         state.withLock { $0.ids.count }
     }
 
+    /// A scan of every record (cached after its first read): the scheduler
+    /// asks once a minute, and a personal KMS holds hundreds of keys, not millions.
+    public func due(now: Date, limit: Int) async throws(KMSError) -> [KeyRecord] {
+        try await serially { () throws(KMSError) -> [KeyRecord] in
+            var due: [KeyRecord] = []
+            for id in self.state.withLock({ $0.ids }) where due.count < limit {
+                if let record = try self.readAttached(id),
+                    record.isDueForDeletion(at: now) || record.isDueForRotation(at: now)
+                {
+                    due.append(record)
+                }
+            }
+            return due
+        }
+    }
+
+    public func alias(_ name: String) async throws(KMSError) -> AliasRecord? {
+        guard Self.isSafeName(name) else { return nil }
+        return try await serially { () throws(KMSError) in try self.aliasIndex().byName[name] }
+    }
+
+    public func createAlias(_ record: AliasRecord) async throws(KMSError) {
+        try await serially { () throws(KMSError) in
+            guard try self.readKey(record.keyId) != nil else { throw KMSError.internal("alias of a missing key") }
+            try self.claimAlias(record)
+            self.state.withLock { $0.aliases?.set(record) }
+        }
+    }
+
+    public func moveAlias(_ alias: String, expectedKeyId: String, to keyId: String, at now: Date)
+        async throws(KMSError) -> Bool
+    {
+        try await serially { () throws(KMSError) -> Bool in
+            guard var record = try self.aliasIndex().byName[alias], record.keyId == expectedKeyId,
+                try self.readKey(keyId) != nil
+            else { return false }
+            record.keyId = keyId
+            record.updatedAt = now
+            do throws(DurableFile.Failure) {
+                try DurableFile.write(AliasFileFormat.encode(record), to: self.aliasURL(alias))
+            } catch {
+                throw KMSError.storageUnavailable("cannot move alias: \(error.description)")
+            }
+            self.state.withLock { $0.aliases?.set(record) }
+            return true
+        }
+    }
+
+    public func deleteAlias(_ alias: String, expectedKeyId: String) async throws(KMSError) -> Bool {
+        try await serially { () throws(KMSError) -> Bool in
+            guard try self.aliasIndex().byName[alias]?.keyId == expectedKeyId else { return false }
+            guard unlink(self.aliasURL(alias).path) == 0 || errno == ENOENT else {
+                throw KMSError.storageUnavailable("cannot delete alias: errno \(errno)")
+            }
+            try self.sync(self.aliasFolder)
+            self.state.withLock { $0.aliases?.remove(alias) }
+            return true
+        }
+    }
+
+    public func listAliases(after: String?, limit: Int, keyId: String?) async throws(KMSError) -> [AliasRecord] {
+        try await serially { () throws(KMSError) in try self.aliasIndex().page(after: after, limit: limit, keyId: keyId)
+        }
+    }
+
     // MARK: On the queue
 
     private func serially<T: Sendable>(_ body: @escaping @Sendable () throws(KMSError) -> T) async throws(KMSError) -> T
@@ -130,6 +250,20 @@ public final class FileKeyStore: KeyStore {
     }
 
     private func keyURL(_ id: String) -> URL { keysFolder.appendingPathComponent("\(id).json") }
+    private func aliasURL(_ alias: String) -> URL { aliasFolder.appendingPathComponent(alias) }
+
+    private func sync(_ folder: URL) throws(KMSError) {
+        do {
+            try DurableFile.syncFolder(folder.path)
+        } catch {
+            throw KMSError.storageUnavailable("cannot sync \(folder.lastPathComponent): \(error.description)")
+        }
+    }
+
+    private func readAttached(_ id: String) throws(KMSError) -> KeyRecord? {
+        guard let record = try readKey(id) else { return nil }
+        return record.withAliases(try aliasIndex().names(of: id))
+    }
 
     private func readKey(_ id: String) throws(KMSError) -> KeyRecord? {
         if let cached = state.withLock({ $0.cache[id] }) { return cached }
@@ -157,26 +291,40 @@ public final class FileKeyStore: KeyStore {
         }
     }
 
-    private func aliasTarget(_ alias: String) -> String? {
-        guard let data = FileManager.default.contents(atPath: aliasFolder.appendingPathComponent(alias).path) else {
-            return nil
+    /// The alias index, reading the folder the first time. An alias whose
+    /// key file is missing (left by a crash before its key was written) is
+    /// not indexed; a later claim takes it over. A v1 alias file (a bare key
+    /// id) takes its key's `createdAt` (lifecycle-v1 rule 9.9).
+    private func aliasIndex() throws(KMSError) -> AliasIndex {
+        if let index = state.withLock({ $0.aliases }) { return index }
+        var index = AliasIndex()
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: aliasFolder.path)) ?? []
+        for name in names where !name.hasPrefix(".") && Self.isSafeName(name) {
+            guard let data = FileManager.default.contents(atPath: aliasURL(name).path),
+                let parsed = AliasFileFormat.decode(data, alias: name),
+                state.withLock({ $0.hasKey(parsed.keyId) })
+            else { continue }
+            if let record = parsed.record {
+                index.set(record)
+            } else if let key = try readKey(parsed.keyId) {
+                index.set(
+                    AliasRecord(alias: name, keyId: key.keyId, createdAt: key.createdAt, updatedAt: key.createdAt))
+            }
         }
-        let id = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return Self.isSafeName(id) ? id : nil
+        state.withLock { $0.aliases = index }
+        return index
     }
 
-    /// Claims `alias` for `id`: a `link(2)` of a fully written temp file, which
-    /// fails if the alias exists. An alias left by a crash before its key was
+    /// Claims an alias: a `link(2)` of a fully written temp file, which fails
+    /// if the alias exists. An alias left by a crash before its key was
     /// written (its key file is missing) is taken over.
-    private func claimAlias(_ alias: String, for id: String) throws(KMSError) {
-        let target = aliasFolder.appendingPathComponent(alias)
-        if let existing = aliasTarget(alias) {
-            guard try readKey(existing) == nil else { throw KMSError.aliasInUse(alias) }
-            unlink(target.path)
-        }
+    private func claimAlias(_ record: AliasRecord) throws(KMSError) {
+        let target = aliasURL(record.alias)
+        if try aliasIndex().byName[record.alias] != nil { throw KMSError.aliasInUse(record.alias) }
+        if FileManager.default.fileExists(atPath: target.path) { unlink(target.path) }
         do {
-            guard try DurableFile.createExclusive(Data((id + "\n").utf8), at: target) else {
-                throw KMSError.aliasInUse(alias)
+            guard try DurableFile.createExclusive(AliasFileFormat.encode(record), at: target) else {
+                throw KMSError.aliasInUse(record.alias)
             }
         } catch let error as KMSError {
             throw error

@@ -21,8 +21,14 @@ public enum KeyIdentifier {
     /// `GET /keys/{alias}` always reaches the alias.
     public static let reservedAliases: Set<String> = ["generate", "rotate"]
 
+    /// A new alias: the grammar, and not a reserved word.
     public static func isValidAlias(_ alias: String) -> Bool {
-        guard !reservedAliases.contains(alias) else { return false }
+        !reservedAliases.contains(alias) && isAliasSyntax(alias)
+    }
+
+    /// The alias grammar alone: what a lookup accepts, since aliases named
+    /// `generate` or `rotate` made before they were reserved still work.
+    public static func isAliasSyntax(_ alias: String) -> Bool {
         let bytes = Array(alias.utf8)
         guard let first = bytes.first, bytes.count <= 64, isAlphanumeric(first), !alias.hasPrefix(keyIdPrefix)
         else { return false }

@@ -15,25 +15,56 @@ public struct KeyVersion: Sendable, Equatable {
     }
 }
 
+/// lifecycle-v1 section 1: whether a key may be used.
+public enum KeyState: String, Sendable, Equatable, CaseIterable {
+    /// New keys; every operation allowed.
+    case enabled
+    /// The brake: every crypto operation and rotation refused (`409 key_disabled`), metadata readable.
+    case disabled
+    /// Waiting for `deletionDate`, when the scheduler deletes it for good (`409 key_pending_deletion`).
+    case pendingDeletion = "pending_deletion"
+}
+
 /// A managed key and all its versions. Versions are never deleted: a retired
 /// version's material is kept so that an operator can rescue old data by
 /// raising `KMS_KEY_GRACE_MS`.
 public struct KeyRecord: Sendable, Equatable {
     public let keyId: String
-    public let alias: String?
+    /// The key's aliases, sorted by bytes. Aliases are their own records
+    /// (lifecycle-v1 section 3): stores fill this in on every read, `create`
+    /// claims them with the key, and `update` ignores it.
+    public var aliases: [String]
     public let createdAt: Date
     /// Versions 1...n in order; the last one is active.
     public internal(set) var versions: [KeyVersion]
     /// Bumped by every update; stores compare-and-set on it.
     public var revision: Int
+    public var state: KeyState = .enabled
+    /// When a `pending_deletion` key is deleted for good.
+    public var deletionDate: Date?
+    public var pendingWindowDays: Int?
+    /// Automatic rotation (lifecycle-v1 section 2); nil: none.
+    public var rotationPeriodDays: Int?
+    public var nextRotationAt: Date?
+    public var description: String = ""
+    public var tags: [String: String] = [:]
 
-    public init(keyId: String, alias: String?, createdAt: Date, versions: [KeyVersion], revision: Int = 1) {
+    public init(keyId: String, aliases: [String], createdAt: Date, versions: [KeyVersion], revision: Int = 1) {
         self.keyId = keyId
-        self.alias = alias
+        self.aliases = aliases.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         self.createdAt = createdAt
         self.versions = versions
         self.revision = revision
     }
+
+    public init(keyId: String, alias: String?, createdAt: Date, versions: [KeyVersion], revision: Int = 1) {
+        self.init(
+            keyId: keyId, aliases: alias.map { [$0] } ?? [], createdAt: createdAt, versions: versions,
+            revision: revision)
+    }
+
+    /// The first alias (api-v1's single `alias`), nil when the key has none.
+    public var alias: String? { aliases.first }
 
     public var activeVersion: Int { versions.count }
 
@@ -47,4 +78,42 @@ public struct KeyRecord: Sendable, Equatable {
         guard number >= 1, number < versions.count else { return nil }
         return versions[number].createdAt
     }
+
+    /// Whether the scheduler should delete it at `now`.
+    public func isDueForDeletion(at now: Date) -> Bool {
+        state == .pendingDeletion && (deletionDate.map { $0 <= now } ?? false)
+    }
+
+    /// Whether the scheduler should rotate it at `now` (disabled keys wait).
+    public func isDueForRotation(at now: Date) -> Bool {
+        state == .enabled && rotationPeriodDays != nil && (nextRotationAt.map { $0 <= now } ?? false)
+    }
+
+    /// The same key with its lifecycle members but not its aliases: what a
+    /// store compares when it checks that an update did not change aliases.
+    public func withAliases(_ aliases: [String]) -> KeyRecord {
+        var copy = self
+        copy.aliases = aliases.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        return copy
+    }
+}
+
+/// An alias record (lifecycle-v1 section 3): one name for one key id.
+public struct AliasRecord: Sendable, Equatable {
+    public let alias: String
+    public var keyId: String
+    public let createdAt: Date
+    public var updatedAt: Date
+
+    public init(alias: String, keyId: String, createdAt: Date, updatedAt: Date) {
+        self.alias = alias
+        self.keyId = keyId
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+extension String {
+    /// Byte order, as the contracts sort ids and aliases.
+    public func bytesPrecede(_ other: String) -> Bool { utf8.lexicographicallyPrecedes(other.utf8) }
 }

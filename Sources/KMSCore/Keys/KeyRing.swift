@@ -35,9 +35,11 @@ public struct KeyRing: Sendable {
 
     /// Refuses a reference that cannot name a key (empty: `400`; neither a
     /// key id nor an alias: `404`, as `resolve` would), without a store read.
+    /// Aliases named `generate` or `rotate` made before they were reserved
+    /// still resolve (lifecycle-v1 rule 9.3).
     public func checkReference(_ reference: String, field: String) throws(KMSError) {
         guard !reference.isEmpty else { throw KMSError(.invalidRequest, "`\(field)` must not be empty", field: field) }
-        guard KeyIdentifier.isKeyId(reference) || KeyIdentifier.isValidAlias(reference) else {
+        guard KeyIdentifier.isKeyId(reference) || KeyIdentifier.isAliasSyntax(reference) else {
             throw Self.keyNotFound
         }
     }
@@ -45,15 +47,19 @@ public struct KeyRing: Sendable {
     static let keyNotFound = KMSError(
         .keyNotFound, "no key has this id or alias; create one with POST \(WirePath.generateKey)")
 
-    public func generate(alias: String?) async throws(KMSError) -> KeyRecord {
+    /// A new enabled key with version 1, and its alias when given
+    /// (`labels` already validated by `KeyLabels`).
+    public func generate(alias: String?, labels: KeyLabels = KeyLabels()) async throws(KMSError) -> KeyRecord {
         try checkAlias(alias)
         let keyId = KeyIdentifier.newKeyId()
         let now = clock.now()
-        let record = KeyRecord(
+        var record = KeyRecord(
             keyId: keyId, alias: alias, createdAt: now,
             versions: [
                 KeyVersion(version: 1, createdAt: now, wrappedMaterial: try newMaterial(keyId: keyId, version: 1))
             ])
+        record.description = labels.description ?? ""
+        record.tags = labels.set
         try await store.create(record)
         return record
     }
@@ -63,13 +69,9 @@ public struct KeyRing: Sendable {
     public func rotate(_ reference: String) async throws(KMSError) -> KeyRecord {
         for _ in 0..<64 {
             var record = try await resolve(reference, field: "keyId")
+            try record.checkUsable()
             let expected = record.revision
-            let number = record.versions.count + 1
-            let now = max(clock.now(), record.versions.last?.createdAt ?? clock.now())
-            record.versions.append(
-                KeyVersion(
-                    version: number, createdAt: now,
-                    wrappedMaterial: try newMaterial(keyId: record.keyId, version: number)))
+            try addVersion(to: &record)
             switch try await store.update(record, expectedRevision: expected) {
             case .updated(let stored): return stored
             case .conflict: continue
@@ -88,12 +90,22 @@ public struct KeyRing: Sendable {
         return record
     }
 
-    /// Both names of the key `reference` names; nil when none does (or the
+    /// A new active version at the end of `record` (not yet stored).
+    func addVersion(to record: inout KeyRecord) throws(KMSError) {
+        let number = record.versions.count + 1
+        let now = max(clock.now(), record.versions.last?.createdAt ?? clock.now())
+        record.versions.append(
+            KeyVersion(
+                version: number, createdAt: now, wrappedMaterial: try newMaterial(keyId: record.keyId, version: number))
+        )
+    }
+
+    /// Every name of the key `reference` names; nil when none does (or the
     /// reference is malformed): what a permission decision needs.
     public func resolveNames(_ reference: String) async throws(KMSError) -> KeyAccess.Names? {
         do {
             let record = try await resolve(reference, field: "keyId")
-            return KeyAccess.Names(keyId: record.keyId, alias: record.alias)
+            return KeyAccess.Names(keyId: record.keyId, aliases: record.aliases)
         } catch {
             if error.code == .keyNotFound || error.code == .invalidRequest { return nil }
             throw error
@@ -102,7 +114,7 @@ public struct KeyRing: Sendable {
 
     public func metadata(_ record: KeyRecord) -> KeyMetadata {
         let now = clock.now()
-        return KeyMetadata(
+        var metadata = KeyMetadata(
             keyId: record.keyId, alias: record.alias, createdAt: Timestamp.format(record.createdAt),
             activeVersion: record.activeVersion,
             versions: record.versions.map { version in
@@ -111,6 +123,15 @@ public struct KeyRing: Sendable {
                     status: lifecycle.status(record, version: version.version, now: now).rawValue,
                     graceUntil: lifecycle.graceUntil(record, version: version.version).map(Timestamp.format))
             })
+        metadata.state = record.state.rawValue
+        metadata.deletionDate = record.deletionDate.map(Timestamp.format)
+        metadata.pendingWindowDays = record.pendingWindowDays
+        metadata.rotationPeriodDays = record.rotationPeriodDays
+        metadata.nextRotationAt = record.nextRotationAt.map(Timestamp.format)
+        metadata.description = record.description
+        metadata.tags = record.tags
+        metadata.aliases = record.aliases
+        return metadata
     }
 
     /// A page of the keys `including` accepts (identity-v1: the client's
@@ -142,6 +163,7 @@ public struct KeyRing: Sendable {
 
     public func encrypt(_ reference: String, plaintext: Data, aad: Data) async throws(KMSError) -> CiphertextResponse {
         let record = try await resolve(reference, field: "keyId")
+        try record.checkUsable()
         return try seal(plaintext, record: record, aad: aad)
     }
 
@@ -154,12 +176,14 @@ public struct KeyRing: Sendable {
     public func rewrap(_ text: String, aad: Data) async throws(KMSError) -> CiphertextResponse {
         let (parsed, plaintext) = try await open(text, aad: aad)
         let record = try await resolve(parsed.keyId, field: "ciphertext")
+        try record.checkUsable()
         return try seal(plaintext, record: record, aad: aad)
     }
 
     /// A fresh data key, returned in the clear and encrypted under the managed key.
     public func dataKey(_ reference: String, bytes: Int, aad: Data) async throws(KMSError) -> DataKeyResponse {
         let record = try await resolve(reference, field: "keyId")
+        try record.checkUsable()
         let dataKey = SymmetricKeyBytes.random(count: bytes)
         let sealed = try seal(dataKey, record: record, aad: aad)
         return DataKeyResponse(
@@ -207,6 +231,7 @@ public struct KeyRing: Sendable {
         guard let record = try await store.key(id: parsed.keyId) else {
             throw KMSError(.keyNotFound, "the ciphertext names a key that does not exist here")
         }
+        try record.checkUsable()  // lifecycle-v1 rule 9.5: state before version checks
         guard let version = record.version(parsed.version) else {
             throw KMSError(
                 .keyVersionNotFound, "the ciphertext names version \(parsed.version), which this key does not have")

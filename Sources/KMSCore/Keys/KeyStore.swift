@@ -1,24 +1,45 @@
 import Foundation
 
-/// Where managed keys live.
+/// Where managed keys and their aliases live.
 ///
 /// Contract, checked by the conformance suite for every implementation:
-/// - `create` throws `alias_in_use` when the alias names another key, and an
-///   internal error when the key id exists (ids are random; a clash is a bug).
+/// - `create` claims the record's `aliases` with the key, all or nothing: it
+///   throws `alias_in_use` when one names another key, and an internal error
+///   when the key id exists (ids are random; a clash is a bug).
+/// - Every read fills in `aliases`, sorted by bytes.
 /// - `update` is compare-and-set: it succeeds only when the stored revision
-///   equals `expectedRevision`, stores the record with revision + 1 and
-///   returns `.updated` with it; otherwise it returns `.conflict` and stores
-///   nothing. (A lost race is an outcome, not an error.)
-///   That is what keeps concurrent rotations from losing a version.
-/// - `list` is sorted by key id; `after` is exclusive.
+///   equals `expectedRevision`, stores the record (its `aliases` ignored)
+///   with revision + 1 and returns `.updated` with it; otherwise it returns
+///   `.conflict` and stores nothing. (A lost race is an outcome, not an error.)
+///   That is what keeps concurrent rotations from losing a version, and two
+///   schedulers from rotating one key twice.
+/// - `delete` removes a key and its aliases only when its revision is still
+///   `expectedRevision` and it is `pending_deletion` with `deletionDate <= now`;
+///   it answers whether this call removed it (lifecycle-v1 section 1).
+/// - `createAlias` is exclusive (`alias_in_use`); `moveAlias` and
+///   `deleteAlias` are compare-and-set on the key the alias names now.
+/// - `list` is sorted by key id, `listAliases` by alias bytes; `after` is exclusive.
 /// - A write has reached stable storage when the call returns.
 public protocol KeyStore: Sendable {
     func create(_ record: KeyRecord) async throws(KMSError)
     func key(id: String) async throws(KMSError) -> KeyRecord?
     func key(alias: String) async throws(KMSError) -> KeyRecord?
     func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyUpdate
+    func delete(keyId: String, expectedRevision: Int, now: Date) async throws(KMSError) -> Bool
     func list(after: String?, limit: Int) async throws(KMSError) -> [KeyRecord]
     func count() async throws(KMSError) -> Int
+    /// Keys due for deletion or rotation at `now`, at most `limit`.
+    func due(now: Date, limit: Int) async throws(KMSError) -> [KeyRecord]
+
+    func alias(_ name: String) async throws(KMSError) -> AliasRecord?
+    /// Claims `record.alias` for `record.keyId` (which must exist): `alias_in_use` when taken.
+    func createAlias(_ record: AliasRecord) async throws(KMSError)
+    /// Points `alias` at `keyId` if it still names `expectedKeyId`; false otherwise.
+    func moveAlias(_ alias: String, expectedKeyId: String, to keyId: String, at now: Date) async throws(KMSError)
+        -> Bool
+    /// Removes `alias` if it still names `expectedKeyId`; false otherwise.
+    func deleteAlias(_ alias: String, expectedKeyId: String) async throws(KMSError) -> Bool
+    func listAliases(after: String?, limit: Int, keyId: String?) async throws(KMSError) -> [AliasRecord]
 }
 
 /// The outcome of a compare-and-set `KeyStore.update`.
@@ -33,6 +54,10 @@ extension KMSError {
     /// Compare-and-set kept losing races (the caller retried and gave up).
     public static let keyStoreConflict = KMSError(
         .serverBusy, "the key changed concurrently; retry", retryAfterSeconds: 1, detail: "key store conflict")
+
+    public static func aliasNotFound(_ alias: String) -> KMSError {
+        KMSError(.aliasNotFound, "no alias '\(alias)' exists; list them with GET /aliases")
+    }
 
     public static func aliasInUse(_ alias: String) -> KMSError {
         KMSError(.aliasInUse, "the alias '\(alias)' already names another key; choose another", field: "alias")

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A grant on the wire (identity-v1 section 4): `{ "keys": [patterns],
 /// "allow": [permissions] }`. Its shape is checked here; the pattern grammar

@@ -109,6 +109,38 @@ public struct JSONObjectReader {
         return data
     }
 
+    /// An object whose members are all strings (tags); nil when absent.
+    public mutating func optionalStringMap(_ key: String) throws(RequestFieldError) -> [String: String]? {
+        guard let value = take(key) else { return nil }
+        guard case .object(let pairs) = value else {
+            throw RequestFieldError(field: key, message: "`\(key)` must be an object, got \(value.typeName)")
+        }
+        var map: [String: String] = [:]
+        for (name, member) in pairs {
+            guard case .string(let text) = member else {
+                throw RequestFieldError(field: "\(key).\(name)", message: "`\(key)` values must be strings")
+            }
+            map[name] = text
+        }
+        return map
+    }
+
+    /// An array of strings; nil when absent.
+    public mutating func optionalStringArray(_ key: String, maxCount: Int) throws(RequestFieldError) -> [String]? {
+        guard let value = take(key) else { return nil }
+        guard case .array(let items) = value, items.count <= maxCount else {
+            throw RequestFieldError(field: key, message: "`\(key)` must be an array of at most \(maxCount) strings")
+        }
+        var strings: [String] = []
+        for (index, item) in items.enumerated() {
+            guard case .string(let text) = item else {
+                throw RequestFieldError(field: "\(key)[\(index)]", message: "`\(key)` entries must be strings")
+            }
+            strings.append(text)
+        }
+        return strings
+    }
+
     /// Refuses the first member that no accessor read.
     public func finish() throws(RequestFieldError) {
         if let unknown = order.first(where: { !read.contains($0) }) {

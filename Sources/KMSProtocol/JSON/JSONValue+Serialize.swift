@@ -39,7 +39,8 @@ extension JSONValue {
         }
     }
 
-    static func quote(_ text: String) -> String {
+    /// `text` as a JSON string literal (also for files laid out by hand, such as key records).
+    public static func quote(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

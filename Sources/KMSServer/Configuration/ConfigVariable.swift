@@ -37,6 +37,9 @@ public struct ConfigVariable: Sendable {
         .init(
             name: "KMS_TOKEN_PREFIX", defaultValue: "", meaning: "prefix of every token (at most 64 token characters)"),
         .init(name: "KMS_KEY_GRACE_MS", defaultValue: "604800000", meaning: "grace of a rotated-out key version"),
+        .init(
+            name: "KMS_SCHEDULER_INTERVAL_MS", defaultValue: "60000",
+            meaning: "how often the key scheduler deletes and rotates due keys (1000 to 3600000, ±10 % jitter)"),
         .init(name: "KMS_ENV", defaultValue: "development", meaning: "development or production (turns on HSTS)"),
         .init(
             name: "KMS_LOG_LEVEL", defaultValue: "info",

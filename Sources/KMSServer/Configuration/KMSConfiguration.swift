@@ -19,6 +19,8 @@ public struct KMSConfiguration: Sendable {
     public var masterKeyBase64: String?
     public var sessions = SessionPolicy()
     public var keyGraceMs: Int64 = 604_800_000
+    /// lifecycle-v1: the key scheduler's period.
+    public var schedulerIntervalMs: Int64 = 60_000
     public var environment = Environment.development
     public var logLevel = Logger.Level.info
     public var maxBodyBytes = 1_048_576
@@ -97,6 +99,8 @@ public struct KMSConfiguration: Sendable {
         sessions.rotateMax = try reader.integer("KMS_ROTATE_MAX", in: 1...1_000_000).map(Int.init) ?? sessions.rotateMax
         sessions.tokenPrefix = try reader.tokenPrefix("KMS_TOKEN_PREFIX")
         keyGraceMs = try reader.integer("KMS_KEY_GRACE_MS", in: 0...(100 * 365 * day)) ?? keyGraceMs
+        schedulerIntervalMs =
+            try reader.integer("KMS_SCHEDULER_INTERVAL_MS", in: 1000...3_600_000) ?? schedulerIntervalMs
         if let text = try reader.string("KMS_ENV") {
             guard let value = Environment(rawValue: text.lowercased()) else {
                 throw Invalid(variable: "KMS_ENV", reason: "must be development or production, got '\(text)'")
@@ -179,6 +183,7 @@ public struct KMSConfiguration: Sendable {
             "masterKey": "\(masterKeyBase64 == nil ? "file \(masterKeyFile.path)" : "KMS_MASTER_KEY")",
             "sessionTtlMs": "\(sessions.ttlMs)", "sliding": "\(sessions.sliding)",
             "maxLifetimeMs": "\(sessions.maxLifetimeMs)", "keyGraceMs": "\(keyGraceMs)",
+            "schedulerIntervalMs": "\(schedulerIntervalMs)",
             "environment": "\(environment.rawValue)", "maxBodyBytes": "\(maxBodyBytes)",
             "headerTimeoutMs": "\(headerTimeoutMs)", "bodyTimeoutMs": "\(bodyTimeoutMs)",
             "idleTimeoutMs": "\(idleTimeoutMs)", "maxConnections": "\(maxConnections)",

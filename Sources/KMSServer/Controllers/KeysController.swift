@@ -12,12 +12,14 @@ struct KeysController: Sendable {
             .post, WirePath.generateKey, GenerateKeyRequest.self, permission: .create { $0.alias },
             doc: RouteDoc(
                 tag: "keys", summary: "Generate a key",
-                description: "Creates an AES-256 key with version 1 (active), optionally with a unique alias.",
+                description:
+                    "Creates an enabled AES-256 key with version 1 (active), optionally with a unique alias, a description and tags.",
                 errors: [.aliasInUse])
         ) { input, call throws(KMSError) in
             try keys.checkAlias(input.alias)  // before the intent entry records it
+            let labels = KeyLabels(description: input.description, set: input.tags ?? [:])
             let record = try await audit.keyChange("key.generate", reference: input.alias, call) {
-                () throws(KMSError) in try await keys.generate(alias: input.alias)
+                () throws(KMSError) in try await keys.generate(alias: input.alias, labels: labels)
             }
             return response(record)
         }
@@ -26,8 +28,8 @@ struct KeysController: Sendable {
             doc: RouteDoc(
                 tag: "keys", summary: "Rotate a key",
                 description:
-                    "Adds a new active version. The previous version decrypts until its grace period (KMS_KEY_GRACE_MS) ends, then is retired.",
-                errors: [.keyNotFound])
+                    "Adds a new active version. The previous version decrypts until its grace period (KMS_KEY_GRACE_MS) ends, then is retired. Enabled keys only.",
+                errors: [.keyNotFound, .keyDisabled, .keyPendingDeletion])
         ) { input, call throws(KMSError) in
             try keys.checkReference(input.keyId, field: "keyId")  // before the intent entry records it
             let record = try await audit.keyChange("key.rotate", reference: input.keyId, call) {
@@ -52,7 +54,7 @@ struct KeysController: Sendable {
                 return try await keys.list(after: query.after, limit: query.limit)
             }
             return try await keys.list(after: query.after, limit: query.limit) { record in
-                client.grants.contains { $0.allows(.keysRead, keyId: record.keyId, alias: record.alias) }
+                KeyAccess.Names(keyId: record.keyId, aliases: record.aliases).allowed(.keysRead, by: client.grants)
             }
         }
         routes.sealed(
@@ -61,7 +63,7 @@ struct KeysController: Sendable {
             doc: RouteDoc(
                 tag: "keys", summary: "Describe a key",
                 description:
-                    "A key's versions with their status (active, grace, retired) and graceUntil. {keyId} may be an alias.",
+                    "A key's state, schedules, description, tags, aliases and versions with their status (active, grace, retired) and graceUntil. {keyId} may be an alias.",
                 errors: [.keyNotFound])
         ) { _, call throws(KMSError) in
             let reference = call.context.parameters.get("keyId") ?? ""
@@ -83,9 +85,11 @@ struct KeysController: Sendable {
 struct ListQuery {
     var limit = 100
     var after: String?
+    /// The values of the route's own parameters (`extra`), e.g. `keyId` of `GET /aliases`.
+    var extra: [String: String] = [:]
 
     /// `cursor` names what `after` holds in messages (a key id, a clientId).
-    init(query: String?, cursor: String = "key id") throws(KMSError) {
+    init(query: String?, cursor: String = "key id", extra names: Set<String> = []) throws(KMSError) {
         guard let query, !query.isEmpty else { return }
         var seen = Set<String>()
         for pair in query.split(separator: "&", omittingEmptySubsequences: false) {
@@ -107,6 +111,8 @@ struct ListQuery {
                         .invalidRequest, "`after` must be a \(cursor) (the previous page's `next`)", field: "after")
                 }
                 after = value
+            case _ where names.contains(name):
+                extra[name] = value
             default:
                 throw KMSError(
                     .invalidRequest, "unknown query parameter; use limit and after",

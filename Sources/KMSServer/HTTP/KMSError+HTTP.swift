@@ -11,13 +11,15 @@ extension ErrorCode {
         switch self {
         case .addressNotAllowed, .permissionDenied: return .forbidden
         case .payloadTooLarge: return .contentTooLarge
-        case .notFound, .keyNotFound, .keyVersionNotFound, .clientNotFound, .accessKeyNotFound: return .notFound
+        case .notFound, .keyNotFound, .keyVersionNotFound, .clientNotFound, .accessKeyNotFound,
+            .aliasNotFound:
+            return .notFound
         case .methodNotAllowed: return .methodNotAllowed
         case .badRequest, .invalidRequest, .keyExchangeFailed, .invalidEnvelope, .decryptionFailed: return .badRequest
         case .invalidToken, .unknownSession, .authenticationFailed, .replayDetected, .clientNotAuthenticated:
             return .unauthorized
         case .tokenInUse, .aliasInUse, .keyVersionRetired, .clientRevoked, .nameInUse, .publicKeyInUse, .limitReached,
-            .lastAdmin:
+            .lastAdmin, .keyDisabled, .keyPendingDeletion, .keyNotPendingDeletion:
             return .conflict
         case .tooManyPendingSessions, .rateLimited: return .tooManyRequests
         case .serverBusy, .auditUnavailable: return .serviceUnavailable

@@ -26,7 +26,7 @@ struct RoutePermission<Inner>: Sendable {
         Self(permission: permission) { input, call, client, resolve throws(KMSError) in
             // A malformed name is the inner request's fault: the handler answers its 400 (section 3's order).
             guard let reference = name(input, call),
-                KeyIdentifier.isKeyId(reference) || KeyIdentifier.isValidAlias(reference)
+                KeyIdentifier.isKeyId(reference) || KeyIdentifier.isAliasSyntax(reference)
             else { return }
             _ = try await KeyAccess.decide(permission, on: reference, grants: client.grants, resolve: resolve)
         }
@@ -45,7 +45,11 @@ struct RoutePermission<Inner>: Sendable {
     /// `clients:manage`: every `/clients` route. Section 5 answers the
     /// route's own `400`s (name, key, grants, a malformed `{client}`) before
     /// the `403`, so the handler checks it (`authorizeClients`) after them.
-    static var clients: Self { Self(permission: .clientsManage, check: nil) }
+    static var clients: Self { .checkedByHandler(.clientsManage) }
+
+    /// `permission`, decided by the handler because the route's answers
+    /// interleave it with other checks (the alias routes: lifecycle-v1 rule 9.2).
+    static func checkedByHandler(_ permission: Permission) -> Self { Self(permission: permission, check: nil) }
 }
 
 extension RoutePermission where Inner: CiphertextNaming {
@@ -56,7 +60,7 @@ extension RoutePermission where Inner: CiphertextNaming {
 }
 
 /// A request that carries a `kms:v1:` ciphertext (decrypt, rewrap).
-protocol CiphertextNaming {
+protocol CiphertextNaming: SendableMetatype {
     var ciphertext: String { get }
 }
 

@@ -122,6 +122,8 @@ struct DocsPage {
         case .array(let items): return typeName(items) + "[]"
         case .reference(let name): return "<a href=\"#schema-\(name)\">\(name)</a>"
         case .oneOf: return "one of"
+        case .map(let values): return "{string: \(typeName(values))}"
+        case .nullable(let inner): return typeName(inner) + " or null"
         }
     }
 

@@ -21,12 +21,12 @@ extension Documented {
     }
 }
 
-private let exampleKeyId = "key_3q2-7wAAAAAAAAAAAAAAAA"
-private let exampleTime = "2026-11-29T12:00:00.000Z"
-private let exampleCiphertext =
+let exampleKeyId = "key_3q2-7wAAAAAAAAAAAAAAAA"
+let exampleTime = "2026-11-29T12:00:00.000Z"
+let exampleCiphertext =
     "kms:v1:key_3q2-7wAAAAAAAAAAAAAAAA:2:oKGio6SlpqeoqaqrFlnIWKv7oNrJR9nVVcDvDxFBODw1wo0zKQWFI8k="
-private let keyReference = Schema.string(description: "key id (key_…) or alias", pattern: "^[A-Za-z0-9._-]{1,64}$")
-private let ciphertextSchema = Schema.string(
+let keyReference = Schema.string(description: "key id (key_…) or alias", pattern: "^[A-Za-z0-9._-]{1,64}$")
+let ciphertextSchema = Schema.string(
     description: "kms:v1:<keyId>:<version>:<b64>; opaque to clients",
     pattern: "^kms:v1:[A-Za-z0-9_-]+:[1-9][0-9]*:[A-Za-z0-9+/]+={0,2}$")
 
@@ -122,11 +122,15 @@ extension GenerateKeyRequest: Documented {
     static var schema: Schema {
         .object([
             .init(
-                "alias", .string(pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), required: false,
-                "unique; not starting with key_, not generate or rotate")
+                "alias", aliasSchema, required: false,
+                "unique; not starting with key_, not generate or rotate"),
+            .init("description", descriptionSchema, required: false, "0 to 8,192 UTF-8 bytes (default empty)"),
+            .init("tags", tagsSchema, required: false, "at most 50; keys 1 to 128 characters, not aws:"),
         ])
     }
-    static var example: GenerateKeyRequest { GenerateKeyRequest(alias: "photos") }
+    static var example: GenerateKeyRequest {
+        GenerateKeyRequest(alias: "photos", description: "phone photo library", tags: ["owner": "ana"])
+    }
 }
 
 extension RotateKeyRequest: Documented {
@@ -166,14 +170,26 @@ extension KeyMetadata: Documented {
             .init("keyId", .string()), .init("alias", .string(), required: false), .init("createdAt", .timestamp),
             .init("activeVersion", .integer(minimum: 1)),
             .init("versions", .array(.reference(KeyMetadata.Version.schemaName))),
+            .init("state", .string(enumeration: ["enabled", "disabled", "pending_deletion"])),
+            .init("deletionDate", .timestamp, required: false, "when a pending_deletion key is deleted for good"),
+            .init("pendingWindowDays", .integer(minimum: 7, maximum: 30), required: false),
+            .init("rotationPeriodDays", .nullable(.integer(minimum: 1, maximum: 3650)), "null: no automatic rotation"),
+            .init("nextRotationAt", .timestamp, required: false),
+            .init("description", descriptionSchema), .init("tags", tagsSchema),
+            .init("aliases", .array(aliasSchema), "sorted by bytes; `alias` is the first"),
         ])
     }
     static var example: KeyMetadata {
-        KeyMetadata(
+        var metadata = KeyMetadata(
             keyId: exampleKeyId, alias: "photos", createdAt: exampleTime, activeVersion: 2,
             versions: [
                 .example, .init(version: 2, createdAt: "2026-11-29T12:00:00.000Z", status: "active", graceUntil: nil),
             ])
+        metadata.rotationPeriodDays = 90
+        metadata.nextRotationAt = "2027-02-27T12:00:00.000Z"
+        metadata.tags = ["owner": "ana"]
+        metadata.aliases = ["photos", "photos-2026"]
+        return metadata
     }
 }
 

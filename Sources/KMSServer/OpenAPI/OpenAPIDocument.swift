@@ -19,7 +19,8 @@ struct OpenAPIDocument {
         DecryptResponse.self, DataKeyRequest.self, DataKeyResponse.self, ErrorBody.Detail.self, ErrorBody.self,
         SessionInfoResponse.self, SessionInfoResponse.Client.self, GrantBody.self, AddClientRequest.self,
         SetGrantsRequest.self, ClientBody.self, ClientBody.AccessKey.self, ClientListResponse.self,
-        AccessKeyCreated.self,
+        AccessKeyCreated.self, ScheduleDeletionRequest.self, RotationScheduleRequest.self, DescriptionRequest.self,
+        TagsRequest.self, CreateAliasRequest.self, MoveAliasRequest.self, AliasBody.self, AliasListResponse.self,
     ]
     typealias Health = HealthController.Health
 

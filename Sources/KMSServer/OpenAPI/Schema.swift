@@ -18,6 +18,10 @@ indirect enum Schema: Sendable {
     case reference(String)
     /// Any one of several shapes (sealed envelope or plain error).
     case oneOf([Schema])
+    /// An object with any member names, each value of one schema (tags).
+    case map(Schema)
+    /// The schema, or `null` (OpenAPI 3.0's `nullable`).
+    case nullable(Schema)
 
     /// Base64 (RFC 4648 section 4, padded) bytes.
     static func base64(_ description: String) -> Schema {
@@ -56,6 +60,11 @@ indirect enum Schema: Sendable {
             return .object([("$ref", .string("#/components/schemas/\(name)"))])
         case .oneOf(let options):
             return .object([("oneOf", .array(options.map(\.json)))])
+        case .map(let values):
+            return .object([("type", .string("object")), ("additionalProperties", values.json)])
+        case .nullable(let inner):
+            guard case .object(let members) = inner.json else { return inner.json }
+            return .object(members + [("nullable", .bool(true))])
         }
     }
 

@@ -3,19 +3,28 @@ import Foundation
 import KMSClient
 import KMSProtocol
 
-/// `kms keys generate|rotate|show|list`
+/// `kms keys generate|rotate|show|list`, and the lifecycle verbs
+/// (`KeyLifecycleCommands.swift`).
 struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "keys", abstract: "Generate, rotate, show and list managed keys.",
-        subcommands: [Generate.self, Rotate.self, Show.self, List.self])
+        commandName: "keys", abstract: "Generate, rotate, show, list and manage the lifecycle of keys.",
+        subcommands: [
+            Generate.self, Rotate.self, Show.self, List.self, Disable.self, Enable.self, ScheduleDeletion.self,
+            CancelDeletion.self, Rotation.self, Describe.self, Tag.self,
+        ])
 
     struct Generate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a new AES-256 key (version 1).")
         @OptionGroup var client: ClientOptions
         @Option(help: "A unique name for the key, [A-Za-z0-9][A-Za-z0-9._-]{0,63}.") var alias: String?
+        @Option(help: "What the key is for (at most 8,192 bytes).") var description: String?
+        @Option(name: .customLong("tag"), help: "A tag, key=value (repeatable).") var tags: [String] = []
 
         func run() async throws {
-            let created = try await withClient(client) { try await $0.generateKey(alias: alias) }
+            let tags = try parseTags(self.tags)
+            let created = try await withClient(client) {
+                try await $0.generateKey(alias: alias, description: description, tags: tags.isEmpty ? nil : tags)
+            }
             if client.json { return try printJSON(created) }
             print("created \(created.keyId)\(alias.map { " (\($0))" } ?? "") version \(created.version)")
         }
@@ -56,7 +65,8 @@ struct KeysCommand: AsyncParsableCommand {
             let page = try await withClient(client) { try await $0.listKeys(limit: limit, after: after) }
             if client.json { return try printJSON(page) }
             for key in page.keys {
-                print("\(key.keyId)  v\(key.activeVersion)  \(key.alias ?? "-")  created \(key.createdAt)")
+                let aliases = key.aliases.isEmpty ? "-" : key.aliases.joined(separator: ",")
+                print("\(key.keyId)  v\(key.activeVersion)  \(key.state)  \(aliases)  created \(key.createdAt)")
             }
             if let next = page.next { print("more: kms keys list --after \(next)") }
         }
@@ -64,7 +74,13 @@ struct KeysCommand: AsyncParsableCommand {
 }
 
 func printMetadata(_ metadata: KeyMetadata) {
-    print("key \(metadata.keyId)\(metadata.alias.map { " (\($0))" } ?? "")  created \(metadata.createdAt)")
+    print("key \(metadata.keyId)  created \(metadata.createdAt)")
+    print("  state      \(metadata.state)\(metadata.deletionDate.map { "  (deleted for good at \($0))" } ?? "")")
+    print("  aliases    \(metadata.aliases.isEmpty ? "-" : metadata.aliases.joined(separator: ", "))")
+    let rotation = metadata.rotationPeriodDays.map { "every \($0) days, next \(metadata.nextRotationAt ?? "?")" }
+    print("  rotation   \(rotation ?? "manual")")
+    if !metadata.description.isEmpty { print("  describes  \(metadata.description)") }
+    for (key, value) in metadata.tags.sorted(by: { $0.key < $1.key }) { print("  tag        \(key)=\(value)") }
     for version in metadata.versions {
         let grace = version.graceUntil.map { "  grace until \($0)" } ?? ""
         print("  v\(version.version)  \(version.status)  created \(version.createdAt)\(grace)")

@@ -1,0 +1,64 @@
+import Foundation
+import KMSProtocol
+
+/// Aliases by name and by key, in memory: the file store's index, kept
+/// current by its writes.
+struct AliasIndex: Sendable {
+    private(set) var byName: [String: AliasRecord] = [:]
+    private var byKey: [String: Set<String>] = [:]
+
+    mutating func set(_ record: AliasRecord) {
+        remove(record.alias)
+        byName[record.alias] = record
+        byKey[record.keyId, default: []].insert(record.alias)
+    }
+
+    mutating func remove(_ alias: String) {
+        guard let old = byName.removeValue(forKey: alias) else { return }
+        byKey[old.keyId]?.remove(alias)
+        if byKey[old.keyId]?.isEmpty == true { byKey[old.keyId] = nil }
+    }
+
+    func names(of keyId: String) -> [String] {
+        (byKey[keyId] ?? []).sorted { $0.bytesPrecede($1) }
+    }
+
+    func page(after: String?, limit: Int, keyId: String?) -> [AliasRecord] {
+        let names = keyId.map { Array(byKey[$0] ?? []) } ?? Array(byName.keys)
+        return names.filter { name in after.map { $0.bytesPrecede(name) } ?? true }
+            .sorted { $0.bytesPrecede($1) }.prefix(limit).compactMap { byName[$0] }
+    }
+}
+
+/// One alias file, `aliases/<alias>` (lifecycle-v1 section 7):
+/// `{"format": "kms-alias-v1", "alias", "keyId", "createdAt", "updatedAt"}`.
+/// Files written before aliases were records hold a bare key id.
+enum AliasFileFormat {
+    static let tag = "kms-alias-v1"
+
+    static func encode(_ record: AliasRecord) -> Data {
+        Data(
+            ("{\"format\": \"\(tag)\", \"alias\": \"\(record.alias)\", \"keyId\": \"\(record.keyId)\", "
+                + "\"createdAt\": \"\(Timestamp.format(record.createdAt))\", "
+                + "\"updatedAt\": \"\(Timestamp.format(record.updatedAt))\"}\n").utf8)
+    }
+
+    /// The key id and, for a v2 file, the whole record; nil when unreadable.
+    static func decode(_ data: Data, alias: String) -> (keyId: String, record: AliasRecord?)? {
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.hasPrefix("{") else {
+            return KeyIdentifier.isKeyId(text) ? (text, nil) : nil
+        }
+        do {
+            var reader = try JSONObjectReader(bytes: data)
+            guard try reader.string("format") == tag, try reader.string("alias") == alias else { return nil }
+            let keyId = try reader.string("keyId")
+            let created = try KeyFileFormat.date(reader.string("createdAt"), field: "createdAt")
+            let updated = try KeyFileFormat.date(reader.string("updatedAt"), field: "updatedAt")
+            try reader.finish()
+            return (keyId, AliasRecord(alias: alias, keyId: keyId, createdAt: created, updatedAt: updated))
+        } catch {
+            return nil
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+public import KMSProtocol
+
+/// Aliases as their own records (lifecycle-v1 section 3 and rules 9.2, 9.3):
+/// the checks of the routes, in the contract's order, with permission
+/// decisions passed in so the core stays free of sessions.
+extension KeyRing {
+    public static let maxAliasesPerKey = 50
+
+    /// The alias record `name` names; `404 alias_not_found` when none.
+    public func aliasRecord(_ name: String) async throws(KMSError) -> AliasRecord {
+        guard KeyIdentifier.isAliasSyntax(name), let record = try await store.alias(name) else {
+            throw KMSError.aliasNotFound(name)
+        }
+        return record
+    }
+
+    /// A key that may take an alias: exists (`404`), not pending deletion (`409`).
+    public func aliasTarget(_ reference: String) async throws(KMSError) -> KeyRecord {
+        let record = try await resolve(reference, field: "keyId")
+        guard record.state != .pendingDeletion else { throw KMSError.keyPendingDeletion }
+        return record
+    }
+
+    /// Creates `alias` for `target` (already checked by `aliasTarget`).
+    public func createAlias(_ alias: String, for target: KeyRecord) async throws(KMSError) -> AliasRecord {
+        try checkAlias(alias)
+        guard target.aliases.count < Self.maxAliasesPerKey else {
+            throw KMSError(.limitReached, "a key has at most 50 aliases; delete one first", field: "alias")
+        }
+        let now = clock.now()
+        let record = AliasRecord(alias: alias, keyId: target.keyId, createdAt: now, updatedAt: now)
+        try await store.createAlias(record)
+        return record
+    }
+
+    /// Points `alias` (now `current`) at `target`; moving it to the key it
+    /// already names is a no-op. A concurrent change of the alias is a `409`.
+    public func moveAlias(_ current: AliasRecord, to target: KeyRecord) async throws(KMSError) -> AliasRecord {
+        guard current.keyId != target.keyId else { return current }
+        guard target.aliases.count < Self.maxAliasesPerKey else {
+            throw KMSError(.limitReached, "a key has at most 50 aliases; delete one first", field: "alias")
+        }
+        let now = clock.now()
+        guard try await store.moveAlias(current.alias, expectedKeyId: current.keyId, to: target.keyId, at: now) else {
+            throw Self.aliasChanged
+        }
+        var moved = current
+        moved.keyId = target.keyId
+        moved.updatedAt = now
+        return moved
+    }
+
+    public func deleteAlias(_ current: AliasRecord) async throws(KMSError) {
+        guard try await store.deleteAlias(current.alias, expectedKeyId: current.keyId) else { throw Self.aliasChanged }
+    }
+
+    /// A page of aliases, `including` deciding which keys are readable.
+    public func listAliases(
+        after: String?, limit: Int, keyId: String?, including: @Sendable (KeyAccess.Names) -> Bool
+    ) async throws(KMSError) -> AliasListResponse {
+        var key: String?
+        if let keyId {
+            // Rule 9.3: an unknown or unreadable key lists nothing, never 403.
+            guard let names = try await resolveNames(keyId), including(names) else {
+                return AliasListResponse(aliases: [], next: nil)
+            }
+            key = names.keyId
+        }
+        var page: [AliasRecord] = []
+        var cursor = after
+        var more = false
+        var readable: [String: Bool] = [:]
+        scan: while true {
+            let batch = try await store.listAliases(after: cursor, limit: max(limit + 1, 100), keyId: key)
+            for alias in batch {
+                if readable[alias.keyId] == nil {
+                    readable[alias.keyId] =
+                        try await store.key(id: alias.keyId).map { record in
+                            including(KeyAccess.Names(keyId: record.keyId, aliases: record.aliases))
+                        } ?? false
+                }
+                guard readable[alias.keyId] == true else { continue }
+                if page.count == limit {
+                    more = true
+                    break scan
+                }
+                page.append(alias)
+            }
+            guard batch.count == max(limit + 1, 100), let last = batch.last else { break }
+            cursor = last.alias
+        }
+        return AliasListResponse(aliases: page.map(Self.body), next: more ? page.last?.alias : nil)
+    }
+
+    public static func body(_ record: AliasRecord) -> AliasBody {
+        AliasBody(
+            alias: record.alias, keyId: record.keyId, createdAt: Timestamp.format(record.createdAt),
+            updatedAt: Timestamp.format(record.updatedAt))
+    }
+
+    static let aliasChanged = KMSError(
+        .serverBusy, "the alias changed concurrently; read it again and retry", retryAfterSeconds: 1,
+        detail: "alias conflict")
+}

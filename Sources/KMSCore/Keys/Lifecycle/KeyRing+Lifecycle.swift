@@ -1,0 +1,57 @@
+import Foundation
+
+extension KeyRing {
+    /// The key as it is, and whether `change` would change it: lets the
+    /// server skip the audit of a no-op repeat (rule 9.5) and answer the
+    /// `409`s before recording an intent.
+    public func preview(_ change: KeyChange, on reference: String) async throws(KMSError) -> (KeyRecord, Bool) {
+        let record = try await resolve(reference, field: "keyId")
+        var changed = record
+        return (record, try change.apply(to: &changed, now: clock.now()))
+    }
+
+    /// Applies `change` under compare-and-set, retried on conflict.
+    public func change(_ change: KeyChange, on reference: String) async throws(KMSError) -> KeyRecord {
+        for _ in 0..<64 {
+            var record = try await resolve(reference, field: "keyId")
+            let expected = record.revision
+            guard try change.apply(to: &record, now: clock.now()) else { return record }
+            switch try await store.update(record, expectedRevision: expected) {
+            case .updated(let stored): return stored
+            case .conflict: continue
+            }
+        }
+        throw KMSError.keyStoreConflict
+    }
+
+    /// What one scheduler pass did (lifecycle-v1 sections 1 and 2).
+    public enum ScheduledOutcome: Sendable, Equatable {
+        case deleted(keyId: String)
+        case rotated(KeyRecord)
+    }
+
+    /// One scheduler pass: deletes due keys for good and rotates due keys,
+    /// each by a conditional write, so that of several instances running it
+    /// at once exactly one wins each change; a lost race writes nothing.
+    /// Only what this call wrote is returned (and audited by the caller).
+    public func runScheduled(limit: Int = 100) async throws(KMSError) -> [ScheduledOutcome] {
+        let now = clock.now()
+        var outcomes: [ScheduledOutcome] = []
+        for record in try await store.due(now: now, limit: limit) {
+            if record.isDueForDeletion(at: now) {
+                if try await store.delete(keyId: record.keyId, expectedRevision: record.revision, now: now) {
+                    outcomes.append(.deleted(keyId: record.keyId))
+                }
+            } else if record.isDueForRotation(at: now), let days = record.rotationPeriodDays {
+                var rotated = record
+                try addVersion(to: &rotated)
+                // Missed periods collapse into one: the next is a period from now.
+                rotated.nextRotationAt = now.addingTimeInterval(Double(days) * 86_400)
+                if case .updated(let stored) = try await store.update(rotated, expectedRevision: record.revision) {
+                    outcomes.append(.rotated(stored))
+                }
+            }
+        }
+        return outcomes
+    }
+}

@@ -1,0 +1,58 @@
+/// lifecycle-v1 section 4 and rule 9.7: what a key's description and tags
+/// may hold, checked when a request is read so that a bad value is the
+/// request's `400`, answered before any permission decision.
+public enum LabelRules {
+    public static let maxDescriptionBytes = 8192
+
+    /// 0..8,192 UTF-8 bytes; no C0 control characters but TAB, LF and CR.
+    public static func checkDescription(_ text: String, field: String = "description") throws(RequestFieldError) {
+        guard text.utf8.count <= maxDescriptionBytes else {
+            throw RequestFieldError(field: field, message: "`\(field)` must be at most 8,192 UTF-8 bytes")
+        }
+        let refused = text.unicodeScalars.contains { $0.value < 0x20 && $0 != "\t" && $0 != "\n" && $0 != "\r" }
+        guard !refused else {
+            throw RequestFieldError(
+                field: field, message: "`\(field)` must not contain control characters other than tab and line breaks")
+        }
+    }
+
+    /// Tags to set (field `<setField>.<key>`) and keys to remove (`remove[i]`);
+    /// a key in both is refused (field `set`).
+    public static func checkTags(_ set: [String: String], remove: [String] = [], setField: String = "set")
+        throws(RequestFieldError)
+    {
+        guard set.count <= 50 else {
+            throw RequestFieldError(field: setField, message: "a key has at most 50 tags")
+        }
+        for (key, value) in set.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+            try checkTagKey(key, field: "\(setField).\(key)")
+            guard value.unicodeScalars.count <= 256, !hasControl(value) else {
+                throw RequestFieldError(
+                    field: "\(setField).\(key)",
+                    message: "a tag value must be 0 to 256 characters without control characters")
+            }
+        }
+        for (index, key) in remove.enumerated() {
+            try checkTagKey(key, field: "remove[\(index)]")
+            if set[key] != nil {
+                throw RequestFieldError(field: "set", message: "tag key '\(key)' is both set and removed; choose one")
+            }
+        }
+    }
+
+    private static func checkTagKey(_ key: String, field: String) throws(RequestFieldError) {
+        guard (1...128).contains(key.unicodeScalars.count), !hasControl(key) else {
+            throw RequestFieldError(
+                field: field, message: "a tag key must be 1 to 128 characters without control characters")
+        }
+        guard !key.lowercased().hasPrefix("aws:") else {
+            throw RequestFieldError(field: field, message: "tag keys starting with aws: are reserved")
+        }
+    }
+
+    /// C0, DEL and C1 controls. (Lone surrogates never reach here: the JSON
+    /// reader refuses them.)
+    private static func hasControl(_ text: String) -> Bool {
+        text.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }
+    }
+}

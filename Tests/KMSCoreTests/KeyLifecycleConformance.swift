@@ -1,0 +1,148 @@
+import Foundation
+import KMSCore
+import KMSProtocol
+import Testing
+
+/// lifecycle-v1 section 7: the `KeyStore` additions (aliases as records,
+/// conditional deletion, due keys, record v2), the same on every store.
+@Suite struct KeyLifecycleConformance {
+    static let start = Date(timeIntervalSince1970: 1_800_000_000)
+
+    func ring(_ store: any KeyStore, _ clock: ManualClock) throws -> KeyRing {
+        KeyRing(
+            store: store, masterKey: try MasterKey(bytes: Data(repeating: 1, count: 32)),
+            lifecycle: KeyLifecycle(graceMs: 1000), clock: clock)
+    }
+
+    @Test(arguments: KeyStoreFactory.all)
+    func lifecycleMembersSurviveTheStore(_ factory: KeyStoreFactory) async throws {
+        let store = try await factory.make()
+        var record = sampleRecord(alias: "photos")
+        record.state = .pendingDeletion
+        record.deletionDate = Self.start.addingTimeInterval(86_400 * 7)
+        record.pendingWindowDays = 7
+        record.rotationPeriodDays = 90
+        record.nextRotationAt = Self.start.addingTimeInterval(86_400 * 90)
+        record.description = "line one\nquote \" backslash \\ tab\t émoji 📷"
+        record.tags = ["owner": "ana", "ключ": "значение", "empty": ""]
+        try await store.create(record)
+        #expect(try await store.key(id: record.keyId) == record)
+        #expect(try await store.key(alias: "photos") == record)
+        var changed = record
+        changed.state = .disabled
+        changed.deletionDate = nil
+        changed.pendingWindowDays = nil
+        changed.tags = [:]
+        guard case .updated(let stored) = try await store.update(changed, expectedRevision: 1) else {
+            Issue.record("update lost a race it could not lose")
+            return
+        }
+        changed.revision = 2
+        #expect(stored == changed)
+        #expect(try await store.key(id: record.keyId) == changed)
+    }
+
+    @Test(arguments: KeyStoreFactory.all)
+    func aliasesAreRecords(_ factory: KeyStoreFactory) async throws {
+        let store = try await factory.make()
+        let first = sampleRecord(alias: "b-photos")
+        let second = sampleRecord()
+        try await store.create(first)
+        try await store.create(second)
+        let now = Self.start.addingTimeInterval(60)
+        try await store.createAlias(AliasRecord(alias: "a-photos", keyId: first.keyId, createdAt: now, updatedAt: now))
+        let taken = await #expect(throws: KMSError.self) {
+            try await store.createAlias(
+                AliasRecord(alias: "a-photos", keyId: second.keyId, createdAt: now, updatedAt: now))
+        }
+        #expect(taken?.code == .aliasInUse)
+        let refused = await #expect(throws: KMSError.self) { try await store.create(sampleRecord(alias: "a-photos")) }
+        #expect(refused?.code == .aliasInUse)
+        #expect(try await store.key(id: first.keyId)?.aliases == ["a-photos", "b-photos"])
+        #expect(try await store.key(alias: "a-photos")?.keyId == first.keyId)
+        #expect(
+            try await store.alias("a-photos")
+                == AliasRecord(alias: "a-photos", keyId: first.keyId, createdAt: now, updatedAt: now))
+        #expect(try await store.alias("nothing") == nil)
+
+        // Move: compare-and-set on the key it names now.
+        let later = now.addingTimeInterval(60)
+        #expect(try await !store.moveAlias("a-photos", expectedKeyId: second.keyId, to: first.keyId, at: later))
+        #expect(try await store.moveAlias("a-photos", expectedKeyId: first.keyId, to: second.keyId, at: later))
+        let moved = try #require(try await store.alias("a-photos"))
+        #expect(moved.keyId == second.keyId && moved.createdAt == now && moved.updatedAt == later)
+        #expect(try await store.key(id: first.keyId)?.aliases == ["b-photos"])
+        #expect(try await store.key(id: second.keyId)?.aliases == ["a-photos"])
+
+        // List: byte order, exclusive cursor, by key.
+        #expect(
+            try await store.listAliases(after: nil, limit: 10, keyId: nil).map(\.alias) == ["a-photos", "b-photos"])
+        #expect(try await store.listAliases(after: "a-photos", limit: 10, keyId: nil).map(\.alias) == ["b-photos"])
+        #expect(try await store.listAliases(after: nil, limit: 1, keyId: nil).map(\.alias) == ["a-photos"])
+        #expect(try await store.listAliases(after: nil, limit: 10, keyId: first.keyId).map(\.alias) == ["b-photos"])
+
+        // Delete: compare-and-set too.
+        #expect(try await !store.deleteAlias("a-photos", expectedKeyId: first.keyId))
+        #expect(try await store.deleteAlias("a-photos", expectedKeyId: second.keyId))
+        #expect(try await store.alias("a-photos") == nil)
+        #expect(try await store.key(alias: "a-photos") == nil)
+        #expect(try await store.key(id: second.keyId)?.aliases == [])
+    }
+
+    @Test(arguments: KeyStoreFactory.all)
+    func deletionIsConditionalAndTakesTheAliases(_ factory: KeyStoreFactory) async throws {
+        let store = try await factory.make()
+        let clock = ManualClock(Self.start)
+        let keys = try ring(store, clock)
+        let record = try await keys.generate(alias: "doomed")
+        let due = Self.start.addingTimeInterval(86_400 * 7)
+        // Not pending: never deleted.
+        #expect(try await !store.delete(keyId: record.keyId, expectedRevision: 1, now: due))
+        let pending = try await keys.change(.scheduleDeletion(days: 7), on: "doomed")
+        #expect(pending.deletionDate == due && pending.state == .pendingDeletion)
+        #expect(try await store.due(now: due.addingTimeInterval(-1), limit: 10).isEmpty)
+        #expect(try await store.due(now: due, limit: 10).map(\.keyId) == [record.keyId])
+        // Too early, or a stale revision: nothing.
+        #expect(try await !store.delete(keyId: record.keyId, expectedRevision: 2, now: due.addingTimeInterval(-1)))
+        #expect(try await !store.delete(keyId: record.keyId, expectedRevision: 1, now: due))
+        #expect(try await store.delete(keyId: record.keyId, expectedRevision: 2, now: due))
+        #expect(try await !store.delete(keyId: record.keyId, expectedRevision: 2, now: due))
+        #expect(try await store.key(id: record.keyId) == nil)
+        #expect(try await store.key(alias: "doomed") == nil)
+        #expect(try await store.alias("doomed") == nil)
+        #expect(try await store.count() == 0)
+        // The alias is free again.
+        _ = try await keys.generate(alias: "doomed")
+    }
+
+    /// Two schedulers on one store: each due change happens exactly once.
+    @Test(arguments: KeyStoreFactory.all)
+    func twoSchedulersChangeEachKeyOnce(_ factory: KeyStoreFactory) async throws {
+        let store = try await factory.make()
+        let clock = ManualClock(Self.start)
+        let (one, two) = (try ring(store, clock), try ring(store, clock))
+        let rotating = try await one.generate(alias: "rotating")
+        _ = try await one.change(.rotation(periodDays: 1), on: "rotating")
+        let doomed = try await one.generate(alias: "doomed")
+        _ = try await one.change(.scheduleDeletion(days: 7), on: "doomed")
+        let idle = try await one.generate(alias: nil)
+        _ = try await one.change(.disable, on: idle.keyId)
+        _ = try await one.change(.rotation(periodDays: nil), on: idle.keyId)
+
+        clock.advance(milliseconds: 86_400_000 * 8)  // a week of missed periods, and the deletion date
+        async let first = one.runScheduled()
+        async let second = two.runScheduled()
+        let outcomes = try await first + second
+        let rotations = outcomes.filter { if case .rotated = $0 { return true } else { return false } }
+        #expect(rotations.count == 1)
+        #expect(outcomes.filter { $0 == .deleted(keyId: doomed.keyId) }.count == 1)
+        #expect(outcomes.count == 2)
+        let rotated = try #require(try await store.key(id: rotating.keyId))
+        #expect(rotated.activeVersion == 2)  // missed periods collapse into one
+        #expect(rotated.nextRotationAt == clock.now().addingTimeInterval(86_400))
+        #expect(try await store.key(id: doomed.keyId) == nil)
+        #expect(try await one.runScheduled().isEmpty)
+        #expect(try await two.runScheduled().isEmpty)
+        #expect(try await store.key(id: idle.keyId)?.activeVersion == 1)
+    }
+}

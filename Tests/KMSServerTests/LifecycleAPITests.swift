@@ -1,0 +1,322 @@
+import Foundation
+import HummingbirdTesting
+import KMSCore
+import KMSProtocol
+import KMSTestSupport
+import Testing
+
+/// lifecycle-v1 through the sealed channel, on the file store and (when
+/// `KMS_TEST_POSTGRES_URL` is set) PostgreSQL: state, scheduled deletion and
+/// rotation under a moved clock, aliases, description and tags.
+@Suite struct LifecycleAPITests {
+    static var stores: [String] { PostgresTestDatabase.url == nil ? ["file"] : ["file", "postgres"] }
+
+    /// A server on `store`; PostgreSQL servers given the same `prefix` share their keys.
+    static func server(_ store: String, prefix: String = PostgresTestDatabase.newPrefix()) throws -> TestServer {
+        var environment = ["KMS_KEY_GRACE_MS": "60000"]
+        if store == "postgres" {
+            environment["KMS_STORE"] = "postgres"
+            environment["KMS_DATABASE_URL"] = PostgresTestDatabase.url ?? ""
+            environment["KMS_DATABASE_PREFIX"] = prefix
+        }
+        var server = try TestServer(environment)
+        server.dependencies.schedulerInterval = .milliseconds(20)
+        return server
+    }
+
+    static func b64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
+
+    /// Polls until `condition` holds (the scheduler runs every 20 ms); false after 10 s.
+    static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
+        for _ in 0..<500 {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
+    /// A new session: moving the clock by days ends the old one.
+    static func session(_ client: any TestClientProtocol) async throws -> WireSession {
+        let session = WireSession(client: client)
+        try await session.establish()
+        return session
+    }
+
+    static func count(_ type: String, in log: URL) throws -> Int {
+        try String(contentsOf: log, encoding: .utf8).components(separatedBy: "\"type\":\"\(type)\"").count - 1
+    }
+
+    @Test(arguments: stores)
+    func disableRefusesEveryOperationAndEnableRestores(_ store: String) async throws {
+        let server = try Self.server(store)
+        try await server.run { client in
+            let session = WireSession(client: client)
+            try await session.establish()
+            let generated = try await session.call(
+                .post, "/keys/generate", #"{"alias":"photos","description":"phone\tlibrary","tags":{"owner":"ana"}}"#)
+            #expect(generated.status == 200)
+            let encrypted = try await session.call(
+                .post, "/crypto/encrypt", #"{"keyId":"photos","plaintext":"\#(Self.b64("hello"))"}"#)
+            let ciphertext = try #require(encrypted.json["ciphertext"] as? String)
+            let shown = try await session.call(.get, "/keys/photos")
+            #expect(
+                shown.json["state"] as? String == "enabled" && shown.json["description"] as? String == "phone\tlibrary")
+            #expect(shown.json["tags"] as? [String: String] == ["owner": "ana"])
+            #expect(shown.json["aliases"] as? [String] == ["photos"] && shown.json["alias"] as? String == "photos")
+            #expect(shown.json.keys.contains("rotationPeriodDays") && shown.json["rotationPeriodDays"] is NSNull)
+
+            let disabled = try await session.call(.post, "/keys/photos/disable", "{}")
+            #expect(disabled.status == 200 && disabled.json["state"] as? String == "disabled")
+            let calls: [(String, String)] = [
+                ("/crypto/encrypt", #"{"keyId":"photos","plaintext":"\#(Self.b64("x"))"}"#),
+                ("/crypto/decrypt", #"{"ciphertext":"\#(ciphertext)"}"#),
+                ("/crypto/rewrap", #"{"ciphertext":"\#(ciphertext)"}"#),
+                ("/crypto/datakey", #"{"keyId":"photos"}"#),
+                ("/keys/rotate", #"{"keyId":"photos"}"#),
+                ("/keys/photos/rotation", #"{"periodDays":30}"#),
+            ]
+            for (path, body) in calls {
+                let refused = try await session.call(.post, path, body)
+                #expect(refused.status == 409 && refused.errorCode == "key_disabled", "\(path)")
+            }
+            #expect(try await session.call(.get, "/keys/photos").status == 200)
+            #expect(try await session.call(.post, "/keys/photos/disable", "{}").status == 200)  // a no-op
+            #expect(try await session.call(.post, "/keys/photos/rotation", #"{"periodDays":null}"#).status == 200)
+            let enabled = try await session.call(.post, "/keys/photos/enable", "{}")
+            #expect(enabled.status == 200 && enabled.json["state"] as? String == "enabled")
+            let decrypted = try await session.call(.post, "/crypto/decrypt", #"{"ciphertext":"\#(ciphertext)"}"#)
+            #expect(decrypted.status == 200 && decrypted.json["plaintext"] as? String == Self.b64("hello"))
+            // Two intents and two results: the repeated disable left no entry.
+            #expect(try Self.count("key.disable", in: server.config.auditLog) == 2)
+            #expect(try Self.count("key.enable", in: server.config.auditLog) == 2)
+
+            let missing = try await session.call(.post, "/keys/nothing/disable", "{}")
+            #expect(missing.status == 404 && missing.errorCode == "key_not_found")
+            let unknownField = try await session.call(.post, "/keys/photos/enable", #"{"now":true}"#)
+            #expect(unknownField.status == 400 && unknownField.errorField == "now")
+        }
+    }
+
+    @Test(arguments: stores)
+    func scheduledDeletionCancelsToDisabledThenDeletesOnce(_ store: String) async throws {
+        let server = try Self.server(store)
+        try await server.run { client in
+            let first = try await Self.session(client)
+            let keyId = try #require(
+                try await first.call(.post, "/keys/generate", #"{"alias":"old"}"#).json["keyId"] as? String)
+            let ciphertext = try #require(
+                try await first.call(.post, "/crypto/encrypt", #"{"keyId":"old","plaintext":"\#(Self.b64("x"))"}"#)
+                    .json["ciphertext"] as? String)
+            for days in ["6", "31", "\"7\""] {
+                let refused = try await first.call(
+                    .post, "/keys/old/schedule-deletion", #"{"pendingWindowDays":\#(days)}"#)
+                #expect(refused.status == 400 && refused.errorField == "pendingWindowDays", "\(days)")
+            }
+            let pending = try await first.call(.post, "/keys/old/schedule-deletion", "{}")
+            #expect(
+                pending.json["state"] as? String == "pending_deletion"
+                    && pending.json["pendingWindowDays"] as? Int == 30)
+            #expect(pending.json["deletionDate"] is String)
+            for path in ["enable", "disable", "schedule-deletion", "description", "tags"] {
+                let body = path == "description" ? #"{"description":"x"}"# : "{}"
+                let refused = try await first.call(.post, "/keys/old/\(path)", body)
+                #expect(refused.status == 409 && refused.errorCode == "key_pending_deletion", "\(path)")
+            }
+            let decrypt = try await first.call(.post, "/crypto/decrypt", #"{"ciphertext":"\#(ciphertext)"}"#)
+            #expect(decrypt.errorCode == "key_pending_deletion")
+            let listed = try await first.call(.get, "/keys")
+            #expect((listed.json["keys"] as? [[String: Any]])?.count == 1)
+
+            let cancelled = try await first.call(.post, "/keys/old/cancel-deletion", "{}")
+            #expect(cancelled.json["state"] as? String == "disabled" && cancelled.json["deletionDate"] == nil)
+            #expect(cancelled.json["pendingWindowDays"] == nil)
+            let again = try await first.call(.post, "/keys/old/cancel-deletion", "{}")
+            #expect(again.status == 409 && again.errorCode == "key_not_pending_deletion")
+
+            #expect(
+                try await first.call(.post, "/keys/old/schedule-deletion", #"{"pendingWindowDays":7}"#).status == 200)
+            server.clock.advance(milliseconds: 7 * 86_400_000 - 1000)
+            try await Task.sleep(for: .milliseconds(200))
+            var session = try await Self.session(client)
+            #expect(try await session.call(.get, "/keys/old").status == 200)  // not yet due
+            server.clock.advance(milliseconds: 1000)
+            session = try await Self.session(client)
+            let gone = try await Self.eventually { try await session.call(.get, "/keys/\(keyId)").status == 404 }
+            #expect(gone)
+            let afterwards = try await session.call(.post, "/crypto/decrypt", #"{"ciphertext":"\#(ciphertext)"}"#)
+            #expect(afterwards.status == 404 && afterwards.errorCode == "key_not_found")
+            #expect(try await session.call(.get, "/keys/old").errorCode == "key_not_found")
+            let alias = try await session.call(.post, "/aliases/old", #"{"keyId":"\#(keyId)"}"#)
+            #expect(alias.status == 404 && alias.errorCode == "alias_not_found")
+            try await Task.sleep(for: .milliseconds(100))
+            let log = try String(contentsOf: server.config.auditLog, encoding: .utf8)
+            #expect(log.components(separatedBy: "\"type\":\"key.delete\"").count - 1 == 1)
+            #expect(log.contains("\"client\":\"scheduler\""))
+        }
+    }
+
+    @Test(arguments: stores)
+    func rotationScheduleRotatesOncePerPeriod(_ store: String) async throws {
+        let server = try Self.server(store)
+        try await server.run { client in
+            let first = try await Self.session(client)
+            _ = try await first.call(.post, "/keys/generate", #"{"alias":"auto"}"#)
+            for days in ["0", "3651", "\"90\""] {
+                let refused = try await first.call(.post, "/keys/auto/rotation", #"{"periodDays":\#(days)}"#)
+                #expect(refused.status == 400 && refused.errorField == "periodDays", "\(days)")
+            }
+            #expect(try await first.call(.post, "/keys/auto/rotation", "{}").errorField == "periodDays")
+            let set = try await first.call(.post, "/keys/auto/rotation", #"{"periodDays":2}"#)
+            #expect(set.json["rotationPeriodDays"] as? Int == 2 && set.json["nextRotationAt"] is String)
+            server.clock.advance(milliseconds: 2 * 86_400_000)
+            var session = try await Self.session(client)
+            #expect(
+                try await Self.eventually {
+                    try await session.call(.get, "/keys/auto").json["activeVersion"] as? Int == 2
+                })
+            // Five missed periods collapse into one rotation.
+            server.clock.advance(milliseconds: 10 * 86_400_000)
+            session = try await Self.session(client)
+            #expect(
+                try await Self.eventually {
+                    try await session.call(.get, "/keys/auto").json["activeVersion"] as? Int == 3
+                })
+            try await Task.sleep(for: .milliseconds(200))
+            let shown = try await session.call(.get, "/keys/auto")
+            #expect(shown.json["activeVersion"] as? Int == 3)
+            let next = try #require((shown.json["nextRotationAt"] as? String).flatMap(Timestamp.parse))
+            #expect(abs(next.timeIntervalSince(server.clock.now()) - 2 * 86_400) < 0.01)
+            let off = try await session.call(.post, "/keys/auto/rotation", #"{"periodDays":null}"#)
+            #expect(off.json["rotationPeriodDays"] is NSNull && off.json["nextRotationAt"] == nil)
+        }
+    }
+
+    /// Two instances on one database, one clock: each period rotates once,
+    /// and one instance logs it.
+    @Test(.enabled(if: PostgresTestDatabase.url != nil, "KMS_TEST_POSTGRES_URL is not set"))
+    func twoInstancesRotateOncePerPeriod() async throws {
+        let prefix = PostgresTestDatabase.newPrefix()
+        let first = try Self.server("postgres", prefix: prefix)
+        var twin = try Self.server("postgres", prefix: prefix)
+        twin.dependencies.clock = first.clock
+        let second = twin
+        try await first.run { clientA in
+            try await second.run { _ in
+                let setup = try await Self.session(clientA)
+                _ = try await setup.call(.post, "/keys/generate", #"{"alias":"shared"}"#)
+                _ = try await setup.call(.post, "/keys/shared/rotation", #"{"periodDays":1}"#)
+                for period in 1...3 {
+                    first.clock.advance(milliseconds: 86_400_000)
+                    let session = try await Self.session(clientA)
+                    #expect(
+                        try await Self.eventually {
+                            try await session.call(.get, "/keys/shared").json["activeVersion"] as? Int == period + 1
+                        })
+                    try await Task.sleep(for: .milliseconds(150))
+                    #expect(try await session.call(.get, "/keys/shared").json["activeVersion"] as? Int == period + 1)
+                }
+                let logged =
+                    try Self.count("key.rotate", in: first.config.auditLog)
+                    + Self.count("key.rotate", in: second.config.auditLog)
+                #expect(logged == 3)
+            }
+        }
+    }
+
+    @Test(arguments: stores)
+    func aliasesCreateMoveListAndDelete(_ store: String) async throws {
+        let server = try Self.server(store)
+        try await server.run { client in
+            let session = WireSession(client: client)
+            try await session.establish()
+            let one = try #require(
+                try await session.call(.post, "/keys/generate", #"{"alias":"one"}"#).json["keyId"] as? String)
+            let two = try #require(try await session.call(.post, "/keys/generate", "{}").json["keyId"] as? String)
+            let created = try await session.call(.post, "/aliases", #"{"alias":"photos","keyId":"one"}"#)
+            #expect(created.status == 200 && created.json["keyId"] as? String == one)
+            #expect(created.json["createdAt"] is String && created.json["updatedAt"] is String)
+            let taken = try await session.call(.post, "/aliases", #"{"alias":"photos","keyId":"\#(two)"}"#)
+            #expect(taken.status == 409 && taken.errorCode == "alias_in_use")
+            for bad in ["key_x", "generate", "-x", ""] {
+                let refused = try await session.call(.post, "/aliases", #"{"alias":"\#(bad)","keyId":"one"}"#)
+                #expect(refused.status == 400 && refused.errorField == "alias", "\(bad)")
+            }
+            let noKey = try await session.call(.post, "/aliases", #"{"alias":"other","keyId":"nothing"}"#)
+            #expect(noKey.status == 404 && noKey.errorCode == "key_not_found")
+            let shown = try await session.call(.get, "/keys/photos")
+            #expect(shown.json["aliases"] as? [String] == ["one", "photos"] && shown.json["alias"] as? String == "one")
+
+            // A ciphertext made through an alias follows the key, not the alias.
+            let sealed = try #require(
+                try await session.call(.post, "/crypto/encrypt", #"{"keyId":"photos","plaintext":"\#(Self.b64("p"))"}"#)
+                    .json["ciphertext"] as? String)
+            let moved = try await session.call(.post, "/aliases/photos", #"{"keyId":"\#(two)"}"#)
+            #expect(moved.status == 200 && moved.json["keyId"] as? String == two)
+            #expect(try await session.call(.post, "/aliases/photos", #"{"keyId":"\#(two)"}"#).status == 200)  // no-op
+            #expect(try await session.call(.get, "/keys/photos").json["keyId"] as? String == two)
+            #expect(try await session.call(.post, "/crypto/decrypt", #"{"ciphertext":"\#(sealed)"}"#).status == 200)
+            let missing = try await session.call(.post, "/aliases/nothing", #"{"keyId":"one"}"#)
+            #expect(missing.status == 404 && missing.errorCode == "alias_not_found")
+
+            let all = try await session.call(.get, "/aliases")
+            #expect(
+                (all.json["aliases"] as? [[String: Any]])?.compactMap { $0["alias"] as? String } == ["one", "photos"])
+            let page = try await session.call(.get, "/aliases?limit=1")
+            #expect(page.json["next"] as? String == "one")
+            let ofOne = try await session.call(.get, "/aliases?keyId=\(one)")
+            #expect((ofOne.json["aliases"] as? [[String: Any]])?.count == 1)
+            let ofNothing = try await session.call(.get, "/aliases?keyId=nothing")
+            #expect(ofNothing.status == 200 && (ofNothing.json["aliases"] as? [Any])?.isEmpty == true)
+
+            _ = try await session.call(.post, "/keys/\(two)/schedule-deletion", "{}")
+            let ontoPending = try await session.call(.post, "/aliases", #"{"alias":"late","keyId":"\#(two)"}"#)
+            #expect(ontoPending.status == 409 && ontoPending.errorCode == "key_pending_deletion")
+
+            let deleted = try await session.call(.delete, "/aliases/photos")
+            #expect(deleted.status == 200)
+            #expect(try await session.call(.delete, "/aliases/photos").errorCode == "alias_not_found")
+            #expect(try await session.call(.get, "/keys/photos").errorCode == "key_not_found")
+            // One create and one refused: an intent and an outcome each.
+            #expect(try Self.count("alias.create", in: server.config.auditLog) == 4)
+        }
+    }
+
+    @Test(arguments: stores)
+    func descriptionAndTags(_ store: String) async throws {
+        let server = try Self.server(store)
+        try await server.run { client in
+            let session = WireSession(client: client)
+            try await session.establish()
+            _ = try await session.call(.post, "/keys/generate", #"{"alias":"labelled"}"#)
+            let described = try await session.call(
+                .post, "/keys/labelled/description", #"{"description":"backups\nof 2026"}"#)
+            #expect(described.json["description"] as? String == "backups\nof 2026")
+            let bell = try await session.call(.post, "/keys/labelled/description", #"{"description":"a\u0007b"}"#)
+            #expect(bell.status == 400 && bell.errorField == "description")
+            let long = String(repeating: "é", count: 4097)
+            #expect(
+                try await session.call(.post, "/keys/labelled/description", #"{"description":"\#(long)"}"#).errorField
+                    == "description")
+
+            let tagged = try await session.call(.post, "/keys/labelled/tags", #"{"set":{"a":"1","b":"2"}}"#)
+            #expect(tagged.json["tags"] as? [String: String] == ["a": "1", "b": "2"])
+            let changed = try await session.call(
+                .post, "/keys/labelled/tags", #"{"set":{"a":"9"},"remove":["b","absent"]}"#)
+            #expect(changed.json["tags"] as? [String: String] == ["a": "9"])
+            #expect(try await session.call(.post, "/keys/labelled/tags", "{}").status == 200)
+            let refusals: [(String, String)] = [
+                (#"{"set":{"aws:x":"1"}}"#, "set.aws:x"), (#"{"set":{"AWS:x":"1"}}"#, "set.AWS:x"),
+                (#"{"set":{"":"1"}}"#, "set."), (#"{"remove":["a\u0001"]}"#, "remove[0]"),
+                (#"{"set":{"a":"1"},"remove":["a"]}"#, "set"),
+                (#"{"set":{"k":"\#(String(repeating: "v", count: 257))"}}"#, "set.k"),
+            ]
+            for (body, field) in refusals {
+                let refused = try await session.call(.post, "/keys/labelled/tags", body)
+                #expect(refused.status == 400 && refused.errorField == field, "\(body)")
+            }
+            let many = (0..<50).map { #""t\#($0)":"v""# }.joined(separator: ",")
+            let full = try await session.call(.post, "/keys/labelled/tags", #"{"set":{\#(many)}}"#)
+            #expect(full.status == 400 && full.errorField == "set")  // 50 new + "a" = 51
+        }
+    }
+}
