@@ -125,10 +125,7 @@ public final class PostgresKeyStore: KeyStore {
             }
             return updated
         }
-        guard updated else {
-            guard try await key(id: record.keyId) != nil else { throw KMSError.internal("update of a missing key") }
-            return .conflict
-        }
+        guard updated else { return .conflict }  // changed or deleted meanwhile: the caller reads it again
         return .updated(try await key(id: record.keyId) ?? stored)
     }
 
@@ -211,16 +208,20 @@ public final class PostgresKeyStore: KeyStore {
 
     public func createAlias(_ record: AliasRecord) async throws(KMSError) {
         let (client, logger, aliases) = (database.client, logger, aliases)
-        let claimed = try await database.withDeadline("create alias") {
+        let claimed = try await database.withDeadline("create alias") { () async throws -> Bool in
             var claimed = false
-            for try await _ in try await client.query(
-                """
-                INSERT INTO \(unescaped: aliases) (\(unescaped: Self.aliasColumns))
-                VALUES (\(record.alias), \(record.keyId), \(record.createdAt), \(record.updatedAt))
-                ON CONFLICT DO NOTHING RETURNING alias
-                """, logger: logger)
-            {
-                claimed = true
+            do {
+                for try await _ in try await client.query(
+                    """
+                    INSERT INTO \(unescaped: aliases) (\(unescaped: Self.aliasColumns))
+                    VALUES (\(record.alias), \(record.keyId), \(record.createdAt), \(record.updatedAt))
+                    ON CONFLICT DO NOTHING RETURNING alias
+                    """, logger: logger)
+                {
+                    claimed = true
+                }
+            } catch  where PostgresDatabase.sqlState(error) == "23503" {
+                throw KMSError.keyDeletedMeanwhile  // the key was deleted since the request looked it up
             }
             return claimed
         }

@@ -59,7 +59,11 @@ public enum Timestamp {
     }
 
     /// Milliseconds since the Unix epoch, the unit of every `*_MS` setting.
+    /// Whole milliseconds, rounded down — after rounding to the microsecond,
+    /// so that a time read back from its own text (`parse`, whose value is the
+    /// nearest double, often a hair below) formats to the same text again.
     public static func milliseconds(_ date: Date) -> Int64 {
-        Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        return micros >= 0 ? micros / 1000 : (micros - 999) / 1000
     }
 }

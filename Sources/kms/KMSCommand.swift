@@ -7,7 +7,8 @@ struct KMSCommand: AsyncParsableCommand {
         commandName: "kms",
         abstract: "A self-hosted key management service for personal cloud storage.",
         subcommands: [
-            ServeCommand.self, E2ECommand.self, KeysCommand.self, AliasesCommand.self, EncryptCommand.self,
+            ServeCommand.self, E2ECommand.self, KeysCommand.self, AliasesCommand.self, BackupCommand.self,
+            RestoreCommand.self, EncryptCommand.self,
             DecryptCommand.self,
             RewrapCommand.self, DataKeyCommand.self, RandomCommand.self, ServerKeyCommand.self, AuditCommand.self,
             EncryptFileCommand.self, DecryptFileCommand.self, RewrapFileCommand.self, InspectFileCommand.self,

@@ -75,7 +75,11 @@ struct MigrateCommand: AsyncParsableCommand {
                     }
                     present += 1
                 } else {
-                    try await targetKeys.create(record)
+                    // Aliases are records: each keeps its own dates.
+                    try await targetKeys.create(record.withAliases([]))
+                    for alias in try await sourceKeys.listAliases(after: nil, limit: 100, keyId: record.keyId) {
+                        try await targetKeys.createAlias(alias)
+                    }
                     copied += 1
                 }
                 // Every version must unwrap to the same material on both sides.

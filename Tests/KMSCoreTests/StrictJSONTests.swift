@@ -89,6 +89,17 @@ import Testing
 }
 
 @Suite struct TimestampTests {
+    /// A time read back from its text formats to the same text (a stored
+    /// `nextRotationAt` must read the same before and after a restart or a restore).
+    @Test func textRoundTripsExactly() {
+        for _ in 0..<10_000 {
+            let date = Date(timeIntervalSince1970: Double.random(in: 0...4_000_000_000))
+            let text = Timestamp.format(date)
+            #expect(Timestamp.parse(text).map(Timestamp.format) == text, "\(text)")
+        }
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 1_800_000_000.123_999)) == "2027-01-15T08:00:00.123Z")
+    }
+
     @Test func formatsRFC3339WithMillisecondsAndParsesBothForms() {
         #expect(Timestamp.format(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
         #expect(Timestamp.format(Date(timeIntervalSince1970: 1_796_558_400.123)) == "2026-12-06T12:00:00.123Z")

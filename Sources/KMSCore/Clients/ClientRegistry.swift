@@ -59,12 +59,29 @@ public struct ClientRegistry: Sendable {
 
     /// The record in `stored`, or nil when it does not open or disagrees with its hints.
     func open(_ stored: StoredClient) -> ClientRecord? {
-        guard let body = try? masterKey.unwrap(stored.sealed, aad: Self.aad(stored.clientId)),
-            let sealed = try? JSONDecoder().decode(SealedClient.self, from: body),
-            let record = sealed.record, record.clientId == stored.clientId, record.name == stored.name,
-            record.fingerprint == stored.fingerprint, record.isActive == stored.active, record.isAdmin == stored.admin
+        guard let record = Self.open(sealed: stored.sealed, clientId: stored.clientId, masterKey: masterKey),
+            record.name == stored.name, record.fingerprint == stored.fingerprint, record.isActive == stored.active,
+            record.isAdmin == stored.admin
         else { return nil }
         return record
+    }
+
+    /// The record sealed for `clientId`, nil when it does not open (a
+    /// backup's `client` line carries only these two).
+    public static func open(sealed: Data, clientId: String, masterKey: MasterKey) -> ClientRecord? {
+        guard let body = try? masterKey.unwrap(sealed, aad: aad(clientId)),
+            let decoded = try? JSONDecoder().decode(SealedClient.self, from: body),
+            let record = decoded.record, record.clientId == clientId
+        else { return nil }
+        return record
+    }
+
+    /// The stored form of a record sealed elsewhere, its hints read from it.
+    public static func stored(sealed: Data, record: ClientRecord) -> StoredClient {
+        StoredClient(
+            clientId: record.clientId, name: record.name, fingerprint: record.fingerprint, active: record.isActive,
+            admin: record.isAdmin, accessKeyIds: record.accessKeys.filter { $0.revokedAt == nil }.map(\.accessKeyId),
+            sealed: sealed)
     }
 
     // MARK: Lookups
@@ -134,12 +151,15 @@ public struct ClientRegistry: Sendable {
         return record
     }
 
+    /// The bootstrap client's name.
+    public static let bootstrapName = "admin"
+
     /// Bootstrap (section 6): client `admin` with every permission, only if
     /// the registry holds no record; nil when another instance (or an earlier
     /// start) enrolled someone first.
     public func bootstrapAdmin(publicKey: Data) async throws(KMSError) -> ClientRecord? {
         let record = ClientRecord(
-            clientId: ClientRecord.newClientId(), name: "admin", publicKey: publicKey, grants: [.everything],
+            clientId: ClientRecord.newClientId(), name: Self.bootstrapName, publicKey: publicKey, grants: [.everything],
             createdAt: clock.now())
         return try await store.add(try seal(record), onlyIfEmpty: true) ? record : nil
     }

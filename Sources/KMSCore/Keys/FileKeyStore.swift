@@ -114,10 +114,10 @@ public final class FileKeyStore: KeyStore {
 
     public func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyUpdate {
         try await serially { () throws(KMSError) -> KeyUpdate in
-            guard let current = try self.readKey(record.keyId) else {
-                throw KMSError.internal("update of a missing key")
+            // A key deleted meanwhile is a lost race: the caller's retry reads it again (404).
+            guard let current = try self.readKey(record.keyId), current.revision == expectedRevision else {
+                return .conflict
             }
-            guard current.revision == expectedRevision else { return .conflict }
             var stored = record.withAliases([])
             stored.revision = expectedRevision + 1
             try self.writeKey(stored)
@@ -191,7 +191,7 @@ public final class FileKeyStore: KeyStore {
 
     public func createAlias(_ record: AliasRecord) async throws(KMSError) {
         try await serially { () throws(KMSError) in
-            guard try self.readKey(record.keyId) != nil else { throw KMSError.internal("alias of a missing key") }
+            guard try self.readKey(record.keyId) != nil else { throw KMSError.keyDeletedMeanwhile }
             try self.claimAlias(record)
             self.state.withLock { $0.aliases?.set(record) }
         }
@@ -209,6 +209,8 @@ public final class FileKeyStore: KeyStore {
             do throws(DurableFile.Failure) {
                 try DurableFile.write(AliasFileFormat.encode(record), to: self.aliasURL(alias))
             } catch {
+                // The rename may have happened: read the folder again on next use.
+                self.state.withLock { $0.aliases = nil }
                 throw KMSError.storageUnavailable("cannot move alias: \(error.description)")
             }
             self.state.withLock { $0.aliases?.set(record) }
@@ -306,7 +308,7 @@ public final class FileKeyStore: KeyStore {
             else { continue }
             if let record = parsed.record {
                 index.set(record)
-            } else if let key = try readKey(parsed.keyId) {
+            } else if let key = try? readKey(parsed.keyId) {
                 index.set(
                     AliasRecord(alias: name, keyId: key.keyId, createdAt: key.createdAt, updatedAt: key.createdAt))
             }
@@ -321,7 +323,12 @@ public final class FileKeyStore: KeyStore {
     private func claimAlias(_ record: AliasRecord) throws(KMSError) {
         let target = aliasURL(record.alias)
         if try aliasIndex().byName[record.alias] != nil { throw KMSError.aliasInUse(record.alias) }
-        if FileManager.default.fileExists(atPath: target.path) { unlink(target.path) }
+        if let data = FileManager.default.contents(atPath: target.path) {
+            // Only a readable alias file whose key file is missing is taken over; anything else is kept.
+            guard let parsed = AliasFileFormat.decode(data, alias: record.alias), (try? readKey(parsed.keyId)) == nil
+            else { throw KMSError.aliasInUse(record.alias) }
+            unlink(target.path)
+        }
         do {
             guard try DurableFile.createExclusive(AliasFileFormat.encode(record), at: target) else {
                 throw KMSError.aliasInUse(record.alias)

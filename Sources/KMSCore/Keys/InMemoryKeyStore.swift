@@ -38,8 +38,7 @@ public final class InMemoryKeyStore: KeyStore {
 
     public func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyUpdate {
         try state.withLock { state throws(KMSError) in
-            guard let current = state.keys[record.keyId] else { throw KMSError.internal("update of a missing key") }
-            guard current.revision == expectedRevision else { return .conflict }
+            guard let current = state.keys[record.keyId], current.revision == expectedRevision else { return .conflict }
             var stored = record
             stored.revision = expectedRevision + 1
             state.keys[record.keyId] = stored
@@ -83,7 +82,7 @@ public final class InMemoryKeyStore: KeyStore {
 
     public func createAlias(_ record: AliasRecord) async throws(KMSError) {
         try state.withLock { state throws(KMSError) in
-            guard state.keys[record.keyId] != nil else { throw KMSError.internal("alias of a missing key") }
+            guard state.keys[record.keyId] != nil else { throw KMSError.keyDeletedMeanwhile }
             guard state.aliases[record.alias] == nil else { throw KMSError.aliasInUse(record.alias) }
             state.aliases[record.alias] = record
         }

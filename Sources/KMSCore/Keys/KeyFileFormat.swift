@@ -32,6 +32,7 @@ public enum KeyFileFormat {
         let tags = record.tags.sorted { $0.key.bytesPrecede($1.key) }
             .map { "\(JSONValue.quote($0.key)): \(JSONValue.quote($0.value))" }
         text += "  \"tags\": {\(tags.joined(separator: ", "))},\n"
+        if let policy = record.policy { text += "  \"policy\": \(JSONValue.quote(policy)),\n" }
         text += "  \"versions\": [\n"
         text += record.versions.map { version in
             "    { \"version\": \(version.version), \"createdAt\": \"\(Timestamp.format(version.createdAt))\", "
@@ -103,6 +104,7 @@ public enum KeyFileFormat {
             }
             record.tags[key] = text
         }
+        record.policy = try reader.optionalString("policy")
     }
 
     static func date(_ text: String, field: String) throws(RequestFieldError) -> Date {

@@ -48,6 +48,8 @@ public struct KeyRecord: Sendable, Equatable {
     public var nextRotationAt: Date?
     public var description: String = ""
     public var tags: [String: String] = [:]
+    /// aws-kms-v1's stored key policy (JSON text, kept as given; grants decide).
+    public var policy: String?
 
     public init(keyId: String, aliases: [String], createdAt: Date, versions: [KeyVersion], revision: Int = 1) {
         self.keyId = keyId

@@ -201,9 +201,13 @@ public struct KeyRing: Sendable {
     }
 
     private func material(_ record: KeyRecord, version: KeyVersion) throws(KMSError) -> SymmetricKey {
-        SymmetricKey(
-            data: try masterKey.unwrap(
-                version.wrappedMaterial, aad: Self.materialAAD(keyId: record.keyId, version: version.version)))
+        SymmetricKey(data: try Self.unwrapMaterial(record, version: version, masterKey: masterKey))
+    }
+
+    /// A version's raw material (backup and restore compare it across stores).
+    static func unwrapMaterial(_ record: KeyRecord, version: KeyVersion, masterKey: MasterKey) throws(KMSError) -> Data
+    {
+        try masterKey.unwrap(version.wrappedMaterial, aad: materialAAD(keyId: record.keyId, version: version.version))
     }
 
     private func seal(_ plaintext: Data, record: KeyRecord, aad: Data) throws(KMSError) -> CiphertextResponse {

@@ -9,8 +9,8 @@ import Foundation
 /// - Every read fills in `aliases`, sorted by bytes.
 /// - `update` is compare-and-set: it succeeds only when the stored revision
 ///   equals `expectedRevision`, stores the record (its `aliases` ignored)
-///   with revision + 1 and returns `.updated` with it; otherwise it returns
-///   `.conflict` and stores nothing. (A lost race is an outcome, not an error.)
+///   with revision + 1 and returns `.updated` with it; otherwise (a changed
+///   or deleted key) it returns `.conflict` and stores nothing. (A lost race is an outcome, not an error.)
 ///   That is what keeps concurrent rotations from losing a version, and two
 ///   schedulers from rotating one key twice.
 /// - `delete` removes a key and its aliases only when its revision is still
@@ -54,6 +54,9 @@ extension KMSError {
     /// Compare-and-set kept losing races (the caller retried and gave up).
     public static let keyStoreConflict = KMSError(
         .serverBusy, "the key changed concurrently; retry", retryAfterSeconds: 1, detail: "key store conflict")
+
+    /// A key deleted between a request's lookup and its write.
+    public static let keyDeletedMeanwhile = KMSError(.keyNotFound, "the key was deleted")
 
     public static func aliasNotFound(_ alias: String) -> KMSError {
         KMSError(.aliasNotFound, "no alias '\(alias)' exists; list them with GET /aliases")

@@ -19,6 +19,12 @@ public struct MasterKey: Sendable, CustomStringConvertible {
         self.key = key
     }
 
+    /// A key for one purpose, HKDF-SHA256 of the master key (no salt, `info`,
+    /// 32 bytes): the backup manifest's MAC key (lifecycle-v1 section 6).
+    public func derived(info: String) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Data(info.utf8), outputByteCount: 32)
+    }
+
     /// Never prints key material.
     public var description: String { "MasterKey(redacted)" }
 

@@ -38,10 +38,9 @@ struct AliasesController: Sendable {
                 errors: [.keyNotFound, .keyPendingDeletion, .aliasInUse, .limitReached])
         ) { input, call throws(KMSError) in
             try keys.checkAlias(input.alias)
-            try keys.checkReference(input.keyId, field: "keyId")
+            try Self.checkPresent(input.keyId)
             try authorize(call, name: input.alias)
-            try await authorize(call, key: input.keyId)
-            let target = try await keys.aliasTarget(input.keyId)
+            let target = try await keys.aliasTarget(try await authorize(call, key: input.keyId))
             let fields = [("alias", input.alias), ("key", input.keyId)]
             return try await audited("alias.create", fields, call) { () throws(KMSError) in
                 try await keys.createAlias(input.alias, for: target)
@@ -56,12 +55,11 @@ struct AliasesController: Sendable {
                 errors: [.aliasNotFound, .keyNotFound, .keyPendingDeletion, .limitReached])
         ) { input, call throws(KMSError) in
             let name = try aliasParameter(call)
-            try keys.checkReference(input.keyId, field: "keyId")
+            try Self.checkPresent(input.keyId)
             try authorize(call, name: name)
             let current = try await keys.aliasRecord(name)
             try await authorize(call, currentKeyOf: current)
-            try await authorize(call, key: input.keyId)
-            let target = try await keys.aliasTarget(input.keyId)
+            let target = try await keys.aliasTarget(try await authorize(call, key: input.keyId))
             guard target.keyId != current.keyId else { return KeyRing.body(current) }
             let fields = [("alias", name), ("fromKeyId", current.keyId), ("key", input.keyId)]
             return try await audited("alias.move", fields, call) { () throws(KMSError) in
@@ -129,12 +127,20 @@ struct AliasesController: Sendable {
                 detail: alias.alias))
     }
 
-    /// `keys:manage` on a key the client names (identity-v1 section 4: `403` or `404`).
-    private func authorize(_ call: SealedChannel.Call, key reference: String) async throws(KMSError) {
-        guard let client = call.opened.client else { return }
+    /// An empty `keyId` is the body's `400`; a malformed one is judged like
+    /// any other name (rule 9.2: `403`/`404` on the new key, after the alias's checks).
+    private static func checkPresent(_ keyId: String) throws(KMSError) {
+        guard !keyId.isEmpty else { throw KMSError(.invalidRequest, "`keyId` must not be empty", field: "keyId") }
+    }
+
+    /// `keys:manage` on a key the client names (identity-v1 section 4: `403`
+    /// or `404`); returns the keyId decided on, which the change then uses.
+    private func authorize(_ call: SealedChannel.Call, key reference: String) async throws(KMSError) -> String {
+        guard let client = call.opened.client else { return reference }
         do {
-            _ = try await KeyAccess.decide(
-                .keysManage, on: reference, grants: client.grants, resolve: keys.resolveNames)
+            return try await KeyAccess.decide(
+                .keysManage, on: reference, grants: client.grants, resolve: keys.resolveNames
+            ).keyId
         } catch {
             if error.code == .permissionDenied { call.noteDenied(.keysManage, error) }
             throw error

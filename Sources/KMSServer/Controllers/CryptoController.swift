@@ -17,7 +17,7 @@ struct CryptoController: Sendable {
         ) { input, call throws(KMSError) in
             try await audit.crypto("encrypt", call, keyAndVersion: { ($0.keyId, $0.version) }) {
                 () throws(KMSError) in
-                try await keys.encrypt(input.keyId, plaintext: input.plaintext, aad: input.aad ?? Data())
+                try await keys.encrypt(call.key(input.keyId), plaintext: input.plaintext, aad: input.aad ?? Data())
             }
         }
         routes.sealed(
@@ -54,7 +54,7 @@ struct CryptoController: Sendable {
         ) { input, call throws(KMSError) in
             try await audit.crypto("datakey", call, keyAndVersion: { ($0.keyId, $0.version) }) {
                 () throws(KMSError) in
-                try await keys.dataKey(input.keyId, bytes: input.bytes ?? 32, aad: input.aad ?? Data())
+                try await keys.dataKey(call.key(input.keyId), bytes: input.bytes ?? 32, aad: input.aad ?? Data())
             }
         }
         routes.sealed(

@@ -56,7 +56,7 @@ struct KeyLifecycleController: Sendable {
                 tag: "lifecycle", summary: summary, description: description + " {keyId} may be an alias.",
                 errors: [.keyNotFound] + errors)
         ) { input, call throws(KMSError) in
-            let reference = call.context.parameters.get("keyId") ?? ""
+            let reference = call.key(call.context.parameters.get("keyId") ?? "")
             let change = try change(input)
             // The 409s and a no-op are decided before anything is recorded.
             let (current, changes) = try await keys.preview(change, on: reference)

@@ -33,7 +33,7 @@ struct KeysController: Sendable {
         ) { input, call throws(KMSError) in
             try keys.checkReference(input.keyId, field: "keyId")  // before the intent entry records it
             let record = try await audit.keyChange("key.rotate", reference: input.keyId, call) {
-                () throws(KMSError) in try await keys.rotate(input.keyId)
+                () throws(KMSError) in try await keys.rotate(call.key(input.keyId))
             }
             return response(record)
         }
@@ -67,7 +67,7 @@ struct KeysController: Sendable {
                 errors: [.keyNotFound])
         ) { _, call throws(KMSError) in
             let reference = call.context.parameters.get("keyId") ?? ""
-            return keys.metadata(try await keys.resolve(reference, field: "keyId"))
+            return keys.metadata(try await keys.resolve(call.key(reference), field: "keyId"))
         }
     }
 

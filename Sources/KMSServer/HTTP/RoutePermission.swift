@@ -10,8 +10,10 @@ struct RoutePermission<Inner>: Sendable {
     /// The permission, for the documents; nil when a session suffices.
     let permission: Permission?
     /// Throws `403 permission_denied` (or, for a key the client names itself,
-    /// `404 key_not_found`) when the client may not.
-    let check: (@Sendable (Inner, SealedChannel.Call, ClientRecord, KeyResolver) async throws(KMSError) -> Void)?
+    /// `404 key_not_found`) when the client may not; returns the keyId it
+    /// decided on, which the handler then uses instead of the name (an alias
+    /// moved meanwhile must not redirect the request to a key never checked).
+    let check: (@Sendable (Inner, SealedChannel.Call, ClientRecord, KeyResolver) async throws(KMSError) -> String?)?
 
     typealias KeyResolver = @Sendable (String) async throws(KMSError) -> KeyAccess.Names?
 
@@ -27,8 +29,8 @@ struct RoutePermission<Inner>: Sendable {
             // A malformed name is the inner request's fault: the handler answers its 400 (section 3's order).
             guard let reference = name(input, call),
                 KeyIdentifier.isKeyId(reference) || KeyIdentifier.isAliasSyntax(reference)
-            else { return }
-            _ = try await KeyAccess.decide(permission, on: reference, grants: client.grants, resolve: resolve)
+            else { return nil }
+            return try await KeyAccess.decide(permission, on: reference, grants: client.grants, resolve: resolve).keyId
         }
     }
 
@@ -37,8 +39,9 @@ struct RoutePermission<Inner>: Sendable {
         Self(permission: .keysCreate) { input, _, client, _ throws(KMSError) in
             let requested = alias(input)
             // A malformed alias is the inner request's 400, answered by the handler first.
-            if let requested, !KeyIdentifier.isValidAlias(requested) { return }
+            if let requested, !KeyIdentifier.isValidAlias(requested) { return nil }
             try KeyAccess.checkCreate(alias: requested, grants: client.grants)
+            return nil
         }
     }
 

@@ -31,6 +31,13 @@ struct SealedChannel: Sendable {
         let request: Request
         let context: KMSRequestContext
         var onDenied: @Sendable (Permission?, KMSError, Call) -> Void = { _, _, _ in }
+        /// The keyId the permission check decided on (nil without client
+        /// identity, or for routes that name no key).
+        var checkedKeyId: String?
+
+        /// What the handler should use for the key the request names: the
+        /// keyId the permission was decided on when there was a decision.
+        func key(_ reference: String) -> String { checkedKeyId ?? reference }
 
         /// Records a `permission.denied` entry in the background.
         func noteDenied(_ permission: Permission?, _ error: KMSError) { onDenied(permission, error, self) }
@@ -59,11 +66,11 @@ struct SealedChannel: Sendable {
                 } catch {
                     throw KMSError.invalidRequest(error)
                 }
-                let call = Call(opened: opened, request: request, context: context, onDenied: noteDenied)
+                var call = Call(opened: opened, request: request, context: context, onDenied: noteDenied)
                 // identity-v1 section 3: inner request (400), then permission (403), then the handler.
                 if let client = opened.client, let check = permission.check {
                     do throws(KMSError) {
-                        try await check(input, call, client, resolveKey)
+                        call.checkedKeyId = try await check(input, call, client, resolveKey)
                     } catch {
                         if error.code == .permissionDenied { call.noteDenied(permission.permission, error) }
                         throw error

@@ -27,10 +27,11 @@ struct KeyScheduler: Service {
         }
     }
 
-    /// One pass; a failure is logged and retried at the next.
+    /// One pass; each change is audited as soon as it is written, and a
+    /// failure is logged and retried at the next pass.
     func pass() async {
         do throws(KMSError) {
-            for outcome in try await keys.runScheduled() {
+            let failures = try await keys.runScheduled { outcome in
                 switch outcome {
                 case .deleted(let keyId):
                     await audit.scheduled(AuditEvent("key.delete", [("client", "scheduler"), ("keyId", keyId)]))
@@ -44,6 +45,11 @@ struct KeyScheduler: Service {
                         "rotated a key on its schedule",
                         metadata: ["keyId": "\(record.keyId)", "version": "\(record.activeVersion)"])
                 }
+            }
+            for (keyId, error) in failures {
+                logger.warning(
+                    "key scheduler skipped a key",
+                    metadata: ["keyId": "\(keyId)", "detail": "\(error.detail ?? error.message)"])
             }
         } catch {
             logger.warning("key scheduler pass failed", metadata: ["detail": "\(error.detail ?? error.message)"])

@@ -33,25 +33,34 @@ extension KeyRing {
     /// One scheduler pass: deletes due keys for good and rotates due keys,
     /// each by a conditional write, so that of several instances running it
     /// at once exactly one wins each change; a lost race writes nothing.
-    /// Only what this call wrote is returned (and audited by the caller).
-    public func runScheduled(limit: Int = 100) async throws(KMSError) -> [ScheduledOutcome] {
+    /// `report` hears of each change this call made as soon as it is
+    /// written (the caller audits it there, so a later failure cannot lose
+    /// the entry); a key that fails is skipped and named in the result, and
+    /// the others still run.
+    public func runScheduled(limit: Int = 100, report: (ScheduledOutcome) async -> Void) async throws(KMSError)
+        -> [(keyId: String, error: KMSError)]
+    {
         let now = clock.now()
-        var outcomes: [ScheduledOutcome] = []
+        var failures: [(keyId: String, error: KMSError)] = []
         for record in try await store.due(now: now, limit: limit) {
-            if record.isDueForDeletion(at: now) {
-                if try await store.delete(keyId: record.keyId, expectedRevision: record.revision, now: now) {
-                    outcomes.append(.deleted(keyId: record.keyId))
+            do throws(KMSError) {
+                if record.isDueForDeletion(at: now) {
+                    if try await store.delete(keyId: record.keyId, expectedRevision: record.revision, now: now) {
+                        await report(.deleted(keyId: record.keyId))
+                    }
+                } else if record.isDueForRotation(at: now), let days = record.rotationPeriodDays {
+                    var rotated = record
+                    try addVersion(to: &rotated)
+                    // Missed periods collapse into one: the next is a period from now.
+                    rotated.nextRotationAt = now.addingTimeInterval(Double(days) * 86_400)
+                    if case .updated(let stored) = try await store.update(rotated, expectedRevision: record.revision) {
+                        await report(.rotated(stored))
+                    }
                 }
-            } else if record.isDueForRotation(at: now), let days = record.rotationPeriodDays {
-                var rotated = record
-                try addVersion(to: &rotated)
-                // Missed periods collapse into one: the next is a period from now.
-                rotated.nextRotationAt = now.addingTimeInterval(Double(days) * 86_400)
-                if case .updated(let stored) = try await store.update(rotated, expectedRevision: record.revision) {
-                    outcomes.append(.rotated(stored))
-                }
+            } catch {
+                failures.append((record.keyId, error))
             }
         }
-        return outcomes
+        return failures
     }
 }

@@ -1,0 +1,157 @@
+public import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// lifecycle-v1 section 6 on the file store (`KEY_STORE_PATH`). A backup
+/// reads each file whole (every write is a rename, so a file is never seen
+/// half written) and drops aliases of keys it did not read. A restore is
+/// staged in `KEY_STORE_PATH/.restore-<random>/` through the store types
+/// themselves, read back and verified there, and only then renamed in.
+public enum FileBackupStore {
+    static let secretSuffix = ".secret.json"
+
+    /// Everything a backup holds.
+    public static func read(folder: URL) async throws(KMSError) -> BackupContents {
+        guard FileManager.default.fileExists(atPath: folder.path) else {
+            throw KMSError(.invalidRequest, "no key store at \(folder.path) (KEY_STORE_PATH)")
+        }
+        let keyStore = try FileKeyStore(folder: folder, lifecycle: KeyLifecycle(graceMs: 0), clock: SystemClock())
+        var contents = BackupContents()
+        var after: String?
+        while true {
+            let page = try await keyStore.list(after: after, limit: 500)
+            contents.keys += page
+            guard page.count == 500, let last = page.last else { break }
+            after = last.keyId
+        }
+        let keyIds = Set(contents.keys.map(\.keyId))
+        var cursor: String?
+        while true {
+            let page = try await keyStore.listAliases(after: cursor, limit: 500, keyId: nil)
+            contents.aliases += page.filter { keyIds.contains($0.keyId) }
+            guard page.count == 500, let last = page.last else { break }
+            cursor = last.alias
+        }
+        contents.keys = contents.keys.map { key in
+            key.withAliases(contents.aliases.filter { $0.keyId == key.keyId }.map(\.alias))
+        }
+        let secrets = FileSecretBlobStore(folder: folder)
+        for name in secretNames(in: folder) {
+            if let wrapped = try await secrets.blob(named: name) {
+                contents.secrets.append(BackupContents.Secret(name: name, wrapped: wrapped))
+            }
+        }
+        let clients = try LocalClientStore(folder: folder)
+        var clientCursor: String?
+        while true {
+            let page = try await clients.list(after: clientCursor, limit: 500)
+            contents.clients += page.map { BackupContents.Client(clientId: $0.clientId, sealed: $0.sealed) }
+            guard page.count == 500, let last = page.last else { break }
+            clientCursor = last.clientId
+        }
+        return contents
+    }
+
+    /// Restores `contents` into `folder`, which must never have been
+    /// started (missing or empty), or hold only a first start's server
+    /// secrets and bootstrap `admin` when `replaceServerSecrets`.
+    public static func restore(
+        _ contents: BackupContents, into folder: URL, masterKey: MasterKey, replaceServerSecrets: Bool
+    ) async throws(KMSError) {
+        let replaced = try checkTarget(folder, replaceServerSecrets: replaceServerSecrets, masterKey: masterKey)
+        do {
+            try DurableFile.prepareFolder(folder)
+        } catch {
+            throw KMSError.storageUnavailable("cannot prepare \(folder.path): \(error.description)")
+        }
+        let staging = folder.appendingPathComponent(".restore-\(UUID().uuidString.prefix(8).lowercased())")
+        defer { try? FileManager.default.removeItem(at: staging) }
+        let keys = try FileKeyStore(folder: staging, lifecycle: KeyLifecycle(graceMs: 0), clock: SystemClock())
+        for key in contents.keys { try await keys.create(key.withAliases([])) }
+        for alias in contents.aliases { try await keys.createAlias(alias) }
+        let secrets = FileSecretBlobStore(folder: staging)
+        for secret in contents.secrets { _ = try await secrets.createBlob(named: secret.name, wrapped: secret.wrapped) }
+        let clients = try LocalClientStore(folder: staging)
+        for client in contents.clients {
+            _ = try await clients.add(try BackupRestore.storedClient(client, masterKey: masterKey), onlyIfEmpty: false)
+        }
+        try await contents.verify(restored: try await read(folder: staging), masterKey: masterKey)
+
+        // Verified: replace what a first start made, then rename each staged entry in.
+        for name in replaced {
+            try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+        }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: staging.path)) ?? []
+        for name in entries where !name.hasPrefix(".") {
+            let target = folder.appendingPathComponent(name)
+            if isEmptyFolder(target) { rmdir(target.path) }
+            guard rename(staging.appendingPathComponent(name).path, target.path) == 0 else {
+                throw KMSError.storageUnavailable("cannot move the restored \(name) into place: errno \(errno)")
+            }
+        }
+        do {
+            try DurableFile.syncFolder(folder.path)
+        } catch {
+            throw KMSError.storageUnavailable("cannot sync \(folder.path): \(error.description)")
+        }
+    }
+
+    /// The names a `--replace-server-secrets` restore removes; throws when
+    /// the folder holds more than a first start makes.
+    static func checkTarget(_ folder: URL, replaceServerSecrets: Bool, masterKey: MasterKey) throws(KMSError)
+        -> [String]
+    {
+        let entries = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
+            .filter { !$0.hasPrefix(".") }
+        var startup: [String] = []
+        for name in entries {
+            let url = folder.appendingPathComponent(name)
+            if (name == "keys" || name == "aliases") && isEmptyFolder(url) { continue }
+            if name.hasSuffix(secretSuffix) || name == "clients.json" {
+                startup.append(name)
+                continue
+            }
+            throw KMSError(
+                .invalidRequest,
+                "\(folder.path) already holds \(name): restore only into a never-started store (a missing or empty folder)"
+            )
+        }
+        guard !startup.isEmpty else { return [] }
+        guard replaceServerSecrets else {
+            throw KMSError(
+                .invalidRequest,
+                "\(folder.path) holds the server secrets of a first start; pass --replace-server-secrets to replace them"
+            )
+        }
+        if startup.contains("clients.json") {
+            let data = FileManager.default.contents(atPath: folder.appendingPathComponent("clients.json").path)
+            let names = (try? JSONDecoder().decode(LocalClientStore.ClientFile.self, from: data ?? Data()))?.clients
+                .map(\.name)
+            guard let names, names.allSatisfy({ $0 == ClientRegistry.bootstrapName }) else {
+                throw KMSError(
+                    .invalidRequest, "\(folder.path) holds enrolled clients: restore only into a never-started store")
+            }
+        }
+        return startup
+    }
+
+    static func secretNames(in folder: URL) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
+            .filter { $0.hasSuffix(secretSuffix) && !$0.hasPrefix(".") }
+            .map { String($0.dropLast(secretSuffix.count)) }.sorted()
+    }
+
+    static func isEmptyFolder(_ url: URL) -> Bool {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder), isFolder.boolValue else {
+            return false
+        }
+        return ((try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []).isEmpty
+    }
+}

@@ -1,0 +1,135 @@
+import Crypto
+import Foundation
+import KMSClient
+import KMSCore
+import KMSProtocol
+import KMSTestSupport
+import Testing
+
+/// lifecycle-v1 section 6: `kms backup` of a running instance A, `kms
+/// restore` into a fresh store, and instance B started on it decrypts every
+/// ciphertext and data key A made, on each pair of stores.
+@Suite struct BackupTests {
+    struct Pair: Sendable, CustomTestStringConvertible {
+        let from: String
+        let to: String
+        var testDescription: String { "\(from) → \(to)" }
+    }
+
+    static var pairs: [Pair] {
+        guard PostgresTestDatabase.url != nil else { return [Pair(from: "file", to: "file")] }
+        return [
+            Pair(from: "file", to: "file"), Pair(from: "file", to: "postgres"), Pair(from: "postgres", to: "file"),
+            Pair(from: "postgres", to: "postgres"),
+        ]
+    }
+
+    /// Where a store lives: a folder for the file store (and the master key), a prefix on PostgreSQL.
+    static func environment(_ store: String, folder: URL) -> [String: String] {
+        var environment = [
+            "KEY_STORE_PATH": folder.appendingPathComponent("data/keys").path,
+            "KMS_MASTER_KEY_FILE": folder.appendingPathComponent("data/master.key").path,
+            "KMS_AUDIT_LOG": folder.appendingPathComponent("data/audit.log").path,
+            "KMS_ADMIN_KEY_FILE": folder.appendingPathComponent("data/admin.key").path,
+        ]
+        if store == "postgres" {
+            environment["KMS_STORE"] = "postgres"
+            environment["KMS_DATABASE_URL"] = PostgresTestDatabase.url ?? ""
+            environment["KMS_DATABASE_PREFIX"] = PostgresTestDatabase.newPrefix()
+        }
+        return environment
+    }
+
+    /// What instance A made, to be opened again on B.
+    struct Made: Sendable {
+        var ciphertexts: [(text: String, plaintext: Data, aad: Data?, key: String)] = []
+    }
+
+    @Test(arguments: pairs)
+    func restoredInstanceDecryptsEverything(_ pair: Pair) async throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kms-backup-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let source = Self.environment(pair.from, folder: scratch.appendingPathComponent("a"))
+        let a = try await ServeProcess(environment: source)
+        let adminKey = source["KMS_ADMIN_KEY_FILE"] ?? ""
+        let kms = try KMSClient(KMSClientConfiguration(baseURL: a.url, clientKey: try ClientKeyLookup.read(adminKey)))
+        var made = Made()
+        func seal(_ key: String, _ text: String, aad: String?) async throws {
+            let plaintext = Data(text.utf8)
+            let sealed = try await kms.encrypt(key: key, plaintext: plaintext, aad: aad.map { Data($0.utf8) })
+            made.ciphertexts.append((sealed.ciphertext, plaintext, aad.map { Data($0.utf8) }, key))
+            let dataKey = try await kms.dataKey(key: key, aad: aad.map { Data($0.utf8) })
+            made.ciphertexts.append((dataKey.ciphertext, dataKey.plaintext, aad.map { Data($0.utf8) }, key))
+        }
+        _ = try await kms.generateKey(alias: "photos", description: "family", tags: ["owner": "ana"])
+        _ = try await kms.createAlias("photos-2026", key: "photos")
+        try await seal("photos", "v1 with aad", aad: "album")
+        try await seal("photos", "v1 without aad", aad: nil)
+        _ = try await kms.rotateKey("photos")
+        try await seal("photos-2026", "v2", aad: "album")
+        _ = try await kms.setRotation("photos", periodDays: 30)
+        _ = try await kms.generateKey(alias: "braked")
+        try await seal("braked", "disabled later", aad: nil)
+        _ = try await kms.disableKey("braked")
+        _ = try await kms.generateKey(alias: "doomed")
+        try await seal("doomed", "pending later", aad: "x")
+        _ = try await kms.scheduleKeyDeletion("doomed", days: 7)
+        let before = try await kms.key("photos")
+        try await kms.close()
+
+        // Online: A keeps running.
+        let file = scratch.appendingPathComponent("kms.backup")
+        let backup = try CLIProcess.run(["backup", "--out", file.path], environment: source)
+        #expect(backup.status == 0, "\(backup.stderr)")
+        #expect(backup.stdout.hasPrefix(#"{"keys":3,"versions":4,"aliases":4,"secrets":2,"clients":1,"accessKeys":0}"#))
+        #expect(DurableFile.mode(of: file) == 0o600)
+        let again = try CLIProcess.run(["backup", "--out", file.path], environment: source)
+        #expect(again.status != 0 && again.stderr.contains("--force"))
+        #expect(a.stop() == 0)
+
+        let target = Self.environment(pair.to, folder: scratch.appendingPathComponent("b"))
+        let masterKey = try #require(FileManager.default.contents(atPath: source["KMS_MASTER_KEY_FILE"] ?? ""))
+        try FileManager.default.createDirectory(
+            at: scratch.appendingPathComponent("b/data"), withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
+        try masterKey.write(to: URL(fileURLWithPath: target["KMS_MASTER_KEY_FILE"] ?? ""))
+
+        // An edited byte, or another master key: refused, and nothing written.
+        var edited = try Data(contentsOf: file)
+        edited[edited.count / 2] ^= 0x01
+        let editedFile = scratch.appendingPathComponent("edited.backup")
+        try edited.write(to: editedFile)
+        let refused = try CLIProcess.run(["restore", editedFile.path], environment: target)
+        #expect(refused.status != 0 && refused.stderr.contains("SHA-256"), "\(refused.stderr)")
+        var otherKey = target
+        otherKey["KMS_MASTER_KEY"] = Data(repeating: 9, count: 32).base64EncodedString()
+        let wrongKey = try CLIProcess.run(["restore", file.path], environment: otherKey)
+        #expect(wrongKey.status != 0 && wrongKey.stderr.contains("another master key"), "\(wrongKey.stderr)")
+
+        let restored = try CLIProcess.run(["restore", file.path], environment: target)
+        #expect(restored.status == 0, "\(restored.stdout)\(restored.stderr)")
+        #expect(restored.stdout.contains(#""keys":3,"versions":4,"aliases":4"#))
+        let twice = try CLIProcess.run(["restore", file.path], environment: target)
+        #expect(twice.status != 0 && twice.stderr.contains("never-started"), "\(twice.stderr)")
+
+        let b = try await ServeProcess(environment: target)
+        // A's admin key works on B: the client registry came with the keys.
+        let restoredClient = try KMSClient(
+            KMSClientConfiguration(baseURL: b.url, clientKey: try ClientKeyLookup.read(adminKey)))
+        let after = try await restoredClient.key("photos")
+        #expect(after.versions.map(\.createdAt) == before.versions.map(\.createdAt))
+        #expect(after.aliases == ["photos", "photos-2026"] && after.tags == ["owner": "ana"])
+        #expect(
+            after.rotationPeriodDays == 30 && after.nextRotationAt == before.nextRotationAt,
+            "\(after.nextRotationAt ?? "-") \(before.nextRotationAt ?? "-")")
+        _ = try await restoredClient.enableKey("braked")
+        _ = try await restoredClient.cancelKeyDeletion("doomed")
+        _ = try await restoredClient.enableKey("doomed")
+        for (text, plaintext, aad, key) in made.ciphertexts {
+            let opened = try await restoredClient.decrypt(ciphertext: text, aad: aad)
+            #expect(opened.plaintext == plaintext, "\(key)")
+        }
+        try await restoredClient.close()
+        #expect(b.stop() == 0)
+    }
+}
