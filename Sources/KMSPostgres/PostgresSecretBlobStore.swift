@@ -25,6 +25,18 @@ public final class PostgresSecretBlobStore: SecretBlobStore {
         }
     }
 
+    public func replaceBlob(named name: String, expected: Data, with wrapped: Data) async throws(KMSError) -> Data {
+        do {
+            try await database.client.query(
+                "UPDATE \(unescaped: database.table("secrets")) SET wrapped = \(wrapped) WHERE name = \(name) AND wrapped = \(expected)",
+                logger: database.logger)
+        } catch {
+            throw PostgresDatabase.unavailable(error, "replace secret")
+        }
+        guard let stored = try await blob(named: name) else { throw KMSError.internal("secret \(name) vanished") }
+        return stored
+    }
+
     public func createBlob(named name: String, wrapped: Data) async throws(KMSError) -> Data {
         do {
             try await database.client.query(

@@ -66,6 +66,16 @@ public enum Base64 {
         Data(data).base64EncodedString()
     }
 
+    /// The bytes of an unpadded RFC 4648 section 5 text, nil unless it is the
+    /// canonical encoding of them (one text per value: key ids are names).
+    public static func decodeURL(_ text: String) -> Data? {
+        var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        guard !text.contains("+"), !text.contains("/"), !text.contains("=") else { return nil }
+        while standard.utf8.count % 4 != 0 { standard += "=" }
+        guard let data = decodeStrict(standard), encodeURL(data) == text else { return nil }
+        return data
+    }
+
     /// RFC 4648 section 5, without padding (session ids and issued tokens).
     public static func encodeURL(_ data: some DataProtocol) -> String {
         var text = Data(data).base64EncodedString()

@@ -29,6 +29,8 @@ public struct AppDependencies: Sendable {
     public var janitorInterval: Duration = .seconds(30)
     /// Overrides `KMS_SCHEDULER_INTERVAL_MS` (tests).
     public var schedulerInterval: Duration?
+    /// Called with the AWS door's port once it listens (tests bind port 0).
+    public var onAWSServerRunning: (@Sendable (Int) -> Void)?
 
     public init() {}
 }
@@ -132,6 +134,12 @@ public func buildApplication(
         KeyScheduler(
             keys: keys, audit: audit,
             interval: dependencies.schedulerInterval ?? .milliseconds(config.schedulerIntervalMs), logger: logger))
+    if let aws = config.aws {
+        app.addServices(
+            try await makeAWSDoor(
+                aws, config: config, dependencies: dependencies, keys: keys, audit: audit, clients: clients,
+                secrets: stores.secrets, masterKey: masterKey))
+    }
     return app
 }
 

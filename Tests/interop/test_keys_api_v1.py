@@ -117,7 +117,7 @@ def check_metadata(meta: dict) -> dict:
     # lifecycle-v1 section 5 extends api-v1's metadata; its members are allowed here and checked by
     # test_lifecycle_v1.py (a server that implements only api-v1 sends none of them).
     lifecycle = {"state", "deletionDate", "pendingWindowDays", "rotationPeriodDays", "nextRotationAt",
-                 "description", "tags", "aliases"}
+                 "description", "tags", "aliases", "awsKeyId"}
     check_fields(meta, {"keyId", "createdAt", "activeVersion", "versions"}, {"alias"} | lifecycle,
                  what="key metadata")
     assert KEY_ID_RE.fullmatch(meta["keyId"])

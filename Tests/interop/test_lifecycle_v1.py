@@ -26,7 +26,7 @@ after = pytest.mark.skipif(PHASE != "after" or not STATE, reason="KMS_LIFECYCLE_
 
 METADATA = {"keyId", "createdAt", "activeVersion", "versions", "state", "rotationPeriodDays", "description",
             "tags", "aliases"}
-METADATA_OPTIONAL = {"alias", "deletionDate", "pendingWindowDays", "nextRotationAt"}
+METADATA_OPTIONAL = {"alias", "deletionDate", "pendingWindowDays", "nextRotationAt", "awsKeyId"}
 
 
 @pytest.fixture

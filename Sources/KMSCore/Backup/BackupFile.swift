@@ -93,11 +93,11 @@ public enum BackupFile {
         }
         let sha = try field { () throws(RequestFieldError) in try manifest.string("sha256") }
         let mac = try field { () throws(RequestFieldError) in try manifest.string("mac") }
-        guard constantTimeEqual(sha, hex(SHA256.hash(data: body))) else {
+        guard ConstantTime.equal(sha, hex(SHA256.hash(data: body))) else {
             throw refused("its SHA-256 does not match: the file was changed or truncated")
         }
         let expectedMac = hex(HMAC<SHA256>.authenticationCode(for: body, using: masterKey.derived(info: macInfo)))
-        guard constantTimeEqual(mac, expectedMac) else {
+        guard ConstantTime.equal(mac, expectedMac) else {
             throw refused("its MAC does not match: it was made under another master key, or edited")
         }
         var counts = BackupContents.Counts()
@@ -206,13 +206,5 @@ public enum BackupFile {
         KMSError(.invalidRequest, "the backup is refused: \(why)")
     }
 
-    static func hex(_ digest: some Sequence<UInt8>) -> String {
-        digest.map { String(format: "%02x", $0) }.joined()
-    }
-
-    private static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let (x, y) = (Array(a.utf8), Array(b.utf8))
-        guard x.count == y.count else { return false }
-        return zip(x, y).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
-    }
+    static func hex(_ digest: some Sequence<UInt8>) -> String { SigV4.hex(digest) }
 }

@@ -239,6 +239,19 @@ public struct ClientRegistry: Sendable {
         return (record, accessKeyId, secret)
     }
 
+    /// aws-kms-v1 section 3: the active client holding the active access key
+    /// `accessKeyId`, and the key's secret; nil for an unknown or revoked key
+    /// or client (read per request: revocation is immediate).
+    public func accessKeySecret(_ accessKeyId: String) async throws(KMSError) -> (client: ClientRecord, secret: Data)? {
+        guard AccessKeyRecord.isAccessKeyId(accessKeyId), let stored = try await store.client(accessKeyId: accessKeyId),
+            stored.active, let record = open(stored), record.isActive,
+            let key = record.accessKeys.first(where: { $0.accessKeyId == accessKeyId && $0.revokedAt == nil }),
+            let secret = try? masterKey.unwrap(
+                key.wrappedSecret, aad: "kms-v1/secret/access-key/\(record.clientId)/\(accessKeyId)")
+        else { return nil }
+        return (record, secret)
+    }
+
     /// `POST /clients/{client}/access-keys/{accessKeyId}/revoke`: idempotent.
     public func revokeAccessKey(_ reference: String, accessKeyId: String) async throws(KMSError) -> ClientRecord {
         let now = clock.now()

@@ -8,8 +8,12 @@ import KMSProtocol
 public enum KeyIdentifier {
     public static let keyIdPrefix = "key_"
 
+    /// 16 random bytes shaped as a UUID v4 (aws-kms-v1 section 4: the AWS
+    /// `KeyId` is these bytes as UUID text, which Terraform validates).
     public static func newKeyId() -> String {
-        keyIdPrefix + Base64.encodeURL(SymmetricKeyBytes.random(count: 16))
+        var bytes = [UInt8](SymmetricKeyBytes.random(count: 16))
+        AWSKeyId.uuidV4Shape(&bytes)
+        return keyIdPrefix + Base64.encodeURL(bytes)
     }
 
     public static func isKeyId(_ text: String) -> Bool {

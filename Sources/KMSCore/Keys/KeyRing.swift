@@ -131,6 +131,7 @@ public struct KeyRing: Sendable {
         metadata.description = record.description
         metadata.tags = record.tags
         metadata.aliases = record.aliases
+        metadata.awsKeyId = AWSKeyId.uuid(fromNative: record.keyId)
         return metadata
     }
 
@@ -227,7 +228,7 @@ public struct KeyRing: Sendable {
     }
 
     private func open(_ text: String, aad: Data) async throws(KMSError) -> (KeyCiphertext, Data) {
-        guard let parsed = KeyCiphertext(parsing: text) else {
+        guard let parsed = KeyCiphertext(parsingEitherForm: text) else {
             throw KMSError(
                 .invalidRequest, "`ciphertext` is not a ciphertext of this KMS (kms:v1:<keyId>:<version>:<b64>)",
                 field: "ciphertext")

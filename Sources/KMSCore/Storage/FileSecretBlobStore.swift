@@ -20,6 +20,19 @@ public final class FileSecretBlobStore: SecretBlobStore {
         try lock.withLock { _ throws(KMSError) in try read(name) }
     }
 
+    public func replaceBlob(named name: String, expected: Data, with wrapped: Data) async throws(KMSError) -> Data {
+        try lock.withLock { _ throws(KMSError) in
+            guard let current = try read(name), current == expected else { return try read(name) ?? expected }
+            let json = "{\"name\":\"\(name)\",\"wrapped\":\"\(Base64.encode(wrapped))\"}\n"
+            do {
+                try DurableFile.write(Data(json.utf8), to: url(name))
+            } catch {
+                throw KMSError.storageUnavailable("cannot store \(name): \(error)")
+            }
+            return wrapped
+        }
+    }
+
     public func createBlob(named name: String, wrapped: Data) async throws(KMSError) -> Data {
         try lock.withLock { _ throws(KMSError) in
             if let existing = try read(name) { return existing }

@@ -10,4 +10,7 @@ public protocol SecretBlobStore: Sendable {
     func blob(named name: String) async throws(KMSError) -> Data?
     /// Stores `wrapped` unless the name exists; returns the blob that is stored.
     func createBlob(named name: String, wrapped: Data) async throws(KMSError) -> Data
+    /// Replaces the blob if it is still `expected` (compare-and-set: of
+    /// instances replacing together one wins); returns the blob that is stored.
+    func replaceBlob(named name: String, expected: Data, with wrapped: Data) async throws(KMSError) -> Data
 }

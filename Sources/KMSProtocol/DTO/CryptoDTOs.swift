@@ -7,24 +7,45 @@ public enum CryptoLimits {
     public static let dataKeyBytes: ClosedRange<Int64> = 16...64
 }
 
+extension JSONObjectReader {
+    /// `aad`, or `encryptionContext` (aws-kms-v1 section 5) as the same AAD
+    /// bytes the AWS door uses; both at once is refused (rule 10.3).
+    mutating func callerAAD() throws(RequestFieldError) -> (aad: Data?, context: [String: String]?) {
+        let aad = try optionalBytes("aad", maxBytes: CryptoLimits.maxPlaintextBytes)
+        guard let context = try optionalStringMap("encryptionContext") else { return (aad, nil) }
+        guard aad == nil else {
+            throw RequestFieldError(field: "encryptionContext", message: "give `aad` or `encryptionContext`, not both")
+        }
+        guard let encoded = EncryptionContext.encode(context) else {
+            throw RequestFieldError(
+                field: "encryptionContext",
+                message: "`encryptionContext` keys must not be empty, and it must encode to at most 8,192 bytes")
+        }
+        return (encoded, context)
+    }
+}
+
 /// `POST /crypto/encrypt` inner request.
 public struct EncryptRequest: Codable, StrictDecodable, Equatable {
     public var keyId: String
     /// b64 on the wire.
     public var plaintext: Data
-    /// b64 on the wire; absent equals empty.
+    /// b64 on the wire; absent equals empty. Read from `encryptionContext` when that is sent.
     public var aad: Data?
+    /// aws-kms-v1: the alternative to `aad`, encoded as the AWS door encodes it.
+    public var encryptionContext: [String: String]?
 
-    public init(keyId: String, plaintext: Data, aad: Data? = nil) {
+    public init(keyId: String, plaintext: Data, aad: Data? = nil, encryptionContext: [String: String]? = nil) {
         self.keyId = keyId
         self.plaintext = plaintext
         self.aad = aad
+        self.encryptionContext = encryptionContext
     }
 
     public init(reading reader: inout JSONObjectReader) throws(RequestFieldError) {
         keyId = try reader.string("keyId")
         plaintext = try reader.bytes("plaintext", maxBytes: CryptoLimits.maxPlaintextBytes)
-        aad = try reader.optionalBytes("aad", maxBytes: CryptoLimits.maxPlaintextBytes)
+        (aad, encryptionContext) = try reader.callerAAD()
     }
 }
 
@@ -43,17 +64,20 @@ public struct CiphertextResponse: Codable, Sendable, Equatable {
 
 /// `POST /crypto/decrypt` and `/crypto/rewrap` inner request.
 public struct CiphertextRequest: Codable, StrictDecodable, Equatable {
+    /// The native text, or (aws-kms-v1) a `CiphertextBlob`'s base64 as `aws kms` prints it.
     public var ciphertext: String
     public var aad: Data?
+    public var encryptionContext: [String: String]?
 
-    public init(ciphertext: String, aad: Data? = nil) {
+    public init(ciphertext: String, aad: Data? = nil, encryptionContext: [String: String]? = nil) {
         self.ciphertext = ciphertext
         self.aad = aad
+        self.encryptionContext = encryptionContext
     }
 
     public init(reading reader: inout JSONObjectReader) throws(RequestFieldError) {
         ciphertext = try reader.string("ciphertext")
-        aad = try reader.optionalBytes("aad", maxBytes: CryptoLimits.maxPlaintextBytes)
+        (aad, encryptionContext) = try reader.callerAAD()
     }
 }
 
@@ -76,17 +100,19 @@ public struct DataKeyRequest: Codable, StrictDecodable, Equatable {
     public var keyId: String
     public var bytes: Int?
     public var aad: Data?
+    public var encryptionContext: [String: String]?
 
-    public init(keyId: String, bytes: Int? = nil, aad: Data? = nil) {
+    public init(keyId: String, bytes: Int? = nil, aad: Data? = nil, encryptionContext: [String: String]? = nil) {
         self.keyId = keyId
         self.bytes = bytes
         self.aad = aad
+        self.encryptionContext = encryptionContext
     }
 
     public init(reading reader: inout JSONObjectReader) throws(RequestFieldError) {
         keyId = try reader.string("keyId")
         bytes = try reader.optionalInteger("bytes", in: CryptoLimits.dataKeyBytes).map(Int.init)
-        aad = try reader.optionalBytes("aad", maxBytes: CryptoLimits.maxPlaintextBytes)
+        (aad, encryptionContext) = try reader.callerAAD()
     }
 }
 

@@ -78,6 +78,8 @@ public struct KeyMetadata: Codable, Sendable, Equatable {
     public var description: String = ""
     public var tags: [String: String] = [:]
     public var aliases: [String] = []
+    /// aws-kms-v1 section 4: the same key's AWS `KeyId` (its id's bytes as a UUID).
+    public var awsKeyId: String?
 
     public init(keyId: String, alias: String?, createdAt: String, activeVersion: Int, versions: [Version]) {
         self.keyId = keyId
@@ -90,7 +92,7 @@ public struct KeyMetadata: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case keyId, alias, createdAt, activeVersion, versions, state, deletionDate, pendingWindowDays
-        case rotationPeriodDays, nextRotationAt, description, tags, aliases
+        case rotationPeriodDays, nextRotationAt, description, tags, aliases, awsKeyId
     }
 
     public init(from decoder: any Decoder) throws {
@@ -108,6 +110,7 @@ public struct KeyMetadata: Codable, Sendable, Equatable {
         description = try container.decodeIfPresent(String.self, forKey: .description) ?? ""
         tags = try container.decodeIfPresent([String: String].self, forKey: .tags) ?? [:]
         aliases = try container.decodeIfPresent([String].self, forKey: .aliases) ?? alias.map { [$0] } ?? []
+        awsKeyId = try container.decodeIfPresent(String.self, forKey: .awsKeyId)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -125,6 +128,7 @@ public struct KeyMetadata: Codable, Sendable, Equatable {
         try container.encode(description, forKey: .description)
         try container.encode(tags, forKey: .tags)
         try container.encode(aliases, forKey: .aliases)
+        try container.encodeIfPresent(awsKeyId, forKey: .awsKeyId)
     }
 }
 

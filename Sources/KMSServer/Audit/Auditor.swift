@@ -44,7 +44,14 @@ struct Auditor: Sendable {
         _ type: String, _ fields: [(String, String)], _ call: SealedChannel.Call,
         _ change: () async throws(KMSError) -> T, result: (T) -> [(String, String)]
     ) async throws(KMSError) -> T {
-        let who = Self.who(call)
+        try await durableChange(type, fields, who: Self.who(call), change, result: result)
+    }
+
+    /// The same for a caller named by `who` (the AWS door: `door`, `accessKeyId`).
+    func durableChange<T>(
+        _ type: String, _ fields: [(String, String)], who: [(String, String)],
+        _ change: () async throws(KMSError) -> T, result: (T) -> [(String, String)]
+    ) async throws(KMSError) -> T {
         try await log.record(AuditEvent(type, outcome: "intent", who + fields), durable: true)
         let value: T
         do {
@@ -62,7 +69,13 @@ struct Auditor: Sendable {
         _ operation: String, _ call: SealedChannel.Call, keyAndVersion: (Output) -> (String, Int),
         _ body: () async throws(KMSError) -> Output
     ) async throws(KMSError) -> Output {
-        let who = Self.who(call)
+        try await crypto(operation, who: Self.who(call), keyAndVersion: keyAndVersion, body)
+    }
+
+    func crypto<Output: Sendable>(
+        _ operation: String, who: [(String, String)], keyAndVersion: (Output) -> (String, Int),
+        _ body: () async throws(KMSError) -> Output
+    ) async throws(KMSError) -> Output {
         let output: Output
         do {
             output = try await body()

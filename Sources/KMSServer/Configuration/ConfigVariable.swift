@@ -37,6 +37,18 @@ public struct ConfigVariable: Sendable {
         .init(
             name: "KMS_TOKEN_PREFIX", defaultValue: "", meaning: "prefix of every token (at most 64 token characters)"),
         .init(name: "KMS_KEY_GRACE_MS", defaultValue: "604800000", meaning: "grace of a rotated-out key version"),
+        .init(name: "KMS_AWS_PORT", defaultValue: "", meaning: "port of the AWS-KMS-compatible listener (unset: off)"),
+        .init(name: "KMS_AWS_HOST", defaultValue: "", meaning: "its bind address (default KMS_HOST)"),
+        .init(name: "KMS_AWS_REGION", defaultValue: "us-east-1", meaning: "the one region it answers for"),
+        .init(name: "KMS_AWS_ACCOUNT_ID", defaultValue: "000000000000", meaning: "12 digits, in ARNs"),
+        .init(name: "KMS_TLS_CERT_FILE", defaultValue: "", meaning: "PEM certificate chain (with KMS_TLS_KEY_FILE)"),
+        .init(name: "KMS_TLS_KEY_FILE", defaultValue: "", meaning: "PEM private key (with KMS_TLS_CERT_FILE)"),
+        .init(
+            name: "KMS_TLS_HOSTNAMES", defaultValue: "",
+            meaning: "CSV of names and IPs for the self-signed certificate (besides localhost, 127.0.0.1, ::1)"),
+        .init(
+            name: "KMS_AWS_ALLOW_PLAIN_HTTP", defaultValue: "false",
+            meaning: "plain HTTP on the AWS listener, loopback KMS_AWS_HOST only"),
         .init(
             name: "KMS_SCHEDULER_INTERVAL_MS", defaultValue: "60000",
             meaning: "how often the key scheduler deletes and rotates due keys (1000 to 3600000, ±10 % jitter)"),

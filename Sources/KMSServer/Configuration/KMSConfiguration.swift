@@ -39,6 +39,8 @@ public struct KMSConfiguration: Sendable {
     public var testClockOffsetMs: Int64 = 0
     /// The bootstrap admin's key file (identity-v1 section 6).
     public var adminKeyFile = URL(fileURLWithPath: "./data/admin.key")
+    /// aws-kms-v1: the AWS-compatible listener; nil when off.
+    public var aws: AWSConfiguration?
     public enum Store: String, Sendable { case file, postgres }
 
     public var store = Store.file
@@ -137,6 +139,7 @@ public struct KMSConfiguration: Sendable {
                 reason: "moves the server's clock; it is refused with KMS_ENV=production")
         }
         adminKeyFile = try reader.string("KMS_ADMIN_KEY_FILE").map { URL(fileURLWithPath: $0) } ?? adminKeyFile
+        aws = try AWSConfiguration.read(reader, host: host)
         if let text = try reader.string("KMS_STORE") {
             guard let value = Store(rawValue: text.lowercased()) else {
                 throw Invalid(variable: "KMS_STORE", reason: "must be file or postgres, got '\(text)'")
@@ -193,6 +196,7 @@ public struct KMSConfiguration: Sendable {
             "auditLog": "\(auditLog.path)", "auditMaxBytes": "\(auditMaxBytes)", "store": "\(store.rawValue)",
             "database": "\(databaseURL.map(Self.redactedURL) ?? "none")",
             "tokenPrefix": "\(sessions.tokenPrefix == nil ? "none" : "set")",
+            "awsPort": "\(aws.map { "\($0.port)" } ?? "off")",
         ]
     }
 }

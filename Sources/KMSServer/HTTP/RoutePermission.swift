@@ -58,7 +58,7 @@ struct RoutePermission<Inner>: Sendable {
 extension RoutePermission where Inner: CiphertextNaming {
     /// `permission` on the key named in the request's ciphertext.
     static func ciphertextKey(_ permission: Permission) -> Self {
-        .key(permission) { input, _ in KeyCiphertext(parsing: input.ciphertext)?.keyId }
+        .key(permission) { input, _ in KeyCiphertext(parsingEitherForm: input.ciphertext)?.keyId }
     }
 }
 

@@ -25,6 +25,9 @@ let exampleKeyId = "key_3q2-7wAAAAAAAAAAAAAAAA"
 let exampleTime = "2026-11-29T12:00:00.000Z"
 let exampleCiphertext =
     "kms:v1:key_3q2-7wAAAAAAAAAAAAAAAA:2:oKGio6SlpqeoqaqrFlnIWKv7oNrJR9nVVcDvDxFBODw1wo0zKQWFI8k="
+let contextSchema = Schema.map(.string())
+let contextDescription =
+    "aws-kms-v1: the alternative to aad (not both), encoded as the AWS Encryption SDK does; the AWS door's EncryptionContext"
 let keyReference = Schema.string(description: "key id (key_…) or alias", pattern: "^[A-Za-z0-9._-]{1,64}$")
 let ciphertextSchema = Schema.string(
     description: "kms:v1:<keyId>:<version>:<b64>; opaque to clients",
@@ -177,6 +180,9 @@ extension KeyMetadata: Documented {
             .init("nextRotationAt", .timestamp, required: false),
             .init("description", descriptionSchema), .init("tags", tagsSchema),
             .init("aliases", .array(aliasSchema), "sorted by bytes; `alias` is the first"),
+            .init(
+                "awsKeyId", .string(pattern: "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+                required: false, "aws-kms-v1: the AWS door's KeyId of this key"),
         ])
     }
     static var example: KeyMetadata {
@@ -189,6 +195,7 @@ extension KeyMetadata: Documented {
         metadata.nextRotationAt = "2027-02-27T12:00:00.000Z"
         metadata.tags = ["owner": "ana"]
         metadata.aliases = ["photos", "photos-2026"]
+        metadata.awsKeyId = "deadbeef-0000-0000-0000-000000000000"
         return metadata
     }
 }
@@ -208,6 +215,7 @@ extension EncryptRequest: Documented {
         .object([
             .init("keyId", keyReference), .init("plaintext", .base64("at most 65,536 bytes")),
             .init("aad", .base64("bound to the ciphertext; absent equals empty"), required: false),
+            .init("encryptionContext", contextSchema, required: false, contextDescription),
         ])
     }
     static var example: EncryptRequest {
@@ -229,8 +237,11 @@ extension CiphertextResponse: Documented {
 extension CiphertextRequest: Documented {
     static var schema: Schema {
         .object([
-            .init("ciphertext", ciphertextSchema),
+            .init(
+                "ciphertext", .string(description: "kms:v1:<keyId>:<version>:<b64>, or an AWS CiphertextBlob's base64"),
+                "opaque to clients"),
             .init("aad", .base64("the aad given at encryption"), required: false),
+            .init("encryptionContext", contextSchema, required: false, contextDescription),
         ])
     }
     static var example: CiphertextRequest {
@@ -253,6 +264,7 @@ extension DataKeyRequest: Documented {
             .init("keyId", keyReference),
             .init("bytes", .integer(minimum: 16, maximum: 64), required: false, "default 32"),
             .init("aad", .base64(""), required: false),
+            .init("encryptionContext", contextSchema, required: false, contextDescription),
         ])
     }
     static var example: DataKeyRequest { DataKeyRequest(keyId: "backup", bytes: 32, aad: nil) }

@@ -12,6 +12,8 @@ public enum KeyChange: Sendable, Equatable {
     /// nil clears the schedule.
     case rotation(periodDays: Int?)
     case labels(KeyLabels)
+    /// aws-kms-v1: the stored key policy (kept verbatim, never evaluated).
+    case policy(String)
 
     public static let pendingWindowDays = 7...30
     public static let defaultPendingWindowDays = 30
@@ -26,6 +28,7 @@ public enum KeyChange: Sendable, Equatable {
         case .cancelDeletion: return "key.cancel-deletion"
         case .rotation: return "key.rotation-schedule"
         case .labels: return "key.labels"
+        case .policy: return "key.policy"
         }
     }
 
@@ -63,6 +66,9 @@ public enum KeyChange: Sendable, Equatable {
             guard record.state != .pendingDeletion else { throw KMSError.keyPendingDeletion }
             if let description = labels.description { record.description = description }
             record.tags = try labels.applied(to: record.tags)
+        case .policy(let text):
+            guard record.state != .pendingDeletion else { throw KMSError.keyPendingDeletion }
+            record.policy = text
         }
         return record != before
     }

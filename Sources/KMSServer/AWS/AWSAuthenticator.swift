@@ -1,0 +1,103 @@
+import Crypto
+import Foundation
+import KMSCore
+import KMSProtocol
+
+/// Who signed an AWS request: the access key and its (active) client.
+struct AWSCaller: Sendable {
+    let accessKeyId: String
+    let client: ClientRecord
+
+    /// The audit fields of this door (aws-kms-v1 section 6).
+    func who(address: String) -> [(String, String)] {
+        [
+            ("client", address), ("door", "aws"), ("accessKeyId", accessKeyId), ("clientId", client.clientId),
+            ("clientName", client.name),
+        ]
+    }
+}
+
+/// SigV4 verification exactly in aws-kms-v1 section 3's order; each
+/// refusal is a `400` with the code the section names.
+struct AWSAuthenticator: Sendable {
+    let registry: ClientRegistry
+    let region: String
+    let clock: any KMSClock
+    static let maxSkew: TimeInterval = 300
+
+    /// `headers`: every field as received (name, value), `Host` included.
+    func verify(headers: [(name: String, value: String)], body: Data) async throws(AWSFault) -> AWSCaller {
+        func values(_ name: String) -> [String] { headers.filter { $0.name.lowercased() == name }.map(\.value) }
+        // 1. An Authorization header at all.
+        guard let header = values("authorization").first else {
+            throw AWSFault("MissingAuthenticationTokenException", "Missing Authentication Token")
+        }
+        // 2. Its form, the signed headers, X-Amz-Date.
+        let incomplete = AWSFault(
+            "IncompleteSignatureException",
+            "The Authorization header must be AWS4-HMAC-SHA256 Credential=…, SignedHeaders=… (sorted, lowercase, with host, x-amz-date and x-amz-target), Signature=…; and X-Amz-Date yyyymmddThhmmssZ."
+        )
+        guard values("authorization").count == 1, let authorization = SigV4.Authorization(parsing: header),
+            Set(authorization.signedHeaders).isSuperset(of: ["host", "x-amz-date", "x-amz-target"]),
+            authorization.signedHeaders.allSatisfy({ !values($0).isEmpty }),
+            let amzDateText = values("x-amz-date").first, values("x-amz-date").count == 1,
+            let amzDate = SigV4.parseAmzDate(amzDateText)
+        else { throw incomplete }
+        // 3. No session tokens.
+        guard values("x-amz-security-token").isEmpty else {
+            throw AWSFault(
+                "UnrecognizedClientException", "Session tokens are not supported: use an access key of this KMS.")
+        }
+        // 4. Scope and skew.
+        guard authorization.date == String(amzDateText.prefix(8)), authorization.region == region,
+            authorization.service == "kms"
+        else {
+            throw AWSFault(
+                "InvalidSignatureException",
+                "Credential should be scoped to a valid region, service kms and the date of X-Amz-Date (\(region)).")
+        }
+        let now = clock.now()
+        if amzDate.timeIntervalSince(now) > Self.maxSkew {
+            throw AWSFault(
+                "InvalidSignatureException",
+                "Signature not yet current: \(amzDateText) is still later than \(SigV4.amzDate(now.addingTimeInterval(Self.maxSkew)))"
+            )
+        }
+        if now.timeIntervalSince(amzDate) > Self.maxSkew {
+            throw AWSFault(
+                "InvalidSignatureException",
+                "Signature expired: \(amzDateText) is now earlier than \(SigV4.amzDate(now.addingTimeInterval(-Self.maxSkew)))"
+            )
+        }
+        // 5. The access key, read now (revocation is immediate).
+        let unrecognized = AWSFault(
+            "UnrecognizedClientException", "The security token included in the request is invalid.")
+        let found: (client: ClientRecord, secret: Data)?
+        do {
+            found = try await registry.accessKeySecret(authorization.accessKeyId)
+        } catch {
+            throw AWSFault.from(error)
+        }
+        guard let found else { throw unrecognized }
+        // 6. The signature, and X-Amz-Content-Sha256 when sent.
+        let canonical = SigV4.canonicalRequest(
+            headers: headers, signedHeaders: authorization.signedHeaders, body: body)
+        let key = SigV4.signingKey(
+            secret: found.secret, date: authorization.date, region: region, service: "kms")
+        let expected = SigV4.signature(
+            signingKey: key,
+            stringToSign: SigV4.stringToSign(
+                amzDate: amzDateText, scope: authorization.scope, canonicalRequest: canonical))
+        let contentHash = values("x-amz-content-sha256")
+        let bodyHash = SigV4.hex(SHA256.hash(data: body))
+        guard ConstantTime.equal(expected, authorization.signature),
+            contentHash.allSatisfy({ ConstantTime.equal($0.lowercased(), bodyHash) })
+        else {
+            throw AWSFault(
+                "InvalidSignatureException",
+                "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."
+            )
+        }
+        return AWSCaller(accessKeyId: authorization.accessKeyId, client: found.client)
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import KMSCore
+import KMSProtocol
+import NIOSSL
+
+/// The AWS-compatible listener (aws-kms-v1 section 1): its own port, TLS
+/// 1.2+ on the configured or self-signed certificate (plain HTTP only when
+/// allowed on loopback), the same allowlist, keys, clients and audit as the
+/// native door. It runs as a service of the main application, so SIGTERM
+/// stops both.
+func makeAWSDoor(
+    _ aws: AWSConfiguration, config: KMSConfiguration, dependencies: AppDependencies, keys: KeyRing, audit: Auditor,
+    clients: ClientRegistry, secrets: any SecretBlobStore, masterKey: MasterKey
+) async throws -> some ApplicationProtocol {
+    let logger = dependencies.logger
+    let responder = AWSResponder(
+        resolver: ClientAddressResolver(allowlist: config.allowlist, trustedProxies: config.trustedProxies),
+        maxBodyBytes: config.maxBodyBytes,
+        authenticator: AWSAuthenticator(registry: clients, region: aws.region, clock: dependencies.clock),
+        operations: AWSOperations(
+            keys: keys, audit: audit, partition: aws.partition, checkGrants: config.clientAuth == .required),
+        logger: logger, audit: audit)
+    let server: HTTPServerBuilder
+    if aws.allowPlainHTTP {
+        logger.warning("KMS_AWS_ALLOW_PLAIN_HTTP=true: the AWS door answers plain HTTP on loopback")
+        server = .http1()
+    } else {
+        let material = try await TLSCertificateLoader.load(
+            aws, secrets: secrets, masterKey: masterKey, now: dependencies.clock.now(), logger: logger)
+        do {
+            var tls = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(material.certificatePEM.utf8)).map {
+                    .certificate($0)
+                },
+                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(material.keyPEM.utf8), format: .pem)))
+            tls.minimumTLSVersion = .tlsv12
+            server = try .tls(.http1(), tlsConfiguration: tls)
+        } catch {
+            throw StartupFailure(
+                description: "KMS_TLS_CERT_FILE / KMS_TLS_KEY_FILE: not a usable PEM chain and key: \(error)")
+        }
+    }
+    let onRunning = dependencies.onAWSServerRunning
+    return Application(
+        responder: responder, server: server,
+        configuration: .init(address: .hostname(aws.host, port: aws.port), serverName: nil),
+        onServerRunning: { channel in onRunning?(channel.localAddress?.port ?? 0) },
+        logger: logger)
+}

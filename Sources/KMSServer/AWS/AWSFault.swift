@@ -1,0 +1,59 @@
+import HTTPTypes
+import KMSCore
+import KMSProtocol
+
+/// An error of the AWS door (aws-kms-v1 section 2): `{"__type": code,
+/// "message"}` with `x-amzn-ErrorType`, `400` unless said. Every refusal of
+/// this door is one of these, mapped once from the native `KMSError`.
+struct AWSFault: Error, Sendable {
+    let code: String
+    let message: String
+    var status: HTTPResponse.Status = .badRequest
+
+    init(_ code: String, _ message: String, status: HTTPResponse.Status = .badRequest) {
+        self.code = code
+        self.message = message
+        self.status = status
+    }
+
+    static func validation(_ message: String) -> AWSFault { AWSFault("ValidationException", message) }
+    static func unsupported(_ what: String) -> AWSFault {
+        AWSFault("UnsupportedOperationException", "\(what) is not supported by this KMS")
+    }
+    static let notFound = AWSFault("NotFoundException", "Key not found or not in this region and account.")
+    static let invalidCiphertext = AWSFault(
+        "InvalidCiphertextException", "The ciphertext is not one of this KMS, was changed, or its context differs.")
+
+    /// The section 6 mapping of a native error; `keyArn` names the key in messages that need it.
+    static func from(_ error: KMSError, keyArn: String? = nil) -> AWSFault {
+        switch error.code {
+        case .keyNotFound, .keyVersionNotFound, .aliasNotFound:
+            return AWSFault("NotFoundException", error.message)
+        case .keyDisabled:
+            return AWSFault("DisabledException", "\(keyArn ?? "The key") is disabled.")
+        case .keyPendingDeletion:
+            // Terraform matches this text.
+            return AWSFault("KMSInvalidStateException", "\(keyArn ?? "The key") is pending deletion.")
+        case .keyNotPendingDeletion, .keyVersionRetired:
+            return AWSFault("KMSInvalidStateException", error.message)
+        case .decryptionFailed:
+            return invalidCiphertext
+        case .aliasInUse:
+            return AWSFault("AlreadyExistsException", error.message)
+        case .permissionDenied:
+            return AWSFault("AccessDeniedException", error.message)
+        case .limitReached:
+            return AWSFault("LimitExceededException", error.message)
+        case .serverBusy, .auditUnavailable:
+            return AWSFault("DependencyTimeoutException", error.message, status: .serviceUnavailable)
+        case .internalError:
+            return AWSFault("KMSInternalException", "internal error", status: .internalServerError)
+        default:
+            return validation(error.message)
+        }
+    }
+
+    var body: String {
+        JSONValue.object([("__type", .string(code)), ("message", .string(message))]).serialized()
+    }
+}

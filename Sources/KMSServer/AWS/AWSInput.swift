@@ -1,0 +1,108 @@
+import Foundation
+import KMSCore
+import KMSProtocol
+
+/// The members of one AWS request body (aws-kms-v1 section 2): unknown
+/// members are ignored (newer SDKs send more); a wrong type or a missing
+/// required member is `ValidationException`; members this KMS cannot honour
+/// are `UnsupportedOperationException`.
+struct AWSInput {
+    private var reader: JSONObjectReader
+
+    init(_ body: Data) throws(AWSFault) {
+        let bytes = body.isEmpty ? Data("{}".utf8) : body
+        do {
+            reader = try JSONObjectReader(bytes: bytes)
+        } catch {
+            throw AWSFault("SerializationException", "The request body is not a JSON object: \(error.message)")
+        }
+    }
+
+    private mutating func read<T>(_ body: (inout JSONObjectReader) throws(RequestFieldError) -> T) throws(AWSFault) -> T
+    {
+        do {
+            return try body(&reader)
+        } catch {
+            throw AWSFault.validation("1 validation error detected: \(error.field ?? "a member"): \(error.message)")
+        }
+    }
+
+    mutating func string(_ name: String) throws(AWSFault) -> String {
+        try read { (reader) throws(RequestFieldError) in try reader.string(name) }
+    }
+
+    mutating func optionalString(_ name: String) throws(AWSFault) -> String? {
+        try read { (reader) throws(RequestFieldError) in try reader.optionalString(name) }
+    }
+
+    mutating func optionalInteger(_ name: String, in range: ClosedRange<Int64>) throws(AWSFault) -> Int? {
+        try read { (reader) throws(RequestFieldError) in try reader.optionalInteger(name, in: range).map { Int($0) } }
+    }
+
+    mutating func integer(_ name: String, in range: ClosedRange<Int64>) throws(AWSFault) -> Int {
+        try read { (reader) throws(RequestFieldError) in Int(try reader.integer(name, in: range)) }
+    }
+
+    mutating func blob(_ name: String, maxBytes: Int) throws(AWSFault) -> Data {
+        try read { (reader) throws(RequestFieldError) in try reader.bytes(name, maxBytes: maxBytes) }
+    }
+
+    mutating func optionalBool(_ name: String) throws(AWSFault) -> Bool? {
+        switch reader.take(name) {
+        case nil, .null?: return nil
+        case .bool(let value)?: return value
+        default: throw AWSFault.validation("1 validation error detected: \(name) must be a boolean")
+        }
+    }
+
+    /// `EncryptionContext` (or another context member) as caller AAD.
+    mutating func context(_ name: String = "EncryptionContext") throws(AWSFault) -> Data {
+        let map = try read { (reader) throws(RequestFieldError) in try reader.optionalStringMap(name) }
+        guard let map else { return Data() }
+        guard let encoded = EncryptionContext.encode(map) else {
+            throw AWSFault.validation("\(name) keys must not be empty, and it must encode to at most 8,192 bytes")
+        }
+        return encoded
+    }
+
+    /// `Tags: [{TagKey, TagValue}]`.
+    mutating func tags(_ name: String = "Tags") throws(AWSFault) -> [String: String]? {
+        guard let value = reader.take(name) else { return nil }
+        guard case .array(let items) = value else { throw AWSFault.validation("\(name) must be a list") }
+        var tags: [String: String] = [:]
+        for item in items {
+            guard case .object(let members) = item,
+                case .string(let key)? = members.first(where: { $0.0 == "TagKey" })?.1,
+                case .string(let tagValue)? = members.first(where: { $0.0 == "TagValue" })?.1
+            else { throw AWSFault.validation("each of \(name) is {TagKey, TagValue}") }
+            tags[key] = tagValue
+        }
+        do {
+            try LabelRules.checkTags(tags)
+        } catch {
+            throw AWSFault("TagException", error.message)
+        }
+        return tags
+    }
+
+    mutating func stringList(_ name: String) throws(AWSFault) -> [String] {
+        let list = try read { (reader) throws(RequestFieldError) in try reader.optionalStringArray(name, maxCount: 1000)
+        }
+        guard let list else { throw AWSFault.validation("1 validation error detected: \(name) is required") }
+        return list
+    }
+
+    /// Members this KMS cannot honour (section 2).
+    mutating func refuseUnsupported() throws(AWSFault) {
+        for name in ["Recipient", "CustomKeyStoreId", "XksKeyId"] where reader.contains(name) {
+            throw AWSFault.unsupported(name)
+        }
+        if try optionalBool("MultiRegion") == true { throw AWSFault.unsupported("MultiRegion") }
+        if let algorithm = try optionalString("EncryptionAlgorithm"), algorithm != "SYMMETRIC_DEFAULT" {
+            throw AWSFault("InvalidKeyUsageException", "This KMS has SYMMETRIC_DEFAULT (AES-256-GCM) keys only.")
+        }
+    }
+
+    /// `DryRun: true`: the checks ran; stop before the operation.
+    mutating func dryRun() throws(AWSFault) -> Bool { try optionalBool("DryRun") == true }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import KMSCore
+import KMSProtocol
+
+/// `CreateAlias`, `UpdateAlias`, `DeleteAlias`, `ListAliases`: lifecycle-v1's
+/// alias records and rule 9.2's permissions, with AWS's names (`alias/<name>`).
+extension AWSOperations {
+    /// The native alias of an `AliasName`.
+    func aliasName(_ text: String, creating: Bool) throws(AWSFault) -> String {
+        let invalid = AWSFault(
+            "InvalidAliasNameException",
+            "An alias name is alias/ followed by [A-Za-z0-9][A-Za-z0-9._-]{0,63} (not alias/aws/…).")
+        guard text.hasPrefix("alias/"), case .alias(let name) = partition.aliasName(String(text.dropFirst(6))) else {
+            throw invalid
+        }
+        guard creating ? KeyIdentifier.isValidAlias(name) : KeyIdentifier.isAliasSyntax(name) else { throw invalid }
+        return name
+    }
+
+    /// `keys:manage` on the alias as a name.
+    func authorizeName(_ name: String, _ call: Call) throws(AWSFault) {
+        guard checkGrants, !call.caller.client.grants.contains(where: { $0.allows(.keysManage, name: name) }) else {
+            return
+        }
+        noteDenied(.keysManage, name, call)
+        throw AWSFault("AccessDeniedException", "permission keys:manage is not granted for alias \(name)")
+    }
+
+    /// The alias record, and `keys:manage` on the key it names judged without it.
+    func currentAlias(_ name: String, _ call: Call) async throws(AWSFault) -> AliasRecord {
+        let current = try await native { () throws(KMSError) in try await keys.aliasRecord(name) }
+        guard checkGrants else { return current }
+        let names = try await native { () throws(KMSError) in try await keys.resolveNames(current.keyId) }
+        guard
+            !(names ?? KeyAccess.Names(keyId: current.keyId, aliases: [])).without(name)
+                .allowed(.keysManage, by: call.caller.client.grants)
+        else { return current }
+        noteDenied(.keysManage, name, call)
+        throw AWSFault("AccessDeniedException", "permission keys:manage is not granted for the key alias \(name) names")
+    }
+
+    /// `TargetKeyId`: a key (an id, UUID or key ARN), not an alias.
+    func targetKey(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> KeyRecord {
+        let text = try input.string("TargetKeyId")
+        guard case .keyId = partition.reference(text) else {
+            throw AWSFault.validation("TargetKeyId must name a key (its id or ARN), not an alias.")
+        }
+        let record = try await key(text, .keysManage, call)
+        guard record.state != .pendingDeletion else { throw AWSFault.from(.keyPendingDeletion, keyArn: arn(record)) }
+        return record
+    }
+
+    func createAlias(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let name = try aliasName(try input.string("AliasName"), creating: true)
+        try authorizeName(name, call)
+        let target = try await targetKey(&input, call)
+        _ = try await native { () throws(KMSError) in
+            try await audit.durableChange("alias.create", [("alias", name), ("key", target.keyId)], who: call.who) {
+                () throws(KMSError) in
+                try await keys.createAlias(name, for: target)
+            } result: { alias in
+                [("keyId", alias.keyId)]
+            }
+        }
+        return .object([])
+    }
+
+    func updateAlias(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let name = try aliasName(try input.string("AliasName"), creating: false)
+        try authorizeName(name, call)
+        let current = try await currentAlias(name, call)
+        let target = try await targetKey(&input, call)
+        guard target.keyId != current.keyId else { return .object([]) }
+        _ = try await native { () throws(KMSError) in
+            try await audit.durableChange(
+                "alias.move", [("alias", name), ("fromKeyId", current.keyId), ("key", target.keyId)], who: call.who
+            ) { () throws(KMSError) in
+                try await keys.moveAlias(current, to: target)
+            } result: { alias in
+                [("keyId", alias.keyId)]
+            }
+        }
+        return .object([])
+    }
+
+    func deleteAlias(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let name = try aliasName(try input.string("AliasName"), creating: false)
+        try authorizeName(name, call)
+        let current = try await currentAlias(name, call)
+        try await native { () throws(KMSError) in
+            try await audit.durableChange("alias.delete", [("alias", name), ("keyId", current.keyId)], who: call.who) {
+                () throws(KMSError) in
+                try await keys.deleteAlias(current)
+            } result: { _ in
+                []
+            }
+        }
+        return .object([])
+    }
+
+    func listAliases(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let limit = try input.optionalInteger("Limit", in: 1...100) ?? 50
+        let marker = try Self.marker(try input.optionalString("Marker"))
+        var keyId: String?
+        if let text = try input.optionalString("KeyId") {
+            keyId = try await key(text, nil, call).keyId
+        }
+        let grants = checkGrants ? call.caller.client.grants : nil
+        let page = try await native { () throws(KMSError) in
+            try await keys.listAliases(after: marker, limit: limit, keyId: keyId) { names in
+                grants.map { names.allowed(.keysRead, by: $0) } ?? true
+            }
+        }
+        var members: [(String, JSONValue)] = [
+            (
+                "Aliases",
+                .array(
+                    page.aliases.map { alias in
+                        .object([
+                            ("AliasName", .string("alias/" + alias.alias)),
+                            ("AliasArn", .string(partition.aliasArn(alias.alias))),
+                            ("TargetKeyId", .string(uuid(alias.keyId))),
+                            ("CreationDate", .number(Self.epochText(alias.createdAt))),
+                            ("LastUpdatedDate", .number(Self.epochText(alias.updatedAt))),
+                        ])
+                    })
+            ), ("Truncated", .bool(page.next != nil)),
+        ]
+        if let next = page.next { members.append(("NextMarker", .string(next))) }
+        return .object(members)
+    }
+
+    static func epochText(_ text: String) -> String {
+        String(format: "%.3f", (Timestamp.parse(text) ?? Date(timeIntervalSince1970: 0)).timeIntervalSince1970)
+    }
+}

@@ -1,0 +1,279 @@
+import Foundation
+import KMSCore
+import KMSProtocol
+
+/// Key management, aliases, tags and policies of the AWS door.
+extension AWSOperations {
+    func keyMetadata(_ record: KeyRecord) -> JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("AWSAccountId", .string(partition.accountId)), ("KeyId", .string(uuid(record.keyId))),
+            ("Arn", .string(arn(record))), ("CreationDate", Self.epoch(record.createdAt)),
+            ("Enabled", .bool(record.state == .enabled)), ("Description", .string(record.description)),
+            ("KeyUsage", .string("ENCRYPT_DECRYPT")),
+            (
+                "KeyState",
+                .string(
+                    ["enabled": "Enabled", "disabled": "Disabled", "pending_deletion": "PendingDeletion"][
+                        record.state.rawValue] ?? "Disabled")
+            ),
+        ]
+        if let date = record.deletionDate { members.append(("DeletionDate", Self.epoch(date))) }
+        if let days = record.pendingWindowDays {
+            members.append(("PendingDeletionWindowInDays", .integer(Int64(days))))
+        }
+        members += [
+            ("Origin", .string("AWS_KMS")), ("KeyManager", .string("CUSTOMER")),
+            ("KeySpec", .string("SYMMETRIC_DEFAULT")), ("CustomerMasterKeySpec", .string("SYMMETRIC_DEFAULT")),
+            ("EncryptionAlgorithms", .array([Self.algorithm])), ("MultiRegion", .bool(false)),
+        ]
+        return .object(members)
+    }
+
+    /// A lifecycle change, audited like the native routes (durable intent, then result).
+    func change(_ change: KeyChange, _ record: KeyRecord, _ call: Call) async throws(AWSFault) -> KeyRecord {
+        try await native(arn(record)) { () throws(KMSError) in
+            let (current, changes) = try await keys.preview(change, on: record.keyId)
+            guard changes else { return current }
+            return try await audit.durableChange(change.auditType, [("key", record.keyId)], who: call.who) {
+                () throws(KMSError) in
+                try await keys.change(change, on: record.keyId)
+            } result: { record in
+                [("keyId", record.keyId)]
+            }
+        }
+    }
+
+    func simpleChange(_ input: inout AWSInput, _ call: Call, _ kind: KeyChange) async throws(AWSFault) -> JSONValue {
+        let record = try await key(try input.string("KeyId"), .keysManage, call)
+        _ = try await change(kind, record, call)
+        return .object([])
+    }
+
+    func createKey(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        try input.refuseUnsupported()
+        if let usage = try input.optionalString("KeyUsage"), usage != "ENCRYPT_DECRYPT" {
+            throw AWSFault.unsupported("KeyUsage \(usage)")
+        }
+        for name in ["KeySpec", "CustomerMasterKeySpec"] {
+            if let spec = try input.optionalString(name), spec != "SYMMETRIC_DEFAULT" {
+                throw AWSFault.unsupported("\(name) \(spec)")
+            }
+        }
+        if let origin = try input.optionalString("Origin"), origin != "AWS_KMS" {
+            throw AWSFault.unsupported("Origin \(origin)")
+        }
+        let description = try input.optionalString("Description") ?? ""
+        do {
+            try LabelRules.checkDescription(description, field: "Description")
+        } catch {
+            throw AWSFault.validation(error.message)
+        }
+        let tags = try input.tags() ?? [:]
+        let policy = try Self.policy(try input.optionalString("Policy"))
+        if checkGrants {
+            do {
+                try KeyAccess.checkCreate(alias: nil, grants: call.caller.client.grants)
+            } catch {
+                noteDenied(.keysCreate, "*", call)
+                throw AWSFault.from(error)
+            }
+        }
+        if try input.dryRun() { throw Self.dryRun }
+        var record = try await native { () throws(KMSError) in
+            try await audit.durableChange("key.generate", [], who: call.who) { () throws(KMSError) in
+                try await keys.generate(alias: nil, labels: KeyLabels(description: description, set: tags))
+            } result: { record in
+                [("keyId", record.keyId), ("version", "1")]
+            }
+        }
+        if let policy { record = try await change(.policy(policy), record, call) }
+        return .object([("KeyMetadata", keyMetadata(record))])
+    }
+
+    /// A policy is kept verbatim: a JSON object of at most 32,768 bytes.
+    static func policy(_ text: String?) throws(AWSFault) -> String? {
+        guard let text else { return nil }
+        guard text.utf8.count <= 32_768, case .object? = try? JSONParser.parse(Data(text.utf8)) else {
+            throw AWSFault(
+                "MalformedPolicyDocumentException", "The policy must be a JSON object of at most 32,768 bytes.")
+        }
+        return text
+    }
+
+    func defaultPolicy() -> String {
+        """
+        {"Version":"2012-10-17","Id":"key-default-1","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow",\
+        "Principal":{"AWS":"arn:aws:iam::\(partition.accountId):root"},"Action":"kms:*","Resource":"*"}]}
+        """
+    }
+
+    func describeKey(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let record = try await key(try input.string("KeyId"), .keysRead, call)
+        return .object([("KeyMetadata", keyMetadata(record))])
+    }
+
+    /// `Marker`: the last native key id of the previous page.
+    func listKeys(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let limit = try input.optionalInteger("Limit", in: 1...1000) ?? 100
+        let marker = try Self.marker(try input.optionalString("Marker"))
+        let grants = checkGrants ? call.caller.client.grants : nil
+        let page = try await native { () throws(KMSError) in
+            try await keys.list(after: marker, limit: limit) { record in
+                grants.map { KeyAccess.Names(keyId: record.keyId, aliases: record.aliases).allowed(.keysRead, by: $0) }
+                    ?? true
+            }
+        }
+        var members: [(String, JSONValue)] = [
+            (
+                "Keys",
+                .array(
+                    page.keys.map {
+                        .object([
+                            ("KeyId", .string(uuid($0.keyId))),
+                            ("KeyArn", .string(partition.keyArn(native: $0.keyId))),
+                        ])
+                    })
+            ), ("Truncated", .bool(page.next != nil)),
+        ]
+        if let next = page.next { members.append(("NextMarker", .string(next))) }
+        return .object(members)
+    }
+
+    static func marker(_ text: String?) throws(AWSFault) -> String? {
+        guard let text else { return nil }
+        guard !text.isEmpty, text.utf8.count <= 64, text.utf8.allSatisfy({ ClientToken.isTokenCharacter($0) }) else {
+            throw AWSFault("InvalidMarkerException", "The Marker is not one this KMS gave.")
+        }
+        return text
+    }
+
+    func cancelKeyDeletion(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let record = try await key(try input.string("KeyId"), .keysManage, call)
+        _ = try await change(.cancelDeletion, record, call)
+        return .object([("KeyId", .string(arn(record)))])
+    }
+
+    func scheduleKeyDeletion(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let record = try await key(try input.string("KeyId"), .keysManage, call)
+        let days = try input.optionalInteger("PendingWindowInDays", in: 7...30) ?? 30
+        let changed = try await change(.scheduleDeletion(days: days), record, call)
+        return .object([
+            ("KeyId", .string(arn(record))), ("DeletionDate", Self.epoch(changed.deletionDate ?? Date())),
+            ("KeyState", .string("PendingDeletion")), ("PendingWindowInDays", .integer(Int64(days))),
+        ])
+    }
+
+    func enableKeyRotation(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let record = try await key(try input.string("KeyId"), .keysManage, call)
+        let days = try input.optionalInteger("RotationPeriodInDays", in: 90...2560) ?? 365
+        _ = try await change(.rotation(periodDays: days), record, call)
+        return .object([])
+    }
+
+    func getKeyRotationStatus(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let record = try await key(try input.string("KeyId"), .keysRead, call)
+        var members: [(String, JSONValue)] = [
+            ("KeyRotationEnabled", .bool(record.rotationPeriodDays != nil)), ("KeyId", .string(arn(record))),
+        ]
+        if let days = record.rotationPeriodDays { members.append(("RotationPeriodInDays", .integer(Int64(days)))) }
+        if let next = record.nextRotationAt { members.append(("NextRotationDate", Self.epoch(next))) }
+        return .object(members)
+    }
+
+    func rotateKeyOnDemand(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let record = try await key(try input.string("KeyId"), .keysRotate, call)
+        if try input.dryRun() { throw Self.dryRun }
+        _ = try await native(arn(record)) { () throws(KMSError) in
+            try await audit.durableChange("key.rotate", [("key", record.keyId)], who: call.who) {
+                () throws(KMSError) in
+                try await keys.rotate(record.keyId)
+            } result: { record in
+                [("keyId", record.keyId), ("version", "\(record.activeVersion)")]
+            }
+        }
+        return .object([("KeyId", .string(uuid(record.keyId)))])
+    }
+
+    // MARK: Tags, description, policies
+
+    func tagResource(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let record = try await key(try input.string("KeyId"), .keysManage, call)
+        guard let tags = try input.tags() else { throw AWSFault.validation("Tags is required") }
+        _ = try await labels(KeyLabels(set: tags), record, call)
+        return .object([])
+    }
+
+    func untagResource(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let record = try await key(try input.string("KeyId"), .keysManage, call)
+        let keysToRemove = try input.stringList("TagKeys")
+        do {
+            try LabelRules.checkTags([:], remove: keysToRemove)
+        } catch {
+            throw AWSFault("TagException", error.message)
+        }
+        _ = try await labels(KeyLabels(remove: keysToRemove), record, call)
+        return .object([])
+    }
+
+    /// Tag changes: more than 50 after the change is a `TagException`.
+    func labels(_ labels: KeyLabels, _ record: KeyRecord, _ call: Call) async throws(AWSFault) -> KeyRecord {
+        do {
+            _ = try labels.applied(to: record.tags)
+        } catch {
+            throw AWSFault("TagException", error.message)
+        }
+        return try await change(.labels(labels), record, call)
+    }
+
+    func listResourceTags(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let record = try await key(try input.string("KeyId"), .keysRead, call)
+        let limit = try input.optionalInteger("Limit", in: 1...50) ?? 50
+        let marker = try input.optionalString("Marker")
+        let sorted = record.tags.sorted { $0.key.bytesPrecede($1.key) }
+        let rest = sorted.filter { tag in marker.map { $0.bytesPrecede(tag.key) } ?? true }
+        let page = Array(rest.prefix(limit))
+        var members: [(String, JSONValue)] = [
+            ("Tags", .array(page.map { .object([("TagKey", .string($0.key)), ("TagValue", .string($0.value))]) })),
+            ("Truncated", .bool(rest.count > limit)),
+        ]
+        if rest.count > limit, let last = page.last { members.append(("NextMarker", .string(last.key))) }
+        return .object(members)
+    }
+
+    func updateKeyDescription(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let record = try await key(try input.string("KeyId"), .keysManage, call)
+        let description = try input.string("Description")
+        do {
+            try LabelRules.checkDescription(description, field: "Description")
+        } catch {
+            throw AWSFault.validation(error.message)
+        }
+        _ = try await change(.labels(KeyLabels(description: description)), record, call)
+        return .object([])
+    }
+
+    static func checkPolicyName(_ name: String?) throws(AWSFault) {
+        guard name == nil || name == "default" else {
+            throw AWSFault("NotFoundException", "The only key policy is named default.")
+        }
+    }
+
+    func getKeyPolicy(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let record = try await key(try input.string("KeyId"), .keysRead, call)
+        try Self.checkPolicyName(try input.optionalString("PolicyName"))
+        return .object([("Policy", .string(record.policy ?? defaultPolicy())), ("PolicyName", .string("default"))])
+    }
+
+    func putKeyPolicy(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let record = try await key(try input.string("KeyId"), .keysManage, call)
+        try Self.checkPolicyName(try input.optionalString("PolicyName"))
+        guard let policy = try Self.policy(try input.string("Policy")) else { return .object([]) }
+        _ = try await change(.policy(policy), record, call)
+        return .object([])
+    }
+
+    func listKeyPolicies(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        _ = try await key(try input.string("KeyId"), .keysRead, call)
+        return .object([("PolicyNames", .array([.string("default")])), ("Truncated", .bool(false))])
+    }
+}

@@ -1,0 +1,259 @@
+import Foundation
+import KMSCore
+import KMSProtocol
+
+/// The 28 operations of aws-kms-v1 section 6, each on the native core (the
+/// same keys, lifecycle and audit as the native API). Everything here
+/// answers a JSON object or throws an `AWSFault`.
+struct AWSOperations: Sendable {
+    let keys: KeyRing
+    let audit: Auditor
+    let partition: AWSPartition
+    /// With `KMS_CLIENT_AUTH=off`, grants are not checked (signatures still are).
+    let checkGrants: Bool
+
+    /// One request's caller and where it came from.
+    struct Call: Sendable {
+        let caller: AWSCaller
+        let address: String
+        var who: [(String, String)] { caller.who(address: address) }
+    }
+
+    typealias Operation = @Sendable (AWSOperations, inout AWSInput, Call) async throws(AWSFault) -> JSONValue
+
+    static let table: [String: Operation] = [
+        "Encrypt": { ops, input, call throws(AWSFault) in try await ops.encrypt(&input, call) },
+        "Decrypt": { ops, input, call throws(AWSFault) in try await ops.decrypt(&input, call) },
+        "ReEncrypt": { ops, input, call throws(AWSFault) in try await ops.reEncrypt(&input, call) },
+        "GenerateDataKey": { ops, input, call throws(AWSFault) in
+            try await ops.generateDataKey(&input, call, plaintext: true)
+        },
+        "GenerateDataKeyWithoutPlaintext": { ops, input, call throws(AWSFault) in
+            try await ops.generateDataKey(&input, call, plaintext: false)
+        },
+        "GenerateRandom": { ops, input, call throws(AWSFault) in try await ops.generateRandom(&input, call) },
+        "CreateKey": { ops, input, call throws(AWSFault) in try await ops.createKey(&input, call) },
+        "DescribeKey": { ops, input, call throws(AWSFault) in try await ops.describeKey(&input, call) },
+        "ListKeys": { ops, input, call throws(AWSFault) in try await ops.listKeys(&input, call) },
+        "EnableKey": { ops, input, call throws(AWSFault) in try await ops.simpleChange(&input, call, .enable) },
+        "DisableKey": { ops, input, call throws(AWSFault) in try await ops.simpleChange(&input, call, .disable) },
+        "CancelKeyDeletion": { ops, input, call throws(AWSFault) in try await ops.cancelKeyDeletion(&input, call) },
+        "ScheduleKeyDeletion": { ops, input, call throws(AWSFault) in try await ops.scheduleKeyDeletion(&input, call) },
+        "EnableKeyRotation": { ops, input, call throws(AWSFault) in try await ops.enableKeyRotation(&input, call) },
+        "DisableKeyRotation": { ops, input, call throws(AWSFault) in
+            try await ops.simpleChange(&input, call, .rotation(periodDays: nil))
+        },
+        "GetKeyRotationStatus": { ops, input, call throws(AWSFault) in try await ops.getKeyRotationStatus(&input, call)
+        },
+        "RotateKeyOnDemand": { ops, input, call throws(AWSFault) in try await ops.rotateKeyOnDemand(&input, call) },
+        "CreateAlias": { ops, input, call throws(AWSFault) in try await ops.createAlias(&input, call) },
+        "UpdateAlias": { ops, input, call throws(AWSFault) in try await ops.updateAlias(&input, call) },
+        "DeleteAlias": { ops, input, call throws(AWSFault) in try await ops.deleteAlias(&input, call) },
+        "ListAliases": { ops, input, call throws(AWSFault) in try await ops.listAliases(&input, call) },
+        "TagResource": { ops, input, call throws(AWSFault) in try await ops.tagResource(&input, call) },
+        "UntagResource": { ops, input, call throws(AWSFault) in try await ops.untagResource(&input, call) },
+        "ListResourceTags": { ops, input, call throws(AWSFault) in try await ops.listResourceTags(&input, call) },
+        "UpdateKeyDescription": { ops, input, call throws(AWSFault) in try await ops.updateKeyDescription(&input, call)
+        },
+        "GetKeyPolicy": { ops, input, call throws(AWSFault) in try await ops.getKeyPolicy(&input, call) },
+        "PutKeyPolicy": { ops, input, call throws(AWSFault) in try await ops.putKeyPolicy(&input, call) },
+        "ListKeyPolicies": { ops, input, call throws(AWSFault) in try await ops.listKeyPolicies(&input, call) },
+    ]
+
+    /// Every other operation of AWS KMS: `UnsupportedOperationException` (not `UnknownOperation`).
+    static let unsupported: Set<String> = [
+        "ConnectCustomKeyStore", "CreateCustomKeyStore", "CreateGrant", "DeleteCustomKeyStore",
+        "DeleteImportedKeyMaterial", "DeriveSharedSecret", "DescribeCustomKeyStores", "DisconnectCustomKeyStore",
+        "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "GetParametersForImport",
+        "GetPublicKey", "ImportKeyMaterial", "ListGrants", "ListKeyRotations", "ListRetirableGrants",
+        "ReplicateKey", "RetireGrant", "RevokeGrant", "Sign", "UpdateCustomKeyStore", "UpdatePrimaryRegion",
+        "Verify", "VerifyMac",
+    ]
+
+    static let algorithm = JSONValue.string("SYMMETRIC_DEFAULT")
+
+    // MARK: Keys named in requests
+
+    /// The key `text` names, decided for `permission` (identity-v1 section 4,
+    /// R being the native keyId or alias): its native keyId.
+    func key(_ text: String, _ permission: Permission?, _ call: Call) async throws(AWSFault) -> KeyRecord {
+        let reference: String
+        switch partition.reference(text) {
+        case .keyId(let id): reference = id
+        case .alias(let name): reference = name
+        case .invalid: throw AWSFault.notFound
+        case .invalidAlias: throw AWSFault("NotFoundException", "Alias \(text) is not found.")
+        }
+        do {
+            var keyId = reference
+            if checkGrants, let permission {
+                keyId = try await KeyAccess.decide(
+                    permission, on: reference, grants: call.caller.client.grants, resolve: keys.resolveNames
+                ).keyId
+            }
+            return try await keys.resolve(keyId, field: "KeyId")
+        } catch {
+            if error.code == .permissionDenied { noteDenied(permission, text, call) }
+            throw AWSFault.from(error)
+        }
+    }
+
+    func noteDenied(_ permission: Permission?, _ key: String, _ call: Call) {
+        let fields = call.who + [("permission", permission?.rawValue ?? ""), ("key", key)]
+        let audit = audit
+        Task { await audit.note(AuditEvent("permission.denied", outcome: "failure", fields)) }
+    }
+
+    func arn(_ record: KeyRecord) -> String { partition.keyArn(native: record.keyId) }
+    func uuid(_ keyId: String) -> String { AWSKeyId.uuid(fromNative: keyId) ?? keyId }
+
+    static func epoch(_ date: Date) -> JSONValue { .number(String(format: "%.3f", date.timeIntervalSince1970)) }
+
+    /// A native call with its errors mapped (`keyArn` for the messages that name the key).
+    func native<T>(_ keyArn: String? = nil, _ body: () async throws(KMSError) -> T) async throws(AWSFault) -> T {
+        do {
+            return try await body()
+        } catch {
+            throw AWSFault.from(error, keyArn: keyArn)
+        }
+    }
+
+    // MARK: Cryptography
+
+    func encrypt(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        try input.refuseUnsupported()
+        let record = try await key(try input.string("KeyId"), .cryptoEncrypt, call)
+        let plaintext = try input.blob("Plaintext", maxBytes: 4096)
+        guard !plaintext.isEmpty else { throw AWSFault.validation("Plaintext must be 1 to 4096 bytes") }
+        let aad = try input.context()
+        if try input.dryRun() { throw Self.dryRun }
+        let sealed = try await native(arn(record)) { () throws(KMSError) in
+            try await audit.crypto("encrypt", who: call.who, keyAndVersion: { ($0.keyId, $0.version) }) {
+                () throws(KMSError) in try await keys.encrypt(record.keyId, plaintext: plaintext, aad: aad)
+            }
+        }
+        return .object([
+            ("CiphertextBlob", .string(Base64.encode(try Self.blob(sealed.ciphertext)))),
+            ("KeyId", .string(arn(record))),
+            ("EncryptionAlgorithm", Self.algorithm),
+        ])
+    }
+
+    static func blob(_ text: String) throws(AWSFault) -> Data {
+        guard let parsed = KeyCiphertext(parsing: text) else {
+            throw AWSFault("KMSInternalException", "internal error", status: .internalServerError)
+        }
+        return parsed.blob
+    }
+
+    /// A `CiphertextBlob`: the binary blob, or a native ciphertext's UTF-8 bytes.
+    static func ciphertext(_ data: Data) throws(AWSFault) -> KeyCiphertext {
+        if let parsed = KeyCiphertext(blob: data) { return parsed }
+        if let text = String(data: data, encoding: .utf8), let parsed = KeyCiphertext(parsing: text) { return parsed }
+        throw AWSFault.invalidCiphertext
+    }
+
+    func decrypt(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        try input.refuseUnsupported()
+        let ciphertext = try Self.ciphertext(try input.blob("CiphertextBlob", maxBytes: 6144))
+        let aad = try input.context()
+        let record = try await key(ciphertext.keyId, .cryptoDecrypt, call)
+        if let named = try input.optionalString("KeyId") {
+            let asked = try await key(named, nil, call)
+            guard asked.keyId == record.keyId else {
+                throw AWSFault(
+                    "IncorrectKeyException",
+                    "The key ID in the request does not identify the key that encrypted the ciphertext.")
+            }
+        }
+        if try input.dryRun() { throw Self.dryRun }
+        let opened = try await native(arn(record)) { () throws(KMSError) in
+            try await audit.crypto("decrypt", who: call.who, keyAndVersion: { ($0.keyId, $0.version) }) {
+                () throws(KMSError) in try await keys.decrypt(ciphertext.text, aad: aad)
+            }
+        }
+        return .object([
+            ("KeyId", .string(arn(record))), ("Plaintext", .string(Base64.encode(opened.plaintext))),
+            ("EncryptionAlgorithm", Self.algorithm),
+        ])
+    }
+
+    func reEncrypt(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        try input.refuseUnsupported()
+        for name in ["SourceEncryptionAlgorithm", "DestinationEncryptionAlgorithm"] {
+            if let algorithm = try input.optionalString(name), algorithm != "SYMMETRIC_DEFAULT" {
+                throw AWSFault("InvalidKeyUsageException", "This KMS has SYMMETRIC_DEFAULT (AES-256-GCM) keys only.")
+            }
+        }
+        let ciphertext = try Self.ciphertext(try input.blob("CiphertextBlob", maxBytes: 6144))
+        let source = try await key(ciphertext.keyId, .cryptoRewrap, call)
+        if let named = try input.optionalString("SourceKeyId") {
+            guard try await key(named, nil, call).keyId == source.keyId else {
+                throw AWSFault(
+                    "IncorrectKeyException",
+                    "The source key ID in the request does not identify the key that encrypted the ciphertext.")
+            }
+        }
+        let destination = try await key(try input.string("DestinationKeyId"), .cryptoRewrap, call)
+        let (sourceAAD, destinationAAD) = (
+            try input.context("SourceEncryptionContext"), try input.context("DestinationEncryptionContext")
+        )
+        if try input.dryRun() { throw Self.dryRun }
+        let opened = try await native(arn(source)) { () throws(KMSError) in
+            try await keys.decrypt(ciphertext.text, aad: sourceAAD)
+        }
+        let sealed = try await native(arn(destination)) { () throws(KMSError) in
+            try await audit.crypto("rewrap", who: call.who, keyAndVersion: { ($0.keyId, $0.version) }) {
+                () throws(KMSError) in
+                try await keys.encrypt(destination.keyId, plaintext: opened.plaintext, aad: destinationAAD)
+            }
+        }
+        return .object([
+            ("CiphertextBlob", .string(Base64.encode(try Self.blob(sealed.ciphertext)))),
+            ("SourceKeyId", .string(arn(source))), ("KeyId", .string(arn(destination))),
+            ("SourceEncryptionAlgorithm", Self.algorithm), ("DestinationEncryptionAlgorithm", Self.algorithm),
+        ])
+    }
+
+    func generateDataKey(_ input: inout AWSInput, _ call: Call, plaintext: Bool) async throws(AWSFault) -> JSONValue {
+        try input.refuseUnsupported()
+        let record = try await key(try input.string("KeyId"), .cryptoDatakey, call)
+        let count = try input.optionalInteger("NumberOfBytes", in: 1...1024)
+        let spec = try input.optionalString("KeySpec")
+        let bytes: Int
+        switch (count, spec) {
+        case (let count?, nil): bytes = count
+        case (nil, "AES_256"?): bytes = 32
+        case (nil, "AES_128"?): bytes = 16
+        case (nil, nil): throw AWSFault.validation("Give NumberOfBytes or KeySpec (AES_256 or AES_128).")
+        case (_?, _?): throw AWSFault.validation("Give NumberOfBytes or KeySpec, not both.")
+        default: throw AWSFault.validation("KeySpec must be AES_256 or AES_128.")
+        }
+        let aad = try input.context()
+        if try input.dryRun() { throw Self.dryRun }
+        let dataKey = SymmetricKeyBytes.random(count: bytes)
+        let sealed = try await native(arn(record)) { () throws(KMSError) in
+            try await audit.crypto("datakey", who: call.who, keyAndVersion: { ($0.keyId, $0.version) }) {
+                () throws(KMSError) in try await keys.encrypt(record.keyId, plaintext: dataKey, aad: aad)
+            }
+        }
+        var members: [(String, JSONValue)] = [
+            ("CiphertextBlob", .string(Base64.encode(try Self.blob(sealed.ciphertext)))),
+            ("KeyId", .string(arn(record))),
+        ]
+        if plaintext { members.append(("Plaintext", .string(Base64.encode(dataKey)))) }
+        return .object(members)
+    }
+
+    func generateRandom(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let customStore = try input.optionalString("CustomKeyStoreId")
+        let recipient = try input.optionalString("Recipient")
+        guard customStore == nil, recipient == nil else { throw AWSFault.unsupported("CustomKeyStoreId and Recipient") }
+        let count = try input.integer("NumberOfBytes", in: 1...1024)
+        return .object([("Plaintext", .string(Base64.encode(SymmetricKeyBytes.random(count: count))))])
+    }
+
+    static let dryRun = AWSFault(
+        "DryRunOperationException", "The request would have succeeded, but the DryRun flag is set.",
+        status: .preconditionFailed)
+}

@@ -1,0 +1,116 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import KMSCore
+import KMSProtocol
+import Logging
+import NIOCore
+
+/// The AWS-compatible door's one responder (aws-kms-v1 section 2), in the
+/// section's order: address (`403 AccessDeniedException`), size (`413`),
+/// path (`404 UnknownOperationException`), authentication (SigV4), target,
+/// body, grant, operation. Every answer carries `x-amzn-RequestId`.
+struct AWSResponder: HTTPResponder {
+    typealias Context = KMSRequestContext
+
+    let resolver: ClientAddressResolver
+    let maxBodyBytes: Int
+    let authenticator: AWSAuthenticator
+    let operations: AWSOperations
+    let logger: Logger
+    let audit: Auditor
+    let refusalLog = RefusalLogSampler()
+    static let contentType = "application/x-amz-json-1.1"
+    static let errorType = HTTPField.Name("x-amzn-ErrorType") ?? .contentType
+    static let requestIdHeader = HTTPField.Name("x-amzn-RequestId") ?? .contentType
+    static let target = HTTPField.Name("X-Amz-Target") ?? .contentType
+
+    func respond(to request: Request, context: KMSRequestContext) async throws -> Response {
+        let requestId = UUID().uuidString.lowercased()
+        var operation = "-"
+        var response: Response
+        do throws(AWSFault) {
+            let (name, output) = try await handle(request, context: context, operation: &operation)
+            operation = name
+            response = Self.response(.ok, output.serialized())
+        } catch {
+            response = Self.response(error.status, error.body)
+            response.headers[Self.errorType] = error.code
+            if error.status == .internalServerError {
+                logger.error(
+                    "AWS door internal error", metadata: ["requestId": "\(requestId)", "operation": "\(operation)"])
+            }
+        }
+        response.headers[Self.requestIdHeader] = requestId
+        logger.info(
+            "aws request",
+            metadata: [
+                "requestId": "\(requestId)", "operation": "\(operation)", "status": "\(response.status.code)",
+                "client": "\(context.peer?.description ?? "unknown")",
+            ])
+        return response
+    }
+
+    static func response(_ status: HTTPResponse.Status, _ body: String) -> Response {
+        Response(
+            status: status, headers: [.contentType: contentType],
+            body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    private func handle(_ request: Request, context: KMSRequestContext, operation: inout String) async throws(AWSFault)
+        -> (String, JSONValue)
+    {
+        // Address.
+        let address: String
+        switch resolver.resolve(peer: context.peer, forwardedFor: request.headers[values: HeaderNames.forwardedFor]) {
+        case .refused(let refused, _):
+            audit.refused(address: refused?.description ?? "unknown", at: Date())
+            throw AWSFault(
+                "AccessDeniedException", "This client address is not on the server's allowlist (KMS_WHITELIST).",
+                status: .forbidden)
+        case .allowed(let allowed):
+            address = allowed.description
+        }
+        // Size.
+        let tooLarge = AWSFault(
+            "ValidationException", "The request body is larger than \(maxBodyBytes) bytes.", status: .contentTooLarge)
+        if let text = request.headers[.contentLength], let length = Int(text), length > maxBodyBytes { throw tooLarge }
+        let body: Data
+        do {
+            body = try await RequestBodyReader.read(request, limit: maxBodyBytes)
+        } catch {
+            throw tooLarge
+        }
+        // Path.
+        guard request.method == .post, request.uri.path == "/", request.uri.query == nil else {
+            throw AWSFault(
+                "UnknownOperationException", "This door answers POST / with an X-Amz-Target.", status: .notFound)
+        }
+        // Authentication.
+        var headers = request.headers.map { (name: $0.name.canonicalName, value: $0.value) }
+        if let authority = request.head.authority { headers.append((name: "host", value: authority)) }
+        let caller: AWSCaller
+        do {
+            caller = try await authenticator.verify(headers: headers, body: body)
+        } catch {
+            await audit.note(
+                AuditEvent("aws.auth-refused", outcome: "refused", [("client", address), ("code", error.code)]))
+            throw error
+        }
+        // Target.
+        let target = request.headers[Self.target] ?? ""
+        guard target.hasPrefix("TrentService.") else {
+            throw AWSFault("UnknownOperationException", "Unknown X-Amz-Target (TrentService.<Operation>).")
+        }
+        let name = String(target.dropFirst("TrentService.".count))
+        operation = name
+        guard let run = AWSOperations.table[name] else {
+            if AWSOperations.unsupported.contains(name) { throw AWSFault.unsupported(name) }
+            throw AWSFault("UnknownOperationException", "Unknown operation \(name).")
+        }
+        // Body, grant, operation.
+        var input = try AWSInput(body)
+        let call = AWSOperations.Call(caller: caller, address: address)
+        return (name, try await run(operations, &input, call))
+    }
+}

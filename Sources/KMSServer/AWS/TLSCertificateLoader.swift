@@ -1,0 +1,131 @@
+import Crypto
+import Foundation
+import KMSCore
+import KMSProtocol
+import Logging
+import SwiftASN1
+import X509
+
+/// The AWS door's certificate (aws-kms-v1 section 1): the configured PEM
+/// files, or a self-signed ECDSA P-256 certificate made at first start —
+/// its own anchor (CA:TRUE pathlen 0, so one PEM serves as `AWS_CA_BUNDLE`),
+/// 825 days, SANs `KMS_TLS_HOSTNAMES` + localhost, 127.0.0.1, ::1 — kept
+/// with its key wrapped by the master key in the secret `tls-ecdsa-p256`
+/// (shared on PostgreSQL), and reissued when the SANs change or fewer than
+/// 30 days remain.
+enum TLSCertificateLoader {
+    static let secretName = "tls-ecdsa-p256"
+    static let aad = "kms-v1/secret/\(secretName)"
+    static let lifetime: TimeInterval = 825 * 86_400
+    static let renewBefore: TimeInterval = 30 * 86_400
+
+    struct Material: Sendable {
+        let certificatePEM: String
+        let keyPEM: String
+    }
+
+    /// The stored form, wrapped by the master key.
+    private struct Stored: Codable {
+        var key: String  // PKCS#8 PEM
+        var certificate: String  // PEM
+        var names: [String]
+        var notAfter: Double
+    }
+
+    static func sans(_ config: AWSConfiguration) -> [String] {
+        Array(Set(config.hostnames + ["localhost", "127.0.0.1", "::1"])).sorted()
+    }
+
+    static func load(
+        _ config: AWSConfiguration, secrets: any SecretBlobStore, masterKey: MasterKey, now: Date, logger: Logger
+    ) async throws -> Material {
+        if let certificate = config.certificateFile, let key = config.keyFile {
+            guard let chain = try? String(contentsOf: certificate, encoding: .utf8),
+                let keyText = try? String(contentsOf: key, encoding: .utf8)
+            else {
+                throw StartupFailure(description: "KMS_TLS_CERT_FILE / KMS_TLS_KEY_FILE: cannot read the PEM files")
+            }
+            return Material(certificatePEM: chain, keyPEM: keyText)
+        }
+        let names = sans(config)
+        let existing = try await secrets.blob(named: secretName)
+        if let existing, let stored = open(existing, masterKey: masterKey), stored.names == names,
+            stored.notAfter - now.timeIntervalSince1970 > renewBefore
+        {
+            return Material(certificatePEM: stored.certificate, keyPEM: stored.key)
+        }
+        let fresh = try issue(names: names, now: now)
+        let wrapped = try masterKey.wrap(try JSONEncoder().encode(fresh), aad: aad)
+        let kept =
+            if let existing {
+                try await secrets.replaceBlob(named: secretName, expected: existing, with: wrapped)
+            } else {
+                try await secrets.createBlob(named: secretName, wrapped: wrapped)
+            }
+        // Another instance may have issued one first: use the stored one.
+        guard let stored = open(kept, masterKey: masterKey) else {
+            throw StartupFailure(description: "the stored TLS certificate does not open under this master key")
+        }
+        logger.notice(
+            "issued a self-signed TLS certificate for the AWS door",
+            metadata: ["names": "\(names.joined(separator: ","))"])
+        return Material(certificatePEM: stored.certificate, keyPEM: stored.key)
+    }
+
+    /// The stored certificate's PEM (`kms tls-cert`), nil before a first start.
+    static func storedCertificate(secrets: any SecretBlobStore, masterKey: MasterKey) async throws -> String? {
+        guard let blob = try await secrets.blob(named: secretName) else { return nil }
+        return open(blob, masterKey: masterKey)?.certificate
+    }
+
+    private static func open(_ blob: Data, masterKey: MasterKey) -> Stored? {
+        guard let body = try? masterKey.unwrap(blob, aad: aad) else { return nil }
+        return try? JSONDecoder().decode(Stored.self, from: body)
+    }
+
+    private static func issue(names: [String], now: Date) throws -> Stored {
+        let key = P256.Signing.PrivateKey()
+        let certificateKey = Certificate.PrivateKey(key)
+        let name = try DistinguishedName {
+            CommonName("kms AWS door")
+            OrganizationName("personal kms")
+        }
+        let identifier = SubjectKeyIdentifier(hash: certificateKey.publicKey)
+        let alternatives = SubjectAlternativeNames(
+            names.map { name -> GeneralName in
+                if let address = IPAddress(name) {
+                    // An IPv4 address is 4 bytes in a SAN, not its IPv4-mapped IPv6 form.
+                    let mapped =
+                        address.bytes.count == 16
+                        && address.bytes[0..<12].elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF])
+                    return .ipAddress(
+                        ASN1OctetString(contentBytes: (mapped ? address.bytes[12...] : address.bytes[...])))
+                }
+                return .dnsName(name)
+            })
+        let extensions = try Certificate.Extensions {
+            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+            Critical(KeyUsage(digitalSignature: true, keyCertSign: true))
+            try ExtendedKeyUsage([.serverAuth])
+            identifier
+            AuthorityKeyIdentifier(keyIdentifier: identifier.keyIdentifier)
+            alternatives
+        }
+        let notAfter = now.addingTimeInterval(lifetime)
+        let certificate = try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: certificateKey.publicKey,
+            notValidBefore: now.addingTimeInterval(-300), notValidAfter: notAfter, issuer: name, subject: name,
+            signatureAlgorithm: .ecdsaWithSHA256, extensions: extensions, issuerPrivateKey: certificateKey)
+        return Stored(
+            key: key.pemRepresentation, certificate: try certificate.serializeAsPEM().pemString, names: names,
+            notAfter: notAfter.timeIntervalSince1970)
+    }
+}
+
+/// What the CLI may read of the AWS door's certificate.
+public enum AWSDoorCertificate {
+    /// The stored self-signed certificate in PEM; nil before a first start.
+    public static func stored(secrets: any SecretBlobStore, masterKey: MasterKey) async throws -> String? {
+        try await TLSCertificateLoader.storedCertificate(secrets: secrets, masterKey: masterKey)
+    }
+}

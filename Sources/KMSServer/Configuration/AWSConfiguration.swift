@@ -1,0 +1,53 @@
+import Foundation
+import KMSProtocol
+
+/// aws-kms-v1 section 1: the AWS-compatible listener, off unless `KMS_AWS_PORT` is set.
+public struct AWSConfiguration: Sendable, Equatable {
+    public var port: Int
+    public var host: String
+    public var region = "us-east-1"
+    public var accountId = "000000000000"
+    public var certificateFile: URL?
+    public var keyFile: URL?
+    /// Extra SANs of the self-signed certificate (names or IP addresses).
+    public var hostnames: [String] = []
+    public var allowPlainHTTP = false
+
+    public var partition: AWSPartition { AWSPartition(region: region, accountId: accountId) }
+
+    /// nil when `KMS_AWS_PORT` is unset.
+    static func read(_ reader: ConfigReader, host: String) throws(KMSConfiguration.Invalid) -> AWSConfiguration? {
+        guard let port = try reader.integer("KMS_AWS_PORT", in: 0...65_535) else { return nil }
+        var config = AWSConfiguration(port: Int(port), host: try reader.string("KMS_AWS_HOST") ?? host)
+        if let region = try reader.string("KMS_AWS_REGION") {
+            guard !region.isEmpty, region.utf8.count <= 32,
+                region.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") })
+            else {
+                throw KMSConfiguration.Invalid(variable: "KMS_AWS_REGION", reason: "must look like us-east-1")
+            }
+            config.region = region
+        }
+        if let account = try reader.string("KMS_AWS_ACCOUNT_ID") {
+            guard account.utf8.count == 12, account.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+                throw KMSConfiguration.Invalid(variable: "KMS_AWS_ACCOUNT_ID", reason: "must be 12 digits")
+            }
+            config.accountId = account
+        }
+        config.certificateFile = try reader.string("KMS_TLS_CERT_FILE").map { URL(fileURLWithPath: $0) }
+        config.keyFile = try reader.string("KMS_TLS_KEY_FILE").map { URL(fileURLWithPath: $0) }
+        guard (config.certificateFile == nil) == (config.keyFile == nil) else {
+            throw KMSConfiguration.Invalid(
+                variable: config.certificateFile == nil ? "KMS_TLS_CERT_FILE" : "KMS_TLS_KEY_FILE",
+                reason: "KMS_TLS_CERT_FILE and KMS_TLS_KEY_FILE go together: set both or neither")
+        }
+        config.hostnames = (try reader.string("KMS_TLS_HOSTNAMES") ?? "").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        config.allowPlainHTTP = try reader.boolean("KMS_AWS_ALLOW_PLAIN_HTTP") ?? false
+        if config.allowPlainHTTP, !["127.0.0.1", "::1", "localhost"].contains(config.host) {
+            throw KMSConfiguration.Invalid(
+                variable: "KMS_AWS_ALLOW_PLAIN_HTTP",
+                reason: "plain HTTP is allowed on a loopback KMS_AWS_HOST only (SigV4 hides nothing)")
+        }
+        return config
+    }
+}

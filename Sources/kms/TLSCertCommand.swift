@@ -1,0 +1,34 @@
+import ArgumentParser
+import Foundation
+import KMSCore
+import KMSPostgres
+import KMSServer
+import Logging
+
+/// `kms tls-cert`: the AWS door's certificate in PEM, for `AWS_CA_BUNDLE`
+/// (aws-kms-v1 rule 10.1). Never prints a private key.
+struct TLSCertCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tls-cert",
+        abstract: "Print the AWS door's TLS certificate (PEM), for AWS_CA_BUNDLE.",
+        discussion: """
+            Runs with the server's configuration once the server has started with KMS_AWS_PORT set: the
+            configured KMS_TLS_CERT_FILE chain, or the self-signed certificate kept in the store.
+            """)
+
+    func run() async throws {
+        let config = try KMSConfiguration.fromProcessEnvironment()
+        if let file = config.aws?.certificateFile {
+            print(try String(contentsOf: file, encoding: .utf8), terminator: "")
+            return
+        }
+        let (_, masterKey, database) = try await BackupSetup.open()
+        defer { database?.shutdown() }
+        let secrets: any SecretBlobStore =
+            database.map { PostgresSecretBlobStore(database: $0) } ?? FileSecretBlobStore(folder: config.keyStorePath)
+        guard let pem = try await AWSDoorCertificate.stored(secrets: secrets, masterKey: masterKey) else {
+            throw ValidationError("no certificate yet: start kms serve with KMS_AWS_PORT set once")
+        }
+        print(pem, terminator: "")
+    }
+}

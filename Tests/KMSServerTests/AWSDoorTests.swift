@@ -1,0 +1,120 @@
+import Foundation
+import KMSClient
+import KMSCore
+import KMSProtocol
+import Synchronization
+import Testing
+
+/// aws-kms-v1 in process: the door on plain HTTP (loopback, allowed), signed
+/// with `SigV4` as an SDK signs; the order of section 3's refusals, skew by
+/// a moved clock, revocation at once. (CI drives it over TLS with boto3, the
+/// aws CLI, the Encryption SDK and SOPS: Tests/interop/test_aws_kms_v1.py.)
+@Suite struct AWSDoorTests {
+    struct Door: Sendable {
+        let transport: HTTPTransport
+        let host: String
+        let clock: ManualClock
+
+        func send(
+            _ operation: String, _ body: String, accessKeyId: String, secret: String, extra: [(String, String)] = [],
+            tamper: ((inout [(String, String)]) -> Void)? = nil
+        ) async throws -> (status: Int, json: [String: Any]) {
+            let amzDate = SigV4.amzDate(clock.now())
+            var headers: [(name: String, value: String)] = [
+                ("Host", host), ("X-Amz-Date", amzDate), ("X-Amz-Target", "TrentService.\(operation)"),
+                ("Content-Type", "application/x-amz-json-1.1"),
+            ]
+            headers += extra.map { (name: $0.0, value: $0.1) }
+            let authorization = SigV4.authorization(
+                accessKeyId: accessKeyId, secret: secret, amzDate: amzDate, region: "us-east-1", service: "kms",
+                headers: headers, body: Data(body.utf8))
+            var sent =
+                headers.filter { $0.name != "Host" }.map { ($0.name, $0.value) } + [("Authorization", authorization)]
+            tamper?(&sent)
+            let response = try await transport.send(
+                TransportRequest(method: "POST", target: "/", headers: sent, body: Data(body.utf8)))
+            let json = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:]
+            return (response.status, json)
+        }
+    }
+
+    @Test func signedOperationsAndRefusalsInOrder() async throws {
+        var configured = try TestServer([
+            "KMS_AWS_PORT": "0", "KMS_AWS_HOST": "127.0.0.1", "KMS_AWS_ALLOW_PLAIN_HTTP": "true",
+        ])
+        let port = Mutex(0)
+        configured.dependencies.onAWSServerRunning = { bound in port.withLock { $0 = bound } }
+        let server = configured
+        try await server.run { client in
+            let session = WireSession(client: client)
+            try await session.establish()
+            let created = try await session.call(.post, "/clients/admin/access-keys", "{}")
+            let accessKeyId = try #require(created.json["accessKeyId"] as? String)
+            let secret = try #require(created.json["secretAccessKey"] as? String)
+            let bound = port.withLock { $0 }
+            #expect(bound > 0)
+            let door = Door(
+                transport: HTTPTransport(baseURL: "http://127.0.0.1:\(bound)"), host: "127.0.0.1:\(bound)",
+                clock: server.clock)
+            let key = try await door.send("CreateKey", "{}", accessKeyId: accessKeyId, secret: secret)
+            #expect(key.status == 200)
+            let metadata = try #require(key.json["KeyMetadata"] as? [String: Any])
+            let keyId = try #require(metadata["KeyId"] as? String)
+            let sealed = try await door.send(
+                "Encrypt", #"{"KeyId":"\#(keyId)","Plaintext":"aGVsbG8=","EncryptionContext":{"a":"b"}}"#,
+                accessKeyId: accessKeyId, secret: secret)
+            #expect(sealed.status == 200 && (sealed.json["KeyId"] as? String)?.hasSuffix(keyId) == true)
+            let blob = try #require(sealed.json["CiphertextBlob"] as? String)
+            // The blob decrypts through the native door with the same context.
+            let native = try await session.call(
+                .post, "/crypto/decrypt", #"{"ciphertext":"\#(blob)","encryptionContext":{"a":"b"}}"#)
+            #expect(native.json["plaintext"] as? String == "aGVsbG8=")
+            let both = try await session.call(
+                .post, "/crypto/decrypt", #"{"ciphertext":"\#(blob)","aad":"","encryptionContext":{"a":"b"}}"#)
+            #expect(both.status == 400 && both.errorField == "encryptionContext")
+
+            func code(_ reply: (status: Int, json: [String: Any])) -> String { reply.json["__type"] as? String ?? "" }
+            let bad = try await door.send("Encrypt", "{}", accessKeyId: accessKeyId, secret: secret + "x")
+            #expect(bad.status == 400 && code(bad) == "InvalidSignatureException")
+            let token = try await door.send(
+                "ListKeys", "{}", accessKeyId: accessKeyId, secret: secret, extra: [("X-Amz-Security-Token", "t")])
+            #expect(code(token) == "UnrecognizedClientException")
+            let unknown = try await door.send("ListKeys", "{}", accessKeyId: "AKIAAAAAAAAAAAAAAAAA", secret: secret)
+            #expect(code(unknown) == "UnrecognizedClientException")
+            let missing = try await door.send("ListKeys", "{}", accessKeyId: accessKeyId, secret: secret) {
+                $0.removeAll { $0.0 == "Authorization" }
+            }
+            #expect(code(missing) == "MissingAuthenticationTokenException")
+            let unsigned = try await door.send("ListKeys", "{}", accessKeyId: accessKeyId, secret: secret) {
+                $0 = $0.map {
+                    $0.0 == "Authorization" ? ($0.0, $0.1.replacingOccurrences(of: ";x-amz-target", with: "")) : $0
+                }
+            }
+            #expect(code(unsigned) == "IncompleteSignatureException")
+            let retargeted = try await door.send("ListKeys", "{}", accessKeyId: accessKeyId, secret: secret) {
+                $0 = $0.map { $0.0 == "X-Amz-Target" ? ($0.0, "TrentService.GenerateRandom") : $0 }
+            }
+            #expect(code(retargeted) == "InvalidSignatureException")
+            let sign = try await door.send("Sign", "{}", accessKeyId: accessKeyId, secret: secret)
+            #expect(code(sign) == "UnsupportedOperationException")
+            let nonsense = try await door.send("Nonsense", "{}", accessKeyId: accessKeyId, secret: secret)
+            #expect(code(nonsense) == "UnknownOperationException")
+            let notJSON = try await door.send("ListKeys", "{nope", accessKeyId: accessKeyId, secret: secret)
+            #expect(code(notJSON) == "SerializationException")
+
+            // A request signed 360 s ago: expired (the server's clock moved on).
+            let start = server.clock.now()
+            server.clock.advance(milliseconds: -360_000)
+            let signedEarlier = SigV4.amzDate(server.clock.now())
+            server.clock.set(start)
+            let stale = try await door.send("ListKeys", "{}", accessKeyId: accessKeyId, secret: secret) { headers in
+                headers = headers.map { $0.0 == "X-Amz-Date" ? ($0.0, signedEarlier) : $0 }
+            }
+            #expect(code(stale) == "InvalidSignatureException")  // the date is signed too: either check refuses
+
+            _ = try await session.call(.post, "/clients/admin/access-keys/\(accessKeyId)/revoke", "{}")
+            let revoked = try await door.send("ListKeys", "{}", accessKeyId: accessKeyId, secret: secret)
+            #expect(code(revoked) == "UnrecognizedClientException")
+        }
+    }
+}
