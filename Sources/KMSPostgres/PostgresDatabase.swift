@@ -54,6 +54,17 @@ public final class PostgresDatabase: Sendable {
     }
 
     /// Stops the pool (at shutdown, after the server drained).
+    /// The database's clock (`kms doctor` compares it with this host's).
+    public func now() async throws(KMSError) -> Date {
+        let (client, logger) = (client, logger)
+        return try await withDeadline("read the clock") {
+            for try await date in try await client.query("SELECT now()", logger: logger).decode(Date.self) {
+                return date
+            }
+            throw KMSError.internal("no answer to SELECT now()")
+        }
+    }
+
     public func shutdown() {
         runTask.cancel()
     }

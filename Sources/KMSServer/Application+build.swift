@@ -110,6 +110,8 @@ public func buildApplication(
         resolver: ClientAddressResolver(allowlist: config.allowlist, trustedProxies: config.trustedProxies),
         maxBodyBytes: config.maxBodyBytes, securityHeaders: SecurityHeaders(hsts: config.environment == .production),
         metrics: metrics, logger: logger, audit: audit)
+    let notifier = SystemdNotifier()
+    let readiness = ReadinessGate(listeners: config.aws == nil ? 1 : 2, notifier: notifier)
     let onRunning = dependencies.onServerRunning
     let connections = ConnectionGuard.Counter(maximum: config.maxConnections)
     let (headerTimeout, bodyTimeout) = (config.headerTimeoutMs, config.bodyTimeoutMs)
@@ -124,8 +126,12 @@ public func buildApplication(
                 ],
                 idleTimeout: .milliseconds(config.idleTimeoutMs))),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
-        onServerRunning: { channel in onRunning?(channel.localAddress?.port ?? 0) },
+        onServerRunning: { channel in
+            onRunning?(channel.localAddress?.port ?? 0)
+            readiness.listening()
+        },
         logger: logger)
+    app.addServices(SystemdStoppingService(notifier: notifier))
     app.addServices(
         SessionJanitor(
             store: sessionStore, clock: dependencies.clock, interval: dependencies.janitorInterval, logger: logger,
@@ -138,7 +144,7 @@ public func buildApplication(
         app.addServices(
             try await makeAWSDoor(
                 aws, config: config, dependencies: dependencies, keys: keys, audit: audit, clients: clients,
-                secrets: stores.secrets, masterKey: masterKey))
+                secrets: stores.secrets, masterKey: masterKey, readiness: readiness))
     }
     return app
 }

@@ -8,7 +8,7 @@ struct KMSCommand: AsyncParsableCommand {
         abstract: "A self-hosted key management service for personal cloud storage.",
         subcommands: [
             ServeCommand.self, E2ECommand.self, KeysCommand.self, AliasesCommand.self, BackupCommand.self,
-            RestoreCommand.self, TLSCertCommand.self, EncryptCommand.self,
+            RestoreCommand.self, TLSCertCommand.self, DoctorCommand.self, EncryptCommand.self,
             DecryptCommand.self,
             RewrapCommand.self, DataKeyCommand.self, RandomCommand.self, ServerKeyCommand.self, AuditCommand.self,
             EncryptFileCommand.self, DecryptFileCommand.self, RewrapFileCommand.self, InspectFileCommand.self,

@@ -266,7 +266,7 @@ import Testing
     }
 
     @Test func serveStartsWithNoConfigurationAndKeepsItsIdentity() async throws {
-        let first = try await ServeProcess()
+        let first = try await ServeProcess(seedIdentity: false)
         let fingerprint = first.logText.components(separatedBy: "\"fingerprint\":\"").dropFirst().first?.prefix(71)
         #expect(first.stop() == 0)
         let masterKey = first.folder.appendingPathComponent("data/master.key")

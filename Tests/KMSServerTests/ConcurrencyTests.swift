@@ -16,32 +16,42 @@ import Testing
             try await session.establish()
             var configuration = HTTPClient.Configuration()
             configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+            // A request queued for one of the 64 connections waits up to the connect timeout
+            // (10 s by default), which a loaded 2-core machine running the whole suite can exceed.
+            configuration.timeout.connect = .seconds(120)
             let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-            let transport = HTTPTransport(baseURL: "http://127.0.0.1:\(client.port ?? 0)", client: http)
-            let (token, sessionId, key) = (session.token, session.sessionId, session.key)
-            let envelopes = try (1...1_000).map { seq in
-                try ClientSeal.sealRequest(
-                    Data(#"{"bytes":4}"#.utf8), method: "POST", target: "/crypto/random", sessionId: session.sessionId,
-                    seq: UInt64(seq), key: session.key)
-            }
-            for round in 0..<2 {
-                let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
-                    for envelope in envelopes {
-                        group.addTask {
-                            let response = try await transport.send(
-                                TransportRequest(
-                                    method: "POST", target: "/crypto/random",
-                                    headers: [("X-Client-Token", token), ("Content-Type", "application/json")],
-                                    body: envelope.json))
-                            _ = try ClientSeal.openResponse(
-                                response.body, sessionId: sessionId, expectedSeq: envelope.seq,
-                                status: response.status, key: key)
-                            return response.status
-                        }
-                    }
-                    return try await group.reduce(into: [Int: Int]()) { $0[$1, default: 0] += 1 }
+            let transport = HTTPTransport(
+                baseURL: "http://127.0.0.1:\(client.port ?? 0)", client: http, timeout: .seconds(180))
+            do {
+                let (token, sessionId, key) = (session.token, session.sessionId, session.key)
+                let envelopes = try (1...1_000).map { seq in
+                    try ClientSeal.sealRequest(
+                        Data(#"{"bytes":4}"#.utf8), method: "POST", target: "/crypto/random",
+                        sessionId: session.sessionId,
+                        seq: UInt64(seq), key: session.key)
                 }
-                #expect(statuses == (round == 0 ? [200: 1_000] : [401: 1_000]), "round \(round): \(statuses)")
+                for round in 0..<2 {
+                    let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                        for envelope in envelopes {
+                            group.addTask {
+                                let response = try await transport.send(
+                                    TransportRequest(
+                                        method: "POST", target: "/crypto/random",
+                                        headers: [("X-Client-Token", token), ("Content-Type", "application/json")],
+                                        body: envelope.json))
+                                _ = try ClientSeal.openResponse(
+                                    response.body, sessionId: sessionId, expectedSeq: envelope.seq,
+                                    status: response.status, key: key)
+                                return response.status
+                            }
+                        }
+                        return try await group.reduce(into: [Int: Int]()) { $0[$1, default: 0] += 1 }
+                    }
+                    #expect(statuses == (round == 0 ? [200: 1_000] : [401: 1_000]), "round \(round): \(statuses)")
+                }
+            } catch {
+                try? await http.shutdown()  // a client left running aborts the whole test process
+                throw error
             }
             try await http.shutdown()
         }

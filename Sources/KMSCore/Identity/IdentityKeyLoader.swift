@@ -17,6 +17,15 @@ public enum IdentityKeyLoader {
         return try IdentityKey.load(der: try masterKey.unwrap(wrapped, aad: aad))
     }
 
+    /// Stores `key` as the identity of a store that has none yet (create-if-absent):
+    /// moving a server identity into a new store, and tests that start many
+    /// servers without paying an RSA-4096 generation for each.
+    public static func seed(_ key: IdentityKey, store: some SecretBlobStore, masterKey: MasterKey)
+        async throws(KMSError)
+    {
+        _ = try await store.createBlob(named: blobName, wrapped: try masterKey.wrap(key.privateKeyDER, aad: aad))
+    }
+
     /// The start-up loader: the stored key, or a new one stored for every
     /// later start (and every other instance on a shared store).
     public static func loadOrCreate(

@@ -49,7 +49,9 @@ public struct KeyRing: Sendable {
 
     /// A new enabled key with version 1, and its alias when given
     /// (`labels` already validated by `KeyLabels`).
-    public func generate(alias: String?, labels: KeyLabels = KeyLabels()) async throws(KMSError) -> KeyRecord {
+    public func generate(alias: String?, labels: KeyLabels = KeyLabels(), policy: String? = nil) async throws(KMSError)
+        -> KeyRecord
+    {
         try checkAlias(alias)
         let keyId = KeyIdentifier.newKeyId()
         let now = clock.now()
@@ -60,6 +62,7 @@ public struct KeyRing: Sendable {
             ])
         record.description = labels.description ?? ""
         record.tags = labels.set
+        record.policy = policy
         try await store.create(record)
         return record
     }

@@ -35,6 +35,17 @@ public enum MasterKeyLoader {
         }
     }
 
+    /// The configured master key, never a new one (`kms doctor`, `kms backup`):
+    /// nil when there is none.
+    public static func loadExisting(base64: String?, file: URL) throws(StartupFailure) -> MasterKey? {
+        guard (base64.map { !$0.isEmpty } ?? false) || FileManager.default.fileExists(atPath: file.path) else {
+            return nil
+        }
+        var logger = Logger(label: "kms")
+        logger.logLevel = .critical
+        return try load(base64: base64, file: file, logger: logger)
+    }
+
     private static func read(_ file: URL, logger: Logger) throws(StartupFailure) -> MasterKey {
         guard let contents = FileManager.default.contents(atPath: file.path) else {
             throw StartupFailure(description: "KMS_MASTER_KEY_FILE \(file.path) cannot be read")

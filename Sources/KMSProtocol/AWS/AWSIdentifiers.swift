@@ -37,6 +37,18 @@ public enum AWSKeyId {
     }
 }
 
+/// `[A-Za-z0-9][A-Za-z0-9._-]{0,63}`, not `key_…` (the native alias grammar).
+func isAliasGrammar(_ name: String) -> Bool {
+    let bytes = Array(name.utf8)
+    func alphanumeric(_ byte: UInt8) -> Bool {
+        (65...90).contains(byte) || (97...122).contains(byte) || (48...57).contains(byte)
+    }
+    guard let first = bytes.first, bytes.count <= 64, alphanumeric(first), !name.hasPrefix("key_") else { return false }
+    return bytes.allSatisfy {
+        alphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
+    }
+}
+
 /// ARNs of this door: `arn:aws:kms:<region>:<account>:key/<uuid>` and `…:alias/<name>`.
 public struct AWSPartition: Sendable, Equatable {
     public let region: String
@@ -83,7 +95,7 @@ public struct AWSPartition: Sendable, Equatable {
 
     /// The native alias of `alias/<name>`'s name: `alias/aws/…` and further `/` are refused.
     public func aliasName(_ name: String) -> Reference {
-        guard !name.isEmpty, !name.contains("/") else { return .invalidAlias }
+        guard !name.isEmpty, !name.contains("/"), isAliasGrammar(name) else { return .invalidAlias }
         return .alias(name)
     }
 }

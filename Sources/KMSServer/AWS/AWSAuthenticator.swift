@@ -37,7 +37,11 @@ struct AWSAuthenticator: Sendable {
             "IncompleteSignatureException",
             "The Authorization header must be AWS4-HMAC-SHA256 Credential=…, SignedHeaders=… (sorted, lowercase, with host, x-amz-date and x-amz-target), Signature=…; and X-Amz-Date yyyymmddThhmmssZ."
         )
-        guard values("authorization").count == 1, let authorization = SigV4.Authorization(parsing: header),
+        // One of each header the request's meaning hangs on: a proxy and this server must read the same.
+        let single = ["authorization", "host", "x-amz-target", "x-amz-content-sha256"].allSatisfy {
+            values($0).count <= 1
+        }
+        guard single, let authorization = SigV4.Authorization(parsing: header),
             Set(authorization.signedHeaders).isSuperset(of: ["host", "x-amz-date", "x-amz-target"]),
             authorization.signedHeaders.allSatisfy({ !values($0).isEmpty }),
             let amzDateText = values("x-amz-date").first, values("x-amz-date").count == 1,

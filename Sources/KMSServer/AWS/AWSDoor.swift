@@ -13,7 +13,7 @@ import NIOSSL
 /// stops both.
 func makeAWSDoor(
     _ aws: AWSConfiguration, config: KMSConfiguration, dependencies: AppDependencies, keys: KeyRing, audit: Auditor,
-    clients: ClientRegistry, secrets: any SecretBlobStore, masterKey: MasterKey
+    clients: ClientRegistry, secrets: any SecretBlobStore, masterKey: MasterKey, readiness: ReadinessGate
 ) async throws -> some ApplicationProtocol {
     let logger = dependencies.logger
     let responder = AWSResponder(
@@ -47,6 +47,9 @@ func makeAWSDoor(
     return Application(
         responder: responder, server: server,
         configuration: .init(address: .hostname(aws.host, port: aws.port), serverName: nil),
-        onServerRunning: { channel in onRunning?(channel.localAddress?.port ?? 0) },
+        onServerRunning: { channel in
+            onRunning?(channel.localAddress?.port ?? 0)
+            readiness.listening()
+        },
         logger: logger)
 }

@@ -40,11 +40,16 @@ extension AWSOperations {
     }
 
     /// `TargetKeyId`: a key (an id, UUID or key ARN), not an alias.
-    func targetKey(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> KeyRecord {
+    /// `TargetKeyId`, validated (a `400` before any `403`).
+    func targetReference(_ input: inout AWSInput) throws(AWSFault) -> String {
         let text = try input.string("TargetKeyId")
         guard case .keyId = partition.reference(text) else {
             throw AWSFault.validation("TargetKeyId must name a key (its id or ARN), not an alias.")
         }
+        return text
+    }
+
+    func targetKey(_ text: String, _ call: Call) async throws(AWSFault) -> KeyRecord {
         let record = try await key(text, .keysManage, call)
         guard record.state != .pendingDeletion else { throw AWSFault.from(.keyPendingDeletion, keyArn: arn(record)) }
         return record
@@ -52,8 +57,9 @@ extension AWSOperations {
 
     func createAlias(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         let name = try aliasName(try input.string("AliasName"), creating: true)
+        let reference = try targetReference(&input)
         try authorizeName(name, call)
-        let target = try await targetKey(&input, call)
+        let target = try await targetKey(reference, call)
         _ = try await native { () throws(KMSError) in
             try await audit.durableChange("alias.create", [("alias", name), ("key", target.keyId)], who: call.who) {
                 () throws(KMSError) in
@@ -67,9 +73,10 @@ extension AWSOperations {
 
     func updateAlias(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         let name = try aliasName(try input.string("AliasName"), creating: false)
+        let reference = try targetReference(&input)
         try authorizeName(name, call)
         let current = try await currentAlias(name, call)
-        let target = try await targetKey(&input, call)
+        let target = try await targetKey(reference, call)
         guard target.keyId != current.keyId else { return .object([]) }
         _ = try await native { () throws(KMSError) in
             try await audit.durableChange(
@@ -101,9 +108,14 @@ extension AWSOperations {
     func listAliases(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         let limit = try input.optionalInteger("Limit", in: 1...100) ?? 50
         let marker = try Self.marker(try input.optionalString("Marker"))
+        // Rule 9.3: an unknown or unreadable key lists nothing (no lookup that tells them apart).
         var keyId: String?
         if let text = try input.optionalString("KeyId") {
-            keyId = try await key(text, nil, call).keyId
+            switch partition.reference(text) {
+            case .keyId(let id): keyId = id
+            case .alias(let name): keyId = name
+            case .invalid, .invalidAlias: return .object([("Aliases", .array([])), ("Truncated", .bool(false))])
+            }
         }
         let grants = checkGrants ? call.caller.client.grants : nil
         let page = try await native { () throws(KMSError) in

@@ -79,14 +79,14 @@ extension AWSOperations {
             }
         }
         if try input.dryRun() { throw Self.dryRun }
-        var record = try await native { () throws(KMSError) in
+        let record = try await native { () throws(KMSError) in
             try await audit.durableChange("key.generate", [], who: call.who) { () throws(KMSError) in
-                try await keys.generate(alias: nil, labels: KeyLabels(description: description, set: tags))
+                try await keys.generate(
+                    alias: nil, labels: KeyLabels(description: description, set: tags), policy: policy)
             } result: { record in
                 [("keyId", record.keyId), ("version", "1")]
             }
         }
-        if let policy { record = try await change(.policy(policy), record, call) }
         return .object([("KeyMetadata", keyMetadata(record))])
     }
 
@@ -154,8 +154,9 @@ extension AWSOperations {
     }
 
     func scheduleKeyDeletion(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let record = try await key(try input.string("KeyId"), .keysManage, call)
+        let reference = try input.string("KeyId")
         let days = try input.optionalInteger("PendingWindowInDays", in: 7...30) ?? 30
+        let record = try await key(reference, .keysManage, call)
         let changed = try await change(.scheduleDeletion(days: days), record, call)
         return .object([
             ("KeyId", .string(arn(record))), ("DeletionDate", Self.epoch(changed.deletionDate ?? Date())),
@@ -164,8 +165,9 @@ extension AWSOperations {
     }
 
     func enableKeyRotation(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let record = try await key(try input.string("KeyId"), .keysManage, call)
+        let reference = try input.string("KeyId")
         let days = try input.optionalInteger("RotationPeriodInDays", in: 90...2560) ?? 365
+        let record = try await key(reference, .keysManage, call)
         _ = try await change(.rotation(periodDays: days), record, call)
         return .object([])
     }
@@ -197,20 +199,22 @@ extension AWSOperations {
     // MARK: Tags, description, policies
 
     func tagResource(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let record = try await key(try input.string("KeyId"), .keysManage, call)
+        let reference = try input.string("KeyId")
         guard let tags = try input.tags() else { throw AWSFault.validation("Tags is required") }
+        let record = try await key(reference, .keysManage, call)
         _ = try await labels(KeyLabels(set: tags), record, call)
         return .object([])
     }
 
     func untagResource(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let record = try await key(try input.string("KeyId"), .keysManage, call)
+        let reference = try input.string("KeyId")
         let keysToRemove = try input.stringList("TagKeys")
         do {
             try LabelRules.checkTags([:], remove: keysToRemove)
         } catch {
             throw AWSFault("TagException", error.message)
         }
+        let record = try await key(reference, .keysManage, call)
         _ = try await labels(KeyLabels(remove: keysToRemove), record, call)
         return .object([])
     }
@@ -226,9 +230,13 @@ extension AWSOperations {
     }
 
     func listResourceTags(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let record = try await key(try input.string("KeyId"), .keysRead, call)
+        let reference = try input.string("KeyId")
         let limit = try input.optionalInteger("Limit", in: 1...50) ?? 50
         let marker = try input.optionalString("Marker")
+        let record = try await key(reference, .keysRead, call)
+        if let marker, record.tags[marker] == nil {
+            throw AWSFault("InvalidMarkerException", "The Marker is not one this KMS gave.")
+        }
         let sorted = record.tags.sorted { $0.key.bytesPrecede($1.key) }
         let rest = sorted.filter { tag in marker.map { $0.bytesPrecede(tag.key) } ?? true }
         let page = Array(rest.prefix(limit))
@@ -241,13 +249,14 @@ extension AWSOperations {
     }
 
     func updateKeyDescription(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let record = try await key(try input.string("KeyId"), .keysManage, call)
+        let reference = try input.string("KeyId")
         let description = try input.string("Description")
         do {
             try LabelRules.checkDescription(description, field: "Description")
         } catch {
             throw AWSFault.validation(error.message)
         }
+        let record = try await key(reference, .keysManage, call)
         _ = try await change(.labels(KeyLabels(description: description)), record, call)
         return .object([])
     }
@@ -259,15 +268,17 @@ extension AWSOperations {
     }
 
     func getKeyPolicy(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let record = try await key(try input.string("KeyId"), .keysRead, call)
+        let reference = try input.string("KeyId")
         try Self.checkPolicyName(try input.optionalString("PolicyName"))
+        let record = try await key(reference, .keysRead, call)
         return .object([("Policy", .string(record.policy ?? defaultPolicy())), ("PolicyName", .string("default"))])
     }
 
     func putKeyPolicy(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let record = try await key(try input.string("KeyId"), .keysManage, call)
+        let reference = try input.string("KeyId")
         try Self.checkPolicyName(try input.optionalString("PolicyName"))
         guard let policy = try Self.policy(try input.string("Policy")) else { return .object([]) }
+        let record = try await key(reference, .keysManage, call)
         _ = try await change(.policy(policy), record, call)
         return .object([])
     }

@@ -122,11 +122,13 @@ struct AWSOperations: Sendable {
 
     func encrypt(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         try input.refuseUnsupported()
-        let record = try await key(try input.string("KeyId"), .cryptoEncrypt, call)
+        let reference = try input.string("KeyId")
         let plaintext = try input.blob("Plaintext", maxBytes: 4096)
         guard !plaintext.isEmpty else { throw AWSFault.validation("Plaintext must be 1 to 4096 bytes") }
         let aad = try input.context()
-        if try input.dryRun() { throw Self.dryRun }
+        let dryRun = try input.dryRun()
+        let record = try await key(reference, .cryptoEncrypt, call)
+        if dryRun { throw Self.dryRun }
         let sealed = try await native(arn(record)) { () throws(KMSError) in
             try await audit.crypto("encrypt", who: call.who, keyAndVersion: { ($0.keyId, $0.version) }) {
                 () throws(KMSError) in try await keys.encrypt(record.keyId, plaintext: plaintext, aad: aad)
@@ -157,16 +159,11 @@ struct AWSOperations: Sendable {
         try input.refuseUnsupported()
         let ciphertext = try Self.ciphertext(try input.blob("CiphertextBlob", maxBytes: 6144))
         let aad = try input.context()
+        let named = try input.optionalString("KeyId")
+        let dryRun = try input.dryRun()
         let record = try await key(ciphertext.keyId, .cryptoDecrypt, call)
-        if let named = try input.optionalString("KeyId") {
-            let asked = try await key(named, nil, call)
-            guard asked.keyId == record.keyId else {
-                throw AWSFault(
-                    "IncorrectKeyException",
-                    "The key ID in the request does not identify the key that encrypted the ciphertext.")
-            }
-        }
-        if try input.dryRun() { throw Self.dryRun }
+        try checkNames(named, record, "key ID")
+        if dryRun { throw Self.dryRun }
         let opened = try await native(arn(record)) { () throws(KMSError) in
             try await audit.crypto("decrypt", who: call.who, keyAndVersion: { ($0.keyId, $0.version) }) {
                 () throws(KMSError) in try await keys.decrypt(ciphertext.text, aad: aad)
@@ -186,26 +183,24 @@ struct AWSOperations: Sendable {
             }
         }
         let ciphertext = try Self.ciphertext(try input.blob("CiphertextBlob", maxBytes: 6144))
-        let source = try await key(ciphertext.keyId, .cryptoRewrap, call)
-        if let named = try input.optionalString("SourceKeyId") {
-            guard try await key(named, nil, call).keyId == source.keyId else {
-                throw AWSFault(
-                    "IncorrectKeyException",
-                    "The source key ID in the request does not identify the key that encrypted the ciphertext.")
-            }
-        }
-        let destination = try await key(try input.string("DestinationKeyId"), .cryptoRewrap, call)
+        let named = try input.optionalString("SourceKeyId")
+        let destinationReference = try input.string("DestinationKeyId")
         let (sourceAAD, destinationAAD) = (
             try input.context("SourceEncryptionContext"), try input.context("DestinationEncryptionContext")
         )
-        if try input.dryRun() { throw Self.dryRun }
-        let opened = try await native(arn(source)) { () throws(KMSError) in
-            try await keys.decrypt(ciphertext.text, aad: sourceAAD)
-        }
+        let dryRun = try input.dryRun()
+        let source = try await key(ciphertext.keyId, .cryptoRewrap, call)
+        try checkNames(named, source, "source key ID")
+        let destination = try await key(destinationReference, .cryptoRewrap, call)
+        if dryRun { throw Self.dryRun }
+        // One audit entry for both halves: a failed source decrypt is recorded too.
         let sealed = try await native(arn(destination)) { () throws(KMSError) in
-            try await audit.crypto("rewrap", who: call.who, keyAndVersion: { ($0.keyId, $0.version) }) {
-                () throws(KMSError) in
-                try await keys.encrypt(destination.keyId, plaintext: opened.plaintext, aad: destinationAAD)
+            try await audit.crypto(
+                "rewrap", who: call.who + [("sourceKeyId", source.keyId), ("sourceVersion", "\(ciphertext.version)")],
+                keyAndVersion: { ($0.keyId, $0.version) }
+            ) { () throws(KMSError) in
+                let opened = try await keys.decrypt(ciphertext.text, aad: sourceAAD)
+                return try await keys.encrypt(destination.keyId, plaintext: opened.plaintext, aad: destinationAAD)
             }
         }
         return .object([
@@ -217,7 +212,7 @@ struct AWSOperations: Sendable {
 
     func generateDataKey(_ input: inout AWSInput, _ call: Call, plaintext: Bool) async throws(AWSFault) -> JSONValue {
         try input.refuseUnsupported()
-        let record = try await key(try input.string("KeyId"), .cryptoDatakey, call)
+        let reference = try input.string("KeyId")
         let count = try input.optionalInteger("NumberOfBytes", in: 1...1024)
         let spec = try input.optionalString("KeySpec")
         let bytes: Int
@@ -230,7 +225,9 @@ struct AWSOperations: Sendable {
         default: throw AWSFault.validation("KeySpec must be AES_256 or AES_128.")
         }
         let aad = try input.context()
-        if try input.dryRun() { throw Self.dryRun }
+        let dryRun = try input.dryRun()
+        let record = try await key(reference, .cryptoDatakey, call)
+        if dryRun { throw Self.dryRun }
         let dataKey = SymmetricKeyBytes.random(count: bytes)
         let sealed = try await native(arn(record)) { () throws(KMSError) in
             try await audit.crypto("datakey", who: call.who, keyAndVersion: { ($0.keyId, $0.version) }) {
@@ -251,6 +248,23 @@ struct AWSOperations: Sendable {
         guard customStore == nil, recipient == nil else { throw AWSFault.unsupported("CustomKeyStoreId and Recipient") }
         let count = try input.integer("NumberOfBytes", in: 1...1024)
         return .object([("Plaintext", .string(Base64.encode(SymmetricKeyBytes.random(count: count))))])
+    }
+
+    /// A `KeyId` a request adds to a ciphertext must name the ciphertext's own
+    /// key: compared with its names without a lookup, so it reveals nothing of other keys.
+    func checkNames(_ named: String?, _ record: KeyRecord, _ what: String) throws(AWSFault) {
+        guard let named else { return }
+        let same: Bool
+        switch partition.reference(named) {
+        case .keyId(let id): same = id == record.keyId
+        case .alias(let alias): same = record.aliases.contains(alias)
+        case .invalid, .invalidAlias: same = false
+        }
+        guard same else {
+            throw AWSFault(
+                "IncorrectKeyException",
+                "The \(what) in the request does not identify the key that encrypted the ciphertext.")
+        }
     }
 
     static let dryRun = AWSFault(

@@ -42,6 +42,12 @@ struct AWSResponder: HTTPResponder {
             }
         }
         response.headers[Self.requestIdHeader] = requestId
+        // Refusals before authentication are logged a few lines a second at most.
+        if [400, 403, 404, 413].contains(response.status.code), operation == "-",
+            refusalLog.admit(context.peer?.description ?? "unknown", now: Date()) == nil
+        {
+            return response
+        }
         logger.info(
             "aws request",
             metadata: [
@@ -93,8 +99,7 @@ struct AWSResponder: HTTPResponder {
         do {
             caller = try await authenticator.verify(headers: headers, body: body)
         } catch {
-            await audit.note(
-                AuditEvent("aws.auth-refused", outcome: "refused", [("client", address), ("code", error.code)]))
+            audit.authRefused(address: address, code: error.code, at: Date())
             throw error
         }
         // Target.

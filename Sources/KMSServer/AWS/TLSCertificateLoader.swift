@@ -124,6 +124,12 @@ enum TLSCertificateLoader {
 
 /// What the CLI may read of the AWS door's certificate.
 public enum AWSDoorCertificate {
+    /// When the first certificate of a PEM chain expires (`kms doctor`).
+    public static func notAfter(pem: String) -> Date? {
+        guard let certificate = try? Certificate(pemEncoded: pem) else { return nil }
+        return certificate.notValidAfter
+    }
+
     /// The stored self-signed certificate in PEM; nil before a first start.
     public static func stored(secrets: any SecretBlobStore, masterKey: MasterKey) async throws -> String? {
         try await TLSCertificateLoader.storedCertificate(secrets: secrets, masterKey: masterKey)

@@ -95,6 +95,17 @@ struct Auditor: Sendable {
         await log.recordBestEffort(event)
     }
 
+    /// A refused AWS signature (`aws.auth-refused`), thinned like allowlist
+    /// refusals and written in the background: junk headers cannot fill the disk.
+    func authRefused(address: String, code: String, at now: Date) {
+        guard refusals.allow("aws:" + address, now: now) else { return }
+        let log = self.log
+        Task {
+            await log.recordBestEffort(
+                AuditEvent("aws.auth-refused", outcome: "refused", [("client", address), ("code", code)]))
+        }
+    }
+
     /// An allowlist refusal: at most one entry per address a minute and ten a
     /// second in all, written in the background, so a flood cannot fill the disk.
     func refused(address: String, at now: Date) {

@@ -83,7 +83,12 @@ public struct KMSConfiguration: Sendable {
         if let list = try reader.addressList("KMS_WHITELIST", emptyMeansUnset: true) { allowlist = list }
         if let list = try reader.addressList("KMS_TRUSTED_PROXIES", emptyMeansUnset: false) { trustedProxies = list }
         keyStorePath = try reader.string("KEY_STORE_PATH").map { URL(fileURLWithPath: $0) } ?? keyStorePath
-        masterKeyFile = try reader.string("KMS_MASTER_KEY_FILE").map { URL(fileURLWithPath: $0) } ?? masterKeyFile
+        if let file = try reader.string("KMS_MASTER_KEY_FILE") {
+            masterKeyFile = URL(fileURLWithPath: file)
+        } else if let credentials = values["CREDENTIALS_DIRECTORY"], !credentials.isEmpty {
+            // systemd's LoadCredential=master.key:… (deploy/kms.service): the key never sits in the store.
+            masterKeyFile = URL(fileURLWithPath: credentials).appendingPathComponent("master.key")
+        }
         masterKeyBase64 = try reader.string("KMS_MASTER_KEY")
         let day: Int64 = 86_400_000
         sessions.ttlMs = try reader.integer("KMS_SESSION_TTL_MS", in: 1_000...(365 * day)) ?? sessions.ttlMs

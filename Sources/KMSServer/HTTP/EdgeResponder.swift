@@ -33,7 +33,11 @@ struct EdgeResponder: HTTPResponder {
         var routeLabel = "unmatched"
         var response: Response
         var logRequest = true
-        switch resolver.resolve(peer: context.peer, forwardedFor: request.headers[values: HeaderNames.forwardedFor]) {
+        let forwardedFor = request.headers[values: HeaderNames.forwardedFor]
+        if forwardedFor.isEmpty, let peer = context.peer, resolver.isTrustedProxy(peer) {
+            metrics.recordMissingForwardedFor()
+        }
+        switch resolver.resolve(peer: context.peer, forwardedFor: forwardedFor) {
         case .refused(let address, let reason):
             let sampled = refusalLog.admit(address?.description ?? "unknown", now: Date())
             logRequest = sampled != nil

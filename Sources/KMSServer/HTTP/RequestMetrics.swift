@@ -25,6 +25,12 @@ struct RequestMetrics: Sendable {
                 elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
     }
 
+    /// A request from a trusted proxy without `X-Forwarded-For`: the proxy
+    /// itself looks like the client (`kms doctor` warns when this counts up).
+    func recordMissingForwardedFor() {
+        Counter(label: "kms_proxy_requests_without_forwarded_for_total", factory: factory).increment()
+    }
+
     /// The Prometheus text exposition.
     func render() -> String {
         registry.emitToString()

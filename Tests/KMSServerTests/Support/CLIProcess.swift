@@ -1,5 +1,6 @@
 import Foundation
 import KMSClient
+import KMSCore
 
 /// Runs the built `kms` binary, for tests of the CLI and of `kms serve` itself.
 enum CLIProcess {
@@ -76,9 +77,13 @@ final class ServeProcess: @unchecked Sendable {
     /// What a CLI client of this server needs: its URL and the admin key.
     var clientEnvironment: [String: String] { ["BASE_URL": url, "KMS_CLIENT_KEY_FILE": adminKeyFile] }
 
-    init(environment: [String: String] = [:]) async throws {
+    /// `seedIdentity`: give a file store with no master key yet the test run's
+    /// shared identity key (an RSA-4096 generation costs seconds of CPU in a
+    /// debug build, and many tests start servers at once).
+    init(environment: [String: String] = [:], seedIdentity: Bool = true) async throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        if seedIdentity { try await Self.seed(folder: folder, environment: environment) }
         // Below the kernel's ephemeral range (32768-60999): a port a client socket holds there makes bind fail.
         port = Int.random(in: 20_000...32_000)
         log = folder.appendingPathComponent("server.log")
@@ -109,6 +114,27 @@ final class ServeProcess: @unchecked Sendable {
     }
 
     var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    private static func seed(folder: URL, environment: [String: String]) async throws {
+        guard environment["KMS_STORE"] != "postgres", environment["KMS_MASTER_KEY"] == nil else { return }
+        let data = folder.appendingPathComponent("data")
+        let keyStore = URL(fileURLWithPath: environment["KEY_STORE_PATH"] ?? data.appendingPathComponent("keys").path)
+        let masterKeyFile = URL(
+            fileURLWithPath: environment["KMS_MASTER_KEY_FILE"] ?? data.appendingPathComponent("master.key").path)
+        guard !FileManager.default.fileExists(atPath: masterKeyFile.path) else { return }
+        for created in [masterKeyFile.deletingLastPathComponent(), keyStore] {
+            try FileManager.default.createDirectory(
+                at: created, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        let bytes = Data((0..<32).map { _ in UInt8.random(in: 0...255) })
+        guard
+            FileManager.default.createFile(
+                atPath: masterKeyFile.path, contents: Data((bytes.base64EncodedString() + "\n").utf8),
+                attributes: [.posixPermissions: 0o600])
+        else { throw CLIFailure("cannot write the master key") }
+        try await IdentityKeyLoader.seed(
+            TestServer.identity, store: FileSecretBlobStore(folder: keyStore), masterKey: try MasterKey(bytes: bytes))
+    }
 
     /// Sends SIGTERM and returns the exit status.
     func stop() -> Int32 {

@@ -1,0 +1,262 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import KMSCore
+import KMSPostgres
+import KMSProtocol
+import KMSServer
+import Logging
+import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `kms doctor`: checks a deployment as its owner would (issue 20), with
+/// the server's configuration, and says what to fix. Exit status 1 when any
+/// check fails; warnings alone exit 0.
+struct DoctorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "doctor",
+        abstract:
+            "Check this deployment: file modes, where the master key is, allowlist, proxies, audit log, clocks, certificate.",
+        discussion: """
+            Run it as the service's user with the service's environment (on systemd: `systemd-run --pty -p DynamicUser=yes \
+            -p User=kms -p StateDirectory=kms --property=EnvironmentFile=/etc/kms/kms.env … kms doctor`, see docs/deploy.md). \
+            Live checks ask the server at --url (default http://KMS_HOST:KMS_PORT).
+            """)
+
+    @Option(help: "Where the server answers, for the live checks.") var url: String?
+
+    enum Level: String { case ok = "ok  ", warn = "WARN", fail = "FAIL" }
+
+    struct Finding {
+        let level: Level
+        let check: String
+        let message: String
+    }
+
+    func run() async throws {
+        let config = try KMSConfiguration.fromProcessEnvironment()
+        var findings: [Finding] = []
+        func add(_ level: Level, _ check: String, _ message: String) {
+            findings.append(Finding(level: level, check: check, message: message))
+        }
+        Self.checkFolders(config, add)
+        Self.checkMasterKey(config, add)
+        Self.checkAllowlist(config, add)
+        Self.checkAdminKey(config, add)
+        let masterKey = try? MasterKeyLoader.loadExisting(base64: config.masterKeyBase64, file: config.masterKeyFile)
+        var database: PostgresDatabase?
+        if config.store == .postgres, let url = config.databaseURL {
+            var logger = Logger(label: "kms-doctor")
+            logger.logLevel = .critical
+            database = try? await PostgresDatabase(url: url, prefix: config.databasePrefix, logger: logger)
+            if database == nil { add(.fail, "database", "cannot connect with KMS_DATABASE_URL") }
+        }
+        defer { database?.shutdown() }
+        let secrets: any SecretBlobStore =
+            database.map { PostgresSecretBlobStore(database: $0) } ?? FileSecretBlobStore(folder: config.keyStorePath)
+        await Self.checkAudit(config, secrets: secrets, masterKey: masterKey, add)
+        if let database { await Self.checkClock(database, add) }
+        await Self.checkCertificate(config, secrets: secrets, masterKey: masterKey, add)
+        await Self.checkProxy(
+            config, url: url ?? "http://\(config.host == "0.0.0.0" ? "127.0.0.1" : config.host):\(config.port)", add)
+
+        for finding in findings {
+            print("\(finding.level.rawValue)  \(finding.check): \(finding.message)")
+        }
+        let failed = findings.filter { $0.level == .fail }.count
+        let warned = findings.filter { $0.level == .warn }.count
+        print("\(failed) failed, \(warned) warnings, \(findings.count - failed - warned) ok")
+        if failed > 0 { throw ExitCode(1) }
+    }
+
+    typealias Report = (Level, String, String) -> Void
+
+    static func mode(_ path: String) -> mode_t? {
+        DurableFile.mode(of: URL(fileURLWithPath: path)).map { $0 & 0o777 }
+    }
+
+    /// The store folder 0700, every file in it 0600 (and nobody else's).
+    static func checkFolders(_ config: KMSConfiguration, _ report: Report) {
+        let store = config.keyStorePath.path
+        guard let folderMode = mode(store) else {
+            return report(.warn, "store", "\(store) does not exist yet (KEY_STORE_PATH): the first start creates it")
+        }
+        var loose: [String] = []
+        if folderMode & 0o077 != 0 { loose.append("\(store) is \(String(folderMode, radix: 8))") }
+        let enumerator = FileManager.default.enumerator(atPath: store)
+        while let name = enumerator?.nextObject() as? String {
+            let path = store + "/" + name
+            guard let fileMode = mode(path) else { continue }
+            var isFolder: ObjCBool = false
+            _ = FileManager.default.fileExists(atPath: path, isDirectory: &isFolder)
+            if fileMode & 0o077 != 0 {
+                loose.append("\(path) is \(String(fileMode, radix: 8))")
+            } else if !isFolder.boolValue, fileMode & 0o700 != 0o600, fileMode & 0o100 != 0 {
+                loose.append("\(path) is executable")
+            }
+        }
+        if loose.isEmpty {
+            report(.ok, "store", "\(store) is 0700 and its files 0600")
+        } else {
+            report(
+                .fail, "store",
+                "other users can read the store: \(loose.prefix(5).joined(separator: "; ")); fix: chmod -R go-rwx \(store)"
+            )
+        }
+    }
+
+    /// The master key apart from the store, readable by the service alone.
+    static func checkMasterKey(_ config: KMSConfiguration, _ report: Report) {
+        if config.masterKeyBase64 != nil {
+            return report(
+                .warn, "master key",
+                "KMS_MASTER_KEY is in the environment: anything that reads the service's environment has it; use a credential (LoadCredential=) or a file on another disk"
+            )
+        }
+        let key = config.masterKeyFile.standardizedFileURL.path
+        guard let keyMode = mode(key) else {
+            return report(.fail, "master key", "no master key at \(key) (KMS_MASTER_KEY_FILE)")
+        }
+        if keyMode & 0o077 != 0 {
+            return report(
+                .fail, "master key", "\(key) is mode \(String(keyMode, radix: 8)); fix: chmod 600 \(key)")
+        }
+        let store = config.keyStorePath.standardizedFileURL.path
+        let keyFolder = (key as NSString).deletingLastPathComponent
+        let storeParent = (store as NSString).deletingLastPathComponent
+        if key.hasPrefix(store + "/") || keyFolder == storeParent || keyFolder == store {
+            return report(
+                .warn, "master key",
+                "\(key) sits beside the store \(store): one stolen disk or backup gives both; keep it on another disk, a secret mount or a systemd credential (deploy/kms.service)"
+            )
+        }
+        report(.ok, "master key", "\(key) is 0600 and apart from the store")
+    }
+
+    /// The allowlist no wider than loopback and the VPN (Tailscale's ranges).
+    static func checkAllowlist(_ config: KMSConfiguration, _ report: Report) {
+        let narrow = ["127.0.0.0/8", "::1", "100.64.0.0/10", "fd7a:115c:a1e0::/48"].compactMap {
+            try? AddressRange(parsing: $0)
+        }
+        let wide = config.allowlist.filter { range in
+            !narrow.contains { outer in outer.contains(range.network) && outer.prefixLength <= range.prefixLength }
+        }
+        if wide.isEmpty {
+            report(
+                .ok, "allowlist",
+                "only loopback and VPN addresses: \(config.allowlist.map(\.description).joined(separator: ","))")
+        } else {
+            report(
+                .warn, "allowlist",
+                "KMS_WHITELIST reaches beyond loopback and the VPN: \(wide.map(\.description).joined(separator: ",")); narrow it to your VPN range unless you mean it"
+            )
+        }
+    }
+
+    static func checkAdminKey(_ config: KMSConfiguration, _ report: Report) {
+        if FileManager.default.fileExists(atPath: config.adminKeyFile.path) {
+            report(
+                .warn, "admin key",
+                "the bootstrap admin key \(config.adminKeyFile.path) is still on the server: enrol your own key with clients:manage, then `kms clients revoke admin` and delete the file"
+            )
+        } else {
+            report(.ok, "admin key", "no bootstrap admin key on the server")
+        }
+    }
+
+    static func checkAudit(
+        _ config: KMSConfiguration, secrets: any SecretBlobStore, masterKey: MasterKey?, _ report: Report
+    ) async {
+        let log = config.auditLog.path
+        let folder = (log as NSString).deletingLastPathComponent
+        let writable = FileManager.default.fileExists(atPath: log) ? access(log, W_OK) == 0 : access(folder, W_OK) == 0
+        guard writable else {
+            return report(.fail, "audit log", "\(log) is not writable: the server refuses audited operations (503)")
+        }
+        guard FileManager.default.fileExists(atPath: log) else {
+            return report(.warn, "audit log", "\(log) does not exist yet (KMS_AUDIT_LOG): the first start creates it")
+        }
+        guard let masterKey, let key = try? await AuditFiles.existingKey(store: secrets, masterKey: masterKey) else {
+            return report(.warn, "audit log", "cannot read the audit key from the store: not verified")
+        }
+        let verdict = AuditVerifier.verify(
+            files: AuditFiles.chain(for: config.auditLog), publicKey: key.publicKey, checkpoint: nil,
+            allowMidChainStart: false)
+        if let failure = verdict.failure {
+            report(.fail, "audit log", "BROKEN after \(verdict.entries) valid entries: \(failure)")
+        } else {
+            report(.ok, "audit log", "writable; \(verdict.entries) entries verify (chain and signatures)")
+        }
+    }
+
+    static func checkClock(_ database: PostgresDatabase, _ report: Report) async {
+        guard let now = try? await database.now() else {
+            return report(.fail, "database clock", "cannot read the database's time")
+        }
+        let skew = abs(now.timeIntervalSinceNow)
+        if skew > 60 {
+            report(
+                .fail, "database clock",
+                "this host and the database differ by \(Int(skew)) s: sessions and schedules break; run NTP")
+        } else if skew > 2 {
+            report(
+                .warn, "database clock",
+                "this host and the database differ by \(String(format: "%.1f", skew)) s; run NTP")
+        } else {
+            report(.ok, "database clock", "within \(String(format: "%.2f", skew)) s of this host")
+        }
+    }
+
+    static func checkCertificate(
+        _ config: KMSConfiguration, secrets: any SecretBlobStore, masterKey: MasterKey?, _ report: Report
+    ) async {
+        guard let aws = config.aws, !aws.allowPlainHTTP else { return }
+        var pem: String?
+        if let file = aws.certificateFile {
+            pem = try? String(contentsOf: file, encoding: .utf8)
+        } else if let masterKey {
+            pem = try? await AWSDoorCertificate.stored(secrets: secrets, masterKey: masterKey)
+        }
+        guard let pem, let notAfter = AWSDoorCertificate.notAfter(pem: pem) else {
+            return report(.warn, "certificate", "no AWS door certificate yet (it is made at the first start)")
+        }
+        let days = notAfter.timeIntervalSinceNow / 86_400
+        if days < 0 {
+            report(.fail, "certificate", "the AWS door's certificate expired \(Timestamp.format(notAfter))")
+        } else if days < 30 {
+            report(
+                .warn, "certificate",
+                "the AWS door's certificate expires \(Timestamp.format(notAfter)) (\(Int(days)) days)")
+        } else {
+            report(.ok, "certificate", "valid until \(Timestamp.format(notAfter))")
+        }
+    }
+
+    /// Trusted proxies set, but requests from them without X-Forwarded-For: every client looks like the proxy.
+    static func checkProxy(_ config: KMSConfiguration, url: String, _ report: Report) async {
+        guard !config.trustedProxies.isEmpty else { return }
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { _ = client.shutdown() }
+        guard
+            let response = try? await client.execute(
+                HTTPClientRequest(url: url + WirePath.metrics), timeout: .seconds(5)),
+            response.status == .ok, let body = try? await response.body.collect(upTo: 4 << 20)
+        else {
+            return report(.ok, "proxy", "skipped: the server does not answer at \(url)\(WirePath.metrics) (pass --url)")
+        }
+        let text = String(buffer: body)
+        let line = text.split(separator: "\n").first { $0.hasPrefix("kms_proxy_requests_without_forwarded_for_total") }
+        let count = line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        if count > 0 {
+            report(
+                .warn, "proxy",
+                "\(Int(count)) requests came from a trusted proxy address without X-Forwarded-For, so that address was taken as the client's: if a proxy runs there, make it set the header (docs/deploy.md); if they were local clients, set KMS_TRUSTED_PROXIES to the proxy's address only (or empty)"
+            )
+        } else {
+            report(.ok, "proxy", "every request from a trusted proxy carried X-Forwarded-For")
+        }
+    }
+}

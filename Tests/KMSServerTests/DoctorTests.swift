@@ -1,0 +1,93 @@
+import Foundation
+import KMSClient
+import Testing
+
+/// `kms doctor` finds each deliberately broken set-up (issue 20).
+@Suite struct DoctorTests {
+    /// A store made by a real first start, then the server stopped.
+    static func deployment() async throws -> (ServeProcess, [String: String]) {
+        let server = try await ServeProcess()
+        let data = server.folder.appendingPathComponent("data")
+        let environment = [
+            "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
+            "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
+            "KMS_AUDIT_LOG": data.appendingPathComponent("audit.log").path,
+            "KMS_ADMIN_KEY_FILE": data.appendingPathComponent("admin.key").path,
+            "KMS_WHITELIST": "127.0.0.1,::1,100.64.0.0/10",
+        ]
+        return (server, environment)
+    }
+
+    static func doctor(_ environment: [String: String], _ extra: [String] = []) throws -> CLIProcess.Output {
+        try CLIProcess.run(["doctor"] + extra, environment: environment)
+    }
+
+    @Test func findsEachBrokenSetUp() async throws {
+        let (server, environment) = try await Self.deployment()
+        #expect(server.stop() == 0)
+        let data = server.folder.appendingPathComponent("data")
+
+        // As the first start leaves it: the master key beside the store and the admin key present are warnings.
+        let fresh = try Self.doctor(environment)
+        #expect(fresh.status == 0, "\(fresh.stdout)")
+        #expect(fresh.stdout.contains("WARN  master key") && fresh.stdout.contains("sits beside the store"))
+        #expect(fresh.stdout.contains("WARN  admin key") && fresh.stdout.contains("ok    audit log"))
+        #expect(fresh.stdout.contains("ok    store") && fresh.stdout.contains("ok    allowlist"))
+
+        // Moved apart and the admin key gone: no warnings about them.
+        let apart = server.folder.appendingPathComponent("secret")
+        try FileManager.default.createDirectory(at: apart, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            at: data.appendingPathComponent("master.key"), to: apart.appendingPathComponent("master.key"))
+        try FileManager.default.removeItem(at: data.appendingPathComponent("admin.key"))
+        var tidy = environment
+        tidy["KMS_MASTER_KEY_FILE"] = apart.appendingPathComponent("master.key").path
+        let clean = try Self.doctor(tidy)
+        #expect(clean.status == 0 && !clean.stdout.contains("WARN"), "\(clean.stdout)")
+
+        // A wide allowlist: a warning.
+        var wide = tidy
+        wide["KMS_WHITELIST"] = "0.0.0.0/0,::/0"
+        #expect(try Self.doctor(wide).stdout.contains("WARN  allowlist"))
+
+        // A store others can read: a failure, exit 1.
+        let keys = data.appendingPathComponent("keys")
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: keys.path)
+        let loose = try Self.doctor(tidy)
+        #expect(loose.status == 1 && loose.stdout.contains("FAIL  store"), "\(loose.stdout)")
+        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: keys.path)
+
+        // A master key others can read: a failure.
+        try FileManager.default.setAttributes(
+            [.posixPermissions: 0o644], ofItemAtPath: apart.appendingPathComponent("master.key").path)
+        let readable = try Self.doctor(tidy)
+        #expect(readable.status == 1 && readable.stdout.contains("FAIL  master key"), "\(readable.stdout)")
+        try FileManager.default.setAttributes(
+            [.posixPermissions: 0o600], ofItemAtPath: apart.appendingPathComponent("master.key").path)
+
+        // An edited audit log: a failure.
+        let log = data.appendingPathComponent("audit.log")
+        var text = try String(contentsOf: log, encoding: .utf8)
+        text = text.replacingOccurrences(of: "server.start", with: "server.stort")
+        try text.write(to: log, atomically: false, encoding: .utf8)
+        let tampered = try Self.doctor(tidy)
+        #expect(tampered.status == 1 && tampered.stdout.contains("FAIL  audit log"), "\(tampered.stdout)")
+    }
+
+    /// A trusted proxy that does not set X-Forwarded-For: every client looks like the proxy.
+    @Test func proxyWithoutForwardedForIsFound() async throws {
+        let server = try await ServeProcess(environment: ["KMS_TRUSTED_PROXIES": "127.0.0.1"])
+        let data = server.folder.appendingPathComponent("data")
+        let environment = [
+            "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
+            "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
+            "KMS_AUDIT_LOG": data.appendingPathComponent("audit.log").path,
+            "KMS_TRUSTED_PROXIES": "127.0.0.1",
+        ]
+        _ = try await HTTPTransport(baseURL: server.url).send(
+            TransportRequest(method: "GET", target: "/healthz", headers: [], body: nil))
+        let after = try Self.doctor(environment, ["--url", server.url])
+        #expect(after.stdout.contains("WARN  proxy"), "\(after.stdout)")
+        #expect(server.stop() == 0)
+    }
+}
