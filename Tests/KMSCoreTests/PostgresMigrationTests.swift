@@ -1,5 +1,7 @@
 import Foundation
+import KMSCore
 import KMSPostgres
+import KMSProtocol
 import KMSTestSupport
 import Logging
 import PostgresNIO
@@ -92,5 +94,45 @@ struct PostgresMigrationTests {
         try await holder.value
         let database = try await waiting.value
         #expect(try await Self.versions(database, prefix: prefix).isEmpty == false)
+    }
+}
+
+/// lifecycle-v1 section 7's migration (here number 3) carries aliases of an
+/// existing database over into `kms_aliases`, with the key's `createdAt`.
+@Suite(
+    .enabled(
+        if: PostgresTestDatabase.url != nil,
+        "KMS_TEST_POSTGRES_URL is not set: the PostgreSQL migration tests are skipped"))
+struct PostgresLifecycleMigrationTests {
+    @Test func aliasesOfASchema2DatabaseBecomeRecords() async throws {
+        let url = try #require(PostgresTestDatabase.url)
+        let base = try await PostgresTestDatabase.shared()
+        let prefix = PostgresTestDatabase.newPrefix()
+        let keyId = KeyIdentifier.newKeyId()
+        let record = """
+            {"format": "kms-key-v1", "keyId": "\(keyId)", "alias": "photos", "createdAt": "2026-01-02T03:04:05.678Z", \
+            "revision": 1, "versions": [{"version": 1, "createdAt": "2026-01-02T03:04:05.678Z", "status": "active", \
+            "wrappedKey": "AAAA"}]}
+            """
+        // The keys table as migrations 1 and 2 left it, with one aliased key.
+        for statement in [
+            "CREATE TABLE \(prefix)keys (key_id text PRIMARY KEY, alias text UNIQUE, revision int8 NOT NULL, record text NOT NULL)",
+            "CREATE TABLE \(prefix)schema_version (version int8 PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+            "INSERT INTO \(prefix)schema_version (version) VALUES (1), (2)",
+        ] {
+            try await base.client.query(PostgresQuery(unsafeSQL: statement), logger: PostgresMigrationTests.logger)
+        }
+        try await base.client.query(
+            "INSERT INTO \(unescaped: prefix)keys (key_id, alias, revision, record) VALUES (\(keyId), 'photos', 1, \(record))",
+            logger: PostgresMigrationTests.logger)
+
+        let migrated = try await MigrationTestDatabase(url: url, prefix: prefix, logger: PostgresMigrationTests.logger)
+        defer { migrated.shutdown() }
+        let store = PostgresKeyStore(database: migrated, lifecycle: KeyLifecycle(graceMs: 1000), clock: SystemClock())
+        let key = try #require(try await store.key(alias: "photos"))
+        #expect(key.keyId == keyId && key.aliases == ["photos"] && key.state == .enabled)
+        let alias = try #require(try await store.alias("photos"))
+        #expect(alias.createdAt == Timestamp.parse("2026-01-02T03:04:05.678Z"))
+        #expect(alias.updatedAt == alias.createdAt)
     }
 }

@@ -90,4 +90,29 @@ import Testing
         #expect(after.stdout.contains("WARN  proxy"), "\(after.stdout)")
         #expect(server.stop() == 0)
     }
+
+    /// The AWS door's certificate close to its end: a warning.
+    @Test func aCertificateNearItsEndIsFound() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-doctor-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (certificate, key) = (folder.appendingPathComponent("c.pem"), folder.appendingPathComponent("k.pem"))
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        openssl.arguments = [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "3",
+            "-subj", "/CN=kms", "-keyout", key.path, "-out", certificate.path,
+        ]
+        openssl.standardOutput = FileHandle.nullDevice
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        try #require(openssl.terminationStatus == 0, "openssl is needed for this test")
+        let run = try Self.doctor([
+            "KEY_STORE_PATH": folder.appendingPathComponent("keys").path,
+            "KMS_MASTER_KEY_FILE": folder.appendingPathComponent("master.key").path,
+            "KMS_AWS_PORT": "8443", "KMS_TLS_CERT_FILE": certificate.path, "KMS_TLS_KEY_FILE": key.path,
+        ])
+        #expect(run.stdout.contains("WARN  certificate") && run.stdout.contains("(2 days)"), "\(run.stdout)")
+    }
 }
