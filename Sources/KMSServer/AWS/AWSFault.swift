@@ -9,6 +9,8 @@ struct AWSFault: Error, Sendable {
     let code: String
     let message: String
     var status: HTTPResponse.Status = .badRequest
+    /// For the operator's log only (a storage outage's cause); never sent.
+    var detail: String?
 
     init(_ code: String, _ message: String, status: HTTPResponse.Status = .badRequest) {
         self.code = code
@@ -45,9 +47,13 @@ struct AWSFault: Error, Sendable {
         case .limitReached:
             return AWSFault("LimitExceededException", error.message)
         case .serverBusy, .auditUnavailable:
-            return AWSFault("DependencyTimeoutException", error.message, status: .serviceUnavailable)
+            var fault = AWSFault("DependencyTimeoutException", error.message, status: .serviceUnavailable)
+            fault.detail = error.detail
+            return fault
         case .internalError:
-            return AWSFault("KMSInternalException", "internal error", status: .internalServerError)
+            var fault = AWSFault("KMSInternalException", "internal error", status: .internalServerError)
+            fault.detail = error.detail ?? error.message
+            return fault
         default:
             return validation(error.message)
         }

@@ -36,10 +36,17 @@ struct AWSResponder: HTTPResponder {
         } catch {
             response = Self.response(error.status, error.body)
             response.headers[Self.errorType] = error.code
-            if error.status == .internalServerError {
+            if error.status.code >= 500 {
                 logger.error(
-                    "AWS door internal error", metadata: ["requestId": "\(requestId)", "operation": "\(operation)"])
+                    "AWS door could not answer",
+                    metadata: [
+                        "requestId": "\(requestId)", "operation": "\(operation)", "code": "\(error.code)",
+                        "detail": "\(error.detail ?? "")",
+                    ])
             }
+        }
+        if request.headers[.contentType]?.hasPrefix("application/json") == true {
+            response.headers[.contentType] = "application/json"
         }
         response.headers[Self.requestIdHeader] = requestId
         // Refusals before authentication are logged a few lines a second at most.
