@@ -81,6 +81,26 @@ struct Migrations {
     /// same prefix, and how long one statement of it may run.
     static let lockWaitSeconds = 300
 
+    /// Refuses a schema other than this binary's, changing nothing.
+    func requireCurrent() async throws {
+        var current = 0
+        let query = PostgresQuery(
+            unsafeSQL: "SELECT coalesce(max(version), 0) FROM \(database.table("schema_version"))")
+        do {
+            for try await version in try await database.client.query(query, logger: database.logger).decode(Int.self) {
+                current = version
+            }
+        } catch {
+            current = 0  // no schema_version table: never started
+        }
+        guard current == steps.count else {
+            throw StartupFailure(
+                description:
+                    "the database schema is version \(current) and this kms expects \(steps.count): start this kms serve once to migrate (or use the matching kms)"
+            )
+        }
+    }
+
     func apply() async throws {
         let versions = database.table("schema_version")
         let logger = database.logger

@@ -35,6 +35,11 @@ public struct PostgresBackupStore: Sendable {
         let database = database
         let (logger, t) = (database.logger, database.table)
         try await database.transaction("restore a backup") { connection in
+            // No instance may write between the emptiness check and the commit (stop the servers first).
+            let tables = ["keys", "aliases", "clients", "secrets", "sessions", "pending"].map { t($0) }
+            try await connection.query(
+                PostgresQuery(unsafeSQL: "LOCK TABLE \(tables.joined(separator: ", ")) IN EXCLUSIVE MODE"),
+                logger: logger)
             let counts = try await Self.counts(database, on: connection)
             let startupOnly =
                 counts.keys == 0 && counts.aliases == 0 && counts.clients <= 1 && counts.adminOnly

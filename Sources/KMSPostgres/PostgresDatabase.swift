@@ -18,7 +18,11 @@ public final class PostgresDatabase: Sendable {
     /// Connects (checking the URL, the credentials and the permissions with
     /// one probe connection, so a mistake is reported at once and clearly),
     /// starts the pool (at most `maximumConnections`) and applies pending migrations.
-    public init(url: String, prefix: String = "kms_", logger: Logger, maximumConnections: Int = 16) async throws {
+    /// `migrate: false` (`kms backup`, `kms doctor`): never change the schema;
+    /// a schema other than this binary's is refused instead.
+    public init(
+        url: String, prefix: String = "kms_", logger: Logger, maximumConnections: Int = 16, migrate: Bool = true
+    ) async throws {
         let target = try PostgresURL(url)
         self.prefix = prefix
         self.logger = logger
@@ -36,7 +40,14 @@ public final class PostgresDatabase: Sendable {
         self.client = client
         runTask = Task { await client.run() }
         do {
-            try await Migrations(database: self).apply()
+            if migrate {
+                try await Migrations(database: self).apply()
+            } else {
+                try await Migrations(database: self).requireCurrent()
+            }
+        } catch let failure as StartupFailure {
+            runTask.cancel()
+            throw failure
         } catch {
             runTask.cancel()
             throw StartupFailure(description: "KMS_DATABASE_URL: cannot prepare the schema: \(Self.describe(error))")

@@ -3,6 +3,7 @@ public import Hummingbird
 public import KMSCore
 import KMSPostgres
 public import Logging
+import ServiceLifecycle
 
 /// What the application is built from besides its configuration: the parts
 /// tests replace (clock, stores, a pre-made identity key).
@@ -131,7 +132,6 @@ public func buildApplication(
             readiness.listening()
         },
         logger: logger)
-    app.addServices(SystemdStoppingService(notifier: notifier))
     app.addServices(
         SessionJanitor(
             store: sessionStore, clock: dependencies.clock, interval: dependencies.janitorInterval, logger: logger,
@@ -147,6 +147,17 @@ public func buildApplication(
                 secrets: stores.secrets, masterKey: masterKey, readiness: readiness))
     }
     return app
+}
+
+/// Runs `app` until SIGTERM or SIGINT (`kms serve`). The systemd notifier
+/// comes after the application in the group, so that graceful shutdown
+/// reaches it first: `STOPPING=1` goes out before the drain, not after it.
+public func runUntilSignalled(_ app: some ApplicationProtocol, logger: Logger) async throws {
+    let group = ServiceGroup(
+        configuration: .init(
+            services: [app, SystemdStoppingService(notifier: SystemdNotifier())],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    try await group.run()
 }
 
 /// Every route the server answers, each declared once by its controller, in

@@ -39,9 +39,18 @@ struct BackupCommand: AsyncParsableCommand {
             contents, store: config.store.rawValue, createdAt: Date(), masterKey: masterKey)
         let counts = try BackupFile.decode(data, masterKey: masterKey).counts
         do {
-            try DurableFile.write(data, to: url, mode: 0o600)
+            if force {
+                try DurableFile.write(data, to: url, mode: 0o600)
+            } else {
+                // Published with link(2): a file that appeared meanwhile is kept, not replaced.
+                guard try DurableFile.createExclusive(data, at: url) else {
+                    throw ValidationError("\(out) exists; pass --force to replace it")
+                }
+            }
+        } catch let error as ValidationError {
+            throw error
         } catch {
-            throw ValidationError("cannot write \(out): \(error.description)")
+            throw ValidationError("cannot write \(out): \(error)")
         }
         print(BackupSetup.json(counts))
     }
@@ -66,7 +75,7 @@ struct RestoreCommand: AsyncParsableCommand {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw ValidationError("cannot read \(file)")
         }
-        let (config, masterKey, database) = try await BackupSetup.open()
+        let (config, masterKey, database) = try await BackupSetup.open(migrate: true)
         defer { database?.shutdown() }
         let (contents, counts, _) = try BackupFile.decode(data, masterKey: masterKey)
         if let database {
@@ -86,7 +95,8 @@ struct RestoreCommand: AsyncParsableCommand {
 enum BackupSetup {
     /// The configuration, the existing master key (never a new one) and, for
     /// `KMS_STORE=postgres`, the database with its migrations applied.
-    static func open() async throws -> (KMSConfiguration, MasterKey, PostgresDatabase?) {
+    /// `migrate`: only restore changes the schema (rule 9.8); backup and doctor refuse a mismatch.
+    static func open(migrate: Bool = false) async throws -> (KMSConfiguration, MasterKey, PostgresDatabase?) {
         let config = try KMSConfiguration.fromProcessEnvironment()
         var logger = Logger(label: "kms-backup")
         logger.logLevel = .warning
@@ -99,7 +109,8 @@ enum BackupSetup {
             base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
         guard config.store == .postgres else { return (config, masterKey, nil) }
         guard let url = config.databaseURL else { throw ValidationError("set KMS_DATABASE_URL") }
-        let database = try await PostgresDatabase(url: url, prefix: config.databasePrefix, logger: logger)
+        let database = try await PostgresDatabase(
+            url: url, prefix: config.databasePrefix, logger: logger, migrate: migrate)
         return (config, masterKey, database)
     }
 

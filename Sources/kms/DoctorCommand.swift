@@ -28,7 +28,7 @@ struct DoctorCommand: AsyncParsableCommand {
 
     @Option(help: "Where the server answers, for the live checks.") var url: String?
 
-    enum Level: String { case ok = "ok  ", warn = "WARN", fail = "FAIL" }
+    enum Level: String { case ok = "ok  ", skip = "skip", warn = "WARN", fail = "FAIL" }
 
     struct Finding {
         let level: Level
@@ -43,6 +43,7 @@ struct DoctorCommand: AsyncParsableCommand {
             findings.append(Finding(level: level, check: check, message: message))
         }
         Self.checkFolders(config, add)
+        Self.checkSecretFiles(config, add)
         Self.checkMasterKey(config, add)
         Self.checkAllowlist(config, add)
         Self.checkAdminKey(config, add)
@@ -51,12 +52,17 @@ struct DoctorCommand: AsyncParsableCommand {
         if config.store == .postgres, let url = config.databaseURL {
             var logger = Logger(label: "kms-doctor")
             logger.logLevel = .critical
-            database = try? await PostgresDatabase(url: url, prefix: config.databasePrefix, logger: logger)
-            if database == nil { add(.fail, "database", "cannot connect with KMS_DATABASE_URL") }
+            do {
+                database = try await PostgresDatabase(
+                    url: url, prefix: config.databasePrefix, logger: logger, migrate: false)
+            } catch {
+                add(.fail, "database", "\(error)")
+            }
         }
         defer { database?.shutdown() }
         let secrets: any SecretBlobStore =
             database.map { PostgresSecretBlobStore(database: $0) } ?? FileSecretBlobStore(folder: config.keyStorePath)
+        await Self.checkMasterKeyOpens(masterKey, secrets: secrets, add)
         await Self.checkAudit(config, secrets: secrets, masterKey: masterKey, add)
         if let database { await Self.checkClock(database, add) }
         await Self.checkCertificate(config, secrets: secrets, masterKey: masterKey, add)
@@ -68,11 +74,19 @@ struct DoctorCommand: AsyncParsableCommand {
         }
         let failed = findings.filter { $0.level == .fail }.count
         let warned = findings.filter { $0.level == .warn }.count
-        print("\(failed) failed, \(warned) warnings, \(findings.count - failed - warned) ok")
+        let skipped = findings.filter { $0.level == .skip }.count
+        print(
+            "\(failed) failed, \(warned) warnings, \(findings.count - failed - warned - skipped) ok, \(skipped) not checked"
+        )
         if failed > 0 { throw ExitCode(1) }
     }
 
     typealias Report = (Level, String, String) -> Void
+
+    static func defaultURL(_ config: KMSConfiguration) -> String {
+        let host = ["0.0.0.0", "::"].contains(config.host) ? "127.0.0.1" : config.host
+        return "http://\(host.contains(":") ? "[\(host)]" : host):\(config.port)"
+    }
 
     static func mode(_ path: String) -> mode_t? {
         DurableFile.mode(of: URL(fileURLWithPath: path)).map { $0 & 0o777 }
@@ -86,6 +100,9 @@ struct DoctorCommand: AsyncParsableCommand {
         }
         var loose: [String] = []
         if folderMode & 0o077 != 0 { loose.append("\(store) is \(String(folderMode, radix: 8))") }
+        guard (try? FileManager.default.contentsOfDirectory(atPath: store)) != nil else {
+            return report(.fail, "store", "\(store) cannot be listed by this user: run doctor as the service's user")
+        }
         let enumerator = FileManager.default.enumerator(atPath: store)
         while let name = enumerator?.nextObject() as? String {
             let path = store + "/" + name
@@ -105,6 +122,22 @@ struct DoctorCommand: AsyncParsableCommand {
                 .fail, "store",
                 "other users can read the store: \(loose.prefix(5).joined(separator: "; ")); fix: chmod -R go-rwx \(store)"
             )
+        }
+    }
+
+    /// The admin key, the audit log and the folder holding the store: the service's alone.
+    static func checkSecretFiles(_ config: KMSConfiguration, _ report: Report) {
+        let paths = [
+            config.adminKeyFile.path, config.auditLog.path, config.keyStorePath.deletingLastPathComponent().path,
+        ]
+        let loose = paths.compactMap { path -> String? in
+            guard let fileMode = mode(path), fileMode & 0o077 != 0 else { return nil }
+            return "\(path) is \(String(fileMode, radix: 8))"
+        }
+        if loose.isEmpty {
+            report(.ok, "file modes", "admin key, audit log and data folder are the service's alone")
+        } else {
+            report(.fail, "file modes", "\(loose.joined(separator: "; ")); fix: chmod go-rwx on each")
         }
     }
 
@@ -167,6 +200,25 @@ struct DoctorCommand: AsyncParsableCommand {
         }
     }
 
+    /// The master key must open what the store holds, or the server will not start.
+    static func checkMasterKeyOpens(_ masterKey: MasterKey?, secrets: any SecretBlobStore, _ report: Report) async {
+        guard let masterKey else {
+            return report(
+                .fail, "master key opens", "the master key cannot be read (KMS_MASTER_KEY_FILE / KMS_MASTER_KEY)")
+        }
+        do {
+            if try await IdentityKeyLoader.loadExisting(store: secrets, masterKey: masterKey) == nil {
+                report(.skip, "master key opens", "not checked: the store holds no secrets yet (never started)")
+            } else {
+                report(.ok, "master key opens", "it opens the store's identity key")
+            }
+        } catch {
+            report(
+                .fail, "master key opens",
+                "it does not open the store's identity key: this is another master key, or the store was changed")
+        }
+    }
+
     static func checkAudit(
         _ config: KMSConfiguration, secrets: any SecretBlobStore, masterKey: MasterKey?, _ report: Report
     ) async {
@@ -182,9 +234,10 @@ struct DoctorCommand: AsyncParsableCommand {
         guard let masterKey, let key = try? await AuditFiles.existingKey(store: secrets, masterKey: masterKey) else {
             return report(.warn, "audit log", "cannot read the audit key from the store: not verified")
         }
+        // Older rotated files may have been archived: the chain is checked from the first one present.
         let verdict = AuditVerifier.verify(
             files: AuditFiles.chain(for: config.auditLog), publicKey: key.publicKey, checkpoint: nil,
-            allowMidChainStart: false)
+            allowMidChainStart: true)
         if let failure = verdict.failure {
             report(.fail, "audit log", "BROKEN after \(verdict.entries) valid entries: \(failure)")
         } else {
@@ -245,7 +298,8 @@ struct DoctorCommand: AsyncParsableCommand {
                 HTTPClientRequest(url: url + WirePath.metrics), timeout: .seconds(5)),
             response.status == .ok, let body = try? await response.body.collect(upTo: 4 << 20)
         else {
-            return report(.ok, "proxy", "skipped: the server does not answer at \(url)\(WirePath.metrics) (pass --url)")
+            return report(
+                .skip, "proxy", "not checked: the server does not answer at \(url)\(WirePath.metrics) (pass --url)")
         }
         let text = String(buffer: body)
         let line = text.split(separator: "\n").first { $0.hasPrefix("kms_proxy_requests_without_forwarded_for_total") }

@@ -36,7 +36,7 @@ struct ServeCommand: AsyncParsableCommand {
         dependencies.logger = logger
         do {
             let app = try await buildApplication(config, dependencies: dependencies)
-            try await app.runService()
+            try await runUntilSignalled(app, logger: logger)
         } catch let error as StartupFailure {
             FileHandle.standardError.write(Data("kms serve: \(error.description)\n".utf8))
             throw ExitCode(1)

@@ -156,3 +156,18 @@ import Testing
         #expect(text.contains("\"state\": \"disabled\""))
     }
 }
+
+/// `kms backup` beside a running server reads the store without touching it.
+@Suite struct FileBackupReadTests {
+    @Test func aBackupLeavesARunningServersTemporaryFilesAlone() async throws {
+        let folder = temporaryFolder()
+        let store = try FileKeyStore(folder: folder, lifecycle: KeyLifecycle(graceMs: 1000), clock: SystemClock())
+        try await store.create(sampleRecord(alias: "photos"))
+        // A write in flight: the server's temporary file before its rename.
+        let inFlight = folder.appendingPathComponent("keys/.key_x.json.tmp-1234")
+        try Data("{}".utf8).write(to: inFlight)
+        let contents = try await FileBackupStore.read(folder: folder)
+        #expect(contents.keys.count == 1 && contents.aliases.map(\.alias) == ["photos"])
+        #expect(FileManager.default.fileExists(atPath: inFlight.path))
+    }
+}

@@ -21,7 +21,8 @@ public enum FileBackupStore {
         guard FileManager.default.fileExists(atPath: folder.path) else {
             throw KMSError(.invalidRequest, "no key store at \(folder.path) (KEY_STORE_PATH)")
         }
-        let keyStore = try FileKeyStore(folder: folder, lifecycle: KeyLifecycle(graceMs: 0), clock: SystemClock())
+        let keyStore = try FileKeyStore(
+            folder: folder, lifecycle: KeyLifecycle(graceMs: 0), clock: SystemClock(), readingOnly: true)
         var contents = BackupContents()
         var after: String?
         while true {
@@ -83,18 +84,36 @@ public enum FileBackupStore {
         }
         try await contents.verify(restored: try await read(folder: staging), masterKey: masterKey)
 
-        // Verified: replace what a first start made, then rename each staged entry in.
-        for name in replaced {
-            try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+        // Verified: set aside what a first start made, then rename each staged entry in. Any
+        // failure puts everything back as it was (a failed restore writes nothing).
+        let aside = folder.appendingPathComponent(".restore-old-\(UUID().uuidString.prefix(8).lowercased())")
+        var undo: [() -> Void] = []
+        func rollBack() { for step in undo.reversed() { step() } }
+        func move(_ from: URL, _ to: URL) throws(KMSError) {
+            guard rename(from.path, to.path) == 0 else {
+                let code = errno
+                rollBack()
+                throw KMSError.storageUnavailable("cannot move \(from.lastPathComponent) into place: errno \(code)")
+            }
+            undo.append { _ = rename(to.path, from.path) }
+        }
+        if !replaced.isEmpty {
+            guard mkdir(aside.path, 0o700) == 0 else {
+                throw KMSError.storageUnavailable("cannot set the first start's files aside: errno \(errno)")
+            }
+            undo.append { _ = rmdir(aside.path) }
+            for name in replaced { try move(folder.appendingPathComponent(name), aside.appendingPathComponent(name)) }
         }
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: staging.path)) ?? []
         for name in entries where !name.hasPrefix(".") {
             let target = folder.appendingPathComponent(name)
-            if isEmptyFolder(target) { rmdir(target.path) }
-            guard rename(staging.appendingPathComponent(name).path, target.path) == 0 else {
-                throw KMSError.storageUnavailable("cannot move the restored \(name) into place: errno \(errno)")
+            if isEmptyFolder(target) {
+                rmdir(target.path)
+                undo.append { _ = mkdir(target.path, 0o700) }
             }
+            try move(staging.appendingPathComponent(name), target)
         }
+        try? FileManager.default.removeItem(at: aside)
         do {
             try DurableFile.syncFolder(folder.path)
         } catch {

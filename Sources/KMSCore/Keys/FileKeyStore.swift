@@ -49,20 +49,24 @@ public final class FileKeyStore: KeyStore {
     private let state = Mutex(State())
     private let queue = DispatchQueue(label: "kms.file-key-store")
 
-    /// Opens (creating if needed) the store in `folder`.
-    public init(folder: URL, lifecycle: KeyLifecycle, clock: any KMSClock) throws(KMSError) {
+    /// Opens (creating if needed) the store in `folder`. `readingOnly`
+    /// (`kms backup` beside a running server): create nothing and leave
+    /// temporary files alone — they may be a running server's writes in flight.
+    public init(folder: URL, lifecycle: KeyLifecycle, clock: any KMSClock, readingOnly: Bool = false) throws(KMSError) {
         keysFolder = folder.appendingPathComponent("keys")
         aliasFolder = folder.appendingPathComponent("aliases")
         self.lifecycle = lifecycle
         self.clock = clock
-        do {
-            try DurableFile.prepareFolder(keysFolder)
-            try DurableFile.prepareFolder(aliasFolder)
-        } catch {
-            throw KMSError.storageUnavailable("key store: \(error.description)")
+        if !readingOnly {
+            do {
+                try DurableFile.prepareFolder(keysFolder)
+                try DurableFile.prepareFolder(aliasFolder)
+            } catch {
+                throw KMSError.storageUnavailable("key store: \(error.description)")
+            }
+            DurableFile.removeStaleTemporaries(in: keysFolder)
+            DurableFile.removeStaleTemporaries(in: aliasFolder)
         }
-        DurableFile.removeStaleTemporaries(in: keysFolder)
-        DurableFile.removeStaleTemporaries(in: aliasFolder)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: keysFolder.path)) ?? []
         let ids = names.filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.map { String($0.dropLast(5)) }.sorted()
         state.withLock { $0.ids = ids }

@@ -67,7 +67,8 @@ final class ReadinessGate: Sendable {
     }
 }
 
-/// Sends `STOPPING=1` when graceful shutdown begins (SIGTERM), before the drain.
+/// Sends `STOPPING=1` when graceful shutdown begins (SIGTERM), before the
+/// drain (`runUntilSignalled` places it so that shutdown reaches it first).
 struct SystemdStoppingService: Service {
     let notifier: SystemdNotifier
 
