@@ -118,6 +118,23 @@ import Testing
         #expect(results.allSatisfy { $0["p99Ms"] is Double })
     }
 
+    /// Issue 18: `--server-pid` reads a separate server's CPU per request from /proc.
+    @Test func benchReadsTheServersCPUPerRequest() async throws {
+        let server = try await ServeProcess()
+        let run = try CLIProcess.run(
+            [
+                "bench", "--url", server.url, "--server-pid", "\(server.process.processIdentifier)", "--op", "healthz",
+                "--duration", "0.5", "--concurrency", "2", "--sessions", "1", "--json",
+            ], environment: server.clientEnvironment)
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+        let result = (report?["results"] as? [[String: Any]])?.first
+        #expect((result?["serverCPUMicrosPerRequest"] as? Double).map { $0 >= 0 } == true, "\(run.stdout)")
+        let refused = try CLIProcess.run(["bench", "--server-pid", "1", "--op", "healthz"])
+        #expect(refused.status != 0 && refused.stderr.contains("--server-pid needs --url"))
+        #expect(server.stop() == 0)
+    }
+
     /// File store -> PostgreSQL -> file store, with the server reading the
     /// migrated keys (same fingerprint, old ciphertexts decrypt).
     @Test(.enabled(if: PostgresTestDatabase.url != nil, "KMS_TEST_POSTGRES_URL is not set: kms migrate is not tested"))

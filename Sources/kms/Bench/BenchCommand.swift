@@ -28,6 +28,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("payload-bytes"), help: "Plaintext size for encrypt/decrypt and the AES floor.")
     var payloadBytes = 1024
     @Option(help: "Benchmark a running server instead of an in-process one.") var url: String?
+    @Option(
+        name: .customLong("server-pid"),
+        help:
+            "With --url: the server's process id on this machine; its CPU time per request is read from /proc before and after each op (so the ratio does not depend on the client's share of the cores)."
+    )
+    var serverPID: Int32?
     @Flag(help: "Also measure the floors (RSA-4096 unwrap, AES-GCM seal/open, healthz) and print ratios to them.")
     var floors = false
     @Flag(
@@ -44,6 +50,15 @@ struct BenchCommand: AsyncParsableCommand {
         var results: [LoadResult] = []
         var storeScaling: StoreScaling.Report?
         var files: FileBench.Report?
+    }
+
+    func validate() throws {
+        if serverPID != nil, url == nil {
+            throw ValidationError("--server-pid needs --url (a server in its own process)")
+        }
+        if let serverPID, ServerCPU.seconds(pid: serverPID) == nil {
+            throw ValidationError("cannot read /proc/\(serverPID)/stat: is the server running on this machine?")
+        }
     }
 
     func run() async throws {
@@ -90,7 +105,11 @@ struct BenchCommand: AsyncParsableCommand {
             if floors, !ops.contains("healthz") { ops.insert("healthz", at: 0) }
             say("load (\(url ?? "in-process server"), client in this process):")
             for name in ops {
+                let before = serverPID.flatMap(ServerCPU.seconds(pid:))
                 var result = try await runner.run(name)
+                if let pid = serverPID, let before, let after = ServerCPU.seconds(pid: pid), result.requests > 0 {
+                    result.serverCPUMicrosPerRequest = (after - before) / Double(result.requests) * 1e6
+                }
                 if name == "healthz" { healthz = result.throughput }
                 if floors {
                     if name == "key-exchange", let rsa = report.floors.first {

@@ -18,6 +18,8 @@ struct LoadResult: Encodable {
     var ratioToFloor: Double?
     var floor: String?
     var firstError: String?
+    /// The server's user + system CPU per request (`--server-pid`), in microseconds.
+    var serverCPUMicrosPerRequest: Double?
 
     init(
         op: String, sessions: Int, concurrency: Int, seconds: Double, histogram: Histogram<UInt64>, errors: Int,
@@ -45,8 +47,25 @@ struct LoadResult: Encodable {
         if let ratioToFloor, let floor {
             text += String(format: "  = %5.1f %% of %@", ratioToFloor * 100, floor as NSString)
         }
+        if let serverCPUMicrosPerRequest {
+            text += String(format: "\n    server CPU %.0f us/request", serverCPUMicrosPerRequest)
+        }
         if let firstError { text += "\n    first error: \(firstError)" }
         return text
+    }
+}
+
+/// A process's user + system CPU time, from `/proc/PID/stat` (Linux).
+enum ServerCPU {
+    static func seconds(pid: Int32) -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return nil }
+        // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return (user + system) / (ticks > 0 ? ticks : 100)
     }
 }
 
