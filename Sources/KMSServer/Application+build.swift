@@ -112,7 +112,7 @@ public func buildApplication(
         maxBodyBytes: config.maxBodyBytes, securityHeaders: SecurityHeaders(hsts: config.environment == .production),
         metrics: metrics, logger: logger, audit: audit)
     let notifier = SystemdNotifier()
-    let readiness = ReadinessGate(listeners: config.aws == nil ? 1 : 2, notifier: notifier)
+    let readiness = ReadinessGate(listeners: config.aws == nil ? 1 : 2, notifier: notifier, logger: logger)
     let onRunning = dependencies.onServerRunning
     let connections = ConnectionGuard.Counter(maximum: config.maxConnections)
     let (headerTimeout, bodyTimeout) = (config.headerTimeoutMs, config.bodyTimeoutMs)

@@ -19,7 +19,7 @@ extension AWSOperations {
 
     /// `keys:manage` on the alias as a name.
     func authorizeName(_ name: String, _ call: Call) throws(AWSFault) {
-        guard checkGrants, !call.caller.client.grants.contains(where: { $0.allows(.keysManage, name: name) }) else {
+        guard checkGrants, !KeyRing.mayManageName(name, grants: call.caller.client.grants) else {
             return
         }
         noteDenied(.keysManage, name, call)
@@ -30,11 +30,11 @@ extension AWSOperations {
     func currentAlias(_ name: String, _ call: Call) async throws(AWSFault) -> AliasRecord {
         let current = try await native { () throws(KMSError) in try await keys.aliasRecord(name) }
         guard checkGrants else { return current }
-        let names = try await native { () throws(KMSError) in try await keys.resolveNames(current.keyId) }
-        guard
-            !(names ?? KeyAccess.Names(keyId: current.keyId, aliases: [])).without(name)
-                .allowed(.keysManage, by: call.caller.client.grants)
-        else { return current }
+        let grants = call.caller.client.grants
+        let allowed = try await native { () throws(KMSError) in
+            try await keys.mayManageCurrentKey(of: current, grants: grants)
+        }
+        guard !allowed else { return current }
         noteDenied(.keysManage, name, call)
         throw AWSFault("AccessDeniedException", "permission keys:manage is not granted for the key alias \(name) names")
     }

@@ -108,7 +108,7 @@ struct AliasesController: Sendable {
     /// `keys:manage` on the alias as a name (no key is looked up).
     private func authorize(_ call: SealedChannel.Call, name: String) throws(KMSError) {
         guard let client = call.opened.client else { return }
-        guard !client.grants.contains(where: { $0.allows(.keysManage, name: name) }) else { return }
+        guard !KeyRing.mayManageName(name, grants: client.grants) else { return }
         try deny(
             call, KMSError(.permissionDenied, "permission keys:manage is not granted for alias \(name)", detail: name))
     }
@@ -116,10 +116,7 @@ struct AliasesController: Sendable {
     /// `keys:manage` on the key an alias names now, judged without that alias.
     private func authorize(_ call: SealedChannel.Call, currentKeyOf alias: AliasRecord) async throws(KMSError) {
         guard let client = call.opened.client else { return }
-        let names =
-            try await keys.resolveNames(alias.keyId)?.without(alias.alias)
-            ?? KeyAccess.Names(keyId: alias.keyId, aliases: [])
-        guard !names.allowed(.keysManage, by: client.grants) else { return }
+        guard try await !keys.mayManageCurrentKey(of: alias, grants: client.grants) else { return }
         try deny(
             call,
             KMSError(

@@ -11,10 +11,12 @@ import Synchronization
 struct RequestMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
+    private let missingForwardedFor: Metrics.Counter
 
     init() {
         registry = PrometheusCollectorRegistry()
         factory = PrometheusMetricsFactory(registry: registry)
+        missingForwardedFor = Counter(label: "kms_proxy_requests_without_forwarded_for_total", factory: factory)
     }
 
     func record(route: String, method: String, status: Int, elapsed: Duration) {
@@ -28,7 +30,7 @@ struct RequestMetrics: Sendable {
     /// A request from a trusted proxy without `X-Forwarded-For`: the proxy
     /// itself looks like the client (`kms doctor` warns when this counts up).
     func recordMissingForwardedFor() {
-        Counter(label: "kms_proxy_requests_without_forwarded_for_total", factory: factory).increment()
+        missingForwardedFor.increment()  // made once: every loopback request may pass here
     }
 
     /// The Prometheus text exposition.

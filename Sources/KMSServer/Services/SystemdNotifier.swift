@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import ServiceLifecycle
 import Synchronization
 
@@ -49,13 +50,16 @@ struct SystemdNotifier: Sendable {
 
 /// `READY=1` once every listener accepts (the native one, and the AWS door
 /// when configured): each listener reports here from its `onServerRunning`.
+/// It also logs that the server is ready, after both listeners are up (aws-kms-v1 rule 10.5).
 final class ReadinessGate: Sendable {
     private let remaining: Mutex<Int>
     private let notifier: SystemdNotifier
+    private let logger: Logger
 
-    init(listeners: Int, notifier: SystemdNotifier) {
+    init(listeners: Int, notifier: SystemdNotifier, logger: Logger) {
         remaining = Mutex(listeners)
         self.notifier = notifier
+        self.logger = logger
     }
 
     func listening() {
@@ -63,7 +67,9 @@ final class ReadinessGate: Sendable {
             count -= 1
             return count == 0
         }
-        if ready { notifier.notify("READY=1\nSTATUS=serving") }
+        guard ready else { return }
+        logger.notice("kms serve is ready: every listener accepts")
+        notifier.notify("READY=1\nSTATUS=serving")
     }
 }
 

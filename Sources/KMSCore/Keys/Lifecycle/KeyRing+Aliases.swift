@@ -15,6 +15,18 @@ extension KeyRing {
         return record
     }
 
+    /// Rule 9.2, for both doors: `keys:manage` on the alias as a name.
+    public static func mayManageName(_ name: String, grants: [Grant]) -> Bool {
+        grants.contains { $0.allows(.keysManage, name: name) }
+    }
+
+    /// Rule 9.2, for both doors: `keys:manage` on the key `alias` names now,
+    /// judged without that alias (by its keyId and its other aliases).
+    public func mayManageCurrentKey(of alias: AliasRecord, grants: [Grant]) async throws(KMSError) -> Bool {
+        let names = try await resolveNames(alias.keyId) ?? KeyAccess.Names(keyId: alias.keyId, aliases: [])
+        return names.without(alias.alias).allowed(.keysManage, by: grants)
+    }
+
     /// A key that may take an alias: exists (`404`), not pending deletion (`409`).
     public func aliasTarget(_ reference: String) async throws(KMSError) -> KeyRecord {
         let record = try await resolve(reference, field: "keyId")
