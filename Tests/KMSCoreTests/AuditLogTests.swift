@@ -126,8 +126,8 @@ import Testing
         let start = ContinuousClock.now
         let refused = await #expect(throws: KMSError.self) { try await log.record(AuditEvent("x"), durable: true) }
         // The disk hangs until released below: answering at all proves the log does not wait for it. The
-        // bound is generous (50x the timeout) so a loaded 2-core machine does not fail a test about hangs.
-        #expect(refused?.code == .auditUnavailable && ContinuousClock.now - start < .seconds(10))
+        // bound only catches a pathological delay: CI run 25 (both cores busy, whole suite) took over 10 s.
+        #expect(refused?.code == .auditUnavailable && ContinuousClock.now - start < .seconds(60))
         writer.hanging.withLock { $0 = false }
         try await write(1, to: log)
         #expect(verify().isValid)
