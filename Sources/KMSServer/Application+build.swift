@@ -192,7 +192,7 @@ func openAudit(
     do {
         let key = try await AuditFiles.loadOrCreateKey(store: secrets, masterKey: masterKey)
         let writer: any AuditFileWriter
-        var resume: (seq: UInt64, prev: String, repairedBytes: Int) = (0, AuditChain.genesis, 0)
+        var resume = AuditFiles.Resume()
         if let injected = dependencies.auditWriter {
             writer = injected
         } else {
@@ -205,6 +205,13 @@ func openAudit(
         if resume.repairedBytes > 0 {
             try await log.record(
                 AuditEvent("audit.repaired", [("truncatedBytes", "\(resume.repairedBytes)")]), durable: true)
+        }
+        if resume.signedSeq < resume.seq {
+            // A crash between a write and its checkpoint: this start's checkpoint signs them, and says so.
+            try await log.record(
+                AuditEvent(
+                    "audit.unsigned-tail", [("fromSeq", "\(resume.signedSeq + 1)"), ("toSeq", "\(resume.seq)")]),
+                durable: true)
         }
         try await log.record(
             AuditEvent(

@@ -11,21 +11,27 @@ import Testing
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-audit-\(UUID().uuidString)")
     var url: URL { folder.appendingPathComponent("audit.log") }
 
-    func makeLog(maxBytes: Int = 1 << 20, writer: (any AuditFileWriter)? = nil, timeout: Duration = .seconds(2)) throws
-        -> AuditLog
-    {
+    /// A log whose timed checkpoint never comes during a test (an hour), so what is signed is what the test did.
+    func makeLog(
+        maxBytes: Int = 1 << 20, writer: (any AuditFileWriter)? = nil, timeout: Duration = .seconds(2),
+        key signingKey: Curve25519.Signing.PrivateKey? = nil
+    ) throws -> AuditLog {
         let resume = try AuditFiles.resume(url, logger: Logger(label: "test"))
         return try AuditLog(
-            writer: try writer ?? AuditFile(url: url), key: key, after: resume.seq, prev: resume.prev,
-            clock: SystemClock(),
-            maxBytes: maxBytes, timeout: timeout, logger: Logger(label: "test"))
+            writer: try writer ?? AuditFile(url: url), key: signingKey ?? key, after: resume.seq, prev: resume.prev,
+            clock: SystemClock(), maxBytes: maxBytes, timeout: timeout, checkpointInterval: .seconds(3_600),
+            logger: Logger(label: "test"))
     }
 
-    func write(_ count: Int, to log: AuditLog) async throws {
+    /// Writes `count` entries: durable ones (a checkpoint and an fsync each) every other one unless `durable` says.
+    func write(_ count: Int, to log: AuditLog, durable: Bool? = nil) async throws {
         for index in 0..<count {
-            try await log.record(AuditEvent("test.event", [("n", "\(index)")]), durable: index % 2 == 0)
+            try await log.record(
+                AuditEvent("test.event", [("n", "\(index)")]), durable: durable ?? (index % 2 == 0))
         }
     }
+
+    func kinds() throws -> [AuditChain.Kind?] { try lines().map { AuditChain.parse($0)?.kind } }
 
     func verify(_ checkpoint: AuditVerifier.Checkpoint? = nil, key: Curve25519.Signing.PublicKey? = nil)
         -> AuditVerifier.Report
@@ -52,7 +58,10 @@ import Testing
 
     @Test(arguments: ["edited", "deleted", "reordered", "inserted", "wrong key", "torn tail"])
     func tamperingIsCaught(_ how: String) async throws {
-        try await write(6, to: try makeLog())
+        let log = try makeLog()
+        try await write(6, to: log, durable: false)
+        await log.flush()
+        #expect(try kinds() == [.entry, .entry, .entry, .entry, .entry, .entry, .checkpoint])
         var all = try lines()
         var otherKey: Curve25519.Signing.PublicKey?
         switch how {
@@ -152,5 +161,77 @@ import Testing
         #expect(resumed.seq == 3 && resumed.repairedBytes == 11)
         try await write(1, to: try makeLog())
         #expect(verify().isValid && verify().entries == 4)
+    }
+
+    /// Format 2: one signature per group commit (or timed flush), not one per entry.
+    @Test func entriesAreSignedByCheckpointsNotOneByOne() async throws {
+        let log = try makeLog()
+        try await write(5, to: log, durable: false)
+        #expect(verify().isValid && verify().unsignedTail == 1...5 && verify().checkpoints == 0)
+        await log.flush()
+        #expect(try kinds() == [.entry, .entry, .entry, .entry, .entry, .checkpoint])
+        try await log.record(AuditEvent("key.rotate"), durable: true)
+        #expect(try kinds().suffix(2) == [.entry, .checkpoint])
+        let report = verify()
+        #expect(report.isValid && report.checkpoints == 2 && report.unsignedTail == nil && report.signedThrough == 6)
+    }
+
+    /// An entry edited and every later `prev` recomputed: only the checkpoint's signature can tell.
+    @Test func aRecomputedChainFailsAtTheCheckpointSignature() async throws {
+        let log = try makeLog()
+        try await write(4, to: log, durable: false)
+        await log.flush()
+        var all = try lines()
+        all[1] = all[1].replacingOccurrences(of: "\"n\":\"1\"", with: "\"n\":\"7\"")
+        for index in 2..<all.count {
+            let old = try #require(AuditChain.parse(all[index])).prev
+            all[index] = all[index].replacingOccurrences(of: old, with: AuditChain.hash(all[index - 1]))
+        }
+        try rewrite(all)
+        let failure = verify().failure ?? ""
+        #expect(failure.contains("line 5") && failure.contains("signature does not verify"), "\(failure)")
+    }
+
+    /// Removing a checkpoint line breaks the chain (the next line's prev named it).
+    @Test func aRemovedCheckpointIsCaught() async throws {
+        try await write(2, to: try makeLog(), durable: true)
+        var all = try lines()
+        #expect(try kinds() == [.entry, .checkpoint, .entry, .checkpoint])
+        all.remove(at: 1)
+        try rewrite(all)
+        #expect(verify().failure?.contains("prev does not match") == true)
+    }
+
+    /// A format-1 log (every entry signed, written before issue 18) still verifies, and the
+    /// format-2 writer continues it as one chain under the same key.
+    @Test func aFormat1LogStillVerifiesAndContinues() async throws {
+        let rawKey = Data(base64Encoded: String(decoding: try Fixture.data("audit-v1/private-key.b64"), as: UTF8.self))
+        let oldKey = try Curve25519.Signing.PrivateKey(rawRepresentation: try #require(rawKey))
+        try DurableFile.prepareFolder(folder)
+        try Fixture.data("audit-v1/audit.log").write(to: url)
+        let old = verify(key: oldKey.publicKey)
+        #expect(old.isValid && old.entries == 5 && old.checkpoints == 0 && old.unsignedTail == nil, "\(old)")
+        #expect(try kinds().allSatisfy { $0 == .signedEntry })
+        let resume = try AuditFiles.resume(url, logger: Logger(label: "test"))
+        #expect(resume.seq == 5 && resume.signedSeq == 5)
+        let log = try makeLog(key: oldKey)
+        try await write(3, to: log, durable: false)
+        await log.flush()
+        let both = verify(key: oldKey.publicKey)
+        #expect(both.isValid && both.entries == 8 && both.checkpoints == 1 && both.unsignedTail == nil, "\(both)")
+        #expect(verify().failure?.contains("wrong public key") == true)
+    }
+
+    /// A crash between entries and their checkpoint: the next start finds the unsigned tail
+    /// (and `kms serve` records `audit.unsigned-tail` before signing over it).
+    @Test func aCrashedTailIsFoundAtResume() async throws {
+        let log = try makeLog()
+        try await write(1, to: log, durable: true)
+        try await write(2, to: log, durable: false)
+        let resume = try AuditFiles.resume(url, logger: Logger(label: "test"))
+        #expect(resume.seq == 3 && resume.signedSeq == 1)
+        #expect(verify().unsignedTail == 2...3)
+        try await write(1, to: try makeLog(), durable: true)
+        #expect(verify().isValid && verify().unsignedTail == nil && verify().entries == 4)
     }
 }

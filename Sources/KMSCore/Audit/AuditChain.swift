@@ -2,64 +2,126 @@ import Crypto
 public import Foundation
 import KMSProtocol
 
-/// The audit line format, shared by the writer and `kms audit verify`.
+/// The audit line formats, shared by the writer and `kms audit verify`.
+///
+/// Format 2 (written since issue 18) hash-chains every entry and signs a
+/// *checkpoint* line once per group commit that is fsynced, and at least once a
+/// second while entries arrive, instead of signing every entry:
 ///
 /// ```
-/// {"seq":7,"ts":"2026-11-29T12:00:00.000Z","prev":"<sha256 hex of line 6>","event":{…},"sig":"<b64>"}
+/// {"v":2,"seq":7,"ts":"2026-11-29T12:00:00.000Z","prev":"<sha256 hex of the previous line>","event":{…}}
+/// {"v":2,"checkpoint":7,"ts":"2026-11-29T12:00:00.004Z","prev":"<sha256 hex of entry 7's line>","sig":"<b64>"}
 /// ```
 ///
-/// `sig` is Ed25519 over the line's bytes without `,"sig":"…"` (that is, the
-/// line up to `"event":{…}` followed by `}`); `prev` is the SHA-256 of the
-/// whole previous line (without its newline), all zeros for seq 1. The chain
-/// continues across rotated files.
+/// Format 1 (every entry signed, no `v`) is still read, so an older log — or
+/// one that an upgraded server continued — verifies as one chain:
+///
+/// ```
+/// {"seq":7,"ts":"2026-11-29T12:00:00.000Z","prev":"<sha256 hex of the previous line>","event":{…},"sig":"<b64>"}
+/// ```
+///
+/// In both, `prev` is the SHA-256 of the whole previous line (without its
+/// newline, whatever its kind), all zeros for the first; `sig` is Ed25519 over
+/// the line's bytes without `,"sig":"…"`. A checkpoint's `prev` is the chain
+/// head, so its signature covers every line before it. The chain continues
+/// across rotated files.
 public enum AuditChain {
     public static let genesis = String(repeating: "0", count: 64)
     static let signatureMarker = ",\"sig\":\""
 
-    /// The signed body and the line for an entry.
-    static func line(
-        seq: UInt64, time: Date, prev: String, event: AuditEvent, key: Curve25519.Signing.PrivateKey
+    /// A format-2 entry line: hash-chained, signed by the next checkpoint.
+    static func entryLine(seq: UInt64, time: Date, prev: String, event: AuditEvent) -> String {
+        JSONValue.object([
+            ("v", .integer(2)), ("seq", .integer(Int64(seq))), ("ts", .string(Timestamp.format(time))),
+            ("prev", .string(prev)), ("event", event.json),
+        ]).serialized()
+    }
+
+    /// A checkpoint line: signs the chain head (`prev`, the hash of entry `seq`'s line).
+    static func checkpointLine(
+        covering seq: UInt64, time: Date, prev: String, key: Curve25519.Signing.PrivateKey
     ) throws -> String {
         let body = JSONValue.object([
-            ("seq", .integer(Int64(seq))), ("ts", .string(Timestamp.format(time))), ("prev", .string(prev)),
-            ("event", event.json),
+            ("v", .integer(2)), ("checkpoint", .integer(Int64(seq))), ("ts", .string(Timestamp.format(time))),
+            ("prev", .string(prev)),
         ]).serialized()
         let signature = try key.signature(for: Data(body.utf8))
         return String(body.dropLast()) + signatureMarker + Base64.encode(signature) + "\"}"
     }
 
-    /// SHA-256 hex of a line (without newline): the next entry's `prev`.
+    /// SHA-256 hex of a line (without newline): the next line's `prev`.
     public static func hash(_ line: some StringProtocol) -> String {
         Hex.encode(SHA256.hash(data: Data(line.utf8)))
     }
 
-    /// A parsed line: its seq, prev, signed body and signature.
+    /// What a line is.
+    public enum Kind: Sendable, Equatable {
+        /// Format 1: an entry carrying its own signature.
+        case signedEntry
+        /// Format 2: an entry covered by a later checkpoint.
+        case entry
+        /// Format 2: a signature over the chain up to entry `seq`.
+        case checkpoint
+    }
+
+    /// A parsed line. For a checkpoint, `seq` is the last entry it covers.
     public struct Parsed: Sendable {
+        public let kind: Kind
         public let seq: UInt64
         public let prev: String
-        public let body: String
-        public let signature: Data
+        /// When it was written (RFC 3339), as the line says.
+        public let time: String
+        /// The signed bytes (the line without `,"sig":"…"`); nil for a format-2 entry.
+        public let body: String?
+        public let signature: Data?
         public let eventType: String
     }
 
     public static func parse(_ line: String) -> Parsed? {
-        guard line.hasSuffix("\"}"), let marker = line.range(of: signatureMarker, options: .backwards) else {
+        guard case .object(let members)? = try? JSONParser.parse(Data(line.utf8)) else { return nil }
+        let names = members.map(\.0)
+        switch names {
+        case ["seq", "ts", "prev", "event", "sig"]:
+            guard case .object(let event) = members[3].1 else { return nil }
+            return signed(
+                line, kind: .signedEntry, seq: members[0].1, time: members[1].1, prev: members[2].1, event: event)
+        case ["v", "seq", "ts", "prev", "event"]:
+            guard case .integer(2) = members[0].1, case .integer(let seq) = members[1].1, seq >= 1,
+                case .string(let time) = members[2].1, case .string(let prev) = members[3].1,
+                case .object(let event) = members[4].1
+            else { return nil }
+            return Parsed(
+                kind: .entry, seq: UInt64(seq), prev: prev, time: time, body: nil, signature: nil,
+                eventType: type(of: event))
+        case ["v", "checkpoint", "ts", "prev", "sig"]:
+            guard case .integer(2) = members[0].1 else { return nil }
+            return signed(line, kind: .checkpoint, seq: members[1].1, time: members[2].1, prev: members[3].1, event: [])
+        default:
             return nil
         }
-        let body = String(line[..<marker.lowerBound]) + "}"
-        let signatureText = String(line[marker.upperBound..<line.index(line.endIndex, offsetBy: -2)])
-        guard let signature = Base64.decodeStrict(signatureText), signature.count == 64,
-            case .object(let members)? = try? JSONParser.parse(Data(body.utf8)),
-            members.count == 4, members[0].0 == "seq", case .integer(let seq) = members[0].1, seq >= 1,
-            members[1].0 == "ts", members[2].0 == "prev", case .string(let prev) = members[2].1,
-            members[3].0 == "event", case .object(let event) = members[3].1
+    }
+
+    private static func signed(
+        _ line: String, kind: Kind, seq: JSONValue, time: JSONValue, prev: JSONValue, event: [(String, JSONValue)]
+    ) -> Parsed? {
+        // `sig` is the last member and its value is base64, so the last marker is the top-level one.
+        guard case .integer(let seq) = seq, seq >= 1, case .string(let time) = time, case .string(let prev) = prev,
+            let marker = line.range(of: signatureMarker, options: .backwards)
         else { return nil }
-        var type = ""
-        if case .string(let text)? = event.first(where: { $0.0 == "type" })?.1 { type = text }
-        return Parsed(seq: UInt64(seq), prev: prev, body: body, signature: signature, eventType: type)
+        let signatureText = String(line[marker.upperBound..<line.index(line.endIndex, offsetBy: -2)])
+        guard let signature = Base64.decodeStrict(signatureText), signature.count == 64 else { return nil }
+        return Parsed(
+            kind: kind, seq: UInt64(seq), prev: prev, time: time, body: String(line[..<marker.lowerBound]) + "}",
+            signature: signature, eventType: type(of: event))
+    }
+
+    private static func type(of event: [(String, JSONValue)]) -> String {
+        if case .string(let text)? = event.first(where: { $0.0 == "type" })?.1 { return text }
+        return ""
     }
 
     public static func verifySignature(_ parsed: Parsed, publicKey: Curve25519.Signing.PublicKey) -> Bool {
-        publicKey.isValidSignature(parsed.signature, for: Data(parsed.body.utf8))
+        guard let body = parsed.body, let signature = parsed.signature else { return false }
+        return publicKey.isValidSignature(signature, for: Data(body.utf8))
     }
 }

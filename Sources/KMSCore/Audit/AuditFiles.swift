@@ -17,15 +17,29 @@ public enum AuditFiles {
         return files
     }
 
-    /// The last complete entry of the chain (seq 0 and the genesis hash when
-    /// empty). A half-written last line — a crash mid-append — is cut off and
-    /// reported, so the chain continues from the last whole entry.
-    public static func resume(_ current: URL, logger: Logger) throws -> (seq: UInt64, prev: String, repairedBytes: Int)
-    {
-        var repaired = 0
+    /// Where the chain on disk ends.
+    public struct Resume: Sendable {
+        /// The last entry's seq (0 when empty).
+        public var seq: UInt64 = 0
+        /// The hash of the last line (the genesis hash when empty).
+        public var prev = AuditChain.genesis
+        /// The last seq a signature covers: entries after it were written
+        /// before a crash and never checkpointed.
+        public var signedSeq: UInt64 = 0
+        /// Bytes of a half-written last line cut off.
+        public var repairedBytes = 0
+
+        /// An empty chain: what an injected writer (tests) starts from.
+        public init() {}
+    }
+
+    /// The end of the chain. A half-written last line — a crash mid-append — is
+    /// cut off and reported, so the chain continues from the last whole line.
+    public static func resume(_ current: URL, logger: Logger) throws -> Resume {
+        var resume = Resume()
         if var data = FileManager.default.contents(atPath: current.path), !data.isEmpty, data.last != 0x0A {
             let keep = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
-            repaired = data.count - keep
+            resume.repairedBytes = data.count - keep
             data = data.prefix(keep)
             let handle = try FileHandle(forWritingTo: current)
             try handle.truncate(atOffset: UInt64(keep))
@@ -33,18 +47,27 @@ public enum AuditFiles {
             try handle.close()
             logger.warning(
                 "cut a half-written last line off the audit log",
-                metadata: ["bytes": "\(repaired)", "file": "\(current.path)"])
+                metadata: ["bytes": "\(resume.repairedBytes)", "file": "\(current.path)"])
         }
+        var foundEnd = false
         for file in chain(for: current).reversed() {
             guard let data = FileManager.default.contents(atPath: file.path), !data.isEmpty else { continue }
-            let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
-            guard let last = lines.last else { continue }
-            guard let parsed = AuditChain.parse(String(last)) else {
-                throw KMSError.internal("the last audit entry in \(file.path) is malformed; run kms audit verify")
+            for line in String(decoding: data, as: UTF8.self).split(separator: "\n").reversed() {
+                guard let parsed = AuditChain.parse(String(line)) else {
+                    throw KMSError.internal("an audit entry in \(file.path) is malformed; run kms audit verify")
+                }
+                if !foundEnd {
+                    foundEnd = true
+                    resume.seq = parsed.seq
+                    resume.prev = AuditChain.hash(line)
+                }
+                if parsed.kind != .entry {
+                    resume.signedSeq = parsed.seq
+                    return resume
+                }
             }
-            return (parsed.seq, AuditChain.hash(last), repaired)
         }
-        return (0, AuditChain.genesis, repaired)
+        return resume
     }
 
     /// Blob name of the wrapped Ed25519 audit key.

@@ -3,7 +3,8 @@ import Foundation
 public import Logging
 import Synchronization
 
-/// The tamper-evident audit log: an Ed25519-signed hash chain of JSON lines.
+/// The tamper-evident audit log: a hash chain of JSON lines with signed
+/// checkpoints (format 2, `AuditChain`).
 ///
 /// Writes run one at a time on a serial queue, off Swift's cooperative
 /// threads. `record` fails closed — `503 audit_unavailable` — when the entry
@@ -13,9 +14,12 @@ import Synchronization
 /// back off the file, the chain does not advance, and the next entry simply
 /// tries again: recording resumes by itself once the disk works.
 ///
-/// Durability: entries with `durable: true` (key-changing operations) are
-/// fsynced before `record` returns; others are written before it returns and
-/// fsynced by the next durable entry or within a second.
+/// Durability and signing go together: a batch holding an entry with
+/// `durable: true` (key-changing operations) ends with a signed checkpoint and
+/// is fsynced before `record` returns; other entries are written before it
+/// returns, and the next durable batch or a flush within a second signs a
+/// checkpoint over them and fsyncs. One Ed25519 signature per group commit, not
+/// per entry, is what keeps a sealed call's audit cost to a hash (issue 18).
 public final class AuditLog: Sendable {
     /// A caller waiting for its entry; resumed once, by the writer or by the watchdog.
     private final class Waiter: Sendable {
@@ -44,6 +48,8 @@ public final class AuditLog: Sendable {
         /// File size after the last complete entry.
         var goodSize: Int
         var unsynced = false
+        /// The last seq a signed checkpoint (or a format-1 signature) covers.
+        var signedSeq: UInt64
         var flushScheduled = false
         /// Entries waiting for the writer; it takes them all at once (group commit).
         var pending: [Waiter] = []
@@ -57,6 +63,7 @@ public final class AuditLog: Sendable {
     private let clock: any KMSClock
     private let maxBytes: Int
     private let timeout: Duration
+    private let checkpointInterval: Duration
     private let logger: Logger
     private let queue = DispatchQueue(label: "kms.audit")
     private let state: Mutex<State>
@@ -70,18 +77,22 @@ public final class AuditLog: Sendable {
 
     public var publicKey: Curve25519.Signing.PublicKey { key.publicKey }
 
-    /// Continues the chain after (`seq`, `prev`): the last entry already on disk.
+    /// Continues the chain after (`seq`, `prev`): the last line already on disk.
+    /// `checkpointInterval` bounds how long an entry waits for its signature
+    /// and fsync when no durable entry comes (tests lengthen it).
     public init(
         writer: any AuditFileWriter, key: Curve25519.Signing.PrivateKey, after seq: UInt64, prev: String,
-        clock: any KMSClock, maxBytes: Int, timeout: Duration = .seconds(2), logger: Logger
+        clock: any KMSClock, maxBytes: Int, timeout: Duration = .seconds(2),
+        checkpointInterval: Duration = .seconds(1), logger: Logger
     ) throws {
         self.writer = writer
         self.key = key
         self.clock = clock
         self.maxBytes = maxBytes
         self.timeout = timeout
+        self.checkpointInterval = checkpointInterval
         self.logger = logger
-        state = Mutex(State(seq: seq, prev: prev, goodSize: try writer.size()))
+        state = Mutex(State(seq: seq, prev: prev, goodSize: try writer.size(), signedSeq: seq))
         watchdog = Watchdog()
         watchdog.timer.schedule(deadline: .now() + .milliseconds(50), repeating: .milliseconds(50))
         watchdog.timer.setEventHandler { [weak self] in self?.expireWaiters() }
@@ -171,9 +182,22 @@ public final class AuditLog: Sendable {
         }
     }
 
-    /// Appends the batch as one write (and one fsync if any entry needs it).
+    /// Appends the batch as one write; a batch with a durable entry ends with a
+    /// signed checkpoint and is fsynced (group commit: one signature, one fsync).
     private func write(_ batch: [Waiter]) throws {
-        let (firstSeq, firstPrev, knownSize) = state.withLock { ($0.seq, $0.prev, $0.goodSize) }
+        let durable = batch.contains { $0.durable }
+        try append(batch.map(\.event), checkpoint: durable)
+        if !durable { scheduleFlush() }
+    }
+
+    /// Appends entry lines (and a checkpoint covering them and everything
+    /// before) in one write, fsyncing when it checkpoints. On any failure the
+    /// file is cut back to its last good size and the chain does not advance.
+    private func append(_ events: [AuditEvent], checkpoint: Bool) throws {
+        let (firstSeq, knownPrev, knownSize, signedSeq) = state.withLock {
+            ($0.seq, $0.prev, $0.goodSize, $0.signedSeq)
+        }
+        var firstPrev = knownPrev
         var goodSize = knownSize
         do {
             if try writer.reopenIfReplaced() {
@@ -184,29 +208,53 @@ public final class AuditLog: Sendable {
             }
             // Only ever cut back what a failed write left behind; never extend.
             if try writer.size() > goodSize { try writer.truncate(to: goodSize) }
-            if goodSize >= maxBytes { try rotate(lastSeq: firstSeq) }
+            if goodSize >= maxBytes, !events.isEmpty {
+                if firstSeq > signedSeq {
+                    // Every rotated file ends signed, so each verifies whole on its own.
+                    let line = try AuditChain.checkpointLine(
+                        covering: firstSeq, time: clock.now(), prev: firstPrev, key: key)
+                    try writer.append(Data((line + "\n").utf8))
+                    firstPrev = AuditChain.hash(line)
+                    let size = try writer.size()
+                    state.withLock { state in
+                        state.prev = firstPrev
+                        state.goodSize = size
+                        state.signedSeq = firstSeq
+                    }
+                }
+                try rotate(lastSeq: firstSeq)
+            }
             var seq = firstSeq
             var prev = firstPrev
             var data = Data()
             let now = clock.now()
-            for waiter in batch {
+            for event in events {
                 seq += 1
-                let line = try AuditChain.line(seq: seq, time: now, prev: prev, event: waiter.event, key: key)
+                let line = AuditChain.entryLine(seq: seq, time: now, prev: prev, event: event)
+                prev = AuditChain.hash(line)
+                data.append(contentsOf: line.utf8)
+                data.append(0x0A)
+            }
+            if checkpoint {
+                let line = try AuditChain.checkpointLine(covering: seq, time: now, prev: prev, key: key)
                 prev = AuditChain.hash(line)
                 data.append(contentsOf: line.utf8)
                 data.append(0x0A)
             }
             try writer.append(data)
-            let durable = batch.contains { $0.durable }
-            if durable { try writer.sync() }
+            if checkpoint { try writer.sync() }
             let size = try writer.size()
             state.withLock { state in
                 state.seq = seq
                 state.prev = prev
                 state.goodSize = size
-                state.unsynced = !durable
+                if checkpoint {
+                    state.signedSeq = seq
+                    state.unsynced = false
+                } else {
+                    state.unsynced = true
+                }
             }
-            if !durable { scheduleFlush() }
         } catch {
             // Drop whatever part of the batch reached the file; the chain does not advance.
             let good = state.withLock { $0.goodSize }
@@ -228,19 +276,27 @@ public final class AuditLog: Sendable {
             return true
         }
         guard schedule else { return }
-        queue.asyncAfter(deadline: .now() + 1) {
+        let (seconds, attoseconds) = checkpointInterval.components
+        let nanoseconds = Int(min(seconds, 86_400)) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+        queue.asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) {
             self.state.withLock { $0.flushScheduled = false }
             self.syncIfNeeded()
         }
     }
 
+    /// Signs a checkpoint over the entries not yet covered and fsyncs (the
+    /// flush a second after unsynced entries, and at shutdown).
     private func syncIfNeeded() {
-        guard state.withLock({ $0.unsynced }) else { return }
+        let (unsynced, unsigned) = state.withLock { ($0.unsynced, $0.seq > $0.signedSeq) }
         do {
-            try writer.sync()
-            state.withLock { $0.unsynced = false }
+            if unsigned {
+                try append([], checkpoint: true)
+            } else if unsynced {
+                try writer.sync()
+                state.withLock { $0.unsynced = false }
+            }
         } catch {
-            logger.error("audit log fsync failed", metadata: ["detail": "\(error)"])
+            logger.error("audit log checkpoint or fsync failed", metadata: ["detail": "\(error)"])
         }
     }
 }

@@ -3,9 +3,11 @@ public import Foundation
 
 /// Offline verification of an audit log (`kms audit verify`).
 ///
-/// Checks, entry by entry: the line parses; seq is the previous seq + 1; prev
-/// is the SHA-256 of the previous line; the Ed25519 signature holds. The first
-/// failure is reported with what it means. A deleted *tail* leaves a valid
+/// Checks, line by line: the line parses; an entry's seq is the previous seq
+/// + 1; prev is the SHA-256 of the previous line; a checkpoint names the last
+/// entry and its Ed25519 signature holds (as does a format-1 entry's own). The
+/// first failure is reported with what it means; entries after the last
+/// checkpoint are reported as not yet signed. A deleted *tail* leaves a valid
 /// shorter chain: only a checkpoint kept elsewhere (`kms audit checkpoint`)
 /// reveals it.
 public enum AuditVerifier {
@@ -32,10 +34,25 @@ public enum AuditVerifier {
         public var entries = 0
         public var first: UInt64?
         public var last: UInt64?
+        /// The hash of the last entry's line (what `kms audit checkpoint` prints).
         public var lastHash = AuditChain.genesis
+        /// Signed checkpoint lines (format 2) that hold.
+        public var checkpoints = 0
+        /// The last seq a signature covers (a checkpoint, or a format-1 entry's own).
+        public var signedThrough: UInt64 = 0
+        /// When the first entry no signature covers was written (nil when all are covered).
+        public var firstUnsignedTime: String?
         /// The first problem: where, and what it means. nil when all holds.
         public var failure: String?
         public var isValid: Bool { failure == nil }
+
+        /// Entries after the last checkpoint: chained but not signed yet. A live
+        /// server signs them within a second; a crash leaves them for the next
+        /// start to cover (it records `audit.unsigned-tail`).
+        public var unsignedTail: ClosedRange<UInt64>? {
+            guard let last, last > signedThrough else { return nil }
+            return max(signedThrough + 1, first ?? 1)...last
+        }
     }
 
     public static func verify(
@@ -46,6 +63,8 @@ public enum AuditVerifier {
         var expected: UInt64 = 1
         var prev = AuditChain.genesis
         var checkpointSeen = false
+        var signatureSeen = false
+        var lineCount = 0
         for file in files {
             guard let data = FileManager.default.contents(atPath: file.path) else {
                 report.failure = "\(file.path): cannot be read"
@@ -59,7 +78,8 @@ public enum AuditVerifier {
                 separator: "\n", omittingEmptySubsequences: false
             )
             .dropLast()
-            let seqsInFile = Set(rawLines.compactMap { AuditChain.parse(String($0))?.seq })
+            let seqsInFile = Set(
+                rawLines.compactMap { AuditChain.parse(String($0)) }.filter { $0.kind != .checkpoint }.map(\.seq))
             for (index, raw) in rawLines.enumerated() {
                 let line = String(raw)
                 let place = "\(file.lastPathComponent) line \(index + 1)"
@@ -67,9 +87,35 @@ public enum AuditVerifier {
                     report.failure = "\(place): not an audit entry (edited or corrupted)"
                     return report
                 }
-                if report.entries == 0, allowMidChainStart, entry.seq > 1 {
-                    expected = entry.seq
+                if lineCount == 0, allowMidChainStart, entry.seq > 1 || entry.kind == .checkpoint {
+                    expected = entry.kind == .checkpoint ? entry.seq + 1 : entry.seq
                     prev = entry.prev
+                }
+                lineCount += 1
+                if entry.kind == .checkpoint {
+                    guard entry.seq + 1 == expected else {
+                        report.failure =
+                            "\(place): a checkpoint for seq \(entry.seq) after seq \(expected - 1): entries were removed, inserted or reordered"
+                        return report
+                    }
+                    guard entry.prev == prev else {
+                        report.failure =
+                            "\(place): the checkpoint's prev does not match the line before it: an entry was edited, inserted or removed before it"
+                        return report
+                    }
+                    guard AuditChain.verifySignature(entry, publicKey: publicKey) else {
+                        report.failure =
+                            signatureSeen
+                            ? "\(place): the checkpoint's signature does not verify: an entry before it was edited (and the chain recomputed), or the checkpoint was"
+                            : "\(place): the signature does not verify: wrong public key, or the log was edited"
+                        return report
+                    }
+                    signatureSeen = true
+                    prev = AuditChain.hash(line)
+                    report.checkpoints += 1
+                    report.signedThrough = entry.seq
+                    report.firstUnsignedTime = nil
+                    continue
                 }
                 if entry.seq > expected, seqsInFile.contains(expected) {
                     report.failure = "\(place): seq \(entry.seq) comes before seq \(expected): entries reordered"
@@ -85,16 +131,19 @@ public enum AuditVerifier {
                         "\(place): seq \(entry.seq) after \(expected - 1): entries reordered, duplicated or inserted"
                     return report
                 }
-                guard AuditChain.verifySignature(entry, publicKey: publicKey) else {
-                    report.failure =
-                        report.entries == 0
-                        ? "\(place): the signature does not verify: wrong public key, or the entry was edited"
-                        : "\(place): the signature does not verify: the entry was edited"
-                    return report
+                if entry.kind == .signedEntry {
+                    guard AuditChain.verifySignature(entry, publicKey: publicKey) else {
+                        report.failure =
+                            signatureSeen
+                            ? "\(place): the signature does not verify: the entry was edited"
+                            : "\(place): the signature does not verify: wrong public key, or the entry was edited"
+                        return report
+                    }
+                    signatureSeen = true
                 }
                 guard entry.prev == prev else {
                     report.failure =
-                        "\(place): prev does not match the previous entry: an entry was edited, inserted or removed before it"
+                        "\(place): prev does not match the previous line: an entry was edited, inserted or removed before it"
                     return report
                 }
                 prev = AuditChain.hash(line)
@@ -109,6 +158,12 @@ public enum AuditVerifier {
                 report.first = report.first ?? entry.seq
                 report.last = entry.seq
                 report.lastHash = prev
+                if entry.kind == .signedEntry {
+                    report.signedThrough = entry.seq
+                    report.firstUnsignedTime = nil
+                } else if report.firstUnsignedTime == nil {
+                    report.firstUnsignedTime = entry.time
+                }
                 expected = entry.seq + 1
             }
         }
