@@ -149,7 +149,9 @@ def main():
         return 1
     audit = subprocess.run([args.binary, "audit", "verify"], env=server_env(folder), capture_output=True, text=True)
     print(audit.stdout.strip())
-    if audit.returncode != 0:
+    # Exit 1: the chain holds, but kill -9 left entries no checkpoint signed (each next start
+    # recorded audit.unsigned-tail and signed over them). Exit 2 would be a broken chain.
+    if audit.returncode not in (0, 1) or "audit log OK" not in audit.stdout:
         print("the audit chain did not survive the kill -9 cycles:", audit.stderr)
         return 1
     print(f"crash test: {args.cycles} kill -9 cycles, every acknowledged key, version, alias and ciphertext survived, "

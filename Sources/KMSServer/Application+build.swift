@@ -191,27 +191,15 @@ func openAudit(
     let logger = dependencies.logger
     do {
         let key = try await AuditFiles.loadOrCreateKey(store: secrets, masterKey: masterKey)
-        let writer: any AuditFileWriter
-        var resume = AuditFiles.Resume()
+        let log: AuditLog
         if let injected = dependencies.auditWriter {
-            writer = injected
+            log = try AuditLog(
+                writer: injected, key: key, after: 0, prev: AuditChain.genesis, clock: dependencies.clock,
+                maxBytes: config.auditMaxBytes, timeout: dependencies.auditTimeout, logger: logger)
         } else {
-            resume = try AuditFiles.resume(config.auditLog, logger: logger)
-            writer = try AuditFile(url: config.auditLog)
-        }
-        let log = try AuditLog(
-            writer: writer, key: key, after: resume.seq, prev: resume.prev, clock: dependencies.clock,
-            maxBytes: config.auditMaxBytes, timeout: dependencies.auditTimeout, logger: logger)
-        if resume.repairedBytes > 0 {
-            try await log.record(
-                AuditEvent("audit.repaired", [("truncatedBytes", "\(resume.repairedBytes)")]), durable: true)
-        }
-        if resume.signedSeq < resume.seq {
-            // A crash between a write and its checkpoint: this start's checkpoint signs them, and says so.
-            try await log.record(
-                AuditEvent(
-                    "audit.unsigned-tail", [("fromSeq", "\(resume.signedSeq + 1)"), ("toSeq", "\(resume.seq)")]),
-                durable: true)
+            log = try await AuditLog.open(
+                at: config.auditLog, key: key, clock: dependencies.clock, maxBytes: config.auditMaxBytes,
+                timeout: dependencies.auditTimeout, logger: logger)
         }
         try await log.record(
             AuditEvent(

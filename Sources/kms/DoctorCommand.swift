@@ -240,8 +240,11 @@ struct DoctorCommand: AsyncParsableCommand {
             allowMidChainStart: true)
         if let failure = verdict.failure {
             report(.fail, "audit log", "BROKEN after \(verdict.entries) valid entries: \(failure)")
+        } else if let unsigned = verdict.unsignedSummary, !verdict.adoptedAtRestart.isEmpty || verdict.checkpoints == 0
+        {
+            report(.warn, "audit log", "the chain holds, but \(unsigned)")
         } else {
-            report(.ok, "audit log", "writable; \(verdict.entries) entries verify (chain and signatures)")
+            report(.ok, "audit log", "writable; \(verdict.entries) entries verify (chain and checkpoint signatures)")
         }
     }
 

@@ -167,13 +167,13 @@ import Testing
     @Test func entriesAreSignedByCheckpointsNotOneByOne() async throws {
         let log = try makeLog()
         try await write(5, to: log, durable: false)
-        #expect(verify().isValid && verify().unsignedTail == 1...5 && verify().checkpoints == 0)
+        #expect(verify().isValid && verify().unsignedTail == 1...5 && !verify().isFullySigned)
         await log.flush()
         #expect(try kinds() == [.entry, .entry, .entry, .entry, .entry, .checkpoint])
         try await log.record(AuditEvent("key.rotate"), durable: true)
         #expect(try kinds().suffix(2) == [.entry, .checkpoint])
         let report = verify()
-        #expect(report.isValid && report.checkpoints == 2 && report.unsignedTail == nil && report.signedThrough == 6)
+        #expect(report.isFullySigned && report.checkpoints == 2 && report.signedThrough == 6)
     }
 
     /// An entry edited and every later `prev` recomputed: only the checkpoint's signature can tell.
@@ -222,16 +222,42 @@ import Testing
         #expect(verify().failure?.contains("wrong public key") == true)
     }
 
-    /// A crash between entries and their checkpoint: the next start finds the unsigned tail
-    /// (and `kms serve` records `audit.unsigned-tail` before signing over it).
-    @Test func aCrashedTailIsFoundAtResume() async throws {
+    /// A crash between entries and their checkpoint: the next start records the unsigned tail
+    /// before its first checkpoint signs over it, and verify says those entries are not tamper-evident.
+    @Test func aCrashedTailIsRecordedAndReportedAsNotTamperEvident() async throws {
         let log = try makeLog()
         try await write(1, to: log, durable: true)
         try await write(2, to: log, durable: false)
         let resume = try AuditFiles.resume(url, logger: Logger(label: "test"))
         #expect(resume.seq == 3 && resume.signedSeq == 1)
-        #expect(verify().unsignedTail == 2...3)
-        try await write(1, to: try makeLog(), durable: true)
-        #expect(verify().isValid && verify().unsignedTail == nil && verify().entries == 4)
+        #expect(verify().unsignedTail == 2...3 && !verify().isFullySigned)
+        let restarted = try await AuditLog.open(
+            at: url, key: key, clock: SystemClock(), maxBytes: 1 << 20, logger: Logger(label: "test"))
+        try await write(1, to: restarted, durable: true)
+        let report = verify()
+        #expect(report.isValid && report.unsignedTail == nil && report.entries == 5, "\(report)")
+        #expect(report.adoptedAtRestart == [2...3] && !report.isFullySigned)
+        #expect(report.unsignedSummary?.contains("entries 2...3 were left unsigned by a crash") == true)
+    }
+
+    /// A log with entries and no checkpoint at all is not reported as signed (nothing checks the key).
+    @Test func aLogWithoutAnyCheckpointIsNotSigned() async throws {
+        try await write(3, to: try makeLog(), durable: false)
+        let report = verify(key: Curve25519.Signing.PrivateKey().publicKey)
+        #expect(report.isValid && !report.isFullySigned && report.unsignedTail == 1...3)
+        #expect(report.unsignedSummary?.contains("no entry is covered by a signature") == true)
+    }
+
+    /// The interval is enforced by the writer itself: a writer that never idles still checkpoints.
+    @Test func aBusyWriterStillCheckpointsOnTime() async throws {
+        let resume = try AuditFiles.resume(url, logger: Logger(label: "test"))
+        let log = try AuditLog(
+            writer: try AuditFile(url: url), key: key, after: resume.seq, prev: resume.prev, clock: SystemClock(),
+            maxBytes: 1 << 20, checkpointInterval: .milliseconds(1), logger: Logger(label: "test"))
+        for index in 0..<20 {
+            try await log.record(AuditEvent("test.event", [("n", "\(index)")]), durable: false)
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        #expect(verify().checkpoints >= 5, "\(verify())")
     }
 }

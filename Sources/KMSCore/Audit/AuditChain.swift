@@ -75,9 +75,26 @@ public enum AuditChain {
         public let body: String?
         public let signature: Data?
         public let eventType: String
+        /// For an `audit.unsigned-tail` entry: the entries a crash left unsigned,
+        /// which the start that wrote it signed over.
+        public var adopted: ClosedRange<UInt64>? = nil
     }
 
     public static func parse(_ line: String) -> Parsed? {
+        guard var parsed = parseLine(line) else { return nil }
+        if parsed.eventType == "audit.unsigned-tail",
+            case .object(let members)? = try? JSONParser.parse(Data(line.utf8)),
+            case .object(let event)? = members.first(where: { $0.0 == "event" })?.1,
+            case .string(let from)? = event.first(where: { $0.0 == "fromSeq" })?.1,
+            case .string(let to)? = event.first(where: { $0.0 == "toSeq" })?.1,
+            let first = UInt64(from), let last = UInt64(to), first <= last
+        {
+            parsed.adopted = first...last
+        }
+        return parsed
+    }
+
+    private static func parseLine(_ line: String) -> Parsed? {
         guard case .object(let members)? = try? JSONParser.parse(Data(line.utf8)) else { return nil }
         let names = members.map(\.0)
         switch names {

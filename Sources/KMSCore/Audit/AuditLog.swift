@@ -1,5 +1,5 @@
 import Crypto
-import Foundation
+public import Foundation
 public import Logging
 import Synchronization
 
@@ -50,6 +50,10 @@ public final class AuditLog: Sendable {
         var unsynced = false
         /// The last seq a signed checkpoint (or a format-1 signature) covers.
         var signedSeq: UInt64
+        /// When the oldest entry no checkpoint covers yet was written: a batch
+        /// checkpoints once it is `checkpointInterval` old, even while the
+        /// writer never idles long enough for the timed flush to run.
+        var unsignedSince: ContinuousClock.Instant?
         var flushScheduled = false
         /// Entries waiting for the writer; it takes them all at once (group commit).
         var pending: [Waiter] = []
@@ -77,12 +81,13 @@ public final class AuditLog: Sendable {
 
     public var publicKey: Curve25519.Signing.PublicKey { key.publicKey }
 
-    /// Continues the chain after (`seq`, `prev`): the last line already on disk.
-    /// `checkpointInterval` bounds how long an entry waits for its signature
-    /// and fsync when no durable entry comes (tests lengthen it).
+    /// Continues the chain after (`seq`, `prev`): the last line already on
+    /// disk, of which entries up to `signedThrough` (default: all) are covered
+    /// by a signature. `checkpointInterval` bounds how long an entry waits for
+    /// its signature and fsync when no durable entry comes (tests lengthen it).
     public init(
         writer: any AuditFileWriter, key: Curve25519.Signing.PrivateKey, after seq: UInt64, prev: String,
-        clock: any KMSClock, maxBytes: Int, timeout: Duration = .seconds(2),
+        signedThrough: UInt64? = nil, clock: any KMSClock, maxBytes: Int, timeout: Duration = .seconds(2),
         checkpointInterval: Duration = .seconds(1), logger: Logger
     ) throws {
         self.writer = writer
@@ -92,7 +97,10 @@ public final class AuditLog: Sendable {
         self.timeout = timeout
         self.checkpointInterval = checkpointInterval
         self.logger = logger
-        state = Mutex(State(seq: seq, prev: prev, goodSize: try writer.size(), signedSeq: seq))
+        state = Mutex(
+            State(
+                seq: seq, prev: prev, goodSize: try writer.size(), signedSeq: min(signedThrough ?? seq, seq),
+                unsignedSince: (signedThrough ?? seq) < seq ? .now : nil))
         watchdog = Watchdog()
         watchdog.timer.schedule(deadline: .now() + .milliseconds(50), repeating: .milliseconds(50))
         watchdog.timer.setEventHandler { [weak self] in self?.expireWaiters() }
@@ -103,8 +111,31 @@ public final class AuditLog: Sendable {
         watchdog.timer.cancel()
     }
 
-    /// The last written entry: what `kms audit checkpoint` prints.
-    public var head: (seq: UInt64, hash: String) { state.withLock { ($0.seq, $0.prev) } }
+    /// Opens the log at `url`, continuing its chain: a half-written last line
+    /// is cut off and recorded (`audit.repaired`), and entries a crash left
+    /// without a checkpoint are recorded (`audit.unsigned-tail`) before this
+    /// start's first checkpoint signs over them, so `kms audit verify` can say
+    /// that they are not tamper-evident. Both entries are durable.
+    public static func open(
+        at url: URL, key: Curve25519.Signing.PrivateKey, clock: any KMSClock, maxBytes: Int,
+        timeout: Duration = .seconds(2), logger: Logger
+    ) async throws -> AuditLog {
+        let resume = try AuditFiles.resume(url, logger: logger)
+        let log = try AuditLog(
+            writer: try AuditFile(url: url), key: key, after: resume.seq, prev: resume.prev,
+            signedThrough: resume.signedSeq, clock: clock, maxBytes: maxBytes, timeout: timeout, logger: logger)
+        if resume.repairedBytes > 0 {
+            try await log.record(
+                AuditEvent("audit.repaired", [("truncatedBytes", "\(resume.repairedBytes)")]), durable: true)
+        }
+        if resume.signedSeq < resume.seq {
+            try await log.record(
+                AuditEvent(
+                    "audit.unsigned-tail", [("fromSeq", "\(resume.signedSeq + 1)"), ("toSeq", "\(resume.seq)")]),
+                durable: true)
+        }
+        return log
+    }
 
     /// Writes `event`; throws `audit_unavailable` (503) if it cannot within the timeout.
     public func record(_ event: AuditEvent, durable: Bool) async throws(KMSError) {
@@ -186,8 +217,9 @@ public final class AuditLog: Sendable {
     /// signed checkpoint and is fsynced (group commit: one signature, one fsync).
     private func write(_ batch: [Waiter]) throws {
         let durable = batch.contains { $0.durable }
-        try append(batch.map(\.event), checkpoint: durable)
-        if !durable { scheduleFlush() }
+        let due = state.withLock { state in state.unsignedSince.map { .now - $0 >= checkpointInterval } ?? false }
+        try append(batch.map(\.event), checkpoint: durable || due)
+        if !(durable || due) { scheduleFlush() }
     }
 
     /// Appends entry lines (and a checkpoint covering them and everything
@@ -251,8 +283,10 @@ public final class AuditLog: Sendable {
                 if checkpoint {
                     state.signedSeq = seq
                     state.unsynced = false
+                    state.unsignedSince = nil
                 } else {
                     state.unsynced = true
+                    if state.unsignedSince == nil { state.unsignedSince = .now }
                 }
             }
         } catch {
@@ -296,7 +330,8 @@ public final class AuditLog: Sendable {
                 state.withLock { $0.unsynced = false }
             }
         } catch {
-            logger.error("audit log checkpoint or fsync failed", metadata: ["detail": "\(error)"])
+            logger.error("audit log checkpoint or fsync failed; trying again", metadata: ["detail": "\(error)"])
+            scheduleFlush()
         }
     }
 }

@@ -42,9 +42,33 @@ public enum AuditVerifier {
         public var signedThrough: UInt64 = 0
         /// When the first entry no signature covers was written (nil when all are covered).
         public var firstUnsignedTime: String?
+        /// Ranges a start after a crash signed over (`audit.unsigned-tail`):
+        /// chained, but written before any signature, so not tamper-evident.
+        public var adoptedAtRestart: [ClosedRange<UInt64>] = []
         /// The first problem: where, and what it means. nil when all holds.
         public var failure: String?
+        /// The chain is intact and every signature present holds.
         public var isValid: Bool { failure == nil }
+        /// Valid, and every entry was covered by a signature while the server ran.
+        public var isFullySigned: Bool { isValid && unsignedTail == nil && adoptedAtRestart.isEmpty }
+
+        /// What is not tamper-evident, in words (nil when fully signed).
+        public var unsignedSummary: String? {
+            var parts: [String] = []
+            if let tail = unsignedTail {
+                parts.append(
+                    signedThrough == 0 && checkpoints == 0
+                        ? "no entry is covered by a signature (entries \(tail.lowerBound)...\(tail.upperBound)), so neither their content nor the public key is checked"
+                        : "entries \(tail.lowerBound)...\(tail.upperBound) (from \(firstUnsignedTime ?? "?")) come after the last signed checkpoint: a running server signs them within a second; anything else means a crash, or a tail rewritten while the server was stopped"
+                )
+            }
+            for range in adoptedAtRestart {
+                parts.append(
+                    "entries \(range.lowerBound)...\(range.upperBound) were left unsigned by a crash and signed only by the next start (audit.unsigned-tail): their content is not tamper-evident"
+                )
+            }
+            return parts.isEmpty ? nil : parts.joined(separator: "; ")
+        }
 
         /// Entries after the last checkpoint: chained but not signed yet. A live
         /// server signs them within a second; a crash leaves them for the next
@@ -95,7 +119,9 @@ public enum AuditVerifier {
                 if entry.kind == .checkpoint {
                     guard entry.seq + 1 == expected else {
                         report.failure =
-                            "\(place): a checkpoint for seq \(entry.seq) after seq \(expected - 1): entries were removed, inserted or reordered"
+                            entry.seq + 1 > expected
+                            ? "\(place): a checkpoint for seq \(entry.seq) after seq \(expected - 1): entries \(expected)...\(entry.seq) were deleted"
+                            : "\(place): a checkpoint for seq \(entry.seq) after seq \(expected - 1): entries were inserted or reordered"
                         return report
                     }
                     guard entry.prev == prev else {
@@ -154,6 +180,7 @@ public enum AuditVerifier {
                         return report
                     }
                 }
+                if let adopted = entry.adopted { report.adoptedAtRestart.append(adopted) }
                 report.entries += 1
                 report.first = report.first ?? entry.seq
                 report.last = entry.seq

@@ -297,10 +297,8 @@ enum LocalRegistry {
         _ change: () async throws -> T
     ) async throws -> T {
         let key = try await AuditFiles.loadOrCreateKey(store: secrets, masterKey: masterKey)
-        let resume = try AuditFiles.resume(config.auditLog, logger: logger)
-        let log = try AuditLog(
-            writer: try AuditFile(url: config.auditLog), key: key, after: resume.seq, prev: resume.prev,
-            clock: SystemClock(), maxBytes: config.auditMaxBytes, logger: logger)
+        let log = try await AuditLog.open(
+            at: config.auditLog, key: key, clock: SystemClock(), maxBytes: config.auditMaxBytes, logger: logger)
         let via = [("via", "local"), ("client", "local")]
         try await log.record(AuditEvent("client.add", outcome: "intent", via), durable: true)
         do {
