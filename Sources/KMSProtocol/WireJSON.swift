@@ -3,6 +3,11 @@ public import Foundation
 /// The one JSON encoder configuration for everything sent on the wire.
 public enum WireJSON {
     public static func encode(_ value: some Encodable) throws -> Data {
+        if let direct = value as? any WireJSONWritable {
+            var json = JSONBytes()
+            direct.write(to: &json)
+            return Data(json.bytes)
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
         return try encoder.encode(value)

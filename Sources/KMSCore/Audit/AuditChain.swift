@@ -30,11 +30,19 @@ public enum AuditChain {
     static let signatureMarker = ",\"sig\":\""
 
     /// A format-2 entry line: hash-chained, signed by the next checkpoint.
-    static func entryLine(seq: UInt64, time: Date, prev: String, event: AuditEvent) -> String {
-        JSONValue.object([
-            ("v", .integer(2)), ("seq", .integer(Int64(seq))), ("ts", .string(Timestamp.format(time))),
-            ("prev", .string(prev)), ("event", event.json),
-        ]).serialized()
+    /// Written as bytes directly: one per audited request.
+    static func entryLine(seq: UInt64, time: Date, prev: String, event: AuditEvent) -> [UInt8] {
+        var json = JSONBytes(capacity: 512)
+        json.beginObject()
+        json.member("v", integer: 2)
+        json.key("seq")
+        json.integer(Int64(seq))
+        json.member("ts", Timestamp.format(time))
+        json.member("prev", prev)
+        json.key("event")
+        event.write(to: &json)
+        json.endObject()
+        return json.bytes
     }
 
     /// A checkpoint line: signs the chain head (`prev`, the hash of entry `seq`'s line).
@@ -52,6 +60,11 @@ public enum AuditChain {
     /// SHA-256 hex of a line (without newline): the next line's `prev`.
     public static func hash(_ line: some StringProtocol) -> String {
         Hex.encode(SHA256.hash(data: Data(line.utf8)))
+    }
+
+    /// The same, for a line as written.
+    static func hash(_ line: [UInt8]) -> String {
+        Hex.encode(SHA256.hash(data: line))
     }
 
     /// What a line is.

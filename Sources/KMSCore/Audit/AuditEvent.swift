@@ -49,8 +49,12 @@ public struct AuditEvent: Sendable {
         String(Fingerprint.of(spkiDER: Data(sessionId.utf8)).dropFirst("SHA256:".count).prefix(16))
     }
 
-    var json: JSONValue {
-        .object(
-            [("type", .string(type)), ("outcome", .string(outcome))] + fields.map { ($0.0, JSONValue.string($0.1)) })
+    /// The event object, straight into an audit line.
+    func write(to json: inout JSONBytes) {
+        json.beginObject()
+        json.member("type", type)
+        json.member("outcome", outcome)
+        for (name, value) in fields { json.member(name, value) }
+        json.endObject()
     }
 }

@@ -264,7 +264,7 @@ public final class AuditLog: Sendable {
                 seq += 1
                 let line = AuditChain.entryLine(seq: seq, time: now, prev: prev, event: event)
                 prev = AuditChain.hash(line)
-                data.append(contentsOf: line.utf8)
+                data.append(contentsOf: line)
                 data.append(0x0A)
             }
             if checkpoint {

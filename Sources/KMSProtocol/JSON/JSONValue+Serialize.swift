@@ -4,9 +4,38 @@ import Foundation
 extension JSONValue {
     /// Compact or indented JSON text; members keep their order.
     public func serialized(indent: Int? = nil) -> String {
+        guard indent != nil else { return String(decoding: compactBytes(), as: UTF8.self) }
         var out = ""
         write(into: &out, indent: indent, level: 0)
         return out
+    }
+
+    /// Compact JSON as bytes (the audit log writes one line per entry this way).
+    public func compactBytes() -> [UInt8] {
+        var json = JSONBytes()
+        write(to: &json)
+        return json.bytes
+    }
+
+    func write(to json: inout JSONBytes) {
+        switch self {
+        case .null: json.literal("null")
+        case .bool(let value): json.literal(value ? "true" : "false")
+        case .integer(let value): json.integer(value)
+        case .number(let text): json.literal(text)
+        case .string(let text): json.string(text)
+        case .array(let items):
+            json.beginArray()
+            for item in items { item.write(to: &json) }
+            json.endArray()
+        case .object(let members):
+            json.beginObject()
+            for (key, value) in members {
+                json.key(key)
+                value.write(to: &json)
+            }
+            json.endObject()
+        }
     }
 
     private func write(into out: inout String, indent: Int?, level: Int) {
