@@ -74,6 +74,10 @@ struct Migrations {
                 "CREATE INDEX ON \(t("keys")) (next_rotation_at) WHERE next_rotation_at IS NOT NULL",
                 "CREATE INDEX ON \(t("keys")) (deletion_date) WHERE deletion_date IS NOT NULL",
             ],
+            // 4: issue 18. The replay window in one statement (no BEGIN/SELECT/UPDATE/COMMIT round
+            // trips), and a notification per key or alias change so that instances may cache keys.
+            [Self.acceptSequenceFunction(sessions: t("sessions"), clients: t("clients"), name: t("accept_seq"))]
+                + Self.keyNotifications(database: database),
         ]
     }
 
@@ -133,5 +137,120 @@ struct Migrations {
                 logger.notice("applied database migration", metadata: ["version": "\(index + 1)"])
             }
         }
+    }
+
+    /// `accept_seq(id, token hash, seq, now, ttl ms, sliding, window size)` →
+    /// `(outcome, expires, client columns…)`: 0 accepted (with the slid expiry,
+    /// and the session's client row read after the update, as identity-v1
+    /// section 3 orders), 1 no such live session for this token, 2 replayed or
+    /// too old. The same rule as
+    /// `ReplayWindow.accept` and `SessionPolicy.slidExpiry`, on the same
+    /// encoding (bit `i` of the window is byte `i / 8`, bit `i % 8`, which is
+    /// PostgreSQL's `get_bit` numbering), under the row lock of this one
+    /// statement. `SessionStoreConformance` runs both implementations.
+    static func acceptSequenceFunction(sessions: String, clients: String, name: String) -> String {
+        """
+        CREATE FUNCTION \(name)(p_id text, p_token bytea, p_seq int8, p_now timestamptz, p_ttl_ms int8,
+                                 p_sliding boolean, p_size int8)
+        RETURNS TABLE (outcome int, expires timestamptz, c_id text, c_name text, c_fingerprint text,
+                       c_active boolean, c_admin boolean, c_access_key_ids text[], c_sealed bytea, c_revision int8)
+        LANGUAGE plpgsql AS $fn$
+        DECLARE
+            r record;
+            old_bits bytea;
+            new_bits bytea;
+            new_highest int8;
+            k int8;
+            byte_shift int;
+            bit_shift int;
+            n int;
+            v int;
+            new_expiry timestamptz;
+        BEGIN
+            SELECT s.token_hash, s.expires_at, s.absolute_expiry, s.window_highest, s.window_bits, s.client_id INTO r
+              FROM \(sessions) s WHERE s.id = p_id FOR UPDATE;
+            IF NOT FOUND OR r.expires_at <= p_now OR r.token_hash <> p_token THEN
+                RETURN QUERY SELECT 1, NULL::timestamptz, NULL, NULL, NULL, NULL::boolean, NULL::boolean, NULL::text[],
+                                    NULL::bytea, NULL::int8;
+                RETURN;
+            END IF;
+            old_bits := r.window_bits;
+            new_bits := old_bits;
+            new_highest := r.window_highest;
+            n := length(old_bits);
+            IF p_seq <= 0 THEN
+                RETURN QUERY SELECT 2, NULL::timestamptz, NULL, NULL, NULL, NULL::boolean, NULL::boolean, NULL::text[],
+                                    NULL::bytea, NULL::int8;
+                RETURN;
+            END IF;
+            IF p_seq > new_highest THEN
+                k := p_seq - new_highest;
+                IF k >= n * 8 THEN
+                    new_bits := decode(repeat('00', n), 'hex');
+                ELSE
+                    byte_shift := (k / 8)::int;
+                    bit_shift := (k % 8)::int;
+                    FOR i IN REVERSE n - 1 .. 0 LOOP
+                        v := 0;
+                        IF i - byte_shift >= 0 THEN
+                            v := (get_byte(old_bits, i - byte_shift) << bit_shift) & 255;
+                            IF bit_shift > 0 AND i - byte_shift - 1 >= 0 THEN
+                                v := v | (get_byte(old_bits, i - byte_shift - 1) >> (8 - bit_shift));
+                            END IF;
+                        END IF;
+                        new_bits := set_byte(new_bits, i, v);
+                    END LOOP;
+                END IF;
+                new_bits := set_bit(new_bits, 0, 1);
+                new_highest := p_seq;
+            ELSE
+                k := new_highest - p_seq;
+                IF k >= p_size OR k >= n * 8 OR get_bit(new_bits, k::int) = 1 THEN
+                    RETURN QUERY SELECT 2, NULL::timestamptz, NULL, NULL, NULL, NULL::boolean, NULL::boolean,
+                                        NULL::text[], NULL::bytea, NULL::int8;
+                    RETURN;
+                END IF;
+                new_bits := set_bit(new_bits, k::int, 1);
+            END IF;
+            new_expiry := r.expires_at;
+            IF p_sliding THEN
+                new_expiry := GREATEST(r.expires_at,
+                                       LEAST(p_now + p_ttl_ms * interval '1 millisecond', r.absolute_expiry));
+            END IF;
+            UPDATE \(sessions) SET window_highest = new_highest, window_bits = new_bits, expires_at = new_expiry
+              WHERE id = p_id;
+            RETURN QUERY SELECT 0, new_expiry, c.client_id::text, c.name, c.fingerprint, c.active, c.admin,
+                                c.access_key_ids, c.sealed, c.revision
+              FROM (SELECT 1) AS one LEFT JOIN \(clients) c ON c.client_id = r.client_id;
+        END
+        $fn$
+        """
+    }
+
+    /// A `pg_notify` on `<prefix>keys` naming the key, after every change to a
+    /// key row or an alias row (old and new key), from any writer (another
+    /// instance, the scheduler, a restore): what lets an instance cache key
+    /// records and still see a change elsewhere within milliseconds.
+    static func keyNotifications(database: PostgresDatabase) -> [String] {
+        let t = database.table
+        return [
+            """
+            CREATE FUNCTION \(t("notify_key"))() RETURNS trigger LANGUAGE plpgsql AS $fn$
+            BEGIN
+                IF TG_OP <> 'INSERT' THEN PERFORM pg_notify('\(database.keyChannel)', OLD.key_id); END IF;
+                IF TG_OP <> 'DELETE' THEN PERFORM pg_notify('\(database.keyChannel)', NEW.key_id); END IF;
+                RETURN NULL;
+            END
+            $fn$
+            """,
+            """
+            CREATE TRIGGER \(t("keys_notify")) AFTER INSERT OR UPDATE OR DELETE ON \(t("keys"))
+            FOR EACH ROW EXECUTE FUNCTION \(t("notify_key"))()
+            """,
+            """
+            CREATE TRIGGER \(t("aliases_notify")) AFTER INSERT OR UPDATE OR DELETE ON \(t("aliases"))
+            FOR EACH ROW EXECUTE FUNCTION \(t("notify_key"))()
+            """,
+        ]
     }
 }

@@ -14,6 +14,8 @@ public final class PostgresDatabase: Sendable {
     public let prefix: String
     let logger: Logger
     private let runTask: Task<Void, Never>
+    /// Where single connections (the key-change listener) go: the pool's target.
+    private let target: PostgresURL
 
     /// Connects (checking the URL, the credentials and the permissions with
     /// one probe connection, so a mistake is reported at once and clearly),
@@ -24,6 +26,7 @@ public final class PostgresDatabase: Sendable {
         url: String, prefix: String = "kms_", logger: Logger, maximumConnections: Int = 16, migrate: Bool = true
     ) async throws {
         let target = try PostgresURL(url)
+        self.target = target
         self.prefix = prefix
         self.logger = logger
         try await Self.probe(target, logger: logger)
@@ -58,10 +61,19 @@ public final class PostgresDatabase: Sendable {
     /// store under test its own empty tables this way.
     public init(sharing other: PostgresDatabase, prefix: String) async throws {
         client = other.client
+        target = other.target
         self.prefix = prefix
         logger = other.logger
         runTask = Task {}
         try await Migrations(database: self).apply()
+    }
+
+    /// One connection of its own, outside the pool (for `LISTEN`, which needs a connection that stays).
+    func connect() async throws -> PostgresConnection {
+        let configuration = PostgresConnection.Configuration(
+            host: target.host, port: target.port, username: target.username, password: target.password,
+            database: target.database, tls: try target.connectionTLS())
+        return try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
     }
 
     /// Stops the pool (at shutdown, after the server drained).
@@ -81,6 +93,9 @@ public final class PostgresDatabase: Sendable {
     }
 
     func table(_ name: String) -> String { prefix + name }
+
+    /// The `LISTEN` channel of key and alias changes (migration 4's trigger).
+    var keyChannel: String { prefix + "keys" }
 
     /// What an advisory lock serialises, each in its own namespace.
     enum LockPurpose: Int32 {

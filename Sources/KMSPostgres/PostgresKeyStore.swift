@@ -16,6 +16,7 @@ public final class PostgresKeyStore: KeyStore {
     let database: PostgresDatabase
     let lifecycle: KeyLifecycle
     let clock: any KMSClock
+    let cache = PostgresKeyCache()
 
     public init(database: PostgresDatabase, lifecycle: KeyLifecycle, clock: any KMSClock) {
         self.database = database
@@ -51,6 +52,7 @@ public final class PostgresKeyStore: KeyStore {
     }
 
     public func create(_ record: KeyRecord) async throws(KMSError) {
+        defer { cache.invalidate(keyId: record.keyId) }
         let (database, logger, table, aliases, text) = (database, logger, table, aliases, encode(record))
         let inUse = record.aliases.first.map(KMSError.aliasInUse)
         try await database.transaction("create key", uniqueViolation: inUse) { connection in
@@ -83,14 +85,60 @@ public final class PostgresKeyStore: KeyStore {
     }
 
     public func key(id: String) async throws(KMSError) -> KeyRecord? {
-        try await records("read key", "\(unescaped: selectRecord) WHERE k.key_id = \(id)").first
+        if let cached = cache.record(id: id) { return cached }
+        return try await cached("\(unescaped: selectRecord) WHERE k.key_id = \(id)")
     }
 
     public func key(alias: String) async throws(KMSError) -> KeyRecord? {
-        try await records(
-            "read key",
+        if let cached = cache.record(alias: alias) { return cached }
+        return try await cached(
             "\(unescaped: selectRecord) WHERE k.key_id = (SELECT key_id FROM \(unescaped: aliases) WHERE alias = \(alias))"
-        ).first
+        )
+    }
+
+    /// Reads one record and caches it (when the cache is on and nothing changed meanwhile).
+    private func cached(_ query: PostgresQuery) async throws(KMSError) -> KeyRecord? {
+        let generation = cache.generation()
+        let record = try await records("read key", query).first
+        if let record, let generation { cache.store(record, readAt: generation) }
+        return record
+    }
+
+    /// Keeps this instance's key cache honest: listens on `<prefix>keys` for
+    /// migration 4's notifications and drops each changed key, until the task
+    /// is cancelled (`kms serve` runs it as a service). While it is not
+    /// connected the cache is off and every read goes to the database; it
+    /// reconnects every second.
+    public func listenForKeyChanges() async {
+        let (channel, cache, logger) = (database.keyChannel, cache, logger)
+        while !Task.isCancelled {
+            do {
+                let connection = try await database.connect()
+                do {
+                    try await connection.listen(on: channel) { notifications in
+                        // A query after LISTEN on the same connection: LISTEN is in force once it answers.
+                        try await connection.query("SELECT 1", logger: logger)
+                        cache.setListening(true)
+                        for try await notification in notifications { cache.invalidate(keyId: notification.payload) }
+                    }
+                } catch {
+                    if !Task.isCancelled {
+                        logger.warning(
+                            "lost the key-change notifications; reading keys from the database until they are back",
+                            metadata: ["detail": "\(PostgresDatabase.describe(error))"])
+                    }
+                }
+                cache.setListening(false)
+                try? await connection.close()
+            } catch {
+                cache.setListening(false)
+                logger.warning(
+                    "cannot listen for key changes; reading keys from the database",
+                    metadata: ["detail": "\(PostgresDatabase.describe(error))"])
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+        cache.setListening(false)
     }
 
     private func records(_ what: String, _ query: PostgresQuery) async throws(KMSError) -> [KeyRecord] {
@@ -125,11 +173,14 @@ public final class PostgresKeyStore: KeyStore {
             }
             return updated
         }
+        // This instance's own change is seen at once; others' arrive by notification.
+        cache.invalidate(keyId: record.keyId)
         guard updated else { return .conflict }  // changed or deleted meanwhile: the caller reads it again
         return .updated(try await key(id: record.keyId) ?? stored)
     }
 
     public func delete(keyId: String, expectedRevision: Int, now: Date) async throws(KMSError) -> Bool {
+        defer { cache.invalidate(keyId: keyId) }
         let (client, logger, table) = (database.client, logger, table)
         return try await database.withDeadline("delete key") {
             var deleted = false
@@ -207,6 +258,7 @@ public final class PostgresKeyStore: KeyStore {
     }
 
     public func createAlias(_ record: AliasRecord) async throws(KMSError) {
+        defer { cache.invalidate(keyId: record.keyId) }
         let (client, logger, aliases) = (database.client, logger, aliases)
         let claimed = try await database.withDeadline("create alias") { () async throws -> Bool in
             var claimed = false
@@ -231,7 +283,11 @@ public final class PostgresKeyStore: KeyStore {
     public func moveAlias(_ alias: String, expectedKeyId: String, to keyId: String, at now: Date)
         async throws(KMSError) -> Bool
     {
-        try await changed(
+        defer {
+            cache.invalidate(keyId: expectedKeyId)
+            cache.invalidate(keyId: keyId)
+        }
+        return try await changed(
             "move alias",
             """
             UPDATE \(unescaped: aliases) SET key_id = \(keyId), updated_at = \(now)
@@ -240,7 +296,8 @@ public final class PostgresKeyStore: KeyStore {
     }
 
     public func deleteAlias(_ alias: String, expectedKeyId: String) async throws(KMSError) -> Bool {
-        try await changed(
+        defer { cache.invalidate(keyId: expectedKeyId) }
+        return try await changed(
             "delete alias",
             "DELETE FROM \(unescaped: aliases) WHERE alias = \(alias) AND key_id = \(expectedKeyId) RETURNING alias")
     }

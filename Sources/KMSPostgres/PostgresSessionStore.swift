@@ -19,6 +19,7 @@ import PostgresNIO
 public final class PostgresSessionStore: SessionStore {
     let database: PostgresDatabase
     let masterKey: MasterKey
+    let recent = PostgresSessionCache()
 
     public init(database: PostgresDatabase, masterKey: MasterKey) {
         self.database = database
@@ -162,7 +163,16 @@ public final class PostgresSessionStore: SessionStore {
             rotations: Self.rotations(rotations), clientId: clientId.flatMap { $0.isEmpty ? nil : $0 })
     }
 
+    /// The session for a token: from this instance's cache of recent sessions
+    /// when it can (`PostgresSessionCache` says why the database still decides).
     public func session(tokenHash: TokenHash, now: Date) async throws(KMSError) -> SessionRecord? {
+        if let known = recent.session(tokenHash, now: now) { return known }
+        let found = try await readSession(tokenHash: tokenHash, now: now)
+        if let found { recent.store(found) }
+        return found
+    }
+
+    private func readSession(tokenHash: TokenHash, now: Date) async throws(KMSError) -> SessionRecord? {
         let client = database.client
         let logger = self.logger
         let sessions = self.sessions
@@ -179,35 +189,64 @@ public final class PostgresSessionStore: SessionStore {
         return try found.map { row throws(KMSError) in try record(row) }
     }
 
+    /// One statement (migration 4's `accept_seq`): the row lock, the window
+    /// check and its update happen in the database in one round trip and one
+    /// commit, instead of BEGIN, SELECT … FOR UPDATE, UPDATE and COMMIT.
     public func acceptSequence(
         sessionId: String, tokenHash: TokenHash, seq: UInt64, now: Date, policy: SessionPolicy
     ) async throws(KMSError) -> Date {
-        let sessions = self.sessions
-        let logger = self.logger
-        return try await database.transaction("accept seq") { connection in
-            var row: (Data, Date, Date, Int, Data)?
-            for try await found in try await connection.query(
-                "SELECT token_hash, expires_at, absolute_expiry, window_highest, window_bits FROM \(unescaped: sessions) WHERE id = \(sessionId) FOR UPDATE",
+        try await acceptSequenceReadingClient(
+            sessionId: sessionId, tokenHash: tokenHash, seq: seq, now: now, policy: policy
+        ).expiresAt
+    }
+
+    private typealias AcceptRow = (Int, Date?, String?, String?, String?, Bool?, Bool?, [String]?, Data?, Int?)
+
+    /// The same statement also returns the session's client row, read after
+    /// the update: a sealed call's whole database work is this one round trip.
+    public func acceptSequenceReadingClient(
+        sessionId: String, tokenHash: TokenHash, seq: UInt64, now: Date, policy: SessionPolicy
+    ) async throws(KMSError) -> AdmittedSequence {
+        let (client, logger, function) = (database.client, logger, database.table("accept_seq"))
+        let size = Int64(ReplayWindow.size)
+        let answer: AcceptRow? = try await database.withDeadline("accept seq") {
+            var answer: AcceptRow?
+            for try await row in try await client.query(
+                """
+                SELECT * FROM \(unescaped: function)(\(sessionId), \(tokenHash.bytes), \(Int64(clamping: seq)),
+                  \(now), \(policy.ttlMs), \(policy.sliding), \(size))
+                """,
                 logger: logger
-            ).decode((Data, Date, Date, Int, Data).self) {
-                row = found
+            ).decode(AcceptRow.self) {
+                answer = row
             }
-            guard let (hash, expiresAt, absoluteExpiry, highest, bits) = row, expiresAt > now,
-                TokenHash(bytes: hash) == tokenHash
-            else { throw KMSError.unknownSession }
-            var window = Self.window(highest: highest, bits: bits)
-            guard window.accept(seq) else { throw KMSError.replayDetected }
-            let newExpiry = policy.slidExpiry(current: expiresAt, now: now, absoluteExpiry: absoluteExpiry)
-            try await connection.query(
-                "UPDATE \(unescaped: sessions) SET window_highest = \(Int(window.highest)), window_bits = \(Self.bits(window)), expires_at = \(newExpiry) WHERE id = \(sessionId)",
-                logger: logger)
-            return newExpiry
+            return answer
+        }
+        guard let answer else { throw KMSError.unknownSession }
+        switch answer {
+        case (
+            0, let expires?, let id, let name, let fingerprint, let active, let admin, let keys, let sealed,
+            let revision
+        ):
+            var stored: StoredClient?
+            if let id, let name, let fingerprint, let active, let admin, let keys, let sealed, let revision {
+                stored = StoredClient(
+                    clientId: id, name: name, fingerprint: fingerprint, active: active, admin: admin,
+                    accessKeyIds: keys, sealed: sealed, revision: revision)
+            }
+            return AdmittedSequence(expiresAt: expires, clientRead: true, client: stored)
+        case (2, _, _, _, _, _, _, _, _, _):
+            throw KMSError.replayDetected
+        default:
+            recent.remove { $0.id == sessionId }
+            throw KMSError.unknownSession
         }
     }
 
     public func rotateToken(
         sessionId: String, oldTokenHash: TokenHash, newTokenHash: TokenHash, now: Date, policy: SessionPolicy
     ) async throws(KMSError) -> SessionRecord {
+        defer { recent.remove { $0.id == sessionId } }
         let sessions = self.sessions
         let logger = self.logger
         // Two sessions rotating to one token at once: the loser's UPDATE breaks
@@ -258,11 +297,13 @@ public final class PostgresSessionStore: SessionStore {
     }
 
     public func deleteSession(id: String) async throws(KMSError) {
+        defer { recent.remove { $0.id == id } }
         _ = try await run("delete session", "DELETE FROM \(unescaped: sessions) WHERE id = \(id) RETURNING id")
     }
 
     public func deleteSessions(clientId: String) async throws(KMSError) -> Int {
-        try await run(
+        defer { recent.remove { $0.clientId == clientId } }
+        return try await run(
             "delete client sessions", "DELETE FROM \(unescaped: sessions) WHERE client_id = \(clientId) RETURNING id")
     }
 

@@ -140,6 +140,7 @@ public func buildApplication(
         KeyScheduler(
             keys: keys, audit: audit,
             interval: dependencies.schedulerInterval ?? .milliseconds(config.schedulerIntervalMs), logger: logger))
+    if let keyStore = stores.keys as? PostgresKeyStore { app.addServices(KeyChangeListener(store: keyStore)) }
     if let aws = config.aws {
         app.addServices(
             try await makeAWSDoor(

@@ -99,7 +99,12 @@ public struct ClientRegistry: Sendable {
 
     /// The active client `clientId` (read for every admitted sealed request).
     public func activeClient(id: String) async throws(KMSError) -> ClientRecord? {
-        guard let stored = try await store.client(id: id), stored.active else { return nil }
+        activeClient(try await store.client(id: id), id: id)
+    }
+
+    /// The active client from a row already read (with the seq's admission, on PostgreSQL).
+    public func activeClient(_ stored: StoredClient?, id: String) -> ClientRecord? {
+        guard let stored, stored.clientId == id, stored.active else { return nil }
         // The row is read every time (a revocation or grant change on any instance
         // applies at once); only the opening of an unchanged row is remembered.
         if let known = opened.withLock({ $0[id] }), known.stored == stored { return known.record }

@@ -158,9 +158,10 @@ public struct SessionManager: Sendable {
     /// Step 6: records the seq (refusing replays) and slides the expiry.
     /// Errors thrown here are answered sealed.
     public func admit(_ request: AuthenticatedRequest) async throws(KMSError) -> OpenedRequest {
-        let expiresAt = try await store.acceptSequence(
+        let admitted = try await store.acceptSequenceReadingClient(
             sessionId: request.sessionId, tokenHash: request.tokenHash, seq: request.seq, now: clock.now(),
             policy: policy)
+        let expiresAt = admitted.expiresAt
         // identity-v1 section 3: the client is read now, never copied from the
         // key exchange; a revoked client (or, with auth required, a session
         // bound to none) ends the session.
@@ -168,7 +169,10 @@ public struct SessionManager: Sendable {
         // With KMS_CLIENT_AUTH=off sessions have no client (identity-v1 section 8),
         // even one made while it was required.
         if let clientId = request.clientId, clientAuthRequired {
-            client = try await clients.activeClient(id: clientId)
+            client =
+                admitted.clientRead
+                ? clients.activeClient(admitted.client, id: clientId)
+                : try await clients.activeClient(id: clientId)
         }
         if client == nil, clientAuthRequired {
             try await store.deleteSession(id: request.sessionId)

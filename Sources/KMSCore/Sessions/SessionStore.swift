@@ -8,6 +8,31 @@ public import KMSProtocol
 /// one, which is what makes a session usable from any instance. Methods take
 /// `now` instead of reading a clock so that expiry is decided by the caller's
 /// (injectable) clock. Expired entries behave as absent even before `purgeExpired`.
+/// What `acceptSequenceReadingClient` answers.
+public struct AdmittedSequence: Sendable {
+    public var expiresAt: Date
+    /// Whether `client` was read (after the seq was admitted); when false the caller reads it.
+    public var clientRead: Bool
+    /// The session's client row as read (nil: none).
+    public var client: StoredClient?
+
+    public init(expiresAt: Date, clientRead: Bool = false, client: StoredClient? = nil) {
+        self.expiresAt = expiresAt
+        self.clientRead = clientRead
+        self.client = client
+    }
+}
+
+extension SessionStore {
+    public func acceptSequenceReadingClient(
+        sessionId: String, tokenHash: TokenHash, seq: UInt64, now: Date, policy: SessionPolicy
+    ) async throws(KMSError) -> AdmittedSequence {
+        AdmittedSequence(
+            expiresAt: try await acceptSequence(
+                sessionId: sessionId, tokenHash: tokenHash, seq: seq, now: now, policy: policy))
+    }
+}
+
 public protocol SessionStore: Sendable {
     /// Adds a pending session. Throws `too_many_pending_sessions` (429) past
     /// `perAddress` live entries for its address, `server_busy` (503) past `max` in all.
@@ -34,6 +59,14 @@ public protocol SessionStore: Sendable {
     func acceptSequence(
         sessionId: String, tokenHash: TokenHash, seq: UInt64, now: Date, policy: SessionPolicy
     ) async throws(KMSError) -> Date
+
+    /// `acceptSequence`, and, where the store can do both in one step, the
+    /// session's client row read *after* the seq was admitted (identity-v1
+    /// section 3): PostgreSQL answers both in one statement. The default reads
+    /// no client (`clientRead` false: the caller reads it).
+    func acceptSequenceReadingClient(
+        sessionId: String, tokenHash: TokenHash, seq: UInt64, now: Date, policy: SessionPolicy
+    ) async throws(KMSError) -> AdmittedSequence
 
     /// Binds the session from `oldTokenHash` to `newTokenHash` (the old one
     /// stops at once), at most `policy.rotateMax` times per

@@ -58,8 +58,17 @@ struct SealedChannel: Sendable {
             let authenticated = try await sessions.authenticate(
                 token: request.headers[HeaderNames.clientToken], method: request.method.rawValue,
                 target: request.uri.description, carrier: carrier)
+            let opened: OpenedRequest
             do throws(KMSError) {
-                let opened = try await sessions.admit(authenticated)
+                opened = try await sessions.admit(authenticated)
+            } catch  where error.code == .unknownSession {
+                // The session is gone (ended, revoked, its token rotated: perhaps on another instance,
+                // while this one still knew the session): answered as for any unknown session, in plain.
+                throw error
+            } catch {
+                throw SealedFailure(error: error, request: authenticated)
+            }
+            do throws(KMSError) {
                 let input: Inner
                 do throws(RequestFieldError) {
                     input = try Inner.parse(authenticated.placement.innerJSON(authenticated.plaintext))

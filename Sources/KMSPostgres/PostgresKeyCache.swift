@@ -1,0 +1,91 @@
+import KMSCore
+import Synchronization
+
+/// Key records cached on one instance, so that a sealed call does not read its
+/// key from the database (issue 18): the key row read was two of a sealed
+/// encrypt's eight round trips.
+///
+/// Correctness across instances comes from migration 4's trigger: every change
+/// to a key or alias row, by any writer, sends `NOTIFY <prefix>keys, key_id`,
+/// and `PostgresKeyStore.listenForKeyChanges` drops that key here. The cache
+/// only answers while that listener is connected (`listening`); losing the
+/// connection empties it and turns it off until the listener is back. An entry
+/// also expires after `maxAge` (one second) however quiet the channel, so a
+/// change elsewhere reaches this instance within a second even if a
+/// notification were lost, and usually within milliseconds. Misses are not
+/// cached (a key created elsewhere is found at once). A read that began before
+/// an invalidation never stores its (possibly older) result: every
+/// invalidation moves `generation`, and `store` checks it.
+final class PostgresKeyCache: Sendable {
+    private struct Entry {
+        let record: KeyRecord
+        let stored: ContinuousClock.Instant
+    }
+
+    private struct State {
+        var listening = false
+        var generation: UInt64 = 0
+        var byId: [String: Entry] = [:]
+        var byAlias: [String: String] = [:]
+    }
+
+    let maxAge: Duration
+    let maxEntries: Int
+    private let state = Mutex(State())
+
+    init(maxAge: Duration = .seconds(1), maxEntries: Int = 10_000) {
+        self.maxAge = maxAge
+        self.maxEntries = maxEntries
+    }
+
+    /// The generation a read starts at, or nil when the cache is off.
+    func generation() -> UInt64? {
+        state.withLock { $0.listening ? $0.generation : nil }
+    }
+
+    func record(id: String) -> KeyRecord? {
+        state.withLock { state in fresh(state.byId[id], state) }
+    }
+
+    func record(alias: String) -> KeyRecord? {
+        state.withLock { state in state.byAlias[alias].flatMap { fresh(state.byId[$0], state) } }
+    }
+
+    private func fresh(_ entry: Entry?, _ state: State) -> KeyRecord? {
+        guard state.listening, let entry, ContinuousClock.now - entry.stored < maxAge else { return nil }
+        return entry.record
+    }
+
+    /// Keeps `record` (read at `generation`) unless something changed since.
+    func store(_ record: KeyRecord, readAt generation: UInt64) {
+        state.withLock { state in
+            guard state.listening, state.generation == generation else { return }
+            if state.byId.count >= maxEntries {
+                state.byId.removeAll(keepingCapacity: true)
+                state.byAlias.removeAll(keepingCapacity: true)
+            }
+            state.byId[record.keyId] = Entry(record: record, stored: .now)
+            for alias in record.aliases { state.byAlias[alias] = record.keyId }
+        }
+    }
+
+    /// A notification: the key `keyId` (or one of its aliases) changed.
+    func invalidate(keyId: String) {
+        state.withLock { state in
+            state.generation &+= 1
+            state.byId[keyId] = nil
+            state.byAlias = state.byAlias.filter { $0.value != keyId }
+        }
+    }
+
+    /// The listener connected (on) or lost its connection (off): either way
+    /// nothing cached so far can be trusted.
+    func setListening(_ on: Bool) {
+        state.withLock { state in
+            state.listening = on
+            state.generation &+= 1
+            state.byId.removeAll()
+            state.byAlias.removeAll()
+        }
+    }
+}

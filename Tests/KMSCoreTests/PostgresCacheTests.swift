@@ -1,0 +1,141 @@
+import Crypto
+import Foundation
+import KMSCore
+import KMSProtocol
+import KMSTestSupport
+import Logging
+import Testing
+
+@testable import KMSPostgres
+
+/// Issue 18: each instance caches key records, and a change on another
+/// instance (a rotation, an alias move, a deletion) reaches it within a second
+/// through LISTEN/NOTIFY; without its listener an instance caches nothing.
+/// Sessions are cached for the lookup only: the database still refuses, on
+/// every instance at once, a session ended elsewhere and a seq accepted elsewhere.
+@Suite(
+    .enabled(
+        if: PostgresTestDatabase.url != nil,
+        "KMS_TEST_POSTGRES_URL is not set: the PostgreSQL cache tests are skipped"))
+struct PostgresCacheTests {
+    static let logger: Logger = {
+        var logger = Logger(label: "kms-test-key-cache")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    /// Two instances (two pools) on one prefix, as two `kms serve` would be.
+    static func twoInstances() async throws -> (PostgresKeyStore, PostgresKeyStore) {
+        let url = try #require(PostgresTestDatabase.url)
+        let prefix = PostgresTestDatabase.newPrefix()
+        func store() async throws -> PostgresKeyStore {
+            PostgresKeyStore(
+                database: try await KMSPostgres.PostgresDatabase(
+                    url: url, prefix: prefix, logger: logger, maximumConnections: 2),
+                lifecycle: KeyLifecycle(graceMs: 1_000), clock: SystemClock())
+        }
+        return (try await store(), try await store())
+    }
+
+    /// Polls `condition` for up to `limit`; returns how long it took (nil: never).
+    static func within(_ limit: Duration, _ condition: () async throws -> Bool) async throws -> Duration? {
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < limit {
+            if try await condition() { return ContinuousClock.now - start }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return nil
+    }
+
+    @Test func aChangeOnOneInstanceReachesTheOtherWithinASecond() async throws {
+        let (a, b) = try await Self.twoInstances()
+        let listener = Task { await b.listenForKeyChanges() }
+        defer { listener.cancel() }
+        #expect(try await Self.within(.seconds(10)) { b.cache.generation() != nil } != nil, "the listener connects")
+
+        let key = sampleRecord(alias: "photos")
+        let other = sampleRecord()
+        try await a.create(key)
+        try await a.create(other)
+        #expect(try await b.key(id: key.keyId)?.activeVersion == 1)
+        #expect(try await b.key(alias: "photos")?.keyId == key.keyId)
+        #expect(b.cache.record(id: key.keyId) != nil && b.cache.record(alias: "photos") != nil, "B cached what it read")
+
+        // A rotation on A: B sees version 2 within a second (by notification, well before the entry's age limit).
+        guard
+            case .updated = try await a.update(
+                sampleRecord(key.keyId, alias: "photos", versions: 2), expectedRevision: 1)
+        else { throw CocoaError(.featureUnsupported) }
+        let rotated = try await Self.within(.seconds(1)) { try await b.key(id: key.keyId)?.activeVersion == 2 }
+        #expect(rotated != nil, "B still used version 1 a second after A rotated")
+
+        // An alias moved on A: B resolves it to the other key within a second.
+        #expect(try await a.moveAlias("photos", expectedKeyId: key.keyId, to: other.keyId, at: Date()))
+        let moved = try await Self.within(.seconds(1)) { try await b.key(alias: "photos")?.keyId == other.keyId }
+        #expect(moved != nil, "B still resolved the alias to the old key a second after A moved it")
+
+        // B's own change is seen by B at once (no wait for its own notification).
+        guard
+            case .updated = try await b.update(
+                sampleRecord(other.keyId, alias: "photos", versions: 2), expectedRevision: 1)
+        else { throw CocoaError(.featureUnsupported) }
+        #expect(try await b.key(id: other.keyId)?.activeVersion == 2)
+
+        listener.cancel()
+        _ = await listener.value
+        #expect(b.cache.generation() == nil && b.cache.record(id: key.keyId) == nil, "no listener, no cache")
+    }
+
+    /// The cache's own rules: a read that began before an invalidation never stores; entries age out.
+    @Test func aReadOlderThanAnInvalidationIsNotKept() {
+        let cache = PostgresKeyCache(maxAge: .milliseconds(50))
+        let record = sampleRecord()
+        #expect(cache.generation() == nil)
+        cache.store(record, readAt: 0)
+        #expect(cache.record(id: record.keyId) == nil, "off until listening")
+        cache.setListening(true)
+        let generation = try? #require(cache.generation())
+        cache.invalidate(keyId: "another")
+        cache.store(record, readAt: generation ?? 0)
+        #expect(cache.record(id: record.keyId) == nil, "a read from before an invalidation is dropped")
+        cache.store(record, readAt: cache.generation() ?? 0)
+        #expect(cache.record(id: record.keyId) == record)
+        Thread.sleep(forTimeInterval: 0.08)
+        #expect(cache.record(id: record.keyId) == nil, "entries age out")
+    }
+
+    @Test func aCachedSessionIsStillRefusedOnceEndedElsewhereAndSeqsAreShared() async throws {
+        let url = try #require(PostgresTestDatabase.url)
+        let prefix = PostgresTestDatabase.newPrefix()
+        let masterKey = try MasterKey(bytes: Data(repeating: 3, count: 32))
+        func store() async throws -> PostgresSessionStore {
+            PostgresSessionStore(
+                database: try await KMSPostgres.PostgresDatabase(
+                    url: url, prefix: prefix, logger: Self.logger, maximumConnections: 2),
+                masterKey: masterKey)
+        }
+        let (a, b) = (try await store(), try await store())
+        let now = Date()
+        let hash = ClientToken.hash("tok-shared")
+        let record = SessionRecord(
+            id: "shared", tokenHash: hash, key: SymmetricKey(size: .bits256), createdAt: now,
+            expiresAt: now.addingTimeInterval(600), absoluteExpiry: now.addingTimeInterval(3_600))
+        try await a.createSession(record, now: now, max: 10)
+        let policy = SessionPolicy()
+        #expect(try await b.session(tokenHash: hash, now: now)?.id == "shared")
+        _ = try await b.acceptSequence(sessionId: "shared", tokenHash: hash, seq: 5, now: now, policy: policy)
+        let replay = await #expect(throws: KMSError.self) {
+            try await a.acceptSequence(sessionId: "shared", tokenHash: hash, seq: 5, now: now, policy: policy)
+        }
+        #expect(replay?.code == .replayDetected, "a seq B accepted is refused by A")
+
+        try await a.deleteSession(id: "shared")
+        #expect(
+            try await b.session(tokenHash: hash, now: now) != nil, "B still knows the session (the lookup is cached)")
+        let gone = await #expect(throws: KMSError.self) {
+            try await b.acceptSequence(sessionId: "shared", tokenHash: hash, seq: 6, now: now, policy: policy)
+        }
+        #expect(gone?.code == .unknownSession, "but the database refuses it on B at once")
+        #expect(try await b.session(tokenHash: hash, now: now) == nil, "and B forgets it")
+    }
+}
