@@ -1,3 +1,5 @@
+import NIOCore
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -14,7 +16,7 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     /// Parses dotted IPv4 or RFC 4291 IPv6 text (no zone ids, no brackets).
     public init?(_ text: some StringProtocol) {
         let string = String(text)
-        guard !string.isEmpty, !string.contains("%") else { return nil }
+        guard !string.isEmpty, !string.utf8.contains(UInt8(ascii: "%")) else { return nil }
         var v4 = in_addr()
         if inet_pton(AF_INET, string, &v4) == 1 {
             let value = withUnsafeBytes(of: &v4.s_addr) { Array($0) }
@@ -24,6 +26,20 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
         var v6 = in6_addr()
         guard inet_pton(AF_INET6, string, &v6) == 1 else { return nil }
         bytes = withUnsafeBytes(of: &v6) { Array($0) }
+    }
+
+    /// The address of a socket peer, from its bytes (no text round trip per request).
+    init?(socketAddress: SocketAddress) {
+        switch socketAddress {
+        case .v4(let address):
+            var raw = address.address.sin_addr
+            bytes = Array(repeating: 0, count: 10) + [0xFF, 0xFF] + withUnsafeBytes(of: &raw) { Array($0) }
+        case .v6(let address):
+            var raw = address.address.sin6_addr
+            bytes = withUnsafeBytes(of: &raw) { Array($0) }
+        case .unixDomainSocket:
+            return nil
+        }
     }
 
     public init(bytes: [UInt8]) {

@@ -13,6 +13,6 @@ public struct KMSRequestContext: RequestContext {
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        peer = source.channel.remoteAddress?.ipAddress.flatMap { IPAddress($0) }
+        peer = source.channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
     }
 }
