@@ -76,7 +76,11 @@ struct Migrations {
             ],
             // 4: issue 18. The replay window in one statement (no BEGIN/SELECT/UPDATE/COMMIT round
             // trips), and a notification per key or alias change so that instances may cache keys.
-            [Self.acceptSequenceFunction(sessions: t("sessions"), clients: t("clients"), name: t("accept_seq"))]
+            [
+                "DELETE FROM \(t("sessions"))",
+                "ALTER TABLE \(t("sessions")) ADD COLUMN window_ring bit(1024) NOT NULL DEFAULT repeat('0', 1024)::bit(1024)",
+            ]
+                + [Self.acceptSequenceFunction(sessions: t("sessions"), clients: t("clients"), name: t("accept_seq"))]
                 + Self.keyNotifications(database: database),
         ]
     }
@@ -144,10 +148,16 @@ struct Migrations {
     /// and the session's client row read after the update, as identity-v1
     /// section 3 orders), 1 no such live session for this token, 2 replayed or
     /// too old. The same rule as
-    /// `ReplayWindow.accept` and `SessionPolicy.slidExpiry`, on the same
-    /// encoding (bit `i` of the window is byte `i / 8`, bit `i % 8`, which is
-    /// PostgreSQL's `get_bit` numbering), under the row lock of this one
-    /// statement. `SessionStoreConformance` runs both implementations.
+    /// `ReplayWindow.accept` and `SessionPolicy.slidExpiry`, under the row
+    /// lock of this one statement; `SessionStoreConformance` runs both. The
+    /// window is a ring in its own column since this migration, `window_ring
+    /// bit(1024)`: seq `s` is bit `s mod 1024` (from the left), so moving the
+    /// window is one `set_bit` and at most two `overlay`s of zeros, whatever
+    /// the jump, instead of shifting 128 bytes in a PL/pgSQL loop (which
+    /// also made a client's seq jumps cost the database milliseconds).
+    /// `PostgresSessionStore` converts to and from `ReplayWindow`'s shifted
+    /// form. Sessions whose window is in the old column cannot be carried over,
+    /// so this migration ends them (clients make a new key exchange).
     static func acceptSequenceFunction(sessions: String, clients: String, name: String) -> String {
         """
         CREATE FUNCTION \(name)(p_id text, p_token bytea, p_seq int8, p_now timestamptz, p_ttl_ms int8,
@@ -157,27 +167,22 @@ struct Migrations {
         LANGUAGE plpgsql AS $fn$
         DECLARE
             r record;
-            old_bits bytea;
-            new_bits bytea;
+            ring bit(1024);
             new_highest int8;
             k int8;
-            byte_shift int;
-            bit_shift int;
-            n int;
-            v int;
+            start int;
+            first int;
             new_expiry timestamptz;
         BEGIN
-            SELECT s.token_hash, s.expires_at, s.absolute_expiry, s.window_highest, s.window_bits, s.client_id INTO r
+            SELECT s.token_hash, s.expires_at, s.absolute_expiry, s.window_highest, s.window_ring, s.client_id INTO r
               FROM \(sessions) s WHERE s.id = p_id FOR UPDATE;
             IF NOT FOUND OR r.expires_at <= p_now OR r.token_hash <> p_token THEN
                 RETURN QUERY SELECT 1, NULL::timestamptz, NULL, NULL, NULL, NULL::boolean, NULL::boolean, NULL::text[],
                                     NULL::bytea, NULL::int8;
                 RETURN;
             END IF;
-            old_bits := r.window_bits;
-            new_bits := old_bits;
+            ring := r.window_ring;
             new_highest := r.window_highest;
-            n := length(old_bits);
             IF p_seq <= 0 THEN
                 RETURN QUERY SELECT 2, NULL::timestamptz, NULL, NULL, NULL, NULL::boolean, NULL::boolean, NULL::text[],
                                     NULL::bytea, NULL::int8;
@@ -185,39 +190,35 @@ struct Migrations {
             END IF;
             IF p_seq > new_highest THEN
                 k := p_seq - new_highest;
-                IF k >= n * 8 THEN
-                    new_bits := decode(repeat('00', n), 'hex');
-                ELSE
-                    byte_shift := (k / 8)::int;
-                    bit_shift := (k % 8)::int;
-                    FOR i IN REVERSE n - 1 .. 0 LOOP
-                        v := 0;
-                        IF i - byte_shift >= 0 THEN
-                            v := (get_byte(old_bits, i - byte_shift) << bit_shift) & 255;
-                            IF bit_shift > 0 AND i - byte_shift - 1 >= 0 THEN
-                                v := v | (get_byte(old_bits, i - byte_shift - 1) >> (8 - bit_shift));
-                            END IF;
-                        END IF;
-                        new_bits := set_byte(new_bits, i, v);
-                    END LOOP;
+                IF k >= 1024 THEN
+                    ring := repeat('0', 1024)::bit(1024);
+                ELSIF k > 1 THEN
+                    -- The ring positions of the seqs the window moves over held seqs a window ago.
+                    start := ((new_highest + 1) % 1024)::int;
+                    first := LEAST(k - 1, 1024 - start)::int;
+                    ring := overlay(ring PLACING repeat('0', first)::bit varying FROM start + 1 FOR first)::bit(1024);
+                    IF k - 1 > first THEN
+                        ring := overlay(ring PLACING repeat('0', (k - 1 - first)::int)::bit varying FROM 1
+                                        FOR (k - 1 - first)::int)::bit(1024);
+                    END IF;
                 END IF;
-                new_bits := set_bit(new_bits, 0, 1);
+                ring := set_bit(ring, (p_seq % 1024)::int, 1);
                 new_highest := p_seq;
             ELSE
                 k := new_highest - p_seq;
-                IF k >= p_size OR k >= n * 8 OR get_bit(new_bits, k::int) = 1 THEN
+                IF k >= p_size OR k >= 1024 OR get_bit(ring, (p_seq % 1024)::int) = 1 THEN
                     RETURN QUERY SELECT 2, NULL::timestamptz, NULL, NULL, NULL, NULL::boolean, NULL::boolean,
                                         NULL::text[], NULL::bytea, NULL::int8;
                     RETURN;
                 END IF;
-                new_bits := set_bit(new_bits, k::int, 1);
+                ring := set_bit(ring, (p_seq % 1024)::int, 1);
             END IF;
             new_expiry := r.expires_at;
             IF p_sliding THEN
                 new_expiry := GREATEST(r.expires_at,
                                        LEAST(p_now + p_ttl_ms * interval '1 millisecond', r.absolute_expiry));
             END IF;
-            UPDATE \(sessions) SET window_highest = new_highest, window_bits = new_bits, expires_at = new_expiry
+            UPDATE \(sessions) SET window_highest = new_highest, window_ring = ring, expires_at = new_expiry
               WHERE id = p_id;
             RETURN QUERY SELECT 0, new_expiry, c.client_id::text, c.name, c.fingerprint, c.active, c.admin,
                                 c.access_key_ids, c.sealed, c.revision

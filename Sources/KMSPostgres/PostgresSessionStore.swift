@@ -134,10 +134,10 @@ public final class PostgresSessionStore: SessionStore {
             for try await _ in try await connection.query(
                 """
                 INSERT INTO \(unescaped: sessions) (id, token_hash, wrapped_key, created_at, expires_at, absolute_expiry,
-                    window_highest, window_bits, rotations, client_id)
+                    window_highest, window_bits, window_ring, rotations, client_id)
                 VALUES (\(session.id), \(session.tokenHash.bytes), \(wrapped), \(session.createdAt), \(session.expiresAt),
-                    \(session.absoluteExpiry), \(Int(session.window.highest)), \(Self.bits(session.window)), \(""),
-                    \(session.clientId ?? ""))
+                    \(session.absoluteExpiry), \(Int(session.window.highest)), \(Data()),
+                    CAST(\(Self.ring(session.window)) AS bit(1024)), \(""), \(session.clientId ?? ""))
                 ON CONFLICT DO NOTHING RETURNING id
                 """, logger: logger)
             {
@@ -147,19 +147,20 @@ public final class PostgresSessionStore: SessionStore {
         }
     }
 
-    private typealias Row = (String, Data, Data, Date, Date, Date, Int, Data, String, String?)
+    private typealias Row = (String, Data, Data, Date, Date, Date, Int, String, String, String?)
+    /// `window_bits` (the window before migration 4) is left empty: the window is `window_ring`.
     private static let columns =
-        "id, token_hash, wrapped_key, created_at, expires_at, absolute_expiry, window_highest, window_bits, rotations, client_id"
+        "id, token_hash, wrapped_key, created_at, expires_at, absolute_expiry, window_highest, window_ring::text, rotations, client_id"
 
     private func record(_ row: Row) throws(KMSError) -> SessionRecord {
-        let (id, hash, wrapped, createdAt, expiresAt, absoluteExpiry, highest, bits, rotations, clientId) = row
+        let (id, hash, wrapped, createdAt, expiresAt, absoluteExpiry, highest, ring, rotations, clientId) = row
         guard let tokenHash = TokenHash(bytes: hash) else {
             throw KMSError.internal("a session row has a bad token hash")
         }
         let key = SymmetricKey(data: try masterKey.unwrap(wrapped, aad: keyAAD(id, clientId: clientId)))
         return SessionRecord(
             id: id, tokenHash: tokenHash, key: key, createdAt: createdAt, expiresAt: expiresAt,
-            absoluteExpiry: absoluteExpiry, window: Self.window(highest: highest, bits: bits),
+            absoluteExpiry: absoluteExpiry, window: Self.window(highest: highest, ring: ring),
             rotations: Self.rotations(rotations), clientId: clientId.flatMap { $0.isEmpty ? nil : $0 })
     }
 
@@ -324,22 +325,29 @@ public final class PostgresSessionStore: SessionStore {
 
     // MARK: Encodings
 
-    static func bits(_ window: ReplayWindow) -> Data {
-        var data = Data()
-        for word in window.bits { withUnsafeBytes(of: word.littleEndian) { data.append(contentsOf: $0) } }
-        return data
+    /// A window as `window_ring` text (migration 4): character `s mod 1024` is
+    /// `1` when seq `s` was seen, for the seqs the window covers.
+    static func ring(_ window: ReplayWindow) -> String {
+        var ring = [UInt8](repeating: UInt8(ascii: "0"), count: Int(ReplayWindow.size))
+        for offset in 0..<ReplayWindow.size where offset < window.highest {
+            let seq = window.highest - offset
+            if !window.isFresh(seq) { ring[Int(seq % ReplayWindow.size)] = UInt8(ascii: "1") }
+        }
+        return String(decoding: ring, as: UTF8.self)
     }
 
-    static func window(highest: Int, bits: Data) -> ReplayWindow {
-        var words: [UInt64] = []
-        var offset = bits.startIndex
-        while offset + 8 <= bits.endIndex {
-            var word: UInt64 = 0
-            for index in 0..<8 { word |= UInt64(bits[offset + index]) << (8 * UInt64(index)) }
-            words.append(word)
-            offset += 8
+    /// `ReplayWindow` (shifted: bit `i` is seq `highest - i`) from `window_ring` text.
+    static func window(highest: Int, ring: String) -> ReplayWindow {
+        let ring = Array(ring.utf8)
+        let top = UInt64(max(0, highest))
+        var words = [UInt64](repeating: 0, count: Int(ReplayWindow.size) / 64)
+        guard ring.count == Int(ReplayWindow.size) else { return ReplayWindow(highest: top, bits: words) }
+        for offset in 0..<ReplayWindow.size where offset < top {
+            if ring[Int((top - offset) % ReplayWindow.size)] == UInt8(ascii: "1") {
+                words[Int(offset / 64)] |= 1 << (offset % 64)
+            }
         }
-        return ReplayWindow(highest: UInt64(max(0, highest)), bits: words)
+        return ReplayWindow(highest: top, bits: words)
     }
 
     static func rotations(_ text: String) -> [Date] {

@@ -139,3 +139,21 @@ struct PostgresCacheTests {
         #expect(try await b.session(tokenHash: hash, now: now) == nil, "and B forgets it")
     }
 }
+
+/// The stored ring form of a replay window (`window_ring`) converts back to `ReplayWindow` unchanged.
+@Suite struct PostgresWindowEncodingTests {
+    @Test func theRingRoundTrips() {
+        var generator = SplitMix(seed: 4)
+        var window = ReplayWindow()
+        for step in 0..<600 {
+            let jump = generator.next() % 5 == 0 ? generator.next() % 1_500 : generator.next() % 3
+            let back = jump >= window.highest ? 1 : window.highest - jump
+            let seq = generator.next() % 2 == 0 ? window.highest + jump : back
+            _ = window.accept(seq)
+            let stored = PostgresSessionStore.ring(window)
+            #expect(stored.utf8.count == 1_024)
+            #expect(
+                PostgresSessionStore.window(highest: Int(window.highest), ring: stored) == window, "step \(step)")
+        }
+    }
+}

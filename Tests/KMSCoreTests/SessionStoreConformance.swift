@@ -206,6 +206,26 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
         }
     }
 
+    /// A jump whose skipped seqs wrap around PostgreSQL's ring (positions 1021…1023, then 0…95):
+    /// late seqs in the wrapped part are fresh, old ones there are not.
+    @Test(arguments: SessionStoreFactory.all)
+    func aJumpAcrossTheRingsEndKeepsTheWindowExact(_ factory: SessionStoreFactory) async throws {
+        let store = try await factory.make()
+        try await store.createSession(session("r"), now: now, max: 10)
+        var reference = ReplayWindow()
+        let seqs: [UInt64] = Array(1...1_020) + [1_120, 1_050, 1_050, 1_119, 1_021, 97, 96, 26, 1_100]
+        for seq in seqs {
+            let expected = reference.accept(seq)
+            do {
+                _ = try await store.acceptSequence(
+                    sessionId: "r", tokenHash: ClientToken.hash("tok-r"), seq: seq, now: now, policy: policy)
+                #expect(expected, "seq \(seq) accepted by the store, refused by ReplayWindow")
+            } catch {
+                #expect(!expected && error.code == .replayDetected, "seq \(seq): \(error.code)")
+            }
+        }
+    }
+
     @Test(arguments: SessionStoreFactory.all)
     func slidingNeverPassesTheAbsoluteLifetime(_ factory: SessionStoreFactory) async throws {
         let store = try await factory.make()
