@@ -79,6 +79,10 @@ struct Migrations {
             [
                 "DELETE FROM \(t("sessions"))",
                 "ALTER TABLE \(t("sessions")) ADD COLUMN window_ring bit(1024) NOT NULL DEFAULT repeat('0', 1024)::bit(1024)",
+                // An instance of an older version still running (it checked the schema when it started) writes
+                // its window to window_bits: refused, so it answers 503 rather than keep a second window in
+                // which a seq accepted here would be fresh again.
+                "ALTER TABLE \(t("sessions")) ADD CONSTRAINT \(t("window_bits_retired")) CHECK (octet_length(window_bits) = 0)",
             ]
                 + [Self.acceptSequenceFunction(sessions: t("sessions"), clients: t("clients"), name: t("accept_seq"))]
                 + Self.keyNotifications(database: database),

@@ -38,10 +38,19 @@ final class PostgresKeyCache: Sendable {
         self.maxEntries = maxEntries
     }
 
-    /// The generation a read starts at, or nil when the cache is off.
-    func generation() -> UInt64? {
-        state.withLock { $0.listening ? $0.generation : nil }
+    /// Where a read starts: the generation, and the time an entry's age counts
+    /// from (nil when the cache is off).
+    struct ReadStart {
+        let generation: UInt64
+        let time: ContinuousClock.Instant
     }
+
+    func readStart() -> ReadStart? {
+        state.withLock { $0.listening ? ReadStart(generation: $0.generation, time: .now) : nil }
+    }
+
+    /// The generation a read starts at, or nil when the cache is off.
+    func generation() -> UInt64? { readStart()?.generation }
 
     func record(id: String) -> KeyRecord? {
         state.withLock { state in fresh(state.byId[id], state) }
@@ -56,15 +65,17 @@ final class PostgresKeyCache: Sendable {
         return entry.record
     }
 
-    /// Keeps `record` (read at `generation`) unless something changed since.
-    func store(_ record: KeyRecord, readAt generation: UInt64) {
+    /// Keeps `record` (read from `start`) unless something changed since. Its
+    /// age counts from the start of the read, so an entry is never older than
+    /// `maxAge` even when the read was slow.
+    func store(_ record: KeyRecord, readAt start: ReadStart) {
         state.withLock { state in
-            guard state.listening, state.generation == generation else { return }
+            guard state.listening, state.generation == start.generation else { return }
             if state.byId.count >= maxEntries {
                 state.byId.removeAll(keepingCapacity: true)
                 state.byAlias.removeAll(keepingCapacity: true)
             }
-            state.byId[record.keyId] = Entry(record: record, stored: .now)
+            state.byId[record.keyId] = Entry(record: record, stored: start.time)
             for alias in record.aliases { state.byAlias[alias] = record.keyId }
         }
     }

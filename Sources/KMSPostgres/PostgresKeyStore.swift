@@ -98,9 +98,9 @@ public final class PostgresKeyStore: KeyStore {
 
     /// Reads one record and caches it (when the cache is on and nothing changed meanwhile).
     private func cached(_ query: PostgresQuery) async throws(KMSError) -> KeyRecord? {
-        let generation = cache.generation()
+        let start = cache.readStart()
         let record = try await records("read key", query).first
-        if let record, let generation { cache.store(record, readAt: generation) }
+        if let record, let start { cache.store(record, readAt: start) }
         return record
     }
 

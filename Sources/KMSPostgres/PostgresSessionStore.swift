@@ -173,6 +173,17 @@ public final class PostgresSessionStore: SessionStore {
         return found
     }
 
+    /// Forgets the remembered session and reads the token's session again; a
+    /// different one (by id) is returned, the same one is not (its key did not open).
+    public func refreshedSession(tokenHash: TokenHash, stale: SessionRecord, now: Date) async throws(KMSError)
+        -> SessionRecord?
+    {
+        recent.remove { $0.id == stale.id }
+        guard let found = try await readSession(tokenHash: tokenHash, now: now) else { return nil }
+        recent.store(found)
+        return found.id == stale.id ? nil : found
+    }
+
     private func readSession(tokenHash: TokenHash, now: Date) async throws(KMSError) -> SessionRecord? {
         let client = database.client
         let logger = self.logger

@@ -4,6 +4,7 @@ import KMSCore
 import KMSProtocol
 import KMSTestSupport
 import Logging
+import PostgresNIO
 import Testing
 
 @testable import KMSPostgres
@@ -87,18 +88,20 @@ struct PostgresCacheTests {
     }
 
     /// The cache's own rules: a read that began before an invalidation never stores; entries age out.
-    @Test func aReadOlderThanAnInvalidationIsNotKept() {
+    @Test func aReadOlderThanAnInvalidationIsNotKept() throws {
         let cache = PostgresKeyCache(maxAge: .milliseconds(50))
         let record = sampleRecord()
-        #expect(cache.generation() == nil)
-        cache.store(record, readAt: 0)
-        #expect(cache.record(id: record.keyId) == nil, "off until listening")
+        #expect(cache.readStart() == nil, "off until listening")
         cache.setListening(true)
-        let generation = try? #require(cache.generation())
+        let early = try #require(cache.readStart())
         cache.invalidate(keyId: "another")
-        cache.store(record, readAt: generation ?? 0)
+        cache.store(record, readAt: early)
         #expect(cache.record(id: record.keyId) == nil, "a read from before an invalidation is dropped")
-        cache.store(record, readAt: cache.generation() ?? 0)
+        let slow = try #require(cache.readStart())
+        Thread.sleep(forTimeInterval: 0.06)
+        cache.store(record, readAt: slow)
+        #expect(cache.record(id: record.keyId) == nil, "an entry's age counts from the start of its read")
+        cache.store(record, readAt: try #require(cache.readStart()))
         #expect(cache.record(id: record.keyId) == record)
         Thread.sleep(forTimeInterval: 0.08)
         #expect(cache.record(id: record.keyId) == nil, "entries age out")
@@ -137,6 +140,63 @@ struct PostgresCacheTests {
         }
         #expect(gone?.code == .unknownSession, "but the database refuses it on B at once")
         #expect(try await b.session(tokenHash: hash, now: now) == nil, "and B forgets it")
+    }
+}
+
+/// Review fixes: a remembered session whose token was taken by a new session elsewhere is
+/// replaced, and an instance of an older version cannot keep a window of its own.
+@Suite(
+    .enabled(
+        if: PostgresTestDatabase.url != nil,
+        "KMS_TEST_POSTGRES_URL is not set: the PostgreSQL cache tests are skipped"))
+struct PostgresSessionCacheEdgeTests {
+    @Test func aTokenTakenByANewSessionElsewhereIsReadAgain() async throws {
+        let url = try #require(PostgresTestDatabase.url)
+        let prefix = PostgresTestDatabase.newPrefix()
+        let masterKey = try MasterKey(bytes: Data(repeating: 3, count: 32))
+        func store() async throws -> PostgresSessionStore {
+            PostgresSessionStore(
+                database: try await KMSPostgres.PostgresDatabase(
+                    url: url, prefix: prefix, logger: PostgresCacheTests.logger, maximumConnections: 2),
+                masterKey: masterKey)
+        }
+        let (a, b) = (try await store(), try await store())
+        let now = Date()
+        let hash = ClientToken.hash("tok-reused")
+        func session(_ id: String) -> SessionRecord {
+            SessionRecord(
+                id: id, tokenHash: hash, key: SymmetricKey(size: .bits256), createdAt: now,
+                expiresAt: now.addingTimeInterval(600), absoluteExpiry: now.addingTimeInterval(3_600))
+        }
+        let first = session("first")
+        try await a.createSession(first, now: now, max: 10)
+        #expect(try await b.session(tokenHash: hash, now: now)?.id == "first")
+        try await a.deleteSession(id: "first")
+        try await a.createSession(session("second"), now: now, max: 10)
+        #expect(try await b.session(tokenHash: hash, now: now)?.id == "first", "B remembers the old session")
+        let fresh = try await b.refreshedSession(tokenHash: hash, stale: first, now: now)
+        #expect(fresh?.id == "second")
+        #expect(try await b.session(tokenHash: hash, now: now)?.id == "second")
+        #expect(try await b.refreshedSession(tokenHash: hash, stale: try #require(fresh), now: now) == nil)
+    }
+
+    /// What an older instance's accept would write (its window in `window_bits`) is refused.
+    @Test func anOlderInstancesWindowWriteIsRefused() async throws {
+        let database = try await PostgresTestDatabase.fresh()
+        let store = PostgresSessionStore(
+            database: database, masterKey: try MasterKey(bytes: Data(repeating: 3, count: 32)))
+        let now = Date()
+        try await store.createSession(
+            SessionRecord(
+                id: "old", tokenHash: ClientToken.hash("tok-old"), key: SymmetricKey(size: .bits256), createdAt: now,
+                expiresAt: now.addingTimeInterval(600), absoluteExpiry: now.addingTimeInterval(3_600)),
+            now: now, max: 10)
+        let update = PostgresQuery(
+            unsafeSQL:
+                "UPDATE \(database.prefix)sessions SET window_highest = 5, window_bits = '\\x0100' WHERE id = 'old'")
+        await #expect(throws: (any Error).self) {
+            try await database.client.query(update, logger: PostgresCacheTests.logger)
+        }
     }
 }
 

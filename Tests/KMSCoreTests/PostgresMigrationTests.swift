@@ -118,7 +118,7 @@ struct PostgresLifecycleMigrationTests {
         for statement in [
             "CREATE TABLE \(prefix)keys (key_id text PRIMARY KEY, alias text UNIQUE, revision int8 NOT NULL, record text NOT NULL)",
             // Migration 4 ends every session: the table must exist (its columns do not matter here).
-            "CREATE TABLE \(prefix)sessions (id text PRIMARY KEY)",
+            "CREATE TABLE \(prefix)sessions (id text PRIMARY KEY, window_bits bytea NOT NULL)",
             "CREATE TABLE \(prefix)schema_version (version int8 PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
             "INSERT INTO \(prefix)schema_version (version) VALUES (1), (2)",
         ] {

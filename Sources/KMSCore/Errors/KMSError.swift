@@ -18,6 +18,10 @@ public struct KMSError: Error, Sendable, Equatable {
     public let retryAfterSeconds: Int?
     /// For the log only; never sent. Still must not hold secrets.
     public let detail: String?
+    /// The store found the session gone when admitting a request whose envelope
+    /// opened with a cached session key: answered in plain JSON, as the
+    /// lookup without a cache would have answered it.
+    public var sessionGoneAtAdmission = false
 
     public init(
         _ code: ErrorCode, _ message: String, field: String? = nil, retryAfterSeconds: Int? = nil, detail: String? = nil

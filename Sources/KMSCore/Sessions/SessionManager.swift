@@ -139,17 +139,23 @@ public struct SessionManager: Sendable {
         token: String?, method: String, target: String, carrier: EnvelopeCarrier
     ) async throws(KMSError) -> AuthenticatedRequest {
         let tokenHash = try checkToken(token)
-        guard let session = try await store.session(tokenHash: tokenHash, now: clock.now()) else {
+        guard var session = try await store.session(tokenHash: tokenHash, now: clock.now()) else {
             throw KMSError.unknownSession
         }
         let envelope = try parseEnvelope(carrier)
-        let aad = EnvelopeAAD.request(method: method, target: target, sessionId: session.id, seq: envelope.seq)
-        let plaintext: Data
-        do {
-            plaintext = try EnvelopeCipher.open(envelope, key: session.key, aad: aad)
-        } catch {
-            throw KMSError.authenticationFailed
+        func open(_ session: SessionRecord) -> Data? {
+            let aad = EnvelopeAAD.request(method: method, target: target, sessionId: session.id, seq: envelope.seq)
+            return try? EnvelopeCipher.open(envelope, key: session.key, aad: aad)
         }
+        var opened = open(session)
+        if opened == nil,
+            let fresh = try await store.refreshedSession(tokenHash: tokenHash, stale: session, now: clock.now())
+        {
+            // A remembered session may be stale: its token freed on another instance and taken by a new one.
+            session = fresh
+            opened = open(fresh)
+        }
+        guard let plaintext = opened else { throw KMSError.authenticationFailed }
         return AuthenticatedRequest(
             sessionId: session.id, tokenHash: session.tokenHash, key: session.key, seq: envelope.seq,
             placement: carrier.placement, plaintext: plaintext, clientId: session.clientId)
@@ -158,9 +164,16 @@ public struct SessionManager: Sendable {
     /// Step 6: records the seq (refusing replays) and slides the expiry.
     /// Errors thrown here are answered sealed.
     public func admit(_ request: AuthenticatedRequest) async throws(KMSError) -> OpenedRequest {
-        let admitted = try await store.acceptSequenceReadingClient(
-            sessionId: request.sessionId, tokenHash: request.tokenHash, seq: request.seq, now: clock.now(),
-            policy: policy)
+        let admitted: AdmittedSequence
+        do {
+            admitted = try await store.acceptSequenceReadingClient(
+                sessionId: request.sessionId, tokenHash: request.tokenHash, seq: request.seq, now: clock.now(),
+                policy: policy)
+        } catch  where error.code == .unknownSession {
+            var gone = error
+            gone.sessionGoneAtAdmission = true
+            throw gone
+        }
         let expiresAt = admitted.expiresAt
         // identity-v1 section 3: the client is read now, never copied from the
         // key exchange; a revoked client (or, with auth required, a session

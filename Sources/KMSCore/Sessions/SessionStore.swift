@@ -24,6 +24,11 @@ public struct AdmittedSequence: Sendable {
 }
 
 extension SessionStore {
+    /// Without a cache of its own a store has nothing newer to offer.
+    public func refreshedSession(tokenHash: TokenHash, stale: SessionRecord, now: Date) async throws(KMSError)
+        -> SessionRecord?
+    { nil }
+
     public func acceptSequenceReadingClient(
         sessionId: String, tokenHash: TokenHash, seq: UInt64, now: Date, policy: SessionPolicy
     ) async throws(KMSError) -> AdmittedSequence {
@@ -59,6 +64,13 @@ public protocol SessionStore: Sendable {
     func acceptSequence(
         sessionId: String, tokenHash: TokenHash, seq: UInt64, now: Date, policy: SessionPolicy
     ) async throws(KMSError) -> Date
+
+    /// When an envelope did not open under `stale` (a session this instance
+    /// remembered): the session the store holds for the token now, if it is
+    /// another one (the token was freed elsewhere and taken by a new session);
+    /// nil otherwise.
+    func refreshedSession(tokenHash: TokenHash, stale: SessionRecord, now: Date) async throws(KMSError)
+        -> SessionRecord?
 
     /// `acceptSequence`, and, where the store can do both in one step, the
     /// session's client row read *after* the seq was admitted (identity-v1

@@ -61,9 +61,10 @@ struct SealedChannel: Sendable {
             let opened: OpenedRequest
             do throws(KMSError) {
                 opened = try await sessions.admit(authenticated)
-            } catch  where error.code == .unknownSession {
-                // The session is gone (ended, revoked, its token rotated: perhaps on another instance,
-                // while this one still knew the session): answered as for any unknown session, in plain.
+            } catch  where error.sessionGoneAtAdmission {
+                // The store found the session gone (ended, revoked, its token rotated: perhaps on another
+                // instance, while this one still knew it): answered as the lookup would have, in plain.
+                // A session whose client is revoked when read is still answered sealed (identity-v1 section 3).
                 throw error
             } catch {
                 throw SealedFailure(error: error, request: authenticated)
