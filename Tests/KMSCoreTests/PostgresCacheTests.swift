@@ -38,6 +38,20 @@ struct PostgresCacheTests {
         return (try await store(), try await store())
     }
 
+    /// Two instances' session stores on one prefix.
+    static func twoSessionStores() async throws -> (PostgresSessionStore, PostgresSessionStore) {
+        let url = try #require(PostgresTestDatabase.url)
+        let prefix = PostgresTestDatabase.newPrefix()
+        let masterKey = try MasterKey(bytes: Data(repeating: 3, count: 32))
+        func store() async throws -> PostgresSessionStore {
+            PostgresSessionStore(
+                database: try await KMSPostgres.PostgresDatabase(
+                    url: url, prefix: prefix, logger: logger, maximumConnections: 2),
+                masterKey: masterKey)
+        }
+        return (try await store(), try await store())
+    }
+
     /// Polls `condition` for up to `limit`; returns how long it took (nil: never).
     static func within(_ limit: Duration, _ condition: () async throws -> Bool) async throws -> Duration? {
         let start = ContinuousClock.now
@@ -108,16 +122,7 @@ struct PostgresCacheTests {
     }
 
     @Test func aCachedSessionIsStillRefusedOnceEndedElsewhereAndSeqsAreShared() async throws {
-        let url = try #require(PostgresTestDatabase.url)
-        let prefix = PostgresTestDatabase.newPrefix()
-        let masterKey = try MasterKey(bytes: Data(repeating: 3, count: 32))
-        func store() async throws -> PostgresSessionStore {
-            PostgresSessionStore(
-                database: try await KMSPostgres.PostgresDatabase(
-                    url: url, prefix: prefix, logger: Self.logger, maximumConnections: 2),
-                masterKey: masterKey)
-        }
-        let (a, b) = (try await store(), try await store())
+        let (a, b) = try await Self.twoSessionStores()
         let now = Date()
         let hash = ClientToken.hash("tok-shared")
         let record = SessionRecord(
@@ -151,16 +156,7 @@ struct PostgresCacheTests {
         "KMS_TEST_POSTGRES_URL is not set: the PostgreSQL cache tests are skipped"))
 struct PostgresSessionCacheEdgeTests {
     @Test func aTokenTakenByANewSessionElsewhereIsReadAgain() async throws {
-        let url = try #require(PostgresTestDatabase.url)
-        let prefix = PostgresTestDatabase.newPrefix()
-        let masterKey = try MasterKey(bytes: Data(repeating: 3, count: 32))
-        func store() async throws -> PostgresSessionStore {
-            PostgresSessionStore(
-                database: try await KMSPostgres.PostgresDatabase(
-                    url: url, prefix: prefix, logger: PostgresCacheTests.logger, maximumConnections: 2),
-                masterKey: masterKey)
-        }
-        let (a, b) = (try await store(), try await store())
+        let (a, b) = try await PostgresCacheTests.twoSessionStores()
         let now = Date()
         let hash = ClientToken.hash("tok-reused")
         func session(_ id: String) -> SessionRecord {
