@@ -5,7 +5,8 @@
 #   KMS_BENCH_POSTGRES_URL='postgres://kms:…@127.0.0.1:55432/kms?sslmode=disable' scripts/bench-session.sh
 #
 # KMS: the release binary (default .build-release/release/kms). Without KMS_BENCH_POSTGRES_URL the
-# PostgreSQL rows are skipped. SKIP="scaling files" leaves out the slow sections.
+# PostgreSQL rows are skipped. SKIP="…" leaves out sections by name: inprocess file postgres flood
+# scaling files cli-files.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 K=${KMS:-$root/.build-release/release/kms}
@@ -45,19 +46,23 @@ bench() {
 echo "# kms bench session, $(date -u +%FT%TZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 echo "# $("$K" --version 2>/dev/null || true) $(git -C "$root" rev-parse --short HEAD 2>/dev/null || true)"
 
-say "floors and every operation, in-process server (client on the same cores)"
-show kms bench --floors --duration 5
-"$K" bench --floors --duration 5
+if ! skip inprocess; then
+    say "floors and every operation, in-process server (client on the same cores)"
+    show kms bench --floors --duration 5
+    "$K" bench --floors --duration 5
+fi
 
 ops=(--op healthz --op encrypt --op decrypt --op datakey --op key-exchange --duration 5 --concurrency 32)
-say "file store: kms serve in its own process, server CPU per request from /proc"
-serve file
-bench file "${ops[@]}"
-say "the same at concurrency 4"
-bench file --op healthz --op encrypt --duration 5 --concurrency 4
-stop
+if ! skip file; then
+    say "file store: kms serve in its own process, server CPU per request from /proc"
+    serve file
+    bench file "${ops[@]}"
+    say "the same at concurrency 4"
+    bench file --op healthz --op encrypt --duration 5 --concurrency 4
+    stop
+fi
 
-if [ -n "${KMS_BENCH_POSTGRES_URL:-}" ]; then
+if [ -n "${KMS_BENCH_POSTGRES_URL:-}" ] && ! skip postgres; then
     say "PostgreSQL store (same database server on the same cores), then the file store again"
     serve postgres KMS_STORE=postgres KMS_DATABASE_URL="$KMS_BENCH_POSTGRES_URL" \
         KMS_DATABASE_PREFIX="bench$(date +%s)_"
@@ -70,6 +75,7 @@ if [ -n "${KMS_BENCH_POSTGRES_URL:-}" ]; then
     stop
 fi
 
+if ! skip flood; then
 say "sealed calls during a key-exchange flood (4 Python threads from 127.0.0.2, protocol from the spec)"
 serve flood
 bench flood --op encrypt --concurrency 4 --sessions 2 --duration 8
@@ -80,6 +86,7 @@ sleep 0.5
 bench flood --op encrypt --concurrency 4 --sessions 2 --duration 8
 wait "$flood"
 stop
+fi
 
 if ! skip scaling; then
     say "store and session scaling"
@@ -91,4 +98,27 @@ if ! skip files; then
     say "file encryption (issue 16), in-process"
     show kms bench --op encrypt-file --op decrypt-file --file-bytes 1073741824
     "$K" bench --op encrypt-file --op decrypt-file --file-bytes 1073741824
+fi
+
+if ! skip cli-files; then
+    say "file encryption through the CLI and a live server, 1 GiB in the page cache, against OpenSSL"
+    show openssl speed -evp aes-256-gcm -bytes 65536 -seconds 3
+    openssl speed -evp aes-256-gcm -bytes 65536 -seconds 3 2>/dev/null | tail -1
+    serve cli
+    export BASE_URL="http://127.0.0.1:$port" KMS_CLIENT_KEY_FILE="$work/cli/data/admin.key"
+    "$K" keys generate --alias big >/dev/null
+    head -c 1073741824 /dev/urandom >"$work/big.bin"
+    "$K" encrypt-file --key big "$work/big.bin" "$work/big.kms" 2>/dev/null
+    sync # the two files just written would otherwise be written back during the timed runs
+    cat "$work/big.bin" "$work/big.kms" >/dev/null
+    for args in "encrypt-file --key big --threads 1 $work/big.bin -" "encrypt-file --key big --threads 2 $work/big.bin -" \
+        "decrypt-file --threads 1 $work/big.kms -" "decrypt-file --threads 2 $work/big.kms -"; do
+        for run in 1 2 3; do
+            show kms $args "(run $run)"
+            # shellcheck disable=SC2086
+            /usr/bin/time -f "    %e s elapsed, max RSS %M KiB" "$K" $args 2>&1 >/dev/null | grep elapsed
+        done
+    done
+    stop
+    rm -f "$work/big.bin" "$work/big.kms"
 fi
