@@ -157,8 +157,8 @@ struct Migrations {
     /// window is a ring in its own column since this migration, `window_ring
     /// bit(1024)`: seq `s` is bit `s mod 1024` (from the left), so moving the
     /// window is one `set_bit` and at most two `overlay`s of zeros, whatever
-    /// the jump, instead of shifting 128 bytes in a PL/pgSQL loop (which
-    /// also made a client's seq jumps cost the database milliseconds).
+    /// the jump, instead of shifting 128 bytes in a PL/pgSQL loop on every
+    /// forward seq.
     /// `PostgresSessionStore` converts to and from `ReplayWindow`'s shifted
     /// form. Sessions whose window is in the old column cannot be carried over,
     /// so this migration ends them (clients make a new key exchange).

@@ -24,7 +24,7 @@ public struct AppDependencies: Sendable {
     /// The client registry's store; when nil, `clients.json` in the key store
     /// folder (file store) or the database's table.
     public var clientStore: (any ClientStore)?
-    /// Where RSA unwraps run; when nil, a queue of cores − 1 threads.
+    /// Where RSA unwraps run; when nil, one thread per core at nice 10.
     public var rsaQueue: RSAWorkQueue?
     /// How often expired sessions are swept.
     public var janitorInterval: Duration = .seconds(30)
