@@ -8,6 +8,8 @@ public final class FlakyAuditWriter: AuditFileWriter {
     public let base: AuditFile
     public let failing = Mutex(false)
     public let hanging = Mutex(false)
+    /// Microseconds each append takes (a slow disk that never stops the writer's loop).
+    public let appendDelay = Mutex<UInt32>(0)
 
     public init(url: URL) throws {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -21,6 +23,8 @@ public final class FlakyAuditWriter: AuditFileWriter {
 
     public func append(_ data: Data) throws {
         try check()
+        let delay = appendDelay.withLock { $0 }
+        if delay > 0 { usleep(delay) }
         try base.append(data)
     }
 

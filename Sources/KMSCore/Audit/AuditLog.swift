@@ -47,8 +47,10 @@ public final class AuditLog: Sendable {
         var prev: String
         /// File size after the last complete entry.
         var goodSize: Int
-        var unsynced = false
         /// The last seq a signed checkpoint (or a format-1 signature) covers.
+        /// Everything up to it is also fsynced (a checkpoint is written with an
+        /// fsync, or just before a rotation's), so `seq > signedSeq` is also
+        /// "something waits for its fsync".
         var signedSeq: UInt64
         /// When the oldest entry no checkpoint covers yet was written: a batch
         /// checkpoints once it is `checkpointInterval` old, even while the
@@ -246,6 +248,7 @@ public final class AuditLog: Sendable {
                     let line = try AuditChain.checkpointLine(
                         covering: firstSeq, time: clock.now(), prev: firstPrev, key: key)
                     try writer.append(Data((line + "\n").utf8))
+                    try writer.sync()  // what is signed is durable: `signedSeq` means both
                     firstPrev = AuditChain.hash(line)
                     let size = try writer.size()
                     state.withLock { state in
@@ -282,10 +285,8 @@ public final class AuditLog: Sendable {
                 state.goodSize = size
                 if checkpoint {
                     state.signedSeq = seq
-                    state.unsynced = false
                     state.unsignedSince = nil
                 } else {
-                    state.unsynced = true
                     if state.unsignedSince == nil { state.unsignedSince = .now }
                 }
             }
@@ -319,16 +320,11 @@ public final class AuditLog: Sendable {
     }
 
     /// Signs a checkpoint over the entries not yet covered and fsyncs (the
-    /// flush a second after unsynced entries, and at shutdown).
+    /// flush a second after unsigned entries, and at shutdown).
     private func syncIfNeeded() {
-        let (unsynced, unsigned) = state.withLock { ($0.unsynced, $0.seq > $0.signedSeq) }
+        guard state.withLock({ $0.seq > $0.signedSeq }) else { return }
         do {
-            if unsigned {
-                try append([], checkpoint: true)
-            } else if unsynced {
-                try writer.sync()
-                state.withLock { $0.unsynced = false }
-            }
+            try append([], checkpoint: true)
         } catch {
             logger.error("audit log checkpoint or fsync failed; trying again", metadata: ["detail": "\(error)"])
             scheduleFlush()
