@@ -70,10 +70,15 @@ public final class PostgresDatabase: Sendable {
 
     /// One connection of its own, outside the pool (for `LISTEN`, which needs a connection that stays).
     func connect() async throws -> PostgresConnection {
-        let configuration = PostgresConnection.Configuration(
+        try await PostgresConnection.connect(
+            configuration: try Self.connectionConfiguration(target), id: 1, logger: logger)
+    }
+
+    /// A single connection's configuration for `target` (the probe's and the listener's).
+    private static func connectionConfiguration(_ target: PostgresURL) throws -> PostgresConnection.Configuration {
+        PostgresConnection.Configuration(
             host: target.host, port: target.port, username: target.username, password: target.password,
             database: target.database, tls: try target.connectionTLS())
-        return try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
     }
 
     /// Stops the pool (at shutdown, after the server drained).
@@ -125,9 +130,7 @@ public final class PostgresDatabase: Sendable {
 
     @discardableResult
     private static func probe(_ target: PostgresURL, logger: Logger) async throws -> Bool {
-        let configuration = PostgresConnection.Configuration(
-            host: target.host, port: target.port, username: target.username, password: target.password,
-            database: target.database, tls: try target.connectionTLS())
+        let configuration = try connectionConfiguration(target)
         let encrypted: Bool
         do {
             let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)

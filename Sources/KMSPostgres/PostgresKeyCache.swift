@@ -49,9 +49,6 @@ final class PostgresKeyCache: Sendable {
         state.withLock { $0.listening ? ReadStart(generation: $0.generation, time: .now) : nil }
     }
 
-    /// The generation a read starts at, or nil when the cache is off.
-    func generation() -> UInt64? { readStart()?.generation }
-
     func record(id: String) -> KeyRecord? {
         state.withLock { state in fresh(state.byId[id], state) }
     }

@@ -66,7 +66,7 @@ struct PostgresCacheTests {
         let (a, b) = try await Self.twoInstances()
         let listener = Task { await b.listenForKeyChanges() }
         defer { listener.cancel() }
-        #expect(try await Self.within(.seconds(10)) { b.cache.generation() != nil } != nil, "the listener connects")
+        #expect(try await Self.within(.seconds(10)) { b.cache.readStart() != nil } != nil, "the listener connects")
 
         let key = sampleRecord(alias: "photos")
         let other = sampleRecord()
@@ -98,7 +98,7 @@ struct PostgresCacheTests {
 
         listener.cancel()
         _ = await listener.value
-        #expect(b.cache.generation() == nil && b.cache.record(id: key.keyId) == nil, "no listener, no cache")
+        #expect(b.cache.readStart() == nil && b.cache.record(id: key.keyId) == nil, "no listener, no cache")
     }
 
     /// The cache's own rules: a read that began before an invalidation never stores; entries age out.

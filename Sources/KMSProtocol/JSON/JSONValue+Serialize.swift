@@ -68,20 +68,11 @@ extension JSONValue {
         }
     }
 
-    /// `text` as a JSON string literal (also for files laid out by hand, such as key records).
+    /// `text` as a JSON string literal (also for files laid out by hand, such
+    /// as key records): the one escaper, `JSONBytes`'s.
     public static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case let c where c.value < 0x20: out += String(format: "\\u%04x", c.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        var json = JSONBytes(capacity: text.utf8.count + 2)
+        json.string(text)
+        return String(decoding: json.bytes, as: UTF8.self)
     }
 }
