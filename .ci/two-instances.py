@@ -197,8 +197,11 @@ for name in ("a", "b"):
     if name == "b":
         check(verify.returncode == 0, "instance B's audit chain verifies")
     else:
-        # A was killed with SIGKILL: a torn last line is possible and is repaired at A's next start.
-        check(verify.returncode == 0 or "incomplete" in verify.stdout, "instance A's audit chain verifies up to the kill")
+        # A was killed with SIGKILL: a torn last line is possible and is repaired at A's next start, and
+        # its last second of entries may be unsigned (exit 1: the chain holds, those entries are named).
+        # Exit 2 with anything but a torn line is a broken chain.
+        check(verify.returncode in (0, 1) or "incomplete" in verify.stdout,
+              "instance A's audit chain verifies up to the kill")
 
 print(f"instances: {passed[0]} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
