@@ -206,7 +206,7 @@ func openAudit(
             AuditEvent(
                 "server.start", config.loggable.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") },
                 capped: false),
-            durable: true)
+            durable: true, wait: max(dependencies.auditTimeout, AuditLog.startupWait))
         return Auditor(log: log)
     } catch let error as KMSError {
         throw StartupFailure("KMS_AUDIT_LOG", error)

@@ -142,6 +142,30 @@ import Testing
         #expect(verify().isValid)
     }
 
+    /// Start-up's entries wait longer than a request's (CI run 31: a first
+    /// fsync under full load took over 2 s and stopped the server); a disk
+    /// that fails still fails them at once, and nothing is written twice.
+    @Test func aLongerWaitOutlastsASlowDiskButNotAFailingOne() async throws {
+        let writer = try FlakyAuditWriter(url: url)
+        let log = try makeLog(writer: writer, timeout: .milliseconds(100))
+        writer.appendDelay.withLock { $0 = 600_000 }
+        let refused = await #expect(throws: KMSError.self) { try await log.record(AuditEvent("x"), durable: true) }
+        #expect(refused?.code == .auditUnavailable)
+        try await log.record(AuditEvent("start"), durable: true, wait: .seconds(60))
+        writer.appendDelay.withLock { $0 = 0 }
+        writer.failing.withLock { $0 = true }
+        let start = ContinuousClock.now
+        let failed = await #expect(throws: KMSError.self) {
+            try await log.record(AuditEvent("y"), durable: true, wait: .seconds(60))
+        }
+        #expect(failed?.code == .auditUnavailable && ContinuousClock.now - start < .seconds(30))
+        writer.failing.withLock { $0 = false }
+        await log.flush()
+        let report = verify()
+        // The refused "x" was still written once (it is never retried), then "start"; "y" never.
+        #expect(report.isValid && report.entries == 2)
+    }
+
     /// A real full disk: /dev/full refuses every write with ENOSPC.
     @Test func aFullDiskRefuses() async throws {
         let log = try AuditLog(

@@ -25,13 +25,17 @@ public final class AuditLog: Sendable {
     private final class Waiter: Sendable {
         let event: AuditEvent
         let durable: Bool
-        let enqueued: ContinuousClock.Instant
+        /// When the watchdog answers 503 if the writer has not answered yet.
+        let deadline: ContinuousClock.Instant
         private let continuation: Mutex<CheckedContinuation<Result<Void, KMSError>, Never>?>
 
-        init(event: AuditEvent, durable: Bool, continuation: CheckedContinuation<Result<Void, KMSError>, Never>) {
+        init(
+            event: AuditEvent, durable: Bool, wait: Duration,
+            continuation: CheckedContinuation<Result<Void, KMSError>, Never>
+        ) {
             self.event = event
             self.durable = durable
-            enqueued = .now
+            deadline = .now + wait
             self.continuation = Mutex(continuation)
         }
 
@@ -117,7 +121,8 @@ public final class AuditLog: Sendable {
     /// is cut off and recorded (`audit.repaired`), and entries a crash left
     /// without a checkpoint are recorded (`audit.unsigned-tail`) before this
     /// start's first checkpoint signs over them, so `kms audit verify` can say
-    /// that they are not tamper-evident. Both entries are durable.
+    /// that they are not tamper-evident. Both entries are durable, and wait
+    /// `startupWait` (see `record(_:durable:wait:)`).
     public static func open(
         at url: URL, key: Curve25519.Signing.PrivateKey, clock: any KMSClock, maxBytes: Int,
         timeout: Duration = .seconds(2), logger: Logger
@@ -126,23 +131,35 @@ public final class AuditLog: Sendable {
         let log = try AuditLog(
             writer: try AuditFile(url: url), key: key, after: resume.seq, prev: resume.prev,
             signedThrough: resume.signedSeq, clock: clock, maxBytes: maxBytes, timeout: timeout, logger: logger)
+        let wait = max(timeout, startupWait)
         if resume.repairedBytes > 0 {
             try await log.record(
-                AuditEvent("audit.repaired", [("truncatedBytes", "\(resume.repairedBytes)")]), durable: true)
+                AuditEvent("audit.repaired", [("truncatedBytes", "\(resume.repairedBytes)")]), durable: true,
+                wait: wait)
         }
         if resume.signedSeq < resume.seq {
             try await log.record(
                 AuditEvent(
                     "audit.unsigned-tail", [("fromSeq", "\(resume.signedSeq + 1)"), ("toSeq", "\(resume.seq)")]),
-                durable: true)
+                durable: true, wait: wait)
         }
         return log
     }
 
-    /// Writes `event`; throws `audit_unavailable` (503) if it cannot within the timeout.
-    public func record(_ event: AuditEvent, durable: Bool) async throws(KMSError) {
+    /// How long start-up's own entries may wait for the disk. A request's
+    /// client is waiting, so it gets the short `timeout`; start-up has no
+    /// client, and the first fsync of a cold or busy disk can take seconds
+    /// (CI under full load: more than 2 s), which must not stop the server.
+    /// A disk that *fails* still stops start-up at once: only waiting is longer.
+    public static let startupWait: Duration = .seconds(30)
+
+    /// Writes `event`; throws `audit_unavailable` (503) if it cannot within
+    /// `wait` (default: the log's timeout). A waiter given up on may still be
+    /// written afterwards, once: it is never retried, so a longer wait, not a
+    /// retry, is how a caller tolerates a slow disk.
+    public func record(_ event: AuditEvent, durable: Bool, wait: Duration? = nil) async throws(KMSError) {
         let result: Result<Void, KMSError> = await withCheckedContinuation { continuation in
-            let waiter = Waiter(event: event, durable: durable, continuation: continuation)
+            let waiter = Waiter(event: event, durable: durable, wait: wait ?? timeout, continuation: continuation)
             let start = state.withLock { state -> Bool in
                 state.pending.append(waiter)
                 guard !state.draining else { return false }
@@ -178,13 +195,13 @@ public final class AuditLog: Sendable {
         .auditUnavailable, "the audit log cannot be written, so audited operations are refused; retry later",
         retryAfterSeconds: 5)
 
-    /// Answers 503 to every waiter older than the timeout (a disk that hangs).
+    /// Answers 503 to every waiter past its deadline (a disk that hangs).
     private func expireWaiters() {
-        let limit = ContinuousClock.now - timeout
+        let now = ContinuousClock.now
         let expired = state.withLock { state in
-            let expired = (state.pending + state.inFlight).filter { $0.enqueued < limit && !$0.isAnswered }
+            let expired = (state.pending + state.inFlight).filter { $0.deadline < now && !$0.isAnswered }
             // Answered waiters leave the queue at once, so a hung disk cannot grow it without bound.
-            state.pending.removeAll { $0.enqueued < limit }
+            state.pending.removeAll { $0.deadline < now }
             return expired
         }
         for waiter in expired { waiter.answer(.failure(Self.unavailable)) }
