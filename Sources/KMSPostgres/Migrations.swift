@@ -86,6 +86,8 @@ struct Migrations {
             ]
                 + [Self.acceptSequenceFunction(sessions: t("sessions"), clients: t("clients"), name: t("accept_seq"))]
                 + Self.keyNotifications(database: database),
+            // 5: issue 18. Concurrent accept_seq calls of one instance in one statement (AcceptBatcher).
+            [Self.acceptBatchFunction(sessions: t("sessions"), accept: t("accept_seq"), name: t("accept_seq_batch"))],
         ]
     }
 
@@ -227,6 +229,38 @@ struct Migrations {
             RETURN QUERY SELECT 0, new_expiry, c.client_id::text, c.name, c.fingerprint, c.active, c.admin,
                                 c.access_key_ids, c.sealed, c.revision
               FROM (SELECT 1) AS one LEFT JOIN \(clients) c ON c.client_id = r.client_id;
+        END
+        $fn$
+        """
+    }
+
+    /// `accept_seq_batch(ids[], token hashes[], seqs[], nows[], ttls ms[],
+    /// slidings[], window size)` → `(ord, accept_seq's columns…)`: entry `i`
+    /// is `accept_seq` on the arrays' element `i`, one after another in this
+    /// one transaction, so an entry sees every entry before it (a seq twice
+    /// is accepted once). A batch never waits for a row lock while it holds
+    /// others: a session row another transaction holds is answered 3
+    /// (contended) without waiting, and its caller runs alone. So one client's
+    /// traffic can neither stall other sessions' entries behind its row nor
+    /// make a batch part of a deadlock.
+    static func acceptBatchFunction(sessions: String, accept: String, name: String) -> String {
+        """
+        CREATE FUNCTION \(name)(p_ids text[], p_tokens bytea[], p_seqs int8[], p_nows timestamptz[],
+                                 p_ttls int8[], p_slidings boolean[], p_size int8)
+        RETURNS TABLE (ord int, outcome int, expires timestamptz, c_id text, c_name text, c_fingerprint text,
+                       c_active boolean, c_admin boolean, c_access_key_ids text[], c_sealed bytea, c_revision int8)
+        LANGUAGE plpgsql AS $fn$
+        BEGIN
+            FOR i IN 1 .. coalesce(array_length(p_ids, 1), 0) LOOP
+                PERFORM 1 FROM \(sessions) s WHERE s.id = p_ids[i] FOR UPDATE SKIP LOCKED;
+                IF NOT FOUND AND EXISTS (SELECT 1 FROM \(sessions) s WHERE s.id = p_ids[i]) THEN
+                    RETURN QUERY SELECT i, 3, NULL::timestamptz, NULL::text, NULL::text, NULL::text, NULL::boolean,
+                                        NULL::boolean, NULL::text[], NULL::bytea, NULL::int8;
+                    CONTINUE;
+                END IF;
+                RETURN QUERY SELECT i, a.* FROM \(accept)(p_ids[i], p_tokens[i], p_seqs[i], p_nows[i], p_ttls[i],
+                                                          p_slidings[i], p_size) AS a;
+            END LOOP;
         END
         $fn$
         """

@@ -20,10 +20,27 @@ public final class PostgresSessionStore: SessionStore {
     let database: PostgresDatabase
     let masterKey: MasterKey
     let recent = PostgresSessionCache()
+    /// One batcher per lane, one statement in flight per lane: a session's
+    /// calls always take its lane, so two statements of this instance never
+    /// hold each other's rows (a batch skips a row locked elsewhere).
+    private let acceptLanes: [AcceptBatcher<AcceptEntry, AcceptRow?>]
 
-    public init(database: PostgresDatabase, masterKey: MasterKey) {
+    /// `acceptLanes`: how many `accept_seq` statements this instance runs at
+    /// once; concurrent sealed requests beyond it share one (see
+    /// `AcceptBatcher`).
+    public init(database: PostgresDatabase, masterKey: MasterKey, acceptLanes: Int = 2) {
         self.database = database
         self.masterKey = masterKey
+        self.acceptLanes = (0..<max(1, acceptLanes)).map { _ in
+            AcceptBatcher(maxStatements: 1, maxQueuedPerKey: 128, key: \.sessionId) { entries in
+                await Self.accept(entries, database: database)
+            }
+        }
+    }
+
+    /// The lane of `sessionId`: stable for the process's life.
+    private func lane(of sessionId: String) -> AcceptBatcher<AcceptEntry, AcceptRow?> {
+        acceptLanes[Int(UInt(bitPattern: sessionId.hashValue) % UInt(acceptLanes.count))]
     }
 
     private var sessions: String { database.table("sessions") }
@@ -212,27 +229,34 @@ public final class PostgresSessionStore: SessionStore {
         ).expiresAt
     }
 
-    private typealias AcceptRow = (Int, Date?, String?, String?, String?, Bool?, Bool?, [String]?, Data?, Int?)
+    typealias AcceptRow = (Int, Date?, String?, String?, String?, Bool?, Bool?, [String]?, Data?, Int?)
+
+    /// One `accept_seq` call's arguments.
+    struct AcceptEntry: Sendable {
+        let sessionId: String
+        let tokenHash: Data
+        let seq: Int64
+        let now: Date
+        let ttlMs: Int64
+        let sliding: Bool
+        /// When the caller is answered `503` if the database has not answered
+        /// (the per-call deadline, counted from admission, queueing included).
+        var deadline = ContinuousClock.now + .seconds(6)
+    }
 
     /// The same statement also returns the session's client row, read after
-    /// the update: a sealed call's whole database work is this one round trip.
+    /// the update: a sealed call's whole database work is this one round trip,
+    /// shared with the calls running at the same moment (`AcceptBatcher`).
     public func acceptSequenceReadingClient(
         sessionId: String, tokenHash: TokenHash, seq: UInt64, now: Date, policy: SessionPolicy
     ) async throws(KMSError) -> AdmittedSequence {
-        let (client, logger, function) = (database.client, logger, database.table("accept_seq"))
-        let size = Int64(ReplayWindow.size)
-        let answer: AcceptRow? = try await database.withDeadline("accept seq") {
-            var answer: AcceptRow?
-            for try await row in try await client.query(
-                """
-                SELECT * FROM \(unescaped: function)(\(sessionId), \(tokenHash.bytes), \(Int64(clamping: seq)),
-                  \(now), \(policy.ttlMs), \(policy.sliding), \(size))
-                """,
-                logger: logger
-            ).decode(AcceptRow.self) {
-                answer = row
-            }
-            return answer
+        let entry = AcceptEntry(
+            sessionId: sessionId, tokenHash: tokenHash.bytes, seq: Int64(clamping: seq), now: now, ttlMs: policy.ttlMs,
+            sliding: policy.sliding)
+        var answer = try await lane(of: sessionId).run(entry)
+        if answer?.0 == 3 {
+            // Contended (or its batch refused): alone, waiting for the row as a single call does.
+            answer = try await Self.acceptAlone(entry, database: database).get()
         }
         guard let answer else { throw KMSError.unknownSession }
         switch answer {
@@ -253,6 +277,118 @@ public final class PostgresSessionStore: SessionStore {
             recent.remove { $0.id == sessionId }
             throw KMSError.unknownSession
         }
+    }
+
+    /// Runs `entries` as one statement (migration 5's `accept_seq_batch`):
+    /// `accept_seq` on each, in (session, seq) order, in one transaction; one
+    /// entry is the plain call. An entry whose session row another transaction
+    /// holds is answered 3 (contended: the batch never waits for a lock), and so
+    /// is every entry of a batch the database refused as a whole (it rolled
+    /// back): its caller then runs it alone, in its own task, after every
+    /// other entry of the batch has been answered.
+    static func accept(_ entries: [AcceptEntry], database: PostgresDatabase) async -> [Result<AcceptRow?, KMSError>] {
+        if entries.count == 1, let entry = entries.first { return [await acceptAlone(entry, database: database)] }
+        let order = entries.indices.sorted {
+            (entries[$0].sessionId, entries[$0].seq) < (entries[$1].sessionId, entries[$1].seq)
+        }
+        switch await acceptBatch(order.map { entries[$0] }, database: database) {
+        case .failure(let error):
+            return entries.map { _ in .failure(error) }
+        case .success(nil):
+            return entries.map { _ in .success(Self.contended) }
+        case .success(let rows?):
+            var answers = [Result<AcceptRow?, KMSError>](
+                repeating: .failure(KMSError.storageUnavailable("PostgreSQL accept seq: a batch left out an entry")),
+                count: entries.count)
+            for (position, index) in order.enumerated() {
+                if let row = rows[position] { answers[index] = .success(row) }
+            }
+            return answers
+        }
+    }
+
+    /// Outcome 3: run this entry alone.
+    static let contended: AcceptRow = (3, nil, nil, nil, nil, nil, nil, nil, nil, nil)
+
+    /// The whole seconds left before `deadline`, at least one: a batch's
+    /// statement gets what its most hurried entry has left.
+    static func secondsLeft(_ deadline: ContinuousClock.Instant) -> Int {
+        let left = deadline - .now
+        return max(1, Int(left.components.seconds) + (left.components.attoseconds > 0 ? 1 : 0))
+    }
+
+    /// One `accept_seq` call.
+    static func acceptAlone(_ entry: AcceptEntry, database: PostgresDatabase) async -> Result<AcceptRow?, KMSError> {
+        let (client, logger, function) = (database.client, database.logger, database.table("accept_seq"))
+        let size = Int64(ReplayWindow.size)
+        do throws(KMSError) {
+            return .success(
+                try await database.withDeadline("accept seq", seconds: secondsLeft(entry.deadline)) {
+                    var answer: AcceptRow?
+                    for try await row in try await client.query(
+                        """
+                        SELECT * FROM \(unescaped: function)(\(entry.sessionId), \(entry.tokenHash), \(entry.seq),
+                          \(entry.now), \(entry.ttlMs), \(entry.sliding), \(size))
+                        """,
+                        logger: logger
+                    ).decode(AcceptRow.self) {
+                        answer = row
+                    }
+                    return answer
+                })
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// `accept_seq_batch` on `entries` (already in lock order): a row per
+    /// position (3: contended), or nil when the database refused the batch as
+    /// a whole and rolled it back.
+    static func acceptBatch(_ entries: [AcceptEntry], database: PostgresDatabase) async -> Result<
+        [Int: AcceptRow]?, KMSError
+    > {
+        let (client, logger, function) = (database.client, database.logger, database.table("accept_seq_batch"))
+        let size = Int64(ReplayWindow.size)
+        let (ids, tokens, seqs) = (
+            entries.map(\.sessionId), entries.map { ByteBuffer(data: $0.tokenHash) }, entries.map(\.seq)
+        )
+        let (nows, ttls, slidings) = (entries.map(\.now), entries.map(\.ttlMs), entries.map(\.sliding))
+        let seconds = secondsLeft(entries.map(\.deadline).min() ?? .now)
+        do throws(KMSError) {
+            return .success(
+                try await database.withDeadline("accept seq", seconds: seconds) {
+                    var rows: [Int: AcceptRow] = [:]
+                    do {
+                        for try await row in try await client.query(
+                            """
+                            SELECT * FROM \(unescaped: function)(\(ids), \(tokens), \(seqs), \(nows), \(ttls), \(slidings),
+                              \(size))
+                            """,
+                            logger: logger
+                        ).decode(
+                            (Int, Int, Date?, String?, String?, String?, Bool?, Bool?, [String]?, Data?, Int?).self)
+                        {
+                            rows[row.0 - 1] = (row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10)
+                        }
+                    } catch  where Self.isBatchRefusal(error) {
+                        // Refused for something one entry caused (a value it cannot take) or a serialization
+                        // failure: the statement's transaction rolled back, so nothing in it was accepted.
+                        return nil
+                    }
+                    return rows
+                })
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// A data exception, a serialization failure or a deadlock (which the
+    /// batch, never waiting for a lock, should not meet): worth trying entry by
+    /// entry. A timeout, a lock wait or a lost connection is not: it would only
+    /// make every caller wait twice.
+    static func isBatchRefusal(_ error: any Error) -> Bool {
+        guard let state = PostgresDatabase.sqlState(error) else { return false }
+        return state.hasPrefix("22") || state == "40001" || state == "40P01"
     }
 
     public func rotateToken(

@@ -1,0 +1,265 @@
+import Crypto
+import Foundation
+import KMSCore
+import KMSProtocol
+import KMSTestSupport
+import Logging
+import PostgresNIO
+import Synchronization
+import Testing
+
+@testable import KMSPostgres
+
+/// Issue 18: concurrent `accept_seq` calls of one instance share a statement
+/// (`AcceptBatcher`); every caller still gets its own entry's answer, and the
+/// database still decides each seq once, across instances.
+struct AcceptBatchTests {
+    /// Polls `condition` every 5 ms, for at most a minute (a loaded CI machine is slow, never this slow).
+    static func until(_ condition: () -> Bool) async throws {
+        let start = ContinuousClock.now
+        while !condition(), ContinuousClock.now - start < .seconds(60) { try await Task.sleep(for: .milliseconds(5)) }
+    }
+
+    /// Without a database: while the first statements are held, callers
+    /// queue; they are carried by later statements, at most `maxStatements`
+    /// at once, each answered with its own entry's result.
+    @Test func queuedCallersShareStatementsAndGetTheirOwnAnswers() async throws {
+        let seen = Mutex((running: 0, peak: 0, largest: 0))
+        let gate = Mutex(false)
+        let batcher = AcceptBatcher<Int, Int>(maxStatements: 2, maxBatch: 16, maxWait: .seconds(600)) { entries in
+            seen.withLock { state in
+                state.running += 1
+                state.peak = max(state.peak, state.running)
+                state.largest = max(state.largest, entries.count)
+            }
+            try? await Self.until { gate.withLock { $0 } }
+            seen.withLock { $0.running -= 1 }
+            return entries.map { $0 < 0 ? .failure(KMSError.replayDetected) : .success($0 * 2) }
+        }
+        let callers = Task {
+            await withTaskGroup(of: (Int, Result<Int, KMSError>).self) { group in
+                for value in -50..<150 {
+                    group.addTask {
+                        do throws(KMSError) {
+                            return (value, .success(try await batcher.run(value)))
+                        } catch {
+                            return (value, .failure(error))
+                        }
+                    }
+                }
+                return await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+            }
+        }
+        // Two statements run (held at the gate); everyone else queues behind them.
+        try await Self.until { batcher.queuedCount == 198 }
+        gate.withLock { $0 = true }
+        let answers = await callers.value
+        #expect(answers.count == 200)
+        for (value, answer) in answers {
+            switch answer {
+            case .success(let doubled): #expect(value >= 0 && doubled == value * 2)
+            case .failure(let error): #expect(value < 0 && error.code == .replayDetected)
+            }
+        }
+        let (running, peak, largest) = seen.withLock { ($0.running, $0.peak, $0.largest) }
+        #expect(running == 0 && peak <= 2 && largest == 16)
+        // Quiet again: a lone caller runs its own statement at once.
+        #expect(try await batcher.run(21) == 42)
+    }
+
+    /// A full queue answers at once, and a caller whose turn comes after the
+    /// deadline is answered without running: `503` either way, never a hang.
+    @Test func theQueueIsBoundedInLengthAndInTime() async throws {
+        let started = Mutex(false)
+        let gate = Mutex(false)
+        let batcher = AcceptBatcher<Int, Int>(maxStatements: 1, maxQueued: 2, maxWait: .milliseconds(50)) { entries in
+            started.withLock { $0 = true }
+            try? await Self.until { gate.withLock { $0 } }
+            return entries.map { .success($0) }
+        }
+        let leader = Task { try await batcher.run(0) }
+        try await Self.until { started.withLock { $0 } }
+        let callers = Task {
+            await withTaskGroup(of: Result<Int, KMSError>.self) { group in
+                for value in 1...4 {
+                    group.addTask {
+                        do throws(KMSError) { return .success(try await batcher.run(value)) } catch {
+                            return .failure(error)
+                        }
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+        }
+        // Two queue, two find the queue full; the statement ends after the queued ones' deadline.
+        try await Self.until { batcher.queuedCount == 2 }
+        try await Task.sleep(for: .milliseconds(100))
+        gate.withLock { $0 = true }
+        #expect(try await leader.value == 0)
+        let codes = await callers.value.map { answer -> String in
+            switch answer {
+            case .success: "ran"
+            case .failure(let error): error.detail ?? error.code.rawValue
+            }
+        }
+        #expect(codes.filter { $0.contains("too many requests") }.count == 2, "\(codes)")
+        #expect(codes.filter { $0.contains("no turn") }.count == 2, "\(codes)")
+    }
+
+    /// One key (session) may hold only its share of the queue.
+    @Test func oneSessionCannotFillTheQueue() async throws {
+        let gate = Mutex(false)
+        let batcher = AcceptBatcher<Int, Int>(
+            maxStatements: 1, maxQueued: 10, maxQueuedPerKey: 1, key: { $0 == 4 ? "b" : "a" }
+        ) { entries in
+            try? await Self.until { gate.withLock { $0 } }
+            return entries.map { .success($0) }
+        }
+        let leader = Task { try await batcher.run(0) }
+        try await Self.until { batcher.queuedCount == 0 }
+        try await Task.sleep(for: .milliseconds(50))
+        let callers = Task {
+            await withTaskGroup(of: (Int, Bool).self) { group in
+                for value in 1...4 {
+                    group.addTask {
+                        do throws(KMSError) { return (value, try await batcher.run(value) == value) } catch {
+                            return (value, false)
+                        }
+                    }
+                }
+                return await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+            }
+        }
+        try await Self.until { batcher.queuedCount == 2 }
+        try await Task.sleep(for: .milliseconds(50))
+        gate.withLock { $0 = true }
+        #expect(try await leader.value == 0)
+        let ran = await callers.value
+        #expect(ran[4] == true, "the other session queued")
+        #expect([1, 2, 3].filter { ran[$0] == true }.count == 1, "\(ran)")
+    }
+
+    static func store() async throws -> (PostgresSessionStore, PostgresSessionStore) {
+        try await PostgresCacheTests.twoSessionStores()
+    }
+
+    static func record(_ id: String, now: Date) -> SessionRecord {
+        SessionRecord(
+            id: id, tokenHash: ClientToken.hash("tok-\(id)"), key: SymmetricKey(size: .bits256), createdAt: now,
+            expiresAt: now.addingTimeInterval(900), absoluteExpiry: now.addingTimeInterval(86_400))
+    }
+
+    /// Every seq sent four times at once, twice to each of two instances: each is
+    /// accepted exactly once, however the calls were batched.
+    @Test(.needsPostgres)
+    func batchedSeqsAreAcceptedOnceAcrossInstances() async throws {
+        let (first, second) = try await Self.store()
+        let now = Date()
+        try await first.createSession(Self.record("b1", now: now), now: now, max: 10)
+        let tokenHash = ClientToken.hash("tok-b1")
+        let policy = SessionPolicy()
+        let outcomes = await withTaskGroup(of: (UInt64, ErrorCode?).self) { group in
+            for seq in UInt64(1)...30 {
+                for store in [first, second, first, second] {
+                    group.addTask {
+                        do {
+                            _ = try await store.acceptSequence(
+                                sessionId: "b1", tokenHash: tokenHash, seq: seq, now: now, policy: policy)
+                            return (seq, nil)
+                        } catch {
+                            return (seq, (error as? KMSError)?.code ?? .internalError)
+                        }
+                    }
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        for seq in UInt64(1)...30 {
+            let forSeq = outcomes.filter { $0.0 == seq }
+            #expect(
+                forSeq.filter { $0.1 == nil }.count == 1,
+                "seq \(seq) accepted \(forSeq.filter { $0.1 == nil }.count) times")
+            #expect(forSeq.filter { $0.1 == .replayDetected }.count == 3)
+        }
+    }
+
+    /// A batch the database refuses as a whole (here: text it cannot store)
+    /// is run again entry by entry: only the bad entry fails.
+    @Test(.needsPostgres)
+    func aRefusedBatchFailsOnlyItsBadEntry() async throws {
+        let (store, _) = try await Self.store()
+        let now = Date()
+        try await store.createSession(Self.record("b2", now: now), now: now, max: 10)
+        let token = ClientToken.hash("tok-b2").bytes
+        func entry(_ id: String, _ seq: Int64) -> PostgresSessionStore.AcceptEntry {
+            .init(sessionId: id, tokenHash: token, seq: seq, now: now, ttlMs: 900_000, sliding: true)
+        }
+        let entries = [entry("b2", 1), entry("b\u{0}2", 2), entry("b2", 3), entry("nobody", 4)]
+        let answers = await PostgresSessionStore.accept(entries, database: store.database)
+        // Refused as a whole and rolled back: every caller is told to run alone (3)...
+        #expect(answers.map { (try? $0.get())?.0 } == [3, 3, 3, 3])
+        // ...and alone, only the bad entry fails.
+        var alone: [Result<PostgresSessionStore.AcceptRow?, KMSError>] = []
+        for entry in entries { alone.append(await PostgresSessionStore.acceptAlone(entry, database: store.database)) }
+        #expect((try? alone[0].get())?.0 == 0)
+        #expect(throws: KMSError.self) { try alone[1].get() }
+        #expect((try? alone[2].get())?.0 == 0)
+        #expect((try? alone[3].get())?.0 == 1)
+        // A batch the database takes: the same seqs again are replays, a new one is accepted, and a
+        // seq twice in one batch is accepted once (each call sees the ones before it).
+        let again = await PostgresSessionStore.accept(
+            [entry("b2", 3), entry("b2", 6), entry("b2", 5), entry("b2", 1), entry("b2", 6)], database: store.database)
+        #expect(again.map { (try? $0.get())?.0 } == [2, 0, 0, 2, 2])
+    }
+
+    /// A batch never waits for a row lock: a session whose row another
+    /// transaction holds is answered 3 (contended) at once, the rest are
+    /// decided, and the full path then runs the contended entry alone.
+    @Test(.needsPostgres)
+    func aLockedSessionDoesNotHoldTheBatchUp() async throws {
+        let (store, _) = try await Self.store()
+        let now = Date()
+        for id in ["b3", "b4"] { try await store.createSession(Self.record(id, now: now), now: now, max: 10) }
+        func entry(_ id: String, _ seq: Int64) -> PostgresSessionStore.AcceptEntry {
+            .init(
+                sessionId: id, tokenHash: ClientToken.hash("tok-\(id)").bytes, seq: seq, now: now, ttlMs: 900_000,
+                sliding: true)
+        }
+        let database = store.database
+        let sessions = database.table("sessions")
+        let locked = AsyncStream<Void>.makeStream()
+        let holder = Task {
+            try await database.client.withTransaction(logger: database.logger) { connection in
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "SELECT 1 FROM \(sessions) WHERE id = 'b3' FOR UPDATE"),
+                    logger: database.logger)
+                locked.continuation.yield()
+                try await Task.sleep(for: .milliseconds(1_500))
+            }
+        }
+        for await _ in locked.stream { break }
+        let start = ContinuousClock.now
+        let batch = try await PostgresSessionStore.acceptBatch([entry("b3", 1), entry("b4", 1)], database: database)
+            .get()
+        #expect(ContinuousClock.now - start < .milliseconds(1_000), "the batch waited for the lock")
+        #expect(batch?[0]?.0 == 3 && batch?[1]?.0 == 0)
+        // Through `accept` too: b4 is decided at once, b3 is handed back to its caller...
+        let answers = await PostgresSessionStore.accept([entry("b3", 2), entry("b4", 2)], database: database)
+        #expect(ContinuousClock.now - start < .milliseconds(1_000), "the batch waited for the lock")
+        #expect(answers.map { (try? $0.get())?.0 } == [3, 0])
+        // ...whose call alone waits for the row, as a single call always did.
+        let waited = try await store.acceptSequence(
+            sessionId: "b3", tokenHash: ClientToken.hash("tok-b3"), seq: 2, now: now, policy: SessionPolicy())
+        #expect(waited > now)
+        try await holder.value
+    }
+}
+
+extension Trait where Self == ConditionTrait {
+    /// Runs the test only with a database (`KMS_TEST_POSTGRES_URL`); says it skipped otherwise.
+    fileprivate static var needsPostgres: Self {
+        .enabled(
+            if: PostgresTestDatabase.url != nil,
+            "KMS_TEST_POSTGRES_URL is not set: the PostgreSQL batch test is skipped")
+    }
+}
