@@ -55,7 +55,8 @@ final class AcceptBatcher<Entry: Sendable, Answer: Sendable>: Sendable {
     private let maxQueuedPerKey: Int
     private let keyOf: @Sendable (Entry) -> String
     /// How long a caller may queue: one whose turn comes later is answered
-    /// `503` without running, as a single statement's deadline would have.
+    /// `503` without running, so that a statement never gets less than the
+    /// per-call deadline minus this to run.
     private let maxWait: Duration
     /// One statement for all `entries`: an outcome per entry, in order.
     private let runBatch: @Sendable ([Entry]) async -> [Outcome]
@@ -74,12 +75,14 @@ final class AcceptBatcher<Entry: Sendable, Answer: Sendable>: Sendable {
         self.runBatch = runBatch
     }
 
+    /// A busy server, not an outage: no detail, so a client flooding its own
+    /// session does not fill the error log (a statement that fails still logs).
     static var queueFull: KMSError {
-        KMSError.storageUnavailable("PostgreSQL accept seq: too many requests are waiting for the database")
+        KMSError(.serverBusy, "too many requests are waiting for the database; try again shortly", retryAfterSeconds: 1)
     }
 
     static var waitedTooLong: KMSError {
-        KMSError.storageUnavailable("PostgreSQL accept seq: no turn within the deadline")
+        KMSError(.serverBusy, "the database did not take this request in time; try again shortly", retryAfterSeconds: 1)
     }
 
     /// Callers waiting for a statement (tests watch it).

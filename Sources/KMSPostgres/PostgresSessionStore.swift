@@ -20,19 +20,21 @@ public final class PostgresSessionStore: SessionStore {
     let database: PostgresDatabase
     let masterKey: MasterKey
     let recent = PostgresSessionCache()
-    /// One batcher per lane, one statement in flight per lane: a session's
-    /// calls always take its lane, so two statements of this instance never
-    /// hold each other's rows (a batch skips a row locked elsewhere).
+    /// One batcher per lane, one batched statement in flight per lane: a
+    /// session's calls always take its lane, so two batches of this instance
+    /// never want the same row (and a batch skips a row locked elsewhere).
+    /// A contended entry's run alone happens outside the lanes.
     private let acceptLanes: [AcceptBatcher<AcceptEntry, AcceptRow?>]
 
-    /// `acceptLanes`: how many `accept_seq` statements this instance runs at
-    /// once; concurrent sealed requests beyond it share one (see
+    /// `acceptLanes`: how many batched `accept_seq` statements this instance
+    /// runs at once; concurrent sealed requests beyond it share one (see
     /// `AcceptBatcher`).
     public init(database: PostgresDatabase, masterKey: MasterKey, acceptLanes: Int = 2) {
         self.database = database
         self.masterKey = masterKey
         self.acceptLanes = (0..<max(1, acceptLanes)).map { _ in
-            AcceptBatcher(maxStatements: 1, maxQueuedPerKey: 128, key: \.sessionId) { entries in
+            // Queued 5 s of a call's 6 s deadline at most: a statement always has a second to run.
+            AcceptBatcher(maxStatements: 1, maxQueuedPerKey: 128, maxWait: .seconds(5), key: \.sessionId) { entries in
                 await Self.accept(entries, database: database)
             }
         }

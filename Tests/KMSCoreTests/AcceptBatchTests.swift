@@ -99,11 +99,11 @@ struct AcceptBatchTests {
         let codes = await callers.value.map { answer -> String in
             switch answer {
             case .success: "ran"
-            case .failure(let error): error.detail ?? error.code.rawValue
+            case .failure(let error): "\(error.code.rawValue): \(error.message)"
             }
         }
-        #expect(codes.filter { $0.contains("too many requests") }.count == 2, "\(codes)")
-        #expect(codes.filter { $0.contains("no turn") }.count == 2, "\(codes)")
+        #expect(codes.filter { $0.contains("server_busy: too many requests") }.count == 2, "\(codes)")
+        #expect(codes.filter { $0.contains("server_busy: the database did not take") }.count == 2, "\(codes)")
     }
 
     /// One key (session) may hold only its share of the queue.
