@@ -33,8 +33,11 @@ public final class PostgresSessionStore: SessionStore {
         self.database = database
         self.masterKey = masterKey
         self.acceptLanes = (0..<max(1, acceptLanes)).map { _ in
-            // Queued 5 s of a call's 6 s deadline at most: a statement always has a second to run.
-            AcceptBatcher(maxStatements: 1, maxQueuedPerKey: 128, maxWait: .seconds(5), key: \.sessionId) { entries in
+            // Queued all but a second of a call's deadline at most: a statement always has a second to run.
+            AcceptBatcher(
+                maxStatements: 1, maxQueuedPerKey: 128, maxWait: .seconds(PostgresDatabase.callDeadlineSeconds - 1),
+                key: \.sessionId
+            ) { entries in
                 await Self.accept(entries, database: database)
             }
         }
@@ -243,7 +246,7 @@ public final class PostgresSessionStore: SessionStore {
         let sliding: Bool
         /// When the caller is answered `503` if the database has not answered
         /// (the per-call deadline, counted from admission, queueing included).
-        var deadline = ContinuousClock.now + .seconds(6)
+        var deadline = ContinuousClock.now + .seconds(PostgresDatabase.callDeadlineSeconds)
     }
 
     /// The same statement also returns the session's client row, read after
@@ -282,14 +285,13 @@ public final class PostgresSessionStore: SessionStore {
     }
 
     /// Runs `entries` as one statement (migration 5's `accept_seq_batch`):
-    /// `accept_seq` on each, in (session, seq) order, in one transaction; one
-    /// entry is the plain call. An entry whose session row another transaction
+    /// `accept_seq` on each, in (session, seq) order, in one transaction (one
+    /// entry too, so a lane never waits for a row lock). An entry whose session row another transaction
     /// holds is answered 3 (contended: the batch never waits for a lock), and so
     /// is every entry of a batch the database refused as a whole (it rolled
     /// back): its caller then runs it alone, in its own task, after every
     /// other entry of the batch has been answered.
     static func accept(_ entries: [AcceptEntry], database: PostgresDatabase) async -> [Result<AcceptRow?, KMSError>] {
-        if entries.count == 1, let entry = entries.first { return [await acceptAlone(entry, database: database)] }
         let order = entries.indices.sorted {
             (entries[$0].sessionId, entries[$0].seq) < (entries[$1].sessionId, entries[$1].seq)
         }
