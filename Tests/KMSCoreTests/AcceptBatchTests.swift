@@ -67,36 +67,56 @@ struct AcceptBatchTests {
         #expect(try await batcher.run(21) == 42)
     }
 
-    /// A full queue answers at once, and a caller whose turn comes after the
-    /// deadline is answered without running: `503` either way, never a hang.
-    @Test func theQueueIsBoundedInLengthAndInTime() async throws {
-        let started = Mutex(false)
-        let gate = Mutex(false)
-        let batcher = AcceptBatcher<Int, Int>(maxStatements: 1, maxQueued: 2, maxWait: .milliseconds(50)) { entries in
+    /// Holds statements until released: how the queue tests fill a queue
+    /// behind a running statement. Its statements echo their entries.
+    final class Gate: Sendable {
+        private let started = Mutex(false)
+        private let open = Mutex(false)
+
+        func hold(_ entries: [Int]) async -> [Result<Int, KMSError>] {
             started.withLock { $0 = true }
-            try? await Self.until { gate.withLock { $0 } }
+            try? await AcceptBatchTests.until { open.withLock { $0 } }
             return entries.map { .success($0) }
         }
-        let leader = Task { try await batcher.run(0) }
-        try await Self.until { started.withLock { $0 } }
-        let callers = Task {
-            await withTaskGroup(of: Result<Int, KMSError>.self) { group in
-                for value in 1...4 {
+
+        func waitUntilStarted() async throws { try await AcceptBatchTests.until { started.withLock { $0 } } }
+        func release() { open.withLock { $0 = true } }
+    }
+
+    /// `batcher.run` on every value at once, in a task: each value's answer.
+    static func runAll(_ values: ClosedRange<Int>, on batcher: AcceptBatcher<Int, Int>) -> Task<
+        [Int: Result<Int, KMSError>], Never
+    > {
+        Task {
+            await withTaskGroup(of: (Int, Result<Int, KMSError>).self) { group in
+                for value in values {
                     group.addTask {
-                        do throws(KMSError) { return .success(try await batcher.run(value)) } catch {
-                            return .failure(error)
+                        do throws(KMSError) { return (value, .success(try await batcher.run(value))) } catch {
+                            return (value, .failure(error))
                         }
                     }
                 }
-                return await group.reduce(into: []) { $0.append($1) }
+                return await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
             }
         }
+    }
+
+    /// A full queue answers at once, and a caller whose turn comes after the
+    /// deadline is answered without running: `503` either way, never a hang.
+    @Test func theQueueIsBoundedInLengthAndInTime() async throws {
+        let gate = Gate()
+        let batcher = AcceptBatcher<Int, Int>(maxStatements: 1, maxQueued: 2, maxWait: .milliseconds(50)) {
+            await gate.hold($0)
+        }
+        let leader = Task { try await batcher.run(0) }
+        try await gate.waitUntilStarted()
+        let callers = Self.runAll(1...4, on: batcher)
         // Two queue, two find the queue full; the statement ends after the queued ones' deadline.
         try await Self.until { batcher.queuedCount == 2 }
         try await Task.sleep(for: .milliseconds(100))
-        gate.withLock { $0 = true }
+        gate.release()
         #expect(try await leader.value == 0)
-        let codes = await callers.value.map { answer -> String in
+        let codes = await callers.value.values.map { answer -> String in
             switch answer {
             case .success: "ran"
             case .failure(let error): "\(error.code.rawValue): \(error.message)"
@@ -108,36 +128,19 @@ struct AcceptBatchTests {
 
     /// One key (session) may hold only its share of the queue.
     @Test func oneSessionCannotFillTheQueue() async throws {
-        let started = Mutex(false)
-        let gate = Mutex(false)
+        let gate = Gate()
         let batcher = AcceptBatcher<Int, Int>(
             maxStatements: 1, maxQueued: 10, maxQueuedPerKey: 1, key: { $0 == 4 ? "b" : "a" }
-        ) { entries in
-            started.withLock { $0 = true }
-            try? await Self.until { gate.withLock { $0 } }
-            return entries.map { .success($0) }
-        }
+        ) { await gate.hold($0) }
         let leader = Task { try await batcher.run(0) }
-        try await Self.until { started.withLock { $0 } }
-        let callers = Task {
-            await withTaskGroup(of: (Int, Bool).self) { group in
-                for value in 1...4 {
-                    group.addTask {
-                        do throws(KMSError) { return (value, try await batcher.run(value) == value) } catch {
-                            return (value, false)
-                        }
-                    }
-                }
-                return await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
-            }
-        }
+        try await gate.waitUntilStarted()
+        let callers = Self.runAll(1...4, on: batcher)
         try await Self.until { batcher.queuedCount == 2 }
-        try await Task.sleep(for: .milliseconds(50))
-        gate.withLock { $0 = true }
+        gate.release()
         #expect(try await leader.value == 0)
-        let ran = await callers.value
-        #expect(ran[4] == true, "the other session queued")
-        #expect([1, 2, 3].filter { ran[$0] == true }.count == 1, "\(ran)")
+        let ran = await callers.value.compactMapValues { try? $0.get() }
+        #expect(ran[4] == 4, "the other session queued")
+        #expect([1, 2, 3].filter { ran[$0] == $0 }.count == 1, "\(ran)")
     }
 
     static func store() async throws -> (PostgresSessionStore, PostgresSessionStore) {
