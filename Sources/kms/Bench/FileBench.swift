@@ -75,7 +75,7 @@ enum FileBench {
                 try await body()
                 let elapsed = ContinuousClock.now - start
                 seconds = min(
-                    seconds, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+                    seconds, elapsed.inSeconds)
             }
             let rate = Double(bytes) / 1_048_576 / seconds
             let result = Row(
@@ -165,7 +165,7 @@ enum FileBench {
             index += 1
         }
         let elapsed = ContinuousClock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         if sink == -1 { print("") }
         return Double(bytes) / 1_048_576 / seconds
     }
@@ -196,7 +196,7 @@ enum FileBench {
             }
         }
         let elapsed = ContinuousClock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         if sink == -1 { print("") }
         return Double(count * FileFormat.chunkSize) / 1_048_576 / seconds
     }
@@ -222,7 +222,7 @@ enum FileBench {
             }
         }
         let elapsed = ContinuousClock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         if sink == -1 { print("") }
         return Double(count * FileFormat.chunkSize) / 1_048_576 / seconds
     }

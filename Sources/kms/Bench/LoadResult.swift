@@ -87,5 +87,5 @@ func measureSerial(seconds: Double, _ body: () throws -> Void) rethrows -> Doubl
         count += 16
     }
     let elapsed = clock.now - start
-    return Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+    return Double(count) / elapsed.inSeconds
 }

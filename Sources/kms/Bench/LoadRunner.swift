@@ -110,7 +110,7 @@ struct LoadRunner {
             return (total, errors, firstError)
         }
         let elapsed = clock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         return LoadResult(
             op: op, sessions: op == "healthz" || op == "key-exchange" ? 0 : sessions, concurrency: concurrency,
             seconds: seconds, histogram: results.0, errors: results.1, firstError: results.2)

@@ -89,7 +89,7 @@ enum StoreScaling {
             return try await group.reduce(0, +)
         }
         let elapsed = clock.now - start
-        return Double(made) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        return Double(made) / elapsed.inSeconds
     }
 
     /// Starts `kms serve` on the store and times it to the first `/healthz` answer.
@@ -121,7 +121,7 @@ enum StoreScaling {
             {
                 let elapsed = clock.now - start
                 return (
-                    Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+                    elapsed.inSeconds,
                     residentKilobytes(pid: process.processIdentifier)
                 )
             }

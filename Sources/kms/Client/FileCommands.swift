@@ -108,10 +108,7 @@ final class ProgressLine {
     func update(_ done: UInt64) {
         guard enabled, ContinuousClock.now - last >= .milliseconds(250) else { return }
         last = ContinuousClock.now
-        let seconds = max(
-            0.001,
-            Double((ContinuousClock.now - start).components.attoseconds) / 1e18
-                + Double((ContinuousClock.now - start).components.seconds))
+        let seconds = max(0.001, (ContinuousClock.now - start).inSeconds)
         let rate = Double(done) / seconds
         var line = "\r\(Self.size(Double(done)))"
         if let total {
