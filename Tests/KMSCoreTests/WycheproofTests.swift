@@ -1,8 +1,9 @@
 import Crypto
 import Foundation
 import KMSCore
-import KMSProtocol
 import Testing
+
+@testable import KMSProtocol
 
 /// Wycheproof vectors through the very functions the server uses.
 @Suite struct WycheproofTests {
@@ -56,31 +57,59 @@ import Testing
 
     /// AES-256-GCM (96-bit IV, 128-bit tag) through `EnvelopeCipher.open`.
     @Test func aesGCM256() throws {
+        let count = try forEachAESGCM256Vector { vector in
+            let envelope = SealedEnvelope(seq: 1, iv: vector.iv, ciphertext: vector.ciphertext, tag: vector.tag)
+            if let message = vector.message {
+                let plaintext = try EnvelopeCipher.open(envelope, key: vector.key, aad: [UInt8](vector.aad))
+                #expect(plaintext == message, "tcId \(vector.id)")
+            } else {
+                #expect(throws: EnvelopeCipher.AuthenticationFailure.self, "tcId \(vector.id)") {
+                    try EnvelopeCipher.open(envelope, key: vector.key, aad: [UInt8](vector.aad))
+                }
+            }
+        }
+        #expect(count == 66)
+    }
+
+    /// The same vectors through `InPlaceAESGCM.open`, which opens the file
+    /// format's chunks without swift-crypto's copy.
+    @Test func aesGCM256InPlace() throws {
+        let count = try forEachAESGCM256Vector { vector in
+            let plaintext = InPlaceAESGCM.open(
+                ciphertext: vector.ciphertext, tag: vector.tag, nonce: try AES.GCM.Nonce(data: vector.iv),
+                key: vector.key, authenticating: vector.aad)
+            #expect(plaintext == vector.message, "tcId \(vector.id)")
+        }
+        #expect(count == 66)
+    }
+
+    /// One Wycheproof AES-GCM case; `message` is nil when it must not open.
+    struct AESGCMVector {
+        let id: Int
+        let key: SymmetricKey
+        let iv, ciphertext, tag, aad: Data
+        let message: Data?
+    }
+
+    /// Calls `body` for each 256-bit-key, 96-bit-IV, 128-bit-tag case and
+    /// returns how many there were.
+    func forEachAESGCM256Vector(_ body: (AESGCMVector) throws -> Void) throws -> Int {
         let root = try Fixture.json("wycheproof/aes_gcm_test.json")
         var count = 0
         for group in try #require(root["testGroups"] as? [[String: Any]]) {
             guard group["keySize"] as? Int == 256, group["ivSize"] as? Int == 96, group["tagSize"] as? Int == 128
             else { continue }
             for test in try #require(group["tests"] as? [[String: Any]]) {
-                let key = SymmetricKey(data: Data(hex: test["key"] as? String ?? ""))
-                let envelope = SealedEnvelope(
-                    seq: 1, iv: Data(hex: test["iv"] as? String ?? ""),
-                    ciphertext: Data(hex: test["ct"] as? String ?? ""),
-                    tag: Data(hex: test["tag"] as? String ?? ""))
-                let aad = [UInt8](Data(hex: test["aad"] as? String ?? ""))
-                let id = test["tcId"] as? Int ?? -1
-                if test["result"] as? String == "valid" {
-                    let plaintext = try EnvelopeCipher.open(envelope, key: key, aad: aad)
-                    #expect(plaintext == Data(hex: test["msg"] as? String ?? ""), "tcId \(id)")
-                } else {
-                    #expect(throws: EnvelopeCipher.AuthenticationFailure.self, "tcId \(id)") {
-                        try EnvelopeCipher.open(envelope, key: key, aad: aad)
-                    }
-                }
+                let field = { (name: String) in Data(hex: test[name] as? String ?? "") }
+                try body(
+                    AESGCMVector(
+                        id: test["tcId"] as? Int ?? -1, key: SymmetricKey(data: field("key")), iv: field("iv"),
+                        ciphertext: field("ct"), tag: field("tag"), aad: field("aad"),
+                        message: test["result"] as? String == "valid" ? field("msg") : nil))
                 count += 1
             }
         }
-        #expect(count == 66)
+        return count
     }
 }
 

@@ -68,10 +68,7 @@ public struct FileKeys: Sendable, CustomStringConvertible {
     func open(_ piece: Data, index: UInt64, final: Bool) -> Data? {
         guard piece.count >= FileFormat.tagSize, let nonce = nonce(index: index, final: final) else { return nil }
         let split = piece.index(piece.endIndex, offsetBy: -FileFormat.tagSize)
-        guard let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: piece[..<split], tag: piece[split...]) else {
-            return nil
-        }
-        return try? AES.GCM.open(box, using: payloadKey)
+        return InPlaceAESGCM.open(ciphertext: piece[..<split], tag: piece[split...], nonce: nonce, key: payloadKey)
     }
 
     /// Step 4 for one piece: opens piece `index` of a file, `isLast` when no
