@@ -7,8 +7,10 @@ import KMSProtocol
 /// and two threads against raw AES-256-GCM sealing 64 KiB buffers on one
 /// thread over the same number of bytes, in the same run. The format path is
 /// measured locally with a random data key (the server's share is one
-/// data-key call per file); the input is in the page cache, the output is
-/// discarded (`/dev/null`) or, for the disk rows, a file fsynced at the end.
+/// data-key call per file); the input is in the page cache and the output is
+/// discarded (`/dev/null`), or, for the disk rows, the input is evicted from
+/// the page cache first and the output is a file fsynced at the end, with a
+/// plain copy (no encryption) of the same file as the disk's own ceiling.
 enum FileBench {
     struct Row: Encodable {
         let name: String
@@ -35,7 +37,7 @@ enum FileBench {
         /// One thread opening the file's chunks straight from the page cache,
         /// as decrypt-file reads them, with no pipeline and no output: what
         /// decrypt-file could reach if everything of ours cost nothing (the
-        /// cold copy `SealedBox` makes and the page mapping stay).
+        /// page mapping stays).
         var openOnlyMiBPerSecond = 0.0
         var rows: [Row] = []
         /// Peak resident memory of this process after every row (MiB): flat in the file size.
@@ -67,10 +69,14 @@ enum FileBench {
             context: ["bench": "file"])
         let keys = try FileKeys(dataKey: dataKey, header: header)
 
-        /// The best of three runs (a run of 1 GiB takes a fraction of a second on a shared machine).
-        func row(_ name: String, threads: Int, _ body: () async throws -> Void) async throws {
+        /// The best of three runs (a run of 1 GiB takes a fraction of a second on a shared machine);
+        /// `prepare` runs before each, untimed.
+        func row(
+            _ name: String, threads: Int, prepare: () throws -> Void = {}, _ body: () async throws -> Void
+        ) async throws {
             var seconds = Double.infinity
             for _ in 0..<3 {
+                try prepare()
                 let start = ContinuousClock.now
                 try await body()
                 let elapsed = ContinuousClock.now - start
@@ -129,13 +135,25 @@ enum FileBench {
                     "  open only (decrypt's ceiling: 1 thread, chunks opened from the page cache, no pipeline, no output) %.0f MiB/s  %.2fx raw AES-GCM",
                 report.openOnlyMiBPerSecond, report.openOnlyMiBPerSecond / raw))
         let out = folder.appendingPathComponent("out.bin")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        try await row("encrypt-file, disk -> disk (fsync)", threads: 2) {
-            try await encrypt(threads: 2, to: out, sync: true)
+        /// The input read from the disk, not the page cache, into an empty output.
+        func fromDisk(_ input: URL) -> () throws -> Void {
+            {
+                try evictFromPageCache(input)
+                _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+            }
         }
-        try FileHandle(forWritingTo: out).truncate(atOffset: 0)
-        try await row("decrypt-file, disk -> disk (fsync)", threads: 2) {
-            try await decrypt(threads: 2, to: out, sync: true)
+        try await row("plain copy, disk -> disk (fsync)", threads: 1, prepare: fromDisk(plain)) {
+            try copy(plain, to: out)
+        }
+        for threads in [1, 2] {
+            try await row("encrypt-file, disk -> disk (fsync)", threads: threads, prepare: fromDisk(plain)) {
+                try await encrypt(threads: threads, to: out, sync: true)
+            }
+        }
+        for threads in [1, 2] {
+            try await row("decrypt-file, disk -> disk (fsync)", threads: threads, prepare: fromDisk(sealed)) {
+                try await decrypt(threads: threads, to: out, sync: true)
+            }
         }
         report.peakRSSMiB = peakRSSMiB()
         log(
@@ -168,6 +186,31 @@ enum FileBench {
         let seconds = elapsed.inSeconds
         if sink == -1 { print("") }
         return Double(bytes) / 1_048_576 / seconds
+    }
+
+    /// Writes `url` back and drops its pages from the page cache, so that the
+    /// next read of it comes from the disk.
+    static func evictFromPageCache(_ url: URL) throws {
+        let handle = try FileHandle(forReadingFrom: url)
+        defer { try? handle.close() }
+        try handle.synchronize()
+        _ = posix_fadvise(handle.fileDescriptor, 0, 0, Int32(POSIX_FADV_DONTNEED))
+    }
+
+    /// `input` to `output` through the file commands' reader and writes, fsynced, with no
+    /// encryption: the disk rows' ceiling.
+    static func copy(_ input: URL, to output: URL) throws {
+        let source = try FileHandle(forReadingFrom: input)
+        defer { try? source.close() }
+        let sink = try FileHandle(forWritingTo: output)
+        defer { try? sink.close() }
+        let reader = FileIO.sequentialReader(source)
+        var piece = try reader(FileFormat.chunkSize * 32)
+        while !piece.isEmpty {
+            try sink.write(contentsOf: piece)
+            piece = try reader(FileFormat.chunkSize * 32)
+        }
+        try sink.synchronize()
     }
 
     /// VmHWM of /proc/self/status (Linux), in MiB; 0 where there is none.
