@@ -24,9 +24,43 @@ public enum FileIO {
     /// A sequential reader for `handle`: memory-mapped windows for a regular
     /// file (no copy: chunks are slices of the page cache), plain reads for
     /// anything else (pipes, terminals).
+    ///
+    /// Only for bytes that are read once: plaintext to seal, or chunks copied
+    /// unchanged. A mapping shows another process's writes to the file at
+    /// once, so bytes read twice could differ between the reads; what is
+    /// authenticated and then decrypted comes from `positionalReader` or
+    /// `readExactly`.
     public static func sequentialReader(_ handle: FileHandle) -> (Int) throws -> Data {
         if let mapped = MappedReader(handle) { return { try mapped.read($0) } }
         return { try readExactly(handle, $0) }
+    }
+
+    /// `readAt(offset, count)` for a regular file: `pread(2)` into a new
+    /// heap buffer, fewer bytes only where the file ends or the read fails;
+    /// nil for anything that is not a regular file. Decryption reads through
+    /// it: AES-GCM reads a chunk twice (the tag check, then the decryption)
+    /// and chunks are opened where they lie (`InPlaceAESGCM`), so they must
+    /// be this process's own memory. A chunk in a mapping of the file could
+    /// be rewritten by another process between the two reads and release
+    /// plaintext that never authenticated. The handle must stay open while
+    /// the reader is used.
+    public static func positionalReader(_ handle: FileHandle) -> (@Sendable (UInt64, Int) -> Data)? {
+        let fd = handle.fileDescriptor
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return { offset, count in
+            guard count > 0, let buffer = malloc(count) else { return Data() }
+            var filled = 0
+            while filled < count {
+                let got = pread(fd, buffer + filled, count - filled, off_t(offset) + off_t(filled))
+                if got > 0 {
+                    filled += got
+                } else if got == 0 || errno != EINTR {
+                    break
+                }
+            }
+            return Data(bytesNoCopy: buffer, count: filled, deallocator: .free)
+        }
     }
 }
 

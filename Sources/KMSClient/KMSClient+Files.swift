@@ -37,6 +37,8 @@ extension KMSClient {
     /// Decrypts a whole file from `read` to `write`: the header, the data key
     /// unwrapped by the server under the file's context, the commitment, then
     /// every chunk, each released once its tag verified. Returns the header.
+    /// `read` must return memory no other process can change (plain reads,
+    /// not a mapping of a file): chunks are opened where they lie.
     @discardableResult
     public func decryptStream(
         threads: Int = KMSClient.defaultFileThreads, read: FileStream.Read, write: FileStream.Write,
@@ -85,11 +87,34 @@ extension KMSClient {
                 return try await decryptRange(
                     source, start: range.lowerBound, end: range.upperBound, write: { try sink.write($0) })
             }
-            let read = FileIO.sequentialReader(source)
+            if let header = try await decryptSeekable(
+                source, threads: threads, write: { try sink.write($0) }, progress: progress)
+            {
+                return header
+            }
             return try await decryptStream(
-                threads: threads, read: { try read($0) }, write: { try sink.write($0) },
+                threads: threads, read: { try FileIO.readExactly(source, $0) }, write: { try sink.write($0) },
                 progress: progress)
         }
+    }
+
+    /// A whole regular file, from its start: the header, the data key and
+    /// the commitment as `decryptStream` checks them, then the chunks read
+    /// and opened on every thread (`FileStream.decrypt(keys:layout:…)`).
+    /// Returns nil, having read nothing, when `source` is not a regular file:
+    /// read it with `decryptStream` instead.
+    public func decryptSeekable(
+        _ source: FileHandle, threads: Int = KMSClient.defaultFileThreads, write: FileStream.Write,
+        progress: ((UInt64) -> Void)? = nil
+    ) async throws -> FileHeader? {
+        guard let readAt = FileIO.positionalReader(source) else { return nil }
+        try source.seek(toOffset: 0)
+        let (header, length, commitment) = try await FileStream.readHeader(read: { try FileIO.readExactly(source, $0) })
+        let keys = try await fileKeys(header, commitment: commitment)
+        try await FileStream.decrypt(
+            keys: keys, headerLength: length, fileSize: try source.seekToEnd(), threads: threads, readAt: readAt,
+            write: write, progress: progress)
+        return header
     }
 
     /// Random access on a seekable file (section 5): plaintext bytes

@@ -41,8 +41,10 @@ import Testing
     }
 
     /// Decrypts a whole file with a known data key; returns what was written and the error, if any.
-    static func decrypt(_ file: Data, dataKey: Data, threads: Int = 2) async -> (written: Data, error: FileFormatError?)
-    {
+    /// `positional`: the chunks through `FileStream.decrypt(keys:layout:…)`, as a regular file is read.
+    static func decrypt(
+        _ file: Data, dataKey: Data, threads: Int = 2, positional: Bool = false
+    ) async -> (written: Data, error: FileFormatError?) {
         var input = file
         var written = Data()
         let read: FileStream.Read = { count in
@@ -51,10 +53,19 @@ import Testing
             return Data(taken)
         }
         do {
-            let (header, _, commitment) = try await FileStream.readHeader(read: read)
+            let (header, length, commitment) = try await FileStream.readHeader(read: read)
             let keys = try FileKeys(dataKey: SymmetricKey(data: dataKey), header: header)
             try keys.verify(storedCommitment: commitment)
-            try await FileStream.decrypt(keys: keys, threads: threads, read: read, write: { written.append($0) })
+            if positional {
+                try await FileStream.decrypt(
+                    keys: keys, headerLength: length, fileSize: UInt64(file.count), threads: threads,
+                    readAt: { offset, count in
+                        let from = min(file.count, Int(offset))
+                        return Data(file[(file.startIndex + from)..<(file.startIndex + min(file.count, from + count))])
+                    }, write: { written.append($0) })
+            } else {
+                try await FileStream.decrypt(keys: keys, threads: threads, read: read, write: { written.append($0) })
+            }
             return (written, nil)
         } catch let error as FileFormatError {
             return (written, error)
@@ -85,11 +96,14 @@ import Testing
                 #expect(file.count == vector["fileLength"] as? Int, "\(id)")
                 #expect(Self.hex(SHA256.hash(data: file)) == vector["fileSha256"] as? String, "\(id)")
                 if let b64 = vector["fileB64"] as? String { #expect(Base64.encode(file) == b64, "\(id)") }
-                let back = await Self.decrypt(
-                    file, dataKey: Data(hex: vector["dataKey"] as? String ?? ""), threads: threads)
-                #expect(
-                    back.error == nil && back.written == Self.plaintext(vector),
-                    "\(id): \(String(describing: back.error))")
+                for positional in [false, true] {
+                    let back = await Self.decrypt(
+                        file, dataKey: Data(hex: vector["dataKey"] as? String ?? ""), threads: threads,
+                        positional: positional)
+                    #expect(
+                        back.error == nil && back.written == Self.plaintext(vector),
+                        "\(id) positional \(positional): \(String(describing: back.error))")
+                }
             }
             // Each chunk's nonce and tag, as the vector lists them.
             let file = try await Self.encrypt(vector)
@@ -167,6 +181,11 @@ import Testing
                     result.error?.code.rawValue == vector["error"] as? String,
                     "\(id): \(String(describing: result.error))")
                 #expect(result.written.count == vector["streamedBeforeError"] as? Int, "\(id): streamed")
+                // A regular file is read by position: the same code, and the same plaintext released.
+                let positional = await Self.decrypt(
+                    file, dataKey: Data(hex: vector["dataKey"] as? String ?? ""), threads: threads, positional: true)
+                #expect(positional.error?.code == result.error?.code, "\(id): positional")
+                #expect(positional.written == result.written, "\(id): positional released")
             }
         }
     }
@@ -234,7 +253,7 @@ import Testing
     }
 
     /// Round trips around chunk boundaries, one and two threads.
-    @Test(arguments: [0, 1, 65_535, 65_536, 65_537, 3 * 65_536, 3 * 65_536 + 5])
+    @Test(arguments: [0, 1, 65_535, 65_536, 65_537, 3 * 65_536, 3 * 65_536 + 5, 100 * 65_536 + 7])
     func roundTrip(size: Int) async throws {
         let vector: [String: Any] = [
             "salt": Hex.encode(SymmetricKeyBytes.random(count: 32)),
@@ -244,7 +263,13 @@ import Testing
         let file = try await Self.encrypt(vector)
         let chunks = max(1, (size + 65_535) / 65_536)
         #expect(file.count == 10 + 32 + 2 + 19 + 2 + 2 + 3 + 2 + 6 + 32 + size + 16 * chunks)
-        let back = await Self.decrypt(file, dataKey: Data(hex: vector["dataKey"] as? String ?? ""))
-        #expect(back.error == nil && back.written == Self.plaintext(vector))
+        for positional in [false, true] {
+            for threads in [1, 2] {
+                let back = await Self.decrypt(
+                    file, dataKey: Data(hex: vector["dataKey"] as? String ?? ""), threads: threads,
+                    positional: positional)
+                #expect(back.error == nil && back.written == Self.plaintext(vector))
+            }
+        }
     }
 }

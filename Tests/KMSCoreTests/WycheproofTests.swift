@@ -73,14 +73,46 @@ import Testing
 
     /// The same vectors through `InPlaceAESGCM.open`, which opens the file
     /// format's chunks without swift-crypto's copy.
+    /// Each vector twice: as separate buffers, and as slices of one larger
+    /// buffer (as the file reader passes them). Linux builds open in place.
     @Test func aesGCM256InPlace() throws {
+        #if os(Linux)
+            #expect(InPlaceAESGCM.inPlace)
+        #endif
+        let pad = Data(repeating: 0xA5, count: 7)
         let count = try forEachAESGCM256Vector { vector in
+            let nonce = try AES.GCM.Nonce(data: vector.iv)
             let plaintext = InPlaceAESGCM.open(
-                ciphertext: vector.ciphertext, tag: vector.tag, nonce: try AES.GCM.Nonce(data: vector.iv),
-                key: vector.key, authenticating: vector.aad)
+                ciphertext: vector.ciphertext, tag: vector.tag, nonce: nonce, key: vector.key,
+                authenticating: vector.aad)
             #expect(plaintext == vector.message, "tcId \(vector.id)")
+            let buffer = pad + vector.ciphertext + vector.tag + pad
+            let tagStart = pad.count + vector.ciphertext.count
+            let sliced = InPlaceAESGCM.open(
+                ciphertext: buffer[pad.count..<tagStart], tag: buffer[tagStart..<(tagStart + 16)], nonce: nonce,
+                key: vector.key, authenticating: vector.aad)
+            #expect(sliced == vector.message, "tcId \(vector.id), sliced")
         }
         #expect(count == 66)
+    }
+
+    /// A tag that is not 16 bytes, a key that is not 256 bits and a nonce
+    /// that is not 96 bits open nothing.
+    @Test func inPlaceRefusesOtherSizes() throws {
+        let key = SymmetricKey(size: .bits256)
+        let nonce = AES.GCM.Nonce()
+        let box = try AES.GCM.seal(Data("chunk".utf8), using: key, nonce: nonce)
+        #expect(
+            InPlaceAESGCM.open(ciphertext: box.ciphertext, tag: box.tag, nonce: nonce, key: key) == Data("chunk".utf8))
+        #expect(InPlaceAESGCM.open(ciphertext: box.ciphertext, tag: box.tag.prefix(15), nonce: nonce, key: key) == nil)
+        #expect(InPlaceAESGCM.open(ciphertext: box.ciphertext, tag: box.tag + [0], nonce: nonce, key: key) == nil)
+        #expect(
+            InPlaceAESGCM.open(
+                ciphertext: box.ciphertext, tag: box.tag, nonce: nonce, key: SymmetricKey(size: .bits128)) == nil)
+        #expect(
+            InPlaceAESGCM.open(
+                ciphertext: box.ciphertext, tag: box.tag, nonce: try AES.GCM.Nonce(data: Data(count: 13)), key: key)
+                == nil)
     }
 
     /// One Wycheproof AES-GCM case; `message` is nil when it must not open.

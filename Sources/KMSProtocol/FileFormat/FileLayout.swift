@@ -11,16 +11,22 @@ public struct FileLayout: Sendable, Equatable {
     /// The layout checks of section 5 (after steps 1 to 3): no payload, or a
     /// last piece shorter than a tag, is `truncated`.
     public init(headerLength: Int, fileSize: UInt64) throws(FileFormatError) {
+        try self.init(piecesOf: headerLength, fileSize: fileSize)
+        guard length(ofChunk: chunkCount - 1) >= FileFormat.tagSize else {
+            throw FileFormatError(.truncated, "the file ends inside its last chunk's tag")
+        }
+    }
+
+    /// The pieces only, without the last piece's length check: a whole-file
+    /// read opens the pieces in order (section 4), so a full final chunk
+    /// followed by a few bytes is `trailing_data`, as when streaming.
+    init(piecesOf headerLength: Int, fileSize: UInt64) throws(FileFormatError) {
         self.headerLength = headerLength
         self.fileSize = fileSize
         let start = UInt64(headerLength + FileFormat.commitmentSize)
         guard fileSize > start else { throw FileFormatError(.truncated, "the file has no chunk") }
-        let payload = fileSize - start
         let sealed = UInt64(FileFormat.sealedChunkSize)
-        chunkCount = (payload + sealed - 1) / sealed
-        guard payload - (chunkCount - 1) * sealed >= UInt64(FileFormat.tagSize) else {
-            throw FileFormatError(.truncated, "the file ends inside its last chunk's tag")
-        }
+        chunkCount = (fileSize - start + sealed - 1) / sealed
     }
 
     /// Where piece `index` starts.

@@ -76,6 +76,88 @@ public enum FileStream {
         return total
     }
 
+    /// Step 4 for a seekable file of `fileSize` bytes whose header (of
+    /// `headerLength` bytes) passed steps 1 to 3: the same checks, order,
+    /// errors and release as `decrypt(keys:threads:read:write:progress:)`
+    /// (for a file that does not change meanwhile), but each task reads its
+    /// own chunks with `readAt(offset, count)`, which returns fewer bytes
+    /// only when it could not read them all. Reading copies the file into
+    /// this process's memory (chunks are opened where they lie, so they must
+    /// not be in memory another process can change: `InPlaceAESGCM`), and
+    /// here that copy runs on every thread instead of the reader's alone.
+    @discardableResult
+    public static func decrypt(
+        keys: FileKeys, headerLength: Int, fileSize: UInt64, threads: Int = 2,
+        readAt: @escaping @Sendable (UInt64, Int) -> Data, write: Write, progress: ((UInt64) -> Void)? = nil
+    ) async throws -> UInt64 {
+        let layout = try FileLayout(piecesOf: headerLength, fileSize: fileSize)
+        let last = layout.chunkCount - 1
+        let lanes = UInt64(max(1, threads))
+        let batchSize = lanes * UInt64(chunksPerThread)
+        /// Chunks `run`, read with one `readAt` and opened in order; stops at the first failure.
+        @Sendable func open(_ run: ClosedRange<UInt64>) -> [Result<Data, FileFormatError>] {
+            let from = layout.offset(ofChunk: run.lowerBound)
+            let bytes = readAt(
+                from, Int(layout.offset(ofChunk: run.upperBound) - from) + layout.length(ofChunk: run.upperBound))
+            var results: [Result<Data, FileFormatError>] = []
+            for index in run {
+                let start = bytes.startIndex + Int(layout.offset(ofChunk: index) - from)
+                let end = start + layout.length(ofChunk: index)
+                results.append(
+                    Result { () throws(FileFormatError) in
+                        guard end <= bytes.endIndex else {
+                            throw FileFormatError(
+                                .truncated,
+                                "chunk \(index) could not be read in full (the file shrank, or the read failed)")
+                        }
+                        return try keys.openPiece(bytes[start..<end], index: index, isLast: index == last)
+                    })
+                if case .failure = results[results.count - 1] { break }
+            }
+            return results
+        }
+        func batch(from first: UInt64) async -> Task<[Result<Data, FileFormatError>], Never>? {
+            guard first <= last else { return nil }
+            let count = min(batchSize, last - first + 1)
+            let perLane = (count + lanes - 1) / lanes
+            let runs = stride(from: first, to: first + count, by: Int(perLane)).map {
+                $0...min(first + count - 1, $0 + perLane - 1)
+            }
+            // One thread means one, as in `pipeline`: the batch is done here, not beside the consumer.
+            if runs.count == 1, threads <= 1 {
+                let results = open(runs[0])
+                return Task { results }
+            }
+            return Task {
+                await withTaskGroup(of: (Int, [Result<Data, FileFormatError>]).self) { group in
+                    for (lane, run) in runs.enumerated() { group.addTask { (lane, open(run)) } }
+                    var byLane = [[Result<Data, FileFormatError>]](repeating: [], count: runs.count)
+                    for await (lane, results) in group { byLane[lane] = results }
+                    return byLane.flatMap { $0 }
+                }
+            }
+        }
+        var total: UInt64 = 0
+        var next = await batch(from: 0)
+        var first: UInt64 = 0
+        while let inFlight = next {
+            first += batchSize
+            next = await batch(from: first)
+            do {
+                for result in await inFlight.value {
+                    let plaintext = try result.get()
+                    try await write(plaintext)
+                    total += UInt64(plaintext.count)
+                }
+            } catch {
+                next?.cancel()
+                throw error
+            }
+            progress?(total)
+        }
+        return total
+    }
+
     /// Blocks of `blockSize` bytes, read with one block of look-ahead (a
     /// block is the last only if the input ends right after it), in batches
     /// through `transform` on up to `threads` tasks, one batch ahead of the

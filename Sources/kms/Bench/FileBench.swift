@@ -34,11 +34,6 @@ enum FileBench {
         /// swift-crypto's public API (`SealedBox(nonce:ciphertext:tag:)`, which
         /// copies the ciphertext, then `open`): the ceiling for decrypt.
         var rawOpenMiBPerSecond = 0.0
-        /// One thread opening the file's chunks straight from the page cache,
-        /// as decrypt-file reads them, with no pipeline and no output: what
-        /// decrypt-file could reach if everything of ours cost nothing (the
-        /// page mapping stays).
-        var openOnlyMiBPerSecond = 0.0
         var rows: [Row] = []
         /// Peak resident memory of this process after every row (MiB): flat in the file size.
         var peakRSSMiB = 0.0
@@ -104,13 +99,15 @@ enum FileBench {
             defer { try? source.close() }
             let sink = try FileHandle(forWritingTo: output)
             defer { try? sink.close() }
-            let reader = FileIO.sequentialReader(source)
-            let read: FileStream.Read = { try reader($0) }
-            let (parsed, _, commitment) = try await FileStream.readHeader(read: read)
+            guard let readAt = FileIO.positionalReader(source) else { throw CocoaError(.fileReadUnknown) }
+            let (parsed, length, commitment) = try await FileStream.readHeader(read: {
+                try FileIO.readExactly(source, $0)
+            })
             let opened = try FileKeys(dataKey: dataKey, header: parsed)
             try opened.verify(storedCommitment: commitment)
             try await FileStream.decrypt(
-                keys: opened, threads: threads, read: read, write: { try sink.write(contentsOf: $0) })
+                keys: opened, headerLength: length, fileSize: try source.seekToEnd(), threads: threads,
+                readAt: readAt, write: { try sink.write(contentsOf: $0) })
             if sync { try sink.synchronize() }
         }
         let null = URL(fileURLWithPath: "/dev/null")
@@ -126,14 +123,6 @@ enum FileBench {
                 try await decrypt(threads: threads, to: null, sync: false)
             }
         }
-        report.openOnlyMiBPerSecond = try await (0..<3).asyncMax { _ in
-            try await openOnly(sealed, dataKey: dataKey, bytes: bytes)
-        }
-        log(
-            String(
-                format:
-                    "  open only (decrypt's ceiling: 1 thread, chunks opened from the page cache, no pipeline, no output) %.0f MiB/s  %.2fx raw AES-GCM",
-                report.openOnlyMiBPerSecond, report.openOnlyMiBPerSecond / raw))
         let out = folder.appendingPathComponent("out.bin")
         /// The input read from the disk, not the page cache, into an empty output.
         func fromDisk(_ input: URL) -> () throws -> Void {
@@ -161,31 +150,6 @@ enum FileBench {
                 format: "  peak RSS of this process: %.0f MiB (the file is %.0f MiB)", report.peakRSSMiB,
                 Double(bytes) / 1_048_576))
         return report
-    }
-
-    /// Opens every chunk of `sealed` in order on this thread, read as
-    /// decrypt-file reads it, and discards the plaintext: MiB/s.
-    static func openOnly(_ sealed: URL, dataKey: SymmetricKey, bytes: Int) async throws -> Double {
-        let source = try FileHandle(forReadingFrom: sealed)
-        defer { try? source.close() }
-        let reader = FileIO.sequentialReader(source)
-        let start = ContinuousClock.now
-        let (header, _, commitment) = try await FileStream.readHeader(read: { try reader($0) })
-        let keys = try FileKeys(dataKey: dataKey, header: header)
-        try keys.verify(storedCommitment: commitment)
-        var index: UInt64 = 0
-        var sink = 0
-        var piece = try reader(FileFormat.sealedChunkSize)
-        while !piece.isEmpty {
-            let next = piece.count < FileFormat.sealedChunkSize ? Data() : try reader(FileFormat.sealedChunkSize)
-            sink &+= Int(try keys.openPiece(piece, index: index, isLast: next.isEmpty).first ?? 0)
-            piece = next
-            index += 1
-        }
-        let elapsed = ContinuousClock.now - start
-        let seconds = elapsed.inSeconds
-        if sink == -1 { print("") }
-        return Double(bytes) / 1_048_576 / seconds
     }
 
     /// Writes `url` back and drops its pages from the page cache, so that the
@@ -284,15 +248,6 @@ enum FileBench {
         let reader = try FileHandle(forReadingFrom: url)
         while let chunk = try reader.read(upToCount: 1 << 22), !chunk.isEmpty {}
         try reader.close()
-    }
-}
-
-extension Range<Int> {
-    /// The largest of `body` over the range, run one after another.
-    fileprivate func asyncMax(_ body: (Int) async throws -> Double) async throws -> Double {
-        var best = 0.0
-        for value in self { best = Swift.max(best, try await body(value)) }
-        return best
     }
 }
 

@@ -27,7 +27,10 @@ struct FileEndpoints {
     let input: String
     let output: String
 
-    func withStreams<T>(_ body: (FileStream.Read, FileStream.Write, FileHandle) async throws -> T) async throws -> T {
+    /// `privateInput`: plain reads into this process's own memory, not a mapping, as decryption must.
+    func withStreams<T>(
+        privateInput: Bool = false, _ body: (FileStream.Read, FileStream.Write, FileHandle) async throws -> T
+    ) async throws -> T {
         tuneAllocatorForStreaming()
         let source: FileHandle
         if input == "-" {
@@ -40,7 +43,7 @@ struct FileEndpoints {
             }
         }
         defer { if input != "-" { try? source.close() } }
-        let reader = FileIO.sequentialReader(source)
+        let reader = privateInput ? { try FileIO.readExactly(source, $0) } : FileIO.sequentialReader(source)
         let read: FileStream.Read = { try reader($0) }
         if output == "-" {
             return try await body(read, { try FileHandle.standardOutput.write(contentsOf: $0) }, source)
@@ -190,10 +193,13 @@ struct DecryptFileCommand: AsyncParsableCommand {
         let endpoints = FileEndpoints(input: input, output: output)
         let progress = ProgressLine(total: endpoints.inputSize)
         _ = try await withClient(client) { kms in
-            try await endpoints.withStreams { read, write, source in
+            try await endpoints.withStreams(privateInput: true) { read, write, source in
                 if let bounds {
                     try await kms.decryptRange(source, start: bounds.start, end: bounds.end, write: write)
-                } else {
+                } else if try await kms.decryptSeekable(
+                    source, threads: FileContext.clampThreads(threads), write: write, progress: progress.update)
+                    == nil
+                {
                     try await kms.decryptStream(
                         threads: FileContext.clampThreads(threads), read: read, write: write,
                         progress: progress.update)
