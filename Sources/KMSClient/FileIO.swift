@@ -30,38 +30,58 @@ public enum FileIO {
     /// once, so bytes read twice could differ between the reads; what is
     /// authenticated and then decrypted comes from `positionalReader` or
     /// `readExactly`.
-    public static func sequentialReader(_ handle: FileHandle) -> (Int) throws -> Data {
+    package static func sequentialReader(_ handle: FileHandle) -> (Int) throws -> Data {
         if let mapped = MappedReader(handle) { return { try mapped.read($0) } }
         return { try readExactly(handle, $0) }
     }
 
     /// `readAt(offset, count)` for a regular file: `pread(2)` into a new
-    /// heap buffer, fewer bytes only where the file ends or the read fails;
-    /// nil for anything that is not a regular file. Decryption reads through
+    /// heap buffer, fewer bytes only where the file ends, a thrown
+    /// `POSIXError` when the read fails; nil for anything that is not a
+    /// regular file. Decryption reads through
     /// it: AES-GCM reads a chunk twice (the tag check, then the decryption)
     /// and chunks are opened where they lie (`InPlaceAESGCM`), so they must
     /// be this process's own memory. A chunk in a mapping of the file could
     /// be rewritten by another process between the two reads and release
-    /// plaintext that never authenticated. The handle must stay open while
-    /// the reader is used.
-    public static func positionalReader(_ handle: FileHandle) -> (@Sendable (UInt64, Int) -> Data)? {
-        let fd = handle.fileDescriptor
+    /// plaintext that never authenticated. The reader holds its own
+    /// duplicate of the descriptor, so it never reads a closed or reused one.
+    public static func positionalReader(_ handle: FileHandle) -> (@Sendable (UInt64, Int) throws -> Data)? {
         var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        guard fstat(handle.fileDescriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
+            let file = OwnedDescriptor(duplicating: handle.fileDescriptor)
+        else { return nil }
         return { offset, count in
-            guard count > 0, let buffer = malloc(count) else { return Data() }
+            guard count > 0 else { return Data() }
+            guard let buffer = malloc(count) else { throw POSIXError(.ENOMEM) }
             var filled = 0
             while filled < count {
-                let got = pread(fd, buffer + filled, count - filled, off_t(offset) + off_t(filled))
+                let got = pread(file.fd, buffer + filled, count - filled, off_t(offset) + off_t(filled))
                 if got > 0 {
                     filled += got
-                } else if got == 0 || errno != EINTR {
+                } else if got == 0 {
                     break
+                } else if errno != EINTR {
+                    let code = POSIXErrorCode(rawValue: errno) ?? .EIO
+                    free(buffer)
+                    throw POSIXError(code)
                 }
             }
             return Data(bytesNoCopy: buffer, count: filled, deallocator: .free)
         }
     }
+}
+
+/// A duplicated file descriptor, closed when the last reader using it goes.
+final class OwnedDescriptor: Sendable {
+    let fd: Int32
+
+    init?(duplicating fd: Int32) {
+        let copy = dup(fd)
+        guard copy >= 0 else { return nil }
+        self.fd = copy
+    }
+
+    deinit { close(fd) }
 }
 
 /// Reads a regular file sequentially through memory-mapped windows of a few

@@ -100,7 +100,7 @@ extension KMSClient {
 
     /// A whole regular file, from its start: the header, the data key and
     /// the commitment as `decryptStream` checks them, then the chunks read
-    /// and opened on every thread (`FileStream.decrypt(keys:layout:…)`).
+    /// and opened on every thread (`FileStream.decrypt(keys:headerLength:fileSize:…)`).
     /// Returns nil, having read nothing, when `source` is not a regular file:
     /// read it with `decryptStream` instead.
     public func decryptSeekable(

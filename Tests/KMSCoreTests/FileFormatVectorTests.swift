@@ -41,7 +41,7 @@ import Testing
     }
 
     /// Decrypts a whole file with a known data key; returns what was written and the error, if any.
-    /// `positional`: the chunks through `FileStream.decrypt(keys:layout:…)`, as a regular file is read.
+    /// `positional`: the chunks through `FileStream.decrypt(keys:headerLength:fileSize:…)`, as a regular file is read.
     static func decrypt(
         _ file: Data, dataKey: Data, threads: Int = 2, positional: Bool = false
     ) async -> (written: Data, error: FileFormatError?) {
@@ -253,6 +253,48 @@ import Testing
     }
 
     /// Round trips around chunk boundaries, one and two threads.
+    /// Read by position, a file that lost its last chunks meanwhile is
+    /// `truncated` after the chunks before them, and a failing read is that
+    /// read's error; on one thread or two.
+    @Test(arguments: [1, 2])
+    func positionalShortOrFailedReads(threads: Int) async throws {
+        let dataKey = SymmetricKeyBytes.random(count: 32)
+        let vector: [String: Any] = [
+            "salt": Hex.encode(SymmetricKeyBytes.random(count: 32)), "dataKey": Hex.encode(dataKey),
+            "wrappedKey": "kms:v1:key_x:1:AAAA", "context": [:] as [String: String], "plaintextLength": 5 * 65_536 + 9,
+        ]
+        let file = try await Self.encrypt(vector)
+        var rest = file
+        let (header, length, commitment) = try await FileStream.readHeader(read: { count in
+            defer { rest = rest.dropFirst(count) }
+            return Data(rest.prefix(count))
+        })
+        let keys = try FileKeys(dataKey: SymmetricKey(data: dataKey), header: header)
+        try keys.verify(storedCommitment: commitment)
+        let cut = file.count - 3 * FileFormat.sealedChunkSize + 5  // chunks 0 to 2 whole, 3 cut
+        struct ReadFailed: Error {}
+        for failing in [false, true] {
+            var written = Data()
+            do {
+                try await FileStream.decrypt(
+                    keys: keys, headerLength: length, fileSize: UInt64(file.count), threads: threads,
+                    readAt: { offset, count in
+                        let from = Int(offset)
+                        if from + count > cut, failing { throw ReadFailed() }
+                        return Data(file[min(from, cut)..<min(cut, from + count)])
+                    }, write: { written.append($0) })
+                Issue.record("a shrunk file decrypted")
+            } catch let error as FileFormatError {
+                #expect(!failing && error.code == .truncated)
+            } catch {
+                #expect(failing && error is ReadFailed)
+            }
+            // Chunks are read in runs: what precedes the damaged run is released, nothing after.
+            #expect(Self.plaintext(vector).starts(with: written) && written.count % 65_536 == 0)
+            #expect(written.count <= 3 * 65_536)
+        }
+    }
+
     @Test(arguments: [0, 1, 65_535, 65_536, 65_537, 3 * 65_536, 3 * 65_536 + 5, 100 * 65_536 + 7])
     func roundTrip(size: Int) async throws {
         let vector: [String: Any] = [

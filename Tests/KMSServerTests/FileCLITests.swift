@@ -91,6 +91,28 @@ import Testing
         try CLIProcess.runData(["encrypt-file", "--key", "files", "-", pipedFile.path], environment: env, stdin: small)
         let pipedBack = try CLIProcess.runData(["decrypt-file", pipedFile.path, "-"], environment: env)
         #expect(pipedBack == small)
+        // Decrypting a pipe: plain reads, not the positional path.
+        let fromPipe = try CLIProcess.runData(
+            ["decrypt-file", "-", "-"], environment: env, stdin: try Data(contentsOf: sealed))
+        #expect(fromPipe == plain)
+    }
+
+    /// Decryption's reader: `pread` into this process's memory, short only at
+    /// the end, on its own descriptor (the caller's handle may be closed).
+    @Test func positionalReaderReadsItsOwnCopy() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-pread-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("f.bin")
+        let bytes = Self.randomBytes(100)
+        try bytes.write(to: url)
+        let handle = try FileHandle(forReadingFrom: url)
+        let readAt = try #require(FileIO.positionalReader(handle))
+        try handle.close()
+        #expect(try readAt(10, 20) == bytes[10..<30])
+        #expect(try readAt(90, 20) == bytes[90..<100])
+        #expect(try readAt(200, 5).isEmpty)
+        #expect(FileIO.positionalReader(FileHandle.nullDevice) == nil)
     }
 
     @Test func rewrappedFilesOutliveTheOldVersion() async throws {

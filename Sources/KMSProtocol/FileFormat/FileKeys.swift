@@ -73,7 +73,9 @@ public struct FileKeys: Sendable, CustomStringConvertible {
 
     /// Step 4 for one piece: opens piece `index` of a file, `isLast` when no
     /// byte follows it, and names the failure as section 4 prescribes. The
-    /// plaintext is returned only after its tag verified.
+    /// plaintext is returned only after its tag verified. `piece` must be
+    /// this process's own memory, not a mapping of a file another process
+    /// can write: it is opened where it lies (`InPlaceAESGCM`).
     public func openPiece(_ piece: Data, index: UInt64, isLast: Bool) throws(FileFormatError) -> Data {
         if isLast, piece.count < FileFormat.tagSize {
             throw FileFormatError(.truncated, "the file ends inside its last chunk's tag")

@@ -21,9 +21,9 @@ public struct FileLayout: Sendable, Equatable {
     /// read opens the pieces in order (section 4), so a full final chunk
     /// followed by a few bytes is `trailing_data`, as when streaming.
     init(piecesOf headerLength: Int, fileSize: UInt64) throws(FileFormatError) {
-        self.headerLength = headerLength
+        self.headerLength = max(0, headerLength)
         self.fileSize = fileSize
-        let start = UInt64(headerLength + FileFormat.commitmentSize)
+        let start = UInt64(self.headerLength + FileFormat.commitmentSize)
         guard fileSize > start else { throw FileFormatError(.truncated, "the file has no chunk") }
         let sealed = UInt64(FileFormat.sealedChunkSize)
         chunkCount = (fileSize - start + sealed - 1) / sealed

@@ -56,6 +56,8 @@ public enum FileStream {
 
     /// Step 4 after the header, commitment and key check: opens every piece
     /// in order, writing each verified chunk's plaintext; returns the size.
+    /// `read` must return this process's own memory (plain reads, not a
+    /// mapping of the file): chunks are opened where they lie.
     @discardableResult
     public static func decrypt(
         keys: FileKeys, threads: Int = 2, read: Read, write: Write, progress: ((UInt64) -> Void)? = nil
@@ -80,43 +82,47 @@ public enum FileStream {
     /// `headerLength` bytes) passed steps 1 to 3: the same checks, order,
     /// errors and release as `decrypt(keys:threads:read:write:progress:)`
     /// (for a file that does not change meanwhile), but each task reads its
-    /// own chunks with `readAt(offset, count)`, which returns fewer bytes
-    /// only when it could not read them all. Reading copies the file into
-    /// this process's memory (chunks are opened where they lie, so they must
-    /// not be in memory another process can change: `InPlaceAESGCM`), and
-    /// here that copy runs on every thread instead of the reader's alone.
+    /// own run of up to 32 chunks with one `readAt(offset, count)`, which
+    /// returns fewer bytes only where the file ends and throws when the read
+    /// fails. `readAt` must return this process's own memory (not a mapping
+    /// of the file: chunks are opened where they lie, `InPlaceAESGCM`); the
+    /// read is then the one copy of the file, made on every thread.
     @discardableResult
     public static func decrypt(
         keys: FileKeys, headerLength: Int, fileSize: UInt64, threads: Int = 2,
-        readAt: @escaping @Sendable (UInt64, Int) -> Data, write: Write, progress: ((UInt64) -> Void)? = nil
+        readAt: @escaping @Sendable (UInt64, Int) throws -> Data, write: Write, progress: ((UInt64) -> Void)? = nil
     ) async throws -> UInt64 {
         let layout = try FileLayout(piecesOf: headerLength, fileSize: fileSize)
         let last = layout.chunkCount - 1
-        let lanes = UInt64(max(1, threads))
+        let lanes = UInt64(min(max(1, threads), maxThreads))
         let batchSize = lanes * UInt64(chunksPerThread)
         /// Chunks `run`, read with one `readAt` and opened in order; stops at the first failure.
-        @Sendable func open(_ run: ClosedRange<UInt64>) -> [Result<Data, FileFormatError>] {
+        @Sendable func open(_ run: ClosedRange<UInt64>) -> [Result<Data, any Error>] {
+            if Task.isCancelled { return [.failure(CancellationError())] }
             let from = layout.offset(ofChunk: run.lowerBound)
-            let bytes = readAt(
-                from, Int(layout.offset(ofChunk: run.upperBound) - from) + layout.length(ofChunk: run.upperBound))
-            var results: [Result<Data, FileFormatError>] = []
+            let bytes: Data
+            do {
+                bytes = try readAt(
+                    from, Int(layout.offset(ofChunk: run.upperBound) - from) + layout.length(ofChunk: run.upperBound))
+            } catch {
+                return [.failure(error)]
+            }
+            var results: [Result<Data, any Error>] = []
             for index in run {
                 let start = bytes.startIndex + Int(layout.offset(ofChunk: index) - from)
                 let end = start + layout.length(ofChunk: index)
                 results.append(
                     Result { () throws(FileFormatError) in
                         guard end <= bytes.endIndex else {
-                            throw FileFormatError(
-                                .truncated,
-                                "chunk \(index) could not be read in full (the file shrank, or the read failed)")
+                            throw FileFormatError(.truncated, "the file is shorter than it was a moment ago")
                         }
                         return try keys.openPiece(bytes[start..<end], index: index, isLast: index == last)
-                    })
+                    }.mapError { $0 as any Error })
                 if case .failure = results[results.count - 1] { break }
             }
             return results
         }
-        func batch(from first: UInt64) async -> Task<[Result<Data, FileFormatError>], Never>? {
+        func batch(from first: UInt64) -> Task<[Result<Data, any Error>], Never>? {
             guard first <= last else { return nil }
             let count = min(batchSize, last - first + 1)
             let perLane = (count + lanes - 1) / lanes
@@ -129,20 +135,20 @@ public enum FileStream {
                 return Task { results }
             }
             return Task {
-                await withTaskGroup(of: (Int, [Result<Data, FileFormatError>]).self) { group in
+                await withTaskGroup(of: (Int, [Result<Data, any Error>]).self) { group in
                     for (lane, run) in runs.enumerated() { group.addTask { (lane, open(run)) } }
-                    var byLane = [[Result<Data, FileFormatError>]](repeating: [], count: runs.count)
+                    var byLane = [[Result<Data, any Error>]](repeating: [], count: runs.count)
                     for await (lane, results) in group { byLane[lane] = results }
                     return byLane.flatMap { $0 }
                 }
             }
         }
         var total: UInt64 = 0
-        var next = await batch(from: 0)
+        var next = batch(from: 0)
         var first: UInt64 = 0
         while let inFlight = next {
             first += batchSize
-            next = await batch(from: first)
+            next = batch(from: first)
             do {
                 for result in await inFlight.value {
                     let plaintext = try result.get()
@@ -150,13 +156,18 @@ public enum FileStream {
                     total += UInt64(plaintext.count)
                 }
             } catch {
+                // Nothing of ours may outlive the call (the caller closes the file next).
                 next?.cancel()
+                _ = await next?.value
                 throw error
             }
             progress?(total)
         }
         return total
     }
+
+    /// The most tasks a batch is split across (memory is 2 batches × 32 chunks per task).
+    static let maxThreads = 64
 
     /// Blocks of `blockSize` bytes, read with one block of look-ahead (a
     /// block is the last only if the input ends right after it), in batches
@@ -218,7 +229,9 @@ public enum FileStream {
     /// Random access (section 5), after steps 1 to 3: the layout checks, the
     /// last chunk opened as final (only then is the plaintext size authentic),
     /// then the chunks holding bytes `start...end` (END clamped), written in
-    /// order. `readAt(offset, count)` reads file bytes. Returns the range given.
+    /// order. `readAt(offset, count)` reads file bytes into this process's own
+    /// memory (not a mapping: chunks are opened where they lie). Returns the
+    /// range given.
     @discardableResult
     public static func decryptRange(
         keys: FileKeys, layout: FileLayout, start: UInt64, end: UInt64,

@@ -194,16 +194,19 @@ struct DecryptFileCommand: AsyncParsableCommand {
         let progress = ProgressLine(total: endpoints.inputSize)
         _ = try await withClient(client) { kms in
             try await endpoints.withStreams(privateInput: true) { read, write, source in
+                let threads = FileContext.clampThreads(threads)
                 if let bounds {
                     try await kms.decryptRange(source, start: bounds.start, end: bounds.end, write: write)
-                } else if try await kms.decryptSeekable(
-                    source, threads: FileContext.clampThreads(threads), write: write, progress: progress.update)
-                    == nil
-                {
-                    try await kms.decryptStream(
-                        threads: FileContext.clampThreads(threads), read: read, write: write,
-                        progress: progress.update)
+                    return
                 }
+                // A named regular file is read by position; `-` (even a redirected file) as a stream.
+                if input != "-",
+                    try await kms.decryptSeekable(source, threads: threads, write: write, progress: progress.update)
+                        != nil
+                {
+                    return
+                }
+                try await kms.decryptStream(threads: threads, read: read, write: write, progress: progress.update)
             }
         }
         progress.finish()
