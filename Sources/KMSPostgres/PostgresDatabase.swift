@@ -239,11 +239,11 @@ public final class PostgresDatabase: Sendable {
         }
     }
 
-    /// Runs a database call with a deadline: an unreachable or stalled database
-    /// answers `503` after `seconds` instead of holding the request.
     /// How long a database call may take before the request is answered `503`.
     static let callDeadlineSeconds = 6
 
+    /// Runs a database call with a deadline: an unreachable or stalled database
+    /// answers `503` after `seconds` instead of holding the request.
     func withDeadline<T: Sendable>(
         _ what: String, seconds: Int = callDeadlineSeconds, _ body: @escaping @Sendable () async throws -> T
     ) async throws(KMSError) -> T {
