@@ -177,13 +177,13 @@ public final class KMSClient: Sendable {
         }
         let response = try await transport.send(
             TransportRequest(method: method, target: target, headers: headers, body: bodyData))
-        guard (try? SealedEnvelope(json: response.body)) != nil else {
+        guard let sealed = try? SealedEnvelope(json: response.body) else {
             throw plainError(response)
         }
         let inner: Data
         do {
             inner = try ClientSeal.openResponse(
-                response.body, sessionId: session.id, expectedSeq: seq, status: response.status, key: session.key)
+                sealed, sessionId: session.id, expectedSeq: seq, status: response.status, key: session.key)
         } catch {
             throw KMSClientError.protocolViolation(error.description)
         }

@@ -14,6 +14,13 @@ public enum WireJSON {
     }
 
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
-        try JSONDecoder().decode(type, from: data)
+        // The fast reader for the usual answer; anything it refuses goes to
+        // `JSONDecoder`, so what decodes is never less than it was.
+        if let readable = type as? any WireJSONReadable.Type, var reader = try? JSONObjectReader(bytes: data),
+            let value = (try? readable.init(readingResponse: &reader)) as? T
+        {
+            return value
+        }
+        return try JSONDecoder().decode(type, from: data)
     }
 }

@@ -12,4 +12,15 @@ import Testing
         #expect(IPAddress(socketAddress: socket) == IPAddress(text))
         #expect(IPAddress(socketAddress: socket)?.description == IPAddress(text)?.description)
     }
+
+    @Test func descriptionsAreTheUsualText() throws {
+        let expected = [
+            "127.0.0.1": "127.0.0.1", "255.255.0.9": "255.255.0.9", "::ffff:10.0.0.7": "10.0.0.7", "::1": "::1",
+            "fd7a:115c:a1e0::1": "fd7a:115c:a1e0::1",
+        ]
+        for (text, description) in expected {
+            let socket = try SocketAddress(ipAddress: text, port: 1)
+            #expect(IPAddress(socketAddress: socket)?.description == description, "\(text)")
+        }
+    }
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import KMSProtocol
 
@@ -46,7 +47,7 @@ public struct AuditEvent: Sendable {
     /// The first 16 hex digits of SHA-256 of a session id: links a session's
     /// events without writing the id itself.
     public static func sessionHash(_ sessionId: String) -> String {
-        String(Fingerprint.of(spkiDER: Data(sessionId.utf8)).dropFirst("SHA256:".count).prefix(16))
+        Hex.encode(SHA256.hash(data: Data(sessionId.utf8)).prefix(8))
     }
 
     /// The event object, straight into an audit line.

@@ -29,6 +29,8 @@ public final class AuditFile: AuditFileWriter, @unchecked Sendable {
     // Only touched from `AuditLog`'s serial queue.
     private var fd: Int32 = -1
     public let url: URL
+    /// `url.path`, once: `reopenIfReplaced` stats it for every batch.
+    private let path: String
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
@@ -36,6 +38,7 @@ public final class AuditFile: AuditFileWriter, @unchecked Sendable {
 
     public init(url: URL) throws {
         self.url = url
+        path = url.path
         try DurableFile.prepareFolder(url.deletingLastPathComponent())
         try openFile()
     }
@@ -46,7 +49,7 @@ public final class AuditFile: AuditFileWriter, @unchecked Sendable {
 
     private func openFile() throws {
         if fd >= 0 { close(fd) }
-        fd = open(url.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw failure("cannot open") }
     }
 
@@ -93,7 +96,7 @@ public final class AuditFile: AuditFileWriter, @unchecked Sendable {
         var open = stat()
         var onDisk = stat()
         let replaced =
-            fd < 0 || fstat(fd, &open) != 0 || stat(url.path, &onDisk) != 0 || open.st_ino != onDisk.st_ino
+            fd < 0 || fstat(fd, &open) != 0 || stat(path, &onDisk) != 0 || open.st_ino != onDisk.st_ino
             || open.st_nlink == 0
         if replaced { try self.openFile() }
         return replaced

@@ -54,6 +54,13 @@ public enum ClientSeal {
         } catch {
             throw Failure(description: "the response is not a sealed envelope (\(error.message))")
         }
+        return try openResponse(envelope, sessionId: sessionId, expectedSeq: expectedSeq, status: status, key: key)
+    }
+
+    /// The same, for an envelope already parsed.
+    public static func openResponse(
+        _ envelope: SealedEnvelope, sessionId: String, expectedSeq: UInt64, status: Int, key: SymmetricKey
+    ) throws(Failure) -> Data {
         guard envelope.seq == expectedSeq else {
             throw Failure(description: "the response answers seq \(envelope.seq), not \(expectedSeq)")
         }

@@ -25,7 +25,20 @@ public struct SealedEnvelope: Sendable, Equatable {
 
     /// Parses the envelope JSON strictly: exactly the four members, `seq` a JSON
     /// integer in 0...2^53-1, `iv` 12 bytes and `tag` 16 bytes of padded base64.
+    ///
+    /// The common shape is read by `EnvelopeScanner` in one pass; anything it
+    /// is not sure of (escapes, unknown or repeated members, bad values) goes
+    /// through the general parser, which alone decides errors and their messages.
     public init(json bytes: some Sequence<UInt8>) throws(Malformed) {
+        if let scanned = bytes.withContiguousStorageIfAvailable({ EnvelopeScanner.scan($0) }), let scanned {
+            self = scanned
+            return
+        }
+        try self.init(generalJSON: bytes)
+    }
+
+    /// The general path of `init(json:)` (tests hold the scanner to it).
+    package init(generalJSON bytes: some Sequence<UInt8>) throws(Malformed) {
         do throws(RequestFieldError) {
             var reader = try JSONObjectReader(bytes: bytes)
             let seq = try reader.integer("seq", in: 0...Int64(Self.maxSeq))
@@ -41,15 +54,19 @@ public struct SealedEnvelope: Sendable, Equatable {
         }
     }
 
-    /// The envelope's canonical JSON.
+    /// The envelope's canonical JSON, written straight into bytes.
     public var json: Data {
-        var text = "{\"seq\":\(seq),\"iv\":\""
-        text += Base64.encode(iv)
-        text += "\",\"ciphertext\":\""
-        text += Base64.encode(ciphertext)
-        text += "\",\"tag\":\""
-        text += Base64.encode(tag)
-        text += "\"}"
-        return Data(text.utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(128 + (ciphertext.count + 2) / 3 * 4)
+        bytes.append(contentsOf: #"{"seq":"#.utf8)
+        bytes.append(contentsOf: String(seq).utf8)
+        bytes.append(contentsOf: #","iv":""#.utf8)
+        Base64.append(iv, to: &bytes)
+        bytes.append(contentsOf: #"","ciphertext":""#.utf8)
+        Base64.append(ciphertext, to: &bytes)
+        bytes.append(contentsOf: #"","tag":""#.utf8)
+        Base64.append(tag, to: &bytes)
+        bytes.append(contentsOf: #""}"#.utf8)
+        return Data(bytes)
     }
 }

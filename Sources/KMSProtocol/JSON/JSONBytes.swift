@@ -74,6 +74,17 @@ public struct JSONBytes: Sendable {
         integer(Int64(value))
     }
 
+    /// One object member whose value is an object of strings, keys in
+    /// ascending order of their UTF-8 bytes.
+    public mutating func member(_ name: String, strings value: [String: String]) {
+        key(name)
+        beginObject()
+        for (key, text) in value.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+            member(key, text)
+        }
+        endObject()
+    }
+
     /// One object member whose value is bytes, in standard base64.
     public mutating func member(_ name: String, base64 value: Data) {
         key(name)
@@ -84,7 +95,7 @@ public struct JSONBytes: Sendable {
     public mutating func base64(_ value: Data) {
         separate()
         bytes.append(UInt8(ascii: "\""))
-        bytes.append(contentsOf: Base64.encode(value).utf8)
+        Base64.append(value, to: &bytes)
         bytes.append(UInt8(ascii: "\""))
         needsComma = true
     }

@@ -18,19 +18,18 @@ public struct RequestFieldError: Error, Equatable, Sendable {
 /// at `finish()`, every member that was not read: the contract refuses
 /// unknown fields so that a typo (`"add"` for `"aad"`) never passes silently.
 public struct JSONObjectReader {
-    private let members: [String: JSONValue]
-    private let order: [String]
-    private var read = Set<String>()
+    /// Members in document order; looked up by a linear scan, which for the
+    /// few members of a request is cheaper than hashing every name.
+    private let members: [(String, JSONValue)]
+    private var read: [Bool]
 
     /// Reads from an already parsed value, which must be an object.
     public init(_ value: JSONValue) throws(RequestFieldError) {
         guard case .object(let pairs) = value else {
             throw RequestFieldError(field: nil, message: "the body must be a JSON object, got \(value.typeName)")
         }
-        var members: [String: JSONValue] = [:]
-        for (key, member) in pairs { members[key] = member }
-        self.members = members
-        self.order = pairs.map(\.0)
+        members = pairs
+        read = Array(repeating: false, count: pairs.count)
     }
 
     /// Parses `bytes` as one JSON object.
@@ -46,12 +45,13 @@ public struct JSONObjectReader {
     }
 
     /// Whether the member is present (with any value).
-    public func contains(_ key: String) -> Bool { members[key] != nil }
+    public func contains(_ key: String) -> Bool { members.contains { $0.0 == key } }
 
     /// The raw member, marked as read.
     public mutating func take(_ key: String) -> JSONValue? {
-        read.insert(key)
-        return members[key]
+        guard let index = members.firstIndex(where: { $0.0 == key }) else { return nil }
+        read[index] = true
+        return members[index].1
     }
 
     public mutating func string(_ key: String) throws(RequestFieldError) -> String {
@@ -143,7 +143,8 @@ public struct JSONObjectReader {
 
     /// Refuses the first member that no accessor read.
     public func finish() throws(RequestFieldError) {
-        if let unknown = order.first(where: { !read.contains($0) }) {
+        if let index = read.firstIndex(of: false) {
+            let unknown = members[index].0
             // Echo at most 64 characters of a name the client chose.
             let name = unknown.count > 64 ? String(unknown.prefix(64)) + "…" : unknown
             throw RequestFieldError(field: name, message: "unknown field `\(name)`")

@@ -73,7 +73,14 @@ public struct JSONParser {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw failure("expected a key") }
             let key = try parseString()
-            guard seen.insert(key).inserted else { throw failure("duplicate key") }
+            // A few members are compared directly; past that a set keeps a
+            // body of many members from costing quadratic time.
+            if members.count < 8 {
+                guard !members.contains(where: { $0.0 == key }) else { throw failure("duplicate key") }
+            } else {
+                if seen.isEmpty { seen = Set(members.map(\.0)) }
+                guard seen.insert(key).inserted else { throw failure("duplicate key") }
+            }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw failure("expected ':'") }
             index += 1

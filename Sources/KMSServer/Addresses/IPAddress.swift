@@ -33,7 +33,12 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
         switch socketAddress {
         case .v4(let address):
             var raw = address.address.sin_addr
-            bytes = Array(repeating: 0, count: 10) + [0xFF, 0xFF] + withUnsafeBytes(of: &raw) { Array($0) }
+            // One allocation: this runs for every request.
+            var mapped = [UInt8](repeating: 0, count: 16)
+            mapped[10] = 0xFF
+            mapped[11] = 0xFF
+            withUnsafeBytes(of: &raw) { for index in 0..<4 { mapped[12 + index] = $0[index] } }
+            bytes = mapped
         case .v6(let address):
             var raw = address.address.sin6_addr
             bytes = withUnsafeBytes(of: &raw) { Array($0) }
@@ -53,7 +58,7 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        if isIPv4 { return bytes[12...].map(String.init).joined(separator: ".") }
+        if isIPv4 { return "\(bytes[12]).\(bytes[13]).\(bytes[14]).\(bytes[15])" }
         var copy = in6_addr()
         withUnsafeMutableBytes(of: &copy) { $0.copyBytes(from: bytes) }
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
