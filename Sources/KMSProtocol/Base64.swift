@@ -74,7 +74,7 @@ public enum Base64 {
 
     private static let decodeTable: [UInt8] = {
         var table = [UInt8](repeating: 0xFF, count: 256)
-        for (value, byte) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
+        for (value, byte) in standardAlphabet.enumerated() {
             table[Int(byte)] = UInt8(value)
         }
         return table
