@@ -119,15 +119,18 @@ import Testing
         let server = try await ServeProcess(environment: ["KMS_KEY_GRACE_MS": "1500"])
         let env = server.clientEnvironment
         let folder = server.folder
-        #expect(try CLIProcess.run(["keys", "generate", "--alias", "backup"], environment: env).status == 0)
+        // Each step says why it failed (the CLI's message), not only that it did.
+        let generated = try CLIProcess.run(["keys", "generate", "--alias", "backup"], environment: env)
+        try #require(generated.status == 0, "\(generated.stderr)")
         let plain = Self.randomBytes(70_000)
         let input = folder.appendingPathComponent("backup.tar")
         try plain.write(to: input)
         let sealed = folder.appendingPathComponent("backup.kms")
-        #expect(
-            try CLIProcess.run(["encrypt-file", "--key", "backup", input.path, sealed.path], environment: env).status
-                == 0)
-        #expect(try CLIProcess.run(["keys", "rotate", "backup"], environment: env).status == 0)
+        let encrypted = try CLIProcess.run(
+            ["encrypt-file", "--key", "backup", input.path, sealed.path], environment: env)
+        try #require(encrypted.status == 0, "\(encrypted.stderr)")
+        let rotated = try CLIProcess.run(["keys", "rotate", "backup"], environment: env)
+        try #require(rotated.status == 0, "\(rotated.stderr)")
         let rewrapped = folder.appendingPathComponent("backup.v2.kms")
         let result = try CLIProcess.run(["rewrap-file", sealed.path, rewrapped.path], environment: env)
         #expect(result.status == 0 && result.stderr.contains("v2"), "\(result.stderr)")
