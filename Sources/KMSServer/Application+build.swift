@@ -17,8 +17,6 @@ public struct AppDependencies: Sendable {
     public var logger = Logger(label: "kms")
     /// Where audit lines go; when nil, the file at `KMS_AUDIT_LOG`.
     public var auditWriter: (any AuditFileWriter)?
-    /// How long an audited operation waits for its entry before answering 503.
-    public var auditTimeout: Duration = .seconds(2)
     /// Told the listening port once the server runs (benchmarks use port 0).
     public var onServerRunning: (@Sendable (Int) -> Void)?
     /// The client registry's store; when nil, `clients.json` in the key store
@@ -190,23 +188,24 @@ func openAudit(
     _ config: KMSConfiguration, dependencies: AppDependencies, masterKey: MasterKey, secrets: any SecretBlobStore
 ) async throws -> Auditor {
     let logger = dependencies.logger
+    let timeout = Duration.milliseconds(config.auditTimeoutMs)
     do {
         let key = try await AuditFiles.loadOrCreateKey(store: secrets, masterKey: masterKey)
         let log: AuditLog
         if let injected = dependencies.auditWriter {
             log = try AuditLog(
                 writer: injected, key: key, after: 0, prev: AuditChain.genesis, clock: dependencies.clock,
-                maxBytes: config.auditMaxBytes, timeout: dependencies.auditTimeout, logger: logger)
+                maxBytes: config.auditMaxBytes, timeout: timeout, logger: logger)
         } else {
             log = try await AuditLog.open(
                 at: config.auditLog, key: key, clock: dependencies.clock, maxBytes: config.auditMaxBytes,
-                timeout: dependencies.auditTimeout, logger: logger)
+                timeout: timeout, logger: logger)
         }
         try await log.record(
             AuditEvent(
                 "server.start", config.loggable.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") },
                 capped: false),
-            durable: true, wait: max(dependencies.auditTimeout, AuditLog.startupWait))
+            durable: true, wait: max(timeout, AuditLog.startupWait))
         return Auditor(log: log)
     } catch let error as KMSError {
         throw StartupFailure("KMS_AUDIT_LOG", error)

@@ -60,10 +60,9 @@ import Testing
     }
 
     @Test func aFailingAuditLogRefusesAuditedOperationsOnly() async throws {
-        var server = try TestServer()
+        var server = try TestServer(["KMS_AUDIT_TIMEOUT_MS": "300"])
         let writer = try FlakyAuditWriter(url: server.folder.appendingPathComponent("audit.log"))
         server.dependencies.auditWriter = writer
-        server.dependencies.auditTimeout = .milliseconds(300)
         try await server.run { client in
             let session = WireSession(client: client)
             try await session.establish()

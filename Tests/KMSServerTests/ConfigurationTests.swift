@@ -17,6 +17,7 @@ import Testing
         #expect(config.keyGraceMs == 604_800_000 && config.maxBodyBytes == 1_048_576)
         #expect(config.environment == .development && config.logLevel == .info)
         #expect(config.keyStorePath.path.hasSuffix("data/keys"))
+        #expect(config.auditTimeoutMs == 2_000)
         // An empty whitelist means the default, an empty proxy list trusts none.
         let empty = try KMSConfiguration(environment: ["KMS_WHITELIST": "", "KMS_TRUSTED_PROXIES": ""])
         #expect(empty.allowlist.count == 3 && empty.trustedProxies.isEmpty)
@@ -29,7 +30,7 @@ import Testing
         ("KMS_TRUSTED_PROXIES", "fe80::1%eth0"), ("KMS_TRUSTED_PROXIES", "::1/129"), ("KMS_ENV", "staging"),
         ("KMS_LOG_LEVEL", "verbose"), ("KMS_TOKEN_PREFIX", "bad prefix"),
         ("KMS_TOKEN_PREFIX", String(repeating: "p", count: 65)), ("KMS_MAX_BODY_BYTES", "1e6"),
-        ("KMS_ROTATE_MAX", "0"),
+        ("KMS_ROTATE_MAX", "0"), ("KMS_AUDIT_TIMEOUT_MS", "99"), ("KMS_AUDIT_TIMEOUT_MS", "60001"),
     ])
     func badValuesNameTheirVariable(_ name: String, _ value: String) {
         let error = #expect(throws: KMSConfiguration.Invalid.self) { try KMSConfiguration(environment: [name: value]) }

@@ -92,6 +92,9 @@ public struct ConfigVariable: Sendable {
         .init(
             name: "KMS_AUDIT_MAX_BYTES", defaultValue: "67108864",
             meaning: "size at which the audit log is rotated (the chain continues)"),
+        .init(
+            name: "KMS_AUDIT_TIMEOUT_MS", defaultValue: "2000",
+            meaning: "an audited operation waits this long for the audit log's disk, then answers 503 (100 to 60000)"),
     ]
 
     /// The variables as `--help` prints them.

@@ -48,6 +48,9 @@ public struct KMSConfiguration: Sendable {
     public var databasePrefix = "kms_"
     public var auditLog = URL(fileURLWithPath: "./data/audit.log")
     public var auditMaxBytes = 67_108_864
+    /// How long an audited operation waits for the disk before answering
+    /// `503 audit_unavailable` (a slow SD card may need more than 2 s).
+    public var auditTimeoutMs: Int64 = 2_000
 
     public static let defaultAllowlist = ["100.64.0.9", "127.0.0.0/8", "::1"]
     public static let defaultTrustedProxies = ["127.0.0.0/8", "::1"]
@@ -167,6 +170,7 @@ public struct KMSConfiguration: Sendable {
         auditLog = try reader.string("KMS_AUDIT_LOG").map { URL(fileURLWithPath: $0) } ?? auditLog
         auditMaxBytes =
             try reader.integer("KMS_AUDIT_MAX_BYTES", in: 4_096...(1 << 40)).map(Int.init) ?? auditMaxBytes
+        auditTimeoutMs = try reader.integer("KMS_AUDIT_TIMEOUT_MS", in: 100...60_000) ?? auditTimeoutMs
     }
 
     /// A database URL without its password, for logs.
@@ -198,7 +202,8 @@ public struct KMSConfiguration: Sendable {
             "keyExchangeRate": "\(keyExchangeRate)", "clientAuth": "\(clientAuth.rawValue)",
             "testClockOffsetMs": "\(testClockOffsetMs)",
             "adminKeyFile": "\(adminKeyFile.path)",
-            "auditLog": "\(auditLog.path)", "auditMaxBytes": "\(auditMaxBytes)", "store": "\(store.rawValue)",
+            "auditLog": "\(auditLog.path)", "auditMaxBytes": "\(auditMaxBytes)",
+            "auditTimeoutMs": "\(auditTimeoutMs)", "store": "\(store.rawValue)",
             "database": "\(databaseURL.map(Self.redactedURL) ?? "none")",
             "tokenPrefix": "\(sessions.tokenPrefix == nil ? "none" : "set")",
             "awsPort": "\(aws.map { "\($0.port)" } ?? "off")",
