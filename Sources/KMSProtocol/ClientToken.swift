@@ -29,6 +29,18 @@ public enum ClientToken {
         return true
     }
 
+    /// The same for a `String`, read as contiguous UTF-8 (every sealed
+    /// request checks its token; the generic form walks it through witnesses).
+    public static func isWellFormed(_ token: String, prefix: String?) -> Bool {
+        var token = token
+        let characters = token.withUTF8 { utf8 in
+            (minLength...maxLength).contains(utf8.count) && utf8.allSatisfy(isTokenCharacter)
+        }
+        guard characters else { return false }
+        if let prefix, !prefix.isEmpty { return token.utf8.starts(with: prefix.utf8) }
+        return true
+    }
+
     /// A fresh server-issued token: the prefix and the b64url of 32 CSPRNG bytes.
     public static func issue(prefix: String?) -> String {
         let random = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
@@ -38,6 +50,12 @@ public enum ClientToken {
     /// SHA-256 of the token's bytes: the only form in which a server stores or compares it.
     public static func hash(_ token: some StringProtocol) -> TokenHash {
         TokenHash(digest: SHA256.hash(data: Data(token.utf8)))
+    }
+
+    /// The same for a `String`, hashed in place.
+    public static func hash(_ token: String) -> TokenHash {
+        var token = token
+        return TokenHash(digest: token.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) })
     }
 }
 

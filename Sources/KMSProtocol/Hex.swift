@@ -1,16 +1,29 @@
+public import Crypto
+
 /// Lowercase hexadecimal, without `String(format:)` (which costs a
 /// Foundation formatter per byte on the hot path).
 public enum Hex {
     private static let digits = Array("0123456789abcdef".utf8)
 
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.underestimatedCount * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
+        if let text = bytes.withContiguousStorageIfAvailable({ encode(UnsafeRawBufferPointer($0)) }) { return text }
+        return encode(Array(bytes))
+    }
+
+    /// A digest's bytes are contiguous but it does not say so as a
+    /// `Sequence`: read them in place (every audit entry hashes its line).
+    public static func encode(_ digest: some Digest) -> String {
+        digest.withUnsafeBytes { encode($0) }
+    }
+
+    private static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
+        String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+            for (index, byte) in bytes.enumerated() {
+                out[2 * index] = digits[Int(byte >> 4)]
+                out[2 * index + 1] = digits[Int(byte & 0x0F)]
+            }
+            return bytes.count * 2
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// The bytes of an even-length hex string (either case); nil for anything else.

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import KMSCore
 import KMSProtocol
@@ -244,5 +245,34 @@ import Testing
         #expect(Base64.encode(repeatElement(0x41, count: 5)) == "QUFBQUE=")
         #expect(Base64.encode(repeatElement(0xFB, count: 7)) == Data(repeating: 0xFB, count: 7).base64EncodedString())
         #expect(Base64.encodeURL(repeatElement(0xFF, count: 4)) == "_____w")
+    }
+
+    @Test func hexMatchesFormattedBytesForDigestsArraysAndSequences() {
+        let data = Self.bytes(256, seed: 3) + Data(0...255)
+        let expected = data.map { String(format: "%02x", $0) }.joined()
+        #expect(Hex.encode(data) == expected)
+        #expect(Hex.encode([UInt8](data)) == expected)
+        #expect(Hex.encode(data.lazy.map { $0 }) == expected)  // not contiguous: the fallback
+        let digest = SHA256.hash(data: Data("abc".utf8))
+        #expect(Hex.encode(digest) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(Hex.encode(Data()) == "" && Hex.decode(expected) == [UInt8](data))
+    }
+
+    @Test func tokenChecksOnStringsAgreeWithTheGenericForm() {
+        let good = String(repeating: "a", count: 32)
+        let tokens = [
+            "", good, "pfx-" + good, String(repeating: "Z", count: 256), String(repeating: "Z", count: 257),
+            String(repeating: "b", count: 31), good + " ", good + "é", "é" + good, good + "\u{301}", "pfx" + good,
+            "pfx-\u{301}" + good,
+        ]
+        for token in tokens {
+            for prefix in [nil, "", "pfx-", "pfx"] as [String?] {
+                let generic = ClientToken.isWellFormed(token[...], prefix: prefix)
+                #expect(ClientToken.isWellFormed(token, prefix: prefix) == generic, "\(token) \(prefix ?? "nil")")
+            }
+            #expect(ClientToken.hash(token) == ClientToken.hash(token[...]))
+        }
+        #expect(
+            ClientToken.isWellFormed("pfx-" + good, prefix: "pfx-") && !ClientToken.isWellFormed(good, prefix: "pfx-"))
     }
 }

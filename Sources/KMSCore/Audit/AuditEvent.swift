@@ -47,7 +47,9 @@ public struct AuditEvent: Sendable {
     /// The first 16 hex digits of SHA-256 of a session id: links a session's
     /// events without writing the id itself.
     public static func sessionHash(_ sessionId: String) -> String {
-        Hex.encode(SHA256.hash(data: Data(sessionId.utf8)).prefix(8))
+        var sessionId = sessionId
+        let digest = sessionId.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
+        return digest.withUnsafeBytes { Hex.encode(UnsafeRawBufferPointer(rebasing: $0.prefix(8))) }
     }
 
     /// The event object, straight into an audit line.

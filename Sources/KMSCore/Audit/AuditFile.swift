@@ -20,8 +20,18 @@ public protocol AuditFileWriter: Sendable {
     func rotate(to rotatedName: String) throws
     /// Reopens the file if it was removed or replaced under us; returns whether it did.
     @discardableResult func reopenIfReplaced() throws -> Bool
+    /// `reopenIfReplaced()`, then `size()`: what the writer asks before every
+    /// batch. The real file answers both from one `stat` and one `fstat`.
+    func reopenIfReplacedAndSize() throws -> (reopened: Bool, size: Int)
     /// Cuts the file back to `size` bytes (drops a line a failed write left half-written).
     func truncate(to size: Int) throws
+}
+
+extension AuditFileWriter {
+    public func reopenIfReplacedAndSize() throws -> (reopened: Bool, size: Int) {
+        let reopened = try reopenIfReplaced()
+        return (reopened, try size())
+    }
 }
 
 /// The real audit file: `O_APPEND`, mode 0600, in a 0700 folder.
@@ -93,13 +103,18 @@ public final class AuditFile: AuditFileWriter, @unchecked Sendable {
 
     @discardableResult
     public func reopenIfReplaced() throws -> Bool {
+        try reopenIfReplacedAndSize().reopened
+    }
+
+    public func reopenIfReplacedAndSize() throws -> (reopened: Bool, size: Int) {
         var open = stat()
         var onDisk = stat()
         let replaced =
             fd < 0 || fstat(fd, &open) != 0 || stat(path, &onDisk) != 0 || open.st_ino != onDisk.st_ino
             || open.st_nlink == 0
-        if replaced { try self.openFile() }
-        return replaced
+        guard replaced else { return (false, Int(open.st_size)) }
+        try self.openFile()
+        return (true, try size())
     }
 
     public func truncate(to size: Int) throws {

@@ -251,14 +251,16 @@ public final class AuditLog: Sendable {
         var firstPrev = knownPrev
         var goodSize = knownSize
         do {
-            if try writer.reopenIfReplaced() {
+            let current = try writer.reopenIfReplacedAndSize()
+            if current.reopened {
                 // A new file (the old one was removed or replaced): the chain continues in it.
-                goodSize = try writer.size()
+                goodSize = current.size
                 state.withLock { $0.goodSize = goodSize }
                 logger.warning("the audit log file was replaced; continuing the chain in the new file")
+            } else if current.size > goodSize {
+                // Only ever cut back what a failed write left behind; never extend.
+                try writer.truncate(to: goodSize)
             }
-            // Only ever cut back what a failed write left behind; never extend.
-            if try writer.size() > goodSize { try writer.truncate(to: goodSize) }
             if goodSize >= maxBytes, !events.isEmpty {
                 if firstSeq > signedSeq {
                     // Every rotated file ends signed, so each verifies whole on its own.
