@@ -25,7 +25,9 @@ public enum ClientToken {
     public static func isWellFormed(_ token: some StringProtocol, prefix: String?) -> Bool {
         let utf8 = token.utf8
         guard (minLength...maxLength).contains(utf8.count), utf8.allSatisfy(isTokenCharacter) else { return false }
-        if let prefix, !prefix.isEmpty { return token.hasPrefix(prefix) }
+        // Bytes, not Characters: the prefix is the token's first bytes, not a canonically
+        // equivalent text (and so the String form below answers the same).
+        if let prefix, !prefix.isEmpty { return utf8.starts(with: prefix.utf8) }
         return true
     }
 

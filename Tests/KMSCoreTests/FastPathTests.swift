@@ -274,5 +274,9 @@ import Testing
         }
         #expect(
             ClientToken.isWellFormed("pfx-" + good, prefix: "pfx-") && !ClientToken.isWellFormed(good, prefix: "pfx-"))
+        // A prefix is bytes, not a canonically equivalent text: the Kelvin sign is not "K".
+        let kelvin = "K" + good
+        #expect(!ClientToken.isWellFormed(kelvin, prefix: "\u{212A}"))
+        #expect(!ClientToken.isWellFormed(kelvin[...], prefix: "\u{212A}"))
     }
 }

@@ -118,11 +118,14 @@ import Testing
         try await TestServer().run { client in
             _ = try await client.execute(uri: "/healthz", method: .get)
             _ = try await client.execute(uri: "/nope/secret-looking-path", method: .get)
+            // A method outside the usual set (WebDAV's, here) is labelled `other`: labels cannot grow with what clients send.
+            _ = try await client.execute(uri: "/healthz", method: try #require(.init("PROPFIND")))
             let metrics = try await client.execute(uri: "/metrics", method: .get)
             #expect(metrics.status == .ok)
             #expect(metrics.text.contains(#"kms_http_requests_total{route="/healthz",method="GET",status="200"} 1"#))
             #expect(metrics.text.contains("kms_http_request_duration_seconds"))
             #expect(!metrics.text.contains("secret-looking-path"))
+            #expect(metrics.text.contains(#"method="other""#) && !metrics.text.contains("PROPFIND"))
         }
     }
 }

@@ -94,7 +94,8 @@ public struct ConfigVariable: Sendable {
             meaning: "size at which the audit log is rotated (the chain continues)"),
         .init(
             name: "KMS_AUDIT_TIMEOUT_MS", defaultValue: "2000",
-            meaning: "an audited operation waits this long for the audit log's disk, then answers 503 (100 to 60000)"),
+            meaning:
+                "an audited operation waits this long per audit entry for the disk, then answers 503 (100 to 15000)"),
     ]
 
     /// The variables as `--help` prints them.

@@ -48,8 +48,10 @@ public struct KMSConfiguration: Sendable {
     public var databasePrefix = "kms_"
     public var auditLog = URL(fileURLWithPath: "./data/audit.log")
     public var auditMaxBytes = 67_108_864
-    /// How long an audited operation waits for the disk before answering
-    /// `503 audit_unavailable` (a slow SD card may need more than 2 s).
+    /// How long an audited operation waits for each audit entry before
+    /// answering `503 audit_unavailable` (a slow SD card may need more than
+    /// 2 s). At most 15 s: a key change writes two durable entries, and the
+    /// client library gives up after 30 s, so the `503` still arrives.
     public var auditTimeoutMs: Int64 = 2_000
 
     public static let defaultAllowlist = ["100.64.0.9", "127.0.0.0/8", "::1"]
@@ -170,7 +172,7 @@ public struct KMSConfiguration: Sendable {
         auditLog = try reader.string("KMS_AUDIT_LOG").map { URL(fileURLWithPath: $0) } ?? auditLog
         auditMaxBytes =
             try reader.integer("KMS_AUDIT_MAX_BYTES", in: 4_096...(1 << 40)).map(Int.init) ?? auditMaxBytes
-        auditTimeoutMs = try reader.integer("KMS_AUDIT_TIMEOUT_MS", in: 100...60_000) ?? auditTimeoutMs
+        auditTimeoutMs = try reader.integer("KMS_AUDIT_TIMEOUT_MS", in: 100...15_000) ?? auditTimeoutMs
     }
 
     /// A database URL without its password, for logs.

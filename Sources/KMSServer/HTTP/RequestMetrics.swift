@@ -16,7 +16,8 @@ struct RequestMetrics: Sendable {
 
     /// The counter and timer of each (route, method, status), made once: the
     /// factory's lookup by label and dimensions cost every request ~2 µs.
-    /// Bounded: routes are patterns and statuses are the server's own.
+    /// Bounded: routes are patterns, statuses are the server's own, and a
+    /// method outside `knownMethods` is labelled `other`.
     private final class Handles: Sendable {
         struct Key: Hashable {
             let route: String
@@ -32,7 +33,12 @@ struct RequestMetrics: Sendable {
         missingForwardedFor = Counter(label: "kms_proxy_requests_without_forwarded_for_total", factory: factory)
     }
 
+    /// The methods a label names; any other (a client chooses it) is `other`,
+    /// so neither the registry nor the cache can grow with what clients send.
+    static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
     func record(route: String, method: String, status: Int, elapsed: Duration) {
+        let method = Self.knownMethods.contains(method) ? method : "other"
         let key = Handles.Key(route: route, method: method, status: status)
         let (counter, timer) = handles.byKey.withLock { byKey in
             if let made = byKey[key] { return made }

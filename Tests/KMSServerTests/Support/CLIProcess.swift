@@ -94,7 +94,7 @@ final class ServeProcess: @unchecked Sendable {
         process.environment = ProcessInfo.processInfo.environment.merging(
             // A loaded CI disk may take more than the default 2 s to write an audit entry
             // (AuditTests covers the timeout itself).
-            ["KMS_PORT": "\(port)", "KMS_HOST": "127.0.0.1", "KMS_LOG_LEVEL": "info", "KMS_AUDIT_TIMEOUT_MS": "30000"]
+            ["KMS_PORT": "\(port)", "KMS_HOST": "127.0.0.1", "KMS_LOG_LEVEL": "info", "KMS_AUDIT_TIMEOUT_MS": "15000"]
                 .merging(environment) { $1 }
         ) { $1 }
         let handle = try FileHandle(forWritingTo: log)

@@ -45,7 +45,7 @@ struct TestServer {
             "KMS_HEADER_TIMEOUT_MS": "120000", "KMS_IDLE_TIMEOUT_MS": "120000",
             // Likewise a loaded disk may take more than 2 s to write an entry; the audit
             // timeout's own test sets a short one (AuditTests).
-            "KMS_AUDIT_TIMEOUT_MS": "30000",
+            "KMS_AUDIT_TIMEOUT_MS": "15000",
         ]
         for (key, value) in environment { values[key] = value }
         try FileManager.default.createDirectory(
