@@ -21,18 +21,11 @@ public enum ClientToken {
         }
     }
 
-    /// Whether `token` matches `[A-Za-z0-9._~-]{32,256}` and starts with `prefix` when one is set.
-    public static func isWellFormed(_ token: some StringProtocol, prefix: String?) -> Bool {
-        let utf8 = token.utf8
-        guard (minLength...maxLength).contains(utf8.count), utf8.allSatisfy(isTokenCharacter) else { return false }
-        // Bytes, not Characters: the prefix is the token's first bytes, not a canonically
-        // equivalent text (and so the String form below answers the same).
-        if let prefix, !prefix.isEmpty { return utf8.starts(with: prefix.utf8) }
-        return true
-    }
-
-    /// The same for a `String`, read as contiguous UTF-8 (every sealed
-    /// request checks its token; the generic form walks it through witnesses).
+    /// Whether `token` matches `[A-Za-z0-9._~-]{32,256}` and starts with
+    /// `prefix` when one is set. The prefix is compared as bytes, not as
+    /// canonically equivalent text. Read as contiguous UTF-8: every sealed
+    /// request checks its token, and a generic form called from another
+    /// module walked it byte by byte through protocol witnesses.
     public static func isWellFormed(_ token: String, prefix: String?) -> Bool {
         var token = token
         let characters = token.withUTF8 { utf8 in
@@ -43,6 +36,11 @@ public enum ClientToken {
         return true
     }
 
+    /// The same for a substring.
+    public static func isWellFormed(_ token: some StringProtocol, prefix: String?) -> Bool {
+        isWellFormed(String(token), prefix: prefix)
+    }
+
     /// A fresh server-issued token: the prefix and the b64url of 32 CSPRNG bytes.
     public static func issue(prefix: String?) -> String {
         let random = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
@@ -50,14 +48,14 @@ public enum ClientToken {
     }
 
     /// SHA-256 of the token's bytes: the only form in which a server stores or compares it.
-    public static func hash(_ token: some StringProtocol) -> TokenHash {
-        TokenHash(digest: SHA256.hash(data: Data(token.utf8)))
-    }
-
-    /// The same for a `String`, hashed in place.
     public static func hash(_ token: String) -> TokenHash {
         var token = token
         return TokenHash(digest: token.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) })
+    }
+
+    /// The same for a substring.
+    public static func hash(_ token: some StringProtocol) -> TokenHash {
+        hash(String(token))
     }
 }
 

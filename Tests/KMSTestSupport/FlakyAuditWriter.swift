@@ -35,6 +35,8 @@ public final class FlakyAuditWriter: AuditFileWriter {
 
     public func size() throws -> Int { try base.size() }
     public func rotate(to rotatedName: String) throws { try base.rotate(to: rotatedName) }
-    public func reopenIfReplaced() throws -> Bool { try base.reopenIfReplaced() }
+    public func reopenIfReplacedAndSize() throws -> (reopened: Bool, size: Int) {
+        try base.reopenIfReplacedAndSize()
+    }
     public func truncate(to size: Int) throws { try base.truncate(to: size) }
 }

@@ -18,20 +18,12 @@ public protocol AuditFileWriter: Sendable {
     func size() throws -> Int
     /// Closes the current file, renames it to `rotatedName` and opens a new, empty one.
     func rotate(to rotatedName: String) throws
-    /// Reopens the file if it was removed or replaced under us; returns whether it did.
-    @discardableResult func reopenIfReplaced() throws -> Bool
-    /// `reopenIfReplaced()`, then `size()`: what the writer asks before every
-    /// batch. The real file answers both from one `stat` and one `fstat`.
+    /// Reopens the file if it was removed or replaced under us, and says
+    /// whether it did and how long the (possibly new) file is: what the
+    /// writer asks before every batch, answered from one `stat` and one `fstat`.
     func reopenIfReplacedAndSize() throws -> (reopened: Bool, size: Int)
     /// Cuts the file back to `size` bytes (drops a line a failed write left half-written).
     func truncate(to size: Int) throws
-}
-
-extension AuditFileWriter {
-    public func reopenIfReplacedAndSize() throws -> (reopened: Bool, size: Int) {
-        let reopened = try reopenIfReplaced()
-        return (reopened, try size())
-    }
 }
 
 /// The real audit file: `O_APPEND`, mode 0600, in a 0700 folder.
@@ -39,7 +31,7 @@ public final class AuditFile: AuditFileWriter, @unchecked Sendable {
     // Only touched from `AuditLog`'s serial queue.
     private var fd: Int32 = -1
     public let url: URL
-    /// `url.path`, once: `reopenIfReplaced` stats it for every batch.
+    /// `url.path`, once: `reopenIfReplacedAndSize` stats it for every batch.
     private let path: String
 
     public struct Failure: Error, CustomStringConvertible {
@@ -99,11 +91,6 @@ public final class AuditFile: AuditFileWriter, @unchecked Sendable {
         try openFile()
         // The rename has happened: a failed folder fsync must not make the caller retry it.
         try? DurableFile.syncFolder(url.deletingLastPathComponent().path)
-    }
-
-    @discardableResult
-    public func reopenIfReplaced() throws -> Bool {
-        try reopenIfReplacedAndSize().reopened
     }
 
     public func reopenIfReplacedAndSize() throws -> (reopened: Bool, size: Int) {
