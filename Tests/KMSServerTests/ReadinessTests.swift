@@ -49,7 +49,7 @@ import Testing
 
     @Test func readyAfterEveryListenerAndStoppingOnSigterm() async throws {
         let notify = try NotifySocket()
-        let awsPort = Int.random(in: 20_000...32_000)
+        let awsPort = TestPorts.take()
         let server = try await ServeProcess(environment: [
             "NOTIFY_SOCKET": notify.path, "KMS_AWS_PORT": "\(awsPort)", "KMS_AWS_HOST": "127.0.0.1",
             "KMS_AWS_ALLOW_PLAIN_HTTP": "true",

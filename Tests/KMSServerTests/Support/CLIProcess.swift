@@ -84,8 +84,7 @@ final class ServeProcess: @unchecked Sendable {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         if seedIdentity { try await Self.seed(folder: folder, environment: environment) }
-        // Below the kernel's ephemeral range (32768-60999): a port a client socket holds there makes bind fail.
-        port = Int.random(in: 20_000...32_000)
+        port = TestPorts.take()
         log = folder.appendingPathComponent("server.log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         process.executableURL = CLIProcess.binary
