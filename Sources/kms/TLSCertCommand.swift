@@ -19,7 +19,11 @@ struct TLSCertCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try KMSConfiguration.fromProcessEnvironment()
         if let file = config.aws?.certificateFile {
-            print(try String(contentsOf: file, encoding: .utf8), terminator: "")
+            guard
+                let certificates = AWSDoorCertificate.certificatesOnly(
+                    pem: try String(contentsOf: file, encoding: .utf8))
+            else { throw ValidationError("\(file.path) holds no PEM certificate") }
+            print(certificates, terminator: "")
             return
         }
         let (_, masterKey, database) = try await BackupSetup.open()

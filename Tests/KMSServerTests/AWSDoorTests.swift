@@ -97,8 +97,23 @@ import Testing
             #expect(code(retargeted) == "InvalidSignatureException")
             let sign = try await door.send("Sign", "{}", accessKeyId: accessKeyId, secret: secret)
             #expect(code(sign) == "UnsupportedOperationException")
+            let lastUsage = try await door.send("GetKeyLastUsage", "{}", accessKeyId: accessKeyId, secret: secret)
+            #expect(code(lastUsage) == "UnsupportedOperationException")
             let nonsense = try await door.send("Nonsense", "{}", accessKeyId: accessKeyId, secret: secret)
             #expect(code(nonsense) == "UnknownOperationException")
+            // `Recipient` is a structure in AWS's model: unsupported, not a type error.
+            let recipient = try await door.send(
+                "GenerateRandom",
+                #"{"NumberOfBytes":16,"Recipient":{"KeyEncryptionAlgorithm":"RSAES_OAEP_SHA_256","AttestationDocument":"AAAA"}}"#,
+                accessKeyId: accessKeyId, secret: secret)
+            #expect(code(recipient) == "UnsupportedOperationException")
+            // A Marker is a name NextMarker gave: a key id (ListKeys), an alias name (ListAliases).
+            let keysMarker = try await door.send(
+                "ListKeys", #"{"Marker":"zzz"}"#, accessKeyId: accessKeyId, secret: secret)
+            #expect(code(keysMarker) == "InvalidMarkerException")
+            let aliasMarker = try await door.send(
+                "ListAliases", #"{"Marker":"alias/x"}"#, accessKeyId: accessKeyId, secret: secret)
+            #expect(code(aliasMarker) == "InvalidMarkerException")
             let notJSON = try await door.send("ListKeys", "{nope", accessKeyId: accessKeyId, secret: secret)
             #expect(code(notJSON) == "SerializationException")
 

@@ -154,6 +154,12 @@ def test_every_operation_with_boto3(kms):
     with pytest.raises(ClientError) as pending:
         kms.encrypt(KeyId=key_id, Plaintext=b"x")
     assert code_of(pending) == "KMSInvalidStateException" and "is pending deletion." in str(pending.value)
+    with pytest.raises(ClientError) as pending_source:
+        kms.re_encrypt(CiphertextBlob=sealed["CiphertextBlob"], SourceEncryptionContext=context,
+                       DestinationKeyId=other)
+    # The error names the key of the half that failed: the source, not the destination.
+    assert code_of(pending_source) == "KMSInvalidStateException"
+    assert f"{arn} is pending deletion." in str(pending_source.value)
     assert kms.cancel_key_deletion(KeyId=key_id)["KeyId"] == arn
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Disabled"
 

@@ -94,13 +94,18 @@ struct AWSInput {
 
     /// Members this KMS cannot honour (section 2).
     mutating func refuseUnsupported() throws(AWSFault) {
-        for name in ["Recipient", "CustomKeyStoreId", "XksKeyId"] where reader.contains(name) {
-            throw AWSFault.unsupported(name)
-        }
+        try refuseAny(of: ["Recipient", "CustomKeyStoreId", "XksKeyId"])
         if try optionalBool("MultiRegion") == true { throw AWSFault.unsupported("MultiRegion") }
         if let algorithm = try optionalString("EncryptionAlgorithm"), algorithm != "SYMMETRIC_DEFAULT" {
             throw AWSFault("InvalidKeyUsageException", "This KMS has SYMMETRIC_DEFAULT (AES-256-GCM) keys only.")
         }
+    }
+
+    /// Any of `names` present, whatever its value (`Recipient` is a structure
+    /// in AWS's model, so reading it as a string would answer
+    /// `ValidationException` instead): `UnsupportedOperationException`.
+    func refuseAny(of names: [String]) throws(AWSFault) {
+        for name in names where reader.contains(name) { throw AWSFault.unsupported(name) }
     }
 
     /// `DryRun: true`: the checks ran; stop before the operation.

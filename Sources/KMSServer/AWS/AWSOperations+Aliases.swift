@@ -107,7 +107,7 @@ extension AWSOperations {
 
     func listAliases(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         let limit = try input.optionalInteger("Limit", in: 1...100) ?? 50
-        let marker = try Self.marker(try input.optionalString("Marker"))
+        let marker = try Self.marker(try input.optionalString("Marker"), isName: KeyIdentifier.isAliasSyntax)
         // Rule 9.3: an unknown or unreadable key lists nothing (no lookup that tells them apart).
         var keyId: String?
         if let text = try input.optionalString("KeyId") {

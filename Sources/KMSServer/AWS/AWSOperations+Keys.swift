@@ -115,7 +115,7 @@ extension AWSOperations {
     /// `Marker`: the last native key id of the previous page.
     func listKeys(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         let limit = try input.optionalInteger("Limit", in: 1...1000) ?? 100
-        let marker = try Self.marker(try input.optionalString("Marker"))
+        let marker = try Self.marker(try input.optionalString("Marker"), isName: KeyIdentifier.isKeyId)
         let grants = checkGrants ? call.caller.client.grants : nil
         let page = try await native { () throws(KMSError) in
             try await keys.list(after: marker, limit: limit) { record in
@@ -139,11 +139,14 @@ extension AWSOperations {
         return .object(members)
     }
 
-    static func marker(_ text: String?) throws(AWSFault) -> String? {
+    /// A `Marker` is the last name of the previous page, as `NextMarker` gave
+    /// it: a native key id (ListKeys) or alias name (ListAliases). Anything
+    /// else cannot be one this KMS gave (`InvalidMarkerException`); a
+    /// well-formed name starts the page after it, whether or not it exists
+    /// now (its key may have been deleted between the pages).
+    static func marker(_ text: String?, isName: (String) -> Bool) throws(AWSFault) -> String? {
         guard let text else { return nil }
-        guard !text.isEmpty, text.utf8.count <= 64, text.utf8.allSatisfy({ ClientToken.isTokenCharacter($0) }) else {
-            throw AWSFault("InvalidMarkerException", "The Marker is not one this KMS gave.")
-        }
+        guard isName(text) else { throw AWSFault("InvalidMarkerException", "The Marker is not one this KMS gave.") }
         return text
     }
 

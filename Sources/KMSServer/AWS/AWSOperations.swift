@@ -64,8 +64,9 @@ struct AWSOperations: Sendable {
     static let unsupported: Set<String> = [
         "ConnectCustomKeyStore", "CreateCustomKeyStore", "CreateGrant", "DeleteCustomKeyStore",
         "DeleteImportedKeyMaterial", "DeriveSharedSecret", "DescribeCustomKeyStores", "DisconnectCustomKeyStore",
-        "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "GetParametersForImport",
-        "GetPublicKey", "ImportKeyMaterial", "ListGrants", "ListKeyRotations", "ListRetirableGrants",
+        "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "GetKeyLastUsage",
+        "GetParametersForImport", "GetPublicKey", "ImportKeyMaterial", "ListGrants", "ListKeyRotations",
+        "ListRetirableGrants",
         "ReplicateKey", "RetireGrant", "RevokeGrant", "Sign", "UpdateCustomKeyStore", "UpdatePrimaryRegion",
         "Verify", "VerifyMac",
     ]
@@ -194,14 +195,25 @@ struct AWSOperations: Sendable {
         let destination = try await key(destinationReference, .cryptoRewrap, call)
         if dryRun { throw Self.dryRun }
         // One audit entry for both halves: a failed source decrypt is recorded too.
-        let sealed = try await native(arn(destination)) { () throws(KMSError) in
-            try await audit.crypto(
+        // An error names the key of the half that failed (a disabled source is the source's ARN).
+        var sourceFailed = false
+        let sealed: CiphertextResponse
+        do throws(KMSError) {
+            sealed = try await audit.crypto(
                 "rewrap", who: call.who + [("sourceKeyId", source.keyId), ("sourceVersion", "\(ciphertext.version)")],
                 keyAndVersion: { ($0.keyId, $0.version) }
             ) { () throws(KMSError) in
-                let opened = try await keys.decrypt(ciphertext.text, aad: sourceAAD)
+                let opened: DecryptResponse
+                do throws(KMSError) {
+                    opened = try await keys.decrypt(ciphertext.text, aad: sourceAAD)
+                } catch {
+                    sourceFailed = true
+                    throw error
+                }
                 return try await keys.encrypt(destination.keyId, plaintext: opened.plaintext, aad: destinationAAD)
             }
+        } catch {
+            throw AWSFault.from(error, keyArn: arn(sourceFailed ? source : destination))
         }
         return .object([
             ("CiphertextBlob", .string(Base64.encode(try Self.blob(sealed.ciphertext)))),
@@ -243,9 +255,7 @@ struct AWSOperations: Sendable {
     }
 
     func generateRandom(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let customStore = try input.optionalString("CustomKeyStoreId")
-        let recipient = try input.optionalString("Recipient")
-        guard customStore == nil, recipient == nil else { throw AWSFault.unsupported("CustomKeyStoreId and Recipient") }
+        try input.refuseAny(of: ["Recipient", "CustomKeyStoreId"])
         let count = try input.integer("NumberOfBytes", in: 1...1024)
         return .object([("Plaintext", .string(Base64.encode(SymmetricKeyBytes.random(count: count))))])
     }

@@ -111,10 +111,13 @@ enum TLSCertificateLoader {
             AuthorityKeyIdentifier(keyIdentifier: identifier.keyIdentifier)
             alternatives
         }
-        let notAfter = now.addingTimeInterval(lifetime)
+        // 825 days from notBefore, not from now: clients that enforce the
+        // limit (Apple's) measure the whole span.
+        let notBefore = now.addingTimeInterval(-300)
+        let notAfter = notBefore.addingTimeInterval(lifetime)
         let certificate = try Certificate(
             version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: certificateKey.publicKey,
-            notValidBefore: now.addingTimeInterval(-300), notValidAfter: notAfter, issuer: name, subject: name,
+            notValidBefore: notBefore, notValidAfter: notAfter, issuer: name, subject: name,
             signatureAlgorithm: .ecdsaWithSHA256, extensions: extensions, issuerPrivateKey: certificateKey)
         return Stored(
             key: key.pemRepresentation, certificate: try certificate.serializeAsPEM().pemString, names: names,
@@ -128,6 +131,22 @@ public enum AWSDoorCertificate {
     public static func notAfter(pem: String) -> Date? {
         guard let certificate = try? Certificate(pemEncoded: pem) else { return nil }
         return certificate.notValidAfter
+    }
+
+    /// When the first certificate of a PEM chain starts to be valid.
+    static func notBefore(pem: String) -> Date? {
+        guard let certificate = try? Certificate(pemEncoded: pem) else { return nil }
+        return certificate.notValidBefore
+    }
+
+    /// Only the certificates of a PEM file, for printing: a file holding the
+    /// certificate and its key together is a valid `KMS_TLS_CERT_FILE`, and
+    /// `kms tls-cert` must never print a key. Nil when it holds no certificate.
+    public static func certificatesOnly(pem: String) -> String? {
+        guard let documents = try? PEMDocument.parseMultiple(pemString: pem) else { return nil }
+        let certificates = documents.filter { $0.discriminator == "CERTIFICATE" }
+        guard !certificates.isEmpty else { return nil }
+        return certificates.map { $0.pemString + "\n" }.joined()
     }
 
     /// The stored self-signed certificate in PEM; nil before a first start.
