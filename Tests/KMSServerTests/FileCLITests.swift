@@ -50,7 +50,13 @@ import Testing
         #expect(try clamped.status == 0 && Data(contentsOf: part) == plain[196_600...], "\(clamped.stderr)")
         let past = try CLIProcess.run(["decrypt-file", "--range", "196613-196700", sealed.path, "-"], environment: env)
         #expect(past.status != 0 && past.stderr.contains("range_not_satisfiable"))
-        for range in ["9-2", "+1-5", "1-", "-5", "1-2-3", "a-b"] {
+        // START past 2^64 - 1 (and not after END) is past the end too, not a malformed range.
+        let huge = "99999999999999999999"
+        let farPast = try CLIProcess.run(
+            ["decrypt-file", "--range", "\(huge)-\(huge)9", sealed.path, "-"], environment: env)
+        #expect(farPast.status != 0 && farPast.stderr.contains("range_not_satisfiable"), "\(farPast.stderr)")
+        for range in ["9-2", "+1-5", "1-", "-5", "1-2-3", "a-b", "100000000000000000000-99999999999999999999", "010-9"]
+        {
             let invalid = try CLIProcess.run(["decrypt-file", "--range=\(range)", sealed.path, "-"], environment: env)
             #expect(invalid.status == 2 && invalid.stderr.contains("range_invalid"), "\(range)")
         }

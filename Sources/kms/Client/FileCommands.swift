@@ -323,11 +323,12 @@ enum FileContext {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         let digits =
             parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.utf8.allSatisfy { (48...57).contains($0) } }
-        // END past 2^64 - 1 is still past the end: clamped like any other END.
-        guard digits, let start = UInt64(parts[0]) else { throw rangeInvalid() }
-        let end = UInt64(parts[1]) ?? .max
-        guard start <= end else { throw rangeInvalid() }
-        return (start, end)
+        guard digits else { throw rangeInvalid() }
+        // Compared as numbers of any length, then each clamped to 2^64 - 1, which is past
+        // the end of any file: a START there is range_not_satisfiable, an END clamped like any other.
+        let (start, end) = (parts[0].drop { $0 == "0" }, parts[1].drop { $0 == "0" })
+        guard start.count < end.count || (start.count == end.count && start <= end) else { throw rangeInvalid() }
+        return (UInt64(parts[0]) ?? .max, UInt64(parts[1]) ?? .max)
     }
 
     private static func rangeInvalid() -> ExitCode {
