@@ -40,6 +40,27 @@ import Testing
         return environment
     }
 
+    /// The backup with its two access-key lines swapped, its manifest's SHA-256 and MAC made again.
+    static func swappingAccessKeyLines(_ data: Data, masterKey: MasterKey) throws -> Data {
+        var lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+        guard let manifest = lines.popLast() else { throw CLIFailure("an empty backup") }
+        let indices = lines.indices.filter { lines[$0].contains(#""type":"accessKey""#) }
+        try #require(indices.count == 2)
+        lines.swapAt(indices[0], indices[1])
+        let body = Data(lines.map { $0 + "\n" }.joined().utf8)
+        func hex(_ bytes: some Sequence<UInt8>) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+        let old = try JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any] ?? [:]
+        let sha = try #require(old["sha256"] as? String)
+        let mac = try #require(old["mac"] as? String)
+        let resigned = manifest.replacingOccurrences(of: sha, with: hex(SHA256.hash(data: body)))
+            .replacingOccurrences(
+                of: mac,
+                with: hex(
+                    HMAC<SHA256>.authenticationCode(
+                        for: body, using: masterKey.derived(info: "kms-v1/backup-manifest"))))
+        return body + Data((resigned + "\n").utf8)
+    }
+
     /// What instance A made, to be opened again on B.
     struct Made: Sendable {
         var ciphertexts: [(text: String, plaintext: Data, aad: Data?, key: String)] = []
@@ -75,13 +96,14 @@ import Testing
         try await seal("doomed", "pending later", aad: "x")
         _ = try await kms.scheduleKeyDeletion("doomed", days: 7)
         let before = try await kms.key("photos")
+        for _ in 0..<2 { _ = try await kms.createAccessKey("admin") }
         try await kms.close()
 
         // Online: A keeps running.
         let file = scratch.appendingPathComponent("kms.backup")
         let backup = try CLIProcess.run(["backup", "--out", file.path], environment: source)
         #expect(backup.status == 0, "\(backup.stderr)")
-        #expect(backup.stdout.hasPrefix(#"{"keys":3,"versions":4,"aliases":4,"secrets":2,"clients":1,"accessKeys":0}"#))
+        #expect(backup.stdout.hasPrefix(#"{"keys":3,"versions":4,"aliases":4,"secrets":2,"clients":1,"accessKeys":2}"#))
         #expect(DurableFile.mode(of: file) == 0o600)
         let again = try CLIProcess.run(["backup", "--out", file.path], environment: source)
         #expect(again.status != 0 && again.stderr.contains("--force"))
@@ -105,6 +127,16 @@ import Testing
         otherKey["KMS_MASTER_KEY"] = Data(repeating: 9, count: 32).base64EncodedString()
         let wrongKey = try CLIProcess.run(["restore", file.path], environment: otherKey)
         #expect(wrongKey.status != 0 && wrongKey.stderr.contains("another master key"), "\(wrongKey.stderr)")
+
+        // Section 6 fixes the lines, not their order: the access-key lines swapped (and the file signed again) read back.
+        let opener = try MasterKeyLoader.load(
+            base64: nil, file: URL(fileURLWithPath: source["KMS_MASTER_KEY_FILE"] ?? ""), logger: .init(label: "test"))
+        let swapped = try Self.swappingAccessKeyLines(try Data(contentsOf: file), masterKey: opener)
+        #expect(
+            try BackupFile.decode(swapped, masterKey: opener).counts
+                == BackupFile.decode(
+                    try Data(contentsOf: file), masterKey: opener
+                ).counts)
 
         let restored = try CLIProcess.run(["restore", file.path], environment: target)
         #expect(restored.status == 0, "\(restored.stdout)\(restored.stderr)")

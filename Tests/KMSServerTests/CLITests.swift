@@ -237,13 +237,24 @@ import Testing
         ]
         let everything =
             #"[{"keys":["*"],"allow":["keys:create","keys:read","keys:rotate","keys:manage","crypto:encrypt","crypto:decrypt","crypto:rewrap","crypto:datakey","clients:manage"]}]"#
+        // The server's grant checks apply offline too: an empty key list is refused, nothing written.
+        let emptyKeys = try CLIProcess.run(
+            [
+                "clients", "add", "--local", "rescue", "--public-key", String(rescuePublic), "--grants",
+                #"[{"keys":[],"allow":["keys:read"]}]"#,
+            ], environment: offline)
+        #expect(emptyKeys.status != 0 && emptyKeys.stderr.contains("grants[0].keys"), "\(emptyKeys.stderr)")
         let local = try CLIProcess.run(
             ["clients", "add", "--local", "rescue", "--public-key", String(rescuePublic), "--grants", everything],
             environment: offline)
         #expect(local.status == 0, "\(local.stderr)")
-        // Audited as the server would, marked as an offline change, and the chain still verifies.
+        // Audited as the server would (the intent names, fingerprints and grants the client), marked
+        // as an offline change, and the chain still verifies.
         let audit = try String(contentsOf: data.appendingPathComponent("audit.log"), encoding: .utf8)
-        #expect(audit.contains("\"via\":\"local\"") && audit.contains("\"targetName\":\"rescue\""))
+        let intent = try #require(
+            audit.split(separator: "\n").last { $0.contains("\"client.add\"") && $0.contains("\"intent\"") })
+        #expect(intent.contains("\"via\":\"local\"") && intent.contains("\"targetName\":\"rescue\""))
+        #expect(intent.contains("\"fingerprint\":\"SHA256:") && intent.contains("\"grants\":"), "\(intent)")
         let verified = try CLIProcess.run(
             ["audit", "verify", data.appendingPathComponent("audit.log").path], environment: offline)
         #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")

@@ -44,6 +44,37 @@ import Testing
         #expect(documented == Set(declared), "\(Set(declared).symmetricDifference(documented))")
     }
 
+    /// A literal path wins for its own methods only: an alias named
+    /// `generate` from before the name was reserved is still read by
+    /// `GET /keys/generate` (lifecycle-v1 rule 9.3), and `405` lists both.
+    @Test func aLiteralPathWinsForItsOwnMethodsOnly() throws {
+        let table = try table()
+        guard case .found(let generate, let none) = table.match(method: .post, path: WirePath.generateKey) else {
+            Issue.record("POST /keys/generate did not match")
+            return
+        }
+        #expect(generate.path == WirePath.generateKey && none.isEmpty)
+        guard case .found(let read, let parameters) = table.match(method: .get, path: WirePath.generateKey) else {
+            Issue.record("GET /keys/generate did not reach /keys/{keyId}")
+            return
+        }
+        #expect(read.path == WirePath.key && parameters.map { "\($0.name)=\($0.value)" } == ["keyId=generate"])
+        guard case .wrongMethod(let allowed) = table.match(method: .put, path: WirePath.rotateKey) else {
+            Issue.record("PUT /keys/rotate is not a 405")
+            return
+        }
+        #expect(allowed.first == .post && allowed.contains(.get) && Set(allowed).count == allowed.count)
+        guard case .wrongMethod(let only) = table.match(method: .get, path: WirePath.keyExchange) else {
+            Issue.record("GET /session/key-exchange is not a 405")
+            return
+        }
+        #expect(only == [.post])
+        guard case .none = table.match(method: .get, path: "/keys/generate/nothing") else {
+            Issue.record("an unknown path matched")
+            return
+        }
+    }
+
     /// Issue 12: a route path is spelled once in `Sources/` (in `WirePath`,
     /// read by the server's declarations and by the clients).
     @Test func eachRoutePathLiteralOccursOnceInSources() throws {

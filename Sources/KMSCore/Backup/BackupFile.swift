@@ -131,7 +131,11 @@ public enum BackupFile {
         }
         let opened = try contents.open(with: masterKey)
         counts = opened.counts
-        guard opened.accessKeys == accessKeys else {
+        // Section 6 fixes what each line holds, not the lines' order.
+        func sorted(_ keys: [BackupContents.AccessKey]) -> [BackupContents.AccessKey] {
+            keys.sorted { ($0.clientId, $0.accessKeyId) < ($1.clientId, $1.accessKeyId) }
+        }
+        guard sorted(opened.accessKeys) == sorted(accessKeys) else {
             throw refused("its access-key lines disagree with the client records")
         }
         let countsMatch = counts.members.allSatisfy { stated[$0.0] == $0.1 } && stated.count == counts.members.count

@@ -15,7 +15,6 @@ public struct GrantBody: Codable, Sendable, Equatable {
     /// Limits of section 5.
     public static let maxGrants = 32
     public static let maxPatterns = 64
-    public static let maxPermissions = 9
 
     public var json: JSONValue {
         .object([("keys", .array(keys.map { .string($0) })), ("allow", .array(allow.map { .string($0) }))])
@@ -51,16 +50,20 @@ public struct GrantBody: Codable, Sendable, Equatable {
             grants.append(
                 GrantBody(
                     keys: try strings(keys, field: "\(path).keys", limit: maxPatterns),
-                    allow: try strings(allow, field: "\(path).allow", limit: maxPermissions)))
+                    // No count limit of its own: past the nine permissions a list holds a
+                    // duplicate (here) or an unknown name (`Grant`), each refused at its index.
+                    allow: try strings(allow, field: "\(path).allow", limit: nil)))
         }
         return grants
     }
 
-    /// A non-empty array of distinct strings, at most `limit`.
-    private static func strings(_ value: JSONValue, field: String, limit: Int) throws(RequestFieldError) -> [String] {
+    /// A non-empty array of distinct strings, at most `limit` (nil: any number).
+    private static func strings(_ value: JSONValue, field: String, limit: Int?) throws(RequestFieldError) -> [String] {
         guard case .array(let items) = value else { throw RequestFieldError(field: field, message: "must be an array") }
         guard !items.isEmpty else { throw RequestFieldError(field: field, message: "must not be empty") }
-        guard items.count <= limit else { throw RequestFieldError(field: field, message: "at most \(limit) entries") }
+        if let limit, items.count > limit {
+            throw RequestFieldError(field: field, message: "at most \(limit) entries")
+        }
         var seen = Set<String>()
         var result: [String] = []
         for (index, item) in items.enumerated() {

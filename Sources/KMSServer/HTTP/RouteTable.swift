@@ -79,21 +79,22 @@ public struct RouteTable: Sendable {
 
     /// Matches a request path (without query) against the table.
     public func match(method: HTTPRequest.Method, path: String) -> Match {
-        // A literal path always wins over a pattern.
-        if let candidates = literal[path] {
-            if let route = candidates.first(where: { $0.method == method }) { return .found(route, parameters: []) }
-            return .wrongMethod(allowed: candidates.map(\.method))
-        }
+        // A literal path wins over a pattern for the methods it has. Another
+        // method may still reach a pattern: an alias named `generate` or
+        // `rotate`, made before those names were reserved, keeps working
+        // (`GET /keys/generate`, lifecycle-v1 rule 9.3).
+        let exact = literal[path] ?? []
+        if let route = exact.first(where: { $0.method == method }) { return .found(route, parameters: []) }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
-        let matching = routes.filter { Self.matches(pattern: $0.path, segments: segments) }
+        let matching = routes.filter { $0.path.contains("{") && Self.matches(pattern: $0.path, segments: segments) }
         // A literal segment wins over a parameter: only the most literal
         // pattern that matches answers this path.
-        guard let best = matching.max(by: { Self.literals($0.path) < Self.literals($1.path) }) else {
-            return .none
-        }
-        let candidates = matching.filter { $0.path == best.path }
+        let best = matching.max(by: { Self.literals($0.path) < Self.literals($1.path) })
+        let candidates = matching.filter { $0.path == best?.path }
         guard let route = candidates.first(where: { $0.method == method }) else {
-            return .wrongMethod(allowed: candidates.map(\.method))
+            var allowed: [HTTPRequest.Method] = []
+            for other in exact + candidates where !allowed.contains(other.method) { allowed.append(other.method) }
+            return allowed.isEmpty ? .none : .wrongMethod(allowed: allowed)
         }
         let parts = route.path.split(separator: "/", omittingEmptySubsequences: false)
         let parameters = zip(parts, segments).filter { $0.0.hasPrefix("{") }.map {

@@ -127,17 +127,23 @@ struct ClientsCommand: AsyncParsableCommand {
             }
             let grants = try grantOptions.bodies()
             if local {
-                let added = try await LocalRegistry.open { registry in
-                    let validated: [KMSCore.Grant]
-                    do throws(RequestFieldError) {
-                        validated = try KMSCore.Grant.validate(grants)
-                    } catch {
-                        throw CLIFailure(message: "\(error.field ?? "grants"): \(error.message)")
-                    }
-                    guard ClientRecord.isValidName(name), !ClientAuth.isWeakPublicKey(raw) else {
-                        throw CLIFailure(message: "invalid name or public key")
-                    }
-                    return try await registry.add(name: name, publicKey: raw, grants: validated).body
+                // The server's checks: shape (limits, empty lists, duplicates), grammar, name, key.
+                let validated: [KMSCore.Grant]
+                do throws(RequestFieldError) {
+                    validated = try KMSCore.Grant.validate(GrantBody.parseList(.array(grants.map(\.json))))
+                } catch {
+                    throw CLIFailure(message: "\(error.field ?? "grants"): \(error.message)")
+                }
+                guard ClientRecord.isValidName(name), !ClientAuth.isWeakPublicKey(raw) else {
+                    throw CLIFailure(message: "invalid name or public key")
+                }
+                // The fields the server's `client.add` entries carry.
+                let fields = [
+                    ("targetName", name), ("fingerprint", ClientAuth.fingerprint(rawPublicKey: raw)),
+                    ("grants", JSONValue.array(validated.map(\.body.json)).serialized()),
+                ]
+                let added = try await LocalRegistry.open(intent: fields) { registry in
+                    try await registry.add(name: name, publicKey: raw, grants: validated).body
                 }
                 return try show(added)
             }
@@ -264,7 +270,9 @@ private func printGrants(_ grants: [GrantBody]) {
 /// change is appended to the server's audit log with `via: local`, as the
 /// server would write it (a durable intent, then the outcome).
 enum LocalRegistry {
-    static func open<T>(_ body: (ClientRegistry) async throws -> T) async throws -> T {
+    static func open(intent: [(String, String)], _ body: (ClientRegistry) async throws -> ClientBody) async throws
+        -> ClientBody
+    {
         let config = try KMSConfiguration.fromProcessEnvironment()
         var logger = Logger(label: "kms")
         logger.logLevel = .warning
@@ -274,7 +282,7 @@ enum LocalRegistry {
         case .file:
             let store = try LocalClientStore(folder: config.keyStorePath)
             let secrets = FileSecretBlobStore(folder: config.keyStorePath)
-            return try await audited(config, secrets: secrets, masterKey: masterKey, logger: logger) {
+            return try await audited(config, secrets: secrets, masterKey: masterKey, logger: logger, intent: intent) {
                 try await body(ClientRegistry(store: store, masterKey: masterKey, clock: SystemClock()))
             }
         case .postgres:
@@ -282,7 +290,8 @@ enum LocalRegistry {
                 url: config.databaseURL ?? "", prefix: config.databasePrefix, logger: logger)
             defer { database.shutdown() }
             return try await audited(
-                config, secrets: PostgresSecretBlobStore(database: database), masterKey: masterKey, logger: logger
+                config, secrets: PostgresSecretBlobStore(database: database), masterKey: masterKey, logger: logger,
+                intent: intent
             ) {
                 try await body(
                     ClientRegistry(
@@ -292,25 +301,18 @@ enum LocalRegistry {
     }
 
     /// Runs `change` between a durable `client.add` intent and its outcome in `KMS_AUDIT_LOG`.
-    private static func audited<T>(
+    private static func audited(
         _ config: KMSConfiguration, secrets: some SecretBlobStore, masterKey: MasterKey, logger: Logger,
-        _ change: () async throws -> T
-    ) async throws -> T {
+        intent: [(String, String)], _ change: () async throws -> ClientBody
+    ) async throws -> ClientBody {
         let key = try await AuditFiles.loadOrCreateKey(store: secrets, masterKey: masterKey)
         let log = try await AuditLog.open(
             at: config.auditLog, key: key, clock: SystemClock(), maxBytes: config.auditMaxBytes, logger: logger)
-        let via = [("via", "local"), ("client", "local")]
+        let via = [("via", "local"), ("client", "local")] + intent
         try await log.record(AuditEvent("client.add", outcome: "intent", via), durable: true)
         do {
             let value = try await change()
-            var fields = via
-            if let record = value as? ClientBody {
-                fields += [
-                    ("targetClientId", record.clientId), ("targetName", record.name),
-                    ("fingerprint", record.fingerprint),
-                ]
-            }
-            try await log.record(AuditEvent("client.add", fields), durable: true)
+            try await log.record(AuditEvent("client.add", via + [("targetClientId", value.clientId)]), durable: true)
             await log.flush()
             return value
         } catch {
