@@ -86,7 +86,12 @@ public final class PostgresKeyStore: KeyStore {
 
     public func key(id: String) async throws(KMSError) -> KeyRecord? {
         if let cached = cache.record(id: id) { return cached }
-        return try await cached("\(unescaped: selectRecord) WHERE k.key_id = \(id)")
+        return try await freshKey(id: id)
+    }
+
+    /// From the database, whatever the cache holds (which it then replaces).
+    public func freshKey(id: String) async throws(KMSError) -> KeyRecord? {
+        try await cached("\(unescaped: selectRecord) WHERE k.key_id = \(id)")
     }
 
     public func key(alias: String) async throws(KMSError) -> KeyRecord? {

@@ -62,6 +62,8 @@ func sampleRecord(_ id: String = KeyIdentifier.newKeyId(), alias: String? = nil,
         #expect(try await store.key(alias: "photos") == record)
         #expect(try await store.key(id: "key_missing") == nil)
         #expect(try await store.key(alias: "nothing") == nil)
+        #expect(try await store.freshKey(id: record.keyId) == record)
+        #expect(try await store.freshKey(id: "key_missing") == nil)
         #expect(try await store.count() == 1)
     }
 

@@ -101,6 +101,37 @@ struct PostgresCacheTests {
         #expect(b.cache.readStart() == nil && b.cache.record(id: key.keyId) == nil, "no listener, no cache")
     }
 
+    /// A ciphertext under a version B's cached record does not have yet (made
+    /// on A a moment ago, before its notification reached B) is read again,
+    /// not answered `404 key_version_not_found`: the version exists.
+    @Test func aVersionNewerThanTheCachedRecordIsReadAgain() async throws {
+        let (a, b) = try await Self.twoInstances()
+        let listener = Task { await b.listenForKeyChanges() }
+        defer { listener.cancel() }
+        #expect(try await Self.within(.seconds(10)) { b.cache.readStart() != nil } != nil, "the listener connects")
+        let masterKey = try MasterKey(bytes: Data(repeating: 5, count: 32))
+        func ring(_ store: PostgresKeyStore) -> KeyRing {
+            KeyRing(store: store, masterKey: masterKey, lifecycle: KeyLifecycle(graceMs: 60_000), clock: SystemClock())
+        }
+        let created = try await ring(a).generate(alias: nil)
+        let first = try #require(try await b.key(id: created.keyId))
+        _ = try await ring(a).rotate(created.keyId)
+        let sealed = try await ring(a).encrypt(created.keyId, plaintext: Data("v2".utf8), aad: Data())
+        #expect(sealed.version == 2)
+        // B's cache as it is between A's commit and the notification: version 1 only.
+        #expect(try await Self.within(.seconds(1)) { try await b.key(id: created.keyId)?.activeVersion == 2 } != nil)
+        let start = try #require(b.cache.readStart())
+        b.cache.store(first, readAt: start)
+        #expect(try await b.key(id: created.keyId)?.activeVersion == 1, "the stale record is cached")
+        let opened = try await ring(b).decrypt(sealed.ciphertext, aad: Data())
+        #expect(opened.version == 2 && opened.plaintext == Data("v2".utf8))
+        #expect(try await b.key(id: created.keyId)?.activeVersion == 2, "the fresh read replaced the stale entry")
+        // A version that does not exist is still 404, after the one re-read.
+        let parsed = try #require(KeyCiphertext(parsing: sealed.ciphertext))
+        let missing = KeyCiphertext(keyId: parsed.keyId, version: 3, sealed: parsed.sealed).text
+        await #expect(throws: KMSError.self) { try await ring(b).decrypt(missing, aad: Data()) }
+    }
+
     /// The cache's own rules: a read that began before an invalidation never stores; entries age out.
     @Test func aReadOlderThanAnInvalidationIsNotKept() throws {
         let cache = PostgresKeyCache(maxAge: .milliseconds(50))

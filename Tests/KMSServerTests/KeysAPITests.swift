@@ -44,7 +44,10 @@ import Testing
             let next = try #require(page.json["next"] as? String)
             let rest = try await session.call(.get, "/keys?limit=1&after=\(next)")
             #expect((rest.json["keys"] as? [Any])?.count == 1 && rest.json["next"] == nil)
-            for query in ["limit=0", "limit=1001", "limit=x", "page=2", "limit=1&limit=2", "after=%00", "after=a/b"] {
+            for query in [
+                "limit=0", "limit=1001", "limit=x", "limit=+5", "limit=%2B5", "limit=-1", "page=2", "limit=1&limit=2",
+                "after=%00", "after=a/b",
+            ] {
                 let refused = try await session.call(.get, "/keys?\(query)")
                 #expect(refused.status == 400 && refused.errorCode == "invalid_request", "\(query)")
             }

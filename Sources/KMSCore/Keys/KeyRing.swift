@@ -236,8 +236,14 @@ public struct KeyRing: Sendable {
                 .invalidRequest, "`ciphertext` is not a ciphertext of this KMS (kms:v1:<keyId>:<version>:<b64>)",
                 field: "ciphertext")
         }
-        guard let record = try await store.key(id: parsed.keyId) else {
+        guard var record = try await store.key(id: parsed.keyId) else {
             throw KMSError(.keyNotFound, "the ciphertext names a key that does not exist here")
+        }
+        // A version made a moment ago on another instance may be newer than this
+        // instance's cached record (PostgreSQL, up to a second): read it once more
+        // before answering that the version does not exist.
+        if record.version(parsed.version) == nil, let fresh = try await store.freshKey(id: parsed.keyId) {
+            record = fresh
         }
         try record.checkUsable()  // lifecycle-v1 rule 9.5: state before version checks
         guard let version = record.version(parsed.version) else {

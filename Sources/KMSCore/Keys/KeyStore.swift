@@ -24,6 +24,10 @@ public protocol KeyStore: Sendable {
     func create(_ record: KeyRecord) async throws(KMSError)
     func key(id: String) async throws(KMSError) -> KeyRecord?
     func key(alias: String) async throws(KMSError) -> KeyRecord?
+    /// `key(id:)` read past any cache of this instance: asked once more when a
+    /// record lacks what a request names (a version made a moment ago on
+    /// another instance). Stores without a cache answer as `key(id:)`.
+    func freshKey(id: String) async throws(KMSError) -> KeyRecord?
     func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyUpdate
     func delete(keyId: String, expectedRevision: Int, now: Date) async throws(KMSError) -> Bool
     func list(after: String?, limit: Int) async throws(KMSError) -> [KeyRecord]
@@ -40,6 +44,10 @@ public protocol KeyStore: Sendable {
     /// Removes `alias` if it still names `expectedKeyId`; false otherwise.
     func deleteAlias(_ alias: String, expectedKeyId: String) async throws(KMSError) -> Bool
     func listAliases(after: String?, limit: Int, keyId: String?) async throws(KMSError) -> [AliasRecord]
+}
+
+extension KeyStore {
+    public func freshKey(id: String) async throws(KMSError) -> KeyRecord? { try await key(id: id) }
 }
 
 /// The outcome of a compare-and-set `KeyStore.update`.

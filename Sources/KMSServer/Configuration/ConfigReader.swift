@@ -11,8 +11,24 @@ struct ConfigReader {
         return value
     }
 
+    /// One of a set of words (`KMS_ENV`, `KMS_STORE`…): nil only when unset, so
+    /// that an empty value is refused by the caller's parse like any other
+    /// word it does not know (`KMS_ENV=` must not mean development).
+    func choice(_ name: String) -> String? { values[name] }
+
+    /// A number or boolean set to nothing (`KMS_PORT=`) is refused, not taken
+    /// as unset: api-v1 lets nothing fall back silently. (A string may be
+    /// empty: `KMS_TOKEN_PREFIX=` is no prefix.)
+    private func setValue(_ name: String, _ what: String) throws(KMSConfiguration.Invalid) -> String? {
+        guard let value = values[name] else { return nil }
+        guard !value.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw .init(variable: name, reason: "is set but empty: give \(what), or unset it for the default")
+        }
+        return value
+    }
+
     func integer(_ name: String, in range: ClosedRange<Int64>) throws(KMSConfiguration.Invalid) -> Int64? {
-        guard let text = try string(name) else { return nil }
+        guard let text = try setValue(name, "a whole number") else { return nil }
         guard let value = Int64(text.trimmingCharacters(in: .whitespaces)) else {
             throw .init(variable: name, reason: "must be a whole number, got '\(text)'")
         }
@@ -23,7 +39,7 @@ struct ConfigReader {
     }
 
     func boolean(_ name: String) throws(KMSConfiguration.Invalid) -> Bool? {
-        guard let text = try string(name) else { return nil }
+        guard let text = try setValue(name, "true or false") else { return nil }
         switch text.trimmingCharacters(in: .whitespaces).lowercased() {
         case "true", "1", "yes", "on": return true
         case "false", "0", "no", "off": return false

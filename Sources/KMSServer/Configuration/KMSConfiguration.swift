@@ -113,13 +113,13 @@ public struct KMSConfiguration: Sendable {
         keyGraceMs = try reader.integer("KMS_KEY_GRACE_MS", in: 0...(100 * 365 * day)) ?? keyGraceMs
         schedulerIntervalMs =
             try reader.integer("KMS_SCHEDULER_INTERVAL_MS", in: 1000...3_600_000) ?? schedulerIntervalMs
-        if let text = try reader.string("KMS_ENV") {
+        if let text = reader.choice("KMS_ENV") {
             guard let value = Environment(rawValue: text.lowercased()) else {
                 throw Invalid(variable: "KMS_ENV", reason: "must be development or production, got '\(text)'")
             }
             environment = value
         }
-        if let text = try reader.string("KMS_LOG_LEVEL") {
+        if let text = reader.choice("KMS_LOG_LEVEL") {
             guard let level = Logger.Level(rawValue: text.lowercased()) else {
                 throw Invalid(
                     variable: "KMS_LOG_LEVEL",
@@ -135,7 +135,7 @@ public struct KMSConfiguration: Sendable {
         maxConnections = try reader.integer("KMS_MAX_CONNECTIONS", in: 1...1_000_000).map(Int.init) ?? maxConnections
         keyExchangeRate =
             try reader.integer("KMS_KEY_EXCHANGE_RATE", in: 1...1_000_000).map(Int.init) ?? keyExchangeRate
-        if let text = try reader.string("KMS_CLIENT_AUTH") {
+        if let text = reader.choice("KMS_CLIENT_AUTH") {
             guard let value = ClientAuth(rawValue: text.lowercased()) else {
                 throw Invalid(variable: "KMS_CLIENT_AUTH", reason: "must be required or off, got '\(text)'")
             }
@@ -150,7 +150,7 @@ public struct KMSConfiguration: Sendable {
         }
         adminKeyFile = try reader.string("KMS_ADMIN_KEY_FILE").map { URL(fileURLWithPath: $0) } ?? adminKeyFile
         aws = try AWSConfiguration.read(reader, host: host)
-        if let text = try reader.string("KMS_STORE") {
+        if let text = reader.choice("KMS_STORE") {
             guard let value = Store(rawValue: text.lowercased()) else {
                 throw Invalid(variable: "KMS_STORE", reason: "must be file or postgres, got '\(text)'")
             }

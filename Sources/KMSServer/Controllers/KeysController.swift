@@ -101,7 +101,10 @@ struct ListQuery {
             }
             switch name {
             case "limit":
-                guard let number = Int(value), (1...1000).contains(number) else {
+                // Decimal digits only (`Int` would also take a sign: `+5`).
+                guard value.utf8.allSatisfy({ (48...57).contains($0) }), let number = Int(value),
+                    (1...1000).contains(number)
+                else {
                     throw KMSError(.invalidRequest, "`limit` must be a whole number from 1 to 1000", field: "limit")
                 }
                 limit = number
