@@ -86,11 +86,18 @@ public final class PostgresKeyStore: KeyStore {
 
     public func key(id: String) async throws(KMSError) -> KeyRecord? {
         if let cached = cache.record(id: id) { return cached }
-        return try await freshKey(id: id)
+        return try await read(id: id)
     }
 
-    /// From the database, whatever the cache holds (which it then replaces).
+    /// From the database, whatever the cache holds (which it then replaces,
+    /// or drops when the key is gone).
     public func freshKey(id: String) async throws(KMSError) -> KeyRecord? {
+        let record = try await read(id: id)
+        if record == nil, cache.record(id: id) != nil { cache.invalidate(keyId: id) }
+        return record
+    }
+
+    private func read(id: String) async throws(KMSError) -> KeyRecord? {
         try await cached("\(unescaped: selectRecord) WHERE k.key_id = \(id)")
     }
 

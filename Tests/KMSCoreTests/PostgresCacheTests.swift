@@ -129,7 +129,17 @@ struct PostgresCacheTests {
         // A version that does not exist is still 404, after the one re-read.
         let parsed = try #require(KeyCiphertext(parsing: sealed.ciphertext))
         let missing = KeyCiphertext(keyId: parsed.keyId, version: 3, sealed: parsed.sealed).text
-        await #expect(throws: KMSError.self) { try await ring(b).decrypt(missing, aad: Data()) }
+        let noVersion = await #expect(throws: KMSError.self) { try await ring(b).decrypt(missing, aad: Data()) }
+        #expect(noVersion?.code == .keyVersionNotFound)
+        // The key deleted on A while B still holds it: the re-read says so (key_not_found) and drops the entry.
+        let pending = try await ring(a).change(.scheduleDeletion(days: 7), on: created.keyId)
+        #expect(try await a.delete(keyId: created.keyId, expectedRevision: pending.revision, now: Date() + 8 * 86_400))
+        #expect(try await Self.within(.seconds(1)) { try await b.key(id: created.keyId) == nil } != nil)
+        b.cache.store(first, readAt: try #require(b.cache.readStart()))
+        #expect(try await b.key(id: created.keyId) != nil, "the stale record is cached")
+        let deleted = await #expect(throws: KMSError.self) { try await ring(b).decrypt(missing, aad: Data()) }
+        #expect(deleted?.code == .keyNotFound)
+        #expect(b.cache.record(id: created.keyId) == nil)
     }
 
     /// The cache's own rules: a read that began before an invalidation never stores; entries age out.

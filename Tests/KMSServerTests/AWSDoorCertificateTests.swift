@@ -35,6 +35,14 @@ import Testing
         #expect(printed.components(separatedBy: "-----BEGIN CERTIFICATE-----").count == 2)
         #expect(AWSDoorCertificate.notAfter(pem: printed) == AWSDoorCertificate.notAfter(pem: material.certificatePEM))
         #expect(AWSDoorCertificate.certificatesOnly(pem: material.keyPEM) == nil)
+        // A key block a strict parser would refuse (one long line) does not hide the certificate.
+        let keyLines = material.keyPEM.split(separator: "\n").map(String.init)
+        let oneLineKey = [keyLines.first ?? "", keyLines.dropFirst().dropLast().joined(), keyLines.last ?? ""]
+            .joined(separator: "\n")
+        #expect(AWSDoorCertificate.certificatesOnly(pem: material.certificatePEM + "\n" + oneLineKey + "\n") == printed)
+        // A certificate block broken by another boundary keeps nothing of it.
+        let broken = "-----BEGIN CERTIFICATE-----\n" + material.keyPEM + "-----END CERTIFICATE-----\n"
+        #expect(AWSDoorCertificate.certificatesOnly(pem: broken) == nil)
         #expect(AWSDoorCertificate.certificatesOnly(pem: "not a PEM") == nil)
     }
 }

@@ -21,6 +21,9 @@ import Testing
         // An empty whitelist means the default, an empty proxy list trusts none.
         let empty = try KMSConfiguration(environment: ["KMS_WHITELIST": "", "KMS_TRUSTED_PROXIES": ""])
         #expect(empty.allowlist.count == 3 && empty.trustedProxies.isEmpty)
+        // Set to nothing: no prefix, the key from its file, and the AWS door off.
+        let none = try KMSConfiguration(environment: ["KMS_TOKEN_PREFIX": "", "KMS_MASTER_KEY": "", "KMS_AWS_PORT": ""])
+        #expect(none.sessions.tokenPrefix == nil && none.masterKeyBase64 == nil && none.aws == nil)
     }
 
     @Test(arguments: [
@@ -33,7 +36,8 @@ import Testing
         ("KMS_ROTATE_MAX", "0"), ("KMS_AUDIT_TIMEOUT_MS", "99"), ("KMS_AUDIT_TIMEOUT_MS", "15001"),
         // Set but empty: refused, not the default (api-v1: nothing falls back silently).
         ("KMS_PORT", ""), ("KMS_SESSION_TTL_MS", " "), ("KMS_SESSION_SLIDING", ""), ("KMS_ENV", ""),
-        ("KMS_LOG_LEVEL", ""), ("KMS_CLIENT_AUTH", ""), ("KMS_STORE", ""),
+        ("KMS_LOG_LEVEL", ""), ("KMS_CLIENT_AUTH", ""), ("KMS_STORE", ""), ("KMS_HOST", ""), ("KEY_STORE_PATH", ""),
+        ("KMS_AUDIT_LOG", ""), ("KMS_DATABASE_PREFIX", ""),
     ])
     func badValuesNameTheirVariable(_ name: String, _ value: String) {
         let error = #expect(throws: KMSConfiguration.Invalid.self) { try KMSConfiguration(environment: [name: value]) }

@@ -209,6 +209,8 @@ import Testing
             sessions.failClientDeletes.withLock { $0 = true }
             let failed = try await admin.call(.post, "/clients/\(clientId)/revoke", "{}")
             #expect(failed.status == 503 && failed.isSealed, "\(failed.json)")
+            let message = (failed.json["error"] as? [String: Any])?["message"] as? String ?? ""
+            #expect(message.contains("/clients/\(clientId)/revoke"), "\(message)")
             #expect(try await admin.call(.get, "/clients/\(clientId)").json["revokedAt"] as? String != nil)
             let ended = try await phones[0].call(.post, "/crypto/random", #"{"bytes":1}"#)
             #expect(ended.status == 401 && ended.errorCode == "unknown_session" && ended.isSealed)

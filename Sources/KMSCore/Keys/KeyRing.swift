@@ -239,10 +239,13 @@ public struct KeyRing: Sendable {
         guard var record = try await store.key(id: parsed.keyId) else {
             throw KMSError(.keyNotFound, "the ciphertext names a key that does not exist here")
         }
-        // A version made a moment ago on another instance may be newer than this
-        // instance's cached record (PostgreSQL, up to a second): read it once more
-        // before answering that the version does not exist.
-        if record.version(parsed.version) == nil, let fresh = try await store.freshKey(id: parsed.keyId) {
+        // A version newer than this instance's cached record may have been made a
+        // moment ago on another instance (PostgreSQL caches up to a second): read
+        // the key once more before answering that the version does not exist.
+        if parsed.version > record.activeVersion {
+            guard let fresh = try await store.freshKey(id: parsed.keyId) else {
+                throw KMSError(.keyNotFound, "the ciphertext names a key that does not exist here")
+            }
             record = fresh
         }
         try record.checkUsable()  // lifecycle-v1 rule 9.5: state before version checks

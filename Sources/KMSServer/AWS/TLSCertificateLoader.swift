@@ -143,10 +143,30 @@ public enum AWSDoorCertificate {
     /// certificate and its key together is a valid `KMS_TLS_CERT_FILE`, and
     /// `kms tls-cert` must never print a key. Nil when it holds no certificate.
     public static func certificatesOnly(pem: String) -> String? {
-        guard let documents = try? PEMDocument.parseMultiple(pemString: pem) else { return nil }
-        let certificates = documents.filter { $0.discriminator == "CERTIFICATE" }
-        guard !certificates.isEmpty else { return nil }
-        return certificates.map { $0.pemString + "\n" }.joined()
+        // By text, block by block: a strict PEM parse would refuse the whole file
+        // for a key block it need not read (legacy headers, long lines).
+        var blocks: [String] = []
+        var block: [String]?
+        for line in pem.split(whereSeparator: \.isNewline) {
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if text == "-----BEGIN CERTIFICATE-----" {
+                block = [text]
+                continue
+            }
+            guard var lines = block else { continue }
+            // Any other boundary inside a certificate block: a broken file, of which nothing is kept.
+            if text.hasPrefix("-----"), text != "-----END CERTIFICATE-----" {
+                block = nil
+                continue
+            }
+            lines.append(text)
+            block = lines
+            if text == "-----END CERTIFICATE-----" {
+                blocks.append(lines.joined(separator: "\n") + "\n")
+                block = nil
+            }
+        }
+        return blocks.isEmpty ? nil : blocks.joined()
     }
 
     /// The stored self-signed certificate in PEM; nil before a first start.

@@ -17,9 +17,11 @@ public struct AWSConfiguration: Sendable, Equatable {
 
     /// nil when `KMS_AWS_PORT` is unset.
     static func read(_ reader: ConfigReader, host: String) throws(KMSConfiguration.Invalid) -> AWSConfiguration? {
-        guard let port = try reader.integer("KMS_AWS_PORT", in: 0...65_535) else { return nil }
-        var config = AWSConfiguration(port: Int(port), host: try reader.string("KMS_AWS_HOST") ?? host)
-        if let region = try reader.string("KMS_AWS_REGION") {
+        // Set to nothing is off, like unset: the door is opt-in, and off is the safe reading.
+        guard !reader.isSetButEmpty("KMS_AWS_PORT"), let port = try reader.integer("KMS_AWS_PORT", in: 0...65_535)
+        else { return nil }
+        var config = AWSConfiguration(port: Int(port), host: try reader.setting("KMS_AWS_HOST") ?? host)
+        if let region = try reader.setting("KMS_AWS_REGION") {
             guard !region.isEmpty, region.utf8.count <= 32,
                 region.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") })
             else {
@@ -27,7 +29,7 @@ public struct AWSConfiguration: Sendable, Equatable {
             }
             config.region = region
         }
-        if let account = try reader.string("KMS_AWS_ACCOUNT_ID") {
+        if let account = try reader.setting("KMS_AWS_ACCOUNT_ID") {
             guard account.utf8.count == 12, account.allSatisfy({ $0.isASCII && $0.isNumber }) else {
                 throw KMSConfiguration.Invalid(variable: "KMS_AWS_ACCOUNT_ID", reason: "must be 12 digits")
             }

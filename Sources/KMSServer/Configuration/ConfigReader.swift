@@ -5,7 +5,8 @@ import KMSProtocol
 struct ConfigReader {
     let values: [String: String]
 
-    /// The value, or nil when unset. An empty value counts as unset.
+    /// The value, or nil when unset or empty: for variables whose empty value
+    /// means none (`KMS_TOKEN_PREFIX=`: no prefix; `KMS_MASTER_KEY=`: the file).
     func string(_ name: String) throws(KMSConfiguration.Invalid) -> String? {
         guard let value = values[name], !value.isEmpty else { return nil }
         return value
@@ -16,10 +17,15 @@ struct ConfigReader {
     /// word it does not know (`KMS_ENV=` must not mean development).
     func choice(_ name: String) -> String? { values[name] }
 
-    /// A number or boolean set to nothing (`KMS_PORT=`) is refused, not taken
-    /// as unset: api-v1 lets nothing fall back silently. (A string may be
-    /// empty: `KMS_TOKEN_PREFIX=` is no prefix.)
-    private func setValue(_ name: String, _ what: String) throws(KMSConfiguration.Invalid) -> String? {
+    /// Whether `name` is set to nothing (an optional listener's "off").
+    func isSetButEmpty(_ name: String) -> Bool {
+        values[name].map { $0.trimmingCharacters(in: .whitespaces).isEmpty } ?? false
+    }
+
+    /// A variable with a default (a number, a boolean, a host, a path): set to
+    /// nothing (`KMS_PORT=`, `KMS_HOST=`) it is refused, not given its
+    /// default, since api-v1 lets nothing fall back silently.
+    func setting(_ name: String, _ what: String = "a value") throws(KMSConfiguration.Invalid) -> String? {
         guard let value = values[name] else { return nil }
         guard !value.trimmingCharacters(in: .whitespaces).isEmpty else {
             throw .init(variable: name, reason: "is set but empty: give \(what), or unset it for the default")
@@ -28,7 +34,7 @@ struct ConfigReader {
     }
 
     func integer(_ name: String, in range: ClosedRange<Int64>) throws(KMSConfiguration.Invalid) -> Int64? {
-        guard let text = try setValue(name, "a whole number") else { return nil }
+        guard let text = try setting(name, "a whole number") else { return nil }
         guard let value = Int64(text.trimmingCharacters(in: .whitespaces)) else {
             throw .init(variable: name, reason: "must be a whole number, got '\(text)'")
         }
@@ -39,7 +45,7 @@ struct ConfigReader {
     }
 
     func boolean(_ name: String) throws(KMSConfiguration.Invalid) -> Bool? {
-        guard let text = try setValue(name, "true or false") else { return nil }
+        guard let text = try setting(name, "true or false") else { return nil }
         switch text.trimmingCharacters(in: .whitespaces).lowercased() {
         case "true", "1", "yes", "on": return true
         case "false", "0", "no", "off": return false

@@ -83,12 +83,12 @@ public struct KMSConfiguration: Sendable {
     public init(environment values: [String: String]) throws(Invalid) {
         self.init()
         let reader = ConfigReader(values: values)
-        host = try reader.string("KMS_HOST") ?? host
+        host = try reader.setting("KMS_HOST") ?? host
         port = try reader.integer("KMS_PORT", in: 1...65535).map(Int.init) ?? port
         if let list = try reader.addressList("KMS_WHITELIST", emptyMeansUnset: true) { allowlist = list }
         if let list = try reader.addressList("KMS_TRUSTED_PROXIES", emptyMeansUnset: false) { trustedProxies = list }
-        keyStorePath = try reader.string("KEY_STORE_PATH").map { URL(fileURLWithPath: $0) } ?? keyStorePath
-        if let file = try reader.string("KMS_MASTER_KEY_FILE") {
+        keyStorePath = try reader.setting("KEY_STORE_PATH").map { URL(fileURLWithPath: $0) } ?? keyStorePath
+        if let file = try reader.setting("KMS_MASTER_KEY_FILE") {
             masterKeyFile = URL(fileURLWithPath: file)
         } else if let credentials = values["CREDENTIALS_DIRECTORY"], !credentials.isEmpty {
             // systemd's LoadCredential=master.key:… (deploy/kms.service): the key never sits in the store.
@@ -148,7 +148,7 @@ public struct KMSConfiguration: Sendable {
                 variable: "KMS_TEST_CLOCK_OFFSET_MS",
                 reason: "moves the server's clock; it is refused with KMS_ENV=production")
         }
-        adminKeyFile = try reader.string("KMS_ADMIN_KEY_FILE").map { URL(fileURLWithPath: $0) } ?? adminKeyFile
+        adminKeyFile = try reader.setting("KMS_ADMIN_KEY_FILE").map { URL(fileURLWithPath: $0) } ?? adminKeyFile
         aws = try AWSConfiguration.read(reader, host: host)
         if let text = reader.choice("KMS_STORE") {
             guard let value = Store(rawValue: text.lowercased()) else {
@@ -157,7 +157,7 @@ public struct KMSConfiguration: Sendable {
             store = value
         }
         databaseURL = try reader.string("KMS_DATABASE_URL")
-        if let prefix = try reader.string("KMS_DATABASE_PREFIX") {
+        if let prefix = try reader.setting("KMS_DATABASE_PREFIX") {
             guard prefix.count <= 32, let first = prefix.first, first.isLetter,
                 prefix.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") })
             else {
@@ -169,7 +169,7 @@ public struct KMSConfiguration: Sendable {
         if store == .postgres, databaseURL == nil {
             throw Invalid(variable: "KMS_DATABASE_URL", reason: "is required with KMS_STORE=postgres")
         }
-        auditLog = try reader.string("KMS_AUDIT_LOG").map { URL(fileURLWithPath: $0) } ?? auditLog
+        auditLog = try reader.setting("KMS_AUDIT_LOG").map { URL(fileURLWithPath: $0) } ?? auditLog
         auditMaxBytes =
             try reader.integer("KMS_AUDIT_MAX_BYTES", in: 4_096...(1 << 40)).map(Int.init) ?? auditMaxBytes
         auditTimeoutMs = try reader.integer("KMS_AUDIT_TIMEOUT_MS", in: 100...15_000) ?? auditTimeoutMs

@@ -104,7 +104,16 @@ struct ClientsController: Sendable {
             // deletion fails, the answer is its 503 and the revocation stands (a session used
             // meanwhile still ends at admission, sealed), and repeating the revoke (idempotent)
             // finishes it.
-            _ = try await sessions.store.deleteSessions(clientId: record.clientId)
+            do throws(KMSError) {
+                _ = try await sessions.store.deleteSessions(clientId: record.clientId)
+            } catch {
+                // By clientId: a revoked client's name no longer resolves (and may be enrolled again).
+                throw KMSError(
+                    .serverBusy,
+                    "client \(record.clientId) is revoked, but its sessions could not all be ended yet: "
+                        + "repeat POST /clients/\(record.clientId)/revoke", retryAfterSeconds: 5,
+                    detail: error.detail ?? error.message)
+            }
             return record.body
         }
         routes.sealed(
