@@ -295,7 +295,11 @@ import Testing
     @Test func tokenPrefixApplies() async throws {
         try await TestServer(["KMS_TOKEN_PREFIX": "home_"]).run { client in
             let unprefixed = WireSession(client: client)
-            await #expect(throws: WireError.self) { try await unprefixed.establish() }
+            let refused = await #expect(throws: WireError.self) { try await unprefixed.establish() }
+            if case .status(let status, let body)? = refused {
+                // Refused without repeating the configured prefix.
+                #expect(status == 401 && body.contains("invalid_token") && !body.contains("home_"), "\(body)")
+            }
             let session = WireSession(client: client, token: "home_" + WireSession.randomToken())
             try await session.establish()
             let rotated = try await session.call(.post, "/session/rotate-token", "{}")

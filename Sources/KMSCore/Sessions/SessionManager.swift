@@ -227,7 +227,9 @@ public struct SessionManager: Sendable {
 
     private var tokenRule: String {
         if let prefix = policy.tokenPrefix, !prefix.isEmpty {
-            return "the token must match [A-Za-z0-9._~-]{32,256} and start with the configured prefix \(prefix)"
+            // The prefix itself is not echoed (protocol-v1 section 8: no message repeats
+            // secrets or tokens, and an operator may treat the prefix as one).
+            return "the token must match [A-Za-z0-9._~-]{32,256} and start with this server's KMS_TOKEN_PREFIX"
         }
         return "the token must match [A-Za-z0-9._~-]{32,256}"
     }
