@@ -114,6 +114,11 @@ import Testing
             let aliasMarker = try await door.send(
                 "ListAliases", #"{"Marker":"alias/x"}"#, accessKeyId: accessKeyId, secret: secret)
             #expect(code(aliasMarker) == "InvalidMarkerException")
+            // An alias name AWS would take but the native grammar refuses (docs/aws.md).
+            let slashed = try await door.send(
+                "CreateAlias", #"{"AliasName":"alias/team/app","TargetKeyId":"alias/nothing"}"#,
+                accessKeyId: accessKeyId, secret: secret)
+            #expect(code(slashed) == "InvalidAliasNameException")
             let notJSON = try await door.send("ListKeys", "{nope", accessKeyId: accessKeyId, secret: secret)
             #expect(code(notJSON) == "SerializationException")
 

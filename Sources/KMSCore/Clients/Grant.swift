@@ -1,3 +1,4 @@
+public import Foundation
 public import KMSProtocol
 
 /// `{ "keys": [patterns], "allow": [permissions] }` (identity-v1 section 4):
@@ -59,6 +60,20 @@ public struct Grant: Sendable, Hashable {
 
     /// The wire form.
     public var body: GrantBody { GrantBody(keys: keys.map(\.text), allow: allow.map(\.rawValue)) }
+
+    /// Grants as the audit log records them: their wire JSON, as text.
+    public static func auditText(_ grants: [Grant]) -> String {
+        JSONValue.array(grants.map(\.body.json)).serialized()
+    }
+
+    /// What a `client.add` entry records of the new client, on the server and
+    /// offline (`kms clients add --local`) alike (identity-v1 section 7).
+    public static func addAuditFields(name: String, publicKey: Data, grants: [Grant]) -> [(String, String)] {
+        [
+            ("targetName", name), ("fingerprint", ClientAuth.fingerprint(rawPublicKey: publicKey)),
+            ("grants", auditText(grants)),
+        ]
+    }
 
     /// Whether this grant lists `permission` with a pattern naming `name` itself.
     public func allows(_ permission: Permission, name: String) -> Bool {

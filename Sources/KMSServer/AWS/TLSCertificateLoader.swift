@@ -153,15 +153,14 @@ public enum AWSDoorCertificate {
                 block = [text]
                 continue
             }
-            guard var lines = block else { continue }
+            guard block != nil else { continue }
             // Any other boundary inside a certificate block: a broken file, of which nothing is kept.
             if text.hasPrefix("-----"), text != "-----END CERTIFICATE-----" {
                 block = nil
                 continue
             }
-            lines.append(text)
-            block = lines
-            if text == "-----END CERTIFICATE-----" {
+            block?.append(text)
+            if text == "-----END CERTIFICATE-----", let lines = block {
                 blocks.append(lines.joined(separator: "\n") + "\n")
                 block = nil
             }

@@ -15,7 +15,7 @@ public struct AWSConfiguration: Sendable, Equatable {
 
     public var partition: AWSPartition { AWSPartition(region: region, accountId: accountId) }
 
-    /// nil when `KMS_AWS_PORT` is unset.
+    /// nil when `KMS_AWS_PORT` is unset or set to nothing.
     static func read(_ reader: ConfigReader, host: String) throws(KMSConfiguration.Invalid) -> AWSConfiguration? {
         // Set to nothing is off, like unset: the door is opt-in, and off is the safe reading.
         guard !reader.isSetButEmpty("KMS_AWS_PORT"), let port = try reader.integer("KMS_AWS_PORT", in: 0...65_535)

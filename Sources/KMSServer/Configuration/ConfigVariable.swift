@@ -37,7 +37,9 @@ public struct ConfigVariable: Sendable {
         .init(
             name: "KMS_TOKEN_PREFIX", defaultValue: "", meaning: "prefix of every token (at most 64 token characters)"),
         .init(name: "KMS_KEY_GRACE_MS", defaultValue: "604800000", meaning: "grace of a rotated-out key version"),
-        .init(name: "KMS_AWS_PORT", defaultValue: "", meaning: "port of the AWS-KMS-compatible listener (unset: off)"),
+        .init(
+            name: "KMS_AWS_PORT", defaultValue: "",
+            meaning: "port of the AWS-KMS-compatible listener (unset or empty: off)"),
         .init(name: "KMS_AWS_HOST", defaultValue: "", meaning: "its bind address (default KMS_HOST)"),
         .init(name: "KMS_AWS_REGION", defaultValue: "us-east-1", meaning: "the one region it answers for"),
         .init(name: "KMS_AWS_ACCOUNT_ID", defaultValue: "000000000000", meaning: "12 digits, in ARNs"),

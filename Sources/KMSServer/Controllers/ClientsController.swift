@@ -32,10 +32,7 @@ struct ClientsController: Sendable {
             }
             let grants = try Self.grants(input.grants)
             try Self.authorize(call)
-            let fields = [
-                ("targetName", input.name), ("fingerprint", ClientAuth.fingerprint(rawPublicKey: publicKey)),
-                ("grants", Self.text(grants)),
-            ]
+            let fields = Grant.addAuditFields(name: input.name, publicKey: publicKey, grants: grants)
             return try await audit.durableChange("client.add", fields, call) { () throws(KMSError) in
                 try await clients.add(name: input.name, publicKey: publicKey, grants: grants)
             } result: {
@@ -76,7 +73,7 @@ struct ClientsController: Sendable {
             let reference = try Self.reference(call)
             let grants = try Self.grants(input.grants)
             try Self.authorize(call)
-            let fields = [Self.target(reference), ("grants", Self.text(grants))]
+            let fields = [Self.target(reference), ("grants", Grant.auditText(grants))]
             return try await audit.durableChange("client.grants", fields, call) { () throws(KMSError) in
                 try await clients.setGrants(reference, grants)
             } result: {
@@ -195,7 +192,4 @@ struct ClientsController: Sendable {
     }
 
     /// Grants as JSON text for the audit log.
-    static func text(_ grants: [Grant]) -> String {
-        JSONValue.array(grants.map(\.body.json)).serialized()
-    }
 }

@@ -137,11 +137,7 @@ struct ClientsCommand: AsyncParsableCommand {
                 guard ClientRecord.isValidName(name), !ClientAuth.isWeakPublicKey(raw) else {
                     throw CLIFailure(message: "invalid name or public key")
                 }
-                // The fields the server's `client.add` entries carry.
-                let fields = [
-                    ("targetName", name), ("fingerprint", ClientAuth.fingerprint(rawPublicKey: raw)),
-                    ("grants", JSONValue.array(validated.map(\.body.json)).serialized()),
-                ]
+                let fields = KMSCore.Grant.addAuditFields(name: name, publicKey: raw, grants: validated)
                 let added = try await LocalRegistry.open(intent: fields) { registry in
                     try await registry.add(name: name, publicKey: raw, grants: validated).body
                 }
