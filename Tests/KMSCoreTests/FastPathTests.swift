@@ -231,6 +231,12 @@ import Testing
         #expect(throws: RequestFieldError(field: "a", message: "unknown field `a`")) { try reader.finish() }
         _ = reader.take("a")
         #expect(throws: RequestFieldError(field: "z", message: "unknown field `z`")) { try reader.finish() }
+        // A member named "" is refused without an empty `field` (found by fuzzing: clients read "" as no name).
+        let empty = try JSONObjectReader(bytes: Data(#"{"":true}"#.utf8))
+        #expect(throws: RequestFieldError(field: nil, message: "unknown field with an empty name")) {
+            try empty.finish()
+        }
+        #expect(KMSError(.invalidRequest, "x", field: "").field == nil)
     }
 
     @Test func sessionHashIsTheFingerprintsFirstSixteenDigits() {

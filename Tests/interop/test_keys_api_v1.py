@@ -254,6 +254,13 @@ def test_generate_refuses_unknown_fields(session):
     expect_sealed_error(reply, 400, "invalid_request", field="extra")
 
 
+def test_a_member_named_empty_is_refused_with_a_well_formed_error(session, key):
+    # Found by fuzzing: the error's "field" was "", which Reply rejects as a malformed error object.
+    for target, inner in (("/keys/generate", {"": 1}), ("/crypto/encrypt", {"keyId": key["keyId"], "plaintext": "", "": 1})):
+        error = expect_sealed_error(session.call("POST", target, inner), 400, "invalid_request")
+        assert "field" not in error, error
+
+
 def test_rotate_by_id_and_by_alias(session):
     alias = new_alias()
     key = generate(session, alias)

@@ -12,7 +12,9 @@ public struct KMSError: Error, Sendable, Equatable {
     public let code: ErrorCode
     /// Safe to send to the client.
     public let message: String
-    /// The request field at fault, when one is.
+    /// The request field at fault, when one is. Never empty: protocol-v1's
+    /// `"field"` names a field, and a member whose name is `""` names none
+    /// (clients may take an empty `field` for a malformed error object).
     public let field: String?
     /// Seconds after which retrying may succeed (`Retry-After`).
     public let retryAfterSeconds: Int?
@@ -28,7 +30,7 @@ public struct KMSError: Error, Sendable, Equatable {
     ) {
         self.code = code
         self.message = message
-        self.field = field
+        self.field = field?.isEmpty == true ? nil : field
         self.retryAfterSeconds = retryAfterSeconds
         self.detail = detail
     }
