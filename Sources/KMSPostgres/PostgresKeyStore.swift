@@ -188,7 +188,9 @@ public final class PostgresKeyStore: KeyStore {
         // This instance's own change is seen at once; others' arrive by notification.
         cache.invalidate(keyId: record.keyId)
         guard updated else { return .conflict }  // changed or deleted meanwhile: the caller reads it again
-        return .updated(try await key(id: record.keyId) ?? stored)
+        // Committed: a failed read-back must not turn the change into an error (its caller would audit a
+        // failure, and the scheduler skip its entry, for a change that happened). `stored` is what was written.
+        return .updated((try? await key(id: record.keyId)) ?? stored)
     }
 
     public func delete(keyId: String, expectedRevision: Int, now: Date) async throws(KMSError) -> Bool {

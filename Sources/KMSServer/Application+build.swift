@@ -55,7 +55,10 @@ public func buildApplication(
         throw StartupFailure(description: "KEY_STORE_PATH: \(error.description)")
     }
     DurableFile.removeStaleTemporaries(in: config.keyStorePath)
-    var folders = [config.keyStorePath, config.auditLog.deletingLastPathComponent()]
+    var folders = [
+        config.keyStorePath, config.auditLog.deletingLastPathComponent(),
+        config.adminKeyFile.deletingLastPathComponent(),
+    ]
     if config.masterKeyBase64 == nil { folders.append(config.masterKeyFile.deletingLastPathComponent()) }
     for folder in Set(folders.map(\.standardizedFileURL)) {
         if let warning = DurableFile.looseness(of: folder) { logger.warning("\(warning)") }

@@ -125,17 +125,21 @@ struct DoctorCommand: AsyncParsableCommand {
         }
     }
 
-    /// The admin key, the audit log and the folder holding the store: the service's alone.
+    /// The admin key and its folder, the audit log and the folder holding the store: the service's alone.
     static func checkSecretFiles(_ config: KMSConfiguration, _ report: Report) {
-        let paths = [
+        var paths = [
             config.adminKeyFile.path, config.auditLog.path, config.keyStorePath.deletingLastPathComponent().path,
         ]
+        // A 0600 key in a folder others can list and whose files they can replace is not the service's alone.
+        if FileManager.default.fileExists(atPath: config.adminKeyFile.path) {
+            paths.append(config.adminKeyFile.deletingLastPathComponent().path)
+        }
         let loose = paths.compactMap { path -> String? in
             guard let fileMode = mode(path), fileMode & 0o077 != 0 else { return nil }
             return "\(path) is \(String(fileMode, radix: 8))"
         }
         if loose.isEmpty {
-            report(.ok, "file modes", "admin key, audit log and data folder are the service's alone")
+            report(.ok, "file modes", "admin key and its folder, audit log and data folder are the service's alone")
         } else {
             report(.fail, "file modes", "\(loose.joined(separator: "; ")); fix: chmod go-rwx on each")
         }

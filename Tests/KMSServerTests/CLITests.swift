@@ -222,7 +222,6 @@ import Testing
         #expect(whoami.stdout.hasPrefix("phone ") && whoami.stdout.contains("crypto:encrypt on photos"), "\(whoami)")
         let denied = try CLIProcess.run(["keys", "generate", "--alias", "photos"], environment: phone)
         #expect(denied.status != 0 && denied.stderr.contains("permission_denied"))
-        #expect(server.stop() == 0)
 
         // The admin key is lost: enrol a new admin in the store, server stopped.
         let rescue = server.folder.appendingPathComponent("rescue.key").path
@@ -237,6 +236,16 @@ import Testing
         ]
         let everything =
             #"[{"keys":["*"],"allow":["keys:create","keys:read","keys:rotate","keys:manage","crypto:encrypt","crypto:decrypt","crypto:rewrap","crypto:datakey","clients:manage"]}]"#
+        // Not while the server runs: both would write the audit chain (found by a review: the server
+        // cut the command's entries back off the log). Refused before anything is written.
+        let running = try CLIProcess.run(
+            ["clients", "add", "--local", "rescue", "--public-key", String(rescuePublic), "--grants", everything],
+            environment: offline)
+        #expect(
+            running.status != 0 && running.stderr.contains("being written by another process"), "\(running.stderr)")
+        let auditWhileRunning = try String(contentsOf: data.appendingPathComponent("audit.log"), encoding: .utf8)
+        #expect(!auditWhileRunning.contains("\"via\":\"local\""))
+        #expect(server.stop() == 0)
         // The server's grant checks apply offline too: an empty key list is refused, nothing written.
         let emptyKeys = try CLIProcess.run(
             [

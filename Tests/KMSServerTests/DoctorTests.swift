@@ -57,6 +57,20 @@ import Testing
         #expect(loose.status == 1 && loose.stdout.contains("FAIL  store"), "\(loose.stdout)")
         try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: keys.path)
 
+        // An admin key (0600) in a folder others can list: a failure (found by a security review).
+        let shared = server.folder.appendingPathComponent("shared")
+        try FileManager.default.createDirectory(
+            at: shared, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let adminKey = shared.appendingPathComponent("admin.key")
+        try Data("x".utf8).write(to: adminKey)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: adminKey.path)
+        var sharedAdmin = tidy
+        sharedAdmin["KMS_ADMIN_KEY_FILE"] = adminKey.path
+        let listable = try Self.doctor(sharedAdmin)
+        #expect(
+            listable.status == 1 && listable.stdout.contains("FAIL  file modes")
+                && listable.stdout.contains("\(shared.path) is 755"), "\(listable.stdout)")
+
         // A master key others can read: a failure.
         try FileManager.default.setAttributes(
             [.posixPermissions: 0o644], ofItemAtPath: apart.appendingPathComponent("master.key").path)

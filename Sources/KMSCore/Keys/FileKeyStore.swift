@@ -138,15 +138,21 @@ public final class FileKeyStore: KeyStore {
             else { return false }
             // Aliases first (lifecycle-v1 section 1): a crash between leaves a key without aliases, retried next tick.
             let names = try self.aliasIndex().names(of: keyId)
-            for name in names { unlink(self.aliasURL(name).path) }
-            if !names.isEmpty { try self.sync(self.aliasFolder) }
-            self.state.withLock { state in
-                for name in names { state.aliases?.remove(name) }
+            do throws(KMSError) {
+                for name in names { unlink(self.aliasURL(name).path) }
+                if !names.isEmpty { try self.sync(self.aliasFolder) }
+                self.state.withLock { state in
+                    for name in names { state.aliases?.remove(name) }
+                }
+                guard unlink(self.keyURL(keyId).path) == 0 || errno == ENOENT else {
+                    throw KMSError.storageUnavailable("cannot delete key \(keyId): errno \(errno)")
+                }
+                try self.sync(self.keysFolder)
+            } catch {
+                // Files may be gone already: read the disk again rather than serve what it no longer holds.
+                self.forgetAfterFailedChange(keyId: keyId)
+                throw error
             }
-            guard unlink(self.keyURL(keyId).path) == 0 || errno == ENOENT else {
-                throw KMSError.storageUnavailable("cannot delete key \(keyId): errno \(errno)")
-            }
-            try self.sync(self.keysFolder)
             self.state.withLock { state in
                 state.cache[keyId] = nil
                 let index = state.ids.partitioningIndex { $0 >= keyId }
@@ -196,7 +202,13 @@ public final class FileKeyStore: KeyStore {
     public func createAlias(_ record: AliasRecord) async throws(KMSError) {
         try await serially { () throws(KMSError) in
             guard try self.readKey(record.keyId) != nil else { throw KMSError.keyDeletedMeanwhile }
-            try self.claimAlias(record)
+            do throws(KMSError) {
+                try self.claimAlias(record)
+            } catch  where error.code == .serverBusy {
+                // The link may have happened before the folder fsync failed: read the folder again.
+                self.forgetAfterFailedChange(keyId: nil)
+                throw error
+            }
             self.state.withLock { $0.aliases?.set(record) }
         }
     }
@@ -214,7 +226,7 @@ public final class FileKeyStore: KeyStore {
                 try DurableFile.write(AliasFileFormat.encode(record), to: self.aliasURL(alias))
             } catch {
                 // The rename may have happened: read the folder again on next use.
-                self.state.withLock { $0.aliases = nil }
+                self.forgetAfterFailedChange(keyId: nil)
                 throw KMSError.storageUnavailable("cannot move alias: \(error.description)")
             }
             self.state.withLock { $0.aliases?.set(record) }
@@ -228,7 +240,12 @@ public final class FileKeyStore: KeyStore {
             guard unlink(self.aliasURL(alias).path) == 0 || errno == ENOENT else {
                 throw KMSError.storageUnavailable("cannot delete alias: errno \(errno)")
             }
-            try self.sync(self.aliasFolder)
+            do throws(KMSError) {
+                try self.sync(self.aliasFolder)
+            } catch {
+                self.forgetAfterFailedChange(keyId: nil)  // the file is gone; the index must not say otherwise
+                throw error
+            }
             self.state.withLock { $0.aliases?.remove(alias) }
             return true
         }
@@ -283,6 +300,18 @@ public final class FileKeyStore: KeyStore {
         guard record.keyId == id else { throw KMSError.internal("key file \(id) names another key") }
         state.withLock { $0.cache[id] = record }
         return record
+    }
+
+    /// After a change failed part-way (a link, rename or unlink done, its
+    /// folder fsync not): drop the alias index and the key's cached record so
+    /// the next use reads the disk, which is what every reader then sees.
+    /// Otherwise the cache would disagree with the folder until a restart
+    /// (an alias on disk but unknown here could be neither made nor deleted).
+    private func forgetAfterFailedChange(keyId: String?) {
+        state.withLock { state in
+            state.aliases = nil
+            if let keyId { state.cache[keyId] = nil }
+        }
     }
 
     private func writeKey(_ record: KeyRecord) throws(KMSError) {
