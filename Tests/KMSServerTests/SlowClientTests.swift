@@ -52,6 +52,27 @@ import Testing
         #expect(try await Self.healthy(server))
     }
 
+    /// A chunked body whose chunk size is not hex, or one cut short by a half-close, is the
+    /// client's fault: 400, never 500 (found by fuzzing). A body cut short may also just see the
+    /// connection closed: when the end of stream arrives with the head, the server may close first.
+    /// (A server process of its own: a test process's blocked threads cannot delay its answers.)
+    @Test func aMalformedChunkedBodyIs400() async throws {
+        let server = try await ServeProcess()
+        for (target, code) in [("/session/key-exchange", "bad_request"), ("/crypto/encrypt", "invalid_envelope")] {
+            for (body, cutShort) in [("zz\r\n", false), ("5\r\nhel", true)] {
+                let connection = try RawConnection(port: server.port)
+                connection.send(
+                    "POST \(target) HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                        + body)
+                if cutShort { connection.finishSending() }
+                let answer = connection.readAll(within: 20)
+                let refused = answer.hasPrefix("HTTP/1.1 400") && answer.contains("\"\(code)\"")
+                #expect(refused || (cutShort && answer.isEmpty), "\(target) \(body): \(answer)")
+            }
+        }
+        #expect(try await Self.healthy(server))
+    }
+
     @Test func connectionsPastTheCapAreClosed() async throws {
         let server = try await ServeProcess(environment: ["KMS_MAX_CONNECTIONS": "20"])
         let held = try (0..<30).map { _ in try RawConnection(port: server.port) }

@@ -90,9 +90,12 @@ struct AWSResponder: HTTPResponder {
         if let text = request.headers[.contentLength], let length = Int(text), length > maxBodyBytes { throw tooLarge }
         let body: Data
         do {
-            body = try await RequestBodyReader.read(request, limit: maxBodyBytes)
+            body = try await RequestBodyReader.read(
+                request, limit: maxBodyBytes, malformed: KMSError(.badRequest, RequestBodyReader.brokenBody))
         } catch {
-            throw tooLarge
+            if error.code == .payloadTooLarge { throw tooLarge }
+            throw AWSFault(
+                "SerializationException", "The request body cannot be read: malformed chunked encoding, or cut short.")
         }
         // Path.
         guard request.method == .post, request.uri.path == "/", request.uri.query == nil else {

@@ -38,7 +38,8 @@ struct SessionController: Sendable {
             try keyExchanges.admit(
                 context.clientAddress?.description ?? "unknown", now: Date(), contended: sessions.rsa.isBusy)
             let token = request.headers[HeaderNames.clientToken]
-            let body = try await RequestBodyReader.read(request, limit: maxBodyBytes)
+            let body = try await RequestBodyReader.read(
+                request, limit: maxBodyBytes, malformed: KMSError(.badRequest, RequestBodyReader.brokenBody))
             let client = ("client", context.clientAddress?.description ?? "unknown")
             do throws(KMSError) {
                 let result = try await sessions.exchangeKey(token: token, body: body)

@@ -52,7 +52,11 @@ struct SealedChannel: Sendable {
         { request, context in
             let carrier: EnvelopeCarrier
             switch EnvelopePlacement(method: request.method.rawValue) {
-            case .body: carrier = .body(try await RequestBodyReader.read(request, limit: maxBodyBytes))
+            case .body:
+                carrier = .body(
+                    try await RequestBodyReader.read(
+                        request, limit: maxBodyBytes,
+                        malformed: KMSError(.invalidEnvelope, RequestBodyReader.brokenBody)))
             case .header: carrier = .header(request.headers[HeaderNames.envelope])
             }
             let authenticated = try await sessions.authenticate(

@@ -39,6 +39,11 @@ final class RawConnection {
         #endif
     }
 
+    /// Half-closes: the server reads end of stream after what was sent.
+    func finishSending() {
+        shutdown(fd, Int32(SHUT_WR))
+    }
+
     /// Everything the server sends until it closes or `seconds` pass.
     func readAll(within seconds: Double) -> String {
         let deadline = Date().addingTimeInterval(seconds)
