@@ -49,6 +49,13 @@ public func buildApplication(
             "KMS_TEST_CLOCK_OFFSET_MS moves this server's clock; key states, schedules, sessions and audit times follow it",
             metadata: ["offsetMs": "\(config.testClockOffsetMs)"])
     }
+    // One writer per audit log, before anything here touches a file another server may be using.
+    let writerLock: AuditWriterLock?
+    do {
+        writerLock = dependencies.auditWriter == nil ? try AuditWriterLock.acquire(forLog: config.auditLog) : nil
+    } catch {
+        throw StartupFailure(description: "KMS_AUDIT_LOG: \(error.description)")
+    }
     do {
         try DurableFile.prepareFolder(config.keyStorePath)
     } catch {
@@ -76,7 +83,8 @@ public func buildApplication(
 
     let lifecycle = KeyLifecycle(graceMs: config.keyGraceMs)
     let keys = KeyRing(store: stores.keys, masterKey: masterKey, lifecycle: lifecycle, clock: dependencies.clock)
-    let audit = try await openAudit(config, dependencies: dependencies, masterKey: masterKey, secrets: stores.secrets)
+    let audit = try await openAudit(
+        config, dependencies: dependencies, masterKey: masterKey, secrets: stores.secrets, writerLock: writerLock)
     let sessionStore = stores.sessions
     let clients = ClientRegistry(store: stores.clients, masterKey: masterKey, clock: dependencies.clock)
     if let admin = try await AdminBootstrap.run(registry: clients, keyFile: config.adminKeyFile, logger: logger) {
@@ -188,7 +196,8 @@ func makeRoutes(
 /// Opens the audit log (resuming its chain), loads its key, and records the
 /// effective configuration. A log that cannot be written stops start-up.
 func openAudit(
-    _ config: KMSConfiguration, dependencies: AppDependencies, masterKey: MasterKey, secrets: any SecretBlobStore
+    _ config: KMSConfiguration, dependencies: AppDependencies, masterKey: MasterKey, secrets: any SecretBlobStore,
+    writerLock: AuditWriterLock?
 ) async throws -> Auditor {
     let logger = dependencies.logger
     let timeout = Duration.milliseconds(config.auditTimeoutMs)
@@ -202,7 +211,7 @@ func openAudit(
         } else {
             log = try await AuditLog.open(
                 at: config.auditLog, key: key, clock: dependencies.clock, maxBytes: config.auditMaxBytes,
-                timeout: timeout, logger: logger)
+                timeout: timeout, writerLock: writerLock, logger: logger)
         }
         try await log.record(
             AuditEvent(

@@ -233,10 +233,11 @@ import Testing
         #expect(throws: RequestFieldError(field: "z", message: "unknown field `z`")) { try reader.finish() }
         // A member named "" is refused without an empty `field` (found by fuzzing: clients read "" as no name).
         let empty = try JSONObjectReader(bytes: Data(#"{"":true}"#.utf8))
-        #expect(throws: RequestFieldError(field: nil, message: "unknown field with an empty name")) {
+        #expect(throws: RequestFieldError(field: "", message: "unknown field with an empty name")) {
             try empty.finish()
         }
         #expect(KMSError(.invalidRequest, "x", field: "").field == nil)
+        #expect(KMSError.invalidRequest(RequestFieldError(field: "", message: "x")).field == nil)
     }
 
     @Test func sessionHashIsTheFingerprintsFirstSixteenDigits() {

@@ -133,6 +133,10 @@ import Testing
             #expect(try await session.keyExchange(body: "not json").errorCode == "bad_request")
             let extra = try await session.keyExchange(body: good.replacingOccurrences(of: "}", with: #","x":1}"#))
             #expect(extra.status == .badRequest && extra.errorCode == "invalid_request")
+            // A member named "": a field error like any unknown member (not a body-shape one), with no empty `field`.
+            let empty = try await session.keyExchange(body: good.replacingOccurrences(of: "}", with: #","":1}"#))
+            #expect(empty.status == .badRequest && empty.errorCode == "invalid_request")
+            #expect(!String(buffer: empty.body).contains(#""field""#), "\(String(buffer: empty.body))")
             let unknown = try await session.keyExchange(body: #"{"sessionId":"nope","wrappedKey":"\#(wrapped)"}"#)
             #expect(unknown.status == .unauthorized && unknown.errorCode == "unknown_session")
             let nul = try await session.keyExchange(

@@ -367,6 +367,7 @@ def test_token_of_an_ended_session_can_be_bound_again(client, new_token):
     "make_body, field",
     [
         (lambda body: {**body, "extra": 1}, "extra"),
+        (lambda body: {**body, "": 1}, None),
         (lambda body: {"wrappedKey": body["wrappedKey"]}, "sessionId"),
         (lambda body: {"sessionId": body["sessionId"]}, "wrappedKey"),
         (lambda body: {**body, "sessionId": 12345}, "sessionId"),
@@ -374,7 +375,8 @@ def test_token_of_an_ended_session_can_be_bound_again(client, new_token):
         (lambda body: b"{", None),
         (lambda body: b"", None),
     ],
-    ids=["unknown field", "no sessionId", "no wrappedKey", "numeric sessionId", "array", "not JSON", "empty"],
+    ids=["unknown field", "unknown empty name", "no sessionId", "no wrappedKey", "numeric sessionId", "array",
+         "not JSON", "empty"],
 )
 def test_key_exchange_refuses_a_body_of_the_wrong_shape(client, pending, new_token, make_body, field):
     response = client.post_key_exchange(make_body(key_exchange_body(pending())), new_token())

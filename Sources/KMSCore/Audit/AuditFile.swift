@@ -26,16 +26,9 @@ public protocol AuditFileWriter: Sendable {
     func truncate(to size: Int) throws
 }
 
-/// The real audit file: `O_APPEND`, mode 0600, in a 0700 folder.
-///
-/// One process writes it: a regular file is write-locked (POSIX record lock)
-/// while open, and a second process (another `kms serve` on the same folder,
-/// `kms clients add --local` while the server runs) is refused at open. Two
-/// writers would each continue the chain from their own idea of its end, and
-/// the server cuts back whatever it did not write itself, which would erase
-/// the other's entries without a trace in `kms audit verify`. The lock is
-/// per process, so tests that open one file twice in one process do not
-/// conflict; devices such as `/dev/null` are not locked.
+/// The real audit file: `O_APPEND`, mode 0600, in a 0700 folder. One
+/// process writes it (`AuditWriterLock`, taken by `kms serve` and `kms
+/// clients add --local` before they start).
 public final class AuditFile: AuditFileWriter, @unchecked Sendable {
     // Only touched from `AuditLog`'s serial queue.
     private var fd: Int32 = -1
@@ -71,29 +64,6 @@ public final class AuditFile: AuditFileWriter, @unchecked Sendable {
             fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
         }
         guard fd >= 0 else { throw failure("cannot open") }
-        try lockAgainstOtherProcesses()
-    }
-
-    /// Write-locks a regular file for this process; refuses one another process holds.
-    private func lockAgainstOtherProcesses() throws {
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return }
-        var lock = flock()
-        lock.l_type = Int16(F_WRLCK)
-        lock.l_whence = Int16(SEEK_SET)
-        guard fcntl(fd, F_SETLK, &lock) != 0 else { return }
-        // Only "someone holds it" refuses; a file system without locks is used unlocked, as before.
-        guard errno == EACCES || errno == EAGAIN else { return }
-        var holder = flock()
-        holder.l_type = Int16(F_WRLCK)
-        holder.l_whence = Int16(SEEK_SET)
-        let pid = fcntl(fd, F_GETLK, &holder) == 0 && holder.l_type != Int16(F_UNLCK) ? " (pid \(holder.l_pid))" : ""
-        close(fd)
-        fd = -1
-        throw Failure(
-            description:
-                "audit log \(path) is being written by another process\(pid): a running kms serve on this folder? "
-                + "Stop it first; two writers would break the hash chain")
     }
 
     public func append(_ data: Data) throws {

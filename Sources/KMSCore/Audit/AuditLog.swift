@@ -78,6 +78,8 @@ public final class AuditLog: Sendable {
     private let queue = DispatchQueue(label: "kms.audit")
     private let state: Mutex<State>
     private let watchdog: Watchdog
+    /// Keeps other processes from writing the same log while this one lives.
+    private let writerLock: AuditWriterLock?
 
     /// The timer, boxed: `DispatchSource` is documented thread-safe for
     /// `cancel`, which is all that happens to it after `init`.
@@ -94,8 +96,9 @@ public final class AuditLog: Sendable {
     public init(
         writer: any AuditFileWriter, key: Curve25519.Signing.PrivateKey, after seq: UInt64, prev: String,
         signedThrough: UInt64? = nil, clock: any KMSClock, maxBytes: Int, timeout: Duration = .seconds(2),
-        checkpointInterval: Duration = .seconds(1), logger: Logger
+        checkpointInterval: Duration = .seconds(1), writerLock: AuditWriterLock? = nil, logger: Logger
     ) throws {
+        self.writerLock = writerLock
         self.writer = writer
         self.key = key
         self.clock = clock
@@ -123,14 +126,18 @@ public final class AuditLog: Sendable {
     /// start's first checkpoint signs over them, so `kms audit verify` can say
     /// that they are not tamper-evident. Both entries are durable, and wait
     /// `startupWait` (see `record(_:durable:wait:)`).
+    ///
+    /// `writerLock` (taken before anything touches the log or its folder) is
+    /// kept as long as the log lives.
     public static func open(
         at url: URL, key: Curve25519.Signing.PrivateKey, clock: any KMSClock, maxBytes: Int,
-        timeout: Duration = .seconds(2), logger: Logger
+        timeout: Duration = .seconds(2), writerLock: AuditWriterLock? = nil, logger: Logger
     ) async throws -> AuditLog {
         let resume = try AuditFiles.resume(url, logger: logger)
         let log = try AuditLog(
             writer: try AuditFile(url: url), key: key, after: resume.seq, prev: resume.prev,
-            signedThrough: resume.signedSeq, clock: clock, maxBytes: maxBytes, timeout: timeout, logger: logger)
+            signedThrough: resume.signedSeq, clock: clock, maxBytes: maxBytes, timeout: timeout,
+            writerLock: writerLock, logger: logger)
         let wait = max(timeout, startupWait)
         if resume.repairedBytes > 0 {
             try await log.record(

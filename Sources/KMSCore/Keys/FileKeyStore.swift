@@ -87,6 +87,10 @@ public final class FileKeyStore: KeyStore {
                 try self.writeKey(record.withAliases([]))
             } catch {
                 for entry in claimed { unlink(self.aliasURL(entry.alias).path) }
+                // A key file renamed in before its folder fsync failed goes too: the caller was told it
+                // was not made, so it must not come back (without its aliases) at the next start.
+                unlink(self.keyURL(record.keyId).path)
+                self.forgetAfterFailedChange(keyId: record.keyId)
                 throw error
             }
             self.state.withLock { state in

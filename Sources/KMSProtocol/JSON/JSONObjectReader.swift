@@ -145,9 +145,10 @@ public struct JSONObjectReader {
     public func finish() throws(RequestFieldError) {
         if let index = read.firstIndex(of: false) {
             let unknown = members[index].0
-            // A member named "" has no name to give as `field`.
+            // A member named "": still a field error (`invalid_request`, not a body-shape one), whose empty
+            // name `KMSError` leaves out of the answer.
             guard !unknown.isEmpty else {
-                throw RequestFieldError(field: nil, message: "unknown field with an empty name")
+                throw RequestFieldError(field: "", message: "unknown field with an empty name")
             }
             // Echo at most 64 characters of a name the client chose.
             let name = unknown.count > 64 ? String(unknown.prefix(64)) + "…" : unknown

@@ -18,6 +18,9 @@ enum RequestBodyReader {
             }
         } catch let error as KMSError {
             throw error
+        } catch is CancellationError {
+            // The server is stopping (its grace period ran out), not the client's fault.
+            throw KMSError(.serverBusy, "the server is shutting down; retry shortly", retryAfterSeconds: 1)
         } catch {
             throw malformed
         }

@@ -270,6 +270,9 @@ enum LocalRegistry {
         -> ClientBody
     {
         let config = try KMSConfiguration.fromProcessEnvironment()
+        // Refused while a server writes the same audit log (and store), before anything is touched.
+        let writerLock = try AuditWriterLock.acquire(forLog: config.auditLog)
+        defer { withExtendedLifetime(writerLock) {} }
         var logger = Logger(label: "kms")
         logger.logLevel = .warning
         let masterKey = try MasterKeyLoader.load(

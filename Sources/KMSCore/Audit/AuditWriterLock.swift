@@ -1,0 +1,74 @@
+public import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Makes one process the writer of an audit log (and of the deployment
+/// around it), for as long as it runs.
+///
+/// Two writers would each continue the hash chain from their own idea of its
+/// end, and a server cuts back whatever it did not write itself: the other's
+/// entries would vanish with the chain still verifying. So `kms serve` and
+/// `kms clients add --local` take a POSIX write lock on `<log>.lock` before
+/// they touch anything (the log's half-line repair, the store's stale
+/// temporaries), keep it while they run, and a second one is refused,
+/// naming the holder's pid.
+///
+/// A separate lock file, because a POSIX lock is dropped when the process
+/// closes *any* descriptor of the locked file, and the log is opened and
+/// closed while it is read back at start-up. The lock is per process, so
+/// tests that build several servers in one process do not conflict; it is
+/// released with this object (the audit log holds it) or when the process exits. A log that is not a regular file
+/// (`/dev/null`) takes no lock, and a file system without locks is used
+/// unlocked.
+public final class AuditWriterLock: Sendable {
+    private let fd: Int32
+
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    private init(fd: Int32) { self.fd = fd }
+
+    /// Released with the last reference (or at exit).
+    deinit { close(fd) }
+
+    /// The lock for `log`, or nil when the log is not a regular file. Throws
+    /// when another process holds it or the lock file cannot be made.
+    public static func acquire(forLog log: URL) throws(Failure) -> AuditWriterLock? {
+        let path = log.standardizedFileURL.path
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & S_IFMT != S_IFREG { return nil }
+        do {
+            try DurableFile.prepareFolder(log.deletingLastPathComponent())
+        } catch {
+            throw Failure(description: error.description)
+        }
+        let lockPath = path + ".lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw Failure(description: "cannot open \(lockPath): \(String(cString: strerror(errno)))")
+        }
+        var lock = flock()
+        lock.l_type = Int16(F_WRLCK)
+        lock.l_whence = Int16(SEEK_SET)
+        if fcntl(fd, F_SETLK, &lock) != 0, errno == EACCES || errno == EAGAIN {
+            var holder = flock()
+            holder.l_type = Int16(F_WRLCK)
+            holder.l_whence = Int16(SEEK_SET)
+            let pid =
+                fcntl(fd, F_GETLK, &holder) == 0 && holder.l_type != Int16(F_UNLCK) ? " (pid \(holder.l_pid))" : ""
+            close(fd)
+            throw Failure(
+                description:
+                    "audit log \(path) is being written by another process\(pid): a running kms serve on this folder? "
+                    + "Stop it first; two writers would break the hash chain")
+        }
+        return AuditWriterLock(fd: fd)
+    }
+}
