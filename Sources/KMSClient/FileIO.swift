@@ -181,9 +181,17 @@ public final class AtomicOutputFile {
     }
 
     /// Runs `body` against a new temporary file for `destination`, committed
-    /// only when `body` returns, discarded when it throws.
-    public static func writing<T>(_ destination: URL, _ body: (AtomicOutputFile) async throws -> T) async throws -> T {
+    /// only when `body` returns, discarded when it throws. `whileOpen` is
+    /// told the temporary file's name and returns what to run once it is
+    /// gone (committed or discarded): a CLI removes it on Ctrl-C until then,
+    /// including during the final fsync of a large output.
+    public static func writing<T>(
+        _ destination: URL, whileOpen: (URL) -> (() -> Void) = { _ in {} },
+        _ body: (AtomicOutputFile) async throws -> T
+    ) async throws -> T {
         let sink = try AtomicOutputFile(destination)
+        let release = whileOpen(sink.temporaryURL)
+        defer { release() }
         do {
             let result = try await body(sink)
             try sink.commit()

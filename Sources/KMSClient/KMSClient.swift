@@ -143,7 +143,12 @@ public final class KMSClient: Sendable {
                 return output
             } catch let error as KMSClientError {
                 gate.leaveCall()
-                guard attempt == 0, idempotent, error.code == ErrorCode.unknownSession.rawValue else { throw error }
+                let gone = error.code == ErrorCode.unknownSession.rawValue
+                // The server no longer knows the session (restarted, reaped, ended elsewhere): the next
+                // call makes a new one even when this one is not retried, instead of failing until our
+                // own idea of its expiry passes.
+                if gone { expire(generation) }
+                guard attempt == 0, idempotent, gone else { throw error }
                 try await reestablish(ifGeneration: generation)
             } catch {
                 gate.leaveCall()
@@ -178,7 +183,7 @@ public final class KMSClient: Sendable {
         let response = try await transport.send(
             TransportRequest(method: method, target: target, headers: headers, body: bodyData))
         guard let sealed = try? SealedEnvelope(json: response.body) else {
-            throw plainError(response)
+            throw plainError(response, toSealedRequest: true)
         }
         let inner: Data
         do {
@@ -195,8 +200,9 @@ public final class KMSClient: Sendable {
         guard response.status == 200 else {
             let detail = (try? WireJSON.decode(ErrorBody.self, from: inner))?.error
             throw KMSClientError.server(
-                status: response.status, code: detail?.code ?? "unknown", message: detail?.message ?? "",
-                requestId: detail?.requestId, field: detail?.field)
+                status: response.status, code: Self.printable(detail?.code ?? "unknown"),
+                message: Self.printable(detail?.message ?? ""), requestId: detail.map { Self.printable($0.requestId) },
+                field: detail?.field.map(Self.printable))
         }
         do {
             return try WireJSON.decode(Output.self, from: inner)
@@ -206,14 +212,36 @@ public final class KMSClient: Sendable {
     }
 
     /// A plain (unsealed) answer: only errors come this way; a plain 200 to a
-    /// sealed request is refused as a protocol violation.
-    private func plainError(_ response: TransportResponse) -> KMSClientError {
+    /// sealed request is refused as a protocol violation. To a sealed request
+    /// only the refusals made before the envelope authenticates may be plain
+    /// (protocol-v1 sections 8 and 9), and server failures (5xx); any other
+    /// plain code (`decryption_failed`, `permission_denied`, …) is what only
+    /// someone who is not the server would send, so it is not believed.
+    private func plainError(_ response: TransportResponse, toSealedRequest: Bool = false) -> KMSClientError {
         guard response.status >= 400, let body = try? WireJSON.decode(ErrorBody.self, from: response.body) else {
             return .protocolViolation("the server answered \(response.status) without a seal")
         }
+        let code = Self.printable(body.error.code)
+        if toSealedRequest, response.status < 500, !Self.plainBeforeAuthentication.contains(code) {
+            return .protocolViolation(
+                "a plain \(response.status) \(code) answer to a sealed request: only refusals made before "
+                    + "authentication are unsealed (protocol-v1 section 9), so it is not the server's")
+        }
         return .server(
-            status: response.status, code: body.error.code, message: body.error.message,
-            requestId: body.error.requestId, field: body.error.field)
+            status: response.status, code: code, message: Self.printable(body.error.message),
+            requestId: Self.printable(body.error.requestId), field: body.error.field.map(Self.printable))
+    }
+
+    /// The codes a sealed request may be refused with in plain JSON.
+    static let plainBeforeAuthentication: Set<String> = Set(
+        [
+            ErrorCode.addressNotAllowed, .notFound, .methodNotAllowed, .payloadTooLarge, .invalidToken,
+            .unknownSession, .invalidEnvelope, .authenticationFailed,
+        ].map(\.rawValue))
+
+    /// A server's text without control characters (it reaches a terminal).
+    static func printable(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }))
     }
 
     @discardableResult
@@ -223,6 +251,16 @@ public final class KMSClient: Sendable {
             if let generation = self.liveGeneration() { return generation }
             try await self.establish()
             return self.state.withLock { $0.generation }
+        }
+    }
+
+    /// Marks the session of `generation` as expired by our clock (kept, so calls
+    /// already past `ensureSession` still find it; the next one renews it).
+    private func expire(_ generation: Int) {
+        state.withLock { state in
+            guard var session = state.session, session.generation == generation else { return }
+            session.localExpiry = .now
+            state.session = session
         }
     }
 

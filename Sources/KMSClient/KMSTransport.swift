@@ -50,7 +50,19 @@ public struct HTTPTransport: KMSTransport {
     /// Responses larger than this are refused (the largest legitimate one is ~120 KB).
     public let maxResponseBytes = 4 << 20
 
-    public init(baseURL: String, client: HTTPClient = .shared, timeout: TimeAmount = .seconds(30)) {
+    /// The default client: AsyncHTTPClient's shared one follows redirects, even
+    /// https → http and to other hosts with the token and envelope headers
+    /// and the body; a KMS never redirects, so a 3xx is refused instead.
+    /// Otherwise it is the shared client's configuration (its pool), with a
+    /// 30 s read timeout instead of 90.
+    public static let standard: HTTPClient = {
+        var configuration = HTTPClient.Configuration.singletonConfiguration
+        configuration.redirectConfiguration = .disallow
+        configuration.timeout.read = .seconds(30)  // a body that stops arriving (see `send`)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
+    public init(baseURL: String, client: HTTPClient = HTTPTransport.standard, timeout: TimeAmount = .seconds(30)) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.client = client
         self.timeout = timeout
@@ -61,8 +73,21 @@ public struct HTTPTransport: KMSTransport {
         outgoing.method = HTTPMethod(rawValue: request.method)
         for (name, value) in request.headers { outgoing.headers.add(name: name, value: value) }
         if let body = request.body { outgoing.body = .bytes(ByteBuffer(bytes: body)) }
-        let response = try await client.execute(outgoing, timeout: timeout)
-        let body = try await response.body.collect(upTo: maxResponseBytes)
+        // One deadline for the head *and* the body: AsyncHTTPClient's own deadline ends with the head,
+        // and a server trickling its body would otherwise hold this call, and every call queued behind
+        // a token rotation, as long as it likes. Checked as each part of the body arrives (a timer task
+        // per request cost the client 10-30 us of CPU per call); a body that stops arriving altogether
+        // meets the client's read timeout (30 s) instead.
+        let deadline = NIODeadline.now() + timeout
+        let response = try await client.execute(outgoing, deadline: deadline)
+        var body = ByteBuffer()
+        for try await var part in response.body {
+            guard NIODeadline.now() < deadline else { throw HTTPClientError.deadlineExceeded }
+            guard body.readableBytes + part.readableBytes <= maxResponseBytes else {
+                throw NIOTooManyBytesError(maxBytes: maxResponseBytes)
+            }
+            body.writeBuffer(&part)
+        }
         return TransportResponse(
             status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
             body: Data(body.readableBytesView))

@@ -73,6 +73,11 @@ import Testing
             // Generating is not repeated blindly: the caller sees the refusal, the next call works.
             let refused = await #expect(throws: KMSClientError.self) { try await kms.generateKey() }
             #expect(refused?.code == "unknown_session")
+            // ... and the next call makes a new session at once (found in a review: it failed until
+            // the client's own idea of the session's expiry passed, 15 minutes by default).
+            let second = try #require(kms.sessionId)
+            _ = try await kms.generateKey()
+            #expect(kms.sessionId != second)
         }
     }
 
@@ -90,7 +95,7 @@ import Testing
         }
     }
 
-    @Test(arguments: [Tamper.flipCiphertext, .changeStatus, .replayEarlierResponse, .stripSeal])
+    @Test(arguments: [Tamper.flipCiphertext, .changeStatus, .replayEarlierResponse, .stripSeal, .forgePlainError])
     func tamperedResponsesAreRefused(_ tamper: Tamper) async throws {
         try await TestServer().run { server in
             let spy = SpyTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
@@ -106,8 +111,37 @@ import Testing
     }
 }
 
+extension ClientTests {
+    /// A server that sends its answer's head and then trickles its body cannot hold a call past
+    /// the transport's deadline (AsyncHTTPClient's own timeout ends with the head).
+    @Test func aTricklingResponseBodyMeetsTheDeadline() async throws {
+        let listener = try StallingListener(trickle: .milliseconds(200))
+        let transport = HTTPTransport(baseURL: "http://127.0.0.1:\(listener.port)", timeout: .seconds(1))
+        let started = ContinuousClock.now
+        await #expect(throws: (any Error).self) {
+            _ = try await transport.send(TransportRequest(method: "GET", target: "/healthz", headers: [], body: nil))
+        }
+        let waited = ContinuousClock.now - started
+        #expect(waited < .seconds(60), "\(waited)")  // not the 90 s read timeout; loose for a loaded test run
+        listener.close()
+    }
+
+    /// The transport does not follow a redirect (the token and envelope would go with it).
+    @Test func redirectsAreNotFollowed() async throws {
+        let listener = try StallingListener(
+            answer: "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:9/x\r\nContent-Length: 0\r\n\r\n")
+        let transport = HTTPTransport(baseURL: "http://127.0.0.1:\(listener.port)", timeout: .seconds(5))
+        let response = try await transport.send(
+            TransportRequest(method: "GET", target: "/healthz", headers: [], body: nil))
+        #expect(response.status == 307)
+        listener.close()
+    }
+}
+
 enum Tamper: Sendable, CustomTestStringConvertible {
     case flipCiphertext, changeStatus, replayEarlierResponse, stripSeal
+    /// A plain error only an authenticated server could send sealed (someone on the path forging it).
+    case forgePlainError
     var testDescription: String { "\(self)" }
 }
 
@@ -137,6 +171,9 @@ final class SpyTransport: KMSTransport {
             response = last.withLock { $0 } ?? response
         case .stripSeal:
             response.body = Data(#"{"random":"AAAA"}"#.utf8)
+        case .forgePlainError:
+            response.status = 400
+            response.body = Data(#"{"error":{"code":"decryption_failed","message":"forged","requestId":"x"}}"#.utf8)
         case nil:
             break
         }

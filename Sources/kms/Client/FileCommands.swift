@@ -52,11 +52,16 @@ struct FileEndpoints {
         guard FileManager.default.isWritableFile(atPath: destination.deletingLastPathComponent().path) else {
             throw CLIFailure(message: "cannot write in the folder of \(output)")
         }
-        return try await AtomicOutputFile.writing(destination) { sink in
-            // Interrupted (Ctrl-C, SIGTERM): remove the partial temporary file, then exit.
-            let cleanup = InterruptCleanup(removing: sink.temporaryURL)
-            defer { cleanup.cancel() }
-            return try await body(read, { try sink.write($0) }, source)
+        // Interrupted (Ctrl-C, SIGTERM, SIGHUP) before the output is committed, final fsync included:
+        // remove the partial temporary file, then exit.
+        return try await AtomicOutputFile.writing(
+            destination,
+            whileOpen: { temporary in
+                let cleanup = InterruptCleanup(removing: temporary)
+                return { cleanup.cancel() }
+            }
+        ) { sink in
+            try await body(read, { try sink.write($0) }, source)
         }
     }
 
@@ -69,15 +74,15 @@ struct FileEndpoints {
     }
 }
 
-/// While a temporary output file exists, SIGINT and SIGTERM remove it before
-/// the process exits (status 130 / 143), so an interrupted run leaves no
-/// partial plaintext behind.
+/// While a temporary output file exists, SIGINT, SIGTERM and SIGHUP (a closed
+/// terminal) remove it before the process exits (status 130 / 143 / 129), so
+/// an interrupted run leaves no partial plaintext behind.
 final class InterruptCleanup: @unchecked Sendable {
     private let sources: [any DispatchSourceSignal]
 
     init(removing url: URL) {
         let path = url.path
-        sources = [(SIGINT, Int32(130)), (SIGTERM, Int32(143))].map { signalNumber, status in
+        sources = [(SIGINT, Int32(130)), (SIGTERM, Int32(143)), (SIGHUP, Int32(129))].map { signalNumber, status in
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
@@ -93,6 +98,7 @@ final class InterruptCleanup: @unchecked Sendable {
         for source in sources { source.cancel() }
         signal(SIGINT, SIG_DFL)
         signal(SIGTERM, SIG_DFL)
+        signal(SIGHUP, SIG_DFL)
     }
 }
 

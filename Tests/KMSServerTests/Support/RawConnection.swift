@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -71,5 +72,98 @@ final class RawConnection {
             if count <= 0 { return true }
         }
         return false
+    }
+}
+
+/// A loopback listener that answers every connection with `answer` and then
+/// holds it open, sending one more byte every `trickle` if given: a server
+/// that stalls or trickles mid-response.
+final class StallingListener: @unchecked Sendable {
+    let fd: Int32
+    let port: Int
+    private final class Accepted: Sendable {
+        let fds = Mutex<[Int32]>([])
+        let trickling = Mutex<[Int32]>([])
+    }
+    private let accepted = Accepted()
+    private let thread: Thread
+
+    init(answer: String = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nx", trickle: Duration? = nil) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard fd >= 0, bound == 0, listen(fd, 8) == 0 else { throw CocoaError(.fileReadUnknown) }
+        var actual = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &actual) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: actual.sin_port))
+        let accepted = self.accepted
+        let bytes = Array(answer.utf8)
+        thread = Thread {
+            while true {
+                let client = accept(fd, nil, nil)
+                if client < 0 { return }
+                // Answer only once the request's head is in, as a server would (an answer before the
+                // request is an unsolicited response to the client).
+                var head: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while !head.suffix(4).elementsEqual("\r\n\r\n".utf8) {
+                    let count = recv(client, &buffer, buffer.count, 0)
+                    if count <= 0 { break }
+                    head += buffer[0..<count]
+                }
+                _ = bytes.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                guard let trickle else {
+                    accepted.fds.withLock { $0.append(client) }
+                    continue
+                }
+                // This thread owns the descriptor and closes it itself once a send fails (after `close()`
+                // shuts it down): closing it from elsewhere would let it write into a reused descriptor.
+                accepted.trickling.withLock { $0.append(client) }
+                Thread {
+                    var byte = UInt8(ascii: "x")
+                    defer {
+                        #if canImport(Glibc)
+                            _ = Glibc.close(client)
+                        #else
+                            _ = Darwin.close(client)
+                        #endif
+                    }
+                    while send(client, &byte, 1, Int32(MSG_NOSIGNAL)) == 1 {
+                        Thread.sleep(
+                            forTimeInterval: Double(trickle.components.seconds) + Double(trickle.components.attoseconds)
+                                / 1e18)
+                    }
+                }.start()
+            }
+        }
+        thread.start()
+    }
+
+    func close() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        #if canImport(Glibc)
+            _ = Glibc.close(fd)
+        #else
+            _ = Darwin.close(fd)
+        #endif
+        for client in accepted.trickling.withLock({ $0 }) { shutdown(client, Int32(SHUT_RDWR)) }
+        for client in accepted.fds.withLock({ $0 }) {
+            #if canImport(Glibc)
+                _ = Glibc.close(client)
+            #else
+                _ = Darwin.close(client)
+            #endif
+        }
     }
 }
