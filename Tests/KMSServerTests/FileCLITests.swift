@@ -15,6 +15,48 @@ import Testing
         try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.contains(".kms-tmp-") }
     }
 
+    /// Ctrl-C, SIGTERM or a closed terminal while `decrypt-file` writes: the exit status says
+    /// which, and neither the temporary plaintext nor the output is left behind.
+    @Test(arguments: [[SIGINT, 130], [SIGTERM, 143], [SIGHUP, 129]] as [[Int32]])
+    func anInterruptedDecryptLeavesNothing(_ signalAndStatus: [Int32]) async throws {
+        let (signalNumber, status) = (signalAndStatus[0], signalAndStatus[1])
+        let server = try await ServeProcess()
+        let env = server.clientEnvironment
+        let folder = server.folder
+        #expect(try CLIProcess.run(["keys", "generate", "--alias", "files"], environment: env).status == 0)
+        let plain = folder.appendingPathComponent("big.raw")
+        try Self.randomBytes(4 * 65_536).write(to: plain)
+        let sealed = folder.appendingPathComponent("big.kms")
+        let encrypted = try CLIProcess.run(
+            ["encrypt-file", "--key", "files", plain.path, sealed.path], environment: env)
+        #expect(encrypted.status == 0, "\(encrypted.stderr)")
+        let bytes = try Data(contentsOf: sealed)
+        let output = folder.appendingPathComponent("out.raw")
+        let process = Process()
+        process.executableURL = CLIProcess.binary
+        process.arguments = ["decrypt-file", "-", output.path]
+        process.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        let input = Pipe()
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Half the file, and standard input kept open: decrypt-file waits for the rest mid-write.
+        input.fileHandleForWriting.write(bytes.prefix(bytes.count / 2))
+        let deadline = Date().addingTimeInterval(30)
+        while try Self.temporaries(in: folder).isEmpty, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(try !Self.temporaries(in: folder).isEmpty, "decrypt-file never started writing")
+        try await Task.sleep(for: .milliseconds(500))  // its handler is set right after the file is made
+        kill(process.processIdentifier, signalNumber)
+        process.waitUntilExit()
+        try? input.fileHandleForWriting.close()
+        #expect(process.terminationStatus == status)
+        #expect(try Self.temporaries(in: folder).isEmpty && !FileManager.default.fileExists(atPath: output.path))
+        #expect(server.stop() == 0)
+    }
+
     @Test func encryptDecryptInspectRangeAndRefusals() async throws {
         let server = try await ServeProcess()
         let env = server.clientEnvironment
