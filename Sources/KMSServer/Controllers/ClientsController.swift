@@ -190,6 +190,4 @@ struct ClientsController: Sendable {
             throw KMSError.invalidRequest(error)
         }
     }
-
-    /// Grants as JSON text for the audit log.
 }
