@@ -17,13 +17,13 @@ import Testing
 
         func send(
             _ operation: String, _ body: String, accessKeyId: String, secret: String, extra: [(String, String)] = [],
-            tamper: ((inout [(String, String)]) -> Void)? = nil
+            contentType: String? = "application/x-amz-json-1.1", tamper: ((inout [(String, String)]) -> Void)? = nil
         ) async throws -> (status: Int, json: [String: Any]) {
             let amzDate = SigV4.amzDate(clock.now())
             var headers: [(name: String, value: String)] = [
                 ("Host", host), ("X-Amz-Date", amzDate), ("X-Amz-Target", "TrentService.\(operation)"),
-                ("Content-Type", "application/x-amz-json-1.1"),
             ]
+            if let contentType { headers.append(("Content-Type", contentType)) }
             headers += extra.map { (name: $0.0, value: $0.1) }
             let authorization = SigV4.authorization(
                 accessKeyId: accessKeyId, secret: secret, amzDate: amzDate, region: "us-east-1", service: "kms",
@@ -121,6 +121,17 @@ import Testing
             #expect(code(slashed) == "InvalidAliasNameException")
             let notJSON = try await door.send("ListKeys", "{nope", accessKeyId: accessKeyId, secret: secret)
             #expect(code(notJSON) == "SerializationException")
+            // Section 2's media types, parameters ignored; anything else, or none, is refused signed or not.
+            for accepted in ["application/json", "Application/X-Amz-JSON-1.1 ; charset=utf-8"] {
+                let reply = try await door.send(
+                    "ListKeys", "{}", accessKeyId: accessKeyId, secret: secret, contentType: accepted)
+                #expect(reply.status == 200, "\(accepted)")
+            }
+            for refused in [nil, "text/plain", "application/x-www-form-urlencoded", "application/x-amz-json-1.0"] {
+                let reply = try await door.send(
+                    "ListKeys", "{}", accessKeyId: accessKeyId, secret: secret, contentType: refused)
+                #expect(reply.status == 415 && code(reply) == "UnsupportedMediaTypeException", "\(refused ?? "none")")
+            }
 
             // A request signed 360 s ago: expired (the server's clock moved on).
             let start = server.clock.now()

@@ -101,13 +101,13 @@ import Testing
 
         // Online: A keeps running.
         let file = scratch.appendingPathComponent("kms.backup")
-        let backup = try CLIProcess.run(["backup", "--out", file.path], environment: source)
+        let backup = try await CLIProcess.run(["backup", "--out", file.path], environment: source)
         #expect(backup.status == 0, "\(backup.stderr)")
         #expect(backup.stdout.hasPrefix(#"{"keys":3,"versions":4,"aliases":4,"secrets":2,"clients":1,"accessKeys":2}"#))
         #expect(DurableFile.mode(of: file) == 0o600)
-        let again = try CLIProcess.run(["backup", "--out", file.path], environment: source)
+        let again = try await CLIProcess.run(["backup", "--out", file.path], environment: source)
         #expect(again.status != 0 && again.stderr.contains("--force"))
-        #expect(a.stop() == 0)
+        #expect(try await a.stop() == 0)
 
         let target = Self.environment(pair.to, folder: scratch.appendingPathComponent("b"))
         let masterKey = try #require(FileManager.default.contents(atPath: source["KMS_MASTER_KEY_FILE"] ?? ""))
@@ -121,11 +121,11 @@ import Testing
         edited[edited.count / 2] ^= 0x01
         let editedFile = scratch.appendingPathComponent("edited.backup")
         try edited.write(to: editedFile)
-        let refused = try CLIProcess.run(["restore", editedFile.path], environment: target)
+        let refused = try await CLIProcess.run(["restore", editedFile.path], environment: target)
         #expect(refused.status != 0 && refused.stderr.contains("SHA-256"), "\(refused.stderr)")
         var otherKey = target
         otherKey["KMS_MASTER_KEY"] = Data(repeating: 9, count: 32).base64EncodedString()
-        let wrongKey = try CLIProcess.run(["restore", file.path], environment: otherKey)
+        let wrongKey = try await CLIProcess.run(["restore", file.path], environment: otherKey)
         #expect(wrongKey.status != 0 && wrongKey.stderr.contains("another master key"), "\(wrongKey.stderr)")
 
         // Section 6 fixes the lines, not their order: the access-key lines swapped (and the file signed again) read back.
@@ -138,10 +138,10 @@ import Testing
                     try Data(contentsOf: file), masterKey: opener
                 ).counts)
 
-        let restored = try CLIProcess.run(["restore", file.path], environment: target)
+        let restored = try await CLIProcess.run(["restore", file.path], environment: target)
         #expect(restored.status == 0, "\(restored.stdout)\(restored.stderr)")
         #expect(restored.stdout.contains(#""keys":3,"versions":4,"aliases":4"#))
-        let twice = try CLIProcess.run(["restore", file.path], environment: target)
+        let twice = try await CLIProcess.run(["restore", file.path], environment: target)
         #expect(twice.status != 0 && twice.stderr.contains("never-started"), "\(twice.stderr)")
 
         let b = try await ServeProcess(environment: target)
@@ -162,6 +162,6 @@ import Testing
             #expect(opened.plaintext == plaintext, "\(key)")
         }
         try await restoredClient.close()
-        #expect(b.stop() == 0)
+        #expect(try await b.stop() == 0)
     }
 }

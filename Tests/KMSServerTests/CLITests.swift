@@ -9,11 +9,11 @@ import Testing
     @Test func e2ePassesAndEverySubcommandWorks() async throws {
         let server = try await ServeProcess()
         let env = server.clientEnvironment
-        let e2e = try CLIProcess.run(["e2e"], environment: env)
+        let e2e = try await CLIProcess.run(["e2e"], environment: env)
         #expect(e2e.status == 0, "\(e2e.stdout)\(e2e.stderr)")
         #expect(e2e.stdout.contains("✔ key rotation") && e2e.stdout.contains("e2e passed"))
 
-        let fingerprint = try CLIProcess.run(
+        let fingerprint = try await CLIProcess.run(
             ["server-key"],
             environment: [
                 "KEY_STORE_PATH": server.folder.appendingPathComponent("data/keys").path,
@@ -21,83 +21,87 @@ import Testing
             ])
         #expect(fingerprint.status == 0 && fingerprint.stdout.hasPrefix("SHA256:"), "\(fingerprint.stderr)")
         #expect(server.logText.contains(fingerprint.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
-        let pinned = try CLIProcess.run(
+        let pinned = try await CLIProcess.run(
             ["e2e", "--fingerprint", fingerprint.stdout.trimmingCharacters(in: .whitespacesAndNewlines)],
             environment: env)
         #expect(pinned.status == 0)
-        let mispinned = try CLIProcess.run(
+        let mispinned = try await CLIProcess.run(
             ["random", "--fingerprint", "SHA256:" + String(repeating: "1", count: 64)], environment: env)
         #expect(mispinned.status != 0 && mispinned.stderr.contains("does not match the pinned fingerprint"))
 
-        let generated = try CLIProcess.run(["keys", "generate", "--alias", "cli", "--json"], environment: env)
+        let generated = try await CLIProcess.run(["keys", "generate", "--alias", "cli", "--json"], environment: env)
         #expect(generated.status == 0 && generated.stdout.contains("\"version\" : 1"))
-        #expect(try CLIProcess.run(["keys", "rotate", "cli"], environment: env).stdout.contains("version 2 is active"))
-        let shown = try CLIProcess.run(["keys", "show", "cli"], environment: env)
+        #expect(
+            try await CLIProcess.run(["keys", "rotate", "cli"], environment: env).stdout.contains("version 2 is active")
+        )
+        let shown = try await CLIProcess.run(["keys", "show", "cli"], environment: env)
         #expect(shown.stdout.contains("v1  grace") && shown.stdout.contains("v2  active"))
-        let listed = try CLIProcess.run(["keys", "list", "--limit", "1"], environment: env)
+        let listed = try await CLIProcess.run(["keys", "list", "--limit", "1"], environment: env)
         #expect(listed.status == 0 && listed.stdout.contains("more: kms keys list --after"))
 
-        let ciphertext = try CLIProcess.run(
+        let ciphertext = try await CLIProcess.run(
             ["encrypt", "--key", "cli", "--aad", "ctx", "secret photo key"], environment: env)
         #expect(ciphertext.stdout.hasPrefix("kms:v1:key_"))
         let file = server.folder.appendingPathComponent("ct.txt")
         try ciphertext.stdout.write(to: file, atomically: true, encoding: .utf8)
-        let decrypted = try CLIProcess.run(["decrypt", "--file", file.path, "--aad", "ctx"], environment: env)
+        let decrypted = try await CLIProcess.run(["decrypt", "--file", file.path, "--aad", "ctx"], environment: env)
         #expect(decrypted.stdout == "secret photo key")
-        let wrong = try CLIProcess.run(["decrypt", "--file", file.path, "--aad", "other"], environment: env)
+        let wrong = try await CLIProcess.run(["decrypt", "--file", file.path, "--aad", "other"], environment: env)
         #expect(wrong.status != 0 && wrong.stderr.contains("decryption_failed"))
-        let piped = try CLIProcess.run(
+        let piped = try await CLIProcess.run(
             ["encrypt", "--key", "cli", "--base64"], environment: env, stdin: Data("AAEC".utf8))
-        let roundTrip = try CLIProcess.run(
+        let roundTrip = try await CLIProcess.run(
             ["decrypt", "--output-base64"], environment: env, stdin: Data(piped.stdout.utf8))
         #expect(roundTrip.stdout == "AAEC\n")
-        let rewrapped = try CLIProcess.run(["rewrap", "--file", file.path, "--aad", "ctx", "--json"], environment: env)
+        let rewrapped = try await CLIProcess.run(
+            ["rewrap", "--file", file.path, "--aad", "ctx", "--json"], environment: env)
         #expect(rewrapped.stdout.contains("\"version\" : 2"))
-        let dataKey = try CLIProcess.run(["datakey", "--key", "cli", "--bytes", "16"], environment: env)
+        let dataKey = try await CLIProcess.run(["datakey", "--key", "cli", "--bytes", "16"], environment: env)
         #expect(dataKey.stdout.contains("plaintext:") && dataKey.stdout.contains("ciphertext: kms:v1:"))
-        let random = try CLIProcess.run(["random", "--bytes", "12"], environment: env)
+        let random = try await CLIProcess.run(["random", "--bytes", "12"], environment: env)
         #expect(Data(base64Encoded: random.stdout.trimmingCharacters(in: .whitespacesAndNewlines))?.count == 12)
-        let badKey = try CLIProcess.run(["encrypt", "--key", "nothing", "x"], environment: env)
+        let badKey = try await CLIProcess.run(["encrypt", "--key", "nothing", "x"], environment: env)
         #expect(badKey.status != 0 && badKey.stderr.contains("key_not_found"))
-        #expect(server.stop() == 0)
+        #expect(try await server.stop() == 0)
         #expect(server.logText.contains("\"msg\":\"request\"") && !server.logText.contains("secret photo key"))
     }
 
     @Test func auditVerifyAcceptsARealLogAndCatchesTampering() async throws {
         let server = try await ServeProcess()
-        #expect(try CLIProcess.run(["e2e"], environment: server.clientEnvironment).status == 0)
-        #expect(server.stop() == 0)
+        #expect(try await CLIProcess.run(["e2e"], environment: server.clientEnvironment).status == 0)
+        #expect(try await server.stop() == 0)
         let data = server.folder.appendingPathComponent("data")
         let env = [
             "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
             "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
             "KMS_AUDIT_LOG": data.appendingPathComponent("audit.log").path,
         ]
-        let verified = try CLIProcess.run(["audit", "verify"], environment: env)
+        let verified = try await CLIProcess.run(["audit", "verify"], environment: env)
         #expect(
             verified.status == 0 && verified.stdout.contains("audit log OK"), "\(verified.stdout)\(verified.stderr)")
-        let checkpoint = try CLIProcess.run(["audit", "checkpoint"], environment: env).stdout
+        let checkpoint = try await CLIProcess.run(["audit", "checkpoint"], environment: env).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        let publicKey = try CLIProcess.run(["audit", "public-key"], environment: env).stdout
+        let publicKey = try await CLIProcess.run(["audit", "public-key"], environment: env).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(checkpoint.contains(":") && Data(base64Encoded: publicKey)?.count == 32)
 
         let log = try String(contentsOf: data.appendingPathComponent("audit.log"), encoding: .utf8)
         var lines = log.split(separator: "\n").map(String.init)
         let copy = server.folder.appendingPathComponent("copy.log")
-        func check(_ text: String, _ extra: [String] = [], expect fragment: String) throws {
+        func check(_ text: String, _ extra: [String] = [], expect fragment: String) async throws {
             try text.write(to: copy, atomically: true, encoding: .utf8)
-            let run = try CLIProcess.run(["audit", "verify", copy.path, "--public-key", publicKey] + extra)
+            let run = try await CLIProcess.run(["audit", "verify", copy.path, "--public-key", publicKey] + extra)
             #expect(run.status == 2 && run.stdout.contains(fragment), "\(fragment): \(run.stdout)\(run.stderr)")
         }
-        try check(
+        try await check(
             log.replacingOccurrences(of: "\"type\":\"key.rotate\"", with: "\"type\":\"key.rotatx\""), expect: "edited")
         // Line 0 is server.start and line 1 its checkpoint (durable); line 2 is the first entry after them.
         #expect(AuditChain.parse(lines[2])?.kind == .entry)
-        try check((lines[0..<2] + lines[3...]).joined(separator: "\n") + "\n", expect: "deleted")
-        try check(lines.dropLast(2).joined(separator: "\n") + "\n", ["--checkpoint", checkpoint], expect: "truncated")
+        try await check((lines[0..<2] + lines[3...]).joined(separator: "\n") + "\n", expect: "deleted")
+        try await check(
+            lines.dropLast(2).joined(separator: "\n") + "\n", ["--checkpoint", checkpoint], expect: "truncated")
         let other = Data(repeating: 1, count: 32).base64EncodedString()
-        let wrongKey = try CLIProcess.run([
+        let wrongKey = try await CLIProcess.run([
             "audit", "verify", data.appendingPathComponent("audit.log").path, "--public-key", other,
         ])
         #expect(wrongKey.status == 2 && wrongKey.stdout.contains("wrong public key"))
@@ -107,12 +111,12 @@ import Testing
                 [lines[index], lines[index + 1]].allSatisfy { AuditChain.parse($0)?.kind == .entry }
             })
         lines.swapAt(adjacent, adjacent + 1)
-        try check(lines.joined(separator: "\n") + "\n", expect: "reordered")
+        try await check(lines.joined(separator: "\n") + "\n", expect: "reordered")
     }
 
     /// A smoke run of `kms bench` (numbers are recorded in BENCHMARKS.md, never asserted).
-    @Test func benchRunsAndReportsJSON() throws {
-        let run = try CLIProcess.run([
+    @Test func benchRunsAndReportsJSON() async throws {
+        let run = try await CLIProcess.run([
             "bench", "--op", "healthz", "--op", "encrypt", "--op", "key-exchange", "--duration", "0.3", "--concurrency",
             "2",
             "--sessions", "1", "--json",
@@ -128,7 +132,7 @@ import Testing
     /// Issue 18: `--server-pid` reads a separate server's CPU per request from /proc.
     @Test func benchReadsTheServersCPUPerRequest() async throws {
         let server = try await ServeProcess()
-        let run = try CLIProcess.run(
+        let run = try await CLIProcess.run(
             [
                 "bench", "--url", server.url, "--server-pid", "\(server.process.processIdentifier)", "--op", "healthz",
                 "--duration", "0.5", "--concurrency", "2", "--sessions", "1", "--json",
@@ -137,9 +141,9 @@ import Testing
         let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
         let result = (report?["results"] as? [[String: Any]])?.first
         #expect((result?["serverCPUMicrosPerRequest"] as? Double).map { $0 >= 0 } == true, "\(run.stdout)")
-        let refused = try CLIProcess.run(["bench", "--server-pid", "1", "--op", "healthz"])
+        let refused = try await CLIProcess.run(["bench", "--server-pid", "1", "--op", "healthz"])
         #expect(refused.status != 0 && refused.stderr.contains("--server-pid needs --url"))
-        #expect(server.stop() == 0)
+        #expect(try await server.stop() == 0)
     }
 
     /// File store -> PostgreSQL -> file store, with the server reading the
@@ -148,12 +152,13 @@ import Testing
     func migrateMovesKeysBetweenStores() async throws {
         let file = try await ServeProcess()
         let env = file.clientEnvironment
-        #expect(try CLIProcess.run(["keys", "generate", "--alias", "moving"], environment: env).status == 0)
-        #expect(try CLIProcess.run(["keys", "rotate", "moving"], environment: env).status == 0)
-        let ciphertext = try CLIProcess.run(["encrypt", "--key", "moving", "before the move"], environment: env).stdout
-        let fingerprint = try CLIProcess.run(["e2e"], environment: env).stdout
+        #expect(try await CLIProcess.run(["keys", "generate", "--alias", "moving"], environment: env).status == 0)
+        #expect(try await CLIProcess.run(["keys", "rotate", "moving"], environment: env).status == 0)
+        let ciphertext = try await CLIProcess.run(["encrypt", "--key", "moving", "before the move"], environment: env)
+            .stdout
+        let fingerprint = try await CLIProcess.run(["e2e"], environment: env).stdout
             .components(separatedBy: "server ").dropFirst().first?.prefix(20)
-        #expect(file.stop() == 0)
+        #expect(try await file.stop() == 0)
         let data = file.folder.appendingPathComponent("data")
         let prefix = "m" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased() + "_"
         let common = [
@@ -161,7 +166,7 @@ import Testing
             "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
             "KMS_DATABASE_URL": PostgresTestDatabase.url ?? "", "KMS_DATABASE_PREFIX": prefix,
         ]
-        let there = try CLIProcess.run(["migrate", "--from", "file", "--to", "postgres"], environment: common)
+        let there = try await CLIProcess.run(["migrate", "--from", "file", "--to", "postgres"], environment: common)
         // The registry moves too: admin and the client kms e2e enrolled (and revoked).
         #expect(
             there.status == 0 && there.stdout.contains("versions verified; 2 clients"), "\(there.stdout)\(there.stderr)"
@@ -172,15 +177,15 @@ import Testing
         onPostgres["KMS_AUDIT_LOG"] = file.folder.appendingPathComponent("pg-audit.log").path
         let server = try await ServeProcess(environment: onPostgres)
         // The file store's admin key works on PostgreSQL: its client moved with the keys.
-        let opened = try CLIProcess.run(
+        let opened = try await CLIProcess.run(
             ["decrypt", ciphertext], environment: ["BASE_URL": server.url, "KMS_CLIENT_KEY_FILE": file.adminKeyFile])
         #expect(opened.stdout == "before the move", "\(opened.stderr)")
         #expect(fingerprint.map { server.logText.contains($0) } == true)
-        #expect(server.stop() == 0)
+        #expect(try await server.stop() == 0)
 
         var back = common
         back["KEY_STORE_PATH"] = file.folder.appendingPathComponent("back").path
-        let returned = try CLIProcess.run(["migrate", "--from", "postgres", "--to", "file"], environment: back)
+        let returned = try await CLIProcess.run(["migrate", "--from", "postgres", "--to", "file"], environment: back)
         #expect(
             returned.status == 0 && returned.stdout.contains("migrated 2 keys"), "\(returned.stdout)\(returned.stderr)")
     }
@@ -194,7 +199,7 @@ import Testing
         for environment in [
             server.clientEnvironment, server.clientEnvironment.merging(["TOKEN": WireSession.randomToken()]) { $1 },
         ] {
-            let run = try CLIProcess.run(["e2e", "--duration", "5"], environment: environment)
+            let run = try await CLIProcess.run(["e2e", "--duration", "5"], environment: environment)
             #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
             #expect(run.stdout.contains("work 5.0 s") && run.stdout.contains("operations"), "\(run.stdout)")
         }
@@ -205,12 +210,12 @@ import Testing
     @Test func enrolADeviceAndRecoverLocally() async throws {
         let server = try await ServeProcess()
         let phoneKey = server.folder.appendingPathComponent("phone.key").path
-        let made = try CLIProcess.run(["client-key", "init", "--file", phoneKey])
+        let made = try await CLIProcess.run(["client-key", "init", "--file", phoneKey])
         #expect(made.status == 0 && DurableFile.mode(of: URL(fileURLWithPath: phoneKey)) == 0o600, "\(made.stderr)")
         let publicKey = try #require(
             made.stdout.split(separator: "\n").first { $0.hasPrefix("publicKey") }?.split(separator: " ").last)
-        #expect(try CLIProcess.run(["client-key", "init", "--file", phoneKey]).status != 0)  // never overwritten
-        let added = try CLIProcess.run(
+        #expect(try await CLIProcess.run(["client-key", "init", "--file", phoneKey]).status != 0)  // never overwritten
+        let added = try await CLIProcess.run(
             [
                 "clients", "add", "phone", "--public-key", String(publicKey), "--allow", "crypto:encrypt", "--keys",
                 "photos",
@@ -218,14 +223,14 @@ import Testing
             environment: server.clientEnvironment)
         #expect(added.status == 0, "\(added.stderr)")
         let phone = server.clientEnvironment.merging(["KMS_CLIENT_KEY_FILE": phoneKey]) { $1 }
-        let whoami = try CLIProcess.run(["whoami"], environment: phone)
+        let whoami = try await CLIProcess.run(["whoami"], environment: phone)
         #expect(whoami.stdout.hasPrefix("phone ") && whoami.stdout.contains("crypto:encrypt on photos"), "\(whoami)")
-        let denied = try CLIProcess.run(["keys", "generate", "--alias", "photos"], environment: phone)
+        let denied = try await CLIProcess.run(["keys", "generate", "--alias", "photos"], environment: phone)
         #expect(denied.status != 0 && denied.stderr.contains("permission_denied"))
 
         // The admin key is lost: enrol a new admin in the store, server stopped.
         let rescue = server.folder.appendingPathComponent("rescue.key").path
-        let rescueKey = try CLIProcess.run(["client-key", "init", "--file", rescue]).stdout
+        let rescueKey = try await CLIProcess.run(["client-key", "init", "--file", rescue]).stdout
         let rescuePublic = try #require(
             rescueKey.split(separator: "\n").first { $0.hasPrefix("publicKey") }?.split(separator: " ").last)
         let data = server.folder.appendingPathComponent("data")
@@ -238,22 +243,22 @@ import Testing
             #"[{"keys":["*"],"allow":["keys:create","keys:read","keys:rotate","keys:manage","crypto:encrypt","crypto:decrypt","crypto:rewrap","crypto:datakey","clients:manage"]}]"#
         // Not while the server runs: both would write the audit chain (found by a review: the server
         // cut the command's entries back off the log). Refused before anything is written.
-        let running = try CLIProcess.run(
+        let running = try await CLIProcess.run(
             ["clients", "add", "--local", "rescue", "--public-key", String(rescuePublic), "--grants", everything],
             environment: offline)
         #expect(
             running.status != 0 && running.stderr.contains("being written by another process"), "\(running.stderr)")
         let auditWhileRunning = try String(contentsOf: data.appendingPathComponent("audit.log"), encoding: .utf8)
         #expect(!auditWhileRunning.contains("\"via\":\"local\""))
-        #expect(server.stop() == 0)
+        #expect(try await server.stop() == 0)
         // The server's grant checks apply offline too: an empty key list is refused, nothing written.
-        let emptyKeys = try CLIProcess.run(
+        let emptyKeys = try await CLIProcess.run(
             [
                 "clients", "add", "--local", "rescue", "--public-key", String(rescuePublic), "--grants",
                 #"[{"keys":[],"allow":["keys:read"]}]"#,
             ], environment: offline)
         #expect(emptyKeys.status != 0 && emptyKeys.stderr.contains("grants[0].keys"), "\(emptyKeys.stderr)")
-        let local = try CLIProcess.run(
+        let local = try await CLIProcess.run(
             ["clients", "add", "--local", "rescue", "--public-key", String(rescuePublic), "--grants", everything],
             environment: offline)
         #expect(local.status == 0, "\(local.stderr)")
@@ -264,47 +269,47 @@ import Testing
             audit.split(separator: "\n").last { $0.contains("\"client.add\"") && $0.contains("\"intent\"") })
         #expect(intent.contains("\"via\":\"local\"") && intent.contains("\"targetName\":\"rescue\""))
         #expect(intent.contains("\"fingerprint\":\"SHA256:") && intent.contains("\"grants\":"), "\(intent)")
-        let verified = try CLIProcess.run(
+        let verified = try await CLIProcess.run(
             ["audit", "verify", data.appendingPathComponent("audit.log").path], environment: offline)
         #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
         let again = try await ServeProcess(environment: offline)
-        let rescued = try CLIProcess.run(
+        let rescued = try await CLIProcess.run(
             ["clients", "list"], environment: ["BASE_URL": again.url, "KMS_CLIENT_KEY_FILE": rescue])
         #expect(
             rescued.status == 0 && rescued.stdout.contains("rescue") && rescued.stdout.contains("phone"), "\(rescued)")
-        #expect(again.stop() == 0)
+        #expect(try await again.stop() == 0)
     }
 
     @Test func e2eKeepsWorkingWhileRotatingTheToken() async throws {
         let server = try await ServeProcess()
-        let run = try CLIProcess.run(
+        let run = try await CLIProcess.run(
             ["e2e", "--duration", "1.5"],
             environment: server.clientEnvironment.merging(["ROTATE_INTERVAL_MS": "300"]) { $1 })
         #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
         #expect(run.stdout.contains("rotate token") && run.stdout.contains("tokens"))
-        #expect(server.stop() == 0)
+        #expect(try await server.stop() == 0)
     }
 
-    @Test func serveHelpListsEveryVariable() throws {
-        let help = try CLIProcess.run(["serve", "--help"])
+    @Test func serveHelpListsEveryVariable() async throws {
+        let help = try await CLIProcess.run(["serve", "--help"])
         for variable in ConfigVariable.all { #expect(help.stdout.contains(variable.name), "\(variable.name)") }
         for command in ["e2e", "keys", "encrypt", "decrypt", "rewrap", "datakey", "random", "server-key"] {
-            #expect(try CLIProcess.run(["--help"]).stdout.contains(command))
-            #expect(try CLIProcess.run([command, "--help"]).status == 0)
+            #expect(try await CLIProcess.run(["--help"]).stdout.contains(command))
+            #expect(try await CLIProcess.run([command, "--help"]).status == 0)
         }
     }
 
-    @Test func badConfigurationStopsStartUpNamingTheVariable() throws {
-        let bad = try CLIProcess.run(["serve"], environment: ["KMS_SESSION_TTL_MS": "soon"])
+    @Test func badConfigurationStopsStartUpNamingTheVariable() async throws {
+        let bad = try await CLIProcess.run(["serve"], environment: ["KMS_SESSION_TTL_MS": "soon"])
         #expect(bad.status != 0 && bad.stderr.contains("KMS_SESSION_TTL_MS"))
-        let cidr = try CLIProcess.run(["serve"], environment: ["KMS_WHITELIST": "10.0.0.1/8"])
+        let cidr = try await CLIProcess.run(["serve"], environment: ["KMS_WHITELIST": "10.0.0.1/8"])
         #expect(cidr.status != 0 && cidr.stderr.contains("KMS_WHITELIST"))
-        let key = try CLIProcess.run(["serve"], environment: ["KMS_MASTER_KEY": "c2hvcnQ="])
+        let key = try await CLIProcess.run(["serve"], environment: ["KMS_MASTER_KEY": "c2hvcnQ="])
         #expect(key.status != 0 && key.stderr.contains("KMS_MASTER_KEY"))
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-ro-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try "x".write(to: folder.appendingPathComponent("file"), atomically: true, encoding: .utf8)
-        let unwritable = try CLIProcess.run(
+        let unwritable = try await CLIProcess.run(
             ["serve"], environment: ["KEY_STORE_PATH": folder.appendingPathComponent("file/keys").path])
         #expect(unwritable.status != 0 && unwritable.stderr.contains("KEY_STORE_PATH"))
     }
@@ -312,7 +317,7 @@ import Testing
     @Test func serveStartsWithNoConfigurationAndKeepsItsIdentity() async throws {
         let first = try await ServeProcess(seedIdentity: false)
         let fingerprint = first.logText.components(separatedBy: "\"fingerprint\":\"").dropFirst().first?.prefix(71)
-        #expect(first.stop() == 0)
+        #expect(try await first.stop() == 0)
         let masterKey = first.folder.appendingPathComponent("data/master.key")
         #expect(DurableMode.of(masterKey) == 0o600)
         #expect(DurableMode.of(first.folder.appendingPathComponent("data/keys")) == 0o700)
@@ -321,7 +326,7 @@ import Testing
             "KMS_MASTER_KEY_FILE": masterKey.path,
         ])
         #expect(fingerprint != nil && second.logText.contains(String(fingerprint ?? "none")))
-        #expect(second.stop() == 0)
+        #expect(try await second.stop() == 0)
     }
 }
 
@@ -336,33 +341,35 @@ enum DurableMode {
     @Test func keysAndAliasesVerbs() async throws {
         let server = try await ServeProcess()
         let env = server.clientEnvironment
-        func run(_ arguments: [String]) throws -> CLIProcess.Output {
-            let result = try CLIProcess.run(arguments, environment: env)
+        func run(_ arguments: [String]) async throws -> CLIProcess.Output {
+            let result = try await CLIProcess.run(arguments, environment: env)
             #expect(result.status == 0, "\(arguments): \(result.stdout)\(result.stderr)")
             return result
         }
-        _ = try run(["keys", "generate", "--alias", "life", "--description", "family photos", "--tag", "owner=ana"])
-        let shown = try run(["keys", "show", "life"]).stdout
+        _ = try await run([
+            "keys", "generate", "--alias", "life", "--description", "family photos", "--tag", "owner=ana",
+        ])
+        let shown = try await run(["keys", "show", "life"]).stdout
         #expect(shown.contains("state      enabled") && shown.contains("family photos") && shown.contains("owner=ana"))
-        #expect(try run(["keys", "disable", "life"]).stdout.contains("state      disabled"))
-        let refused = try CLIProcess.run(["encrypt", "--key", "life", "hello"], environment: env)
+        #expect(try await run(["keys", "disable", "life"]).stdout.contains("state      disabled"))
+        let refused = try await CLIProcess.run(["encrypt", "--key", "life", "hello"], environment: env)
         #expect(refused.status != 0 && refused.stderr.contains("key_disabled"), "\(refused.stderr)")
-        #expect(try run(["keys", "enable", "life"]).stdout.contains("state      enabled"))
-        #expect(try run(["keys", "rotation", "life", "--every", "90d"]).stdout.contains("every 90 days"))
-        #expect(try run(["keys", "rotation", "life", "--off"]).stdout.contains("rotation   manual"))
-        #expect(try run(["keys", "describe", "life", "holiday photos"]).stdout.contains("holiday photos"))
-        let tagged = try run(["keys", "tag", "life", "--set", "year=2026", "--remove", "owner"]).stdout
+        #expect(try await run(["keys", "enable", "life"]).stdout.contains("state      enabled"))
+        #expect(try await run(["keys", "rotation", "life", "--every", "90d"]).stdout.contains("every 90 days"))
+        #expect(try await run(["keys", "rotation", "life", "--off"]).stdout.contains("rotation   manual"))
+        #expect(try await run(["keys", "describe", "life", "holiday photos"]).stdout.contains("holiday photos"))
+        let tagged = try await run(["keys", "tag", "life", "--set", "year=2026", "--remove", "owner"]).stdout
         #expect(tagged.contains("year=2026") && !tagged.contains("owner=ana"))
-        #expect(try run(["aliases", "create", "life-2026", "life"]).stdout.contains("life-2026 → key_"))
-        #expect(try run(["aliases", "list", "--key", "life"]).stdout.contains("life-2026"))
-        _ = try run(["keys", "generate", "--alias", "other"])
-        let moved = try run(["aliases", "move", "life-2026", "other", "--json"]).stdout
+        #expect(try await run(["aliases", "create", "life-2026", "life"]).stdout.contains("life-2026 → key_"))
+        #expect(try await run(["aliases", "list", "--key", "life"]).stdout.contains("life-2026"))
+        _ = try await run(["keys", "generate", "--alias", "other"])
+        let moved = try await run(["aliases", "move", "life-2026", "other", "--json"]).stdout
         #expect(moved.contains("\"alias\" : \"life-2026\""))
-        #expect(try run(["aliases", "delete", "life-2026"]).stdout.contains("deleted alias life-2026"))
-        let pending = try run(["keys", "schedule-deletion", "life", "--days", "7"]).stdout
+        #expect(try await run(["aliases", "delete", "life-2026"]).stdout.contains("deleted alias life-2026"))
+        let pending = try await run(["keys", "schedule-deletion", "life", "--days", "7"]).stdout
         #expect(pending.contains("pending_deletion") && pending.contains("deleted for good at"))
-        #expect(try run(["keys", "cancel-deletion", "life"]).stdout.contains("state      disabled"))
-        let badDays = try CLIProcess.run(["keys", "schedule-deletion", "life", "--days", "3"], environment: env)
+        #expect(try await run(["keys", "cancel-deletion", "life"]).stdout.contains("state      disabled"))
+        let badDays = try await CLIProcess.run(["keys", "schedule-deletion", "life", "--days", "3"], environment: env)
         #expect(badDays.status != 0 && badDays.stderr.contains("pendingWindowDays"))
     }
 }

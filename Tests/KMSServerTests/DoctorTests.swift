@@ -18,17 +18,17 @@ import Testing
         return (server, environment)
     }
 
-    static func doctor(_ environment: [String: String], _ extra: [String] = []) throws -> CLIProcess.Output {
-        try CLIProcess.run(["doctor"] + extra, environment: environment)
+    static func doctor(_ environment: [String: String], _ extra: [String] = []) async throws -> CLIProcess.Output {
+        try await CLIProcess.run(["doctor"] + extra, environment: environment)
     }
 
     @Test func findsEachBrokenSetUp() async throws {
         let (server, environment) = try await Self.deployment()
-        #expect(server.stop() == 0)
+        #expect(try await server.stop() == 0)
         let data = server.folder.appendingPathComponent("data")
 
         // As the first start leaves it: the master key beside the store and the admin key present are warnings.
-        let fresh = try Self.doctor(environment)
+        let fresh = try await Self.doctor(environment)
         #expect(fresh.status == 0, "\(fresh.stdout)")
         #expect(fresh.stdout.contains("WARN  master key") && fresh.stdout.contains("sits beside the store"))
         #expect(fresh.stdout.contains("WARN  admin key") && fresh.stdout.contains("ok    audit log"))
@@ -42,18 +42,18 @@ import Testing
         try FileManager.default.removeItem(at: data.appendingPathComponent("admin.key"))
         var tidy = environment
         tidy["KMS_MASTER_KEY_FILE"] = apart.appendingPathComponent("master.key").path
-        let clean = try Self.doctor(tidy)
+        let clean = try await Self.doctor(tidy)
         #expect(clean.status == 0 && !clean.stdout.contains("WARN"), "\(clean.stdout)")
 
         // A wide allowlist: a warning.
         var wide = tidy
         wide["KMS_WHITELIST"] = "0.0.0.0/0,::/0"
-        #expect(try Self.doctor(wide).stdout.contains("WARN  allowlist"))
+        #expect(try await Self.doctor(wide).stdout.contains("WARN  allowlist"))
 
         // A store others can read: a failure, exit 1.
         let keys = data.appendingPathComponent("keys")
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: keys.path)
-        let loose = try Self.doctor(tidy)
+        let loose = try await Self.doctor(tidy)
         #expect(loose.status == 1 && loose.stdout.contains("FAIL  store"), "\(loose.stdout)")
         try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: keys.path)
 
@@ -66,7 +66,7 @@ import Testing
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: adminKey.path)
         var sharedAdmin = tidy
         sharedAdmin["KMS_ADMIN_KEY_FILE"] = adminKey.path
-        let listable = try Self.doctor(sharedAdmin)
+        let listable = try await Self.doctor(sharedAdmin)
         #expect(
             listable.status == 1 && listable.stdout.contains("FAIL  file modes")
                 && listable.stdout.contains("\(shared.path) is 755"), "\(listable.stdout)")
@@ -74,7 +74,7 @@ import Testing
         // A master key others can read: a failure.
         try FileManager.default.setAttributes(
             [.posixPermissions: 0o644], ofItemAtPath: apart.appendingPathComponent("master.key").path)
-        let readable = try Self.doctor(tidy)
+        let readable = try await Self.doctor(tidy)
         #expect(readable.status == 1 && readable.stdout.contains("FAIL  master key"), "\(readable.stdout)")
         try FileManager.default.setAttributes(
             [.posixPermissions: 0o600], ofItemAtPath: apart.appendingPathComponent("master.key").path)
@@ -84,7 +84,7 @@ import Testing
         var text = try String(contentsOf: log, encoding: .utf8)
         text = text.replacingOccurrences(of: "server.start", with: "server.stort")
         try text.write(to: log, atomically: false, encoding: .utf8)
-        let tampered = try Self.doctor(tidy)
+        let tampered = try await Self.doctor(tidy)
         #expect(tampered.status == 1 && tampered.stdout.contains("FAIL  audit log"), "\(tampered.stdout)")
     }
 
@@ -100,9 +100,9 @@ import Testing
         ]
         _ = try await HTTPTransport(baseURL: server.url).send(
             TransportRequest(method: "GET", target: "/healthz", headers: [], body: nil))
-        let after = try Self.doctor(environment, ["--url", server.url])
+        let after = try await Self.doctor(environment, ["--url", server.url])
         #expect(after.stdout.contains("WARN  proxy"), "\(after.stdout)")
-        #expect(server.stop() == 0)
+        #expect(try await server.stop() == 0)
     }
 
     static let hasOpenSSL = ["/usr/bin/openssl", "/usr/local/bin/openssl", "/bin/openssl"].contains {
@@ -125,9 +125,9 @@ import Testing
         openssl.standardOutput = FileHandle.nullDevice
         openssl.standardError = FileHandle.nullDevice
         try openssl.run()
-        openssl.waitUntilExit()
+        try await offPool { openssl.waitUntilExit() }
         try #require(openssl.terminationStatus == 0, "openssl is needed for this test")
-        let run = try Self.doctor([
+        let run = try await Self.doctor([
             "KEY_STORE_PATH": folder.appendingPathComponent("keys").path,
             "KMS_MASTER_KEY_FILE": folder.appendingPathComponent("master.key").path,
             "KMS_AWS_PORT": "8443", "KMS_TLS_CERT_FILE": certificate.path, "KMS_TLS_KEY_FILE": key.path,

@@ -23,11 +23,11 @@ import Testing
         let server = try await ServeProcess()
         let env = server.clientEnvironment
         let folder = server.folder
-        #expect(try CLIProcess.run(["keys", "generate", "--alias", "files"], environment: env).status == 0)
+        #expect(try await CLIProcess.run(["keys", "generate", "--alias", "files"], environment: env).status == 0)
         let plain = folder.appendingPathComponent("big.raw")
         try Self.randomBytes(4 * 65_536).write(to: plain)
         let sealed = folder.appendingPathComponent("big.kms")
-        let encrypted = try CLIProcess.run(
+        let encrypted = try await CLIProcess.run(
             ["encrypt-file", "--key", "files", plain.path, sealed.path], environment: env)
         #expect(encrypted.status == 0, "\(encrypted.stderr)")
         let bytes = try Data(contentsOf: sealed)
@@ -50,59 +50,61 @@ import Testing
         #expect(try !Self.temporaries(in: folder).isEmpty, "decrypt-file never started writing")
         try await Task.sleep(for: .milliseconds(500))  // its handler is set right after the file is made
         kill(process.processIdentifier, signalNumber)
-        process.waitUntilExit()
+        try await offPool { process.waitUntilExit() }
         try? input.fileHandleForWriting.close()
         #expect(process.terminationStatus == status)
         #expect(try Self.temporaries(in: folder).isEmpty && !FileManager.default.fileExists(atPath: output.path))
-        #expect(server.stop() == 0)
+        #expect(try await server.stop() == 0)
     }
 
     @Test func encryptDecryptInspectRangeAndRefusals() async throws {
         let server = try await ServeProcess()
         let env = server.clientEnvironment
         let folder = server.folder
-        #expect(try CLIProcess.run(["keys", "generate", "--alias", "files"], environment: env).status == 0)
+        #expect(try await CLIProcess.run(["keys", "generate", "--alias", "files"], environment: env).status == 0)
         let plain = Self.randomBytes(3 * 65_536 + 5)
         let input = folder.appendingPathComponent("photo.raw")
         try plain.write(to: input)
         let sealed = folder.appendingPathComponent("photo.kms")
-        let encrypted = try CLIProcess.run(
+        let encrypted = try await CLIProcess.run(
             [
                 "encrypt-file", "--key", "files", "--context", "app=photos", "--context", "owner=me=too", input.path,
                 sealed.path,
             ], environment: env)
         #expect(encrypted.status == 0, "\(encrypted.stderr)")
 
-        let inspected = try CLIProcess.run(["inspect-file", "--json", sealed.path])
+        let inspected = try await CLIProcess.run(["inspect-file", "--json", sealed.path])
         #expect(inspected.status == 0 && inspected.stdout.contains("\"value\" : \"me=too\""), "\(inspected.stdout)")
         #expect(
             inspected.stdout.contains("\"unverifiedPlaintextSize\" : \(plain.count)")
                 && inspected.stdout.contains("key_"))
 
         let back = folder.appendingPathComponent("back.raw")
-        let decrypted = try CLIProcess.run(["decrypt-file", sealed.path, back.path], environment: env)
+        let decrypted = try await CLIProcess.run(["decrypt-file", sealed.path, back.path], environment: env)
         #expect(try decrypted.status == 0 && Data(contentsOf: back) == plain, "\(decrypted.stderr)")
 
         let part = folder.appendingPathComponent("part.raw")
-        let ranged = try CLIProcess.run(
+        let ranged = try await CLIProcess.run(
             ["decrypt-file", "--range", "65530-131080", sealed.path, part.path], environment: env)
         #expect(try ranged.status == 0 && Data(contentsOf: part) == plain[65_530...131_080], "\(ranged.stderr)")
-        let clamped = try CLIProcess.run(
+        let clamped = try await CLIProcess.run(
             ["decrypt-file", "--range", "196600-999999999", sealed.path, part.path], environment: env)
         #expect(try clamped.status == 0 && Data(contentsOf: part) == plain[196_600...], "\(clamped.stderr)")
-        let past = try CLIProcess.run(["decrypt-file", "--range", "196613-196700", sealed.path, "-"], environment: env)
+        let past = try await CLIProcess.run(
+            ["decrypt-file", "--range", "196613-196700", sealed.path, "-"], environment: env)
         #expect(past.status != 0 && past.stderr.contains("range_not_satisfiable"))
         // START past 2^64 - 1 (and not after END) is past the end too, not a malformed range.
         let huge = "99999999999999999999"
-        let farPast = try CLIProcess.run(
+        let farPast = try await CLIProcess.run(
             ["decrypt-file", "--range", "\(huge)-\(huge)9", sealed.path, "-"], environment: env)
         #expect(farPast.status != 0 && farPast.stderr.contains("range_not_satisfiable"), "\(farPast.stderr)")
         for range in ["9-2", "+1-5", "1-", "-5", "1-2-3", "a-b", "100000000000000000000-99999999999999999999", "010-9"]
         {
-            let invalid = try CLIProcess.run(["decrypt-file", "--range=\(range)", sealed.path, "-"], environment: env)
+            let invalid = try await CLIProcess.run(
+                ["decrypt-file", "--range=\(range)", sealed.path, "-"], environment: env)
             #expect(invalid.status == 2 && invalid.stderr.contains("range_invalid"), "\(range)")
         }
-        let unseekable = try CLIProcess.run(["decrypt-file", "--range", "0-1", "-", "-"], environment: env)
+        let unseekable = try await CLIProcess.run(["decrypt-file", "--range", "0-1", "-", "-"], environment: env)
         #expect(unseekable.status == 2 && unseekable.stderr.contains("range_invalid"))
 
         // A damaged file: refused with its code, no output, no temporary file,
@@ -113,11 +115,11 @@ import Testing
         try damaged.write(to: bad)
         let keep = folder.appendingPathComponent("keep.raw")
         try Data("keep".utf8).write(to: keep)
-        let refused = try CLIProcess.run(["decrypt-file", bad.path, keep.path], environment: env)
+        let refused = try await CLIProcess.run(["decrypt-file", bad.path, keep.path], environment: env)
         #expect(refused.status != 0 && refused.stderr.contains("chunk_auth_failed"), "\(refused.stderr)")
         #expect(try Data(contentsOf: keep) == Data("keep".utf8))
         let nowhere = folder.appendingPathComponent("never.raw")
-        #expect(try CLIProcess.run(["decrypt-file", bad.path, nowhere.path], environment: env).status != 0)
+        #expect(try await CLIProcess.run(["decrypt-file", bad.path, nowhere.path], environment: env).status != 0)
         #expect(!FileManager.default.fileExists(atPath: nowhere.path))
         #expect(try Self.temporaries(in: folder).isEmpty)
 
@@ -126,28 +128,30 @@ import Testing
         let at = try #require(header.range(of: Data("photos".utf8)))
         header[at.lowerBound] = UInt8(ascii: "P")
         try header.write(to: bad)
-        let rebound = try CLIProcess.run(["decrypt-file", bad.path, nowhere.path], environment: env)
+        let rebound = try await CLIProcess.run(["decrypt-file", bad.path, nowhere.path], environment: env)
         #expect(rebound.status != 0 && rebound.stderr.contains("decryption_failed"), "\(rebound.stderr)")
-        let notAFile = try CLIProcess.run(["decrypt-file", input.path, nowhere.path], environment: env)
+        let notAFile = try await CLIProcess.run(["decrypt-file", input.path, nowhere.path], environment: env)
         #expect(notAFile.status != 0 && notAFile.stderr.contains("bad_magic"))
 
         // Standard input and output.
         let small = Self.randomBytes(1000)
-        let piped = try CLIProcess.run(["encrypt-file", "--key", "files", "-", "-"], environment: env, stdin: small)
+        let piped = try await CLIProcess.run(
+            ["encrypt-file", "--key", "files", "-", "-"], environment: env, stdin: small)
         #expect(piped.status == 0 && piped.stdout.isEmpty == false)
         let pipedFile = folder.appendingPathComponent("piped.kms")
-        try CLIProcess.runData(["encrypt-file", "--key", "files", "-", pipedFile.path], environment: env, stdin: small)
-        let pipedBack = try CLIProcess.runData(["decrypt-file", pipedFile.path, "-"], environment: env)
+        try await CLIProcess.runData(
+            ["encrypt-file", "--key", "files", "-", pipedFile.path], environment: env, stdin: small)
+        let pipedBack = try await CLIProcess.runData(["decrypt-file", pipedFile.path, "-"], environment: env)
         #expect(pipedBack == small)
         // Decrypting a pipe: plain reads, not the positional path.
-        let fromPipe = try CLIProcess.runData(
+        let fromPipe = try await CLIProcess.runData(
             ["decrypt-file", "-", "-"], environment: env, stdin: try Data(contentsOf: sealed))
         #expect(fromPipe == plain)
     }
 
     /// Decryption's reader: `pread` into this process's memory, short only at
     /// the end, on its own descriptor (the caller's handle may be closed).
-    @Test func positionalReaderReadsItsOwnCopy() throws {
+    @Test func positionalReaderReadsItsOwnCopy() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-pread-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -168,29 +172,29 @@ import Testing
         let env = server.clientEnvironment
         let folder = server.folder
         // Each step says why it failed (the CLI's message), not only that it did.
-        let generated = try CLIProcess.run(["keys", "generate", "--alias", "backup"], environment: env)
+        let generated = try await CLIProcess.run(["keys", "generate", "--alias", "backup"], environment: env)
         try #require(generated.status == 0, "\(generated.stderr)")
         let plain = Self.randomBytes(70_000)
         let input = folder.appendingPathComponent("backup.tar")
         try plain.write(to: input)
         let sealed = folder.appendingPathComponent("backup.kms")
-        let encrypted = try CLIProcess.run(
+        let encrypted = try await CLIProcess.run(
             ["encrypt-file", "--key", "backup", input.path, sealed.path], environment: env)
         try #require(encrypted.status == 0, "\(encrypted.stderr)")
-        let rotated = try CLIProcess.run(["keys", "rotate", "backup"], environment: env)
+        let rotated = try await CLIProcess.run(["keys", "rotate", "backup"], environment: env)
         try #require(rotated.status == 0, "\(rotated.stderr)")
         let rewrapped = folder.appendingPathComponent("backup.v2.kms")
-        let result = try CLIProcess.run(["rewrap-file", sealed.path, rewrapped.path], environment: env)
+        let result = try await CLIProcess.run(["rewrap-file", sealed.path, rewrapped.path], environment: env)
         #expect(result.status == 0 && result.stderr.contains("v2"), "\(result.stderr)")
         // Only the header changed: the commitment and chunks are byte-identical.
         let before = try Data(contentsOf: sealed)
         let after = try Data(contentsOf: rewrapped)
         #expect(before.suffix(32 + 70_000 + 32) == after.suffix(32 + 70_000 + 32))
         try await Task.sleep(for: .seconds(2))
-        let old = try CLIProcess.run(["decrypt-file", sealed.path, "-"], environment: env)
+        let old = try await CLIProcess.run(["decrypt-file", sealed.path, "-"], environment: env)
         #expect(old.status != 0 && old.stderr.contains("key_version_retired"), "\(old.stderr)")
         let back = folder.appendingPathComponent("back.tar")
-        let opened = try CLIProcess.run(["decrypt-file", rewrapped.path, back.path], environment: env)
+        let opened = try await CLIProcess.run(["decrypt-file", rewrapped.path, back.path], environment: env)
         #expect(try opened.status == 0 && Data(contentsOf: back) == plain, "\(opened.stderr)")
     }
 

@@ -64,7 +64,7 @@ import Testing
             TransportRequest(method: "GET", target: "/healthz", headers: [], body: nil))
         #expect(aws.status == 404)  // the AWS door answers POST / only: it is up
         #expect(notify.receive(within: 1) == nil)  // READY once
-        #expect(server.stop() == 0)
+        #expect(try await server.stop() == 0)
         #expect(notify.receive(within: 10)?.contains("STOPPING=1") == true)
     }
 }

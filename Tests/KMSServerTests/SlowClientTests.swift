@@ -25,8 +25,10 @@ import Testing
             }
             try await Task.sleep(for: .milliseconds(150))
         }
-        #expect(!sentAll || trickler.isClosed(within: 3), "a trickling client outlived the header deadline")
-        let closed = stalled.filter { $0.isClosed(within: 5) }.count
+        let tricklerClosed = sentAll ? try await trickler.isClosed(within: 3) : true
+        #expect(tricklerClosed, "a trickling client outlived the header deadline")
+        var closed = 0
+        for connection in stalled { if try await connection.isClosed(within: 5) { closed += 1 } }
         #expect(closed == stalled.count, "\(closed) of \(stalled.count) stalled connections closed")
         #expect(try await Self.healthy(server))
     }
@@ -38,7 +40,7 @@ import Testing
         let connection = try RawConnection(port: server.port)
         let request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
         #expect(connection.send(request + request + request))
-        let answers = connection.readAll(within: 3)
+        let answers = try await connection.readAll(within: 3)
         #expect(answers.components(separatedBy: "HTTP/1.1 200").count - 1 == 3, "\(answers)")
     }
 
@@ -47,7 +49,7 @@ import Testing
         for target in ["/session/key-exchange", "/crypto/encrypt"] {
             let connection = try RawConnection(port: server.port)
             connection.send("POST \(target) HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")
-            #expect(connection.isClosed(within: 5), "\(target)")
+            #expect(try await connection.isClosed(within: 5), "\(target)")
         }
         #expect(try await Self.healthy(server))
     }
@@ -65,7 +67,7 @@ import Testing
                     "POST \(target) HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
                         + body)
                 if cutShort { connection.finishSending() }
-                let answer = connection.readAll(within: 20)
+                let answer = try await connection.readAll(within: 20)
                 let refused = answer.hasPrefix("HTTP/1.1 400") && answer.contains("\"\(code)\"")
                 #expect(refused || (cutShort && answer.isEmpty), "\(target) \(body): \(answer)")
             }
@@ -77,9 +79,12 @@ import Testing
         let server = try await ServeProcess(environment: ["KMS_MAX_CONNECTIONS": "20"])
         let held = try (0..<30).map { _ in try RawConnection(port: server.port) }
         try await Task.sleep(for: .milliseconds(500))
-        let closed = held.filter { $0.isClosed(within: 0.2) }.count
+        var closed = 0
+        for connection in held { if try await connection.isClosed(within: 0.2) { closed += 1 } }
         #expect(closed >= 10, "\(closed) of 30 connections closed with a cap of 20")
-        for connection in held { connection.send("x") }
-        _ = held.map { $0.isClosed(within: 0.01) }
+        for connection in held {
+            connection.send("x")
+            _ = try await connection.isClosed(within: 0.01)
+        }
     }
 }

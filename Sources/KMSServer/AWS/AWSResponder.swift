@@ -64,6 +64,15 @@ struct AWSResponder: HTTPResponder {
         return response
     }
 
+    /// Whether a `Content-Type` names one of section 2's media types; parameters
+    /// (`; charset=utf-8`) are ignored, as Smithy's awsJson1_1 protocol tests ask.
+    static func isJSON(_ contentType: String?) -> Bool {
+        guard let contentType else { return false }
+        let mediaType = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let name = mediaType.trimmingCharacters(in: .whitespaces).lowercased()
+        return name == Self.contentType || name == "application/json"
+    }
+
     static func response(_ status: HTTPResponse.Status, _ body: String) -> Response {
         Response(
             status: status, headers: [.contentType: contentType],
@@ -123,7 +132,14 @@ struct AWSResponder: HTTPResponder {
             if AWSOperations.unsupported.contains(name) { throw AWSFault.unsupported(name) }
             throw AWSFault("UnknownOperationException", "Unknown operation \(name).")
         }
-        // Body, grant, operation.
+        // Body, grant, operation. The media type is checked first: a body sent as anything else
+        // (a form, text) is not what the caller meant to sign, and AWS's own servers refuse it.
+        guard Self.isJSON(request.headers[.contentType]) else {
+            throw AWSFault(
+                "UnsupportedMediaTypeException",
+                "Content-Type must be application/x-amz-json-1.1 (or application/json).",
+                status: .unsupportedMediaType)
+        }
         var input = try AWSInput(body)
         let call = AWSOperations.Call(caller: caller, address: address)
         return (name, try await run(operations, &input, call))

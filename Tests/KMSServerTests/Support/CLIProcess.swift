@@ -1,6 +1,7 @@
 import Foundation
 import KMSClient
 import KMSCore
+import Synchronization
 
 /// Runs the built `kms` binary, for tests of the CLI and of `kms serve` itself.
 enum CLIProcess {
@@ -27,22 +28,33 @@ enum CLIProcess {
 
     /// Runs and returns standard output as bytes; a non-zero exit throws with standard error.
     @discardableResult
-    static func runData(_ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil) throws -> Data {
-        let (status, stdout, stderr) = try execute(arguments, environment: environment, stdin: stdin)
+    static func runData(_ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil) async throws
+        -> Data
+    {
+        let (status, stdout, stderr) = try await execute(arguments, environment: environment, stdin: stdin)
         guard status == 0 else {
             throw CLIFailure("kms \(arguments.joined(separator: " ")): \(String(decoding: stderr, as: UTF8.self))")
         }
         return stdout
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil) throws -> Output {
-        let (status, stdout, stderr) = try execute(arguments, environment: environment, stdin: stdin)
+    static func run(_ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil) async throws
+        -> Output
+    {
+        let (status, stdout, stderr) = try await execute(arguments, environment: environment, stdin: stdin)
         return Output(
             status: status, stdout: String(decoding: stdout, as: UTF8.self),
             stderr: String(decoding: stderr, as: UTF8.self))
     }
 
+    /// Off the cooperative pool (`offPool`): the process may be a client of this test process's own server.
     private static func execute(
+        _ arguments: [String], environment: [String: String], stdin: Data?
+    ) async throws -> (Int32, Data, Data) {
+        try await offPool { try executeBlocking(arguments, environment: environment, stdin: stdin) }
+    }
+
+    private static func executeBlocking(
         _ arguments: [String], environment: [String: String], stdin: Data?
     ) throws -> (Int32, Data, Data) {
         let process = Process()
@@ -58,8 +70,19 @@ enum CLIProcess {
         try process.run()
         if let stdin { input.fileHandleForWriting.write(stdin) }
         try input.fileHandleForWriting.close()
+        // Standard error is drained on a thread of its own, so a process that fills its pipe
+        // while standard output is read does not wait for ever.
+        let stderrData = Mutex(Data())
+        let drained = DispatchSemaphore(value: 0)
+        let errHandle = err.fileHandleForReading
+        Thread.detachNewThread {
+            let data = errHandle.readDataToEndOfFile()
+            stderrData.withLock { $0 = data }
+            drained.signal()
+        }
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        drained.wait()
+        let stderr = stderrData.withLock { $0 }
         process.waitUntilExit()
         return (process.terminationStatus, stdout, stderr)
     }
@@ -139,10 +162,12 @@ final class ServeProcess: @unchecked Sendable {
     }
 
     /// Sends SIGTERM and returns the exit status.
-    func stop() -> Int32 {
-        process.terminate()
-        process.waitUntilExit()
-        return process.terminationStatus
+    func stop() async throws -> Int32 {
+        try await offPool {
+            self.process.terminate()
+            self.process.waitUntilExit()
+            return self.process.terminationStatus
+        }
     }
 
     deinit {

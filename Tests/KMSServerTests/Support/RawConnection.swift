@@ -9,7 +9,7 @@ import Synchronization
 
 /// A raw TCP connection to a loopback port: how the slow-client tests send
 /// half a request and watch whether the server closes it.
-final class RawConnection {
+final class RawConnection: Sendable {
     let fd: Int32
 
     init(port: Int) throws {
@@ -45,8 +45,12 @@ final class RawConnection {
         shutdown(fd, Int32(SHUT_WR))
     }
 
-    /// Everything the server sends until it closes or `seconds` pass.
-    func readAll(within seconds: Double) -> String {
+    /// Everything the server sends until it closes or `seconds` pass (polled off the cooperative pool).
+    func readAll(within seconds: Double) async throws -> String {
+        try await offPool { self.readAllBlocking(within: seconds) }
+    }
+
+    private func readAllBlocking(within seconds: Double) -> String {
         let deadline = Date().addingTimeInterval(seconds)
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
@@ -60,8 +64,12 @@ final class RawConnection {
         return String(decoding: received, as: UTF8.self)
     }
 
-    /// Whether the server closed the connection within `seconds` (reads past any answer).
-    func isClosed(within seconds: Double) -> Bool {
+    /// Whether the server closed the connection within `seconds` (reads past any answer), polled off the pool.
+    func isClosed(within seconds: Double) async throws -> Bool {
+        try await offPool { self.isClosedBlocking(within: seconds) }
+    }
+
+    private func isClosedBlocking(within seconds: Double) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         var buffer = [UInt8](repeating: 0, count: 4096)
         while Date() < deadline {
