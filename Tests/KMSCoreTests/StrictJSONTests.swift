@@ -22,6 +22,22 @@ import Testing
         #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(Data(#""\ud83d""#.utf8)) }
     }
 
+    /// A lone surrogate is well-formed JSON but not text: refused, naming the member that holds it
+    /// (lifecycle-v1 rule 9.7: `set.<key>`, `remove[i]`), a key that holds one with U+FFFD in its place.
+    @Test(arguments: [
+        (#"{"set":{"d":"a\udc00"}}"#, "set.d"), (#"{"remove":["ok","x\ud800"]}"#, "remove[1]"),
+        (#"{"set":{"a\ud83d\u0041":"v"}}"#, "set.a\u{FFFD}A"), (#"{"description":"\ud83d"}"#, "description"),
+        (#"{"set":{"ok":"\ud83d\ude00","b":"\udfff"},"remove":["\ud800"]}"#, "set.b"),
+        (#"{"a\udc00":1}"#, "a\u{FFFD}"), (#""\ud800""#, nil),
+    ])
+    func aLoneSurrogateNamesItsMember(_ text: String, member: String?) {
+        let failure = #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(Data(text.utf8)) }
+        #expect(failure?.message == "unpaired surrogate" && failure?.member == member, "\(text)")
+        guard let member else { return }
+        let refused = #expect(throws: RequestFieldError.self) { try JSONObjectReader(bytes: Data(text.utf8)) }
+        #expect(refused?.field == member && refused?.message.contains("lone surrogate") == true)
+    }
+
     @Test func readerRefusesUnknownFieldsAndWrongTypes() throws {
         #expect(try RandomRequest.parse(Data(#"{"bytes":16}"#.utf8)) == RandomRequest(bytes: 16))
         let unknown = #expect(throws: RequestFieldError.self) {

@@ -160,9 +160,18 @@ import Testing
             #expect(code(try await phone.call(.get, "/keys/photos")) == "200")
             // The inner request is judged first: a malformed one is 400, not 403.
             #expect(code(try await phone.call(.post, "/crypto/encrypt", #"{"keyId":"secret"}"#)) == "invalid_request")
-            let malformed = try await phone.call(.post, "/keys/rotate", #"{"keyId":"!!"}"#)
-            // A malformed name is judged by the route itself, as without identity.
-            #expect(code(malformed) != "permission_denied", "\(malformed.json)")
+            // A name outside both grammars names no key: missing, so 403 where no pattern matches it
+            // (identity-v1 section 4: forbidden and missing look alike); with `*`, 404.
+            for (method, target, inner) in [
+                (HTTPRequest.Method.post, "/keys/rotate", #"{"keyId":"!!"}"#),
+                (.post, "/crypto/encrypt", #"{"keyId":"!!","plaintext":""}"#), (.get, "/keys/!!", nil),
+                (.post, "/crypto/encrypt", #"{"keyId":"\#(String(repeating: "m", count: 65))","plaintext":""}"#),
+            ] {
+                let malformed = try await phone.call(method, target, inner)
+                #expect(code(malformed) == "permission_denied", "\(target): \(malformed.json)")
+                let asAdmin = try await admin.call(method, target, inner)
+                #expect(code(asAdmin) == "key_not_found", "\(target): \(asAdmin.json)")
+            }
             #expect(
                 code(try await phone.call(.post, "/crypto/decrypt", #"{"ciphertext":"nonsense"}"#)) == "invalid_request"
             )

@@ -105,6 +105,9 @@ def test_rotation_description_and_tags(session):
                         field="remove[1]")
     expect_sealed_error(session.call("POST", f"/keys/{alias}/tags", {"set": {"a": "1"}, "remove": ["a"]}), 400,
                         field="set")
+    # Rule 9.7: lone surrogates are refused in tag keys and values, `field` naming the tag key.
+    for raw, field in [(rb'{"set":{"d":"a\udc00"}}', "set.d"), (rb'{"remove":["ok","x\ud800"]}', "remove[1]")]:
+        expect_sealed_error(session.call_plaintext("POST", f"/keys/{alias}/tags", raw), 400, field=field)
 
 
 @live

@@ -51,7 +51,7 @@ public enum LabelRules {
     }
 
     /// C0, DEL and C1 controls. (Lone surrogates never reach here: the JSON
-    /// reader refuses them.)
+    /// reader refuses them, naming the member, `set.<key>` or `remove[i]`.)
     private static func hasControl(_ text: String) -> Bool {
         text.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }
     }

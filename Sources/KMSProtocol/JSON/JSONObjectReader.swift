@@ -38,6 +38,15 @@ public struct JSONObjectReader {
         do {
             value = try JSONParser.parse(bytes)
         } catch {
+            if let member = error.member {
+                // Well-formed JSON that is not text: answered like the member's other refusals
+                // (lifecycle-v1 rule 9.7 names tag keys this way), with the member as `field`.
+                throw RequestFieldError(
+                    field: member,
+                    message:
+                        "`\(member)` holds a lone surrogate (a \\uD800-\\uDFFF escape without its pair), which is not text"
+                )
+            }
             throw RequestFieldError(
                 field: nil, message: "the body is not valid JSON (\(error.message) at byte \(error.offset))")
         }

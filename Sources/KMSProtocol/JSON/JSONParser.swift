@@ -6,11 +6,39 @@ public struct JSONParser {
     public struct Failure: Error, Equatable, Sendable {
         public let message: String
         public let offset: Int
+        /// For a lone surrogate only: the member whose string holds it
+        /// (`set.d`, `remove[0]`), so the answer can name the field as
+        /// lifecycle-v1 rule 9.7 asks. A key that holds one is named with
+        /// U+FFFD in its place. Nil at the top level, and for every other failure.
+        public var member: String?
+
+        init(message: String, offset: Int, member: String? = nil) {
+            self.message = message
+            self.offset = offset
+            self.member = member
+        }
     }
+
+    private static let loneSurrogate = "unpaired surrogate"
 
     private let bytes: [UInt8]
     private var index = 0
     private let maxDepth: Int
+    /// Set only when a parse failed on a lone surrogate and runs again to find
+    /// where: surrogates then read as U+FFFD and the path is kept, which the
+    /// usual parse does not pay for.
+    private var locator: Locator?
+
+    private struct Locator {
+        var path: [String] = []
+        var surrogates = 0
+        var found: [String]?
+
+        var member: String? {
+            guard let found, let first = found.first else { return nil }
+            return found.dropFirst().reduce(first) { $0 + ($1.hasPrefix("[") ? $1 : "." + $1) }
+        }
+    }
 
     private init(bytes: [UInt8], maxDepth: Int) {
         self.bytes = bytes
@@ -20,11 +48,33 @@ public struct JSONParser {
     /// Parses one JSON document (surrounding whitespace allowed, nothing else).
     public static func parse(_ bytes: some Sequence<UInt8>, maxDepth: Int = 32) throws(Failure) -> JSONValue {
         var parser = JSONParser(bytes: Array(bytes), maxDepth: maxDepth)
-        parser.skipWhitespace()
-        let value = try parser.parseValue(depth: 0)
-        parser.skipWhitespace()
-        guard parser.index == parser.bytes.count else { throw parser.failure("unexpected data after the JSON value") }
+        do {
+            return try parser.parseDocument()
+        } catch  where error.message == loneSurrogate {
+            // Again, to name the member (the first failure stands whatever this finds).
+            var locating = JSONParser(bytes: parser.bytes, maxDepth: maxDepth)
+            locating.locator = Locator()
+            _ = try? locating.parseDocument()
+            var failure = error
+            failure.member = locating.locator?.member
+            throw failure
+        }
+    }
+
+    private mutating func parseDocument() throws(Failure) -> JSONValue {
+        skipWhitespace()
+        let value = try parseValue(depth: 0)
+        skipWhitespace()
+        guard index == bytes.count else { throw failure("unexpected data after the JSON value") }
         return value
+    }
+
+    /// Notes where the first lone surrogate is, when locating: in the string just read,
+    /// which is the member `path` names, or the key `key` of it.
+    private mutating func noteSurrogates(before: Int, key: String? = nil) {
+        guard var located = locator, located.found == nil, located.surrogates > before else { return }
+        located.found = located.path + (key.map { [$0] } ?? [])
+        locator = located
     }
 
     private func failure(_ message: String) -> Failure {
@@ -41,7 +91,11 @@ public struct JSONParser {
         switch bytes[index] {
         case UInt8(ascii: "{"): return try parseObject(depth: depth)
         case UInt8(ascii: "["): return try parseArray(depth: depth)
-        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "\""):
+            let before = locator?.surrogates ?? 0
+            let text = try parseString()
+            if locator != nil { noteSurrogates(before: before) }
+            return .string(text)
         case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
         case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
         case UInt8(ascii: "n"): try expectLiteral("null"); return .null
@@ -72,7 +126,9 @@ public struct JSONParser {
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw failure("expected a key") }
+            let before = locator?.surrogates ?? 0
             let key = try parseString()
+            if locator != nil { noteSurrogates(before: before, key: key) }
             // A few members are compared directly; past that a set keeps a
             // body of many members from costing quadratic time.
             if members.count < 8 {
@@ -85,7 +141,9 @@ public struct JSONParser {
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw failure("expected ':'") }
             index += 1
             skipWhitespace()
+            locator?.path.append(key)
             members.append((key, try parseValue(depth: depth + 1)))
+            locator?.path.removeLast()
             skipWhitespace()
             guard index < bytes.count else { throw failure("unexpected end of input") }
             if bytes[index] == UInt8(ascii: ",") {
@@ -109,7 +167,9 @@ public struct JSONParser {
         }
         while true {
             skipWhitespace()
+            locator?.path.append("[\(elements.count)]")
             elements.append(try parseValue(depth: depth + 1))
+            locator?.path.removeLast()
             skipWhitespace()
             guard index < bytes.count else { throw failure("unexpected end of input") }
             if bytes[index] == UInt8(ascii: ",") {
@@ -214,19 +274,30 @@ public struct JSONParser {
             let first = try parseHex4()
             if (0xD800...0xDBFF).contains(first) {
                 guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
-                else { throw failure("unpaired surrogate") }
+                else { return try replacingLoneSurrogate() }
+                let afterFirst = index
                 index += 2
                 let second = try parseHex4()
-                guard (0xDC00...0xDFFF).contains(second) else { throw failure("unpaired surrogate") }
+                guard (0xDC00...0xDFFF).contains(second) else {
+                    index = afterFirst  // the second escape is read on its own
+                    return try replacingLoneSurrogate()
+                }
                 let combined = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
                 guard let scalar = Unicode.Scalar(combined) else { throw failure("invalid escape") }
                 return scalar
             }
-            guard let scalar = Unicode.Scalar(first) else { throw failure("unpaired surrogate") }
+            guard let scalar = Unicode.Scalar(first) else { return try replacingLoneSurrogate() }
             return scalar
         default:
             throw failure("invalid escape")
         }
+    }
+
+    /// A lone surrogate fails the parse, except when locating one (U+FFFD, counted).
+    private mutating func replacingLoneSurrogate() throws(Failure) -> Unicode.Scalar {
+        guard locator != nil else { throw failure(Self.loneSurrogate) }
+        locator?.surrogates += 1
+        return "\u{FFFD}"
     }
 
     private mutating func parseHex4() throws(Failure) -> UInt32 {

@@ -20,16 +20,17 @@ struct RoutePermission<Inner>: Sendable {
     /// A session suffices (`/crypto/random`, `GET /session`, token rotation, `GET /keys`).
     static var session: Self { Self(permission: nil, check: nil) }
 
-    /// `permission` on the key the request names (`nil`: a malformed name,
-    /// which the handler refuses with its own `400`).
+    /// `permission` on the key the request names (`nil`: no name at all, a
+    /// ciphertext that does not parse, which the handler refuses with its own `400`).
     static func key(_ permission: Permission, _ name: @escaping @Sendable (Inner, SealedChannel.Call) -> String?)
         -> Self
     {
         Self(permission: permission) { input, call, client, resolve throws(KMSError) in
-            // A malformed name is the inner request's fault: the handler answers its 400 (section 3's order).
-            guard let reference = name(input, call),
-                KeyIdentifier.isKeyId(reference) || KeyIdentifier.isAliasSyntax(reference)
-            else { return nil }
+            // An empty name is the inner request's fault: the handler answers its 400 (section 3's order).
+            guard let reference = name(input, call), !reference.isEmpty else { return nil }
+            // A name outside the key id and alias grammars names no key: it is decided like any
+            // missing key (identity-v1 section 4), so `404` only where a pattern matches it (`*`)
+            // and `403` elsewhere; `resolve` answers it without a store read.
             return try await KeyAccess.decide(permission, on: reference, grants: client.grants, resolve: resolve).keyId
         }
     }
