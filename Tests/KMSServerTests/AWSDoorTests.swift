@@ -122,10 +122,33 @@ import Testing
             let notJSON = try await door.send("ListKeys", "{nope", accessKeyId: accessKeyId, secret: secret)
             #expect(code(notJSON) == "SerializationException")
             // Section 2's media types, parameters ignored; anything else, or none, is refused signed or not.
-            for accepted in ["application/json", "Application/X-Amz-JSON-1.1 ; charset=utf-8"] {
+            for accepted in ["APPLICATION/json", "Application/X-Amz-JSON-1.1 ; charset=utf-8"] {
                 let reply = try await door.send(
                     "ListKeys", "{}", accessKeyId: accessKeyId, secret: secret, contentType: accepted)
                 #expect(reply.status == 200, "\(accepted)")
+            }
+            // A dry run changes nothing, whatever the operation (docs/aws.md).
+            let dryRuns = [
+                ("DisableKey", #"{"KeyId":"\#(keyId)","DryRun":true}"#),
+                ("CreateAlias", #"{"AliasName":"alias/dry","TargetKeyId":"\#(keyId)","DryRun":true}"#),
+                ("TagResource", #"{"KeyId":"\#(keyId)","Tags":[{"TagKey":"a","TagValue":"b"}],"DryRun":true}"#),
+            ]
+            for (operation, body) in dryRuns {
+                let reply = try await door.send(operation, body, accessKeyId: accessKeyId, secret: secret)
+                #expect(reply.status == 412 && code(reply) == "DryRunOperationException", "\(operation)")
+            }
+            let afterDryRuns = try await door.send(
+                "DescribeKey", #"{"KeyId":"\#(keyId)"}"#, accessKeyId: accessKeyId, secret: secret)
+            #expect((afterDryRuns.json["KeyMetadata"] as? [String: Any])?["Enabled"] as? Bool == true)
+            let aliases = try await door.send("ListAliases", "{}", accessKeyId: accessKeyId, secret: secret)
+            #expect(!"\(aliases.json)".contains("alias/dry"))
+            // A null member is absent, as in AWS's JSON protocols (Smithy's null-value protocol tests).
+            for (operation, body) in [
+                ("ListKeys", #"{"Limit":null,"Marker":null}"#), ("CreateKey", #"{"Description":null,"Tags":null}"#),
+                ("Encrypt", #"{"KeyId":"\#(keyId)","Plaintext":"aGk=","EncryptionContext":null}"#),
+            ] {
+                let reply = try await door.send(operation, body, accessKeyId: accessKeyId, secret: secret)
+                #expect(reply.status == 200, "\(operation): \(reply.json)")
             }
             for refused in [nil, "text/plain", "application/x-www-form-urlencoded", "application/x-amz-json-1.0"] {
                 let reply = try await door.send(

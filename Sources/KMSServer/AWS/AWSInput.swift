@@ -11,8 +11,20 @@ struct AWSInput {
 
     init(_ body: Data) throws(AWSFault) {
         let bytes = body.isEmpty ? Data("{}".utf8) : body
-        do {
-            reader = try JSONObjectReader(bytes: bytes)
+        do throws(RequestFieldError) {
+            let value: JSONValue
+            do {
+                value = try JSONParser.parse(bytes)
+            } catch {
+                throw RequestFieldError(
+                    field: nil, message: "the body is not valid JSON (\(error.message) at byte \(error.offset))")
+            }
+            // A member that is null is read as absent, as AWS's JSON protocols do (Smithy's
+            // awsJson1_1 protocol tests: servers don't deserialize null structure values).
+            guard case .object(let members) = value else {
+                throw RequestFieldError(field: nil, message: "not an object")
+            }
+            reader = try JSONObjectReader(.object(members.filter { if case .null = $0.1 { false } else { true } }))
         } catch {
             throw AWSFault("SerializationException", "The request body is not a JSON object: \(error.message)")
         }

@@ -60,6 +60,7 @@ extension AWSOperations {
         let reference = try targetReference(&input)
         try authorizeName(name, call)
         let target = try await targetKey(reference, call)
+        if call.dryRun { throw Self.dryRun }
         _ = try await native { () throws(KMSError) in
             try await audit.durableChange("alias.create", [("alias", name), ("key", target.keyId)], who: call.who) {
                 () throws(KMSError) in
@@ -77,6 +78,7 @@ extension AWSOperations {
         try authorizeName(name, call)
         let current = try await currentAlias(name, call)
         let target = try await targetKey(reference, call)
+        if call.dryRun { throw Self.dryRun }
         guard target.keyId != current.keyId else { return .object([]) }
         _ = try await native { () throws(KMSError) in
             try await audit.durableChange(
@@ -94,6 +96,7 @@ extension AWSOperations {
         let name = try aliasName(try input.string("AliasName"), creating: false)
         try authorizeName(name, call)
         let current = try await currentAlias(name, call)
+        if call.dryRun { throw Self.dryRun }
         try await native { () throws(KMSError) in
             try await audit.durableChange("alias.delete", [("alias", name), ("keyId", current.keyId)], who: call.who) {
                 () throws(KMSError) in

@@ -31,7 +31,8 @@ extension AWSOperations {
 
     /// A lifecycle change, audited like the native routes (durable intent, then result).
     func change(_ change: KeyChange, _ record: KeyRecord, _ call: Call) async throws(AWSFault) -> KeyRecord {
-        try await native(arn(record)) { () throws(KMSError) in
+        if call.dryRun { throw Self.dryRun }
+        return try await native(arn(record)) { () throws(KMSError) in
             let (current, changes) = try await keys.preview(change, on: record.keyId)
             guard changes else { return current }
             return try await audit.durableChange(change.auditType, [("key", record.keyId)], who: call.who) {

@@ -16,6 +16,9 @@ struct AWSOperations: Sendable {
     struct Call: Sendable {
         let caller: AWSCaller
         let address: String
+        /// `DryRun: true`, read for every operation: one that changes something stops
+        /// after its checks (`412`), whether or not AWS's model gives it the member.
+        var dryRun = false
         var who: [(String, String)] { caller.who(address: address) }
     }
 

@@ -45,7 +45,7 @@ struct AWSResponder: HTTPResponder {
                     ])
             }
         }
-        if request.headers[.contentType]?.hasPrefix("application/json") == true {
+        if Self.mediaType(request.headers[.contentType]) == "application/json" {
             response.headers[.contentType] = "application/json"
         }
         response.headers[Self.requestIdHeader] = requestId
@@ -67,10 +67,15 @@ struct AWSResponder: HTTPResponder {
     /// Whether a `Content-Type` names one of section 2's media types; parameters
     /// (`; charset=utf-8`) are ignored, as Smithy's awsJson1_1 protocol tests ask.
     static func isJSON(_ contentType: String?) -> Bool {
-        guard let contentType else { return false }
-        let mediaType = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        let name = mediaType.trimmingCharacters(in: .whitespaces).lowercased()
-        return name == Self.contentType || name == "application/json"
+        [Self.contentType, "application/json"].contains(mediaType(contentType))
+    }
+
+    /// A `Content-Type`'s media type, lowercased, without parameters; the
+    /// answer mirrors `application/json` in any case (section 2: same content type).
+    static func mediaType(_ contentType: String?) -> String? {
+        guard let contentType else { return nil }
+        let name = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        return name.trimmingCharacters(in: .whitespaces).lowercased()
     }
 
     static func response(_ status: HTTPResponse.Status, _ body: String) -> Response {
@@ -141,7 +146,7 @@ struct AWSResponder: HTTPResponder {
                 status: .unsupportedMediaType)
         }
         var input = try AWSInput(body)
-        let call = AWSOperations.Call(caller: caller, address: address)
+        let call = AWSOperations.Call(caller: caller, address: address, dryRun: try input.dryRun())
         return (name, try await run(operations, &input, call))
     }
 }
