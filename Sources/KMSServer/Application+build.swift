@@ -123,18 +123,12 @@ public func buildApplication(
     let notifier = SystemdNotifier()
     let readiness = ReadinessGate(listeners: config.aws == nil ? 1 : 2, notifier: notifier, logger: logger)
     let onRunning = dependencies.onServerRunning
-    let connections = ConnectionGuard.Counter(maximum: config.maxConnections)
-    let (headerTimeout, bodyTimeout) = (config.headerTimeoutMs, config.bodyTimeoutMs)
     var app = Application(
         responder: edge,
         server: .http1(
-            configuration: .init(
-                additionalChannelHandlers: [
-                    ConnectionGuard(
-                        counter: connections, headerTimeout: .milliseconds(headerTimeout),
-                        bodyTimeout: .milliseconds(bodyTimeout))
-                ],
-                idleTimeout: .milliseconds(config.idleTimeoutMs))),
+            configuration: .guarded(
+                config, counter: ConnectionGuard.Counter(maximum: config.maxConnections),
+                malformed: EdgeResponder.malformedAnswer(edge.securityHeaders))),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
         onServerRunning: { channel in
             onRunning?(channel.localAddress?.port ?? 0)

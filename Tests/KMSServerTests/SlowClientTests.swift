@@ -75,6 +75,59 @@ import Testing
         #expect(try await Self.healthy(server))
     }
 
+    /// The AWS door has the same bounds: a connection that never finishes its TLS handshake, or
+    /// its request head, is closed at the header deadline.
+    @Test func theAWSDoorClosesStalledConnectionsToo() async throws {
+        let awsPort = TestPorts.take()
+        let server = try await ServeProcess(environment: [
+            "KMS_HEADER_TIMEOUT_MS": "1000", "KMS_AWS_PORT": "\(awsPort)", "KMS_AWS_HOST": "127.0.0.1",
+        ])
+        var silent: RawConnection?
+        for _ in 0..<100 where silent == nil {
+            silent = try? RawConnection(port: awsPort)
+            if silent == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let handshake = try #require(silent, "the AWS door never listened: \(server.logText)")
+        let partial = try RawConnection(port: awsPort)
+        partial.send("\u{16}\u{03}\u{01}")  // the start of a TLS record, and no more
+        #expect(try await handshake.isClosed(within: 5))
+        #expect(try await partial.isClosed(within: 5))
+        #expect(try await Self.healthy(server))
+    }
+
+    /// Bytes that are not HTTP/1.1 get each door's JSON error, not an empty 400; after a pipelined
+    /// request the answers keep their order.
+    @Test func requestsThatAreNotHTTPGetAJSON400() async throws {
+        let awsPort = TestPorts.take()
+        let server = try await ServeProcess(environment: [
+            "KMS_AWS_PORT": "\(awsPort)", "KMS_AWS_HOST": "127.0.0.1", "KMS_AWS_ALLOW_PLAIN_HTTP": "true",
+        ])
+        for request in [
+            "FOO /keys HTTP/1.1\r\nHost: x\r\n\r\n", "POST /crypto/encrypt HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            let connection = try RawConnection(port: server.port)
+            connection.send(request)
+            let answer = try await connection.readAll(within: 5)
+            #expect(answer.hasPrefix("HTTP/1.1 400"), "\(request): \(answer)")
+            #expect(
+                answer.contains(#""code":"bad_request""#) && answer.lowercased().contains("x-request-id"), "\(answer)")
+        }
+        let pipelined = try RawConnection(port: server.port)
+        pipelined.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nFOO / HTTP/1.1\r\n\r\n")
+        let both = try await pipelined.readAll(within: 5)
+        #expect(both.hasPrefix("HTTP/1.1 200") && both.contains("HTTP/1.1 400"), "\(both)")
+        var aws: RawConnection?
+        for _ in 0..<100 where aws == nil {
+            aws = try? RawConnection(port: awsPort)
+            if aws == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let door = try #require(aws, "the AWS door never listened")
+        door.send("FOO / HTTP/1.1\r\nHost: x\r\n\r\n")
+        let refused = try await door.readAll(within: 5)
+        #expect(refused.hasPrefix("HTTP/1.1 400") && refused.contains("SerializationException"), "\(refused)")
+    }
+
     @Test func connectionsPastTheCapAreClosed() async throws {
         let server = try await ServeProcess(environment: ["KMS_MAX_CONNECTIONS": "20"])
         let held = try (0..<30).map { _ in try RawConnection(port: server.port) }

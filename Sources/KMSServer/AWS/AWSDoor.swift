@@ -24,9 +24,13 @@ func makeAWSDoor(
             keys: keys, audit: audit, partition: aws.partition, checkGrants: config.clientAuth == .required),
         logger: logger, audit: audit)
     let server: HTTPServerBuilder
+    // The same slow-client bounds as the native door (a TLS handshake that stalls runs into the header deadline).
+    let http = HTTP1Channel.Configuration.guarded(
+        config, counter: ConnectionGuard.Counter(maximum: config.maxConnections),
+        malformed: AWSResponder.malformedAnswer)
     if aws.allowPlainHTTP {
         logger.warning("KMS_AWS_ALLOW_PLAIN_HTTP=true: the AWS door answers plain HTTP on loopback")
-        server = .http1()
+        server = .http1(configuration: http)
     } else {
         let material = try await TLSCertificateLoader.load(
             aws, secrets: secrets, masterKey: masterKey, now: dependencies.clock.now(), logger: logger)
@@ -37,7 +41,7 @@ func makeAWSDoor(
                 },
                 privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(material.keyPEM.utf8), format: .pem)))
             tls.minimumTLSVersion = .tlsv12
-            server = try .tls(.http1(), tlsConfiguration: tls)
+            server = try .tls(.http1(configuration: http), tlsConfiguration: tls)
         } catch {
             throw StartupFailure(
                 description: "KMS_TLS_CERT_FILE / KMS_TLS_KEY_FILE: not a usable PEM chain and key: \(error)")

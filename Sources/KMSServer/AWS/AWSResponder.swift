@@ -78,6 +78,18 @@ struct AWSResponder: HTTPResponder {
         return name.trimmingCharacters(in: .whitespaces).lowercased()
     }
 
+    /// The answer to bytes that are not HTTP/1.1 (`ConnectionGuard`), shaped as this door's errors.
+    static let malformedAnswer: ConnectionGuard.MalformedAnswer = {
+        let fault = AWSFault(
+            "SerializationException",
+            "The request is not HTTP/1.1 this door reads: a malformed request line or header, or headers past the size limits."
+        )
+        let fields: HTTPFields = [
+            .contentType: contentType, errorType: fault.code, requestIdHeader: UUID().uuidString.lowercased(),
+        ]
+        return (fields, fault.body)
+    }
+
     static func response(_ status: HTTPResponse.Status, _ body: String) -> Response {
         Response(
             status: status, headers: [.contentType: contentType],

@@ -1,4 +1,7 @@
+import HTTPTypes
+import HummingbirdCore
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 import Synchronization
 
@@ -12,7 +15,11 @@ import Synchronization
 /// - past `maxConnections` open connections, a new one is closed at once.
 ///
 /// A stalled connection is closed; nothing is answered on it (an answer would
-/// need the request it never finished sending). Allowlist refusals are not
+/// need the request it never finished sending). Bytes that are not HTTP/1.1
+/// (an unknown method token, a header past the decoder's limits, both
+/// `Content-Length` and `Transfer-Encoding`) get the door's own `400` with a
+/// JSON body, then the connection is closed; Hummingbird would send an empty
+/// one. Allowlist refusals are not
 /// made here: the contract answers them `403 address_not_allowed` on every
 /// route, which needs the request.
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
@@ -29,9 +36,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         init(maximum: Int) { self.maximum = maximum }
     }
 
+    /// The answer to bytes that are not HTTP/1.1: the door's error headers and JSON body.
+    typealias MalformedAnswer = @Sendable () -> (HTTPFields, String)
+
     private let counter: Counter
     private let headerTimeout: TimeAmount
     private let bodyTimeout: TimeAmount
+    private let malformed: MalformedAnswer
     private var deadline: Scheduled<Void>?
     private var counted = false
     /// Requests whose answer has not been written to its end (a client may pipeline).
@@ -39,10 +50,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// Whether a request body is still arriving.
     private var readingBody = false
 
-    init(counter: Counter, headerTimeout: TimeAmount, bodyTimeout: TimeAmount) {
+    init(counter: Counter, headerTimeout: TimeAmount, bodyTimeout: TimeAmount, malformed: @escaping MalformedAnswer) {
         self.counter = counter
         self.headerTimeout = headerTimeout
         self.bodyTimeout = bodyTimeout
+        self.malformed = malformed
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -94,6 +106,28 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(data, promise: promise)
     }
 
+    /// A decoder error between requests is answered here, with a body that says what went
+    /// wrong; inside a body it goes to the request's reader (`RequestBodyReader`: the route's
+    /// `400`), and with a pipelined answer still to come to Hummingbird, which sends its empty
+    /// `400` after that answer (writing here would put this one first).
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError, inFlight == 0, !readingBody else {
+            context.fireErrorCaught(error)
+            return
+        }
+        disarm()
+        let (fields, text) = malformed()
+        let body = ByteBuffer(string: text)
+        var head = HTTPResponse(status: .badRequest, headerFields: fields)
+        head.headerFields[.contentLength] = String(body.readableBytes)
+        head.headerFields[.connection] = "close"
+        inFlight = 1  // nothing more is read or answered on this connection
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+
     private func arm(_ timeout: TimeAmount, context: ChannelHandlerContext) {
         disarm()
         let channel = context.channel
@@ -103,5 +137,24 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func disarm() {
         deadline?.cancel()
         deadline = nil
+    }
+}
+
+extension HTTP1Channel.Configuration {
+    /// HTTP/1 with a `ConnectionGuard` per connection and the idle timeout: what
+    /// every listener of the server uses (the native door and the AWS door, each
+    /// with its own `counter`, so a flood of one door cannot close the other).
+    static func guarded(
+        _ config: KMSConfiguration, counter: ConnectionGuard.Counter,
+        malformed: @escaping ConnectionGuard.MalformedAnswer
+    ) -> Self {
+        let (headerTimeout, bodyTimeout) = (config.headerTimeoutMs, config.bodyTimeoutMs)
+        return .init(
+            additionalChannelHandlers: [
+                ConnectionGuard(
+                    counter: counter, headerTimeout: .milliseconds(headerTimeout),
+                    bodyTimeout: .milliseconds(bodyTimeout), malformed: malformed)
+            ],
+            idleTimeout: .milliseconds(config.idleTimeoutMs))
     }
 }

@@ -29,7 +29,7 @@ struct EdgeResponder: HTTPResponder {
     func respond(to request: Request, context: KMSRequestContext) async throws -> Response {
         let start = ContinuousClock.now
         var context = context
-        context.requestId = Base64.encodeURL(SymmetricKeyBytes.random(count: 12))
+        context.requestId = Self.newRequestId()
         var routeLabel = "unmatched"
         var response: Response
         var logRequest = true
@@ -111,5 +111,26 @@ struct EdgeResponder: HTTPResponder {
 extension KMSError {
     static func payloadTooLarge(limit: Int) -> KMSError {
         KMSError(.payloadTooLarge, "the request body is larger than \(limit) bytes (KMS_MAX_BODY_BYTES)")
+    }
+}
+
+extension EdgeResponder {
+    /// A request id: 12 random bytes, base64url.
+    static func newRequestId() -> String { Base64.encodeURL(SymmetricKeyBytes.random(count: 12)) }
+
+    /// The native door's answer to bytes that are not HTTP/1.1 (`ConnectionGuard`):
+    /// a plain `400 bad_request` like any refusal before routing.
+    static func malformedAnswer(_ securityHeaders: SecurityHeaders) -> ConnectionGuard.MalformedAnswer {
+        {
+            let requestId = newRequestId()
+            let error = KMSError(
+                .badRequest,
+                "the request is not HTTP/1.1 this server reads: a malformed request line or header, "
+                    + "an unknown method, or headers past the size limits")
+            var fields = error.headers
+            securityHeaders.apply(to: &fields)
+            fields[HeaderNames.requestId] = requestId
+            return (fields, String(decoding: error.body(requestId: requestId), as: UTF8.self))
+        }
     }
 }
