@@ -137,6 +137,13 @@ import Testing
                 let reply = try await door.send(operation, body, accessKeyId: accessKeyId, secret: secret)
                 #expect(reply.status == 412 && code(reply) == "DryRunOperationException", "\(operation)")
             }
+            // A dry run checks the key's state for a change of the key; a read ignores DryRun, whatever its type.
+            let notPending = try await door.send(
+                "CancelKeyDeletion", #"{"KeyId":"\#(keyId)","DryRun":true}"#, accessKeyId: accessKeyId, secret: secret)
+            #expect(code(notPending) == "KMSInvalidStateException", "\(notPending.json)")
+            let read = try await door.send(
+                "DescribeKey", #"{"KeyId":"\#(keyId)","DryRun":"x"}"#, accessKeyId: accessKeyId, secret: secret)
+            #expect(read.status == 200, "\(read.json)")
             let afterDryRuns = try await door.send(
                 "DescribeKey", #"{"KeyId":"\#(keyId)"}"#, accessKeyId: accessKeyId, secret: secret)
             #expect((afterDryRuns.json["KeyMetadata"] as? [String: Any])?["Enabled"] as? Bool == true)

@@ -30,8 +30,13 @@ extension AWSOperations {
     }
 
     /// A lifecycle change, audited like the native routes (durable intent, then result).
+    /// With `DryRun`, the change is applied to a copy only (its state checks), then `412`.
     func change(_ change: KeyChange, _ record: KeyRecord, _ call: Call) async throws(AWSFault) -> KeyRecord {
-        if call.dryRun { throw Self.dryRun }
+        if call.dryRun {
+            _ = try await native(arn(record)) { () throws(KMSError) in try await keys.preview(change, on: record.keyId)
+            }
+            throw Self.dryRun
+        }
         return try await native(arn(record)) { () throws(KMSError) in
             let (current, changes) = try await keys.preview(change, on: record.keyId)
             guard changes else { return current }

@@ -63,6 +63,13 @@ struct AWSOperations: Sendable {
         "ListKeyPolicies": { ops, input, call throws(AWSFault) in try await ops.listKeyPolicies(&input, call) },
     ]
 
+    /// Operations that change nothing: they ignore `DryRun` (AWS's model does not give them
+    /// the member, and a wrong-typed unknown member is ignored like any other).
+    static let readOnly: Set<String> = [
+        "DescribeKey", "ListKeys", "GetKeyRotationStatus", "ListAliases", "ListResourceTags", "GetKeyPolicy",
+        "ListKeyPolicies", "GenerateRandom",
+    ]
+
     /// Every other operation of AWS KMS: `UnsupportedOperationException` (not `UnknownOperation`).
     static let unsupported: Set<String> = [
         "ConnectCustomKeyStore", "CreateCustomKeyStore", "CreateGrant", "DeleteCustomKeyStore",

@@ -158,7 +158,8 @@ struct AWSResponder: HTTPResponder {
                 status: .unsupportedMediaType)
         }
         var input = try AWSInput(body)
-        let call = AWSOperations.Call(caller: caller, address: address, dryRun: try input.dryRun())
+        let dryRun = AWSOperations.readOnly.contains(name) ? false : try input.dryRun()
+        let call = AWSOperations.Call(caller: caller, address: address, dryRun: dryRun)
         return (name, try await run(operations, &input, call))
     }
 }

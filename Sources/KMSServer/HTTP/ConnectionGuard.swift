@@ -49,6 +49,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var inFlight = 0
     /// Whether a request body is still arriving.
     private var readingBody = false
+    /// Whether this handler answered bytes that were not HTTP: the connection is closing, and
+    /// the decoder may report the same error twice (an unsupported HTTP version).
+    private var answeredMalformed = false
 
     init(counter: Counter, headerTimeout: TimeAmount, bodyTimeout: TimeAmount, malformed: @escaping MalformedAnswer) {
         self.counter = counter
@@ -111,17 +114,19 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// `400`), and with a pipelined answer still to come to Hummingbird, which sends its empty
     /// `400` after that answer (writing here would put this one first).
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if answeredMalformed { return }  // already answered; the connection is closing
         guard error is HTTPParserError, inFlight == 0, !readingBody else {
             context.fireErrorCaught(error)
             return
         }
-        disarm()
+        answeredMalformed = true
+        // A client that does not read the answer cannot hold the connection past the header deadline.
+        arm(headerTimeout, context: context)
         let (fields, text) = malformed()
         let body = ByteBuffer(string: text)
         var head = HTTPResponse(status: .badRequest, headerFields: fields)
         head.headerFields[.contentLength] = String(body.readableBytes)
         head.headerFields[.connection] = "close"
-        inFlight = 1  // nothing more is read or answered on this connection
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
         let channel = context.channel

@@ -68,20 +68,25 @@ enum CLIProcess {
         process.standardError = err
         process.standardInput = input
         try process.run()
-        if let stdin { input.fileHandleForWriting.write(stdin) }
-        try input.fileHandleForWriting.close()
-        // Standard error is drained on a thread of its own, so a process that fills its pipe
-        // while standard output is read does not wait for ever.
+        // Standard error is drained and standard input written on threads of their own, so a
+        // process that fills one pipe while another is being served does not wait for ever.
         let stderrData = Mutex(Data())
         let drained = DispatchSemaphore(value: 0)
-        let errHandle = err.fileHandleForReading
+        let written = DispatchSemaphore(value: 0)
+        let (errHandle, inHandle) = (err.fileHandleForReading, input.fileHandleForWriting)
         Thread.detachNewThread {
             let data = errHandle.readDataToEndOfFile()
             stderrData.withLock { $0 = data }
             drained.signal()
         }
+        Thread.detachNewThread {
+            if let stdin { inHandle.write(stdin) }
+            try? inHandle.close()
+            written.signal()
+        }
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         drained.wait()
+        written.wait()
         let stderr = stderrData.withLock { $0 }
         process.waitUntilExit()
         return (process.terminationStatus, stdout, stderr)
