@@ -54,11 +54,15 @@ public struct HTTPTransport: KMSTransport {
     /// https → http and to other hosts with the token and envelope headers
     /// and the body; a KMS never redirects, so a 3xx is refused instead.
     /// Otherwise it is the shared client's configuration (its pool), with a
-    /// 30 s read timeout instead of 90.
+    /// 30 s read timeout instead of 90, and idle connections dropped after 5 s:
+    /// the server closes a connection that sends no request within its header
+    /// deadline (`KMS_HEADER_TIMEOUT_MS`, 10 s by default), and a request
+    /// written as that close arrives fails (see `send`).
     public static let standard: HTTPClient = {
         var configuration = HTTPClient.Configuration.singletonConfiguration
         configuration.redirectConfiguration = .disallow
         configuration.timeout.read = .seconds(30)  // a body that stops arriving (see `send`)
+        configuration.connectionPool = .init(idleTimeout: .seconds(5))
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
@@ -79,7 +83,14 @@ public struct HTTPTransport: KMSTransport {
         // per request cost the client 10-30 us of CPU per call); a body that stops arriving altogether
         // meets the client's read timeout (30 s) instead.
         let deadline = NIODeadline.now() + timeout
-        let response = try await client.execute(outgoing, deadline: deadline)
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(outgoing, deadline: deadline)
+        } catch  where Self.isStaleConnection(error) {
+            // A pooled connection the server closed idle as the request was written: sent once more,
+            // before any answer came. Safe even for a sealed request: the server accepts a seq once.
+            response = try await client.execute(outgoing, deadline: deadline)
+        }
         var body = ByteBuffer()
         for try await var part in response.body {
             guard NIODeadline.now() < deadline else { throw HTTPClientError.deadlineExceeded }
@@ -91,5 +102,11 @@ public struct HTTPTransport: KMSTransport {
         return TransportResponse(
             status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
             body: Data(body.readableBytesView))
+    }
+
+    static func isStaleConnection(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError, error == .remoteConnectionClosed { return true }
+        if let error = error as? ChannelError, case .ioOnClosedChannel = error { return true }
+        return false
     }
 }

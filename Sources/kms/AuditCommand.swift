@@ -31,8 +31,11 @@ struct AuditCommand: AsyncParsableCommand {
         }
         let config = try KMSConfiguration.fromProcessEnvironment()
         let logger = Logger(label: "kms")
-        let masterKey = try MasterKeyLoader.load(
-            base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
+        // Only reads: a missing master key is an error here, never a new key.
+        guard
+            let masterKey = try MasterKeyLoader.loadExisting(
+                base64: config.masterKeyBase64, file: config.masterKeyFile)
+        else { throw ValidationError("no master key is configured here (KMS_MASTER_KEY_FILE); pass --public-key") }
         let store: any SecretBlobStore
         var database: PostgresDatabase?
         if config.store == .postgres {
@@ -44,7 +47,15 @@ struct AuditCommand: AsyncParsableCommand {
             store = FileSecretBlobStore(folder: config.keyStorePath)
         }
         defer { database?.shutdown() }
-        guard let key = try await AuditFiles.existingKey(store: store, masterKey: masterKey) else {
+        let stored: Curve25519.Signing.PrivateKey?
+        do {
+            stored = try await AuditFiles.existingKey(store: store, masterKey: masterKey)
+        } catch {
+            // A wrong master key, an unreachable store: said plainly, as a usage error (exit 64).
+            throw ValidationError(
+                "cannot read the audit key from the configured store (\(error.message)); pass --public-key")
+        }
+        guard let key = stored else {
             throw ValidationError("no audit key in the configured store yet; pass --public-key")
         }
         return key.publicKey
@@ -56,7 +67,9 @@ struct AuditCommand: AsyncParsableCommand {
             discussion: """
                 Exit code 0 when the chain holds and every entry is covered by a signed checkpoint; 1 when the \
                 chain holds but some entries are not signed (the last second of a running server, or a crash's \
-                tail); 2 when the log is broken. Files are checked in the order given (oldest first).
+                tail), or the log holds no entries; 2 when the log is broken; 64 when the command cannot run \
+                (bad arguments, no log found, the audit key unreadable). Files are checked in the order given \
+                (oldest first). It only reads.
                 """)
         @Argument(help: "Log files, oldest first (default: KMS_AUDIT_LOG and its rotated files).") var files: [String] =
             []
@@ -86,6 +99,11 @@ struct AuditCommand: AsyncParsableCommand {
                 print("audit log BROKEN after \(report.entries) valid entries: \(failure)")
                 throw ExitCode(2)
             }
+            guard report.entries > 0 || report.checkpoints > 0 else {
+                // Nothing was checked, not even the public key: a wiped log looks exactly like this.
+                print("NOT TAMPER-EVIDENT: the audit log holds no entries, so nothing is verified")
+                throw ExitCode(1)
+            }
             print(
                 "audit log OK: \(report.entries) entries, seq \(report.first ?? 0)...\(report.last ?? 0), "
                     + "\(report.checkpoints) signed checkpoints; chain and signatures hold")
@@ -105,10 +123,21 @@ struct AuditCommand: AsyncParsableCommand {
 
         func run() async throws {
             for file in try AuditCommand.files(files).reversed() {
-                let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
-                // The last entry (a signed checkpoint line after it names the same seq).
-                for line in text.split(separator: "\n").reversed() {
-                    guard let parsed = AuditChain.parse(String(line)) else { break }
+                guard let data = FileManager.default.contents(atPath: file.path) else {
+                    throw ValidationError("\(file.path) cannot be read")
+                }
+                guard data.isEmpty || data.last == 0x0A else {
+                    throw ValidationError(
+                        "\(file.lastPathComponent): the last line is incomplete; run kms audit verify")
+                }
+                // The last entry (a signed checkpoint line after it names the same seq). A line that is
+                // not an entry is an error, not a reason to look further back: that would print an
+                // older checkpoint and hide whatever follows it.
+                for line in AuditLines.split(data).reversed() {
+                    guard let line, let parsed = AuditChain.parse(line) else {
+                        throw ValidationError(
+                            "\(file.lastPathComponent) ends in a line that is not an audit entry; run kms audit verify")
+                    }
                     if parsed.kind != .checkpoint {
                         print(AuditVerifier.Checkpoint(seq: parsed.seq, hash: AuditChain.hash(line)).text)
                         return

@@ -1,4 +1,5 @@
 import Foundation
+import KMSClient
 import KMSCore
 import KMSServer
 import KMSTestSupport
@@ -112,6 +113,54 @@ import Testing
             })
         lines.swapAt(adjacent, adjacent + 1)
         try await check(lines.joined(separator: "\n") + "\n", expect: "reordered")
+    }
+
+    /// Verify reads the bytes the server wrote: a line ending in CR LF after the last LF, or a
+    /// U+FFFD of an entry turned into an invalid byte, was accepted when it split decoded text
+    /// (found by an outside probe); an empty log is not "OK"; `checkpoint` does not skip a bad last line.
+    @Test func auditVerifyReadsBytesNotText() async throws {
+        let server = try await ServeProcess()
+        let transport = HTTPTransport(baseURL: server.url)
+        let opened = try await transport.send(
+            TransportRequest(method: "GET", target: "/session/init", headers: [], body: nil))
+        let pending = try JSONSerialization.jsonObject(with: opened.body) as? [String: Any]
+        let sessionId = try #require(pending?["sessionId"] as? String)
+        // A refused exchange records the clientKey as sent, U+FFFD included (identity-v1 section 7).
+        let body = #"{"sessionId":"\#(sessionId)","wrappedKey":"AAAA","clientKey":"SHA256:�-x","signature":"AAAA"}"#
+        let refused = try await transport.send(
+            TransportRequest(
+                method: "POST", target: "/session/key-exchange", headers: [("Content-Type", "application/json")],
+                body: Data(body.utf8)))
+        #expect((400..<500).contains(refused.status))
+        #expect(try await server.stop() == 0)
+        let data = server.folder.appendingPathComponent("data")
+        let env = [
+            "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
+            "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
+        ]
+        let publicKey = try await CLIProcess.run(["audit", "public-key"], environment: env).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let log = try Data(contentsOf: data.appendingPathComponent("audit.log"))
+        let copy = server.folder.appendingPathComponent("copy.log")
+        func verify(_ bytes: Data) async throws -> CLIProcess.Output {
+            try bytes.write(to: copy)
+            return try await CLIProcess.run(["audit", "verify", copy.path, "--public-key", publicKey])
+        }
+        let original = try await verify(log)
+        #expect(original.status == 0, "\(original.stdout)")
+        let replacement = try #require(log.range(of: Data([0xEF, 0xBF, 0xBD])), "the refused clientKey is logged")
+        var lossy = log
+        lossy.replaceSubrange(replacement, with: [0xFF])
+        let invalid = try await verify(lossy)
+        #expect(invalid.status == 2 && invalid.stdout.contains("not UTF-8"), "\(invalid.stdout)")
+        let lines = log.split(separator: 0x0A)
+        let crlf = try await verify(log + lines[lines.count - 2] + Data([0x0D, 0x0A]))
+        #expect(crlf.status == 2 && crlf.stdout.contains("carriage return"), "\(crlf.stdout)")
+        let empty = try await verify(Data())
+        #expect(empty.status == 1 && empty.stdout.contains("no entries"), "\(empty.stdout)")
+        try (log + Data("garbage\n".utf8)).write(to: copy)
+        let checkpoint = try await CLIProcess.run(["audit", "checkpoint", copy.path])
+        #expect(checkpoint.status != 0 && checkpoint.stderr.contains("not an audit entry"), "\(checkpoint.stderr)")
     }
 
     /// A smoke run of `kms bench` (numbers are recorded in BENCHMARKS.md, never asserted).

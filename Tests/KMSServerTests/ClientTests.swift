@@ -126,6 +126,20 @@ extension ClientTests {
         listener.close()
     }
 
+    /// A keep-alive connection the server closed as the next request was written (its header
+    /// deadline) costs nothing: the request is sent once more on a new connection.
+    @Test func aConnectionClosedAsItIsReusedIsRetriedOnce() async throws {
+        let listener = try ClosingListener()
+        let transport = HTTPTransport(baseURL: "http://127.0.0.1:\(listener.port)")
+        for target in ["/first", "/second", "/third"] {
+            let response = try await transport.send(
+                TransportRequest(method: "GET", target: target, headers: [], body: nil))
+            #expect(response.status == 200, "\(target)")
+        }
+        #expect(listener.requests == 4)  // the second request was sent twice
+        listener.close()
+    }
+
     /// The transport does not follow a redirect (the token and envelope would go with it).
     @Test func redirectsAreNotFollowed() async throws {
         let listener = try StallingListener(

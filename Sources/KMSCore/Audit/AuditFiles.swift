@@ -52,8 +52,8 @@ public enum AuditFiles {
         var foundEnd = false
         for file in chain(for: current).reversed() {
             guard let data = FileManager.default.contents(atPath: file.path), !data.isEmpty else { continue }
-            for line in String(decoding: data, as: UTF8.self).split(separator: "\n").reversed() {
-                guard let parsed = AuditChain.parse(String(line)) else {
+            for line in AuditLines.split(data).reversed() {
+                guard let line, let parsed = AuditChain.parse(line) else {
                     throw KMSError.internal("an audit entry in \(file.path) is malformed; run kms audit verify")
                 }
                 if !foundEnd {

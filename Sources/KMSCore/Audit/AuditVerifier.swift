@@ -98,15 +98,16 @@ public enum AuditVerifier {
                 report.failure = "\(file.lastPathComponent): the last line is incomplete (truncated or torn write)"
                 return report
             }
-            let rawLines = String(decoding: data, as: UTF8.self).split(
-                separator: "\n", omittingEmptySubsequences: false
-            )
-            .dropLast()
+            let rawLines = AuditLines.split(data)
             let seqsInFile = Set(
-                rawLines.compactMap { AuditChain.parse(String($0)) }.filter { $0.kind != .checkpoint }.map(\.seq))
+                rawLines.compactMap { $0.flatMap(AuditChain.parse) }.filter { $0.kind != .checkpoint }.map(\.seq))
             for (index, raw) in rawLines.enumerated() {
-                let line = String(raw)
                 let place = "\(file.lastPathComponent) line \(index + 1)"
+                guard let line = raw else {
+                    report.failure =
+                        "\(place): not an audit entry (not UTF-8, or a carriage return: edited or corrupted)"
+                    return report
+                }
                 guard let entry = AuditChain.parse(line) else {
                     report.failure = "\(place): not an audit entry (edited or corrupted)"
                     return report

@@ -97,24 +97,8 @@ final class StallingListener: @unchecked Sendable {
     private let thread: Thread
 
     init(answer: String = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nx", trickle: Duration? = nil) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard fd >= 0, bound == 0, listen(fd, 8) == 0 else { throw CocoaError(.fileReadUnknown) }
-        var actual = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &actual) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        self.fd = fd
-        port = Int(UInt16(bigEndian: actual.sin_port))
+        (fd, port) = try listenOnLoopback()
+        let fd = self.fd
         let accepted = self.accepted
         let bytes = Array(answer.utf8)
         thread = Thread {
@@ -174,4 +158,83 @@ final class StallingListener: @unchecked Sendable {
             #endif
         }
     }
+}
+
+/// A loopback HTTP server that answers every request `200 ok`, except that
+/// its first connection is closed, unanswered, when its second request
+/// arrives: a keep-alive connection the server dropped as the client reused it.
+final class ClosingListener: @unchecked Sendable {
+    let fd: Int32
+    let port: Int
+    private final class Count: Sendable { let value = Mutex(0) }
+    private let count = Count()
+    /// Requests received, answered or not.
+    var requests: Int { count.value.withLock { $0 } }
+
+    init() throws {
+        (fd, port) = try listenOnLoopback()
+        let fd = self.fd
+        let counted = count
+        Thread {
+            var connection = 0
+            while true {
+                let client = accept(fd, nil, nil)
+                if client < 0 { return }
+                let first = connection == 0
+                connection += 1
+                Thread {
+                    var served = 0
+                    var buffer = [UInt8](repeating: 0, count: 4096)
+                    var pending: [UInt8] = []
+                    while true {
+                        let count = recv(client, &buffer, buffer.count, 0)
+                        if count <= 0 { break }
+                        pending += buffer[0..<count]
+                        guard pending.suffix(4).elementsEqual("\r\n\r\n".utf8) else { continue }
+                        pending = []
+                        counted.value.withLock { $0 += 1 }
+                        if first, served == 1 { break }  // the second request on the first connection
+                        let answer = Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".utf8)
+                        _ = answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                        served += 1
+                    }
+                    closeSocket(client)
+                }.start()
+            }
+        }.start()
+    }
+
+    func close() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        closeSocket(fd)
+    }
+}
+
+/// A TCP listener on 127.0.0.1 at a port the kernel picks.
+func listenOnLoopback() throws -> (fd: Int32, port: Int) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    guard fd >= 0, bound == 0, listen(fd, 8) == 0 else { throw CocoaError(.fileReadUnknown) }
+    var actual = sockaddr_in()
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &actual) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return (fd, Int(UInt16(bigEndian: actual.sin_port)))
+}
+
+func closeSocket(_ fd: Int32) {
+    #if canImport(Glibc)
+        _ = Glibc.close(fd)
+    #else
+        _ = Darwin.close(fd)
+    #endif
 }
