@@ -87,8 +87,10 @@ public struct HTTPTransport: KMSTransport {
         do {
             response = try await client.execute(outgoing, deadline: deadline)
         } catch  where Self.isStaleConnection(error) {
-            // A pooled connection the server closed idle as the request was written: sent once more,
-            // before any answer came. Safe even for a sealed request: the server accepts a seq once.
+            // The connection closed before any answer came: a pooled one the server closed idle as the
+            // request was written, or a server that stopped (or dropped the connection) after reading it.
+            // Sent once more: the server accepts a seq once, so a sealed request that did arrive is refused
+            // `replay_detected`, and a key exchange's second send finds its pending session used.
             response = try await client.execute(outgoing, deadline: deadline)
         }
         var body = ByteBuffer()

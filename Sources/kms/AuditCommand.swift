@@ -29,9 +29,19 @@ struct AuditCommand: AsyncParsableCommand {
             else { throw ValidationError("--public-key must be the base64 of a 32-byte Ed25519 public key") }
             return key
         }
+        do {
+            return try await storedPublicKey()
+        } catch let failure as StartupFailure {
+            // Configuration, master key or database: a usage error (64), not a verdict on the log (1, 2).
+            throw ValidationError("\(failure.description); or pass --public-key")
+        }
+    }
+
+    /// The public key of the audit key in the configured store. Only reads: no master
+    /// key is created and no database migration runs.
+    private static func storedPublicKey() async throws -> Curve25519.Signing.PublicKey {
         let config = try KMSConfiguration.fromProcessEnvironment()
         let logger = Logger(label: "kms")
-        // Only reads: a missing master key is an error here, never a new key.
         guard
             let masterKey = try MasterKeyLoader.loadExisting(
                 base64: config.masterKeyBase64, file: config.masterKeyFile)
@@ -40,7 +50,7 @@ struct AuditCommand: AsyncParsableCommand {
         var database: PostgresDatabase?
         if config.store == .postgres {
             let opened = try await PostgresDatabase(
-                url: config.databaseURL ?? "", prefix: config.databasePrefix, logger: logger)
+                url: config.databaseURL ?? "", prefix: config.databasePrefix, logger: logger, migrate: false)
             database = opened
             store = PostgresSecretBlobStore(database: opened)
         } else {
@@ -53,7 +63,8 @@ struct AuditCommand: AsyncParsableCommand {
         } catch {
             // A wrong master key, an unreachable store: said plainly, as a usage error (exit 64).
             throw ValidationError(
-                "cannot read the audit key from the configured store (\(error.message)); pass --public-key")
+                "cannot read the audit key from the configured store (\(error.detail ?? error.message)); pass --public-key"
+            )
         }
         guard let key = stored else {
             throw ValidationError("no audit key in the configured store yet; pass --public-key")

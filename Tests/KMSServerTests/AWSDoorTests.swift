@@ -141,6 +141,14 @@ import Testing
             let notPending = try await door.send(
                 "CancelKeyDeletion", #"{"KeyId":"\#(keyId)","DryRun":true}"#, accessKeyId: accessKeyId, secret: secret)
             #expect(code(notPending) == "KMSInvalidStateException", "\(notPending.json)")
+            let second = try await door.send("CreateKey", "{}", accessKeyId: accessKeyId, secret: secret)
+            let secondId = try #require((second.json["KeyMetadata"] as? [String: Any])?["KeyId"] as? String)
+            _ = try await door.send(
+                "DisableKey", #"{"KeyId":"\#(secondId)"}"#, accessKeyId: accessKeyId, secret: secret)
+            let rotateDisabled = try await door.send(
+                "RotateKeyOnDemand", #"{"KeyId":"\#(secondId)","DryRun":true}"#, accessKeyId: accessKeyId,
+                secret: secret)
+            #expect(code(rotateDisabled) == "DisabledException", "\(rotateDisabled.json)")
             let read = try await door.send(
                 "DescribeKey", #"{"KeyId":"\#(keyId)","DryRun":"x"}"#, accessKeyId: accessKeyId, secret: secret)
             #expect(read.status == 200, "\(read.json)")

@@ -193,7 +193,10 @@ extension AWSOperations {
 
     func rotateKeyOnDemand(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         let record = try await key(try input.string("KeyId"), .keysRotate, call)
-        if try input.dryRun() { throw Self.dryRun }
+        if try input.dryRun() {
+            try await native(arn(record)) { () throws(KMSError) in try record.checkUsable() }  // as the rotation checks
+            throw Self.dryRun
+        }
         _ = try await native(arn(record)) { () throws(KMSError) in
             try await audit.durableChange("key.rotate", [("key", record.keyId)], who: call.who) {
                 () throws(KMSError) in
