@@ -23,7 +23,10 @@ public enum ClientKeyLookup {
 
     /// `~/.config/kms/client.key`.
     public static var defaultPath: String {
-        FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".config/kms/client.key").path
+        // `$HOME` first, as shells and other tools read `~`; the user database only without it.
+        let home = ProcessInfo.processInfo.environment["HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+        return (home ?? FileManager.default.homeDirectoryForCurrentUser)
+            .appendingPathComponent(".config/kms/client.key").path
     }
 
     public static func find(environment: [String: String] = ProcessInfo.processInfo.environment) throws(Failure)

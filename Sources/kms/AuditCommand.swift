@@ -33,9 +33,12 @@ struct AuditCommand: AsyncParsableCommand {
             return try await storedPublicKey()
         } catch let failure as StartupFailure {
             // Configuration, master key or database: a usage error (64), not a verdict on the log (1, 2).
-            throw ValidationError("\(failure.description); or pass --public-key")
+            throw ValidationError("\(failure.description)\(Self.givenKeyHint)")
         }
     }
+
+    /// Where the key could not be read: `verify` also takes it given.
+    static let givenKeyHint = "; run this where `kms serve` runs, or give `kms audit verify` the key with --public-key"
 
     /// The public key of the audit key in the configured store. Only reads: no master
     /// key is created and no database migration runs.
@@ -45,7 +48,7 @@ struct AuditCommand: AsyncParsableCommand {
         guard
             let masterKey = try MasterKeyLoader.loadExisting(
                 base64: config.masterKeyBase64, file: config.masterKeyFile)
-        else { throw ValidationError("no master key is configured here (KMS_MASTER_KEY_FILE); pass --public-key") }
+        else { throw ValidationError("no master key is configured here (KMS_MASTER_KEY_FILE)\(givenKeyHint)") }
         let store: any SecretBlobStore
         var database: PostgresDatabase?
         if config.store == .postgres {
@@ -63,11 +66,10 @@ struct AuditCommand: AsyncParsableCommand {
         } catch {
             // A wrong master key, an unreachable store: said plainly, as a usage error (exit 64).
             throw ValidationError(
-                "cannot read the audit key from the configured store (\(error.detail ?? error.message)); pass --public-key"
-            )
+                "cannot read the audit key from the configured store (\(error.detail ?? error.message))\(givenKeyHint)")
         }
         guard let key = stored else {
-            throw ValidationError("no audit key in the configured store yet; pass --public-key")
+            throw ValidationError("no audit key in the configured store yet\(givenKeyHint)")
         }
         return key.publicKey
     }
@@ -104,8 +106,13 @@ struct AuditCommand: AsyncParsableCommand {
                 }
                 mark = parsed
             }
+            let logFiles = try AuditCommand.files(files)
+            for file in logFiles where !FileManager.default.isReadableFile(atPath: file.path) {
+                // A typo is not tampering: a usage error (64), where a broken log is 2.
+                throw ValidationError("\(file.path) cannot be read (no such file, or no permission)")
+            }
             let report = AuditVerifier.verify(
-                files: try AuditCommand.files(files), publicKey: key, checkpoint: mark, allowMidChainStart: partial)
+                files: logFiles, publicKey: key, checkpoint: mark, allowMidChainStart: partial)
             if let failure = report.failure {
                 print("audit log BROKEN after \(report.entries) valid entries: \(failure)")
                 throw ExitCode(2)

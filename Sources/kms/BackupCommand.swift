@@ -102,7 +102,8 @@ enum BackupSetup {
         logger.logLevel = .warning
         if config.masterKeyBase64 == nil, !FileManager.default.fileExists(atPath: config.masterKeyFile.path) {
             throw ValidationError(
-                "no master key at \(config.masterKeyFile.path) (KMS_MASTER_KEY_FILE): a backup opens only with the master key it was made under"
+                "no master key at \(config.masterKeyFile.path) (KMS_MASTER_KEY_FILE): run this where `kms serve` runs, "
+                    + "with its configuration (a backup opens only with the master key it was made under)"
             )
         }
         let masterKey = try MasterKeyLoader.load(

@@ -17,9 +17,14 @@ struct ServerKeyCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = try KMSConfiguration.fromProcessEnvironment()
-        let logger = Logger(label: "kms")
-        let masterKey = try MasterKeyLoader.load(
-            base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
+        // Only reads: where no master key is configured there is no identity key either.
+        guard
+            let masterKey = try MasterKeyLoader.loadExisting(
+                base64: config.masterKeyBase64, file: config.masterKeyFile)
+        else {
+            throw ValidationError(
+                "no master key at \(config.masterKeyFile.path) (KMS_MASTER_KEY_FILE); run this where `kms serve` runs")
+        }
         let store = FileSecretBlobStore(folder: config.keyStorePath)
         guard let identity = try await IdentityKeyLoader.loadExisting(store: store, masterKey: masterKey) else {
             throw ValidationError(

@@ -180,13 +180,18 @@ struct AcceptBatchTests {
             }
             return await group.reduce(into: []) { $0.append($1) }
         }
+        // A loaded machine may answer some calls `server_busy` (one session's queue is bounded, and so is
+        // the wait): never a second acceptance, and without a busy answer exactly one.
         for seq in UInt64(1)...30 {
             let forSeq = outcomes.filter { $0.0 == seq }
+            let accepted = forSeq.filter { $0.1 == nil }.count
+            let busy = forSeq.filter { $0.1 == .serverBusy }.count
+            #expect(accepted == 1 || (accepted == 0 && busy > 0), "seq \(seq) accepted \(accepted) times")
             #expect(
-                forSeq.filter { $0.1 == nil }.count == 1,
-                "seq \(seq) accepted \(forSeq.filter { $0.1 == nil }.count) times")
-            #expect(forSeq.filter { $0.1 == .replayDetected }.count == 3)
+                forSeq.allSatisfy { $0.1 == nil || $0.1 == .replayDetected || $0.1 == .serverBusy },
+                "seq \(seq): \(forSeq.map { $0.1?.rawValue ?? "accepted" })")
         }
+        #expect(outcomes.filter { $0.1 == nil }.count >= 20, "most seqs are accepted even on a loaded machine")
     }
 
     /// A batch the database refuses as a whole (here: text it cannot store)

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import HummingbirdTesting
 import KMSClient
@@ -130,13 +131,18 @@ extension ClientTests {
     /// deadline) costs nothing: the request is sent once more on a new connection.
     @Test func aConnectionClosedAsItIsReusedIsRetriedOnce() async throws {
         let listener = try ClosingListener()
-        let transport = HTTPTransport(baseURL: "http://127.0.0.1:\(listener.port)")
+        // One connection per host, so the second request surely reuses the first connection.
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 1
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let transport = HTTPTransport(baseURL: "http://127.0.0.1:\(listener.port)", client: client)
         for target in ["/first", "/second", "/third"] {
             let response = try await transport.send(
                 TransportRequest(method: "GET", target: target, headers: [], body: nil))
             #expect(response.status == 200, "\(target)")
         }
         #expect(listener.requests == 4)  // the second request was sent twice
+        try await client.shutdown()
         listener.close()
     }
 

@@ -76,3 +76,12 @@ public struct KMSError: Error, Sendable, Equatable {
         "the envelope did not authenticate: check the session key, method, target, session id and seq in the AAD")
     public static let tokenInUse = KMSError(.tokenInUse, "this token is already bound to a live session; use another")
 }
+
+/// How a `KMSError` reads where it is interpolated: CLI output and start-up
+/// failures, for the operator (with `detail`). What a client is sent is built
+/// from `code` and `message` only, never from this.
+extension KMSError: CustomStringConvertible {
+    public var description: String {
+        "\(code.rawValue): \(message)" + (detail.map { $0.isEmpty ? "" : " (\($0))" } ?? "")
+    }
+}
