@@ -29,7 +29,7 @@ struct RoutePermission<Inner>: Sendable {
             // An empty name is the inner request's fault: the handler answers its 400 (section 3's order).
             guard let reference = name(input, call), !reference.isEmpty else { return nil }
             // A name outside the key id and alias grammars names no key: it is decided like any
-            // missing key (identity-v1 section 4), so `404` only where a pattern matches it (`*`)
+            // missing key (identity-v1 section 4), so `404` only where a pattern matches it (`*`, a prefix)
             // and `403` elsewhere; `resolve` answers it without a store read.
             return try await KeyAccess.decide(permission, on: reference, grants: client.grants, resolve: resolve).keyId
         }
