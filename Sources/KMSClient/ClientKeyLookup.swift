@@ -54,13 +54,24 @@ public enum ClientKeyLookup {
         if FileManager.default.fileExists(atPath: defaultPath) {
             return Found(key: try read(defaultPath), path: defaultPath, notice: nil)
         }
-        let admin = environment["KMS_ADMIN_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 } ?? "./data/admin.key"
+        let admin = adminPath(environment)
         if FileManager.default.fileExists(atPath: admin) {
             return Found(
                 key: try read(admin), path: admin,
                 notice: "using the server's admin key \(admin) (no KMS_CLIENT_KEY_FILE or \(defaultPath))")
         }
         return nil
+    }
+
+    /// Where `find` looked, in its order, for a message when it found
+    /// nothing (`KMS_CLIENT_KEY_FILE` is named only when unset: a set one
+    /// that is missing is an error of its own).
+    public static func searched(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        "KMS_CLIENT_KEY_FILE is unset, and neither \(defaultPath) nor the server's admin key \(adminPath(environment)) exists"
+    }
+
+    private static func adminPath(_ environment: [String: String]) -> String {
+        environment["KMS_ADMIN_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 } ?? "./data/admin.key"
     }
 
     /// Reads one key file (the 48-byte PKCS#8 form only).

@@ -1,7 +1,6 @@
 import ArgumentParser
 
-/// `kms`: the server and its command-line client in one binary.
-@main
+/// `kms`: the server and its command-line client in one binary (run by `Entry`).
 struct KMSCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kms",

@@ -4,6 +4,7 @@ import Hummingbird
 import KMSCore
 import KMSServer
 import Logging
+import NIOCore
 
 /// `kms serve`: runs the HTTP server until SIGTERM or SIGINT.
 struct ServeCommand: AsyncParsableCommand {
@@ -35,8 +36,16 @@ struct ServeCommand: AsyncParsableCommand {
         var dependencies = AppDependencies()
         dependencies.logger = logger
         do {
+            try await ListenCheck.check(config)
             let app = try await buildApplication(config, dependencies: dependencies)
             try await runUntilSignalled(app, logger: logger)
+        } catch let error as IOError where [EADDRINUSE, EACCES, EADDRNOTAVAIL].contains(error.errnoCode) {
+            // Taken between the check and the bind: the same words, naming both doors when there are two.
+            let variables =
+                "KMS_HOST, KMS_PORT" + (config.aws == nil ? "" : "; or the AWS door's KMS_AWS_HOST, KMS_AWS_PORT")
+            let failure = ListenCheck.failure(host: config.host, port: config.port, variables: variables, error)
+            FileHandle.standardError.write(Data("kms serve: \(failure.description)\n".utf8))
+            throw ExitCode(1)
         } catch let error as StartupFailure {
             FileHandle.standardError.write(Data("kms serve: \(error.description)\n".utf8))
             throw ExitCode(1)

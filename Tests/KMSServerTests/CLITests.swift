@@ -377,6 +377,67 @@ import Testing
         #expect(fingerprint != nil && second.logText.contains(String(fingerprint ?? "none")))
         #expect(try await second.stop() == 0)
     }
+
+    /// A port already taken stops a first start before it writes a master key
+    /// or a store, and the message names the address and the variables.
+    @Test func aPortInUseStopsServeBeforeItWritesAnything() async throws {
+        let running = try await ServeProcess()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-port-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let second = try await CLIProcess.run(
+            ["serve"],
+            environment: [
+                "KMS_HOST": "127.0.0.1", "KMS_PORT": "\(running.port)",
+                "KEY_STORE_PATH": folder.appendingPathComponent("keys").path,
+                "KMS_MASTER_KEY_FILE": folder.appendingPathComponent("master.key").path,
+                "KMS_AUDIT_LOG": folder.appendingPathComponent("audit.log").path,
+                "KMS_ADMIN_KEY_FILE": folder.appendingPathComponent("admin.key").path,
+            ])
+        #expect(second.status == 1, "\(second.stderr)")
+        #expect(
+            second.stderr.contains("127.0.0.1:\(running.port) (KMS_HOST, KMS_PORT)")
+                && second.stderr.contains("already in use"), "\(second.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: folder.path))
+        #expect(try await running.stop() == 0)
+    }
+
+    #if os(Linux)
+        /// No core dump can put the server's keys on disk: its core size limit is zero
+        /// (the dumpable flag, cleared beside it, cannot be seen from outside by root).
+        @Test func serveRunsWithoutCoreDumps() async throws {
+            let server = try await ServeProcess()
+            let limits = try String(
+                contentsOfFile: "/proc/\(server.process.processIdentifier)/limits", encoding: .utf8)
+            let line = limits.split(separator: "\n").first { $0.hasPrefix("Max core file size") }
+            let values = line.map { Array($0.split(separator: " ").dropFirst(4).prefix(2)) }
+            #expect(values == ["0", "0"], "\(line ?? "no core line")")
+            #expect(try await server.stop() == 0)
+        }
+    #endif
+
+    /// `client-key show --json`, and where the CLI looked when it found no key.
+    @Test func clientKeyShowsJSONAndNamesWhereItLooked() async throws {
+        let server = try await ServeProcess()
+        let shown = try await CLIProcess.run(
+            ["client-key", "show", "--json"], environment: ["KMS_CLIENT_KEY_FILE": server.adminKeyFile])
+        let object = try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: String]
+        #expect(shown.status == 0 && object?["keyFile"] == server.adminKeyFile, "\(shown.stdout)\(shown.stderr)")
+        #expect(object?["fingerprint"]?.hasPrefix("SHA256:") == true && object?["publicKey"]?.count == 44)
+        let empty = server.folder.appendingPathComponent("empty-home")
+        let nowhere = [
+            "KMS_CLIENT_KEY_FILE": "", "HOME": empty.path, "BASE_URL": server.url,
+            "KMS_ADMIN_KEY_FILE": empty.appendingPathComponent("admin.key").path,
+        ]
+        let none = try await CLIProcess.run(["client-key", "show"], environment: nowhere)
+        #expect(
+            none.status != 0 && none.stderr.contains("KMS_CLIENT_KEY_FILE is unset")
+                && none.stderr.contains(empty.path), "\(none.stderr)")
+        let refused = try await CLIProcess.run(["keys", "list"], environment: nowhere)
+        #expect(
+            refused.status != 0 && refused.stderr.contains("no client key was found")
+                && refused.stderr.contains("kms client-key init"), "\(refused.stderr)")
+        #expect(try await server.stop() == 0)
+    }
 }
 
 enum DurableMode {

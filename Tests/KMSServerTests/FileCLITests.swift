@@ -78,6 +78,15 @@ import Testing
         #expect(
             inspected.stdout.contains("\"unverifiedPlaintextSize\" : \(plain.count)")
                 && inspected.stdout.contains("key_"))
+        // `-` reads standard input: a pipe here, so the size is counted, not sought.
+        // An input that cannot be read is a usage error (64) for every verb, named as such.
+        let missing = try await CLIProcess.run(
+            ["decrypt-file", folder.appendingPathComponent("absent.kms").path, "-"], environment: env)
+        #expect(missing.status == 64 && missing.stderr.contains("cannot read"), "\(missing.stderr)")
+        #expect(!missing.stderr.contains("cannot reach"), "\(missing.stderr)")
+        let inspectedPipe = try await CLIProcess.run(
+            ["inspect-file", "--json", "-"], stdin: try Data(contentsOf: sealed))
+        #expect(inspectedPipe.status == 0 && inspectedPipe.stdout == inspected.stdout, "\(inspectedPipe.stderr)")
 
         let back = folder.appendingPathComponent("back.raw")
         let decrypted = try await CLIProcess.run(["decrypt-file", sealed.path, back.path], environment: env)

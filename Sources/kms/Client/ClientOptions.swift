@@ -54,11 +54,20 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
         return value
     } catch let error as KMSClientError {
         try? await client.close()
-        throw CLIFailure(message: error.description)
+        var message = error.description
+        if client.configuration.clientKey == nil, case .server(_, _, _, _, "clientKey") = error {
+            // The server wants a signed key exchange and this client had no key to sign with.
+            message +=
+                "\nno client key was found: \(ClientKeyLookup.searched()). Make one with `kms client-key init` and have an admin enrol it (docs/identity.md)."
+        }
+        throw CLIFailure(message: message)
     } catch let error as FileFormatError {
         try? await client.close()
         throw CLIFailure(message: error.description)
     } catch let error as CLIFailure {
+        try? await client.close()
+        throw error
+    } catch let error as ValidationError {
         try? await client.close()
         throw error
     } catch let error as CocoaError {

@@ -18,6 +18,7 @@ struct ClientKeyCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write a new key file (mode 0600, never over an existing one) and print what to enrol.")
         @Option(help: "Key file (default: KMS_CLIENT_KEY_FILE, else ~/.config/kms/client.key).") var file: String?
+        @Flag(name: .long, help: "Print JSON for scripts instead of readable text.") var json = false
 
         func run() async throws {
             let path =
@@ -33,25 +34,38 @@ struct ClientKeyCommand: AsyncParsableCommand {
             } catch let failure as DurableFile.Failure {
                 throw CLIFailure(message: failure.description)
             }
-            printKey(key, path: path)
+            try printKey(key, path: path, json: json)
         }
     }
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the public key and fingerprint of the key in use.")
+        @Flag(name: .long, help: "Print JSON for scripts instead of readable text.") var json = false
 
         func run() async throws {
             guard let found = try ClientKeyLookup.find() else {
-                throw CLIFailure(message: "no client key: run `kms client-key init`")
+                throw CLIFailure(message: "no client key: \(ClientKeyLookup.searched()); run `kms client-key init`")
             }
-            printKey(found.key, path: found.path)
+            try printKey(found.key, path: found.path, json: json)
         }
     }
 }
 
-private func printKey(_ key: Curve25519.Signing.PrivateKey, path: String) {
+/// What `client-key init` and `show` print: the public half only.
+private struct ClientKeyReport: Encodable {
+    let keyFile: String
+    let publicKey: String
+    let fingerprint: String
+}
+
+private func printKey(_ key: Curve25519.Signing.PrivateKey, path: String, json: Bool) throws {
     let raw = key.publicKey.rawRepresentation
+    if json {
+        return try printJSON(
+            ClientKeyReport(
+                keyFile: path, publicKey: Base64.encode(raw), fingerprint: ClientAuth.fingerprint(rawPublicKey: raw)))
+    }
     print("key file    \(path)")
     print("publicKey   \(Base64.encode(raw))")
     print("fingerprint \(ClientAuth.fingerprint(rawPublicKey: raw))")

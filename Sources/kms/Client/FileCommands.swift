@@ -27,21 +27,22 @@ struct FileEndpoints {
     let input: String
     let output: String
 
+    /// `path`, or standard input for `-`; one that cannot be opened is a usage error (64).
+    static func open(_ path: String) throws -> FileHandle {
+        guard path != "-" else { return FileHandle.standardInput }
+        do {
+            return try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+        } catch {
+            throw ValidationError("cannot read \(path)")
+        }
+    }
+
     /// `privateInput`: plain reads into this process's own memory, not a mapping, as decryption must.
     func withStreams<T>(
         privateInput: Bool = false, _ body: (FileStream.Read, FileStream.Write, FileHandle) async throws -> T
     ) async throws -> T {
         tuneAllocatorForStreaming()
-        let source: FileHandle
-        if input == "-" {
-            source = FileHandle.standardInput
-        } else {
-            do {
-                source = try FileHandle(forReadingFrom: URL(fileURLWithPath: input))
-            } catch {
-                throw CLIFailure(message: "cannot read \(input)")
-            }
-        }
+        let source = try Self.open(input)
         defer { if input != "-" { try? source.close() } }
         let reader = privateInput ? { try FileIO.readExactly(source, $0) } : FileIO.sequentialReader(source)
         let read: FileStream.Read = { try reader($0) }
@@ -50,7 +51,7 @@ struct FileEndpoints {
         }
         let destination = URL(fileURLWithPath: output)
         guard FileManager.default.isWritableFile(atPath: destination.deletingLastPathComponent().path) else {
-            throw CLIFailure(message: "cannot write in the folder of \(output)")
+            throw ValidationError("cannot write in the folder of \(output)")
         }
         // Interrupted (Ctrl-C, SIGTERM, SIGHUP) before the output is committed, final fsync included:
         // remove the partial temporary file, then exit.
@@ -247,7 +248,7 @@ struct InspectFileCommand: AsyncParsableCommand {
         commandName: "inspect-file",
         abstract: "Show a kms file's key, version, context and sizes (no server needed, nothing decrypted).")
     @Flag(name: .long, help: "Print JSON.") var json = false
-    @Argument(help: "The encrypted file.") var input: String
+    @Argument(help: "The encrypted file, or - for standard input.") var input: String
 
     struct Report: Encodable {
         let keyId: String?
@@ -267,16 +268,11 @@ struct InspectFileCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let handle: FileHandle
-        do {
-            handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: input))
-        } catch {
-            throw CLIFailure(message: "cannot read \(input)")
-        }
-        defer { try? handle.close() }
+        let handle = try FileEndpoints.open(input)
+        defer { if input != "-" { try? handle.close() } }
         do {
             let (header, length, _) = try await FileStream.readHeader(read: { try FileIO.readExactly(handle, $0) })
-            let layout = try FileLayout(headerLength: length, fileSize: try handle.seekToEnd())
+            let layout = try FileLayout(headerLength: length, fileSize: try Self.size(of: handle, afterHeader: length))
             let parts = header.wrappedKey.split(separator: ":")
             let report = Report(
                 keyId: parts.count == 5 ? String(parts[2]) : nil, version: parts.count == 5 ? Int(parts[3]) : nil,
@@ -292,6 +288,15 @@ struct InspectFileCommand: AsyncParsableCommand {
         } catch let error as FileFormatError {
             throw CLIFailure(message: error.description)
         }
+    }
+
+    /// The whole file's size: a regular file's end, or for a pipe the
+    /// header, its commitment and every byte that follows, read and dropped.
+    private static func size(of handle: FileHandle, afterHeader length: Int) throws -> UInt64 {
+        if let end = try? handle.seekToEnd() { return end }
+        var size = UInt64(length + FileFormat.commitmentSize)
+        while let block = try handle.read(upToCount: 1 << 20), !block.isEmpty { size += UInt64(block.count) }
+        return size
     }
 }
 
