@@ -56,6 +56,15 @@ public func buildApplication(
     } catch {
         throw StartupFailure(description: "KMS_AUDIT_LOG: \(error.description)")
     }
+    if config.store == .file, dependencies.keyStore == nil,
+        let leftover = FileBackupStore.interruptedRestore(in: config.keyStorePath)
+    {
+        // A first start here would begin an empty KMS (or a half-restored one) without a word.
+        throw StartupFailure(
+            description:
+                "KEY_STORE_PATH: \(config.keyStorePath.path) holds \(leftover), left by a kms restore that did not finish, so the store is not what the backup held; run the restore again (it clears the staging folder, and says what to do when more is left)"
+        )
+    }
     do {
         try DurableFile.prepareFolder(config.keyStorePath)
     } catch {

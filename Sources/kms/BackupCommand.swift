@@ -19,25 +19,38 @@ struct BackupCommand: AsyncParsableCommand {
             opened first: a backup that could not be restored is never written.
             """)
 
-    @Option(help: "The backup file (written mode 0600 via a temporary file and a rename).") var out: String
+    @Option(help: "The backup file (written mode 0600 via a temporary file and a rename), or - for standard output.")
+    var out: String
     @Flag(help: "Replace FILE when it exists.") var force = false
 
     func run() async throws {
         let url = URL(fileURLWithPath: out)
-        guard force || !FileManager.default.fileExists(atPath: url.path) else {
-            throw ValidationError("\(out) exists; pass --force to replace it")
+        var isFolder: ObjCBool = false
+        if out != "-", FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) {
+            guard !isFolder.boolValue else {
+                throw ValidationError("\(out) is a folder; --out names the file to write")
+            }
+            guard force else { throw ValidationError("\(out) exists; pass --force to replace it") }
         }
         let (config, masterKey, database) = try await BackupSetup.open()
         defer { database?.shutdown() }
-        let contents =
-            if let database {
-                try await PostgresBackupStore(database: database).read()
-            } else {
-                try await FileBackupStore.read(folder: config.keyStorePath)
-            }
-        let data = try BackupFile.encode(
-            contents, store: config.store.rawValue, createdAt: Date(), masterKey: masterKey)
-        let counts = try BackupFile.decode(data, masterKey: masterKey).counts
+        let (data, counts) = try await BackupSetup.offline { () async throws(KMSError) in
+            let contents =
+                if let database {
+                    try await PostgresBackupStore(database: database).read()
+                } else {
+                    try await FileBackupStore.read(folder: config.keyStorePath)
+                }
+            let data = try BackupFile.encode(
+                contents, store: config.store.rawValue, createdAt: Date(), masterKey: masterKey)
+            return (data, try BackupFile.decode(data, masterKey: masterKey).counts)
+        }
+        if out == "-" {
+            // Standard output carries the file; the counts go to standard error.
+            FileHandle.standardOutput.write(data)
+            FileHandle.standardError.write(Data((BackupSetup.json(counts) + "\n").utf8))
+            return
+        }
         do {
             if force {
                 try DurableFile.write(data, to: url, mode: 0o600)
@@ -72,21 +85,46 @@ struct RestoreCommand: AsyncParsableCommand {
     var replaceServerSecrets = false
 
     func run() async throws {
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: file, isDirectory: &isFolder), isFolder.boolValue {
+            throw ValidationError("\(file) is a folder; name the backup file")
+        }
         guard let data = FileManager.default.contents(atPath: file) else {
             throw ValidationError("cannot read \(file)")
         }
-        let (config, masterKey, database) = try await BackupSetup.open(migrate: true)
+        let config = try KMSConfiguration.fromProcessEnvironment()
+        // Refused while a server writes this deployment (it would overwrite what is restored), and
+        // keeps a server from starting on the store until the restore is done.
+        let writerLock: AuditWriterLock?
+        do {
+            writerLock = try AuditWriterLock.acquire(forLog: config.auditLog)
+        } catch {
+            throw CLIFailure(message: "\(error.description) (kms restore needs the servers of this store stopped)")
+        }
+        defer { withExtendedLifetime(writerLock) {} }
+        let (_, masterKey, database) = try await BackupSetup.open(migrate: true)
         defer { database?.shutdown() }
-        let (contents, counts, _) = try BackupFile.decode(data, masterKey: masterKey)
-        if let database {
-            try await PostgresBackupStore(database: database).restore(
-                contents, masterKey: masterKey, replaceServerSecrets: replaceServerSecrets
-            ) { restored throws(KMSError) in
-                try await contents.verify(restored: restored, masterKey: masterKey)
+        let counts = try await BackupSetup.offline { () async throws(KMSError) in
+            let (contents, counts, _) = try BackupFile.decode(data, masterKey: masterKey)
+            if let database {
+                try await PostgresBackupStore(database: database).restore(
+                    contents, masterKey: masterKey, replaceServerSecrets: replaceServerSecrets
+                ) { restored throws(KMSError) in
+                    try await contents.verify(restored: restored, masterKey: masterKey)
+                }
+            } else {
+                try await FileBackupStore.restore(
+                    contents, into: config.keyStorePath, masterKey: masterKey,
+                    replaceServerSecrets: replaceServerSecrets, lifecycle: KeyLifecycle(graceMs: config.keyGraceMs))
             }
-        } else {
-            try await FileBackupStore.restore(
-                contents, into: config.keyStorePath, masterKey: masterKey, replaceServerSecrets: replaceServerSecrets)
+            return counts
+        }
+        if replaceServerSecrets, FileManager.default.fileExists(atPath: config.auditLog.path) {
+            // The audit key was replaced with the backup's: the old log no longer verifies under it.
+            FileHandle.standardError.write(
+                Data(
+                    "note: \(config.auditLog.path) was signed by the audit key this restore replaced, so it no longer verifies here: move it aside before starting the server, which then begins a log of its own (docs/api.md, backup and restore)\n"
+                        .utf8))
         }
         print(BackupSetup.json(counts))
     }
@@ -113,6 +151,17 @@ enum BackupSetup {
         let database = try await PostgresDatabase(
             url: url, prefix: config.databasePrefix, logger: logger, migrate: migrate)
         return (config, masterKey, database)
+    }
+
+    /// Runs a backup or restore step; a refusal reads as what it is for a
+    /// command run on the server's host (the message without a server's
+    /// wording such as "see its log", with the detail that names the cause).
+    static func offline<T>(_ body: () async throws(KMSError) -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw CLIFailure(message: "\(error.code.rawValue): \(error.detail ?? error.message)")
+        }
     }
 
     static func json(_ counts: BackupContents.Counts) -> String {

@@ -313,10 +313,11 @@ struct DoctorCommand: AsyncParsableCommand {
         let count = line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
         let defaults = config.trustedProxies.map(\.description) == KMSConfiguration.defaultTrustedProxies
         if count > 0, defaults {
-            // The defaults trust loopback, where local clients (this CLI among them) send no header: expected.
+            // Local clients (this CLI among them) look exactly like a reverse proxy on this host that sets no
+            // header, and that proxy would open the allowlist to everyone: a warning, worded for both cases.
             report(
-                .ok, "proxy",
-                "\(Int(count)) requests came from loopback without X-Forwarded-For: local clients, expected with the default KMS_TRUSTED_PROXIES (if a reverse proxy runs on this host, make it set the header; docs/deploy.md)"
+                .warn, "proxy",
+                "\(Int(count)) requests came from loopback without X-Forwarded-For: expected of local clients (kms on this host) under the default KMS_TRUSTED_PROXIES, but if a reverse proxy runs on this host every client it forwards looks local; make it set the header, or set KMS_TRUSTED_PROXIES= (empty) when no proxy runs here (docs/deploy.md)"
             )
         } else if count > 0 {
             report(

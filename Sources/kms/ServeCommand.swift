@@ -41,10 +41,13 @@ struct ServeCommand: AsyncParsableCommand {
             try await runUntilSignalled(app, logger: logger)
         } catch let error as IOError where [EADDRINUSE, EACCES, EADDRNOTAVAIL].contains(error.errnoCode) {
             // Taken between the check and the bind: the same words, naming both doors when there are two.
-            let variables =
-                "KMS_HOST, KMS_PORT" + (config.aws == nil ? "" : "; or the AWS door's KMS_AWS_HOST, KMS_AWS_PORT")
-            let failure = ListenCheck.failure(host: config.host, port: config.port, variables: variables, error)
-            FileHandle.standardError.write(Data("kms serve: \(failure.description)\n".utf8))
+            var failure = ListenCheck.failure(
+                host: config.host, port: config.port, variables: "KMS_HOST, KMS_PORT", error
+            ).description
+            if let aws = config.aws {
+                failure += " (or the AWS door's \(aws.host):\(aws.port), KMS_AWS_HOST, KMS_AWS_PORT)"
+            }
+            FileHandle.standardError.write(Data("kms serve: \(failure)\n".utf8))
             throw ExitCode(1)
         } catch let error as StartupFailure {
             FileHandle.standardError.write(Data("kms serve: \(error.description)\n".utf8))

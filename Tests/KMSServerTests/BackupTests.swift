@@ -42,11 +42,19 @@ import Testing
 
     /// The backup with its two access-key lines swapped, its manifest's SHA-256 and MAC made again.
     static func swappingAccessKeyLines(_ data: Data, masterKey: MasterKey) throws -> Data {
+        try edited(data, masterKey: masterKey) { lines in
+            let indices = lines.indices.filter { lines[$0].contains(#""type":"accessKey""#) }
+            try #require(indices.count == 2)
+            lines.swapAt(indices[0], indices[1])
+        }
+    }
+
+    /// The backup with its lines changed by `edit`, its manifest's SHA-256 and MAC made again
+    /// (what only a holder of the master key can do).
+    static func edited(_ data: Data, masterKey: MasterKey, _ edit: (inout [String]) throws -> Void) throws -> Data {
         var lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
         guard let manifest = lines.popLast() else { throw CLIFailure("an empty backup") }
-        let indices = lines.indices.filter { lines[$0].contains(#""type":"accessKey""#) }
-        try #require(indices.count == 2)
-        lines.swapAt(indices[0], indices[1])
+        try edit(&lines)
         let body = Data(lines.map { $0 + "\n" }.joined().utf8)
         func hex(_ bytes: some Sequence<UInt8>) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
         let old = try JSONSerialization.jsonObject(with: Data(manifest.utf8)) as? [String: Any] ?? [:]
@@ -163,5 +171,69 @@ import Testing
         }
         try await restoredClient.close()
         #expect(try await b.stop() == 0)
+    }
+
+    /// What a black-box probe of backup and restore found, each refused before it can break a store:
+    /// a restore while a server writes the deployment, a crafted alias that names a path, a store
+    /// left by a restore that did not finish; and grace versions written as `grace`.
+    @Test func restoreRefusesWhatWouldBreakTheStore() async throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kms-restore-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let source = Self.environment("file", folder: scratch.appendingPathComponent("a"))
+        let a = try await ServeProcess(environment: source)
+        let admin = source.merging(["BASE_URL": a.url, "KMS_CLIENT_KEY_FILE": source["KMS_ADMIN_KEY_FILE"] ?? ""]) {
+            $1
+        }
+        #expect(try await CLIProcess.run(["keys", "generate", "--alias", "photos"], environment: admin).status == 0)
+        #expect(try await CLIProcess.run(["keys", "rotate", "photos"], environment: admin).status == 0)
+        let file = scratch.appendingPathComponent("kms.backup")
+        #expect(try await CLIProcess.run(["backup", "--out", file.path], environment: source).status == 0)
+
+        // A server runs on the deployment: refused before anything is read or written.
+        let busy = try await CLIProcess.run(["restore", file.path], environment: source)
+        #expect(busy.status != 0 && busy.stderr.contains("another process"), "\(busy.stderr)")
+
+        // --out: a folder is named as such; - is standard output.
+        let folderOut = try await CLIProcess.run(["backup", "--out", scratch.path], environment: source)
+        #expect(folderOut.status == 64 && folderOut.stderr.contains("is a folder"), "\(folderOut.stderr)")
+        let piped = try await CLIProcess.runData(["backup", "--out", "-"], environment: source)
+        #expect(try Data(contentsOf: file).count == piped.count)
+        #expect(try await a.stop() == 0)
+
+        let target = Self.environment("file", folder: scratch.appendingPathComponent("b"))
+        let keys = URL(fileURLWithPath: target["KEY_STORE_PATH"] ?? "")
+        try FileManager.default.createDirectory(
+            at: keys, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let masterKeyFile = URL(fileURLWithPath: source["KMS_MASTER_KEY_FILE"] ?? "")
+        try Data(contentsOf: masterKeyFile).write(to: URL(fileURLWithPath: target["KMS_MASTER_KEY_FILE"] ?? ""))
+        let masterKey = try MasterKeyLoader.load(base64: nil, file: masterKeyFile, logger: .init(label: "test"))
+
+        // An alias that is a path, in a file signed again with the master key.
+        let crafted = scratch.appendingPathComponent("crafted.backup")
+        try Self.edited(try Data(contentsOf: file), masterKey: masterKey) { lines in
+            let index = try #require(lines.firstIndex { $0.contains(#""type":"alias""#) })
+            lines[index] = lines[index].replacingOccurrences(of: #""alias":"photos""#, with: #""alias":"../../PWNED""#)
+        }.write(to: crafted)
+        let traversal = try await CLIProcess.run(["restore", crafted.path], environment: target)
+        #expect(traversal.status != 0 && traversal.stderr.contains("is not an alias"), "\(traversal.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: scratch.appendingPathComponent("PWNED").path))
+
+        // A restore killed while staging leaves its folder: serve refuses the store, a new restore clears it.
+        let staging = keys.appendingPathComponent(".restore-0badc0de")
+        try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: false)
+        let refusedStart = try await CLIProcess.run(
+            ["serve"], environment: target.merging(["KMS_HOST": "127.0.0.1", "KMS_PORT": "\(TestPorts.take())"]) { $1 })
+        #expect(refusedStart.status == 1 && refusedStart.stderr.contains("did not finish"), "\(refusedStart.stderr)")
+        #expect(
+            !FileManager.default.fileExists(atPath: keys.appendingPathComponent("identity-rsa-4096.secret.json").path))
+        let restored = try await CLIProcess.run(["restore", file.path], environment: target)
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: staging.path))
+
+        // The first version is in its grace period, and its file says so, as the server writes it.
+        let keyFile = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: keys.appendingPathComponent("keys").path).first)
+        let text = try String(contentsOf: keys.appendingPathComponent("keys/\(keyFile)"), encoding: .utf8)
+        #expect(text.contains(#""status": "grace""#), "\(text)")
     }
 }

@@ -95,11 +95,13 @@ import Testing
     }
 
     /// The default trusted proxies are loopback, where local clients send no
-    /// X-Forwarded-For: expected, so no warning (a newcomer's walk found one).
-    @Test func localClientsUnderTheDefaultProxiesAreNoWarning() async throws {
+    /// X-Forwarded-For, and where a proxy that sends none would open the
+    /// allowlist: still a warning, which says both (a newcomer found the old
+    /// one alarming; a review found that silencing it hid the proxy case).
+    @Test func localClientsUnderTheDefaultProxiesAreExplained() async throws {
         let report = try await Self.proxyReport(trustedProxies: nil)
-        #expect(report.contains("ok    proxy") && report.contains("expected"), "\(report)")
-        #expect(!report.contains("WARN  proxy"), "\(report)")
+        #expect(report.contains("WARN  proxy") && report.contains("expected of local clients"), "\(report)")
+        #expect(report.contains("KMS_TRUSTED_PROXIES= (empty)"), "\(report)")
     }
 
     /// Doctor's report after one local request without X-Forwarded-For.

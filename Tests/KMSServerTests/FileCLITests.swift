@@ -84,6 +84,8 @@ import Testing
             ["decrypt-file", folder.appendingPathComponent("absent.kms").path, "-"], environment: env)
         #expect(missing.status == 64 && missing.stderr.contains("cannot read"), "\(missing.stderr)")
         #expect(!missing.stderr.contains("cannot reach"), "\(missing.stderr)")
+        let aFolder = try await CLIProcess.run(["inspect-file", folder.path])
+        #expect(aFolder.status == 64 && aFolder.stderr.contains("is a folder"), "\(aFolder.stderr)")
         let inspectedPipe = try await CLIProcess.run(
             ["inspect-file", "--json", "-"], stdin: try Data(contentsOf: sealed))
         #expect(inspectedPipe.status == 0 && inspectedPipe.stdout == inspected.stdout, "\(inspectedPipe.stderr)")

@@ -56,6 +56,9 @@ public struct BackupContents: Sendable, Equatable {
         public var clients = 0
         public var accessKeys = 0
 
+        /// `7 keys, 12 versions, …` for messages.
+        public var summary: String { members.map { "\($0.1) \($0.0)" }.joined(separator: ", ") }
+
         public var members: [(String, Int)] {
             [
                 ("keys", keys), ("versions", versions), ("aliases", aliases), ("secrets", secrets),
@@ -111,7 +114,8 @@ public struct BackupContents: Sendable, Equatable {
         let expected = try open(with: masterKey).counts
         let found = try restored.open(with: masterKey).counts
         guard expected == found else {
-            throw KMSError.internal("the restored store holds \(found.members), the backup \(expected.members)")
+            throw KMSError.internal(
+                "the restored store holds \(found.summary), the backup \(expected.summary): nothing was kept")
         }
         let byId = Dictionary(restored.keys.map { ($0.keyId, $0) }, uniquingKeysWith: { first, _ in first })
         let memory = InMemoryKeyStore()

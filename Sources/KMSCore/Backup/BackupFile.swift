@@ -158,13 +158,26 @@ public enum BackupFile {
             case "key":
                 guard case .object(let members)? = try? JSONParser.parse(Data(line)) else { return }
                 let record = JSONValue.object(members.filter { $0.0 != "type" }).serialized()
-                contents.keys.append(try KeyFileFormat.decode(Data(record.utf8)))
+                let key = try KeyFileFormat.decode(Data(record.utf8))
+                // Names become file names in the file store: only the grammar of section 3 passes.
+                guard KeyIdentifier.isKeyId(key.keyId) else {
+                    throw RequestFieldError(field: "keyId", message: "is not a key id (key_ and URL-safe base64)")
+                }
+                contents.keys.append(key)
             case "alias":
                 let alias = AliasRecord(
                     alias: try object.string("alias"), keyId: try object.string("keyId"),
                     createdAt: try KeyFileFormat.date(object.string("createdAt"), field: "createdAt"),
                     updatedAt: try KeyFileFormat.date(object.string("updatedAt"), field: "updatedAt"))
                 try object.finish()
+                // Aliases named generate or rotate before those were reserved are kept (rule 9.3).
+                guard KeyIdentifier.isAliasSyntax(alias.alias) else {
+                    throw RequestFieldError(
+                        field: "alias", message: "is not an alias ([A-Za-z0-9][A-Za-z0-9._-]{0,63}, not key_…)")
+                }
+                guard KeyIdentifier.isKeyId(alias.keyId) else {
+                    throw RequestFieldError(field: "keyId", message: "is not a key id (key_ and URL-safe base64)")
+                }
                 contents.aliases.append(alias)
             case "secret":
                 let secret = BackupContents.Secret(

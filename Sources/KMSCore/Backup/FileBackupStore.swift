@@ -62,18 +62,22 @@ public enum FileBackupStore {
     /// Restores `contents` into `folder`, which must never have been
     /// started (missing or empty), or hold only a first start's server
     /// secrets and bootstrap `admin` when `replaceServerSecrets`.
+    /// `lifecycle`: the deployment's grace period, so that each key file
+    /// states its versions' status as the server would write it.
     public static func restore(
-        _ contents: BackupContents, into folder: URL, masterKey: MasterKey, replaceServerSecrets: Bool
+        _ contents: BackupContents, into folder: URL, masterKey: MasterKey, replaceServerSecrets: Bool,
+        lifecycle: KeyLifecycle
     ) async throws(KMSError) {
+        try clearInterruptedStaging(in: folder)
         let replaced = try checkTarget(folder, replaceServerSecrets: replaceServerSecrets, masterKey: masterKey)
         do {
             try DurableFile.prepareFolder(folder)
         } catch {
             throw KMSError.storageUnavailable("cannot prepare \(folder.path): \(error.description)")
         }
-        let staging = folder.appendingPathComponent(".restore-\(UUID().uuidString.prefix(8).lowercased())")
+        let staging = folder.appendingPathComponent(stagingPrefix + UUID().uuidString.prefix(8).lowercased())
         defer { try? FileManager.default.removeItem(at: staging) }
-        let keys = try FileKeyStore(folder: staging, lifecycle: KeyLifecycle(graceMs: 0), clock: SystemClock())
+        let keys = try FileKeyStore(folder: staging, lifecycle: lifecycle, clock: SystemClock())
         for key in contents.keys { try await keys.create(key.withAliases([])) }
         for alias in contents.aliases { try await keys.createAlias(alias) }
         let secrets = FileSecretBlobStore(folder: staging)
@@ -86,7 +90,7 @@ public enum FileBackupStore {
 
         // Verified: set aside what a first start made, then rename each staged entry in. Any
         // failure puts everything back as it was (a failed restore writes nothing).
-        let aside = folder.appendingPathComponent(".restore-old-\(UUID().uuidString.prefix(8).lowercased())")
+        let aside = folder.appendingPathComponent(asidePrefix + UUID().uuidString.prefix(8).lowercased())
         var undo: [() -> Void] = []
         func rollBack() { for step in undo.reversed() { step() } }
         func move(_ from: URL, _ to: URL) throws(KMSError) {
@@ -118,6 +122,35 @@ public enum FileBackupStore {
             try DurableFile.syncFolder(folder.path)
         } catch {
             throw KMSError.storageUnavailable("cannot sync \(folder.path): \(error.description)")
+        }
+    }
+
+    static let stagingPrefix = ".restore-"
+    static let asidePrefix = ".restore-old-"
+
+    /// What a restore that did not finish left in `folder`, if anything: a
+    /// staging folder (killed before its renames: the store is as it was, so
+    /// a first start there would silently begin an empty KMS) or a folder of
+    /// set-aside files (killed during them: the store is part old, part
+    /// restored). `kms serve` refuses to start on either.
+    public static func interruptedRestore(in folder: URL) -> String? {
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).sorted()
+            .first { $0.hasPrefix(stagingPrefix) }
+    }
+
+    /// Removes the staging folders of restores that did not finish (the
+    /// caller holds the deployment's writer lock); refuses a folder whose
+    /// restore stopped part-way through its renames.
+    static func clearInterruptedStaging(in folder: URL) throws(KMSError) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        if let aside = names.first(where: { $0.hasPrefix(asidePrefix) }) {
+            throw KMSError(
+                .invalidRequest,
+                "\(folder.path) holds \(aside): a restore stopped while moving files into place, so the store is part old, part restored; empty the folder (keep the backup) and restore again"
+            )
+        }
+        for name in names where name.hasPrefix(stagingPrefix) {
+            try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))
         }
     }
 

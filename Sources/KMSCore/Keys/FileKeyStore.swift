@@ -74,6 +74,10 @@ public final class FileKeyStore: KeyStore {
     }
 
     public func create(_ record: KeyRecord) async throws(KMSError) {
+        // Names are file names: anything else (a crafted restore) must not reach a path.
+        guard Self.isSafeName(record.keyId), record.aliases.allSatisfy(Self.isSafeName) else {
+            throw KMSError(.invalidRequest, "a key id or alias is not a safe file name")
+        }
         try await serially { () throws(KMSError) in
             guard try self.readKey(record.keyId) == nil else { throw KMSError.internal("duplicate key id") }
             var claimed: [AliasRecord] = []
@@ -204,6 +208,9 @@ public final class FileKeyStore: KeyStore {
     }
 
     public func createAlias(_ record: AliasRecord) async throws(KMSError) {
+        guard Self.isSafeName(record.alias), Self.isSafeName(record.keyId) else {
+            throw KMSError(.invalidRequest, "a key id or alias is not a safe file name")
+        }
         try await serially { () throws(KMSError) in
             guard try self.readKey(record.keyId) != nil else { throw KMSError.keyDeletedMeanwhile }
             do throws(KMSError) {
@@ -293,6 +300,7 @@ public final class FileKeyStore: KeyStore {
     }
 
     private func readKey(_ id: String) throws(KMSError) -> KeyRecord? {
+        guard Self.isSafeName(id) else { return nil }
         if let cached = state.withLock({ $0.cache[id] }) { return cached }
         guard let data = FileManager.default.contents(atPath: keyURL(id).path) else { return nil }
         let record: KeyRecord

@@ -47,10 +47,14 @@ public struct JSONObjectReader {
                         "`\(member)` holds a lone surrogate (a \\uD800-\\uDFFF escape without its pair), which is not text"
                 )
             }
-            throw RequestFieldError(
-                field: nil, message: "the body is not valid JSON (\(error.message) at byte \(error.offset))")
+            throw Self.notJSON(error)
         }
         try self.init(value)
+    }
+
+    /// The refusal of a body that does not parse, with where it broke (both doors word it so).
+    public static func notJSON(_ error: JSONParser.Failure) -> RequestFieldError {
+        RequestFieldError(field: nil, message: "the body is not valid JSON (\(error.message) at byte \(error.offset))")
     }
 
     /// Whether the member is present (with any value).

@@ -16,8 +16,7 @@ struct AWSInput {
             do {
                 value = try JSONParser.parse(bytes)
             } catch {
-                throw RequestFieldError(
-                    field: nil, message: "the body is not valid JSON (\(error.message) at byte \(error.offset))")
+                throw JSONObjectReader.notJSON(error)
             }
             // A member that is null is read as absent, as AWS's JSON protocols do (Smithy's
             // awsJson1_1 protocol tests: servers don't deserialize null structure values).

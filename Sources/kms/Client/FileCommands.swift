@@ -27,9 +27,14 @@ struct FileEndpoints {
     let input: String
     let output: String
 
-    /// `path`, or standard input for `-`; one that cannot be opened is a usage error (64).
+    /// `path`, or standard input for `-`; one that cannot be opened, or a
+    /// folder (which opens, then fails on read), is a usage error (64).
     static func open(_ path: String) throws -> FileHandle {
         guard path != "-" else { return FileHandle.standardInput }
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+            throw ValidationError("\(path) is a folder, not a file")
+        }
         do {
             return try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
         } catch {
@@ -270,9 +275,12 @@ struct InspectFileCommand: AsyncParsableCommand {
     func run() async throws {
         let handle = try FileEndpoints.open(input)
         defer { if input != "-" { try? handle.close() } }
+        // Standard input may be a file opened part-way through: sizes count from here.
+        let start = (try? handle.offset()) ?? 0
         do {
             let (header, length, _) = try await FileStream.readHeader(read: { try FileIO.readExactly(handle, $0) })
-            let layout = try FileLayout(headerLength: length, fileSize: try Self.size(of: handle, afterHeader: length))
+            let layout = try FileLayout(
+                headerLength: length, fileSize: try Self.size(of: handle, from: start, afterHeader: length))
             let parts = header.wrappedKey.split(separator: ":")
             let report = Report(
                 keyId: parts.count == 5 ? String(parts[2]) : nil, version: parts.count == 5 ? Int(parts[3]) : nil,
@@ -292,8 +300,8 @@ struct InspectFileCommand: AsyncParsableCommand {
 
     /// The whole file's size: a regular file's end, or for a pipe the
     /// header, its commitment and every byte that follows, read and dropped.
-    private static func size(of handle: FileHandle, afterHeader length: Int) throws -> UInt64 {
-        if let end = try? handle.seekToEnd() { return end }
+    private static func size(of handle: FileHandle, from start: UInt64, afterHeader length: Int) throws -> UInt64 {
+        if let end = try? handle.seekToEnd(), end >= start { return end - start }
         var size = UInt64(length + FileFormat.commitmentSize)
         while let block = try handle.read(upToCount: 1 << 20), !block.isEmpty { size += UInt64(block.count) }
         return size
