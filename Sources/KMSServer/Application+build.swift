@@ -56,9 +56,16 @@ public func buildApplication(
     } catch {
         throw StartupFailure(description: "KMS_AUDIT_LOG: \(error.description)")
     }
-    if config.store == .file, dependencies.keyStore == nil,
-        let leftover = FileBackupStore.interruptedRestore(in: config.keyStorePath)
-    {
+    // The store's own lock too: a restore or `clients add --local` naming another audit log is refused.
+    var storeLock: AuditWriterLock?
+    if config.store == .file, dependencies.keyStore == nil {
+        do {
+            storeLock = try AuditWriterLock.acquire(forStore: config.keyStorePath)
+        } catch {
+            throw StartupFailure(description: "KEY_STORE_PATH: \(error.description)")
+        }
+    }
+    if storeLock != nil, let leftover = FileBackupStore.interruptedRestore(in: config.keyStorePath) {
         // A first start here would begin an empty KMS (or a half-restored one) without a word.
         throw StartupFailure(
             description:
@@ -81,7 +88,7 @@ public func buildApplication(
     }
     let masterKey = try MasterKeyLoader.load(
         base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
-    let stores = try await openStores(config, dependencies: dependencies, masterKey: masterKey)
+    let stores = try await openStores(config, dependencies: dependencies, masterKey: masterKey, storeLock: storeLock)
     let identity: IdentityKey
     if let provided = dependencies.identity {
         identity = provided
@@ -241,8 +248,9 @@ struct Stores {
 /// `file`: the key store folder and in-memory sessions (one instance).
 /// `postgres`: one database shared by every instance for keys, sessions and
 /// the server's own secrets; each instance keeps its own audit log file.
-func openStores(_ config: KMSConfiguration, dependencies: AppDependencies, masterKey: MasterKey) async throws -> Stores
-{
+func openStores(
+    _ config: KMSConfiguration, dependencies: AppDependencies, masterKey: MasterKey, storeLock: AuditWriterLock? = nil
+) async throws -> Stores {
     let lifecycle = KeyLifecycle(graceMs: config.keyGraceMs)
     switch config.store {
     case .file:
@@ -251,7 +259,8 @@ func openStores(_ config: KMSConfiguration, dependencies: AppDependencies, maste
             keys = provided
         } else {
             do {
-                keys = try FileKeyStore(folder: config.keyStorePath, lifecycle: lifecycle, clock: dependencies.clock)
+                keys = try FileKeyStore(
+                    folder: config.keyStorePath, lifecycle: lifecycle, clock: dependencies.clock, holding: storeLock)
             } catch {
                 throw StartupFailure("KEY_STORE_PATH", error)
             }

@@ -93,13 +93,20 @@ struct RestoreCommand: AsyncParsableCommand {
             throw ValidationError("cannot read \(file)")
         }
         let config = try KMSConfiguration.fromProcessEnvironment()
-        // Refused while a server writes this deployment (it would overwrite what is restored), and
-        // keeps a server from starting on the store until the restore is done.
+        // Refused while a server writes this store (it would go on writing under the restored files), and
+        // no server starts on it until the restore is done. The file store's own lock, whatever the audit
+        // log is called; on PostgreSQL, a local server's audit-log lock (servers elsewhere: stop them).
         let writerLock: AuditWriterLock?
         do {
-            writerLock = try AuditWriterLock.acquire(forLog: config.auditLog)
+            if config.store == .file {
+                writerLock = try AuditWriterLock.acquire(forStore: config.keyStorePath)
+            } else if FileManager.default.fileExists(atPath: config.auditLog.path) {
+                writerLock = try AuditWriterLock.acquire(forLog: config.auditLog)
+            } else {
+                writerLock = nil
+            }
         } catch {
-            throw CLIFailure(message: "\(error.description) (kms restore needs the servers of this store stopped)")
+            throw CLIFailure(message: error.description)
         }
         defer { withExtendedLifetime(writerLock) {} }
         let (_, masterKey, database) = try await BackupSetup.open(migrate: true)
@@ -120,10 +127,10 @@ struct RestoreCommand: AsyncParsableCommand {
             return counts
         }
         if replaceServerSecrets, FileManager.default.fileExists(atPath: config.auditLog.path) {
-            // The audit key was replaced with the backup's: the old log no longer verifies under it.
+            // The first start's audit key was replaced with the backup's: its log no longer verifies.
             FileHandle.standardError.write(
                 Data(
-                    "note: \(config.auditLog.path) was signed by the audit key this restore replaced, so it no longer verifies here: move it aside before starting the server, which then begins a log of its own (docs/api.md, backup and restore)\n"
+                    "note: if \(config.auditLog.path) is the log of the first start this restore replaced, its audit key is gone, so it no longer verifies here: move it aside before starting the server, which then begins a log of its own (docs/api.md, backup and restore)\n"
                         .utf8))
         }
         print(BackupSetup.json(counts))

@@ -192,6 +192,10 @@ import Testing
         // A server runs on the deployment: refused before anything is read or written.
         let busy = try await CLIProcess.run(["restore", file.path], environment: source)
         #expect(busy.status != 0 && busy.stderr.contains("another process"), "\(busy.stderr)")
+        // The store's own lock, not only the audit log's: another KMS_AUDIT_LOG does not get past it.
+        let elsewhere = try await CLIProcess.run(
+            ["restore", file.path], environment: source.merging(["KMS_AUDIT_LOG": "/dev/null"]) { $1 })
+        #expect(elsewhere.status != 0 && elsewhere.stderr.contains("in use by another process"), "\(elsewhere.stderr)")
 
         // --out: a folder is named as such; - is standard output.
         let folderOut = try await CLIProcess.run(["backup", "--out", scratch.path], environment: source)
@@ -217,6 +221,17 @@ import Testing
         let traversal = try await CLIProcess.run(["restore", crafted.path], environment: target)
         #expect(traversal.status != 0 && traversal.stderr.contains("is not an alias"), "\(traversal.stderr)")
         #expect(!FileManager.default.fileExists(atPath: scratch.appendingPathComponent("PWNED").path))
+        let craftedSecret = scratch.appendingPathComponent("crafted-secret.backup")
+        try Self.edited(try Data(contentsOf: file), masterKey: masterKey) { lines in
+            let index = try #require(lines.firstIndex { $0.contains(#""name":"identity-rsa-4096""#) })
+            lines[index] = lines[index].replacingOccurrences(
+                of: #""name":"identity-rsa-4096""#, with: #""name":"../../PWNED""#)
+        }.write(to: craftedSecret)
+        let secretTraversal = try await CLIProcess.run(["restore", craftedSecret.path], environment: target)
+        #expect(
+            secretTraversal.status != 0 && secretTraversal.stderr.contains("is not a secret name"),
+            "\(secretTraversal.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: scratch.appendingPathComponent("PWNED.secret.json").path))
 
         // A restore killed while staging leaves its folder: serve refuses the store, a new restore clears it.
         let staging = keys.appendingPathComponent(".restore-0badc0de")
@@ -226,9 +241,22 @@ import Testing
         #expect(refusedStart.status == 1 && refusedStart.stderr.contains("did not finish"), "\(refusedStart.stderr)")
         #expect(
             !FileManager.default.fileExists(atPath: keys.appendingPathComponent("identity-rsa-4096.secret.json").path))
-        let restored = try await CLIProcess.run(["restore", file.path], environment: target)
+        // Killed during its renames, the set-aside folder marks the store: serve and restore refuse it.
+        let aside = keys.appendingPathComponent(".restore-old-0badc0de")
+        try FileManager.default.createDirectory(at: aside, withIntermediateDirectories: false)
+        let halfway = try await CLIProcess.run(["restore", file.path], environment: target)
+        #expect(halfway.status != 0 && halfway.stderr.contains("empty the folder"), "\(halfway.stderr)")
+        #expect(FileManager.default.fileExists(atPath: staging.path))  // kept while the store is refused
+        try FileManager.default.removeItem(at: aside)
+
+        // The audit log inside the store (its lock file there too) does not make the store "started".
+        let withLogInside = target.merging(["KMS_AUDIT_LOG": keys.appendingPathComponent("audit.log").path]) { $1 }
+        let restored = try await CLIProcess.run(["restore", file.path], environment: withLogInside)
         #expect(restored.status == 0, "\(restored.stderr)")
         #expect(!FileManager.default.fileExists(atPath: staging.path))
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: keys.path).filter { $0.hasPrefix(".restore-") }
+                .isEmpty)
 
         // The first version is in its grace period, and its file says so, as the server writes it.
         let keyFile = try #require(

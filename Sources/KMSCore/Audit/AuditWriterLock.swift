@@ -9,7 +9,7 @@ public import Foundation
 #endif
 
 /// Makes one process the writer of an audit log (and of the deployment
-/// around it), for as long as it runs.
+/// around it), or of a file key store, for as long as it runs.
 ///
 /// Two writers would each continue the hash chain from their own idea of its
 /// end, and a server cuts back whatever it did not write itself: the other's
@@ -49,7 +49,31 @@ public final class AuditWriterLock: Sendable {
         } catch {
             throw Failure(description: error.description)
         }
-        let lockPath = path + ".lock"
+        return try acquire(
+            path + ".lock",
+            busy: "audit log \(path) is being written by another process",
+            then: "Stop it first; two writers would break the hash chain")
+    }
+
+    /// The lock of a file key store (`KEY_STORE_PATH/.writer.lock`), held by
+    /// `kms serve`, `kms restore` and `kms clients add --local` on the store
+    /// itself: the audit log's lock protects a store only when every process
+    /// names the same log, and a restore run with another `KMS_AUDIT_LOG` (or
+    /// `/dev/null`) would otherwise swap files under a running server. The
+    /// name starts with a dot, so a never-started store stays "empty".
+    public static func acquire(forStore folder: URL) throws(Failure) -> AuditWriterLock {
+        do {
+            try DurableFile.prepareFolder(folder)
+        } catch {
+            throw Failure(description: error.description)
+        }
+        let path = folder.standardizedFileURL.appendingPathComponent(".writer.lock").path
+        return try acquire(
+            path, busy: "key store \(folder.path) is in use by another process",
+            then: "Stop it first; a store has one writer")
+    }
+
+    private static func acquire(_ lockPath: String, busy: String, then: String) throws(Failure) -> AuditWriterLock {
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw Failure(description: "cannot open \(lockPath): \(String(cString: strerror(errno)))")
@@ -64,10 +88,7 @@ public final class AuditWriterLock: Sendable {
             let pid =
                 fcntl(fd, F_GETLK, &holder) == 0 && holder.l_type != Int16(F_UNLCK) ? " (pid \(holder.l_pid))" : ""
             close(fd)
-            throw Failure(
-                description:
-                    "audit log \(path) is being written by another process\(pid): a running kms serve on this folder? "
-                    + "Stop it first; two writers would break the hash chain")
+            throw Failure(description: "\(busy)\(pid): a running kms serve or kms restore? \(then)")
         }
         return AuditWriterLock(fd: fd)
     }

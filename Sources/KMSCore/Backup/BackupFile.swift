@@ -183,6 +183,9 @@ public enum BackupFile {
                 let secret = BackupContents.Secret(
                     name: try object.string("name"), wrapped: try object.bytes("wrapped", maxBytes: 1 << 20))
                 try object.finish()
+                guard FileKeyStore.isSafeName(secret.name) else {
+                    throw RequestFieldError(field: "name", message: "is not a secret name")
+                }
                 contents.secrets.append(secret)
             case "client":
                 let client = BackupContents.Client(

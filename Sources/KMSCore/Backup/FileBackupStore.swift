@@ -68,8 +68,11 @@ public enum FileBackupStore {
         _ contents: BackupContents, into folder: URL, masterKey: MasterKey, replaceServerSecrets: Bool,
         lifecycle: KeyLifecycle
     ) async throws(KMSError) {
-        try clearInterruptedStaging(in: folder)
+        // A set-aside folder first (a restore stopped during its renames), then the target itself; a
+        // staging folder is removed only from a store that is still as it was before that restore.
+        try refuseInterruptedRenames(in: folder)
         let replaced = try checkTarget(folder, replaceServerSecrets: replaceServerSecrets, masterKey: masterKey)
+        try removeInterruptedStaging(in: folder)
         do {
             try DurableFile.prepareFolder(folder)
         } catch {
@@ -101,13 +104,19 @@ public enum FileBackupStore {
             }
             undo.append { _ = rename(to.path, from.path) }
         }
-        if !replaced.isEmpty {
-            guard mkdir(aside.path, 0o700) == 0 else {
-                throw KMSError.storageUnavailable("cannot set the first start's files aside: errno \(errno)")
-            }
-            undo.append { _ = rmdir(aside.path) }
-            for name in replaced { try move(folder.appendingPathComponent(name), aside.appendingPathComponent(name)) }
+        // Made even when nothing is set aside: while it exists, a restore stopped during the renames
+        // is known for what it is (serve refuses the store, a new restore says to empty it).
+        guard mkdir(aside.path, 0o700) == 0 else {
+            throw KMSError.storageUnavailable("cannot make \(aside.lastPathComponent): errno \(errno)")
         }
+        undo.append { _ = rmdir(aside.path) }
+        do {
+            try DurableFile.syncFolder(folder.path)
+        } catch {
+            rollBack()
+            throw KMSError.storageUnavailable("cannot sync \(folder.path): \(error.description)")
+        }
+        for name in replaced { try move(folder.appendingPathComponent(name), aside.appendingPathComponent(name)) }
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: staging.path)) ?? []
         for name in entries where !name.hasPrefix(".") {
             let target = folder.appendingPathComponent(name)
@@ -116,6 +125,12 @@ public enum FileBackupStore {
                 undo.append { _ = mkdir(target.path, 0o700) }
             }
             try move(staging.appendingPathComponent(name), target)
+        }
+        // The renamed entries are made durable before the marker goes.
+        do {
+            try DurableFile.syncFolder(folder.path)
+        } catch {
+            throw KMSError.storageUnavailable("cannot sync \(folder.path): \(error.description)")
         }
         try? FileManager.default.removeItem(at: aside)
         do {
@@ -138,10 +153,9 @@ public enum FileBackupStore {
             .first { $0.hasPrefix(stagingPrefix) }
     }
 
-    /// Removes the staging folders of restores that did not finish (the
-    /// caller holds the deployment's writer lock); refuses a folder whose
-    /// restore stopped part-way through its renames.
-    static func clearInterruptedStaging(in folder: URL) throws(KMSError) {
+    /// Refuses a folder whose restore stopped during its renames: the store
+    /// is then part old, part restored.
+    static func refuseInterruptedRenames(in folder: URL) throws(KMSError) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
         if let aside = names.first(where: { $0.hasPrefix(asidePrefix) }) {
             throw KMSError(
@@ -149,8 +163,20 @@ public enum FileBackupStore {
                 "\(folder.path) holds \(aside): a restore stopped while moving files into place, so the store is part old, part restored; empty the folder (keep the backup) and restore again"
             )
         }
+    }
+
+    /// Removes the staging folders of restores killed before their renames
+    /// (the caller holds the store's lock, and the target passed
+    /// `checkTarget`); one that cannot be removed stops the restore, since
+    /// serve would refuse the store it left.
+    static func removeInterruptedStaging(in folder: URL) throws(KMSError) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
         for name in names where name.hasPrefix(stagingPrefix) {
-            try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+            do {
+                try FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+            } catch {
+                throw KMSError.storageUnavailable("cannot remove \(name), left by an earlier restore: \(error)")
+            }
         }
     }
 

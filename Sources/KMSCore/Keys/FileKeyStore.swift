@@ -48,11 +48,18 @@ public final class FileKeyStore: KeyStore {
     private let clock: any KMSClock
     private let state = Mutex(State())
     private let queue = DispatchQueue(label: "kms.file-key-store")
+    /// The store's writer lock, held as long as the store is open (`kms serve`).
+    private let folderLock: AuditWriterLock?
 
     /// Opens (creating if needed) the store in `folder`. `readingOnly`
     /// (`kms backup` beside a running server): create nothing and leave
     /// temporary files alone — they may be a running server's writes in flight.
-    public init(folder: URL, lifecycle: KeyLifecycle, clock: any KMSClock, readingOnly: Bool = false) throws(KMSError) {
+    /// `holding`: the folder's writer lock, kept for the store's life.
+    public init(
+        folder: URL, lifecycle: KeyLifecycle, clock: any KMSClock, readingOnly: Bool = false,
+        holding folderLock: AuditWriterLock? = nil
+    ) throws(KMSError) {
+        self.folderLock = folderLock
         keysFolder = folder.appendingPathComponent("keys")
         aliasFolder = folder.appendingPathComponent("aliases")
         self.lifecycle = lifecycle

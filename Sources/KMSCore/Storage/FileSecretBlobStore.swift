@@ -12,8 +12,10 @@ public final class FileSecretBlobStore: SecretBlobStore {
         self.folder = folder
     }
 
-    private func url(_ name: String) -> URL {
-        folder.appendingPathComponent("\(name).secret.json")
+    /// Names are file names: anything that is not one (a crafted restore) is refused.
+    private func url(_ name: String) throws(KMSError) -> URL {
+        guard FileKeyStore.isSafeName(name) else { throw KMSError(.invalidRequest, "not a secret name") }
+        return folder.appendingPathComponent("\(name).secret.json")
     }
 
     public func blob(named name: String) async throws(KMSError) -> Data? {
@@ -23,9 +25,10 @@ public final class FileSecretBlobStore: SecretBlobStore {
     public func replaceBlob(named name: String, expected: Data, with wrapped: Data) async throws(KMSError) -> Data {
         try lock.withLock { _ throws(KMSError) in
             guard let current = try read(name), current == expected else { return try read(name) ?? expected }
+            let target = try url(name)
             let json = "{\"name\":\"\(name)\",\"wrapped\":\"\(Base64.encode(wrapped))\"}\n"
             do {
-                try DurableFile.write(Data(json.utf8), to: url(name))
+                try DurableFile.write(Data(json.utf8), to: target)
             } catch {
                 throw KMSError.storageUnavailable("cannot store \(name): \(error)")
             }
@@ -36,10 +39,11 @@ public final class FileSecretBlobStore: SecretBlobStore {
     public func createBlob(named name: String, wrapped: Data) async throws(KMSError) -> Data {
         try lock.withLock { _ throws(KMSError) in
             if let existing = try read(name) { return existing }
+            let target = try url(name)
             let json = "{\"name\":\"\(name)\",\"wrapped\":\"\(Base64.encode(wrapped))\"}\n"
             do {
                 // Another process may publish first: then its blob is the one.
-                guard try DurableFile.createExclusive(Data(json.utf8), at: url(name)) else {
+                guard try DurableFile.createExclusive(Data(json.utf8), at: target) else {
                     return try read(name) ?? wrapped
                 }
             } catch {
@@ -50,7 +54,8 @@ public final class FileSecretBlobStore: SecretBlobStore {
     }
 
     private func read(_ name: String) throws(KMSError) -> Data? {
-        guard let contents = FileManager.default.contents(atPath: url(name).path) else { return nil }
+        let file = try url(name)
+        guard let contents = FileManager.default.contents(atPath: file.path) else { return nil }
         var reader: JSONObjectReader
         do {
             reader = try JSONObjectReader(bytes: contents)
@@ -59,7 +64,7 @@ public final class FileSecretBlobStore: SecretBlobStore {
             try reader.finish()
             return wrapped
         } catch {
-            throw KMSError.internal("\(url(name).path) is corrupt: \(error.message)")
+            throw KMSError.internal("\(file.path) is corrupt: \(error.message)")
         }
     }
 }

@@ -286,7 +286,8 @@ enum LocalRegistry {
         let config = try KMSConfiguration.fromProcessEnvironment()
         // Refused while a server writes the same audit log (and store), before anything is touched.
         let writerLock = try AuditWriterLock.acquire(forLog: config.auditLog)
-        defer { withExtendedLifetime(writerLock) {} }
+        let storeLock = config.store == .file ? try AuditWriterLock.acquire(forStore: config.keyStorePath) : nil
+        defer { withExtendedLifetime((writerLock, storeLock)) {} }
         var logger = Logger(label: "kms")
         logger.logLevel = .warning
         let masterKey = try MasterKeyLoader.load(
