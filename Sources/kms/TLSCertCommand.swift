@@ -19,10 +19,12 @@ struct TLSCertCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try KMSConfiguration.fromProcessEnvironment()
         if let file = config.aws?.certificateFile {
-            guard
-                let certificates = AWSDoorCertificate.certificatesOnly(
-                    pem: try String(contentsOf: file, encoding: .utf8))
-            else { throw ValidationError("\(file.path) holds no PEM certificate") }
+            guard let pem = try? String(contentsOf: file, encoding: .utf8) else {
+                throw ValidationError("cannot read \(file.path) (KMS_TLS_CERT_FILE)")
+            }
+            guard let certificates = AWSDoorCertificate.certificatesOnly(pem: pem) else {
+                throw ValidationError("\(file.path) holds no PEM certificate")
+            }
             print(certificates, terminator: "")
             return
         }

@@ -239,6 +239,11 @@ import Testing
         let refusedStart = try await CLIProcess.run(
             ["serve"], environment: target.merging(["KMS_HOST": "127.0.0.1", "KMS_PORT": "\(TestPorts.take())"]) { $1 })
         #expect(refusedStart.status == 1 && refusedStart.stderr.contains("did not finish"), "\(refusedStart.stderr)")
+        let phone = Curve25519.Signing.PrivateKey().publicKey.rawRepresentation.base64EncodedString()
+        let enrol = try await CLIProcess.run(
+            ["clients", "add", "phone", "--public-key", phone, "--allow", "crypto:encrypt", "--keys", "*", "--local"],
+            environment: target)
+        #expect(enrol.status != 0 && enrol.stderr.contains("did not finish"), "\(enrol.stderr)")
         #expect(
             !FileManager.default.fileExists(atPath: keys.appendingPathComponent("identity-rsa-4096.secret.json").path))
         // Killed during its renames, the set-aside folder marks the store: serve and restore refuse it.

@@ -84,6 +84,9 @@ import Testing
             ["decrypt-file", folder.appendingPathComponent("absent.kms").path, "-"], environment: env)
         #expect(missing.status == 64 && missing.stderr.contains("cannot read"), "\(missing.stderr)")
         #expect(!missing.stderr.contains("cannot reach"), "\(missing.stderr)")
+        let badContext = try await CLIProcess.run(
+            ["encrypt-file", "--key", "files", "--context", "=x", input.path, "-"], environment: env)
+        #expect(badContext.status == 64 && badContext.stderr.contains("header_malformed"), "\(badContext.stderr)")
         let aFolder = try await CLIProcess.run(["inspect-file", folder.path])
         #expect(aFolder.status == 64 && aFolder.stderr.contains("is a folder"), "\(aFolder.stderr)")
         let inspectedPipe = try await CLIProcess.run(

@@ -146,10 +146,10 @@ struct ClientsCommand: AsyncParsableCommand {
                 do throws(RequestFieldError) {
                     validated = try KMSCore.Grant.validate(GrantBody.parseList(.array(grants.map(\.json))))
                 } catch {
-                    throw CLIFailure(message: "\(error.field ?? "grants"): \(error.message)")
+                    throw ValidationError("\(error.field ?? "grants"): \(error.message)")
                 }
                 guard ClientRecord.isValidName(name), !ClientAuth.isWeakPublicKey(raw) else {
-                    throw CLIFailure(message: "invalid name or public key")
+                    throw ValidationError("invalid name or public key")
                 }
                 let fields = KMSCore.Grant.addAuditFields(name: name, publicKey: raw, grants: validated)
                 let added = try await LocalRegistry.open(intent: fields) { registry in
@@ -288,6 +288,13 @@ enum LocalRegistry {
         let writerLock = try AuditWriterLock.acquire(forLog: config.auditLog)
         let storeLock = config.store == .file ? try AuditWriterLock.acquire(forStore: config.keyStorePath) : nil
         defer { withExtendedLifetime((writerLock, storeLock)) {} }
+        if storeLock != nil, let leftover = FileBackupStore.interruptedRestore(in: config.keyStorePath) {
+            // The store is not what its backup held (as kms serve refuses it): no enrolment into it.
+            throw CLIFailure(
+                message:
+                    "\(config.keyStorePath.path) holds \(leftover), left by a kms restore that did not finish; run the restore again first"
+            )
+        }
         var logger = Logger(label: "kms")
         logger.logLevel = .warning
         let masterKey = try MasterKeyLoader.load(

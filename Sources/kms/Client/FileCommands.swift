@@ -317,18 +317,17 @@ enum FileContext {
             // The first `=` byte splits (not the first Character: `=` + a combining mark is one).
             let bytes = Array(pair.utf8)
             guard let split = bytes.firstIndex(of: UInt8(ascii: "=")), split > 0 else {
-                throw CLIFailure(message: "header_malformed: --context takes k=v with a non-empty key, not \(pair)")
+                throw ValidationError("header_malformed: --context takes k=v with a non-empty key, not \(pair)")
             }
             let key = String(decoding: bytes[..<split], as: UTF8.self)
             guard seen.insert(Array(bytes[..<split])).inserted else {
-                throw CLIFailure(message: "header_malformed: --context key \(key) is given twice")
+                throw ValidationError("header_malformed: --context key \(key) is given twice")
             }
             // Swift strings compare canonically: two keys differing only in Unicode
             // normalization are distinct in the format but one in a dictionary.
             guard context.updateValue(String(decoding: bytes[(split + 1)...], as: UTF8.self), forKey: key) == nil else {
-                throw CLIFailure(
-                    message:
-                        "header_malformed: --context keys \(key) differ only in Unicode normalization; not supported")
+                throw ValidationError(
+                    "header_malformed: --context keys \(key) differ only in Unicode normalization; not supported")
             }
         }
         return context
