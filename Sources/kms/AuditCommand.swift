@@ -16,7 +16,7 @@ struct AuditCommand: AsyncParsableCommand {
     /// Files given, or the configured log and its rotated predecessors.
     static func files(_ given: [String]) throws -> [URL] {
         if !given.isEmpty { return given.map { URL(fileURLWithPath: $0) } }
-        let files = AuditFiles.chain(for: try KMSConfiguration.fromProcessEnvironment().auditLog)
+        let files = AuditFiles.chain(for: try KMSConfiguration.forCommand().auditLog)
         guard !files.isEmpty else { throw ValidationError("no audit log found at KMS_AUDIT_LOG; name the files") }
         return files
     }
@@ -43,7 +43,7 @@ struct AuditCommand: AsyncParsableCommand {
     /// The public key of the audit key in the configured store. Only reads: no master
     /// key is created and no database migration runs.
     private static func storedPublicKey() async throws -> Curve25519.Signing.PublicKey {
-        let config = try KMSConfiguration.fromProcessEnvironment()
+        let config = try KMSConfiguration.forCommand()
         let logger = Logger(label: "kms")
         guard
             let masterKey = try MasterKeyLoader.loadExisting(

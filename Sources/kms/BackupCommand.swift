@@ -92,7 +92,7 @@ struct RestoreCommand: AsyncParsableCommand {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw ValidationError("cannot read \(file)")
         }
-        let config = try KMSConfiguration.fromProcessEnvironment()
+        let config = try KMSConfiguration.forCommand()
         // Refused while a server writes this store (it would go on writing under the restored files), and
         // no server starts on it until the restore is done. The file store's own lock, whatever the audit
         // log is called; on PostgreSQL, a local server's audit-log lock (servers elsewhere: stop them).
@@ -142,7 +142,7 @@ enum BackupSetup {
     /// `KMS_STORE=postgres`, the database with its migrations applied.
     /// `migrate`: only restore changes the schema (rule 9.8); backup and doctor refuse a mismatch.
     static func open(migrate: Bool = false) async throws -> (KMSConfiguration, MasterKey, PostgresDatabase?) {
-        let config = try KMSConfiguration.fromProcessEnvironment()
+        let config = try KMSConfiguration.forCommand()
         var logger = Logger(label: "kms-backup")
         logger.logLevel = .warning
         if config.masterKeyBase64 == nil, !FileManager.default.fileExists(atPath: config.masterKeyFile.path) {

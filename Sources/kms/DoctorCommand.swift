@@ -37,7 +37,7 @@ struct DoctorCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let config = try KMSConfiguration.fromProcessEnvironment()
+        let config = try KMSConfiguration.forCommand()
         var findings: [Finding] = []
         func add(_ level: Level, _ check: String, _ message: String) {
             findings.append(Finding(level: level, check: check, message: message))

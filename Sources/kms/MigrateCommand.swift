@@ -25,7 +25,7 @@ struct MigrateCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard from != to else { throw ValidationError("--from and --to must differ") }
-        let config = try KMSConfiguration.fromProcessEnvironment()
+        let config = try KMSConfiguration.forCommand()
         var logger = Logger(label: "kms-migrate")
         logger.logLevel = .warning
         let masterKey = try MasterKeyLoader.load(

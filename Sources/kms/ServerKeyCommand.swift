@@ -16,7 +16,7 @@ struct ServerKeyCommand: AsyncParsableCommand {
     var pem = false
 
     func run() async throws {
-        let config = try KMSConfiguration.fromProcessEnvironment()
+        let config = try KMSConfiguration.forCommand()
         // Only reads: where no master key is configured there is no identity key either.
         guard
             let masterKey = try MasterKeyLoader.loadExisting(

@@ -17,7 +17,7 @@ struct TLSCertCommand: AsyncParsableCommand {
             """)
 
     func run() async throws {
-        let config = try KMSConfiguration.fromProcessEnvironment()
+        let config = try KMSConfiguration.forCommand()
         if let file = config.aws?.certificateFile {
             guard let pem = try? String(contentsOf: file, encoding: .utf8) else {
                 throw ValidationError("cannot read \(file.path) (KMS_TLS_CERT_FILE)")

@@ -361,6 +361,11 @@ import Testing
         let unwritable = try await CLIProcess.run(
             ["serve"], environment: ["KEY_STORE_PATH": folder.appendingPathComponent("file/keys").path])
         #expect(unwritable.status != 0 && unwritable.stderr.contains("KEY_STORE_PATH"))
+        // The offline verbs: a usage error (64) naming the variable, never audit verify's verdict 1.
+        for verb in [["audit", "verify"], ["backup", "--out", "-"], ["doctor"]] {
+            let offline = try await CLIProcess.run(verb, environment: ["KMS_PORT": "abc"])
+            #expect(offline.status == 64 && offline.stderr.contains("KMS_PORT"), "\(verb): \(offline.stderr)")
+        }
     }
 
     @Test func serveStartsWithNoConfigurationAndKeepsItsIdentity() async throws {

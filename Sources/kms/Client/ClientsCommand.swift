@@ -283,7 +283,7 @@ enum LocalRegistry {
     static func open(intent: [(String, String)], _ body: (ClientRegistry) async throws -> ClientBody) async throws
         -> ClientBody
     {
-        let config = try KMSConfiguration.fromProcessEnvironment()
+        let config = try KMSConfiguration.forCommand()
         // Refused while a server writes the same audit log (and store), before anything is touched.
         let writerLock = try AuditWriterLock.acquire(forLog: config.auditLog)
         let storeLock = config.store == .file ? try AuditWriterLock.acquire(forStore: config.keyStorePath) : nil
