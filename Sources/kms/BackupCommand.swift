@@ -34,6 +34,13 @@ struct BackupCommand: AsyncParsableCommand {
         }
         let (config, masterKey, database) = try await BackupSetup.open()
         defer { database?.shutdown() }
+        if config.store == .file, let leftover = FileBackupStore.interruptedRestore(in: config.keyStorePath) {
+            // Not what any backup held: a backup of it would restore cleanly into the wrong store.
+            throw CLIFailure(
+                message:
+                    "\(config.keyStorePath.path) holds \(leftover), left by a kms restore that did not finish; run the restore again first"
+            )
+        }
         let (data, counts) = try await BackupSetup.offline { () async throws(KMSError) in
             let contents =
                 if let database {
@@ -47,8 +54,12 @@ struct BackupCommand: AsyncParsableCommand {
         }
         if out == "-" {
             // Standard output carries the file; the counts go to standard error.
-            FileHandle.standardOutput.write(data)
-            FileHandle.standardError.write(Data((BackupSetup.json(counts) + "\n").utf8))
+            do {
+                try FileHandle.standardOutput.write(contentsOf: data)
+            } catch {
+                throw CLIFailure(message: "cannot write the backup to standard output: \(error.localizedDescription)")
+            }
+            try? FileHandle.standardError.write(contentsOf: Data((BackupSetup.json(counts) + "\n").utf8))
             return
         }
         do {
@@ -97,9 +108,15 @@ struct RestoreCommand: AsyncParsableCommand {
         // no server starts on it until the restore is done. The file store's own lock, whatever the audit
         // log is called; on PostgreSQL, a local server's audit-log lock (servers elsewhere: stop them).
         let writerLock: AuditWriterLock?
+        var auditLock: AuditWriterLock?
         do {
             if config.store == .file {
                 writerLock = try AuditWriterLock.acquire(forStore: config.keyStorePath)
+                // A server whose store folder was moved or emptied under it holds the old folder's
+                // lock, but still its log's: refused too (docs/api.md: never move a running store).
+                if FileManager.default.fileExists(atPath: config.auditLog.path) {
+                    auditLock = try AuditWriterLock.acquire(forLog: config.auditLog)
+                }
             } else if FileManager.default.fileExists(atPath: config.auditLog.path) {
                 writerLock = try AuditWriterLock.acquire(forLog: config.auditLog)
             } else {
@@ -108,7 +125,7 @@ struct RestoreCommand: AsyncParsableCommand {
         } catch {
             throw CLIFailure(message: error.description)
         }
-        defer { withExtendedLifetime(writerLock) {} }
+        defer { withExtendedLifetime((writerLock, auditLock)) {} }
         let (_, masterKey, database) = try await BackupSetup.open(migrate: true)
         defer { database?.shutdown() }
         let counts = try await BackupSetup.offline { () async throws(KMSError) in
@@ -128,10 +145,11 @@ struct RestoreCommand: AsyncParsableCommand {
         }
         if replaceServerSecrets, FileManager.default.fileExists(atPath: config.auditLog.path) {
             // The first start's audit key was replaced with the backup's: its log no longer verifies.
-            FileHandle.standardError.write(
-                Data(
-                    "note: if \(config.auditLog.path) is the log of the first start this restore replaced, its audit key is gone, so it no longer verifies here: move it aside before starting the server, which then begins a log of its own (docs/api.md, backup and restore)\n"
-                        .utf8))
+            try? FileHandle.standardError.write(
+                contentsOf:
+                    Data(
+                        "note: if \(config.auditLog.path) is the log of the first start this restore replaced, its audit key is gone, so it no longer verifies here: move it aside before starting the server, which then begins a log of its own (docs/api.md, backup and restore)\n"
+                            .utf8))
         }
         print(BackupSetup.json(counts))
     }

@@ -434,6 +434,41 @@ import Testing
         }
     #endif
 
+    #if os(Linux)
+        /// A log that cannot be written (a full disk, a closed pipe) loses lines; it
+        /// does not stop the server (the old write trapped at the first line).
+        @Test func aFullLogDiskDoesNotStopTheServer() async throws {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-full-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let port = TestPorts.take()
+            let process = Process()
+            process.executableURL = CLIProcess.binary
+            process.arguments = ["serve"]
+            process.currentDirectoryURL = folder
+            process.environment = ProcessInfo.processInfo.environment.merging([
+                "KMS_PORT": "\(port)", "KMS_HOST": "127.0.0.1", "KMS_LOG_LEVEL": "info",
+            ]) { $1 }
+            process.standardOutput = FileHandle(forWritingAtPath: "/dev/full")
+            process.standardError = FileHandle(forWritingAtPath: "/dev/full")
+            try process.run()
+            var answered = false
+            for _ in 0..<600 where !answered && process.isRunning {
+                let response = try? await HTTPTransport(baseURL: "http://127.0.0.1:\(port)").send(
+                    TransportRequest(method: "GET", target: "/healthz", headers: [], body: nil))
+                answered = response?.status == 200
+                if !answered { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(answered && process.isRunning)
+            let status = try await offPool {
+                process.terminate()
+                process.waitUntilExit()
+                return process.terminationStatus
+            }
+            #expect(status == 0)
+        }
+    #endif
+
     /// `client-key show --json`, and where the CLI looked when it found no key.
     @Test func clientKeyShowsJSONAndNamesWhereItLooked() async throws {
         let server = try await ServeProcess()

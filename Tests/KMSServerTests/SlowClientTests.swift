@@ -44,6 +44,26 @@ import Testing
         #expect(answers.components(separatedBy: "HTTP/1.1 200").count - 1 == 3, "\(answers)")
     }
 
+    /// A client that pipelines requests for large answers and never reads them: once the
+    /// answers stop draining for the idle timeout, the connection is closed (it was held for
+    /// ever, and with it a graceful shutdown, by a probe). Seen from the client, which reads
+    /// only afterwards: it gets a part of the answers, then the end, not all of them.
+    @Test func answersNeverReadDoNotHoldTheConnection() async throws {
+        let server = try await ServeProcess(environment: ["KMS_IDLE_TIMEOUT_MS": "1000"])
+        let single = try await HTTPTransport(baseURL: server.url).send(
+            TransportRequest(method: "GET", target: "/openapi.json", headers: [], body: nil))
+        let requests = 200
+        let connection = try RawConnection(port: server.port, receiveBuffer: 4096)
+        #expect(connection.send(String(repeating: "GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n", count: requests)))
+        try await Task.sleep(for: .seconds(4))
+        let received = try await connection.countAll(within: 20)
+        #expect(
+            received < single.body.count * requests,
+            "\(received) bytes: every answer arrived, so the stalled connection was kept")
+        #expect(try await Self.healthy(server))
+        #expect(try await server.stop() == 0)
+    }
+
     @Test func aStalledBodyIsClosed() async throws {
         let server = try await ServeProcess(environment: ["KMS_BODY_TIMEOUT_MS": "1000"])
         for target in ["/session/key-exchange", "/crypto/encrypt"] {

@@ -126,12 +126,14 @@ public enum FileBackupStore {
             }
             try move(staging.appendingPathComponent(name), target)
         }
-        // The renamed entries are made durable before the marker goes.
+        // The renamed entries are made durable, and the emptied staging folder goes, before the marker:
+        // a crash in between leaves the marker alone, never a staging folder beside a complete store.
         do {
             try DurableFile.syncFolder(folder.path)
         } catch {
             throw KMSError.storageUnavailable("cannot sync \(folder.path): \(error.description)")
         }
+        try? FileManager.default.removeItem(at: staging)
         try? FileManager.default.removeItem(at: aside)
         do {
             try DurableFile.syncFolder(folder.path)

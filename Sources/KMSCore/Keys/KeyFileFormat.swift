@@ -65,7 +65,8 @@ public enum KeyFileFormat {
             var entry = try JSONObjectReader(item)
             let number = Int(try entry.integer("version", in: 1...Int64(Int32.max)))
             guard number == versions.count + 1 else {
-                throw RequestFieldError(field: "versions", message: "versions out of order")
+                throw RequestFieldError(
+                    field: "versions", message: "out of order (each version one more than the last)")
             }
             let created = try date(entry.string("createdAt"), field: "createdAt")
             _ = try entry.string("status")

@@ -65,7 +65,9 @@ public struct ConfigVariable: Sendable {
         .init(
             name: "KMS_BODY_TIMEOUT_MS", defaultValue: "30000",
             meaning: "a request body must arrive within this of its head (else closed)"),
-        .init(name: "KMS_IDLE_TIMEOUT_MS", defaultValue: "30000", meaning: "a connection with no traffic is closed"),
+        .init(
+            name: "KMS_IDLE_TIMEOUT_MS", defaultValue: "30000",
+            meaning: "a connection with no traffic, or whose answers go unread this long, is closed"),
         .init(name: "KMS_MAX_CONNECTIONS", defaultValue: "1000", meaning: "open connections at once; more are closed"),
         .init(
             name: "KMS_KEY_EXCHANGE_RATE", defaultValue: "50",

@@ -12,7 +12,11 @@ import Synchronization
 ///   the previous answer (the decoder emits the head only when it is whole, so
 ///   a client trickling a byte every second still runs out of time);
 /// - its body must arrive within `bodyTimeout` of the head;
-/// - past `maxConnections` open connections, a new one is closed at once.
+/// - past `maxConnections` open connections, a new one is closed at once;
+/// - answers that the client stops reading (the channel unwritable) must drain
+///   within `stallTimeout` (the idle timeout): otherwise a client that pipelines
+///   large requests and never reads holds the connection, and a graceful
+///   shutdown, for ever (a probe held one 90 s with a 4 s idle timeout).
 ///
 /// A stalled connection is closed; nothing is answered on it (an answer would
 /// need the request it never finished sending). Bytes that are not HTTP/1.1
@@ -43,7 +47,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let headerTimeout: TimeAmount
     private let bodyTimeout: TimeAmount
     private let malformed: MalformedAnswer
+    private let stallTimeout: TimeAmount
     private var deadline: Scheduled<Void>?
+    /// Runs while the channel is unwritable: answers the client does not read.
+    private var stall: Scheduled<Void>?
     private var counted = false
     /// Requests whose answer has not been written to its end (a client may pipeline).
     private var inFlight = 0
@@ -53,10 +60,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// the decoder may report the same error twice (an unsupported HTTP version).
     private var answeredMalformed = false
 
-    init(counter: Counter, headerTimeout: TimeAmount, bodyTimeout: TimeAmount, malformed: @escaping MalformedAnswer) {
+    init(
+        counter: Counter, headerTimeout: TimeAmount, bodyTimeout: TimeAmount, stallTimeout: TimeAmount,
+        malformed: @escaping MalformedAnswer
+    ) {
         self.counter = counter
         self.headerTimeout = headerTimeout
         self.bodyTimeout = bodyTimeout
+        self.stallTimeout = stallTimeout
         self.malformed = malformed
     }
 
@@ -72,6 +83,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         disarm()
+        cancelStall()
         if counted {
             counted = false
             counter.open.wrappingSubtract(1, ordering: .relaxed)
@@ -80,7 +92,17 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         disarm()
+        cancelStall()
         context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        cancelStall()
+        if !context.channel.isWritable {
+            let channel = context.channel
+            stall = context.eventLoop.scheduleTask(in: stallTimeout) { channel.close(promise: nil) }
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -143,6 +165,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         deadline?.cancel()
         deadline = nil
     }
+
+    private func cancelStall() {
+        stall?.cancel()
+        stall = nil
+    }
 }
 
 extension HTTP1Channel.Configuration {
@@ -158,7 +185,8 @@ extension HTTP1Channel.Configuration {
             additionalChannelHandlers: [
                 ConnectionGuard(
                     counter: counter, headerTimeout: .milliseconds(headerTimeout),
-                    bodyTimeout: .milliseconds(bodyTimeout), malformed: malformed)
+                    bodyTimeout: .milliseconds(bodyTimeout), stallTimeout: .milliseconds(config.idleTimeoutMs),
+                    malformed: malformed)
             ],
             idleTimeout: .milliseconds(config.idleTimeoutMs))
     }

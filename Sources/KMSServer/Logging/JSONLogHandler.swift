@@ -35,6 +35,9 @@ public struct JSONLogHandler: LogHandler {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard var line = try? encoder.encode(fields) else { return }
         line.append(0x0A)
-        Self.output.withLock { _ in FileHandle.standardOutput.write(line) }
+        Self.output.withLock { _ in
+            // A full disk or a closed pipe loses the line; the deprecated write(_:) would trap (a crash).
+            try? FileHandle.standardOutput.write(contentsOf: line)
+        }
     }
 }

@@ -26,7 +26,9 @@ struct ClientOptions: ParsableArguments {
         } catch {
             throw CLIFailure(message: error.description)
         }
-        if let notice = found?.notice, !json { FileHandle.standardError.write(Data("note: \(notice)\n".utf8)) }
+        if let notice = found?.notice, !json {
+            try? FileHandle.standardError.write(contentsOf: Data("note: \(notice)\n".utf8))
+        }
         return KMSClientConfiguration(
             baseURL: url ?? environment["BASE_URL"] ?? "http://localhost:3000",
             token: token ?? environment["TOKEN"].flatMap { $0.isEmpty ? nil : $0 },

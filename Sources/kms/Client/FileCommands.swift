@@ -132,11 +132,11 @@ final class ProgressLine {
         } else {
             line += ", \(Self.size(rate))/s   "
         }
-        FileHandle.standardError.write(Data(line.utf8))
+        try? FileHandle.standardError.write(contentsOf: Data(line.utf8))
     }
 
     func finish() {
-        if enabled { FileHandle.standardError.write(Data("\n".utf8)) }
+        if enabled { try? FileHandle.standardError.write(contentsOf: Data("\n".utf8)) }
     }
 
     static func size(_ bytes: Double) -> String {
@@ -173,7 +173,8 @@ struct EncryptFileCommand: AsyncParsableCommand {
         }
         progress.finish()
         if output != "-" {
-            FileHandle.standardError.write(Data("encrypted \(input) under \(used.keyId) v\(used.version)\n".utf8))
+            try? FileHandle.standardError.write(
+                contentsOf: Data("encrypted \(input) under \(used.keyId) v\(used.version)\n".utf8))
         }
     }
 }
@@ -198,8 +199,9 @@ struct DecryptFileCommand: AsyncParsableCommand {
     func run() async throws {
         let bounds = try range.map(FileContext.parseRange)
         if bounds != nil, input == "-" {
-            FileHandle.standardError.write(
-                Data("Error: range_invalid: --range needs a seekable input file, not -\n".utf8))
+            try? FileHandle.standardError.write(
+                contentsOf:
+                    Data("Error: range_invalid: --range needs a seekable input file, not -\n".utf8))
             throw ExitCode(2)
         }
         let endpoints = FileEndpoints(input: input, output: output)
@@ -242,7 +244,8 @@ struct RewrapFileCommand: AsyncParsableCommand {
             try await endpoints.withStreams { read, write, _ in try await kms.rewrapStream(read: read, write: write) }
         }
         if output != "-" {
-            FileHandle.standardError.write(Data("rewrapped \(input) under \(used.keyId) v\(used.version)\n".utf8))
+            try? FileHandle.standardError.write(
+                contentsOf: Data("rewrapped \(input) under \(used.keyId) v\(used.version)\n".utf8))
         }
     }
 }
@@ -350,8 +353,9 @@ enum FileContext {
     }
 
     private static func rangeInvalid() -> ExitCode {
-        FileHandle.standardError.write(
-            Data("Error: range_invalid: --range takes START-END, decimal digits, START <= END\n".utf8))
+        try? FileHandle.standardError.write(
+            contentsOf:
+                Data("Error: range_invalid: --range takes START-END, decimal digits, START <= END\n".utf8))
         return ExitCode(2)
     }
 }

@@ -12,8 +12,12 @@ import Synchronization
 final class RawConnection: Sendable {
     let fd: Int32
 
-    init(port: Int) throws {
+    /// `receiveBuffer`: a small receive buffer (set before connecting), for a client that reads slowly or never.
+    init(port: Int, receiveBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -62,6 +66,23 @@ final class RawConnection: Sendable {
             received += buffer[0..<count]
         }
         return String(decoding: received, as: UTF8.self)
+    }
+
+    /// How many bytes the server sends until it closes or `seconds` pass, counted, not kept.
+    func countAll(within seconds: Double) async throws -> Int {
+        try await offPool {
+            let deadline = Date().addingTimeInterval(seconds)
+            var total = 0
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while Date() < deadline {
+                var poller = pollfd(fd: self.fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&poller, 1, Int32(max(1, deadline.timeIntervalSinceNow * 1000))) > 0 else { continue }
+                let count = recv(self.fd, &buffer, buffer.count, 0)
+                if count <= 0 { break }
+                total += count
+            }
+            return total
+        }
     }
 
     /// Whether the server closed the connection within `seconds` (reads past any answer), polled off the pool.
