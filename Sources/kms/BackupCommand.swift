@@ -115,15 +115,22 @@ struct RestoreCommand: AsyncParsableCommand {
                 // A server whose store folder was moved or emptied under it holds the old folder's
                 // lock, but still its log's: refused too (docs/api.md: never move a running store).
                 if FileManager.default.fileExists(atPath: config.auditLog.path) {
-                    auditLock = try AuditWriterLock.acquire(forLog: config.auditLog)
+                    do {
+                        auditLock = try AuditWriterLock.acquire(forLog: config.auditLog)
+                    } catch {
+                        throw CLIFailure(
+                            message:
+                                "\(config.auditLog.path) (KMS_AUDIT_LOG) is held by a running server. If it serves this store, stop it first; if it serves another, give this restore the new instance's own KMS_AUDIT_LOG (a restore reads the log's lock only to find a server whose store was moved under it)"
+                        )
+                    }
                 }
             } else if FileManager.default.fileExists(atPath: config.auditLog.path) {
                 writerLock = try AuditWriterLock.acquire(forLog: config.auditLog)
             } else {
                 writerLock = nil
             }
-        } catch {
-            throw CLIFailure(message: error.description)
+        } catch let failure as AuditWriterLock.Failure {
+            throw CLIFailure(message: failure.description)
         }
         defer { withExtendedLifetime((writerLock, auditLock)) {} }
         let (_, masterKey, database) = try await BackupSetup.open(migrate: true)

@@ -196,6 +196,11 @@ import Testing
         let elsewhere = try await CLIProcess.run(
             ["restore", file.path], environment: source.merging(["KMS_AUDIT_LOG": "/dev/null"]) { $1 })
         #expect(elsewhere.status != 0 && elsewhere.stderr.contains("in use by another process"), "\(elsewhere.stderr)")
+        // A new folder beside the running server, with the server's log: refused, saying which log to give.
+        let sameLog = Self.environment("file", folder: scratch.appendingPathComponent("c"))
+            .merging(["KMS_AUDIT_LOG": source["KMS_AUDIT_LOG"] ?? ""]) { $1 }
+        let beside = try await CLIProcess.run(["restore", file.path], environment: sameLog)
+        #expect(beside.status != 0 && beside.stderr.contains("own KMS_AUDIT_LOG"), "\(beside.stderr)")
 
         // --out: a folder is named as such; - is standard output.
         let folderOut = try await CLIProcess.run(["backup", "--out", scratch.path], environment: source)

@@ -133,7 +133,13 @@ public enum FileBackupStore {
         } catch {
             throw KMSError.storageUnavailable("cannot sync \(folder.path): \(error.description)")
         }
-        try? FileManager.default.removeItem(at: staging)
+        do {
+            try FileManager.default.removeItem(at: staging)
+            try DurableFile.syncFolder(folder.path)
+        } catch {
+            // The marker stays: serve and restore then say to empty the folder and restore again.
+            throw KMSError.storageUnavailable("cannot remove \(staging.lastPathComponent) after the restore: \(error)")
+        }
         try? FileManager.default.removeItem(at: aside)
         do {
             try DurableFile.syncFolder(folder.path)

@@ -13,10 +13,11 @@ import Synchronization
 ///   a client trickling a byte every second still runs out of time);
 /// - its body must arrive within `bodyTimeout` of the head;
 /// - past `maxConnections` open connections, a new one is closed at once;
-/// - answers that the client stops reading (the channel unwritable) must drain
-///   within `stallTimeout` (the idle timeout): otherwise a client that pipelines
-///   large requests and never reads holds the connection, and a graceful
-///   shutdown, for ever (a probe held one 90 s with a 4 s idle timeout).
+/// - answers the client stops reading (the channel unwritable, and its buffered
+///   bytes not shrinking) close the connection after `stallTimeout` (the idle
+///   timeout): otherwise a client that pipelines large requests and never reads
+///   holds the connection, and a graceful shutdown, for ever (a probe held one
+///   90 s with a 4 s idle timeout). A slow reader keeps it while it makes progress.
 ///
 /// A stalled connection is closed; nothing is answered on it (an answer would
 /// need the request it never finished sending). Bytes that are not HTTP/1.1
@@ -98,11 +99,24 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         cancelStall()
-        if !context.channel.isWritable {
-            let channel = context.channel
-            stall = context.eventLoop.scheduleTask(in: stallTimeout) { channel.close(promise: nil) }
-        }
+        if !context.channel.isWritable { watchStall(context.channel) }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// Closes `channel` if its buffered answer does not shrink within `stallTimeout`: a client
+    /// that reads slowly (a large answer over a slow link) keeps its connection, one that has
+    /// stopped reading loses it.
+    private func watchStall(_ channel: any Channel) {
+        let buffered = Self.buffered(channel)
+        stall = channel.eventLoop.assumeIsolated().scheduleTask(in: stallTimeout) { [self] in
+            stall = nil
+            guard !channel.isWritable else { return }
+            if Self.buffered(channel) < buffered { watchStall(channel) } else { channel.close(promise: nil) }
+        }
+    }
+
+    private static func buffered(_ channel: any Channel) -> Int {
+        (try? channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
