@@ -130,7 +130,9 @@ public final class KMSClient: Sendable {
     // MARK: Calls
 
     /// A sealed call. `idempotent` calls are retried once after re-establishing
-    /// an expired session; others fail with the server's error instead.
+    /// an expired session, and once (with a new seq) when a resend's answer
+    /// left the outcome unknown; others fail with the server's error, or
+    /// with `outcomeUnknown`, instead.
     func call<Output: Decodable>(
         _ method: String, _ target: String, body: (some Encodable & Sendable)? = EmptyBody?.none, idempotent: Bool
     ) async throws -> Output {
@@ -143,6 +145,7 @@ public final class KMSClient: Sendable {
                 return output
             } catch let error as KMSClientError {
                 gate.leaveCall()
+                if case .outcomeUnknown = error, attempt == 0, idempotent { continue }
                 let gone = error.code == ErrorCode.unknownSession.rawValue
                 // The server no longer knows the session (restarted, reaped, ended elsewhere): the next
                 // call makes a new one even when this one is not retried, instead of failing until our
@@ -182,6 +185,19 @@ public final class KMSClient: Sendable {
         }
         let response = try await transport.send(
             TransportRequest(method: method, target: target, headers: headers, body: bodyData))
+        do {
+            return try open(response, session: session, seq: seq)
+        } catch let error as KMSClientError where response.resent && error.code == ErrorCode.replayDetected.rawValue {
+            // Our seqs are never reused, so the server saw this seq before: the first send arrived.
+            throw KMSClientError.outcomeUnknown(
+                "the connection closed before \(method) \(target) was answered, and its resend was refused as a "
+                    + "replay, so the server received it and may have done it; read the state before repeating it")
+        }
+    }
+
+    /// Opens the answer to the sealed request `seq` of `session`.
+    private func open<Output: Decodable>(_ response: TransportResponse, session: Session, seq: UInt64) throws -> Output
+    {
         guard let sealed = try? SealedEnvelope(json: response.body) else {
             throw plainError(response, toSealedRequest: true)
         }
@@ -303,6 +319,11 @@ public final class KMSClient: Sendable {
             } catch let error as KMSClientError where error.code == ErrorCode.tokenInUse.rawValue && !fixedToken {
                 guard attempt < 2 else { throw error }
                 state.withLock { $0.token = ClientToken.issue(prefix: nil) }
+            } catch KMSClientError.outcomeUnknown(let what) where !fixedToken {
+                // The first send of the exchange made a session we never heard of; it holds its token
+                // until it expires, so the next exchange draws a new one.
+                guard attempt < 2 else { throw KMSClientError.outcomeUnknown(what) }
+                state.withLock { $0.token = ClientToken.issue(prefix: nil) }
             }
         }
         throw KMSClientError.protocolViolation("unreachable: key-exchange retries ended")
@@ -340,7 +361,14 @@ public final class KMSClient: Sendable {
                 method: "POST", target: WirePath.keyExchange,
                 headers: [(EnvelopePlacement.tokenHeader, token), ("Content-Type", "application/json")],
                 body: try WireJSON.encode(request)))
-        guard exchange.status == 200 else { throw plainError(exchange) }
+        guard exchange.status == 200 else {
+            let error = plainError(exchange)
+            guard exchange.resent, error.code == ErrorCode.unknownSession.rawValue else { throw error }
+            throw KMSClientError.outcomeUnknown(
+                "the connection closed before the key exchange was answered, and its resend found the pending "
+                    + "session used: the first send made a session, which holds this token until it expires "
+                    + "(token_in_use until then)")
+        }
         let confirmation: KeyExchangeResponse
         do {
             let inner = try ClientSeal.openResponse(

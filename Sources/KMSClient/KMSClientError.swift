@@ -11,6 +11,11 @@ public enum KMSClientError: Error, Sendable, CustomStringConvertible {
     case protocolViolation(String)
     /// The configuration cannot work (bad URL, malformed token).
     case configuration(String)
+    /// The request was sent twice (its first connection closed before any
+    /// answer) and the server refused the second as already seen: the first
+    /// reached it and may have taken effect. Read the state (`keys show`,
+    /// `keys list`) before repeating a create, rotate or delete.
+    case outcomeUnknown(String)
 
     /// The server's error code, if the server refused.
     public var code: String? {
@@ -32,6 +37,8 @@ public enum KMSClientError: Error, Sendable, CustomStringConvertible {
             return "protocol violation: \(what)"
         case .configuration(let what):
             return "configuration: \(what)"
+        case .outcomeUnknown(let what):
+            return "outcome unknown: \(what)"
         }
     }
 }

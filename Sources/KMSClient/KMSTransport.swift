@@ -30,11 +30,18 @@ public struct TransportResponse: Sendable {
     public var status: Int
     public var headers: [(String, String)]
     public var body: Data
+    /// Whether this answers a second send of the request, made because the
+    /// first one's connection closed before any answer: the first may have
+    /// reached the server and taken effect, which a refusal of the second
+    /// (`replay_detected`, a used pending session) then hides. The client
+    /// turns such a refusal into "outcome unknown" (`KMSClientError`).
+    public var resent: Bool
 
-    public init(status: Int, headers: [(String, String)], body: Data) {
+    public init(status: Int, headers: [(String, String)], body: Data, resent: Bool = false) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.resent = resent
     }
 
     public func header(_ name: String) -> String? {
@@ -84,6 +91,7 @@ public struct HTTPTransport: KMSTransport {
         // meets the client's read timeout (30 s) instead.
         let deadline = NIODeadline.now() + timeout
         let response: HTTPClientResponse
+        var resent = false
         do {
             response = try await client.execute(outgoing, deadline: deadline)
         } catch  where Self.isStaleConnection(error) {
@@ -91,6 +99,7 @@ public struct HTTPTransport: KMSTransport {
             // request was written, or a server that stopped (or dropped the connection) after reading it.
             // Sent once more: the server accepts a seq once, so a sealed request that did arrive is refused
             // `replay_detected`, and a key exchange's second send finds its pending session used.
+            resent = true
             response = try await client.execute(outgoing, deadline: deadline)
         }
         var body = ByteBuffer()
@@ -103,7 +112,7 @@ public struct HTTPTransport: KMSTransport {
         }
         return TransportResponse(
             status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
-            body: Data(body.readableBytesView))
+            body: Data(body.readableBytesView), resent: resent)
     }
 
     static func isStaleConnection(_ error: any Error) -> Bool {

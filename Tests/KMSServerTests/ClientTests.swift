@@ -42,7 +42,10 @@ import Testing
 
     @Test func oneClientIsSafeFromManyTasks() async throws {
         try await TestServer().run { server in
-            let kms = try client(server.port)
+            // 401 calls through one pool of a few connections: on a loaded CI machine the last ones
+            // wait in the pool longer than the client's 30 s default, which is not what this tests.
+            let transport = HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)", timeout: .seconds(180))
+            let kms = try client(server.port, transport: transport)
             let key = try await kms.generateKey()
             let results = try await withThrowingTaskGroup(of: Bool.self) { group in
                 for index in 0..<200 {
@@ -146,6 +149,36 @@ extension ClientTests {
         listener.close()
     }
 
+    /// A request the transport had to send twice (its first connection closed before any answer)
+    /// and whose first send took effect: the resend's refusal does not read as "not done". A create
+    /// is "outcome unknown" (and did happen); an encrypt is simply made again with a new seq; a key
+    /// exchange is made again with a new token. Before, the create read `replay_detected`.
+    @Test func aResendsRefusalIsAnUnknownOutcome() async throws {
+        try await TestServer().run { server in
+            let transport = DoubleSendTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            let kms = try client(server.port, transport: transport)
+            transport.twice.withLock { $0 = [WirePath.keyExchange] }
+            _ = try await kms.connect()
+            #expect(transport.sent(WirePath.keyExchange) == 3, "the doubled exchange, then a fresh one")
+
+            transport.twice.withLock { $0 = [WirePath.generateKey] }
+            let created = await #expect(throws: KMSClientError.self) { try await kms.generateKey() }
+            guard case .outcomeUnknown(let what) = created else {
+                Issue.record("not an unknown outcome: \(String(describing: created))")
+                return
+            }
+            #expect(what.contains("read the state"))
+            transport.twice.withLock { $0 = [] }
+            let keys = try await kms.listKeys()
+            #expect(keys.keys.count == 1, "the first send did create the key")
+
+            transport.twice.withLock { $0 = [WirePath.encrypt] }
+            let sealed = try await kms.encrypt(key: keys.keys[0].keyId, plaintext: Data("photo".utf8))
+            transport.twice.withLock { $0 = [] }
+            #expect(try await kms.decrypt(ciphertext: sealed.ciphertext).plaintext == Data("photo".utf8))
+        }
+    }
+
     /// The transport does not follow a redirect (the token and envelope would go with it).
     @Test func redirectsAreNotFollowed() async throws {
         let listener = try StallingListener(
@@ -197,6 +230,29 @@ final class SpyTransport: KMSTransport {
         case nil:
             break
         }
+        return response
+    }
+}
+
+/// Sends each request whose target is in `twice` two times, as the transport does when the first
+/// connection closes before an answer, and answers with the second (marked `resent`); once per
+/// target, then it sends normally.
+final class DoubleSendTransport: KMSTransport {
+    let base: HTTPTransport
+    let twice = Mutex<Set<String>>([])
+    private let counts = Mutex<[String: Int]>([:])
+
+    init(base: HTTPTransport) { self.base = base }
+
+    func sent(_ target: String) -> Int { counts.withLock { $0[target] ?? 0 } }
+
+    func send(_ request: TransportRequest) async throws -> TransportResponse {
+        let doubled = twice.withLock { $0.remove(request.target) != nil }
+        counts.withLock { $0[request.target, default: 0] += doubled ? 2 : 1 }
+        guard doubled else { return try await base.send(request) }
+        _ = try await base.send(request)
+        var response = try await base.send(request)
+        response.resent = true
         return response
     }
 }
