@@ -37,7 +37,8 @@ extension KMSClient {
     private func lifecycle(_ pattern: String, _ key: String, _ body: some Encodable & Sendable) async throws
         -> KeyMetadata
     {
-        // Idempotent: a repeat of any of these changes nothing more (a re-sent schedule restarts its clock).
+        // Idempotent for `call`'s one retry after `unknown_session` (the first send did not run); not
+        // repeatable after an unknown outcome: a repeated schedule or cancel is refused `409`.
         try await call(
             "POST", WirePath.target(pattern, ["keyId": try Self.pathSegment(key)]), body: body, idempotent: true)
     }

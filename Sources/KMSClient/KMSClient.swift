@@ -78,10 +78,17 @@ public final class KMSClient: Sendable {
     /// Rotates the token: to `newToken`, or to one the server issues.
     @discardableResult
     public func rotateToken(to newToken: String? = nil) async throws -> String {
-        try await ensureSession()
+        let generation = try await ensureSession()
         return try await withChange {
-            let reply: RotateTokenResponse = try await self.sealedCall(
-                "POST", WirePath.rotateToken, body: RotateTokenRequest(token: newToken))
+            let reply: RotateTokenResponse
+            do {
+                reply = try await self.sealedCall(
+                    "POST", WirePath.rotateToken, body: RotateTokenRequest(token: newToken))
+            } catch KMSClientError.outcomeUnknown(let what) {
+                // The server may hold the session under a token we never learnt: the next call starts afresh.
+                self.expire(generation)
+                throw KMSClientError.outcomeUnknown(what)
+            }
             self.state.withLock { state in
                 state.token = reply.token
                 state.session?.token = reply.token
@@ -123,20 +130,29 @@ public final class KMSClient: Sendable {
     public func close() async throws {
         rotation.withLock { $0?.cancel() }
         guard state.withLock({ $0.session }) != nil else { return }
-        let _: EmptyBody = try await call("DELETE", WirePath.session, idempotent: false)
+        do {
+            let _: EmptyBody = try await call("DELETE", WirePath.session, idempotent: false)
+        } catch KMSClientError.outcomeUnknown {
+            // The first send may have ended it; if not, it expires on its own. Forgotten here either way.
+        }
         state.withLock { $0.session = nil }
     }
 
     // MARK: Calls
 
     /// A sealed call. `idempotent` calls are retried once after re-establishing
-    /// an expired session, and once (with a new seq) when a resend's answer
-    /// left the outcome unknown; others fail with the server's error, or
-    /// with `outcomeUnknown`, instead.
+    /// an expired session (the server refused before running them); others
+    /// fail with the server's error instead. Calls that only read or compute
+    /// (`repeatable`) are also made once more, with a new seq, when a resend's
+    /// answer left the outcome unknown; every other call fails `outcomeUnknown`
+    /// then: repeating a change the first send made can fail (`409`) or undo
+    /// someone else's change made in between.
     func call<Output: Decodable>(
         _ method: String, _ target: String, body: (some Encodable & Sendable)? = EmptyBody?.none, idempotent: Bool
     ) async throws -> Output {
-        for attempt in 0..<2 {
+        let repeatable = method == "GET" || Self.repeatableTargets.contains(target)
+        var (renewed, repeated) = (false, false)
+        while true {
             let generation = try await ensureSession()
             await gate.enterCall()
             do {
@@ -145,21 +161,29 @@ public final class KMSClient: Sendable {
                 return output
             } catch let error as KMSClientError {
                 gate.leaveCall()
-                if case .outcomeUnknown = error, attempt == 0, idempotent { continue }
+                if case .outcomeUnknown = error, repeatable, !repeated {
+                    repeated = true
+                    continue
+                }
                 let gone = error.code == ErrorCode.unknownSession.rawValue
                 // The server no longer knows the session (restarted, reaped, ended elsewhere): the next
                 // call makes a new one even when this one is not retried, instead of failing until our
                 // own idea of its expiry passes.
                 if gone { expire(generation) }
-                guard attempt == 0, idempotent, gone else { throw error }
+                guard idempotent, gone, !renewed else { throw error }
+                renewed = true
                 try await reestablish(ifGeneration: generation)
             } catch {
                 gate.leaveCall()
                 throw error
             }
         }
-        throw KMSClientError.protocolViolation("unreachable: retry loop ended")
     }
+
+    /// The sealed POSTs that compute without changing anything: safe to make twice.
+    static let repeatableTargets: Set<String> = [
+        WirePath.encrypt, WirePath.decrypt, WirePath.rewrap, WirePath.dataKey, WirePath.random,
+    ]
 
     /// Seals, sends and opens one request with the current session (no retry).
     private func sealedCall<Output: Decodable>(
@@ -188,10 +212,11 @@ public final class KMSClient: Sendable {
         do {
             return try open(response, session: session, seq: seq)
         } catch let error as KMSClientError where response.resent && error.code == ErrorCode.replayDetected.rawValue {
-            // Our seqs are never reused, so the server saw this seq before: the first send arrived.
+            // Our seqs are never reused, so the server saw this seq (or a later one) before: the first send
+            // may have arrived and run.
             throw KMSClientError.outcomeUnknown(
                 "the connection closed before \(method) \(target) was answered, and its resend was refused as a "
-                    + "replay, so the server received it and may have done it; read the state before repeating it")
+                    + "replay, so the server may have received it and done it; read the state before repeating it")
         }
     }
 
@@ -319,11 +344,11 @@ public final class KMSClient: Sendable {
             } catch let error as KMSClientError where error.code == ErrorCode.tokenInUse.rawValue && !fixedToken {
                 guard attempt < 2 else { throw error }
                 state.withLock { $0.token = ClientToken.issue(prefix: nil) }
-            } catch KMSClientError.outcomeUnknown(let what) where !fixedToken {
-                // The first send of the exchange made a session we never heard of; it holds its token
-                // until it expires, so the next exchange draws a new one.
+            } catch KMSClientError.outcomeUnknown(let what) {
+                // The exchange's first send may have made a session we never heard of (`exchange` has asked
+                // the server to end it); the next exchange draws a new token unless it is fixed.
                 guard attempt < 2 else { throw KMSClientError.outcomeUnknown(what) }
-                state.withLock { $0.token = ClientToken.issue(prefix: nil) }
+                if !fixedToken { state.withLock { $0.token = ClientToken.issue(prefix: nil) } }
             }
         }
         throw KMSClientError.protocolViolation("unreachable: key-exchange retries ended")
@@ -364,10 +389,11 @@ public final class KMSClient: Sendable {
         guard exchange.status == 200 else {
             let error = plainError(exchange)
             guard exchange.resent, error.code == ErrorCode.unknownSession.rawValue else { throw error }
+            await endUnconfirmed(sessionId: started.sessionId, key: key, token: token)
             throw KMSClientError.outcomeUnknown(
                 "the connection closed before the key exchange was answered, and its resend found the pending "
-                    + "session used: the first send made a session, which holds this token until it expires "
-                    + "(token_in_use until then)")
+                    + "session used (or expired): the first send may have made a session, which holds this "
+                    + "token until it ends")
         }
         let confirmation: KeyExchangeResponse
         do {
@@ -397,5 +423,22 @@ public final class KMSClient: Sendable {
         return SessionInfo(
             sessionId: started.sessionId, fingerprint: actual, expiresAt: confirmation.expiresAt,
             ttlMs: confirmation.ttlMs, sliding: confirmation.sliding)
+    }
+
+    /// Ends, best effort, a session whose key exchange took effect but whose
+    /// confirmation never came (its resend was refused): it would otherwise
+    /// hold its token, and a place among the server's sessions, until it
+    /// expires. Its first sealed request is seq 1.
+    private func endUnconfirmed(sessionId: String, key: SymmetricKey, token: String) async {
+        guard
+            let envelope = try? ClientSeal.sealRequest(
+                Data(), method: "DELETE", target: WirePath.session, sessionId: sessionId, seq: 1, key: key)
+        else { return }
+        let headers = [
+            (EnvelopePlacement.tokenHeader, token),
+            (EnvelopePlacement.envelopeHeader, EnvelopePlacement.headerValue(envelope)),
+        ]
+        _ = try? await transport.send(
+            TransportRequest(method: "DELETE", target: WirePath.session, headers: headers, body: nil))
     }
 }

@@ -143,6 +143,8 @@ extension ClientTests {
             let response = try await transport.send(
                 TransportRequest(method: "GET", target: target, headers: [], body: nil))
             #expect(response.status == 200, "\(target)")
+            // What lets the client tell "refused" from "the first send may have run" (`outcomeUnknown`).
+            #expect(response.resent == (target == "/second"), "\(target)")
         }
         #expect(listener.requests == 4)  // the second request was sent twice
         try await client.shutdown()
@@ -174,8 +176,32 @@ extension ClientTests {
 
             transport.twice.withLock { $0 = [WirePath.encrypt] }
             let sealed = try await kms.encrypt(key: keys.keys[0].keyId, plaintext: Data("photo".utf8))
-            transport.twice.withLock { $0 = [] }
+            #expect(transport.sent(WirePath.encrypt) == 3, "the doubled encrypt, then one with a new seq")
             #expect(try await kms.decrypt(ciphertext: sealed.ciphertext).plaintext == Data("photo".utf8))
+
+            // A lifecycle change that is idempotent for a lost session is still not repeated here.
+            transport.twice.withLock { $0 = [WirePath.target(WirePath.disableKey, ["keyId": keys.keys[0].keyId])] }
+            let disabled = await #expect(throws: KMSClientError.self) { try await kms.disableKey(keys.keys[0].keyId) }
+            guard case .outcomeUnknown = disabled else {
+                Issue.record("not an unknown outcome: \(String(describing: disabled))")
+                return
+            }
+        }
+    }
+
+    /// With a fixed token the doubled key exchange's session is ended (the client holds its key),
+    /// so the token is free again and the next exchange with it works.
+    @Test func aResentKeyExchangeWithAFixedTokenEndsItsSession() async throws {
+        try await TestServer().run { server in
+            let transport = DoubleSendTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            let token = String(repeating: "t", count: 40)
+            let kms = try KMSClient(
+                KMSClientConfiguration(baseURL: transport.base.baseURL, token: token), transport: transport)
+            transport.twice.withLock { $0 = [WirePath.keyExchange] }
+            _ = try await kms.connect()
+            #expect(transport.sent(WirePath.keyExchange) == 3)
+            #expect(transport.sent(WirePath.session) == 1, "the unconfirmed session was ended")
+            _ = try await kms.generateKey()
         }
     }
 
