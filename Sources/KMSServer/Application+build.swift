@@ -143,7 +143,7 @@ public func buildApplication(
         responder: edge,
         server: .http1(
             configuration: .guarded(
-                config, counter: ConnectionGuard.Counter(maximum: config.maxConnections),
+                config, counter: ConnectionGuard.Counter(config),
                 malformed: EdgeResponder.malformedAnswer(edge.securityHeaders))),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
         onServerRunning: { channel in

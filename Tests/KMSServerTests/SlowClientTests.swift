@@ -151,6 +151,39 @@ import Testing
         #expect(refused.hasPrefix("HTTP/1.1 400") && refused.contains("SerializationException"), "\(refused)")
     }
 
+    /// No host fills the connection cap alone (a flood probe filled it from a host off the
+    /// allowlist): a quarter of the cap per allowlisted address, a tenth for every host off the
+    /// allowlist together, whose connections also close after their one answer (a `403`).
+    @Test func noHostFillsTheCapAlone() async throws {
+        let server = try await ServeProcess(environment: [
+            "KMS_MAX_CONNECTIONS": "40", "KMS_TRUSTED_PROXIES": "",
+            "KMS_WHITELIST": "127.0.0.1/32,127.0.0.4/32,127.0.0.5/32",
+        ])
+        func open(_ connections: [RawConnection]) async throws -> [RawConnection] {
+            var open: [RawConnection] = []
+            for connection in connections where try await !connection.isClosed(within: 0.1) { open.append(connection) }
+            return open
+        }
+        let strangers = try await open((0..<20).map { _ in try RawConnection(port: server.port, source: "127.0.0.2") })
+        let greedy = try await open((0..<15).map { _ in try RawConnection(port: server.port, source: "127.0.0.5") })
+        #expect(strangers.count == 4, "\(strangers.count) of 20 connections open from a host off the allowlist")
+        #expect(greedy.count == 10, "\(greedy.count) of 15 connections open from one allowlisted host")
+
+        // Another allowlisted host still gets in; the other stranger host shares the strangers' full share.
+        let other = try RawConnection(port: server.port, source: "127.0.0.4")
+        other.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        let answer = try await other.readAll(within: 1)
+        #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer.prefix(40))")
+        #expect(try await RawConnection(port: server.port, source: "127.0.0.3").isClosed(within: 2))
+
+        // A stranger is told why, once, and its place goes back to the share.
+        let stranger = try #require(strangers.first)
+        stranger.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        let refusal = try await stranger.readAll(within: 2)
+        #expect(refusal.hasPrefix("HTTP/1.1 403") && refusal.contains("address_not_allowed"), "\(refusal.prefix(80))")
+        #expect(try await RawConnection(port: server.port, source: "127.0.0.3").isClosed(within: 0.5) == false)
+    }
+
     @Test func connectionsPastTheCapAreClosed() async throws {
         let server = try await ServeProcess(environment: ["KMS_MAX_CONNECTIONS": "20"])
         let held = try (0..<30).map { _ in try RawConnection(port: server.port) }

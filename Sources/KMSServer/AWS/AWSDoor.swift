@@ -26,7 +26,7 @@ func makeAWSDoor(
     let server: HTTPServerBuilder
     // The same slow-client bounds as the native door (a TLS handshake that stalls runs into the header deadline).
     let http = HTTP1Channel.Configuration.guarded(
-        config, counter: ConnectionGuard.Counter(maximum: config.maxConnections),
+        config, counter: ConnectionGuard.Counter(config),
         malformed: AWSResponder.malformedAnswer)
     if aws.allowPlainHTTP {
         logger.warning("KMS_AWS_ALLOW_PLAIN_HTTP=true: the AWS door answers plain HTTP on loopback")

@@ -42,9 +42,13 @@ public struct ClientAddressResolver: Sendable {
         trustedProxies.contains { $0.contains(address) }
     }
 
-    private func check(_ address: IPAddress) -> Outcome {
+    /// Whether `address` is on the allowlist.
+    public func allows(_ address: IPAddress) -> Bool {
         allowlist.contains { $0.contains(address) }
-            ? .allowed(address) : .refused(address, reason: "address not on the allowlist")
+    }
+
+    private func check(_ address: IPAddress) -> Outcome {
+        allows(address) ? .allowed(address) : .refused(address, reason: "address not on the allowlist")
     }
 
     /// One hop: an address, optionally `[v6]` in brackets; no ports, names or `unknown`.

@@ -12,7 +12,11 @@ import Synchronization
 ///   the previous answer (the decoder emits the head only when it is whole, so
 ///   a client trickling a byte every second still runs out of time);
 /// - its body must arrive within `bodyTimeout` of the head;
-/// - past `maxConnections` open connections, a new one is closed at once;
+/// - past `maxConnections` open connections, a new one is closed at once; so is
+///   one past its peer's share (`Counter`): a quarter of the cap per address,
+///   and a tenth for every peer off the allowlist together, whose connections
+///   also close after their first answer (always a `403`), so that no host can
+///   fill the cap by itself, and hosts that may not use the server not at all;
 /// - answers the client stops reading (the channel unwritable, and its buffered
 ///   bytes not shrinking) close the connection after `stallTimeout` (the idle
 ///   timeout): otherwise a client that pipelines large requests and never reads
@@ -33,12 +37,68 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
-    /// Open connections, shared by every connection's guard.
+    /// Open connections, shared by every connection's guard, in all and per
+    /// peer. A trusted proxy's connections have no per-address share (its
+    /// clients share its address; their requests are bounded by the address
+    /// `X-Forwarded-For` gives). A flood probe filled the whole cap from one
+    /// host off the allowlist before the shares existed.
     final class Counter: Sendable {
         let open = Atomic<Int>(0)
         let maximum: Int
+        /// Connections one allowlisted address may hold.
+        let perAddress: Int
+        /// Connections every peer off the allowlist (and not a trusted proxy) may hold together.
+        let strangers: Int
+        private let resolver: ClientAddressResolver
+        private let shares = Mutex<[Share: Int]>([:])
 
-        init(maximum: Int) { self.maximum = maximum }
+        /// Whose share a connection takes.
+        enum Share: Hashable {
+            case address(IPAddress)
+            /// Every peer off the allowlist: its requests are all refused.
+            case stranger
+            /// A trusted proxy (or a peer with no IP address): only the cap bounds it.
+            case unbounded
+        }
+
+        init(_ config: KMSConfiguration) {
+            maximum = config.maxConnections
+            perAddress = max(1, config.maxConnections / 4)
+            strangers = max(1, config.maxConnections / 10)
+            resolver = ClientAddressResolver(allowlist: config.allowlist, trustedProxies: config.trustedProxies)
+        }
+
+        func share(of peer: SocketAddress?) -> Share {
+            guard let peer, let address = IPAddress(socketAddress: peer) else { return .unbounded }
+            if resolver.isTrustedProxy(address) { return .unbounded }
+            return resolver.allows(address) ? .address(address) : .stranger
+        }
+
+        /// Takes a place in `share`; false when it is full.
+        func take(_ share: Share) -> Bool {
+            let limit: Int
+            switch share {
+            case .unbounded: return true
+            case .address: limit = perAddress
+            case .stranger: limit = strangers
+            }
+            return shares.withLock { held in
+                guard held[share, default: 0] < limit else { return false }
+                held[share, default: 0] += 1
+                return true
+            }
+        }
+
+        func give(_ share: Share) {
+            guard share != .unbounded else { return }
+            shares.withLock { held in
+                let left = held[share, default: 0] - 1
+                held[share] = left > 0 ? left : nil
+            }
+        }
+
+        /// Connections held in `share` (tests).
+        func held(_ share: Share) -> Int { shares.withLock { $0[share] ?? 0 } }
     }
 
     /// The answer to bytes that are not HTTP/1.1: the door's error headers and JSON body.
@@ -53,6 +113,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// Runs while the channel is unwritable: answers the client does not read.
     private var stall: Scheduled<Void>?
     private var counted = false
+    /// The peer's share, once taken (released with the connection).
+    private var share: Counter.Share?
     /// Requests whose answer has not been written to its end (a client may pipeline).
     private var inFlight = 0
     /// Whether a request body is still arriving.
@@ -75,10 +137,12 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         counted = true
         let open = counter.open.wrappingAdd(1, ordering: .relaxed).newValue
-        if open > counter.maximum {
+        let share = counter.share(of: context.channel.remoteAddress)
+        guard open <= counter.maximum, counter.take(share) else {
             context.close(promise: nil)
             return
         }
+        self.share = share
         arm(headerTimeout, context: context)
     }
 
@@ -88,6 +152,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if counted {
             counted = false
             counter.open.wrappingSubtract(1, ordering: .relaxed)
+        }
+        if let share {
+            self.share = nil
+            counter.give(share)
         }
     }
 
@@ -141,6 +209,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             // Every answer is complete and no body is arriving: the next request's head has its own time.
             // While a request is being handled (or a pipelined one waits), no deadline runs.
             if inFlight == 0, !readingBody { arm(headerTimeout, context: context) }
+            if share == .stranger {
+                // Its next request would be refused too: the place goes back to the share now.
+                let channel = context.channel
+                let written = promise ?? context.eventLoop.makePromise()
+                written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                context.write(data, promise: written)
+                return
+            }
         }
         context.write(data, promise: promise)
     }

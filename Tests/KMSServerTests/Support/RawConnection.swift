@@ -13,10 +13,23 @@ final class RawConnection: Sendable {
     let fd: Int32
 
     /// `receiveBuffer`: a small receive buffer (set before connecting), for a client that reads slowly or never.
-    init(port: Int, receiveBuffer: Int32? = nil) throws {
+    /// `source`: another loopback address to connect from (Linux answers all of 127.0.0.0/8), to be
+    /// another host as the server sees it.
+    init(port: Int, receiveBuffer: Int32? = nil, source: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         if var size = receiveBuffer {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard bound == 0 else { throw CocoaError(.fileReadUnknown) }
         }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
