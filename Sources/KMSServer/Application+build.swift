@@ -65,12 +65,9 @@ public func buildApplication(
             throw StartupFailure(description: "KEY_STORE_PATH: \(error.description)")
         }
     }
-    if storeLock != nil, let leftover = FileBackupStore.interruptedRestore(in: config.keyStorePath) {
+    if storeLock != nil, let refusal = FileBackupStore.interruptedRestoreRefusal(in: config.keyStorePath) {
         // A first start here would begin an empty KMS (or a half-restored one) without a word.
-        throw StartupFailure(
-            description:
-                "KEY_STORE_PATH: \(config.keyStorePath.path) holds \(leftover), left by a kms restore that did not finish, so the store is not what the backup held; run the restore again (it clears the staging folder, and says what to do when more is left)"
-        )
+        throw StartupFailure(description: "KEY_STORE_PATH: \(refusal)")
     }
     do {
         try DurableFile.prepareFolder(config.keyStorePath)

@@ -34,12 +34,9 @@ struct BackupCommand: AsyncParsableCommand {
         }
         let (config, masterKey, database) = try await BackupSetup.open()
         defer { database?.shutdown() }
-        if config.store == .file, let leftover = FileBackupStore.interruptedRestore(in: config.keyStorePath) {
+        if config.store == .file, let refusal = FileBackupStore.interruptedRestoreRefusal(in: config.keyStorePath) {
             // Not what any backup held: a backup of it would restore cleanly into the wrong store.
-            throw CLIFailure(
-                message:
-                    "\(config.keyStorePath.path) holds \(leftover), left by a kms restore that did not finish; run the restore again first"
-            )
+            throw CLIFailure(message: refusal)
         }
         let (data, counts) = try await BackupSetup.offline { () async throws(KMSError) in
             let contents =
@@ -157,6 +154,10 @@ struct RestoreCommand: AsyncParsableCommand {
                     Data(
                         "note: if \(config.auditLog.path) is the log of the first start this restore replaced, its audit key is gone, so it no longer verifies here: move it aside before starting the server, which then begins a log of its own (docs/api.md, backup and restore)\n"
                             .utf8))
+        }
+        if database == nil, let warning = DurableFile.looseness(of: config.keyStorePath) {
+            // As serve warns at start: a store folder others can write lets them swap its files.
+            try? FileHandle.standardError.write(contentsOf: Data("warning: \(warning)\n".utf8))
         }
         print(BackupSetup.json(counts))
     }

@@ -237,6 +237,16 @@ import Testing
             secretTraversal.status != 0 && secretTraversal.stderr.contains("is not a secret name"),
             "\(secretTraversal.stderr)")
         #expect(!FileManager.default.fileExists(atPath: scratch.appendingPathComponent("PWNED.secret.json").path))
+        // A line twice is the backup's fault, said as such (a probe got the store's `internal_error`).
+        let doubled = scratch.appendingPathComponent("doubled.backup")
+        try Self.edited(try Data(contentsOf: file), masterKey: masterKey) { lines in
+            let index = try #require(lines.firstIndex { $0.contains(#""type":"key""#) })
+            lines.insert(lines[index], at: index)
+        }.write(to: doubled)
+        let twice = try await CLIProcess.run(["restore", doubled.path], environment: target)
+        #expect(
+            twice.status != 0 && twice.stderr.contains("has two lines") && !twice.stderr.contains("internal"),
+            "\(twice.stderr)")
 
         // A restore killed while staging leaves its folder: serve refuses the store, a new restore clears it.
         let staging = keys.appendingPathComponent(".restore-0badc0de")
@@ -263,8 +273,12 @@ import Testing
 
         // The audit log inside the store (its lock file there too) does not make the store "started".
         let withLogInside = target.merging(["KMS_AUDIT_LOG": keys.appendingPathComponent("audit.log").path]) { $1 }
+        // A store folder others may write (a probe's 0777) is kept, with serve's warning.
+        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: keys.path)
         let restored = try await CLIProcess.run(["restore", file.path], environment: withLogInside)
         #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(restored.stderr.contains("is mode 777"), "\(restored.stderr)")
+        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: keys.path)
         #expect(!FileManager.default.fileExists(atPath: staging.path))
         #expect(
             try FileManager.default.contentsOfDirectory(atPath: keys.path).filter { $0.hasPrefix(".restore-") }

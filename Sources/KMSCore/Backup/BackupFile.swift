@@ -129,6 +129,17 @@ public enum BackupFile {
         for (index, line) in lines.enumerated() {
             try parse(line, number: index + 2, into: &contents, accessKeys: &accessKeys)
         }
+        // Each record once: a store would refuse the second mid-restore, in its own words.
+        for (what, names) in [
+            ("key", contents.keys.map(\.keyId)), ("alias", contents.aliases.map(\.alias)),
+            ("secret", contents.secrets.map(\.name)), ("client", contents.clients.map(\.clientId)),
+            ("access key", accessKeys.map(\.accessKeyId)),
+        ] {
+            var seen = Set<String>()
+            if let twice = names.first(where: { !seen.insert($0).inserted }) {
+                throw refused("the \(what) \(twice) has two lines")
+            }
+        }
         let opened = try contents.open(with: masterKey)
         counts = opened.counts
         // Section 6 fixes what each line holds, not the lines' order.

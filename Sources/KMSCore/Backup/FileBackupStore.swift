@@ -161,6 +161,16 @@ public enum FileBackupStore {
             .first { $0.hasPrefix(stagingPrefix) }
     }
 
+    /// What serve, backup and `clients add --local` say when `folder` holds a
+    /// restore's leftovers (`interruptedRestore`): they refuse the store.
+    public static func interruptedRestoreRefusal(in folder: URL) -> String? {
+        interruptedRestore(in: folder).map {
+            "\(folder.path) holds \($0), left by a kms restore that did not finish, so the store is not what the "
+                + "backup held; run the restore again (it clears the staging folder, and says what to do when more "
+                + "is left)"
+        }
+    }
+
     /// Refuses a folder whose restore stopped during its renames: the store
     /// is then part old, part restored.
     static func refuseInterruptedRenames(in folder: URL) throws(KMSError) {

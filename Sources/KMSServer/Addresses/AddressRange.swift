@@ -42,7 +42,8 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
         Self.masked(address, prefixLength) == network
     }
 
-    private static func masked(_ address: IPAddress, _ length: Int) -> IPAddress {
+    /// `address` with all but its first `length` bits cleared.
+    static func masked(_ address: IPAddress, _ length: Int) -> IPAddress {
         var bytes = address.bytes
         for index in 0..<16 {
             let keep = max(0, min(8, length - index * 8))

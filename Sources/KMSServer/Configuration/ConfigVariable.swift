@@ -70,7 +70,9 @@ public struct ConfigVariable: Sendable {
             meaning: "a connection with no traffic, or whose answers go unread this long, is closed"),
         .init(
             name: "KMS_MAX_CONNECTIONS", defaultValue: "1000",
-            meaning: "open connections at once; more are closed (a quarter per address, a tenth off the allowlist)"),
+            meaning:
+                "open connections at once; more are closed (a quarter per allowlisted address, a tenth off the allowlist)"
+        ),
         .init(
             name: "KMS_KEY_EXCHANGE_RATE", defaultValue: "50",
             meaning: "key exchanges per second per client address (bursts of twice that); more get 429"),

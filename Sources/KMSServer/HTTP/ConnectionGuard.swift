@@ -13,10 +13,11 @@ import Synchronization
 ///   a client trickling a byte every second still runs out of time);
 /// - its body must arrive within `bodyTimeout` of the head;
 /// - past `maxConnections` open connections, a new one is closed at once; so is
-///   one past its peer's share (`Counter`): a quarter of the cap per address,
-///   and a tenth for every peer off the allowlist together, whose connections
-///   also close after their first answer (always a `403`), so that no host can
-///   fill the cap by itself, and hosts that may not use the server not at all;
+///   one past its peer's share (`Counter`): a quarter of the cap per
+///   allowlisted address (an IPv6 /64 counts as one), and a tenth for every
+///   peer off the allowlist together, whose connections also close after
+///   their first answer (a `403`), so that one host directly connected cannot
+///   fill the cap, and hosts that may not use the server not at all;
 /// - answers the client stops reading (the channel unwritable, and its buffered
 ///   bytes not shrinking) close the connection after `stallTimeout` (the idle
 ///   timeout): otherwise a client that pipelines large requests and never reads
@@ -54,10 +55,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
         /// Whose share a connection takes.
         enum Share: Hashable {
+            /// An allowlisted address; IPv6 by its /64, which one host can hold whole.
             case address(IPAddress)
             /// Every peer off the allowlist: its requests are all refused.
             case stranger
-            /// A trusted proxy (or a peer with no IP address): only the cap bounds it.
+            /// A trusted proxy: only the cap bounds it (its clients share its address).
             case unbounded
         }
 
@@ -69,9 +71,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
 
         func share(of peer: SocketAddress?) -> Share {
-            guard let peer, let address = IPAddress(socketAddress: peer) else { return .unbounded }
+            // No address: the resolver refuses every request of it, so it is a stranger here too.
+            guard let peer, let address = IPAddress(socketAddress: peer) else { return .stranger }
             if resolver.isTrustedProxy(address) { return .unbounded }
-            return resolver.allows(address) ? .address(address) : .stranger
+            guard resolver.allows(address) else { return .stranger }
+            return .address(address.isIPv4 ? address : AddressRange.masked(address, 64))
         }
 
         /// Takes a place in `share`; false when it is full.
@@ -119,6 +123,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var inFlight = 0
     /// Whether a request body is still arriving.
     private var readingBody = false
+    /// A stranger's answer went out while its body was still arriving: closed at the body's end (or its
+    /// timeout), since closing with unread input resets the connection and the client may lose the `403`.
+    private var closeAtBodyEnd = false
     /// Whether this handler answered bytes that were not HTTP: the connection is closing, and
     /// the decoder may report the same error twice (an unsupported HTTP version).
     private var answeredMalformed = false
@@ -139,6 +146,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         let open = counter.open.wrappingAdd(1, ordering: .relaxed).newValue
         let share = counter.share(of: context.channel.remoteAddress)
         guard open <= counter.maximum, counter.take(share) else {
+            // Its place goes back now, not at the close's teardown: a refused flood holds no places.
+            counted = false
+            counter.open.wrappingSubtract(1, ordering: .relaxed)
             context.close(promise: nil)
             return
         }
@@ -196,6 +206,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         case .end:
             readingBody = false
             disarm()
+            if closeAtBodyEnd {
+                context.close(promise: nil)
+                return
+            }
             // Answered before its body ended (413, 403, 429): the next head's time starts now.
             if inFlight == 0 { arm(headerTimeout, context: context) }
         case .body: break
@@ -211,12 +225,22 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             if inFlight == 0, !readingBody { arm(headerTimeout, context: context) }
             if share == .stranger {
                 // Its next request would be refused too: the place goes back to the share now.
+                guard !readingBody else {
+                    closeAtBodyEnd = true
+                    context.write(data, promise: promise)
+                    return
+                }
                 let channel = context.channel
                 let written = promise ?? context.eventLoop.makePromise()
                 written.futureResult.whenComplete { _ in channel.close(promise: nil) }
                 context.write(data, promise: written)
                 return
             }
+        }
+        if share == .stranger, case .head(var head) = unwrapOutboundIn(data) {
+            head.headerFields[.connection] = "close"
+            context.write(wrapOutboundOut(.head(head)), promise: promise)
+            return
         }
         context.write(data, promise: promise)
     }

@@ -288,12 +288,9 @@ enum LocalRegistry {
         let writerLock = try AuditWriterLock.acquire(forLog: config.auditLog)
         let storeLock = config.store == .file ? try AuditWriterLock.acquire(forStore: config.keyStorePath) : nil
         defer { withExtendedLifetime((writerLock, storeLock)) {} }
-        if storeLock != nil, let leftover = FileBackupStore.interruptedRestore(in: config.keyStorePath) {
+        if storeLock != nil, let refusal = FileBackupStore.interruptedRestoreRefusal(in: config.keyStorePath) {
             // The store is not what its backup held (as kms serve refuses it): no enrolment into it.
-            throw CLIFailure(
-                message:
-                    "\(config.keyStorePath.path) holds \(leftover), left by a kms restore that did not finish; run the restore again first"
-            )
+            throw CLIFailure(message: refusal)
         }
         var logger = Logger(label: "kms")
         logger.logLevel = .warning
