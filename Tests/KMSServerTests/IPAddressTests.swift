@@ -23,4 +23,29 @@ import Testing
             #expect(IPAddress(socketAddress: socket)?.description == description, "\(text)")
         }
     }
+
+    /// Whose share of the connection cap a peer takes (`ConnectionGuard.Counter`): an allowlisted
+    /// IPv4 address its own, IPv6 by its /64 (one host can hold a whole /64), every peer off the
+    /// allowlist one share together, a trusted proxy none but the cap.
+    @Test func connectionShares() throws {
+        let config = try KMSConfiguration(environment: [
+            "KMS_WHITELIST": "100.64.0.0/10,fd7a:115c:a1e0::/48", "KMS_TRUSTED_PROXIES": "127.0.0.1",
+            "KMS_MAX_CONNECTIONS": "100",
+        ])
+        let counter = ConnectionGuard.Counter(config)
+        func share(_ text: String) throws -> ConnectionGuard.Counter.Share {
+            counter.share(of: try SocketAddress(ipAddress: text, port: 1))
+        }
+        #expect(try share("100.64.1.2") != share("100.64.1.3"))
+        #expect(try share("fd7a:115c:a1e0:1::1") == share("fd7a:115c:a1e0:1::ffff:2"))
+        #expect(try share("fd7a:115c:a1e0:1::1") != share("fd7a:115c:a1e0:2::1"))
+        #expect(try share("8.8.8.8") == .stranger && share("2001:db8::1") == .stranger)
+        #expect(try share("127.0.0.1") == .unbounded)
+        #expect(counter.share(of: nil) == .stranger)
+        #expect((counter.perAddress, counter.strangers) == (25, 10))
+        let phone = try share("100.64.1.2")
+        #expect((0..<25).allSatisfy { _ in counter.take(phone) } && !counter.take(phone))
+        for _ in 0..<25 { counter.give(phone) }
+        #expect(counter.held(phone) == 0 && counter.take(.unbounded))
+    }
 }
