@@ -9,13 +9,15 @@ import Synchronization
 /// key exchange, and the seq-0 confirmation), seals every call with a fresh
 /// seq, checks that each answer is sealed for that seq and status, and
 /// re-establishes the session once when it has expired — retrying the call
-/// only if repeating it cannot change anything (encrypt, decrypt, reads).
+/// (with a new seq) when the refusal shows it did not run (`idempotent` calls).
+/// When a resend's answer leaves the outcome unknown, only calls that read or
+/// compute are made again; others fail `KMSClientError.outcomeUnknown`.
 public final class KMSClient: Sendable {
     public let configuration: KMSClientConfiguration
     let transport: any KMSTransport
     private let gate = SessionGate()
-    private let state: Mutex<State>
-    private let rotation = Mutex<Task<Void, Never>?>(nil)
+    let state: Mutex<State>
+    let rotation = Mutex<Task<Void, Never>?>(nil)
 
     struct Session {
         let id: String
@@ -78,8 +80,9 @@ public final class KMSClient: Sendable {
     /// Rotates the token: to `newToken`, or to one the server issues.
     @discardableResult
     public func rotateToken(to newToken: String? = nil) async throws -> String {
-        let generation = try await ensureSession()
+        try await ensureSession()
         return try await withChange {
+            let generation = self.state.withLock { $0.generation }
             let reply: RotateTokenResponse
             do {
                 reply = try await self.sealedCall(
@@ -127,15 +130,20 @@ public final class KMSClient: Sendable {
     }
 
     /// Ends the session on the server (`DELETE /session`) and stops rotation.
+    /// The session is forgotten here whatever the answer; a session the
+    /// server no longer knows, or a resend whose first send may have ended
+    /// it, counts as ended (one that was not expires on its own).
     public func close() async throws {
         rotation.withLock { $0?.cancel() }
         guard state.withLock({ $0.session }) != nil else { return }
+        defer { state.withLock { $0.session = nil } }
         do {
             let _: EmptyBody = try await call("DELETE", WirePath.session, idempotent: false)
         } catch KMSClientError.outcomeUnknown {
-            // The first send may have ended it; if not, it expires on its own. Forgotten here either way.
+            // Ended by the first send, or left to expire.
+        } catch let error as KMSClientError where error.code == ErrorCode.unknownSession.rawValue {
+            // Already gone on the server.
         }
-        state.withLock { $0.session = nil }
     }
 
     // MARK: Calls
@@ -186,7 +194,7 @@ public final class KMSClient: Sendable {
     ]
 
     /// Seals, sends and opens one request with the current session (no retry).
-    private func sealedCall<Output: Decodable>(
+    func sealedCall<Output: Decodable>(
         _ method: String, _ target: String, body: (some Encodable & Sendable)?
     ) async throws -> Output {
         let (session, seq) = try state.withLock { state throws(KMSClientError) -> (Session, UInt64) in
@@ -195,28 +203,47 @@ public final class KMSClient: Sendable {
             return (session, state.nextSeq)
         }
         let plaintext = try body.map { try WireJSON.encode($0) } ?? Data()
+        let response = try await transport.send(
+            try Self.sealed(
+                plaintext, method: method, target: target, sessionId: session.id, seq: seq, key: session.key,
+                token: session.token))
+        do {
+            return try open(response, session: session, seq: seq)
+        } catch let error as KMSClientError where response.resent && Self.hidesTheFirstSend(error, method, target) {
+            throw KMSClientError.outcomeUnknown(
+                "the connection closed before \(method) \(target) was answered, and its resend was refused "
+                    + "(\(error.code ?? "")), so the server may have received it and done it; read the state before "
+                    + "repeating it")
+        }
+    }
+
+    /// Whether `error`, the answer to a resend, may only say that the first send arrived: our seqs are
+    /// never reused, so `replay_detected` means the server saw this seq (or a later one); a token
+    /// rotation or session end that ran leaves the resend's token naming no session.
+    private static func hidesTheFirstSend(_ error: KMSClientError, _ method: String, _ target: String) -> Bool {
+        switch error.code {
+        case ErrorCode.replayDetected.rawValue: return true
+        case ErrorCode.unknownSession.rawValue:
+            return target == WirePath.rotateToken || (method == "DELETE" && target == WirePath.session)
+        default: return false
+        }
+    }
+
+    /// A sealed request: the envelope in the body (POST) or a header, and the token.
+    static func sealed(
+        _ plaintext: Data, method: String, target: String, sessionId: String, seq: UInt64, key: SymmetricKey,
+        token: String
+    ) throws -> TransportRequest {
         let envelope = try ClientSeal.sealRequest(
-            plaintext, method: method, target: target, sessionId: session.id, seq: seq, key: session.key)
-        var headers = [(EnvelopePlacement.tokenHeader, session.token)]
-        let bodyData: Data?
+            plaintext, method: method, target: target, sessionId: sessionId, seq: seq, key: key)
+        var headers = [(EnvelopePlacement.tokenHeader, token)]
         switch EnvelopePlacement(method: method) {
         case .header:
             headers.append((EnvelopePlacement.envelopeHeader, EnvelopePlacement.headerValue(envelope)))
-            bodyData = nil
+            return TransportRequest(method: method, target: target, headers: headers, body: nil)
         case .body:
             headers.append(("Content-Type", "application/json"))
-            bodyData = envelope.json
-        }
-        let response = try await transport.send(
-            TransportRequest(method: method, target: target, headers: headers, body: bodyData))
-        do {
-            return try open(response, session: session, seq: seq)
-        } catch let error as KMSClientError where response.resent && error.code == ErrorCode.replayDetected.rawValue {
-            // Our seqs are never reused, so the server saw this seq (or a later one) before: the first send
-            // may have arrived and run.
-            throw KMSClientError.outcomeUnknown(
-                "the connection closed before \(method) \(target) was answered, and its resend was refused as a "
-                    + "replay, so the server may have received it and done it; read the state before repeating it")
+            return TransportRequest(method: method, target: target, headers: headers, body: envelope.json)
         }
     }
 
@@ -258,7 +285,7 @@ public final class KMSClient: Sendable {
     /// (protocol-v1 sections 8 and 9), and server failures (5xx); any other
     /// plain code (`decryption_failed`, `permission_denied`, …) is what only
     /// someone who is not the server would send, so it is not believed.
-    private func plainError(_ response: TransportResponse, toSealedRequest: Bool = false) -> KMSClientError {
+    func plainError(_ response: TransportResponse, toSealedRequest: Bool = false) -> KMSClientError {
         guard response.status >= 400, let body = try? WireJSON.decode(ErrorBody.self, from: response.body) else {
             return .protocolViolation("the server answered \(response.status) without a seal")
         }
@@ -318,127 +345,5 @@ public final class KMSClient: Sendable {
             guard self.state.withLock({ $0.session?.generation == generation }) else { return }
             try await self.establish()
         }
-    }
-
-    /// A new session, renewing the current one if there is one. A token the
-    /// user did not fix is drawn afresh for each new session, so a renewal
-    /// never collides with the old session still alive on the server; a
-    /// fixed token first ends the old session (`DELETE /session`, best
-    /// effort: it may have expired already). A `409 token_in_use` from the
-    /// key exchange is answered by drawing another token, unless fixed.
-    /// Caller holds the gate's change side.
-    @discardableResult
-    private func establish() async throws -> SessionInfo {
-        let fixedToken = configuration.token != nil
-        if state.withLock({ $0.session }) != nil {
-            if fixedToken {
-                let _: EmptyBody? = try? await sealedCall("DELETE", WirePath.session, body: EmptyBody?.none)
-            } else {
-                state.withLock { $0.token = ClientToken.issue(prefix: nil) }
-            }
-            state.withLock { $0.session = nil }
-        }
-        for attempt in 0..<3 {
-            do {
-                return try await exchange()
-            } catch let error as KMSClientError where error.code == ErrorCode.tokenInUse.rawValue && !fixedToken {
-                guard attempt < 2 else { throw error }
-                state.withLock { $0.token = ClientToken.issue(prefix: nil) }
-            } catch KMSClientError.outcomeUnknown(let what) {
-                // The exchange's first send may have made a session we never heard of (`exchange` has asked
-                // the server to end it); the next exchange draws a new token unless it is fixed.
-                guard attempt < 2 else { throw KMSClientError.outcomeUnknown(what) }
-                if !fixedToken { state.withLock { $0.token = ClientToken.issue(prefix: nil) } }
-            }
-        }
-        throw KMSClientError.protocolViolation("unreachable: key-exchange retries ended")
-    }
-
-    /// init, pin check, key exchange, seq-0 confirmation with the current token.
-    private func exchange() async throws -> SessionInfo {
-        let initResponse = try await transport.send(
-            TransportRequest(method: "GET", target: WirePath.sessionInit, headers: [], body: nil))
-        guard initResponse.status == 200 else { throw plainError(initResponse) }
-        let started: SessionInitResponse
-        do {
-            started = try WireJSON.decode(SessionInitResponse.self, from: initResponse.body)
-        } catch {
-            throw KMSClientError.protocolViolation("\(WirePath.sessionInit) did not answer the documented JSON")
-        }
-        let actual = try ClientSeal.fingerprint(publicKeyPEM: started.publicKey)
-        if let pinned = configuration.fingerprint, !Fingerprint.matches(pinned, actual) {
-            throw KMSClientError.fingerprintMismatch(expected: pinned, actual: actual)
-        }
-        let key = SymmetricKey(size: .bits256)
-        let wrapped = try ClientSeal.wrapSessionKey(key, publicKeyPEM: started.publicKey)
-        let token = state.withLock { $0.token }
-        var request = KeyExchangeRequest(sessionId: started.sessionId, wrappedKey: wrapped)
-        if let clientKey = configuration.clientKey {
-            // identity-v1 section 2: sign the binding of session, key, token and server.
-            let transcript = ClientAuth.transcript(
-                sessionId: started.sessionId, wrappedKey: Base64.decodeStrict(wrapped) ?? Data(), token: token,
-                serverFingerprint: actual)
-            request.clientKey = ClientAuth.fingerprint(rawPublicKey: clientKey.publicKey.rawRepresentation)
-            request.signature = Base64.encode(try ClientAuth.sign(transcript, with: clientKey))
-        }
-        let exchange = try await transport.send(
-            TransportRequest(
-                method: "POST", target: WirePath.keyExchange,
-                headers: [(EnvelopePlacement.tokenHeader, token), ("Content-Type", "application/json")],
-                body: try WireJSON.encode(request)))
-        guard exchange.status == 200 else {
-            let error = plainError(exchange)
-            guard exchange.resent, error.code == ErrorCode.unknownSession.rawValue else { throw error }
-            await endUnconfirmed(sessionId: started.sessionId, key: key, token: token)
-            throw KMSClientError.outcomeUnknown(
-                "the connection closed before the key exchange was answered, and its resend found the pending "
-                    + "session used (or expired): the first send may have made a session, which holds this "
-                    + "token until it ends")
-        }
-        let confirmation: KeyExchangeResponse
-        do {
-            let inner = try ClientSeal.openResponse(
-                exchange.body, sessionId: started.sessionId, expectedSeq: 0, status: 200, key: key)
-            confirmation = try WireJSON.decode(KeyExchangeResponse.self, from: inner)
-        } catch {
-            throw KMSClientError.protocolViolation("the key-exchange confirmation did not open: \(error)")
-        }
-        guard confirmation.sessionId == started.sessionId else {
-            throw KMSClientError.protocolViolation("the confirmation names another session")
-        }
-        let now = ContinuousClock.now
-        let ttl = Duration.milliseconds(confirmation.ttlMs)
-        let absolute = now + .milliseconds(confirmation.maxLifetimeMs) - .seconds(1)
-        state.withLock { state in
-            state.generation += 1
-            state.nextSeq = 1
-            state.session = Session(
-                id: started.sessionId, key: key, token: token, expiresAt: confirmation.expiresAt,
-                generation: state.generation, localExpiry: min(now + ttl - .seconds(1), absolute),
-                absoluteExpiry: absolute, ttl: ttl, sliding: confirmation.sliding)
-        }
-        if let interval = configuration.rotateInterval, rotation.withLock({ $0 == nil }) {
-            startTokenRotation(every: interval)
-        }
-        return SessionInfo(
-            sessionId: started.sessionId, fingerprint: actual, expiresAt: confirmation.expiresAt,
-            ttlMs: confirmation.ttlMs, sliding: confirmation.sliding)
-    }
-
-    /// Ends, best effort, a session whose key exchange took effect but whose
-    /// confirmation never came (its resend was refused): it would otherwise
-    /// hold its token, and a place among the server's sessions, until it
-    /// expires. Its first sealed request is seq 1.
-    private func endUnconfirmed(sessionId: String, key: SymmetricKey, token: String) async {
-        guard
-            let envelope = try? ClientSeal.sealRequest(
-                Data(), method: "DELETE", target: WirePath.session, sessionId: sessionId, seq: 1, key: key)
-        else { return }
-        let headers = [
-            (EnvelopePlacement.tokenHeader, token),
-            (EnvelopePlacement.envelopeHeader, EnvelopePlacement.headerValue(envelope)),
-        ]
-        _ = try? await transport.send(
-            TransportRequest(method: "DELETE", target: WirePath.session, headers: headers, body: nil))
     }
 }

@@ -162,6 +162,8 @@ extension ClientTests {
             transport.twice.withLock { $0 = [WirePath.keyExchange] }
             _ = try await kms.connect()
             #expect(transport.sent(WirePath.keyExchange) == 3, "the doubled exchange, then a fresh one")
+            let tokens = transport.tokens(WirePath.keyExchange)
+            #expect(tokens.count == 3 && tokens[0] == tokens[1] && tokens[2] != tokens[0], "a new token")
 
             transport.twice.withLock { $0 = [WirePath.generateKey] }
             let created = await #expect(throws: KMSClientError.self) { try await kms.generateKey() }
@@ -186,6 +188,20 @@ extension ClientTests {
                 Issue.record("not an unknown outcome: \(String(describing: disabled))")
                 return
             }
+
+            // A token rotation that ran leaves the resend's token naming no session (`unknown_session`):
+            // unknown too, and the next call starts a new session instead of failing on the old one.
+            transport.twice.withLock { $0 = [WirePath.rotateToken] }
+            let rotated = await #expect(throws: KMSClientError.self) { try await kms.rotateToken() }
+            guard case .outcomeUnknown = rotated else {
+                Issue.record("not an unknown outcome: \(String(describing: rotated))")
+                return
+            }
+            _ = try await kms.listKeys()
+            // A session end that ran is done, not an error.
+            transport.twice.withLock { $0 = [WirePath.session] }
+            try await kms.close()
+            #expect(transport.sent(WirePath.session) == 3, "the unconfirmed session's end, then the doubled one")
         }
     }
 
@@ -267,14 +283,20 @@ final class DoubleSendTransport: KMSTransport {
     let base: HTTPTransport
     let twice = Mutex<Set<String>>([])
     private let counts = Mutex<[String: Int]>([:])
+    private let sentTokens = Mutex<[String: [String]]>([:])
 
     init(base: HTTPTransport) { self.base = base }
 
     func sent(_ target: String) -> Int { counts.withLock { $0[target] ?? 0 } }
 
+    /// The `X-Client-Token` of each send to `target`, in order.
+    func tokens(_ target: String) -> [String] { sentTokens.withLock { $0[target] ?? [] } }
+
     func send(_ request: TransportRequest) async throws -> TransportResponse {
         let doubled = twice.withLock { $0.remove(request.target) != nil }
         counts.withLock { $0[request.target, default: 0] += doubled ? 2 : 1 }
+        let token = request.headers.first { $0.0 == EnvelopePlacement.tokenHeader }?.1 ?? ""
+        sentTokens.withLock { $0[request.target, default: []] += doubled ? [token, token] : [token] }
         guard doubled else { return try await base.send(request) }
         _ = try await base.send(request)
         var response = try await base.send(request)

@@ -81,6 +81,24 @@ final class RawConnection: Sendable {
         return String(decoding: received, as: UTF8.self)
     }
 
+    /// What the server sends until `marker` has arrived, it closes, or `seconds` pass: one answer
+    /// on a connection that stays open, without waiting out the deadline.
+    func read(until marker: String, within seconds: Double) async throws -> String {
+        try await offPool {
+            let deadline = Date().addingTimeInterval(seconds)
+            var received: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while Date() < deadline, String(decoding: received, as: UTF8.self).range(of: marker) == nil {
+                var poller = pollfd(fd: self.fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&poller, 1, Int32(max(1, deadline.timeIntervalSinceNow * 1000))) > 0 else { continue }
+                let count = recv(self.fd, &buffer, buffer.count, 0)
+                if count <= 0 { break }
+                received += buffer[0..<count]
+            }
+            return String(decoding: received, as: UTF8.self)
+        }
+    }
+
     /// How many bytes the server sends until it closes or `seconds` pass, counted, not kept.
     func countAll(within seconds: Double) async throws -> Int {
         try await offPool {

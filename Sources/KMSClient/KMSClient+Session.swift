@@ -1,0 +1,125 @@
+import Crypto
+import Foundation
+import KMSProtocol
+
+/// Making a session: init, the pin check, the key exchange and its seq-0
+/// confirmation, and what a key exchange whose answer was lost leaves.
+extension KMSClient {
+    /// A new session, renewing the current one if there is one. A token the
+    /// user did not fix is drawn afresh for each new session, so a renewal
+    /// never collides with the old session still alive on the server; a
+    /// fixed token first ends the old session (`DELETE /session`, best
+    /// effort: it may have expired already). A `409 token_in_use` from the
+    /// key exchange is answered by drawing another token, unless fixed.
+    /// Caller holds the gate's change side.
+    @discardableResult
+    func establish() async throws -> SessionInfo {
+        let fixedToken = configuration.token != nil
+        if state.withLock({ $0.session }) != nil {
+            if fixedToken {
+                let _: EmptyBody? = try? await sealedCall("DELETE", WirePath.session, body: EmptyBody?.none)
+            } else {
+                state.withLock { $0.token = ClientToken.issue(prefix: nil) }
+            }
+            state.withLock { $0.session = nil }
+        }
+        for attempt in 0..<3 {
+            do {
+                return try await exchange()
+            } catch let error as KMSClientError where error.code == ErrorCode.tokenInUse.rawValue && !fixedToken {
+                guard attempt < 2 else { throw error }
+                state.withLock { $0.token = ClientToken.issue(prefix: nil) }
+            } catch KMSClientError.outcomeUnknown(let what) {
+                // The exchange's first send may have made a session we never heard of (`exchange` has asked
+                // the server to end it); the next exchange draws a new token unless it is fixed.
+                guard attempt < 2 else { throw KMSClientError.outcomeUnknown(what) }
+                if !fixedToken { state.withLock { $0.token = ClientToken.issue(prefix: nil) } }
+            }
+        }
+        throw KMSClientError.protocolViolation("unreachable: key-exchange retries ended")
+    }
+
+    /// init, pin check, key exchange, seq-0 confirmation with the current token.
+    private func exchange() async throws -> SessionInfo {
+        let initResponse = try await transport.send(
+            TransportRequest(method: "GET", target: WirePath.sessionInit, headers: [], body: nil))
+        guard initResponse.status == 200 else { throw plainError(initResponse) }
+        let started: SessionInitResponse
+        do {
+            started = try WireJSON.decode(SessionInitResponse.self, from: initResponse.body)
+        } catch {
+            throw KMSClientError.protocolViolation("\(WirePath.sessionInit) did not answer the documented JSON")
+        }
+        let actual = try ClientSeal.fingerprint(publicKeyPEM: started.publicKey)
+        if let pinned = configuration.fingerprint, !Fingerprint.matches(pinned, actual) {
+            throw KMSClientError.fingerprintMismatch(expected: pinned, actual: actual)
+        }
+        let key = SymmetricKey(size: .bits256)
+        let wrapped = try ClientSeal.wrapSessionKey(key, publicKeyPEM: started.publicKey)
+        let token = state.withLock { $0.token }
+        var request = KeyExchangeRequest(sessionId: started.sessionId, wrappedKey: wrapped)
+        if let clientKey = configuration.clientKey {
+            // identity-v1 section 2: sign the binding of session, key, token and server.
+            let transcript = ClientAuth.transcript(
+                sessionId: started.sessionId, wrappedKey: Base64.decodeStrict(wrapped) ?? Data(), token: token,
+                serverFingerprint: actual)
+            request.clientKey = ClientAuth.fingerprint(rawPublicKey: clientKey.publicKey.rawRepresentation)
+            request.signature = Base64.encode(try ClientAuth.sign(transcript, with: clientKey))
+        }
+        let exchange = try await transport.send(
+            TransportRequest(
+                method: "POST", target: WirePath.keyExchange,
+                headers: [(EnvelopePlacement.tokenHeader, token), ("Content-Type", "application/json")],
+                body: try WireJSON.encode(request)))
+        guard exchange.status == 200 else {
+            let error = plainError(exchange)
+            guard exchange.resent, error.code == ErrorCode.unknownSession.rawValue else { throw error }
+            await endUnconfirmed(sessionId: started.sessionId, key: key, token: token)
+            throw KMSClientError.outcomeUnknown(
+                "the connection closed before the key exchange was answered, and its resend found the pending "
+                    + "session used (or expired): the first send may have made a session, which holds this "
+                    + "token until it ends")
+        }
+        let confirmation: KeyExchangeResponse
+        do {
+            let inner = try ClientSeal.openResponse(
+                exchange.body, sessionId: started.sessionId, expectedSeq: 0, status: 200, key: key)
+            confirmation = try WireJSON.decode(KeyExchangeResponse.self, from: inner)
+        } catch {
+            throw KMSClientError.protocolViolation("the key-exchange confirmation did not open: \(error)")
+        }
+        guard confirmation.sessionId == started.sessionId else {
+            throw KMSClientError.protocolViolation("the confirmation names another session")
+        }
+        let now = ContinuousClock.now
+        let ttl = Duration.milliseconds(confirmation.ttlMs)
+        let absolute = now + .milliseconds(confirmation.maxLifetimeMs) - .seconds(1)
+        state.withLock { state in
+            state.generation += 1
+            state.nextSeq = 1
+            state.session = Session(
+                id: started.sessionId, key: key, token: token, expiresAt: confirmation.expiresAt,
+                generation: state.generation, localExpiry: min(now + ttl - .seconds(1), absolute),
+                absoluteExpiry: absolute, ttl: ttl, sliding: confirmation.sliding)
+        }
+        if let interval = configuration.rotateInterval, rotation.withLock({ $0 == nil }) {
+            startTokenRotation(every: interval)
+        }
+        return SessionInfo(
+            sessionId: started.sessionId, fingerprint: actual, expiresAt: confirmation.expiresAt,
+            ttlMs: confirmation.ttlMs, sliding: confirmation.sliding)
+    }
+
+    /// Ends, best effort, a session whose key exchange took effect but whose
+    /// confirmation never came (its resend was refused): it would otherwise
+    /// hold its token, and a place among the server's sessions, until it
+    /// expires. Its first sealed request is seq 1.
+    private func endUnconfirmed(sessionId: String, key: SymmetricKey, token: String) async {
+        guard
+            let request = try? Self.sealed(
+                Data(), method: "DELETE", target: WirePath.session, sessionId: sessionId, seq: 1, key: key,
+                token: token)
+        else { return }
+        _ = try? await transport.send(request)
+    }
+}
