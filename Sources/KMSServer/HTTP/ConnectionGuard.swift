@@ -56,9 +56,12 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var inFlight = 0
     /// Whether a request body is still arriving.
     private var readingBody = false
-    /// A stranger's answer went out while its body was still arriving: closed at the body's end (or its
-    /// timeout), since closing with unread input resets the connection and the client may lose the `403`.
+    /// A stranger's answer went out while its body was still arriving: closed at the body's end, since
+    /// closing with unread input resets the connection and the client may lose the `403`, but no later
+    /// than `strangerLinger` (a probe held a stranger's place for the whole body timeout by never
+    /// sending the body it announced).
     private var closeAtBodyEnd = false
+    static let strangerLinger = TimeAmount.seconds(2)
     /// Whether this handler answered bytes that were not HTTP: the connection is closing, and
     /// the decoder may report the same error twice (an unsupported HTTP version).
     private var answeredMalformed = false
@@ -162,6 +165,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 // Its next request would be refused too: the place goes back to the share now.
                 guard !readingBody else {
                     closeAtBodyEnd = true
+                    if bodyTimeout > Self.strangerLinger { arm(Self.strangerLinger, context: context) }
                     context.write(data, promise: promise)
                     return
                 }
