@@ -56,7 +56,7 @@ struct BackupCommand: AsyncParsableCommand {
             } catch {
                 throw CLIFailure(message: "cannot write the backup to standard output: \(error.localizedDescription)")
             }
-            try? FileHandle.standardError.write(contentsOf: Data((BackupSetup.json(counts) + "\n").utf8))
+            writeToStandardError(BackupSetup.json(counts) + "\n")
             return
         }
         do {
@@ -149,15 +149,13 @@ struct RestoreCommand: AsyncParsableCommand {
         }
         if replaceServerSecrets, FileManager.default.fileExists(atPath: config.auditLog.path) {
             // The first start's audit key was replaced with the backup's: its log no longer verifies.
-            try? FileHandle.standardError.write(
-                contentsOf:
-                    Data(
-                        "note: if \(config.auditLog.path) is the log of the first start this restore replaced, its audit key is gone, so it no longer verifies here: move it aside before starting the server, which then begins a log of its own (docs/api.md, backup and restore)\n"
-                            .utf8))
+            writeToStandardError(
+                "note: if \(config.auditLog.path) is the log of the first start this restore replaced, its audit key is gone, so it no longer verifies here: move it aside before starting the server, which then begins a log of its own (docs/api.md, backup and restore)\n"
+            )
         }
         if database == nil, let warning = DurableFile.looseness(of: config.keyStorePath) {
             // As serve warns at start: a store folder others can write lets them swap its files.
-            try? FileHandle.standardError.write(contentsOf: Data("warning: \(warning)\n".utf8))
+            writeToStandardError("warning: \(warning)\n")
         }
         print(BackupSetup.json(counts))
     }

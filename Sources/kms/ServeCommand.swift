@@ -25,7 +25,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             config = try KMSConfiguration.fromProcessEnvironment()
         } catch {
-            try? FileHandle.standardError.write(contentsOf: Data("kms serve: configuration error: \(error)\n".utf8))
+            writeToStandardError("kms serve: configuration error: \(error)\n")
             throw ExitCode(78)
         }
         let level = config.logLevel
@@ -47,10 +47,10 @@ struct ServeCommand: AsyncParsableCommand {
             if let aws = config.aws {
                 failure += " (or the AWS door's \(aws.host):\(aws.port), KMS_AWS_HOST, KMS_AWS_PORT)"
             }
-            try? FileHandle.standardError.write(contentsOf: Data("kms serve: \(failure)\n".utf8))
+            writeToStandardError("kms serve: \(failure)\n")
             throw ExitCode(1)
         } catch let error as StartupFailure {
-            try? FileHandle.standardError.write(contentsOf: Data("kms serve: \(error.description)\n".utf8))
+            writeToStandardError("kms serve: \(error.description)\n")
             throw ExitCode(1)
         }
         logger.notice("kms serve stopped")

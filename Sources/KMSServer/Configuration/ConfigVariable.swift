@@ -75,7 +75,8 @@ public struct ConfigVariable: Sendable {
         ),
         .init(
             name: "KMS_KEY_EXCHANGE_RATE", defaultValue: "50",
-            meaning: "key exchanges per second per client address (bursts of twice that); more get 429"),
+            meaning:
+                "key exchanges per second per client address (bursts of twice that); more get 429 while RSA work waits"),
         .init(
             name: "KMS_CLIENT_AUTH", defaultValue: "required",
             meaning: "required (enrolled clients sign the key exchange; grants decide) or off (protocol-v1, a warning)"),

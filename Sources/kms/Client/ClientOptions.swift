@@ -27,7 +27,7 @@ struct ClientOptions: ParsableArguments {
             throw CLIFailure(message: error.description)
         }
         if let notice = found?.notice, !json {
-            try? FileHandle.standardError.write(contentsOf: Data("note: \(notice)\n".utf8))
+            writeToStandardError("note: \(notice)\n")
         }
         return KMSClientConfiguration(
             baseURL: url ?? environment["BASE_URL"] ?? "http://localhost:3000",

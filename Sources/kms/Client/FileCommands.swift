@@ -132,11 +132,11 @@ final class ProgressLine {
         } else {
             line += ", \(Self.size(rate))/s   "
         }
-        try? FileHandle.standardError.write(contentsOf: Data(line.utf8))
+        writeToStandardError(line)
     }
 
     func finish() {
-        if enabled { try? FileHandle.standardError.write(contentsOf: Data("\n".utf8)) }
+        if enabled { writeToStandardError("\n") }
     }
 
     static func size(_ bytes: Double) -> String {
@@ -173,8 +173,7 @@ struct EncryptFileCommand: AsyncParsableCommand {
         }
         progress.finish()
         if output != "-" {
-            try? FileHandle.standardError.write(
-                contentsOf: Data("encrypted \(input) under \(used.keyId) v\(used.version)\n".utf8))
+            writeToStandardError("encrypted \(input) under \(used.keyId) v\(used.version)\n")
         }
     }
 }
@@ -199,9 +198,7 @@ struct DecryptFileCommand: AsyncParsableCommand {
     func run() async throws {
         let bounds = try range.map(FileContext.parseRange)
         if bounds != nil, input == "-" {
-            try? FileHandle.standardError.write(
-                contentsOf:
-                    Data("Error: range_invalid: --range needs a seekable input file, not -\n".utf8))
+            writeToStandardError("Error: range_invalid: --range needs a seekable input file, not -\n")
             throw ExitCode(2)
         }
         let endpoints = FileEndpoints(input: input, output: output)
@@ -244,8 +241,7 @@ struct RewrapFileCommand: AsyncParsableCommand {
             try await endpoints.withStreams { read, write, _ in try await kms.rewrapStream(read: read, write: write) }
         }
         if output != "-" {
-            try? FileHandle.standardError.write(
-                contentsOf: Data("rewrapped \(input) under \(used.keyId) v\(used.version)\n".utf8))
+            writeToStandardError("rewrapped \(input) under \(used.keyId) v\(used.version)\n")
         }
     }
 }
@@ -353,9 +349,7 @@ enum FileContext {
     }
 
     private static func rangeInvalid() -> ExitCode {
-        try? FileHandle.standardError.write(
-            contentsOf:
-                Data("Error: range_invalid: --range takes START-END, decimal digits, START <= END\n".utf8))
+        writeToStandardError("Error: range_invalid: --range takes START-END, decimal digits, START <= END\n")
         return ExitCode(2)
     }
 }
