@@ -200,6 +200,50 @@ import Testing
             #expect(admitted, "a place in the strangers' share came back")
         }
 
+        /// The AWS door keeps its own count with the same shares, under TLS too: a stranger's raw
+        /// connections past the strangers' tenth are closed before any handshake, an allowlisted host
+        /// keeps its quarter. On plain HTTP a stranger reads `403 AccessDeniedException` with
+        /// `Connection: close`, and its connection closes after that one answer.
+        @Test func theAWSDoorGivesEachHostItsShareToo() async throws {
+            let tlsPort = TestPorts.take()
+            let tls = try await ServeProcess(environment: [
+                "KMS_MAX_CONNECTIONS": "40", "KMS_TRUSTED_PROXIES": "", "KMS_HEADER_TIMEOUT_MS": "300000",
+                "KMS_IDLE_TIMEOUT_MS": "300000", "KMS_WHITELIST": "127.0.0.1/32,127.0.0.5/32",
+                "KMS_AWS_PORT": "\(tlsPort)", "KMS_AWS_HOST": "127.0.0.1",
+            ])
+            try await Self.waitForListener(tlsPort, server: tls)
+            let strangers = try await Self.settle(
+                (0..<20).map { _ in try RawConnection(port: tlsPort, source: "127.0.0.2") }, open: 4)
+            let greedy = try await Self.settle(
+                (0..<15).map { _ in try RawConnection(port: tlsPort, source: "127.0.0.5") }, open: 10)
+            #expect(strangers.count == 4, "\(strangers.count) of 20 stranger connections open on the TLS door")
+            #expect(greedy.count == 10, "\(greedy.count) of 15 connections open from one allowlisted host")
+
+            let plainPort = TestPorts.take()
+            let plain = try await ServeProcess(environment: [
+                "KMS_TRUSTED_PROXIES": "", "KMS_WHITELIST": "127.0.0.1/32", "KMS_AWS_PORT": "\(plainPort)",
+                "KMS_AWS_HOST": "127.0.0.1", "KMS_AWS_ALLOW_PLAIN_HTTP": "true",
+            ])
+            try await Self.waitForListener(plainPort, server: plain)
+            let stranger = try RawConnection(port: plainPort, source: "127.0.0.2")
+            stranger.send(
+                "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: TrentService.ListKeys\r\nContent-Length: 2\r\n\r\n{}")
+            let answer = try await stranger.readAll(within: 20)
+            #expect(
+                answer.hasPrefix("HTTP/1.1 403") && answer.contains("AccessDeniedException"), "\(answer.prefix(80))")
+            #expect(answer.lowercased().contains("connection: close"), "\(answer.prefix(300))")
+            #expect(try await stranger.isClosed(within: 5), "a stranger's connection stayed open after its 403")
+        }
+
+        /// Waits (up to 10 s) until `port` accepts a connection: the AWS door listens a moment after the native one.
+        static func waitForListener(_ port: Int, server: ServeProcess) async throws {
+            for _ in 0..<100 {
+                if (try? RawConnection(port: port)) != nil { return }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            Issue.record("the AWS door never listened: \(server.logText)")
+        }
+
         /// The connections still open once the server has closed those past a share: waits (up to
         /// 30 s) until no more than `open` remain, then a moment more for any it should not have closed.
         static func settle(_ connections: [RawConnection], open expected: Int) async throws -> [RawConnection] {
