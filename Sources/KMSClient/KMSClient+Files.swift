@@ -140,18 +140,24 @@ extension KMSClient {
     /// After a key rotation, before the old version's grace period ends:
     /// the server rewraps the data key under the active version (same
     /// context); the header gets the new wrapped key and the commitment and
-    /// chunks are copied unchanged. Nothing is decrypted here.
+    /// chunks are copied unchanged. Nothing is decrypted here, so only the
+    /// layout is checked (section 5: at least one chunk, the last at least a
+    /// tag long, else `truncated`); the commitment and the chunks' tags need
+    /// the data key, which the server keeps, and are checked on decryption.
     public func rewrapStream(read: FileStream.Read, write: FileStream.Write) async throws -> FileKeyUse {
-        let (header, _, commitment) = try await FileStream.readHeader(read: read)
+        let (header, length, commitment) = try await FileStream.readHeader(read: read)
         let rewrapped = try await rewrap(ciphertext: header.wrappedKey, aad: header.kmsAAD)
         var prologue = try header.replacingWrappedKey(rewrapped.ciphertext).encoded
         prologue.append(commitment)
         try await write(prologue)
+        var size = UInt64(length + FileFormat.commitmentSize)
         while true {
             let block = try await read(1 << 20)
             if block.isEmpty { break }
+            size += UInt64(block.count)
             try await write(block)
         }
+        _ = try FileLayout(headerLength: length, fileSize: size)
         return FileKeyUse(keyId: rewrapped.keyId, version: rewrapped.version)
     }
 

@@ -17,7 +17,11 @@ import Testing
 
     /// Ctrl-C, SIGTERM or a closed terminal while `decrypt-file` writes: the exit status says
     /// which, and neither the temporary plaintext nor the output is left behind.
-    @Test(arguments: [[SIGINT, 130], [SIGTERM, 143], [SIGHUP, 129]] as [[Int32]])
+    /// A probe left the temporary plaintext behind with SIGQUIT (Ctrl-\) and SIGUSR1, when only
+    /// the first three were handled; SIGBUS (a mapped input shortened meanwhile) exits 1.
+    @Test(
+        arguments: [[SIGINT, 130], [SIGTERM, 143], [SIGHUP, 129], [SIGQUIT, 131], [SIGUSR1, 138], [SIGBUS, 1]]
+            as [[Int32]])
     func anInterruptedDecryptLeavesNothing(_ signalAndStatus: [Int32]) async throws {
         let (signalNumber, status) = (signalAndStatus[0], signalAndStatus[1])
         let server = try await ServeProcess()
@@ -181,20 +185,120 @@ import Testing
         #expect(FileIO.positionalReader(FileHandle.nullDevice) == nil)
     }
 
+    /// What a black-box probe of the CLI found: every failure names a code (file-format-v1 section
+    /// 8), `--range -5` is a malformed range, a redirected regular file is a seekable input, and
+    /// `rewrap-file` refuses a file with no chunk instead of writing one.
+    @Test func failuresNameTheirCodeAndRangesTakeSeekableInput() async throws {
+        let server = try await ServeProcess()
+        let (env, folder) = (server.clientEnvironment, server.folder)
+        let (plain, input, sealed) = try await Self.sealedFile(alias: "files", name: "in", environment: env, in: folder)
+
+        let dashed = try await CLIProcess.run(["decrypt-file", "--range", "-5", sealed.path, "-"], environment: env)
+        #expect(dashed.status == 2 && dashed.stderr.contains("range_invalid"), "\(dashed.stderr)")
+        let intoFolder = try await CLIProcess.run(
+            ["encrypt-file", "--key", "files", input.path, folder.path], environment: env)
+        #expect(intoFolder.status == 64 && intoFolder.stderr.contains("io_error"), "\(intoFolder.stderr)")
+        let fromNowhere = try await CLIProcess.run(
+            ["decrypt-file", folder.appendingPathComponent("absent.kms").path, "-"], environment: env)
+        #expect(fromNowhere.status == 64 && fromNowhere.stderr.contains("io_error"), "\(fromNowhere.stderr)")
+        // Not UTF-8 (a Latin-1 byte) in a context value: refused, not stored as U+FFFD.
+        let latin1 = try await Self.runShell(
+            #"exec "$KMS" encrypt-file --key files --context "k=$(printf 'caf\351')" "$IN" - >/dev/null"#,
+            env.merging(["KMS": CLIProcess.binary.path, "IN": input.path]) { $1 })
+        #expect(latin1.status == 64 && latin1.stderr.contains("header_malformed"), "\(latin1.stderr)")
+        let fifo = folder.appendingPathComponent("fifo")
+        #expect(mkfifo(fifo.path, 0o600) == 0)
+        let fromFifo = try await CLIProcess.run(["decrypt-file", "--range", "0-9", fifo.path, "-"], environment: env)
+        #expect(fromFifo.status == 2 && fromFifo.stderr.contains("range_invalid"), "\(fromFifo.stderr)")
+
+        // Standard input redirected from the file is seekable; standard output on a full device is an io_error.
+        let part = folder.appendingPathComponent("part.raw")
+        _ = FileManager.default.createFile(atPath: part.path, contents: nil)
+        let ranged = try await Self.runWith(
+            ["decrypt-file", "--range", "65530-65545", "-", "-"], env, stdin: sealed.path, stdout: part.path)
+        #expect(try ranged.status == 0 && Data(contentsOf: part) == plain[65_530...65_545], "\(ranged.stderr)")
+        let full = try await Self.runWith(["decrypt-file", sealed.path, "-"], env, stdin: nil, stdout: "/dev/full")
+        #expect(full.status == 1 && full.stderr.contains("io_error"), "\(full.stderr)")
+
+        // A header and commitment and nothing after: decrypt-file says truncated, and so does rewrap-file now.
+        let bytes = try Data(contentsOf: sealed)
+        let headerLength = Int(bytes[8]) << 8 | Int(bytes[9])
+        let chunkless = folder.appendingPathComponent("chunkless.kms")
+        try bytes.prefix(headerLength + 32).write(to: chunkless)
+        let rewrapped = folder.appendingPathComponent("rewrapped.kms")
+        let refused = try await CLIProcess.run(["rewrap-file", chunkless.path, rewrapped.path], environment: env)
+        #expect(refused.status == 1 && refused.stderr.contains("truncated"), "\(refused.stderr)")
+        #expect(try !FileManager.default.fileExists(atPath: rewrapped.path) && Self.temporaries(in: folder).isEmpty)
+        #expect(try await server.stop() == 0)
+    }
+
+    /// A new key `alias`, and 70,000 random bytes in `name`.raw encrypted under it to `name`.kms.
+    static func sealedFile(alias: String, name: String, environment: [String: String], in folder: URL)
+        async throws -> (plain: Data, input: URL, sealed: URL)
+    {
+        let generated = try await CLIProcess.run(["keys", "generate", "--alias", alias], environment: environment)
+        try #require(generated.status == 0, "\(generated.stderr)")
+        let plain = randomBytes(70_000)
+        let input = folder.appendingPathComponent("\(name).raw")
+        try plain.write(to: input)
+        let sealed = folder.appendingPathComponent("\(name).kms")
+        let encrypted = try await CLIProcess.run(
+            ["encrypt-file", "--key", alias, input.path, sealed.path], environment: environment)
+        try #require(encrypted.status == 0, "\(encrypted.stderr)")
+        return (plain, input, sealed)
+    }
+
+    /// A shell script (for bytes Foundation cannot put in an argument), off the pool.
+    static func runShell(_ script: String, _ environment: [String: String]) async throws -> CLIProcess.Output {
+        try await offPool {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", script]
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            let errors = Pipe()
+            process.standardError = errors
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            let text = errors.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return CLIProcess.Output(
+                status: process.terminationStatus, stdout: "", stderr: String(decoding: text, as: UTF8.self))
+        }
+    }
+
+    /// `kms ARGUMENTS` with standard input and output on the given files (nil: none), off the pool.
+    static func runWith(_ arguments: [String], _ environment: [String: String], stdin: String?, stdout: String)
+        async throws -> (status: Int32, stderr: String)
+    {
+        try await offPool {
+            let process = Process()
+            process.executableURL = CLIProcess.binary
+            process.arguments = arguments
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            let input = stdin.flatMap { FileHandle(forReadingAtPath: $0) }
+            let output = FileHandle(forWritingAtPath: stdout)
+            defer {
+                try? input?.close()
+                try? output?.close()
+            }
+            process.standardInput = input ?? FileHandle.nullDevice
+            process.standardOutput = output
+            let errors = Pipe()
+            process.standardError = errors
+            try process.run()
+            let text = errors.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: text, as: UTF8.self))
+        }
+    }
+
     @Test func rewrappedFilesOutliveTheOldVersion() async throws {
         let server = try await ServeProcess(environment: ["KMS_KEY_GRACE_MS": "1500"])
         let env = server.clientEnvironment
         let folder = server.folder
         // Each step says why it failed (the CLI's message), not only that it did.
-        let generated = try await CLIProcess.run(["keys", "generate", "--alias", "backup"], environment: env)
-        try #require(generated.status == 0, "\(generated.stderr)")
-        let plain = Self.randomBytes(70_000)
-        let input = folder.appendingPathComponent("backup.tar")
-        try plain.write(to: input)
-        let sealed = folder.appendingPathComponent("backup.kms")
-        let encrypted = try await CLIProcess.run(
-            ["encrypt-file", "--key", "backup", input.path, sealed.path], environment: env)
-        try #require(encrypted.status == 0, "\(encrypted.stderr)")
+        let (plain, _, sealed) = try await Self.sealedFile(
+            alias: "backup", name: "backup", environment: env, in: folder)
         let rotated = try await CLIProcess.run(["keys", "rotate", "backup"], environment: env)
         try #require(rotated.status == 0, "\(rotated.stderr)")
         let rewrapped = folder.appendingPathComponent("backup.v2.kms")

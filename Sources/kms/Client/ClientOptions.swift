@@ -74,11 +74,23 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
         throw error
     } catch let error as CocoaError {
         try? await client.close()
-        throw CLIFailure(message: "\(error.localizedDescription)")
+        throw CLIFailure(message: ioFailure(error))
     } catch {
         try? await client.close()
         throw CLIFailure(message: "cannot reach the server at \(client.configuration.baseURL): \(error)")
     }
+}
+
+/// A local file's read or write failed (a full disk, a closed standard output, an input that
+/// cannot be read): `io_error`, with the file and the system's reason, so that every failure of
+/// a file command names a code (file-format-v1 section 8), not Foundation's "error 512".
+func ioFailure(_ error: CocoaError) -> String {
+    var reason = error.localizedDescription
+    if let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+        reason = String(cString: strerror(Int32(underlying.code)))
+    }
+    let file = (error.userInfo[NSFilePathErrorKey] as? String) ?? error.filePath
+    return "io_error: " + (file.map { "\($0): " } ?? "") + reason
 }
 
 /// A failure already explained to the user.

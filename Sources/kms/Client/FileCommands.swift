@@ -1,4 +1,5 @@
 import ArgumentParser
+import CProcessHardening
 import Foundation
 import KMSClient
 import KMSProtocol
@@ -28,18 +29,28 @@ struct FileEndpoints {
     let output: String
 
     /// `path`, or standard input for `-`; one that cannot be opened, or a
-    /// folder (which opens, then fails on read), is a usage error (64).
+    /// folder (which opens, then fails on read), is a usage error (64) named `io_error`.
     static func open(_ path: String) throws -> FileHandle {
         guard path != "-" else { return FileHandle.standardInput }
-        var isFolder: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
-            throw ValidationError("\(path) is a folder, not a file")
-        }
+        if isFolder(path) { throw ValidationError("io_error: \(path) is a folder, not a file") }
         do {
             return try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
         } catch {
-            throw ValidationError("cannot read \(path)")
+            throw ValidationError("io_error: cannot read \(path)")
         }
+    }
+
+    /// Whether `path` (or standard input, for `-`) can be read by position: a regular file. A path
+    /// that cannot be examined counts as seekable here, so that opening it names the real failure.
+    static func isSeekable(_ path: String) -> Bool {
+        var info = stat()
+        guard (path == "-" ? fstat(STDIN_FILENO, &info) : stat(path, &info)) == 0 else { return path != "-" }
+        return (info.st_mode & S_IFMT) == S_IFREG
+    }
+
+    static func isFolder(_ path: String) -> Bool {
+        var isFolder: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue
     }
 
     /// `privateInput`: plain reads into this process's own memory, not a mapping, as decryption must.
@@ -55,10 +66,15 @@ struct FileEndpoints {
             return try await body(read, { try FileHandle.standardOutput.write(contentsOf: $0) }, source)
         }
         let destination = URL(fileURLWithPath: output)
-        guard FileManager.default.isWritableFile(atPath: destination.deletingLastPathComponent().path) else {
-            throw ValidationError("cannot write in the folder of \(output)")
+        // Refused before the server is asked for a key or any work is done: the final rename would fail.
+        if output.isEmpty || Self.isFolder(output) {
+            throw ValidationError("io_error: \(output.isEmpty ? "an empty path" : output) is a folder, not a file")
         }
-        // Interrupted (Ctrl-C, SIGTERM, SIGHUP) before the output is committed, final fsync included:
+        guard FileManager.default.isWritableFile(atPath: destination.deletingLastPathComponent().path) else {
+            throw ValidationError("io_error: cannot write in the folder of \(output)")
+        }
+        // Interrupted (Ctrl-C, SIGTERM, SIGHUP, any signal `InterruptCleanup` names) before the output is
+        // committed, final fsync included:
         // remove the partial temporary file, then exit.
         return try await AtomicOutputFile.writing(
             destination,
@@ -80,15 +96,24 @@ struct FileEndpoints {
     }
 }
 
-/// While a temporary output file exists, SIGINT, SIGTERM and SIGHUP (a closed
-/// terminal) remove it before the process exits (status 130 / 143 / 129), so
-/// an interrupted run leaves no partial plaintext behind.
+/// While a temporary output file exists, every signal whose default is to end
+/// the process and that can be caught (SIGINT, SIGTERM, SIGHUP for a closed
+/// terminal, SIGQUIT for Ctrl-\, SIGUSR1, SIGUSR2, SIGALRM, SIGXCPU, SIGXFSZ,
+/// SIGVTALRM, SIGPROF) removes it before the process exits with 128 + the
+/// signal's number, so an interrupted run leaves no partial plaintext behind
+/// (a probe left one with SIGQUIT when only the first three were handled). A
+/// SIGBUS (a mapped input shortened by another process while encryption reads
+/// it) removes it too, and exits with status 1 naming `io_error`.
 final class InterruptCleanup: @unchecked Sendable {
     private let sources: [any DispatchSourceSignal]
+    static let signals = [
+        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF,
+    ]
 
     init(removing url: URL) {
         let path = url.path
-        sources = [(SIGINT, Int32(130)), (SIGTERM, Int32(143)), (SIGHUP, Int32(129))].map { signalNumber, status in
+        sources = Self.signals.map { signalNumber in
+            let status = 128 + signalNumber
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
@@ -98,13 +123,13 @@ final class InterruptCleanup: @unchecked Sendable {
             source.resume()
             return source
         }
+        _ = kms_remove_on_fault(path)
     }
 
     func cancel() {
         for source in sources { source.cancel() }
-        signal(SIGINT, SIG_DFL)
-        signal(SIGTERM, SIG_DFL)
-        signal(SIGHUP, SIG_DFL)
+        for signalNumber in Self.signals { signal(signalNumber, SIG_DFL) }
+        kms_keep_on_fault()
     }
 }
 
@@ -161,6 +186,12 @@ struct EncryptFileCommand: AsyncParsableCommand {
     @Argument(help: "Where to write the encrypted file, or -.") var output: String
 
     func run() async throws {
+        // Swift decodes arguments with replacement characters: a `--context` byte that is not UTF-8 would
+        // be stored as U+FFFD (found by a probe) where section 1 asks for UTF-8. Refused instead.
+        guard FileContext.argumentsAreUTF8() else {
+            throw ValidationError(
+                "header_malformed: an argument is not valid UTF-8 (--context keys and values must be)")
+        }
         let pairs = try FileContext.parse(context)
         let endpoints = FileEndpoints(input: input, output: output)
         let progress = ProgressLine(total: endpoints.inputSize)
@@ -188,7 +219,10 @@ struct DecryptFileCommand: AsyncParsableCommand {
             (bad_magic, truncated, chunk_auth_failed, …) and leaves no OUT file.
             """)
     @OptionGroup var client: ClientOptions
-    @Option(name: .long, help: "Only plaintext bytes START-END (inclusive; END past the end is clamped).")
+    // Unconditional: `--range -5` is a malformed range (`range_invalid`), not a missing value.
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: "Only plaintext bytes START-END (inclusive; END past the end is clamped).")
     var range: String?
     @Option(name: .long, help: "Chunks opened at once (default: one per core).") var threads = KMSClient
         .defaultFileThreads
@@ -197,8 +231,9 @@ struct DecryptFileCommand: AsyncParsableCommand {
 
     func run() async throws {
         let bounds = try range.map(FileContext.parseRange)
-        if bounds != nil, input == "-" {
-            writeToStandardError("Error: range_invalid: --range needs a seekable input file, not -\n")
+        if bounds != nil, !FileEndpoints.isSeekable(input) {
+            writeToStandardError(
+                "Error: range_invalid: --range needs a seekable input (a regular file), not a pipe or device\n")
             throw ExitCode(2)
         }
         let endpoints = FileEndpoints(input: input, output: output)
@@ -330,6 +365,13 @@ enum FileContext {
             }
         }
         return context
+    }
+
+    /// Whether every command-line argument, as the process received it, is valid UTF-8.
+    static func argumentsAreUTF8() -> Bool {
+        (0..<Int(CommandLine.argc)).allSatisfy { index in
+            CommandLine.unsafeArgv[index].map { String(validatingCString: $0) != nil } ?? true
+        }
     }
 
     /// 1 to 64 chunks sealed at once (a few chunks each are read ahead).
