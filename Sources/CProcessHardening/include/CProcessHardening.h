@@ -8,14 +8,16 @@
 int kms_set_not_dumpable(void);
 
 /// Until `kms_keep_on_fault`, a SIGBUS (a memory-mapped input that another
-/// process shortened while it was read, or `kill -BUS`) removes the file at
-/// `path`, says so on standard error and exits with status 1, instead of
-/// leaving a partial output behind. A synchronous fault cannot be handled by
-/// a dispatch source, hence a C handler that uses async-signal-safe calls
-/// only. Returns 0, or -1 if the path is too long or the handler not set.
+/// process shortened while it was read) removes the file at `path` (a file
+/// verb's temporary output; "" removes nothing), says so on standard error and
+/// exits with status 1, instead of a crash that leaves a partial output. A
+/// synchronous fault cannot wait for a dispatch source (which the other
+/// signals use), hence a C handler with async-signal-safe calls only. Call it
+/// before the work that could fault starts. Returns 0, or -1 if the path is
+/// too long or the handler could not be set.
 int kms_remove_on_fault(const char *path);
 
-/// Restores SIGBUS's default action and forgets the path.
+/// Restores SIGBUS's previous action and forgets the path.
 void kms_keep_on_fault(void);
 
 #endif

@@ -75,6 +75,10 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
     } catch let error as CocoaError {
         try? await client.close()
         throw CLIFailure(message: ioFailure(error))
+    } catch let error as POSIXError {
+        // A local read or write (the positional reader throws these), not the network (NIO's are IOError).
+        try? await client.close()
+        throw CLIFailure(message: "io_error: " + String(cString: strerror(error.code.rawValue)))
     } catch {
         try? await client.close()
         throw CLIFailure(message: "cannot reach the server at \(client.configuration.baseURL): \(error)")

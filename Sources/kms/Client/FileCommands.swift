@@ -40,12 +40,13 @@ struct FileEndpoints {
         }
     }
 
-    /// Whether `path` (or standard input, for `-`) can be read by position: a regular file. A path
-    /// that cannot be examined counts as seekable here, so that opening it names the real failure.
+    /// Whether `path` (or standard input, for `-`) can be read by position: a regular file, and for
+    /// standard input one that stands at its start (a range counts from the file's first byte). A
+    /// path that cannot be examined counts as seekable here, so that opening it names the real failure.
     static func isSeekable(_ path: String) -> Bool {
         var info = stat()
         guard (path == "-" ? fstat(STDIN_FILENO, &info) : stat(path, &info)) == 0 else { return path != "-" }
-        return (info.st_mode & S_IFMT) == S_IFREG
+        return (info.st_mode & S_IFMT) == S_IFREG && (path != "-" || lseek(STDIN_FILENO, 0, SEEK_CUR) == 0)
     }
 
     static func isFolder(_ path: String) -> Bool {
@@ -63,6 +64,9 @@ struct FileEndpoints {
         let reader = privateInput ? { try FileIO.readExactly(source, $0) } : FileIO.sequentialReader(source)
         let read: FileStream.Read = { try reader($0) }
         if output == "-" {
+            // Nothing to remove, but a shortened mapped input is still `io_error`, not a crash.
+            let cleanup = InterruptCleanup(removing: "", everySignal: false)
+            defer { cleanup.cancel() }
             return try await body(read, { try FileHandle.standardOutput.write(contentsOf: $0) }, source)
         }
         let destination = URL(fileURLWithPath: output)
@@ -73,13 +77,13 @@ struct FileEndpoints {
         guard FileManager.default.isWritableFile(atPath: destination.deletingLastPathComponent().path) else {
             throw ValidationError("io_error: cannot write in the folder of \(output)")
         }
-        // Interrupted (Ctrl-C, SIGTERM, SIGHUP, any signal `InterruptCleanup` names) before the output is
+        // Interrupted (Ctrl-C, SIGTERM, SIGHUP, any signal `InterruptCleanup` handles) before the output is
         // committed, final fsync included:
         // remove the partial temporary file, then exit.
         return try await AtomicOutputFile.writing(
             destination,
             whileOpen: { temporary in
-                let cleanup = InterruptCleanup(removing: temporary)
+                let cleanup = InterruptCleanup(removing: temporary.path)
                 return { cleanup.cancel() }
             }
         ) { sink in
@@ -96,39 +100,40 @@ struct FileEndpoints {
     }
 }
 
-/// While a temporary output file exists, every signal whose default is to end
-/// the process and that can be caught (SIGINT, SIGTERM, SIGHUP for a closed
-/// terminal, SIGQUIT for Ctrl-\, SIGUSR1, SIGUSR2, SIGALRM, SIGXCPU, SIGXFSZ,
-/// SIGVTALRM, SIGPROF) removes it before the process exits with 128 + the
-/// signal's number, so an interrupted run leaves no partial plaintext behind
-/// (a probe left one with SIGQUIT when only the first three were handled). A
-/// SIGBUS (a mapped input shortened by another process while encryption reads
-/// it) removes it too, and exits with status 1 naming `io_error`.
+/// While a temporary output file exists, the signals that end a process by
+/// default and that a user or a system sends (SIGINT, SIGTERM, SIGHUP for a
+/// closed terminal, SIGQUIT for Ctrl-\, SIGUSR1, SIGUSR2, SIGALRM, SIGXCPU,
+/// SIGXFSZ, SIGVTALRM) remove it before the process exits with 128 + the
+/// signal's number, so an interrupted run leaves no partial plaintext behind (a
+/// probe left one with SIGQUIT when only the first three were handled). They go
+/// through dispatch sources: every thread of the process blocks them, and a C
+/// handler was not run in time under load. SIGPROF is left out (a review found
+/// libdispatch's forwarding of it looping). SIGBUS (a mapped input shortened by
+/// another process while encryption reads it) is a fault, handled in C
+/// (`kms_remove_on_fault`): the file is removed and the exit status is 1, naming
+/// `io_error`. Standard output as the output has no file: only SIGBUS is handled.
 final class InterruptCleanup: @unchecked Sendable {
     private let sources: [any DispatchSourceSignal]
-    static let signals = [
-        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF,
-    ]
+    static let signals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGXCPU, SIGXFSZ, SIGVTALRM]
 
-    init(removing url: URL) {
-        let path = url.path
-        sources = Self.signals.map { signalNumber in
+    init(removing path: String, everySignal: Bool = true) {
+        _ = kms_remove_on_fault(path)
+        sources = (everySignal ? Self.signals : []).map { signalNumber in
             let status = 128 + signalNumber
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
                 unlink(path)
-                exit(status)
+                _exit(status)
             }
             source.resume()
             return source
         }
-        _ = kms_remove_on_fault(path)
     }
 
     func cancel() {
         for source in sources { source.cancel() }
-        for signalNumber in Self.signals { signal(signalNumber, SIG_DFL) }
+        if !sources.isEmpty { for signalNumber in Self.signals { signal(signalNumber, SIG_DFL) } }
         kms_keep_on_fault()
     }
 }
@@ -190,7 +195,7 @@ struct EncryptFileCommand: AsyncParsableCommand {
         // be stored as U+FFFD (found by a probe) where section 1 asks for UTF-8. Refused instead.
         guard FileContext.argumentsAreUTF8() else {
             throw ValidationError(
-                "header_malformed: an argument is not valid UTF-8 (--context keys and values must be)")
+                "header_malformed: a --context key or value is not valid UTF-8")
         }
         let pairs = try FileContext.parse(context)
         let endpoints = FileEndpoints(input: input, output: output)
@@ -233,7 +238,8 @@ struct DecryptFileCommand: AsyncParsableCommand {
         let bounds = try range.map(FileContext.parseRange)
         if bounds != nil, !FileEndpoints.isSeekable(input) {
             writeToStandardError(
-                "Error: range_invalid: --range needs a seekable input (a regular file), not a pipe or device\n")
+                "Error: range_invalid: --range needs a seekable input: a regular file (standard input at its start), not a pipe or device\n"
+            )
             throw ExitCode(2)
         }
         let endpoints = FileEndpoints(input: input, output: output)
@@ -367,11 +373,25 @@ enum FileContext {
         return context
     }
 
-    /// Whether every command-line argument, as the process received it, is valid UTF-8.
+    /// Whether every `--context` value (`--context k=v` or `--context=k=v`), as the process received
+    /// it, is valid UTF-8. Paths and other arguments are not the format's business.
     static func argumentsAreUTF8() -> Bool {
-        (0..<Int(CommandLine.argc)).allSatisfy { index in
-            CommandLine.unsafeArgv[index].map { String(validatingCString: $0) != nil } ?? true
+        let arguments = (0..<Int(CommandLine.argc)).map { index in
+            CommandLine.unsafeArgv[index].map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? []
         }
+        let flag = Array("--context".utf8)
+        for (index, bytes) in arguments.enumerated() {
+            let value: [UInt8]?
+            if bytes == flag {
+                value = index + 1 < arguments.count ? arguments[index + 1] : nil
+            } else if bytes.starts(with: flag + [UInt8(ascii: "=")]) {
+                value = Array(bytes.dropFirst(flag.count + 1))
+            } else {
+                value = nil
+            }
+            if let value, String(validating: value, as: UTF8.self) == nil { return false }
+        }
+        return true
     }
 
     /// 1 to 64 chunks sealed at once (a few chunks each are read ahead).

@@ -4,11 +4,13 @@
 #include <string.h>
 #include <unistd.h>
 
-// Written before any work that can fault starts, read only by the handler.
+// Written before any work that could fault starts; read only by the handler.
 static char kms_fault_path[4096];
+static struct sigaction kms_saved_bus;
+static volatile sig_atomic_t kms_bus_installed;
+
 static const char kms_fault_message[] =
-    "Error: io_error: the input could not be read (SIGBUS: did another process shorten it while it was read?); "
-    "the partial output was removed\n";
+    "Error: io_error: the input could not be read (SIGBUS: did another process shorten it while it was read?)\n";
 
 static void kms_fault_handler(int signal_number) {
     (void)signal_number;
@@ -22,14 +24,18 @@ static void kms_fault_handler(int signal_number) {
 int kms_remove_on_fault(const char *path) {
     if (strlen(path) >= sizeof kms_fault_path) return -1;
     strcpy(kms_fault_path, path);
+    if (kms_bus_installed) return 0;
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = kms_fault_handler;
-    sigemptyset(&action.sa_mask);
-    return sigaction(SIGBUS, &action, NULL);
+    sigfillset(&action.sa_mask);
+    if (sigaction(SIGBUS, &action, &kms_saved_bus) != 0) return -1;
+    kms_bus_installed = 1;
+    return 0;
 }
 
 void kms_keep_on_fault(void) {
-    signal(SIGBUS, SIG_DFL);
+    if (kms_bus_installed) sigaction(SIGBUS, &kms_saved_bus, NULL);
+    kms_bus_installed = 0;
     kms_fault_path[0] = '\0';
 }
