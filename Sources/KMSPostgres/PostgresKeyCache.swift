@@ -53,8 +53,16 @@ final class PostgresKeyCache: Sendable {
         state.withLock { state in fresh(state.byId[id], state) }
     }
 
+    /// The record the alias named when it was cached, if that record still
+    /// lists it: a record re-read after the alias moved, before the move's
+    /// notification arrived, does not, and the alias is then read afresh.
     func record(alias: String) -> KeyRecord? {
-        state.withLock { state in state.byAlias[alias].flatMap { fresh(state.byId[$0], state) } }
+        state.withLock { state in
+            guard let keyId = state.byAlias[alias], let record = fresh(state.byId[keyId], state),
+                record.aliases.contains(alias)
+            else { return nil }
+            return record
+        }
     }
 
     private func fresh(_ entry: Entry?, _ state: State) -> KeyRecord? {
@@ -71,6 +79,11 @@ final class PostgresKeyCache: Sendable {
             if state.byId.count >= maxEntries {
                 state.byId.removeAll(keepingCapacity: true)
                 state.byAlias.removeAll(keepingCapacity: true)
+            }
+            // An alias the older entry listed and this record does not moved (or went) after it was cached.
+            for alias in state.byId[record.keyId]?.record.aliases ?? []
+            where !record.aliases.contains(alias) && state.byAlias[alias] == record.keyId {
+                state.byAlias[alias] = nil
             }
             state.byId[record.keyId] = Entry(record: record, stored: start.time)
             for alias in record.aliases { state.byAlias[alias] = record.keyId }

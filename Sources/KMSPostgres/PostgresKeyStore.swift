@@ -236,16 +236,33 @@ public final class PostgresKeyStore: KeyStore {
     /// Due rows, skipping any another instance is writing this moment
     /// (`FOR UPDATE SKIP LOCKED`): the write that follows is conditional, so
     /// a row read here and changed since is simply not written.
-    public func due(now: Date, limit: Int) async throws(KMSError) -> [KeyRecord] {
-        try await records(
-            "due keys",
-            """
-            \(unescaped: selectRecord) WHERE k.key_id IN (
+    /// A row that does not decode is named as `.unreadable` (its columns say it is due).
+    public func due(now: Date, limit: Int) async throws(KMSError) -> [DueKey] {
+        let (client, logger, table, aliases) = (database.client, logger, table, aliases)
+        let query: PostgresQuery = """
+            SELECT k.key_id, k.record,
+              ARRAY(SELECT a.alias FROM \(unescaped: aliases) a WHERE a.key_id = k.key_id ORDER BY a.alias)
+            FROM \(unescaped: table) k WHERE k.key_id IN (
               SELECT key_id FROM \(unescaped: table)
               WHERE (state = 'pending_deletion' AND deletion_date <= \(now))
                  OR (state = 'enabled' AND next_rotation_at <= \(now))
               ORDER BY key_id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
-            """)
+            ORDER BY k.key_id
+            """
+        let rows: [(String, String, [String])] = try await database.withDeadline("due keys") {
+            var rows: [(String, String, [String])] = []
+            for try await row in try await client.query(query, logger: logger).decode((String, String, [String]).self) {
+                rows.append(row)
+            }
+            return rows
+        }
+        return rows.map { keyId, text, names in
+            do throws(KMSError) {
+                return .readable(try decode(text, aliases: names))
+            } catch {
+                return .unreadable(keyId: keyId, error)
+            }
+        }
     }
 
     // MARK: Aliases

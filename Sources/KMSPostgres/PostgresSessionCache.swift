@@ -51,6 +51,14 @@ final class PostgresSessionCache: Sendable {
         }
     }
 
+    /// One entry, in constant time: what a request whose envelope did not
+    /// open under its cached session costs (anyone who saw a live token can
+    /// send those, so it must not rebuild the table under the lock).
+    func remove(tokenHash: TokenHash) {
+        _ = entries.withLock { $0.removeValue(forKey: tokenHash) }
+    }
+
+    /// Every entry `predicate` names (a session ended or rotated here, a client's sessions).
     func remove(where predicate: (SessionRecord) -> Bool) {
         entries.withLock { entries in entries = entries.filter { !predicate($0.value.record) } }
     }

@@ -200,7 +200,7 @@ public final class PostgresSessionStore: SessionStore {
     public func refreshedSession(tokenHash: TokenHash, stale: SessionRecord, now: Date) async throws(KMSError)
         -> SessionRecord?
     {
-        recent.remove { $0.id == stale.id }
+        recent.remove(tokenHash: tokenHash)
         guard let found = try await readSession(tokenHash: tokenHash, now: now) else { return nil }
         recent.store(found)
         return found.id == stale.id ? nil : found

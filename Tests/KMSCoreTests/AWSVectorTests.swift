@@ -71,6 +71,16 @@ import Testing
         }
         #expect(SigV4.parseAmzDate("20150830T123600Z") == Timestamp.parse("2015-08-30T12:36:00.000Z"))
         #expect(SigV4.parseAmzDate("2015-08-30T12:36:00Z") == nil)
+        // A review finding: digits out of range rolled over into a valid time (hour 70 was 22:00
+        // two days on), while the scope date stayed the text's day.
+        for outOfRange in [
+            "20261129T705144Z", "20261201T225999Z", "20261201T216037Z", "20261201T240000Z", "20260230T120000Z",
+            "20261301T120000Z", "20261200T120000Z", "20261232T120000Z",
+        ] {
+            #expect(SigV4.parseAmzDate(outOfRange) == nil, "\(outOfRange)")
+        }
+        #expect(SigV4.parseAmzDate("20241231T235959Z") == Timestamp.parse("2024-12-31T23:59:59.000Z"))
+        #expect(SigV4.parseAmzDate("20240229T000000Z") == Timestamp.parse("2024-02-29T00:00:00.000Z"))
     }
 
     @Test func section5BlobAndContextVector() throws {

@@ -167,6 +167,28 @@ struct PostgresCacheTests {
         #expect(cache.record(id: record.keyId) == nil, "entries age out")
     }
 
+    /// A review finding: a record re-read after its alias moved elsewhere, before the move's
+    /// notification arrived, kept the alias pointing at it.
+    @Test func anAliasTheRecordNoLongerListsIsNotAnswered() throws {
+        let cache = PostgresKeyCache()
+        cache.setListening(true)
+        let before = sampleRecord(alias: "photos")
+        cache.store(before, readAt: try #require(cache.readStart()))
+        #expect(cache.record(alias: "photos") == before)
+        var after = before
+        after.aliases = []
+        cache.store(after, readAt: try #require(cache.readStart()))
+        #expect(cache.record(alias: "photos") == nil, "the alias moved: it is read afresh")
+        #expect(cache.record(id: before.keyId) == after)
+        var other = sampleRecord(alias: "photos")
+        cache.store(other, readAt: try #require(cache.readStart()))
+        cache.store(after, readAt: try #require(cache.readStart()))
+        #expect(cache.record(alias: "photos") == other, "an alias now another key's stays that key's")
+        other.aliases = ["photos", "pics"]
+        cache.store(other, readAt: try #require(cache.readStart()))
+        #expect(cache.record(alias: "pics") == other)
+    }
+
     @Test func aCachedSessionIsStillRefusedOnceEndedElsewhereAndSeqsAreShared() async throws {
         let (a, b) = try await Self.twoSessionStores()
         let now = Date()

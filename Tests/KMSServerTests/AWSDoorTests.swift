@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import KMSClient
 import KMSCore
@@ -38,24 +39,42 @@ import Testing
         }
     }
 
-    @Test func signedOperationsAndRefusalsInOrder() async throws {
-        var configured = try TestServer([
-            "KMS_AWS_PORT": "0", "KMS_AWS_HOST": "127.0.0.1", "KMS_AWS_ALLOW_PLAIN_HTTP": "true",
-        ])
+    /// A server with the door on plain HTTP on loopback (`extra` added to its
+    /// environment); `body` gets it, an established session of the admin and the door.
+    static func withDoor(
+        _ extra: [String: String] = [:], _ body: @Sendable (TestServer, WireSession, Door) async throws -> Void
+    ) async throws {
+        var configured = try TestServer(
+            ["KMS_AWS_PORT": "0", "KMS_AWS_HOST": "127.0.0.1", "KMS_AWS_ALLOW_PLAIN_HTTP": "true"].merging(extra) {
+                $1
+            })
         let port = Mutex(0)
         configured.dependencies.onAWSServerRunning = { bound in port.withLock { $0 = bound } }
         let server = configured
         try await server.run { client in
             let session = WireSession(client: client)
             try await session.establish()
-            let created = try await session.call(.post, "/clients/admin/access-keys", "{}")
-            let accessKeyId = try #require(created.json["accessKeyId"] as? String)
-            let secret = try #require(created.json["secretAccessKey"] as? String)
             let bound = port.withLock { $0 }
             #expect(bound > 0)
             let door = Door(
                 transport: HTTPTransport(baseURL: "http://127.0.0.1:\(bound)"), host: "127.0.0.1:\(bound)",
                 clock: server.clock)
+            try await body(server, session, door)
+        }
+    }
+
+    /// A new access key of `clientId`: its id and secret.
+    static func accessKey(_ session: WireSession, _ clientId: String) async throws -> (String, String) {
+        let created = try await session.call(.post, "/clients/\(clientId)/access-keys", "{}")
+        return (
+            try #require(created.json["accessKeyId"] as? String),
+            try #require(created.json["secretAccessKey"] as? String)
+        )
+    }
+
+    @Test func signedOperationsAndRefusalsInOrder() async throws {
+        try await Self.withDoor { server, session, door in
+            let (accessKeyId, secret) = try await Self.accessKey(session, "admin")
             let key = try await door.send("CreateKey", "{}", accessKeyId: accessKeyId, secret: secret)
             #expect(key.status == 200)
             let metadata = try #require(key.json["KeyMetadata"] as? [String: Any])
@@ -119,6 +138,11 @@ import Testing
                 "CreateAlias", #"{"AliasName":"alias/team/app","TargetKeyId":"alias/nothing"}"#,
                 accessKeyId: accessKeyId, secret: secret)
             #expect(code(slashed) == "InvalidAliasNameException")
+            // A UUID's form (this key's own KeyId): the native door would read it as an alias (docs/aws.md).
+            let uuidNamed = try await door.send(
+                "CreateAlias", #"{"AliasName":"alias/\#(keyId)","TargetKeyId":"\#(keyId)"}"#,
+                accessKeyId: accessKeyId, secret: secret)
+            #expect(code(uuidNamed) == "InvalidAliasNameException", "\(uuidNamed.json)")
             let notJSON = try await door.send("ListKeys", "{nope", accessKeyId: accessKeyId, secret: secret)
             #expect(code(notJSON) == "SerializationException")
             // Section 2's media types, parameters ignored; anything else, or none, is refused signed or not.
@@ -184,6 +208,52 @@ import Testing
             _ = try await session.call(.post, "/clients/admin/access-keys/\(accessKeyId)/revoke", "{}")
             let revoked = try await door.send("ListKeys", "{}", accessKeyId: accessKeyId, secret: secret)
             #expect(code(revoked) == "UnrecognizedClientException")
+        }
+    }
+
+    /// A review finding: with `crypto:rewrap` alone on a key, `ReEncrypt` to a key the caller may
+    /// decrypt with read the first key's plaintext. Moving to another key now needs `crypto:decrypt`
+    /// on the source as well; a re-encryption under the same key still needs `crypto:rewrap` only.
+    @Test func reEncryptToAnotherKeyNeedsDecryptOnTheSource() async throws {
+        try await Self.withDoor(["KMS_CLIENT_AUTH": "required"]) { _, session, door in
+            let (adminKey, adminSecret) = try await Self.accessKey(session, "admin")
+            func createKey() async throws -> (uuid: String, native: String) {
+                let reply = try await door.send("CreateKey", "{}", accessKeyId: adminKey, secret: adminSecret)
+                let uuid = try #require((reply.json["KeyMetadata"] as? [String: Any])?["KeyId"] as? String)
+                return (uuid, try #require(AWSKeyId.native(fromUUID: uuid)))
+            }
+            let (source, destination) = (try await createKey(), try await createKey())
+            let sealed = try await door.send(
+                "Encrypt", #"{"KeyId":"\#(source.uuid)","Plaintext":"c2VjcmV0"}"#, accessKeyId: adminKey,
+                secret: adminSecret)
+            let blob = try #require(sealed.json["CiphertextBlob"] as? String)
+
+            let grants = """
+                [{"keys":["\(source.native)"],"allow":["crypto:rewrap"]},
+                 {"keys":["\(destination.native)"],"allow":["crypto:rewrap","crypto:decrypt"]}]
+                """
+            let publicKey = Base64.encode(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation)
+            let added = try await session.call(
+                .post, "/clients", #"{"name":"mover","publicKey":"\#(publicKey)","grants":\#(grants)}"#)
+            let moverId = try #require(added.json["clientId"] as? String)
+            let (moverKey, moverSecret) = try await Self.accessKey(session, moverId)
+            func reEncrypt(to key: String) async throws -> (status: Int, json: [String: Any]) {
+                try await door.send(
+                    "ReEncrypt", #"{"CiphertextBlob":"\#(blob)","DestinationKeyId":"\#(key)"}"#,
+                    accessKeyId: moverKey, secret: moverSecret)
+            }
+            let moved = try await reEncrypt(to: destination.uuid)
+            #expect(moved.json["__type"] as? String == "AccessDeniedException", "\(moved.status) \(moved.json)")
+            let same = try await reEncrypt(to: source.uuid)
+            #expect(same.status == 200, "re-encryption under the same key needs crypto:rewrap only: \(same.json)")
+
+            let widened = try await session.call(
+                .post, "/clients/\(moverId)/grants",
+                #"{"grants":[{"keys":["\#(source.native)"],"allow":["crypto:rewrap","crypto:decrypt"]},"#
+                    + #"{"keys":["\#(destination.native)"],"allow":["crypto:rewrap"]}]}"#)
+            #expect(widened.status == 200, "\(widened.json)")
+            let allowed = try await reEncrypt(to: destination.uuid)
+            #expect(allowed.status == 200, "\(allowed.json)")
         }
     }
 }

@@ -55,7 +55,12 @@ import Testing
         #expect(try !Self.temporaries(in: folder).isEmpty, "decrypt-file never started writing")
         try await Task.sleep(for: .milliseconds(500))  // its handler is set right after the file is made
         kill(process.processIdentifier, signalNumber)
-        // Closed at once: were the signal lost, decrypt-file would end (truncated) and the test fail, not hang.
+        // The handler runs on a dispatch queue: closing standard input at once let decrypt-file, under the
+        // full suite's load, reach the end of its input first and exit 1 (truncated) before the handler ran.
+        // Closed after 10 s at the latest: were the signal lost, decrypt-file would then end and the test
+        // fail, not hang.
+        let exitDeadline = Date().addingTimeInterval(10)
+        while process.isRunning, Date() < exitDeadline { try await Task.sleep(for: .milliseconds(20)) }
         try? input.fileHandleForWriting.close()
         try await offPool { process.waitUntilExit() }
         #expect(process.terminationStatus == status)

@@ -195,14 +195,20 @@ public final class FileKeyStore: KeyStore {
 
     /// A scan of every record (cached after its first read): the scheduler
     /// asks once a minute, and a personal KMS holds hundreds of keys, not millions.
-    public func due(now: Date, limit: Int) async throws(KMSError) -> [KeyRecord] {
-        try await serially { () throws(KMSError) -> [KeyRecord] in
-            var due: [KeyRecord] = []
+    /// A key file that cannot be read cannot say whether it is due: it is
+    /// named as `.unreadable` on every pass until someone repairs it.
+    public func due(now: Date, limit: Int) async throws(KMSError) -> [DueKey] {
+        try await serially { () throws(KMSError) -> [DueKey] in
+            var due: [DueKey] = []
             for id in self.state.withLock({ $0.ids }) where due.count < limit {
-                if let record = try self.readAttached(id),
-                    record.isDueForDeletion(at: now) || record.isDueForRotation(at: now)
-                {
-                    due.append(record)
+                do throws(KMSError) {
+                    if let record = try self.readAttached(id),
+                        record.isDueForDeletion(at: now) || record.isDueForRotation(at: now)
+                    {
+                        due.append(.readable(record))
+                    }
+                } catch {
+                    due.append(.unreadable(keyId: id, error))
                 }
             }
             return due

@@ -69,10 +69,10 @@ public final class InMemoryKeyStore: KeyStore {
         state.withLock { $0.keys.count }
     }
 
-    public func due(now: Date, limit: Int) async throws(KMSError) -> [KeyRecord] {
+    public func due(now: Date, limit: Int) async throws(KMSError) -> [DueKey] {
         state.withLock { state in
             state.keys.values.filter { $0.isDueForDeletion(at: now) || $0.isDueForRotation(at: now) }
-                .sorted { $0.keyId < $1.keyId }.prefix(limit).compactMap { state.attached($0) }
+                .sorted { $0.keyId < $1.keyId }.prefix(limit).compactMap { state.attached($0) }.map(DueKey.readable)
         }
     }
 

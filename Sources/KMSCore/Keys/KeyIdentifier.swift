@@ -30,6 +30,22 @@ public enum KeyIdentifier {
         !reservedAliases.contains(alias) && isAliasSyntax(alias)
     }
 
+    /// 8-4-4-4-12 hexadecimal digits, either case: a name a new alias may
+    /// not take. The AWS door reads a bare UUID as a key's AWS KeyId
+    /// (aws-kms-v1 section 4) and metadata shows it as `awsKeyId`; were an
+    /// alias allowed that name, the native door, which reads it as an alias,
+    /// would send a caller who copied one key's KeyId to another key.
+    public static func hasUUIDShape(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 36 else { return false }
+        return bytes.indices.allSatisfy { index in
+            [8, 13, 18, 23].contains(index)
+                ? bytes[index] == UInt8(ascii: "-")
+                : (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index])
+                    || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(bytes[index] | 0x20)
+        }
+    }
+
     /// The alias grammar alone: what a lookup accepts, since aliases named
     /// `generate` or `rotate` made before they were reserved still work.
     public static func isAliasSyntax(_ alias: String) -> Bool {

@@ -31,6 +31,11 @@ public struct KeyRing: Sendable {
                 "`alias` must match [A-Za-z0-9][A-Za-z0-9._-]{0,63} and not start with key_ (nor be generate or rotate)",
                 field: "alias")
         }
+        if let alias, KeyIdentifier.hasUUIDShape(alias) {
+            throw KMSError(
+                .invalidRequest, "`alias` may not have a UUID's form: the AWS door reads that as a key's KeyId",
+                field: "alias")
+        }
     }
 
     /// Refuses a reference that cannot name a key (empty: `400`; neither a

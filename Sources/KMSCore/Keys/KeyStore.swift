@@ -32,8 +32,11 @@ public protocol KeyStore: Sendable {
     func delete(keyId: String, expectedRevision: Int, now: Date) async throws(KMSError) -> Bool
     func list(after: String?, limit: Int) async throws(KMSError) -> [KeyRecord]
     func count() async throws(KMSError) -> Int
-    /// Keys due for deletion or rotation at `now`, at most `limit`.
-    func due(now: Date, limit: Int) async throws(KMSError) -> [KeyRecord]
+    /// Keys due for deletion or rotation at `now`, at most `limit`, sorted by
+    /// key id. A record that cannot be read (a corrupt file or row) is named
+    /// as `.unreadable`, not thrown: one bad record must not stop every other
+    /// key's scheduled deletion or rotation.
+    func due(now: Date, limit: Int) async throws(KMSError) -> [DueKey]
 
     func alias(_ name: String) async throws(KMSError) -> AliasRecord?
     /// Claims `record.alias` for `record.keyId` (which must exist): `alias_in_use` when taken.
@@ -72,5 +75,19 @@ extension KMSError {
 
     public static func aliasInUse(_ alias: String) -> KMSError {
         KMSError(.aliasInUse, "the alias '\(alias)' already names another key; choose another", field: "alias")
+    }
+}
+
+/// A key `KeyStore.due` found: its record, or the error that kept it from
+/// being read (the scheduler names the key and goes on with the others).
+public enum DueKey: Sendable, Equatable {
+    case readable(KeyRecord)
+    case unreadable(keyId: String, KMSError)
+
+    public var keyId: String {
+        switch self {
+        case .readable(let record): record.keyId
+        case .unreadable(let keyId, _): keyId
+        }
     }
 }

@@ -128,7 +128,9 @@ public enum SigV4 {
             + text.dropFirst(11).prefix(2) + text.dropFirst(14).prefix(2) + text.dropFirst(17).prefix(2) + "Z"
     }
 
-    /// `yyyymmddThhmmssZ` → the date, nil otherwise.
+    /// `yyyymmddThhmmssZ` → the date, nil otherwise: also for digits out of
+    /// range (hour 70, second 99, February 30), which the date parser would
+    /// roll over into a valid time while the scope kept the text's day.
     public static func parseAmzDate(_ text: String) -> Date? {
         let bytes = Array(text.utf8)
         guard bytes.count == 16, bytes[8] == UInt8(ascii: "T"), bytes[15] == UInt8(ascii: "Z"),
@@ -138,7 +140,8 @@ public enum SigV4 {
         let iso =
             "\(text.prefix(4))-\(text.dropFirst(4).prefix(2))-\(text.dropFirst(6).prefix(2))T"
             + "\(text.dropFirst(9).prefix(2)):\(text.dropFirst(11).prefix(2)):\(text.dropFirst(13).prefix(2)).000Z"
-        return Timestamp.parse(iso)
+        guard let date = Timestamp.parse(iso), amzDate(date) == text else { return nil }
+        return date
     }
 
     public static func hex(_ bytes: some Sequence<UInt8>) -> String {

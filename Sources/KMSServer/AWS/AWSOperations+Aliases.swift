@@ -14,6 +14,12 @@ extension AWSOperations {
             throw invalid
         }
         guard creating ? KeyIdentifier.isValidAlias(name) : KeyIdentifier.isAliasSyntax(name) else { throw invalid }
+        if creating, KeyIdentifier.hasUUIDShape(name) {
+            throw AWSFault(
+                "InvalidAliasNameException",
+                "An alias name may not have a UUID's form here: the native door would read it as an alias, not a KeyId."
+            )
+        }
         return name
     }
 

@@ -203,6 +203,11 @@ struct AWSOperations: Sendable {
         let source = try await key(ciphertext.keyId, .cryptoRewrap, call)
         try checkNames(named, source, "source key ID")
         let destination = try await key(destinationReference, .cryptoRewrap, call)
+        if destination.keyId != source.keyId {
+            // Beyond the contract's `crypto:rewrap` on both keys: a ciphertext moved to another key can
+            // be decrypted by whoever may decrypt there, so the move reads the source (docs/aws.md).
+            _ = try await key(source.keyId, .cryptoDecrypt, call)
+        }
         if dryRun { throw Self.dryRun }
         // One audit entry for both halves: a failed source decrypt is recorded too.
         // An error names the key of the half that failed (a disabled source is the source's ARN).

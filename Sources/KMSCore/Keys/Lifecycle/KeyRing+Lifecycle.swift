@@ -42,7 +42,14 @@ extension KeyRing {
     {
         let now = clock.now()
         var failures: [(keyId: String, error: KMSError)] = []
-        for record in try await store.due(now: now, limit: limit) {
+        for due in try await store.due(now: now, limit: limit) {
+            let record: KeyRecord
+            switch due {
+            case .readable(let readable): record = readable
+            case .unreadable(let keyId, let error):
+                failures.append((keyId, error))
+                continue
+            }
             do throws(KMSError) {
                 if record.isDueForDeletion(at: now) {
                     if try await store.delete(keyId: record.keyId, expectedRevision: record.revision, now: now) {

@@ -1,0 +1,69 @@
+import Foundation
+import KMSCore
+import KMSTestSupport
+import PostgresNIO
+import Testing
+
+@testable import KMSPostgres
+
+/// A review finding: one key record that could not be read (a corrupt file or
+/// row) made every scheduler pass throw, so no other key was deleted or
+/// rotated on its schedule. Now the pass names that key and goes on.
+@Suite struct ScheduledUnreadableKeyTests {
+    static let start = Date(timeIntervalSince1970: 1_800_000_000)
+
+    /// Two keys pending deletion; the first one's record is then made unreadable.
+    func schedulesTwoAndBreaksOne(
+        _ store: any KeyStore, clock: ManualClock, breaking: (String) async throws -> any KeyStore
+    ) async throws {
+        let keys = KeyRing(
+            store: store, masterKey: try MasterKey(bytes: Data(repeating: 1, count: 32)),
+            lifecycle: KeyLifecycle(graceMs: 1000), clock: clock)
+        let generated = [try await keys.generate(alias: nil), try await keys.generate(alias: nil)]
+        let (broken, sound) =
+            generated[0].keyId < generated[1].keyId
+            ? (generated[0], generated[1]) : (generated[1], generated[0])
+        for record in [broken, sound] { _ = try await keys.change(.scheduleDeletion(days: 7), on: record.keyId) }
+        let reopened = try await breaking(broken.keyId)
+        clock.advance(milliseconds: 8 * 86_400_000)
+        let due = try await reopened.due(now: clock.now(), limit: 10)
+        #expect(due.map(\.keyId) == [broken.keyId, sound.keyId])
+        let ring = KeyRing(
+            store: reopened, masterKey: try MasterKey(bytes: Data(repeating: 1, count: 32)),
+            lifecycle: KeyLifecycle(graceMs: 1000), clock: clock)
+        var outcomes: [KeyRing.ScheduledOutcome] = []
+        let failures = try await ring.runScheduled { outcomes.append($0) }
+        #expect(failures.map(\.keyId) == [broken.keyId], "the unreadable key is named")
+        #expect(outcomes.count == 1, "and the other one is deleted")
+        #expect(try await reopened.key(id: sound.keyId) == nil)
+    }
+
+    @Test func aCorruptKeyFileDoesNotStopTheScheduler() async throws {
+        let folder = temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let clock = ManualClock(Self.start)
+        let lifecycle = KeyLifecycle(graceMs: 1000)
+        let store = try FileKeyStore(folder: folder, lifecycle: lifecycle, clock: clock)
+        try await schedulesTwoAndBreaksOne(store, clock: clock) { keyId in
+            let file = folder.appendingPathComponent("keys/\(keyId).json")
+            try Data("{not a key".utf8).write(to: file)
+            return try FileKeyStore(folder: folder, lifecycle: lifecycle, clock: clock)
+        }
+    }
+
+    @Test(
+        .enabled(
+            if: PostgresTestDatabase.url != nil,
+            "KMS_TEST_POSTGRES_URL is not set: the PostgreSQL case is skipped"))
+    func aCorruptKeyRowDoesNotStopTheScheduler() async throws {
+        let database = try await PostgresTestDatabase.fresh()
+        let clock = ManualClock(Self.start)
+        let store = PostgresKeyStore(database: database, lifecycle: KeyLifecycle(graceMs: 1000), clock: clock)
+        try await schedulesTwoAndBreaksOne(store, clock: clock) { keyId in
+            let table = database.table("keys")
+            try await database.client.query(
+                "UPDATE \(unescaped: table) SET record = '{not a key' WHERE key_id = \(keyId)")
+            return store
+        }
+    }
+}
