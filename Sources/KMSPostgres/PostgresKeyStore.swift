@@ -31,7 +31,7 @@ public final class PostgresKeyStore: KeyStore {
     /// The record and its aliases, sorted by bytes.
     private var selectRecord: String {
         """
-        SELECT k.record, ARRAY(SELECT a.alias FROM \(aliases) a WHERE a.key_id = k.key_id ORDER BY a.alias)
+        SELECT k.key_id, k.record, ARRAY(SELECT a.alias FROM \(aliases) a WHERE a.key_id = k.key_id ORDER BY a.alias)
         FROM \(table) k
         """
     }
@@ -43,12 +43,18 @@ public final class PostgresKeyStore: KeyStore {
             as: UTF8.self)
     }
 
-    private func decode(_ text: String, aliases: [String]) throws(KMSError) -> KeyRecord {
+    /// The row's record, which must name the row's key: the master key's wrapping binds a version's
+    /// material to the id inside the record, so a record copied under another row's id would
+    /// otherwise serve requests for that id with the first key (the file store checks the same).
+    private func decode(_ text: String, keyId: String, aliases: [String]) throws(KMSError) -> KeyRecord {
+        let record: KeyRecord
         do {
-            return try KeyFileFormat.decode(Data(text.utf8)).withAliases(aliases)
+            record = try KeyFileFormat.decode(Data(text.utf8)).withAliases(aliases)
         } catch {
             throw KMSError.internal("a key row is corrupt: \(error.message)")
         }
+        guard record.keyId == keyId else { throw KMSError.internal("the key row \(keyId) holds another key's record") }
+        return record
     }
 
     public func create(_ record: KeyRecord) async throws(KMSError) {
@@ -155,15 +161,15 @@ public final class PostgresKeyStore: KeyStore {
 
     private func records(_ what: String, _ query: PostgresQuery) async throws(KMSError) -> [KeyRecord] {
         let (client, logger) = (database.client, logger)
-        let rows: [(String, [String])] = try await database.withDeadline(what) {
-            var rows: [(String, [String])] = []
-            for try await row in try await client.query(query, logger: logger).decode((String, [String]).self) {
+        let rows: [(String, String, [String])] = try await database.withDeadline(what) {
+            var rows: [(String, String, [String])] = []
+            for try await row in try await client.query(query, logger: logger).decode((String, String, [String]).self) {
                 rows.append(row)
             }
             return rows
         }
         var records: [KeyRecord] = []
-        for (text, names) in rows { records.append(try decode(text, aliases: names)) }
+        for (keyId, text, names) in rows { records.append(try decode(text, keyId: keyId, aliases: names)) }
         return records
     }
 
@@ -258,7 +264,7 @@ public final class PostgresKeyStore: KeyStore {
         }
         return rows.map { keyId, text, names in
             do throws(KMSError) {
-                return .readable(try decode(text, aliases: names))
+                return .readable(try decode(text, keyId: keyId, aliases: names))
             } catch {
                 return .unreadable(keyId: keyId, error)
             }

@@ -264,6 +264,37 @@ import Testing
         #expect(report.unsignedSummary?.contains("entries 2...3 were left unsigned by a crash") == true)
     }
 
+    /// A review finding: with a torn last line as well, `audit.repaired` was written first and its
+    /// checkpoint signed the unsigned tail; a start that failed before `audit.unsigned-tail` left the
+    /// tail signed and unmarked. The marker now comes first, before anything signs the tail.
+    @Test func anUnsignedTailIsMarkedBeforeTheRepairIsSigned() async throws {
+        let log = try makeLog()
+        try await write(1, to: log, durable: true)
+        try await write(2, to: log, durable: false)
+        let before = try lines().count
+        let handle = try FileHandle(forWritingTo: url)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("{\"v\":2,\"seq\":".utf8))
+        try handle.close()
+        _ = try await AuditLog.open(
+            at: url, key: key, clock: SystemClock(), maxBytes: 1 << 20, logger: Logger(label: "test"))
+        let added = Array(try lines().dropFirst(before))
+        #expect(added.first?.contains("audit.unsigned-tail") == true, "\(added)")
+        let marker = try #require(added.firstIndex { $0.contains("audit.unsigned-tail") })
+        let repaired = try #require(added.firstIndex { $0.contains("audit.repaired") })
+        #expect(marker < repaired)
+        #expect(verify().adoptedAtRestart == [2...3])
+    }
+
+    /// A review finding: a crafted last seq near 2^63 crashed start-up (the next seq did not fit).
+    @Test func aSeqNoLogReachesIsRefusedAtStart() async throws {
+        try await write(2, to: try makeLog(), durable: true)
+        var edited = try lines()
+        edited.append(#"{"v":2,"seq":9223372036854775807,"ts":"2026-12-01T00:00:00.000Z","prev":"x","event":{}}"#)
+        try rewrite(edited)
+        #expect(throws: KMSError.self) { try AuditFiles.resume(url, logger: Logger(label: "test")) }
+    }
+
     /// A log with entries and no checkpoint at all is not reported as signed (nothing checks the key).
     @Test func aLogWithoutAnyCheckpointIsNotSigned() async throws {
         try await write(3, to: try makeLog(), durable: false)

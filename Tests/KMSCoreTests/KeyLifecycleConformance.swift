@@ -25,7 +25,14 @@ import Testing
     @Test(arguments: KeyStoreFactory.all)
     func lifecycleMembersSurviveTheStore(_ factory: KeyStoreFactory) async throws {
         let store = try await factory.make()
-        var record = sampleRecord(alias: "photos")
+        let sample = sampleRecord(alias: "photos")
+        var record = KeyRecord(
+            keyId: sample.keyId, aliases: sample.aliases, createdAt: sample.createdAt,
+            versions: sample.versions.map {
+                KeyVersion(
+                    version: $0.version, createdAt: $0.createdAt, wrappedMaterial: $0.wrappedMaterial,
+                    encryptions: 1 << 40)
+            })
         record.state = .pendingDeletion
         record.deletionDate = Self.start.addingTimeInterval(86_400 * 7)
         record.pendingWindowDays = 7
@@ -121,6 +128,39 @@ import Testing
         #expect(try await store.count() == 0)
         // The alias is free again.
         _ = try await keys.generate(alias: "doomed")
+    }
+
+    /// A review finding: nothing counted AES-GCM encryptions under a version, whose random 96-bit
+    /// nonces are safe for 2^32 of them. Each process counts; the scheduler adds the counts to the
+    /// record and rotates a key whose active version reached the limit (5 here).
+    @Test(arguments: KeyStoreFactory.all)
+    func encryptionsAreCountedAndRotateAtTheLimit(_ factory: KeyStoreFactory) async throws {
+        let store = try await factory.make()
+        let clock = ManualClock(Self.start)
+        let keys = KeyRing(
+            store: store, masterKey: try MasterKey(bytes: Data(repeating: 1, count: 32)),
+            lifecycle: KeyLifecycle(graceMs: 1000, rotateAfterEncryptions: 5), clock: clock)
+        let busy = try await keys.generate(alias: "busy")
+        let quiet = try await keys.generate(alias: "quiet")
+        for _ in 0..<4 { _ = try await keys.encrypt("busy", plaintext: Data("p".utf8), aad: Data()) }
+        let sealed = try await keys.dataKey("busy", bytes: 32, aad: Data())
+        _ = try await keys.rewrap(sealed.ciphertext, aad: Data())
+        _ = try await keys.encrypt("quiet", plaintext: Data("p".utf8), aad: Data())
+        var outcomes: [KeyRing.ScheduledOutcome] = []
+        #expect(await keys.recordUsage { outcomes.append($0) }.isEmpty)
+        let rotated = try #require(try await store.key(id: busy.keyId))
+        #expect(outcomes == [.rotatedForUsage(rotated)])
+        #expect(rotated.versions.map(\.encryptions) == [6, 0] && rotated.activeVersion == 2)
+        #expect(try await store.key(id: quiet.keyId)?.versions.map(\.encryptions) == [1])
+        // Counted once: a second call with nothing new changes nothing.
+        #expect(await keys.recordUsage { outcomes.append($0) }.isEmpty)
+        #expect(try await store.key(id: busy.keyId)?.revision == rotated.revision && outcomes.count == 1)
+        // A disabled key is counted, never rotated (its encryptions came before the brake).
+        for _ in 0..<5 { _ = try await keys.encrypt("quiet", plaintext: Data("p".utf8), aad: Data()) }
+        _ = try await keys.change(.disable, on: "quiet")
+        #expect(await keys.recordUsage { outcomes.append($0) }.isEmpty)
+        let disabled = try #require(try await store.key(id: quiet.keyId))
+        #expect(disabled.versions.map(\.encryptions) == [6] && outcomes.count == 1)
     }
 
     /// Two schedulers on one store: each due change happens exactly once.

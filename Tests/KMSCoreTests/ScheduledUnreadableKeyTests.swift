@@ -66,4 +66,29 @@ import Testing
             return store
         }
     }
+
+    /// A review finding: the PostgreSQL store served a row's record without checking that it names
+    /// the row's key, so another key's record copied into the row answered for it (the file store
+    /// checks this).
+    @Test(
+        .enabled(
+            if: PostgresTestDatabase.url != nil,
+            "KMS_TEST_POSTGRES_URL is not set: the PostgreSQL case is skipped"))
+    func aRowHoldingAnotherKeysRecordIsRefused() async throws {
+        let database = try await PostgresTestDatabase.fresh()
+        let clock = ManualClock(Self.start)
+        let store = PostgresKeyStore(database: database, lifecycle: KeyLifecycle(graceMs: 1000), clock: clock)
+        let (first, second) = (sampleRecord(), sampleRecord())
+        try await store.create(first)
+        try await store.create(second)
+        let table = database.table("keys")
+        try await database.client.query(
+            """
+            UPDATE \(unescaped: table) SET record = (SELECT record FROM \(unescaped: table) WHERE key_id = \(first.keyId))
+            WHERE key_id = \(second.keyId)
+            """)
+        let refused = await #expect(throws: KMSError.self) { try await store.freshKey(id: second.keyId) }
+        #expect(refused?.code == .internalError)
+        #expect(try await store.freshKey(id: first.keyId)?.keyId == first.keyId)
+    }
 }

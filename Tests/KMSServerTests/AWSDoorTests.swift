@@ -246,6 +246,22 @@ import Testing
             #expect(moved.json["__type"] as? String == "AccessDeniedException", "\(moved.status) \(moved.json)")
             let same = try await reEncrypt(to: source.uuid)
             #expect(same.status == 200, "re-encryption under the same key needs crypto:rewrap only: \(same.json)")
+            // Under the same key with another context: the binding the context gave is lost, so it reads too.
+            let bound = try await door.send(
+                "Encrypt", #"{"KeyId":"\#(source.uuid)","Plaintext":"c2VjcmV0","EncryptionContext":{"a":"b"}}"#,
+                accessKeyId: adminKey, secret: adminSecret)
+            let boundBlob = try #require(bound.json["CiphertextBlob"] as? String)
+            func reEncryptBound(_ destinationContext: String) async throws -> [String: Any] {
+                try await door.send(
+                    "ReEncrypt",
+                    #"{"CiphertextBlob":"\#(boundBlob)","SourceEncryptionContext":{"a":"b"},"#
+                        + #""DestinationKeyId":"\#(source.uuid)","DestinationEncryptionContext":\#(destinationContext)}"#,
+                    accessKeyId: moverKey, secret: moverSecret
+                ).json
+            }
+            #expect(try await reEncryptBound(#"{"a":"b"}"#)["CiphertextBlob"] is String)
+            #expect(try await reEncryptBound(#"{"a":"c"}"#)["__type"] as? String == "AccessDeniedException")
+            #expect(try await reEncryptBound("{}")["__type"] as? String == "AccessDeniedException")
 
             let widened = try await session.call(
                 .post, "/clients/\(moverId)/grants",

@@ -120,10 +120,10 @@ public final class AuditLog: Sendable {
         watchdog.timer.cancel()
     }
 
-    /// Opens the log at `url`, continuing its chain: a half-written last line
-    /// is cut off and recorded (`audit.repaired`), and entries a crash left
+    /// Opens the log at `url`, continuing its chain: entries a crash left
     /// without a checkpoint are recorded (`audit.unsigned-tail`) before this
-    /// start's first checkpoint signs over them, so `kms audit verify` can say
+    /// start's first checkpoint signs over them, and a half-written last line
+    /// is cut off and recorded after that (`audit.repaired`), so `kms audit verify` can say
     /// that they are not tamper-evident. Both entries are durable, and wait
     /// `startupWait` (see `record(_:durable:wait:)`).
     ///
@@ -139,16 +139,19 @@ public final class AuditLog: Sendable {
             signedThrough: resume.signedSeq, clock: clock, maxBytes: maxBytes, timeout: timeout,
             writerLock: writerLock, logger: logger)
         let wait = max(timeout, startupWait)
-        if resume.repairedBytes > 0 {
-            try await log.record(
-                AuditEvent("audit.repaired", [("truncatedBytes", "\(resume.repairedBytes)")]), durable: true,
-                wait: wait)
-        }
+        // The unsigned tail first: its entry's checkpoint is the first to sign over the tail. Written
+        // second, a failure between the two left the tail signed by `audit.repaired`'s checkpoint and
+        // unmarked, and the next start found nothing unsigned (a review reproduced it with a full disk).
         if resume.signedSeq < resume.seq {
             try await log.record(
                 AuditEvent(
                     "audit.unsigned-tail", [("fromSeq", "\(resume.signedSeq + 1)"), ("toSeq", "\(resume.seq)")]),
                 durable: true, wait: wait)
+        }
+        if resume.repairedBytes > 0 {
+            try await log.record(
+                AuditEvent("audit.repaired", [("truncatedBytes", "\(resume.repairedBytes)")]), durable: true,
+                wait: wait)
         }
         return log
     }

@@ -12,6 +12,8 @@ public struct KeyRing: Sendable {
     public let masterKey: MasterKey
     public let lifecycle: KeyLifecycle
     public let clock: any KMSClock
+    /// Encryptions this process made and has not yet added to the records (shared by copies).
+    let usage = KeyUsage()
 
     public init(store: any KeyStore, masterKey: MasterKey, lifecycle: KeyLifecycle, clock: any KMSClock) {
         self.store = store
@@ -227,6 +229,7 @@ public struct KeyRing: Sendable {
                 plaintext, using: try material(record, version: active), authenticating: header.aad(aad))
             guard let combined = box.combined else { throw KMSError.internal("AES-GCM produced no combined form") }
             let ciphertext = KeyCiphertext(keyId: record.keyId, version: active.version, sealed: combined)
+            usage.count(keyId: record.keyId, version: active.version)
             return CiphertextResponse(keyId: record.keyId, version: active.version, ciphertext: ciphertext.text)
         } catch let error as KMSError {
             throw error

@@ -16,9 +16,15 @@ public struct KeyLifecycle: Sendable {
     /// `KMS_KEY_GRACE_MS`, read at every decision: raising it extends grace for
     /// versions already rotated out.
     public let graceMs: Int64
+    /// Encryptions under a version after which the scheduler rotates the key
+    /// (`KeyRing.recordUsage`): 2^31, half of what random 96-bit nonces allow
+    /// under one key, leaving room for counts a crash lost (at most a pass's
+    /// worth per instance).
+    public let rotateAfterEncryptions: UInt64
 
-    public init(graceMs: Int64) {
+    public init(graceMs: Int64, rotateAfterEncryptions: UInt64 = 1 << 31) {
         self.graceMs = graceMs
+        self.rotateAfterEncryptions = rotateAfterEncryptions
     }
 
     public func graceUntil(_ record: KeyRecord, version: Int) -> Date? {

@@ -203,9 +203,10 @@ struct AWSOperations: Sendable {
         let source = try await key(ciphertext.keyId, .cryptoRewrap, call)
         try checkNames(named, source, "source key ID")
         let destination = try await key(destinationReference, .cryptoRewrap, call)
-        if destination.keyId != source.keyId {
+        if destination.keyId != source.keyId || destinationAAD != sourceAAD {
             // Beyond the contract's `crypto:rewrap` on both keys: a ciphertext moved to another key can
-            // be decrypted by whoever may decrypt there, so the move reads the source (docs/aws.md).
+            // be decrypted by whoever may decrypt there, and one given another context loses the binding
+            // its context gave it; either reads the source as a decrypt does (docs/aws.md).
             _ = try await key(source.keyId, .cryptoDecrypt, call)
         }
         if dryRun { throw Self.dryRun }
@@ -272,6 +273,8 @@ struct AWSOperations: Sendable {
     func generateRandom(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         try input.refuseAny(of: ["Recipient", "CustomKeyStoreId"])
         let count = try input.integer("NumberOfBytes", in: 1...1024)
+        // Audited as the native door's random source is (a review found it was not).
+        await audit.note(AuditEvent("crypto.random", call.who + [("bytes", "\(count)")]))
         return .object([("Plaintext", .string(Base64.encode(SymmetricKeyBytes.random(count: count))))])
     }
 

@@ -328,15 +328,23 @@ enum LocalRegistry {
             at: config.auditLog, key: key, clock: SystemClock(), maxBytes: config.auditMaxBytes, logger: logger)
         let via = [("via", "local"), ("client", "local")] + intent
         try await log.record(AuditEvent("client.add", outcome: "intent", via), durable: true)
+        let value: ClientBody
         do {
-            let value = try await change()
-            try await log.record(AuditEvent("client.add", via + [("targetClientId", value.clientId)]), durable: true)
-            await log.flush()
-            return value
+            value = try await change()
         } catch {
             await log.recordBestEffort(AuditEvent("client.add", outcome: "failure", via))
             await log.flush()
             throw error
         }
+        // The client is enrolled: a result entry that cannot be written leaves the intent without its
+        // result (docs/audit.md), never a `failure` for a change that happened (a review found that).
+        do {
+            try await log.record(AuditEvent("client.add", via + [("targetClientId", value.clientId)]), durable: true)
+        } catch {
+            await log.flush()
+            throw error
+        }
+        await log.flush()
+        return value
     }
 }

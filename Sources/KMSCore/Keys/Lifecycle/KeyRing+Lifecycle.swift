@@ -28,6 +28,8 @@ extension KeyRing {
     public enum ScheduledOutcome: Sendable, Equatable {
         case deleted(keyId: String)
         case rotated(KeyRecord)
+        /// Rotated because its active version reached `KeyLifecycle.rotateAfterEncryptions`.
+        case rotatedForUsage(KeyRecord)
     }
 
     /// One scheduler pass: deletes due keys for good and rotates due keys,
