@@ -88,6 +88,15 @@ struct Migrations {
                 + Self.keyNotifications(database: database),
             // 5: issue 18. Concurrent accept_seq calls of one instance in one statement (AcceptBatcher).
             [Self.acceptBatchFunction(sessions: t("sessions"), accept: t("accept_seq"), name: t("accept_seq_batch"))],
+            // Encryption counts per key version, beside the records (`KeyStore.addEncryptions`); only a
+            // table, so instances of the previous version keep running beside this one.
+            [
+                """
+                CREATE TABLE \(t("key_usage")) (
+                    key_id text NOT NULL REFERENCES \(t("keys")) (key_id) ON DELETE CASCADE,
+                    version int8 NOT NULL, encryptions int8 NOT NULL, PRIMARY KEY (key_id, version))
+                """
+            ],
         ]
     }
 

@@ -130,15 +130,20 @@ public struct PostgresBackupStore: Sendable {
         }
         var byKey: [String: [String]] = [:]
         for alias in contents.aliases { byKey[alias.keyId, default: []].append(alias.alias) }
-        for try await text in try await connection.query(
-            "SELECT record FROM \(unescaped: t("keys")) ORDER BY key_id COLLATE \"C\"", logger: logger
-        ).decode(String.self) {
+        for try await (keyId, text) in try await connection.query(
+            "SELECT key_id, record FROM \(unescaped: t("keys")) ORDER BY key_id COLLATE \"C\"", logger: logger
+        ).decode((String, String).self) {
+            let record: KeyRecord
             do {
-                let record = try KeyFileFormat.decode(Data(text.utf8))
-                contents.keys.append(record.withAliases(byKey[record.keyId] ?? []))
+                record = try KeyFileFormat.decode(Data(text.utf8))
             } catch {
                 throw KMSError.internal("a key row is corrupt: \(error.message)")
             }
+            // As the key store reads it: a row holding another key's record is refused, not backed up.
+            guard record.keyId == keyId else {
+                throw KMSError.internal("the key row \(keyId) holds another key's record")
+            }
+            contents.keys.append(record.withAliases(byKey[record.keyId] ?? []))
         }
         for try await (name, wrapped) in try await connection.query(
             "SELECT name, wrapped FROM \(unescaped: t("secrets")) ORDER BY name", logger: logger

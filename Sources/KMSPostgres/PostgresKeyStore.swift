@@ -271,6 +271,41 @@ public final class PostgresKeyStore: KeyStore {
         }
     }
 
+    /// One statement for every key: an upsert that adds, stopping at `Int64.max`; keys gone are skipped.
+    public func addEncryptions(_ counts: [String: [Int: UInt64]]) async throws(KMSError) -> [String: [Int: UInt64]] {
+        var (keyIds, versions, numbers): ([String], [Int64], [Int64]) = ([], [], [])
+        for (keyId, byVersion) in counts {
+            for (version, count) in byVersion {
+                keyIds.append(keyId)
+                versions.append(Int64(version))
+                numbers.append(Int64(min(count, UInt64(Int64.max))))
+            }
+        }
+        guard !keyIds.isEmpty else { return [:] }
+        let (ids, numbered, added) = (keyIds, versions, numbers)
+        let (client, logger, table, usage) = (database.client, logger, table, database.table("key_usage"))
+        let rows: [(String, Int64, Int64)] = try await database.withDeadline("add encryptions") {
+            var rows: [(String, Int64, Int64)] = []
+            let query: PostgresQuery = """
+                INSERT INTO \(unescaped: usage) AS u (key_id, version, encryptions)
+                SELECT c.key_id, c.version, c.n FROM unnest(\(ids)::text[], \(numbered)::int8[], \(added)::int8[])
+                  AS c(key_id, version, n)
+                WHERE EXISTS (SELECT 1 FROM \(unescaped: table) k WHERE k.key_id = c.key_id)
+                ON CONFLICT (key_id, version) DO UPDATE SET encryptions =
+                  CASE WHEN u.encryptions > 9223372036854775807 - excluded.encryptions THEN 9223372036854775807
+                       ELSE u.encryptions + excluded.encryptions END
+                RETURNING key_id, version, encryptions
+                """
+            for try await row in try await client.query(query, logger: logger).decode((String, Int64, Int64).self) {
+                rows.append(row)
+            }
+            return rows
+        }
+        var totals: [String: [Int: UInt64]] = [:]
+        for (keyId, version, total) in rows { totals[keyId, default: [:]][Int(version)] = UInt64(max(0, total)) }
+        return totals
+    }
+
     // MARK: Aliases
 
     private static let aliasColumns = "alias, key_id, created_at, updated_at"

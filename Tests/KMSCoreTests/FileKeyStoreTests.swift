@@ -26,6 +26,22 @@ import Testing
         #expect(DurableFile.mode(of: folder.appendingPathComponent("aliases/photos")) == 0o600)
     }
 
+    /// Encryption counts live in `key-usage.json` (0600), survive reopening, and leave the key file alone.
+    @Test func encryptionCountsSurviveReopeningBesideTheRecords() async throws {
+        let folder = temporaryFolder()
+        let record = sampleRecord()
+        let store = try open(folder)
+        try await store.create(record)
+        let keyFile = folder.appendingPathComponent("keys/\(record.keyId).json")
+        let before = try Data(contentsOf: keyFile)
+        #expect(try await store.addEncryptions([record.keyId: [1: 7]]) == [record.keyId: [1: 7]])
+        #expect(try await open(folder).addEncryptions([record.keyId: [1: 2]]) == [record.keyId: [1: 9]])
+        #expect(try Data(contentsOf: keyFile) == before)
+        #expect(DurableFile.mode(of: folder.appendingPathComponent("key-usage.json")) == 0o600)
+        try Data("{not".utf8).write(to: folder.appendingPathComponent("key-usage.json"))
+        await #expect(throws: KMSError.self) { try await open(folder).addEncryptions([record.keyId: [1: 1]]) }
+    }
+
     @Test func tornTemporaryFilesAreIgnoredAndRemoved() async throws {
         let folder = temporaryFolder()
         let record = sampleRecord()

@@ -35,6 +35,8 @@ public final class FileKeyStore: KeyStore {
         var ids: [String] = []
         /// nil until the queue has read the alias folder.
         var aliases: AliasIndex?
+        /// `key-usage.json`, nil until the queue has read it.
+        var encryptions: [String: [Int: UInt64]]?
 
         func hasKey(_ id: String) -> Bool {
             let index = ids.partitioningIndex { $0 >= id }
@@ -43,6 +45,8 @@ public final class FileKeyStore: KeyStore {
     }
 
     private let keysFolder: URL
+    /// Encryption counts by key and version (`addEncryptions`), beside the records.
+    private let usageURL: URL
     private let aliasFolder: URL
     private let lifecycle: KeyLifecycle
     private let clock: any KMSClock
@@ -61,6 +65,7 @@ public final class FileKeyStore: KeyStore {
     ) throws(KMSError) {
         self.folderLock = folderLock
         keysFolder = folder.appendingPathComponent("keys")
+        usageURL = folder.appendingPathComponent("key-usage.json")
         aliasFolder = folder.appendingPathComponent("aliases")
         self.lifecycle = lifecycle
         self.clock = clock
@@ -212,6 +217,37 @@ public final class FileKeyStore: KeyStore {
                 }
             }
             return due
+        }
+    }
+
+    /// One durable write of `key-usage.json` per call, which drops keys deleted since.
+    public func addEncryptions(_ counts: [String: [Int: UInt64]]) async throws(KMSError) -> [String: [Int: UInt64]] {
+        try await serially { () throws(KMSError) -> [String: [Int: UInt64]] in
+            let live = self.state.withLock { state in counts.keys.filter { state.hasKey($0) } }
+            guard !live.isEmpty else { return [:] }
+            var usage: [String: [Int: UInt64]]
+            if let known = self.state.withLock({ $0.encryptions }) {
+                usage = known
+            } else {
+                usage = try KeyUsageFile.read(self.usageURL)
+            }
+            var totals: [String: [Int: UInt64]] = [:]
+            for keyId in live {
+                for (version, count) in counts[keyId] ?? [:] {
+                    let total = (usage[keyId]?[version] ?? 0).addingEncryptions(count)
+                    usage[keyId, default: [:]][version] = total
+                    totals[keyId, default: [:]][version] = total
+                }
+            }
+            usage = self.state.withLock { state in usage.filter { state.hasKey($0.key) } }
+            do throws(DurableFile.Failure) {
+                try DurableFile.write(KeyUsageFile.encode(usage), to: self.usageURL)
+            } catch {
+                self.state.withLock { $0.encryptions = nil }  // read the disk again next time
+                throw KMSError.storageUnavailable("key usage: \(error.description)")
+            }
+            self.state.withLock { $0.encryptions = usage }
+            return totals
         }
     }
 

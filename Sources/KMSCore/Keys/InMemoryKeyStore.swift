@@ -6,6 +6,7 @@ public final class InMemoryKeyStore: KeyStore {
     private struct State {
         var keys: [String: KeyRecord] = [:]
         var aliases: [String: AliasRecord] = [:]
+        var encryptions: [String: [Int: UInt64]] = [:]
 
         func attached(_ record: KeyRecord?) -> KeyRecord? {
             record.map { record in record.withAliases(aliases.values.filter { $0.keyId == record.keyId }.map(\.alias)) }
@@ -53,6 +54,7 @@ public final class InMemoryKeyStore: KeyStore {
             else { return false }
             state.aliases = state.aliases.filter { $0.value.keyId != keyId }
             state.keys[keyId] = nil
+            state.encryptions[keyId] = nil
             return true
         }
     }
@@ -73,6 +75,20 @@ public final class InMemoryKeyStore: KeyStore {
         state.withLock { state in
             state.keys.values.filter { $0.isDueForDeletion(at: now) || $0.isDueForRotation(at: now) }
                 .sorted { $0.keyId < $1.keyId }.prefix(limit).compactMap { state.attached($0) }.map(DueKey.readable)
+        }
+    }
+
+    public func addEncryptions(_ counts: [String: [Int: UInt64]]) async throws(KMSError) -> [String: [Int: UInt64]] {
+        state.withLock { state in
+            var totals: [String: [Int: UInt64]] = [:]
+            for (keyId, versions) in counts where state.keys[keyId] != nil {
+                for (version, count) in versions {
+                    let total = (state.encryptions[keyId]?[version] ?? 0).addingEncryptions(count)
+                    state.encryptions[keyId, default: [:]][version] = total
+                    totals[keyId, default: [:]][version] = total
+                }
+            }
+            return totals
         }
     }
 

@@ -12,11 +12,6 @@ public import KMSProtocol
 ///   "versions": [ { "version": 1, "createdAt": "…", "status": "grace", "wrappedKey": "<b64>" }, … ] }
 /// ```
 ///
-/// A version also holds `"encryptions": N` (after `status`) once encryptions
-/// under it were counted: a member of ours beyond lifecycle-v1 section 7
-/// (docs/api.md), absent while zero, so such records are byte for byte the
-/// contract's.
-///
 /// `status` is as of the last write, for people; the server always derives
 /// the live status from the clock and `KMS_KEY_GRACE_MS`. Records written by
 /// earlier versions (`kms-key-v1`) read as enabled and unscheduled, and their
@@ -42,7 +37,6 @@ public enum KeyFileFormat {
         text += record.versions.map { version in
             "    { \"version\": \(version.version), \"createdAt\": \"\(Timestamp.format(version.createdAt))\", "
                 + "\"status\": \"\(statusAtWrite(version.version).rawValue)\", "
-                + (version.encryptions > 0 ? "\"encryptions\": \(version.encryptions), " : "")
                 + "\"wrappedKey\": \"\(Base64.encode(version.wrappedMaterial))\" }"
         }.joined(separator: ",\n")
         text += "\n  ]\n}\n"
@@ -76,12 +70,9 @@ public enum KeyFileFormat {
             }
             let created = try date(entry.string("createdAt"), field: "createdAt")
             _ = try entry.string("status")
-            let encryptions = try entry.optionalInteger("encryptions", in: 1...Int64.max) ?? 0
             let wrapped = try entry.bytes("wrappedKey", maxBytes: 1024)
             try entry.finish()
-            versions.append(
-                KeyVersion(
-                    version: number, createdAt: created, wrappedMaterial: wrapped, encryptions: UInt64(encryptions)))
+            versions.append(KeyVersion(version: number, createdAt: created, wrappedMaterial: wrapped))
         }
         guard !versions.isEmpty else { throw RequestFieldError(field: "versions", message: "no versions") }
         lifecycle.versions = versions

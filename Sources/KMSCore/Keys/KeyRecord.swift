@@ -7,17 +7,11 @@ public struct KeyVersion: Sendable, Equatable {
     public let createdAt: Date
     /// `nonce || ciphertext || tag` of the material under the master key.
     public let wrappedMaterial: Data
-    /// Encryptions made under this version, as far as instances have added
-    /// theirs (`KeyRing.recordUsage`, once a scheduler pass): AES-GCM with
-    /// random 96-bit nonces is safe for 2^32 of them under one key (NIST SP
-    /// 800-38D 8.3), and a key is rotated well before (`KeyLifecycle`).
-    public var encryptions: UInt64
 
-    public init(version: Int, createdAt: Date, wrappedMaterial: Data, encryptions: UInt64 = 0) {
+    public init(version: Int, createdAt: Date, wrappedMaterial: Data) {
         self.version = version
         self.createdAt = createdAt
         self.wrappedMaterial = wrappedMaterial
-        self.encryptions = encryptions
     }
 }
 

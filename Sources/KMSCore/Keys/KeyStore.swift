@@ -37,6 +37,12 @@ public protocol KeyStore: Sendable {
     /// as `.unreadable`, not thrown: one bad record must not stop every other
     /// key's scheduled deletion or rotation.
     func due(now: Date, limit: Int) async throws(KMSError) -> [DueKey]
+    /// Adds encryption counts (by key id, then version) and answers the
+    /// totals of the versions counted; a key that no longer exists is left
+    /// out. Kept beside the records, not in them, so that a record stays
+    /// lifecycle-v1's format and an earlier binary still reads it (rolling
+    /// upgrades, going back). Totals stop at `UInt64(Int64.max)`.
+    func addEncryptions(_ counts: [String: [Int: UInt64]]) async throws(KMSError) -> [String: [Int: UInt64]]
 
     func alias(_ name: String) async throws(KMSError) -> AliasRecord?
     /// Claims `record.alias` for `record.keyId` (which must exist): `alias_in_use` when taken.
@@ -89,5 +95,13 @@ public enum DueKey: Sendable, Equatable {
         case .readable(let record): record.keyId
         case .unreadable(let keyId, _): keyId
         }
+    }
+}
+
+extension UInt64 {
+    /// `self + other`, stopping at `Int64.max` (what every store can hold).
+    func addingEncryptions(_ other: UInt64) -> UInt64 {
+        let limit = UInt64(Int64.max)
+        return other >= limit || self >= limit - other ? limit : self + other
     }
 }

@@ -40,7 +40,9 @@ struct RoutePermission<Inner>: Sendable {
         Self(permission: .keysCreate) { input, _, client, _ throws(KMSError) in
             let requested = alias(input)
             // A malformed alias is the inner request's 400, answered by the handler first.
-            if let requested, !KeyIdentifier.isValidAlias(requested) { return nil }
+            if let requested, !KeyIdentifier.isValidAlias(requested) || KeyIdentifier.hasUUIDShape(requested) {
+                return nil
+            }
             try KeyAccess.checkCreate(alias: requested, grants: client.grants)
             return nil
         }

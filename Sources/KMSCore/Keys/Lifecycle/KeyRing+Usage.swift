@@ -1,44 +1,51 @@
 extension KeyRing {
-    /// Adds this process's encryption counts to the stored records, and
+    /// Adds this process's encryption counts to the store
+    /// (`KeyStore.addEncryptions`, summed across instances there), and
     /// rotates a key whose active version reached
-    /// `lifecycle.rotateAfterEncryptions`, in the same conditional write.
+    /// `lifecycle.rotateAfterEncryptions`.
     ///
     /// Why: the key versions' AES-GCM nonces are random 96-bit values, which
     /// NIST SP 800-38D bounds to 2^32 encryptions under one key; past that a
     /// nonce collision (which gives away the key's authentication subkey)
-    /// stops being negligible. The count is summed across instances through
-    /// the store, like any change of a record. A key that is not enabled is
-    /// counted but not rotated (rotation is refused there; nothing encrypts
-    /// under it meanwhile). Counts a failed write could not store are kept
-    /// for the next call, and the key is named in the result.
+    /// stops being negligible. A key that is not enabled is counted, not
+    /// rotated (nothing encrypts under it meanwhile; its next count after it
+    /// is enabled rotates it). Counts the store could not take are kept for
+    /// the next call; a key that fails is named in the result.
     public func recordUsage(report: (ScheduledOutcome) async -> Void) async -> [(keyId: String, error: KMSError)] {
+        let counts = usage.take()
+        guard !counts.isEmpty else { return [] }
+        let totals: [String: [Int: UInt64]]
+        do {
+            totals = try await store.addEncryptions(counts)
+        } catch {
+            for (keyId, versions) in counts { usage.giveBack(keyId: keyId, versions) }
+            return counts.keys.sorted().map { ($0, error) }
+        }
         var failures: [(keyId: String, error: KMSError)] = []
-        for (keyId, counts) in usage.take().sorted(by: { $0.key < $1.key }) {
+        for (keyId, versions) in totals.sorted(by: { $0.key < $1.key }) {
+            guard let newest = versions.max(by: { $0.key < $1.key }),
+                newest.value >= lifecycle.rotateAfterEncryptions
+            else { continue }
             do throws(KMSError) {
-                if let rotated = try await addUsage(counts, to: keyId) { await report(.rotatedForUsage(rotated)) }
+                if let rotated = try await rotate(keyId, from: newest.key) { await report(.rotatedForUsage(rotated)) }
             } catch {
-                usage.giveBack(keyId: keyId, counts)
                 failures.append((keyId, error))
             }
         }
         return failures
     }
 
-    /// The stored record with `counts` added; the rotated record when the
-    /// write also rotated it, nil otherwise (also when the key is gone).
-    private func addUsage(_ counts: [Int: UInt64], to keyId: String) async throws(KMSError) -> KeyRecord? {
+    /// Rotates `keyId` if `version` is still its active version and it is
+    /// enabled (a conditional write: of several instances, one rotates).
+    private func rotate(_ keyId: String, from version: Int) async throws(KMSError) -> KeyRecord? {
         for _ in 0..<64 {
-            guard var record = try await store.freshKey(id: keyId) else { return nil }
+            guard var record = try await store.freshKey(id: keyId), record.state == .enabled,
+                record.activeVersion == version
+            else { return nil }
             let expected = record.revision
-            for index in record.versions.indices {
-                record.versions[index].encryptions &+= counts[record.versions[index].version] ?? 0
-            }
-            let rotating =
-                record.state == .enabled
-                && (record.versions.last?.encryptions ?? 0) >= lifecycle.rotateAfterEncryptions
-            if rotating { try addVersion(to: &record) }
+            try addVersion(to: &record)
             switch try await store.update(record, expectedRevision: expected) {
-            case .updated(let stored): return rotating ? stored : nil
+            case .updated(let stored): return stored
             case .conflict: continue
             }
         }

@@ -1,0 +1,39 @@
+import Foundation
+import KMSProtocol
+
+/// The file store's `key-usage.json`: encryption counts by key and version,
+/// kept beside the records so that they stay lifecycle-v1's format.
+///
+/// ```json
+/// {"format": "kms-key-usage-v1", "keys": {"key_…": {"1": 1234, "2": 5}}}
+/// ```
+enum KeyUsageFile {
+    static let tag = "kms-key-usage-v1"
+
+    static func encode(_ usage: [String: [Int: UInt64]]) -> Data {
+        let keys = usage.keys.sorted().map { keyId in
+            let versions = (usage[keyId] ?? [:]).sorted { $0.key < $1.key }.map { "\"\($0.key)\": \($0.value)" }
+            return "\(JSONValue.quote(keyId)): {\(versions.joined(separator: ", "))}"
+        }
+        return Data("{\"format\": \"\(tag)\", \"keys\": {\(keys.joined(separator: ",\n  "))}}\n".utf8)
+    }
+
+    /// The counts in `url`; none when the file does not exist yet.
+    static func read(_ url: URL) throws(KMSError) -> [String: [Int: UInt64]] {
+        guard let data = FileManager.default.contents(atPath: url.path) else { return [:] }
+        let corrupt = KMSError.internal("\(url.lastPathComponent) is corrupt")
+        guard case .object(let members)? = try? JSONParser.parse(data),
+            members.contains(where: { $0.0 == "format" && $0.1 == .string(tag) }),
+            case .object(let keys)? = members.first(where: { $0.0 == "keys" })?.1
+        else { throw corrupt }
+        var usage: [String: [Int: UInt64]] = [:]
+        for (keyId, value) in keys {
+            guard case .object(let versions) = value else { throw corrupt }
+            for (name, count) in versions {
+                guard let version = Int(name), case .integer(let number) = count, number >= 0 else { throw corrupt }
+                usage[keyId, default: [:]][version] = UInt64(number)
+            }
+        }
+        return usage
+    }
+}
