@@ -88,7 +88,7 @@ struct Migrations {
                 + Self.keyNotifications(database: database),
             // 5: issue 18. Concurrent accept_seq calls of one instance in one statement (AcceptBatcher).
             [Self.acceptBatchFunction(sessions: t("sessions"), accept: t("accept_seq"), name: t("accept_seq_batch"))],
-            // Encryption counts per key version, beside the records (`KeyStore.addEncryptions`); only a
+            // 6: encryption counts per key version, beside the records (`KeyStore.addEncryptions`); only a
             // table, so instances of the previous version keep running beside this one.
             [
                 """

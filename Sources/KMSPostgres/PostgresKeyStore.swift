@@ -271,11 +271,14 @@ public final class PostgresKeyStore: KeyStore {
         }
     }
 
-    /// One statement for every key: an upsert that adds, stopping at `Int64.max`; keys gone are skipped.
+    /// One statement for every key: an upsert that adds, stopping at `Int64.max`. The keys' rows are
+    /// locked for key share first, so a key deleted meanwhile is skipped rather than breaking the
+    /// foreign key, and every instance locks in (key, version) order, so two passes cannot deadlock.
     public func addEncryptions(_ counts: [String: [Int: UInt64]]) async throws(KMSError) -> [String: [Int: UInt64]] {
         var (keyIds, versions, numbers): ([String], [Int64], [Int64]) = ([], [], [])
-        for (keyId, byVersion) in counts {
-            for (version, count) in byVersion {
+        // In (key, version) order, on every instance: two batches then take their row locks in one order.
+        for (keyId, byVersion) in counts.sorted(by: { $0.key < $1.key }) {
+            for (version, count) in byVersion.sorted(by: { $0.key < $1.key }) {
                 keyIds.append(keyId)
                 versions.append(Int64(version))
                 numbers.append(Int64(min(count, UInt64(Int64.max))))
@@ -287,10 +290,14 @@ public final class PostgresKeyStore: KeyStore {
         let rows: [(String, Int64, Int64)] = try await database.withDeadline("add encryptions") {
             var rows: [(String, Int64, Int64)] = []
             let query: PostgresQuery = """
+                WITH live AS (
+                  SELECT key_id FROM \(unescaped: table) WHERE key_id = ANY(\(ids)::text[])
+                  ORDER BY key_id COLLATE "C" FOR KEY SHARE)
                 INSERT INTO \(unescaped: usage) AS u (key_id, version, encryptions)
                 SELECT c.key_id, c.version, c.n FROM unnest(\(ids)::text[], \(numbered)::int8[], \(added)::int8[])
-                  AS c(key_id, version, n)
-                WHERE EXISTS (SELECT 1 FROM \(unescaped: table) k WHERE k.key_id = c.key_id)
+                  WITH ORDINALITY AS c(key_id, version, n, position)
+                JOIN live ON live.key_id = c.key_id
+                ORDER BY c.position
                 ON CONFLICT (key_id, version) DO UPDATE SET encryptions =
                   CASE WHEN u.encryptions > 9223372036854775807 - excluded.encryptions THEN 9223372036854775807
                        ELSE u.encryptions + excluded.encryptions END

@@ -40,6 +40,11 @@ import Testing
         #expect(DurableFile.mode(of: folder.appendingPathComponent("key-usage.json")) == 0o600)
         try Data("{not".utf8).write(to: folder.appendingPathComponent("key-usage.json"))
         await #expect(throws: KMSError.self) { try await open(folder).addEncryptions([record.keyId: [1: 1]]) }
+        // A file that cannot be read is an error too, never zero counts written over it.
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("key-usage.json"))
+        try FileManager.default.createDirectory(
+            at: folder.appendingPathComponent("key-usage.json"), withIntermediateDirectories: false)
+        await #expect(throws: KMSError.self) { try await open(folder).addEncryptions([record.keyId: [1: 1]]) }
     }
 
     @Test func tornTemporaryFilesAreIgnoredAndRemoved() async throws {

@@ -209,7 +209,8 @@ public enum FileBackupStore {
         for name in entries {
             let url = folder.appendingPathComponent(name)
             if (name == "keys" || name == "aliases") && isEmptyFolder(url) { continue }
-            if name.hasSuffix(secretSuffix) || name == "clients.json" {
+            // `key-usage.json` beside empty key folders counts keys deleted since: stale, replaced too.
+            if name.hasSuffix(secretSuffix) || name == "clients.json" || name == "key-usage.json" {
                 startup.append(name)
                 continue
             }

@@ -14,6 +14,9 @@ import Synchronization
 ///
 /// - `keys/<keyId>.json`, one file per key (see `KeyFileFormat`), so a write
 ///   costs the same with 10 keys or 100,000;
+/// - `key-usage.json` beside the folders: encryption counts by key and
+///   version (`addEncryptions`, `KeyUsageFile`), rewritten whole once a
+///   scheduler pass, so its cost grows with the number of keys ever used;
 /// - `aliases/<alias>`, one small file per alias (`AliasFileFormat`), created
 ///   with `link(2)` so that two creates can never both claim an alias, and
 ///   moved by writing a new file over it (rename).

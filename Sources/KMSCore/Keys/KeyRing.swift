@@ -12,7 +12,7 @@ public struct KeyRing: Sendable {
     public let masterKey: MasterKey
     public let lifecycle: KeyLifecycle
     public let clock: any KMSClock
-    /// Encryptions this process made and has not yet added to the records (shared by copies).
+    /// Encryptions this process made and has not yet added to the store (shared by copies).
     let usage = KeyUsage()
 
     public init(store: any KeyStore, masterKey: MasterKey, lifecycle: KeyLifecycle, clock: any KMSClock) {

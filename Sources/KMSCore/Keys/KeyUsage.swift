@@ -1,8 +1,8 @@
 import Synchronization
 
 /// Encryptions this process made under each key version, not yet added to
-/// the stored records. Counting in memory keeps a store write off every
-/// encrypt; `KeyRing.recordUsage` adds them to the records once a scheduler
+/// the store. Counting in memory keeps a store write off every
+/// encrypt; `KeyRing.recordUsage` adds them to the store once a scheduler
 /// pass, so a crash loses at most one pass's count (the rotation threshold
 /// leaves room for that).
 final class KeyUsage: Sendable {

@@ -18,10 +18,17 @@ enum KeyUsageFile {
         return Data("{\"format\": \"\(tag)\", \"keys\": {\(keys.joined(separator: ",\n  "))}}\n".utf8)
     }
 
-    /// The counts in `url`; none when the file does not exist yet.
+    /// The counts in `url`; none when the file does not exist yet. A file that
+    /// exists but cannot be read is an error, never zero counts (the next
+    /// write would replace it).
     static func read(_ url: URL) throws(KMSError) -> [String: [Int: UInt64]] {
-        guard let data = FileManager.default.contents(atPath: url.path) else { return [:] }
-        let corrupt = KMSError.internal("\(url.lastPathComponent) is corrupt")
+        guard FileManager.default.fileExists(atPath: url.path) else { return [:] }
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw KMSError.storageUnavailable("cannot read \(url.lastPathComponent)")
+        }
+        let corrupt = KMSError.internal(
+            "\(url.lastPathComponent) is corrupt: remove it (encryption counts start again from zero) and rotate busy keys"
+        )
         guard case .object(let members)? = try? JSONParser.parse(data),
             members.contains(where: { $0.0 == "format" && $0.1 == .string(tag) }),
             case .object(let keys)? = members.first(where: { $0.0 == "keys" })?.1

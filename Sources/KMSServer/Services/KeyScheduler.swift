@@ -25,13 +25,13 @@ struct KeyScheduler: Service {
                 await pass()
             }
         }
-        // Graceful shutdown: the counts since the last pass still go to the records.
+        // Graceful shutdown: the counts since the last pass still go to the store.
         skipped(await keys.recordUsage(report: report))
     }
 
     /// One pass; each change is audited as soon as it is written, and a
     /// failure is logged and retried at the next pass. Then this process's
-    /// encryption counts go to the records (a key whose active version
+    /// encryption counts go to the store (a key whose active version
     /// reached its limit is rotated: `KeyRing.recordUsage`).
     func pass() async {
         do throws(KMSError) {
