@@ -77,13 +77,31 @@ public struct KeyRing: Sendable {
     /// Adds a version; concurrent rotations of one key each add exactly one
     /// (compare-and-set on the revision, retried on conflict).
     public func rotate(_ reference: String) async throws(KMSError) -> KeyRecord {
-        for _ in 0..<64 {
-            var record = try await resolve(reference, field: "keyId")
+        let rotated = try await updateRetrying { () async throws(KMSError) in
+            try await resolve(reference, field: "keyId")
+        } change: { (record: inout KeyRecord) throws(KMSError) in
             try record.checkUsable()
-            let expected = record.revision
             try addVersion(to: &record)
+            return true
+        }
+        guard let rotated else { throw Self.keyNotFound }
+        return rotated.record
+    }
+
+    /// The compare-and-set loop of every change to a record: `read` it (nil:
+    /// nothing to change), let `change` edit it (false: nothing to write), and
+    /// store it only if its revision is still the one read; on a conflict, all
+    /// of it again (at most 64 times, then `key_store_conflict`).
+    /// Answers the record stored, or the one read when `change` wrote nothing.
+    func updateRetrying(
+        read: () async throws(KMSError) -> KeyRecord?, change: (inout KeyRecord) throws(KMSError) -> Bool
+    ) async throws(KMSError) -> (record: KeyRecord, written: Bool)? {
+        for _ in 0..<64 {
+            guard var record = try await read() else { return nil }
+            let expected = record.revision
+            guard try change(&record) else { return (record, false) }
             switch try await store.update(record, expectedRevision: expected) {
-            case .updated(let stored): return stored
+            case .updated(let stored): return (stored, true)
             case .conflict: continue
             }
         }

@@ -12,16 +12,13 @@ extension KeyRing {
 
     /// Applies `change` under compare-and-set, retried on conflict.
     public func change(_ change: KeyChange, on reference: String) async throws(KMSError) -> KeyRecord {
-        for _ in 0..<64 {
-            var record = try await resolve(reference, field: "keyId")
-            let expected = record.revision
-            guard try change.apply(to: &record, now: clock.now()) else { return record }
-            switch try await store.update(record, expectedRevision: expected) {
-            case .updated(let stored): return stored
-            case .conflict: continue
-            }
+        let changed = try await updateRetrying { () async throws(KMSError) in
+            try await resolve(reference, field: "keyId")
+        } change: { (record: inout KeyRecord) throws(KMSError) in
+            try change.apply(to: &record, now: clock.now())
         }
-        throw KMSError.keyStoreConflict
+        guard let changed else { throw Self.keyNotFound }
+        return changed.record
     }
 
     /// What one scheduler pass did (lifecycle-v1 sections 1 and 2).

@@ -38,17 +38,14 @@ extension KeyRing {
     /// Rotates `keyId` if `version` is still its active version and it is
     /// enabled (a conditional write: of several instances, one rotates).
     private func rotate(_ keyId: String, from version: Int) async throws(KMSError) -> KeyRecord? {
-        for _ in 0..<64 {
-            guard var record = try await store.freshKey(id: keyId), record.state == .enabled,
-                record.activeVersion == version
-            else { return nil }
-            let expected = record.revision
+        let rotated = try await updateRetrying { () async throws(KMSError) in
+            try await store.freshKey(id: keyId)
+        } change: { (record: inout KeyRecord) throws(KMSError) in
+            guard record.state == .enabled, record.activeVersion == version else { return false }
             try addVersion(to: &record)
-            switch try await store.update(record, expectedRevision: expected) {
-            case .updated(let stored): return stored
-            case .conflict: continue
-            }
+            return true
         }
-        throw KMSError.keyStoreConflict
+        guard let rotated, rotated.written else { return nil }
+        return rotated.record
     }
 }
