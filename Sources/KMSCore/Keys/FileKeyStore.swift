@@ -55,6 +55,8 @@ public final class FileKeyStore: KeyStore {
     private let clock: any KMSClock
     private let state = Mutex(State())
     private let queue = DispatchQueue(label: "kms.file-key-store")
+    /// `key-usage.json`'s writes, off `queue`: its fsyncs, once a scheduler pass, never hold up key reads.
+    private let usageQueue = DispatchQueue(label: "kms.file-key-store.usage")
     /// The store's writer lock, held as long as the store is open (`kms serve`).
     private let folderLock: AuditWriterLock?
 
@@ -208,12 +210,15 @@ public final class FileKeyStore: KeyStore {
     public func due(now: Date, limit: Int) async throws(KMSError) -> [DueKey] {
         try await serially { () throws(KMSError) -> [DueKey] in
             var due: [DueKey] = []
-            for id in self.state.withLock({ $0.ids }) where due.count < limit {
+            var readable = 0
+            // Unreadable files do not take the places of due keys (a disk error on every read would).
+            for id in self.state.withLock({ $0.ids }) where readable < limit {
                 do throws(KMSError) {
                     if let record = try self.readAttached(id),
                         record.isDueForDeletion(at: now) || record.isDueForRotation(at: now)
                     {
                         due.append(.readable(record))
+                        readable += 1
                     }
                 } catch {
                     due.append(.unreadable(keyId: id, error))
@@ -225,7 +230,7 @@ public final class FileKeyStore: KeyStore {
 
     /// One durable write of `key-usage.json` per call, which drops keys deleted since.
     public func addEncryptions(_ counts: [String: [Int: UInt64]]) async throws(KMSError) -> [String: [Int: UInt64]] {
-        try await serially { () throws(KMSError) -> [String: [Int: UInt64]] in
+        try await serially(on: usageQueue) { () throws(KMSError) -> [String: [Int: UInt64]] in
             let live = self.state.withLock { state in counts.keys.filter { state.hasKey($0) } }
             guard !live.isEmpty else { return [:] }
             var usage: [String: [Int: UInt64]]
@@ -321,10 +326,11 @@ public final class FileKeyStore: KeyStore {
 
     // MARK: On the queue
 
-    private func serially<T: Sendable>(_ body: @escaping @Sendable () throws(KMSError) -> T) async throws(KMSError) -> T
-    {
+    private func serially<T: Sendable>(
+        on chosen: DispatchQueue? = nil, _ body: @escaping @Sendable () throws(KMSError) -> T
+    ) async throws(KMSError) -> T {
         let result: Result<T, KMSError> = await withCheckedContinuation { continuation in
-            queue.async {
+            (chosen ?? queue).async {
                 do throws(KMSError) {
                     continuation.resume(returning: .success(try body()))
                 } catch {

@@ -32,8 +32,9 @@ public protocol KeyStore: Sendable {
     func delete(keyId: String, expectedRevision: Int, now: Date) async throws(KMSError) -> Bool
     func list(after: String?, limit: Int) async throws(KMSError) -> [KeyRecord]
     func count() async throws(KMSError) -> Int
-    /// Keys due for deletion or rotation at `now`, at most `limit`, sorted by
-    /// key id. A record that cannot be read (a corrupt file or row) is named
+    /// Keys due for deletion or rotation at `now`, at most `limit` (the file
+    /// store does not count files it cannot read: they cannot say whether
+    /// they are due), sorted by key id. A record that cannot be read (a corrupt file or row) is named
     /// as `.unreadable`, not thrown: one bad record must not stop every other
     /// key's scheduled deletion or rotation.
     func due(now: Date, limit: Int) async throws(KMSError) -> [DueKey]
