@@ -53,7 +53,9 @@ public struct ConfigVariable: Sendable {
             meaning: "plain HTTP on the AWS listener, loopback KMS_AWS_HOST only"),
         .init(
             name: "KMS_SCHEDULER_INTERVAL_MS", defaultValue: "60000",
-            meaning: "how often the key scheduler deletes and rotates due keys (1000 to 3600000, ±10 % jitter)"),
+            meaning:
+                "how often the key scheduler deletes and rotates due keys and saves encryption counts (a key rotates at 2^31 under one version; a crash loses one interval's counts) (1000 to 3600000, ±10 % jitter)"
+        ),
         .init(name: "KMS_ENV", defaultValue: "development", meaning: "development or production (turns on HSTS)"),
         .init(
             name: "KMS_LOG_LEVEL", defaultValue: "info",

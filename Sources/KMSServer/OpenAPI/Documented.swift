@@ -126,7 +126,8 @@ extension GenerateKeyRequest: Documented {
         .object([
             .init(
                 "alias", aliasSchema, required: false,
-                "unique; not starting with key_, not generate or rotate"),
+                "unique; not starting with key_, not generate or rotate, not a UUID's form (8-4-4-4-12 hexadecimal digits)"
+            ),
             .init("description", descriptionSchema, required: false, "0 to 8,192 UTF-8 bytes (default empty)"),
             .init("tags", tagsSchema, required: false, "at most 50; keys 1 to 128 characters, not aws:"),
         ])
