@@ -209,7 +209,8 @@ func openAudit(
     let logger = dependencies.logger
     let timeout = Duration.milliseconds(config.auditTimeoutMs)
     do {
-        let key = try await AuditFiles.loadOrCreateKey(store: secrets, masterKey: masterKey)
+        let key = try await AuditFiles.loadOrCreateKey(
+            store: secrets, masterKey: masterKey, log: dependencies.auditWriter == nil ? config.auditLog : nil)
         let log: AuditLog
         if let injected = dependencies.auditWriter {
             log = try AuditLog(

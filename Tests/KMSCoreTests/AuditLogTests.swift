@@ -295,6 +295,55 @@ import Testing
         #expect(throws: KMSError.self) { try AuditFiles.resume(url, logger: Logger(label: "test")) }
     }
 
+    /// A review finding: entries written after the shutdown flush waited for a timed checkpoint
+    /// that the exiting process never made, and the next start reported an unsigned tail after a
+    /// clean stop. After `close()` every batch is signed and fsynced as it is written.
+    @Test func entriesAfterCloseAreSignedAtOnce() async throws {
+        let log = try makeLog()
+        try await write(1, to: log, durable: false)
+        await log.close()
+        var resume = try AuditFiles.resume(url, logger: Logger(label: "test"))
+        #expect(resume.seq == 1 && resume.signedSeq == 1)
+        try await write(2, to: log, durable: false)
+        resume = try AuditFiles.resume(url, logger: Logger(label: "test"))
+        #expect(resume.seq == 3 && resume.signedSeq == 3)
+        #expect(verify().isFullySigned)
+    }
+
+    /// A review finding: a store without the audit key beside a log with entries made a new key
+    /// silently, and the old entries no longer verified. Now that is refused, a fresh log still
+    /// gets a key, and a stored key is used whatever the log holds.
+    @Test func aLostAuditKeyIsNotReplacedSilently() async throws {
+        let masterKey = try MasterKey(bytes: Data(repeating: 3, count: 32))
+        for name in ["store", "another-store"] {
+            try FileManager.default.createDirectory(
+                at: folder.appendingPathComponent(name), withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700])
+        }
+        let store = FileSecretBlobStore(folder: folder.appendingPathComponent("store"))
+        let first = try await AuditFiles.loadOrCreateKey(store: store, masterKey: masterKey, log: url)
+        try await write(2, to: try makeLog(key: first))
+        let again = try await AuditFiles.loadOrCreateKey(store: store, masterKey: masterKey, log: url)
+        #expect(again.rawRepresentation == first.rawRepresentation)
+
+        let lostStore = FileSecretBlobStore(folder: folder.appendingPathComponent("another-store"))
+        await #expect(throws: KMSError.self) {
+            _ = try await AuditFiles.loadOrCreateKey(store: lostStore, masterKey: masterKey, log: url)
+        }
+        #expect(try await lostStore.blob(named: AuditFiles.keyBlob) == nil)
+        // Only the rotated files left, the current one moved aside: still refused.
+        try FileManager.default.moveItem(at: url, to: folder.appendingPathComponent("audit.log.000000000002"))
+        await #expect(throws: KMSError.self) {
+            _ = try await AuditFiles.loadOrCreateKey(store: lostStore, masterKey: masterKey, log: url)
+        }
+        // Every file moved aside: a new log, so a new key.
+        try FileManager.default.moveItem(
+            at: folder.appendingPathComponent("audit.log.000000000002"),
+            to: folder.appendingPathComponent("old-audit.log"))
+        let fresh = try await AuditFiles.loadOrCreateKey(store: lostStore, masterKey: masterKey, log: url)
+        #expect(fresh.rawRepresentation != first.rawRepresentation)
+    }
+
     /// A log with entries and no checkpoint at all is not reported as signed (nothing checks the key).
     @Test func aLogWithoutAnyCheckpointIsNotSigned() async throws {
         try await write(3, to: try makeLog(), durable: false)

@@ -143,6 +143,13 @@ import Testing
                 "CreateAlias", #"{"AliasName":"alias/\#(keyId)","TargetKeyId":"\#(keyId)"}"#,
                 accessKeyId: accessKeyId, secret: secret)
             #expect(code(uuidNamed) == "InvalidAliasNameException", "\(uuidNamed.json)")
+            let uuidMoved = try await door.send(
+                "UpdateAlias", #"{"AliasName":"alias/\#(keyId)","TargetKeyId":"\#(keyId)"}"#,
+                accessKeyId: accessKeyId, secret: secret)
+            #expect(code(uuidMoved) == "InvalidAliasNameException", "\(uuidMoved.json)")
+            let uuidDeleted = try await door.send(
+                "DeleteAlias", #"{"AliasName":"alias/\#(keyId)"}"#, accessKeyId: accessKeyId, secret: secret)
+            #expect(code(uuidDeleted) == "NotFoundException", "\(uuidDeleted.json)")
             let notJSON = try await door.send("ListKeys", "{nope", accessKeyId: accessKeyId, secret: secret)
             #expect(code(notJSON) == "SerializationException")
             // Section 2's media types, parameters ignored; anything else, or none, is refused signed or not.

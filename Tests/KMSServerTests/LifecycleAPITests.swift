@@ -245,6 +245,10 @@ import Testing
             }
             let generated = try await session.call(.post, "/keys/generate", #"{"alias":"\#(uuidShaped[0])"}"#)
             #expect(generated.status == 400 && generated.errorField == "alias")
+            // Nor moved, were one made before the rule: refused before the alias is looked up; deleting still works.
+            let moveUUID = try await session.call(.post, "/aliases/\(uuidShaped[0])", #"{"keyId":"one"}"#)
+            #expect(moveUUID.status == 400 && moveUUID.errorField == "alias", "\(moveUUID.json)")
+            #expect(try await session.call(.delete, "/aliases/\(uuidShaped[0])").errorCode == "alias_not_found")
             let nearly = try await session.call(
                 .post, "/aliases", #"{"alias":"d73fc878-99c4-444b-af70-866051e6104g","keyId":"one"}"#)
             #expect(nearly.status == 200, "not hexadecimal: an alias like any other")

@@ -17,6 +17,13 @@ public enum AuditFiles {
         return files
     }
 
+    /// The files of the log at `current` (rotated ones included) that are not empty.
+    static func filesWithEntries(_ current: URL) -> [URL] {
+        chain(for: current).filter {
+            ((try? FileManager.default.attributesOfItem(atPath: $0.path)[.size]) as? Int ?? 0) > 0
+        }
+    }
+
     /// Where the chain on disk ends.
     public struct Resume: Sendable {
         /// The last entry's seq (0 when empty).
@@ -79,18 +86,31 @@ public enum AuditFiles {
         -> Curve25519.Signing.PrivateKey?
     {
         guard try await store.blob(named: keyBlob) != nil else { return nil }
-        return try await loadOrCreateKey(store: store, masterKey: masterKey)
+        return try await loadOrCreateKey(store: store, masterKey: masterKey, log: nil)
     }
 
     /// The audit signing key, generated on first start and stored wrapped by the master key.
-    public static func loadOrCreateKey(store: some SecretBlobStore, masterKey: MasterKey) async throws(KMSError)
-        -> Curve25519.Signing.PrivateKey
+    ///
+    /// A new key is made only for a log that holds no entries yet (`log`: the
+    /// current file of the log about to be written; nil for a log that is not
+    /// a file). A store without the key beside a log with entries means the
+    /// key was lost or the store replaced: a new key would sign the rest of the
+    /// log while every entry before could no longer be verified, and nothing
+    /// would say so until someone ran `kms audit verify`. Start-up is refused
+    /// instead, naming the two ways out (docs/audit.md).
+    public static func loadOrCreateKey(store: some SecretBlobStore, masterKey: MasterKey, log: URL?)
+        async throws(KMSError) -> Curve25519.Signing.PrivateKey
     {
         let aad = "kms-v1/secret/\(keyBlob)"
         let wrapped: Data
         if let existing = try await store.blob(named: keyBlob) {
             wrapped = existing
         } else {
+            if let log, let holding = filesWithEntries(log).first {
+                throw KMSError.internal(
+                    "the store holds no audit key, but the audit log \(holding.path) has entries: a new key would leave them unverifiable. Point the server at the store that holds the log's key, or move the log's files aside to begin a new log (docs/audit.md)"
+                )
+            }
             let fresh = try masterKey.wrap(Curve25519.Signing.PrivateKey().rawRepresentation, aad: aad)
             wrapped = try await store.createBlob(named: keyBlob, wrapped: fresh)
         }

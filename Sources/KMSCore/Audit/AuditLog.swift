@@ -66,6 +66,9 @@ public final class AuditLog: Sendable {
         /// The batch being written now (the watchdog answers it if the disk hangs).
         var inFlight: [Waiter] = []
         var draining = false
+        /// Set by `close()`: every later batch is signed and fsynced at once,
+        /// since no timed flush may come before the process exits.
+        var closing = false
     }
 
     private let writer: any AuditFileWriter
@@ -191,7 +194,18 @@ public final class AuditLog: Sendable {
         }
     }
 
-    /// fsyncs what was written (shutdown).
+    /// Signs and fsyncs what was written, and from then on signs and fsyncs
+    /// every batch as it is written (graceful shutdown). Entries that other
+    /// tasks still write after the final flush (a session event, a refusal)
+    /// would otherwise wait for a timed checkpoint the exiting process never
+    /// makes, and the next start would report them as an unsigned tail left
+    /// by a crash after a clean stop.
+    public func close() async {
+        state.withLock { $0.closing = true }
+        await flush()
+    }
+
+    /// Signs and fsyncs what was written.
     public func flush() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             queue.async {
@@ -246,7 +260,9 @@ public final class AuditLog: Sendable {
     /// signed checkpoint and is fsynced (group commit: one signature, one fsync).
     private func write(_ batch: [Waiter]) throws {
         let durable = batch.contains { $0.durable }
-        let due = state.withLock { state in state.unsignedSince.map { .now - $0 >= checkpointInterval } ?? false }
+        let due = state.withLock { state in
+            state.closing || state.unsignedSince.map { .now - $0 >= checkpointInterval } ?? false
+        }
         try append(batch.map(\.event), checkpoint: durable || due)
         if !(durable || due) { scheduleFlush() }
     }

@@ -33,11 +33,21 @@ public struct KeyRing: Sendable {
                 "`alias` must match [A-Za-z0-9][A-Za-z0-9._-]{0,63} and not start with key_ (nor be generate or rotate)",
                 field: "alias")
         }
-        if let alias, KeyIdentifier.hasUUIDShape(alias) {
-            throw KMSError(
-                .invalidRequest, "`alias` may not have a UUID's form: the AWS door reads that as a key's KeyId",
-                field: "alias")
-        }
+        if let alias { try Self.checkNotUUIDShaped(alias, moving: false) }
+    }
+
+    /// Refuses to point an alias of a UUID's form at a key, new or moved: the
+    /// AWS door reads that name as a key's KeyId, so the alias would send a
+    /// caller who copied one key's KeyId to another key. Such aliases made
+    /// before the rule (or restored) still resolve and can be deleted.
+    public static func checkNotUUIDShaped(_ alias: String, moving: Bool) throws(KMSError) {
+        guard KeyIdentifier.hasUUIDShape(alias) else { return }
+        throw KMSError(
+            .invalidRequest,
+            moving
+                ? "an alias of a UUID's form cannot be moved, since the AWS door reads that name as a key's KeyId; delete it and create one with another name"
+                : "`alias` may not have a UUID's form: the AWS door reads that as a key's KeyId",
+            field: "alias")
     }
 
     /// Refuses a reference that cannot name a key (empty: `400`; neither a

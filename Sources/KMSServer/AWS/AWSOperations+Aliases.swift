@@ -5,19 +5,27 @@ import KMSProtocol
 /// `CreateAlias`, `UpdateAlias`, `DeleteAlias`, `ListAliases`: lifecycle-v1's
 /// alias records and rule 9.2's permissions, with AWS's names (`alias/<name>`).
 extension AWSOperations {
+    /// What a request does with an alias: the grammar of new names applies to
+    /// `create`; the UUID rule (`KeyRing.checkNotUUIDShaped`) to `create` and `move`.
+    enum AliasUse { case create, move, delete }
+
     /// The native alias of an `AliasName`.
-    func aliasName(_ text: String, creating: Bool) throws(AWSFault) -> String {
+    func aliasName(_ text: String, _ use: AliasUse) throws(AWSFault) -> String {
         let invalid = AWSFault(
             "InvalidAliasNameException",
             "An alias name is alias/ followed by [A-Za-z0-9][A-Za-z0-9._-]{0,63} (not alias/aws/…).")
         guard text.hasPrefix("alias/"), case .alias(let name) = partition.aliasName(String(text.dropFirst(6))) else {
             throw invalid
         }
-        guard creating ? KeyIdentifier.isValidAlias(name) : KeyIdentifier.isAliasSyntax(name) else { throw invalid }
-        if creating, KeyIdentifier.hasUUIDShape(name) {
+        guard use == .create ? KeyIdentifier.isValidAlias(name) : KeyIdentifier.isAliasSyntax(name) else {
+            throw invalid
+        }
+        if use != .delete, KeyIdentifier.hasUUIDShape(name) {
             throw AWSFault(
                 "InvalidAliasNameException",
-                "An alias name may not have a UUID's form here: the native door would read it as an alias, not a KeyId."
+                use == .create
+                    ? "An alias name may not have a UUID's form here: the native door would read it as an alias, not a KeyId."
+                    : "An alias of a UUID's form cannot be moved here (the native door reads it as an alias, not a KeyId); delete it instead."
             )
         }
         return name
@@ -62,7 +70,7 @@ extension AWSOperations {
     }
 
     func createAlias(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let name = try aliasName(try input.string("AliasName"), creating: true)
+        let name = try aliasName(try input.string("AliasName"), .create)
         let reference = try targetReference(&input)
         try authorizeName(name, call)
         let target = try await targetKey(reference, call)
@@ -79,7 +87,7 @@ extension AWSOperations {
     }
 
     func updateAlias(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let name = try aliasName(try input.string("AliasName"), creating: false)
+        let name = try aliasName(try input.string("AliasName"), .move)
         let reference = try targetReference(&input)
         try authorizeName(name, call)
         let current = try await currentAlias(name, call)
@@ -99,7 +107,7 @@ extension AWSOperations {
     }
 
     func deleteAlias(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let name = try aliasName(try input.string("AliasName"), creating: false)
+        let name = try aliasName(try input.string("AliasName"), .delete)
         try authorizeName(name, call)
         let current = try await currentAlias(name, call)
         if call.dryRun { throw Self.dryRun }

@@ -51,10 +51,11 @@ struct AliasesController: Sendable {
             doc: RouteDoc(
                 tag: "aliases", summary: "Move an alias",
                 description:
-                    "Points the alias at another key. Needs keys:manage on the alias as a name, on its current key (judged without this alias) and on the new key. Moving it to the key it names is a no-op.",
+                    "Points the alias at another key. Needs keys:manage on the alias as a name, on its current key (judged without this alias) and on the new key. Moving it to the key it names is a no-op. An alias of a UUID's form cannot be moved (400), only deleted.",
                 errors: [.aliasNotFound, .keyNotFound, .keyPendingDeletion, .limitReached])
         ) { input, call throws(KMSError) in
             let name = try aliasParameter(call)
+            try KeyRing.checkNotUUIDShaped(name, moving: true)
             try Self.checkPresent(input.keyId)
             try authorize(call, name: name)
             let current = try await keys.aliasRecord(name)

@@ -2,15 +2,15 @@ import KMSCore
 import KMSPostgres
 import ServiceLifecycle
 
-/// At graceful shutdown, after the server has drained: flushes the audit log
-/// and closes the database pool.
+/// At graceful shutdown, after the server has drained: closes the audit log
+/// (signing what is written, and whatever is written after) and the database pool.
 struct AuditFlusher: Service {
     let log: AuditLog
     let database: PostgresDatabase?
 
     func run() async throws {
         try? await gracefulShutdown()
-        await log.flush()
+        await log.close()
         database?.shutdown()
     }
 }

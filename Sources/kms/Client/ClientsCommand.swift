@@ -323,7 +323,7 @@ enum LocalRegistry {
         _ config: KMSConfiguration, secrets: some SecretBlobStore, masterKey: MasterKey, logger: Logger,
         intent: [(String, String)], _ change: () async throws -> ClientBody
     ) async throws -> ClientBody {
-        let key = try await AuditFiles.loadOrCreateKey(store: secrets, masterKey: masterKey)
+        let key = try await AuditFiles.loadOrCreateKey(store: secrets, masterKey: masterKey, log: config.auditLog)
         let log = try await AuditLog.open(
             at: config.auditLog, key: key, clock: SystemClock(), maxBytes: config.auditMaxBytes, logger: logger)
         let via = [("via", "local"), ("client", "local")] + intent
