@@ -160,17 +160,23 @@ public final class PostgresKeyStore: KeyStore {
     }
 
     private func records(_ what: String, _ query: PostgresQuery) async throws(KMSError) -> [KeyRecord] {
+        var records: [KeyRecord] = []
+        for (keyId, text, names) in try await rows(what, query) {
+            records.append(try decode(text, keyId: keyId, aliases: names))
+        }
+        return records
+    }
+
+    /// The rows of a `selectRecord` query, not yet decoded: (key id, record, aliases).
+    private func rows(_ what: String, _ query: PostgresQuery) async throws(KMSError) -> [(String, String, [String])] {
         let (client, logger) = (database.client, logger)
-        let rows: [(String, String, [String])] = try await database.withDeadline(what) {
+        return try await database.withDeadline(what) {
             var rows: [(String, String, [String])] = []
             for try await row in try await client.query(query, logger: logger).decode((String, String, [String]).self) {
                 rows.append(row)
             }
             return rows
         }
-        var records: [KeyRecord] = []
-        for (keyId, text, names) in rows { records.append(try decode(text, keyId: keyId, aliases: names)) }
-        return records
     }
 
     public func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyUpdate {
@@ -244,24 +250,15 @@ public final class PostgresKeyStore: KeyStore {
     /// a row read here and changed since is simply not written.
     /// A row that does not decode is named as `.unreadable` (its columns say it is due).
     public func due(now: Date, limit: Int) async throws(KMSError) -> [DueKey] {
-        let (client, logger, table, aliases) = (database.client, logger, table, aliases)
         let query: PostgresQuery = """
-            SELECT k.key_id, k.record,
-              ARRAY(SELECT a.alias FROM \(unescaped: aliases) a WHERE a.key_id = k.key_id ORDER BY a.alias)
-            FROM \(unescaped: table) k WHERE k.key_id IN (
+            \(unescaped: selectRecord) WHERE k.key_id IN (
               SELECT key_id FROM \(unescaped: table)
               WHERE (state = 'pending_deletion' AND deletion_date <= \(now))
                  OR (state = 'enabled' AND next_rotation_at <= \(now))
               ORDER BY key_id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
             ORDER BY k.key_id
             """
-        let rows: [(String, String, [String])] = try await database.withDeadline("due keys") {
-            var rows: [(String, String, [String])] = []
-            for try await row in try await client.query(query, logger: logger).decode((String, String, [String]).self) {
-                rows.append(row)
-            }
-            return rows
-        }
+        let rows = try await rows("due keys", query)
         return rows.map { keyId, text, names in
             do throws(KMSError) {
                 return .readable(try decode(text, keyId: keyId, aliases: names))

@@ -310,6 +310,25 @@ import Testing
         #expect(verify().isFullySigned)
     }
 
+    /// "fsyncgate": after a failed fsync Linux may drop the dirty pages it could not write, and a
+    /// later fsync succeeds without them, so a checkpoint would sign entries the disk lost. The
+    /// writer now writes everything since the last good fsync again, from memory, before it signs.
+    @Test func aFailedFsyncIsFollowedByARewriteFromMemory() async throws {
+        let writer = try FlakyAuditWriter(url: url)
+        let log = try makeLog(writer: writer)
+        try await write(1, to: log, durable: true)
+        try await write(2, to: log, durable: false)
+        writer.failingSync.withLock { $0 = true }
+        await #expect(throws: KMSError.self) {
+            try await log.record(AuditEvent("test.event", [("n", "lost")]), durable: true)
+        }
+        writer.failingSync.withLock { $0 = false }
+        try await write(1, to: log, durable: true)
+        let report = verify()
+        #expect(report.isValid && report.entries == 4 && report.isFullySigned, "\(report)")
+        #expect(try lines().allSatisfy { !$0.contains("lost") })
+    }
+
     /// A review finding: a store without the audit key beside a log with entries made a new key
     /// silently, and the old entries no longer verified. Now that is refused, a fresh log still
     /// gets a key, and a stored key is used whatever the log holds.

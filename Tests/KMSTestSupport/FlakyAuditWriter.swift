@@ -10,6 +10,12 @@ public final class FlakyAuditWriter: AuditFileWriter {
     public let hanging = Mutex(false)
     /// Microseconds each append takes (a slow disk that never stops the writer's loop).
     public let appendDelay = Mutex<UInt32>(0)
+    /// fsync fails, and the bytes written since the last good one are lost
+    /// (zeroed), as when Linux drops dirty pages after a writeback error: a
+    /// later fsync succeeds without them ("fsyncgate").
+    public let failingSync = Mutex(false)
+    /// The file's size at the last successful fsync.
+    private let syncedSize = Mutex(0)
 
     public init(url: URL) throws {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -30,13 +36,35 @@ public final class FlakyAuditWriter: AuditFileWriter {
 
     public func sync() throws {
         try check()
+        let synced = syncedSize.withLock { $0 }
+        if failingSync.withLock({ $0 }) {
+            let size = try base.size()
+            if size > synced {
+                let handle = try FileHandle(forUpdating: base.url)
+                try handle.seek(toOffset: UInt64(synced))
+                try handle.write(contentsOf: Data(count: size - synced))
+                try handle.close()
+            }
+            throw CocoaError(.fileWriteUnknown)
+        }
         try base.sync()
+        let size = try base.size()
+        syncedSize.withLock { $0 = size }
     }
 
     public func size() throws -> Int { try base.size() }
-    public func rotate(to rotatedName: String) throws { try base.rotate(to: rotatedName) }
-    public func reopenIfReplacedAndSize() throws -> (reopened: Bool, size: Int) {
-        try base.reopenIfReplacedAndSize()
+    public func rotate(to rotatedName: String) throws {
+        try sync()
+        try base.rotate(to: rotatedName)
+        syncedSize.withLock { $0 = 0 }
     }
-    public func truncate(to size: Int) throws { try base.truncate(to: size) }
+    public func reopenIfReplacedAndSize() throws -> (reopened: Bool, size: Int) {
+        let current = try base.reopenIfReplacedAndSize()
+        if current.reopened { syncedSize.withLock { $0 = current.size } }
+        return current
+    }
+    public func truncate(to size: Int) throws {
+        try base.truncate(to: size)
+        syncedSize.withLock { $0 = min($0, size) }
+    }
 }

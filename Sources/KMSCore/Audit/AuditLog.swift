@@ -69,6 +69,15 @@ public final class AuditLog: Sendable {
         /// Set by `close()`: every later batch is signed and fsynced at once,
         /// since no timed flush may come before the process exits.
         var closing = false
+        /// The current file's size at its last successful fsync, and the bytes
+        /// written after it (at most about a checkpoint interval of entries).
+        var syncedSize: Int
+        var unsynced = Data()
+        /// A write or fsync failed since the last successful fsync. Linux may
+        /// then have dropped dirty pages that a later fsync reports as written
+        /// ("fsyncgate"), so the next batch first writes `unsynced` again from
+        /// memory, and then signs and fsyncs.
+        var rewriteUnsynced = false
     }
 
     private let writer: any AuditFileWriter
@@ -112,7 +121,7 @@ public final class AuditLog: Sendable {
         state = Mutex(
             State(
                 seq: seq, prev: prev, goodSize: try writer.size(), signedSeq: min(signedThrough ?? seq, seq),
-                unsignedSince: (signedThrough ?? seq) < seq ? .now : nil))
+                unsignedSince: (signedThrough ?? seq) < seq ? .now : nil, syncedSize: try writer.size()))
         watchdog = Watchdog()
         watchdog.timer.schedule(deadline: .now() + .milliseconds(50), repeating: .milliseconds(50))
         watchdog.timer.setEventHandler { [weak self] in self?.expireWaiters() }
@@ -261,7 +270,9 @@ public final class AuditLog: Sendable {
     private func write(_ batch: [Waiter]) throws {
         let durable = batch.contains { $0.durable }
         let due = state.withLock { state in
-            state.closing || state.unsignedSince.map { .now - $0 >= checkpointInterval } ?? false
+            state.closing || state.rewriteUnsynced
+                || state.unsignedSince.map { .now - $0 >= checkpointInterval }
+                    ?? false
         }
         try append(batch.map(\.event), checkpoint: durable || due)
         if !(durable || due) { scheduleFlush() }
@@ -281,12 +292,18 @@ public final class AuditLog: Sendable {
             if current.reopened {
                 // A new file (the old one was removed or replaced): the chain continues in it.
                 goodSize = current.size
-                state.withLock { $0.goodSize = goodSize }
+                state.withLock { state in
+                    state.goodSize = goodSize
+                    state.syncedSize = goodSize
+                    state.unsynced = Data()
+                    state.rewriteUnsynced = false
+                }
                 logger.warning("the audit log file was replaced; continuing the chain in the new file")
             } else if current.size > goodSize {
                 // Only ever cut back what a failed write left behind; never extend.
                 try writer.truncate(to: goodSize)
             }
+            try rewriteUnsyncedIfNeeded()
             if goodSize >= maxBytes, !events.isEmpty {
                 if firstSeq > signedSeq {
                     // Every rotated file ends signed, so each verifies whole on its own.
@@ -300,6 +317,8 @@ public final class AuditLog: Sendable {
                         state.prev = firstPrev
                         state.goodSize = size
                         state.signedSeq = firstSeq
+                        state.syncedSize = size
+                        state.unsynced = Data()
                     }
                 }
                 try rotate(lastSeq: firstSeq)
@@ -331,22 +350,50 @@ public final class AuditLog: Sendable {
                 if checkpoint {
                     state.signedSeq = seq
                     state.unsignedSince = nil
+                    state.syncedSize = size
+                    state.unsynced.removeAll(keepingCapacity: true)
                 } else {
                     if state.unsignedSince == nil { state.unsignedSince = .now }
+                    state.unsynced.append(data)
                 }
             }
         } catch {
-            // Drop whatever part of the batch reached the file; the chain does not advance.
-            let good = state.withLock { $0.goodSize }
+            // Drop whatever part of the batch reached the file; the chain does not advance. What was
+            // written before it is written again from memory before the next batch, which then fsyncs.
+            let good = state.withLock { state in
+                state.rewriteUnsynced = true
+                return state.goodSize
+            }
             if let size = try? writer.size(), size > good { try? writer.truncate(to: good) }
             throw error
+        }
+    }
+
+    /// After a failed write or fsync: cuts the file back to its last fsynced
+    /// size and writes what followed again, from memory, byte for byte (the
+    /// chain is unchanged). Pages the kernel dropped after a failed fsync are
+    /// then written anew, where the next fsync would otherwise have reported
+    /// them durable while they were lost. The batch that follows fsyncs.
+    private func rewriteUnsyncedIfNeeded() throws {
+        let (needed, syncedSize, unsynced) = state.withLock { ($0.rewriteUnsynced, $0.syncedSize, $0.unsynced) }
+        guard needed else { return }
+        try writer.truncate(to: syncedSize)
+        if !unsynced.isEmpty { try writer.append(unsynced) }
+        let size = try writer.size()
+        state.withLock { state in
+            state.goodSize = size
+            state.rewriteUnsynced = false
         }
     }
 
     private func rotate(lastSeq seq: UInt64) throws {
         let base = (writer as? AuditFile)?.url.lastPathComponent ?? "audit.log"
         try writer.rotate(to: base + "." + String(repeating: "0", count: max(0, 12 - String(seq).count)) + String(seq))
-        state.withLock { $0.goodSize = 0 }
+        state.withLock { state in
+            state.goodSize = 0
+            state.syncedSize = 0
+            state.unsynced = Data()
+        }
     }
 
     private func scheduleFlush() {
