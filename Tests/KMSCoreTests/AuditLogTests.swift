@@ -323,10 +323,36 @@ import Testing
             try await log.record(AuditEvent("test.event", [("n", "lost")]), durable: true)
         }
         writer.failingSync.withLock { $0 = false }
+        // The rewrite itself failing (a full disk) never shortens the file: the bytes stay for the next try.
+        let size = try writer.size()
+        writer.failing.withLock { $0 = true }
+        await #expect(throws: KMSError.self) {
+            try await log.record(AuditEvent("test.event", [("n", "lost")]), durable: true)
+        }
+        #expect(try writer.size() == size)
+        writer.failing.withLock { $0 = false }
         try await write(1, to: log, durable: true)
         let report = verify()
         #expect(report.isValid && report.entries == 4 && report.isFullySigned, "\(report)")
         #expect(try lines().allSatisfy { !$0.contains("lost") })
+    }
+
+    /// A review finding: a store holding *another* audit key than the log's made its checkpoints
+    /// under that key, and the entries before no longer verified. The log's last signature must
+    /// verify with the key before anything is added.
+    @Test func aLogSignedByAnotherKeyIsNotContinued() async throws {
+        try await write(2, to: try makeLog(), durable: true)
+        let before = try lines()
+        await #expect(throws: KMSError.self) {
+            _ = try await AuditLog.open(
+                at: url, key: Curve25519.Signing.PrivateKey(), clock: SystemClock(), maxBytes: 1 << 20,
+                logger: Logger(label: "test"))
+        }
+        #expect(try lines() == before)
+        let reopened = try await AuditLog.open(
+            at: url, key: key, clock: SystemClock(), maxBytes: 1 << 20, logger: Logger(label: "test"))
+        try await write(1, to: reopened, durable: true)
+        #expect(verify().isValid && verify().entries == 3)
     }
 
     /// A review finding: a store without the audit key beside a log with entries made a new key
@@ -334,7 +360,7 @@ import Testing
     /// gets a key, and a stored key is used whatever the log holds.
     @Test func aLostAuditKeyIsNotReplacedSilently() async throws {
         let masterKey = try MasterKey(bytes: Data(repeating: 3, count: 32))
-        for name in ["store", "another-store"] {
+        for name in ["store", "another-store", "store-for-link"] {
             try FileManager.default.createDirectory(
                 at: folder.appendingPathComponent(name), withIntermediateDirectories: true,
                 attributes: [.posixPermissions: 0o700])
@@ -355,6 +381,14 @@ import Testing
         await #expect(throws: KMSError.self) {
             _ = try await AuditFiles.loadOrCreateKey(store: lostStore, masterKey: masterKey, log: url)
         }
+        // A link to an empty file is an empty log (a review found the link's own size counted).
+        let empty = folder.appendingPathComponent("empty.log")
+        FileManager.default.createFile(atPath: empty.path, contents: nil)
+        let link = folder.appendingPathComponent("linked.log")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: empty)
+        _ = try await AuditFiles.loadOrCreateKey(
+            store: FileSecretBlobStore(folder: folder.appendingPathComponent("store-for-link")), masterKey: masterKey,
+            log: link)
         // Every file moved aside: a new log, so a new key.
         try FileManager.default.moveItem(
             at: folder.appendingPathComponent("audit.log.000000000002"),

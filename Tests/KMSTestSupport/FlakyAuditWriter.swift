@@ -63,6 +63,10 @@ public final class FlakyAuditWriter: AuditFileWriter {
         if current.reopened { syncedSize.withLock { $0 = current.size } }
         return current
     }
+    public func overwrite(_ data: Data, at offset: Int) throws {
+        try check()
+        try base.overwrite(data, at: offset)
+    }
     public func truncate(to size: Int) throws {
         try base.truncate(to: size)
         syncedSize.withLock { $0 = min($0, size) }

@@ -24,6 +24,10 @@ public protocol AuditFileWriter: Sendable {
     func reopenIfReplacedAndSize() throws -> (reopened: Bool, size: Int)
     /// Cuts the file back to `size` bytes (drops a line a failed write left half-written).
     func truncate(to size: Int) throws
+    /// Writes `data` over the file's bytes from `offset` on, in place: the
+    /// file is never shorter than before at any moment (the rewrite after a
+    /// failed fsync, of bytes the file already holds).
+    func overwrite(_ data: Data, at offset: Int) throws
 }
 
 /// The real audit file: `O_APPEND`, mode 0600, in a 0700 folder. One
@@ -126,6 +130,26 @@ public final class AuditFile: AuditFileWriter, @unchecked Sendable {
 
     public func truncate(to size: Int) throws {
         guard ftruncate(fd, off_t(size)) == 0 else { throw failure("cannot truncate") }
+    }
+
+    public func overwrite(_ data: Data, at offset: Int) throws {
+        if fd < 0 { try openFile() }
+        // `pwrite` on an `O_APPEND` descriptor appends on Linux: the flag is cleared for the write and
+        // set again after it (this descriptor is only used on the log's serial queue).
+        let flags = fcntl(fd, F_GETFL)
+        guard flags >= 0, fcntl(fd, F_SETFL, flags & ~O_APPEND) == 0 else { throw failure("cannot overwrite") }
+        defer { _ = fcntl(fd, F_SETFL, flags) }
+        try data.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let written = pwrite(fd, raw.baseAddress.map { $0 + done }, raw.count - done, off_t(offset + done))
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw failure("cannot overwrite")
+                }
+                done += written
+            }
+        }
     }
 
     private func failure(_ what: String) -> Failure {

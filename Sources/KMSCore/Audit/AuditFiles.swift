@@ -18,9 +18,11 @@ public enum AuditFiles {
     }
 
     /// The files of the log at `current` (rotated ones included) that are not empty.
+    /// (`stat` follows a symbolic link: a link to an empty log is an empty log.)
     static func filesWithEntries(_ current: URL) -> [URL] {
         chain(for: current).filter {
-            ((try? FileManager.default.attributesOfItem(atPath: $0.path)[.size]) as? Int ?? 0) > 0
+            var info = stat()
+            return stat($0.path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG && info.st_size > 0
         }
     }
 
@@ -35,6 +37,9 @@ public enum AuditFiles {
         public var signedSeq: UInt64 = 0
         /// Bytes of a half-written last line cut off.
         public var repairedBytes = 0
+        /// The last signed line (a checkpoint, or a format-1 entry), if any:
+        /// the log's key must verify it before anything is added.
+        public var lastSigned: AuditChain.Parsed?
 
         /// An empty chain: what an injected writer (tests) starts from.
         public init() {}
@@ -71,6 +76,7 @@ public enum AuditFiles {
                 }
                 if parsed.kind != .entry {
                     resume.signedSeq = parsed.seq
+                    resume.lastSigned = parsed
                     return resume
                 }
             }

@@ -146,6 +146,14 @@ public final class AuditLog: Sendable {
         timeout: Duration = .seconds(2), writerLock: AuditWriterLock? = nil, logger: Logger
     ) async throws -> AuditLog {
         let resume = try AuditFiles.resume(url, logger: logger)
+        // A log signed under another key (a store that is not the log's, a restore that replaced the
+        // key): its next checkpoint would be signed by this key, and every entry before it would no
+        // longer verify, silently. Refused, as a store without any key is (`AuditFiles.loadOrCreateKey`).
+        if let signed = resume.lastSigned, !AuditChain.verifySignature(signed, publicKey: key.publicKey) {
+            throw KMSError.internal(
+                "the audit log \(url.path) does not verify with the store's audit key (another key signed it, or it was altered): point the server at the store that holds the log's key, or move the log's files aside to begin a new log (docs/audit.md); kms audit verify says more"
+            )
+        }
         let log = try AuditLog(
             writer: try AuditFile(url: url), key: key, after: resume.seq, prev: resume.prev,
             signedThrough: resume.signedSeq, clock: clock, maxBytes: maxBytes, timeout: timeout,
@@ -302,6 +310,17 @@ public final class AuditLog: Sendable {
             } else if current.size > goodSize {
                 // Only ever cut back what a failed write left behind; never extend.
                 try writer.truncate(to: goodSize)
+            } else if current.size < goodSize {
+                // Cut short by someone else (the same file, truncated in place): what was cut is gone, and
+                // the chain goes on from memory after what is left, which `kms audit verify` then reports.
+                goodSize = current.size
+                state.withLock { state in
+                    state.goodSize = goodSize
+                    state.syncedSize = min(state.syncedSize, goodSize)
+                    state.unsynced = Data()
+                    state.rewriteUnsynced = false
+                }
+                logger.error("the audit log file is shorter than what was written to it; continuing the chain")
             }
             try rewriteUnsyncedIfNeeded()
             if goodSize >= maxBytes, !events.isEmpty {
@@ -351,7 +370,7 @@ public final class AuditLog: Sendable {
                     state.signedSeq = seq
                     state.unsignedSince = nil
                     state.syncedSize = size
-                    state.unsynced.removeAll(keepingCapacity: true)
+                    state.unsynced = Data()
                 } else {
                     if state.unsignedSince == nil { state.unsignedSince = .now }
                     state.unsynced.append(data)
@@ -369,21 +388,18 @@ public final class AuditLog: Sendable {
         }
     }
 
-    /// After a failed write or fsync: cuts the file back to its last fsynced
-    /// size and writes what followed again, from memory, byte for byte (the
-    /// chain is unchanged). Pages the kernel dropped after a failed fsync are
-    /// then written anew, where the next fsync would otherwise have reported
-    /// them durable while they were lost. The batch that follows fsyncs.
+    /// After a failed write or fsync: writes what followed the last good
+    /// fsync again, from memory, byte for byte and in place (the chain is
+    /// unchanged, and the file never shorter: a crash meanwhile loses
+    /// nothing the file held). Pages the kernel dropped after a failed fsync
+    /// are then written anew, where the next fsync would otherwise have
+    /// reported them durable while they were lost. The batch that follows
+    /// fsyncs.
     private func rewriteUnsyncedIfNeeded() throws {
         let (needed, syncedSize, unsynced) = state.withLock { ($0.rewriteUnsynced, $0.syncedSize, $0.unsynced) }
         guard needed else { return }
-        try writer.truncate(to: syncedSize)
-        if !unsynced.isEmpty { try writer.append(unsynced) }
-        let size = try writer.size()
-        state.withLock { state in
-            state.goodSize = size
-            state.rewriteUnsynced = false
-        }
+        if !unsynced.isEmpty { try writer.overwrite(unsynced, at: syncedSize) }
+        state.withLock { $0.rewriteUnsynced = false }
     }
 
     private func rotate(lastSeq seq: UInt64) throws {
