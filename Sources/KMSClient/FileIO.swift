@@ -29,7 +29,9 @@ public enum FileIO {
     /// unchanged. A mapping shows another process's writes to the file at
     /// once, so bytes read twice could differ between the reads; what is
     /// authenticated and then decrypted comes from `positionalReader` or
-    /// `readExactly`.
+    /// `readExactly`. A mapped file shortened by another process raises
+    /// SIGBUS: only a caller that handles it may use this (the CLI does;
+    /// the library's own file functions read plainly).
     package static func sequentialReader(_ handle: FileHandle) -> (Int) throws -> Data {
         if let mapped = MappedReader(handle) { return { try mapped.read($0) } }
         return { try readExactly(handle, $0) }
@@ -148,6 +150,11 @@ public final class AtomicOutputFile {
     public let handle: FileHandle
 
     public init(_ destination: URL) throws {
+        if let problem = Self.unusableDestination(destination) {
+            throw CocoaError(
+                .fileWriteInvalidFileName,
+                userInfo: [NSFilePathErrorKey: destination.path, NSLocalizedDescriptionKey: problem])
+        }
         self.destination = destination
         let folder = destination.deletingLastPathComponent()
         // A long destination name is cut so the temporary name stays within NAME_MAX.
@@ -156,9 +163,25 @@ public final class AtomicOutputFile {
         temporaryURL = folder.appendingPathComponent(name)
         let fd = open(temporaryURL.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: temporaryURL.path])
+            // The real reason (no space, too many open files, …), not always "no permission".
+            throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
         }
         handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+    }
+
+    /// Why `destination` cannot be replaced by a regular file, if it cannot:
+    /// a name ending in `/`, or something there (followed through a link)
+    /// that is not a regular file: a folder, a device, a pipe or a socket,
+    /// which the final rename would replace by a file holding the output.
+    public static func unusableDestination(_ destination: URL) -> String? {
+        if destination.hasDirectoryPath { return "names a folder, not a file" }
+        var info = stat()
+        guard stat(destination.path, &info) == 0 else { return nil }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return nil
+        case S_IFDIR: return "is a folder, not a file"
+        default: return "is not a regular file (a device, a pipe or a socket)"
+        }
     }
 
     public func write(_ data: Data) throws {
@@ -173,11 +196,21 @@ public final class AtomicOutputFile {
             discard()
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: destination.path])
         }
+        // The output is in place; only its name's durability is in question: said, not ignored.
         let folder = open(destination.deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if folder >= 0 {
-            _ = fsync(folder)
-            close(folder)
-        }
+        guard folder >= 0 else { throw Self.unsyncedFolder(destination) }
+        defer { close(folder) }
+        guard fsync(folder) == 0 else { throw Self.unsyncedFolder(destination) }
+    }
+
+    private static func unsyncedFolder(_ destination: URL) -> CocoaError {
+        CocoaError(
+            .fileWriteUnknown,
+            userInfo: [
+                NSFilePathErrorKey: destination.path,
+                NSLocalizedDescriptionKey:
+                    "\(destination.path) was written, but its folder could not be fsynced: a power loss may lose its name (\(String(cString: strerror(errno))))",
+            ])
     }
 
     /// Runs `body` against a new temporary file for `destination`, committed

@@ -65,7 +65,9 @@ extension KMSClient {
     ) async throws -> FileKeyUse {
         let source = try FileHandle(forReadingFrom: input)
         defer { try? source.close() }
-        let read = FileIO.sequentialReader(source)
+        // Plain reads, not a mapping: a mapped input shortened by another process raises SIGBUS, which
+        // would end the host process of a library (the CLI handles it and maps the input).
+        let read = { try FileIO.readExactly(source, $0) }
         return try await AtomicOutputFile.writing(output) { sink in
             try await encryptStream(
                 key: key, context: context, threads: threads, read: { try read($0) },
@@ -166,7 +168,8 @@ extension KMSClient {
         let source = try FileHandle(forReadingFrom: input)
         defer { try? source.close() }
         return try await AtomicOutputFile.writing(output) { sink in
-            let read = FileIO.sequentialReader(source)
+            // Plain reads, as `encryptFile`: no SIGBUS for the host process when the input shrinks.
+            let read = { try FileIO.readExactly(source, $0) }
             return try await rewrapStream(read: { try read($0) }, write: { try sink.write($0) })
         }
     }

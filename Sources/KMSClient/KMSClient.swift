@@ -307,9 +307,10 @@ public final class KMSClient: Sendable {
             .unknownSession, .invalidEnvelope, .authenticationFailed,
         ].map(\.rawValue))
 
-    /// A server's text without control characters (it reaches a terminal).
+    /// A server's text without control characters (it reaches a terminal):
+    /// C0, DEL and C1 (a terminal may read U+009B as CSI).
     static func printable(_ text: String) -> String {
-        String(String.UnicodeScalarView(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }))
+        String(String.UnicodeScalarView(text.unicodeScalars.filter { !TerminalText.isControl($0) }))
     }
 
     @discardableResult

@@ -158,6 +158,38 @@ import Testing
         let notAFile = try await CLIProcess.run(["decrypt-file", input.path, nowhere.path], environment: env)
         #expect(notAFile.status != 0 && notAFile.stderr.contains("bad_magic"))
 
+        // Review findings: a device, a pipe or a link to one as OUT was replaced by a regular file holding
+        // the plaintext, and `dir/` wrote a file named `dir`. Refused now, before any work, and left as is.
+        let fifo = folder.appendingPathComponent("a-pipe")
+        #expect(mkfifo(fifo.path, 0o600) == 0)
+        let link = folder.appendingPathComponent("stdout-like")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: fifo)
+        for target in [fifo.path, link.path, "/dev/null", folder.appendingPathComponent("newdir").path + "/"] {
+            let refusedOut = try await CLIProcess.run(["decrypt-file", sealed.path, target], environment: env)
+            #expect(
+                refusedOut.status == 64 && refusedOut.stderr.contains("io_error")
+                    && refusedOut.stderr.contains(target.hasSuffix("/") ? "folder" : "not a regular file"),
+                "\(target): \(refusedOut.stderr)")
+        }
+        var info = stat()
+        #expect(lstat(fifo.path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO)
+        #expect(lstat(link.path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK)
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("newdir").path))
+        let library = try KMSClient(
+            KMSClientConfiguration(baseURL: server.url, clientKey: try ClientKeyLookup.read(server.adminKeyFile)))
+        await #expect(throws: (any Error).self) { try await library.decryptFile(at: sealed, to: fifo) }
+        #expect(lstat(fifo.path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO)
+
+        // A review finding: inspect-file printed the unauthenticated header's context raw to the terminal.
+        let escapes = folder.appendingPathComponent("escapes.kms")
+        let withEscape = try await CLIProcess.run(
+            ["encrypt-file", "--key", "files", "--context", "app=a\u{1B}[2J\u{9B}b\\", input.path, escapes.path],
+            environment: env)
+        #expect(withEscape.status == 0, "\(withEscape.stderr)")
+        let shown = try await CLIProcess.run(["inspect-file", escapes.path])
+        #expect(shown.stdout.contains(#"context    app=a\u{1b}[2J\u{9b}b\\"#), "\(shown.stdout)")
+        #expect(!shown.stdout.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x9B })
+
         // Standard input and output.
         let small = Self.randomBytes(1000)
         let piped = try await CLIProcess.run(

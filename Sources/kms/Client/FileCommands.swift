@@ -71,8 +71,13 @@ struct FileEndpoints {
         }
         let destination = URL(fileURLWithPath: output)
         // Refused before the server is asked for a key or any work is done: the final rename would fail.
-        if output.isEmpty || Self.isFolder(output) {
+        if output.isEmpty || Self.isFolder(output) || output.hasSuffix("/") {
             throw ValidationError("io_error: \(output.isEmpty ? "an empty path" : output) is a folder, not a file")
+        }
+        // A device, a pipe or a socket (or a link to one, such as /dev/stdout) would be replaced by a
+        // regular file holding the output (a review found `decrypt-file x.kms /dev/stdout` did that).
+        if let problem = AtomicOutputFile.unusableDestination(destination) {
+            throw ValidationError("io_error: \(output) \(problem); give - to write to standard output")
         }
         guard FileManager.default.isWritableFile(atPath: destination.deletingLastPathComponent().path) else {
             throw ValidationError("io_error: cannot write in the folder of \(output)")
@@ -329,7 +334,10 @@ struct InspectFileCommand: AsyncParsableCommand {
             if json { return try printJSON(report) }
             print("kms file v1")
             print("key        \(report.keyId ?? "?") version \(report.version.map(String.init) ?? "?")")
-            for entry in header.context { print("context    \(entry.key)=\(entry.value)") }
+            // The header is not authenticated and anyone may have written it: escaped for the terminal.
+            for entry in header.context {
+                print("context    \(TerminalText.escaped(entry.key))=\(TerminalText.escaped(entry.value))")
+            }
             print("size       \(report.fileSize) bytes: header \(length), commitment 32, \(report.chunks) chunk(s)")
             print(
                 "plaintext  \(report.unverifiedPlaintextSize) bytes if intact (not verified: that needs the data key)")
