@@ -21,10 +21,13 @@ public struct FileKeys: Sendable, CustomStringConvertible {
         info.append(contentsOf: SHA256.hash(data: header.bound))
         let okm = HKDF<SHA256>.deriveKey(
             inputKeyMaterial: dataKey, salt: header.salt, info: info, outputByteCount: 71)
-        let bytes = okm.withUnsafeBytes { [UInt8]($0) }
-        payloadKey = SymmetricKey(data: bytes[0..<32])
-        noncePrefix = Array(bytes[32..<39])
-        commitment = Data(bytes[39..<71])
+        // Read where it lies: a copy of the payload key in an array would be freed unwiped (a review).
+        (payloadKey, noncePrefix, commitment) = okm.withUnsafeBytes { raw in
+            (
+                SymmetricKey(data: UnsafeRawBufferPointer(rebasing: raw[0..<32])), Array(raw[32..<39]),
+                Data(raw[39..<71])
+            )
+        }
     }
 
     /// Step 3: the derived commitment against the stored one, in constant time.
