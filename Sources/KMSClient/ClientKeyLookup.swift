@@ -33,9 +33,11 @@ public enum ClientKeyLookup {
         -> Found?
     {
         guard let found = try locate(environment: environment) else { return nil }
-        // identity-v1 section 6: a key file looser than 0600 is warned about.
-        let attributes = try? FileManager.default.attributesOfItem(atPath: found.path)
-        if let mode = (attributes?[.posixPermissions] as? NSNumber)?.intValue, mode & 0o077 != 0 {
+        // identity-v1 section 6: a key file looser than 0600 is warned about. `stat` follows a symbolic
+        // link to the file it names: a link's own mode (0777) said nothing (a review finding).
+        var info = stat()
+        if stat(found.path, &info) == 0, Int(info.st_mode) & 0o077 != 0 {
+            let mode = Int(info.st_mode) & 0o777
             let warning = "\(found.path) is readable by other users (mode \(String(mode, radix: 8))): chmod 600 it"
             return Found(
                 key: found.key, path: found.path,

@@ -158,7 +158,7 @@ public final class KMSClient: Sendable {
     func call<Output: Decodable>(
         _ method: String, _ target: String, body: (some Encodable & Sendable)? = EmptyBody?.none, idempotent: Bool
     ) async throws -> Output {
-        let repeatable = method == "GET" || Self.repeatableTargets.contains(target)
+        let repeatable = Self.isRepeatable(method, target)
         var (renewed, repeated) = (false, false)
         while true {
             let generation = try await ensureSession()
@@ -193,6 +193,10 @@ public final class KMSClient: Sendable {
         WirePath.encrypt, WirePath.decrypt, WirePath.rewrap, WirePath.dataKey, WirePath.random,
     ]
 
+    static func isRepeatable(_ method: String, _ target: String) -> Bool {
+        method == "GET" || repeatableTargets.contains(target)
+    }
+
     /// Seals, sends and opens one request with the current session (no retry).
     func sealedCall<Output: Decodable>(
         _ method: String, _ target: String, body: (some Encodable & Sendable)?
@@ -203,12 +207,24 @@ public final class KMSClient: Sendable {
             return (session, state.nextSeq)
         }
         let plaintext = try body.map { try WireJSON.encode($0) } ?? Data()
-        let response = try await transport.send(
-            try Self.sealed(
-                plaintext, method: method, target: target, sessionId: session.id, seq: seq, key: session.key,
-                token: session.token))
+        let request = try Self.sealed(
+            plaintext, method: method, target: target, sessionId: session.id, seq: seq, key: session.key,
+            token: session.token)
+        // The server slides the session's expiry from when it took the request, which is no earlier than this.
+        let sentAt = ContinuousClock.now
+        let response: TransportResponse
         do {
-            return try open(response, session: session, seq: seq)
+            response = try await transport.send(request)
+        } catch let failure as TransportNoAnswer {
+            // A call that reads or computes fails as the transport did (`call` decides about repeating it);
+            // a change may have happened, which only the state can tell.
+            guard !Self.isRepeatable(method, target) else { throw failure.underlying }
+            throw KMSClientError.outcomeUnknown(
+                "no answer came to \(method) \(target) (\(failure.underlying)), so the server may have received "
+                    + "it and done it; read the state before repeating it")
+        }
+        do {
+            return try open(response, session: session, seq: seq, sentAt: sentAt)
         } catch let error as KMSClientError where response.resent && Self.hidesTheFirstSend(error, method, target) {
             throw KMSClientError.outcomeUnknown(
                 "the connection closed before \(method) \(target) was answered, and its resend was refused "
@@ -248,8 +264,9 @@ public final class KMSClient: Sendable {
     }
 
     /// Opens the answer to the sealed request `seq` of `session`.
-    private func open<Output: Decodable>(_ response: TransportResponse, session: Session, seq: UInt64) throws -> Output
-    {
+    private func open<Output: Decodable>(
+        _ response: TransportResponse, session: Session, seq: UInt64, sentAt: ContinuousClock.Instant
+    ) throws -> Output {
         guard let sealed = try? SealedEnvelope(json: response.body) else {
             throw plainError(response, toSealedRequest: true)
         }
@@ -262,7 +279,9 @@ public final class KMSClient: Sendable {
         }
         state.withLock { state in
             guard state.session?.id == session.id, var current = state.session, current.sliding else { return }
-            current.localExpiry = min(ContinuousClock.now + current.ttl - .seconds(1), current.absoluteExpiry)
+            // From when the request left, not when the answer came: an audited call can take seconds, and
+            // the server's sliding began when it took the request (a review finding).
+            current.localExpiry = min(sentAt + current.ttl - .seconds(1), current.absoluteExpiry)
             state.session = current
         }
         guard response.status == 200 else {

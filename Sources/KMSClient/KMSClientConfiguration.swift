@@ -28,3 +28,11 @@ public struct KMSClientConfiguration: Sendable {
         self.clientKey = clientKey
     }
 }
+
+/// Printed or logged by mistake, a configuration shows no token and no key.
+extension KMSClientConfiguration: CustomStringConvertible {
+    public var description: String {
+        "KMSClientConfiguration(baseURL: \(baseURL), token: \(token == nil ? "random" : "redacted"), "
+            + "fingerprint: \(fingerprint ?? "none"), clientKey: \(clientKey == nil ? "none" : "redacted"))"
+    }
+}

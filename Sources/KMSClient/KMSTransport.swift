@@ -49,6 +49,22 @@ public struct TransportResponse: Sendable {
     }
 }
 
+/// No answer came to a request that may have reached the server: the
+/// connection failed or closed after the request could have been written, a
+/// resend failed after a first send whose connection closed, or the answer
+/// stopped part-way or came too late. The request may have been carried
+/// out. (A transport error that is not this one means nothing was sent: the
+/// connection could not be made.)
+public struct TransportNoAnswer: Error, CustomStringConvertible {
+    public let underlying: any Error
+
+    public init(_ underlying: any Error) {
+        self.underlying = underlying
+    }
+
+    public var description: String { "\(underlying)" }
+}
+
 /// The default transport: AsyncHTTPClient against a base URL.
 public struct HTTPTransport: KMSTransport {
     public let baseURL: String
@@ -93,26 +109,55 @@ public struct HTTPTransport: KMSTransport {
         let response: HTTPClientResponse
         var resent = false
         do {
-            response = try await client.execute(outgoing, deadline: deadline)
-        } catch  where Self.isStaleConnection(error) {
-            // The connection closed before any answer came: a pooled one the server closed idle as the
-            // request was written, or a server that stopped (or dropped the connection) after reading it.
-            // Sent once more: the server accepts a seq once, so a sealed request that did arrive is refused
-            // `replay_detected`, and a key exchange's second send finds its pending session used.
-            resent = true
-            response = try await client.execute(outgoing, deadline: deadline)
+            do {
+                response = try await client.execute(outgoing, deadline: deadline)
+            } catch  where Self.isStaleConnection(error) {
+                // The connection closed before any answer came: a pooled one the server closed idle as the
+                // request was written, or a server that stopped (or dropped the connection) after reading
+                // it. Sent once more: the server accepts a seq once, so a sealed request that did arrive is
+                // refused `replay_detected`, and a key exchange's second send finds its pending session used.
+                resent = true
+                response = try await client.execute(outgoing, deadline: deadline)
+            }
+        } catch {
+            // After a first send, or once a connection may have carried the request, the server may have
+            // acted on it: said so, not passed on as "cannot reach the server" (a review made a rotation
+            // happen that the CLI reported as never sent).
+            if resent || !Self.neverSent(error) { throw TransportNoAnswer(error) }
+            throw error
         }
         var body = ByteBuffer()
-        for try await var part in response.body {
-            guard NIODeadline.now() < deadline else { throw HTTPClientError.deadlineExceeded }
-            guard body.readableBytes + part.readableBytes <= maxResponseBytes else {
-                throw NIOTooManyBytesError(maxBytes: maxResponseBytes)
+        do {
+            for try await var part in response.body {
+                guard NIODeadline.now() < deadline else { throw HTTPClientError.deadlineExceeded }
+                guard body.readableBytes + part.readableBytes <= maxResponseBytes else {
+                    throw NIOTooManyBytesError(maxBytes: maxResponseBytes)
+                }
+                body.writeBuffer(&part)
             }
-            body.writeBuffer(&part)
+        } catch {
+            // The server answered: whatever it did, it did.
+            throw TransportNoAnswer(error)
         }
         return TransportResponse(
             status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
             body: Data(body.readableBytesView), resent: resent)
+    }
+
+    /// Failures that happen before any connection carries the request: it
+    /// was never sent. Anything else may have come after the request was
+    /// written (`TransportNoAnswer`).
+    public static func neverSent(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError {
+            return error == .connectTimeout || error == .getConnectionFromPoolTimeout || error == .invalidURL
+                || error == .emptyHost || error == .emptyScheme
+        }
+        if let error = error as? ChannelError, case .connectTimeout = error { return true }
+        if let error = error as? IOError {
+            return [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL].contains(error.errnoCode)
+        }
+        // NIOPosix's error when every address failed to connect (this module does not import NIOPosix).
+        return String(describing: type(of: error)) == "NIOConnectionError"
     }
 
     static func isStaleConnection(_ error: any Error) -> Bool {

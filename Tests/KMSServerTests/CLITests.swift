@@ -29,6 +29,24 @@ import Testing
         let mispinned = try await CLIProcess.run(
             ["random", "--fingerprint", "SHA256:" + String(repeating: "1", count: 64)], environment: env)
         #expect(mispinned.status != 0 && mispinned.stderr.contains("does not match the pinned fingerprint"))
+        // Review findings: an empty pin (`$(kms server-key)` where that failed) pinned nothing; refused now,
+        // as a malformed one is. And `--duration inf` trapped.
+        for pin in ["", "SHA256:abc"] {
+            let badPin = try await CLIProcess.run(
+                ["random"], environment: env.merging(["KMS_SERVER_FINGERPRINT": pin]) { $1 })
+            #expect(badPin.status == 64 && badPin.stderr.contains("server key pin"), "\(badPin.stderr)")
+        }
+        let forever = try await CLIProcess.run(["e2e", "--duration", "inf"], environment: env)
+        #expect(forever.status == 64 && forever.stderr.contains("--duration"), "\(forever.stderr)")
+        // A description is any client's text: shown escaped, never as terminal controls or extra lines.
+        let described = try await CLIProcess.run(
+            ["keys", "generate", "--alias", "described", "--description", "ok\r\nstate      fake\u{9B}31m"],
+            environment: env)
+        #expect(described.status == 0, "\(described.stderr)")
+        let describedShown = try await CLIProcess.run(["keys", "show", "described"], environment: env)
+        #expect(
+            describedShown.stdout.contains(#"describes  ok\u{d}\u{a}state      fake\u{9b}31m"#),
+            "\(describedShown.stdout)")
 
         let generated = try await CLIProcess.run(["keys", "generate", "--alias", "cli", "--json"], environment: env)
         #expect(generated.status == 0 && generated.stdout.contains("\"version\" : 1"))

@@ -3,6 +3,7 @@ import Foundation
 import HummingbirdTesting
 import KMSClient
 import KMSProtocol
+import NIOCore
 import Synchronization
 import Testing
 
@@ -155,6 +156,36 @@ extension ClientTests {
     /// and whose first send took effect: the resend's refusal does not read as "not done". A create
     /// is "outcome unknown" (and did happen); an encrypt is simply made again with a new seq; a key
     /// exchange is made again with a new token. Before, the create read `replay_detected`.
+    /// A review finding: a change whose answer was lost (the connection dropped after the server read
+    /// it, or the resend could not connect) was reported as "cannot reach the server", and running the
+    /// command again rotated twice. Now it is an unknown outcome; a call that only computes fails plainly.
+    @Test func aLostAnswerToAChangeIsAnUnknownOutcome() async throws {
+        try await TestServer().run { server in
+            let transport = LostAnswerTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            let kms = try client(server.port, transport: transport)
+            _ = try await kms.connect()
+            transport.lose.withLock { $0 = [WirePath.generateKey] }
+            let created = await #expect(throws: KMSClientError.self) { try await kms.generateKey() }
+            guard case .outcomeUnknown(let what) = created else {
+                Issue.record("not an unknown outcome: \(String(describing: created))")
+                return
+            }
+            #expect(what.contains("read the state"))
+            let keys = try await kms.listKeys()
+            #expect(keys.keys.count == 1, "the lost answer's key exists")
+            transport.lose.withLock { $0 = [WirePath.encrypt] }
+            await #expect(throws: HTTPClientError.self) {
+                _ = try await kms.encrypt(key: keys.keys[0].keyId, plaintext: Data("photo".utf8))
+            }
+        }
+        // Only failures before any connection carried the request count as "never sent".
+        #expect(HTTPTransport.neverSent(IOError(errnoCode: ECONNREFUSED, reason: "connect")))
+        #expect(HTTPTransport.neverSent(HTTPClientError.connectTimeout))
+        #expect(!HTTPTransport.neverSent(HTTPClientError.remoteConnectionClosed))
+        #expect(!HTTPTransport.neverSent(HTTPClientError.deadlineExceeded))
+        #expect(!HTTPTransport.neverSent(IOError(errnoCode: ECONNRESET, reason: "read")))
+    }
+
     @Test func aResendsRefusalIsAnUnknownOutcome() async throws {
         try await TestServer().run { server in
             let transport = DoubleSendTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
@@ -271,6 +302,23 @@ final class SpyTransport: KMSTransport {
             response.body = Data(#"{"error":{"code":"decryption_failed","message":"forged","requestId":"x"}}"#.utf8)
         case nil:
             break
+        }
+        return response
+    }
+}
+
+/// Sends each request whose target is in `lose` and then loses its answer, as a connection that
+/// drops after the server read the request does.
+final class LostAnswerTransport: KMSTransport {
+    let base: HTTPTransport
+    let lose = Mutex<Set<String>>([])
+
+    init(base: HTTPTransport) { self.base = base }
+
+    func send(_ request: TransportRequest) async throws -> TransportResponse {
+        let response = try await base.send(request)
+        if lose.withLock({ $0.remove(request.target) != nil }) {
+            throw TransportNoAnswer(HTTPClientError.remoteConnectionClosed)
         }
         return response
     }

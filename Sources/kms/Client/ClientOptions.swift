@@ -26,14 +26,32 @@ struct ClientOptions: ParsableArguments {
         } catch {
             throw CLIFailure(message: error.description)
         }
-        if let notice = found?.notice, !json {
-            writeToStandardError("note: \(notice)\n")
+        // On standard error, so `--json` output stays clean and the notice is still seen (a review found
+        // `--json` hid a loose key file's warning).
+        if let notice = found?.notice { writeToStandardError("note: \(notice)\n") }
+        let baseURL = url ?? environment["BASE_URL"] ?? "http://localhost:3000"
+        // A pin that is given must be one: an empty KMS_SERVER_FINGERPRINT (`$(kms server-key)` where that
+        // failed) was read as "not pinned" and the client trusted whatever answered (a review finding).
+        let pin = fingerprint ?? environment["KMS_SERVER_FINGERPRINT"]
+        if let pin, !Fingerprint.isWellFormed(pin) {
+            throw ValidationError(
+                "the server key pin (--fingerprint or KMS_SERVER_FINGERPRINT) is \(pin.isEmpty ? "empty" : "not SHA256: and 64 hexadecimal digits"): give the fingerprint `kms server-key` prints on the server, or unset it"
+            )
+        }
+        if pin == nil, !Self.isLoopback(baseURL) {
+            writeToStandardError(
+                "note: the server's key is not pinned, so whoever answers at \(baseURL) reads what this command sends: set KMS_SERVER_FINGERPRINT to what `kms server-key` prints on the server\n"
+            )
         }
         return KMSClientConfiguration(
-            baseURL: url ?? environment["BASE_URL"] ?? "http://localhost:3000",
-            token: token ?? environment["TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
-            fingerprint: fingerprint ?? environment["KMS_SERVER_FINGERPRINT"].flatMap { $0.isEmpty ? nil : $0 },
-            rotateInterval: rotateInterval, clientKey: found?.key)
+            baseURL: baseURL, token: token ?? environment["TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
+            fingerprint: pin, rotateInterval: rotateInterval, clientKey: found?.key)
+    }
+
+    /// A server on this machine (`localhost`, 127.0.0.0/8, `::1`): no one else can answer there.
+    static func isLoopback(_ baseURL: String) -> Bool {
+        guard let host = URLComponents(string: baseURL)?.host?.lowercased() else { return false }
+        return host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
     }
 
     func client() throws -> KMSClient {
@@ -61,6 +79,11 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
             // The server wants a signed key exchange and this client had no key to sign with.
             message +=
                 "\nno client key was found: \(ClientKeyLookup.searched()). Make one with `kms client-key init` and have an admin enrol it (docs/identity.md)."
+        }
+        if case .outcomeUnknown = error {
+            // Its own exit status (EX_TEMPFAIL), so a script can tell "may have happened" from "refused".
+            writeToStandardError("Error: \(message)\n")
+            throw ExitCode(75)
         }
         throw CLIFailure(message: message)
     } catch let error as FileFormatError {

@@ -26,8 +26,19 @@ struct E2ECommand: AsyncParsableCommand {
     @Option(name: .customLong("rotate-interval-ms"), help: "Token rotation interval in ms (env ROTATE_INTERVAL_MS).")
     var rotateIntervalMs: Int?
 
+    func validate() throws {
+        // `inf` or 1e20 trapped converting to milliseconds (a review finding).
+        guard duration.isFinite, duration >= 0, duration <= 30 * 86_400 else {
+            throw ValidationError("--duration must be between 0 and 2592000 seconds")
+        }
+        if let interval = rotateIntervalMs, interval < 1 {
+            throw ValidationError("--rotate-interval-ms must be at least 1")
+        }
+    }
+
     func run() async throws {
         let interval = rotateIntervalMs ?? ProcessInfo.processInfo.environment["ROTATE_INTERVAL_MS"].flatMap { Int($0) }
+        if let interval, interval < 1 { throw ValidationError("ROTATE_INTERVAL_MS must be at least 1") }
         let kms: KMSClient
         do {
             kms = try KMSClient(client.configuration())

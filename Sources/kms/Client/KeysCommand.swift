@@ -79,8 +79,11 @@ func printMetadata(_ metadata: KeyMetadata) {
     print("  aliases    \(metadata.aliases.isEmpty ? "-" : metadata.aliases.joined(separator: ", "))")
     let rotation = metadata.rotationPeriodDays.map { "every \($0) days, next \(metadata.nextRotationAt ?? "?")" }
     print("  rotation   \(rotation ?? "manual")")
-    if !metadata.description.isEmpty { print("  describes  \(metadata.description)") }
-    for (key, value) in metadata.tags.sorted(by: { $0.key < $1.key }) { print("  tag        \(key)=\(value)") }
+    // Written by any client with keys:manage: escaped, so it cannot forge lines or drive the terminal (a review).
+    if !metadata.description.isEmpty { print("  describes  \(TerminalText.escaped(metadata.description))") }
+    for (key, value) in metadata.tags.sorted(by: { $0.key < $1.key }) {
+        print("  tag        \(TerminalText.escaped(key))=\(TerminalText.escaped(value))")
+    }
     for version in metadata.versions {
         let grace = version.graceUntil.map { "  grace until \($0)" } ?? ""
         print("  v\(version.version)  \(version.status)  created \(version.createdAt)\(grace)")
