@@ -18,7 +18,8 @@ public struct PostgresBackupStore: Sendable {
     /// Everything a backup holds, from one snapshot.
     public func read() async throws(KMSError) -> BackupContents {
         let database = database
-        return try await database.transaction("read a backup") { connection in
+        return try await database.transaction("read a backup", seconds: PostgresDatabase.offlineDeadlineSeconds) {
+            connection in
             try await connection.query(
                 "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: database.logger)
             return try await Self.read(database, on: connection)
@@ -34,7 +35,8 @@ public struct PostgresBackupStore: Sendable {
     ) async throws(KMSError) {
         let database = database
         let (logger, t) = (database.logger, database.table)
-        try await database.transaction("restore a backup") { connection in
+        try await database.transaction("restore a backup", seconds: PostgresDatabase.offlineDeadlineSeconds) {
+            connection in
             // No instance may write between the emptiness check and the commit (stop the servers first).
             let tables = ["keys", "aliases", "clients", "secrets", "sessions", "pending"].map { t($0) }
             try await connection.query(

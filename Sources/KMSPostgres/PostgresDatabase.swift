@@ -3,6 +3,7 @@ import KMSCore
 public import Logging
 import NIOCore
 public import PostgresNIO
+import Synchronization
 
 /// The shared PostgreSQL database of several `kms serve` instances: the pool,
 /// the schema (versioned migrations applied at start-up) and the stores.
@@ -222,46 +223,109 @@ public final class PostgresDatabase: Sendable {
     /// Runs `body` in a transaction; a `KMSError` thrown inside comes out as
     /// itself, and a unique violation (SQLSTATE 23505: a concurrent writer won
     /// a race the checks inside could not see) as `uniqueViolation` when given.
+    ///
+    /// `seconds`: its deadline (a request's, by default; backup and restore,
+    /// which run offline and may hold every key, give a long one).
     func transaction<T: Sendable>(
-        _ what: String, uniqueViolation: KMSError? = nil,
+        _ what: String, uniqueViolation: KMSError? = nil, seconds: Int = callDeadlineSeconds,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(KMSError) -> T {
-        do {
-            return try await client.withTransaction(logger: logger) { connection in try await body(connection)
+        let (client, logger) = (client, logger)
+        // Under the deadline like every other call (a review found transactions had none); errors are
+        // decided inside, so the deadline passes them on as they are.
+        return try await withDeadline(what, seconds: seconds) {
+            do {
+                return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+            } catch let error as PostgresTransactionError {
+                if let failure = error.closureError as? KMSError { throw failure }
+                if let uniqueViolation, PostgresDatabase.sqlState(error) == "23505" { throw uniqueViolation }
+                throw PostgresDatabase.unavailable(error, what)
+            } catch {
+                if let uniqueViolation, PostgresDatabase.sqlState(error) == "23505" { throw uniqueViolation }
+                throw PostgresDatabase.unavailable(error, what)
             }
-        } catch let error as PostgresTransactionError {
-            if let failure = error.closureError as? KMSError { throw failure }
-            if let uniqueViolation, PostgresDatabase.sqlState(error) == "23505" { throw uniqueViolation }
-            throw PostgresDatabase.unavailable(error, what)
-        } catch {
-            if let uniqueViolation, PostgresDatabase.sqlState(error) == "23505" { throw uniqueViolation }
-            throw PostgresDatabase.unavailable(error, what)
         }
     }
 
     /// How long a database call may take before the request is answered `503`.
     static let callDeadlineSeconds = 6
+    /// Backup and restore: offline commands over every key, not requests.
+    static let offlineDeadlineSeconds = 86_400
 
     /// Runs a database call with a deadline: an unreachable or stalled database
     /// answers `503` after `seconds` instead of holding the request.
+    ///
+    /// The call runs in a task of its own that the caller does not wait for
+    /// once the deadline passes: PostgresNIO waits for the database's answer
+    /// whatever the cancellation, so a task group (which waits for its
+    /// children) held the request as long as a silent database did (a review
+    /// froze a proxy in front of the database: 40 s, not 6). The abandoned
+    /// call is cancelled and ends when its connection does.
     func withDeadline<T: Sendable>(
         _ what: String, seconds: Int = callDeadlineSeconds, _ body: @escaping @Sendable () async throws -> T
     ) async throws(KMSError) -> T {
+        let race = DeadlineRace<T>()
         do {
-            return try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { try await body() }
-                group.addTask {
-                    try await Task.sleep(for: .seconds(seconds))
-                    return nil
+            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                race.start(continuation)
+                let work = Task {
+                    let result: Result<T, any Error>
+                    do { result = .success(try await body()) } catch { result = .failure(error) }
+                    race.finish(result)
                 }
-                defer { group.cancelAll() }
-                guard let first = try await group.next(), let value = first else {
-                    throw KMSError.storageUnavailable("PostgreSQL \(what): no answer within \(seconds) s")
-                }
-                return value
+                race.setTimer(
+                    Task {
+                        try? await Task.sleep(for: .seconds(seconds))
+                        guard !Task.isCancelled else { return }
+                        if race.finish(
+                            .failure(KMSError.storageUnavailable("PostgreSQL \(what): no answer within \(seconds) s")))
+                        {
+                            work.cancel()
+                        }
+                    })
             }
         } catch {
             throw Self.unavailable(error, what)
         }
+    }
+}
+
+/// The two sides of `withDeadline`: the call and its timer. The first to
+/// finish resumes the caller; the call, when first, cancels the timer.
+private final class DeadlineRace<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var timer: Task<Void, Never>?
+        var done = false
+    }
+    private let state = Mutex(State())
+
+    func start(_ continuation: CheckedContinuation<T, any Error>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    func setTimer(_ timer: Task<Void, Never>) {
+        let cancel = state.withLock { state -> Bool in
+            if state.done { return true }
+            state.timer = timer
+            return false
+        }
+        if cancel { timer.cancel() }
+    }
+
+    /// Resumes the caller with `result` unless the other side did; says whether this one did.
+    @discardableResult
+    func finish(_ result: Result<T, any Error>) -> Bool {
+        let (continuation, timer) = state.withLock {
+            state -> (CheckedContinuation<T, any Error>?, Task<Void, Never>?) in
+            guard !state.done else { return (nil, nil) }
+            state.done = true
+            defer { state.continuation = nil; state.timer = nil }
+            return (state.continuation, state.timer)
+        }
+        guard let continuation else { return false }
+        timer?.cancel()
+        continuation.resume(with: result)
+        return true
     }
 }

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOFoundationCompat
 import PostgresNIO
+import Synchronization
 
 /// `SessionStore` in PostgreSQL: sessions, pending inits, replay windows and
 /// rotation history shared by every instance, so a session set up on one
@@ -25,6 +26,16 @@ public final class PostgresSessionStore: SessionStore {
     /// never want the same row (and a batch skips a row locked elsewhere).
     /// A contended entry's run alone happens outside the lanes.
     private let acceptLanes: [AcceptBatcher<AcceptEntry, AcceptRow?>]
+    /// Runs alone in flight now. Each holds a pool connection while it waits
+    /// (up to the lock timeout) for a row another instance holds, and a
+    /// client replaying its own envelope through two instances makes as many
+    /// as it likes: a review filled 30 of 32 connections that way. Past
+    /// `maxAlone` a contended call is answered `503` (retry) instead, so the
+    /// pool always keeps connections for everyone else's batches.
+    private let aloneInFlight = Mutex(0)
+    /// The most runs alone ever in flight at once (what tests check).
+    let aloneHighWater = Mutex(0)
+    public static let maxAlone = 4
 
     /// `acceptLanes`: how many batched `accept_seq` statements this instance
     /// runs at once; concurrent sealed requests beyond it share one (see
@@ -53,23 +64,21 @@ public final class PostgresSessionStore: SessionStore {
     private var logger: Logger { database.logger }
 
     private func run(_ what: String, _ query: PostgresQuery) async throws(KMSError) -> Int {
-        do {
+        let (client, logger) = (database.client, logger)
+        return try await database.withDeadline(what) {
             var rows = 0
-            for try await _ in try await database.client.query(query, logger: logger) { rows += 1 }
+            for try await _ in try await client.query(query, logger: logger) { rows += 1 }
             return rows
-        } catch {
-            throw PostgresDatabase.unavailable(error, what)
         }
     }
 
     private func scalar(_ what: String, _ query: PostgresQuery) async throws(KMSError) -> Int {
-        do {
-            for try await value in try await database.client.query(query, logger: logger).decode(Int.self) {
+        let (client, logger) = (database.client, logger)
+        return try await database.withDeadline(what) {
+            for try await value in try await client.query(query, logger: logger).decode(Int.self) {
                 return value
             }
             return 0
-        } catch {
-            throw PostgresDatabase.unavailable(error, what)
         }
     }
 
@@ -261,6 +270,18 @@ public final class PostgresSessionStore: SessionStore {
         var answer = try await lane(of: sessionId).run(entry)
         if answer?.0 == 3 {
             // Contended (or its batch refused): alone, waiting for the row as a single call does.
+            let admitted = aloneInFlight.withLock { count -> Bool in
+                guard count < Self.maxAlone else { return false }
+                count += 1
+                let now = count
+                aloneHighWater.withLock { $0 = max($0, now) }
+                return true
+            }
+            guard admitted else {
+                throw KMSError(
+                    .serverBusy, "the session is busy on another instance; try again shortly", retryAfterSeconds: 1)
+            }
+            defer { aloneInFlight.withLock { $0 -= 1 } }
             answer = try await Self.acceptAlone(entry, database: database).get()
         }
         guard let answer else { throw KMSError.unknownSession }

@@ -237,19 +237,7 @@ struct AcceptBatchTests {
                 sliding: true)
         }
         let database = store.database
-        let sessions = database.table("sessions")
-        let locked = AsyncStream<Void>.makeStream()
-        let release = Mutex(false)
-        let holder = Task {
-            try await database.client.withTransaction(logger: database.logger) { connection in
-                try await connection.query(
-                    PostgresQuery(unsafeSQL: "SELECT 1 FROM \(sessions) WHERE id = 'b3' FOR UPDATE"),
-                    logger: database.logger)
-                locked.continuation.yield()
-                try await Self.until { release.withLock { $0 } }
-            }
-        }
-        for await _ in locked.stream { break }
+        let lock = await RowLock.hold("b3", in: database)
         // While the lock is held: answered at all, with b3 contended, means the batch did not wait for it.
         let batch = try await PostgresSessionStore.acceptBatch([entry("b3", 1), entry("b4", 1)], database: database)
             .get()
@@ -263,9 +251,77 @@ struct AcceptBatchTests {
                 sessionId: "b3", tokenHash: ClientToken.hash("tok-b3"), seq: 2, now: now, policy: SessionPolicy())
         }
         try await Task.sleep(for: .milliseconds(100))
-        release.withLock { $0 = true }
+        try await lock.release()
         #expect(try await alone.value > now)
-        try await holder.value
+    }
+
+    /// A review finding: each contended call runs alone on a pool connection of its own, waiting for the
+    /// row, and replays through two instances made as many as the client liked, filling the pool. Past
+    /// `maxAlone` at once they are answered `503` (retry), and never accepted twice.
+    @Test(.needsPostgres)
+    func contendedCallsAloneAreBounded() async throws {
+        let (store, _) = try await Self.store()
+        let now = Date()
+        try await store.createSession(Self.record("b5", now: now), now: now, max: 10)
+        let lock = await RowLock.hold("b5", in: store.database)
+        let calls = Task {
+            await withTaskGroup(of: ErrorCode?.self) { group in
+                for seq in UInt64(1)...10 {
+                    group.addTask {
+                        do {
+                            _ = try await store.acceptSequence(
+                                sessionId: "b5", tokenHash: ClientToken.hash("tok-b5"), seq: seq, now: now,
+                                policy: SessionPolicy())
+                            return nil
+                        } catch {
+                            return (error as? KMSError)?.code ?? .internalError
+                        }
+                    }
+                }
+                return await group.reduce(into: [ErrorCode?]()) { $0.append($1) }
+            }
+        }
+        // Released once a call runs alone (waiting for the row), however slowly a loaded machine starts them.
+        try await Self.until { store.aloneHighWater.withLock { $0 } >= 1 }
+        try await Task.sleep(for: .milliseconds(200))
+        try await lock.release()
+        let outcomes = await calls.value
+        // Every call is accepted once or told to retry; how many ran alone depends on how the calls were
+        // batched (a batch may also wait for the row while a run alone of its session waits for it), but
+        // never more than `maxAlone` at once.
+        #expect(outcomes.allSatisfy { $0 == nil || $0 == .serverBusy }, "\(outcomes)")
+        let highWater = store.aloneHighWater.withLock { $0 }
+        #expect(highWater <= PostgresSessionStore.maxAlone, "\(highWater)")
+    }
+}
+
+/// A session row held `FOR UPDATE` by a transaction of its own, as another
+/// instance's statement would hold it, until `release`.
+final class RowLock: Sendable {
+    private let released = Mutex(false)
+    private let holder = Mutex<Task<Void, any Error>?>(nil)
+
+    static func hold(_ id: String, in database: KMSPostgres.PostgresDatabase) async -> RowLock {
+        let lock = RowLock()
+        let locked = AsyncStream<Void>.makeStream()
+        let sessions = database.table("sessions")
+        let task = Task {
+            try await database.client.withTransaction(logger: database.logger) { connection in
+                try await connection.query(
+                    PostgresQuery(unsafeSQL: "SELECT 1 FROM \(sessions) WHERE id = '\(id)' FOR UPDATE"),
+                    logger: database.logger)
+                locked.continuation.yield()
+                try await AcceptBatchTests.until { lock.released.withLock { $0 } }
+            }
+        }
+        lock.holder.withLock { $0 = task }
+        for await _ in locked.stream { break }
+        return lock
+    }
+
+    func release() async throws {
+        released.withLock { $0 = true }
+        try await holder.withLock { $0 }?.value
     }
 }
 

@@ -1,8 +1,9 @@
 import Foundation
 import KMSCore
-import KMSPostgres
 import KMSTestSupport
 import Testing
+
+@testable import KMSPostgres
 
 /// The PostgreSQL runs of the conformance suites happen only with
 /// `KMS_TEST_POSTGRES_URL`; without it this test says so as a skip.
@@ -20,6 +21,23 @@ import Testing
             try await PostgresSecretBlobStore(database: database).createBlob(named: "x", wrapped: Data([2]))
                 == Data([1]))
         #expect(try await first.blob(named: "missing") == nil)
+    }
+
+    /// A review finding: PostgresNIO waits for the database's answer whatever the cancellation, and
+    /// the deadline's task group waited for it too, so a stalled database held requests for as long as
+    /// it stalled. The deadline now answers on time and leaves the call behind.
+    @Test(.enabled(if: PostgresTestDatabase.url != nil, "KMS_TEST_POSTGRES_URL is not set: no database to stall"))
+    func aStalledCallIsAnsweredAtItsDeadline() async throws {
+        let database = try await PostgresTestDatabase.fresh()
+        let (client, logger) = (database.client, database.logger)
+        let start = ContinuousClock.now
+        await #expect(throws: KMSError.self) {
+            try await database.withDeadline("stall", seconds: 1) {
+                for try await _ in try await client.query("SELECT pg_sleep(10)", logger: logger) {}
+            }
+        }
+        // The database itself ends the statement at its statement_timeout (5 s): the old code answered then.
+        #expect(ContinuousClock.now - start < .seconds(3.5), "answered at the deadline, not when the database did")
     }
 
     @Test func aBadDatabaseURLIsAClearStartupError() async {
