@@ -215,12 +215,19 @@ public final class KMSClient: Sendable {
         let response: TransportResponse
         do {
             response = try await transport.send(request)
-        } catch let failure as TransportNoAnswer {
-            // A call that reads or computes fails as the transport did (`call` decides about repeating it);
-            // a change may have happened, which only the state can tell.
-            guard !Self.isRepeatable(method, target) else { throw failure.underlying }
+        } catch let failure as TransportNeverSent {
+            throw failure.underlying
+        } catch let error as KMSClientError {
+            throw error
+        } catch {
+            // Any other failure may have come after the request reached the server (any transport's, not
+            // only ours: a custom transport that says nothing counts as "may have been sent"). A call that
+            // reads or computes fails as the transport did; a change may have happened, which only the
+            // state can tell.
+            let underlying = (error as? TransportNoAnswer)?.underlying ?? error
+            guard !Self.isRepeatable(method, target) else { throw underlying }
             throw KMSClientError.outcomeUnknown(
-                "no answer came to \(method) \(target) (\(failure.underlying)), so the server may have received "
+                "no answer came to \(method) \(target) (\(underlying)), so the server may have received "
                     + "it and done it; read the state before repeating it")
         }
         do {

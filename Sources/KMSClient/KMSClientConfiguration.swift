@@ -29,10 +29,29 @@ public struct KMSClientConfiguration: Sendable {
     }
 }
 
-/// Printed or logged by mistake, a configuration shows no token and no key.
-extension KMSClientConfiguration: CustomStringConvertible {
+/// Printed, dumped or logged by mistake, a configuration shows no token, no
+/// key and no password in the URL.
+extension KMSClientConfiguration: CustomStringConvertible, CustomReflectable {
     public var description: String {
-        "KMSClientConfiguration(baseURL: \(baseURL), token: \(token == nil ? "random" : "redacted"), "
+        "KMSClientConfiguration(baseURL: \(redactedBaseURL), token: \(token == nil ? "random" : "redacted"), "
             + "fingerprint: \(fingerprint ?? "none"), clientKey: \(clientKey == nil ? "none" : "redacted"))"
+    }
+
+    public var customMirror: Mirror {
+        Mirror(
+            self,
+            children: [
+                "baseURL": redactedBaseURL, "token": token == nil ? "random" : "redacted",
+                "fingerprint": fingerprint ?? "none", "clientKey": clientKey == nil ? "none" : "redacted",
+            ])
+    }
+
+    private var redactedBaseURL: String {
+        guard var parts = URLComponents(string: baseURL), parts.user != nil || parts.password != nil else {
+            return baseURL
+        }
+        parts.user = nil
+        parts.password = nil
+        return parts.string ?? "redacted"
     }
 }

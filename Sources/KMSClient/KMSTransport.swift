@@ -65,6 +65,19 @@ public struct TransportNoAnswer: Error, CustomStringConvertible {
     public var description: String { "\(underlying)" }
 }
 
+/// The request was never sent: no connection could be made to carry it.
+/// A transport throws this only when it is sure; the client treats every
+/// other failure of a change as "may have happened" (`TransportNoAnswer`).
+public struct TransportNeverSent: Error, CustomStringConvertible {
+    public let underlying: any Error
+
+    public init(_ underlying: any Error) {
+        self.underlying = underlying
+    }
+
+    public var description: String { "\(underlying)" }
+}
+
 /// The default transport: AsyncHTTPClient against a base URL.
 public struct HTTPTransport: KMSTransport {
     public let baseURL: String
@@ -124,7 +137,7 @@ public struct HTTPTransport: KMSTransport {
             // acted on it: said so, not passed on as "cannot reach the server" (a review made a rotation
             // happen that the CLI reported as never sent).
             if resent || !Self.neverSent(error) { throw TransportNoAnswer(error) }
-            throw error
+            throw TransportNeverSent(error)
         }
         var body = ByteBuffer()
         do {
@@ -153,9 +166,9 @@ public struct HTTPTransport: KMSTransport {
                 || error == .emptyHost || error == .emptyScheme
         }
         if let error = error as? ChannelError, case .connectTimeout = error { return true }
-        if let error = error as? IOError {
-            return [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL].contains(error.errnoCode)
-        }
+        // Not EHOSTUNREACH or ENETUNREACH: Linux reports those on an established connection too, once
+        // retransmissions fail, when the server may have the request (a review).
+        if let error = error as? IOError { return [ECONNREFUSED, EADDRNOTAVAIL].contains(error.errnoCode) }
         // NIOPosix's error when every address failed to connect (this module does not import NIOPosix).
         return String(describing: type(of: error)) == "NIOConnectionError"
     }

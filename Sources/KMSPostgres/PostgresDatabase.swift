@@ -235,7 +235,13 @@ public final class PostgresDatabase: Sendable {
         // decided inside, so the deadline passes them on as they are.
         return try await withDeadline(what, seconds: seconds) {
             do {
-                return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+                return try await client.withTransaction(logger: logger) { connection in
+                    let value = try await body(connection)
+                    // Abandoned at the deadline (its caller told 503, "retry"): rolled back, not committed
+                    // behind the caller's back (a review found PostgresNIO commits a cancelled transaction).
+                    try Task.checkCancellation()
+                    return value
+                }
             } catch let error as PostgresTransactionError {
                 if let failure = error.closureError as? KMSError { throw failure }
                 if let uniqueViolation, PostgresDatabase.sqlState(error) == "23505" { throw uniqueViolation }
@@ -266,23 +272,27 @@ public final class PostgresDatabase: Sendable {
     ) async throws(KMSError) -> T {
         let race = DeadlineRace<T>()
         do {
-            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-                race.start(continuation)
-                let work = Task {
-                    let result: Result<T, any Error>
-                    do { result = .success(try await body()) } catch { result = .failure(error) }
-                    race.finish(result)
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                    race.start(continuation)
+                    race.setWork(
+                        Task {
+                            let result: Result<T, any Error>
+                            do { result = .success(try await body()) } catch { result = .failure(error) }
+                            race.finish(result)
+                        })
+                    race.setTimer(
+                        Task {
+                            try? await Task.sleep(for: .seconds(seconds))
+                            guard !Task.isCancelled else { return }
+                            race.finish(
+                                .failure(
+                                    KMSError.storageUnavailable("PostgreSQL \(what): no answer within \(seconds) s")))
+                        })
                 }
-                race.setTimer(
-                    Task {
-                        try? await Task.sleep(for: .seconds(seconds))
-                        guard !Task.isCancelled else { return }
-                        if race.finish(
-                            .failure(KMSError.storageUnavailable("PostgreSQL \(what): no answer within \(seconds) s")))
-                        {
-                            work.cancel()
-                        }
-                    })
+            } onCancel: {
+                // The caller went away (shutdown, a cancelled backup): answered now, the call cancelled.
+                race.finish(.failure(CancellationError()))
             }
         } catch {
             throw Self.unavailable(error, what)
@@ -295,37 +305,54 @@ public final class PostgresDatabase: Sendable {
 private final class DeadlineRace<T: Sendable>: Sendable {
     private struct State {
         var continuation: CheckedContinuation<T, any Error>?
+        var work: Task<Void, Never>?
         var timer: Task<Void, Never>?
-        var done = false
+        /// Set by the first `finish`; a result that comes before `start` waits in it.
+        var result: Result<T, any Error>?
     }
     private let state = Mutex(State())
 
     func start(_ continuation: CheckedContinuation<T, any Error>) {
-        state.withLock { $0.continuation = continuation }
+        // Cancelled before the continuation existed: answered at once.
+        let early = state.withLock { state -> Result<T, any Error>? in
+            guard let result = state.result else {
+                state.continuation = continuation
+                return nil
+            }
+            return result
+        }
+        if let early { continuation.resume(with: early) }
+    }
+
+    func setWork(_ work: Task<Void, Never>) {
+        let finished = state.withLock { state -> Bool in
+            state.work = work
+            return state.result != nil
+        }
+        if finished { work.cancel() }
     }
 
     func setTimer(_ timer: Task<Void, Never>) {
-        let cancel = state.withLock { state -> Bool in
-            if state.done { return true }
+        let finished = state.withLock { state -> Bool in
             state.timer = timer
-            return false
+            return state.result != nil
         }
-        if cancel { timer.cancel() }
+        if finished { timer.cancel() }
     }
 
-    /// Resumes the caller with `result` unless the other side did; says whether this one did.
-    @discardableResult
-    func finish(_ result: Result<T, any Error>) -> Bool {
-        let (continuation, timer) = state.withLock {
-            state -> (CheckedContinuation<T, any Error>?, Task<Void, Never>?) in
-            guard !state.done else { return (nil, nil) }
-            state.done = true
-            defer { state.continuation = nil; state.timer = nil }
-            return (state.continuation, state.timer)
+    /// Resumes the caller with `result` unless another side did first, then
+    /// cancels the others (the timer; the call, when it was abandoned).
+    func finish(_ result: Result<T, any Error>) {
+        typealias Taken = (CheckedContinuation<T, any Error>?, Task<Void, Never>?, Task<Void, Never>?)
+        let taken = state.withLock { state -> Taken? in
+            guard state.result == nil else { return nil }
+            state.result = result
+            defer { state.continuation = nil }
+            return (state.continuation, state.work, state.timer)
         }
-        guard let continuation else { return false }
+        guard let (continuation, work, timer) = taken else { return }
         timer?.cancel()
-        continuation.resume(with: result)
-        return true
+        if case .failure = result { work?.cancel() }
+        continuation?.resume(with: result)
     }
 }

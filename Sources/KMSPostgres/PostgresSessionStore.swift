@@ -32,7 +32,7 @@ public final class PostgresSessionStore: SessionStore {
     /// as it likes: a review filled 30 of 32 connections that way. Past
     /// `maxAlone` a contended call is answered `503` (retry) instead, so the
     /// pool always keeps connections for everyone else's batches.
-    private let aloneInFlight = Mutex(0)
+    private let aloneInFlight = Counter()
     /// The most runs alone ever in flight at once (what tests check).
     let aloneHighWater = Mutex(0)
     public static let maxAlone = 4
@@ -120,16 +120,15 @@ public final class PostgresSessionStore: SessionStore {
     }
 
     public func takePending(id: String, now: Date) async throws(KMSError) -> PendingSession? {
-        do {
-            for try await (address, expiresAt) in try await database.client.query(
+        let (client, logger, pending) = (database.client, logger, pending)
+        return try await database.withDeadline("take pending session") {
+            for try await (address, expiresAt) in try await client.query(
                 "DELETE FROM \(unescaped: pending) WHERE id = \(id) RETURNING client_address, expires_at",
                 logger: logger
             ).decode((String, Date).self) {
                 return expiresAt > now ? PendingSession(id: id, clientAddress: address, expiresAt: expiresAt) : nil
             }
             return nil
-        } catch {
-            throw PostgresDatabase.unavailable(error, "take pending session")
         }
     }
 
@@ -268,9 +267,15 @@ public final class PostgresSessionStore: SessionStore {
             sessionId: sessionId, tokenHash: tokenHash.bytes, seq: Int64(clamping: seq), now: now, ttlMs: policy.ttlMs,
             sliding: policy.sliding)
         var answer = try await lane(of: sessionId).run(entry)
-        if answer?.0 == 3 {
-            // Contended (or its batch refused): alone, waiting for the row as a single call does.
-            let admitted = aloneInFlight.withLock { count -> Bool in
+        if answer?.0 == Self.refusedBatch.0 {
+            // Its batch was refused as a whole (rare: a value the database cannot take, a serialization
+            // failure): every entry runs alone, as before the cap below, so the innocent ones still succeed.
+            answer = try await Self.acceptAlone(entry, database: database).get()
+        } else if answer?.0 == Self.contended.0 {
+            // Contended: alone, waiting for the row as a single call does, within the cap. The slot is
+            // given back when the statement ends, not when its caller is answered: an abandoned statement
+            // still holds its connection.
+            let admitted = aloneInFlight.count.withLock { count -> Bool in
                 guard count < Self.maxAlone else { return false }
                 count += 1
                 let now = count
@@ -281,8 +286,8 @@ public final class PostgresSessionStore: SessionStore {
                 throw KMSError(
                     .serverBusy, "the session is busy on another instance; try again shortly", retryAfterSeconds: 1)
             }
-            defer { aloneInFlight.withLock { $0 -= 1 } }
-            answer = try await Self.acceptAlone(entry, database: database).get()
+            let slots = aloneInFlight
+            answer = try await Self.acceptAlone(entry, database: database) { slots.count.withLock { $0 -= 1 } }.get()
         }
         guard let answer else { throw KMSError.unknownSession }
         switch answer {
@@ -320,7 +325,7 @@ public final class PostgresSessionStore: SessionStore {
         case .failure(let error):
             return entries.map { _ in .failure(error) }
         case .success(nil):
-            return entries.map { _ in .success(Self.contended) }
+            return entries.map { _ in .success(Self.refusedBatch) }
         case .success(let rows?):
             var answers = [Result<AcceptRow?, KMSError>](
                 repeating: .failure(KMSError.storageUnavailable("PostgreSQL accept seq: a batch left out an entry")),
@@ -332,8 +337,10 @@ public final class PostgresSessionStore: SessionStore {
         }
     }
 
-    /// Outcome 3: run this entry alone.
+    /// Outcome 3: the row is held elsewhere; run this entry alone (within `maxAlone`).
     static let contended: AcceptRow = (3, nil, nil, nil, nil, nil, nil, nil, nil, nil)
+    /// Not the database's: the batch was refused as a whole and rolled back; run this entry alone.
+    static let refusedBatch: AcceptRow = (4, nil, nil, nil, nil, nil, nil, nil, nil, nil)
 
     /// The whole seconds left before `deadline`, at least one: a batch's
     /// statement gets what its most hurried entry has left.
@@ -342,13 +349,17 @@ public final class PostgresSessionStore: SessionStore {
         return max(1, Int(left.components.seconds) + (left.components.attoseconds > 0 ? 1 : 0))
     }
 
-    /// One `accept_seq` call.
-    static func acceptAlone(_ entry: AcceptEntry, database: PostgresDatabase) async -> Result<AcceptRow?, KMSError> {
+    /// One `accept_seq` call; `whenEnded` runs when its statement ends,
+    /// which may be after its caller was answered at the deadline.
+    static func acceptAlone(
+        _ entry: AcceptEntry, database: PostgresDatabase, whenEnded: (@Sendable () -> Void)? = nil
+    ) async -> Result<AcceptRow?, KMSError> {
         let (client, logger, function) = (database.client, database.logger, database.table("accept_seq"))
         let size = Int64(ReplayWindow.size)
         do throws(KMSError) {
             return .success(
                 try await database.withDeadline("accept seq", seconds: secondsLeft(entry.deadline)) {
+                    defer { whenEnded?() }
                     var answer: AcceptRow?
                     for try await row in try await client.query(
                         """
@@ -529,4 +540,9 @@ public final class PostgresSessionStore: SessionStore {
     static func rotationsText(_ dates: [Date]) -> String {
         dates.map { String(Timestamp.milliseconds($0)) }.joined(separator: ",")
     }
+}
+
+/// A count shared with tasks that outlive the call that made them.
+final class Counter: Sendable {
+    let count = Mutex(0)
 }

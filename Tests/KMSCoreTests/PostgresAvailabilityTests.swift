@@ -40,6 +40,25 @@ import Testing
         #expect(ContinuousClock.now - start < .seconds(3.5), "answered at the deadline, not when the database did")
     }
 
+    /// A review finding: PostgresNIO commits a transaction whose task was cancelled, so a change
+    /// abandoned at its deadline (the caller told 503, "retry") still happened. It now rolls back.
+    @Test(.enabled(if: PostgresTestDatabase.url != nil, "KMS_TEST_POSTGRES_URL is not set: no database to stall"))
+    func aTransactionAbandonedAtItsDeadlineRollsBack() async throws {
+        let database = try await PostgresTestDatabase.fresh()
+        let (client, logger, table) = (database.client, database.logger, database.table("probe"))
+        try await client.query("CREATE TABLE \(unescaped: table) (n int)", logger: logger)
+        await #expect(throws: KMSError.self) {
+            try await database.transaction("probe", seconds: 1) { connection in
+                try await connection.query("INSERT INTO \(unescaped: table) VALUES (1)", logger: logger)
+                try await connection.query("SELECT pg_sleep(2)", logger: logger)
+            }
+        }
+        try await Task.sleep(for: .seconds(2))
+        var rows = 0
+        for try await _ in try await client.query("SELECT n FROM \(unescaped: table)", logger: logger) { rows += 1 }
+        #expect(rows == 0, "the abandoned transaction committed")
+    }
+
     @Test func aBadDatabaseURLIsAClearStartupError() async {
         for (url, fragment) in [
             ("mysql://u@h/db", "postgres://"), ("postgres://host/db", "user"),

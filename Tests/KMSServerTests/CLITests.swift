@@ -36,6 +36,11 @@ import Testing
                 ["random"], environment: env.merging(["KMS_SERVER_FINGERPRINT": pin]) { $1 })
             #expect(badPin.status == 64 && badPin.stderr.contains("server key pin"), "\(badPin.stderr)")
         }
+        // Unpinned and not this machine (a name that only starts like 127.x is a name): said on stderr.
+        let elsewhere = try await CLIProcess.run(
+            ["random", "--url", "http://127.0.0.1.invalid:1"],
+            environment: env.filter { $0.key != "KMS_SERVER_FINGERPRINT" })
+        #expect(elsewhere.stderr.contains("not pinned"), "\(elsewhere.stderr)")
         let forever = try await CLIProcess.run(["e2e", "--duration", "inf"], environment: env)
         #expect(forever.status == 64 && forever.stderr.contains("--duration"), "\(forever.stderr)")
         // A description is any client's text: shown escaped, never as terminal controls or extra lines.

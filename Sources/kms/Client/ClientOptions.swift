@@ -51,7 +51,10 @@ struct ClientOptions: ParsableArguments {
     /// A server on this machine (`localhost`, 127.0.0.0/8, `::1`): no one else can answer there.
     static func isLoopback(_ baseURL: String) -> Bool {
         guard let host = URLComponents(string: baseURL)?.host?.lowercased() else { return false }
-        return host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+        if host == "localhost" || host == "::1" || host == "[::1]" { return true }
+        // An IPv4 literal in 127.0.0.0/8, not a name that starts like one (`127.0.0.1.example.com`).
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
     }
 
     func client() throws -> KMSClient {
