@@ -53,8 +53,8 @@ public struct TransportResponse: Sendable {
 /// connection failed or closed after the request could have been written, a
 /// resend failed after a first send whose connection closed, or the answer
 /// stopped part-way or came too late. The request may have been carried
-/// out. (A transport error that is not this one means nothing was sent: the
-/// connection could not be made.)
+/// out. The client reads any transport error other than `TransportNeverSent`
+/// (and a `KMSClientError`, passed on as it is) the same way.
 public struct TransportNoAnswer: Error, CustomStringConvertible {
     public let underlying: any Error
 

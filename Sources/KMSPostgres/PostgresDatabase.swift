@@ -294,6 +294,11 @@ public final class PostgresDatabase: Sendable {
                 // The caller went away (shutdown, a cancelled backup): answered now, the call cancelled.
                 race.finish(.failure(CancellationError()))
             }
+        } catch is CancellationError {
+            // Not an outage: no detail, so it is not logged as one (`needsOperatorAttention`).
+            throw KMSError(
+                .serverBusy, "the request was cancelled (the server may be stopping); try again",
+                retryAfterSeconds: 1)
         } catch {
             throw Self.unavailable(error, what)
         }
