@@ -229,7 +229,7 @@ struct AcceptBatchTests {
     /// decided, and the full path then runs the contended entry alone.
     @Test(.needsPostgres)
     func aLockedSessionDoesNotHoldTheBatchUp() async throws {
-        let (store, _) = try await Self.store()
+        let (store, other) = try await Self.store()
         let now = Date()
         for id in ["b3", "b4"] { try await store.createSession(Self.record(id, now: now), now: now, max: 10) }
         func entry(_ id: String, _ seq: Int64) -> PostgresSessionStore.AcceptEntry {
@@ -238,7 +238,7 @@ struct AcceptBatchTests {
                 sliding: true)
         }
         let database = store.database
-        let lock = await RowLock.hold("b3", in: database)
+        let lock = await RowLock.hold("b3", in: other.database)
         // While the lock is held: answered at all, with b3 contended, means the batch did not wait for it.
         let batch = try await PostgresSessionStore.acceptBatch([entry("b3", 1), entry("b4", 1)], database: database)
             .get()
@@ -256,15 +256,53 @@ struct AcceptBatchTests {
         #expect(try await alone.value > now)
     }
 
+    /// A batch does not wait behind a run alone that waits for the row: the
+    /// waiter holds PostgreSQL's tuple lock, and `SKIP LOCKED` skips it too.
+    /// (A 2026-12-02 note said a batch waited here for 0.5 s; that was this
+    /// test pool's two connections, both held by the lock and the run alone,
+    /// so the batch waited for a connection. The lock is now held from the
+    /// other instance, as in production.)
+    @Test(.needsPostgres)
+    func aBatchDoesNotWaitBehindAWaitingRunAlone() async throws {
+        let (store, other) = try await Self.store()
+        let now = Date()
+        for id in ["b6", "b7"] { try await store.createSession(Self.record(id, now: now), now: now, max: 10) }
+        func entry(_ id: String, _ seq: Int64) -> PostgresSessionStore.AcceptEntry {
+            .init(
+                sessionId: id, tokenHash: ClientToken.hash("tok-\(id)").bytes, seq: seq, now: now, ttlMs: 900_000,
+                sliding: true)
+        }
+        let lock = await RowLock.hold("b6", in: other.database)
+        let alone = Task { await PostgresSessionStore.acceptAlone(entry("b6", 1), database: store.database) }
+        // Until the run alone is queued on the row lock in the database.
+        let start = ContinuousClock.now
+        while try await RowLock.waitingForLocks(calling: "accept_seq(", in: other.database) == 0,
+            ContinuousClock.now - start < .seconds(60)
+        {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let started = ContinuousClock.now
+        let batch = try await PostgresSessionStore.acceptBatch(
+            [entry("b6", 2), entry("b7", 1)], database: store.database
+        )
+        .get()
+        let took = ContinuousClock.now - started
+        #expect(batch?[0]?.0 == 3 && batch?[1]?.0 == 0, "\(String(describing: batch))")
+        // The lock is still held: a batch that waited would have failed at the lock timeout (3 s).
+        #expect(took < .seconds(3), "\(took)")
+        try await lock.release()
+        #expect((try? await alone.value.get())??.0 == 0)
+    }
+
     /// A review finding: each contended call runs alone on a pool connection of its own, waiting for the
     /// row, and replays through two instances made as many as the client liked, filling the pool. Past
     /// `maxAlone` at once they are answered `503` (retry), and never accepted twice.
     @Test(.needsPostgres)
     func contendedCallsAloneAreBounded() async throws {
-        let (store, _) = try await Self.store()
+        let (store, other) = try await Self.store()
         let now = Date()
         try await store.createSession(Self.record("b5", now: now), now: now, max: 10)
-        let lock = await RowLock.hold("b5", in: store.database)
+        let lock = await RowLock.hold("b5", in: other.database)
         let calls = Task {
             await withTaskGroup(of: ErrorCode?.self) { group in
                 for seq in UInt64(1)...10 {
@@ -288,8 +326,8 @@ struct AcceptBatchTests {
         try await lock.release()
         let outcomes = await calls.value
         // Every call is accepted once or told to retry; how many ran alone depends on how the calls were
-        // batched (a batch may also wait for the row while a run alone of its session waits for it), but
-        // never more than `maxAlone` at once.
+        // batched (and a batch may wait for one of this pool's two connections while runs alone hold
+        // them), but never more than `maxAlone` at once.
         #expect(outcomes.allSatisfy { $0 == nil || $0 == .serverBusy }, "\(outcomes)")
         let highWater = store.aloneHighWater.withLock { $0 }
         #expect(highWater <= PostgresSessionStore.maxAlone, "\(highWater)")
@@ -318,6 +356,22 @@ final class RowLock: Sendable {
         lock.holder.withLock { $0 = task }
         for await _ in locked.stream { break }
         return lock
+    }
+
+    /// Backends waiting for a lock in a statement that calls this test's
+    /// `function` (a name with its table prefix, so no other test's).
+    static func waitingForLocks(calling function: String, in database: KMSPostgres.PostgresDatabase) async throws
+        -> Int
+    {
+        var count = 0
+        let pattern = "%" + database.table(function) + "%"
+        for try await row in try await database.client.query(
+            "SELECT count(*)::int8 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE \(pattern)",
+            logger: database.logger
+        ).decode(Int.self) {
+            count = row
+        }
+        return count
     }
 
     func release() async throws {
