@@ -149,6 +149,13 @@ struct AcceptBatchTests {
         try await PostgresCacheTests.twoSessionStores()
     }
 
+    /// An `accept_seq` call for session `id` with `record(id, now:)`'s token.
+    static func entry(_ id: String, _ seq: Int64, now: Date) -> PostgresSessionStore.AcceptEntry {
+        .init(
+            sessionId: id, tokenHash: ClientToken.hash("tok-\(id)").bytes, seq: seq, now: now, ttlMs: 900_000,
+            sliding: true)
+    }
+
     static func record(_ id: String, now: Date) -> SessionRecord {
         SessionRecord(
             id: id, tokenHash: ClientToken.hash("tok-\(id)"), key: SymmetricKey(size: .bits256), createdAt: now,
@@ -232,11 +239,7 @@ struct AcceptBatchTests {
         let (store, other) = try await Self.store()
         let now = Date()
         for id in ["b3", "b4"] { try await store.createSession(Self.record(id, now: now), now: now, max: 10) }
-        func entry(_ id: String, _ seq: Int64) -> PostgresSessionStore.AcceptEntry {
-            .init(
-                sessionId: id, tokenHash: ClientToken.hash("tok-\(id)").bytes, seq: seq, now: now, ttlMs: 900_000,
-                sliding: true)
-        }
+        func entry(_ id: String, _ seq: Int64) -> PostgresSessionStore.AcceptEntry { Self.entry(id, seq, now: now) }
         let database = store.database
         let lock = await RowLock.hold("b3", in: other.database)
         // While the lock is held: answered at all, with b3 contended, means the batch did not wait for it.
@@ -267,11 +270,7 @@ struct AcceptBatchTests {
         let (store, other) = try await Self.store()
         let now = Date()
         for id in ["b6", "b7"] { try await store.createSession(Self.record(id, now: now), now: now, max: 10) }
-        func entry(_ id: String, _ seq: Int64) -> PostgresSessionStore.AcceptEntry {
-            .init(
-                sessionId: id, tokenHash: ClientToken.hash("tok-\(id)").bytes, seq: seq, now: now, ttlMs: 900_000,
-                sliding: true)
-        }
+        func entry(_ id: String, _ seq: Int64) -> PostgresSessionStore.AcceptEntry { Self.entry(id, seq, now: now) }
         let lock = await RowLock.hold("b6", in: other.database)
         let alone = Task { await PostgresSessionStore.acceptAlone(entry("b6", 1), database: store.database) }
         // Until the run alone is queued on the row lock in the database.
