@@ -237,6 +237,16 @@ public final class KMSClient: Sendable {
                 "the connection closed before \(method) \(target) was answered, and its resend was refused "
                     + "(\(error.code ?? "")), so the server may have received it and done it; read the state before "
                     + "repeating it")
+        } catch let error as KMSClientError
+            where !Self.isRepeatable(method, target) && Self.hidesTheFirstSend(error, method, target)
+        {
+            // Not resent by us, yet refused as already seen: something on the way (a proxy that retries, or
+            // an attacker who forwarded it and returns the answer to a copy, as a review did) sent it
+            // before. The first copy may have been done.
+            throw KMSClientError.outcomeUnknown(
+                "\(method) \(target) was refused (\(error.code ?? "")) as if the server had seen it before, which "
+                    + "this client never sends twice: something between may have delivered it already, and the "
+                    + "server may have done it; read the state before repeating it")
         }
     }
 

@@ -274,6 +274,11 @@ struct DoctorCommand: AsyncParsableCommand {
         _ config: KMSConfiguration, secrets: any SecretBlobStore, masterKey: MasterKey?, _ report: Report
     ) async {
         guard let aws = config.aws, !aws.allowPlainHTTP else { return }
+        // The configured key is as secret as the master key: a review found a 0644 one went unremarked.
+        if let keyFile = aws.keyFile?.standardizedFileURL.path, let keyMode = mode(keyFile), keyMode & 0o077 != 0 {
+            report(
+                .fail, "tls key", "\(keyFile) is mode \(String(keyMode, radix: 8)); fix: chmod 600 \(keyFile)")
+        }
         var pem: String?
         if let file = aws.certificateFile {
             pem = try? String(contentsOf: file, encoding: .utf8)

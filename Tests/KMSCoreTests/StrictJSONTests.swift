@@ -55,6 +55,28 @@ import Testing
         #expect(throws: RequestFieldError.self) { try RandomRequest.parse(Data("[]".utf8)) }
     }
 
+    /// A review finding: names were compared as Swift strings, under which
+    /// the Kelvin sign (U+212A) equals `K`, so `wrapped\u212Aey` was read as
+    /// `wrappedKey`. Names compare byte for byte; two that are only
+    /// equivalent are still refused as duplicates (they would collide in the
+    /// dictionaries tags and contexts become).
+    @Test func memberNamesCompareByteForByte() throws {
+        for text in [
+            #"{"sessionId":"abc","wrapped\u212Aey":"AA=="}"#, "{\"sessionId\":\"abc\",\"wrapped\u{212A}ey\":\"AA==\"}",
+        ] {
+            let refused = #expect(throws: RequestFieldError.self) { try KeyExchangeRequest.parse(Data(text.utf8)) }
+            #expect(
+                refused?.field == "wrapped\u{212A}ey" || refused?.field == "wrappedKey",
+                "\(String(describing: refused))")
+        }
+        #expect(
+            try KeyExchangeRequest.parse(Data(#"{"sessionId":"abc","wrappedKey":"AA=="}"#.utf8)).wrappedKey == "AA==")
+        let reader = try JSONObjectReader(bytes: Data(#"{"\u212A":1}"#.utf8))
+        #expect(!reader.contains("K") && reader.contains("\u{212A}"))
+        #expect(JSONValue.member([("\u{212A}", .integer(1))], named: "K") == nil)
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(Data(#"{"caf\u00e9":1,"cafe\u0301":2}"#.utf8)) }
+    }
+
     @Test func base64IsStrict() {
         #expect(Base64.decodeStrict("AAEC") == Data([0, 1, 2]))
         #expect(Base64.decodeStrict("AA==") == Data([0]))

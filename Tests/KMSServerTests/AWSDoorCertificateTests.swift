@@ -1,7 +1,10 @@
+import Crypto
 import Foundation
 import KMSCore
 import Logging
+import SwiftASN1
 import Testing
+import X509
 
 @testable import KMSServer
 
@@ -24,6 +27,47 @@ import Testing
         let notAfter = try #require(AWSDoorCertificate.notAfter(pem: material.certificatePEM))
         let notBefore = try #require(AWSDoorCertificate.notBefore(pem: material.certificatePEM))
         #expect(notAfter.timeIntervalSince(notBefore) == 825 * 86_400)
+    }
+
+    /// A review finding: the certificate is a CA (one PEM for every SDK), so
+    /// its key could vouch for any host its bundle's users reach. Its name
+    /// constraints allow only its own names.
+    @Test func theCertificateVouchesOnlyForItsOwnNames() async throws {
+        let material = try await issued()
+        let door = try Certificate(pemEncoded: material.certificatePEM)
+        let doorKey = try Certificate.PrivateKey(P256.Signing.PrivateKey(pemRepresentation: material.keyPEM))
+        let constraints = try #require(try door.extensions.nameConstraints)
+        #expect(door.extensions[oid: .X509ExtensionID.nameConstraints]?.critical == true)
+        #expect(Set(constraints.permittedDNSDomains) == ["localhost"])
+        func leaf(_ names: [GeneralName]) throws -> Certificate {
+            let key = P256.Signing.PrivateKey()
+            return try Certificate(
+                version: .v3, serialNumber: Certificate.SerialNumber(),
+                publicKey: Certificate.PublicKey(key.publicKey), notValidBefore: Date() - 60,
+                notValidAfter: Date() + 86_400, issuer: door.subject,
+                subject: try DistinguishedName { CommonName("leaf") }, signatureAlgorithm: .ecdsaWithSHA256,
+                extensions: try Certificate.Extensions {
+                    Critical(BasicConstraints.notCertificateAuthority)
+                    try ExtendedKeyUsage([.serverAuth])
+                    SubjectAlternativeNames(names)
+                }, issuerPrivateKey: doorKey)
+        }
+        func verifies(_ leaf: Certificate) async -> Bool {
+            var verifier = Verifier(rootCertificates: CertificateStore([door])) {
+                RFC5280Policy(validationTime: Date())
+            }
+            if case .validCertificate = await verifier.validate(
+                leafCertificate: leaf, intermediates: CertificateStore())
+            {
+                return true
+            }
+            return false
+        }
+        #expect(await verifies(try leaf([.dnsName("localhost")])))
+        #expect(await verifies(try leaf([.ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1]))])))
+        #expect(!(await verifies(try leaf([.dnsName("sts.amazonaws.com")]))))
+        #expect(!(await verifies(try leaf([.ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 2]))]))))
+        #expect(!(await verifies(try leaf([.dnsName("localhost"), .dnsName("kms.us-east-1.amazonaws.com")]))))
     }
 
     @Test func aCombinedCertificateAndKeyFilePrintsTheCertificateOnly() async throws {

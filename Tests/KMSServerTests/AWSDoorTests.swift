@@ -221,6 +221,48 @@ import Testing
     /// A review finding: with `crypto:rewrap` alone on a key, `ReEncrypt` to a key the caller may
     /// decrypt with read the first key's plaintext. Moving to another key now needs `crypto:decrypt`
     /// on the source as well; a re-encryption under the same key still needs `crypto:rewrap` only.
+    /// docs/aws.md, "Unlike AWS: old versions retire" (a review reported it
+    /// as High): a rotated-out version's ciphertexts are refused once its
+    /// grace ends, on this door too. And a blob naming a version the key
+    /// does not have is `InvalidCiphertextException`, as AWS answers any
+    /// blob that does not check out (it was `NotFoundException`, which told
+    /// whoever edited a blob which versions exist).
+    @Test func aRetiredVersionIsRefusedOnTheAWSDoor() async throws {
+        try await Self.withDoor(["KMS_KEY_GRACE_MS": "1000"]) { _, session, door in
+            let (accessKey, secret) = try await Self.accessKey(session, "admin")
+            func send(_ operation: String, _ body: String) async throws -> (status: Int, json: [String: Any]) {
+                try await door.send(operation, body, accessKeyId: accessKey, secret: secret)
+            }
+            let created = try await send("CreateKey", "{}")
+            let keyId = try #require((created.json["KeyMetadata"] as? [String: Any])?["KeyId"] as? String)
+            let sealed = try await send("Encrypt", #"{"KeyId":"\#(keyId)","Plaintext":"c2VjcmV0"}"#)
+            let blob = try #require(sealed.json["CiphertextBlob"] as? String)
+            #expect(try await send("RotateKeyOnDemand", #"{"KeyId":"\#(keyId)"}"#).status == 200)
+            #expect(try await send("Decrypt", #"{"CiphertextBlob":"\#(blob)"}"#).status == 200, "in grace")
+            door.clock.advance(milliseconds: 2_000)
+            for (operation, body) in [
+                ("Decrypt", #"{"CiphertextBlob":"\#(blob)"}"#),
+                ("ReEncrypt", #"{"CiphertextBlob":"\#(blob)","DestinationKeyId":"\#(keyId)"}"#),
+            ] {
+                let refused = try await send(operation, body)
+                #expect(refused.json["__type"] as? String == "KMSInvalidStateException", "\(refused.json)")
+                #expect((refused.json["message"] as? String ?? "").contains("version 1"), "\(refused.json)")
+            }
+            // The same ciphertext relabelled to version 3, which the key does not have.
+            let bytes = try #require(Data(base64Encoded: blob))
+            let native = try #require(KeyCiphertext(blob: bytes))
+            let forged = KeyCiphertext(keyId: native.keyId, version: 3, sealed: native.sealed)
+            let forgedBlob = forged.blob.base64EncodedString()
+            for (operation, body) in [
+                ("Decrypt", #"{"CiphertextBlob":"\#(forgedBlob)"}"#),
+                ("ReEncrypt", #"{"CiphertextBlob":"\#(forgedBlob)","DestinationKeyId":"\#(keyId)"}"#),
+            ] {
+                let refused = try await send(operation, body)
+                #expect(refused.json["__type"] as? String == "InvalidCiphertextException", "\(refused.json)")
+            }
+        }
+    }
+
     @Test func reEncryptToAnotherKeyNeedsDecryptOnTheSource() async throws {
         try await Self.withDoor(["KMS_CLIENT_AUTH": "required"]) { _, session, door in
             let (adminKey, adminSecret) = try await Self.accessKey(session, "admin")

@@ -7,12 +7,13 @@ import Testing
 /// get `UnknownOperationException`.
 @Suite struct AWSOperationListTests {
     /// The operations of AWS KMS's model (`kms/2014-11-01/service-2.json` in
-    /// botocore 1.43.11, 2026): when AWS adds one, add it here and to a list.
+    /// botocore 1.43.11, 2026, and `Encapsulate`/`Decapsulate`, which 1.44.8
+    /// added): when AWS adds one, add it here and to a list.
     static let awsOperations: [String] = [
         "CancelKeyDeletion", "ConnectCustomKeyStore", "CreateAlias", "CreateCustomKeyStore", "CreateGrant",
-        "CreateKey", "Decrypt", "DeleteAlias", "DeleteCustomKeyStore", "DeleteImportedKeyMaterial",
+        "CreateKey", "Decapsulate", "Decrypt", "DeleteAlias", "DeleteCustomKeyStore", "DeleteImportedKeyMaterial",
         "DeriveSharedSecret", "DescribeCustomKeyStores", "DescribeKey", "DisableKey", "DisableKeyRotation",
-        "DisconnectCustomKeyStore", "EnableKey", "EnableKeyRotation", "Encrypt", "GenerateDataKey",
+        "DisconnectCustomKeyStore", "EnableKey", "EnableKeyRotation", "Encapsulate", "Encrypt", "GenerateDataKey",
         "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext",
         "GenerateMac", "GenerateRandom", "GetKeyLastUsage", "GetKeyPolicy", "GetKeyRotationStatus",
         "GetParametersForImport", "GetPublicKey", "ImportKeyMaterial", "ListAliases", "ListGrants",
@@ -24,7 +25,7 @@ import Testing
 
     @Test func everyOperationOfAWSIsServedOrUnsupported() {
         let served = Set(AWSOperations.table.keys)
-        #expect(Self.awsOperations.count == 54)
+        #expect(Self.awsOperations.count == 56)
         #expect(served.count == 28)
         #expect(served.isDisjoint(with: AWSOperations.unsupported))
         for operation in Self.awsOperations {

@@ -19,8 +19,18 @@ import Testing
             let keyId = try #require(try await session.call(.post, "/keys/generate", "{}").json["keyId"] as? String)
             _ = try await session.call(.post, "/keys/rotate", #"{"keyId":"\#(keyId)"}"#)
             let plaintext = Data(secretText.utf8).base64EncodedString()
-            _ = try await session.call(.post, "/crypto/encrypt", #"{"keyId":"\#(keyId)","plaintext":"\#(plaintext)"}"#)
+            let sealed = try await session.call(
+                .post, "/crypto/encrypt", #"{"keyId":"\#(keyId)","plaintext":"\#(plaintext)"}"#)
+            let ciphertext = try #require(sealed.json["ciphertext"] as? String)
             _ = try await session.call(.post, "/crypto/decrypt", #"{"ciphertext":"kms:v1:nope"}"#)
+            // A failure names the key it was checked against (a review found it named none).
+            let wrongContext = try await session.call(
+                .post, "/crypto/decrypt", #"{"ciphertext":"\#(ciphertext)","aad":"d3Jvbmc="}"#)
+            #expect(wrongContext.errorCode == "decryption_failed")
+            let failures = try String(contentsOf: auditLog, encoding: .utf8).split(separator: "\n").filter {
+                $0.contains("\"type\":\"crypto.decrypt\"") && $0.contains("\"outcome\":\"failure\"")
+            }
+            #expect(failures.contains { $0.contains("\"keyId\":\"\(keyId)\"") }, "\(failures)")
             _ = try await session.call(.post, "/session/rotate-token", "{}")
             return try String(contentsOf: auditLog, encoding: .utf8)
         }

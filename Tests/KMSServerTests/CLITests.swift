@@ -287,6 +287,18 @@ import Testing
         let publicKey = try #require(
             made.stdout.split(separator: "\n").first { $0.hasPrefix("publicKey") }?.split(separator: " ").last)
         #expect(try await CLIProcess.run(["client-key", "init", "--file", phoneKey]).status != 0)  // never overwritten
+        // A review finding: --allow without --keys meant every key. Now no grant is made without its keys,
+        // and `grant` with nothing no longer empties a client's grants silently.
+        for arguments in [
+            ["clients", "add", "phone", "--public-key", String(publicKey), "--allow", "crypto:encrypt"],
+            ["clients", "add", "phone", "--public-key", String(publicKey), "--keys", "photos"],
+            ["clients", "grant", "admin", "--allow", "crypto:encrypt"],
+            ["clients", "grant", "admin"],
+            ["clients", "grant", "admin", "--grants", "[]", "--allow", "crypto:encrypt", "--keys", "*"],
+        ] {
+            let refused = try await CLIProcess.run(arguments, environment: server.clientEnvironment)
+            #expect(refused.status == 64 && refused.stderr.contains("--"), "\(arguments): \(refused.stderr)")
+        }
         let added = try await CLIProcess.run(
             [
                 "clients", "add", "phone", "--public-key", String(publicKey), "--allow", "crypto:encrypt", "--keys",

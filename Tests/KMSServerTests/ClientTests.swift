@@ -186,6 +186,32 @@ extension ClientTests {
         #expect(!HTTPTransport.neverSent(IOError(errnoCode: ECONNRESET, reason: "read")))
     }
 
+    /// A review finding: someone on the way forwards a change, then sends a
+    /// copy and returns the copy's sealed `replay_detected`. The change ran;
+    /// the client must not report a plain failure.
+    @Test func aReplayByAnotherOfAChangeIsAnUnknownOutcome() async throws {
+        try await TestServer().run { server in
+            let transport = DoubleSendTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            transport.marksResent.withLock { $0 = false }
+            let kms = try client(server.port, transport: transport)
+            _ = try await kms.connect()
+            let key = try await kms.generateKey()
+            transport.twice.withLock { $0 = [WirePath.rotateKey] }
+            let rotated = await #expect(throws: KMSClientError.self) { try await kms.rotateKey(key.keyId) }
+            guard case .outcomeUnknown(let what) = rotated else {
+                Issue.record("not an unknown outcome: \(String(describing: rotated))")
+                return
+            }
+            #expect(what.contains("read the state"))
+            #expect(try await kms.key(key.keyId).activeVersion == 2, "the forwarded copy did rotate it")
+            // A read or computation refused so is an ordinary failure: repeating it is harmless.
+            transport.twice.withLock { $0 = [WirePath.encrypt] }
+            await #expect(throws: KMSClientError.self) {
+                _ = try await kms.encrypt(key: key.keyId, plaintext: Data("photo".utf8))
+            }
+        }
+    }
+
     @Test func aResendsRefusalIsAnUnknownOutcome() async throws {
         try await TestServer().run { server in
             let transport = DoubleSendTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
@@ -330,6 +356,8 @@ final class LostAnswerTransport: KMSTransport {
 final class DoubleSendTransport: KMSTransport {
     let base: HTTPTransport
     let twice = Mutex<Set<String>>([])
+    /// False: the second answer comes back as if to one send (an attacker's copy, not our resend).
+    let marksResent = Mutex(true)
     private let counts = Mutex<[String: Int]>([:])
     private let sentTokens = Mutex<[String: [String]]>([:])
 
@@ -348,7 +376,7 @@ final class DoubleSendTransport: KMSTransport {
         guard doubled else { return try await base.send(request) }
         _ = try await base.send(request)
         var response = try await base.send(request)
-        response.resent = true
+        response.resent = marksResent.withLock { $0 }
         return response
     }
 }

@@ -71,6 +71,17 @@ import Testing
             listable.status == 1 && listable.stdout.contains("FAIL  file modes")
                 && listable.stdout.contains("\(shared.path) is 755"), "\(listable.stdout)")
 
+        // A TLS key file for the AWS door others can read: a failure (a review found it unremarked).
+        let tlsKey = server.folder.appendingPathComponent("tls.key")
+        try Data("-----BEGIN PRIVATE KEY-----\n".utf8).write(to: tlsKey)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: tlsKey.path)
+        var door = tidy
+        door["KMS_AWS_PORT"] = "8443"
+        door["KMS_TLS_CERT_FILE"] = tlsKey.path
+        door["KMS_TLS_KEY_FILE"] = tlsKey.path
+        let tls = try await Self.doctor(door)
+        #expect(tls.status == 1 && tls.stdout.contains("FAIL  tls key"), "\(tls.stdout)")
+
         // A master key others can read: a failure.
         try FileManager.default.setAttributes(
             [.posixPermissions: 0o644], ofItemAtPath: apart.appendingPathComponent("master.key").path)

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import KMSCore
 import KMSProtocol
 import KMSServer
+import Synchronization
 import Testing
 
 /// identity-v1 over HTTP with `KMS_CLIENT_AUTH=required`: signed key
@@ -192,12 +193,18 @@ import Testing
         }
     }
 
-    /// identity-v1 section 3: a `200` from revoke means the client's sessions
-    /// are gone too. When deleting them fails, the answer is `503` and the
-    /// revocation stands: a session used meanwhile ends at admission (sealed),
-    /// and repeating the revoke finishes the deletion (later requests: plain).
-    @Test func aRevocationWhoseSessionDeletionFailsIsA503AndARetryFinishesIt() async throws {
-        var (server, _, _) = try Self.server()
+    /// A server on a `FailingSessionStore`, with an established admin session
+    /// and `phone` enrolled without grants: `body` gets the test client, the
+    /// admin, the store, the registry, the phone's key and its clientId.
+    static func withPhone(
+        _ body:
+            @Sendable (
+                any TestClientProtocol, WireSession, FailingSessionStore, ClientRegistry, Curve25519.Signing.PrivateKey,
+                String
+            ) async throws -> Void
+    ) async throws {
+        let (built, registry, _) = try Self.server()
+        var server = built
         let sessions = FailingSessionStore()
         server.dependencies.sessionStore = sessions
         try await server.run { client in
@@ -208,6 +215,16 @@ import Testing
             let added = try await admin.call(
                 .post, "/clients", #"{"name":"phone","publicKey":"\#(publicKey)","grants":[]}"#)
             let clientId = try #require(added.json["clientId"] as? String)
+            try await body(client, admin, sessions, registry, phoneKey, clientId)
+        }
+    }
+
+    /// identity-v1 section 3: a `200` from revoke means the client's sessions
+    /// are gone too. When deleting them fails, the answer is `503` and the
+    /// revocation stands: a session used meanwhile ends at admission (sealed),
+    /// and repeating the revoke finishes the deletion (later requests: plain).
+    @Test func aRevocationWhoseSessionDeletionFailsIsA503AndARetryFinishesIt() async throws {
+        try await Self.withPhone { client, admin, sessions, _, phoneKey, clientId in
             var phones: [WireSession] = []
             for _ in 0..<2 {
                 let phone = WireSession(client: client)
@@ -228,6 +245,35 @@ import Testing
             #expect(finished.status == 200 && finished.json["revokedAt"] != nil)
             let gone = try await phones[1].call(.post, "/crypto/random", #"{"bytes":1}"#)
             #expect(gone.status == 401 && gone.errorCode == "unknown_session" && !gone.isSealed)
+        }
+    }
+
+    /// A review finding: a key exchange whose client check ran before a
+    /// revocation created its session after the revocation's `200`. The client
+    /// is read again once the session exists, so the exchange is refused and
+    /// leaves no session behind.
+    @Test func aKeyExchangeRacingARevocationGetsNoSession() async throws {
+        try await Self.withPhone { client, _, sessions, registry, phoneKey, clientId in
+            // The revoke handler's two steps, straight on the stores (a request from inside this request
+            // would wait for the test client's one connection).
+            let revoked = Mutex(false)
+            sessions.beforeCreateSession.withLock {
+                $0 = {
+                    let done = (try? await registry.revoke(clientId)) != nil
+                    let deleted = (try? await sessions.deleteSessions(clientId: clientId)) != nil
+                    revoked.withLock { $0 = done && deleted }
+                }
+            }
+            let phone = WireSession(client: client)
+            phone.clientKey = phoneKey
+            do {
+                _ = try await phone.establish()
+                Issue.record("a key exchange racing the revocation got a session")
+            } catch WireError.status(let status, let text) {
+                #expect(status == 401 && text.contains("client_not_authenticated"), "\(text)")
+            }
+            #expect(revoked.withLock { $0 })
+            #expect(try await sessions.counts(now: Date()).sessions == 1, "only the admin's session is left")
         }
     }
 

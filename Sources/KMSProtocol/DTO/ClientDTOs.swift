@@ -41,10 +41,10 @@ public struct GrantBody: Codable, Sendable, Equatable {
             for (name, _) in members where name != "keys" && name != "allow" {
                 throw RequestFieldError(field: "\(path).\(name)", message: "unknown member; a grant has keys and allow")
             }
-            guard let keys = members.first(where: { $0.0 == "keys" })?.1 else {
+            guard let keys = JSONValue.member(members, named: "keys") else {
                 throw RequestFieldError(field: "\(path).keys", message: "missing")
             }
-            guard let allow = members.first(where: { $0.0 == "allow" })?.1 else {
+            guard let allow = JSONValue.member(members, named: "allow") else {
                 throw RequestFieldError(field: "\(path).allow", message: "missing")
             }
             grants.append(

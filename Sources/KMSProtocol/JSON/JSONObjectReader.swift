@@ -57,12 +57,13 @@ public struct JSONObjectReader {
         RequestFieldError(field: nil, message: "the body is not valid JSON (\(error.message) at byte \(error.offset))")
     }
 
-    /// Whether the member is present (with any value).
-    public func contains(_ key: String) -> Bool { members.contains { $0.0 == key } }
+    /// Whether the member is present (with any value); names compare byte
+    /// for byte (`JSONValue.member(_:named:)` says why).
+    public func contains(_ key: String) -> Bool { members.contains { $0.0.utf8.elementsEqual(key.utf8) } }
 
     /// The raw member, marked as read.
     public mutating func take(_ key: String) -> JSONValue? {
-        guard let index = members.firstIndex(where: { $0.0 == key }) else { return nil }
+        guard let index = members.firstIndex(where: { $0.0.utf8.elementsEqual(key.utf8) }) else { return nil }
         read[index] = true
         return members[index].1
     }

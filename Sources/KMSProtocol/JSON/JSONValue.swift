@@ -42,3 +42,16 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 }
+
+extension JSONValue {
+    /// The member named exactly `name`, byte for byte. Swift's `==` on
+    /// `String` compares canonical equivalence, under which the Kelvin sign
+    /// K (U+212A) equals `K`: a review had `"wrapped\u{212A}ey"` read as
+    /// `wrappedKey` instead of refused as unknown. RFC 8259 compares names
+    /// as code points. (The parser still refuses two names that are merely
+    /// equivalent as duplicates: tags and contexts become Swift dictionaries,
+    /// where they would collide.)
+    public static func member(_ members: [(String, JSONValue)], named name: String) -> JSONValue? {
+        members.first { $0.0.utf8.elementsEqual(name.utf8) }?.1
+    }
+}

@@ -83,8 +83,8 @@ struct AWSInput {
         var tags: [String: String] = [:]
         for item in items {
             guard case .object(let members) = item,
-                case .string(let key)? = members.first(where: { $0.0 == "TagKey" })?.1,
-                case .string(let tagValue)? = members.first(where: { $0.0 == "TagValue" })?.1
+                case .string(let key)? = JSONValue.member(members, named: "TagKey"),
+                case .string(let tagValue)? = JSONValue.member(members, named: "TagValue")
             else { throw AWSFault.validation("each of \(name) is {TagKey, TagValue}") }
             tags[key] = tagValue
         }

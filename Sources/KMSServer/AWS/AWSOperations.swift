@@ -72,8 +72,9 @@ struct AWSOperations: Sendable {
 
     /// Every other operation of AWS KMS: `UnsupportedOperationException` (not `UnknownOperation`).
     static let unsupported: Set<String> = [
-        "ConnectCustomKeyStore", "CreateCustomKeyStore", "CreateGrant", "DeleteCustomKeyStore",
-        "DeleteImportedKeyMaterial", "DeriveSharedSecret", "DescribeCustomKeyStores", "DisconnectCustomKeyStore",
+        "ConnectCustomKeyStore", "CreateCustomKeyStore", "CreateGrant", "Decapsulate", "DeleteCustomKeyStore",
+        "DeleteImportedKeyMaterial", "Encapsulate", "DeriveSharedSecret", "DescribeCustomKeyStores",
+        "DisconnectCustomKeyStore",
         "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "GetKeyLastUsage",
         "GetParametersForImport", "GetPublicKey", "ImportKeyMaterial", "ListGrants", "ListKeyRotations",
         "ListRetirableGrants",
@@ -121,11 +122,13 @@ struct AWSOperations: Sendable {
     static func epoch(_ date: Date) -> JSONValue { .number(String(format: "%.3f", date.timeIntervalSince1970)) }
 
     /// A native call with its errors mapped (`keyArn` for the messages that name the key).
-    func native<T>(_ keyArn: String? = nil, _ body: () async throws(KMSError) -> T) async throws(AWSFault) -> T {
+    func native<T>(
+        _ keyArn: String? = nil, opening: Bool = false, _ body: () async throws(KMSError) -> T
+    ) async throws(AWSFault) -> T {
         do {
             return try await body()
         } catch {
-            throw AWSFault.from(error, keyArn: keyArn)
+            throw opening ? AWSFault.opening(error, keyArn: keyArn) : AWSFault.from(error, keyArn: keyArn)
         }
     }
 
@@ -141,7 +144,9 @@ struct AWSOperations: Sendable {
         let record = try await key(reference, .cryptoEncrypt, call)
         if dryRun { throw Self.dryRun }
         let sealed = try await native(arn(record)) { () throws(KMSError) in
-            try await audit.crypto("encrypt", who: call.who, keyAndVersion: { ($0.keyId, $0.version) }) {
+            try await audit.crypto(
+                "encrypt", who: call.who, keyId: record.keyId, keyAndVersion: { ($0.keyId, $0.version) }
+            ) {
                 () throws(KMSError) in try await keys.encrypt(record.keyId, plaintext: plaintext, aad: aad)
             }
         }
@@ -175,8 +180,10 @@ struct AWSOperations: Sendable {
         let record = try await key(ciphertext.keyId, .cryptoDecrypt, call)
         try checkNames(named, record, "key ID")
         if dryRun { throw Self.dryRun }
-        let opened = try await native(arn(record)) { () throws(KMSError) in
-            try await audit.crypto("decrypt", who: call.who, keyAndVersion: { ($0.keyId, $0.version) }) {
+        let opened = try await native(arn(record), opening: true) { () throws(KMSError) in
+            try await audit.crypto(
+                "decrypt", who: call.who, keyId: record.keyId, keyAndVersion: { ($0.keyId, $0.version) }
+            ) {
                 () throws(KMSError) in try await keys.decrypt(ciphertext.text, aad: aad)
             }
         }
@@ -217,7 +224,7 @@ struct AWSOperations: Sendable {
         do throws(KMSError) {
             sealed = try await audit.crypto(
                 "rewrap", who: call.who + [("sourceKeyId", source.keyId), ("sourceVersion", "\(ciphertext.version)")],
-                keyAndVersion: { ($0.keyId, $0.version) }
+                keyId: destination.keyId, keyAndVersion: { ($0.keyId, $0.version) }
             ) { () throws(KMSError) in
                 let opened: DecryptResponse
                 do throws(KMSError) {
@@ -229,7 +236,8 @@ struct AWSOperations: Sendable {
                 return try await keys.encrypt(destination.keyId, plaintext: opened.plaintext, aad: destinationAAD)
             }
         } catch {
-            throw AWSFault.from(error, keyArn: arn(sourceFailed ? source : destination))
+            throw sourceFailed
+                ? AWSFault.opening(error, keyArn: arn(source)) : AWSFault.from(error, keyArn: arn(destination))
         }
         return .object([
             ("CiphertextBlob", .string(Base64.encode(try Self.blob(sealed.ciphertext)))),
@@ -258,7 +266,9 @@ struct AWSOperations: Sendable {
         if dryRun { throw Self.dryRun }
         let dataKey = SymmetricKeyBytes.random(count: bytes)
         let sealed = try await native(arn(record)) { () throws(KMSError) in
-            try await audit.crypto("datakey", who: call.who, keyAndVersion: { ($0.keyId, $0.version) }) {
+            try await audit.crypto(
+                "datakey", who: call.who, keyId: record.keyId, keyAndVersion: { ($0.keyId, $0.version) }
+            ) {
                 () throws(KMSError) in try await keys.encrypt(record.keyId, plaintext: dataKey, aad: aad)
             }
         }

@@ -8,7 +8,8 @@ import X509
 
 /// The AWS door's certificate (aws-kms-v1 section 1): the configured PEM
 /// files, or a self-signed ECDSA P-256 certificate made at first start —
-/// its own anchor (CA:TRUE pathlen 0, so one PEM serves as `AWS_CA_BUNDLE`),
+/// its own anchor (CA:TRUE pathlen 0, so one PEM serves as `AWS_CA_BUNDLE`,
+/// with name constraints to its own names),
 /// 825 days, SANs `KMS_TLS_HOSTNAMES` + localhost, 127.0.0.1, ::1 — kept
 /// with its key wrapped by the master key in the secret `tls-ecdsa-p256`
 /// (shared on PostgreSQL), and reissued when the SANs change or fewer than
@@ -30,6 +31,8 @@ enum TLSCertificateLoader {
         var certificate: String  // PEM
         var names: [String]
         var notAfter: Double
+        /// Issued with name constraints (2026-12-02); one stored before is reissued.
+        var constrained: Bool?
     }
 
     static func sans(_ config: AWSConfiguration) -> [String] {
@@ -45,12 +48,17 @@ enum TLSCertificateLoader {
             else {
                 throw StartupFailure(description: "KMS_TLS_CERT_FILE / KMS_TLS_KEY_FILE: cannot read the PEM files")
             }
+            if let mode = DurableFile.mode(of: key), mode & 0o077 != 0 {
+                logger.warning(
+                    "the TLS key file is readable by others; run chmod 600 on it",
+                    metadata: ["file": "\(key.path)", "mode": "\(String(mode, radix: 8))"])
+            }
             return Material(certificatePEM: chain, keyPEM: keyText)
         }
         let names = sans(config)
         let existing = try await secrets.blob(named: secretName)
         if let existing, let stored = open(existing, masterKey: masterKey), stored.names == names,
-            stored.notAfter - now.timeIntervalSince1970 > renewBefore
+            stored.notAfter - now.timeIntervalSince1970 > renewBefore, stored.constrained == true
         {
             return Material(certificatePEM: stored.certificate, keyPEM: stored.key)
         }
@@ -94,17 +102,13 @@ enum TLSCertificateLoader {
         let alternatives = SubjectAlternativeNames(
             names.map { name -> GeneralName in
                 if let address = IPAddress(name) {
-                    // An IPv4 address is 4 bytes in a SAN, not its IPv4-mapped IPv6 form.
-                    let mapped =
-                        address.bytes.count == 16
-                        && address.bytes[0..<12].elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF])
-                    return .ipAddress(
-                        ASN1OctetString(contentBytes: (mapped ? address.bytes[12...] : address.bytes[...])))
+                    return .ipAddress(ASN1OctetString(contentBytes: sanBytes(address)))
                 }
                 return .dnsName(name)
             })
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+            Critical(nameConstraints(names))
             Critical(KeyUsage(digitalSignature: true, keyCertSign: true))
             try ExtendedKeyUsage([.serverAuth])
             identifier
@@ -121,7 +125,35 @@ enum TLSCertificateLoader {
             signatureAlgorithm: .ecdsaWithSHA256, extensions: extensions, issuerPrivateKey: certificateKey)
         return Stored(
             key: key.pemRepresentation, certificate: try certificate.serializeAsPEM().pemString, names: names,
-            notAfter: notAfter.timeIntervalSince1970)
+            notAfter: notAfter.timeIntervalSince1970, constrained: true)
+    }
+
+    /// The certificate is a CA (aws-kms-v1: one PEM serves every SDK as its
+    /// bundle), so whoever gets its key could issue a certificate for any
+    /// host that bundle's users reach, AWS's own endpoints included (a review
+    /// did). Name constraints limit what it can vouch for to its own names:
+    /// each DNS name (and names under it) and each address exactly. The
+    /// certificate itself is the trust anchor, to which they do not apply.
+    static func nameConstraints(_ names: [String]) -> NameConstraints {
+        var domains: [String] = []
+        var ranges: [ASN1OctetString] = []
+        for name in names {
+            guard let address = IPAddress(name) else {
+                domains.append(name)
+                continue
+            }
+            let bytes = sanBytes(address)
+            ranges.append(ASN1OctetString(contentBytes: bytes + ArraySlice(repeating: 0xFF, count: bytes.count)))
+        }
+        return NameConstraints(permittedDNSDomains: domains, permittedIPRanges: ranges)
+    }
+
+    /// An address as a SAN holds it: IPv4 in 4 bytes, not its IPv4-mapped IPv6 form.
+    static func sanBytes(_ address: IPAddress) -> ArraySlice<UInt8> {
+        let mapped =
+            address.bytes.count == 16
+            && address.bytes[0..<12].elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF])
+        return mapped ? address.bytes[12...] : address.bytes[...]
     }
 }
 

@@ -27,7 +27,10 @@ struct CryptoController: Sendable {
                 description: "Needs no key id: the ciphertext names it. Give the same aad as at encryption.",
                 errors: [.keyNotFound, .keyVersionNotFound, .keyVersionRetired, .decryptionFailed])
         ) { input, call throws(KMSError) in
-            try await audit.crypto("decrypt", call, keyAndVersion: { ($0.keyId, $0.version) }) {
+            try await audit.crypto(
+                "decrypt", call, keyId: KeyCiphertext(parsing: input.ciphertext)?.keyId,
+                keyAndVersion: { ($0.keyId, $0.version) }
+            ) {
                 () throws(KMSError) in
                 try await keys.decrypt(input.ciphertext, aad: input.aad ?? Data())
             }
@@ -39,7 +42,10 @@ struct CryptoController: Sendable {
                 description: "Re-encrypts under the key's active version; the plaintext never leaves the server.",
                 errors: [.keyNotFound, .keyVersionNotFound, .keyVersionRetired, .decryptionFailed])
         ) { input, call throws(KMSError) in
-            try await audit.crypto("rewrap", call, keyAndVersion: { ($0.keyId, $0.version) }) {
+            try await audit.crypto(
+                "rewrap", call, keyId: KeyCiphertext(parsing: input.ciphertext)?.keyId,
+                keyAndVersion: { ($0.keyId, $0.version) }
+            ) {
                 () throws(KMSError) in
                 try await keys.rewrap(input.ciphertext, aad: input.aad ?? Data())
             }

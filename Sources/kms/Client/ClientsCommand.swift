@@ -99,12 +99,24 @@ struct ClientsCommand: AsyncParsableCommand {
     /// One grant from `--allow` and `--keys`, or the full list as `--grants` JSON.
     struct GrantOptions: ParsableArguments {
         @Option(help: "Permissions, comma-separated (keys:create, keys:read, crypto:encrypt, …).") var allow: String?
-        @Option(help: "Key patterns, comma-separated: *, a keyId, an alias, or an alias start followed by *.")
+        @Option(
+            help:
+                "Key patterns, comma-separated: *, a keyId, an alias, or an alias start followed by *. Required with --allow."
+        )
         var keys: String?
         @Option(help: "Every grant as JSON: [{\"keys\":[…],\"allow\":[…]}] (instead of --allow/--keys).")
         var grants: String?
 
+        /// No default key pattern: a grant names its keys, or an admin who
+        /// meant to narrow a client to one permission would open it to every key.
         func bodies() throws -> [GrantBody] {
+            if grants != nil, allow != nil || keys != nil {
+                throw ValidationError("give --grants or --allow with --keys, not both")
+            }
+            if (allow == nil) != (keys == nil) {
+                throw ValidationError(
+                    "--allow and --keys go together: name the keys (--keys '*' for every key) and the permissions")
+            }
             if let grants {
                 guard let value = try? JSONParser.parse(Data(grants.utf8)) else {
                     throw ValidationError("--grants is not JSON")
@@ -115,9 +127,9 @@ struct ClientsCommand: AsyncParsableCommand {
                     throw ValidationError("--grants: \(error.field ?? "grants"): \(error.message)")
                 }
             }
-            guard let allow else { return [] }
+            guard let allow, let keys else { return [] }
             let split = { (text: String) in text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-            return [GrantBody(keys: split(keys ?? "*"), allow: split(allow))]
+            return [GrantBody(keys: split(keys), allow: split(allow))]
         }
     }
 
@@ -203,6 +215,9 @@ struct ClientsCommand: AsyncParsableCommand {
         @OptionGroup var grantOptions: GrantOptions
 
         func run() async throws {
+            guard grantOptions.grants != nil || grantOptions.allow != nil else {
+                throw ValidationError("give --allow with --keys, or --grants (--grants '[]' removes every grant)")
+            }
             let grants = try grantOptions.bodies()
             let record = try await withClient(client) { try await $0.setGrants(target, grants) }
             if client.json { return try printJSON(record) }

@@ -4,11 +4,15 @@ import KMSProtocol
 import Synchronization
 
 /// An in-memory session store whose `deleteSessions(clientId:)` can be made
-/// to fail, as a database that went away between two writes would: for the
-/// revocation's second step.
+/// to fail, as a database that went away between two writes would (for the
+/// revocation's second step), and which can run a hook before a session is
+/// created.
 final class FailingSessionStore: SessionStore {
     let inner = InMemorySessionStore()
     let failClientDeletes = Mutex(false)
+    /// Run once, before the next session is created (a revocation landing
+    /// between a key exchange's client check and its session).
+    let beforeCreateSession = Mutex<(@Sendable () async -> Void)?>(nil)
 
     func deleteSessions(clientId: String) async throws(KMSError) -> Int {
         if failClientDeletes.withLock({ $0 }) { throw KMSError.storageUnavailable("test: sessions unreachable") }
@@ -25,6 +29,11 @@ final class FailingSessionStore: SessionStore {
         try await inner.takePending(id: id, now: now)
     }
     func createSession(_ session: SessionRecord, now: Date, max: Int) async throws(KMSError) {
+        if let hook = beforeCreateSession.withLock({ hook in
+            defer { hook = nil }; return hook
+        }) {
+            await hook()
+        }
         try await inner.createSession(session, now: now, max: max)
     }
     func session(tokenHash: TokenHash, now: Date) async throws(KMSError) -> SessionRecord? {
