@@ -238,15 +238,17 @@ public final class KMSClient: Sendable {
                     + "(\(error.code ?? "")), so the server may have received it and done it; read the state before "
                     + "repeating it")
         } catch let error as KMSClientError
-            where !Self.isRepeatable(method, target) && Self.hidesTheFirstSend(error, method, target)
+            where !Self.isRepeatable(method, target) && error.code == ErrorCode.replayDetected.rawValue
         {
-            // Not resent by us, yet refused as already seen: something on the way (a proxy that retries, or
-            // an attacker who forwarded it and returns the answer to a copy, as a review did) sent it
-            // before. The first copy may have been done.
+            // Not resent by us, yet refused as a replay (sealed, so the server said it): something on the
+            // way (a proxy that retries, or an attacker who forwarded it and returns the answer to a copy,
+            // as a review did) may have delivered it before, and the first copy may have been done. (It may
+            // also have fallen out of the window, not done; only the state tells.) A plain unknown_session
+            // is not read so: it is also the ordinary answer for a session that expired or ended.
             throw KMSClientError.outcomeUnknown(
-                "\(method) \(target) was refused (\(error.code ?? "")) as if the server had seen it before, which "
-                    + "this client never sends twice: something between may have delivered it already, and the "
-                    + "server may have done it; read the state before repeating it")
+                "\(method) \(target) was refused as a replay, which this client never sends: something between "
+                    + "may have delivered it already and the server may have done it; read the state before "
+                    + "repeating it")
         }
     }
 

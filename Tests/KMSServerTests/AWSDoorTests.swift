@@ -218,15 +218,11 @@ import Testing
         }
     }
 
-    /// A review finding: with `crypto:rewrap` alone on a key, `ReEncrypt` to a key the caller may
-    /// decrypt with read the first key's plaintext. Moving to another key now needs `crypto:decrypt`
-    /// on the source as well; a re-encryption under the same key still needs `crypto:rewrap` only.
     /// docs/aws.md, "Unlike AWS: old versions retire" (a review reported it
     /// as High): a rotated-out version's ciphertexts are refused once its
-    /// grace ends, on this door too. And a blob naming a version the key
-    /// does not have is `InvalidCiphertextException`, as AWS answers any
-    /// blob that does not check out (it was `NotFoundException`, which told
-    /// whoever edited a blob which versions exist).
+    /// grace ends, on this door too. A blob naming a version the key does
+    /// not have is `NotFoundException`, as aws-kms-v1 section 6 maps
+    /// `key_version_not_found`.
     @Test func aRetiredVersionIsRefusedOnTheAWSDoor() async throws {
         try await Self.withDoor(["KMS_KEY_GRACE_MS": "1000"]) { _, session, door in
             let (accessKey, secret) = try await Self.accessKey(session, "admin")
@@ -258,11 +254,14 @@ import Testing
                 ("ReEncrypt", #"{"CiphertextBlob":"\#(forgedBlob)","DestinationKeyId":"\#(keyId)"}"#),
             ] {
                 let refused = try await send(operation, body)
-                #expect(refused.json["__type"] as? String == "InvalidCiphertextException", "\(refused.json)")
+                #expect(refused.json["__type"] as? String == "NotFoundException", "\(refused.json)")
             }
         }
     }
 
+    /// A review finding: with `crypto:rewrap` alone on a key, `ReEncrypt` to a key the caller may
+    /// decrypt with read the first key's plaintext. Moving to another key now needs `crypto:decrypt`
+    /// on the source as well; a re-encryption under the same key still needs `crypto:rewrap` only.
     @Test func reEncryptToAnotherKeyNeedsDecryptOnTheSource() async throws {
         try await Self.withDoor(["KMS_CLIENT_AUTH": "required"]) { _, session, door in
             let (adminKey, adminSecret) = try await Self.accessKey(session, "admin")

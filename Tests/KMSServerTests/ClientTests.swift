@@ -206,9 +206,11 @@ extension ClientTests {
             #expect(try await kms.key(key.keyId).activeVersion == 2, "the forwarded copy did rotate it")
             // A read or computation refused so is an ordinary failure: repeating it is harmless.
             transport.twice.withLock { $0 = [WirePath.encrypt] }
-            await #expect(throws: KMSClientError.self) {
+            let computed = await #expect(throws: KMSClientError.self) {
                 _ = try await kms.encrypt(key: key.keyId, plaintext: Data("photo".utf8))
             }
+            #expect(computed?.code == "replay_detected", "\(String(describing: computed))")
+            if case .outcomeUnknown = computed { Issue.record("a computation is not an unknown outcome") }
         }
     }
 

@@ -26,6 +26,23 @@ import Testing
         #expect(none.sessions.tokenPrefix == nil && none.masterKeyBase64 == nil && none.aws == nil)
     }
 
+    /// The self-signed certificate's name constraints carry each name, and Go
+    /// refuses a whole certificate whose constraint is no host name (a review).
+    @Test func tlsHostNamesAreHostNamesOrAddresses() throws {
+        let good = try KMSConfiguration(environment: [
+            "KMS_AWS_PORT": "8443", "KMS_TLS_HOSTNAMES": "kms.tailnet.example, 100.64.0.1,fd00::1,nas-2",
+        ])
+        #expect(good.aws?.hostnames == ["kms.tailnet.example", "100.64.0.1", "fd00::1", "nas-2"])
+        for bad in [
+            "kms.example.", "a..b", "*.example", "-kms", "kms-", "k ms", "käse.example",
+            String(repeating: "a", count: 64),
+        ] {
+            #expect(throws: KMSConfiguration.Invalid.self, "\(bad)") {
+                try KMSConfiguration(environment: ["KMS_AWS_PORT": "8443", "KMS_TLS_HOSTNAMES": bad])
+            }
+        }
+    }
+
     @Test(arguments: [
         ("KMS_PORT", "0"), ("KMS_PORT", "65536"), ("KMS_PORT", "abc"), ("KMS_SESSION_TTL_MS", "15m"),
         ("KMS_SESSION_TTL_MS", "-1"), ("KMS_SESSION_SLIDING", "maybe"), ("KMS_WHITELIST", "10.0.0.1/8"),

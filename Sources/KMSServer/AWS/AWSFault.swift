@@ -59,15 +59,6 @@ struct AWSFault: Error, Sendable {
         }
     }
 
-    /// The mapping for opening a ciphertext (Decrypt, ReEncrypt's source): a
-    /// blob naming a version its key does not have is one that does not
-    /// check out, which AWS answers `InvalidCiphertextException` for, as for
-    /// any other (a review: `NotFoundException` told whoever edited a blob
-    /// which versions exist).
-    static func opening(_ error: KMSError, keyArn: String?) -> AWSFault {
-        error.code == .keyVersionNotFound ? invalidCiphertext : from(error, keyArn: keyArn)
-    }
-
     var body: String {
         JSONValue.object([("__type", .string(code)), ("message", .string(message))]).serialized()
     }

@@ -122,13 +122,11 @@ struct AWSOperations: Sendable {
     static func epoch(_ date: Date) -> JSONValue { .number(String(format: "%.3f", date.timeIntervalSince1970)) }
 
     /// A native call with its errors mapped (`keyArn` for the messages that name the key).
-    func native<T>(
-        _ keyArn: String? = nil, opening: Bool = false, _ body: () async throws(KMSError) -> T
-    ) async throws(AWSFault) -> T {
+    func native<T>(_ keyArn: String? = nil, _ body: () async throws(KMSError) -> T) async throws(AWSFault) -> T {
         do {
             return try await body()
         } catch {
-            throw opening ? AWSFault.opening(error, keyArn: keyArn) : AWSFault.from(error, keyArn: keyArn)
+            throw AWSFault.from(error, keyArn: keyArn)
         }
     }
 
@@ -180,7 +178,7 @@ struct AWSOperations: Sendable {
         let record = try await key(ciphertext.keyId, .cryptoDecrypt, call)
         try checkNames(named, record, "key ID")
         if dryRun { throw Self.dryRun }
-        let opened = try await native(arn(record), opening: true) { () throws(KMSError) in
+        let opened = try await native(arn(record)) { () throws(KMSError) in
             try await audit.crypto(
                 "decrypt", who: call.who, keyId: record.keyId, keyAndVersion: { ($0.keyId, $0.version) }
             ) {
@@ -236,8 +234,7 @@ struct AWSOperations: Sendable {
                 return try await keys.encrypt(destination.keyId, plaintext: opened.plaintext, aad: destinationAAD)
             }
         } catch {
-            throw sourceFailed
-                ? AWSFault.opening(error, keyArn: arn(source)) : AWSFault.from(error, keyArn: arn(destination))
+            throw AWSFault.from(error, keyArn: arn(sourceFailed ? source : destination))
         }
         return .object([
             ("CiphertextBlob", .string(Base64.encode(try Self.blob(sealed.ciphertext)))),

@@ -44,6 +44,13 @@ public struct AWSConfiguration: Sendable, Equatable {
         }
         config.hostnames = (try reader.string("KMS_TLS_HOSTNAMES") ?? "").split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if let bad = config.hostnames.first(where: { IPAddress($0) == nil && !Self.isHostName($0) }) {
+            throw KMSConfiguration.Invalid(
+                variable: "KMS_TLS_HOSTNAMES",
+                reason:
+                    "\(bad) is neither an IP address nor a host name (letters, digits and hyphens in dot-separated labels, no trailing dot or wildcard)"
+            )
+        }
         config.allowPlainHTTP = try reader.boolean("KMS_AWS_ALLOW_PLAIN_HTTP") ?? false
         if config.allowPlainHTTP, !["127.0.0.1", "::1", "localhost"].contains(config.host) {
             throw KMSConfiguration.Invalid(
@@ -51,5 +58,25 @@ public struct AWSConfiguration: Sendable, Equatable {
                 reason: "plain HTTP is allowed on a loopback KMS_AWS_HOST only (SigV4 hides nothing)")
         }
         return config
+    }
+
+    /// A DNS host name as certificates hold it: 1–63 letters, digits and
+    /// hyphens per label (not at a label's ends), 253 bytes in all, no empty
+    /// or trailing label. The self-signed certificate's name constraints
+    /// carry each name, and Go (SOPS, Terraform) refuses a whole certificate
+    /// whose constraint is not such a name (a review).
+    static func isHostName(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 253 else { return false }
+        return name.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            (1...63).contains(label.utf8.count) && label.first != "-" && label.last != "-"
+                && label.utf8.allSatisfy { byte in
+                    switch byte {
+                    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                        UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"):
+                        return true
+                    default: return false
+                    }
+                }
+        }
     }
 }

@@ -28,7 +28,7 @@ struct CryptoController: Sendable {
                 errors: [.keyNotFound, .keyVersionNotFound, .keyVersionRetired, .decryptionFailed])
         ) { input, call throws(KMSError) in
             try await audit.crypto(
-                "decrypt", call, keyId: KeyCiphertext(parsing: input.ciphertext)?.keyId,
+                "decrypt", call, keyId: KeyCiphertext(parsingEitherForm: input.ciphertext)?.keyId,
                 keyAndVersion: { ($0.keyId, $0.version) }
             ) {
                 () throws(KMSError) in
@@ -43,7 +43,7 @@ struct CryptoController: Sendable {
                 errors: [.keyNotFound, .keyVersionNotFound, .keyVersionRetired, .decryptionFailed])
         ) { input, call throws(KMSError) in
             try await audit.crypto(
-                "rewrap", call, keyId: KeyCiphertext(parsing: input.ciphertext)?.keyId,
+                "rewrap", call, keyId: KeyCiphertext(parsingEitherForm: input.ciphertext)?.keyId,
                 keyAndVersion: { ($0.keyId, $0.version) }
             ) {
                 () throws(KMSError) in
