@@ -59,11 +59,11 @@ public struct JSONObjectReader {
 
     /// Whether the member is present (with any value); names compare byte
     /// for byte (`JSONValue.member(_:named:)` says why).
-    public func contains(_ key: String) -> Bool { members.contains { $0.0.utf8.elementsEqual(key.utf8) } }
+    public func contains(_ key: String) -> Bool { members.contains { JSONValue.sameName($0.0, key) } }
 
     /// The raw member, marked as read.
     public mutating func take(_ key: String) -> JSONValue? {
-        guard let index = members.firstIndex(where: { $0.0.utf8.elementsEqual(key.utf8) }) else { return nil }
+        guard let index = members.firstIndex(where: { JSONValue.sameName($0.0, key) }) else { return nil }
         read[index] = true
         return members[index].1
     }

@@ -52,6 +52,9 @@ extension JSONValue {
     /// equivalent as duplicates: tags and contexts become Swift dictionaries,
     /// where they would collide.)
     public static func member(_ members: [(String, JSONValue)], named name: String) -> JSONValue? {
-        members.first { $0.0.utf8.elementsEqual(name.utf8) }?.1
+        members.first { sameName($0.0, name) }?.1
     }
+
+    /// Whether two member names are the same, byte for byte (see `member`).
+    public static func sameName(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
 }

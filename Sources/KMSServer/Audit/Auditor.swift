@@ -65,27 +65,28 @@ struct Auditor: Sendable {
         return value
     }
 
-    /// `keyId`: the key a ciphertext names, when no permission check decided one.
+    /// `keyId`: the key a ciphertext names, when no permission check decided
+    /// one; read only when the call fails, so a success parses nothing more.
     func crypto<Output: Sendable>(
-        _ operation: String, _ call: SealedChannel.Call, keyId: String? = nil,
+        _ operation: String, _ call: SealedChannel.Call, keyId: @autoclosure () -> String? = nil,
         keyAndVersion: (Output) -> (String, Int), _ body: () async throws(KMSError) -> Output
     ) async throws(KMSError) -> Output {
         try await crypto(
-            operation, who: Self.who(call), keyId: call.checkedKeyId ?? keyId, keyAndVersion: keyAndVersion, body)
+            operation, who: Self.who(call), keyId: call.checkedKeyId ?? keyId(), keyAndVersion: keyAndVersion, body)
     }
 
     /// `keyId`, the key the request was checked against, goes into a failure's
     /// entry too: a client guessing encryption contexts is then tied to the
     /// key it tried (a review found failures named no key).
     func crypto<Output: Sendable>(
-        _ operation: String, who: [(String, String)], keyId: String?, keyAndVersion: (Output) -> (String, Int),
-        _ body: () async throws(KMSError) -> Output
+        _ operation: String, who: [(String, String)], keyId: @autoclosure () -> String?,
+        keyAndVersion: (Output) -> (String, Int), _ body: () async throws(KMSError) -> Output
     ) async throws(KMSError) -> Output {
         let output: Output
         do {
             output = try await body()
         } catch {
-            let key = keyId.map { [("keyId", $0)] } ?? []
+            let key = keyId().map { [("keyId", $0)] } ?? []
             await log.recordBestEffort(
                 AuditEvent("crypto.\(operation)", outcome: "failure", who + key + [("code", error.code.rawValue)]))
             throw error

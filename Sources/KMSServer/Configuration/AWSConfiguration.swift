@@ -63,8 +63,9 @@ public struct AWSConfiguration: Sendable, Equatable {
     /// A DNS host name as certificates hold it: 1–63 letters, digits and
     /// hyphens per label (not at a label's ends), 253 bytes in all, no empty
     /// or trailing label. The self-signed certificate's name constraints
-    /// carry each name, and Go (SOPS, Terraform) refuses a whole certificate
-    /// whose constraint is not such a name (a review).
+    /// carry each name, and by a review's reading of Go's x509 source, Go
+    /// (SOPS, Terraform) refuses a whole certificate whose constraint is not
+    /// such a name.
     static func isHostName(_ name: String) -> Bool {
         guard !name.isEmpty, name.utf8.count <= 253 else { return false }
         return name.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in

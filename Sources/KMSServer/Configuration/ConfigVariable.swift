@@ -47,7 +47,9 @@ public struct ConfigVariable: Sendable {
         .init(name: "KMS_TLS_KEY_FILE", defaultValue: "", meaning: "PEM private key (with KMS_TLS_CERT_FILE)"),
         .init(
             name: "KMS_TLS_HOSTNAMES", defaultValue: "",
-            meaning: "CSV of names and IPs for the self-signed certificate (besides localhost, 127.0.0.1, ::1)"),
+            meaning:
+                "CSV of host names and IPs for the self-signed certificate (besides localhost, 127.0.0.1, ::1; no wildcard or trailing dot)"
+        ),
         .init(
             name: "KMS_AWS_ALLOW_PLAIN_HTTP", defaultValue: "false",
             meaning: "plain HTTP on the AWS listener, loopback KMS_AWS_HOST only"),
