@@ -149,6 +149,16 @@ struct AcceptBatchTests {
         try await PostgresCacheTests.twoSessionStores()
     }
 
+    /// Two instances' stores with a session for each of `ids` made now.
+    static func storesWithSessions(_ ids: [String]) async throws -> (
+        PostgresSessionStore, PostgresSessionStore, Date
+    ) {
+        let (store, other) = try await Self.store()
+        let now = Date()
+        for id in ids { try await store.createSession(Self.record(id, now: now), now: now, max: 10) }
+        return (store, other, now)
+    }
+
     /// An `accept_seq` call for session `id` with `record(id, now:)`'s token.
     static func entry(_ id: String, _ seq: Int64, now: Date) -> PostgresSessionStore.AcceptEntry {
         .init(
@@ -236,9 +246,7 @@ struct AcceptBatchTests {
     /// decided, and the full path then runs the contended entry alone.
     @Test(.needsPostgres)
     func aLockedSessionDoesNotHoldTheBatchUp() async throws {
-        let (store, other) = try await Self.store()
-        let now = Date()
-        for id in ["b3", "b4"] { try await store.createSession(Self.record(id, now: now), now: now, max: 10) }
+        let (store, other, now) = try await Self.storesWithSessions(["b3", "b4"])
         func entry(_ id: String, _ seq: Int64) -> PostgresSessionStore.AcceptEntry { Self.entry(id, seq, now: now) }
         let database = store.database
         let lock = await RowLock.hold("b3", in: other.database)
@@ -267,9 +275,7 @@ struct AcceptBatchTests {
     /// other instance, as in production.)
     @Test(.needsPostgres)
     func aBatchDoesNotWaitBehindAWaitingRunAlone() async throws {
-        let (store, other) = try await Self.store()
-        let now = Date()
-        for id in ["b6", "b7"] { try await store.createSession(Self.record(id, now: now), now: now, max: 10) }
+        let (store, other, now) = try await Self.storesWithSessions(["b6", "b7"])
         func entry(_ id: String, _ seq: Int64) -> PostgresSessionStore.AcceptEntry { Self.entry(id, seq, now: now) }
         let lock = await RowLock.hold("b6", in: other.database)
         let alone = Task { await PostgresSessionStore.acceptAlone(entry("b6", 1), database: store.database) }

@@ -115,29 +115,34 @@ func sampleRecord(_ id: String = KeyIdentifier.newKeyId(), alias: String? = nil,
             store: store, masterKey: try MasterKey(bytes: Data(repeating: 1, count: 32)),
             lifecycle: KeyLifecycle(graceMs: 1000), clock: SystemClock())
         let record = try await ring.generate(alias: nil)
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        let retries = try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<40 {
                 group.addTask {
-                    // A database that answers late on a loaded machine says "try again" (server_busy; seen
-                    // on the read of the key, before anything is written); a client does, and nothing may
-                    // be lost. A busy answer to the write itself would leave its outcome unknown and could
-                    // show here as one version too many: not seen.
-                    for _ in 0..<5 {
+                    // A database that answers late on a loaded machine says "try again" (server_busy); a
+                    // client does, and nothing may be lost. When the deadline passed while the write was
+                    // committing, its outcome is unknown and the retry adds a version: seen once on
+                    // 2026-12-02, in a full run beside a CI run with both cores held busy.
+                    for attempt in 0..<5 {
                         do {
                             _ = try await ring.rotate(record.keyId)
-                            return
+                            return attempt
                         } catch let error as KMSError where error.code == .serverBusy {
                             try await Task.sleep(for: .milliseconds(200))
                         }
                     }
                     _ = try await ring.rotate(record.keyId)
+                    return 5
                 }
             }
-            try await group.waitForAll()
+            return try await group.reduce(0, +)
         }
+        // Nothing lost: versions 1...n without a gap, one revision each, all distinct; at most one more
+        // than asked for each busy answer.
         let final = try #require(try await store.key(id: record.keyId))
-        #expect(final.versions.map(\.version) == Array(1...41))
-        #expect(final.revision == 41)
-        #expect(Set(final.versions.map(\.wrappedMaterial)).count == 41)
+        let count = final.versions.count
+        #expect(count >= 41 && count <= 41 + retries, "\(count) versions")
+        #expect(final.versions.map(\.version) == Array(1...count))
+        #expect(final.revision == count)
+        #expect(Set(final.versions.map(\.wrappedMaterial)).count == count)
     }
 }

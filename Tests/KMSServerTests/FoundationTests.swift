@@ -57,6 +57,7 @@ import Testing
         var server = try TestServer(["KMS_WHITELIST": "100.64.0.0/10"])
         let counter = LogCounter()
         server.dependencies.logger = counter.logger
+        let started = ContinuousClock.now
         try await server.run { client in
             var refused = 0
             for _ in 0..<3000 where try await client.execute(uri: "/healthz", method: .get).status == .forbidden {
@@ -65,7 +66,10 @@ import Testing
             #expect(refused == 3000)
         }
         let lines = counter.count("refused client address") + counter.count("request")
-        #expect(lines >= 1 && lines <= 20, "\(lines) log lines for 3,000 refusals")
+        // The sampler allows one refusal line (and its request line) per address per 10 s: a loaded
+        // machine that takes longer for the 3,000 requests earns more (a loaded full run took 140 s).
+        let windows = Int((ContinuousClock.now - started).components.seconds / 10) + 1
+        #expect(lines >= 1 && lines <= max(20, 2 * windows + 2), "\(lines) log lines for 3,000 refusals")
     }
 
     @Test func offListAddressesAreRefusedOnEveryRoute() async throws {
