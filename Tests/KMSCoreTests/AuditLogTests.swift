@@ -383,7 +383,7 @@ import Testing
         }
         // A link to an empty file is an empty log (a review found the link's own size counted).
         let empty = folder.appendingPathComponent("empty.log")
-        FileManager.default.createFile(atPath: empty.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: empty.path, contents: nil)
         let link = folder.appendingPathComponent("linked.log")
         try FileManager.default.createSymbolicLink(at: link, withDestinationURL: empty)
         _ = try await AuditFiles.loadOrCreateKey(

@@ -164,6 +164,7 @@ import Testing
         {
             #expect(ClientAuth.isWeakPublicKey(weak), "\(Hex.encode(weak))")
         }
+        for weak in [identity, zero, p, pMinusOne, order8] { #expect(!ClientAuth.isEnrollablePublicKey(weak)) }
         #expect(
             ClientRecord.isValidName("laptop") && !ClientRecord.isValidName("cli_x")
                 && !ClientRecord.isValidName("Laptop"))
@@ -171,5 +172,49 @@ import Testing
         #expect(
             AccessKeyRecord.isAccessKeyId("AKIAABCDEFGHIJ234567")
                 && !AccessKeyRecord.isAccessKeyId("AKIAabcdefghij234567"))
+    }
+
+    /// Labelled by an independent big-integer check (Python: whether
+    /// (y² − 1)/(d·y² + 1) is a square mod p, by Euler's criterion) on random
+    /// 32-byte strings; y = 2 is the review's example of a key off the curve.
+    static let curveVectors: [(hex: String, onCurve: Bool)] = [
+        ("2a9c4f02bae021e7813c8b3c024d798e09da55a72627138f11af554faaac5f7f", false),
+        ("693971ad884a6d1c628baca491d82260792c593347c97879f1336d5438f21419", true),
+        ("dbb746446d5a619acc7547c64374264677c9006532774e2eaf6089b2e3cabb1e", true),
+        ("1cdd118b5229898d12b8ede6a07391cd3f3aab675416ce23e0f86ca3732d87e6", true),
+        ("de31695010619cd5e26bab6782131d9248e6432734be126b0b7b7029061b3a78", true),
+        ("ca50682c6d444fe46482e0360193cd449da2bb5a0a94f99ed744064aa26467a4", true),
+        ("b76b13bb6759b5b4db569c8e6d3aa5fc72e001efc22aee08af571b33f92d9ef4", false),
+        ("6b8fd507c41a8c842872dc65354c4117179c0f32e399cfdcffda1ff3577aeb55", true),
+        ("cc861c5a3fb29d7b5403d5d883086aa2787e694dcd558180d1da8bdab50bc3e7", true),
+        ("5e313e2aace39d442ecc8ca2d737e0b349d6b939545f781d9939374571ddad18", false),
+        ("46b806bdc8b65d025c50d7f41b5ea18eed7531ce08e77ba652b56e1fe5853e44", true),
+        ("3c43877a3fb633ef9043660a4723c2a43681e387d51bbbf5db8411f6481ed507", true),
+        ("64792685ba2f33a34a14ac196ff5690a0608b7d970e0ba030eb69182c4a345ef", false),
+        ("9d1662e9fe30252a6c71c6108c06b169f2c2c1860da054bb1329a8fdc831aa80", false),
+        ("da710bc17440173b8c85759af90af17ac446bf433db6fbc8981c82b4030f5a6f", true),
+        ("e5dbafd80a61474265a9f184ed9dd1e43b1547c6fac5655258d5787f4a658186", true),
+        ("0a6d348a374989dd211db40616ad935f0f281f4eec4854dab3613f04b2dd4789", false),
+        ("9ec9021d51188fafeb6885d1a52909949f779ab7de5ab69894b3d3127cd507fd", true),
+        ("02e35050a338e53b65278dc87e1d28092ea411f9d88f39eb3503665ea0a66075", false),
+        ("eb0f93d19cd193f4f66de22da2efd90ea81280b381d404802ea18e470d12c958", false),
+        ("8236fc399a9c120a474d9234e2498d110eb17b9b9e650892985e004ca6166ebd", false),
+        ("160685d3fa05ff53ef7e2d72e79baab3412545ed33a158ab184bbffd700729bf", false),
+        ("14aaf76e0e56ddf2a2de1a1c0caf5395ff3f27fae4927f0c5c434bd7362ddfb8", false),
+        ("2785a12e1d292ebfb3b74dc8ca9c74fe55dfc05f5b5f1ed3234c6dbf5f19d2b4", false),
+        ("0200000000000000000000000000000000000000000000000000000000000000", false),
+        ("0300000000000000000000000000000000000000000000000000000000000000", true),
+        ("0400000000000000000000000000000000000000000000000000000000000000", true),
+    ]
+
+    @Test func keysOffTheCurveAreNotEnrolled() throws {
+        for (hex, onCurve) in Self.curveVectors {
+            #expect(ClientAuth.isEnrollablePublicKey(Data(hex: hex)) == onCurve, "\(hex)")
+        }
+        // Every key swift-crypto makes is a point, whatever its x's sign.
+        for _ in 0..<200 {
+            #expect(ClientAuth.isEnrollablePublicKey(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation))
+        }
+        #expect(!ClientAuth.isEnrollablePublicKey(Data(count: 33)))
     }
 }

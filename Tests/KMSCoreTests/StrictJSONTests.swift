@@ -104,6 +104,22 @@ import Testing
         for text in bad {
             #expect(throws: SealedEnvelope.Malformed.self, "\(text)") { try SealedEnvelope(json: Data(text.utf8)) }
         }
+        // A request's seq: 0, a negative one and one past Int64 get the same message naming the range
+        // (they had "at least 1", "between 0 and …" and "got a non-integer number").
+        func message(_ seq: String) -> String? {
+            let text = good.replacingOccurrences(of: "\"seq\":1", with: "\"seq\":\(seq)")
+            do {
+                _ = try SealedEnvelope(json: Data(text.utf8), lowestSeq: 1)
+                return nil
+            } catch {
+                return error.message
+            }
+        }
+        for seq in ["0", "-1", "9007199254740992", String(repeating: "9", count: 400)] {
+            #expect(message(seq) == "malformed envelope: `seq` must be between 1 and 9007199254740991", "\(seq)")
+        }
+        #expect(message("1e3") == "malformed envelope: `seq` must be an integer, got a non-integer number")
+        #expect(try SealedEnvelope(json: Data(good.replacingOccurrences(of: ":1,", with: ":0,").utf8)).seq == 0)
     }
 
     @Test func tokenGrammar() {

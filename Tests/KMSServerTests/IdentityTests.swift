@@ -302,6 +302,9 @@ import Testing
             #expect(field(try await add("tablet", Base64.encode(Data(count: 32)))) == "publicKey")
             let identity = Base64.encode(Data([1] + [UInt8](repeating: 0, count: 31)))
             #expect(field(try await add("tablet", identity)) == "publicKey")
+            // y = 2 names no point of the curve: such a client could never sign a key exchange.
+            let offCurve = Base64.encode(Data([2] + [UInt8](repeating: 0, count: 31)))
+            #expect(field(try await add("tablet", offCurve)) == "publicKey")
             #expect(
                 field(try await add("tablet", phonePublic, grants: #"[{"keys":["key_*"],"allow":["keys:read"]}]"#))
                     == "grants[0].keys[0]")

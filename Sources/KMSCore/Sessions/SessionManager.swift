@@ -275,16 +275,11 @@ public struct SessionManager: Sendable {
             }
             json = decoded
         }
-        let envelope: SealedEnvelope
         do {
-            envelope = try SealedEnvelope(json: json)
+            return try SealedEnvelope(json: json, lowestSeq: 1)
         } catch {
             throw KMSError(.invalidEnvelope, error.message)
         }
-        guard envelope.seq >= 1 else {
-            throw KMSError(.invalidEnvelope, "malformed envelope: `seq` must be at least 1")
-        }
-        return envelope
     }
 
     private func seal(

@@ -24,24 +24,29 @@ public struct SealedEnvelope: Sendable, Equatable {
     }
 
     /// Parses the envelope JSON strictly: exactly the four members, `seq` a JSON
-    /// integer in 0...2^53-1, `iv` 12 bytes and `tag` 16 bytes of padded base64.
+    /// integer in `lowestSeq`...2^53-1, `iv` 12 bytes and `tag` 16 bytes of
+    /// padded base64. A request's seq starts at 1 (the server passes 1, so a
+    /// seq of 0 or below gets one message naming the whole range); a
+    /// response's may be 0, the key exchange's confirmation.
     ///
     /// The common shape is read by `EnvelopeScanner` in one pass; anything it
     /// is not sure of (escapes, unknown or repeated members, bad values) goes
     /// through the general parser, which alone decides errors and their messages.
-    public init(json bytes: some Sequence<UInt8>) throws(Malformed) {
-        if let scanned = bytes.withContiguousStorageIfAvailable({ EnvelopeScanner.scan($0) }), let scanned {
+    public init(json bytes: some Sequence<UInt8>, lowestSeq: UInt64 = 0) throws(Malformed) {
+        if let scanned = bytes.withContiguousStorageIfAvailable({ EnvelopeScanner.scan($0) }), let scanned,
+            scanned.seq >= lowestSeq
+        {
             self = scanned
             return
         }
-        try self.init(generalJSON: bytes)
+        try self.init(generalJSON: bytes, lowestSeq: lowestSeq)
     }
 
     /// The general path of `init(json:)` (tests hold the scanner to it).
-    package init(generalJSON bytes: some Sequence<UInt8>) throws(Malformed) {
+    package init(generalJSON bytes: some Sequence<UInt8>, lowestSeq: UInt64 = 0) throws(Malformed) {
         do throws(RequestFieldError) {
             var reader = try JSONObjectReader(bytes: bytes)
-            let seq = try reader.integer("seq", in: 0...Int64(Self.maxSeq))
+            let seq = try reader.integer("seq", in: Int64(min(lowestSeq, Self.maxSeq))...Int64(Self.maxSeq))
             let iv = try reader.bytes("iv", maxBytes: 12)
             let ciphertext = try reader.bytes("ciphertext", maxBytes: Int.max)
             let tag = try reader.bytes("tag", maxBytes: 16)

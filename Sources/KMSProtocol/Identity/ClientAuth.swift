@@ -53,6 +53,16 @@ public enum ClientAuth {
         return smallOrderEncodings.contains(masked)
     }
 
+    /// What enrolment takes (section 1, section 13.1): 32 bytes that are not
+    /// weak (``isWeakPublicKey(_:)``) and decode to a point of the curve. The
+    /// contract asks only for the first; a key off the curve could never sign
+    /// a key exchange, so it is refused too rather than enrolled as a client
+    /// that can never authenticate (a review enrolled y = 2).
+    public static func isEnrollablePublicKey(_ raw: some DataProtocol) -> Bool {
+        let bytes = Array(raw)
+        return bytes.count == 32 && !isWeakPublicKey(bytes) && Ed25519Point.isOnCurve(bytes)
+    }
+
     /// The y-coordinates (sign bit cleared) of the eight points of order
     /// dividing 8: 0 (order 4), 1 (identity), the two of order 8, and p − 1
     /// (order 2); libsodium blocks the same list.

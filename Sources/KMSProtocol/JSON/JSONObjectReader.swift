@@ -94,14 +94,18 @@ public struct JSONObjectReader {
         -> Int64?
     {
         guard let value = take(key) else { return nil }
-        guard case .integer(let number) = value else {
+        let outOfRange = RequestFieldError(
+            field: key, message: "`\(key)` must be between \(range.lowerBound) and \(range.upperBound)")
+        switch value {
+        case .integer(let number):
+            guard range.contains(number) else { throw outOfRange }
+            return number
+        case .number where value.isIntegerLiteral:
+            // An integer beyond Int64 is out of range, not "a non-integer".
+            throw outOfRange
+        default:
             throw RequestFieldError(field: key, message: "`\(key)` must be an integer, got \(value.typeName)")
         }
-        guard range.contains(number) else {
-            throw RequestFieldError(
-                field: key, message: "`\(key)` must be between \(range.lowerBound) and \(range.upperBound)")
-        }
-        return number
     }
 
     /// A standard-alphabet, padded base64 member (see `Base64.decodeStrict`).

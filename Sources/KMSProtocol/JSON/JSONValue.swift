@@ -35,7 +35,7 @@ public enum JSONValue: Sendable, Equatable {
         case .null: return "null"
         case .bool: return "a boolean"
         case .integer: return "an integer"
-        case .number: return "a non-integer number"
+        case .number: return isIntegerLiteral ? "an integer out of range" : "a non-integer number"
         case .string: return "a string"
         case .array: return "an array"
         case .object: return "an object"
@@ -44,6 +44,13 @@ public enum JSONValue: Sendable, Equatable {
 }
 
 extension JSONValue {
+    /// A number written without fraction or exponent that did not fit in an
+    /// `Int64` (the parser keeps such a literal as `.number`).
+    public var isIntegerLiteral: Bool {
+        guard case .number(let text) = self else { return false }
+        return !text.utf8.contains { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") }
+    }
+
     /// The member named exactly `name`, byte for byte. Swift's `==` on
     /// `String` compares canonical equivalence, under which the Kelvin sign
     /// K (U+212A) equals `K`: a review had `"wrapped\u{212A}ey"` read as

@@ -23,8 +23,7 @@ struct ClientsController: Sendable {
                 throw KMSError(
                     .invalidRequest, "`name` must be [a-z0-9][a-z0-9._-]{0,62}, not starting with cli_", field: "name")
             }
-            guard let publicKey = Base64.decodeStrict(input.publicKey), publicKey.count == 32,
-                !ClientAuth.isWeakPublicKey(publicKey)
+            guard let publicKey = Base64.decodeStrict(input.publicKey), ClientAuth.isEnrollablePublicKey(publicKey)
             else {
                 throw KMSError(
                     .invalidRequest, "`publicKey` must be the base64 of a valid 32-byte Ed25519 public key",

@@ -160,7 +160,7 @@ struct ClientsCommand: AsyncParsableCommand {
                 } catch {
                     throw ValidationError("\(error.field ?? "grants"): \(error.message)")
                 }
-                guard ClientRecord.isValidName(name), !ClientAuth.isWeakPublicKey(raw) else {
+                guard ClientRecord.isValidName(name), ClientAuth.isEnrollablePublicKey(raw) else {
                     throw ValidationError("invalid name or public key")
                 }
                 let fields = KMSCore.Grant.addAuditFields(name: name, publicKey: raw, grants: validated)
