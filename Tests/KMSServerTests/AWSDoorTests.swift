@@ -262,7 +262,7 @@ import Testing
     /// A review finding: with `crypto:rewrap` alone on a key, `ReEncrypt` to a key the caller may
     /// decrypt with read the first key's plaintext. Moving to another key now needs `crypto:decrypt`
     /// on the source as well; a re-encryption under the same key still needs `crypto:rewrap` only.
-    @Test func reEncryptToAnotherKeyNeedsDecryptOnTheSource() async throws {
+    @Test func reEncryptToAnotherKeyNeedsDecryptAndEncrypt() async throws {
         try await Self.withDoor(["KMS_CLIENT_AUTH": "required"]) { _, session, door in
             let (adminKey, adminSecret) = try await Self.accessKey(session, "admin")
             func createKey() async throws -> (uuid: String, native: String) {
@@ -316,8 +316,50 @@ import Testing
                 #"{"grants":[{"keys":["\#(source.native)"],"allow":["crypto:rewrap","crypto:decrypt"]},"#
                     + #"{"keys":["\#(destination.native)"],"allow":["crypto:rewrap"]}]}"#)
             #expect(widened.status == 200, "\(widened.json)")
+            // Decrypt on the source is not enough: with encrypt on a source key, rewrap alone on the
+            // destination would seal any chosen plaintext under it.
+            let unsealable = try await reEncrypt(to: destination.uuid)
+            #expect(unsealable.json["__type"] as? String == "AccessDeniedException", "\(unsealable.json)")
+            let full = try await session.call(
+                .post, "/clients/\(moverId)/grants",
+                #"{"grants":[{"keys":["\#(source.native)"],"allow":["crypto:rewrap","crypto:decrypt"]},"#
+                    + #"{"keys":["\#(destination.native)"],"allow":["crypto:rewrap","crypto:encrypt"]}]}"#)
+            #expect(full.status == 200, "\(full.json)")
             let allowed = try await reEncrypt(to: destination.uuid)
             #expect(allowed.status == 200, "\(allowed.json)")
+        }
+    }
+
+    /// The AWS door's `CreateAlias` and `UpdateAlias` refuse an alias that
+    /// would give its caller a permission on the key that its grants do not.
+    @Test func anAliasNeverWidensAccessOnTheAWSDoor() async throws {
+        try await Self.withDoor(["KMS_CLIENT_AUTH": "required"]) { _, session, door in
+            let (adminKey, adminSecret) = try await Self.accessKey(session, "admin")
+            func createKey() async throws -> String {
+                let reply = try await door.send("CreateKey", "{}", accessKeyId: adminKey, secret: adminSecret)
+                return try #require((reply.json["KeyMetadata"] as? [String: Any])?["KeyId"] as? String)
+            }
+            let (secretKey, appKey) = (try await createKey(), try await createKey())
+            let named = try await door.send(
+                "CreateAlias", #"{"AliasName":"alias/app-1","TargetKeyId":"\#(appKey)"}"#, accessKeyId: adminKey,
+                secret: adminSecret)
+            #expect(named.status == 200, "\(named.json)")
+            let grants = #"[{"keys":["*"],"allow":["keys:manage"]},{"keys":["app-*"],"allow":["crypto:decrypt"]}]"#
+            let publicKey = Base64.encode(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation)
+            let added = try await session.call(
+                .post, "/clients", #"{"name":"keyadmin","publicKey":"\#(publicKey)","grants":\#(grants)}"#)
+            let (key, secret) = try await Self.accessKey(session, try #require(added.json["clientId"] as? String))
+            func alias(_ operation: String, _ name: String, to target: String) async throws -> String? {
+                try await door.send(
+                    operation, #"{"AliasName":"alias/\#(name)","TargetKeyId":"\#(target)"}"#, accessKeyId: key,
+                    secret: secret
+                ).json["__type"] as? String
+            }
+            #expect(try await alias("CreateAlias", "app-steal", to: secretKey) == "AccessDeniedException")
+            #expect(try await alias("UpdateAlias", "app-1", to: secretKey) == "AccessDeniedException")
+            // Names that bring nothing beyond what the caller holds on the key are still its to give.
+            #expect(try await alias("CreateAlias", "ops-1", to: secretKey) == nil)
+            #expect(try await alias("UpdateAlias", "ops-1", to: appKey) == nil)
         }
     }
 }

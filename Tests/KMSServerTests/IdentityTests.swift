@@ -112,14 +112,24 @@ import Testing
         }
     }
 
-    @Test func grantsDecideEverySealedRoute() async throws {
+    /// A server of `server()` with an established admin session and a key generated under each alias.
+    static func withAdminAndKeys(
+        _ aliases: [String],
+        _ body: @Sendable (any TestClientProtocol, WireSession, ClientRegistry) async throws -> Void
+    ) async throws {
         let (server, registry, _) = try Self.server()
         try await server.run { client in
             let admin = WireSession(client: client)
             try await admin.establish()
-            for alias in ["photos", "secret"] {
+            for alias in aliases {
                 #expect(try await admin.call(.post, "/keys/generate", #"{"alias":"\#(alias)"}"#).status == 200)
             }
+            try await body(client, admin, registry)
+        }
+    }
+
+    @Test func grantsDecideEverySealedRoute() async throws {
+        try await Self.withAdminAndKeys(["photos", "secret"]) { client, admin, registry in
             let photosId = try #require(try await admin.call(.get, "/keys/photos").json["keyId"] as? String)
             let secretCiphertext = try #require(
                 try await admin.call(.post, "/crypto/encrypt", #"{"keyId":"secret","plaintext":"AAAA"}"#)
@@ -190,6 +200,44 @@ import Testing
                 code(try await phone.call(.post, "/crypto/encrypt", #"{"keyId":"secret","plaintext":"AAAA"}"#)) == "200"
             )
             #expect(code(try await phone.call(.get, "/keys/photos")) == "permission_denied")
+        }
+    }
+
+    /// An alias never widens its own client's access: alias grants follow the
+    /// alias, so `keys:manage` on a key and `crypto:decrypt` on `app-*` gave
+    /// decrypt on the key by naming it `app-steal` (a review did this).
+    @Test func anAliasNeverWidensItsOwnClientsAccess() async throws {
+        try await Self.withAdminAndKeys(["secret", "app-1"]) { client, admin, registry in
+            let ciphertext = try #require(
+                try await admin.call(.post, "/crypto/encrypt", #"{"keyId":"secret","plaintext":"AAAA"}"#)
+                    .json["ciphertext"] as? String)
+            let keyAdminKey = Curve25519.Signing.PrivateKey()
+            let grants = [
+                Grant(keys: [.any], allow: [.keysManage]), Grant(keys: [.prefix("app-")], allow: [.cryptoDecrypt]),
+            ]
+            _ = try await registry.add(
+                name: "keyadmin", publicKey: keyAdminKey.publicKey.rawRepresentation, grants: grants)
+            let keyAdmin = WireSession(client: client)
+            keyAdmin.clientKey = keyAdminKey
+            try await keyAdmin.establish()
+            func decrypt() async throws -> String? {
+                try await keyAdmin.call(.post, "/crypto/decrypt", #"{"ciphertext":"\#(ciphertext)"}"#).errorCode
+            }
+            #expect(try await decrypt() == "permission_denied")
+            let stolen = try await keyAdmin.call(.post, "/aliases", #"{"alias":"app-steal","keyId":"secret"}"#)
+            #expect(stolen.status == 403 && stolen.errorCode == "permission_denied", "\(stolen.json)")
+            #expect(
+                (stolen.json["error"] as? [String: Any])?["message"] as? String
+                    == "alias app-steal would give this client crypto:decrypt on key secret, which its grants do not give on that key"
+            )
+            let moved = try await keyAdmin.call(.post, "/aliases/app-1", #"{"keyId":"secret"}"#)
+            #expect(moved.errorCode == "permission_denied", "\(moved.json)")
+            #expect(try await decrypt() == "permission_denied")
+            // A name that brings nothing beyond what the client holds on the key is still its to give.
+            #expect(try await keyAdmin.call(.post, "/aliases", #"{"alias":"ops-1","keyId":"secret"}"#).status == 200)
+            // And the admin, who holds everything everywhere, names as before.
+            #expect(try await admin.call(.post, "/aliases", #"{"alias":"app-2","keyId":"secret"}"#).status == 200)
+            #expect(try await decrypt() == nil)
         }
     }
 

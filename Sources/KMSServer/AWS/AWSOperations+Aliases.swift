@@ -40,6 +40,15 @@ extension AWSOperations {
         throw AWSFault("AccessDeniedException", "permission keys:manage is not granted for alias \(name)")
     }
 
+    /// An alias never widens its own client's access (`KeyRing.permissionsGained`).
+    func checkNoGain(naming target: KeyRecord, as name: String, key reference: String, _ call: Call) throws(AWSFault) {
+        guard checkGrants else { return }
+        let gained = KeyRing.permissionsGained(naming: target, as: name, grants: call.caller.client.grants)
+        guard !gained.isEmpty else { return }
+        noteDenied(gained[0], name, call)
+        throw AWSFault("AccessDeniedException", KeyRing.aliasWouldGrant(gained, alias: name, key: reference).message)
+    }
+
     /// The alias record, and `keys:manage` on the key it names judged without it.
     func currentAlias(_ name: String, _ call: Call) async throws(AWSFault) -> AliasRecord {
         let current = try await native { () throws(KMSError) in try await keys.aliasRecord(name) }
@@ -74,6 +83,7 @@ extension AWSOperations {
         let reference = try targetReference(&input)
         try authorizeName(name, call)
         let target = try await targetKey(reference, call)
+        try checkNoGain(naming: target, as: name, key: reference, call)
         if call.dryRun { throw Self.dryRun }
         _ = try await native { () throws(KMSError) in
             try await audit.durableChange("alias.create", [("alias", name), ("key", target.keyId)], who: call.who) {
@@ -92,6 +102,7 @@ extension AWSOperations {
         try authorizeName(name, call)
         let current = try await currentAlias(name, call)
         let target = try await targetKey(reference, call)
+        if target.keyId != current.keyId { try checkNoGain(naming: target, as: name, key: reference, call) }
         if call.dryRun { throw Self.dryRun }
         guard target.keyId != current.keyId else { return .object([]) }
         _ = try await native { () throws(KMSError) in

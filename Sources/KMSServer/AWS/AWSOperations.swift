@@ -211,8 +211,12 @@ struct AWSOperations: Sendable {
         if destination.keyId != source.keyId || destinationAAD != sourceAAD {
             // Beyond the contract's `crypto:rewrap` on both keys: a ciphertext moved to another key can
             // be decrypted by whoever may decrypt there, and one given another context loses the binding
-            // its context gave it; either reads the source as a decrypt does (docs/aws.md).
+            // its context gave it; either reads the source as a decrypt does. And either writes the
+            // destination as an encrypt does: with `crypto:encrypt` on a source key, a rewrap-only grant
+            // on another key would otherwise seal any chosen plaintext under it (a review did). Only
+            // what native rewrap does (same key, same context) needs `crypto:rewrap` alone (docs/aws.md).
             _ = try await key(source.keyId, .cryptoDecrypt, call)
+            _ = try await key(destination.keyId, .cryptoEncrypt, call)
         }
         if dryRun { throw Self.dryRun }
         // One audit entry for both halves: a failed source decrypt is recorded too.

@@ -34,13 +34,14 @@ struct AliasesController: Sendable {
             doc: RouteDoc(
                 tag: "aliases", summary: "Create an alias",
                 description:
-                    "Names a key (id or alias) with one more alias; a key has at most 50. Needs keys:manage on the alias as a name and on the key.",
+                    "Names a key (id or alias) with one more alias; a key has at most 50. Needs keys:manage on the alias as a name and on the key, and refuses (403) an alias that would give the client a permission on the key that its grants do not already give there.",
                 errors: [.keyNotFound, .keyPendingDeletion, .aliasInUse, .limitReached])
         ) { input, call throws(KMSError) in
             try keys.checkAlias(input.alias)
             try Self.checkPresent(input.keyId)
             try authorize(call, name: input.alias)
             let target = try await keys.aliasTarget(try await authorize(call, key: input.keyId))
+            try checkNoGain(call, naming: target, as: input.alias, key: input.keyId)
             let fields = [("alias", input.alias), ("key", input.keyId)]
             return try await audited("alias.create", fields, call) { () throws(KMSError) in
                 try await keys.createAlias(input.alias, for: target)
@@ -51,7 +52,7 @@ struct AliasesController: Sendable {
             doc: RouteDoc(
                 tag: "aliases", summary: "Move an alias",
                 description:
-                    "Points the alias at another key. Needs keys:manage on the alias as a name, on its current key (judged without this alias) and on the new key. Moving it to the key it names is a no-op. An alias of a UUID's form cannot be moved (400), only deleted.",
+                    "Points the alias at another key. Needs keys:manage on the alias as a name, on its current key (judged without this alias) and on the new key, and refuses (403) a move that would give the client a permission on the new key that its grants do not already give there. Moving it to the key it names is a no-op. An alias of a UUID's form cannot be moved (400), only deleted.",
                 errors: [.aliasNotFound, .keyNotFound, .keyPendingDeletion, .limitReached])
         ) { input, call throws(KMSError) in
             let name = try aliasParameter(call)
@@ -62,6 +63,7 @@ struct AliasesController: Sendable {
             try await authorize(call, currentKeyOf: current)
             let target = try await keys.aliasTarget(try await authorize(call, key: input.keyId))
             guard target.keyId != current.keyId else { return KeyRing.body(current) }
+            try checkNoGain(call, naming: target, as: name, key: input.keyId)
             let fields = [("alias", name), ("fromKeyId", current.keyId), ("key", input.keyId)]
             return try await audited("alias.move", fields, call) { () throws(KMSError) in
                 try await keys.moveAlias(current, to: target)
@@ -141,6 +143,19 @@ struct AliasesController: Sendable {
             ).keyId
         } catch {
             if error.code == .permissionDenied { call.noteDenied(.keysManage, error) }
+            throw error
+        }
+    }
+
+    /// An alias never widens its own client's access (`KeyRing.permissionsGained`).
+    private func checkNoGain(
+        _ call: SealedChannel.Call, naming target: KeyRecord, as alias: String, key reference: String
+    ) throws(KMSError) {
+        guard let client = call.opened.client else { return }
+        let gained = KeyRing.permissionsGained(naming: target, as: alias, grants: client.grants)
+        guard gained.isEmpty else {
+            let error = KeyRing.aliasWouldGrant(gained, alias: alias, key: reference)
+            call.noteDenied(gained[0], error)
             throw error
         }
     }

@@ -27,6 +27,32 @@ extension KeyRing {
         return names.without(alias.alias).allowed(.keysManage, by: grants)
     }
 
+    /// The key permissions naming `target` `alias` would give: those `grants`
+    /// list for `alias` as a name but not for the key by its keyId and other
+    /// aliases. Alias grants follow the alias (identity-v1 section 4), so
+    /// without this check `keys:manage` on a key and a permission on a name
+    /// gave that permission on the key: a review decrypted with a key it held
+    /// only `keys:manage` on, by naming it `app-x` under its `app-*` decrypt
+    /// grant. Both doors refuse an alias create or move that gains anything
+    /// (`403`, docs/identity.md); `keys:create` is about new keys, and
+    /// `clients:manage` comes only with `*`, so neither is counted.
+    public static func permissionsGained(naming target: KeyRecord, as alias: String, grants: [Grant]) -> [Permission] {
+        let names = KeyAccess.Names(keyId: target.keyId, aliases: target.aliases).without(alias)
+        return Permission.allCases.filter { permission in
+            permission != .keysCreate && permission != .clientsManage
+                && grants.contains { $0.allows(permission, name: alias) } && !names.allowed(permission, by: grants)
+        }
+    }
+
+    /// The refusal of an alias that would widen its client's access; names
+    /// the key as the request gave it.
+    public static func aliasWouldGrant(_ gained: [Permission], alias: String, key reference: String) -> KMSError {
+        KMSError(
+            .permissionDenied,
+            "alias \(alias) would give this client \(gained.map(\.rawValue).joined(separator: ", ")) on key \(reference), which its grants do not give on that key",
+            detail: alias)
+    }
+
     /// A key that may take an alias: exists (`404`), not pending deletion (`409`).
     public func aliasTarget(_ reference: String) async throws(KMSError) -> KeyRecord {
         let record = try await resolve(reference, field: "keyId")
