@@ -259,9 +259,11 @@ import Testing
         }
     }
 
-    /// A review finding: with `crypto:rewrap` alone on a key, `ReEncrypt` to a key the caller may
-    /// decrypt with read the first key's plaintext. Moving to another key now needs `crypto:decrypt`
-    /// on the source as well; a re-encryption under the same key still needs `crypto:rewrap` only.
+    /// Review findings: with `crypto:rewrap` alone on a key, `ReEncrypt` to a key the caller may
+    /// decrypt with read the first key's plaintext; with `crypto:encrypt` on a source key, a
+    /// rewrap-only destination took any chosen plaintext. A move to another key, or a new context,
+    /// now needs `crypto:decrypt` on the source and `crypto:encrypt` on the destination; a
+    /// re-encryption under the same key and context still needs `crypto:rewrap` only.
     @Test func reEncryptToAnotherKeyNeedsDecryptAndEncrypt() async throws {
         try await Self.withDoor(["KMS_CLIENT_AUTH": "required"]) { _, session, door in
             let (adminKey, adminSecret) = try await Self.accessKey(session, "admin")
@@ -327,6 +329,8 @@ import Testing
             #expect(full.status == 200, "\(full.json)")
             let allowed = try await reEncrypt(to: destination.uuid)
             #expect(allowed.status == 200, "\(allowed.json)")
+            // A new context under the same key writes it as an encrypt does: refused without crypto:encrypt there.
+            #expect(try await reEncryptBound(#"{"a":"c"}"#)["__type"] as? String == "AccessDeniedException")
         }
     }
 
@@ -360,6 +364,8 @@ import Testing
             // Names that bring nothing beyond what the caller holds on the key are still its to give.
             #expect(try await alias("CreateAlias", "ops-1", to: secretKey) == nil)
             #expect(try await alias("UpdateAlias", "ops-1", to: appKey) == nil)
+            // Moving an alias to the key it names is a no-op, whatever the alias brings.
+            #expect(try await alias("UpdateAlias", "app-1", to: appKey) == nil)
         }
     }
 }

@@ -233,10 +233,15 @@ import Testing
             let moved = try await keyAdmin.call(.post, "/aliases/app-1", #"{"keyId":"secret"}"#)
             #expect(moved.errorCode == "permission_denied", "\(moved.json)")
             #expect(try await decrypt() == "permission_denied")
-            // A name that brings nothing beyond what the client holds on the key is still its to give.
+            // A name that brings nothing beyond what the client holds on the key is still its to give:
+            // one outside its crypto grants, or one its grants match on a key they already reach by another name.
             #expect(try await keyAdmin.call(.post, "/aliases", #"{"alias":"ops-1","keyId":"secret"}"#).status == 200)
+            #expect(try await keyAdmin.call(.post, "/aliases", #"{"alias":"app-2","keyId":"app-1"}"#).status == 200)
+            // An alias that already names the key gains nothing: rule 9.2's 409, not a 403.
+            let again = try await keyAdmin.call(.post, "/aliases", #"{"alias":"app-1","keyId":"app-1"}"#)
+            #expect(again.errorCode == "alias_in_use", "\(again.json)")
             // And the admin, who holds everything everywhere, names as before.
-            #expect(try await admin.call(.post, "/aliases", #"{"alias":"app-2","keyId":"secret"}"#).status == 200)
+            #expect(try await admin.call(.post, "/aliases", #"{"alias":"app-3","keyId":"secret"}"#).status == 200)
             #expect(try await decrypt() == nil)
         }
     }

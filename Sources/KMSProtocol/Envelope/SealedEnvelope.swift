@@ -24,7 +24,8 @@ public struct SealedEnvelope: Sendable, Equatable {
     }
 
     /// Parses the envelope JSON strictly: exactly the four members, `seq` a JSON
-    /// integer in `lowestSeq`...2^53-1, `iv` 12 bytes and `tag` 16 bytes of
+    /// integer in `lowestSeq`...2^53-1 (a `lowestSeq` past 2^53-1 counts as
+    /// 2^53-1 on both paths), `iv` 12 bytes and `tag` 16 bytes of
     /// padded base64. A request's seq starts at 1 (the server passes 1, so a
     /// seq of 0 or below gets one message naming the whole range); a
     /// response's may be 0, the key exchange's confirmation.
@@ -34,7 +35,7 @@ public struct SealedEnvelope: Sendable, Equatable {
     /// through the general parser, which alone decides errors and their messages.
     public init(json bytes: some Sequence<UInt8>, lowestSeq: UInt64 = 0) throws(Malformed) {
         if let scanned = bytes.withContiguousStorageIfAvailable({ EnvelopeScanner.scan($0) }), let scanned,
-            scanned.seq >= lowestSeq
+            scanned.seq >= min(lowestSeq, Self.maxSeq)
         {
             self = scanned
             return

@@ -45,7 +45,7 @@ extension AWSOperations {
         guard checkGrants else { return }
         let gained = KeyRing.permissionsGained(naming: target, as: name, grants: call.caller.client.grants)
         guard !gained.isEmpty else { return }
-        noteDenied(gained[0], name, call)
+        noteDenied(gained[0], reference, call)
         throw AWSFault("AccessDeniedException", KeyRing.aliasWouldGrant(gained, alias: name, key: reference).message)
     }
 

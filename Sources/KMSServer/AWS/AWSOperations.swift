@@ -216,7 +216,7 @@ struct AWSOperations: Sendable {
             // on another key would otherwise seal any chosen plaintext under it (a review did). Only
             // what native rewrap does (same key, same context) needs `crypto:rewrap` alone (docs/aws.md).
             _ = try await key(source.keyId, .cryptoDecrypt, call)
-            _ = try await key(destination.keyId, .cryptoEncrypt, call)
+            _ = try await key(destinationReference, .cryptoEncrypt, call)
         }
         if dryRun { throw Self.dryRun }
         // One audit entry for both halves: a failed source decrypt is recorded too.

@@ -37,7 +37,8 @@ extension KeyRing {
     /// (`403`, docs/identity.md); `keys:create` is about new keys, and
     /// `clients:manage` comes only with `*`, so neither is counted.
     public static func permissionsGained(naming target: KeyRecord, as alias: String, grants: [Grant]) -> [Permission] {
-        let names = KeyAccess.Names(keyId: target.keyId, aliases: target.aliases).without(alias)
+        // All of the key's names: an alias that already names the key brings nothing (its create is then `409 alias_in_use`).
+        let names = KeyAccess.Names(keyId: target.keyId, aliases: target.aliases)
         return Permission.allCases.filter { permission in
             permission != .keysCreate && permission != .clientsManage
                 && grants.contains { $0.allows(permission, name: alias) } && !names.allowed(permission, by: grants)
@@ -45,12 +46,13 @@ extension KeyRing {
     }
 
     /// The refusal of an alias that would widen its client's access; names
-    /// the key as the request gave it.
+    /// the key as the request gave it, which is also what its
+    /// `permission.denied` entry records as `key` (with the first permission gained).
     public static func aliasWouldGrant(_ gained: [Permission], alias: String, key reference: String) -> KMSError {
         KMSError(
             .permissionDenied,
             "alias \(alias) would give this client \(gained.map(\.rawValue).joined(separator: ", ")) on key \(reference), which its grants do not give on that key",
-            detail: alias)
+            detail: reference)
     }
 
     /// A key that may take an alias: exists (`404`), not pending deletion (`409`).
