@@ -91,6 +91,11 @@ struct RestoreCommand: AsyncParsableCommand {
     @Argument(help: "The backup file.") var file: String
     @Flag(help: "The store holds only what a first start made (server secrets, the bootstrap admin): replace it.")
     var replaceServerSecrets = false
+    @Flag(
+        help: """
+            Cancel the deletion of each restored key whose deletion date has passed: it comes back disabled, as             `kms keys cancel-deletion` leaves a key. Without it, kms serve's first scheduler pass deletes them again.
+            """)
+    var cancelPassedDeletions = false
 
     func run() async throws {
         var isFolder: ObjCBool = false
@@ -132,8 +137,15 @@ struct RestoreCommand: AsyncParsableCommand {
         defer { withExtendedLifetime((writerLock, auditLock)) {} }
         let (_, masterKey, database) = try await BackupSetup.open(migrate: true)
         defer { database?.shutdown() }
-        let counts = try await BackupSetup.offline { () async throws(KMSError) in
-            let (contents, counts, _) = try BackupFile.decode(data, masterKey: masterKey)
+        // The server's clock, test offset included, decides what "passed" means.
+        let now = OffsetClock(base: SystemClock(), offsetMs: config.testClockOffsetMs).now()
+        let cancel = cancelPassedDeletions
+        let (counts, passed) = try await BackupSetup.offline { () async throws(KMSError) in
+            let (decoded, counts, _) = try BackupFile.decode(data, masterKey: masterKey)
+            let passed = decoded.keys.filter { $0.isDueForDeletion(at: now) }.map(\.keyId)
+            var changed = decoded
+            if cancel { changed.cancelDeletions(of: Set(passed), now: now) }
+            let contents = changed
             if let database {
                 try await PostgresBackupStore(database: database).restore(
                     contents, masterKey: masterKey, replaceServerSecrets: replaceServerSecrets
@@ -145,7 +157,10 @@ struct RestoreCommand: AsyncParsableCommand {
                     contents, into: config.keyStorePath, masterKey: masterKey,
                     replaceServerSecrets: replaceServerSecrets, lifecycle: KeyLifecycle(graceMs: config.keyGraceMs))
             }
-            return counts
+            return (counts, passed)
+        }
+        if let note = Self.passedDeletionsNote(passed, cancelled: cancelPassedDeletions) {
+            writeToStandardError(note)
         }
         if replaceServerSecrets, FileManager.default.fileExists(atPath: config.auditLog.path) {
             // The first start's audit key was replaced with the backup's: its log no longer verifies.
@@ -158,6 +173,24 @@ struct RestoreCommand: AsyncParsableCommand {
             writeToStandardError("warning: \(warning)\n")
         }
         print(BackupSetup.json(counts))
+    }
+}
+
+extension RestoreCommand {
+    /// What the restore did or left about keys whose deletion date passed: a
+    /// backup that brings back a deleted key was made during its waiting
+    /// period, so without `--cancel-passed-deletions` the key would be deleted
+    /// again a minute after the server starts (a review saw it, silently).
+    static func passedDeletionsNote(_ keyIds: [String], cancelled: Bool) -> String? {
+        guard !keyIds.isEmpty else { return nil }
+        let shown =
+            keyIds.prefix(10).joined(separator: ", ") + (keyIds.count > 10 ? ", and \(keyIds.count - 10) more" : "")
+        if cancelled {
+            return
+                "note: the deletion of \(keyIds.count) restored key(s) whose deletion date had passed was cancelled; they are disabled (kms keys enable KEY to use one): \(shown)\n"
+        }
+        return
+            "warning: \(keyIds.count) restored key(s) are pending deletion with a date that has passed, so kms serve's first scheduler pass (about a minute after it starts) deletes them again: \(shown). To keep them, restore again into a new store with --cancel-passed-deletions\n"
     }
 }
 

@@ -15,7 +15,8 @@ struct MigrateCommand: AsyncParsableCommand {
         discussion: """
             Uses KEY_STORE_PATH for the file store, KMS_DATABASE_URL for PostgreSQL, and the master key of the
             configuration (both sides must use the same one: material stays wrapped as it is). Stop the servers
-            first. Keys already present on the destination are checked, not overwritten.
+            first: a server on the file store refuses it (the store's writer lock); servers on PostgreSQL are
+            not seen. Keys already present on the destination are checked, not overwritten.
             """)
 
     enum Side: String, ExpressibleByArgument { case file, postgres }
@@ -26,6 +27,19 @@ struct MigrateCommand: AsyncParsableCommand {
     func run() async throws {
         guard from != to else { throw ValidationError("--from and --to must differ") }
         let config = try KMSConfiguration.forCommand()
+        // One side is always the file store: its writer lock (held by kms serve, restore and clients add
+        // --local) keeps a running server from writing under the copy, and the copy from sweeping that
+        // server's temporary files (a review ran migrate beside a server; the store's opening deleted them).
+        let writerLock: AuditWriterLock
+        do {
+            writerLock = try AuditWriterLock.acquire(forStore: config.keyStorePath)
+        } catch {
+            throw CLIFailure(message: error.description)
+        }
+        defer { withExtendedLifetime(writerLock) {} }
+        if let refusal = FileBackupStore.interruptedRestoreRefusal(in: config.keyStorePath) {
+            throw CLIFailure(message: refusal)
+        }
         var logger = Logger(label: "kms-migrate")
         logger.logLevel = .warning
         let masterKey = try MasterKeyLoader.load(

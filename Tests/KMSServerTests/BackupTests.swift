@@ -173,6 +173,52 @@ import Testing
         #expect(try await b.stop() == 0)
     }
 
+    /// A backup that brings back a deleted key was made during its waiting period, so the key comes back
+    /// pending with a date that has passed, and the server's first scheduler pass would delete it again
+    /// (a review saw that happen silently). The restore names such keys, and `--cancel-passed-deletions`
+    /// brings them back disabled.
+    @Test func aRestoreNamesKeysWhoseDeletionDatePassed() async throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kms-passed-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let source = Self.environment("file", folder: scratch.appendingPathComponent("a"))
+        let a = try await ServeProcess(environment: source)
+        let kms = try KMSClient(
+            KMSClientConfiguration(
+                baseURL: a.url, clientKey: try ClientKeyLookup.read(source["KMS_ADMIN_KEY_FILE"] ?? "")))
+        let doomed = try await kms.generateKey(alias: "doomed").keyId
+        _ = try await kms.generateKey(alias: "kept")
+        _ = try await kms.scheduleKeyDeletion("doomed", days: 7)
+        try await kms.close()
+        let file = scratch.appendingPathComponent("kms.backup")
+        #expect(try await CLIProcess.run(["backup", "--out", file.path], environment: source).status == 0)
+        #expect(try await a.stop() == 0)
+        let masterKey = try #require(FileManager.default.contents(atPath: source["KMS_MASTER_KEY_FILE"] ?? ""))
+        func restore(_ name: String, _ arguments: [String], offsetDays: Int) async throws -> (String, URL) {
+            var target = Self.environment("file", folder: scratch.appendingPathComponent(name))
+            target["KMS_TEST_CLOCK_OFFSET_MS"] = "\(offsetDays * 86_400_000)"
+            try FileManager.default.createDirectory(
+                at: scratch.appendingPathComponent("\(name)/data"), withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700])
+            try masterKey.write(to: URL(fileURLWithPath: target["KMS_MASTER_KEY_FILE"] ?? ""))
+            let run = try await CLIProcess.run(["restore", file.path] + arguments, environment: target)
+            #expect(run.status == 0, "\(run.stderr)")
+            return (run.stderr, URL(fileURLWithPath: target["KEY_STORE_PATH"] ?? ""))
+        }
+        // Within the window: nothing to say.
+        let (quiet, _) = try await restore("b", [], offsetDays: 0)
+        #expect(!quiet.contains("restored key"), "\(quiet)")
+        // Past it: named, with the way out.
+        let (warned, _) = try await restore("c", [], offsetDays: 8)
+        #expect(warned.contains("warning: 1 restored key(s)") && warned.contains(doomed), "\(warned)")
+        #expect(warned.contains("--cancel-passed-deletions"))
+        let (noted, store) = try await restore("d", ["--cancel-passed-deletions"], offsetDays: 8)
+        #expect(noted.contains("was cancelled") && noted.contains(doomed), "\(noted)")
+        let contents = try await FileBackupStore.read(folder: store)
+        let record = try #require(contents.keys.first { $0.keyId == doomed })
+        #expect(record.state == .disabled && record.deletionDate == nil)
+        #expect(contents.keys.filter { $0.state == .enabled }.count == 1)
+    }
+
     /// What a black-box probe of backup and restore found, each refused before it can break a store:
     /// a restore while a server writes the deployment, a crafted alias that names a path, a store
     /// left by a restore that did not finish; and grace versions written as `grace`.

@@ -47,6 +47,15 @@ public struct BackupContents: Sendable, Equatable {
         self.clients = clients
     }
 
+    /// Cancels the scheduled deletion of the keys `keyIds` names, as
+    /// `cancel-deletion` does (each comes back disabled); `kms restore
+    /// --cancel-passed-deletions` uses it for keys whose date has passed.
+    public mutating func cancelDeletions(of keyIds: Set<String>, now: Date) {
+        for index in keys.indices where keyIds.contains(keys[index].keyId) {
+            _ = try? KeyChange.cancelDeletion.apply(to: &keys[index], now: now)
+        }
+    }
+
     /// The manifest's `counts`, in its member order.
     public struct Counts: Sendable, Equatable {
         public var keys = 0
