@@ -37,6 +37,14 @@ public struct PostgresBackupStore: Sendable {
         let (logger, t) = (database.logger, database.table)
         try await database.transaction("restore a backup", seconds: PostgresDatabase.offlineDeadlineSeconds) {
             connection in
+            // No server may run on the deployment: each holds the running lock on its key-change
+            // listener's connection (a restore under a running server replaced its secrets unseen).
+            guard try await database.noServerRuns(on: connection) else {
+                throw KMSError(
+                    .invalidRequest,
+                    "a kms serve instance is running on this database (KMS_DATABASE_PREFIX \(database.prefix)): stop every instance first"
+                )
+            }
             // No instance may write between the emptiness check and the commit (stop the servers first).
             let tables = ["keys", "aliases", "clients", "secrets", "sessions", "pending"].map { t($0) }
             try await connection.query(

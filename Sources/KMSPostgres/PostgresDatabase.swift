@@ -110,6 +110,11 @@ public final class PostgresDatabase: Sendable {
         case sessionBound = 7313
         /// Client registry changes: uniqueness, limits and the last-admin rule.
         case clientRegistry = 7314
+        /// Held shared, for its whole life, by every running `kms serve` on
+        /// its key-change listener's connection; `kms restore` takes it
+        /// exclusively, so it sees a server anywhere on the deployment (a
+        /// review restored secrets under a running one).
+        case running = 7315
     }
 
     /// Takes a transaction-scoped advisory lock keyed by purpose *and* table
@@ -120,6 +125,26 @@ public final class PostgresDatabase: Sendable {
         for try await _ in try await connection.query(
             "SELECT pg_advisory_xact_lock(\(purpose.rawValue), hashtext(\(prefix)))", logger: logger)
         {}
+    }
+
+    /// Marks this connection's server as running on the deployment (see
+    /// `LockPurpose.running`); released when the connection closes. Waits
+    /// while a restore holds it.
+    func holdRunningLock(on connection: PostgresConnection) async throws {
+        for try await _ in try await connection.query(
+            "SELECT pg_advisory_lock_shared(\(LockPurpose.running.rawValue), hashtext(\(prefix)))", logger: logger)
+        {}
+    }
+
+    /// Whether no server holds `LockPurpose.running`: takes it exclusively
+    /// for the rest of the transaction, so none starts meanwhile either.
+    func noServerRuns(on connection: PostgresConnection) async throws -> Bool {
+        for try await (free) in try await connection.query(
+            "SELECT pg_try_advisory_xact_lock(\(LockPurpose.running.rawValue), hashtext(\(prefix)))", logger: logger
+        ).decode(Bool.self) {
+            return free
+        }
+        return false
     }
 
     /// Opens one connection as `url` says and reports whether it is

@@ -128,7 +128,7 @@ public final class PostgresKeyStore: KeyStore {
     /// connected the cache is off and every read goes to the database; it
     /// reconnects every second.
     public func listenForKeyChanges() async {
-        let (channel, cache, logger) = (database.keyChannel, cache, logger)
+        let (channel, cache, logger, database) = (database.keyChannel, cache, logger, database)
         while !Task.isCancelled {
             do {
                 let connection = try await database.connect()
@@ -136,6 +136,8 @@ public final class PostgresKeyStore: KeyStore {
                     try await connection.listen(on: channel) { notifications in
                         // A query after LISTEN on the same connection: LISTEN is in force once it answers.
                         try await connection.query("SELECT 1", logger: logger)
+                        // This connection also tells `kms restore` a server runs here.
+                        try await database.holdRunningLock(on: connection)
                         cache.setListening(true)
                         for try await notification in notifications { cache.invalidate(keyId: notification.payload) }
                     }

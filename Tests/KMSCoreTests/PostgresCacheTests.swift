@@ -67,6 +67,55 @@ struct PostgresCacheTests {
         return try await condition() ? ContinuousClock.now - start : nil
     }
 
+    /// A running server holds the running lock on its key-change listener's connection, so a restore
+    /// on the deployment is refused while one runs, wherever it runs (a review restored a backup's
+    /// secrets under a running server, which went on with its old identity); once it stops, the
+    /// restore goes ahead.
+    @Test func aRestoreIsRefusedWhileAServerListens() async throws {
+        let (server, _) = try await Self.twoInstances()
+        let database = server.database
+        let masterKey = try MasterKey(bytes: Data(repeating: 3, count: 32))
+        func held() async throws -> Bool {
+            var count = 0
+            for try await row in try await database.client.query(
+                """
+                SELECT count(*)::int8 FROM pg_locks WHERE locktype = 'advisory' AND granted
+                  AND classid = \(PostgresDatabase.LockPurpose.running.rawValue)::oid
+                  AND objid = hashtext(\(database.prefix))::oid
+                """, logger: database.logger
+            ).decode(Int.self) {
+                count = row
+            }
+            return count > 0
+        }
+        func restore() async -> KMSError? {
+            do throws(KMSError) {
+                try await PostgresBackupStore(database: database).restore(
+                    BackupContents(), masterKey: masterKey, replaceServerSecrets: false
+                ) { _ throws(KMSError) in }
+                return nil
+            } catch {
+                return error
+            }
+        }
+        let listener = Task { await server.listenForKeyChanges() }
+        let start = ContinuousClock.now
+        while try await !held(), ContinuousClock.now - start < .seconds(30) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try await held())
+        let refused = await restore()
+        #expect(
+            refused?.message.contains("a kms serve instance is running on this database") == true,
+            "\(String(describing: refused))")
+        listener.cancel()
+        await listener.value
+        while try await held(), ContinuousClock.now - start < .seconds(60) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(await restore() == nil)
+    }
+
     @Test func aChangeOnOneInstanceReachesTheOtherWithinASecond() async throws {
         let (a, b) = try await Self.twoInstances()
         let listener = Task { await b.listenForKeyChanges() }
