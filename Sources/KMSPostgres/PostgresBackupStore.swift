@@ -45,10 +45,12 @@ public struct PostgresBackupStore: Sendable {
                     "a kms serve instance is running on this database (KMS_DATABASE_PREFIX \(database.prefix)): stop every instance first"
                 )
             }
-            // No instance may write between the emptiness check and the commit (stop the servers first).
+            // No instance may write between the emptiness check and the commit, nor read: a server
+            // starting now (its listener not yet holding the running lock) waits for the commit, or fails
+            // its start-up at its lock timeout, instead of loading the secrets this restore replaces.
             let tables = ["keys", "aliases", "clients", "secrets", "sessions", "pending"].map { t($0) }
             try await connection.query(
-                PostgresQuery(unsafeSQL: "LOCK TABLE \(tables.joined(separator: ", ")) IN EXCLUSIVE MODE"),
+                PostgresQuery(unsafeSQL: "LOCK TABLE \(tables.joined(separator: ", ")) IN ACCESS EXCLUSIVE MODE"),
                 logger: logger)
             let counts = try await Self.counts(database, on: connection)
             let startupOnly =

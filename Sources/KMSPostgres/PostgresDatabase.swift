@@ -137,7 +137,8 @@ public final class PostgresDatabase: Sendable {
     }
 
     /// Whether no server holds `LockPurpose.running`: takes it exclusively
-    /// for the rest of the transaction, so none starts meanwhile either.
+    /// for the rest of the transaction (a listener connecting meanwhile
+    /// waits; the restore's table locks hold off a starting server's reads).
     func noServerRuns(on connection: PostgresConnection) async throws -> Bool {
         for try await (free) in try await connection.query(
             "SELECT pg_try_advisory_xact_lock(\(LockPurpose.running.rawValue), hashtext(\(prefix)))", logger: logger

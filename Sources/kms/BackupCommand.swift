@@ -92,9 +92,9 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(help: "The store holds only what a first start made (server secrets, the bootstrap admin): replace it.")
     var replaceServerSecrets = false
     @Flag(
-        help: """
-            Cancel the deletion of each restored key whose deletion date has passed: it comes back disabled, as             `kms keys cancel-deletion` leaves a key. Without it, kms serve's first scheduler pass deletes them again.
-            """)
+        help: ArgumentHelp(
+            "Bring back disabled each restored key whose deletion date has passed (as kms keys cancel-deletion would).",
+            discussion: "Without it, kms serve's first scheduler pass deletes such keys again."))
     var cancelPassedDeletions = false
 
     func run() async throws {
@@ -190,7 +190,7 @@ extension RestoreCommand {
                 "note: the deletion of \(keyIds.count) restored key(s) whose deletion date had passed was cancelled; they are disabled (kms keys enable KEY to use one): \(shown)\n"
         }
         return
-            "warning: \(keyIds.count) restored key(s) are pending deletion with a date that has passed, so kms serve's first scheduler pass (about a minute after it starts) deletes them again: \(shown). To keep them, restore again into a new store with --cancel-passed-deletions\n"
+            "warning: \(keyIds.count) restored key(s) are pending deletion with a date that has passed, so kms serve's first scheduler pass (one KMS_SCHEDULER_INTERVAL_MS after it starts, a minute by default) deletes them again: \(shown). To keep them, restore again into an empty store (a new folder, or a new KMS_DATABASE_PREFIX or emptied database) with --cancel-passed-deletions\n"
     }
 }
 
