@@ -177,14 +177,14 @@ import Testing
     /// pending with a date that has passed, and the server's first scheduler pass would delete it again
     /// (a review saw that happen silently). The restore names such keys, and `--cancel-passed-deletions`
     /// brings them back disabled.
-    @Test func aRestoreNamesKeysWhoseDeletionDatePassed() async throws {
+    @Test(arguments: pairs.map(\.to).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } })
+    func aRestoreNamesKeysWhoseDeletionDatePassed(_ store: String) async throws {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kms-passed-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }
         let source = Self.environment("file", folder: scratch.appendingPathComponent("a"))
         let a = try await ServeProcess(environment: source)
-        let kms = try KMSClient(
-            KMSClientConfiguration(
-                baseURL: a.url, clientKey: try ClientKeyLookup.read(source["KMS_ADMIN_KEY_FILE"] ?? "")))
+        let adminKey = try ClientKeyLookup.read(source["KMS_ADMIN_KEY_FILE"] ?? "")
+        let kms = try KMSClient(KMSClientConfiguration(baseURL: a.url, clientKey: adminKey))
         let doomed = try await kms.generateKey(alias: "doomed").keyId
         _ = try await kms.generateKey(alias: "kept")
         _ = try await kms.scheduleKeyDeletion("doomed", days: 7)
@@ -193,8 +193,9 @@ import Testing
         #expect(try await CLIProcess.run(["backup", "--out", file.path], environment: source).status == 0)
         #expect(try await a.stop() == 0)
         let masterKey = try #require(FileManager.default.contents(atPath: source["KMS_MASTER_KEY_FILE"] ?? ""))
-        func restore(_ name: String, _ arguments: [String], offsetDays: Int) async throws -> (String, URL) {
-            var target = Self.environment("file", folder: scratch.appendingPathComponent(name))
+        func restore(_ name: String, _ arguments: [String], offsetDays: Int) async throws -> (String, [String: String])
+        {
+            var target = Self.environment(store, folder: scratch.appendingPathComponent(name))
             target["KMS_TEST_CLOCK_OFFSET_MS"] = "\(offsetDays * 86_400_000)"
             try FileManager.default.createDirectory(
                 at: scratch.appendingPathComponent("\(name)/data"), withIntermediateDirectories: true,
@@ -202,7 +203,7 @@ import Testing
             try masterKey.write(to: URL(fileURLWithPath: target["KMS_MASTER_KEY_FILE"] ?? ""))
             let run = try await CLIProcess.run(["restore", file.path] + arguments, environment: target)
             #expect(run.status == 0, "\(run.stderr)")
-            return (run.stderr, URL(fileURLWithPath: target["KEY_STORE_PATH"] ?? ""))
+            return (run.stderr, target)
         }
         // Within the window: nothing to say.
         let (quiet, _) = try await restore("b", [], offsetDays: 0)
@@ -211,12 +212,16 @@ import Testing
         let (warned, _) = try await restore("c", [], offsetDays: 8)
         #expect(warned.contains("warning: 1 restored key(s)") && warned.contains(doomed), "\(warned)")
         #expect(warned.contains("--cancel-passed-deletions"))
-        let (noted, store) = try await restore("d", ["--cancel-passed-deletions"], offsetDays: 8)
+        let (noted, target) = try await restore("d", ["--cancel-passed-deletions"], offsetDays: 8)
         #expect(noted.contains("was cancelled") && noted.contains(doomed), "\(noted)")
-        let contents = try await FileBackupStore.read(folder: store)
-        let record = try #require(contents.keys.first { $0.keyId == doomed })
-        #expect(record.state == .disabled && record.deletionDate == nil)
-        #expect(contents.keys.filter { $0.state == .enabled }.count == 1)
+        // A server on the restored store, eight days on, finds the key disabled and no longer scheduled.
+        let b = try await ServeProcess(environment: target)
+        let restored = try KMSClient(KMSClientConfiguration(baseURL: b.url, clientKey: adminKey))
+        let record = try await restored.key("doomed")
+        #expect(record.state == "disabled" && record.deletionDate == nil, "\(record.state)")
+        #expect(try await restored.key("kept").state == "enabled")
+        try await restored.close()
+        #expect(try await b.stop() == 0)
     }
 
     /// What a black-box probe of backup and restore found, each refused before it can break a store:
