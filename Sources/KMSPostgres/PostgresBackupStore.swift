@@ -42,7 +42,7 @@ public struct PostgresBackupStore: Sendable {
             guard try await database.noServerRuns(on: connection) else {
                 throw KMSError(
                     .invalidRequest,
-                    "a kms serve instance is running on this database (KMS_DATABASE_PREFIX \(database.prefix)): stop every instance first"
+                    "a kms serve instance (or another kms restore) is using this database (KMS_DATABASE_PREFIX \(database.prefix)): stop every instance first"
                 )
             }
             // No instance may write between the emptiness check and the commit, nor read: a server

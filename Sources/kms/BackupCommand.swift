@@ -108,7 +108,8 @@ struct RestoreCommand: AsyncParsableCommand {
         let config = try KMSConfiguration.forCommand()
         // Refused while a server writes this store (it would go on writing under the restored files), and
         // no server starts on it until the restore is done. The file store's own lock, whatever the audit
-        // log is called; on PostgreSQL, a local server's audit-log lock (servers elsewhere: stop them).
+        // log is called; on PostgreSQL, a local server's audit-log lock here, and in the restore's
+        // transaction the running lock every server holds in the database (PostgresBackupStore).
         let writerLock: AuditWriterLock?
         var auditLock: AuditWriterLock?
         do {
@@ -190,7 +191,7 @@ extension RestoreCommand {
                 "note: the deletion of \(keyIds.count) restored key(s) whose deletion date had passed was cancelled; they are disabled (kms keys enable KEY to use one): \(shown)\n"
         }
         return
-            "warning: \(keyIds.count) restored key(s) are pending deletion with a date that has passed, so kms serve's first scheduler pass (one KMS_SCHEDULER_INTERVAL_MS after it starts, a minute by default) deletes them again: \(shown). To keep them, restore again into an empty store (a new folder, or a new KMS_DATABASE_PREFIX or emptied database) with --cancel-passed-deletions\n"
+            "warning: \(keyIds.count) restored key(s) are pending deletion with a date that has passed, so kms serve's scheduler deletes them again at its first pass (about one KMS_SCHEDULER_INTERVAL_MS after it starts, a minute by default): \(shown). To keep them, restore again into an empty store (a new folder, or a new KMS_DATABASE_PREFIX or emptied database) with --cancel-passed-deletions\n"
     }
 }
 
