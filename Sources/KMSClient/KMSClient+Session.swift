@@ -91,6 +91,14 @@ extension KMSClient {
         guard confirmation.sessionId == started.sessionId else {
             throw KMSClientError.protocolViolation("the confirmation names another session")
         }
+        if let confirmed = configuration.serverKeyConfirmed {
+            do {
+                try confirmed(actual)
+            } catch {
+                await endUnconfirmed(sessionId: started.sessionId, key: key, token: token)
+                throw error
+            }
+        }
         let now = ContinuousClock.now
         let ttl = Duration.milliseconds(confirmation.ttlMs)
         let absolute = now + .milliseconds(confirmation.maxLifetimeMs) - .seconds(1)
@@ -110,10 +118,11 @@ extension KMSClient {
             ttlMs: confirmation.ttlMs, sliding: confirmation.sliding)
     }
 
-    /// Ends, best effort, a session whose key exchange took effect but whose
-    /// confirmation never came (its resend was refused): it would otherwise
-    /// hold its token, and a place among the server's sessions, until it
-    /// expires. Its first sealed request is seq 1.
+    /// Ends, best effort, a session this client will not use: one whose key
+    /// exchange took effect but whose confirmation never came (its resend was
+    /// refused), or one whose server key `serverKeyConfirmed` refused. It
+    /// would otherwise hold its token, and a place among the server's
+    /// sessions, until it expires. Its first sealed request is seq 1.
     private func endUnconfirmed(sessionId: String, key: SymmetricKey, token: String) async {
         guard
             let request = try? Self.sealed(

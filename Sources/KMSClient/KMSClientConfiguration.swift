@@ -16,16 +16,25 @@ public struct KMSClientConfiguration: Sendable {
     /// exchange. Without one the client sends protocol-v1's body, which a
     /// server with `KMS_CLIENT_AUTH=required` refuses.
     public var clientKey: Curve25519.Signing.PrivateKey?
+    /// Told the server key's fingerprint after each key exchange that proved
+    /// the server holds that key (its sealed confirmation opened), before the
+    /// session carries anything; throwing ends the exchange with that error and
+    /// the session on the server. Without a pin this is where a client can
+    /// remember the key it met (trust on first use: the `kms` CLI's known
+    /// servers, docs/threat-model.md), so a later key exchange is pinned.
+    public var serverKeyConfirmed: (@Sendable (_ fingerprint: String) throws -> Void)?
 
     public init(
         baseURL: String, token: String? = nil, fingerprint: String? = nil, rotateInterval: Duration? = nil,
-        clientKey: Curve25519.Signing.PrivateKey? = nil
+        clientKey: Curve25519.Signing.PrivateKey? = nil,
+        serverKeyConfirmed: (@Sendable (_ fingerprint: String) throws -> Void)? = nil
     ) {
         self.baseURL = baseURL
         self.token = token
         self.fingerprint = fingerprint
         self.rotateInterval = rotateInterval
         self.clientKey = clientKey
+        self.serverKeyConfirmed = serverKeyConfirmed
     }
 }
 

@@ -12,6 +12,7 @@ struct KMSCommand: AsyncParsableCommand {
             RewrapCommand.self, DataKeyCommand.self, RandomCommand.self, ServerKeyCommand.self, AuditCommand.self,
             EncryptFileCommand.self, DecryptFileCommand.self, RewrapFileCommand.self, InspectFileCommand.self,
             BenchCommand.self, MigrateCommand.self, ClientKeyCommand.self, ClientsCommand.self, WhoamiCommand.self,
+            KnownServersCommand.self,
         ]
     )
 }

@@ -38,14 +38,77 @@ struct ClientOptions: ParsableArguments {
                 "the server key pin (--fingerprint or KMS_SERVER_FINGERPRINT) is \(pin.isEmpty ? "empty" : "not SHA256: and 64 hexadecimal digits"): give the fingerprint `kms server-key` prints on the server, or unset it"
             )
         }
+        var configuration = KMSClientConfiguration(
+            baseURL: baseURL, token: token ?? environment["TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
+            fingerprint: pin, rotateInterval: rotateInterval, clientKey: found?.key)
         if pin == nil, !Self.isLoopback(baseURL) {
+            try trustOnFirstUse(&configuration, environment: environment)
+        }
+        return configuration
+    }
+
+    /// A server elsewhere with no pin given: the key remembered for it is
+    /// pinned, or, at first contact, the key it proves it holds is remembered
+    /// (`KnownServers`). With `KMS_KNOWN_SERVERS=off`, only a note.
+    private func trustOnFirstUse(
+        _ configuration: inout KMSClientConfiguration, environment: [String: String]
+    ) throws {
+        let baseURL = configuration.baseURL
+        let remembered: KnownServers.Entry?
+        let known: KnownServers?
+        do {
+            known = try KnownServers.fromEnvironment(environment)
+            remembered = try KnownServers.origin(of: baseURL).flatMap { origin throws(CLIFailure) in
+                try known?.entry(for: origin)
+            }
+        } catch {
+            // As a malformed pin is: exit status 64, before anything is sent.
+            throw ValidationError(error.message)
+        }
+        guard let known, let origin = KnownServers.origin(of: baseURL) else {
             writeToStandardError(
                 "note: the server's key is not pinned, so whoever answers at \(baseURL) reads what this command sends: set KMS_SERVER_FINGERPRINT to what `kms server-key` prints on the server\n"
             )
+            return
         }
-        return KMSClientConfiguration(
-            baseURL: baseURL, token: token ?? environment["TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
-            fingerprint: pin, rotateInterval: rotateInterval, clientKey: found?.key)
+        if let entry = remembered {
+            configuration.fingerprint = entry.fingerprint
+            return
+        }
+        writeToStandardError(
+            "note: the server's key is not pinned and \(origin) is not yet known, so whoever answers there now reads what this command sends; the key it answers with is remembered in \(known.file.path) and required from then on (or set KMS_SERVER_FINGERPRINT to what `kms server-key` prints on the server)\n"
+        )
+        configuration.serverKeyConfirmed = { fingerprint in
+            let outcome: KnownServers.Remembered
+            do throws(CLIFailure) {
+                outcome = try known.remember(origin, fingerprint: fingerprint)
+            } catch {
+                // Not remembering leaves this run as unpinned as it was: said, not fatal.
+                writeToStandardError("note: could not remember the server's key: \(error.message)\n")
+                return
+            }
+            switch outcome {
+            case .added: break
+            case .alreadyKnown: return
+            case .conflict(let failure): throw failure
+            }
+            writeToStandardError(
+                "note: remembered \(fingerprint) for \(origin) in \(known.file.path): a server answering there with another key is now refused. Compare it with what `kms server-key` prints on the server; `kms known-servers forget \(origin)` undoes this\n"
+            )
+        }
+    }
+
+    /// What to do when the server's key is not the one this machine remembers
+    /// for it (nil when the pin was given, not remembered).
+    func rememberedMismatch(actual: String) -> String? {
+        let environment = ProcessInfo.processInfo.environment
+        guard fingerprint ?? environment["KMS_SERVER_FINGERPRINT"] == nil,
+            let known = try? KnownServers.fromEnvironment(environment),
+            let origin = KnownServers.origin(of: url ?? environment["BASE_URL"] ?? "http://localhost:3000"),
+            let entry = try? known.entry(for: origin)
+        else { return nil }
+        return
+            "the server at \(origin) answered with key \(actual), but \(known.file.path) remembers \(entry.fingerprint) for it (first seen \(entry.firstSeen)): something else may be answering in its place, so nothing was sent. If the server's key was changed on purpose (a new data folder, `kms restore --replace-server-secrets`), check \(actual) against what `kms server-key` prints on the server, then run `kms known-servers forget \(origin)`"
     }
 
     /// A server on this machine (`localhost`, 127.0.0.0/8, `::1`): no one else can answer there.
@@ -78,6 +141,10 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
     } catch let error as KMSClientError {
         try? await client.close()
         var message = error.description
+        if case .fingerprintMismatch(_, let actual) = error, let remembered = options.rememberedMismatch(actual: actual)
+        {
+            message = remembered
+        }
         if client.configuration.clientKey == nil, case .server(_, _, _, _, "clientKey") = error {
             // The server wants a signed key exchange and this client had no key to sign with.
             message +=

@@ -46,6 +46,16 @@ struct E2ECommand: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         var report = E2EReport()
+        let options = client
+        report.explain = { error in
+            // A remembered server key that no longer matches: the same advice as every other verb gives.
+            if case KMSClientError.fingerprintMismatch(_, let actual) = error,
+                let advice = options.rememberedMismatch(actual: actual)
+            {
+                return advice
+            }
+            return "\(error)"
+        }
         print("kms e2e against \(kms.configuration.baseURL)")
 
         try await report.step("health") {
@@ -215,6 +225,8 @@ extension E2ECommand {
 struct E2EReport {
     var count = 0
     var total = 0.0
+    /// How a failed step's error is shown.
+    var explain: (any Error) -> String = { "\($0)" }
 
     mutating func step(_ name: String, _ body: () async throws -> String) async throws {
         _ = try await step(name) { ((), try await body()) }
@@ -233,7 +245,7 @@ struct E2EReport {
             )
             return value
         } catch {
-            print("✘ \(name): \(error)")
+            print("✘ \(name): \(explain(error))")
             throw ExitCode.failure
         }
     }

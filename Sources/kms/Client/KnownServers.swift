@@ -1,0 +1,207 @@
+import Foundation
+import KMSClient
+import KMSCore
+import KMSProtocol
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The CLI's memory of server keys: trust on first use for servers that are
+/// not on this machine, as `ssh` does with `known_hosts`.
+///
+/// Without a pin, `/session/init`'s public key is believed as sent, so a
+/// man in the middle can answer in the server's place on every run. With
+/// this file only the first contact is exposed: the key a server proved it
+/// holds (its key-exchange confirmation opened) is written down, and every
+/// later run pins it, refusing a server that answers with another key before
+/// anything is sent. A pin that is given (`--fingerprint`,
+/// `KMS_SERVER_FINGERPRINT`) wins and this file is not read. Servers on this
+/// machine are not remembered: no one else can answer there, and a test
+/// server or a fresh data folder would otherwise be refused as a changed key.
+///
+/// One line per server: `ORIGIN SHA256:<hex> FIRST-SEEN`, `#` starts a
+/// comment. A line that cannot be read makes every command refuse, naming
+/// it: skipping it would trust whatever answers for that server again.
+struct KnownServers: Sendable {
+    let file: URL
+
+    struct Entry: Encodable {
+        let url: String
+        let fingerprint: String
+        let firstSeen: String
+    }
+
+    /// `KMS_KNOWN_SERVERS` (a file, or `off`), else `~/.config/kms/known_servers`; nil when off.
+    static func fromEnvironment(_ environment: [String: String]) throws(CLIFailure) -> KnownServers? {
+        if let setting = environment["KMS_KNOWN_SERVERS"] {
+            if setting == "off" { return nil }
+            guard !setting.isEmpty else {
+                throw CLIFailure(
+                    message:
+                        "KMS_KNOWN_SERVERS is empty: give the file that remembers server keys, or `off` to remember none (docs/threat-model.md)"
+                )
+            }
+            return KnownServers(file: URL(fileURLWithPath: setting))
+        }
+        return KnownServers(file: URL(fileURLWithPath: defaultPath))
+    }
+
+    /// `~/.config/kms/known_servers`, beside the client key.
+    static var defaultPath: String {
+        URL(fileURLWithPath: ClientKeyLookup.defaultPath).deletingLastPathComponent()
+            .appendingPathComponent("known_servers").path
+    }
+
+    /// What a server is remembered by: scheme, host and port (the scheme's
+    /// default made explicit), and a path prefix if the URL has one, so
+    /// `http://NAS:3000` and `http://nas:3000/` are one server. Nil for a URL
+    /// that is not `http` or `https` with a host (the transport refuses it).
+    static func origin(of baseURL: String) -> String? {
+        guard let parts = URLComponents(string: baseURL), let scheme = parts.scheme?.lowercased(),
+            scheme == "http" || scheme == "https", var host = parts.host?.lowercased(), !host.isEmpty
+        else { return nil }
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.contains(":") { host = "[\(host)]" }
+        let port = parts.port ?? (scheme == "https" ? 443 : 80)
+        var path = parts.percentEncodedPath
+        while path.hasSuffix("/") { path.removeLast() }
+        let origin = "\(scheme)://\(host):\(port)\(path)"
+        // A line's fields are split on whitespace: an origin holding any cannot be written as one.
+        guard !origin.contains(where: { $0.isWhitespace || $0.isNewline }) else { return nil }
+        return origin
+    }
+
+    /// Every entry; throws naming the file and line when one cannot be read.
+    func entries() throws(CLIFailure) -> [Entry] {
+        guard FileManager.default.fileExists(atPath: file.path) else { return [] }
+        let data: Data
+        do {
+            data = try Data(contentsOf: file)
+        } catch {
+            let reason = (error as? CocoaError).map(ioFailure) ?? "\(error)"
+            throw CLIFailure(message: "cannot read \(file.path), which remembers server keys: \(reason)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw CLIFailure(message: "\(file.path) is not UTF-8 text: fix or remove it (it remembers server keys)")
+        }
+        var entries: [Entry] = []
+        var seen = Set<String>()
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+            if fields.isEmpty || fields[0].hasPrefix("#") { continue }
+            let problem: String?
+            if fields.count != 3 {
+                problem = "not `URL SHA256:<hex> FIRST-SEEN`"
+            } else if Self.origin(of: String(fields[0])) != String(fields[0]) {
+                problem = "\(fields[0]) is not a URL as this file writes it"
+            } else if !Fingerprint.isWellFormed(String(fields[1])) {
+                problem = "\(fields[1].prefix(80)) is not SHA256: and 64 hexadecimal digits"
+            } else if !seen.insert(String(fields[0])).inserted {
+                problem = "\(fields[0]) is remembered twice"
+            } else {
+                problem = nil
+            }
+            if let problem {
+                throw CLIFailure(
+                    message:
+                        "\(file.path) line \(index + 1): \(problem). Fix or delete that line (it remembers server keys; `kms known-servers list` shows the rest)"
+                )
+            }
+            entries.append(Entry(url: String(fields[0]), fingerprint: String(fields[1]), firstSeen: String(fields[2])))
+        }
+        return entries
+    }
+
+    func entry(for origin: String) throws(CLIFailure) -> Entry? {
+        try entries().first { $0.url == origin }
+    }
+
+    /// What `remember` found.
+    enum Remembered {
+        case added
+        /// Another run wrote the same key down first.
+        case alreadyKnown
+        /// Another run wrote another key down first: trust neither.
+        case conflict(CLIFailure)
+    }
+
+    /// Writes `fingerprint` down for `origin` unless an entry is there;
+    /// throws only when the file cannot be read or written.
+    func remember(_ origin: String, fingerprint: String, at now: Date = Date()) throws(CLIFailure) -> Remembered {
+        try locked { () throws(CLIFailure) -> Remembered in
+            if let known = try entry(for: origin) {
+                guard Fingerprint.matches(known.fingerprint, fingerprint) else {
+                    return .conflict(
+                        CLIFailure(
+                            message:
+                                "while this command connected to \(origin), another run remembered \(known.fingerprint) for it in \(file.path), and this server answered with \(fingerprint): nothing was sent. Check both with `kms server-key` on the server"
+                        ))
+                }
+                return .alreadyKnown
+            }
+            try write(existingText() + "\(origin) \(fingerprint) \(Timestamp.format(now))\n")
+            return .added
+        }
+    }
+
+    /// Removes `origin`'s entry; false when there was none.
+    func forget(_ origin: String) throws(CLIFailure) -> Bool {
+        try locked { () throws(CLIFailure) -> Bool in
+            guard try entry(for: origin) != nil else { return false }
+            // Comments and every other line are kept as they are.
+            let kept = try existingText().split(separator: "\n", omittingEmptySubsequences: false).filter { line in
+                line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).first.map(String.init)
+                    != origin
+            }
+            try write(kept.joined(separator: "\n"))
+            return true
+        }
+    }
+
+    private static let header =
+        "# kms known servers: the key each server proved it holds at first contact (docs/threat-model.md).\n"
+        + "# URL SHA256:<hex> FIRST-SEEN. `kms known-servers forget URL` removes one.\n"
+
+    private func existingText() throws(CLIFailure) -> String {
+        guard let data = try? Data(contentsOf: file), let text = String(data: data, encoding: .utf8) else {
+            return Self.header
+        }
+        return text.isEmpty || text.hasSuffix("\n") ? text : text + "\n"
+    }
+
+    private func write(_ text: String) throws(CLIFailure) {
+        do {
+            try DurableFile.write(Data(text.utf8), to: file)
+        } catch {
+            throw CLIFailure(message: error.description)
+        }
+    }
+
+    /// Runs `body` holding an exclusive lock on the file's folder, so two
+    /// runs that meet a new server at once cannot lose one's entry.
+    private func locked<T>(_ body: () throws(CLIFailure) -> T) throws(CLIFailure) -> T {
+        let folder = file.deletingLastPathComponent()
+        do {
+            try DurableFile.prepareFolder(folder)
+        } catch {
+            throw CLIFailure(message: error.description)
+        }
+        let fd = open(folder.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw CLIFailure(message: "cannot open folder \(folder.path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                throw CLIFailure(message: "cannot lock folder \(folder.path): \(String(cString: strerror(errno)))")
+            }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+}

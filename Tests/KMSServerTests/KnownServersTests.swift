@@ -1,0 +1,116 @@
+import Foundation
+import KMSCore
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The CLI remembers the key of a server that is not on this machine at first
+/// contact, and refuses another key there afterwards (trust on first use).
+@Suite(.serialized) struct KnownServersTests {
+    /// An IPv4 address of this machine other than loopback: a server reached
+    /// there counts as "elsewhere" for the CLI, as a VPN address would.
+    static let outsideAddress: String? = {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0, let first = list else { return nil }
+        defer { freeifaddrs(list) }
+        for entry in sequence(first: first, next: { $0.pointee.ifa_next }) {
+            guard let address = entry.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET) else {
+                continue
+            }
+            var name = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            guard
+                getnameinfo(
+                    address, socklen_t(MemoryLayout<sockaddr_in>.size), &name, socklen_t(name.count), nil, 0,
+                    NI_NUMERICHOST) == 0
+            else { continue }
+            let text = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if !text.hasPrefix("127."), !text.hasPrefix("169.254.") { return text }
+        }
+        return nil
+    }()
+
+    @Test(.enabled(if: outsideAddress != nil, "this machine has no IPv4 address besides loopback"))
+    func aServerElsewhereIsRememberedAndAnotherKeyThereIsRefused() async throws {
+        let address = try #require(Self.outsideAddress)
+        let server = try await ServeProcess(environment: [
+            "KMS_HOST": "0.0.0.0", "KMS_WHITELIST": "127.0.0.0/8,\(address)",
+        ])
+        let folder = server.folder.appendingPathComponent("home/kms")
+        let file = folder.appendingPathComponent("known_servers")
+        let origin = "http://\(address):\(server.port)"
+        var env = server.clientEnvironment
+        env["BASE_URL"] = origin
+        env["KMS_KNOWN_SERVERS"] = file.path
+        env["KMS_SERVER_FINGERPRINT"] = nil
+
+        // First contact (e2e makes several clients): said before, remembered once after the exchange.
+        let first = try await CLIProcess.run(["e2e"], environment: env)
+        #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+        #expect(first.stderr.contains("not yet known"), "\(first.stderr)")
+        #expect(first.stderr.components(separatedBy: "note: remembered SHA256:").count == 2, "\(first.stderr)")
+        #expect(DurableFile.mode(of: file) == 0o600 && DurableFile.mode(of: folder) == 0o700)
+        let text = try String(contentsOf: file, encoding: .utf8)
+        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix(origin + " ") })
+        let remembered = String(line.split(separator: " ")[1])
+        #expect(server.logText.contains(remembered), "the server's own fingerprint is what was remembered")
+
+        // Afterwards: pinned by the file, silently.
+        let again = try await CLIProcess.run(["random", "--bytes", "4"], environment: env)
+        #expect(again.status == 0 && again.stderr.isEmpty, "\(again.stderr)")
+        let listed = try await CLIProcess.run(["known-servers", "list"], environment: env)
+        #expect(listed.status == 0 && listed.stdout.contains("\(origin)  \(remembered)"), "\(listed.stdout)")
+
+        // Another key answering there is refused, with what to do.
+        let other = "SHA256:" + String(repeating: "1", count: 64)
+        try text.replacingOccurrences(of: remembered, with: other).write(to: file, atomically: true, encoding: .utf8)
+        let changed = try await CLIProcess.run(["random", "--bytes", "4"], environment: env)
+        #expect(changed.status != 0, "\(changed.stdout)")
+        #expect(
+            changed.stderr.contains("remembers \(other)") && changed.stderr.contains("nothing was sent")
+                && changed.stderr.contains("kms known-servers forget \(origin)"), "\(changed.stderr)")
+        let e2eChanged = try await CLIProcess.run(["e2e"], environment: env)
+        #expect(
+            e2eChanged.status != 0 && e2eChanged.stdout.contains("kms known-servers forget \(origin)"),
+            "\(e2eChanged.stdout)")
+        // A pin that is given wins over the file.
+        let pinned = try await CLIProcess.run(
+            ["random", "--bytes", "4", "--fingerprint", remembered], environment: env)
+        #expect(pinned.status == 0, "\(pinned.stderr)")
+
+        // Forgotten under another spelling of the same server; the next contact remembers again.
+        let forgot = try await CLIProcess.run(
+            ["known-servers", "forget", "HTTP://\(address):\(server.port)/"], environment: env)
+        #expect(forgot.status == 0, "\(forgot.stderr)")
+        #expect(!(try String(contentsOf: file, encoding: .utf8)).contains(origin))
+        let missing = try await CLIProcess.run(["known-servers", "forget", origin], environment: env)
+        #expect(missing.status != 0 && missing.stderr.contains("not remembered"), "\(missing.stderr)")
+        let relearnt = try await CLIProcess.run(["random", "--bytes", "4"], environment: env)
+        #expect(
+            relearnt.status == 0 && relearnt.stderr.contains("note: remembered \(remembered)"), "\(relearnt.stderr)")
+
+        // A line that cannot be read stops every command rather than being skipped (which would trust again).
+        let kept = try String(contentsOf: file, encoding: .utf8)
+        try (kept + "\(origin)x SHA256:zz\n").write(to: file, atomically: true, encoding: .utf8)
+        let broken = try await CLIProcess.run(["random", "--bytes", "4"], environment: env)
+        #expect(broken.status != 0 && broken.stderr.contains("line "), "\(broken.stderr)")
+        try kept.write(to: file, atomically: true, encoding: .utf8)
+
+        // Off: nothing read or written, and the old note. Empty: refused, as an empty pin is.
+        let off = try await CLIProcess.run(
+            ["random", "--bytes", "4"], environment: env.merging(["KMS_KNOWN_SERVERS": "off"]) { $1 })
+        #expect(off.status == 0 && off.stderr.contains("not pinned") && !off.stderr.contains("remember"))
+        let empty = try await CLIProcess.run(
+            ["random", "--bytes", "4"], environment: env.merging(["KMS_KNOWN_SERVERS": ""]) { $1 })
+        #expect(empty.status != 0 && empty.stderr.contains("KMS_KNOWN_SERVERS is empty"), "\(empty.stderr)")
+
+        // A server on this machine is not remembered.
+        let local = server.folder.appendingPathComponent("local/known_servers")
+        let loopback = try await CLIProcess.run(
+            ["random", "--bytes", "4"],
+            environment: env.merging(["BASE_URL": server.url, "KMS_KNOWN_SERVERS": local.path]) { $1 })
+        #expect(loopback.status == 0 && loopback.stderr.isEmpty, "\(loopback.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: local.path))
+    }
+}
