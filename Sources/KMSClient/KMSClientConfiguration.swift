@@ -55,7 +55,8 @@ extension KMSClientConfiguration: CustomStringConvertible, CustomReflectable {
             ])
     }
 
-    private var redactedBaseURL: String {
+    /// `baseURL` without its user and password, for messages.
+    public var redactedBaseURL: String {
         guard var parts = URLComponents(string: baseURL), parts.user != nil || parts.password != nil else {
             return baseURL
         }

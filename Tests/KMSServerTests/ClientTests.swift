@@ -280,6 +280,30 @@ extension ClientTests {
         }
     }
 
+    /// `serverKeyConfirmed` (the CLI's trust on first use) is told the key a confirmed exchange proved;
+    /// when it throws, the call fails with its error and the new session is ended, freeing its token.
+    @Test func aRefusedServerKeyEndsTheNewSession() async throws {
+        struct Refused: Error {}
+        try await TestServer().run { server in
+            let spy = SpyTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            let token = String(repeating: "k", count: 40)
+            let told = Mutex<[String]>([])
+            let refusing = try KMSClient(
+                KMSClientConfiguration(
+                    baseURL: spy.base.baseURL, token: token,
+                    serverKeyConfirmed: { fingerprint in
+                        told.withLock { $0.append(fingerprint) }
+                        throw Refused()
+                    }), transport: spy)
+            await #expect(throws: Refused.self) { try await refusing.connect() }
+            #expect(spy.targets == ["/session/init", "/session/key-exchange", "/session"], "\(spy.targets)")
+            #expect(refusing.sessionId == nil)
+            let accepting = try KMSClient(KMSClientConfiguration(baseURL: spy.base.baseURL, token: token))
+            let info = try await accepting.connect()
+            #expect(told.withLock { $0 } == [info.fingerprint])
+        }
+    }
+
     /// The transport does not follow a redirect (the token and envelope would go with it).
     @Test func redirectsAreNotFollowed() async throws {
         let listener = try StallingListener(

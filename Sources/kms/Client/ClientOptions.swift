@@ -67,7 +67,7 @@ struct ClientOptions: ParsableArguments {
         }
         guard let known, let origin = KnownServers.origin(of: baseURL) else {
             writeToStandardError(
-                "note: the server's key is not pinned, so whoever answers at \(baseURL) reads what this command sends: set KMS_SERVER_FINGERPRINT to what `kms server-key` prints on the server\n"
+                "note: the server's key is not pinned, so whoever answers at \(configuration.redactedBaseURL) reads what this command sends: set KMS_SERVER_FINGERPRINT to what `kms server-key` prints on the server\n"
             )
             return
         }
@@ -115,9 +115,10 @@ struct ClientOptions: ParsableArguments {
     static func isLoopback(_ baseURL: String) -> Bool {
         guard let host = URLComponents(string: baseURL)?.host?.lowercased() else { return false }
         if host == "localhost" || host == "::1" || host == "[::1]" { return true }
-        // An IPv4 literal in 127.0.0.0/8, not a name that starts like one (`127.0.0.1.example.com`).
+        // An IPv4 literal in 127.0.0.0/8, not a name that starts like one (`127.0.0.1.example.com`), and
+        // written as the resolver reads a literal: `127.0.0.08` is a name it asks DNS about (a review finding).
         let parts = host.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0).map(String.init) == String($0) }
     }
 
     func client() throws -> KMSClient {

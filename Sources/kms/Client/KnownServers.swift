@@ -36,14 +36,17 @@ struct KnownServers: Sendable {
         let firstSeen: String
     }
 
-    /// `KMS_KNOWN_SERVERS` (a file, or `off`), else `~/.config/kms/known_servers`; nil when off.
+    /// `KMS_KNOWN_SERVERS` (an absolute path, or `off`), else
+    /// `~/.config/kms/known_servers`; nil when off. An empty or relative value
+    /// is refused: a failed `$(…)` or a typo would otherwise make a file in
+    /// whatever folder the command runs in, and remember nothing where it is looked for.
     static func fromEnvironment(_ environment: [String: String]) throws(CLIFailure) -> KnownServers? {
         if let setting = environment["KMS_KNOWN_SERVERS"] {
-            if setting == "off" { return nil }
-            guard !setting.isEmpty else {
+            if setting.lowercased() == "off" { return nil }
+            guard setting.hasPrefix("/") else {
                 throw CLIFailure(
                     message:
-                        "KMS_KNOWN_SERVERS is empty: give the file that remembers server keys, or `off` to remember none (docs/threat-model.md)"
+                        "KMS_KNOWN_SERVERS is \(setting.isEmpty ? "empty" : "not an absolute path"): give the file that remembers server keys, or `off` to remember none (docs/threat-model.md)"
                 )
             }
             return KnownServers(file: URL(fileURLWithPath: setting))
@@ -61,9 +64,17 @@ struct KnownServers: Sendable {
     /// default made explicit), and a path prefix if the URL has one, so
     /// `http://NAS:3000` and `http://nas:3000/` are one server. Nil for a URL
     /// that is not `http` or `https` with a host (the transport refuses it).
+    /// The host is taken as written (percent-encoded, never decoded into
+    /// `@`, `/` or NUL), and a URL whose origin does not read back as itself
+    /// is not remembered: its line would stop every later command.
     static func origin(of baseURL: String) -> String? {
+        guard let origin = canonical(baseURL), canonical(origin) == origin else { return nil }
+        return origin
+    }
+
+    private static func canonical(_ baseURL: String) -> String? {
         guard let parts = URLComponents(string: baseURL), let scheme = parts.scheme?.lowercased(),
-            scheme == "http" || scheme == "https", var host = parts.host?.lowercased(), !host.isEmpty
+            scheme == "http" || scheme == "https", var host = parts.percentEncodedHost?.lowercased(), !host.isEmpty
         else { return nil }
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         if host.contains(":") { host = "[\(host)]" }
@@ -83,16 +94,16 @@ struct KnownServers: Sendable {
         do {
             data = try Data(contentsOf: file)
         } catch {
-            let reason = (error as? CocoaError).map(ioFailure) ?? "\(error)"
-            throw CLIFailure(message: "cannot read \(file.path), which remembers server keys: \(reason)")
+            let reason = (error as? CocoaError).map(ioFailure) ?? "io_error: \(error)"
+            throw CLIFailure(message: "cannot read the file that remembers server keys: \(reason)")
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw CLIFailure(message: "\(file.path) is not UTF-8 text: fix or remove it (it remembers server keys)")
         }
         var entries: [Entry] = []
         var seen = Set<String>()
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
+        for (index, line) in Self.lines(text).enumerated() {
+            let fields = Self.fields(line)
             if fields.isEmpty || fields[0].hasPrefix("#") { continue }
             let problem: String?
             if fields.count != 3 {
@@ -109,7 +120,7 @@ struct KnownServers: Sendable {
             if let problem {
                 throw CLIFailure(
                     message:
-                        "\(file.path) line \(index + 1): \(problem). Fix or delete that line (it remembers server keys; `kms known-servers list` shows the rest)"
+                        "\(file.path) line \(index + 1): \(problem). Fix or delete that line: the file remembers server keys, and a line skipped would trust whatever answers for that server again"
                 )
             }
             entries.append(Entry(url: String(fields[0]), fingerprint: String(fields[1]), firstSeen: String(fields[2])))
@@ -139,7 +150,7 @@ struct KnownServers: Sendable {
                     return .conflict(
                         CLIFailure(
                             message:
-                                "while this command connected to \(origin), another run remembered \(known.fingerprint) for it in \(file.path), and this server answered with \(fingerprint): nothing was sent. Check both with `kms server-key` on the server"
+                                "\(file.path) remembers \(known.fingerprint) for \(origin) (written while this command ran: by another run, or by an earlier session of this one), but the server answered this key exchange with \(fingerprint): refused, and the new session ended before it carried anything. Check both with `kms server-key` on the server"
                         ))
                 }
                 return .alreadyKnown
@@ -154,10 +165,7 @@ struct KnownServers: Sendable {
         try locked { () throws(CLIFailure) -> Bool in
             guard try entry(for: origin) != nil else { return false }
             // Comments and every other line are kept as they are.
-            let kept = try existingText().split(separator: "\n", omittingEmptySubsequences: false).filter { line in
-                line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).first.map(String.init)
-                    != origin
-            }
+            let kept = Self.lines(try existingText()).filter { Self.fields($0).first.map(String.init) != origin }
             try write(kept.joined(separator: "\n"))
             return true
         }
@@ -171,7 +179,18 @@ struct KnownServers: Sendable {
         guard let data = try? Data(contentsOf: file), let text = String(data: data, encoding: .utf8) else {
             return Self.header
         }
-        return text.isEmpty || text.hasSuffix("\n") ? text : text + "\n"
+        return text.isEmpty || text.unicodeScalars.last == "\n" ? text : text + "\n"
+    }
+
+    /// A file edited elsewhere may end its lines in CRLF, which Swift reads as
+    /// one `Character`: split on it too, or the whole file would be one line
+    /// (a comment, if it began with one) and every entry silently gone.
+    private static func lines(_ text: String) -> [Substring] {
+        text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
+    }
+
+    private static func fields(_ line: Substring) -> [Substring] {
+        line.split(whereSeparator: { $0 == " " || $0 == "\t" })
     }
 
     private func write(_ text: String) throws(CLIFailure) {
@@ -196,10 +215,16 @@ struct KnownServers: Sendable {
             throw CLIFailure(message: "cannot open folder \(folder.path): \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else {
-                throw CLIFailure(message: "cannot lock folder \(folder.path): \(String(cString: strerror(errno)))")
+        // Held for a read and a write only: ten seconds without it means a stuck process, said, not waited on.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR, ContinuousClock.now < deadline else {
+                throw CLIFailure(
+                    message:
+                        "cannot lock folder \(folder.path) (another kms holds it?): \(String(cString: strerror(errno)))"
+                )
             }
+            usleep(10_000)
         }
         defer { flock(fd, LOCK_UN) }
         return try body()

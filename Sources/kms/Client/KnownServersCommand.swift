@@ -9,11 +9,17 @@ struct KnownServersCommand: ParsableCommand {
         abstract: "List or forget the server keys this machine remembers (KMS_KNOWN_SERVERS).",
         subcommands: [List.self, Forget.self], defaultSubcommand: List.self)
 
-    static func store() throws -> KnownServers {
-        guard let known = try KnownServers.fromEnvironment(ProcessInfo.processInfo.environment) else {
-            throw CLIFailure(message: "KMS_KNOWN_SERVERS is off: no server keys are remembered")
+    /// The file, and the entries it holds; a setting or a file that cannot be
+    /// used is exit status 64, as it is for every client verb.
+    static func store() throws -> (KnownServers, [KnownServers.Entry]) {
+        do {
+            guard let known = try KnownServers.fromEnvironment(ProcessInfo.processInfo.environment) else {
+                throw ValidationError("KMS_KNOWN_SERVERS is off: no server keys are remembered")
+            }
+            return (known, try known.entries())
+        } catch let failure as CLIFailure {
+            throw ValidationError(failure.message)
         }
-        return known
     }
 
     struct List: ParsableCommand {
@@ -21,8 +27,7 @@ struct KnownServersCommand: ParsableCommand {
         @Flag(name: .long, help: "Print JSON for scripts instead of readable text.") var json = false
 
         func run() throws {
-            let known = try KnownServersCommand.store()
-            let entries = try known.entries()
+            let (known, entries) = try KnownServersCommand.store()
             if json { return try printJSON(entries) }
             guard !entries.isEmpty else { return print("no server keys remembered in \(known.file.path)") }
             for entry in entries { print("\(entry.url)  \(entry.fingerprint)  first seen \(entry.firstSeen)") }
@@ -38,7 +43,7 @@ struct KnownServersCommand: ParsableCommand {
             guard let origin = KnownServers.origin(of: url) else {
                 throw ValidationError("\(url) is not an http:// or https:// URL with a host")
             }
-            let known = try KnownServersCommand.store()
+            let (known, _) = try KnownServersCommand.store()
             guard try known.forget(origin) else {
                 throw CLIFailure(message: "\(origin) is not remembered in \(known.file.path)")
             }
