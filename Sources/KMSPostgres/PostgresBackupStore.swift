@@ -40,10 +40,7 @@ public struct PostgresBackupStore: Sendable {
             // No server may run on the deployment: each holds the running lock on its key-change
             // listener's connection (a restore under a running server replaced its secrets unseen).
             guard try await database.noServerRuns(on: connection) else {
-                throw KMSError(
-                    .invalidRequest,
-                    "a kms serve instance (or another kms restore) is using this database (KMS_DATABASE_PREFIX \(database.prefix)): stop every instance first"
-                )
+                throw PostgresDatabase.serverRunsRefusal(prefix: database.prefix)
             }
             // No instance may write between the emptiness check and the commit, nor read: a server
             // starting now (its listener not yet holding the running lock) waits for the commit, or fails

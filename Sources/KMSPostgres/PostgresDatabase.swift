@@ -148,6 +148,24 @@ public final class PostgresDatabase: Sendable {
         return false
     }
 
+    /// What `kms restore` and `kms migrate` answer while a server runs on the deployment.
+    static func serverRunsRefusal(prefix: String) -> KMSError {
+        KMSError(
+            .invalidRequest,
+            "a kms serve instance (or a kms restore or migrate) is using this database (KMS_DATABASE_PREFIX \(prefix)): stop every instance first"
+        )
+    }
+
+    /// For `kms migrate`: refuses while any `kms serve` holds the running lock
+    /// on this deployment, on any host. A check at one moment, before the
+    /// copy: a server started during the copy is not seen (docs/postgres.md).
+    public func refuseWhileAServerRuns() async throws(KMSError) {
+        let prefix = prefix
+        try await transaction("check that no server runs", seconds: 30) { connection in
+            guard try await self.noServerRuns(on: connection) else { throw Self.serverRunsRefusal(prefix: prefix) }
+        }
+    }
+
     /// Opens one connection as `url` says and reports whether it is
     /// encrypted, so that start-up fails clearly on a bad URL, credentials or
     /// certificate, and logs what protects the connection.

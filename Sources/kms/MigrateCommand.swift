@@ -15,8 +15,9 @@ struct MigrateCommand: AsyncParsableCommand {
         discussion: """
             Uses KEY_STORE_PATH for the file store, KMS_DATABASE_URL for PostgreSQL, and the master key of the
             configuration (both sides must use the same one: material stays wrapped as it is). Stop the servers
-            first: a server on the file store refuses it (the store's writer lock); servers on PostgreSQL are
-            not seen. Keys already present on the destination are checked, not overwritten.
+            first: a server on the file store refuses it (the store's writer lock), and so does one on
+            PostgreSQL (the deployment's running lock, checked once before the copy). Keys already present on
+            the destination are checked, not overwritten.
             """)
 
     enum Side: String, ExpressibleByArgument { case file, postgres }
@@ -50,6 +51,13 @@ struct MigrateCommand: AsyncParsableCommand {
             database = try await PostgresDatabase(url: url, prefix: config.databasePrefix, logger: logger)
         }
         defer { database?.shutdown() }
+        // Servers on PostgreSQL hold the deployment's running lock (a copy beside one could miss its
+        // rotations, or move secrets under it): refused as kms restore is, though only at this moment.
+        do {
+            try await database?.refuseWhileAServerRuns()
+        } catch {
+            throw CLIFailure(message: error.message)
+        }
         let lifecycle = KeyLifecycle(graceMs: config.keyGraceMs)
         func stores(_ side: Side) throws -> (any KeyStore, any SecretBlobStore) {
             if side == .postgres, let database {

@@ -256,6 +256,20 @@ import Testing
             ["decrypt", ciphertext], environment: ["BASE_URL": server.url, "KMS_CLIENT_KEY_FILE": file.adminKeyFile])
         #expect(opened.stdout == "before the move", "\(opened.stderr)")
         #expect(fingerprint.map { server.logText.contains($0) } == true)
+        // While it runs on PostgreSQL, migrate is refused by the deployment's running lock, which the server
+        // holds once its key-change listener is connected (tried again until then, into a scratch folder).
+        var busyOnPostgres: CLIProcess.Output?
+        for attempt in 0..<30 {
+            var scratch = common
+            scratch["KEY_STORE_PATH"] = file.folder.appendingPathComponent("scratch-\(attempt)").path
+            let run = try await CLIProcess.run(["migrate", "--from", "postgres", "--to", "file"], environment: scratch)
+            busyOnPostgres = run
+            if run.status != 0 { break }
+            try await Task.sleep(for: .seconds(1))
+        }
+        #expect(
+            busyOnPostgres?.status == 1 && busyOnPostgres?.stderr.contains("a kms serve instance") == true,
+            "\(String(describing: busyOnPostgres))")
         #expect(try await server.stop() == 0)
 
         var back = common
