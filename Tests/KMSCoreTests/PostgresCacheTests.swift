@@ -106,7 +106,8 @@ struct PostgresCacheTests {
         #expect(try await held())
         let refused = await restore()
         #expect(
-            refused?.message.contains("a kms serve instance (or a kms restore or migrate) is using this database") == true,
+            refused?.message.contains("a kms serve instance (or a kms restore or migrate) is using this database")
+                == true,
             "\(String(describing: refused))")
         listener.cancel()
         await listener.value
