@@ -41,6 +41,13 @@ import Testing
             ["random", "--url", "http://127.0.0.1.invalid:1"],
             environment: env.filter { $0.key != "KMS_SERVER_FINGERPRINT" })
         #expect(elsewhere.stderr.contains("not pinned"), "\(elsewhere.stderr)")
+        // TOKEN is another tool's name: never sent as this client's token (a malformed one would be refused).
+        let generic = try await CLIProcess.run(
+            ["random", "--bytes", "4"], environment: env.merging(["TOKEN": "another-tool's secret"]) { $1 })
+        #expect(generic.status == 0 && generic.stderr.contains("TOKEN is not read"), "\(generic.stderr)")
+        let named = try await CLIProcess.run(
+            ["random", "--bytes", "4"], environment: env.merging(["KMS_TOKEN": "short"]) { $1 })
+        #expect(named.status != 0 && named.stderr.contains("the token must match"), "\(named.stderr)")
         let forever = try await CLIProcess.run(["e2e", "--duration", "inf"], environment: env)
         #expect(forever.status == 64 && forever.stderr.contains("--duration"), "\(forever.stderr)")
         // A description is any client's text: shown escaped, never as terminal controls or extra lines.
@@ -286,7 +293,7 @@ import Testing
     @Test func longRunningClientsRenewAcrossTTLBoundaries() async throws {
         let server = try await ServeProcess(environment: ["KMS_SESSION_TTL_MS": "2500", "KMS_SESSION_SLIDING": "false"])
         for environment in [
-            server.clientEnvironment, server.clientEnvironment.merging(["TOKEN": WireSession.randomToken()]) { $1 },
+            server.clientEnvironment, server.clientEnvironment.merging(["KMS_TOKEN": WireSession.randomToken()]) { $1 },
         ] {
             let run = try await CLIProcess.run(["e2e", "--duration", "5"], environment: environment)
             #expect(run.status == 0, "\(run.stdout)\(run.stderr)")

@@ -4,12 +4,12 @@ import KMSClient
 import KMSProtocol
 
 /// How the CLI reaches the server: flags, or the environment the seed's
-/// client used (`BASE_URL`, `TOKEN`, `KMS_SERVER_FINGERPRINT`).
+/// client used (`BASE_URL`, `KMS_SERVER_FINGERPRINT`), and `KMS_TOKEN`.
 struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: "Server URL (env BASE_URL, default http://localhost:3000).")
     var url: String?
 
-    @Option(name: .long, help: "Client token, [A-Za-z0-9._~-]{32,256} (env TOKEN; random when unset).")
+    @Option(name: .long, help: "Client token, [A-Za-z0-9._~-]{32,256} (env KMS_TOKEN; random when unset).")
     var token: String?
 
     @Option(name: .long, help: "Pin the server key: SHA256:<hex> from `kms server-key` (env KMS_SERVER_FINGERPRINT).")
@@ -39,7 +39,7 @@ struct ClientOptions: ParsableArguments {
             )
         }
         var configuration = KMSClientConfiguration(
-            baseURL: baseURL, token: token ?? environment["TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
+            baseURL: baseURL, token: token ?? Self.fixedToken(environment),
             fingerprint: pin, rotateInterval: rotateInterval, clientKey: found?.key)
         if pin == nil, !Self.isLoopback(baseURL) {
             try trustOnFirstUse(&configuration, environment: environment)
@@ -109,6 +109,20 @@ struct ClientOptions: ParsableArguments {
         else { return nil }
         return
             "the server at \(origin) answered with key \(actual), but \(known.file.path) remembers \(entry.fingerprint) for it (first seen \(entry.firstSeen)): something else may be answering in its place, so nothing was sent. If the server's key was changed on purpose (a new data folder, `kms restore --replace-server-secrets`), check \(actual) against what `kms server-key` prints on the server, then run `kms known-servers forget \(origin)`"
+    }
+
+    /// `KMS_TOKEN`. The generic `TOKEN`, which the seed's client read, is
+    /// not: other tools keep their own secrets there (a CI's API token), and
+    /// the CLI sent it to the server, in the clear on plain HTTP, as its
+    /// client token. Set alone, it is named on standard error and left alone.
+    static func fixedToken(_ environment: [String: String]) -> String? {
+        if let token = environment["KMS_TOKEN"], !token.isEmpty { return token }
+        if let other = environment["TOKEN"], !other.isEmpty {
+            writeToStandardError(
+                "note: TOKEN is not read (other tools keep their secrets under that name, and it would go to the server): set KMS_TOKEN to fix this client's token; a random one is used\n"
+            )
+        }
+        return nil
     }
 
     /// A server on this machine (`localhost`, 127.0.0.0/8, `::1`): no one else can answer there.
