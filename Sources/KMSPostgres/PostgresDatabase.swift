@@ -113,7 +113,8 @@ public final class PostgresDatabase: Sendable {
         /// Held shared, for its whole life, by every running `kms serve` on
         /// its key-change listener's connection; `kms restore` takes it
         /// exclusively, so it sees a server anywhere on the deployment (a
-        /// review restored secrets under a running one).
+        /// review restored secrets under a running one), and `kms migrate`
+        /// takes it for an instant to check the same.
         case running = 7315
     }
 
@@ -152,7 +153,7 @@ public final class PostgresDatabase: Sendable {
     static func serverRunsRefusal(prefix: String) -> KMSError {
         KMSError(
             .invalidRequest,
-            "a kms serve instance (or a kms restore or migrate) is using this database (KMS_DATABASE_PREFIX \(prefix)): stop every instance first"
+            "a kms serve instance (or another kms restore) is using this database (KMS_DATABASE_PREFIX \(prefix)): stop every instance first"
         )
     }
 

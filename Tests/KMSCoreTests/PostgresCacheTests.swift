@@ -106,7 +106,7 @@ struct PostgresCacheTests {
         #expect(try await held())
         let refused = await restore()
         #expect(
-            refused?.message.contains("a kms serve instance (or a kms restore or migrate) is using this database")
+            refused?.message.contains("a kms serve instance (or another kms restore) is using this database")
                 == true,
             "\(String(describing: refused))")
         listener.cancel()

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KMSClient
 import KMSProtocol
+import Synchronization
 
 /// How the CLI reaches the server: flags, or the environment the seed's
 /// client used (`BASE_URL`, `KMS_SERVER_FINGERPRINT`), and `KMS_TOKEN`.
@@ -115,9 +116,11 @@ struct ClientOptions: ParsableArguments {
     /// not: other tools keep their own secrets there (a CI's API token), and
     /// the CLI sent it to the server, in the clear on plain HTTP, as its
     /// client token. Set alone, it is named on standard error and left alone.
+    private static let tokenNoted = Atomic<Bool>(false)
+
     static func fixedToken(_ environment: [String: String]) -> String? {
         if let token = environment["KMS_TOKEN"], !token.isEmpty { return token }
-        if let other = environment["TOKEN"], !other.isEmpty {
+        if let other = environment["TOKEN"], !other.isEmpty, !tokenNoted.exchange(true, ordering: .relaxed) {
             writeToStandardError(
                 "note: TOKEN is not read (other tools keep their secrets under that name, and it would go to the server): set KMS_TOKEN to fix this client's token; a random one is used\n"
             )
