@@ -13,6 +13,13 @@ struct EncryptCommand: AsyncParsableCommand {
     @OptionGroup var aad: AADOptions
 
     func run() async throws {
+        if input.text != nil {
+            // An argument is in every process listing (`/proc/PID/cmdline`) while the command runs, and in
+            // the shell's history after: said once, not refused, as a quick test is a fair use of it.
+            writeToStandardError(
+                "note: a plaintext given as an argument is visible to other users of this machine while the command runs (ps) and stays in your shell's history: give it on standard input or with --file\n"
+            )
+        }
         let plaintext = try input.read()
         let aadData = try aad.read()
         let sealed = try await withClient(client) { try await $0.encrypt(key: key, plaintext: plaintext, aad: aadData) }
