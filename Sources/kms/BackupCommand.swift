@@ -203,14 +203,7 @@ enum BackupSetup {
         let config = try KMSConfiguration.forCommand()
         var logger = Logger(label: "kms-backup")
         logger.logLevel = .warning
-        if config.masterKeyBase64 == nil, !FileManager.default.fileExists(atPath: config.masterKeyFile.path) {
-            throw ValidationError(
-                "no master key at \(config.masterKeyFile.path) (KMS_MASTER_KEY_FILE): run this where `kms serve` runs, "
-                    + "with its configuration (a backup opens only with the master key it was made under)"
-            )
-        }
-        let masterKey = try MasterKeyLoader.load(
-            base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
+        let masterKey = try config.existingMasterKey(logger: logger)
         guard config.store == .postgres else { return (config, masterKey, nil) }
         guard let url = config.databaseURL else { throw ValidationError("set KMS_DATABASE_URL") }
         let database = try await PostgresDatabase(

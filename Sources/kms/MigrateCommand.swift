@@ -28,6 +28,10 @@ struct MigrateCommand: AsyncParsableCommand {
     func run() async throws {
         guard from != to else { throw ValidationError("--from and --to must differ") }
         let config = try KMSConfiguration.forCommand()
+        var logger = Logger(label: "kms-migrate")
+        logger.logLevel = .warning
+        // Before the store's lock, which would make the folder of a store that was never there.
+        let masterKey = try config.existingMasterKey(logger: logger)
         // One side is always the file store: its writer lock (held by kms serve, restore and clients add
         // --local) keeps a running server from writing under the copy, and the copy from sweeping that
         // server's temporary files (a review ran migrate beside a server; the store's opening deleted them).
@@ -41,10 +45,6 @@ struct MigrateCommand: AsyncParsableCommand {
         if let refusal = FileBackupStore.interruptedRestoreRefusal(in: config.keyStorePath) {
             throw CLIFailure(message: refusal)
         }
-        var logger = Logger(label: "kms-migrate")
-        logger.logLevel = .warning
-        let masterKey = try MasterKeyLoader.load(
-            base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
         var database: PostgresDatabase?
         if from == .postgres || to == .postgres {
             guard let url = config.databaseURL else { throw ValidationError("set KMS_DATABASE_URL") }

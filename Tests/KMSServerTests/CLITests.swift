@@ -1,6 +1,8 @@
+import Crypto
 import Foundation
 import KMSClient
 import KMSCore
+import KMSProtocol
 import KMSServer
 import KMSTestSupport
 import Testing
@@ -287,6 +289,30 @@ import Testing
         let returned = try await CLIProcess.run(["migrate", "--from", "postgres", "--to", "file"], environment: back)
         #expect(
             returned.status == 0 && returned.stdout.contains("migrated 2 keys"), "\(returned.stdout)\(returned.stderr)")
+    }
+
+    /// Offline verbs run where no server ever ran make nothing there: `clients add --local` reported an
+    /// enrolment into a new master key and store of its own (a review finding), and migrate made a key.
+    @Test func offlineVerbsRefuseAFolderWithNoMasterKey() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-empty-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let data = folder.appendingPathComponent("data")
+        let env = [
+            "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
+            "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
+            "KMS_AUDIT_LOG": data.appendingPathComponent("audit.log").path,
+            "KMS_DATABASE_URL": "postgres://nobody@127.0.0.1:1/none",
+        ]
+        let key = Base64.encode(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation)
+        for arguments in [
+            ["clients", "add", "phone", "--public-key", key, "--allow", "crypto:encrypt", "--keys", "*", "--local"],
+            ["migrate", "--from", "file", "--to", "postgres"],
+        ] {
+            let run = try await CLIProcess.run(arguments, environment: env)
+            #expect(run.status == 64 && run.stderr.contains("no master key at"), "\(arguments): \(run.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: data.path), "nothing was made")
     }
 
     /// Issue 17: a long-running client renews its session across TTL

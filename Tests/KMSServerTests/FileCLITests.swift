@@ -40,7 +40,7 @@ import Testing
         let process = Process()
         process.executableURL = CLIProcess.binary
         process.arguments = ["decrypt-file", "-", output.path]
-        process.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        process.environment = CLIProcess.environment(env)
         let input = Pipe()
         process.standardInput = input
         process.standardOutput = FileHandle.nullDevice
@@ -293,7 +293,7 @@ import Testing
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
             process.arguments = ["-c", script]
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            process.environment = CLIProcess.environment(environment)
             let errors = Pipe()
             process.standardError = errors
             process.standardInput = FileHandle.nullDevice
@@ -313,7 +313,7 @@ import Testing
             let process = Process()
             process.executableURL = CLIProcess.binary
             process.arguments = arguments
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            process.environment = CLIProcess.environment(environment)
             let input = stdin.flatMap { FileHandle(forReadingAtPath: $0) }
             let output = FileHandle(forWritingAtPath: stdout)
             defer {

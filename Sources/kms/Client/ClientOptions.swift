@@ -5,9 +5,9 @@ import KMSProtocol
 import Synchronization
 
 /// How the CLI reaches the server: flags, or the environment the seed's
-/// client used (`BASE_URL`, `KMS_SERVER_FINGERPRINT`), and `KMS_TOKEN`.
+/// client used (`BASE_URL`, now `KMS_URL` first; `KMS_SERVER_FINGERPRINT`), and `KMS_TOKEN`.
 struct ClientOptions: ParsableArguments {
-    @Option(name: .long, help: "Server URL (env BASE_URL, default http://localhost:3000).")
+    @Option(name: .long, help: "Server URL (env KMS_URL, else BASE_URL; default http://localhost:3000).")
     var url: String?
 
     @Option(name: .long, help: "Client token, [A-Za-z0-9._~-]{32,256} (env KMS_TOKEN; random when unset).")
@@ -30,7 +30,7 @@ struct ClientOptions: ParsableArguments {
         // On standard error, so `--json` output stays clean and the notice is still seen (a review found
         // `--json` hid a loose key file's warning).
         if let notice = found?.notice { writeToStandardError("note: \(notice)\n") }
-        let baseURL = url ?? environment["BASE_URL"] ?? "http://localhost:3000"
+        let baseURL = url ?? Self.environmentURL(environment)
         // A pin that is given must be one: an empty KMS_SERVER_FINGERPRINT (`$(kms server-key)` where that
         // failed) was read as "not pinned" and the client trusted whatever answered (a review finding).
         let pin = fingerprint ?? environment["KMS_SERVER_FINGERPRINT"]
@@ -42,15 +42,22 @@ struct ClientOptions: ParsableArguments {
         var configuration = KMSClientConfiguration(
             baseURL: baseURL, token: token ?? Self.fixedToken(environment),
             fingerprint: pin, rotateInterval: rotateInterval, clientKey: found?.key)
-        if pin == nil, !Self.isLoopback(baseURL) {
-            try trustOnFirstUse(&configuration, environment: environment)
-        }
+        if pin == nil { try trustOnFirstUse(&configuration, environment: environment) }
         return configuration
     }
 
-    /// A server elsewhere with no pin given: the key remembered for it is
-    /// pinned, or, at first contact, the key it proves it holds is remembered
-    /// (`KnownServers`). With `KMS_KNOWN_SERVERS=off`, only a note.
+    /// `KMS_URL`, else `BASE_URL` (the seed's client's name, kept: with every
+    /// server's key remembered, a `BASE_URL` another tool set meets a
+    /// first-contact note or a refusal, not silence), else `http://localhost:3000`.
+    static func environmentURL(_ environment: [String: String]) -> String {
+        [environment["KMS_URL"], environment["BASE_URL"]].compactMap { $0 }.first { !$0.isEmpty }
+            ?? "http://localhost:3000"
+    }
+
+    /// No pin given: the key remembered for the server is pinned, or, at
+    /// first contact, the key it proves it holds is remembered
+    /// (`KnownServers`). With `KMS_KNOWN_SERVERS=off`, only a note for a
+    /// server that is not on this machine.
     private func trustOnFirstUse(
         _ configuration: inout KMSClientConfiguration, environment: [String: String]
     ) throws {
@@ -67,6 +74,7 @@ struct ClientOptions: ParsableArguments {
             throw ValidationError(error.message)
         }
         guard let known, let origin = KnownServers.origin(of: baseURL) else {
+            guard !Self.isLoopback(baseURL) else { return }
             writeToStandardError(
                 "note: the server's key is not pinned, so whoever answers at \(configuration.redactedBaseURL) reads what this command sends: set KMS_SERVER_FINGERPRINT to what `kms server-key` prints on the server\n"
             )
@@ -105,7 +113,7 @@ struct ClientOptions: ParsableArguments {
         let environment = ProcessInfo.processInfo.environment
         guard fingerprint ?? environment["KMS_SERVER_FINGERPRINT"] == nil,
             let known = try? KnownServers.fromEnvironment(environment),
-            let origin = KnownServers.origin(of: url ?? environment["BASE_URL"] ?? "http://localhost:3000"),
+            let origin = KnownServers.origin(of: url ?? Self.environmentURL(environment)),
             let entry = try? known.entry(for: origin)
         else { return nil }
         return
@@ -192,7 +200,7 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
         throw CLIFailure(message: "io_error: " + String(cString: strerror(error.code.rawValue)))
     } catch {
         try? await client.close()
-        throw CLIFailure(message: "cannot reach the server at \(client.configuration.baseURL): \(error)")
+        throw CLIFailure(message: "cannot reach the server at \(client.configuration.redactedBaseURL): \(error)")
     }
 }
 

@@ -299,6 +299,10 @@ enum LocalRegistry {
         -> ClientBody
     {
         let config = try KMSConfiguration.forCommand()
+        var logger = Logger(label: "kms")
+        logger.logLevel = .warning
+        // Before the locks, which would make the folders of a store that was never there.
+        let masterKey = try config.existingMasterKey(logger: logger)
         // Refused while a server writes the same audit log (and store), before anything is touched.
         let writerLock = try AuditWriterLock.acquire(forLog: config.auditLog)
         let storeLock = config.store == .file ? try AuditWriterLock.acquire(forStore: config.keyStorePath) : nil
@@ -307,10 +311,6 @@ enum LocalRegistry {
             // The store is not what its backup held (as kms serve refuses it): no enrolment into it.
             throw CLIFailure(message: refusal)
         }
-        var logger = Logger(label: "kms")
-        logger.logLevel = .warning
-        let masterKey = try MasterKeyLoader.load(
-            base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
         switch config.store {
         case .file:
             let store = try LocalClientStore(folder: config.keyStorePath)

@@ -10,7 +10,7 @@ struct E2ECommand: AsyncParsableCommand {
         commandName: "e2e",
         abstract: "Run the end-to-end check against a live server and print each step with its timing.",
         discussion: """
-            Environment: BASE_URL (default http://localhost:3000), KMS_TOKEN (random if unset),
+            Environment: KMS_URL or BASE_URL (default http://localhost:3000), KMS_TOKEN (random if unset),
             KMS_SERVER_FINGERPRINT (pin the server key), ROTATE_INTERVAL_MS (with --duration: keep
             working for that long while rotating the token at this interval). Exits non-zero on the
             first failure, with the server's error.
@@ -56,7 +56,7 @@ struct E2ECommand: AsyncParsableCommand {
             }
             return "\(error)"
         }
-        print("kms e2e against \(kms.configuration.baseURL)")
+        print("kms e2e against \(kms.configuration.redactedBaseURL)")
 
         try await report.step("health") {
             guard try await kms.health() else { throw CLIFailure(message: "\(WirePath.healthz) did not answer 200") }

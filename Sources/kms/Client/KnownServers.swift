@@ -11,8 +11,8 @@ import KMSProtocol
     import Darwin
 #endif
 
-/// The CLI's memory of server keys: trust on first use for servers that are
-/// not on this machine, as `ssh` does with `known_hosts`.
+/// The CLI's memory of server keys: trust on first use, as `ssh` does with
+/// `known_hosts`.
 ///
 /// Without a pin, `/session/init`'s public key is believed as sent, so a
 /// man in the middle can answer in the server's place on every run. With
@@ -21,8 +21,9 @@ import KMSProtocol
 /// later run pins it, refusing a server that answers with another key before
 /// anything is sent. A pin that is given (`--fingerprint`,
 /// `KMS_SERVER_FINGERPRINT`) wins and this file is not read. Servers on this
-/// machine are not remembered: no one else can answer there, and a test
-/// server or a fresh data folder would otherwise be refused as a changed key.
+/// machine are remembered too, by port: another local user can listen on
+/// `localhost:3000` while `kms serve` is down (a review finding), and a fresh
+/// data folder's new key is one `kms known-servers forget` away.
 ///
 /// One line per server: `ORIGIN SHA256:<hex> FIRST-SEEN`, `#` starts a
 /// comment. A line that cannot be read makes every command refuse, naming

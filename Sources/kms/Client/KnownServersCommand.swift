@@ -37,7 +37,7 @@ struct KnownServersCommand: ParsableCommand {
     struct Forget: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Forget a server's key, after checking its new one with `kms server-key` on the server.")
-        @Argument(help: "The server's URL, as BASE_URL or --url gives it.") var url: String
+        @Argument(help: "The server's URL, as KMS_URL or --url gives it.") var url: String
 
         func run() throws {
             guard let origin = KnownServers.origin(of: url) else {

@@ -20,6 +20,18 @@ enum CLIProcess {
             .appendingPathComponent("../../../.build/debug/kms").standardized
     }
 
+    /// Where every CLI run of this test process remembers server keys
+    /// (`KMS_KNOWN_SERVERS`), never the user's home: ports are unique within
+    /// a run (`TestPorts`), server identities are not across runs.
+    static let knownServers = FileManager.default.temporaryDirectory
+        .appendingPathComponent("kms-known-\(UUID().uuidString)/known_servers").path
+
+    /// This process's environment for a CLI run, with `knownServers` and then `extra` over it.
+    static func environment(_ extra: [String: String]) -> [String: String] {
+        ProcessInfo.processInfo.environment.merging(["KMS_KNOWN_SERVERS": knownServers]) { $1 }
+            .merging(extra) { $1 }
+    }
+
     struct Output {
         let status: Int32
         let stdout: String
@@ -60,7 +72,7 @@ enum CLIProcess {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.environment = Self.environment(environment)
         let out = Pipe()
         let err = Pipe()
         let input = Pipe()
