@@ -31,6 +31,59 @@ import Testing
         return nil
     }()
 
+    /// Runs `kms ARGUMENTS` on a terminal of its own (`script`), with `input` typed at it.
+    static func onTerminal(_ arguments: [String], _ environment: [String: String], input: String) async throws
+        -> CLIProcess.Output
+    {
+        try await offPool {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+            process.arguments = ["-qec", ([CLIProcess.binary.path] + arguments).joined(separator: " "), "/dev/null"]
+            process.environment = CLIProcess.environment(environment)
+            let (stdin, stdout) = (Pipe(), Pipe())
+            process.standardInput = stdin
+            process.standardOutput = stdout
+            process.standardError = stdout
+            try process.run()
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            let output = stdout.fileHandleForReading.readDataToEndOfFile()
+            try? stdin.fileHandleForWriting.close()
+            process.waitUntilExit()
+            return CLIProcess.Output(
+                status: process.terminationStatus, stdout: String(decoding: output, as: UTF8.self), stderr: "")
+        }
+    }
+
+    /// With a person at the terminal, a new server's key is asked about before anything is sent (as ssh
+    /// asks), and a decrypted plaintext holding control characters is not written to the terminal (review
+    /// findings).
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "no script(1) here"))
+    func aPersonAtTheTerminalIsAskedAndShownNoControls() async throws {
+        let server = try await ServeProcess()
+        let file = server.folder.appendingPathComponent("known/known_servers")
+        var env = server.clientEnvironment
+        env["KMS_KNOWN_SERVERS"] = file.path
+        let declined = try await Self.onTerminal(["random", "--bytes", "4"], env, input: "n\n")
+        #expect(declined.status == 1 && declined.stdout.contains("go on? [y/N]"), "\(declined.stdout)")
+        #expect(declined.stdout.contains("was not trusted"), "\(declined.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: file.path))
+        let accepted = try await Self.onTerminal(["random", "--bytes", "4"], env, input: "y\n")
+        #expect(accepted.status == 0 && accepted.stdout.contains("remembered"), "\(accepted.stdout)")
+        #expect(try String(contentsOf: file, encoding: .utf8).contains(server.url + " SHA256:"))
+
+        #expect(try await CLIProcess.run(["keys", "generate", "--alias", "tty"], environment: env).status == 0)
+        let planted = try await CLIProcess.run(
+            ["encrypt", "--key", "tty"], environment: env, stdin: Data("hi\u{1b}]0;owned\u{7}".utf8))
+        let ciphertext = planted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let shown = try await Self.onTerminal(["decrypt", ciphertext], env, input: "")
+        #expect(shown.status == 1 && shown.stdout.contains("--output-base64"), "\(shown.stdout)")
+        #expect(!shown.stdout.contains("owned"))
+        let piped = try await CLIProcess.run(["decrypt", ciphertext], environment: env)
+        #expect(piped.status == 0 && piped.stdout == "hi\u{1b}]0;owned\u{7}")
+        let encoded = try await Self.onTerminal(["decrypt", "--output-base64", ciphertext], env, input: "")
+        #expect(encoded.status == 0, "\(encoded.stdout)")
+    }
+
     @Test(.enabled(if: outsideAddress != nil, "this machine has no IPv4 address besides loopback"))
     func aServerElsewhereIsRememberedAndAnotherKeyThereIsRefused() async throws {
         let address = try #require(Self.outsideAddress)

@@ -84,10 +84,23 @@ struct ClientOptions: ParsableArguments {
             configuration.fingerprint = entry.fingerprint
             return
         }
-        writeToStandardError(
-            "note: the server's key is not pinned and \(origin) is not yet known, so whoever answers there now reads what this command sends; the key it answers with is remembered in \(known.file.path) and required from then on (or set KMS_SERVER_FINGERPRINT to what `kms server-key` prints on the server)\n"
-        )
+        if !TerminalPrompt.isInteractive {
+            writeToStandardError(
+                "note: the server's key is not pinned and \(origin) is not yet known, so whoever answers there now reads what this command sends; the key it answers with is remembered in \(known.file.path) and required from then on (or set KMS_SERVER_FINGERPRINT to what `kms server-key` prints on the server)\n"
+            )
+        }
         configuration.serverKeyConfirmed = { fingerprint in
+            // With a person at the terminal, asked before anything but the key exchange was sent (as ssh
+            // asks about a new host key; a review found the first contact trusted without a word).
+            let asked = TerminalPrompt.confirm(
+                "The server at \(origin) is not yet known to this machine. It proved it holds the key\n    \(fingerprint)\nCompare that with what `kms server-key` prints on the server. Remember it in \(known.file.path) and go on? [y/N] "
+            )
+            if asked == false {
+                throw CLIFailure(
+                    message:
+                        "\(origin)'s key \(fingerprint) was not trusted: nothing was sent beyond the key exchange, whose session was ended"
+                )
+            }
             let outcome: KnownServers.Remembered
             do throws(CLIFailure) {
                 outcome = try known.remember(origin, fingerprint: fingerprint)
@@ -102,7 +115,9 @@ struct ClientOptions: ParsableArguments {
             case .conflict(let failure): throw failure
             }
             writeToStandardError(
-                "note: remembered \(fingerprint) for \(origin) in \(known.file.path): a server answering there with another key is now refused. Compare it with what `kms server-key` prints on the server; `kms known-servers forget \(origin)` undoes this\n"
+                asked == true
+                    ? "remembered; `kms known-servers forget \(origin)` undoes this\n"
+                    : "note: remembered \(fingerprint) for \(origin) in \(known.file.path): a server answering there with another key is now refused. Compare it with what `kms server-key` prints on the server; `kms known-servers forget \(origin)` undoes this\n"
             )
         }
     }

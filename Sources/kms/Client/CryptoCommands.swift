@@ -47,8 +47,33 @@ struct DecryptCommand: AsyncParsableCommand {
         if outputBase64 {
             print(opened.plaintext.base64EncodedString())
         } else {
+            // Anyone who may encrypt under the key chose these bytes: on a terminal, control characters
+            // would act (retitle, clear, forge lines: a review finding), so they are not written there.
+            if isatty(STDOUT_FILENO) == 1, !Self.isPlainText(opened.plaintext) {
+                throw CLIFailure(
+                    message:
+                        "the plaintext holds control characters or bytes that are not UTF-8, which a terminal would act on: add --output-base64, or send standard output to a file or a pipe"
+                )
+            }
             try FileHandle.standardOutput.write(contentsOf: opened.plaintext)
         }
+    }
+}
+
+extension DecryptCommand {
+    /// UTF-8 whose only control characters are tabs and line ends (a CR only before an LF: alone it
+    /// moves back over what was printed).
+    static func isPlainText(_ data: Data) -> Bool {
+        guard let text = String(validating: data, as: UTF8.self) else { return false }
+        let scalars = Array(text.unicodeScalars)
+        for (index, scalar) in scalars.enumerated() where TerminalText.isControl(scalar) {
+            switch scalar {
+            case "\t", "\n": continue
+            case "\r" where index + 1 < scalars.count && scalars[index + 1] == "\n": continue
+            default: return false
+            }
+        }
+        return true
     }
 }
 
