@@ -8,6 +8,8 @@
 # PostgreSQL rows are skipped. SKIP="…" leaves out sections by name: inprocess file postgres flood
 # scaling files cli-files.
 set -euo pipefail
+# Each run's server has a new identity key on the same port: the CLI must not remember it (or ask).
+export KMS_KNOWN_SERVERS=off
 root=$(cd "$(dirname "$0")/.." && pwd)
 K=${KMS:-$root/.build-release/release/kms}
 work=$(mktemp -d /tmp/kms-bench.XXXXXX)

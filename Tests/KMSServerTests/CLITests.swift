@@ -312,6 +312,13 @@ import Testing
             let run = try await CLIProcess.run(arguments, environment: env)
             #expect(run.status == 64 && run.stderr.contains("no master key at"), "\(arguments): \(run.stderr)")
         }
+        // The master key in the environment: the store's folder must exist all the same.
+        let fromEnvironment = try await CLIProcess.run(
+            ["clients", "add", "phone", "--public-key", key, "--allow", "crypto:encrypt", "--keys", "*", "--local"],
+            environment: env.merging(["KMS_MASTER_KEY": Base64.encode(Data(repeating: 7, count: 32))]) { $1 })
+        #expect(
+            fromEnvironment.status == 64 && fromEnvironment.stderr.contains("no key store at"),
+            "\(fromEnvironment.stderr)")
         #expect(!FileManager.default.fileExists(atPath: data.path), "nothing was made")
     }
 

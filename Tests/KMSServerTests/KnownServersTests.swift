@@ -59,16 +59,21 @@ import Testing
     /// findings).
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "no script(1) here"))
     func aPersonAtTheTerminalIsAskedAndShownNoControls() async throws {
-        let server = try await ServeProcess()
+        let server = try await ServeProcess(environment: ["KMS_SESSION_TTL_MS": "2500", "KMS_SESSION_SLIDING": "false"])
         let file = server.folder.appendingPathComponent("known/known_servers")
         var env = server.clientEnvironment
         env["KMS_KNOWN_SERVERS"] = file.path
-        let declined = try await Self.onTerminal(["random", "--bytes", "4"], env, input: "n\n")
-        #expect(declined.status == 1 && declined.stdout.contains("go on? [y/N]"), "\(declined.stdout)")
-        #expect(declined.stdout.contains("was not trusted"), "\(declined.stdout)")
-        #expect(!FileManager.default.fileExists(atPath: file.path))
-        let accepted = try await Self.onTerminal(["random", "--bytes", "4"], env, input: "y\n")
+        // No, Ctrl-D (which read as yes: a review finding) and a long pasted line are all "not trusted".
+        for input in ["n\n", "\u{4}", "y" + String(repeating: "e", count: 100) + "\n"] {
+            let declined = try await Self.onTerminal(["random", "--bytes", "4"], env, input: input)
+            #expect(declined.status == 1 && declined.stdout.contains("go on? [y/N]"), "\(declined.stdout)")
+            #expect(declined.stdout.contains("was not trusted"), "\(declined.stdout)")
+            #expect(!FileManager.default.fileExists(atPath: file.path))
+        }
+        // Yes, once: the run's later sessions (renewed across the 2.5 s lifetime) are not asked again.
+        let accepted = try await Self.onTerminal(["e2e", "--duration", "4"], env, input: "y\n")
         #expect(accepted.status == 0 && accepted.stdout.contains("remembered"), "\(accepted.stdout)")
+        #expect(accepted.stdout.components(separatedBy: "go on? [y/N]").count == 2, "\(accepted.stdout)")
         #expect(try String(contentsOf: file, encoding: .utf8).contains(server.url + " SHA256:"))
 
         #expect(try await CLIProcess.run(["keys", "generate", "--alias", "tty"], environment: env).status == 0)
@@ -82,6 +87,21 @@ import Testing
         #expect(piped.status == 0 && piped.stdout == "hi\u{1b}]0;owned\u{7}")
         let encoded = try await Self.onTerminal(["decrypt", "--output-base64", ciphertext], env, input: "")
         #expect(encoded.status == 0, "\(encoded.stdout)")
+        // Invisible format characters (a right-to-left override) make text read as other text: refused too.
+        let reordered = try await CLIProcess.run(
+            ["encrypt", "--key", "tty"], environment: env, stdin: Data("invoice\u{202E}fdp.exe".utf8))
+        let shownReordered = try await Self.onTerminal(
+            ["decrypt", reordered.stdout.trimmingCharacters(in: .whitespacesAndNewlines)], env, input: "")
+        #expect(shownReordered.status == 1, "\(shownReordered.stdout)")
+        // A whole file to a terminal is refused before any work: its bytes cannot be looked at first.
+        let sealed = server.folder.appendingPathComponent("tty.kms")
+        let plain = server.folder.appendingPathComponent("tty.txt")
+        try Data("hello".utf8).write(to: plain)
+        #expect(
+            try await CLIProcess.run(["encrypt-file", "--key", "tty", plain.path, sealed.path], environment: env)
+                .status == 0)
+        let fileShown = try await Self.onTerminal(["decrypt-file", sealed.path, "-"], env, input: "")
+        #expect(fileShown.status == 64 && fileShown.stdout.contains("standard output is a terminal"))
     }
 
     @Test(.enabled(if: outsideAddress != nil, "this machine has no IPv4 address besides loopback"))

@@ -89,9 +89,24 @@ struct ClientOptions: ParsableArguments {
                 "note: the server's key is not pinned and \(origin) is not yet known, so whoever answers there now reads what this command sends; the key it answers with is remembered in \(known.file.path) and required from then on (or set KMS_SERVER_FINGERPRINT to what `kms server-key` prints on the server)\n"
             )
         }
+        // Every later session of this run (a renewal, a server restart) comes back here: a key already
+        // accepted or written down is not asked about again (a review saw a long e2e stop to ask anew).
+        let accepted = Mutex<String?>(nil)
         configuration.serverKeyConfirmed = { fingerprint in
-            // With a person at the terminal, asked before anything but the key exchange was sent (as ssh
-            // asks about a new host key; a review found the first contact trusted without a word).
+            if accepted.withLock({ $0.map { Fingerprint.matches($0, fingerprint) } }) == true { return }
+            if let entry = try? known.entry(for: origin) {
+                guard Fingerprint.matches(entry.fingerprint, fingerprint) else {
+                    throw CLIFailure(
+                        message:
+                            "\(known.file.path) now remembers \(entry.fingerprint) for \(origin), but the server answered this key exchange with \(fingerprint): refused, and the new session ended before it carried anything. Check both with `kms server-key` on the server"
+                    )
+                }
+                accepted.withLock { $0 = fingerprint }
+                return
+            }
+            // With a person at the terminal, asked before anything but the key exchange (its token and
+            // signature) was sent, as ssh asks about a new host key (a review found the first contact
+            // trusted without a word).
             let asked = TerminalPrompt.confirm(
                 "The server at \(origin) is not yet known to this machine. It proved it holds the key\n    \(fingerprint)\nCompare that with what `kms server-key` prints on the server. Remember it in \(known.file.path) and go on? [y/N] "
             )
@@ -101,6 +116,7 @@ struct ClientOptions: ParsableArguments {
                         "\(origin)'s key \(fingerprint) was not trusted: nothing was sent beyond the key exchange, whose session was ended"
                 )
             }
+            accepted.withLock { $0 = fingerprint }
             let outcome: KnownServers.Remembered
             do throws(CLIFailure) {
                 outcome = try known.remember(origin, fingerprint: fingerprint)
@@ -151,7 +167,10 @@ struct ClientOptions: ParsableArguments {
         return nil
     }
 
-    /// A server on this machine (`localhost`, 127.0.0.0/8, `::1`): no one else can answer there.
+    /// A server on this machine (`localhost`, 127.0.0.0/8, `::1`): with
+    /// `KMS_KNOWN_SERVERS=off` it gets no "not pinned" note (every other
+    /// server does). It is remembered like any other when the file is on:
+    /// another local user can listen there while `kms serve` is down.
     static func isLoopback(_ baseURL: String) -> Bool {
         guard let host = URLComponents(string: baseURL)?.host?.lowercased() else { return false }
         if host == "localhost" || host == "::1" || host == "[::1]" { return true }

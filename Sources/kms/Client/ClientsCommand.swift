@@ -301,8 +301,14 @@ enum LocalRegistry {
         let config = try KMSConfiguration.forCommand()
         var logger = Logger(label: "kms")
         logger.logLevel = .warning
-        // Before the locks, which would make the folders of a store that was never there.
+        // Before the locks, which would make the folders of a store that was never there (the master key
+        // may come from the environment, so the store's folder is checked too).
         let masterKey = try config.existingMasterKey(logger: logger)
+        if config.store == .file, !FileManager.default.fileExists(atPath: config.keyStorePath.path) {
+            throw ValidationError(
+                "no key store at \(config.keyStorePath.path) (KEY_STORE_PATH): run this where `kms serve` runs, with its configuration"
+            )
+        }
         // Refused while a server writes the same audit log (and store), before anything is touched.
         let writerLock = try AuditWriterLock.acquire(forLog: config.auditLog)
         let storeLock = config.store == .file ? try AuditWriterLock.acquire(forStore: config.keyStorePath) : nil

@@ -62,10 +62,18 @@ struct DecryptCommand: AsyncParsableCommand {
 
 extension DecryptCommand {
     /// UTF-8 whose only control characters are tabs and line ends (a CR only before an LF: alone it
-    /// moves back over what was printed).
+    /// moves back over what was printed), and with no invisible format characters (bidirectional
+    /// overrides, zero-width spaces, tags, a byte-order mark) or Unicode line separators, which make
+    /// text read as other text.
     static func isPlainText(_ data: Data) -> Bool {
         guard let text = String(validating: data, as: UTF8.self) else { return false }
         let scalars = Array(text.unicodeScalars)
+        for scalar in scalars {
+            switch scalar.properties.generalCategory {
+            case .format, .lineSeparator, .paragraphSeparator: return false
+            default: continue
+            }
+        }
         for (index, scalar) in scalars.enumerated() where TerminalText.isControl(scalar) {
             switch scalar {
             case "\t", "\n": continue

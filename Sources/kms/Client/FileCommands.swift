@@ -240,6 +240,13 @@ struct DecryptFileCommand: AsyncParsableCommand {
     @Argument(help: "Where to write the plaintext, or -.") var output: String
 
     func run() async throws {
+        // A file's bytes are whatever its encrypter chose: on a terminal its control characters would act
+        // (a review finding, as for `kms decrypt`), and streaming leaves no chance to look first.
+        if output == "-", isatty(STDOUT_FILENO) == 1 {
+            throw ValidationError(
+                "standard output is a terminal, which would act on the file's control characters: give a file name, or send - to a file or a pipe"
+            )
+        }
         let bounds = try range.map(FileContext.parseRange)
         if bounds != nil, !FileEndpoints.isSeekable(input) {
             writeToStandardError(

@@ -12,26 +12,37 @@ import Foundation
 /// a new host key: on `/dev/tty`, so that standard input and output can
 /// carry data while a person answers.
 enum TerminalPrompt {
-    /// Whether a person is there to ask: standard error is a terminal.
-    static var isInteractive: Bool { isatty(STDERR_FILENO) == 1 }
+    /// Whether a person can be asked: standard error is a terminal and the
+    /// controlling terminal opens. (A terminal with no one at it, such as
+    /// `docker run -t` without `-i`, waits for an answer that never comes.)
+    static var isInteractive: Bool {
+        guard isatty(STDERR_FILENO) == 1 else { return false }
+        let fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)
+        guard fd >= 0 else { return false }
+        close(fd)
+        return true
+    }
 
-    /// `question` on the terminal, then true for `y` or `yes` (any case);
-    /// nil when there is no terminal to ask on (or it cannot be read).
+    /// `question` on the terminal, then true for `y` or `yes` (any case) and
+    /// false for anything else, end of input (Ctrl-D) and a failed read
+    /// included; nil only when there is no terminal to ask on.
     static func confirm(_ question: String) -> Bool? {
-        guard isInteractive else { return nil }
+        guard isatty(STDERR_FILENO) == 1 else { return nil }
         let fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         let bytes = Array(question.utf8)
-        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { return nil }
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { return false }
+        // The whole line is read, however long, so nothing of a pasted answer is left for the shell to run
+        // after this process (a review pasted a fingerprint and a command); only its start is kept.
         var line: [UInt8] = []
         var byte: UInt8 = 0
-        while line.count < 64 {
+        while true {
             let count = read(fd, &byte, 1)
             if count < 0, errno == EINTR { continue }
-            guard count == 1 else { return line.isEmpty ? nil : false }
+            guard count == 1 else { return false }
             if byte == UInt8(ascii: "\n") { break }
-            line.append(byte)
+            if line.count < 16 { line.append(byte) }
         }
         let answer = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespaces).lowercased()
         return answer == "y" || answer == "yes"

@@ -26,10 +26,15 @@ enum CLIProcess {
     static let knownServers = FileManager.default.temporaryDirectory
         .appendingPathComponent("kms-known-\(UUID().uuidString)/known_servers").path
 
-    /// This process's environment for a CLI run, with `knownServers` and then `extra` over it.
+    /// This process's environment for a CLI run, without the client's own
+    /// settings (a developer's `KMS_URL` would send the tests elsewhere),
+    /// with `knownServers` and then `extra` over it.
     static func environment(_ extra: [String: String]) -> [String: String] {
-        ProcessInfo.processInfo.environment.merging(["KMS_KNOWN_SERVERS": knownServers]) { $1 }
-            .merging(extra) { $1 }
+        let clientSettings: Set = [
+            "KMS_URL", "BASE_URL", "KMS_TOKEN", "TOKEN", "KMS_SERVER_FINGERPRINT", "KMS_CLIENT_KEY_FILE",
+        ]
+        return ProcessInfo.processInfo.environment.filter { !clientSettings.contains($0.key) }
+            .merging(["KMS_KNOWN_SERVERS": knownServers]) { $1 }.merging(extra) { $1 }
     }
 
     struct Output {
