@@ -15,6 +15,7 @@ import Testing
         let e2e = try await CLIProcess.run(["e2e"], environment: env)
         #expect(e2e.status == 0, "\(e2e.stdout)\(e2e.stderr)")
         #expect(e2e.stdout.contains("✔ key rotation") && e2e.stdout.contains("e2e passed"))
+        #expect(e2e.stdout.contains("✔ clean up") && e2e.stdout.contains("deleted on 20"), "\(e2e.stdout)")
 
         let fingerprint = try await CLIProcess.run(
             ["server-key"],

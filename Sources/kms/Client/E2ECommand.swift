@@ -146,6 +146,13 @@ struct E2ECommand: AsyncParsableCommand {
                 return "\(operations) operations across \(tokens.count) tokens"
             }
         }
+        // Run against a real server, the check should not leave a working key behind (a review found each
+        // run's key enabled for good): its deletion is scheduled, the shortest wait the contract allows.
+        try await report.step("clean up") {
+            let scheduled = try await kms.scheduleKeyDeletion(key, days: 7)
+            return "\(alias) deleted on \(TerminalText.escaped(scheduled.deletionDate ?? "?")) "
+                + "(`kms keys cancel-deletion \(alias)` keeps it)"
+        }
         try await report.step("session end") {
             try await kms.close(); return "session deleted"
         }
