@@ -31,10 +31,12 @@ import Testing
         return nil
     }()
 
-    /// Runs `kms ARGUMENTS` on a terminal of its own (`script`), with `input` typed at it.
-    static func onTerminal(_ arguments: [String], _ environment: [String: String], input: String) async throws
-        -> CLIProcess.Output
-    {
+    /// Runs `kms ARGUMENTS` on a terminal of its own (`script`), with `input`
+    /// typed at it: at once, or once the output shows `after` (as a person
+    /// answers a prompt, when the terminal's echo is what is tested).
+    static func onTerminal(
+        _ arguments: [String], _ environment: [String: String], input: String, after: String? = nil
+    ) async throws -> CLIProcess.Output {
         try await offPool {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
@@ -45,8 +47,16 @@ import Testing
             process.standardOutput = stdout
             process.standardError = stdout
             try process.run()
+            var output = Data()
+            if let after {
+                while !String(decoding: output, as: UTF8.self).contains(after) {
+                    let chunk = stdout.fileHandleForReading.availableData
+                    if chunk.isEmpty { break }
+                    output += chunk
+                }
+            }
             stdin.fileHandleForWriting.write(Data(input.utf8))
-            let output = stdout.fileHandleForReading.readDataToEndOfFile()
+            output += stdout.fileHandleForReading.readDataToEndOfFile()
             try? stdin.fileHandleForWriting.close()
             process.waitUntilExit()
             return CLIProcess.Output(
@@ -87,6 +97,15 @@ import Testing
         #expect(piped.status == 0 && piped.stdout == "hi\u{1b}]0;owned\u{7}")
         let encoded = try await Self.onTerminal(["decrypt", "--output-base64", ciphertext], env, input: "")
         #expect(encoded.status == 0, "\(encoded.stdout)")
+        // A plaintext typed at the terminal is not shown, and its Enter is not part of it (a review finding).
+        let typed = try await Self.onTerminal(
+            ["encrypt", "--key", "tty"], env, input: "typed secret\n", after: "Enter ends it")
+        #expect(typed.status == 0 && typed.stdout.contains("not shown"), "\(typed.stdout)")
+        #expect(!typed.stdout.contains("typed secret"), "\(typed.stdout)")
+        let typedCiphertext = try #require(
+            typed.stdout.split(whereSeparator: \.isWhitespace).first { $0.hasPrefix("kms:v1:") })
+        let typedBack = try await CLIProcess.run(["decrypt", String(typedCiphertext)], environment: env)
+        #expect(typedBack.stdout == "typed secret", "\(typedBack.stdout)")
         // Invisible format characters (a right-to-left override) make text read as other text: refused too.
         let reordered = try await CLIProcess.run(
             ["encrypt", "--key", "tty"], environment: env, stdin: Data("invoice\u{202E}fdp.exe".utf8))

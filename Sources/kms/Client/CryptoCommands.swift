@@ -20,7 +20,10 @@ struct EncryptCommand: AsyncParsableCommand {
                 "note: a plaintext given as an argument is visible to other users of this machine while the command runs (ps) and stays in your shell's history: give it on standard input or with --file\n"
             )
         }
-        let plaintext = try input.read()
+        let typed =
+            input.text == nil && (input.file ?? "-") == "-" && !input.base64
+            ? try TerminalPrompt.readHidden("plaintext (not shown; Enter ends it): ", limit: 65_536) : nil
+        let plaintext = try typed ?? input.read()
         let aadData = try aad.read()
         let sealed = try await withClient(client) { try await $0.encrypt(key: key, plaintext: plaintext, aad: aadData) }
         if client.json { return try printJSON(sealed) }

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 
 #if canImport(Glibc)
@@ -21,6 +22,34 @@ enum TerminalPrompt {
         guard fd >= 0 else { return false }
         close(fd)
         return true
+    }
+
+    /// One line typed at the terminal on standard input, not echoed, without
+    /// its line end; nil when standard input is not a terminal. A secret
+    /// typed there stayed on the screen, with its newline made part of it (a
+    /// review finding).
+    static func readHidden(_ prompt: String, limit: Int) throws -> Data? {
+        guard isatty(STDIN_FILENO) == 1 else { return nil }
+        var saved = termios()
+        guard tcgetattr(STDIN_FILENO, &saved) == 0 else { return nil }
+        var quiet = saved
+        quiet.c_lflag &= ~tcflag_t(ECHO)
+        guard tcsetattr(STDIN_FILENO, TCSANOW, &quiet) == 0 else { return nil }
+        defer {
+            tcsetattr(STDIN_FILENO, TCSANOW, &saved)
+            writeToStandardError("\n")
+        }
+        writeToStandardError(prompt)
+        var line = Data()
+        var byte: UInt8 = 0
+        while true {
+            let count = read(STDIN_FILENO, &byte, 1)
+            if count < 0, errno == EINTR { continue }
+            guard count == 1, byte != UInt8(ascii: "\n") else { break }
+            line.append(byte)
+            guard line.count <= limit else { throw ValidationError("the input is longer than \(limit) bytes") }
+        }
+        return line
     }
 
     /// `question` on the terminal, then true for `y` or `yes` (any case) and
