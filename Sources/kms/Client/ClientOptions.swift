@@ -90,11 +90,12 @@ struct ClientOptions: ParsableArguments {
             )
         }
         // Every later session of this run (a renewal, a server restart) comes back here: a key already
-        // accepted or written down is not asked about again (a review saw a long e2e stop to ask anew).
+        // accepted or written down is not asked about again (a review saw a long e2e stop to ask anew). A
+        // file that became unreadable meanwhile ends the exchange rather than asking as if it were empty.
         let accepted = Mutex<String?>(nil)
         configuration.serverKeyConfirmed = { fingerprint in
             if accepted.withLock({ $0.map { Fingerprint.matches($0, fingerprint) } }) == true { return }
-            if let entry = try? known.entry(for: origin) {
+            if let entry = try known.entry(for: origin) {
                 guard Fingerprint.matches(entry.fingerprint, fingerprint) else {
                     throw CLIFailure(
                         message:
