@@ -97,10 +97,7 @@ struct ClientOptions: ParsableArguments {
             if accepted.withLock({ $0.map { Fingerprint.matches($0, fingerprint) } }) == true { return }
             if let entry = try known.entry(for: origin) {
                 guard Fingerprint.matches(entry.fingerprint, fingerprint) else {
-                    throw CLIFailure(
-                        message:
-                            "\(known.file.path) now remembers \(entry.fingerprint) for \(origin), but the server answered this key exchange with \(fingerprint): refused, and the new session ended before it carried anything. Check both with `kms server-key` on the server"
-                    )
+                    throw known.conflict(origin, remembered: entry.fingerprint, answered: fingerprint)
                 }
                 accepted.withLock { $0 = fingerprint }
                 return

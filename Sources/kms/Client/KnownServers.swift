@@ -90,7 +90,14 @@ struct KnownServers: Sendable {
 
     /// Every entry; throws naming the file and line when one cannot be read.
     func entries() throws(CLIFailure) -> [Entry] {
-        guard FileManager.default.fileExists(atPath: file.path) else { return [] }
+        try entries(in: text() ?? "")
+    }
+
+    /// The file's text; nil when it does not exist. Any other failure is
+    /// thrown: a file that cannot be read is never taken for an empty one,
+    /// nor rewritten as one.
+    private func text() throws(CLIFailure) -> String? {
+        guard FileManager.default.fileExists(atPath: file.path) else { return nil }
         let data: Data
         do {
             data = try Data(contentsOf: file)
@@ -101,6 +108,10 @@ struct KnownServers: Sendable {
         guard let text = String(data: data, encoding: .utf8) else {
             throw CLIFailure(message: "\(file.path) is not UTF-8 text: fix or remove it (it remembers server keys)")
         }
+        return text
+    }
+
+    private func entries(in text: String) throws(CLIFailure) -> [Entry] {
         var entries: [Entry] = []
         var seen = Set<String>()
         for (index, line) in Self.lines(text).enumerated() {
@@ -146,27 +157,35 @@ struct KnownServers: Sendable {
     /// throws only when the file cannot be read or written.
     func remember(_ origin: String, fingerprint: String, at now: Date = Date()) throws(CLIFailure) -> Remembered {
         try locked { () throws(CLIFailure) -> Remembered in
-            if let known = try entry(for: origin) {
+            let current = try text()
+            if let known = try entries(in: current ?? "").first(where: { $0.url == origin }) {
                 guard Fingerprint.matches(known.fingerprint, fingerprint) else {
-                    return .conflict(
-                        CLIFailure(
-                            message:
-                                "\(file.path) remembers \(known.fingerprint) for \(origin) (written while this command ran: by another run, or by an earlier session of this one), but the server answered this key exchange with \(fingerprint): refused, and the new session ended before it carried anything. Check both with `kms server-key` on the server"
-                        ))
+                    return .conflict(conflict(origin, remembered: known.fingerprint, answered: fingerprint))
                 }
                 return .alreadyKnown
             }
-            try write(existingText() + "\(origin) \(fingerprint) \(Timestamp.format(now))\n")
+            try write(Self.withLineEnd(current ?? Self.header) + "\(origin) \(fingerprint) \(Timestamp.format(now))\n")
             return .added
         }
+    }
+
+    /// The refusal when this file came to remember another key for `origin`
+    /// while the command ran (another run, or an earlier session of this one).
+    func conflict(_ origin: String, remembered: String, answered: String) -> CLIFailure {
+        CLIFailure(
+            message:
+                "\(file.path) remembers \(remembered) for \(origin) (written while this command ran: by another run, or by an earlier session of this one), but the server answered this key exchange with \(answered): refused, and the new session ended before it carried anything. Check both with `kms server-key` on the server"
+        )
     }
 
     /// Removes `origin`'s entry; false when there was none.
     func forget(_ origin: String) throws(CLIFailure) -> Bool {
         try locked { () throws(CLIFailure) -> Bool in
-            guard try entry(for: origin) != nil else { return false }
+            guard let current = try text(), try entries(in: current).contains(where: { $0.url == origin }) else {
+                return false
+            }
             // Comments and every other line are kept as they are.
-            let kept = Self.lines(try existingText()).filter { Self.fields($0).first.map(String.init) != origin }
+            let kept = Self.lines(Self.withLineEnd(current)).filter { Self.fields($0).first.map(String.init) != origin }
             try write(kept.joined(separator: "\n"))
             return true
         }
@@ -176,11 +195,8 @@ struct KnownServers: Sendable {
         "# kms known servers: the key each server proved it holds at first contact (docs/threat-model.md).\n"
         + "# URL SHA256:<hex> FIRST-SEEN. `kms known-servers forget URL` removes one.\n"
 
-    private func existingText() throws(CLIFailure) -> String {
-        guard let data = try? Data(contentsOf: file), let text = String(data: data, encoding: .utf8) else {
-            return Self.header
-        }
-        return text.isEmpty || text.unicodeScalars.last == "\n" ? text : text + "\n"
+    private static func withLineEnd(_ text: String) -> String {
+        text.isEmpty || text.unicodeScalars.last == "\n" ? text : text + "\n"
     }
 
     /// A file edited elsewhere may end its lines in CRLF, which Swift reads as
