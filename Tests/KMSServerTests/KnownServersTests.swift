@@ -106,6 +106,11 @@ import Testing
             typed.stdout.split(whereSeparator: \.isWhitespace).first { $0.hasPrefix("kms:v1:") })
         let typedBack = try await CLIProcess.run(["decrypt", String(typedCiphertext)], environment: env)
         #expect(typedBack.stdout == "typed secret", "\(typedBack.stdout)")
+        // Ctrl-C at that prompt leaves the terminal echoing again (the shell would otherwise type blind).
+        let interrupted = try await Self.onTerminal(
+            ["encrypt", "--key", "tty;", "stty", "-a"], env, input: "\u{3}", after: "Enter ends it")
+        let flags = interrupted.stdout.split(whereSeparator: { $0 == " " || $0 == ";" || $0.isNewline })
+        #expect(flags.contains("echo") && !flags.contains("-echo"), "\(interrupted.stdout)")
         // Invisible format characters (a right-to-left override) make text read as other text: refused too.
         let reordered = try await CLIProcess.run(
             ["encrypt", "--key", "tty"], environment: env, stdin: Data("invoice\u{202E}fdp.exe".utf8))

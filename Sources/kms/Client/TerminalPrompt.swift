@@ -34,6 +34,26 @@ enum TerminalPrompt {
         guard tcgetattr(STDIN_FILENO, &saved) == 0 else { return nil }
         var quiet = saved
         quiet.c_lflag &= ~tcflag_t(ECHO)
+        // Ctrl-C (or a closed terminal) while the echo is off would leave the shell typing blind:
+        // those signals restore the terminal before the process ends with the usual status.
+        let restored = saved
+        let signals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
+        let sources = signals.map { number -> any DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                var terminal = restored
+                tcsetattr(STDIN_FILENO, TCSANOW, &terminal)
+                writeToStandardError("\n")
+                exit(128 + number)
+            }
+            source.resume()
+            return source
+        }
+        defer {
+            for source in sources { source.cancel() }
+            for number in signals { signal(number, SIG_DFL) }
+        }
         guard tcsetattr(STDIN_FILENO, TCSANOW, &quiet) == 0 else { return nil }
         defer {
             tcsetattr(STDIN_FILENO, TCSANOW, &saved)
