@@ -14,8 +14,8 @@ import Foundation
 /// carry data while a person answers.
 enum TerminalPrompt {
     /// Whether a person can be asked: standard error is a terminal and the
-    /// controlling terminal opens. (A terminal with no one at it, such as
-    /// `docker run -t` without `-i`, waits for an answer that never comes.)
+    /// controlling terminal opens. (A terminal with no one at it waits for
+    /// an answer that never comes.)
     static var isInteractive: Bool {
         guard isatty(STDERR_FILENO) == 1 else { return false }
         let fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)
