@@ -40,8 +40,13 @@ import Testing
         try await offPool {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
-            process.arguments = ["-qec", ([CLIProcess.binary.path] + arguments).joined(separator: " "), "/dev/null"]
-            process.environment = CLIProcess.environment(environment)
+            // script(1) runs the command with $SHELL, or /bin/sh (dash on Debian, and CI has no SHELL). A
+            // non-interactive dash dies of the Ctrl-C its child gets, where a person's interactive shell
+            // lives on: the trap keeps it alive (it is reset to the default in the child), and /bin/sh is
+            // named so every machine runs the same shell.
+            let command = "trap : INT; " + ([CLIProcess.binary.path] + arguments).joined(separator: " ")
+            process.arguments = ["-qec", command, "/dev/null"]
+            process.environment = CLIProcess.environment(environment.merging(["SHELL": "/bin/sh"]) { $1 })
             let (stdin, stdout) = (Pipe(), Pipe())
             process.standardInput = stdin
             process.standardOutput = stdout
@@ -108,7 +113,9 @@ import Testing
         #expect(typedBack.stdout == "typed secret", "\(typedBack.stdout)")
         // Ctrl-C at that prompt leaves the terminal echoing again (the shell would otherwise type blind).
         let interrupted = try await Self.onTerminal(
-            ["encrypt", "--key", "tty;", "stty", "-a"], env, input: "\u{3}", after: "Enter ends it")
+            ["encrypt", "--key", "tty;", "echo", "status=$?;", "stty", "-a"], env, input: "\u{3}",
+            after: "Enter ends it")
+        #expect(interrupted.stdout.contains("status=130"), "\(interrupted.stdout)")
         let flags = interrupted.stdout.split(whereSeparator: { $0 == " " || $0 == ";" || $0.isNewline })
         #expect(flags.contains("echo") && !flags.contains("-echo"), "\(interrupted.stdout)")
         // Invisible format characters (a right-to-left override) make text read as other text: refused too.
