@@ -346,9 +346,12 @@ public final class KMSClient: Sendable {
         ].map(\.rawValue))
 
     /// A server's text without control characters (it reaches a terminal):
-    /// C0, DEL and C1 (a terminal may read U+009B as CSI).
+    /// C0, DEL and C1 (a terminal may read U+009B as CSI), nor invisible
+    /// ones (a bidi override makes a message read as another).
     static func printable(_ text: String) -> String {
-        String(String.UnicodeScalarView(text.unicodeScalars.filter { !TerminalText.isControl($0) }))
+        String(
+            String.UnicodeScalarView(
+                text.unicodeScalars.filter { !TerminalText.isControl($0) && !TerminalText.isInvisible($0) }))
     }
 
     @discardableResult

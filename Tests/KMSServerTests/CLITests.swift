@@ -56,12 +56,15 @@ import Testing
         #expect(forever.status == 64 && forever.stderr.contains("--duration"), "\(forever.stderr)")
         // A description is any client's text: shown escaped, never as terminal controls or extra lines.
         let described = try await CLIProcess.run(
-            ["keys", "generate", "--alias", "described", "--description", "ok\r\nstate      fake\u{9B}31m"],
+            [
+                "keys", "generate", "--alias", "described", "--description",
+                "ok\r\nstate      fake\u{9B}31m invoice\u{202E}fdp.exe",
+            ],
             environment: env)
         #expect(described.status == 0, "\(described.stderr)")
         let describedShown = try await CLIProcess.run(["keys", "show", "described"], environment: env)
         #expect(
-            describedShown.stdout.contains(#"describes  ok\u{d}\u{a}state      fake\u{9b}31m"#),
+            describedShown.stdout.contains(#"describes  ok\u{d}\u{a}state      fake\u{9b}31m invoice\u{202e}fdp.exe"#),
             "\(describedShown.stdout)")
 
         let generated = try await CLIProcess.run(["keys", "generate", "--alias", "cli", "--json"], environment: env)

@@ -15,6 +15,17 @@ import Testing
             KMSClientConfiguration(baseURL: base.baseURL, fingerprint: fingerprint), transport: transport ?? base)
     }
 
+    /// What the CLI shows of a server's answer or a file's header: controls and invisible characters
+    /// (a bidi override, a zero-width space, a line separator) are written out, backslashes doubled,
+    /// and everything else, right-to-left scripts included, is left as it is.
+    @Test func terminalTextShowsControlsAndInvisibleCharactersAsEscapes() {
+        #expect(TerminalText.escaped("key\u{1B}[2J\u{9B}1m") == #"key\u{1b}[2J\u{9b}1m"#)
+        #expect(TerminalText.escaped("invoice\u{202E}fdp.exe") == #"invoice\u{202e}fdp.exe"#)
+        #expect(TerminalText.escaped("a\u{200B}b\u{2028}c\u{FEFF}") == #"a\u{200b}b\u{2028}c\u{feff}"#)
+        #expect(TerminalText.escaped(#"C:\keys"#) == #"C:\\keys"#)
+        #expect(TerminalText.escaped("צילומים 写真 photos-2026") == "צילומים 写真 photos-2026")
+    }
+
     @Test func typedAPIEndToEnd() async throws {
         try await TestServer().run { server in
             let kms = try client(server.port, fingerprint: TestServer.identity.fingerprint.uppercased())

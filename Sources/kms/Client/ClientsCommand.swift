@@ -66,10 +66,11 @@ private func printKey(_ key: Curve25519.Signing.PrivateKey, path: String, json: 
             ClientKeyReport(
                 keyFile: path, publicKey: Base64.encode(raw), fingerprint: ClientAuth.fingerprint(rawPublicKey: raw)))
     }
-    print("key file    \(path)")
-    print("publicKey   \(Base64.encode(raw))")
-    print("fingerprint \(ClientAuth.fingerprint(rawPublicKey: raw))")
-    print("enrol it:   kms clients add NAME --public-key \(Base64.encode(raw)) --allow crypto:encrypt --keys 'photos'")
+    printShown("key file    \(path)")
+    printShown("publicKey   \(Base64.encode(raw))")
+    printShown("fingerprint \(ClientAuth.fingerprint(rawPublicKey: raw))")
+    printShown(
+        "enrol it:   kms clients add NAME --public-key \(Base64.encode(raw)) --allow crypto:encrypt --keys 'photos'")
 }
 
 /// `kms whoami`: this session's client and grants.
@@ -82,10 +83,10 @@ struct WhoamiCommand: AsyncParsableCommand {
         let info = try await withClient(client) { try await $0.whoami() }
         if client.json { return try printJSON(info) }
         guard let me = info.client else {
-            print("session \(info.sessionId): the server has client identity off (KMS_CLIENT_AUTH=off)")
+            printShown("session \(info.sessionId): the server has client identity off (KMS_CLIENT_AUTH=off)")
             return
         }
-        print("\(me.name)  \(me.clientId)  \(me.fingerprint)")
+        printShown("\(me.name)  \(me.clientId)  \(me.fingerprint)")
         printGrants(me.grants)
     }
 }
@@ -190,9 +191,9 @@ struct ClientsCommand: AsyncParsableCommand {
             if client.json { return try printJSON(page) }
             for record in page.clients {
                 let state = record.revokedAt.map { "revoked \($0)" } ?? "active"
-                print("\(record.clientId)  \(record.name)  \(state)  \(record.grants.count) grant(s)")
+                printShown("\(record.clientId)  \(record.name)  \(state)  \(record.grants.count) grant(s)")
             }
-            if let next = page.next { print("more: --after \(next)") }
+            if let next = page.next { printShown("more: --after \(next)") }
         }
     }
 
@@ -234,7 +235,7 @@ struct ClientsCommand: AsyncParsableCommand {
         func run() async throws {
             let record = try await withClient(client) { try await $0.revokeClient(target) }
             if client.json { return try printJSON(record) }
-            print("revoked \(record.name) (\(record.clientId)) at \(record.revokedAt ?? "?")")
+            printShown("revoked \(record.name) (\(record.clientId)) at \(record.revokedAt ?? "?")")
         }
     }
 
@@ -251,8 +252,8 @@ struct ClientsCommand: AsyncParsableCommand {
             func run() async throws {
                 let created = try await withClient(client) { try await $0.createAccessKey(target) }
                 if client.json { return try printJSON(created) }
-                print("accessKeyId     \(created.accessKeyId)")
-                print("secretAccessKey \(created.secretAccessKey)   (shown once: store it now)")
+                printShown("accessKeyId     \(created.accessKeyId)")
+                printShown("secretAccessKey \(created.secretAccessKey)   (shown once: store it now)")
             }
         }
 
@@ -267,26 +268,26 @@ struct ClientsCommand: AsyncParsableCommand {
                     try await $0.revokeAccessKey(target, accessKeyId: accessKeyId)
                 }
                 if client.json { return try printJSON(record) }
-                print("revoked \(accessKeyId) of \(record.name)")
+                printShown("revoked \(accessKeyId) of \(record.name)")
             }
         }
     }
 }
 
 private func printClient(_ record: ClientBody) {
-    print("\(record.name)  \(record.clientId)  \(record.revokedAt.map { "revoked \($0)" } ?? "active")")
-    print("  fingerprint \(record.fingerprint)")
-    print("  publicKey   \(record.publicKey)")
+    printShown("\(record.name)  \(record.clientId)  \(record.revokedAt.map { "revoked \($0)" } ?? "active")")
+    printShown("  fingerprint \(record.fingerprint)")
+    printShown("  publicKey   \(record.publicKey)")
     printGrants(record.grants)
     for key in record.accessKeys {
-        print("  access key  \(key.accessKeyId)  \(key.revokedAt.map { "revoked \($0)" } ?? "active")")
+        printShown("  access key  \(key.accessKeyId)  \(key.revokedAt.map { "revoked \($0)" } ?? "active")")
     }
 }
 
 private func printGrants(_ grants: [GrantBody]) {
-    if grants.isEmpty { print("  no grants: a session, random bytes and an empty key list") }
+    if grants.isEmpty { printShown("  no grants: a session, random bytes and an empty key list") }
     for grant in grants {
-        print("  allow \(grant.allow.joined(separator: ",")) on \(grant.keys.joined(separator: ","))")
+        printShown("  allow \(grant.allow.joined(separator: ",")) on \(grant.keys.joined(separator: ","))")
     }
 }
 

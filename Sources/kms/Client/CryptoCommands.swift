@@ -27,7 +27,7 @@ struct EncryptCommand: AsyncParsableCommand {
         let aadData = try aad.read()
         let sealed = try await withClient(client) { try await $0.encrypt(key: key, plaintext: plaintext, aad: aadData) }
         if client.json { return try printJSON(sealed) }
-        print(sealed.ciphertext)
+        printShown(sealed.ciphertext)
     }
 }
 
@@ -48,7 +48,7 @@ struct DecryptCommand: AsyncParsableCommand {
         let opened = try await withClient(client) { try await $0.decrypt(ciphertext: ciphertext, aad: aadData) }
         if client.json { return try printJSON(opened) }
         if outputBase64 {
-            print(opened.plaintext.base64EncodedString())
+            printShown(opened.plaintext.base64EncodedString())
         } else {
             // Anyone who may encrypt under the key chose these bytes: on a terminal, control characters
             // would act (retitle, clear, forge lines: a review finding), so they are not written there.
@@ -71,12 +71,7 @@ extension DecryptCommand {
     static func isPlainText(_ data: Data) -> Bool {
         guard let text = String(validating: data, as: UTF8.self) else { return false }
         let scalars = Array(text.unicodeScalars)
-        for scalar in scalars {
-            switch scalar.properties.generalCategory {
-            case .format, .lineSeparator, .paragraphSeparator: return false
-            default: continue
-            }
-        }
+        if scalars.contains(where: TerminalText.isInvisible) { return false }
         for (index, scalar) in scalars.enumerated() where TerminalText.isControl(scalar) {
             switch scalar {
             case "\t", "\n": continue
@@ -103,7 +98,7 @@ struct RewrapCommand: AsyncParsableCommand {
         let aadData = try aad.read()
         let rewrapped = try await withClient(client) { try await $0.rewrap(ciphertext: ciphertext, aad: aadData) }
         if client.json { return try printJSON(rewrapped) }
-        print(rewrapped.ciphertext)
+        printShown(rewrapped.ciphertext)
     }
 }
 
@@ -121,8 +116,8 @@ struct DataKeyCommand: AsyncParsableCommand {
         let aadData = try aad.read()
         let dataKey = try await withClient(client) { try await $0.dataKey(key: key, bytes: bytes, aad: aadData) }
         if client.json { return try printJSON(dataKey) }
-        print("plaintext:  \(dataKey.plaintext.base64EncodedString())")
-        print("ciphertext: \(dataKey.ciphertext)")
+        printShown("plaintext:  \(dataKey.plaintext.base64EncodedString())")
+        printShown("ciphertext: \(dataKey.ciphertext)")
     }
 }
 
@@ -136,6 +131,6 @@ struct RandomCommand: AsyncParsableCommand {
     func run() async throws {
         let random = try await withClient(client) { try await $0.random(bytes: bytes) }
         if client.json { return try printJSON(["random": random.base64EncodedString()]) }
-        print(random.base64EncodedString())
+        printShown(random.base64EncodedString())
     }
 }

@@ -56,7 +56,7 @@ struct E2ECommand: AsyncParsableCommand {
             }
             return "\(error)"
         }
-        print("kms e2e against \(kms.configuration.redactedBaseURL)")
+        printShown("kms e2e against \(kms.configuration.redactedBaseURL)")
 
         try await report.step("health") {
             guard try await kms.health() else { throw CLIFailure(message: "\(WirePath.healthz) did not answer 200") }
@@ -150,13 +150,13 @@ struct E2ECommand: AsyncParsableCommand {
         // run's key enabled for good): its deletion is scheduled, the shortest wait the contract allows.
         try await report.step("clean up") {
             let scheduled = try await kms.scheduleKeyDeletion(key, days: 7)
-            return "\(alias) deleted on \(TerminalText.escaped(scheduled.deletionDate ?? "?")) "
+            return "\(alias) deleted on \(scheduled.deletionDate ?? "?") "
                 + "(`kms keys cancel-deletion \(alias)` keeps it)"
         }
         try await report.step("session end") {
             try await kms.close(); return "session deleted"
         }
-        print("e2e passed: \(report.count) steps in \(String(format: "%.1f", report.total)) ms")
+        printShown("e2e passed: \(report.count) steps in \(String(format: "%.1f", report.total)) ms")
     }
 }
 
@@ -247,12 +247,12 @@ struct E2EReport {
             let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
             count += 1
             total += ms
-            print(
+            printShown(
                 "✔ \(name.padding(toLength: 32, withPad: " ", startingAt: 0)) \(String(format: "%8.1f", ms)) ms  \(detail)"
             )
             return value
         } catch {
-            print("✘ \(name): \(explain(error))")
+            printShown("✘ \(name): \(explain(error))")
             throw ExitCode.failure
         }
     }

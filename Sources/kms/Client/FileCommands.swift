@@ -339,14 +339,15 @@ struct InspectFileCommand: AsyncParsableCommand {
                 context: header.context.map { Report.Pair(key: $0.key, value: $0.value) }, headerLength: length,
                 fileSize: layout.fileSize, chunks: layout.chunkCount, unverifiedPlaintextSize: layout.plaintextSize)
             if json { return try printJSON(report) }
-            print("kms file v1")
-            print("key        \(report.keyId ?? "?") version \(report.version.map(String.init) ?? "?")")
+            printShown("kms file v1")
+            printShown("key        \(report.keyId ?? "?") version \(report.version.map(String.init) ?? "?")")
             // The header is not authenticated and anyone may have written it: escaped for the terminal.
             for entry in header.context {
-                print("context    \(TerminalText.escaped(entry.key))=\(TerminalText.escaped(entry.value))")
+                printShown("context    \(entry.key)=\(entry.value)")
             }
-            print("size       \(report.fileSize) bytes: header \(length), commitment 32, \(report.chunks) chunk(s)")
-            print(
+            printShown(
+                "size       \(report.fileSize) bytes: header \(length), commitment 32, \(report.chunks) chunk(s)")
+            printShown(
                 "plaintext  \(report.unverifiedPlaintextSize) bytes if intact (not verified: that needs the data key)")
         } catch let error as FileFormatError {
             throw CLIFailure(message: error.description)

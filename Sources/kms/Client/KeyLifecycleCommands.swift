@@ -125,8 +125,8 @@ struct AliasesCommand: AsyncParsableCommand {
         func run() async throws {
             let page = try await withClient(client) { try await $0.listAliases(limit: limit, after: after, key: key) }
             if client.json { return try printJSON(page) }
-            for alias in page.aliases { print("\(alias.alias)  \(alias.keyId)  updated \(alias.updatedAt)") }
-            if let next = page.next { print("more: kms aliases list --after \(next)") }
+            for alias in page.aliases { printShown("\(alias.alias)  \(alias.keyId)  updated \(alias.updatedAt)") }
+            if let next = page.next { printShown("more: kms aliases list --after \(next)") }
         }
     }
 
@@ -139,7 +139,7 @@ struct AliasesCommand: AsyncParsableCommand {
         func run() async throws {
             let created = try await withClient(client) { try await $0.createAlias(alias, key: key) }
             if client.json { return try printJSON(created) }
-            print("\(created.alias) → \(created.keyId)")
+            printShown("\(created.alias) → \(created.keyId)")
         }
     }
 
@@ -152,7 +152,7 @@ struct AliasesCommand: AsyncParsableCommand {
         func run() async throws {
             let moved = try await withClient(client) { try await $0.moveAlias(alias, to: key) }
             if client.json { return try printJSON(moved) }
-            print("\(moved.alias) → \(moved.keyId)")
+            printShown("\(moved.alias) → \(moved.keyId)")
         }
     }
 
@@ -164,7 +164,7 @@ struct AliasesCommand: AsyncParsableCommand {
         func run() async throws {
             try await withClient(client) { try await $0.deleteAlias(alias) }
             if client.json { return print("{}") }
-            print("deleted alias \(alias)")
+            printShown("deleted alias \(alias)")
         }
     }
 }

@@ -26,7 +26,7 @@ struct KeysCommand: AsyncParsableCommand {
                 try await $0.generateKey(alias: alias, description: description, tags: tags.isEmpty ? nil : tags)
             }
             if client.json { return try printJSON(created) }
-            print("created \(created.keyId)\(alias.map { " (\($0))" } ?? "") version \(created.version)")
+            printShown("created \(created.keyId)\(alias.map { " (\($0))" } ?? "") version \(created.version)")
         }
     }
 
@@ -39,7 +39,7 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             let rotated = try await withClient(client) { try await $0.rotateKey(key) }
             if client.json { return try printJSON(rotated) }
-            print("rotated \(rotated.keyId): version \(rotated.version) is active")
+            printShown("rotated \(rotated.keyId): version \(rotated.version) is active")
         }
     }
 
@@ -66,26 +66,26 @@ struct KeysCommand: AsyncParsableCommand {
             if client.json { return try printJSON(page) }
             for key in page.keys {
                 let aliases = key.aliases.isEmpty ? "-" : key.aliases.joined(separator: ",")
-                print("\(key.keyId)  v\(key.activeVersion)  \(key.state)  \(aliases)  created \(key.createdAt)")
+                printShown("\(key.keyId)  v\(key.activeVersion)  \(key.state)  \(aliases)  created \(key.createdAt)")
             }
-            if let next = page.next { print("more: kms keys list --after \(next)") }
+            if let next = page.next { printShown("more: kms keys list --after \(next)") }
         }
     }
 }
 
 func printMetadata(_ metadata: KeyMetadata) {
-    print("key \(metadata.keyId)  created \(metadata.createdAt)")
-    print("  state      \(metadata.state)\(metadata.deletionDate.map { "  (deleted for good at \($0))" } ?? "")")
-    print("  aliases    \(metadata.aliases.isEmpty ? "-" : metadata.aliases.joined(separator: ", "))")
+    printShown("key \(metadata.keyId)  created \(metadata.createdAt)")
+    printShown("  state      \(metadata.state)\(metadata.deletionDate.map { "  (deleted for good at \($0))" } ?? "")")
+    printShown("  aliases    \(metadata.aliases.isEmpty ? "-" : metadata.aliases.joined(separator: ", "))")
     let rotation = metadata.rotationPeriodDays.map { "every \($0) days, next \(metadata.nextRotationAt ?? "?")" }
-    print("  rotation   \(rotation ?? "manual")")
+    printShown("  rotation   \(rotation ?? "manual")")
     // Written by any client with keys:manage: escaped, so it cannot forge lines or drive the terminal (a review).
-    if !metadata.description.isEmpty { print("  describes  \(TerminalText.escaped(metadata.description))") }
+    if !metadata.description.isEmpty { printShown("  describes  \(metadata.description)") }
     for (key, value) in metadata.tags.sorted(by: { $0.key < $1.key }) {
-        print("  tag        \(TerminalText.escaped(key))=\(TerminalText.escaped(value))")
+        printShown("  tag        \(key)=\(value)")
     }
     for version in metadata.versions {
         let grace = version.graceUntil.map { "  grace until \($0)" } ?? ""
-        print("  v\(version.version)  \(version.status)  created \(version.createdAt)\(grace)")
+        printShown("  v\(version.version)  \(version.status)  created \(version.createdAt)\(grace)")
     }
 }

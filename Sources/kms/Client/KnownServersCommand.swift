@@ -29,8 +29,8 @@ struct KnownServersCommand: ParsableCommand {
         func run() throws {
             let (known, entries) = try KnownServersCommand.store()
             if json { return try printJSON(entries) }
-            guard !entries.isEmpty else { return print("no server keys remembered in \(known.file.path)") }
-            for entry in entries { print("\(entry.url)  \(entry.fingerprint)  first seen \(entry.firstSeen)") }
+            guard !entries.isEmpty else { return printShown("no server keys remembered in \(known.file.path)") }
+            for entry in entries { printShown("\(entry.url)  \(entry.fingerprint)  first seen \(entry.firstSeen)") }
         }
     }
 
@@ -47,7 +47,7 @@ struct KnownServersCommand: ParsableCommand {
             guard try known.forget(origin) else {
                 throw CLIFailure(message: "\(origin) is not remembered in \(known.file.path)")
             }
-            print("forgot \(origin): the next command to it remembers the key it answers with")
+            printShown("forgot \(origin): the next command to it remembers the key it answers with")
         }
     }
 }
