@@ -54,6 +54,7 @@ extension KMSClient {
         if let pinned = configuration.fingerprint, !Fingerprint.matches(pinned, actual) {
             throw KMSClientError.fingerprintMismatch(expected: pinned, actual: actual)
         }
+        try configuration.serverKeyOffered?(actual)
         let key = SymmetricKey(size: .bits256)
         let wrapped = try ClientSeal.wrapSessionKey(key, publicKeyPEM: started.publicKey)
         let token = state.withLock { $0.token }

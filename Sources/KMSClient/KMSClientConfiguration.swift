@@ -23,11 +23,20 @@ public struct KMSClientConfiguration: Sendable {
     /// remember the key it met (trust on first use: the `kms` CLI's known
     /// servers, docs/threat-model.md), so a later key exchange is pinned.
     public var serverKeyConfirmed: (@Sendable (_ fingerprint: String) throws -> Void)?
+    /// Called with the fingerprint of the key a server answers `/session/init`
+    /// with, after the pin check and before anything is sent to it (the
+    /// token, a client key's signature); a throw ends the attempt there, its
+    /// error coming out of the call. Without a pin this is where a person can
+    /// be asked about a server not met before, as `ssh` asks about a host key.
+    /// The key is not proved yet (the exchange's confirmation proves it), so
+    /// remember it in `serverKeyConfirmed`, not here.
+    public var serverKeyOffered: (@Sendable (_ fingerprint: String) throws -> Void)?
 
     public init(
         baseURL: String, token: String? = nil, fingerprint: String? = nil, rotateInterval: Duration? = nil,
         clientKey: Curve25519.Signing.PrivateKey? = nil,
-        serverKeyConfirmed: (@Sendable (_ fingerprint: String) throws -> Void)? = nil
+        serverKeyConfirmed: (@Sendable (_ fingerprint: String) throws -> Void)? = nil,
+        serverKeyOffered: (@Sendable (_ fingerprint: String) throws -> Void)? = nil
     ) {
         self.baseURL = baseURL
         self.token = token
@@ -35,6 +44,7 @@ public struct KMSClientConfiguration: Sendable {
         self.rotateInterval = rotateInterval
         self.clientKey = clientKey
         self.serverKeyConfirmed = serverKeyConfirmed
+        self.serverKeyOffered = serverKeyOffered
     }
 }
 

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import HummingbirdTesting
 import KMSClient
@@ -312,6 +313,37 @@ extension ClientTests {
             let accepting = try KMSClient(KMSClientConfiguration(baseURL: spy.base.baseURL, token: token))
             let info = try await accepting.connect()
             #expect(told.withLock { $0 } == [info.fingerprint])
+        }
+    }
+
+    /// A server key refused when offered ends the attempt before anything is sent to the server: no key
+    /// exchange, so neither the token nor a client signature reaches it (the CLI asks a person there).
+    @Test func aServerKeyRefusedWhenOfferedIsSentNothing() async throws {
+        struct Refused: Error {}
+        try await TestServer().run { server in
+            let spy = SpyTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            let offered = Mutex<[String]>([])
+            let confirmed = Mutex<[String]>([])
+            let refusing = try KMSClient(
+                KMSClientConfiguration(
+                    baseURL: spy.base.baseURL, clientKey: Curve25519.Signing.PrivateKey(),
+                    serverKeyConfirmed: { fingerprint in confirmed.withLock { $0.append(fingerprint) } },
+                    serverKeyOffered: { fingerprint in
+                        offered.withLock { $0.append(fingerprint) }
+                        throw Refused()
+                    }), transport: spy)
+            await #expect(throws: Refused.self) { try await refusing.connect() }
+            #expect(spy.targets == ["/session/init"], "\(spy.targets)")
+            #expect(confirmed.withLock { $0 }.isEmpty && refusing.sessionId == nil)
+            // Accepted when offered, then told again once proved: the same key, in that order.
+            let accepting = try KMSClient(
+                KMSClientConfiguration(
+                    baseURL: spy.base.baseURL,
+                    serverKeyConfirmed: { fingerprint in confirmed.withLock { $0.append(fingerprint) } },
+                    serverKeyOffered: { fingerprint in offered.withLock { $0.append(fingerprint) } }))
+            let info = try await accepting.connect()
+            #expect(offered.withLock { $0 } == [info.fingerprint, info.fingerprint])
+            #expect(confirmed.withLock { $0 } == [info.fingerprint])
         }
     }
 

@@ -82,7 +82,8 @@ import Testing
         for input in ["n\n", "\u{4}", "y" + String(repeating: "e", count: 100) + "\n"] {
             let declined = try await Self.onTerminal(["random", "--bytes", "4"], env, input: input)
             #expect(declined.status == 1 && declined.stdout.contains("go on? [y/N]"), "\(declined.stdout)")
-            #expect(declined.stdout.contains("was not trusted"), "\(declined.stdout)")
+            #expect(declined.stdout.contains("was not trusted: nothing was sent"), "\(declined.stdout)")
+            #expect(declined.stdout.contains("It answers with the key"), "\(declined.stdout)")
             #expect(!FileManager.default.fileExists(atPath: file.path))
         }
         // Yes, once: the run's later sessions (renewed across the 2.5 s lifetime) are not asked again.

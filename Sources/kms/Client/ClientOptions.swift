@@ -92,29 +92,36 @@ struct ClientOptions: ParsableArguments {
         // Every later session of this run (a renewal, a server restart) comes back here: a key already
         // accepted or written down is not asked about again (a review saw a long e2e stop to ask anew). A
         // file that became unreadable meanwhile ends the exchange rather than asking as if it were empty.
-        let accepted = Mutex<String?>(nil)
-        configuration.serverKeyConfirmed = { fingerprint in
-            if accepted.withLock({ $0.map { Fingerprint.matches($0, fingerprint) } }) == true { return }
+        let trust = Mutex<(accepted: String?, asked: Bool, remembered: Bool)>((nil, false, false))
+        configuration.serverKeyOffered = { fingerprint in
+            if trust.withLock({ $0.accepted.map { Fingerprint.matches($0, fingerprint) } }) == true { return }
             if let entry = try known.entry(for: origin) {
                 guard Fingerprint.matches(entry.fingerprint, fingerprint) else {
                     throw known.conflict(origin, remembered: entry.fingerprint, answered: fingerprint)
                 }
-                accepted.withLock { $0 = fingerprint }
+                trust.withLock { $0 = (fingerprint, false, true) }
                 return
             }
-            // With a person at the terminal, asked before anything but the key exchange (its token and
-            // signature) was sent, as ssh asks about a new host key (a review found the first contact
-            // trusted without a word).
+            // With a person at the terminal, asked before anything is sent to the server (its token, the
+            // client key's signature), as ssh asks about a new host key (a review found the first contact
+            // trusted without a word; asking after the key exchange had let the token go first).
             let asked = TerminalPrompt.confirm(
-                "The server at \(origin) is not yet known to this machine. It proved it holds the key\n    \(fingerprint)\nCompare that with what `kms server-key` prints on the server. Remember it in \(known.file.path) and go on? [y/N] "
+                "The server at \(origin) is not yet known to this machine. It answers with the key\n    \(fingerprint)\nCompare that with what `kms server-key` prints on the server. Remember it in \(known.file.path) and go on? [y/N] "
             )
             if asked == false {
                 throw CLIFailure(
-                    message:
-                        "\(origin)'s key \(fingerprint) was not trusted: nothing was sent beyond the key exchange, whose session was ended"
-                )
+                    message: "\(origin)'s key \(fingerprint) was not trusted: nothing was sent to the server")
             }
-            accepted.withLock { $0 = fingerprint }
+            trust.withLock { $0 = (fingerprint, asked == true, false) }
+        }
+        // Written down only once the server has proved it holds the key (the exchange's confirmation opened).
+        configuration.serverKeyConfirmed = { fingerprint in
+            let (accepted, asked, remembered) = trust.withLock { $0 }
+            guard let accepted, Fingerprint.matches(accepted, fingerprint) else {
+                throw CLIFailure(message: "\(origin)'s key \(fingerprint) was not the one accepted")
+            }
+            if remembered { return }
+            trust.withLock { $0.remembered = true }
             let outcome: KnownServers.Remembered
             do throws(CLIFailure) {
                 outcome = try known.remember(origin, fingerprint: fingerprint)
@@ -129,7 +136,7 @@ struct ClientOptions: ParsableArguments {
             case .conflict(let failure): throw failure
             }
             writeToStandardError(
-                asked == true
+                asked
                     ? "remembered; `kms known-servers forget \(origin)` undoes this\n"
                     : "note: remembered \(fingerprint) for \(origin) in \(known.file.path): a server answering there with another key is now refused. Compare it with what `kms server-key` prints on the server; `kms known-servers forget \(origin)` undoes this\n"
             )
