@@ -29,6 +29,8 @@ extension KMSClient {
             } catch let error as KMSClientError where error.code == ErrorCode.tokenInUse.rawValue && !fixedToken {
                 guard attempt < 2 else { throw error }
                 state.withLock { $0.token = ClientToken.issue(prefix: nil) }
+            } catch let ended as PendingSessionEnded {
+                guard attempt < 2 else { throw ended.refusal }
             } catch KMSClientError.outcomeUnknown(let what) {
                 // The exchange's first send may have made a session we never heard of (`exchange` has asked
                 // the server to end it); the next exchange draws a new token unless it is fixed.
@@ -74,7 +76,13 @@ extension KMSClient {
                 body: try WireJSON.encode(request)))
         guard exchange.status == 200 else {
             let error = plainError(exchange)
-            guard exchange.resent, error.code == ErrorCode.unknownSession.rawValue else { throw error }
+            guard exchange.resent, error.code == ErrorCode.unknownSession.rawValue else {
+                // The pending session ended before its exchange: a person asked about the key took longer
+                // than the server's init lifetime to answer (a review), or the server restarted. Nothing
+                // took effect, so `establish` starts again (the key, accepted, is not asked about again).
+                if error.code == ErrorCode.unknownSession.rawValue { throw PendingSessionEnded(refusal: error) }
+                throw error
+            }
             await endUnconfirmed(sessionId: started.sessionId, key: key, token: token)
             throw KMSClientError.outcomeUnknown(
                 "the connection closed before the key exchange was answered, and its resend found the pending "
@@ -132,4 +140,10 @@ extension KMSClient {
         else { return }
         _ = try? await transport.send(request)
     }
+}
+
+/// A key exchange refused `unknown_session` on its first send: its pending
+/// session had ended, so nothing took effect and a new one may be started.
+struct PendingSessionEnded: Error {
+    let refusal: KMSClientError
 }

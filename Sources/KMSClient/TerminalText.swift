@@ -10,11 +10,33 @@ public enum TerminalText {
     /// Characters that change how the text around them reads without
     /// showing themselves: format characters (bidi overrides, zero-width
     /// joiners, the BOM, tags) and the line and paragraph separators.
+    /// The zero-width joiner and non-joiner are left out: Persian, Indic
+    /// scripts and emoji sequences need them, and they reorder nothing.
     public static func isInvisible(_ scalar: Unicode.Scalar) -> Bool {
+        if scalar == "\u{200C}" || scalar == "\u{200D}" { return false }
         switch scalar.properties.generalCategory {
-        case .format, .lineSeparator, .paragraphSeparator: true
-        default: false
+        case .format, .lineSeparator, .paragraphSeparator: return true
+        default: return false
         }
+    }
+
+    /// JSON text with every control and invisible character that JSON
+    /// leaves raw (DEL, C1, bidi overrides, line separators) written as a
+    /// `\uXXXX` escape: the same JSON to a program, and nothing a terminal
+    /// acts on. Such characters only occur inside strings.
+    public static func jsonEscaped(_ json: String) -> String {
+        var out = ""
+        for scalar in json.unicodeScalars {
+            if isControl(scalar) && scalar.value >= 0x20 || isInvisible(scalar) {
+                for unit in String(scalar).utf16 {
+                    let hex = String(unit, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                }
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     /// `text` with each control and invisible character written as

@@ -25,6 +25,12 @@ import Testing
         #expect(TerminalText.escaped("a\u{200B}b\u{2028}c\u{FEFF}") == #"a\u{200b}b\u{2028}c\u{feff}"#)
         #expect(TerminalText.escaped(#"C:\keys"#) == #"C:\\keys"#)
         #expect(TerminalText.escaped("צילומים 写真 photos-2026") == "צילומים 写真 photos-2026")
+        // Joiners are kept: Persian and emoji sequences need them.
+        #expect(TerminalText.escaped("می\u{200C}خواهم 👨\u{200D}👩") == "می\u{200C}خواهم 👨\u{200D}👩")
+        // In JSON, what JSON leaves raw becomes a JSON escape (UTF-16, surrogates for a tag character).
+        #expect(
+            TerminalText.jsonEscaped("{\n  \"d\" : \"a\u{9B}b\u{202E}c\u{E0041}\u{7F}\"\n}")
+                == "{\n  \"d\" : \"a\\u009bb\\u202ec\\udb40\\udc41\\u007f\"\n}")
     }
 
     @Test func typedAPIEndToEnd() async throws {
@@ -344,6 +350,34 @@ extension ClientTests {
             let info = try await accepting.connect()
             #expect(offered.withLock { $0 } == [info.fingerprint, info.fingerprint])
             #expect(confirmed.withLock { $0 } == [info.fingerprint])
+        }
+    }
+
+    /// A person who answers after the pending session ended (a review: the prompt asks them to compare
+    /// with `kms server-key` on the server, which can take longer than the init lifetime) still gets a
+    /// session: the refused exchange took no effect, so the client starts again, once.
+    @Test func anAnswerSlowerThanThePendingSessionStartsAgain() async throws {
+        let testServer = try TestServer()
+        try await testServer.run { server in
+            let spy = SpyTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            let offers = Mutex(0)
+            let client = try KMSClient(
+                KMSClientConfiguration(
+                    baseURL: spy.base.baseURL,
+                    serverKeyOffered: { _ in
+                        if offers.withLock({ count in
+                            count += 1
+                            return count
+                        }) == 1 {
+                            testServer.clock.advance(milliseconds: 60_001)
+                        }
+                    }), transport: spy)
+            _ = try await client.connect()
+            #expect(
+                spy.targets == ["/session/init", "/session/key-exchange", "/session/init", "/session/key-exchange"],
+                "\(spy.targets)")
+            #expect(offers.withLock { $0 } == 2)
+            #expect(try await client.random(bytes: 4).count == 4)
         }
     }
 

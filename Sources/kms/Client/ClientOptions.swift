@@ -84,7 +84,8 @@ struct ClientOptions: ParsableArguments {
             configuration.fingerprint = entry.fingerprint
             return
         }
-        if !TerminalPrompt.isInteractive {
+        let interactive = TerminalPrompt.isInteractive
+        if !interactive {
             writeToStandardError(
                 "note: the server's key is not pinned and \(origin) is not yet known, so whoever answers there now reads what this command sends; the key it answers with is remembered in \(known.file.path) and required from then on (or set KMS_SERVER_FINGERPRINT to what `kms server-key` prints on the server)\n"
             )
@@ -92,14 +93,20 @@ struct ClientOptions: ParsableArguments {
         // Every later session of this run (a renewal, a server restart) comes back here: a key already
         // accepted or written down is not asked about again (a review saw a long e2e stop to ask anew). A
         // file that became unreadable meanwhile ends the exchange rather than asking as if it were empty.
-        let trust = Mutex<(accepted: String?, asked: Bool, remembered: Bool)>((nil, false, false))
+        let trust = Mutex(TrustState())
         configuration.serverKeyOffered = { fingerprint in
-            if trust.withLock({ $0.accepted.map { Fingerprint.matches($0, fingerprint) } }) == true { return }
+            let state = trust.withLock { $0 }
+            if state.accepted.map({ Fingerprint.matches($0, fingerprint) }) == true { return }
+            let notTrusted = CLIFailure(
+                message: "\(origin)'s key \(fingerprint) was not trusted: nothing was sent to the server")
+            // A key refused once in this run is refused again without asking (a renewal running beside the
+            // command would otherwise ask a second time).
+            if state.declined.map({ Fingerprint.matches($0, fingerprint) }) == true { throw notTrusted }
             if let entry = try known.entry(for: origin) {
                 guard Fingerprint.matches(entry.fingerprint, fingerprint) else {
                     throw known.conflict(origin, remembered: entry.fingerprint, answered: fingerprint)
                 }
-                trust.withLock { $0 = (fingerprint, false, true) }
+                trust.withLock { $0 = TrustState(accepted: fingerprint, remembered: true) }
                 return
             }
             // With a person at the terminal, asked before anything is sent to the server (its token, the
@@ -108,39 +115,62 @@ struct ClientOptions: ParsableArguments {
             let asked = TerminalPrompt.confirm(
                 "The server at \(origin) is not yet known to this machine. It answers with the key\n    \(fingerprint)\nCompare that with what `kms server-key` prints on the server. Remember it in \(known.file.path) and go on? [y/N] "
             )
-            if asked == false {
-                throw CLIFailure(
-                    message: "\(origin)'s key \(fingerprint) was not trusted: nothing was sent to the server")
+            guard asked != false else {
+                trust.withLock { $0.declined = fingerprint }
+                throw notTrusted
             }
-            trust.withLock { $0 = (fingerprint, asked == true, false) }
+            // A terminal that was there when the command started and is gone now (hung up) is no one
+            // saying yes: the run began without the first-contact note, so it does not go on unasked.
+            guard asked != nil || !interactive else {
+                throw CLIFailure(
+                    message:
+                        "\(origin)'s key \(fingerprint) could not be asked about (the terminal is gone): nothing was sent to the server"
+                )
+            }
+            trust.withLock { $0 = TrustState(accepted: fingerprint, asked: asked == true) }
         }
         // Written down only once the server has proved it holds the key (the exchange's confirmation opened).
         configuration.serverKeyConfirmed = { fingerprint in
-            let (accepted, asked, remembered) = trust.withLock { $0 }
-            guard let accepted, Fingerprint.matches(accepted, fingerprint) else {
+            let state = trust.withLock { $0 }
+            guard let accepted = state.accepted, Fingerprint.matches(accepted, fingerprint) else {
                 throw CLIFailure(message: "\(origin)'s key \(fingerprint) was not the one accepted")
             }
-            if remembered { return }
-            trust.withLock { $0.remembered = true }
+            if state.remembered { return }
             let outcome: KnownServers.Remembered
             do throws(CLIFailure) {
                 outcome = try known.remember(origin, fingerprint: fingerprint)
             } catch {
-                // Not remembering leaves this run as unpinned as it was: said, not fatal.
+                // Not remembering leaves this run as unpinned as it was: said (once), not fatal.
+                trust.withLock { $0.remembered = true }
                 writeToStandardError("note: could not remember the server's key: \(error.message)\n")
                 return
             }
             switch outcome {
-            case .added: break
-            case .alreadyKnown: return
-            case .conflict(let failure): throw failure
+            case .added: trust.withLock { $0.remembered = true }
+            case .alreadyKnown:
+                trust.withLock { $0.remembered = true }
+                return
+            case .conflict(let failure):
+                // Another key was written meanwhile: nothing of this run trusts this one any more.
+                trust.withLock { $0 = TrustState() }
+                throw failure
             }
             writeToStandardError(
-                asked
+                state.asked
                     ? "remembered; `kms known-servers forget \(origin)` undoes this\n"
                     : "note: remembered \(fingerprint) for \(origin) in \(known.file.path): a server answering there with another key is now refused. Compare it with what `kms server-key` prints on the server; `kms known-servers forget \(origin)` undoes this\n"
             )
         }
+    }
+
+    /// Where one run stands with a server not yet known: the key it accepted
+    /// (asked or, with no terminal, noted), whether a person said yes to it,
+    /// whether it is written down, and a key refused at the terminal.
+    private struct TrustState: Sendable {
+        var accepted: String?
+        var asked = false
+        var remembered = false
+        var declined: String?
     }
 
     /// What to do when the server's key is not the one this machine remembers
@@ -271,9 +301,10 @@ func printShown(_ line: String) {
     print(TerminalText.escaped(line))
 }
 
-/// Prints `value` as JSON (sorted keys), for `--json`.
+/// Prints `value` as JSON (sorted keys), for `--json`, with what JSON leaves
+/// raw and a terminal acts on (DEL, C1, bidi overrides) as `\u` escapes.
 func printJSON(_ value: some Encodable) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    print(TerminalText.jsonEscaped(String(decoding: try encoder.encode(value), as: UTF8.self)))
 }

@@ -214,7 +214,7 @@ struct EncryptFileCommand: AsyncParsableCommand {
         }
         progress.finish()
         if output != "-" {
-            writeToStandardError("encrypted \(input) under \(used.keyId) v\(used.version)\n")
+            writeToStandardError("encrypted \(input) under \(TerminalText.escaped(used.keyId)) v\(used.version)\n")
         }
     }
 }
@@ -294,7 +294,7 @@ struct RewrapFileCommand: AsyncParsableCommand {
             try await endpoints.withStreams { read, write, _ in try await kms.rewrapStream(read: read, write: write) }
         }
         if output != "-" {
-            writeToStandardError("rewrapped \(input) under \(used.keyId) v\(used.version)\n")
+            writeToStandardError("rewrapped \(input) under \(TerminalText.escaped(used.keyId)) v\(used.version)\n")
         }
     }
 }
