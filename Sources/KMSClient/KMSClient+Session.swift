@@ -31,6 +31,9 @@ extension KMSClient {
                 state.withLock { $0.token = ClientToken.issue(prefix: nil) }
             } catch let ended as PendingSessionEnded {
                 guard attempt < 2 else { throw ended.refusal }
+                // A copy forwarded by someone else may have used the pending session (a review): a drawn
+                // token is drawn again, so such a session never holds the next one.
+                if !fixedToken { state.withLock { $0.token = ClientToken.issue(prefix: nil) } }
             } catch KMSClientError.outcomeUnknown(let what) {
                 // The exchange's first send may have made a session we never heard of (`exchange` has asked
                 // the server to end it); the next exchange draws a new token unless it is fixed.

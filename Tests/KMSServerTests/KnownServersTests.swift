@@ -1,5 +1,8 @@
+import Crypto
+import CryptoExtras
 import Foundation
 import KMSCore
+import KMSProtocol
 import Testing
 
 #if canImport(Glibc)
@@ -67,6 +70,42 @@ import Testing
             return CLIProcess.Output(
                 status: process.terminationStatus, stdout: String(decoding: output, as: UTF8.self), stderr: "")
         }
+    }
+
+    /// A forged `unknown_session` makes the client start its key exchange again. When the new
+    /// `/session/init` answers with another key than the one this command accepted a moment before,
+    /// the CLI refuses it, where it had asked about (or, with no terminal, accepted) a second key (a
+    /// review's scenario: a person who has just compared one key says yes to the next).
+    @Test func anotherKeyAfterAForgedRefusalIsRefused() async throws {
+        func initAnswer() throws -> String {
+            let key = try _RSA.Encryption.PrivateKey(keySize: .bits4096)
+            let body = try WireJSON.encode(
+                SessionInitResponse(
+                    sessionId: String(repeating: "s", count: 22), algorithm: "RSA-OAEP-256",
+                    publicKey: key.publicKey.pemRepresentation, fingerprint: "-", expiresAt: "2026-12-02T00:00:00Z"))
+            return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n"
+                + "Connection: close\r\n\r\n" + String(decoding: body, as: UTF8.self)
+        }
+        let forged = #"{"error":{"code":"unknown_session","message":"no session","requestId":"r"}}"#
+        let listener = try ScriptedListener(answers: [
+            try initAnswer(),
+            "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: \(forged.utf8.count)\r\n"
+                + "Connection: close\r\n\r\n" + forged,
+            try initAnswer(),
+        ])
+        defer { listener.close() }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-forged-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("known_servers")
+        let refused = try await CLIProcess.run(
+            ["random", "--bytes", "4"],
+            environment: [
+                "KMS_URL": "http://127.0.0.1:\(listener.port)", "KMS_KNOWN_SERVERS": file.path,
+                "HOME": folder.path, "KMS_ADMIN_KEY_FILE": folder.appendingPathComponent("none").path,
+            ])
+        #expect(refused.status == 1, "\(refused.stderr)")
+        #expect(refused.stderr.contains("but this command accepted"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: file.path))
     }
 
     /// With a person at the terminal, a new server's key is asked about before anything is sent (as ssh

@@ -29,7 +29,7 @@ struct ClientOptions: ParsableArguments {
         }
         // On standard error, so `--json` output stays clean and the notice is still seen (a review found
         // `--json` hid a loose key file's warning).
-        if let notice = found?.notice { writeToStandardError("note: \(notice)\n") }
+        if let notice = found?.notice { noteOnce("note: \(notice)\n") }
         let baseURL = url ?? Self.environmentURL(environment)
         // A pin that is given must be one: an empty KMS_SERVER_FINGERPRINT (`$(kms server-key)` where that
         // failed) was read as "not pinned" and the client trusted whatever answered (a review finding).
@@ -86,27 +86,40 @@ struct ClientOptions: ParsableArguments {
         }
         let interactive = TerminalPrompt.isInteractive
         if !interactive {
-            writeToStandardError(
+            noteOnce(
                 "note: the server's key is not pinned and \(origin) is not yet known, so whoever answers there now reads what this command sends; the key it answers with is remembered in \(known.file.path) and required from then on (or set KMS_SERVER_FINGERPRINT to what `kms server-key` prints on the server)\n"
             )
         }
-        // Every later session of this run (a renewal, a server restart) comes back here: a key already
-        // accepted or written down is not asked about again (a review saw a long e2e stop to ask anew). A
-        // file that became unreadable meanwhile ends the exchange rather than asking as if it were empty.
-        let trust = Mutex(TrustState())
+        // Every later session of this run (a renewal, a server restart, another client of `kms e2e`) comes
+        // back here: a key already accepted or written down is not asked about again (a review saw a long
+        // e2e stop to ask anew). A file that became unreadable meanwhile ends the exchange rather than
+        // asking as if it were empty.
+        @Sendable func state() -> TrustState { Self.trust.withLock { $0[origin] ?? TrustState() } }
+        @Sendable func update(_ change: (inout TrustState) -> Void) {
+            Self.trust.withLock { change(&$0[origin, default: TrustState()]) }
+        }
         configuration.serverKeyOffered = { fingerprint in
-            let state = trust.withLock { $0 }
-            if state.accepted.map({ Fingerprint.matches($0, fingerprint) }) == true { return }
+            let now = state()
+            if let accepted = now.accepted {
+                if Fingerprint.matches(accepted, fingerprint) { return }
+                // Accepted a moment ago, another key now: a forged refusal can make the client start again
+                // with someone else answering (a review), and a person who has just compared one key is
+                // not asked about a second.
+                throw CLIFailure(
+                    message:
+                        "\(origin) answered with key \(fingerprint), but this command accepted \(accepted) for it earlier in this run: something else may be answering in its place, so nothing was sent. Check both with `kms server-key` on the server"
+                )
+            }
             let notTrusted = CLIFailure(
                 message: "\(origin)'s key \(fingerprint) was not trusted: nothing was sent to the server")
             // A key refused once in this run is refused again without asking (a renewal running beside the
             // command would otherwise ask a second time).
-            if state.declined.map({ Fingerprint.matches($0, fingerprint) }) == true { throw notTrusted }
+            if now.declined.map({ Fingerprint.matches($0, fingerprint) }) == true { throw notTrusted }
             if let entry = try known.entry(for: origin) {
                 guard Fingerprint.matches(entry.fingerprint, fingerprint) else {
                     throw known.conflict(origin, remembered: entry.fingerprint, answered: fingerprint)
                 }
-                trust.withLock { $0 = TrustState(accepted: fingerprint, remembered: true) }
+                update { $0.accept(fingerprint, asked: false, remembered: true) }
                 return
             }
             // With a person at the terminal, asked before anything is sent to the server (its token, the
@@ -116,7 +129,7 @@ struct ClientOptions: ParsableArguments {
                 "The server at \(origin) is not yet known to this machine. It answers with the key\n    \(fingerprint)\nCompare that with what `kms server-key` prints on the server. Remember it in \(known.file.path) and go on? [y/N] "
             )
             guard asked != false else {
-                trust.withLock { $0.declined = fingerprint }
+                update { $0.declined = fingerprint }
                 throw notTrusted
             }
             // A terminal that was there when the command started and is gone now (hung up) is no one
@@ -127,36 +140,36 @@ struct ClientOptions: ParsableArguments {
                         "\(origin)'s key \(fingerprint) could not be asked about (the terminal is gone): nothing was sent to the server"
                 )
             }
-            trust.withLock { $0 = TrustState(accepted: fingerprint, asked: asked == true) }
+            update { $0.accept(fingerprint, asked: asked == true, remembered: false) }
         }
         // Written down only once the server has proved it holds the key (the exchange's confirmation opened).
         configuration.serverKeyConfirmed = { fingerprint in
-            let state = trust.withLock { $0 }
-            guard let accepted = state.accepted, Fingerprint.matches(accepted, fingerprint) else {
+            let now = state()
+            guard let accepted = now.accepted, Fingerprint.matches(accepted, fingerprint) else {
                 throw CLIFailure(message: "\(origin)'s key \(fingerprint) was not the one accepted")
             }
-            if state.remembered { return }
+            if now.remembered { return }
             let outcome: KnownServers.Remembered
             do throws(CLIFailure) {
                 outcome = try known.remember(origin, fingerprint: fingerprint)
             } catch {
                 // Not remembering leaves this run as unpinned as it was: said (once), not fatal.
-                trust.withLock { $0.remembered = true }
+                update { $0.remembered = true }
                 writeToStandardError("note: could not remember the server's key: \(error.message)\n")
                 return
             }
             switch outcome {
-            case .added: trust.withLock { $0.remembered = true }
+            case .added: update { $0.remembered = true }
             case .alreadyKnown:
-                trust.withLock { $0.remembered = true }
+                update { $0.remembered = true }
                 return
             case .conflict(let failure):
                 // Another key was written meanwhile: nothing of this run trusts this one any more.
-                trust.withLock { $0 = TrustState() }
+                update { $0 = TrustState() }
                 throw failure
             }
             writeToStandardError(
-                state.asked
+                now.asked
                     ? "remembered; `kms known-servers forget \(origin)` undoes this\n"
                     : "note: remembered \(fingerprint) for \(origin) in \(known.file.path): a server answering there with another key is now refused. Compare it with what `kms server-key` prints on the server; `kms known-servers forget \(origin)` undoes this\n"
             )
@@ -171,7 +184,15 @@ struct ClientOptions: ParsableArguments {
         var asked = false
         var remembered = false
         var declined: String?
+
+        mutating func accept(_ fingerprint: String, asked: Bool, remembered: Bool) {
+            (accepted, self.asked, self.remembered) = (fingerprint, asked, remembered)
+        }
     }
+
+    /// Each server's standing in this process, by origin: shared by every
+    /// client a command makes (`kms e2e` makes three).
+    private static let trust = Mutex<[String: TrustState]>([:])
 
     /// What to do when the server's key is not the one this machine remembers
     /// for it (nil when the pin was given, not remembered).

@@ -290,3 +290,47 @@ func closeSocket(_ fd: Int32) {
         _ = Darwin.close(fd)
     #endif
 }
+
+/// A listener that answers each request, one per connection, with the next
+/// of `answers` (each a whole HTTP response that says `Connection: close`):
+/// a server, or someone in its place, scripted request by request.
+final class ScriptedListener: @unchecked Sendable {
+    let fd: Int32
+    let port: Int
+
+    init(answers: [String]) throws {
+        (fd, port) = try listenOnLoopback()
+        let fd = self.fd
+        Thread {
+            for answer in answers {
+                let client = accept(fd, nil, nil)
+                if client < 0 { return }
+                // The whole request (head and its Content-Length of body) is read first: closing with
+                // unread bytes would reset the connection under the answer.
+                var request: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                var expected: Int?
+                while expected.map({ request.count < $0 }) ?? true {
+                    let count = recv(client, &buffer, buffer.count, 0)
+                    if count <= 0 { break }
+                    request += buffer[0..<count]
+                    guard expected == nil, let end = request.firstRange(of: Array("\r\n\r\n".utf8)) else { continue }
+                    let head = String(decoding: request[..<end.lowerBound], as: UTF8.self).lowercased()
+                    let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                        .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) }
+                    expected = end.upperBound + (length ?? 0)
+                }
+                let bytes = Array(answer.utf8)
+                _ = bytes.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                shutdown(client, Int32(SHUT_WR))
+                while recv(client, &buffer, buffer.count, 0) > 0 {}
+                closeSocket(client)
+            }
+        }.start()
+    }
+
+    func close() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        closeSocket(fd)
+    }
+}
