@@ -1,4 +1,5 @@
 import ArgumentParser
+import CProcessHardening
 import Foundation
 
 #if canImport(Glibc)
@@ -29,34 +30,11 @@ enum TerminalPrompt {
     /// typed there stayed on the screen, with its newline made part of it (a
     /// review finding).
     static func readHidden(_ prompt: String, limit: Int) throws -> Data? {
-        guard isatty(STDIN_FILENO) == 1 else { return nil }
-        var saved = termios()
-        guard tcgetattr(STDIN_FILENO, &saved) == 0 else { return nil }
-        var quiet = saved
-        quiet.c_lflag &= ~tcflag_t(ECHO)
-        // Ctrl-C (or a closed terminal) while the echo is off would leave the shell typing blind:
-        // those signals restore the terminal before the process ends with the usual status.
-        let restored = saved
-        let signals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
-        let sources = signals.map { number -> any DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                var terminal = restored
-                tcsetattr(STDIN_FILENO, TCSANOW, &terminal)
-                writeToStandardError("\n")
-                exit(128 + number)
-            }
-            source.resume()
-            return source
-        }
+        // Ctrl-C (or a closed terminal) while the echo is off would leave the shell typing blind: the
+        // C handlers put the terminal back before the process ends with the usual status.
+        guard isatty(STDIN_FILENO) == 1, kms_hide_input(STDIN_FILENO) == 0 else { return nil }
         defer {
-            for source in sources { source.cancel() }
-            for number in signals { signal(number, SIG_DFL) }
-        }
-        guard tcsetattr(STDIN_FILENO, TCSANOW, &quiet) == 0 else { return nil }
-        defer {
-            tcsetattr(STDIN_FILENO, TCSANOW, &saved)
+            kms_show_input()
             writeToStandardError("\n")
         }
         writeToStandardError(prompt)
