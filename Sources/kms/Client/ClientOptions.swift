@@ -75,7 +75,7 @@ struct ClientOptions: ParsableArguments {
         }
         guard let known, let origin = KnownServers.origin(of: baseURL) else {
             guard !Self.isLoopback(baseURL) else { return }
-            writeToStandardError(
+            noteOnce(
                 "note: the server's key is not pinned, so whoever answers at \(configuration.redactedBaseURL) reads what this command sends: set KMS_SERVER_FINGERPRINT to what `kms server-key` prints on the server\n"
             )
             return

@@ -32,17 +32,21 @@ enum TerminalPrompt {
     static func readHidden(_ prompt: String, limit: Int) throws -> Data? {
         // Ctrl-C (or a closed terminal) while the echo is off would leave the shell typing blind: the
         // C handlers put the terminal back before the process ends with the usual status.
-        guard isatty(STDIN_FILENO) == 1, kms_hide_input(STDIN_FILENO) == 0 else { return nil }
+        guard isatty(STDIN_FILENO) == 1, kms_hide_input(STDIN_FILENO, prompt) == 0 else { return nil }
         defer {
             kms_show_input()
             writeToStandardError("\n")
         }
-        writeToStandardError(prompt)
         var line = Data()
         var byte: UInt8 = 0
         while true {
             let count = read(STDIN_FILENO, &byte, 1)
             if count < 0, errno == EINTR { continue }
+            // A failed read is not the end of the plaintext: encrypting the part read would succeed
+            // with less than was typed (a review; an orphaned background job reads EIO).
+            if count < 0 {
+                throw CLIFailure(message: "io_error: the terminal could not be read (nothing was sent)")
+            }
             guard count == 1, byte != UInt8(ascii: "\n") else { break }
             line.append(byte)
             guard line.count <= limit else { throw ValidationError("the input is longer than \(limit) bytes") }
