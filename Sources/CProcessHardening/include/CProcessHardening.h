@@ -20,19 +20,18 @@ int kms_remove_on_fault(const char *path);
 /// Restores SIGBUS's previous action and forgets the path.
 void kms_keep_on_fault(void);
 
-/// Turns the echo of the terminal at `fd` off and writes `prompt` (at most
-/// 255 bytes) to standard error, after installing handlers for SIGINT,
-/// SIGTERM, SIGHUP and SIGQUIT, which put the terminal back as it was, end
-/// the line and let the signal kill the process (a shell left without echo
-/// types blind, and a shell's loop stops only at a child killed by SIGINT),
-/// and for SIGTSTP, SIGTTIN and SIGTTOU, which put it back, stop, and on
-/// `fg` turn the echo off again and repeat the prompt, as readpassphrase(3)
-/// does. A signal ignored on entry stays ignored. C handlers, with
-/// async-signal-safe calls only, because a dispatch source is armed
-/// asynchronously and a signal that comes first is lost. Returns 0, or -1 if
-/// `fd` is not a terminal, its settings cannot be changed, or input is
-/// hidden already.
-int kms_hide_input(int fd, const char *prompt);
+/// Turns the echo of the terminal at `fd` off, after installing handlers
+/// for SIGINT, SIGTERM, SIGHUP and SIGQUIT that put the terminal back as it
+/// was, end the line and let the signal kill the process (a shell left
+/// without echo types blind, and a shell's loop stops only at a child
+/// killed by SIGINT), and ignoring SIGTSTP (Ctrl-Z) while the input is
+/// hidden (a stopped job's terminal is the shell's until `fg`, which would
+/// show the rest of the secret). A signal ignored on entry stays ignored.
+/// C handlers, with async-signal-safe calls only, because a dispatch source
+/// is armed asynchronously and a signal that comes first is lost. Returns 0,
+/// or -1 if `fd` is not a terminal, its settings cannot be changed, or input
+/// is hidden already.
+int kms_hide_input(int fd);
 
 /// Puts the terminal back as `kms_hide_input` found it and restores the
 /// signals' previous actions; nothing when input is not hidden.

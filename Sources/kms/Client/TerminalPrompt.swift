@@ -32,11 +32,12 @@ enum TerminalPrompt {
     static func readHidden(_ prompt: String, limit: Int) throws -> Data? {
         // Ctrl-C (or a closed terminal) while the echo is off would leave the shell typing blind: the
         // C handlers put the terminal back before the process ends with the usual status.
-        guard isatty(STDIN_FILENO) == 1, kms_hide_input(STDIN_FILENO, prompt) == 0 else { return nil }
+        guard isatty(STDIN_FILENO) == 1, kms_hide_input(STDIN_FILENO) == 0 else { return nil }
         defer {
             kms_show_input()
             writeToStandardError("\n")
         }
+        writeToStandardError(prompt)
         var line = Data()
         var byte: UInt8 = 0
         while true {
@@ -47,7 +48,13 @@ enum TerminalPrompt {
             if count < 0 {
                 throw CLIFailure(message: "io_error: the terminal could not be read (nothing was sent)")
             }
-            guard count == 1, byte != UInt8(ascii: "\n") else { break }
+            // Nor is the end of input (Ctrl-D, a dropped connection with SIGHUP ignored): only Enter ends
+            // the plaintext, so a line cut short is never encrypted as if it were whole (a review).
+            if count == 0 {
+                throw CLIFailure(
+                    message: "the input ended before Enter: nothing was sent (end the plaintext with Enter)")
+            }
+            guard byte != UInt8(ascii: "\n") else { break }
             line.append(byte)
             guard line.count <= limit else { throw ValidationError("the input is longer than \(limit) bytes") }
         }
