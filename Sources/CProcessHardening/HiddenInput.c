@@ -13,11 +13,19 @@ static const int kms_terminal_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIG
 #define KMS_TERMINAL_SIGNAL_COUNT (sizeof kms_terminal_signals / sizeof kms_terminal_signals[0])
 static struct sigaction kms_terminal_previous[KMS_TERMINAL_SIGNAL_COUNT];
 
+/// Whether this process group is the terminal's foreground one: settings changed from the background
+/// would be the shell's (a review: libdispatch's threads block SIGTTOU, so nothing stops the change).
+static int kms_terminal_in_foreground(int fd) {
+    pid_t group = tcgetpgrp(fd);
+    return group >= 0 && group == getpgrp();
+}
+
 static void kms_terminal_handler(int signal_number) {
     // Async-signal-safe calls only. The terminal goes back as it was, then the signal takes its default
     // action: the process dies of it, so a shell's loop stops at a Ctrl-C as at any other command. The
     // handler never returns, and every thread that runs it restores the same settings.
-    if (kms_terminal_fd >= 0) tcsetattr(kms_terminal_fd, TCSANOW, &kms_terminal_saved);
+    int fd = kms_terminal_fd;
+    if (fd >= 0 && kms_terminal_in_foreground(fd)) tcsetattr(fd, TCSANOW, &kms_terminal_saved);
     ssize_t ignored = write(STDERR_FILENO, "\n", 1);
     (void)ignored;
     struct sigaction fallback;
@@ -42,15 +50,20 @@ static int kms_terminal_set(int fd, const struct termios *settings) {
 
 int kms_hide_input(int fd) {
     if (kms_terminal_fd >= 0) return -1;
+    if (!kms_terminal_in_foreground(fd)) return -2;
     if (tcgetattr(fd, &kms_terminal_saved) != 0) return -1;
     struct termios quiet = kms_terminal_saved;
     quiet.c_lflag &= ~(tcflag_t)ECHO;
+    // The Ctrl-Z key is off while the input is hidden: the terminal discards the line typed so far at
+    // it, even with SIGTSTP ignored, so a secret would have been encrypted cut short (a review).
+    quiet.c_cc[VSUSP] = _POSIX_VDISABLE;
     kms_terminal_fd = fd;
     // The handlers are in place before the echo goes off, so no signal finds the terminal silent
     // without them (a dispatch source is armed asynchronously). A signal ignored on entry (`trap ''
-    // INT`) stays ignored. Ctrl-Z is ignored while the input is hidden: a stopped job's terminal
-    // settings are the shell's until `fg`, which would show the rest of the secret (a review), and
-    // hiding it again from a handler raced the shell (a later review).
+    // INT`) stays ignored. SIGTSTP is ignored while the input is hidden (its key is off, above; a
+    // `kill -TSTP` too): a stopped job's terminal settings are the shell's until `fg`, which would show
+    // the rest of the secret (a review), and hiding it again from a handler raced the shell (a later
+    // review).
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = kms_terminal_handler;
@@ -72,7 +85,8 @@ int kms_hide_input(int fd) {
 
 void kms_show_input(void) {
     if (kms_terminal_fd < 0) return;
-    kms_terminal_set(kms_terminal_fd, &kms_terminal_saved);
+    // Put into the background meanwhile (`kill -STOP`, `bg`), the terminal is the shell's: left alone.
+    if (kms_terminal_in_foreground(kms_terminal_fd)) kms_terminal_set(kms_terminal_fd, &kms_terminal_saved);
     for (size_t i = 0; i < KMS_TERMINAL_SIGNAL_COUNT; i++) {
         sigaction(kms_terminal_signals[i], &kms_terminal_previous[i], NULL);
     }

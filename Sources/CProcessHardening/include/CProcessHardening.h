@@ -24,13 +24,15 @@ void kms_keep_on_fault(void);
 /// for SIGINT, SIGTERM, SIGHUP and SIGQUIT that put the terminal back as it
 /// was, end the line and let the signal kill the process (a shell left
 /// without echo types blind, and a shell's loop stops only at a child
-/// killed by SIGINT), and ignoring SIGTSTP (Ctrl-Z) while the input is
-/// hidden (a stopped job's terminal is the shell's until `fg`, which would
-/// show the rest of the secret). A signal ignored on entry stays ignored.
-/// C handlers, with async-signal-safe calls only, because a dispatch source
-/// is armed asynchronously and a signal that comes first is lost. Returns 0,
-/// or -1 if `fd` is not a terminal, its settings cannot be changed, or input
-/// is hidden already.
+/// killed by SIGINT), and with the Ctrl-Z key off and SIGTSTP ignored while
+/// the input is hidden (a stopped job's terminal is the shell's until `fg`,
+/// which would show the rest of the secret). A signal ignored on entry stays
+/// ignored. C handlers, with async-signal-safe calls only, because a
+/// dispatch source is armed asynchronously and a signal that comes first is
+/// lost. The terminal is changed only while this process is in its
+/// foreground. Returns 0; -2 if this process is not in the terminal's
+/// foreground; -1 if `fd` is not a terminal, its settings cannot be changed,
+/// or input is hidden already.
 int kms_hide_input(int fd);
 
 /// Puts the terminal back as `kms_hide_input` found it and restores the

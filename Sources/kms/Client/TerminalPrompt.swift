@@ -25,6 +25,9 @@ enum TerminalPrompt {
         return true
     }
 
+    /// The longest line Linux's terminal keeps, with its line end (N_TTY_BUF_SIZE - 1).
+    static let terminalLine = 4_095
+
     /// One line typed at the terminal on standard input, not echoed, without
     /// its line end; nil when standard input is not a terminal. A secret
     /// typed there stayed on the screen, with its newline made part of it (a
@@ -32,7 +35,17 @@ enum TerminalPrompt {
     static func readHidden(_ prompt: String, limit: Int) throws -> Data? {
         // Ctrl-C (or a closed terminal) while the echo is off would leave the shell typing blind: the
         // C handlers put the terminal back before the process ends with the usual status.
-        guard isatty(STDIN_FILENO) == 1, kms_hide_input(STDIN_FILENO) == 0 else { return nil }
+        guard isatty(STDIN_FILENO) == 1 else { return nil }
+        switch kms_hide_input(STDIN_FILENO) {
+        case 0: break
+        case -2:
+            // In the background its settings would be the shell's, and reading gets EIO (a review).
+            throw CLIFailure(
+                message:
+                    "kms encrypt was started in the background: run it in the foreground to type the plaintext (nothing was sent)"
+            )
+        default: return nil
+        }
         defer {
             kms_show_input()
             writeToStandardError("\n")
@@ -56,7 +69,20 @@ enum TerminalPrompt {
             }
             guard byte != UInt8(ascii: "\n") else { break }
             line.append(byte)
-            guard line.count <= limit else { throw ValidationError("the input is longer than \(limit) bytes") }
+            // The terminal keeps at most 4,095 bytes of a line and drops the rest without a word (a
+            // review pasted 5,000 bytes and got 4,095 encrypted): a line that long is refused.
+            guard line.count < min(limit, Self.terminalLine) else {
+                throw ValidationError(
+                    "a typed line is shorter than \(Self.terminalLine) bytes: give a longer plaintext on standard input or with --file (nothing was sent)"
+                )
+            }
+        }
+        // A control character (Ctrl-Z, now an ordinary key here, or another) is not text a person meant to
+        // type: refused, where it would have become part of the secret unseen.
+        guard !line.contains(where: { ($0 < 0x20 && $0 != UInt8(ascii: "\t")) || $0 == 0x7F }) else {
+            throw CLIFailure(
+                message:
+                    "the typed line holds a control character (Ctrl-Z?): nothing was sent; type the plaintext again")
         }
         return line
     }
