@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -25,7 +26,7 @@ static void kms_terminal_handler(int signal_number) {
     // action: the process dies of it, so a shell's loop stops at a Ctrl-C as at any other command. The
     // handler never returns, and every thread that runs it restores the same settings.
     int fd = kms_terminal_fd;
-    if (fd >= 0 && kms_terminal_in_foreground(fd)) tcsetattr(fd, TCSANOW, &kms_terminal_saved);
+    if (fd >= 0 && kms_terminal_in_foreground(fd)) tcsetattr(fd, TCSAFLUSH, &kms_terminal_saved);
     ssize_t ignored = write(STDERR_FILENO, "\n", 1);
     (void)ignored;
     struct sigaction fallback;
@@ -86,9 +87,22 @@ int kms_hide_input(int fd) {
 void kms_show_input(void) {
     if (kms_terminal_fd < 0) return;
     // Put into the background meanwhile (`kill -STOP`, `bg`), the terminal is the shell's: left alone.
-    if (kms_terminal_in_foreground(kms_terminal_fd)) kms_terminal_set(kms_terminal_fd, &kms_terminal_saved);
+    // Input still pending (the rest of a pasted block) is discarded with the echo coming back, as
+    // getpass(3) does: the shell would otherwise show it, run it and keep it in its history (a review).
+    if (kms_terminal_in_foreground(kms_terminal_fd)) {
+        int result;
+        do {
+            result = tcsetattr(kms_terminal_fd, TCSAFLUSH, &kms_terminal_saved);
+        } while (result != 0 && errno == EINTR);
+    }
     for (size_t i = 0; i < KMS_TERMINAL_SIGNAL_COUNT; i++) {
         sigaction(kms_terminal_signals[i], &kms_terminal_previous[i], NULL);
     }
     kms_terminal_fd = -1;
+}
+
+int kms_pending_input(int fd) {
+    int count = 0;
+    if (ioctl(fd, FIONREAD, &count) != 0) return -1;
+    return count;
 }

@@ -221,6 +221,13 @@ import Testing
         #expect(ignoredWhileHidden.withLock { $0 }.map { $0 & stopBit != 0 } == true)
         #expect(suspended.status == 1 && suspended.stdout.contains("control character"), "\(suspended.stdout)")
         #expect(!suspended.stdout.contains("after") && !suspended.stdout.contains("kms:v1:"), "\(suspended.stdout)")
+        // Two lines pasted at once: refused, and the second is neither shown nor left for the shell to run
+        // (a review saw it run and kept in the shell's history).
+        let pasted = try await Self.onTerminal(
+            ["encrypt", "--key", "tty;", "timeout", "--foreground", "1", "cat;", "echo", "read-after"], env,
+            steps: [TerminalStep(after: "Enter ends it", input: "pw-line-1\npw-line-2\n")])
+        #expect(pasted.stdout.contains("more than one line"), "\(pasted.stdout)")
+        #expect(pasted.stdout.contains("read-after") && !pasted.stdout.contains("pw-line"), "\(pasted.stdout)")
         // A line longer than the terminal keeps is refused, not encrypted cut at 4,095 bytes (a review).
         let long = try await Self.onTerminal(
             ["encrypt", "--key", "tty"], env,

@@ -35,8 +35,14 @@ void kms_keep_on_fault(void);
 /// or input is hidden already.
 int kms_hide_input(int fd);
 
-/// Puts the terminal back as `kms_hide_input` found it and restores the
-/// signals' previous actions; nothing when input is not hidden.
+/// Puts the terminal back as `kms_hide_input` found it, discarding input
+/// not yet read (the rest of a pasted block, which the shell would show and
+/// run), and restores the signals' previous actions; nothing when input is
+/// not hidden.
 void kms_show_input(void);
+
+/// How many bytes of input wait to be read at `fd` (FIONREAD: `ioctl` is
+/// variadic, so Swift cannot call it), or -1.
+int kms_pending_input(int fd);
 
 #endif

@@ -42,7 +42,7 @@ enum TerminalPrompt {
             // In the background its settings would be the shell's, and reading gets EIO (a review).
             throw CLIFailure(
                 message:
-                    "kms encrypt was started in the background: run it in the foreground to type the plaintext (nothing was sent)"
+                    "kms encrypt is not in the terminal's foreground (started with &, or under timeout or setsid): run it in the foreground to type the plaintext (nothing was sent)"
             )
         default: return nil
         }
@@ -73,9 +73,17 @@ enum TerminalPrompt {
             // review pasted 5,000 bytes and got 4,095 encrypted): a line that long is refused.
             guard line.count < min(limit, Self.terminalLine) else {
                 throw ValidationError(
-                    "a typed line is shorter than \(Self.terminalLine) bytes: give a longer plaintext on standard input or with --file (nothing was sent)"
+                    "a typed line must be shorter than \(Self.terminalLine) bytes: give a longer plaintext on standard input or with --file (nothing was sent)"
                 )
             }
+        }
+        // More than one line pasted: the first alone is not what was meant (a PEM block, a password with a
+        // trailing line), and the rest is discarded when the echo comes back (a review).
+        guard kms_pending_input(STDIN_FILENO) <= 0 else {
+            throw CLIFailure(
+                message:
+                    "more than one line was pasted: nothing was sent (the prompt takes one line; give a longer plaintext on standard input or with --file)"
+            )
         }
         // A control character (Ctrl-Z, now an ordinary key here, or another) is not text a person meant to
         // type: refused, where it would have become part of the secret unseen.
