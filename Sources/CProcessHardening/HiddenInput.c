@@ -101,8 +101,30 @@ void kms_show_input(void) {
     kms_terminal_fd = -1;
 }
 
-int kms_pending_input(int fd) {
-    int count = 0;
-    if (ioctl(fd, FIONREAD, &count) != 0) return -1;
-    return count;
+int kms_more_input(int fd, int tenths) {
+    // In canonical mode the terminal reports only whole lines as readable, so a pasted last line with no
+    // line end was invisible and then discarded (a review). With ICANON off (the echo stays off, signals
+    // stay on) everything pending is readable, and a paste that arrives in pieces shows up within the
+    // wait. Line ends alone (a Windows clipboard's CR LF reads as two) do not count.
+    struct termios current;
+    if (tcgetattr(fd, &current) != 0) return -1;
+    struct termios waiting = current;
+    waiting.c_lflag &= ~(tcflag_t)ICANON;
+    waiting.c_cc[VMIN] = 0;
+    waiting.c_cc[VTIME] = (cc_t)tenths;
+    if (kms_terminal_set(fd, &waiting) != 0) return -1;
+    int more = 0;
+    char buffer[512];
+    // Bounded: a terminal that never goes quiet ends the wait after about 4 MiB.
+    for (int rounds = 0; rounds < 8192; rounds++) {
+        ssize_t count = read(fd, buffer, sizeof buffer);
+        if (count < 0 && errno == EINTR) continue;
+        if (count <= 0) break;
+        for (ssize_t i = 0; i < count; i++) {
+            if (buffer[i] != '\n' && buffer[i] != '\r') more++;
+        }
+    }
+    memset(buffer, 0, sizeof buffer);
+    kms_terminal_set(fd, &current);
+    return more;
 }

@@ -41,8 +41,10 @@ int kms_hide_input(int fd);
 /// not hidden.
 void kms_show_input(void);
 
-/// How many bytes of input wait to be read at `fd` (FIONREAD: `ioctl` is
-/// variadic, so Swift cannot call it), or -1.
-int kms_pending_input(int fd);
+/// After a line was read with input hidden: reads and drops, with the echo
+/// still off, whatever else arrives at `fd` until it has been quiet for
+/// `tenths` tenths of a second, and returns how many of those bytes were
+/// not line ends (more than 0: more than one line was pasted), or -1.
+int kms_more_input(int fd, int tenths);
 
 #endif

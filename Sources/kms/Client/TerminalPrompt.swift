@@ -78,8 +78,10 @@ enum TerminalPrompt {
             }
         }
         // More than one line pasted: the first alone is not what was meant (a PEM block, a password with a
-        // trailing line), and the rest is discarded when the echo comes back (a review).
-        guard kms_pending_input(STDIN_FILENO) <= 0 else {
+        // trailing line), and the rest is discarded when the echo comes back (a review). What arrives in
+        // the next 0.2 s counts too, a last line without its line end and a paste delivered in pieces
+        // included (a later review); line ends alone (CR LF) do not.
+        guard kms_more_input(STDIN_FILENO, 2) <= 0 else {
             throw CLIFailure(
                 message:
                     "more than one line was pasted: nothing was sent (the prompt takes one line; give a longer plaintext on standard input or with --file)"
