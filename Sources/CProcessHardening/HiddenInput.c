@@ -41,10 +41,10 @@ static void kms_terminal_handler(int signal_number) {
     _exit(128 + signal_number);
 }
 
-static int kms_terminal_set(int fd, const struct termios *settings) {
+static int kms_terminal_set(int fd, int when, const struct termios *settings) {
     int result;
     do {
-        result = tcsetattr(fd, TCSANOW, settings);
+        result = tcsetattr(fd, when, settings);
     } while (result != 0 && errno == EINTR);
     return result;
 }
@@ -77,7 +77,7 @@ int kms_hide_input(int fd) {
         if (kms_terminal_previous[i].sa_handler == SIG_IGN) continue;
         sigaction(kms_terminal_signals[i], kms_terminal_signals[i] == SIGTSTP ? &ignore : &action, NULL);
     }
-    if (kms_terminal_set(fd, &quiet) != 0) {
+    if (kms_terminal_set(fd, TCSANOW, &quiet) != 0) {
         kms_show_input();
         return -1;
     }
@@ -90,10 +90,7 @@ void kms_show_input(void) {
     // Input still pending (the rest of a pasted block) is discarded with the echo coming back, as
     // getpass(3) does: the shell would otherwise show it, run it and keep it in its history (a review).
     if (kms_terminal_in_foreground(kms_terminal_fd)) {
-        int result;
-        do {
-            result = tcsetattr(kms_terminal_fd, TCSAFLUSH, &kms_terminal_saved);
-        } while (result != 0 && errno == EINTR);
+        kms_terminal_set(kms_terminal_fd, TCSAFLUSH, &kms_terminal_saved);
     }
     for (size_t i = 0; i < KMS_TERMINAL_SIGNAL_COUNT; i++) {
         sigaction(kms_terminal_signals[i], &kms_terminal_previous[i], NULL);
@@ -112,7 +109,7 @@ int kms_more_input(int fd, int tenths) {
     waiting.c_lflag &= ~(tcflag_t)ICANON;
     waiting.c_cc[VMIN] = 0;
     waiting.c_cc[VTIME] = (cc_t)tenths;
-    if (kms_terminal_set(fd, &waiting) != 0) return -1;
+    if (kms_terminal_set(fd, TCSANOW, &waiting) != 0) return -1;
     int more = 0;
     char buffer[512];
     // Bounded: a terminal that never goes quiet ends the wait after about 4 MiB.
@@ -125,6 +122,6 @@ int kms_more_input(int fd, int tenths) {
         }
     }
     memset(buffer, 0, sizeof buffer);
-    kms_terminal_set(fd, &current);
+    kms_terminal_set(fd, TCSANOW, &current);
     return more;
 }

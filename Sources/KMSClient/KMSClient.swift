@@ -351,7 +351,7 @@ public final class KMSClient: Sendable {
     static func printable(_ text: String) -> String {
         String(
             String.UnicodeScalarView(
-                text.unicodeScalars.filter { !TerminalText.isControl($0) && !TerminalText.isInvisible($0) }))
+                text.unicodeScalars.filter { !TerminalText.isUnsafe($0) }))
     }
 
     @discardableResult

@@ -9,15 +9,21 @@ public enum TerminalText {
 
     /// Characters that change how the text around them reads without
     /// showing themselves: format characters (bidi overrides, zero-width
-    /// joiners, the BOM, tags) and the line and paragraph separators.
-    /// The zero-width joiner and non-joiner are left out: Persian, Indic
-    /// scripts and emoji sequences need them, and they reorder nothing.
+    /// spaces, the BOM, tags) and the line and paragraph separators. The
+    /// zero-width joiner and non-joiner are left out: Persian, Indic scripts
+    /// and emoji sequences need them, and they reorder nothing.
     public static func isInvisible(_ scalar: Unicode.Scalar) -> Bool {
         if scalar == "\u{200C}" || scalar == "\u{200D}" { return false }
         switch scalar.properties.generalCategory {
         case .format, .lineSeparator, .paragraphSeparator: return true
         default: return false
         }
+    }
+
+    /// What a terminal must not be handed raw: a control or an invisible
+    /// character (the one rule every way of showing server text follows).
+    public static func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
+        isControl(scalar) || isInvisible(scalar)
     }
 
     /// JSON text with every control and invisible character that JSON
@@ -27,7 +33,8 @@ public enum TerminalText {
     public static func jsonEscaped(_ json: String) -> String {
         var out = ""
         for scalar in json.unicodeScalars {
-            if isControl(scalar) && scalar.value >= 0x20 || isInvisible(scalar) {
+            // JSON already escapes C0 (and the structure is C0 whitespace): only the rest is written out.
+            if isUnsafe(scalar) && scalar.value >= 0x20 {
                 for unit in String(scalar).utf16 {
                     let hex = String(unit, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
@@ -46,7 +53,7 @@ public enum TerminalText {
     public static func escaped(_ text: String) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
-            if isControl(scalar) || isInvisible(scalar) {
+            if isUnsafe(scalar) {
                 out += "\\u{" + String(scalar.value, radix: 16) + "}"
             } else if scalar == "\\" {
                 out += "\\\\"
