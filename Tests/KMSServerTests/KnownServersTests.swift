@@ -148,7 +148,6 @@ import Testing
             ])
         #expect(refused.status == 1, "\(refused.stderr)")
         #expect(refused.stderr.contains("but this command accepted"), "\(refused.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: file.path))
     }
 
     /// With a person at the terminal, a new server's key is asked about before anything is sent (as ssh
@@ -220,7 +219,7 @@ import Testing
         let stopBit = UInt64(1) << (UInt64(SIGTSTP) - 1)
         #expect(ignoredWhileHidden.withLock { $0 }.map { $0 & stopBit != 0 } == true)
         #expect(suspended.status == 1 && suspended.stdout.contains("control character"), "\(suspended.stdout)")
-        #expect(!suspended.stdout.contains("after") && !suspended.stdout.contains("kms:v1:"), "\(suspended.stdout)")
+        #expect(!suspended.stdout.contains("kms:v1:"), "\(suspended.stdout)")
         // Two lines pasted at once: refused, and the second is neither shown nor left for the shell to run
         // (a review saw it run and kept in the shell's history).
         let pasted = try await Self.onTerminal(
@@ -253,9 +252,11 @@ import Testing
         // Invisible format characters (a right-to-left override) make text read as other text: refused too.
         let reordered = try await CLIProcess.run(
             ["encrypt", "--key", "tty"], environment: env, stdin: Data("invoice\u{202E}fdp.exe".utf8))
+        #expect(reordered.status == 0 && reordered.stdout.hasPrefix("kms:v1:"), "\(reordered.stderr)")
         let shownReordered = try await Self.onTerminal(
             ["decrypt", reordered.stdout.trimmingCharacters(in: .whitespacesAndNewlines)], env, input: "")
-        #expect(shownReordered.status == 1, "\(shownReordered.stdout)")
+        #expect(
+            shownReordered.status == 1 && shownReordered.stdout.contains("--output-base64"), "\(shownReordered.stdout)")
         // A whole file to a terminal is refused before any work: its bytes cannot be looked at first.
         let sealed = server.folder.appendingPathComponent("tty.kms")
         let plain = server.folder.appendingPathComponent("tty.txt")
