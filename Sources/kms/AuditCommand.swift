@@ -114,20 +114,20 @@ struct AuditCommand: AsyncParsableCommand {
             let report = AuditVerifier.verify(
                 files: logFiles, publicKey: key, checkpoint: mark, allowMidChainStart: partial)
             if let failure = report.failure {
-                print("audit log BROKEN after \(report.entries) valid entries: \(failure)")
+                printShown("audit log BROKEN after \(report.entries) valid entries: \(failure)")
                 throw ExitCode(2)
             }
             guard report.entries > 0 || report.checkpoints > 0 else {
                 // Nothing was checked, not even the public key: a wiped log looks exactly like this.
-                print("NOT TAMPER-EVIDENT: the audit log holds no entries, so nothing is verified")
+                printShown("NOT TAMPER-EVIDENT: the audit log holds no entries, so nothing is verified")
                 throw ExitCode(1)
             }
-            print(
+            printShown(
                 "audit log OK: \(report.entries) entries, seq \(report.first ?? 0)...\(report.last ?? 0), "
                     + "\(report.checkpoints) signed checkpoints; chain and signatures hold")
             if let unsigned = report.unsignedSummary {
                 let onlyLiveTail = report.adoptedAtRestart.isEmpty && report.checkpoints > 0
-                print("NOT TAMPER-EVIDENT: \(unsigned)")
+                printShown("NOT TAMPER-EVIDENT: \(unsigned)")
                 if !(allowUnsignedTail && onlyLiveTail) { throw ExitCode(1) }
             }
         }
@@ -157,7 +157,7 @@ struct AuditCommand: AsyncParsableCommand {
                             "\(file.lastPathComponent) ends in a line that is not an audit entry; run kms audit verify")
                     }
                     if parsed.kind != .checkpoint {
-                        print(AuditVerifier.Checkpoint(seq: parsed.seq, hash: AuditChain.hash(line)).text)
+                        printShown(AuditVerifier.Checkpoint(seq: parsed.seq, hash: AuditChain.hash(line)).text)
                         return
                     }
                 }
@@ -172,7 +172,7 @@ struct AuditCommand: AsyncParsableCommand {
             abstract: "Print the audit log's Ed25519 public key (base64), for verifying elsewhere.")
 
         func run() async throws {
-            print(Base64.encode(try await AuditCommand.publicKey(nil).rawRepresentation))
+            printShown(Base64.encode(try await AuditCommand.publicKey(nil).rawRepresentation))
         }
     }
 }

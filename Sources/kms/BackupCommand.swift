@@ -52,7 +52,7 @@ struct BackupCommand: AsyncParsableCommand {
         if out == "-" {
             // Standard output carries the file; the counts go to standard error.
             do {
-                try FileHandle.standardOutput.write(contentsOf: data)
+                try writeToStandardOutput(data)
             } catch {
                 throw CLIFailure(message: "cannot write the backup to standard output: \(error.localizedDescription)")
             }
@@ -73,7 +73,7 @@ struct BackupCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("cannot write \(out): \(error)")
         }
-        print(BackupSetup.json(counts))
+        printJSONText(BackupSetup.json(counts))
     }
 }
 
@@ -173,7 +173,7 @@ struct RestoreCommand: AsyncParsableCommand {
             // As serve warns at start: a store folder others can write lets them swap its files.
             writeToStandardError("warning: \(warning)\n")
         }
-        print(BackupSetup.json(counts))
+        printJSONText(BackupSetup.json(counts))
     }
 }
 

@@ -70,12 +70,12 @@ struct DoctorCommand: AsyncParsableCommand {
             config, url: url ?? "http://\(config.host == "0.0.0.0" ? "127.0.0.1" : config.host):\(config.port)", add)
 
         for finding in findings {
-            print("\(finding.level.rawValue)  \(finding.check): \(finding.message)")
+            printShown("\(finding.level.rawValue)  \(finding.check): \(finding.message)")
         }
         let failed = findings.filter { $0.level == .fail }.count
         let warned = findings.filter { $0.level == .warn }.count
         let skipped = findings.filter { $0.level == .skip }.count
-        print(
+        printShown(
             "\(failed) failed, \(warned) warnings, \(findings.count - failed - warned - skipped) ok, \(skipped) not checked"
         )
         if failed > 0 { throw ExitCode(1) }

@@ -165,7 +165,7 @@ struct MigrateCommand: AsyncParsableCommand {
             }
             cursor = last.clientId
         }
-        print(
+        printShown(
             "migrated \(copied) keys (\(present) already there) from \(from.rawValue) to \(to.rawValue); \(versions) versions verified; \(clients) clients"
         )
     }

@@ -30,7 +30,7 @@ struct ServerKeyCommand: AsyncParsableCommand {
             throw ValidationError(
                 "no identity key in \(config.keyStorePath.path) yet; start `kms serve` once to create it")
         }
-        print(identity.fingerprint)
-        if pem { print(identity.publicKeyPEM, terminator: "") }
+        printShown(identity.fingerprint)
+        if pem { printPEM(identity.publicKeyPEM) }
     }
 }

@@ -25,7 +25,7 @@ struct TLSCertCommand: AsyncParsableCommand {
             guard let certificates = AWSDoorCertificate.certificatesOnly(pem: pem) else {
                 throw ValidationError("\(file.path) holds no PEM certificate")
             }
-            print(certificates, terminator: "")
+            printPEM(certificates)
             return
         }
         let (_, masterKey, database) = try await BackupSetup.open()
@@ -35,6 +35,6 @@ struct TLSCertCommand: AsyncParsableCommand {
         guard let pem = try await AWSDoorCertificate.stored(secrets: secrets, masterKey: masterKey) else {
             throw ValidationError("no certificate yet: start kms serve with KMS_AWS_PORT set once")
         }
-        print(pem, terminator: "")
+        printPEM(pem)
     }
 }

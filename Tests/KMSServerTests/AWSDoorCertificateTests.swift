@@ -54,10 +54,10 @@ import X509
         }
         func verifies(_ leaf: Certificate) async -> Bool {
             var verifier = Verifier(rootCertificates: CertificateStore([door])) {
-                RFC5280Policy(validationTime: Date())
+                RFC5280Policy()
             }
             if case .validCertificate = await verifier.validate(
-                leafCertificate: leaf, intermediates: CertificateStore())
+                leaf: leaf, intermediates: CertificateStore())
             {
                 return true
             }

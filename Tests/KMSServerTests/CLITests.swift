@@ -195,6 +195,16 @@ import Testing
         let lines = log.split(separator: 0x0A)
         let crlf = try await verify(log + lines[lines.count - 2] + Data([0x0D, 0x0A]))
         #expect(crlf.status == 2 && crlf.stdout.contains("carriage return"), "\(crlf.stdout)")
+        // An entry after the last checkpoint is unsigned, so whoever could write the log chose its
+        // text: its time is shown only as a date, and nothing verify prints acts on a terminal.
+        let lastLine = String(decoding: lines[lines.count - 1], as: UTF8.self)
+        let lastSeq = try #require(AuditChain.parse(lastLine)).seq
+        let forged =
+            #"{"v":2,"seq":\#(lastSeq + 1),"ts":"\u001b[2K\rforged","prev":"\#(AuditChain.hash(lastLine))","event":{"type":"key.rotate"}}"#
+        let tail = try await verify(log + Data((forged + "\n").utf8))
+        #expect(
+            tail.status == 1 && tail.stdout.contains("after the last signed checkpoint")
+                && tail.stdout.contains("an unreadable time") && !tail.stdout.contains("\u{1b}"), "\(tail.stdout)")
         let empty = try await verify(Data())
         #expect(empty.status == 1 && empty.stdout.contains("no entries"), "\(empty.stdout)")
         try (log + Data("garbage\n".utf8)).write(to: copy)

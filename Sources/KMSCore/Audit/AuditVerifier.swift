@@ -1,5 +1,6 @@
 import Crypto
 public import Foundation
+import KMSProtocol
 
 /// Offline verification of an audit log (`kms audit verify`).
 ///
@@ -190,7 +191,8 @@ public enum AuditVerifier {
                     report.signedThrough = entry.seq
                     report.firstUnsignedTime = nil
                 } else if report.firstUnsignedTime == nil {
-                    report.firstUnsignedTime = entry.time
+                    // Unsigned, so anyone who could write the log chose it: shown only as a date.
+                    report.firstUnsignedTime = Timestamp.parse(entry.time).map(Timestamp.format) ?? "an unreadable time"
                 }
                 expected = entry.seq + 1
             }

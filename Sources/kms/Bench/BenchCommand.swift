@@ -63,7 +63,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         var report = Report(machine: Self.machine)
-        let say = { (line: String) in if !json { print(line) } }
+        let say = { (line: String) in if !json { printShown(line) } }
         say("kms bench on \(report.machine)")
         if storeScaling {
             let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
@@ -128,7 +128,7 @@ struct BenchCommand: AsyncParsableCommand {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            printJSONText(String(decoding: try encoder.encode(report), as: UTF8.self))
         }
     }
 

@@ -204,7 +204,7 @@ enum FileBench {
         }
         let elapsed = ContinuousClock.now - start
         let seconds = elapsed.inSeconds
-        if sink == -1 { print("") }
+        if sink == -1 { printShown("") }
         return Double(count * FileFormat.chunkSize) / 1_048_576 / seconds
     }
 
@@ -230,7 +230,7 @@ enum FileBench {
         }
         let elapsed = ContinuousClock.now - start
         let seconds = elapsed.inSeconds
-        if sink == -1 { print("") }
+        if sink == -1 { printShown("") }
         return Double(count * FileFormat.chunkSize) / 1_048_576 / seconds
     }
 

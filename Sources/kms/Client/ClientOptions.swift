@@ -311,21 +311,3 @@ struct CLIFailure: Error, CustomStringConvertible {
     let message: String
     var description: String { message }
 }
-
-/// Prints one line of text output that holds a server's words (ids, names,
-/// dates, ciphertexts) or a file's unauthenticated header, escaped as
-/// `TerminalText.escaped` does: a server that got past the key check, or a
-/// file anyone wrote, could otherwise clear the screen, recolour it, forge
-/// lines or reorder what is read (a review finding; error text was cleaned
-/// already, successful answers were not).
-func printShown(_ line: String) {
-    print(TerminalText.escaped(line))
-}
-
-/// Prints `value` as JSON (sorted keys), for `--json`, with what JSON leaves
-/// raw and a terminal acts on (DEL, C1, bidi overrides) as `\u` escapes.
-func printJSON(_ value: some Encodable) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-    print(TerminalText.jsonEscaped(String(decoding: try encoder.encode(value), as: UTF8.self)))
-}

@@ -58,7 +58,7 @@ struct DecryptCommand: AsyncParsableCommand {
                         "the plaintext holds control characters or bytes that are not UTF-8, which a terminal would act on: add --output-base64, or send standard output to a file or a pipe"
                 )
             }
-            try FileHandle.standardOutput.write(contentsOf: opened.plaintext)
+            try writeToStandardOutput(opened.plaintext)
         }
     }
 }

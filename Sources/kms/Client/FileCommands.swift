@@ -67,7 +67,7 @@ struct FileEndpoints {
             // Nothing to remove, but a shortened mapped input is still `io_error`, not a crash.
             let cleanup = InterruptCleanup(removing: "", everySignal: false)
             defer { cleanup.cancel() }
-            return try await body(read, { try FileHandle.standardOutput.write(contentsOf: $0) }, source)
+            return try await body(read, { try writeToStandardOutput($0) }, source)
         }
         let destination = URL(fileURLWithPath: output)
         // Refused before the server is asked for a key or any work is done: the final rename would fail.

@@ -163,7 +163,7 @@ struct AliasesCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await withClient(client) { try await $0.deleteAlias(alias) }
-            if client.json { return print("{}") }
+            if client.json { return printJSONText("{}") }
             printShown("deleted alias \(alias)")
         }
     }
