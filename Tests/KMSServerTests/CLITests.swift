@@ -239,6 +239,15 @@ import Testing
         let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
         let result = (report?["results"] as? [[String: Any]])?.first
         #expect((result?["serverCPUMicrosPerRequest"] as? Double).map { $0 >= 0 } == true, "\(run.stdout)")
+        // The text form puts the server's CPU on a line of its own (not an escaped line end).
+        let text = try await CLIProcess.run(
+            [
+                "bench", "--url", server.url, "--server-pid", "\(server.process.processIdentifier)", "--op", "healthz",
+                "--duration", "0.3", "--concurrency", "2",
+            ], environment: server.clientEnvironment)
+        #expect(
+            text.status == 0 && text.stdout.split(separator: "\n").contains { $0.hasPrefix("    server CPU ") }
+                && !text.stdout.contains("\\u{a}"), "\(text.stdout)")
         let refused = try await CLIProcess.run(["bench", "--server-pid", "1", "--op", "healthz"])
         #expect(refused.status != 0 && refused.stderr.contains("--server-pid needs --url"))
         #expect(try await server.stop() == 0)

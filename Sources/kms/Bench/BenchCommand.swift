@@ -63,7 +63,12 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         var report = Report(machine: Self.machine)
-        let say = { (line: String) in if !json { printShown(line) } }
+        // Lines of this tool's own making, a result and its server CPU on two lines: shown one by one.
+        let say = { (text: String) in
+            if !json {
+                for line in text.split(separator: "\n", omittingEmptySubsequences: false) { printShown(String(line)) }
+            }
+        }
         say("kms bench on \(report.machine)")
         if storeScaling {
             let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
