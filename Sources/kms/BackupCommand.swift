@@ -24,6 +24,7 @@ struct BackupCommand: AsyncParsableCommand {
     @Flag(help: "Replace FILE when it exists.") var force = false
 
     func run() async throws {
+        if out == "-", isatty(STDOUT_FILENO) == 1 { throw ValidationError(terminalRefusal) }
         let url = URL(fileURLWithPath: out)
         var isFolder: ObjCBool = false
         if out != "-", FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) {

@@ -9,6 +9,17 @@ enum Entry {
     static func main() async {
         CoreDumps.disable()
         signal(SIGPIPE, SIG_IGN)
-        await KMSCommand.main()
+        // ArgumentParser's own `main()`, except that an error's text is made safe for a terminal
+        // first: it may quote a database server or a file (a review finding).
+        do {
+            var command = try KMSCommand.parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exitReporting(error)
+        }
     }
 }

@@ -1,8 +1,10 @@
+import ArgumentParser
 import Foundation
-import KMSClient
+import KMSProtocol
 
-// Everything `kms` writes to standard output goes through this file
-// (`OutputDisciplineTests` holds the rest of the target to it). Text from a
+// Everything the `kms` target writes to standard output goes through this
+// file (`OutputDisciplineTests` holds the rest of the target to it; `kms
+// serve`'s JSON log is KMSServer's `JSONLogHandler`, escaped by the same rule). Text from a
 // server, a file header, an audit log or a folder listing is nobody's to
 // trust: written raw, a control or invisible character could clear the
 // screen, recolour it, forge a line ("audit log OK") or reorder what is read.
@@ -37,10 +39,31 @@ func printPEM(_ pem: String) {
     for line in lines { printShown(String(line)) }
 }
 
+/// Ends the process for `error` as ArgumentParser's `exit(withError:)` does
+/// (help and `--version` on standard output, status 0; anything else on
+/// standard error with its status), with the error's text shown as
+/// `shownInError` makes it safe.
+func exitReporting(_ error: any Error) -> Never {
+    let code = KMSCommand.exitCode(for: error)
+    let text = KMSCommand.fullMessage(for: error)
+    if !text.isEmpty {
+        if code == .success {
+            print(text)
+        } else {
+            writeToStandardError(shownInError(text) + "\n")
+        }
+    }
+    exit(code.rawValue)
+}
+
+/// Why a verb that writes bytes to `-` refuses a terminal there.
+let terminalRefusal =
+    "standard output is a terminal, which would act on the bytes' control characters: give a file name, or send - to a file or a pipe"
+
 /// Writes `data` to standard output unchanged: a decrypted plaintext, a
 /// file's bytes or a backup, which the person asked for byte for byte. The
-/// callers decide about terminals (`kms decrypt` refuses to show control
-/// characters on one, `decrypt-file … -` refuses one).
+/// callers refuse a terminal first (`kms decrypt` one that would act on
+/// the plaintext, the file verbs and `kms backup --out -` any; `terminalRefusal`).
 func writeToStandardOutput(_ data: Data) throws {
     try FileHandle.standardOutput.write(contentsOf: data)
 }

@@ -1,4 +1,5 @@
 import Foundation
+import KMSProtocol
 import Synchronization
 
 /// Writes `text` to standard error as it is (no newline added). A full disk
@@ -6,6 +7,22 @@ import Synchronization
 /// there, which made `kms serve > /dev/full` crash at its first line.
 func writeToStandardError(_ text: String) {
     try? FileHandle.standardError.write(contentsOf: Data(text.utf8))
+}
+
+/// Writes an error message to standard error after `Error: `, each line's
+/// control and invisible characters shown as `\u{…}` escapes: a message may
+/// quote a database server, a server that sent something unreadable, or a
+/// file, and a terminal must not act on what they put in it.
+func writeErrorMessage(_ message: String) {
+    writeToStandardError("Error: " + shownInError(message) + "\n")
+}
+
+/// `message` made safe for a terminal line by line (ArgumentParser's usage
+/// lines stay lines), backslashes left as they are: a message may already
+/// hold `TerminalText.escaped` text.
+func shownInError(_ message: String) -> String {
+    message.split(separator: "\n", omittingEmptySubsequences: false)
+        .map { TerminalText.escaped(String($0), doublingBackslashes: false) }.joined(separator: "\n")
 }
 
 /// The notes already written by this process.

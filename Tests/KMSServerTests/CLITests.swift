@@ -212,6 +212,20 @@ import Testing
         #expect(checkpoint.status != 0 && checkpoint.stderr.contains("not an audit entry"), "\(checkpoint.stderr)")
     }
 
+    /// An error's text can quote what nobody here wrote (a database server's message, a file name):
+    /// it reaches the terminal with its control characters shown as escapes, through one exit path.
+    @Test func anErrorShowsControlCharactersAsEscapes() async throws {
+        let key = Data(repeating: 1, count: 32).base64EncodedString()
+        let run = try await CLIProcess.run([
+            "audit", "verify", "/nonexistent/\u{1b}[2Jaudit\u{202e}.log", "--public-key", key,
+        ])
+        #expect(run.status == 64 && run.stderr.hasPrefix("Error: "), "\(run.stderr)")
+        #expect(run.stderr.contains("\\u{1b}[2Jaudit\\u{202e}.log cannot be read"), "\(run.stderr)")
+        #expect(!run.stderr.unicodeScalars.contains { $0 == "\u{1b}" || $0 == "\u{202e}" }, "\(run.stderr)")
+        let help = try await CLIProcess.run(["audit", "--help"])
+        #expect(help.status == 0 && help.stdout.contains("USAGE:") && help.stderr.isEmpty, "\(help.stderr)")
+    }
+
     /// A smoke run of `kms bench` (numbers are recorded in BENCHMARKS.md, never asserted).
     @Test func benchRunsAndReportsJSON() async throws {
         let run = try await CLIProcess.run([

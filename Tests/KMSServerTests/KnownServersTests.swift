@@ -266,6 +266,14 @@ import Testing
                 .status == 0)
         let fileShown = try await Self.onTerminal(["decrypt-file", sealed.path, "-"], env, input: "")
         #expect(fileShown.status == 64 && fileShown.stdout.contains("standard output is a terminal"))
+        // So are the other bytes a verb writes to `-`: a ciphertext, a rewrapped file (copied from an
+        // input anyone wrote, unchecked), a backup (key descriptions hold C1 and bidi characters raw).
+        for verb in [["encrypt-file", "--key", "tty", plain.path, "-"], ["rewrap-file", sealed.path, "-"]] {
+            let shown = try await Self.onTerminal(verb, env, input: "")
+            #expect(shown.status == 64 && shown.stdout.contains("standard output is a terminal"), "\(shown.stdout)")
+        }
+        let backup = try await Self.onTerminal(["backup", "--out", "-"], env, input: "")
+        #expect(backup.status == 64 && backup.stdout.contains("standard output is a terminal"), "\(backup.stdout)")
     }
 
     @Test(.enabled(if: outsideAddress != nil, "this machine has no IPv4 address besides loopback"))

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import KMSServer
+
 /// The `kms` target writes standard output only through `Sources/kms/Output.swift`, whose
 /// functions escape what a terminal would act on. A bare `print(` elsewhere would be the one
 /// place a server's, a file's or an audit log's text reaches the terminal raw (reviews found
@@ -14,9 +16,11 @@ import Testing
         let files = try #require(FileManager.default.enumerator(atPath: Self.sources.path)?.allObjects as? [String])
             .filter { $0.hasSuffix(".swift") }
         #expect(files.contains("Output.swift") && files.count > 20, "\(files)")
+        // print, dump, C's stdio, and standard output by descriptor: everything but `isatty(STDOUT_FILENO)`.
         let forbidden = try NSRegularExpression(
             pattern:
-                #"(?<![A-Za-z0-9_.])(print|debugPrint|dump)\(|FileHandle\.standardOutput\b|\bputs\(|STDOUT_FILENO\s*,"#)
+                #"(?<![A-Za-z0-9_])(Swift\.)?(print|debugPrint|dump)\s*[()]|\bstdout\b|\b(f?puts|fwrite|putchar|v?printf)\b|FileHandle\.standardOutput\b|fileDescriptor:\s*1\b|(?<!isatty\()STDOUT_FILENO"#
+        )
         let literal = try NSRegularExpression(pattern: #""(?:[^"\\]|\\.)*""#)
         var found: [String] = []
         for file in files where file != "Output.swift" {
@@ -34,5 +38,20 @@ import Testing
             }
         }
         #expect(found.isEmpty, "write standard output through Output.swift:\n\(found.joined(separator: "\n"))")
+    }
+
+    /// `kms serve`'s log goes to standard output too, often a terminal: a client's words in a field
+    /// come out with DEL, C1 and bidi overrides as `\u` escapes, the same JSON to a log collector.
+    @Test func theServersLogLinesCarryNoTerminalControls() throws {
+        let fields = ["detail": "a\u{7f}b\u{9b}2J\u{202e}c\u{1b}", "msg": "plain"]
+        let line = try #require(JSONLogHandler.line(fields))
+        let text = String(decoding: line, as: UTF8.self)
+        #expect(
+            !text.unicodeScalars.contains {
+                $0.value == 0x7F || (0x80...0x9F).contains($0.value) || $0 == "\u{202e}" || $0 == "\u{1b}"
+            })
+        #expect(text.hasSuffix("}\n"), "\(text)")
+        let decoded = try JSONDecoder().decode([String: String].self, from: line)
+        #expect(decoded == fields)
     }
 }

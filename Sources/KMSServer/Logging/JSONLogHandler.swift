@@ -31,13 +31,24 @@ public struct JSONLogHandler: LogHandler {
         fields["level"] = event.level.rawValue
         fields["logger"] = label
         fields["msg"] = event.message.description
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard var line = try? encoder.encode(fields) else { return }
-        line.append(0x0A)
+        guard let line = Self.line(fields) else { return }
         Self.output.withLock { _ in
             // A full disk or a closed pipe loses the line; the deprecated write(_:) would trap (a crash).
             try? FileHandle.standardOutput.write(contentsOf: line)
         }
+    }
+
+    /// One log line: the fields as JSON with sorted keys, what JSON leaves raw and a terminal acts on
+    /// (DEL, C1, bidi overrides) as `\u` escapes, and a line end. A client's words (a key id or a
+    /// detail as sent) can reach the fields, and `kms serve` in a terminal would act on them.
+    static func line(_ fields: [String: String]) -> Data? {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let encoded = try? encoder.encode(fields) else { return nil }
+        var line =
+            encoded.contains(where: { $0 >= 0x7F })
+            ? Data(TerminalText.jsonEscaped(String(decoding: encoded, as: UTF8.self)).utf8) : encoded
+        line.append(0x0A)
+        return line
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Histogram
+import KMSProtocol
 
 /// What one load run measured.
 struct LoadResult: Encodable {
@@ -50,7 +51,7 @@ struct LoadResult: Encodable {
         if let serverCPUMicrosPerRequest {
             text += String(format: "\n    server CPU %.0f us/request", serverCPUMicrosPerRequest)
         }
-        if let firstError { text += "\n    first error: \(firstError)" }
+        if let firstError { text += "\n    first error: \(TerminalText.escaped(firstError))" }
         return text
     }
 }

@@ -268,7 +268,7 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
         }
         if case .outcomeUnknown = error {
             // Its own exit status (EX_TEMPFAIL), so a script can tell "may have happened" from "refused".
-            writeToStandardError("Error: \(message)\n")
+            writeErrorMessage(message)
             throw ExitCode(75)
         }
         throw CLIFailure(message: message)

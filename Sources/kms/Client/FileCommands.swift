@@ -64,6 +64,8 @@ struct FileEndpoints {
         let reader = privateInput ? { try FileIO.readExactly(source, $0) } : FileIO.sequentialReader(source)
         let read: FileStream.Read = { try reader($0) }
         if output == "-" {
+            // A file's bytes or a ciphertext on a terminal: binary it would act on (as `age` refuses).
+            if isatty(STDOUT_FILENO) == 1 { throw ValidationError(terminalRefusal) }
             // Nothing to remove, but a shortened mapped input is still `io_error`, not a crash.
             let cleanup = InterruptCleanup(removing: "", everySignal: false)
             defer { cleanup.cancel() }

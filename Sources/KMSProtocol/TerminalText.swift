@@ -1,6 +1,8 @@
-/// Text from elsewhere (a server, a file's unauthenticated header) shown on
-/// a terminal: control characters could clear the screen, recolour it or
-/// forge lines of output.
+/// Text from elsewhere (a server, a file's unauthenticated header, a client's
+/// request in the server's log) shown on a terminal: control characters could
+/// clear the screen, recolour it or forge lines of output. Here, in the
+/// module client and server share, so the CLI's output and the server's log
+/// follow one rule.
 public enum TerminalText {
     /// C0 controls, DEL and C1 controls.
     public static func isControl(_ scalar: Unicode.Scalar) -> Bool {
@@ -50,12 +52,16 @@ public enum TerminalText {
     /// `\u{XX}` and each backslash doubled, so what was there stays visible
     /// and unambiguous (`invoice\u{202e}fdp.exe`, not a name that reads as
     /// `invoiceexe.pdf`).
-    public static func escaped(_ text: String) -> String {
+    ///
+    /// `doublingBackslashes: false` only makes the text safe to show, for
+    /// messages that may already hold such escapes (an error naming a file's
+    /// escaped context), where doubling would garble them.
+    public static func escaped(_ text: String, doublingBackslashes: Bool = true) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
             if isUnsafe(scalar) {
                 out += "\\u{" + String(scalar.value, radix: 16) + "}"
-            } else if scalar == "\\" {
+            } else if scalar == "\\", doublingBackslashes {
                 out += "\\\\"
             } else {
                 out.unicodeScalars.append(scalar)
