@@ -331,6 +331,19 @@ import Testing
             #expect(allowed.status == 200, "\(allowed.json)")
             // A new context under the same key writes it as an encrypt does: refused without crypto:encrypt there.
             #expect(try await reEncryptBound(#"{"a":"c"}"#)["__type"] as? String == "AccessDeniedException")
+            // Grants that name the destination by an alias only still serve: the second check is made on
+            // the key the alias resolved to once, not on the alias again (which could have moved meanwhile).
+            let aliased = try await door.send(
+                "CreateAlias", #"{"AliasName":"alias/rewrap-to","TargetKeyId":"\#(destination.uuid)"}"#,
+                accessKeyId: adminKey, secret: adminSecret)
+            #expect(aliased.status == 200, "\(aliased.json)")
+            let byAlias = try await session.call(
+                .post, "/clients/\(moverId)/grants",
+                #"{"grants":[{"keys":["\#(source.native)"],"allow":["crypto:rewrap","crypto:decrypt"]},"#
+                    + #"{"keys":["rewrap-to"],"allow":["crypto:rewrap","crypto:encrypt"]}]}"#)
+            #expect(byAlias.status == 200, "\(byAlias.json)")
+            let viaAlias = try await reEncrypt(to: "alias/rewrap-to")
+            #expect(viaAlias.status == 200, "\(viaAlias.json)")
         }
     }
 

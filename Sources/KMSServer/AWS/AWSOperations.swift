@@ -215,8 +215,10 @@ struct AWSOperations: Sendable {
             // destination as an encrypt does: with `crypto:encrypt` on a source key, a rewrap-only grant
             // on another key would otherwise seal any chosen plaintext under it (a review did). Only
             // what native rewrap does (same key, same context) needs `crypto:rewrap` alone (docs/aws.md).
+            // Judged on the keys already resolved, never on the names again: an alias moved in between
+            // would have the encrypt permission checked on one key and the ciphertext sealed under another.
             _ = try await key(source.keyId, .cryptoDecrypt, call)
-            _ = try await key(destinationReference, .cryptoEncrypt, call)
+            _ = try await key(destination.keyId, .cryptoEncrypt, call)
         }
         if dryRun { throw Self.dryRun }
         // One audit entry for both halves: a failed source decrypt is recorded too.
