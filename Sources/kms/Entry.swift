@@ -12,7 +12,7 @@ enum Entry {
         // ArgumentParser's own `main()`, except that an error's text is made safe for a terminal
         // first: it may quote a database server or a file (a review finding).
         do {
-            var command = try KMSCommand.parseAsRoot()
+            var command = try await KMSCommand.asyncParseAsRoot()
             if var command = command as? any AsyncParsableCommand {
                 try await command.run()
             } else {

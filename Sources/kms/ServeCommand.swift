@@ -25,7 +25,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             config = try KMSConfiguration.fromProcessEnvironment()
         } catch {
-            writeToStandardError("kms serve: configuration error: \(error)\n")
+            writeToStandardError("kms serve: configuration error: " + shownInError("\(error)") + "\n")
             throw ExitCode(78)
         }
         let level = config.logLevel
@@ -50,7 +50,8 @@ struct ServeCommand: AsyncParsableCommand {
             writeToStandardError("kms serve: \(failure)\n")
             throw ExitCode(1)
         } catch let error as StartupFailure {
-            writeToStandardError("kms serve: \(error.description)\n")
+            // It may quote a PostgreSQL server's message (a review sent one with terminal controls).
+            writeToStandardError("kms serve: " + shownInError(error.description) + "\n")
             throw ExitCode(1)
         }
         logger.notice("kms serve stopped")

@@ -483,6 +483,11 @@ import Testing
     @Test func badConfigurationStopsStartUpNamingTheVariable() async throws {
         let bad = try await CLIProcess.run(["serve"], environment: ["KMS_SESSION_TTL_MS": "soon"])
         #expect(bad.status != 0 && bad.stderr.contains("KMS_SESSION_TTL_MS"))
+        // The value is quoted back with its control characters as escapes (a review's `KMS_PORT=4\e[2Jx`).
+        let controls = try await CLIProcess.run(["serve"], environment: ["KMS_SESSION_TTL_MS": "4\u{1b}[2Jx"])
+        #expect(
+            controls.status == 78 && controls.stderr.contains("4\\u{1b}[2Jx")
+                && !controls.stderr.unicodeScalars.contains("\u{1b}"), "\(controls.stderr)")
         let cidr = try await CLIProcess.run(["serve"], environment: ["KMS_WHITELIST": "10.0.0.1/8"])
         #expect(cidr.status != 0 && cidr.stderr.contains("KMS_WHITELIST"))
         let key = try await CLIProcess.run(["serve"], environment: ["KMS_MASTER_KEY": "c2hvcnQ="])

@@ -1,6 +1,5 @@
 import Foundation
 import Histogram
-import KMSProtocol
 
 /// What one load run measured.
 struct LoadResult: Encodable {
@@ -51,7 +50,7 @@ struct LoadResult: Encodable {
         if let serverCPUMicrosPerRequest {
             text += String(format: "\n    server CPU %.0f us/request", serverCPUMicrosPerRequest)
         }
-        if let firstError { text += "\n    first error: \(TerminalText.escaped(firstError))" }
+        if let firstError { text += "\n    first error: \(firstError)" }
         return text
     }
 }

@@ -54,6 +54,12 @@ struct FileEndpoints {
         return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue
     }
 
+    /// Refuses `-` when standard output is a terminal, before any work: a file's bytes or a ciphertext
+    /// there are binary it would act on (as `age` refuses). `withStreams` checks again.
+    func refuseTerminalOutput() throws {
+        if output == "-", isatty(STDOUT_FILENO) == 1 { throw ValidationError(terminalRefusal) }
+    }
+
     /// `privateInput`: plain reads into this process's own memory, not a mapping, as decryption must.
     func withStreams<T>(
         privateInput: Bool = false, _ body: (FileStream.Read, FileStream.Write, FileHandle) async throws -> T
@@ -64,8 +70,7 @@ struct FileEndpoints {
         let reader = privateInput ? { try FileIO.readExactly(source, $0) } : FileIO.sequentialReader(source)
         let read: FileStream.Read = { try reader($0) }
         if output == "-" {
-            // A file's bytes or a ciphertext on a terminal: binary it would act on (as `age` refuses).
-            if isatty(STDOUT_FILENO) == 1 { throw ValidationError(terminalRefusal) }
+            try refuseTerminalOutput()
             // Nothing to remove, but a shortened mapped input is still `io_error`, not a crash.
             let cleanup = InterruptCleanup(removing: "", everySignal: false)
             defer { cleanup.cancel() }
@@ -206,6 +211,7 @@ struct EncryptFileCommand: AsyncParsableCommand {
         }
         let pairs = try FileContext.parse(context)
         let endpoints = FileEndpoints(input: input, output: output)
+        try endpoints.refuseTerminalOutput()
         let progress = ProgressLine(total: endpoints.inputSize)
         let used = try await withClient(client) { kms in
             try await endpoints.withStreams { read, write, _ in
@@ -292,6 +298,7 @@ struct RewrapFileCommand: AsyncParsableCommand {
 
     func run() async throws {
         let endpoints = FileEndpoints(input: input, output: output)
+        try endpoints.refuseTerminalOutput()
         let used = try await withClient(client) { kms in
             try await endpoints.withStreams { read, write, _ in try await kms.rewrapStream(read: read, write: write) }
         }
