@@ -191,7 +191,7 @@ public enum AuditVerifier {
                     report.signedThrough = entry.seq
                     report.firstUnsignedTime = nil
                 } else if report.firstUnsignedTime == nil {
-                    // Unsigned, so anyone who could write the log chose it: shown only as a date.
+                    // Unsigned, so anyone who could write the log chose it: shown only as the timestamp it parses as.
                     report.firstUnsignedTime = Timestamp.parse(entry.time).map(Timestamp.format) ?? "an unreadable time"
                 }
                 expected = entry.seq + 1

@@ -130,11 +130,7 @@ struct BenchCommand: AsyncParsableCommand {
             }
             try await http.shutdown()
         }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            printJSONText(String(decoding: try encoder.encode(report), as: UTF8.self))
-        }
+        if json { try printJSON(report) }
     }
 
     static var machine: String {

@@ -55,7 +55,7 @@ struct FileEndpoints {
     }
 
     /// Refuses `-` when standard output is a terminal, before any work: a file's bytes or a ciphertext
-    /// there are binary it would act on (as `age` refuses). `withStreams` checks again.
+    /// there are binary it would act on. `withStreams` checks again, for a verb that forgets to.
     func refuseTerminalOutput() throws {
         if output == "-", isatty(STDOUT_FILENO) == 1 { throw ValidationError(terminalRefusal) }
     }
