@@ -57,7 +57,7 @@ struct BackupCommand: AsyncParsableCommand {
             } catch {
                 throw CLIFailure(message: "cannot write the backup to standard output: \(error.localizedDescription)")
             }
-            writeToStandardError(BackupSetup.json(counts) + "\n")
+            writeToStandardError("\(BackupSetup.json(counts))\n")
             return
         }
         do {
@@ -183,7 +183,7 @@ extension RestoreCommand {
     /// backup that brings back a deleted key was made during its waiting
     /// period, so without `--cancel-passed-deletions` the key would be deleted
     /// again a minute after the server starts (a review saw it, silently).
-    static func passedDeletionsNote(_ keyIds: [String], cancelled: Bool) -> String? {
+    static func passedDeletionsNote(_ keyIds: [String], cancelled: Bool) -> ShownText? {
         guard !keyIds.isEmpty else { return nil }
         let shown =
             keyIds.prefix(10).joined(separator: ", ") + (keyIds.count > 10 ? ", and \(keyIds.count - 10) more" : "")

@@ -42,7 +42,7 @@ func printPEM(_ pem: String) {
 /// Ends the process for `error` as ArgumentParser's `exit(withError:)` does
 /// (help and `--version` on standard output, status 0; anything else on
 /// standard error with its status), with the error's text shown as
-/// `shownInError` makes it safe.
+/// `ShownText.error` makes it safe: its message on one line.
 func exitReporting(_ error: any Error) -> Never {
     let code = KMSCommand.exitCode(for: error)
     let text = KMSCommand.fullMessage(for: error)
@@ -50,7 +50,7 @@ func exitReporting(_ error: any Error) -> Never {
         if code == .success {
             print(text)
         } else {
-            writeToStandardError(shownInError(text) + "\n")
+            writeToStandardError("\(ShownText.error(message: KMSCommand.message(for: error), fullMessage: text))\n")
         }
     }
     exit(code.rawValue)

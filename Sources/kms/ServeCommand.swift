@@ -25,7 +25,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             config = try KMSConfiguration.fromProcessEnvironment()
         } catch {
-            writeToStandardError("kms serve: configuration error: " + shownInError("\(error)") + "\n")
+            writeToStandardError("kms serve: configuration error: \(error)\n")
             throw ExitCode(78)
         }
         let level = config.logLevel
@@ -51,7 +51,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ExitCode(1)
         } catch let error as StartupFailure {
             // It may quote a PostgreSQL server's message (a review sent one with terminal controls).
-            writeToStandardError("kms serve: " + shownInError(error.description) + "\n")
+            writeToStandardError("kms serve: \(error.description)\n")
             throw ExitCode(1)
         }
         logger.notice("kms serve stopped")

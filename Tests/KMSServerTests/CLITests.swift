@@ -222,6 +222,19 @@ import Testing
         #expect(run.status == 64 && run.stderr.hasPrefix("Error: "), "\(run.stderr)")
         #expect(run.stderr.contains("\\u{1b}[2Jaudit\\u{202e}.log cannot be read"), "\(run.stderr)")
         #expect(!run.stderr.unicodeScalars.contains { $0 == "\u{1b}" || $0 == "\u{202e}" }, "\(run.stderr)")
+        // A line break in a value is shown, not obeyed: no line of ours can be forged after it.
+        let forged = try await CLIProcess.run([
+            "audit", "verify", "/nonexistent/x\nkms: verified, all fine\r", "--public-key", key,
+        ])
+        let lines = forged.stderr.split(separator: "\n")
+        #expect(forged.status == 64 && lines.first?.hasPrefix("Error: ") == true, "\(forged.stderr)")
+        #expect(
+            lines.first?.contains("x\\u{a}kms: verified, all fine\\u{d} cannot be read") == true, "\(forged.stderr)")
+        #expect(
+            !lines.contains { $0.hasPrefix("kms:") } && !forged.stderr.unicodeScalars.contains("\r"), "\(forged.stderr)"
+        )
+        // ArgumentParser's usage lines after the message stay lines.
+        #expect(lines.dropFirst().first?.hasPrefix("Usage: ") == true, "\(forged.stderr)")
         let help = try await CLIProcess.run(["audit", "--help"])
         #expect(help.status == 0 && help.stdout.contains("USAGE:") && help.stderr.isEmpty, "\(help.stderr)")
     }

@@ -13,17 +13,34 @@ import Testing
         .appendingPathComponent("Sources/kms")
 
     @Test func standardOutputIsWrittenOnlyByTheOutputFile() throws {
+        // print, dump, C's stdio, and standard output by descriptor: everything but `isatty(STDOUT_FILENO)`.
+        let found = try Self.lines(
+            matching:
+                #"(?<![A-Za-z0-9_])(Swift\.)?(print|debugPrint|dump)\s*[()]|\bstdout\b|\b(f?puts|fwrite|putchar|v?printf)\b|FileHandle\.standardOutput\b|fileDescriptor:\s*1\b|(?<!isatty\()STDOUT_FILENO"#,
+            outside: "Output.swift")
+        #expect(found.isEmpty, "write standard output through Output.swift:\n\(found.joined(separator: "\n"))")
+    }
+
+    /// Standard error likewise, through `writeToStandardError`, which takes a `ShownText`: its
+    /// interpolated values (a path, a database's message) are escaped, line breaks included, so a
+    /// file named `x\nkms: all fine` cannot forge a line (a change after stop 39).
+    @Test func standardErrorIsWrittenOnlyByTheStandardErrorFile() throws {
+        let found = try Self.lines(
+            matching: #"\bstderr\b|FileHandle\.standardError\b|fileDescriptor:\s*2\b|(?<!isatty\()STDERR_FILENO"#,
+            outside: "StandardError.swift")
+        #expect(found.isEmpty, "write standard error through StandardError.swift:\n\(found.joined(separator: "\n"))")
+    }
+
+    /// The lines of the `kms` target's source, other than `allowed`, whose code (string literals
+    /// emptied, comments cut) matches `pattern`.
+    static func lines(matching pattern: String, outside allowed: String) throws -> [String] {
         let files = try #require(FileManager.default.enumerator(atPath: Self.sources.path)?.allObjects as? [String])
             .filter { $0.hasSuffix(".swift") }
-        #expect(files.contains("Output.swift") && files.count > 20, "\(files)")
-        // print, dump, C's stdio, and standard output by descriptor: everything but `isatty(STDOUT_FILENO)`.
-        let forbidden = try NSRegularExpression(
-            pattern:
-                #"(?<![A-Za-z0-9_])(Swift\.)?(print|debugPrint|dump)\s*[()]|\bstdout\b|\b(f?puts|fwrite|putchar|v?printf)\b|FileHandle\.standardOutput\b|fileDescriptor:\s*1\b|(?<!isatty\()STDOUT_FILENO"#
-        )
+        #expect(files.contains(allowed) && files.count > 20, "\(files)")
+        let forbidden = try NSRegularExpression(pattern: pattern)
         let literal = try NSRegularExpression(pattern: #""(?:[^"\\]|\\.)*""#)
         var found: [String] = []
-        for file in files where file != "Output.swift" {
+        for file in files where file != allowed {
             let text = try String(contentsOf: Self.sources.appendingPathComponent(file), encoding: .utf8)
             for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                 // String literals emptied first (a URL's `//` is not a comment), then the comment cut.
@@ -37,7 +54,7 @@ import Testing
                 }
             }
         }
-        #expect(found.isEmpty, "write standard output through Output.swift:\n\(found.joined(separator: "\n"))")
+        return found
     }
 
     /// `kms serve`'s log goes to standard output too, often a terminal: a client's words in a field

@@ -263,8 +263,9 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
         }
         if client.configuration.clientKey == nil, case .server(_, _, _, _, "clientKey") = error {
             // The server wants a signed key exchange and this client had no key to sign with.
+            // Said on the same line: the error's message is shown as one line (it may quote the server).
             message +=
-                "\nno client key was found: \(ClientKeyLookup.searched()). Make one with `kms client-key init` and have an admin enrol it (docs/identity.md)."
+                "; no client key was found: \(ClientKeyLookup.searched()). Make one with `kms client-key init` and have an admin enrol it (docs/identity.md)."
         }
         if case .outcomeUnknown = error {
             // Its own exit status (EX_TEMPFAIL), so a script can tell "may have happened" from "refused".

@@ -167,7 +167,7 @@ final class ProgressLine {
         last = ContinuousClock.now
         let seconds = max(0.001, (ContinuousClock.now - start).inSeconds)
         let rate = Double(done) / seconds
-        var line = "\r\(Self.size(Double(done)))"
+        var line: ShownText = "\r\(Self.size(Double(done)))"
         if let total {
             let eta = rate > 0 ? Double(total - min(total, done)) / rate : 0
             line += " of \(Self.size(Double(total))), \(Self.size(rate))/s, ETA \(Int(eta.rounded())) s   "
@@ -222,7 +222,7 @@ struct EncryptFileCommand: AsyncParsableCommand {
         }
         progress.finish()
         if output != "-" {
-            writeToStandardError("encrypted \(input) under \(TerminalText.escaped(used.keyId)) v\(used.version)\n")
+            writeToStandardError("encrypted \(input) under \(used.keyId) v\(used.version)\n")
         }
     }
 }
@@ -303,7 +303,7 @@ struct RewrapFileCommand: AsyncParsableCommand {
             try await endpoints.withStreams { read, write, _ in try await kms.rewrapStream(read: read, write: write) }
         }
         if output != "-" {
-            writeToStandardError("rewrapped \(input) under \(TerminalText.escaped(used.keyId)) v\(used.version)\n")
+            writeToStandardError("rewrapped \(input) under \(used.keyId) v\(used.version)\n")
         }
     }
 }

@@ -32,7 +32,7 @@ enum TerminalPrompt {
     /// its line end; nil when standard input is not a terminal. A secret
     /// typed there stayed on the screen, with its newline made part of it (a
     /// review finding).
-    static func readHidden(_ prompt: String, limit: Int) throws -> Data? {
+    static func readHidden(_ prompt: ShownText, limit: Int) throws -> Data? {
         // Ctrl-C (or a closed terminal) while the echo is off would leave the shell typing blind: the
         // C handlers put the terminal back before the process ends with the usual status.
         guard isatty(STDIN_FILENO) == 1 else { return nil }
@@ -100,12 +100,12 @@ enum TerminalPrompt {
     /// `question` on the terminal, then true for `y` or `yes` (any case) and
     /// false for anything else, end of input (Ctrl-D) and a failed read
     /// included; nil only when there is no terminal to ask on.
-    static func confirm(_ question: String) -> Bool? {
+    static func confirm(_ question: ShownText) -> Bool? {
         guard isatty(STDERR_FILENO) == 1 else { return nil }
         let fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        let bytes = Array(question.utf8)
+        let bytes = Array(question.text.utf8)
         guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { return false }
         // The whole line is read, however long, so nothing of a pasted answer is left for the shell to run
         // after this process (a review pasted a fingerprint and a command); only its start is kept.
