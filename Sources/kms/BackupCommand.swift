@@ -1,4 +1,5 @@
 import ArgumentParser
+import Crypto
 import Foundation
 import KMSCore
 import KMSPostgres
@@ -107,6 +108,7 @@ struct RestoreCommand: AsyncParsableCommand {
             throw ValidationError("cannot read \(file)")
         }
         let config = try KMSConfiguration.forCommand()
+        let logWasThere = FileManager.default.fileExists(atPath: config.auditLog.path)
         // Refused while a server writes this store (it would go on writing under the restored files), and
         // no server starts on it until the restore is done. The file store's own lock, whatever the audit
         // log is called; on PostgreSQL, a local server's audit-log lock here, and in the restore's
@@ -142,32 +144,71 @@ struct RestoreCommand: AsyncParsableCommand {
         // The server's clock, test offset included, decides what "passed" means.
         let now = OffsetClock(base: SystemClock(), offsetMs: config.testClockOffsetMs).now()
         let cancel = cancelPassedDeletions
-        let (counts, passed) = try await BackupSetup.offline { () async throws(KMSError) in
-            let (decoded, counts, _) = try BackupFile.decode(data, masterKey: masterKey)
-            let passed = decoded.keys.filter { $0.isDueForDeletion(at: now) }.map(\.keyId)
-            var changed = decoded
-            if cancel { changed.cancelDeletions(of: Set(passed), now: now) }
-            let contents = changed
-            if let database {
-                try await PostgresBackupStore(database: database).restore(
-                    contents, masterKey: masterKey, replaceServerSecrets: replaceServerSecrets
-                ) { restored throws(KMSError) in
-                    try await contents.verify(restored: restored, masterKey: masterKey)
-                }
-            } else {
-                try await FileBackupStore.restore(
-                    contents, into: config.keyStorePath, masterKey: masterKey,
-                    replaceServerSecrets: replaceServerSecrets, lifecycle: KeyLifecycle(graceMs: config.keyGraceMs))
+        var logger = Logger(label: "kms-restore")
+        logger.logLevel = .warning
+        let secrets: any SecretBlobStore =
+            database.map { PostgresSecretBlobStore(database: $0) } ?? FileSecretBlobStore(folder: config.keyStorePath)
+        let fields = [
+            ("sha256", SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()),
+            ("store", config.store.rawValue), ("replaceServerSecrets", "\(replaceServerSecrets)"),
+        ]
+        // A store a first start made (what --replace-server-secrets replaces) has an audit key and,
+        // here, that start's log: the restore is that log's last record, under the key it replaces.
+        let priorKey = try await BackupSetup.offline { () async throws(KMSError) in
+            logWasThere ? try await AuditFiles.existingKey(store: secrets, masterKey: masterKey) : nil
+        }
+        var priorLog: AuditLog?
+        if let priorKey {
+            do {
+                priorLog = try await LocalAudit.open(config, key: priorKey, logger: logger)
+            } catch {
+                throw CLIFailure(message: "nothing was restored: \(error)")
             }
-            return (counts, passed)
+        }
+        let restore = { () async throws -> (BackupContents.Counts, [String]) in
+            try await BackupSetup.offline { () async throws(KMSError) in
+                let (decoded, counts, _) = try BackupFile.decode(data, masterKey: masterKey)
+                let passed = decoded.keys.filter { $0.isDueForDeletion(at: now) }.map(\.keyId)
+                var changed = decoded
+                if cancel { changed.cancelDeletions(of: Set(passed), now: now) }
+                let contents = changed
+                if let database {
+                    try await PostgresBackupStore(database: database).restore(
+                        contents, masterKey: masterKey, replaceServerSecrets: replaceServerSecrets
+                    ) { restored throws(KMSError) in
+                        try await contents.verify(restored: restored, masterKey: masterKey)
+                    }
+                } else {
+                    try await FileBackupStore.restore(
+                        contents, into: config.keyStorePath, masterKey: masterKey,
+                        replaceServerSecrets: replaceServerSecrets, lifecycle: KeyLifecycle(graceMs: config.keyGraceMs))
+                }
+                return (counts, passed)
+            }
+        }
+        let (counts, passed): (BackupContents.Counts, [String])
+        if let priorLog {
+            (counts, passed) = try await LocalAudit.around(
+                priorLog, "backup.restore", fields, result: { Self.resultFields($0.0, passed: $0.1, cancel) }, restore)
+        } else {
+            (counts, passed) = try await restore()
+            let entry = fields + Self.resultFields(counts, passed: passed, cancel)
+            if let reason = await Self.beginLog(
+                config, entry, secrets: secrets, masterKey: masterKey, lockHeld: logWasThere, logger)
+            {
+                writeToStandardError(
+                    "warning: the restore is done, but its entry was not written to \(config.auditLog.path) (KMS_AUDIT_LOG): \(reason)\n"
+                )
+            }
         }
         if let note = Self.passedDeletionsNote(passed, cancelled: cancelPassedDeletions) {
             writeToStandardError(note)
         }
-        if replaceServerSecrets, FileManager.default.fileExists(atPath: config.auditLog.path) {
-            // The first start's audit key was replaced with the backup's: its log no longer verifies.
+        if let priorKey, replaceServerSecrets {
+            // The first start's audit key was replaced with the backup's: its log no longer verifies here.
+            let publicKey = priorKey.publicKey.rawRepresentation.base64EncodedString()
             writeToStandardError(
-                "note: if \(config.auditLog.path) is the log of the first start this restore replaced, its audit key is gone, so it no longer verifies here: move it aside before starting the server, which then begins a log of its own (docs/api.md, backup and restore)\n"
+                "note: \(config.auditLog.path) is the log of the first start this restore replaced, and ends with the restore; its audit key is gone, so move the log aside before starting the server, which then begins a log of its own. Keep its public key with it: kms audit verify FILE --public-key \(publicKey) (docs/api.md, backup and restore)\n"
             )
         }
         if database == nil, let warning = DurableFile.looseness(of: config.keyStorePath) {
@@ -179,6 +220,38 @@ struct RestoreCommand: AsyncParsableCommand {
 }
 
 extension RestoreCommand {
+    /// What a restore entry says it wrote: the counts, and the keys whose
+    /// deletion date had passed (cancelled or left).
+    static func resultFields(_ counts: BackupContents.Counts, passed: [String], _ cancelled: Bool) -> [(String, String)]
+    {
+        counts.members.map { ($0.0, "\($0.1)") } + [
+            (cancelled ? "cancelledDeletions" : "passedDeletions", "\(passed.count)")
+        ]
+    }
+
+    /// Begins (or continues) the restored instance's log with the restore,
+    /// under the audit key the backup brought, so the first start continues
+    /// a record that says where its keys came from. The restore is done by
+    /// now: a failure here is the reason it returns, said as a warning.
+    static func beginLog(
+        _ config: KMSConfiguration, _ fields: [(String, String)], secrets: any SecretBlobStore, masterKey: MasterKey,
+        lockHeld: Bool, _ logger: Logger
+    ) async -> String? {
+        do {
+            guard let key = try await AuditFiles.existingKey(store: secrets, masterKey: masterKey) else {
+                return "the backup holds no audit key (the first start makes one and begins the log)"
+            }
+            let lock = lockHeld ? nil : try AuditWriterLock.acquire(forLog: config.auditLog)
+            defer { withExtendedLifetime(lock) {} }
+            let log = try await LocalAudit.open(config, key: key, logger: logger)
+            try await log.record(AuditEvent("backup.restore", LocalAudit.via + fields), durable: true)
+            await log.close()
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
     /// What the restore did or left about keys whose deletion date passed: a
     /// backup that brings back a deleted key was made during its waiting
     /// period, so without `--cancel-passed-deletions` the key would be deleted

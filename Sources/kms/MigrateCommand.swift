@@ -74,99 +74,153 @@ struct MigrateCommand: AsyncParsableCommand {
         let (sourceKeys, sourceSecrets) = try stores(from)
         let (targetKeys, targetSecrets) = try stores(to)
 
-        for name in [IdentityKeyLoader.blobName, AuditFiles.keyBlob] {
-            guard let blob = try await sourceSecrets.blob(named: name) else { continue }
-            guard try await targetSecrets.createBlob(named: name, wrapped: blob) == blob else {
-                throw ValidationError(
-                    "the destination already has a different \(name) (another server identity); migrate into an empty store"
-                )
-            }
-        }
-
-        var copied = 0
-        var present = 0
-        var versions = 0
-        var after: String?
-        while true {
-            let page = try await sourceKeys.list(after: after, limit: 500)
-            guard let last = page.last else { break }
-            for record in page {
-                if let existing = try await targetKeys.key(id: record.keyId) {
-                    guard existing.versions == record.versions, existing.aliases == record.aliases else {
-                        throw ValidationError("key \(record.keyId) differs on the destination; resolve it by hand")
-                    }
-                    present += 1
-                } else {
-                    // Aliases are records: each keeps its own dates.
-                    try await targetKeys.create(record.withAliases([]))
-                    for alias in try await sourceKeys.listAliases(after: nil, limit: 100, keyId: record.keyId) {
-                        try await targetKeys.createAlias(alias)
-                    }
-                    copied += 1
-                }
-                // Every version must unwrap to the same material on both sides.
-                guard let moved = try await targetKeys.key(id: record.keyId),
-                    moved.versions.map(\.version) == record.versions.map(\.version)
-                else {
-                    throw ValidationError("key \(record.keyId) is missing or lacks versions after the copy")
-                }
-                for (source, target) in zip(record.versions, moved.versions) {
-                    let aad = "kms-v1/key-material\n\(record.keyId)\n\(source.version)"
-                    guard
-                        try masterKey.unwrap(source.wrappedMaterial, aad: aad)
-                            == (try masterKey.unwrap(target.wrappedMaterial, aad: aad))
-                    else {
-                        throw ValidationError("key \(record.keyId) version \(source.version) differs after the copy")
-                    }
-                    versions += 1
-                }
-                // And the active version of an enabled key encrypts on one side and decrypts on the other.
-                guard record.state == .enabled else { continue }
-                let sourceRing = KeyRing(
-                    store: sourceKeys, masterKey: masterKey, lifecycle: lifecycle, clock: SystemClock())
-                let targetRing = KeyRing(
-                    store: targetKeys, masterKey: masterKey, lifecycle: lifecycle, clock: SystemClock())
-                let probe = Data("kms migrate".utf8)
-                let sealed = try await sourceRing.encrypt(record.keyId, plaintext: probe, aad: Data())
-                guard try await targetRing.decrypt(sealed.ciphertext, aad: Data()).plaintext == probe else {
-                    throw ValidationError("key \(record.keyId) does not decrypt the same after the copy")
-                }
-            }
-            after = last.keyId
-        }
-        // The client registry (identity-v1): sealed records move as they are (their AADs
-        // name the client, not the store); the destination must have no other clients.
-        func clientStore(_ side: Side) throws -> any ClientStore {
-            if side == .postgres, let database { return PostgresClientStore(database: database) }
-            return try LocalClientStore(folder: config.keyStorePath)
-        }
-        let (sourceClients, targetClients) = (try clientStore(from), try clientStore(to))
-        var clients = 0
-        var cursor: String?
-        while true {
-            let page = try await sourceClients.list(after: cursor, limit: 500)
-            guard let last = page.last else { break }
-            for client in page {
-                if let existing = try await targetClients.client(id: client.clientId) {
-                    guard existing.sealed == client.sealed else {
-                        throw ValidationError(
-                            "client \(client.clientId) differs on the destination; resolve it by hand")
-                    }
-                    continue
-                }
-                do {
-                    try await targetClients.add(client, onlyIfEmpty: false)
-                } catch {
+        // The copy is recorded in the log of the store it copies (KMS_AUDIT_LOG), under that store's audit
+        // key, which goes with the keys: a server on either store continues that log.
+        let log = try await Self.openLog(config, secrets: sourceSecrets, masterKey: masterKey, logger: logger)
+        defer { withExtendedLifetime(log?.lock) {} }
+        func copy() async throws -> Moved {
+            for name in [IdentityKeyLoader.blobName, AuditFiles.keyBlob] {
+                guard let blob = try await sourceSecrets.blob(named: name) else { continue }
+                guard try await targetSecrets.createBlob(named: name, wrapped: blob) == blob else {
                     throw ValidationError(
-                        "client \(client.name) cannot be added on the destination (\(error.message)); migrate into an empty registry"
+                        "the destination already has a different \(name) (another server identity); migrate into an empty store"
                     )
                 }
-                clients += 1
             }
-            cursor = last.clientId
+
+            var copied = 0
+            var present = 0
+            var versions = 0
+            var after: String?
+            while true {
+                let page = try await sourceKeys.list(after: after, limit: 500)
+                guard let last = page.last else { break }
+                for record in page {
+                    if let existing = try await targetKeys.key(id: record.keyId) {
+                        guard existing.versions == record.versions, existing.aliases == record.aliases else {
+                            throw ValidationError("key \(record.keyId) differs on the destination; resolve it by hand")
+                        }
+                        present += 1
+                    } else {
+                        // Aliases are records: each keeps its own dates.
+                        try await targetKeys.create(record.withAliases([]))
+                        for alias in try await sourceKeys.listAliases(after: nil, limit: 100, keyId: record.keyId) {
+                            try await targetKeys.createAlias(alias)
+                        }
+                        copied += 1
+                    }
+                    // Every version must unwrap to the same material on both sides.
+                    guard let moved = try await targetKeys.key(id: record.keyId),
+                        moved.versions.map(\.version) == record.versions.map(\.version)
+                    else {
+                        throw ValidationError("key \(record.keyId) is missing or lacks versions after the copy")
+                    }
+                    for (source, target) in zip(record.versions, moved.versions) {
+                        let aad = "kms-v1/key-material\n\(record.keyId)\n\(source.version)"
+                        guard
+                            try masterKey.unwrap(source.wrappedMaterial, aad: aad)
+                                == (try masterKey.unwrap(target.wrappedMaterial, aad: aad))
+                        else {
+                            throw ValidationError(
+                                "key \(record.keyId) version \(source.version) differs after the copy")
+                        }
+                        versions += 1
+                    }
+                    // And the active version of an enabled key encrypts on one side and decrypts on the other.
+                    guard record.state == .enabled else { continue }
+                    let sourceRing = KeyRing(
+                        store: sourceKeys, masterKey: masterKey, lifecycle: lifecycle, clock: SystemClock())
+                    let targetRing = KeyRing(
+                        store: targetKeys, masterKey: masterKey, lifecycle: lifecycle, clock: SystemClock())
+                    let probe = Data("kms migrate".utf8)
+                    let sealed = try await sourceRing.encrypt(record.keyId, plaintext: probe, aad: Data())
+                    guard try await targetRing.decrypt(sealed.ciphertext, aad: Data()).plaintext == probe else {
+                        throw ValidationError("key \(record.keyId) does not decrypt the same after the copy")
+                    }
+                }
+                after = last.keyId
+            }
+            // The client registry (identity-v1): sealed records move as they are (their AADs
+            // name the client, not the store); the destination must have no other clients.
+            func clientStore(_ side: Side) throws -> any ClientStore {
+                if side == .postgres, let database { return PostgresClientStore(database: database) }
+                return try LocalClientStore(folder: config.keyStorePath)
+            }
+            let (sourceClients, targetClients) = (try clientStore(from), try clientStore(to))
+            var clients = 0
+            var cursor: String?
+            while true {
+                let page = try await sourceClients.list(after: cursor, limit: 500)
+                guard let last = page.last else { break }
+                for client in page {
+                    if let existing = try await targetClients.client(id: client.clientId) {
+                        guard existing.sealed == client.sealed else {
+                            throw ValidationError(
+                                "client \(client.clientId) differs on the destination; resolve it by hand")
+                        }
+                        continue
+                    }
+                    do {
+                        try await targetClients.add(client, onlyIfEmpty: false)
+                    } catch {
+                        throw ValidationError(
+                            "client \(client.name) cannot be added on the destination (\(error.message)); migrate into an empty registry"
+                        )
+                    }
+                    clients += 1
+                }
+                cursor = last.clientId
+            }
+            return Moved(copied: copied, present: present, versions: versions, clients: clients)
         }
+        let moved: Moved
+        if let log {
+            moved = try await LocalAudit.around(
+                log.log, "store.migrate", [("from", from.rawValue), ("to", to.rawValue)], result: \.fields, copy)
+        } else {
+            moved = try await copy()
+            writeToStandardError(
+                "note: no audit entry was written: \(config.auditLog.path) (KMS_AUDIT_LOG) does not exist or the store has no audit key yet\n"
+            )
+        }
+        let (copied, present, versions, clients) = (moved.copied, moved.present, moved.versions, moved.clients)
         printShown(
             "migrated \(copied) keys (\(present) already there) from \(from.rawValue) to \(to.rawValue); \(versions) versions verified; \(clients) clients"
         )
+    }
+}
+
+extension MigrateCommand {
+    /// What a migration copied, as its audit entry records it.
+    struct Moved {
+        var copied: Int
+        var present: Int
+        var versions: Int
+        var clients: Int
+
+        var fields: [(String, String)] {
+            [
+                ("keys", "\(copied)"), ("keysAlreadyThere", "\(present)"), ("versions", "\(versions)"),
+                ("clients", "\(clients)"),
+            ]
+        }
+    }
+
+    /// The configured log, under the source store's audit key, with its lock
+    /// (refused while a server writes it); nil when there is no log there or
+    /// the store never made an audit key, and so nothing to continue.
+    static func openLog(
+        _ config: KMSConfiguration, secrets: any SecretBlobStore, masterKey: MasterKey, logger: Logger
+    ) async throws -> (log: AuditLog, lock: AuditWriterLock?)? {
+        guard FileManager.default.fileExists(atPath: config.auditLog.path),
+            let key = try await AuditFiles.existingKey(store: secrets, masterKey: masterKey)
+        else { return nil }
+        let lock: AuditWriterLock?
+        do {
+            lock = try AuditWriterLock.acquire(forLog: config.auditLog)
+        } catch {
+            throw CLIFailure(message: error.description)
+        }
+        return (try await LocalAudit.open(config, key: key, logger: logger), lock)
     }
 }

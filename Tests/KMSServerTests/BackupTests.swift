@@ -149,8 +149,17 @@ import Testing
         let restored = try await CLIProcess.run(["restore", file.path], environment: target)
         #expect(restored.status == 0, "\(restored.stdout)\(restored.stderr)")
         #expect(restored.stdout.contains(#""keys":3,"versions":4,"aliases":4"#))
+        // The restored instance's log begins with the restore (the backup's SHA-256 and what it wrote), under
+        // the audit key the backup brought; the refused second restore is recorded after it.
+        let sha = SHA256.hash(data: try Data(contentsOf: file)).map { String(format: "%02x", $0) }.joined()
+        let restoredLog = try String(contentsOfFile: target["KMS_AUDIT_LOG"] ?? "", encoding: .utf8)
+        let first = try #require(restoredLog.split(separator: "\n").first)
+        #expect(first.contains(#""type":"backup.restore","outcome":"success","via":"local""#), "\(first)")
+        #expect(first.contains(sha) && first.contains(#""keys":"3""#) && first.contains(#""store":"\#(pair.to)""#))
         let twice = try await CLIProcess.run(["restore", file.path], environment: target)
         #expect(twice.status != 0 && twice.stderr.contains("never-started"), "\(twice.stderr)")
+        let afterTwice = try String(contentsOfFile: target["KMS_AUDIT_LOG"] ?? "", encoding: .utf8)
+        #expect(afterTwice.contains(#""type":"backup.restore","outcome":"failure""#), "\(afterTwice)")
 
         let b = try await ServeProcess(environment: target)
         // A's admin key works on B: the client registry came with the keys.
@@ -171,6 +180,55 @@ import Testing
         }
         try await restoredClient.close()
         #expect(try await b.stop() == 0)
+        // B's first start continued the log the restore began, and the whole of it verifies.
+        let verified = try await CLIProcess.run(["audit", "verify"], environment: target)
+        #expect(
+            verified.status == 0 && verified.stdout.contains("audit log OK"), "\(verified.stdout)\(verified.stderr)")
+        let continued = try String(contentsOfFile: target["KMS_AUDIT_LOG"] ?? "", encoding: .utf8)
+        #expect(continued.contains(#""type":"server.start""#))
+    }
+
+    /// `--replace-server-secrets` over a first start: that start's log ends with the restore (intent and
+    /// success, under the audit key the restore replaces), and the command names that key so the log can
+    /// still be verified once it is moved aside.
+    @Test func aRestoreOverAFirstStartEndsThatStartsLog() async throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kms-replace-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let source = Self.environment("file", folder: scratch.appendingPathComponent("a"))
+        let a = try await ServeProcess(environment: source)
+        let file = scratch.appendingPathComponent("kms.backup")
+        #expect(try await CLIProcess.run(["backup", "--out", file.path], environment: source).status == 0)
+        #expect(try await a.stop() == 0)
+        // A first start on the same master key: server secrets, the bootstrap admin and a log of its own.
+        let target = Self.environment("file", folder: scratch.appendingPathComponent("c"))
+        try FileManager.default.createDirectory(
+            at: scratch.appendingPathComponent("c/data"), withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
+        let masterKey = try #require(FileManager.default.contents(atPath: source["KMS_MASTER_KEY_FILE"] ?? ""))
+        try masterKey.write(to: URL(fileURLWithPath: target["KMS_MASTER_KEY_FILE"] ?? ""))
+        let c = try await ServeProcess(environment: target)
+        #expect(try await c.stop() == 0)
+        let publicKey = try await CLIProcess.run(["audit", "public-key"], environment: target).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+
+        let restored = try await CLIProcess.run(
+            ["restore", file.path, "--replace-server-secrets"], environment: target)
+        #expect(restored.status == 0, "\(restored.stderr)")
+        #expect(restored.stderr.contains("ends with the restore") && restored.stderr.contains(publicKey))
+        let log = target["KMS_AUDIT_LOG"] ?? ""
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").filter {
+            $0.contains(#""type":"backup.restore""#)
+        }
+        #expect(lines.count == 2 && lines[0].contains(#""outcome":"intent""#), "\(lines)")
+        #expect(
+            lines.last?.contains(#""outcome":"success""#) == true && lines.last?.contains(#""secrets":"2""#) == true)
+        let verified = try await CLIProcess.run(["audit", "verify", log, "--public-key", publicKey])
+        #expect(verified.status == 0 && verified.stdout.contains("audit log OK"), "\(verified.stdout)")
+        // The restored key no longer signs that log: moved aside, the server begins its own.
+        try FileManager.default.moveItem(atPath: log, toPath: log + ".first-start")
+        let restarted = try await ServeProcess(environment: target)
+        #expect(try await restarted.stop() == 0)
+        #expect(try await CLIProcess.run(["audit", "verify"], environment: target).status == 0)
     }
 
     /// A backup that brings back a deleted key was made during its waiting period, so the key comes back

@@ -298,6 +298,7 @@ import Testing
             "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
             "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
             "KMS_DATABASE_URL": PostgresTestDatabase.url ?? "", "KMS_DATABASE_PREFIX": prefix,
+            "KMS_AUDIT_LOG": data.appendingPathComponent("audit.log").path,
         ]
         // While the server runs on the file store, migrate is refused by the store's writer lock.
         let busy = try await CLIProcess.run(["migrate", "--from", "file", "--to", "postgres"], environment: common)
@@ -308,6 +309,14 @@ import Testing
         #expect(
             there.status == 0 && there.stdout.contains("versions verified; 2 clients"), "\(there.stdout)\(there.stderr)"
         )
+        // Recorded in the file store's log, under its audit key (which moved with the keys).
+        let recorded = try String(contentsOf: data.appendingPathComponent("audit.log"), encoding: .utf8)
+        #expect(
+            recorded.contains(
+                #""type":"store.migrate","outcome":"intent","via":"local","client":"local","from":"file","to":"postgres""#
+            ))
+        #expect(
+            recorded.contains(#""type":"store.migrate","outcome":"success""#) && recorded.contains(#""clients":"2""#))
 
         var onPostgres = common
         onPostgres["KMS_STORE"] = "postgres"
@@ -339,6 +348,11 @@ import Testing
         let returned = try await CLIProcess.run(["migrate", "--from", "postgres", "--to", "file"], environment: back)
         #expect(
             returned.status == 0 && returned.stdout.contains("migrated 2 keys"), "\(returned.stdout)\(returned.stderr)")
+        let both = try String(contentsOf: data.appendingPathComponent("audit.log"), encoding: .utf8)
+        #expect(both.contains(#""from":"postgres","to":"file""#))
+        let verified = try await CLIProcess.run(["audit", "verify"], environment: common)
+        #expect(
+            verified.status == 0 && verified.stdout.contains("audit log OK"), "\(verified.stdout)\(verified.stderr)")
     }
 
     /// Offline verbs run where no server ever ran make nothing there: `clients add --local` reported an

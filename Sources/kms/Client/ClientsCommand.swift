@@ -346,27 +346,9 @@ enum LocalRegistry {
         intent: [(String, String)], _ change: () async throws -> ClientBody
     ) async throws -> ClientBody {
         let key = try await AuditFiles.loadOrCreateKey(store: secrets, masterKey: masterKey, log: config.auditLog)
-        let log = try await AuditLog.open(
-            at: config.auditLog, key: key, clock: SystemClock(), maxBytes: config.auditMaxBytes, logger: logger)
-        let via = [("via", "local"), ("client", "local")] + intent
-        try await log.record(AuditEvent("client.add", outcome: "intent", via), durable: true)
-        let value: ClientBody
-        do {
-            value = try await change()
-        } catch {
-            await log.recordBestEffort(AuditEvent("client.add", outcome: "failure", via))
-            await log.flush()
-            throw error
+        let log = try await LocalAudit.open(config, key: key, logger: logger)
+        return try await LocalAudit.around(log, "client.add", intent, result: { [("targetClientId", $0.clientId)] }) {
+            try await change()
         }
-        // The client is enrolled: a result entry that cannot be written leaves the intent without its
-        // result (docs/audit.md), never a `failure` for a change that happened (a review found that).
-        do {
-            try await log.record(AuditEvent("client.add", via + [("targetClientId", value.clientId)]), durable: true)
-        } catch {
-            await log.flush()
-            throw error
-        }
-        await log.flush()
-        return value
     }
 }
