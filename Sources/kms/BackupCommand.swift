@@ -87,7 +87,8 @@ struct RestoreCommand: AsyncParsableCommand {
             Checks the file's SHA-256 and its MAC under this master key, opens every wrapped value and checks
             the counts; writes (PostgreSQL: one transaction; file store: staged, then renamed in); reads
             everything back, compares each version's material and round-trips a probe through every enabled
-            key. Any failure writes nothing. Prints the counts as one JSON object. Never creates a master key.
+            key. Any failure leaves the store as it was. Records the restore in KMS_AUDIT_LOG (docs/audit.md).
+            Prints the counts as one JSON object. Never creates a master key.
             """)
 
     @Argument(help: "The backup file.") var file: String
@@ -108,7 +109,6 @@ struct RestoreCommand: AsyncParsableCommand {
             throw ValidationError("cannot read \(file)")
         }
         let config = try KMSConfiguration.forCommand()
-        let logWasThere = FileManager.default.fileExists(atPath: config.auditLog.path)
         // Refused while a server writes this store (it would go on writing under the restored files), and
         // no server starts on it until the restore is done. The file store's own lock, whatever the audit
         // log is called; on PostgreSQL, a local server's audit-log lock here, and in the restore's
@@ -139,6 +139,8 @@ struct RestoreCommand: AsyncParsableCommand {
             throw CLIFailure(message: failure.description)
         }
         defer { withExtendedLifetime((writerLock, auditLock)) {} }
+        // Whether this process holds the audit log's lock (taken above when the log was there).
+        let logLocked = (config.store == .file ? auditLock : writerLock) != nil
         let (_, masterKey, database) = try await BackupSetup.open(migrate: true)
         defer { database?.shutdown() }
         // The server's clock, test offset included, decides what "passed" means.
@@ -155,14 +157,14 @@ struct RestoreCommand: AsyncParsableCommand {
         // A store a first start made (what --replace-server-secrets replaces) has an audit key and,
         // here, that start's log: the restore is that log's last record, under the key it replaces.
         let priorKey = try await BackupSetup.offline { () async throws(KMSError) in
-            logWasThere ? try await AuditFiles.existingKey(store: secrets, masterKey: masterKey) : nil
+            logLocked ? try await AuditFiles.existingKey(store: secrets, masterKey: masterKey) : nil
         }
         var priorLog: AuditLog?
         if let priorKey {
             do {
                 priorLog = try await LocalAudit.open(config, key: priorKey, logger: logger)
             } catch {
-                throw CLIFailure(message: "nothing was restored: \(error)")
+                throw CLIFailure(message: "nothing was restored: \(LocalAudit.reason(error))")
             }
         }
         let restore = { () async throws -> (BackupContents.Counts, [String]) in
@@ -194,7 +196,7 @@ struct RestoreCommand: AsyncParsableCommand {
             (counts, passed) = try await restore()
             let entry = fields + Self.resultFields(counts, passed: passed, cancel)
             if let reason = await Self.beginLog(
-                config, entry, secrets: secrets, masterKey: masterKey, lockHeld: logWasThere, logger)
+                config, entry, secrets: secrets, masterKey: masterKey, lockHeld: logLocked, logger)
             {
                 writeToStandardError(
                     "warning: the restore is done, but its entry was not written to \(config.auditLog.path) (KMS_AUDIT_LOG): \(reason)\n"
@@ -248,7 +250,7 @@ extension RestoreCommand {
             await log.close()
             return nil
         } catch {
-            return "\(error)"
+            return LocalAudit.reason(error)
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 
 /// The process entry: core dumps go off before any command reads a key, and
 /// a closed pipe becomes a write error that is reported (EPIPE), not a
@@ -13,6 +14,8 @@ enum Entry {
         // first: it may quote a database server or a file (a review finding).
         do {
             var command = try await KMSCommand.asyncParseAsRoot()
+            // `kms serve` logs JSON to standard output; every other verb's log lines are escaped.
+            if !(command is ServeCommand) { LoggingSystem.bootstrap(TerminalLogHandler.init) }
             if var command = command as? any AsyncParsableCommand {
                 try await command.run()
             } else {

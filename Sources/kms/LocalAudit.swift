@@ -14,39 +14,58 @@ enum LocalAudit {
     static let via: [(String, String)] = [("via", "local"), ("client", "local")]
 
     /// The configured log, continued under `key` (refused when another key
-    /// signed it, as `kms serve` refuses it).
+    /// signed it, as `kms serve` refuses it). Its entries wait for the disk
+    /// as start-up's do (`AuditLog.startupWait`): no client is waiting, and a
+    /// cold disk's first fsync can take seconds.
     static func open(_ config: KMSConfiguration, key: Curve25519.Signing.PrivateKey, logger: Logger) async throws
         -> AuditLog
     {
         try await AuditLog.open(
-            at: config.auditLog, key: key, clock: SystemClock(), maxBytes: config.auditMaxBytes, logger: logger)
+            at: config.auditLog, key: key, clock: SystemClock(), maxBytes: config.auditMaxBytes,
+            timeout: AuditLog.startupWait, logger: logger)
     }
 
     /// Runs `change` between a durable `intent` entry of `type` and its
     /// outcome, as the server records a key change: nothing changes unless
-    /// the intent is on disk, and a result entry that cannot be written leaves
-    /// the intent without its result (docs/audit.md), never a `failure` for a
-    /// change that happened. `result` names what the change made.
+    /// the intent is on disk. A failed change is recorded as `failure` with
+    /// its `reason`. Once the change is done it is reported done: a result
+    /// entry that cannot be written leaves the intent without its result
+    /// (docs/audit.md) and a warning on standard error, never an error that
+    /// would send the person to retry what already happened. `result` names
+    /// what the change made.
     static func around<T>(
         _ log: AuditLog, _ type: String, _ fields: [(String, String)], result: (T) -> [(String, String)],
         _ change: () async throws -> T
     ) async throws -> T {
-        try await log.record(AuditEvent(type, outcome: "intent", via + fields), durable: true)
+        do {
+            try await log.record(AuditEvent(type, outcome: "intent", via + fields), durable: true)
+        } catch {
+            await log.close()
+            throw CLIFailure(message: "nothing was changed: its audit entry could not be written (\(reason(error)))")
+        }
         let value: T
         do {
             value = try await change()
         } catch {
-            await log.recordBestEffort(AuditEvent(type, outcome: "failure", via + fields))
+            await log.recordBestEffort(AuditEvent(type, outcome: "failure", via + fields + [("reason", reason(error))]))
             await log.close()
             throw error
         }
         do {
             try await log.record(AuditEvent(type, via + fields + result(value)), durable: true)
         } catch {
-            await log.close()
-            throw error
+            writeToStandardError(
+                "warning: done, but the result entry was not written to the audit log, which holds its intent only: \(reason(error))\n"
+            )
         }
         await log.close()
         return value
+    }
+
+    /// An error as a local verb says it: a `KMSError`'s detail or message,
+    /// without the server's wording ("see its log") meant for a client.
+    static func reason(_ error: any Error) -> String {
+        if let error = error as? KMSError { return "\(error.code.rawValue): \(error.detail ?? error.message)" }
+        return "\(error)"
     }
 }

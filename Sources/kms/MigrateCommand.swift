@@ -212,15 +212,15 @@ extension MigrateCommand {
     static func openLog(
         _ config: KMSConfiguration, secrets: any SecretBlobStore, masterKey: MasterKey, logger: Logger
     ) async throws -> (log: AuditLog, lock: AuditWriterLock?)? {
-        guard FileManager.default.fileExists(atPath: config.auditLog.path),
-            let key = try await AuditFiles.existingKey(store: secrets, masterKey: masterKey)
-        else { return nil }
-        let lock: AuditWriterLock?
+        guard FileManager.default.fileExists(atPath: config.auditLog.path) else { return nil }
         do {
-            lock = try AuditWriterLock.acquire(forLog: config.auditLog)
+            guard let key = try await AuditFiles.existingKey(store: secrets, masterKey: masterKey) else { return nil }
+            let lock = try AuditWriterLock.acquire(forLog: config.auditLog)
+            return (try await LocalAudit.open(config, key: key, logger: logger), lock)
+        } catch let failure as AuditWriterLock.Failure {
+            throw CLIFailure(message: "nothing was copied: \(failure.description)")
         } catch {
-            throw CLIFailure(message: error.description)
+            throw CLIFailure(message: "nothing was copied: \(LocalAudit.reason(error))")
         }
-        return (try await LocalAudit.open(config, key: key, logger: logger), lock)
     }
 }

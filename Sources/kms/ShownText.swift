@@ -42,7 +42,9 @@ struct ShownText: ExpressibleByStringInterpolation, Sendable, Hashable {
     /// they stay lines; a text not in that shape is made safe line by line.
     static func error(message: String, fullMessage: String) -> ShownText {
         let head = "Error: " + message
-        guard !message.isEmpty, fullMessage.hasPrefix(head) else { return lineByLine(fullMessage) }
+        guard !message.isEmpty else { return lineByLine(fullMessage) }
+        // Not in the shape ArgumentParser gives it (it always is, with a message): all of it one line.
+        guard fullMessage.hasPrefix(head) else { return ShownText(value: fullMessage) }
         var shown = lineByLine(String(fullMessage.dropFirst(head.count)))
         shown.text = "Error: " + Self.shown(message) + shown.text
         return shown
@@ -50,7 +52,7 @@ struct ShownText: ExpressibleByStringInterpolation, Sendable, Hashable {
 
     /// `text` made safe line by line, its line breaks kept: for text whose
     /// lines are this program's (ArgumentParser's usage lines).
-    static func lineByLine(_ text: String) -> ShownText {
+    private static func lineByLine(_ text: String) -> ShownText {
         ShownText(
             stringLiteral: text.split(separator: "\n", omittingEmptySubsequences: false).map { shown(String($0)) }
                 .joined(separator: "\n"))

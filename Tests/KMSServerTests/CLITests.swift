@@ -239,6 +239,31 @@ import Testing
         #expect(help.status == 0 && help.stdout.contains("USAGE:") && help.stderr.isEmpty, "\(help.stderr)")
     }
 
+    /// A verb's log lines (swift-log, here the master key loader's warning) go through the same escaping
+    /// as its errors: swift-log's default handler wrote the file's path raw (a review finding).
+    @Test func aLogLineShowsControlCharactersAsEscapes() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-log-\(UUID().uuidString)")
+        let odd = folder.appendingPathComponent("m\u{1b}[2J\nkms: fine")
+        try FileManager.default.createDirectory(at: odd, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let masterKey = odd.appendingPathComponent("master.key")
+        try Data((Base64.encode(Data(repeating: 3, count: 32)) + "\n").utf8).write(to: masterKey)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: masterKey.path)
+        let junk = folder.appendingPathComponent("junk.backup")
+        try Data("not a backup\n".utf8).write(to: junk)
+        let run = try await CLIProcess.run(
+            ["restore", junk.path],
+            environment: [
+                "KMS_MASTER_KEY_FILE": masterKey.path, "KEY_STORE_PATH": folder.appendingPathComponent("keys").path,
+                "KMS_AUDIT_LOG": folder.appendingPathComponent("audit.log").path,
+            ])
+        #expect(run.status != 0, "\(run.stderr)")
+        let warning = try #require(run.stderr.split(separator: "\n").first { $0.contains("readable by others") })
+        #expect(warning.contains("m\\u{1b}[2J\\u{a}kms: fine/master.key"), "\(run.stderr)")
+        #expect(!run.stderr.unicodeScalars.contains("\u{1b}"), "\(run.stderr)")
+        #expect(!run.stderr.split(separator: "\n").contains { $0.hasPrefix("kms: fine") }, "\(run.stderr)")
+    }
+
     /// A smoke run of `kms bench` (numbers are recorded in BENCHMARKS.md, never asserted).
     @Test func benchRunsAndReportsJSON() async throws {
         let run = try await CLIProcess.run([

@@ -25,17 +25,32 @@ import Testing
     /// interpolated values (a path, a database's message) are escaped, line breaks included, so a
     /// file named `x\nkms: all fine` cannot forge a line (a change after stop 39).
     @Test func standardErrorIsWrittenOnlyByTheStandardErrorFile() throws {
+        // Also swift-log's own stream handler (TerminalLogHandler escapes), NSLog and write(2, …).
         let found = try Self.lines(
-            matching: #"\bstderr\b|FileHandle\.standardError\b|fileDescriptor:\s*2\b|(?<!isatty\()STDERR_FILENO"#,
+            matching:
+                #"\bstderr\b|FileHandle\.standardError\b|FileDescriptor\.standardError\b|fileDescriptor:\s*2\b|(?<!isatty\()STDERR_FILENO|\bwrite\(\s*2\s*,|StreamLogHandler|\bNSLog\b"#,
             outside: "StandardError.swift")
         #expect(found.isEmpty, "write standard error through StandardError.swift:\n\(found.joined(separator: "\n"))")
+        // Text that skips the escaping of values is made only inside ShownText.swift.
+        let unescaped = try Self.lines(matching: #"stringLiteral:"#, outside: "ShownText.swift")
+        #expect(unescaped.isEmpty, "\(unescaped)")
+        // Names of the terminal's devices sit in string literals, which the scan empties: read for them whole.
+        for file in try Self.swiftFiles() {
+            let text = try String(contentsOf: Self.sources.appendingPathComponent(file), encoding: .utf8)
+            #expect(!text.contains("/dev/stderr"), "\(file)")
+            #expect(!text.contains("\"/dev/tty\"") || file == "Client/TerminalPrompt.swift", "\(file)")
+        }
+    }
+
+    static func swiftFiles() throws -> [String] {
+        try #require(FileManager.default.enumerator(atPath: Self.sources.path)?.allObjects as? [String])
+            .filter { $0.hasSuffix(".swift") }
     }
 
     /// The lines of the `kms` target's source, other than `allowed`, whose code (string literals
     /// emptied, comments cut) matches `pattern`.
     static func lines(matching pattern: String, outside allowed: String) throws -> [String] {
-        let files = try #require(FileManager.default.enumerator(atPath: Self.sources.path)?.allObjects as? [String])
-            .filter { $0.hasSuffix(".swift") }
+        let files = try swiftFiles()
         #expect(files.contains(allowed) && files.count > 20, "\(files)")
         let forbidden = try NSRegularExpression(pattern: pattern)
         let literal = try NSRegularExpression(pattern: #""(?:[^"\\]|\\.)*""#)
