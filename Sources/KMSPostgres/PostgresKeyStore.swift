@@ -203,8 +203,10 @@ public final class PostgresKeyStore: KeyStore {
         cache.invalidate(keyId: record.keyId)
         guard updated else { return .conflict }  // changed or deleted meanwhile: the caller reads it again
         // Committed: a failed read-back must not turn the change into an error (its caller would audit a
-        // failure, and the scheduler skip its entry, for a change that happened). `stored` is what was written.
-        return .updated((try? await key(id: record.keyId)) ?? stored)
+        // failure, and the scheduler skip its entry, for a change that happened). `stored` is what was written,
+        // and stands when another instance changed the key again before the read-back.
+        if let fresh = try? await key(id: record.keyId), fresh.revision == stored.revision { return .updated(fresh) }
+        return .updated(stored)
     }
 
     public func delete(keyId: String, expectedRevision: Int, now: Date) async throws(KMSError) -> Bool {

@@ -6,8 +6,10 @@ import ServiceLifecycle
 /// deletes due keys for good and rotates due keys by conditional writes, so
 /// of several instances on one database exactly one performs each change and
 /// logs it (client `scheduler`); a lost race writes and logs nothing. Passes
-/// are `interval` ±10 % apart, so instances started together drift apart. It
-/// stops at graceful shutdown between passes.
+/// are `interval` ±10 % apart, so instances started together drift apart.
+/// Graceful shutdown ends the wait between passes, or a pass between two
+/// keys: a pass is never cancelled inside a write, where a deletion could
+/// land without its audit entry (a review found that).
 struct KeyScheduler: Service {
     let keys: KeyRing
     let audit: Auditor
@@ -15,15 +17,13 @@ struct KeyScheduler: Service {
     let logger: Logger
 
     func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    try await Task.sleep(for: jittered())
-                } catch {
-                    return
-                }
-                await pass()
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            let wait = jittered()
+            let slept = await cancelWhenGracefulShutdown { () async -> Bool in
+                (try? await Task.sleep(for: wait)) != nil
             }
+            guard slept, !Task.isShuttingDownGracefully else { break }
+            await pass()
         }
         // Graceful shutdown: the counts since the last pass still go to the store.
         skipped(await keys.recordUsage(report: report))
@@ -35,7 +35,7 @@ struct KeyScheduler: Service {
     /// reached its limit is rotated: `KeyRing.recordUsage`).
     func pass() async {
         do throws(KMSError) {
-            skipped(try await keys.runScheduled(report: report))
+            skipped(try await keys.runScheduled(continuing: { !Task.isShuttingDownGracefully }, report: report))
         } catch {
             logger.warning("key scheduler pass failed", metadata: ["detail": "\(error.detail ?? error.message)"])
         }

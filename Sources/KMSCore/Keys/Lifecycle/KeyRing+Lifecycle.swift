@@ -35,13 +35,15 @@ extension KeyRing {
     /// `report` hears of each change this call made as soon as it is
     /// written (the caller audits it there, so a later failure cannot lose
     /// the entry); a key that fails is skipped and named in the result, and
-    /// the others still run.
-    public func runScheduled(limit: Int = 100, report: (ScheduledOutcome) async -> Void) async throws(KMSError)
-        -> [(keyId: String, error: KMSError)]
-    {
+    /// the others still run. `continuing` is asked before each key: a
+    /// shutdown ends the pass between two keys, never inside a write.
+    public func runScheduled(
+        limit: Int = 100, continuing: () -> Bool = { true }, report: (ScheduledOutcome) async -> Void
+    ) async throws(KMSError) -> [(keyId: String, error: KMSError)] {
         let now = clock.now()
         var failures: [(keyId: String, error: KMSError)] = []
         for due in try await store.due(now: now, limit: limit) {
+            guard continuing() else { break }
             let record: KeyRecord
             switch due {
             case .readable(let readable): record = readable
@@ -49,24 +51,51 @@ extension KeyRing {
                 failures.append((keyId, error))
                 continue
             }
+            var rotated: KeyRecord?
             do throws(KMSError) {
                 if record.isDueForDeletion(at: now) {
                     if try await store.delete(keyId: record.keyId, expectedRevision: record.revision, now: now) {
                         await report(.deleted(keyId: record.keyId))
                     }
                 } else if record.isDueForRotation(at: now), let days = record.rotationPeriodDays {
-                    var rotated = record
-                    try addVersion(to: &rotated)
+                    var next = record
+                    try addVersion(to: &next)
                     // Missed periods collapse into one: the next is a period from now.
-                    rotated.nextRotationAt = now.addingTimeInterval(Double(days) * 86_400)
-                    if case .updated(let stored) = try await store.update(rotated, expectedRevision: record.revision) {
+                    next.nextRotationAt = now.addingTimeInterval(Double(days) * 86_400)
+                    rotated = next
+                    if case .updated(let stored) = try await store.update(next, expectedRevision: record.revision) {
                         await report(.rotated(stored))
                     }
                 }
             } catch {
-                failures.append((record.keyId, error))
+                if let landed = await landed(record, rotated: rotated) {
+                    await report(landed)
+                } else {
+                    failures.append((record.keyId, error))
+                }
             }
         }
         return failures
+    }
+
+    /// A write that failed may still have landed: a statement given up on
+    /// for time commits all the same, and the file store's folder fsync
+    /// fails after the rename. Read again, a deletion or rotation that
+    /// happened is reported (and so audited) instead of being lost with its
+    /// error; the next pass would no longer find the key due. A deletion
+    /// found done may, rarely, be another instance's, which audits it too.
+    private func landed(_ record: KeyRecord, rotated: KeyRecord?) async -> ScheduledOutcome? {
+        let fresh: KeyRecord?
+        do {
+            fresh = try await store.freshKey(id: record.keyId)
+        } catch {
+            return nil
+        }
+        guard let rotated else { return fresh == nil ? .deleted(keyId: record.keyId) : nil }
+        guard let written = rotated.versions.last,
+            let found = fresh?.versions.first(where: { $0.version == written.version }),
+            found.wrappedMaterial == written.wrappedMaterial, let fresh
+        else { return nil }
+        return .rotated(fresh)
     }
 }
