@@ -8,26 +8,36 @@ import Testing
 /// had no audit entry. Now a failed write is read again, and one that landed is reported.
 @Suite struct ScheduledWriteTests {
     /// Forwards to an in-memory store; its deletes and updates fail, after the write (`landing`) or
-    /// before it.
+    /// before it. `cancelling`: the failing write also cancels the pass's task (a failing service
+    /// stops the group), and reads in a cancelled task fail at once, as a database call's do.
     final class FailingWrites: KeyStore {
         let inner = InMemoryKeyStore()
         let landing: Bool
-        init(landing: Bool) { self.landing = landing }
+        let cancelling: Bool
+        init(landing: Bool, cancelling: Bool = false) { (self.landing, self.cancelling) = (landing, cancelling) }
 
         static let failure = KMSError.internal("the write timed out")
 
+        func fail() -> KMSError {
+            if cancelling { withUnsafeCurrentTask { $0?.cancel() } }
+            return Self.failure
+        }
+
         func create(_ record: KeyRecord) async throws(KMSError) { try await inner.create(record) }
-        func key(id: String) async throws(KMSError) -> KeyRecord? { try await inner.key(id: id) }
+        func key(id: String) async throws(KMSError) -> KeyRecord? {
+            if Task.isCancelled { throw KMSError(.serverBusy, "cancelled") }
+            return try await inner.key(id: id)
+        }
         func key(alias: String) async throws(KMSError) -> KeyRecord? { try await inner.key(alias: alias) }
         func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyUpdate {
-            guard landing else { throw Self.failure }
+            guard landing else { throw fail() }
             _ = try await inner.update(record, expectedRevision: expectedRevision)
-            throw Self.failure
+            throw fail()
         }
         func delete(keyId: String, expectedRevision: Int, now: Date) async throws(KMSError) -> Bool {
-            guard landing else { throw Self.failure }
+            guard landing else { throw fail() }
             _ = try await inner.delete(keyId: keyId, expectedRevision: expectedRevision, now: now)
-            throw Self.failure
+            throw fail()
         }
         func list(after: String?, limit: Int) async throws(KMSError) -> [KeyRecord] {
             try await inner.list(after: after, limit: limit)
@@ -55,10 +65,10 @@ import Testing
     }
 
     /// One key pending deletion and one due for rotation, a pass over `store` nine days on.
-    func pass(landing: Bool) async throws -> (
+    func pass(landing: Bool, cancelling: Bool = false) async throws -> (
         outcomes: [KeyRing.ScheduledOutcome], failures: [String], doomed: String, rotating: String
     ) {
-        let store = FailingWrites(landing: landing)
+        let store = FailingWrites(landing: landing, cancelling: cancelling)
         let clock = ManualClock(Date(timeIntervalSince1970: 1_800_000_000))
         let keys = KeyRing(
             store: store.inner, masterKey: try MasterKey(bytes: Data(repeating: 1, count: 32)),
@@ -71,13 +81,18 @@ import Testing
         let ring = KeyRing(
             store: store, masterKey: try MasterKey(bytes: Data(repeating: 1, count: 32)),
             lifecycle: KeyLifecycle(graceMs: 1000), clock: clock)
-        var outcomes: [KeyRing.ScheduledOutcome] = []
-        let failures = try await ring.runScheduled { outcomes.append($0) }
-        return (outcomes, failures.map(\.keyId), doomed, rotating)
+        // In a task of its own, which the cancelling store cancels.
+        let (outcomes, failures) = try await Task {
+            var outcomes: [KeyRing.ScheduledOutcome] = []
+            let failures = try await ring.runScheduled { outcomes.append($0) }
+            return (outcomes, failures.map(\.keyId))
+        }.value
+        return (outcomes, failures, doomed, rotating)
     }
 
-    @Test func aWriteThatLandedBeforeItsErrorIsReported() async throws {
-        let run = try await pass(landing: true)
+    @Test(arguments: [false, true])
+    func aWriteThatLandedBeforeItsErrorIsReported(cancelling: Bool) async throws {
+        let run = try await pass(landing: true, cancelling: cancelling)
         #expect(run.failures.isEmpty, "\(run.failures)")
         #expect(run.outcomes.contains(.deleted(keyId: run.doomed)))
         let rotated = run.outcomes.compactMap { if case .rotated(let record) = $0 { record } else { nil } }

@@ -35,7 +35,9 @@ struct KeyScheduler: Service {
     /// reached its limit is rotated: `KeyRing.recordUsage`).
     func pass() async {
         do throws(KMSError) {
-            skipped(try await keys.runScheduled(continuing: { !Task.isShuttingDownGracefully }, report: report))
+            skipped(
+                try await keys.runScheduled(
+                    continuing: { !Task.isCancelled && !Task.isShuttingDownGracefully }, report: report))
         } catch {
             logger.warning("key scheduler pass failed", metadata: ["detail": "\(error.detail ?? error.message)"])
         }

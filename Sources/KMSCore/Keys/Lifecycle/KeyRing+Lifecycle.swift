@@ -51,9 +51,11 @@ extension KeyRing {
                 failures.append((keyId, error))
                 continue
             }
-            var rotated: KeyRecord?
+            // The write about to be made: what `landed` looks for when it fails.
+            var attempt: ScheduledOutcome?
             do throws(KMSError) {
                 if record.isDueForDeletion(at: now) {
+                    attempt = .deleted(keyId: record.keyId)
                     if try await store.delete(keyId: record.keyId, expectedRevision: record.revision, now: now) {
                         await report(.deleted(keyId: record.keyId))
                     }
@@ -62,14 +64,19 @@ extension KeyRing {
                     try addVersion(to: &next)
                     // Missed periods collapse into one: the next is a period from now.
                     next.nextRotationAt = now.addingTimeInterval(Double(days) * 86_400)
-                    rotated = next
+                    next.revision = record.revision + 1
+                    attempt = .rotated(next)
                     if case .updated(let stored) = try await store.update(next, expectedRevision: record.revision) {
                         await report(.rotated(stored))
                     }
                 }
             } catch {
-                if let landed = await landed(record, rotated: rotated) {
-                    await report(landed)
+                // Read again in a task of its own: a cancelled pass (a failing service stops the group)
+                // would otherwise fail the read at once, and lose the entry of a write that landed.
+                let ring = self
+                let found = await Task { [attempt] in await ring.landed(attempt) }.value
+                if let found {
+                    await report(found)
                 } else {
                     failures.append((record.keyId, error))
                 }
@@ -82,20 +89,29 @@ extension KeyRing {
     /// for time commits all the same, and the file store's folder fsync
     /// fails after the rename. Read again, a deletion or rotation that
     /// happened is reported (and so audited) instead of being lost with its
-    /// error; the next pass would no longer find the key due. A deletion
-    /// found done may, rarely, be another instance's, which audits it too.
-    private func landed(_ record: KeyRecord, rotated: KeyRecord?) async -> ScheduledOutcome? {
-        let fresh: KeyRecord?
-        do {
-            fresh = try await store.freshKey(id: record.keyId)
-        } catch {
+    /// error, since the next pass would no longer find the key due. A
+    /// rotation is recognised by its new version's wrapped material (fresh
+    /// random bytes), and reported as written, whatever changed after it. A
+    /// deletion found done may, rarely, be another instance's, which audits
+    /// it too; a statement still running when the key is read again is not
+    /// seen, and its change has no entry (the server's log names the key).
+    private func landed(_ attempt: ScheduledOutcome?) async -> ScheduledOutcome? {
+        switch attempt {
+        case .deleted(let keyId):
+            do {
+                return try await store.freshKey(id: keyId) == nil ? attempt : nil
+            } catch {
+                return nil  // not known: counted as skipped
+            }
+        case .rotated(let written):
+            guard let version = written.versions.last, let fresh = try? await store.freshKey(id: written.keyId),
+                fresh.versions.contains(where: {
+                    $0.version == version.version && $0.wrappedMaterial == version.wrappedMaterial
+                })
+            else { return nil }
+            return attempt
+        case .rotatedForUsage, nil:
             return nil
         }
-        guard let rotated else { return fresh == nil ? .deleted(keyId: record.keyId) : nil }
-        guard let written = rotated.versions.last,
-            let found = fresh?.versions.first(where: { $0.version == written.version }),
-            found.wrappedMaterial == written.wrappedMaterial, let fresh
-        else { return nil }
-        return .rotated(fresh)
     }
 }
