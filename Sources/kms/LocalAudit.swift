@@ -5,7 +5,7 @@ import KMSServer
 import Logging
 
 /// The audit record of a verb run on the server's host with the servers
-/// stopped (`kms clients add --local`, `kms restore`): entries in the log
+/// stopped (`kms clients add --local`, `kms restore`, `kms migrate`): entries in the log
 /// `kms serve` writes (`KMS_AUDIT_LOG`), under the store's audit key, marked
 /// `via` = `local`, so what was done to a store offline stands in the record
 /// that the server's own entries continue.

@@ -17,7 +17,9 @@ struct MigrateCommand: AsyncParsableCommand {
             configuration (both sides must use the same one: material stays wrapped as it is). Stop the servers
             first: a server on the file store refuses it (the store's writer lock), and so does one on
             PostgreSQL (the deployment's running lock, checked once before the copy). Keys already present on
-            the destination are checked, not overwritten.
+            the destination are checked, not overwritten. Recorded as store.migrate in KMS_AUDIT_LOG (the log of the
+            instance whose store is copied), whose lock it takes: a log held by a server, or signed by another
+            instance's key, refuses the copy.
             """)
 
     enum Side: String, ExpressibleByArgument { case file, postgres }
@@ -220,7 +222,10 @@ extension MigrateCommand {
         } catch let failure as AuditWriterLock.Failure {
             throw CLIFailure(message: "nothing was copied: \(failure.description)")
         } catch {
-            throw CLIFailure(message: "nothing was copied: \(LocalAudit.reason(error))")
+            throw CLIFailure(
+                message:
+                    "nothing was copied: \(LocalAudit.reason(error)). The copy is recorded in KMS_AUDIT_LOG (\(config.auditLog.path)): give this command the log of the instance whose store it copies"
+            )
         }
     }
 }

@@ -69,6 +69,11 @@ struct ShownText: ExpressibleByStringInterpolation, Sendable, Hashable {
 
         mutating func appendInterpolation(_ value: some Any) { text += ShownText.shown(String(describing: value)) }
 
+        /// An optional would show as `Optional("…")`: unwrap it first (the compiler's own warning for
+        /// that does not reach a custom interpolation).
+        @available(*, unavailable, message: "unwrap the optional first")
+        mutating func appendInterpolation<T>(_ value: T?) {}
+
         /// Text already made safe (another `ShownText`), kept as it is.
         mutating func appendInterpolation(_ value: ShownText) { text += value.text }
     }

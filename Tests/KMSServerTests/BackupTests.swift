@@ -122,7 +122,10 @@ import Testing
         try FileManager.default.createDirectory(
             at: scratch.appendingPathComponent("b/data"), withIntermediateDirectories: true,
             attributes: [.posixPermissions: 0o700])
-        try masterKey.write(to: URL(fileURLWithPath: target["KMS_MASTER_KEY_FILE"] ?? ""))
+        #expect(
+            FileManager.default.createFile(
+                atPath: target["KMS_MASTER_KEY_FILE"] ?? "", contents: masterKey, attributes: [.posixPermissions: 0o600]
+            ))
 
         // An edited byte, or another master key: refused, and nothing written.
         var edited = try Data(contentsOf: file)
@@ -205,7 +208,10 @@ import Testing
             at: scratch.appendingPathComponent("c/data"), withIntermediateDirectories: true,
             attributes: [.posixPermissions: 0o700])
         let masterKey = try #require(FileManager.default.contents(atPath: source["KMS_MASTER_KEY_FILE"] ?? ""))
-        try masterKey.write(to: URL(fileURLWithPath: target["KMS_MASTER_KEY_FILE"] ?? ""))
+        #expect(
+            FileManager.default.createFile(
+                atPath: target["KMS_MASTER_KEY_FILE"] ?? "", contents: masterKey, attributes: [.posixPermissions: 0o600]
+            ))
         let c = try await ServeProcess(environment: target)
         #expect(try await c.stop() == 0)
         let publicKey = try await CLIProcess.run(["audit", "public-key"], environment: target).stdout
@@ -258,7 +264,10 @@ import Testing
             try FileManager.default.createDirectory(
                 at: scratch.appendingPathComponent("\(name)/data"), withIntermediateDirectories: true,
                 attributes: [.posixPermissions: 0o700])
-            try masterKey.write(to: URL(fileURLWithPath: target["KMS_MASTER_KEY_FILE"] ?? ""))
+            #expect(
+                FileManager.default.createFile(
+                    atPath: target["KMS_MASTER_KEY_FILE"] ?? "", contents: masterKey,
+                    attributes: [.posixPermissions: 0o600]))
             let run = try await CLIProcess.run(["restore", file.path] + arguments, environment: target)
             #expect(run.status == 0, "\(run.stderr)")
             return (run.stderr, target)

@@ -5,7 +5,9 @@ import ServiceLifecycle
 /// lifecycle-v1 sections 1 and 2: every instance runs this; each pass
 /// deletes due keys for good and rotates due keys by conditional writes, so
 /// of several instances on one database exactly one performs each change and
-/// logs it (client `scheduler`); a lost race writes and logs nothing. Passes
+/// logs it (client `scheduler`); a lost race writes and logs nothing (rarely,
+/// after a failed write, a deletion found done is another instance's, and
+/// both log it: `KeyRing.runScheduled`). Passes
 /// are `interval` ±10 % apart, so instances started together drift apart.
 /// Graceful shutdown ends the wait between passes, or a pass between two
 /// keys: a pass is never cancelled inside a write, where a deletion could
