@@ -42,7 +42,7 @@ public enum FileIO {
     /// `POSIXError` when the read fails; nil for anything that is not a
     /// regular file. Decryption reads through
     /// it: AES-GCM reads a chunk twice (the tag check, then the decryption)
-    /// and chunks are opened where they lie (`InPlaceAESGCM`), so they must
+    /// and chunks are opened where they lie (`AESGCM256`), so they must
     /// be this process's own memory. A chunk in a mapping of the file could
     /// be rewritten by another process between the two reads and release
     /// plaintext that never authenticated. The reader holds its own

@@ -71,48 +71,58 @@ import Testing
         #expect(count == 66)
     }
 
-    /// The same vectors through `InPlaceAESGCM.open`, which opens the file
-    /// format's chunks without swift-crypto's copy.
-    /// Each vector twice: as separate buffers, and as slices of one larger
-    /// buffer (as the file reader passes them). Linux builds open in place.
-    @Test func aesGCM256InPlace() throws {
+    /// The same vectors through `AESGCM256`, which every seal and open of
+    /// the project calls (BoringSSL directly on Linux). Each vector opens
+    /// twice: as separate buffers, and as slices of one larger buffer (as
+    /// the file reader passes them); each valid one also seals to its
+    /// ciphertext and tag.
+    @Test func aesGCM256Direct() throws {
         #if os(Linux)
-            #expect(InPlaceAESGCM.inPlace)
+            #expect(AESGCM256.direct)
         #endif
         let pad = Data(repeating: 0xA5, count: 7)
         let count = try forEachAESGCM256Vector { vector in
-            let nonce = try AES.GCM.Nonce(data: vector.iv)
-            let plaintext = InPlaceAESGCM.open(
-                ciphertext: vector.ciphertext, tag: vector.tag, nonce: nonce, key: vector.key,
-                authenticating: vector.aad)
+            let plaintext = AESGCM256.open(
+                ciphertext: vector.ciphertext, tag: vector.tag, nonce: vector.iv, key: vector.key, aad: vector.aad)
             #expect(plaintext == vector.message, "tcId \(vector.id)")
             let buffer = pad + vector.ciphertext + vector.tag + pad
             let tagStart = pad.count + vector.ciphertext.count
-            let sliced = InPlaceAESGCM.open(
-                ciphertext: buffer[pad.count..<tagStart], tag: buffer[tagStart..<(tagStart + 16)], nonce: nonce,
-                key: vector.key, authenticating: vector.aad)
+            let sliced = AESGCM256.open(
+                ciphertext: buffer[pad.count..<tagStart], tag: buffer[tagStart..<(tagStart + 16)], nonce: vector.iv,
+                key: vector.key, aad: vector.aad)
             #expect(sliced == vector.message, "tcId \(vector.id), sliced")
+            if let message = vector.message {
+                let sealed = try AESGCM256.seal(
+                    message, key: vector.key, nonce: try AES.GCM.Nonce(data: vector.iv), aad: vector.aad)
+                #expect(sealed.ciphertext == vector.ciphertext && sealed.tag == vector.tag, "tcId \(vector.id), seal")
+            }
         }
         #expect(count == 66)
     }
 
     /// A tag that is not 16 bytes, a key that is not 256 bits and a nonce
-    /// that is not 96 bits open nothing.
-    @Test func inPlaceRefusesOtherSizes() throws {
+    /// that is not 96 bits open nothing, and seal nothing.
+    @Test func aesGCM256RefusesOtherSizes() throws {
         let key = SymmetricKey(size: .bits256)
         let nonce = AES.GCM.Nonce()
         let box = try AES.GCM.seal(Data("chunk".utf8), using: key, nonce: nonce)
+        let iv = Data(nonce)
+        #expect(AESGCM256.open(ciphertext: box.ciphertext, tag: box.tag, nonce: iv, key: key) == Data("chunk".utf8))
+        #expect(AESGCM256.open(ciphertext: box.ciphertext, tag: box.tag.prefix(15), nonce: iv, key: key) == nil)
+        #expect(AESGCM256.open(ciphertext: box.ciphertext, tag: box.tag + [0], nonce: iv, key: key) == nil)
         #expect(
-            InPlaceAESGCM.open(ciphertext: box.ciphertext, tag: box.tag, nonce: nonce, key: key) == Data("chunk".utf8))
-        #expect(InPlaceAESGCM.open(ciphertext: box.ciphertext, tag: box.tag.prefix(15), nonce: nonce, key: key) == nil)
-        #expect(InPlaceAESGCM.open(ciphertext: box.ciphertext, tag: box.tag + [0], nonce: nonce, key: key) == nil)
-        #expect(
-            InPlaceAESGCM.open(
-                ciphertext: box.ciphertext, tag: box.tag, nonce: nonce, key: SymmetricKey(size: .bits128)) == nil)
-        #expect(
-            InPlaceAESGCM.open(
-                ciphertext: box.ciphertext, tag: box.tag, nonce: try AES.GCM.Nonce(data: Data(count: 13)), key: key)
+            AESGCM256.open(ciphertext: box.ciphertext, tag: box.tag, nonce: iv, key: SymmetricKey(size: .bits128))
                 == nil)
+        #expect(AESGCM256.open(ciphertext: box.ciphertext, tag: box.tag, nonce: iv + [0], key: key) == nil)
+        #expect(AESGCM256.open(ciphertext: box.ciphertext, tag: box.tag, nonce: iv.prefix(11), key: key) == nil)
+        #expect(throws: AESGCM256.Failure.self) {
+            try AESGCM256.sealCombined(Data("chunk".utf8), key: SymmetricKey(size: .bits128))
+        }
+        #expect(throws: AESGCM256.Failure.self) {
+            try AESGCM256.seal(
+                Data("chunk".utf8), key: key, nonce: try AES.GCM.Nonce(data: Data(count: 13)), aad: Data())
+        }
+        #expect(AESGCM256.openCombined(Data(count: 27), key: key) == nil)
     }
 
     /// One Wycheproof AES-GCM case; `message` is nil when it must not open.

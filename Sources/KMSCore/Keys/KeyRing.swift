@@ -252,18 +252,16 @@ public struct KeyRing: Sendable {
     private func seal(_ plaintext: Data, record: KeyRecord, aad: Data) throws(KMSError) -> CiphertextResponse {
         guard let active = record.versions.last else { throw KMSError.internal("key without versions") }
         let header = KeyCiphertext(keyId: record.keyId, version: active.version, sealed: Data())
-        do {
-            let box = try AES.GCM.seal(
-                plaintext, using: try material(record, version: active), authenticating: header.aad(aad))
-            guard let combined = box.combined else { throw KMSError.internal("AES-GCM produced no combined form") }
-            let ciphertext = KeyCiphertext(keyId: record.keyId, version: active.version, sealed: combined)
-            usage.count(keyId: record.keyId, version: active.version)
-            return CiphertextResponse(keyId: record.keyId, version: active.version, ciphertext: ciphertext.text)
-        } catch let error as KMSError {
-            throw error
+        let key = try material(record, version: active)
+        let combined: Data
+        do throws(AESGCM256.Failure) {
+            combined = try AESGCM256.sealCombined(plaintext, key: key, aad: header.aad(aad))
         } catch {
             throw KMSError.internal("AES-GCM sealing failed")
         }
+        let ciphertext = KeyCiphertext(keyId: record.keyId, version: active.version, sealed: combined)
+        usage.count(keyId: record.keyId, version: active.version)
+        return CiphertextResponse(keyId: record.keyId, version: active.version, ciphertext: ciphertext.text)
     }
 
     private func open(_ text: String, aad: Data) async throws(KMSError) -> (KeyCiphertext, Data) {
@@ -297,17 +295,14 @@ public struct KeyRing: Sendable {
                 "version \(parsed.version) of this key was retired when its grace period ended at \(ended); "
                     + "raise KMS_KEY_GRACE_MS to rescue data that was not rewrapped in time")
         }
-        do {
-            let box = try AES.GCM.SealedBox(combined: parsed.sealed)
-            let plaintext = try AES.GCM.open(
-                box, using: try material(record, version: version), authenticating: parsed.aad(aad))
-            return (parsed, plaintext)
-        } catch let error as KMSError {
-            throw error
-        } catch {
+        guard
+            let plaintext = AESGCM256.openCombined(
+                parsed.sealed, key: try material(record, version: version), aad: parsed.aad(aad))
+        else {
             throw KMSError(
                 .decryptionFailed,
                 "the ciphertext did not authenticate: it was changed, or the aad differs from encryption")
         }
+        return (parsed, plaintext)
     }
 }

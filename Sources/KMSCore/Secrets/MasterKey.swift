@@ -29,12 +29,8 @@ public struct MasterKey: Sendable, CustomStringConvertible {
     public var description: String { "MasterKey(redacted)" }
 
     public func wrap(_ plaintext: some DataProtocol, aad: String) throws(KMSError) -> Data {
-        do {
-            let box = try AES.GCM.seal(plaintext, using: key, authenticating: Data(aad.utf8))
-            guard let combined = box.combined else { throw KMSError.internal("AES-GCM produced no combined form") }
-            return combined
-        } catch let error as KMSError {
-            throw error
+        do throws(AESGCM256.Failure) {
+            return try AESGCM256.sealCombined(plaintext, key: key, aad: Data(aad.utf8))
         } catch {
             throw KMSError.internal("wrapping with the master key failed")
         }
@@ -42,11 +38,9 @@ public struct MasterKey: Sendable, CustomStringConvertible {
 
     /// Opens a wrapped blob; fails if the blob, its AAD or the master key differ.
     public func unwrap(_ wrapped: some DataProtocol, aad: String) throws(KMSError) -> Data {
-        do {
-            let box = try AES.GCM.SealedBox(combined: Data(wrapped))
-            return try AES.GCM.open(box, using: key, authenticating: Data(aad.utf8))
-        } catch {
+        guard let plaintext = AESGCM256.openCombined(Data(wrapped), key: key, aad: Data(aad.utf8)) else {
             throw KMSError.internal("a wrapped secret (\(aad)) did not open: wrong master key or corrupted data")
         }
+        return plaintext
     }
 }

@@ -16,8 +16,8 @@ public enum EnvelopeCipher {
         _ plaintext: some DataProtocol, key: SymmetricKey, aad: [UInt8], seq: UInt64,
         iv: AES.GCM.Nonce = AES.GCM.Nonce()
     ) throws -> SealedEnvelope {
-        let box = try AES.GCM.seal(plaintext, using: key, nonce: iv, authenticating: aad)
-        return SealedEnvelope(seq: seq, iv: Data(iv), ciphertext: Data(box.ciphertext), tag: Data(box.tag))
+        let (ciphertext, tag) = try AESGCM256.seal(plaintext, key: key, nonce: iv, aad: aad)
+        return SealedEnvelope(seq: seq, iv: Data(iv), ciphertext: ciphertext, tag: tag)
     }
 
     /// Seals a response body answering request `seq`, binding the HTTP status
@@ -33,12 +33,10 @@ public enum EnvelopeCipher {
     public static func open(_ envelope: SealedEnvelope, key: SymmetricKey, aad: [UInt8]) throws(AuthenticationFailure)
         -> Data
     {
-        do {
-            let box = try AES.GCM.SealedBox(
-                nonce: AES.GCM.Nonce(data: envelope.iv), ciphertext: envelope.ciphertext, tag: envelope.tag)
-            return try AES.GCM.open(box, using: key, authenticating: aad)
-        } catch {
-            throw AuthenticationFailure()
-        }
+        guard
+            let plaintext = AESGCM256.open(
+                ciphertext: envelope.ciphertext, tag: envelope.tag, nonce: envelope.iv, key: key, aad: aad)
+        else { throw AuthenticationFailure() }
+        return plaintext
     }
 }

@@ -57,13 +57,11 @@ public struct FileKeys: Sendable, CustomStringConvertible {
     public func seal(_ plaintext: some DataProtocol, index: UInt64, final: Bool) throws(FileFormatError) -> Data {
         guard index < FileFormat.maxChunks, plaintext.count <= FileFormat.chunkSize,
             let nonce = nonce(index: index, final: final),
-            let box = try? AES.GCM.seal(plaintext, using: payloadKey, nonce: nonce)
+            let sealed = try? AESGCM256.sealAppendingTag(plaintext, key: payloadKey, nonce: nonce)
         else {
             throw FileFormatError(.tooLarge, "a file holds at most 2^32 - 1 chunks of 64 KiB")
         }
-        // `combined` is nonce ‖ ciphertext ‖ tag: the slice after the nonce, without a copy.
-        guard let combined = box.combined else { throw FileFormatError(.tooLarge, "AES-GCM gave no combined form") }
-        return combined.dropFirst(12)
+        return sealed
     }
 
     /// Opens one piece (`ciphertext ‖ tag`) as chunk `index`, final or not;
@@ -71,14 +69,15 @@ public struct FileKeys: Sendable, CustomStringConvertible {
     func open(_ piece: Data, index: UInt64, final: Bool) -> Data? {
         guard piece.count >= FileFormat.tagSize, let nonce = nonce(index: index, final: final) else { return nil }
         let split = piece.index(piece.endIndex, offsetBy: -FileFormat.tagSize)
-        return InPlaceAESGCM.open(ciphertext: piece[..<split], tag: piece[split...], nonce: nonce, key: payloadKey)
+        return AESGCM256.open(
+            ciphertext: piece[..<split], tag: piece[split...], nonce: Data(nonce), key: payloadKey)
     }
 
     /// Step 4 for one piece: opens piece `index` of a file, `isLast` when no
     /// byte follows it, and names the failure as section 4 prescribes. The
     /// plaintext is returned only after its tag verified. `piece` must be
     /// this process's own memory, not a mapping of a file another process
-    /// can write: it is opened where it lies (`InPlaceAESGCM`).
+    /// can write: it is opened where it lies (`AESGCM256`).
     public func openPiece(_ piece: Data, index: UInt64, isLast: Bool) throws(FileFormatError) -> Data {
         if isLast, piece.count < FileFormat.tagSize {
             throw FileFormatError(.truncated, "the file ends inside its last chunk's tag")

@@ -85,7 +85,7 @@ public enum FileStream {
     /// own run of up to 32 chunks with one `readAt(offset, count)`, which
     /// returns fewer bytes only where the file ends and throws when the read
     /// fails. `readAt` must return this process's own memory (not a mapping
-    /// of the file: chunks are opened where they lie, `InPlaceAESGCM`); the
+    /// of the file: chunks are opened where they lie, `AESGCM256`); the
     /// read is then the one copy of the file, made on every thread.
     @discardableResult
     public static func decrypt(
