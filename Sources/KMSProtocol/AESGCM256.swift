@@ -16,9 +16,9 @@ public import Foundation
 /// ciphertext into `nonce ‖ ciphertext ‖ tag` on the way in and out. In a
 /// profile of a sealed 1 KiB encrypt (issue 18, BENCHMARKS.md) its seal and
 /// open were 8 % of the server's samples, of which BoringSSL's AES-GCM itself
-/// was about 1 %; through this enum a sealed encrypt costs the server 9 %
-/// less (the median of ten alternating pairs), and `encrypt-file` on one
-/// thread runs about 1.5 times as fast. The same BoringSSL
+/// was about 1 %; through this enum a sealed encrypt costs the server about
+/// 5 % less (the median of ten alternating pairs), and `encrypt-file` on
+/// one thread runs about 1.4 times as fast. The same BoringSSL
 /// functions (`EVP_AEAD_CTX_seal_scatter`, `EVP_AEAD_CTX_open_gather`, the
 /// AEAD `EVP_aead_aes_256_gcm`) are called with a context on the stack,
 /// straight on the caller's bytes, and the context (the key schedule) is
@@ -146,15 +146,14 @@ public enum AESGCM256 {
     }
 
     /// `count` bytes that `fill` writes in full (true) or not at all (false:
-    /// nil). Not zeroed first: a zero-filled `Data(count:)` of a 64 KiB file
-    /// chunk came fresh from the kernel each time, and cost decryption a
-    /// quarter of its speed; `seal_scatter` and `open_gather` write every
-    /// byte on success and zeros on failure.
+    /// nil). Not zeroed first: with a zero-filled `Data(count:)` for each
+    /// 64 KiB file chunk, `decrypt-file` on one thread ran a quarter slower
+    /// (BENCHMARKS.md). `seal_scatter` and `open_gather` write every byte on
+    /// success and zeros on failure, so nothing unwritten or unauthenticated
+    /// is returned or left behind.
     @usableFromInline static func filled(count: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Bool) -> Data? {
         guard let memory = malloc(max(count, 1)) else { return nil }
-        let buffer = UnsafeMutableRawBufferPointer(start: memory, count: count)
-        guard fill(buffer) else {
-            buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        guard fill(UnsafeMutableRawBufferPointer(start: memory, count: count)) else {
             free(memory)
             return nil
         }
