@@ -120,4 +120,24 @@ import Testing
             "../../docs/protocol.md")
         #expect(try String(contentsOf: docs, encoding: .utf8).contains(vector))
     }
+
+    /// A backup can only be made by a holder of the master key, but material of another size than
+    /// AES-256's is still refused at restore (it would make every later encrypt with the key fail).
+    @Test func aBackupWithMaterialOfAnotherSizeIsRefused() throws {
+        let keyId = "key_AAECAwQFBgcICQoLDA0ODw"
+        func record(_ size: Int) throws -> KeyRecord {
+            let wrapped = try master.wrap(Data(repeating: 7, count: size), aad: "kms-v1/key-material\n\(keyId)\n1")
+            return KeyRecord(
+                keyId: keyId, alias: nil, createdAt: Date(),
+                versions: [KeyVersion(version: 1, createdAt: Date(), wrappedMaterial: wrapped)])
+        }
+        #expect(try BackupContents(keys: [try record(32)]).open(with: master).counts.versions == 1)
+        for size in [0, 16, 24, 33, 64] {
+            let refused = #expect(throws: KMSError.self) {
+                try BackupContents(keys: [try record(size)]).open(with: master)
+            }
+            #expect(refused?.code == .invalidRequest && refused?.message.contains("\(size) bytes") == true)
+        }
+    }
+
 }

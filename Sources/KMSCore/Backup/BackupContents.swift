@@ -83,8 +83,16 @@ public struct BackupContents: Sendable, Equatable {
         var counts = Counts(keys: keys.count, aliases: aliases.count, secrets: secrets.count, clients: clients.count)
         for key in keys {
             for version in key.versions {
-                guard (try? KeyRing.unwrapMaterial(key, version: version, masterKey: masterKey)) != nil else {
+                guard let material = try? KeyRing.unwrapMaterial(key, version: version, masterKey: masterKey) else {
                     throw Self.unopened("key \(key.keyId) version \(version.version)")
+                }
+                // Only a holder of the master key can wrap other sizes; refused here so that no restored
+                // key fails every encrypt afterwards with a 500 (AES-256 needs 32 bytes).
+                guard material.count == KeyRing.materialBytes else {
+                    throw KMSError(
+                        .invalidRequest,
+                        "key \(key.keyId) version \(version.version) holds \(material.count) bytes of material, "
+                            + "not the \(KeyRing.materialBytes) of an AES-256 key: the backup was not made by this KMS")
                 }
                 counts.versions += 1
             }

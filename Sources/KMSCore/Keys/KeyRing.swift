@@ -235,8 +235,12 @@ public struct KeyRing: Sendable {
         "kms-v1/key-material\n\(keyId)\n\(version)"
     }
 
+    /// The size of every key version's material: an AES-256 key.
+    public static let materialBytes = 32
+
     private func newMaterial(keyId: String, version: Int) throws(KMSError) -> Data {
-        try masterKey.wrap(SymmetricKeyBytes.random(count: 32), aad: Self.materialAAD(keyId: keyId, version: version))
+        try masterKey.wrap(
+            SymmetricKeyBytes.random(count: Self.materialBytes), aad: Self.materialAAD(keyId: keyId, version: version))
     }
 
     private func material(_ record: KeyRecord, version: KeyVersion) throws(KMSError) -> SymmetricKey {
@@ -295,7 +299,9 @@ public struct KeyRing: Sendable {
                 "version \(parsed.version) of this key was retired when its grace period ended at \(ended); "
                     + "raise KMS_KEY_GRACE_MS to rescue data that was not rewrapped in time")
         }
-        guard
+        // Both parsers already refuse fewer bytes than a nonce and a tag; checked here as well, before
+        // the version's material is unwrapped, so that no caller reaches the master key with one.
+        guard parsed.sealed.count >= AESGCM256.nonceSize + AESGCM256.tagSize,
             let plaintext = AESGCM256.openCombined(
                 parsed.sealed, key: try material(record, version: version), aad: parsed.aad(aad))
         else {
