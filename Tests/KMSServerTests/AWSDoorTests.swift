@@ -259,6 +259,41 @@ import Testing
         }
     }
 
+    /// Section 5: `Decrypt` and `ReEncrypt` read a native ciphertext's text as long as the native
+    /// door makes it (a review found texts of more than 4,553 plaintext bytes refused at AWS's
+    /// 6,144), while a binary blob keeps AWS's limit.
+    @Test func longNativeCiphertextsCrossToTheAWSDoor() async throws {
+        try await Self.withDoor { _, session, door in
+            let (accessKey, secret) = try await Self.accessKey(session, "admin")
+            let keyId = try #require(try await session.call(.post, "/keys/generate", "{}").json["keyId"] as? String)
+            let plaintext = Data((0..<CryptoLimits.maxPlaintextBytes).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+            let sealed = try await session.call(
+                .post, "/crypto/encrypt", #"{"keyId":"\#(keyId)","plaintext":"\#(plaintext.base64EncodedString())"}"#)
+            let text = try #require(sealed.json["ciphertext"] as? String)
+            #expect(text.utf8.count > 6144)
+            let blob = Data(text.utf8).base64EncodedString()
+            let opened = try await door.send(
+                "Decrypt", #"{"CiphertextBlob":"\#(blob)"}"#, accessKeyId: accessKey, secret: secret)
+            #expect(opened.status == 200 && opened.json["Plaintext"] as? String == plaintext.base64EncodedString())
+            let moved = try await door.send(
+                "ReEncrypt", #"{"CiphertextBlob":"\#(blob)","DestinationKeyId":"\#(keyId)"}"#, accessKeyId: accessKey,
+                secret: secret)
+            #expect(moved.status == 200, "\(moved.json)")
+            // The same ciphertext as a binary blob is past AWS's limit.
+            let binary = try #require(KeyCiphertext(parsing: text)).blob.base64EncodedString()
+            let refused = try await door.send(
+                "Decrypt", #"{"CiphertextBlob":"\#(binary)"}"#, accessKeyId: accessKey, secret: secret)
+            #expect(refused.status == 400 && refused.json["__type"] as? String == "ValidationException")
+            #expect((refused.json["message"] as? String ?? "").contains("6144"), "\(refused.json)")
+            // A name that resolves to nothing is answered in this door's words, not the native route's.
+            let missing = try await door.send(
+                "Encrypt", #"{"KeyId":"alias/nothing","Plaintext":"aGk="}"#, accessKeyId: accessKey, secret: secret)
+            let message = missing.json["message"] as? String ?? ""
+            #expect(missing.json["__type"] as? String == "NotFoundException" && message.contains("CreateKey"))
+            #expect(!message.contains("POST"), "\(message)")
+        }
+    }
+
     /// Review findings: with `crypto:rewrap` alone on a key, `ReEncrypt` to a key the caller may
     /// decrypt with read the first key's plaintext; with `crypto:encrypt` on a source key, a
     /// rewrap-only destination took any chosen plaintext. A move to another key, or a new context,

@@ -48,4 +48,30 @@ import Testing
         for _ in 0..<25 { counter.give(phone) }
         #expect(counter.held(phone) == 0 && counter.take(.unbounded))
     }
+
+    /// `contains` compares the prefix in place; it must agree with masking the address (the form
+    /// it replaced) for every prefix length, inside, at and just outside each range's edges.
+    @Test func containsAgreesWithMasking() throws {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            let v4 = Bool.random(using: &generator)
+            let length = Int.random(in: 0...(v4 ? 32 : 128), using: &generator)
+            let total = v4 ? 96 + length : length
+            let base = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let seed = v4 ? Array(repeating: 0, count: 10) + [0xFF, 0xFF] + base[12...] : base
+            let network = AddressRange.masked(IPAddress(bytes: seed), total)
+            let range = try AddressRange(parsing: "\(network)/\(length)")
+            for _ in 0..<20 {
+                var bytes = network.bytes
+                // Flip one bit anywhere: inside the prefix it leaves the range, past it it stays.
+                let bit = Int.random(in: (v4 ? 96 : 0)..<128, using: &generator)
+                bytes[bit / 8] ^= UInt8(0x80) >> UInt8(bit % 8)
+                let address = IPAddress(bytes: bytes)
+                #expect(range.contains(address) == (AddressRange.masked(address, total) == network))
+                #expect(range.contains(address) == (bit >= total), "\(range) \(address)")
+            }
+            #expect(range.contains(network))
+        }
+    }
+
 }

@@ -44,6 +44,25 @@ import Testing
         #expect(answers.components(separatedBy: "HTTP/1.1 200").count - 1 == 3, "\(answers)")
     }
 
+    /// The header deadline moves with each answer (one timer per connection checks it, issue 18):
+    /// a connection that keeps asking outlives the header timeout many times over, and once it
+    /// falls silent it is closed about one header timeout after its last answer, not later.
+    @Test func aKeepAliveConnectionIsClosedOneHeaderTimeoutAfterItsLastAnswer() async throws {
+        let server = try await ServeProcess(environment: ["KMS_HEADER_TIMEOUT_MS": "1000"])
+        let connection = try RawConnection(port: server.port)
+        for _ in 0..<8 {
+            #expect(connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+            let answer = try await connection.read(until: "\"ok\"}", within: 3)
+            #expect(answer.contains("HTTP/1.1 200"), "\(answer)")
+            try await Task.sleep(for: .milliseconds(400))
+        }
+        let silent = ContinuousClock.now
+        #expect(try await connection.isClosed(within: 5), "an idle keep-alive connection outlived the header deadline")
+        let waited = ContinuousClock.now - silent
+        #expect(waited > .milliseconds(400) && waited < .seconds(3), "closed \(waited) after falling silent")
+        #expect(try await Self.healthy(server))
+    }
+
     /// A client that pipelines requests for large answers and never reads them: once the
     /// answers stop draining for the idle timeout, the connection is closed (it was held for
     /// ever, and with it a graceful shutdown, by a probe). Seen from the client, which reads

@@ -61,7 +61,8 @@ public struct KeyRing: Sendable {
         }
     }
 
-    static let keyNotFound = KMSError(
+    /// The native door's answer for a name that resolves to nothing (the AWS door words its own).
+    public static let keyNotFound = KMSError(
         .keyNotFound, "no key has this id or alias; create one with POST \(WirePath.generateKey)")
 
     /// A new enabled key with version 1, and its alias when given

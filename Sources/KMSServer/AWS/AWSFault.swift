@@ -29,6 +29,9 @@ struct AWSFault: Error, Sendable {
     /// The section 6 mapping of a native error; `keyArn` names the key in messages that need it.
     static func from(_ error: KMSError, keyArn: String? = nil) -> AWSFault {
         switch error.code {
+        case .keyNotFound where error.message == KeyRing.keyNotFound.message:
+            // The native message names the native route that makes a key (a review).
+            return AWSFault("NotFoundException", "No key has this KeyId, ARN or alias here; CreateKey makes one.")
         case .keyNotFound, .keyVersionNotFound, .aliasNotFound:
             return AWSFault("NotFoundException", error.message)
         case .keyDisabled:

@@ -162,16 +162,31 @@ struct AWSOperations: Sendable {
         return parsed.blob
     }
 
-    /// A `CiphertextBlob`: the binary blob, or a native ciphertext's UTF-8 bytes.
-    static func ciphertext(_ data: Data) throws(AWSFault) -> KeyCiphertext {
-        if let parsed = KeyCiphertext(blob: data) { return parsed }
+    /// AWS's limit on a binary `CiphertextBlob`.
+    static let maxBlobBytes = 6144
+
+    /// The longest native ciphertext text: `kms:v1:`, a key id (64 at most), `:`, a version (10
+    /// digits at most), `:`, and the base64 of a nonce, the native door's largest plaintext and a tag.
+    static let maxNativeTextBytes = 7 + 64 + 1 + 10 + 1 + 4 * ((12 + CryptoLimits.maxPlaintextBytes + 16 + 2) / 3)
+
+    /// A `CiphertextBlob`: the binary blob (AWS's 6,144 bytes at most), or a native ciphertext's
+    /// UTF-8 bytes, as long as the native door makes them: a native ciphertext of more than 4,553
+    /// plaintext bytes is longer than 6,144, and section 5 has both doors read each other's (a review).
+    static func ciphertext(_ input: inout AWSInput, _ name: String) throws(AWSFault) -> KeyCiphertext {
+        let data = try input.blob(name, maxBytes: maxNativeTextBytes)
+        if let parsed = KeyCiphertext(blob: data) {
+            guard data.count <= maxBlobBytes else {
+                throw AWSFault("ValidationException", "`\(name)` must be at most \(maxBlobBytes) bytes once decoded")
+            }
+            return parsed
+        }
         if let text = String(data: data, encoding: .utf8), let parsed = KeyCiphertext(parsing: text) { return parsed }
         throw AWSFault.invalidCiphertext
     }
 
     func decrypt(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         try input.refuseUnsupported()
-        let ciphertext = try Self.ciphertext(try input.blob("CiphertextBlob", maxBytes: 6144))
+        let ciphertext = try Self.ciphertext(&input, "CiphertextBlob")
         let aad = try input.context()
         let named = try input.optionalString("KeyId")
         let dryRun = try input.dryRun()
@@ -198,7 +213,7 @@ struct AWSOperations: Sendable {
                 throw AWSFault("InvalidKeyUsageException", "This KMS has SYMMETRIC_DEFAULT (AES-256-GCM) keys only.")
             }
         }
-        let ciphertext = try Self.ciphertext(try input.blob("CiphertextBlob", maxBytes: 6144))
+        let ciphertext = try Self.ciphertext(&input, "CiphertextBlob")
         let named = try input.optionalString("SourceKeyId")
         let destinationReference = try input.string("DestinationKeyId")
         let (sourceAAD, destinationAAD) = (

@@ -38,8 +38,18 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
         description = item
     }
 
+    /// Compares the first `prefixLength` bits in place: this runs for every
+    /// range on every request, and `masked` would allocate a copy each time.
     public func contains(_ address: IPAddress) -> Bool {
-        Self.masked(address, prefixLength) == network
+        let (bytes, net) = (address.bytes, network.bytes)
+        guard bytes.count == 16, net.count == 16 else { return false }
+        for index in 0..<16 {
+            let keep = max(0, min(8, prefixLength - index * 8))
+            if keep == 0 { return true }
+            let mask: UInt8 = keep == 8 ? 0xFF : UInt8(truncatingIfNeeded: 0xFF << (8 - keep))
+            if bytes[index] & mask != net[index] { return false }
+        }
+        return true
     }
 
     /// `address` with all but its first `length` bits cleared.

@@ -46,7 +46,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let bodyTimeout: TimeAmount
     private let malformed: MalformedAnswer
     private let stallTimeout: TimeAmount
-    private var deadline: Scheduled<Void>?
+    /// When the connection closes unless something re-arms or disarms it first (nil: no deadline).
+    private var deadline: NIODeadline?
+    /// The one timer that enforces `deadline`, and when it fires. Moving the deadline does not touch
+    /// it (a later deadline is checked again when it fires): two timers scheduled and cancelled per
+    /// request were ten allocations of every request's 56 (healthz), and a search of the event
+    /// loop's timer queue per cancel.
+    private var check: Scheduled<Void>?
+    private var checkAt = NIODeadline.distantFuture
     /// Runs while the channel is unwritable: answers the client does not read.
     private var stall: Scheduled<Void>?
     private var counted = false
@@ -93,7 +100,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        disarm()
+        stopChecking()
         cancelStall()
         if counted {
             counted = false
@@ -106,7 +113,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        disarm()
+        stopChecking()
         cancelStall()
         context.fireChannelInactive()
     }
@@ -209,14 +216,31 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func arm(_ timeout: TimeAmount, context: ChannelHandlerContext) {
-        disarm()
-        let channel = context.channel
-        deadline = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        let due = NIODeadline.now() + timeout
+        deadline = due
+        if check == nil || checkAt > due { schedule(at: due, context.channel) }
+    }
+
+    /// Runs the check at `at`: it closes the channel if the deadline has passed, waits for
+    /// the deadline if it was moved later, and stops if there is none (the next `arm` starts it).
+    private func schedule(at: NIODeadline, _ channel: any Channel) {
+        check?.cancel()
+        checkAt = at
+        check = channel.eventLoop.assumeIsolated().scheduleTask(deadline: at) { [self] in
+            check = nil
+            guard let due = deadline else { return }
+            if due <= .now() { channel.close(promise: nil) } else { schedule(at: due, channel) }
+        }
     }
 
     private func disarm() {
-        deadline?.cancel()
         deadline = nil
+    }
+
+    private func stopChecking() {
+        deadline = nil
+        check?.cancel()
+        check = nil
     }
 
     private func cancelStall() {
