@@ -49,6 +49,17 @@ import Testing
         #expect(counter.held(phone) == 0 && counter.take(.unbounded))
     }
 
+    /// The key of the per-address bounds on pending sessions and key exchanges (a review found them
+    /// keyed by the whole IPv6 address, so one host walked its /64 past them): an IPv4 address is
+    /// its own, an IPv6 address counts by its /64, as connections do.
+    @Test func perHostKeys() throws {
+        func key(_ text: String) throws -> String { try #require(IPAddress(text)).perHostKey }
+        #expect(try key("100.64.1.2") == "100.64.1.2" && key("::ffff:10.0.0.7") == "10.0.0.7")
+        #expect(try key("fd7a:115c:a1e0:1::1") == "fd7a:115c:a1e0:1::/64")
+        #expect(try key("fd7a:115c:a1e0:1:ffff:2:3:4") == key("fd7a:115c:a1e0:1::1"))
+        #expect(try key("fd7a:115c:a1e0:2::1") != key("fd7a:115c:a1e0:1::1"))
+    }
+
     /// `contains` compares the prefix in place; it must agree with masking the address (the form
     /// it replaced) for every prefix length, inside, at and just outside each range's edges.
     @Test func containsAgreesWithMasking() throws {

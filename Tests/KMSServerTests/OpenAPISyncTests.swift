@@ -28,6 +28,24 @@ import Testing
             maxBodyBytes: 1 << 20)
     }
 
+    /// Each route's error list names what it can answer because of what it is (a review found
+    /// them missing): `unknown_session` sealed (a revoked client), `permission_denied` where a
+    /// permission is needed, `audit_unavailable` where a change or computation is audited, and
+    /// the key states on the crypto routes.
+    @Test func errorListsNameWhatEachKindOfRouteAnswers() throws {
+        for route in try table().routes where route.sealed {
+            let errors = OpenAPIDocument.errors(of: route)
+            func has(_ code: ErrorCode) -> Bool { errors.contains { $0.code == code && $0.sealed } }
+            let name = "\(route.method) \(route.path)"
+            #expect(has(.unknownSession), "\(name)")
+            if route.doc.permission != nil { #expect(has(.permissionDenied), "\(name)") }
+            if route.doc.permission != nil, route.method != .get { #expect(has(.auditUnavailable), "\(name)") }
+            if [WirePath.encrypt, WirePath.decrypt, WirePath.rewrap, WirePath.dataKey].contains(route.path) {
+                #expect(has(.keyDisabled) && has(.keyPendingDeletion), "\(name)")
+            }
+        }
+    }
+
     /// The document's paths and methods are exactly the declared routes, each declared once.
     @Test func documentPathsEqualTheDeclaredRoutes() throws {
         let table = try table()

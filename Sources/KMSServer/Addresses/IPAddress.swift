@@ -57,6 +57,14 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
         bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF
     }
 
+    /// What one host can be assumed to hold: the address itself for IPv4, its /64 for IPv6 (a
+    /// host is commonly given a whole /64 and may pick any address in it). Per-address bounds count
+    /// by it: connections, pending sessions, key exchanges.
+    public var perHost: IPAddress { isIPv4 ? self : AddressRange.masked(self, 64) }
+
+    /// `perHost` as the key of a per-address bound: `10.0.0.7`, `fd7a:115c:a1e0:1::/64`.
+    public var perHostKey: String { isIPv4 ? description : perHost.description + "/64" }
+
     public var description: String {
         if isIPv4 { return "\(bytes[12]).\(bytes[13]).\(bytes[14]).\(bytes[15])" }
         var copy = in6_addr()

@@ -13,7 +13,7 @@ struct CryptoController: Sendable {
             doc: RouteDoc(
                 tag: "crypto", summary: "Encrypt",
                 description: "AES-256-GCM under the key's active version; the ciphertext names key and version.",
-                errors: [.keyNotFound])
+                errors: [.keyNotFound, .keyDisabled, .keyPendingDeletion])
         ) { input, call throws(KMSError) in
             try await audit.crypto("encrypt", call, keyAndVersion: { ($0.keyId, $0.version) }) {
                 () throws(KMSError) in
@@ -25,7 +25,10 @@ struct CryptoController: Sendable {
             doc: RouteDoc(
                 tag: "crypto", summary: "Decrypt",
                 description: "Needs no key id: the ciphertext names it. Give the same aad as at encryption.",
-                errors: [.keyNotFound, .keyVersionNotFound, .keyVersionRetired, .decryptionFailed])
+                errors: [
+                    .keyNotFound, .keyDisabled, .keyPendingDeletion, .keyVersionNotFound, .keyVersionRetired,
+                    .decryptionFailed,
+                ])
         ) { input, call throws(KMSError) in
             try await audit.crypto(
                 "decrypt", call, keyId: KeyCiphertext(parsingEitherForm: input.ciphertext)?.keyId,
@@ -40,7 +43,10 @@ struct CryptoController: Sendable {
             doc: RouteDoc(
                 tag: "crypto", summary: "Rewrap",
                 description: "Re-encrypts under the key's active version; the plaintext never leaves the server.",
-                errors: [.keyNotFound, .keyVersionNotFound, .keyVersionRetired, .decryptionFailed])
+                errors: [
+                    .keyNotFound, .keyDisabled, .keyPendingDeletion, .keyVersionNotFound, .keyVersionRetired,
+                    .decryptionFailed,
+                ])
         ) { input, call throws(KMSError) in
             try await audit.crypto(
                 "rewrap", call, keyId: KeyCiphertext(parsingEitherForm: input.ciphertext)?.keyId,
@@ -56,7 +62,7 @@ struct CryptoController: Sendable {
                 tag: "crypto", summary: "Make a data key",
                 description:
                     "Envelope encryption: a fresh data key in the clear, and the same key encrypted under the managed key.",
-                errors: [.keyNotFound])
+                errors: [.keyNotFound, .keyDisabled, .keyPendingDeletion])
         ) { input, call throws(KMSError) in
             try await audit.crypto("datakey", call, keyAndVersion: { ($0.keyId, $0.version) }) {
                 () throws(KMSError) in

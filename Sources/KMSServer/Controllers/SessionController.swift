@@ -19,7 +19,9 @@ struct SessionController: Sendable {
                     "Returns a pending session id and the server's RSA-4096 public key with its fingerprint. Pin the fingerprint; complete with \(WirePath.keyExchange) within 60 s.",
                 errors: [.tooManyPendingSessions, .serverBusy], response: SessionInitResponse.self)
         ) { _, context in
-            let response = try await sessions.startSession(clientAddress: context.clientAddress?.description ?? "")
+            // Counted per host (an IPv6 /64), as connections are: a host cannot take the whole
+            // pending bound by using many addresses of its /64 (a review).
+            let response = try await sessions.startSession(clientAddress: context.clientAddress?.perHostKey ?? "")
             return try JSONResponse.ok(response)
         }
         routes.keyExchange(
@@ -36,7 +38,7 @@ struct SessionController: Sendable {
         ) { request, context in
             // Before anything else costs the server: a flood from one address is cut here.
             try keyExchanges.admit(
-                context.clientAddress?.description ?? "unknown", now: Date(), contended: sessions.rsa.isBusy)
+                context.clientAddress?.perHostKey ?? "unknown", now: Date(), contended: sessions.rsa.isBusy)
             let token = request.headers[HeaderNames.clientToken]
             let body = try await RequestBodyReader.read(
                 request, limit: maxBodyBytes, malformed: KMSError(.badRequest, RequestBodyReader.brokenBody))

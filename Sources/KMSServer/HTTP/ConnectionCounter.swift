@@ -39,7 +39,7 @@ extension ConnectionGuard {
             guard let peer, let address = IPAddress(socketAddress: peer) else { return .stranger }
             if resolver.isTrustedProxy(address) { return .unbounded }
             guard resolver.allows(address) else { return .stranger }
-            return .address(address.isIPv4 ? address : AddressRange.masked(address, 64))
+            return .address(address.perHost)
         }
 
         /// Takes a place in `share`; false when it is full.

@@ -33,6 +33,19 @@ struct OpenAPIDocument {
     /// Errors of the sealed channel answered sealed (after authentication).
     static let sealedChannelErrors: [ErrorCode] = [.replayDetected, .invalidRequest, .serverBusy]
 
+    /// What a sealed route answers because of what it is (a review found these missing from the
+    /// lists): a session whose client was revoked is refused sealed (`unknown_session`), a route
+    /// with a permission can refuse it, and one that changes or computes with keys (not a read)
+    /// refuses when its audit entry cannot be written.
+    static func impliedErrors(of route: RouteTable.Route) -> [ErrorCode] {
+        var implied: [ErrorCode] = [.unknownSession]
+        if route.doc.permission != nil {
+            implied.append(.permissionDenied)
+            if route.method != .get { implied.append(.auditUnavailable) }
+        }
+        return implied
+    }
+
     /// The codes a route can answer, each marked sealed or plain.
     static func errors(of route: RouteTable.Route) -> [(code: ErrorCode, sealed: Bool)] {
         var list = edgeErrors.map { ($0, false) }
@@ -41,7 +54,7 @@ struct OpenAPIDocument {
             list += plainChannelErrors.map { ($0, false) }
             // A body read cut off by shutdown is refused before the envelope is known, so in plain.
             if EnvelopePlacement(method: route.method.rawValue) == .body { list.append((.serverBusy, false)) }
-            list += (sealedChannelErrors + route.doc.errors).map { ($0, true) }
+            list += (sealedChannelErrors + Self.impliedErrors(of: route) + route.doc.errors).map { ($0, true) }
         } else {
             list += route.doc.errors.map { ($0, false) }
         }
