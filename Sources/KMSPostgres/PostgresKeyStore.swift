@@ -339,14 +339,19 @@ public final class PostgresKeyStore: KeyStore {
 
     public func createAlias(_ record: AliasRecord) async throws(KMSError) {
         defer { cache.invalidate(keyId: record.keyId) }
-        let (client, logger, aliases) = (database.client, logger, aliases)
+        let (client, logger, aliases, table) = (database.client, logger, aliases, table)
         let claimed = try await database.withDeadline("create alias") { () async throws -> Bool in
             var claimed = false
             do {
+                // The key's row is locked and its state judged in the same statement as the insert: a
+                // deletion scheduled meanwhile either came first (no row here) or waits for this one.
                 for try await _ in try await client.query(
                     """
+                    WITH target AS (
+                      SELECT key_id FROM \(unescaped: table)
+                      WHERE key_id = \(record.keyId) AND state <> 'pending_deletion' FOR SHARE)
                     INSERT INTO \(unescaped: aliases) (\(unescaped: Self.aliasColumns))
-                    VALUES (\(record.alias), \(record.keyId), \(record.createdAt), \(record.updatedAt))
+                    SELECT \(record.alias), key_id, \(record.createdAt), \(record.updatedAt) FROM target
                     ON CONFLICT DO NOTHING RETURNING alias
                     """, logger: logger)
                 {
@@ -357,7 +362,16 @@ public final class PostgresKeyStore: KeyStore {
             }
             return claimed
         }
-        guard claimed else { throw KMSError.aliasInUse(record.alias) }
+        guard claimed else {
+            try await refuseAliasTarget(record.keyId)
+            throw KMSError.aliasInUse(record.alias)
+        }
+    }
+
+    /// After an alias write that changed nothing: throws why `keyId` could not take it, if it is the
+    /// key (gone, or pending deletion); returns when the key could, so the alias was the reason.
+    private func refuseAliasTarget(_ keyId: String) async throws(KMSError) {
+        if let refusal = KMSError.refusalToTakeAlias(try await freshKey(id: keyId)) { throw refusal }
     }
 
     public func moveAlias(_ alias: String, expectedKeyId: String, to keyId: String, at now: Date)
@@ -367,12 +381,17 @@ public final class PostgresKeyStore: KeyStore {
             cache.invalidate(keyId: expectedKeyId)
             cache.invalidate(keyId: keyId)
         }
-        return try await changed(
+        // As in `createAlias`: the target's state is judged, under a lock, by the statement that writes.
+        let moved = try await changed(
             "move alias",
             """
-            UPDATE \(unescaped: aliases) SET key_id = \(keyId), updated_at = \(now)
-            WHERE alias = \(alias) AND key_id = \(expectedKeyId) RETURNING alias
+            WITH target AS (
+              SELECT key_id FROM \(unescaped: table) WHERE key_id = \(keyId) AND state <> 'pending_deletion' FOR SHARE)
+            UPDATE \(unescaped: aliases) SET key_id = target.key_id, updated_at = \(now) FROM target
+            WHERE alias = \(alias) AND \(unescaped: aliases).key_id = \(expectedKeyId) RETURNING alias
             """)
+        if !moved { try await refuseAliasTarget(keyId) }
+        return moved
     }
 
     public func deleteAlias(_ alias: String, expectedKeyId: String) async throws(KMSError) -> Bool {

@@ -97,6 +97,47 @@ import Testing
         #expect(try await store.key(id: second.keyId)?.aliases == [])
     }
 
+    /// A review finding: the target's state was checked before the write only, so a deletion
+    /// scheduled in between left a pending key with a new alias, and a move onto a key deleted in
+    /// between answered "changed concurrently" (503). The store judges the target where it writes.
+    @Test(arguments: KeyStoreFactory.all)
+    func aliasesTakeOnlyKeysThatMayHaveThem(_ factory: KeyStoreFactory) async throws {
+        let store = try await factory.make()
+        let keys = try ring(store, ManualClock(Self.start))
+        let open = try await keys.generate(alias: "open")
+        let doomed = try await keys.generate(alias: "doomed")
+        _ = try await keys.change(.scheduleDeletion(days: 7), on: "doomed")
+        let now = Self.start
+        // Straight to the store, as a request that looked the key up before its deletion was scheduled.
+        let created = await #expect(throws: KMSError.self) {
+            try await store.createAlias(AliasRecord(alias: "late", keyId: doomed.keyId, createdAt: now, updatedAt: now))
+        }
+        #expect(created?.code == .keyPendingDeletion)
+        let moved = await #expect(throws: KMSError.self) {
+            try await store.moveAlias("open", expectedKeyId: open.keyId, to: doomed.keyId, at: now)
+        }
+        #expect(moved?.code == .keyPendingDeletion)
+        #expect(try await store.alias("open")?.keyId == open.keyId)
+        #expect(try await store.alias("late") == nil)
+        // Deleted meanwhile: 404, not "changed concurrently".
+        #expect(
+            try await store.delete(keyId: doomed.keyId, expectedRevision: 2, now: now.addingTimeInterval(86_400 * 7)))
+        let gone = await #expect(throws: KMSError.self) {
+            try await store.moveAlias("open", expectedKeyId: open.keyId, to: doomed.keyId, at: now)
+        }
+        #expect(gone?.code == .keyNotFound)
+        let goneCreate = await #expect(throws: KMSError.self) {
+            try await store.createAlias(AliasRecord(alias: "late", keyId: doomed.keyId, createdAt: now, updatedAt: now))
+        }
+        #expect(goneCreate?.code == .keyNotFound)
+        // An alias changed meanwhile is still `false`, and a taken alias `alias_in_use`.
+        #expect(try await !store.moveAlias("open", expectedKeyId: doomed.keyId, to: open.keyId, at: now))
+        let taken = await #expect(throws: KMSError.self) {
+            try await store.createAlias(AliasRecord(alias: "open", keyId: open.keyId, createdAt: now, updatedAt: now))
+        }
+        #expect(taken?.code == .aliasInUse)
+    }
+
     @Test(arguments: KeyStoreFactory.all)
     func deletionIsConditionalAndTakesTheAliases(_ factory: KeyStoreFactory) async throws {
         let store = try await factory.make()

@@ -269,7 +269,7 @@ public final class FileKeyStore: KeyStore {
             throw KMSError(.invalidRequest, "a key id or alias is not a safe file name")
         }
         try await serially { () throws(KMSError) in
-            guard try self.readKey(record.keyId) != nil else { throw KMSError.keyDeletedMeanwhile }
+            if let refusal = KMSError.refusalToTakeAlias(try self.readKey(record.keyId)) { throw refusal }
             do throws(KMSError) {
                 try self.claimAlias(record)
             } catch  where error.code == .serverBusy {
@@ -285,9 +285,8 @@ public final class FileKeyStore: KeyStore {
         async throws(KMSError) -> Bool
     {
         try await serially { () throws(KMSError) -> Bool in
-            guard var record = try self.aliasIndex().byName[alias], record.keyId == expectedKeyId,
-                try self.readKey(keyId) != nil
-            else { return false }
+            guard var record = try self.aliasIndex().byName[alias], record.keyId == expectedKeyId else { return false }
+            if let refusal = KMSError.refusalToTakeAlias(try self.readKey(keyId)) { throw refusal }
             record.keyId = keyId
             record.updatedAt = now
             do throws(DurableFile.Failure) {

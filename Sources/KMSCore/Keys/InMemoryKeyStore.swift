@@ -98,7 +98,7 @@ public final class InMemoryKeyStore: KeyStore {
 
     public func createAlias(_ record: AliasRecord) async throws(KMSError) {
         try state.withLock { state throws(KMSError) in
-            guard state.keys[record.keyId] != nil else { throw KMSError.keyDeletedMeanwhile }
+            if let refusal = KMSError.refusalToTakeAlias(state.keys[record.keyId]) { throw refusal }
             guard state.aliases[record.alias] == nil else { throw KMSError.aliasInUse(record.alias) }
             state.aliases[record.alias] = record
         }
@@ -107,10 +107,9 @@ public final class InMemoryKeyStore: KeyStore {
     public func moveAlias(_ alias: String, expectedKeyId: String, to keyId: String, at now: Date)
         async throws(KMSError) -> Bool
     {
-        state.withLock { state in
-            guard var record = state.aliases[alias], record.keyId == expectedKeyId, state.keys[keyId] != nil else {
-                return false
-            }
+        try state.withLock { state throws(KMSError) in
+            guard var record = state.aliases[alias], record.keyId == expectedKeyId else { return false }
+            if let refusal = KMSError.refusalToTakeAlias(state.keys[keyId]) { throw refusal }
             record.keyId = keyId
             record.updatedAt = now
             state.aliases[alias] = record

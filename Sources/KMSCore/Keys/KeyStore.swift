@@ -46,9 +46,13 @@ public protocol KeyStore: Sendable {
     func addEncryptions(_ counts: [String: [Int: UInt64]]) async throws(KMSError) -> [String: [Int: UInt64]]
 
     func alias(_ name: String) async throws(KMSError) -> AliasRecord?
-    /// Claims `record.alias` for `record.keyId` (which must exist): `alias_in_use` when taken.
+    /// Claims `record.alias` for `record.keyId`: `alias_in_use` when taken. The key must exist
+    /// (`key_not_found`) and not be pending deletion (`key_pending_deletion`) when the alias is
+    /// written, judged in the same step (a review: checked only before, a deletion scheduled in
+    /// between left a pending key with a new alias).
     func createAlias(_ record: AliasRecord) async throws(KMSError)
-    /// Points `alias` at `keyId` if it still names `expectedKeyId`; false otherwise.
+    /// Points `alias` at `keyId` if it still names `expectedKeyId`; false otherwise. `keyId`
+    /// must exist and not be pending deletion, as for `createAlias` (thrown, not false).
     func moveAlias(_ alias: String, expectedKeyId: String, to keyId: String, at now: Date) async throws(KMSError)
         -> Bool
     /// Removes `alias` if it still names `expectedKeyId`; false otherwise.
@@ -75,6 +79,12 @@ extension KMSError {
 
     /// A key deleted between a request's lookup and its write.
     public static let keyDeletedMeanwhile = KMSError(.keyNotFound, "the key was deleted")
+
+    /// Why a key may not take an alias now (nil: it may); stores call it where the write happens.
+    public static func refusalToTakeAlias(_ record: KeyRecord?) -> KMSError? {
+        guard let record else { return keyDeletedMeanwhile }
+        return record.state == .pendingDeletion ? keyPendingDeletion : nil
+    }
 
     public static func aliasNotFound(_ alias: String) -> KMSError {
         KMSError(.aliasNotFound, "no alias '\(alias)' exists; list them with GET /aliases")
