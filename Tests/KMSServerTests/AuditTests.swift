@@ -46,6 +46,43 @@ import Testing
                 && !lines.contains(Data(secretText.utf8).base64EncodedString()))
     }
 
+    /// A review finding: every failed key exchange, which needs no authentication, wrote an entry,
+    /// so a loop of junk exchanges grew the log at its request rate. One is written per address and
+    /// code a minute, with how many were left out since; a successful exchange is always written.
+    @Test func failedKeyExchangesAreThinnedPerAddressAndCode() async throws {
+        let server = try TestServer()
+        let auditLog = server.config.auditLog
+        try await server.run { client in
+            func junk(token: String) async throws -> String? {
+                try await WireSession(client: client).keyExchange(body: "{}", token: token).errorCode
+            }
+            func failures() throws -> [String] {
+                try String(contentsOf: auditLog, encoding: .utf8).split(separator: "\n").map(String.init).filter {
+                    $0.contains(#""type":"session.key-exchange""#) && $0.contains(#""outcome":"failure""#)
+                }
+            }
+            let token = WireSession.randomToken()
+            for _ in 0..<20 {
+                #expect(try await junk(token: "x") == "invalid_token")
+                #expect(try await junk(token: token) == "invalid_request")
+            }
+            var written = try failures()
+            #expect(written.count == 2, "\(written)")
+            #expect(written.allSatisfy { $0.contains(#""suppressed":"0""#) }, "\(written)")
+            // A minute later the next one is written, with the count of those left out.
+            server.clock.advance(milliseconds: 60_000)
+            #expect(try await junk(token: "x") == "invalid_token")
+            written = try failures()
+            #expect(written.count == 3 && written.last?.contains(#""suppressed":"19""#) == true, "\(written)")
+            // A real exchange is recorded whatever came before.
+            try await WireSession(client: client).establish()
+            let exchanges = try String(contentsOf: auditLog, encoding: .utf8).split(separator: "\n").filter {
+                $0.contains(#""type":"session.key-exchange""#) && !$0.contains(#""outcome":"failure""#)
+            }
+            #expect(exchanges.count == 1)
+        }
+    }
+
     /// Issue 17: a 500 KB alias or keyId is refused before the intent entry,
     /// and no audit field holds more than 256 bytes of what a client sent.
     @Test func oversizedFieldsDoNotGrowTheAuditLog() async throws {

@@ -102,6 +102,23 @@ struct Auditor: Sendable {
         await log.recordBestEffort(event)
     }
 
+    /// A failed key exchange (`session.key-exchange`, `failure`), which needs no
+    /// authentication to cause: written in full for each address (an IPv6 /64)
+    /// and code once a minute, at most ten a second in all, each with
+    /// `suppressed`, the number of that address's and code's failures left out
+    /// since (a review: a loop of junk exchanges wrote a line each, and a full
+    /// disk refuses every audited operation). A signature that does not verify
+    /// for a client key (`client_not_authenticated`, identity-v1 section 7)
+    /// needs an RSA unwrap first and is always written.
+    func keyExchangeFailed(_ fields: [(String, String)], host: String, code: ErrorCode, at now: Date) async {
+        var fields = fields
+        if code != .clientNotAuthenticated {
+            guard let skipped = refusals.admit("kx:\(code.rawValue):" + host, now: now) else { return }
+            fields.append(("suppressed", "\(skipped)"))
+        }
+        await log.recordBestEffort(AuditEvent("session.key-exchange", outcome: "failure", fields))
+    }
+
     /// A refused AWS signature (`aws.auth-refused`), thinned like allowlist
     /// refusals and written in the background: junk headers cannot fill the disk.
     func authRefused(address: String, code: String, at now: Date) {
@@ -122,28 +139,39 @@ struct Auditor: Sendable {
     }
 }
 
-/// Thins out refusal entries (per address and in all), with bounded memory.
+/// Thins out entries that anyone allowed to connect can cause without
+/// authenticating (per key, usually an address, and in all), with bounded memory:
+/// at most one entry per key a minute and ten a second in all.
 final class RefusalLimiter: Sendable {
     private struct State {
-        var lastByAddress: [String: Date] = [:]
+        /// When each key's last entry was written, and how many were left out since.
+        var lastByKey: [String: (written: Date, skipped: Int)] = [:]
         var secondStart = Date.distantPast
         var inSecond = 0
     }
 
     private let state = Mutex(State())
 
-    func allow(_ address: String, now: Date) -> Bool {
+    func allow(_ key: String, now: Date) -> Bool { admit(key, now: now) != nil }
+
+    /// nil: leave this entry out. Otherwise how many of `key`'s entries were
+    /// left out since its last written one (forgotten, with every key, when
+    /// 10,000 keys are held).
+    func admit(_ key: String, now: Date) -> Int? {
         state.withLock { state in
             if now.timeIntervalSince(state.secondStart) >= 1 {
                 state.secondStart = now
                 state.inSecond = 0
             }
-            guard state.inSecond < 10 else { return false }
-            if let last = state.lastByAddress[address], now.timeIntervalSince(last) < 60 { return false }
-            if state.lastByAddress.count >= 10_000 { state.lastByAddress.removeAll(keepingCapacity: true) }
-            state.lastByAddress[address] = now
+            let last = state.lastByKey[key]
+            if state.lastByKey.count >= 10_000, last == nil { state.lastByKey.removeAll(keepingCapacity: true) }
+            guard state.inSecond < 10, last.map({ now.timeIntervalSince($0.written) >= 60 }) ?? true else {
+                state.lastByKey[key] = (last?.written ?? .distantPast, (last?.skipped ?? 0) + 1)
+                return nil
+            }
+            state.lastByKey[key] = (now, 0)
             state.inSecond += 1
-            return true
+            return last?.skipped ?? 0
         }
     }
 }

@@ -55,7 +55,9 @@ struct SessionController: Sendable {
                 var fields = [client, ("code", error.code.rawValue)]
                 // identity-v1 section 7: a failed exchange records the clientKey as sent.
                 if let sent = (try? KeyExchangeRequest.parse(body))?.clientKey { fields.append(("clientKey", sent)) }
-                await audit.note(AuditEvent("session.key-exchange", outcome: "failure", fields))
+                await audit.keyExchangeFailed(
+                    fields, host: context.clientAddress?.perHostKey ?? "unknown", code: error.code,
+                    at: sessions.clock.now())
                 throw error
             }
         }
