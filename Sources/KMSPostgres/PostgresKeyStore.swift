@@ -337,7 +337,7 @@ public final class PostgresKeyStore: KeyStore {
         ).first
     }
 
-    public func createAlias(_ record: AliasRecord) async throws(KMSError) {
+    public func createAlias(_ record: AliasRecord, copying: Bool) async throws(KMSError) {
         defer { cache.invalidate(keyId: record.keyId) }
         let (client, logger, aliases, table) = (database.client, logger, aliases, table)
         let claimed = try await database.withDeadline("create alias") { () async throws -> Bool in
@@ -349,7 +349,7 @@ public final class PostgresKeyStore: KeyStore {
                     """
                     WITH target AS (
                       SELECT key_id FROM \(unescaped: table)
-                      WHERE key_id = \(record.keyId) AND state <> 'pending_deletion' FOR SHARE)
+                      WHERE key_id = \(record.keyId) AND (state <> 'pending_deletion' OR \(copying)) FOR SHARE)
                     INSERT INTO \(unescaped: aliases) (\(unescaped: Self.aliasColumns))
                     SELECT \(record.alias), key_id, \(record.createdAt), \(record.updatedAt) FROM target
                     ON CONFLICT DO NOTHING RETURNING alias
@@ -363,15 +363,15 @@ public final class PostgresKeyStore: KeyStore {
             return claimed
         }
         guard claimed else {
-            try await refuseAliasTarget(record.keyId)
+            try await refuseAliasTarget(record.keyId, copying: copying)
             throw KMSError.aliasInUse(record.alias)
         }
     }
 
     /// After an alias write that changed nothing: throws why `keyId` could not take it, if it is the
     /// key (gone, or pending deletion); returns when the key could, so the alias was the reason.
-    private func refuseAliasTarget(_ keyId: String) async throws(KMSError) {
-        if let refusal = KMSError.refusalToTakeAlias(try await freshKey(id: keyId)) { throw refusal }
+    private func refuseAliasTarget(_ keyId: String, copying: Bool = false) async throws(KMSError) {
+        if let refusal = KMSError.refusalToTakeAlias(try await freshKey(id: keyId), copying: copying) { throw refusal }
     }
 
     public func moveAlias(_ alias: String, expectedKeyId: String, to keyId: String, at now: Date)

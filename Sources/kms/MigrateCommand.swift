@@ -107,7 +107,7 @@ struct MigrateCommand: AsyncParsableCommand {
                         // Aliases are records: each keeps its own dates.
                         try await targetKeys.create(record.withAliases([]))
                         for alias in try await sourceKeys.listAliases(after: nil, limit: 100, keyId: record.keyId) {
-                            try await targetKeys.createAlias(alias)
+                            try await targetKeys.createAlias(alias, copying: true)
                         }
                         copied += 1
                     }

@@ -113,6 +113,10 @@ import Testing
             try await store.createAlias(AliasRecord(alias: "late", keyId: doomed.keyId, createdAt: now, updatedAt: now))
         }
         #expect(created?.code == .keyPendingDeletion)
+        // A restore's or migration's copy of an alias the key already had is written (it keeps its aliases).
+        try await store.createAlias(
+            AliasRecord(alias: "copied", keyId: doomed.keyId, createdAt: now, updatedAt: now), copying: true)
+        #expect(try await store.alias("copied")?.keyId == doomed.keyId)
         let moved = await #expect(throws: KMSError.self) {
             try await store.moveAlias("open", expectedKeyId: open.keyId, to: doomed.keyId, at: now)
         }

@@ -50,7 +50,9 @@ import Testing
             try await inner.addEncryptions(counts)
         }
         func alias(_ name: String) async throws(KMSError) -> AliasRecord? { try await inner.alias(name) }
-        func createAlias(_ record: AliasRecord) async throws(KMSError) { try await inner.createAlias(record) }
+        func createAlias(_ record: AliasRecord, copying: Bool) async throws(KMSError) {
+            try await inner.createAlias(record, copying: copying)
+        }
         func moveAlias(_ alias: String, expectedKeyId: String, to keyId: String, at now: Date)
             async throws(KMSError) -> Bool
         {

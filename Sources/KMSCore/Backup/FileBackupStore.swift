@@ -82,7 +82,7 @@ public enum FileBackupStore {
         defer { try? FileManager.default.removeItem(at: staging) }
         let keys = try FileKeyStore(folder: staging, lifecycle: lifecycle, clock: SystemClock())
         for key in contents.keys { try await keys.create(key.withAliases([])) }
-        for alias in contents.aliases { try await keys.createAlias(alias) }
+        for alias in contents.aliases { try await keys.createAlias(alias, copying: true) }
         let secrets = FileSecretBlobStore(folder: staging)
         for secret in contents.secrets { _ = try await secrets.createBlob(named: secret.name, wrapped: secret.wrapped) }
         let clients = try LocalClientStore(folder: staging)

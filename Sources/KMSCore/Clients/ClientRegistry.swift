@@ -246,10 +246,13 @@ public struct ClientRegistry: Sendable {
 
     /// aws-kms-v1 section 3: the active client holding the active access key
     /// `accessKeyId`, and the key's secret; nil for an unknown or revoked key
-    /// or client (read per request: revocation is immediate).
+    /// or client (read per request: revocation is immediate). The row's
+    /// opening is remembered as for sealed requests (`activeClient`): a
+    /// request naming a valid access key with a junk signature cost a JSON
+    /// decode of the record each time (a review).
     public func accessKeySecret(_ accessKeyId: String) async throws(KMSError) -> (client: ClientRecord, secret: Data)? {
         guard AccessKeyRecord.isAccessKeyId(accessKeyId), let stored = try await store.client(accessKeyId: accessKeyId),
-            stored.active, let record = open(stored), record.isActive,
+            let record = activeClient(stored, id: stored.clientId),
             let key = record.accessKeys.first(where: { $0.accessKeyId == accessKeyId && $0.revokedAt == nil }),
             let secret = try? masterKey.unwrap(
                 key.wrappedSecret, aad: "kms-v1/secret/access-key/\(record.clientId)/\(accessKeyId)")

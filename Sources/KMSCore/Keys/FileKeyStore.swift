@@ -264,12 +264,14 @@ public final class FileKeyStore: KeyStore {
         return try await serially { () throws(KMSError) in try self.aliasIndex().byName[name] }
     }
 
-    public func createAlias(_ record: AliasRecord) async throws(KMSError) {
+    public func createAlias(_ record: AliasRecord, copying: Bool) async throws(KMSError) {
         guard Self.isSafeName(record.alias), Self.isSafeName(record.keyId) else {
             throw KMSError(.invalidRequest, "a key id or alias is not a safe file name")
         }
         try await serially { () throws(KMSError) in
-            if let refusal = KMSError.refusalToTakeAlias(try self.readKey(record.keyId)) { throw refusal }
+            if let refusal = KMSError.refusalToTakeAlias(try self.readKey(record.keyId), copying: copying) {
+                throw refusal
+            }
             do throws(KMSError) {
                 try self.claimAlias(record)
             } catch  where error.code == .serverBusy {

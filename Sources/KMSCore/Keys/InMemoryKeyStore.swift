@@ -96,9 +96,9 @@ public final class InMemoryKeyStore: KeyStore {
         state.withLock { $0.aliases[name] }
     }
 
-    public func createAlias(_ record: AliasRecord) async throws(KMSError) {
+    public func createAlias(_ record: AliasRecord, copying: Bool) async throws(KMSError) {
         try state.withLock { state throws(KMSError) in
-            if let refusal = KMSError.refusalToTakeAlias(state.keys[record.keyId]) { throw refusal }
+            if let refusal = KMSError.refusalToTakeAlias(state.keys[record.keyId], copying: copying) { throw refusal }
             guard state.aliases[record.alias] == nil else { throw KMSError.aliasInUse(record.alias) }
             state.aliases[record.alias] = record
         }

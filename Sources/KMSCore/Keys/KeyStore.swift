@@ -49,8 +49,10 @@ public protocol KeyStore: Sendable {
     /// Claims `record.alias` for `record.keyId`: `alias_in_use` when taken. The key must exist
     /// (`key_not_found`) and not be pending deletion (`key_pending_deletion`) when the alias is
     /// written, judged in the same step (a review: checked only before, a deletion scheduled in
-    /// between left a pending key with a new alias).
-    func createAlias(_ record: AliasRecord) async throws(KMSError)
+    /// between left a pending key with a new alias). `copying`: a restore's or
+    /// migration's copy of an alias that already named the key (a key pending
+    /// deletion keeps its aliases), which needs only the key to exist.
+    func createAlias(_ record: AliasRecord, copying: Bool) async throws(KMSError)
     /// Points `alias` at `keyId` if it still names `expectedKeyId`; false otherwise. `keyId`
     /// must exist and not be pending deletion, as for `createAlias` (thrown, not false).
     func moveAlias(_ alias: String, expectedKeyId: String, to keyId: String, at now: Date) async throws(KMSError)
@@ -61,6 +63,11 @@ public protocol KeyStore: Sendable {
 }
 
 extension KeyStore {
+    /// An alias made through the API: the key must be able to take it now.
+    public func createAlias(_ record: AliasRecord) async throws(KMSError) {
+        try await createAlias(record, copying: false)
+    }
+
     public func freshKey(id: String) async throws(KMSError) -> KeyRecord? { try await key(id: id) }
 }
 
@@ -80,10 +87,11 @@ extension KMSError {
     /// A key deleted between a request's lookup and its write.
     public static let keyDeletedMeanwhile = KMSError(.keyNotFound, "the key was deleted")
 
-    /// Why a key may not take an alias now (nil: it may); stores call it where the write happens.
-    public static func refusalToTakeAlias(_ record: KeyRecord?) -> KMSError? {
+    /// Why a key may not take an alias now (nil: it may); stores call it where
+    /// the write happens. A copy (`copying`) needs only the key to exist.
+    public static func refusalToTakeAlias(_ record: KeyRecord?, copying: Bool = false) -> KMSError? {
         guard let record else { return keyDeletedMeanwhile }
-        return record.state == .pendingDeletion ? keyPendingDeletion : nil
+        return record.state == .pendingDeletion && !copying ? keyPendingDeletion : nil
     }
 
     public static func aliasNotFound(_ alias: String) -> KMSError {
