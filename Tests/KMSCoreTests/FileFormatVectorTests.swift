@@ -21,7 +21,7 @@ import Testing
     static func hex(_ data: some Sequence<UInt8>) -> String { Hex.encode(data) }
 
     /// Encrypts a vector's inputs through `FileStream`, byte-exact with its salt and data key.
-    static func encrypt(_ vector: [String: Any], threads: Int = 2) async throws -> Data {
+    static func encrypt(_ vector: [String: Any], threads: Int = 2, maxRead: Int = .max) async throws -> Data {
         let header = try FileHeader(
             salt: Data(hex: vector["salt"] as? String ?? ""), wrappedKey: vector["wrappedKey"] as? String ?? "",
             context: vector["context"] as? [String: String] ?? [:])
@@ -32,8 +32,8 @@ import Testing
         try await FileStream.encrypt(
             header: header, keys: keys, threads: threads,
             read: { count in
-                let taken = input.prefix(count)
-                input = input.dropFirst(count)
+                let taken = input.prefix(min(count, maxRead))
+                input = input.dropFirst(taken.count)
                 return Data(taken)
             },
             write: { output.append($0) })
@@ -43,13 +43,13 @@ import Testing
     /// Decrypts a whole file with a known data key; returns what was written and the error, if any.
     /// `positional`: the chunks through `FileStream.decrypt(keys:headerLength:fileSize:…)`, as a regular file is read.
     static func decrypt(
-        _ file: Data, dataKey: Data, threads: Int = 2, positional: Bool = false
+        _ file: Data, dataKey: Data, threads: Int = 2, positional: Bool = false, maxRead: Int = .max
     ) async -> (written: Data, error: FileFormatError?) {
         var input = file
         var written = Data()
         let read: FileStream.Read = { count in
-            let taken = input.prefix(count)
-            input = input.dropFirst(count)
+            let taken = input.prefix(min(count, maxRead))
+            input = input.dropFirst(taken.count)
             return Data(taken)
         }
         do {
@@ -314,4 +314,24 @@ import Testing
             }
         }
     }
+
+    /// A review finding: a reader that returns what is available (a pipe) made a short block, which
+    /// ended the file there: a valid file of a prefix of the input. Reads are completed now, for
+    /// the header too; and any thread count is bounded (`.max` overflowed).
+    @Test(arguments: [7, 1000, 65_535])
+    func shortReadsDoNotEndTheFile(maxRead: Int) async throws {
+        let vector: [String: Any] = [
+            "salt": Hex.encode(SymmetricKeyBytes.random(count: 32)),
+            "dataKey": Hex.encode(SymmetricKeyBytes.random(count: 32)),
+            "wrappedKey": "kms:v1:key_x:1:AAAA", "context": ["app": "photos"], "plaintextLength": 3 * 65_536 + 5,
+        ]
+        let whole = try await Self.encrypt(vector)
+        for threads in [1, 3, Int.max] {
+            #expect(try await Self.encrypt(vector, threads: threads, maxRead: maxRead) == whole)
+            let back = await Self.decrypt(
+                whole, dataKey: Data(hex: vector["dataKey"] as? String ?? ""), threads: threads, maxRead: maxRead)
+            #expect(back.error == nil && back.written == Self.plaintext(vector), "\(maxRead) \(threads)")
+        }
+    }
+
 }

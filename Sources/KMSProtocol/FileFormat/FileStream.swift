@@ -6,8 +6,10 @@ public import Foundation
 ///
 /// Chunks are independent, so a batch of them is sealed or opened on up to
 /// `threads` tasks at once; memory stays at a few chunks per thread whatever
-/// the file size. I/O is the caller's: `read(n)` returns n bytes, fewer only
-/// at the end of the input (empty at the end); `write` takes bytes in order.
+/// the file size. I/O is the caller's: `read(n)` returns up to n bytes, and
+/// empty only at the end of the input (a short read is completed by reading
+/// again: a reader that gives what a pipe has must not end the file early);
+/// `write` takes bytes in order.
 public enum FileStream {
     public typealias Read = (Int) async throws -> Data
     public typealias Write = (Data) async throws -> Void
@@ -40,15 +42,28 @@ public enum FileStream {
         return total
     }
 
+    /// `start` completed to `count` bytes by further reads, unless the input
+    /// ends first (an empty read) or `start` is already the end (empty).
+    static func completed(_ start: Data, to count: Int, _ read: Read) async throws -> Data {
+        var data = start
+        while !data.isEmpty, data.count < count {
+            let more = try await read(count - data.count)
+            if more.isEmpty { break }
+            data.append(more)
+        }
+        return data
+    }
+
     /// Steps 1 and 2: reads the header and the stored commitment.
     public static func readHeader(read: Read) async throws -> (header: FileHeader, length: Int, commitment: Data) {
-        var prefix = try await read(10)
+        var prefix = try await completed(try await read(10), to: 10, read)
         if prefix.count == 10, prefix.starts(with: FileFormat.magic),
             prefix[prefix.startIndex + 7] == FileFormat.version
         {
             let length = Int(prefix[prefix.startIndex + 8]) << 8 | Int(prefix[prefix.startIndex + 9])
             if (FileFormat.minHeaderLength...FileFormat.maxHeaderLength).contains(length) {
-                prefix.append(try await read(length + FileFormat.commitmentSize - 10))
+                let rest = length + FileFormat.commitmentSize - 10
+                prefix.append(try await completed(try await read(rest), to: rest, read))
             }
         }
         return try FileHeader.parse(prefix)
@@ -180,12 +195,17 @@ public enum FileStream {
         transform: @escaping @Sendable (UInt64, Data, Bool) throws(FileFormatError) -> Data,
         consume: (Data) async throws -> Void, afterBatch: () -> Void
     ) async throws {
-        let batchSize = max(1, threads) * chunksPerThread
-        var current: Data? = first
+        // Bounded as whole-file decryption is: memory is about three batches (a review found
+        // `threads: .max` overflowing here, and a thousand threads buffering gigabytes).
+        let threads = min(max(1, threads), maxThreads)
+        let batchSize = threads * chunksPerThread
+        // A short block is the last one, so it must not be short merely because a read was.
+        func filled(_ block: Data) async throws -> Data { try await completed(block, to: blockSize, read) }
+        var current: Data? = try await filled(first)
         func nextBatch() async throws -> [(block: Data, isLast: Bool)] {
             var batch: [(block: Data, isLast: Bool)] = []
             while batch.count < batchSize, let block = current {
-                let next = block.count < blockSize ? Data() : try await read(blockSize)
+                let next = block.count < blockSize ? Data() : try await filled(try await read(blockSize))
                 batch.append((block, next.isEmpty))
                 current = next.isEmpty ? nil : next
             }
@@ -194,7 +214,17 @@ public enum FileStream {
         var index: UInt64 = 0
         var inFlight: Task<[Result<Data, FileFormatError>], Never>?
         while true {
-            let batch = try await nextBatch()
+            let batch: [(block: Data, isLast: Bool)]
+            do {
+                batch = try await nextBatch()
+            } catch {
+                // The batch before the failed read is released first (section 4: the first failure in
+                // order), and nothing of ours outlives the call (a review found it left running).
+                if let inFlight {
+                    for result in await inFlight.value { try await consume(try result.get()) }
+                }
+                throw error
+            }
             var next: Task<[Result<Data, FileFormatError>], Never>?
             if !batch.isEmpty {
                 let start = index
@@ -217,6 +247,7 @@ public enum FileStream {
                     for result in await inFlight.value { try await consume(try result.get()) }
                 } catch {
                     next?.cancel()
+                    _ = await next?.value
                     throw error
                 }
                 afterBatch()
@@ -260,6 +291,8 @@ public enum FileStream {
     /// `transform` over `items` on up to `threads` tasks, results in order.
     /// The caller consumes them in order and stops at the first failure, so
     /// a failure later in a batch never hides an earlier one.
+    static let notProcessed = FileFormatError(.chunkAuthFailed, "a chunk was not processed")
+
     static func parallelMap<Item: Sendable>(
         _ items: [Item], threads: Int, _ transform: @escaping @Sendable (Int, Item) throws(FileFormatError) -> Data
     ) async -> [Result<Data, FileFormatError>] {
@@ -272,13 +305,13 @@ public enum FileStream {
             for lane in 0..<lanes {
                 group.addTask {
                     stride(from: lane, to: items.count, by: lanes).map { offset in
-                        (offset, Result { () throws(FileFormatError) in try transform(offset, items[offset]) })
+                        // A cancelled batch (its consumer failed) stops sealing or opening at once.
+                        guard !Task.isCancelled else { return (offset, .failure(Self.notProcessed)) }
+                        return (offset, Result { () throws(FileFormatError) in try transform(offset, items[offset]) })
                     }
                 }
             }
-            var all = [Result<Data, FileFormatError>](
-                repeating: .failure(FileFormatError(.chunkAuthFailed, "a chunk was not processed")),
-                count: items.count)
+            var all = [Result<Data, FileFormatError>](repeating: .failure(Self.notProcessed), count: items.count)
             for await lane in group { for (offset, result) in lane { all[offset] = result } }
             return all
         }
