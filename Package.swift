@@ -133,6 +133,7 @@ let package = Package(
             dependencies: [
                 "KMSCore", "KMSProtocol", "KMSPostgres", "KMSTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],

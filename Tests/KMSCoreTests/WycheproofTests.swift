@@ -1,4 +1,5 @@
 import Crypto
+import CryptoExtras
 import Foundation
 import KMSCore
 import Testing
@@ -47,12 +48,23 @@ import Testing
     }
 
     /// Bad base64 and wrong lengths give the same error as a padding failure.
-    @Test(arguments: ["", "not base64!", "AAAA", String(repeating: "A", count: 684) + "=="])
-    func malformedWrappedKeysLookTheSame(_ wrapped: String) throws {
+    @Test(arguments: ["", "not base64!", "AAAA", String(repeating: "A", count: 684) + "==", "long"])
+    func malformedWrappedKeysLookTheSame(_ argument: String) throws {
         let root = try Fixture.json("wycheproof/rsa_oaep_4096_sha256_mgf1sha256_test.json")
         let group = try #require((root["testGroups"] as? [[String: Any]])?.first)
         let identity = try IdentityKey.load(pem: try #require(group["privateKeyPem"] as? String))
+        // "long": a megabyte, refused before it is decoded (made here, since arguments are printed).
+        let wrapped = argument == "long" ? String(repeating: "A", count: 1_000_000) : argument
         expectTheOneUnwrapError { _ = try SessionKeyUnwrapper.unwrap(wrappedKey: wrapped, with: identity) }
+    }
+
+    /// protocol-v1 fixes RSA-4096: a key of another size is refused when loaded (a review: it was
+    /// served and fingerprinted while every exchange failed).
+    @Test func identityKeysOfAnotherSizeAreRefused() throws {
+        let small = try _RSA.Encryption.PrivateKey(keySize: .bits2048)
+        let refused = #expect(throws: KMSError.self) { try IdentityKey.load(pem: small.pemRepresentation) }
+        #expect(refused?.detail?.contains("RSA-2048") == true, "\(refused?.detail ?? "")")
+        #expect(throws: KMSError.self) { try IdentityKey.load(der: small.derRepresentation) }
     }
 
     /// AES-256-GCM (96-bit IV, 128-bit tag) through `EnvelopeCipher.open`.

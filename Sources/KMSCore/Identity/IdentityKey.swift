@@ -32,21 +32,34 @@ public final class IdentityKey: @unchecked Sendable, CustomStringConvertible {
 
     /// Loads a key from its PKCS#1 or PKCS#8 DER encoding.
     public static func load(der: Data) throws(KMSError) -> IdentityKey {
+        let key: _RSA.Encryption.PrivateKey
         do {
-            let key = try _RSA.Encryption.PrivateKey(unsafeDERRepresentation: der)
-            return IdentityKey(key)
+            key = try _RSA.Encryption.PrivateKey(unsafeDERRepresentation: der)
         } catch {
             throw KMSError.internal("the stored identity key is not a valid RSA private key")
         }
+        return try checked(key)
     }
 
     /// Loads a key from PEM (PKCS#1 or PKCS#8), as test fixtures and `openssl genpkey` write it.
     public static func load(pem: String) throws(KMSError) -> IdentityKey {
+        let key: _RSA.Encryption.PrivateKey
         do {
-            return IdentityKey(try _RSA.Encryption.PrivateKey(unsafePEMRepresentation: pem))
+            key = try _RSA.Encryption.PrivateKey(unsafePEMRepresentation: pem)
         } catch {
             throw KMSError.internal("the PEM is not a valid RSA private key")
         }
+        return try checked(key)
+    }
+
+    /// protocol-v1 fixes RSA-4096 (and 512-byte ciphertexts): a key of another size, seeded or
+    /// restored, would be served and fingerprinted while every exchange failed (a review).
+    private static func checked(_ key: _RSA.Encryption.PrivateKey) throws(KMSError) -> IdentityKey {
+        guard key.keySizeInBits == bits else {
+            throw KMSError.internal(
+                "the identity key is RSA-\(key.keySizeInBits); protocol-v1 requires RSA-\(bits): give a 4096-bit key")
+        }
+        return IdentityKey(key)
     }
 
     private init(_ key: _RSA.Encryption.PrivateKey) {

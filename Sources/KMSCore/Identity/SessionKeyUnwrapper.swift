@@ -9,7 +9,8 @@ import KMSProtocol
 /// message, so that the response tells an attacker nothing (Manger's attack).
 public enum SessionKeyUnwrapper {
     public static func unwrap(wrappedKey: String, with identity: IdentityKey) throws(KMSError) -> SymmetricKey {
-        guard let ciphertext = Base64.decodeStrict(wrappedKey), ciphertext.count == IdentityKey.bits / 8,
+        guard wrappedKey.utf8.count == KeyExchangeRequest.wrappedKeyTextLength,
+            let ciphertext = Base64.decodeStrict(wrappedKey), ciphertext.count == IdentityKey.bits / 8,
             let plaintext = identity.unwrap(ciphertext), plaintext.count == 32
         else {
             throw KMSError.keyExchangeFailed

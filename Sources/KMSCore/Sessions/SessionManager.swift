@@ -85,7 +85,11 @@ public struct SessionManager: Sendable {
         // host without an enrolled key never costs an RSA decryption.
         var client: ClientRecord?
         if let proof {
-            guard let wrapped = Base64.decodeStrict(request.wrappedKey) else { throw KMSError.keyExchangeFailed }
+            // A text of another length is refused before it is decoded and hashed into the transcript (a
+            // review: up to the body limit was decoded); the length is public, so this is no oracle.
+            guard request.wrappedKey.utf8.count == KeyExchangeRequest.wrappedKeyTextLength,
+                let wrapped = Base64.decodeStrict(request.wrappedKey)
+            else { throw KMSError.keyExchangeFailed }
             client = try await authenticateClient(
                 proof,
                 transcript: ClientAuth.transcript(

@@ -19,8 +19,9 @@ public struct SessionInitResponse: Codable, Sendable, Equatable {
 
 /// `POST /session/key-exchange` body (plain JSON).
 public struct KeyExchangeRequest: Codable, StrictDecodable, Equatable {
-    /// `wrappedKey` is an RSA-4096 ciphertext: 512 bytes, with room to refuse longer ones cleanly.
-    public static let maxWrappedKeyBytes = 4096
+    /// The length of `wrappedKey`'s text: b64 of an RSA-4096 ciphertext (512 bytes). Anything else
+    /// is refused before it is decoded, with the one unwrap error (the length is public: no oracle).
+    public static let wrappedKeyTextLength = (512 + 2) / 3 * 4
 
     public var sessionId: String
     /// b64 text, kept undecoded: decoding failures must look like every other unwrap failure.
