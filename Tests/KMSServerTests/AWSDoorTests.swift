@@ -285,6 +285,11 @@ import Testing
                 "Decrypt", #"{"CiphertextBlob":"\#(binary)"}"#, accessKeyId: accessKey, secret: secret)
             #expect(refused.status == 400 && refused.json["__type"] as? String == "ValidationException")
             #expect((refused.json["message"] as? String ?? "").contains("6144"), "\(refused.json)")
+            // Neither form and past the blob limit: the length is what is wrong, as AWS answers it.
+            let junk = Data(repeating: 0xC3, count: 7000).base64EncodedString()
+            let long = try await door.send(
+                "Decrypt", #"{"CiphertextBlob":"\#(junk)"}"#, accessKeyId: accessKey, secret: secret)
+            #expect(long.json["__type"] as? String == "ValidationException", "\(long.json)")
             // A name that resolves to nothing is answered in this door's words, not the native route's.
             let missing = try await door.send(
                 "Encrypt", #"{"KeyId":"alias/nothing","Plaintext":"aGk="}"#, accessKeyId: accessKey, secret: secret)

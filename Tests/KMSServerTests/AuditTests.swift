@@ -50,7 +50,7 @@ import Testing
     /// so a loop of junk exchanges grew the log at its request rate. One is written per address and
     /// code a minute, with how many were left out since; a successful exchange is always written.
     @Test func failedKeyExchangesAreThinnedPerAddressAndCode() async throws {
-        let server = try TestServer()
+        let server = try TestServer(["KMS_CLIENT_AUTH": "required"])
         let auditLog = server.config.auditLog
         try await server.run { client in
             func junk(token: String) async throws -> String? {
@@ -74,6 +74,18 @@ import Testing
             #expect(try await junk(token: "x") == "invalid_token")
             written = try failures()
             #expect(written.count == 3 && written.last?.contains(#""suppressed":"19""#) == true, "\(written)")
+            // An unknown client key (judged before any RSA work) is thinned too, per key as sent.
+            let stranger = Curve25519.Signing.PrivateKey()
+            for _ in 0..<5 {
+                let session = WireSession(client: client)
+                session.clientKey = stranger
+                await #expect(throws: (any Error).self) { try await session.establish() }
+            }
+            let other = WireSession(client: client)
+            other.clientKey = Curve25519.Signing.PrivateKey()
+            await #expect(throws: (any Error).self) { try await other.establish() }
+            let unauthenticated = try failures().filter { $0.contains(#""code":"client_not_authenticated""#) }
+            #expect(unauthenticated.count == 2, "\(unauthenticated)")
             // A real exchange is recorded whatever came before.
             try await WireSession(client: client).establish()
             let exchanges = try String(contentsOf: auditLog, encoding: .utf8).split(separator: "\n").filter {

@@ -174,13 +174,12 @@ struct AWSOperations: Sendable {
     /// plaintext bytes is longer than 6,144, and section 5 has both doors read each other's (a review).
     static func ciphertext(_ input: inout AWSInput, _ name: String) throws(AWSFault) -> KeyCiphertext {
         let data = try input.blob(name, maxBytes: maxNativeTextBytes)
-        if let parsed = KeyCiphertext(blob: data) {
-            guard data.count <= maxBlobBytes else {
-                throw AWSFault("ValidationException", "`\(name)` must be at most \(maxBlobBytes) bytes once decoded")
-            }
-            return parsed
-        }
+        // A text of the native form may be longer; anything else past AWS's limit is refused for its length.
         if let text = String(data: data, encoding: .utf8), let parsed = KeyCiphertext(parsing: text) { return parsed }
+        guard data.count <= maxBlobBytes else {
+            throw AWSFault("ValidationException", "`\(name)` must be at most \(maxBlobBytes) bytes once decoded")
+        }
+        if let parsed = KeyCiphertext(blob: data) { return parsed }
         throw AWSFault.invalidCiphertext
     }
 

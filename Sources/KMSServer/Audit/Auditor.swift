@@ -15,6 +15,9 @@ import Synchronization
 struct Auditor: Sendable {
     let log: AuditLog
     private let refusals = RefusalLimiter()
+    /// Key-exchange failures have a budget of their own (a review: sharing the refusals' ten a
+    /// second let a flood of one kind silence the other), on the server's clock.
+    private let keyExchangeFailures = RefusalLimiter()
 
     /// The fields that say who asked.
     static func who(_ call: SealedChannel.Call) -> [(String, String)] {
@@ -103,20 +106,20 @@ struct Auditor: Sendable {
     }
 
     /// A failed key exchange (`session.key-exchange`, `failure`), which needs no
-    /// authentication to cause: written in full for each address (an IPv6 /64)
-    /// and code once a minute, at most ten a second in all, each with
-    /// `suppressed`, the number of that address's and code's failures left out
-    /// since (a review: a loop of junk exchanges wrote a line each, and a full
-    /// disk refuses every audited operation). A signature that does not verify
-    /// for a client key (`client_not_authenticated`, identity-v1 section 7)
-    /// needs an RSA unwrap first and is always written.
-    func keyExchangeFailed(_ fields: [(String, String)], host: String, code: ErrorCode, at now: Date) async {
-        var fields = fields
-        if code != .clientNotAuthenticated {
-            guard let skipped = refusals.admit("kx:\(code.rawValue):" + host, now: now) else { return }
-            fields.append(("suppressed", "\(skipped)"))
-        }
-        await log.recordBestEffort(AuditEvent("session.key-exchange", outcome: "failure", fields))
+    /// authentication to cause (the client check comes before any RSA work, so
+    /// `client_not_authenticated` costs no more than the others): written in
+    /// full once a minute for each address (an IPv6 /64), code and `clientKey`
+    /// as sent, at most ten a second in all, each with `suppressed`, the number
+    /// of those failures left out since its last line (a review: a loop of junk
+    /// exchanges wrote a line each, and a full disk refuses every audited
+    /// operation).
+    func keyExchangeFailed(
+        _ fields: [(String, String)], host: String, code: ErrorCode, clientKey: String?, at now: Date
+    ) async {
+        let key = "\(code.rawValue):\(host):\(clientKey ?? "")"
+        guard let skipped = keyExchangeFailures.admit(key, now: now) else { return }
+        await log.recordBestEffort(
+            AuditEvent("session.key-exchange", outcome: "failure", fields + [("suppressed", "\(skipped)")]))
     }
 
     /// A refused AWS signature (`aws.auth-refused`), thinned like allowlist
@@ -155,20 +158,21 @@ final class RefusalLimiter: Sendable {
     func allow(_ key: String, now: Date) -> Bool { admit(key, now: now) != nil }
 
     /// nil: leave this entry out. Otherwise how many of `key`'s entries were
-    /// left out since its last written one (forgotten, with every key, when
-    /// 10,000 keys are held).
+    /// left out since its last written one (a key is remembered from its first
+    /// written entry, so those refused by the ten-a-second cap before it are
+    /// not counted; all are forgotten when 10,000 keys are held).
     func admit(_ key: String, now: Date) -> Int? {
         state.withLock { state in
-            if now.timeIntervalSince(state.secondStart) >= 1 {
+            if now.timeIntervalSince(state.secondStart) >= 1 || now < state.secondStart {
                 state.secondStart = now
                 state.inSecond = 0
             }
             let last = state.lastByKey[key]
-            if state.lastByKey.count >= 10_000, last == nil { state.lastByKey.removeAll(keepingCapacity: true) }
             guard state.inSecond < 10, last.map({ now.timeIntervalSince($0.written) >= 60 }) ?? true else {
-                state.lastByKey[key] = (last?.written ?? .distantPast, (last?.skipped ?? 0) + 1)
+                if let last { state.lastByKey[key] = (last.written, last.skipped + 1) }
                 return nil
             }
+            if state.lastByKey.count >= 10_000, last == nil { state.lastByKey.removeAll(keepingCapacity: true) }
             state.lastByKey[key] = (now, 0)
             state.inSecond += 1
             return last?.skipped ?? 0

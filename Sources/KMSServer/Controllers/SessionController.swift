@@ -54,10 +54,11 @@ struct SessionController: Sendable {
             } catch {
                 var fields = [client, ("code", error.code.rawValue)]
                 // identity-v1 section 7: a failed exchange records the clientKey as sent.
-                if let sent = (try? KeyExchangeRequest.parse(body))?.clientKey { fields.append(("clientKey", sent)) }
+                let sent = (try? KeyExchangeRequest.parse(body))?.clientKey
+                if let sent { fields.append(("clientKey", sent)) }
                 await audit.keyExchangeFailed(
                     fields, host: context.clientAddress?.perHostKey ?? "unknown", code: error.code,
-                    at: sessions.clock.now())
+                    clientKey: sent.map { String($0.prefix(71)) }, at: sessions.clock.now())
                 throw error
             }
         }
