@@ -1,4 +1,5 @@
 import Crypto
+import CryptoExtras
 import Foundation
 import KMSCore
 import KMSProtocol
@@ -206,6 +207,51 @@ import Testing
                 try WireJSON.decode(CiphertextResponse.self, from: Data(broken.utf8))
             }
         }
+    }
+
+    @Test func keyExchangeMessagesMatchTheCoders() throws {
+        for (clientKey, signature) in [(nil, nil), ("SHA256:ab", "c2ln"), (nil, "c2ln"), ("SHA256:ab", nil)]
+            as [(String?, String?)]
+        {
+            let request = KeyExchangeRequest(
+                sessionId: "s-1 \"x\"", wrappedKey: "d3JhcA==", clientKey: clientKey, signature: signature)
+            #expect(try WireJSON.encode(request) == WireJSONTests.encoderBytes(request))
+            var reader = try JSONObjectReader(bytes: WireJSON.encode(request))
+            #expect(try KeyExchangeRequest(reading: &reader) == request)
+        }
+        let started = SessionInitResponse(
+            sessionId: "s-1", algorithm: "RSA-OAEP-256", publicKey: "-----BEGIN PUBLIC KEY-----\nAA==\n",
+            fingerprint: "SHA256:00", expiresAt: "2026-12-03T10:00:00.000Z")
+        let confirmed = KeyExchangeResponse(
+            sessionId: "s-1", expiresAt: "2026-12-03T10:15:00.000Z", ttlMs: 900_000, sliding: true,
+            maxLifetimeMs: 86_400_000)
+        #expect(try WireJSON.decode(SessionInitResponse.self, from: WireJSONTests.encoderBytes(started)) == started)
+        #expect(try WireJSON.decode(KeyExchangeResponse.self, from: WireJSONTests.encoderBytes(confirmed)) == confirmed)
+        let newer = Data(
+            (#"{"sessionId":"s-1","expiresAt":"2026-12-03T10:15:00.000Z","ttlMs":900000,"sliding":true,"#
+                + #""maxLifetimeMs":86400000,"later":[true]}"#).utf8)
+        #expect(try WireJSON.decode(KeyExchangeResponse.self, from: newer) == confirmed)
+        // What the reader refuses, JSONDecoder decides: a string where a boolean belongs fails both.
+        let wrong = Data(
+            #"{"sessionId":"s-1","expiresAt":"x","ttlMs":1,"sliding":"yes","maxLifetimeMs":1}"#.utf8)
+        #expect(throws: (any Error).self) { try WireJSON.decode(KeyExchangeResponse.self, from: wrong) }
+    }
+
+    @Test func aServerKeyIsParsedOnceAndWrapsForItsPrivateKey() throws {
+        let identity = try _RSA.Encryption.PrivateKey(keySize: .bits4096)
+        let pem = identity.publicKey.pemRepresentation
+        let first = try ClientSeal.serverKey(pem: pem)
+        #expect(
+            try ClientSeal.fingerprint(publicKeyPEM: pem)
+                == Fingerprint.of(spkiDER: identity.publicKey.derRepresentation))
+        #expect(first.fingerprint == (try ClientSeal.serverKey(pem: pem)).fingerprint)
+        let session = SymmetricKey(size: .bits256)
+        let wrapped = try ClientSeal.wrapSessionKey(session, publicKeyPEM: pem)
+        let unwrapped = try identity.decrypt(#require(Base64.decodeStrict(wrapped)), padding: .PKCS1_OAEP_SHA256)
+        #expect(unwrapped == session.withUnsafeBytes { Data($0) })
+        #expect(throws: ClientSeal.Failure.self) { try ClientSeal.serverKey(pem: "not a key") }
+        let small = try _RSA.Encryption.PrivateKey(keySize: .bits2048).publicKey.pemRepresentation
+        #expect(throws: ClientSeal.Failure.self) { try ClientSeal.wrapSessionKey(session, publicKeyPEM: small) }
     }
 
     @Test func duplicateKeysAreRefusedOnBothSidesOfTheThreshold() throws {

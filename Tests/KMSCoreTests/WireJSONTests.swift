@@ -24,6 +24,11 @@ import Testing
             DecryptResponse(keyId: text, version: 1, plaintext: Data()),
             DataKeyResponse(keyId: text, version: 2, plaintext: bytes, ciphertext: text),
             RandomResponse(random: text),
+            SessionInitResponse(
+                sessionId: text, algorithm: "RSA-OAEP-256", publicKey: "-----BEGIN PUBLIC KEY-----\na+/=\n" + text,
+                fingerprint: "SHA256:" + text, expiresAt: text),
+            KeyExchangeResponse(sessionId: text, expiresAt: text, ttlMs: 900_000, sliding: true, maxLifetimeMs: 0),
+            KeyExchangeResponse(sessionId: text, expiresAt: "", ttlMs: -1, sliding: false, maxLifetimeMs: .max),
         ]
         for value in values {
             #expect(

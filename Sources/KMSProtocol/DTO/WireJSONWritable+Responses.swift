@@ -38,3 +38,32 @@ extension RandomResponse: WireJSONWritable {
         json.endObject()
     }
 }
+
+/// The key exchange's two answers (issue 18: the server's side of the same
+/// saving as the client's readers in `WireJSON+Requests.swift`).
+extension SessionInitResponse: WireJSONWritable {
+    public func write(to json: inout JSONBytes) {
+        json.beginObject()
+        json.member("algorithm", algorithm)
+        json.member("expiresAt", expiresAt)
+        json.member("fingerprint", fingerprint)
+        json.member("publicKey", publicKey)
+        json.member("sessionId", sessionId)
+        json.endObject()
+    }
+}
+
+extension KeyExchangeResponse: WireJSONWritable {
+    public func write(to json: inout JSONBytes) {
+        json.beginObject()
+        json.member("expiresAt", expiresAt)
+        json.key("maxLifetimeMs")
+        json.integer(maxLifetimeMs)
+        json.member("sessionId", sessionId)
+        json.key("sliding")
+        json.literal(sliding ? "true" : "false")
+        json.key("ttlMs")
+        json.integer(ttlMs)
+        json.endObject()
+    }
+}

@@ -108,6 +108,14 @@ public struct JSONObjectReader {
         }
     }
 
+    public mutating func boolean(_ key: String) throws(RequestFieldError) -> Bool {
+        guard let value = take(key) else { throw RequestFieldError(field: key, message: "`\(key)` is required") }
+        guard case .bool(let flag) = value else {
+            throw RequestFieldError(field: key, message: "`\(key)` must be true or false, got \(value.typeName)")
+        }
+        return flag
+    }
+
     /// A standard-alphabet, padded base64 member (see `Base64.decodeStrict`).
     public mutating func bytes(_ key: String, maxBytes: Int) throws(RequestFieldError) -> Data {
         guard let value = try optionalBytes(key, maxBytes: maxBytes) else {
