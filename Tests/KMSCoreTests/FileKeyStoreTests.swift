@@ -26,6 +26,34 @@ import Testing
         #expect(DurableFile.mode(of: folder.appendingPathComponent("aliases/photos")) == 0o600)
     }
 
+    /// A file that is there but cannot be read is a storage failure, never "no such key" (review,
+    /// 2026-12-03: it answered 404, a backup left the key out, and an unreadable `clients.json` started an
+    /// empty registry). Tests run as root, so "unreadable" is a folder where the file belongs (`EISDIR`).
+    @Test func filesThatCannotBeReadAreFailuresNotAbsences() async throws {
+        let folder = temporaryFolder()
+        let record = sampleRecord(alias: "photos", versions: 1)
+        try await open(folder).create(record)
+        let file = folder.appendingPathComponent("keys/\(record.keyId).json")
+        try FileManager.default.removeItem(at: file)
+        try FileManager.default.createDirectory(at: file, withIntermediateDirectories: false)
+        let reopened = try open(folder)
+        await #expect(throws: KMSError.self) { try await reopened.key(id: record.keyId) }
+        await #expect(throws: KMSError.self) { try await reopened.list(after: nil, limit: 10) }
+        await #expect(throws: KMSError.self) { try await FileBackupStore.read(folder: folder) }
+        #expect(try await reopened.key(id: "k-none") == nil)
+
+        #expect(try DurableFile.readIfPresent(folder.appendingPathComponent("missing")) == nil)
+        #expect(try DurableFile.names(in: folder.appendingPathComponent("missing")).isEmpty)
+        #expect(throws: DurableFile.Failure.self) { try DurableFile.readIfPresent(file) }
+        let clients = temporaryFolder()
+        try FileManager.default.createDirectory(
+            at: clients.appendingPathComponent("clients.json"), withIntermediateDirectories: true)
+        #expect(throws: KMSError.self) { try LocalClientStore(folder: clients) }
+        let notAFolder = folder.appendingPathComponent("keys-file")
+        try Data("x".utf8).write(to: notAFolder)
+        #expect(throws: DurableFile.Failure.self) { try DurableFile.names(in: notAFolder) }
+    }
+
     /// Encryption counts live in `key-usage.json` (0600), survive reopening, and leave the key file alone.
     @Test func encryptionCountsSurviveReopeningBesideTheRecords() async throws {
         let folder = temporaryFolder()

@@ -116,6 +116,18 @@ import Testing
         let value = try #require(event.fields.first?.1)
         #expect(
             value.utf8.count <= AuditEvent.maxFieldBytes && value.hasSuffix("bytes]") && value.contains("truncated"))
+        // Grants are kept whole: an entry must say who got which permission (review, 2026-12-03).
+        let grants = Grant.auditText([
+            Grant(keys: [.prefix("team-a-"), .prefix("team-b-")], allow: [.cryptoEncrypt, .cryptoDecrypt]), .everything,
+            .everything,
+        ])
+        #expect(grants.utf8.count > AuditEvent.maxFieldBytes)
+        let added = AuditEvent(
+            "client.add",
+            Grant.addAuditFields(
+                name: "phone", publicKey: Data(repeating: 1, count: 32), grants: [.everything, .everything]))
+        #expect(added.fields.first { $0.0 == "grants" }?.1 == Grant.auditText([.everything, .everything]))
+        #expect(AuditEvent("client.grants", [("grants", grants)]).fields.first?.1 == grants)
     }
 
     @Test func aFailingAuditLogRefusesAuditedOperationsOnly() async throws {

@@ -137,6 +137,27 @@ import Testing
         #expect(ProcessInfo.processInfo.environment["PATH"] != "/nowhere")
     }
 
+    /// A `.env` that is there but cannot be read stops the start; only a missing one means "no settings"
+    /// (review, 2026-12-03: it was skipped, and the KMS came up on every interface with the default allowlist).
+    @Test func aDotEnvThatCannotBeReadStopsTheStart() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-env-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        #expect(
+            try KMSConfiguration.fromProcessEnvironment(dotEnvPath: folder.appendingPathComponent("none").path).port
+                == 3000)
+        let notText = folder.appendingPathComponent("latin1.env")
+        try Data("# caf\u{E9}\nKMS_HOST=127.0.0.1\n".data(using: .isoLatin1) ?? Data()).write(to: notText)
+        #expect(throws: KMSConfiguration.Invalid.self) {
+            try KMSConfiguration.fromProcessEnvironment(dotEnvPath: notText.path)
+        }
+        let aFolder = folder.appendingPathComponent("folder.env")
+        try FileManager.default.createDirectory(at: aFolder, withIntermediateDirectories: true)
+        #expect(throws: KMSConfiguration.Invalid.self) {
+            try KMSConfiguration.fromProcessEnvironment(dotEnvPath: aFolder.path)
+        }
+    }
+
     /// `.env.example` documents every variable `kms serve --help` lists.
     @Test func envExampleListsEveryVariable() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..")

@@ -14,6 +14,14 @@ public struct AuditEvent: Sendable {
     /// half a megabyte a request.
     public static let maxFieldBytes = 256
 
+    /// Fields kept whole even when `capped`: a client's grants are what an
+    /// admin handed out (a `client.add` or `client.grants` entry cut short
+    /// would not say who got `clients:manage`, and identity-v1 section 9's
+    /// roll-back check compares them with `GET /clients`). They are validated
+    /// and bounded before they get here (`GrantBody.maxGrants` grants of
+    /// bounded patterns), and only `clients:manage` may send them.
+    public static let uncappedFields: Set<String> = ["grants"]
+
     /// `capped: false` only for what the operator configured (the start-up
     /// entry's settings), never for anything a client sent.
     public init(_ type: String, outcome: String = "success", _ fields: [(String, String)] = [], capped: Bool = true) {
@@ -29,7 +37,8 @@ public struct AuditEvent: Sendable {
                 unique.append((name, value))
             }
         }
-        self.fields = capped ? unique.map { ($0.0, Self.capped($0.1)) } : unique
+        self.fields =
+            capped ? unique.map { ($0.0, Self.uncappedFields.contains($0.0) ? $0.1 : Self.capped($0.1)) } : unique
     }
 
     /// `value`, or its first bytes (whole characters) and the marker `…[truncated N bytes]`.

@@ -60,7 +60,13 @@ public final class AuditFile: AuditFileWriter, @unchecked Sendable {
     }
 
     private func openFile() throws {
-        if fd >= 0 { close(fd) }
+        if fd >= 0 {
+            // The old file (renamed or replaced under us) may hold entries not yet fsynced; a checkpoint in
+            // the new file must not sign them while they are only in the page cache.
+            guard fsync(fd) == 0 else { throw failure("cannot fsync the file it replaced") }
+            close(fd)
+            fd = -1
+        }
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if fd >= 0 {
             folderNeedsSync = true

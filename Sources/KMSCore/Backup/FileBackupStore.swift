@@ -43,7 +43,7 @@ public enum FileBackupStore {
             key.withAliases(contents.aliases.filter { $0.keyId == key.keyId }.map(\.alias))
         }
         let secrets = FileSecretBlobStore(folder: folder)
-        for name in secretNames(in: folder) {
+        for name in try secretNames(in: folder) {
             if let wrapped = try await secrets.blob(named: name) {
                 contents.secrets.append(BackupContents.Secret(name: name, wrapped: wrapped))
             }
@@ -117,7 +117,7 @@ public enum FileBackupStore {
             throw KMSError.storageUnavailable("cannot sync \(folder.path): \(error.description)")
         }
         for name in replaced { try move(folder.appendingPathComponent(name), aside.appendingPathComponent(name)) }
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: staging.path)) ?? []
+        let entries = try DurableFile.storedNames(in: staging)
         for name in entries where !name.hasPrefix(".") {
             let target = folder.appendingPathComponent(name)
             if isEmptyFolder(target) {
@@ -174,7 +174,7 @@ public enum FileBackupStore {
     /// Refuses a folder whose restore stopped during its renames: the store
     /// is then part old, part restored.
     static func refuseInterruptedRenames(in folder: URL) throws(KMSError) {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        let names = try DurableFile.storedNames(in: folder)
         if let aside = names.first(where: { $0.hasPrefix(asidePrefix) }) {
             throw KMSError(
                 .invalidRequest,
@@ -188,7 +188,7 @@ public enum FileBackupStore {
     /// `checkTarget`); one that cannot be removed stops the restore, since
     /// serve would refuse the store it left.
     static func removeInterruptedStaging(in folder: URL) throws(KMSError) {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        let names = try DurableFile.storedNames(in: folder)
         for name in names where name.hasPrefix(stagingPrefix) {
             do {
                 try FileManager.default.removeItem(at: folder.appendingPathComponent(name))
@@ -203,8 +203,7 @@ public enum FileBackupStore {
     static func checkTarget(_ folder: URL, replaceServerSecrets: Bool, masterKey: MasterKey) throws(KMSError)
         -> [String]
     {
-        let entries = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
-            .filter { !$0.hasPrefix(".") }
+        let entries = try DurableFile.storedNames(in: folder).filter { !$0.hasPrefix(".") }
         var startup: [String] = []
         for name in entries {
             let url = folder.appendingPathComponent(name)
@@ -227,7 +226,7 @@ public enum FileBackupStore {
             )
         }
         if startup.contains("clients.json") {
-            let data = FileManager.default.contents(atPath: folder.appendingPathComponent("clients.json").path)
+            let data = try DurableFile.storedBytes(folder.appendingPathComponent("clients.json"))
             let names = (try? JSONDecoder().decode(LocalClientStore.ClientFile.self, from: data ?? Data()))?.clients
                 .map(\.name)
             guard let names, names.allSatisfy({ $0 == ClientRegistry.bootstrapName }) else {
@@ -238,8 +237,8 @@ public enum FileBackupStore {
         return startup
     }
 
-    static func secretNames(in folder: URL) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
+    static func secretNames(in folder: URL) throws(KMSError) -> [String] {
+        try DurableFile.storedNames(in: folder)
             .filter { $0.hasSuffix(secretSuffix) && !$0.hasPrefix(".") }
             .map { String($0.dropLast(secretSuffix.count)) }.sorted()
     }

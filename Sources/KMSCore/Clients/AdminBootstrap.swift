@@ -48,7 +48,13 @@ public enum AdminBootstrap {
 
     /// Reads a client key file (the client's lookup uses it too); nil when absent.
     public static func read(_ url: URL, logger: Logger) throws -> Curve25519.Signing.PrivateKey? {
-        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
+        let contents: Data?
+        do {
+            contents = try DurableFile.readIfPresent(url)
+        } catch {
+            throw StartupFailure(description: "client key file: \(error.description)")
+        }
+        guard let data = contents else { return nil }
         if let mode = DurableFile.mode(of: url), mode & 0o077 != 0 {
             logger.warning(
                 "a client key file is readable by others; chmod 600 it",

@@ -29,7 +29,7 @@ public final class LocalClientStore: ClientStore {
             throw KMSError.storageUnavailable("client store: \(error.description)")
         }
         var clients: [StoredClient] = []
-        if let data = FileManager.default.contents(atPath: url.path) {
+        if let data = try DurableFile.storedBytes(url) {
             do {
                 clients = try JSONDecoder().decode(ClientFile.self, from: data).clients
             } catch {

@@ -84,7 +84,7 @@ public final class FileKeyStore: KeyStore {
             DurableFile.removeStaleTemporaries(in: keysFolder)
             DurableFile.removeStaleTemporaries(in: aliasFolder)
         }
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: keysFolder.path)) ?? []
+        let names = try DurableFile.storedNames(in: keysFolder)
         let ids = names.filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.map { String($0.dropLast(5)) }.sorted()
         state.withLock { $0.ids = ids }
         queue.async { [self] in _ = try? aliasIndex() }
@@ -361,7 +361,7 @@ public final class FileKeyStore: KeyStore {
     private func readKey(_ id: String) throws(KMSError) -> KeyRecord? {
         guard Self.isSafeName(id) else { return nil }
         if let cached = state.withLock({ $0.cache[id] }) { return cached }
-        guard let data = FileManager.default.contents(atPath: keyURL(id).path) else { return nil }
+        guard let data = try DurableFile.storedBytes(keyURL(id)) else { return nil }
         let record: KeyRecord
         do {
             record = try KeyFileFormat.decode(data)
@@ -404,9 +404,9 @@ public final class FileKeyStore: KeyStore {
     private func aliasIndex() throws(KMSError) -> AliasIndex {
         if let index = state.withLock({ $0.aliases }) { return index }
         var index = AliasIndex()
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: aliasFolder.path)) ?? []
+        let names = try DurableFile.storedNames(in: aliasFolder)
         for name in names where !name.hasPrefix(".") && Self.isSafeName(name) {
-            guard let data = FileManager.default.contents(atPath: aliasURL(name).path),
+            guard let data = try DurableFile.storedBytes(aliasURL(name)),
                 let parsed = AliasFileFormat.decode(data, alias: name),
                 state.withLock({ $0.hasKey(parsed.keyId) })
             else { continue }
@@ -427,7 +427,7 @@ public final class FileKeyStore: KeyStore {
     private func claimAlias(_ record: AliasRecord) throws(KMSError) {
         let target = aliasURL(record.alias)
         if try aliasIndex().byName[record.alias] != nil { throw KMSError.aliasInUse(record.alias) }
-        if let data = FileManager.default.contents(atPath: target.path) {
+        if let data = try DurableFile.storedBytes(target) {
             // Only a readable alias file whose key file is missing is taken over; anything else is kept.
             guard let parsed = AliasFileFormat.decode(data, alias: record.alias), (try? readKey(parsed.keyId)) == nil
             else { throw KMSError.aliasInUse(record.alias) }

@@ -117,6 +117,43 @@ public enum DurableFile {
         return info.st_mode & 0o777
     }
 
+    /// The bytes of `url`, or nil when there is no such file. Any other
+    /// failure (no permission, an I/O error, no file descriptors left) throws:
+    /// a store that took an unreadable file for a missing one would answer
+    /// "no such key", skip it in a backup, or start an empty client registry
+    /// over the real one.
+    public static func readIfPresent(_ url: URL) throws(Failure) -> Data? {
+        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            throw failure("cannot open \(url.path)")
+        }
+        defer { close(fd) }
+        var data = Data()
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count == 0 { return data }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw failure("cannot read \(url.path)")
+            }
+            data.append(contentsOf: chunk[0..<count])
+        }
+    }
+
+    /// The names in `folder`; none when the folder does not exist. Any other
+    /// failure throws, for the reason `readIfPresent` gives.
+    public static func names(in folder: URL) throws(Failure) -> [String] {
+        do {
+            return try FileManager.default.contentsOfDirectory(atPath: folder.path)
+        } catch {
+            var info = stat()
+            if lstat(folder.path, &info) != 0, errno == ENOENT { return [] }
+            throw Failure(description: "cannot list folder \(folder.path): \(error.localizedDescription)")
+        }
+    }
+
     /// Removes temporary files a crash left behind in `folder`.
     public static func removeStaleTemporaries(in folder: URL) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
@@ -137,5 +174,25 @@ public enum DurableFile {
 
     private static func failure(_ what: String) -> Failure {
         Failure(description: "\(what): \(String(cString: strerror(errno)))")
+    }
+}
+
+extension DurableFile {
+    /// `readIfPresent` for a store: a file that cannot be read is `503 storage_unavailable`.
+    static func storedBytes(_ url: URL) throws(KMSError) -> Data? {
+        do {
+            return try readIfPresent(url)
+        } catch {
+            throw KMSError.storageUnavailable(error.description)
+        }
+    }
+
+    /// `names(in:)` for a store: a folder that cannot be listed is `503 storage_unavailable`.
+    static func storedNames(in folder: URL) throws(KMSError) -> [String] {
+        do {
+            return try names(in: folder)
+        } catch {
+            throw KMSError.storageUnavailable(error.description)
+        }
     }
 }

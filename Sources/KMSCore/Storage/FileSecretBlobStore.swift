@@ -55,7 +55,7 @@ public final class FileSecretBlobStore: SecretBlobStore {
 
     private func read(_ name: String) throws(KMSError) -> Data? {
         let file = try url(name)
-        guard let contents = FileManager.default.contents(atPath: file.path) else { return nil }
+        guard let contents = try DurableFile.storedBytes(file) else { return nil }
         var reader: JSONObjectReader
         do {
             reader = try JSONObjectReader(bytes: contents)

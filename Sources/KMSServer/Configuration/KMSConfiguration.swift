@@ -72,7 +72,18 @@ public struct KMSConfiguration: Sendable {
     /// Reads the process environment over `.env` in the working directory.
     public static func fromProcessEnvironment(dotEnvPath: String = ".env") throws -> KMSConfiguration {
         var values: [String: String] = [:]
-        if let text = try? String(contentsOfFile: dotEnvPath, encoding: .utf8) {
+        // No `.env` is no settings; one that cannot be read stops the start (api-v1: nothing falls back
+        // silently): served without it, the KMS would bind every interface with the default allowlist.
+        let dotEnv: Data?
+        do {
+            dotEnv = try DurableFile.readIfPresent(URL(fileURLWithPath: dotEnvPath))
+        } catch {
+            throw Invalid(variable: dotEnvPath, reason: "cannot be read (\(error.description))")
+        }
+        if let dotEnv {
+            guard let text = String(data: dotEnv, encoding: .utf8) else {
+                throw Invalid(variable: dotEnvPath, reason: "is not UTF-8 text")
+            }
             values = try DotEnv.parse(text)
         }
         for (key, value) in ProcessInfo.processInfo.environment { values[key] = value }
