@@ -113,8 +113,13 @@ struct Migrations {
             for try await version in try await database.client.query(query, logger: database.logger).decode(Int.self) {
                 current = version
             }
-        } catch {
+        } catch  where PostgresDatabase.sqlState(error) == "42P01" {
             current = 0  // no schema_version table: never started
+        } catch {
+            // Anything else (no permission, a dropped connection) is not "never migrated": saying so
+            // would send the operator to migrate, perhaps the wrong database or prefix.
+            throw StartupFailure(
+                description: "cannot read the database's schema version: \(PostgresDatabase.describe(error))")
         }
         guard current == steps.count else {
             throw StartupFailure(

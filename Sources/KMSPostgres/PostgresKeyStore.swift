@@ -109,7 +109,19 @@ public final class PostgresKeyStore: KeyStore {
 
     public func key(alias: String) async throws(KMSError) -> KeyRecord? {
         if let cached = cache.record(alias: alias) { return cached }
-        return try await cached(
+        return try await read(alias: alias)
+    }
+
+    /// From the database, as `freshKey(id:)`; an alias the cache still
+    /// places on a key drops that key's entry when the database disagrees.
+    public func freshKey(alias: String) async throws(KMSError) -> KeyRecord? {
+        let record = try await read(alias: alias)
+        if let stale = cache.record(alias: alias), stale.keyId != record?.keyId { cache.invalidate(keyId: stale.keyId) }
+        return record
+    }
+
+    private func read(alias: String) async throws(KMSError) -> KeyRecord? {
+        try await cached(
             "\(unescaped: selectRecord) WHERE k.key_id = (SELECT key_id FROM \(unescaped: aliases) WHERE alias = \(alias))"
         )
     }

@@ -68,7 +68,11 @@ struct PostgresURL: Sendable {
             parameters[item.name] = item.value ?? ""
         }
         let modes = SSLMode.allCases.map(\.rawValue).joined(separator: ", ")
-        guard let mode = SSLMode(rawValue: parameters["sslmode"] ?? SSLMode.prefer.rawValue) else {
+        // As libpq: with sslrootcert=system the default mode is verify-full, and a weaker one is refused
+        // (with `require`, the system roots would have been loaded and then not checked at all).
+        let systemRoots = parameters["sslrootcert"] == "system"
+        let defaultMode = systemRoots ? SSLMode.verifyFull : SSLMode.prefer
+        guard let mode = SSLMode(rawValue: parameters["sslmode"] ?? defaultMode.rawValue) else {
             throw StartupFailure(
                 description:
                     "KMS_DATABASE_URL: sslmode \((parameters["sslmode"] ?? "").debugDescription) is not supported (one of: \(modes))"
@@ -76,6 +80,12 @@ struct PostgresURL: Sendable {
         }
         if let root = parameters["sslrootcert"], root.isEmpty {
             throw StartupFailure(description: "KMS_DATABASE_URL: sslrootcert needs a path to a PEM file (or system)")
+        }
+        if systemRoots, mode != .verifyFull {
+            throw StartupFailure(
+                description:
+                    "KMS_DATABASE_URL: sslrootcert=system needs sslmode=verify-full (as libpq: a weaker mode would not check the server against the system's roots)"
+            )
         }
         // URLComponents.user/.password are already percent-decoded: decode once only.
         self.host = host

@@ -120,7 +120,8 @@ public func buildApplication(
         rsa: dependencies.rsaQueue ?? RSAWorkQueue())
     let metrics = RequestMetrics()
     var channel = SealedChannel(
-        sessions: sessions, maxBodyBytes: config.maxBodyBytes, resolveKey: keys.resolveNames)
+        sessions: sessions, maxBodyBytes: config.maxBodyBytes, resolveKey: keys.resolveNames,
+        resolveKeyFresh: keys.resolveNamesFresh)
     channel.noteDenied = { permission, error, call in
         let fields = Auditor.who(call) + [("permission", permission?.rawValue ?? ""), ("key", error.detail ?? "")]
         Task { await audit.note(AuditEvent("permission.denied", outcome: "failure", fields)) }

@@ -197,6 +197,46 @@ struct PostgresCacheTests {
         #expect(b.cache.record(id: created.keyId) == nil)
     }
 
+    /// A change to a key decides on the database, not on this instance's
+    /// cache (review, 2026-12-03): with B still holding K as disabled after A
+    /// enabled it, a disable on B found "already disabled" and wrote nothing;
+    /// with B still placing an alias on its old key, a change by that alias
+    /// went to the old key.
+    @Test func changesDecideOnTheDatabaseNotTheCache() async throws {
+        let (a, b) = try await Self.twoInstances()
+        let listener = Task { await b.listenForKeyChanges() }
+        defer { listener.cancel() }
+        #expect(try await Self.within(.seconds(10)) { b.cache.readStart() != nil } != nil, "the listener connects")
+        let masterKey = try MasterKey(bytes: Data(repeating: 6, count: 32))
+        func ring(_ store: PostgresKeyStore) -> KeyRing {
+            KeyRing(store: store, masterKey: masterKey, lifecycle: KeyLifecycle(graceMs: 60_000), clock: SystemClock())
+        }
+        let alias = "prod-\(UInt32.random(in: 0...UInt32.max))"
+        let key = try await ring(a).generate(alias: alias)
+        let disabled = try await ring(a).change(.disable, on: key.keyId)
+        _ = try await ring(a).change(.enable, on: key.keyId)
+        #expect(try await Self.within(.seconds(1)) { try await b.key(id: key.keyId)?.state == .enabled } != nil)
+        // B's cache as it is between A's enable and its notification.
+        b.cache.store(disabled, readAt: try #require(b.cache.readStart()))
+        #expect(try await b.key(id: key.keyId)?.state == .disabled, "the stale record is cached")
+        let (seen, changes) = try await ring(b).preview(.disable, on: key.keyId)
+        #expect(seen.state == .enabled && changes)
+        #expect(try await ring(b).change(.disable, on: key.keyId).state == .disabled)
+        #expect(try await a.freshKey(id: key.keyId)?.state == .disabled)
+
+        // An alias moved on A while B still places it on the old key.
+        let other = try await ring(a).generate(alias: nil)
+        let before = try #require(try await b.key(alias: alias))
+        #expect(try await a.moveAlias(alias, expectedKeyId: key.keyId, to: other.keyId, at: Date()))
+        #expect(try await Self.within(.seconds(1)) { try await b.key(alias: alias)?.keyId == other.keyId } != nil)
+        b.cache.store(before, readAt: try #require(b.cache.readStart()))
+        #expect(try await b.key(alias: alias)?.keyId == key.keyId, "the stale alias is cached")
+        #expect(try await ring(b).resolve(alias, field: "keyId", fresh: true).keyId == other.keyId)
+        #expect(try await ring(b).resolveNamesFresh(alias)?.keyId == other.keyId)
+        #expect(try await ring(b).change(.disable, on: alias).keyId == other.keyId)
+        #expect(try await a.freshKey(id: other.keyId)?.state == .disabled)
+    }
+
     /// The cache's own rules: a read that began before an invalidation never stores; entries age out.
     @Test func aReadOlderThanAnInvalidationIsNotKept() throws {
         let cache = PostgresKeyCache(maxAge: .milliseconds(50))

@@ -36,6 +36,14 @@ import Testing
         #expect(twice?.contains("given twice") == true, "\(twice ?? "nil")")
         let missing = await Self.refusal(base + "?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")
         #expect(missing?.contains("sslrootcert /nonexistent/ca.pem") == true, "\(missing ?? "nil")")
+        // As libpq: the system's roots only with verify-full (review, 2026-12-03: `require` loaded them and
+        // checked nothing).
+        for mode in ["require", "verify-ca", "prefer", "disable"] {
+            let weak = await Self.refusal(base + "?sslmode=\(mode)&sslrootcert=system")
+            #expect(weak?.contains("sslrootcert=system needs sslmode=verify-full") == true, "\(mode): \(weak ?? "nil")")
+        }
+        let defaulted = await Self.refusal(base + "?sslrootcert=system")
+        #expect(defaulted?.contains("sslrootcert=system needs") != true, "\(defaulted ?? "nil")")
         for failure in [unknown, allow, twice, missing] {
             #expect(failure?.contains("secret") == false, "the password must never appear in a message")
         }

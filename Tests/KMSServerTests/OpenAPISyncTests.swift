@@ -18,7 +18,9 @@ import Testing
         let keys = KeyRing(
             store: InMemoryKeyStore(), masterKey: try MasterKey(bytes: Data(count: 32)),
             lifecycle: KeyLifecycle(graceMs: 1), clock: SystemClock())
-        let channel = SealedChannel(sessions: sessions, maxBodyBytes: 1 << 20, resolveKey: keys.resolveNames)
+        let channel = SealedChannel(
+            sessions: sessions, maxBodyBytes: 1 << 20, resolveKey: keys.resolveNames,
+            resolveKeyFresh: keys.resolveNamesFresh)
         let audit = Auditor(
             log: try AuditLog(
                 writer: try AuditFile(url: URL(fileURLWithPath: "/dev/null")), key: .init(), after: 0,

@@ -89,7 +89,7 @@ public struct KeyRing: Sendable {
     /// (compare-and-set on the revision, retried on conflict).
     public func rotate(_ reference: String) async throws(KMSError) -> KeyRecord {
         let rotated = try await updateRetrying { () async throws(KMSError) in
-            try await resolve(reference, field: "keyId")
+            try await resolve(reference, field: "keyId", fresh: true)
         } change: { (record: inout KeyRecord) throws(KMSError) in
             try record.checkUsable()
             try addVersion(to: &record)
@@ -120,11 +120,20 @@ public struct KeyRing: Sendable {
     }
 
     /// A key by id or alias; `404 key_not_found` when neither names one.
-    public func resolve(_ reference: String, field: String) async throws(KMSError) -> KeyRecord {
+    /// `fresh` reads past a store's cache (PostgreSQL keeps records up to a
+    /// second): every change to a key decides on what the database holds, or
+    /// a disable after an enable made elsewhere a moment ago would find the
+    /// key "already disabled" and write nothing, and an alias moved elsewhere
+    /// would still name its old key.
+    public func resolve(_ reference: String, field: String, fresh: Bool = false) async throws(KMSError) -> KeyRecord {
         try checkReference(reference, field: field)
-        let record =
-            KeyIdentifier.isKeyId(reference)
-            ? try await store.key(id: reference) : try await store.key(alias: reference)
+        let record: KeyRecord?
+        switch (KeyIdentifier.isKeyId(reference), fresh) {
+        case (true, false): record = try await store.key(id: reference)
+        case (true, true): record = try await store.freshKey(id: reference)
+        case (false, false): record = try await store.key(alias: reference)
+        case (false, true): record = try await store.freshKey(alias: reference)
+        }
         guard let record else { throw Self.keyNotFound }
         return record
     }
@@ -142,8 +151,17 @@ public struct KeyRing: Sendable {
     /// Every name of the key `reference` names; nil when none does (or the
     /// reference is malformed): what a permission decision needs.
     public func resolveNames(_ reference: String) async throws(KMSError) -> KeyAccess.Names? {
+        try await resolveNames(reference, fresh: false)
+    }
+
+    /// `resolveNames` past the store's cache, for a change to the key (`resolve`'s `fresh`).
+    public func resolveNamesFresh(_ reference: String) async throws(KMSError) -> KeyAccess.Names? {
+        try await resolveNames(reference, fresh: true)
+    }
+
+    func resolveNames(_ reference: String, fresh: Bool) async throws(KMSError) -> KeyAccess.Names? {
         do {
-            let record = try await resolve(reference, field: "keyId")
+            let record = try await resolve(reference, field: "keyId", fresh: fresh)
             return KeyAccess.Names(keyId: record.keyId, aliases: record.aliases)
         } catch {
             if error.code == .keyNotFound || error.code == .invalidRequest { return nil }

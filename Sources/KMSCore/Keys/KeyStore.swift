@@ -28,6 +28,10 @@ public protocol KeyStore: Sendable {
     /// record lacks what a request names (a version made a moment ago on
     /// another instance). Stores without a cache answer as `key(id:)`.
     func freshKey(id: String) async throws(KMSError) -> KeyRecord?
+    /// `key(alias:)` read past any cache: what a change to a key (its
+    /// lifecycle, a rotation, its aliases) decides on, so that it never acts
+    /// on a state or an alias another instance changed a moment ago.
+    func freshKey(alias: String) async throws(KMSError) -> KeyRecord?
     func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyUpdate
     func delete(keyId: String, expectedRevision: Int, now: Date) async throws(KMSError) -> Bool
     func list(after: String?, limit: Int) async throws(KMSError) -> [KeyRecord]
@@ -69,6 +73,7 @@ extension KeyStore {
     }
 
     public func freshKey(id: String) async throws(KMSError) -> KeyRecord? { try await key(id: id) }
+    public func freshKey(alias: String) async throws(KMSError) -> KeyRecord? { try await key(alias: alias) }
 }
 
 /// The outcome of a compare-and-set `KeyStore.update`.

@@ -96,14 +96,17 @@ struct AWSOperations: Sendable {
         case .invalid: throw AWSFault.notFound
         case .invalidAlias: throw AWSFault("NotFoundException", "Alias \(text) is not found.")
         }
+        // A change to the key decides on the database, past this instance's cache (`KeyRing.resolve`).
+        let fresh = permission == .keysManage || permission == .keysRotate
         do {
             var keyId = reference
             if checkGrants, let permission {
                 keyId = try await KeyAccess.decide(
-                    permission, on: reference, grants: call.caller.client.grants, resolve: keys.resolveNames
+                    permission, on: reference, grants: call.caller.client.grants,
+                    resolve: fresh ? keys.resolveNamesFresh : keys.resolveNames
                 ).keyId
             }
-            return try await keys.resolve(keyId, field: "KeyId")
+            return try await keys.resolve(keyId, field: "KeyId", fresh: fresh)
         } catch {
             if error.code == .permissionDenied { noteDenied(permission, text, call) }
             throw AWSFault.from(error)

@@ -139,7 +139,8 @@ struct AliasesController: Sendable {
         guard let client = call.opened.client else { return reference }
         do {
             return try await KeyAccess.decide(
-                .keysManage, on: reference, grants: client.grants, resolve: keys.resolveNames
+                .keysManage, on: reference, grants: client.grants,
+                resolve: keys.resolveNamesFresh
             ).keyId
         } catch {
             if error.code == .permissionDenied { call.noteDenied(.keysManage, error) }

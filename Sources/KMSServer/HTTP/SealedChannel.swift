@@ -22,6 +22,10 @@ struct SealedChannel: Sendable {
     let maxBodyBytes: Int
     /// Finds a key by id or alias for permission decisions (nil: no such key).
     let resolveKey: RoutePermission<EmptyBody>.KeyResolver
+    /// The same past the store's cache, for routes that change a key
+    /// (`keys:rotate`, `keys:manage`): the keyId decided on is the one changed,
+    /// so it must not come from an alias another instance moved a moment ago.
+    let resolveKeyFresh: RoutePermission<EmptyBody>.KeyResolver
     /// Records `permission.denied` (identity-v1 section 7) without delaying the answer.
     var noteDenied: @Sendable (Permission?, KMSError, Call) -> Void = { _, _, _ in }
 
@@ -84,7 +88,9 @@ struct SealedChannel: Sendable {
                 // identity-v1 section 3: inner request (400), then permission (403), then the handler.
                 if let client = opened.client, let check = permission.check {
                     do throws(KMSError) {
-                        call.checkedKeyId = try await check(input, call, client, resolveKey)
+                        let changesKey = permission.permission == .keysRotate || permission.permission == .keysManage
+                        call.checkedKeyId = try await check(
+                            input, call, client, changesKey ? resolveKeyFresh : resolveKey)
                     } catch {
                         if error.code == .permissionDenied { call.noteDenied(permission.permission, error) }
                         throw error

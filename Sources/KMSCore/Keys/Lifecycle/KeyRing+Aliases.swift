@@ -23,7 +23,8 @@ extension KeyRing {
     /// Rule 9.2, for both doors: `keys:manage` on the key `alias` names now,
     /// judged without that alias (by its keyId and its other aliases).
     public func mayManageCurrentKey(of alias: AliasRecord, grants: [Grant]) async throws(KMSError) -> Bool {
-        let names = try await resolveNames(alias.keyId) ?? KeyAccess.Names(keyId: alias.keyId, aliases: [])
+        let names =
+            try await resolveNames(alias.keyId, fresh: true) ?? KeyAccess.Names(keyId: alias.keyId, aliases: [])
         return names.without(alias.alias).allowed(.keysManage, by: grants)
     }
 
@@ -57,7 +58,7 @@ extension KeyRing {
 
     /// A key that may take an alias: exists (`404`), not pending deletion (`409`).
     public func aliasTarget(_ reference: String) async throws(KMSError) -> KeyRecord {
-        let record = try await resolve(reference, field: "keyId")
+        let record = try await resolve(reference, field: "keyId", fresh: true)
         guard record.state != .pendingDeletion else { throw KMSError.keyPendingDeletion }
         return record
     }

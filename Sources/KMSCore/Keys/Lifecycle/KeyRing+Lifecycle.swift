@@ -5,7 +5,7 @@ extension KeyRing {
     /// server skip the audit of a no-op repeat (rule 9.5) and answer the
     /// `409`s before recording an intent.
     public func preview(_ change: KeyChange, on reference: String) async throws(KMSError) -> (KeyRecord, Bool) {
-        let record = try await resolve(reference, field: "keyId")
+        let record = try await resolve(reference, field: "keyId", fresh: true)
         var changed = record
         return (record, try change.apply(to: &changed, now: clock.now()))
     }
@@ -13,7 +13,7 @@ extension KeyRing {
     /// Applies `change` under compare-and-set, retried on conflict.
     public func change(_ change: KeyChange, on reference: String) async throws(KMSError) -> KeyRecord {
         let changed = try await updateRetrying { () async throws(KMSError) in
-            try await resolve(reference, field: "keyId")
+            try await resolve(reference, field: "keyId", fresh: true)
         } change: { (record: inout KeyRecord) throws(KMSError) in
             try change.apply(to: &record, now: clock.now())
         }
