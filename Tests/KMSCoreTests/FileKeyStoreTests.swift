@@ -116,6 +116,8 @@ import Testing
         let created = temporaryFolder().appendingPathComponent("a/b")
         try DurableFile.prepareFolder(created)
         #expect(DurableFile.mode(of: created) == 0o700 && DurableFile.looseness(of: created) == nil)
+        // The folders made on the way are the KMS's too (review, 2026-12-03: `data/` was left 0755).
+        #expect(DurableFile.mode(of: created.deletingLastPathComponent()) == 0o700)
         let existing = temporaryFolder()
         try FileManager.default.createDirectory(
             at: existing, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
@@ -145,6 +147,12 @@ import Testing
         #expect(try !DurableFile.createExclusive(Data("second".utf8), at: url))
         #expect(try Data(contentsOf: url) == Data("first".utf8))
         #expect(DurableFile.mode(of: url) == 0o600)
+        // No temporary name is left beside it, and one a crash left is swept for that file only.
+        #expect(try DurableFile.names(in: folder) == ["blob"])
+        try Data("old".utf8).write(to: folder.appendingPathComponent(".blob.tmp-1234"))
+        try Data("other".utf8).write(to: folder.appendingPathComponent(".other.tmp-1234"))
+        DurableFile.removeStaleTemporaries(of: url)
+        #expect(try DurableFile.names(in: folder).sorted() == [".other.tmp-1234", "blob"])
     }
 
     /// A write that fails (here: the key file became a folder) is a 503 with

@@ -62,6 +62,22 @@ import Testing
 
     /// `contains` compares the prefix in place; it must agree with masking the address (the form
     /// it replaced) for every prefix length, inside, at and just outside each range's edges.
+    /// An IPv6 range never admits IPv4 peers (review, 2026-12-03: `::/0`, meant as every IPv6 address, admitted
+    /// every IPv4 host too, since IPv4 is held as `::ffff:a.b.c.d`).
+    @Test func ipv6RangesDoNotAdmitIPv4Peers() throws {
+        func address(_ text: String) throws -> IPAddress { try #require(IPAddress(text)) }
+        for text in ["::/0", "::/80", "::/96", "::ffff:0:0/96", "0:0:0:0:0:ffff::/95"] {
+            let range = try? AddressRange(parsing: text)
+            #expect(range?.contains(try address("10.0.0.1")) != true, "\(text)")
+            #expect(range?.contains(try address("::ffff:10.0.0.1")) != true, "\(text)")
+        }
+        #expect(try AddressRange(parsing: "::/0").contains(try address("2001:db8::1")))
+        #expect(try AddressRange(parsing: "10.0.0.0/8").contains(try address("::ffff:10.0.0.1")))
+        #expect(try AddressRange(parsing: "::ffff:10.0.0.0/8").contains(try address("10.9.8.7")))
+        #expect(try AddressRange(parsing: "0.0.0.0/0").contains(try address("10.9.8.7")))
+        #expect(try !AddressRange(parsing: "0.0.0.0/0").contains(try address("2001:db8::1")))
+    }
+
     @Test func containsAgreesWithMasking() throws {
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<300 {

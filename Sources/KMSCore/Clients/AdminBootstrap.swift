@@ -29,7 +29,10 @@ public enum AdminBootstrap {
 
     /// The key in `url`, or a new one written there.
     static func loadOrCreate(_ url: URL, logger: Logger) throws -> (Curve25519.Signing.PrivateKey, Bool) {
-        if let key = try read(url, logger: logger) { return (key, false) }
+        if let key = try read(url, logger: logger) {
+            DurableFile.removeStaleTemporaries(of: url)
+            return (key, false)
+        }
         let key = Curve25519.Signing.PrivateKey()
         do {
             try DurableFile.prepareFolder(url.deletingLastPathComponent())

@@ -5,7 +5,10 @@ public import Logging
 /// Finds the master key: `KMS_MASTER_KEY` (b64) wins; otherwise the key file,
 /// created with 32 CSPRNG bytes (mode 0600) when missing.
 public enum MasterKeyLoader {
-    public static func load(base64: String?, file: URL, logger: Logger) throws(StartupFailure) -> MasterKey {
+    /// `tidy: false` for the commands that only read (`loadExisting`): they leave the folder as it is.
+    public static func load(base64: String?, file: URL, logger: Logger, tidy: Bool = true) throws(StartupFailure)
+        -> MasterKey
+    {
         if let base64, !base64.isEmpty {
             guard let bytes = Base64.decodeStrict(base64.trimmingCharacters(in: .whitespacesAndNewlines)),
                 bytes.count == 32
@@ -15,6 +18,7 @@ public enum MasterKeyLoader {
             return try make(bytes)
         }
         if FileManager.default.fileExists(atPath: file.path) {
+            if tidy { DurableFile.removeStaleTemporaries(of: file) }
             return try read(file, logger: logger)
         }
         do {
@@ -43,7 +47,7 @@ public enum MasterKeyLoader {
         }
         var logger = Logger(label: "kms")
         logger.logLevel = .critical
-        return try load(base64: base64, file: file, logger: logger)
+        return try load(base64: base64, file: file, logger: logger, tidy: false)
     }
 
     private static func read(_ file: URL, logger: Logger) throws(StartupFailure) -> MasterKey {

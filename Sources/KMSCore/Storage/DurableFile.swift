@@ -27,17 +27,25 @@ public enum DurableFile {
         let path = folder.path
         let existed = FileManager.default.fileExists(atPath: path)
         if !existed {
-            do {
-                try FileManager.default.createDirectory(
-                    at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            } catch {
-                throw Failure(description: "cannot create folder \(path): \(error.localizedDescription)")
+            // Each missing folder, from the top, by mkdir(2) with 0700 (a umask can only tighten that:
+            // no moment where it is open to others) and its parent fsynced (a power cut must not lose
+            // the tree a master key was just written into).
+            var missing: [URL] = []
+            var current = folder.standardizedFileURL
+            while current.path != "/", !current.path.isEmpty, !FileManager.default.fileExists(atPath: current.path) {
+                missing.append(current)
+                current = current.deletingLastPathComponent()
             }
-            // The process umask may have loosened what was asked for; this folder is ours.
+            for created in missing.reversed() {
+                guard mkdir(created.path, 0o700) == 0 || errno == EEXIST else {
+                    throw failure("cannot create folder \(created.path)")
+                }
+                try syncFolder(created.deletingLastPathComponent().path)
+            }
+            // Kept as a check: the folder is ours and must be private.
             if let mode = mode(of: folder), mode & 0o077 != 0, chmod(path, 0o700) != 0 {
                 throw failure("cannot restrict folder \(path) to mode 0700")
             }
-            try syncFolder(folder.deletingLastPathComponent().path)
         }
         guard access(path, W_OK | X_OK) == 0 else {
             throw Failure(description: "folder \(path) is not writable: \(String(cString: strerror(errno)))")
@@ -93,9 +101,14 @@ public enum DurableFile {
         let folder = url.deletingLastPathComponent()
         let temp = folder.appendingPathComponent(".\(url.lastPathComponent).tmp-\(UUID().uuidString)")
         try write(data, to: temp, syncFolder: false)
-        defer { unlink(temp.path) }
-        guard link(temp.path, url.path) == 0 else {
-            if errno == EEXIST { return false }
+        let linked = link(temp.path, url.path) == 0
+        let linkError = errno
+        // The temporary name goes before the folder fsync: a crash after it must not leave a second,
+        // hidden name for the file (a master key that stays on disk after its file is moved away).
+        unlink(temp.path)
+        guard linked else {
+            if linkError == EEXIST { return false }
+            errno = linkError
             throw failure("cannot create \(url.path)")
         }
         try syncFolder(folder.path)
@@ -151,6 +164,18 @@ public enum DurableFile {
             var info = stat()
             if lstat(folder.path, &info) != 0, errno == ENOENT { return [] }
             throw Failure(description: "cannot list folder \(folder.path): \(error.localizedDescription)")
+        }
+    }
+
+    /// Removes the temporary copies of `file` a crash left beside it (before
+    /// `createExclusive` unlinked its temporary name first, a crash could
+    /// leave a hidden second name for a master key). Only `file`'s own: its
+    /// folder may be shared (`/etc/kms`).
+    public static func removeStaleTemporaries(of file: URL) {
+        let prefix = ".\(file.lastPathComponent).tmp-"
+        let folder = file.deletingLastPathComponent()
+        for name in (try? names(in: folder)) ?? [] where name.hasPrefix(prefix) {
+            unlink(folder.appendingPathComponent(name).path)
         }
     }
 

@@ -1,12 +1,17 @@
 /// An address or CIDR range from `KMS_WHITELIST` or `KMS_TRUSTED_PROXIES`.
 ///
-/// IPv4 ranges match IPv4-mapped IPv6 peers too. A range with host bits set
-/// (`10.0.0.1/8`) is refused rather than silently widened or narrowed.
+/// IPv4 ranges match IPv4-mapped IPv6 peers too (an address written in the
+/// mapped form, `::ffff:10.0.0.0/8`, is an IPv4 range). An IPv6 range never
+/// matches an IPv4 peer: IPv4 is held in its mapped form, so `::/0`, meant as
+/// "every IPv6 address", would otherwise admit every IPv4 host as well. A range with host bits set (`10.0.0.1/8`) is refused
+/// rather than silently widened or narrowed.
 public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
     public let network: IPAddress
     /// Prefix length counted over the 16-byte form (IPv4 /n is 96 + n).
     public let prefixLength: Int
     public let description: String
+    /// An IPv6 range: never matches an IPv4 peer.
+    let excludesIPv4: Bool
 
     public enum ParseError: Error, Equatable, CustomStringConvertible {
         case malformed(String)
@@ -36,13 +41,14 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
         network = address
         prefixLength = total
         description = item
+        excludesIPv4 = !address.isIPv4
     }
 
     /// Compares the first `prefixLength` bits in place: this runs for every
     /// range on every request, and `masked` would allocate a copy each time.
     public func contains(_ address: IPAddress) -> Bool {
         let (bytes, net) = (address.bytes, network.bytes)
-        guard bytes.count == 16, net.count == 16 else { return false }
+        guard bytes.count == 16, net.count == 16, !(excludesIPv4 && address.isIPv4) else { return false }
         for index in 0..<16 {
             let keep = max(0, min(8, prefixLength - index * 8))
             if keep == 0 { return true }
