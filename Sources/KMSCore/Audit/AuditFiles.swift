@@ -45,11 +45,24 @@ public enum AuditFiles {
         public init() {}
     }
 
+    /// A log file's bytes: nil when there is none, or when the log is a device
+    /// (`/dev/null`); a file that is there but cannot be read throws, since
+    /// taking it for an empty log would start a new chain over the old one.
+    static func logBytes(_ url: URL) throws -> Data? {
+        var info = stat()
+        guard stat(url.path, &info) == 0 else {
+            if errno == ENOENT { return nil }
+            throw DurableFile.Failure(description: "audit log \(url.path): cannot stat")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else { return nil }
+        return try DurableFile.readIfPresent(url)
+    }
+
     /// The end of the chain. A half-written last line — a crash mid-append — is
     /// cut off and reported, so the chain continues from the last whole line.
     public static func resume(_ current: URL, logger: Logger) throws -> Resume {
         var resume = Resume()
-        if var data = FileManager.default.contents(atPath: current.path), !data.isEmpty, data.last != 0x0A {
+        if var data = try logBytes(current), !data.isEmpty, data.last != 0x0A {
             let keep = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
             resume.repairedBytes = data.count - keep
             data = data.prefix(keep)
@@ -63,7 +76,7 @@ public enum AuditFiles {
         }
         var foundEnd = false
         for file in chain(for: current).reversed() {
-            guard let data = FileManager.default.contents(atPath: file.path), !data.isEmpty else { continue }
+            guard let data = try logBytes(file), !data.isEmpty else { continue }
             for line in AuditLines.split(data).reversed() {
                 // A seq no log reaches (a crafted line): the next one would not fit the format's integer.
                 guard let line, let parsed = AuditChain.parse(line), parsed.seq < UInt64(Int64.max) / 2 else {

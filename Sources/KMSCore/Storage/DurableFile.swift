@@ -131,7 +131,8 @@ public enum DurableFile {
     }
 
     /// The bytes of `url`, or nil when there is no such file. Any other
-    /// failure (no permission, an I/O error, no file descriptors left) throws:
+    /// failure (no permission, an I/O error, no file descriptors left, not a
+    /// regular file) throws:
     /// a store that took an unreadable file for a missing one would answer
     /// "no such key", skip it in a backup, or start an empty client registry
     /// over the real one.
@@ -142,6 +143,12 @@ public enum DurableFile {
             throw failure("cannot open \(url.path)")
         }
         defer { close(fd) }
+        // Only a regular file: a folder is EISDIR, and a device (`/dev/zero`) would never end.
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw failure("cannot stat \(url.path)") }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw Failure(description: "\(url.path) is not a regular file")
+        }
         var data = Data()
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
