@@ -115,8 +115,9 @@ public final class PostgresKeyStore: KeyStore {
     /// From the database, as `freshKey(id:)`; an alias the cache still
     /// places on a key drops that key's entry when the database disagrees.
     public func freshKey(alias: String) async throws(KMSError) -> KeyRecord? {
+        let cached = cache.record(alias: alias)
         let record = try await read(alias: alias)
-        if let stale = cache.record(alias: alias), stale.keyId != record?.keyId { cache.invalidate(keyId: stale.keyId) }
+        if let cached, cached.keyId != record?.keyId { cache.invalidate(keyId: cached.keyId) }
         return record
     }
 

@@ -63,9 +63,15 @@ public final class AuditFile: AuditFileWriter, @unchecked Sendable {
         if fd >= 0 {
             // The old file (renamed or replaced under us) may hold entries not yet fsynced; a checkpoint in
             // the new file must not sign them while they are only in the page cache.
-            guard fsync(fd) == 0 else { throw failure("cannot fsync the file it replaced") }
+            let synced = fsync(fd) == 0
+            let error = errno
             close(fd)
             fd = -1
+            // This batch fails; the next opens the file at the path afresh.
+            guard synced else {
+                errno = error
+                throw failure("cannot fsync the file it replaced")
+            }
         }
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if fd >= 0 {

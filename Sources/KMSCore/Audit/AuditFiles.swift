@@ -7,9 +7,18 @@ public enum AuditFiles {
     /// The log's files in chain order: rotated ones (`audit.log.<last seq>`) by
     /// number, then the current one.
     public static func chain(for current: URL) -> [URL] {
+        chain(for: current, names: (try? DurableFile.names(in: current.deletingLastPathComponent())) ?? [])
+    }
+
+    /// `chain(for:)` for the writer: a folder that cannot be listed throws
+    /// (taken for an empty one, the chain would start again at seq 1).
+    static func listedChain(for current: URL) throws -> [URL] {
+        chain(for: current, names: try DurableFile.names(in: current.deletingLastPathComponent()))
+    }
+
+    private static func chain(for current: URL, names: [String]) -> [URL] {
         let folder = current.deletingLastPathComponent()
         let prefix = current.lastPathComponent + "."
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
         let rotated = names.filter { $0.hasPrefix(prefix) && UInt64($0.dropFirst(prefix.count)) != nil }
             .sorted { UInt64($0.dropFirst(prefix.count)) ?? 0 < UInt64($1.dropFirst(prefix.count)) ?? 0 }
         var files = rotated.map { folder.appendingPathComponent($0) }
@@ -75,7 +84,7 @@ public enum AuditFiles {
                 metadata: ["bytes": "\(resume.repairedBytes)", "file": "\(current.path)"])
         }
         var foundEnd = false
-        for file in chain(for: current).reversed() {
+        for file in try listedChain(for: current).reversed() {
             guard let data = try logBytes(file), !data.isEmpty else { continue }
             for line in AuditLines.split(data).reversed() {
                 // A seq no log reaches (a crafted line): the next one would not fit the format's integer.

@@ -116,8 +116,15 @@ public enum FileBackupStore {
             rollBack()
             throw KMSError.storageUnavailable("cannot sync \(folder.path): \(error.description)")
         }
+        // Listed before anything moves: a failure here must leave the store as it was.
+        let entries: [String]
+        do {
+            entries = try DurableFile.storedNames(in: staging)
+        } catch {
+            rollBack()
+            throw error
+        }
         for name in replaced { try move(folder.appendingPathComponent(name), aside.appendingPathComponent(name)) }
-        let entries = try DurableFile.storedNames(in: staging)
         for name in entries where !name.hasPrefix(".") {
             let target = folder.appendingPathComponent(name)
             if isEmptyFolder(target) {

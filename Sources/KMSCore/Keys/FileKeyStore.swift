@@ -412,7 +412,7 @@ public final class FileKeyStore: KeyStore {
             else { continue }
             if let record = parsed.record {
                 index.set(record)
-            } else if let key = try? readKey(parsed.keyId) {
+            } else if let key = try readKey(parsed.keyId) {
                 index.set(
                     AliasRecord(alias: name, keyId: key.keyId, createdAt: key.createdAt, updatedAt: key.createdAt))
             }
@@ -429,7 +429,7 @@ public final class FileKeyStore: KeyStore {
         if try aliasIndex().byName[record.alias] != nil { throw KMSError.aliasInUse(record.alias) }
         if let data = try DurableFile.storedBytes(target) {
             // Only a readable alias file whose key file is missing is taken over; anything else is kept.
-            guard let parsed = AliasFileFormat.decode(data, alias: record.alias), (try? readKey(parsed.keyId)) == nil
+            guard let parsed = AliasFileFormat.decode(data, alias: record.alias), try readKey(parsed.keyId) == nil
             else { throw KMSError.aliasInUse(record.alias) }
             unlink(target.path)
         }

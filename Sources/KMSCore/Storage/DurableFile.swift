@@ -107,7 +107,11 @@ public enum DurableFile {
         // hidden name for the file (a master key that stays on disk after its file is moved away).
         unlink(temp.path)
         guard linked else {
-            if linkError == EEXIST { return false }
+            // ENOENT: another instance's start swept this temporary (`removeStaleTemporaries(of:)`) because
+            // the file exists already, which is the answer.
+            if linkError == EEXIST || (linkError == ENOENT && FileManager.default.fileExists(atPath: url.path)) {
+                return false
+            }
             errno = linkError
             throw failure("cannot create \(url.path)")
         }

@@ -75,8 +75,12 @@ public struct KMSConfiguration: Sendable {
         // No `.env` is no settings; one that cannot be read stops the start (api-v1: nothing falls back
         // silently): served without it, the KMS would bind every interface with the default allowlist.
         let dotEnv: Data?
+        var isFolder: ObjCBool = false
         do {
-            dotEnv = try DurableFile.readIfPresent(URL(fileURLWithPath: dotEnvPath))
+            // A folder named .env (a Python virtualenv) is not a settings file: there is none.
+            let folder =
+                FileManager.default.fileExists(atPath: dotEnvPath, isDirectory: &isFolder) && isFolder.boolValue
+            dotEnv = folder ? nil : try DurableFile.readIfPresent(URL(fileURLWithPath: dotEnvPath))
         } catch {
             throw Invalid(variable: dotEnvPath, reason: "cannot be read (\(error.description))")
         }
