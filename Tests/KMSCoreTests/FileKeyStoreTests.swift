@@ -52,6 +52,9 @@ import Testing
         let notAFolder = folder.appendingPathComponent("keys-file")
         try Data("x".utf8).write(to: notAFolder)
         #expect(throws: DurableFile.Failure.self) { try DurableFile.names(in: notAFolder) }
+        #expect(FileBackupStore.interruptedRestoreRefusal(in: notAFolder)?.contains("cannot be checked") == true)
+        #expect(FileBackupStore.interruptedRestoreRefusal(in: folder.appendingPathComponent("none")) == nil)
+        #expect(FileBackupStore.interruptedRestoreRefusal(in: folder) == nil)
     }
 
     /// Encryption counts live in `key-usage.json` (0600), survive reopening, and leave the key file alone.

@@ -164,14 +164,19 @@ public enum FileBackupStore {
     /// set-aside files (killed during them: the store is part old, part
     /// restored). `kms serve` refuses to start on either.
     public static func interruptedRestore(in folder: URL) -> String? {
-        ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).sorted()
-            .first { $0.hasPrefix(stagingPrefix) }
+        ((try? DurableFile.names(in: folder)) ?? []).sorted().first { $0.hasPrefix(stagingPrefix) }
     }
 
     /// What serve, backup and `clients add --local` say when `folder` holds a
-    /// restore's leftovers (`interruptedRestore`): they refuse the store.
+    /// restore's leftovers (`interruptedRestore`): they refuse the store. A
+    /// folder that cannot be listed is refused too: it cannot say it holds none.
     public static func interruptedRestoreRefusal(in folder: URL) -> String? {
-        interruptedRestore(in: folder).map {
+        do {
+            _ = try DurableFile.names(in: folder)
+        } catch {
+            return "the store cannot be checked for an unfinished restore: \(error.description)"
+        }
+        return interruptedRestore(in: folder).map {
             "\(folder.path) holds \($0), left by a kms restore that did not finish, so the store is not what the "
                 + "backup held; run the restore again (it clears the staging folder, and says what to do when more "
                 + "is left)"
