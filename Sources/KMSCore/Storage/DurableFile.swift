@@ -192,8 +192,7 @@ public enum DurableFile {
 
     /// Removes temporary files a crash left behind in `folder`.
     public static func removeStaleTemporaries(in folder: URL) {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-        for name in names where name.hasPrefix(".") && name.contains(".tmp-") {
+        for name in (try? names(in: folder)) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") {
             unlink(folder.path + "/" + name)
         }
     }

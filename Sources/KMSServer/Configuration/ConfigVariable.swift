@@ -14,7 +14,9 @@ public struct ConfigVariable: Sendable {
         .init(name: "KMS_HOST", defaultValue: "0.0.0.0", meaning: "listen address"),
         .init(
             name: "KMS_WHITELIST", defaultValue: "100.64.0.9,127.0.0.0/8,::1",
-            meaning: "CSV of client addresses and CIDR ranges allowed on every route; when set, exactly this list"),
+            meaning:
+                "CSV of client addresses and CIDR ranges allowed on every route (an IPv6 range admits no IPv4 client); when set, exactly this list"
+        ),
         .init(
             name: "KMS_TRUSTED_PROXIES", defaultValue: "127.0.0.0/8,::1",
             meaning: "CSV of proxies whose X-Forwarded-For is believed; empty trusts none"),
