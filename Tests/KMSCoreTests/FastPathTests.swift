@@ -237,7 +237,9 @@ import Testing
         #expect(throws: (any Error).self) { try WireJSON.decode(KeyExchangeResponse.self, from: wrong) }
     }
 
-    @Test func aServerKeyIsParsedOnceAndWrapsForItsPrivateKey() throws {
+    /// The cached server key answers what parsing the PEM each time did (the
+    /// caching itself is a speed matter, not checked here).
+    @Test func aServerKeyWrapsForItsPrivateKeyAndFingerprintsItsSPKI() throws {
         let identity = try _RSA.Encryption.PrivateKey(keySize: .bits4096)
         let pem = identity.publicKey.pemRepresentation
         let first = try ClientSeal.serverKey(pem: pem)
