@@ -17,6 +17,9 @@ public final class PostgresDatabase: Sendable {
     private let runTask: Task<Void, Never>
     /// Where single connections (the key-change listener) go: the pool's target.
     private let target: PostgresURL
+    /// How long a request's database call may take before it is answered `503`
+    /// (`KMS_DATABASE_TIMEOUT_MS`; the statement and lock timeouts are set below it).
+    public let callTimeout: Duration
 
     /// Connects (checking the URL, the credentials and the permissions with
     /// one probe connection, so a mistake is reported at once and clearly),
@@ -24,20 +27,26 @@ public final class PostgresDatabase: Sendable {
     /// `migrate: false` (`kms backup`, `kms doctor`): never change the schema;
     /// a schema other than this binary's is refused instead.
     public init(
-        url: String, prefix: String = "kms_", logger: Logger, maximumConnections: Int = 16, migrate: Bool = true
+        url: String, prefix: String = "kms_", logger: Logger, maximumConnections: Int = 16, migrate: Bool = true,
+        callTimeout: Duration = PostgresDatabase.defaultCallTimeout
     ) async throws {
         let target = try PostgresURL(url)
         self.target = target
         self.prefix = prefix
         self.logger = logger
+        self.callTimeout = callTimeout
         try await Self.probe(target, logger: logger)
         var configuration = PostgresClient.Configuration(
             host: target.host, port: target.port, username: target.username, password: target.password,
             database: target.database, tls: try target.clientTLS())
         configuration.options.maximumConnections = maximumConnections
-        configuration.options.connectTimeout = .seconds(3)
-        // A stuck statement or a row lock held by a stalled instance fails instead of hanging.
-        configuration.options.additionalStartupParameters = [("statement_timeout", "5000"), ("lock_timeout", "3000")]
+        configuration.options.connectTimeout = callTimeout / 2
+        // A stuck statement or a row lock held by a stalled instance fails instead of hanging, inside the
+        // call's deadline (5 s and 3 s with the default 6 s): the caller gets the database's reason.
+        let timeoutMs = Self.milliseconds(callTimeout)
+        configuration.options.additionalStartupParameters = [
+            ("statement_timeout", "\(max(timeoutMs - 1_000, timeoutMs * 3 / 4))"), ("lock_timeout", "\(timeoutMs / 2)"),
+        ]
         var background = logger
         background.logLevel = .error  // the probe above already reported connection problems clearly
         let client = PostgresClient(configuration: configuration, backgroundLogger: background)
@@ -65,6 +74,7 @@ public final class PostgresDatabase: Sendable {
         target = other.target
         self.prefix = prefix
         logger = other.logger
+        callTimeout = other.callTimeout
         runTask = Task {}
         try await Migrations(database: self).apply()
     }
@@ -162,7 +172,7 @@ public final class PostgresDatabase: Sendable {
     /// copy: a server started during the copy is not seen (docs/postgres.md).
     public func refuseWhileAServerRuns() async throws(KMSError) {
         let prefix = prefix
-        try await transaction("check that no server runs", seconds: 30) { connection in
+        try await transaction("check that no server runs", timeout: .seconds(30)) { connection in
             guard try await self.noServerRuns(on: connection) else { throw Self.serverRunsRefusal(prefix: prefix) }
         }
     }
@@ -269,16 +279,16 @@ public final class PostgresDatabase: Sendable {
     /// itself, and a unique violation (SQLSTATE 23505: a concurrent writer won
     /// a race the checks inside could not see) as `uniqueViolation` when given.
     ///
-    /// `seconds`: its deadline (a request's, by default; backup and restore,
-    /// which run offline and may hold every key, give a long one).
+    /// `timeout`: its deadline (a request's, `callTimeout`, by default; backup
+    /// and restore, which run offline and may hold every key, give a long one).
     func transaction<T: Sendable>(
-        _ what: String, uniqueViolation: KMSError? = nil, seconds: Int = callDeadlineSeconds,
+        _ what: String, uniqueViolation: KMSError? = nil, timeout: Duration? = nil,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(KMSError) -> T {
         let (client, logger) = (client, logger)
         // Under the deadline like every other call (a review found transactions had none); errors are
         // decided inside, so the deadline passes them on as they are.
-        return try await withDeadline(what, seconds: seconds) {
+        return try await withDeadline(what, timeout: timeout) {
             do {
                 return try await client.withTransaction(logger: logger) { connection in
                     let value = try await body(connection)
@@ -298,13 +308,26 @@ public final class PostgresDatabase: Sendable {
         }
     }
 
-    /// How long a database call may take before the request is answered `503`.
-    static let callDeadlineSeconds = 6
+    /// How long a database call may take before the request is answered `503`,
+    /// unless `KMS_DATABASE_TIMEOUT_MS` says otherwise.
+    public static let defaultCallTimeout: Duration = .seconds(6)
     /// Backup and restore: offline commands over every key, not requests.
-    static let offlineDeadlineSeconds = 86_400
+    static let offlineTimeout: Duration = .seconds(86_400)
+
+    /// `duration` in whole milliseconds.
+    static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration.components.seconds) * 1_000 + Int(duration.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    /// `duration` as an error message says it: "6 s", "1500 ms".
+    static func spoken(_ duration: Duration) -> String {
+        let ms = milliseconds(duration)
+        return ms % 1_000 == 0 ? "\(ms / 1_000) s" : "\(ms) ms"
+    }
 
     /// Runs a database call with a deadline: an unreachable or stalled database
-    /// answers `503` after `seconds` instead of holding the request.
+    /// answers `503` after `timeout` (`callTimeout` by default) instead of
+    /// holding the request.
     ///
     /// The call runs in a task of its own that the caller does not wait for
     /// once the deadline passes: PostgresNIO waits for the database's answer
@@ -313,9 +336,10 @@ public final class PostgresDatabase: Sendable {
     /// froze a proxy in front of the database: 40 s, not 6). The abandoned
     /// call is cancelled and ends when its connection does.
     func withDeadline<T: Sendable>(
-        _ what: String, seconds: Int = callDeadlineSeconds, _ body: @escaping @Sendable () async throws -> T
+        _ what: String, timeout: Duration? = nil, _ body: @escaping @Sendable () async throws -> T
     ) async throws(KMSError) -> T {
         let race = DeadlineRace<T>()
+        let timeout = timeout ?? callTimeout
         do {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
@@ -328,11 +352,12 @@ public final class PostgresDatabase: Sendable {
                         })
                     race.setTimer(
                         Task {
-                            try? await Task.sleep(for: .seconds(seconds))
+                            try? await Task.sleep(for: timeout)
                             guard !Task.isCancelled else { return }
                             race.finish(
                                 .failure(
-                                    KMSError.storageUnavailable("PostgreSQL \(what): no answer within \(seconds) s")))
+                                    KMSError.storageUnavailable(
+                                        "PostgreSQL \(what): no answer within \(Self.spoken(timeout))")))
                         })
                 }
             } onCancel: {

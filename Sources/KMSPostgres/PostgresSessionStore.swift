@@ -44,9 +44,11 @@ public final class PostgresSessionStore: SessionStore {
         self.database = database
         self.masterKey = masterKey
         self.acceptLanes = (0..<max(1, acceptLanes)).map { _ in
-            // Queued all but a second of a call's deadline at most: a statement always has a second to run.
+            // Queued all but a second of a call's deadline at most (half of a short one): a statement
+            // always has time to run.
             AcceptBatcher(
-                maxStatements: 1, maxQueuedPerKey: 128, maxWait: .seconds(PostgresDatabase.callDeadlineSeconds - 1),
+                maxStatements: 1, maxQueuedPerKey: 128,
+                maxWait: max(database.callTimeout - .seconds(1), database.callTimeout / 2),
                 key: \.sessionId
             ) { entries in
                 await Self.accept(entries, database: database)
@@ -254,7 +256,7 @@ public final class PostgresSessionStore: SessionStore {
         let sliding: Bool
         /// When the caller is answered `503` if the database has not answered
         /// (the per-call deadline, counted from admission, queueing included).
-        var deadline = ContinuousClock.now + .seconds(PostgresDatabase.callDeadlineSeconds)
+        let deadline: ContinuousClock.Instant
     }
 
     /// The same statement also returns the session's client row, read after
@@ -265,7 +267,7 @@ public final class PostgresSessionStore: SessionStore {
     ) async throws(KMSError) -> AdmittedSequence {
         let entry = AcceptEntry(
             sessionId: sessionId, tokenHash: tokenHash.bytes, seq: Int64(clamping: seq), now: now, ttlMs: policy.ttlMs,
-            sliding: policy.sliding)
+            sliding: policy.sliding, deadline: .now + database.callTimeout)
         var answer = try await lane(of: sessionId).run(entry)
         if answer?.0 == Self.refusedBatch.0 {
             // Its batch was refused as a whole (rare: a value the database cannot take, a serialization
@@ -342,11 +344,10 @@ public final class PostgresSessionStore: SessionStore {
     /// Not the database's: the batch was refused as a whole and rolled back; run this entry alone.
     static let refusedBatch: AcceptRow = (4, nil, nil, nil, nil, nil, nil, nil, nil, nil)
 
-    /// The whole seconds left before `deadline`, at least one: a batch's
+    /// The time left before `deadline`, at least a second: a batch's
     /// statement gets what its most hurried entry has left.
-    static func secondsLeft(_ deadline: ContinuousClock.Instant) -> Int {
-        let left = deadline - .now
-        return max(1, Int(left.components.seconds) + (left.components.attoseconds > 0 ? 1 : 0))
+    static func timeLeft(_ deadline: ContinuousClock.Instant) -> Duration {
+        max(.seconds(1), deadline - .now)
     }
 
     /// One `accept_seq` call; `whenEnded` runs when its statement ends,
@@ -358,7 +359,7 @@ public final class PostgresSessionStore: SessionStore {
         let size = Int64(ReplayWindow.size)
         do throws(KMSError) {
             return .success(
-                try await database.withDeadline("accept seq", seconds: secondsLeft(entry.deadline)) {
+                try await database.withDeadline("accept seq", timeout: timeLeft(entry.deadline)) {
                     defer { whenEnded?() }
                     var answer: AcceptRow?
                     for try await row in try await client.query(
@@ -389,10 +390,10 @@ public final class PostgresSessionStore: SessionStore {
             entries.map(\.sessionId), entries.map { ByteBuffer(data: $0.tokenHash) }, entries.map(\.seq)
         )
         let (nows, ttls, slidings) = (entries.map(\.now), entries.map(\.ttlMs), entries.map(\.sliding))
-        let seconds = secondsLeft(entries.map(\.deadline).min() ?? .now)
+        let timeout = timeLeft(entries.map(\.deadline).min() ?? .now)
         do throws(KMSError) {
             return .success(
-                try await database.withDeadline("accept seq", seconds: seconds) {
+                try await database.withDeadline("accept seq", timeout: timeout) {
                     var rows: [Int: AcceptRow] = [:]
                     do {
                         for try await row in try await client.query(

@@ -281,7 +281,8 @@ func openStores(
         let database: PostgresDatabase
         do {
             database = try await PostgresDatabase(
-                url: config.databaseURL ?? "", prefix: config.databasePrefix, logger: dependencies.logger)
+                url: config.databaseURL ?? "", prefix: config.databasePrefix, logger: dependencies.logger,
+                callTimeout: .milliseconds(config.databaseTimeoutMs))
         } catch {
             throw StartupFailure(description: "\(error)")
         }

@@ -53,7 +53,8 @@ struct AuditCommand: AsyncParsableCommand {
         var database: PostgresDatabase?
         if config.store == .postgres {
             let opened = try await PostgresDatabase(
-                url: config.databaseURL ?? "", prefix: config.databasePrefix, logger: logger, migrate: false)
+                url: config.databaseURL ?? "", prefix: config.databasePrefix, logger: logger, migrate: false,
+                callTimeout: .milliseconds(config.databaseTimeoutMs))
             database = opened
             store = PostgresSecretBlobStore(database: opened)
         } else {

@@ -283,7 +283,8 @@ enum BackupSetup {
         guard config.store == .postgres else { return (config, masterKey, nil) }
         guard let url = config.databaseURL else { throw ValidationError("set KMS_DATABASE_URL") }
         let database = try await PostgresDatabase(
-            url: url, prefix: config.databasePrefix, logger: logger, migrate: migrate)
+            url: url, prefix: config.databasePrefix, logger: logger, migrate: migrate,
+            callTimeout: .milliseconds(config.databaseTimeoutMs))
         return (config, masterKey, database)
     }
 

@@ -54,7 +54,8 @@ struct DoctorCommand: AsyncParsableCommand {
             logger.logLevel = .critical
             do {
                 database = try await PostgresDatabase(
-                    url: url, prefix: config.databasePrefix, logger: logger, migrate: false)
+                    url: url, prefix: config.databasePrefix, logger: logger, migrate: false,
+                    callTimeout: .milliseconds(config.databaseTimeoutMs))
             } catch {
                 add(.fail, "database", "\(error)")
             }

@@ -50,7 +50,9 @@ struct MigrateCommand: AsyncParsableCommand {
         var database: PostgresDatabase?
         if from == .postgres || to == .postgres {
             guard let url = config.databaseURL else { throw ValidationError("set KMS_DATABASE_URL") }
-            database = try await PostgresDatabase(url: url, prefix: config.databasePrefix, logger: logger)
+            database = try await PostgresDatabase(
+                url: url, prefix: config.databasePrefix, logger: logger,
+                callTimeout: .milliseconds(config.databaseTimeoutMs))
         }
         defer { database?.shutdown() }
         // Servers on PostgreSQL hold the deployment's running lock (a copy beside one could miss its

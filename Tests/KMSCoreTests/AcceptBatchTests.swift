@@ -163,7 +163,7 @@ struct AcceptBatchTests {
     static func entry(_ id: String, _ seq: Int64, now: Date) -> PostgresSessionStore.AcceptEntry {
         .init(
             sessionId: id, tokenHash: ClientToken.hash("tok-\(id)").bytes, seq: seq, now: now, ttlMs: 900_000,
-            sliding: true)
+            sliding: true, deadline: .now + PostgresTestDatabase.callTimeout)
     }
 
     static func record(_ id: String, now: Date) -> SessionRecord {
@@ -220,7 +220,9 @@ struct AcceptBatchTests {
         try await store.createSession(Self.record("b2", now: now), now: now, max: 10)
         let token = ClientToken.hash("tok-b2").bytes
         func entry(_ id: String, _ seq: Int64) -> PostgresSessionStore.AcceptEntry {
-            .init(sessionId: id, tokenHash: token, seq: seq, now: now, ttlMs: 900_000, sliding: true)
+            .init(
+                sessionId: id, tokenHash: token, seq: seq, now: now, ttlMs: 900_000, sliding: true,
+                deadline: .now + PostgresTestDatabase.callTimeout)
         }
         let entries = [entry("b2", 1), entry("b\u{0}2", 2), entry("b2", 3), entry("nobody", 4)]
         let answers = await PostgresSessionStore.accept(entries, database: store.database)

@@ -32,12 +32,41 @@ import Testing
         let (client, logger) = (database.client, database.logger)
         let start = ContinuousClock.now
         await #expect(throws: KMSError.self) {
-            try await database.withDeadline("stall", seconds: 1) {
+            try await database.withDeadline("stall", timeout: .seconds(1)) {
                 for try await _ in try await client.query("SELECT pg_sleep(10)", logger: logger) {}
             }
         }
-        // The database itself ends the statement at its statement_timeout (5 s): the old code answered then.
+        // The database itself ends the statement at its statement_timeout (5 s in a server, 29 s here): the
+        // old code answered then.
         #expect(ContinuousClock.now - start < .seconds(3.5), "answered at the deadline, not when the database did")
+    }
+
+    /// `KMS_DATABASE_TIMEOUT_MS` is every call's deadline, and the database's own statement and lock
+    /// timeouts are set below it, so the database's reason arrives first when it has one.
+    @Test(.enabled(if: PostgresTestDatabase.url != nil, "KMS_TEST_POSTGRES_URL is not set: no database to stall"))
+    func theCallTimeoutIsEveryCallsDeadline() async throws {
+        let url = try #require(PostgresTestDatabase.url)
+        let database = try await PostgresDatabase(
+            url: url, prefix: PostgresTestDatabase.newPrefix(), logger: .init(label: "test"),
+            callTimeout: .milliseconds(1_500))
+        defer { database.shutdown() }
+        let (client, logger) = (database.client, database.logger)
+        var settings: [String] = []
+        for try await (value, ) in try await client.query(
+            "SELECT current_setting('statement_timeout') || ' ' || current_setting('lock_timeout')", logger: logger
+        ).decode((String,).self) {
+            settings.append(value)
+        }
+        #expect(settings == ["1125ms 750ms"])
+        let start = ContinuousClock.now
+        let error = await #expect(throws: KMSError.self) {
+            try await database.withDeadline("stall") {
+                for try await _ in try await client.query("SELECT pg_sleep(10)", logger: logger) {}
+            }
+        }
+        #expect(ContinuousClock.now - start < .seconds(3))
+        // The database's statement timeout (1125 ms) ends it first, or the deadline (1500 ms) does.
+        #expect(error?.code == .serverBusy && error?.detail?.hasPrefix("PostgreSQL stall") == true)
     }
 
     /// A review finding: PostgresNIO commits a transaction whose task was cancelled, so a change
@@ -48,7 +77,7 @@ import Testing
         let (client, logger, table) = (database.client, database.logger, database.table("probe"))
         try await client.query("CREATE TABLE \(unescaped: table) (n int)", logger: logger)
         await #expect(throws: KMSError.self) {
-            try await database.transaction("probe", seconds: 1) { connection in
+            try await database.transaction("probe", timeout: .seconds(1)) { connection in
                 try await connection.query("INSERT INTO \(unescaped: table) VALUES (1)", logger: logger)
                 try await connection.query("SELECT pg_sleep(2)", logger: logger)
             }

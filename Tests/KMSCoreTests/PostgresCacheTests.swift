@@ -32,7 +32,8 @@ struct PostgresCacheTests {
         func store() async throws -> PostgresKeyStore {
             PostgresKeyStore(
                 database: try await KMSPostgres.PostgresDatabase(
-                    url: url, prefix: prefix, logger: logger, maximumConnections: 2),
+                    url: url, prefix: prefix, logger: logger, maximumConnections: 2,
+                    callTimeout: PostgresTestDatabase.callTimeout),
                 lifecycle: KeyLifecycle(graceMs: 1_000), clock: SystemClock())
         }
         return (try await store(), try await store())
@@ -46,7 +47,8 @@ struct PostgresCacheTests {
         func store() async throws -> PostgresSessionStore {
             PostgresSessionStore(
                 database: try await KMSPostgres.PostgresDatabase(
-                    url: url, prefix: prefix, logger: logger, maximumConnections: 2),
+                    url: url, prefix: prefix, logger: logger, maximumConnections: 2,
+                    callTimeout: PostgresTestDatabase.callTimeout),
                 masterKey: masterKey)
         }
         return (try await store(), try await store())

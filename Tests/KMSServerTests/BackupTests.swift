@@ -35,6 +35,7 @@ import Testing
         if store == "postgres" {
             environment["KMS_STORE"] = "postgres"
             environment["KMS_DATABASE_URL"] = PostgresTestDatabase.url ?? ""
+            environment["KMS_DATABASE_TIMEOUT_MS"] = PostgresTestDatabase.serverTimeoutMs
             environment["KMS_DATABASE_PREFIX"] = PostgresTestDatabase.newPrefix()
         }
         return environment

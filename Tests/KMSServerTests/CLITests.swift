@@ -323,6 +323,7 @@ import Testing
             "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
             "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
             "KMS_DATABASE_URL": PostgresTestDatabase.url ?? "", "KMS_DATABASE_PREFIX": prefix,
+            "KMS_DATABASE_TIMEOUT_MS": PostgresTestDatabase.serverTimeoutMs,
             "KMS_AUDIT_LOG": data.appendingPathComponent("audit.log").path,
         ]
         // While the server runs on the file store, migrate is refused by the store's writer lock.

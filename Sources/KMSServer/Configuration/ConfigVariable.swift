@@ -102,6 +102,9 @@ public struct ConfigVariable: Sendable {
             name: "KMS_DATABASE_PREFIX", defaultValue: "kms_",
             meaning: "prefix of the table names (lets several deployments share one database)"),
         .init(
+            name: "KMS_DATABASE_TIMEOUT_MS", defaultValue: "6000",
+            meaning: "a request's PostgreSQL call waits this long, then answers 503 (1000 to 15000)"),
+        .init(
             name: "KMS_AUDIT_LOG", defaultValue: "./data/audit.log",
             meaning: "audit log file (Ed25519-signed hash chain of JSON lines)"),
         .init(

@@ -46,6 +46,11 @@ public struct KMSConfiguration: Sendable {
     public var store = Store.file
     public var databaseURL: String?
     public var databasePrefix = "kms_"
+    /// How long a request's PostgreSQL call may take before it is answered
+    /// `503 storage_unavailable` (a database across a slow link, or a loaded
+    /// machine, may need more than 6 s). At most 15 s, as the audit timeout, so
+    /// the `503` arrives before the client library gives up.
+    public var databaseTimeoutMs: Int64 = 6_000
     public var auditLog = URL(fileURLWithPath: "./data/audit.log")
     public var auditMaxBytes = 67_108_864
     /// How long an audited operation waits for each audit entry before
@@ -181,6 +186,7 @@ public struct KMSConfiguration: Sendable {
             }
             databasePrefix = prefix
         }
+        databaseTimeoutMs = try reader.integer("KMS_DATABASE_TIMEOUT_MS", in: 1_000...15_000) ?? databaseTimeoutMs
         if store == .postgres, databaseURL == nil {
             throw Invalid(variable: "KMS_DATABASE_URL", reason: "is required with KMS_STORE=postgres")
         }
@@ -221,7 +227,7 @@ public struct KMSConfiguration: Sendable {
             "adminKeyFile": "\(adminKeyFile.path)",
             "auditLog": "\(auditLog.path)", "auditMaxBytes": "\(auditMaxBytes)",
             "auditTimeoutMs": "\(auditTimeoutMs)", "store": "\(store.rawValue)",
-            "database": "\(databaseURL.map(Self.redactedURL) ?? "none")",
+            "database": "\(databaseURL.map(Self.redactedURL) ?? "none")", "databaseTimeoutMs": "\(databaseTimeoutMs)",
             "tokenPrefix": "\(sessions.tokenPrefix == nil ? "none" : "set")",
             "awsPort": "\(aws.map { "\($0.port)" } ?? "off")",
         ]
