@@ -1,6 +1,7 @@
 import Foundation
-import KMSCore
 import Testing
+
+@testable import KMSCore
 
 /// Issue 17: the per-address key-exchange limit, without HTTP.
 @Suite struct KeyExchangeLimiterTests {
@@ -41,6 +42,15 @@ import Testing
         #expect(refused(limiter, "flooder", at: 0.5, contended: true))
         #expect(refused(limiter, "newcomer", at: 0.5, contended: true))
         #expect(!refused(limiter, "newcomer", at: 0.5, contended: false))
+        // A review finding: every newcomer at a full table swept all 10,000 addresses under the lock.
+        // The sweep that found none idle says when the first can be (the flooder's bucket, last
+        // refilled at 0: at 2 s); until then a newcomer costs no sweep.
+        let swept = limiter.sweeps
+        for index in 0..<1_000 { _ = refused(limiter, "new-\(index)", at: 1.9, contended: true) }
+        #expect(limiter.sweeps == swept)
+        // At 2.1 s one sweep runs; every address was seen at 0.5 s, so none is idle yet.
+        #expect(refused(limiter, "another", at: 2.1, contended: true))
+        #expect(limiter.sweeps == swept + 1)
         // Once the others are idle (refilled), they are forgotten and newcomers are remembered again.
         #expect(!refused(limiter, "newcomer", at: 10, contended: true))
     }

@@ -143,7 +143,20 @@ public final class KeyExchangeLimiter: Sendable {
     public let burst: Double
     /// How many addresses are remembered at once.
     public static let maxAddresses = 10_000
-    private let buckets = Mutex<[String: (tokens: Double, at: Date)]>([:])
+
+    private struct State {
+        var buckets: [String: (tokens: Double, at: Date)] = [:]
+        /// When the table is full, the earliest moment a remembered address
+        /// can have become idle: no sweep before it (a sweep is a pass over
+        /// every address, and a stream of newcomers must not pay one each).
+        var nextSweep = Date.distantPast
+        /// How many sweeps ran (tests).
+        var sweeps = 0
+    }
+    private let state = Mutex(State())
+
+    /// How many times the table was swept for idle addresses.
+    var sweeps: Int { state.withLock { $0.sweeps } }
 
     public init(perSecond: Int, burst: Int? = nil) {
         self.perSecond = Double(max(1, perSecond))
@@ -153,20 +166,25 @@ public final class KeyExchangeLimiter: Sendable {
     /// Charges `address` one exchange; throws `rate_limited` when its bucket
     /// is empty and `contended` (the RSA queue has work waiting or running).
     public func admit(_ address: String, now: Date, contended: Bool) throws(KMSError) {
-        let retryAfter: Int? = buckets.withLock { buckets in
-            if buckets.count >= Self.maxAddresses, buckets[address] == nil {
+        let retryAfter: Int? = state.withLock { state in
+            let refill = burst / perSecond
+            if state.buckets.count >= Self.maxAddresses, state.buckets[address] == nil,
+                now >= state.nextSweep || state.nextSweep.timeIntervalSince(now) > refill
+            {
                 // Forget only addresses whose bucket has refilled (idle ones): many
-                // addresses must not wipe a flooding address's empty bucket.
-                let refill = burst / perSecond
-                buckets = buckets.filter { now.timeIntervalSince($0.value.at) < refill }
+                // addresses must not wipe a flooding address's empty bucket. The second
+                // condition sweeps after the clock was set back.
+                state.buckets = state.buckets.filter { now.timeIntervalSince($0.value.at) < refill }
+                state.nextSweep = (state.buckets.values.map(\.at).min() ?? now).addingTimeInterval(refill)
+                state.sweeps += 1
             }
             // Past the bound with no idle address to forget, a newcomer is judged
             // on an empty bucket and not remembered.
-            let remember = buckets[address] != nil || buckets.count < Self.maxAddresses
-            var bucket = buckets[address] ?? (remember ? burst : 0, now)
+            let remember = state.buckets[address] != nil || state.buckets.count < Self.maxAddresses
+            var bucket = state.buckets[address] ?? (remember ? burst : 0, now)
             bucket.tokens = min(burst, bucket.tokens + max(0, now.timeIntervalSince(bucket.at)) * perSecond)
             bucket.at = now
-            defer { if remember { buckets[address] = bucket } }
+            defer { if remember { state.buckets[address] = bucket } }
             guard bucket.tokens >= 1 else {
                 guard contended else { return nil }
                 return max(1, Int(((1 - bucket.tokens) / perSecond).rounded(.up)))
