@@ -2,6 +2,8 @@ import Crypto
 import Foundation
 import KMSCore
 import KMSProtocol
+import Logging
+import Synchronization
 import Testing
 
 /// identity-v1 sections 1, 5 and 6 over a client store: sealed records,
@@ -87,5 +89,116 @@ import Testing
         await #expect(throws: KMSError.lastAdmin) { _ = try await registry.revoke(admin.clientId) }
         _ = try await registry.add(name: "me", publicKey: Self.publicKey(), grants: [.everything])
         #expect(try await registry.revoke("admin").revokedAt != nil)
+    }
+}
+
+/// Review findings on races the stores' own tests cannot stage: a store that
+/// lets a test act at the moment another instance would.
+@Suite struct ClientRegistryRaceTests {
+    typealias Race = @Sendable (LocalClientStore, StoredClient) async throws -> Void
+
+    /// A client store whose next `add(onlyIfEmpty: true)` or next `update`, once armed, runs a race
+    /// against the real store and then loses, as a call does when another instance got there first.
+    final class RacingStore: ClientStore {
+        let inner = LocalClientStore()
+        private let races = Mutex<(add: Race?, update: Race?)>((nil, nil))
+
+        func arm(add: Race? = nil, update: Race? = nil) { races.withLock { $0 = (add, update) } }
+
+        func client(id: String) async throws(KMSError) -> StoredClient? { try await inner.client(id: id) }
+        func client(name: String) async throws(KMSError) -> StoredClient? { try await inner.client(name: name) }
+        func client(fingerprint: String) async throws(KMSError) -> StoredClient? {
+            try await inner.client(fingerprint: fingerprint)
+        }
+        func client(accessKeyId: String) async throws(KMSError) -> StoredClient? {
+            try await inner.client(accessKeyId: accessKeyId)
+        }
+        func list(after: String?, limit: Int) async throws(KMSError) -> [StoredClient] {
+            try await inner.list(after: after, limit: limit)
+        }
+        func add(_ client: StoredClient, onlyIfEmpty: Bool) async throws(KMSError) -> Bool {
+            let race = races.withLock { races in
+                defer { races.add = nil }
+                return onlyIfEmpty ? races.add : nil
+            }
+            guard let race else { return try await inner.add(client, onlyIfEmpty: onlyIfEmpty) }
+            do { try await race(inner, client) } catch { throw KMSError.internal("\(error)") }
+            return false
+        }
+        func update(_ client: StoredClient, expectedRevision: Int) async throws(KMSError) -> ClientUpdate {
+            let race = races.withLock { races in
+                defer { races.update = nil }
+                return races.update
+            }
+            guard let race else { return try await inner.update(client, expectedRevision: expectedRevision) }
+            do { try await race(inner, client) } catch { throw KMSError.internal("\(error)") }
+            return .conflict
+        }
+    }
+
+    static func registry(_ store: any ClientStore) throws -> ClientRegistry {
+        ClientRegistry(
+            store: store, masterKey: try MasterKey(bytes: Data(repeating: 7, count: 32)), clock: SystemClock())
+    }
+
+    /// A key file path in a folder of its own, and a cleanup for it.
+    static func keyFile() -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("kms-bootstrap-\(UUID().uuidString)")
+            .appendingPathComponent("admin.key")
+    }
+
+    /// Two instances sharing one key file start together: A writes the file, B reads it and wins
+    /// the enrolment with that key. A, losing, removed the file: the only admin's key was gone.
+    @Test func aLoserKeepsTheKeyFileTheWinnerEnrolled() async throws {
+        let store = RacingStore()
+        store.arm(add: { inner, admin in try await inner.add(admin, onlyIfEmpty: false) })
+        let file = Self.keyFile()
+        defer { try? FileManager.default.removeItem(at: file.deletingLastPathComponent()) }
+        let logger = Logger(label: "test")
+        #expect(try await AdminBootstrap.run(registry: try Self.registry(store), keyFile: file, logger: logger) == nil)
+        let key = try #require(try AdminBootstrap.read(file, logger: logger))
+        let enrolled = try #require(try await store.inner.list(after: nil, limit: 10).first)
+        #expect(enrolled.fingerprint == ClientAuth.fingerprint(rawPublicKey: key.publicKey.rawRepresentation))
+    }
+
+    /// The case the rule was written for still holds: a loser whose key nobody enrolled removes its file.
+    @Test func aLoserRemovesAKeyFileNobodyEnrolled() async throws {
+        let other = LocalClientStore()
+        let winner = try #require(
+            try await Self.registry(other).bootstrapAdmin(publicKey: ClientRegistryTests.publicKey()))
+        let winnerRow = try #require(try await other.client(id: winner.clientId))
+        let store = RacingStore()
+        store.arm(add: { inner, _ in try await inner.add(winnerRow, onlyIfEmpty: false) })
+        let file = Self.keyFile()
+        defer { try? FileManager.default.removeItem(at: file.deletingLastPathComponent()) }
+        let logger = Logger(label: "test")
+        #expect(try await AdminBootstrap.run(registry: try Self.registry(store), keyFile: file, logger: logger) == nil)
+        #expect(!FileManager.default.fileExists(atPath: file.path))
+    }
+
+    /// A change by name lost its compare-and-set to another admin, who revoked that client and
+    /// enrolled a new one under the same name; the retry looked the name up again and changed
+    /// the new client. Retries now follow the clientId first resolved.
+    @Test func aRetryKeepsTheClientFirstResolved() async throws {
+        let store = RacingStore()
+        let registry = try Self.registry(store)
+        _ = try await registry.bootstrapAdmin(publicKey: ClientRegistryTests.publicKey())
+        let replaceLaptop: Race = { inner, _ in
+            let other = try Self.registry(inner)
+            _ = try await other.revoke("laptop")
+            _ = try await other.add(name: "laptop", publicKey: ClientRegistryTests.publicKey(), grants: [])
+        }
+        let first = try await registry.add(name: "laptop", publicKey: ClientRegistryTests.publicKey(), grants: [])
+        store.arm(update: replaceLaptop)
+        let revoked = try await registry.revoke("laptop")
+        #expect(revoked.clientId == first.clientId && revoked.revokedAt != nil)
+        let second = try await registry.resolve("laptop").record
+        #expect(second.clientId != first.clientId && second.isActive)
+        // Grants meant for the second go nowhere once it, too, is replaced: 409 client_revoked.
+        store.arm(update: replaceLaptop)
+        await #expect(throws: KMSError(.clientRevoked, "")) {
+            _ = try await registry.setGrants("laptop", [Grant(keys: [.any], allow: [.cryptoEncrypt])])
+        }
+        #expect(try await registry.resolve("laptop").record.grants.isEmpty)
     }
 }

@@ -11,20 +11,35 @@ public enum AdminBootstrap {
     /// invalid file stops start-up), or generates one and writes it durably
     /// (0600, never over an existing file); then enrols `admin` with every
     /// permission, exclusively across instances. A losing instance removes the
-    /// file it wrote. Returns the enrolled record, or nil when there was
-    /// nothing to do.
+    /// file it wrote, unless the winner enrolled the key in it: instances
+    /// sharing one key file (one volume, one PostgreSQL database) that start
+    /// together read the file one of them wrote, and the writer may be the
+    /// one that loses (a review found the only admin enrolled with a key
+    /// whose file the loser had just removed). Returns the enrolled record,
+    /// or nil when there was nothing to do.
     @discardableResult
     public static func run(registry: ClientRegistry, keyFile: URL, logger: Logger) async throws -> ClientRecord? {
         guard try await registry.isEmpty() else { return nil }
         let (key, wroteFile) = try loadOrCreate(keyFile, logger: logger)
-        guard let record = try await registry.bootstrapAdmin(publicKey: key.publicKey.rawRepresentation) else {
-            if wroteFile { try? FileManager.default.removeItem(at: keyFile) }
+        let publicKey = key.publicKey.rawRepresentation
+        guard let record = try await registry.bootstrapAdmin(publicKey: publicKey) else {
+            if wroteFile, await isUnenrolled(publicKey, registry) { try? FileManager.default.removeItem(at: keyFile) }
             return nil
         }
         logger.notice(
             "enrolled client admin with every permission; its key is on this host: enrol your own device, then revoke admin",
             metadata: ["fingerprint": "\(record.fingerprint)", "keyFile": "\(keyFile.path)"])
         return record
+    }
+
+    /// Whether no record holds `publicKey`; a lookup that fails says no, so
+    /// the file is kept: a stray key file is better than the admin's key lost.
+    static func isUnenrolled(_ publicKey: Data, _ registry: ClientRegistry) async -> Bool {
+        do {
+            return try await registry.store.client(fingerprint: ClientAuth.fingerprint(rawPublicKey: publicKey)) == nil
+        } catch {
+            return false
+        }
     }
 
     /// The key in `url`, or a new one written there.

@@ -176,12 +176,17 @@ public struct ClientRegistry: Sendable {
 
     /// Applies `change` to the current record with compare-and-set, retrying
     /// lost races; `change` returns nil to leave the record as it is
-    /// (idempotent revokes).
+    /// (idempotent revokes). A retry reads the client first resolved, by its
+    /// clientId: a name may meanwhile belong to another client (the first
+    /// revoked and a new one enrolled under its name), and a change meant
+    /// for one must never land on the other (a review).
     public func update(
         _ reference: String, _ change: @Sendable (ClientRecord) throws(KMSError) -> ClientRecord?
     ) async throws(KMSError) -> ClientRecord {
+        var reference = reference
         for _ in 0..<8 {
             let (current, revision) = try await resolve(reference)
+            reference = current.clientId
             guard let changed = try change(current) else { return current }
             switch try await store.update(try seal(changed), expectedRevision: revision) {
             case .updated: return changed
