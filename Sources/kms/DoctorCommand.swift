@@ -290,12 +290,16 @@ struct DoctorCommand: AsyncParsableCommand {
             return report(.warn, "certificate", "no AWS door certificate yet (it is made at the first start)")
         }
         let days = notAfter.timeIntervalSinceNow / 86_400
+        // The self-signed certificate is reissued only at a start (docs/aws.md); one's own is one's own to replace.
+        let fix =
+            aws.certificateFile == nil
+            ? "restart kms serve to reissue it, then hand out kms tls-cert again" : "replace KMS_TLS_CERT_FILE"
         if days < 0 {
-            report(.fail, "certificate", "the AWS door's certificate expired \(Timestamp.format(notAfter))")
+            report(.fail, "certificate", "the AWS door's certificate expired \(Timestamp.format(notAfter)); \(fix)")
         } else if days < 30 {
             report(
                 .warn, "certificate",
-                "the AWS door's certificate expires \(Timestamp.format(notAfter)) (\(Int(days)) days)")
+                "the AWS door's certificate expires \(Timestamp.format(notAfter)) (\(Int(days)) days); \(fix)")
         } else {
             report(.ok, "certificate", "valid until \(Timestamp.format(notAfter))")
         }

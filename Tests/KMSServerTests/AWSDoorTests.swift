@@ -279,6 +279,15 @@ import Testing
                 "ReEncrypt", #"{"CiphertextBlob":"\#(blob)","DestinationKeyId":"\#(keyId)"}"#, accessKeyId: accessKey,
                 secret: secret)
             #expect(moved.status == 200, "\(moved.json)")
+            // What ReEncrypt answers this door takes back (a review found it answered the binary blob, past
+            // the limit this door then refused): the native text's bytes when the blob would be too long.
+            let movedBlob = try #require(moved.json["CiphertextBlob"] as? String)
+            #expect(
+                Data(base64Encoded: movedBlob).flatMap { String(data: $0, encoding: .utf8) }?.hasPrefix("kms:v1:")
+                    == true)
+            let reopened = try await door.send(
+                "Decrypt", #"{"CiphertextBlob":"\#(movedBlob)"}"#, accessKeyId: accessKey, secret: secret)
+            #expect(reopened.status == 200 && reopened.json["Plaintext"] as? String == plaintext.base64EncodedString())
             // The same ciphertext as a binary blob is past AWS's limit.
             let binary = try #require(KeyCiphertext(parsing: text)).blob.base64EncodedString()
             let refused = try await door.send(

@@ -168,6 +168,16 @@ struct AWSOperations: Sendable {
     /// AWS's limit on a binary `CiphertextBlob`.
     static let maxBlobBytes = 6144
 
+    /// `ReEncrypt`'s answer: the binary blob, or the native text's bytes when
+    /// the blob would pass `maxBlobBytes` (a long native ciphertext moved to
+    /// another key): both doors take that back, where a blob over AWS's limit
+    /// is refused (a review found a rotation job through `aws kms re-encrypt`
+    /// turned such ciphertexts into ones this door would not decrypt).
+    static func reEncryptedBlob(_ text: String) throws(AWSFault) -> Data {
+        let blob = try blob(text)
+        return blob.count <= maxBlobBytes ? blob : Data(text.utf8)
+    }
+
     /// The longest native ciphertext text: `kms:v1:`, a key id (64 at most), `:`, a version (10
     /// digits at most), `:`, and the base64 of a nonce, the native door's largest plaintext and a tag.
     static let maxNativeTextBytes = 7 + 64 + 1 + 10 + 1 + 4 * ((12 + CryptoLimits.maxPlaintextBytes + 16 + 2) / 3)
@@ -260,7 +270,7 @@ struct AWSOperations: Sendable {
             throw AWSFault.from(error, keyArn: arn(sourceFailed ? source : destination))
         }
         return .object([
-            ("CiphertextBlob", .string(Base64.encode(try Self.blob(sealed.ciphertext)))),
+            ("CiphertextBlob", .string(Base64.encode(try Self.reEncryptedBlob(sealed.ciphertext)))),
             ("SourceKeyId", .string(arn(source))), ("KeyId", .string(arn(destination))),
             ("SourceEncryptionAlgorithm", Self.algorithm), ("DestinationEncryptionAlgorithm", Self.algorithm),
         ])

@@ -120,6 +120,8 @@ struct AWSResponder: HTTPResponder {
                 request, limit: maxBodyBytes, malformed: KMSError(.badRequest, RequestBodyReader.brokenBody))
         } catch {
             if error.code == .payloadTooLarge { throw tooLarge }
+            // Cut off by shutdown: a 503 the SDKs retry, as the native door answers it, not the client's fault.
+            if error.code == .serverBusy { throw AWSFault.from(error) }
             throw AWSFault(
                 "SerializationException", "The request body cannot be read: malformed chunked encoding, or cut short.")
         }
