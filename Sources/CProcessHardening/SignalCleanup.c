@@ -39,3 +39,9 @@ void kms_keep_on_fault(void) {
     kms_bus_installed = 0;
     kms_fault_path[0] = '\0';
 }
+
+int kms_signal_ignored(int signal_number) {
+    struct sigaction current;
+    if (sigaction(signal_number, NULL, &current) != 0) return 0;
+    return current.sa_handler == SIG_IGN ? 1 : 0;
+}

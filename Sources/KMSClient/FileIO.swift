@@ -89,7 +89,14 @@ final class OwnedDescriptor: Sendable {
 /// Reads a regular file sequentially through memory-mapped windows of a few
 /// MiB. Each window is one `Data` whose storage unmaps it when the last slice
 /// handed out is released, so memory stays flat whatever the file size.
+///
+/// The size `fstat` gave is where the mapping ends, not where the input
+/// does: past it the reader goes on with plain reads to the real end. A
+/// file under /proc reports 0 bytes, a FUSE or network file may report a
+/// stale size, and a log may grow while it is read; a review found
+/// `encrypt-file /proc/cpuinfo` sealed an empty file and said it succeeded.
 final class MappedReader {
+    private let handle: FileHandle
     private let fd: Int32
     private let size: UInt64
     private var position: UInt64
@@ -98,6 +105,7 @@ final class MappedReader {
     static let windowBytes = 8 << 20
 
     init?(_ handle: FileHandle) {
+        self.handle = handle
         fd = handle.fileDescriptor
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
@@ -109,14 +117,24 @@ final class MappedReader {
 
     func read(_ count: Int) throws -> Data {
         let end = min(size, position + UInt64(count))
-        guard end > position else { return Data() }
+        guard end > position else { return try readOn(count) }
         if position < windowStart || end > windowStart + UInt64(window.count) { try map(from: position, through: end) }
         let from = window.startIndex + Int(position - windowStart)
         let slice = window[from..<(from + Int(end - position))]
         position = end
-        // Keep the descriptor's offset in step, for a caller that reads on after us.
+        // Keep the descriptor's offset in step, for a caller that reads on after us (and `readOn`).
         _ = lseek(fd, off_t(position), SEEK_SET)
-        return slice
+        guard slice.count < count else { return slice }
+        // The mapped part ends inside this read: the rest, if the file goes on, comes from plain reads.
+        let more = try readOn(count - slice.count)
+        return more.isEmpty ? slice : slice + more
+    }
+
+    /// Plain reads from `position`, past the size the mapping covers.
+    private func readOn(_ count: Int) throws -> Data {
+        let data = try FileIO.readExactly(handle, count)
+        position += UInt64(data.count)
+        return data
     }
 
     private func map(from start: UInt64, through end: UInt64) throws {

@@ -20,6 +20,12 @@ int kms_remove_on_fault(const char *path);
 /// Restores SIGBUS's previous action and forgets the path.
 void kms_keep_on_fault(void);
 
+/// 1 when `signal_number` is ignored (SIG_IGN) in this process, as `nohup`
+/// or a non-interactive shell's background job starts it; 0 otherwise. A
+/// signal ignored on entry must stay ignored (POSIX: "signals ignored on
+/// entry … shall not be caught"), so the file verbs do not handle it.
+int kms_signal_ignored(int signal_number);
+
 /// Turns the echo of the terminal at `fd` off, after installing handlers
 /// for SIGINT, SIGTERM, SIGHUP and SIGQUIT that put the terminal back as it
 /// was, end the line and let the signal kill the process (a shell left

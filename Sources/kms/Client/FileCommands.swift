@@ -124,13 +124,19 @@ struct FileEndpoints {
 /// another process while encryption reads it) is a fault, handled in C
 /// (`kms_remove_on_fault`): the file is removed and the exit status is 1, naming
 /// `io_error`. Standard output as the output has no file: only SIGBUS is handled.
+/// A signal ignored when the process started (`nohup` ignores SIGHUP, a
+/// script's background job SIGINT and SIGQUIT) stays ignored, before and after:
+/// a review found `nohup kms decrypt-file` lost its output at logout.
 final class InterruptCleanup: @unchecked Sendable {
     private let sources: [any DispatchSourceSignal]
+    /// The signals handled here, which `cancel` gives back their default action.
+    private let handled: [Int32]
     static let signals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGXCPU, SIGXFSZ, SIGVTALRM]
 
     init(removing path: String, everySignal: Bool = true) {
         _ = kms_remove_on_fault(path)
-        sources = (everySignal ? Self.signals : []).map { signalNumber in
+        handled = everySignal ? Self.signals.filter { kms_signal_ignored($0) == 0 } : []
+        sources = handled.map { signalNumber in
             let status = 128 + signalNumber
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
@@ -145,7 +151,7 @@ final class InterruptCleanup: @unchecked Sendable {
 
     func cancel() {
         for source in sources { source.cancel() }
-        if !sources.isEmpty { for signalNumber in Self.signals { signal(signalNumber, SIG_DFL) } }
+        for signalNumber in handled { signal(signalNumber, SIG_DFL) }
         kms_keep_on_fault()
     }
 }
@@ -234,7 +240,8 @@ struct DecryptFileCommand: AsyncParsableCommand {
         abstract: "Decrypt a kms file v1; the server unwraps its data key under the file's context.",
         discussion: """
             IN and OUT may be - (--range needs a seekable IN). A failure exits non-zero naming its code \
-            (bad_magic, truncated, chunk_auth_failed, …) and leaves no OUT file.
+            (bad_magic, truncated, chunk_auth_failed, …) and leaves no OUT file. With OUT -, the chunks \
+            before the failure were already written, each verified: discard the output on a non-zero exit.
             """)
     @OptionGroup var client: ClientOptions
     // Unconditional: `--range -5` is a malformed range (`range_invalid`), not a missing value.
