@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import KMSCore
 import KMSProtocol
+import Synchronization
 import Testing
 
 @Suite struct KeyRingTests {
@@ -140,4 +141,47 @@ import Testing
         }
     }
 
+}
+
+/// A review finding: two identical lifecycle changes at one moment both passed
+/// the preview, and the one whose compare-and-set lost found on its retry
+/// nothing left to do, yet was audited as a second change (rule 9.5).
+@Suite struct KeyChangeRaceTests {
+    /// A key store whose next `update`, once armed, first lets `race` write
+    /// through the real store, then answers `.conflict`.
+    final class RacingKeyStore: ForwardingKeyStore {
+        let inner = InMemoryKeyStore()
+        let race = Mutex<(@Sendable (InMemoryKeyStore, KeyRecord) async throws(KMSError) -> Void)?>(nil)
+
+        func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyUpdate {
+            let armed = race.withLock { race in
+                defer { race = nil }
+                return race
+            }
+            guard let armed else { return try await inner.update(record, expectedRevision: expectedRevision) }
+            try await armed(inner, record)
+            return .conflict
+        }
+    }
+
+    @Test func aChangeAnotherCallMadeFirstIsNotWrittenTwice() async throws {
+        let store = RacingKeyStore()
+        let keys = KeyRing(
+            store: store, masterKey: try MasterKey(bytes: Data(repeating: 9, count: 32)),
+            lifecycle: KeyLifecycle(graceMs: 60_000), clock: ManualClock())
+        let key = try await keys.generate(alias: nil)
+        // The other call's disable lands between this one's read and its write.
+        store.race.withLock { race in
+            race = { inner, record throws(KMSError) in
+                var disabled = record
+                disabled.state = .disabled
+                _ = try await inner.update(disabled, expectedRevision: record.revision)
+            }
+        }
+        let outcome = try await keys.change(.disable, reportingWriteOn: key.keyId)
+        #expect(outcome.record.state == .disabled && !outcome.written)
+        #expect(KeyRing.changeFields(outcome).contains { $0 == ("changed", "false") })
+        let alone = try await keys.change(.enable, reportingWriteOn: key.keyId)
+        #expect(alone.written && !KeyRing.changeFields(alone).contains { $0.0 == "changed" })
+    }
 }

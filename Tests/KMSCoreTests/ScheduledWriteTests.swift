@@ -10,7 +10,7 @@ import Testing
     /// Forwards to an in-memory store; its deletes and updates fail, after the write (`landing`) or
     /// before it. `cancelling`: the failing write also cancels the pass's task (a failing service
     /// stops the group), and reads in a cancelled task fail at once, as a database call's do.
-    final class FailingWrites: KeyStore {
+    final class FailingWrites: ForwardingKeyStore {
         let inner = InMemoryKeyStore()
         let landing: Bool
         let cancelling: Bool
@@ -23,12 +23,10 @@ import Testing
             return Self.failure
         }
 
-        func create(_ record: KeyRecord) async throws(KMSError) { try await inner.create(record) }
         func key(id: String) async throws(KMSError) -> KeyRecord? {
             if Task.isCancelled { throw KMSError(.serverBusy, "cancelled") }
             return try await inner.key(id: id)
         }
-        func key(alias: String) async throws(KMSError) -> KeyRecord? { try await inner.key(alias: alias) }
         func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyUpdate {
             guard landing else { throw fail() }
             _ = try await inner.update(record, expectedRevision: expectedRevision)
@@ -38,31 +36,6 @@ import Testing
             guard landing else { throw fail() }
             _ = try await inner.delete(keyId: keyId, expectedRevision: expectedRevision, now: now)
             throw fail()
-        }
-        func list(after: String?, limit: Int) async throws(KMSError) -> [KeyRecord] {
-            try await inner.list(after: after, limit: limit)
-        }
-        func count() async throws(KMSError) -> Int { try await inner.count() }
-        func due(now: Date, limit: Int) async throws(KMSError) -> [DueKey] {
-            try await inner.due(now: now, limit: limit)
-        }
-        func addEncryptions(_ counts: [String: [Int: UInt64]]) async throws(KMSError) -> [String: [Int: UInt64]] {
-            try await inner.addEncryptions(counts)
-        }
-        func alias(_ name: String) async throws(KMSError) -> AliasRecord? { try await inner.alias(name) }
-        func createAlias(_ record: AliasRecord, copying: Bool) async throws(KMSError) {
-            try await inner.createAlias(record, copying: copying)
-        }
-        func moveAlias(_ alias: String, expectedKeyId: String, to keyId: String, at now: Date)
-            async throws(KMSError) -> Bool
-        {
-            try await inner.moveAlias(alias, expectedKeyId: expectedKeyId, to: keyId, at: now)
-        }
-        func deleteAlias(_ alias: String, expectedKeyId: String) async throws(KMSError) -> Bool {
-            try await inner.deleteAlias(alias, expectedKeyId: expectedKeyId)
-        }
-        func listAliases(after: String?, limit: Int, keyId: String?) async throws(KMSError) -> [AliasRecord] {
-            try await inner.listAliases(after: after, limit: limit, keyId: keyId)
         }
     }
 

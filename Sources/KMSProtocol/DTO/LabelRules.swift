@@ -45,7 +45,9 @@ public enum LabelRules {
             throw RequestFieldError(
                 field: field, message: "a tag key must be 1 to 128 characters without control characters")
         }
-        guard !key.lowercased().hasPrefix("aws:") else {
+        // Bytes, any ASCII case: `hasPrefix` compares characters, and a combining mark after the
+        // colon (`aws:\u{301}env`) made one character of `:` and the mark, so the prefix did not match.
+        guard !key.utf8.prefix(4).map({ $0 | 0x20 }).elementsEqual("aws:".utf8) else {
             throw RequestFieldError(field: field, message: "tag keys starting with aws: are reserved")
         }
     }

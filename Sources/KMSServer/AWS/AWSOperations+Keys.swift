@@ -42,10 +42,10 @@ extension AWSOperations {
             guard changes else { return current }
             return try await audit.durableChange(change.auditType, [("key", record.keyId)], who: call.who) {
                 () throws(KMSError) in
-                try await keys.change(change, on: record.keyId)
-            } result: { record in
-                [("keyId", record.keyId)]
-            }
+                try await keys.change(change, reportingWriteOn: record.keyId)
+            } result: { outcome in
+                KeyRing.changeFields(outcome)
+            }.record
         }
     }
 

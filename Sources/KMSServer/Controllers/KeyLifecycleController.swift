@@ -61,13 +61,13 @@ struct KeyLifecycleController: Sendable {
             // The 409s and a no-op are decided before anything is recorded.
             let (current, changes) = try await keys.preview(change, on: reference)
             guard changes else { return keys.metadata(current) }
-            let record = try await audit.durableChange(change.auditType, [("key", reference)], call) {
+            let outcome = try await audit.durableChange(change.auditType, [("key", reference)], call) {
                 () throws(KMSError) in
-                try await keys.change(change, on: reference)
-            } result: { record in
-                [("keyId", record.keyId)]
+                try await keys.change(change, reportingWriteOn: reference)
+            } result: { outcome in
+                KeyRing.changeFields(outcome)
             }
-            return keys.metadata(record)
+            return keys.metadata(outcome.record)
         }
     }
 }

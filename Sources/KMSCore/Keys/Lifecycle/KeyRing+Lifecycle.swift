@@ -12,13 +12,29 @@ extension KeyRing {
 
     /// Applies `change` under compare-and-set, retried on conflict.
     public func change(_ change: KeyChange, on reference: String) async throws(KMSError) -> KeyRecord {
+        try await self.change(change, reportingWriteOn: reference).record
+    }
+
+    /// `change`, saying whether it wrote: `written` is false when a
+    /// concurrent identical change got there first (the retry found nothing
+    /// left to do). The routes' audit outcome says so, so one change is never
+    /// recorded as two (a review).
+    public func change(_ change: KeyChange, reportingWriteOn reference: String) async throws(KMSError) -> (
+        record: KeyRecord, written: Bool
+    ) {
         let changed = try await updateRetrying { () async throws(KMSError) in
             try await resolve(reference, field: "keyId", fresh: true)
         } change: { (record: inout KeyRecord) throws(KMSError) in
             try change.apply(to: &record, now: clock.now())
         }
         guard let changed else { throw Self.keyNotFound }
-        return changed.record
+        return changed
+    }
+
+    /// The audit outcome's fields of a `change`: the key, and `changed=false`
+    /// when it wrote nothing (rule 9.5: a no-op repeat is not a second change).
+    public static func changeFields(_ outcome: (record: KeyRecord, written: Bool)) -> [(String, String)] {
+        [("keyId", outcome.record.keyId)] + (outcome.written ? [] : [("changed", "false")])
     }
 
     /// What one scheduler pass did (lifecycle-v1 sections 1 and 2).
