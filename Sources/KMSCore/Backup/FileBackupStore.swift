@@ -147,6 +147,8 @@ public enum FileBackupStore {
             // The marker stays: serve and restore then say to empty the folder and restore again.
             throw KMSError.storageUnavailable("cannot remove \(staging.lastPathComponent) after the restore: \(error)")
         }
+        // Failing, it is left alone with no staging folder beside it: serve refuses the store, and a
+        // new restore says that this restore finished and the folder is only to be removed.
         try? FileManager.default.removeItem(at: aside)
         do {
             try DurableFile.syncFolder(folder.path)
@@ -184,10 +186,20 @@ public enum FileBackupStore {
     }
 
     /// Refuses a folder whose restore stopped during its renames: the store
-    /// is then part old, part restored.
+    /// is then part old, part restored. A set-aside folder with no staging
+    /// folder beside it is what a restore that finished its renames left when
+    /// it could not remove the files it replaced (the staging folder goes
+    /// only after every rename is durable): said as such, not as a half
+    /// restore (a review).
     static func refuseInterruptedRenames(in folder: URL) throws(KMSError) {
         let names = try DurableFile.storedNames(in: folder)
         if let aside = names.first(where: { $0.hasPrefix(asidePrefix) }) {
+            guard names.contains(where: { $0.hasPrefix(stagingPrefix) && !$0.hasPrefix(asidePrefix) }) else {
+                throw KMSError(
+                    .invalidRequest,
+                    "\(folder.path) holds \(aside), the files a finished restore replaced and could not remove: the store is the restored one; remove \(aside), then start kms serve (if you removed a .restore- staging folder yourself, empty the folder instead and restore again)"
+                )
+            }
             throw KMSError(
                 .invalidRequest,
                 "\(folder.path) holds \(aside): a restore stopped while moving files into place, so the store is part old, part restored; empty the folder (keep the backup) and restore again"
