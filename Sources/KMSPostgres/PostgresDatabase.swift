@@ -311,6 +311,12 @@ public final class PostgresDatabase: Sendable {
     /// How long a database call may take before the request is answered `503`,
     /// unless `KMS_DATABASE_TIMEOUT_MS` says otherwise.
     public static let defaultCallTimeout: Duration = .seconds(6)
+    /// How long a batched `accept_seq` call may wait for its batch: all but a
+    /// second of `callTimeout` (half of a short one), and `statementFloor`
+    /// is what its statement then always has, so the two add up to the deadline.
+    var acceptQueueBudget: Duration { max(callTimeout - .seconds(1), callTimeout / 2) }
+    var statementFloor: Duration { callTimeout - acceptQueueBudget }
+
     /// Backup and restore: offline commands over every key, not requests.
     static let offlineTimeout: Duration = .seconds(86_400)
 

@@ -44,11 +44,10 @@ public final class PostgresSessionStore: SessionStore {
         self.database = database
         self.masterKey = masterKey
         self.acceptLanes = (0..<max(1, acceptLanes)).map { _ in
-            // Queued all but a second of a call's deadline at most (half of a short one): a statement
-            // always has time to run.
+            // Queued `acceptQueueBudget` at most: a statement always has `statementFloor` to run.
             AcceptBatcher(
                 maxStatements: 1, maxQueuedPerKey: 128,
-                maxWait: max(database.callTimeout - .seconds(1), database.callTimeout / 2),
+                maxWait: database.acceptQueueBudget,
                 key: \.sessionId
             ) { entries in
                 await Self.accept(entries, database: database)
@@ -344,10 +343,10 @@ public final class PostgresSessionStore: SessionStore {
     /// Not the database's: the batch was refused as a whole and rolled back; run this entry alone.
     static let refusedBatch: AcceptRow = (4, nil, nil, nil, nil, nil, nil, nil, nil, nil)
 
-    /// The time left before `deadline`, at least a second: a batch's
-    /// statement gets what its most hurried entry has left.
-    static func timeLeft(_ deadline: ContinuousClock.Instant) -> Duration {
-        max(.seconds(1), deadline - .now)
+    /// The time left before `deadline`, at least `floor` (the database's
+    /// `statementFloor`): a batch's statement gets what its most hurried entry has left.
+    static func timeLeft(_ deadline: ContinuousClock.Instant, floor: Duration) -> Duration {
+        max(floor, deadline - .now)
     }
 
     /// One `accept_seq` call; `whenEnded` runs when its statement ends,
@@ -359,7 +358,9 @@ public final class PostgresSessionStore: SessionStore {
         let size = Int64(ReplayWindow.size)
         do throws(KMSError) {
             return .success(
-                try await database.withDeadline("accept seq", timeout: timeLeft(entry.deadline)) {
+                try await database.withDeadline(
+                    "accept seq", timeout: timeLeft(entry.deadline, floor: database.statementFloor)
+                ) {
                     defer { whenEnded?() }
                     var answer: AcceptRow?
                     for try await row in try await client.query(
@@ -390,7 +391,7 @@ public final class PostgresSessionStore: SessionStore {
             entries.map(\.sessionId), entries.map { ByteBuffer(data: $0.tokenHash) }, entries.map(\.seq)
         )
         let (nows, ttls, slidings) = (entries.map(\.now), entries.map(\.ttlMs), entries.map(\.sliding))
-        let timeout = timeLeft(entries.map(\.deadline).min() ?? .now)
+        let timeout = timeLeft(entries.map(\.deadline).min() ?? .now, floor: database.statementFloor)
         do throws(KMSError) {
             return .success(
                 try await database.withDeadline("accept seq", timeout: timeout) {

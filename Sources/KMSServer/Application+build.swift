@@ -282,7 +282,7 @@ func openStores(
         do {
             database = try await PostgresDatabase(
                 url: config.databaseURL ?? "", prefix: config.databasePrefix, logger: dependencies.logger,
-                callTimeout: .milliseconds(config.databaseTimeoutMs))
+                callTimeout: config.databaseCallTimeout)
         } catch {
             throw StartupFailure(description: "\(error)")
         }

@@ -54,7 +54,7 @@ struct AuditCommand: AsyncParsableCommand {
         if config.store == .postgres {
             let opened = try await PostgresDatabase(
                 url: config.databaseURL ?? "", prefix: config.databasePrefix, logger: logger, migrate: false,
-                callTimeout: .milliseconds(config.databaseTimeoutMs))
+                callTimeout: config.databaseCallTimeout)
             database = opened
             store = PostgresSecretBlobStore(database: opened)
         } else {

@@ -284,7 +284,7 @@ enum BackupSetup {
         guard let url = config.databaseURL else { throw ValidationError("set KMS_DATABASE_URL") }
         let database = try await PostgresDatabase(
             url: url, prefix: config.databasePrefix, logger: logger, migrate: migrate,
-            callTimeout: .milliseconds(config.databaseTimeoutMs))
+            callTimeout: config.databaseCallTimeout)
         return (config, masterKey, database)
     }
 

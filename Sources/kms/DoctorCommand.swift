@@ -55,7 +55,7 @@ struct DoctorCommand: AsyncParsableCommand {
             do {
                 database = try await PostgresDatabase(
                     url: url, prefix: config.databasePrefix, logger: logger, migrate: false,
-                    callTimeout: .milliseconds(config.databaseTimeoutMs))
+                    callTimeout: config.databaseCallTimeout)
             } catch {
                 add(.fail, "database", "\(error)")
             }

@@ -52,7 +52,7 @@ struct MigrateCommand: AsyncParsableCommand {
             guard let url = config.databaseURL else { throw ValidationError("set KMS_DATABASE_URL") }
             database = try await PostgresDatabase(
                 url: url, prefix: config.databasePrefix, logger: logger,
-                callTimeout: .milliseconds(config.databaseTimeoutMs))
+                callTimeout: config.databaseCallTimeout)
         }
         defer { database?.shutdown() }
         // Servers on PostgreSQL hold the deployment's running lock (a copy beside one could miss its

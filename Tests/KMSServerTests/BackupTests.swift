@@ -388,13 +388,13 @@ import Testing
         let halfway = try await CLIProcess.run(["restore", file.path], environment: target)
         #expect(halfway.status != 0 && halfway.stderr.contains("empty the folder"), "\(halfway.stderr)")
         #expect(FileManager.default.fileExists(atPath: staging.path))  // kept while the store is refused
-        // With no staging folder beside it, the set-aside folder is a finished restore's leftover (its
-        // removal failed): said as such (a review found it called the restored store half restored).
-        let moved = keys.appendingPathComponent("staging-kept-aside")
-        try FileManager.default.moveItem(at: staging, to: moved)
+        // A finished restore that could not remove the files it replaced left them as `.restore-done-`:
+        // said as such (a review found the leftover called a half restore).
+        let done = keys.appendingPathComponent(".restore-done-0badc0de")
+        try FileManager.default.moveItem(at: aside, to: done)
         let finished = try await CLIProcess.run(["restore", file.path], environment: target)
         #expect(finished.status != 0 && finished.stderr.contains("finished restore"), "\(finished.stderr)")
-        try FileManager.default.moveItem(at: moved, to: staging)
+        try FileManager.default.moveItem(at: done, to: aside)
         try FileManager.default.removeItem(at: aside)
 
         // The audit log inside the store (its lock file there too) does not make the store "started".

@@ -147,9 +147,11 @@ public enum FileBackupStore {
             // The marker stays: serve and restore then say to empty the folder and restore again.
             throw KMSError.storageUnavailable("cannot remove \(staging.lastPathComponent) after the restore: \(error)")
         }
-        // Failing, it is left alone with no staging folder beside it: serve refuses the store, and a
-        // new restore says that this restore finished and the folder is only to be removed.
-        try? FileManager.default.removeItem(at: aside)
+        // Renamed first to say the restore finished: were its removal to fail, serve refuses the store
+        // (the name still starts with `.restore-`) and a new restore says the folder is only to be
+        // removed. A failed rename leaves the set-aside name: a half restore, as it is said.
+        let done = folder.appendingPathComponent(donePrefix + aside.lastPathComponent.dropFirst(asidePrefix.count))
+        try? FileManager.default.removeItem(at: rename(aside.path, done.path) == 0 ? done : aside)
         do {
             try DurableFile.syncFolder(folder.path)
         } catch {
@@ -159,6 +161,8 @@ public enum FileBackupStore {
 
     static let stagingPrefix = ".restore-"
     static let asidePrefix = ".restore-old-"
+    /// The set-aside folder once every rename is durable: only its removal is left.
+    static let donePrefix = ".restore-done-"
 
     /// What a restore that did not finish left in `folder`, if anything: a
     /// staging folder (killed before its renames: the store is as it was, so
@@ -186,20 +190,20 @@ public enum FileBackupStore {
     }
 
     /// Refuses a folder whose restore stopped during its renames: the store
-    /// is then part old, part restored. A set-aside folder with no staging
-    /// folder beside it is what a restore that finished its renames left when
-    /// it could not remove the files it replaced (the staging folder goes
-    /// only after every rename is durable): said as such, not as a half
-    /// restore (a review).
+    /// is then part old, part restored. A finished restore that could not
+    /// remove the files it replaced left them under `donePrefix`: said as
+    /// such, not as a half restore (a review).
     static func refuseInterruptedRenames(in folder: URL) throws(KMSError) {
         let names = try DurableFile.storedNames(in: folder)
+        if let done = names.first(where: { $0.hasPrefix(donePrefix) }),
+            !names.contains(where: { $0.hasPrefix(asidePrefix) })
+        {
+            throw KMSError(
+                .invalidRequest,
+                "\(folder.path) holds \(done), the files a finished restore replaced and could not remove: the store is the restored one; remove \(done), then start kms serve"
+            )
+        }
         if let aside = names.first(where: { $0.hasPrefix(asidePrefix) }) {
-            guard names.contains(where: { $0.hasPrefix(stagingPrefix) && !$0.hasPrefix(asidePrefix) }) else {
-                throw KMSError(
-                    .invalidRequest,
-                    "\(folder.path) holds \(aside), the files a finished restore replaced and could not remove: the store is the restored one; remove \(aside), then start kms serve (if you removed a .restore- staging folder yourself, empty the folder instead and restore again)"
-                )
-            }
             throw KMSError(
                 .invalidRequest,
                 "\(folder.path) holds \(aside): a restore stopped while moving files into place, so the store is part old, part restored; empty the folder (keep the backup) and restore again"

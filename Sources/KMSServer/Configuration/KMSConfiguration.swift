@@ -46,11 +46,13 @@ public struct KMSConfiguration: Sendable {
     public var store = Store.file
     public var databaseURL: String?
     public var databasePrefix = "kms_"
-    /// How long a request's PostgreSQL call may take before it is answered
-    /// `503 storage_unavailable` (a database across a slow link, or a loaded
-    /// machine, may need more than 6 s). At most 15 s, as the audit timeout, so
-    /// the `503` arrives before the client library gives up.
+    /// How long each PostgreSQL call may take before the request is answered
+    /// `503 server_busy` (a database across a slow link, or a loaded machine,
+    /// may need more than 6 s). At most 15 s, as the audit timeout: the limit
+    /// is per call, and a request makes a few in a row.
     public var databaseTimeoutMs: Int64 = 6_000
+    /// `databaseTimeoutMs` as every opening of the database takes it.
+    public var databaseCallTimeout: Duration { .milliseconds(databaseTimeoutMs) }
     public var auditLog = URL(fileURLWithPath: "./data/audit.log")
     public var auditMaxBytes = 67_108_864
     /// How long an audited operation waits for each audit entry before

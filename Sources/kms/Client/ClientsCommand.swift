@@ -328,7 +328,7 @@ enum LocalRegistry {
         case .postgres:
             let database = try await PostgresDatabase(
                 url: config.databaseURL ?? "", prefix: config.databasePrefix, logger: logger,
-                callTimeout: .milliseconds(config.databaseTimeoutMs))
+                callTimeout: config.databaseCallTimeout)
             defer { database.shutdown() }
             return try await audited(
                 config, secrets: PostgresSecretBlobStore(database: database), masterKey: masterKey, logger: logger,
