@@ -280,7 +280,8 @@ struct AcceptBatchTests {
         let (store, other, now) = try await Self.storesWithSessions(["b6", "b7"])
         func entry(_ id: String, _ seq: Int64) -> PostgresSessionStore.AcceptEntry { Self.entry(id, seq, now: now) }
         let lock = await RowLock.hold("b6", in: other.database)
-        // The run alone's 3 s lock timeout counts from here: under load, seeing it wait can take seconds.
+        // The run alone's lock timeout (half the test stores' 30 s deadline) counts from here: under load,
+        // seeing it wait can take seconds.
         let aloneStarted = ContinuousClock.now
         let alone = Task { await PostgresSessionStore.acceptAlone(entry("b6", 1), database: store.database) }
         // Until the run alone is queued on the row lock in the database.
@@ -297,10 +298,12 @@ struct AcceptBatchTests {
         .get()
         let took = ContinuousClock.now - started
         #expect(batch?[0]?.0 == 3 && batch?[1]?.0 == 0, "\(String(describing: batch))")
-        // The lock is still held: a batch that waited would have failed at the lock timeout (3 s).
-        #expect(took < .seconds(3), "\(took)")
+        // The lock is still held: a batch that waited would have failed at its lock timeout (15 s for the
+        // test stores; 3 s in a server), not answered b6 contended. CI 147 saw a batch that did not wait
+        // answer after 3.09 s on its loaded two cores, past this check's old 3 s.
+        #expect(took < PostgresTestDatabase.callTimeout / 2, "\(took)")
         try await lock.release()
-        // The run alone then gets the row, unless a very slow machine let its 3 s lock timeout pass first
+        // The run alone then gets the row, unless a very slow machine let its lock timeout pass first
         // (a run beside a release build took 89 s here, the wait above probably running out its 60 s, and
         // found no outcome although less than 2 s had passed since the batch).
         let aloneOutcome = try? await alone.value.get()
