@@ -56,14 +56,15 @@ final class AcceptBatcher<Entry: Sendable, Answer: Sendable>: Sendable {
     private let keyOf: @Sendable (Entry) -> String
     /// How long a caller may queue: one whose turn comes later is answered
     /// `503` without running, so that a statement never gets less than the
-    /// per-call deadline minus this to run.
+    /// per-call deadline minus this to run. No default: it is derived from
+    /// the database's deadline (`PostgresDatabase.acceptQueueBudget`).
     private let maxWait: Duration
     /// One statement for all `entries`: an outcome per entry, in order.
     private let runBatch: @Sendable ([Entry]) async -> [Outcome]
 
     init(
         maxStatements: Int, maxBatch: Int = 64, maxQueued: Int = 1_024, maxQueuedPerKey: Int = .max,
-        maxWait: Duration = .seconds(6), key: @escaping @Sendable (Entry) -> String = { _ in "" },
+        maxWait: Duration, key: @escaping @Sendable (Entry) -> String = { _ in "" },
         runBatch: @escaping @Sendable ([Entry]) async -> [Outcome]
     ) {
         self.maxStatements = max(1, maxStatements)

@@ -92,8 +92,13 @@ public final class PostgresDatabase: Sendable {
             database: target.database, tls: try target.connectionTLS())
     }
 
-    /// Stops the pool (at shutdown, after the server drained).
-    /// The database's clock (`kms doctor` compares it with this host's).
+    /// How far this host's clock may be from the database's before `kms
+    /// doctor` fails and the key scheduler holds what it does on a date
+    /// (deletions, rotations): an instance whose clock runs ahead would delete
+    /// a key early, for every instance and irreversibly.
+    public static let clockSkewLimit: TimeInterval = 60
+
+    /// The database's clock (`kms doctor` and the key scheduler compare it with this host's).
     public func now() async throws(KMSError) -> Date {
         let (client, logger) = (client, logger)
         return try await withDeadline("read the clock") {
@@ -104,6 +109,7 @@ public final class PostgresDatabase: Sendable {
         }
     }
 
+    /// Stops the pool (at shutdown, after the server drained).
     public func shutdown() {
         runTask.cancel()
     }

@@ -28,6 +28,10 @@ public struct AppDependencies: Sendable {
     public var janitorInterval: Duration = .seconds(30)
     /// Overrides `KMS_SCHEDULER_INTERVAL_MS` (tests).
     public var schedulerInterval: Duration?
+    /// The clock the key scheduler checks this host's against before it
+    /// deletes or rotates on a date (`KeyScheduler.referenceClock`); when nil,
+    /// the database's on PostgreSQL and none on the file store (tests set one).
+    public var referenceClock: (@Sendable () async throws(KMSError) -> Date)?
     /// Called with the AWS door's port once it listens (tests bind port 0).
     public var onAWSServerRunning: (@Sendable (Int) -> Void)?
 
@@ -156,7 +160,9 @@ public func buildApplication(
         AuditFlusher(log: audit.log, database: stores.database),
         KeyScheduler(
             keys: keys, audit: audit,
-            interval: dependencies.schedulerInterval ?? .milliseconds(config.schedulerIntervalMs), logger: logger))
+            interval: dependencies.schedulerInterval ?? .milliseconds(config.schedulerIntervalMs),
+            referenceClock: dependencies.referenceClock ?? databaseClock(stores.database),
+            logger: logger))
     if let keyStore = stores.keys as? PostgresKeyStore { app.addServices(KeyChangeListener(store: keyStore)) }
     if let aws = config.aws {
         app.addServices(
@@ -165,6 +171,12 @@ public func buildApplication(
                 secrets: stores.secrets, masterKey: masterKey, readiness: readiness))
     }
     return app
+}
+
+/// The database's clock as the key scheduler's reference (nil on the file store).
+private func databaseClock(_ database: PostgresDatabase?) -> (@Sendable () async throws(KMSError) -> Date)? {
+    guard let database else { return nil }
+    return { () async throws(KMSError) -> Date in try await database.now() }
 }
 
 /// Runs `app` until SIGTERM or SIGINT (`kms serve`). The systemd notifier

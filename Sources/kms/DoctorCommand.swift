@@ -258,10 +258,11 @@ struct DoctorCommand: AsyncParsableCommand {
             return report(.fail, "database clock", "cannot read the database's time")
         }
         let skew = abs(now.timeIntervalSinceNow)
-        if skew > 60 {
+        if skew > PostgresDatabase.clockSkewLimit {
             report(
                 .fail, "database clock",
-                "this host and the database differ by \(Int(skew)) s: sessions and schedules break; run NTP")
+                "this host and the database differ by \(Int(skew)) s: sessions break, and the key scheduler holds deletions and rotations; run NTP"
+            )
         } else if skew > 2 {
             report(
                 .warn, "database clock",

@@ -130,7 +130,7 @@ struct AcceptBatchTests {
     @Test func oneSessionCannotFillTheQueue() async throws {
         let gate = Gate()
         // A long deadline: this is about the share of the queue, and on a loaded machine the
-        // default 6 s can pass before the held statement is released (seen in a CI run with both cores busy).
+        // server's 6 s can pass before the held statement is released (seen in a CI run with both cores busy).
         let batcher = AcceptBatcher<Int, Int>(
             maxStatements: 1, maxQueued: 10, maxQueuedPerKey: 1, maxWait: .seconds(600), key: { $0 == 4 ? "b" : "a" }
         ) { await gate.hold($0) }

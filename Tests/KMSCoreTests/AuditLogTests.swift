@@ -16,10 +16,11 @@ import Testing
         maxBytes: Int = 1 << 20, writer: (any AuditFileWriter)? = nil, timeout: Duration = .seconds(2),
         key signingKey: Curve25519.Signing.PrivateKey? = nil
     ) throws -> AuditLog {
-        let resume = try AuditFiles.resume(url, logger: Logger(label: "test"))
+        let resume = try AuditFiles.resume(url)
         return try AuditLog(
             writer: try writer ?? AuditFile(url: url), key: signingKey ?? key, after: resume.seq, prev: resume.prev,
-            clock: SystemClock(), maxBytes: maxBytes, timeout: timeout, checkpointInterval: .seconds(3_600),
+            keptBytes: resume.keptBytes, clock: SystemClock(), maxBytes: maxBytes, timeout: timeout,
+            checkpointInterval: .seconds(3_600),
             logger: Logger(label: "test"))
     }
 
@@ -42,6 +43,14 @@ import Testing
 
     func lines() throws -> [String] {
         try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map(String.init)
+    }
+
+    /// A half-written last line, as a crash mid-append leaves one.
+    func appendTorn(_ text: String) throws {
+        let handle = try FileHandle(forWritingTo: url)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(text.utf8))
+        try handle.close()
     }
 
     func rewrite(_ lines: [String]) throws {
@@ -177,14 +186,45 @@ import Testing
 
     @Test func aHalfWrittenLastLineIsCutOffAtStart() async throws {
         try await write(3, to: try makeLog())
-        let handle = try FileHandle(forWritingTo: url)
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data("{\"seq\":4,\"t".utf8))
-        try handle.close()
-        let resumed = try AuditFiles.resume(url, logger: Logger(label: "test"))
-        #expect(resumed.seq == 3 && resumed.repairedBytes == 11)
+        try appendTorn("{\"seq\":4,\"t")
+        let size = try Data(contentsOf: url).count
+        let resumed = try AuditFiles.resume(url)
+        #expect(resumed.seq == 3 && resumed.repairedBytes == 11 && resumed.keptBytes == size - 11)
+        #expect(try Data(contentsOf: url).count == size, "resume only reads")
         try await write(1, to: try makeLog())
         #expect(verify().isValid && verify().entries == 4)
+    }
+
+    /// The writer lock sits beside the log's file, not beside a link to it: two processes naming
+    /// one log through different links are kept from writing it both.
+    @Test func theWriterLockFollowsALinkToTheLog() async throws {
+        try await write(1, to: try makeLog())
+        let link = folder.appendingPathComponent("linked.log")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: url)
+        let lock = try AuditWriterLock.acquire(forLog: link)
+        #expect(lock != nil)
+        #expect(FileManager.default.fileExists(atPath: url.path + ".lock"))
+        #expect(!FileManager.default.fileExists(atPath: link.path + ".lock"))
+    }
+
+    /// A torn line is cut by the write that records `audit.repaired`, after the log's key was
+    /// checked: a start refused for another key left the file as it was (it cut first).
+    @Test func aTornLineStaysWhenTheStartIsRefused() async throws {
+        try await write(3, to: try makeLog())
+        try appendTorn("{\"v\":2,\"seq\":4,\"t")
+        let before = try Data(contentsOf: url)
+        await #expect(throws: KMSError.self) {
+            _ = try await AuditLog.open(
+                at: url, key: Curve25519.Signing.PrivateKey(), clock: SystemClock(), maxBytes: 1 << 20,
+                logger: Logger(label: "test"))
+        }
+        #expect(try Data(contentsOf: url) == before)
+        _ = try await AuditLog.open(
+            at: url, key: key, clock: SystemClock(), maxBytes: 1 << 20, logger: Logger(label: "test"))
+        let report = verify()
+        #expect(report.isValid && report.isFullySigned && report.entries == 4, "\(report)")
+        let all = try lines()
+        #expect(all.dropLast().last?.contains("\"truncatedBytes\":\"17\"") == true, "\(all)")
     }
 
     /// Format 2: one signature per group commit (or timed flush), not one per entry.
@@ -236,7 +276,7 @@ import Testing
         let old = verify(key: oldKey.publicKey)
         #expect(old.isValid && old.entries == 5 && old.checkpoints == 0 && old.unsignedTail == nil, "\(old)")
         #expect(try kinds().allSatisfy { $0 == .signedEntry })
-        let resume = try AuditFiles.resume(url, logger: Logger(label: "test"))
+        let resume = try AuditFiles.resume(url)
         #expect(resume.seq == 5 && resume.signedSeq == 5)
         let log = try makeLog(key: oldKey)
         try await write(3, to: log, durable: false)
@@ -252,7 +292,7 @@ import Testing
         let log = try makeLog()
         try await write(1, to: log, durable: true)
         try await write(2, to: log, durable: false)
-        let resume = try AuditFiles.resume(url, logger: Logger(label: "test"))
+        let resume = try AuditFiles.resume(url)
         #expect(resume.seq == 3 && resume.signedSeq == 1)
         #expect(verify().unsignedTail == 2...3 && !verify().isFullySigned)
         let restarted = try await AuditLog.open(
@@ -272,10 +312,7 @@ import Testing
         try await write(1, to: log, durable: true)
         try await write(2, to: log, durable: false)
         let before = try lines().count
-        let handle = try FileHandle(forWritingTo: url)
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data("{\"v\":2,\"seq\":".utf8))
-        try handle.close()
+        try appendTorn("{\"v\":2,\"seq\":")
         _ = try await AuditLog.open(
             at: url, key: key, clock: SystemClock(), maxBytes: 1 << 20, logger: Logger(label: "test"))
         let added = Array(try lines().dropFirst(before))
@@ -292,7 +329,7 @@ import Testing
         var edited = try lines()
         edited.append(#"{"v":2,"seq":9223372036854775807,"ts":"2026-12-01T00:00:00.000Z","prev":"x","event":{}}"#)
         try rewrite(edited)
-        #expect(throws: KMSError.self) { try AuditFiles.resume(url, logger: Logger(label: "test")) }
+        #expect(throws: KMSError.self) { try AuditFiles.resume(url) }
     }
 
     /// A review finding: entries written after the shutdown flush waited for a timed checkpoint
@@ -302,10 +339,10 @@ import Testing
         let log = try makeLog()
         try await write(1, to: log, durable: false)
         await log.close()
-        var resume = try AuditFiles.resume(url, logger: Logger(label: "test"))
+        var resume = try AuditFiles.resume(url)
         #expect(resume.seq == 1 && resume.signedSeq == 1)
         try await write(2, to: log, durable: false)
-        resume = try AuditFiles.resume(url, logger: Logger(label: "test"))
+        resume = try AuditFiles.resume(url)
         #expect(resume.seq == 3 && resume.signedSeq == 3)
         #expect(verify().isFullySigned)
     }
@@ -411,7 +448,7 @@ import Testing
     @Test func aBusyWriterStillCheckpointsOnTime() async throws {
         let writer = try FlakyAuditWriter(url: url)
         writer.appendDelay.withLock { $0 = 20_000 }
-        let resume = try AuditFiles.resume(url, logger: Logger(label: "test"))
+        let resume = try AuditFiles.resume(url)
         let log = try AuditLog(
             writer: writer, key: key, after: resume.seq, prev: resume.prev, clock: SystemClock(),
             maxBytes: 1 << 20, timeout: .seconds(60), checkpointInterval: .milliseconds(50),

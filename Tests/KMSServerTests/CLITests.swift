@@ -205,6 +205,24 @@ import Testing
         #expect(
             tail.status == 1 && tail.stdout.contains("after the last signed checkpoint")
                 && tail.stdout.contains("an unreadable time") && !tail.stdout.contains("\u{1b}"), "\(tail.stdout)")
+        // --allow-unsigned-tail exempts a tail a running server would have left (begun within a minute),
+        // not one of any age, nor one whose time cannot be read.
+        func verifyTail(dated time: String) async throws -> CLIProcess.Output {
+            let entry =
+                #"{"v":2,"seq":\#(lastSeq + 1),"ts":"\#(time)","prev":"\#(AuditChain.hash(lastLine))","event":{"type":"key.rotate"}}"#
+            try (log + Data((entry + "\n").utf8)).write(to: copy)
+            return try await CLIProcess.run([
+                "audit", "verify", copy.path, "--public-key", publicKey, "--allow-unsigned-tail",
+            ])
+        }
+        let live = try await verifyTail(dated: Timestamp.format(Date()))
+        #expect(live.status == 0 && live.stdout.contains("NOT TAMPER-EVIDENT"), "\(live.stdout)")
+        let old = try await verifyTail(dated: Timestamp.format(Date().addingTimeInterval(-120)))
+        #expect(old.status == 1 && old.stdout.contains("within the last 60 s"), "\(old.stdout)")
+        let future = try await verifyTail(dated: Timestamp.format(Date().addingTimeInterval(3_600)))
+        #expect(future.status == 1, "\(future.stdout)")
+        let unreadable = try await verifyTail(dated: "forged")
+        #expect(unreadable.status == 1 && unreadable.stdout.contains("unreadable"), "\(unreadable.stdout)")
         let empty = try await verify(Data())
         #expect(empty.status == 1 && empty.stdout.contains("no entries"), "\(empty.stdout)")
         try (log + Data("garbage\n".utf8)).write(to: copy)

@@ -3,6 +3,7 @@ import HummingbirdTesting
 import KMSCore
 import KMSProtocol
 import KMSTestSupport
+import Synchronization
 import Testing
 
 /// lifecycle-v1 through the sealed channel, on the file store and (when
@@ -153,6 +154,31 @@ import Testing
             let log = try String(contentsOf: server.config.auditLog, encoding: .utf8)
             #expect(log.components(separatedBy: "\"type\":\"key.delete\"").count - 1 == 1)
             #expect(log.contains("\"client\":\"scheduler\""))
+        }
+    }
+
+    /// A host whose clock runs ahead of the database's (the reference) deletes nothing on a date:
+    /// the deletion would be early, for every instance and irreversible. Once the clocks agree the
+    /// pass deletes it. (The reference is injected, so this runs on the file store too.)
+    @Test func aHostClockAheadOfTheReferenceHoldsDeletions() async throws {
+        var server = try Self.server("file")
+        let hostAhead = Mutex<TimeInterval>(3_600)
+        server.dependencies.referenceClock = { Date().addingTimeInterval(-hostAhead.withLock { $0 }) }
+        let (clock, auditLog) = (server.clock, server.config.auditLog)
+        try await server.run { client in
+            let first = try await Self.session(client)
+            let keyId = try #require(
+                try await first.call(.post, "/keys/generate", #"{"alias":"held"}"#).json["keyId"] as? String)
+            #expect(
+                try await first.call(.post, "/keys/held/schedule-deletion", #"{"pendingWindowDays":7}"#).status == 200)
+            clock.advance(milliseconds: 8 * 86_400_000)
+            try await Task.sleep(for: .milliseconds(300))  // fifteen passes
+            let session = try await Self.session(client)
+            let held = try await session.call(.get, "/keys/\(keyId)")
+            #expect(held.status == 200 && held.json["state"] as? String == "pending_deletion")
+            #expect(try Self.count("key.delete", in: auditLog) == 0)
+            hostAhead.withLock { $0 = 30 }  // within the limit
+            #expect(try await Self.eventually { try await session.call(.get, "/keys/\(keyId)").status == 404 })
         }
     }
 

@@ -1,6 +1,5 @@
 import Crypto
 public import Foundation
-public import Logging
 
 /// Finding, resuming and keying the audit log on disk.
 public enum AuditFiles {
@@ -44,8 +43,12 @@ public enum AuditFiles {
         /// The last seq a signature covers: entries after it were written
         /// before a crash and never checkpointed.
         public var signedSeq: UInt64 = 0
-        /// Bytes of a half-written last line cut off.
+        /// Bytes of a half-written last line, left in the file: the writer cuts
+        /// them in the write that records `audit.repaired` (`AuditLog.open`).
         public var repairedBytes = 0
+        /// The current file's length up to its last whole line (nil when it
+        /// is not a regular file): where the writer continues.
+        public var keptBytes: Int?
         /// The last signed line (a checkpoint, or a format-1 entry), if any:
         /// the log's key must verify it before anything is added.
         public var lastSigned: AuditChain.Parsed?
@@ -68,24 +71,22 @@ public enum AuditFiles {
     }
 
     /// The end of the chain. A half-written last line — a crash mid-append — is
-    /// cut off and reported, so the chain continues from the last whole line.
-    public static func resume(_ current: URL, logger: Logger) throws -> Resume {
+    /// measured, not cut: the chain continues from the last whole line, and the
+    /// writer cuts it only once the log's key has been checked, in the write
+    /// that records the repair (a start refused before then changes nothing).
+    /// Only reads.
+    public static func resume(_ current: URL) throws -> Resume {
         var resume = Resume()
-        if var data = try logBytes(current), !data.isEmpty, data.last != 0x0A {
-            let keep = (data.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
+        var currentData = try logBytes(current)
+        if let data = currentData {
+            let keep = data.last == 0x0A ? data.count : (data.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0)
             resume.repairedBytes = data.count - keep
-            data = data.prefix(keep)
-            let handle = try FileHandle(forWritingTo: current)
-            try handle.truncate(atOffset: UInt64(keep))
-            try handle.synchronize()
-            try handle.close()
-            logger.warning(
-                "cut a half-written last line off the audit log",
-                metadata: ["bytes": "\(resume.repairedBytes)", "file": "\(current.path)"])
+            resume.keptBytes = keep
+            currentData = data.prefix(keep)
         }
         var foundEnd = false
         for file in try listedChain(for: current).reversed() {
-            guard let data = try logBytes(file), !data.isEmpty else { continue }
+            guard let data = file == current ? currentData : try logBytes(file), !data.isEmpty else { continue }
             for line in AuditLines.split(data).reversed() {
                 // A seq no log reaches (a crafted line): the next one would not fit the format's integer.
                 guard let line, let parsed = AuditChain.parse(line), parsed.seq < UInt64(Int64.max) / 2 else {

@@ -23,17 +23,18 @@ import Synchronization
 public final class AuditLog: Sendable {
     /// A caller waiting for its entry; resumed once, by the writer or by the watchdog.
     private final class Waiter: Sendable {
-        let event: AuditEvent
+        /// One entry, or start-up's entries that must share one write.
+        let events: [AuditEvent]
         let durable: Bool
         /// When the watchdog answers 503 if the writer has not answered yet.
         let deadline: ContinuousClock.Instant
         private let continuation: Mutex<CheckedContinuation<Result<Void, KMSError>, Never>?>
 
         init(
-            event: AuditEvent, durable: Bool, wait: Duration,
+            events: [AuditEvent], durable: Bool, wait: Duration,
             continuation: CheckedContinuation<Result<Void, KMSError>, Never>
         ) {
-            self.event = event
+            self.events = events
             self.durable = durable
             deadline = .now + wait
             self.continuation = Mutex(continuation)
@@ -105,9 +106,12 @@ public final class AuditLog: Sendable {
     /// disk, of which entries up to `signedThrough` (default: all) are covered
     /// by a signature. `checkpointInterval` bounds how long an entry waits for
     /// its signature and fsync when no durable entry comes (tests lengthen it).
+    /// `keptBytes` (`AuditFiles.Resume.keptBytes`) is where the file's whole
+    /// lines end: anything after it, a torn line, is cut by the first write.
     public init(
         writer: any AuditFileWriter, key: Curve25519.Signing.PrivateKey, after seq: UInt64, prev: String,
-        signedThrough: UInt64? = nil, clock: any KMSClock, maxBytes: Int, timeout: Duration = .seconds(2),
+        signedThrough: UInt64? = nil, keptBytes: Int? = nil, clock: any KMSClock, maxBytes: Int,
+        timeout: Duration = .seconds(2),
         checkpointInterval: Duration = .seconds(1), writerLock: AuditWriterLock? = nil, logger: Logger
     ) throws {
         self.writerLock = writerLock
@@ -118,10 +122,11 @@ public final class AuditLog: Sendable {
         self.timeout = timeout
         self.checkpointInterval = checkpointInterval
         self.logger = logger
+        let goodSize = min(keptBytes ?? .max, try writer.size())
         state = Mutex(
             State(
-                seq: seq, prev: prev, goodSize: try writer.size(), signedSeq: min(signedThrough ?? seq, seq),
-                unsignedSince: (signedThrough ?? seq) < seq ? .now : nil, syncedSize: try writer.size()))
+                seq: seq, prev: prev, goodSize: goodSize, signedSeq: min(signedThrough ?? seq, seq),
+                unsignedSince: (signedThrough ?? seq) < seq ? .now : nil, syncedSize: goodSize))
         watchdog = Watchdog()
         watchdog.timer.schedule(deadline: .now() + .milliseconds(50), repeating: .milliseconds(50))
         watchdog.timer.setEventHandler { [weak self] in self?.expireWaiters() }
@@ -133,11 +138,12 @@ public final class AuditLog: Sendable {
     }
 
     /// Opens the log at `url`, continuing its chain: entries a crash left
-    /// without a checkpoint are recorded (`audit.unsigned-tail`) before this
-    /// start's first checkpoint signs over them, and a half-written last line
-    /// is cut off and recorded after that (`audit.repaired`), so `kms audit verify` can say
-    /// that they are not tamper-evident. Both entries are durable, and wait
-    /// `startupWait` (see `record(_:durable:wait:)`).
+    /// without a checkpoint are recorded (`audit.unsigned-tail`), and a
+    /// half-written last line is cut off and recorded (`audit.repaired`), so
+    /// `kms audit verify` can say that they are not tamper-evident. Both
+    /// entries go in one durable write, whose checkpoint is the first to sign
+    /// over the tail and which is the one that cuts the torn line, after the
+    /// log's key was checked. It waits `startupWait` (see `record(_:durable:wait:)`).
     ///
     /// `writerLock` (taken before anything touches the log or its folder) is
     /// kept as long as the log lives.
@@ -145,7 +151,7 @@ public final class AuditLog: Sendable {
         at url: URL, key: Curve25519.Signing.PrivateKey, clock: any KMSClock, maxBytes: Int,
         timeout: Duration = .seconds(2), writerLock: AuditWriterLock? = nil, logger: Logger
     ) async throws -> AuditLog {
-        let resume = try AuditFiles.resume(url, logger: logger)
+        let resume = try AuditFiles.resume(url)
         // A log signed under another key (a store that is not the log's, a restore that replaced the
         // key): its next checkpoint would be signed by this key, and every entry before it would no
         // longer verify, silently. Refused, as a store without any key is (`AuditFiles.loadOrCreateKey`).
@@ -156,23 +162,24 @@ public final class AuditLog: Sendable {
         }
         let log = try AuditLog(
             writer: try AuditFile(url: url), key: key, after: resume.seq, prev: resume.prev,
-            signedThrough: resume.signedSeq, clock: clock, maxBytes: maxBytes, timeout: timeout,
-            writerLock: writerLock, logger: logger)
-        let wait = max(timeout, startupWait)
-        // The unsigned tail first: its entry's checkpoint is the first to sign over the tail. Written
-        // second, a failure between the two left the tail signed by `audit.repaired`'s checkpoint and
-        // unmarked, and the next start found nothing unsigned (a review reproduced it with a full disk).
+            signedThrough: resume.signedSeq, keptBytes: resume.keptBytes, clock: clock, maxBytes: maxBytes,
+            timeout: timeout, writerLock: writerLock, logger: logger)
+        // One write: were the tail's marker written after `audit.repaired`'s checkpoint, a failure between
+        // the two left the tail signed and unmarked, and the next start found nothing unsigned (a review
+        // reproduced it with a full disk); were the torn line cut before its record, the same.
+        var events: [AuditEvent] = []
         if resume.signedSeq < resume.seq {
-            try await log.record(
+            events.append(
                 AuditEvent(
-                    "audit.unsigned-tail", [("fromSeq", "\(resume.signedSeq + 1)"), ("toSeq", "\(resume.seq)")]),
-                durable: true, wait: wait)
+                    "audit.unsigned-tail", [("fromSeq", "\(resume.signedSeq + 1)"), ("toSeq", "\(resume.seq)")]))
         }
         if resume.repairedBytes > 0 {
-            try await log.record(
-                AuditEvent("audit.repaired", [("truncatedBytes", "\(resume.repairedBytes)")]), durable: true,
-                wait: wait)
+            logger.warning(
+                "cutting a half-written last line off the audit log",
+                metadata: ["bytes": "\(resume.repairedBytes)", "file": "\(url.path)"])
+            events.append(AuditEvent("audit.repaired", [("truncatedBytes", "\(resume.repairedBytes)")]))
         }
+        if !events.isEmpty { try await log.record(events, durable: true, wait: max(timeout, startupWait)) }
         return log
     }
 
@@ -188,8 +195,13 @@ public final class AuditLog: Sendable {
     /// written afterwards, once: it is never retried, so a longer wait, not a
     /// retry, is how a caller tolerates a slow disk.
     public func record(_ event: AuditEvent, durable: Bool, wait: Duration? = nil) async throws(KMSError) {
+        try await record([event], durable: durable, wait: wait)
+    }
+
+    /// Writes `events` in one batch: together, in this order, or none of them.
+    func record(_ events: [AuditEvent], durable: Bool, wait: Duration?) async throws(KMSError) {
         let result: Result<Void, KMSError> = await withCheckedContinuation { continuation in
-            let waiter = Waiter(event: event, durable: durable, wait: wait ?? timeout, continuation: continuation)
+            let waiter = Waiter(events: events, durable: durable, wait: wait ?? timeout, continuation: continuation)
             let start = state.withLock { state -> Bool in
                 state.pending.append(waiter)
                 guard !state.draining else { return false }
@@ -282,7 +294,7 @@ public final class AuditLog: Sendable {
                 || state.unsignedSince.map { .now - $0 >= checkpointInterval }
                     ?? false
         }
-        try append(batch.map(\.event), checkpoint: durable || due)
+        try append(batch.flatMap(\.events), checkpoint: durable || due)
         if !(durable || due) { scheduleFlush() }
     }
 

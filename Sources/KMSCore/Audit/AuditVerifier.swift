@@ -43,6 +43,10 @@ public enum AuditVerifier {
         public var signedThrough: UInt64 = 0
         /// When the first entry no signature covers was written (nil when all are covered).
         public var firstUnsignedTime: String?
+        /// The same as a date (nil when unreadable, or all are covered): what
+        /// `kms audit verify --allow-unsigned-tail` compares with now, since a
+        /// live server signs its tail within a second.
+        public var firstUnsignedDate: Date?
         /// Ranges a start after a crash signed over (`audit.unsigned-tail`):
         /// chained, but written before any signature, so not tamper-evident.
         public var adoptedAtRestart: [ClosedRange<UInt64>] = []
@@ -143,6 +147,7 @@ public enum AuditVerifier {
                     report.checkpoints += 1
                     report.signedThrough = entry.seq
                     report.firstUnsignedTime = nil
+                    report.firstUnsignedDate = nil
                     continue
                 }
                 if entry.seq > expected, seqsInFile.contains(expected) {
@@ -190,9 +195,11 @@ public enum AuditVerifier {
                 if entry.kind == .signedEntry {
                     report.signedThrough = entry.seq
                     report.firstUnsignedTime = nil
+                    report.firstUnsignedDate = nil
                 } else if report.firstUnsignedTime == nil {
                     // Unsigned, so anyone who could write the log chose it: shown only as the timestamp it parses as.
-                    report.firstUnsignedTime = Timestamp.parse(entry.time).map(Timestamp.format) ?? "an unreadable time"
+                    report.firstUnsignedDate = Timestamp.parse(entry.time)
+                    report.firstUnsignedTime = report.firstUnsignedDate.map(Timestamp.format) ?? "an unreadable time"
                 }
                 expected = entry.seq + 1
             }

@@ -49,8 +49,9 @@ public final class AuditWriterLock: Sendable {
         } catch {
             throw Failure(description: error.description)
         }
+        // Beside the file itself: two processes naming one log through different links take one lock.
         return try acquire(
-            path + ".lock",
+            (realPath(path) ?? path) + ".lock",
             busy: "audit log \(path) is being written by another process",
             then: "Stop it first; two writers would break the hash chain")
     }
@@ -71,6 +72,13 @@ public final class AuditWriterLock: Sendable {
         return try acquire(
             path, busy: "key store \(folder.path) is in use by another process",
             then: "Stop it first; a store has one writer")
+    }
+
+    /// `path` with every symbolic link resolved; nil when it does not exist yet.
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     private static func acquire(_ lockPath: String, busy: String, then: String) throws(Failure) -> AuditWriterLock {

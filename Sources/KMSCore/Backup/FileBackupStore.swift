@@ -151,7 +151,10 @@ public enum FileBackupStore {
         // (the name still starts with `.restore-`) and a new restore says the folder is only to be
         // removed. A failed rename leaves the set-aside name: a half restore, as it is said.
         let done = folder.appendingPathComponent(donePrefix + aside.lastPathComponent.dropFirst(asidePrefix.count))
-        try? FileManager.default.removeItem(at: rename(aside.path, done.path) == 0 ? done : aside)
+        let marked = rename(aside.path, done.path) == 0
+        // Durable before the removal begins: a crash during it then leaves the finished restore's name.
+        if marked { try? DurableFile.syncFolder(folder.path) }
+        try? FileManager.default.removeItem(at: marked ? done : aside)
         do {
             try DurableFile.syncFolder(folder.path)
         } catch {

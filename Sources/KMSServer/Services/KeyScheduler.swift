@@ -1,4 +1,6 @@
+import Foundation
 import KMSCore
+import KMSPostgres
 import Logging
 import ServiceLifecycle
 
@@ -12,10 +14,19 @@ import ServiceLifecycle
 /// Graceful shutdown ends the wait between passes, or a pass between two
 /// keys: a pass is never cancelled inside a write, where a deletion could
 /// land without its audit entry (a review found that).
+///
+/// "Due" is judged by this host's clock (lifecycle-v1's `$now`). With a
+/// `referenceClock` (the database's, on PostgreSQL) a pass first compares the
+/// two, and while they differ by more than `PostgresDatabase.clockSkewLimit`
+/// it deletes and rotates nothing on a date: a host that booted with its
+/// clock ahead would otherwise delete keys early, for every instance and
+/// irreversibly. It says so in the log at every pass until the clock is put
+/// right; encryption counts are still recorded.
 struct KeyScheduler: Service {
     let keys: KeyRing
     let audit: Auditor
     let interval: Duration
+    var referenceClock: (@Sendable () async throws(KMSError) -> Date)?
     let logger: Logger
 
     func run() async throws {
@@ -37,13 +48,27 @@ struct KeyScheduler: Service {
     /// reached its limit is rotated: `KeyRing.recordUsage`).
     func pass() async {
         do throws(KMSError) {
-            skipped(
-                try await keys.runScheduled(
-                    continuing: { !Task.isCancelled && !Task.isShuttingDownGracefully }, report: report))
+            if try await clockAgrees() {
+                skipped(
+                    try await keys.runScheduled(
+                        continuing: { !Task.isCancelled && !Task.isShuttingDownGracefully }, report: report))
+            }
         } catch {
             logger.warning("key scheduler pass failed", metadata: ["detail": "\(error.detail ?? error.message)"])
         }
         skipped(await keys.recordUsage(report: report))
+    }
+
+    /// Whether this host's clock is within `clockSkewLimit` of the reference
+    /// (true without one); logs the hold when it is not.
+    private func clockAgrees() async throws(KMSError) -> Bool {
+        guard let referenceClock else { return true }
+        let skew = try await referenceClock().timeIntervalSinceNow
+        guard abs(skew) > PostgresDatabase.clockSkewLimit else { return true }
+        logger.error(
+            "this host's clock differs from the database's: scheduled deletions and rotations wait until it is put right (run NTP)",
+            metadata: ["hostClockAheadBySeconds": "\(Int(-skew))"])
+        return false
     }
 
     private func report(_ outcome: KeyRing.ScheduledOutcome) async {
