@@ -203,8 +203,31 @@ import Testing
         try FileManager.default.createSymbolicLink(at: link, withDestinationURL: url)
         let lock = try AuditWriterLock.acquire(forLog: link)
         #expect(lock != nil)
+        // Both: a rotation renames the link itself, and a regular file then takes its name.
         #expect(FileManager.default.fileExists(atPath: url.path + ".lock"))
-        #expect(!FileManager.default.fileExists(atPath: link.path + ".lock"))
+        #expect(FileManager.default.fileExists(atPath: link.path + ".lock"))
+    }
+
+    /// A review finding: a start whose log was past its size limit rotated first, and the rotation's
+    /// checkpoint signed the crash's tail before `audit.unsigned-tail` marked it; a rotation that then
+    /// failed left the tail signed and unmarked. The start's batch now stays in the current file.
+    @Test func aCrashTailIsMarkedBeforeARotationSignsIt() async throws {
+        let log = try makeLog()
+        try await write(1, to: log, durable: true)
+        try await write(2, to: log, durable: false)
+        let resume = try AuditFiles.resume(url)
+        let writer = try FlakyAuditWriter(url: url)
+        writer.failingRotate.withLock { $0 = true }
+        let restarted = try AuditLog(
+            writer: writer, key: key, after: resume.seq, prev: resume.prev, signedThrough: resume.signedSeq,
+            keptBytes: resume.keptBytes, clock: SystemClock(), maxBytes: 10, checkpointInterval: .seconds(3_600),
+            logger: Logger(label: "test"))
+        try await restarted.record(
+            AuditEvent("audit.unsigned-tail", [("fromSeq", "2"), ("toSeq", "3")]), durable: true)
+        let report = verify()
+        #expect(report.isValid && report.adoptedAtRestart == [2...3] && report.unsignedTail == nil, "\(report)")
+        // The next batch rotates as usual (here: fails to, and is refused).
+        await #expect(throws: KMSError.self) { try await restarted.record(AuditEvent("x"), durable: true) }
     }
 
     /// A torn line is cut by the write that records `audit.repaired`, after the log's key was

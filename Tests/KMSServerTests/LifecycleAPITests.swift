@@ -163,7 +163,11 @@ import Testing
     @Test func aHostClockAheadOfTheReferenceHoldsDeletions() async throws {
         var server = try Self.server("file")
         let hostAhead = Mutex<TimeInterval>(3_600)
-        server.dependencies.referenceClock = { Date().addingTimeInterval(-hostAhead.withLock { $0 }) }
+        let checks = Mutex(0)
+        server.dependencies.referenceClock = {
+            checks.withLock { $0 += 1 }
+            return Date().addingTimeInterval(-hostAhead.withLock { $0 })
+        }
         let (clock, auditLog) = (server.clock, server.config.auditLog)
         try await server.run { client in
             let first = try await Self.session(client)
@@ -172,7 +176,9 @@ import Testing
             #expect(
                 try await first.call(.post, "/keys/held/schedule-deletion", #"{"pendingWindowDays":7}"#).status == 200)
             clock.advance(milliseconds: 8 * 86_400_000)
-            try await Task.sleep(for: .milliseconds(300))  // fifteen passes
+            // Three passes that found the key due (the clock moved before they began) and held it.
+            let before = checks.withLock { $0 }
+            #expect(try await Self.eventually { checks.withLock { $0 } >= before + 3 })
             let session = try await Self.session(client)
             let held = try await session.call(.get, "/keys/\(keyId)")
             #expect(held.status == 200 && held.json["state"] as? String == "pending_deletion")

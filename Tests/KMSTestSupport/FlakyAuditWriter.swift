@@ -14,6 +14,8 @@ public final class FlakyAuditWriter: AuditFileWriter {
     /// (zeroed), as when Linux drops dirty pages after a writeback error: a
     /// later fsync succeeds without them ("fsyncgate").
     public let failingSync = Mutex(false)
+    /// Rotation fails before its rename (a rotated name taken, a folder that refuses it).
+    public let failingRotate = Mutex(false)
     /// The file's size at the last successful fsync.
     private let syncedSize = Mutex(0)
 
@@ -54,6 +56,7 @@ public final class FlakyAuditWriter: AuditFileWriter {
 
     public func size() throws -> Int { try base.size() }
     public func rotate(to rotatedName: String) throws {
+        if failingRotate.withLock({ $0 }) { throw CocoaError(.fileWriteUnknown) }
         try sync()
         try base.rotate(to: rotatedName)
         syncedSize.withLock { $0 = 0 }

@@ -79,6 +79,10 @@ public final class AuditLog: Sendable {
         /// ("fsyncgate"), so the next batch first writes `unsynced` again from
         /// memory, and then signs and fsyncs.
         var rewriteUnsynced = false
+        /// Entries on disk at start that no signature covers (a crash's tail):
+        /// until a batch of this process checkpoints (the start's, which marks
+        /// them first), no rotation may sign them with its own checkpoint.
+        var crashTailUnmarked: Bool
     }
 
     private let writer: any AuditFileWriter
@@ -126,7 +130,8 @@ public final class AuditLog: Sendable {
         state = Mutex(
             State(
                 seq: seq, prev: prev, goodSize: goodSize, signedSeq: min(signedThrough ?? seq, seq),
-                unsignedSince: (signedThrough ?? seq) < seq ? .now : nil, syncedSize: goodSize))
+                unsignedSince: (signedThrough ?? seq) < seq ? .now : nil, syncedSize: goodSize,
+                crashTailUnmarked: (signedThrough ?? seq) < seq))
         watchdog = Watchdog()
         watchdog.timer.schedule(deadline: .now() + .milliseconds(50), repeating: .milliseconds(50))
         watchdog.timer.setEventHandler { [weak self] in self?.expireWaiters() }
@@ -164,9 +169,10 @@ public final class AuditLog: Sendable {
             writer: try AuditFile(url: url), key: key, after: resume.seq, prev: resume.prev,
             signedThrough: resume.signedSeq, keptBytes: resume.keptBytes, clock: clock, maxBytes: maxBytes,
             timeout: timeout, writerLock: writerLock, logger: logger)
-        // One write: were the tail's marker written after `audit.repaired`'s checkpoint, a failure between
-        // the two left the tail signed and unmarked, and the next start found nothing unsigned (a review
-        // reproduced it with a full disk); were the torn line cut before its record, the same.
+        // One write, the tail's marker first: written after `audit.repaired`'s checkpoint, a failure
+        // between the two left the tail signed and unmarked, and the next start found nothing unsigned (a
+        // review reproduced it with a full disk). The torn line is cut just before this write; were the
+        // write to fail, the cut stays without its record (docs/audit.md).
         var events: [AuditEvent] = []
         if resume.signedSeq < resume.seq {
             events.append(
@@ -302,8 +308,8 @@ public final class AuditLog: Sendable {
     /// before) in one write, fsyncing when it checkpoints. On any failure the
     /// file is cut back to its last good size and the chain does not advance.
     private func append(_ events: [AuditEvent], checkpoint: Bool) throws {
-        let (firstSeq, knownPrev, knownSize, signedSeq) = state.withLock {
-            ($0.seq, $0.prev, $0.goodSize, $0.signedSeq)
+        let (firstSeq, knownPrev, knownSize, signedSeq, crashTailUnmarked) = state.withLock {
+            ($0.seq, $0.prev, $0.goodSize, $0.signedSeq, $0.crashTailUnmarked)
         }
         var firstPrev = knownPrev
         var goodSize = knownSize
@@ -335,7 +341,10 @@ public final class AuditLog: Sendable {
                 logger.error("the audit log file is shorter than what was written to it; continuing the chain")
             }
             try rewriteUnsyncedIfNeeded()
-            if goodSize >= maxBytes, !events.isEmpty {
+            // A crash's unmarked tail stays in this file past the size limit until the start's batch has
+            // marked it: a rotation's checkpoint written first would sign it, and a failure after that
+            // (the rename refused) left it signed and unmarked (a review).
+            if goodSize >= maxBytes, !events.isEmpty, !crashTailUnmarked {
                 if firstSeq > signedSeq {
                     // Every rotated file ends signed, so each verifies whole on its own.
                     let line = try AuditChain.checkpointLine(
@@ -380,6 +389,7 @@ public final class AuditLog: Sendable {
                 state.goodSize = size
                 if checkpoint {
                     state.signedSeq = seq
+                    state.crashTailUnmarked = false
                     state.unsignedSince = nil
                     state.syncedSize = size
                     state.unsynced = Data()

@@ -14,7 +14,9 @@ public import Foundation
 /// Two writers would each continue the hash chain from their own idea of its
 /// end, and a server cuts back whatever it did not write itself: the other's
 /// entries would vanish with the chain still verifying. So `kms serve` and
-/// `kms clients add --local` take a POSIX write lock on `<log>.lock` before
+/// `kms clients add --local` take a POSIX write lock on `<log>.lock` (and,
+/// when the log's path is a symbolic link, on `<the file it names>.lock`
+/// too) before
 /// they touch anything (the log's half-line repair, the store's stale
 /// temporaries), keep it while they run, and a second one is refused,
 /// naming the holder's pid.
@@ -27,16 +29,16 @@ public import Foundation
 /// (`/dev/null`) takes no lock, and a file system without locks is used
 /// unlocked.
 public final class AuditWriterLock: Sendable {
-    private let fd: Int32
+    private let fds: [Int32]
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }
 
-    private init(fd: Int32) { self.fd = fd }
+    private init(fds: [Int32]) { self.fds = fds }
 
     /// Released with the last reference (or at exit).
-    deinit { close(fd) }
+    deinit { for fd in fds { close(fd) } }
 
     /// The lock for `log`, or nil when the log is not a regular file. Throws
     /// when another process holds it or the lock file cannot be made.
@@ -49,11 +51,19 @@ public final class AuditWriterLock: Sendable {
         } catch {
             throw Failure(description: error.description)
         }
-        // Beside the file itself: two processes naming one log through different links take one lock.
-        return try acquire(
-            (realPath(path) ?? path) + ".lock",
-            busy: "audit log \(path) is being written by another process",
-            then: "Stop it first; two writers would break the hash chain")
+        // Beside the path as named and, for a link, beside the file it names as well: two processes
+        // naming one log through a link and directly meet at the second; and a rotation renames the
+        // link itself (a regular file takes its place), so a later process meets the first.
+        let busy = "audit log \(path) is being written by another process"
+        let then = "Stop it first; two writers would break the hash chain"
+        let named = try lock(path + ".lock", busy: busy, then: then)
+        guard let resolved = realPath(path), resolved != path else { return AuditWriterLock(fds: [named]) }
+        do {
+            return AuditWriterLock(fds: [named, try lock(resolved + ".lock", busy: busy, then: then)])
+        } catch {
+            close(named)
+            throw error
+        }
     }
 
     /// The lock of a file key store (`KEY_STORE_PATH/.writer.lock`), held by
@@ -69,9 +79,10 @@ public final class AuditWriterLock: Sendable {
             throw Failure(description: error.description)
         }
         let path = folder.standardizedFileURL.appendingPathComponent(".writer.lock").path
-        return try acquire(
+        let fd = try lock(
             path, busy: "key store \(folder.path) is in use by another process",
             then: "Stop it first; a store has one writer")
+        return AuditWriterLock(fds: [fd])
     }
 
     /// `path` with every symbolic link resolved; nil when it does not exist yet.
@@ -81,7 +92,8 @@ public final class AuditWriterLock: Sendable {
         return String(cString: resolved)
     }
 
-    private static func acquire(_ lockPath: String, busy: String, then: String) throws(Failure) -> AuditWriterLock {
+    /// The descriptor holding a write lock on `lockPath`.
+    private static func lock(_ lockPath: String, busy: String, then: String) throws(Failure) -> Int32 {
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw Failure(description: "cannot open \(lockPath): \(String(cString: strerror(errno)))")
@@ -98,6 +110,6 @@ public final class AuditWriterLock: Sendable {
             close(fd)
             throw Failure(description: "\(busy)\(pid): a running kms serve or kms restore? \(then)")
         }
-        return AuditWriterLock(fd: fd)
+        return fd
     }
 }

@@ -60,7 +60,10 @@ struct KeyScheduler: Service {
     }
 
     /// Whether this host's clock is within `clockSkewLimit` of the reference
-    /// (true without one); logs the hold when it is not.
+    /// (true without one); logs the hold when it is not. The host's clock is
+    /// read as `Date()`, not through `keys`' clock: in production they are
+    /// one, and a clock tests move on purpose (`KMS_TEST_CLOCK_OFFSET_MS`, a
+    /// manual clock) is not the misconfigured host this guards against.
     private func clockAgrees() async throws(KMSError) -> Bool {
         guard let referenceClock else { return true }
         let skew = try await referenceClock().timeIntervalSinceNow
