@@ -11,39 +11,38 @@ public final class PostgresSecretBlobStore: SecretBlobStore {
         self.database = database
     }
 
+    // Each call has the deadline every store call has (`PostgresDatabase.withDeadline`): these run at
+    // start-up, which a database that stops answering would otherwise hold until TCP gives up (a review).
+
     public func blob(named name: String) async throws(KMSError) -> Data? {
-        do {
-            for try await wrapped in try await database.client.query(
-                "SELECT wrapped FROM \(unescaped: database.table("secrets")) WHERE name = \(name)",
-                logger: database.logger
+        let (client, logger, table) = (database.client, database.logger, database.table("secrets"))
+        return try await database.withDeadline("read secret") {
+            for try await wrapped in try await client.query(
+                "SELECT wrapped FROM \(unescaped: table) WHERE name = \(name)", logger: logger
             ).decode(Data.self) {
                 return wrapped
             }
             return nil
-        } catch {
-            throw PostgresDatabase.unavailable(error, "read secret")
         }
     }
 
     public func replaceBlob(named name: String, expected: Data, with wrapped: Data) async throws(KMSError) -> Data {
-        do {
-            try await database.client.query(
-                "UPDATE \(unescaped: database.table("secrets")) SET wrapped = \(wrapped) WHERE name = \(name) AND wrapped = \(expected)",
-                logger: database.logger)
-        } catch {
-            throw PostgresDatabase.unavailable(error, "replace secret")
+        let (client, logger, table) = (database.client, database.logger, database.table("secrets"))
+        _ = try await database.withDeadline("replace secret") {
+            try await client.query(
+                "UPDATE \(unescaped: table) SET wrapped = \(wrapped) WHERE name = \(name) AND wrapped = \(expected)",
+                logger: logger)
         }
         guard let stored = try await blob(named: name) else { throw KMSError.internal("secret \(name) vanished") }
         return stored
     }
 
     public func createBlob(named name: String, wrapped: Data) async throws(KMSError) -> Data {
-        do {
-            try await database.client.query(
-                "INSERT INTO \(unescaped: database.table("secrets")) (name, wrapped) VALUES (\(name), \(wrapped)) ON CONFLICT DO NOTHING",
-                logger: database.logger)
-        } catch {
-            throw PostgresDatabase.unavailable(error, "store secret")
+        let (client, logger, table) = (database.client, database.logger, database.table("secrets"))
+        _ = try await database.withDeadline("store secret") {
+            try await client.query(
+                "INSERT INTO \(unescaped: table) (name, wrapped) VALUES (\(name), \(wrapped)) ON CONFLICT DO NOTHING",
+                logger: logger)
         }
         guard let stored = try await blob(named: name) else { throw KMSError.internal("secret \(name) vanished") }
         return stored

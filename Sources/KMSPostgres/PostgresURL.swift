@@ -87,6 +87,14 @@ struct PostgresURL: Sendable {
                     "KMS_DATABASE_URL: sslrootcert=system needs sslmode=verify-full (as libpq: a weaker mode would not check the server against the system's roots)"
             )
         }
+        // libpq refuses verify-ca without a root file; against the system's roots a chain check that
+        // ignores the host name admits any certificate a public CA issued to anyone (a review).
+        if mode == .verifyCA, parameters["sslrootcert"] == nil {
+            throw StartupFailure(
+                description:
+                    "KMS_DATABASE_URL: sslmode=verify-ca needs sslrootcert=<PEM file of the CA that issued the database's certificate> (without it any publicly trusted certificate would pass; for a certificate from a public CA use sslmode=verify-full)"
+            )
+        }
         // URLComponents.user/.password are already percent-decoded: decode once only.
         self.host = host
         self.port = components.port ?? 5432

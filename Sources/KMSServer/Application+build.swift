@@ -113,6 +113,13 @@ public func buildApplication(
                     ("fingerprint", admin.fingerprint), ("keyFile", config.adminKeyFile.path),
                 ]))
     }
+    let beyond = ClientAddressResolver(allowlist: config.allowlist, trustedProxies: config.trustedProxies)
+        .proxiesBeyondAllowlist
+    if !beyond.isEmpty {
+        logger.warning(
+            "KMS_TRUSTED_PROXIES holds addresses KMS_WHITELIST does not: anything there is let in by naming an allowlisted address in X-Forwarded-For; set KMS_TRUSTED_PROXIES to your proxy's address only (empty trusts none)",
+            metadata: ["beyondAllowlist": "\(beyond.map(\.description).joined(separator: ","))"])
+    }
     if config.clientAuth == .off {
         logger.warning(
             "KMS_CLIENT_AUTH=off: every allowlisted host that completes a key exchange can use every key (protocol-v1); enrol clients and remove it"

@@ -46,6 +46,7 @@ struct DoctorCommand: AsyncParsableCommand {
         Self.checkSecretFiles(config, add)
         Self.checkMasterKey(config, add)
         Self.checkAllowlist(config, add)
+        Self.checkTrustedProxies(config, add)
         Self.checkAdminKey(config, add)
         let masterKey = try? MasterKeyLoader.loadExisting(base64: config.masterKeyBase64, file: config.masterKeyFile)
         var database: PostgresDatabase?
@@ -179,9 +180,7 @@ struct DoctorCommand: AsyncParsableCommand {
         let narrow = ["127.0.0.0/8", "::1", "100.64.0.0/10", "fd7a:115c:a1e0::/48"].compactMap {
             try? AddressRange(parsing: $0)
         }
-        let wide = config.allowlist.filter { range in
-            !narrow.contains { outer in outer.contains(range.network) && outer.prefixLength <= range.prefixLength }
-        }
+        let wide = config.allowlist.filter { range in !narrow.contains { range.isWithin($0) } }
         if wide.isEmpty {
             report(
                 .ok, "allowlist",
@@ -190,6 +189,20 @@ struct DoctorCommand: AsyncParsableCommand {
             report(
                 .warn, "allowlist",
                 "KMS_WHITELIST reaches beyond loopback and the VPN: \(wide.map(\.description).joined(separator: ",")); narrow it to your VPN range unless you mean it"
+            )
+        }
+    }
+
+    /// Trusted proxies the allowlist does not hold: they widen it (`ClientAddressResolver.proxiesBeyondAllowlist`).
+    static func checkTrustedProxies(_ config: KMSConfiguration, _ report: Report) {
+        let beyond = ClientAddressResolver(allowlist: config.allowlist, trustedProxies: config.trustedProxies)
+            .proxiesBeyondAllowlist
+        if beyond.isEmpty {
+            report(.ok, "trusted proxies", "every trusted proxy is on the allowlist (or none is trusted)")
+        } else {
+            report(
+                .warn, "trusted proxies",
+                "KMS_TRUSTED_PROXIES holds \(beyond.map(\.description).joined(separator: ",")), which KMS_WHITELIST does not: anything there is let in by naming an allowlisted address in X-Forwarded-For; set KMS_TRUSTED_PROXIES to your proxy's address only (empty trusts none)"
             )
         }
     }

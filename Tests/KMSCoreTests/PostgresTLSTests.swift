@@ -42,6 +42,9 @@ import Testing
             let weak = await Self.refusal(base + "?sslmode=\(mode)&sslrootcert=system")
             #expect(weak?.contains("sslrootcert=system needs sslmode=verify-full") == true, "\(mode): \(weak ?? "nil")")
         }
+        // verify-ca checks no host name, so the system's roots alone would admit anyone's public certificate.
+        let bareCA = await Self.refusal(base + "?sslmode=verify-ca")
+        #expect(bareCA?.contains("sslmode=verify-ca needs sslrootcert=") == true, "\(bareCA ?? "nil")")
         let defaulted = await Self.refusal(base + "?sslrootcert=system")
         #expect(defaulted?.contains("sslrootcert=system needs") != true, "\(defaulted ?? "nil")")
         for failure in [unknown, allow, twice, missing] {

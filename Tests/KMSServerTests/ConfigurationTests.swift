@@ -100,14 +100,43 @@ import Testing
         #expect(
             resolver.resolve(peer: IPAddress("100.64.0.9"), forwardedFor: ["8.8.8.8"])
                 == .allowed(IPAddress("100.64.0.9")!))
-        if case .refused = resolver.resolve(peer: proxy, forwardedFor: ["100.64.0.9, garbage"]) {
-        } else {
-            Issue.record("a malformed header from a trusted proxy must be refused")
+        for malformed in [["100.64.0.9, garbage"], ["garbage, 10.0.0.3"], ["100.64.0.9", ""]] {
+            if case .refused = resolver.resolve(peer: proxy, forwardedFor: malformed) {
+            } else {
+                Issue.record("a malformed hop the walk reaches must be refused: \(malformed)")
+            }
+        }
+        // Left of the client's hop the client wrote what it liked: not read (a review found `unknown` or
+        // a port there refused the request, against docs/threat-model.md).
+        for written in [["unknown, 100.64.0.9"], ["1.2.3.4:5678, 100.64.0.9, 10.0.0.3"], ["_hidden", "100.64.0.9"]] {
+            #expect(resolver.resolve(peer: proxy, forwardedFor: written) == .allowed(IPAddress("100.64.0.9")!))
         }
         if case .refused = resolver.resolve(peer: nil, forwardedFor: []) {
         } else {
             Issue.record("no peer must be refused")
         }
+    }
+
+    /// Trusted proxies outside the allowlist widen it (X-Forwarded-For may name any allowlisted address).
+    @Test func trustedProxiesBeyondTheAllowlistAreNamed() throws {
+        let loopback = [try AddressRange(parsing: "127.0.0.0/8"), try AddressRange(parsing: "::1")]
+        let narrowed = ClientAddressResolver(
+            allowlist: [try AddressRange(parsing: "100.64.0.9")], trustedProxies: loopback)
+        #expect(narrowed.proxiesBeyondAllowlist.map(\.description) == ["127.0.0.0/8", "::1"])
+        let usual = ClientAddressResolver(
+            allowlist: [try AddressRange(parsing: "100.64.0.9"), try AddressRange(parsing: "127.0.0.1")] + [
+                loopback[1]
+            ],
+            trustedProxies: [try AddressRange(parsing: "127.0.0.1")] + [loopback[1]])
+        #expect(usual.proxiesBeyondAllowlist.isEmpty)
+        // Loopback is one place: 127.0.0.2 may as well connect from 127.0.0.1.
+        let anyLoopback = ClientAddressResolver(
+            allowlist: [try AddressRange(parsing: "127.0.0.1")], trustedProxies: loopback)
+        #expect(anyLoopback.proxiesBeyondAllowlist.isEmpty)
+        let lan = ClientAddressResolver(
+            allowlist: [try AddressRange(parsing: "100.64.0.0/10"), try AddressRange(parsing: "10.0.0.5")],
+            trustedProxies: [try AddressRange(parsing: "10.0.0.0/8")])
+        #expect(lan.proxiesBeyondAllowlist.map(\.description) == ["10.0.0.0/8"])
     }
 
     @Test func dotEnvParsing() throws {

@@ -49,6 +49,15 @@ import Testing
         var wide = tidy
         wide["KMS_WHITELIST"] = "0.0.0.0/0,::/0"
         #expect(try await Self.doctor(wide).stdout.contains("WARN  allowlist"))
+        // An allowlist without loopback beside the default trusted proxies (loopback): anything local is
+        // let in by naming an allowlisted address in X-Forwarded-For (a review); a warning.
+        var proxied = tidy
+        proxied["KMS_WHITELIST"] = "100.64.0.9"
+        let beyond = try await Self.doctor(proxied)
+        #expect(
+            beyond.stdout.contains("WARN  trusted proxies") && beyond.stdout.contains("127.0.0.1"), "\(beyond.stdout)")
+        proxied["KMS_TRUSTED_PROXIES"] = ""
+        #expect(try await Self.doctor(proxied).stdout.contains("ok    trusted proxies"))
 
         // A store others can read: a failure, exit 1.
         let keys = data.appendingPathComponent("keys")

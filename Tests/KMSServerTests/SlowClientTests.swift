@@ -66,6 +66,25 @@ import Testing
         #expect(try await Self.healthy(server))
     }
 
+    /// A review finding: after a request that asks to switch protocols, NIO's decoder stops parsing
+    /// and keeps every later byte in memory, and the connection stayed open until a deadline (here a
+    /// minute). It is answered, with `Connection: close`, and closed after its answer.
+    @Test func aRequestToSwitchProtocolsIsTheConnectionsLast() async throws {
+        let server = try await ServeProcess(environment: ["KMS_HEADER_TIMEOUT_MS": "60000"])
+        let requests = [
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "CONNECT x:1 HTTP/1.1\r\nHost: x:1\r\n\r\n",
+        ]
+        for request in requests {
+            let connection = try RawConnection(port: server.port)
+            #expect(connection.send(request + String(repeating: "x", count: 65_536)))
+            let answer = try await connection.readAll(within: 5)
+            #expect(answer.hasPrefix("HTTP/1.1 ") && answer.lowercased().contains("connection: close"), "\(answer)")
+            #expect(try await connection.isClosed(within: 1), "\(request)")
+        }
+        #expect(try await Self.healthy(server))
+    }
+
     /// A client that pipelines requests for large answers and never reads them: once the
     /// answers stop draining for the idle timeout, the connection is closed (it was held for
     /// ever, and with it a graceful shutdown, by a probe). Seen from the client, which reads

@@ -44,6 +44,11 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
         excludesIPv4 = !address.isIPv4
     }
 
+    /// Whether every address of this range is also in `outer`.
+    public func isWithin(_ outer: AddressRange) -> Bool {
+        outer.contains(network) && outer.prefixLength <= prefixLength
+    }
+
     /// Compares the first `prefixLength` bits in place: this runs for every
     /// range on every request, and `masked` would allocate a copy each time.
     public func contains(_ address: IPAddress) -> Bool {

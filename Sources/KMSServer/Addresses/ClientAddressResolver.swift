@@ -3,8 +3,10 @@
 /// The socket peer is the client unless it is a trusted proxy; then
 /// `X-Forwarded-For` is read right to left and the first hop that is not a
 /// trusted proxy is the client. Hops written by the client itself (left of
-/// the first untrusted one) are never believed. A malformed header from a
-/// trusted proxy is refused rather than guessed at.
+/// the first untrusted one) are never believed, nor read: a client's
+/// `unknown` or `1.2.3.4:5678` there does not refuse its request. A
+/// malformed hop where the walk reaches it (written by a trusted proxy, or
+/// the client's own) is refused rather than guessed at.
 public struct ClientAddressResolver: Sendable {
     public let allowlist: [AddressRange]
     public let trustedProxies: [AddressRange]
@@ -22,21 +24,36 @@ public struct ClientAddressResolver: Sendable {
     public func resolve(peer: IPAddress?, forwardedFor: [String]) -> Outcome {
         guard let peer else { return .refused(nil, reason: "no peer address") }
         guard isTrustedProxy(peer), !forwardedFor.isEmpty else { return check(peer) }
-        var hops: [IPAddress] = []
-        for header in forwardedFor {
-            for item in header.split(separator: ",", omittingEmptySubsequences: false) {
+        var origin = peer
+        for header in forwardedFor.reversed() {
+            for item in header.split(separator: ",", omittingEmptySubsequences: false).reversed() {
                 guard let hop = Self.parseHop(item) else {
                     return .refused(peer, reason: "malformed X-Forwarded-For from a trusted proxy")
                 }
-                hops.append(hop)
+                guard isTrustedProxy(hop) else { return check(hop) }
+                origin = hop
             }
         }
-        for hop in hops.reversed() where !isTrustedProxy(hop) {
-            return check(hop)
-        }
         // Every hop is a trusted proxy: the left-most one is the origin.
-        return check(hops.first ?? peer)
+        return check(origin)
     }
+
+    /// Trusted-proxy ranges not inside the allowlist: a process at one of
+    /// those addresses is let in by naming any allowlisted address in
+    /// `X-Forwarded-For`, so the allowlist is in effect wider by them (start-up
+    /// and `kms doctor` warn). Loopback counts as one place: a process that may
+    /// connect from 127.0.0.2 may connect from 127.0.0.1 as well, so loopback
+    /// proxies widen nothing when any loopback address is allowed.
+    public var proxiesBeyondAllowlist: [AddressRange] {
+        let loopbackAllowed = allowlist.contains(where: Self.isLoopback)
+        return trustedProxies.filter { proxy in
+            !(allowlist.contains { proxy.isWithin($0) } || (loopbackAllowed && Self.isLoopback(proxy)))
+        }
+    }
+
+    private static let loopback = ["127.0.0.0/8", "::1"].compactMap { try? AddressRange(parsing: $0) }
+
+    private static func isLoopback(_ range: AddressRange) -> Bool { loopback.contains { range.isWithin($0) } }
 
     public func isTrustedProxy(_ address: IPAddress) -> Bool {
         trustedProxies.contains { $0.contains(address) }

@@ -24,6 +24,13 @@ import Synchronization
 ///   holds the connection, and a graceful shutdown, for ever (a probe held one
 ///   90 s with a 4 s idle timeout). A slow reader keeps it while it makes progress.
 ///
+/// A request that asks to switch protocols (`CONNECT`, or an `Upgrade`
+/// header) is answered as any other, with `Connection: close`, and its
+/// answer is the connection's last: NIO's decoder stops parsing after it and
+/// would hold every later byte in memory until a deadline closed the
+/// connection (a review: a client streaming after one grew the server's
+/// memory by its link speed for ten seconds, on each of its connections).
+///
 /// A stalled connection is closed; nothing is answered on it (an answer would
 /// need the request it never finished sending). Bytes that are not HTTP/1.1
 /// (an unknown method token, a header past the decoder's limits, both
@@ -69,6 +76,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// sending the body it announced).
     private var closeAtBodyEnd = false
     static let strangerLinger = TimeAmount.seconds(2)
+    /// A request asked to switch protocols: its answer closes the connection.
+    private var closeAfterAnswer = false
     /// Whether this handler answered bytes that were not HTTP: the connection is closing, and
     /// the decoder may report the same error twice (an unsupported HTTP version).
     private var answeredMalformed = false
@@ -142,9 +151,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head:
+        case .head(let head):
             inFlight += 1
             readingBody = true
+            if head.method == .connect || head.headerFields[.upgrade] != nil { closeAfterAnswer = true }
             arm(bodyTimeout, context: context)
         case .end:
             readingBody = false
@@ -168,6 +178,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             // Every answer is complete and no body is arriving: the next request's head has its own time.
             // While a request is being handled (or a pipelined one waits), no deadline runs.
             if inFlight == 0, !readingBody { arm(headerTimeout, context: context) }
+            if closeAfterAnswer, inFlight == 0 {
+                let channel = context.channel
+                let written = promise ?? context.eventLoop.makePromise()
+                written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                context.write(data, promise: written)
+                return
+            }
             if share == .stranger {
                 // Its next request would be refused too: the place goes back to the share now.
                 guard !readingBody else {
@@ -183,7 +200,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
         }
-        if share == .stranger, case .head(var head) = unwrapOutboundIn(data) {
+        if share == .stranger || (closeAfterAnswer && inFlight == 1), case .head(var head) = unwrapOutboundIn(data) {
             head.headerFields[.connection] = "close"
             context.write(wrapOutboundOut(.head(head)), promise: promise)
             return
