@@ -72,11 +72,21 @@ extension KMSClient {
             request.clientKey = ClientAuth.fingerprint(rawPublicKey: clientKey.publicKey.rawRepresentation)
             request.signature = Base64.encode(try ClientAuth.sign(transcript, with: clientKey))
         }
-        let exchange = try await transport.send(
-            TransportRequest(
-                method: "POST", target: WirePath.keyExchange,
-                headers: [(EnvelopePlacement.tokenHeader, token), ("Content-Type", "application/json")],
-                body: try WireJSON.encode(request)))
+        let exchange: TransportResponse
+        do {
+            exchange = try await transport.send(
+                TransportRequest(
+                    method: "POST", target: WirePath.keyExchange,
+                    headers: [(EnvelopePlacement.tokenHeader, token), ("Content-Type", "application/json")],
+                    body: try WireJSON.encode(request)))
+        } catch let never as TransportNeverSent {
+            throw never
+        } catch {
+            // It may have reached the server and made a session that holds this token (a fixed one
+            // would then be refused `token_in_use` until it expired): ended, best effort (a review).
+            await endUnconfirmed(sessionId: started.sessionId, key: key, token: token)
+            throw error
+        }
         guard exchange.status == 200 else {
             let error = plainError(exchange)
             guard exchange.resent, error.code == ErrorCode.unknownSession.rawValue else {

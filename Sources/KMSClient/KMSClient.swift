@@ -237,6 +237,15 @@ public final class KMSClient: Sendable {
                 "the connection closed before \(method) \(target) was answered, and its resend was refused "
                     + "(\(error.code ?? "")), so the server may have received it and done it; read the state before "
                     + "repeating it")
+        } catch KMSClientError.server(let status, let code, _, _, _)
+            where status >= 500 && !Self.isRepeatable(method, target)
+        {
+            // A failure after the request arrived may follow the change itself: the server answers a change
+            // whose result entry could not be written `503 audit_unavailable` (docs/audit.md), a database
+            // that stopped answering may have committed, and a proxy's 502 says nothing (a review).
+            throw KMSClientError.outcomeUnknown(
+                "the server answered \(status) \(code) to \(method) \(target), a failure that may have come after "
+                    + "the change was made; read the state before repeating it")
         } catch let error as KMSClientError
             where !Self.isRepeatable(method, target) && error.code == ErrorCode.replayDetected.rawValue
         {

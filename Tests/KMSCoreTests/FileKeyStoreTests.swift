@@ -57,6 +57,28 @@ import Testing
         #expect(FileBackupStore.interruptedRestoreRefusal(in: folder) == nil)
     }
 
+    /// A review finding: a key file whose revision was near `Int.max` was read, and its next update
+    /// (`revision + 1`) crashed the server; a named pipe at a key's name held the store's queue.
+    @Test func recordsOutOfRangeOrNotFilesAreFailuresNotCrashes() async throws {
+        let folder = temporaryFolder()
+        let record = sampleRecord(alias: nil, versions: 1)
+        try await open(folder).create(record)
+        let file = folder.appendingPathComponent("keys/\(record.keyId).json")
+        let text = try String(contentsOf: file, encoding: .utf8)
+        let edited = text.replacingOccurrences(
+            of: #""revision": \d+"#, with: #""revision": 9223372036854775807"#, options: .regularExpression)
+        #expect(edited != text)
+        try edited.write(to: file, atomically: true, encoding: .utf8)
+        await #expect(throws: KMSError.self) { try await open(folder).key(id: record.keyId) }
+        try FileManager.default.removeItem(at: file)
+        #expect(mkfifo(file.path, 0o600) == 0)
+        await #expect(throws: KMSError.self) { try await open(folder).key(id: record.keyId) }
+        let clients = temporaryFolder()
+        try FileManager.default.createDirectory(at: clients, withIntermediateDirectories: true)
+        try Data(#"{"version":1,"clients":[]}"#.utf8).write(to: clients.appendingPathComponent("clients.json"))
+        #expect(throws: Never.self) { try LocalClientStore(folder: clients) }
+    }
+
     /// Encryption counts live in `key-usage.json` (0600), survive reopening, and leave the key file alone.
     @Test func encryptionCountsSurviveReopeningBesideTheRecords() async throws {
         let folder = temporaryFolder()

@@ -333,7 +333,10 @@ import Testing
         try FileManager.default.createDirectory(
             at: keys, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let masterKeyFile = URL(fileURLWithPath: source["KMS_MASTER_KEY_FILE"] ?? "")
-        try Data(contentsOf: masterKeyFile).write(to: URL(fileURLWithPath: target["KMS_MASTER_KEY_FILE"] ?? ""))
+        let targetKeyFile = URL(fileURLWithPath: target["KMS_MASTER_KEY_FILE"] ?? "")
+        try Data(contentsOf: masterKeyFile).write(to: targetKeyFile)
+        // 0600, as a master key file must be (one open to every user stops every command).
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: targetKeyFile.path)
         let masterKey = try MasterKeyLoader.load(base64: nil, file: masterKeyFile, logger: .init(label: "test"))
 
         // An alias that is a path, in a file signed again with the master key.

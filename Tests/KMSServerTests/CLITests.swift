@@ -266,7 +266,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let masterKey = odd.appendingPathComponent("master.key")
         try Data((Base64.encode(Data(repeating: 3, count: 32)) + "\n").utf8).write(to: masterKey)
-        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: masterKey.path)
+        try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: masterKey.path)
         let junk = folder.appendingPathComponent("junk.backup")
         try Data("not a backup\n".utf8).write(to: junk)
         let run = try await CLIProcess.run(
@@ -276,7 +276,7 @@ import Testing
                 "KMS_AUDIT_LOG": folder.appendingPathComponent("audit.log").path,
             ])
         #expect(run.status != 0, "\(run.stderr)")
-        let warning = try #require(run.stderr.split(separator: "\n").first { $0.contains("readable by others") })
+        let warning = try #require(run.stderr.split(separator: "\n").first { $0.contains("open to its group") })
         #expect(warning.contains("m\\u{1b}[2J\\u{a}kms: fine/master.key"), "\(run.stderr)")
         #expect(!run.stderr.unicodeScalars.contains("\u{1b}"), "\(run.stderr)")
         #expect(!run.stderr.split(separator: "\n").contains { $0.hasPrefix("kms: fine") }, "\(run.stderr)")

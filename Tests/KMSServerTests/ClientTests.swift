@@ -204,6 +204,32 @@ extension ClientTests {
         #expect(!HTTPTransport.neverSent(IOError(errnoCode: ECONNRESET, reason: "read")))
     }
 
+    /// A review finding: a `503` to a change (the server's `audit_unavailable` when only the result
+    /// entry failed, a database that stopped answering, a proxy's) may come after the change was
+    /// made; it was reported as a refusal, and a script that ran the command again rotated twice.
+    @Test func aServerFailureToAChangeIsAnUnknownOutcome() async throws {
+        try await TestServer().run { server in
+            let transport = LostAnswerTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            let kms = try client(server.port, transport: transport)
+            _ = try await kms.connect()
+            transport.fail.withLock { $0 = [WirePath.generateKey] }
+            let created = await #expect(throws: KMSClientError.self) { try await kms.generateKey() }
+            guard case .outcomeUnknown(let what) = created else {
+                Issue.record("not an unknown outcome: \(String(describing: created))")
+                return
+            }
+            #expect(what.contains("503 audit_unavailable") && what.contains("read the state"), "\(what)")
+            let keys = try await kms.listKeys()
+            #expect(keys.keys.count == 1, "the change was made")
+            // A computation so answered is an ordinary failure: repeating it is harmless.
+            transport.fail.withLock { $0 = [WirePath.encrypt] }
+            let computed = await #expect(throws: KMSClientError.self) {
+                _ = try await kms.encrypt(key: keys.keys[0].keyId, plaintext: Data("photo".utf8))
+            }
+            #expect(computed?.code == "audit_unavailable", "\(String(describing: computed))")
+        }
+    }
+
     /// A review finding: someone on the way forwards a change, then sends a
     /// copy and returns the copy's sealed `replay_detected`. The change ran;
     /// the client must not report a plain failure.
@@ -441,6 +467,8 @@ final class SpyTransport: KMSTransport {
 final class LostAnswerTransport: KMSTransport {
     let base: HTTPTransport
     let lose = Mutex<Set<String>>([])
+    /// Targets whose answer is replaced by a `503` (as a proxy's, or a server's after the change).
+    let fail = Mutex<Set<String>>([])
 
     init(base: HTTPTransport) { self.base = base }
 
@@ -448,6 +476,10 @@ final class LostAnswerTransport: KMSTransport {
         let response = try await base.send(request)
         if lose.withLock({ $0.remove(request.target) != nil }) {
             throw TransportNoAnswer(HTTPClientError.remoteConnectionClosed)
+        }
+        if fail.withLock({ $0.remove(request.target) != nil }) {
+            let body = #"{"error":{"code":"audit_unavailable","message":"x","requestId":"r"}}"#
+            return TransportResponse(status: 503, headers: [], body: Data(body.utf8))
         }
         return response
     }

@@ -35,6 +35,10 @@ public final class LocalClientStore: ClientStore {
             } catch {
                 throw KMSError.internal("clients.json is corrupt; restore it from a backup")
             }
+            // Every change stores revision + 1, which must not overflow (a review).
+            guard clients.allSatisfy({ (0..<Int(Int32.max)).contains($0.revision) }) else {
+                throw KMSError.internal("clients.json is corrupt (a revision out of range); restore it from a backup")
+            }
         }
         table = Mutex(ClientTable(clients))
     }
@@ -100,6 +104,10 @@ public final class LocalClientStore: ClientStore {
         do {
             try DurableFile.write(data, to: url)
         } catch {
+            // A failure after the rename (the folder's fsync): the file holds the change, so memory does
+            // too. Otherwise a revoked client was still admitted, and the next change wrote the old table
+            // back over the revocation (a review). The caller still hears of the failure.
+            if (try? DurableFile.storedBytes(url)) == data { table.withLock { $0 = copy } }
             throw KMSError.storageUnavailable("client store: \(error.description)")
         }
         table.withLock { $0 = copy }

@@ -111,6 +111,9 @@ public final class FileKeyStore: KeyStore {
                 // A key file renamed in before its folder fsync failed goes too: the caller was told it
                 // was not made, so it must not come back (without its aliases) at the next start.
                 unlink(self.keyURL(record.keyId).path)
+                // Best effort, and durable: a crash after the unlinks must not bring them back (a review).
+                try? DurableFile.syncFolder(self.keysFolder.path)
+                if !claimed.isEmpty { try? DurableFile.syncFolder(self.aliasFolder.path) }
                 self.forgetAfterFailedChange(keyId: record.keyId)
                 throw error
             }

@@ -53,7 +53,8 @@ public enum KeyFileFormat {
         let keyId = try reader.string("keyId")
         if format == tagV1 { _ = try reader.optionalString("alias") }
         let createdAt = try date(reader.string("createdAt"), field: "createdAt")
-        let revision = Int(try reader.integer("revision", in: 1...Int64.max))
+        // Bounded well below Int.max: every update stores revision + 1, which must not overflow (a review).
+        let revision = Int(try reader.integer("revision", in: 1...Int64(Int32.max)))
         var lifecycle = KeyRecord(keyId: keyId, aliases: [], createdAt: createdAt, versions: [])
         if format == tag { try readLifecycle(&reader, into: &lifecycle) }
         guard case .array(let items)? = reader.take("versions") else {

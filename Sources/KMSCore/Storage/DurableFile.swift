@@ -139,9 +139,12 @@ public enum DurableFile {
     /// regular file) throws:
     /// a store that took an unreadable file for a missing one would answer
     /// "no such key", skip it in a backup, or start an empty client registry
-    /// over the real one.
-    public static func readIfPresent(_ url: URL) throws(Failure) -> Data? {
-        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+    /// over the real one. A file over `maxBytes` throws too (it is not one of
+    /// ours, and would be read whole into memory).
+    public static func readIfPresent(_ url: URL, maxBytes: Int = 64 << 20) throws(Failure) -> Data? {
+        // Non-blocking: a named pipe planted at the name would otherwise hold `open` (and the store's
+        // queue) until something wrote to it (a review); it is then refused below as not a regular file.
+        let fd = open(url.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             if errno == ENOENT { return nil }
             throw failure("cannot open \(url.path)")
@@ -152,6 +155,9 @@ public enum DurableFile {
         guard fstat(fd, &info) == 0 else { throw failure("cannot stat \(url.path)") }
         guard info.st_mode & S_IFMT == S_IFREG else {
             throw Failure(description: "\(url.path) is not a regular file")
+        }
+        guard Int(info.st_size) <= maxBytes else {
+            throw Failure(description: "\(url.path) is larger than \(maxBytes) bytes, more than this file ever holds")
         }
         var data = Data()
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
