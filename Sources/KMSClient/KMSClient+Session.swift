@@ -83,8 +83,11 @@ extension KMSClient {
             throw never
         } catch {
             // It may have reached the server and made a session that holds this token (a fixed one
-            // would then be refused `token_in_use` until it expired): ended, best effort (a review).
-            await endUnconfirmed(sessionId: started.sessionId, key: key, token: token)
+            // would then be refused `token_in_use` until it expired): ended, best effort (a review), in
+            // the background, so a server that stopped answering does not hold the caller for a second
+            // timeout.
+            let sessionId = started.sessionId
+            Task { await self.endUnconfirmed(sessionId: sessionId, key: key, token: token) }
             throw error
         }
         guard exchange.status == 200 else {

@@ -23,8 +23,9 @@ struct PostgresURL: Sendable {
         /// TLS or no connection; the certificate is not checked unless
         /// `sslrootcert` is given (then as `verify-ca`, as libpq does).
         case require
-        /// TLS, and the chain must lead to `sslrootcert` (or the system's
-        /// roots); any host name is accepted.
+        /// TLS, and the chain must lead to `sslrootcert`, which it needs
+        /// (libpq falls back to `~/.postgresql/root.crt`; we refuse to start);
+        /// any host name is accepted.
         case verifyCA = "verify-ca"
         /// TLS, a chain to `sslrootcert` (or the system's roots), and the
         /// certificate names the host (DNS or IP SAN). What a database across

@@ -117,7 +117,7 @@ public func buildApplication(
         .proxiesBeyondAllowlist
     if !beyond.isEmpty {
         logger.warning(
-            "KMS_TRUSTED_PROXIES holds addresses KMS_WHITELIST does not: anything there is let in by naming an allowlisted address in X-Forwarded-For; set KMS_TRUSTED_PROXIES to your proxy's address only (empty trusts none)",
+            "KMS_TRUSTED_PROXIES holds ranges KMS_WHITELIST does not: anything at those addresses is let in by naming an allowlisted address in X-Forwarded-For; list only your proxy's own address there (empty trusts none)",
             metadata: ["beyondAllowlist": "\(beyond.map(\.description).joined(separator: ","))"])
     }
     if config.clientAuth == .off {

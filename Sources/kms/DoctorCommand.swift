@@ -202,7 +202,7 @@ struct DoctorCommand: AsyncParsableCommand {
         } else {
             report(
                 .warn, "trusted proxies",
-                "KMS_TRUSTED_PROXIES holds \(beyond.map(\.description).joined(separator: ",")), which KMS_WHITELIST does not: anything there is let in by naming an allowlisted address in X-Forwarded-For; set KMS_TRUSTED_PROXIES to your proxy's address only (empty trusts none)"
+                "KMS_TRUSTED_PROXIES holds \(beyond.map(\.description).joined(separator: ",")), ranges KMS_WHITELIST does not hold: anything at those addresses is let in by naming an allowlisted address in X-Forwarded-For; list only your proxy's own address there (empty trusts none)"
             )
         }
     }

@@ -195,6 +195,19 @@ import Testing
         #expect(verify().isValid && verify().entries == 4)
     }
 
+    /// A review finding: reads of store files got a 64 MiB bound, and the audit log (which grows to
+    /// `KMS_AUDIT_MAX_BYTES`, up to 1 TiB, and past it by a batch) went through the same read: a start
+    /// after the file passed 64 MiB failed. The log's read has no bound. (The file here is sparse.)
+    @Test func aLogPastTheStoreFilesBoundStillResumes() async throws {
+        try await write(3, to: try makeLog())
+        let handle = try FileHandle(forWritingTo: url)
+        let size = try handle.seekToEnd()
+        try handle.truncate(atOffset: size + 65 * 1024 * 1024)
+        try handle.close()
+        let resumed = try AuditFiles.resume(url)
+        #expect(resumed.seq == 3 && resumed.repairedBytes == 65 * 1024 * 1024 && resumed.keptBytes == Int(size))
+    }
+
     /// The writer lock sits beside the log's file, not beside a link to it: two processes naming
     /// one log through different links are kept from writing it both.
     @Test func theWriterLockFollowsALinkToTheLog() async throws {

@@ -122,7 +122,12 @@ import Testing
         let loopback = [try AddressRange(parsing: "127.0.0.0/8"), try AddressRange(parsing: "::1")]
         let narrowed = ClientAddressResolver(
             allowlist: [try AddressRange(parsing: "100.64.0.9")], trustedProxies: loopback)
-        #expect(narrowed.proxiesBeyondAllowlist.map(\.description) == ["127.0.0.0/8", "::1"])
+        #expect(narrowed.proxiesBeyondAllowlist.map(\.description) == ["127.0.0.0/8"])
+        // One address is the operator's proxy, listed on purpose: not named.
+        let oneProxy = ClientAddressResolver(
+            allowlist: [try AddressRange(parsing: "100.64.0.9")],
+            trustedProxies: [try AddressRange(parsing: "127.0.0.1")])
+        #expect(oneProxy.proxiesBeyondAllowlist.isEmpty)
         let usual = ClientAddressResolver(
             allowlist: [try AddressRange(parsing: "100.64.0.9"), try AddressRange(parsing: "127.0.0.1")] + [
                 loopback[1]

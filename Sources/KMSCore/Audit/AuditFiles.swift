@@ -67,7 +67,8 @@ public enum AuditFiles {
             throw DurableFile.Failure(description: "audit log \(url.path): cannot stat")
         }
         guard info.st_mode & S_IFMT == S_IFREG else { return nil }
-        return try DurableFile.readIfPresent(url)
+        // No size bound: a log grows to KMS_AUDIT_MAX_BYTES (up to 1 TiB) and past it by a batch.
+        return try DurableFile.readIfPresent(url, maxBytes: .max)
     }
 
     /// The end of the chain. A half-written last line — a crash mid-append — is

@@ -54,7 +54,7 @@ public enum KeyFileFormat {
         if format == tagV1 { _ = try reader.optionalString("alias") }
         let createdAt = try date(reader.string("createdAt"), field: "createdAt")
         // Bounded well below Int.max: every update stores revision + 1, which must not overflow (a review).
-        let revision = Int(try reader.integer("revision", in: 1...Int64(Int32.max)))
+        let revision = Int(try reader.integer("revision", in: 1...Int64(Int32.max) - 1))
         var lifecycle = KeyRecord(keyId: keyId, aliases: [], createdAt: createdAt, versions: [])
         if format == tag { try readLifecycle(&reader, into: &lifecycle) }
         guard case .array(let items)? = reader.take("versions") else {

@@ -156,6 +156,8 @@ public enum DurableFile {
         guard info.st_mode & S_IFMT == S_IFREG else {
             throw Failure(description: "\(url.path) is not a regular file")
         }
+        // Blocking again for the reads (a FUSE file system may honour the flag and answer EAGAIN).
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         guard Int(info.st_size) <= maxBytes else {
             throw Failure(description: "\(url.path) is larger than \(maxBytes) bytes, more than this file ever holds")
         }

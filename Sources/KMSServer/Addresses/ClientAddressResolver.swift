@@ -38,16 +38,20 @@ public struct ClientAddressResolver: Sendable {
         return check(origin)
     }
 
-    /// Trusted-proxy ranges not inside the allowlist: a process at one of
-    /// those addresses is let in by naming any allowlisted address in
+    /// Trusted-proxy *ranges* not inside the allowlist: a process at any of
+    /// their addresses is let in by naming an allowlisted address in
     /// `X-Forwarded-For`, so the allowlist is in effect wider by them (start-up
-    /// and `kms doctor` warn). Loopback counts as one place: a process that may
-    /// connect from 127.0.0.2 may connect from 127.0.0.1 as well, so loopback
-    /// proxies widen nothing when any loopback address is allowed.
+    /// and `kms doctor` warn). A single address is not named: it is the
+    /// operator's proxy, listed on purpose (docs/threat-model.md recommends
+    /// exactly that, with loopback off the allowlist), and trusting a proxy is
+    /// trusting the addresses it names. Loopback counts as one place: a process
+    /// that may connect from 127.0.0.2 may connect from 127.0.0.1 as well, so
+    /// loopback proxies widen nothing when any loopback address is allowed.
     public var proxiesBeyondAllowlist: [AddressRange] {
         let loopbackAllowed = allowlist.contains(where: Self.isLoopback)
         return trustedProxies.filter { proxy in
-            !(allowlist.contains { proxy.isWithin($0) } || (loopbackAllowed && Self.isLoopback(proxy)))
+            proxy.prefixLength < 128
+                && !(allowlist.contains { proxy.isWithin($0) } || (loopbackAllowed && Self.isLoopback(proxy)))
         }
     }
 

@@ -178,15 +178,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             // Every answer is complete and no body is arriving: the next request's head has its own time.
             // While a request is being handled (or a pipelined one waits), no deadline runs.
             if inFlight == 0, !readingBody { arm(headerTimeout, context: context) }
-            if closeAfterAnswer, inFlight == 0 {
-                let channel = context.channel
-                let written = promise ?? context.eventLoop.makePromise()
-                written.futureResult.whenComplete { _ in channel.close(promise: nil) }
-                context.write(data, promise: written)
-                return
-            }
-            if share == .stranger {
-                // Its next request would be refused too: the place goes back to the share now.
+            if share == .stranger || (closeAfterAnswer && inFlight == 0) {
+                // A stranger's next request would be refused too, and nothing after a protocol switch is
+                // read: the place goes back to the share now (after the body, if one is still arriving).
                 guard !readingBody else {
                     closeAtBodyEnd = true
                     if bodyTimeout > Self.strangerLinger { arm(Self.strangerLinger, context: context) }
