@@ -67,9 +67,13 @@ extension KMSClientConfiguration: CustomStringConvertible, CustomReflectable {
 
     /// `baseURL` without its user and password, for messages.
     public var redactedBaseURL: String {
-        guard var parts = URLComponents(string: baseURL), parts.user != nil || parts.password != nil else {
-            return baseURL
+        guard var parts = URLComponents(string: baseURL) else {
+            // Not parsed (a password with a space or a bare `%`): whatever precedes an `@` may be one.
+            guard let at = baseURL.lastIndex(of: "@") else { return baseURL }
+            let scheme = baseURL.range(of: "://").map { String(baseURL[..<$0.upperBound]) } ?? ""
+            return scheme + "(redacted)@" + baseURL[baseURL.index(after: at)...]
         }
+        guard parts.user != nil || parts.password != nil else { return baseURL }
         parts.user = nil
         parts.password = nil
         return parts.string ?? "redacted"

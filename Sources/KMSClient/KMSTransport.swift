@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 public import Foundation
+import KMSProtocol
 import NIOCore
 import NIOHTTP1
 
@@ -11,7 +12,9 @@ public protocol KMSTransport: Sendable {
     func send(_ request: TransportRequest) async throws -> TransportResponse
 }
 
-public struct TransportRequest: Sendable {
+/// One HTTP request. Its headers carry the client token: printed or dumped
+/// (a custom transport that logs what it sends), the token is left out.
+public struct TransportRequest: Sendable, CustomStringConvertible, CustomReflectable {
     public var method: String
     /// Path and query, exactly as bound into the AAD.
     public var target: String
@@ -23,6 +26,26 @@ public struct TransportRequest: Sendable {
         self.target = target
         self.headers = headers
         self.body = body
+    }
+
+    /// The headers, with the token's value left out.
+    private var shownHeaders: [String] {
+        headers.map { name, value in
+            name.lowercased() == EnvelopePlacement.tokenHeader.lowercased() ? "\(name): redacted" : "\(name): \(value)"
+        }
+    }
+
+    public var description: String {
+        "TransportRequest(\(method) \(target), headers: \(shownHeaders), body: \(body.map { "\($0.count) bytes" } ?? "none"))"
+    }
+
+    public var customMirror: Mirror {
+        Mirror(
+            self,
+            children: [
+                "method": method, "target": target, "headers": shownHeaders,
+                "body": body.map { "\($0.count) bytes" } ?? "none",
+            ])
     }
 }
 

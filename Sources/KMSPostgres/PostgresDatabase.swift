@@ -82,7 +82,15 @@ public final class PostgresDatabase: Sendable {
     /// One connection of its own, outside the pool (for `LISTEN`, which needs a connection that stays).
     func connect() async throws -> PostgresConnection {
         try await PostgresConnection.connect(
-            configuration: try Self.connectionConfiguration(target), id: 1, logger: logger)
+            configuration: try Self.connectionConfiguration(target), id: 1, logger: Self.quiet(logger))
+    }
+
+    /// `logger` at `.notice` or above: at `trace`, PostgresNIO logs the authentication exchange (the
+    /// SCRAM salt, iterations and proof, enough to guess the password offline), as a review found.
+    static func quiet(_ logger: Logger) -> Logger {
+        var quiet = logger
+        if quiet.logLevel < .notice { quiet.logLevel = .notice }
+        return quiet
     }
 
     /// A single connection's configuration for `target` (the probe's and the listener's).
@@ -195,7 +203,8 @@ public final class PostgresDatabase: Sendable {
         let configuration = try connectionConfiguration(target)
         let encrypted: Bool
         do {
-            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            let connection = try await PostgresConnection.connect(
+                configuration: configuration, id: 0, logger: Self.quiet(logger))
             do {
                 encrypted = try await Self.usesTLS(connection, logger: logger)
             } catch {

@@ -151,3 +151,12 @@ struct PostgresURL: Sendable {
         return sslMode == .prefer ? .prefer(context) : .require(context)
     }
 }
+
+/// Printed or dumped, the password is left out (a review).
+extension PostgresURL: CustomStringConvertible, CustomReflectable {
+    var description: String {
+        "postgres://\(username)\(password == nil ? "" : ":redacted")@\(host):\(port)/\(database) sslmode=\(sslMode.rawValue)"
+    }
+
+    var customMirror: Mirror { Mirror(self, children: ["url": description]) }
+}

@@ -4,6 +4,7 @@ import Foundation
 import HummingbirdTesting
 import KMSClient
 import KMSProtocol
+import KMSServer
 import NIOCore
 import Synchronization
 import Testing
@@ -202,6 +203,41 @@ extension ClientTests {
         #expect(!HTTPTransport.neverSent(HTTPClientError.remoteConnectionClosed))
         #expect(!HTTPTransport.neverSent(HTTPClientError.deadlineExceeded))
         #expect(!HTTPTransport.neverSent(IOError(errnoCode: ECONNRESET, reason: "read")))
+    }
+
+    /// A review finding: a URL `URLComponents` cannot parse (a password with a space or a bare `%`)
+    /// was shown whole, password included, in the CLI's notes and errors.
+    @Test func aURLsPasswordIsNeverShown() {
+        for url in ["http://kms:pa ss%@127.0.0.1:3000", "http://kms:secret@127.0.0.1:3000"] {
+            let shown = KMSClientConfiguration(baseURL: url).redactedBaseURL
+            #expect(
+                !shown.contains("pa ss") && !shown.contains("secret") && shown.contains("127.0.0.1:3000"), "\(shown)")
+        }
+        #expect(KMSClientConfiguration(baseURL: "http://127.0.0.1:3000").redactedBaseURL == "http://127.0.0.1:3000")
+    }
+
+    /// A review finding: types that carry a token, an access key's secret or the master key printed
+    /// them whole with `"\(value)"` or `dump` (none was printed so, but nothing kept it from being).
+    @Test func secretsAreLeftOutWhenPrinted() throws {
+        let secret = "s3cr3t-value-that-must-not-show"
+        var config = try KMSConfiguration(environment: [
+            "KMS_MASTER_KEY": Data(repeating: 9, count: 32).base64EncodedString()
+        ])
+        config.databaseURL = "postgres://kms:\(secret)@db/kms"
+        let values: [Any] = [
+            RotateTokenRequest(token: secret), RotateTokenResponse(token: secret, expiresAt: "t"),
+            AccessKeyCreated(accessKeyId: "AKIA", secretAccessKey: secret, createdAt: "t"),
+            TransportRequest(method: "POST", target: "/x", headers: [("X-Client-Token", secret)], body: nil), config,
+        ]
+        for value in values {
+            var dumped = ""
+            dump(value, to: &dumped)
+            for shown in ["\(value)", String(reflecting: value), dumped] {
+                #expect(
+                    !shown.contains(secret) && !shown.contains(Data(repeating: 9, count: 32).base64EncodedString()),
+                    "\(shown)")
+            }
+        }
     }
 
     /// A review finding: a `503` to a change (the server's `audit_unavailable` when only the result

@@ -177,3 +177,16 @@ public struct AccessKeyCreated: Codable, Sendable, Equatable {
         self.createdAt = createdAt
     }
 }
+
+/// The secret is shown once, on purpose, by the verb that creates it; printed
+/// or dumped anywhere else, the value is left out (a review).
+extension AccessKeyCreated: CustomStringConvertible, CustomReflectable {
+    public var description: String {
+        "AccessKeyCreated(accessKeyId: \(accessKeyId), secretAccessKey: redacted, createdAt: \(createdAt))"
+    }
+    public var customMirror: Mirror {
+        Mirror(
+            self,
+            children: ["accessKeyId": accessKeyId, "secretAccessKey": "redacted", "createdAt": createdAt])
+    }
+}

@@ -134,3 +134,15 @@ public struct SessionInfoResponse: Codable, Sendable, Equatable {
         self.client = client
     }
 }
+
+/// The token is a bearer secret: printed or dumped, these show that one is
+/// there, never its value (a review).
+extension RotateTokenRequest: CustomStringConvertible, CustomReflectable {
+    public var description: String { "RotateTokenRequest(token: \(token == nil ? "none" : "redacted"))" }
+    public var customMirror: Mirror { Mirror(self, children: ["token": token == nil ? "none" : "redacted"]) }
+}
+
+extension RotateTokenResponse: CustomStringConvertible, CustomReflectable {
+    public var description: String { "RotateTokenResponse(token: redacted, expiresAt: \(expiresAt))" }
+    public var customMirror: Mirror { Mirror(self, children: ["token": "redacted", "expiresAt": expiresAt]) }
+}

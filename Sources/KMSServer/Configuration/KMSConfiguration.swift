@@ -235,3 +235,17 @@ public struct KMSConfiguration: Sendable {
         ]
     }
 }
+
+/// Printed or dumped, the configuration is what `loggable` shows: no master
+/// key, no database password (a review).
+extension KMSConfiguration: CustomStringConvertible, CustomReflectable {
+    public var description: String {
+        "KMSConfiguration("
+            + loggable.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+            + ")"
+    }
+
+    public var customMirror: Mirror {
+        Mirror(self, children: loggable.sorted { $0.key < $1.key }.map { (label: $0.key, value: "\($0.value)") })
+    }
+}
