@@ -30,6 +30,12 @@ struct ClientOptions: ParsableArguments {
         // On standard error, so `--json` output stays clean and the notice is still seen (a review found
         // `--json` hid a loose key file's warning).
         if let notice = found?.notice { noteOnce("note: \(notice)\n") }
+        if token != nil {
+            // A bearer secret on the command line, as a plaintext argument is (`kms encrypt`'s note; a review).
+            noteOnce(
+                "note: a token given with --token is visible to other users of this machine while the command runs (ps) and stays in your shell's history: set KMS_TOKEN instead\n"
+            )
+        }
         let baseURL = url ?? Self.environmentURL(environment)
         // A pin that is given must be one: an empty KMS_SERVER_FINGERPRINT (`$(kms server-key)` where that
         // failed) was read as "not pinned" and the client trusted whatever answered (a review finding).
