@@ -335,7 +335,7 @@ import Testing
         let masterKeyFile = URL(fileURLWithPath: source["KMS_MASTER_KEY_FILE"] ?? "")
         let targetKeyFile = URL(fileURLWithPath: target["KMS_MASTER_KEY_FILE"] ?? "")
         try Data(contentsOf: masterKeyFile).write(to: targetKeyFile)
-        // 0600, as a master key file must be (one open to every user stops every command).
+        // 0600, as a master key file should be (a looser one is warned about).
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: targetKeyFile.path)
         let masterKey = try MasterKeyLoader.load(base64: nil, file: masterKeyFile, logger: .init(label: "test"))
 

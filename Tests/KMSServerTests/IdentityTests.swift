@@ -94,6 +94,34 @@ import Testing
         }
     }
 
+    /// identity-v1 section 2: only a `wrappedKey` that is not b64 is refused before the client check; b64
+    /// of another length is an unwrap failure, so an unenrolled key gets 401 whatever it wraps.
+    @Test func aWrappedKeyOfTheWrongLengthIsJudgedAfterTheClient() async throws {
+        let (server, registry, rsa) = try Self.server()
+        try await server.run { client in
+            let phoneKey = Curve25519.Signing.PrivateKey()
+            _ = try await registry.add(name: "phone", publicKey: phoneKey.publicKey.rawRepresentation, grants: [])
+            let short = Data(repeating: 1, count: 256).base64EncodedString()
+            let before = rsa.completed.load(ordering: .relaxed)
+            let cases: [(Curve25519.Signing.PrivateKey, String, Int, String)] = [
+                (Curve25519.Signing.PrivateKey(), short, 401, "client_not_authenticated"),
+                (phoneKey, short, 400, "key_exchange_failed"),
+                (Curve25519.Signing.PrivateKey(), "not b64!", 400, "key_exchange_failed"),
+            ]
+            for (signer, wrapped, status, code) in cases {
+                let session = WireSession(client: client)
+                session.clientKey = signer
+                let initResponse = try await client.execute(uri: "/session/init", method: .get)
+                let started = try WireJSON.decode(SessionInitResponse.self, from: Data(buffer: initResponse.body))
+                session.sessionId = started.sessionId
+                let body = try session.signedBody(wrappedKey: wrapped, serverKeyPEM: started.publicKey)
+                let response = try await session.keyExchange(body: body)
+                #expect(response.status.code == status && response.errorCode == code, "\(response.text)")
+            }
+            #expect(rsa.completed.load(ordering: .relaxed) == before, "an unwrap that could not succeed ran")
+        }
+    }
+
     @Test func revokingAClientEndsItsSessions() async throws {
         let (server, registry, _) = try Self.server()
         try await server.run { client in

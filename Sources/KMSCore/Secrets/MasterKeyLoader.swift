@@ -50,10 +50,11 @@ public enum MasterKeyLoader {
         return try load(base64: base64, file: file, logger: logger, tidy: false)
     }
 
-    /// Refused when other users may read or write it (as ssh refuses such a
-    /// private key): it unwraps everything. Group access is only warned
-    /// about, since a credential directory or a container may grant it on
-    /// purpose. Only a regular file of a few bytes is read.
+    /// A looser mode than 0600 is warned about at start-up, as api-v1's
+    /// configuration section fixes (a refusal, as ssh refuses a loose private
+    /// key, would stop a deployment that follows the contract: a key file
+    /// written under umask 022, a container secret mounted 0444). `kms doctor`
+    /// fails on it. Only a regular file of a few bytes is read.
     private static func read(_ file: URL, logger: Logger) throws(StartupFailure) -> MasterKey {
         let found: Data?
         do {
@@ -64,16 +65,16 @@ public enum MasterKeyLoader {
         guard let contents = found else {
             throw StartupFailure(description: "KMS_MASTER_KEY_FILE \(file.path) cannot be read")
         }
-        if let mode = DurableFile.mode(of: file), mode & 0o007 != 0 {
-            throw StartupFailure(
-                description:
-                    "KMS_MASTER_KEY_FILE \(file.path) is open to every user of this machine (mode \(String(mode, radix: 8))): run chmod 600 on it, and treat the key as exposed if others could log in here"
-            )
-        }
-        if let mode = DurableFile.mode(of: file), mode & 0o070 != 0 {
-            logger.warning(
-                "the master key file is open to its group; run chmod 600 on it unless that group is meant to read it",
-                metadata: ["file": "\(file.path)", "mode": "\(String(mode, radix: 8))"])
+        if let mode = DurableFile.mode(of: file) {
+            if mode & 0o007 != 0 {
+                logger.warning(
+                    "the master key file is open to every user of this machine: run chmod 600 on it, and treat the key as exposed if others could log in here",
+                    metadata: ["file": "\(file.path)", "mode": "\(String(mode, radix: 8))"])
+            } else if mode & 0o070 != 0 {
+                logger.warning(
+                    "the master key file is open to its group; run chmod 600 on it unless that group is meant to read it",
+                    metadata: ["file": "\(file.path)", "mode": "\(String(mode, radix: 8))"])
+            }
         }
         if contents.count == 32, Base64.decodeStrict(String(decoding: contents, as: UTF8.self)) == nil {
             return try make(contents)

@@ -85,16 +85,17 @@ public struct SessionManager: Sendable {
         // host without an enrolled key never costs an RSA decryption.
         var client: ClientRecord?
         if let proof {
-            // A text of another length is refused before it is decoded and hashed into the transcript (a
-            // review: up to the body limit was decoded); the length is public, so this is no oracle.
-            guard request.wrappedKey.utf8.count == KeyExchangeRequest.wrappedKeyTextLength,
-                let wrapped = Base64.decodeStrict(request.wrappedKey)
-            else { throw KMSError.keyExchangeFailed }
+            // identity-v1 section 2: only text that is not b64 is refused before the client check. A
+            // wrapped key of the wrong length is an unwrap failure, judged after it (a host without an
+            // enrolled key gets 401 whatever it wraps); the decode is bounded by the body limit.
+            guard let wrapped = Base64.decodeStrict(request.wrappedKey) else { throw KMSError.keyExchangeFailed }
             client = try await authenticateClient(
                 proof,
                 transcript: ClientAuth.transcript(
                     sessionId: request.sessionId, wrappedKey: wrapped, token: token ?? "",
                     serverFingerprint: identity.fingerprint))
+            // The client is known: a wrapped key that cannot be one is the unwrap's failure, without its work.
+            guard wrapped.count == IdentityKey.bits / 8 else { throw KMSError.keyExchangeFailed }
             slot = try rsa.reserve()
         }
         guard let slot else { throw KMSError.internal("no RSA place reserved") }
