@@ -35,7 +35,9 @@ public final class PostgresDatabase: Sendable {
         self.prefix = prefix
         self.logger = logger
         self.callTimeout = callTimeout
-        try await Self.probe(target, logger: logger)
+        // Start-up is not a request: a short call deadline (a test's 1.5 s) still gives a loaded host's
+        // first TLS handshake and SCRAM exchange the 10 s PostgresNIO's connect allows.
+        try await Self.probe(target, logger: logger, timeout: max(callTimeout, Self.startupTimeout))
         var configuration = PostgresClient.Configuration(
             host: target.host, port: target.port, username: target.username, password: target.password,
             database: target.database, tls: try target.clientTLS())
@@ -194,24 +196,45 @@ public final class PostgresDatabase: Sendable {
     /// Opens one connection as `url` says and reports whether it is
     /// encrypted, so that start-up fails clearly on a bad URL, credentials or
     /// certificate, and logs what protects the connection.
-    public static func probe(url: String, logger: Logger) async throws -> Bool {
-        try await probe(PostgresURL(url), logger: logger)
+    ///
+    /// Within `timeout`: a host that accepts the connection and then says
+    /// nothing (a stalled server, a proxy in front of a stopped one) fails the
+    /// start with a reason instead of holding it without a word.
+    public static func probe(
+        url: String, logger: Logger, timeout: Duration = PostgresDatabase.startupTimeout
+    ) async throws -> Bool {
+        try await probe(PostgresURL(url), logger: logger, timeout: timeout)
     }
 
     @discardableResult
-    private static func probe(_ target: PostgresURL, logger: Logger) async throws -> Bool {
+    private static func probe(_ target: PostgresURL, logger: Logger, timeout: Duration) async throws -> Bool {
         let configuration = try connectionConfiguration(target)
         let encrypted: Bool
         do {
-            let connection = try await PostgresConnection.connect(
-                configuration: configuration, id: 0, logger: Self.quiet(logger))
-            do {
-                encrypted = try await Self.usesTLS(connection, logger: logger)
-            } catch {
+            // The connection's own failure comes out as itself; only the deadline is the race's.
+            let outcome = try await race("connect", timeout: timeout) { () async -> Result<Bool, any Error> in
+                let connection: PostgresConnection
+                do {
+                    connection = try await PostgresConnection.connect(
+                        configuration: configuration, id: 0, logger: Self.quiet(logger))
+                } catch {
+                    return .failure(error)
+                }
+                let encrypted: Result<Bool, any Error>
+                do {
+                    encrypted = .success(try await Self.usesTLS(connection, logger: logger))
+                } catch {
+                    encrypted = .failure(error)
+                }
                 try? await connection.close()
-                throw error
+                return encrypted
             }
-            try? await connection.close()
+            encrypted = try outcome.get()
+        } catch let error as KMSError {
+            throw StartupFailure(
+                description:
+                    "KMS_DATABASE_URL: cannot connect to \(target.host):\(target.port)/\(target.database) as \(target.username) (sslmode=\(target.sslMode.rawValue)): \(error.detail ?? error.message)"
+            )
         } catch {
             throw StartupFailure(
                 description:
@@ -326,6 +349,9 @@ public final class PostgresDatabase: Sendable {
     /// How long a database call may take before the request is answered `503`,
     /// unless `KMS_DATABASE_TIMEOUT_MS` says otherwise.
     public static let defaultCallTimeout: Duration = .seconds(6)
+
+    /// The start-up probe's deadline when the call deadline is shorter.
+    public static let startupTimeout: Duration = .seconds(10)
     /// How long a batched `accept_seq` call may wait for its batch: all but a
     /// second of `callTimeout` (half of a short one), and `statementFloor`
     /// is what its statement then always has, so the two add up to the deadline.
@@ -359,8 +385,14 @@ public final class PostgresDatabase: Sendable {
     func withDeadline<T: Sendable>(
         _ what: String, timeout: Duration? = nil, _ body: @escaping @Sendable () async throws -> T
     ) async throws(KMSError) -> T {
+        try await Self.race(what, timeout: timeout ?? callTimeout, body)
+    }
+
+    /// `withDeadline` for a call with no database object yet (start-up's probe).
+    static func race<T: Sendable>(
+        _ what: String, timeout: Duration, _ body: @escaping @Sendable () async throws -> T
+    ) async throws(KMSError) -> T {
         let race = DeadlineRace<T>()
-        let timeout = timeout ?? callTimeout
         do {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in

@@ -299,6 +299,15 @@ import Testing
             let long = try await door.send(
                 "Decrypt", #"{"CiphertextBlob":"\#(junk)"}"#, accessKeyId: accessKey, secret: secret)
             #expect(long.json["__type"] as? String == "ValidationException", "\(long.json)")
+            // An empty blob is under AWS's length constraint (1 to 6,144), on both operations that read one.
+            for (operation, body) in [
+                ("Decrypt", #"{"CiphertextBlob":""}"#),
+                ("ReEncrypt", #"{"CiphertextBlob":"","DestinationKeyId":"\#(keyId)"}"#),
+            ] {
+                let empty = try await door.send(operation, body, accessKeyId: accessKey, secret: secret)
+                #expect(
+                    empty.status == 400 && empty.json["__type"] as? String == "ValidationException", "\(empty.json)")
+            }
             // A name that resolves to nothing is answered in this door's words, not the native route's.
             let missing = try await door.send(
                 "Encrypt", #"{"KeyId":"alias/nothing","Plaintext":"aGk="}"#, accessKeyId: accessKey, secret: secret)

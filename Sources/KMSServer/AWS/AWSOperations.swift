@@ -187,6 +187,10 @@ struct AWSOperations: Sendable {
     /// plaintext bytes is longer than 6,144, and section 5 has both doors read each other's (a review).
     static func ciphertext(_ input: inout AWSInput, _ name: String) throws(AWSFault) -> KeyCiphertext {
         let data = try input.blob(name, maxBytes: maxNativeTextBytes)
+        // AWS's model gives the member a length of 1 to 6,144: an empty blob fails validation, not decryption.
+        guard !data.isEmpty else {
+            throw AWSFault.validation("1 validation error detected: `\(name)` must be at least 1 byte once decoded")
+        }
         // A text of the native form may be longer; anything else past AWS's limit is refused for its length.
         if let text = String(data: data, encoding: .utf8), let parsed = KeyCiphertext(parsing: text) { return parsed }
         guard data.count <= maxBlobBytes else {
