@@ -124,6 +124,30 @@ def test_unknown_key_and_v1_body_are_refused(admin_client):
 
 
 @live
+def test_wrapped_key_failures_in_section_2_order(admin):
+    """Section 2: only a wrappedKey that is not b64 is refused before the client check; b64 of
+    another length than 512 bytes is an unwrap failure, judged after it (401 for an unknown key)."""
+    enrolled_key = ed25519.Ed25519PrivateKey.generate()
+    enrol(admin, unique("py-order"), enrolled_key, [])
+    short = base64.b64encode(os.urandom(256)).decode()
+    for key, wrapped, status, code in [
+        (ed25519.Ed25519PrivateKey.generate(), short, 401, "client_not_authenticated"),
+        (enrolled_key, short, 400, "key_exchange_failed"),
+        (ed25519.Ed25519PrivateKey.generate(), "not b64!", 400, "key_exchange_failed"),
+    ]:
+        device = Client(SETTINGS.url, pin=SETTINGS.pin, signing_key=key)
+        init = device.init()
+        token = random_token(SETTINGS.token_prefix)
+        response = device.post_key_exchange({"sessionId": init.session_id, "wrappedKey": wrapped}, token)
+        expect_plain_error(response, status, code)
+        # Either way the pending session is used up (it is past the "used up from here" line).
+        again = device.post_key_exchange(
+            {"sessionId": init.session_id, "wrappedKey": base64.b64encode(os.urandom(512)).decode()}, token
+        )
+        expect_plain_error(again, 401, "unknown_session")
+
+
+@live
 def test_clients_api_errors(admin):
     key = ed25519.Ed25519PrivateKey.generate()
     name = unique("py-tablet")
