@@ -334,6 +334,14 @@ public final class KMSClient: Sendable {
     /// someone who is not the server would send, so it is not believed.
     func plainError(_ response: TransportResponse, toSealedRequest: Bool = false) -> KMSClientError {
         guard response.status >= 400, let body = try? WireJSON.decode(ErrorBody.self, from: response.body) else {
+            if response.status >= 500 {
+                // A proxy's 502 or 504 page (deploy.md puts one in front): a failure like the server's own, so
+                // that a change answered so is an unknown outcome, not a protocol violation (a review).
+                return .server(
+                    status: response.status, code: "unknown",
+                    message: "an answer with no error body, most likely from a proxy between this client and "
+                        + "the server", requestId: nil, field: nil)
+            }
             return .protocolViolation("the server answered \(response.status) without a seal")
         }
         let code = Self.printable(body.error.code)

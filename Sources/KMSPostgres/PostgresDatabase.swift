@@ -28,16 +28,14 @@ public final class PostgresDatabase: Sendable {
     /// a schema other than this binary's is refused instead.
     public init(
         url: String, prefix: String = "kms_", logger: Logger, maximumConnections: Int = 16, migrate: Bool = true,
-        callTimeout: Duration = PostgresDatabase.defaultCallTimeout
+        callTimeout: Duration = PostgresDatabase.defaultCallTimeout, idleTransactionLimit: Duration? = nil
     ) async throws {
         let target = try PostgresURL(url)
         self.target = target
         self.prefix = prefix
         self.logger = logger
         self.callTimeout = callTimeout
-        // Start-up is not a request: a short call deadline (a test's 1.5 s) still gives a loaded host's
-        // first TLS handshake and SCRAM exchange the 10 s PostgresNIO's connect allows.
-        try await Self.probe(target, logger: logger, timeout: max(callTimeout, Self.startupTimeout))
+        try await Self.probe(target, logger: logger)
         var configuration = PostgresClient.Configuration(
             host: target.host, port: target.port, username: target.username, password: target.password,
             database: target.database, tls: try target.clientTLS())
@@ -45,9 +43,18 @@ public final class PostgresDatabase: Sendable {
         configuration.options.connectTimeout = callTimeout / 2
         // A stuck statement or a row lock held by a stalled instance fails instead of hanging, inside the
         // call's deadline (5 s and 3 s with the default 6 s): the caller gets the database's reason.
+        // A transaction left idle in the middle (this instance frozen, its VM paused, its network cut
+        // between two statements) is ended by the database after `idleTransactionLimit`, which frees its
+        // locks: the advisory locks that bound pending sessions, live sessions and the client registry are
+        // taken by every instance, and a review's frozen instance held them, stopping key exchanges and
+        // revocations everywhere until TCP gave up. The limit is far above any pause a loaded host makes
+        // between two statements of a live transaction: PostgresNIO waits without end for the next
+        // statement on a connection the database ended (docs/postgres.md).
         let timeoutMs = Self.milliseconds(callTimeout)
+        let idleMs = Self.milliseconds(idleTransactionLimit ?? max(Self.idleTransactionFloor, callTimeout * 4))
         configuration.options.additionalStartupParameters = [
             ("statement_timeout", "\(max(timeoutMs - 1_000, timeoutMs * 3 / 4))"), ("lock_timeout", "\(timeoutMs / 2)"),
+            ("idle_in_transaction_session_timeout", "\(idleMs)"),
         ]
         var background = logger
         background.logLevel = .error  // the probe above already reported connection problems clearly
@@ -196,45 +203,24 @@ public final class PostgresDatabase: Sendable {
     /// Opens one connection as `url` says and reports whether it is
     /// encrypted, so that start-up fails clearly on a bad URL, credentials or
     /// certificate, and logs what protects the connection.
-    ///
-    /// Within `timeout`: a host that accepts the connection and then says
-    /// nothing (a stalled server, a proxy in front of a stopped one) fails the
-    /// start with a reason instead of holding it without a word.
-    public static func probe(
-        url: String, logger: Logger, timeout: Duration = PostgresDatabase.startupTimeout
-    ) async throws -> Bool {
-        try await probe(PostgresURL(url), logger: logger, timeout: timeout)
+    public static func probe(url: String, logger: Logger) async throws -> Bool {
+        try await probe(PostgresURL(url), logger: logger)
     }
 
     @discardableResult
-    private static func probe(_ target: PostgresURL, logger: Logger, timeout: Duration) async throws -> Bool {
+    private static func probe(_ target: PostgresURL, logger: Logger) async throws -> Bool {
         let configuration = try connectionConfiguration(target)
         let encrypted: Bool
         do {
-            // The connection's own failure comes out as itself; only the deadline is the race's.
-            let outcome = try await race("connect", timeout: timeout) { () async -> Result<Bool, any Error> in
-                let connection: PostgresConnection
-                do {
-                    connection = try await PostgresConnection.connect(
-                        configuration: configuration, id: 0, logger: Self.quiet(logger))
-                } catch {
-                    return .failure(error)
-                }
-                let encrypted: Result<Bool, any Error>
-                do {
-                    encrypted = .success(try await Self.usesTLS(connection, logger: logger))
-                } catch {
-                    encrypted = .failure(error)
-                }
+            let connection = try await PostgresConnection.connect(
+                configuration: configuration, id: 0, logger: Self.quiet(logger))
+            do {
+                encrypted = try await Self.usesTLS(connection, logger: logger)
+            } catch {
                 try? await connection.close()
-                return encrypted
+                throw error
             }
-            encrypted = try outcome.get()
-        } catch let error as KMSError {
-            throw StartupFailure(
-                description:
-                    "KMS_DATABASE_URL: cannot connect to \(target.host):\(target.port)/\(target.database) as \(target.username) (sslmode=\(target.sslMode.rawValue)): \(error.detail ?? error.message)"
-            )
+            try? await connection.close()
         } catch {
             throw StartupFailure(
                 description:
@@ -323,12 +309,17 @@ public final class PostgresDatabase: Sendable {
         _ what: String, uniqueViolation: KMSError? = nil, timeout: Duration? = nil,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(KMSError) -> T {
-        let (client, logger) = (client, logger)
+        let (client, logger, callTimeout) = (client, logger, callTimeout)
         // Under the deadline like every other call (a review found transactions had none); errors are
         // decided inside, so the deadline passes them on as they are.
         return try await withDeadline(what, timeout: timeout) {
             do {
                 return try await client.withTransaction(logger: logger) { connection in
+                    if let timeout, timeout > callTimeout {
+                        // An offline command's transaction (backup, restore) may compute between its
+                        // statements for longer than a request's idle limit; no server runs beside it.
+                        try await connection.query("SET LOCAL idle_in_transaction_session_timeout = 0", logger: logger)
+                    }
                     let value = try await body(connection)
                     // Abandoned at the deadline (its caller told 503, "retry"): rolled back, not committed
                     // behind the caller's back (a review found PostgresNIO commits a cancelled transaction).
@@ -350,8 +341,9 @@ public final class PostgresDatabase: Sendable {
     /// unless `KMS_DATABASE_TIMEOUT_MS` says otherwise.
     public static let defaultCallTimeout: Duration = .seconds(6)
 
-    /// The start-up probe's deadline when the call deadline is shorter.
-    public static let startupTimeout: Duration = .seconds(10)
+    /// The least time a transaction may sit idle between two statements before the database ends it.
+    public static let idleTransactionFloor: Duration = .seconds(60)
+
     /// How long a batched `accept_seq` call may wait for its batch: all but a
     /// second of `callTimeout` (half of a short one), and `statementFloor`
     /// is what its statement then always has, so the two add up to the deadline.
@@ -385,14 +377,8 @@ public final class PostgresDatabase: Sendable {
     func withDeadline<T: Sendable>(
         _ what: String, timeout: Duration? = nil, _ body: @escaping @Sendable () async throws -> T
     ) async throws(KMSError) -> T {
-        try await Self.race(what, timeout: timeout ?? callTimeout, body)
-    }
-
-    /// `withDeadline` for a call with no database object yet (start-up's probe).
-    static func race<T: Sendable>(
-        _ what: String, timeout: Duration, _ body: @escaping @Sendable () async throws -> T
-    ) async throws(KMSError) -> T {
         let race = DeadlineRace<T>()
+        let timeout = timeout ?? callTimeout
         do {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in

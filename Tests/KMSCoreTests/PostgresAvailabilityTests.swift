@@ -1,6 +1,7 @@
 import Foundation
 import KMSCore
 import KMSTestSupport
+import Synchronization
 import Testing
 
 @testable import KMSPostgres
@@ -53,11 +54,14 @@ import Testing
         let (client, logger) = (database.client, database.logger)
         var settings: [String] = []
         for try await (value, ) in try await client.query(
-            "SELECT current_setting('statement_timeout') || ' ' || current_setting('lock_timeout')", logger: logger
+            """
+            SELECT current_setting('statement_timeout') || ' ' || current_setting('lock_timeout') || ' '
+                || current_setting('idle_in_transaction_session_timeout')
+            """, logger: logger
         ).decode((String,).self) {
             settings.append(value)
         }
-        #expect(settings == ["1125ms 750ms"])
+        #expect(settings == ["1125ms 750ms 1min"])
         // The database's own timeout off for this call, so that the answer is the deadline's.
         let start = ContinuousClock.now
         let error = await #expect(throws: KMSError.self) {
@@ -70,6 +74,63 @@ import Testing
         }
         #expect(ContinuousClock.now - start < .seconds(3))
         #expect(error?.detail == "PostgreSQL stall: no answer within 1500 ms", "\(String(describing: error?.detail))")
+    }
+
+    /// A review finding: an instance frozen between two statements of a transaction (its process
+    /// stopped, its VM paused) kept the advisory locks every instance takes for pending sessions,
+    /// sessions and clients, so no instance could start a session or revoke a client until TCP gave up.
+    /// The database now ends a transaction left idle past the statement timeout, which frees its locks.
+    @Test(
+        .enabled(if: PostgresTestDatabase.url != nil, "KMS_TEST_POSTGRES_URL is not set: no database to stall"),
+        .timeLimit(.minutes(2)))
+    func aTransactionLeftIdleLosesItsLocks() async throws {
+        let url = try #require(PostgresTestDatabase.url)
+        let database = try await PostgresDatabase(
+            url: url, prefix: PostgresTestDatabase.newPrefix(), logger: .init(label: "test"),
+            callTimeout: PostgresDatabase.defaultCallTimeout, idleTransactionLimit: .seconds(2))
+        defer { database.shutdown() }
+        let (client, logger) = (database.client, database.logger)
+        let lock = Int64.random(in: 1...Int64.max)
+        let locked = Mutex(false)
+        let frozen = Task {
+            try await client.withConnection { connection in
+                try await connection.query("BEGIN", logger: logger)
+                try await connection.query("SELECT pg_advisory_xact_lock(\(lock))", logger: logger)
+                locked.withLock { $0 = true }
+                // Frozen, holding the lock, sending nothing, until the test ends it. (No statement follows:
+                // PostgresNIO waits without end for an answer on a connection the database ended so.)
+                try? await Task.sleep(for: .seconds(40))
+            }
+        }
+        // Each probe under a deadline: a loaded machine's pool may be slow to connect, never a hung test.
+        func lockIsFree() async throws -> Bool {
+            try await database.withDeadline("probe the lock", timeout: .seconds(20)) {
+                var free = false
+                for try await (got, ) in try await client.query(
+                    "SELECT pg_try_advisory_lock(\(lock))", logger: logger
+                ).decode((Bool,).self) {
+                    free = got
+                }
+                if free {
+                    for try await _ in try await client.query("SELECT pg_advisory_unlock(\(lock))", logger: logger) {}
+                }
+                return free
+            }
+        }
+        // Polled, not timed, so that a loaded machine only makes it slower: without the database's idle
+        // limit the lock stays taken as long as the frozen transaction's connection lives.
+        let start = ContinuousClock.now
+        while !locked.withLock({ $0 }), ContinuousClock.now - start < .seconds(20) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try #require(locked.withLock { $0 }, "the frozen transaction took the lock")
+        var freed = false
+        while !freed, ContinuousClock.now - start < .seconds(30) {
+            freed = try await lockIsFree()
+            if !freed { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(freed, "the database ended the idle transaction and freed its lock")
+        frozen.cancel()  // not awaited: its connection is the one the database ended
     }
 
     /// A review finding: PostgresNIO commits a transaction whose task was cancelled, so a change

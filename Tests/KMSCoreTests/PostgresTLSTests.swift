@@ -89,37 +89,4 @@ import Testing
             #expect(refused?.contains("TLS failed") == true, "\(mode): \(refused ?? "connected")")
         }
     }
-
-    /// A host that takes the connection and says nothing (a stalled server; here a socket that is
-    /// listened on and never read) fails the start within the call deadline, saying so. Before, the
-    /// probe ended at PostgresNIO's own 10 s connect limit as "connection refused or unreachable",
-    /// and its TLS query after the connection had no bound at all.
-    @Test(.timeLimit(.minutes(1))) func aSilentHostFailsTheStartWithinTheDeadline() async throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(listener >= 0)
-        defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-                bind(listener, raw, length) == 0 && listen(listener, 8) == 0 && getsockname(listener, raw, &length) == 0
-            }
-        }
-        try #require(bound)
-        let port = Int(UInt16(bigEndian: address.sin_port))
-        let started = ContinuousClock.now
-        let refused: String?
-        do {
-            _ = try await KMSPostgres.PostgresDatabase.probe(
-                url: "postgres://kms:secret@127.0.0.1:\(port)/kms?sslmode=disable", logger: Self.logger,
-                timeout: .seconds(1))
-            refused = nil
-        } catch let failure as StartupFailure {
-            refused = failure.description
-        }
-        #expect(refused?.contains("no answer within 1 s") == true, "\(refused ?? "connected")")
-        #expect(ContinuousClock.now - started < .seconds(10))
-    }
 }

@@ -455,6 +455,13 @@ import Testing
         let publicKey = try #require(
             made.stdout.split(separator: "\n").first { $0.hasPrefix("publicKey") }?.split(separator: " ").last)
         #expect(try await CLIProcess.run(["client-key", "init", "--file", phoneKey]).status != 0)  // never overwritten
+        #expect(made.stdout.contains("--allow crypto:encrypt,crypto:decrypt,crypto:datakey"), "\(made.stdout)")
+        // Not enrolled yet: the one answer for every client failure, and which key signed (a review).
+        let unenrolled = try await CLIProcess.run(
+            ["whoami"], environment: server.clientEnvironment.merging(["KMS_CLIENT_KEY_FILE": phoneKey]) { $1 })
+        #expect(
+            unenrolled.status != 0 && unenrolled.stderr.contains("client_not_authenticated")
+                && unenrolled.stderr.contains("signed with \(phoneKey) (SHA256:"), "\(unenrolled.stderr)")
         // A review finding: --allow without --keys meant every key. Now no grant is made without its keys,
         // and `grant` with nothing no longer empties a client's grants silently.
         for arguments in [
@@ -743,5 +750,14 @@ enum DurableMode {
         #expect(try await run(["keys", "cancel-deletion", "life"]).stdout.contains("state      disabled"))
         let badDays = try await CLIProcess.run(["keys", "schedule-deletion", "life", "--days", "3"], environment: env)
         #expect(badDays.status != 0 && badDays.stderr.contains("pendingWindowDays"))
+        // A review: `encrypt --file IN OUT` (a slip from encrypt-file) encrypted the text "OUT" and exited 0.
+        let both = try await CLIProcess.run(
+            ["encrypt", "--key", "other", "--file", "/dev/null", "out"], environment: env)
+        #expect(both.status == 64 && both.stderr.contains("not both"), "\(both.status) \(both.stderr)")
+        let twoAADs = try await CLIProcess.run(
+            ["encrypt", "--key", "other", "--aad", "a", "--aad-base64", "YQ==", "hi"], environment: env)
+        #expect(twoAADs.status == 64 && twoAADs.stderr.contains("not both"), "\(twoAADs.status) \(twoAADs.stderr)")
+        // A file that is not a regular one (a device here; a pipe from `<(…)` alike) is read as a stream.
+        #expect(try await run(["encrypt", "--key", "other", "--file", "/dev/null"]).stdout.contains("kms:v1:"))
     }
 }

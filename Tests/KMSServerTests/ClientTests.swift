@@ -263,6 +263,15 @@ extension ClientTests {
                 _ = try await kms.encrypt(key: keys.keys[0].keyId, plaintext: Data("photo".utf8))
             }
             #expect(computed?.code == "audit_unavailable", "\(String(describing: computed))")
+            // A proxy's 504 page, no error body (a review: "protocol violation", exit 1, and the key was made).
+            transport.proxyTimeout.withLock { $0 = [WirePath.generateKey] }
+            let behindProxy = await #expect(throws: KMSClientError.self) { try await kms.generateKey() }
+            guard case .outcomeUnknown(let proxied) = behindProxy else {
+                Issue.record("not an unknown outcome: \(String(describing: behindProxy))")
+                return
+            }
+            #expect(proxied.contains("504") && proxied.contains("read the state"), "\(proxied)")
+            #expect(try await kms.listKeys().keys.count == 2, "the change was made")
         }
     }
 
@@ -505,6 +514,8 @@ final class LostAnswerTransport: KMSTransport {
     let lose = Mutex<Set<String>>([])
     /// Targets whose answer is replaced by a `503` (as a proxy's, or a server's after the change).
     let fail = Mutex<Set<String>>([])
+    /// Targets whose answer is replaced by a proxy's `504` page (HTML, no error body).
+    let proxyTimeout = Mutex<Set<String>>([])
 
     init(base: HTTPTransport) { self.base = base }
 
@@ -516,6 +527,10 @@ final class LostAnswerTransport: KMSTransport {
         if fail.withLock({ $0.remove(request.target) != nil }) {
             let body = #"{"error":{"code":"audit_unavailable","message":"x","requestId":"r"}}"#
             return TransportResponse(status: 503, headers: [], body: Data(body.utf8))
+        }
+        if proxyTimeout.withLock({ $0.remove(request.target) != nil }) {
+            let page = "<html><body><h1>504 Gateway Time-out</h1></body></html>"
+            return TransportResponse(status: 504, headers: [("Content-Type", "text/html")], body: Data(page.utf8))
         }
         return response
     }

@@ -22,6 +22,25 @@ import Testing
         try await CLIProcess.run(["doctor"] + extra, environment: environment)
     }
 
+    /// deploy.md: a check that cannot be made because the store was never started is `skip`, not `FAIL`
+    /// (a review found three FAILs, and exit 1, on a deployment that had only been configured).
+    @Test func aNeverStartedDeploymentSkipsWhatTheFirstStartMakes() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-doctor-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let data = folder.appendingPathComponent("data")
+        let result = try await Self.doctor([
+            "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
+            "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
+            "KMS_AUDIT_LOG": data.appendingPathComponent("audit.log").path,
+            "KMS_ADMIN_KEY_FILE": data.appendingPathComponent("admin.key").path,
+        ])
+        #expect(result.status == 0 && !result.stdout.contains("FAIL"), "\(result.stdout)")
+        for check in ["master key:", "master key opens:", "audit log:"] {
+            #expect(result.stdout.contains("skip  \(check) not checked"), "\(check) \(result.stdout)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: folder.path), "doctor changes nothing")
+    }
+
     @Test func findsEachBrokenSetUp() async throws {
         let (server, environment) = try await Self.deployment()
         #expect(try await server.stop() == 0)

@@ -273,6 +273,15 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
             message +=
                 "; no client key was found: \(ClientKeyLookup.searched()). Make one with `kms client-key init` and have an admin enrol it (docs/identity.md)."
         }
+        if error.code == ErrorCode.clientNotAuthenticated.rawValue, let key = client.configuration.clientKey,
+            let found = try? ClientKeyLookup.find()
+        {
+            // Which key signed (a review: with `client-key init` done, its unenrolled key is tried before a
+            // copied admin key, and the server's one answer for every client failure does not say so).
+            let fingerprint = ClientAuth.fingerprint(rawPublicKey: key.publicKey.rawRepresentation)
+            message +=
+                "; this device signed with \(found.path) (\(fingerprint)): an admin enrols that key with `kms clients add`, or KMS_CLIENT_KEY_FILE names an enrolled one"
+        }
         if case .outcomeUnknown = error {
             // Its own exit status (EX_TEMPFAIL), so a script can tell "may have happened" from "refused".
             writeErrorMessage(message)

@@ -13,20 +13,37 @@ struct DataInput: ParsableArguments {
     @Flag(name: .long, help: "The input is base64 (decoded before use).")
     var base64 = false
 
+    /// Both forms given is refused, never one of them silently used: `kms encrypt --file in out`, a slip
+    /// from `encrypt-file IN OUT`, encrypted the text "out" (a review).
+    func validate() throws {
+        if text != nil, file != nil {
+            throw ValidationError(
+                "give the input as a text argument or with --file, not both (to encrypt a file into another, use encrypt-file IN OUT)"
+            )
+        }
+    }
+
     /// The input as text without surrounding whitespace (ciphertexts).
     func readText() throws -> String {
         String(decoding: try read(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     func read() throws -> Data {
+        try validate()
         let data: Data
         if let text {
             data = Data(text.utf8)
         } else if let file, file != "-" {
-            guard let contents = FileManager.default.contents(atPath: file) else {
-                throw ValidationError("cannot read \(file)")
+            // Read as a stream, so that a pipe (`--file <(…)`) or a device works as standard input does.
+            guard !FileEndpoints.isFolder(file), let handle = FileHandle(forReadingAtPath: file) else {
+                throw ValidationError("io_error: cannot read \(file)")
             }
-            data = contents
+            defer { try? handle.close() }
+            do {
+                data = try handle.readToEnd() ?? Data()
+            } catch {
+                throw ValidationError("io_error: cannot read \(file)")
+            }
         } else {
             data = FileHandle.standardInput.readDataToEndOfFile()
         }
@@ -47,7 +64,12 @@ struct AADOptions: ParsableArguments {
     @Option(name: .customLong("aad-base64"), help: "Additional authenticated data, as base64.")
     var aadBase64: String?
 
+    func validate() throws {
+        if aad != nil, aadBase64 != nil { throw ValidationError("give --aad or --aad-base64, not both") }
+    }
+
     func read() throws -> Data? {
+        try validate()
         if let aadBase64 {
             guard let data = Base64.decodeStrict(aadBase64) else { throw ValidationError("--aad-base64 is not base64") }
             return data
