@@ -35,7 +35,9 @@ public struct PostgresBackupStore: Sendable {
     ) async throws(KMSError) {
         let database = database
         let (logger, t) = (database.logger, database.table)
-        try await database.transaction("restore a backup", timeout: PostgresDatabase.offlineTimeout) {
+        try await database.transaction(
+            "restore a backup", timeout: PostgresDatabase.offlineTimeout, noIdleLimit: true
+        ) {
             connection in
             // No server may run on the deployment: each holds the running lock on its key-change
             // listener's connection (a restore under a running server replaced its secrets unseen).

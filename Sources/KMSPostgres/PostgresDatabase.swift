@@ -28,7 +28,7 @@ public final class PostgresDatabase: Sendable {
     /// a schema other than this binary's is refused instead.
     public init(
         url: String, prefix: String = "kms_", logger: Logger, maximumConnections: Int = 16, migrate: Bool = true,
-        callTimeout: Duration = PostgresDatabase.defaultCallTimeout, idleTransactionLimit: Duration? = nil
+        callTimeout: Duration = PostgresDatabase.defaultCallTimeout
     ) async throws {
         let target = try PostgresURL(url)
         self.target = target
@@ -48,10 +48,10 @@ public final class PostgresDatabase: Sendable {
         // locks: the advisory locks that bound pending sessions, live sessions and the client registry are
         // taken by every instance, and a review's frozen instance held them, stopping key exchanges and
         // revocations everywhere until TCP gave up. The limit is far above any pause a loaded host makes
-        // between two statements of a live transaction: PostgresNIO waits without end for the next
-        // statement on a connection the database ended (docs/postgres.md).
+        // between two statements of a live transaction: in our tests a statement sent on a connection the
+        // database ended so did not return (docs/postgres.md).
         let timeoutMs = Self.milliseconds(callTimeout)
-        let idleMs = Self.milliseconds(idleTransactionLimit ?? max(Self.idleTransactionFloor, callTimeout * 4))
+        let idleMs = Self.milliseconds(Self.idleTransactionLimit)
         configuration.options.additionalStartupParameters = [
             ("statement_timeout", "\(max(timeoutMs - 1_000, timeoutMs * 3 / 4))"), ("lock_timeout", "\(timeoutMs / 2)"),
             ("idle_in_transaction_session_timeout", "\(idleMs)"),
@@ -305,19 +305,20 @@ public final class PostgresDatabase: Sendable {
     ///
     /// `timeout`: its deadline (a request's, `callTimeout`, by default; backup
     /// and restore, which run offline and may hold every key, give a long one).
+    ///
+    /// `noIdleLimit`: for a restore, which checks every key it wrote before it commits, with no
+    /// server running beside it; every other transaction keeps the pool's idle limit.
     func transaction<T: Sendable>(
-        _ what: String, uniqueViolation: KMSError? = nil, timeout: Duration? = nil,
+        _ what: String, uniqueViolation: KMSError? = nil, timeout: Duration? = nil, noIdleLimit: Bool = false,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(KMSError) -> T {
-        let (client, logger, callTimeout) = (client, logger, callTimeout)
+        let (client, logger) = (client, logger)
         // Under the deadline like every other call (a review found transactions had none); errors are
         // decided inside, so the deadline passes them on as they are.
         return try await withDeadline(what, timeout: timeout) {
             do {
                 return try await client.withTransaction(logger: logger) { connection in
-                    if let timeout, timeout > callTimeout {
-                        // An offline command's transaction (backup, restore) may compute between its
-                        // statements for longer than a request's idle limit; no server runs beside it.
+                    if noIdleLimit {
                         try await connection.query("SET LOCAL idle_in_transaction_session_timeout = 0", logger: logger)
                     }
                     let value = try await body(connection)
@@ -341,8 +342,8 @@ public final class PostgresDatabase: Sendable {
     /// unless `KMS_DATABASE_TIMEOUT_MS` says otherwise.
     public static let defaultCallTimeout: Duration = .seconds(6)
 
-    /// The least time a transaction may sit idle between two statements before the database ends it.
-    public static let idleTransactionFloor: Duration = .seconds(60)
+    /// How long a transaction may sit idle between two statements before the database ends it.
+    public static let idleTransactionLimit: Duration = .seconds(60)
 
     /// How long a batched `accept_seq` call may wait for its batch: all but a
     /// second of `callTimeout` (half of a short one), and `statementFloor`

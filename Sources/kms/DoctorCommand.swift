@@ -68,8 +68,12 @@ struct DoctorCommand: AsyncParsableCommand {
         defer { database?.shutdown() }
         let secrets: any SecretBlobStore =
             database.map { PostgresSecretBlobStore(database: $0) } ?? FileSecretBlobStore(folder: config.keyStorePath)
-        await Self.checkMasterKeyOpens(masterKey, secrets: secrets, neverStarted: neverStarted, add)
-        await Self.checkAudit(config, secrets: secrets, masterKey: masterKey, add)
+        // Skipped only when no master key is configured at all: one that is there but cannot be read fails.
+        let noKeyYet =
+            neverStarted && config.masterKeyBase64 == nil
+            && !FileManager.default.fileExists(atPath: config.masterKeyFile.path)
+        await Self.checkMasterKeyOpens(masterKey, secrets: secrets, neverStarted: noKeyYet, add)
+        await Self.checkAudit(config, secrets: secrets, masterKey: masterKey, neverStarted: neverStarted, add)
         if let database { await Self.checkClock(database, add) }
         await Self.checkCertificate(config, secrets: secrets, masterKey: masterKey, add)
         await Self.checkProxy(
@@ -252,11 +256,15 @@ struct DoctorCommand: AsyncParsableCommand {
     }
 
     static func checkAudit(
-        _ config: KMSConfiguration, secrets: any SecretBlobStore, masterKey: MasterKey?, _ report: Report
+        _ config: KMSConfiguration, secrets: any SecretBlobStore, masterKey: MasterKey?, neverStarted: Bool,
+        _ report: Report
     ) async {
         let log = config.auditLog.path
         let folder = (log as NSString).deletingLastPathComponent
-        guard FileManager.default.fileExists(atPath: log) || FileManager.default.fileExists(atPath: folder) else {
+        guard
+            !neverStarted || FileManager.default.fileExists(atPath: log)
+                || FileManager.default.fileExists(atPath: folder)
+        else {
             return report(
                 .skip, "audit log",
                 "not checked: \(folder) does not exist yet (KMS_AUDIT_LOG): the first start makes it")

@@ -280,7 +280,7 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
             // copied admin key, and the server's one answer for every client failure does not say so).
             let fingerprint = ClientAuth.fingerprint(rawPublicKey: key.publicKey.rawRepresentation)
             message +=
-                "; this device signed with \(found.path) (\(fingerprint)): an admin enrols that key with `kms clients add`, or KMS_CLIENT_KEY_FILE names an enrolled one"
+                "; this device signed with \(found.path) (\(fingerprint)): an admin enrols that key with `kms clients add` (a revoked key cannot be enrolled again: make a new one), or KMS_CLIENT_KEY_FILE names an enrolled one"
         }
         if case .outcomeUnknown = error {
             // Its own exit status (EX_TEMPFAIL), so a script can tell "may have happened" from "refused".

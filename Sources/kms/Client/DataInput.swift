@@ -23,6 +23,9 @@ struct DataInput: ParsableArguments {
         }
     }
 
+    /// The most `--file` reads: past any request the server takes.
+    static let maxFileBytes = 16 << 20
+
     /// The input as text without surrounding whitespace (ciphertexts).
     func readText() throws -> String {
         String(decoding: try read(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -40,9 +43,16 @@ struct DataInput: ParsableArguments {
             }
             defer { try? handle.close() }
             do {
-                data = try handle.readToEnd() ?? Data()
+                // Bounded: `--file /dev/zero` would otherwise grow until the process is killed. The server's
+                // body limit (1 MiB by default) refuses far less than this anyway.
+                data = try handle.read(upToCount: Self.maxFileBytes + 1) ?? Data()
             } catch {
                 throw ValidationError("io_error: cannot read \(file)")
+            }
+            guard data.count <= Self.maxFileBytes else {
+                throw ValidationError(
+                    "\(file) is larger than \(Self.maxFileBytes / (1 << 20)) MiB; for files, use encrypt-file and decrypt-file"
+                )
             }
         } else {
             data = FileHandle.standardInput.readDataToEndOfFile()
