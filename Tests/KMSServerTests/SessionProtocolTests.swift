@@ -251,6 +251,19 @@ import Testing
         }
     }
 
+    /// protocol-v1 section 9: a TTL longer than the absolute lifetime is capped by it, and the
+    /// confirmation's `ttlMs` says the TTL in force (docs/protocol.md), not the setting.
+    @Test func aTTLLongerThanTheLifetimeIsReportedCapped() async throws {
+        let server = try TestServer(["KMS_SESSION_TTL_MS": "60000", "KMS_SESSION_MAX_LIFETIME_MS": "20000"])
+        try await server.run { client in
+            let session = WireSession(client: client)
+            let confirmation = try await session.establish()
+            #expect(confirmation.ttlMs == 20_000 && confirmation.maxLifetimeMs == 20_000)
+            server.clock.advance(milliseconds: 20_000)
+            #expect(try await session.call(.post, "/crypto/random", #"{"bytes":1}"#).status == 401)
+        }
+    }
+
     @Test func fixedExpiryWhenNotSliding() async throws {
         let server = try TestServer(["KMS_SESSION_TTL_MS": "10000", "KMS_SESSION_SLIDING": "false"])
         try await server.run { client in

@@ -239,7 +239,8 @@ def test_key_exchange_success_and_sealed_seq0_reply(client, pending, new_token):
     lifetime = min(inner["ttlMs"], inner["maxLifetimeMs"])
     assert near(parse_timestamp(inner["expiresAt"]), before + timedelta(milliseconds=lifetime), SETTINGS.clock_skew)
     if SETTINGS.session_ttl_ms is not None:
-        assert inner["ttlMs"] == SETTINGS.session_ttl_ms
+        # The TTL in force: the setting, capped by the absolute lifetime (§9).
+        assert inner["ttlMs"] == min(SETTINGS.session_ttl_ms, inner["maxLifetimeMs"])
     if SETTINGS.session_max_lifetime_ms is not None:
         assert inner["maxLifetimeMs"] == SETTINGS.session_max_lifetime_ms
     if SETTINGS.session_sliding is not None:
