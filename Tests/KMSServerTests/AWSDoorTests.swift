@@ -259,6 +259,61 @@ import Testing
         }
     }
 
+    /// AWS's key-state table, as a boto3 probe found it missed: rotation is reported off while a key
+    /// is pending deletion (and on again after CancelKeyDeletion), DisableKeyRotation refuses a
+    /// disabled key; and a KeyId outside AWS's 1 to 2,048 characters is a ValidationException.
+    @Test func rotationStatusAndKeyIdLengthsFollowAWS() async throws {
+        try await Self.withDoor { _, session, door in
+            let (accessKey, secret) = try await Self.accessKey(session, "admin")
+            func send(_ operation: String, _ body: String) async throws -> (status: Int, json: [String: Any]) {
+                try await door.send(operation, body, accessKeyId: accessKey, secret: secret)
+            }
+            func type(_ reply: (status: Int, json: [String: Any])) -> String { reply.json["__type"] as? String ?? "" }
+            let created = try await send("CreateKey", "{}")
+            let keyId = try #require((created.json["KeyMetadata"] as? [String: Any])?["KeyId"] as? String)
+            let key = #"{"KeyId":"\#(keyId)"}"#
+            #expect(
+                try await send("EnableKeyRotation", #"{"KeyId":"\#(keyId)","RotationPeriodInDays":180}"#).status == 200)
+            let on = try await send("GetKeyRotationStatus", key)
+            #expect(on.json["KeyRotationEnabled"] as? Bool == true && on.json["RotationPeriodInDays"] as? Int == 180)
+            #expect(on.json["NextRotationDate"] != nil)
+            #expect(
+                try await send("ScheduleKeyDeletion", #"{"KeyId":"\#(keyId)","PendingWindowInDays":7}"#).status == 200)
+            let pending = try await send("GetKeyRotationStatus", key)
+            #expect(pending.status == 200 && pending.json["KeyRotationEnabled"] as? Bool == false, "\(pending.json)")
+            #expect(pending.json["RotationPeriodInDays"] == nil && pending.json["NextRotationDate"] == nil)
+            #expect(type(try await send("DisableKeyRotation", key)) == "KMSInvalidStateException")
+            #expect(try await send("CancelKeyDeletion", key).status == 200)  // now Disabled
+            let back = try await send("GetKeyRotationStatus", key)
+            #expect(
+                back.json["KeyRotationEnabled"] as? Bool == true && back.json["RotationPeriodInDays"] as? Int == 180)
+            let disabled = try await send("DisableKeyRotation", key)
+            #expect(disabled.status == 400 && type(disabled) == "DisabledException", "\(disabled.json)")
+            #expect(try await send("EnableKey", key).status == 200)
+            #expect(try await send("DisableKeyRotation", key).status == 200)
+            #expect(try await send("GetKeyRotationStatus", key).json["KeyRotationEnabled"] as? Bool == false)
+
+            for (operation, member) in [
+                ("DescribeKey", "KeyId"), ("Encrypt", "KeyId"), ("Decrypt", "KeyId"), ("CreateAlias", "TargetKeyId"),
+            ] {
+                for length in [0, 2049] {
+                    let name = String(repeating: "k", count: length)
+                    let body =
+                        operation == "CreateAlias"
+                        ? #"{"AliasName":"alias/x","TargetKeyId":"\#(name)"}"#
+                        : operation == "Decrypt"
+                            ? #"{"CiphertextBlob":"AAAA","KeyId":"\#(name)"}"#
+                            : operation == "Encrypt"
+                                ? #"{"KeyId":"\#(name)","Plaintext":"aGk="}"# : #"{"KeyId":"\#(name)"}"#
+                    let refused = try await send(operation, body)
+                    #expect(type(refused) == "ValidationException", "\(operation) \(member) \(length): \(refused.json)")
+                }
+            }
+            let longest = try await send("DescribeKey", #"{"KeyId":"\#(String(repeating: "k", count: 2048))"}"#)
+            #expect(type(longest) == "NotFoundException")
+        }
+    }
+
     /// Section 5: `Decrypt` and `ReEncrypt` read a native ciphertext's text as long as the native
     /// door makes it (a review found texts of more than 4,553 plaintext bytes refused at AWS's
     /// 6,144), while a binary blob keeps AWS's limit.

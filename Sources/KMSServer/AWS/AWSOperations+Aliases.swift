@@ -65,7 +65,7 @@ extension AWSOperations {
     /// `TargetKeyId`: a key (an id, UUID or key ARN), not an alias.
     /// `TargetKeyId`, validated (a `400` before any `403`).
     func targetReference(_ input: inout AWSInput) throws(AWSFault) -> String {
-        let text = try input.string("TargetKeyId")
+        let text = try input.keyReference("TargetKeyId")
         guard case .keyId = partition.reference(text) else {
             throw AWSFault.validation("TargetKeyId must name a key (its id or ARN), not an alias.")
         }
@@ -138,7 +138,7 @@ extension AWSOperations {
         let marker = try Self.marker(try input.optionalString("Marker"), isName: KeyIdentifier.isAliasSyntax)
         // Rule 9.3: an unknown or unreadable key lists nothing (no lookup that tells them apart).
         var keyId: String?
-        if let text = try input.optionalString("KeyId") {
+        if let text = try input.optionalKeyReference("KeyId") {
             switch partition.reference(text) {
             case .keyId(let id): keyId = id
             case .alias(let name): keyId = name

@@ -50,7 +50,7 @@ extension AWSOperations {
     }
 
     func simpleChange(_ input: inout AWSInput, _ call: Call, _ kind: KeyChange) async throws(AWSFault) -> JSONValue {
-        let record = try await key(try input.string("KeyId"), .keysManage, call)
+        let record = try await key(try input.keyReference("KeyId"), .keysManage, call)
         _ = try await change(kind, record, call)
         return .object([])
     }
@@ -114,7 +114,7 @@ extension AWSOperations {
     }
 
     func describeKey(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let record = try await key(try input.string("KeyId"), .keysRead, call)
+        let record = try await key(try input.keyReference("KeyId"), .keysRead, call)
         return .object([("KeyMetadata", keyMetadata(record))])
     }
 
@@ -157,13 +157,13 @@ extension AWSOperations {
     }
 
     func cancelKeyDeletion(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let record = try await key(try input.string("KeyId"), .keysManage, call)
+        let record = try await key(try input.keyReference("KeyId"), .keysManage, call)
         _ = try await change(.cancelDeletion, record, call)
         return .object([("KeyId", .string(arn(record)))])
     }
 
     func scheduleKeyDeletion(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let reference = try input.string("KeyId")
+        let reference = try input.keyReference("KeyId")
         let days = try input.optionalInteger("PendingWindowInDays", in: 7...30) ?? 30
         let record = try await key(reference, .keysManage, call)
         let changed = try await change(.scheduleDeletion(days: days), record, call)
@@ -174,25 +174,39 @@ extension AWSOperations {
     }
 
     func enableKeyRotation(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let reference = try input.string("KeyId")
+        let reference = try input.keyReference("KeyId")
         let days = try input.optionalInteger("RotationPeriodInDays", in: 90...2560) ?? 365
         let record = try await key(reference, .keysManage, call)
         _ = try await change(.rotation(periodDays: days), record, call)
         return .object([])
     }
 
+    /// AWS refuses it on a disabled key (`DisabledException`, its key-state table), where the
+    /// native route may clear a disabled key's schedule (lifecycle-v1 rule 6): the door follows AWS.
+    func disableKeyRotation(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
+        let record = try await key(try input.keyReference("KeyId"), .keysManage, call)
+        if record.state == .disabled { throw AWSFault.from(KMSError.keyDisabled, keyArn: arn(record)) }
+        _ = try await change(.rotation(periodDays: nil), record, call)
+        return .object([])
+    }
+
     func getKeyRotationStatus(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let record = try await key(try input.string("KeyId"), .keysRead, call)
+        let record = try await key(try input.keyReference("KeyId"), .keysRead, call)
+        // AWS answers false while a key is pending deletion, and the schedule again after
+        // CancelKeyDeletion (which the record keeps): nothing will rotate a key about to go.
+        let schedule = record.state == .pendingDeletion ? nil : record.rotationPeriodDays
         var members: [(String, JSONValue)] = [
-            ("KeyRotationEnabled", .bool(record.rotationPeriodDays != nil)), ("KeyId", .string(arn(record))),
+            ("KeyRotationEnabled", .bool(schedule != nil)), ("KeyId", .string(arn(record))),
         ]
-        if let days = record.rotationPeriodDays { members.append(("RotationPeriodInDays", .integer(Int64(days)))) }
-        if let next = record.nextRotationAt { members.append(("NextRotationDate", Self.epoch(next))) }
+        if let days = schedule {
+            members.append(("RotationPeriodInDays", .integer(Int64(days))))
+            if let next = record.nextRotationAt { members.append(("NextRotationDate", Self.epoch(next))) }
+        }
         return .object(members)
     }
 
     func rotateKeyOnDemand(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let record = try await key(try input.string("KeyId"), .keysRotate, call)
+        let record = try await key(try input.keyReference("KeyId"), .keysRotate, call)
         if try input.dryRun() {
             try await native(arn(record)) { () throws(KMSError) in try record.checkUsable() }  // as the rotation checks
             throw Self.dryRun
@@ -211,7 +225,7 @@ extension AWSOperations {
     // MARK: Tags, description, policies
 
     func tagResource(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let reference = try input.string("KeyId")
+        let reference = try input.keyReference("KeyId")
         guard let tags = try input.tags() else { throw AWSFault.validation("Tags is required") }
         let record = try await key(reference, .keysManage, call)
         _ = try await labels(KeyLabels(set: tags), record, call)
@@ -219,7 +233,7 @@ extension AWSOperations {
     }
 
     func untagResource(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let reference = try input.string("KeyId")
+        let reference = try input.keyReference("KeyId")
         let keysToRemove = try input.stringList("TagKeys")
         do {
             try LabelRules.checkTags([:], remove: keysToRemove)
@@ -242,7 +256,7 @@ extension AWSOperations {
     }
 
     func listResourceTags(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let reference = try input.string("KeyId")
+        let reference = try input.keyReference("KeyId")
         let limit = try input.optionalInteger("Limit", in: 1...50) ?? 50
         let marker = try input.optionalString("Marker")
         let record = try await key(reference, .keysRead, call)
@@ -261,7 +275,7 @@ extension AWSOperations {
     }
 
     func updateKeyDescription(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let reference = try input.string("KeyId")
+        let reference = try input.keyReference("KeyId")
         let description = try input.string("Description")
         do {
             try LabelRules.checkDescription(description, field: "Description")
@@ -280,14 +294,14 @@ extension AWSOperations {
     }
 
     func getKeyPolicy(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let reference = try input.string("KeyId")
+        let reference = try input.keyReference("KeyId")
         try Self.checkPolicyName(try input.optionalString("PolicyName"))
         let record = try await key(reference, .keysRead, call)
         return .object([("Policy", .string(record.policy ?? defaultPolicy())), ("PolicyName", .string("default"))])
     }
 
     func putKeyPolicy(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let reference = try input.string("KeyId")
+        let reference = try input.keyReference("KeyId")
         try Self.checkPolicyName(try input.optionalString("PolicyName"))
         guard let policy = try Self.policy(try input.string("Policy")) else { return .object([]) }
         let record = try await key(reference, .keysManage, call)
@@ -296,7 +310,7 @@ extension AWSOperations {
     }
 
     func listKeyPolicies(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        _ = try await key(try input.string("KeyId"), .keysRead, call)
+        _ = try await key(try input.keyReference("KeyId"), .keysRead, call)
         return .object([("PolicyNames", .array([.string("default")])), ("Truncated", .bool(false))])
     }
 }

@@ -43,9 +43,7 @@ struct AWSOperations: Sendable {
         "CancelKeyDeletion": { ops, input, call throws(AWSFault) in try await ops.cancelKeyDeletion(&input, call) },
         "ScheduleKeyDeletion": { ops, input, call throws(AWSFault) in try await ops.scheduleKeyDeletion(&input, call) },
         "EnableKeyRotation": { ops, input, call throws(AWSFault) in try await ops.enableKeyRotation(&input, call) },
-        "DisableKeyRotation": { ops, input, call throws(AWSFault) in
-            try await ops.simpleChange(&input, call, .rotation(periodDays: nil))
-        },
+        "DisableKeyRotation": { ops, input, call throws(AWSFault) in try await ops.disableKeyRotation(&input, call) },
         "GetKeyRotationStatus": { ops, input, call throws(AWSFault) in try await ops.getKeyRotationStatus(&input, call)
         },
         "RotateKeyOnDemand": { ops, input, call throws(AWSFault) in try await ops.rotateKeyOnDemand(&input, call) },
@@ -137,7 +135,7 @@ struct AWSOperations: Sendable {
 
     func encrypt(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         try input.refuseUnsupported()
-        let reference = try input.string("KeyId")
+        let reference = try input.keyReference("KeyId")
         let plaintext = try input.blob("Plaintext", maxBytes: 4096)
         guard !plaintext.isEmpty else { throw AWSFault.validation("Plaintext must be 1 to 4096 bytes") }
         let aad = try input.context()
@@ -202,9 +200,9 @@ struct AWSOperations: Sendable {
 
     func decrypt(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         try input.refuseUnsupported()
+        let named = try input.optionalKeyReference("KeyId")  // a malformed member before the blob's content
         let ciphertext = try Self.ciphertext(&input, "CiphertextBlob")
         let aad = try input.context()
-        let named = try input.optionalString("KeyId")
         let dryRun = try input.dryRun()
         let record = try await key(ciphertext.keyId, .cryptoDecrypt, call)
         try checkNames(named, record, "key ID")
@@ -229,9 +227,9 @@ struct AWSOperations: Sendable {
                 throw AWSFault("InvalidKeyUsageException", "This KMS has SYMMETRIC_DEFAULT (AES-256-GCM) keys only.")
             }
         }
+        let named = try input.optionalKeyReference("SourceKeyId")
+        let destinationReference = try input.keyReference("DestinationKeyId")
         let ciphertext = try Self.ciphertext(&input, "CiphertextBlob")
-        let named = try input.optionalString("SourceKeyId")
-        let destinationReference = try input.string("DestinationKeyId")
         let (sourceAAD, destinationAAD) = (
             try input.context("SourceEncryptionContext"), try input.context("DestinationEncryptionContext")
         )
@@ -282,7 +280,7 @@ struct AWSOperations: Sendable {
 
     func generateDataKey(_ input: inout AWSInput, _ call: Call, plaintext: Bool) async throws(AWSFault) -> JSONValue {
         try input.refuseUnsupported()
-        let reference = try input.string("KeyId")
+        let reference = try input.keyReference("KeyId")
         let count = try input.optionalInteger("NumberOfBytes", in: 1...1024)
         let spec = try input.optionalString("KeySpec")
         let bytes: Int
