@@ -311,6 +311,15 @@ import Testing
             }
             let longest = try await send("DescribeKey", #"{"KeyId":"\#(String(repeating: "k", count: 2048))"}"#)
             #expect(type(longest) == "NotFoundException")
+            // Messages in AWS's words, not the native door's routes.
+            for (operation, body) in [
+                ("DeleteAlias", #"{"AliasName":"alias/none"}"#),
+                ("UpdateAlias", #"{"AliasName":"alias/none","TargetKeyId":"\#(keyId)"}"#),
+            ] {
+                let missing = try await send(operation, body)
+                let message = missing.json["message"] as? String ?? ""
+                #expect(type(missing) == "NotFoundException" && !message.contains("GET "), "\(missing.json)")
+            }
         }
     }
 

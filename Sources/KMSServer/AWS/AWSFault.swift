@@ -29,10 +29,13 @@ struct AWSFault: Error, Sendable {
     /// The section 6 mapping of a native error; `keyArn` names the key in messages that need it.
     static func from(_ error: KMSError, keyArn: String? = nil) -> AWSFault {
         switch error.code {
-        case .keyNotFound where error.message == KeyRing.keyNotFound.message:
-            // The native message names the native route that makes a key (a review).
+        case .keyNotFound:
+            // The native messages name native routes and words (a review, then a probe with boto3):
+            // one AWS-worded message for every missing key, whether or not the caller may read it.
             return AWSFault("NotFoundException", "No key has this KeyId, ARN or alias here; CreateKey makes one.")
-        case .keyNotFound, .keyVersionNotFound, .aliasNotFound:
+        case .aliasNotFound:
+            return AWSFault("NotFoundException", "No alias has this name here; ListAliases lists them.")
+        case .keyVersionNotFound:
             return AWSFault("NotFoundException", error.message)
         case .keyDisabled:
             return AWSFault("DisabledException", "\(keyArn ?? "The key") is disabled.")
