@@ -51,9 +51,11 @@ public final class PostgresKeyStore: KeyStore {
         do {
             record = try KeyFileFormat.decode(Data(text.utf8)).withAliases(aliases)
         } catch {
-            throw KMSError.internal("a key row is corrupt: \(error.message)")
+            throw KMSError.damagedRecord("the key row \(keyId) is corrupt: \(error.message)")
         }
-        guard record.keyId == keyId else { throw KMSError.internal("the key row \(keyId) holds another key's record") }
+        guard record.keyId == keyId else {
+            throw KMSError.damagedRecord("the key row \(keyId) holds another key's record")
+        }
         return record
     }
 

@@ -74,6 +74,7 @@ struct DoctorCommand: AsyncParsableCommand {
             && !FileManager.default.fileExists(atPath: config.masterKeyFile.path)
         await Self.checkMasterKeyOpens(masterKey, secrets: secrets, neverStarted: noKeyYet, add)
         await Self.checkAudit(config, secrets: secrets, masterKey: masterKey, neverStarted: neverStarted, add)
+        Self.checkKeyRecords(config, neverStarted: neverStarted, add)
         if let database { await Self.checkClock(database, add) }
         await Self.checkCertificate(config, secrets: secrets, masterKey: masterKey, add)
         await Self.checkProxy(
@@ -290,6 +291,31 @@ struct DoctorCommand: AsyncParsableCommand {
             report(.warn, "audit log", "the chain holds, but \(unsigned)")
         } else {
             report(.ok, "audit log", "writable; \(verdict.entries) entries verify (chain and checkpoint signatures)")
+        }
+    }
+
+    /// A damaged key or alias file makes the server answer `503` to every request that needs it,
+    /// key listings and backups included (a probe found doctor green while they failed).
+    static func checkKeyRecords(_ config: KMSConfiguration, neverStarted: Bool, _ report: Report) {
+        guard config.store == .file else {
+            return report(
+                .skip, "key records", "not checked on PostgreSQL: the server logs a damaged row when it reads one")
+        }
+        guard !neverStarted else {
+            return report(.skip, "key records", "not checked: no key store yet (never started)")
+        }
+        do {
+            let damaged = try FileKeyStore.damagedFiles(folder: config.keyStorePath)
+            if damaged.isEmpty {
+                report(.ok, "key records", "every key and alias file in \(config.keyStorePath.path) reads")
+            } else {
+                report(
+                    .fail, "key records",
+                    "\(damaged.count) damaged in \(config.keyStorePath.path) (restore them from a backup): "
+                        + damaged.joined(separator: "; "))
+            }
+        } catch {
+            report(.fail, "key records", "cannot read \(config.keyStorePath.path): \(error.detail ?? error.message)")
         }
     }
 

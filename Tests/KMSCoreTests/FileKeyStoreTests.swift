@@ -26,6 +26,34 @@ import Testing
         #expect(DurableFile.mode(of: folder.appendingPathComponent("aliases/photos")) == 0o600)
     }
 
+    /// A key file that does not decode is damage, answered `503` (never the `500` of a bug) by every
+    /// read that needs it, listing included, and named by `damagedFiles` for `kms doctor`, as is an
+    /// alias file that does not decode (a probe: one corrupt file made every listing a 500 and
+    /// doctor found nothing).
+    @Test func damagedFilesAre503sAndNamed() async throws {
+        let folder = temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (sound, broken) = (sampleRecord(alias: "photos", versions: 1), sampleRecord(versions: 1))
+        try await open(folder).create(sound)
+        try await open(folder).create(broken)
+        #expect(try FileKeyStore.damagedFiles(folder: folder).isEmpty)
+        try Data(#"{"format":"kms-key-v2", garbage"#.utf8).write(
+            to: folder.appendingPathComponent("keys/\(broken.keyId).json"))
+        try Data("garbage".utf8).write(to: folder.appendingPathComponent("aliases/lost"))
+        let reopened = try open(folder)
+        let one = await #expect(throws: KMSError.self) { try await reopened.key(id: broken.keyId) }
+        let all = await #expect(throws: KMSError.self) { try await reopened.list(after: nil, limit: 10) }
+        for refused in [one, all] {
+            #expect(refused?.code == .serverBusy && refused?.detail?.contains(broken.keyId) == true)
+            #expect(refused?.message.contains(broken.keyId) == false, "the client is told only that it happened")
+        }
+        #expect(try await reopened.key(id: sound.keyId)?.aliases == ["photos"])
+        let damaged = try FileKeyStore.damagedFiles(folder: folder)
+        #expect(
+            damaged.count == 2 && damaged[0].contains("keys/\(broken.keyId).json")
+                && damaged[1].contains("aliases/lost"))
+    }
+
     /// A file that is there but cannot be read is a storage failure, never "no such key" (review,
     /// 2026-12-03: it answered 404, a backup left the key out, and an unreadable `clients.json` started an
     /// empty registry). Tests run as root, so "unreadable" is a folder where the file belongs (`EISDIR`).

@@ -88,7 +88,7 @@ import Testing
             WHERE key_id = \(second.keyId)
             """)
         let refused = await #expect(throws: KMSError.self) { try await store.freshKey(id: second.keyId) }
-        #expect(refused?.code == .internalError)
+        #expect(refused?.code == .serverBusy && refused?.detail?.contains("another key's record") == true)
         #expect(try await store.freshKey(id: first.keyId)?.keyId == first.keyId)
     }
 }

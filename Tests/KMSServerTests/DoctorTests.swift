@@ -59,6 +59,7 @@ import Testing
         #expect(fresh.stdout.contains("WARN  master key") && fresh.stdout.contains("sits beside the store"))
         #expect(fresh.stdout.contains("WARN  admin key") && fresh.stdout.contains("ok    audit log"))
         #expect(fresh.stdout.contains("ok    store") && fresh.stdout.contains("ok    allowlist"))
+        #expect(fresh.stdout.contains("ok    key records"), "\(fresh.stdout)")
 
         // Moved apart and the admin key gone: no warnings about them.
         let apart = server.folder.appendingPathComponent("secret")
@@ -124,6 +125,19 @@ import Testing
         #expect(readable.status == 1 && readable.stdout.contains("FAIL  master key"), "\(readable.stdout)")
         try FileManager.default.setAttributes(
             [.posixPermissions: 0o600], ofItemAtPath: apart.appendingPathComponent("master.key").path)
+
+        // A damaged key file and alias file: a failure naming both (a probe found doctor green while
+        // listing keys and backups failed on one).
+        let store = data.appendingPathComponent("keys")
+        let keyFile = store.appendingPathComponent("keys/key_damaged.json")
+        let aliasFile = store.appendingPathComponent("aliases/damaged")
+        try Data(#"{"format":"kms-key-v2", garbage"#.utf8).write(to: keyFile)
+        try Data("garbage".utf8).write(to: aliasFile)
+        let damaged = try await Self.doctor(tidy)
+        #expect(damaged.status == 1 && damaged.stdout.contains("FAIL  key records: 2 damaged"), "\(damaged.stdout)")
+        #expect(damaged.stdout.contains("keys/key_damaged.json") && damaged.stdout.contains("aliases/damaged"))
+        try FileManager.default.removeItem(at: keyFile)
+        try FileManager.default.removeItem(at: aliasFile)
 
         // An edited audit log: a failure.
         let log = data.appendingPathComponent("audit.log")

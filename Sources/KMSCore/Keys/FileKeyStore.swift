@@ -365,15 +365,52 @@ public final class FileKeyStore: KeyStore {
         guard Self.isSafeName(id) else { return nil }
         if let cached = state.withLock({ $0.cache[id] }) { return cached }
         guard let data = try DurableFile.storedBytes(keyURL(id)) else { return nil }
+        let record = try Self.decodeKeyFile(data, id: id)
+        state.withLock { $0.cache[id] = record }
+        return record
+    }
+
+    private static func decodeKeyFile(_ data: Data, id: String) throws(KMSError) -> KeyRecord {
         let record: KeyRecord
         do {
             record = try KeyFileFormat.decode(data)
         } catch {
-            throw KMSError.internal("key file \(keyURL(id).lastPathComponent) is corrupt: \(error.message)")
+            throw KMSError.damagedRecord("key file keys/\(id).json is corrupt: \(error.message)")
         }
-        guard record.keyId == id else { throw KMSError.internal("key file \(id) names another key") }
-        state.withLock { $0.cache[id] = record }
+        guard record.keyId == id else { throw KMSError.damagedRecord("key file keys/\(id).json names another key") }
         return record
+    }
+
+    /// What `kms doctor` reports, read from `folder` without opening the store: key files that do
+    /// not read as their key's record, and alias files that do not read as an alias. The server
+    /// answers a request that needs such a key `503` (listing keys too: it never leaves a key out
+    /// silently) and logs which file; this names them all at once. An alias whose key is gone is
+    /// not damage: a crash leaves those, and the next claim of the name takes it over.
+    public static func damagedFiles(folder: URL) throws(KMSError) -> [String] {
+        var damaged: [String] = []
+        let keys = folder.appendingPathComponent("keys")
+        for name in try DurableFile.storedNames(in: keys) where name.hasSuffix(".json") && !name.hasPrefix(".") {
+            do throws(KMSError) {
+                guard let data = try DurableFile.storedBytes(keys.appendingPathComponent(name)) else { continue }
+                _ = try decodeKeyFile(data, id: String(name.dropLast(5)))
+            } catch {
+                damaged.append(error.detail ?? "keys/\(name): \(error.message)")
+            }
+        }
+        let aliases = folder.appendingPathComponent("aliases")
+        for name in try DurableFile.storedNames(in: aliases) where !name.hasPrefix(".") && isSafeName(name) {
+            do throws(KMSError) {
+                guard let data = try DurableFile.storedBytes(aliases.appendingPathComponent(name)) else { continue }
+                if AliasFileFormat.decode(data, alias: name) == nil {
+                    damaged.append(
+                        "alias file aliases/\(name) is corrupt: the alias can be neither used nor deleted, nor made again"
+                    )
+                }
+            } catch {
+                damaged.append(error.detail ?? "aliases/\(name): \(error.message)")
+            }
+        }
+        return damaged
     }
 
     /// After a change failed part-way (a link, rename or unlink done, its
