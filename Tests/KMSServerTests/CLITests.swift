@@ -741,6 +741,14 @@ enum DurableMode {
         #expect(tagged.contains("year=2026") && !tagged.contains("owner=ana"))
         #expect(try await run(["aliases", "create", "life-2026", "life"]).stdout.contains("life-2026 → key_"))
         #expect(try await run(["aliases", "list", "--key", "life"]).stdout.contains("life-2026"))
+        // A name outside the key id and alias grammar is refused before sending: exit 64, not 1.
+        for name in ["../x", "a b"] {
+            let bad = try await CLIProcess.run(["keys", "show", name], environment: env)
+            #expect(bad.status == 64 && bad.stderr.contains("is not a key id or alias"), "\(bad.status) \(bad.stderr)")
+        }
+        // The next page's hint keeps --key (a probe followed it to every key's aliases).
+        let paged = try await run(["aliases", "list", "--key", "life", "--limit", "1"]).stdout
+        #expect(paged.contains("more: kms aliases list --after ") && paged.contains(" --key life"), "\(paged)")
         _ = try await run(["keys", "generate", "--alias", "other"])
         let moved = try await run(["aliases", "move", "life-2026", "other", "--json"]).stdout
         #expect(moved.contains("\"alias\" : \"life-2026\""))

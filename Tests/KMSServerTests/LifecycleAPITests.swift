@@ -91,6 +91,10 @@ import Testing
             // Two intents and two results: the repeated disable left no entry.
             #expect(try Self.count("key.disable", in: server.config.auditLog) == 2)
             #expect(try Self.count("key.enable", in: server.config.auditLog) == 2)
+            // `key` as asked, the alias here (docs/audit.md), beside the keyId.
+            let disables = try String(contentsOf: server.config.auditLog, encoding: .utf8)
+                .split(separator: "\n").filter { $0.contains(#""type":"key.disable""#) }
+            #expect(disables.count == 2 && disables.allSatisfy { $0.contains(#""key":"photos""#) }, "\(disables)")
 
             let missing = try await session.call(.post, "/keys/nothing/disable", "{}")
             #expect(missing.status == 404 && missing.errorCode == "key_not_found")

@@ -56,12 +56,14 @@ struct KeyLifecycleController: Sendable {
                 tag: "lifecycle", summary: summary, description: description + " {keyId} may be an alias.",
                 errors: [.keyNotFound] + errors)
         ) { input, call throws(KMSError) in
-            let reference = call.key(call.context.parameters.get("keyId") ?? "")
+            let asked = call.context.parameters.get("keyId") ?? ""
+            let reference = call.key(asked)
             let change = try change(input)
             // The 409s and a no-op are decided before anything is recorded.
             let (current, changes) = try await keys.preview(change, on: reference)
             guard changes else { return keys.metadata(current) }
-            let outcome = try await audit.durableChange(change.auditType, [("key", reference)], call) {
+            // `key` as asked (docs/audit.md; a probe found the checked keyId there), `keyId` in the result.
+            let outcome = try await audit.durableChange(change.auditType, [("key", asked)], call) {
                 () throws(KMSError) in
                 try await keys.change(change, reportingWriteOn: reference)
             } result: { outcome in

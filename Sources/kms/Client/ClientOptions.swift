@@ -287,6 +287,12 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
             writeErrorMessage(message)
             throw ExitCode(75)
         }
+        if case .configuration = error {
+            // Refused here before anything was sent (a key id or alias outside the grammar): a usage error,
+            // 64 like every other local one (a probe found 1, the status of a server's refusal).
+            writeErrorMessage(message)
+            throw ExitCode(64)
+        }
         throw CLIFailure(message: message)
     } catch let error as FileFormatError {
         try? await client.close()

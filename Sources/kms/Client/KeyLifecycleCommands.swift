@@ -126,7 +126,10 @@ struct AliasesCommand: AsyncParsableCommand {
             let page = try await withClient(client) { try await $0.listAliases(limit: limit, after: after, key: key) }
             if client.json { return try printJSON(page) }
             for alias in page.aliases { printShown("\(alias.alias)  \(alias.keyId)  updated \(alias.updatedAt)") }
-            if let next = page.next { printShown("more: kms aliases list --after \(next)") }
+            // The next page of the same listing: with `--key` (a probe followed the hint to every key's aliases).
+            if let next = page.next {
+                printShown("more: kms aliases list --after \(next)" + (key.map { " --key \($0)" } ?? ""))
+            }
         }
     }
 
