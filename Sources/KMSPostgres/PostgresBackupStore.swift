@@ -148,11 +148,11 @@ public struct PostgresBackupStore: Sendable {
             do {
                 record = try KeyFileFormat.decode(Data(text.utf8))
             } catch {
-                throw KMSError.internal("a key row is corrupt: \(error.message)")
+                throw KMSError.damagedRecord("the key row \(keyId) is corrupt: \(error.message)")
             }
             // As the key store reads it: a row holding another key's record is refused, not backed up.
             guard record.keyId == keyId else {
-                throw KMSError.internal("the key row \(keyId) holds another key's record")
+                throw KMSError.damagedRecord("the key row \(keyId) holds another key's record")
             }
             contents.keys.append(record.withAliases(byKey[record.keyId] ?? []))
         }

@@ -45,6 +45,7 @@ import Testing
         let all = await #expect(throws: KMSError.self) { try await reopened.list(after: nil, limit: 10) }
         for refused in [one, all] {
             #expect(refused?.code == .serverBusy && refused?.detail?.contains(broken.keyId) == true)
+            #expect(refused?.retryAfterSeconds == nil, "waiting does not repair it")
             #expect(refused?.message.contains(broken.keyId) == false, "the client is told only that it happened")
         }
         #expect(try await reopened.key(id: sound.keyId)?.aliases == ["photos"])

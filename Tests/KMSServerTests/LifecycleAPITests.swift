@@ -95,6 +95,8 @@ import Testing
             let disables = try String(contentsOf: server.config.auditLog, encoding: .utf8)
                 .split(separator: "\n").filter { $0.contains(#""type":"key.disable""#) }
             #expect(disables.count == 2 && disables.allSatisfy { $0.contains(#""key":"photos""#) }, "\(disables)")
+            // The keyId too, in the intent as well as the result: an alias may move later (a review).
+            #expect(disables.allSatisfy { $0.contains(#""keyId":"key_"#) }, "\(disables)")
 
             let missing = try await session.call(.post, "/keys/nothing/disable", "{}")
             #expect(missing.status == 404 && missing.errorCode == "key_not_found")

@@ -76,7 +76,7 @@ public enum KeyAccess {
         }
     }
 
-    static let notFound = KMSError(.keyNotFound, "no key has this id or alias")
+    public static let notFound = KMSError(.keyNotFound, "no key has this id or alias")
 
     /// Names the permission and the key as given, no other name (section 4).
     static func denied(_ permission: Permission, key: String) -> KMSError {

@@ -58,12 +58,13 @@ public struct KMSError: Error, Sendable, Equatable {
     /// A stored record (a key file or row, an alias file) that does not read as
     /// one: damage, not a bug, so `503`, never the `500` of a bug. The client
     /// learns that much and where the operator looks (`kms doctor` names every
-    /// damaged file); which record and why is in the detail, logged only.
+    /// damaged file); which record and why is in the detail, logged only. No
+    /// `Retry-After`: waiting does not help, an operator restoring the record does.
     public static func damagedRecord(_ detail: String) -> KMSError {
         KMSError(
             .serverBusy,
             "a stored record on the server is damaged and cannot be read; its operator can find it with kms doctor",
-            retryAfterSeconds: 60, detail: detail)
+            detail: detail)
     }
 
     /// Whether the server should log this error at error level (bugs and outages).

@@ -389,9 +389,10 @@ public final class FileKeyStore: KeyStore {
     public static func damagedFiles(folder: URL) throws(KMSError) -> [String] {
         var damaged: [String] = []
         let keys = folder.appendingPathComponent("keys")
+        // A file that cannot be read at all (EACCES, EIO) is thrown, not listed: it is not damage to restore.
         for name in try DurableFile.storedNames(in: keys) where name.hasSuffix(".json") && !name.hasPrefix(".") {
+            guard let data = try DurableFile.storedBytes(keys.appendingPathComponent(name)) else { continue }
             do throws(KMSError) {
-                guard let data = try DurableFile.storedBytes(keys.appendingPathComponent(name)) else { continue }
                 _ = try decodeKeyFile(data, id: String(name.dropLast(5)))
             } catch {
                 damaged.append(error.detail ?? "keys/\(name): \(error.message)")
@@ -399,15 +400,10 @@ public final class FileKeyStore: KeyStore {
         }
         let aliases = folder.appendingPathComponent("aliases")
         for name in try DurableFile.storedNames(in: aliases) where !name.hasPrefix(".") && isSafeName(name) {
-            do throws(KMSError) {
-                guard let data = try DurableFile.storedBytes(aliases.appendingPathComponent(name)) else { continue }
-                if AliasFileFormat.decode(data, alias: name) == nil {
-                    damaged.append(
-                        "alias file aliases/\(name) is corrupt: the alias can be neither used nor deleted, nor made again"
-                    )
-                }
-            } catch {
-                damaged.append(error.detail ?? "aliases/\(name): \(error.message)")
+            guard let data = try DurableFile.storedBytes(aliases.appendingPathComponent(name)) else { continue }
+            if AliasFileFormat.decode(data, alias: name) == nil {
+                damaged.append(
+                    "alias file aliases/\(name) is corrupt: the alias can be neither used nor deleted, nor made again")
             }
         }
         return damaged

@@ -29,10 +29,13 @@ struct AWSFault: Error, Sendable {
     /// The section 6 mapping of a native error; `keyArn` names the key in messages that need it.
     static func from(_ error: KMSError, keyArn: String? = nil) -> AWSFault {
         switch error.code {
-        case .keyNotFound:
-            // The native messages name native routes and words (a review, then a probe with boto3):
-            // one AWS-worded message for every missing key, whether or not the caller may read it.
+        case .keyNotFound where [KeyRing.keyNotFound.message, KeyAccess.notFound.message].contains(error.message):
+            // The native messages for a key a request names speak of native routes and words (a review, then a
+            // probe with boto3): one AWS-worded message, whether or not the caller may read the key.
             return AWSFault("NotFoundException", "No key has this KeyId, ARN or alias here; CreateKey makes one.")
+        case .keyNotFound:
+            // Those a ciphertext caused ("the ciphertext names a key that does not exist here") say so as they are.
+            return AWSFault("NotFoundException", error.message)
         case .aliasNotFound:
             return AWSFault("NotFoundException", "No alias has this name here; ListAliases lists them.")
         case .keyVersionNotFound:

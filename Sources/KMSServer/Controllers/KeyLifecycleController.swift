@@ -62,8 +62,10 @@ struct KeyLifecycleController: Sendable {
             // The 409s and a no-op are decided before anything is recorded.
             let (current, changes) = try await keys.preview(change, on: reference)
             guard changes else { return keys.metadata(current) }
-            // `key` as asked (docs/audit.md; a probe found the checked keyId there), `keyId` in the result.
-            let outcome = try await audit.durableChange(change.auditType, [("key", asked)], call) {
+            // `key` as asked (docs/audit.md; a probe found the checked keyId there), and the keyId in every
+            // entry, the intent and a failure included: an alias may move later (a review).
+            let fields = [("key", asked), ("keyId", current.keyId)]
+            let outcome = try await audit.durableChange(change.auditType, fields, call) {
                 () throws(KMSError) in
                 try await keys.change(change, reportingWriteOn: reference)
             } result: { outcome in
