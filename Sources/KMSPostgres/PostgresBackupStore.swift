@@ -144,16 +144,8 @@ public struct PostgresBackupStore: Sendable {
         for try await (keyId, text) in try await connection.query(
             "SELECT key_id, record FROM \(unescaped: t("keys")) ORDER BY key_id COLLATE \"C\"", logger: logger
         ).decode((String, String).self) {
-            let record: KeyRecord
-            do {
-                record = try KeyFileFormat.decode(Data(text.utf8))
-            } catch {
-                throw KMSError.damagedRecord("the key row \(keyId) is corrupt: \(error.message)")
-            }
-            // As the key store reads it: a row holding another key's record is refused, not backed up.
-            guard record.keyId == keyId else {
-                throw KMSError.damagedRecord("the key row \(keyId) holds another key's record")
-            }
+            // As the key store reads it: a damaged row, or one holding another key's record, is refused.
+            let record = try KeyFileFormat.decodeStored(Data(text.utf8), keyId: keyId, place: "the key row \(keyId)")
             contents.keys.append(record.withAliases(byKey[record.keyId] ?? []))
         }
         for try await (name, wrapped) in try await connection.query(

@@ -47,16 +47,8 @@ public final class PostgresKeyStore: KeyStore {
     /// material to the id inside the record, so a record copied under another row's id would
     /// otherwise serve requests for that id with the first key (the file store checks the same).
     private func decode(_ text: String, keyId: String, aliases: [String]) throws(KMSError) -> KeyRecord {
-        let record: KeyRecord
-        do {
-            record = try KeyFileFormat.decode(Data(text.utf8)).withAliases(aliases)
-        } catch {
-            throw KMSError.damagedRecord("the key row \(keyId) is corrupt: \(error.message)")
-        }
-        guard record.keyId == keyId else {
-            throw KMSError.damagedRecord("the key row \(keyId) holds another key's record")
-        }
-        return record
+        try KeyFileFormat.decodeStored(Data(text.utf8), keyId: keyId, place: "the key row \(keyId)")
+            .withAliases(aliases)
     }
 
     public func create(_ record: KeyRecord) async throws(KMSError) {

@@ -371,14 +371,7 @@ public final class FileKeyStore: KeyStore {
     }
 
     private static func decodeKeyFile(_ data: Data, id: String) throws(KMSError) -> KeyRecord {
-        let record: KeyRecord
-        do {
-            record = try KeyFileFormat.decode(data)
-        } catch {
-            throw KMSError.damagedRecord("key file keys/\(id).json is corrupt: \(error.message)")
-        }
-        guard record.keyId == id else { throw KMSError.damagedRecord("key file keys/\(id).json names another key") }
-        return record
+        try KeyFileFormat.decodeStored(data, keyId: id, place: "key file keys/\(id).json")
     }
 
     /// What `kms doctor` reports, read from `folder` without opening the store: key files that do

@@ -43,6 +43,20 @@ public enum KeyFileFormat {
         return Data(text.utf8)
     }
 
+    /// A stored record as every store and backup reads it: one that does not decode, or that
+    /// holds another key's record, is damage (`KMSError.damagedRecord`), named by `place`
+    /// ("key file keys/<id>.json", "the key row <id>") in the logged detail only.
+    public static func decodeStored(_ data: Data, keyId: String, place: String) throws(KMSError) -> KeyRecord {
+        let record: KeyRecord
+        do {
+            record = try decode(data)
+        } catch {
+            throw KMSError.damagedRecord("\(place) is corrupt: \(error.message)")
+        }
+        guard record.keyId == keyId else { throw KMSError.damagedRecord("\(place) holds another key's record") }
+        return record
+    }
+
     /// Reads a v1 or v2 record; `aliases` is left empty (the store fills it in).
     public static func decode(_ data: Data) throws(RequestFieldError) -> KeyRecord {
         var reader = try JSONObjectReader(bytes: data)
