@@ -21,7 +21,7 @@ struct ServeCommand: AsyncParsableCommand {
     )
 
     func run() async throws {
-        let config: KMSConfiguration
+        var config: KMSConfiguration
         do {
             config = try KMSConfiguration.fromProcessEnvironment()
         } catch {
@@ -33,6 +33,7 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "kms")
         logger.logLevel = level
         logger.notice("starting kms serve", metadata: config.loggable)
+        OpenFileLimit.apply(to: &config, logger: logger)
         var dependencies = AppDependencies()
         dependencies.logger = logger
         do {

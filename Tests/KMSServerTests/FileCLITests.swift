@@ -123,6 +123,10 @@ import Testing
         #expect(badContext.status == 64 && badContext.stderr.contains("header_malformed"), "\(badContext.stderr)")
         let aFolder = try await CLIProcess.run(["inspect-file", folder.path])
         #expect(aFolder.status == 64 && aFolder.stderr.contains("is a folder"), "\(aFolder.stderr)")
+        // An output name ending in / that names no folder is still refused as one, in those words.
+        let slash = try await CLIProcess.run(
+            ["decrypt-file", sealed.path, folder.appendingPathComponent("absent/").path + "/"], environment: env)
+        #expect(slash.status == 64 && slash.stderr.contains("io_error:") && slash.stderr.contains("ends in /"))
         let inspectedPipe = try await CLIProcess.run(
             ["inspect-file", "--json", "-"], stdin: try Data(contentsOf: sealed))
         #expect(inspectedPipe.status == 0 && inspectedPipe.stdout == inspected.stdout, "\(inspectedPipe.stderr)")

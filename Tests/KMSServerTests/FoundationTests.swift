@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import KMSCore
 import KMSServer
 import NIOCore
 import Testing
@@ -70,6 +71,20 @@ import Testing
         // machine that takes longer for the 3,000 requests earns more (a loaded full run took 140 s).
         let windows = Int((ContinuousClock.now - started).components.seconds / 10) + 1
         #expect(lines >= 1 && lines <= max(20, 2 * windows + 2), "\(lines) log lines for 3,000 refusals")
+    }
+
+    /// A probe's 80 KB path of quotes wrote twice its size into the log per request.
+    @Test func theRequestLogCapsWhatTheClientWrote() async throws {
+        var server = try TestServer()
+        let counter = LogCounter()
+        server.dependencies.logger = counter.logger
+        try await server.run { client in
+            let path = "/" + String(repeating: "%22", count: 8_000)
+            let response = try await client.execute(uri: path, method: .get)
+            #expect(response.status == .notFound)
+        }
+        #expect(counter.count("request") == 1)
+        #expect(counter.longestValue("request") <= AuditEvent.maxFieldBytes)
     }
 
     @Test func offListAddressesAreRefusedOnEveryRoute() async throws {

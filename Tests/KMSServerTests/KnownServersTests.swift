@@ -265,12 +265,15 @@ import Testing
             try await CLIProcess.run(["encrypt-file", "--key", "tty", plain.path, sealed.path], environment: env)
                 .status == 0)
         let fileShown = try await Self.onTerminal(["decrypt-file", sealed.path, "-"], env, input: "")
-        #expect(fileShown.status == 64 && fileShown.stdout.contains("standard output is a terminal"))
+        // file-format-v1 section 8: a file verb's failure names its code.
+        #expect(fileShown.status == 64 && fileShown.stdout.contains("io_error: standard output is a terminal"))
         // So are the other bytes a verb writes to `-`: a ciphertext, a rewrapped file (copied from an
         // input anyone wrote, unchecked), a backup (key descriptions hold C1 and bidi characters raw).
         for verb in [["encrypt-file", "--key", "tty", plain.path, "-"], ["rewrap-file", sealed.path, "-"]] {
             let shown = try await Self.onTerminal(verb, env, input: "")
-            #expect(shown.status == 64 && shown.stdout.contains("standard output is a terminal"), "\(shown.stdout)")
+            #expect(
+                shown.status == 64 && shown.stdout.contains("io_error: standard output is a terminal"),
+                "\(shown.stdout)")
         }
         let backup = try await Self.onTerminal(["backup", "--out", "-"], env, input: "")
         #expect(backup.status == 64 && backup.stdout.contains("standard output is a terminal"), "\(backup.stdout)")

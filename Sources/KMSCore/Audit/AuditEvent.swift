@@ -42,7 +42,8 @@ public struct AuditEvent: Sendable {
     }
 
     /// `value`, or its first bytes (whole characters) and the marker `…[truncated N bytes]`.
-    static func capped(_ value: String) -> String {
+    /// The request log caps what a client wrote with it too.
+    public static func capped(_ value: String) -> String {
         let count = value.utf8.count
         guard count > maxFieldBytes else { return value }
         var kept = ""

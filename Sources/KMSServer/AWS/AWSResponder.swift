@@ -40,7 +40,8 @@ struct AWSResponder: HTTPResponder {
                 logger.error(
                     "AWS door could not answer",
                     metadata: [
-                        "requestId": "\(requestId)", "operation": "\(operation)", "code": "\(error.code)",
+                        "requestId": "\(requestId)", "operation": "\(AuditEvent.capped(operation))",
+                        "code": "\(error.code)",
                         "detail": "\(error.detail ?? "")",
                     ])
             }
@@ -58,7 +59,8 @@ struct AWSResponder: HTTPResponder {
         logger.info(
             "aws request",
             metadata: [
-                "requestId": "\(requestId)", "operation": "\(operation)", "status": "\(response.status.code)",
+                "requestId": "\(requestId)", "operation": "\(AuditEvent.capped(operation))",
+                "status": "\(response.status.code)",
                 "client": "\(context.peer?.description ?? "unknown")",
             ])
         return response

@@ -75,11 +75,14 @@ struct EdgeResponder: HTTPResponder {
         metrics.record(
             route: routeLabel, method: request.method.rawValue, status: response.status.code, elapsed: elapsed)
         guard logRequest else { return response }
+        // The method and path as the client wrote them, capped as audit fields are: a request head
+        // may be 80 KB, and a path of quotes doubled in the log (a probe wrote twice what it sent).
         logger.info(
             "request",
             metadata: [
                 "requestId": "\(context.requestId)", "client": "\(context.clientAddress?.description ?? "refused")",
-                "method": "\(request.method.rawValue)", "path": "\(request.uri.path)",
+                "method": "\(AuditEvent.capped(request.method.rawValue))",
+                "path": "\(AuditEvent.capped(request.uri.path))",
                 "status": "\(response.status.code)",
                 "durationMs":
                     "\(String(format: "%.3f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000))",

@@ -57,7 +57,8 @@ struct FileEndpoints {
     /// Refuses `-` when standard output is a terminal, before any work: a file's bytes or a ciphertext
     /// there are binary it would act on. `withStreams` checks again, for a verb that forgets to.
     func refuseTerminalOutput() throws {
-        if output == "-", isatty(STDOUT_FILENO) == 1 { throw ValidationError(terminalRefusal) }
+        // file-format-v1 section 8: every failure of a file verb names its code.
+        if output == "-", isatty(STDOUT_FILENO) == 1 { throw ValidationError("io_error: \(terminalRefusal)") }
     }
 
     /// `privateInput`: plain reads into this process's own memory, not a mapping, as decryption must.
@@ -78,8 +79,11 @@ struct FileEndpoints {
         }
         let destination = URL(fileURLWithPath: output)
         // Refused before the server is asked for a key or any work is done: the final rename would fail.
-        if output.isEmpty || Self.isFolder(output) || output.hasSuffix("/") {
+        if output.isEmpty || Self.isFolder(output) {
             throw ValidationError("io_error: \(output.isEmpty ? "an empty path" : output) is a folder, not a file")
+        }
+        if output.hasSuffix("/") {
+            throw ValidationError("io_error: \(output) ends in /, so it names a folder, not a file")
         }
         // A device, a pipe or a socket (or a link to one, such as /dev/stdout) would be replaced by a
         // regular file holding the output (a review found `decrypt-file x.kms /dev/stdout` did that).
@@ -259,7 +263,7 @@ struct DecryptFileCommand: AsyncParsableCommand {
         // (a review finding, as for `kms decrypt`), and streaming leaves no chance to look first.
         if output == "-", isatty(STDOUT_FILENO) == 1 {
             throw ValidationError(
-                "standard output is a terminal, which would act on the file's control characters: give a file name, or send - to a file or a pipe"
+                "io_error: standard output is a terminal, which would act on the file's control characters: give a file name, or send - to a file or a pipe"
             )
         }
         let bounds = try range.map(FileContext.parseRange)

@@ -5,8 +5,12 @@ import Synchronization
 /// what a flood costs in log lines without reading the process's output.
 final class LogCounter: Sendable {
     let counts = Mutex<[String: Int]>([:])
+    /// The longest metadata value (UTF-8 bytes) seen with each message.
+    let longest = Mutex<[String: Int]>([:])
 
     func count(_ message: String) -> Int { counts.withLock { $0[message] ?? 0 } }
+
+    func longestValue(_ message: String) -> Int { longest.withLock { $0[message] ?? 0 } }
 
     var logger: Logger {
         var logger = Logger(label: "kms-test-counting") { _ in Handler(counter: self) }
@@ -25,7 +29,10 @@ final class LogCounter: Sendable {
         }
 
         func log(event: LogEvent) {
-            counter.counts.withLock { $0[event.message.description, default: 0] += 1 }
+            let message = event.message.description
+            counter.counts.withLock { $0[message, default: 0] += 1 }
+            let values = (event.metadata ?? [:]).values.map { "\($0)".utf8.count }
+            counter.longest.withLock { $0[message] = max($0[message] ?? 0, values.max() ?? 0) }
         }
     }
 }
