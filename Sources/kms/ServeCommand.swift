@@ -32,8 +32,12 @@ struct ServeCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
         var logger = Logger(label: "kms")
         logger.logLevel = level
+        // Before the start-up line, so that it shows the cap in force.
+        if let refusal = OpenFileLimit.apply(to: &config, logger: logger) {
+            writeToStandardError("kms serve: configuration error: \(refusal)\n")
+            throw ExitCode(78)
+        }
         logger.notice("starting kms serve", metadata: config.loggable)
-        OpenFileLimit.apply(to: &config, logger: logger)
         var dependencies = AppDependencies()
         dependencies.logger = logger
         do {

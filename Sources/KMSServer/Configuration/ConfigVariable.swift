@@ -77,7 +77,7 @@ public struct ConfigVariable: Sendable {
         .init(
             name: "KMS_MAX_CONNECTIONS", defaultValue: "1000",
             meaning:
-                "open connections at once; more are closed (a quarter per allowlisted address, a tenth off the allowlist)"
+                "open connections at once, per door; more are closed (a quarter per allowlisted address, a tenth off the allowlist); lowered with a warning to fit the open-file limit"
         ),
         .init(
             name: "KMS_KEY_EXCHANGE_RATE", defaultValue: "50",

@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 
 #if canImport(Glibc)
     import Glibc
@@ -17,16 +18,22 @@ import Logging
 /// `EMFILE` in a loop that spun a core, neither door took a new connection
 /// (not even `/healthz`), and key writes failed for want of a descriptor.
 /// The cap is only a defence if it is reached first. So `kms serve` raises
-/// its soft limit to the hard one (as Go's runtime does), and if the caps
-/// still do not fit beside a reserve for the stores, the audit log and the
-/// database pool, it lowers them and says so.
+/// its soft limit toward the hard one (as Go's runtime does), and if the
+/// caps still do not fit beside a reserve for everything else, it lowers
+/// them and says so, or refuses to start when too few would be left for the
+/// per-address shares to mean anything.
 public enum OpenFileLimit {
-    /// Descriptors kept for everything but connections: listeners, the event
-    /// loops' own, store and audit files, the PostgreSQL pool (16), the
-    /// RSA threads' wake-ups, with room to spare.
-    public static let reserve = 256
+    /// Descriptors kept for everything but connections: three per event loop
+    /// (epoll, eventfd, timerfd), the listeners, standard streams, the store's
+    /// and the audit log's files, the PostgreSQL pool (16) and its listener,
+    /// and connections accepted only to be closed; with room to spare.
+    public static var reserve: Int { max(256, 128 + 4 * System.coreCount) }
     /// The highest soft limit asked for: Linux's default `nr_open`.
     static let ceiling: UInt64 = 1 << 20
+    /// Below this cap a door's shares (a quarter per address, a tenth for
+    /// strangers) leave one host able to hold it whole: the server would be
+    /// up but unreachable, so it refuses to start instead.
+    public static let smallestCap = 40
 
     /// What to set: the soft limit and each door's connection cap.
     public struct Plan: Equatable, Sendable {
@@ -41,38 +48,59 @@ public enum OpenFileLimit {
     }
 
     /// The largest cap per door that keeps every door's connections and the reserve under `limit`.
-    static func cap(limit: UInt64, doors: Int, maxConnections: Int) -> Int {
+    public static func cap(limit: UInt64, doors: Int, maxConnections: Int) -> Int {
         let room = limit > UInt64(reserve) ? Int(min(limit - UInt64(reserve), UInt64(Int.max))) : 0
         return min(maxConnections, max(1, room / max(1, doors)))
     }
 
+    /// The highest soft limit from `target` down to `soft` that `set` accepts,
+    /// halving after each refusal: macOS refuses more than
+    /// `kern.maxfilesperproc` under an unlimited hard limit, and Linux more
+    /// than `fs.nr_open`.
+    public static func raise(from soft: UInt64, to target: UInt64, trying set: (UInt64) -> Bool) -> UInt64 {
+        var asked = target
+        while asked > soft {
+            if set(asked) { return asked }
+            asked /= 2
+        }
+        return soft
+    }
+
     /// Raises this process's soft limit and lowers `config.maxConnections`
     /// when it still does not fit, with a warning that names what to raise.
-    public static func apply(to config: inout KMSConfiguration, logger: Logger) {
+    /// Returns a reason to refuse the start when the cap left would be below
+    /// `smallestCap` (and below the configured one).
+    public static func apply(to config: inout KMSConfiguration, logger: Logger) -> String? {
         let doors = config.aws == nil ? 1 : 2
         var limits = rlimit()
-        guard getrlimit(resource, &limits) == 0 else { return }
-        var plan = plan(
+        guard getrlimit(resource, &limits) == 0 else { return nil }
+        let target = plan(
             soft: UInt64(limits.rlim_cur), hard: UInt64(limits.rlim_max), doors: doors,
             maxConnections: config.maxConnections)
-        if plan.softLimit > UInt64(limits.rlim_cur) {
+        let soft = raise(from: UInt64(limits.rlim_cur), to: target.softLimit) { asked in
             var raised = limits
-            raised.rlim_cur = rlim_t(plan.softLimit)
-            if setrlimit(resource, &raised) != 0 {
-                plan.softLimit = UInt64(limits.rlim_cur)
-                plan.maxConnections = cap(
-                    limit: plan.softLimit, doors: doors, maxConnections: config.maxConnections)
-            }
+            raised.rlim_cur = rlim_t(asked)
+            return setrlimit(resource, &raised) == 0
         }
-        guard plan.maxConnections < config.maxConnections else { return }
+        let fitted = cap(limit: soft, doors: doors, maxConnections: config.maxConnections)
+        guard fitted < config.maxConnections else { return nil }
+        let doorsText = "\(doors) door\(doors == 1 ? "" : "s")"
+        if fitted < smallestCap {
+            return """
+                KMS_MAX_CONNECTIONS=\(config.maxConnections) per door does not fit this process's open-file \
+                limit of \(soft) (\(doorsText) and \(reserve) kept for files): it would leave \(fitted) \
+                connection\(fitted == 1 ? "" : "s") a door, which one host could hold; raise the limit \
+                (LimitNOFILE= in the systemd unit, ulimit -n) or lower KMS_MAX_CONNECTIONS
+                """
+        }
         logger.warning(
             """
             KMS_MAX_CONNECTIONS=\(config.maxConnections) per door does not fit this process's open-file \
-            limit of \(plan.softLimit) (\(doors) door\(doors == 1 ? "" : "s") and \(reserve) kept for files): \
-            each door takes at most \(plan.maxConnections) connections; raise the limit (LimitNOFILE= in the \
-            systemd unit, ulimit -n) to keep the setting
+            limit of \(soft) (\(doorsText) and \(reserve) kept for files): each door takes at most \(fitted) \
+            connections; raise the limit (LimitNOFILE= in the systemd unit, ulimit -n) to keep the setting
             """)
-        config.maxConnections = plan.maxConnections
+        config.maxConnections = fitted
+        return nil
     }
 
     #if canImport(Glibc)
