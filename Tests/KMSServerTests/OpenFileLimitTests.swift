@@ -12,21 +12,20 @@ import Testing
 /// `accept` fails in a loop that spins a core and no door takes a connection.
 @Suite struct OpenFileLimitTests {
     @Test func theSoftLimitIsRaisedToTheHardOneAndTheCapKept() {
-        let plan = OpenFileLimit.plan(soft: 1_024, hard: 524_288, doors: 2, maxConnections: 1_000)
-        #expect(plan.softLimit == 524_288 && plan.maxConnections == 1_000)
+        #expect(OpenFileLimit.target(soft: 1_024, hard: 524_288) == 524_288)
+        #expect(OpenFileLimit.cap(limit: 524_288, doors: 2, maxConnections: 1_000) == 1_000)
         // An unlimited hard limit is not asked for whole (Linux refuses more than nr_open).
-        #expect(OpenFileLimit.plan(soft: 1_024, hard: .max, doors: 1, maxConnections: 1_000).softLimit == 1 << 20)
+        #expect(OpenFileLimit.target(soft: 1_024, hard: .max) == 1 << 20)
         // A soft limit already higher is left alone.
-        #expect(OpenFileLimit.plan(soft: 4_096, hard: 2_048, doors: 1, maxConnections: 10).softLimit == 4_096)
+        #expect(OpenFileLimit.target(soft: 4_096, hard: 2_048) == 4_096)
     }
 
     @Test func capsThatDoNotFitTheHardLimitAreLowered() {
         let reserve = OpenFileLimit.reserve
         // Two doors at the default cap under a hard limit of 1,024: what is left beside the reserve, halved.
-        let two = OpenFileLimit.plan(soft: 1_024, hard: 1_024, doors: 2, maxConnections: 1_000)
-        #expect(two.maxConnections == (1_024 - reserve) / 2)
+        #expect(OpenFileLimit.cap(limit: 1_024, doors: 2, maxConnections: 1_000) == (1_024 - reserve) / 2)
         #expect(OpenFileLimit.cap(limit: 1_024, doors: 1, maxConnections: 1_000) == 1_024 - reserve)
-        // Never below one, even under a limit smaller than the reserve.
+        // Never below one, even under a limit smaller than the reserve (apply then refuses the start).
         #expect(OpenFileLimit.cap(limit: 100, doors: 2, maxConnections: 1_000) == 1)
     }
 

@@ -35,16 +35,9 @@ public enum OpenFileLimit {
     /// up but unreachable, so it refuses to start instead.
     public static let smallestCap = 40
 
-    /// What to set: the soft limit and each door's connection cap.
-    public struct Plan: Equatable, Sendable {
-        public var softLimit: UInt64
-        public var maxConnections: Int
-    }
-
-    /// The soft limit raised toward `hard`, and the cap that fits it.
-    public static func plan(soft: UInt64, hard: UInt64, doors: Int, maxConnections: Int) -> Plan {
-        let raised = max(soft, min(hard, ceiling))
-        return Plan(softLimit: raised, maxConnections: cap(limit: raised, doors: doors, maxConnections: maxConnections))
+    /// The soft limit to ask for: `soft` raised toward `hard`, at most `ceiling`.
+    public static func target(soft: UInt64, hard: UInt64) -> UInt64 {
+        max(soft, min(hard, ceiling))
     }
 
     /// The largest cap per door that keeps every door's connections and the reserve under `limit`.
@@ -74,10 +67,8 @@ public enum OpenFileLimit {
         let doors = config.aws == nil ? 1 : 2
         var limits = rlimit()
         guard getrlimit(resource, &limits) == 0 else { return nil }
-        let target = plan(
-            soft: UInt64(limits.rlim_cur), hard: UInt64(limits.rlim_max), doors: doors,
-            maxConnections: config.maxConnections)
-        let soft = raise(from: UInt64(limits.rlim_cur), to: target.softLimit) { asked in
+        let target = target(soft: UInt64(limits.rlim_cur), hard: UInt64(limits.rlim_max))
+        let soft = raise(from: UInt64(limits.rlim_cur), to: target) { asked in
             var raised = limits
             raised.rlim_cur = rlim_t(asked)
             return setrlimit(resource, &raised) == 0

@@ -261,11 +261,7 @@ struct DecryptFileCommand: AsyncParsableCommand {
     func run() async throws {
         // A file's bytes are whatever its encrypter chose: on a terminal its control characters would act
         // (a review finding, as for `kms decrypt`), and streaming leaves no chance to look first.
-        if output == "-", isatty(STDOUT_FILENO) == 1 {
-            throw ValidationError(
-                "io_error: standard output is a terminal, which would act on the file's control characters: give a file name, or send - to a file or a pipe"
-            )
-        }
+        try FileEndpoints(input: input, output: output).refuseTerminalOutput()
         let bounds = try range.map(FileContext.parseRange)
         if bounds != nil, !FileEndpoints.isSeekable(input) {
             writeToStandardError(
