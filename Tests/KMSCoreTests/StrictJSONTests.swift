@@ -119,6 +119,22 @@ import Testing
             #expect(message(seq) == "malformed envelope: `seq` must be between 1 and 9007199254740991", "\(seq)")
         }
         #expect(message("1e3") == "malformed envelope: `seq` must be an integer, got a non-integer number")
+        // Every wrong length of an iv or a tag gets one message (a 16-byte iv was told "at most 12 bytes").
+        for (field, value, bytes) in [
+            ("iv", "AAAAAAAAAAAAAAAA", 12), ("tag", "AAAAAAAAAAAAAAAAAAAAAA==", 16),
+        ] {
+            for wrong in ["", "AAAA", String(repeating: "A", count: 24), String(repeating: "A", count: 42) + "=="] {
+                let text = good.replacingOccurrences(of: #""\#(field)":"\#(value)""#, with: #""\#(field)":"\#(wrong)""#)
+                do {
+                    _ = try SealedEnvelope(json: Data(text.utf8))
+                    Issue.record("\(text) was accepted")
+                } catch {
+                    #expect(
+                        error.message == "malformed envelope: `\(field)` must be \(bytes) bytes once decoded", "\(text)"
+                    )
+                }
+            }
+        }
         #expect(try SealedEnvelope(json: Data(good.replacingOccurrences(of: ":1,", with: ":0,").utf8)).seq == 0)
     }
 

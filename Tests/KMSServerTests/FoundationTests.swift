@@ -145,6 +145,9 @@ import Testing
             #expect(metrics.text.contains("kms_http_request_duration_seconds"))
             #expect(!metrics.text.contains("secret-looking-path"))
             #expect(metrics.text.contains(#"method="other""#) && !metrics.text.contains("PROPFIND"))
+            // A 405 is counted under the route it reached; only paths no route has are `unmatched`.
+            #expect(metrics.text.contains(#"kms_http_requests_total{route="/healthz",method="other",status="405"} 1"#))
+            #expect(metrics.text.contains(#"kms_http_requests_total{route="unmatched",method="GET",status="404"} 1"#))
         }
     }
 }

@@ -79,12 +79,13 @@ import Testing
             return
         }
         #expect(read.path == WirePath.key && parameters.map { "\($0.name)=\($0.value)" } == ["keyId=generate"])
-        guard case .wrongMethod(let allowed) = table.match(method: .put, path: WirePath.rotateKey) else {
+        guard case .wrongMethod(let template, let allowed) = table.match(method: .put, path: WirePath.rotateKey) else {
             Issue.record("PUT /keys/rotate is not a 405")
             return
         }
         #expect(allowed.first == .post && allowed.contains(.get) && Set(allowed).count == allowed.count)
-        guard case .wrongMethod(let only) = table.match(method: .get, path: WirePath.keyExchange) else {
+        #expect(template == WirePath.rotateKey)
+        guard case .wrongMethod(_, let only) = table.match(method: .get, path: WirePath.keyExchange) else {
             Issue.record("GET /session/key-exchange is not a 405")
             return
         }

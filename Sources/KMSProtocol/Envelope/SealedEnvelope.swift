@@ -48,12 +48,10 @@ public struct SealedEnvelope: Sendable, Equatable {
         do throws(RequestFieldError) {
             var reader = try JSONObjectReader(bytes: bytes)
             let seq = try reader.integer("seq", in: Int64(min(lowestSeq, Self.maxSeq))...Int64(Self.maxSeq))
-            let iv = try reader.bytes("iv", maxBytes: 12)
+            let iv = try reader.bytes("iv", exactly: 12)
             let ciphertext = try reader.bytes("ciphertext", maxBytes: Int.max)
-            let tag = try reader.bytes("tag", maxBytes: 16)
+            let tag = try reader.bytes("tag", exactly: 16)
             try reader.finish()
-            guard iv.count == 12 else { throw RequestFieldError(field: "iv", message: "`iv` must be 12 bytes") }
-            guard tag.count == 16 else { throw RequestFieldError(field: "tag", message: "`tag` must be 16 bytes") }
             self.init(seq: UInt64(seq), iv: iv, ciphertext: ciphertext, tag: tag)
         } catch {
             throw Malformed(message: "malformed envelope: \(error.message)")

@@ -124,6 +124,16 @@ public struct JSONObjectReader {
         return value
     }
 
+    /// A required base64 member of exactly `count` bytes once decoded (an IV, a tag): one message
+    /// for every other length, so that a longer value is not told "at most".
+    public mutating func bytes(_ key: String, exactly count: Int) throws(RequestFieldError) -> Data {
+        let value = try bytes(key, maxBytes: Int.max)
+        guard value.count == count else {
+            throw RequestFieldError(field: key, message: "`\(key)` must be \(count) bytes once decoded")
+        }
+        return value
+    }
+
     public mutating func optionalBytes(_ key: String, maxBytes: Int) throws(RequestFieldError) -> Data? {
         guard let text = try optionalString(key) else { return nil }
         guard let data = Base64.decodeStrict(text) else {

@@ -30,13 +30,17 @@ import Synchronization
 /// would hold every later byte in memory until a deadline closed the
 /// connection (a review: a client streaming after one grew the server's
 /// memory by its link speed for ten seconds, on each of its connections).
+/// So is a request that asks to close (`HTTP1Semantics`, installed ahead of
+/// the conversion to HTTP types by this handler, says which do): RFC 9112
+/// section 9.6, nothing after it is read.
 ///
 /// A stalled connection is closed; nothing is answered on it (an answer would
 /// need the request it never finished sending). Bytes that are not HTTP/1.1
 /// (an unknown method token, a header past the decoder's limits, both
 /// `Content-Length` and `Transfer-Encoding`) get the door's own `400` with a
 /// JSON body, then the connection is closed; Hummingbird would send an empty
-/// one. Allowlist refusals are not
+/// one. When such bytes follow a request still being answered (pipelined),
+/// the `400` follows that answer. Allowlist refusals are not
 /// made here: the contract answers them `403 address_not_allowed` on every
 /// route, which needs the request.
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
@@ -53,6 +57,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let bodyTimeout: TimeAmount
     private let malformed: MalformedAnswer
     private let stallTimeout: TimeAmount
+    private let maxBodyBytes: Int
     /// When the connection closes unless something re-arms or disarms it first (nil: no deadline).
     private var deadline: NIODeadline?
     /// The one timer that enforces `deadline`, and when it fires. Moving the deadline does not touch
@@ -76,20 +81,25 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// sending the body it announced).
     private var closeAtBodyEnd = false
     static let strangerLinger = TimeAmount.seconds(2)
-    /// A request asked to switch protocols: its answer closes the connection.
+    /// A request asked to switch protocols or to close: its answer closes the connection.
     private var closeAfterAnswer = false
+    /// That request has arrived whole: nothing after it is passed on.
+    private var ignoreInput = false
     /// Whether this handler answered bytes that were not HTTP: the connection is closing, and
     /// the decoder may report the same error twice (an unsupported HTTP version).
     private var answeredMalformed = false
+    /// Such bytes came while an earlier request was being answered: the `400` follows its answer.
+    private var malformedAfterAnswer = false
 
     init(
         counter: Counter, headerTimeout: TimeAmount, bodyTimeout: TimeAmount, stallTimeout: TimeAmount,
-        malformed: @escaping MalformedAnswer
+        maxBodyBytes: Int, malformed: @escaping MalformedAnswer
     ) {
         self.counter = counter
         self.headerTimeout = headerTimeout
         self.bodyTimeout = bodyTimeout
         self.stallTimeout = stallTimeout
+        self.maxBodyBytes = maxBodyBytes
         self.malformed = malformed
     }
 
@@ -105,7 +115,21 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         self.share = share
+        installSemantics(context: context)
         arm(headerTimeout, context: context)
+    }
+
+    /// Puts `HTTP1Semantics` right after NIO's decoder, where a request's version is still known.
+    /// Without the decoder (a pipeline this handler does not know) the connection is closed:
+    /// serving it would lose what that handler enforces.
+    private func installSemantics(context: ChannelHandlerContext) {
+        let pipeline = context.pipeline.syncOperations
+        do {
+            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try pipeline.addHandler(HTTP1Semantics(maxBodyBytes: maxBodyBytes), position: .after(decoder))
+        } catch {
+            context.close(promise: nil)
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -150,14 +174,20 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if ignoreInput { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
             inFlight += 1
             readingBody = true
-            if head.method == .connect || head.headerFields[.upgrade] != nil { closeAfterAnswer = true }
+            if head.method == .connect || head.headerFields[.upgrade] != nil
+                || head.headerFields[.connection] == "close"
+            {
+                closeAfterAnswer = true
+            }
             arm(bodyTimeout, context: context)
         case .end:
             readingBody = false
+            ignoreInput = closeAfterAnswer
             disarm()
             if closeAtBodyEnd {
                 // The handlers after this one see the request end, then the connection close.
@@ -178,6 +208,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             // Every answer is complete and no body is arriving: the next request's head has its own time.
             // While a request is being handled (or a pipelined one waits), no deadline runs.
             if inFlight == 0, !readingBody { arm(headerTimeout, context: context) }
+            if malformedAfterAnswer, inFlight == 0 {
+                context.write(data, promise: promise)
+                answerMalformed(context: context)
+                return
+            }
             if share == .stranger || (closeAfterAnswer && inFlight == 0) {
                 // A stranger's next request would be refused too, and nothing after a protocol switch is
                 // read: the place goes back to the share now (after the body, if one is still arriving).
@@ -203,16 +238,28 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// A decoder error between requests is answered here, with a body that says what went
-    /// wrong; inside a body it goes to the request's reader (`RequestBodyReader`: the route's
-    /// `400`), and with a pipelined answer still to come to Hummingbird, which sends its empty
-    /// `400` after that answer (writing here would put this one first).
+    /// wrong, after the answers still to come to earlier requests (pipelined); inside a body it
+    /// goes to the request's reader (`RequestBodyReader`: the route's `400`).
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if answeredMalformed { return }  // already answered; the connection is closing
-        guard error is HTTPParserError, inFlight == 0, !readingBody else {
+        // Already answered, or about bytes after a request that closes the connection, which are not
+        // read (NIO's decoder refuses any after `Connection: close`).
+        if answeredMalformed || (ignoreInput && error is HTTPParserError) { return }
+        guard error is HTTPParserError, !readingBody else {
             context.fireErrorCaught(error)
             return
         }
         answeredMalformed = true
+        ignoreInput = true
+        guard inFlight == 0 else {
+            // Writing now would put this answer inside or before theirs; `write` sends it after the last.
+            malformedAfterAnswer = true
+            return
+        }
+        answerMalformed(context: context)
+    }
+
+    private func answerMalformed(context: ChannelHandlerContext) {
+        malformedAfterAnswer = false
         // A client that does not read the answer cannot hold the connection past the header deadline.
         arm(headerTimeout, context: context)
         let (fields, text) = malformed()
@@ -274,7 +321,7 @@ extension HTTP1Channel.Configuration {
                 ConnectionGuard(
                     counter: counter, headerTimeout: .milliseconds(headerTimeout),
                     bodyTimeout: .milliseconds(bodyTimeout), stallTimeout: .milliseconds(config.idleTimeoutMs),
-                    malformed: malformed)
+                    maxBodyBytes: config.maxBodyBytes, malformed: malformed)
             ],
             idleTimeout: .milliseconds(config.idleTimeoutMs))
     }

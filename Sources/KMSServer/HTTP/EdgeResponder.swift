@@ -57,8 +57,7 @@ struct EdgeResponder: HTTPResponder {
         case .allowed(let address):
             context.clientAddress = address
             do {
-                let (route, parameters) = try match(request)
-                routeLabel = route.path
+                let (route, parameters) = try match(request, label: &routeLabel)
                 try checkDeclaredLength(request)
                 for parameter in parameters {
                     context.coreContext.parameters.append(key: parameter.name, value: parameter.value)
@@ -90,13 +89,17 @@ struct EdgeResponder: HTTPResponder {
         return response
     }
 
+    /// The route `request` names; `label` becomes its template when the path matched one (a `405`
+    /// is counted under the route it reached, not with the paths that match none).
     private func match(
-        _ request: Request
+        _ request: Request, label: inout String
     ) throws(KMSError) -> (RouteTable.Route, [(name: Substring, value: Substring)]) {
         switch routes.match(method: request.method, path: request.uri.path) {
         case .found(let route, let parameters):
+            label = route.path
             return (route, parameters)
-        case .wrongMethod(let allowed):
+        case .wrongMethod(let path, let allowed):
+            label = path
             let list = allowed.map(\.rawValue).joined(separator: ", ")
             throw KMSError(.methodNotAllowed, "this route answers \(list) only", detail: list)
         case .none:
@@ -129,7 +132,7 @@ extension EdgeResponder {
             let error = KMSError(
                 .badRequest,
                 "the request is not HTTP/1.1 this server reads: a malformed request line or header, "
-                    + "an unknown method, or headers past the size limits")
+                    + "an unknown method, a transfer coding other than chunked, or headers past the size limits")
             var fields = error.headers
             securityHeaders.apply(to: &fields)
             fields[HeaderNames.requestId] = requestId

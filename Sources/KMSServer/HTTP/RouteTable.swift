@@ -73,7 +73,8 @@ public struct RouteTable: Sendable {
     public enum Match {
         /// The route, with its path parameters (raw, as sent: not percent-decoded).
         case found(Route, parameters: [(name: Substring, value: Substring)])
-        case wrongMethod(allowed: [HTTPRequest.Method])
+        /// The path matched routes of other methods: `path` is their template (a metric label).
+        case wrongMethod(path: String, allowed: [HTTPRequest.Method])
         case none
     }
 
@@ -94,7 +95,8 @@ public struct RouteTable: Sendable {
         guard let route = candidates.first(where: { $0.method == method }) else {
             var allowed: [HTTPRequest.Method] = []
             for other in exact + candidates where !allowed.contains(other.method) { allowed.append(other.method) }
-            return allowed.isEmpty ? .none : .wrongMethod(allowed: allowed)
+            guard let template = exact.first?.path ?? best?.path, !allowed.isEmpty else { return .none }
+            return .wrongMethod(path: template, allowed: allowed)
         }
         let parts = route.path.split(separator: "/", omittingEmptySubsequences: false)
         let parameters = zip(parts, segments).filter { $0.0.hasPrefix("{") }.map {

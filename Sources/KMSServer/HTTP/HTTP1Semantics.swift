@@ -1,0 +1,93 @@
+import NIOCore
+import NIOHTTP1
+
+/// What HTTP/1.1 (RFC 9112, RFC 9110) asks of a server that is lost once a request head becomes
+/// an `HTTPRequest`: its version, and connection options written in any case. It sits between
+/// NIO's decoder and Hummingbird's conversion to HTTP types (`ConnectionGuard` installs it), and:
+///
+/// - marks a request whose connection must close after its answer with exactly
+///   `Connection: close`, the one form Hummingbird and `ConnectionGuard` act on: an HTTP/1.0
+///   request without `keep-alive`, or a `close` option in any case or among other options (an
+///   edge probe's HTTP/1.0 client and `Connection: Close` were each held until a timeout, 10 s);
+/// - tells an HTTP/1.0 client that asked for `keep-alive` that the connection stays open (without
+///   it such a client closes after each answer);
+/// - answers `Expect: 100-continue` with `100 Continue` when the body is wanted: HTTP/1.1, a
+///   body declared within the limit, and no earlier answer still being written (a `100` there
+///   would land inside it). Without it a client waits its own timeout (curl 1 s) before sending
+///   the body; a body declared past the limit gets its `413` with no `100`;
+/// - refuses a transfer coding other than a single `chunked` (RFC 9112 section 6.1 lets a server
+///   refuse codings it does not apply; NIO reads the chunks and would hand the handlers a gzip or
+///   deflate body as if it were plain): the request goes no further, and `ConnectionGuard`
+///   answers the error as it answers bytes that are not HTTP/1.1, after any earlier answer.
+final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// The error a refused transfer coding raises (an `HTTPParserError`, so that it is answered as
+    /// the decoder's own errors are: the door's `400`, then the connection closes).
+    static let refusedCoding = HTTPParserError.invalidConstant
+
+    private let maxBodyBytes: Int
+    /// For each request whose final answer has not started, oldest first: whether it is an
+    /// HTTP/1.0 request that asked to keep the connection (its answer says so).
+    private var unanswered: [Bool] = []
+    /// A request was refused: nothing after it is read (the connection closes after its answer).
+    private var refused = false
+
+    init(maxBodyBytes: Int) {
+        self.maxBodyBytes = maxBodyBytes
+        unanswered.reserveCapacity(4)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if refused { return }
+        guard case .head(var head) = unwrapInboundIn(data) else {
+            context.fireChannelRead(data)
+            return
+        }
+        let codings = head.headers[canonicalForm: "transfer-encoding"]
+        if !codings.isEmpty, codings.count != 1 || codings[0].lowercased() != "chunked" {
+            refused = true
+            context.fireErrorCaught(Self.refusedCoding)
+            return
+        }
+        let isHTTP10 = head.version.major == 1 && head.version.minor == 0
+        let keepAlive = head.isKeepAlive
+        if !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
+        if !isHTTP10, unanswered.isEmpty, wantsContinue(head) {
+            context.writeAndFlush(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+        }
+        unanswered.append(isHTTP10 && keepAlive)
+        context.fireChannelRead(wrapInboundOut(.head(head)))
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .head(var head) = unwrapOutboundIn(data), !head.status.isInformational, !unanswered.isEmpty {
+            if unanswered.removeFirst(), !head.headers.contains(name: "connection") {
+                head.headers.add(name: "connection", value: "keep-alive")
+                context.write(wrapOutboundOut(.head(head)), promise: promise)
+                return
+            }
+        }
+        context.write(data, promise: promise)
+    }
+
+    /// `Expect: 100-continue` on a request whose declared body this server would read.
+    private func wantsContinue(_ head: HTTPRequestHead) -> Bool {
+        let expect = head.headers[canonicalForm: "expect"]
+        guard expect.count == 1, expect[0].lowercased() == "100-continue" else { return false }
+        if let declared = head.headers.first(name: "content-length") {
+            guard let length = Int(declared) else { return false }
+            return length > 0 && length <= maxBodyBytes
+        }
+        return head.headers.contains(name: "transfer-encoding")
+    }
+}
+
+extension HTTPResponseStatus {
+    /// A `1xx` other than `101`: a head that another head follows.
+    fileprivate var isInformational: Bool { (100..<200).contains(code) && code != 101 }
+}
