@@ -117,13 +117,23 @@ public struct HTTPTransport: KMSTransport {
     /// the server closes a connection that sends no request within its header
     /// deadline (`KMS_HEADER_TIMEOUT_MS`, 10 s by default), and a request
     /// written as that close arrives fails (see `send`).
-    public static let standard: HTTPClient = {
+    /// A connection that cannot be made is tried again with backoff until the call's deadline
+    /// (30 s), which rides out a server's restart: what a program wants.
+    public static let standard = makeClient(retryingConnections: true)
+
+    /// The same, except that a connection that cannot be made fails the call at once (the CLI's:
+    /// `kms keys list` against a stopped server waited 30 s in silence before saying "connection
+    /// refused"). The call was never sent (`TransportNeverSent`).
+    public static let interactive = makeClient(retryingConnections: false)
+
+    private static func makeClient(retryingConnections: Bool) -> HTTPClient {
         var configuration = HTTPClient.Configuration.singletonConfiguration
         configuration.redirectConfiguration = .disallow
         configuration.timeout.read = .seconds(30)  // a body that stops arriving (see `send`)
         configuration.connectionPool = .init(idleTimeout: .seconds(5))
+        configuration.connectionPool.retryConnectionEstablishment = retryingConnections
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }()
+    }
 
     public init(baseURL: String, client: HTTPClient = HTTPTransport.standard, timeout: TimeAmount = .seconds(30)) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL

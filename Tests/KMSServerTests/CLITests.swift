@@ -106,6 +106,25 @@ import Testing
         #expect(server.logText.contains("\"msg\":\"request\"") && !server.logText.contains("secret photo key"))
     }
 
+    /// A server that is not running is said at once, with a code (file-format-v1 section 8 asks one
+    /// of the file verbs): the CLI retried the connection until its 30 s deadline, then printed
+    /// NIO's "connection reset (error set): Connection refused) (errno: 111)".
+    @Test func aServerThatIsNotRunningIsSaidAtOnce() async throws {
+        let input = FileManager.default.temporaryDirectory.appendingPathComponent("kms-in-\(UUID().uuidString)")
+        try Data("hello".utf8).write(to: input)
+        defer { try? FileManager.default.removeItem(at: input) }
+        let url = "http://127.0.0.1:\(TestPorts.take())"
+        for arguments in [["keys", "list"], ["encrypt-file", "--key", "k", input.path, "-"]] {
+            let started = ContinuousClock.now
+            let result = try await CLIProcess.run(
+                arguments + ["--url", url], environment: ["KMS_KNOWN_SERVERS": "off"])
+            let said = "server_unreachable: cannot reach the server at \(url): Connection refused"
+            #expect(result.status == 1 && result.stderr.contains(said), "\(arguments): \(result.stderr)")
+            // Far from the 30 s of retries, with room for a busy machine.
+            #expect(ContinuousClock.now - started < .seconds(15), "\(arguments): the connection was retried")
+        }
+    }
+
     @Test func auditVerifyAcceptsARealLogAndCatchesTampering() async throws {
         let server = try await ServeProcess()
         #expect(try await CLIProcess.run(["e2e"], environment: server.clientEnvironment).status == 0)

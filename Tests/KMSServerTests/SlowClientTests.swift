@@ -203,7 +203,8 @@ import Testing
         let server = try await ServeProcess(environment: ["KMS_HEADER_TIMEOUT_MS": "60000"])
         let healthz = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
         for request in [
-            "GET /healthz HTTP/1.0\r\n\r\n", "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n",
+            "GET /healthz HTTP/1.0\r\n\r\n", "GET /healthz HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n" + healthz,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n",
             "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: TE, close\r\n\r\n" + healthz,
         ] {
             let connection = try RawConnection(port: server.port)
@@ -251,6 +252,27 @@ import Testing
         #expect(try await Self.healthy(server))
     }
 
+    /// A review: after a refused request, input was thrown away but still read, at the link's speed,
+    /// while answers pipelined before it waited for a client that does not read them (and NIO kept
+    /// the method of every request head it parsed: 2 MB of memory per MB sent). It is no longer
+    /// read: what the kernel takes is what the two sockets' buffers hold.
+    @Test func inputAfterARefusalIsNotRead() async throws {
+        let server = try await ServeProcess()
+        // Answers that fill the two sockets' buffers, never read. The server reads on only while its
+        // queue of requests is short when the answers stall, which depends on the buffers' sizes:
+        // several counts, so that some stall with a short queue.
+        for count in stride(from: 10, through: 24, by: 2) {
+            let connection = try RawConnection(port: server.port, receiveBuffer: 4096)
+            #expect(connection.send(String(repeating: "GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n", count: count)))
+            try await Task.sleep(for: .seconds(1))
+            connection.send(
+                "POST /session/key-exchange HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\nFFFFFFF\r\n")
+            let accepted = try await connection.sendWhileAccepted(total: 256 << 20, within: 2)
+            #expect(accepted < 64 << 20, "\(count) requests: \(accepted) bytes taken after the refusal")
+        }
+        #expect(try await Self.healthy(server))
+    }
+
     #if os(Linux)  // connects from 127.0.0.2-5, which only Linux answers without setup
         /// A host connected directly holds at most its share of the cap (a flood probe filled all of
         /// it from a host off the allowlist): a quarter per allowlisted address, a tenth for every host
@@ -277,10 +299,12 @@ import Testing
             #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer.prefix(40))")
             #expect(try await RawConnection(port: server.port, source: "127.0.0.3").isClosed(within: 20))
 
-            // Refused before its body came, a stranger still reads its 403 (`Connection: close`); the
-            // connection waits a moment for the body, then closes.
+            // Refused before its body came, a stranger still reads its 403 (`Connection: close`), not
+            // invited by a `100 Continue` to send the body first; the connection waits a moment for the
+            // body, then closes.
             let sending = strangers[1]
-            sending.send("POST /session/key-exchange HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+            sending.send(
+                "POST /session/key-exchange HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
             let early = try await sending.read(until: "}", within: 20)
             #expect(early.hasPrefix("HTTP/1.1 403") && early.contains("address_not_allowed"), "\(early.prefix(80))")
             #expect(early.lowercased().contains("connection: close"), "\(early.prefix(300))")
@@ -291,6 +315,11 @@ import Testing
             let silent = strangers[2]
             silent.send("POST /crypto/encrypt HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
             #expect(try await silent.isClosed(within: 60), "a stranger held its place waiting for its body")
+            // Bytes that are not HTTP after a stranger's request: its 403 said `Connection: close`, and nothing follows it.
+            let garbling = strangers[3]
+            garbling.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nFOO / HTTP/1.1\r\n\r\n")
+            let only = try await garbling.readAll(within: 20)
+            #expect(only.hasPrefix("HTTP/1.1 403") && only.components(separatedBy: "HTTP/1.1 ").count == 2, "\(only)")
 
             // Its place went back to the share: a new stranger connection is admitted (open past a second).
             var admitted = false

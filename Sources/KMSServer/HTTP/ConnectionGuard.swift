@@ -83,7 +83,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     static let strangerLinger = TimeAmount.seconds(2)
     /// A request asked to switch protocols or to close: its answer closes the connection.
     private var closeAfterAnswer = false
-    /// That request has arrived whole: nothing after it is passed on.
+    /// That request has arrived whole, or bytes that are not HTTP came: nothing after it is passed on,
+    /// or read from the socket (`read`).
     private var ignoreInput = false
     /// Whether this handler answered bytes that were not HTTP: the connection is closing, and
     /// the decoder may report the same error twice (an unsupported HTTP version).
@@ -126,7 +127,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         let pipeline = context.pipeline.syncOperations
         do {
             let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            try pipeline.addHandler(HTTP1Semantics(maxBodyBytes: maxBodyBytes), position: .after(decoder))
+            try pipeline.addHandler(
+                HTTP1Semantics(maxBodyBytes: maxBodyBytes, mayContinue: share != .stranger), position: .after(decoder))
         } catch {
             context.close(promise: nil)
         }
@@ -252,10 +254,20 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         ignoreInput = true
         guard inFlight == 0 else {
             // Writing now would put this answer inside or before theirs; `write` sends it after the last.
-            malformedAfterAnswer = true
+            // A stranger's connection closes after its one answer, a `403` that said so: nothing follows.
+            malformedAfterAnswer = share != .stranger
             return
         }
         answerMalformed(context: context)
+    }
+
+    /// Input that is ignored is not read either: the decoder, which does not stop after every request
+    /// it refuses, would parse it at the link's speed, and NIO's encoder keeps the method of each
+    /// request head it parses until answered (a review: 2 MB of memory per MB sent, for up to the idle
+    /// timeout, on each connection). The connection closes after its last answer.
+    func read(context: ChannelHandlerContext) {
+        if ignoreInput { return }
+        context.read()
     }
 
     private func answerMalformed(context: ChannelHandlerContext) {

@@ -12,9 +12,10 @@ import NIOHTTP1
 /// - tells an HTTP/1.0 client that asked for `keep-alive` that the connection stays open (without
 ///   it such a client closes after each answer);
 /// - answers `Expect: 100-continue` with `100 Continue` when the body is wanted: HTTP/1.1, a
-///   body declared within the limit, and no earlier answer still being written (a `100` there
-///   would land inside it). Without it a client waits its own timeout (curl 1 s) before sending
-///   the body; a body declared past the limit gets its `413` with no `100`;
+///   body declared within the limit, a peer on the allowlist, and no earlier answer still being
+///   written, to its end (a `100` there would land inside it). Without it a client waits its own
+///   timeout (curl 1 s) before sending the body; a body declared past the limit gets its `413`
+///   with no `100`;
 /// - refuses a transfer coding other than a single `chunked` (RFC 9112 section 6.1 lets a server
 ///   refuse codings it does not apply; NIO reads the chunks and would hand the handlers a gzip or
 ///   deflate body as if it were plain): the request goes no further, and `ConnectionGuard`
@@ -30,14 +31,19 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
     static let refusedCoding = HTTPParserError.invalidConstant
 
     private let maxBodyBytes: Int
+    /// Whether `100 Continue` may be sent: not to a peer off the allowlist, whose one answer is a `403`.
+    private let mayContinue: Bool
     /// For each request whose final answer has not started, oldest first: whether it is an
     /// HTTP/1.0 request that asked to keep the connection (its answer says so).
     private var unanswered: [Bool] = []
+    /// Requests whose answer has not been written to its end.
+    private var open = 0
     /// A request was refused: nothing after it is read (the connection closes after its answer).
     private var refused = false
 
-    init(maxBodyBytes: Int) {
+    init(maxBodyBytes: Int, mayContinue: Bool) {
         self.maxBodyBytes = maxBodyBytes
+        self.mayContinue = mayContinue
         unanswered.reserveCapacity(4)
     }
 
@@ -54,23 +60,30 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         let isHTTP10 = head.version.major == 1 && head.version.minor == 0
-        let keepAlive = head.isKeepAlive
+        // NIO keeps an HTTP/1.0 connection that says `keep-alive, close`; a close option wins here (the
+        // input after it is not read, so the decoder's view does not matter).
+        let keepAlive =
+            head.isKeepAlive && !head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
         if !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
-        if !isHTTP10, unanswered.isEmpty, wantsContinue(head) {
+        if !isHTTP10, open == 0, mayContinue, wantsContinue(head) {
             context.writeAndFlush(
                 wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
         }
         unanswered.append(isHTTP10 && keepAlive)
+        open += 1
         context.fireChannelRead(wrapInboundOut(.head(head)))
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .head(var head) = unwrapOutboundIn(data), !head.status.isInformational, !unanswered.isEmpty {
+        switch unwrapOutboundIn(data) {
+        case .head(var head) where !head.status.isInformational && !unanswered.isEmpty:
             if unanswered.removeFirst(), !head.headers.contains(name: "connection") {
                 head.headers.add(name: "connection", value: "keep-alive")
                 context.write(wrapOutboundOut(.head(head)), promise: promise)
                 return
             }
+        case .end: open = max(0, open - 1)
+        default: break
         }
         context.write(data, promise: promise)
     }

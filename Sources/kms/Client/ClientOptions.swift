@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import KMSClient
 import KMSProtocol
+import NIOCore
+import NIOPosix
 import Synchronization
 
 /// How the CLI reaches the server: flags, or the environment the seed's
@@ -245,7 +247,10 @@ struct ClientOptions: ParsableArguments {
     func client() throws -> KMSClient {
         let configuration = try configuration()
         do {
-            return try KMSClient(configuration)
+            // A person is waiting: a server that is not running is said at once, not after 30 s of retries.
+            return try KMSClient(
+                configuration,
+                transport: HTTPTransport(baseURL: configuration.baseURL, client: HTTPTransport.interactive))
         } catch {
             throw ValidationError("\(error)")
         }
@@ -312,7 +317,29 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
         throw CLIFailure(message: "io_error: " + String(cString: strerror(error.code.rawValue)))
     } catch {
         try? await client.close()
-        throw CLIFailure(message: "cannot reach the server at \(client.configuration.redactedBaseURL): \(error)")
+        throw CLIFailure(
+            message:
+                "server_unreachable: cannot reach the server at \(client.configuration.redactedBaseURL): \(networkReason(error))"
+        )
+    }
+}
+
+/// Why a connection failed, in the system's words (NIO's own text read "connection reset (error set):
+/// Connection refused) (errno: 111)" for a refused connection). Every failure of a file verb names a
+/// code (file-format-v1 section 8); `server_unreachable` is this one's, for every verb.
+func networkReason(_ error: any Error) -> String {
+    switch error {
+    case let wrapped as TransportNoAnswer: return networkReason(wrapped.underlying)
+    case let wrapped as TransportNeverSent: return networkReason(wrapped.underlying)
+    case let failure as IOError: return String(cString: strerror(failure.errnoCode))
+    case let failure as SocketAddressError.UnknownHost:
+        return "\(failure.host) does not resolve (\(failure.errorDescription))"
+    case let failures as NIOConnectionError:
+        if let failure = failures.dnsAError ?? failures.dnsAAAAError { return networkReason(failure) }
+        // Every address the name gave failed: the last attempt's reason stands for them.
+        if let failure = failures.connectionErrors.last?.error { return networkReason(failure) }
+        return "\(error)"
+    default: return "\(error)"
     }
 }
 

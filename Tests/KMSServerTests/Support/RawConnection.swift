@@ -57,6 +57,30 @@ final class RawConnection: Sendable {
         #endif
     }
 
+    /// How many of `total` bytes of filler the kernel takes within `seconds`: as many as the server
+    /// reads, plus what the two sockets' buffers hold (polled off the cooperative pool).
+    func sendWhileAccepted(total: Int, within seconds: Double) async throws -> Int {
+        try await offPool {
+            let deadline = Date().addingTimeInterval(seconds)
+            let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 65_536)
+            var sent = 0
+            while sent < total, Date() < deadline {
+                var poller = pollfd(fd: self.fd, events: Int16(POLLOUT), revents: 0)
+                guard poll(&poller, 1, 100) > 0 else { continue }
+                #if canImport(Glibc)
+                    let count = chunk.withUnsafeBytes {
+                        Glibc.send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                    }
+                #else
+                    let count = chunk.withUnsafeBytes { Darwin.send(self.fd, $0.baseAddress, $0.count, MSG_DONTWAIT) }
+                #endif
+                if count < 0 && errno != EAGAIN { break }
+                sent += max(0, count)
+            }
+            return sent
+        }
+    }
+
     /// Half-closes: the server reads end of stream after what was sent.
     func finishSending() {
         shutdown(fd, Int32(SHUT_WR))
