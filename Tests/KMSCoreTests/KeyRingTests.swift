@@ -43,6 +43,34 @@ import Testing
         #expect(try await rescued.decrypt(rewrapped.ciphertext, aad: Data()).plaintext == Data("v1".utf8))
     }
 
+    /// A key has at most `KeyLifecycle.maxVersions` versions (10,000): past them every rotation, by
+    /// request, schedule or encryption count, is `limit_reached` and writes nothing; the key still
+    /// encrypts and decrypts with the versions it has.
+    @Test func rotationsStopAtTheVersionLimit() async throws {
+        let store = InMemoryKeyStore()
+        let keys = KeyRing(
+            store: store, masterKey: master, lifecycle: KeyLifecycle(graceMs: 172_800_000, maxVersions: 3), clock: clock
+        )
+        let key = try await keys.generate(alias: nil)
+        let first = try await keys.encrypt(key.keyId, plaintext: Data("v1".utf8), aad: Data())
+        _ = try await keys.rotate(key.keyId)
+        _ = try await keys.change(.rotation(periodDays: 1), on: key.keyId)
+        #expect(try await keys.rotate(key.keyId).activeVersion == 3)
+        let refused = await #expect(throws: KMSError.self) { try await keys.rotate(key.keyId) }
+        #expect(refused?.code == .limitReached && refused?.field == "keyId", "\(String(describing: refused))")
+        #expect(refused?.message.contains("3 versions") == true, "\(String(describing: refused?.message))")
+        let full = try #require(try await store.key(id: key.keyId))
+        #expect(throws: KMSError.self) { try keys.checkRotatable(full) }
+        // The schedule comes due: the pass names the key and writes nothing.
+        clock.advance(milliseconds: 86_400_000)
+        let failures = try await keys.runScheduled { _ in Issue.record("a key past its limit was rotated") }
+        #expect(failures.map(\.keyId) == [key.keyId] && failures.first?.error.code == .limitReached)
+        let record = try #require(try await store.key(id: key.keyId))
+        #expect(record.versions.count == 3)
+        #expect(try await keys.decrypt(first.ciphertext, aad: Data()).plaintext == Data("v1".utf8))
+        #expect(try await keys.encrypt(key.keyId, plaintext: Data("v3".utf8), aad: Data()).version == 3)
+    }
+
     @Test func encryptDecryptWithAADAndRefusals() async throws {
         let keys = ring()
         let key = try await keys.generate(alias: nil)

@@ -140,12 +140,28 @@ public struct KeyRing: Sendable {
 
     /// A new active version at the end of `record` (not yet stored).
     func addVersion(to record: inout KeyRecord) throws(KMSError) {
+        try checkVersionRoom(record)
         let number = record.versions.count + 1
         let now = max(clock.now(), record.versions.last?.createdAt ?? clock.now())
         record.versions.append(
             KeyVersion(
                 version: number, createdAt: now, wrappedMaterial: try newMaterial(keyId: record.keyId, version: number))
         )
+    }
+
+    /// Whether `record` may gain a version: enabled, and under `KeyLifecycle.maxVersions`.
+    public func checkRotatable(_ record: KeyRecord) throws(KMSError) {
+        try record.checkUsable()
+        try checkVersionRoom(record)
+    }
+
+    private func checkVersionRoom(_ record: KeyRecord) throws(KMSError) {
+        guard record.versions.count < lifecycle.maxVersions else {
+            throw KMSError(
+                .limitReached,
+                "the key has \(record.versions.count) versions, the most a key may have: generate a new key and rewrap its ciphertexts to it",
+                field: "keyId")
+        }
     }
 
     /// Every name of the key `reference` names; nil when none does (or the

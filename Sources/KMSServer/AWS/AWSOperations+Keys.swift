@@ -208,7 +208,8 @@ extension AWSOperations {
     func rotateKeyOnDemand(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         let record = try await key(try input.keyReference("KeyId"), .keysRotate, call)
         if try input.dryRun() {
-            try await native(arn(record)) { () throws(KMSError) in try record.checkUsable() }  // as the rotation checks
+            // As the rotation checks: enabled, and under the version limit.
+            try await native(arn(record)) { () throws(KMSError) in try keys.checkRotatable(record) }
             throw Self.dryRun
         }
         _ = try await native(arn(record)) { () throws(KMSError) in

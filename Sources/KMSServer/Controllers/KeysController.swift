@@ -29,7 +29,7 @@ struct KeysController: Sendable {
                 tag: "keys", summary: "Rotate a key",
                 description:
                     "Adds a new active version. The previous version decrypts until its grace period (KMS_KEY_GRACE_MS) ends, then is retired. Enabled keys only.",
-                errors: [.keyNotFound, .keyDisabled, .keyPendingDeletion])
+                errors: [.keyNotFound, .keyDisabled, .keyPendingDeletion, .limitReached])
         ) { input, call throws(KMSError) in
             try keys.checkReference(input.keyId, field: "keyId")  // before the intent entry records it
             let record = try await audit.keyChange("key.rotate", reference: input.keyId, call) {
