@@ -43,14 +43,16 @@ import Testing
         #expect(try await rescued.decrypt(rewrapped.ciphertext, aad: Data()).plaintext == Data("v1".utf8))
     }
 
-    /// A key has at most `KeyLifecycle.maxVersions` versions (10,000): past them every rotation, by
-    /// request, schedule or encryption count, is `limit_reached` and writes nothing; the key still
-    /// encrypts and decrypts with the versions it has.
+    /// A key has at most `KeyLifecycle.maxVersions` versions (10,000): past them a rotation by
+    /// request or schedule is `limit_reached` and writes no version (a scheduled one moves to the
+    /// next period, so the key is named once a period and does not stay due); the key still
+    /// encrypts and decrypts with the versions it has, and the rotation for the encryption count,
+    /// a cryptographic bound, still happens. A list page ends before one full key's versions.
     @Test func rotationsStopAtTheVersionLimit() async throws {
         let store = InMemoryKeyStore()
         let keys = KeyRing(
-            store: store, masterKey: master, lifecycle: KeyLifecycle(graceMs: 172_800_000, maxVersions: 3), clock: clock
-        )
+            store: store, masterKey: master,
+            lifecycle: KeyLifecycle(graceMs: 172_800_000, rotateAfterEncryptions: 2, maxVersions: 3), clock: clock)
         let key = try await keys.generate(alias: nil)
         let first = try await keys.encrypt(key.keyId, plaintext: Data("v1".utf8), aad: Data())
         _ = try await keys.rotate(key.keyId)
@@ -61,14 +63,27 @@ import Testing
         #expect(refused?.message.contains("3 versions") == true, "\(String(describing: refused?.message))")
         let full = try #require(try await store.key(id: key.keyId))
         #expect(throws: KMSError.self) { try keys.checkRotatable(full) }
-        // The schedule comes due: the pass names the key and writes nothing.
+        // The schedule comes due: the pass names the key, adds no version and moves the date a period on.
         clock.advance(milliseconds: 86_400_000)
         let failures = try await keys.runScheduled { _ in Issue.record("a key past its limit was rotated") }
         #expect(failures.map(\.keyId) == [key.keyId] && failures.first?.error.code == .limitReached)
         let record = try #require(try await store.key(id: key.keyId))
-        #expect(record.versions.count == 3)
+        #expect(record.versions.count == 3 && record.nextRotationAt == clock.now().addingTimeInterval(86_400))
+        #expect(try await keys.runScheduled { _ in Issue.record("rotated") }.isEmpty)
         #expect(try await keys.decrypt(first.ciphertext, aad: Data()).plaintext == Data("v1".utf8))
-        #expect(try await keys.encrypt(key.keyId, plaintext: Data("v3".utf8), aad: Data()).version == 3)
+        // Two encryptions under version 3 reach the count: rotated past the limit.
+        for _ in 0..<2 {
+            #expect(try await keys.encrypt(key.keyId, plaintext: Data("v3".utf8), aad: Data()).version == 3)
+        }
+        var rotated: [KeyRing.ScheduledOutcome] = []
+        #expect(await keys.recordUsage { rotated.append($0) }.isEmpty)
+        #expect(try #require(try await store.key(id: key.keyId)).versions.count == 4 && rotated.count == 1)
+        // A page of keys stops before its versions pass one full key's: this key and a new one (1 + 4 > 3).
+        let other = try await keys.generate(alias: nil)
+        let page = try await keys.list(after: nil, limit: 100)
+        #expect(page.keys.count == 1 && page.next == page.keys.first?.keyId, "\(page.keys.map(\.keyId))")
+        let rest = try await keys.list(after: page.next, limit: 100)
+        #expect(rest.keys.map(\.keyId) == [[key.keyId, other.keyId].max()] && rest.next == nil)
     }
 
     @Test func encryptDecryptWithAADAndRefusals() async throws {

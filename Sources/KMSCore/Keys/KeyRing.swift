@@ -139,8 +139,11 @@ public struct KeyRing: Sendable {
     }
 
     /// A new active version at the end of `record` (not yet stored).
-    func addVersion(to record: inout KeyRecord) throws(KMSError) {
-        try checkVersionRoom(record)
+    /// `pastLimit`: the rotation for the encryption count, which keeps a version under what random
+    /// nonces allow; a cryptographic bound comes before the resource limit (and each version past it
+    /// takes 2^31 encryptions, so it cannot be used to grow a key).
+    func addVersion(to record: inout KeyRecord, pastLimit: Bool = false) throws(KMSError) {
+        if !pastLimit { try checkVersionRoom(record) }
         let number = record.versions.count + 1
         let now = max(clock.now(), record.versions.last?.createdAt ?? clock.now())
         record.versions.append(
@@ -155,7 +158,7 @@ public struct KeyRing: Sendable {
         try checkVersionRoom(record)
     }
 
-    private func checkVersionRoom(_ record: KeyRecord) throws(KMSError) {
+    func checkVersionRoom(_ record: KeyRecord) throws(KMSError) {
         guard record.versions.count < lifecycle.maxVersions else {
             throw KMSError(
                 .limitReached,
@@ -216,16 +219,21 @@ public struct KeyRing: Sendable {
     ) async throws(KMSError) -> KeyListResponse {
         let batchSize = max(limit + 1, 100)
         var page: [KeyRecord] = []
+        var versions = 0
         var cursor = after
         var more = false
         scan: while true {
             let batch = try await store.list(after: cursor, limit: batchSize)
             for record in batch where including(record) {
-                if page.count == limit {
+                // A page also ends before its versions pass one full key's (`next` says more follow, as
+                // api-v1 allows): 100 keys near the version limit would be a 100 MB answer, past what a
+                // client reads (the Swift client's limit is 4 MB).
+                if page.count == limit || (!page.isEmpty && versions + record.versions.count > lifecycle.maxVersions) {
                     more = true
                     break scan
                 }
                 page.append(record)
+                versions += record.versions.count
             }
             guard batch.count == batchSize, let last = batch.last else { break }
             cursor = last.keyId

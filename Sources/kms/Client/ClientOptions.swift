@@ -315,18 +315,26 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
         // A local read or write (the positional reader throws these), not the network (NIO's are IOError).
         try? await client.close()
         throw CLIFailure(message: "io_error: " + String(cString: strerror(error.code.rawValue)))
-    } catch {
+    } catch let error as TransportNeverSent {
         try? await client.close()
         throw CLIFailure(
             message:
                 "server_unreachable: cannot reach the server at \(client.configuration.redactedBaseURL): \(networkReason(error))"
+        )
+    } catch {
+        // The server was reached, or may have been: a read that timed out, an answer past the size a client reads.
+        try? await client.close()
+        throw CLIFailure(
+            message:
+                "no_answer: no answer from the server at \(client.configuration.redactedBaseURL): \(networkReason(error))"
         )
     }
 }
 
 /// Why a connection failed, in the system's words (NIO's own text read "connection reset (error set):
 /// Connection refused) (errno: 111)" for a refused connection). Every failure of a file verb names a
-/// code (file-format-v1 section 8); `server_unreachable` is this one's, for every verb.
+/// code (file-format-v1 section 8): `server_unreachable` when nothing was sent, `no_answer` otherwise,
+/// for every client verb.
 func networkReason(_ error: any Error) -> String {
     switch error {
     case let wrapped as TransportNoAnswer: return networkReason(wrapped.underlying)

@@ -77,13 +77,23 @@ extension KeyRing {
                     }
                 } else if record.isDueForRotation(at: now), let days = record.rotationPeriodDays {
                     var next = record
-                    try addVersion(to: &next)
+                    // At the version limit the period passes without a version, and the pass names the key
+                    // once a period: left due, it would be named at every pass, and such keys, listed
+                    // first, would take the places of other keys' deletions and rotations.
+                    let full: KMSError?
+                    do throws(KMSError) {
+                        try checkVersionRoom(record)
+                        full = nil
+                    } catch {
+                        full = error
+                    }
+                    if full == nil { try addVersion(to: &next) }
                     // Missed periods collapse into one: the next is a period from now.
                     next.nextRotationAt = now.addingTimeInterval(Double(days) * 86_400)
                     next.revision = record.revision + 1
-                    attempt = .rotated(next)
+                    if full == nil { attempt = .rotated(next) }
                     if case .updated(let stored) = try await store.update(next, expectedRevision: record.revision) {
-                        await report(.rotated(stored))
+                        if let full { failures.append((record.keyId, full)) } else { await report(.rotated(stored)) }
                     }
                 }
             } catch {

@@ -42,7 +42,7 @@ extension KeyRing {
             try await store.freshKey(id: keyId)
         } change: { (record: inout KeyRecord) throws(KMSError) in
             guard record.state == .enabled, record.activeVersion == version else { return false }
-            try addVersion(to: &record)
+            try addVersion(to: &record, pastLimit: true)
             return true
         }
         guard let rotated, rotated.written else { return nil }
