@@ -12,8 +12,10 @@ import Testing
     var url: URL { folder.appendingPathComponent("audit.log") }
 
     /// A log whose timed checkpoint never comes during a test (an hour), so what is signed is what the test did.
+    /// Its writes may take 30 s: with both cores busy a 2 s budget ran out (`audit_unavailable` in a CI run
+    /// under two `yes` loops); the tests of the timeout give their own.
     func makeLog(
-        maxBytes: Int = 1 << 20, writer: (any AuditFileWriter)? = nil, timeout: Duration = .seconds(2),
+        maxBytes: Int = 1 << 20, writer: (any AuditFileWriter)? = nil, timeout: Duration = .seconds(30),
         key signingKey: Curve25519.Signing.PrivateKey? = nil
     ) throws -> AuditLog {
         let resume = try AuditFiles.resume(url)
