@@ -98,7 +98,7 @@ public func buildApplication(
     }
     logger.notice("server identity key", metadata: ["fingerprint": "\(identity.fingerprint)"])
 
-    let lifecycle = KeyLifecycle(graceMs: config.keyGraceMs)
+    let lifecycle = config.keyLifecycle
     let keys = KeyRing(store: stores.keys, masterKey: masterKey, lifecycle: lifecycle, clock: dependencies.clock)
     let audit = try await openAudit(
         config, dependencies: dependencies, masterKey: masterKey, secrets: stores.secrets, writerLock: writerLock)
@@ -269,7 +269,7 @@ struct Stores {
 func openStores(
     _ config: KMSConfiguration, dependencies: AppDependencies, masterKey: MasterKey, storeLock: AuditWriterLock? = nil
 ) async throws -> Stores {
-    let lifecycle = KeyLifecycle(graceMs: config.keyGraceMs)
+    let lifecycle = config.keyLifecycle
     switch config.store {
     case .file:
         let keys: any KeyStore

@@ -183,7 +183,7 @@ struct RestoreCommand: AsyncParsableCommand {
                 } else {
                     try await FileBackupStore.restore(
                         contents, into: config.keyStorePath, masterKey: masterKey,
-                        replaceServerSecrets: replaceServerSecrets, lifecycle: KeyLifecycle(graceMs: config.keyGraceMs))
+                        replaceServerSecrets: replaceServerSecrets, lifecycle: config.keyLifecycle)
                 }
                 return (counts, passed)
             }

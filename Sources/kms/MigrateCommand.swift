@@ -62,7 +62,7 @@ struct MigrateCommand: AsyncParsableCommand {
         } catch {
             throw CLIFailure(message: error.message)
         }
-        let lifecycle = KeyLifecycle(graceMs: config.keyGraceMs)
+        let lifecycle = config.keyLifecycle
         func stores(_ side: Side) throws -> (any KeyStore, any SecretBlobStore) {
             if side == .postgres, let database {
                 return (

@@ -259,6 +259,34 @@ import Testing
         }
     }
 
+    /// A key's version limit (`KMS_KEY_MAX_VERSIONS`, here 2) as each door answers it: `409
+    /// limit_reached` natively, `LimitExceededException` on the AWS door (DryRun too); nothing is
+    /// written, and the key keeps encrypting with the versions it has.
+    @Test func theVersionLimitIsRefusedOnBothDoors() async throws {
+        try await Self.withDoor(["KMS_KEY_MAX_VERSIONS": "2"]) { _, session, door in
+            let (accessKey, secret) = try await Self.accessKey(session, "admin")
+            func send(_ operation: String, _ body: String) async throws -> (status: Int, json: [String: Any]) {
+                try await door.send(operation, body, accessKeyId: accessKey, secret: secret)
+            }
+            let generated = try await session.call(.post, "/keys/generate", #"{"alias":"full"}"#)
+            let keyId = try #require(generated.json["keyId"] as? String)
+            #expect(try await session.call(.post, "/keys/rotate", #"{"keyId":"full"}"#).status == 200)
+            let refused = try await session.call(.post, "/keys/rotate", #"{"keyId":"full"}"#)
+            #expect(refused.status == 409 && refused.errorCode == "limit_reached" && refused.errorField == "keyId")
+            let message = (refused.json["error"] as? [String: Any])?["message"] as? String ?? ""
+            #expect(message.contains("2 versions"), "\(message)")
+            for body in [#"{"KeyId":"\#(keyId)","DryRun":true}"#, #"{"KeyId":"alias/full"}"#] {
+                let reply = try await send("RotateKeyOnDemand", body)
+                #expect(reply.status == 400, "\(reply.json)")
+                #expect(reply.json["__type"] as? String == "LimitExceededException", "\(reply.json)")
+            }
+            let shown = try await session.call(.get, "/keys/full")
+            #expect(shown.json["activeVersion"] as? Int == 2 && (shown.json["versions"] as? [Any])?.count == 2)
+            let sealed = try await session.call(.post, "/crypto/encrypt", #"{"keyId":"full","plaintext":"aGk="}"#)
+            #expect(sealed.status == 200 && sealed.json["version"] as? Int == 2, "\(sealed.json)")
+        }
+    }
+
     /// AWS's key-state table, as a boto3 probe found it missed: rotation is reported off while a key
     /// is pending deletion (and on again after CancelKeyDeletion), DisableKeyRotation refuses a
     /// disabled key; and a KeyId outside AWS's 1 to 2,048 characters is a ValidationException.

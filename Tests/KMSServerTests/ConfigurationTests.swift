@@ -51,7 +51,8 @@ import Testing
         ("KMS_LOG_LEVEL", "verbose"), ("KMS_TOKEN_PREFIX", "bad prefix"),
         ("KMS_TOKEN_PREFIX", String(repeating: "p", count: 65)), ("KMS_MAX_BODY_BYTES", "1e6"),
         ("KMS_ROTATE_MAX", "0"), ("KMS_AUDIT_TIMEOUT_MS", "99"), ("KMS_AUDIT_TIMEOUT_MS", "15001"),
-        ("KMS_DATABASE_TIMEOUT_MS", "999"), ("KMS_DATABASE_TIMEOUT_MS", "15001"),
+        ("KMS_DATABASE_TIMEOUT_MS", "999"), ("KMS_DATABASE_TIMEOUT_MS", "15001"), ("KMS_KEY_MAX_VERSIONS", "1"),
+        ("KMS_KEY_MAX_VERSIONS", "10001"),
         // Set but empty: refused, not the default (api-v1: nothing falls back silently).
         ("KMS_PORT", ""), ("KMS_SESSION_TTL_MS", " "), ("KMS_SESSION_SLIDING", ""), ("KMS_ENV", ""),
         ("KMS_LOG_LEVEL", ""), ("KMS_CLIENT_AUTH", ""), ("KMS_STORE", ""), ("KMS_HOST", ""), ("KEY_STORE_PATH", ""),

@@ -40,6 +40,9 @@ public struct ConfigVariable: Sendable {
             name: "KMS_TOKEN_PREFIX", defaultValue: "", meaning: "prefix of every token (at most 64 token characters)"),
         .init(name: "KMS_KEY_GRACE_MS", defaultValue: "604800000", meaning: "grace of a rotated-out key version"),
         .init(
+            name: "KMS_KEY_MAX_VERSIONS", defaultValue: "10000",
+            meaning: "versions a key may have (2 to 10000); a rotation past them is 409 limit_reached"),
+        .init(
             name: "KMS_AWS_PORT", defaultValue: "",
             meaning: "port of the AWS-KMS-compatible listener (unset or empty: off)"),
         .init(name: "KMS_AWS_HOST", defaultValue: "", meaning: "its bind address (default KMS_HOST)"),
