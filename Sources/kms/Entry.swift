@@ -16,10 +16,16 @@ enum Entry {
             var command = try await KMSCommand.asyncParseAsRoot()
             // `kms serve` logs JSON to standard output; every other verb's log lines are escaped.
             if !(command is ServeCommand) { LoggingSystem.bootstrap(TerminalLogHandler.init) }
-            if var command = command as? any AsyncParsableCommand {
-                try await command.run()
-            } else {
-                try command.run()
+            do {
+                if var command = command as? any AsyncParsableCommand {
+                    try await command.run()
+                } else {
+                    try command.run()
+                }
+            } catch let error as ValidationError {
+                // Found while running (a file that cannot be read, a log that fails to verify): status
+                // 64 as a usage error, without the root's usage lines, which say nothing about it.
+                exitReporting(CLIFailure(message: error.message, status: .validationFailure))
             }
         } catch {
             exitReporting(error)

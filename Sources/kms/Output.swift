@@ -44,7 +44,7 @@ func printPEM(_ pem: String) {
 /// standard error with its status), with the error's text shown as
 /// `ShownText.error` makes it safe: its message on one line.
 func exitReporting(_ error: any Error) -> Never {
-    let code = KMSCommand.exitCode(for: error)
+    let code = (error as? CLIFailure)?.status ?? KMSCommand.exitCode(for: error)
     let text = KMSCommand.fullMessage(for: error)
     if !text.isEmpty {
         if code == .success {

@@ -270,8 +270,13 @@ import Testing
         #expect(
             !lines.contains { $0.hasPrefix("kms:") } && !forged.stderr.unicodeScalars.contains("\r"), "\(forged.stderr)"
         )
-        // ArgumentParser's usage lines after the message stay lines.
-        #expect(lines.dropFirst().first?.hasPrefix("Usage: ") == true, "\(forged.stderr)")
+        // Found while running, the error is the only line: the root's usage lines said nothing about it.
+        #expect(lines.count == 1, "\(forged.stderr)")
+        // A mistake in the arguments still shows the verb's usage, each line a line.
+        let misused = try await CLIProcess.run(["audit", "verify", "--public-key"])
+        let usage = misused.stderr.split(separator: "\n")
+        #expect(misused.status == 64 && usage.first?.hasPrefix("Error: ") == true, "\(misused.stderr)")
+        #expect(usage.contains { $0.hasPrefix("Usage: kms audit verify") }, "\(misused.stderr)")
         let help = try await CLIProcess.run(["audit", "--help"])
         #expect(help.status == 0 && help.stdout.contains("USAGE:") && help.stderr.isEmpty, "\(help.stderr)")
     }

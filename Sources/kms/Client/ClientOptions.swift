@@ -363,8 +363,9 @@ func ioFailure(_ error: CocoaError) -> String {
     return "io_error: " + (file.map { "\($0): " } ?? "") + reason
 }
 
-/// A failure already explained to the user.
+/// A failure already explained to the user; `status` 1 unless it says otherwise.
 struct CLIFailure: Error, CustomStringConvertible {
     let message: String
+    var status = ExitCode.failure
     var description: String { message }
 }
