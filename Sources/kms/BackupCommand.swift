@@ -167,6 +167,10 @@ struct RestoreCommand: AsyncParsableCommand {
                 throw CLIFailure(message: "nothing was restored: \(LocalAudit.reason(error))")
             }
         }
+        // The file store stops on a signal only where it is whole (`DeferredSignals`); PostgreSQL's
+        // restore is one transaction, which a signal's default action rolls back.
+        let signals = database == nil ? DeferredSignals() : nil
+        defer { signals?.cancel() }
         let restore = { () async throws -> (BackupContents.Counts, [String]) in
             try await BackupSetup.offline { () async throws(KMSError) in
                 let (decoded, counts, _) = try BackupFile.decode(data, masterKey: masterKey)
@@ -183,25 +187,40 @@ struct RestoreCommand: AsyncParsableCommand {
                 } else {
                     try await FileBackupStore.restore(
                         contents, into: config.keyStorePath, masterKey: masterKey,
-                        replaceServerSecrets: replaceServerSecrets, lifecycle: config.keyLifecycle)
+                        replaceServerSecrets: replaceServerSecrets, lifecycle: config.keyLifecycle
+                    ) { signals?.signalNumber != nil }
                 }
                 return (counts, passed)
             }
         }
         let (counts, passed): (BackupContents.Counts, [String])
-        if let priorLog {
-            (counts, passed) = try await LocalAudit.around(
-                priorLog, "backup.restore", fields, result: { Self.resultFields($0.0, passed: $0.1, cancel) }, restore)
-        } else {
-            (counts, passed) = try await restore()
-            let entry = fields + Self.resultFields(counts, passed: passed, cancel)
-            if let reason = await Self.beginLog(
-                config, entry, secrets: secrets, masterKey: masterKey, lockHeld: logLocked, logger)
-            {
-                writeToStandardError(
-                    "warning: the restore is done, but its entry was not written to \(config.auditLog.path) (KMS_AUDIT_LOG): \(reason)\n"
-                )
+        do {
+            if let priorLog {
+                (counts, passed) = try await LocalAudit.around(
+                    priorLog, "backup.restore", fields, result: { Self.resultFields($0.0, passed: $0.1, cancel) },
+                    restore)
+            } else {
+                (counts, passed) = try await restore()
+                let entry = fields + Self.resultFields(counts, passed: passed, cancel)
+                if let reason = await Self.beginLog(
+                    config, entry, secrets: secrets, masterKey: masterKey, lockHeld: logLocked, logger)
+                {
+                    writeToStandardError(
+                        "warning: the restore is done, but its entry was not written to \(config.auditLog.path) (KMS_AUDIT_LOG): \(reason)\n"
+                    )
+                }
             }
+        } catch {
+            // Ended as the signal would have ended it, with what the restore says it left.
+            if let number = signals?.signalNumber {
+                exitReporting(CLIFailure(message: "\(error)", status: ExitCode(128 + number)))
+            }
+            throw error
+        }
+        if let number = signals?.signalNumber {
+            writeToStandardError(
+                "note: signal \(number) came while the restore was moving files into place; it finished first, since stopping there would have left the store part old, part restored\n"
+            )
         }
         if let note = Self.passedDeletionsNote(passed, cancelled: cancelPassedDeletions) {
             writeToStandardError(note)

@@ -295,6 +295,92 @@ import Testing
     /// What a black-box probe of backup and restore found, each refused before it can break a store:
     /// a restore while a server writes the deployment, a crafted alias that names a path, a store
     /// left by a restore that did not finish; and grace versions written as `grace`.
+    /// A signal stops a restore only where the store is whole (`DeferredSignals`): while it stages,
+    /// its staging folder goes and the store is as it was; once files move, it finishes. A probe's
+    /// SIGTERM early in a restore left the staging folder and an empty set-aside one, and the next
+    /// restore asked for the folder to be emptied. Here the core is stopped at each point it asks,
+    /// then the CLI is sent SIGTERM at several moments; the store is never left between the two.
+    @Test func aSignalStopsARestoreOnlyWhereTheStoreIsWhole() async throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kms-signal-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let masterBytes = Data(repeating: 5, count: 32)
+        let masterKey = try MasterKey(bytes: masterBytes)
+        let ring = KeyRing(
+            store: InMemoryKeyStore(), masterKey: masterKey, lifecycle: KeyLifecycle(graceMs: 0), clock: SystemClock())
+        var contents = BackupContents()
+        for _ in 0..<150 { contents.keys.append(try await ring.generate(alias: nil)) }
+        func leftovers(_ folder: URL) -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter {
+                $0.hasPrefix(".restore")
+            }
+        }
+        func keyFiles(_ folder: URL) -> Int {
+            ((try? FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("keys").path)) ?? [])
+                .filter { $0.hasSuffix(".json") }.count
+        }
+        // The core: asked before each key and once before anything moves (151 times); stopped at each kind of point.
+        for stopAt in [1, 75, 151] {
+            let folder = scratch.appendingPathComponent("core-\(stopAt)")
+            var asked = 0
+            let error = await #expect(throws: KMSError.self) {
+                try await FileBackupStore.restore(
+                    contents, into: folder, masterKey: masterKey, replaceServerSecrets: false,
+                    lifecycle: KeyLifecycle(graceMs: 0)
+                ) {
+                    asked += 1
+                    return asked == stopAt
+                }
+            }
+            #expect(error?.message.contains("stopped by a signal") == true, "\(String(describing: error))")
+            #expect(leftovers(folder).isEmpty && keyFiles(folder) == 0, "\(stopAt): \(leftovers(folder))")
+        }
+
+        // The CLI, sent SIGTERM at moments spread over its run.
+        let file = scratch.appendingPathComponent("kms.backup")
+        try BackupFile.encode(contents, store: "file", createdAt: Date(), masterKey: masterKey).write(to: file)
+        var outcomes: [String] = []
+        for delayMs in [0, 40, 120, 250, 500, 900] {
+            let target = Self.environment("file", folder: scratch.appendingPathComponent("cli-\(delayMs)"))
+            let data = scratch.appendingPathComponent("cli-\(delayMs)/data")
+            try FileManager.default.createDirectory(
+                at: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            #expect(
+                FileManager.default.createFile(
+                    atPath: target["KMS_MASTER_KEY_FILE"] ?? "", contents: Data(masterBytes.base64EncodedString().utf8),
+                    attributes: [.posixPermissions: 0o600]))
+            let process = Process()
+            process.executableURL = CLIProcess.binary
+            process.arguments = ["restore", file.path]
+            process.environment = CLIProcess.environment(target)
+            let errors = Pipe()
+            process.standardError = errors
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            try await Task.sleep(for: .milliseconds(delayMs))
+            process.terminate()
+            let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            let store = data.appendingPathComponent("keys")
+            #expect(leftovers(store).isEmpty, "after \(delayMs) ms: \(leftovers(store)) \(stderr)")
+            switch (process.terminationReason, process.terminationStatus) {
+            case (.exit, 0):
+                #expect(keyFiles(store) == 150, "after \(delayMs) ms: finished")
+                outcomes.append("finished")
+            case (.exit, 143):
+                #expect(stderr.contains("stopped by a signal"), "after \(delayMs) ms: \(stderr)")
+                #expect(keyFiles(store) == 0, "after \(delayMs) ms: stopped")
+                outcomes.append("stopped")
+            case (.uncaughtSignal, SIGTERM):
+                // Before the signals were taken: nothing was staged yet.
+                #expect(keyFiles(store) == 0, "after \(delayMs) ms: killed")
+                outcomes.append("killed")
+            case (let reason, let status):
+                Issue.record("after \(delayMs) ms: \(reason) \(status): \(stderr)")
+            }
+        }
+        print("restore under SIGTERM: \(outcomes)")
+    }
+
     @Test func restoreRefusesWhatWouldBreakTheStore() async throws {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kms-restore-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }

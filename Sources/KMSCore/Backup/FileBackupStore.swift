@@ -64,10 +64,20 @@ public enum FileBackupStore {
     /// secrets and bootstrap `admin` when `replaceServerSecrets`.
     /// `lifecycle`: the deployment's grace period, so that each key file
     /// states its versions' status as the server would write it.
+    /// `stopRequested` (a signal, in `kms restore`) is asked while the restore
+    /// stages and once more before it moves anything into place: true then
+    /// stops it with the store as it was and no staging folder left. Once
+    /// files move it is not asked again, since stopping there would leave
+    /// the store part old, part restored.
     public static func restore(
         _ contents: BackupContents, into folder: URL, masterKey: MasterKey, replaceServerSecrets: Bool,
-        lifecycle: KeyLifecycle
+        lifecycle: KeyLifecycle, stopRequested: () -> Bool = { false }
     ) async throws(KMSError) {
+        func stopIfRequested() throws(KMSError) {
+            guard stopRequested() else { return }
+            throw KMSError(
+                .invalidRequest, "stopped by a signal before any file was moved into place: the store is as it was")
+        }
         // A set-aside folder first (a restore stopped during its renames), then the target itself; a
         // staging folder is removed only from a store that is still as it was before that restore.
         try refuseInterruptedRenames(in: folder)
@@ -81,7 +91,10 @@ public enum FileBackupStore {
         let staging = folder.appendingPathComponent(stagingPrefix + UUID().uuidString.prefix(8).lowercased())
         defer { try? FileManager.default.removeItem(at: staging) }
         let keys = try FileKeyStore(folder: staging, lifecycle: lifecycle, clock: SystemClock())
-        for key in contents.keys { try await keys.create(key.withAliases([])) }
+        for key in contents.keys {
+            try stopIfRequested()
+            try await keys.create(key.withAliases([]))
+        }
         for alias in contents.aliases { try await keys.createAlias(alias, copying: true) }
         let secrets = FileSecretBlobStore(folder: staging)
         for secret in contents.secrets { _ = try await secrets.createBlob(named: secret.name, wrapped: secret.wrapped) }
@@ -90,6 +103,7 @@ public enum FileBackupStore {
             _ = try await clients.add(try BackupRestore.storedClient(client, masterKey: masterKey), onlyIfEmpty: false)
         }
         try await contents.verify(restored: try await read(folder: staging), masterKey: masterKey)
+        try stopIfRequested()
 
         // Verified: set aside what a first start made, then rename each staged entry in. Any
         // failure puts everything back as it was (a failed restore writes nothing).
