@@ -229,6 +229,13 @@ func openAudit(
     let logger = dependencies.logger
     let timeout = Duration.milliseconds(config.auditTimeoutMs)
     do {
+        // A store whose audit key is older than its (empty or missing) log: the log it wrote was moved,
+        // deleted or emptied while the server was stopped, or, on PostgreSQL, this is a new instance.
+        // The new chain says so in its first entry, since nothing else would (a probe wiped a stopped
+        // server's log, and after the next start verify said OK from seq 1).
+        let keyExisted = try await secrets.blob(named: AuditFiles.keyBlob) != nil
+        let beginsAfterEarlierLog =
+            keyExisted && dependencies.auditWriter == nil && AuditFiles.filesWithEntries(config.auditLog).isEmpty
         let key = try await AuditFiles.loadOrCreateKey(
             store: secrets, masterKey: masterKey, log: dependencies.auditWriter == nil ? config.auditLog : nil)
         let log: AuditLog
@@ -241,11 +248,27 @@ func openAudit(
                 at: config.auditLog, key: key, clock: dependencies.clock, maxBytes: config.auditMaxBytes,
                 timeout: timeout, writerLock: writerLock, logger: logger)
         }
-        try await log.record(
+        var events: [AuditEvent] = []
+        if beginsAfterEarlierLog {
+            let reason =
+                config.store == .file
+                ? "the store's audit key is older than this log: the earlier log was moved, deleted or emptied"
+                : "the store's audit key is older than this log: this instance is new, or its earlier log was moved, deleted or emptied"
+            events.append(AuditEvent(AuditEvent.newLog, [("reason", reason), ("file", config.auditLog.path)]))
+            let message: Logger.Message =
+                "the audit log is empty or missing, but the store's audit key is older: a new chain begins at seq 1"
+            let metadata: Logger.Metadata = ["file": "\(config.auditLog.path)", "event": "\(AuditEvent.newLog)"]
+            if config.store == .file {
+                logger.warning(message, metadata: metadata)
+            } else {
+                logger.notice(message, metadata: metadata)
+            }
+        }
+        events.append(
             AuditEvent(
                 "server.start", config.loggable.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") },
-                capped: false),
-            durable: true, wait: max(timeout, AuditLog.startupWait))
+                capped: false))
+        try await log.record(events, durable: true, wait: max(timeout, AuditLog.startupWait))
         return Auditor(log: log)
     } catch let error as KMSError {
         throw StartupFailure("KMS_AUDIT_LOG", error)

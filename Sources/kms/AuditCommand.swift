@@ -75,6 +75,11 @@ struct AuditCommand: AsyncParsableCommand {
         return key.publicKey
     }
 
+    /// What an `audit.new-log` entry at `start` means, for verify and doctor.
+    static func newLogNote(_ start: String) -> String {
+        "\(start) begins a new log under an audit key older than it (audit.new-log): an earlier log was moved, deleted or emptied, or on PostgreSQL this instance was new; what it held is not here, and only a checkpoint kept elsewhere (--checkpoint) tells a wiped log from a new instance"
+    }
+
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check sequence, hash chain and every checkpoint signature; report the first broken entry.",
@@ -99,14 +104,6 @@ struct AuditCommand: AsyncParsableCommand {
                 "Exit 0 when the only unsigned entries follow the last checkpoint and began within the last minute (a running server's last second)."
             ))
         var allowUnsignedTail = false
-
-        /// How old an unsigned tail `--allow-unsigned-tail` exempts may be: a
-        /// running server signs its tail within a second (a disk that stalls
-        /// longer refuses audited calls), so an older one was left by a crash
-        /// or written while the server was stopped. Its time is the tail's own,
-        /// which whoever wrote it chose: this bounds when a forged tail
-        /// passes, it does not authenticate it (docs/audit.md).
-        static let liveTailAge: TimeInterval = 60
 
         func run() async throws {
             let key = try await AuditCommand.publicKey(publicKey)
@@ -137,14 +134,17 @@ struct AuditCommand: AsyncParsableCommand {
             printShown(
                 "audit log OK: \(report.entries) entries, seq \(report.first ?? 0)...\(report.last ?? 0), "
                     + "\(report.checkpoints) signed checkpoints; chain and signatures hold")
+            for start in report.newLogStarts {
+                printShown("note: \(AuditCommand.newLogNote(start))")
+            }
             if let unsigned = report.unsignedSummary {
-                let onlyLiveTail = report.adoptedAtRestart.isEmpty && report.checkpoints > 0
                 printShown("NOT TAMPER-EVIDENT: \(unsigned)")
-                guard allowUnsignedTail, onlyLiveTail else { throw ExitCode(1) }
-                guard let began = report.firstUnsignedDate, abs(began.timeIntervalSinceNow) <= Self.liveTailAge
-                else {
+                guard allowUnsignedTail, report.adoptedAtRestart.isEmpty, report.checkpoints > 0 else {
+                    throw ExitCode(1)
+                }
+                guard report.unsignedOnlyAsALiveTail() else {
                     printShown(
-                        "--allow-unsigned-tail exempts only a tail that began within the last \(Int(Self.liveTailAge)) s, as a running server's does; this one did not (or its time is unreadable)"
+                        "--allow-unsigned-tail exempts only a tail that began within the last \(Int(AuditVerifier.Report.liveTailAge)) s, as a running server's does; this one did not (or its time is unreadable)"
                     )
                     throw ExitCode(1)
                 }
@@ -154,34 +154,44 @@ struct AuditCommand: AsyncParsableCommand {
 
     struct Checkpoint: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the last entry's SEQ:HASH; keep it elsewhere and pass it to verify --checkpoint later.")
+            abstract:
+                "Verify the log, then print the last signed entry's SEQ:HASH; keep it elsewhere and pass it to verify --checkpoint later.",
+            discussion: """
+                Rotated files archived away are allowed (as verify --partial). A broken log exits 2 and prints \
+                nothing to keep; entries after the last signed checkpoint are left out (a running server signs \
+                them within a second), so what is kept never anchors entries no signature covers.
+                """)
         @Argument(help: "Log files, oldest first (default: KMS_AUDIT_LOG and its rotated files).") var files: [String] =
             []
+        @Option(name: .customLong("public-key"), help: "Ed25519 public key, base64 (default: from the key store).")
+        var publicKey: String?
 
         func run() async throws {
-            for file in try AuditCommand.files(files).reversed() {
-                guard let data = FileManager.default.contents(atPath: file.path) else {
-                    throw ValidationError("\(file.path) cannot be read")
-                }
-                guard data.isEmpty || data.last == 0x0A else {
-                    throw ValidationError(
-                        "\(file.lastPathComponent): the last line is incomplete; run kms audit verify")
-                }
-                // The last entry (a signed checkpoint line after it names the same seq). A line that is
-                // not an entry is an error, not a reason to look further back: that would print an
-                // older checkpoint and hide whatever follows it.
-                for line in AuditLines.split(data).reversed() {
-                    guard let line, let parsed = AuditChain.parse(line) else {
-                        throw ValidationError(
-                            "\(file.lastPathComponent) ends in a line that is not an audit entry; run kms audit verify")
-                    }
-                    if parsed.kind != .checkpoint {
-                        printShown(AuditVerifier.Checkpoint(seq: parsed.seq, hash: AuditChain.hash(line)).text)
-                        return
-                    }
-                }
+            let key = try await AuditCommand.publicKey(publicKey)
+            let logFiles = try AuditCommand.files(files)
+            for file in logFiles where !FileManager.default.isReadableFile(atPath: file.path) {
+                throw ValidationError("\(file.path) cannot be read (no such file, or no permission)")
             }
-            throw ValidationError("the audit log has no entries")
+            // A probe printed a checkpoint for a forged, unsigned entry: an operator keeping it would
+            // have anchored the forgery. Only what the chain and a signature hold is printed.
+            let report = AuditVerifier.verify(files: logFiles, publicKey: key, allowMidChainStart: true)
+            if let failure = report.failure {
+                writeToStandardError(
+                    "audit log BROKEN after \(report.entries) valid entries: \(failure); nothing to keep\n")
+                throw ExitCode(2)
+            }
+            guard let hash = report.signedHash, report.signedThrough > 0 else {
+                writeToStandardError(
+                    "no entry of the audit log is covered by a signed checkpoint: nothing to keep; kms audit verify says more\n"
+                )
+                throw ExitCode(1)
+            }
+            if let tail = report.unsignedTail {
+                writeToStandardError(
+                    "note: entries \(tail.lowerBound)...\(tail.upperBound) follow the last signed checkpoint and are left out\n"
+                )
+            }
+            printShown(AuditVerifier.Checkpoint(seq: report.signedThrough, hash: hash).text)
         }
     }
 

@@ -114,6 +114,15 @@ import Testing
         #expect(report.isValid && report.entries == 40, "\(report)")
         try await write(2, to: try makeLog(maxBytes: 4_096))
         #expect(verify().entries == 42)
+        // The newest file alone (older ones archived): a checkpoint kept for an entry in an earlier file
+        // cannot be checked there, and is said to be so, not called a truncated tail (a probe's finding).
+        let files = AuditFiles.chain(for: url)
+        let firstLine = try #require(String(contentsOf: files[0], encoding: .utf8).split(separator: "\n").first)
+        let early = AuditVerifier.Checkpoint(seq: 1, hash: AuditChain.hash(String(firstLine)))
+        let newest = AuditVerifier.verify(
+            files: [url], publicKey: key.publicKey, checkpoint: early, allowMidChainStart: true)
+        #expect(newest.failure?.contains("before the first entry of these files") == true, "\(newest)")
+        #expect(verify(early).isValid)
     }
 
     /// Rotation never renames onto an existing rotated file (that would lose it).

@@ -242,11 +242,25 @@ import Testing
         #expect(future.status == 1, "\(future.stdout)")
         let unreadable = try await verifyTail(dated: "forged")
         #expect(unreadable.status == 1 && unreadable.stdout.contains("unreadable"), "\(unreadable.stdout)")
+        // `kms audit checkpoint` prints the last *signed* entry: a probe had it print the forged one,
+        // which an operator would have kept as the anchor of a forgery.
+        let anchored = try await CLIProcess.run(["audit", "checkpoint", copy.path, "--public-key", publicKey])
+        let signedLast = try #require(
+            lines.reversed().lazy.map { String(decoding: $0, as: UTF8.self) }.first {
+                AuditChain.parse($0)?.kind == .entry
+            })
+        #expect(anchored.status == 0, "\(anchored.stderr)")
+        #expect(
+            anchored.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                == "\(lastSeq):\(AuditChain.hash(signedLast))", "\(anchored.stdout)")
+        #expect(anchored.stderr.contains("entries \(lastSeq + 1)...\(lastSeq + 1) follow"), "\(anchored.stderr)")
         let empty = try await verify(Data())
         #expect(empty.status == 1 && empty.stdout.contains("no entries"), "\(empty.stdout)")
         try (log + Data("garbage\n".utf8)).write(to: copy)
-        let checkpoint = try await CLIProcess.run(["audit", "checkpoint", copy.path])
-        #expect(checkpoint.status != 0 && checkpoint.stderr.contains("not an audit entry"), "\(checkpoint.stderr)")
+        let checkpoint = try await CLIProcess.run(["audit", "checkpoint", copy.path, "--public-key", publicKey])
+        #expect(
+            checkpoint.status == 2 && checkpoint.stdout.isEmpty && checkpoint.stderr.contains("not an audit entry"),
+            "\(checkpoint.stderr)")
     }
 
     /// An error's text can quote what nobody here wrote (a database server's message, a file name):

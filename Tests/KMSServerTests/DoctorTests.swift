@@ -1,5 +1,7 @@
 import Foundation
 import KMSClient
+import KMSCore
+import KMSProtocol
 import Testing
 
 /// `kms doctor` finds each deliberately broken set-up (issue 20).
@@ -146,6 +148,55 @@ import Testing
         try text.write(to: log, atomically: false, encoding: .utf8)
         let tampered = try await Self.doctor(tidy)
         #expect(tampered.status == 1 && tampered.stdout.contains("FAIL  audit log"), "\(tampered.stdout)")
+    }
+
+    /// A probe wiped a stopped server's log: doctor said ok, and after the next start verify said OK
+    /// from seq 1 with nothing to tell. Doctor now judges the log as verify does (an empty log, a stale
+    /// unsigned tail and missing first entries are warnings), and a start over an empty log under an
+    /// older audit key begins with `audit.new-log`, which the server logs and verify and doctor name.
+    @Test func aWipedOrCutLogIsNamed() async throws {
+        let (server, environment) = try await Self.deployment()
+        #expect(try await server.stop() == 0)
+        let log = server.folder.appendingPathComponent("data/audit.log")
+        let original = try Data(contentsOf: log)
+        let lines = original.split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
+        let last = try #require(lines.last.flatMap(AuditChain.parse))
+        #expect(try await Self.doctor(environment).stdout.contains("ok    audit log"))
+
+        // Entries after the last checkpoint, two minutes old: a crash's tail, or one written while stopped.
+        let stale =
+            #"{"v":2,"seq":\#(last.seq + 1),"ts":"\#(Timestamp.format(Date().addingTimeInterval(-120)))","prev":"\#(AuditChain.hash(lines[lines.count - 1]))","event":{"type":"key.rotate"}}"#
+        try (original + Data((stale + "\n").utf8)).write(to: log)
+        let tail = try await Self.doctor(environment)
+        #expect(
+            tail.stdout.contains("WARN  audit log") && tail.stdout.contains("after the last signed checkpoint"),
+            "\(tail.stdout)")
+        // The first entries gone (server.start and its checkpoint): checked from seq 2 on trust, said so.
+        try Data((lines.dropFirst(2).joined(separator: "\n") + "\n").utf8).write(to: log)
+        let cut = try await Self.doctor(environment)
+        #expect(cut.stdout.contains("WARN  audit log") && cut.stdout.contains("entries 1...1"), "\(cut.stdout)")
+        // Empty: nothing verified.
+        try Data().write(to: log)
+        let wiped = try await Self.doctor(environment)
+        #expect(
+            wiped.stdout.contains("WARN  audit log") && wiped.stdout.contains("holds no entries"), "\(wiped.stdout)")
+
+        // The next start over the empty log: its first entry says a new chain began after an earlier log.
+        let again = try await ServeProcess(environment: environment)
+        #expect(try await again.stop() == 0)
+        #expect(again.logText.contains("a new chain begins at seq 1"), "\(again.logText)")
+        let restarted = try String(contentsOf: log, encoding: .utf8)
+        #expect(restarted.hasPrefix(#"{"v":2,"seq":1,"#) && restarted.contains(#""type":"audit.new-log""#))
+        let verified = try await CLIProcess.run(["audit", "verify"], environment: environment)
+        #expect(verified.status == 0 && verified.stdout.contains("note: seq 1 ("), "\(verified.stdout)")
+        #expect(verified.stdout.contains("audit.new-log"), "\(verified.stdout)")
+        let named = try await Self.doctor(environment)
+        #expect(named.stdout.contains("WARN  audit log") && named.stdout.contains("audit.new-log"), "\(named.stdout)")
+        // A later start continues that log: no second marker.
+        let third = try await ServeProcess(environment: environment)
+        #expect(try await third.stop() == 0)
+        let continued = try String(contentsOf: log, encoding: .utf8)
+        #expect(continued.components(separatedBy: "audit.new-log").count == 2)
     }
 
     /// A trusted proxy that does not set X-Forwarded-For: every client looks like the proxy.

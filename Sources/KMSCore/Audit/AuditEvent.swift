@@ -22,6 +22,11 @@ public struct AuditEvent: Sendable {
     /// bounded patterns), and only `clients:manage` may send them.
     public static let uncappedFields: Set<String> = ["grants"]
 
+    /// The first entry of a log begun under an audit key that is older than it (the earlier log was
+    /// moved, deleted or emptied, or a PostgreSQL instance is new): `kms audit verify` names it, since
+    /// the new chain is otherwise a valid log from seq 1.
+    public static let newLog = "audit.new-log"
+
     /// `capped: false` only for what the operator configured (the start-up
     /// entry's settings), never for anything a client sent.
     public init(_ type: String, outcome: String = "success", _ fields: [(String, String)] = [], capped: Bool = true) {

@@ -27,7 +27,7 @@ public enum AuditFiles {
 
     /// The files of the log at `current` (rotated ones included) that are not empty.
     /// (`stat` follows a symbolic link: a link to an empty log is an empty log.)
-    static func filesWithEntries(_ current: URL) -> [URL] {
+    public static func filesWithEntries(_ current: URL) -> [URL] {
         chain(for: current).filter {
             var info = stat()
             return stat($0.path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG && info.st_size > 0

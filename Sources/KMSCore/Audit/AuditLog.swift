@@ -205,7 +205,7 @@ public final class AuditLog: Sendable {
     }
 
     /// Writes `events` in one batch: together, in this order, or none of them.
-    func record(_ events: [AuditEvent], durable: Bool, wait: Duration?) async throws(KMSError) {
+    public func record(_ events: [AuditEvent], durable: Bool, wait: Duration?) async throws(KMSError) {
         let result: Result<Void, KMSError> = await withCheckedContinuation { continuation in
             let waiter = Waiter(events: events, durable: durable, wait: wait ?? timeout, continuation: continuation)
             let start = state.withLock { state -> Bool in

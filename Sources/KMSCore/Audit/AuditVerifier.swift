@@ -41,6 +41,9 @@ public enum AuditVerifier {
         public var checkpoints = 0
         /// The last seq a signature covers (a checkpoint, or a format-1 entry's own).
         public var signedThrough: UInt64 = 0
+        /// The hash of that entry's line: with `signedThrough`, what `kms audit checkpoint` prints, so
+        /// that a checkpoint kept elsewhere never anchors entries no signature covers.
+        public var signedHash: String?
         /// When the first entry no signature covers was written (nil when all are covered).
         public var firstUnsignedTime: String?
         /// The same as a date (nil when unreadable, or all are covered): what
@@ -50,6 +53,9 @@ public enum AuditVerifier {
         /// Ranges a start after a crash signed over (`audit.unsigned-tail`):
         /// chained, but written before any signature, so not tamper-evident.
         public var adoptedAtRestart: [ClosedRange<UInt64>] = []
+        /// Where a log begins after an earlier one (`audit.new-log`): "seq N (time)". The chain from
+        /// there holds, but what the earlier log held is not in these files.
+        public var newLogStarts: [String] = []
         /// The first problem: where, and what it means. nil when all holds.
         public var failure: String?
         /// The chain is intact and every signature present holds.
@@ -73,6 +79,24 @@ public enum AuditVerifier {
                 )
             }
             return parts.isEmpty ? nil : parts.joined(separator: "; ")
+        }
+
+        /// How old an unsigned tail may be and still count as a running server's
+        /// last second (`kms audit verify --allow-unsigned-tail`, `kms doctor`): a
+        /// running server signs its tail within a second (a disk that stalls
+        /// longer refuses audited calls), so an older one was left by a crash
+        /// or written while the server was stopped. Its time is the tail's own,
+        /// which whoever wrote it chose: this bounds when a forged tail passes,
+        /// it does not authenticate it (docs/audit.md).
+        public static let liveTailAge: TimeInterval = 60
+
+        /// Whether the only unsigned entries follow the last checkpoint and began within
+        /// `liveTailAge` of `now` (either way), as a running server's do.
+        public func unsignedOnlyAsALiveTail(now: Date = Date()) -> Bool {
+            guard adoptedAtRestart.isEmpty, checkpoints > 0, unsignedTail != nil, let began = firstUnsignedDate else {
+                return false
+            }
+            return abs(began.timeIntervalSince(now)) <= Self.liveTailAge
         }
 
         /// Entries after the last checkpoint: chained but not signed yet. A live
@@ -146,6 +170,7 @@ public enum AuditVerifier {
                     prev = AuditChain.hash(line)
                     report.checkpoints += 1
                     report.signedThrough = entry.seq
+                    report.signedHash = entry.prev
                     report.firstUnsignedTime = nil
                     report.firstUnsignedDate = nil
                     continue
@@ -188,12 +213,18 @@ public enum AuditVerifier {
                     }
                 }
                 if let adopted = entry.adopted { report.adoptedAtRestart.append(adopted) }
+                if entry.eventType == AuditEvent.newLog {
+                    report.newLogStarts.append(
+                        "seq \(entry.seq) (\(Timestamp.parse(entry.time).map(Timestamp.format) ?? "an unreadable time"))"
+                    )
+                }
                 report.entries += 1
                 report.first = report.first ?? entry.seq
                 report.last = entry.seq
                 report.lastHash = prev
                 if entry.kind == .signedEntry {
                     report.signedThrough = entry.seq
+                    report.signedHash = prev
                     report.firstUnsignedTime = nil
                     report.firstUnsignedDate = nil
                 } else if report.firstUnsignedTime == nil {
@@ -205,8 +236,14 @@ public enum AuditVerifier {
             }
         }
         if let checkpoint, !checkpointSeen {
-            report.failure =
-                "the log ends at seq \(report.last ?? 0) but the checkpoint names seq \(checkpoint.seq): its tail was truncated"
+            if let first = report.first, checkpoint.seq < first {
+                // --partial from a later file: the checkpoint's entry is in a file not given.
+                report.failure =
+                    "the checkpoint names seq \(checkpoint.seq), before the first entry of these files (seq \(first)): give the file that holds it, or a newer checkpoint"
+            } else {
+                report.failure =
+                    "the log ends at seq \(report.last ?? 0) but the checkpoint names seq \(checkpoint.seq): its tail was truncated"
+            }
         }
         return report
     }
