@@ -86,6 +86,17 @@ import Testing
             await #expect(throws: (any Error).self) { try await other.establish() }
             let unauthenticated = try failures().filter { $0.contains(#""code":"client_not_authenticated""#) }
             #expect(unauthenticated.count == 2, "\(unauthenticated)")
+            // A new client key on every request, one a second (under the ten a second in all): the address
+            // has ten lines a minute (a probe wrote ten a second from one host this way).
+            server.clock.advance(milliseconds: 60_000)
+            for _ in 0..<30 {
+                server.clock.advance(milliseconds: 1_000)
+                let varied = WireSession(client: client)
+                varied.clientKey = Curve25519.Signing.PrivateKey()
+                await #expect(throws: (any Error).self) { try await varied.establish() }
+            }
+            let varied = try failures().filter { $0.contains(#""code":"client_not_authenticated""#) }
+            #expect(varied.count == 12, "\(varied.count) lines")
             // A real exchange is recorded whatever came before.
             try await WireSession(client: client).establish()
             let exchanges = try String(contentsOf: auditLog, encoding: .utf8).split(separator: "\n").filter {

@@ -109,7 +109,7 @@ struct Auditor: Sendable {
     /// authentication to cause (the client check comes before any RSA work, so
     /// `client_not_authenticated` costs no more than the others): written in
     /// full once a minute for each address (an IPv6 /64), code and `clientKey`
-    /// as sent, at most ten a second in all, each with `suppressed`, the number
+    /// as sent, at most ten a minute for each address and ten a second in all, each with `suppressed`, the number
     /// of those failures left out since its last line (a review: a loop of junk
     /// exchanges wrote a line each, and a full disk refuses every audited
     /// operation).
@@ -117,7 +117,9 @@ struct Auditor: Sendable {
         _ fields: [(String, String)], host: String, code: ErrorCode, clientKey: String?, at now: Date
     ) async {
         let key = "\(code.rawValue):\(host):\(clientKey ?? "")"
-        guard let skipped = keyExchangeFailures.admit(key, now: now) else { return }
+        // The address's own budget too: the clientKey is the caller's to vary, and a probe wrote ten
+        // lines a second from one host by changing it on every request.
+        guard let skipped = keyExchangeFailures.admit(key, group: host, now: now) else { return }
         await log.recordBestEffort(
             AuditEvent("session.key-exchange", outcome: "failure", fields + [("suppressed", "\(skipped)")]))
     }
@@ -144,36 +146,62 @@ struct Auditor: Sendable {
 
 /// Thins out entries that anyone allowed to connect can cause without
 /// authenticating (per key, usually an address, and in all), with bounded memory:
-/// at most one entry per key a minute and ten a second in all.
+/// at most one entry per key a minute and ten a second in all; with a `group`
+/// (the address, when the key also holds what the client sent), at most
+/// `perGroupPerMinute` entries a minute for the group as well.
 final class RefusalLimiter: Sendable {
+    private struct Window {
+        var start: Date
+        var written: Int
+    }
+
     private struct State {
         /// When each key's last entry was written, and how many were left out since.
         var lastByKey: [String: (written: Date, skipped: Int)] = [:]
+        /// Entries written for each group in its current minute.
+        var groups: [String: Window] = [:]
         var secondStart = Date.distantPast
         var inSecond = 0
     }
 
     private let state = Mutex(State())
+    private let perGroupPerMinute: Int
+
+    init(perGroupPerMinute: Int = 10) {
+        self.perGroupPerMinute = perGroupPerMinute
+    }
 
     func allow(_ key: String, now: Date) -> Bool { admit(key, now: now) != nil }
 
     /// nil: leave this entry out. Otherwise how many of `key`'s entries were
     /// left out since its last written one (a key is remembered from its first
-    /// written entry, so those refused by the ten-a-second cap before it are
-    /// not counted; all are forgotten when 10,000 keys are held).
-    func admit(_ key: String, now: Date) -> Int? {
+    /// written entry, so those refused by a cap before it are not counted; all
+    /// are forgotten when 10,000 keys are held).
+    func admit(_ key: String, group: String? = nil, now: Date) -> Int? {
         state.withLock { state in
             if now.timeIntervalSince(state.secondStart) >= 1 || now < state.secondStart {
                 state.secondStart = now
                 state.inSecond = 0
             }
             let last = state.lastByKey[key]
-            guard state.inSecond < 10, last.map({ now.timeIntervalSince($0.written) >= 60 }) ?? true else {
+            var window = group.flatMap { state.groups[$0] }
+            if let current = window, now.timeIntervalSince(current.start) >= 60 || now < current.start {
+                window = nil
+            }
+            guard state.inSecond < 10, (window?.written ?? 0) < perGroupPerMinute,
+                last.map({ now.timeIntervalSince($0.written) >= 60 }) ?? true
+            else {
                 if let last { state.lastByKey[key] = (last.written, last.skipped + 1) }
                 return nil
             }
             if state.lastByKey.count >= 10_000, last == nil { state.lastByKey.removeAll(keepingCapacity: true) }
             state.lastByKey[key] = (now, 0)
+            if let group {
+                if state.groups.count >= 10_000, state.groups[group] == nil {
+                    state.groups.removeAll(keepingCapacity: true)
+                }
+                state.groups[group] = Window(start: window?.start ?? now, written: (window?.written ?? 0) + 1)
+            }
             state.inSecond += 1
             return last?.skipped ?? 0
         }
