@@ -1,13 +1,18 @@
 import ArgumentParser
+import CProcessHardening
 import Foundation
 import Logging
 
-/// The process entry: core dumps go off before any command reads a key, and
-/// a closed pipe becomes a write error that is reported (EPIPE), not a
-/// silent SIGPIPE death before the first socket (NIO ignores it from then on).
+/// The process entry: a standard descriptor the process started without gets
+/// a placeholder before any file is opened (it would take that number), core
+/// dumps go off before any command reads a key, a closed pipe becomes a write
+/// error that is reported (EPIPE), not a silent SIGPIPE death before the first
+/// socket (NIO ignores it from then on), and a verb whose text output could not
+/// all be written fails (`finishStandardOutput`).
 @main
 enum Entry {
     static func main() async {
+        kms_guard_standard_descriptors()
         CoreDumps.disable()
         signal(SIGPIPE, SIG_IGN)
         // ArgumentParser's own `main()`, except that an error's text is made safe for a terminal
@@ -22,6 +27,7 @@ enum Entry {
                 } else {
                     try command.run()
                 }
+                if !(command is ServeCommand) { finishStandardOutput() }
             } catch let error as ValidationError {
                 // Found while running (a file that cannot be read, a log that fails to verify): status
                 // 64 as a usage error, without the root's usage lines, which say nothing about it.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CProcessHardening
 import Foundation
 import KMSProtocol
 
@@ -56,6 +57,18 @@ func exitReporting(_ error: any Error) -> Never {
     exit(code.rawValue)
 }
 
+/// Flushes the text `print` buffered and, when any of standard output could not be written (a full
+/// disk, a closed descriptor, a reader gone), ends the process with `io_error` and status 1 instead of
+/// 0: a script running `kms encrypt … > file && rm plain` must not take a lost ciphertext for one
+/// written (a probe: `kms encrypt … > /dev/full` exited 0). Text goes through C's buffered `stdout`,
+/// whose errors only `fflush` and `ferror` tell; the raw bytes of `writeToStandardOutput` throw at once.
+func finishStandardOutput() {
+    let failure = kms_finish_stdout()
+    guard failure != 0 else { return }
+    writeToStandardError("Error: io_error: cannot write standard output: \(String(cString: strerror(failure)))\n")
+    exit(1)
+}
+
 /// Why a verb that writes bytes to `-` refuses a terminal there.
 let terminalRefusal =
     "standard output is a terminal, which would act on the bytes' control characters: give a file name, or send - to a file or a pipe"
@@ -65,5 +78,10 @@ let terminalRefusal =
 /// callers refuse a terminal first (`kms decrypt` one that would act on
 /// the plaintext, the file verbs and `kms backup --out -` any; `terminalRefusal`).
 func writeToStandardOutput(_ data: Data) throws {
-    try FileHandle.standardOutput.write(contentsOf: data)
+    do {
+        try FileHandle.standardOutput.write(contentsOf: data)
+    } catch let error as CocoaError {
+        // Named as `finishStandardOutput` names it (Foundation's own text was "error 512 (null)").
+        throw CLIFailure(message: "io_error: cannot write standard output: \(posixReason(error))")
+    }
 }

@@ -93,6 +93,12 @@ import Testing
         let roundTrip = try await CLIProcess.run(
             ["decrypt", "--output-base64"], environment: env, stdin: Data(piped.stdout.utf8))
         #expect(roundTrip.stdout == "AAEC\n")
+        // `-` is standard input, as for the file verbs (it encrypted the text "-"), and no argument was given.
+        let dash = try await CLIProcess.run(
+            ["encrypt", "--key", "cli", "-"], environment: env, stdin: Data("piped".utf8))
+        #expect(dash.status == 0 && dash.stderr.isEmpty, "\(dash.stderr)")
+        let dashOpened = try await CLIProcess.run(["decrypt", "-"], environment: env, stdin: Data(dash.stdout.utf8))
+        #expect(dashOpened.stdout == "piped", "\(dashOpened.stdout)\(dashOpened.stderr)")
         let rewrapped = try await CLIProcess.run(
             ["rewrap", "--file", file.path, "--aad", "ctx", "--json"], environment: env)
         #expect(rewrapped.stdout.contains("\"version\" : 2"))
@@ -122,6 +128,40 @@ import Testing
             #expect(result.status == 1 && result.stderr.contains(said), "\(arguments): \(result.stderr)")
             // Far from the 30 s of retries, with room for a busy machine.
             #expect(ContinuousClock.now - started < .seconds(15), "\(arguments): the connection was retried")
+        }
+        // A URL that is not one is a usage error, found before anything is sent (it was sent and "unreachable").
+        for bad in ["127.0.0.1:3000", "ftp://127.0.0.1/", "http://"] {
+            let result = try await CLIProcess.run(
+                ["keys", "list", "--url", bad], environment: ["KMS_KNOWN_SERVERS": "off"])
+            #expect(
+                result.status == 64 && result.stderr.contains("is not an http:// or https:// URL"),
+                "\(bad): \(result.stderr)")
+        }
+    }
+
+    /// Text output that cannot be written is a failure, not exit 0 (a probe: `kms encrypt … > /dev/full`
+    /// exited 0 with the ciphertext lost); a closed standard output is one, not a number for the next file.
+    @Test func standardOutputThatCannotBeWrittenFails() async throws {
+        let known = FileManager.default.temporaryDirectory.appendingPathComponent("kms-known-\(UUID().uuidString)")
+        for redirect in ["> /dev/full", ">&-"] {
+            let result = try await offPool { () throws -> (Int32, String) in
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/bin/sh")
+                process.arguments = ["-c", #""$KMS" known-servers list \#(redirect); echo "status $?" >&2"#]
+                process.environment = CLIProcess.environment([
+                    "KMS": CLIProcess.binary.path, "KMS_KNOWN_SERVERS": known.path,
+                ])
+                let errors = Pipe()
+                process.standardError = errors
+                process.standardOutput = FileHandle.nullDevice
+                try process.run()
+                let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                process.waitUntilExit()
+                return (process.terminationStatus, text)
+            }
+            #expect(
+                result.1.contains("io_error: cannot write standard output") && result.1.contains("status 1"),
+                "\(redirect): \(result.1)")
         }
     }
 

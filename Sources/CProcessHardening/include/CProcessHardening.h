@@ -53,4 +53,17 @@ void kms_show_input(void);
 /// not line ends (more than 0: more than one line was pasted), or -1.
 int kms_more_input(int fd, int tenths);
 
+/// Flushes C's buffered standard output and says whether all of it was
+/// written: 0, or the errno of the failure (EIO when the stream's error flag
+/// is set without one). Swift's `print` writes through that buffer and never
+/// reports a failed write; Swift 6 cannot name `stdout`, a mutable global.
+int kms_finish_stdout(void);
+
+/// Puts a placeholder on each of descriptors 0, 1 and 2 that the process
+/// started without (`kms … >&-`): /dev/null opened the wrong way round, so
+/// that a read of standard input or a write of standard output or error
+/// fails (EBADF) instead of going to whatever file the process opens next
+/// and gets that number (a key file, a decrypted output). Call it first.
+void kms_guard_standard_descriptors(void);
+
 #endif

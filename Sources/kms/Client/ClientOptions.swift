@@ -39,6 +39,12 @@ struct ClientOptions: ParsableArguments {
             )
         }
         let baseURL = url ?? Self.environmentURL(environment)
+        // Checked before anything is sent, as the pin is: `--url 127.0.0.1:3000` or an ftp:// URL was sent
+        // on and said "server_unreachable" or "no_answer" with the HTTP library's words (a probe).
+        guard KnownServers.origin(of: baseURL) != nil else {
+            throw ValidationError(
+                "the server URL (--url, KMS_URL or BASE_URL) is not an http:// or https:// URL with a host: \(baseURL)")
+        }
         // A pin that is given must be one: an empty KMS_SERVER_FINGERPRINT (`$(kms server-key)` where that
         // failed) was read as "not pinned" and the client trusted whatever answered (a review finding).
         let pin = fingerprint ?? environment["KMS_SERVER_FINGERPRINT"]
@@ -331,6 +337,19 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
     }
 }
 
+/// A failure to reach the server or to get its answer, with the code the client verbs give it
+/// (`server_unreachable` when nothing was sent, `no_answer` otherwise); nil for any other error.
+func connectionFailure(_ error: any Error) -> String? {
+    switch error {
+    case is TransportNeverSent, is NIOConnectionError, is SocketAddressError.UnknownHost:
+        return "server_unreachable: cannot reach the server: \(networkReason(error))"
+    case is TransportNoAnswer, is IOError:
+        return "no_answer: no answer from the server: \(networkReason(error))"
+    default:
+        return nil
+    }
+}
+
 /// Why a connection failed, in the system's words (NIO's own text read "connection reset (error set):
 /// Connection refused) (errno: 111)" for a refused connection). Every failure of a file verb names a
 /// code (file-format-v1 section 8): `server_unreachable` when nothing was sent, `no_answer` otherwise,
@@ -355,12 +374,16 @@ func networkReason(_ error: any Error) -> String {
 /// cannot be read): `io_error`, with the file and the system's reason, so that every failure of
 /// a file command names a code (file-format-v1 section 8), not Foundation's "error 512".
 func ioFailure(_ error: CocoaError) -> String {
-    var reason = error.localizedDescription
-    if let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
-        reason = String(cString: strerror(Int32(underlying.code)))
-    }
     let file = (error.userInfo[NSFilePathErrorKey] as? String) ?? error.filePath
-    return "io_error: " + (file.map { "\($0): " } ?? "") + reason
+    return "io_error: " + (file.map { "\($0): " } ?? "") + posixReason(error)
+}
+
+/// The system's words for a file error (Foundation's description can be "(null)").
+func posixReason(_ error: CocoaError) -> String {
+    if let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+        return String(cString: strerror(Int32(underlying.code)))
+    }
+    return error.localizedDescription
 }
 
 /// A failure already explained to the user; `status` 1 unless it says otherwise.

@@ -13,7 +13,7 @@ struct EncryptCommand: AsyncParsableCommand {
     @OptionGroup var aad: AADOptions
 
     func run() async throws {
-        if input.text != nil {
+        if input.literal != nil {
             // An argument is in every process listing (`/proc/PID/cmdline`) while the command runs, and in
             // the shell's history after: said once, not refused, as a quick test is a fair use of it.
             writeToStandardError(
@@ -21,7 +21,7 @@ struct EncryptCommand: AsyncParsableCommand {
             )
         }
         let typed =
-            input.text == nil && (input.file ?? "-") == "-" && !input.base64
+            input.literal == nil && (input.file ?? "-") == "-" && !input.base64
             ? try TerminalPrompt.readHidden("plaintext (not shown; Enter ends it): ", limit: 65_536) : nil
         let plaintext = try typed ?? input.read()
         let aadData = try aad.read()

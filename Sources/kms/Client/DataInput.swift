@@ -4,7 +4,7 @@ import KMSProtocol
 
 /// Input bytes from an argument, a file, or standard input.
 struct DataInput: ParsableArguments {
-    @Argument(help: "The input as text; omit to read --file or standard input.")
+    @Argument(help: "The input as text; omit it (or give -) to read --file or standard input.")
     var text: String?
 
     @Option(name: .long, help: "Read the input from this file ('-' for standard input).")
@@ -23,6 +23,9 @@ struct DataInput: ParsableArguments {
         }
     }
 
+    /// The text argument, unless it is `-` (standard input).
+    var literal: String? { text == "-" ? nil : text }
+
     /// The most `--file` reads: past any request the server takes.
     static let maxFileBytes = 16 << 20
 
@@ -34,8 +37,10 @@ struct DataInput: ParsableArguments {
     func read() throws -> Data {
         try validate()
         let data: Data
-        if let text {
-            data = Data(text.utf8)
+        // `-` is standard input, as it is for the file verbs and `--file`: it encrypted the one-byte text
+        // "-" (a probe). That text can still be given through standard input or --file.
+        if let literal {
+            data = Data(literal.utf8)
         } else if let file, file != "-" {
             // Read as a stream, so that a pipe (`--file <(…)`) or a device works as standard input does.
             guard !FileEndpoints.isFolder(file), let handle = FileHandle(forReadingAtPath: file) else {

@@ -54,7 +54,8 @@ struct E2ECommand: AsyncParsableCommand {
             {
                 return advice
             }
-            return "\(error)"
+            // The connection's failure in the codes and words every other verb uses (it printed NIO's text).
+            return connectionFailure(error) ?? "\(error)"
         }
         printShown("kms e2e against \(kms.configuration.redactedBaseURL)")
 

@@ -77,7 +77,9 @@ func printMetadata(_ metadata: KeyMetadata) {
     printShown("key \(metadata.keyId)  created \(metadata.createdAt)")
     printShown("  state      \(metadata.state)\(metadata.deletionDate.map { "  (deleted for good at \($0))" } ?? "")")
     printShown("  aliases    \(metadata.aliases.isEmpty ? "-" : metadata.aliases.joined(separator: ", "))")
-    let rotation = metadata.rotationPeriodDays.map { "every \($0) days, next \(metadata.nextRotationAt ?? "?")" }
+    let rotation = metadata.rotationPeriodDays.map {
+        "every \($0 == 1 ? "day" : "\($0) days"), next \(metadata.nextRotationAt ?? "?")"
+    }
     printShown("  rotation   \(rotation ?? "manual")")
     // Written by any client with keys:manage: escaped, so it cannot forge lines or drive the terminal (a review).
     if !metadata.description.isEmpty { printShown("  describes  \(metadata.description)") }
