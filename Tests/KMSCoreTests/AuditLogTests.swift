@@ -439,6 +439,38 @@ import Testing
         #expect(verify().isValid && verify().entries == 3)
     }
 
+    /// A probe's finding: a stopped server's tail rewritten and a copy of a real checkpoint appended.
+    /// The start took the copy as the end and continued from its seq (reusing one), so the log broke
+    /// further. The tail after the last signature, and that signature's place, must chain now: such
+    /// a log is refused and left as it was; an unsigned tail that chains (a crash's) is still taken up.
+    @Test func aStartRefusesATailThatDoesNotChain() async throws {
+        try await write(2, to: try makeLog(), durable: true)
+        let signed = try lines()
+        let checkpoint = try #require(signed.last)
+        let last = try #require(AuditChain.parse(checkpoint))
+        #expect(last.kind == .checkpoint)
+        func open() async throws -> AuditLog {
+            try await AuditLog.open(
+                at: url, key: key, clock: SystemClock(), maxBytes: 1 << 20, logger: Logger(label: "test"))
+        }
+        let forged =
+            #"{"v":2,"seq":\#(last.seq + 1),"ts":"2026-12-04T10:00:00.000Z","prev":"\#(AuditChain.hash(checkpoint))","event":{"type":"key.rotate"}}"#
+        for tampered in [
+            signed + [forged, checkpoint],  // the copy after a forged entry
+            Array(signed.dropLast(2)) + [forged] + [checkpoint],  // the named entry replaced
+            Array(signed.dropLast()) + [forged],  // an entry after the line a checkpoint named, without it
+        ] {
+            try rewrite(tampered)
+            await #expect(throws: KMSError.self) { _ = try await open() }
+            #expect(try lines() == tampered)
+        }
+        // A crash's tail (chained, unsigned) is taken up and marked, as before.
+        try rewrite(signed + [forged])
+        let reopened = try await open()
+        try await write(1, to: reopened, durable: true)
+        #expect(verify().isValid && verify().adoptedAtRestart.count == 1, "\(verify())")
+    }
+
     /// A review finding: a store without the audit key beside a log with entries made a new key
     /// silently, and the old entries no longer verified. Now that is refused, a fresh log still
     /// gets a key, and a stored key is used whatever the log holds.

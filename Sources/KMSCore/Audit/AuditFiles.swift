@@ -85,7 +85,12 @@ public enum AuditFiles {
             resume.keptBytes = keep
             currentData = data.prefix(keep)
         }
-        var foundEnd = false
+        // The line after the one being read (the chain is read backwards): the tail after the last
+        // signature, and that signature's own place in the chain, must hold before anything is added.
+        // A probe rewrote a stopped server's unsigned tail and appended a copy of a real checkpoint;
+        // the start took that copy as the end and the next entry reused a seq, so the log broke further
+        // and verify, which stops at the first break, saw nothing past it.
+        var later: AuditChain.Parsed?
         for file in try listedChain(for: current).reversed() {
             guard let data = file == current ? currentData : try logBytes(file), !data.isEmpty else { continue }
             for line in AuditLines.split(data).reversed() {
@@ -93,19 +98,40 @@ public enum AuditFiles {
                 guard let line, let parsed = AuditChain.parse(line), parsed.seq < UInt64(Int64.max) / 2 else {
                     throw KMSError.internal("an audit entry in \(file.path) is malformed; run kms audit verify")
                 }
-                if !foundEnd {
-                    foundEnd = true
+                let hash = AuditChain.hash(line)
+                if let later {
+                    try checkLink(parsed, hash: hash, before: later, in: file)
+                    // The line a checkpoint names is checked: the tail and the signature hold together.
+                    if later.kind == .checkpoint { return resume }
+                } else {
                     resume.seq = parsed.seq
-                    resume.prev = AuditChain.hash(line)
+                    resume.prev = hash
                 }
-                if parsed.kind != .entry {
+                if parsed.kind != .entry, resume.lastSigned == nil {
                     resume.signedSeq = parsed.seq
                     resume.lastSigned = parsed
-                    return resume
+                    // A format-1 entry carries its own signature: nothing before it is needed.
+                    if parsed.kind == .signedEntry { return resume }
                 }
+                later = parsed
             }
         }
         return resume
+    }
+
+    /// Refuses a start whose unsigned tail does not chain: `line` (hashing to `hash`) must be what
+    /// `next`, the line after it, names.
+    private static func checkLink(
+        _ line: AuditChain.Parsed, hash: String, before next: AuditChain.Parsed, in file: URL
+    ) throws(KMSError) {
+        let holds =
+            next.kind == .checkpoint
+            ? line.seq == next.seq && next.prev == hash
+            : line.seq + 1 == next.seq && next.prev == hash
+        guard !holds else { return }
+        throw KMSError.internal(
+            "the audit log \(file.path) does not chain near seq \(next.seq) (an entry after its last signature was edited, inserted or removed while the server was stopped): kms audit verify says more; to begin a new log, move the log's files aside and keep them (docs/audit.md)"
+        )
     }
 
     /// Blob name of the wrapped Ed25519 audit key.
