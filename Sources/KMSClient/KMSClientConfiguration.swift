@@ -66,7 +66,11 @@ extension KMSClientConfiguration: CustomStringConvertible, CustomReflectable {
     }
 
     /// `baseURL` without its user and password, for messages.
-    public var redactedBaseURL: String {
+    public var redactedBaseURL: String { Self.redacted(baseURL) }
+
+    /// A server URL without its user and password, for messages: also for one that is not a
+    /// configuration yet (a `--url` refused before anything is sent still names what was given).
+    public static func redacted(_ baseURL: String) -> String {
         guard var parts = URLComponents(string: baseURL) else {
             // Not parsed (a password with a space or a bare `%`): whatever precedes an `@` may be one.
             guard let at = baseURL.lastIndex(of: "@") else { return baseURL }

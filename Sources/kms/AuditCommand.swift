@@ -191,6 +191,14 @@ struct AuditCommand: AsyncParsableCommand {
                     "note: entries \(tail.lowerBound)...\(tail.upperBound) follow the last signed checkpoint and are left out\n"
                 )
             }
+            // What the kept checkpoint anchors but no signature vouched for when written, and where a log
+            // began anew, said as verify says them (a review: the checkpoint was printed without them).
+            for range in report.adoptedAtRestart {
+                writeToStandardError(
+                    "note: entries \(range.lowerBound)...\(range.upperBound), under this checkpoint, were left unsigned by a crash and signed only by the next start (audit.unsigned-tail): their content is not tamper-evident\n"
+                )
+            }
+            for start in report.newLogStarts { writeToStandardError("note: \(AuditCommand.newLogNote(start))\n") }
             printShown(AuditVerifier.Checkpoint(seq: report.signedThrough, hash: hash).text)
         }
     }

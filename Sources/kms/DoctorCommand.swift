@@ -145,12 +145,24 @@ struct DoctorCommand: AsyncParsableCommand {
         if FileManager.default.fileExists(atPath: config.adminKeyFile.path) {
             paths.append(config.adminKeyFile.deletingLastPathComponent().path)
         }
-        let loose = paths.compactMap { path -> String? in
+        // The audit log's rotated files are the log as much as the current one (a probe: only that was checked).
+        paths += AuditFiles.chain(for: config.auditLog).map(\.path).filter { $0 != config.auditLog.path }
+        var loose = paths.compactMap { path -> String? in
             guard let fileMode = mode(path), fileMode & 0o077 != 0 else { return nil }
             return "\(path) is \(String(fileMode, radix: 8))"
         }
+        // The log's folder need not be private (KMS_AUDIT_LOG may be under /var/log), but whoever can write
+        // it can remove or replace the log's files: a start then begins a new chain, and the old one is lost.
+        let auditFolder = config.auditLog.deletingLastPathComponent().path
+        if !paths.contains(auditFolder), let folderMode = mode(auditFolder), folderMode & 0o022 != 0 {
+            loose.append(
+                "\(auditFolder), the audit log's folder, is \(String(folderMode, radix: 8)) (others can replace the log)"
+            )
+        }
         if loose.isEmpty {
-            report(.ok, "file modes", "admin key and its folder, audit log and data folder are the service's alone")
+            report(
+                .ok, "file modes",
+                "admin key and its folder, audit log and its folder, data folder are the service's alone")
         } else {
             report(.fail, "file modes", "\(loose.joined(separator: "; ")); fix: chmod go-rwx on each")
         }

@@ -109,6 +109,27 @@ import Testing
             listable.status == 1 && listable.stdout.contains("FAIL  file modes")
                 && listable.stdout.contains("\(shared.path) is 755"), "\(listable.stdout)")
 
+        // An audit log elsewhere, in a folder others can write (they can replace the log), with a rotated
+        // file others can read: both named (a probe found neither checked).
+        let logs = server.folder.appendingPathComponent("logs")
+        try FileManager.default.createDirectory(
+            at: logs, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: logs.path)
+        let rotated = logs.appendingPathComponent("audit.log.000000000007")
+        try Data().write(to: rotated)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: rotated.path)
+        var elsewhere = tidy
+        elsewhere["KMS_AUDIT_LOG"] = logs.appendingPathComponent("audit.log").path
+        let open = try await Self.doctor(elsewhere)
+        #expect(
+            open.status == 1 && open.stdout.contains("FAIL  file modes")
+                && open.stdout.contains("\(logs.path), the audit log's folder, is 777")
+                && open.stdout.contains("\(rotated.path) is 644"), "\(open.stdout)")
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: logs.path)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: rotated.path)
+        let tidied = try await Self.doctor(elsewhere)
+        #expect(!tidied.stdout.contains("FAIL  file modes"), "\(tidied.stdout)")
+
         // A TLS key file for the AWS door others can read: a failure (a review found it unremarked).
         let tlsKey = server.folder.appendingPathComponent("tls.key")
         try Data("-----BEGIN PRIVATE KEY-----\n".utf8).write(to: tlsKey)
@@ -192,11 +213,24 @@ import Testing
         #expect(verified.stdout.contains("audit.new-log"), "\(verified.stdout)")
         let named = try await Self.doctor(environment)
         #expect(named.stdout.contains("WARN  audit log") && named.stdout.contains("audit.new-log"), "\(named.stdout)")
-        // A later start continues that log: no second marker.
+        // A later start continues that log: no second marker. It takes up a crash's tail left before it.
+        let newLines = restarted.split(separator: "\n").map(String.init)
+        let newLast = try #require(newLines.last.flatMap(AuditChain.parse))
+        let crashTail =
+            #"{"v":2,"seq":\#(newLast.seq + 1),"ts":"\#(Timestamp.format(Date()))","prev":"\#(AuditChain.hash(newLines[newLines.count - 1]))","event":{"type":"key.rotate"}}"#
+        try Data((restarted + crashTail + "\n").utf8).write(to: log)
         let third = try await ServeProcess(environment: environment)
         #expect(try await third.stop() == 0)
         let continued = try String(contentsOf: log, encoding: .utf8)
         #expect(continued.components(separatedBy: "audit.new-log").count == 2)
+        // The checkpoint to keep says what it anchors that no signature vouched for, as verify does (a
+        // review: it said neither the new log nor the entries a start took up).
+        let kept = try await CLIProcess.run(["audit", "checkpoint"], environment: environment)
+        #expect(kept.status == 0 && kept.stdout.contains(":"), "\(kept.stderr)")
+        #expect(
+            kept.stderr.contains("begins a new log")
+                && kept.stderr.contains("entries \(newLast.seq + 1)...\(newLast.seq + 1), under this checkpoint"),
+            "\(kept.stderr)")
     }
 
     /// A trusted proxy that does not set X-Forwarded-For: every client looks like the proxy.

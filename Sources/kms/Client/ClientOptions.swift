@@ -43,7 +43,8 @@ struct ClientOptions: ParsableArguments {
         // on and said "server_unreachable" or "no_answer" with the HTTP library's words (a probe).
         guard KnownServers.origin(of: baseURL) != nil else {
             throw ValidationError(
-                "the server URL (--url, KMS_URL or BASE_URL) is not an http:// or https:// URL with a host: \(baseURL)")
+                "the server URL (--url, KMS_URL or BASE_URL) is not an http:// or https:// URL with a host: \(KMSClientConfiguration.redacted(baseURL))"
+            )
         }
         // A pin that is given must be one: an empty KMS_SERVER_FINGERPRINT (`$(kms server-key)` where that
         // failed) was read as "not pinned" and the client trusted whatever answered (a review finding).

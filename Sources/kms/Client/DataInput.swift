@@ -71,7 +71,9 @@ struct DataInput: ParsableArguments {
     }
 }
 
-/// `--aad` as text or `--aad-base64`.
+/// `--aad` as text, `--aad-base64`, or `--encryption-context` (aws-kms-v1 section 5: the AWS door's
+/// `EncryptionContext` is the same AAD, serialized as the Encryption SDK does, so a ciphertext made by
+/// `aws kms encrypt --encryption-context …` opens here with the same context, and the other way round).
 struct AADOptions: ParsableArguments {
     @Option(name: .long, help: "Additional authenticated data, as text (must be given again to decrypt).")
     var aad: String?
@@ -79,8 +81,16 @@ struct AADOptions: ParsableArguments {
     @Option(name: .customLong("aad-base64"), help: "Additional authenticated data, as base64.")
     var aadBase64: String?
 
+    @Option(
+        name: .customLong("encryption-context"),
+        help: ArgumentHelp(
+            "An AWS encryption context, as the aws CLI takes it: key=value pairs separated by commas, or a JSON object of strings. May be repeated.",
+            valueName: "context"))
+    var encryptionContext: [String] = []
+
     func validate() throws {
-        if aad != nil, aadBase64 != nil { throw ValidationError("give --aad or --aad-base64, not both") }
+        let given = [aad != nil, aadBase64 != nil, !encryptionContext.isEmpty].filter { $0 }.count
+        if given > 1 { throw ValidationError("give one of --aad, --aad-base64 and --encryption-context, not both") }
     }
 
     func read() throws -> Data? {
@@ -89,6 +99,41 @@ struct AADOptions: ParsableArguments {
             guard let data = Base64.decodeStrict(aadBase64) else { throw ValidationError("--aad-base64 is not base64") }
             return data
         }
+        if !encryptionContext.isEmpty { return try Self.encode(encryptionContext) }
         return aad.map { Data($0.utf8) }
+    }
+
+    /// The pairs of every `--encryption-context` as the AAD bytes. A key given twice is refused, never
+    /// one of its values silently kept: the context must be given again, the same, to decrypt.
+    static func encode(_ arguments: [String]) throws -> Data {
+        var context: [String: String] = [:]
+        func add(_ key: String, _ value: String) throws {
+            guard !key.isEmpty else { throw ValidationError("--encryption-context: a key is empty") }
+            guard context.updateValue(value, forKey: key) == nil else {
+                throw ValidationError("--encryption-context: the key '\(key)' is given twice")
+            }
+        }
+        for argument in arguments {
+            if argument.first == "{" {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(argument.utf8)) as? [String: Any],
+                    let pairs = object as? [String: String]
+                else { throw ValidationError("--encryption-context: a JSON context must be an object of strings") }
+                for (key, value) in pairs { try add(key, value) }
+                continue
+            }
+            for pair in argument.split(separator: ",", omittingEmptySubsequences: false) {
+                guard let equals = pair.firstIndex(of: "=") else {
+                    throw ValidationError(
+                        "--encryption-context: '\(pair)' is not key=value (a value with a comma needs the JSON form)"
+                    )
+                }
+                try add(String(pair[..<equals]), String(pair[pair.index(after: equals)...]))
+            }
+        }
+        guard let encoded = EncryptionContext.encode(context) else {
+            throw ValidationError(
+                "--encryption-context is longer than \(EncryptionContext.maxEncodedBytes) bytes once encoded")
+        }
+        return encoded
     }
 }
