@@ -1,5 +1,6 @@
 #include "CProcessHardening.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,4 +45,19 @@ int kms_signal_ignored(int signal_number) {
     struct sigaction current;
     if (sigaction(signal_number, NULL, &current) != 0) return 0;
     return current.sa_handler == SIG_IGN ? 1 : 0;
+}
+
+void kms_end_by_signal(int signal_number) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = SIG_DFL;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(signal_number, &action, NULL) != 0) return;
+    // The calling thread may block it (dispatch's threads block signals): unblocked, raise delivers
+    // it before it returns.
+    sigset_t only;
+    sigemptyset(&only);
+    sigaddset(&only, signal_number);
+    pthread_sigmask(SIG_UNBLOCK, &only, NULL);
+    raise(signal_number);
 }

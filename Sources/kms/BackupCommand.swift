@@ -212,9 +212,7 @@ struct RestoreCommand: AsyncParsableCommand {
             }
         } catch {
             // Ended as the signal would have ended it, with what the restore says it left.
-            if let number = signals?.signalNumber {
-                exitReporting(CLIFailure(message: "\(error)", status: ExitCode(128 + number)))
-            }
+            if let signals, let number = signals.signalNumber { signals.end(by: number, reporting: error) }
             throw error
         }
         if let number = signals?.signalNumber {

@@ -45,6 +45,12 @@ func printPEM(_ pem: String) {
 /// standard error with its status), with the error's text shown as
 /// `ShownText.error` makes it safe: its message on one line.
 func exitReporting(_ error: any Error) -> Never {
+    exit(reportFailure(error).rawValue)
+}
+
+/// Writes what `exitReporting` writes for `error` and gives its exit code, for an end that is not `exit`.
+@discardableResult
+func reportFailure(_ error: any Error) -> ExitCode {
     let code = (error as? CLIFailure)?.status ?? KMSCommand.exitCode(for: error)
     let text = KMSCommand.fullMessage(for: error)
     if !text.isEmpty {
@@ -54,7 +60,7 @@ func exitReporting(_ error: any Error) -> Never {
             writeToStandardError("\(ShownText.error(message: KMSCommand.message(for: error), fullMessage: text))\n")
         }
     }
-    exit(code.rawValue)
+    return code
 }
 
 /// Flushes the text `print` buffered and, when any of standard output could not be written (a full

@@ -52,7 +52,8 @@ import Testing
         let store = InMemoryKeyStore()
         let keys = KeyRing(
             store: store, masterKey: master,
-            lifecycle: KeyLifecycle(graceMs: 172_800_000, rotateAfterEncryptions: 2, maxVersions: 3), clock: clock)
+            lifecycle: KeyLifecycle(graceMs: 172_800_000, rotateAfterEncryptions: 2, maxVersions: 3, pageVersions: 3),
+            clock: clock)
         let key = try await keys.generate(alias: nil)
         let first = try await keys.encrypt(key.keyId, plaintext: Data("v1".utf8), aad: Data())
         _ = try await keys.rotate(key.keyId)
@@ -84,6 +85,13 @@ import Testing
         #expect(page.keys.count == 1 && page.next == page.keys.first?.keyId, "\(page.keys.map(\.keyId))")
         let rest = try await keys.list(after: page.next, limit: 100)
         #expect(rest.keys.map(\.keyId) == [[key.keyId, other.keyId].max()] && rest.next == nil)
+        // A lowered limit does not shrink pages (a review: at 2, a page held one or two keys).
+        let low = KeyRing(
+            store: InMemoryKeyStore(), masterKey: master, lifecycle: KeyLifecycle(graceMs: 0, maxVersions: 2),
+            clock: clock)
+        for _ in 0..<5 { _ = try await low.rotate(try await low.generate(alias: nil).keyId) }
+        let whole = try await low.list(after: nil, limit: 100)
+        #expect(whole.keys.count == 5 && whole.next == nil && whole.keys.allSatisfy { $0.versions.count == 2 })
     }
 
     @Test func encryptDecryptWithAADAndRefusals() async throws {

@@ -26,6 +26,13 @@ void kms_keep_on_fault(void);
 /// entry … shall not be caught"), so the file verbs do not handle it.
 int kms_signal_ignored(int signal_number);
 
+/// Ends the process by `signal_number`'s default action (restored first, and
+/// unblocked in the calling thread), as if the signal had not been caught: a
+/// shell sees a child killed by the signal (and stops a script at Ctrl-C)
+/// where an exit with 128 + N reads as the command's own status. Returns
+/// only if the signal's default action does not end the process.
+void kms_end_by_signal(int signal_number);
+
 /// Turns the echo of the terminal at `fd` off, after installing handlers
 /// for SIGINT, SIGTERM, SIGHUP and SIGQUIT that put the terminal back as it
 /// was, end the line and let the signal kill the process (a shell left

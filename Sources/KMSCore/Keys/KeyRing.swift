@@ -228,7 +228,7 @@ public struct KeyRing: Sendable {
                 // A page also ends before its versions pass one full key's (`next` says more follow, as
                 // api-v1 allows): 100 keys near the version limit would be a 150 MB answer, past what a
                 // client reads (the Swift client's limit is 4 MB).
-                if page.count == limit || (!page.isEmpty && versions + record.versions.count > lifecycle.maxVersions) {
+                if page.count == limit || (!page.isEmpty && versions + record.versions.count > lifecycle.pageVersions) {
                     more = true
                     break scan
                 }

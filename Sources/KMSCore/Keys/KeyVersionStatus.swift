@@ -28,11 +28,21 @@ public struct KeyLifecycle: Sendable {
     /// (1.2 MB at 8,001), past what a client reads (4 MB) at about 28,000. 10,000 is a daily rotation for 27 years; AWS KMS allows a key far fewer
     /// rotations on demand.
     public let maxVersions: Int
+    /// The highest `maxVersions` there is (an operator may lower it, `KMS_KEY_MAX_VERSIONS`).
+    public static let versionCeiling = 10_000
+    /// Versions a page of `KeyRing.list` may carry past its first key: one full key's at the
+    /// ceiling, whatever `maxVersions` is (a review: bounded by a lowered `maxVersions` of 2, a
+    /// page held one or two keys and listing N keys read about 100 N records).
+    public let pageVersions: Int
 
-    public init(graceMs: Int64, rotateAfterEncryptions: UInt64 = 1 << 31, maxVersions: Int = 10_000) {
+    public init(
+        graceMs: Int64, rotateAfterEncryptions: UInt64 = 1 << 31, maxVersions: Int = Self.versionCeiling,
+        pageVersions: Int = Self.versionCeiling
+    ) {
         self.graceMs = graceMs
         self.rotateAfterEncryptions = rotateAfterEncryptions
         self.maxVersions = maxVersions
+        self.pageVersions = pageVersions
     }
 
     public func graceUntil(_ record: KeyRecord, version: Int) -> Date? {

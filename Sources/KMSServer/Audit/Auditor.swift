@@ -110,7 +110,7 @@ struct Auditor: Sendable {
     /// `client_not_authenticated` costs no more than the others): written in
     /// full once a minute for each address (an IPv6 /64), code and `clientKey`
     /// as sent, at most ten a minute for each address and ten a second in all, each with `suppressed`, the number
-    /// of those failures left out since its last line (a review: a loop of junk
+    /// of the address's failures left out since its last line (a review: a loop of junk
     /// exchanges wrote a line each, and a full disk refuses every audited
     /// operation).
     func keyExchangeFailed(
@@ -153,6 +153,8 @@ final class RefusalLimiter: Sendable {
     private struct Window {
         var start: Date
         var written: Int
+        /// The group's entries left out since its last written one, whatever their key.
+        var skipped = 0
     }
 
     private struct State {
@@ -173,10 +175,12 @@ final class RefusalLimiter: Sendable {
 
     func allow(_ key: String, now: Date) -> Bool { admit(key, now: now) != nil }
 
-    /// nil: leave this entry out. Otherwise how many of `key`'s entries were
-    /// left out since its last written one (a key is remembered from its first
-    /// written entry, so those refused by a cap before it are not counted; all
-    /// are forgotten when 10,000 keys are held).
+    /// nil: leave this entry out. Otherwise how many entries were left out
+    /// since the last written one: of the `group` when one is given (a review:
+    /// counted per key, a flood varying its keys showed `suppressed` 0 on every
+    /// line), else of `key`. A key or group is remembered from its first written
+    /// entry, so those refused by a cap before it are not counted; all are
+    /// forgotten when 10,000 are held.
     func admit(_ key: String, group: String? = nil, now: Date) -> Int? {
         state.withLock { state in
             if now.timeIntervalSince(state.secondStart) >= 1 || now < state.secondStart {
@@ -192,8 +196,10 @@ final class RefusalLimiter: Sendable {
                 last.map({ now.timeIntervalSince($0.written) >= 60 }) ?? true
             else {
                 if let last { state.lastByKey[key] = (last.written, last.skipped + 1) }
+                if let group { state.groups[group]?.skipped += 1 }
                 return nil
             }
+            let groupSkipped = group.flatMap { state.groups[$0]?.skipped } ?? 0
             if state.lastByKey.count >= 10_000, last == nil { state.lastByKey.removeAll(keepingCapacity: true) }
             state.lastByKey[key] = (now, 0)
             if let group {
@@ -203,7 +209,7 @@ final class RefusalLimiter: Sendable {
                 state.groups[group] = Window(start: window?.start ?? now, written: (window?.written ?? 0) + 1)
             }
             state.inSecond += 1
-            return last?.skipped ?? 0
+            return group == nil ? last?.skipped ?? 0 : groupSkipped
         }
     }
 }

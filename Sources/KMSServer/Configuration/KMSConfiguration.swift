@@ -21,7 +21,7 @@ public struct KMSConfiguration: Sendable {
     public var keyGraceMs: Int64 = 604_800_000
     /// Versions a key may have (`KeyLifecycle.maxVersions`): an operator may lower the ceiling,
     /// not raise it, since past about 28,000 a key's metadata outgrows what a client reads.
-    public var keyMaxVersions = 10_000
+    public var keyMaxVersions = KeyLifecycle.versionCeiling
     /// The key lifecycle every part of the server and the offline commands share.
     public var keyLifecycle: KeyLifecycle { KeyLifecycle(graceMs: keyGraceMs, maxVersions: keyMaxVersions) }
     /// lifecycle-v1: the key scheduler's period.
@@ -138,7 +138,9 @@ public struct KMSConfiguration: Sendable {
         sessions.rotateMax = try reader.integer("KMS_ROTATE_MAX", in: 1...1_000_000).map(Int.init) ?? sessions.rotateMax
         sessions.tokenPrefix = try reader.tokenPrefix("KMS_TOKEN_PREFIX")
         keyGraceMs = try reader.integer("KMS_KEY_GRACE_MS", in: 0...(100 * 365 * day)) ?? keyGraceMs
-        keyMaxVersions = try reader.integer("KMS_KEY_MAX_VERSIONS", in: 2...10_000).map(Int.init) ?? keyMaxVersions
+        keyMaxVersions =
+            try reader.integer("KMS_KEY_MAX_VERSIONS", in: 2...Int64(KeyLifecycle.versionCeiling)).map(Int.init)
+            ?? keyMaxVersions
         schedulerIntervalMs =
             try reader.integer("KMS_SCHEDULER_INTERVAL_MS", in: 1000...3_600_000) ?? schedulerIntervalMs
         if let text = reader.choice("KMS_ENV") {
