@@ -4,7 +4,7 @@ import KMSProtocol
 
 /// Where a client finds its Ed25519 key (identity-v1 section 6), so that
 /// `kms serve` then `kms e2e` in one folder works with no set-up:
-/// 1. `KMS_CLIENT_KEY_FILE` when set (a missing file is an error);
+/// 1. `KMS_CLIENT_KEY_FILE` when set (a missing file, or an empty value, is an error);
 /// 2. `~/.config/kms/client.key` (what `kms client-key init` writes);
 /// 3. the server's bootstrap key, `KMS_ADMIN_KEY_FILE` (default
 ///    `./data/admin.key`), when present, with a notice: it is `admin`.
@@ -47,7 +47,15 @@ public enum ClientKeyLookup {
     }
 
     private static func locate(environment: [String: String]) throws(Failure) -> Found? {
-        if let path = environment["KMS_CLIENT_KEY_FILE"], !path.isEmpty {
+        if let path = environment["KMS_CLIENT_KEY_FILE"] {
+            // Set but empty (`KMS_CLIENT_KEY_FILE=$(…)` where that failed) is not unset: the search would go
+            // on and may sign with another key, the server's admin key beside it included (a probe).
+            guard !path.isEmpty else {
+                throw Failure(
+                    description:
+                        "KMS_CLIENT_KEY_FILE is set but empty: name the client's key file, or unset it to look in \(defaultPath) and then for the server's admin key"
+                )
+            }
             guard FileManager.default.fileExists(atPath: path) else {
                 throw Failure(description: "KMS_CLIENT_KEY_FILE names \(path), which does not exist")
             }

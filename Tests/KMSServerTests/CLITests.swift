@@ -54,6 +54,16 @@ import Testing
         #expect(named.status != 0 && named.stderr.contains("the token must match"), "\(named.stderr)")
         let forever = try await CLIProcess.run(["e2e", "--duration", "inf"], environment: env)
         #expect(forever.status == 64 && forever.stderr.contains("--duration"), "\(forever.stderr)")
+        // https:// to the plain port: said in words, not with BoringSSL's source path (a probe).
+        let tls = try await CLIProcess.run(
+            ["random", "--url", server.url.replacingOccurrences(of: "http://", with: "https://")], environment: env)
+        #expect(
+            tls.status == 1 && tls.stderr.contains("the answer is not TLS") && !tls.stderr.contains(".cc"),
+            "\(tls.stderr)")
+        // A rotation interval that is not a number is said (a probe: it was taken for unset, never rotating).
+        let typo = try await CLIProcess.run(
+            ["e2e", "--duration", "1"], environment: env.merging(["ROTATE_INTERVAL_MS": "500ms"]) { $1 })
+        #expect(typo.status == 64 && typo.stderr.contains("ROTATE_INTERVAL_MS must be"), "\(typo.stderr)")
         // A description is any client's text: shown escaped, never as terminal controls or extra lines.
         let described = try await CLIProcess.run(
             [
@@ -801,7 +811,7 @@ import Testing
         #expect(object?["fingerprint"]?.hasPrefix("SHA256:") == true && object?["publicKey"]?.count == 44)
         let empty = server.folder.appendingPathComponent("empty-home")
         let nowhere = [
-            "KMS_CLIENT_KEY_FILE": "", "HOME": empty.path, "BASE_URL": server.url,
+            "HOME": empty.path, "BASE_URL": server.url,
             "KMS_ADMIN_KEY_FILE": empty.appendingPathComponent("admin.key").path,
         ]
         let none = try await CLIProcess.run(["client-key", "show"], environment: nowhere)
@@ -812,6 +822,11 @@ import Testing
         #expect(
             refused.status != 0 && refused.stderr.contains("no client key was found")
                 && refused.stderr.contains("kms client-key init"), "\(refused.stderr)")
+        // Set but empty is not unset (a probe: the search went on, here to the server's admin key).
+        let blank = try await CLIProcess.run(
+            ["keys", "list"],
+            environment: ["KMS_CLIENT_KEY_FILE": "", "BASE_URL": server.url, "KMS_ADMIN_KEY_FILE": server.adminKeyFile])
+        #expect(blank.status == 1 && blank.stderr.contains("KMS_CLIENT_KEY_FILE is set but empty"), "\(blank.stderr)")
         #expect(try await server.stop() == 0)
     }
 }

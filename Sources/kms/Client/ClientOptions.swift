@@ -4,6 +4,7 @@ import KMSClient
 import KMSProtocol
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// How the CLI reaches the server: flags, or the environment the seed's
@@ -367,6 +368,17 @@ func networkReason(_ error: any Error) -> String {
         // Every address the name gave failed: the last attempt's reason stands for them.
         if let failure = failures.connectionErrors.last?.error { return networkReason(failure) }
         return "\(error)"
+    case NIOSSLError.handshakeFailed(let failure):
+        // BoringSSL's description names its source file on the build machine: only the reason is said
+        // (a probe: an https:// URL to a plain port printed the path of tls_record.cc).
+        let described = "\(failure)"
+        let reason = described.range(of: "OPENSSL_internal:").map {
+            String(described[$0.upperBound...].prefix { $0.isLetter || $0.isNumber || $0 == "_" })
+        }
+        if reason == "WRONG_VERSION_NUMBER" {
+            return "the answer is not TLS (WRONG_VERSION_NUMBER): does that port serve http://, not https://?"
+        }
+        return "the TLS handshake failed (\(reason ?? "no reason given"))"
     default: return "\(error)"
     }
 }

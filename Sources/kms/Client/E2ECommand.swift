@@ -37,7 +37,15 @@ struct E2ECommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let interval = rotateIntervalMs ?? ProcessInfo.processInfo.environment["ROTATE_INTERVAL_MS"].flatMap { Int($0) }
+        var interval = rotateIntervalMs
+        // Set but not a number (`500ms`, a typo) is said, not taken for unset: the run would pass
+        // without ever rotating the token it was asked to exercise (a probe).
+        if interval == nil, let text = ProcessInfo.processInfo.environment["ROTATE_INTERVAL_MS"], !text.isEmpty {
+            guard let parsed = Int(text.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("ROTATE_INTERVAL_MS must be a whole number of milliseconds, not '\(text)'")
+            }
+            interval = parsed
+        }
         if let interval, interval < 1 { throw ValidationError("ROTATE_INTERVAL_MS must be at least 1") }
         let kms: KMSClient
         do {
