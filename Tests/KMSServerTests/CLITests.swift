@@ -60,6 +60,13 @@ import Testing
         #expect(
             tls.status == 1 && tls.stderr.contains("the answer is not TLS") && !tls.stderr.contains(".cc"),
             "\(tls.stderr)")
+        // --json where the output is not an answer: refused (a probe: e2e printed text, exit 0).
+        for verb in [
+            ["e2e"], ["encrypt-file", "--key", "cli", "-", "-"], ["decrypt-file", "-", "-"], ["rewrap-file", "-", "-"],
+        ] {
+            let json = try await CLIProcess.run(verb + ["--json"], environment: env)
+            #expect(json.status == 64 && json.stderr.contains("not a JSON answer"), "\(verb): \(json.stderr)")
+        }
         // A rotation interval that is not a number is said (a probe: it was taken for unset, never rotating).
         let typo = try await CLIProcess.run(
             ["e2e", "--duration", "1"], environment: env.merging(["ROTATE_INTERVAL_MS": "500ms"]) { $1 })

@@ -22,6 +22,12 @@ struct ClientOptions: ParsableArguments {
     @Flag(name: .long, help: "Print JSON for scripts instead of readable text.")
     var json = false
 
+    /// For a verb whose output is not an answer to print as JSON (a file, a report of steps): `--json`
+    /// is refused, not silently ignored (a probe: a script asking `kms e2e --json` got text).
+    func refuseJSON(_ verb: String, writes what: String) throws {
+        if json { throw ValidationError("--json: kms \(verb) writes \(what), not a JSON answer") }
+    }
+
     func configuration(rotateInterval: Duration? = nil) throws -> KMSClientConfiguration {
         let environment = ProcessInfo.processInfo.environment
         let found: ClientKeyLookup.Found?

@@ -27,6 +27,7 @@ struct E2ECommand: AsyncParsableCommand {
     var rotateIntervalMs: Int?
 
     func validate() throws {
+        try client.refuseJSON("e2e", writes: "its steps as text")
         // `inf` or 1e20 trapped converting to milliseconds (a review finding).
         guard duration.isFinite, duration >= 0, duration <= 30 * 86_400 else {
             throw ValidationError("--duration must be between 0 and 2592000 seconds")

@@ -212,6 +212,8 @@ struct EncryptFileCommand: AsyncParsableCommand {
     @Argument(help: "The file to encrypt, or -.") var input: String
     @Argument(help: "Where to write the encrypted file, or -.") var output: String
 
+    func validate() throws { try client.refuseJSON("encrypt-file", writes: "a file") }
+
     func run() async throws {
         // Swift decodes arguments with replacement characters: a `--context` byte that is not UTF-8 would
         // be stored as U+FFFD (found by a probe) where section 1 asks for UTF-8. Refused instead.
@@ -258,6 +260,8 @@ struct DecryptFileCommand: AsyncParsableCommand {
     @Argument(help: "The encrypted file, or -.") var input: String
     @Argument(help: "Where to write the plaintext, or -.") var output: String
 
+    func validate() throws { try client.refuseJSON("decrypt-file", writes: "a file") }
+
     func run() async throws {
         // A file's bytes are whatever its encrypter chose: on a terminal its control characters would act
         // (a review finding, as for `kms decrypt`), and streaming leaves no chance to look first.
@@ -302,6 +306,8 @@ struct RewrapFileCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
     @Argument(help: "The encrypted file, or -.") var input: String
     @Argument(help: "Where to write the rewrapped file, or -.") var output: String
+
+    func validate() throws { try client.refuseJSON("rewrap-file", writes: "a file") }
 
     func run() async throws {
         let endpoints = FileEndpoints(input: input, output: output)
