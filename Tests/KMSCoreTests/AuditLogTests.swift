@@ -439,6 +439,24 @@ import Testing
         #expect(verify().isValid && verify().entries == 3)
     }
 
+    /// A probe's L5: a client's text with DEL, a C1 control (CSI, which a terminal acts on), a bidi
+    /// override and a line separator was written raw, valid JSON that `cat` on the log obeyed. Now
+    /// escaped: no such byte in the file, the same value to a JSON reader, and the chain verifies.
+    @Test func clientTextIsEscapedInTheLog() async throws {
+        let log = try makeLog()
+        let sent = "key\u{7F}\u{9B}31m invoice\u{202E}fdp.exe\u{2028}next é"
+        try await log.record(AuditEvent("test.event", [("clientKey", sent)]), durable: true)
+        let bytes = try Data(contentsOf: url)
+        for raw in ["\u{7F}", "\u{9B}", "\u{202E}", "\u{2028}"] {
+            #expect(bytes.firstRange(of: Data(raw.utf8)) == nil, "\(raw.unicodeScalars.first?.value ?? 0)")
+        }
+        let line = try lines()[0]
+        #expect(line.contains(#"key\u007f\u009b31m invoice\u202efdp.exe\u2028next é"#), "\(line)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect((object["event"] as? [String: Any])?["clientKey"] as? String == sent)
+        #expect(verify().isValid && verify().entries == 1, "\(verify())")
+    }
+
     /// A probe's finding: a stopped server's tail rewritten and a copy of a real checkpoint appended.
     /// The start took the copy as the end and continued from its seq (reusing one), so the log broke
     /// further. The tail after the last signature, and that signature's place, must chain now: such
