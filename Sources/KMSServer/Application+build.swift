@@ -2,6 +2,7 @@ import Foundation
 public import Hummingbird
 public import KMSCore
 import KMSPostgres
+import KMSProtocol
 public import Logging
 import ServiceLifecycle
 
@@ -264,9 +265,18 @@ func openAudit(
                 logger.notice(message, metadata: metadata)
             }
         }
+        // The public key that verifies this log, in the server's own log (journald, another place than the
+        // audit log and the store) and in the start entry: a store and log both replaced while the server
+        // was stopped start a new chain under a new key that verifies from seq 1, and this line is what
+        // shows the key changed (a review). `kms audit verify --public-key` takes it.
+        let publicKey = Base64.encode(key.publicKey.rawRepresentation)
+        logger.notice("audit log signing key", metadata: ["auditPublicKey": "\(publicKey)"])
         events.append(
             AuditEvent(
-                "server.start", config.loggable.sorted { $0.key < $1.key }.map { ($0.key, "\($0.value)") },
+                "server.start",
+                (config.loggable.map { ($0.key, "\($0.value)") } + [("auditPublicKey", publicKey)]).sorted {
+                    $0.0 < $1.0
+                },
                 capped: false))
         try await log.record(events, durable: true, wait: max(timeout, AuditLog.startupWait))
         return Auditor(log: log)

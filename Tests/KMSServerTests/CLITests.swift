@@ -25,6 +25,20 @@ import Testing
             ])
         #expect(fingerprint.status == 0 && fingerprint.stdout.hasPrefix("SHA256:"), "\(fingerprint.stderr)")
         #expect(server.logText.contains(fingerprint.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+        // The audit log's public key too, in the server's log and in its start entry (a review: a store and
+        // log replaced together start a chain under a new key, and only another place shows the change).
+        let auditKey = try await CLIProcess.run(
+            ["audit", "public-key"],
+            environment: [
+                "KEY_STORE_PATH": server.folder.appendingPathComponent("data/keys").path,
+                "KMS_MASTER_KEY_FILE": server.folder.appendingPathComponent("data/master.key").path,
+            ])
+        let auditKeyText = auditKey.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(auditKey.status == 0 && auditKeyText.count == 44, "\(auditKey.stderr)")
+        #expect(server.logText.contains(#""auditPublicKey":"\#(auditKeyText)""#), "\(server.logText)")
+        let auditText = try String(
+            contentsOf: server.folder.appendingPathComponent("data/audit.log"), encoding: .utf8)
+        #expect(auditText.contains(#""auditPublicKey":"\#(auditKeyText)""#))
         let pinned = try await CLIProcess.run(
             ["e2e", "--fingerprint", fingerprint.stdout.trimmingCharacters(in: .whitespacesAndNewlines)],
             environment: env)
