@@ -80,6 +80,10 @@ struct AuditCommand: AsyncParsableCommand {
         "\(start) begins a new log under an audit key older than it (audit.new-log): an earlier log was moved, deleted or emptied, or on PostgreSQL this instance was new; what it held is not here, and only a checkpoint kept elsewhere (--checkpoint) tells a wiped log from a new instance"
     }
 
+    static func repairNote(_ at: String) -> String {
+        "\(at): a start cut a half-written last line (audit.repaired): after a crash mid-write it held nothing acknowledged; if the server did not crash then, the log's end was cut while it was stopped, and only a checkpoint kept elsewhere (--checkpoint) shows what went"
+    }
+
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check sequence, hash chain and every checkpoint signature; report the first broken entry.",
@@ -137,6 +141,7 @@ struct AuditCommand: AsyncParsableCommand {
             for start in report.newLogStarts {
                 printShown("note: \(AuditCommand.newLogNote(start))")
             }
+            for repair in report.repairs { printShown("note: \(AuditCommand.repairNote(repair))") }
             if let unsigned = report.unsignedSummary {
                 printShown("NOT TAMPER-EVIDENT: \(unsigned)")
                 guard allowUnsignedTail, report.adoptedAtRestart.isEmpty, report.checkpoints > 0 else {
@@ -199,6 +204,7 @@ struct AuditCommand: AsyncParsableCommand {
                 )
             }
             for start in report.newLogStarts { writeToStandardError("note: \(AuditCommand.newLogNote(start))\n") }
+            for repair in report.repairs { writeToStandardError("note: \(AuditCommand.repairNote(repair))\n") }
             printShown(AuditVerifier.Checkpoint(seq: report.signedThrough, hash: hash).text)
         }
     }

@@ -272,6 +272,8 @@ import Testing
         #expect(report.isValid && report.isFullySigned && report.entries == 4, "\(report)")
         let all = try lines()
         #expect(all.dropLast().last?.contains("\"truncatedBytes\":\"17\"") == true, "\(all)")
+        // Verify names the repair (a probe: it said nothing, and an end cut mid-line reads the same).
+        #expect(report.repairs.count == 1 && report.repairs.first?.hasPrefix("seq 4 (") == true, "\(report.repairs)")
     }
 
     /// Format 2: one signature per group commit (or timed flush), not one per entry.

@@ -27,6 +27,10 @@ public struct AuditEvent: Sendable {
     /// the new chain is otherwise a valid log from seq 1.
     public static let newLog = "audit.new-log"
 
+    /// A start cut a half-written last line (a crash mid-write): `kms audit verify` names it, since a
+    /// log's end cut mid-line while the server was stopped is taken up the same way.
+    public static let repaired = "audit.repaired"
+
     /// `capped: false` only for what the operator configured (the start-up
     /// entry's settings), never for anything a client sent.
     public init(_ type: String, outcome: String = "success", _ fields: [(String, String)] = [], capped: Bool = true) {

@@ -183,7 +183,7 @@ public final class AuditLog: Sendable {
             logger.warning(
                 "cutting a half-written last line off the audit log",
                 metadata: ["bytes": "\(resume.repairedBytes)", "file": "\(url.path)"])
-            events.append(AuditEvent("audit.repaired", [("truncatedBytes", "\(resume.repairedBytes)")]))
+            events.append(AuditEvent(AuditEvent.repaired, [("truncatedBytes", "\(resume.repairedBytes)")]))
         }
         if !events.isEmpty { try await log.record(events, durable: true, wait: max(timeout, startupWait)) }
         return log

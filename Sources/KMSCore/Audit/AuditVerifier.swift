@@ -56,6 +56,9 @@ public enum AuditVerifier {
         /// Where a log begins after an earlier one (`audit.new-log`): "seq N (time)". The chain from
         /// there holds, but what the earlier log held is not in these files.
         public var newLogStarts: [String] = []
+        /// Where a start cut a half-written last line (`audit.repaired`): "seq N (time)". A crash's
+        /// torn write, or a log's end cut while the server was stopped.
+        public var repairs: [String] = []
         /// The first problem: where, and what it means. nil when all holds.
         public var failure: String?
         /// The chain is intact and every signature present holds.
@@ -213,11 +216,10 @@ public enum AuditVerifier {
                     }
                 }
                 if let adopted = entry.adopted { report.adoptedAtRestart.append(adopted) }
-                if entry.eventType == AuditEvent.newLog {
-                    report.newLogStarts.append(
-                        "seq \(entry.seq) (\(Timestamp.parse(entry.time).map(Timestamp.format) ?? "an unreadable time"))"
-                    )
-                }
+                let at =
+                    "seq \(entry.seq) (\(Timestamp.parse(entry.time).map(Timestamp.format) ?? "an unreadable time"))"
+                if entry.eventType == AuditEvent.newLog { report.newLogStarts.append(at) }
+                if entry.eventType == AuditEvent.repaired { report.repairs.append(at) }
                 report.entries += 1
                 report.first = report.first ?? entry.seq
                 report.last = entry.seq
