@@ -71,15 +71,16 @@ extension KMSClientConfiguration: CustomStringConvertible, CustomReflectable {
     /// A server URL without its user and password, for messages: also for one that is not a
     /// configuration yet (a `--url` refused before anything is sent still names what was given).
     public static func redacted(_ baseURL: String) -> String {
-        guard var parts = URLComponents(string: baseURL) else {
-            // Not parsed (a password with a space or a bare `%`): whatever precedes an `@` may be one.
-            guard let at = baseURL.lastIndex(of: "@") else { return baseURL }
-            let scheme = baseURL.range(of: "://").map { String(baseURL[..<$0.upperBound]) } ?? ""
-            return scheme + "(redacted)@" + baseURL[baseURL.index(after: at)...]
+        if var parts = URLComponents(string: baseURL), parts.user != nil || parts.password != nil {
+            parts.user = nil
+            parts.password = nil
+            return parts.string ?? "redacted"
         }
-        guard parts.user != nil || parts.password != nil else { return baseURL }
-        parts.user = nil
-        parts.password = nil
-        return parts.string ?? "redacted"
+        // Not parsed (a password with a space or a bare `%`), or parsed without a user where one was meant
+        // (`user:secret@host:1` with no scheme, `http:/user:secret@host`: a review): whatever precedes an
+        // `@` may be a password, so it is not shown.
+        guard let at = baseURL.lastIndex(of: "@") else { return baseURL }
+        let scheme = baseURL.range(of: "://").map { String(baseURL[..<$0.upperBound]) } ?? ""
+        return scheme + "(redacted)@" + baseURL[baseURL.index(after: at)...]
     }
 }

@@ -235,6 +235,9 @@ struct RestoreCommand: AsyncParsableCommand {
             writeToStandardError("warning: \(warning)\n")
         }
         printJSONText(BackupSetup.json(counts))
+        // Finished, and then ended by the signal that came during the renames: a script's shell stops as
+        // the Ctrl-C asked, where an exit 0 let it carry on (a review).
+        if let signals, let number = signals.signalNumber { signals.end(by: number) }
     }
 }
 

@@ -48,12 +48,12 @@ final class DeferredSignals: @unchecked Sendable {
         return number == 0 ? nil : number
     }
 
-    /// Ends the process as the signal would have, once `error` (what the restore left) is said: by the
+    /// Ends the process as the signal would have, once `error` (what the restore left), if any, is said: by the
     /// signal's default action, so that a shell running `kms restore` in a script sees the signal and a
     /// Ctrl-C stops the script too, where an exit with 128 + N read as the command's own status (a
     /// review). 128 + N should the signal not end it.
-    func end(by number: Int32, reporting error: any Error) -> Never {
-        reportFailure(CLIFailure(message: "\(error)", status: ExitCode(128 + number)))
+    func end(by number: Int32, reporting error: (any Error)? = nil) -> Never {
+        if let error { reportFailure(CLIFailure(message: "\(error)", status: ExitCode(128 + number))) }
         finishStandardOutput()
         cancel()
         kms_end_by_signal(number)

@@ -151,20 +151,35 @@ struct DoctorCommand: AsyncParsableCommand {
             guard let fileMode = mode(path), fileMode & 0o077 != 0 else { return nil }
             return "\(path) is \(String(fileMode, radix: 8))"
         }
+        var fixes = loose.isEmpty ? [] : ["chmod go-rwx on each"]
         // The log's folder need not be private (KMS_AUDIT_LOG may be under /var/log), but whoever can write
-        // it can remove or replace the log's files: a start then begins a new chain, and the old one is lost.
+        // it, or owns it, can remove or replace the log's files: a start then begins a new chain, and the
+        // old one is lost. Its fix is go-w, not go-rwx, which would break a shared log folder (a review).
         let auditFolder = config.auditLog.deletingLastPathComponent().path
-        if !paths.contains(auditFolder), let folderMode = mode(auditFolder), folderMode & 0o022 != 0 {
-            loose.append(
-                "\(auditFolder), the audit log's folder, is \(String(folderMode, radix: 8)) (others can replace the log)"
-            )
+        if !paths.contains(auditFolder) {
+            var info = stat()
+            if stat(auditFolder, &info) == 0 {
+                let folderMode = info.st_mode & 0o777
+                if folderMode & 0o022 != 0 {
+                    loose.append(
+                        "\(auditFolder), the audit log's folder, is \(String(folderMode, radix: 8)) (others can replace the log)"
+                    )
+                    fixes.append("chmod go-w \(auditFolder)")
+                }
+                if info.st_uid != getuid(), info.st_uid != 0 {
+                    loose.append(
+                        "\(auditFolder), the audit log's folder, belongs to uid \(info.st_uid), neither this user nor root (its owner can replace the log)"
+                    )
+                    fixes.append("chown it to the service's user or root")
+                }
+            }
         }
         if loose.isEmpty {
             report(
                 .ok, "file modes",
                 "admin key and its folder, audit log and its folder, data folder are the service's alone")
         } else {
-            report(.fail, "file modes", "\(loose.joined(separator: "; ")); fix: chmod go-rwx on each")
+            report(.fail, "file modes", "\(loose.joined(separator: "; ")); fix: \(fixes.joined(separator: "; "))")
         }
     }
 

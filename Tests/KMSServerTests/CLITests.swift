@@ -126,6 +126,9 @@ import Testing
         for context in [
             ["--encryption-context", #"{"app":"photos","purpose":"test"}"#],
             ["--encryption-context", "app=photos", "--encryption-context", "purpose=test"],
+            // Spaces around keys and values are dropped, as the aws CLI drops them (a review).
+            ["--encryption-context", " purpose = test , app=photos "],
+            ["--encryption-context", #"  {"app":"photos","purpose":"test"}"#],
             ["--aad-base64", "AAIAA2FwcAAGcGhvdG9zAAdwdXJwb3NlAAR0ZXN0"],
         ] {
             let opened = try await CLIProcess.run(
@@ -138,6 +141,11 @@ import Testing
             (["--encryption-context", "purpose"], "is not key=value"),
             (["--encryption-context", "=x"], "a key is empty"),
             (["--encryption-context", #"{"n":1}"#], "an object of strings"),
+            // What the aws CLI reads its own way is refused, not read differently; JSON is strict.
+            (["--encryption-context", #"purpose="test""#], "needs the JSON form"),
+            (["--encryption-context", "purpose=a\\,b"], "needs the JSON form"),
+            (["--encryption-context", "pur pose=test"], "needs the JSON form"),
+            (["--encryption-context", #"{"purpose":"test","purpose":"x"}"#], "each key once"),
             (["--encryption-context", "a=b", "--aad", "c"], "not both"),
         ] {
             let refused = try await CLIProcess.run(
@@ -189,7 +197,10 @@ import Testing
         }
         // A URL that is not one is a usage error, found before anything is sent (it was sent and "unreachable").
         // A password in it is not repeated (a review: `htps://u:secret@h` was echoed whole).
-        for bad in ["127.0.0.1:3000", "ftp://127.0.0.1/", "http://", "htps://u:pass-word@h", "htps://u:a b%@h"] {
+        for bad in [
+            "127.0.0.1:3000", "ftp://127.0.0.1/", "http://", "htps://u:pass-word@h", "htps://u:a b%@h",
+            "u:pass-word@h:1", "http:/u:pass-word@h",
+        ] {
             let result = try await CLIProcess.run(
                 ["keys", "list", "--url", bad], environment: ["KMS_KNOWN_SERVERS": "off"])
             #expect(

@@ -124,7 +124,19 @@ import Testing
         #expect(
             open.status == 1 && open.stdout.contains("FAIL  file modes")
                 && open.stdout.contains("\(logs.path), the audit log's folder, is 777")
-                && open.stdout.contains("\(rotated.path) is 644"), "\(open.stdout)")
+                && open.stdout.contains("\(rotated.path) is 644")
+                && open.stdout.contains("chmod go-w \(logs.path)"), "\(open.stdout)")
+        // A shared log folder others can only read (0755; /var/log is 0775 root:syslog) is not refused.
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: logs.path)
+        let onlyReadable = try await Self.doctor(elsewhere)
+        #expect(!onlyReadable.stdout.contains("the audit log's folder"), "\(onlyReadable.stdout)")
+        // Owned by another user (not root): named (only root can give a folder away).
+        if getuid() == 0 {
+            #expect(chown(logs.path, 4242, 4242) == 0)
+            let owned = try await Self.doctor(elsewhere)
+            #expect(owned.stdout.contains("belongs to uid 4242"), "\(owned.stdout)")
+            #expect(chown(logs.path, getuid(), getgid()) == 0)
+        }
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: logs.path)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: rotated.path)
         let tidied = try await Self.doctor(elsewhere)

@@ -313,6 +313,21 @@ def test_aws_cli(caller, tmp_path):
     opened = aws_cli(caller, "decrypt", "--ciphertext-blob", f"fileb://{tmp_path / 'photo.kms'}",
                      "--encryption-context", "album=2026")
     assert base64.b64decode(opened["Plaintext"]) == plain.read_bytes()
+    # The project's own CLI with the same context (section 5's AAD), both ways, when it is built.
+    kms_bin = os.environ.get("KMS_BIN") or os.path.join(os.path.dirname(__file__), "../../.build/debug/kms")
+    if os.path.exists(kms_bin):
+        env = dict(os.environ, KMS_KNOWN_SERVERS="off")
+        native = subprocess.run([kms_bin, "decrypt", "--encryption-context", "album=2026", "--output-base64", sealed],
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert native.returncode == 0, native.stderr
+        assert base64.b64decode(native.stdout.strip()) == plain.read_bytes()
+        made = subprocess.run([kms_bin, "encrypt", "--key", alias.removeprefix("alias/"), "--encryption-context", "album=2026", "--file",
+                               str(plain)], env=env, capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        (tmp_path / "native.kms").write_bytes(made.stdout.strip().encode())
+        back = aws_cli(caller, "decrypt", "--ciphertext-blob", f"fileb://{tmp_path / 'native.kms'}",
+                       "--encryption-context", "album=2026")
+        assert base64.b64decode(back["Plaintext"]) == plain.read_bytes()
     assert aws_cli(caller, "describe-key", "--key-id", alias)["KeyMetadata"]["KeyId"] == key
     for args in (["list-keys"], ["list-aliases"], ["get-key-rotation-status", "--key-id", key],
                  ["enable-key-rotation", "--key-id", key], ["disable-key-rotation", "--key-id", key],

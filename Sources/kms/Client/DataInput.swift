@@ -75,6 +75,10 @@ struct DataInput: ParsableArguments {
 /// `EncryptionContext` is the same AAD, serialized as the Encryption SDK does, so a ciphertext made by
 /// `aws kms encrypt --encryption-context …` opens here with the same context, and the other way round).
 struct AADOptions: ParsableArguments {
+    /// What the aws CLI's shorthand takes in a key.
+    static let shorthandKeyCharacters = CharacterSet(
+        charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.#/:")
+
     @Option(name: .long, help: "Additional authenticated data, as text (must be given again to decrypt).")
     var aad: String?
 
@@ -104,7 +108,11 @@ struct AADOptions: ParsableArguments {
     }
 
     /// The pairs of every `--encryption-context` as the AAD bytes. A key given twice is refused, never
-    /// one of its values silently kept: the context must be given again, the same, to decrypt.
+    /// one of its values silently kept: the context must be given again, the same, to decrypt. The
+    /// shorthand follows the aws CLI's where both accept it (spaces around keys and values dropped,
+    /// the first `=` splits); what the aws CLI reads its own way (quotes, backslash escapes, a key
+    /// outside its characters) is refused with a pointer to the JSON form, never read differently (a
+    /// review: `a=b, c=d` kept the space in " c", so the AAD differed from the aws CLI's for the same text).
     static func encode(_ arguments: [String]) throws -> Data {
         var context: [String: String] = [:]
         func add(_ key: String, _ value: String) throws {
@@ -114,20 +122,37 @@ struct AADOptions: ParsableArguments {
             }
         }
         for argument in arguments {
-            if argument.first == "{" {
-                guard let object = try? JSONSerialization.jsonObject(with: Data(argument.utf8)) as? [String: Any],
-                    let pairs = object as? [String: String]
-                else { throw ValidationError("--encryption-context: a JSON context must be an object of strings") }
-                for (key, value) in pairs { try add(key, value) }
+            let trimmed = argument.trimmingCharacters(in: .whitespaces)
+            if trimmed.first == "{" {
+                // The project's strict parser: duplicate (or canonically equal) keys and trailing commas
+                // are refused, where JSONSerialization kept the last of two.
+                guard case .object(let members)? = try? JSONParser.parse(Array(trimmed.utf8)) else {
+                    throw ValidationError(
+                        "--encryption-context: a JSON context must be one object of strings, each key once")
+                }
+                for (key, value) in members {
+                    guard case .string(let text) = value else {
+                        throw ValidationError("--encryption-context: a JSON context must be an object of strings")
+                    }
+                    try add(key, text)
+                }
                 continue
             }
             for pair in argument.split(separator: ",", omittingEmptySubsequences: false) {
                 guard let equals = pair.firstIndex(of: "=") else {
                     throw ValidationError(
-                        "--encryption-context: '\(pair)' is not key=value (a value with a comma needs the JSON form)"
+                        "--encryption-context: '\(pair)' is not key=value (a value with a comma needs the JSON form)")
+                }
+                let key = pair[..<equals].trimmingCharacters(in: .whitespaces)
+                let value = pair[pair.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+                guard key.unicodeScalars.allSatisfy(Self.shorthandKeyCharacters.contains),
+                    !value.contains(where: { $0 == "\"" || $0 == "'" || $0 == "\\" })
+                else {
+                    throw ValidationError(
+                        "--encryption-context: '\(pair)' needs the JSON form, '{\"key\":\"value\"}' (the aws CLI's shorthand takes keys of A-Z a-z 0-9 - _ . # / : only, and reads quotes and backslashes its own way)"
                     )
                 }
-                try add(String(pair[..<equals]), String(pair[pair.index(after: equals)...]))
+                try add(key, value)
             }
         }
         guard let encoded = EncryptionContext.encode(context) else {
