@@ -223,6 +223,32 @@ import Testing
     /// grace ends, on this door too. A blob naming a version the key does
     /// not have is `NotFoundException`, as aws-kms-v1 section 6 maps
     /// `key_version_not_found`.
+    /// A refused signature's entry names the access key id it claims, when that is one in form, once a
+    /// minute per address and id (a probe: a leaked id tried with guessed secrets left no trace of the
+    /// id); a secret pasted as the id is never written.
+    @Test func refusedSignaturesNameTheAccessKeyTheyClaim() async throws {
+        try await Self.withDoor { server, session, door in
+            let (accessKeyId, secret) = try await Self.accessKey(session, "admin")
+            _ = try await door.send("ListKeys", "{}", accessKeyId: accessKeyId, secret: secret + "x")
+            _ = try await door.send("ListKeys", "{}", accessKeyId: "AKIAAAAAAAAAAAAAAAAA", secret: secret)
+            _ = try await door.send("ListKeys", "{}", accessKeyId: secret, secret: secret)
+            for _ in 0..<5 {
+                _ = try await door.send("ListKeys", "{}", accessKeyId: accessKeyId, secret: secret + "y")
+            }
+            var refused: [String] = []
+            for _ in 0..<100 {
+                let text = (try? String(contentsOf: server.config.auditLog, encoding: .utf8)) ?? ""
+                refused = text.split(separator: "\n").map(String.init).filter { $0.contains("aws.auth-refused") }
+                if refused.count >= 3 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(refused.count == 3, "\(refused)")
+            #expect(refused.contains { $0.contains(#""accessKeyId":"\#(accessKeyId)""#) }, "\(refused)")
+            #expect(refused.contains { $0.contains(#""accessKeyId":"AKIAAAAAAAAAAAAAAAAA""#) }, "\(refused)")
+            #expect(refused.filter { $0.contains("accessKeyId") }.count == 2 && !refused.joined().contains(secret))
+        }
+    }
+
     @Test func aRetiredVersionIsRefusedOnTheAWSDoor() async throws {
         try await Self.withDoor(["KMS_KEY_GRACE_MS": "1000"]) { _, session, door in
             let (accessKey, secret) = try await Self.accessKey(session, "admin")

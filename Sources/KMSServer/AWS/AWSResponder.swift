@@ -139,7 +139,10 @@ struct AWSResponder: HTTPResponder {
         do {
             caller = try await authenticator.verify(headers: headers, body: body)
         } catch {
-            audit.authRefused(address: address, code: error.code, at: Date())
+            let claimed = headers.first { $0.name.lowercased() == "authorization" }.flatMap {
+                SigV4.Authorization(parsing: $0.value)?.accessKeyId
+            }
+            audit.authRefused(address: address, code: error.code, accessKeyId: claimed, at: Date())
             throw error
         }
         // Target.

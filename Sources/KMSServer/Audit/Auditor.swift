@@ -124,15 +124,21 @@ struct Auditor: Sendable {
             AuditEvent("session.key-exchange", outcome: "failure", fields + [("suppressed", "\(skipped)")]))
     }
 
-    /// A refused AWS signature (`aws.auth-refused`), thinned like allowlist
-    /// refusals and written in the background: junk headers cannot fill the disk.
-    func authRefused(address: String, code: String, at now: Date) {
-        guard refusals.allow("aws:" + address, now: now) else { return }
+    /// A refused AWS signature (`aws.auth-refused`), written in the background and thinned: once a
+    /// minute for each address and access key id it claims, at most ten a minute for the address and ten
+    /// a second in all, with `suppressed`, the address's refusals left out since its last line, so junk
+    /// headers cannot fill the disk. The access key id is recorded when it is one in form (`AKIA` and
+    /// 16 base32 characters; anything else might be a secret pasted in the wrong place): a probe found
+    /// that a leaked id tried with guessed secrets could not be told from other refusals.
+    func authRefused(address: String, code: String, accessKeyId: String?, at now: Date) {
+        let claimed = accessKeyId.flatMap { AccessKeyRecord.isAccessKeyId($0) ? $0 : nil }
+        guard let skipped = refusals.admit("aws:\(address):\(claimed ?? "")", group: "aws:" + address, now: now)
+        else { return }
+        var fields = [("client", address), ("code", code)]
+        if let claimed { fields.append(("accessKeyId", claimed)) }
+        fields.append(("suppressed", "\(skipped)"))
         let log = self.log
-        Task {
-            await log.recordBestEffort(
-                AuditEvent("aws.auth-refused", outcome: "refused", [("client", address), ("code", code)]))
-        }
+        Task { [fields] in await log.recordBestEffort(AuditEvent("aws.auth-refused", outcome: "refused", fields)) }
     }
 
     /// An allowlist refusal: at most one entry per address a minute and ten a
