@@ -253,7 +253,7 @@ func openAudit(
         if beginsAfterEarlierLog {
             let reason =
                 config.store == .file
-                ? "the store's audit key is older than this log: the earlier log was moved, deleted or emptied"
+                ? "the store's audit key is older than this log: the earlier log was moved, deleted or emptied, or the first start failed before it wrote one"
                 : "the store's audit key is older than this log: this instance is new, or its earlier log was moved, deleted or emptied"
             events.append(AuditEvent(AuditEvent.newLog, [("reason", reason), ("file", config.auditLog.path)]))
             let message: Logger.Message =

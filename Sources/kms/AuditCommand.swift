@@ -77,7 +77,7 @@ struct AuditCommand: AsyncParsableCommand {
 
     /// What an `audit.new-log` entry at `start` means, for verify and doctor.
     static func newLogNote(_ start: String) -> String {
-        "\(start) begins a new log under an audit key older than it (audit.new-log): an earlier log was moved, deleted or emptied, or on PostgreSQL this instance was new; what it held is not here, and only a checkpoint kept elsewhere (--checkpoint) tells a wiped log from a new instance"
+        "\(start) begins a new log under an audit key older than it (audit.new-log): an earlier log was moved, deleted or emptied, a first start failed before it wrote one, or on PostgreSQL this instance was new; what it held is not here, and only a checkpoint kept elsewhere (--checkpoint) tells a wiped log from a new instance"
     }
 
     static func repairNote(_ at: String) -> String {
