@@ -15,9 +15,24 @@ struct AuditCommand: AsyncParsableCommand {
 
     /// Files given, or the configured log and its rotated predecessors.
     static func files(_ given: [String]) throws -> [URL] {
-        if !given.isEmpty { return given.map { URL(fileURLWithPath: $0) } }
-        let files = AuditFiles.chain(for: try KMSConfiguration.forCommand().auditLog)
+        let files =
+            given.isEmpty
+            ? AuditFiles.chain(for: try KMSConfiguration.forCommand().auditLog)
+            : given.map {
+                URL(fileURLWithPath: $0)
+            }
         guard !files.isEmpty else { throw ValidationError("no audit log found at KMS_AUDIT_LOG; name the files") }
+        // A typo is not tampering: a usage error (64), where a broken log is 2. So is a file that is not
+        // one (a device, a folder: a probe's /dev/null said "BROKEN", exit 2).
+        for file in files {
+            var info = stat()
+            guard stat(file.path, &info) == 0, FileManager.default.isReadableFile(atPath: file.path) else {
+                throw ValidationError("\(file.path) cannot be read (no such file, or no permission)")
+            }
+            guard info.st_mode & S_IFMT == S_IFREG else {
+                throw ValidationError("\(file.path) is not a regular file: name the log's files")
+            }
+        }
         return files
     }
 
@@ -119,10 +134,6 @@ struct AuditCommand: AsyncParsableCommand {
                 mark = parsed
             }
             let logFiles = try AuditCommand.files(files)
-            for file in logFiles where !FileManager.default.isReadableFile(atPath: file.path) {
-                // A typo is not tampering: a usage error (64), where a broken log is 2.
-                throw ValidationError("\(file.path) cannot be read (no such file, or no permission)")
-            }
             let report = AuditVerifier.verify(
                 files: logFiles, publicKey: key, checkpoint: mark, allowMidChainStart: partial)
             if let failure = report.failure {
@@ -174,9 +185,6 @@ struct AuditCommand: AsyncParsableCommand {
         func run() async throws {
             let key = try await AuditCommand.publicKey(publicKey)
             let logFiles = try AuditCommand.files(files)
-            for file in logFiles where !FileManager.default.isReadableFile(atPath: file.path) {
-                throw ValidationError("\(file.path) cannot be read (no such file, or no permission)")
-            }
             // A probe printed a checkpoint for a forged, unsigned entry: an operator keeping it would
             // have anchored the forgery. Only what the chain and a signature hold is printed.
             let report = AuditVerifier.verify(files: logFiles, publicKey: key, allowMidChainStart: true)

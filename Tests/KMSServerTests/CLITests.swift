@@ -384,6 +384,11 @@ import Testing
         #expect(run.status == 64 && run.stderr.hasPrefix("Error: "), "\(run.stderr)")
         #expect(run.stderr.contains("\\u{1b}[2Jaudit\\u{202e}.log cannot be read"), "\(run.stderr)")
         #expect(!run.stderr.unicodeScalars.contains { $0 == "\u{1b}" || $0 == "\u{202e}" }, "\(run.stderr)")
+        // A file that is not one is a usage error too, not a broken log (a probe: /dev/null was "BROKEN", 2).
+        for verb in ["verify", "checkpoint"] {
+            let device = try await CLIProcess.run(["audit", verb, "/dev/null", "--public-key", key])
+            #expect(device.status == 64 && device.stderr.contains("not a regular file"), "\(verb): \(device.stderr)")
+        }
         // A line break in a value is shown, not obeyed: no line of ours can be forged after it.
         let forged = try await CLIProcess.run([
             "audit", "verify", "/nonexistent/x\nkms: verified, all fine\r", "--public-key", key,
