@@ -255,7 +255,7 @@ func openAudit(
                 config.store == .file
                 ? "the store's audit key is older than this log: the earlier log was moved, deleted or emptied, or the first start failed before it wrote one"
                 : "the store's audit key is older than this log: this instance is new, or its earlier log was moved, deleted or emptied"
-            events.append(AuditEvent(AuditEvent.newLog, [("reason", reason), ("file", config.auditLog.path)]))
+            events.append(AuditEvent.beginningNewLog(file: config.auditLog, reason: reason))
             let message: Logger.Message =
                 "the audit log is empty or missing, but the store's audit key is older: a new chain begins at seq 1"
             let metadata: Logger.Metadata = ["file": "\(config.auditLog.path)", "event": "\(AuditEvent.newLog)"]

@@ -265,7 +265,9 @@ extension RestoreCommand {
             }
             let lock = lockHeld ? nil : try AuditWriterLock.acquire(forLog: config.auditLog)
             defer { withExtendedLifetime(lock) {} }
-            let log = try await LocalAudit.open(config, key: key, logger: logger)
+            // The key came with the backup: a log it begins is not a wiped one, and its first entry,
+            // backup.restore, says where the keys came from.
+            let log = try await LocalAudit.open(config, key: key, keyExisted: false, logger: logger)
             try await log.record(AuditEvent("backup.restore", LocalAudit.via + fields), durable: true)
             await log.close()
             return nil

@@ -17,12 +17,31 @@ enum LocalAudit {
     /// signed it, as `kms serve` refuses it). Its entries wait for the disk
     /// as start-up's do (`AuditLog.startupWait`): no client is waiting, and a
     /// cold disk's first fsync can take seconds.
-    static func open(_ config: KMSConfiguration, key: Curve25519.Signing.PrivateKey, logger: Logger) async throws
-        -> AuditLog
-    {
-        try await AuditLog.open(
+    ///
+    /// An empty or missing log under an audit key that already existed begins with `audit.new-log`, as
+    /// `kms serve` begins one (a review: `kms clients add --local` over a wiped log began it at seq 1
+    /// unmarked, and the next start, finding entries, added no marker either).
+    static func open(
+        _ config: KMSConfiguration, key: Curve25519.Signing.PrivateKey, keyExisted: Bool = true, logger: Logger
+    ) async throws -> AuditLog {
+        let empty = AuditFiles.filesWithEntries(config.auditLog).isEmpty
+        let log = try await AuditLog.open(
             at: config.auditLog, key: key, clock: SystemClock(), maxBytes: config.auditMaxBytes,
             timeout: AuditLog.startupWait, logger: logger)
+        if keyExisted, empty {
+            let reason =
+                "the store's audit key is older than this log: the earlier log was moved, deleted or emptied, or the first start failed before it wrote one (begun by a kms verb run beside a stopped server)"
+            do {
+                try await log.record(AuditEvent.beginningNewLog(file: config.auditLog, reason: reason), durable: true)
+            } catch {
+                await log.close()
+                throw error
+            }
+            writeToStandardError(
+                "warning: \(config.auditLog.path) is empty or missing, but the store's audit key is older: a new chain begins at seq 1 with audit.new-log\n"
+            )
+        }
+        return log
     }
 
     /// Runs `change` between a durable `intent` entry of `type` and its

@@ -691,6 +691,24 @@ import Testing
         #expect(
             rescued.status == 0 && rescued.stdout.contains("rescue") && rescued.stdout.contains("phone"), "\(rescued)")
         #expect(try await again.stop() == 0)
+        // A wiped log, then a local verb: its chain begins with audit.new-log, as a start's would (a
+        // review: it began at seq 1 unmarked, and the next start, finding entries, added none).
+        try Data().write(to: data.appendingPathComponent("audit.log"))
+        let spare = server.folder.appendingPathComponent("spare.key").path
+        let spareKey = try await CLIProcess.run(["client-key", "init", "--file", spare]).stdout
+        let sparePublic = try #require(
+            spareKey.split(separator: "\n").first { $0.hasPrefix("publicKey") }?.split(separator: " ").last)
+        let afterWipe = try await CLIProcess.run(
+            ["clients", "add", "--local", "spare", "--public-key", String(sparePublic), "--grants", everything],
+            environment: offline)
+        #expect(afterWipe.status == 0 && afterWipe.stderr.contains("audit.new-log"), "\(afterWipe.stderr)")
+        let begun = try String(contentsOf: data.appendingPathComponent("audit.log"), encoding: .utf8)
+        #expect(
+            begun.hasPrefix(#"{"v":2,"seq":1,"#)
+                && begun.split(separator: "\n").first?.contains("audit.new-log") == true)
+        let noted = try await CLIProcess.run(
+            ["audit", "verify", data.appendingPathComponent("audit.log").path], environment: offline)
+        #expect(noted.status == 0 && noted.stdout.contains("begins a new log"), "\(noted.stdout)")
     }
 
     @Test func e2eKeepsWorkingWhileRotatingTheToken() async throws {

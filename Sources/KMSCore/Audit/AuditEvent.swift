@@ -27,6 +27,13 @@ public struct AuditEvent: Sendable {
     /// the new chain is otherwise a valid log from seq 1.
     public static let newLog = "audit.new-log"
 
+    /// The `audit.new-log` entry for the log at `file`: what every writer that begins an empty or
+    /// missing log under an older audit key writes first (`kms serve`, and the verbs run beside a
+    /// stopped server), so that no way of writing a wiped log's first entry leaves it unsaid.
+    public static func beginningNewLog(file: URL, reason: String) -> AuditEvent {
+        AuditEvent(newLog, [("reason", reason), ("file", file.path)])
+    }
+
     /// A start cut a half-written last line (a crash mid-write): `kms audit verify` names it, since a
     /// log's end cut mid-line while the server was stopped is taken up the same way.
     public static let repaired = "audit.repaired"
