@@ -74,7 +74,9 @@ extension KMSClientConfiguration: CustomStringConvertible, CustomReflectable {
         if var parts = URLComponents(string: baseURL), parts.user != nil || parts.password != nil {
             parts.user = nil
             parts.password = nil
-            return parts.string ?? "redacted"
+            // A password with a raw `@` (and a `/`, `?` or `#` after it) was split at its first `@`: the
+            // rest sat in the host or path (a review). Only a result without `@` is taken.
+            if let shown = parts.string, !shown.contains("@") { return shown }
         }
         // Not parsed (a password with a space or a bare `%`), or parsed without a user where one was meant
         // (`user:secret@host:1` with no scheme, `http:/user:secret@host`: a review): whatever precedes an

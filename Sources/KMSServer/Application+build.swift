@@ -251,10 +251,7 @@ func openAudit(
         }
         var events: [AuditEvent] = []
         if beginsAfterEarlierLog {
-            let reason =
-                config.store == .file
-                ? "the store's audit key is older than this log: the earlier log was moved, deleted or emptied, or the first start failed before it wrote one"
-                : "the store's audit key is older than this log: this instance is new, or its earlier log was moved, deleted or emptied"
+            let reason = config.newLogReason
             events.append(AuditEvent.beginningNewLog(file: config.auditLog, reason: reason))
             let message: Logger.Message =
                 "the audit log is empty or missing, but the store's audit key is older: a new chain begins at seq 1"

@@ -164,11 +164,17 @@ struct DoctorCommand: AsyncParsableCommand {
                     loose.append(
                         "\(auditFolder), the audit log's folder, is \(String(folderMode, radix: 8)) (others can replace the log)"
                     )
-                    fixes.append("chmod go-w \(auditFolder)")
+                    fixes.append(
+                        "give the log a folder of its own that only the service writes (e.g. /var/log/kms), or chmod go-w \(auditFolder) if nothing else writes there"
+                    )
                 }
-                if info.st_uid != getuid(), info.st_uid != 0 {
+                // The service's user is whoever owns the store (doctor may run as root, with sudo: a
+                // review found a right set-up refused that way when the owner was compared with doctor's).
+                var store = stat()
+                let service = stat(config.keyStorePath.path, &store) == 0 ? store.st_uid : getuid()
+                if info.st_uid != service, info.st_uid != 0 {
                     loose.append(
-                        "\(auditFolder), the audit log's folder, belongs to uid \(info.st_uid), neither this user nor root (its owner can replace the log)"
+                        "\(auditFolder), the audit log's folder, belongs to uid \(info.st_uid), neither the store's owner nor root (its owner can replace the log)"
                     )
                     fixes.append("chown it to the service's user or root")
                 }

@@ -29,8 +29,7 @@ enum LocalAudit {
             at: config.auditLog, key: key, clock: SystemClock(), maxBytes: config.auditMaxBytes,
             timeout: AuditLog.startupWait, logger: logger)
         if keyExisted, empty {
-            let reason =
-                "the store's audit key is older than this log: the earlier log was moved, deleted or emptied, or the first start failed before it wrote one (begun by a kms verb run beside a stopped server)"
+            let reason = config.newLogReason + " (begun by a kms verb run beside a stopped server)"
             do {
                 try await log.record(AuditEvent.beginningNewLog(file: config.auditLog, reason: reason), durable: true)
             } catch {
@@ -38,7 +37,7 @@ enum LocalAudit {
                 throw error
             }
             writeToStandardError(
-                "warning: \(config.auditLog.path) is empty or missing, but the store's audit key is older: a new chain begins at seq 1 with audit.new-log\n"
+                "\(config.store == .file ? "warning" : "note"): \(config.auditLog.path) is empty or missing, but the store's audit key is older: a new chain begins at seq 1 with audit.new-log\n"
             )
         }
         return log

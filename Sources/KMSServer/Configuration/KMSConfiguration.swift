@@ -22,6 +22,15 @@ public struct KMSConfiguration: Sendable {
     /// Versions a key may have (`KeyLifecycle.maxVersions`): an operator may lower the ceiling,
     /// not raise it, since past about 28,000 a key's metadata outgrows what a client reads.
     public var keyMaxVersions = KeyLifecycle.versionCeiling
+    /// Why a log begins with `audit.new-log` (an empty or missing log under an older audit key), as
+    /// `kms serve` and the verbs run beside a stopped server both say it: on PostgreSQL every
+    /// instance after the first begins so.
+    public var newLogReason: String {
+        store == .file
+            ? "the store's audit key is older than this log: the earlier log was moved, deleted or emptied, or the first start failed before it wrote one"
+            : "the store's audit key is older than this log: this instance is new, or its earlier log was moved, deleted or emptied"
+    }
+
     /// The key lifecycle every part of the server and the offline commands share.
     public var keyLifecycle: KeyLifecycle { KeyLifecycle(graceMs: keyGraceMs, maxVersions: keyMaxVersions) }
     /// lifecycle-v1: the key scheduler's period.

@@ -88,7 +88,7 @@ struct AADOptions: ParsableArguments {
     @Option(
         name: .customLong("encryption-context"),
         help: ArgumentHelp(
-            "An AWS encryption context, as the aws CLI takes it: key=value pairs separated by commas, or a JSON object of strings. May be repeated.",
+            "An AWS encryption context, as the aws CLI takes it: key=value pairs separated by commas, or a JSON object of strings. Given once.",
             valueName: "context"))
     var encryptionContext: [String] = []
 
@@ -114,6 +114,11 @@ struct AADOptions: ParsableArguments {
     /// outside its characters) is refused with a pointer to the JSON form, never read differently (a
     /// review: `a=b, c=d` kept the space in " c", so the AAD differed from the aws CLI's for the same text).
     static func encode(_ arguments: [String]) throws -> Data {
+        // The aws CLI keeps only the last of several, silently: one is asked for (a review).
+        guard arguments.count == 1 else {
+            throw ValidationError(
+                "give --encryption-context once, every pair in it (the aws CLI keeps only the last of several)")
+        }
         var context: [String: String] = [:]
         func add(_ key: String, _ value: String) throws {
             guard !key.isEmpty else { throw ValidationError("--encryption-context: a key is empty") }
@@ -122,7 +127,13 @@ struct AADOptions: ParsableArguments {
             }
         }
         for argument in arguments {
-            let trimmed = argument.trimmingCharacters(in: .whitespaces)
+            let trimmed = argument.trimmingCharacters(in: .whitespacesAndNewlines)
+            // The aws CLI reads a file or a URL there, not the text.
+            if ["file://", "fileb://", "http://", "https://"].contains(where: { trimmed.lowercased().hasPrefix($0) }) {
+                throw ValidationError(
+                    "--encryption-context: the aws CLI reads a file or URL given as \(trimmed.prefix(8))…; give the context itself"
+                )
+            }
             if trimmed.first == "{" {
                 // The project's strict parser: duplicate (or canonically equal) keys and trailing commas
                 // are refused, where JSONSerialization kept the last of two.
@@ -143,13 +154,22 @@ struct AADOptions: ParsableArguments {
                     throw ValidationError(
                         "--encryption-context: '\(pair)' is not key=value (a value with a comma needs the JSON form)")
                 }
-                let key = pair[..<equals].trimmingCharacters(in: .whitespaces)
-                let value = pair[pair.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+                // Spaces and tabs around a key or value are dropped, as the aws CLI drops them; any other
+                // white space or control character at an edge, or a control character anywhere, the aws
+                // CLI treats its own way (a CR from a file with Windows line ends it drops; a no-break
+                // space it keeps): refused, never read differently (a review).
+                let blank = CharacterSet(charactersIn: " \t")
+                let key = pair[..<equals].trimmingCharacters(in: blank)
+                let value = pair[pair.index(after: equals)...].trimmingCharacters(in: blank)
+                let edges = CharacterSet.whitespacesAndNewlines.union(.controlCharacters)
                 guard key.unicodeScalars.allSatisfy(Self.shorthandKeyCharacters.contains),
-                    !value.contains(where: { $0 == "\"" || $0 == "'" || $0 == "\\" })
+                    !value.contains(where: { $0 == "\"" || $0 == "'" || $0 == "\\" }),
+                    !value.unicodeScalars.contains(where: { TerminalText.isControl($0) }),
+                    value.unicodeScalars.first.map({ !edges.contains($0) }) ?? true,
+                    value.unicodeScalars.last.map({ !edges.contains($0) }) ?? true
                 else {
                     throw ValidationError(
-                        "--encryption-context: '\(pair)' needs the JSON form, '{\"key\":\"value\"}' (the aws CLI's shorthand takes keys of A-Z a-z 0-9 - _ . # / : only, and reads quotes and backslashes its own way)"
+                        "--encryption-context: '\(pair)' needs the JSON form, '{\"key\":\"value\"}' (the aws CLI's shorthand takes keys of A-Z a-z 0-9 - _ . # / : only, and reads quotes, backslashes, control characters and white space at a value's edges its own way)"
                     )
                 }
                 try add(key, value)
