@@ -48,6 +48,14 @@ public enum TerminalText {
         return out
     }
 
+    /// `jsonEscaped` for JSON bytes, nil when there is nothing to escape: every character it writes
+    /// out is past ASCII (or DEL), so a line of ASCII is left as it is without being decoded. One
+    /// rule for the server's JSON log and the audit log.
+    public static func jsonEscapedIfNeeded(_ json: some Collection<UInt8>) -> String? {
+        guard json.contains(where: { $0 >= 0x7F }) else { return nil }
+        return jsonEscaped(String(decoding: json, as: UTF8.self))
+    }
+
     /// `text` with each control and invisible character written as
     /// `\u{XX}` and each backslash doubled, so what was there stays visible
     /// and unambiguous (`invoice\u{202e}fdp.exe`, not a name that reads as

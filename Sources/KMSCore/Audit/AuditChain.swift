@@ -46,8 +46,7 @@ public enum AuditChain {
         // overrides or line separators, which JSON leaves raw: written as escapes, the same JSON to every
         // reader, so that `less` or `cat` on the log shows them instead of acting on them or reordering
         // the line (a probe's L5). Only a line with a byte past ASCII pays for the look.
-        guard json.bytes.contains(where: { $0 >= 0x7F }) else { return json.bytes }
-        return Array(TerminalText.jsonEscaped(String(decoding: json.bytes, as: UTF8.self)).utf8)
+        return TerminalText.jsonEscapedIfNeeded(json.bytes).map { Array($0.utf8) } ?? json.bytes
     }
 
     /// A checkpoint line: signs the chain head (`prev`, the hash of entry `seq`'s line).

@@ -45,9 +45,7 @@ public struct JSONLogHandler: LogHandler {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let encoded = try? encoder.encode(fields) else { return nil }
-        var line =
-            encoded.contains(where: { $0 >= 0x7F })
-            ? Data(TerminalText.jsonEscaped(String(decoding: encoded, as: UTF8.self)).utf8) : encoded
+        var line = TerminalText.jsonEscapedIfNeeded(encoded).map { Data($0.utf8) } ?? encoded
         line.append(0x0A)
         return line
     }
