@@ -235,8 +235,6 @@ func openAudit(
         // The new chain says so in its first entry, since nothing else would (a probe wiped a stopped
         // server's log, and after the next start verify said OK from seq 1).
         let keyExisted = try await secrets.blob(named: AuditFiles.keyBlob) != nil
-        let beginsAfterEarlierLog =
-            keyExisted && dependencies.auditWriter == nil && AuditFiles.filesWithEntries(config.auditLog).isEmpty
         let key = try await AuditFiles.loadOrCreateKey(
             store: secrets, masterKey: masterKey, log: dependencies.auditWriter == nil ? config.auditLog : nil)
         let log: AuditLog
@@ -247,21 +245,10 @@ func openAudit(
         } else {
             log = try await AuditLog.open(
                 at: config.auditLog, key: key, clock: dependencies.clock, maxBytes: config.auditMaxBytes,
-                timeout: timeout, writerLock: writerLock, logger: logger)
+                timeout: timeout, writerLock: writerLock, newLogReason: keyExisted ? config.newLogReason : nil,
+                newLogLevel: config.newLogLevel, logger: logger)
         }
         var events: [AuditEvent] = []
-        if beginsAfterEarlierLog {
-            let reason = config.newLogReason
-            events.append(AuditEvent.beginningNewLog(file: config.auditLog, reason: reason))
-            let message: Logger.Message =
-                "the audit log is empty or missing, but the store's audit key is older: a new chain begins at seq 1"
-            let metadata: Logger.Metadata = ["file": "\(config.auditLog.path)", "event": "\(AuditEvent.newLog)"]
-            if config.store == .file {
-                logger.warning(message, metadata: metadata)
-            } else {
-                logger.notice(message, metadata: metadata)
-            }
-        }
         // The public key that verifies this log, in the server's own log (journald, another place than the
         // audit log and the store) and in the start entry: a store and log both replaced while the server
         // was stopped start a new chain under a new key that verifies from seq 1, and this line is what

@@ -24,23 +24,11 @@ enum LocalAudit {
     static func open(
         _ config: KMSConfiguration, key: Curve25519.Signing.PrivateKey, keyExisted: Bool = true, logger: Logger
     ) async throws -> AuditLog {
-        let empty = AuditFiles.filesWithEntries(config.auditLog).isEmpty
-        let log = try await AuditLog.open(
+        try await AuditLog.open(
             at: config.auditLog, key: key, clock: SystemClock(), maxBytes: config.auditMaxBytes,
-            timeout: AuditLog.startupWait, logger: logger)
-        if keyExisted, empty {
-            let reason = config.newLogReason + " (begun by a kms verb run beside a stopped server)"
-            do {
-                try await log.record(AuditEvent.beginningNewLog(file: config.auditLog, reason: reason), durable: true)
-            } catch {
-                await log.close()
-                throw error
-            }
-            writeToStandardError(
-                "\(config.store == .file ? "warning" : "note"): \(config.auditLog.path) is empty or missing, but the store's audit key is older: a new chain begins at seq 1 with audit.new-log\n"
-            )
-        }
-        return log
+            timeout: AuditLog.startupWait,
+            newLogReason: keyExisted ? config.newLogReason + " (begun by a kms verb run beside a stopped server)" : nil,
+            newLogLevel: config.newLogLevel, logger: logger)
     }
 
     /// Runs `change` between a durable `intent` entry of `type` and its

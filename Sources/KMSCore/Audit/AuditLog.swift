@@ -152,9 +152,17 @@ public final class AuditLog: Sendable {
     ///
     /// `writerLock` (taken before anything touches the log or its folder) is
     /// kept as long as the log lives.
+    ///
+    /// `newLogReason`, given when the store's audit key existed before this
+    /// open: a log with no entry at all then begins with `audit.new-log` and
+    /// that reason, said at `newLogLevel` too. Every writer that can begin a
+    /// log (`kms serve`, the verbs run beside a stopped server) goes through
+    /// here, so none begins a wiped log unmarked (a review found the local
+    /// verbs did).
     public static func open(
         at url: URL, key: Curve25519.Signing.PrivateKey, clock: any KMSClock, maxBytes: Int,
-        timeout: Duration = .seconds(2), writerLock: AuditWriterLock? = nil, logger: Logger
+        timeout: Duration = .seconds(2), writerLock: AuditWriterLock? = nil, newLogReason: String? = nil,
+        newLogLevel: Logger.Level = .warning, logger: Logger
     ) async throws -> AuditLog {
         let resume = try AuditFiles.resume(url)
         // A log signed under another key (a store that is not the log's, a restore that replaced the
@@ -174,6 +182,13 @@ public final class AuditLog: Sendable {
         // review reproduced it with a full disk). The torn line is cut just before this write; were the
         // write to fail, the cut stays without its record (docs/audit.md).
         var events: [AuditEvent] = []
+        if let newLogReason, resume.seq == 0, resume.repairedBytes == 0 {
+            logger.log(
+                level: newLogLevel,
+                "the audit log is empty or missing, but the store's audit key is older: a new chain begins at seq 1",
+                metadata: ["file": "\(url.path)", "event": "\(AuditEvent.newLog)"])
+            events.append(AuditEvent.beginningNewLog(file: url, reason: newLogReason))
+        }
         if resume.signedSeq < resume.seq {
             events.append(
                 AuditEvent(

@@ -31,6 +31,10 @@ public struct KMSConfiguration: Sendable {
             : "the store's audit key is older than this log: this instance is new, or its earlier log was moved, deleted or emptied"
     }
 
+    /// How loudly a new log is said: a warning on the file store, where it means a log went; a
+    /// notice on PostgreSQL, where every new instance begins one.
+    public var newLogLevel: Logger.Level { store == .file ? .warning : .notice }
+
     /// The key lifecycle every part of the server and the offline commands share.
     public var keyLifecycle: KeyLifecycle { KeyLifecycle(graceMs: keyGraceMs, maxVersions: keyMaxVersions) }
     /// lifecycle-v1: the key scheduler's period.
