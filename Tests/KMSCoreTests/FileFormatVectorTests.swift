@@ -252,6 +252,30 @@ import Testing
         }
     }
 
+    /// Section 1 compares context keys as bytes: `K` and the Kelvin sign (U+212A), one key as Swift
+    /// `String`s, are two here, kept apart by the header's equality and never merged into one
+    /// dictionary entry (a review found `contextDictionary` kept the first and answered it for both).
+    @Test func canonicallyEquivalentContextKeysStayTwo() throws {
+        func header(_ pairs: [(String, String)]) throws -> FileHeader {
+            let wrapped = Array("kms:v1:key_x:1:AAAA".utf8)
+            var ctx: [UInt8] = [0, UInt8(pairs.count)]
+            for (key, value) in pairs {
+                ctx += [0, UInt8(key.utf8.count)] + Array(key.utf8) + [0, UInt8(value.utf8.count)] + Array(value.utf8)
+            }
+            let length = 10 + 32 + 2 + wrapped.count + ctx.count
+            var bytes = FileFormat.magic + [FileFormat.version, UInt8(length >> 8), UInt8(length & 0xFF)]
+            bytes += [UInt8](repeating: 7, count: 32) + [0, UInt8(wrapped.count)] + wrapped + ctx
+            let parsed = try FileHeader.parse(Data(bytes + [UInt8](repeating: 0, count: 32))).header
+            #expect(parsed.encoded == Data(bytes))
+            return parsed
+        }
+        let both = try header([("K", "a"), ("\u{212A}", "b")])
+        #expect(both.context.count == 2)
+        #expect(both.contextDictionary == nil)
+        #expect(try header([("K", "a")]) != header([("\u{212A}", "a")]))
+        #expect(try header([("k", "v")]).contextDictionary == ["k": "v"])
+    }
+
     /// Round trips around chunk boundaries, one and two threads.
     /// Read by position, a file that lost its last chunks meanwhile is
     /// `truncated` after the chunks before them, and a failing read is that

@@ -437,7 +437,7 @@ import Testing
                 $0.yield(sealed); $0.finish()
             }
         ) { opened.append($0) }
-        #expect(opened == plain && header.contextDictionary == ["k": "v"])
+        #expect(opened == plain && header.contextDictionary == ["k": "v"] as [String: String]?)
         try await kms.close()
     }
 }

@@ -13,6 +13,12 @@ public struct FileHeader: Sendable, Equatable {
     public struct ContextEntry: Sendable, Equatable {
         public let key: String
         public let value: String
+
+        /// Byte for byte, as the format compares (section 1): Swift's `String` equality is
+        /// canonical equivalence, under which `K` and the Kelvin sign U+212A are one key.
+        public static func == (lhs: ContextEntry, rhs: ContextEntry) -> Bool {
+            lhs.key.utf8.elementsEqual(rhs.key.utf8) && lhs.value.utf8.elementsEqual(rhs.value.utf8)
+        }
     }
 
     /// Builds a header; context keys are sorted bytewise. Throws
@@ -46,9 +52,16 @@ public struct FileHeader: Sendable, Equatable {
         try FileHeader(salt: salt, wrappedKey: wrappedKey, entries: context)
     }
 
-    /// The context as a dictionary.
-    public var contextDictionary: [String: String] {
-        Dictionary(context.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+    /// The context as a dictionary, or nil when two of its keys are one `String` key: the format
+    /// keeps keys that differ in bytes but are canonically equivalent (`K` and U+212A), which a
+    /// Swift dictionary would merge, so a decision made on it could read one key's value for the
+    /// other's. Read `context` for the pairs byte for byte.
+    public var contextDictionary: [String: String]? {
+        var dictionary: [String: String] = [:]
+        for entry in context {
+            guard dictionary.updateValue(entry.value, forKey: entry.key) == nil else { return nil }
+        }
+        return dictionary
     }
 
     /// `ctx`: N and the pairs.
