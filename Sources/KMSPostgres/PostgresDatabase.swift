@@ -94,6 +94,19 @@ public final class PostgresDatabase: Sendable {
             configuration: try Self.connectionConfiguration(target), id: 1, logger: Self.quiet(logger))
     }
 
+    /// `connect()` that gives up after `timeout`: TCP's own connect timeout does not cover the
+    /// start-up exchange after it, which a path that drops packets without a reset leaves waiting
+    /// for hours. A connection that arrives after the deadline is closed, not kept.
+    func connect(within timeout: Duration) async throws(KMSError) -> PostgresConnection {
+        let attempt = Task { try await connect() }
+        do {
+            return try await withDeadline("connect", timeout: timeout) { try await attempt.value }
+        } catch {
+            Task { try? await attempt.value.close() }
+            throw error
+        }
+    }
+
     /// `logger` at `.notice` or above: at `trace`, PostgresNIO logs the authentication exchange (the
     /// SCRAM salt, iterations and proof, enough to guess the password offline), as a review found.
     static func quiet(_ logger: Logger) -> Logger {

@@ -2,6 +2,7 @@ import Foundation
 public import KMSCore
 import KMSProtocol
 import Logging
+import NIOCore
 import PostgresNIO
 
 /// `KeyStore` in PostgreSQL, shared by every instance.
@@ -134,19 +135,49 @@ public final class PostgresKeyStore: KeyStore {
     /// is cancelled (`kms serve` runs it as a service). While it is not
     /// connected the cache is off and every read goes to the database; it
     /// reconnects every second.
-    public func listenForKeyChanges() async {
+    ///
+    /// A connection can die without a word (a NAT or firewall forgetting an idle flow, a failover
+    /// that moves the database's address): notifications then simply stop, and the running lock
+    /// this connection holds for `kms restore` and `kms migrate` is gone with its backend while
+    /// this instance still serves. So the listener asks `SELECT 1` every `heartbeat` and takes a
+    /// missing answer within `answerWithin` (the calls' deadline by default) for a lost connection.
+    public func listenForKeyChanges(heartbeat: Duration = .seconds(2), answerWithin: Duration? = nil) async {
         let (channel, cache, logger, database) = (database.keyChannel, cache, logger, database)
+        let deadline = answerWithin ?? database.callTimeout
         while !Task.isCancelled {
             do {
-                let connection = try await database.connect()
+                let connection = try await database.connect(within: deadline)
                 do {
                     try await connection.listen(on: channel) { notifications in
                         // A query after LISTEN on the same connection: LISTEN is in force once it answers.
-                        try await connection.query("SELECT 1", logger: logger)
-                        // This connection also tells `kms restore` a server runs here.
+                        try await database.withDeadline("listen for key changes", timeout: deadline) {
+                            for try await _ in try await connection.query("SELECT 1", logger: logger) {}
+                        }
+                        // This connection also tells `kms restore` a server runs here. No deadline: it
+                        // waits while a restore holds the lock, for as long as the restore takes.
                         try await database.holdRunningLock(on: connection)
                         cache.setListening(true)
-                        for try await notification in notifications { cache.invalidate(keyId: notification.payload) }
+                        try await withThrowingTaskGroup(of: Void.self) { group in
+                            group.addTask {
+                                for try await notification in notifications {
+                                    cache.invalidate(keyId: notification.payload)
+                                }
+                            }
+                            group.addTask {
+                                while true {
+                                    try await Task.sleep(for: heartbeat)
+                                    try await database.withDeadline(
+                                        "check the key-change connection", timeout: deadline
+                                    ) {
+                                        for try await _ in try await connection.query("SELECT 1", logger: logger) {}
+                                    }
+                                }
+                            }
+                            // Either ends the other: a closed connection ends the notifications, a missing
+                            // answer the heartbeat; the connection is closed below.
+                            _ = try await group.next()
+                            group.cancelAll()
+                        }
                     }
                 } catch {
                     if !Task.isCancelled {
@@ -156,7 +187,10 @@ public final class PostgresKeyStore: KeyStore {
                     }
                 }
                 cache.setListening(false)
-                try? await connection.close()
+                // Not awaited: over TLS, closing a connection that went silent waits 5 s for the peer's
+                // close_notify, and listening again need not wait for it.
+                let closing: EventLoopFuture<Void> = connection.close()
+                closing.whenComplete { _ in withExtendedLifetime(connection) {} }  // kept until closed
             } catch {
                 cache.setListening(false)
                 logger.warning(

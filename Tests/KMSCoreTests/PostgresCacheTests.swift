@@ -119,6 +119,54 @@ struct PostgresCacheTests {
         #expect(await restore() == nil)
     }
 
+    /// A listener whose connection goes silent (no FIN, no reset: a NAT or firewall that forgot the
+    /// flow, a failover that moved the database's address) notices within its heartbeat's deadline,
+    /// turns the cache off and listens again on a new connection, which takes the running lock again
+    /// (a review: notifications simply stopped for the life of the process, and the lock that makes
+    /// `kms restore` and `kms migrate` refuse could go with the old backend while the server ran on).
+    @Test func aListenerWhoseConnectionGoesSilentReconnects() async throws {
+        let url = try #require(PostgresTestDatabase.url)
+        let target = try PostgresURL(url)
+        // The proxy listens on 127.0.0.1, which a verify-full certificate names in the tests' set-ups.
+        guard target.host == "127.0.0.1" else { return }
+        let proxy = try await SilencingProxy(forwardingTo: target.host, port: target.port)
+        defer { Task { await proxy.close() } }
+        let proxied = url.replacingOccurrences(of: "@127.0.0.1:\(target.port)/", with: "@127.0.0.1:\(proxy.port)/")
+        #expect(proxied != url)
+        let prefix = PostgresTestDatabase.newPrefix()
+        let database = try await KMSPostgres.PostgresDatabase(
+            url: proxied, prefix: prefix, logger: Self.logger, maximumConnections: 1,
+            callTimeout: PostgresTestDatabase.callTimeout)
+        let store = PostgresKeyStore(database: database, lifecycle: KeyLifecycle(graceMs: 1_000), clock: SystemClock())
+        let listener = Task {
+            await store.listenForKeyChanges(heartbeat: .milliseconds(200), answerWithin: .seconds(1))
+        }
+        defer { listener.cancel() }
+        #expect(try await Self.within(.seconds(10)) { store.cache.readStart() != nil } != nil, "the listener connects")
+
+        proxy.silenceOpenConnections()
+        #expect(
+            try await Self.within(.seconds(10)) { store.cache.readStart() == nil } != nil,
+            "the silence is noticed and the cache turned off")
+        #expect(
+            try await Self.within(.seconds(10)) { store.cache.readStart() != nil } != nil,
+            "a new connection listens and holds the running lock")
+        // The silent connection's backend still lives (the proxy holds its socket open), so two hold it now.
+        let direct = try await KMSPostgres.PostgresDatabase(
+            url: url, prefix: prefix, logger: Self.logger, maximumConnections: 1,
+            callTimeout: PostgresTestDatabase.callTimeout)
+        var holders = 0
+        for try await count in try await direct.client.query(
+            """
+            SELECT count(*)::int8 FROM pg_locks WHERE locktype = 'advisory' AND granted
+              AND classid = \(PostgresDatabase.LockPurpose.running.rawValue)::oid AND objid = hashtext(\(prefix))::oid
+            """, logger: Self.logger
+        ).decode(Int.self) {
+            holders = count
+        }
+        #expect(holders == 2)
+    }
+
     @Test func aChangeOnOneInstanceReachesTheOtherWithinASecond() async throws {
         let (a, b) = try await Self.twoInstances()
         let listener = Task { await b.listenForKeyChanges() }

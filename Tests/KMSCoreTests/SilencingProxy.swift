@@ -1,0 +1,86 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A TCP forwarder on 127.0.0.1 that can go silent: `silenceOpenConnections()` makes every
+/// connection open at that moment drop what either side sends, without closing either side. That
+/// is how a connection dies behind a NAT or firewall that forgot the flow, or across a failover:
+/// no FIN, no reset, just no answer. Connections made afterwards forward as before.
+final class SilencingProxy: Sendable {
+    /// One forwarded connection's switch, shared by its two sides.
+    final class Pair: Sendable {
+        let silent = Atomic<Bool>(false)
+    }
+
+    /// The connections made so far.
+    final class Pairs: Sendable {
+        let all = Mutex<[Pair]>([])
+    }
+
+    let port: Int
+    private let server: any Channel
+    private let pairs = Pairs()
+
+    /// Listens on an ephemeral port of 127.0.0.1 and forwards each connection to `host`:`port`.
+    init(forwardingTo host: String, port upstreamPort: Int) async throws {
+        let pairs = self.pairs
+        let group = MultiThreadedEventLoopGroup.singleton
+        server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.autoRead, value: false)  // until its upstream is connected
+            .childChannelInitializer { inbound in
+                let pair = Pair()
+                pairs.all.withLock { $0.append(pair) }
+                return ClientBootstrap(group: inbound.eventLoop)
+                    .channelInitializer { outbound in
+                        outbound.pipeline.addHandler(Forwarder(partner: inbound, pair: pair))
+                    }
+                    .connect(host: host, port: upstreamPort)
+                    .flatMap { outbound in
+                        inbound.pipeline.addHandler(Forwarder(partner: outbound, pair: pair)).flatMap {
+                            inbound.setOption(.autoRead, value: true)
+                        }
+                    }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        port = server.localAddress?.port ?? 0
+    }
+
+    /// Every connection open now stops forwarding, in both directions, and stays open.
+    func silenceOpenConnections() {
+        pairs.all.withLock { pairs in
+            for pair in pairs { pair.silent.store(true, ordering: .relaxed) }
+        }
+    }
+
+    func close() async {
+        try? await server.close()
+    }
+
+    /// Copies what one side reads to its partner, unless the pair is silent.
+    final class Forwarder: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+
+        let partner: any Channel
+        let pair: Pair
+
+        init(partner: any Channel, pair: Pair) {
+            self.partner = partner
+            self.pair = pair
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if !pair.silent.load(ordering: .relaxed) {
+                partner.writeAndFlush(unwrapInboundIn(data), promise: nil)
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            if !pair.silent.load(ordering: .relaxed) { partner.close(promise: nil) }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            context.close(promise: nil)
+        }
+    }
+}
