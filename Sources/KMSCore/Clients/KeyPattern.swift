@@ -9,7 +9,7 @@ public enum KeyPattern: Sendable, Hashable {
     case prefix(String)
 
     /// Parses one pattern; nil when it is not 1 to 64 characters of the grammar
-    /// (`key_*`, `*-photos`, `back*up` are refused).
+    /// (`key_*`, `*-photos`, `back*up` are refused; `generate` names an alias made before it was reserved).
     public init?(_ text: String) {
         let count = text.utf8.count
         guard (1...64).contains(count) else { return nil }
@@ -21,7 +21,9 @@ public enum KeyPattern: Sendable, Hashable {
             self = .prefix(start)
         } else if KeyIdentifier.isKeyId(text) {
             self = .keyId(text)
-        } else if KeyIdentifier.isValidAlias(text) {
+        } else if KeyIdentifier.isAliasSyntax(text) {
+            // api-v1's grammar, as identity-v1 section 4 says: `generate` and `rotate` are refused as new
+            // aliases only (lifecycle-v1 rule 9.3), and one made before that keeps working, grants included.
             self = .alias(text)
         } else {
             return nil
