@@ -472,6 +472,38 @@ import Testing
             #expect(moved.json["__type"] as? String == "AccessDeniedException", "\(moved.status) \(moved.json)")
             let same = try await reEncrypt(to: source.uuid)
             #expect(same.status == 200, "re-encryption under the same key needs crypto:rewrap only: \(same.json)")
+            // AWS's "Testing your permissions": a dry run with IGNORE_CIPHERTEXT judges the named key's
+            // permission with no ciphertext (a review found the blob required, ValidationException).
+            func code(_ reply: (status: Int, json: [String: Any])) -> String { reply.json["__type"] as? String ?? "" }
+            func ignoring(_ operation: String, _ members: String) async throws -> String? {
+                let reply = try await door.send(
+                    operation, #"{\#(members)"DryRun":true,"DryRunModifiers":["IGNORE_CIPHERTEXT"]}"#,
+                    accessKeyId: moverKey, secret: moverSecret)
+                #expect(reply.status != 200 && (reply.status == 412) == (code(reply) == "DryRunOperationException"))
+                return code(reply)
+            }
+            #expect(try await ignoring("Decrypt", #""KeyId":"\#(destination.uuid)","#) == "DryRunOperationException")
+            #expect(
+                try await ignoring("Decrypt", #""KeyId":"\#(destination.uuid)","CiphertextBlob":"AAAA","#)
+                    == "DryRunOperationException", "a ciphertext given is not read")
+            #expect(try await ignoring("Decrypt", #""KeyId":"\#(source.uuid)","#) == "AccessDeniedException")
+            #expect(try await ignoring("Decrypt", "") == "ValidationException", "no ciphertext and no KeyId")
+            #expect(
+                try await ignoring(
+                    "ReEncrypt", #""SourceKeyId":"\#(source.uuid)","DestinationKeyId":"\#(source.uuid)","#)
+                    == "DryRunOperationException")
+            #expect(
+                try await ignoring(
+                    "ReEncrypt", #""SourceKeyId":"\#(source.uuid)","DestinationKeyId":"\#(destination.uuid)","#)
+                    == "AccessDeniedException", "judged as the ReEncrypt itself is")
+            let otherModifier = try await door.send(
+                "Decrypt", #"{"KeyId":"\#(destination.uuid)","DryRun":true,"DryRunModifiers":["NOPE"]}"#,
+                accessKeyId: moverKey, secret: moverSecret)
+            #expect(code(otherModifier) == "ValidationException", "\(otherModifier.json)")
+            let notDry = try await door.send(
+                "Decrypt", #"{"KeyId":"\#(destination.uuid)","DryRunModifiers":["IGNORE_CIPHERTEXT"]}"#,
+                accessKeyId: moverKey, secret: moverSecret)
+            #expect(code(notDry) == "ValidationException", "the modifier applies to dry runs only: \(notDry.json)")
             // Under the same key with another context: the binding the context gave is lost, so it reads too.
             let bound = try await door.send(
                 "Encrypt", #"{"KeyId":"\#(source.uuid)","Plaintext":"c2VjcmV0","EncryptionContext":{"a":"b"}}"#,

@@ -186,6 +186,12 @@ def test_errors_with_boto3(kms):
     with pytest.raises(ClientError) as dry:
         kms.encrypt(KeyId=key_id, Plaintext=b"x", DryRun=True)
     assert code_of(dry) == "DryRunOperationException"
+    # AWS's "Testing your permissions": no ciphertext with IGNORE_CIPHERTEXT (a botocore that predates the
+    # member would refuse it before sending, so the check needs one that has it).
+    if "DryRunModifiers" in kms.meta.service_model.operation_model("Decrypt").input_shape.members:
+        with pytest.raises(ClientError) as ignoring:
+            kms.decrypt(KeyId=key_id, DryRun=True, DryRunModifiers=["IGNORE_CIPHERTEXT"])
+        assert code_of(ignoring) == "DryRunOperationException"
     alias = "alias/" + unique("dup")
     kms.create_alias(AliasName=alias, TargetKeyId=key_id)
     with pytest.raises(ClientError) as exists:

@@ -198,15 +198,37 @@ struct AWSOperations: Sendable {
         throw AWSFault.invalidCiphertext
     }
 
+    /// The blob, or nil for a dry run with `DryRunModifiers: ["IGNORE_CIPHERTEXT"]`, which tests the
+    /// permission only and takes no ciphertext (AWS's model makes `CiphertextBlob` optional then; one given
+    /// is not read).
+    static func ciphertextUnlessIgnored(
+        _ input: inout AWSInput, _ name: String, dryRun: Bool
+    ) throws(AWSFault) -> KeyCiphertext? {
+        if dryRun, try input.ignoresCiphertext() { return nil }
+        return try ciphertext(&input, name)
+    }
+
+    /// The key a decrypt is judged on: the one the ciphertext names, or without one (a dry run that ignores
+    /// it) the one the request names, which is then required.
+    static func reference(_ ciphertext: KeyCiphertext?, _ named: String?, _ member: String) throws(AWSFault) -> String {
+        if let ciphertext { return ciphertext.keyId }
+        guard let named else {
+            throw AWSFault.validation(
+                "1 validation error detected: \(member) is required with DryRunModifiers IGNORE_CIPHERTEXT, since no ciphertext names the key"
+            )
+        }
+        return named
+    }
+
     func decrypt(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         try input.refuseUnsupported()
         let named = try input.optionalKeyReference("KeyId")  // a malformed member before the blob's content
-        let ciphertext = try Self.ciphertext(&input, "CiphertextBlob")
-        let aad = try input.context()
         let dryRun = try input.dryRun()
-        let record = try await key(ciphertext.keyId, .cryptoDecrypt, call)
-        try checkNames(named, record, "key ID")
-        if dryRun { throw Self.dryRun }
+        let ciphertext = try Self.ciphertextUnlessIgnored(&input, "CiphertextBlob", dryRun: dryRun)
+        let aad = try input.context()
+        let record = try await key(try Self.reference(ciphertext, named, "KeyId"), .cryptoDecrypt, call)
+        if ciphertext != nil { try checkNames(named, record, "key ID") }
+        guard let ciphertext, !dryRun else { throw Self.dryRun }
         let opened = try await native(arn(record)) { () throws(KMSError) in
             try await audit.crypto(
                 "decrypt", who: call.who, keyId: record.keyId, keyAndVersion: { ($0.keyId, $0.version) }
@@ -229,13 +251,13 @@ struct AWSOperations: Sendable {
         }
         let named = try input.optionalKeyReference("SourceKeyId")
         let destinationReference = try input.keyReference("DestinationKeyId")
-        let ciphertext = try Self.ciphertext(&input, "CiphertextBlob")
+        let dryRun = try input.dryRun()
+        let ciphertext = try Self.ciphertextUnlessIgnored(&input, "CiphertextBlob", dryRun: dryRun)
         let (sourceAAD, destinationAAD) = (
             try input.context("SourceEncryptionContext"), try input.context("DestinationEncryptionContext")
         )
-        let dryRun = try input.dryRun()
-        let source = try await key(ciphertext.keyId, .cryptoRewrap, call)
-        try checkNames(named, source, "source key ID")
+        let source = try await key(try Self.reference(ciphertext, named, "SourceKeyId"), .cryptoRewrap, call)
+        if ciphertext != nil { try checkNames(named, source, "source key ID") }
         let destination = try await key(destinationReference, .cryptoRewrap, call)
         if destination.keyId != source.keyId || destinationAAD != sourceAAD {
             // Beyond the contract's `crypto:rewrap` on both keys: a ciphertext moved to another key can
@@ -249,7 +271,7 @@ struct AWSOperations: Sendable {
             _ = try await key(source.keyId, .cryptoDecrypt, call)
             _ = try await key(destination.keyId, .cryptoEncrypt, call)
         }
-        if dryRun { throw Self.dryRun }
+        guard let ciphertext, !dryRun else { throw Self.dryRun }
         // One audit entry for both halves: a failed source decrypt is recorded too.
         // An error names the key of the half that failed (a disabled source is the source's ARN).
         var sourceFailed = false
