@@ -496,6 +496,14 @@ import Testing
                 try await ignoring(
                     "ReEncrypt", #""SourceKeyId":"\#(source.uuid)","DestinationKeyId":"\#(destination.uuid)","#)
                     == "AccessDeniedException", "judged as the ReEncrypt itself is")
+            // An AWS caller never sees a native keyId: the refusal names the key as it was given.
+            let denied = try await door.send(
+                "DescribeKey", #"{"KeyId":"\#(source.uuid)"}"#, accessKeyId: moverKey, secret: moverSecret)
+            let deniedText = denied.json["message"] as? String ?? ""
+            #expect(code(denied) == "AccessDeniedException")
+            #expect(
+                deniedText.contains("keys:read on \(source.uuid)") && !deniedText.contains(source.native),
+                "\(deniedText)")
             let otherModifier = try await door.send(
                 "Decrypt", #"{"KeyId":"\#(destination.uuid)","DryRun":true,"DryRunModifiers":["NOPE"]}"#,
                 accessKeyId: moverKey, secret: moverSecret)

@@ -106,8 +106,14 @@ struct AWSOperations: Sendable {
             }
             return try await keys.resolve(keyId, field: "KeyId", fresh: fresh)
         } catch {
-            if error.code == .permissionDenied { noteDenied(permission, text, call) }
-            throw AWSFault.from(error)
+            guard error.code == .permissionDenied, let permission else { throw AWSFault.from(error) }
+            noteDenied(permission, text, call)
+            // Named as the caller named it (a UUID, an ARN, an alias), not by the native keyId an AWS caller
+            // never sees; the permission is the native one, which is what an admin grants (a review).
+            throw AWSFault(
+                "AccessDeniedException",
+                "This access key's client is not granted \(permission.rawValue) on \(text) (kms grants: docs/identity.md)."
+            )
         }
     }
 
