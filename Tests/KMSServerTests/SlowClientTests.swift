@@ -44,6 +44,22 @@ import Testing
         #expect(answers.components(separatedBy: "HTTP/1.1 200").count - 1 == 3, "\(answers)")
     }
 
+    /// A client pipelining far ahead of its answers gets `ConnectionGuard.maxPipelined` of them, the last
+    /// saying `Connection: close`, and then the close: nothing after is read or answered (a probe's
+    /// connections sending 64 KB of tiny requests a write, never reading, grew the server by gigabytes).
+    @Test func pipeliningFarAheadEndsTheConnection() async throws {
+        let server = try await ServeProcess(environment: ["KMS_HEADER_TIMEOUT_MS": "60000"])
+        let connection = try RawConnection(port: server.port)
+        #expect(connection.send(String(repeating: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", count: 2_000)))
+        let answers = try await connection.readAll(within: 10)
+        let count = answers.components(separatedBy: "HTTP/1.1 200").count - 1
+        #expect(count == 16, "\(count) answers")
+        let last = answers.components(separatedBy: "HTTP/1.1 200").last ?? ""
+        #expect(last.lowercased().contains("connection: close"), "\(last)")
+        #expect(try await connection.isClosed(within: 1))
+        #expect(try await Self.healthy(server))
+    }
+
     /// The header deadline moves with each answer (one timer per connection checks it, issue 18):
     /// a connection that keeps asking outlives the header timeout many times over, and once it
     /// falls silent it is closed about one header timeout after its last answer, not later.

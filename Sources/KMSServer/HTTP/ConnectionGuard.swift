@@ -73,6 +73,15 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var share: Counter.Share?
     /// Requests whose answer has not been written to its end (a client may pipeline).
     private var inFlight = 0
+    /// How many requests a client may send ahead of their answers. NIO's decoder parses all it has read
+    /// at once, so without a bound a client pipelining tiny requests and never reading the answers had
+    /// each read of its socket (up to 256 KB, ten thousand `GET`s) decoded and queued, and the answers
+    /// made and buffered as far as the socket took them: a probe's 250 such connections from one host
+    /// grew the server to 1.3 GB and kept others' calls waiting 20 s. The request past this many is not
+    /// answered: the ones before it are, the last with `Connection: close`, and the connection closes
+    /// (RFC 9112 section 9.3.2: a client retries what a close left unanswered). Common HTTP clients do
+    /// not pipeline at all.
+    static let maxPipelined = 16
     /// Whether a request body is still arriving.
     private var readingBody = false
     /// A stranger's answer went out while its body was still arriving: closed at the body's end, since
@@ -179,6 +188,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if ignoreInput { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
+            guard inFlight < Self.maxPipelined else {
+                // Pipelined too far ahead of its answers: answered up to here, then closed, this head and
+                // all after it neither passed on nor read (see `maxPipelined`).
+                ignoreInput = true
+                closeAfterAnswer = true
+                return
+            }
             inFlight += 1
             readingBody = true
             if head.method == .connect || head.headerFields[.upgrade] != nil
