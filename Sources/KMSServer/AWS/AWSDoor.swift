@@ -44,6 +44,12 @@ func makeAWSDoor(
             // TLS 1.2 with forward secrecy and AEAD only (a review connected with CBC-SHA1 suites, which
             // NIO's defaults keep for old clients; every SDK this door serves offers these).
             tls.cipherSuites = "ECDH+AESGCM:ECDH+CHACHA20"
+            // After its close_notify the server waits this long for the client's before closing the socket,
+            // and the connection keeps its place in the host's share meanwhile. NIO's 5 s let a client that
+            // closes without a close_notify (Python's ssl, after `Connection: close`) lose its share to
+            // connections already answered: more than five a second from one host were reset (a probe).
+            // A second still lets a client's own close_notify arrive before the socket closes under it.
+            tls.shutdownTimeout = .seconds(1)
             server = try .tls(.http1(configuration: http), tlsConfiguration: tls)
         } catch {
             throw StartupFailure(
