@@ -94,9 +94,9 @@ public final class PostgresDatabase: Sendable {
             configuration: try Self.connectionConfiguration(target), id: 1, logger: Self.quiet(logger))
     }
 
-    /// `connect()` that gives up after `timeout`: TCP's own connect timeout does not cover the
-    /// start-up exchange after it, which a path that drops packets without a reset leaves waiting
-    /// for hours. A connection that arrives after the deadline is closed, not kept.
+    /// `connect()` that gives up after `timeout` (the listener's deadline, `KMS_DATABASE_TIMEOUT_MS`,
+    /// rather than PostgresNIO's 10 s for a single connection's TCP connect and start-up). A
+    /// connection that arrives after the deadline is closed, not kept.
     func connect(within timeout: Duration) async throws(KMSError) -> PostgresConnection {
         let attempt = Task { try await connect() }
         do {

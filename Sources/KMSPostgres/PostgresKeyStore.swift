@@ -147,8 +147,17 @@ public final class PostgresKeyStore: KeyStore {
         while !Task.isCancelled {
             do {
                 let connection = try await database.connect(within: deadline)
+                // `listen` waits for LISTEN's answer without a deadline of its own: unanswered within
+                // `deadline`, the connection is closed, which ends that wait.
+                let watchdog = Task {
+                    try await Task.sleep(for: deadline)
+                    let closing: EventLoopFuture<Void> = connection.close()
+                    closing.whenComplete { _ in withExtendedLifetime(connection) {} }
+                }
+                defer { watchdog.cancel() }
                 do {
                     try await connection.listen(on: channel) { notifications in
+                        watchdog.cancel()
                         // A query after LISTEN on the same connection: LISTEN is in force once it answers.
                         try await database.withDeadline("listen for key changes", timeout: deadline) {
                             for try await _ in try await connection.query("SELECT 1", logger: logger) {}
@@ -193,9 +202,11 @@ public final class PostgresKeyStore: KeyStore {
                 closing.whenComplete { _ in withExtendedLifetime(connection) {} }  // kept until closed
             } catch {
                 cache.setListening(false)
-                logger.warning(
-                    "cannot listen for key changes; reading keys from the database",
-                    metadata: ["detail": "\(PostgresDatabase.describe(error))"])
+                if !Task.isCancelled {
+                    logger.warning(
+                        "cannot listen for key changes; reading keys from the database",
+                        metadata: ["detail": "\(PostgresDatabase.describe(error))"])
+                }
             }
             try? await Task.sleep(for: .seconds(1))
         }

@@ -507,7 +507,9 @@ import Testing
             let otherModifier = try await door.send(
                 "Decrypt", #"{"KeyId":"\#(destination.uuid)","DryRun":true,"DryRunModifiers":["NOPE"]}"#,
                 accessKeyId: moverKey, secret: moverSecret)
+            // aws-kms-v1 ignores members it does not know: another modifier is ignored, so the blob is required.
             #expect(code(otherModifier) == "ValidationException", "\(otherModifier.json)")
+            #expect("\(otherModifier.json)".contains("CiphertextBlob"), "\(otherModifier.json)")
             let notDry = try await door.send(
                 "Decrypt", #"{"KeyId":"\#(destination.uuid)","DryRunModifiers":["IGNORE_CIPHERTEXT"]}"#,
                 accessKeyId: moverKey, secret: moverSecret)
@@ -538,6 +540,19 @@ import Testing
             // destination would seal any chosen plaintext under it.
             let unsealable = try await reEncrypt(to: destination.uuid)
             #expect(unsealable.json["__type"] as? String == "AccessDeniedException", "\(unsealable.json)")
+            // Refused on a key reached through an alias, the answer names the alias, not the key it names.
+            let hidden = try await door.send(
+                "CreateAlias", #"{"AliasName":"alias/hidden-dest","TargetKeyId":"\#(destination.uuid)"}"#,
+                accessKeyId: adminKey, secret: adminSecret)
+            #expect(hidden.status == 200, "\(hidden.json)")
+            let viaHidden = try await door.send(
+                "ReEncrypt", #"{"CiphertextBlob":"\#(blob)","DestinationKeyId":"alias/hidden-dest"}"#,
+                accessKeyId: moverKey, secret: moverSecret)
+            let hiddenText = viaHidden.json["message"] as? String ?? ""
+            #expect(viaHidden.json["__type"] as? String == "AccessDeniedException", "\(viaHidden.json)")
+            #expect(
+                hiddenText.contains("crypto:encrypt on alias/hidden-dest") && !hiddenText.contains(destination.uuid)
+                    && !hiddenText.contains(destination.native), "\(hiddenText)")
             let full = try await session.call(
                 .post, "/clients/\(moverId)/grants",
                 #"{"grants":[{"keys":["\#(source.native)"],"allow":["crypto:rewrap","crypto:decrypt"]},"#

@@ -142,16 +142,10 @@ struct AWSInput {
 
     /// `DryRunModifiers` holds `IGNORE_CIPHERTEXT` (`Decrypt`, `ReEncrypt`; read only for a dry run, as AWS's
     /// model says it applies only then): the permission is tested without a ciphertext, AWS's "Testing your
-    /// permissions". A value outside the model's one-member enum is a `ValidationException`.
-    mutating func ignoresCiphertext() throws(AWSFault) -> Bool {
-        let modifiers = try read { (reader) throws(RequestFieldError) in
-            try reader.optionalStringArray("DryRunModifiers", maxCount: 1000)
-        }
-        guard let modifiers else { return false }
-        guard modifiers.allSatisfy({ $0 == "IGNORE_CIPHERTEXT" }) else {
-            throw AWSFault.validation(
-                "1 validation error detected: DryRunModifiers members must be IGNORE_CIPHERTEXT")
-        }
-        return !modifiers.isEmpty
+    /// permissions". aws-kms-v1 predates the member and ignores members it does not know, so any other
+    /// value, or a value of another type, is ignored as before, not refused.
+    mutating func ignoresCiphertext() -> Bool {
+        let modifiers = try? reader.optionalStringArray("DryRunModifiers", maxCount: 1000)
+        return modifiers?.contains("IGNORE_CIPHERTEXT") == true
     }
 }

@@ -86,7 +86,12 @@ struct AWSOperations: Sendable {
 
     /// The key `text` names, decided for `permission` (identity-v1 section 4,
     /// R being the native keyId or alias): its native keyId.
-    func key(_ text: String, _ permission: Permission?, _ call: Call) async throws(AWSFault) -> KeyRecord {
+    /// `shown`: how a refusal names the key, when `text` is not what the caller wrote (a native keyId read
+    /// from a ciphertext, or a key already resolved): an AWS caller never sees native ids, and the key an
+    /// alias resolved to must not be named to a caller refused on it.
+    func key(_ text: String, _ permission: Permission?, _ call: Call, shown: String? = nil) async throws(AWSFault)
+        -> KeyRecord
+    {
         let reference: String
         switch partition.reference(text) {
         case .keyId(let id): reference = id
@@ -112,7 +117,7 @@ struct AWSOperations: Sendable {
             // never sees; the permission is the native one, which is what an admin grants (a review).
             throw AWSFault(
                 "AccessDeniedException",
-                "This access key's client is not granted \(permission.rawValue) on \(text) (kms grants: docs/identity.md)."
+                "This access key's client is not granted \(permission.rawValue) on \(shown ?? text) (kms grants: docs/identity.md)."
             )
         }
     }
@@ -210,7 +215,7 @@ struct AWSOperations: Sendable {
     static func ciphertextUnlessIgnored(
         _ input: inout AWSInput, _ name: String, dryRun: Bool
     ) throws(AWSFault) -> KeyCiphertext? {
-        if dryRun, try input.ignoresCiphertext() { return nil }
+        if dryRun, input.ignoresCiphertext() { return nil }
         return try ciphertext(&input, name)
     }
 
@@ -232,7 +237,9 @@ struct AWSOperations: Sendable {
         let dryRun = try input.dryRun()
         let ciphertext = try Self.ciphertextUnlessIgnored(&input, "CiphertextBlob", dryRun: dryRun)
         let aad = try input.context()
-        let record = try await key(try Self.reference(ciphertext, named, "KeyId"), .cryptoDecrypt, call)
+        let record = try await key(
+            try Self.reference(ciphertext, named, "KeyId"), .cryptoDecrypt, call,
+            shown: ciphertext.map { partition.keyArn(native: $0.keyId) } ?? named)
         if ciphertext != nil { try checkNames(named, record, "key ID") }
         guard let ciphertext, !dryRun else { throw Self.dryRun }
         let opened = try await native(arn(record)) { () throws(KMSError) in
@@ -262,7 +269,9 @@ struct AWSOperations: Sendable {
         let (sourceAAD, destinationAAD) = (
             try input.context("SourceEncryptionContext"), try input.context("DestinationEncryptionContext")
         )
-        let source = try await key(try Self.reference(ciphertext, named, "SourceKeyId"), .cryptoRewrap, call)
+        let sourceShown = ciphertext.map { partition.keyArn(native: $0.keyId) } ?? named
+        let source = try await key(
+            try Self.reference(ciphertext, named, "SourceKeyId"), .cryptoRewrap, call, shown: sourceShown)
         if ciphertext != nil { try checkNames(named, source, "source key ID") }
         let destination = try await key(destinationReference, .cryptoRewrap, call)
         if destination.keyId != source.keyId || destinationAAD != sourceAAD {
@@ -274,8 +283,8 @@ struct AWSOperations: Sendable {
             // what native rewrap does (same key, same context) needs `crypto:rewrap` alone (docs/aws.md).
             // Judged on the keys already resolved, never on the names again: an alias moved in between
             // would have the encrypt permission checked on one key and the ciphertext sealed under another.
-            _ = try await key(source.keyId, .cryptoDecrypt, call)
-            _ = try await key(destination.keyId, .cryptoEncrypt, call)
+            _ = try await key(source.keyId, .cryptoDecrypt, call, shown: sourceShown)
+            _ = try await key(destination.keyId, .cryptoEncrypt, call, shown: destinationReference)
         }
         guard let ciphertext, !dryRun else { throw Self.dryRun }
         // One audit entry for both halves: a failed source decrypt is recorded too.

@@ -80,7 +80,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// grew the server to 1.3 GB and kept others' calls waiting 20 s. The request past this many is not
     /// answered: the ones before it are, the last with `Connection: close`, and the connection closes
     /// (RFC 9112 section 9.3.2: a client retries what a close left unanswered). Common HTTP clients do
-    /// not pipeline at all.
+    /// not pipeline at all. The close leaves the client's further requests unread, so the kernel may
+    /// answer it with a reset, and a client that reads only after writing everything can lose some of
+    /// those answers: the price of not reading what it sends (docs/threat-model.md).
     static let maxPipelined = 16
     /// Whether a request body is still arriving.
     private var readingBody = false
