@@ -214,12 +214,16 @@ import Testing
         #expect(
             wiped.stdout.contains("WARN  audit log") && wiped.stdout.contains("holds no entries"), "\(wiped.stdout)")
 
-        // The next start over the empty log: its first entry says a new chain began after an earlier log.
+        // The next start over the wiped log, one torn byte left in it: its first entry says a new chain
+        // began after an earlier log (an audit probe left `{` and the start took the wipe for a crash's
+        // half-written line: `audit.repaired` alone, verify OK, doctor ok).
+        try Data("{".utf8).write(to: log)
         let again = try await ServeProcess(environment: environment)
         #expect(try await again.stop() == 0)
         #expect(again.logText.contains("a new chain begins at seq 1"), "\(again.logText)")
         let restarted = try String(contentsOf: log, encoding: .utf8)
         #expect(restarted.hasPrefix(#"{"v":2,"seq":1,"#) && restarted.contains(#""type":"audit.new-log""#))
+        #expect(restarted.contains(#""type":"audit.repaired""#), "the torn byte's cut is recorded too")
         let verified = try await CLIProcess.run(["audit", "verify"], environment: environment)
         #expect(verified.status == 0 && verified.stdout.contains("note: seq 1 ("), "\(verified.stdout)")
         #expect(verified.stdout.contains("audit.new-log"), "\(verified.stdout)")

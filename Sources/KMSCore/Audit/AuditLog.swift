@@ -182,7 +182,9 @@ public final class AuditLog: Sendable {
         // review reproduced it with a full disk). The torn line is cut just before this write; were the
         // write to fail, the cut stays without its record (docs/audit.md).
         var events: [AuditEvent] = []
-        if let newLogReason, resume.seq == 0, resume.repairedBytes == 0 {
+        // No whole entry, whatever torn bytes are cut below: a log wiped down to a byte is a new log too
+        // (an audit probe left `{`, and the start recorded only a crash's repair).
+        if let newLogReason, resume.seq == 0 {
             logger.log(
                 level: newLogLevel,
                 "the audit log is empty or missing, but the store's audit key is older: a new chain begins at seq 1",
