@@ -141,7 +141,7 @@ struct RestoreCommand: AsyncParsableCommand {
         defer { withExtendedLifetime((writerLock, auditLock)) {} }
         // Whether this process holds the audit log's lock (taken above when the log was there).
         let logLocked = (config.store == .file ? auditLock : writerLock) != nil
-        let (_, masterKey, database) = try await BackupSetup.open(migrate: true)
+        let (_, masterKey, database) = try await BackupSetup.open(migrate: true, label: "kms-restore")
         defer { database?.shutdown() }
         // The server's clock, test offset included, decides what "passed" means.
         let now = OffsetClock(base: SystemClock(), offsetMs: config.testClockOffsetMs).now()
@@ -297,9 +297,12 @@ enum BackupSetup {
     /// The configuration, the existing master key (never a new one) and, for
     /// `KMS_STORE=postgres`, the database with its migrations applied.
     /// `migrate`: only restore changes the schema (rule 9.8); backup and doctor refuse a mismatch.
-    static func open(migrate: Bool = false) async throws -> (KMSConfiguration, MasterKey, PostgresDatabase?) {
+    /// `label`: the verb its warnings are written under (`kms tls-cert` opens the store this way too).
+    static func open(migrate: Bool = false, label: String = "kms-backup") async throws -> (
+        KMSConfiguration, MasterKey, PostgresDatabase?
+    ) {
         let config = try KMSConfiguration.forCommand()
-        var logger = Logger(label: "kms-backup")
+        var logger = Logger(label: label)
         logger.logLevel = .warning
         let masterKey = try config.existingMasterKey(logger: logger)
         guard config.store == .postgres else { return (config, masterKey, nil) }

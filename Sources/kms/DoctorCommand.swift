@@ -219,7 +219,7 @@ struct DoctorCommand: AsyncParsableCommand {
                 "\(key) sits beside the store \(store): one stolen disk or backup gives both; keep it on another disk, a secret mount or a systemd credential (deploy/kms.service)"
             )
         }
-        report(.ok, "master key", "\(key) is 0600 and apart from the store")
+        report(.ok, "master key", "\(key) is mode \(String(keyMode & 0o777, radix: 8)) and apart from the store")
     }
 
     /// The allowlist no wider than loopback and the VPN (Tailscale's ranges).

@@ -28,7 +28,7 @@ struct TLSCertCommand: AsyncParsableCommand {
             printPEM(certificates)
             return
         }
-        let (_, masterKey, database) = try await BackupSetup.open()
+        let (_, masterKey, database) = try await BackupSetup.open(label: "kms-tls-cert")
         defer { database?.shutdown() }
         let secrets: any SecretBlobStore =
             database.map { PostgresSecretBlobStore(database: $0) } ?? FileSecretBlobStore(folder: config.keyStorePath)

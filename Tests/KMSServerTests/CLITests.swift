@@ -891,7 +891,12 @@ import Testing
         let blank = try await CLIProcess.run(
             ["keys", "list"],
             environment: ["KMS_CLIENT_KEY_FILE": "", "BASE_URL": server.url, "KMS_ADMIN_KEY_FILE": server.adminKeyFile])
-        #expect(blank.status == 1 && blank.stderr.contains("KMS_CLIENT_KEY_FILE is set but empty"), "\(blank.stderr)")
+        #expect(blank.status == 64 && blank.stderr.contains("KMS_CLIENT_KEY_FILE is set but empty"), "\(blank.stderr)")
+        // A setting found wrong before anything is sent is a usage error, 64, as README says (it was 1).
+        let missing = try await CLIProcess.run(
+            ["keys", "list"],
+            environment: ["KMS_CLIENT_KEY_FILE": empty.appendingPathComponent("gone.key").path, "BASE_URL": server.url])
+        #expect(missing.status == 64 && missing.stderr.contains("which does not exist"), "\(missing.stderr)")
         #expect(try await server.stop() == 0)
     }
 }

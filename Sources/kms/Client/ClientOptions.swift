@@ -19,7 +19,10 @@ struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: "Pin the server key: SHA256:<hex> from `kms server-key` (env KMS_SERVER_FINGERPRINT).")
     var fingerprint: String?
 
-    @Flag(name: .long, help: "Print JSON for scripts instead of readable text.")
+    @Flag(
+        name: .long,
+        help:
+            "Print JSON for scripts instead of readable text (e2e and the file verbs refuse it: they print no answer).")
     var json = false
 
     /// For a verb whose output is not an answer to print as JSON (a file, a report of steps): `--json`
@@ -34,7 +37,9 @@ struct ClientOptions: ParsableArguments {
         do {
             found = try ClientKeyLookup.find(environment: environment)
         } catch {
-            throw CLIFailure(message: error.description)
+            // The client key's setting, found wrong before anything is sent: 64, as an empty
+            // KMS_SERVER_FINGERPRINT is (README; an operator probe found 1).
+            throw CLIFailure(message: error.description, status: .validationFailure)
         }
         // On standard error, so `--json` output stays clean and the notice is still seen (a review found
         // `--json` hid a loose key file's warning).
