@@ -83,7 +83,7 @@ struct MigrateCommand: AsyncParsableCommand {
         let log = try await Self.openLog(config, secrets: sourceSecrets, masterKey: masterKey, logger: logger)
         defer { withExtendedLifetime(log?.lock) {} }
         func copy() async throws -> Moved {
-            for name in [IdentityKeyLoader.blobName, AuditFiles.keyBlob] {
+            for name in ServerSecrets.all {
                 guard let blob = try await sourceSecrets.blob(named: name) else { continue }
                 guard try await targetSecrets.createBlob(named: name, wrapped: blob) == blob else {
                     throw ValidationError(
@@ -101,8 +101,14 @@ struct MigrateCommand: AsyncParsableCommand {
                 guard let last = page.last else { break }
                 for record in page {
                     if let existing = try await targetKeys.key(id: record.keyId) {
-                        guard existing.versions == record.versions, existing.aliases == record.aliases else {
-                            throw ValidationError("key \(record.keyId) differs on the destination; resolve it by hand")
+                        // The whole record, not only versions and aliases: a key disabled or scheduled for
+                        // deletion on the source after an earlier run was counted "already there" and
+                        // stayed enabled on the destination (a review).
+                        let differing = Self.differences(existing, record)
+                        guard differing.isEmpty else {
+                            throw ValidationError(
+                                "key \(record.keyId) differs on the destination (\(differing.joined(separator: ", "))); resolve it by hand"
+                            )
                         }
                         present += 1
                     } else {
@@ -195,6 +201,29 @@ struct MigrateCommand: AsyncParsableCommand {
 }
 
 extension MigrateCommand {
+    /// What differs between a key on the destination and on the source, by field name (the revision,
+    /// a store's own counter, aside).
+    static func differences(_ destination: KeyRecord, _ source: KeyRecord) -> [String] {
+        var differing: [String] = []
+        if destination.versions != source.versions { differing.append("versions") }
+        if destination.aliases != source.aliases { differing.append("aliases") }
+        if destination.createdAt != source.createdAt { differing.append("createdAt") }
+        if destination.state != source.state { differing.append("state") }
+        if destination.deletionDate != source.deletionDate || destination.pendingWindowDays != source.pendingWindowDays
+        {
+            differing.append("deletion")
+        }
+        if destination.rotationPeriodDays != source.rotationPeriodDays
+            || destination.nextRotationAt != source.nextRotationAt
+        {
+            differing.append("rotation")
+        }
+        if destination.description != source.description { differing.append("description") }
+        if destination.tags != source.tags { differing.append("tags") }
+        if destination.policy != source.policy { differing.append("policy") }
+        return differing
+    }
+
     /// What a migration copied, as its audit entry records it.
     struct Moved {
         var copied: Int

@@ -491,7 +491,10 @@ import Testing
     /// migrated keys (same fingerprint, old ciphertexts decrypt).
     @Test(.enabled(if: PostgresTestDatabase.url != nil, "KMS_TEST_POSTGRES_URL is not set: kms migrate is not tested"))
     func migrateMovesKeysBetweenStores() async throws {
-        let file = try await ServeProcess()
+        // With the AWS door, so the store holds its certificate: a server secret that moves too.
+        let file = try await ServeProcess(environment: [
+            "KMS_AWS_PORT": "\(TestPorts.take())", "KMS_AWS_HOST": "127.0.0.1",
+        ])
         let env = file.clientEnvironment
         #expect(try await CLIProcess.run(["keys", "generate", "--alias", "moving"], environment: env).status == 0)
         #expect(try await CLIProcess.run(["keys", "rotate", "moving"], environment: env).status == 0)
@@ -512,6 +515,8 @@ import Testing
         let busy = try await CLIProcess.run(["migrate", "--from", "file", "--to", "postgres"], environment: common)
         #expect(busy.status != 0 && busy.stderr.contains("in use by another process"), "\(busy.stderr)")
         #expect(try await file.stop() == 0)
+        let certificate = try await CLIProcess.run(["tls-cert"], environment: common)
+        #expect(certificate.status == 0 && certificate.stdout.contains("BEGIN CERTIFICATE"), "\(certificate.stderr)")
         let there = try await CLIProcess.run(["migrate", "--from", "file", "--to", "postgres"], environment: common)
         // The registry moves too: admin and the client kms e2e enrolled (and revoked).
         #expect(
@@ -529,6 +534,10 @@ import Testing
         var onPostgres = common
         onPostgres["KMS_STORE"] = "postgres"
         onPostgres["KMS_AUDIT_LOG"] = file.folder.appendingPathComponent("pg-audit.log").path
+        // The AWS door's certificate moved with the keys: its clients' AWS_CA_BUNDLE still holds (a review
+        // found it left behind, and the destination issued another trust anchor).
+        let movedCertificate = try await CLIProcess.run(["tls-cert"], environment: onPostgres)
+        #expect(movedCertificate.stdout == certificate.stdout, "\(movedCertificate.stderr)")
         let server = try await ServeProcess(environment: onPostgres)
         // The file store's admin key works on PostgreSQL: its client moved with the keys.
         let opened = try await CLIProcess.run(
@@ -558,6 +567,22 @@ import Testing
             returned.status == 0 && returned.stdout.contains("migrated 2 keys"), "\(returned.stdout)\(returned.stderr)")
         let both = try String(contentsOf: data.appendingPathComponent("audit.log"), encoding: .utf8)
         #expect(both.contains(#""from":"postgres","to":"file""#))
+        // Run again, it finds every key already there; once a key changed on one side since, it says which
+        // and how, where it counted the key "already there" and left it enabled on the other (a review).
+        let again = try await CLIProcess.run(["migrate", "--from", "postgres", "--to", "file"], environment: back)
+        #expect(again.status == 0 && again.stdout.contains("(2 already there)"), "\(again.stdout)\(again.stderr)")
+        var backServer = back
+        backServer["KMS_AUDIT_LOG"] = file.folder.appendingPathComponent("back-audit.log").path
+        let onBack = try await ServeProcess(environment: backServer)
+        let disabled = try await CLIProcess.run(
+            ["keys", "disable", "moving"],
+            environment: ["BASE_URL": onBack.url, "KMS_CLIENT_KEY_FILE": file.adminKeyFile])
+        #expect(disabled.status == 0, "\(disabled.stderr)")
+        #expect(try await onBack.stop() == 0)
+        let differs = try await CLIProcess.run(["migrate", "--from", "postgres", "--to", "file"], environment: back)
+        #expect(
+            differs.status != 0 && differs.stderr.contains("differs on the destination (state)"),
+            "\(differs.stdout)\(differs.stderr)")
         let verified = try await CLIProcess.run(["audit", "verify"], environment: common)
         #expect(
             verified.status == 0 && verified.stdout.contains("audit log OK"), "\(verified.stdout)\(verified.stderr)")

@@ -15,7 +15,7 @@ import X509
 /// (shared on PostgreSQL), and reissued when the SANs change or fewer than
 /// 30 days remain.
 enum TLSCertificateLoader {
-    static let secretName = "tls-ecdsa-p256"
+    static let secretName = ServerSecrets.awsDoorTLS
     static let aad = "kms-v1/secret/\(secretName)"
     static let lifetime: TimeInterval = 825 * 86_400
     static let renewBefore: TimeInterval = 30 * 86_400
