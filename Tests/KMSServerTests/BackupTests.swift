@@ -149,6 +149,11 @@ import Testing
                 == BackupFile.decode(
                     try Data(contentsOf: file), masterKey: opener
                 ).counts)
+        // The manifest is outside the MAC: a seventh count of another type is refused, not dropped (a review).
+        let original = try String(contentsOf: file, encoding: .utf8)
+        let padded = original.replacingOccurrences(of: #""counts":{"#, with: #""counts":{"foo":"x","#)
+        #expect(padded != original)
+        #expect(throws: KMSError.self) { try BackupFile.decode(Data(padded.utf8), masterKey: opener) }
 
         let restored = try await CLIProcess.run(["restore", file.path], environment: target)
         #expect(restored.status == 0, "\(restored.stdout)\(restored.stderr)")

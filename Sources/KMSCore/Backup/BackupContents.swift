@@ -107,10 +107,21 @@ public struct BackupContents: Sendable, Equatable {
             }
         }
         var accessKeys: [AccessKey] = []
+        // What every client store keeps unique (a public key for ever, a name among active clients), checked
+        // here as the backup's fault: PostgreSQL's constraint refused it mid-restore as `server_busy`,
+        // inviting a retry (a review).
+        var fingerprints = Set<String>()
+        var activeNames = Set<String>()
         for client in clients {
             guard
                 let record = ClientRegistry.open(sealed: client.sealed, clientId: client.clientId, masterKey: masterKey)
             else { throw Self.unopened("client \(client.clientId)") }
+            guard fingerprints.insert(record.fingerprint).inserted else {
+                throw KMSError(.invalidRequest, "two clients of the backup have the public key \(record.fingerprint)")
+            }
+            guard !record.isActive || activeNames.insert(record.name).inserted else {
+                throw KMSError(.invalidRequest, "two active clients of the backup are named \(record.name)")
+            }
             for key in record.accessKeys {
                 let aad = "kms-v1/secret/access-key/\(client.clientId)/\(key.accessKeyId)"
                 guard (try? masterKey.unwrap(key.wrappedSecret, aad: aad)) != nil else {

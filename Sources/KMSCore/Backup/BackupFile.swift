@@ -102,6 +102,12 @@ public enum BackupFile {
         }
         var counts = BackupContents.Counts()
         guard case .object(let pairs)? = manifest.take("counts") else { throw refused("the manifest has no counts") }
+        // Rule 9.8: exactly the six counts, each an integer. A member of another type was dropped before
+        // the count of members was compared, so an extra one passed (a review; the manifest line is not
+        // under the MAC, so anyone could add it).
+        guard pairs.allSatisfy({ if case .integer = $0.1 { true } else { false } }) else {
+            throw refused("the manifest's counts must all be integers")
+        }
         let stated = Dictionary(
             pairs.compactMap { pair -> (String, Int)? in
                 if case .integer(let value) = pair.1 { return (pair.0, Int(value)) } else { return nil }
