@@ -19,6 +19,9 @@ public enum ClientKeyLookup {
 
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public let description: String
+        /// `KMS_CLIENT_KEY_FILE` itself is wrong (set but empty, or naming no file): a usage error, where
+        /// a file that cannot be read or is not a key is a failure of the file.
+        public var isSetting = false
     }
 
     /// `~/.config/kms/client.key`.
@@ -53,11 +56,11 @@ public enum ClientKeyLookup {
             guard !path.isEmpty else {
                 throw Failure(
                     description:
-                        "KMS_CLIENT_KEY_FILE is set but empty: name the client's key file, or unset it to look in \(defaultPath) and then for the server's admin key"
-                )
+                        "KMS_CLIENT_KEY_FILE is set but empty: name the client's key file, or unset it to look in \(defaultPath) and then for the server's admin key",
+                    isSetting: true)
             }
             guard FileManager.default.fileExists(atPath: path) else {
-                throw Failure(description: "KMS_CLIENT_KEY_FILE names \(path), which does not exist")
+                throw Failure(description: "KMS_CLIENT_KEY_FILE names \(path), which does not exist", isSetting: true)
             }
             return Found(key: try read(path), path: path, notice: nil)
         }

@@ -83,12 +83,14 @@ struct MigrateCommand: AsyncParsableCommand {
         let log = try await Self.openLog(config, secrets: sourceSecrets, masterKey: masterKey, logger: logger)
         defer { withExtendedLifetime(log?.lock) {} }
         func copy() async throws -> Moved {
+            var keptCertificate = false
             for name in ServerSecrets.all {
                 guard let blob = try await sourceSecrets.blob(named: name) else { continue }
                 guard try await targetSecrets.createBlob(named: name, wrapped: blob) == blob else {
                     // A destination whose server started with the AWS door after an earlier migrate (which
                     // left the certificate behind) made its own: kept, since its clients may trust it now.
                     if name == ServerSecrets.awsDoorTLS {
+                        keptCertificate = true
                         writeToStandardError(
                             "note: the destination already has its own AWS door certificate, kept: clients that trust the source's need the destination's (kms tls-cert)\n"
                         )
@@ -189,7 +191,9 @@ struct MigrateCommand: AsyncParsableCommand {
                 }
                 cursor = last.clientId
             }
-            return Moved(copied: copied, present: present, versions: versions, clients: clients)
+            return Moved(
+                copied: copied, present: present, versions: versions, clients: clients,
+                keptCertificate: keptCertificate)
         }
         let moved: Moved
         if let log {
@@ -238,12 +242,14 @@ extension MigrateCommand {
         var present: Int
         var versions: Int
         var clients: Int
+        /// The destination kept its own AWS door certificate (recorded: clients of the source's need another).
+        var keptCertificate = false
 
         var fields: [(String, String)] {
             [
                 ("keys", "\(copied)"), ("keysAlreadyThere", "\(present)"), ("versions", "\(versions)"),
                 ("clients", "\(clients)"),
-            ]
+            ] + (keptCertificate ? [("awsCertificate", "destination's kept")] : [])
         }
     }
 

@@ -928,6 +928,12 @@ import Testing
             ["keys", "list"],
             environment: ["KMS_CLIENT_KEY_FILE": empty.appendingPathComponent("gone.key").path, "BASE_URL": server.url])
         #expect(missing.status == 64 && missing.stderr.contains("which does not exist"), "\(missing.stderr)")
+        // A file that is there but is not a key is the file's failure, not a usage error: 1.
+        let garbage = server.folder.appendingPathComponent("garbage.key")
+        try Data("not a key\n".utf8).write(to: garbage)
+        let notAKey = try await CLIProcess.run(
+            ["keys", "list"], environment: ["KMS_CLIENT_KEY_FILE": garbage.path, "BASE_URL": server.url])
+        #expect(notAKey.status == 1 && notAKey.stderr.contains("is not an Ed25519 key file"), "\(notAKey.stderr)")
         #expect(try await server.stop() == 0)
     }
 }

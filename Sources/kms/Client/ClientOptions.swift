@@ -37,9 +37,10 @@ struct ClientOptions: ParsableArguments {
         do {
             found = try ClientKeyLookup.find(environment: environment)
         } catch {
-            // The client key's setting, found wrong before anything is sent: 64, as an empty
-            // KMS_SERVER_FINGERPRINT is (README; an operator probe found 1).
-            throw CLIFailure(message: error.description, status: .validationFailure)
+            // The client key's setting found wrong before anything is sent: 64, as an empty
+            // KMS_SERVER_FINGERPRINT is (README; an operator probe found 1). A key file that cannot be read
+            // or is not a key stays 1: a failure of the file, not of the command.
+            throw CLIFailure(message: error.description, status: error.isSetting ? .validationFailure : .failure)
         }
         // On standard error, so `--json` output stays clean and the notice is still seen (a review found
         // `--json` hid a loose key file's warning).
