@@ -14,9 +14,9 @@ struct BackupCommand: AsyncParsableCommand {
         commandName: "backup",
         abstract: "Write every key, alias, server secret and client record to one checkable file.",
         discussion: """
-            Runs with servers stopped or running. Everything stays wrapped by the master key, which is not in
-            the file (keep it apart); sessions and the audit log are not included. The last line carries the
-            file's SHA-256 (checkable without the key) and an HMAC under the master key. Every wrapped value is
+            Runs with servers stopped or running. Everything stays wrapped by the master key, which is not in \
+            the file (keep it apart); sessions and the audit log are not included. The last line carries the \
+            file's SHA-256 (checkable without the key) and an HMAC under the master key. Every wrapped value is \
             opened first: a backup that could not be restored is never written.
             """)
 
@@ -84,10 +84,10 @@ struct RestoreCommand: AsyncParsableCommand {
         commandName: "restore",
         abstract: "Restore a backup into a never-started store, after checking every byte of it.",
         discussion: """
-            Checks the file's SHA-256 and its MAC under this master key, opens every wrapped value and checks
-            the counts; writes (PostgreSQL: one transaction; file store: staged, then renamed in); reads
-            everything back, compares each version's material and round-trips a probe through every enabled
-            key. Any failure leaves the store as it was. Records the restore in KMS_AUDIT_LOG (docs/audit.md).
+            Checks the file's SHA-256 and its MAC under this master key, opens every wrapped value and checks \
+            the counts; writes (PostgreSQL: one transaction; file store: staged, then renamed in); reads \
+            everything back, compares each version's material and round-trips a probe through every enabled \
+            key. Any failure leaves the store as it was. Records the restore in KMS_AUDIT_LOG (docs/audit.md). \
             Prints the counts as one JSON object. Never creates a master key.
             """)
 

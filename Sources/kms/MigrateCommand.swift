@@ -13,12 +13,12 @@ struct MigrateCommand: AsyncParsableCommand {
         commandName: "migrate",
         abstract: "Copy keys and server secrets between the file store and PostgreSQL, then verify them.",
         discussion: """
-            Uses KEY_STORE_PATH for the file store, KMS_DATABASE_URL for PostgreSQL, and the master key of the
-            configuration (both sides must use the same one: material stays wrapped as it is). Stop the servers
-            first: a server on the file store refuses it (the store's writer lock), and so does one on
-            PostgreSQL (the deployment's running lock, checked once before the copy). Keys already present on
-            the destination are checked, not overwritten. Recorded as store.migrate in KMS_AUDIT_LOG (the log of the
-            instance whose store is copied), whose lock it takes: a log held by a server, or signed by another
+            Uses KEY_STORE_PATH for the file store, KMS_DATABASE_URL for PostgreSQL, and the master key of the \
+            configuration (both sides must use the same one: material stays wrapped as it is). Stop the servers \
+            first: a server on the file store refuses it (the store's writer lock), and so does one on \
+            PostgreSQL (the deployment's running lock, checked once before the copy). Keys already present on \
+            the destination are checked, not overwritten. Recorded as store.migrate in KMS_AUDIT_LOG (the log of the \
+            instance whose store is copied), whose lock it takes: a log held by a server, or signed by another \
             instance's key, refuses the copy.
             """)
 

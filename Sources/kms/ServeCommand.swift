@@ -12,7 +12,7 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the KMS server (configured by the environment and an optional .env file).",
         discussion: """
-            Every setting comes from the environment, or from KEY=VALUE lines in ./.env (the
+            Every setting comes from the environment, or from KEY=VALUE lines in ./.env (the \
             environment wins). A bad value stops start-up with a message naming the variable.
 
             ENVIRONMENT

@@ -12,7 +12,7 @@ struct TLSCertCommand: AsyncParsableCommand {
         commandName: "tls-cert",
         abstract: "Print the AWS door's TLS certificate (PEM), for AWS_CA_BUNDLE.",
         discussion: """
-            Runs with the server's configuration once the server has started with KMS_AWS_PORT set: the
+            Runs with the server's configuration once the server has started with KMS_AWS_PORT set: the \
             configured KMS_TLS_CERT_FILE chain, or the self-signed certificate kept in the store.
             """)
 

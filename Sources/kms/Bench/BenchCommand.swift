@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench",
         abstract: "Benchmark the server: throughput, latency percentiles, floors and store scaling.",
         discussion: """
-            Without --url, starts its own server in this process (file store and audit log in a temporary
+            Without --url, starts its own server in this process (file store and audit log in a temporary \
             folder; token-rotation and pending-session limits lifted). Build in release mode first:
               swift build -c release && .build/release/kms bench --floors
             """)
