@@ -84,8 +84,16 @@ struct MigrateCommand: AsyncParsableCommand {
         defer { withExtendedLifetime(log?.lock) {} }
         func copy() async throws -> Moved {
             var keptCertificate = false
-            for name in ServerSecrets.all {
-                guard let blob = try await sourceSecrets.blob(named: name) else { continue }
+            // Every server secret the source holds, read as `kms backup` reads them: a list of names kept
+            // here left the AWS door's certificate behind (a review), and would leave the next one.
+            let sourceBlobs: [BackupContents.Secret]
+            if from == .postgres, let database {
+                sourceBlobs = try await PostgresBackupStore(database: database).read().secrets
+            } else {
+                sourceBlobs = try await FileBackupStore.read(folder: config.keyStorePath).secrets
+            }
+            for secret in sourceBlobs {
+                let (name, blob) = (secret.name, secret.wrapped)
                 guard try await targetSecrets.createBlob(named: name, wrapped: blob) == blob else {
                     // A destination whose server started with the AWS door after an earlier migrate (which
                     // left the certificate behind) made its own: kept, since its clients may trust it now.
@@ -233,6 +241,11 @@ extension MigrateCommand {
         if destination.description != source.description { differing.append("description") }
         if destination.tags != source.tags { differing.append("tags") }
         if destination.policy != source.policy { differing.append("policy") }
+        // The record's own equality decides; the names above only say where. A field added to the record
+        // later is still compared.
+        var normalized = destination
+        normalized.revision = source.revision
+        if differing.isEmpty, normalized != source { differing.append("other fields") }
         return differing
     }
 

@@ -15,12 +15,9 @@ public protocol SecretBlobStore: Sendable {
     func replaceBlob(named name: String, expected: Data, with wrapped: Data) async throws(KMSError) -> Data
 }
 
-/// The server secrets a store may hold (lifecycle-v1 section 6), by blob name: what `kms migrate`
-/// copies with the keys. Backup and restore take every blob a store holds; a new server secret
-/// is added here too, or migrate would leave it behind (a review found the AWS door's certificate
-/// left, so the destination issued another trust anchor).
+/// Names of server secrets that code outside the loader that makes them needs.
 public enum ServerSecrets {
-    /// The AWS door's certificate and key (aws-kms-v1), made at its first start.
+    /// The AWS door's certificate and key (aws-kms-v1), made at its first start: `kms migrate` keeps a
+    /// destination's own instead of refusing it.
     public static let awsDoorTLS = "tls-ecdsa-p256"
-    public static var all: [String] { [IdentityKeyLoader.blobName, AuditFiles.keyBlob, awsDoorTLS] }
 }
