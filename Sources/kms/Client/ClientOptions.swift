@@ -59,6 +59,17 @@ struct ClientOptions: ParsableArguments {
                 "the server URL (--url, KMS_URL or BASE_URL) is not an http:// or https:// URL with a host: \(KMSClientConfiguration.redacted(baseURL))"
             )
         }
+        // An `@` after the host (a password's raw `@`, which URLComponents splits at the first one) would
+        // send the password's rest as the request path, and name it in known_servers (a review): refused,
+        // without echoing the URL.
+        if let parts = URLComponents(string: baseURL),
+            (parts.percentEncodedPath + (parts.percentEncodedQuery ?? "") + (parts.percentEncodedFragment ?? ""))
+                .contains("@") || baseURL.filter({ $0 == "@" }).count > 1
+        {
+            throw ValidationError(
+                "the server URL (--url, KMS_URL or BASE_URL) has an @ after its host: a password's @ is written %40"
+            )
+        }
         // A pin that is given must be one: an empty KMS_SERVER_FINGERPRINT (`$(kms server-key)` where that
         // failed) was read as "not pinned" and the client trusted whatever answered (a review finding).
         let pin = fingerprint ?? environment["KMS_SERVER_FINGERPRINT"]
