@@ -234,8 +234,7 @@ func openAudit(
         // deleted or emptied while the server was stopped, or, on PostgreSQL, this is a new instance.
         // The new chain says so in its first entry, since nothing else would (a probe wiped a stopped
         // server's log, and after the next start verify said OK from seq 1).
-        let keyExisted = try await secrets.blob(named: AuditFiles.keyBlob) != nil
-        let key = try await AuditFiles.loadOrCreateKey(
+        let (key, keyExisted) = try await AuditFiles.loadOrCreateKeyNotingAge(
             store: secrets, masterKey: masterKey, log: dependencies.auditWriter == nil ? config.auditLog : nil)
         let log: AuditLog
         if let injected = dependencies.auditWriter {

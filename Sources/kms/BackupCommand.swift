@@ -162,7 +162,7 @@ struct RestoreCommand: AsyncParsableCommand {
         var priorLog: AuditLog?
         if let priorKey {
             do {
-                priorLog = try await LocalAudit.open(config, key: priorKey, logger: logger)
+                priorLog = try await LocalAudit.open(config, key: priorKey, keyExisted: true, logger: logger)
             } catch {
                 throw CLIFailure(message: "nothing was restored: \(LocalAudit.reason(error))")
             }

@@ -20,9 +20,11 @@ enum LocalAudit {
     ///
     /// An empty or missing log under an audit key that already existed begins with `audit.new-log`, as
     /// `kms serve` begins one (a review: `kms clients add --local` over a wiped log began it at seq 1
-    /// unmarked, and the next start, finding entries, added no marker either).
+    /// unmarked, and the next start, finding entries, added no marker either). `keyExisted` has no
+    /// default: a caller that made the key just now must say so, or a first start's log would be
+    /// marked as a wiped one.
     static func open(
-        _ config: KMSConfiguration, key: Curve25519.Signing.PrivateKey, keyExisted: Bool = true, logger: Logger
+        _ config: KMSConfiguration, key: Curve25519.Signing.PrivateKey, keyExisted: Bool, logger: Logger
     ) async throws -> AuditLog {
         try await AuditLog.open(
             at: config.auditLog, key: key, clock: SystemClock(), maxBytes: config.auditMaxBytes,

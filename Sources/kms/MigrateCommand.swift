@@ -276,7 +276,7 @@ extension MigrateCommand {
         do {
             guard let key = try await AuditFiles.existingKey(store: secrets, masterKey: masterKey) else { return nil }
             let lock = try AuditWriterLock.acquire(forLog: config.auditLog)
-            return (try await LocalAudit.open(config, key: key, logger: logger), lock)
+            return (try await LocalAudit.open(config, key: key, keyExisted: true, logger: logger), lock)
         } catch let failure as AuditWriterLock.Failure {
             throw CLIFailure(message: "nothing was copied: \(failure.description)")
         } catch {

@@ -141,8 +141,8 @@ public enum AuditFiles {
     public static func existingKey(store: some SecretBlobStore, masterKey: MasterKey) async throws(KMSError)
         -> Curve25519.Signing.PrivateKey?
     {
-        guard try await store.blob(named: keyBlob) != nil else { return nil }
-        return try await loadOrCreateKey(store: store, masterKey: masterKey, log: nil)
+        guard let wrapped = try await store.blob(named: keyBlob) else { return nil }
+        return try unwrapKey(wrapped, masterKey: masterKey)
     }
 
     /// The audit signing key, generated on first start and stored wrapped by the master key.
@@ -157,21 +157,40 @@ public enum AuditFiles {
     public static func loadOrCreateKey(store: some SecretBlobStore, masterKey: MasterKey, log: URL?)
         async throws(KMSError) -> Curve25519.Signing.PrivateKey
     {
-        let aad = "kms-v1/secret/\(keyBlob)"
+        try await loadOrCreateKeyNotingAge(store: store, masterKey: masterKey, log: log).key
+    }
+
+    /// The same, and whether the key was already stored (false: made now). A store whose key is
+    /// older than its empty log says so in the new log's first entry (`AuditLog.open`'s
+    /// `newLogReason`); asking the store beforehand would read the blob twice.
+    public static func loadOrCreateKeyNotingAge(store: some SecretBlobStore, masterKey: MasterKey, log: URL?)
+        async throws(KMSError) -> (key: Curve25519.Signing.PrivateKey, existed: Bool)
+    {
         let wrapped: Data
+        let existed: Bool
         if let existing = try await store.blob(named: keyBlob) {
             wrapped = existing
+            existed = true
         } else {
+            existed = false
             if let log, let holding = filesWithEntries(log).first {
                 throw KMSError.internal(
                     "the store holds no audit key, but the audit log \(holding.path) has entries: a new key would leave them unverifiable. Point the server at the store that holds the log's key, or move the log's files aside to begin a new log (docs/audit.md)"
                 )
             }
-            let fresh = try masterKey.wrap(Curve25519.Signing.PrivateKey().rawRepresentation, aad: aad)
+            let fresh = try masterKey.wrap(Curve25519.Signing.PrivateKey().rawRepresentation, aad: keyAAD)
             wrapped = try await store.createBlob(named: keyBlob, wrapped: fresh)
         }
+        return (try unwrapKey(wrapped, masterKey: masterKey), existed)
+    }
+
+    private static let keyAAD = "kms-v1/secret/\(keyBlob)"
+
+    private static func unwrapKey(_ wrapped: Data, masterKey: MasterKey) throws(KMSError)
+        -> Curve25519.Signing.PrivateKey
+    {
         do {
-            return try Curve25519.Signing.PrivateKey(rawRepresentation: try masterKey.unwrap(wrapped, aad: aad))
+            return try Curve25519.Signing.PrivateKey(rawRepresentation: try masterKey.unwrap(wrapped, aad: keyAAD))
         } catch let error as KMSError {
             throw error
         } catch {

@@ -347,8 +347,8 @@ enum LocalRegistry {
         _ config: KMSConfiguration, secrets: some SecretBlobStore, masterKey: MasterKey, logger: Logger,
         intent: [(String, String)], _ change: () async throws -> ClientBody
     ) async throws -> ClientBody {
-        let keyExisted = try await secrets.blob(named: AuditFiles.keyBlob) != nil
-        let key = try await AuditFiles.loadOrCreateKey(store: secrets, masterKey: masterKey, log: config.auditLog)
+        let (key, keyExisted) = try await AuditFiles.loadOrCreateKeyNotingAge(
+            store: secrets, masterKey: masterKey, log: config.auditLog)
         let log = try await LocalAudit.open(config, key: key, keyExisted: keyExisted, logger: logger)
         return try await LocalAudit.around(log, "client.add", intent, result: { [("targetClientId", $0.clientId)] }) {
             try await change()
