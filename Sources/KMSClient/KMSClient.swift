@@ -19,6 +19,7 @@ public final class KMSClient: Sendable {
     let state: Mutex<State>
     let rotation = Mutex<Task<Void, Never>?>(nil)
 
+    /// Printed or dumped, the session key and token are left out (the extension at the end).
     struct Session {
         let id: String
         let key: SymmetricKey
@@ -404,5 +405,21 @@ public final class KMSClient: Sendable {
             guard self.state.withLock({ $0.session?.generation == generation }) else { return }
             try await self.establish()
         }
+    }
+}
+
+/// The session key and the token are bearer secrets: printed or dumped, a
+/// session shows its id and expiry, never them (a review).
+extension KMSClient.Session: CustomStringConvertible, CustomReflectable {
+    var description: String { "Session(id: \(id), expiresAt: \(expiresAt), key and token redacted)" }
+    var customMirror: Mirror {
+        Mirror(self, children: ["id": id, "expiresAt": expiresAt, "key and token": "redacted"])
+    }
+}
+
+extension KMSClient.State: CustomStringConvertible, CustomReflectable {
+    var description: String { "State(session: \(session.map(\.description) ?? "none"), token redacted)" }
+    var customMirror: Mirror {
+        Mirror(self, children: ["session": session.map(\.description) ?? "none", "token": "redacted"])
     }
 }

@@ -17,8 +17,16 @@ enum Entry {
         signal(SIGPIPE, SIG_IGN)
         // ArgumentParser's own `main()`, except that an error's text is made safe for a terminal
         // first: it may quote a database server or a file (a review finding).
+        let parsed: any ParsableCommand
         do {
-            var command = try await KMSCommand.asyncParseAsRoot()
+            parsed = try await KMSCommand.asyncParseAsRoot()
+        } catch {
+            // A refused argument is quoted back, and a key or secret given in the wrong place was
+            // printed whole (a review: a PEM private key given to --public-key): long ones are not.
+            exitReporting(error, hidingLongArguments: Array(CommandLine.arguments.dropFirst()))
+        }
+        do {
+            var command = parsed
             // `kms serve` logs JSON to standard output; every other verb's log lines are escaped.
             if !(command is ServeCommand) { LoggingSystem.bootstrap(TerminalLogHandler.init) }
             do {

@@ -44,23 +44,62 @@ func printPEM(_ pem: String) {
 /// (help and `--version` on standard output, status 0; anything else on
 /// standard error with its status), with the error's text shown as
 /// `ShownText.error` makes it safe: its message on one line.
-func exitReporting(_ error: any Error) -> Never {
-    exit(reportFailure(error).rawValue)
+///
+/// `hidingLongArguments`: the command line, for an error of its parsing; an
+/// argument of it that is long and not an option's name is not repeated.
+func exitReporting(_ error: any Error, hidingLongArguments arguments: [String] = []) -> Never {
+    exit(reportFailure(error, hidingLongArguments: arguments).rawValue)
 }
 
 /// Writes what `exitReporting` writes for `error` and gives its exit code, for an end that is not `exit`.
 @discardableResult
-func reportFailure(_ error: any Error) -> ExitCode {
+func reportFailure(_ error: any Error, hidingLongArguments arguments: [String] = []) -> ExitCode {
     let code = (error as? CLIFailure)?.status ?? KMSCommand.exitCode(for: error)
     let text = KMSCommand.fullMessage(for: error)
     if !text.isEmpty {
         if code == .success {
             print(text)
         } else {
-            writeToStandardError("\(ShownText.error(message: KMSCommand.message(for: error), fullMessage: text))\n")
+            let hidden = LongArguments(arguments)
+            let shown = ShownText.error(
+                message: hidden.hide(in: KMSCommand.message(for: error)), fullMessage: hidden.hide(in: text))
+            writeToStandardError("\(shown)\n")
         }
     }
     return code
+}
+
+/// The arguments of a command line that a parse error must not quote back: those of
+/// `minimumLength` characters or more (a value after `--option=` counted alone) that are not an
+/// option's name. ArgumentParser quotes an argument it refuses, and one given in the wrong place
+/// may be a key or a secret (a PEM private key given to `--public-key` starts with `-` and was
+/// refused as an option, printed whole); a typo in an option's name, or a short value, still shows.
+struct LongArguments {
+    static let minimumLength = 24
+    private let hidden: [String]
+
+    init(_ arguments: [String]) {
+        hidden = arguments.flatMap { argument -> [String] in
+            var parts = [argument]
+            if argument.hasPrefix("-"), let equals = argument.firstIndex(of: "=") {
+                parts.append(String(argument[argument.index(after: equals)...]))
+            }
+            return parts.filter { $0.count >= Self.minimumLength && !Self.isOptionName($0) }
+        }
+        .sorted { $0.count > $1.count }
+    }
+
+    func hide(in text: String) -> String {
+        hidden.reduce(text) { text, argument in
+            text.replacingOccurrences(of: argument, with: "(an argument of \(argument.count) characters, not shown)")
+        }
+    }
+
+    private static func isOptionName(_ argument: String) -> Bool {
+        let name = argument.drop { $0 == "-" }
+        return argument.hasPrefix("--") && !name.isEmpty
+            && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+    }
 }
 
 /// Flushes the text `print` buffered and, when any of standard output could not be written (a full

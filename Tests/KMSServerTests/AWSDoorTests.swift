@@ -42,12 +42,14 @@ import Testing
     /// A server with the door on plain HTTP on loopback (`extra` added to its
     /// environment); `body` gets it, an established session of the admin and the door.
     static func withDoor(
-        _ extra: [String: String] = [:], _ body: @Sendable (TestServer, WireSession, Door) async throws -> Void
+        _ extra: [String: String] = [:], log: LogCounter? = nil,
+        _ body: @Sendable (TestServer, WireSession, Door) async throws -> Void
     ) async throws {
         var configured = try TestServer(
             ["KMS_AWS_PORT": "0", "KMS_AWS_HOST": "127.0.0.1", "KMS_AWS_ALLOW_PLAIN_HTTP": "true"].merging(extra) {
                 $1
             })
+        if let log { configured.dependencies.logger = log.logger }
         let port = Mutex(0)
         configured.dependencies.onAWSServerRunning = { bound in port.withLock { $0 = bound } }
         let server = configured
@@ -70,6 +72,19 @@ import Testing
             try #require(created.json["accessKeyId"] as? String),
             try #require(created.json["secretAccessKey"] as? String)
         )
+    }
+
+    /// The server's log names an operation only when it is one (a review: `X-Amz-Target` is the
+    /// caller's to fill, and whatever followed `TrentService.` was logged).
+    @Test func theLogNamesOnlyOperations() async throws {
+        let log = LogCounter()
+        try await Self.withDoor(log: log) { _, session, door in
+            let (accessKeyId, secret) = try await Self.accessKey(session, "admin")
+            for operation in ["ListKeys", "Sign", "Nonsense" + secret] {
+                _ = try await door.send(operation, "{}", accessKeyId: accessKeyId, secret: secret)
+            }
+        }
+        #expect(log.values("aws request", "operation") == ["ListKeys", "Sign", "unknown"])
     }
 
     @Test func signedOperationsAndRefusalsInOrder() async throws {

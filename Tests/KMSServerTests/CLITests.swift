@@ -221,6 +221,21 @@ import Testing
         #expect(
             split.status == 64 && split.stderr.contains("has an @ after its host") && !split.stderr.contains("w0rd"),
             "\(split.stderr)")
+        // An access key's secret given where its id goes (create prints them side by side): refused before
+        // anything is sent, and not echoed (a review found it in the server's request log).
+        let secret = "ROmBpktQKhktLj3diNnINw8emzyxtJwgL2ftp5JQ"
+        let pasted = try await CLIProcess.run(
+            ["clients", "access-key", "revoke", "admin", secret, "--url", "http://127.0.0.1:\(port)"],
+            environment: ["KMS_KNOWN_SERVERS": "off"])
+        #expect(
+            pasted.status == 64 && pasted.stderr.contains("not an access key id") && !pasted.stderr.contains(secret),
+            "\(pasted.stderr)")
+        // A password in --url is in ps, as a --token is: said so, as --token's is.
+        let password = try await CLIProcess.run(
+            ["random", "--url", "http://u:pass-word@127.0.0.1:\(port)"], environment: ["KMS_KNOWN_SERVERS": "off"])
+        #expect(
+            password.stderr.contains("a password in --url is visible") && !password.stderr.contains("pass-word"),
+            "\(password.stderr)")
     }
 
     /// Text output that cannot be written is a failure, not exit 0 (a probe: `kms encrypt … > /dev/full`
@@ -420,6 +435,22 @@ import Testing
         let usage = misused.stderr.split(separator: "\n")
         #expect(misused.status == 64 && usage.first?.hasPrefix("Error: ") == true, "\(misused.stderr)")
         #expect(usage.contains { $0.hasPrefix("Usage: kms audit verify") }, "\(misused.stderr)")
+        // A refused argument that may be a key or a secret is not quoted back (a review: a PEM private key
+        // given to --public-key begins with "-" and was printed whole as an invalid option); a typo is.
+        let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIKrQsecretsecret\n-----END PRIVATE KEY-----"
+        for arguments in [
+            ["clients", "add", "oops", "--public-key", pem, "--allow", "crypto:encrypt", "--keys", "*"],
+            ["encrypt", "--key", "k", "plain", "LEAKMARKEXTRAPTZQXLONGERSECRET"],
+            ["bench", "--duration=LEAKMARKEXTRAPTZQXLONGERSECRET"],
+        ] {
+            let refused = try await CLIProcess.run(arguments)
+            #expect(
+                refused.status == 64 && refused.stderr.contains("characters, not shown")
+                    && !refused.stderr.contains("secretsecret") && !refused.stderr.contains("LEAKMARK"),
+                "\(refused.stderr)")
+        }
+        let typo = try await CLIProcess.run(["keys", "list", "--urll", "x"])
+        #expect(typo.status == 64 && typo.stderr.contains("'--urll'"), "\(typo.stderr)")
         let help = try await CLIProcess.run(["audit", "--help"])
         #expect(help.status == 0 && help.stdout.contains("USAGE:") && help.stderr.isEmpty, "\(help.stderr)")
     }

@@ -3,9 +3,10 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import KMSCore
-import KMSServer
 import NIOCore
 import Testing
+
+@testable import KMSServer
 
 /// Issue 2: the ground every request stands on.
 @Suite struct FoundationTests {
@@ -85,6 +86,33 @@ import Testing
         }
         #expect(counter.count("request") == 1)
         #expect(counter.longestValue("request") <= AuditEvent.maxFieldBytes)
+    }
+
+    /// A review revoked an access key by its secret (printed beside its id) and found the secret in
+    /// the request log's path: only name-shaped segments are logged, and only an id in an id's place.
+    @Test func theRequestLogHidesWhatIsNotAName() async throws {
+        var server = try TestServer()
+        let counter = LogCounter()
+        server.dependencies.logger = counter.logger
+        let secret = "ROmBpktQKhktLj3diNnINw8emzyxtJwgL2ftp5JQ"
+        try await server.run { client in
+            for (uri, method) in [
+                ("/clients/admin/access-keys/\(secret)/revoke", HTTPRequest.Method.post),
+                ("/clients/admin/access-keys/\(secret)/revoke", .get),
+                ("/clients/admin/access-keys/AKIAABCDEFGHIJ234567/revoke", .post),
+                ("/keys/ROmBpk%2BtQKhkt/metadata", .get), ("/keys/ROmBpk+tQKhkt", .get),
+            ] {
+                _ = try await client.execute(uri: uri, method: method)
+            }
+        }
+        let paths = counter.values("request", "path")
+        #expect(
+            paths == [
+                "/clients/admin/access-keys/{…}/revoke", "/clients/admin/access-keys/{…}/revoke",
+                "/clients/admin/access-keys/AKIAABCDEFGHIJ234567/revoke", "/keys/{…}/metadata", "/keys/{…}",
+            ], "\(paths)")
+        #expect(LoggedPath.of("/keys/photos/tags", template: "/keys/{keyId}/tags") == "/keys/photos/tags")
+        #expect(LoggedPath.of("/" + String(repeating: "a", count: 65), template: nil) == "/{…}")
     }
 
     @Test func offListAddressesAreRefusedOnEveryRoute() async throws {

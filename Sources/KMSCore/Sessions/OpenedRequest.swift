@@ -8,7 +8,7 @@ public import KMSProtocol
 /// From here on every answer to the request, success or error, is sealed
 /// under the session key and echoes the seq (section 5): this value is what
 /// can seal it, so no caller ever rebuilds one to answer an error.
-public struct AuthenticatedRequest: Sendable, CustomStringConvertible {
+public struct AuthenticatedRequest: Sendable, CustomStringConvertible, CustomReflectable {
     public let sessionId: String
     /// The token the request presented (rotation moves the session from it).
     public let tokenHash: TokenHash
@@ -37,6 +37,8 @@ public struct AuthenticatedRequest: Sendable, CustomStringConvertible {
 
     /// Never the key or the inner request: they may be secrets.
     public var description: String { "AuthenticatedRequest(seq: \(seq), redacted)" }
+    /// `dump` too: Foundation's mirror of a `Data` under 64 bytes lists its bytes (a review).
+    public var customMirror: Mirror { Mirror(self, children: ["seq": seq, "key and plaintext": "redacted"]) }
 
     /// Seals an answer to this request, binding its HTTP status.
     public func seal(_ body: Data, status: Int) throws(KMSError) -> Data {
@@ -50,7 +52,7 @@ public struct AuthenticatedRequest: Sendable, CustomStringConvertible {
 
 /// An authenticated request whose seq was admitted (section 4, step 6): what
 /// a controller may see.
-public struct OpenedRequest: Sendable, CustomStringConvertible {
+public struct OpenedRequest: Sendable, CustomStringConvertible, CustomReflectable {
     public let request: AuthenticatedRequest
     /// The session's expiry after this request slid it.
     public let expiresAt: Date
@@ -64,6 +66,7 @@ public struct OpenedRequest: Sendable, CustomStringConvertible {
     public var plaintext: Data { request.plaintext }
 
     public var description: String { "OpenedRequest(seq: \(seq), redacted)" }
+    public var customMirror: Mirror { Mirror(self, children: ["seq": seq, "request": "redacted"]) }
 }
 
 /// A protected request's envelope as it arrived, where its placement says.

@@ -131,3 +131,38 @@ public struct DataKeyResponse: Codable, Sendable, Equatable {
         self.ciphertext = ciphertext
     }
 }
+
+/// Plaintexts and data keys are secrets: printed or dumped, these show their
+/// size, never their bytes (a review: `"\(x)"` showed "15 bytes", but `dump`
+/// went through Foundation's mirror of a `Data`, which lists the bytes of one
+/// under 64 bytes).
+extension EncryptRequest: CustomStringConvertible, CustomReflectable {
+    public var description: String { "EncryptRequest(keyId: \(keyId), plaintext: \(plaintext.count) bytes, redacted)" }
+    public var customMirror: Mirror {
+        Mirror(self, children: ["keyId": keyId, "plaintext": "\(plaintext.count) bytes, redacted"])
+    }
+}
+
+extension DecryptResponse: CustomStringConvertible, CustomReflectable {
+    public var description: String {
+        "DecryptResponse(keyId: \(keyId), version: \(version), plaintext: \(plaintext.count) bytes, redacted)"
+    }
+    public var customMirror: Mirror {
+        Mirror(
+            self, children: ["keyId": keyId, "version": version, "plaintext": "\(plaintext.count) bytes, redacted"])
+    }
+}
+
+extension DataKeyResponse: CustomStringConvertible, CustomReflectable {
+    public var description: String {
+        "DataKeyResponse(keyId: \(keyId), version: \(version), plaintext: \(plaintext.count) bytes, redacted)"
+    }
+    public var customMirror: Mirror {
+        Mirror(
+            self,
+            children: [
+                "keyId": keyId, "version": version, "plaintext": "\(plaintext.count) bytes, redacted",
+                "ciphertext": ciphertext,
+            ])
+    }
+}

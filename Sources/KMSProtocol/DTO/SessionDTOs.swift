@@ -146,3 +146,9 @@ extension RotateTokenResponse: CustomStringConvertible, CustomReflectable {
     public var description: String { "RotateTokenResponse(token: redacted, expiresAt: \(expiresAt))" }
     public var customMirror: Mirror { Mirror(self, children: ["token": "redacted", "expiresAt": expiresAt]) }
 }
+
+/// Random bytes are often used as a key: printed or dumped, they are left out.
+extension RandomResponse: CustomStringConvertible, CustomReflectable {
+    public var description: String { "RandomResponse(random: redacted)" }
+    public var customMirror: Mirror { Mirror(self, children: ["random": "redacted"]) }
+}

@@ -151,11 +151,17 @@ struct AWSResponder: HTTPResponder {
             throw AWSFault("UnknownOperationException", "Unknown X-Amz-Target (TrentService.<Operation>).")
         }
         let name = String(target.dropFirst("TrentService.".count))
-        operation = name
         guard let run = AWSOperations.table[name] else {
-            if AWSOperations.unsupported.contains(name) { throw AWSFault.unsupported(name) }
+            if AWSOperations.unsupported.contains(name) {
+                operation = name
+                throw AWSFault.unsupported(name)
+            }
+            // The server's log names an operation only when it is one: the header is the caller's to
+            // fill, and a secret pasted there is not logged (a review).
+            operation = "unknown"
             throw AWSFault("UnknownOperationException", "Unknown operation \(name).")
         }
+        operation = name
         // Body, grant, operation. The media type is checked first: a body sent as anything else
         // (a form, text) is not what the caller meant to sign, and AWS's own servers refuse it.
         guard Self.isJSON(request.headers[.contentType]) else {

@@ -25,12 +25,14 @@ struct EdgeResponder: HTTPResponder {
     let audit: Auditor
     /// Refusals are logged a few lines a second at most (the request line below too).
     let refusalLog = RefusalLogSampler()
+    /// The metric label of a path that matched no route.
+    static let unmatched = "unmatched"
 
     func respond(to request: Request, context: KMSRequestContext) async throws -> Response {
         let start = ContinuousClock.now
         var context = context
         context.requestId = Self.newRequestId()
-        var routeLabel = "unmatched"
+        var routeLabel = Self.unmatched
         var response: Response
         var logRequest = true
         let forwardedFor = request.headers[values: HeaderNames.forwardedFor]
@@ -74,14 +76,16 @@ struct EdgeResponder: HTTPResponder {
         metrics.record(
             route: routeLabel, method: request.method.rawValue, status: response.status.code, elapsed: elapsed)
         guard logRequest else { return response }
-        // The method and path as the client wrote them, capped as audit fields are: a request head
-        // may be 80 KB, and a path of quotes doubled in the log (a probe wrote twice what it sent).
+        // The method as the client wrote it, capped as audit fields are (a request head may be 80 KB, and
+        // a path of quotes doubled in the log: a probe wrote twice what it sent); the path with what
+        // does not look like a name hidden (`LoggedPath`: a secret typed in the wrong place).
         logger.info(
             "request",
             metadata: [
                 "requestId": "\(context.requestId)", "client": "\(context.clientAddress?.description ?? "refused")",
                 "method": "\(AuditEvent.capped(request.method.rawValue))",
-                "path": "\(AuditEvent.capped(request.uri.path))",
+                "path":
+                    "\(AuditEvent.capped(LoggedPath.of(request.uri.path, template: routeLabel == Self.unmatched ? nil : routeLabel)))",
                 "status": "\(response.status.code)",
                 "durationMs":
                     "\(String(format: "%.3f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000))",

@@ -70,6 +70,12 @@ struct ClientOptions: ParsableArguments {
                 "the server URL (--url, KMS_URL or BASE_URL) has an @ after its host: a password's @ is written %40"
             )
         }
+        if let url, URLComponents(string: url)?.password?.isEmpty == false {
+            // The same for a password in --url (a review: it was kept out of every log and message, not out of ps).
+            noteOnce(
+                "note: a password in --url is visible to other users of this machine while the command runs (ps) and stays in your shell's history: set KMS_URL instead\n"
+            )
+        }
         // A pin that is given must be one: an empty KMS_SERVER_FINGERPRINT (`$(kms server-key)` where that
         // failed) was read as "not pinned" and the client trusted whatever answered (a review finding).
         let pin = fingerprint ?? environment["KMS_SERVER_FINGERPRINT"]

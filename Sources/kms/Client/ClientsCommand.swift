@@ -264,6 +264,15 @@ struct ClientsCommand: AsyncParsableCommand {
             @Argument(help: "clientId or name.") var target: String
             @Argument(help: "The access key id (AKIA…).") var accessKeyId: String
 
+            /// Checked before anything is sent: `create` prints the secret beside the id, and a secret
+            /// given here went to the server, into its request log, and was not echoed back (a review).
+            func validate() throws {
+                guard AccessKeyRecord.isAccessKeyId(accessKeyId) else {
+                    throw ValidationError(
+                        "that is not an access key id (AKIA and 16 of A-Z2-7); not shown, in case it is the secret")
+                }
+            }
+
             func run() async throws {
                 let record = try await withClient(client) {
                     try await $0.revokeAccessKey(target, accessKeyId: accessKeyId)

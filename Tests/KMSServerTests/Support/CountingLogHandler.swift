@@ -8,7 +8,17 @@ final class LogCounter: Sendable {
     /// The longest metadata value (UTF-8 bytes) seen with each message.
     let longest = Mutex<[String: Int]>([:])
 
+    /// Every metadata value seen with each message, in order.
+    let values = Mutex<[String: [String]]>([:])
+
     func count(_ message: String) -> Int { counts.withLock { $0[message] ?? 0 } }
+
+    /// The values `key` had in each `message`.
+    func values(_ message: String, _ key: String) -> [String] {
+        values.withLock { $0[message] ?? [] }.compactMap { entry in
+            entry.hasPrefix(key + "=") ? String(entry.dropFirst(key.count + 1)) : nil
+        }
+    }
 
     func longestValue(_ message: String) -> Int { longest.withLock { $0[message] ?? 0 } }
 
@@ -33,6 +43,8 @@ final class LogCounter: Sendable {
             counter.counts.withLock { $0[message, default: 0] += 1 }
             let values = (event.metadata ?? [:]).values.map { "\($0)".utf8.count }
             counter.longest.withLock { $0[message] = max($0[message] ?? 0, values.max() ?? 0) }
+            let entries = (event.metadata ?? [:]).map { "\($0.key)=\($0.value)" }
+            counter.values.withLock { $0[message, default: []] += entries }
         }
     }
 }
