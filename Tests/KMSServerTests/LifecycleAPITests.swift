@@ -44,6 +44,23 @@ import Testing
         return session
     }
 
+    /// A new key named `alias`, scheduled for deletion in 7 days; its keyId.
+    static func keyPendingDeletion(_ session: WireSession, alias: String) async throws -> String {
+        let keyId = try #require(
+            try await session.call(.post, "/keys/generate", #"{"alias":"\#(alias)"}"#).json["keyId"] as? String)
+        #expect(
+            try await session.call(.post, "/keys/\(alias)/schedule-deletion", #"{"pendingWindowDays":7}"#).status == 200
+        )
+        return keyId
+    }
+
+    /// The lines of `log` whose entry is of `type`.
+    static func entries(_ type: String, in log: URL) throws -> [Substring] {
+        try String(contentsOf: log, encoding: .utf8).split(separator: "\n").filter {
+            $0.contains("\"type\":\"\(type)\"")
+        }
+    }
+
     static func count(_ type: String, in log: URL) throws -> Int {
         try String(contentsOf: log, encoding: .utf8).components(separatedBy: "\"type\":\"\(type)\"").count - 1
     }
@@ -157,9 +174,36 @@ import Testing
             let alias = try await session.call(.post, "/aliases/old", #"{"keyId":"\#(keyId)"}"#)
             #expect(alias.status == 404 && alias.errorCode == "alias_not_found")
             try await Task.sleep(for: .milliseconds(100))
-            let log = try String(contentsOf: server.config.auditLog, encoding: .utf8)
-            #expect(log.components(separatedBy: "\"type\":\"key.delete\"").count - 1 == 1)
-            #expect(log.contains("\"client\":\"scheduler\""))
+            // A durable intent, then the one success (a review: killed between the deletion and its entry,
+            // a server left no trace of it).
+            let deletes = try Self.entries("key.delete", in: server.config.auditLog)
+            #expect(deletes.count == 2, "\(deletes)")
+            #expect(deletes.first?.contains("\"outcome\":\"intent\"") == true, "\(deletes)")
+            #expect(deletes.last?.contains("\"outcome\":\"success\"") == true, "\(deletes)")
+            #expect(deletes.allSatisfy { $0.contains("\"client\":\"scheduler\"") && $0.contains(keyId) })
+        }
+    }
+
+    /// The scheduler writes a durable intent before it deletes or rotates: while the audit log cannot
+    /// be written, a due key waits, and the pass after the log recovers deletes it.
+    @Test func aDueDeletionWaitsForTheAuditLog() async throws {
+        var server = try Self.server("file")
+        let writer = try FlakyAuditWriter(url: server.folder.appendingPathComponent("audit.log"))
+        server.dependencies.auditWriter = writer
+        let clock = server.clock
+        try await server.run { client in
+            let first = try await Self.session(client)
+            let keyId = try await Self.keyPendingDeletion(first, alias: "old")
+            writer.failing.withLock { $0 = true }
+            clock.advance(milliseconds: 7 * 86_400_000 + 1000)
+            try await Task.sleep(for: .milliseconds(300))  // fifteen passes
+            let session = try await Self.session(client)
+            #expect(try await session.call(.get, "/keys/\(keyId)").json["state"] as? String == "pending_deletion")
+            writer.failing.withLock { $0 = false }
+            #expect(try await Self.eventually { try await session.call(.get, "/keys/\(keyId)").status == 404 })
+            try await Task.sleep(for: .milliseconds(100))
+            let deletes = try Self.entries("key.delete", in: writer.base.url)
+            #expect(deletes.count == 2 && deletes.first?.contains("\"outcome\":\"intent\"") == true, "\(deletes)")
         }
     }
 
@@ -177,10 +221,7 @@ import Testing
         let (clock, auditLog) = (server.clock, server.config.auditLog)
         try await server.run { client in
             let first = try await Self.session(client)
-            let keyId = try #require(
-                try await first.call(.post, "/keys/generate", #"{"alias":"held"}"#).json["keyId"] as? String)
-            #expect(
-                try await first.call(.post, "/keys/held/schedule-deletion", #"{"pendingWindowDays":7}"#).status == 200)
+            let keyId = try await Self.keyPendingDeletion(first, alias: "held")
             clock.advance(milliseconds: 8 * 86_400_000)
             // Three passes that found the key due (the clock moved before they began) and held it.
             let before = checks.withLock { $0 }

@@ -7,9 +7,10 @@ import ServiceLifecycle
 /// lifecycle-v1 sections 1 and 2: every instance runs this; each pass
 /// deletes due keys for good and rotates due keys by conditional writes, so
 /// of several instances on one database exactly one performs each change and
-/// logs it (client `scheduler`); a lost race writes and logs nothing (rarely,
+/// logs its success (client `scheduler`), after a durable intent; a lost race
+/// writes nothing and logs its intent's `failure`, `changed=false` (rarely,
 /// after a failed write, a deletion found done is another instance's, and
-/// both log it: `KeyRing.runScheduled`). Passes
+/// both log its success: `KeyRing.runScheduled`). Passes
 /// are `interval` ±10 % apart, so instances started together drift apart.
 /// Graceful shutdown ends the wait between passes, or a pass between two
 /// keys: a pass is never cancelled inside a write, where a deletion could
@@ -39,7 +40,7 @@ struct KeyScheduler: Service {
             await pass()
         }
         // Graceful shutdown: the counts since the last pass still go to the store.
-        skipped(await keys.recordUsage(report: report))
+        skipped(await keys.recordUsage(intent: intent, unwritten: unwritten, report: report))
     }
 
     /// One pass; each change is audited as soon as it is written, and a
@@ -51,12 +52,45 @@ struct KeyScheduler: Service {
             if try await clockAgrees() {
                 skipped(
                     try await keys.runScheduled(
-                        continuing: { !Task.isCancelled && !Task.isShuttingDownGracefully }, report: report))
+                        continuing: { !Task.isCancelled && !Task.isShuttingDownGracefully }, intent: intent,
+                        unwritten: unwritten, report: report))
             }
         } catch {
             logger.warning("key scheduler pass failed", metadata: ["detail": "\(error.detail ?? error.message)"])
         }
-        skipped(await keys.recordUsage(report: report))
+        skipped(await keys.recordUsage(intent: intent, unwritten: unwritten, report: report))
+    }
+
+    /// The fields that name a change the scheduler tries.
+    private static func fields(_ change: KeyRing.ScheduledChange) -> (type: String, [(String, String)]) {
+        switch change {
+        case .delete(let keyId): ("key.delete", [("client", "scheduler"), ("keyId", keyId)])
+        case .rotate(let keyId): ("key.rotate", [("client", "scheduler"), ("keyId", keyId)])
+        case .rotateForUsage(let keyId):
+            ("key.rotate", [("client", "scheduler"), ("reason", "encryptions"), ("keyId", keyId)])
+        }
+    }
+
+    /// A durable intent before the scheduler's write, as a client's key change has one: a process killed
+    /// between a deletion's commit and its entry left the key gone with nothing in the log (a review).
+    /// A log that cannot take it skips the change until a pass where it can (the key is named as skipped).
+    private func intent(_ change: KeyRing.ScheduledChange) async throws(KMSError) {
+        let (type, fields) = Self.fields(change)
+        try await audit.log.record(
+            AuditEvent(type, outcome: "intent", fields), durable: true, wait: AuditLog.startupWait)
+    }
+
+    /// The outcome of an intent whose change did not happen here: another instance's or a concurrent
+    /// change came first (`changed=false`), or the write failed (`failure` and its code).
+    private func unwritten(_ change: KeyRing.ScheduledChange, _ error: KMSError?) async {
+        let (type, fields) = Self.fields(change)
+        let event =
+            if let error {
+                AuditEvent(type, outcome: "failure", fields + [("code", error.code.rawValue)])
+            } else {
+                AuditEvent(type, outcome: "failure", fields + [("changed", "false")])
+            }
+        await scheduled(event)
     }
 
     /// Whether this host's clock is within `clockSkewLimit` of the reference

@@ -45,16 +45,34 @@ extension KeyRing {
         case rotatedForUsage(KeyRecord)
     }
 
+    /// A change the scheduler is about to try, for its audit intent.
+    public enum ScheduledChange: Sendable, Equatable {
+        case delete(keyId: String)
+        case rotate(keyId: String)
+        /// Its active version reached `KeyLifecycle.rotateAfterEncryptions`.
+        case rotateForUsage(keyId: String)
+    }
+
     /// One scheduler pass: deletes due keys for good and rotates due keys,
     /// each by a conditional write, so that of several instances running it
     /// at once exactly one wins each change; a lost race writes nothing.
-    /// `report` hears of each change this call made as soon as it is
-    /// written (the caller audits it there, so a later failure cannot lose
-    /// the entry); a key that fails is skipped and named in the result, and
-    /// the others still run. `continuing` is asked before each key: a
+    ///
+    /// `intent` is told of each change before its write and may refuse it by
+    /// throwing (the caller makes a durable audit intent there: a process
+    /// killed between the write and its entry left an irreversible deletion
+    /// with no trace in the log, a review found; a log that cannot be written
+    /// now delays the change to a later pass). `report` hears of each change
+    /// this call made as soon as it is written (the caller audits it there, so
+    /// a later failure cannot lose the entry); `unwritten` of each intended
+    /// change that did not happen, with its error (nil: a lost race, or the key
+    /// changed meanwhile). A key that fails is skipped and named in the result,
+    /// and the others still run. `continuing` is asked before each key: a
     /// shutdown ends the pass between two keys, never inside a write.
     public func runScheduled(
-        limit: Int = 100, continuing: () -> Bool = { true }, report: (ScheduledOutcome) async -> Void
+        limit: Int = 100, continuing: () -> Bool = { true },
+        intent: (ScheduledChange) async throws(KMSError) -> Void = { _ in },
+        unwritten: (ScheduledChange, KMSError?) async -> Void = { _, _ in },
+        report: (ScheduledOutcome) async -> Void
     ) async throws(KMSError) -> [(keyId: String, error: KMSError)] {
         let now = clock.now()
         var failures: [(keyId: String, error: KMSError)] = []
@@ -69,11 +87,17 @@ extension KeyRing {
             }
             // The write about to be made: what `landed` looks for when it fails.
             var attempt: ScheduledOutcome?
+            // Its audit intent, once written.
+            var intended: ScheduledChange?
             do throws(KMSError) {
                 if record.isDueForDeletion(at: now) {
+                    try await intent(.delete(keyId: record.keyId))
+                    intended = .delete(keyId: record.keyId)
                     attempt = .deleted(keyId: record.keyId)
                     if try await store.delete(keyId: record.keyId, expectedRevision: record.revision, now: now) {
                         await report(.deleted(keyId: record.keyId))
+                    } else {
+                        await unwritten(.delete(keyId: record.keyId), nil)
                     }
                 } else if record.isDueForRotation(at: now), let days = record.rotationPeriodDays {
                     var next = record
@@ -87,13 +111,19 @@ extension KeyRing {
                     } catch {
                         full = error
                     }
-                    if full == nil { try addVersion(to: &next) }
+                    if full == nil {
+                        try await intent(.rotate(keyId: record.keyId))
+                        intended = .rotate(keyId: record.keyId)
+                        try addVersion(to: &next)
+                    }
                     // Missed periods collapse into one: the next is a period from now.
                     next.nextRotationAt = now.addingTimeInterval(Double(days) * 86_400)
                     next.revision = record.revision + 1
                     if full == nil { attempt = .rotated(next) }
                     if case .updated(let stored) = try await store.update(next, expectedRevision: record.revision) {
                         if let full { failures.append((record.keyId, full)) } else { await report(.rotated(stored)) }
+                    } else if let intended {
+                        await unwritten(intended, nil)
                     }
                 }
             } catch {
@@ -105,6 +135,7 @@ extension KeyRing {
                     await report(found)
                 } else {
                     failures.append((record.keyId, error))
+                    if let intended { await unwritten(intended, error) }
                 }
             }
         }

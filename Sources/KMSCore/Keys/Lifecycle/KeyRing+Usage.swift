@@ -11,7 +11,12 @@ extension KeyRing {
     /// rotated (nothing encrypts under it meanwhile; its next count after it
     /// is enabled rotates it). Counts the store could not take are kept for
     /// the next call; a key that fails is named in the result.
-    public func recordUsage(report: (ScheduledOutcome) async -> Void) async -> [(keyId: String, error: KMSError)] {
+    /// `intent`, `unwritten` and `report` as `runScheduled` has them.
+    public func recordUsage(
+        intent: (ScheduledChange) async throws(KMSError) -> Void = { _ in },
+        unwritten: (ScheduledChange, KMSError?) async -> Void = { _, _ in },
+        report: (ScheduledOutcome) async -> Void
+    ) async -> [(keyId: String, error: KMSError)] {
         let counts = usage.take()
         guard !counts.isEmpty else { return [] }
         let totals: [String: [Int: UInt64]]
@@ -26,10 +31,23 @@ extension KeyRing {
             guard let newest = versions.max(by: { $0.key < $1.key }),
                 newest.value >= lifecycle.rotateAfterEncryptions
             else { continue }
+            var intended = false
             do throws(KMSError) {
-                if let rotated = try await rotate(keyId, from: newest.key) { await report(.rotatedForUsage(rotated)) }
+                // Only a key that would rotate gets an intent: a disabled one, or one another instance
+                // rotated already, would otherwise add an intent and its outcome at every pass.
+                guard let current = try await store.freshKey(id: keyId), current.state == .enabled,
+                    current.activeVersion == newest.key
+                else { continue }
+                try await intent(.rotateForUsage(keyId: keyId))
+                intended = true
+                if let rotated = try await rotate(keyId, from: newest.key) {
+                    await report(.rotatedForUsage(rotated))
+                } else {
+                    await unwritten(.rotateForUsage(keyId: keyId), nil)
+                }
             } catch {
                 failures.append((keyId, error))
+                if intended { await unwritten(.rotateForUsage(keyId: keyId), error) }
             }
         }
         return failures
