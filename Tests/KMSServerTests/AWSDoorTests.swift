@@ -87,6 +87,37 @@ import Testing
         #expect(log.values("aws request", "operation") == ["ListKeys", "Sign", "unknown"])
     }
 
+    /// Racing alias changes answer as AWS would, never `DependencyTimeoutException` (the native door's
+    /// `racingAliasChangesAnswerAsTheContractSays`, through this door).
+    @Test func racingAliasChangesAreNotRefused() async throws {
+        try await Self.withDoor { _, session, door in
+            let (accessKeyId, secret) = try await Self.accessKey(session, "admin")
+            func keyId() async throws -> String {
+                let created = try await door.send("CreateKey", "{}", accessKeyId: accessKeyId, secret: secret)
+                return try #require((created.json["KeyMetadata"] as? [String: Any])?["KeyId"] as? String)
+            }
+            let (one, two) = (try await keyId(), try await keyId())
+            for round in 0..<8 {
+                let name = "alias/raced-\(round)"
+                let create = #"{"AliasName":"\#(name)","TargetKeyId":"\#(one)"}"#
+                let update = #"{"AliasName":"\#(name)","TargetKeyId":"\#(two)"}"#
+                #expect(
+                    try await door.send("CreateAlias", create, accessKeyId: accessKeyId, secret: secret).status == 200)
+                async let first = door.send("UpdateAlias", update, accessKeyId: accessKeyId, secret: secret)
+                async let second = door.send("UpdateAlias", update, accessKeyId: accessKeyId, secret: secret)
+                #expect(try await [first.status, second.status] == [200, 200])
+                async let deletion = door.send(
+                    "DeleteAlias", #"{"AliasName":"\#(name)"}"#, accessKeyId: accessKeyId, secret: secret)
+                async let move = door.send(
+                    "UpdateAlias", #"{"AliasName":"\#(name)","TargetKeyId":"\#(one)"}"#, accessKeyId: accessKeyId,
+                    secret: secret)
+                let (deleted, moved) = try await (deletion, move)
+                #expect(deleted.status == 200)
+                #expect(moved.status == 200 || moved.json["__type"] as? String == "NotFoundException", "\(moved.json)")
+            }
+        }
+    }
+
     @Test func signedOperationsAndRefusalsInOrder() async throws {
         try await Self.withDoor { server, session, door in
             let (accessKeyId, secret) = try await Self.accessKey(session, "admin")

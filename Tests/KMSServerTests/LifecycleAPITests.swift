@@ -1,5 +1,6 @@
 import Foundation
 import HummingbirdTesting
+import KMSClient
 import KMSCore
 import KMSProtocol
 import KMSTestSupport
@@ -204,6 +205,49 @@ import Testing
             try await Task.sleep(for: .milliseconds(100))
             let deletes = try Self.entries("key.delete", in: writer.base.url)
             #expect(deletes.count == 2 && deletes.first?.contains("\"outcome\":\"intent\"") == true, "\(deletes)")
+        }
+    }
+
+    /// Concurrent changes of one alias (a review ran them on two instances): two moves to one key both
+    /// answer 200 (the second is rule 9.3's no-op), a delete racing a move deletes the alias wherever it
+    /// points, and the move answers 200 or `404 alias_not_found`; none answers `503` (it did, when the
+    /// conditional write found the alias changed since its read).
+    @Test(arguments: stores)
+    func racingAliasChangesAnswerAsTheContractSays(_ store: String) async throws {
+        let server = try Self.server(store)
+        try await server.run { client in
+            let base = HTTPTransport(baseURL: "http://127.0.0.1:\(client.port ?? 0)")
+            let (a, b) = (try KMSClient(.init(baseURL: base.baseURL)), try KMSClient(.init(baseURL: base.baseURL)))
+            let one = try await a.generateKey().keyId
+            let two = try await b.generateKey().keyId
+            var moveOutcomes: [String: Int] = [:]
+            for round in 0..<12 {
+                _ = try await a.createAlias("moved-\(round)", key: one)
+                async let first = a.moveAlias("moved-\(round)", to: two)
+                async let second = b.moveAlias("moved-\(round)", to: two)
+                let (movedFirst, movedSecond) = try await (first, second)
+                #expect(movedFirst.keyId == two && movedSecond.keyId == two)
+
+                _ = try await a.createAlias("deleted-\(round)", key: one)
+                async let deletion: Void = a.deleteAlias("deleted-\(round)")
+                async let move = Self.code { _ = try await b.moveAlias("deleted-\(round)", to: two) }
+                try await deletion
+                let code = await move
+                #expect(code == "200" || code == "alias_not_found", "\(code)")
+                moveOutcomes[code, default: 0] += 1
+                #expect(try await a.listAliases(key: two).aliases.allSatisfy { !$0.alias.hasPrefix("deleted-") })
+            }
+            #expect(moveOutcomes.values.reduce(0, +) == 12, "\(moveOutcomes)")
+        }
+    }
+
+    /// "200", or the server's error code (else the error) of what `call` sent.
+    static func code(_ call: () async throws -> Void) async -> String {
+        do {
+            try await call()
+            return "200"
+        } catch {
+            return (error as? KMSClientError)?.code ?? "\(error)"
         }
     }
 

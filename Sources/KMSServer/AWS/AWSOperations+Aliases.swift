@@ -100,34 +100,47 @@ extension AWSOperations {
         let name = try aliasName(try input.string("AliasName"), .move)
         let reference = try targetReference(&input)
         try authorizeName(name, call)
-        let current = try await currentAlias(name, call)
-        let target = try await targetKey(reference, call)
-        if target.keyId != current.keyId { try checkNoGain(naming: target, as: name, key: reference, call) }
-        if call.dryRun { throw Self.dryRun }
-        guard target.keyId != current.keyId else { return .object([]) }
-        _ = try await native { () throws(KMSError) in
-            try await audit.durableChange(
-                "alias.move", [("alias", name), ("fromKeyId", current.keyId), ("key", target.keyId)], who: call.who
-            ) { () throws(KMSError) in
-                try await keys.moveAlias(current, to: target)
-            } result: { alias in
-                [("keyId", alias.keyId)]
+        return try await Self.againIfRaced { () async throws(AWSFault) in
+            let current = try await currentAlias(name, call)
+            let target = try await targetKey(reference, call)
+            if target.keyId != current.keyId { try checkNoGain(naming: target, as: name, key: reference, call) }
+            if call.dryRun { throw Self.dryRun }
+            guard target.keyId != current.keyId else { return .object([]) }
+            _ = try await native { () throws(KMSError) in
+                try await audit.durableChange(
+                    "alias.move", [("alias", name), ("fromKeyId", current.keyId), ("key", target.keyId)], who: call.who
+                ) { () throws(KMSError) in
+                    try await keys.moveAlias(current, to: target)
+                } result: { alias in
+                    [("keyId", alias.keyId)]
+                }
             }
+            return .object([])
         }
-        return .object([])
+    }
+
+    /// `attempt` again when the alias changed between its read and the write, as the native door
+    /// does (`KeyRing.againIfAliasChanged`; the fault keeps the conflict's `detail`).
+    private static func againIfRaced<T>(_ attempt: () async throws(AWSFault) -> T) async throws(AWSFault) -> T {
+        try await KeyRing.againIfAliasChanged(attempt) {
+            $0.detail != nil && $0.detail == KeyRing.aliasChanged.detail && $0.status == .serviceUnavailable
+        }
     }
 
     func deleteAlias(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         let name = try aliasName(try input.string("AliasName"), .delete)
         try authorizeName(name, call)
-        let current = try await currentAlias(name, call)
-        if call.dryRun { throw Self.dryRun }
-        try await native { () throws(KMSError) in
-            try await audit.durableChange("alias.delete", [("alias", name), ("keyId", current.keyId)], who: call.who) {
-                () throws(KMSError) in
-                try await keys.deleteAlias(current)
-            } result: { _ in
-                []
+        try await Self.againIfRaced { () async throws(AWSFault) in
+            let current = try await currentAlias(name, call)
+            if call.dryRun { throw Self.dryRun }
+            try await native { () throws(KMSError) in
+                try await audit.durableChange(
+                    "alias.delete", [("alias", name), ("keyId", current.keyId)], who: call.who
+                ) { () throws(KMSError) in
+                    try await keys.deleteAlias(current)
+                } result: { _ in
+                    []
+                }
             }
         }
         return .object([])

@@ -59,14 +59,16 @@ struct AliasesController: Sendable {
             try KeyRing.checkNotUUIDShaped(name, moving: true)
             try Self.checkPresent(input.keyId)
             try authorize(call, name: name)
-            let current = try await keys.aliasRecord(name)
-            try await authorize(call, currentKeyOf: current)
-            let target = try await keys.aliasTarget(try await authorize(call, key: input.keyId))
-            guard target.keyId != current.keyId else { return KeyRing.body(current) }
-            try checkNoGain(call, naming: target, as: name, key: input.keyId)
-            let fields = [("alias", name), ("fromKeyId", current.keyId), ("key", input.keyId)]
-            return try await audited("alias.move", fields, call) { () throws(KMSError) in
-                try await keys.moveAlias(current, to: target)
+            return try await Self.againIfRaced { () async throws(KMSError) in
+                let current = try await keys.aliasRecord(name)
+                try await authorize(call, currentKeyOf: current)
+                let target = try await keys.aliasTarget(try await authorize(call, key: input.keyId))
+                guard target.keyId != current.keyId else { return KeyRing.body(current) }
+                try checkNoGain(call, naming: target, as: name, key: input.keyId)
+                let fields = [("alias", name), ("fromKeyId", current.keyId), ("key", input.keyId)]
+                return try await audited("alias.move", fields, call) { () throws(KMSError) in
+                    try await keys.moveAlias(current, to: target)
+                }
             }
         }
         routes.sealed(
@@ -79,16 +81,23 @@ struct AliasesController: Sendable {
         ) { _, call throws(KMSError) in
             let name = try aliasParameter(call)
             try authorize(call, name: name)
-            let current = try await keys.aliasRecord(name)
-            try await authorize(call, currentKeyOf: current)
-            try await audit.durableChange("alias.delete", [("alias", name), ("keyId", current.keyId)], call) {
-                () throws(KMSError) in
-                try await keys.deleteAlias(current)
-            } result: { _ in
-                []
+            try await Self.againIfRaced { () async throws(KMSError) in
+                let current = try await keys.aliasRecord(name)
+                try await authorize(call, currentKeyOf: current)
+                try await audit.durableChange("alias.delete", [("alias", name), ("keyId", current.keyId)], call) {
+                    () throws(KMSError) in
+                    try await keys.deleteAlias(current)
+                } result: { _ in
+                    []
+                }
             }
             return EmptyBody()
         }
+    }
+
+    /// `attempt` again when the alias changed between its read and the write (`KeyRing.againIfAliasChanged`).
+    private static func againIfRaced<T>(_ attempt: () async throws(KMSError) -> T) async throws(KMSError) -> T {
+        try await KeyRing.againIfAliasChanged(attempt) { $0 == KeyRing.aliasChanged }
     }
 
     /// An alias change with its durable intent and result entries (the result names the key).

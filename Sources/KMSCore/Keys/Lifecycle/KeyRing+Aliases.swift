@@ -140,7 +140,33 @@ extension KeyRing {
             updatedAt: Timestamp.format(record.updatedAt))
     }
 
-    static let aliasChanged = KMSError(
+    /// Runs `attempt` (read the alias, check, change it conditionally) again when it fails
+    /// because the alias changed between its read and the write (`changed` says which errors
+    /// are that, as each door sees them): a move that lost to an identical move is then the no-op
+    /// `200` of rule 9.3, one that lost to a delete `404 alias_not_found`, and a delete that lost
+    /// to a move is judged on the key the alias names now (a review: concurrent changes on two
+    /// instances answered `503 server_busy`, which section 3 does not list). The lost attempt's
+    /// audit entries stay (its intent, and its `failure`). After `aliasRaceAttempts` losses in a
+    /// row the last error stands.
+    public static func againIfAliasChanged<T, E: Error>(
+        _ attempt: () async throws(E) -> T, changed: (E) -> Bool
+    ) async throws(E) -> T {
+        for _ in 1..<aliasRaceAttempts {
+            do {
+                return try await attempt()
+            } catch  where changed(error) {
+                continue
+            }
+        }
+        return try await attempt()
+    }
+
+    public static let aliasRaceAttempts = 8
+
+    /// The alias was moved or deleted between its read and the conditional write (by another
+    /// request, perhaps on another instance). The doors read it again and decide anew
+    /// (`againIfAliasChanged`); only a change that keeps losing answers this `503`.
+    public static let aliasChanged = KMSError(
         .serverBusy, "the alias changed concurrently; read it again and retry", retryAfterSeconds: 1,
         detail: "alias conflict")
 }
