@@ -193,6 +193,7 @@ public final class AtomicOutputFile {
     /// which the final rename would replace by a file holding the output.
     public static func unusableDestination(_ destination: URL) -> String? {
         if destination.hasDirectoryPath { return "names a folder, not a file" }
+        if let problem = nameProblem(destination) { return problem }
         var info = stat()
         guard stat(destination.path, &info) == 0 else { return nil }
         switch info.st_mode & S_IFMT {
@@ -200,6 +201,12 @@ public final class AtomicOutputFile {
         case S_IFDIR: return "is a folder, not a file"
         default: return "is not a regular file (a device, a pipe or a socket)"
         }
+    }
+
+    /// A final name past `NAME_MAX`, found before any work: the temporary name is cut to fit, so only
+    /// the final rename would fail (a review found a whole file processed first).
+    public static func nameProblem(_ destination: URL) -> String? {
+        destination.lastPathComponent.utf8.count > Int(NAME_MAX) ? "has a name longer than \(NAME_MAX) bytes" : nil
     }
 
     public func write(_ data: Data) throws {
@@ -211,8 +218,15 @@ public final class AtomicOutputFile {
         try handle.synchronize()
         try handle.close()
         guard rename(temporaryURL.path, destination.path) == 0 else {
+            // The system's reason (a sticky folder, a name too long), which "error 512" did not say (a review).
+            let reason = String(cString: strerror(errno))
             discard()
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: destination.path])
+            throw CocoaError(
+                .fileWriteUnknown,
+                userInfo: [
+                    NSFilePathErrorKey: destination.path,
+                    NSLocalizedDescriptionKey: "cannot rename the finished output onto it (\(reason))",
+                ])
         }
         // The output is in place; only its name's durability is in question: said, not ignored.
         let folder = open(destination.deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

@@ -27,7 +27,7 @@ extension KMSClient {
     static func paged(_ path: String, limit: Int?, after: String?) throws -> String {
         var query: [String] = []
         if let limit { query.append("limit=\(limit)") }
-        if let after { query.append("after=\(try pathSegment(after))") }
+        if let after { query.append("after=\(try pathSegment(after, "a cursor (a previous next)"))") }
         return path + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
     }
 
@@ -70,10 +70,13 @@ extension KMSClient {
 
     /// Key ids and aliases are URL-safe by grammar; anything else is refused here
     /// rather than percent-encoded into a different AAD target.
-    static func pathSegment(_ text: String) throws -> String {
+    /// `kind` names what the segment should be, for the refusal, which repeats a text only when it is
+    /// short (a long one given in the wrong place may be a secret).
+    static func pathSegment(_ text: String, _ kind: String = "a key id or alias") throws -> String {
         guard !text.isEmpty, text.utf8.allSatisfy({ ClientToken.isTokenCharacter($0) && $0 != UInt8(ascii: "~") })
         else {
-            throw KMSClientError.configuration("'\(text)' is not a key id or alias")
+            let shown = text.utf8.count <= 64 ? "'\(text)'" : "a text of \(text.count) characters"
+            throw KMSClientError.configuration("\(shown) is not \(kind)")
         }
         return text
     }

@@ -40,11 +40,14 @@ extension KMSClient {
     public func revokeAccessKey(_ client: String, accessKeyId: String) async throws -> ClientBody {
         let target = WirePath.target(
             WirePath.clientAccessKeyRevoke,
-            ["client": try Self.pathSegment(client), "accessKeyId": try Self.pathSegment(accessKeyId)])
+            [
+                "client": try Self.pathSegment(client, "a client id or name"),
+                "accessKeyId": try Self.pathSegment(accessKeyId, "an access key id"),
+            ])
         return try await call("POST", target, body: EmptyBody(), idempotent: true)
     }
 
     private func clientPath(_ pattern: String, _ client: String) throws -> String {
-        WirePath.target(pattern, ["client": try Self.pathSegment(client)])
+        WirePath.target(pattern, ["client": try Self.pathSegment(client, "a client id or name")])
     }
 }

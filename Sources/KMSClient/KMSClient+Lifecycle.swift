@@ -57,12 +57,13 @@ extension KMSClient {
 
     public func moveAlias(_ alias: String, to key: String) async throws -> AliasBody {
         try await call(
-            "POST", WirePath.target(WirePath.alias, ["alias": try Self.pathSegment(alias)]),
+            "POST", WirePath.target(WirePath.alias, ["alias": try Self.pathSegment(alias, "an alias")]),
             body: MoveAliasRequest(keyId: key), idempotent: true)
     }
 
     public func deleteAlias(_ alias: String) async throws {
         let _: EmptyBody = try await call(
-            "DELETE", WirePath.target(WirePath.alias, ["alias": try Self.pathSegment(alias)]), idempotent: false)
+            "DELETE", WirePath.target(WirePath.alias, ["alias": try Self.pathSegment(alias, "an alias")]),
+            idempotent: false)
     }
 }

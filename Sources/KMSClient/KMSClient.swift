@@ -55,6 +55,9 @@ public final class KMSClient: Sendable {
         guard ClientToken.isWellFormed(token, prefix: nil) else {
             throw KMSClientError.configuration("the token must match [A-Za-z0-9._~-]{32,256}")
         }
+        guard HTTPTransport.hasValidPort(configuration.baseURL) else {
+            throw KMSClientError.configuration("the server URL's port is not 1 to 65535")
+        }
         self.configuration = configuration
         self.transport = transport ?? HTTPTransport(baseURL: configuration.baseURL)
         state = Mutex(State(token: token))

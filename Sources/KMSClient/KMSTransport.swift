@@ -141,7 +141,17 @@ public struct HTTPTransport: KMSTransport {
         self.timeout = timeout
     }
 
+    /// Whether `baseURL`'s port, when it names one, is a TCP port: AsyncHTTPClient traps on one past
+    /// 65535 (a review: `--url http://127.0.0.1:99999` crashed the CLI).
+    public static func hasValidPort(_ baseURL: String) -> Bool {
+        guard let port = URLComponents(string: baseURL)?.port else { return true }
+        return (1...65_535).contains(port)
+    }
+
     public func send(_ request: TransportRequest) async throws -> TransportResponse {
+        guard Self.hasValidPort(baseURL) else {
+            throw TransportNeverSent(KMSClientError.configuration("the server URL's port is not 1 to 65535"))
+        }
         var outgoing = HTTPClientRequest(url: baseURL + request.target)
         outgoing.method = HTTPMethod(rawValue: request.method)
         for (name, value) in request.headers { outgoing.headers.add(name: name, value: value) }

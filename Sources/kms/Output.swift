@@ -59,6 +59,8 @@ func reportFailure(_ error: any Error, hidingLongArguments arguments: [String] =
     if !text.isEmpty {
         if code == .success {
             print(text)
+            // Help and --version are output too: one that cannot be written fails (`kms --help > /dev/full`).
+            finishStandardOutput()
         } else {
             let hidden = LongArguments(arguments)
             let shown = ShownText.error(

@@ -203,7 +203,8 @@ import Testing
         // A password in it is not repeated (a review: `htps://u:secret@h` was echoed whole).
         for bad in [
             "127.0.0.1:3000", "ftp://127.0.0.1/", "http://", "htps://u:pass-word@h", "htps://u:a b%@h",
-            "u:pass-word@h:1", "http:/u:pass-word@h",
+            "u:pass-word@h:1", "http:/u:pass-word@h", "http://127.0.0.1:99999", "http://[::1]:70000",
+            "http://127.0.0.1:0",
         ] {
             let result = try await CLIProcess.run(
                 ["keys", "list", "--url", bad], environment: ["KMS_KNOWN_SERVERS": "off"])
@@ -242,11 +243,14 @@ import Testing
     /// exited 0 with the ciphertext lost); a closed standard output is one, not a number for the next file.
     @Test func standardOutputThatCannotBeWrittenFails() async throws {
         let known = FileManager.default.temporaryDirectory.appendingPathComponent("kms-known-\(UUID().uuidString)")
-        for redirect in ["> /dev/full", ">&-"] {
+        // Help is output too (a review: `kms --help > /dev/full` exited 0).
+        for (verb, redirect) in [
+            ("known-servers list", "> /dev/full"), ("known-servers list", ">&-"), ("--help", "> /dev/full"),
+        ] {
             let result = try await offPool { () throws -> (Int32, String) in
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: "/bin/sh")
-                process.arguments = ["-c", #""$KMS" known-servers list \#(redirect); echo "status $?" >&2"#]
+                process.arguments = ["-c", #""$KMS" \#(verb) \#(redirect); echo "status $?" >&2"#]
                 process.environment = CLIProcess.environment([
                     "KMS": CLIProcess.binary.path, "KMS_KNOWN_SERVERS": known.path,
                 ])
@@ -1009,6 +1013,11 @@ enum DurableMode {
             let bad = try await CLIProcess.run(["keys", "show", name], environment: env)
             #expect(bad.status == 64 && bad.stderr.contains("is not a key id or alias"), "\(bad.status) \(bad.stderr)")
         }
+        // A client is named as one (a review: "'a/b' is not a key id or alias").
+        let badClient = try await CLIProcess.run(["clients", "show", "a/b"], environment: env)
+        #expect(
+            badClient.status == 64 && badClient.stderr.contains("'a/b' is not a client id or name"),
+            "\(badClient.stderr)")
         // The next page's hint keeps --key (a probe followed it to every key's aliases).
         let paged = try await run(["aliases", "list", "--key", "life", "--limit", "1"]).stdout
         #expect(paged.contains("more: kms aliases list --after ") && paged.contains(" --key life"), "\(paged)")

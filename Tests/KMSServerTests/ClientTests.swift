@@ -34,6 +34,18 @@ import Testing
                 == "{\n  \"d\" : \"a\\u009bb\\u202ec\\udb40\\udc41\\u007f\"\n}")
     }
 
+    /// A port past 65535 made AsyncHTTPClient trap (a review crashed the CLI with `--url …:99999`):
+    /// the client refuses it, and so does the transport used alone.
+    @Test func aPortThatIsNotOneIsRefused() async throws {
+        #expect(throws: KMSClientError.self) {
+            try KMSClient(KMSClientConfiguration(baseURL: "http://127.0.0.1:99999"))
+        }
+        await #expect(throws: TransportNeverSent.self) {
+            try await HTTPTransport(baseURL: "http://127.0.0.1:70000").send(
+                TransportRequest(method: "GET", target: "/healthz", headers: [], body: nil))
+        }
+    }
+
     @Test func typedAPIEndToEnd() async throws {
         try await TestServer().run { server in
             let kms = try client(server.port, fingerprint: TestServer.identity.fingerprint.uppercased())

@@ -316,6 +316,25 @@ import Testing
         let full = try await Self.runWith(["decrypt-file", sealed.path, "-"], env, stdin: nil, stdout: "/dev/full")
         #expect(full.status == 1 && full.stderr.contains("io_error"), "\(full.stderr)")
 
+        // Found before any work (a review of the CLI): standard input closed, a folder, or endless for a verb that
+        // reads it whole (it grew until the machine ran out of memory, or trapped in Foundation's read); the
+        // input as standard output (`f - >> f` fed itself until the disk was full); an empty input path; an
+        // output name past NAME_MAX (the whole file was processed before the rename failed).
+        let shell = env.merging(["KMS": CLIProcess.binary.path, "IN": input.path, "DIR": folder.path]) { $1 }
+        for (script, expected) in [
+            (#"exec "$KMS" encrypt --key files <&-"#, "cannot read standard input"),
+            (#"exec "$KMS" encrypt --key files < "$DIR""#, "cannot read standard input"),
+            (#"exec "$KMS" decrypt < /dev/zero"#, "larger than 16 MiB"),
+            (#"exec "$KMS" decrypt-file - - < "$DIR" > /dev/null"#, "standard input cannot be read"),
+            (#"exec "$KMS" encrypt-file --key files "$IN" - >> "$IN""#, "standard output is the input file itself"),
+            (#"exec "$KMS" encrypt-file --key files '' "$DIR/x.kms""#, "an empty path names no file"),
+            (#"exec "$KMS" encrypt-file --key files "$IN" "$DIR/$(printf '%0256d' 0)""#, "longer than 255 bytes"),
+        ] {
+            let refused = try await Self.runShell(script, shell)
+            #expect(refused.status == 64 && refused.stderr.contains(expected), "\(script): \(refused.stderr)")
+        }
+        #expect(try Data(contentsOf: input) == plain, "the input was left as it was")
+
         // A header and commitment and nothing after: decrypt-file says truncated, and so does rewrap-file now.
         let bytes = try Data(contentsOf: sealed)
         let headerLength = Int(bytes[8]) << 8 | Int(bytes[9])

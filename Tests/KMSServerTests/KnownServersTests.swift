@@ -279,6 +279,40 @@ import Testing
         #expect(backup.status == 64 && backup.stdout.contains("standard output is a terminal"), "\(backup.stdout)")
     }
 
+    /// On this machine one port is one server however its address is spelt (a review: a changed key
+    /// was refused at `127.0.0.1:PORT` and taken as a first contact at `localhost:PORT`).
+    @Test func aServerOnThisMachineIsOneServerUnderEverySpelling() async throws {
+        let server = try await ServeProcess()
+        let file = server.folder.appendingPathComponent("home/kms/known_servers")
+        var env = server.clientEnvironment
+        env["KMS_KNOWN_SERVERS"] = file.path
+        env["KMS_SERVER_FINGERPRINT"] = nil
+        func run(_ host: String) async throws -> CLIProcess.Output {
+            try await CLIProcess.run(
+                ["random", "--bytes", "4", "--url", "http://\(host):\(server.port)"], environment: env)
+        }
+        let first = try await run("127.0.0.1")
+        #expect(first.status == 0 && first.stderr.contains("note: remembered"), "\(first.stderr)")
+        let other = try await run("localhost")
+        #expect(other.status == 0 && !other.stderr.contains("remembered"), "one entry serves both: \(other.stderr)")
+        let text = try String(contentsOf: file, encoding: .utf8)
+        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("http://127.0.0.1:") })
+        let remembered = String(line.split(separator: " ")[1])
+        try text.replacingOccurrences(of: remembered, with: "SHA256:" + String(repeating: "1", count: 64))
+            .write(to: file, atomically: true, encoding: .utf8)
+        for host in ["localhost", "LOCALHOST"] {
+            let changed = try await run(host)
+            #expect(
+                changed.status == 1 && changed.stderr.contains("remembers SHA256:111"), "\(host): \(changed.stderr)")
+        }
+        let forgot = try await CLIProcess.run(
+            ["known-servers", "forget", "http://localhost:\(server.port)"], environment: env)
+        let afterForget = try String(contentsOf: file, encoding: .utf8)
+        #expect(forgot.status == 0 && !afterForget.contains(":\(server.port) "), "\(afterForget)")
+        #expect(try await run("localhost").status == 0)
+        #expect(try await server.stop() == 0)
+    }
+
     @Test(.enabled(if: outsideAddress != nil, "this machine has no IPv4 address besides loopback"))
     func aServerElsewhereIsRememberedAndAnotherKeyThereIsRefused() async throws {
         let address = try #require(Self.outsideAddress)

@@ -56,7 +56,7 @@ struct ClientOptions: ParsableArguments {
         // on and said "server_unreachable" or "no_answer" with the HTTP library's words (a probe).
         guard KnownServers.origin(of: baseURL) != nil else {
             throw ValidationError(
-                "the server URL (--url, KMS_URL or BASE_URL) is not an http:// or https:// URL with a host: \(KMSClientConfiguration.redacted(baseURL))"
+                "the server URL (--url, KMS_URL or BASE_URL) is not an http:// or https:// URL with a host (and a port of 1 to 65535): \(KMSClientConfiguration.redacted(baseURL))"
             )
         }
         // An `@` after the host (a password's raw `@`, which URLComponents splits at the first one) would

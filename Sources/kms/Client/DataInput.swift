@@ -29,6 +29,23 @@ struct DataInput: ParsableArguments {
     /// The most `--file` reads: past any request the server takes.
     static let maxFileBytes = 16 << 20
 
+    /// At most `maxFileBytes` of `handle`, or a usage error naming it: `/dev/zero` would otherwise grow
+    /// until the process is killed (the server's body limit, 1 MiB by default, refuses far less anyway).
+    static func readBounded(_ handle: FileHandle, named name: String) throws -> Data {
+        let data: Data
+        do {
+            data = try handle.read(upToCount: maxFileBytes + 1) ?? Data()
+        } catch {
+            throw ValidationError(
+                "io_error: cannot read \(name): \((error as? CocoaError).map(posixReason) ?? "\(error)")")
+        }
+        guard data.count <= maxFileBytes else {
+            throw ValidationError(
+                "\(name) is larger than \(maxFileBytes / (1 << 20)) MiB; for files, use encrypt-file and decrypt-file")
+        }
+        return data
+    }
+
     /// The input as text without surrounding whitespace (ciphertexts).
     func readText() throws -> String {
         String(decoding: try read(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -43,24 +60,15 @@ struct DataInput: ParsableArguments {
             data = Data(literal.utf8)
         } else if let file, file != "-" {
             // Read as a stream, so that a pipe (`--file <(…)`) or a device works as standard input does.
-            guard !FileEndpoints.isFolder(file), let handle = FileHandle(forReadingAtPath: file) else {
+            guard !file.isEmpty, !FileEndpoints.isFolder(file), let handle = FileHandle(forReadingAtPath: file) else {
                 throw ValidationError("io_error: cannot read \(file)")
             }
             defer { try? handle.close() }
-            do {
-                // Bounded: `--file /dev/zero` would otherwise grow until the process is killed. The server's
-                // body limit (1 MiB by default) refuses far less than this anyway.
-                data = try handle.read(upToCount: Self.maxFileBytes + 1) ?? Data()
-            } catch {
-                throw ValidationError("io_error: cannot read \(file)")
-            }
-            guard data.count <= Self.maxFileBytes else {
-                throw ValidationError(
-                    "\(file) is larger than \(Self.maxFileBytes / (1 << 20)) MiB; for files, use encrypt-file and decrypt-file"
-                )
-            }
+            data = try Self.readBounded(handle, named: file)
         } else {
-            data = FileHandle.standardInput.readDataToEndOfFile()
+            // The same bound and errors for standard input (a review: `kms decrypt < /dev/zero` grew until the
+            // machine ran out of memory, and a closed or unreadable one trapped in Foundation's read).
+            data = try Self.readBounded(FileHandle.standardInput, named: "standard input")
         }
         guard base64 else { return data }
         let trimmed = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

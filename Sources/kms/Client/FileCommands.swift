@@ -31,7 +31,16 @@ struct FileEndpoints {
     /// `path`, or standard input for `-`; one that cannot be opened, or a
     /// folder (which opens, then fails on read), is a usage error (64) named `io_error`.
     static func open(_ path: String) throws -> FileHandle {
-        guard path != "-" else { return FileHandle.standardInput }
+        guard path != "-" else {
+            // Found before any work, as a path's would be (a review: a folder or a closed standard input
+            // failed only once the work had begun, exit 1).
+            var info = stat()
+            guard fstat(STDIN_FILENO, &info) == 0, (info.st_mode & S_IFMT) != S_IFDIR,
+                fcntl(STDIN_FILENO, F_GETFL) & O_ACCMODE != O_WRONLY
+            else { throw ValidationError("io_error: standard input cannot be read (closed, or a folder)") }
+            return FileHandle.standardInput
+        }
+        guard !path.isEmpty else { throw ValidationError("io_error: an empty path names no file") }
         if isFolder(path) { throw ValidationError("io_error: \(path) is a folder, not a file") }
         do {
             return try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
@@ -47,6 +56,19 @@ struct FileEndpoints {
         var info = stat()
         guard (path == "-" ? fstat(STDIN_FILENO, &info) : stat(path, &info)) == 0 else { return path != "-" }
         return (info.st_mode & S_IFMT) == S_IFREG && (path != "-" || lseek(STDIN_FILENO, 0, SEEK_CUR) == 0)
+    }
+
+    /// Refuses standard output that is the input file itself (`encrypt-file f - >> f`): the input is
+    /// read past its first size, so the output fed the input until the disk was full (a review), as
+    /// `cat f >> f` would but for its own refusal. A path output onto its input is safe: it is written
+    /// to a temporary file and renamed over it.
+    static func refuseOutputOntoInput(_ source: FileHandle) throws {
+        var input = stat()
+        var output = stat()
+        guard fstat(source.fileDescriptor, &input) == 0, fstat(STDOUT_FILENO, &output) == 0,
+            (input.st_mode & S_IFMT) == S_IFREG, input.st_dev == output.st_dev, input.st_ino == output.st_ino
+        else { return }
+        throw ValidationError("io_error: standard output is the input file itself")
     }
 
     static func isFolder(_ path: String) -> Bool {
@@ -72,6 +94,7 @@ struct FileEndpoints {
         let read: FileStream.Read = { try reader($0) }
         if output == "-" {
             try refuseTerminalOutput()
+            try Self.refuseOutputOntoInput(source)
             // Nothing to remove, but a shortened mapped input is still `io_error`, not a crash.
             let cleanup = InterruptCleanup(removing: "", everySignal: false)
             defer { cleanup.cancel() }
@@ -84,6 +107,9 @@ struct FileEndpoints {
         }
         if output.hasSuffix("/") {
             throw ValidationError("io_error: \(output) ends in /, so it names a folder, not a file")
+        }
+        if let problem = AtomicOutputFile.nameProblem(destination) {
+            throw ValidationError("io_error: \(output) \(problem)")
         }
         // A device, a pipe or a socket (or a link to one, such as /dev/stdout) would be replaced by a
         // regular file holding the output (a review found `decrypt-file x.kms /dev/stdout` did that).

@@ -80,6 +80,8 @@ struct KnownServers: Sendable {
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         if host.contains(":") { host = "[\(host)]" }
         let port = parts.port ?? (scheme == "https" ? 443 : 80)
+        // Not a URL the client can use: AsyncHTTPClient traps on a port past 65535 (a review).
+        guard (1...65_535).contains(port) else { return nil }
         var path = parts.percentEncodedPath
         while path.hasSuffix("/") { path.removeLast() }
         let origin = "\(scheme)://\(host):\(port)\(path)"
@@ -141,7 +143,27 @@ struct KnownServers: Sendable {
     }
 
     func entry(for origin: String) throws(CLIFailure) -> Entry? {
-        try entries().first { $0.url == origin }
+        try entries().first { Self.sameServer($0.url, origin) }
+    }
+
+    /// Whether two origins name one server: equal, or both on this machine (`localhost`, 127.0.0.0/8,
+    /// `[::1]`) with one scheme, port and path. A review: after a fresh data folder on port 4401,
+    /// `http://127.0.0.1:4401` was refused loudly, but `http://localhost:4401` was a first contact,
+    /// accepted with a note by a script, and the CLI's default URL and docs/api.md's spell it apart.
+    static func sameServer(_ one: String, _ other: String) -> Bool {
+        guard one != other else { return true }
+        guard let first = URLComponents(string: one), let second = URLComponents(string: other),
+            let a = first.percentEncodedHost, let b = second.percentEncodedHost, isLoopback(a), isLoopback(b)
+        else { return false }
+        return first.scheme == second.scheme && first.port == second.port
+            && first.percentEncodedPath == second.percentEncodedPath
+    }
+
+    private static func isLoopback(_ host: String) -> Bool {
+        if host == "localhost" || host == "[::1]" { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127"
+            && parts.allSatisfy { part in part.count <= 3 && UInt8(part) != nil && part.allSatisfy(\.isASCII) }
     }
 
     /// What `remember` found.
@@ -158,7 +180,7 @@ struct KnownServers: Sendable {
     func remember(_ origin: String, fingerprint: String, at now: Date = Date()) throws(CLIFailure) -> Remembered {
         try locked { () throws(CLIFailure) -> Remembered in
             let current = try text()
-            if let known = try entries(in: current ?? "").first(where: { $0.url == origin }) {
+            if let known = try entries(in: current ?? "").first(where: { Self.sameServer($0.url, origin) }) {
                 guard Fingerprint.matches(known.fingerprint, fingerprint) else {
                     return .conflict(conflict(origin, remembered: known.fingerprint, answered: fingerprint))
                 }
@@ -178,14 +200,19 @@ struct KnownServers: Sendable {
         )
     }
 
-    /// Removes `origin`'s entry; false when there was none.
+    /// Removes `origin`'s entry (and those of its other spellings on this machine: `sameServer`);
+    /// false when there was none.
     func forget(_ origin: String) throws(CLIFailure) -> Bool {
         try locked { () throws(CLIFailure) -> Bool in
-            guard let current = try text(), try entries(in: current).contains(where: { $0.url == origin }) else {
+            guard let current = try text(),
+                try entries(in: current).contains(where: { Self.sameServer($0.url, origin) })
+            else {
                 return false
             }
             // Comments and every other line are kept as they are.
-            let kept = Self.lines(Self.withLineEnd(current)).filter { Self.fields($0).first.map(String.init) != origin }
+            let kept = Self.lines(Self.withLineEnd(current)).filter { line in
+                Self.fields(line).first.map { !Self.sameServer(String($0), origin) } ?? true
+            }
             try write(kept.joined(separator: "\n"))
             return true
         }
