@@ -49,6 +49,17 @@ import Testing
             #expect(refused?.message.contains(broken.keyId) == false, "the client is told only that it happened")
         }
         #expect(try await reopened.key(id: sound.keyId)?.aliases == ["photos"])
+        // The damaged alias is answered as damaged, never as absent, and no list of aliases leaves it out
+        // (a review: it vanished, and a backup without it exited 0).
+        for refused in [
+            await #expect(throws: KMSError.self) { try await reopened.alias("lost") },
+            await #expect(throws: KMSError.self) { try await reopened.key(alias: "lost") },
+            await #expect(throws: KMSError.self) { try await reopened.listAliases(after: nil, limit: 10, keyId: nil) },
+            await #expect(throws: KMSError.self) { try await FileBackupStore.read(folder: folder) },
+        ] {
+            #expect(refused?.isDamagedRecord == true, "\(String(describing: refused))")
+        }
+        #expect(try await reopened.alias("photos")?.keyId == sound.keyId)
         let damaged = try FileKeyStore.damagedFiles(folder: folder)
         #expect(
             damaged.count == 2 && damaged[0].contains("keys/\(broken.keyId).json")
@@ -70,6 +81,17 @@ import Testing
         await #expect(throws: KMSError.self) { try await reopened.list(after: nil, limit: 10) }
         await #expect(throws: KMSError.self) { try await FileBackupStore.read(folder: folder) }
         #expect(try await reopened.key(id: "k-none") == nil)
+        // A link to nothing in a key file's place is damage too (a review: the key vanished from every list).
+        let linked = sampleRecord(versions: 1)
+        try await reopened.create(linked)
+        let linkedFile = folder.appendingPathComponent("keys/\(linked.keyId).json")
+        try FileManager.default.removeItem(at: linkedFile)
+        try FileManager.default.createSymbolicLink(atPath: linkedFile.path, withDestinationPath: "/nonexistent/k.json")
+        let relinked = try open(folder)
+        let dangling = await #expect(throws: KMSError.self) { try await relinked.key(id: linked.keyId) }
+        #expect(dangling?.isDamagedRecord == true && dangling?.detail?.contains("a link to nothing") == true)
+        #expect(throws: DurableFile.Failure.self) { try DurableFile.readIfPresent(linkedFile) }
+        #expect(try FileKeyStore.damagedFiles(folder: folder).contains { $0.contains("a link to nothing") })
 
         #expect(try DurableFile.readIfPresent(folder.appendingPathComponent("missing")) == nil)
         #expect(try DurableFile.names(in: folder.appendingPathComponent("missing")).isEmpty)

@@ -61,11 +61,14 @@ public struct KMSError: Error, Sendable, Equatable {
     /// damaged file); which record and why is in the detail, logged only. No
     /// `Retry-After`: waiting does not help, an operator restoring the record does.
     public static func damagedRecord(_ detail: String) -> KMSError {
-        KMSError(
-            .serverBusy,
-            "a stored record on the server is damaged and cannot be read; its operator can find it with kms doctor",
-            detail: detail)
+        KMSError(.serverBusy, damagedRecordMessage, detail: detail)
     }
+
+    private static let damagedRecordMessage =
+        "a stored record on the server is damaged and cannot be read; its operator can find it with kms doctor"
+
+    /// Whether this is `damagedRecord`'s refusal.
+    public var isDamagedRecord: Bool { code == .serverBusy && message == Self.damagedRecordMessage }
 
     /// Whether the server should log this error at error level (bugs and outages).
     public var needsOperatorAttention: Bool { isInternal || (code == .serverBusy && detail != nil) }

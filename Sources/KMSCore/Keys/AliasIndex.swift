@@ -5,6 +5,10 @@ import KMSProtocol
 /// current by its writes.
 struct AliasIndex: Sendable {
     private(set) var byName: [String: AliasRecord] = [:]
+    /// Alias files that cannot be read as one, with why: the alias is answered as damaged, never as
+    /// absent, and no list of aliases is made while one is (a review: a corrupt alias file made the
+    /// alias vanish at run time and from backups, `kms backup` exit 0).
+    var damaged: [String: String] = [:]
     private var byKey: [String: Set<String>] = [:]
 
     mutating func set(_ record: AliasRecord) {

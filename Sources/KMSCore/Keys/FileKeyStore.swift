@@ -139,7 +139,7 @@ public final class FileKeyStore: KeyStore {
     public func key(alias: String) async throws(KMSError) -> KeyRecord? {
         guard Self.isSafeName(alias) else { return nil }
         return try await serially { () throws(KMSError) -> KeyRecord? in
-            guard let id = try self.aliasIndex().byName[alias]?.keyId else { return nil }
+            guard let id = try self.undamagedAliasIndex(alias).byName[alias]?.keyId else { return nil }
             return try self.readAttached(id)
         }
     }
@@ -264,7 +264,7 @@ public final class FileKeyStore: KeyStore {
 
     public func alias(_ name: String) async throws(KMSError) -> AliasRecord? {
         guard Self.isSafeName(name) else { return nil }
-        return try await serially { () throws(KMSError) in try self.aliasIndex().byName[name] }
+        return try await serially { () throws(KMSError) in try self.undamagedAliasIndex(name).byName[name] }
     }
 
     public func createAlias(_ record: AliasRecord, copying: Bool) async throws(KMSError) {
@@ -290,7 +290,9 @@ public final class FileKeyStore: KeyStore {
         async throws(KMSError) -> Bool
     {
         try await serially { () throws(KMSError) -> Bool in
-            guard var record = try self.aliasIndex().byName[alias], record.keyId == expectedKeyId else { return false }
+            guard var record = try self.undamagedAliasIndex(alias).byName[alias], record.keyId == expectedKeyId else {
+                return false
+            }
             if let refusal = KMSError.refusalToTakeAlias(try self.readKey(keyId)) { throw refusal }
             record.keyId = keyId
             record.updatedAt = now
@@ -308,7 +310,7 @@ public final class FileKeyStore: KeyStore {
 
     public func deleteAlias(_ alias: String, expectedKeyId: String) async throws(KMSError) -> Bool {
         try await serially { () throws(KMSError) -> Bool in
-            guard try self.aliasIndex().byName[alias]?.keyId == expectedKeyId else { return false }
+            guard try self.undamagedAliasIndex(alias).byName[alias]?.keyId == expectedKeyId else { return false }
             guard unlink(self.aliasURL(alias).path) == 0 || errno == ENOENT else {
                 throw KMSError.storageUnavailable("cannot delete alias: errno \(errno)")
             }
@@ -324,7 +326,13 @@ public final class FileKeyStore: KeyStore {
     }
 
     public func listAliases(after: String?, limit: Int, keyId: String?) async throws(KMSError) -> [AliasRecord] {
-        try await serially { () throws(KMSError) in try self.aliasIndex().page(after: after, limit: limit, keyId: keyId)
+        try await serially { () throws(KMSError) in
+            let index = try self.aliasIndex()
+            // Not a list without the damaged alias: a backup made from it would lose the alias unseen.
+            if let (name, why) = index.damaged.min(by: { $0.key < $1.key }) {
+                throw KMSError.damagedRecord("alias \(name): \(why)")
+            }
+            return index.page(after: after, limit: limit, keyId: keyId)
         }
     }
 
@@ -384,16 +392,24 @@ public final class FileKeyStore: KeyStore {
         let keys = folder.appendingPathComponent("keys")
         // A file that cannot be read at all (EACCES, EIO) is thrown, not listed: it is not damage to restore.
         for name in try DurableFile.storedNames(in: keys) where name.hasSuffix(".json") && !name.hasPrefix(".") {
-            guard let data = try DurableFile.storedBytes(keys.appendingPathComponent(name)) else { continue }
             do throws(KMSError) {
+                // A link to nothing, a folder or a device in its place is damage as a bad record is.
+                guard let data = try DurableFile.storedBytes(keys.appendingPathComponent(name)) else { continue }
                 _ = try decodeKeyFile(data, id: String(name.dropLast(5)))
-            } catch {
+            } catch  where error.isDamagedRecord {
                 damaged.append(error.detail ?? "keys/\(name): \(error.message)")
             }
         }
         let aliases = folder.appendingPathComponent("aliases")
         for name in try DurableFile.storedNames(in: aliases) where !name.hasPrefix(".") && isSafeName(name) {
-            guard let data = try DurableFile.storedBytes(aliases.appendingPathComponent(name)) else { continue }
+            let data: Data?
+            do {
+                data = try DurableFile.storedBytes(aliases.appendingPathComponent(name))
+            } catch  where error.isDamagedRecord {
+                damaged.append(error.detail ?? "aliases/\(name): \(error.message)")
+                continue
+            }
+            guard let data else { continue }
             if AliasFileFormat.decode(data, alias: name) == nil {
                 damaged.append(
                     "alias file aliases/\(name) is corrupt: the alias can be neither used nor deleted, nor made again")
@@ -435,10 +451,19 @@ public final class FileKeyStore: KeyStore {
         var index = AliasIndex()
         let names = try DurableFile.storedNames(in: aliasFolder)
         for name in names where !name.hasPrefix(".") && Self.isSafeName(name) {
-            guard let data = try DurableFile.storedBytes(aliasURL(name)),
-                let parsed = AliasFileFormat.decode(data, alias: name),
-                state.withLock({ $0.hasKey(parsed.keyId) })
-            else { continue }
+            let data: Data?
+            do {
+                data = try DurableFile.storedBytes(aliasURL(name))
+            } catch  where error.isDamagedRecord {
+                index.damaged[name] = error.detail ?? "damaged"
+                continue
+            }
+            guard let data else { continue }
+            guard let parsed = AliasFileFormat.decode(data, alias: name) else {
+                index.damaged[name] = "alias file aliases/\(name) is corrupt"
+                continue
+            }
+            guard state.withLock({ $0.hasKey(parsed.keyId) }) else { continue }
             if let record = parsed.record {
                 index.set(record)
             } else if let key = try readKey(parsed.keyId) {
@@ -447,6 +472,13 @@ public final class FileKeyStore: KeyStore {
             }
         }
         state.withLock { $0.aliases = index }
+        return index
+    }
+
+    /// The alias index, refusing when `alias`'s own file is damaged.
+    private func undamagedAliasIndex(_ alias: String) throws(KMSError) -> AliasIndex {
+        let index = try aliasIndex()
+        if let why = index.damaged[alias] { throw KMSError.damagedRecord("alias \(alias): \(why)") }
         return index
     }
 

@@ -16,6 +16,9 @@ public import Foundation
 public enum DurableFile {
     public struct Failure: Error, CustomStringConvertible, Sendable {
         public let description: String
+        /// What is there is not a record and waiting will not make it one (a folder, a device, a link
+        /// to nothing), as against an error of the disk.
+        public var damaged = false
     }
 
     /// Creates `folder` (and parents) with mode 0700 if missing, and checks
@@ -146,7 +149,13 @@ public enum DurableFile {
         // queue) until something wrote to it (a review); it is then refused below as not a regular file.
         let fd = open(url.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
-            if errno == ENOENT { return nil }
+            if errno == ENOENT {
+                // A link to nothing is damage, not absence (a review: a dangling link in place of a key file
+                // made the key vanish from lists, lookups and backups, with no warning and `kms backup` exit 0).
+                var info = stat()
+                guard lstat(url.path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK else { return nil }
+                throw Failure(description: "\(url.path) is a link to nothing", damaged: true)
+            }
             throw failure("cannot open \(url.path)")
         }
         defer { close(fd) }
@@ -154,7 +163,7 @@ public enum DurableFile {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw failure("cannot stat \(url.path)") }
         guard info.st_mode & S_IFMT == S_IFREG else {
-            throw Failure(description: "\(url.path) is not a regular file")
+            throw Failure(description: "\(url.path) is not a regular file", damaged: true)
         }
         // Blocking again for the reads (a FUSE file system may honour the flag and answer EAGAIN).
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
@@ -226,7 +235,7 @@ extension DurableFile {
         do {
             return try readIfPresent(url)
         } catch {
-            throw KMSError.storageUnavailable(error.description)
+            throw error.damaged ? KMSError.damagedRecord(error.description) : .storageUnavailable(error.description)
         }
     }
 
