@@ -88,9 +88,13 @@ public func buildApplication(
     for folder in Set(folders.map(\.standardizedFileURL)) {
         if let warning = DurableFile.looseness(of: folder) { logger.warning("\(warning)") }
     }
-    let masterKey = try MasterKeyLoader.load(
+    let (masterKey, createdMasterKey) = try MasterKeyLoader.loadNoting(
         base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
     let stores = try await openStores(config, dependencies: dependencies, masterKey: masterKey, storeLock: storeLock)
+    if createdMasterKey {
+        try await refuseNewMasterKeyForOldStore(config, secrets: stores.secrets)
+        MasterKeyLoader.noteCreated(config.masterKeyFile, logger: logger)
+    }
     let identity: IdentityKey
     if let provided = dependencies.identity {
         identity = provided
@@ -219,6 +223,19 @@ func makeRoutes(
     docs.register(on: &routes)
     docs.publish(routes.table)
     return routes.table
+}
+
+/// A master key made at this start beside a store that already holds secrets (its identity key) is
+/// removed again and start-up refused: the store was made under another master key, which the file
+/// no longer holds (moved, deleted, another `KMS_MASTER_KEY_FILE`). The new key could open nothing,
+/// and left behind it looked like the one to back up (a review).
+func refuseNewMasterKeyForOldStore(_ config: KMSConfiguration, secrets: any SecretBlobStore) async throws {
+    guard try await secrets.blob(named: IdentityKeyLoader.blobName) != nil else { return }
+    unlink(config.masterKeyFile.path)
+    throw StartupFailure(
+        description:
+            "no master key was at \(config.masterKeyFile.path) (KMS_MASTER_KEY_FILE), but the store already holds secrets wrapped by one: a new key could open none of them, so none was kept. Put the store's master key back there (from its backup), or give it as KMS_MASTER_KEY"
+    )
 }
 
 /// Opens the audit log (resuming its chain), loads its key, and records the

@@ -809,6 +809,26 @@ import Testing
         }
     }
 
+    /// A store whose master key file is gone is refused without making another (a review: a new, useless
+    /// master.key was written, then the start failed, and the file stayed to be taken for the real one).
+    @Test func aStoreWithoutItsMasterKeyGetsNoNewOne() async throws {
+        let server = try await ServeProcess()
+        #expect(try await server.stop() == 0)
+        let data = server.folder.appendingPathComponent("data")
+        let master = data.appendingPathComponent("master.key")
+        let moved = server.folder.appendingPathComponent("master.key.saved")
+        try FileManager.default.moveItem(at: master, to: moved)
+        let environment = [
+            "KEY_STORE_PATH": data.appendingPathComponent("keys").path, "KMS_MASTER_KEY_FILE": master.path,
+            "KMS_AUDIT_LOG": data.appendingPathComponent("audit.log").path,
+            "KMS_ADMIN_KEY_FILE": data.appendingPathComponent("admin.key").path, "KMS_PORT": "\(TestPorts.take())",
+        ]
+        let refused = try await CLIProcess.run(["serve"], environment: environment)
+        #expect(refused.status != 0 && refused.stderr.contains("no master key was at"), "\(refused.stderr)")
+        #expect(!(refused.stdout + refused.stderr).contains("created a new master key"), "\(refused.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: master.path), "no new master key is left behind")
+    }
+
     @Test func badConfigurationStopsStartUpNamingTheVariable() async throws {
         let bad = try await CLIProcess.run(["serve"], environment: ["KMS_SESSION_TTL_MS": "soon"])
         #expect(bad.status != 0 && bad.stderr.contains("KMS_SESSION_TTL_MS"))

@@ -9,29 +9,44 @@ public enum MasterKeyLoader {
     public static func load(base64: String?, file: URL, logger: Logger, tidy: Bool = true) throws(StartupFailure)
         -> MasterKey
     {
+        let (key, created) = try loadNoting(base64: base64, file: file, logger: logger, tidy: tidy)
+        if created { noteCreated(file, logger: logger) }
+        return key
+    }
+
+    /// The notice of a master key made now: back it up.
+    public static func noteCreated(_ file: URL, logger: Logger) {
+        logger.notice(
+            "created a new master key; back it up apart from the key store", metadata: ["file": "\(file.path)"])
+    }
+
+    /// `load`, saying whether the key file was made now, without the notice: `kms serve` first checks
+    /// that the store holds nothing wrapped by another key (a review: a store whose master key file was
+    /// moved away got a new, useless one, kept after the start failed, which an operator could take
+    /// for the real key and back up).
+    public static func loadNoting(base64: String?, file: URL, logger: Logger, tidy: Bool = true)
+        throws(StartupFailure) -> (key: MasterKey, created: Bool)
+    {
         if let base64, !base64.isEmpty {
             guard let bytes = Base64.decodeStrict(base64.trimmingCharacters(in: .whitespacesAndNewlines)),
                 bytes.count == 32
             else {
                 throw StartupFailure(description: "KMS_MASTER_KEY must be the standard base64 of exactly 32 bytes")
             }
-            return try make(bytes)
+            return (try make(bytes), false)
         }
         if FileManager.default.fileExists(atPath: file.path) {
             if tidy { DurableFile.removeStaleTemporaries(of: file) }
-            return try read(file, logger: logger)
+            return (try read(file, logger: logger), false)
         }
         do {
             try DurableFile.prepareFolder(file.deletingLastPathComponent())
             let bytes = MasterKeyLoader.randomBytes()
             guard try DurableFile.createExclusive(Data(Base64.encode(bytes).utf8 + [0x0A]), at: file) else {
                 // Another process created it first: use that one.
-                return try read(file, logger: logger)
+                return (try read(file, logger: logger), false)
             }
-            logger.notice(
-                "created a new master key; back it up apart from the key store",
-                metadata: ["file": "\(file.path)"])
-            return try make(bytes)
+            return (try make(bytes), true)
         } catch let error as StartupFailure {
             throw error
         } catch {
