@@ -109,13 +109,27 @@ public func buildApplication(
         config, dependencies: dependencies, masterKey: masterKey, secrets: stores.secrets, writerLock: writerLock)
     let sessionStore = stores.sessions
     let clients = ClientRegistry(store: stores.clients, masterKey: masterKey, clock: dependencies.clock)
-    if let admin = try await AdminBootstrap.run(registry: clients, keyFile: config.adminKeyFile, logger: logger) {
-        await audit.note(
+    // Durable before and after, as a client change is: a crash, a power loss or a full disk must not leave a
+    // client with every permission enrolled without a trace (identity-v1 section 9 tells operators to watch
+    // client.* entries for exactly that; a review found the entry best effort, after the change).
+    let keyFileField = ("keyFile", config.adminKeyFile.path)
+    func bootstrapEntry(_ event: AuditEvent) async throws {
+        try await audit.log.record(event, durable: true, wait: AuditLog.startupWait)
+    }
+    if let admin = try await AdminBootstrap.run(
+        registry: clients, keyFile: config.adminKeyFile, logger: logger,
+        intent: { try await bootstrapEntry(AuditEvent("client.bootstrap", outcome: "intent", [keyFileField])) },
+        lost: {
+            await audit.log.recordBestEffort(
+                AuditEvent("client.bootstrap", outcome: "failure", [keyFileField, ("changed", "false")]))
+        })
+    {
+        try await bootstrapEntry(
             AuditEvent(
                 "client.bootstrap",
                 [
                     ("targetClientId", admin.clientId), ("targetName", admin.name),
-                    ("fingerprint", admin.fingerprint), ("keyFile", config.adminKeyFile.path),
+                    ("fingerprint", admin.fingerprint), keyFileField,
                 ]))
     }
     let beyond = ClientAddressResolver(allowlist: config.allowlist, trustedProxies: config.trustedProxies)

@@ -469,6 +469,11 @@ import Testing
             ] {
                 #expect(text.contains(event), "\(event) missing from the audit log")
             }
+            // The bootstrap is a durable intent, then its result (a review: one entry, best effort, after it).
+            let bootstrap = text.split(separator: "\n").filter { $0.contains("\"type\":\"client.bootstrap\"") }
+            #expect(
+                bootstrap.count == 2 && bootstrap[0].contains("\"outcome\":\"intent\"")
+                    && bootstrap[1].contains("\"outcome\":\"success\""), "\(bootstrap)")
             #expect(
                 !text.contains((created.json["secretAccessKey"] as? String) ?? "-"), "a secret reached the audit log")
             // Every line is strict JSON (no member twice), as `kms audit verify` requires.

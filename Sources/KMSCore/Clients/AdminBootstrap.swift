@@ -17,13 +17,24 @@ public enum AdminBootstrap {
     /// one that loses (a review found the only admin enrolled with a key
     /// whose file the loser had just removed). Returns the enrolled record,
     /// or nil when there was nothing to do.
+    ///
+    /// `intent` runs once the registry is found empty, before anything is
+    /// enrolled, and may refuse by throwing (the server writes a durable
+    /// `client.bootstrap` intent there: a full-permission client must not be
+    /// made without a trace, and the entry made after it was best effort, a
+    /// review found); `lost` runs when another instance enrolled first.
     @discardableResult
-    public static func run(registry: ClientRegistry, keyFile: URL, logger: Logger) async throws -> ClientRecord? {
+    public static func run(
+        registry: ClientRegistry, keyFile: URL, logger: Logger, intent: () async throws -> Void = {},
+        lost: () async -> Void = {}
+    ) async throws -> ClientRecord? {
         guard try await registry.isEmpty() else { return nil }
+        try await intent()
         let (key, wroteFile) = try loadOrCreate(keyFile, logger: logger)
         let publicKey = key.publicKey.rawRepresentation
         guard let record = try await registry.bootstrapAdmin(publicKey: publicKey) else {
             if wroteFile, await isUnenrolled(publicKey, registry) { try? FileManager.default.removeItem(at: keyFile) }
+            await lost()
             return nil
         }
         logger.notice(
