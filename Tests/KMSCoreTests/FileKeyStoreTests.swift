@@ -226,6 +226,8 @@ import Testing
         // No temporary name is left beside it, and one a crash left is swept for that file only.
         #expect(try DurableFile.names(in: folder) == ["blob"])
         try Data("old".utf8).write(to: folder.appendingPathComponent(".blob.tmp-1234"))
+        // And the temporary of that temporary (a crash inside createExclusive's own write: a review).
+        try Data("old".utf8).write(to: folder.appendingPathComponent("..blob.tmp-1234.tmp-5678"))
         try Data("other".utf8).write(to: folder.appendingPathComponent(".other.tmp-1234"))
         DurableFile.removeStaleTemporaries(of: url)
         #expect(try DurableFile.names(in: folder).sorted() == [".other.tmp-1234", "blob"])

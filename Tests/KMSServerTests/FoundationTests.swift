@@ -88,6 +88,26 @@ import Testing
         #expect(counter.longestValue("request") <= AuditEvent.maxFieldBytes)
     }
 
+    /// Start-up names store files other users can read, as it names loose folders (a review: only
+    /// `kms doctor` failed a 0644 key file or admin key).
+    @Test func looseStoreFilesAreWarnedAboutAtStart() async throws {
+        var server = try TestServer()
+        let counter = LogCounter()
+        server.dependencies.logger = counter.logger
+        let keys = server.config.keyStorePath.appendingPathComponent("keys")
+        try FileManager.default.createDirectory(at: keys, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: keys.appendingPathComponent("stray.json"))
+        chmod(keys.appendingPathComponent("stray.json").path, 0o644)
+        try await server.run { client in
+            let status = try await client.execute(uri: "/healthz", method: .get).status
+            #expect(status == .ok)
+        }
+        let message =
+            "files of the key store are open to other users of this machine: chmod 600 them (kms doctor lists them)"
+        #expect(counter.count(message) == 1)
+        #expect(counter.values(message, "first").first?.hasSuffix("keys/stray.json") == true)
+    }
+
     /// A review revoked an access key by its secret (printed beside its id) and found the secret in
     /// the request log's path: only name-shaped segments are logged, and only an id in an id's place.
     @Test func theRequestLogHidesWhatIsNotAName() async throws {

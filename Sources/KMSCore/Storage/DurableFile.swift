@@ -202,7 +202,10 @@ public enum DurableFile {
     public static func removeStaleTemporaries(of file: URL) {
         let prefix = ".\(file.lastPathComponent).tmp-"
         let folder = file.deletingLastPathComponent()
-        for name in (try? names(in: folder)) ?? [] where name.hasPrefix(prefix) {
+        // `createExclusive`'s temporary is itself written through a temporary of its own, `.` + its name:
+        // a crash inside that write left `..NAME.tmp-A.tmp-B`, which the first prefix missed (a review
+        // found a master key's and an admin key's copies left that way).
+        for name in (try? names(in: folder)) ?? [] where name.hasPrefix(prefix) || name.hasPrefix("." + prefix) {
             unlink(folder.appendingPathComponent(name).path)
         }
     }
