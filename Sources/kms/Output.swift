@@ -132,3 +132,11 @@ func writeToStandardOutput(_ data: Data) throws {
         throw CLIFailure(message: "io_error: cannot write standard output: \(posixReason(error))")
     }
 }
+
+/// The device and inode of what standard output is open on (nil when it cannot be examined), so a
+/// file verb can refuse to write its input onto itself (`FileEndpoints.refuseOutputOntoInput`).
+func standardOutputFile() -> (device: dev_t, inode: ino_t)? {
+    var info = stat()
+    guard fstat(STDOUT_FILENO, &info) == 0 else { return nil }
+    return (info.st_dev, info.st_ino)
+}

@@ -139,7 +139,12 @@ public struct DataKeyResponse: Codable, Sendable, Equatable {
 extension EncryptRequest: CustomStringConvertible, CustomReflectable {
     public var description: String { "EncryptRequest(keyId: \(keyId), plaintext: \(plaintext.count) bytes, redacted)" }
     public var customMirror: Mirror {
-        Mirror(self, children: ["keyId": keyId, "plaintext": "\(plaintext.count) bytes, redacted"])
+        Mirror(
+            self,
+            children: [
+                "keyId": keyId, "plaintext": "\(plaintext.count) bytes, redacted", "aad": aad as Any,
+                "encryptionContext": encryptionContext as Any,
+            ])
     }
 }
 

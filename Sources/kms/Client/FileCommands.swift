@@ -64,9 +64,8 @@ struct FileEndpoints {
     /// to a temporary file and renamed over it.
     static func refuseOutputOntoInput(_ source: FileHandle) throws {
         var input = stat()
-        var output = stat()
-        guard fstat(source.fileDescriptor, &input) == 0, fstat(STDOUT_FILENO, &output) == 0,
-            (input.st_mode & S_IFMT) == S_IFREG, input.st_dev == output.st_dev, input.st_ino == output.st_ino
+        guard fstat(source.fileDescriptor, &input) == 0, (input.st_mode & S_IFMT) == S_IFREG,
+            let output = standardOutputFile(), input.st_dev == output.device, input.st_ino == output.inode
         else { return }
         throw ValidationError("io_error: standard output is the input file itself")
     }
