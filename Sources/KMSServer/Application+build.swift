@@ -155,6 +155,17 @@ public func buildApplication(
         logger.warning(
             "KMS_CLIENT_AUTH=off: every allowlisted host that completes a key exchange can use every key (protocol-v1); enrol clients and remove it"
         )
+        // Instances that share a store and differ in this setting: the enrolled clients' grants hold on the
+        // others, not here (a review made an admin through such an instance, which then worked on all).
+        // Besides the bootstrap admin, which has every permission anyway.
+        let enrolled = try await clients.list(after: nil, limit: 1_000).filter {
+            $0.revokedAt == nil && $0.name != ClientRegistry.bootstrapName
+        }.count
+        if enrolled > 0 {
+            logger.warning(
+                "KMS_CLIENT_AUTH=off on a store with enrolled clients: this instance ignores their grants, whichever instance they enrolled on; give every instance the same setting (docs/identity.md)",
+                metadata: ["activeClients": "\(enrolled)\(enrolled == 1_000 ? " or more" : "")"])
+        }
     }
     let sessions = SessionManager(
         store: sessionStore, identity: identity, policy: config.sessions, clock: dependencies.clock,

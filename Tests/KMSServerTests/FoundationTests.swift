@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -106,6 +107,23 @@ import Testing
             "files of the key store are open to other users of this machine: chmod 600 them (kms doctor lists them)"
         #expect(counter.count(message) == 1)
         #expect(counter.values(message, "first").first?.hasSuffix("keys/stray.json") == true)
+    }
+
+    /// An instance with client identity off, on a store where clients are enrolled, says it ignores their
+    /// grants (a review: one such instance on a shared database made an admin that worked on all).
+    @Test func clientAuthOffBesideEnrolledClientsIsWarnedAbout() async throws {
+        var server = try TestServer()  // KMS_CLIENT_AUTH=off
+        let counter = LogCounter()
+        server.dependencies.logger = counter.logger
+        let registry = ClientRegistry(
+            store: try LocalClientStore(folder: server.config.keyStorePath),
+            masterKey: try MasterKey(bytes: Data(repeating: 7, count: 32)), clock: SystemClock())
+        _ = try await registry.add(
+            name: "phone", publicKey: Curve25519.Signing.PrivateKey().publicKey.rawRepresentation, grants: [])
+        try await server.run { _ in }
+        let message =
+            "KMS_CLIENT_AUTH=off on a store with enrolled clients: this instance ignores their grants, whichever instance they enrolled on; give every instance the same setting (docs/identity.md)"
+        #expect(counter.values(message, "activeClients") == ["1"])
     }
 
     /// A review revoked an access key by its secret (printed beside its id) and found the secret in
