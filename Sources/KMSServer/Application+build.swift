@@ -99,7 +99,7 @@ public func buildApplication(
         base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
     let stores = try await openStores(config, dependencies: dependencies, masterKey: masterKey, storeLock: storeLock)
     if createdMasterKey {
-        try await refuseNewMasterKeyForOldStore(config, secrets: stores.secrets)
+        try await refuseNewMasterKeyForOldStore(config, masterKey: masterKey, secrets: stores.secrets)
         MasterKeyLoader.noteCreated(config.masterKeyFile, logger: logger)
     }
     let identity: IdentityKey
@@ -123,14 +123,27 @@ public func buildApplication(
     func bootstrapEntry(_ event: AuditEvent) async throws {
         try await audit.log.record(event, durable: true, wait: AuditLog.startupWait)
     }
-    if let admin = try await AdminBootstrap.run(
-        registry: clients, keyFile: config.adminKeyFile, logger: logger,
-        intent: { try await bootstrapEntry(AuditEvent("client.bootstrap", outcome: "intent", [keyFileField])) },
-        lost: {
-            await audit.log.recordBestEffort(
-                AuditEvent("client.bootstrap", outcome: "failure", [keyFileField, ("changed", "false")]))
-        })
-    {
+    var intended = false
+    let bootstrapped: ClientRecord?
+    do {
+        bootstrapped = try await AdminBootstrap.run(
+            registry: clients, keyFile: config.adminKeyFile, logger: logger,
+            intent: {
+                try await bootstrapEntry(AuditEvent("client.bootstrap", outcome: "intent", [keyFileField]))
+                intended = true
+            },
+            lost: {
+                await audit.log.recordBestEffort(
+                    AuditEvent("client.bootstrap", outcome: "failure", [keyFileField, ("changed", "false")]))
+            })
+    } catch {
+        // Its intent is not left without an outcome (a review): the start stops here with this error.
+        if intended {
+            await audit.log.recordBestEffort(AuditEvent("client.bootstrap", outcome: "failure", [keyFileField]))
+        }
+        throw error
+    }
+    if let admin = bootstrapped {
         try await bootstrapEntry(
             AuditEvent(
                 "client.bootstrap",
@@ -158,13 +171,14 @@ public func buildApplication(
         // Instances that share a store and differ in this setting: the enrolled clients' grants hold on the
         // others, not here (a review made an admin through such an instance, which then worked on all).
         // Besides the bootstrap admin, which has every permission anyway.
-        let enrolled = try await clients.list(after: nil, limit: 1_000).filter {
+        // Read for a warning only: a record that cannot be read stops nothing here.
+        let enrolled = ((try? await clients.list(after: nil, limit: 1_000)) ?? []).filter {
             $0.revokedAt == nil && $0.name != ClientRegistry.bootstrapName
         }.count
         if enrolled > 0 {
             logger.warning(
                 "KMS_CLIENT_AUTH=off on a store with enrolled clients: this instance ignores their grants, whichever instance they enrolled on; give every instance the same setting (docs/identity.md)",
-                metadata: ["activeClients": "\(enrolled)\(enrolled == 1_000 ? " or more" : "")"])
+                metadata: ["activeClients": "\(enrolled)"])
         }
     }
     let sessions = SessionManager(
@@ -279,16 +293,33 @@ func warnAboutLooseFiles(in folders: [URL], and files: [URL], logger: Logger) {
         metadata: ["files": "\(loose.count)", "first": "\(first)"])
 }
 
-/// A master key made at this start beside a store that already holds secrets (its identity key) is
-/// removed again and start-up refused: the store was made under another master key, which the file
-/// no longer holds (moved, deleted, another `KMS_MASTER_KEY_FILE`). The new key could open nothing,
-/// and left behind it looked like the one to back up (a review).
-func refuseNewMasterKeyForOldStore(_ config: KMSConfiguration, secrets: any SecretBlobStore) async throws {
+/// A master key made at this start beside a store whose identity key it cannot open is set aside
+/// (renamed `…refused-<time>`) and start-up refused: the store was made under another master key,
+/// which the file no longer holds (moved, deleted, another `KMS_MASTER_KEY_FILE`). Left in place, the
+/// useless key looked like the one to back up (a review). Only when it opens nothing: another instance
+/// sharing the file may have made the store under this very key a moment ago (a review of the first
+/// version, which removed it whenever the store held an identity), and only the bytes made here.
+func refuseNewMasterKeyForOldStore(
+    _ config: KMSConfiguration, masterKey: MasterKey, secrets: any SecretBlobStore
+) async throws {
+    // A storage failure is thrown as it is (nothing is judged on it); a blob read, its unwrap decides.
     guard try await secrets.blob(named: IdentityKeyLoader.blobName) != nil else { return }
-    unlink(config.masterKeyFile.path)
+    func opensStore(_ key: MasterKey) async -> Bool {
+        (try? await IdentityKeyLoader.loadExisting(store: secrets, masterKey: key)) != nil
+    }
+    guard await !opensStore(masterKey) else { return }
+    // What the file holds now, judged the same way: it is set aside only when it opens nothing here either.
+    let file = config.masterKeyFile
+    var movedAside: URL?
+    if let current = try? MasterKeyLoader.loadExisting(base64: nil, file: file), await !opensStore(current) {
+        let stamp = Timestamp.format(Date()).filter { $0.isNumber }
+        let aside = file.deletingLastPathComponent().appendingPathComponent(
+            "\(file.lastPathComponent).refused-\(stamp)")
+        if rename(file.path, aside.path) == 0 { movedAside = aside }
+    }
     throw StartupFailure(
         description:
-            "no master key was at \(config.masterKeyFile.path) (KMS_MASTER_KEY_FILE), but the store already holds secrets wrapped by one: a new key could open none of them, so none was kept. Put the store's master key back there (from its backup), or give it as KMS_MASTER_KEY"
+            "no master key was at \(file.path) (KMS_MASTER_KEY_FILE), but the store holds secrets wrapped by one: the key made now opens none of them\(movedAside.map { ", so it was set aside as \($0.lastPathComponent)" } ?? ""), and start-up stops. Put the store's master key back there (from its backup), or give it as KMS_MASTER_KEY"
     )
 }
 

@@ -84,7 +84,8 @@ struct LongArguments {
         hidden = arguments.flatMap { argument -> [String] in
             var parts = [argument]
             if argument.hasPrefix("-"), let equals = argument.firstIndex(of: "=") {
-                parts.append(String(argument[argument.index(after: equals)...]))
+                // ArgumentParser quotes the part before `=` of an option it does not know, the value apart.
+                parts += [String(argument[..<equals]), String(argument[argument.index(after: equals)...])]
             }
             return parts.filter { $0.count >= Self.minimumLength && !Self.isOptionName($0) }
         }

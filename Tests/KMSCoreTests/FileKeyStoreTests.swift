@@ -227,10 +227,15 @@ import Testing
         #expect(try DurableFile.names(in: folder) == ["blob"])
         try Data("old".utf8).write(to: folder.appendingPathComponent(".blob.tmp-1234"))
         // And the temporary of that temporary (a crash inside createExclusive's own write: a review).
-        try Data("old".utf8).write(to: folder.appendingPathComponent("..blob.tmp-1234.tmp-5678"))
+        let inner = folder.appendingPathComponent("..blob.tmp-1234.tmp-5678")
+        try Data("old".utf8).write(to: inner)
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date(timeIntervalSinceNow: -120)], ofItemAtPath: inner.path)
+        // One a minute old or less may be another instance's write under way: kept.
+        try Data("new".utf8).write(to: folder.appendingPathComponent("..blob.tmp-9999.tmp-5678"))
         try Data("other".utf8).write(to: folder.appendingPathComponent(".other.tmp-1234"))
         DurableFile.removeStaleTemporaries(of: url)
-        #expect(try DurableFile.names(in: folder).sorted() == [".other.tmp-1234", "blob"])
+        #expect(try DurableFile.names(in: folder).sorted() == ["..blob.tmp-9999.tmp-5678", ".other.tmp-1234", "blob"])
     }
 
     /// A write that fails (here: the key file became a folder) is a 503 with

@@ -826,7 +826,16 @@ import Testing
         let refused = try await CLIProcess.run(["serve"], environment: environment)
         #expect(refused.status != 0 && refused.stderr.contains("no master key was at"), "\(refused.stderr)")
         #expect(!(refused.stdout + refused.stderr).contains("created a new master key"), "\(refused.stdout)")
-        #expect(!FileManager.default.fileExists(atPath: master.path), "no new master key is left behind")
+        #expect(!FileManager.default.fileExists(atPath: master.path), "no new master key is left in its place")
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: data.path).contains {
+                $0.hasPrefix("master.key.refused-")
+            },
+            "it is set aside under a name that says so")
+        // The store's own key put back: it starts.
+        try FileManager.default.moveItem(at: moved, to: master)
+        let restored = try await ServeProcess(seedIdentity: false, folder: server.folder)
+        #expect(try await restored.stop() == 0)
     }
 
     @Test func badConfigurationStopsStartUpNamingTheVariable() async throws {

@@ -151,6 +151,15 @@ import Testing
             ], "\(paths)")
         #expect(LoggedPath.of("/keys/photos/tags", template: "/keys/{keyId}/tags") == "/keys/photos/tags")
         #expect(LoggedPath.of("/" + String(repeating: "a", count: 65), template: nil) == "/{…}")
+        // A second review: a token (43 base64url characters) given as a key, and a secret holding a "/".
+        let token = "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6"
+        #expect(LoggedPath.of("/keys/\(token)", template: "/keys/{keyId}") == "/keys/{…}")
+        #expect(
+            LoggedPath.of("/keys/key_AAAAAAAAAAAAAAAAAAAAAA", template: "/keys/{keyId}")
+                == "/keys/key_AAAAAAAAAAAAAAAAAAAAAA")
+        #expect(
+            LoggedPath.of("/clients/admin/access-keys/ROmBpktQ/KhktLj3diNnINw8emz/revoke", template: nil)
+                == "/clients/admin/access-keys/{…}/{…}/revoke")
     }
 
     @Test func offListAddressesAreRefusedOnEveryRoute() async throws {

@@ -204,10 +204,26 @@ public enum DurableFile {
         let folder = file.deletingLastPathComponent()
         // `createExclusive`'s temporary is itself written through a temporary of its own, `.` + its name:
         // a crash inside that write left `..NAME.tmp-A.tmp-B`, which the first prefix missed (a review
-        // found a master key's and an admin key's copies left that way).
-        for name in (try? names(in: folder)) ?? [] where name.hasPrefix(prefix) || name.hasPrefix("." + prefix) {
-            unlink(folder.appendingPathComponent(name).path)
+        // found a master key's and an admin key's copies left that way). Those are swept only once a
+        // minute old: another instance sharing the file may be writing one now, and its rename would fail
+        // (the outer name's loss it handles: `createExclusive`).
+        let now = Date()
+        for name in (try? names(in: folder)) ?? [] {
+            let path = folder.appendingPathComponent(name).path
+            if name.hasPrefix(prefix) {
+                unlink(path)
+            } else if name.hasPrefix("." + prefix), let modified = modificationDate(path),
+                now.timeIntervalSince(modified) > 60
+            {
+                unlink(path)
+            }
         }
+    }
+
+    private static func modificationDate(_ path: String) -> Date? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return Date(timeIntervalSince1970: TimeInterval(info.st_mtim.tv_sec))
     }
 
     /// Removes temporary files a crash left behind in `folder`.

@@ -5,11 +5,19 @@ import KMSCore
 /// A path is the caller's to fill, and a secret typed in the wrong place
 /// reaches it: a review revoked an access key by its secret (printed beside
 /// the id by `kms clients access-key create`), and the 400 that answered it
-/// logged the secret in the path. So a segment is shown only when it has the
-/// shape of a name (at most 64 of `A-Z a-z 0-9 . _ -`: key ids, aliases,
-/// client names and ids, route words), and a segment in the place of an
-/// access key id only when it is one (`AKIA` and 16 base32 characters, which a
-/// secret never is); any other segment is logged as `{…}`.
+/// logged the secret in the path; a second review found that a rule of "what
+/// looks like a name" still showed a session token (43 characters of
+/// base64url) given as a key, and the pieces of a secret holding `/`. So:
+///
+/// - a path that matched a route (`template`) shows its literal words, and
+///   each parameter only in a form no secret has: a key or client id (`key_`
+///   or `cli_` and 22 base64url characters), an alias or name of at most 32
+///   characters of `A-Z a-z 0-9 . _ -`, an access key id (`AKIA` and 16 base32
+///   characters, the only form shown in that place);
+/// - a path that matched none shows only segments of up to 24 lowercase
+///   letters, `.` and `-`, the shape of every route word;
+///
+/// and anything else is logged as `{…}`.
 enum LoggedPath {
     static let hidden = "{…}"
 
@@ -22,24 +30,42 @@ enum LoggedPath {
         shown.reserveCapacity(segments.count)
         for (index, segment) in segments.enumerated() {
             let part = parts.flatMap { index < $0.count ? $0[index] : nil }
-            if part == "{accessKeyId}" {
-                shown.append(AccessKeyRecord.isAccessKeyId(String(segment)) ? segment : Substring(hidden))
-            } else {
-                shown.append(isNameShaped(segment) ? segment : Substring(hidden))
-            }
+            let visible =
+                switch part {
+                case nil: isRouteWord(segment)
+                case "{accessKeyId}": AccessKeyRecord.isAccessKeyId(String(segment))
+                case let part? where part.hasPrefix("{"): isIdentifier(segment) || isShortName(segment)
+                case let part?: part == segment
+                }
+            shown.append(visible ? segment : Substring(hidden))
         }
         return shown.joined(separator: "/")
     }
 
-    private static func isNameShaped(_ segment: Substring) -> Bool {
-        segment.utf8.count <= 64
-            && segment.utf8.allSatisfy { byte in
-                switch byte {
-                case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
-                    true
-                default: false
-                }
+    /// `key_` or `cli_` and 22 base64url characters: ids the server made, never secret.
+    private static func isIdentifier(_ segment: Substring) -> Bool {
+        segment.utf8.count == 26 && (segment.hasPrefix("key_") || segment.hasPrefix("cli_"))
+            && segment.utf8.dropFirst(4).allSatisfy { isNameByte($0) && $0 != UInt8(ascii: ".") }
+    }
+
+    private static func isShortName(_ segment: Substring) -> Bool {
+        segment.utf8.count <= 32 && segment.utf8.allSatisfy(isNameByte)
+    }
+
+    private static func isRouteWord(_ segment: Substring) -> Bool {
+        segment.utf8.count <= 24
+            && segment.utf8.allSatisfy {
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || $0 == UInt8(ascii: ".")
+                    || $0 == UInt8(ascii: "-")
             }
+    }
+
+    private static func isNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+            true
+        default: false
+        }
     }
 }

@@ -152,7 +152,7 @@ struct KeyScheduler: Service {
             try await audit.log.record(event, durable: true, wait: AuditLog.startupWait)
         } catch {
             logger.error(
-                "could not write the audit entry of a change the scheduler made", metadata: ["event": "\(event.type)"])
+                "could not write an audit entry of the key scheduler", metadata: ["event": "\(event.type)"])
         }
     }
 

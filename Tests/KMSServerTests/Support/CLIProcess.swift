@@ -125,8 +125,10 @@ final class ServeProcess: @unchecked Sendable {
     /// `seedIdentity`: give a file store with no master key yet the test run's
     /// shared identity key (an RSA-4096 generation costs seconds of CPU in a
     /// debug build, and many tests start servers at once).
-    init(environment: [String: String] = [:], seedIdentity: Bool = true) async throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-cli-\(UUID().uuidString)")
+    /// `folder`: an earlier server's, to start it again (nil: a new one).
+    init(environment: [String: String] = [:], seedIdentity: Bool = true, folder existing: URL? = nil) async throws {
+        folder =
+            existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("kms-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         if seedIdentity { try await Self.seed(folder: folder, environment: environment) }
         port = TestPorts.take()
