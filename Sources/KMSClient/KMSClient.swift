@@ -262,17 +262,27 @@ public final class KMSClient: Sendable {
                 "\(method) \(target) was refused as a replay, which this client never sends: something between "
                     + "may have delivered it already and the server may have done it; read the state before "
                     + "repeating it")
+        } catch KMSClientError.protocolViolation(let what) where !Self.isRepeatable(method, target) {
+            // An answer that cannot be believed (tampered on the way, not sealed, not the JSON expected) came
+            // after the request was sent: the change may have been made (a review: it read as a protocol
+            // violation, and a caller would make the change again).
+            throw KMSClientError.outcomeUnknown(
+                "the answer to \(method) \(target) could not be believed (\(what)), so the server may have done it; "
+                    + "read the state before repeating it")
         }
     }
 
     /// Whether `error`, the answer to a resend, may only say that the first send arrived: our seqs are
     /// never reused, so `replay_detected` means the server saw this seq (or a later one); a token
-    /// rotation or session end that ran leaves the resend's token naming no session.
+    /// rotation or session end that ran leaves the resend's token naming no session; and so does a
+    /// server that did a change, then stopped before answering and forgot its sessions on the way back
+    /// (a review: a rotation made that way was reported "refused, 401 unknown_session", and a caller
+    /// would rotate again). So for any call that changes something, `unknown_session` to a resend is
+    /// "outcome unknown"; a read or computation is simply made again in a new session.
     private static func hidesTheFirstSend(_ error: KMSClientError, _ method: String, _ target: String) -> Bool {
         switch error.code {
         case ErrorCode.replayDetected.rawValue: return true
-        case ErrorCode.unknownSession.rawValue:
-            return target == WirePath.rotateToken || (method == "DELETE" && target == WirePath.session)
+        case ErrorCode.unknownSession.rawValue: return !isRepeatable(method, target)
         default: return false
         }
     }

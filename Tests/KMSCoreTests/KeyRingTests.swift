@@ -17,6 +17,26 @@ import Testing
         KeyRing(store: store, masterKey: master, lifecycle: KeyLifecycle(graceMs: graceMs), clock: clock)
     }
 
+    /// Only the alias conflict is tried again: `KMSError`'s `==` compares codes, and another `503` (a
+    /// statement given up on that may have committed) must not be repeated as if it were one.
+    @Test func onlyAnAliasConflictIsTriedAgain() async throws {
+        let calls = Mutex(0)
+        await #expect(throws: KMSError.self) {
+            try await KeyRing.againIfAliasChanged({ () async throws(KMSError) in
+                calls.withLock { $0 += 1 }
+                throw KMSError.storageUnavailable("a statement given up on")
+            }) { $0.isAliasConflict }
+        }
+        #expect(calls.withLock { $0 } == 1)
+        await #expect(throws: KMSError.self) {
+            try await KeyRing.againIfAliasChanged({ () async throws(KMSError) in
+                calls.withLock { $0 += 1 }
+                throw KeyRing.aliasChanged
+            }) { $0.isAliasConflict }
+        }
+        #expect(calls.withLock { $0 } == 1 + KeyRing.aliasRaceAttempts)
+    }
+
     @Test func graceAndRetirementFollowTheClock() async throws {
         let store = InMemoryKeyStore()
         let keys = ring(store: store)

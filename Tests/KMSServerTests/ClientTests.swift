@@ -143,6 +143,13 @@ import Testing
                 Issue.record("expected a protocol violation, got \(String(describing: error))")
                 return
             }
+            // To a change, the same answer cannot say it was not made (a review: a caller would make it again).
+            spy.tamper.withLock { $0 = tamper }
+            let created = await #expect(throws: KMSClientError.self) { try await kms.generateKey() }
+            guard case .outcomeUnknown = created else {
+                Issue.record("expected an unknown outcome, got \(String(describing: created))")
+                return
+            }
         }
     }
 }
@@ -365,6 +372,25 @@ extension ClientTests {
         }
     }
 
+    /// A change done, then the server stopped before answering and came back without its sessions: the
+    /// resend is answered `unknown_session`. That is "outcome unknown" for a change (a review: a rotation
+    /// made so read "refused", and a caller would rotate again), and a read is made again in a new session.
+    @Test func aChangeWhoseResendFindsNoSessionIsAnUnknownOutcome() async throws {
+        try await TestServer().run { server in
+            let transport = ForgetfulRestartTransport(
+                base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            let kms = try client(server.port, transport: transport)
+            let key = try await kms.generateKey().keyId
+            transport.forget.withLock { $0 = [WirePath.rotateKey] }
+            let rotated = await #expect(throws: KMSClientError.self) { try await kms.rotateKey(key) }
+            guard case .outcomeUnknown = rotated else {
+                Issue.record("not an unknown outcome: \(String(describing: rotated))")
+                return
+            }
+            #expect(try await kms.key(key).activeVersion == 2, "the rotation did happen")
+        }
+    }
+
     /// With a fixed token the doubled key exchange's session is ended (the client holds its key),
     /// so the token is free again and the next exchange with it works.
     @Test func aResentKeyExchangeWithAFixedTokenEndsItsSession() async throws {
@@ -576,5 +602,24 @@ final class DoubleSendTransport: KMSTransport {
         var response = try await base.send(request)
         response.resent = marksResent.withLock { $0 }
         return response
+    }
+}
+
+/// Sends each request whose target is in `forget` once, then answers it as a server that did it,
+/// stopped before answering, and came back without its sessions answers the transport's resend: a
+/// plain `401 unknown_session`, marked `resent`. Once per target.
+final class ForgetfulRestartTransport: KMSTransport {
+    let base: HTTPTransport
+    let forget = Mutex<Set<String>>([])
+
+    init(base: HTTPTransport) { self.base = base }
+
+    func send(_ request: TransportRequest) async throws -> TransportResponse {
+        let forgotten = forget.withLock { $0.remove(request.target) != nil }
+        let response = try await base.send(request)
+        guard forgotten else { return response }
+        let body = #"{"error":{"code":"unknown_session","message":"no such session","requestId":"r"}}"#
+        return TransportResponse(
+            status: 401, headers: [("Content-Type", "application/json")], body: Data(body.utf8), resent: true)
     }
 }

@@ -24,6 +24,12 @@ public struct KMSError: Error, Sendable, Equatable {
     /// opened with a cached session key: answered in plain JSON, as the
     /// lookup without a cache would have answered it.
     public var sessionGoneAtAdmission = false
+    /// `damagedRecord`'s refusal: what a store reports of a file or row that is not a record, as
+    /// against a disk that failed (`kms doctor` lists the first, and throws the second).
+    public var isDamagedRecord = false
+    /// `KeyRing.aliasChanged`: the alias moved between its read and a conditional write, which the
+    /// doors try again. A flag, since `==` compares codes only and other `503`s must not be retried.
+    public var isAliasConflict = false
 
     public init(
         _ code: ErrorCode, _ message: String, field: String? = nil, retryAfterSeconds: Int? = nil, detail: String? = nil
@@ -61,14 +67,13 @@ public struct KMSError: Error, Sendable, Equatable {
     /// damaged file); which record and why is in the detail, logged only. No
     /// `Retry-After`: waiting does not help, an operator restoring the record does.
     public static func damagedRecord(_ detail: String) -> KMSError {
-        KMSError(.serverBusy, damagedRecordMessage, detail: detail)
+        var error = KMSError(
+            .serverBusy,
+            "a stored record on the server is damaged and cannot be read; its operator can find it with kms doctor",
+            detail: detail)
+        error.isDamagedRecord = true
+        return error
     }
-
-    private static let damagedRecordMessage =
-        "a stored record on the server is damaged and cannot be read; its operator can find it with kms doctor"
-
-    /// Whether this is `damagedRecord`'s refusal.
-    public var isDamagedRecord: Bool { code == .serverBusy && message == Self.damagedRecordMessage }
 
     /// Whether the server should log this error at error level (bugs and outages).
     public var needsOperatorAttention: Bool { isInternal || (code == .serverBusy && detail != nil) }

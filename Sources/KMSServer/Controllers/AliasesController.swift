@@ -97,7 +97,7 @@ struct AliasesController: Sendable {
 
     /// `attempt` again when the alias changed between its read and the write (`KeyRing.againIfAliasChanged`).
     private static func againIfRaced<T>(_ attempt: () async throws(KMSError) -> T) async throws(KMSError) -> T {
-        try await KeyRing.againIfAliasChanged(attempt) { $0 == KeyRing.aliasChanged }
+        try await KeyRing.againIfAliasChanged(attempt) { $0.isAliasConflict }
     }
 
     /// An alias change with its durable intent and result entries (the result names the key).

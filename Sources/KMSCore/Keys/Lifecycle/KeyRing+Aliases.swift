@@ -166,7 +166,11 @@ extension KeyRing {
     /// The alias was moved or deleted between its read and the conditional write (by another
     /// request, perhaps on another instance). The doors read it again and decide anew
     /// (`againIfAliasChanged`); only a change that keeps losing answers this `503`.
-    public static let aliasChanged = KMSError(
-        .serverBusy, "the alias changed concurrently; read it again and retry", retryAfterSeconds: 1,
-        detail: "alias conflict")
+    public static let aliasChanged: KMSError = {
+        var error = KMSError(
+            .serverBusy, "the alias changed concurrently; read it again and retry", retryAfterSeconds: 1,
+            detail: "alias conflict")
+        error.isAliasConflict = true
+        return error
+    }()
 }
