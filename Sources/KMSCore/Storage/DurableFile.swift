@@ -249,7 +249,8 @@ public enum DurableFile {
 }
 
 extension DurableFile {
-    /// `readIfPresent` for a store: a file that cannot be read is `503 storage_unavailable`.
+    /// `readIfPresent` for a store: a file that cannot be read is `503 server_busy` (`storageUnavailable`,
+    /// or `damagedRecord` for what is not a file: a link to nothing, a folder, a device).
     static func storedBytes(_ url: URL) throws(KMSError) -> Data? {
         do {
             return try readIfPresent(url)
