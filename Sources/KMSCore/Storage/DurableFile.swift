@@ -259,7 +259,7 @@ extension DurableFile {
         }
     }
 
-    /// `names(in:)` for a store: a folder that cannot be listed is `503 storage_unavailable`.
+    /// `names(in:)` for a store: a folder that cannot be listed is `503 server_busy` (`storageUnavailable`).
     static func storedNames(in folder: URL) throws(KMSError) -> [String] {
         do {
             return try names(in: folder)
