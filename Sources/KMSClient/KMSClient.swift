@@ -205,6 +205,9 @@ public final class KMSClient: Sendable {
     func sealedCall<Output: Decodable>(
         _ method: String, _ target: String, body: (some Encodable & Sendable)?
     ) async throws -> Output {
+        // A cancelled task sends nothing: AsyncHTTPClient would fail the send at once, which reads as "no
+        // answer" and, for a change, "outcome unknown", though nothing left (a review).
+        try Task.checkCancellation()
         let (session, seq) = try state.withLock { state throws(KMSClientError) -> (Session, UInt64) in
             guard let session = state.session else { throw KMSClientError.protocolViolation("no session") }
             defer { state.nextSeq += 1 }

@@ -102,7 +102,7 @@ public struct TransportNeverSent: Error, CustomStringConvertible {
 }
 
 /// The default transport: AsyncHTTPClient against a base URL.
-public struct HTTPTransport: KMSTransport {
+public struct HTTPTransport: KMSTransport, CustomStringConvertible, CustomReflectable {
     public let baseURL: String
     public let client: HTTPClient
     public let timeout: TimeAmount
@@ -133,6 +133,12 @@ public struct HTTPTransport: KMSTransport {
         configuration.connectionPool = .init(idleTimeout: .seconds(5))
         configuration.connectionPool.retryConnectionEstablishment = retryingConnections
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// Printed or dumped, the base URL shows no password (a review: `dump` of a client printed it).
+    public var description: String { "HTTPTransport(baseURL: \(KMSClientConfiguration.redacted(baseURL)))" }
+    public var customMirror: Mirror {
+        Mirror(self, children: ["baseURL": KMSClientConfiguration.redacted(baseURL), "timeout": timeout])
     }
 
     public init(baseURL: String, client: HTTPClient = HTTPTransport.standard, timeout: TimeAmount = .seconds(30)) {

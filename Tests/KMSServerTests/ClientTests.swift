@@ -247,6 +247,8 @@ extension ClientTests {
             RotateTokenRequest(token: secret), RotateTokenResponse(token: secret, expiresAt: "t"),
             AccessKeyCreated(accessKeyId: "AKIA", secretAccessKey: secret, createdAt: "t"),
             TransportRequest(method: "POST", target: "/x", headers: [("X-Client-Token", secret)], body: nil), config,
+            HTTPTransport(baseURL: "http://kms:\(secret)@127.0.0.1:3000"),
+            try KMSClient(KMSClientConfiguration(baseURL: "http://kms:\(secret)@127.0.0.1:3000", token: nil)),
         ]
         for value in values {
             var dumped = ""
@@ -388,6 +390,20 @@ extension ClientTests {
                 return
             }
             #expect(try await kms.key(key).activeVersion == 2, "the rotation did happen")
+        }
+    }
+
+    /// A call of a cancelled task is not sent, and says so (`CancellationError`), not "outcome unknown".
+    @Test func aCancelledTaskSendsNothing() async throws {
+        try await TestServer().run { server in
+            let kms = try client(server.port)
+            _ = try await kms.connect()
+            let task = Task { () async throws -> String in
+                withUnsafeCurrentTask { $0?.cancel() }
+                return try await kms.generateKey().keyId
+            }
+            await #expect(throws: CancellationError.self) { try await task.value }
+            #expect(try await kms.listKeys().keys.isEmpty, "nothing was made")
         }
     }
 
