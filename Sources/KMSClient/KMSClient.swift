@@ -163,7 +163,7 @@ public final class KMSClient: Sendable {
         _ method: String, _ target: String, body: (some Encodable & Sendable)? = EmptyBody?.none, idempotent: Bool
     ) async throws -> Output {
         let repeatable = Self.isRepeatable(method, target)
-        var (renewed, repeated) = (false, false)
+        var (renewed, repeated, lostSession) = (false, false, false)
         while true {
             let generation = try await ensureSession()
             await gate.enterCall()
@@ -173,6 +173,12 @@ public final class KMSClient: Sendable {
                 return output
             } catch let error as KMSClientError {
                 gate.leaveCall()
+                if case .protocolViolation(Self.noSession) = error, !lostSession {
+                    // Sent nothing: the session went while this call waited (a review: it read as a protocol
+                    // violation, as if the server had misbehaved).
+                    lostSession = true
+                    continue
+                }
                 if case .outcomeUnknown = error, repeatable, !repeated {
                     repeated = true
                     continue
@@ -192,6 +198,10 @@ public final class KMSClient: Sendable {
         }
     }
 
+    /// Why a call found no session to seal with: another call's re-establishment failed (or `close()`
+    /// ran) while it waited at the gate. Nothing was sent; `call` asks for a session again, once.
+    static let noSession = "no session"
+
     /// The sealed POSTs that compute without changing anything: safe to make twice.
     static let repeatableTargets: Set<String> = [
         WirePath.encrypt, WirePath.decrypt, WirePath.rewrap, WirePath.dataKey, WirePath.random,
@@ -209,7 +219,7 @@ public final class KMSClient: Sendable {
         // answer" and, for a change, "outcome unknown", though nothing left (a review).
         try Task.checkCancellation()
         let (session, seq) = try state.withLock { state throws(KMSClientError) -> (Session, UInt64) in
-            guard let session = state.session else { throw KMSClientError.protocolViolation("no session") }
+            guard let session = state.session else { throw KMSClientError.protocolViolation(Self.noSession) }
             defer { state.nextSeq += 1 }
             return (session, state.nextSeq)
         }
