@@ -145,6 +145,8 @@ public final class KMSClient: Sendable {
             let _: EmptyBody = try await call("DELETE", WirePath.session, idempotent: false)
         } catch KMSClientError.outcomeUnknown {
             // Ended by the first send, or left to expire.
+        } catch is CancellationError {
+            // Closed from a cancelled task: nothing was sent, and the session is left to expire.
         } catch let error as KMSClientError where error.code == ErrorCode.unknownSession.rawValue {
             // Already gone on the server.
         }
@@ -162,6 +164,9 @@ public final class KMSClient: Sendable {
     func call<Output: Decodable>(
         _ method: String, _ target: String, body: (some Encodable & Sendable)? = EmptyBody?.none, idempotent: Bool
     ) async throws -> Output {
+        // Before a session may be made for it, too: a key exchange of a cancelled task would fail as
+        // "no answer" (a review).
+        try Task.checkCancellation()
         let repeatable = Self.isRepeatable(method, target)
         var (renewed, repeated, lostSession) = (false, false, false)
         while true {

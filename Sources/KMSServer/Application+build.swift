@@ -138,8 +138,11 @@ public func buildApplication(
             })
     } catch {
         // Its intent is not left without an outcome (a review): the start stops here with this error.
+        // A statement given up on may still have enrolled it: the code says what failed, the registry the rest.
         if intended {
-            await audit.log.recordBestEffort(AuditEvent("client.bootstrap", outcome: "failure", [keyFileField]))
+            let code = (error as? KMSError)?.code.rawValue ?? "internal_error"
+            await audit.log.recordBestEffort(
+                AuditEvent("client.bootstrap", outcome: "failure", [keyFileField, ("code", code)]))
         }
         throw error
     }
@@ -302,20 +305,24 @@ func warnAboutLooseFiles(in folders: [URL], and files: [URL], logger: Logger) {
 func refuseNewMasterKeyForOldStore(
     _ config: KMSConfiguration, masterKey: MasterKey, secrets: any SecretBlobStore
 ) async throws {
-    // A storage failure is thrown as it is (nothing is judged on it); a blob read, its unwrap decides.
-    guard try await secrets.blob(named: IdentityKeyLoader.blobName) != nil else { return }
-    func opensStore(_ key: MasterKey) async -> Bool {
-        (try? await IdentityKeyLoader.loadExisting(store: secrets, masterKey: key)) != nil
-    }
-    guard await !opensStore(masterKey) else { return }
-    // What the file holds now, judged the same way: it is set aside only when it opens nothing here either.
+    // Read once: a storage failure is thrown as it is and decides nothing; the bytes read decide.
+    guard let wrapped = try await secrets.blob(named: IdentityKeyLoader.blobName),
+        !IdentityKeyLoader.opens(wrapped, under: masterKey)
+    else { return }
+    // What the file holds now, judged the same way: it is set aside only when it opens nothing here either,
+    // under a name nothing else has (link, then unlink: a rename would replace an existing file).
     let file = config.masterKeyFile
     var movedAside: URL?
-    if let current = try? MasterKeyLoader.loadExisting(base64: nil, file: file), await !opensStore(current) {
+    if let current = try? MasterKeyLoader.loadExisting(base64: nil, file: file),
+        !IdentityKeyLoader.opens(wrapped, under: current)
+    {
         let stamp = Timestamp.format(Date()).filter { $0.isNumber }
         let aside = file.deletingLastPathComponent().appendingPathComponent(
             "\(file.lastPathComponent).refused-\(stamp)")
-        if rename(file.path, aside.path) == 0 { movedAside = aside }
+        if link(file.path, aside.path) == 0 {
+            unlink(file.path)
+            movedAside = aside
+        }
     }
     throw StartupFailure(
         description:

@@ -147,19 +147,24 @@ import Testing
         #expect(
             paths == [
                 "/clients/admin/access-keys/{…}/revoke", "/clients/admin/access-keys/{…}/revoke",
-                "/clients/admin/access-keys/AKIAABCDEFGHIJ234567/revoke", "/keys/{…}/metadata", "/keys/{…}",
+                "/clients/admin/access-keys/AKIAABCDEFGHIJ234567/revoke", "/keys/{…}/{…}", "/keys/{…}",
             ], "\(paths)")
-        #expect(LoggedPath.of("/keys/photos/tags", template: "/keys/{keyId}/tags") == "/keys/photos/tags")
-        #expect(LoggedPath.of("/" + String(repeating: "a", count: 65), template: nil) == "/{…}")
+        #expect(LoggedPath.of("/keys/photos/tags", template: "/keys/{keyId}/tags", words: []) == "/keys/photos/tags")
+        #expect(LoggedPath.of("/" + String(repeating: "a", count: 65), template: nil, words: []) == "/{…}")
         // A second review: a token (43 base64url characters) given as a key, and a secret holding a "/".
         let token = "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6"
-        #expect(LoggedPath.of("/keys/\(token)", template: "/keys/{keyId}") == "/keys/{…}")
+        #expect(LoggedPath.of("/keys/\(token)", template: "/keys/{keyId}", words: []) == "/keys/{…}")
         #expect(
-            LoggedPath.of("/keys/key_AAAAAAAAAAAAAAAAAAAAAA", template: "/keys/{keyId}")
+            LoggedPath.of("/keys/key_AAAAAAAAAAAAAAAAAAAAAA", template: "/keys/{keyId}", words: [])
                 == "/keys/key_AAAAAAAAAAAAAAAAAAAAAA")
         #expect(
-            LoggedPath.of("/clients/admin/access-keys/ROmBpktQ/KhktLj3diNnINw8emz/revoke", template: nil)
-                == "/clients/admin/access-keys/{…}/{…}/revoke")
+            LoggedPath.of(
+                "/clients/admin/access-keys/ROmBpktQ/abc/revoke", template: nil,
+                words: ["clients", "access-keys", "revoke"]) == "/clients/{…}/access-keys/{…}/{…}/revoke")
+        // A token of the shortest length (32, `openssl rand -hex 16`) given as a key.
+        #expect(
+            LoggedPath.of("/keys/\(String(repeating: "ab", count: 16))", template: "/keys/{keyId}", words: [])
+                == "/keys/{…}")
     }
 
     @Test func offListAddressesAreRefusedOnEveryRoute() async throws {

@@ -9,6 +9,13 @@ public enum IdentityKeyLoader {
 
     static let aad = "kms-v1/secret/\(blobName)"
 
+    /// Whether `wrapped`, the stored identity blob, opens under `masterKey`: a decryption that fails is
+    /// false, nothing else is read (a start that made a master key asks this of bytes it read once, so
+    /// a storage error cannot pass for "another master key": a review).
+    public static func opens(_ wrapped: Data, under masterKey: MasterKey) -> Bool {
+        (try? masterKey.unwrap(wrapped, aad: aad)) != nil
+    }
+
     /// The stored key, or nil when none was created yet.
     public static func loadExisting(store: some SecretBlobStore, masterKey: MasterKey) async throws(KMSError)
         -> IdentityKey?

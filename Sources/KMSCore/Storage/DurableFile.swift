@@ -221,9 +221,7 @@ public enum DurableFile {
     }
 
     private static func modificationDate(_ path: String) -> Date? {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return nil }
-        return Date(timeIntervalSince1970: TimeInterval(info.st_mtim.tv_sec))
+        (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
     }
 
     /// Removes temporary files a crash left behind in `folder`.

@@ -60,8 +60,11 @@ struct Auditor: Sendable {
         do {
             value = try await change()
         } catch {
+            // A lost alias race is tried again by its door: this attempt changed nothing (a review: it read
+            // as a storage failure that may have committed).
+            let changed = error.isAliasConflict ? [("changed", "false")] : []
             await log.recordBestEffort(
-                AuditEvent(type, outcome: "failure", who + fields + [("code", error.code.rawValue)]))
+                AuditEvent(type, outcome: "failure", who + fields + [("code", error.code.rawValue)] + changed))
             throw error
         }
         try await log.record(AuditEvent(type, who + fields + result(value)), durable: true)

@@ -84,13 +84,20 @@ struct EdgeResponder: HTTPResponder {
             metadata: [
                 "requestId": "\(context.requestId)", "client": "\(context.clientAddress?.description ?? "refused")",
                 "method": "\(AuditEvent.capped(request.method.rawValue))",
-                "path":
-                    "\(AuditEvent.capped(LoggedPath.of(request.uri.path, template: routeLabel == Self.unmatched ? nil : routeLabel)))",
+                "path": "\(loggedPath(request, routeLabel))",
                 "status": "\(response.status.code)",
                 "durationMs":
                     "\(String(format: "%.3f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000))",
             ])
         return response
+    }
+
+    /// The path for the request log (`LoggedPath`), capped as audit fields are. Called inside the log
+    /// call's metadata, so a server that does not log requests (`KMS_LOG_LEVEL` above `info`) never builds it.
+    private func loggedPath(_ request: Request, _ routeLabel: String) -> String {
+        AuditEvent.capped(
+            LoggedPath.of(
+                request.uri.path, template: routeLabel == Self.unmatched ? nil : routeLabel, words: routes.words))
     }
 
     /// The route `request` names; `label` becomes its template when the path matched one (a `405`

@@ -11,11 +11,11 @@ import KMSCore
 ///
 /// - a path that matched a route (`template`) shows its literal words, and
 ///   each parameter only in a form no secret has: a key or client id (`key_`
-///   or `cli_` and 22 base64url characters), an alias or name of at most 32
-///   characters of `A-Z a-z 0-9 . _ -`, an access key id (`AKIA` and 16 base32
-///   characters, the only form shown in that place);
-/// - a path that matched none shows only segments of up to 24 lowercase
-///   letters, `.` and `-`, the shape of every route word;
+///   or `cli_` and 22 base64url characters), an alias or name of at most 24
+///   characters of `A-Z a-z 0-9 . _ -` (a token has at least 32), an access
+///   key id (`AKIA` and 16 base32 characters, the only form shown there);
+/// - a path that matched none shows only the words of the routes' paths
+///   (`words`): a lowercase piece of a secret holding `/` is not one;
 ///
 /// and anything else is logged as `{…}`.
 enum LoggedPath {
@@ -23,7 +23,7 @@ enum LoggedPath {
 
     /// `template`: the route the path matched (its `{name}` parts say which
     /// segment holds what), or nil when it matched none.
-    static func of(_ path: String, template: String?) -> String {
+    static func of(_ path: String, template: String?, words: Set<Substring>) -> String {
         let parts = template?.split(separator: "/", omittingEmptySubsequences: false)
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
         var shown: [Substring] = []
@@ -32,7 +32,7 @@ enum LoggedPath {
             let part = parts.flatMap { index < $0.count ? $0[index] : nil }
             let visible =
                 switch part {
-                case nil: isRouteWord(segment)
+                case nil: segment.isEmpty || words.contains(segment)
                 case "{accessKeyId}": AccessKeyRecord.isAccessKeyId(String(segment))
                 case let part? where part.hasPrefix("{"): isIdentifier(segment) || isShortName(segment)
                 case let part?: part == segment
@@ -49,15 +49,7 @@ enum LoggedPath {
     }
 
     private static func isShortName(_ segment: Substring) -> Bool {
-        segment.utf8.count <= 32 && segment.utf8.allSatisfy(isNameByte)
-    }
-
-    private static func isRouteWord(_ segment: Substring) -> Bool {
-        segment.utf8.count <= 24
-            && segment.utf8.allSatisfy {
-                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || $0 == UInt8(ascii: ".")
-                    || $0 == UInt8(ascii: "-")
-            }
+        segment.utf8.count <= 24 && segment.utf8.allSatisfy(isNameByte)
     }
 
     private static func isNameByte(_ byte: UInt8) -> Bool {

@@ -54,6 +54,9 @@ public struct RouteTable: Sendable {
     }
 
     public private(set) var routes: [Route] = []
+    /// Every literal segment of every route's path (`keys`, `access-keys`, …): what the request log
+    /// shows of a path that matched none (`LoggedPath`).
+    private(set) var words: Set<Substring> = []
     /// Literal paths to their routes: the common case, one dictionary lookup.
     private var literal: [String: [Route]] = [:]
 
@@ -68,6 +71,7 @@ public struct RouteTable: Sendable {
         let route = Route(method: method, path: path, protection: protection, doc: doc, handler: handler)
         routes.append(route)
         if !path.contains("{") { literal[path, default: []].append(route) }
+        words.formUnion(path.split(separator: "/").filter { !$0.hasPrefix("{") })
     }
 
     public enum Match {
