@@ -164,12 +164,12 @@ public final class KMSClient: Sendable {
     func call<Output: Decodable>(
         _ method: String, _ target: String, body: (some Encodable & Sendable)? = EmptyBody?.none, idempotent: Bool
     ) async throws -> Output {
-        // Before a session may be made for it, too: a key exchange of a cancelled task would fail as
-        // "no answer" (a review).
-        try Task.checkCancellation()
         let repeatable = Self.isRepeatable(method, target)
         var (renewed, repeated, lostSession) = (false, false, false)
         while true {
+            // Before a session may be made for it, at every turn: a key exchange of a cancelled task would
+            // fail as "no answer" (reviews).
+            try Task.checkCancellation()
             let generation = try await ensureSession()
             await gate.enterCall()
             do {

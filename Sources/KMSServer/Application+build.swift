@@ -100,14 +100,27 @@ public func buildApplication(
     let stores = try await openStores(config, dependencies: dependencies, masterKey: masterKey, storeLock: storeLock)
     if createdMasterKey {
         try await refuseNewMasterKeyForOldStore(config, masterKey: masterKey, secrets: stores.secrets)
-        MasterKeyLoader.noteCreated(config.masterKeyFile, logger: logger)
     }
     let identity: IdentityKey
     if let provided = dependencies.identity {
         identity = provided
     } else {
-        identity = try await IdentityKeyLoader.loadOrCreate(store: stores.secrets, masterKey: masterKey, logger: logger)
+        let loaded: Result<IdentityKey, any Error>
+        do {
+            loaded = .success(
+                try await IdentityKeyLoader.loadOrCreate(store: stores.secrets, masterKey: masterKey, logger: logger))
+        } catch {
+            loaded = .failure(error)
+        }
+        if case .failure = loaded, createdMasterKey {
+            // Another instance, given another key file, may have made the store's identity a moment ago (a
+            // review): said as such when the identity now there does not open under the key made here.
+            try await refuseNewMasterKeyForOldStore(config, masterKey: masterKey, secrets: stores.secrets)
+        }
+        identity = try loaded.get()
     }
+    // Only now: a key made beside a store it cannot open was announced as the one to back up (a review).
+    if createdMasterKey { MasterKeyLoader.noteCreated(config.masterKeyFile, logger: logger) }
     logger.notice("server identity key", metadata: ["fingerprint": "\(identity.fingerprint)"])
 
     let lifecycle = config.keyLifecycle
@@ -296,12 +309,12 @@ func warnAboutLooseFiles(in folders: [URL], and files: [URL], logger: Logger) {
         metadata: ["files": "\(loose.count)", "first": "\(first)"])
 }
 
-/// A master key made at this start beside a store whose identity key it cannot open is set aside
-/// (renamed `…refused-<time>`) and start-up refused: the store was made under another master key,
-/// which the file no longer holds (moved, deleted, another `KMS_MASTER_KEY_FILE`). Left in place, the
-/// useless key looked like the one to back up (a review). Only when it opens nothing: another instance
-/// sharing the file may have made the store under this very key a moment ago (a review of the first
-/// version, which removed it whenever the store held an identity), and only the bytes made here.
+/// A master key made at this start beside a store whose identity key it cannot open stops start-up,
+/// naming the file as the one to remove: the store was made under another master key, which the file
+/// no longer holds (moved, deleted, another `KMS_MASTER_KEY_FILE`), and the new key, left unexplained,
+/// looked like the one to back up (a review). Nothing is moved or removed: two versions that set the
+/// file aside could, racing another instance or an operator putting the right key back, take a key in
+/// use (reviews of them); the operator does it knowing which file is which.
 func refuseNewMasterKeyForOldStore(
     _ config: KMSConfiguration, masterKey: MasterKey, secrets: any SecretBlobStore
 ) async throws {
@@ -309,24 +322,14 @@ func refuseNewMasterKeyForOldStore(
     guard let wrapped = try await secrets.blob(named: IdentityKeyLoader.blobName),
         !IdentityKeyLoader.opens(wrapped, under: masterKey)
     else { return }
-    // What the file holds now, judged the same way: it is set aside only when it opens nothing here either,
-    // under a name nothing else has (link, then unlink: a rename would replace an existing file).
-    let file = config.masterKeyFile
-    var movedAside: URL?
-    if let current = try? MasterKeyLoader.loadExisting(base64: nil, file: file),
-        !IdentityKeyLoader.opens(wrapped, under: current)
-    {
-        let stamp = Timestamp.format(Date()).filter { $0.isNumber }
-        let aside = file.deletingLastPathComponent().appendingPathComponent(
-            "\(file.lastPathComponent).refused-\(stamp)")
-        if link(file.path, aside.path) == 0 {
-            unlink(file.path)
-            movedAside = aside
-        }
-    }
-    throw StartupFailure(
+    throw newMasterKeyRefusal(config)
+}
+
+private func newMasterKeyRefusal(_ config: KMSConfiguration) -> StartupFailure {
+    let file = config.masterKeyFile.path
+    return StartupFailure(
         description:
-            "no master key was at \(file.path) (KMS_MASTER_KEY_FILE), but the store holds secrets wrapped by one: the key made now opens none of them\(movedAside.map { ", so it was set aside as \($0.lastPathComponent)" } ?? ""), and start-up stops. Put the store's master key back there (from its backup), or give it as KMS_MASTER_KEY"
+            "no master key was at \(file) (KMS_MASTER_KEY_FILE), so this start made one there, but the store holds secrets wrapped by another (or its identity blob is damaged): the new key opens none of them. Remove \(file), which holds only that new key, and put the store's master key back there (from its backup), or give it as KMS_MASTER_KEY"
     )
 }
 
