@@ -195,6 +195,7 @@ public final class KMSClient: Sendable {
                 if gone { expire(generation) }
                 guard idempotent, gone, !renewed else { throw error }
                 renewed = true
+                try Task.checkCancellation()
                 try await reestablish(ifGeneration: generation)
             } catch {
                 gate.leaveCall()

@@ -97,6 +97,9 @@ public func buildApplication(
         in: config.store == .file ? storeFolders : [config.keyStorePath], and: [config.adminKeyFile], logger: logger)
     let (masterKey, createdMasterKey) = try MasterKeyLoader.loadNoting(
         base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
+    // Announced at once, as before: a start that fails later (a database lost mid-start) would otherwise never
+    // announce a good key (a review); a useless one is named as such by the refusal below.
+    if createdMasterKey { MasterKeyLoader.noteCreated(config.masterKeyFile, logger: logger) }
     let stores = try await openStores(config, dependencies: dependencies, masterKey: masterKey, storeLock: storeLock)
     if createdMasterKey {
         try await refuseNewMasterKeyForOldStore(config, masterKey: masterKey, secrets: stores.secrets)
@@ -119,8 +122,6 @@ public func buildApplication(
         }
         identity = try loaded.get()
     }
-    // Only now: a key made beside a store it cannot open was announced as the one to back up (a review).
-    if createdMasterKey { MasterKeyLoader.noteCreated(config.masterKeyFile, logger: logger) }
     logger.notice("server identity key", metadata: ["fingerprint": "\(identity.fingerprint)"])
 
     let lifecycle = config.keyLifecycle

@@ -20,10 +20,10 @@ public enum MasterKeyLoader {
             "created a new master key; back it up apart from the key store", metadata: ["file": "\(file.path)"])
     }
 
-    /// `load`, saying whether the key file was made now, without the notice: `kms serve` first checks
-    /// that the store holds nothing wrapped by another key (a review: a store whose master key file was
-    /// moved away got a new, useless one, kept after the start failed, which an operator could take
-    /// for the real key and back up).
+    /// `load`, saying whether the key file was made now, without the notice: `kms serve` gives it, then
+    /// checks that the store holds nothing wrapped by another key, and names a useless new key as such (a
+    /// review: a store whose master key file was moved away got a new one, announced as the one to back
+    /// up and left unexplained after the start failed).
     public static func loadNoting(base64: String?, file: URL, logger: Logger, tidy: Bool = true)
         throws(StartupFailure) -> (key: MasterKey, created: Bool)
     {
