@@ -85,16 +85,10 @@ public func buildApplication(
         config.adminKeyFile.deletingLastPathComponent(),
     ]
     if config.masterKeyBase64 == nil { folders.append(config.masterKeyFile.deletingLastPathComponent()) }
-    let storeFolders = [
-        config.keyStorePath, config.keyStorePath.appendingPathComponent("keys"),
-        config.keyStorePath.appendingPathComponent("aliases"),
-    ]
-    if config.store == .file { folders += storeFolders.dropFirst() }
     for folder in Set(folders.map(\.standardizedFileURL)) {
         if let warning = DurableFile.looseness(of: folder) { logger.warning("\(warning)") }
     }
-    warnAboutLooseFiles(
-        in: config.store == .file ? storeFolders : [config.keyStorePath], and: [config.adminKeyFile], logger: logger)
+    warnAboutLooseStore(config, logger: logger)
     let (masterKey, createdMasterKey) = try MasterKeyLoader.loadNoting(
         base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
     // Announced at once, as before: a start that fails later (a database lost mid-start) would otherwise never
@@ -293,20 +287,17 @@ func makeRoutes(
     return routes.table
 }
 
-/// Files in the store's folders that others may read (a review: start-up warned about loose folders and
-/// the master key, not about a key file or secret blob of mode 0644, which only `kms doctor` failed).
-/// One line for them all, naming the first; every file the server writes is 0600 anyway.
-func warnAboutLooseFiles(in folders: [URL], and files: [URL], logger: Logger) {
-    let candidates =
-        folders.flatMap { folder in ((try? DurableFile.names(in: folder)) ?? []).map(folder.appendingPathComponent) }
-        + files
-    let loose = candidates.map(\.path).filter { path in
-        var info = stat()
-        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFREG && info.st_mode & 0o077 != 0
+/// Files and folders inside the store, and the admin key, that others may read (a review: start-up
+/// warned about loose top folders and the master key, not about a key file or secret blob of mode 0644,
+/// which only `kms doctor` failed). One line for them all, naming the first, from doctor's own walk.
+func warnAboutLooseStore(_ config: KMSConfiguration, logger: Logger) {
+    var loose = DurableFile.entries(under: config.keyStorePath).filter { $0.mode & 0o077 != 0 }.map(\.path)
+    if let mode = DurableFile.mode(of: config.adminKeyFile), mode & 0o077 != 0 {
+        loose.append(config.adminKeyFile.path)
     }
     guard let first = loose.first else { return }
     logger.warning(
-        "files of the key store are open to other users of this machine: chmod 600 them (kms doctor lists them)",
+        "files or folders of the key store are open to other users of this machine: chmod go-rwx them (kms doctor lists them)",
         metadata: ["files": "\(loose.count)", "first": "\(first)"])
 }
 

@@ -114,15 +114,10 @@ struct DoctorCommand: AsyncParsableCommand {
         guard (try? FileManager.default.contentsOfDirectory(atPath: store)) != nil else {
             return report(.fail, "store", "\(store) cannot be listed by this user: run doctor as the service's user")
         }
-        let enumerator = FileManager.default.enumerator(atPath: store)
-        while let name = enumerator?.nextObject() as? String {
-            let path = store + "/" + name
-            guard let fileMode = mode(path) else { continue }
-            var isFolder: ObjCBool = false
-            _ = FileManager.default.fileExists(atPath: path, isDirectory: &isFolder)
+        for (path, fileMode, isFolder) in DurableFile.entries(under: config.keyStorePath) {
             if fileMode & 0o077 != 0 {
                 loose.append("\(path) is \(String(fileMode, radix: 8))")
-            } else if !isFolder.boolValue, fileMode & 0o700 != 0o600, fileMode & 0o100 != 0 {
+            } else if !isFolder, fileMode & 0o700 != 0o600, fileMode & 0o100 != 0 {
                 loose.append("\(path) is executable")
             }
         }

@@ -96,7 +96,8 @@ import Testing
         let counter = LogCounter()
         server.dependencies.logger = counter.logger
         let keys = server.config.keyStorePath.appendingPathComponent("keys")
-        try FileManager.default.createDirectory(at: keys, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: keys, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try Data("{}".utf8).write(to: keys.appendingPathComponent("stray.json"))
         chmod(keys.appendingPathComponent("stray.json").path, 0o644)
         try await server.run { client in
@@ -104,7 +105,7 @@ import Testing
             #expect(status == .ok)
         }
         let message =
-            "files of the key store are open to other users of this machine: chmod 600 them (kms doctor lists them)"
+            "files or folders of the key store are open to other users of this machine: chmod go-rwx them (kms doctor lists them)"
         #expect(counter.count(message) == 1)
         #expect(counter.values(message, "first").first?.hasSuffix("keys/stray.json") == true)
     }

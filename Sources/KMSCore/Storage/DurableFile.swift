@@ -64,6 +64,23 @@ public enum DurableFile {
             + "chmod 700 it unless it is shared on purpose (the KMS tightens only folders it creates)"
     }
 
+    /// Every file and folder under `folder` (links not followed), with its permission bits: what
+    /// `kms doctor` and start-up judge the store's modes by (one walk, not two kinds of it).
+    public static func entries(under folder: URL) -> [(path: String, mode: mode_t, isFolder: Bool)] {
+        let root = folder.path
+        var found: [(path: String, mode: mode_t, isFolder: Bool)] = []
+        let walker = FileManager.default.enumerator(atPath: root)
+        while let name = walker?.nextObject() as? String {
+            let path = root + "/" + name
+            var info = stat()
+            guard lstat(path, &info) == 0 else { continue }
+            let kind = info.st_mode & S_IFMT
+            guard kind == S_IFREG || kind == S_IFDIR else { continue }
+            found.append((path, info.st_mode & 0o777, kind == S_IFDIR))
+        }
+        return found
+    }
+
     /// Atomically replaces `url` with `data`, durable once this returns.
     public static func write(_ data: Data, to url: URL, mode: mode_t = 0o600, syncFolder: Bool = true) throws(Failure) {
         let folder = url.deletingLastPathComponent().path
