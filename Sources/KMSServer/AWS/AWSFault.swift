@@ -11,6 +11,8 @@ struct AWSFault: Error, Sendable {
     var status: HTTPResponse.Status = .badRequest
     /// For the operator's log only (a storage outage's cause); never sent.
     var detail: String?
+    /// Made from `KeyRing.aliasChanged`: the door tries the alias change again (`KeyRing.againIfAliasChanged`).
+    var isAliasConflict = false
 
     init(_ code: String, _ message: String, status: HTTPResponse.Status = .badRequest) {
         self.code = code
@@ -28,6 +30,12 @@ struct AWSFault: Error, Sendable {
 
     /// The section 6 mapping of a native error; `keyArn` names the key in messages that need it.
     static func from(_ error: KMSError, keyArn: String? = nil) -> AWSFault {
+        var fault = translated(error, keyArn: keyArn)
+        fault.isAliasConflict = error.isAliasConflict
+        return fault
+    }
+
+    private static func translated(_ error: KMSError, keyArn: String?) -> AWSFault {
         switch error.code {
         case .keyNotFound where [KeyRing.keyNotFound.message, KeyAccess.notFound.message].contains(error.message):
             // The native messages for a key a request names speak of native routes and words (a review, then a

@@ -120,11 +120,9 @@ extension AWSOperations {
     }
 
     /// `attempt` again when the alias changed between its read and the write, as the native door
-    /// does (`KeyRing.againIfAliasChanged`; the fault keeps the conflict's `detail`).
+    /// does (`KeyRing.againIfAliasChanged`; the fault keeps the conflict's flag).
     private static func againIfRaced<T>(_ attempt: () async throws(AWSFault) -> T) async throws(AWSFault) -> T {
-        try await KeyRing.againIfAliasChanged(attempt) {
-            $0.detail != nil && $0.detail == KeyRing.aliasChanged.detail && $0.status == .serviceUnavailable
-        }
+        try await KeyRing.againIfAliasChanged(attempt) { $0.isAliasConflict }
     }
 
     func deleteAlias(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
