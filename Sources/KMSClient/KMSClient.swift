@@ -58,6 +58,14 @@ public final class KMSClient: Sendable {
         guard HTTPTransport.hasValidPort(configuration.baseURL) else {
             throw KMSClientError.configuration("the server URL's port is not 1 to 65535")
         }
+        // As the CLI refuses it: a password's raw `@` makes URLComponents split at the first one, and the
+        // rest of the password would be sent as the request path (a review of the library).
+        if let parts = URLComponents(string: configuration.baseURL),
+            (parts.percentEncodedPath + (parts.percentEncodedQuery ?? "") + (parts.percentEncodedFragment ?? ""))
+                .contains("@") || configuration.baseURL.filter({ $0 == "@" }).count > 1
+        {
+            throw KMSClientError.configuration("the server URL has an @ after its host: a password's @ is written %40")
+        }
         self.configuration = configuration
         self.transport = transport ?? HTTPTransport(baseURL: configuration.baseURL)
         state = Mutex(State(token: token))
@@ -95,6 +103,8 @@ public final class KMSClient: Sendable {
                 // The server may hold the session under a token we never learnt: the next call starts afresh.
                 self.expire(generation)
                 throw KMSClientError.outcomeUnknown(what)
+            } catch is NoSession {
+                throw KMSClientError.protocolViolation("no session")
             }
             self.state.withLock { state in
                 state.token = reply.token
@@ -176,14 +186,15 @@ public final class KMSClient: Sendable {
                 let output: Output = try await sealedCall(method, target, body: body)
                 gate.leaveCall()
                 return output
+            } catch is NoSession {
+                gate.leaveCall()
+                // Sent nothing: the session went while this call waited (a review: it read as a protocol
+                // violation, as if the server had misbehaved).
+                guard !lostSession else { throw KMSClientError.protocolViolation("no session") }
+                lostSession = true
+                continue
             } catch let error as KMSClientError {
                 gate.leaveCall()
-                if case .protocolViolation(Self.noSession) = error, !lostSession {
-                    // Sent nothing: the session went while this call waited (a review: it read as a protocol
-                    // violation, as if the server had misbehaved).
-                    lostSession = true
-                    continue
-                }
                 if case .outcomeUnknown = error, repeatable, !repeated {
                     repeated = true
                     continue
@@ -204,9 +215,10 @@ public final class KMSClient: Sendable {
         }
     }
 
-    /// Why a call found no session to seal with: another call's re-establishment failed (or `close()`
-    /// ran) while it waited at the gate. Nothing was sent; `call` asks for a session again, once.
-    static let noSession = "no session"
+    /// A call found no session to seal with: another call's re-establishment failed (or `close()` ran)
+    /// while it waited at the gate. Nothing was sent; `call` asks for a session again, once, and
+    /// otherwise it is reported as the protocol violation it was before.
+    struct NoSession: Error {}
 
     /// The sealed POSTs that compute without changing anything: safe to make twice.
     static let repeatableTargets: Set<String> = [
@@ -224,11 +236,12 @@ public final class KMSClient: Sendable {
         // A cancelled task sends nothing: AsyncHTTPClient would fail the send at once, which reads as "no
         // answer" and, for a change, "outcome unknown", though nothing left (a review).
         try Task.checkCancellation()
-        let (session, seq) = try state.withLock { state throws(KMSClientError) -> (Session, UInt64) in
-            guard let session = state.session else { throw KMSClientError.protocolViolation(Self.noSession) }
+        let taken = state.withLock { state -> (Session, UInt64)? in
+            guard let session = state.session else { return nil }
             defer { state.nextSeq += 1 }
             return (session, state.nextSeq)
         }
+        guard let (session, seq) = taken else { throw NoSession() }
         let plaintext = try body.map { try WireJSON.encode($0) } ?? Data()
         let request = try Self.sealed(
             plaintext, method: method, target: target, sessionId: session.id, seq: seq, key: session.key,

@@ -106,6 +106,8 @@ public struct HTTPTransport: KMSTransport, CustomStringConvertible, CustomReflec
     public let baseURL: String
     public let client: HTTPClient
     public let timeout: TimeAmount
+    /// `hasValidPort(baseURL)`, judged once, not at every send.
+    private let portIsValid: Bool
     /// Responses larger than this are refused (the largest legitimate one is ~120 KB).
     public let maxResponseBytes = 4 << 20
 
@@ -145,6 +147,7 @@ public struct HTTPTransport: KMSTransport, CustomStringConvertible, CustomReflec
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.client = client
         self.timeout = timeout
+        portIsValid = Self.hasValidPort(baseURL)
     }
 
     /// Whether `baseURL`'s port, when it names one, is a TCP port: AsyncHTTPClient traps on one past
@@ -155,7 +158,7 @@ public struct HTTPTransport: KMSTransport, CustomStringConvertible, CustomReflec
     }
 
     public func send(_ request: TransportRequest) async throws -> TransportResponse {
-        guard Self.hasValidPort(baseURL) else {
+        guard portIsValid else {
             throw TransportNeverSent(KMSClientError.configuration("the server URL's port is not 1 to 65535"))
         }
         var outgoing = HTTPClientRequest(url: baseURL + request.target)
