@@ -153,19 +153,10 @@ struct KnownServers: Sendable {
     static func sameServer(_ one: String, _ other: String) -> Bool {
         guard one != other else { return true }
         guard let first = URLComponents(string: one), let second = URLComponents(string: other),
-            let a = first.percentEncodedHost, let b = second.percentEncodedHost, isLoopback(a), isLoopback(b)
+            ClientOptions.isLoopback(one), ClientOptions.isLoopback(other)
         else { return false }
         return first.scheme == second.scheme && first.port == second.port
             && first.percentEncodedPath == second.percentEncodedPath
-    }
-
-    private static func isLoopback(_ host: String) -> Bool {
-        if host == "localhost" || host == "[::1]" { return true }
-        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts[0] == "127"
-            && parts.allSatisfy { part in
-                (1...3).contains(part.count) && part.allSatisfy { $0.isASCII && $0.isNumber } && UInt8(part) != nil
-            }
     }
 
     /// What `remember` found.
