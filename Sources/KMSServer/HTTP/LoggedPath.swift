@@ -24,6 +24,8 @@ enum LoggedPath {
     /// `template`: the route the path matched (its `{name}` parts say which
     /// segment holds what), or nil when it matched none.
     static func of(_ path: String, template: String?, words: Set<Substring>) -> String {
+        // A literal route (every `/crypto/…` call) is its own template: nothing to split.
+        if let template, !template.contains("{") { return template }
         let parts = template?.split(separator: "/", omittingEmptySubsequences: false)
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
         var shown: [Substring] = []
