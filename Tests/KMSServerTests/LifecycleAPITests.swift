@@ -220,7 +220,6 @@ import Testing
             let (a, b) = (try KMSClient(.init(baseURL: base.baseURL)), try KMSClient(.init(baseURL: base.baseURL)))
             let one = try await a.generateKey().keyId
             let two = try await b.generateKey().keyId
-            var moveOutcomes: [String: Int] = [:]
             for round in 0..<12 {
                 _ = try await a.createAlias("moved-\(round)", key: one)
                 async let first = a.moveAlias("moved-\(round)", to: two)
@@ -234,10 +233,8 @@ import Testing
                 try await deletion
                 let code = await move
                 #expect(code == "200" || code == "alias_not_found", "\(code)")
-                moveOutcomes[code, default: 0] += 1
                 #expect(try await a.listAliases(key: two).aliases.allSatisfy { !$0.alias.hasPrefix("deleted-") })
             }
-            #expect(moveOutcomes.values.reduce(0, +) == 12, "\(moveOutcomes)")
         }
     }
 

@@ -23,7 +23,9 @@ public struct ConfigVariable: Sendable {
         .init(name: "KEY_STORE_PATH", defaultValue: "./data/keys", meaning: "key store folder (created mode 0700)"),
         .init(
             name: "KMS_MASTER_KEY_FILE", defaultValue: "./data/master.key",
-            meaning: "master key file (32 bytes as b64; created mode 0600 if missing)"),
+            meaning:
+                "master key file (32 bytes as b64; created mode 0600 if missing; a start that makes one beside a store it cannot open stops, naming it)"
+        ),
         .init(name: "KMS_MASTER_KEY", defaultValue: "", meaning: "the master key as b64; wins over the file"),
         .init(name: "KMS_SESSION_TTL_MS", defaultValue: "900000", meaning: "session time to live"),
         .init(name: "KMS_SESSION_SLIDING", defaultValue: "true", meaning: "slide the expiry on each request"),
@@ -88,7 +90,9 @@ public struct ConfigVariable: Sendable {
                 "key exchanges per second per client address (bursts of twice that); more get 429 while RSA work waits"),
         .init(
             name: "KMS_CLIENT_AUTH", defaultValue: "required",
-            meaning: "required (enrolled clients sign the key exchange; grants decide) or off (protocol-v1, a warning)"),
+            meaning:
+                "required (enrolled clients sign the key exchange; grants decide) or off (protocol-v1, a warning); the same on every instance of one database"
+        ),
         .init(
             name: "KMS_TEST_CLOCK_OFFSET_MS", defaultValue: "0",
             meaning: "tests only: milliseconds added to every clock reading (refused with KMS_ENV=production)"),

@@ -76,7 +76,8 @@ extension KeyRing {
     }
 
     /// Points `alias` (now `current`) at `target`; moving it to the key it
-    /// already names is a no-op. A concurrent change of the alias is a `409`.
+    /// already names is a no-op. A concurrent change of the alias throws `aliasChanged`, which the doors
+    /// answer by reading the alias again (`againIfAliasChanged`).
     public func moveAlias(_ current: AliasRecord, to target: KeyRecord) async throws(KMSError) -> AliasRecord {
         guard current.keyId != target.keyId else { return current }
         guard target.aliases.count < Self.maxAliasesPerKey else {
