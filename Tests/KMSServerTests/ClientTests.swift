@@ -40,6 +40,10 @@ import Testing
         #expect(throws: KMSClientError.self) {
             try KMSClient(KMSClientConfiguration(baseURL: "http://127.0.0.1:99999"))
         }
+        // An @ after the host (a password's raw @): its rest would be sent as the request path.
+        #expect(throws: KMSClientError.self) {
+            try KMSClient(KMSClientConfiguration(baseURL: "http://u:pa@127.0.0.1:3000/w0rd@127.0.0.1:3000"))
+        }
         await #expect(throws: TransportNeverSent.self) {
             try await HTTPTransport(baseURL: "http://127.0.0.1:70000").send(
                 TransportRequest(method: "GET", target: "/healthz", headers: [], body: nil))
