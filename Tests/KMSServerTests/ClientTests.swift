@@ -32,6 +32,16 @@ import Testing
         #expect(
             TerminalText.jsonEscaped("{\n  \"d\" : \"a\u{9B}b\u{202E}c\u{E0041}\u{7F}\"\n}")
                 == "{\n  \"d\" : \"a\\u009bb\\u202ec\\udb40\\udc41\\u007f\"\n}")
+        // Bytes: nil when nothing is to be written out, the same answer from contiguous bytes (the audit
+        // line's, looked at in place) and from a collection that is not contiguous.
+        let plain = Array(#"{"a":"b\u0001"}"#.utf8)
+        let raw = Array("{\"d\":\"a\u{7F}b\"}".utf8)
+        #expect(TerminalText.jsonEscapedIfNeeded(plain) == nil)
+        #expect(TerminalText.jsonEscapedIfNeeded(Data(plain)) == nil)
+        #expect(TerminalText.jsonEscapedIfNeeded(plain.reversed()) == nil)
+        #expect(TerminalText.jsonEscapedIfNeeded(raw) == #"{"d":"a\u007fb"}"#)
+        #expect(TerminalText.jsonEscapedIfNeeded(Data(raw)) == #"{"d":"a\u007fb"}"#)
+        #expect(TerminalText.jsonEscapedIfNeeded(raw.reversed()) != nil)
     }
 
     /// A port past 65535 made AsyncHTTPClient trap (a review crashed the CLI with `--url …:99999`):
