@@ -126,10 +126,11 @@ extension KMSClient {
         }
         let now = ContinuousClock.now
         let ttl = Duration.milliseconds(confirmation.ttlMs)
+        // No call is in flight while a session is made (the gate): the new one's seqs start at 1.
+        sequence.reset()
         let absolute = now + .milliseconds(confirmation.maxLifetimeMs) - .seconds(1)
         state.withLock { state in
             state.generation += 1
-            state.nextSeq = 1
             state.session = Session(
                 id: started.sessionId, key: key, token: token, expiresAt: confirmation.expiresAt,
                 generation: state.generation, localExpiry: min(now + ttl - .seconds(1), absolute),

@@ -17,6 +17,8 @@ public final class KMSClient: Sendable {
     let transport: any KMSTransport
     private let gate = SessionGate()
     let state: Mutex<State>
+    /// The session's seqs, kept within the server's replay window of each other.
+    let sequence: SequenceWindow
     let rotation = Mutex<Task<Void, Never>?>(nil)
 
     /// Printed or dumped, the session key and token are left out (the extension at the end).
@@ -37,7 +39,6 @@ public final class KMSClient: Sendable {
     struct State {
         var session: Session?
         var token: String
-        var nextSeq: UInt64 = 1
         var generation = 0
     }
 
@@ -69,6 +70,7 @@ public final class KMSClient: Sendable {
         self.configuration = configuration
         self.transport = transport ?? HTTPTransport(baseURL: configuration.baseURL)
         state = Mutex(State(token: token))
+        sequence = SequenceWindow()
     }
 
     deinit {
@@ -236,12 +238,11 @@ public final class KMSClient: Sendable {
         // A cancelled task sends nothing: AsyncHTTPClient would fail the send at once, which reads as "no
         // answer" and, for a change, "outcome unknown", though nothing left (a review).
         try Task.checkCancellation()
-        let taken = state.withLock { state -> (Session, UInt64)? in
-            guard let session = state.session else { return nil }
-            defer { state.nextSeq += 1 }
-            return (session, state.nextSeq)
-        }
-        guard let (session, seq) = taken else { throw NoSession() }
+        guard state.withLock({ $0.session }) != nil else { throw NoSession() }
+        // Waits (cancellably) while the oldest unanswered seq would fall out of the server's window.
+        let seq = try await sequence.take()
+        defer { sequence.release(seq) }
+        guard let session = state.withLock({ $0.session }) else { throw NoSession() }
         let plaintext = try body.map { try WireJSON.encode($0) } ?? Data()
         let request = try Self.sealed(
             plaintext, method: method, target: target, sessionId: session.id, seq: seq, key: session.key,

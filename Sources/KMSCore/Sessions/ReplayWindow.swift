@@ -1,10 +1,12 @@
+import KMSProtocol
+
 /// The anti-replay window of protocol v1 section 4, after RFC 4303 section 3.4.3.
 ///
 /// With `highest` the largest accepted seq, the seqs `highest-1023 ... highest`
 /// that were not seen are accepted once; anything at or below
 /// `highest - 1024`, or seen before, is refused. One bit per seq in the window.
 public struct ReplayWindow: Sendable, Equatable {
-    public static let size: UInt64 = 1024
+    public static let size: UInt64 = SealedEnvelope.replayWindow
     private static let wordCount = Int(size / 64)
 
     /// The highest accepted seq, 0 before any.

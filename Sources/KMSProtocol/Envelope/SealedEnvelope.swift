@@ -5,6 +5,10 @@ public import Foundation
 public struct SealedEnvelope: Sendable, Equatable {
     /// The largest sequence number (2^53 - 1): every JSON implementation holds it exactly.
     public static let maxSeq: UInt64 = (1 << 53) - 1
+    /// The anti-replay window every server keeps (protocol v1 sections 4 and 9: at
+    /// least this many seqs below the highest accepted one): the server's
+    /// window, and how far apart a client lets its unanswered seqs be.
+    public static let replayWindow: UInt64 = 1024
 
     public var seq: UInt64
     public var iv: Data

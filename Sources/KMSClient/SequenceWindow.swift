@@ -1,0 +1,90 @@
+import KMSProtocol
+import Synchronization
+
+/// Hands out a session's seqs so that every one sent can still be accepted.
+///
+/// The server accepts a seq only within 1024 of the highest it has accepted
+/// (protocol v1 sections 4 and 9). Seqs are taken in order, but answered in any
+/// order: with one call slow (a resend after a closed connection, a slow
+/// link) and many quick ones behind it, the quick ones would carry the
+/// highest seq past the slow one's window, and the slow one would be refused
+/// `replay_detected` — for a change, reported "outcome unknown" though it was
+/// never done (a review of the library). So a seq is taken only while it is
+/// within `span` of the oldest one still unanswered; past that the call waits
+/// (cancellably) for the oldest to be answered.
+final class SequenceWindow: Sendable {
+    private struct State {
+        var next: UInt64 = 1
+        var outstanding = Set<UInt64>()
+        /// The smallest of `outstanding` (meaningless while it is empty).
+        var oldest: UInt64 = 1
+        var waiting: [Int: CheckedContinuation<Bool, Never>] = [:]
+        var nextWaiter = 0
+
+        var mayTake: Bool { outstanding.isEmpty || next - oldest < span }
+        let span: UInt64
+    }
+
+    private let state: Mutex<State>
+
+    /// `span` at most the server's window (tests make it small).
+    init(span: UInt64 = SealedEnvelope.replayWindow) {
+        state = Mutex(State(span: span))
+    }
+
+    /// Starts again at 1: a new session (no call is in flight while one is made).
+    func reset() {
+        let waiters = state.withLock { state in
+            state.next = 1
+            state.outstanding.removeAll()
+            defer { state.waiting.removeAll() }
+            return Array(state.waiting.values)
+        }
+        for waiter in waiters { waiter.resume(returning: true) }
+    }
+
+    /// The next seq, once it is within the span of every unanswered one.
+    func take() async throws -> UInt64 {
+        while true {
+            if let seq = state.withLock({ Self.takeNow(&$0) }) { return seq }
+            let id = state.withLock { state in
+                defer { state.nextWaiter += 1 }
+                return state.nextWaiter
+            }
+            let woken = await withTaskCancellationHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                    let parked = state.withLock { state -> Bool in
+                        guard !state.mayTake, !Task.isCancelled else { return false }
+                        state.waiting[id] = continuation
+                        return true
+                    }
+                    if !parked { continuation.resume(returning: !Task.isCancelled) }
+                }
+            } onCancel: {
+                state.withLock { $0.waiting.removeValue(forKey: id) }?.resume(returning: false)
+            }
+            guard woken else { throw CancellationError() }
+        }
+    }
+
+    /// `seq` was answered, or will never be: later seqs may go further.
+    func release(_ seq: UInt64) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
+            guard state.outstanding.remove(seq) != nil else { return [] }
+            if seq == state.oldest, let oldest = state.outstanding.min() { state.oldest = oldest }
+            guard state.mayTake, !state.waiting.isEmpty else { return [] }
+            defer { state.waiting.removeAll() }
+            return Array(state.waiting.values)
+        }
+        for waiter in waiters { waiter.resume(returning: true) }
+    }
+
+    private static func takeNow(_ state: inout State) -> UInt64? {
+        guard state.mayTake else { return nil }
+        let seq = state.next
+        if state.outstanding.isEmpty { state.oldest = seq }
+        state.outstanding.insert(seq)
+        state.next += 1
+        return seq
+    }
+}
