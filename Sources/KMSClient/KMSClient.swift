@@ -95,26 +95,28 @@ public final class KMSClient: Sendable {
     @discardableResult
     public func rotateToken(to newToken: String? = nil) async throws -> String {
         try await ensureSession()
-        return try await withChange {
-            let generation = self.state.withLock { $0.generation }
-            let reply: RotateTokenResponse
-            do {
-                reply = try await self.sealedCall(
-                    "POST", WirePath.rotateToken, body: RotateTokenRequest(token: newToken))
-            } catch KMSClientError.outcomeUnknown(let what) {
-                // The server may hold the session under a token we never learnt: the next call starts afresh.
-                self.expire(generation)
-                throw KMSClientError.outcomeUnknown(what)
-            } catch is NoSession {
-                throw KMSClientError.protocolViolation("no session")
-            }
-            self.state.withLock { state in
-                state.token = reply.token
-                state.session?.token = reply.token
-                state.session?.expiresAt = reply.expiresAt
-            }
-            return reply.token
+        return try await withChange { try await self.rotateHoldingTheGate(to: newToken) }
+    }
+
+    /// The rotation itself; the caller holds the gate's change side.
+    private func rotateHoldingTheGate(to newToken: String?) async throws -> String {
+        let generation = state.withLock { $0.generation }
+        let reply: RotateTokenResponse
+        do {
+            reply = try await sealedCall("POST", WirePath.rotateToken, body: RotateTokenRequest(token: newToken))
+        } catch KMSClientError.outcomeUnknown(let what) {
+            // The server may hold the session under a token we never learnt: the next call starts afresh.
+            expire(generation)
+            throw KMSClientError.outcomeUnknown(what)
+        } catch is NoSession {
+            throw KMSClientError.protocolViolation("no session")
         }
+        state.withLock { state in
+            state.token = reply.token
+            state.session?.token = reply.token
+            state.session?.expiresAt = reply.expiresAt
+        }
+        return reply.token
     }
 
     /// Runs `body` alone: no call is in flight while the session changes.
@@ -131,12 +133,22 @@ public final class KMSClient: Sendable {
     }
 
     /// Rotates the token every `interval` until `close()` (or the client is released).
+    ///
+    /// Only a live session's token is rotated: a session that ended (by this
+    /// client's clock: idle past its TTL, or at its absolute lifetime) is not
+    /// made again just to rotate it (a review: an idle app made a new session
+    /// at every tick, forever). While the session lives, each rotation is a
+    /// request and, with a sliding expiry, keeps it alive up to its absolute
+    /// lifetime; the next call after that makes a new one.
     public func startTokenRotation(every interval: Duration) {
         let task = Task { [weak self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
                 guard !Task.isCancelled, let self else { return }
-                _ = try? await self.rotateToken()
+                _ = try? await self.withChange { () -> String? in
+                    guard self.liveGeneration() != nil else { return nil }
+                    return try await self.rotateHoldingTheGate(to: nil)
+                }
             }
         }
         rotation.withLock { old in
@@ -150,7 +162,11 @@ public final class KMSClient: Sendable {
     /// server no longer knows, or a resend whose first send may have ended
     /// it, counts as ended (one that was not expires on its own).
     public func close() async throws {
-        rotation.withLock { $0?.cancel() }
+        // Forgotten as well as stopped: a session made after `close()` starts its own (it was never restarted).
+        rotation.withLock { task in
+            task?.cancel()
+            task = nil
+        }
         guard state.withLock({ $0.session }) != nil else { return }
         defer { state.withLock { $0.session = nil } }
         do {

@@ -555,6 +555,32 @@ extension ClientTests {
         }
     }
 
+    /// Background token rotation rotates a live session's token and makes no session of its own: an idle
+    /// client whose session ended (here by its TTL, on the client's clock) is left without one, where every
+    /// tick made a new session before; and a client used again after `close()` rotates again.
+    @Test func backgroundRotationNeitherMakesSessionsNorStopsForGood() async throws {
+        try await TestServer(["KMS_SESSION_TTL_MS": "1500", "KMS_SESSION_SLIDING": "false"]).run { server in
+            let spy = SpyTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            let kms = try KMSClient(
+                KMSClientConfiguration(baseURL: spy.base.baseURL, rotateInterval: .milliseconds(100)), transport: spy)
+            try await kms.connect()
+            // The client counts the session ended 1 s before the server does: 0.5 s after it was made.
+            try await Task.sleep(for: .milliseconds(1500))
+            let exchanges = spy.targets.filter { $0 == WirePath.keyExchange }.count
+            let rotations = spy.targets.filter { $0 == WirePath.rotateToken }.count
+            #expect(exchanges == 1)
+            #expect(rotations <= 6, "\(rotations)")
+            _ = try await kms.random(bytes: 1)
+            try await kms.close()
+            // A new session after close(): its token is rotated again.
+            _ = try await kms.random(bytes: 1)
+            let token = kms.token
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(kms.token != token)
+            try await kms.close()
+        }
+    }
+
     /// A call waiting for the window is cancelled like any other: it sends nothing and throws
     /// `CancellationError` (the held call too, its transport cancelled).
     @Test(.timeLimit(.minutes(2))) func aCallWaitingForTheReplayWindowCanBeCancelled() async throws {
