@@ -121,7 +121,7 @@ public final class KMSClient: Sendable {
 
     /// Runs `body` alone: no call is in flight while the session changes.
     private func withChange<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
-        await gate.enterChange()
+        try await gate.enterChange()
         do {
             let value = try await body()
             gate.leaveChange()
@@ -199,7 +199,7 @@ public final class KMSClient: Sendable {
             // fail as "no answer" (reviews).
             try Task.checkCancellation()
             let generation = try await ensureSession()
-            await gate.enterCall()
+            try await gate.enterCall()
             do {
                 let output: Output = try await sealedCall(method, target, body: body)
                 gate.leaveCall()

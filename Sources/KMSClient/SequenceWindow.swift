@@ -51,17 +51,14 @@ final class SequenceWindow: Sendable {
                 defer { state.nextWaiter += 1 }
                 return state.nextWaiter
             }
-            let woken = await withTaskCancellationHandler {
-                await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-                    let parked = state.withLock { state -> Bool in
-                        guard !state.mayTake, !Task.isCancelled else { return false }
-                        state.waiting[id] = continuation
-                        return true
-                    }
-                    if !parked { continuation.resume(returning: !Task.isCancelled) }
+            let woken = await waitCancellably { continuation in
+                state.withLock { state -> Bool in
+                    guard !state.mayTake, !Task.isCancelled else { return false }
+                    state.waiting[id] = continuation
+                    return true
                 }
-            } onCancel: {
-                state.withLock { $0.waiting.removeValue(forKey: id) }?.resume(returning: false)
+            } unpark: {
+                state.withLock { $0.waiting.removeValue(forKey: id) }
             }
             guard woken else { throw CancellationError() }
         }

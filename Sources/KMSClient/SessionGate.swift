@@ -6,76 +6,113 @@ import Synchronization
 /// under a token that is being replaced.
 ///
 /// The common case — a call while nothing changes — is one short lock, with
-/// no suspension; only contended paths park a continuation.
+/// no suspension; only contended paths park a continuation. A task cancelled
+/// while it waits stops waiting and throws `CancellationError` (a review: a
+/// call held behind a key exchange to a server that stopped answering could
+/// not be cancelled until that exchange timed out).
 final class SessionGate: Sendable {
     private struct State {
         var calls = 0
         var changing = false
-        var waitingCalls: [CheckedContinuation<Void, Never>] = []
-        var waitingChanges: [CheckedContinuation<Void, Never>] = []
+        var waitingCalls: [Int: CheckedContinuation<Bool, Never>] = [:]
+        /// First come, first served.
+        var waitingChanges: [(id: Int, continuation: CheckedContinuation<Bool, Never>)] = []
+        var nextId = 0
+
+        var callMayEnter: Bool { !changing && waitingChanges.isEmpty }
+
+        mutating func newId() -> Int {
+            defer { nextId += 1 }
+            return nextId
+        }
     }
 
     private let state = Mutex(State())
 
-    func enterCall() async {
+    func enterCall() async throws {
         while true {
             let entered = state.withLock { state -> Bool in
-                guard !state.changing, state.waitingChanges.isEmpty else { return false }
+                guard state.callMayEnter else { return false }
                 state.calls += 1
                 return true
             }
             if entered { return }
-            await withCheckedContinuation { continuation in
-                let parked = state.withLock { state -> Bool in
+            let id = state.withLock { $0.newId() }
+            let woken = await waitCancellably { continuation in
+                state.withLock { state -> Bool in
                     // Re-check under the lock: the change may have ended meanwhile.
-                    guard state.changing || !state.waitingChanges.isEmpty else { return false }
-                    state.waitingCalls.append(continuation)
+                    guard !state.callMayEnter, !Task.isCancelled else { return false }
+                    state.waitingCalls[id] = continuation
                     return true
                 }
-                if !parked { continuation.resume() }
+            } unpark: {
+                state.withLock { $0.waitingCalls.removeValue(forKey: id) }
             }
+            guard woken else { throw CancellationError() }
         }
     }
 
     func leaveCall() {
-        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let next = state.withLock { state -> CheckedContinuation<Bool, Never>? in
             state.calls -= 1
             return Self.handOverToChange(&state)
         }
-        next?.resume()
+        next?.resume(returning: true)
     }
 
-    func enterChange() async {
-        await withCheckedContinuation { continuation in
-            let enterNow = state.withLock { state -> Bool in
-                if !state.changing, state.calls == 0, state.waitingChanges.isEmpty {
-                    state.changing = true
-                    return true
+    /// Returns holding the change side; throws `CancellationError` (holding
+    /// nothing) when the task is cancelled before its turn came.
+    func enterChange() async throws {
+        let id = state.withLock { $0.newId() }
+        let entered = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let enterNow = state.withLock { state -> Bool? in
+                    if Task.isCancelled { return false }
+                    if !state.changing, state.calls == 0, state.waitingChanges.isEmpty {
+                        state.changing = true
+                        return true
+                    }
+                    // `changing` is set for us by whoever resumes us.
+                    state.waitingChanges.append((id, continuation))
+                    return nil
                 }
-                // `changing` is set for us by whoever resumes us.
-                state.waitingChanges.append(continuation)
-                return false
+                if let enterNow { continuation.resume(returning: enterNow) }
             }
-            if enterNow { continuation.resume() }
+        } onCancel: {
+            // Still waiting: leave the queue (calls held back for this change alone may go on). Already
+            // handed over: the change side is this task's, and it leaves it as usual.
+            let (change, calls) = state.withLock { state in
+                guard let index = state.waitingChanges.firstIndex(where: { $0.id == id }) else {
+                    return (CheckedContinuation<Bool, Never>?.none, [CheckedContinuation<Bool, Never>]())
+                }
+                let change = state.waitingChanges.remove(at: index).continuation
+                return (change, state.callMayEnter ? Self.takeWaitingCalls(&state) : [])
+            }
+            change?.resume(returning: false)
+            for call in calls { call.resume(returning: true) }
         }
+        guard entered else { throw CancellationError() }
     }
 
     func leaveChange() {
         let (change, calls) = state.withLock {
-            state -> (CheckedContinuation<Void, Never>?, [CheckedContinuation<Void, Never>]) in
+            state -> (CheckedContinuation<Bool, Never>?, [CheckedContinuation<Bool, Never>]) in
             state.changing = false
             if let next = Self.handOverToChange(&state) { return (next, []) }
-            let calls = state.waitingCalls
-            state.waitingCalls.removeAll()
-            return (nil, calls)
+            return (nil, Self.takeWaitingCalls(&state))
         }
-        change?.resume()
-        for call in calls { call.resume() }
+        change?.resume(returning: true)
+        for call in calls { call.resume(returning: true) }
     }
 
-    private static func handOverToChange(_ state: inout State) -> CheckedContinuation<Void, Never>? {
+    private static func handOverToChange(_ state: inout State) -> CheckedContinuation<Bool, Never>? {
         guard !state.changing, state.calls == 0, !state.waitingChanges.isEmpty else { return nil }
         state.changing = true
-        return state.waitingChanges.removeFirst()
+        return state.waitingChanges.removeFirst().continuation
+    }
+
+    private static func takeWaitingCalls(_ state: inout State) -> [CheckedContinuation<Bool, Never>] {
+        defer { state.waitingCalls.removeAll() }
+        return Array(state.waitingCalls.values)
     }
 }

@@ -581,6 +581,31 @@ extension ClientTests {
         }
     }
 
+    /// A call held back while the session changes stops waiting when its task is cancelled: one waiting for
+    /// a key exchange that does not come back (a server that stopped answering), and one waiting behind a
+    /// token rotation. Before, each waited for the change to end, here an hour.
+    @Test(.timeLimit(.minutes(2))) func aCallWaitingAtTheGateCanBeCancelled() async throws {
+        try await TestServer().run { server in
+            for held in [WirePath.keyExchange, WirePath.rotateToken] {
+                let transport = HoldFirstTransport(
+                    base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"),
+                    target: held, until: .max, atMost: .seconds(3600))
+                let kms = try client(server.port, transport: transport)
+                let change = Task {
+                    if held == WirePath.rotateToken { try await kms.connect() }
+                    _ = try await kms.rotateToken()
+                }
+                while !transport.isHolding { try await Task.sleep(for: .milliseconds(5)) }
+                let waiting = Task { try await kms.random(bytes: 1) }
+                try await Task.sleep(for: .milliseconds(100))
+                waiting.cancel()
+                await #expect(throws: CancellationError.self) { try await waiting.value }
+                change.cancel()
+                _ = await change.result
+            }
+        }
+    }
+
     /// A call waiting for the window is cancelled like any other: it sends nothing and throws
     /// `CancellationError` (the held call too, its transport cancelled).
     @Test(.timeLimit(.minutes(2))) func aCallWaitingForTheReplayWindowCanBeCancelled() async throws {
