@@ -570,12 +570,19 @@ extension ClientTests {
             let rotations = spy.targets.filter { $0 == WirePath.rotateToken }.count
             #expect(exchanges == 1)
             #expect(rotations <= 6, "\(rotations)")
+            try await kms.close()
+        }
+        try await TestServer().run { server in
+            let kms = try KMSClient(
+                KMSClientConfiguration(
+                    baseURL: "http://127.0.0.1:\(server.port ?? 0)", rotateInterval: .milliseconds(100)))
             _ = try await kms.random(bytes: 1)
             try await kms.close()
             // A new session after close(): its token is rotated again.
             _ = try await kms.random(bytes: 1)
             let token = kms.token
-            try await Task.sleep(for: .milliseconds(400))
+            let deadline = ContinuousClock.now + .seconds(60)
+            while kms.token == token, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             #expect(kms.token != token)
             try await kms.close()
         }
