@@ -122,6 +122,12 @@ public final class KMSClient: Sendable {
     /// Runs `body` alone: no call is in flight while the session changes.
     private func withChange<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
         try await gate.enterChange()
+        // Handed the change side just as the task was cancelled: nothing is made for it (a key exchange
+        // would fail as "no answer").
+        if Task.isCancelled {
+            gate.leaveChange()
+            throw CancellationError()
+        }
         do {
             let value = try await body()
             gate.leaveChange()
@@ -145,6 +151,8 @@ public final class KMSClient: Sendable {
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
                 guard !Task.isCancelled, let self else { return }
+                // Checked before the gate too: a tick with nothing to rotate holds no call back.
+                guard self.liveGeneration() != nil else { continue }
                 _ = try? await self.withChange { () -> String? in
                     guard self.liveGeneration() != nil else { return nil }
                     return try await self.rotateHoldingTheGate(to: nil)
@@ -161,22 +169,39 @@ public final class KMSClient: Sendable {
     /// The session is forgotten here whatever the answer; a session the
     /// server no longer knows, or a resend whose first send may have ended
     /// it, counts as ended (one that was not expires on its own).
+    ///
+    /// It runs alone, as a session change: a key exchange in flight finishes
+    /// first and its session is the one ended (a review: one finishing after
+    /// `close()` returned left a session, and a rotation timer, running). A
+    /// session that has ended by this client's clock is forgotten, not made
+    /// again only to be ended.
     public func close() async throws {
-        // Forgotten as well as stopped: a session made after `close()` starts its own (it was never restarted).
-        rotation.withLock { task in
-            task?.cancel()
-            task = nil
-        }
-        guard state.withLock({ $0.session }) != nil else { return }
-        defer { state.withLock { $0.session = nil } }
         do {
-            let _: EmptyBody = try await call("DELETE", WirePath.session, idempotent: false)
-        } catch KMSClientError.outcomeUnknown {
-            // Ended by the first send, or left to expire.
+            try await withChange {
+                // Forgotten as well as stopped: a session made after `close()` starts its own.
+                self.rotation.withLock { task in
+                    task?.cancel()
+                    task = nil
+                }
+                defer { self.state.withLock { $0.session = nil } }
+                guard self.liveGeneration() != nil else { return }
+                do {
+                    let _: EmptyBody = try await self.sealedCall("DELETE", WirePath.session, body: EmptyBody?.none)
+                } catch KMSClientError.outcomeUnknown {
+                    // Ended by the first send, or left to expire.
+                } catch is NoSession {
+                    // Nothing to end.
+                } catch let error as KMSClientError where error.code == ErrorCode.unknownSession.rawValue {
+                    // Already gone on the server.
+                }
+            }
         } catch is CancellationError {
-            // Closed from a cancelled task: nothing was sent, and the session is left to expire.
-        } catch let error as KMSClientError where error.code == ErrorCode.unknownSession.rawValue {
-            // Already gone on the server.
+            // Closed from a cancelled task: nothing was sent. The session is left to expire, and forgotten.
+            rotation.withLock { task in
+                task?.cancel()
+                task = nil
+            }
+            state.withLock { $0.session = nil }
         }
     }
 
@@ -258,6 +283,8 @@ public final class KMSClient: Sendable {
         // Waits (cancellably) while the oldest unanswered seq would fall out of the server's window.
         let seq = try await sequence.take()
         defer { sequence.release(seq) }
+        // Woken just as the task was cancelled: still nothing sent (a review).
+        try Task.checkCancellation()
         guard let session = state.withLock({ $0.session }) else { throw NoSession() }
         let plaintext = try body.map { try WireJSON.encode($0) } ?? Data()
         let request = try Self.sealed(

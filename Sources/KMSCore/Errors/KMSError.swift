@@ -20,16 +20,28 @@ public struct KMSError: Error, Sendable, Equatable {
     public let retryAfterSeconds: Int?
     /// For the log only; never sent. Still must not hold secrets.
     public let detail: String?
-    /// The store found the session gone when admitting a request whose envelope
-    /// opened with a cached session key: answered in plain JSON, as the
-    /// lookup without a cache would have answered it.
-    public var sessionGoneAtAdmission = false
-    /// `damagedRecord`'s refusal: what a store reports of a file or row that is not a record, as
-    /// against a disk that failed (`kms doctor` lists the first, and throws the second).
-    public var isDamagedRecord = false
-    /// `KeyRing.aliasChanged`: the alias moved between its read and a conditional write, which the
-    /// doors try again. A flag, since `==` compares codes only and other `503`s must not be retried.
-    public var isAliasConflict = false
+    /// What a few callers decide on beyond the code: a `503 server_busy` may be
+    /// storage that failed, a damaged record or an alias that moved, and only
+    /// one of them may be retried. One value, since the cases exclude each other
+    /// and `==` compares codes only (no decision may read the message).
+    public enum Cause: Sendable {
+        /// The store found the session gone when admitting a request whose
+        /// envelope opened with a cached session key: answered in plain JSON,
+        /// as the lookup without a cache would have answered it.
+        case sessionGoneAtAdmission
+        /// `damagedRecord`'s refusal: what a store reports of a file or row that is not a record, as
+        /// against a disk that failed (`kms doctor` lists the first, and throws the second).
+        case damagedRecord
+        /// `KeyRing.aliasChanged`: the alias moved between its read and a conditional write, which
+        /// the doors try again.
+        case aliasConflict
+    }
+
+    public var cause: Cause?
+
+    public var sessionGoneAtAdmission: Bool { cause == .sessionGoneAtAdmission }
+    public var isDamagedRecord: Bool { cause == .damagedRecord }
+    public var isAliasConflict: Bool { cause == .aliasConflict }
 
     public init(
         _ code: ErrorCode, _ message: String, field: String? = nil, retryAfterSeconds: Int? = nil, detail: String? = nil
@@ -71,7 +83,7 @@ public struct KMSError: Error, Sendable, Equatable {
             .serverBusy,
             "a stored record on the server is damaged and cannot be read; its operator can find it with kms doctor",
             detail: detail)
-        error.isDamagedRecord = true
+        error.cause = .damagedRecord
         return error
     }
 

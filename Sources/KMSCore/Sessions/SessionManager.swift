@@ -198,7 +198,7 @@ public struct SessionManager: Sendable {
                 policy: policy)
         } catch  where error.code == .unknownSession {
             var gone = error
-            gone.sessionGoneAtAdmission = true
+            gone.cause = .sessionGoneAtAdmission
             throw gone
         }
         let expiresAt = admitted.expiresAt

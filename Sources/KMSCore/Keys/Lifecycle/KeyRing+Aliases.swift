@@ -171,7 +171,7 @@ extension KeyRing {
         var error = KMSError(
             .serverBusy, "the alias changed concurrently; read it again and retry", retryAfterSeconds: 1,
             detail: "alias conflict")
-        error.isAliasConflict = true
+        error.cause = .aliasConflict
         return error
     }()
 }
