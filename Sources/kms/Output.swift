@@ -77,7 +77,7 @@ func reportFailure(_ error: any Error, hidingLongArguments arguments: [String] =
 /// may be a key or a secret (a PEM private key given to `--public-key` starts with `-` and was
 /// refused as an option, printed whole); a typo in an option's name, or a short value, still shows.
 struct LongArguments {
-    static let minimumLength = 24
+    static let minimumLength = Echo.maxShownLength + 1
     private let hidden: [String]
 
     init(_ arguments: [String]) {

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import KMSCore
+import KMSProtocol
 import NIOCore
 import Testing
 
@@ -166,6 +167,10 @@ import Testing
         #expect(
             LoggedPath.of("/keys/\(String(repeating: "ab", count: 16))", template: "/keys/{keyId}", words: [])
                 == "/keys/{…}")
+        // One length rule (`Echo`) for the log, the client library's refusals and the CLI's parse errors.
+        let longest = String(repeating: "n", count: Echo.maxShownLength)
+        #expect(LoggedPath.of("/keys/\(longest)", template: "/keys/{keyId}", words: []) == "/keys/\(longest)")
+        #expect(LoggedPath.of("/keys/\(longest)n", template: "/keys/{keyId}", words: []) == "/keys/{…}")
     }
 
     @Test func offListAddressesAreRefusedOnEveryRoute() async throws {

@@ -1,4 +1,5 @@
 import KMSCore
+import KMSProtocol
 
 /// The path as the server's request log shows it.
 ///
@@ -11,8 +12,8 @@ import KMSCore
 ///
 /// - a path that matched a route (`template`) shows its literal words, and
 ///   each parameter only in a form no secret has: a key or client id (`key_`
-///   or `cli_` and 22 base64url characters), an alias or name of at most 24
-///   characters of `A-Z a-z 0-9 . _ -` (a token has at least 32), an access
+///   or `cli_` and 22 base64url characters), an alias or name of at most 23
+///   characters of `A-Z a-z 0-9 . _ -` (`Echo`: a token has at least 32), an access
 ///   key id (`AKIA` and 16 base32 characters, the only form shown there);
 /// - a path that matched none shows only the words of the routes' paths
 ///   (`words`): a lowercase piece of a secret holding `/` is not one;
@@ -51,7 +52,7 @@ enum LoggedPath {
     }
 
     private static func isShortName(_ segment: Substring) -> Bool {
-        segment.utf8.count <= 24 && segment.utf8.allSatisfy(isNameByte)
+        Echo.mayShow(segment) && segment.utf8.allSatisfy(isNameByte)
     }
 
     private static func isNameByte(_ byte: UInt8) -> Bool {
