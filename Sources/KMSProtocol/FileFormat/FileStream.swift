@@ -163,9 +163,9 @@ public enum FileStream {
         var first: UInt64 = 0
         while let inFlight = next {
             first += batchSize
-            next = batch(from: first)
+            next = Task.isCancelled ? nil : batch(from: first)
             do {
-                for result in await inFlight.value {
+                for result in try await valueUnlessCancelled(inFlight) {
                     let plaintext = try result.get()
                     try await write(plaintext)
                     total += UInt64(plaintext.count)
@@ -179,6 +179,20 @@ public enum FileStream {
             progress?(total)
         }
         return total
+    }
+
+    /// A batch's results, or `CancellationError` when the caller was cancelled: the batch's own task,
+    /// which does not inherit the caller's cancellation, is cancelled too (its items stop at the next
+    /// one) and is awaited, so nothing of ours outlives the call. Before, a cancelled caller sealed or
+    /// opened the rest of the file (a review).
+    static func valueUnlessCancelled<T: Sendable>(_ task: Task<T, Never>) async throws -> T {
+        let value = await withTaskCancellationHandler {
+            await task.value
+        } onCancel: {
+            task.cancel()
+        }
+        try Task.checkCancellation()
+        return value
     }
 
     /// The most tasks a batch is split across (memory is 2 batches × 32 chunks per task).
@@ -216,12 +230,14 @@ public enum FileStream {
         while true {
             let batch: [(block: Data, isLast: Bool)]
             do {
+                // A cancelled caller reads no further (nothing after the batch in flight is started).
+                try Task.checkCancellation()
                 batch = try await nextBatch()
             } catch {
                 // The batch before the failed read is released first (section 4: the first failure in
                 // order), and nothing of ours outlives the call (a review found it left running).
                 if let inFlight {
-                    for result in await inFlight.value { try await consume(try result.get()) }
+                    for result in try await valueUnlessCancelled(inFlight) { try await consume(try result.get()) }
                 }
                 throw error
             }
@@ -244,7 +260,7 @@ public enum FileStream {
             }
             if let inFlight {
                 do {
-                    for result in await inFlight.value { try await consume(try result.get()) }
+                    for result in try await valueUnlessCancelled(inFlight) { try await consume(try result.get()) }
                 } catch {
                     next?.cancel()
                     _ = await next?.value
