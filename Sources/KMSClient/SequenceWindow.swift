@@ -18,10 +18,13 @@ final class SequenceWindow: Sendable {
         var outstanding = Set<UInt64>()
         /// The smallest of `outstanding` (meaningless while it is empty).
         var oldest: UInt64 = 1
-        var waiting: [Int: CheckedContinuation<Bool, Never>] = [:]
+        /// First come, first woken.
+        var waiting: [(id: Int, continuation: CheckedContinuation<Bool, Never>)] = []
         var nextWaiter = 0
 
         var mayTake: Bool { outstanding.isEmpty || next - oldest < span }
+        /// How many seqs may be taken now.
+        var room: UInt64 { outstanding.isEmpty ? .max : span - min(span, next - oldest) }
         let span: UInt64
     }
 
@@ -38,7 +41,7 @@ final class SequenceWindow: Sendable {
             state.next = 1
             state.outstanding.removeAll()
             defer { state.waiting.removeAll() }
-            return Array(state.waiting.values)
+            return state.waiting.map(\.continuation)
         }
         for waiter in waiters { waiter.resume(returning: true) }
     }
@@ -54,24 +57,28 @@ final class SequenceWindow: Sendable {
             let woken = await waitCancellably { continuation in
                 state.withLock { state -> Bool in
                     guard !state.mayTake, !Task.isCancelled else { return false }
-                    state.waiting[id] = continuation
+                    state.waiting.append((id, continuation))
                     return true
                 }
             } unpark: {
-                state.withLock { $0.waiting.removeValue(forKey: id) }
+                state.withLock { state in
+                    state.waiting.firstIndex { $0.id == id }.map { state.waiting.remove(at: $0).continuation }
+                }
             }
             guard woken else { throw CancellationError() }
         }
     }
 
-    /// `seq` was answered, or will never be: later seqs may go further.
+    /// `seq` was answered, or will never be: later seqs may go further. As
+    /// many waiters are woken as may take one now, the longest waiting first
+    /// (waking all of them for each answer was quadratic under load).
     func release(_ seq: UInt64) {
         let waiters = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
             guard state.outstanding.remove(seq) != nil else { return [] }
             if seq == state.oldest, let oldest = state.outstanding.min() { state.oldest = oldest }
-            guard state.mayTake, !state.waiting.isEmpty else { return [] }
-            defer { state.waiting.removeAll() }
-            return Array(state.waiting.values)
+            let count = Int(min(UInt64(state.waiting.count), state.room))
+            defer { state.waiting.removeFirst(count) }
+            return state.waiting.prefix(count).map(\.continuation)
         }
         for waiter in waiters { waiter.resume(returning: true) }
     }
