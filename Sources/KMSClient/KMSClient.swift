@@ -172,9 +172,11 @@ public final class KMSClient: Sendable {
     ///
     /// It runs alone, as a session change: a key exchange in flight finishes
     /// first and its session is the one ended (a review: one finishing after
-    /// `close()` returned left a session, and a rotation timer, running). A
-    /// session that has ended by this client's clock is forgotten, not made
-    /// again only to be ended.
+    /// `close()` returned left a session, and a rotation timer, running), and
+    /// so do calls in flight (each at most its transport's deadline). A session
+    /// that has ended by this client's clock is not made again only to be
+    /// ended. A `close()` cancelled while it waits sends nothing and forgets
+    /// the session; a key exchange it waited for may still finish after it.
     public func close() async throws {
         do {
             try await withChange {
@@ -184,7 +186,9 @@ public final class KMSClient: Sendable {
                     task = nil
                 }
                 defer { self.state.withLock { $0.session = nil } }
-                guard self.liveGeneration() != nil else { return }
+                // Ended even when this client's clock says it has ended (1 s early, or after a rotation whose
+                // outcome is unknown): the server may still hold it, and a fixed token with it (a review).
+                // `sealedCall` never makes a session.
                 do {
                     let _: EmptyBody = try await self.sealedCall("DELETE", WirePath.session, body: EmptyBody?.none)
                 } catch KMSClientError.outcomeUnknown {

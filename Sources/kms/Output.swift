@@ -72,12 +72,11 @@ func reportFailure(_ error: any Error, hidingLongArguments arguments: [String] =
 }
 
 /// The arguments of a command line that a parse error must not quote back: those of
-/// `minimumLength` characters or more (a value after `--option=` counted alone) that are not an
+/// more than `Echo.maxShownLength` UTF-8 bytes (a value after `--option=` counted alone) that are not an
 /// option's name. ArgumentParser quotes an argument it refuses, and one given in the wrong place
 /// may be a key or a secret (a PEM private key given to `--public-key` starts with `-` and was
 /// refused as an option, printed whole); a typo in an option's name, or a short value, still shows.
 struct LongArguments {
-    static let minimumLength = Echo.maxShownLength + 1
     private let hidden: [String]
 
     init(_ arguments: [String]) {
@@ -87,7 +86,7 @@ struct LongArguments {
                 // ArgumentParser quotes the part before `=` of an option it does not know, the value apart.
                 parts += [String(argument[..<equals]), String(argument[argument.index(after: equals)...])]
             }
-            return parts.filter { $0.count >= Self.minimumLength && !Self.isOptionName($0) }
+            return parts.filter { !Echo.mayShow($0) && !Self.isOptionName($0) }
         }
         .sorted { $0.count > $1.count }
     }
