@@ -128,7 +128,10 @@ struct PostgresCacheTests {
         let url = try #require(PostgresTestDatabase.url)
         let target = try PostgresURL(url)
         // The proxy listens on 127.0.0.1, which a verify-full certificate names in the tests' set-ups.
-        guard target.host == "127.0.0.1" else { return }
+        guard target.host == "127.0.0.1" else {
+            print("skipped: the silencing proxy needs KMS_TEST_POSTGRES_URL's host to be 127.0.0.1, not \(target.host)")
+            return
+        }
         let proxy = try await SilencingProxy(forwardingTo: target.host, port: target.port)
         defer { Task { await proxy.close() } }
         let proxied = url.replacingOccurrences(of: "@127.0.0.1:\(target.port)/", with: "@127.0.0.1:\(proxy.port)/")
@@ -137,6 +140,7 @@ struct PostgresCacheTests {
         let database = try await KMSPostgres.PostgresDatabase(
             url: proxied, prefix: prefix, logger: Self.logger, maximumConnections: 1,
             callTimeout: PostgresTestDatabase.callTimeout)
+        defer { database.shutdown() }
         let store = PostgresKeyStore(database: database, lifecycle: KeyLifecycle(graceMs: 1_000), clock: SystemClock())
         let listener = Task {
             await store.listenForKeyChanges(heartbeat: .milliseconds(200), answerWithin: .seconds(1))
@@ -155,6 +159,7 @@ struct PostgresCacheTests {
         let direct = try await KMSPostgres.PostgresDatabase(
             url: url, prefix: prefix, logger: Self.logger, maximumConnections: 1,
             callTimeout: PostgresTestDatabase.callTimeout)
+        defer { direct.shutdown() }
         var holders = 0
         for try await count in try await direct.client.query(
             """
