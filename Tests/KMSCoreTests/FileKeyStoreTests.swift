@@ -64,6 +64,19 @@ import Testing
         #expect(
             damaged.count == 2 && damaged[0].contains("keys/\(broken.keyId).json")
                 && damaged[1].contains("aliases/lost"))
+        // Repaired by its operator (here in the v1 form, a bare key id), it works at once: it stayed
+        // damaged until a restart (a review).
+        try Data(sound.keyId.utf8).write(to: folder.appendingPathComponent("aliases/lost"))
+        #expect(try await reopened.key(alias: "lost")?.keyId == sound.keyId)
+        #expect(try await reopened.listAliases(after: nil, limit: 10, keyId: nil).map(\.alias) == ["lost", "photos"])
+        // And one removed is simply absent.
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("aliases/lost"))
+        try Data("garbage".utf8).write(to: folder.appendingPathComponent("aliases/gone"))
+        let again = try open(folder)
+        await #expect(throws: KMSError.self) { try await again.alias("gone") }
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("aliases/gone"))
+        #expect(try await again.alias("gone") == nil)
+        #expect(try await again.listAliases(after: nil, limit: 10, keyId: nil).map(\.alias) == ["photos"])
     }
 
     /// A file that is there but cannot be read is a storage failure, never "no such key" (review,

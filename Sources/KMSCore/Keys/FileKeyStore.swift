@@ -446,33 +446,50 @@ public final class FileKeyStore: KeyStore {
     /// key file is missing (left by a crash before its key was written) is
     /// not indexed; a later claim takes it over. A v1 alias file (a bare key
     /// id) takes its key's `createdAt` (lifecycle-v1 rule 9.9).
+    ///
+    /// A damaged alias file is read again at each use of the index until it
+    /// reads as an alias or is gone: one an operator repaired works at once
+    /// (a review: it stayed damaged until a restart). Runs on `queue`.
     private func aliasIndex() throws(KMSError) -> AliasIndex {
-        if let index = state.withLock({ $0.aliases }) { return index }
+        if var index = state.withLock({ $0.aliases }) {
+            guard !index.damaged.isEmpty else { return index }
+            for name in index.damaged.keys.sorted() {
+                index.damaged[name] = nil
+                try self.index(name, into: &index)
+            }
+            state.withLock { $0.aliases = index }
+            return index
+        }
         var index = AliasIndex()
         let names = try DurableFile.storedNames(in: aliasFolder)
         for name in names where !name.hasPrefix(".") && Self.isSafeName(name) {
-            let data: Data?
-            do {
-                data = try DurableFile.storedBytes(aliasURL(name))
-            } catch  where error.isDamagedRecord {
-                index.damaged[name] = error.detail ?? "damaged"
-                continue
-            }
-            guard let data else { continue }
-            guard let parsed = AliasFileFormat.decode(data, alias: name) else {
-                index.damaged[name] = "alias file aliases/\(name) is corrupt"
-                continue
-            }
-            guard state.withLock({ $0.hasKey(parsed.keyId) }) else { continue }
-            if let record = parsed.record {
-                index.set(record)
-            } else if let key = try readKey(parsed.keyId) {
-                index.set(
-                    AliasRecord(alias: name, keyId: key.keyId, createdAt: key.createdAt, updatedAt: key.createdAt))
-            }
+            try self.index(name, into: &index)
         }
         state.withLock { $0.aliases = index }
         return index
+    }
+
+    /// Reads alias file `name` into `index`: its record, its damage, or nothing (no such file, or its
+    /// key's file missing).
+    private func index(_ name: String, into index: inout AliasIndex) throws(KMSError) {
+        let data: Data?
+        do {
+            data = try DurableFile.storedBytes(aliasURL(name))
+        } catch  where error.isDamagedRecord {
+            index.damaged[name] = error.detail ?? "damaged"
+            return
+        }
+        guard let data else { return }
+        guard let parsed = AliasFileFormat.decode(data, alias: name) else {
+            index.damaged[name] = "alias file aliases/\(name) is corrupt"
+            return
+        }
+        guard state.withLock({ $0.hasKey(parsed.keyId) }) else { return }
+        if let record = parsed.record {
+            index.set(record)
+        } else if let key = try readKey(parsed.keyId) {
+            index.set(AliasRecord(alias: name, keyId: key.keyId, createdAt: key.createdAt, updatedAt: key.createdAt))
+        }
     }
 
     /// The alias index, refusing when `alias`'s own file is damaged.
