@@ -75,7 +75,7 @@ extension KMSClient {
     static func pathSegment(_ text: String, _ kind: String = "a key id or alias") throws -> String {
         guard !text.isEmpty, text.utf8.allSatisfy({ ClientToken.isTokenCharacter($0) && $0 != UInt8(ascii: "~") })
         else {
-            let shown = Echo.mayShow(text) ? "'\(text)'" : "a text of \(text.count) characters"
+            let shown = Echo.mayShow(text) ? "'\(text)'" : "a text of \(text.utf8.count) bytes"
             throw KMSClientError.configuration("\(shown) is not \(kind)")
         }
         return text

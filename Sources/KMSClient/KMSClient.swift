@@ -175,8 +175,10 @@ public final class KMSClient: Sendable {
     /// `close()` returned left a session, and a rotation timer, running), and
     /// so do calls in flight (each at most its transport's deadline). A session
     /// that has ended by this client's clock is not made again only to be
-    /// ended. A `close()` cancelled while it waits sends nothing and forgets
-    /// the session; a key exchange it waited for may still finish after it.
+    /// ended. A `close()` cancelled while it waits sends nothing and marks the
+    /// session ended for this client (calls in flight finish with it, and the
+    /// next call makes a new one); a key exchange it waited for may still
+    /// finish after it.
     public func close() async throws {
         do {
             try await withChange {
@@ -200,12 +202,18 @@ public final class KMSClient: Sendable {
                 }
             }
         } catch is CancellationError {
-            // Closed from a cancelled task: nothing was sent. The session is left to expire, and forgotten.
+            // Closed from a cancelled task: nothing was sent, and the session is left to expire. It is marked
+            // ended here, not removed outside the gate: calls in flight finish with it instead of finding no
+            // session and making one after `close()` returned (a review).
             rotation.withLock { task in
                 task?.cancel()
                 task = nil
             }
-            state.withLock { $0.session = nil }
+            state.withLock { state in
+                guard var session = state.session else { return }
+                session.localExpiry = .now
+                state.session = session
+            }
         }
     }
 

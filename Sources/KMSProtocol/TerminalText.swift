@@ -54,7 +54,7 @@ public enum TerminalText {
     ///
     /// The look runs on contiguous bytes: called from another module, a scan of `some Collection`
     /// went through the collection's witnesses element by element, and on every audit line it cost
-    /// about 8 % of a sealed encrypt's server CPU (BENCHMARKS.md, 2026-12-04 22:30).
+    /// about 8 % of a sealed encrypt's server CPU (BENCHMARKS.md, "2026-12-04 (22:50)").
     public static func jsonEscapedIfNeeded(_ json: some Collection<UInt8>) -> String? {
         let ascii =
             json.withContiguousStorageIfAvailable(isBelowDEL) ?? Array(json).withUnsafeBufferPointer(isBelowDEL)

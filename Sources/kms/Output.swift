@@ -93,7 +93,7 @@ struct LongArguments {
 
     func hide(in text: String) -> String {
         hidden.reduce(text) { text, argument in
-            text.replacingOccurrences(of: argument, with: "(an argument of \(argument.count) characters, not shown)")
+            text.replacingOccurrences(of: argument, with: "(an argument of \(argument.utf8.count) bytes, not shown)")
         }
     }
 

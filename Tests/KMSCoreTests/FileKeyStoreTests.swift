@@ -64,17 +64,27 @@ import Testing
         #expect(
             damaged.count == 2 && damaged[0].contains("keys/\(broken.keyId).json")
                 && damaged[1].contains("aliases/lost"))
-        // Repaired by its operator (here in the v1 form, a bare key id), it works at once: it stayed
-        // damaged until a restart (a review).
-        try Data(sound.keyId.utf8).write(to: folder.appendingPathComponent("aliases/lost"))
+        // Damaged files are read again at most once a second. One "repaired" to name a damaged key stays
+        // damaged on its own, and every other alias still works (a second review: it failed them all).
+        let lost = folder.appendingPathComponent("aliases/lost")
+        try Data(broken.keyId.utf8).write(to: lost)
+        try await Task.sleep(for: .milliseconds(1_100))
+        let still = await #expect(throws: KMSError.self) { try await reopened.key(alias: "lost") }
+        #expect(still?.isDamagedRecord == true)
+        #expect(try await reopened.alias("photos")?.keyId == sound.keyId)
+        // Repaired by its operator (here in the v1 form, a bare key id), it works within a second: it
+        // stayed damaged until a restart (a review).
+        try Data(sound.keyId.utf8).write(to: lost)
+        try await Task.sleep(for: .milliseconds(1_100))
         #expect(try await reopened.key(alias: "lost")?.keyId == sound.keyId)
         #expect(try await reopened.listAliases(after: nil, limit: 10, keyId: nil).map(\.alias) == ["lost", "photos"])
         // And one removed is simply absent.
-        try FileManager.default.removeItem(at: folder.appendingPathComponent("aliases/lost"))
+        try FileManager.default.removeItem(at: lost)
         try Data("garbage".utf8).write(to: folder.appendingPathComponent("aliases/gone"))
         let again = try open(folder)
         await #expect(throws: KMSError.self) { try await again.alias("gone") }
         try FileManager.default.removeItem(at: folder.appendingPathComponent("aliases/gone"))
+        try await Task.sleep(for: .milliseconds(1_100))
         #expect(try await again.alias("gone") == nil)
         #expect(try await again.listAliases(after: nil, limit: 10, keyId: nil).map(\.alias) == ["photos"])
     }

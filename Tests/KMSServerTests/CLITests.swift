@@ -449,7 +449,7 @@ import Testing
         ] {
             let refused = try await CLIProcess.run(arguments)
             #expect(
-                refused.status == 64 && refused.stderr.contains("characters, not shown")
+                refused.status == 64 && refused.stderr.contains("bytes, not shown")
                     && !refused.stderr.contains("secretsecret") && !refused.stderr.contains("LEAKMARK"),
                 "\(refused.stderr)")
         }

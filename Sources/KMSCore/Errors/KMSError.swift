@@ -22,8 +22,9 @@ public struct KMSError: Error, Sendable, Equatable {
     public let detail: String?
     /// What a few callers decide on beyond the code: a `503 server_busy` may be
     /// storage that failed, a damaged record or an alias that moved, and only
-    /// one of them may be retried. One value, since the cases exclude each other
-    /// and `==` compares codes only (no decision may read the message).
+    /// the last may be retried; a `401 unknown_session` found at admission is
+    /// answered plain. One value, since the cases exclude each other and `==`
+    /// compares codes only (no decision may read the message).
     public enum Cause: Sendable {
         /// The store found the session gone when admitting a request whose
         /// envelope opened with a cached session key: answered in plain JSON,

@@ -38,6 +38,8 @@ public final class FileKeyStore: KeyStore {
         var ids: [String] = []
         /// nil until the queue has read the alias folder.
         var aliases: AliasIndex?
+        /// When the index's damaged alias files were last read again (`aliasIndex`).
+        var damageReadAt: ContinuousClock.Instant?
         /// `key-usage.json`, nil until the queue has read it.
         var encryptions: [String: [Int: UInt64]]?
 
@@ -447,17 +449,30 @@ public final class FileKeyStore: KeyStore {
     /// not indexed; a later claim takes it over. A v1 alias file (a bare key
     /// id) takes its key's `createdAt` (lifecycle-v1 rule 9.9).
     ///
-    /// A damaged alias file is read again at each use of the index until it
-    /// reads as an alias or is gone: one an operator repaired works at once
-    /// (a review: it stayed damaged until a restart). Runs on `queue`.
+    /// A damaged alias file is read again, at most once a second, by the
+    /// operations that use the index, until it reads as an alias or is gone:
+    /// one an operator repaired works within a second (a review: it stayed
+    /// damaged until a restart). A file that still cannot be read stays
+    /// damaged on its own: it never fails the index (a second review). Runs
+    /// on `queue`.
     private func aliasIndex() throws(KMSError) -> AliasIndex {
         if var index = state.withLock({ $0.aliases }) {
-            guard !index.damaged.isEmpty else { return index }
+            let now = ContinuousClock.now
+            guard !index.damaged.isEmpty,
+                state.withLock({ $0.damageReadAt.map { now - $0 >= .seconds(1) } ?? true })
+            else { return index }
             for name in index.damaged.keys.sorted() {
-                index.damaged[name] = nil
-                try self.index(name, into: &index)
+                let before = index.damaged.removeValue(forKey: name)
+                do throws(KMSError) {
+                    try self.index(name, into: &index)
+                } catch {
+                    index.damaged[name] = error.detail ?? before ?? "damaged"
+                }
             }
-            state.withLock { $0.aliases = index }
+            state.withLock { state in
+                state.aliases = index
+                state.damageReadAt = now
+            }
             return index
         }
         var index = AliasIndex()
