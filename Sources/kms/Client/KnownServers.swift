@@ -79,9 +79,9 @@ struct KnownServers: Sendable {
         else { return nil }
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         if host.contains(":") { host = "[\(host)]" }
-        let port = parts.port ?? (scheme == "https" ? 443 : 80)
         // Not a URL the client can use: AsyncHTTPClient traps on a port past 65535 (a review).
-        guard (1...65_535).contains(port) else { return nil }
+        guard HTTPTransport.hasValidPort(baseURL) else { return nil }
+        let port = parts.port ?? (scheme == "https" ? 443 : 80)
         var path = parts.percentEncodedPath
         while path.hasSuffix("/") { path.removeLast() }
         let origin = "\(scheme)://\(host):\(port)\(path)"
