@@ -293,8 +293,9 @@ public final class KMSClient: Sendable {
         try Task.checkCancellation()
         guard state.withLock({ $0.session }) != nil else { throw NoSession() }
         // Waits (cancellably) while the oldest unanswered seq would fall out of the server's window.
-        let seq = try await sequence.take()
-        defer { sequence.release(seq) }
+        let taken = try await sequence.take()
+        defer { sequence.release(taken) }
+        let seq = taken.seq
         // Woken just as the task was cancelled: still nothing sent (a review).
         try Task.checkCancellation()
         guard let session = state.withLock({ $0.session }) else { throw NoSession() }

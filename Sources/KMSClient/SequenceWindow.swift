@@ -13,7 +13,14 @@ import Synchronization
 /// within `span` of the oldest one still unanswered; past that the call waits
 /// (cancellably) for the oldest to be answered.
 final class SequenceWindow: Sendable {
+    /// A seq, with the session it was taken in (`reset` starts a new one).
+    struct Taken: Sendable {
+        let seq: UInt64
+        fileprivate let epoch: Int
+    }
+
     private struct State {
+        var epoch = 0
         var next: UInt64 = 1
         var outstanding = Set<UInt64>()
         /// The smallest of `outstanding` (meaningless while it is empty).
@@ -38,6 +45,7 @@ final class SequenceWindow: Sendable {
     /// Starts again at 1: a new session (no call is in flight while one is made).
     func reset() {
         let waiters = state.withLock { state in
+            state.epoch += 1
             state.next = 1
             state.outstanding.removeAll()
             defer { state.waiting.removeAll() }
@@ -47,9 +55,9 @@ final class SequenceWindow: Sendable {
     }
 
     /// The next seq, once it is within the span of every unanswered one.
-    func take() async throws -> UInt64 {
+    func take() async throws -> Taken {
         while true {
-            if let seq = state.withLock({ Self.takeNow(&$0) }) { return seq }
+            if let taken = state.withLock({ Self.takeNow(&$0) }) { return taken }
             let id = state.withLock { state in
                 defer { state.nextWaiter += 1 }
                 return state.nextWaiter
@@ -69,12 +77,15 @@ final class SequenceWindow: Sendable {
         }
     }
 
-    /// `seq` was answered, or will never be: later seqs may go further. As
+    /// `taken` was answered, or will never be: later seqs may go further. One
+    /// taken before the last `reset` is ignored (its seq may be the new
+    /// session's: the gate keeps that from happening, this keeps it harmless). As
     /// many waiters are woken as may take one now, the longest waiting first
     /// (waking all of them for each answer was quadratic under load).
-    func release(_ seq: UInt64) {
+    func release(_ taken: Taken) {
+        let seq = taken.seq
         let waiters = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
-            guard state.outstanding.remove(seq) != nil else { return [] }
+            guard taken.epoch == state.epoch, state.outstanding.remove(seq) != nil else { return [] }
             if seq == state.oldest, let oldest = state.outstanding.min() { state.oldest = oldest }
             let count = Int(min(UInt64(state.waiting.count), state.room))
             defer { state.waiting.removeFirst(count) }
@@ -83,12 +94,12 @@ final class SequenceWindow: Sendable {
         for waiter in waiters { waiter.resume(returning: true) }
     }
 
-    private static func takeNow(_ state: inout State) -> UInt64? {
+    private static func takeNow(_ state: inout State) -> Taken? {
         guard state.mayTake else { return nil }
         let seq = state.next
         if state.outstanding.isEmpty { state.oldest = seq }
         state.outstanding.insert(seq)
         state.next += 1
-        return seq
+        return Taken(seq: seq, epoch: state.epoch)
     }
 }
