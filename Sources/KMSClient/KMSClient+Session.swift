@@ -59,7 +59,7 @@ extension KMSClient {
         if let pinned = configuration.fingerprint, !Fingerprint.matches(pinned, actual) {
             throw KMSClientError.fingerprintMismatch(expected: pinned, actual: actual)
         }
-        try configuration.serverKeyOffered?(actual)
+        try await configuration.serverKeyOffered?(actual)
         let key = SymmetricKey(size: .bits256)
         let wrapped = try ClientSeal.wrapSessionKey(key, publicKeyPEM: started.publicKey)
         let token = state.withLock { $0.token }
@@ -118,7 +118,7 @@ extension KMSClient {
         }
         if let confirmed = configuration.serverKeyConfirmed {
             do {
-                try confirmed(actual)
+                try await confirmed(actual)
             } catch {
                 await endUnconfirmed(sessionId: started.sessionId, key: key, token: token)
                 throw error

@@ -22,7 +22,7 @@ public struct KMSClientConfiguration: Sendable {
     /// the session on the server. Without a pin this is where a client can
     /// remember the key it met (trust on first use: the `kms` CLI's known
     /// servers, docs/threat-model.md), so a later key exchange is pinned.
-    public var serverKeyConfirmed: (@Sendable (_ fingerprint: String) throws -> Void)?
+    public var serverKeyConfirmed: (@Sendable (_ fingerprint: String) async throws -> Void)?
     /// Called with the fingerprint of the key a server answers `/session/init`
     /// with, after the pin check and before anything is sent to it (the
     /// token, a client key's signature); a throw ends the attempt there, its
@@ -30,13 +30,17 @@ public struct KMSClientConfiguration: Sendable {
     /// be asked about a server not met before, as `ssh` asks about a host key.
     /// The key is not proved yet (the exchange's confirmation proves it), so
     /// remember it in `serverKeyConfirmed`, not here.
-    public var serverKeyOffered: (@Sendable (_ fingerprint: String) throws -> Void)?
+    ///
+    /// Both hooks are `async`, so an app can await a person's answer (a sheet,
+    /// a dialog) without holding a thread; the session's calls wait for the
+    /// exchange meanwhile, as they wait for any session change.
+    public var serverKeyOffered: (@Sendable (_ fingerprint: String) async throws -> Void)?
 
     public init(
         baseURL: String, token: String? = nil, fingerprint: String? = nil, rotateInterval: Duration? = nil,
         clientKey: Curve25519.Signing.PrivateKey? = nil,
-        serverKeyConfirmed: (@Sendable (_ fingerprint: String) throws -> Void)? = nil,
-        serverKeyOffered: (@Sendable (_ fingerprint: String) throws -> Void)? = nil
+        serverKeyConfirmed: (@Sendable (_ fingerprint: String) async throws -> Void)? = nil,
+        serverKeyOffered: (@Sendable (_ fingerprint: String) async throws -> Void)? = nil
     ) {
         self.baseURL = baseURL
         self.token = token

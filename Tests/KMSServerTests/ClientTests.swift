@@ -480,12 +480,16 @@ extension ClientTests {
             await #expect(throws: Refused.self) { try await refusing.connect() }
             #expect(spy.targets == ["/session/init"], "\(spy.targets)")
             #expect(confirmed.withLock { $0 }.isEmpty && refusing.sessionId == nil)
-            // Accepted when offered, then told again once proved: the same key, in that order.
+            // Accepted when offered, then told again once proved: the same key, in that order. The hooks
+            // may await (an app asking a person), holding no thread.
             let accepting = try KMSClient(
                 KMSClientConfiguration(
                     baseURL: spy.base.baseURL,
                     serverKeyConfirmed: { fingerprint in confirmed.withLock { $0.append(fingerprint) } },
-                    serverKeyOffered: { fingerprint in offered.withLock { $0.append(fingerprint) } }))
+                    serverKeyOffered: { fingerprint in
+                        try await Task.sleep(for: .milliseconds(50))
+                        offered.withLock { $0.append(fingerprint) }
+                    }))
             let info = try await accepting.connect()
             #expect(offered.withLock { $0 } == [info.fingerprint, info.fingerprint])
             #expect(confirmed.withLock { $0 } == [info.fingerprint])
