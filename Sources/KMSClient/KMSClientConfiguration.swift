@@ -33,7 +33,9 @@ public struct KMSClientConfiguration: Sendable {
     ///
     /// Both hooks are `async`, so an app can await a person's answer (a sheet,
     /// a dialog) without holding a thread; the session's calls wait for the
-    /// exchange meanwhile, as they wait for any session change.
+    /// exchange meanwhile, as they wait for any session change. So a hook must
+    /// not call this client: that call would wait for the exchange, which waits
+    /// for the hook.
     public var serverKeyOffered: (@Sendable (_ fingerprint: String) async throws -> Void)?
 
     public init(
