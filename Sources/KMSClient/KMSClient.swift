@@ -182,11 +182,7 @@ public final class KMSClient: Sendable {
     public func close() async throws {
         do {
             try await withChange {
-                // Forgotten as well as stopped: a session made after `close()` starts its own.
-                self.rotation.withLock { task in
-                    task?.cancel()
-                    task = nil
-                }
+                self.stopRotation()
                 defer { self.state.withLock { $0.session = nil } }
                 // Ended even when this client's clock says it has ended (1 s early, or after a rotation whose
                 // outcome is unknown): the server may still hold it, and a fixed token with it (a review).
@@ -205,15 +201,20 @@ public final class KMSClient: Sendable {
             // Closed from a cancelled task: nothing was sent, and the session is left to expire. It is marked
             // ended here, not removed outside the gate: calls in flight finish with it instead of finding no
             // session and making one after `close()` returned (a review).
-            rotation.withLock { task in
-                task?.cancel()
-                task = nil
-            }
+            stopRotation()
             state.withLock { state in
                 guard var session = state.session else { return }
                 session.localExpiry = .now
                 state.session = session
             }
+        }
+    }
+
+    /// Stops the rotation timer and forgets it, so that a session made after `close()` starts its own.
+    private func stopRotation() {
+        rotation.withLock { task in
+            task?.cancel()
+            task = nil
         }
     }
 
