@@ -112,7 +112,12 @@ public func buildApplication(
         if case .failure = loaded, createdMasterKey {
             // Another instance, given another key file, may have made the store's identity a moment ago (a
             // review): said as such when the identity now there does not open under the key made here.
-            try await refuseNewMasterKeyForOldStore(config, masterKey: masterKey, secrets: stores.secrets)
+            // Only that refusal replaces the start's own error: a storage failure of this second read does not.
+            do {
+                try await refuseNewMasterKeyForOldStore(config, masterKey: masterKey, secrets: stores.secrets)
+            } catch let refusal as StartupFailure {
+                throw refusal
+            } catch {}
         }
         identity = try loaded.get()
     }

@@ -465,8 +465,11 @@ public final class FileKeyStore: KeyStore {
                 let before = index.damaged.removeValue(forKey: name)
                 do throws(KMSError) {
                     try self.index(name, into: &index)
-                } catch {
+                } catch  where error.isDamagedRecord {
                     index.damaged[name] = error.detail ?? before ?? "damaged"
+                } catch {
+                    // Not readable just now (a storage error): still damaged, for the reason it was.
+                    index.damaged[name] = before ?? "damaged"
                 }
             }
             state.withLock { state in
