@@ -59,12 +59,7 @@ public final class KMSClient: Sendable {
         guard HTTPTransport.hasValidPort(configuration.baseURL) else {
             throw KMSClientError.configuration("the server URL's port is not 1 to 65535")
         }
-        // As the CLI refuses it: a password's raw `@` makes URLComponents split at the first one, and the
-        // rest of the password would be sent as the request path (a review of the library).
-        if let parts = URLComponents(string: configuration.baseURL),
-            (parts.percentEncodedPath + (parts.percentEncodedQuery ?? "") + (parts.percentEncodedFragment ?? ""))
-                .contains("@") || configuration.baseURL.filter({ $0 == "@" }).count > 1
-        {
+        if KMSClientConfiguration.hasAtAfterHost(configuration.baseURL) {
             throw KMSClientError.configuration("the server URL has an @ after its host: a password's @ is written %40")
         }
         self.configuration = configuration

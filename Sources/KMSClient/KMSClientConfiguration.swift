@@ -92,3 +92,15 @@ extension KMSClientConfiguration: CustomStringConvertible, CustomReflectable {
         return scheme + "(redacted)@" + baseURL[baseURL.index(after: at)...]
     }
 }
+
+extension KMSClientConfiguration {
+    /// Whether `baseURL` has an `@` after its host: a password's raw `@` makes URLComponents split at
+    /// the first one, and the rest of the password would be sent as the request path (a review). The
+    /// library and the CLI refuse such a URL, without echoing it.
+    public static func hasAtAfterHost(_ baseURL: String) -> Bool {
+        guard let parts = URLComponents(string: baseURL) else { return false }
+        let afterHost =
+            parts.percentEncodedPath + (parts.percentEncodedQuery ?? "") + (parts.percentEncodedFragment ?? "")
+        return afterHost.contains("@") || baseURL.filter({ $0 == "@" }).count > 1
+    }
+}

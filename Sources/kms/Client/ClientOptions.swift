@@ -62,10 +62,7 @@ struct ClientOptions: ParsableArguments {
         // An `@` after the host (a password's raw `@`, which URLComponents splits at the first one) would
         // send the password's rest as the request path, and name it in known_servers (a review): refused,
         // without echoing the URL.
-        if let parts = URLComponents(string: baseURL),
-            (parts.percentEncodedPath + (parts.percentEncodedQuery ?? "") + (parts.percentEncodedFragment ?? ""))
-                .contains("@") || baseURL.filter({ $0 == "@" }).count > 1
-        {
+        if KMSClientConfiguration.hasAtAfterHost(baseURL) {
             throw ValidationError(
                 "the server URL (--url, KMS_URL or BASE_URL) has an @ after its host: a password's @ is written %40"
             )
