@@ -16,6 +16,8 @@ public final class KMSClient: Sendable {
     public let configuration: KMSClientConfiguration
     let transport: any KMSTransport
     private let gate = SessionGate()
+    /// For tests (`@testable`): calls and changes parked at the session gate.
+    var parkedAtTheGate: Int { gate.parked }
     let state: Mutex<State>
     /// The session's seqs, kept within the server's replay window of each other.
     let sequence: SequenceWindow

@@ -29,6 +29,11 @@ final class SessionGate: Sendable {
 
     private let state = Mutex(State())
 
+    /// Calls and changes parked behind a change (a call with no session waits to make one, as a
+    /// change): tests wait for one to be there before cancelling it (without it, a cancel that lands
+    /// before the call reaches the gate passes without testing the gate).
+    var parked: Int { state.withLock { $0.waitingCalls.count + $0.waitingChanges.count } }
+
     func enterCall() async throws {
         while true {
             let entered = state.withLock { state -> Bool in
