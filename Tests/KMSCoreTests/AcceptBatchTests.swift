@@ -13,7 +13,7 @@ import Testing
 /// Issue 18: concurrent `accept_seq` calls of one instance share a statement
 /// (`AcceptBatcher`); every caller still gets its own entry's answer, and the
 /// database still decides each seq once, across instances.
-struct AcceptBatchTests {
+@Suite(.shutsDownItsPools) struct AcceptBatchTests {
     /// Polls `condition` every 5 ms, for at most a minute (a loaded CI machine is slow, never this slow).
     static func until(_ condition: () -> Bool) async throws {
         let start = ContinuousClock.now

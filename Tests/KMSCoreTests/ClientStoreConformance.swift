@@ -34,7 +34,7 @@ func sampleClient(
 }
 
 /// The contract of `ClientStore`, checked the same way for every implementation.
-@Suite struct ClientStoreConformance {
+@Suite(.shutsDownItsPools) struct ClientStoreConformance {
     @Test(arguments: ClientStoreFactory.all)
     func addAndLookUpByEveryName(_ factory: ClientStoreFactory) async throws {
         let store = try await factory.make()

@@ -5,7 +5,7 @@ import Testing
 
 /// lifecycle-v1 section 7: the `KeyStore` additions (aliases as records,
 /// conditional deletion, due keys, record v2), the same on every store.
-@Suite struct KeyLifecycleConformance {
+@Suite(.shutsDownItsPools) struct KeyLifecycleConformance {
     static let start = Date(timeIntervalSince1970: 1_800_000_000)
 
     func ring(_ store: any KeyStore, _ clock: ManualClock) throws -> KeyRing {

@@ -52,7 +52,7 @@ func sampleRecord(_ id: String = KeyIdentifier.newKeyId(), alias: String? = nil,
 }
 
 /// The contract of `KeyStore`, checked the same way for every implementation.
-@Suite struct KeyStoreConformance {
+@Suite(.shutsDownItsPools) struct KeyStoreConformance {
     @Test(arguments: KeyStoreFactory.all)
     func createThenReadByIdAndAlias(_ factory: KeyStoreFactory) async throws {
         let store = try await factory.make()

@@ -8,7 +8,7 @@ import Testing
 
 /// The PostgreSQL runs of the conformance suites happen only with
 /// `KMS_TEST_POSTGRES_URL`; without it this test says so as a skip.
-@Suite struct PostgresAvailabilityTests {
+@Suite(.shutsDownItsPools) struct PostgresAvailabilityTests {
     @Test(
         .enabled(
             if: PostgresTestDatabase.url != nil,

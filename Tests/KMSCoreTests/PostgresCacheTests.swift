@@ -17,7 +17,8 @@ import Testing
 @Suite(
     .enabled(
         if: PostgresTestDatabase.url != nil,
-        "KMS_TEST_POSTGRES_URL is not set: the PostgreSQL cache tests are skipped"))
+        "KMS_TEST_POSTGRES_URL is not set: the PostgreSQL cache tests are skipped"),
+    .shutsDownItsPools)
 struct PostgresCacheTests {
     static let logger: Logger = {
         var logger = Logger(label: "kms-test-key-cache")
@@ -27,13 +28,10 @@ struct PostgresCacheTests {
 
     /// Two instances (two pools) on one prefix, as two `kms serve` would be.
     static func twoInstances() async throws -> (PostgresKeyStore, PostgresKeyStore) {
-        let url = try #require(PostgresTestDatabase.url)
         let prefix = PostgresTestDatabase.newPrefix()
         func store() async throws -> PostgresKeyStore {
             PostgresKeyStore(
-                database: try await KMSPostgres.PostgresDatabase(
-                    url: url, prefix: prefix, logger: logger, maximumConnections: 2,
-                    callTimeout: PostgresTestDatabase.callTimeout),
+                database: try await PostgresTestDatabase.instance(prefix: prefix, maximumConnections: 2),
                 lifecycle: KeyLifecycle(graceMs: 1_000), clock: SystemClock())
         }
         return (try await store(), try await store())
@@ -41,14 +39,11 @@ struct PostgresCacheTests {
 
     /// Two instances' session stores on one prefix.
     static func twoSessionStores() async throws -> (PostgresSessionStore, PostgresSessionStore) {
-        let url = try #require(PostgresTestDatabase.url)
         let prefix = PostgresTestDatabase.newPrefix()
         let masterKey = try MasterKey(bytes: Data(repeating: 3, count: 32))
         func store() async throws -> PostgresSessionStore {
             PostgresSessionStore(
-                database: try await KMSPostgres.PostgresDatabase(
-                    url: url, prefix: prefix, logger: logger, maximumConnections: 2,
-                    callTimeout: PostgresTestDatabase.callTimeout),
+                database: try await PostgresTestDatabase.instance(prefix: prefix, maximumConnections: 2),
                 masterKey: masterKey)
         }
         return (try await store(), try await store())
@@ -366,7 +361,8 @@ struct PostgresCacheTests {
 @Suite(
     .enabled(
         if: PostgresTestDatabase.url != nil,
-        "KMS_TEST_POSTGRES_URL is not set: the PostgreSQL cache tests are skipped"))
+        "KMS_TEST_POSTGRES_URL is not set: the PostgreSQL cache tests are skipped"),
+    .shutsDownItsPools)
 struct PostgresSessionCacheEdgeTests {
     @Test func aTokenTakenByANewSessionElsewhereIsReadAgain() async throws {
         let (a, b) = try await PostgresCacheTests.twoSessionStores()

@@ -9,7 +9,7 @@ import Testing
 /// A review finding: one key record that could not be read (a corrupt file or
 /// row) made every scheduler pass throw, so no other key was deleted or
 /// rotated on its schedule. Now the pass names that key and goes on.
-@Suite struct ScheduledUnreadableKeyTests {
+@Suite(.shutsDownItsPools) struct ScheduledUnreadableKeyTests {
     static let start = Date(timeIntervalSince1970: 1_800_000_000)
 
     /// Two keys pending deletion; the first one's record is then made unreadable.

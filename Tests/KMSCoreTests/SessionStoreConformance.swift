@@ -30,7 +30,7 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
 }
 
 /// The contract of `SessionStore`, checked the same way for every implementation.
-@Suite struct SessionStoreConformance {
+@Suite(.shutsDownItsPools) struct SessionStoreConformance {
     let now = Date(timeIntervalSince1970: 1_800_000_000)
     let policy = SessionPolicy()
 

@@ -1,6 +1,7 @@
 import Foundation
 public import KMSPostgres
 import Logging
+import Synchronization
 
 /// The PostgreSQL database named by `KMS_TEST_POSTGRES_URL`, when set: each
 /// call to `fresh()` gives its own empty tables (a random prefix) and its own
@@ -34,9 +35,34 @@ public enum PostgresTestDatabase {
     }
 
     public static func fresh() async throws -> PostgresDatabase {
+        try await instance(prefix: newPrefix(), maximumConnections: 4)
+    }
+
+    /// A pool of its own on `prefix`, as one more `kms serve` instance on the same tables would have.
+    public static func instance(prefix: String, maximumConnections: Int) async throws -> PostgresDatabase {
         guard let url else { throw CocoaError(.featureUnsupported) }
-        return try await PostgresDatabase(
-            url: url, prefix: newPrefix(), logger: logger, maximumConnections: 4, callTimeout: callTimeout)
+        let database = try await PostgresDatabase(
+            url: url, prefix: prefix, logger: logger, maximumConnections: maximumConnections,
+            callTimeout: callTimeout)
+        madeInThisTest?.add(database)
+        return database
+    }
+
+    /// The pools `fresh()` and `instance` make within a test, shut down when the test ends (the suites'
+    /// `.shutsDownItsPools` trait sets it): without it each test's pool and connections stayed open to
+    /// the end of the run.
+    @TaskLocal public static var madeInThisTest: Pools?
+
+    public final class Pools: Sendable {
+        private let pools = Mutex<[PostgresDatabase]>([])
+
+        public init() {}
+
+        func add(_ database: PostgresDatabase) { pools.withLock { $0.append(database) } }
+
+        public func shutdown() {
+            for pool in pools.withLock({ $0 }) { pool.shutdown() }
+        }
     }
 
     /// A pool for tests that migrate many prefixes on one pool.
