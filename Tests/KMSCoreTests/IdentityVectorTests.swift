@@ -83,6 +83,10 @@ import Testing
             #expect(KeyPattern(text) == nil, "\(text)")
         }
         #expect(KeyPattern("generate*") == .prefix("generate"))
+        // Byte-exact: the Kelvin sign (U+212A) is canonically equivalent to `K`, but not the same bytes.
+        #expect(KeyPattern("Kelvin")?.matches(name: "\u{212A}elvin") == false)
+        #expect(KeyPattern("Kel*")?.matches(name: "\u{212A}elnope") == false)
+        #expect(KeyPattern("Kel*")?.matches(name: "Kelnope") == true)
         // identity-v1 section 4 takes api-v1's alias grammar, which reserves nothing: an alias named
         // `generate` or `rotate` made before lifecycle-v1 reserved them keeps working (rule 9.3), and is granted
         // by name (a review found the grant refused, 400).

@@ -42,12 +42,16 @@ public enum KeyPattern: Sendable, Hashable {
 
     /// Whether the pattern names `name` itself (a keyId or alias as a client
     /// gave it): step 1 of deciding a key, and `keys:create` on a new alias.
+    /// Compared byte for byte, as section 4 says: `String`'s `==` and
+    /// `hasPrefix` treat canonically equivalent text as equal, so the Kelvin
+    /// sign U+212A matched a grant's `K` (a review: such a name then answered
+    /// `404` where the contract answers `403`).
     public func matches(name: String) -> Bool {
         switch self {
         case .any: return true
-        case .keyId(let id): return id == name
-        case .alias(let alias): return alias == name
-        case .prefix(let start): return !KeyIdentifier.isKeyId(name) && name.hasPrefix(start)
+        case .keyId(let id): return id.utf8.elementsEqual(name.utf8)
+        case .alias(let alias): return alias.utf8.elementsEqual(name.utf8)
+        case .prefix(let start): return !KeyIdentifier.isKeyId(name) && name.utf8.starts(with: start.utf8)
         }
     }
 
