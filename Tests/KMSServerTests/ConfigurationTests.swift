@@ -28,6 +28,24 @@ import Testing
 
     /// The self-signed certificate's name constraints carry each name, and Go
     /// refuses a whole certificate whose constraint is no host name (a review).
+    /// aws-kms-v1 section 1: plain HTTP on a loopback `KMS_AWS_HOST` only, any loopback address (127.0.0.2
+    /// was refused: a conformance review).
+    @Test func plainHTTPOnTheAWSDoorNeedsALoopbackHost() throws {
+        for host in ["127.0.0.1", "127.0.0.2", "127.255.0.9", "::1", "localhost", "::ffff:127.0.0.3"] {
+            let config = try KMSConfiguration(environment: [
+                "KMS_AWS_PORT": "8443", "KMS_AWS_HOST": host, "KMS_AWS_ALLOW_PLAIN_HTTP": "true",
+            ])
+            #expect(config.aws?.allowPlainHTTP == true, "\(host)")
+        }
+        for host in ["0.0.0.0", "::", "100.64.0.9", "128.0.0.1", "::2", "kms.example", "fe80::1"] {
+            #expect(throws: KMSConfiguration.Invalid.self, "\(host)") {
+                try KMSConfiguration(environment: [
+                    "KMS_AWS_PORT": "8443", "KMS_AWS_HOST": host, "KMS_AWS_ALLOW_PLAIN_HTTP": "true",
+                ])
+            }
+        }
+    }
+
     @Test func tlsHostNamesAreHostNamesOrAddresses() throws {
         let good = try KMSConfiguration(environment: [
             "KMS_AWS_PORT": "8443", "KMS_TLS_HOSTNAMES": "kms.tailnet.example, 100.64.0.1,fd00::1,nas-2",

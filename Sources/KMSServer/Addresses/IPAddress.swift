@@ -57,6 +57,11 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
         bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF
     }
 
+    /// 127.0.0.0/8 or `::1`: an address whose traffic never leaves this host.
+    public var isLoopback: Bool {
+        isIPv4 ? bytes[12] == 127 : bytes[0..<15].allSatisfy { $0 == 0 } && bytes[15] == 1
+    }
+
     /// What one host can be assumed to hold: the address itself for IPv4, its /64 for IPv6 (a
     /// host is commonly given a whole /64 and may pick any address in it). Per-address bounds count
     /// by it: connections, pending sessions, key exchanges.

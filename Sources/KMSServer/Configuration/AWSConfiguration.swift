@@ -52,7 +52,8 @@ public struct AWSConfiguration: Sendable, Equatable {
             )
         }
         config.allowPlainHTTP = try reader.boolean("KMS_AWS_ALLOW_PLAIN_HTTP") ?? false
-        if config.allowPlainHTTP, !["127.0.0.1", "::1", "localhost"].contains(config.host) {
+        // Any loopback address, as the contract says (127.0.0.2 was refused: a conformance review).
+        if config.allowPlainHTTP, config.host != "localhost", IPAddress(config.host)?.isLoopback != true {
             throw KMSConfiguration.Invalid(
                 variable: "KMS_AWS_ALLOW_PLAIN_HTTP",
                 reason: "plain HTTP is allowed on a loopback KMS_AWS_HOST only (SigV4 hides nothing)")
