@@ -183,6 +183,8 @@ import Testing
         #expect(
             AccessKeyRecord.isAccessKeyId("AKIAABCDEFGHIJ234567")
                 && !AccessKeyRecord.isAccessKeyId("AKIAabcdefghij234567"))
+        // 20 bytes whose `hasPrefix("AKIA")` held: the Kelvin sign (3 bytes) is K to `String`.
+        #expect(!AccessKeyRecord.isAccessKeyId("A\u{212A}IA" + "BCDEFGHIJ23456"))
     }
 
     /// Labelled by an independent big-integer check (Python: whether

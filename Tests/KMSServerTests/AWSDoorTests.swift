@@ -166,6 +166,13 @@ import Testing
             #expect(code(lastUsage) == "UnsupportedOperationException")
             let nonsense = try await door.send("Nonsense", "{}", accessKeyId: accessKeyId, secret: secret)
             #expect(code(nonsense) == "UnknownOperationException")
+            // Compared as bytes: `String`'s `==` found CreateKey under a Kelvin sign (U+212A) for its K, and
+            // read that sign in `AWS_KMS` as a K (a review).
+            let kelvin = try await door.send("Create\u{212A}ey", "{}", accessKeyId: accessKeyId, secret: secret)
+            #expect(code(kelvin) == "UnknownOperationException")
+            let origin = try await door.send(
+                "CreateKey", #"{"Origin":"AWS_\u212AMS"}"#, accessKeyId: accessKeyId, secret: secret)
+            #expect(code(origin) == "UnsupportedOperationException")
             // `Recipient` is a structure in AWS's model: unsupported, not a type error.
             let recipient = try await door.send(
                 "GenerateRandom",

@@ -26,8 +26,6 @@ import Testing
         #expect(none.sessions.tokenPrefix == nil && none.masterKeyBase64 == nil && none.aws == nil)
     }
 
-    /// The self-signed certificate's name constraints carry each name, and Go
-    /// refuses a whole certificate whose constraint is no host name (a review).
     /// aws-kms-v1 section 1: plain HTTP on a loopback `KMS_AWS_HOST` only, any loopback address (127.0.0.2
     /// was refused: a conformance review).
     @Test func plainHTTPOnTheAWSDoorNeedsALoopbackHost() throws {
@@ -46,6 +44,8 @@ import Testing
         }
     }
 
+    /// The self-signed certificate's name constraints carry each name, and Go
+    /// refuses a whole certificate whose constraint is no host name (a review).
     @Test func tlsHostNamesAreHostNamesOrAddresses() throws {
         let good = try KMSConfiguration(environment: [
             "KMS_AWS_PORT": "8443", "KMS_TLS_HOSTNAMES": "kms.tailnet.example, 100.64.0.1,fd00::1,nas-2",

@@ -100,7 +100,7 @@ public struct AccessKeyRecord: Sendable, Equatable {
     /// `AKIA` + 16 characters of base32 (RFC 4648: A–Z, 2–7).
     public static func isAccessKeyId(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
-        return bytes.count == 20 && text.hasPrefix("AKIA")
+        return bytes.count == 20 && bytes.starts(with: "AKIA".utf8)
             && bytes[4...].allSatisfy {
                 (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0)
                     || (UInt8(ascii: "2")...UInt8(ascii: "7")).contains($0)

@@ -1,3 +1,5 @@
+import KMSProtocol
+
 /// One entry of a grant's `keys` (identity-v1 section 4): `*`, a keyId, an
 /// alias, or a prefix `p*` of aliases. Matching is byte-exact; a prefix never
 /// matches a keyId, so `key*` cannot reach keys by their ids.
@@ -49,8 +51,8 @@ public enum KeyPattern: Sendable, Hashable {
     public func matches(name: String) -> Bool {
         switch self {
         case .any: return true
-        case .keyId(let id): return id.utf8.elementsEqual(name.utf8)
-        case .alias(let alias): return alias.utf8.elementsEqual(name.utf8)
+        case .keyId(let id): return id.bytesEqual(name)
+        case .alias(let alias): return alias.bytesEqual(name)
         case .prefix(let start): return !KeyIdentifier.isKeyId(name) && name.utf8.starts(with: start.utf8)
         }
     }

@@ -114,8 +114,3 @@ public struct AliasRecord: Sendable, Equatable {
         self.updatedAt = updatedAt
     }
 }
-
-extension String {
-    /// Byte order, as the contracts sort ids and aliases.
-    public func bytesPrecede(_ other: String) -> Bool { utf8.lexicographicallyPrecedes(other.utf8) }
-}

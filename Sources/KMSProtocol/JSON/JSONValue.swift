@@ -63,5 +63,5 @@ extension JSONValue {
     }
 
     /// Whether two member names are the same, byte for byte (see `member`).
-    public static func sameName(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
+    public static func sameName(_ a: String, _ b: String) -> Bool { a.bytesEqual(b) }
 }

@@ -125,7 +125,7 @@ struct AWSInput {
     mutating func refuseUnsupported() throws(AWSFault) {
         try refuseAny(of: ["Recipient", "CustomKeyStoreId", "XksKeyId"])
         if try optionalBool("MultiRegion") == true { throw AWSFault.unsupported("MultiRegion") }
-        if let algorithm = try optionalString("EncryptionAlgorithm"), algorithm != "SYMMETRIC_DEFAULT" {
+        if let algorithm = try optionalString("EncryptionAlgorithm"), !algorithm.bytesEqual("SYMMETRIC_DEFAULT") {
             throw AWSFault("InvalidKeyUsageException", "This KMS has SYMMETRIC_DEFAULT (AES-256-GCM) keys only.")
         }
     }

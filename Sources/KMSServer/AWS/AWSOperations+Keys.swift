@@ -57,15 +57,15 @@ extension AWSOperations {
 
     func createKey(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         try input.refuseUnsupported()
-        if let usage = try input.optionalString("KeyUsage"), usage != "ENCRYPT_DECRYPT" {
+        if let usage = try input.optionalString("KeyUsage"), !usage.bytesEqual("ENCRYPT_DECRYPT") {
             throw AWSFault.unsupported("KeyUsage \(usage)")
         }
         for name in ["KeySpec", "CustomerMasterKeySpec"] {
-            if let spec = try input.optionalString(name), spec != "SYMMETRIC_DEFAULT" {
+            if let spec = try input.optionalString(name), !spec.bytesEqual("SYMMETRIC_DEFAULT") {
                 throw AWSFault.unsupported("\(name) \(spec)")
             }
         }
-        if let origin = try input.optionalString("Origin"), origin != "AWS_KMS" {
+        if let origin = try input.optionalString("Origin"), !origin.bytesEqual("AWS_KMS") {
             throw AWSFault.unsupported("Origin \(origin)")
         }
         let description = try input.optionalString("Description") ?? ""
@@ -261,7 +261,7 @@ extension AWSOperations {
         let limit = try input.optionalInteger("Limit", in: 1...50) ?? 50
         let marker = try input.optionalString("Marker")
         let record = try await key(reference, .keysRead, call)
-        if let marker, record.tags[marker] == nil {
+        if let marker, !record.tags.keys.contains(where: { $0.bytesEqual(marker) }) {
             throw AWSFault("InvalidMarkerException", "The Marker is not one this KMS gave.")
         }
         let sorted = record.tags.sorted { $0.key.bytesPrecede($1.key) }
@@ -289,7 +289,7 @@ extension AWSOperations {
     }
 
     static func checkPolicyName(_ name: String?) throws(AWSFault) {
-        guard name == nil || name == "default" else {
+        guard name == nil || name?.bytesEqual("default") == true else {
             throw AWSFault("NotFoundException", "The only key policy is named default.")
         }
     }

@@ -258,7 +258,7 @@ struct AWSOperations: Sendable {
     func reEncrypt(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         try input.refuseUnsupported()
         for name in ["SourceEncryptionAlgorithm", "DestinationEncryptionAlgorithm"] {
-            if let algorithm = try input.optionalString(name), algorithm != "SYMMETRIC_DEFAULT" {
+            if let algorithm = try input.optionalString(name), !algorithm.bytesEqual("SYMMETRIC_DEFAULT") {
                 throw AWSFault("InvalidKeyUsageException", "This KMS has SYMMETRIC_DEFAULT (AES-256-GCM) keys only.")
             }
         }

@@ -147,7 +147,10 @@ struct AWSResponder: HTTPResponder {
         }
         // Target.
         let target = request.headers[Self.target] ?? ""
-        guard target.hasPrefix("TrentService.") else {
+        // ASCII only, so that the operation looked up below is the bytes sent: `String`'s `==` would find
+        // CreateKey under a Kelvin sign for its K, past a proxy that filters targets by their bytes (a
+        // review).
+        guard target.utf8.allSatisfy({ $0 < 0x80 }), target.hasPrefix("TrentService.") else {
             throw AWSFault("UnknownOperationException", "Unknown X-Amz-Target (TrentService.<Operation>).")
         }
         let name = String(target.dropFirst("TrentService.".count))

@@ -1,0 +1,11 @@
+extension String {
+    /// Byte order, as the contracts sort ids and aliases.
+    public func bytesPrecede(_ other: String) -> Bool { utf8.lexicographicallyPrecedes(other.utf8) }
+
+    /// The same bytes. Swift's `==` on `String` is canonical equivalence, under
+    /// which the Kelvin sign (U+212A) equals `K`, U+037E `;` and U+1FEF a
+    /// backtick: text a client sends (an operation name, an enum value, a
+    /// grant's name) is compared with this, as the contracts compare it (a
+    /// review ran CreateKey from `TrentService.Create\u{212A}ey`).
+    public func bytesEqual(_ other: String) -> Bool { utf8.elementsEqual(other.utf8) }
+}
