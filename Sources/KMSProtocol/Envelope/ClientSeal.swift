@@ -56,7 +56,7 @@ public enum ClientSeal {
 
     /// `ServerKey(pem:)`, reusing the last one parsed when the text is the same.
     public static func serverKey(pem: String) throws(Failure) -> ServerKey {
-        if let known = lastServerKey.withLock({ $0 }), known.pem == pem { return known }
+        if let known = lastServerKey.withLock({ $0 }), known.pem.bytesEqual(pem) { return known }
         let parsed = try ServerKey(pem: pem)
         lastServerKey.withLock { $0 = parsed }
         return parsed
