@@ -9,3 +9,14 @@ extension String {
     /// review ran CreateKey from `TrentService.Create\u{212A}ey`).
     public func bytesEqual(_ other: String) -> Bool { utf8.elementsEqual(other.utf8) }
 }
+
+extension StringProtocol {
+    /// The same bytes as `lowercase` (ASCII, in lower case), ASCII letters in either case: how HTTP
+    /// compares tokens (`chunked`, `close`, `100-continue`). `lowercased()` maps the Kelvin sign to
+    /// `k`, so `chun\u{212A}ed` compared as `chunked` (a review).
+    public func equalsASCIICaseInsensitive(_ lowercase: String) -> Bool {
+        utf8.elementsEqual(lowercase.utf8) { byte, expected in
+            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 == expected : byte == expected
+        }
+    }
+}

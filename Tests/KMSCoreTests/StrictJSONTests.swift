@@ -77,6 +77,16 @@ import Testing
         #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(Data(#"{"caf\u00e9":1,"cafe\u0301":2}"#.utf8)) }
     }
 
+    /// Text a client sends compares by its bytes (`String`'s `==`, `hasPrefix` and `lowercased()` take
+    /// the Kelvin sign for a K), and HTTP tokens by their bytes with ASCII letters in either case.
+    @Test func textComparesByItsBytes() {
+        #expect("Kelvin" == "\u{212A}elvin" && !"Kelvin".bytesEqual("\u{212A}elvin"))
+        #expect("Kelvin".bytesEqual("Kelvin") && "a".bytesPrecede("b") && !"b".bytesPrecede("a"))
+        #expect("chun\u{212A}ed".lowercased() == "chunked" && !"chun\u{212A}ed".equalsASCIICaseInsensitive("chunked"))
+        #expect("Chunked".equalsASCIICaseInsensitive("chunked") && "CLOSE"[...].equalsASCIICaseInsensitive("close"))
+        #expect(!"chunke".equalsASCIICaseInsensitive("chunked") && !"chunked ".equalsASCIICaseInsensitive("chunked"))
+    }
+
     @Test func base64IsStrict() {
         #expect(Base64.decodeStrict("AAEC") == Data([0, 1, 2]))
         #expect(Base64.decodeStrict("AA==") == Data([0]))

@@ -1,3 +1,4 @@
+import KMSProtocol
 import NIOCore
 import NIOHTTP1
 
@@ -54,7 +55,7 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         let codings = head.headers[canonicalForm: "transfer-encoding"]
-        if !codings.isEmpty, codings.count != 1 || codings[0].lowercased() != "chunked" {
+        if !codings.isEmpty, codings.count != 1 || !codings[0].equalsASCIICaseInsensitive("chunked") {
             refused = true
             context.fireErrorCaught(Self.refusedCoding)
             return
@@ -63,7 +64,8 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
         // NIO keeps an HTTP/1.0 connection that says `keep-alive, close`; a close option wins here (the
         // input after it is not read, so the decoder's view does not matter).
         let keepAlive =
-            head.isKeepAlive && !head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
+            head.isKeepAlive
+            && !head.headers[canonicalForm: "connection"].contains { $0.equalsASCIICaseInsensitive("close") }
         if !keepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
         if !isHTTP10, open == 0, mayContinue, wantsContinue(head) {
             context.writeAndFlush(
@@ -91,7 +93,7 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
     /// `Expect: 100-continue` on a request whose declared body this server would read.
     private func wantsContinue(_ head: HTTPRequestHead) -> Bool {
         let expect = head.headers[canonicalForm: "expect"]
-        guard expect.count == 1, expect[0].lowercased() == "100-continue" else { return false }
+        guard expect.count == 1, expect[0].equalsASCIICaseInsensitive("100-continue") else { return false }
         if let declared = head.headers.first(name: "content-length") {
             guard let length = Int(declared) else { return false }
             return length > 0 && length <= maxBodyBytes
