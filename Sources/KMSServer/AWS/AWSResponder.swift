@@ -74,8 +74,9 @@ struct AWSResponder: HTTPResponder {
 
     /// A `Content-Type`'s media type, lowercased, without parameters; the
     /// answer mirrors `application/json` in any case (section 2: same content type).
+    /// ASCII only, as HTTP has it: Unicode white space (U+3000) was trimmed and U+037E split as `;`.
     static func mediaType(_ contentType: String?) -> String? {
-        guard let contentType else { return nil }
+        guard let contentType, contentType.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
         let name = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         return name.trimmingCharacters(in: .whitespaces).lowercased()
     }
