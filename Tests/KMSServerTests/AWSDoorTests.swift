@@ -181,6 +181,22 @@ import Testing
             let origin = try await door.send(
                 "CreateKey", #"{"Origin":"AWS_\u212AMS"}"#, accessKeyId: accessKeyId, secret: secret)
             #expect(code(origin) == "UnsupportedOperationException")
+            // Two TagKeys that read the same but are other bytes, in one request or against a stored tag.
+            let twoKs = try await door.send(
+                "TagResource",
+                #"{"KeyId":"\#(keyId)","Tags":[{"TagKey":"K","TagValue":"1"},{"TagKey":"\u212A","TagValue":"2"}]}"#,
+                accessKeyId: accessKeyId, secret: secret)
+            #expect(code(twoKs) == "TagException", "\(twoKs.json)")
+            let storedK = try await door.send(
+                "TagResource", #"{"KeyId":"\#(keyId)","Tags":[{"TagKey":"K","TagValue":"1"}]}"#,
+                accessKeyId: accessKeyId, secret: secret)
+            #expect(storedK.status == 200)
+            let kelvinTag = try await door.send(
+                "UntagResource", #"{"KeyId":"\#(keyId)","TagKeys":["\u212A"]}"#, accessKeyId: accessKeyId,
+                secret: secret)
+            #expect(code(kelvinTag) == "TagException", "\(kelvinTag.json)")
+            _ = try await door.send(
+                "UntagResource", #"{"KeyId":"\#(keyId)","TagKeys":["K"]}"#, accessKeyId: accessKeyId, secret: secret)
             // `Recipient` is a structure in AWS's model: unsupported, not a type error.
             let recipient = try await door.send(
                 "GenerateRandom",

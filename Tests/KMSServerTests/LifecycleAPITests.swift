@@ -452,6 +452,18 @@ import Testing
                 let refused = try await session.call(.post, "/keys/labelled/tags", body)
                 #expect(refused.status == 400 && refused.errorField == field, "\(body)")
             }
+            // A key that reads as a stored one but is other bytes (U+212A for `K`) is refused, set or removed:
+            // it kept the stored key's bytes with the new value, or removed the other key (a review).
+            _ = try await session.call(.post, "/keys/labelled/tags", #"{"set":{"K":"1"}}"#)
+            for (body, field) in [
+                (#"{"set":{"\u212A":"2"}}"#, "set.\u{212A}"), (#"{"remove":["\u212A"]}"#, "remove[0]"),
+            ] {
+                let refused = try await session.call(.post, "/keys/labelled/tags", body)
+                #expect(refused.status == 400 && refused.errorField == field, "\(body)")
+            }
+            let kept = try await session.call(.get, "/keys/labelled")
+            #expect((kept.json["tags"] as? [String: String])?.first { $0.key.bytesEqual("K") }?.value == "1")
+            _ = try await session.call(.post, "/keys/labelled/tags", #"{"remove":["K"]}"#)
             let many = (0..<50).map { #""t\#($0)":"v""# }.joined(separator: ",")
             let full = try await session.call(.post, "/keys/labelled/tags", #"{"set":{\#(many)}}"#)
             #expect(full.status == 400 && full.errorField == "set")  // 50 new + "a" = 51

@@ -104,6 +104,12 @@ struct AWSInput {
                 case .string(let key)? = JSONValue.member(members, named: "TagKey"),
                 case .string(let tagValue)? = JSONValue.member(members, named: "TagValue")
             else { throw AWSFault.validation("each of \(name) is {TagKey, TagValue}") }
+            // Two keys a dictionary takes for one that are not the same bytes (`K` and U+212A): refused,
+            // not merged (a review).
+            if let earlier = tags.keys.first(where: { $0 == key && !$0.bytesEqual(key) }) {
+                throw AWSFault(
+                    "TagException", "TagKey '\(key)' reads the same as TagKey '\(earlier)' but is written differently")
+            }
             tags[key] = tagValue
         }
         do {

@@ -14,8 +14,24 @@ public struct KeyLabels: Sendable, Equatable {
         self.remove = remove
     }
 
-    /// The tags after this change, refused when more than 50.
+    /// The tags after this change, refused when more than 50, or when a key
+    /// to set or remove is canonically equivalent to a stored one but not the
+    /// same bytes (`K` and the Kelvin sign U+212A): a dictionary takes them
+    /// for one key, so a `set` kept the stored key's bytes with the new value
+    /// and a `remove` removed the other key, each audited under a key that
+    /// was not changed (a review).
     public func applied(to tags: [String: String], field: String = "set") throws(KMSError) -> [String: String] {
+        let named =
+            set.keys.sorted { $0.bytesPrecede($1) }.map { ($0, "set.\($0)") }
+            + remove.enumerated().map { ($0.element, "remove[\($0.offset)]") }
+        for (key, keyField) in named {
+            if let stored = tags.keys.first(where: { $0 == key && !$0.bytesEqual(key) }) {
+                throw KMSError(
+                    .invalidRequest,
+                    "tag key '\(key)' is written differently from the key's tag '\(stored)' but reads the same; use that one's exact text",
+                    field: keyField)
+            }
+        }
         var result = tags
         for key in remove { result[key] = nil }
         for (key, value) in set { result[key] = value }
