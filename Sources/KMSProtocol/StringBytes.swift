@@ -11,6 +11,10 @@ extension String {
 }
 
 extension StringProtocol {
+    /// No byte past ASCII: text that protocol code then splits, trims and compares as characters
+    /// means what its bytes mean (no U+037E read as `;`, no U+3000 trimmed as white space).
+    public var isAllASCII: Bool { utf8.allSatisfy { $0 < 0x80 } }
+
     /// The same bytes as `lowercase` (ASCII, in lower case), ASCII letters in either case: how HTTP
     /// compares tokens (`chunked`, `close`, `100-continue`). `lowercased()` maps the Kelvin sign to
     /// `k`, so `chun\u{212A}ed` compared as `chunked` (a review).

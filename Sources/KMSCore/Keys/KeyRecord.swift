@@ -53,7 +53,7 @@ public struct KeyRecord: Sendable, Equatable {
 
     public init(keyId: String, aliases: [String], createdAt: Date, versions: [KeyVersion], revision: Int = 1) {
         self.keyId = keyId
-        self.aliases = aliases.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        self.aliases = aliases.sorted { $0.bytesPrecede($1) }
         self.createdAt = createdAt
         self.versions = versions
         self.revision = revision
@@ -95,7 +95,7 @@ public struct KeyRecord: Sendable, Equatable {
     /// store compares when it checks that an update did not change aliases.
     public func withAliases(_ aliases: [String]) -> KeyRecord {
         var copy = self
-        copy.aliases = aliases.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        copy.aliases = aliases.sorted { $0.bytesPrecede($1) }
         return copy
     }
 }

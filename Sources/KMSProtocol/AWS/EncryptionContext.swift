@@ -13,7 +13,7 @@ public enum EncryptionContext {
         guard context.count <= 0xFFFF else { return nil }
         var out = Data()
         append(UInt16(context.count), to: &out)
-        for (key, value) in context.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+        for (key, value) in context.sorted(by: { $0.key.bytesPrecede($1.key) }) {
             let (k, v) = (Data(key.utf8), Data(value.utf8))
             guard !k.isEmpty, k.count <= 0xFFFF, v.count <= 0xFFFF else { return nil }
             append(UInt16(k.count), to: &out)

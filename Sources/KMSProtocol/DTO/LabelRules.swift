@@ -24,7 +24,7 @@ public enum LabelRules {
         guard set.count <= 50 else {
             throw RequestFieldError(field: setField, message: "a key has at most 50 tags")
         }
-        for (key, value) in set.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+        for (key, value) in set.sorted(by: { $0.key.bytesPrecede($1.key) }) {
             try checkTagKey(key, field: "\(setField).\(key)")
             guard value.unicodeScalars.count <= 256, !hasControl(value) else {
                 throw RequestFieldError(

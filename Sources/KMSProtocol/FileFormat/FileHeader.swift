@@ -17,7 +17,7 @@ public struct FileHeader: Sendable, Equatable {
         /// Byte for byte, as the format compares (section 1): Swift's `String` equality is
         /// canonical equivalence, under which `K` and the Kelvin sign U+212A are one key.
         public static func == (lhs: ContextEntry, rhs: ContextEntry) -> Bool {
-            lhs.key.utf8.elementsEqual(rhs.key.utf8) && lhs.value.utf8.elementsEqual(rhs.value.utf8)
+            lhs.key.bytesEqual(rhs.key) && lhs.value.bytesEqual(rhs.value)
         }
     }
 
@@ -25,7 +25,7 @@ public struct FileHeader: Sendable, Equatable {
     /// `header_malformed` for an empty key or a header over 8,192 bytes.
     public init(salt: Data, wrappedKey: String, context: [String: String]) throws(FileFormatError) {
         let entries = context.map { ContextEntry(key: $0.key, value: $0.value) }
-            .sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+            .sorted { $0.key.bytesPrecede($1.key) }
         try self.init(salt: salt, wrappedKey: wrappedKey, entries: entries)
     }
 

@@ -79,7 +79,7 @@ public struct JSONBytes: Sendable {
     public mutating func member(_ name: String, strings value: [String: String]) {
         key(name)
         beginObject()
-        for (key, text) in value.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+        for (key, text) in value.sorted(by: { $0.key.bytesPrecede($1.key) }) {
             member(key, text)
         }
         endObject()

@@ -76,7 +76,7 @@ struct AWSResponder: HTTPResponder {
     /// answer mirrors `application/json` in any case (section 2: same content type).
     /// ASCII only, as HTTP has it: Unicode white space (U+3000) was trimmed and U+037E split as `;`.
     static func mediaType(_ contentType: String?) -> String? {
-        guard let contentType, contentType.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
+        guard let contentType, contentType.isAllASCII else { return nil }
         let name = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         return name.trimmingCharacters(in: .whitespaces).lowercased()
     }
@@ -151,7 +151,7 @@ struct AWSResponder: HTTPResponder {
         // ASCII only, so that the operation looked up below is the bytes sent: `String`'s `==` would find
         // CreateKey under a Kelvin sign for its K, past a proxy that filters targets by their bytes (a
         // review).
-        guard target.utf8.allSatisfy({ $0 < 0x80 }), target.hasPrefix("TrentService.") else {
+        guard target.isAllASCII, target.hasPrefix("TrentService.") else {
             throw AWSFault("UnknownOperationException", "Unknown X-Amz-Target (TrentService.<Operation>).")
         }
         let name = String(target.dropFirst("TrentService.".count))
