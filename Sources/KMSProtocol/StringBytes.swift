@@ -10,6 +10,15 @@ extension String {
     public func bytesEqual(_ other: String) -> Bool { utf8.elementsEqual(other.utf8) }
 }
 
+extension Dictionary where Key == String {
+    /// The key held here that reads the same as `key` (canonical equivalence, which a `String`
+    /// dictionary goes by) but is other bytes; nil when there is none. One lookup.
+    public func keyReadingSame(as key: String) -> String? {
+        guard let index = index(forKey: key), !keys[index].bytesEqual(key) else { return nil }
+        return keys[index]
+    }
+}
+
 extension StringProtocol {
     /// No byte past ASCII: text that protocol code then splits, trims and compares as characters
     /// means what its bytes mean (no U+037E read as `;`, no U+3000 trimmed as white space).

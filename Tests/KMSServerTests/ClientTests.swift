@@ -617,7 +617,14 @@ extension ClientTests {
                 }
                 while !transport.isHolding { try await Task.sleep(for: .milliseconds(5)) }
                 let waiting = Task { try await kms.random(bytes: 1) }
-                while kms.parkedAtTheGate == 0 { try await Task.sleep(for: .milliseconds(5)) }
+                let start = ContinuousClock.now
+                while kms.parkedAtTheGate == 0 {
+                    guard ContinuousClock.now - start < .seconds(30) else {
+                        Issue.record("the call never parked at the gate")
+                        break
+                    }
+                    try await Task.sleep(for: .milliseconds(5))
+                }
                 waiting.cancel()
                 await #expect(throws: CancellationError.self) { try await waiting.value }
                 change.cancel()

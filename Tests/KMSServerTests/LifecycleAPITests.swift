@@ -463,6 +463,18 @@ import Testing
             }
             let kept = try await session.call(.get, "/keys/labelled")
             #expect((kept.json["tags"] as? [String: String])?.first { $0.key.bytesEqual("K") }?.value == "1")
+            // A value or description that reads the same but is other bytes is a change, stored (a review: it
+            // read as no change and the old bytes stayed).
+            _ = try await session.call(.post, "/keys/labelled/tags", #"{"set":{"K":"K"}}"#)
+            _ = try await session.call(.post, "/keys/labelled/tags", #"{"set":{"K":"\u212A"}}"#)
+            let kelvinValue = try await session.call(.get, "/keys/labelled")
+            #expect(
+                (kelvinValue.json["tags"] as? [String: String])?.first { $0.key.bytesEqual("K") }?.value
+                    .bytesEqual("\u{212A}") == true)
+            _ = try await session.call(.post, "/keys/labelled/description", #"{"description":"caf\u00e9"}"#)
+            let decomposed = try await session.call(
+                .post, "/keys/labelled/description", #"{"description":"cafe\u0301"}"#)
+            #expect((decomposed.json["description"] as? String)?.bytesEqual("cafe\u{301}") == true)
             _ = try await session.call(.post, "/keys/labelled/tags", #"{"remove":["K"]}"#)
             let many = (0..<50).map { #""t\#($0)":"v""# }.joined(separator: ",")
             let full = try await session.call(.post, "/keys/labelled/tags", #"{"set":{\#(many)}}"#)

@@ -99,16 +99,17 @@ struct AWSInput {
         guard let value = reader.take(name) else { return nil }
         guard case .array(let items) = value else { throw AWSFault.validation("\(name) must be a list") }
         var tags: [String: String] = [:]
-        for item in items {
+        for (index, item) in items.enumerated() {
             guard case .object(let members) = item,
                 case .string(let key)? = JSONValue.member(members, named: "TagKey"),
                 case .string(let tagValue)? = JSONValue.member(members, named: "TagValue")
             else { throw AWSFault.validation("each of \(name) is {TagKey, TagValue}") }
             // Two keys a dictionary takes for one that are not the same bytes (`K` and U+212A): refused,
-            // not merged (a review).
-            if let earlier = tags.keys.first(where: { $0 == key && !$0.bytesEqual(key) }) {
+            // not merged (a review). Named by position: the keys are not validated yet, and not echoed.
+            if tags.keyReadingSame(as: key) != nil {
                 throw AWSFault(
-                    "TagException", "TagKey '\(key)' reads the same as TagKey '\(earlier)' but is written differently")
+                    "TagException",
+                    "\(name)[\(index)].TagKey reads the same as an earlier TagKey but is written differently")
             }
             tags[key] = tagValue
         }

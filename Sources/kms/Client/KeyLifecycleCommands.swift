@@ -104,7 +104,13 @@ func parseTags(_ pairs: [String]) throws -> [String: String] {
     var tags: [String: String] = [:]
     for pair in pairs {
         guard let equals = pair.firstIndex(of: "=") else { throw ValidationError("a tag is key=value, got '\(pair)'") }
-        tags[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+        let key = String(pair[..<equals])
+        // Two keys that read the same but are other bytes (`K` and U+212A) would merge here, as the server
+        // refuses to merge them.
+        guard tags.keyReadingSame(as: key) == nil else {
+            throw ValidationError("two tag keys read the same but are written differently; give one of them")
+        }
+        tags[key] = String(pair[pair.index(after: equals)...])
     }
     return tags
 }

@@ -70,7 +70,22 @@ public enum KeyChange: Sendable, Equatable {
             guard record.state != .pendingDeletion else { throw KMSError.keyPendingDeletion }
             record.policy = text
         }
-        return record != before
+        return record != before || !record.hasSameTextBytes(as: before)
+    }
+}
+
+extension KeyRecord {
+    /// Whether the description, policy and tags are the same bytes. `==` on
+    /// `String` is canonical equivalence: a description changed from `café`
+    /// composed to `cafe` + U+0301, or a tag value from `K` to the Kelvin sign,
+    /// read as no change, and the old bytes stayed stored (a review).
+    func hasSameTextBytes(as other: KeyRecord) -> Bool {
+        description.bytesEqual(other.description) && (policy ?? "").bytesEqual(other.policy ?? "")
+            && (policy == nil) == (other.policy == nil) && tags.count == other.tags.count
+            && tags.allSatisfy { key, value in
+                guard let index = other.tags.index(forKey: key) else { return false }
+                return other.tags.keys[index].bytesEqual(key) && other.tags.values[index].bytesEqual(value)
+            }
     }
 }
 

@@ -25,7 +25,7 @@ public struct KeyLabels: Sendable, Equatable {
             set.keys.sorted { $0.bytesPrecede($1) }.map { ($0, "set.\($0)") }
             + remove.enumerated().map { ($0.element, "remove[\($0.offset)]") }
         for (key, keyField) in named {
-            if let stored = tags.keys.first(where: { $0 == key && !$0.bytesEqual(key) }) {
+            if let stored = tags.keyReadingSame(as: key) {
                 throw KMSError(
                     .invalidRequest,
                     "tag key '\(key)' is written differently from the key's tag '\(stored)' but reads the same; use that one's exact text",
