@@ -41,7 +41,7 @@ struct KeyLifecycleController: Sendable {
         ) { input throws(KMSError) in .labels(KeyLabels(description: input.description)) }
         route(
             &routes, WirePath.keyTags, TagsRequest.self, "Change a key's tags",
-            "`set` overwrites, `remove` deletes (an absent tag is a no-op); at most 50 tags after the change. Refused on keys pending deletion.",
+            "`set` overwrites, `remove` deletes (an absent tag is a no-op); at most 50 tags after the change. A key that reads the same as a stored tag key but is other bytes (K and the Kelvin sign) is 400, field set.<key> or remove[i]. Refused on keys pending deletion.",
             [.keyPendingDeletion]
         ) { input throws(KMSError) in .labels(KeyLabels(set: input.set ?? [:], remove: input.remove ?? [])) }
     }
