@@ -8,6 +8,21 @@ extension String {
     /// grant's name) is compared with this, as the contracts compare it (a
     /// review ran CreateKey from `TrentService.Create\u{212A}ey`).
     public func bytesEqual(_ other: String) -> Bool { utf8.elementsEqual(other.utf8) }
+
+    /// What follows `prefix` when this text's bytes begin with its bytes; nil otherwise.
+    /// `hasPrefix` and `dropFirst` go by characters: a combining mark after the prefix's last
+    /// character (`alias/\u{301}x`) fails `hasPrefix`, and dropping the prefix's count of characters
+    /// from text that passed it would drop the mark with it. The contracts' prefixes (`key_`, `alias/`,
+    /// an ARN's) are bytes.
+    public func bytesAfter(prefix: String) -> String? {
+        guard bytesHave(prefix: prefix) else { return nil }
+        return String(decoding: utf8.dropFirst(prefix.utf8.count), as: UTF8.self)
+    }
+}
+
+extension StringProtocol {
+    /// Whether the bytes begin with `prefix`'s bytes (`hasPrefix` by bytes: see `bytesAfter(prefix:)`).
+    public func bytesHave(prefix: String) -> Bool { utf8.starts(with: prefix.utf8) }
 }
 
 extension Dictionary where Key == String {

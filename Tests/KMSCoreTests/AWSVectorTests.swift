@@ -128,5 +128,13 @@ import Testing
         #expect(partition.reference("arn:aws:kms:eu-west-1:000000000000:alias/photos") == .invalid)
         #expect(partition.reference("alias/aws/ebs") == .invalidAlias)
         #expect(partition.reference("photos") == .invalid)
+        // Prefixes are bytes: a combining mark after `alias/` is part of the name (refused by its grammar),
+        // not a reason to read the text as something else, and is never dropped with the prefix.
+        #expect(partition.reference("alias/\u{301}photos") == .invalidAlias)
+        #expect(partition.reference("arn:aws:kms:us-east-1:000000000000:alias/\u{301}photos") == .invalidAlias)
+        #expect(
+            partition.reference("arn:aws:kms:us-east-1:000000000000:key/\u{301}0f1e2d3c-4b5a-4987-a654-3210fedcba98")
+                == .invalid)
+        #expect(AWSKeyId.uuid(fromNative: "key_\u{301}Dx4tPEtaSYemVDIQ_ty6mA") == nil)
     }
 }

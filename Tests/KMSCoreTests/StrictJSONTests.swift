@@ -85,6 +85,14 @@ import Testing
         #expect("chun\u{212A}ed".lowercased() == "chunked" && !"chun\u{212A}ed".equalsASCIICaseInsensitive("chunked"))
         #expect("Chunked".equalsASCIICaseInsensitive("chunked") && "CLOSE"[...].equalsASCIICaseInsensitive("close"))
         #expect(!"chunke".equalsASCIICaseInsensitive("chunked") && !"chunked ".equalsASCIICaseInsensitive("chunked"))
+        // `hasPrefix` goes by characters: `alias/` and a combining mark is one character `/\u{301}`, and
+        // dropping six characters would drop the mark too.
+        #expect(!"alias/\u{301}x".hasPrefix("alias/") && "alias/\u{301}x".bytesHave(prefix: "alias/"))
+        #expect(
+            "alias/\u{301}x".bytesAfter(prefix: "alias/") == "\u{301}x" && "alias/x".bytesAfter(prefix: "alias/") == "x"
+        )
+        #expect("\u{212A}ey_x".hasPrefix("Key_") && !"\u{212A}ey_x".bytesHave(prefix: "Key_"))
+        #expect("alias".bytesAfter(prefix: "alias/") == nil && "alias/".bytesAfter(prefix: "alias/") == "")
     }
 
     @Test func base64IsStrict() {

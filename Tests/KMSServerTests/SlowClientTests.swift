@@ -266,8 +266,8 @@ import Testing
             #expect(last.contains(#""code":"bad_request""#) && last.contains("transfer coding"), "\(answer)")
         }
         // A Kelvin sign for the k of `chunked` is refused. NIO's parser refuses it before HTTP1Semantics'
-        // comparison (which `lowercased()` made pass, and which StrictJSONTests covers): this checks the
-        // server's answer, not that comparison.
+        // comparison (which `lowercased()` made pass; HTTP1SemanticsTests reaches it in an EmbeddedChannel):
+        // this checks the server's answer, not that comparison.
         let kelvin = try RawConnection(port: server.port)
         #expect(kelvin.send(post + "Transfer-Encoding: chun\u{212A}ed\r\n\r\n2\r\n{}\r\n0\r\n\r\n"))
         let kelvinAnswer = try await kelvin.readAll(within: 5)

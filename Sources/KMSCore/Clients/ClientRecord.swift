@@ -42,13 +42,14 @@ public struct ClientRecord: Sendable, Equatable {
     /// `cli_` + 22 b64url characters.
     public static func isClientId(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
-        return bytes.count == 26 && text.hasPrefix("cli_") && bytes[4...].allSatisfy(Self.isURLSafe)
+        return bytes.count == 26 && text.bytesHave(prefix: "cli_") && bytes[4...].allSatisfy(Self.isURLSafe)
     }
 
     /// `[a-z0-9][a-z0-9._-]{0,62}`, not starting with `cli_`.
     public static func isValidName(_ name: String) -> Bool {
         let bytes = Array(name.utf8)
-        guard let first = bytes.first, bytes.count <= 63, !name.hasPrefix("cli_"), isLowerAlphanumeric(first) else {
+        guard let first = bytes.first, bytes.count <= 63, !name.bytesHave(prefix: "cli_"), isLowerAlphanumeric(first)
+        else {
             return false
         }
         return bytes.allSatisfy {
@@ -100,7 +101,7 @@ public struct AccessKeyRecord: Sendable, Equatable {
     /// `AKIA` + 16 characters of base32 (RFC 4648: A–Z, 2–7).
     public static func isAccessKeyId(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
-        return bytes.count == 20 && bytes.starts(with: "AKIA".utf8)
+        return bytes.count == 20 && text.bytesHave(prefix: "AKIA")
             && bytes[4...].allSatisfy {
                 (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0)
                     || (UInt8(ascii: "2")...UInt8(ascii: "7")).contains($0)

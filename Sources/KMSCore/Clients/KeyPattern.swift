@@ -19,7 +19,7 @@ public enum KeyPattern: Sendable, Hashable {
             self = .any
         } else if text.hasSuffix("*") {
             let start = String(text.dropLast())
-            guard !start.hasPrefix(KeyIdentifier.keyIdPrefix), Self.isAliasStart(start) else { return nil }
+            guard !start.bytesHave(prefix: KeyIdentifier.keyIdPrefix), Self.isAliasStart(start) else { return nil }
             self = .prefix(start)
         } else if KeyIdentifier.isKeyId(text) {
             self = .keyId(text)
@@ -53,7 +53,7 @@ public enum KeyPattern: Sendable, Hashable {
         case .any: return true
         case .keyId(let id): return id.bytesEqual(name)
         case .alias(let alias): return alias.bytesEqual(name)
-        case .prefix(let start): return !KeyIdentifier.isKeyId(name) && name.utf8.starts(with: start.utf8)
+        case .prefix(let start): return !KeyIdentifier.isKeyId(name) && name.bytesHave(prefix: start)
         }
     }
 

@@ -17,7 +17,7 @@ public enum KeyIdentifier {
     }
 
     public static func isKeyId(_ text: String) -> Bool {
-        text.hasPrefix(keyIdPrefix) && text.utf8.count <= 64 && text.utf8.count > keyIdPrefix.count
+        text.bytesHave(prefix: keyIdPrefix) && text.utf8.count <= 64 && text.utf8.count > keyIdPrefix.count
             && text.utf8.allSatisfy { isURLSafe($0) }
     }
 
@@ -50,7 +50,7 @@ public enum KeyIdentifier {
     /// `generate` or `rotate` made before they were reserved still work.
     public static func isAliasSyntax(_ alias: String) -> Bool {
         let bytes = Array(alias.utf8)
-        guard let first = bytes.first, bytes.count <= 64, isAlphanumeric(first), !alias.hasPrefix(keyIdPrefix)
+        guard let first = bytes.first, bytes.count <= 64, isAlphanumeric(first), !alias.bytesHave(prefix: keyIdPrefix)
         else { return false }
         return bytes.allSatisfy {
             isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")

@@ -5,7 +5,7 @@ import Foundation
 public enum AWSKeyId {
     /// `0f1e2d3c-4b5a-4987-a654-3210fedcba98` for `key_Dx4tPEtaSYemVDIQ_ty6mA`; nil for another shape.
     public static func uuid(fromNative keyId: String) -> String? {
-        guard keyId.hasPrefix("key_"), let bytes = Base64.decodeURL(String(keyId.dropFirst(4))), bytes.count == 16
+        guard let rest = keyId.bytesAfter(prefix: "key_"), let bytes = Base64.decodeURL(rest), bytes.count == 16
         else { return nil }
         let hex = Array(SigV4.hex(bytes))
         let groups = [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(hex[$0]) }
@@ -43,7 +43,9 @@ func isAliasGrammar(_ name: String) -> Bool {
     func alphanumeric(_ byte: UInt8) -> Bool {
         (65...90).contains(byte) || (97...122).contains(byte) || (48...57).contains(byte)
     }
-    guard let first = bytes.first, bytes.count <= 64, alphanumeric(first), !name.hasPrefix("key_") else { return false }
+    guard let first = bytes.first, bytes.count <= 64, alphanumeric(first), !name.bytesHave(prefix: "key_") else {
+        return false
+    }
     return bytes.allSatisfy {
         alphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
     }
@@ -79,17 +81,17 @@ public struct AWSPartition: Sendable, Equatable {
     /// A UUID, native id, key ARN, `alias/<name>` or alias ARN of this partition.
     public func reference(_ text: String) -> Reference {
         var rest = text
-        if rest.hasPrefix("arn:") {
-            guard rest.hasPrefix(prefix) else { return .invalid }
-            rest = String(rest.dropFirst(prefix.count))
-            if rest.hasPrefix("key/") {
-                return AWSKeyId.native(fromUUID: String(rest.dropFirst(4))).map(Reference.keyId) ?? .invalid
+        if text.bytesHave(prefix: "arn:") {
+            guard let resource = text.bytesAfter(prefix: prefix) else { return .invalid }
+            if let uuid = resource.bytesAfter(prefix: "key/") {
+                return AWSKeyId.native(fromUUID: uuid).map(Reference.keyId) ?? .invalid
             }
-            guard rest.hasPrefix("alias/") else { return .invalid }
+            guard resource.bytesHave(prefix: "alias/") else { return .invalid }
+            rest = resource
         }
-        if rest.hasPrefix("alias/") { return aliasName(String(rest.dropFirst(6))) }
+        if let name = rest.bytesAfter(prefix: "alias/") { return aliasName(name) }
         if let native = AWSKeyId.native(fromUUID: rest) { return .keyId(native) }
-        if rest.hasPrefix("key_"), AWSKeyId.uuid(fromNative: rest) != nil { return .keyId(rest) }
+        if AWSKeyId.uuid(fromNative: rest) != nil { return .keyId(rest) }
         return .invalid
     }
 

@@ -25,7 +25,7 @@ public enum SigV4 {
             // ASCII only: `Character` splitting and `String` comparison follow Unicode, so U+037E (a Greek
             // question mark, canonically `;`) separated signed headers a proxy reading bytes sees as one (a
             // review).
-            guard header.isAllASCII, header.hasPrefix(SigV4.algorithm + " ") else { return nil }
+            guard header.isAllASCII, header.bytesHave(prefix: SigV4.algorithm + " ") else { return nil }
             var members: [String: String] = [:]
             for part in header.dropFirst(SigV4.algorithm.count + 1).split(separator: ",") {
                 let trimmed = part.trimmingCharacters(in: .whitespaces)

@@ -34,7 +34,7 @@ public enum ClientAuth {
     /// The `clientKey` grammar: `SHA256:` + 64 lowercase hex.
     public static func isWellFormedClientKey(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
-        guard bytes.count == 71, text.hasPrefix("SHA256:") else { return false }
+        guard bytes.count == 71, text.bytesHave(prefix: "SHA256:") else { return false }
         return bytes[7...].allSatisfy {
             (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0)
         }

@@ -14,7 +14,7 @@ extension AWSOperations {
         let invalid = AWSFault(
             "InvalidAliasNameException",
             "An alias name is alias/ followed by [A-Za-z0-9][A-Za-z0-9._-]{0,63} (not alias/aws/…).")
-        guard text.hasPrefix("alias/"), case .alias(let name) = partition.aliasName(String(text.dropFirst(6))) else {
+        guard let rest = text.bytesAfter(prefix: "alias/"), case .alias(let name) = partition.aliasName(rest) else {
             throw invalid
         }
         guard use == .create ? KeyIdentifier.isValidAlias(name) : KeyIdentifier.isAliasSyntax(name) else {

@@ -151,10 +151,9 @@ struct AWSResponder: HTTPResponder {
         // ASCII only, so that the operation looked up below is the bytes sent: `String`'s `==` would find
         // CreateKey under a Kelvin sign for its K, past a proxy that filters targets by their bytes (a
         // review).
-        guard target.isAllASCII, target.hasPrefix("TrentService.") else {
+        guard target.isAllASCII, let name = target.bytesAfter(prefix: "TrentService.") else {
             throw AWSFault("UnknownOperationException", "Unknown X-Amz-Target (TrentService.<Operation>).")
         }
-        let name = String(target.dropFirst("TrentService.".count))
         guard let run = AWSOperations.table[name] else {
             if AWSOperations.unsupported.contains(name) {
                 operation = name

@@ -47,7 +47,7 @@ enum LoggedPath {
 
     /// `key_` or `cli_` and 22 base64url characters: ids the server made, never secret.
     private static func isIdentifier(_ segment: Substring) -> Bool {
-        segment.utf8.count == 26 && (segment.hasPrefix("key_") || segment.hasPrefix("cli_"))
+        segment.utf8.count == 26 && (segment.bytesHave(prefix: "key_") || segment.bytesHave(prefix: "cli_"))
             && segment.utf8.dropFirst(4).allSatisfy { isNameByte($0) && $0 != UInt8(ascii: ".") }
     }
 

@@ -1,0 +1,83 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+
+@testable import KMSServer
+
+/// `HTTP1Semantics` on its own, in an `EmbeddedChannel`: NIO's parser refuses some heads before
+/// they reach it over a socket (a Kelvin sign in `chunked`), so the handler's own comparisons are
+/// checked here, where a head reaches it as the parser would have handed it on.
+@Suite struct HTTP1SemanticsTests {
+    private static func channel() -> EmbeddedChannel {
+        EmbeddedChannel(handler: HTTP1Semantics(maxBodyBytes: 1024, mayContinue: true))
+    }
+
+    private static func head(_ name: String, _ value: String, version: HTTPVersion = .http1_1) -> HTTPServerRequestPart
+    {
+        var headers = HTTPHeaders([("host", "x")])
+        headers.add(name: name, value: value)
+        return .head(HTTPRequestHead(version: version, method: .POST, uri: "/crypto/encrypt", headers: headers))
+    }
+
+    /// A single `chunked`, in any ASCII case, passes; anything else is refused with the decoder's
+    /// error, including a Kelvin sign for the `k`, which `lowercased()` had turned into `chunked`.
+    @Test func transferCodingsAreComparedByTheirBytes() throws {
+        for coding in ["chunked", "Chunked", "CHUNKED"] {
+            let channel = Self.channel()
+            try channel.writeInbound(Self.head("transfer-encoding", coding))
+            let passed = try channel.readInbound(as: HTTPServerRequestPart.self)
+            guard case .head? = passed else {
+                Issue.record("\(coding) was not passed on")
+                continue
+            }
+            _ = try channel.finish()
+        }
+        for coding in ["chun\u{212A}ed", "gzip", "gzip, chunked", "chunked, chunked"] {
+            let channel = Self.channel()
+            #expect(throws: HTTPParserError.self, "\(coding)") {
+                try channel.writeInbound(Self.head("transfer-encoding", coding))
+            }
+            #expect(try channel.readInbound(as: HTTPServerRequestPart.self) == nil, "\(coding)")
+            _ = try? channel.finish()
+        }
+    }
+
+    /// `close` in any ASCII case, alone or among other options, becomes exactly `Connection: close`;
+    /// text that only lower-cases to it does not.
+    @Test func connectionCloseIsReadInAnyASCIICase() throws {
+        for (value, closes) in [("close", true), ("Close", true), ("keep-alive, CLOSE", true), ("keep-alive", false)] {
+            let channel = Self.channel()
+            try channel.writeInbound(Self.head("connection", value))
+            guard case .head(let head)? = try channel.readInbound(as: HTTPServerRequestPart.self) else {
+                Issue.record("\(value) was not passed on")
+                continue
+            }
+            #expect(head.headers["connection"].contains("close") == closes, "\(value): \(head.headers)")
+            _ = try channel.finish()
+        }
+    }
+
+    /// `Expect: 100-continue` in any ASCII case is answered with `100 Continue`; another expectation is not.
+    @Test func expectContinueIsReadInAnyASCIICase() throws {
+        for (value, continues) in [("100-continue", true), ("100-Continue", true), ("100-continue-ish", false)] {
+            let channel = Self.channel()
+            var headers = HTTPHeaders([("host", "x"), ("content-length", "10"), ("expect", value)])
+            headers.add(name: "x-probe", value: "1")
+            try channel.writeInbound(
+                HTTPServerRequestPart.head(
+                    HTTPRequestHead(version: .http1_1, method: .POST, uri: "/crypto/encrypt", headers: headers)))
+            let written = try channel.readOutbound(as: HTTPServerResponsePart.self)
+            if continues {
+                guard case .head(let response)? = written else {
+                    Issue.record("\(value): no 100 Continue")
+                    continue
+                }
+                #expect(response.status == .continue)
+            } else {
+                #expect(written == nil, "\(value)")
+            }
+            _ = try channel.finish()
+        }
+    }
+}
