@@ -107,6 +107,7 @@ struct BenchCommand: AsyncParsableCommand {
                 baseURL: url ?? server?.url ?? "", http: http, sessions: sessions, concurrency: concurrency,
                 duration: duration, payload: Data(repeating: 0x61, count: payloadBytes), clientKey: clientKey)
             var healthz: Double?
+            var healthzCPU: Double?
             if floors, !ops.contains("healthz") { ops.insert("healthz", at: 0) }
             say("load (\(url ?? "in-process server"), client in this process):")
             for name in ops {
@@ -115,11 +116,20 @@ struct BenchCommand: AsyncParsableCommand {
                 if let pid = serverPID, let before, let after = ServerCPU.seconds(pid: pid), result.requests > 0 {
                     result.serverCPUMicrosPerRequest = (after - before) / Double(result.requests) * 1e6
                 }
-                if name == "healthz" { healthz = result.throughput }
+                if name == "healthz" {
+                    healthz = result.throughput
+                    healthzCPU = result.serverCPUMicrosPerRequest
+                } else if let healthzCPU, let cpu = result.serverCPUMicrosPerRequest, name != "key-exchange" {
+                    result.serverCPURatioToHealthz = cpu / healthzCPU
+                }
                 if floors {
                     if name == "key-exchange", report.floors.count > 1 {
                         result.ratioToFloor = result.throughput / report.floors[1].perSecond
                         result.floor = "RSA unwrap floor on every core"
+                        if let cpu = result.serverCPUMicrosPerRequest, cpu > 0 {
+                            let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
+                            result.serverAloneRatioToFloor = cores * 1e6 / cpu / report.floors[1].perSecond
+                        }
                     } else if name != "healthz", let healthz {
                         result.ratioToFloor = result.throughput / healthz
                         result.floor = "healthz floor"

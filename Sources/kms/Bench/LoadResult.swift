@@ -20,6 +20,13 @@ struct LoadResult: Encodable {
     var firstError: String?
     /// The server's user + system CPU per request (`--server-pid`), in microseconds.
     var serverCPUMicrosPerRequest: Double?
+    /// `serverCPUMicrosPerRequest` over healthz's in the same run (`--server-pid` with healthz first or
+    /// `--floors`): issue 18's ratio, which the client's share of the cores does not move.
+    var serverCPURatioToHealthz: Double?
+    /// For a key exchange with `--floors` and `--server-pid`: the rate the server alone could keep on
+    /// every core (cores ÷ its CPU per exchange) over the two-thread RSA floor. The measured rate
+    /// shares the cores with this process's client, as a real deployment's clients do not.
+    var serverAloneRatioToFloor: Double?
 
     init(
         op: String, sessions: Int, concurrency: Int, seconds: Double, histogram: Histogram<UInt64>, errors: Int,
@@ -49,6 +56,12 @@ struct LoadResult: Encodable {
         }
         if let serverCPUMicrosPerRequest {
             text += String(format: "\n    server CPU %.0f us/request", serverCPUMicrosPerRequest)
+            if let serverCPURatioToHealthz { text += String(format: " = %.2f× healthz's", serverCPURatioToHealthz) }
+            if let serverAloneRatioToFloor {
+                text += String(
+                    format: "; the server alone on every core: %.1f %% of the RSA unwrap floor",
+                    serverAloneRatioToFloor * 100)
+            }
         }
         if let firstError { text += "\n    first error: \(firstError)" }
         return text
