@@ -504,13 +504,21 @@ import Testing
         let server = try await ServeProcess()
         let run = try await CLIProcess.run(
             [
-                "bench", "--url", server.url, "--server-pid", "\(server.process.processIdentifier)", "--op", "healthz",
-                "--duration", "0.5", "--concurrency", "2", "--sessions", "1", "--json",
+                "bench", "--url", server.url, "--server-pid", "\(server.process.processIdentifier)", "--floors", "--op",
+                "healthz", "--op", "encrypt", "--op", "key-exchange", "--duration", "0.5", "--concurrency", "2",
+                "--sessions", "1", "--json",
             ], environment: server.clientEnvironment)
         #expect(run.status == 0, "\(run.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
-        let result = (report?["results"] as? [[String: Any]])?.first
-        #expect((result?["serverCPUMicrosPerRequest"] as? Double).map { $0 >= 0 } == true, "\(run.stdout)")
+        let results = report?["results"] as? [[String: Any]] ?? []
+        #expect((results.first?["serverCPUMicrosPerRequest"] as? Double).map { $0 >= 0 } == true, "\(run.stdout)")
+        // The ratios that do not depend on the client's share of the cores: encrypt's CPU over healthz's, and
+        // the rate the server alone could keep on every core over the RSA floor.
+        let byOp = Dictionary(results.compactMap { result in (result["op"] as? String).map { ($0, result) } }) { a, _ in
+            a
+        }
+        #expect((byOp["encrypt"]?["serverCPURatioToHealthz"] as? Double).map { $0 > 0 } == true, "\(run.stdout)")
+        #expect((byOp["key-exchange"]?["serverAloneRatioToFloor"] as? Double).map { $0 > 0 } == true, "\(run.stdout)")
         // The text form puts the server's CPU on a line of its own (not an escaped line end).
         let text = try await CLIProcess.run(
             [
