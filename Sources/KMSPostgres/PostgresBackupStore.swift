@@ -18,7 +18,7 @@ public struct PostgresBackupStore: Sendable {
     /// Everything a backup holds, from one snapshot.
     public func read() async throws(KMSError) -> BackupContents {
         let database = database
-        return try await database.transaction("read a backup", timeout: PostgresDatabase.offlineTimeout) {
+        return try await database.transaction("read a backup", offline: true) {
             connection in
             try await connection.query(
                 "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: database.logger)
@@ -36,7 +36,7 @@ public struct PostgresBackupStore: Sendable {
         let database = database
         let (logger, t) = (database.logger, database.table)
         try await database.transaction(
-            "restore a backup", timeout: PostgresDatabase.offlineTimeout, noIdleLimit: true
+            "restore a backup", offline: true
         ) {
             connection in
             // No server may run on the deployment: each holds the running lock on its key-change

@@ -137,6 +137,11 @@ public final class PostgresClientStore: ClientStore {
                 ).first
             else { throw KMSError.internal("update of a missing client") }
             guard current.revision == expectedRevision else { return .conflict }
+            // The row's revision is the database's to hold: one past Int32 (written by someone else) is damage,
+            // not a trap on `+ 1` (a review), as the file store's clients.json is.
+            guard (0..<Int(Int32.max)).contains(expectedRevision) else {
+                throw KMSError.damagedRecord("the client row \(client.clientId) has a revision out of range")
+            }
             if client.active,
                 try await Self.rows(
                     """

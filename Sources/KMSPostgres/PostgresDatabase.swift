@@ -55,6 +55,11 @@ public final class PostgresDatabase: Sendable {
         configuration.options.additionalStartupParameters = [
             ("statement_timeout", "\(max(timeoutMs - 1_000, timeoutMs * 3 / 4))"), ("lock_timeout", "\(timeoutMs / 2)"),
             ("idle_in_transaction_session_timeout", "\(idleMs)"),
+            // Every bound (sessions, pending sessions, clients, the last admin) is "take an advisory lock,
+            // then count", which needs each statement's own snapshot: READ COMMITTED, whatever the database's
+            // default says (a review: under `default_transaction_isolation = 'repeatable read'` the count
+            // was taken before the lock was granted, and two instances could revoke the last two admins).
+            ("default_transaction_isolation", "read committed"),
         ]
         var background = logger
         background.logLevel = .error  // the probe above already reported connection problems clearly
@@ -316,22 +321,26 @@ public final class PostgresDatabase: Sendable {
     /// itself, and a unique violation (SQLSTATE 23505: a concurrent writer won
     /// a race the checks inside could not see) as `uniqueViolation` when given.
     ///
-    /// `timeout`: its deadline (a request's, `callTimeout`, by default; backup
-    /// and restore, which run offline and may hold every key, give a long one).
+    /// `timeout`: its deadline (a request's, `callTimeout`, by default).
     ///
-    /// `noIdleLimit`: for a restore, which checks every key it wrote before it commits, with no
-    /// server running beside it; every other transaction keeps the pool's idle limit.
+    /// `offline`: backup and restore, which run with no request waiting and may hold every key: a
+    /// day's deadline (`offlineTimeout`), and neither the pool's statement timeout (a backup's one
+    /// `SELECT` of every key row runs as long as the records take to read; a review found it bound to
+    /// the request's 5 s) nor its idle limit (a restore checks every key it wrote before it commits, with
+    /// no server running beside it). Lock waits keep their limit. `SET LOCAL` is allowed before
+    /// `SET TRANSACTION ISOLATION LEVEL`, which the backup's body sends first.
     func transaction<T: Sendable>(
-        _ what: String, uniqueViolation: KMSError? = nil, timeout: Duration? = nil, noIdleLimit: Bool = false,
+        _ what: String, uniqueViolation: KMSError? = nil, timeout: Duration? = nil, offline: Bool = false,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(KMSError) -> T {
         let (client, logger) = (client, logger)
         // Under the deadline like every other call (a review found transactions had none); errors are
         // decided inside, so the deadline passes them on as they are.
-        return try await withDeadline(what, timeout: timeout) {
+        return try await withDeadline(what, timeout: offline ? Self.offlineTimeout : timeout) {
             do {
                 return try await client.withTransaction(logger: logger) { connection in
-                    if noIdleLimit {
+                    if offline {
+                        try await connection.query("SET LOCAL statement_timeout = 0", logger: logger)
                         try await connection.query("SET LOCAL idle_in_transaction_session_timeout = 0", logger: logger)
                     }
                     let value = try await body(connection)

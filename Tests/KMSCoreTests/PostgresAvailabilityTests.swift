@@ -1,6 +1,7 @@
 import Foundation
 import KMSCore
 import KMSTestSupport
+import PostgresNIO
 import Synchronization
 import Testing
 
@@ -22,6 +23,43 @@ import Testing
             try await PostgresSecretBlobStore(database: database).createBlob(named: "x", wrapped: Data([2]))
                 == Data([1]))
         #expect(try await first.blob(named: "missing") == nil)
+    }
+
+    /// A review: every bound (sessions, pending sessions, clients, the last admin) is "take an advisory lock,
+    /// then count", which needs each statement's own snapshot. The pool asks for READ COMMITTED whatever the
+    /// role's or database's default says; here the role's default is REPEATABLE READ while a pool starts.
+    /// Backup and restore (`offline`) run their statements without the request's statement timeout.
+    @Test(.enabled(if: PostgresTestDatabase.url != nil, "KMS_TEST_POSTGRES_URL is not set: no database to ask"))
+    func transactionsAreReadCommittedWhateverTheDefault() async throws {
+        let base = try await PostgresTestDatabase.fresh()
+        let (client, logger) = (base.client, base.logger)
+        try await client.query(
+            "ALTER ROLE CURRENT_USER SET default_transaction_isolation = 'repeatable read'", logger: logger)
+        let settings: Result<[String], any Error>
+        do {
+            let database = try await PostgresTestDatabase.fresh()
+            func show(_ offline: Bool) async throws -> [String] {
+                try await database.transaction("show the settings", offline: offline) { connection in
+                    var values: [String] = []
+                    for name in ["transaction_isolation", "statement_timeout"] {
+                        for try await value in try await connection.query(
+                            PostgresQuery(unsafeSQL: "SHOW \(name)"), logger: logger
+                        )
+                        .decode(String.self) {
+                            values.append(value)
+                        }
+                    }
+                    return values
+                }
+            }
+            settings = .success(try await show(false) + show(true))
+        } catch {
+            settings = .failure(error)
+        }
+        try await client.query("ALTER ROLE CURRENT_USER RESET default_transaction_isolation", logger: logger)
+        let values = try settings.get()
+        #expect(values.count == 4 && values[0] == "read committed" && values[2] == "read committed", "\(values)")
+        #expect(values.count == 4 && values[1] != "0" && values[3] == "0", "\(values)")
     }
 
     /// A review finding: PostgresNIO waits for the database's answer whatever the cancellation, and
