@@ -43,6 +43,40 @@ import Testing
         }
     }
 
+    /// A body in pieces too small is refused once past the allowance, and nothing more is read; the same
+    /// bytes in larger pieces, or a long body in parts of a network read's size, pass.
+    @Test func aBodyInTinyPiecesIsRefused() throws {
+        let channel = Self.channel()
+        try channel.writeInbound(Self.head("transfer-encoding", "chunked"))
+        for _ in 0..<HTTP1Semantics.smallPartAllowance {
+            try channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "a")))
+        }
+        #expect(throws: HTTP1Semantics.PiecesTooSmall.self) {
+            try channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "a")))
+        }
+        // Dropped from then on, and the read it would need is not asked for.
+        try channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "a")))
+        var passed = 0
+        while let part = try channel.readInbound(as: HTTPServerRequestPart.self) {
+            if case .body = part { passed += 1 }
+        }
+        #expect(passed == HTTP1Semantics.smallPartAllowance)
+        _ = try? channel.finish()
+
+        let large = Self.channel()
+        for _ in 0..<3 {
+            try large.writeInbound(Self.head("content-length", "\(1_000 * 600)"))
+            for _ in 0..<1_000 {
+                try large.writeInbound(HTTPServerRequestPart.body(ByteBuffer(repeating: 0x61, count: 600)))
+            }
+            try large.writeInbound(HTTPServerRequestPart.end(nil))
+        }
+        var parts = 0
+        while try large.readInbound(as: HTTPServerRequestPart.self) != nil { parts += 1 }
+        #expect(parts == 3 * 1_002)
+        _ = try large.finish()
+    }
+
     /// `close` in any ASCII case, alone or among other options, becomes exactly `Connection: close`;
     /// text that only lower-cases to it does not.
     @Test func connectionCloseIsReadInAnyASCIICase() throws {

@@ -116,7 +116,7 @@ struct AWSResponder: HTTPResponder {
         // Size.
         let tooLarge = AWSFault(
             "ValidationException", "The request body is larger than \(maxBodyBytes) bytes.", status: .contentTooLarge)
-        if let text = request.headers[.contentLength], let length = Int(text), length > maxBodyBytes { throw tooLarge }
+        if RequestBodyReader.declaresMoreThan(maxBodyBytes, request.headers[.contentLength]) { throw tooLarge }
         let body: Data
         do {
             body = try await RequestBodyReader.read(

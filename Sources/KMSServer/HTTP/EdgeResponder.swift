@@ -119,7 +119,7 @@ struct EdgeResponder: HTTPResponder {
     }
 
     private func checkDeclaredLength(_ request: Request) throws(KMSError) {
-        if let text = request.headers[.contentLength], let length = Int(text), length > maxBodyBytes {
+        if RequestBodyReader.declaresMoreThan(maxBodyBytes, request.headers[.contentLength]) {
             throw KMSError.payloadTooLarge(limit: maxBodyBytes)
         }
     }

@@ -4,20 +4,37 @@ import KMSCore
 import KMSProtocol
 
 /// Reads a request body into memory, refusing it with `413` as soon as it
-/// passes the limit: a chunked body is counted as it arrives, never buffered whole.
+/// passes the limit: a chunked body is counted as it arrives, never buffered whole. Bytes past a
+/// body's first 64 KiB share the process's `BodyBudget` (`503` past it).
 enum RequestBodyReader {
     /// `malformed` answers a body the HTTP layer cannot decode (a broken
     /// chunked encoding, a connection half-closed mid-body): the client's fault, so a `400` the route chooses,
     /// never the `500` an unmapped decoder error would become (found by fuzzing).
-    static func read(_ request: Request, limit: Int, malformed: KMSError) async throws(KMSError) -> Data {
+    static func read(
+        _ request: Request, limit: Int, malformed: KMSError, budget: BodyBudget = .shared
+    ) async throws(KMSError) -> Data {
         var data = Data()
+        // A declared length is allocated once instead of grown by doubling, up to the bytes that never count.
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > 0 {
+            data.reserveCapacity(min(declared, limit, BodyBudget.freeBytes))
+        }
+        var counted = 0
+        defer { if counted > 0 { budget.give(counted) } }
         do {
             for try await chunk in request.body {
-                guard data.count + chunk.readableBytes <= limit else { throw KMSError.payloadTooLarge(limit: limit) }
+                let total = data.count + chunk.readableBytes
+                guard total <= limit else { throw KMSError.payloadTooLarge(limit: limit) }
+                let more = max(0, total - BodyBudget.freeBytes) - counted
+                if more > 0 {
+                    guard budget.take(more, limit: limit) else { throw busy }
+                    counted += more
+                }
                 data.append(contentsOf: chunk.readableBytesView)
             }
         } catch let error as KMSError {
             throw error
+        } catch is HTTP1Semantics.PiecesTooSmall {
+            throw KMSError(.badRequest, HTTP1Semantics.PiecesTooSmall.message)
         } catch is CancellationError {
             // The server is stopping (its grace period ran out), not the client's fault.
             throw KMSError(.serverBusy, "the server is shutting down; retry shortly", retryAfterSeconds: 1)
@@ -28,4 +45,16 @@ enum RequestBodyReader {
     }
 
     static let brokenBody = "the request body cannot be read: its chunked encoding is malformed or it was cut short"
+
+    static let busy = KMSError(
+        .serverBusy, "the server is reading too many large request bodies at once; retry shortly",
+        retryAfterSeconds: 1)
+
+    /// Whether a `Content-Length` declares more than `limit`: a number past `Int` too (2^63 to
+    /// 2^64 - 1, which NIO's parser takes), which went unanswered until the body timeout (a review).
+    static func declaresMoreThan(_ limit: Int, _ contentLength: String?) -> Bool {
+        guard let text = contentLength, !text.isEmpty else { return false }
+        if let length = Int(text) { return length > limit }
+        return text.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+    }
 }
