@@ -76,6 +76,28 @@ import Testing
         #expect(lines >= 1 && lines <= max(20, 2 * windows + 2), "\(lines) log lines for 3,000 refusals")
     }
 
+    /// A review's `/session/init` flood wrote a request line per `429`, 212 MB in a minute and a half:
+    /// those lines are thinned as refusals are, each counting what it left out; other answers are not.
+    @Test func aFloodOfBusyAnswersCostsFewLogLines() async throws {
+        var server = try TestServer(["KMS_PENDING_PER_ADDRESS": "2"])
+        let counter = LogCounter()
+        server.dependencies.logger = counter.logger
+        let started = ContinuousClock.now
+        try await server.run { client in
+            var busy = 0
+            for _ in 0..<1_000
+            where try await client.execute(uri: "/session/init", method: .get).status == .tooManyRequests {
+                busy += 1
+            }
+            #expect(busy >= 990)
+            for _ in 0..<20 { _ = try await client.execute(uri: "/healthz", method: .get) }
+        }
+        // One line per address a second: a loaded machine that takes longer earns more.
+        let seconds = Int((ContinuousClock.now - started).components.seconds) + 1
+        let lines = counter.count("request")
+        #expect(lines >= 22 && lines <= 22 + seconds + 2, "\(lines) request lines for 1,000 busy answers")
+    }
+
     /// A probe's 80 KB path of quotes wrote twice its size into the log per request.
     @Test func theRequestLogCapsWhatTheClientWrote() async throws {
         var server = try TestServer()

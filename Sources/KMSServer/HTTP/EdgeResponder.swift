@@ -25,6 +25,11 @@ struct EdgeResponder: HTTPResponder {
     let audit: Auditor
     /// Refusals are logged a few lines a second at most (the request line below too).
     let refusalLog = RefusalLogSampler()
+    /// The request lines of `429` and `503` answers: a flood of `/session/init` past its bounds wrote
+    /// one 210-byte line per refusal, 212 MB in a minute and a half (a review): at most one line per
+    /// address a second and five a second in all, each counting what it left out (the metrics count
+    /// every answer).
+    let busyLog = RefusalLogSampler(perAddress: 1, perSecond: 5)
     /// The metric label of a path that matched no route.
     static let unmatched = "unmatched"
 
@@ -76,19 +81,26 @@ struct EdgeResponder: HTTPResponder {
         metrics.record(
             route: routeLabel, method: request.method.rawValue, status: response.status.code, elapsed: elapsed)
         guard logRequest else { return response }
+        var suppressed: Int?
+        if response.status == .tooManyRequests || response.status == .serviceUnavailable {
+            suppressed = busyLog.admit(context.clientAddress?.description ?? "unknown", now: Date())
+            guard suppressed != nil else { return response }
+        }
         // The method as the client wrote it, capped as audit fields are (a request head may be 80 KB, and
         // a path of quotes doubled in the log: a probe wrote twice what it sent); the path with what
         // does not look like a name hidden (`LoggedPath`: a secret typed in the wrong place).
+        var metadata: Logger.Metadata = [:]
+        if let suppressed { metadata["suppressedSinceLast"] = "\(suppressed)" }
         logger.info(
             "request",
-            metadata: [
+            metadata: metadata.merging([
                 "requestId": "\(context.requestId)", "client": "\(context.clientAddress?.description ?? "refused")",
                 "method": "\(AuditEvent.capped(request.method.rawValue))",
                 "path": "\(loggedPath(request, routeLabel))",
                 "status": "\(response.status.code)",
                 "durationMs":
                     "\(String(format: "%.3f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000))",
-            ])
+            ]) { first, _ in first })
         return response
     }
 
