@@ -36,7 +36,7 @@ public struct PostgresBackupStore: Sendable {
         let database = database
         let (logger, t) = (database.logger, database.table)
         try await database.transaction(
-            "restore a backup", offline: true
+            "restore a backup", offline: true, noIdleLimit: true
         ) {
             connection in
             // No server may run on the deployment: each holds the running lock on its key-change

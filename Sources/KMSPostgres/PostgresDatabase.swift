@@ -324,13 +324,17 @@ public final class PostgresDatabase: Sendable {
     /// `timeout`: its deadline (a request's, `callTimeout`, by default).
     ///
     /// `offline`: backup and restore, which run with no request waiting and may hold every key: a
-    /// day's deadline (`offlineTimeout`), and neither the pool's statement timeout (a backup's one
-    /// `SELECT` of every key row runs as long as the records take to read; a review found it bound to
-    /// the request's 5 s) nor its idle limit (a restore checks every key it wrote before it commits, with
-    /// no server running beside it). Lock waits keep their limit. `SET LOCAL` is allowed before
-    /// `SET TRANSACTION ISOLATION LEVEL`, which the backup's body sends first.
+    /// day's deadline (`offlineTimeout`) and no statement timeout (a backup's one `SELECT` of every key
+    /// row runs as long as the records take to read; a review found it bound to the request's 5 s). Lock
+    /// waits keep their limit. `SET LOCAL` is allowed before `SET TRANSACTION ISOLATION LEVEL`, which
+    /// the backup's body sends first.
+    ///
+    /// `noIdleLimit`: for a restore, which checks every key it wrote before it commits, with no server
+    /// running beside it; every other transaction keeps the pool's idle limit (a backup paused between
+    /// two statements would hold its locks and snapshot for ever).
     func transaction<T: Sendable>(
         _ what: String, uniqueViolation: KMSError? = nil, timeout: Duration? = nil, offline: Bool = false,
+        noIdleLimit: Bool = false,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws(KMSError) -> T {
         let (client, logger) = (client, logger)
@@ -339,8 +343,8 @@ public final class PostgresDatabase: Sendable {
         return try await withDeadline(what, timeout: offline ? Self.offlineTimeout : timeout) {
             do {
                 return try await client.withTransaction(logger: logger) { connection in
-                    if offline {
-                        try await connection.query("SET LOCAL statement_timeout = 0", logger: logger)
+                    if offline { try await connection.query("SET LOCAL statement_timeout = 0", logger: logger) }
+                    if noIdleLimit {
                         try await connection.query("SET LOCAL idle_in_transaction_session_timeout = 0", logger: logger)
                     }
                     let value = try await body(connection)

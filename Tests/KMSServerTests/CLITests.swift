@@ -517,7 +517,10 @@ import Testing
         let byOp = Dictionary(results.compactMap { result in (result["op"] as? String).map { ($0, result) } }) { a, _ in
             a
         }
-        #expect((byOp["encrypt"]?["serverCPURatioToHealthz"] as? Double).map { $0 > 0 } == true, "\(run.stdout)")
+        // (A run on a starved machine may see no CPU tick for healthz: then no ratio is given.)
+        if (byOp["healthz"]?["serverCPUMicrosPerRequest"] as? Double).map({ $0 > 0 }) == true {
+            #expect((byOp["encrypt"]?["serverCPURatioToHealthz"] as? Double).map { $0 > 0 } == true, "\(run.stdout)")
+        }
         #expect((byOp["key-exchange"]?["serverAloneRatioToFloor"] as? Double).map { $0 > 0 } == true, "\(run.stdout)")
         // The text form puts the server's CPU on a line of its own (not an escaped line end).
         let text = try await CLIProcess.run(

@@ -63,6 +63,17 @@ import Testing
         #expect(passed == HTTP1Semantics.smallPartAllowance)
         _ = try? channel.finish()
 
+        // Each request has its own allowance: two requests of 64 one-byte chunks each pass.
+        let twice = Self.channel()
+        for _ in 0..<2 {
+            try twice.writeInbound(Self.head("transfer-encoding", "chunked"))
+            for _ in 0..<HTTP1Semantics.smallPartAllowance {
+                try twice.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "a")))
+            }
+            try twice.writeInbound(HTTPServerRequestPart.end(nil))
+        }
+        _ = try twice.finish()
+
         let large = Self.channel()
         for _ in 0..<3 {
             try large.writeInbound(Self.head("content-length", "\(1_000 * 600)"))

@@ -288,12 +288,14 @@ import Testing
             exchange.send(
                 "POST /session/key-exchange HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                     + "X-Client-Token: \(token)\r\nTransfer-Encoding: chunked\r\n\r\n" + tiny))
-        let answer = try await exchange.readAll(within: 5)
+        let answer = try await exchange.read(until: "}}", within: 5)
         #expect(answer.hasPrefix("HTTP/1.1 400") && answer.contains("pieces too small"), "\(answer)")
+        #expect(try await exchange.isClosed(within: 5))
         let drained = try RawConnection(port: server.port)
         #expect(drained.send("POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + tiny))
-        let other = try await drained.readAll(within: 5)
+        let other = try await drained.read(until: "}", within: 5)
         #expect(other.hasPrefix("HTTP/1.1 "), "\(other)")
+        #expect(try await drained.isClosed(within: 5))
         // The same bytes in one chunk are read as any body is.
         let whole = try RawConnection(port: server.port)
         #expect(

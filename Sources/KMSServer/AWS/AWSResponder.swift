@@ -20,6 +20,8 @@ struct AWSResponder: HTTPResponder {
     let logger: Logger
     let audit: Auditor
     let refusalLog = RefusalLogSampler()
+    /// `429` and `503` answers, thinned as the native door's are (`EdgeResponder.busyLog`).
+    let busyLog = RefusalLogSampler(perAddress: 1, perSecond: 5)
     static let contentType = "application/x-amz-json-1.1"
     static let errorType = HTTPField.Name("x-amzn-ErrorType") ?? .contentType
     static let requestIdHeader = HTTPField.Name("x-amzn-RequestId") ?? .contentType
@@ -29,6 +31,7 @@ struct AWSResponder: HTTPResponder {
         let requestId = UUID().uuidString.lowercased()
         var operation = "-"
         var response: Response
+        var failure: AWSFault?
         do throws(AWSFault) {
             let (name, output) = try await handle(request, context: context, operation: &operation)
             operation = name
@@ -36,32 +39,37 @@ struct AWSResponder: HTTPResponder {
         } catch {
             response = Self.response(error.status, error.body)
             response.headers[Self.errorType] = error.code
-            if error.status.code >= 500 {
-                logger.error(
-                    "AWS door could not answer",
-                    metadata: [
-                        "requestId": "\(requestId)", "operation": "\(AuditEvent.capped(operation))",
-                        "code": "\(error.code)",
-                        "detail": "\(error.detail ?? "")",
-                    ])
-            }
+            failure = error
         }
         if Self.mediaType(request.headers[.contentType]) == "application/json" {
             response.headers[.contentType] = "application/json"
         }
         response.headers[Self.requestIdHeader] = requestId
-        // Refusals before authentication are logged a few lines a second at most.
-        if [400, 403, 404, 413].contains(response.status.code), operation == "-",
-            refusalLog.admit(context.peer?.description ?? "unknown", now: Date()) == nil
-        {
+        let (status, client) = (response.status.code, context.peer?.description ?? "unknown")
+        // Refusals before authentication are logged a few lines a second at most, and so are `429` and
+        // `503` answers (a full body budget answers every peer that sends a large body before it signs).
+        if [400, 403, 404, 413].contains(status), operation == "-", refusalLog.admit(client, now: Date()) == nil {
             return response
+        }
+        var suppressed = "0"
+        if status == 429 || status == 503 {
+            guard let left = busyLog.admit(client, now: Date()) else { return response }
+            suppressed = "\(left)"
+        }
+        if let failure, status >= 500 {
+            logger.error(
+                "AWS door could not answer",
+                metadata: [
+                    "requestId": "\(requestId)", "operation": "\(AuditEvent.capped(operation))",
+                    "code": "\(failure.code)", "detail": "\(failure.detail ?? "")",
+                    "suppressedSinceLast": "\(suppressed)",
+                ])
         }
         logger.info(
             "aws request",
             metadata: [
                 "requestId": "\(requestId)", "operation": "\(AuditEvent.capped(operation))",
-                "status": "\(response.status.code)",
-                "client": "\(context.peer?.description ?? "unknown")",
+                "status": "\(status)", "client": "\(client)", "suppressedSinceLast": "\(suppressed)",
             ])
         return response
     }

@@ -5,7 +5,7 @@ import Synchronization
 /// bodies of 1 MiB at once (any 40-character token reaches the key exchange's reader): 626 MB, and
 /// about 700 MB kept by the allocator afterwards; 950 peaked at 1.57 GB, enough to have a small
 /// device's kernel kill the server. A body that would pass the budget is answered `503 server_busy`
-/// with `Retry-After` (its connection closes, the rest unread); small bodies never count, so the
+/// with `Retry-After` (the rest of the body is drained, unkept); small bodies never count, so the
 /// requests of ordinary clients are not refused while large ones fill it.
 final class BodyBudget: Sendable {
     /// Each body's first bytes, which never count: every request of our clients but a large

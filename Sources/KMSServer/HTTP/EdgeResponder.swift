@@ -89,18 +89,17 @@ struct EdgeResponder: HTTPResponder {
         // The method as the client wrote it, capped as audit fields are (a request head may be 80 KB, and
         // a path of quotes doubled in the log: a probe wrote twice what it sent); the path with what
         // does not look like a name hidden (`LoggedPath`: a secret typed in the wrong place).
-        var metadata: Logger.Metadata = [:]
-        if let suppressed { metadata["suppressedSinceLast"] = "\(suppressed)" }
         logger.info(
             "request",
-            metadata: metadata.merging([
+            metadata: [
                 "requestId": "\(context.requestId)", "client": "\(context.clientAddress?.description ?? "refused")",
                 "method": "\(AuditEvent.capped(request.method.rawValue))",
                 "path": "\(loggedPath(request, routeLabel))",
                 "status": "\(response.status.code)",
                 "durationMs":
                     "\(String(format: "%.3f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000))",
-            ]) { first, _ in first })
+                "suppressedSinceLast": "\(suppressed ?? 0)",
+            ])
         return response
     }
 

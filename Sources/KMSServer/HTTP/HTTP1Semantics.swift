@@ -67,7 +67,7 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
     struct PiecesTooSmall: Error {
         static let message =
             "the request body arrives in pieces too small to read (more than \(smallPartAllowance) parts averaging "
-            + "under \(minimumAveragePart) bytes): send it with a Content-Length, or in chunks of at least a few kilobytes"
+            + "under \(minimumAveragePart) bytes): write it in larger pieces (chunks of a few kilobytes, or the whole body at once)"
     }
 
     init(maxBodyBytes: Int, mayContinue: Bool) {

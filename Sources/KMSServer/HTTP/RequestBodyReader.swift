@@ -14,10 +14,9 @@ enum RequestBodyReader {
         _ request: Request, limit: Int, malformed: KMSError, budget: BodyBudget = .shared
     ) async throws(KMSError) -> Data {
         var data = Data()
-        // A declared length is allocated once instead of grown by doubling, up to the bytes that never count.
-        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > 0 {
-            data.reserveCapacity(min(declared, limit, BodyBudget.freeBytes))
-        }
+        // A declared length's first bytes are allocated once, when the first of them arrives (not for a bare
+        // head), instead of grown by doubling.
+        let declared = request.headers[.contentLength].flatMap { Int($0) } ?? 0
         var counted = 0
         defer { if counted > 0 { budget.give(counted) } }
         do {
@@ -28,6 +27,9 @@ enum RequestBodyReader {
                 if more > 0 {
                     guard budget.take(more, limit: limit) else { throw busy }
                     counted += more
+                }
+                if data.isEmpty, declared > chunk.readableBytes {
+                    data.reserveCapacity(min(declared, limit, BodyBudget.freeBytes))
                 }
                 data.append(contentsOf: chunk.readableBytesView)
             }

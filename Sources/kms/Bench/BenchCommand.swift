@@ -119,7 +119,9 @@ struct BenchCommand: AsyncParsableCommand {
                 if name == "healthz" {
                     healthz = result.throughput
                     healthzCPU = result.serverCPUMicrosPerRequest
-                } else if let healthzCPU, let cpu = result.serverCPUMicrosPerRequest, name != "key-exchange" {
+                } else if let healthzCPU, healthzCPU > 0, let cpu = result.serverCPUMicrosPerRequest,
+                    name != "key-exchange"
+                {
                     result.serverCPURatioToHealthz = cpu / healthzCPU
                 }
                 if floors {
