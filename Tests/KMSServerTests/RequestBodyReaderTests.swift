@@ -17,33 +17,37 @@ import Testing
     }
 
     @Test func largeBodiesShareOneBudgetAndSmallOnesNeverCount() async throws {
-        let budget = BodyBudget(capacity: 100_000, bodies: 0)
+        let budget = BodyBudget(capacity: 400_000, bodies: 0)
         let malformed = KMSError(.badRequest, "broken")
-        // A large body held by someone else leaves less than this one needs past its free bytes.
-        #expect(budget.take(60_000, limit: 1_000))
+        // One host holds a quarter at most; three more fill most of the rest.
+        #expect(budget.take(100_000, limit: 1_000, host: "a") && !budget.take(1, limit: 1_000, host: "a"))
+        #expect(budget.take(100_000, limit: 1_000, host: "b") && budget.take(100_000, limit: 1_000, host: "c"))
+        #expect(budget.take(50_000, limit: 1_000, host: "d"))
+        // A large body past what is left is refused, and nothing it read stays counted.
         await #expect(throws: KMSError.self) {
             _ = try await RequestBodyReader.read(
-                Self.request(bytes: BodyBudget.freeBytes + 50_000), limit: 1 << 20, malformed: malformed,
+                Self.request(bytes: BodyBudget.freeBytes + 60_000), limit: 1 << 20, host: "e", malformed: malformed,
                 budget: budget)
         }
-        #expect(budget.inUse == 60_000)
-        // A small body is read whatever the budget holds, and nothing it read stays counted.
-        #expect(budget.take(40_000, limit: 1_000))
+        #expect(budget.inUse() == 350_000 && budget.inUse(by: "e") == 0)
+        // A small body is read whatever the budget holds.
         let small = try await RequestBodyReader.read(
-            Self.request(bytes: BodyBudget.freeBytes), limit: 1 << 20, malformed: malformed, budget: budget)
-        #expect(small.count == BodyBudget.freeBytes && budget.inUse == 100_000)
-        budget.give(100_000)
+            Self.request(bytes: BodyBudget.freeBytes), limit: 1 << 20, host: "e", malformed: malformed, budget: budget)
+        #expect(small.count == BodyBudget.freeBytes && budget.inUse() == 350_000)
+        for (host, count) in [("a", 100_000), ("b", 100_000), ("c", 100_000), ("d", 50_000)] {
+            budget.give(count, host: host)
+        }
         let large = try await RequestBodyReader.read(
             Self.request(bytes: BodyBudget.freeBytes + 50_000, declared: "\(BodyBudget.freeBytes + 50_000)"),
-            limit: 1 << 20, malformed: malformed, budget: budget)
-        #expect(large.count == BodyBudget.freeBytes + 50_000 && budget.inUse == 0)
+            limit: 1 << 20, host: "e", malformed: malformed, budget: budget)
+        #expect(large.count == BodyBudget.freeBytes + 50_000 && budget.inUse() == 0 && budget.inUse(by: "a") == 0)
     }
 
     @Test func theRefusalIsABusyServer() async throws {
         let budget = BodyBudget(capacity: 0, bodies: 0)
         do {
             _ = try await RequestBodyReader.read(
-                Self.request(bytes: BodyBudget.freeBytes + 1), limit: 1 << 20,
+                Self.request(bytes: BodyBudget.freeBytes + 1), limit: 1 << 20, host: "10.0.0.1",
                 malformed: KMSError(.badRequest, "broken"), budget: budget)
             Issue.record("read past the budget")
         } catch {

@@ -128,7 +128,8 @@ struct AWSResponder: HTTPResponder {
         let body: Data
         do {
             body = try await RequestBodyReader.read(
-                request, limit: maxBodyBytes, malformed: KMSError(.badRequest, RequestBodyReader.brokenBody))
+                request, limit: maxBodyBytes, host: context.peer?.perHostKey ?? "unknown",
+                malformed: KMSError(.badRequest, RequestBodyReader.brokenBody))
         } catch {
             if error.code == .payloadTooLarge { throw tooLarge }
             // Cut off by shutdown: a 503 the SDKs retry, as the native door answers it, not the client's fault.

@@ -41,7 +41,8 @@ struct SessionController: Sendable {
                 context.clientAddress?.perHostKey ?? "unknown", now: Date(), contended: sessions.rsa.isBusy)
             let token = request.headers[HeaderNames.clientToken]
             let body = try await RequestBodyReader.read(
-                request, limit: maxBodyBytes, malformed: KMSError(.badRequest, RequestBodyReader.brokenBody))
+                request, limit: maxBodyBytes, host: context.clientAddress?.perHostKey ?? "unknown",
+                malformed: KMSError(.badRequest, RequestBodyReader.brokenBody))
             let client = ("client", context.clientAddress?.description ?? "unknown")
             do throws(KMSError) {
                 let result = try await sessions.exchangeKey(token: token, body: body)

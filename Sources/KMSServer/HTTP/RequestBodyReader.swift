@@ -5,27 +5,28 @@ import KMSProtocol
 
 /// Reads a request body into memory, refusing it with `413` as soon as it
 /// passes the limit: a chunked body is counted as it arrives, never buffered whole. Bytes past a
-/// body's first 64 KiB share the process's `BodyBudget` (`503` past it).
+/// body's first 64 KiB share the process's `BodyBudget` (`503` past it, or past the
+/// sending host's quarter of it: `host` is its `perHostKey`).
 enum RequestBodyReader {
     /// `malformed` answers a body the HTTP layer cannot decode (a broken
     /// chunked encoding, a connection half-closed mid-body): the client's fault, so a `400` the route chooses,
     /// never the `500` an unmapped decoder error would become (found by fuzzing).
     static func read(
-        _ request: Request, limit: Int, malformed: KMSError, budget: BodyBudget = .shared
+        _ request: Request, limit: Int, host: String, malformed: KMSError, budget: BodyBudget = .shared
     ) async throws(KMSError) -> Data {
         var data = Data()
         // A declared length's first bytes are allocated once, when the first of them arrives (not for a bare
         // head), instead of grown by doubling.
         let declared = request.headers[.contentLength].flatMap { Int($0) } ?? 0
         var counted = 0
-        defer { if counted > 0 { budget.give(counted) } }
+        defer { if counted > 0 { budget.give(counted, host: host) } }
         do {
             for try await chunk in request.body {
                 let total = data.count + chunk.readableBytes
                 guard total <= limit else { throw KMSError.payloadTooLarge(limit: limit) }
                 let more = max(0, total - BodyBudget.freeBytes) - counted
                 if more > 0 {
-                    guard budget.take(more, limit: limit) else { throw busy }
+                    guard budget.take(more, limit: limit, host: host) else { throw busy }
                     counted += more
                 }
                 if data.isEmpty, declared > chunk.readableBytes {

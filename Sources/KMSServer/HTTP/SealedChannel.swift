@@ -59,7 +59,7 @@ struct SealedChannel: Sendable {
             case .body:
                 carrier = .body(
                     try await RequestBodyReader.read(
-                        request, limit: maxBodyBytes,
+                        request, limit: maxBodyBytes, host: context.clientAddress?.perHostKey ?? "unknown",
                         malformed: KMSError(.invalidEnvelope, RequestBodyReader.brokenBody)))
             case .header: carrier = .header(request.headers[HeaderNames.envelope])
             }
