@@ -48,7 +48,9 @@ import Testing
     @Test func aBodyInTinyPiecesIsRefused() throws {
         let channel = Self.channel()
         try channel.writeInbound(Self.head("transfer-encoding", "chunked"))
-        for _ in 0..<HTTP1Semantics.smallPartAllowance {
+        // One request's allowance: 64 parts, two for the request, and one per 128 bytes (none here).
+        let allowed = HTTP1Semantics.smallPartAllowance + 2
+        for _ in 0..<allowed {
             try channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "a")))
         }
         #expect(throws: HTTP1Semantics.PiecesTooSmall.self) {
@@ -60,19 +62,29 @@ import Testing
         while let part = try channel.readInbound(as: HTTPServerRequestPart.self) {
             if case .body = part { passed += 1 }
         }
-        #expect(passed == HTTP1Semantics.smallPartAllowance)
+        #expect(passed == allowed)
         _ = try? channel.finish()
 
-        // Each request has its own allowance: two requests of 64 one-byte chunks each pass.
+        // The count is the connection's: keep-alive requests of 64 one-byte chunks each are refused in the
+        // second; a thousand requests of one small part each pass.
         let twice = Self.channel()
-        for _ in 0..<2 {
-            try twice.writeInbound(Self.head("transfer-encoding", "chunked"))
-            for _ in 0..<HTTP1Semantics.smallPartAllowance {
-                try twice.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "a")))
+        #expect(throws: HTTP1Semantics.PiecesTooSmall.self) {
+            for _ in 0..<2 {
+                try twice.writeInbound(Self.head("transfer-encoding", "chunked"))
+                for _ in 0..<HTTP1Semantics.smallPartAllowance {
+                    try twice.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "a")))
+                }
+                try twice.writeInbound(HTTPServerRequestPart.end(nil))
             }
-            try twice.writeInbound(HTTPServerRequestPart.end(nil))
         }
-        _ = try twice.finish()
+        _ = try? twice.finish()
+        let many = Self.channel()
+        for _ in 0..<1_000 {
+            try many.writeInbound(Self.head("content-length", "20"))
+            try many.writeInbound(HTTPServerRequestPart.body(ByteBuffer(repeating: 0x61, count: 20)))
+            try many.writeInbound(HTTPServerRequestPart.end(nil))
+        }
+        _ = try many.finish()
 
         let large = Self.channel()
         for _ in 0..<3 {

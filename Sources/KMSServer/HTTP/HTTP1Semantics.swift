@@ -26,11 +26,13 @@ import NIOHTTP1
 ///   every part costs the same few microseconds on its way to the handler, however small. A review
 ///   sent 1 MiB in 1-byte chunks (6 MB on the wire) and it cost 0.95 s of CPU (64 KiB chunks: 3 ms);
 ///   two such connections, even from a host off the allowlist, took sealed calls from 12,800 to 2,000
-///   a second. Past `smallPartAllowance` parts, a body whose parts average under `minimumAveragePart`
-///   bytes is refused (the route's `400`, through the request's reader), nothing more of the
-///   connection is read, and it closes after its answer. No client of ours sends such a body: a
-///   body with a `Content-Length` arrives in the reads the network gives (a segment is 500 bytes or
-///   more), and chunked senders write kilobytes at a time.
+///   a second. A connection's body parts may number `smallPartAllowance`, two more per request, and
+///   one more per `minimumAveragePart` bytes of body, counted over the whole connection (a review of
+///   a count per request found that keep-alive requests of 64 one-byte chunks each cost as much as
+///   the flood); past that the body is refused (the route's `400`, through the request's reader),
+///   nothing more of the connection is read, and it closes after its answer. No client of ours comes
+///   near it: a body with a `Content-Length` arrives in the reads the network gives (a segment is
+///   500 bytes or more), usually one per request, and chunked senders write kilobytes at a time.
 final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -54,20 +56,22 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
     /// A body was refused in pieces: the connection closes after the answers still to come (its route's
     /// `400` last). A refused transfer coding is answered and closed by `ConnectionGuard` instead.
     private var closeAfterAnswers = false
-    /// The body parts of the request being read, and their bytes.
+    /// The connection's body parts, their bytes and its requests so far.
     private var bodyParts = 0
     private var bodyBytes = 0
+    private var requests = 0
 
-    /// Parts of any size a body may arrive in before their average size is judged.
+    /// Parts of any size a connection's bodies may arrive in beyond what their bytes and requests allow.
     static let smallPartAllowance = 64
-    /// The least average part size, in bytes, of a body past `smallPartAllowance` parts.
+    /// The bytes of body that allow one more part.
     static let minimumAveragePart = 128
 
     /// The error a body in pieces too small raises: `RequestBodyReader` answers it with its own message.
     struct PiecesTooSmall: Error {
         static let message =
-            "the request body arrives in pieces too small to read (more than \(smallPartAllowance) parts averaging "
-            + "under \(minimumAveragePart) bytes): write it in larger pieces (chunks of a few kilobytes, or the whole body at once)"
+            "the request body arrives in pieces too small to read (on this connection, more than \(smallPartAllowance) "
+            + "parts beyond one per \(minimumAveragePart) bytes and two per request): write it in larger pieces (chunks "
+            + "of a few kilobytes, or the whole body at once)"
     }
 
     init(maxBodyBytes: Int, mayContinue: Bool) {
@@ -82,7 +86,7 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
         if case .body(let buffer) = part {
             bodyParts += 1
             bodyBytes += buffer.readableBytes
-            if bodyParts > Self.smallPartAllowance, bodyBytes < bodyParts * Self.minimumAveragePart {
+            if bodyParts > Self.smallPartAllowance + bodyBytes / Self.minimumAveragePart + 2 * requests {
                 refused = true
                 closeAfterAnswers = true
                 context.fireErrorCaught(PiecesTooSmall())
@@ -96,7 +100,7 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireChannelRead(data)
             return
         }
-        (bodyParts, bodyBytes) = (0, 0)
+        requests += 1
         let codings = head.headers[canonicalForm: "transfer-encoding"]
         if !codings.isEmpty, codings.count != 1 || !codings[0].equalsASCIICaseInsensitive("chunked") {
             refused = true
