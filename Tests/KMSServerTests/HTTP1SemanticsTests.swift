@@ -48,8 +48,8 @@ import Testing
     @Test func aBodyInTinyPiecesIsRefused() throws {
         let channel = Self.channel()
         try channel.writeInbound(Self.head("transfer-encoding", "chunked"))
-        // One request's allowance: 64 parts, two for the request, and one per 128 bytes (none here).
-        let allowed = HTTP1Semantics.smallPartAllowance + 2
+        // One request's allowance: 64 parts, four for the request, and one per 128 bytes (none here).
+        let allowed = HTTP1Semantics.smallPartAllowance + HTTP1Semantics.partsPerRequest
         for _ in 0..<allowed {
             try channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "a")))
         }
@@ -65,26 +65,44 @@ import Testing
         #expect(passed == allowed)
         _ = try? channel.finish()
 
-        // The count is the connection's: keep-alive requests of 64 one-byte chunks each are refused in the
-        // second; a thousand requests of one small part each pass.
+        // The count is the connection's: a request of 64 one-byte chunks passes, and the next request may
+        // add only what its own head allows (four parts) before it is refused.
         let twice = Self.channel()
+        try twice.writeInbound(Self.head("transfer-encoding", "chunked"))
+        for _ in 0..<HTTP1Semantics.smallPartAllowance {
+            try twice.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "a")))
+        }
+        try twice.writeInbound(HTTPServerRequestPart.end(nil))
+        try twice.writeInbound(Self.head("transfer-encoding", "chunked"))
+        for _ in 0..<(2 * HTTP1Semantics.partsPerRequest) {
+            try twice.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "a")))
+        }
         #expect(throws: HTTP1Semantics.PiecesTooSmall.self) {
-            for _ in 0..<2 {
-                try twice.writeInbound(Self.head("transfer-encoding", "chunked"))
-                for _ in 0..<HTTP1Semantics.smallPartAllowance {
-                    try twice.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "a")))
-                }
-                try twice.writeInbound(HTTPServerRequestPart.end(nil))
-            }
+            try twice.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "a")))
         }
         _ = try? twice.finish()
+        // A thousand requests with a 60-byte body in three chunks each pass (a chunked sender writing small
+        // bodies in pieces), and requests without a body count as well.
         let many = Self.channel()
         for _ in 0..<1_000 {
-            try many.writeInbound(Self.head("content-length", "20"))
-            try many.writeInbound(HTTPServerRequestPart.body(ByteBuffer(repeating: 0x61, count: 20)))
+            try many.writeInbound(Self.head("transfer-encoding", "chunked"))
+            for _ in 0..<3 { try many.writeInbound(HTTPServerRequestPart.body(ByteBuffer(repeating: 0x61, count: 20))) }
             try many.writeInbound(HTTPServerRequestPart.end(nil))
         }
         _ = try many.finish()
+        let bodiless = Self.channel()
+        for _ in 0..<10 {
+            try bodiless.writeInbound(Self.head("x-probe", "1"))
+            try bodiless.writeInbound(HTTPServerRequestPart.end(nil))
+        }
+        try bodiless.writeInbound(Self.head("transfer-encoding", "chunked"))
+        for _ in 0..<(HTTP1Semantics.smallPartAllowance + 11 * HTTP1Semantics.partsPerRequest) {
+            try bodiless.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "a")))
+        }
+        #expect(throws: HTTP1Semantics.PiecesTooSmall.self) {
+            try bodiless.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "a")))
+        }
+        _ = try? bodiless.finish()
 
         let large = Self.channel()
         for _ in 0..<3 {

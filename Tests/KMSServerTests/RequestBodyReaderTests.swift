@@ -10,6 +10,13 @@ import Testing
 /// What a body costs the server's memory: bytes past each body's first 64 KiB share one budget, and a
 /// body that would pass it is answered `503` (a review held 400 bodies of 1 MiB at once: 626 MB).
 @Suite struct RequestBodyReaderTests {
+    /// A body that arrives in `pieces` parts, as a socket's reads give it.
+    private static func request(pieces: Int, of size: Int) -> Request {
+        let head = HTTPRequest(method: .post, scheme: "http", authority: "x", path: "/session/key-exchange")
+        let parts = (0..<pieces).map { _ in ByteBuffer(repeating: 0x61, count: size) }
+        return Request(head: head, body: RequestBody(asyncSequence: parts.async))
+    }
+
     private static func request(bytes: Int, declared: String? = nil) -> Request {
         var head = HTTPRequest(method: .post, scheme: "http", authority: "x", path: "/session/key-exchange")
         if let declared { head.headerFields[.contentLength] = declared }
@@ -41,6 +48,26 @@ import Testing
             Self.request(bytes: BodyBudget.freeBytes + 50_000, declared: "\(BodyBudget.freeBytes + 50_000)"),
             limit: 1 << 20, host: "e", malformed: malformed, budget: budget)
         #expect(large.count == BodyBudget.freeBytes + 50_000 && budget.inUse() == 0 && budget.inUse(by: "a") == 0)
+    }
+
+    /// A body read in pieces takes the budget as it goes, gives back what it took when it is refused, and
+    /// one host is refused past its quarter while another host's body is read.
+    @Test func aHostIsRefusedPastItsQuarterAndGivesBackWhatItTook() async throws {
+        let budget = BodyBudget(capacity: 400_000, bodies: 0)
+        let malformed = KMSError(.badRequest, "broken")
+        #expect(budget.take(60_000, limit: 1_000, host: "a"))
+        // 64 KiB free, then 40,000 more bytes taken as they arrive, past "a"'s quarter of 100,000.
+        do {
+            _ = try await RequestBodyReader.read(
+                Self.request(pieces: 26, of: 4_096), limit: 1 << 20, host: "a", malformed: malformed, budget: budget)
+            Issue.record("read past the host's quarter")
+        } catch {
+            #expect(error.code == .serverBusy)
+        }
+        #expect(budget.inUse(by: "a") == 60_000 && budget.inUse() == 60_000)
+        let other = try await RequestBodyReader.read(
+            Self.request(pieces: 26, of: 4_096), limit: 1 << 20, host: "b", malformed: malformed, budget: budget)
+        #expect(other.count == 26 * 4_096 && budget.inUse() == 60_000 && budget.inUse(by: "b") == 0)
     }
 
     @Test func theRefusalIsABusyServer() async throws {

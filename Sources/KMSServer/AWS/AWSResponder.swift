@@ -112,6 +112,7 @@ struct AWSResponder: HTTPResponder {
     {
         // Address.
         let address: String
+        let host: String
         switch resolver.resolve(peer: context.peer, forwardedFor: request.headers[values: HeaderNames.forwardedFor]) {
         case .refused(let refused, _):
             audit.refused(address: refused?.description ?? "unknown", at: Date())
@@ -120,6 +121,8 @@ struct AWSResponder: HTTPResponder {
                 status: .forbidden)
         case .allowed(let allowed):
             address = allowed.description
+            // The client's host, not a trusted proxy's, as the native door counts it (a review).
+            host = allowed.perHostKey
         }
         // Size.
         let tooLarge = AWSFault(
@@ -128,7 +131,7 @@ struct AWSResponder: HTTPResponder {
         let body: Data
         do {
             body = try await RequestBodyReader.read(
-                request, limit: maxBodyBytes, host: context.peer?.perHostKey ?? "unknown",
+                request, limit: maxBodyBytes, host: host,
                 malformed: KMSError(.badRequest, RequestBodyReader.brokenBody))
         } catch {
             if error.code == .payloadTooLarge { throw tooLarge }

@@ -26,13 +26,15 @@ import NIOHTTP1
 ///   every part costs the same few microseconds on its way to the handler, however small. A review
 ///   sent 1 MiB in 1-byte chunks (6 MB on the wire) and it cost 0.95 s of CPU (64 KiB chunks: 3 ms);
 ///   two such connections, even from a host off the allowlist, took sealed calls from 12,800 to 2,000
-///   a second. A connection's body parts may number `smallPartAllowance`, two more per request, and
-///   one more per `minimumAveragePart` bytes of body, counted over the whole connection (a review of
-///   a count per request found that keep-alive requests of 64 one-byte chunks each cost as much as
-///   the flood); past that the body is refused (the route's `400`, through the request's reader),
-///   nothing more of the connection is read, and it closes after its answer. No client of ours comes
-///   near it: a body with a `Content-Length` arrives in the reads the network gives (a segment is
-///   500 bytes or more), usually one per request, and chunked senders write kilobytes at a time.
+///   a second. A connection's body parts may number `smallPartAllowance`, `partsPerRequest` more per
+///   request (with a body or not), and one more per `minimumAveragePart` bytes of body, counted over
+///   the whole connection (a review of a count per request found that keep-alive requests of 64
+///   one-byte chunks each cost as much as the flood); past that the body is refused (the route's
+///   `400`, through the request's reader), nothing more of the connection is read, and it closes
+///   after its answer. A body with a `Content-Length` arrives in the reads the network gives (a
+///   segment is 500 bytes or more, which earns four parts), usually one per request; a chunked
+///   sender may write a small body in up to four pieces per request for ever, an attacker pays a
+///   whole request for every four tiny parts.
 final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -65,12 +67,14 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
     static let smallPartAllowance = 64
     /// The bytes of body that allow one more part.
     static let minimumAveragePart = 128
+    /// The parts each request allows, with a body or not.
+    static let partsPerRequest = 4
 
     /// The error a body in pieces too small raises: `RequestBodyReader` answers it with its own message.
     struct PiecesTooSmall: Error {
         static let message =
             "the request body arrives in pieces too small to read (on this connection, more than \(smallPartAllowance) "
-            + "parts beyond one per \(minimumAveragePart) bytes and two per request): write it in larger pieces (chunks "
+            + "parts beyond one per \(minimumAveragePart) bytes and \(partsPerRequest) per request): write it in larger pieces (chunks "
             + "of a few kilobytes, or the whole body at once)"
     }
 
@@ -86,7 +90,9 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
         if case .body(let buffer) = part {
             bodyParts += 1
             bodyBytes += buffer.readableBytes
-            if bodyParts > Self.smallPartAllowance + bodyBytes / Self.minimumAveragePart + 2 * requests {
+            if bodyParts > Self.smallPartAllowance + bodyBytes / Self.minimumAveragePart + Self.partsPerRequest
+                * requests
+            {
                 refused = true
                 closeAfterAnswers = true
                 context.fireErrorCaught(PiecesTooSmall())

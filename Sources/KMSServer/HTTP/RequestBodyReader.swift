@@ -12,21 +12,26 @@ enum RequestBodyReader {
     /// chunked encoding, a connection half-closed mid-body): the client's fault, so a `400` the route chooses,
     /// never the `500` an unmapped decoder error would become (found by fuzzing).
     static func read(
-        _ request: Request, limit: Int, host: String, malformed: KMSError, budget: BodyBudget = .shared
+        _ request: Request, limit: Int, host: @autoclosure () -> String, malformed: KMSError,
+        budget: BodyBudget = .shared
     ) async throws(KMSError) -> Data {
         var data = Data()
         // A declared length's first bytes are allocated once, when the first of them arrives (not for a bare
         // head), instead of grown by doubling.
         let declared = request.headers[.contentLength].flatMap { Int($0) } ?? 0
         var counted = 0
-        defer { if counted > 0 { budget.give(counted, host: host) } }
+        // Made for a body past its free bytes only: not on the path of every small request.
+        var hostKey: String?
+        defer { if counted > 0, let hostKey { budget.give(counted, host: hostKey) } }
         do {
             for try await chunk in request.body {
                 let total = data.count + chunk.readableBytes
                 guard total <= limit else { throw KMSError.payloadTooLarge(limit: limit) }
                 let more = max(0, total - BodyBudget.freeBytes) - counted
                 if more > 0 {
-                    guard budget.take(more, limit: limit, host: host) else { throw busy }
+                    let key = hostKey ?? host()
+                    hostKey = key
+                    guard budget.take(more, limit: limit, host: key) else { throw busy }
                     counted += more
                 }
                 if data.isEmpty, declared > chunk.readableBytes {
