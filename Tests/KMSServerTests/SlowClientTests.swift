@@ -283,14 +283,19 @@ import Testing
         let server = try await ServeProcess()
         let tiny = String(repeating: "1\r\na\r\n", count: 2_000)
         let token = String(repeating: "t", count: 40)
-        let exchange = try RawConnection(port: server.port)
-        #expect(
-            exchange.send(
-                "POST /session/key-exchange HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    + "X-Client-Token: \(token)\r\nTransfer-Encoding: chunked\r\n\r\n" + tiny))
-        let answer = try await exchange.read(until: "}}", within: 5)
-        #expect(answer.hasPrefix("HTTP/1.1 400") && answer.contains("pieces too small"), "\(answer)")
-        #expect(try await exchange.isClosed(within: 5))
+        // Each route answers with its own code for a body it cannot read (as OpenAPI lists it), with the reason.
+        for (path, code) in [("/session/key-exchange", "bad_request"), ("/crypto/encrypt", "invalid_envelope")] {
+            let connection = try RawConnection(port: server.port)
+            #expect(
+                connection.send(
+                    "POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        + "X-Client-Token: \(token)\r\nTransfer-Encoding: chunked\r\n\r\n" + tiny))
+            let answer = try await connection.read(until: "}}", within: 5)
+            #expect(
+                answer.hasPrefix("HTTP/1.1 400") && answer.contains(code) && answer.contains("pieces too small"),
+                "\(path): \(answer)")
+            #expect(try await connection.isClosed(within: 5), "\(path)")
+        }
         let drained = try RawConnection(port: server.port)
         #expect(drained.send("POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + tiny))
         let other = try await drained.read(until: "}", within: 5)

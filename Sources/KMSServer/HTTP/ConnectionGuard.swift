@@ -242,10 +242,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                     context.write(data, promise: promise)
                     return
                 }
-                let channel = context.channel
-                let written = promise ?? context.eventLoop.makePromise()
-                written.futureResult.whenComplete { _ in channel.close(promise: nil) }
-                context.write(data, promise: written)
+                context.writeThenClose(data, promise: promise)
                 return
             }
         }

@@ -141,10 +141,7 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
             open = max(0, open - 1)
             if closeAfterAnswers, open == 0 {
                 // The refused request's answer is the connection's last: nothing after it was read.
-                let channel = context.channel
-                let written = promise ?? context.eventLoop.makePromise()
-                written.futureResult.whenComplete { _ in channel.close(promise: nil) }
-                context.write(data, promise: written)
+                context.writeThenClose(data, promise: promise)
                 return
             }
         default: break
@@ -173,4 +170,15 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
 extension HTTPResponseStatus {
     /// A `1xx` other than `101`: a head that another head follows.
     fileprivate var isInformational: Bool { (100..<200).contains(code) && code != 101 }
+}
+
+extension ChannelHandlerContext {
+    /// Writes a connection's last part and closes the channel once it is written (or failed):
+    /// `ConnectionGuard` after a stranger's one answer, `HTTP1Semantics` after a refused body's.
+    func writeThenClose(_ data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let channel = self.channel
+        let written = promise ?? eventLoop.makePromise()
+        written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        write(data, promise: written)
+    }
 }

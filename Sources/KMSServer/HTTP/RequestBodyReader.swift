@@ -42,7 +42,9 @@ enum RequestBodyReader {
         } catch let error as KMSError {
             throw error
         } catch is HTTP1Semantics.PiecesTooSmall {
-            throw KMSError(.badRequest, HTTP1Semantics.PiecesTooSmall.message)
+            // The route's own code for a body it cannot read (sealed routes: `invalid_envelope`, as OpenAPI
+            // lists), with the reason.
+            throw KMSError(malformed.code, HTTP1Semantics.PiecesTooSmall.message)
         } catch is CancellationError {
             // The server is stopping (its grace period ran out), not the client's fault.
             throw KMSError(.serverBusy, "the server is shutting down; retry shortly", retryAfterSeconds: 1)

@@ -52,7 +52,8 @@ struct OpenAPIDocument {
         if route.method == .post { list.append((.payloadTooLarge, false)) }
         if route.sealed {
             list += plainChannelErrors.map { ($0, false) }
-            // A body read cut off by shutdown is refused before the envelope is known, so in plain.
+            // A body read cut off by shutdown, or past the body budget, is refused before the envelope is
+            // known, so in plain.
             if EnvelopePlacement(method: route.method.rawValue) == .body { list.append((.serverBusy, false)) }
             list += (sealedChannelErrors + Self.impliedErrors(of: route) + route.doc.errors).map { ($0, true) }
         } else {
