@@ -35,7 +35,7 @@ public final class PostgresDatabase: Sendable {
         self.prefix = prefix
         self.logger = logger
         self.callTimeout = callTimeout
-        try await Self.probe(target, logger: logger)
+        try await Self.probe(target, logger: logger, timeout: callTimeout)
         var configuration = PostgresClient.Configuration(
             host: target.host, port: target.port, username: target.username, password: target.password,
             database: target.database, tls: try target.clientTLS())
@@ -67,10 +67,13 @@ public final class PostgresDatabase: Sendable {
         self.client = client
         runTask = Task { await client.run() }
         do {
-            if migrate {
-                try await Migrations(database: self).apply()
-            } else {
-                try await Migrations(database: self).requireCurrent()
+            // A database that answers the probe and then goes silent (a paused VM, a dropped flow) must
+            // fail start-up, not hang it: PostgresNIO waits for an answer for ever. A migration may wait
+            // `Migrations.lockWaitSeconds` for another instance's, so it gets that on top.
+            let migrations = Migrations(database: self)
+            let deadline = migrate ? .seconds(Migrations.lockWaitSeconds) + callTimeout : callTimeout
+            try await Self.withStartupDeadline("prepare the schema", timeout: deadline) {
+                try await migrate ? migrations.apply() : migrations.requireCurrent()
             }
         } catch let failure as StartupFailure {
             runTask.cancel()
@@ -222,23 +225,28 @@ public final class PostgresDatabase: Sendable {
     /// encrypted, so that start-up fails clearly on a bad URL, credentials or
     /// certificate, and logs what protects the connection.
     public static func probe(url: String, logger: Logger) async throws -> Bool {
-        try await probe(PostgresURL(url), logger: logger)
+        try await probe(PostgresURL(url), logger: logger, timeout: defaultCallTimeout)
     }
 
+    /// `timeout` bounds the whole probe: a listener that accepts and never answers (another service on
+    /// the port, a paused database) fails start-up after it instead of holding it for ever.
     @discardableResult
-    private static func probe(_ target: PostgresURL, logger: Logger) async throws -> Bool {
+    private static func probe(_ target: PostgresURL, logger: Logger, timeout: Duration) async throws -> Bool {
         let configuration = try connectionConfiguration(target)
         let encrypted: Bool
         do {
-            let connection = try await PostgresConnection.connect(
-                configuration: configuration, id: 0, logger: Self.quiet(logger))
-            do {
-                encrypted = try await Self.usesTLS(connection, logger: logger)
-            } catch {
-                try? await connection.close()
-                throw error
+            encrypted = try await withStartupDeadline("connect", timeout: timeout) {
+                let connection = try await PostgresConnection.connect(
+                    configuration: configuration, id: 0, logger: Self.quiet(logger))
+                do {
+                    let encrypted = try await Self.usesTLS(connection, logger: logger)
+                    try? await connection.close()
+                    return encrypted
+                } catch {
+                    try? await connection.close()
+                    throw error
+                }
             }
-            try? await connection.close()
         } catch {
             throw StartupFailure(
                 description:
@@ -404,8 +412,36 @@ public final class PostgresDatabase: Sendable {
     func withDeadline<T: Sendable>(
         _ what: String, timeout: Duration? = nil, _ body: @escaping @Sendable () async throws -> T
     ) async throws(KMSError) -> T {
+        try await Self.withDeadline(what, timeout: timeout ?? callTimeout, body)
+    }
+
+    /// Start-up's probe and schema under a deadline: `body`'s own error comes out as itself (it
+    /// becomes the start-up failure's message), a deadline passed as "no answer within …".
+    private static func withStartupDeadline<T: Sendable>(
+        _ what: String, timeout: Duration, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let outcome: Result<T, any Error>
+        do {
+            outcome = try await withDeadline(what, timeout: timeout) { () async -> Result<T, any Error> in
+                do { return .success(try await body()) } catch { return .failure(error) }
+            }
+        } catch {
+            // Only the deadline or a cancellation comes here: the body's own errors are in its result.
+            throw NoAnswer(description: error.detail ?? error.message)
+        }
+        return try outcome.get()
+    }
+
+    /// Start-up's deadline passed; `description` says where and how long.
+    private struct NoAnswer: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// `withDeadline` before a database exists.
+    private static func withDeadline<T: Sendable>(
+        _ what: String, timeout: Duration, _ body: @escaping @Sendable () async throws -> T
+    ) async throws(KMSError) -> T {
         let race = DeadlineRace<T>()
-        let timeout = timeout ?? callTimeout
         do {
             return try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in

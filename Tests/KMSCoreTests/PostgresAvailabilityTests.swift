@@ -1,6 +1,8 @@
 import Foundation
 import KMSCore
 import KMSTestSupport
+import NIOCore
+import NIOPosix
 import PostgresNIO
 import Synchronization
 import Testing
@@ -184,6 +186,51 @@ import Testing
         var rows = 0
         for try await _ in try await client.query("SELECT n FROM \(unescaped: table)", logger: logger) { rows += 1 }
         #expect(rows == 0, "the abandoned transaction committed")
+    }
+
+    /// The last PostgreSQL review: start-up had no deadline of its own, and PostgresNIO waits for an
+    /// answer for ever, so a listener that accepts and never answers (another service on the port, a
+    /// paused database) held `kms serve` at start-up with nothing said. Now the probe fails after the
+    /// call timeout.
+    @Test(.timeLimit(.minutes(1)))
+    func aListenerThatNeverAnswersFailsStartup() async throws {
+        let mute = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { mute.close(promise: nil) }
+        let port = try #require(mute.localAddress?.port)
+        await #expect {
+            _ = try await PostgresDatabase(
+                url: "postgres://kms:p@127.0.0.1:\(port)/kms?sslmode=disable", logger: .init(label: "test"),
+                callTimeout: .milliseconds(800))
+        } throws: { error in
+            "\(error)".contains("cannot connect to 127.0.0.1:\(port)/kms")
+                && "\(error)".contains("no answer within 800 ms")
+        }
+    }
+
+    /// The same for a database that answers the probe and then goes silent: the schema's check
+    /// (`migrate: false`, as `kms backup` and `kms doctor` open it) fails after the call timeout. A
+    /// migration gets `Migrations.lockWaitSeconds` more, as it may wait for another instance's.
+    @Test(
+        .enabled("the silencing proxy needs KMS_TEST_POSTGRES_URL's host to be 127.0.0.1") {
+            (try? PostgresURL(PostgresTestDatabase.url ?? ""))?.host == "127.0.0.1"
+        },
+        .timeLimit(.minutes(1)))
+    func aDatabaseSilentAfterTheProbeFailsStartup() async throws {
+        let url = try #require(PostgresTestDatabase.url)
+        let target = try PostgresURL(url)
+        // Connection 0 is the probe; the pool's come after it.
+        let proxy = try await SilencingProxy(forwardingTo: target.host, port: target.port, silentFrom: 1)
+        defer { Task { await proxy.close() } }
+        let proxied = url.replacingOccurrences(of: "@127.0.0.1:\(target.port)/", with: "@127.0.0.1:\(proxy.port)/")
+        #expect(proxied != url)
+        await #expect {
+            _ = try await PostgresDatabase(
+                url: proxied, prefix: PostgresTestDatabase.newPrefix(), logger: .init(label: "test"), migrate: false,
+                callTimeout: .seconds(1))
+        } throws: { error in
+            "\(error)".contains("cannot prepare the schema") && "\(error)".contains("no answer within 1 s")
+        }
     }
 
     @Test func aBadDatabaseURLIsAClearStartupError() async {

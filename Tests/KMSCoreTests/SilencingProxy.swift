@@ -21,8 +21,9 @@ final class SilencingProxy: Sendable {
     private let server: any Channel
     private let pairs = Pairs()
 
-    /// Listens on an ephemeral port of 127.0.0.1 and forwards each connection to `host`:`port`.
-    init(forwardingTo host: String, port upstreamPort: Int) async throws {
+    /// Listens on an ephemeral port of 127.0.0.1 and forwards each connection to `host`:`port`;
+    /// connections from the `silentFrom`th on (counting from 0) are silent from their start.
+    init(forwardingTo host: String, port upstreamPort: Int, silentFrom: Int = .max) async throws {
         let pairs = self.pairs
         let group = MultiThreadedEventLoopGroup.singleton
         server = try await ServerBootstrap(group: group)
@@ -30,7 +31,10 @@ final class SilencingProxy: Sendable {
             .childChannelOption(.autoRead, value: false)  // until its upstream is connected
             .childChannelInitializer { inbound in
                 let pair = Pair()
-                pairs.all.withLock { $0.append(pair) }
+                pairs.all.withLock {
+                    if $0.count >= silentFrom { pair.silent.store(true, ordering: .relaxed) }
+                    $0.append(pair)
+                }
                 return ClientBootstrap(group: inbound.eventLoop)
                     .channelInitializer { outbound in
                         outbound.pipeline.addHandler(Forwarder(partner: inbound, pair: pair))
