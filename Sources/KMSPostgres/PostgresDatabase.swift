@@ -35,7 +35,8 @@ public final class PostgresDatabase: Sendable {
         self.prefix = prefix
         self.logger = logger
         self.callTimeout = callTimeout
-        try await Self.probe(target, logger: logger, timeout: callTimeout)
+        let startupTimeout = max(callTimeout, Self.startupTimeoutFloor)
+        try await Self.probe(target, logger: logger, timeout: startupTimeout)
         var configuration = PostgresClient.Configuration(
             host: target.host, port: target.port, username: target.username, password: target.password,
             database: target.database, tls: try target.clientTLS())
@@ -71,7 +72,7 @@ public final class PostgresDatabase: Sendable {
             // fail start-up, not hang it: PostgresNIO waits for an answer for ever. A migration may wait
             // `Migrations.lockWaitSeconds` for another instance's, so it gets that on top.
             let migrations = Migrations(database: self)
-            let deadline = migrate ? .seconds(Migrations.lockWaitSeconds) + callTimeout : callTimeout
+            let deadline = migrate ? .seconds(Migrations.lockWaitSeconds) + startupTimeout : startupTimeout
             try await Self.withStartupDeadline("prepare the schema", timeout: deadline) {
                 try await migrate ? migrations.apply() : migrations.requireCurrent()
             }
@@ -225,14 +226,22 @@ public final class PostgresDatabase: Sendable {
     /// encrypted, so that start-up fails clearly on a bad URL, credentials or
     /// certificate, and logs what protects the connection.
     public static func probe(url: String, logger: Logger) async throws -> Bool {
-        try await probe(PostgresURL(url), logger: logger, timeout: defaultCallTimeout)
+        try await probe(PostgresURL(url), logger: logger, timeout: startupTimeoutFloor)
     }
+
+    /// The least start-up waits for the probe and the schema, whatever `callTimeout` says: a request
+    /// can be retried, a start-up that fails on a slow first TLS handshake (a loaded host) cannot. It is
+    /// the 10 s PostgresNIO gave the probe's connection before start-up had deadlines of its own.
+    static let startupTimeoutFloor: Duration = .seconds(10)
 
     /// `timeout` bounds the whole probe: a listener that accepts and never answers (another service on
     /// the port, a paused database) fails start-up after it instead of holding it for ever.
     @discardableResult
     private static func probe(_ target: PostgresURL, logger: Logger, timeout: Duration) async throws -> Bool {
-        let configuration = try connectionConfiguration(target)
+        var options = try connectionConfiguration(target)
+        // PostgresNIO's own limit on the connection's start comes after ours, so the failure says what it was.
+        options.options.connectTimeout = .milliseconds(Int64(milliseconds(timeout)) + 1_000)
+        let configuration = options
         let encrypted: Bool
         do {
             encrypted = try await withStartupDeadline("connect", timeout: timeout) {
