@@ -174,6 +174,7 @@ import Testing
             let id = vector["id"] as? String ?? "?"
             let file = try await Self.edited(vector)
             #expect(Self.hex(SHA256.hash(data: file)) == vector["fileSha256"] as? String, "\(id): edits")
+            let base = try #require(Self.encryptVectors.first { $0["id"] as? String == vector["base"] as? String })
             for threads in [1, 2] {
                 let result = await Self.decrypt(
                     file, dataKey: Data(hex: vector["dataKey"] as? String ?? ""), threads: threads)
@@ -181,6 +182,9 @@ import Testing
                     result.error?.code.rawValue == vector["error"] as? String,
                     "\(id): \(String(describing: result.error))")
                 #expect(result.written.count == vector["streamedBeforeError"] as? Int, "\(id): streamed")
+                // What was released is the plaintext's own first bytes (the README: "a verified prefix"),
+                // not only as many bytes (a review).
+                #expect(Self.plaintext(base).starts(with: result.written), "\(id): released bytes")
                 // A regular file is read by position: the same code, and the same plaintext released.
                 let positional = await Self.decrypt(
                     file, dataKey: Data(hex: vector["dataKey"] as? String ?? ""), threads: threads, positional: true)
