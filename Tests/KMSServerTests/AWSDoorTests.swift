@@ -197,6 +197,24 @@ import Testing
             #expect(code(kelvinTag) == "TagException", "\(kelvinTag.json)")
             _ = try await door.send(
                 "UntagResource", #"{"KeyId":"\#(keyId)","TagKeys":["K"]}"#, accessKeyId: accessKeyId, secret: secret)
+            // On a key pending deletion the state is judged first (it was the look-alike, then the state), and
+            // before the limit of 50 tags after the change (50 new ones beside the stored K).
+            let pending = try await door.send(
+                "CreateKey", #"{"Tags":[{"TagKey":"K","TagValue":"1"}]}"#, accessKeyId: accessKeyId, secret: secret)
+            let pendingId = try #require((pending.json["KeyMetadata"] as? [String: Any])?["KeyId"] as? String)
+            let scheduled = try await door.send(
+                "ScheduleKeyDeletion", #"{"KeyId":"\#(pendingId)","PendingWindowInDays":7}"#, accessKeyId: accessKeyId,
+                secret: secret)
+            #expect(scheduled.status == 200, "\(scheduled.json)")
+            let manyTags = (0..<50).map { #"{"TagKey":"t\#($0)","TagValue":""}"# }.joined(separator: ",")
+            for (operation, body) in [
+                ("TagResource", #"{"KeyId":"\#(pendingId)","Tags":[{"TagKey":"\u212A","TagValue":"2"}]}"#),
+                ("UntagResource", #"{"KeyId":"\#(pendingId)","TagKeys":["\u212A"]}"#),
+                ("TagResource", #"{"KeyId":"\#(pendingId)","Tags":[\#(manyTags)]}"#),
+            ] {
+                let refused = try await door.send(operation, body, accessKeyId: accessKeyId, secret: secret)
+                #expect(code(refused) == "KMSInvalidStateException", "\(operation): \(refused.json)")
+            }
             // `Recipient` is a structure in AWS's model: unsupported, not a type error.
             let recipient = try await door.send(
                 "GenerateRandom",

@@ -246,12 +246,16 @@ extension AWSOperations {
         return .object([])
     }
 
-    /// Tag changes: more than 50 after the change is a `TagException`.
+    /// Tag changes: more than 50 after the change, or a TagKey that reads the same as a stored one, is a
+    /// `TagException`. A key pending deletion is refused for its state first, as the native door and
+    /// AWS do: both judgements depend on the stored tags, which such a key may not change at all.
     func labels(_ labels: KeyLabels, _ record: KeyRecord, _ call: Call) async throws(AWSFault) -> KeyRecord {
-        do {
-            _ = try labels.applied(to: record.tags)
-        } catch {
-            throw AWSFault("TagException", error.message)
+        if record.state != .pendingDeletion {
+            do {
+                _ = try labels.applied(to: record.tags)
+            } catch {
+                throw AWSFault("TagException", error.message)
+            }
         }
         return try await change(.labels(labels), record, call)
     }
