@@ -413,6 +413,18 @@ struct DoctorCommand: AsyncParsableCommand {
         } else {
             report(.ok, "certificate", "valid until \(Timestamp.format(notAfter))")
         }
+        // A review: instances with other KMS_TLS_HOSTNAMES went on replacing each other's certificate while
+        // this said ok. The next start of this configuration reissues it when it lacks one of its names.
+        if aws.certificateFile == nil, let masterKey,
+            let names = try? await AWSDoorCertificate.reissuesForNames(
+                aws, shared: config.store == .postgres, secrets: secrets, masterKey: masterKey),
+            names.reissues
+        {
+            report(
+                .warn, "certificate names",
+                "the stored certificate names \(names.stored.joined(separator: ", ")) and KMS_TLS_HOSTNAMES is \(aws.hostnames.isEmpty ? "empty" : aws.hostnames.joined(separator: ",")): the next start reissues it, a new trust anchor (restart every instance, then hand out kms tls-cert again)"
+            )
+        }
     }
 
     /// Trusted proxies set, but requests from them without X-Forwarded-For: every client looks like the proxy.

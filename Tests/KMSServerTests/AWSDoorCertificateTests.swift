@@ -12,14 +12,64 @@ import X509
 /// `kms tls-cert` printing certificates only.
 @Suite struct AWSDoorCertificateTests {
     func issued() async throws -> TLSCertificateLoader.Material {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        return try await Self.load(names: [], from: FileSecretBlobStore(folder: folder), shared: false)
+    }
+
+    static func folder() throws -> URL {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(
             at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        defer { try? FileManager.default.removeItem(at: folder) }
+        return folder
+    }
+
+    /// One start's certificate, for an instance whose `KMS_TLS_HOSTNAMES` is `names`.
+    static func load(names: [String], from secrets: any SecretBlobStore, shared: Bool) async throws
+        -> TLSCertificateLoader.Material
+    {
+        var config = AWSConfiguration(port: 0, host: "127.0.0.1")
+        config.hostnames = names
         return try await TLSCertificateLoader.load(
-            AWSConfiguration(port: 0, host: "127.0.0.1"), secrets: FileSecretBlobStore(folder: folder),
-            masterKey: try MasterKey(bytes: Data(repeating: 3, count: 32)), now: Date(),
-            logger: Logger(label: "test"))
+            config, secrets: secrets, masterKey: try MasterKey(bytes: Data(repeating: 3, count: 32)), now: Date(),
+            logger: Logger(label: "test"), shared: shared)
+    }
+
+    static func dnsNames(_ material: TLSCertificateLoader.Material) throws -> Set<String> {
+        let certificate = try Certificate(pemEncoded: material.certificatePEM)
+        let names = try certificate.extensions.subjectAlternativeNames ?? SubjectAlternativeNames([])
+        return Set(
+            names.compactMap { name -> String? in
+                if case .dnsName(let text) = name { return text }
+                return nil
+            })
+    }
+
+    /// A review: instances of one PostgreSQL deployment with different `KMS_TLS_HOSTNAMES` replaced the
+    /// shared certificate at each start, the other serving one its clients no longer trusted. On a shared
+    /// store the certificate now grows to every instance's names once, and then stays; on an instance's
+    /// own store it follows the names exactly, as aws-kms-v1 section 1 says.
+    @Test func instancesWithOtherNamesConvergeOnOneCertificate() async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let shared = FileSecretBlobStore(folder: folder)
+        let first = try await Self.load(names: ["kms-a.test"], from: shared, shared: true)
+        let second = try await Self.load(names: ["kms-b.test"], from: shared, shared: true)
+        #expect(second.certificatePEM != first.certificatePEM, "a name it lacked: reissued")
+        #expect(try Self.dnsNames(second) == ["kms-a.test", "kms-b.test", "localhost"])
+        for names in [["kms-a.test"], ["kms-b.test"], ["kms-a.test", "kms-b.test"], []] {
+            let again = try await Self.load(names: names, from: shared, shared: true)
+            #expect(again.certificatePEM == second.certificatePEM, "\(names): the deployment's certificate")
+        }
+
+        let ownFolder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: ownFolder) }
+        let own = FileSecretBlobStore(folder: ownFolder)
+        let x = try await Self.load(names: ["x.test"], from: own, shared: false)
+        let y = try await Self.load(names: ["y.test"], from: own, shared: false)
+        #expect(x.certificatePEM != y.certificatePEM)
+        #expect(try Self.dnsNames(y) == ["y.test", "localhost"])
+        #expect(try await Self.load(names: ["y.test"], from: own, shared: false).certificatePEM == y.certificatePEM)
     }
 
     @Test func theSelfSignedCertificateSpansAtMost825Days() async throws {

@@ -33,7 +33,8 @@ func makeAWSDoor(
         server = .http1(configuration: http)
     } else {
         let material = try await TLSCertificateLoader.load(
-            aws, secrets: secrets, masterKey: masterKey, now: dependencies.clock.now(), logger: logger)
+            aws, secrets: secrets, masterKey: masterKey, now: dependencies.clock.now(), logger: logger,
+            shared: config.store == .postgres)
         do {
             var tls = TLSConfiguration.makeServerConfiguration(
                 certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(material.certificatePEM.utf8)).map {

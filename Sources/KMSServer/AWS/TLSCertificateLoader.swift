@@ -14,6 +14,13 @@ import X509
 /// with its key wrapped by the master key in the secret `tls-ecdsa-p256`
 /// (shared on PostgreSQL), and reissued when the SANs change or fewer than
 /// 30 days remain.
+///
+/// On a shared store the certificate is the deployment's, not one
+/// instance's: it is reissued only when it lacks one of this instance's
+/// names, and then for every name it had as well. Reissuing whenever the
+/// names differed made two instances with different `KMS_TLS_HOSTNAMES`
+/// (each its own tailnet address, say) replace each other's certificate at
+/// every start, each serving one its clients could not both trust (a review).
 enum TLSCertificateLoader {
     static let secretName = ServerSecrets.awsDoorTLS
     static let aad = "kms-v1/secret/\(secretName)"
@@ -39,8 +46,10 @@ enum TLSCertificateLoader {
         Array(Set(config.hostnames + ["localhost", "127.0.0.1", "::1"])).sorted()
     }
 
+    /// `shared`: the secrets are every instance's (PostgreSQL).
     static func load(
-        _ config: AWSConfiguration, secrets: any SecretBlobStore, masterKey: MasterKey, now: Date, logger: Logger
+        _ config: AWSConfiguration, secrets: any SecretBlobStore, masterKey: MasterKey, now: Date, logger: Logger,
+        shared: Bool
     ) async throws -> Material {
         if let certificate = config.certificateFile, let key = config.keyFile {
             guard let chain = try? String(contentsOf: certificate, encoding: .utf8),
@@ -55,29 +64,61 @@ enum TLSCertificateLoader {
             }
             return Material(certificatePEM: chain, keyPEM: keyText)
         }
-        let names = sans(config)
-        let existing = try await secrets.blob(named: secretName)
-        if let existing, let stored = open(existing, masterKey: masterKey), stored.names == names,
-            stored.notAfter - now.timeIntervalSince1970 > renewBefore, stored.constrained == true
-        {
-            return Material(certificatePEM: stored.certificate, keyPEM: stored.key)
-        }
-        let fresh = try issue(names: names, now: now)
-        let wrapped = try masterKey.wrap(try JSONEncoder().encode(fresh), aad: aad)
-        let kept =
-            if let existing {
-                try await secrets.replaceBlob(named: secretName, expected: existing, with: wrapped)
-            } else {
-                try await secrets.createBlob(named: secretName, wrapped: wrapped)
+        let wanted = sans(config)
+        var existing = try await secrets.blob(named: secretName)
+        // Another instance may write between the read and the write: its certificate is judged the same way.
+        for attempt in 0..<3 {
+            let stored = existing.flatMap { open($0, masterKey: masterKey) }
+            if attempt > 0, stored == nil {
+                throw StartupFailure(description: "the stored TLS certificate does not open under this master key")
             }
-        // Another instance may have issued one first: use the stored one.
-        guard let stored = open(kept, masterKey: masterKey) else {
-            throw StartupFailure(description: "the stored TLS certificate does not open under this master key")
+            if let stored, serves(stored, names: wanted, shared: shared),
+                stored.notAfter - now.timeIntervalSince1970 > renewBefore, stored.constrained == true
+            {
+                return Material(certificatePEM: stored.certificate, keyPEM: stored.key)
+            }
+            let names = shared ? Array(Set(wanted + (stored?.names ?? []))).sorted() : wanted
+            let fresh = try issue(names: names, now: now)
+            let wrapped = try masterKey.wrap(try JSONEncoder().encode(fresh), aad: aad)
+            let kept =
+                if let existing {
+                    try await secrets.replaceBlob(named: secretName, expected: existing, with: wrapped)
+                } else {
+                    try await secrets.createBlob(named: secretName, wrapped: wrapped)
+                }
+            guard kept == wrapped else {
+                existing = kept
+                continue
+            }
+            logger.notice(
+                "issued a self-signed TLS certificate for the AWS door",
+                metadata: ["names": "\(names.joined(separator: ","))"])
+            if shared, existing != nil {
+                logger.warning(
+                    "the AWS door's certificate is new, and other instances serve the one they loaded until they restart: restart them, then hand out kms tls-cert again"
+                )
+            }
+            return Material(certificatePEM: fresh.certificate, keyPEM: fresh.key)
         }
-        logger.notice(
-            "issued a self-signed TLS certificate for the AWS door",
-            metadata: ["names": "\(names.joined(separator: ","))"])
-        return Material(certificatePEM: stored.certificate, keyPEM: stored.key)
+        throw StartupFailure(
+            description:
+                "the AWS door's stored certificate changed three times during this start: other instances are reissuing it; start again"
+        )
+    }
+
+    /// Whether `stored` is the certificate for `names`: the same names, or on a shared store all of them.
+    private static func serves(_ stored: Stored, names: [String], shared: Bool) -> Bool {
+        shared ? Set(names).isSubset(of: stored.names) : stored.names == names
+    }
+
+    /// Whether the next start reissues the stored certificate for `config`'s names (`kms doctor`);
+    /// nil when none is stored or it does not open.
+    static func reissuesForNames(
+        _ config: AWSConfiguration, shared: Bool, secrets: any SecretBlobStore, masterKey: MasterKey
+    ) async throws -> (reissues: Bool, stored: [String])? {
+        guard let blob = try await secrets.blob(named: secretName), let stored = open(blob, masterKey: masterKey)
+        else { return nil }
+        return (!serves(stored, names: sans(config), shared: shared), stored.names)
     }
 
     /// The stored certificate's PEM (`kms tls-cert`), nil before a first start.
@@ -198,6 +239,14 @@ public enum AWSDoorCertificate {
             }
         }
         return blocks.isEmpty ? nil : blocks.joined()
+    }
+
+    /// Whether the next start reissues the stored self-signed certificate because of `KMS_TLS_HOSTNAMES`
+    /// (`shared`: on PostgreSQL, where it lacks one of them), with the names it has; nil without one.
+    public static func reissuesForNames(
+        _ config: AWSConfiguration, shared: Bool, secrets: any SecretBlobStore, masterKey: MasterKey
+    ) async throws -> (reissues: Bool, stored: [String])? {
+        try await TLSCertificateLoader.reissuesForNames(config, shared: shared, secrets: secrets, masterKey: masterKey)
     }
 
     /// The stored self-signed certificate in PEM; nil before a first start.
