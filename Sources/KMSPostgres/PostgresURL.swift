@@ -117,10 +117,13 @@ struct PostgresURL: Sendable {
             do {
                 roots = try NIOSSLCertificate.fromPEMFile(path)
             } catch {
-                throw StartupFailure(description: "KMS_DATABASE_URL: sslrootcert \(path) is not a readable PEM file")
+                throw StartupFailure(
+                    description: "KMS_DATABASE_URL: sslrootcert \(path) is not a readable PEM file",
+                    isConfiguration: true)
             }
             guard !roots.isEmpty else {
-                throw StartupFailure(description: "KMS_DATABASE_URL: sslrootcert \(path) holds no certificate")
+                throw StartupFailure(
+                    description: "KMS_DATABASE_URL: sslrootcert \(path) holds no certificate", isConfiguration: true)
             }
             tls.trustRoots = .certificates(roots)
         }

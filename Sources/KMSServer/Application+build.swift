@@ -89,6 +89,12 @@ public func buildApplication(
         if let warning = DurableFile.looseness(of: folder) { logger.warning("\(warning)") }
     }
     warnAboutLooseStore(config, logger: logger)
+    if let ignored = config.ignoredCredentialKey {
+        let winner = (config.masterKeyBase64 ?? "").isEmpty ? "KMS_MASTER_KEY_FILE" : "KMS_MASTER_KEY"
+        logger.warning(
+            "the master key systemd passes as a credential is not used: \(winner) is set and wins; unset it to use the credential",
+            metadata: ["credential": "\(ignored.path)"])
+    }
     let (masterKey, createdMasterKey) = try MasterKeyLoader.loadNoting(
         base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
     // Announced at once, as before: a start that fails later (a database lost mid-start) would otherwise never

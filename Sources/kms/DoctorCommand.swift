@@ -142,6 +142,9 @@ struct DoctorCommand: AsyncParsableCommand {
         }
         // The audit log's rotated files are the log as much as the current one (a probe: only that was checked).
         paths += AuditFiles.chain(for: config.auditLog).map(\.path).filter { $0 != config.auditLog.path }
+        // The store's folder is often the admin key's too: each path once (an operator saw one named twice).
+        var seen = Set<String>()
+        paths = paths.filter { seen.insert(URL(fileURLWithPath: $0).standardizedFileURL.path).inserted }
         var loose = paths.compactMap { path -> String? in
             guard let fileMode = mode(path), fileMode & 0o077 != 0 else { return nil }
             return "\(path) is \(String(fileMode, radix: 8))"

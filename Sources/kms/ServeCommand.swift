@@ -57,7 +57,7 @@ struct ServeCommand: AsyncParsableCommand {
         } catch let error as StartupFailure {
             // It may quote a PostgreSQL server's message (a review sent one with terminal controls).
             writeToStandardError("kms serve: \(error.description)\n")
-            throw ExitCode(1)
+            throw ExitCode(error.isConfiguration ? 78 : 1)
         }
         logger.notice("kms serve stopped")
     }

@@ -213,6 +213,31 @@ import Testing
 
     /// `.env.example` and the README's table document every variable `kms serve --help` lists (a review
     /// found nine missing from the README, whose table nothing checked).
+    /// systemd's credential is the master key only while `KMS_MASTER_KEY_FILE` and `KMS_MASTER_KEY` are
+    /// unset; set, they win, and the credential they override is named so `kms serve` warns (an operator's
+    /// review copied `.env.example`'s path beside the unit's credential and got a new master key).
+    @Test func aCredentialOverriddenByTheFileSettingIsNamed() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-cred-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let credential = folder.appendingPathComponent("master.key")
+        try Data(repeating: 0x41, count: 44).write(to: credential)
+        let used = try KMSConfiguration(environment: ["CREDENTIALS_DIRECTORY": folder.path])
+        #expect(used.masterKeyFile.path == credential.path && used.ignoredCredentialKey == nil)
+        let file = try KMSConfiguration(environment: [
+            "CREDENTIALS_DIRECTORY": folder.path, "KMS_MASTER_KEY_FILE": "./data/master.key",
+        ])
+        #expect(file.ignoredCredentialKey?.path == credential.path)
+        let base64 = try KMSConfiguration(environment: [
+            "CREDENTIALS_DIRECTORY": folder.path, "KMS_MASTER_KEY": String(repeating: "A", count: 43) + "=",
+        ])
+        #expect(base64.ignoredCredentialKey?.path == credential.path)
+        let none = try KMSConfiguration(environment: [
+            "CREDENTIALS_DIRECTORY": folder.appendingPathComponent("empty").path, "KMS_MASTER_KEY_FILE": "./k",
+        ])
+        #expect(none.ignoredCredentialKey == nil)
+    }
+
     @Test func envExampleListsEveryVariable() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..")
         let example = try String(contentsOf: root.appendingPathComponent(".env.example"), encoding: .utf8)

@@ -108,6 +108,14 @@ import Testing
         #expect(
             listable.status == 1 && listable.stdout.contains("FAIL  file modes")
                 && listable.stdout.contains("\(shared.path) is 755"), "\(listable.stdout)")
+        // The same folder holding the store and the admin key: named once (an operator saw it twice).
+        let storeParent = shared.appendingPathComponent("keys")
+        try FileManager.default.createDirectory(
+            at: storeParent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        sharedAdmin["KEY_STORE_PATH"] = storeParent.path
+        let once = try await Self.doctor(sharedAdmin)
+        #expect(
+            once.stdout.components(separatedBy: "\(shared.path) is 755").count == 2, "\(once.stdout)")
 
         // An audit log elsewhere, in a folder others can write (they can replace the log), with a rotated
         // file others can read: both named (a probe found neither checked).

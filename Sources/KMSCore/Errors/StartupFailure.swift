@@ -6,9 +6,15 @@
 /// of them the same way (its message, exit status 1) and never as a crash.
 public struct StartupFailure: Error, CustomStringConvertible, Sendable {
     public let description: String
+    /// A setting that cannot work as given (a malformed value, a named file the service cannot
+    /// read): `kms serve` exits 78 (`EX_CONFIG`), as for a malformed variable, so that systemd's
+    /// `RestartPreventExitStatus=78` stops restarting what a restart cannot fix (an operator's review
+    /// found these exiting 1, restarted every 2 s).
+    public let isConfiguration: Bool
 
-    public init(description: String) {
+    public init(description: String, isConfiguration: Bool = false) {
         self.description = description
+        self.isConfiguration = isConfiguration
     }
 }
 

@@ -31,13 +31,24 @@ public enum MasterKeyLoader {
             guard let bytes = Base64.decodeStrict(base64.trimmingCharacters(in: .whitespacesAndNewlines)),
                 bytes.count == 32
             else {
-                throw StartupFailure(description: "KMS_MASTER_KEY must be the standard base64 of exactly 32 bytes")
+                throw StartupFailure(
+                    description: "KMS_MASTER_KEY must be the standard base64 of exactly 32 bytes", isConfiguration: true
+                )
             }
             return (try make(bytes), false)
         }
         if FileManager.default.fileExists(atPath: file.path) {
             if tidy { DurableFile.removeStaleTemporaries(of: file) }
             return (try read(file, logger: logger), false)
+        }
+        // A key this user may not reach is not a missing one (an operator's review: a key under a root-only
+        // /etc/kms was reported as a folder not writable, an invitation to open the folder, or, with a
+        // writable one, a new key made beside the unreadable one).
+        if DurableFile.isUnreachable(file) {
+            throw StartupFailure(
+                description:
+                    "KMS_MASTER_KEY_FILE \(file.path): permission denied: this user cannot reach it (under systemd, leave KMS_MASTER_KEY_FILE unset and pass the key with LoadCredential=master.key:…, docs/deploy.md)",
+                isConfiguration: true)
         }
         do {
             try DurableFile.prepareFolder(file.deletingLastPathComponent())

@@ -147,6 +147,13 @@ public enum DurableFile {
         guard fsync(fd) == 0 else { throw failure("cannot fsync folder \(folder)") }
     }
 
+    /// Whether `url` cannot be looked up for lack of permission on a folder above it (`EACCES`): it
+    /// may well exist, and must not be taken for missing.
+    public static func isUnreachable(_ url: URL) -> Bool {
+        var info = stat()
+        return stat(url.path, &info) != 0 && errno == EACCES
+    }
+
     /// The permission bits of a file, or nil if it cannot be read.
     public static func mode(of url: URL) -> mode_t? {
         var info = stat()

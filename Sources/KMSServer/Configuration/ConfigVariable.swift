@@ -22,9 +22,10 @@ public struct ConfigVariable: Sendable {
             meaning: "CSV of proxies whose X-Forwarded-For is believed; empty trusts none"),
         .init(name: "KEY_STORE_PATH", defaultValue: "./data/keys", meaning: "key store folder (created mode 0700)"),
         .init(
-            name: "KMS_MASTER_KEY_FILE", defaultValue: "./data/master.key",
+            name: "KMS_MASTER_KEY_FILE",
+            defaultValue: "$CREDENTIALS_DIRECTORY/master.key if present, else ./data/master.key",
             meaning:
-                "master key file (32 bytes as b64; created mode 0600 if missing; a start that makes one beside a store it cannot open stops, naming it)"
+                "master key file (32 bytes as b64; created mode 0600 if missing; a start that makes one beside a store it cannot open stops, naming it); set, it wins over systemd's credential"
         ),
         .init(name: "KMS_MASTER_KEY", defaultValue: "", meaning: "the master key as b64; wins over the file"),
         .init(name: "KMS_SESSION_TTL_MS", defaultValue: "900000", meaning: "session time to live"),
@@ -47,7 +48,7 @@ public struct ConfigVariable: Sendable {
         .init(
             name: "KMS_AWS_PORT", defaultValue: "",
             meaning: "port of the AWS-KMS-compatible listener (unset or empty: off)"),
-        .init(name: "KMS_AWS_HOST", defaultValue: "", meaning: "its bind address (default KMS_HOST)"),
+        .init(name: "KMS_AWS_HOST", defaultValue: "KMS_HOST", meaning: "its bind address"),
         .init(name: "KMS_AWS_REGION", defaultValue: "us-east-1", meaning: "the one region it answers for"),
         .init(name: "KMS_AWS_ACCOUNT_ID", defaultValue: "000000000000", meaning: "12 digits, in ARNs"),
         .init(name: "KMS_TLS_CERT_FILE", defaultValue: "", meaning: "PEM certificate chain (with KMS_TLS_KEY_FILE)"),

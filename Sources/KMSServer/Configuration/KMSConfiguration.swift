@@ -17,6 +17,10 @@ public struct KMSConfiguration: Sendable {
     public var keyStorePath = URL(fileURLWithPath: "./data/keys")
     public var masterKeyFile = URL(fileURLWithPath: "./data/master.key")
     public var masterKeyBase64: String?
+    /// systemd's credential `master.key`, when `KMS_MASTER_KEY_FILE` or `KMS_MASTER_KEY` is set
+    /// too and wins: `kms serve` warns that the credential is not used (an operator's review copied
+    /// `.env.example`'s path with the unit's credential and got a new master key beside the store).
+    public var ignoredCredentialKey: URL?
     public var sessions = SessionPolicy()
     public var keyGraceMs: Int64 = 604_800_000
     /// Versions a key may have (`KeyLifecycle.maxVersions`): an operator may lower the ceiling,
@@ -135,6 +139,14 @@ public struct KMSConfiguration: Sendable {
             masterKeyFile = URL(fileURLWithPath: credentials).appendingPathComponent("master.key")
         }
         masterKeyBase64 = try reader.string("KMS_MASTER_KEY")
+        if let credentials = values["CREDENTIALS_DIRECTORY"], !credentials.isEmpty {
+            let credential = URL(fileURLWithPath: credentials).appendingPathComponent("master.key")
+            if credential.standardizedFileURL != masterKeyFile.standardizedFileURL
+                || !(masterKeyBase64 ?? "").isEmpty, FileManager.default.fileExists(atPath: credential.path)
+            {
+                ignoredCredentialKey = credential
+            }
+        }
         let day: Int64 = 86_400_000
         sessions.ttlMs = try reader.integer("KMS_SESSION_TTL_MS", in: 1_000...(365 * day)) ?? sessions.ttlMs
         sessions.sliding = try reader.boolean("KMS_SESSION_SLIDING") ?? sessions.sliding

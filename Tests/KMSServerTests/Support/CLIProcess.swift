@@ -55,10 +55,12 @@ enum CLIProcess {
         return stdout
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil) async throws
-        -> Output
-    {
-        let (status, stdout, stderr) = try await execute(arguments, environment: environment, stdin: stdin)
+    /// `launcher`: a program and its arguments that run the binary (`setpriv` to run it as another user).
+    static func run(
+        _ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil, launcher: [String] = []
+    ) async throws -> Output {
+        let (status, stdout, stderr) = try await execute(
+            arguments, environment: environment, stdin: stdin, launcher: launcher)
         return Output(
             status: status, stdout: String(decoding: stdout, as: UTF8.self),
             stderr: String(decoding: stderr, as: UTF8.self))
@@ -66,17 +68,24 @@ enum CLIProcess {
 
     /// Off the cooperative pool (`offPool`): the process may be a client of this test process's own server.
     private static func execute(
-        _ arguments: [String], environment: [String: String], stdin: Data?
+        _ arguments: [String], environment: [String: String], stdin: Data?, launcher: [String] = []
     ) async throws -> (Int32, Data, Data) {
-        try await offPool { try executeBlocking(arguments, environment: environment, stdin: stdin) }
+        try await offPool {
+            try executeBlocking(arguments, environment: environment, stdin: stdin, launcher: launcher)
+        }
     }
 
     private static func executeBlocking(
-        _ arguments: [String], environment: [String: String], stdin: Data?
+        _ arguments: [String], environment: [String: String], stdin: Data?, launcher: [String]
     ) throws -> (Int32, Data, Data) {
         let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(launcher.dropFirst()) + [binary.path] + arguments
+        } else {
+            process.executableURL = binary
+            process.arguments = arguments
+        }
         process.environment = Self.environment(environment)
         let out = Pipe()
         let err = Pipe()
