@@ -70,9 +70,10 @@ public final class PostgresDatabase: Sendable {
         do {
             // A database that answers the probe and then goes silent (a paused VM, a dropped flow) must
             // fail start-up, not hang it: PostgresNIO waits for an answer for ever. A migration may wait
-            // `Migrations.lockWaitSeconds` for another instance's, so it gets that on top.
+            // `Migrations.lockWaitSeconds` for another instance's, and its statements as long again: twice that
+            // on top (a deadline that cut off a slow but healthy migration would make every restart repeat it).
             let migrations = Migrations(database: self)
-            let deadline = migrate ? .seconds(Migrations.lockWaitSeconds) + startupTimeout : startupTimeout
+            let deadline = migrate ? .seconds(2 * Migrations.lockWaitSeconds) + startupTimeout : startupTimeout
             try await Self.withStartupDeadline("prepare the schema", timeout: deadline) {
                 try await migrate ? migrations.apply() : migrations.requireCurrent()
             }

@@ -433,6 +433,8 @@ func openStores(
             database = try await PostgresDatabase(
                 url: config.databaseURL ?? "", prefix: config.databasePrefix, logger: dependencies.logger,
                 callTimeout: config.databaseCallTimeout)
+        } catch let failure as StartupFailure {
+            throw failure  // as it is: a configuration failure keeps its exit status 78
         } catch {
             throw StartupFailure(description: "\(error)")
         }

@@ -204,7 +204,7 @@ struct DoctorCommand: AsyncParsableCommand {
             }
             return report(.fail, "master key", "no master key at \(key) (KMS_MASTER_KEY_FILE)")
         }
-        if keyMode & 0o077 != 0 {
+        if DurableFile.isLooseSecret(mode: keyMode, of: URL(fileURLWithPath: key)) {
             return report(
                 .fail, "master key", "\(key) is mode \(String(keyMode, radix: 8)); fix: chmod 600 \(key)")
         }
@@ -389,7 +389,9 @@ struct DoctorCommand: AsyncParsableCommand {
     ) async {
         guard let aws = config.aws, !aws.allowPlainHTTP else { return }
         // The configured key is as secret as the master key: a review found a 0644 one went unremarked.
-        if let keyFile = aws.keyFile?.standardizedFileURL.path, let keyMode = mode(keyFile), keyMode & 0o077 != 0 {
+        if let keyFile = aws.keyFile?.standardizedFileURL.path, let keyMode = mode(keyFile),
+            DurableFile.isLooseSecret(mode: keyMode, of: URL(fileURLWithPath: keyFile))
+        {
             report(
                 .fail, "tls key", "\(keyFile) is mode \(String(keyMode, radix: 8)); fix: chmod 600 \(keyFile)")
         }

@@ -22,7 +22,9 @@ extension KMSConfiguration {
     /// store there (`clients add --local` reported an enrolment the real
     /// server never saw: a review finding); it is refused instead, naming the path.
     func existingMasterKey(logger: Logger) throws -> MasterKey {
-        if masterKeyBase64 == nil, !FileManager.default.fileExists(atPath: masterKeyFile.path) {
+        if masterKeyBase64 == nil, !FileManager.default.fileExists(atPath: masterKeyFile.path),
+            !DurableFile.isUnreachable(masterKeyFile)
+        {
             throw ValidationError(
                 "no master key at \(masterKeyFile.path) (KMS_MASTER_KEY_FILE): run this where `kms serve` runs, "
                     + "with its configuration (a store opens only with the master key it was made under)"

@@ -210,7 +210,8 @@ import Testing
 
     /// A database that answers the probe and then goes silent held start-up for ever: the schema's check
     /// (`migrate: false`, as `kms backup` and `kms doctor` open it) now fails after the call timeout or
-    /// 10 s. A migration gets `Migrations.lockWaitSeconds` more, as it may wait for another instance's.
+    /// 10 s. A migration gets twice `Migrations.lockWaitSeconds` more: it may wait that long for another
+    /// instance's, then run as long.
     @Test(
         .enabled("the silencing proxy needs KMS_TEST_POSTGRES_URL's host to be 127.0.0.1") {
             (try? PostgresURL(PostgresTestDatabase.url ?? ""))?.host == "127.0.0.1"

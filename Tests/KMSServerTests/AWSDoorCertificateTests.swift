@@ -3,6 +3,7 @@ import Foundation
 import KMSCore
 import Logging
 import SwiftASN1
+import Synchronization
 import Testing
 import X509
 
@@ -70,6 +71,53 @@ import X509
         #expect(x.certificatePEM != y.certificatePEM)
         #expect(try Self.dnsNames(y) == ["y.test", "localhost"])
         #expect(try await Self.load(names: ["y.test"], from: own, shared: false).certificatePEM == y.certificatePEM)
+    }
+
+    /// A store where another instance writes its certificate (for `rivalNames`) just before this one's
+    /// first write: the race two instances starting together run.
+    final class RacingStore: SecretBlobStore {
+        let inner: FileSecretBlobStore
+        let rivalNames: [String]
+        private let raced = Mutex(false)
+
+        init(_ inner: FileSecretBlobStore, rivalNames: [String]) {
+            self.inner = inner
+            self.rivalNames = rivalNames
+        }
+
+        func blob(named name: String) async throws(KMSError) -> Data? { try await inner.blob(named: name) }
+
+        private func rivalFirst() async {
+            guard
+                raced.withLock({
+                    let first = !$0; $0 = true; return first
+                })
+            else { return }
+            _ = try? await AWSDoorCertificateTests.load(names: rivalNames, from: inner, shared: true)
+        }
+
+        func createBlob(named name: String, wrapped: Data) async throws(KMSError) -> Data {
+            await rivalFirst()
+            return try await inner.createBlob(named: name, wrapped: wrapped)
+        }
+
+        func replaceBlob(named name: String, expected: Data, with wrapped: Data) async throws(KMSError) -> Data {
+            await rivalFirst()
+            return try await inner.replaceBlob(named: name, expected: expected, with: wrapped)
+        }
+    }
+
+    /// Two first starts at once on PostgreSQL: the one that loses the write judges the winner's certificate
+    /// by the same rule, and reissues it for both names where it took it as it was (a review).
+    @Test func anInstanceThatLosesTheFirstWriteStillGetsItsNames() async throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let inner = FileSecretBlobStore(folder: folder)
+        let loser = try await Self.load(
+            names: ["kms-b.test"], from: RacingStore(inner, rivalNames: ["kms-a.test"]), shared: true)
+        #expect(try Self.dnsNames(loser) == ["kms-a.test", "kms-b.test", "localhost"])
+        let winnerAgain = try await Self.load(names: ["kms-a.test"], from: inner, shared: true)
+        #expect(winnerAgain.certificatePEM == loser.certificatePEM, "the stored one is the loser's, for both")
     }
 
     @Test func theSelfSignedCertificateSpansAtMost825Days() async throws {

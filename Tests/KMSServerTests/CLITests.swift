@@ -876,6 +876,25 @@ import Testing
             "\(run.status): \(run.stderr)")
     }
 
+    /// A review: `sslrootcert` that cannot be read was marked a configuration failure, but the store's
+    /// opening re-wrapped it and `kms serve` exited 1. No database is needed: the TLS settings fail first.
+    @Test func anUnreadableDatabaseCAExits78() async throws {
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("kms-ca-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: state) }
+        let run = try await CLIProcess.run(
+            ["serve"],
+            environment: [
+                "KMS_STORE": "postgres", "KMS_PORT": "\(TestPorts.take())",
+                "KMS_DATABASE_URL":
+                    "postgres://kms:p@127.0.0.1:1/kms?sslmode=verify-full&sslrootcert=\(state.path)/missing-ca.pem",
+                "KEY_STORE_PATH": state.appendingPathComponent("keys").path,
+                "KMS_MASTER_KEY_FILE": state.appendingPathComponent("master.key").path,
+                "KMS_AUDIT_LOG": state.appendingPathComponent("audit.log").path,
+                "KMS_ADMIN_KEY_FILE": state.appendingPathComponent("admin.key").path,
+            ])
+        #expect(run.status == 78 && run.stderr.contains("is not a readable PEM file"), "\(run.status): \(run.stderr)")
+    }
+
     /// Whether users other than the owner can run `url`: every folder above it searchable, it executable.
     static func othersCanRun(_ url: URL) -> Bool {
         var path = url.standardizedFileURL.path

@@ -211,8 +211,6 @@ import Testing
         #expect(try KMSConfiguration.fromProcessEnvironment(dotEnvPath: aFolder.path).port == 3000)
     }
 
-    /// `.env.example` and the README's table document every variable `kms serve --help` lists (a review
-    /// found nine missing from the README, whose table nothing checked).
     /// systemd's credential is the master key only while `KMS_MASTER_KEY_FILE` and `KMS_MASTER_KEY` are
     /// unset; set, they win, and the credential they override is named so `kms serve` warns (an operator's
     /// review copied `.env.example`'s path beside the unit's credential and got a new master key).
@@ -236,8 +234,14 @@ import Testing
             "CREDENTIALS_DIRECTORY": folder.appendingPathComponent("empty").path, "KMS_MASTER_KEY_FILE": "./k",
         ])
         #expect(none.ignoredCredentialKey == nil)
+        // Credentials without a master key (a unit passing only a TLS key): the default file.
+        let other = try KMSConfiguration(environment: ["CREDENTIALS_DIRECTORY": folder.appendingPathComponent("x").path]
+        )
+        #expect(other.masterKeyFile.path.hasSuffix("data/master.key") && other.ignoredCredentialKey == nil)
     }
 
+    /// `.env.example` and the README's table document every variable `kms serve --help` lists (a review
+    /// found nine missing from the README, whose table nothing checked).
     @Test func envExampleListsEveryVariable() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..")
         let example = try String(contentsOf: root.appendingPathComponent(".env.example"), encoding: .utf8)

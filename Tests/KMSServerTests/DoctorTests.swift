@@ -294,6 +294,30 @@ import Testing
         FileManager.default.isExecutableFile(atPath: $0)
     }
 
+    /// A review: systemd passes a credential that `stat` shows as 0440 (the group bits are the mask of the
+    /// service user's ACL entry), and doctor failed the master key for it. In `$CREDENTIALS_DIRECTORY` group
+    /// read is accepted; elsewhere 0440 still fails.
+    @Test func aCredentialsGroupReadIsNotAFailure() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-doctor-\(UUID().uuidString)")
+        let credentials = folder.appendingPathComponent("credentials")
+        try FileManager.default.createDirectory(
+            at: credentials, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let key = credentials.appendingPathComponent("master.key")
+        try Data((String(repeating: "A", count: 43) + "=\n").utf8).write(to: key)
+        try FileManager.default.setAttributes([.posixPermissions: 0o440], ofItemAtPath: key.path)
+        let store = [
+            "KEY_STORE_PATH": folder.appendingPathComponent("data/keys").path,
+            "KMS_AUDIT_LOG": folder.appendingPathComponent("data/audit.log").path,
+        ]
+        let credential = try await Self.doctor(store.merging(["CREDENTIALS_DIRECTORY": credentials.path]) { $1 })
+        #expect(
+            credential.stdout.contains("ok    master key") && !credential.stdout.contains("FAIL  master key"),
+            "\(credential.stdout)")
+        let plain = try await Self.doctor(store.merging(["KMS_MASTER_KEY_FILE": key.path]) { $1 })
+        #expect(plain.stdout.contains("FAIL  master key") && plain.stdout.contains("is mode 440"), "\(plain.stdout)")
+    }
+
     /// A review: instances whose `KMS_TLS_HOSTNAMES` the stored certificate does not match replaced it at
     /// each start while doctor said ok. Doctor now says the next start reissues it.
     @Test func namesTheStoredCertificateLacksAreFound() async throws {

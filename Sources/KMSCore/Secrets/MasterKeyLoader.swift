@@ -68,7 +68,10 @@ public enum MasterKeyLoader {
     /// The configured master key, never a new one (`kms doctor`, `kms backup`):
     /// nil when there is none.
     public static func loadExisting(base64: String?, file: URL) throws(StartupFailure) -> MasterKey? {
-        guard (base64.map { !$0.isEmpty } ?? false) || FileManager.default.fileExists(atPath: file.path) else {
+        guard
+            (base64.map { !$0.isEmpty } ?? false) || FileManager.default.fileExists(atPath: file.path)
+                || DurableFile.isUnreachable(file)
+        else {
             return nil
         }
         var logger = Logger(label: "kms")
@@ -86,7 +89,9 @@ public enum MasterKeyLoader {
         do {
             found = try DurableFile.readIfPresent(file, maxBytes: 4096)
         } catch {
-            throw StartupFailure(description: "KMS_MASTER_KEY_FILE: \(error.description)")
+            // A file this user may not read (0600 another user's) is the setting's to fix, not the disk's.
+            throw StartupFailure(
+                description: "KMS_MASTER_KEY_FILE: \(error.description)", isConfiguration: access(file.path, R_OK) != 0)
         }
         guard let contents = found else {
             throw StartupFailure(description: "KMS_MASTER_KEY_FILE \(file.path) cannot be read")
@@ -96,7 +101,7 @@ public enum MasterKeyLoader {
                 logger.warning(
                     "the master key file is open to every user of this machine: run chmod 600 on it, and treat the key as exposed if others could log in here",
                     metadata: ["file": "\(file.path)", "mode": "\(String(mode, radix: 8))"])
-            } else if mode & 0o070 != 0 {
+            } else if DurableFile.isLooseSecret(mode: mode, of: file) {
                 logger.warning(
                     "the master key file is open to its group; run chmod 600 on it unless that group is meant to read it",
                     metadata: ["file": "\(file.path)", "mode": "\(String(mode, radix: 8))"])

@@ -154,6 +154,20 @@ public enum DurableFile {
         return stat(url.path, &info) != 0 && errno == EACCES
     }
 
+    /// Whether `mode`, the mode of the secret file `url`, lets others than its owner read it. A file
+    /// systemd passes as a credential (directly in `$CREDENTIALS_DIRECTORY`) may show group read: systemd
+    /// grants the service's user an ACL entry, whose mask `stat` reports as group bits (0440, owned by
+    /// root, on tmpfs since kernel 6.4), and the folder is the service's alone (a review: every start
+    /// warned, and `kms doctor` failed, on a credential nobody could tighten).
+    public static func isLooseSecret(mode: mode_t, of url: URL) -> Bool {
+        if mode & 0o007 != 0 { return true }
+        guard mode & 0o070 != 0 else { return false }
+        guard let credentials = ProcessInfo.processInfo.environment["CREDENTIALS_DIRECTORY"], !credentials.isEmpty
+        else { return true }
+        return url.deletingLastPathComponent().standardizedFileURL.path
+            != URL(fileURLWithPath: credentials).standardizedFileURL.path
+    }
+
     /// The permission bits of a file, or nil if it cannot be read.
     public static func mode(of url: URL) -> mode_t? {
         var info = stat()

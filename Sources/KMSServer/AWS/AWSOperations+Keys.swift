@@ -257,7 +257,12 @@ extension AWSOperations {
                 throw AWSFault("TagException", error.message)
             }
         }
-        return try await change(.labels(labels), record, call)
+        do {
+            return try await change(.labels(labels), record, call)
+        } catch  where error.code == "ValidationException" {
+            // The same refusal judged again on the record as changed meanwhile (a tag added by another call).
+            throw AWSFault("TagException", error.message)
+        }
     }
 
     func listResourceTags(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {

@@ -55,9 +55,11 @@ enum TLSCertificateLoader {
             guard let chain = try? String(contentsOf: certificate, encoding: .utf8),
                 let keyText = try? String(contentsOf: key, encoding: .utf8)
             else {
-                throw StartupFailure(description: "KMS_TLS_CERT_FILE / KMS_TLS_KEY_FILE: cannot read the PEM files")
+                throw StartupFailure(
+                    description: "KMS_TLS_CERT_FILE / KMS_TLS_KEY_FILE: cannot read the PEM files",
+                    isConfiguration: true)
             }
-            if let mode = DurableFile.mode(of: key), mode & 0o077 != 0 {
+            if let mode = DurableFile.mode(of: key), DurableFile.isLooseSecret(mode: mode, of: key) {
                 logger.warning(
                     "the TLS key file is readable by others; run chmod 600 on it",
                     metadata: ["file": "\(key.path)", "mode": "\(String(mode, radix: 8))"])

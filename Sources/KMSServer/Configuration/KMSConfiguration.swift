@@ -134,8 +134,11 @@ public struct KMSConfiguration: Sendable {
         keyStorePath = try reader.setting("KEY_STORE_PATH").map { URL(fileURLWithPath: $0) } ?? keyStorePath
         if let file = try reader.setting("KMS_MASTER_KEY_FILE") {
             masterKeyFile = URL(fileURLWithPath: file)
-        } else if let credentials = values["CREDENTIALS_DIRECTORY"], !credentials.isEmpty {
+        } else if let credentials = values["CREDENTIALS_DIRECTORY"], !credentials.isEmpty,
+            FileManager.default.fileExists(atPath: credentials + "/master.key")
+        {
             // systemd's LoadCredential=master.key:… (deploy/kms.service): the key never sits in the store.
+            // Only when given: a unit passing other credentials only (a TLS key) keeps the default file.
             masterKeyFile = URL(fileURLWithPath: credentials).appendingPathComponent("master.key")
         }
         masterKeyBase64 = try reader.string("KMS_MASTER_KEY")
