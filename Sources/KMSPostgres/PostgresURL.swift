@@ -49,22 +49,24 @@ struct PostgresURL: Sendable {
             scheme == "postgres" || scheme == "postgresql", let host = components.host, !host.isEmpty
         else {
             throw StartupFailure(
-                description: "KMS_DATABASE_URL must look like postgres://user:password@host:5432/database")
+                description: "KMS_DATABASE_URL must look like postgres://user:password@host:5432/database",
+                isConfiguration: true)
         }
         let database = String(components.path.drop { $0 == "/" })
         guard let user = components.user, !user.isEmpty, !database.isEmpty else {
-            throw StartupFailure(description: "KMS_DATABASE_URL must name a user and a database")
+            throw StartupFailure(description: "KMS_DATABASE_URL must name a user and a database", isConfiguration: true)
         }
         var parameters: [String: String] = [:]
         for item in components.queryItems ?? [] {
             guard Self.acceptedParameters.contains(item.name) else {
                 throw StartupFailure(
                     description:
-                        "KMS_DATABASE_URL: unknown parameter \(item.name.debugDescription) (accepted: sslmode, sslrootcert)"
-                )
+                        "KMS_DATABASE_URL: unknown parameter \(item.name.debugDescription) (accepted: sslmode, sslrootcert)",
+                    isConfiguration: true)
             }
             guard parameters[item.name] == nil else {
-                throw StartupFailure(description: "KMS_DATABASE_URL: parameter \(item.name) is given twice")
+                throw StartupFailure(
+                    description: "KMS_DATABASE_URL: parameter \(item.name) is given twice", isConfiguration: true)
             }
             parameters[item.name] = item.value ?? ""
         }
@@ -76,25 +78,27 @@ struct PostgresURL: Sendable {
         guard let mode = SSLMode(rawValue: parameters["sslmode"] ?? defaultMode.rawValue) else {
             throw StartupFailure(
                 description:
-                    "KMS_DATABASE_URL: sslmode \((parameters["sslmode"] ?? "").debugDescription) is not supported (one of: \(modes))"
-            )
+                    "KMS_DATABASE_URL: sslmode \((parameters["sslmode"] ?? "").debugDescription) is not supported (one of: \(modes))",
+                isConfiguration: true)
         }
         if let root = parameters["sslrootcert"], root.isEmpty {
-            throw StartupFailure(description: "KMS_DATABASE_URL: sslrootcert needs a path to a PEM file (or system)")
+            throw StartupFailure(
+                description: "KMS_DATABASE_URL: sslrootcert needs a path to a PEM file (or system)",
+                isConfiguration: true)
         }
         if systemRoots, mode != .verifyFull {
             throw StartupFailure(
                 description:
-                    "KMS_DATABASE_URL: sslrootcert=system needs sslmode=verify-full (as libpq: a weaker mode would not check the server against the system's roots)"
-            )
+                    "KMS_DATABASE_URL: sslrootcert=system needs sslmode=verify-full (as libpq: a weaker mode would not check the server against the system's roots)",
+                isConfiguration: true)
         }
         // libpq refuses verify-ca without a root file; against the system's roots a chain check that
         // ignores the host name admits any certificate a public CA issued to anyone (a review).
         if mode == .verifyCA, parameters["sslrootcert"] == nil {
             throw StartupFailure(
                 description:
-                    "KMS_DATABASE_URL: sslmode=verify-ca needs sslrootcert=<PEM file of the CA that issued the database's certificate> (without it any publicly trusted certificate would pass; for a certificate from a public CA use sslmode=verify-full)"
-            )
+                    "KMS_DATABASE_URL: sslmode=verify-ca needs sslrootcert=<PEM file of the CA that issued the database's certificate> (without it any publicly trusted certificate would pass; for a certificate from a public CA use sslmode=verify-full)",
+                isConfiguration: true)
         }
         // URLComponents.user/.password are already percent-decoded: decode once only.
         self.host = host
@@ -149,7 +153,7 @@ struct PostgresURL: Sendable {
         do {
             context = try NIOSSLContext(configuration: tls)
         } catch {
-            throw StartupFailure(description: "KMS_DATABASE_URL: cannot set up TLS: \(error)")
+            throw StartupFailure(description: "KMS_DATABASE_URL: cannot set up TLS: \(error)", isConfiguration: true)
         }
         return sslMode == .prefer ? .prefer(context) : .require(context)
     }

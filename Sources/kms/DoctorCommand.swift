@@ -47,7 +47,9 @@ struct DoctorCommand: AsyncParsableCommand {
         // Before the first start (a file store whose folder is not there yet) the master key, the store's
         // secrets and the audit log do not exist: those checks are skipped, as deploy.md says (a review
         // found three FAILs on a deployment that had only been configured).
-        let neverStarted = config.store == .file && !FileManager.default.fileExists(atPath: config.keyStorePath.path)
+        let neverStarted =
+            config.store == .file && !FileManager.default.fileExists(atPath: config.keyStorePath.path)
+            && !DurableFile.isUnreachable(config.keyStorePath)
         Self.checkMasterKey(config, neverStarted: neverStarted, add)
         Self.checkAllowlist(config, add)
         Self.checkTrustedProxies(config, add)
@@ -196,6 +198,12 @@ struct DoctorCommand: AsyncParsableCommand {
             )
         }
         let key = config.masterKeyFile.standardizedFileURL.path
+        if DurableFile.isUnreachable(config.masterKeyFile) {
+            return report(
+                .fail, "master key",
+                "\(key): permission denied: run doctor as the service's user, with its settings (deploy.md's kmsctl doctor)"
+            )
+        }
         guard let keyMode = mode(key) else {
             if neverStarted {
                 return report(

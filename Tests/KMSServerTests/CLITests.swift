@@ -881,18 +881,22 @@ import Testing
     @Test func anUnreadableDatabaseCAExits78() async throws {
         let state = FileManager.default.temporaryDirectory.appendingPathComponent("kms-ca-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: state) }
-        let run = try await CLIProcess.run(
-            ["serve"],
-            environment: [
-                "KMS_STORE": "postgres", "KMS_PORT": "\(TestPorts.take())",
-                "KMS_DATABASE_URL":
-                    "postgres://kms:p@127.0.0.1:1/kms?sslmode=verify-full&sslrootcert=\(state.path)/missing-ca.pem",
-                "KEY_STORE_PATH": state.appendingPathComponent("keys").path,
-                "KMS_MASTER_KEY_FILE": state.appendingPathComponent("master.key").path,
-                "KMS_AUDIT_LOG": state.appendingPathComponent("audit.log").path,
-                "KMS_ADMIN_KEY_FILE": state.appendingPathComponent("admin.key").path,
-            ])
+        let environment = [
+            "KMS_STORE": "postgres", "KMS_PORT": "\(TestPorts.take())",
+            "KMS_DATABASE_URL":
+                "postgres://kms:p@127.0.0.1:1/kms?sslmode=verify-full&sslrootcert=\(state.path)/missing-ca.pem",
+            "KEY_STORE_PATH": state.appendingPathComponent("keys").path,
+            "KMS_MASTER_KEY_FILE": state.appendingPathComponent("master.key").path,
+            "KMS_AUDIT_LOG": state.appendingPathComponent("audit.log").path,
+            "KMS_ADMIN_KEY_FILE": state.appendingPathComponent("admin.key").path,
+        ]
+        let run = try await CLIProcess.run(["serve"], environment: environment)
         #expect(run.status == 78 && run.stderr.contains("is not a readable PEM file"), "\(run.status): \(run.stderr)")
+        // Every other refusal of the URL is the setting's too (a second review: they exited 1).
+        var unknown = environment
+        unknown["KMS_DATABASE_URL"] = "postgres://kms:p@127.0.0.1:1/kms?sslmod=disable"
+        let typo = try await CLIProcess.run(["serve"], environment: unknown)
+        #expect(typo.status == 78 && typo.stderr.contains("unknown parameter"), "\(typo.status): \(typo.stderr)")
     }
 
     /// Whether users other than the owner can run `url`: every folder above it searchable, it executable.

@@ -1,4 +1,5 @@
 import Foundation
+import KMSCore
 import KMSProtocol
 import KMSServer
 import Testing
@@ -238,6 +239,21 @@ import Testing
         let other = try KMSConfiguration(environment: ["CREDENTIALS_DIRECTORY": folder.appendingPathComponent("x").path]
         )
         #expect(other.masterKeyFile.path.hasSuffix("data/master.key") && other.ignoredCredentialKey == nil)
+    }
+
+    /// A credential's 0440 is the mask of systemd's ACL entry, not a loose key: accepted for a file in a
+    /// unit's folder under /run/credentials (or in `$CREDENTIALS_DIRECTORY`), with group read only; any
+    /// other bit, or the same mode elsewhere, is loose (two reviews).
+    @Test func aCredentialsGroupReadIsNotLoose() {
+        let credential = URL(fileURLWithPath: "/run/credentials/kms.service/aws.key")
+        #expect(!DurableFile.isLooseSecret(mode: 0o440, of: credential))
+        #expect(!DurableFile.isLooseSecret(mode: 0o400, of: credential))
+        #expect(DurableFile.isLooseSecret(mode: 0o460, of: credential))
+        #expect(DurableFile.isLooseSecret(mode: 0o444, of: credential))
+        let elsewhere = URL(fileURLWithPath: "/etc/kms/aws.key")
+        #expect(DurableFile.isLooseSecret(mode: 0o440, of: elsewhere))
+        #expect(!DurableFile.isLooseSecret(mode: 0o600, of: elsewhere))
+        #expect(DurableFile.isLooseSecret(mode: 0o440, of: URL(fileURLWithPath: "/run/credentials/aws.key")))
     }
 
     /// `.env.example` and the README's table document every variable `kms serve --help` lists (a review

@@ -89,9 +89,11 @@ public enum MasterKeyLoader {
         do {
             found = try DurableFile.readIfPresent(file, maxBytes: 4096)
         } catch {
-            // A file this user may not read (0600 another user's) is the setting's to fix, not the disk's.
+            // A file this user may not read (0600 another user's), or that is not a key file at all (a folder, a
+            // pipe), is the setting's to fix, not the disk's.
             throw StartupFailure(
-                description: "KMS_MASTER_KEY_FILE: \(error.description)", isConfiguration: access(file.path, R_OK) != 0)
+                description: "KMS_MASTER_KEY_FILE: \(error.description)",
+                isConfiguration: error.damaged || access(file.path, R_OK) != 0)
         }
         guard let contents = found else {
             throw StartupFailure(description: "KMS_MASTER_KEY_FILE \(file.path) cannot be read")

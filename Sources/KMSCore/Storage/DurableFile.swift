@@ -155,17 +155,20 @@ public enum DurableFile {
     }
 
     /// Whether `mode`, the mode of the secret file `url`, lets others than its owner read it. A file
-    /// systemd passes as a credential (directly in `$CREDENTIALS_DIRECTORY`) may show group read: systemd
-    /// grants the service's user an ACL entry, whose mask `stat` reports as group bits (0440, owned by
-    /// root, on tmpfs since kernel 6.4), and the folder is the service's alone (a review: every start
-    /// warned, and `kms doctor` failed, on a credential nobody could tighten).
+    /// systemd passes as a credential may show group read, and only that: systemd grants the service's
+    /// user an ACL entry, whose mask `stat` reports as group bits (0440, owned by root, on tmpfs since
+    /// kernel 6.4), and the folder is the service's alone (a review: every start warned, and `kms
+    /// doctor` failed, on a credential nobody could tighten). A credential is a file directly in
+    /// `$CREDENTIALS_DIRECTORY` or in a unit's folder under `/run/credentials` (`kmsctl doctor` checks
+    /// the TLS key `kms.service` is given, from a unit of its own).
     public static func isLooseSecret(mode: mode_t, of url: URL) -> Bool {
-        if mode & 0o007 != 0 { return true }
-        guard mode & 0o070 != 0 else { return false }
+        guard mode & 0o077 != 0 else { return false }
+        guard mode & 0o077 == 0o040 else { return true }
+        let folder = url.deletingLastPathComponent().standardizedFileURL
+        if folder.deletingLastPathComponent().path == "/run/credentials" { return false }
         guard let credentials = ProcessInfo.processInfo.environment["CREDENTIALS_DIRECTORY"], !credentials.isEmpty
         else { return true }
-        return url.deletingLastPathComponent().standardizedFileURL.path
-            != URL(fileURLWithPath: credentials).standardizedFileURL.path
+        return folder.path != URL(fileURLWithPath: credentials).standardizedFileURL.path
     }
 
     /// The permission bits of a file, or nil if it cannot be read.

@@ -136,6 +136,7 @@ public struct KMSConfiguration: Sendable {
             masterKeyFile = URL(fileURLWithPath: file)
         } else if let credentials = values["CREDENTIALS_DIRECTORY"], !credentials.isEmpty,
             FileManager.default.fileExists(atPath: credentials + "/master.key")
+                || DurableFile.isUnreachable(URL(fileURLWithPath: credentials + "/master.key"))
         {
             // systemd's LoadCredential=master.key:… (deploy/kms.service): the key never sits in the store.
             // Only when given: a unit passing other credentials only (a TLS key) keeps the default file.
