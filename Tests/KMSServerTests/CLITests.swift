@@ -273,11 +273,7 @@ import Testing
         #expect(try await CLIProcess.run(["e2e"], environment: server.clientEnvironment).status == 0)
         #expect(try await server.stop() == 0)
         let data = server.folder.appendingPathComponent("data")
-        let env = [
-            "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
-            "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
-            "KMS_AUDIT_LOG": data.appendingPathComponent("audit.log").path,
-        ]
+        let env = server.storeEnvironment
         let verified = try await CLIProcess.run(["audit", "verify"], environment: env)
         #expect(
             verified.status == 0 && verified.stdout.contains("audit log OK"), "\(verified.stdout)\(verified.stderr)")
@@ -737,11 +733,7 @@ import Testing
         let rescuePublic = try #require(
             rescueKey.split(separator: "\n").first { $0.hasPrefix("publicKey") }?.split(separator: " ").last)
         let data = server.folder.appendingPathComponent("data")
-        let offline = [
-            "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
-            "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
-            "KMS_AUDIT_LOG": data.appendingPathComponent("audit.log").path,
-        ]
+        let offline = server.storeEnvironment
         let everything =
             #"[{"keys":["*"],"allow":["keys:create","keys:read","keys:rotate","keys:manage","crypto:encrypt","crypto:decrypt","crypto:rewrap","crypto:datakey","clients:manage"]}]"#
         // Not while the server runs: both would write the audit chain (found by a review: the server
@@ -897,6 +889,24 @@ import Testing
         unknown["KMS_DATABASE_URL"] = "postgres://kms:p@127.0.0.1:1/kms?sslmod=disable"
         let typo = try await CLIProcess.run(["serve"], environment: unknown)
         #expect(typo.status == 78 && typo.stderr.contains("unknown parameter"), "\(typo.status): \(typo.stderr)")
+    }
+
+    /// The AWS door's own PEM files that cannot be read stop the start with exit 78 too (deploy.md says so).
+    @Test func unreadableCertificateFilesExit78() async throws {
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("kms-pem-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: state) }
+        let run = try await CLIProcess.run(
+            ["serve"],
+            environment: [
+                "KMS_PORT": "\(TestPorts.take())", "KMS_AWS_PORT": "\(TestPorts.take())", "KMS_AWS_HOST": "127.0.0.1",
+                "KMS_TLS_CERT_FILE": state.appendingPathComponent("aws.crt").path,
+                "KMS_TLS_KEY_FILE": state.appendingPathComponent("aws.key").path,
+                "KEY_STORE_PATH": state.appendingPathComponent("keys").path,
+                "KMS_MASTER_KEY_FILE": state.appendingPathComponent("master.key").path,
+                "KMS_AUDIT_LOG": state.appendingPathComponent("audit.log").path,
+                "KMS_ADMIN_KEY_FILE": state.appendingPathComponent("admin.key").path,
+            ])
+        #expect(run.status == 78 && run.stderr.contains("KMS_TLS_CERT_FILE"), "\(run.status): \(run.stderr)")
     }
 
     /// Whether users other than the owner can run `url`: every folder above it searchable, it executable.

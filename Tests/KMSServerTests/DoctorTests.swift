@@ -277,12 +277,7 @@ import Testing
     static func proxyReport(trustedProxies: String?) async throws -> String {
         let proxies = trustedProxies.map { ["KMS_TRUSTED_PROXIES": $0] } ?? [:]
         let server = try await ServeProcess(environment: proxies)
-        let data = server.folder.appendingPathComponent("data")
-        let environment = [
-            "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
-            "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
-            "KMS_AUDIT_LOG": data.appendingPathComponent("audit.log").path,
-        ].merging(proxies) { $1 }
+        let environment = server.storeEnvironment.merging(proxies) { $1 }
         _ = try await HTTPTransport(baseURL: server.url).send(
             TransportRequest(method: "GET", target: "/healthz", headers: [], body: nil))
         let after = try await Self.doctor(environment, ["--url", server.url])
@@ -325,12 +320,7 @@ import Testing
         let door = ["KMS_AWS_PORT": port, "KMS_AWS_HOST": "127.0.0.1", "KMS_TLS_HOSTNAMES": "kms-a.test"]
         let server = try await ServeProcess(environment: door)
         #expect(try await server.stop() == 0)
-        let data = server.folder.appendingPathComponent("data")
-        let store = [
-            "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
-            "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
-            "KMS_AUDIT_LOG": data.appendingPathComponent("audit.log").path,
-        ]
+        let store = server.storeEnvironment
         let same = try await Self.doctor(store.merging(door) { $1 })
         #expect(
             same.stdout.contains("ok    certificate") && !same.stdout.contains("certificate names"), "\(same.stdout)")

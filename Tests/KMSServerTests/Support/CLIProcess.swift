@@ -130,6 +130,16 @@ final class ServeProcess: @unchecked Sendable {
     var adminKeyFile: String { folder.appendingPathComponent("data/admin.key").path }
     /// What a CLI client of this server needs: its URL and the admin key.
     var clientEnvironment: [String: String] { ["BASE_URL": url, "KMS_CLIENT_KEY_FILE": adminKeyFile] }
+    /// What the verbs that read this server's store (`doctor`, `audit`, `backup`, …) need: its store, master
+    /// key and audit log, in its folder's `data`.
+    var storeEnvironment: [String: String] {
+        let data = folder.appendingPathComponent("data")
+        return [
+            "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
+            "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
+            "KMS_AUDIT_LOG": data.appendingPathComponent("audit.log").path,
+        ]
+    }
 
     /// `seedIdentity`: give a file store with no master key yet the test run's
     /// shared identity key (an RSA-4096 generation costs seconds of CPU in a
