@@ -74,16 +74,18 @@ public func buildApplication(
         // A first start here would begin an empty KMS (or a half-restored one) without a word.
         throw StartupFailure(description: "KEY_STORE_PATH: \(refusal)")
     }
-    do {
-        try DurableFile.prepareFolder(config.keyStorePath)
-    } catch {
-        throw StartupFailure(description: "KEY_STORE_PATH: \(error.description)")
+    // The key store's folder is the file store's alone: on PostgreSQL an empty ./data/keys made here was a
+    // question for whoever found it (an operator's review; kms doctor reported it as a store).
+    var folders = [config.auditLog.deletingLastPathComponent(), config.adminKeyFile.deletingLastPathComponent()]
+    if config.store == .file {
+        do {
+            try DurableFile.prepareFolder(config.keyStorePath)
+        } catch {
+            throw StartupFailure(description: "KEY_STORE_PATH: \(error.description)")
+        }
+        DurableFile.removeStaleTemporaries(in: config.keyStorePath)
+        folders.append(config.keyStorePath)
     }
-    DurableFile.removeStaleTemporaries(in: config.keyStorePath)
-    var folders = [
-        config.keyStorePath, config.auditLog.deletingLastPathComponent(),
-        config.adminKeyFile.deletingLastPathComponent(),
-    ]
     if config.masterKeyBase64 == nil { folders.append(config.masterKeyFile.deletingLastPathComponent()) }
     for folder in Set(folders.map(\.standardizedFileURL)) {
         if let warning = DurableFile.looseness(of: folder) { logger.warning("\(warning)") }

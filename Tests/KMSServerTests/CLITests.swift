@@ -868,6 +868,27 @@ import Testing
             "\(run.status): \(run.stderr)")
     }
 
+    /// An operator's review: on PostgreSQL `kms serve` made an empty `./data/keys`, and `kms doctor` called
+    /// it the store. The folder is the file store's alone now.
+    @Test(.enabled(if: PostgresTestDatabase.url != nil, "KMS_TEST_POSTGRES_URL is not set: not tested"))
+    func postgresMakesNoKeyStoreFolder() async throws {
+        let environment = [
+            "KMS_STORE": "postgres", "KMS_DATABASE_URL": PostgresTestDatabase.url ?? "",
+            "KMS_DATABASE_PREFIX": PostgresTestDatabase.newPrefix(),
+            "KMS_DATABASE_TIMEOUT_MS": PostgresTestDatabase.serverTimeoutMs,
+        ]
+        let server = try await ServeProcess(environment: environment)
+        let data = server.folder.appendingPathComponent("data")
+        #expect(FileManager.default.fileExists(atPath: data.appendingPathComponent("master.key").path))
+        #expect(!FileManager.default.fileExists(atPath: data.appendingPathComponent("keys").path))
+        #expect(try await server.stop() == 0)
+        let doctor = try await CLIProcess.run(
+            ["doctor"], environment: environment.merging(server.storeEnvironment) { $1 })
+        #expect(
+            doctor.stdout.contains("store: in PostgreSQL") && !doctor.stdout.contains("does not exist yet"),
+            "\(doctor.stdout)")
+    }
+
     /// A review: `sslrootcert` that cannot be read was marked a configuration failure, but the store's
     /// opening re-wrapped it and `kms serve` exited 1. No database is needed: the TLS settings fail first.
     @Test func anUnreadableDatabaseCAExits78() async throws {
