@@ -118,6 +118,38 @@ import Testing
         }
     }
 
+    /// Racing TagResource calls on a key one tag short of AWS's 50: one wins, and every other is refused
+    /// `TagException`, whether its own check saw the winner's tag or only the store's check on the record as
+    /// changed meanwhile did (that one was a `ValidationException` before 4490de1). The race is not forced:
+    /// some rounds may refuse every loser on the first check.
+    @Test func racingTagsPastTheLimitAreTagExceptions() async throws {
+        try await Self.withDoor { _, session, door in
+            let (accessKeyId, secret) = try await Self.accessKey(session, "admin")
+            for round in 0..<4 {
+                let tags = (0..<49).map { #"{"TagKey":"t\#($0)","TagValue":""}"# }.joined(separator: ",")
+                let created = try await door.send(
+                    "CreateKey", #"{"Tags":[\#(tags)]}"#, accessKeyId: accessKeyId, secret: secret)
+                let keyId = try #require((created.json["KeyMetadata"] as? [String: Any])?["KeyId"] as? String)
+                let answers = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+                    for racer in 0..<8 {
+                        group.addTask {
+                            let answer = try await door.send(
+                                "TagResource",
+                                #"{"KeyId":"\#(keyId)","Tags":[{"TagKey":"r\#(racer)","TagValue":""}]}"#,
+                                accessKeyId: accessKeyId, secret: secret)
+                            return (answer.status, answer.json["__type"] as? String)
+                        }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(answers.filter { $0.0 == 200 }.count == 1, "round \(round): \(answers)")
+                #expect(
+                    answers.filter { $0.0 != 200 }.allSatisfy { $0.0 == 400 && $0.1 == "TagException" },
+                    "round \(round): \(answers)")
+            }
+        }
+    }
+
     @Test func signedOperationsAndRefusalsInOrder() async throws {
         try await Self.withDoor { server, session, door in
             let (accessKeyId, secret) = try await Self.accessKey(session, "admin")
