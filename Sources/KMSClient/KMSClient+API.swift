@@ -1,8 +1,16 @@
 public import Foundation
 public import KMSProtocol
 
-/// The typed API of api-v1.md. Keys may be named by id or alias.
+/// The typed API of api-v1.md. `key` names a key by its id or an alias, never key material.
+///
+/// Every call runs in this client's session (made on first use) and fails with `KMSClientError`,
+/// `CancellationError` (cancelled before anything was sent) or the transport's `TransportNeverSent` /
+/// `TransportNoAnswer`. Reads and computations (`key`, `listKeys`, `encrypt`, `decrypt`, `rewrap`,
+/// `dataKey`, `random`) are made once more when an answer was lost; a change (`generateKey`,
+/// `rotateKey`) is not, and fails `outcomeUnknown` instead: it may have happened, so read the state
+/// before repeating it.
 extension KMSClient {
+    /// A new key (version 1), with an optional alias, description and tags set in the same change.
     public func generateKey(alias: String? = nil, description: String? = nil, tags: [String: String]? = nil)
         async throws -> KeyVersionResponse
     {
@@ -11,14 +19,17 @@ extension KMSClient {
             idempotent: false)
     }
 
+    /// A new active version; older versions keep decrypting for the server's grace period.
     public func rotateKey(_ key: String) async throws -> KeyVersionResponse {
         try await call("POST", WirePath.rotateKey, body: RotateKeyRequest(keyId: key), idempotent: false)
     }
 
+    /// The key's metadata (versions, state, aliases, tags): never its material.
     public func key(_ key: String) async throws -> KeyMetadata {
         try await call("GET", WirePath.target(WirePath.key, ["keyId": try Self.pathSegment(key)]), idempotent: true)
     }
 
+    /// One page of keys; give the answer's `next` as `after` for the next page.
     public func listKeys(limit: Int? = nil, after: String? = nil) async throws -> KeyListResponse {
         try await call("GET", try Self.paged(WirePath.keys, limit: limit, after: after), idempotent: true)
     }
@@ -31,27 +42,35 @@ extension KMSClient {
         return path + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
     }
 
+    /// Encrypts up to 64 KiB on the server under the key's active version; `aad` must be given again to
+    /// decrypt. For larger data use the file API (`encryptFile`, `encryptStream`): a data key, locally.
     public func encrypt(key: String, plaintext: Data, aad: Data? = nil) async throws -> CiphertextResponse {
         try await call(
             "POST", WirePath.encrypt, body: EncryptRequest(keyId: key, plaintext: plaintext, aad: aad),
             idempotent: true)
     }
 
+    /// The plaintext of a ciphertext this server made (the key and version are read from it). The answer
+    /// holds the plaintext: keep it no longer than needed (it is not wiped when released).
     public func decrypt(ciphertext: String, aad: Data? = nil) async throws -> DecryptResponse {
         try await call(
             "POST", WirePath.decrypt, body: CiphertextRequest(ciphertext: ciphertext, aad: aad), idempotent: true)
     }
 
+    /// The same plaintext under the key's active version, without it leaving the server.
     public func rewrap(ciphertext: String, aad: Data? = nil) async throws -> CiphertextResponse {
         try await call(
             "POST", WirePath.rewrap, body: CiphertextRequest(ciphertext: ciphertext, aad: aad), idempotent: true)
     }
 
+    /// A fresh data key (32 bytes unless `bytes`), in the clear and encrypted under the key: encrypt
+    /// locally with the first, store the second. The answer's `plaintext` is the secret.
     public func dataKey(key: String, bytes: Int? = nil, aad: Data? = nil) async throws -> DataKeyResponse {
         try await call(
             "POST", WirePath.dataKey, body: DataKeyRequest(keyId: key, bytes: bytes, aad: aad), idempotent: true)
     }
 
+    /// `bytes` bytes from the server's CSPRNG, for a device that would rather use the server's than its own.
     public func random(bytes: Int) async throws -> Data {
         let reply: RandomResponse = try await call(
             "POST", WirePath.random, body: RandomRequest(bytes: bytes), idempotent: true)

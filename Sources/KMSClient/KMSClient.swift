@@ -36,12 +36,19 @@ public final class KMSClient: Sendable {
         let absoluteExpiry: ContinuousClock.Instant
         let ttl: Duration
         let sliding: Bool
+        /// Marked ended by this client (the server said it is gone, or a cancelled `close()`): its
+        /// expiry no longer slides with answers still arriving under it.
+        var ended = false
     }
 
     struct State {
         var session: Session?
         var token: String
         var generation = 0
+        /// Key exchanges finished (made or failed), and how the last one failed: calls that waited
+        /// for an attempt share its failure instead of each making one of their own (`ensureSession`).
+        var attempts = 0
+        var lastFailure: (any Error)?
     }
 
     /// What the key exchange told the client.
@@ -54,10 +61,8 @@ public final class KMSClient: Sendable {
     }
 
     public init(_ configuration: KMSClientConfiguration, transport: (any KMSTransport)? = nil) throws {
-        let token = configuration.token ?? ClientToken.issue(prefix: nil)
-        guard ClientToken.isWellFormed(token, prefix: nil) else {
-            throw KMSClientError.configuration("the token must match [A-Za-z0-9._~-]{32,256}")
-        }
+        if let refusal = configuration.refusal { throw KMSClientError.configuration(refusal) }
+        let token = configuration.token ?? ClientToken.issue(prefix: configuration.tokenPrefix)
         guard HTTPTransport.hasValidPort(configuration.baseURL) else {
             throw KMSClientError.configuration("the server URL's port is not 1 to 65535")
         }
@@ -85,7 +90,7 @@ public final class KMSClient: Sendable {
     /// Establishes a session now (calls do it lazily otherwise).
     @discardableResult
     public func connect() async throws -> SessionInfo {
-        try await withChange { try await self.establish() }
+        try await withChange { try await self.attemptSession() }
     }
 
     /// Rotates the token: to `newToken`, or to one the server issues.
@@ -202,6 +207,7 @@ public final class KMSClient: Sendable {
             state.withLock { state in
                 guard var session = state.session else { return }
                 session.localExpiry = .now
+                session.ended = true
                 state.session = session
             }
         }
@@ -406,15 +412,21 @@ public final class KMSClient: Sendable {
         } catch {
             throw KMSClientError.protocolViolation(error.description)
         }
-        state.withLock { state in
-            guard state.session?.id == session.id, var current = state.session, current.sliding else { return }
-            // From when the request left, not when the answer came: an audited call can take seconds, and
-            // the server's sliding began when it took the request (a review finding).
-            current.localExpiry = min(sentAt + current.ttl - .seconds(1), current.absoluteExpiry)
-            state.session = current
+        let detail = response.status == 200 ? nil : (try? WireJSON.decode(ErrorBody.self, from: inner))?.error
+        // A sealed answer means the server accepted the seq and slid the session's expiry, except a sealed
+        // `replay_detected`, which refused the seq (protocol-v1 section 9: expiry slides only once a seq is
+        // accepted); nor does it slide a session this client has marked ended (a review).
+        if detail?.code != ErrorCode.replayDetected.rawValue {
+            state.withLock { state in
+                guard state.session?.id == session.id, var current = state.session, current.sliding, !current.ended
+                else { return }
+                // From when the request left, not when the answer came: an audited call can take seconds, and
+                // the server's sliding began when it took the request (a review finding).
+                current.localExpiry = min(sentAt + current.ttl - .seconds(1), current.absoluteExpiry)
+                state.session = current
+            }
         }
         guard response.status == 200 else {
-            let detail = (try? WireJSON.decode(ErrorBody.self, from: inner))?.error
             throw KMSClientError.server(
                 status: response.status, code: Self.printable(detail?.code ?? "unknown"),
                 message: Self.printable(detail?.message ?? ""), requestId: detail.map { Self.printable($0.requestId) },
@@ -475,10 +487,35 @@ public final class KMSClient: Sendable {
     @discardableResult
     private func ensureSession() async throws -> Int {
         if let generation = liveGeneration() { return generation }
+        let seen = state.withLock { $0.attempts }
         return try await withChange {
             if let generation = self.liveGeneration() { return generation }
-            try await self.establish()
+            // A key exchange made while this call waited failed: its failure is this call's too. Each waiter
+            // made its own before (a review: a hundred calls queued behind a server that does not answer
+            // failed one transport deadline after another, the last after fifty minutes).
+            if let failure = self.state.withLock({ $0.attempts != seen ? $0.lastFailure : nil }) { throw failure }
+            try await self.attemptSession()
             return self.state.withLock { $0.generation }
+        }
+    }
+
+    /// `establish`, noting how it ended for the calls waiting behind it. A cancelled attempt is not
+    /// theirs to share: they make their own.
+    @discardableResult
+    private func attemptSession() async throws -> SessionInfo {
+        do {
+            let info = try await establish()
+            state.withLock { state in
+                state.attempts += 1
+                state.lastFailure = nil
+            }
+            return info
+        } catch {
+            state.withLock { state in
+                state.attempts += 1
+                state.lastFailure = error is CancellationError ? nil : error
+            }
+            throw error
         }
     }
 
@@ -488,6 +525,7 @@ public final class KMSClient: Sendable {
         state.withLock { state in
             guard var session = state.session, session.generation == generation else { return }
             session.localExpiry = .now
+            session.ended = true
             state.session = session
         }
     }
@@ -503,7 +541,7 @@ public final class KMSClient: Sendable {
     private func reestablish(ifGeneration generation: Int) async throws {
         try await withChange {
             guard self.state.withLock({ $0.session?.generation == generation }) else { return }
-            try await self.establish()
+            try await self.attemptSession()
         }
     }
 }

@@ -1,5 +1,6 @@
 public import Crypto
 import Foundation
+import KMSProtocol
 
 /// How a client reaches and trusts the server.
 public struct KMSClientConfiguration: Sendable {
@@ -37,12 +38,26 @@ public struct KMSClientConfiguration: Sendable {
     /// not call this client: that call would wait for the exchange, which waits
     /// for the hook.
     public var serverKeyOffered: (@Sendable (_ fingerprint: String) async throws -> Void)?
+    /// The server's `KMS_TOKEN_PREFIX` (protocol-v1 section 6), when it sets one: every token this
+    /// client draws starts with it, and a fixed `token` must. Such a server refuses any other token
+    /// (`401 invalid_token`), so without it a client could reach it only with a fixed token, and lose
+    /// the fresh token each new session draws.
+    public var tokenPrefix: String?
+    /// Accept whatever server key answers, with no pin (`fingerprint`) and no hook to judge it
+    /// (`serverKeyOffered`, `serverKeyConfirmed`). The server's key is what authenticates the server:
+    /// unchecked, whoever answers at `baseURL` (anyone on the path of plain HTTP, a proxy, a process
+    /// that took the port while the server was down) receives the session key, and with it every
+    /// plaintext and data key of the session. `KMSClient` refuses a configuration that checks nothing
+    /// unless this says it is meant (a server reached over a path trusted otherwise; a test). Prefer
+    /// a pin (what `kms server-key` prints on the server) or trust on first use through the hooks.
+    public var insecureTrustAnyServer: Bool
 
     public init(
         baseURL: String, token: String? = nil, fingerprint: String? = nil, rotateInterval: Duration? = nil,
         clientKey: Curve25519.Signing.PrivateKey? = nil,
         serverKeyConfirmed: (@Sendable (_ fingerprint: String) async throws -> Void)? = nil,
-        serverKeyOffered: (@Sendable (_ fingerprint: String) async throws -> Void)? = nil
+        serverKeyOffered: (@Sendable (_ fingerprint: String) async throws -> Void)? = nil,
+        tokenPrefix: String? = nil, insecureTrustAnyServer: Bool = false
     ) {
         self.baseURL = baseURL
         self.token = token
@@ -51,6 +66,36 @@ public struct KMSClientConfiguration: Sendable {
         self.clientKey = clientKey
         self.serverKeyConfirmed = serverKeyConfirmed
         self.serverKeyOffered = serverKeyOffered
+        self.tokenPrefix = tokenPrefix
+        self.insecureTrustAnyServer = insecureTrustAnyServer
+    }
+
+    /// Why this configuration cannot be used, or nil: a malformed pin or token prefix, a token that does
+    /// not fit the prefix, or no check of the server's key at all (`insecureTrustAnyServer`). Judged by
+    /// `KMSClient.init`, before anything is sent.
+    public var refusal: String? {
+        if let prefix = tokenPrefix, !prefix.isEmpty,
+            prefix.utf8.count > ClientToken.maxPrefixLength || !prefix.utf8.allSatisfy(ClientToken.isTokenCharacter)
+        {
+            return
+                "the token prefix must be at most \(ClientToken.maxPrefixLength) characters of [A-Za-z0-9._~-] (the server's KMS_TOKEN_PREFIX)"
+        }
+        if let token, !ClientToken.isWellFormed(token, prefix: tokenPrefix) {
+            return (tokenPrefix ?? "").isEmpty
+                ? "the token must match [A-Za-z0-9._~-]{32,256}"
+                : "the token must match [A-Za-z0-9._~-]{32,256} and start with the token prefix"
+        }
+        if let fingerprint {
+            // A pin with a stray newline would otherwise fail every exchange as a changed server key.
+            guard Fingerprint.isWellFormed(fingerprint) else {
+                return
+                    "the server key pin is not SHA256: and 64 hexadecimal digits (what `kms server-key` prints on the server)"
+            }
+        } else if serverKeyOffered == nil, serverKeyConfirmed == nil, !insecureTrustAnyServer {
+            return
+                "nothing checks the server's key: pin it (fingerprint: what `kms server-key` prints on the server), remember it on first use (serverKeyConfirmed), or set insecureTrustAnyServer for a server reached over a path trusted otherwise"
+        }
+        return nil
     }
 }
 

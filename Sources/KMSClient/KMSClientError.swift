@@ -1,6 +1,8 @@
 import Foundation
 
-/// Why a client call failed.
+/// Why a client call failed. A call may also throw `CancellationError` (cancelled before anything
+/// was sent), `TransportNeverSent` or `TransportNoAnswer` (the network), and the file API its
+/// `FileFormatError` and the file system's errors.
 public enum KMSClientError: Error, Sendable, CustomStringConvertible {
     /// The server refused the request; `code` is its stable error code.
     case server(status: Int, code: String, message: String, requestId: String?, field: String?)
@@ -11,10 +13,11 @@ public enum KMSClientError: Error, Sendable, CustomStringConvertible {
     case protocolViolation(String)
     /// The configuration cannot work (bad URL, malformed token).
     case configuration(String)
-    /// The request was sent twice (its first connection closed before any
-    /// answer) and the server refused the second as already seen: the first
-    /// reached it and may have taken effect. Read the state (`keys show`,
-    /// `keys list`) before repeating a create, rotate or delete.
+    /// A change may or may not have happened: its answer was lost (no answer, or the request was
+    /// resent after its connection closed and the resend was refused as already seen), the server
+    /// failed (5xx), or the answer could not be the server's (it did not open, or a plain refusal only
+    /// a proxy or an impostor sends). Read the state (`keys show`, `keys list`) before repeating a
+    /// create, rotate or delete. Reads and computations are made once more instead.
     case outcomeUnknown(String)
 
     /// The server's error code, if the server refused.

@@ -82,7 +82,9 @@ import Testing
         let source = Self.environment(pair.from, folder: scratch.appendingPathComponent("a"))
         let a = try await ServeProcess(environment: source)
         let adminKey = source["KMS_ADMIN_KEY_FILE"] ?? ""
-        let kms = try KMSClient(KMSClientConfiguration(baseURL: a.url, clientKey: try ClientKeyLookup.read(adminKey)))
+        let kms = try KMSClient(
+            KMSClientConfiguration(
+                baseURL: a.url, clientKey: try ClientKeyLookup.read(adminKey), insecureTrustAnyServer: true))
         var made = Made()
         func seal(_ key: String, _ text: String, aad: String?) async throws {
             let plaintext = Data(text.utf8)
@@ -180,7 +182,8 @@ import Testing
         let b = try await ServeProcess(environment: target)
         // A's admin key works on B: the client registry came with the keys.
         let restoredClient = try KMSClient(
-            KMSClientConfiguration(baseURL: b.url, clientKey: try ClientKeyLookup.read(adminKey)))
+            KMSClientConfiguration(
+                baseURL: b.url, clientKey: try ClientKeyLookup.read(adminKey), insecureTrustAnyServer: true))
         let after = try await restoredClient.key("photos")
         #expect(after.versions.map(\.createdAt) == before.versions.map(\.createdAt))
         #expect(after.aliases == ["photos", "photos-2026"] && after.tags == ["owner": "ana"])
@@ -261,7 +264,8 @@ import Testing
         let source = Self.environment("file", folder: scratch.appendingPathComponent("a"))
         let a = try await ServeProcess(environment: source)
         let adminKey = try ClientKeyLookup.read(source["KMS_ADMIN_KEY_FILE"] ?? "")
-        let kms = try KMSClient(KMSClientConfiguration(baseURL: a.url, clientKey: adminKey))
+        let kms = try KMSClient(
+            KMSClientConfiguration(baseURL: a.url, clientKey: adminKey, insecureTrustAnyServer: true))
         let doomed = try await kms.generateKey(alias: "doomed").keyId
         _ = try await kms.generateKey(alias: "kept")
         _ = try await kms.scheduleKeyDeletion("doomed", days: 7)
@@ -296,7 +300,8 @@ import Testing
         #expect(noted.contains("was cancelled") && noted.contains(doomed), "\(noted)")
         // A server on the restored store, eight days on, finds the key disabled and no longer scheduled.
         let b = try await ServeProcess(environment: target)
-        let restored = try KMSClient(KMSClientConfiguration(baseURL: b.url, clientKey: adminKey))
+        let restored = try KMSClient(
+            KMSClientConfiguration(baseURL: b.url, clientKey: adminKey, insecureTrustAnyServer: true))
         let record = try await restored.key("doomed")
         #expect(record.state == "disabled" && record.deletionDate == nil, "\(record.state)")
         #expect(try await restored.key("kept").state == "enabled")

@@ -182,6 +182,24 @@ import Testing
         #expect(server.logText.contains("\"msg\":\"request\"") && !server.logText.contains("secret photo key"))
     }
 
+    /// With the server's `KMS_TOKEN_PREFIX` the CLI draws its tokens with it (a review: only a fixed
+    /// `KMS_TOKEN` could reach such a server); a fixed token without the prefix is refused before sending.
+    @Test func theCLIDrawsTokensWithTheServersPrefix() async throws {
+        let server = try await ServeProcess(environment: ["KMS_TOKEN_PREFIX": "home."])
+        let env = server.clientEnvironment.merging(["KMS_KNOWN_SERVERS": "off"]) { $1 }
+        let prefixed = try await CLIProcess.run(
+            ["random", "--bytes", "8"], environment: env.merging(["KMS_TOKEN_PREFIX": "home."]) { $1 })
+        #expect(prefixed.status == 0, "\(prefixed.stderr)")
+        let plain = try await CLIProcess.run(["random", "--bytes", "8"], environment: env)
+        #expect(plain.status == 1 && plain.stderr.contains("invalid_token"), "\(plain.stderr)")
+        let fixed = try await CLIProcess.run(
+            ["random", "--bytes", "8"],
+            environment: env.merging(["KMS_TOKEN_PREFIX": "home.", "KMS_TOKEN": String(repeating: "t", count: 40)]) {
+                $1
+            })
+        #expect(fixed.status == 64 && fixed.stderr.contains("start with the token prefix"), "\(fixed.stderr)")
+    }
+
     /// A server that is not running is said at once, with a code (file-format-v1 section 8 asks one
     /// of the file verbs): the CLI retried the connection until its 30 s deadline, then printed
     /// NIO's "connection reset (error set): Connection refused) (errno: 111)".

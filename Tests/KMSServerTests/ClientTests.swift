@@ -15,7 +15,9 @@ import Testing
     func client(_ port: Int?, fingerprint: String? = nil, transport: (any KMSTransport)? = nil) throws -> KMSClient {
         let base = HTTPTransport(baseURL: "http://127.0.0.1:\(port ?? 0)")
         return try KMSClient(
-            KMSClientConfiguration(baseURL: base.baseURL, fingerprint: fingerprint), transport: transport ?? base)
+            KMSClientConfiguration(
+                baseURL: base.baseURL, fingerprint: fingerprint, insecureTrustAnyServer: fingerprint == nil),
+            transport: transport ?? base)
     }
 
     /// What the CLI shows of a server's answer or a file's header: controls and invisible characters
@@ -49,15 +51,109 @@ import Testing
     /// the client refuses it, and so does the transport used alone.
     @Test func aPortThatIsNotOneIsRefused() async throws {
         #expect(throws: KMSClientError.self) {
-            try KMSClient(KMSClientConfiguration(baseURL: "http://127.0.0.1:99999"))
+            try KMSClient(KMSClientConfiguration(baseURL: "http://127.0.0.1:99999", insecureTrustAnyServer: true))
         }
         // An @ after the host (a password's raw @): its rest would be sent as the request path.
         #expect(throws: KMSClientError.self) {
-            try KMSClient(KMSClientConfiguration(baseURL: "http://u:pa@127.0.0.1:3000/w0rd@127.0.0.1:3000"))
+            try KMSClient(
+                KMSClientConfiguration(
+                    baseURL: "http://u:pa@127.0.0.1:3000/w0rd@127.0.0.1:3000", insecureTrustAnyServer: true))
         }
         await #expect(throws: TransportNeverSent.self) {
             try await HTTPTransport(baseURL: "http://127.0.0.1:70000").send(
                 TransportRequest(method: "GET", target: "/healthz", headers: [], body: nil))
+        }
+    }
+
+    /// A review: with no pin and no hook, the library trusted whatever key answered, and its own example
+    /// (docs/files.md) did so over plain HTTP. Such a configuration is refused unless it says it is meant,
+    /// and a malformed pin is refused as one (it failed every exchange as a changed server key).
+    @Test func aClientThatChecksNoServerKeyIsRefusedUnlessItSaysSo() throws {
+        let refused = #expect(throws: KMSClientError.self) {
+            try KMSClient(KMSClientConfiguration(baseURL: "http://127.0.0.1:3000"))
+        }
+        #expect("\(String(describing: refused))".contains("nothing checks the server's key"))
+        let pin = "SHA256:" + String(repeating: "ab", count: 32)
+        let malformed = #expect(throws: KMSClientError.self) {
+            try KMSClient(KMSClientConfiguration(baseURL: "http://127.0.0.1:3000", fingerprint: pin + "\n"))
+        }
+        #expect("\(String(describing: malformed))".contains("not SHA256: and 64 hexadecimal digits"))
+        _ = try KMSClient(KMSClientConfiguration(baseURL: "http://127.0.0.1:3000", fingerprint: pin))
+        _ = try KMSClient(KMSClientConfiguration(baseURL: "http://127.0.0.1:3000", serverKeyConfirmed: { _ in }))
+        _ = try KMSClient(KMSClientConfiguration(baseURL: "http://127.0.0.1:3000", insecureTrustAnyServer: true))
+    }
+
+    /// A review: the client drew every token without the server's `KMS_TOKEN_PREFIX`, so a server that sets
+    /// one refused it (`401 invalid_token`) and only a fixed token could reach it.
+    @Test func tokensAreDrawnWithTheServersPrefix() async throws {
+        let prefix = "tenant-a."
+        try await TestServer(["KMS_TOKEN_PREFIX": prefix]).run { server in
+            let base = "http://127.0.0.1:\(server.port ?? 0)"
+            let kms = try KMSClient(
+                KMSClientConfiguration(baseURL: base, tokenPrefix: prefix, insecureTrustAnyServer: true))
+            #expect(kms.token.hasPrefix(prefix))
+            #expect(try await kms.random(bytes: 4).count == 4)
+            #expect(try await kms.rotateToken().hasPrefix(prefix))
+            let unprefixed = try KMSClient(KMSClientConfiguration(baseURL: base, insecureTrustAnyServer: true))
+            let refused = await #expect(throws: KMSClientError.self) { try await unprefixed.connect() }
+            #expect(refused?.code == "invalid_token", "\(String(describing: refused))")
+            // A fixed token must fit the prefix; a prefix outside the token alphabet is refused.
+            #expect(throws: KMSClientError.self) {
+                try KMSClient(
+                    KMSClientConfiguration(
+                        baseURL: base, token: String(repeating: "t", count: 40), tokenPrefix: prefix,
+                        insecureTrustAnyServer: true))
+            }
+            #expect(throws: KMSClientError.self) {
+                try KMSClient(
+                    KMSClientConfiguration(baseURL: base, tokenPrefix: "a/b", insecureTrustAnyServer: true))
+            }
+        }
+    }
+
+    /// A review: calls queued behind a key exchange that failed each made one of their own, one after
+    /// another, so a hundred calls to a server that does not answer failed one transport deadline apart.
+    /// They now share the failure of the attempt they waited for.
+    @Test func callsWaitingForAFailedKeyExchangeShareItsFailure() async throws {
+        let transport = UnreachableTransport(delay: .milliseconds(300))
+        let kms = try KMSClient(
+            KMSClientConfiguration(baseURL: "http://127.0.0.1:9", insecureTrustAnyServer: true), transport: transport)
+        let failures = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<20 {
+                group.addTask {
+                    do {
+                        _ = try await kms.random(bytes: 1)
+                        return false
+                    } catch {
+                        return error is UnreachableTransport.Unreachable
+                    }
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(failures.count == 20 && failures.allSatisfy { $0 })
+        #expect(transport.sends <= 2, "\(transport.sends) key exchanges for 20 waiting calls")
+        // A later call makes its own attempt.
+        await #expect(throws: UnreachableTransport.Unreachable.self) { _ = try await kms.random(bytes: 1) }
+        #expect(transport.sends <= 3)
+    }
+
+    /// A sealed `replay_detected` refused its seq, and the server slid nothing for it (protocol-v1 section
+    /// 9): the client's idea of the session's expiry does not move either (a review found it slid).
+    @Test func aRefusedSeqDoesNotSlideTheSession() async throws {
+        try await TestServer(["KMS_SESSION_SLIDING": "true"]).run { server in
+            let transport = DoubleSendTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            transport.marksResent.withLock { $0 = false }
+            let kms = try client(server.port, transport: transport)
+            _ = try await kms.connect()
+            let before = try #require(kms.state.withLock { $0.session?.localExpiry })
+            try await Task.sleep(for: .milliseconds(100))
+            transport.twice.withLock { $0 = [WirePath.random] }
+            let refused = await #expect(throws: KMSClientError.self) { _ = try await kms.random(bytes: 1) }
+            #expect(refused?.code == "replay_detected")
+            #expect(kms.state.withLock { $0.session?.localExpiry } == before)
+            _ = try await kms.random(bytes: 1)
+            #expect(try #require(kms.state.withLock { $0.session?.localExpiry }) > before)
         }
     }
 
@@ -263,7 +359,8 @@ extension ClientTests {
             AccessKeyCreated(accessKeyId: "AKIA", secretAccessKey: secret, createdAt: "t"),
             TransportRequest(method: "POST", target: "/x", headers: [("X-Client-Token", secret)], body: nil), config,
             HTTPTransport(baseURL: "http://kms:\(secret)@127.0.0.1:3000"),
-            try KMSClient(KMSClientConfiguration(baseURL: "http://kms:\(secret)@127.0.0.1:3000", token: nil)),
+            try KMSClient(
+                KMSClientConfiguration(baseURL: "http://kms:\(secret)@127.0.0.1:3000", insecureTrustAnyServer: true)),
         ]
         for value in values {
             var dumped = ""
@@ -429,7 +526,8 @@ extension ClientTests {
             let transport = DoubleSendTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
             let token = String(repeating: "t", count: 40)
             let kms = try KMSClient(
-                KMSClientConfiguration(baseURL: transport.base.baseURL, token: token), transport: transport)
+                KMSClientConfiguration(baseURL: transport.base.baseURL, token: token, insecureTrustAnyServer: true),
+                transport: transport)
             transport.twice.withLock { $0 = [WirePath.keyExchange] }
             _ = try await kms.connect()
             #expect(transport.sent(WirePath.keyExchange) == 3)
@@ -456,7 +554,8 @@ extension ClientTests {
             await #expect(throws: Refused.self) { try await refusing.connect() }
             #expect(spy.targets == ["/session/init", "/session/key-exchange", "/session"], "\(spy.targets)")
             #expect(refusing.sessionId == nil)
-            let accepting = try KMSClient(KMSClientConfiguration(baseURL: spy.base.baseURL, token: token))
+            let accepting = try KMSClient(
+                KMSClientConfiguration(baseURL: spy.base.baseURL, token: token, insecureTrustAnyServer: true))
             let info = try await accepting.connect()
             #expect(told.withLock { $0 } == [info.fingerprint])
         }
@@ -567,7 +666,9 @@ extension ClientTests {
         try await TestServer(["KMS_SESSION_TTL_MS": "1500", "KMS_SESSION_SLIDING": "false"]).run { server in
             let spy = SpyTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
             let kms = try KMSClient(
-                KMSClientConfiguration(baseURL: spy.base.baseURL, rotateInterval: .milliseconds(100)), transport: spy)
+                KMSClientConfiguration(
+                    baseURL: spy.base.baseURL, rotateInterval: .milliseconds(100), insecureTrustAnyServer: true),
+                transport: spy)
             try await kms.connect()
             // The client counts the session ended 1 s before the server does: 0.5 s after it was made.
             try await Task.sleep(for: .milliseconds(1500))
@@ -588,7 +689,8 @@ extension ClientTests {
         try await TestServer().run { server in
             let kms = try KMSClient(
                 KMSClientConfiguration(
-                    baseURL: "http://127.0.0.1:\(server.port ?? 0)", rotateInterval: .milliseconds(100)))
+                    baseURL: "http://127.0.0.1:\(server.port ?? 0)", rotateInterval: .milliseconds(100),
+                    insecureTrustAnyServer: true))
             _ = try await kms.random(bytes: 1)
             try await kms.close()
             // A new session after close(): its token is rotated again.
@@ -725,6 +827,23 @@ final class HoldFirstTransport: KMSTransport {
         let response = try await base.send(request)
         state.withLock { $0.answered += 1 }
         return response
+    }
+}
+
+/// A server that never answers: every send fails after `delay`, counted.
+final class UnreachableTransport: KMSTransport {
+    struct Unreachable: Error {}
+    let delay: Duration
+    private let count = Mutex(0)
+
+    init(delay: Duration) { self.delay = delay }
+
+    var sends: Int { count.withLock { $0 } }
+
+    func send(_ request: TransportRequest) async throws -> TransportResponse {
+        count.withLock { $0 += 1 }
+        try await Task.sleep(for: delay)
+        throw Unreachable()
     }
 }
 

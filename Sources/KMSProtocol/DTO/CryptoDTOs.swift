@@ -81,7 +81,8 @@ public struct CiphertextRequest: Codable, StrictDecodable, Equatable {
     }
 }
 
-/// `POST /crypto/decrypt` inner response.
+/// `POST /crypto/decrypt` inner response. Its `plaintext` is the secret: `Encodable` is for the server's
+/// answer, so do not encode one into an app's own storage or logs (printing shows its size only).
 public struct DecryptResponse: Codable, Sendable, Equatable {
     public var keyId: String
     public var version: Int
@@ -116,7 +117,9 @@ public struct DataKeyRequest: Codable, StrictDecodable, Equatable {
     }
 }
 
-/// `POST /crypto/datakey` inner response: the data key, and the same key encrypted.
+/// `POST /crypto/datakey` inner response: the data key, and the same key encrypted. Keep `ciphertext`
+/// with the data; `plaintext` is the secret: `Encodable` is for the server's answer, so never encode a
+/// whole response into an index or a log (printing shows sizes only).
 public struct DataKeyResponse: Codable, Sendable, Equatable {
     public var keyId: String
     public var version: Int

@@ -18,6 +18,10 @@ struct LoadRunner {
     let payload: Data
     /// Signs every key exchange (the in-process server's admin key, or the CLI's lookup).
     let clientKey: Curve25519.Signing.PrivateKey?
+    /// The server's `KMS_TOKEN_PREFIX`, from the environment as the CLI reads it. The bench does not check
+    /// the server's key (`insecureTrustAnyServer`): its payloads are made up, and it measures the server
+    /// it was pointed at.
+    var tokenPrefix: String? { ClientOptions.tokenPrefix(ProcessInfo.processInfo.environment) }
 
     /// One operation, prepared (sessions established, keys made) before timing starts.
     typealias Operation = @Sendable () async throws -> Void
@@ -37,7 +41,9 @@ struct LoadRunner {
             return [
                 {
                     try await KMSClient(
-                        KMSClientConfiguration(baseURL: baseURL, clientKey: clientKey), transport: transport
+                        KMSClientConfiguration(
+                            baseURL: baseURL, clientKey: clientKey, tokenPrefix: tokenPrefix,
+                            insecureTrustAnyServer: true), transport: transport
                     ).connect()
                 }
             ]
@@ -45,7 +51,9 @@ struct LoadRunner {
         var operations: [Operation] = []
         for _ in 0..<sessions {
             let client = try KMSClient(
-                KMSClientConfiguration(baseURL: baseURL, clientKey: clientKey), transport: transport)
+                KMSClientConfiguration(
+                    baseURL: baseURL, clientKey: clientKey, tokenPrefix: tokenPrefix, insecureTrustAnyServer: true),
+                transport: transport)
             try await client.connect()
             let key = try await client.generateKey().keyId
             let payload = self.payload

@@ -83,8 +83,14 @@ struct ClientOptions: ParsableArguments {
         }
         var configuration = KMSClientConfiguration(
             baseURL: baseURL, token: token ?? Self.fixedToken(environment),
-            fingerprint: pin, rotateInterval: rotateInterval, clientKey: found?.key)
+            fingerprint: pin, rotateInterval: rotateInterval, clientKey: found?.key,
+            tokenPrefix: Self.tokenPrefix(environment))
         if pin == nil { try trustOnFirstUse(&configuration, environment: environment) }
+        if let refusal = configuration.refusal {
+            // Before anything is sent, as a malformed pin is (a fixed token that lacks the prefix, a prefix
+            // outside the token alphabet).
+            throw ValidationError(refusal)
+        }
         return configuration
     }
 
@@ -116,6 +122,9 @@ struct ClientOptions: ParsableArguments {
             throw ValidationError(error.message)
         }
         guard let known, let origin = KnownServers.origin(of: baseURL) else {
+            // With known servers off and no pin, nothing checks the server's key: the library wants that
+            // said, and the CLI says it to the person (below) unless the server is on this machine.
+            configuration.insecureTrustAnyServer = true
             guard !Self.isLoopback(baseURL) else { return }
             noteOnce(
                 "note: the server's key is not pinned, so whoever answers at \(configuration.redactedBaseURL) reads what this command sends: set KMS_SERVER_FINGERPRINT to what `kms server-key` prints on the server\n"
@@ -254,6 +263,12 @@ struct ClientOptions: ParsableArguments {
     /// the CLI sent it to the server, in the clear on plain HTTP, as its
     /// client token. Set alone, it is named on standard error and left alone.
     private static let tokenNoted = Atomic<Bool>(false)
+
+    /// `KMS_TOKEN_PREFIX`, the server's: a client of a server that sets one draws its tokens with it
+    /// (protocol-v1 section 6), so the variable means the same on both sides.
+    static func tokenPrefix(_ environment: [String: String]) -> String? {
+        environment["KMS_TOKEN_PREFIX"].flatMap { $0.isEmpty ? nil : $0 }
+    }
 
     static func fixedToken(_ environment: [String: String]) -> String? {
         if let token = environment["KMS_TOKEN"], !token.isEmpty { return token }
