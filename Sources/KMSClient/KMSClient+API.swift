@@ -3,12 +3,14 @@ public import KMSProtocol
 
 /// The typed API of api-v1.md. `key` names a key by its id or an alias, never key material.
 ///
-/// Every call runs in this client's session (made on first use) and fails with `KMSClientError`,
-/// `CancellationError` (cancelled before anything was sent) or the transport's `TransportNeverSent` /
-/// `TransportNoAnswer`. Reads and computations (`key`, `listKeys`, `encrypt`, `decrypt`, `rewrap`,
-/// `dataKey`, `random`) are made once more when an answer was lost; a change (`generateKey`,
-/// `rotateKey`) is not, and fails `outcomeUnknown` instead: it may have happened, so read the state
-/// before repeating it.
+/// Every call runs in this client's session (made on first use). It fails with `KMSClientError`; with
+/// `CancellationError` when its task is cancelled; with the transport's own error when the network
+/// fails (AsyncHTTPClient's or NIO's, for the default transport); or with `TransportNeverSent` when the
+/// key exchange it waited for failed, so nothing of its own was sent. When an answer is lost, a change
+/// (`generateKey`, `rotateKey`) fails `outcomeUnknown`: it may have happened, so read the state before
+/// repeating it; a read or computation (`key`, `listKeys`, `encrypt`, `decrypt`, `rewrap`, `dataKey`,
+/// `random`) fails with the transport's error, and is made once more only when its resend was refused as
+/// already seen.
 extension KMSClient {
     /// A new key (version 1), with an optional alias, description and tags set in the same change.
     public func generateKey(alias: String? = nil, description: String? = nil, tags: [String: String]? = nil)

@@ -16,7 +16,8 @@ extension KMSClient {
     }
 
     /// Deletes the key and every version after `days` (7...30; nil: the server's default, 30); until
-    /// then it can be cancelled and nothing may use it. Ciphertexts under it are lost for good after.
+    /// then it can be cancelled and nothing may use it. Ciphertexts under it cannot be decrypted after,
+    /// except by restoring a backup made before (lifecycle-v1: backups keep it wrapped).
     public func scheduleKeyDeletion(_ key: String, days: Int? = nil) async throws -> KeyMetadata {
         try await lifecycle(WirePath.scheduleKeyDeletion, key, ScheduleDeletionRequest(pendingWindowDays: days))
     }

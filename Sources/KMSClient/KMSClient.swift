@@ -96,6 +96,13 @@ public final class KMSClient: Sendable {
     /// Rotates the token: to `newToken`, or to one the server issues.
     @discardableResult
     public func rotateToken(to newToken: String? = nil) async throws -> String {
+        if let newToken, !ClientToken.isWellFormed(newToken, prefix: configuration.tokenPrefix) {
+            // Refused here as a fixed token is at init, before anything is sent.
+            throw KMSClientError.configuration(
+                (configuration.tokenPrefix ?? "").isEmpty
+                    ? "the token must match [A-Za-z0-9._~-]{32,256}"
+                    : "the token must match [A-Za-z0-9._~-]{32,256} and start with the token prefix")
+        }
         try await ensureSession()
         return try await withChange { try await self.rotateHoldingTheGate(to: newToken) }
     }
@@ -235,11 +242,14 @@ public final class KMSClient: Sendable {
     ) async throws -> Output {
         let repeatable = Self.isRepeatable(method, target)
         var (renewed, repeated, lostSession) = (false, false, false)
+        // Key exchanges that end after this, failing, fail this call too (`sharedFailure`), also when it
+        // found the session gone at the gate or renews it after `unknown_session`.
+        let seen = state.withLock { $0.attempts }
         while true {
             // Before a session may be made for it, at every turn: a key exchange of a cancelled task would
             // fail as "no answer" (reviews).
             try Task.checkCancellation()
-            let generation = try await ensureSession()
+            let generation = try await ensureSession(since: seen)
             try await gate.enterCall()
             do {
                 let output: Output = try await sealedCall(method, target, body: body)
@@ -266,7 +276,7 @@ public final class KMSClient: Sendable {
                 guard idempotent, gone, !renewed else { throw error }
                 renewed = true
                 try Task.checkCancellation()
-                try await reestablish(ifGeneration: generation)
+                try await reestablish(ifGeneration: generation, since: seen)
             } catch {
                 gate.leaveCall()
                 throw error
@@ -485,22 +495,37 @@ public final class KMSClient: Sendable {
     }
 
     @discardableResult
-    private func ensureSession() async throws -> Int {
+    /// The live session's generation, made if needed. `since`: the key exchanges finished when the
+    /// call began (now, by default).
+    private func ensureSession(since: Int? = nil) async throws -> Int {
         if let generation = liveGeneration() { return generation }
-        let seen = state.withLock { $0.attempts }
+        let seen = since ?? state.withLock { $0.attempts }
         return try await withChange {
             if let generation = self.liveGeneration() { return generation }
-            // A key exchange made while this call waited failed: its failure is this call's too. Each waiter
-            // made its own before (a review: a hundred calls queued behind a server that does not answer
-            // failed one transport deadline after another, the last after fifty minutes).
-            if let failure = self.state.withLock({ $0.attempts != seen ? $0.lastFailure : nil }) { throw failure }
+            if let failure = self.sharedFailure(since: seen) { throw failure }
             try await self.attemptSession()
             return self.state.withLock { $0.generation }
         }
     }
 
+    /// The failure of the last key exchange, when one ended after `seen` and none succeeded since: a call
+    /// that waited for it fails with it rather than trying one of its own (a review: a hundred calls queued
+    /// behind a server that does not answer each tried in turn, failing one transport deadline after
+    /// another, the last after fifty minutes). Nothing of the call itself was sent, so a failure that says
+    /// an exchange may have reached the server (no answer, an unknown outcome) is `TransportNeverSent` for
+    /// it: its own request never left (a change is not reported as "may have happened").
+    private func sharedFailure(since seen: Int) -> (any Error)? {
+        guard let failure = state.withLock({ $0.attempts != seen ? $0.lastFailure : nil }) else { return nil }
+        switch failure {
+        case KMSClientError.outcomeUnknown: return TransportNeverSent(failure)
+        case is KMSClientError, is TransportNeverSent: return failure
+        default: return TransportNeverSent((failure as? TransportNoAnswer)?.underlying ?? failure)
+        }
+    }
+
     /// `establish`, noting how it ended for the calls waiting behind it. A cancelled attempt is not
-    /// theirs to share: they make their own.
+    /// theirs to share: they make their own. Its task's cancellation is what tells (a review): the
+    /// transport reports a request cancelled in flight as no answer, not as `CancellationError`.
     @discardableResult
     private func attemptSession() async throws -> SessionInfo {
         do {
@@ -513,7 +538,7 @@ public final class KMSClient: Sendable {
         } catch {
             state.withLock { state in
                 state.attempts += 1
-                state.lastFailure = error is CancellationError ? nil : error
+                state.lastFailure = error is CancellationError || Task.isCancelled ? nil : error
             }
             throw error
         }
@@ -538,8 +563,9 @@ public final class KMSClient: Sendable {
         }
     }
 
-    private func reestablish(ifGeneration generation: Int) async throws {
+    private func reestablish(ifGeneration generation: Int, since seen: Int) async throws {
         try await withChange {
+            if let failure = self.sharedFailure(since: seen) { throw failure }
             guard self.state.withLock({ $0.session?.generation == generation }) else { return }
             try await self.attemptSession()
         }

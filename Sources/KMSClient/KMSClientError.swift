@@ -1,8 +1,9 @@
 import Foundation
 
-/// Why a client call failed. A call may also throw `CancellationError` (cancelled before anything
-/// was sent), `TransportNeverSent` or `TransportNoAnswer` (the network), and the file API its
-/// `FileFormatError` and the file system's errors.
+/// Why a client call failed. A call may also throw `CancellationError` (its task was cancelled), the
+/// transport's own errors (the network; `TransportNeverSent` when the key exchange it waited for
+/// failed), what a trust hook throws, and the file API its `FileFormatError` and the file system's
+/// errors.
 public enum KMSClientError: Error, Sendable, CustomStringConvertible {
     /// The server refused the request; `code` is its stable error code.
     case server(status: Int, code: String, message: String, requestId: String?, field: String?)
@@ -17,7 +18,8 @@ public enum KMSClientError: Error, Sendable, CustomStringConvertible {
     /// resent after its connection closed and the resend was refused as already seen), the server
     /// failed (5xx), or the answer could not be the server's (it did not open, or a plain refusal only
     /// a proxy or an impostor sends). Read the state (`keys show`, `keys list`) before repeating a
-    /// create, rotate or delete. Reads and computations are made once more instead.
+    /// create, rotate or delete. A key exchange whose answers were lost three times ends so too (the
+    /// server may hold a session this client never learnt of, which expires on its own).
     case outcomeUnknown(String)
 
     /// The server's error code, if the server refused.

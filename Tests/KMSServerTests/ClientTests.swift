@@ -94,6 +94,12 @@ import Testing
             #expect(kms.token.hasPrefix(prefix))
             #expect(try await kms.random(bytes: 4).count == 4)
             #expect(try await kms.rotateToken().hasPrefix(prefix))
+            // A token of the caller's that lacks the prefix is refused here, before anything is sent.
+            let unfit = await #expect(throws: KMSClientError.self) {
+                try await kms.rotateToken(to: String(repeating: "t", count: 40))
+            }
+            #expect("\(String(describing: unfit))".contains("start with the token prefix"))
+            #expect(try await kms.rotateToken(to: prefix + String(repeating: "u", count: 40)).hasPrefix(prefix))
             let unprefixed = try KMSClient(KMSClientConfiguration(baseURL: base, insecureTrustAnyServer: true))
             let refused = await #expect(throws: KMSClientError.self) { try await unprefixed.connect() }
             #expect(refused?.code == "invalid_token", "\(String(describing: refused))")
@@ -111,31 +117,63 @@ import Testing
         }
     }
 
-    /// A review: calls queued behind a key exchange that failed each made one of their own, one after
-    /// another, so a hundred calls to a server that does not answer failed one transport deadline apart.
-    /// They now share the failure of the attempt they waited for.
-    @Test func callsWaitingForAFailedKeyExchangeShareItsFailure() async throws {
-        let transport = UnreachableTransport(delay: .milliseconds(300))
-        let kms = try KMSClient(
-            KMSClientConfiguration(baseURL: "http://127.0.0.1:9", insecureTrustAnyServer: true), transport: transport)
-        let failures = await withTaskGroup(of: Bool.self) { group in
-            for _ in 0..<20 {
+    /// Runs `call` `count` times at once; what each threw (nil: it succeeded).
+    static func failures(of count: Int, _ call: @escaping @Sendable () async throws -> Void) async -> [(any Error)?] {
+        await withTaskGroup(of: (any Error)?.self) { group in
+            for _ in 0..<count {
                 group.addTask {
                     do {
-                        _ = try await kms.random(bytes: 1)
-                        return false
+                        try await call()
+                        return nil
                     } catch {
-                        return error is UnreachableTransport.Unreachable
+                        return error
                     }
                 }
             }
-            return await group.reduce(into: [Bool]()) { $0.append($1) }
+            return await group.reduce(into: [(any Error)?]()) { $0.append($1) }
         }
-        #expect(failures.count == 20 && failures.allSatisfy { $0 })
-        #expect(transport.sends <= 2, "\(transport.sends) key exchanges for 20 waiting calls")
-        // A later call makes its own attempt.
+    }
+
+    /// A review: calls queued behind a key exchange that failed each made one of their own, one after
+    /// another, so a hundred calls to a server that does not answer failed one transport deadline apart.
+    /// They now share the failure of the attempt they waited for, as `TransportNeverSent` (nothing of
+    /// theirs left); a later call tries again.
+    @Test(.timeLimit(.minutes(2))) func callsWaitingForAFailedKeyExchangeShareItsFailure() async throws {
+        let transport = UnreachableTransport()
+        let kms = try KMSClient(
+            KMSClientConfiguration(baseURL: "http://127.0.0.1:9", insecureTrustAnyServer: true), transport: transport)
+        transport.releaseWhen.withLock { $0 = { kms.parkedAtTheGate >= 19 } }
+        let errors = await Self.failures(of: 20) { _ = try await kms.random(bytes: 1) }
+        #expect(transport.sends == 1, "\(transport.sends) key exchanges for 20 calls")
+        #expect(errors.compactMap { $0 as? UnreachableTransport.Unreachable }.count == 1)
+        let shared = errors.compactMap { $0 as? TransportNeverSent }
+        #expect(shared.count == 19 && shared.allSatisfy { $0.underlying is UnreachableTransport.Unreachable })
+        transport.releaseWhen.withLock { $0 = { true } }
         await #expect(throws: UnreachableTransport.Unreachable.self) { _ = try await kms.random(bytes: 1) }
-        #expect(transport.sends <= 3)
+        #expect(transport.sends == 2, "a later call tries on its own")
+    }
+
+    /// The same review's second look: a key exchange whose task was cancelled in flight fails as "no
+    /// answer" (AsyncHTTPClient's cancellation comes through the transport so), and the calls that waited
+    /// for it must not take that as theirs: they make their own attempt.
+    @Test(.timeLimit(.minutes(2))) func aCancelledKeyExchangeIsNotSharedWithTheCallsBehindIt() async throws {
+        let transport = UnreachableTransport(firstWaitsForCancellation: true)
+        let kms = try KMSClient(
+            KMSClientConfiguration(baseURL: "http://127.0.0.1:9", insecureTrustAnyServer: true), transport: transport)
+        transport.releaseWhen.withLock { $0 = { kms.parkedAtTheGate >= 4 } }
+        let first = Task { _ = try await kms.random(bytes: 1) }
+        while transport.sends < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        let waiting = Task { await Self.failures(of: 5) { _ = try await kms.random(bytes: 1) } }
+        while kms.parkedAtTheGate < 5 { try await Task.sleep(for: .milliseconds(5)) }
+        first.cancel()
+        _ = await first.result
+        let errors = await waiting.value
+        #expect(transport.sends == 2, "one attempt of their own after the cancelled one")
+        #expect(
+            errors.allSatisfy { error in
+                error is UnreachableTransport.Unreachable
+                    || (error as? TransportNeverSent)?.underlying is UnreachableTransport.Unreachable
+            }, "\(errors)")
     }
 
     /// A sealed `replay_detected` refused its seq, and the server slid nothing for it (protocol-v1 section
@@ -830,19 +868,35 @@ final class HoldFirstTransport: KMSTransport {
     }
 }
 
-/// A server that never answers: every send fails after `delay`, counted.
+/// A server that never answers: every send, counted, fails once `releaseWhen` holds (or after 10 s).
+/// With `firstWaitsForCancellation` the first send instead waits until its task is cancelled and fails
+/// as AsyncHTTPClient fails a request cancelled in flight: no answer.
 final class UnreachableTransport: KMSTransport {
     struct Unreachable: Error {}
-    let delay: Duration
+    let firstWaitsForCancellation: Bool
+    let releaseWhen = Mutex<(@Sendable () -> Bool)?>(nil)
     private let count = Mutex(0)
 
-    init(delay: Duration) { self.delay = delay }
+    init(firstWaitsForCancellation: Bool = false) { self.firstWaitsForCancellation = firstWaitsForCancellation }
 
     var sends: Int { count.withLock { $0 } }
 
     func send(_ request: TransportRequest) async throws -> TransportResponse {
-        count.withLock { $0 += 1 }
-        try await Task.sleep(for: delay)
+        let number = count.withLock { count in
+            count += 1
+            return count
+        }
+        if number == 1, firstWaitsForCancellation {
+            do {
+                try await Task.sleep(for: .seconds(60))
+            } catch {
+                throw TransportNoAnswer(error)
+            }
+        }
+        let started = ContinuousClock.now
+        while releaseWhen.withLock({ $0?() }) != true, ContinuousClock.now - started < .seconds(10) {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
         throw Unreachable()
     }
 }

@@ -13,7 +13,11 @@ struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: "Server URL (env KMS_URL, else BASE_URL; default http://localhost:3000).")
     var url: String?
 
-    @Option(name: .long, help: "Client token, [A-Za-z0-9._~-]{32,256} (env KMS_TOKEN; random when unset).")
+    @Option(
+        name: .long,
+        help:
+            "Client token, [A-Za-z0-9._~-]{32,256}, starting with KMS_TOKEN_PREFIX when set (env KMS_TOKEN; random when unset)."
+    )
     var token: String?
 
     @Option(name: .long, help: "Pin the server key: SHA256:<hex> from `kms server-key` (env KMS_SERVER_FINGERPRINT).")
