@@ -74,6 +74,16 @@ public struct KMSClientConfiguration: Sendable {
     /// not fit the prefix, or no check of the server's key at all (`insecureTrustAnyServer`). Judged by
     /// `KMSClient.init`, before anything is sent.
     public var refusal: String? {
+        if let parts = URLComponents(string: baseURL),
+            !["", "/"].contains(parts.percentEncodedPath)
+                || parts.percentEncodedQuery != nil || parts.percentEncodedFragment != nil
+        {
+            // Each request's target is bound into its seal as the server reads it, so a KMS cannot sit
+            // under a path (protocol-v1 section 9: proxies pass the target unchanged); every call would
+            // fail to authenticate, or to open, with nothing said of why (a review).
+            return
+                "the server URL must be scheme, host and port only, with no path: the KMS answers at the root of its address"
+        }
         if let prefix = tokenPrefix, !prefix.isEmpty,
             prefix.utf8.count > ClientToken.maxPrefixLength || !prefix.utf8.allSatisfy(ClientToken.isTokenCharacter)
         {

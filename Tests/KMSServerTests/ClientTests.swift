@@ -79,6 +79,14 @@ import Testing
         }
         #expect("\(String(describing: malformed))".contains("not SHA256: and 64 hexadecimal digits"))
         _ = try KMSClient(KMSClientConfiguration(baseURL: "http://127.0.0.1:3000", fingerprint: pin))
+        _ = try KMSClient(KMSClientConfiguration(baseURL: "http://127.0.0.1:3000/", fingerprint: pin))
+        // A path would be sent in each request but not bound into its seal as the server reads it.
+        for url in ["http://127.0.0.1:3000/kms", "http://127.0.0.1:3000/?a=1"] {
+            let refusal = #expect(throws: KMSClientError.self) {
+                try KMSClient(KMSClientConfiguration(baseURL: url, fingerprint: pin))
+            }
+            #expect("\(String(describing: refusal))".contains("no path"), "\(url)")
+        }
         _ = try KMSClient(KMSClientConfiguration(baseURL: "http://127.0.0.1:3000", serverKeyConfirmed: { _ in }))
         _ = try KMSClient(KMSClientConfiguration(baseURL: "http://127.0.0.1:3000", insecureTrustAnyServer: true))
     }
