@@ -162,10 +162,15 @@ public final class KMSClient: Sendable {
                 guard !Task.isCancelled, let self else { return }
                 // Checked before the gate too: a tick with nothing to rotate holds no call back.
                 guard self.liveGeneration() != nil else { continue }
-                _ = try? await self.withChange { () -> String? in
-                    guard self.liveGeneration() != nil else { return nil }
-                    return try await self.rotateHoldingTheGate(to: nil)
-                }
+                // In a task of its own, which this timer's cancellation does not reach: a rotation cancelled
+                // in flight (by `startTokenRotation` again) would end as an unknown outcome and drop the
+                // session (a review). The timer stops at its next sleep instead.
+                _ = await Task {
+                    try? await self.withChange { () -> String? in
+                        guard self.liveGeneration() != nil else { return nil }
+                        return try await self.rotateHoldingTheGate(to: nil)
+                    }
+                }.value
             }
         }
         rotation.withLock { old in
