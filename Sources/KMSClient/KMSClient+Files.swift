@@ -39,6 +39,12 @@ extension KMSClient {
     /// every chunk, each released once its tag verified. Returns the header.
     /// `read` must return memory no other process can change (plain reads,
     /// not a mapping of a file): chunks are opened where they lie.
+    ///
+    /// Chunks reach `write` as they verify, before the file's end is seen: a
+    /// file cut short, or one whose last chunk is not the final one, throws
+    /// only then. When this throws, discard everything written (as
+    /// `decryptFile` does with its temporary file): it is a true prefix of the
+    /// plaintext, but not the whole of it.
     @discardableResult
     public func decryptStream(
         threads: Int = KMSClient.defaultFileThreads, read: FileStream.Read, write: FileStream.Write,
@@ -184,7 +190,8 @@ extension KMSClient {
             key: key, context: context, threads: threads, read: { try await reader.read($0) }, write: write)
     }
 
-    /// Decrypts an async sequence of byte blocks holding a whole file.
+    /// Decrypts an async sequence of byte blocks holding a whole file. As with
+    /// `decryptStream`, discard what `write` was given when this throws.
     @discardableResult
     public func decrypt<Input: AsyncSequence>(
         _ input: Input, threads: Int = KMSClient.defaultFileThreads, write: FileStream.Write

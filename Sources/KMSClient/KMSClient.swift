@@ -87,7 +87,9 @@ public final class KMSClient: Sendable {
 
     // MARK: Session lifecycle
 
-    /// Establishes a session now (calls do it lazily otherwise).
+    /// Establishes a session now (calls do it lazily otherwise): to learn the server's key and session
+    /// terms before the first call, or to fail early. A live session is replaced: with a drawn token the
+    /// old one is left to expire on the server, with a fixed token it is ended first.
     @discardableResult
     public func connect() async throws -> SessionInfo {
         try await withChange { try await self.attemptSession() }
@@ -179,7 +181,8 @@ public final class KMSClient: Sendable {
         }
     }
 
-    /// Ends the session on the server (`DELETE /session`) and stops rotation.
+    /// Ends the session on the server (`DELETE /session`) and stops rotation. The client stays usable: a
+    /// later call (one already waiting behind `close()` included) makes a new session.
     /// The session is forgotten here whatever the answer; a session the
     /// server no longer knows, or a resend whose first send may have ended
     /// it, counts as ended (one that was not expires on its own).
