@@ -511,6 +511,12 @@ import Testing
         #expect(results.map { $0["op"] as? String } == ["healthz", "encrypt", "key-exchange"])
         #expect(results.allSatisfy { ($0["errors"] as? Int) == 0 && ($0["requests"] as? Int ?? 0) > 0 })
         #expect(results.allSatisfy { $0["p99Ms"] is Double })
+        // A pin in the environment is honoured, as by the client verbs: the in-process server's key is not it.
+        let pinned = try await CLIProcess.run(
+            ["bench", "--op", "encrypt", "--duration", "0.3", "--concurrency", "1", "--sessions", "1"],
+            environment: ["KMS_SERVER_FINGERPRINT": "SHA256:" + String(repeating: "0", count: 64)])
+        #expect(
+            pinned.status != 0 && pinned.stderr.contains("does not match the pinned fingerprint"), "\(pinned.stderr)")
     }
 
     /// Issue 18: `--server-pid` reads a separate server's CPU per request from /proc.

@@ -101,44 +101,51 @@ struct BenchCommand: AsyncParsableCommand {
             var configuration = HTTPClient.Configuration()
             configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(concurrency, 8)
             let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-            let clientKey =
-                try server.map { try ClientKeyLookup.read($0.adminKeyFile.path) } ?? ClientKeyLookup.find()?.key
-            let runner = LoadRunner(
-                baseURL: url ?? server?.url ?? "", http: http, sessions: sessions, concurrency: concurrency,
-                duration: duration, payload: Data(repeating: 0x61, count: payloadBytes), clientKey: clientKey)
-            var healthz: Double?
-            var healthzCPU: Double?
-            if floors, !ops.contains("healthz") { ops.insert("healthz", at: 0) }
-            say("load (\(url ?? "in-process server"), client in this process):")
-            for name in ops {
-                let before = serverPID.flatMap(ServerCPU.seconds(pid:))
-                var result = try await runner.run(name)
-                if let pid = serverPID, let before, let after = ServerCPU.seconds(pid: pid), result.requests > 0 {
-                    result.serverCPUMicrosPerRequest = (after - before) / Double(result.requests) * 1e6
-                }
-                if name == "healthz" {
-                    healthz = result.throughput
-                    healthzCPU = result.serverCPUMicrosPerRequest
-                } else if let healthzCPU, healthzCPU > 0, let cpu = result.serverCPUMicrosPerRequest,
-                    name != "key-exchange"
-                {
-                    result.serverCPURatioToHealthz = cpu / healthzCPU
-                }
-                if floors {
-                    if name == "key-exchange", report.floors.count > 1 {
-                        result.ratioToFloor = result.throughput / report.floors[1].perSecond
-                        result.floor = "RSA unwrap floor on every core"
-                        if let cpu = result.serverCPUMicrosPerRequest, cpu > 0 {
-                            let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
-                            result.serverAloneRatioToFloor = cores * 1e6 / cpu / report.floors[1].perSecond
-                        }
-                    } else if name != "healthz", let healthz {
-                        result.ratioToFloor = result.throughput / healthz
-                        result.floor = "healthz floor"
+            // Shut down on every path: a failed operation (a server that refuses, a pin that does not match)
+            // left it to its deinit, which AsyncHTTPClient asserts against (a debug build crashed).
+            do {
+                let clientKey =
+                    try server.map { try ClientKeyLookup.read($0.adminKeyFile.path) } ?? ClientKeyLookup.find()?.key
+                let runner = LoadRunner(
+                    baseURL: url ?? server?.url ?? "", http: http, sessions: sessions, concurrency: concurrency,
+                    duration: duration, payload: Data(repeating: 0x61, count: payloadBytes), clientKey: clientKey)
+                var healthz: Double?
+                var healthzCPU: Double?
+                if floors, !ops.contains("healthz") { ops.insert("healthz", at: 0) }
+                say("load (\(url ?? "in-process server"), client in this process):")
+                for name in ops {
+                    let before = serverPID.flatMap(ServerCPU.seconds(pid:))
+                    var result = try await runner.run(name)
+                    if let pid = serverPID, let before, let after = ServerCPU.seconds(pid: pid), result.requests > 0 {
+                        result.serverCPUMicrosPerRequest = (after - before) / Double(result.requests) * 1e6
                     }
+                    if name == "healthz" {
+                        healthz = result.throughput
+                        healthzCPU = result.serverCPUMicrosPerRequest
+                    } else if let healthzCPU, healthzCPU > 0, let cpu = result.serverCPUMicrosPerRequest,
+                        name != "key-exchange"
+                    {
+                        result.serverCPURatioToHealthz = cpu / healthzCPU
+                    }
+                    if floors {
+                        if name == "key-exchange", report.floors.count > 1 {
+                            result.ratioToFloor = result.throughput / report.floors[1].perSecond
+                            result.floor = "RSA unwrap floor on every core"
+                            if let cpu = result.serverCPUMicrosPerRequest, cpu > 0 {
+                                let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
+                                result.serverAloneRatioToFloor = cores * 1e6 / cpu / report.floors[1].perSecond
+                            }
+                        } else if name != "healthz", let healthz {
+                            result.ratioToFloor = result.throughput / healthz
+                            result.floor = "healthz floor"
+                        }
+                    }
+                    report.results.append(result)
+                    say("  " + result.line)
                 }
-                report.results.append(result)
-                say("  " + result.line)
+            } catch {
+                try? await http.shutdown()
+                throw error
             }
             try await http.shutdown()
         }

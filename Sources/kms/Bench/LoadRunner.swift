@@ -18,10 +18,16 @@ struct LoadRunner {
     let payload: Data
     /// Signs every key exchange (the in-process server's admin key, or the CLI's lookup).
     let clientKey: Curve25519.Signing.PrivateKey?
-    /// The server's `KMS_TOKEN_PREFIX`, from the environment as the CLI reads it. The bench does not check
-    /// the server's key (`insecureTrustAnyServer`): its payloads are made up, and it measures the server
-    /// it was pointed at.
-    var tokenPrefix: String? { ClientOptions.tokenPrefix(ProcessInfo.processInfo.environment) }
+    /// The clients' configuration: the server's `KMS_TOKEN_PREFIX` and `KMS_SERVER_FINGERPRINT` from the
+    /// environment, as the CLI reads them. Without a pin the bench does not check the server's key
+    /// (`insecureTrustAnyServer`): its payloads are made up, and it measures the server it was pointed at.
+    var clientConfiguration: KMSClientConfiguration {
+        let environment = ProcessInfo.processInfo.environment
+        let pin = environment["KMS_SERVER_FINGERPRINT"].flatMap { $0.isEmpty ? nil : $0 }
+        return KMSClientConfiguration(
+            baseURL: baseURL, fingerprint: pin, clientKey: clientKey,
+            tokenPrefix: ClientOptions.tokenPrefix(environment), insecureTrustAnyServer: pin == nil)
+    }
 
     /// One operation, prepared (sessions established, keys made) before timing starts.
     typealias Operation = @Sendable () async throws -> Void
@@ -40,20 +46,13 @@ struct LoadRunner {
         if op == "key-exchange" {
             return [
                 {
-                    try await KMSClient(
-                        KMSClientConfiguration(
-                            baseURL: baseURL, clientKey: clientKey, tokenPrefix: tokenPrefix,
-                            insecureTrustAnyServer: true), transport: transport
-                    ).connect()
+                    try await KMSClient(clientConfiguration, transport: transport).connect()
                 }
             ]
         }
         var operations: [Operation] = []
         for _ in 0..<sessions {
-            let client = try KMSClient(
-                KMSClientConfiguration(
-                    baseURL: baseURL, clientKey: clientKey, tokenPrefix: tokenPrefix, insecureTrustAnyServer: true),
-                transport: transport)
+            let client = try KMSClient(clientConfiguration, transport: transport)
             try await client.connect()
             let key = try await client.generateKey().keyId
             let payload = self.payload
