@@ -98,12 +98,10 @@ public final class KMSClient: Sendable {
     /// Rotates the token: to `newToken`, or to one the server issues.
     @discardableResult
     public func rotateToken(to newToken: String? = nil) async throws -> String {
-        if let newToken, !ClientToken.isWellFormed(newToken, prefix: configuration.tokenPrefix) {
+        if let newToken, let refusal = KMSClientConfiguration.tokenRefusal(newToken, prefix: configuration.tokenPrefix)
+        {
             // Refused here as a fixed token is at init, before anything is sent.
-            throw KMSClientError.configuration(
-                (configuration.tokenPrefix ?? "").isEmpty
-                    ? "the token must match [A-Za-z0-9._~-]{32,256}"
-                    : "the token must match [A-Za-z0-9._~-]{32,256} and start with the token prefix")
+            throw KMSClientError.configuration(refusal)
         }
         try await ensureSession()
         return try await withChange { try await self.rotateHoldingTheGate(to: newToken) }

@@ -70,19 +70,33 @@ public struct KMSClientConfiguration: Sendable {
         self.insecureTrustAnyServer = insecureTrustAnyServer
     }
 
-    /// Why this configuration cannot be used, or nil: a malformed pin or token prefix, a token that does
-    /// not fit the prefix, or no check of the server's key at all (`insecureTrustAnyServer`). Judged by
-    /// `KMSClient.init`, before anything is sent.
+    /// Why this configuration cannot be used, or nil: a malformed setting (`settingsRefusal`), or no
+    /// check of the server's key at all (`insecureTrustAnyServer`). Judged by `KMSClient.init`, before
+    /// anything is sent.
     public var refusal: String? {
-        if let parts = URLComponents(string: baseURL),
-            !["", "/"].contains(parts.percentEncodedPath)
-                || parts.percentEncodedQuery != nil || parts.percentEncodedFragment != nil
-        {
+        if let refusal = settingsRefusal { return refusal }
+        if fingerprint == nil, serverKeyOffered == nil, serverKeyConfirmed == nil, !insecureTrustAnyServer {
+            return
+                "nothing checks the server's key: pin it (fingerprint: what `kms server-key` prints on the server), remember it on first use (serverKeyConfirmed), or set insecureTrustAnyServer for a server reached over a path trusted otherwise"
+        }
+        return nil
+    }
+
+    /// A base URL with more than scheme, host and port, a malformed token prefix, a fixed token outside
+    /// the grammar or without the prefix, or a malformed pin; nil when none. Apart from `refusal`, so that
+    /// a caller can judge these before it sets up how the server's key is checked.
+    public var settingsRefusal: String? {
+        if let parts = URLComponents(string: baseURL) {
             // Each request's target is bound into its seal as the server reads it, so a KMS cannot sit
             // under a path (protocol-v1 section 9: proxies pass the target unchanged); every call would
             // fail to authenticate, or to open, with nothing said of why (a review).
-            return
-                "the server URL must be scheme, host and port only, with no path: the KMS answers at the root of its address"
+            if !["", "/"].contains(parts.percentEncodedPath) {
+                return
+                    "the server URL has a path: give scheme, host and port only (the KMS answers at the root of its address)"
+            }
+            if parts.percentEncodedQuery != nil || parts.percentEncodedFragment != nil {
+                return "the server URL has a query or a fragment: give scheme, host and port only"
+            }
         }
         if let prefix = tokenPrefix, !prefix.isEmpty,
             prefix.utf8.count > ClientToken.maxPrefixLength || !prefix.utf8.allSatisfy(ClientToken.isTokenCharacter)
@@ -90,20 +104,24 @@ public struct KMSClientConfiguration: Sendable {
             return
                 "the token prefix must be at most \(ClientToken.maxPrefixLength) characters of [A-Za-z0-9._~-] (the server's KMS_TOKEN_PREFIX)"
         }
-        if let token, !ClientToken.isWellFormed(token, prefix: tokenPrefix) {
-            return (tokenPrefix ?? "").isEmpty
-                ? "the token must match [A-Za-z0-9._~-]{32,256}"
-                : "the token must match [A-Za-z0-9._~-]{32,256} and start with the token prefix"
-        }
-        if let fingerprint {
-            // A pin with a stray newline would otherwise fail every exchange as a changed server key.
-            guard Fingerprint.isWellFormed(fingerprint) else {
-                return
-                    "the server key pin is not SHA256: and 64 hexadecimal digits (what `kms server-key` prints on the server)"
-            }
-        } else if serverKeyOffered == nil, serverKeyConfirmed == nil, !insecureTrustAnyServer {
+        if let token, let refusal = Self.tokenRefusal(token, prefix: tokenPrefix) { return refusal }
+        // A pin with a stray newline would otherwise fail every exchange as a changed server key.
+        if let fingerprint, !Fingerprint.isWellFormed(fingerprint) {
             return
-                "nothing checks the server's key: pin it (fingerprint: what `kms server-key` prints on the server), remember it on first use (serverKeyConfirmed), or set insecureTrustAnyServer for a server reached over a path trusted otherwise"
+                "the server key pin is not SHA256: and 64 hexadecimal digits (what `kms server-key` prints on the server)"
+        }
+        return nil
+    }
+
+    /// What is wrong with a token the caller chose, saying which rule it breaks (the token itself is never
+    /// repeated: it is a bearer secret); nil when it is well formed.
+    public static func tokenRefusal(_ token: String, prefix: String?) -> String? {
+        guard ClientToken.isWellFormed(token, prefix: nil) else {
+            return
+                "the token must be \(ClientToken.minLength) to \(ClientToken.maxLength) characters of [A-Za-z0-9._~-] (it has \(token.utf8.count) bytes)"
+        }
+        if let prefix, !prefix.isEmpty, !ClientToken.isWellFormed(token, prefix: prefix) {
+            return "the token does not start with the token prefix \(prefix) (the server's KMS_TOKEN_PREFIX)"
         }
         return nil
     }

@@ -423,11 +423,16 @@ import Testing
             ["random", "--bytes", "4"], environment: onLoopback.merging(["KMS_KNOWN_SERVERS": "off"]) { $1 })
         #expect(loopbackOff.status == 0 && loopbackOff.stderr.isEmpty, "\(loopbackOff.stderr)")
         // A name that only looks like a loopback literal is not this machine (the resolver asks DNS about
-        // `127.0.0.08`), so with the file off it still gets the note (a review finding). The malformed
-        // token stops the command after the note and before any DNS lookup.
+        // `127.0.0.08`), so with the file off it still gets the note (a review finding). The key name outside
+        // the grammar stops the command after the note and before any DNS lookup (a malformed token did,
+        // until tokens came to be judged before the notes).
         let lookalike = try await CLIProcess.run(
-            ["random", "--bytes", "4", "--url", "http://127.0.0.08:1", "--token", "short"],
+            [
+                "keys", "show", "not a name", "--url", "http://127.0.0.08:1", "--token",
+                String(repeating: "t", count: 40),
+            ],
             environment: env.merging(["KMS_KNOWN_SERVERS": "off"]) { $1 })
+        #expect(lookalike.status == 64, "\(lookalike.stderr)")
         #expect(lookalike.stderr.contains("not pinned"), "\(lookalike.stderr)")
         // A token on the command line is a secret in `ps` and the shell's history: said (a review).
         #expect(lookalike.stderr.contains("visible to other users") && lookalike.stderr.contains("KMS_TOKEN"))

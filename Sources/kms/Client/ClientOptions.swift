@@ -10,7 +10,9 @@ import Synchronization
 /// How the CLI reaches the server: flags, or the environment the seed's
 /// client used (`BASE_URL`, now `KMS_URL` first; `KMS_SERVER_FINGERPRINT`), and `KMS_TOKEN`.
 struct ClientOptions: ParsableArguments {
-    @Option(name: .long, help: "Server URL (env KMS_URL, else BASE_URL; default http://localhost:3000).")
+    @Option(
+        name: .long,
+        help: "Server URL: scheme, host and port only (env KMS_URL, else BASE_URL; default http://localhost:3000).")
     var url: String?
 
     @Option(
@@ -89,12 +91,23 @@ struct ClientOptions: ParsableArguments {
             baseURL: baseURL, token: token ?? Self.fixedToken(environment),
             fingerprint: pin, rotateInterval: rotateInterval, clientKey: found?.key,
             tokenPrefix: Self.tokenPrefix(environment))
-        if pin == nil { try trustOnFirstUse(&configuration, environment: environment) }
-        if let refusal = configuration.refusal {
-            // Before anything is sent, as a malformed pin is (a fixed token that lacks the prefix, a prefix
-            // outside the token alphabet).
-            throw ValidationError(refusal)
+        // Before anything is sent, as a malformed pin is, and before the notes of trust on first use (a
+        // probe: a URL with a path was announced as about to be sent to, then refused).
+        if let refusal = configuration.settingsRefusal {
+            let source =
+                if refusal.hasPrefix("the token prefix") {
+                    "KMS_TOKEN_PREFIX: "
+                } else if refusal.hasPrefix("the token ") {
+                    token != nil ? "--token: " : "KMS_TOKEN: "
+                } else if refusal.hasPrefix("the server URL") {
+                    url != nil ? "--url: " : "KMS_URL or BASE_URL: "
+                } else {
+                    ""
+                }
+            throw ValidationError(source + refusal)
         }
+        if pin == nil { try trustOnFirstUse(&configuration, environment: environment) }
+        if let refusal = configuration.refusal { throw ValidationError(refusal) }
         return configuration
     }
 
@@ -330,6 +343,12 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
             // Said on the same line: the error's message is shown as one line (it may quote the server).
             message +=
                 "; no client key was found: \(ClientKeyLookup.searched()). Make one with `kms client-key init` and have an admin enrol it (docs/identity.md)."
+        }
+        if error.code == ErrorCode.invalidToken.rawValue, (client.configuration.tokenPrefix ?? "").isEmpty,
+            client.configuration.token == nil
+        {
+            // The server sets a prefix this client does not know of (a probe: nothing said to set it here).
+            message += "; if the server sets KMS_TOKEN_PREFIX, set the same KMS_TOKEN_PREFIX for this client"
         }
         if error.code == ErrorCode.clientNotAuthenticated.rawValue, let key = client.configuration.clientKey,
             let found = try? ClientKeyLookup.find()

@@ -11,7 +11,7 @@ struct E2ECommand: AsyncParsableCommand {
         abstract: "Run the end-to-end check against a live server and print each step with its timing.",
         discussion: """
             Environment: KMS_URL or BASE_URL (default http://localhost:3000), KMS_TOKEN (random if unset), \
-            KMS_TOKEN_PREFIX (the server's, if set), KMS_SERVER_FINGERPRINT (pin the server key), ROTATE_INTERVAL_MS (with --duration: keep \
+            KMS_TOKEN_PREFIX (the server's, if set), KMS_SERVER_FINGERPRINT (pin the server key), KMS_KNOWN_SERVERS (where first-contact keys are remembered, or off), ROTATE_INTERVAL_MS (with --duration: keep \
             working for that long while rotating the token at this interval). Exits non-zero on the \
             first failure, with the server's error.
             """)
