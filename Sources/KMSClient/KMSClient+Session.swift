@@ -19,7 +19,7 @@ extension KMSClient {
             if fixedToken {
                 let _: EmptyBody? = try? await sealedCall("DELETE", WirePath.session, body: EmptyBody?.none)
             } else {
-                state.withLock { $0.token = ClientToken.issue(prefix: configuration.tokenPrefix) }
+                drawToken()
             }
             state.withLock { $0.session = nil }
         }
@@ -28,17 +28,17 @@ extension KMSClient {
                 return try await exchange()
             } catch let error as KMSClientError where error.code == ErrorCode.tokenInUse.rawValue && !fixedToken {
                 guard attempt < 2 else { throw error }
-                state.withLock { $0.token = ClientToken.issue(prefix: configuration.tokenPrefix) }
+                drawToken()
             } catch let ended as PendingSessionEnded {
                 guard attempt < 2 else { throw ended.refusal }
                 // A copy forwarded by someone else may have used the pending session (a review): a drawn
                 // token is drawn again, so such a session never holds the next one.
-                if !fixedToken { state.withLock { $0.token = ClientToken.issue(prefix: configuration.tokenPrefix) } }
+                if !fixedToken { drawToken() }
             } catch KMSClientError.outcomeUnknown(let what) {
                 // The exchange's first send may have made a session we never heard of (`exchange` has asked
                 // the server to end it); the next exchange draws a new token unless it is fixed.
                 guard attempt < 2 else { throw KMSClientError.outcomeUnknown(what) }
-                if !fixedToken { state.withLock { $0.token = ClientToken.issue(prefix: configuration.tokenPrefix) } }
+                if !fixedToken { drawToken() }
             }
         }
         throw KMSClientError.protocolViolation("unreachable: key-exchange retries ended")

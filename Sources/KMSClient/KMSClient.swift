@@ -61,14 +61,14 @@ public final class KMSClient: Sendable {
     }
 
     public init(_ configuration: KMSClientConfiguration, transport: (any KMSTransport)? = nil) throws {
-        if let refusal = configuration.refusal { throw KMSClientError.configuration(refusal) }
-        let token = configuration.token ?? ClientToken.issue(prefix: configuration.tokenPrefix)
+        let token = configuration.token ?? Self.newToken(configuration)
         guard HTTPTransport.hasValidPort(configuration.baseURL) else {
             throw KMSClientError.configuration("the server URL's port is not 1 to 65535")
         }
         if KMSClientConfiguration.hasAtAfterHost(configuration.baseURL) {
             throw KMSClientError.configuration("the server URL has an @ after its host: a password's @ is written %40")
         }
+        if let refusal = configuration.refusal { throw KMSClientError.configuration(refusal) }
         self.configuration = configuration
         self.transport = transport ?? HTTPTransport(baseURL: configuration.baseURL)
         state = Mutex(State(token: token))
@@ -161,13 +161,16 @@ public final class KMSClient: Sendable {
                 try? await Task.sleep(for: interval)
                 guard !Task.isCancelled, let self else { return }
                 // Checked before the gate too: a tick with nothing to rotate holds no call back.
-                guard self.liveGeneration() != nil else { continue }
+                guard let generation = self.liveGeneration() else { continue }
                 // In a task of its own, which this timer's cancellation does not reach: a rotation cancelled
                 // in flight (by `startTokenRotation` again) would end as an unknown outcome and drop the
                 // session (a review). The timer stops at its next sleep instead.
                 _ = await Task {
                     try? await self.withChange { () -> String? in
-                        guard self.liveGeneration() != nil else { return nil }
+                        // The session live at the tick, not one made meanwhile: after `close()`, which this
+                        // task's timer no longer stops once it waits here, a later call's session is not
+                        // this timer's to rotate (a review).
+                        guard self.liveGeneration() == generation else { return nil }
                         return try await self.rotateHoldingTheGate(to: nil)
                     }
                 }.value
@@ -217,12 +220,7 @@ public final class KMSClient: Sendable {
             // ended here, not removed outside the gate: calls in flight finish with it instead of finding no
             // session and making one after `close()` returned (a review).
             stopRotation()
-            state.withLock { state in
-                guard var session = state.session else { return }
-                session.localExpiry = .now
-                session.ended = true
-                state.session = session
-            }
+            markEnded { _ in true }
         }
     }
 
@@ -518,14 +516,16 @@ public final class KMSClient: Sendable {
     /// that waited for it fails with it rather than trying one of its own (a review: a hundred calls queued
     /// behind a server that does not answer each tried in turn, failing one transport deadline after
     /// another, the last after fifty minutes). Nothing of the call itself was sent, so a failure that says
-    /// an exchange may have reached the server (no answer, an unknown outcome) is `TransportNeverSent` for
-    /// it: its own request never left (a change is not reported as "may have happened").
+    /// the exchange may have reached the server (`TransportNoAnswer`, an unknown outcome) is
+    /// `TransportNeverSent` for it: its own request never left (a change is not reported as "may have
+    /// happened"). Any other failure (a refusal, a hook's error) is shared as it is.
     private func sharedFailure(since seen: Int) -> (any Error)? {
         guard let failure = state.withLock({ $0.attempts != seen ? $0.lastFailure : nil }) else { return nil }
         switch failure {
         case KMSClientError.outcomeUnknown: return TransportNeverSent(failure)
-        case is KMSClientError, is TransportNeverSent: return failure
-        default: return TransportNeverSent((failure as? TransportNoAnswer)?.underlying ?? failure)
+        case let noAnswer as TransportNoAnswer: return TransportNeverSent(noAnswer.underlying)
+        // A refusal, a server key not trusted (a hook's error), a transport's own: as they are.
+        default: return failure
         }
     }
 
@@ -553,12 +553,28 @@ public final class KMSClient: Sendable {
     /// Marks the session of `generation` as expired by our clock (kept, so calls
     /// already past `ensureSession` still find it; the next one renews it).
     private func expire(_ generation: Int) {
+        markEnded { $0.generation == generation }
+    }
+
+    /// Marks the current session ended by this client's clock when `which` holds for it: the next call
+    /// makes a new one, and answers still arriving under it no longer slide its expiry.
+    private func markEnded(_ which: (Session) -> Bool) {
         state.withLock { state in
-            guard var session = state.session, session.generation == generation else { return }
+            guard var session = state.session, which(session) else { return }
             session.localExpiry = .now
             session.ended = true
             state.session = session
         }
+    }
+
+    /// A token for a new session: the server's prefix and 32 CSPRNG bytes.
+    static func newToken(_ configuration: KMSClientConfiguration) -> String {
+        ClientToken.issue(prefix: configuration.tokenPrefix)
+    }
+
+    /// Draws the next session's token (a token the user fixed is never replaced: callers check).
+    func drawToken() {
+        state.withLock { $0.token = Self.newToken(configuration) }
     }
 
     /// The current session's generation, unless it is missing or (by our clock) expired.

@@ -74,7 +74,7 @@ public struct KMSClientConfiguration: Sendable {
     /// check of the server's key at all (`insecureTrustAnyServer`). Judged by `KMSClient.init`, before
     /// anything is sent.
     public var refusal: String? {
-        if let refusal = settingsRefusal { return refusal }
+        if let refusal = settingsRefusal { return refusal.message }
         if fingerprint == nil, serverKeyOffered == nil, serverKeyConfirmed == nil, !insecureTrustAnyServer {
             return
                 "nothing checks the server's key: pin it (fingerprint: what `kms server-key` prints on the server), remember it on first use (serverKeyConfirmed), or set insecureTrustAnyServer for a server reached over a path trusted otherwise"
@@ -82,33 +82,54 @@ public struct KMSClientConfiguration: Sendable {
         return nil
     }
 
+    /// A setting this configuration cannot use, and why.
+    public struct SettingRefusal: Sendable {
+        public enum Setting: Sendable { case baseURL, token, tokenPrefix, fingerprint }
+        /// Which setting: a caller names where it came from (the CLI: `--url`, `KMS_TOKEN`, …).
+        public let setting: Setting
+        public let message: String
+    }
+
     /// A base URL with more than scheme, host and port, a malformed token prefix, a fixed token outside
     /// the grammar or without the prefix, or a malformed pin; nil when none. Apart from `refusal`, so that
     /// a caller can judge these before it sets up how the server's key is checked.
-    public var settingsRefusal: String? {
+    public var settingsRefusal: SettingRefusal? {
         if let parts = URLComponents(string: baseURL) {
             // Each request's target is bound into its seal as the server reads it, so a KMS cannot sit
             // under a path (protocol-v1 section 9: proxies pass the target unchanged); every call would
             // fail to authenticate, or to open, with nothing said of why (a review).
             if !["", "/"].contains(parts.percentEncodedPath) {
-                return
-                    "the server URL has a path: give scheme, host and port only (the KMS answers at the root of its address)"
+                return SettingRefusal(
+                    setting: .baseURL,
+                    message:
+                        "the server URL has a path: give scheme, host and port only (the KMS answers at the root of its address)"
+                )
             }
             if parts.percentEncodedQuery != nil || parts.percentEncodedFragment != nil {
-                return "the server URL has a query or a fragment: give scheme, host and port only"
+                return SettingRefusal(
+                    setting: .baseURL,
+                    message: "the server URL has a query or a fragment: give scheme, host and port only")
             }
         }
         if let prefix = tokenPrefix, !prefix.isEmpty,
             prefix.utf8.count > ClientToken.maxPrefixLength || !prefix.utf8.allSatisfy(ClientToken.isTokenCharacter)
         {
-            return
-                "the token prefix must be at most \(ClientToken.maxPrefixLength) characters of [A-Za-z0-9._~-] (the server's KMS_TOKEN_PREFIX)"
+            return SettingRefusal(
+                setting: .tokenPrefix,
+                message:
+                    "the token prefix must be at most \(ClientToken.maxPrefixLength) characters of [A-Za-z0-9._~-] (the server's KMS_TOKEN_PREFIX)"
+            )
         }
-        if let token, let refusal = Self.tokenRefusal(token, prefix: tokenPrefix) { return refusal }
+        if let token, let refusal = Self.tokenRefusal(token, prefix: tokenPrefix) {
+            return SettingRefusal(setting: .token, message: refusal)
+        }
         // A pin with a stray newline would otherwise fail every exchange as a changed server key.
         if let fingerprint, !Fingerprint.isWellFormed(fingerprint) {
-            return
-                "the server key pin is not SHA256: and 64 hexadecimal digits (what `kms server-key` prints on the server)"
+            return SettingRefusal(
+                setting: .fingerprint,
+                message:
+                    "the server key pin is not SHA256: and 64 hexadecimal digits (what `kms server-key` prints on the server)"
+            )
         }
         return nil
     }

@@ -148,8 +148,7 @@ struct RestoreCommand: AsyncParsableCommand {
         let cancel = cancelPassedDeletions
         var logger = Logger(label: "kms-restore")
         logger.logLevel = .warning
-        let secrets: any SecretBlobStore =
-            database.map { PostgresSecretBlobStore(database: $0) } ?? FileSecretBlobStore(folder: config.keyStorePath)
+        let secrets = BackupSetup.secrets(config, database)
         let fields = [
             ("sha256", SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()),
             ("store", config.store.rawValue), ("replaceServerSecrets", "\(replaceServerSecrets)"),
@@ -311,6 +310,12 @@ enum BackupSetup {
             url: url, prefix: config.databasePrefix, logger: logger, migrate: migrate,
             callTimeout: config.databaseCallTimeout)
         return (config, masterKey, database)
+    }
+
+    /// Where the store's secrets (the identity key, the audit key, the AWS door's certificate) are: the
+    /// database when one is open, else the file store's folder.
+    static func secrets(_ config: KMSConfiguration, _ database: PostgresDatabase?) -> any SecretBlobStore {
+        database.map { PostgresSecretBlobStore(database: $0) } ?? FileSecretBlobStore(folder: config.keyStorePath)
     }
 
     /// Runs a backup or restore step; a refusal reads as what it is for a

@@ -68,8 +68,7 @@ struct DoctorCommand: AsyncParsableCommand {
             }
         }
         defer { database?.shutdown() }
-        let secrets: any SecretBlobStore =
-            database.map { PostgresSecretBlobStore(database: $0) } ?? FileSecretBlobStore(folder: config.keyStorePath)
+        let secrets = BackupSetup.secrets(config, database)
         // Skipped only when no master key is configured at all: one that is there but cannot be read fails.
         let noKeyYet =
             neverStarted && config.masterKeyBase64 == nil
@@ -116,10 +115,12 @@ struct DoctorCommand: AsyncParsableCommand {
             }
             return report(.warn, "store", "\(store) does not exist yet (KEY_STORE_PATH): the first start creates it")
         }
+        // On PostgreSQL a folder here is a file store left behind (by `kms migrate`): named as such.
+        let check = config.store == .postgres ? "leftover file store" : "store"
         var loose: [String] = []
         if folderMode & 0o077 != 0 { loose.append("\(store) is \(String(folderMode, radix: 8))") }
         guard (try? FileManager.default.contentsOfDirectory(atPath: store)) != nil else {
-            return report(.fail, "store", "\(store) cannot be listed by this user: run doctor as the service's user")
+            return report(.fail, check, "\(store) cannot be listed by this user: run doctor as the service's user")
         }
         for (path, fileMode, isFolder) in DurableFile.entries(under: config.keyStorePath) {
             if fileMode & 0o077 != 0 {
@@ -129,10 +130,10 @@ struct DoctorCommand: AsyncParsableCommand {
             }
         }
         if loose.isEmpty {
-            report(.ok, "store", "\(store) is 0700 and its files 0600")
+            report(.ok, check, "\(store) is 0700 and its files 0600")
         } else {
             report(
-                .fail, "store",
+                .fail, check,
                 "other users can read the store: \(loose.prefix(5).joined(separator: "; ")); fix: chmod -R go-rwx \(store)"
             )
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KMSCore
+import KMSPostgres
 import KMSServer
 import Logging
 
@@ -16,19 +17,18 @@ struct ServerKeyCommand: AsyncParsableCommand {
     var pem = false
 
     func run() async throws {
-        let config = try KMSConfiguration.forCommand()
-        // Only reads: where no master key is configured there is no identity key either.
+        // Only reads: where no master key is configured there is no identity key either. On PostgreSQL the
+        // identity key is in the database (a review: this read ./data/keys only, which no start there makes).
+        let (config, masterKey, database) = try await BackupSetup.open(label: "kms-server-key")
+        defer { database?.shutdown() }
         guard
-            let masterKey = try MasterKeyLoader.loadExisting(
-                base64: config.masterKeyBase64, file: config.masterKeyFile)
+            let identity = try await IdentityKeyLoader.loadExisting(
+                store: BackupSetup.secrets(config, database), masterKey: masterKey)
         else {
-            throw ValidationError(
-                "no master key at \(config.masterKeyFile.path) (KMS_MASTER_KEY_FILE); run this where `kms serve` runs")
-        }
-        let store = FileSecretBlobStore(folder: config.keyStorePath)
-        guard let identity = try await IdentityKeyLoader.loadExisting(store: store, masterKey: masterKey) else {
-            throw ValidationError(
-                "no identity key in \(config.keyStorePath.path) yet; start `kms serve` once to create it")
+            let store =
+                database == nil
+                ? "\(config.keyStorePath.path)" : "the database (KMS_DATABASE_URL, KMS_DATABASE_PREFIX)"
+            throw ValidationError("no identity key in \(store) yet; start `kms serve` once to create it")
         }
         printShown(identity.fingerprint)
         if pem { printPEM(identity.publicKeyPEM) }

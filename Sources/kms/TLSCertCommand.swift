@@ -30,8 +30,7 @@ struct TLSCertCommand: AsyncParsableCommand {
         }
         let (_, masterKey, database) = try await BackupSetup.open(label: "kms-tls-cert")
         defer { database?.shutdown() }
-        let secrets: any SecretBlobStore =
-            database.map { PostgresSecretBlobStore(database: $0) } ?? FileSecretBlobStore(folder: config.keyStorePath)
+        let secrets = BackupSetup.secrets(config, database)
         guard let pem = try await AWSDoorCertificate.stored(secrets: secrets, masterKey: masterKey) else {
             throw ValidationError("no certificate yet: start kms serve with KMS_AWS_PORT set once")
         }

@@ -528,12 +528,12 @@ import Testing
         #expect(results.map { $0["op"] as? String } == ["healthz", "encrypt", "key-exchange"])
         #expect(results.allSatisfy { ($0["errors"] as? Int) == 0 && ($0["requests"] as? Int ?? 0) > 0 })
         #expect(results.allSatisfy { $0["p99Ms"] is Double })
-        // A pin in the environment is honoured, as by the client verbs: the in-process server's key is not it.
+        // The pin exported for the client verbs is not applied to the bench's own in-process server, whose key
+        // is new at each run (a review: the bench failed as soon as a user had exported one).
         let pinned = try await CLIProcess.run(
             ["bench", "--op", "encrypt", "--duration", "0.3", "--concurrency", "1", "--sessions", "1"],
             environment: ["KMS_SERVER_FINGERPRINT": "SHA256:" + String(repeating: "0", count: 64)])
-        #expect(
-            pinned.status != 0 && pinned.stderr.contains("does not match the pinned fingerprint"), "\(pinned.stderr)")
+        #expect(pinned.status == 0, "\(pinned.stderr)")
     }
 
     /// Issue 18: `--server-pid` reads a separate server's CPU per request from /proc.
@@ -559,6 +559,17 @@ import Testing
             #expect((byOp["encrypt"]?["serverCPURatioToHealthz"] as? Double).map { $0 > 0 } == true, "\(run.stdout)")
         }
         #expect((byOp["key-exchange"]?["serverAloneRatioToFloor"] as? Double).map { $0 > 0 } == true, "\(run.stdout)")
+        // `--url`'s server is checked against KMS_SERVER_FINGERPRINT as the client verbs check it (the bench
+        // trusted any key), and a malformed pin is refused as theirs is.
+        for (pin, status, said) in [
+            ("SHA256:" + String(repeating: "0", count: 64), Int32(1), "does not match the pinned fingerprint"),
+            ("", 64, "the server key pin"),
+        ] {
+            let pinned = try await CLIProcess.run(
+                ["bench", "--url", server.url, "--op", "encrypt", "--duration", "0.3", "--concurrency", "1"],
+                environment: server.clientEnvironment.merging(["KMS_SERVER_FINGERPRINT": pin]) { $1 })
+            #expect(pinned.status == status && pinned.stderr.contains(said), "\(pin): \(pinned.stderr)")
+        }
         // The text form puts the server's CPU on a line of its own (not an escaped line end).
         let text = try await CLIProcess.run(
             [
@@ -928,6 +939,14 @@ import Testing
         #expect(
             doctor.stdout.contains("store: in PostgreSQL") && !doctor.stdout.contains("does not exist yet"),
             "\(doctor.stdout)")
+        // `kms server-key` reads the identity key where the server keeps it (a review: it read ./data/keys
+        // only, and said no start had made the key).
+        let serverKey = try await CLIProcess.run(
+            ["server-key"], environment: environment.merging(server.storeEnvironment) { $1 })
+        let fingerprint = serverKey.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(
+            serverKey.status == 0 && fingerprint.hasPrefix("SHA256:") && server.logText.contains(fingerprint),
+            "\(serverKey.stderr)")
     }
 
     /// A review: `sslrootcert` that cannot be read was marked a configuration failure, but the store's

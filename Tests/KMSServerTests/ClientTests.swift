@@ -153,11 +153,11 @@ import Testing
         transport.releaseWhen.withLock { $0 = { kms.parkedAtTheGate >= 19 } }
         let errors = await Self.failures(of: 20) { _ = try await kms.random(bytes: 1) }
         #expect(transport.sends == 1, "\(transport.sends) key exchanges for 20 calls")
-        #expect(errors.compactMap { $0 as? UnreachableTransport.Unreachable }.count == 1)
+        #expect(errors.compactMap { $0 as? TransportNoAnswer }.count == 1)
         let shared = errors.compactMap { $0 as? TransportNeverSent }
         #expect(shared.count == 19 && shared.allSatisfy { $0.underlying is UnreachableTransport.Unreachable })
         transport.releaseWhen.withLock { $0 = { true } }
-        await #expect(throws: UnreachableTransport.Unreachable.self) { _ = try await kms.random(bytes: 1) }
+        await #expect(throws: TransportNoAnswer.self) { _ = try await kms.random(bytes: 1) }
         #expect(transport.sends == 2, "a later call tries on its own")
     }
 
@@ -179,7 +179,7 @@ import Testing
         #expect(transport.sends == 2, "one attempt of their own after the cancelled one")
         #expect(
             errors.allSatisfy { error in
-                error is UnreachableTransport.Unreachable
+                (error as? TransportNoAnswer)?.underlying is UnreachableTransport.Unreachable
                     || (error as? TransportNeverSent)?.underlying is UnreachableTransport.Unreachable
             }, "\(errors)")
     }
@@ -898,7 +898,8 @@ final class HoldFirstTransport: KMSTransport {
     }
 }
 
-/// A server that never answers: every send, counted, fails once `releaseWhen` holds (or after 10 s).
+/// A server that never answers: every send, counted, fails once `releaseWhen` holds (or after 10 s), as
+/// `HTTPTransport` fails one it may have sent (`TransportNoAnswer`).
 /// With `firstWaitsForCancellation` the first send instead waits until its task is cancelled and fails
 /// as AsyncHTTPClient fails a request cancelled in flight: no answer.
 final class UnreachableTransport: KMSTransport {
@@ -927,7 +928,7 @@ final class UnreachableTransport: KMSTransport {
         while releaseWhen.withLock({ $0?() }) != true, ContinuousClock.now - started < .seconds(10) {
             try? await Task.sleep(for: .milliseconds(5))
         }
-        throw Unreachable()
+        throw TransportNoAnswer(Unreachable())
     }
 }
 

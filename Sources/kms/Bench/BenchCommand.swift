@@ -108,7 +108,8 @@ struct BenchCommand: AsyncParsableCommand {
                     try server.map { try ClientKeyLookup.read($0.adminKeyFile.path) } ?? ClientKeyLookup.find()?.key
                 let runner = LoadRunner(
                     baseURL: url ?? server?.url ?? "", http: http, sessions: sessions, concurrency: concurrency,
-                    duration: duration, payload: Data(repeating: 0x61, count: payloadBytes), clientKey: clientKey)
+                    duration: duration, payload: Data(repeating: 0x61, count: payloadBytes), clientKey: clientKey,
+                    pin: try url.flatMap { _ in try ClientOptions.pin(ProcessInfo.processInfo.environment) })
                 var healthz: Double?
                 var healthzCPU: Double?
                 if floors, !ops.contains("healthz") { ops.insert("healthz", at: 0) }

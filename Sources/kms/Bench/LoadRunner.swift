@@ -18,15 +18,21 @@ struct LoadRunner {
     let payload: Data
     /// Signs every key exchange (the in-process server's admin key, or the CLI's lookup).
     let clientKey: Curve25519.Signing.PrivateKey?
-    /// The clients' configuration: the server's `KMS_TOKEN_PREFIX` and `KMS_SERVER_FINGERPRINT` from the
-    /// environment, as the CLI reads them. Without a pin the bench does not check the server's key
+    /// The clients' configuration, made once, with the server key's pin for `--url`'s server (the bench's
+    /// own in-process server has a new key each run). Without a pin the bench does not check the server's key
     /// (`insecureTrustAnyServer`): its payloads are made up, and it measures the server it was pointed at.
-    var clientConfiguration: KMSClientConfiguration {
-        let environment = ProcessInfo.processInfo.environment
-        let pin = environment["KMS_SERVER_FINGERPRINT"].flatMap { $0.isEmpty ? nil : $0 }
-        return KMSClientConfiguration(
+    let clientConfiguration: KMSClientConfiguration
+
+    init(
+        baseURL: String, http: HTTPClient, sessions: Int, concurrency: Int, duration: Double, payload: Data,
+        clientKey: Curve25519.Signing.PrivateKey?, pin: String?
+    ) {
+        (self.baseURL, self.http, self.sessions, self.concurrency) = (baseURL, http, sessions, concurrency)
+        (self.duration, self.payload, self.clientKey) = (duration, payload, clientKey)
+        clientConfiguration = KMSClientConfiguration(
             baseURL: baseURL, fingerprint: pin, clientKey: clientKey,
-            tokenPrefix: ClientOptions.tokenPrefix(environment), insecureTrustAnyServer: pin == nil)
+            tokenPrefix: ClientOptions.tokenPrefix(ProcessInfo.processInfo.environment),
+            insecureTrustAnyServer: pin == nil)
     }
 
     /// One operation, prepared (sessions established, keys made) before timing starts.

@@ -79,14 +79,8 @@ struct ClientOptions: ParsableArguments {
                 "note: a password in --url is visible to other users of this machine while the command runs (ps) and stays in your shell's history: set KMS_URL instead\n"
             )
         }
-        // A pin that is given must be one: an empty KMS_SERVER_FINGERPRINT (`$(kms server-key)` where that
-        // failed) was read as "not pinned" and the client trusted whatever answered (a review finding).
-        let pin = fingerprint ?? environment["KMS_SERVER_FINGERPRINT"]
-        if let pin, !Fingerprint.isWellFormed(pin) {
-            throw ValidationError(
-                "the server key pin (--fingerprint or KMS_SERVER_FINGERPRINT) is \(pin.isEmpty ? "empty" : "not SHA256: and 64 hexadecimal digits"): give the fingerprint `kms server-key` prints on the server, or unset it"
-            )
-        }
+        // A pin that is given must be one (`checkedPin`).
+        let pin = try fingerprint.map(Self.checkedPin) ?? Self.pin(environment)
         var configuration = KMSClientConfiguration(
             baseURL: baseURL, token: token ?? Self.fixedToken(environment),
             fingerprint: pin, rotateInterval: rotateInterval, clientKey: found?.key,
@@ -95,16 +89,13 @@ struct ClientOptions: ParsableArguments {
         // probe: a URL with a path was announced as about to be sent to, then refused).
         if let refusal = configuration.settingsRefusal {
             let source =
-                if refusal.hasPrefix("the token prefix") {
-                    "KMS_TOKEN_PREFIX: "
-                } else if refusal.hasPrefix("the token ") {
-                    token != nil ? "--token: " : "KMS_TOKEN: "
-                } else if refusal.hasPrefix("the server URL") {
-                    url != nil ? "--url: " : "KMS_URL or BASE_URL: "
-                } else {
-                    ""
+                switch refusal.setting {
+                case .baseURL: url != nil ? "--url" : "KMS_URL or BASE_URL"
+                case .token: token != nil ? "--token" : "KMS_TOKEN"
+                case .tokenPrefix: "KMS_TOKEN_PREFIX"
+                case .fingerprint: fingerprint != nil ? "--fingerprint" : "KMS_SERVER_FINGERPRINT"
                 }
-            throw ValidationError(source + refusal)
+            throw ValidationError("\(source): \(refusal.message)")
         }
         if pin == nil { try trustOnFirstUse(&configuration, environment: environment) }
         if let refusal = configuration.refusal { throw ValidationError(refusal) }
@@ -281,6 +272,21 @@ struct ClientOptions: ParsableArguments {
     /// client token. Set alone, it is named on standard error and left alone.
     private static let tokenNoted = Atomic<Bool>(false)
 
+    /// `KMS_SERVER_FINGERPRINT`, refused when it is not a pin: an empty one (`$(kms server-key)` where that
+    /// failed) was read as "not pinned" and the client trusted whatever answered (a review finding).
+    static func pin(_ environment: [String: String]) throws -> String? {
+        try environment["KMS_SERVER_FINGERPRINT"].map(checkedPin)
+    }
+
+    static func checkedPin(_ pin: String) throws -> String {
+        guard Fingerprint.isWellFormed(pin) else {
+            throw ValidationError(
+                "the server key pin (--fingerprint or KMS_SERVER_FINGERPRINT) is \(pin.isEmpty ? "empty" : "not SHA256: and 64 hexadecimal digits"): give the fingerprint `kms server-key` prints on the server, or unset it"
+            )
+        }
+        return pin
+    }
+
     /// `KMS_TOKEN_PREFIX`, the server's: a client of a server that sets one draws its tokens with it
     /// (protocol-v1 section 6), so the variable means the same on both sides.
     static func tokenPrefix(_ environment: [String: String]) -> String? {
@@ -344,9 +350,7 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
             message +=
                 "; no client key was found: \(ClientKeyLookup.searched()). Make one with `kms client-key init` and have an admin enrol it (docs/identity.md)."
         }
-        if error.code == ErrorCode.invalidToken.rawValue, (client.configuration.tokenPrefix ?? "").isEmpty,
-            client.configuration.token == nil
-        {
+        if error.code == ErrorCode.invalidToken.rawValue, (client.configuration.tokenPrefix ?? "").isEmpty {
             // The server sets a prefix this client does not know of (a probe: nothing said to set it here).
             message += "; if the server sets KMS_TOKEN_PREFIX, set the same KMS_TOKEN_PREFIX for this client"
         }
