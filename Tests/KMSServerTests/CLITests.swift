@@ -958,11 +958,7 @@ import Testing
             "KMS_STORE": "postgres", "KMS_PORT": "\(TestPorts.take())",
             "KMS_DATABASE_URL":
                 "postgres://kms:p@127.0.0.1:1/kms?sslmode=verify-full&sslrootcert=\(state.path)/missing-ca.pem",
-            "KEY_STORE_PATH": state.appendingPathComponent("keys").path,
-            "KMS_MASTER_KEY_FILE": state.appendingPathComponent("master.key").path,
-            "KMS_AUDIT_LOG": state.appendingPathComponent("audit.log").path,
-            "KMS_ADMIN_KEY_FILE": state.appendingPathComponent("admin.key").path,
-        ]
+        ].merging(ServeProcess.stateEnvironment(in: state)) { $1 }
         let run = try await CLIProcess.run(["serve"], environment: environment)
         #expect(run.status == 78 && run.stderr.contains("is not a readable PEM file"), "\(run.status): \(run.stderr)")
         // Every other refusal of the URL is the setting's too (a second review: they exited 1).
@@ -982,11 +978,7 @@ import Testing
                 "KMS_PORT": "\(TestPorts.take())", "KMS_AWS_PORT": "\(TestPorts.take())", "KMS_AWS_HOST": "127.0.0.1",
                 "KMS_TLS_CERT_FILE": state.appendingPathComponent("aws.crt").path,
                 "KMS_TLS_KEY_FILE": state.appendingPathComponent("aws.key").path,
-                "KEY_STORE_PATH": state.appendingPathComponent("keys").path,
-                "KMS_MASTER_KEY_FILE": state.appendingPathComponent("master.key").path,
-                "KMS_AUDIT_LOG": state.appendingPathComponent("audit.log").path,
-                "KMS_ADMIN_KEY_FILE": state.appendingPathComponent("admin.key").path,
-            ])
+            ].merging(ServeProcess.stateEnvironment(in: state)) { $1 })
         #expect(run.status == 78 && run.stderr.contains("KMS_TLS_CERT_FILE"), "\(run.status): \(run.stderr)")
     }
 
@@ -1053,11 +1045,7 @@ import Testing
             ["serve"],
             environment: [
                 "KMS_HOST": "127.0.0.1", "KMS_PORT": "\(running.port)",
-                "KEY_STORE_PATH": folder.appendingPathComponent("keys").path,
-                "KMS_MASTER_KEY_FILE": folder.appendingPathComponent("master.key").path,
-                "KMS_AUDIT_LOG": folder.appendingPathComponent("audit.log").path,
-                "KMS_ADMIN_KEY_FILE": folder.appendingPathComponent("admin.key").path,
-            ])
+            ].merging(ServeProcess.stateEnvironment(in: folder)) { $1 })
         #expect(second.status == 1, "\(second.stderr)")
         #expect(
             second.stderr.contains("127.0.0.1:\(running.port) (KMS_HOST, KMS_PORT)")
@@ -1070,11 +1058,7 @@ import Testing
             ["serve"],
             environment: [
                 "KMS_HOST": "127.0.0.1", "KMS_PORT": "\(free)", "KMS_AWS_PORT": "\(free)",
-                "KEY_STORE_PATH": folder.appendingPathComponent("keys").path,
-                "KMS_MASTER_KEY_FILE": folder.appendingPathComponent("master.key").path,
-                "KMS_AUDIT_LOG": folder.appendingPathComponent("audit.log").path,
-                "KMS_ADMIN_KEY_FILE": folder.appendingPathComponent("admin.key").path,
-            ])
+            ].merging(ServeProcess.stateEnvironment(in: folder)) { $1 })
         #expect(clash.status == 1 && clash.stderr.contains("KMS_AWS_HOST, KMS_AWS_PORT"), "\(clash.stderr)")
         #expect(!FileManager.default.fileExists(atPath: folder.path))
     }

@@ -141,6 +141,17 @@ final class ServeProcess: @unchecked Sendable {
         ]
     }
 
+    /// The settings that put a server's whole state in `folder` (store, master key, audit log, admin key):
+    /// for a `kms serve` a test starts by hand and expects to refuse before it writes anything there.
+    static func stateEnvironment(in folder: URL) -> [String: String] {
+        [
+            "KEY_STORE_PATH": folder.appendingPathComponent("keys").path,
+            "KMS_MASTER_KEY_FILE": folder.appendingPathComponent("master.key").path,
+            "KMS_AUDIT_LOG": folder.appendingPathComponent("audit.log").path,
+            "KMS_ADMIN_KEY_FILE": folder.appendingPathComponent("admin.key").path,
+        ]
+    }
+
     /// `seedIdentity`: give a file store with no master key yet the test run's
     /// shared identity key (an RSA-4096 generation costs seconds of CPU in a
     /// debug build, and many tests start servers at once).
