@@ -111,9 +111,7 @@ public struct KMSClientConfiguration: Sendable {
                     message: "the server URL has a query or a fragment: give scheme, host and port only")
             }
         }
-        if let prefix = tokenPrefix, !prefix.isEmpty,
-            prefix.utf8.count > ClientToken.maxPrefixLength || !prefix.utf8.allSatisfy(ClientToken.isTokenCharacter)
-        {
+        if let prefix = tokenPrefix, !ClientToken.isValidPrefix(prefix) {
             return SettingRefusal(
                 setting: .tokenPrefix,
                 message:
@@ -142,7 +140,9 @@ public struct KMSClientConfiguration: Sendable {
                 "the token must be \(ClientToken.minLength) to \(ClientToken.maxLength) characters of [A-Za-z0-9._~-] (it has \(token.utf8.count) bytes)"
         }
         if let prefix, !prefix.isEmpty, !ClientToken.isWellFormed(token, prefix: prefix) {
-            return "the token does not start with the token prefix \(prefix) (the server's KMS_TOKEN_PREFIX)"
+            // The prefix is not repeated: the server keeps it out of its messages too, since an operator may
+            // treat it as a secret (a review).
+            return "the token does not start with the token prefix (tokenPrefix: the server's KMS_TOKEN_PREFIX)"
         }
         return nil
     }

@@ -41,6 +41,12 @@ public enum ClientToken {
         isWellFormed(String(token), prefix: prefix)
     }
 
+    /// A `KMS_TOKEN_PREFIX` either side may use: at most `maxPrefixLength` token characters. The server's
+    /// setting and the client's `tokenPrefix` are judged by this one rule.
+    public static func isValidPrefix(_ prefix: String) -> Bool {
+        prefix.utf8.count <= maxPrefixLength && prefix.utf8.allSatisfy(isTokenCharacter)
+    }
+
     /// A fresh server-issued token: the prefix and the b64url of 32 CSPRNG bytes.
     public static func issue(prefix: String?) -> String {
         let random = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }

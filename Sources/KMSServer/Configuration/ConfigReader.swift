@@ -72,8 +72,7 @@ struct ConfigReader {
 
     func tokenPrefix(_ name: String) throws(KMSConfiguration.Invalid) -> String? {
         guard let text = try string(name) else { return nil }
-        guard text.utf8.count <= ClientToken.maxPrefixLength, text.utf8.allSatisfy(ClientToken.isTokenCharacter)
-        else {
+        guard ClientToken.isValidPrefix(text) else {
             throw .init(variable: name, reason: "must be at most 64 characters of [A-Za-z0-9._~-]")
         }
         return text
