@@ -253,10 +253,12 @@ public final class KMSClient: Sendable {
             // Before a session may be made for it, at every turn: a key exchange of a cancelled task would
             // fail as "no answer" (reviews).
             try Task.checkCancellation()
-            let generation = try await ensureSession(since: seen)
+            // The session it is sealed under may be newer than the one `ensureSession` found (another call's
+            // re-establishment ran while this one waited at the gate): that one is judged after a refusal.
+            var generation = try await ensureSession(since: seen)
             try await gate.enterCall()
             do {
-                let output: Output = try await sealedCall(method, target, body: body)
+                let output: Output = try await sealedCall(method, target, body: body) { generation = $0 }
                 gate.leaveCall()
                 return output
             } catch is NoSession {
@@ -302,9 +304,10 @@ public final class KMSClient: Sendable {
         method == "GET" || repeatableTargets.contains(target)
     }
 
-    /// Seals, sends and opens one request with the current session (no retry).
+    /// Seals, sends and opens one request with the current session (no retry); `sealing` is told the
+    /// generation of the session it is sealed under, before it is sent.
     func sealedCall<Output: Decodable>(
-        _ method: String, _ target: String, body: (some Encodable & Sendable)?
+        _ method: String, _ target: String, body: (some Encodable & Sendable)?, sealing: (Int) -> Void = { _ in }
     ) async throws -> Output {
         // A cancelled task sends nothing: AsyncHTTPClient would fail the send at once, which reads as "no
         // answer" and, for a change, "outcome unknown", though nothing left (a review).
@@ -317,6 +320,7 @@ public final class KMSClient: Sendable {
         // Woken just as the task was cancelled: still nothing sent (a review).
         try Task.checkCancellation()
         guard let session = state.withLock({ $0.session }) else { throw NoSession() }
+        sealing(session.generation)
         let plaintext = try body.map { try WireJSON.encode($0) } ?? Data()
         let request = try Self.sealed(
             plaintext, method: method, target: target, sessionId: session.id, seq: seq, key: session.key,

@@ -204,6 +204,115 @@ import Testing
         }
     }
 
+    /// The last client review: a call that found one session and, having waited at the gate while
+    /// another change made a new one, was sealed under the new one judged the server's `unknown_session`
+    /// by the old: it renewed nothing, sent again under the session the server had forgotten, and an
+    /// idempotent call failed instead of being made once more in a new session. Here the call waits
+    /// behind a token rotation, and a `connect()` queued behind that goes first (changes before calls).
+    @Test(.timeLimit(.minutes(2))) func aRefusalIsJudgedByTheSessionTheCallWasSealedUnder() async throws {
+        let test = try TestServer(["KMS_SESSION_TTL_MS": "60000"])
+        try await test.run { server in
+            let transport = HookTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            let kms = try client(server.port, transport: transport)
+            _ = try await kms.connect()
+            let flags = HookTransport.Flags()
+            transport.before.withLock {
+                $0 = { request in
+                    if request.target == WirePath.rotateToken {
+                        flags.set("held")
+                        while !flags.isSet("released") { try? await Task.sleep(for: .milliseconds(5)) }
+                    }
+                    // The server forgets every session (the one just made too) before the call arrives.
+                    if request.target == WirePath.random, flags.set("forgotten") {
+                        test.clock.advance(milliseconds: 61_000)
+                    }
+                    return nil
+                }
+            }
+            let rotation = Task { try await kms.rotateToken() }
+            while !flags.isSet("held") { try await Task.sleep(for: .milliseconds(5)) }
+            let call = Task { try await kms.random(bytes: 4) }
+            while kms.parkedAtTheGate < 1 { try await Task.sleep(for: .milliseconds(5)) }
+            let exchange = Task { try await kms.connect() }
+            while kms.parkedAtTheGate < 2 { try await Task.sleep(for: .milliseconds(5)) }
+            flags.set("released")
+            _ = try await rotation.value
+            let second = try await exchange.value.sessionId
+            #expect(try await call.value.count == 4)
+            #expect(flags.isSet("forgotten"))
+            #expect(kms.sessionId != second, "the call renewed the session it was refused under")
+        }
+    }
+
+    /// An answer still arriving under a session this client marked ended (the server said it was gone)
+    /// does not revive it: the next call makes a new session rather than sealing under the old one
+    /// until its slid expiry (the last client review; `Session.ended` had no test of its own).
+    @Test(.timeLimit(.minutes(2))) func anAnswerUnderAnEndedSessionDoesNotReviveIt() async throws {
+        try await TestServer(["KMS_SESSION_SLIDING": "true"]).run { server in
+            let transport = HookTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            let kms = try client(server.port, transport: transport)
+            let first = try await kms.connect().sessionId
+            let flags = HookTransport.Flags()
+            transport.before.withLock {
+                $0 = { request in
+                    if request.target == WirePath.random, flags.set("held") {
+                        while !flags.isSet("released") { try? await Task.sleep(for: .milliseconds(5)) }
+                    }
+                    guard request.target == WirePath.generateKey else { return nil }
+                    let body = #"{"error":{"code":"unknown_session","message":"gone","requestId":"r"}}"#
+                    return TransportResponse(status: 401, headers: [], body: Data(body.utf8))
+                }
+            }
+            let inFlight = Task { try await kms.random(bytes: 4) }
+            while !flags.isSet("held") { try await Task.sleep(for: .milliseconds(5)) }
+            let refused = await #expect(throws: KMSClientError.self) { try await kms.generateKey() }
+            #expect(refused?.code == "unknown_session")
+            flags.set("released")
+            #expect(try await inFlight.value.count == 4)
+            _ = try await kms.random(bytes: 4)
+            #expect(kms.sessionId != first, "the session the server said was gone was used again")
+        }
+    }
+
+    /// The timer's rotation is made alone, as a session change, and may wait behind another: a tick
+    /// that found one session live must not rotate the token of one made while it waited (after
+    /// `close()`, which no longer stops a rotation waiting at the gate, that session is not the timer's;
+    /// the last read of the client's diff; the check had no test of its own). Here the tick comes while a
+    /// `connect()` with a fixed token ends the old session first, and waits for it.
+    @Test(.timeLimit(.minutes(2))) func aRotationTickRotatesOnlyTheSessionLiveAtIt() async throws {
+        try await TestServer().run { server in
+            let transport = HookTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            let kms = try KMSClient(
+                KMSClientConfiguration(
+                    baseURL: transport.base.baseURL, token: ClientToken.issue(prefix: nil),
+                    insecureTrustAnyServer: true),
+                transport: transport)
+            _ = try await kms.connect()
+            let flags = HookTransport.Flags()
+            transport.before.withLock {
+                $0 = { request in
+                    if request.method == "DELETE", request.target == WirePath.session, flags.set("held") {
+                        while !flags.isSet("released") { try? await Task.sleep(for: .milliseconds(5)) }
+                    }
+                    if request.target == WirePath.rotateToken { flags.set("rotated") }
+                    return nil
+                }
+            }
+            let connecting = Task { try await kms.connect() }
+            while !flags.isSet("held") { try await Task.sleep(for: .milliseconds(5)) }
+            // One tick, waiting at the gate; then a timer whose first tick is 30 s away replaces its timer
+            // (the tick's rotation, in a task of its own, waits on).
+            kms.startTokenRotation(every: .milliseconds(500))
+            while kms.parkedAtTheGate < 1 { try await Task.sleep(for: .milliseconds(5)) }
+            kms.startTokenRotation(every: .seconds(30))
+            flags.set("released")
+            _ = try await connecting.value
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(!flags.isSet("rotated"), "the tick rotated the token of a session made after it")
+            try await kms.close()
+        }
+    }
+
     @Test func typedAPIEndToEnd() async throws {
         try await TestServer().run { server in
             let kms = try client(server.port, fingerprint: TestServer.identity.fingerprint.uppercased())
@@ -954,6 +1063,28 @@ final class SlowTargetTransport: KMSTransport {
         counts.withLock { $0.started += 1 }
         defer { counts.withLock { $0.finished += 1 } }
         try await Task.sleep(for: delay)
+        return try await base.send(request)
+    }
+}
+
+/// Runs `before` on each request before sending it (a test's hook into the moment a call leaves); an
+/// answer it returns is returned instead of sending the request.
+final class HookTransport: KMSTransport {
+    let base: HTTPTransport
+    let before = Mutex<(@Sendable (TransportRequest) async -> TransportResponse?)?>(nil)
+
+    init(base: HTTPTransport) { self.base = base }
+
+    /// Named flags a hook and its test share.
+    final class Flags: Sendable {
+        private let names = Mutex<Set<String>>([])
+        /// Sets `name`; true if it was not set before.
+        @discardableResult func set(_ name: String) -> Bool { names.withLock { $0.insert(name).inserted } }
+        func isSet(_ name: String) -> Bool { names.withLock { $0.contains(name) } }
+    }
+
+    func send(_ request: TransportRequest) async throws -> TransportResponse {
+        if let before = before.withLock({ $0 }), let answer = await before(request) { return answer }
         return try await base.send(request)
     }
 }
