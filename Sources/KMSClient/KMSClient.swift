@@ -22,6 +22,7 @@ public final class KMSClient: Sendable {
     /// The session's seqs, kept within the server's replay window of each other.
     let sequence: SequenceWindow
     let rotation = Mutex<Task<Void, Never>?>(nil)
+    let rotations = Mutex(TokenRotations())
 
     /// Printed or dumped, the session key and token are left out (the extension at the end).
     struct Session {
@@ -166,12 +167,19 @@ public final class KMSClient: Sendable {
                 // in flight (by `startTokenRotation` again) would end as an unknown outcome and drop the
                 // session (a review). The timer stops at its next sleep instead.
                 _ = await Task {
-                    try? await self.withChange { () -> String? in
-                        // The session live at the tick, not one made meanwhile: after `close()`, which this
-                        // task's timer no longer stops once it waits here, a later call's session is not
-                        // this timer's to rotate (a review).
-                        guard self.liveGeneration() == generation else { return nil }
-                        return try await self.rotateHoldingTheGate(to: nil)
+                    do {
+                        let rotated = try await self.withChange { () -> Bool in
+                            // The session live at the tick, not one made meanwhile: after `close()`, which this
+                            // task's timer no longer stops once it waits here, a later call's session is not
+                            // this timer's to rotate (a review).
+                            guard self.liveGeneration() == generation else { return false }
+                            _ = try await self.rotateHoldingTheGate(to: nil)
+                            return true
+                        }
+                        if rotated { self.rotations.withLock { $0.rotated += 1 } }
+                    } catch {
+                        // Nothing awaits the timer: a failure is counted where the app can read it.
+                        self.rotations.withLock { $0.failures[TokenRotations.cause(of: error), default: 0] += 1 }
                     }
                 }.value
             }
@@ -181,6 +189,11 @@ public final class KMSClient: Sendable {
             old = task
         }
     }
+
+    /// How the timer's rotations went since this client was made. Nothing awaits the timer, so a
+    /// rotation it could not make (the server's rate limit refused it, the server did not answer) is
+    /// counted here rather than thrown; the session goes on under its current token.
+    public var tokenRotations: TokenRotations { rotations.withLock { $0 } }
 
     /// Ends the session on the server (`DELETE /session`) and stops rotation. The client stays usable: a
     /// later call (one already waiting behind `close()` included) makes a new session.

@@ -852,7 +852,22 @@ import Testing
             ["e2e", "--duration", "1.5"],
             environment: server.clientEnvironment.merging(["ROTATE_INTERVAL_MS": "300"]) { $1 })
         #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
-        #expect(run.stdout.contains("rotate token") && run.stdout.contains("tokens"))
+        #expect(run.stdout.contains("rotate token") && run.stdout.contains("timed rotations"), "\(run.stdout)")
+        #expect(try await server.stop() == 0)
+    }
+
+    /// A probe: `kms e2e --duration` passed while the server refused some of its timed rotations (`429
+    /// rate_limited`), reporting only the tokens it went through. The step now fails, naming the causes and
+    /// the server's limit.
+    @Test func e2eFailsWhenItsTimedRotationsAreRefused() async throws {
+        let server = try await ServeProcess(environment: ["KMS_ROTATE_MAX": "2"])
+        let run = try await CLIProcess.run(
+            ["e2e", "--duration", "1.5"],
+            environment: server.clientEnvironment.merging(["ROTATE_INTERVAL_MS": "200"]) { $1 })
+        #expect(run.status == 1, "\(run.stdout)\(run.stderr)")
+        #expect(
+            run.stdout.contains("✘ work 1.5 s, rotate token") && run.stdout.contains("rate_limited ×")
+                && run.stdout.contains("KMS_ROTATE_MAX"), "\(run.stdout)")
         #expect(try await server.stop() == 0)
     }
 

@@ -396,6 +396,14 @@ import Testing
         let relative = try await CLIProcess.run(
             ["known-servers", "list"], environment: env.merging(["KMS_KNOWN_SERVERS": "OF"]) { $1 })
         #expect(relative.status == 64 && relative.stderr.contains("not an absolute path"), "\(relative.stderr)")
+        // A folder (a probe: Foundation's "couldn't be read" was all it said), with or without its slash.
+        for folder in [server.folder.path, server.folder.path + "/"] {
+            let named = try await CLIProcess.run(
+                ["known-servers", "list"], environment: env.merging(["KMS_KNOWN_SERVERS": folder]) { $1 })
+            #expect(
+                named.status == 64 && named.stderr.contains("names a folder, not a file")
+                    && named.stderr.contains("\(server.folder.path)/known_servers"), "\(named.stderr)")
+        }
 
         // A file that cannot be written: said, and the command goes on unpinned as it would have.
         let blocker = server.folder.appendingPathComponent("not-a-folder")

@@ -153,7 +153,12 @@ struct E2ECommand: AsyncParsableCommand {
                     operations += 2
                     tokens.insert(kms.token)
                 }
-                return "\(operations) operations across \(tokens.count) tokens"
+                guard interval != nil else { return "\(operations) operations across \(tokens.count) tokens" }
+                // The timer's failures reach no caller: they are read here, so a run whose rotations were
+                // refused does not pass on the tokens it went through (a probe).
+                let tally = kms.tokenRotations
+                try expect(tally.failures.isEmpty, Self.rotationFailures(tally))
+                return "\(operations) operations across \(tokens.count) tokens, \(tally.rotated) timed rotations"
             }
         }
         // Run against a real server, the check should not leave a working key behind (a review found each
@@ -171,6 +176,18 @@ struct E2ECommand: AsyncParsableCommand {
 }
 
 extension E2ECommand {
+    /// The timer's failed rotations, by cause, with what to change for the server's rate limit.
+    static func rotationFailures(_ tally: TokenRotations) -> String {
+        let causes = tally.failures.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }
+        var text = "\(tally.rotated) timed rotations made, and refused or failed: \(causes.joined(separator: ", "))"
+        if tally.failures[ErrorCode.rateLimited.rawValue] != nil {
+            text +=
+                " (ROTATE_INTERVAL_MS is shorter than the server's KMS_ROTATE_MAX per KMS_ROTATE_WINDOW_MS allows:"
+                + " 5 in 10 s unless set)"
+        }
+        return text
+    }
+
     /// identity-v1, when this client may manage clients: enrol a second
     /// device with a narrow grant, show an operation outside it denied, revoke
     /// it, and show its token alone is useless.

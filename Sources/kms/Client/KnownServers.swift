@@ -50,9 +50,22 @@ struct KnownServers: Sendable {
                         "KMS_KNOWN_SERVERS is \(setting.isEmpty ? "empty" : "not an absolute path"): give the file that remembers server keys, or `off` to remember none (docs/threat-model.md)"
                 )
             }
+            // A folder (a probe: Foundation's "couldn't be read" was all it said) is named as one.
+            if setting.hasSuffix("/") || isFolder(setting) {
+                let folder = setting.hasSuffix("/") ? String(setting.dropLast()) : setting
+                throw CLIFailure(
+                    message:
+                        "KMS_KNOWN_SERVERS names a folder, not a file: give the file that remembers server keys (for example \(folder)/known_servers), or `off`"
+                )
+            }
             return KnownServers(file: URL(fileURLWithPath: setting))
         }
         return KnownServers(file: URL(fileURLWithPath: defaultPath))
+    }
+
+    private static func isFolder(_ path: String) -> Bool {
+        var folder: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &folder) && folder.boolValue
     }
 
     /// `~/.config/kms/known_servers`, beside the client key.
@@ -100,6 +113,9 @@ struct KnownServers: Sendable {
     /// nor rewritten as one.
     private func text() throws(CLIFailure) -> String? {
         guard FileManager.default.fileExists(atPath: file.path) else { return nil }
+        guard !Self.isFolder(file.path) else {
+            throw CLIFailure(message: "\(file.path) is a folder, not the file that remembers server keys: move it away")
+        }
         let data: Data
         do {
             data = try Data(contentsOf: file)
