@@ -55,7 +55,19 @@ extension KMSClient {
         } catch {
             throw KMSClientError.protocolViolation("\(WirePath.sessionInit) did not answer the documented JSON")
         }
+        // protocol-v1 section 2 fixes the scheme; a server that names another, or a fingerprint that is not
+        // its key's, is not one this client knows how to talk to (and the wrap below would be RSA-OAEP-256
+        // whatever it said).
+        guard started.algorithm == "RSA-OAEP-256" else {
+            throw KMSClientError.protocolViolation(
+                "\(WirePath.sessionInit) offered the key-exchange algorithm '\(Self.printable(started.algorithm))', "
+                    + "not RSA-OAEP-256")
+        }
         let actual = try ClientSeal.fingerprint(publicKeyPEM: started.publicKey)
+        guard Fingerprint.matches(started.fingerprint, actual) else {
+            throw KMSClientError.protocolViolation(
+                "\(WirePath.sessionInit) named a fingerprint that is not its public key's (\(actual))")
+        }
         if let pinned = configuration.fingerprint, !Fingerprint.matches(pinned, actual) {
             throw KMSClientError.fingerprintMismatch(expected: pinned, actual: actual)
         }

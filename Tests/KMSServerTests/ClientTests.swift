@@ -313,6 +313,32 @@ import Testing
         }
     }
 
+    /// An init that names another key-exchange algorithm, or a fingerprint that is not its own key's, is a
+    /// server this client does not know how to talk to: refused before the key exchange (a Left item: the
+    /// `algorithm` field was not read).
+    @Test(arguments: [("algorithm", "RSA-OAEP-1"), ("fingerprint", "SHA256:" + String(repeating: "0", count: 64))])
+    func anInitThatIsNotProtocolV1IsRefused(field: String, value: String) async throws {
+        try await TestServer().run { server in
+            let transport = HookTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            let flags = HookTransport.Flags()
+            transport.before.withLock {
+                $0 = { [base = transport.base] request in
+                    if request.target == WirePath.keyExchange { flags.set("exchanged") }
+                    guard request.target == WirePath.sessionInit, var answer = try? await base.send(request),
+                        var object = try? JSONSerialization.jsonObject(with: answer.body) as? [String: Any]
+                    else { return nil }
+                    object[field] = value
+                    answer.body = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
+                    return answer
+                }
+            }
+            let kms = try client(server.port, transport: transport)
+            let refused = await #expect(throws: KMSClientError.self) { try await kms.connect() }
+            #expect("\(refused.map { "\($0)" } ?? "")".contains(field == "algorithm" ? "RSA-OAEP-1" : "fingerprint"))
+            #expect(!flags.isSet("exchanged"))
+        }
+    }
+
     @Test func typedAPIEndToEnd() async throws {
         try await TestServer().run { server in
             let kms = try client(server.port, fingerprint: TestServer.identity.fingerprint.uppercased())
