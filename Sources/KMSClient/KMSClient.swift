@@ -63,12 +63,6 @@ public final class KMSClient: Sendable {
 
     public init(_ configuration: KMSClientConfiguration, transport: (any KMSTransport)? = nil) throws {
         let token = configuration.token ?? Self.newToken(configuration)
-        guard HTTPTransport.hasValidPort(configuration.baseURL) else {
-            throw KMSClientError.configuration("the server URL's port is not 1 to 65535")
-        }
-        if KMSClientConfiguration.hasAtAfterHost(configuration.baseURL) {
-            throw KMSClientError.configuration("the server URL has an @ after its host: a password's @ is written %40")
-        }
         if let refusal = configuration.refusal { throw KMSClientError.configuration(refusal) }
         self.configuration = configuration
         self.transport = transport ?? HTTPTransport(baseURL: configuration.baseURL)

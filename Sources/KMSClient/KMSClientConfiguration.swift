@@ -90,10 +90,19 @@ public struct KMSClientConfiguration: Sendable {
         public let message: String
     }
 
-    /// A base URL with more than scheme, host and port, a malformed token prefix, a fixed token outside
+    /// A base URL with more than scheme, host and port (or a port outside 1 to 65535), a malformed token prefix, a fixed token outside
     /// the grammar or without the prefix, or a malformed pin; nil when none. Apart from `refusal`, so that
     /// a caller can judge these before it sets up how the server's key is checked.
     public var settingsRefusal: SettingRefusal? {
+        // Before the path: a password's raw `@` puts its rest in the path (a review).
+        if Self.hasAtAfterHost(baseURL) {
+            return SettingRefusal(
+                setting: .baseURL, message: "the server URL has an @ after its host: a password's @ is written %40")
+        }
+        // AsyncHTTPClient traps on a port past 65535 (a review crashed the CLI with `--url …:99999`).
+        guard HTTPTransport.hasValidPort(baseURL) else {
+            return SettingRefusal(setting: .baseURL, message: "the server URL's port is not 1 to 65535")
+        }
         if let parts = URLComponents(string: baseURL) {
             // Each request's target is bound into its seal as the server reads it, so a KMS cannot sit
             // under a path (protocol-v1 section 9: proxies pass the target unchanged); every call would

@@ -65,14 +65,6 @@ struct ClientOptions: ParsableArguments {
                 "the server URL (--url, KMS_URL or BASE_URL) is not an http:// or https:// URL with a host (and a port of 1 to 65535): \(KMSClientConfiguration.redacted(baseURL))"
             )
         }
-        // An `@` after the host (a password's raw `@`, which URLComponents splits at the first one) would
-        // send the password's rest as the request path, and name it in known_servers (a review): refused,
-        // without echoing the URL.
-        if KMSClientConfiguration.hasAtAfterHost(baseURL) {
-            throw ValidationError(
-                "the server URL (--url, KMS_URL or BASE_URL) has an @ after its host: a password's @ is written %40"
-            )
-        }
         if let url, URLComponents(string: url)?.password?.isEmpty == false {
             // The same for a password in --url (a review: it was kept out of every log and message, not out of ps).
             noteOnce(
@@ -86,7 +78,8 @@ struct ClientOptions: ParsableArguments {
             fingerprint: pin, rotateInterval: rotateInterval, clientKey: found?.key,
             tokenPrefix: Self.tokenPrefix(environment))
         // Before anything is sent, as a malformed pin is, and before the notes of trust on first use (a
-        // probe: a URL with a path was announced as about to be sent to, then refused).
+        // probe: a URL with a path was announced as about to be sent to, then refused). An `@` after the
+        // host among them: it would send a password's rest as the path and name it in known_servers.
         if let refusal = configuration.settingsRefusal {
             let source =
                 switch refusal.setting {
