@@ -125,7 +125,9 @@ import Testing
             let body = try WireJSON.encode(
                 SessionInitResponse(
                     sessionId: String(repeating: "s", count: 22), algorithm: "RSA-OAEP-256",
-                    publicKey: key.publicKey.pemRepresentation, fingerprint: "-", expiresAt: "2026-12-02T00:00:00Z"))
+                    publicKey: key.publicKey.pemRepresentation,
+                    fingerprint: try ClientSeal.fingerprint(publicKeyPEM: key.publicKey.pemRepresentation),
+                    expiresAt: "2026-12-02T00:00:00Z"))
             return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n"
                 + "Connection: close\r\n\r\n" + String(decoding: body, as: UTF8.self)
         }
