@@ -858,7 +858,7 @@ import Testing
 
     /// A probe: `kms e2e --duration` passed while the server refused some of its timed rotations (`429
     /// rate_limited`), reporting only the tokens it went through. The step now fails, naming the causes and
-    /// the server's limit.
+    /// the server's limit, and the failed run schedules its key's deletion as a passing one does.
     @Test func e2eFailsWhenItsTimedRotationsAreRefused() async throws {
         let server = try await ServeProcess(environment: ["KMS_ROTATE_MAX": "2"])
         let run = try await CLIProcess.run(
@@ -868,6 +868,8 @@ import Testing
         #expect(
             run.stdout.contains("✘ work 1.5 s, rotate token") && run.stdout.contains("rate_limited ×")
                 && run.stdout.contains("KMS_ROTATE_MAX"), "\(run.stdout)")
+        // The failed run's key is not left working.
+        #expect(run.stdout.contains("the check's key e2e-") && run.stdout.contains(" is deleted on "), "\(run.stdout)")
         #expect(try await server.stop() == 0)
     }
 
