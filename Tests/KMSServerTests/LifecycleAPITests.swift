@@ -405,6 +405,13 @@ import Testing
             #expect((ofOne.json["aliases"] as? [[String: Any]])?.count == 1)
             let ofNothing = try await session.call(.get, "/aliases?keyId=nothing")
             #expect(ofNothing.status == 200 && (ofNothing.json["aliases"] as? [Any])?.isEmpty == true)
+            // An unknown parameter's refusal names all three the route takes (a probe: it named two).
+            let unknown = try await session.call(.get, "/aliases?x=1")
+            #expect(
+                unknown.errorCode == "invalid_request"
+                    && ((unknown.json["error"] as? [String: Any])?["message"] as? String)?.hasSuffix(
+                        "use limit, after and keyId") == true,
+                "\(unknown.json)")
 
             _ = try await session.call(.post, "/keys/\(two)/schedule-deletion", "{}")
             let ontoPending = try await session.call(.post, "/aliases", #"{"alias":"late","keyId":"\#(two)"}"#)

@@ -117,8 +117,11 @@ struct ListQuery {
             case _ where names.contains(name):
                 extra[name] = value
             default:
+                // Naming every parameter the route takes (a probe: `/aliases` was said to take two of its three).
+                let known = ["limit", "after"] + names.sorted()
                 throw KMSError(
-                    .invalidRequest, "unknown query parameter; use limit and after",
+                    .invalidRequest,
+                    "unknown query parameter; use \(known.dropLast().joined(separator: ", ")) and \(known.last ?? "")",
                     field: name.isEmpty ? "query" : name)
             }
         }
