@@ -184,6 +184,9 @@ import Testing
             "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
             // The decoder reports an unsupported version twice: still one answer.
             "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n",
+            // RFC 9112 section 3.2 (a probe: accepted): HTTP/1.1 without Host, and two Hosts.
+            "GET /healthz HTTP/1.1\r\n\r\n", "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "GET /healthz HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
         ] {
             let connection = try RawConnection(port: server.port)
             connection.send(request)
@@ -193,6 +196,11 @@ import Testing
                 answer.contains(#""code":"bad_request""#) && answer.lowercased().contains("x-request-id"), "\(answer)")
             #expect(answer.components(separatedBy: "HTTP/1.1 400 ").count == 2, "one answer: \(answer)")
         }
+        // HTTP/1.0 has no Host to require.
+        let old = try RawConnection(port: server.port)
+        old.send("GET /healthz HTTP/1.0\r\n\r\n")
+        let answered = try await old.readAll(within: 5)
+        #expect(answered.hasPrefix("HTTP/1.1 200"), "\(answered)")
         let pipelined = try RawConnection(port: server.port)
         pipelined.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nFOO / HTTP/1.1\r\n\r\n")
         let both = try await pipelined.readAll(within: 5)

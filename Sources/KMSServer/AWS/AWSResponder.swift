@@ -93,7 +93,7 @@ struct AWSResponder: HTTPResponder {
     static let malformedAnswer: ConnectionGuard.MalformedAnswer = {
         let fault = AWSFault(
             "SerializationException",
-            "The request is not HTTP/1.1 this door reads: a malformed request line or header, a transfer coding other than chunked, or headers past the size limits."
+            "The request is not HTTP/1.1 this door reads: a malformed request line or header, no Host or two, a transfer coding other than chunked, or headers past the size limits."
         )
         let fields: HTTPFields = [
             .contentType: contentType, errorType: fault.code, requestIdHeader: UUID().uuidString.lowercased(),

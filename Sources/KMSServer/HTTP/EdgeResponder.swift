@@ -154,7 +154,8 @@ extension EdgeResponder {
             let error = KMSError(
                 .badRequest,
                 "the request is not HTTP/1.1 this server reads: a malformed request line or header, "
-                    + "an unknown method, a transfer coding other than chunked, or headers past the size limits")
+                    + "an unknown method, no Host or two, a transfer coding other than chunked, or headers past the size limits"
+            )
             var fields = error.headers
             securityHeaders.apply(to: &fields)
             fields[HeaderNames.requestId] = requestId

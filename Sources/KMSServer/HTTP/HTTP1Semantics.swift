@@ -17,6 +17,8 @@ import NIOHTTP1
 ///   written, to its end (a `100` there would land inside it). Without it a client waits its own
 ///   timeout (curl 1 s) before sending the body; a body declared past the limit gets its `413`
 ///   with no `100`;
+/// - refuses an HTTP/1.1 request without `Host`, and any request with two (RFC 9112 section 3.2), as
+///   it refuses a transfer coding;
 /// - refuses a transfer coding other than a single `chunked` (RFC 9112 section 6.1 lets a server
 ///   refuse codings it does not apply; NIO reads the chunks and would hand the handlers a gzip or
 ///   deflate body as if it were plain): the request goes no further, and `ConnectionGuard`
@@ -108,12 +110,18 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
         }
         requests += 1
         let codings = head.headers[canonicalForm: "transfer-encoding"]
-        if !codings.isEmpty, codings.count != 1 || !codings[0].equalsASCIICaseInsensitive("chunked") {
+        let isHTTP10 = head.version.major == 1 && head.version.minor == 0
+        // RFC 9112 section 3.2: an HTTP/1.1 request without `Host`, or any with two, is a `400` (a probe
+        // found one without accepted; a proxy that reads one Host and this server another would see two
+        // requests).
+        let hosts = head.headers["host"].count
+        let badCoding =
+            !codings.isEmpty && (codings.count != 1 || !codings[0].equalsASCIICaseInsensitive("chunked"))
+        if badCoding || hosts > 1 || (hosts == 0 && !isHTTP10) {
             refused = true
             context.fireErrorCaught(Self.refusedCoding)
             return
         }
-        let isHTTP10 = head.version.major == 1 && head.version.minor == 0
         // NIO keeps an HTTP/1.0 connection that says `keep-alive, close`; a close option wins here (the
         // input after it is not read, so the decoder's view does not matter).
         let keepAlive =
