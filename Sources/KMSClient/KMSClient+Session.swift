@@ -55,23 +55,24 @@ extension KMSClient {
         } catch {
             throw KMSClientError.protocolViolation("\(WirePath.sessionInit) did not answer the documented JSON")
         }
+        let actual = try ClientSeal.fingerprint(publicKeyPEM: started.publicKey)
+        if let pinned = configuration.fingerprint, !Fingerprint.matches(pinned, actual) {
+            throw KMSClientError.fingerprintMismatch(expected: pinned, actual: actual)
+        }
+        try await configuration.serverKeyOffered?(actual)
         // protocol-v1 section 2 fixes the scheme; a server that names another, or a fingerprint that is not
         // its key's, is not one this client knows how to talk to (and the wrap below would be RSA-OAEP-256
-        // whatever it said).
+        // whatever it said). Judged after the key is (a review): a key other than the pinned or remembered
+        // one is reported as such, whatever else its server says.
         guard started.algorithm == "RSA-OAEP-256" else {
             throw KMSClientError.protocolViolation(
                 "\(WirePath.sessionInit) offered the key-exchange algorithm '\(Self.printable(started.algorithm))', "
                     + "not RSA-OAEP-256")
         }
-        let actual = try ClientSeal.fingerprint(publicKeyPEM: started.publicKey)
         guard Fingerprint.matches(started.fingerprint, actual) else {
             throw KMSClientError.protocolViolation(
                 "\(WirePath.sessionInit) named a fingerprint that is not its public key's (\(actual))")
         }
-        if let pinned = configuration.fingerprint, !Fingerprint.matches(pinned, actual) {
-            throw KMSClientError.fingerprintMismatch(expected: pinned, actual: actual)
-        }
-        try await configuration.serverKeyOffered?(actual)
         let key = SymmetricKey(size: .bits256)
         let wrapped = try ClientSeal.wrapSessionKey(key, publicKeyPEM: started.publicKey)
         let token = state.withLock { $0.token }

@@ -186,7 +186,8 @@ public final class KMSClient: Sendable {
 
     /// How the timer's rotations went since this client was made. Nothing awaits the timer, so a
     /// rotation it could not make (the server's rate limit refused it, the server did not answer) is
-    /// counted here rather than thrown; the session goes on under its current token.
+    /// counted here rather than thrown; the session goes on under its current token, except after an
+    /// unknown outcome (`outcome_unknown`), when the next call makes a new session.
     public var tokenRotations: TokenRotations { rotations.withLock { $0 } }
 
     /// Ends the session on the server (`DELETE /session`) and stops rotation. The client stays usable: a

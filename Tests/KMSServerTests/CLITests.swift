@@ -847,7 +847,9 @@ import Testing
     }
 
     @Test func e2eKeepsWorkingWhileRotatingTheToken() async throws {
-        let server = try await ServeProcess()
+        // Room for every rotation of the run (the default, 5 in 10 s, is what a 300 ms interval over 1.5 s and
+        // the check's own rotation step reach: a review), which now fails the step when one is refused.
+        let server = try await ServeProcess(environment: ["KMS_ROTATE_MAX": "100"])
         let run = try await CLIProcess.run(
             ["e2e", "--duration", "1.5"],
             environment: server.clientEnvironment.merging(["ROTATE_INTERVAL_MS": "300"]) { $1 })
