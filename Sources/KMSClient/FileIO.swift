@@ -181,20 +181,36 @@ public final class AtomicOutputFile {
         temporaryURL = folder.appendingPathComponent(name)
         let fd = open(temporaryURL.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            // The real reason (no space, too many open files, …), not always "no permission".
-            throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+            // The real reason (no space, too many open files, …), not always "no permission", and where.
+            throw NotCreated(folder: folder.path, reason: String(cString: strerror(errno)))
         }
         handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     }
 
+    /// The temporary file could not be made in the destination's folder: nothing was written (a CLI
+    /// says so as a usage error, before any work).
+    public struct NotCreated: Error, CustomStringConvertible {
+        public let folder: String
+        public let reason: String
+        public var description: String { "cannot create the output in \(folder) (\(reason))" }
+    }
+
     /// Why `destination` cannot be replaced by a regular file, if it cannot:
-    /// a name ending in `/`, or something there (followed through a link)
-    /// that is not a regular file: a folder, a device, a pipe or a socket,
-    /// which the final rename would replace by a file holding the output.
+    /// a name ending in `/`, a symbolic link (the rename would replace the
+    /// link), or something there that is not a regular file: a folder, a
+    /// device, a pipe or a socket, which the final rename would replace by a
+    /// file holding the output.
     public static func unusableDestination(_ destination: URL) -> String? {
         if destination.hasDirectoryPath { return "names a folder, not a file" }
         if let problem = nameProblem(destination) { return problem }
         var info = stat()
+        // The rename replaces a link itself, not what it points to: `/dev/stdout` with standard output on a
+        // file (a link to a link to that file) became a regular file in /dev holding the plaintext, and the
+        // file stayed empty (a probe, as root).
+        if lstat(destination.path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK {
+            return "is a symbolic link, which the finished output would replace (not what it points to): "
+                + "give the file's own path"
+        }
         guard stat(destination.path, &info) == 0 else { return nil }
         switch info.st_mode & S_IFMT {
         case S_IFREG: return nil

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Crypto
 import Foundation
+import KMSClient
 import KMSCore
 import KMSPostgres
 import KMSServer
@@ -33,6 +34,11 @@ struct BackupCommand: AsyncParsableCommand {
                 throw ValidationError("\(out) is a folder; --out names the file to write")
             }
             guard force else { throw ValidationError("\(out) exists; pass --force to replace it") }
+        }
+        // A link or a device (`--out /dev/stdout --force`) would be replaced by the backup (the file probe
+        // found the same of the file verbs' outputs): the file's own path, or - for standard output.
+        if out != "-", let problem = AtomicOutputFile.unusableDestination(url) {
+            throw ValidationError("\(out) \(problem); give - to write to standard output")
         }
         let (config, masterKey, database) = try await BackupSetup.open()
         defer { database?.shutdown() }

@@ -15,6 +15,14 @@ enum Entry {
         kms_guard_standard_descriptors()
         CoreDumps.disable()
         signal(SIGPIPE, SIG_IGN)
+        // An argument that is not UTF-8 reaches the commands with U+FFFD in place of its bad bytes: a file
+        // name would silently name another file (a probe had a planted decoy encrypted, and its output
+        // written under another name, instead of the file named), and a `--context` value would be stored
+        // as another (file-format-v1 section 1 asks for UTF-8). Refused before anything runs, with the code
+        // the file verbs name (file-format-v1's CLI rules: every failure names its code).
+        if let refusal = argumentNotUTF8() {
+            exitReporting(CLIFailure(message: refusal, status: .validationFailure))
+        }
         // ArgumentParser's own `main()`, except that an error's text is made safe for a terminal
         // first: it may quote a database server or a file (a review finding).
         let parsed: any ParsableCommand
@@ -44,5 +52,23 @@ enum Entry {
         } catch {
             exitReporting(error)
         }
+    }
+
+    /// Why the first argument whose bytes are not UTF-8 is refused, if one is not: a `--context` value is
+    /// `header_malformed`, anything else (a file name, most often) `io_error`.
+    static func argumentNotUTF8() -> String? {
+        let arguments = (0..<Int(CommandLine.argc)).map { index in
+            CommandLine.unsafeArgv[index].map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? []
+        }
+        let flag = Array("--context".utf8)
+        for (index, bytes) in arguments.enumerated().dropFirst()
+        where String(validating: bytes, as: UTF8.self) == nil {
+            if arguments[index - 1] == flag || bytes.starts(with: flag + [UInt8(ascii: "=")]) {
+                return "header_malformed: a --context key or value is not valid UTF-8"
+            }
+            return "io_error: argument \(index) is not UTF-8 text: kms reads file names and values as UTF-8 "
+                + "(rename the file)"
+        }
+        return nil
     }
 }

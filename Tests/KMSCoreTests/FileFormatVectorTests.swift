@@ -259,16 +259,40 @@ import Testing
     /// Section 1 compares context keys as bytes: `K` and the Kelvin sign (U+212A), one key as Swift
     /// `String`s, are two here, kept apart by the header's equality and never merged into one
     /// dictionary entry (a review found `contextDictionary` kept the first and answered it for both).
+    /// A header's bytes with these context pairs in this order (short keys and values), as a writer
+    /// that does not sort would make them.
+    static func rawHeader(_ pairs: [(String, String)]) -> [UInt8] {
+        let wrapped = Array("kms:v1:key_x:1:AAAA".utf8)
+        var ctx: [UInt8] = [0, UInt8(pairs.count)]
+        for (key, value) in pairs {
+            ctx += [0, UInt8(key.utf8.count)] + Array(key.utf8) + [0, UInt8(value.utf8.count)] + Array(value.utf8)
+        }
+        let length = 10 + 32 + 2 + wrapped.count + ctx.count
+        var bytes = FileFormat.magic + [FileFormat.version, UInt8(length >> 8), UInt8(length & 0xFF)]
+        bytes += [UInt8](repeating: 7, count: 32) + [0, UInt8(wrapped.count)] + wrapped + ctx
+        return bytes
+    }
+
+    /// The fixtures' `context-keys-out-of-order` and `context-key-duplicated` are encoded otherwise than
+    /// their names say (a probe: a key length missing, so a field runs past the header; a stray `00 05`,
+    /// so a key sorts before `app`): a reader without the order check passes them. Encoded right, keys out
+    /// of order, repeated, or a prefix after its longer key are refused for their order.
+    @Test func contextKeysOutOfOrderOrRepeatedAreRefused() throws {
+        for pairs in [[("owner", "x"), ("app", "y")], [("app", "x"), ("app", "y")], [("app", "x"), ("ap", "y")]] {
+            let bytes = Self.rawHeader(pairs) + [UInt8](repeating: 0, count: 32)
+            let refused = #expect(throws: FileFormatError.self) { try FileHeader.parse(Data(bytes)) }
+            #expect(
+                refused?.code == .headerMalformed && refused?.message == "context keys are not strictly ascending",
+                "\(pairs)")
+        }
+        #expect(
+            try FileHeader.parse(Data(Self.rawHeader([("ap", "y"), ("app", "x")]) + [UInt8](repeating: 0, count: 32)))
+                .header.context.count == 2)
+    }
+
     @Test func canonicallyEquivalentContextKeysStayTwo() throws {
         func header(_ pairs: [(String, String)]) throws -> FileHeader {
-            let wrapped = Array("kms:v1:key_x:1:AAAA".utf8)
-            var ctx: [UInt8] = [0, UInt8(pairs.count)]
-            for (key, value) in pairs {
-                ctx += [0, UInt8(key.utf8.count)] + Array(key.utf8) + [0, UInt8(value.utf8.count)] + Array(value.utf8)
-            }
-            let length = 10 + 32 + 2 + wrapped.count + ctx.count
-            var bytes = FileFormat.magic + [FileFormat.version, UInt8(length >> 8), UInt8(length & 0xFF)]
-            bytes += [UInt8](repeating: 7, count: 32) + [0, UInt8(wrapped.count)] + wrapped + ctx
+            let bytes = Self.rawHeader(pairs)
             let parsed = try FileHeader.parse(Data(bytes + [UInt8](repeating: 0, count: 32))).header
             #expect(parsed.encoded == Data(bytes))
             return parsed

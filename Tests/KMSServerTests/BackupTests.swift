@@ -118,6 +118,13 @@ import Testing
         #expect(DurableFile.mode(of: file) == 0o600)
         let again = try await CLIProcess.run(["backup", "--out", file.path], environment: source)
         #expect(again.status != 0 && again.stderr.contains("--force"))
+        // Not through a link, even forced (the file verbs' probe: `--out /dev/stdout` would become a file).
+        let link = scratch.appendingPathComponent("backup-link")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: file)
+        let linked = try await CLIProcess.run(["backup", "--out", link.path, "--force"], environment: source)
+        #expect(linked.status == 64 && linked.stderr.contains("symbolic link"), "\(linked.stderr)")
+        var info = stat()
+        #expect(lstat(link.path, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK)
         #expect(try await a.stop() == 0)
 
         let target = Self.environment(pair.to, folder: scratch.appendingPathComponent("b"))

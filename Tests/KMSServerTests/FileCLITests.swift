@@ -191,16 +191,30 @@ import Testing
         #expect(mkfifo(fifo.path, 0o600) == 0)
         let link = folder.appendingPathComponent("stdout-like")
         try FileManager.default.createSymbolicLink(at: link, withDestinationURL: fifo)
-        for target in [fifo.path, link.path, "/dev/null", folder.appendingPathComponent("newdir").path + "/"] {
+        // A link to a regular file too (a probe, as root: `/dev/stdout` with standard output on a file, a link
+        // to a link to it, became a regular file in /dev holding the plaintext): the rename replaces a link.
+        let kept = folder.appendingPathComponent("kept.txt")
+        try Data("kept".utf8).write(to: kept)
+        let fileLink = folder.appendingPathComponent("file-link")
+        try FileManager.default.createSymbolicLink(at: fileLink, withDestinationURL: kept)
+        for target in [
+            fifo.path, link.path, fileLink.path, "/dev/null", folder.appendingPathComponent("newdir").path + "/",
+        ] {
             let refusedOut = try await CLIProcess.run(["decrypt-file", sealed.path, target], environment: env)
+            let reason =
+                target.hasSuffix("/")
+                ? "folder"
+                : target.hasPrefix("/dev") || target == fifo.path
+                    ? "not a regular file" : "symbolic link"
             #expect(
                 refusedOut.status == 64 && refusedOut.stderr.contains("io_error")
-                    && refusedOut.stderr.contains(target.hasSuffix("/") ? "folder" : "not a regular file"),
-                "\(target): \(refusedOut.stderr)")
+                    && refusedOut.stderr.contains(reason), "\(target): \(refusedOut.stderr)")
         }
         var info = stat()
         #expect(lstat(fifo.path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO)
         #expect(lstat(link.path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK)
+        #expect(lstat(fileLink.path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK)
+        #expect(try Data(contentsOf: kept) == Data("kept".utf8))
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("newdir").path))
         let library = try KMSClient(
             KMSClientConfiguration(
@@ -331,6 +345,20 @@ import Testing
             (#"exec "$KMS" encrypt-file --key files "$IN" - >> "$IN""#, "standard output is the input file itself"),
             (#"exec "$KMS" encrypt-file --key files '' "$DIR/x.kms""#, "an empty path names no file"),
             (#"exec "$KMS" encrypt-file --key files "$IN" "$DIR/$(printf '%0256d' 0)""#, "longer than 255 bytes"),
+            // A probe: a name that is not UTF-8 became another (U+FFFD), so a planted decoy was encrypted.
+            (
+                #"exec "$KMS" encrypt-file --key files "$(printf 'x\377')" "$DIR/x.kms""#,
+                "io_error: argument 4 is not UTF-8"
+            ),
+            // A probe: these exited 1, the first naming no path.
+            (
+                #"exec "$KMS" encrypt-file --key files "$IN" /proc/version/x.kms"#,
+                "cannot create the output in /proc/version"
+            ),
+            (
+                #"exec "$KMS" encrypt-file --key files --context "k=$(printf '%09000d' 0)" "$IN" "$DIR/x.kms""#,
+                "header_malformed"
+            ),
         ] {
             let refused = try await Self.runShell(script, shell)
             #expect(refused.status == 64 && refused.stderr.contains(expected), "\(script): \(refused.stderr)")

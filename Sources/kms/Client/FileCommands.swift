@@ -121,14 +121,20 @@ struct FileEndpoints {
         // Interrupted (Ctrl-C, SIGTERM, SIGHUP, any signal `InterruptCleanup` handles) before the output is
         // committed, final fsync included:
         // remove the partial temporary file, then exit.
-        return try await AtomicOutputFile.writing(
-            destination,
-            whileOpen: { temporary in
-                let cleanup = InterruptCleanup(removing: temporary.path)
-                return { cleanup.cancel() }
+        do {
+            return try await AtomicOutputFile.writing(
+                destination,
+                whileOpen: { temporary in
+                    let cleanup = InterruptCleanup(removing: temporary.path)
+                    return { cleanup.cancel() }
+                }
+            ) { sink in
+                try await body(read, { try sink.write($0) }, source)
             }
-        ) { sink in
-            try await body(read, { try sink.write($0) }, source)
+        } catch let refused as AtomicOutputFile.NotCreated {
+            // Before any work (the output is made first), and naming where (a probe: `io_error: Permission
+            // denied`, exit 1, for an output under /sys).
+            throw ValidationError("io_error: \(refused)")
         }
     }
 
@@ -240,12 +246,6 @@ struct EncryptFileCommand: AsyncParsableCommand {
     func validate() throws { try client.refuseJSON("encrypt-file", writes: "a file") }
 
     func run() async throws {
-        // Swift decodes arguments with replacement characters: a `--context` byte that is not UTF-8 would
-        // be stored as U+FFFD (found by a probe) where section 1 asks for UTF-8. Refused instead.
-        guard FileContext.argumentsAreUTF8() else {
-            throw ValidationError(
-                "header_malformed: a --context key or value is not valid UTF-8")
-        }
         let pairs = try FileContext.parse(context)
         let endpoints = FileEndpoints(input: input, output: output)
         try endpoints.refuseTerminalOutput()
@@ -433,28 +433,14 @@ enum FileContext {
                     "header_malformed: --context keys \(key) differ only in Unicode normalization; not supported")
             }
         }
+        // A context too large for the header even with the shortest wrapped key: a usage error found before
+        // the server is asked for a key (it exited 1 as the library's own check; a probe).
+        do {
+            _ = try FileHeader(salt: Data(count: FileFormat.saltSize), wrappedKey: "x", context: context)
+        } catch {
+            throw ValidationError("\(error)")
+        }
         return context
-    }
-
-    /// Whether every `--context` value (`--context k=v` or `--context=k=v`), as the process received
-    /// it, is valid UTF-8. Paths and other arguments are not the format's business.
-    static func argumentsAreUTF8() -> Bool {
-        let arguments = (0..<Int(CommandLine.argc)).map { index in
-            CommandLine.unsafeArgv[index].map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? []
-        }
-        let flag = Array("--context".utf8)
-        for (index, bytes) in arguments.enumerated() {
-            let value: [UInt8]?
-            if bytes == flag {
-                value = index + 1 < arguments.count ? arguments[index + 1] : nil
-            } else if bytes.starts(with: flag + [UInt8(ascii: "=")]) {
-                value = Array(bytes.dropFirst(flag.count + 1))
-            } else {
-                value = nil
-            }
-            if let value, String(validating: value, as: UTF8.self) == nil { return false }
-        }
-        return true
     }
 
     /// 1 to 64 chunks sealed at once (a few chunks each are read ahead).
