@@ -365,9 +365,16 @@ struct DoctorCommand: AsyncParsableCommand {
             return report(.skip, "key records", "not checked: no key store yet (never started)")
         }
         do {
-            let damaged = try FileKeyStore.damagedFiles(folder: config.keyStorePath)
+            var damaged = try FileKeyStore.damagedFiles(folder: config.keyStorePath)
+            // The client registry too: a damaged one stops the server's start (a probe found doctor green).
+            let clients = LocalClientStore.file(in: config.keyStorePath)
+            do {
+                _ = try LocalClientStore.stored(at: clients)
+            } catch {
+                damaged.append("\(clients.lastPathComponent): \(error.detail ?? error.message)")
+            }
             if damaged.isEmpty {
-                report(.ok, "key records", "every key and alias file in \(config.keyStorePath.path) reads")
+                report(.ok, "key records", "every key, alias and client file in \(config.keyStorePath.path) reads")
             } else {
                 report(
                     .fail, "key records",

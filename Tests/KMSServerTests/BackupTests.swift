@@ -162,15 +162,31 @@ import Testing
         let original = try String(contentsOf: file, encoding: .utf8)
         let padded = original.replacingOccurrences(of: #""counts":{"#, with: #""counts":{"foo":"x","#)
         #expect(padded != original)
-        let paddedRefusal: String
-        do {
-            _ = try BackupFile.decode(Data(padded.utf8), masterKey: opener)
-            paddedRefusal = "accepted"
-        } catch {
-            paddedRefusal = error.message
+        /// Why `text` is refused as a backup ("accepted" when it is not).
+        func refusal(_ text: String) -> String {
+            do {
+                _ = try BackupFile.decode(Data(text.utf8), masterKey: opener)
+                return "accepted"
+            } catch {
+                return error.message
+            }
         }
-        #expect(paddedRefusal.contains("must all be integers"), "\(paddedRefusal)")
+        #expect(refusal(padded).contains("must all be integers"), "\(refusal(padded))")
+        // Nor a manifest with whitespace or a CR around its JSON (a probe restored CR LF and pretty-printing).
+        for loose in [String(original.dropLast()) + "\r\n", String(original.dropLast()) + " \n"] {
+            #expect(refusal(loose).contains("not one line from { to }"), "\(refusal(loose))")
+        }
 
+        if pair.to == "file" {
+            // A hidden name is something else in the folder too (a probe restored beside `.env`).
+            let keys = URL(fileURLWithPath: target["KEY_STORE_PATH"] ?? "")
+            try FileManager.default.createDirectory(at: keys, withIntermediateDirectories: true)
+            let hidden = keys.appendingPathComponent(".env")
+            try Data("X=1\n".utf8).write(to: hidden)
+            let beside = try await CLIProcess.run(["restore", file.path], environment: target)
+            #expect(beside.status != 0 && beside.stderr.contains("already holds .env"), "\(beside.stderr)")
+            try FileManager.default.removeItem(at: hidden)
+        }
         let restored = try await CLIProcess.run(["restore", file.path], environment: target)
         #expect(restored.status == 0, "\(restored.stdout)\(restored.stderr)")
         #expect(restored.stdout.contains(#""keys":3,"versions":4,"aliases":4"#))

@@ -181,6 +181,15 @@ import Testing
         #expect(damaged.stdout.contains("keys/key_damaged.json") && damaged.stdout.contains("aliases/damaged"))
         try FileManager.default.removeItem(at: keyFile)
         try FileManager.default.removeItem(at: aliasFile)
+        // A damaged client registry: the server refuses to start on it (a probe found doctor green).
+        let clients = store.appendingPathComponent("clients.json")
+        let kept = try Data(contentsOf: clients)
+        try Data("garbage".utf8).write(to: clients)
+        let registry = try await Self.doctor(tidy)
+        #expect(
+            registry.status == 1 && registry.stdout.contains("FAIL  key records: 1 damaged")
+                && registry.stdout.contains("clients.json is corrupt"), "\(registry.stdout)")
+        try kept.write(to: clients)
 
         // An edited audit log: a failure.
         let log = data.appendingPathComponent("audit.log")

@@ -93,7 +93,7 @@ public enum AuditFiles {
         var later: AuditChain.Parsed?
         for file in try listedChain(for: current).reversed() {
             guard let data = file == current ? currentData : try logBytes(file), !data.isEmpty else { continue }
-            for line in AuditLines.split(data).reversed() {
+            for line in AuditLines.backward(data) {
                 // A seq no log reaches (a crafted line): the next one would not fit the format's integer.
                 guard let line, let parsed = AuditChain.parse(line), parsed.seq < UInt64(Int64.max) / 2 else {
                     throw KMSError.internal("an audit entry in \(file.path) is malformed; run kms audit verify")

@@ -130,10 +130,7 @@ public enum AuditVerifier {
                 report.failure = "\(file.lastPathComponent): the last line is incomplete (truncated or torn write)"
                 return report
             }
-            let rawLines = AuditLines.split(data)
-            let seqsInFile = Set(
-                rawLines.compactMap { $0.flatMap(AuditChain.parse) }.filter { $0.kind != .checkpoint }.map(\.seq))
-            for (index, raw) in rawLines.enumerated() {
+            for (index, raw) in AuditLines.forward(data).enumerated() {
                 let place = "\(file.lastPathComponent) line \(index + 1)"
                 guard let line = raw else {
                     report.failure =
@@ -178,7 +175,8 @@ public enum AuditVerifier {
                     report.firstUnsignedDate = nil
                     continue
                 }
-                if entry.seq > expected, seqsInFile.contains(expected) {
+                // Looked for only when the seq jumps (the file read again, line by line, once).
+                if entry.seq > expected, Self.holdsEntry(seq: expected, in: data) {
                     report.failure = "\(place): seq \(entry.seq) comes before seq \(expected): entries reordered"
                     return report
                 }
@@ -248,5 +246,13 @@ public enum AuditVerifier {
             }
         }
         return report
+    }
+
+    /// Whether some entry line of `data` (not a checkpoint) has `seq`: a gap is then a reordering.
+    private static func holdsEntry(seq: UInt64, in data: Data) -> Bool {
+        AuditLines.forward(data).contains { line in
+            guard let parsed = line.flatMap(AuditChain.parse) else { return false }
+            return parsed.kind != .checkpoint && parsed.seq == seq
+        }
     }
 }

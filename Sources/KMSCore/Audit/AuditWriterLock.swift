@@ -72,13 +72,15 @@ public final class AuditWriterLock: Sendable {
     /// names the same log, and a restore run with another `KMS_AUDIT_LOG` (or
     /// `/dev/null`) would otherwise swap files under a running server. The
     /// name starts with a dot, so a never-started store stays "empty".
+    public static let storeLockName = ".writer.lock"
+
     public static func acquire(forStore folder: URL) throws(Failure) -> AuditWriterLock {
         do {
             try DurableFile.prepareFolder(folder)
         } catch {
             throw Failure(description: error.description)
         }
-        let path = folder.standardizedFileURL.appendingPathComponent(".writer.lock").path
+        let path = folder.standardizedFileURL.appendingPathComponent(storeLockName).path
         let fd = try lock(
             path, busy: "key store \(folder.path) is in use by another process",
             then: "Stop it first; a store has one writer")

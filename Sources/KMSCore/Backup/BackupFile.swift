@@ -85,6 +85,12 @@ public enum BackupFile {
             throw refused("it is not a kms backup (no manifest line)")
         }
         let body = data[data.startIndex..<manifestStart]
+        // The manifest is outside the SHA-256 and the MAC: one JSON Lines line as written, `{` to `}` and a
+        // lone LF, not a JSON text with any whitespace around it or a CR (a probe restored those).
+        let manifestLine = data[manifestStart..<(data.endIndex - 1)]
+        guard manifestLine.first == UInt8(ascii: "{"), manifestLine.last == UInt8(ascii: "}"),
+            !manifestLine.contains(0x0D)
+        else { throw refused("the manifest is not one line from { to } ending in a lone LF") }
         var manifest = try reader(data[manifestStart...], line: "manifest")
         try field { () throws(RequestFieldError) in
             guard try manifest.string("type") == "manifest" else {

@@ -248,9 +248,20 @@ public enum FileBackupStore {
     static func checkTarget(_ folder: URL, replaceServerSecrets: Bool, masterKey: MasterKey) throws(KMSError)
         -> [String]
     {
-        let entries = try DurableFile.storedNames(in: folder).filter { !$0.hasPrefix(".") }
         var startup: [String] = []
-        for name in entries {
+        for name in try DurableFile.storedNames(in: folder) {
+            // Hidden names too (a probe restored beside `.env` and `.foo/`): only the writer's lock, an
+            // earlier restore's folders (judged before this) and temporaries of this store's own writes
+            // (swept at start) are a never-started store's.
+            if name.hasPrefix(".") {
+                if name == AuditWriterLock.storeLockName || name.hasPrefix(stagingPrefix) || name.contains(".tmp-") {
+                    continue
+                }
+                throw KMSError(
+                    .invalidRequest,
+                    "\(folder.path) already holds \(name): restore only into a never-started store (a missing or empty folder)"
+                )
+            }
             let url = folder.appendingPathComponent(name)
             if (name == "keys" || name == "aliases") && isEmptyFolder(url) { continue }
             // `key-usage.json` beside empty key folders counts keys deleted since: stale, replaced too.

@@ -21,27 +21,35 @@ public final class LocalClientStore: ClientStore {
 
     /// The store in `folder/clients.json`, created on the first change.
     public init(folder: URL) throws(KMSError) {
-        let url = folder.appendingPathComponent("clients.json")
+        let url = Self.file(in: folder)
         self.url = url
         do {
             try DurableFile.prepareFolder(folder)
         } catch {
             throw KMSError.storageUnavailable("client store: \(error.description)")
         }
-        var clients: [StoredClient] = []
-        if let data = try DurableFile.storedBytes(url) {
-            do {
-                clients = try JSONDecoder().decode(ClientFile.self, from: data).clients
-            } catch {
-                throw KMSError.internal("clients.json is corrupt; restore it from a backup")
-            }
-            // Every change stores revision + 1, which must not overflow (a review).
-            guard clients.allSatisfy({ (0..<Int(Int32.max)).contains($0.revision) }) else {
-                throw KMSError.internal("clients.json is corrupt (a revision out of range); restore it from a backup")
-            }
-        }
-        table = Mutex(ClientTable(clients))
+        table = Mutex(ClientTable(try Self.stored(at: url)))
     }
+
+    /// The clients `url` holds (none when it does not exist), read without changing anything: also what
+    /// `kms doctor` checks (a probe found it green over a clients.json the server refused to start with).
+    public static func stored(at url: URL) throws(KMSError) -> [StoredClient] {
+        guard let data = try DurableFile.storedBytes(url) else { return [] }
+        let clients: [StoredClient]
+        do {
+            clients = try JSONDecoder().decode(ClientFile.self, from: data).clients
+        } catch {
+            throw KMSError.internal("clients.json is corrupt; restore it from a backup")
+        }
+        // Every change stores revision + 1, which must not overflow (a review).
+        guard clients.allSatisfy({ (0..<Int(Int32.max)).contains($0.revision) }) else {
+            throw KMSError.internal("clients.json is corrupt (a revision out of range); restore it from a backup")
+        }
+        return clients
+    }
+
+    /// The file of the store in `folder`.
+    public static func file(in folder: URL) -> URL { folder.appendingPathComponent("clients.json") }
 
     /// The file's shape: a version, then every client.
     struct ClientFile: Codable {

@@ -139,7 +139,9 @@ struct KnownServers: Sendable {
             if fields.count != 3 {
                 problem = "not `URL SHA256:<hex> FIRST-SEEN`"
             } else if Self.origin(of: String(fields[0])) != String(fields[0]) {
-                problem = "\(fields[0]) is not a URL as this file writes it"
+                // At most 200 characters of it: a probe's 50 MB line was echoed whole.
+                let shown = fields[0].count > 200 ? fields[0].prefix(200) + "…" : fields[0]
+                problem = "\(shown) is not a URL as this file writes it"
             } else if !Fingerprint.isWellFormed(String(fields[1])) {
                 problem = "\(fields[1].prefix(80)) is not SHA256: and 64 hexadecimal digits"
             } else if !seen.insert(String(fields[0])).inserted {
