@@ -20,7 +20,7 @@ enum Entry {
         // written under another name, instead of the file named), and a `--context` value would be stored
         // as another (file-format-v1 section 1 asks for UTF-8). Refused before anything runs, with the code
         // the file verbs name (file-format-v1's CLI rules: every failure names its code).
-        if let refusal = argumentNotUTF8() {
+        if let refusal = argumentNotUTF8() ?? variableNotUTF8() {
             exitReporting(CLIFailure(message: refusal, status: .validationFailure))
         }
         // ArgumentParser's own `main()`, except that an error's text is made safe for a terminal
@@ -52,6 +52,25 @@ enum Entry {
         } catch {
             exitReporting(error)
         }
+    }
+
+    /// The same for the environment variables kms reads (a path in one would name another file too).
+    static func variableNotUTF8() -> String? {
+        let read: Set<String> = [
+            "KEY_STORE_PATH", "BASE_URL", "ROTATE_INTERVAL_MS", "HOME", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET",
+        ]
+        var entry = environ
+        while let pointer = entry.pointee {
+            defer { entry += 1 }
+            let bytes = Array(UnsafeRawBufferPointer(start: pointer, count: strlen(pointer)))
+            guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else { continue }
+            let name = String(decoding: bytes[..<equals], as: UTF8.self)
+            guard name.hasPrefix("KMS_") || read.contains(name),
+                String(validating: bytes[(equals + 1)...], as: UTF8.self) == nil
+            else { continue }
+            return "io_error: the environment variable \(name) is not UTF-8 text: kms reads its settings as UTF-8"
+        }
+        return nil
     }
 
     /// Why the first argument whose bytes are not UTF-8 is refused, if one is not: a `--context` value is

@@ -350,6 +350,11 @@ import Testing
                 #"exec "$KMS" encrypt-file --key files "$(printf 'x\377')" "$DIR/x.kms""#,
                 "io_error: argument 4 is not UTF-8"
             ),
+            // The same for a setting kms reads from the environment (a path there would name another file).
+            (
+                #"KMS_CLIENT_KEY_FILE="$(printf '/tmp/k\377')" exec "$KMS" encrypt-file --key files "$IN" "$DIR/x.kms""#,
+                "the environment variable KMS_CLIENT_KEY_FILE is not UTF-8"
+            ),
             // A probe: these exited 1, the first naming no path.
             (
                 #"exec "$KMS" encrypt-file --key files "$IN" /proc/version/x.kms"#,
