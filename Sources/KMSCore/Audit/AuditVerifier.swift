@@ -126,10 +126,9 @@ public enum AuditVerifier {
                 report.failure = "\(file.path): cannot be read"
                 return report
             }
-            if !data.isEmpty, data.last != 0x0A {
-                report.failure = "\(file.lastPathComponent): the last line is incomplete (truncated or torn write)"
-                return report
-            }
+            // Said after the lines before it are checked, so the report counts the entries that hold (a probe:
+            // "after 0 valid entries" for a log whose every complete line was intact).
+            let torn = !data.isEmpty && data.last != 0x0A
             for (index, raw) in AuditLines.forward(data).enumerated() {
                 let place = "\(file.lastPathComponent) line \(index + 1)"
                 guard let line = raw else {
@@ -233,6 +232,10 @@ public enum AuditVerifier {
                     report.firstUnsignedTime = report.firstUnsignedDate.map(Timestamp.format) ?? "an unreadable time"
                 }
                 expected = entry.seq + 1
+            }
+            if torn {
+                report.failure = "\(file.lastPathComponent): the last line is incomplete (truncated or torn write)"
+                return report
             }
         }
         if let checkpoint, !checkpointSeen {
