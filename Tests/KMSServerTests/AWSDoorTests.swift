@@ -46,9 +46,11 @@ import Testing
         _ body: @Sendable (TestServer, WireSession, Door) async throws -> Void
     ) async throws {
         var configured = try TestServer(
-            ["KMS_AWS_PORT": "0", "KMS_AWS_HOST": "127.0.0.1", "KMS_AWS_ALLOW_PLAIN_HTTP": "true"].merging(extra) {
+            ["KMS_AWS_PORT": "1", "KMS_AWS_HOST": "127.0.0.1", "KMS_AWS_ALLOW_PLAIN_HTTP": "true"].merging(extra) {
                 $1
             })
+        // An ephemeral port, which the setting refuses (0 is not "off").
+        configured.config.aws?.port = 0
         if let log { configured.dependencies.logger = log.logger }
         let port = Mutex(0)
         configured.dependencies.onAWSServerRunning = { bound in port.withLock { $0 = bound } }

@@ -23,6 +23,8 @@ import Testing
         let empty = try KMSConfiguration(environment: ["KMS_WHITELIST": "", "KMS_TRUSTED_PROXIES": ""])
         #expect(empty.allowlist.count == 3 && empty.trustedProxies.isEmpty)
         // Set to nothing: no prefix, the key from its file, and the AWS door off.
+        // 0 is not "off" (a probe: it opened the door on a random port on every address).
+        #expect(throws: KMSConfiguration.Invalid.self) { try KMSConfiguration(environment: ["KMS_AWS_PORT": "0"]) }
         let none = try KMSConfiguration(environment: ["KMS_TOKEN_PREFIX": "", "KMS_MASTER_KEY": "", "KMS_AWS_PORT": ""])
         #expect(none.sessions.tokenPrefix == nil && none.masterKeyBase64 == nil && none.aws == nil)
     }
@@ -306,5 +308,12 @@ import Testing
         ])
         let logged = "\(config.loggable["database"] ?? "")"
         #expect(!logged.contains("hunter2") && !logged.contains("hunter3") && logged.contains("sslmode=verify-full"))
+        // libpq's key=value form, and a fragment: shown as nothing of theirs (a probe found the first logged
+        // whole, password included, and the second kept).
+        for url in ["host=db port=5432 user=kms password=hunter4 dbname=kms", "postgres://kms@db/kms#hunter5"] {
+            let other = try KMSConfiguration(environment: ["KMS_DATABASE_URL": url])
+            let shown = "\(other.loggable["database"] ?? "")"
+            #expect(!shown.contains("hunter"), "\(shown)")
+        }
     }
 }

@@ -18,7 +18,7 @@ public struct AWSConfiguration: Sendable, Equatable {
     /// nil when `KMS_AWS_PORT` is unset or set to nothing.
     static func read(_ reader: ConfigReader, host: String) throws(KMSConfiguration.Invalid) -> AWSConfiguration? {
         // Set to nothing is off, like unset: the door is opt-in, and off is the safe reading.
-        guard !reader.isSetButEmpty("KMS_AWS_PORT"), let port = try reader.integer("KMS_AWS_PORT", in: 0...65_535)
+        guard !reader.isSetButEmpty("KMS_AWS_PORT"), let port = try reader.integer("KMS_AWS_PORT", in: 1...65_535)
         else { return nil }
         var config = AWSConfiguration(port: Int(port), host: try reader.setting("KMS_AWS_HOST") ?? host)
         if let region = try reader.setting("KMS_AWS_REGION") {

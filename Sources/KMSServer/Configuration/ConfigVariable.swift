@@ -47,7 +47,7 @@ public struct ConfigVariable: Sendable {
             meaning: "versions a key may have (2 to 10000); a rotation past them is 409 limit_reached"),
         .init(
             name: "KMS_AWS_PORT", defaultValue: "",
-            meaning: "port of the AWS-KMS-compatible listener (unset or empty: off)"),
+            meaning: "port of the AWS-KMS-compatible listener, 1-65535 (unset or empty: off)"),
         .init(name: "KMS_AWS_HOST", defaultValue: "KMS_HOST", meaning: "its bind address"),
         .init(name: "KMS_AWS_REGION", defaultValue: "us-east-1", meaning: "the one region it answers for"),
         .init(name: "KMS_AWS_ACCOUNT_ID", defaultValue: "000000000000", meaning: "12 digits, in ARNs"),

@@ -237,7 +237,12 @@ public struct KMSConfiguration: Sendable {
 
     /// A database URL without its password, for logs.
     static func redactedURL(_ url: String) -> String {
-        guard var components = URLComponents(string: url) else { return "(unparsable)" }
+        // Only a postgres:// URL with a host is shown at all: libpq's `host=… password=…` form parsed as a
+        // path and was logged whole, password included (a probe), and so was a fragment.
+        guard var components = URLComponents(string: url),
+            ["postgres", "postgresql"].contains(components.scheme?.lowercased() ?? ""), components.host != nil
+        else { return "(not a postgres:// URL)" }
+        components.fragment = nil
         if components.password != nil { components.password = "redacted" }
         // Only the two parameters start-up accepts are shown; anything else (say
         // `?password=…`, refused a moment later) is logged by name only.
