@@ -396,6 +396,19 @@ import Testing
                 admitted = try await !RawConnection(port: server.port, source: "127.0.0.3").isClosed(within: 1)
             }
             #expect(admitted, "a place in the strangers' share came back")
+
+            // A stranger's body after its 403 is drained a few kilobytes at most, not at the link's speed for
+            // the whole linger (a probe: a body announced as a terabyte was read at gigabytes a second, 0.65 s
+            // of CPU a connection).
+            var pouring: RawConnection?
+            for _ in 0..<10 where pouring == nil {
+                let candidate = try RawConnection(port: server.port, source: "127.0.0.3")
+                if try await !candidate.isClosed(within: 1) { pouring = candidate }
+            }
+            let pour = try #require(pouring, "no place for a stranger")
+            pour.send("POST /session/key-exchange HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000\r\n\r\n")
+            let taken = try await pour.sendWhileAccepted(total: 1 << 30, within: 2)
+            #expect(taken < 64 << 20, "\(taken) bytes of a stranger's body taken after its 403")
         }
 
         /// The AWS door keeps its own count with the same shares, under TLS too: a stranger's raw
