@@ -188,6 +188,12 @@ public func buildApplication(
             "KMS_TRUSTED_PROXIES holds ranges KMS_WHITELIST does not: anything at those addresses is let in by naming an allowlisted address in X-Forwarded-For; list only your proxy's own address there (empty trusts none)",
             metadata: ["beyondAllowlist": "\(beyond.map(\.description).joined(separator: ","))"])
     }
+    if !config.unreadSettings.isEmpty {
+        // Names only: a value may be a secret set under a wrong name.
+        logger.warning(
+            "settings that kms does not read, so their defaults apply (misspelled? `kms serve --help` lists every one; the allowlist is KMS_WHITELIST)",
+            metadata: ["unread": "\(config.unreadSettings.joined(separator: ","))"])
+    }
     if config.clientAuth == .off {
         logger.warning(
             "KMS_CLIENT_AUTH=off: every allowlisted host that completes a key exchange can use every key (protocol-v1); enrol clients and remove it"

@@ -23,6 +23,13 @@ import Testing
         let empty = try KMSConfiguration(environment: ["KMS_WHITELIST": "", "KMS_TRUSTED_PROXIES": ""])
         #expect(empty.allowlist.count == 3 && empty.trustedProxies.isEmpty)
         // Set to nothing: no prefix, the key from its file, and the AWS door off.
+        // A setting kms reads nowhere is named for the start's warning (a probe: `KMS_ALLOWLIST` was ignored
+        // without a word and the default allowlist applied); the client's settings and test tooling are not.
+        let misspelled = try KMSConfiguration(environment: [
+            "KMS_ALLOWLIST": "10.0.0.1", "KMS_WHITELST": "x", "KMS_URL": "http://x:1", "KMS_TEST_POSTGRES_URL": "x",
+            "KMS_PORT": "3000", "PATH": "/bin",
+        ])
+        #expect(misspelled.unreadSettings == ["KMS_ALLOWLIST", "KMS_WHITELST"])
         // 0 is not "off" (a probe: it opened the door on a random port on every address).
         #expect(throws: KMSConfiguration.Invalid.self) { try KMSConfiguration(environment: ["KMS_AWS_PORT": "0"]) }
         let none = try KMSConfiguration(environment: ["KMS_TOKEN_PREFIX": "", "KMS_MASTER_KEY": "", "KMS_AWS_PORT": ""])

@@ -9,6 +9,24 @@ public struct ConfigVariable: Sendable {
     public let defaultValue: String
     public let meaning: String
 
+    /// The client verbs' own settings (README, the command-line client), which a server's environment
+    /// may hold too.
+    public static let clientNames: Set<String> = [
+        "KMS_URL", "KMS_TOKEN", "KMS_SERVER_FINGERPRINT", "KMS_KNOWN_SERVERS", "KMS_CLIENT_KEY_FILE",
+    ]
+
+    /// `KMS_` names set that kms reads nowhere, sorted: a misspelled setting is otherwise ignored
+    /// without a word, and its default applies (a probe set `KMS_ALLOWLIST` and got the default
+    /// allowlist). The project's test and bench tooling (`KMS_TEST_`, `KMS_BENCH_`, `KMS_PG_`,
+    /// `KMS_INTEROP_`) is not counted.
+    public static func unread(in names: some Sequence<String>) -> [String] {
+        let known = Set(all.map(\.name)).union(clientNames)
+        let tooling = ["KMS_TEST_", "KMS_BENCH_", "KMS_PG_", "KMS_INTEROP_"]
+        return names.filter { name in
+            name.hasPrefix("KMS_") && !known.contains(name) && !tooling.contains { name.hasPrefix($0) }
+        }.sorted()
+    }
+
     public static let all: [ConfigVariable] = [
         .init(name: "KMS_PORT", defaultValue: "3000", meaning: "listen port (1-65535)"),
         .init(name: "KMS_HOST", defaultValue: "0.0.0.0", meaning: "listen address"),

@@ -21,6 +21,8 @@ public struct KMSConfiguration: Sendable {
     /// too and wins: `kms serve` warns that the credential is not used (an operator's review copied
     /// `.env.example`'s path with the unit's credential and got a new master key beside the store).
     public var ignoredCredentialKey: URL?
+    /// `KMS_` settings given that kms reads nowhere (misspelled?): warned about at start.
+    public var unreadSettings: [String] = []
     public var sessions = SessionPolicy()
     public var keyGraceMs: Int64 = 604_800_000
     /// Versions a key may have (`KeyLifecycle.maxVersions`): an operator may lower the ceiling,
@@ -127,6 +129,7 @@ public struct KMSConfiguration: Sendable {
     public init(environment values: [String: String]) throws(Invalid) {
         self.init()
         let reader = ConfigReader(values: values)
+        unreadSettings = ConfigVariable.unread(in: values.keys)
         host = try reader.setting("KMS_HOST") ?? host
         port = try reader.integer("KMS_PORT", in: 1...65535).map(Int.init) ?? port
         if let list = try reader.addressList("KMS_WHITELIST", emptyMeansUnset: true) { allowlist = list }
