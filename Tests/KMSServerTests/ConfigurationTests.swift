@@ -189,6 +189,29 @@ import Testing
             ])
         #expect(throws: DotEnv.ParseError.self) { try DotEnv.parse("NOT A LINE") }
         #expect(throws: DotEnv.ParseError.self) { try DotEnv.parse("A=\"open") }
+        // A comment after a quoted value, and a value holding its quote character (a probe: "unterminated").
+        #expect(try DotEnv.parse("A=\"10.0.0.1\" # lan\nB='it's'\n") == ["A": "10.0.0.1", "B": "it's"])
+        #expect(throws: DotEnv.ParseError.self) { try DotEnv.parse("A=\"v\" trailing") }
+        // Set twice: refused, naming both lines (a probe: the last won without a word).
+        let twice = #expect(throws: DotEnv.ParseError.self) { try DotEnv.parse("A=1\n\nA=2\n") }
+        #expect(twice?.description == ".env line 3: A is set already on line 1")
+    }
+
+    /// A `.env` others can write, or read while it holds the master key, is warned about at start (a probe:
+    /// neither was).
+    @Test func aLooseDotEnvIsWarnedAbout() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("env-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data("KMS_MASTER_KEY=x\n".utf8).write(to: file)
+        let secret = ["KMS_MASTER_KEY": "x"]
+        chmod(file.path, 0o666)
+        let loose = KMSConfiguration.looseDotEnv(file.path, holding: secret)
+        #expect(loose.count == 2 && loose[0].contains("writable by other users") && loose[1].contains("KMS_MASTER_KEY"))
+        chmod(file.path, 0o644)
+        #expect(KMSConfiguration.looseDotEnv(file.path, holding: secret).count == 1)
+        #expect(KMSConfiguration.looseDotEnv(file.path, holding: ["KMS_PORT": "1"]).isEmpty)
+        chmod(file.path, 0o600)
+        #expect(KMSConfiguration.looseDotEnv(file.path, holding: secret).isEmpty)
     }
 
     @Test func environmentWinsOverDotEnv() throws {

@@ -1,7 +1,7 @@
 import Foundation
 
-/// Reads a `.env` file: `KEY=VALUE` lines, `#` comments, an optional
-/// `export ` and single or double quotes around the value. Values are taken
+/// Reads a `.env` file: `KEY=VALUE` lines, `#` comments (after a value too), an optional
+/// `export ` and single or double quotes around the value; a key set twice is refused. Values are taken
 /// as written (no interpolation), so a key in the file cannot expand another.
 public enum DotEnv {
     public struct ParseError: Error, CustomStringConvertible {
@@ -10,6 +10,7 @@ public enum DotEnv {
 
     public static func parse(_ text: String) throws(ParseError) -> [String: String] {
         var values: [String: String] = [:]
+        var lineOf: [String: Int] = [:]
         for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             var line = Substring(rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine)
             line = line.drop { $0 == " " || $0 == "\t" }
@@ -24,13 +25,24 @@ public enum DotEnv {
             }
             var value = line[line.index(after: equals)...].trimmingSpaces()
             if let quote = value.first, quote == "\"" || quote == "'" {
-                guard value.count >= 2, value.last == quote else {
+                // The last quote closes it (a value may hold its own quote character), and a comment may
+                // follow (`KEY="v" # note`: a probe was told "unterminated quote").
+                let rest = value.dropFirst()
+                guard let close = rest.lastIndex(of: quote),
+                    case let after = rest[rest.index(after: close)...].trimmingSpaces(),
+                    after.isEmpty || after.hasPrefix("#")
+                else {
                     throw ParseError(description: ".env line \(number + 1): unterminated quote")
                 }
-                value = value.dropFirst().dropLast()
+                value = rest[..<close]
             } else if let hash = value.range(of: " #") {
                 value = value[..<hash.lowerBound].trimmingSpaces()
             }
+            // Set twice, one of the two is not what the operator reads (a probe: the last won silently).
+            if let first = lineOf[String(key)] {
+                throw ParseError(description: ".env line \(number + 1): \(key) is set already on line \(first)")
+            }
+            lineOf[String(key)] = number + 1
             values[String(key)] = String(value)
         }
         return values

@@ -23,6 +23,8 @@ public struct KMSConfiguration: Sendable {
     public var ignoredCredentialKey: URL?
     /// `KMS_` settings given that kms reads nowhere (misspelled?): warned about at start.
     public var unreadSettings: [String] = []
+    /// What is loose about the `.env` read (its mode): warned about at start.
+    public var dotEnvWarnings: [String] = []
     public var sessions = SessionPolicy()
     public var keyGraceMs: Int64 = 604_800_000
     /// Versions a key may have (`KeyLifecycle.maxVersions`): an operator may lower the ceiling,
@@ -121,8 +123,31 @@ public struct KMSConfiguration: Sendable {
             }
             values = try DotEnv.parse(text)
         }
+        let fromFile = values
         for (key, value) in ProcessInfo.processInfo.environment { values[key] = value }
-        return try KMSConfiguration(environment: values)
+        var config = try KMSConfiguration(environment: values)
+        if dotEnv != nil { config.dotEnvWarnings = Self.looseDotEnv(dotEnvPath, holding: fromFile) }
+        return config
+    }
+
+    /// What is loose about a `.env` that was read (a probe: a world-writable one set the allowlist and the
+    /// trusted proxies without a word, and one holding the master key was readable by every user while
+    /// a `master.key` file so is a failure of `kms doctor`).
+    public static func looseDotEnv(_ path: String, holding values: [String: String]) -> [String] {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return [] }
+        var warnings: [String] = []
+        if info.st_mode & 0o022 != 0 {
+            warnings.append(
+                "\(path) is writable by other users: whoever can write it chooses the allowlist, the trusted proxies and the keys' store; chmod 600 it"
+            )
+        }
+        let secrets = ["KMS_MASTER_KEY", "KMS_DATABASE_URL"].filter { !(values[$0] ?? "").isEmpty }
+        if info.st_mode & 0o044 != 0, !secrets.isEmpty {
+            warnings.append(
+                "\(path) holds \(secrets.joined(separator: " and ")) and other users can read it; chmod 600 it")
+        }
+        return warnings
     }
 
     /// Validates `environment` (variable name to value).
