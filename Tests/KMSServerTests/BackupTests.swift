@@ -172,6 +172,16 @@ import Testing
             }
         }
         #expect(refusal(padded).contains("must all be integers"), "\(refusal(padded))")
+        // A key record the API would not have made, signed by a holder of the master key: refused too (a
+        // probe restored a 50 MB description and 200,000 tags).
+        let escaped = try Self.edited(try Data(contentsOf: file), masterKey: opener) { lines in
+            let index = try #require(
+                lines.firstIndex { $0.contains(#""type":"key""#) && $0.contains(#""description":"""#) })
+            lines[index] = lines[index].replacingOccurrences(
+                of: #""description":"""#, with: #""description":"\u001b[2J""#)
+        }
+        let escapedRefusal = refusal(String(decoding: escaped, as: UTF8.self))
+        #expect(escapedRefusal.contains("control characters"), "\(escapedRefusal)")
         // Nor a manifest with whitespace or a CR around its JSON (a probe restored CR LF and pretty-printing).
         for loose in [String(original.dropLast()) + "\r\n", String(original.dropLast()) + " \n"] {
             #expect(refusal(loose).contains("not one line from { to }"), "\(refusal(loose))")

@@ -232,6 +232,16 @@ import Testing
         let shown = try await CLIProcess.run(["inspect-file", escapes.path])
         #expect(shown.stdout.contains(#"context    app=a\u{1b}[2J\u{9b}b\\"#), "\(shown.stdout)")
         #expect(!shown.stdout.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x9B })
+        // A key holding `=` is quoted, and a crafted wrapped key's version 0 is shown as unknown (a probe).
+        let crafted = folder.appendingPathComponent("crafted.kms")
+        let craftedHeader = try FileHeader(
+            salt: Data(count: FileFormat.saltSize), wrappedKey: "kms:v1:key_x:0:AAAA",
+            context: ["a=b": "c", "a": "b=c"])
+        try (craftedHeader.encoded + Data(count: 32 + 16)).write(to: crafted)
+        let quoted = try await CLIProcess.run(["inspect-file", crafted.path])
+        #expect(
+            quoted.stdout.contains("context    \"a=b\"=c") && quoted.stdout.contains("context    a=b=c")
+                && quoted.stdout.contains("version ?"), "\(quoted.stdout)")
 
         // Standard input and output.
         let small = Self.randomBytes(1000)

@@ -398,6 +398,13 @@ import Testing
         let relative = try await CLIProcess.run(
             ["known-servers", "list"], environment: env.merging(["KMS_KNOWN_SERVERS": "OF"]) { $1 })
         #expect(relative.status == 64 && relative.stderr.contains("not an absolute path"), "\(relative.stderr)")
+        // A file others can write is said (a probe: read without a word), and still read.
+        let loose = server.folder.appendingPathComponent("loose_known_servers")
+        try Data().write(to: loose)
+        chmod(loose.path, 0o666)
+        let warned = try await CLIProcess.run(
+            ["known-servers", "list"], environment: env.merging(["KMS_KNOWN_SERVERS": loose.path]) { $1 })
+        #expect(warned.status == 0 && warned.stderr.contains("is writable by other users"), "\(warned.stderr)")
         // A folder (a probe: Foundation's "couldn't be read" was all it said), with or without its slash.
         for folder in [server.folder.path, server.folder.path + "/"] {
             let named = try await CLIProcess.run(

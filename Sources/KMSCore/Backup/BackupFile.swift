@@ -186,6 +186,10 @@ public enum BackupFile {
                 guard KeyIdentifier.isKeyId(key.keyId) else {
                     throw RequestFieldError(field: "keyId", message: "is not a key id (key_ and URL-safe base64)")
                 }
+                // What the API would have let a key hold (lifecycle-v1 sections 4 and 7): a probe holding the
+                // master key restored a 50 MB description, one with terminal escapes, and 200,000 tags.
+                try LabelRules.checkDescription(key.description)
+                try LabelRules.checkTags(key.tags, setField: "tags")
                 contents.keys.append(key)
             case "alias":
                 let alias = AliasRecord(

@@ -382,7 +382,9 @@ struct InspectFileCommand: AsyncParsableCommand {
                 headerLength: length, fileSize: try Self.size(of: handle, from: start, afterHeader: length))
             let parts = header.wrappedKey.split(separator: ":")
             let report = Report(
-                keyId: parts.count == 5 ? String(parts[2]) : nil, version: parts.count == 5 ? Int(parts[3]) : nil,
+                keyId: parts.count == 5 ? String(parts[2]) : nil,
+                // A crafted wrapped key's version shows as unknown, not as `-1` or `0` (a probe).
+                version: parts.count == 5 ? Int(parts[3]).flatMap { $0 > 0 ? $0 : nil } : nil,
                 context: header.context.map { Report.Pair(key: $0.key, value: $0.value) }, headerLength: length,
                 fileSize: layout.fileSize, chunks: layout.chunkCount, unverifiedPlaintextSize: layout.plaintextSize)
             if json { return try printJSON(report) }
@@ -390,7 +392,9 @@ struct InspectFileCommand: AsyncParsableCommand {
             printShown("key        \(report.keyId ?? "?") version \(report.version.map(String.init) ?? "?")")
             // The header is not authenticated and anyone may have written it: escaped for the terminal.
             for entry in header.context {
-                printShown("context    \(entry.key)=\(entry.value)")
+                // A key holding `=` is quoted: `a=b` with `c` and `a` with `b=c` read alike otherwise (a probe).
+                let key = entry.key.contains("=") || entry.key.hasPrefix("\"") ? "\"\(entry.key)\"" : entry.key
+                printShown("context    \(key)=\(entry.value)")
             }
             printShown(
                 "size       \(report.fileSize) bytes: header \(length), commitment 32, \(report.chunks) chunk(s)")

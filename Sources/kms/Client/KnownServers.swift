@@ -116,6 +116,14 @@ struct KnownServers: Sendable {
         guard !Self.isFolder(file.path) else {
             throw CLIFailure(message: "\(file.path) is a folder, not the file that remembers server keys: move it away")
         }
+        // Whoever can write it chooses which key this machine trusts for a server (a probe: a world-writable
+        // file was read without a word). Said, not refused: its lines are still the ones remembered.
+        var info = stat()
+        if stat(file.path, &info) == 0, info.st_mode & 0o022 != 0 {
+            noteOnce(
+                "warning: \(file.path) is writable by other users, who can make this machine trust another server's key: chmod 600 it\n"
+            )
+        }
         let data: Data
         do {
             data = try Data(contentsOf: file)
