@@ -182,7 +182,8 @@ public final class AtomicOutputFile {
         let fd = open(temporaryURL.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             // The real reason (no space, too many open files, …), not always "no permission", and where.
-            throw NotCreated(folder: folder.path, reason: String(cString: strerror(errno)))
+            let code = errno
+            throw NotCreated(folder: folder.path, code: POSIXErrorCode(rawValue: code) ?? .EIO)
         }
         handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     }
@@ -191,8 +192,16 @@ public final class AtomicOutputFile {
     /// says so as a usage error, before any work).
     public struct NotCreated: Error, CustomStringConvertible {
         public let folder: String
-        public let reason: String
-        public var description: String { "cannot create the output in \(folder) (\(reason))" }
+        public let code: POSIXErrorCode
+        public var description: String {
+            "cannot create the output in \(folder) (\(String(cString: strerror(code.rawValue))))"
+        }
+        /// Whether the path itself is wrong (no such folder, not a folder, no permission, read-only, a
+        /// loop or a name too long): what the user gave, not the machine's state (a full disk, too many
+        /// open files), which a CLI reports as any write failure.
+        public var isThePath: Bool {
+            [.EACCES, .EPERM, .EROFS, .ENOENT, .ENOTDIR, .ELOOP, .ENAMETOOLONG].contains(code)
+        }
     }
 
     /// Why `destination` cannot be replaced by a regular file, if it cannot:

@@ -25,13 +25,16 @@ public enum DotEnv {
             }
             var value = line[line.index(after: equals)...].trimmingSpaces()
             if let quote = value.first, quote == "\"" || quote == "'" {
-                // The last quote closes it (a value may hold its own quote character), and a comment may
-                // follow (`KEY="v" # note`: a probe was told "unterminated quote").
+                // The first quote after which nothing or a comment follows closes it: a value may hold its
+                // own quote character (`'it's'`), and a comment may follow, quotes and all (`KEY="v" # "a"`;
+                // a probe was told "unterminated quote").
                 let rest = value.dropFirst()
-                guard let close = rest.lastIndex(of: quote),
-                    case let after = rest[rest.index(after: close)...].trimmingSpaces(),
-                    after.isEmpty || after.hasPrefix("#")
-                else {
+                let close = rest.indices.first { index in
+                    guard rest[index] == quote else { return false }
+                    let after = rest[rest.index(after: index)...].trimmingSpaces()
+                    return after.isEmpty || after.hasPrefix("#")
+                }
+                guard let close else {
                     throw ParseError(description: ".env line \(number + 1): unterminated quote")
                 }
                 value = rest[..<close]

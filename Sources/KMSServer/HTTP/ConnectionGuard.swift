@@ -92,11 +92,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// sending the body it announced).
     private var closeAtBodyEnd = false
     static let strangerLinger = TimeAmount.seconds(2)
-    /// And no more of a stranger's body than this is read after its answer: over loopback a body
-    /// announced as a terabyte was read at 2.5–3.8 GB/s for the whole linger, 0.65 s of CPU a
-    /// connection (a probe's 60 took 1.2 cores). What the `403` needs to be read is a few kilobytes of
-    /// the client's send buffer drained, not its whole body.
-    static let strangerDrainBytes = 64 * 1024
+    /// And no more of a stranger's body than the largest body this server reads (`KMS_MAX_BODY_BYTES`):
+    /// over loopback a body announced as a terabyte was read at 2.5–3.8 GB/s for the whole linger, 0.65 s
+    /// of CPU a connection (a probe's 60 took 1.2 cores). A client that sends its whole body before
+    /// reading (curl does, without `100-continue`) still reads its `403`: a smaller bound cut such
+    /// bodies off with a reset (a review).
     private var drainedAfterAnswer = 0
     /// A request asked to switch protocols or to close: its answer closes the connection.
     private var closeAfterAnswer = false
@@ -226,7 +226,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         case .body(let buffer):
             if closeAtBodyEnd, share == .stranger {
                 drainedAfterAnswer += buffer.readableBytes
-                if drainedAfterAnswer > Self.strangerDrainBytes {
+                if drainedAfterAnswer > maxBodyBytes {
                     ignoreInput = true
                     context.close(promise: nil)
                     return

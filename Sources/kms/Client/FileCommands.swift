@@ -133,7 +133,8 @@ struct FileEndpoints {
             }
         } catch let refused as AtomicOutputFile.NotCreated {
             // Before any work (the output is made first), and naming where (a probe: `io_error: Permission
-            // denied`, exit 1, for an output under /sys).
+            // denied`, exit 1, for an output under /sys); a full disk or too many open files stays exit 1.
+            guard refused.isThePath else { throw CLIFailure(message: "io_error: \(refused)") }
             throw ValidationError("io_error: \(refused)")
         }
     }
