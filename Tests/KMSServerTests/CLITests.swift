@@ -849,30 +849,33 @@ import Testing
     @Test func e2eKeepsWorkingWhileRotatingTheToken() async throws {
         // Room for every rotation of the run (the default, 5 in 10 s, is what a 300 ms interval over 1.5 s and
         // the check's own rotation step reach: a review), which now fails the step when one is refused.
-        let server = try await ServeProcess(environment: ["KMS_ROTATE_MAX": "100"])
-        let run = try await CLIProcess.run(
-            ["e2e", "--duration", "1.5"],
-            environment: server.clientEnvironment.merging(["ROTATE_INTERVAL_MS": "300"]) { $1 })
+        let run = try await Self.e2eRotating(every: 300, serverAllows: 100)
         #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
         #expect(run.stdout.contains("rotate token") && run.stdout.contains("timed rotations"), "\(run.stdout)")
+    }
+
+    /// `kms e2e --duration 1.5` rotating its token every `interval` ms against a server that allows
+    /// `serverAllows` rotations per window (the server stopped cleanly after it).
+    static func e2eRotating(every interval: Int, serverAllows rotations: Int) async throws -> CLIProcess.Output {
+        let server = try await ServeProcess(environment: ["KMS_ROTATE_MAX": "\(rotations)"])
+        let run = try await CLIProcess.run(
+            ["e2e", "--duration", "1.5"],
+            environment: server.clientEnvironment.merging(["ROTATE_INTERVAL_MS": "\(interval)"]) { $1 })
         #expect(try await server.stop() == 0)
+        return run
     }
 
     /// A probe: `kms e2e --duration` passed while the server refused some of its timed rotations (`429
     /// rate_limited`), reporting only the tokens it went through. The step now fails, naming the causes and
     /// the server's limit, and the failed run schedules its key's deletion as a passing one does.
     @Test func e2eFailsWhenItsTimedRotationsAreRefused() async throws {
-        let server = try await ServeProcess(environment: ["KMS_ROTATE_MAX": "2"])
-        let run = try await CLIProcess.run(
-            ["e2e", "--duration", "1.5"],
-            environment: server.clientEnvironment.merging(["ROTATE_INTERVAL_MS": "200"]) { $1 })
+        let run = try await Self.e2eRotating(every: 200, serverAllows: 2)
         #expect(run.status == 1, "\(run.stdout)\(run.stderr)")
         #expect(
             run.stdout.contains("✘ work 1.5 s, rotate token") && run.stdout.contains("rate_limited ×")
                 && run.stdout.contains("KMS_ROTATE_MAX"), "\(run.stdout)")
         // The failed run's key is not left working.
         #expect(run.stdout.contains("the check's key e2e-") && run.stdout.contains(" is deleted on "), "\(run.stdout)")
-        #expect(try await server.stop() == 0)
     }
 
     @Test func serveHelpListsEveryVariable() async throws {
