@@ -341,7 +341,12 @@ import Testing
         #expect(!logged.contains("hunter2") && !logged.contains("hunter3") && logged.contains("sslmode=verify-full"))
         // libpq's key=value form, and a fragment: shown as nothing of theirs (a probe found the first logged
         // whole, password included, and the second kept).
-        for url in ["host=db port=5432 user=kms password=hunter4 dbname=kms", "postgres://kms@db/kms#hunter5"] {
+        for url in [
+            "host=db port=5432 user=kms password=hunter4 dbname=kms", "postgres://kms@db/kms#hunter5",
+            // A password's raw `@`, `?` or `#` (a review: its rest was shown as the host and path).
+            "postgres://kms:Xy@zhunter6/9Q@db/kms", "postgres://kms:12?hunter7@db/kms",
+            "postgres://kms:ab#hunter8@db/kms",
+        ] {
             let other = try KMSConfiguration(environment: ["KMS_DATABASE_URL": url])
             let shown = "\(other.loggable["database"] ?? "")"
             #expect(!shown.contains("hunter"), "\(shown)")

@@ -267,16 +267,20 @@ public struct KMSConfiguration: Sendable {
     static func redactedURL(_ url: String) -> String {
         // Only a postgres:// URL with a host is shown at all: libpq's `host=… password=…` form parsed as a
         // path and was logged whole, password included (a probe), and so was a fragment.
+        // Nor one with an `@` after its host: a password's raw `@` (or `?`, `#`, `/`) makes URLComponents split it
+        // there, and its rest would be shown as the host, path or a parameter's name (a review).
         guard var components = URLComponents(string: url),
-            ["postgres", "postgresql"].contains(components.scheme?.lowercased() ?? ""), components.host != nil
+            ["postgres", "postgresql"].contains(components.scheme?.lowercased() ?? ""), components.host != nil,
+            url.filter({ $0 == "@" }).count <= 1,
+            !(components.percentEncodedPath + (components.percentEncodedQuery ?? "")
+                + (components.percentEncodedFragment ?? "")).contains("@")
         else { return "(not a postgres:// URL)" }
         components.fragment = nil
         if components.password != nil { components.password = "redacted" }
-        // Only the two parameters start-up accepts are shown; anything else (say
-        // `?password=…`, refused a moment later) is logged by name only.
-        components.queryItems = components.queryItems?.map { item in
-            ["sslmode", "sslrootcert"].contains(item.name) ? item : URLQueryItem(name: item.name, value: "redacted")
-        }
+        // Only the two parameters start-up accepts are shown; anything else (refused a moment later) is
+        // dropped, name and all: a name may be the rest of a password.
+        components.queryItems = components.queryItems?.filter { ["sslmode", "sslrootcert"].contains($0.name) }
+        if components.queryItems?.isEmpty == true { components.queryItems = nil }
         return components.string ?? "(unparsable)"
     }
 
