@@ -64,7 +64,7 @@ extension KMSClient {
         // its key's, is not one this client knows how to talk to (and the wrap below would be RSA-OAEP-256
         // whatever it said). Judged after the key is (a review): a key other than the pinned or remembered
         // one is reported as such, whatever else its server says.
-        guard started.algorithm == "RSA-OAEP-256" else {
+        guard started.algorithm == SessionInitResponse.keyExchangeAlgorithm else {
             throw KMSClientError.protocolViolation(
                 "\(WirePath.sessionInit) offered the key-exchange algorithm '\(Self.printable(started.algorithm))', "
                     + "not RSA-OAEP-256")

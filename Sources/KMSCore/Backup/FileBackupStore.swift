@@ -254,7 +254,9 @@ public enum FileBackupStore {
             // earlier restore's folders (judged before this) and temporaries of this store's own writes
             // (swept at start) are a never-started store's.
             if name.hasPrefix(".") {
-                if name == AuditWriterLock.storeLockName || name.hasPrefix(stagingPrefix) || name.contains(".tmp-") {
+                if name == AuditWriterLock.storeLockName || name.hasPrefix(stagingPrefix)
+                    || DurableFile.isTemporaryName(name)
+                {
                     continue
                 }
                 throw KMSError(

@@ -46,7 +46,8 @@ public struct SessionManager: Sendable {
             expiresAt: now.addingMilliseconds(policy.initTtlMs))
         try await store.addPending(pending, now: now, perAddress: policy.pendingPerAddress, max: policy.pendingMax)
         return SessionInitResponse(
-            sessionId: pending.id, algorithm: "RSA-OAEP-256", publicKey: identity.publicKeyPEM,
+            sessionId: pending.id, algorithm: SessionInitResponse.keyExchangeAlgorithm,
+            publicKey: identity.publicKeyPEM,
             fingerprint: identity.fingerprint, expiresAt: Timestamp.format(pending.expiresAt))
     }
 

@@ -265,9 +265,12 @@ public enum DurableFile {
         (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
     }
 
+    /// Whether `name` is a temporary file of this type's writes (`.NAME.tmp-…`), which a crash may leave.
+    public static func isTemporaryName(_ name: String) -> Bool { name.hasPrefix(".") && name.contains(".tmp-") }
+
     /// Removes temporary files a crash left behind in `folder`.
     public static func removeStaleTemporaries(in folder: URL) {
-        for name in (try? names(in: folder)) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") {
+        for name in (try? names(in: folder)) ?? [] where isTemporaryName(name) {
             unlink(folder.path + "/" + name)
         }
     }

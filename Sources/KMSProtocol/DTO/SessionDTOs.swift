@@ -2,6 +2,9 @@ import Foundation
 
 /// `GET /session/init` response (plain JSON).
 public struct SessionInitResponse: Codable, Sendable, Equatable {
+    /// protocol-v1 section 2's one key-exchange scheme: RSA-OAEP, SHA-256 and MGF1-SHA-256, empty label.
+    public static let keyExchangeAlgorithm = "RSA-OAEP-256"
+
     public var sessionId: String
     public var algorithm: String
     public var publicKey: String

@@ -114,7 +114,11 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
         // RFC 9112 section 3.2: an HTTP/1.1 request without `Host`, or any with two, is a `400` (a probe
         // found one without accepted; a proxy that reads one Host and this server another would see two
         // requests).
-        let hosts = head.headers["host"].count
+        // Counted in place: the subscript would build an array of values for every request (a review).
+        var hosts = 0
+        for (name, _) in head.headers where name.utf8.count == 4 && name.equalsASCIICaseInsensitive("host") {
+            hosts += 1
+        }
         let badCoding =
             !codings.isEmpty && (codings.count != 1 || !codings[0].equalsASCIICaseInsensitive("chunked"))
         if badCoding || hosts > 1 || (hosts == 0 && !isHTTP10) {

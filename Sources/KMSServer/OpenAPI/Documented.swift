@@ -42,7 +42,7 @@ extension SessionInitResponse: Documented {
     static var schema: Schema {
         .object([
             .init("sessionId", .string(pattern: "^[A-Za-z0-9_-]{22,64}$"), "names the pending session"),
-            .init("algorithm", .string(enumeration: ["RSA-OAEP-256"])),
+            .init("algorithm", .string(enumeration: [SessionInitResponse.keyExchangeAlgorithm])),
             .init("publicKey", .string(description: "SPKI PEM of the RSA-4096 identity key")),
             .init("fingerprint", .string(pattern: "^SHA256:[0-9a-f]{64}$"), "compare with the pinned one"),
             .init("expiresAt", .timestamp, "the pending session's end"),
@@ -50,7 +50,7 @@ extension SessionInitResponse: Documented {
     }
     static var example: SessionInitResponse {
         SessionInitResponse(
-            sessionId: "kP3x9QvZ2mWc7RtY5bLn8AbCdEfGhIjK", algorithm: "RSA-OAEP-256",
+            sessionId: "kP3x9QvZ2mWc7RtY5bLn8AbCdEfGhIjK", algorithm: SessionInitResponse.keyExchangeAlgorithm,
             publicKey:
                 "-----BEGIN PUBLIC KEY-----\nMIICIjANBgkqhkiG9w0BAQEFAAOCAg8AMIICCgKCAgEA…\n-----END PUBLIC KEY-----\n",
             fingerprint: "SHA256:" + String(repeating: "ab", count: 32), expiresAt: exampleTime)

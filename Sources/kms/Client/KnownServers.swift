@@ -51,7 +51,7 @@ struct KnownServers: Sendable {
                 )
             }
             // A folder (a probe: Foundation's "couldn't be read" was all it said) is named as one.
-            if setting.hasSuffix("/") || isFolder(setting) {
+            if setting.hasSuffix("/") || FileEndpoints.isFolder(setting) {
                 let folder = setting.hasSuffix("/") ? String(setting.dropLast()) : setting
                 throw CLIFailure(
                     message:
@@ -61,11 +61,6 @@ struct KnownServers: Sendable {
             return KnownServers(file: URL(fileURLWithPath: setting))
         }
         return KnownServers(file: URL(fileURLWithPath: defaultPath))
-    }
-
-    private static func isFolder(_ path: String) -> Bool {
-        var folder: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &folder) && folder.boolValue
     }
 
     /// `~/.config/kms/known_servers`, beside the client key.
@@ -113,7 +108,7 @@ struct KnownServers: Sendable {
     /// nor rewritten as one.
     private func text() throws(CLIFailure) -> String? {
         guard FileManager.default.fileExists(atPath: file.path) else { return nil }
-        guard !Self.isFolder(file.path) else {
+        guard !FileEndpoints.isFolder(file.path) else {
             throw CLIFailure(message: "\(file.path) is a folder, not the file that remembers server keys: move it away")
         }
         // Whoever can write it chooses which key this machine trusts for a server (a probe: a world-writable
