@@ -39,6 +39,13 @@ extension StringProtocol {
     /// means what its bytes mean (no U+037E read as `;`, no U+3000 trimmed as white space).
     public var isAllASCII: Bool { utf8.allSatisfy { $0 < 0x80 } }
 
+    /// One or more of `0`-`9` and nothing else. `Int(_:)` also takes a sign (`+5`, `-0`), which no
+    /// count, port, limit or sequence number written by hand or by this project carries: text that
+    /// is to be a whole number is checked with this first, so that one spelling means one number.
+    public var isDecimalDigits: Bool {
+        !isEmpty && utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+    }
+
     /// The same bytes as `lowercase` (ASCII, in lower case), ASCII letters in either case: how HTTP
     /// compares tokens (`chunked`, `close`, `100-continue`). `lowercased()` maps the Kelvin sign to
     /// `k`, so `chun\u{212A}ed` compared as `chunked` (a review).

@@ -130,6 +130,19 @@ import Testing
         #expect(verify(checkpoint).failure?.contains("truncated") == true)
     }
 
+    /// `SEQ:HASH` as `kms audit checkpoint` prints it: one spelling per checkpoint (`+65` and `065`
+    /// were read as 65).
+    @Test func aKeptCheckpointIsReadOnlyAsPrinted() {
+        let hash = String(repeating: "ab", count: 32)
+        #expect(AuditVerifier.Checkpoint(parsing: "65:\(hash)\n") == AuditVerifier.Checkpoint(seq: 65, hash: hash))
+        for text in [
+            "+65:\(hash)", "065:\(hash)", "-65:\(hash)", " 6 5:\(hash)", ":\(hash)", "65:\(hash.dropLast())",
+            "65:\(hash):1",
+        ] {
+            #expect(AuditVerifier.Checkpoint(parsing: text) == nil, "\(text)")
+        }
+    }
+
     @Test func rotationKeepsOneChainAcrossFiles() async throws {
         let log = try makeLog(maxBytes: 4_096)
         try await write(40, to: log)

@@ -32,6 +32,9 @@ import Testing
         #expect(misspelled.unreadSettings == ["KMS_ALLOWLIST", "KMS_WHITELST"])
         // 0 is not "off" (a probe: it opened the door on a random port on every address).
         #expect(throws: KMSConfiguration.Invalid.self) { try KMSConfiguration(environment: ["KMS_AWS_PORT": "0"]) }
+        #expect(throws: KMSConfiguration.Invalid.self) {
+            try KMSConfiguration(environment: ["KMS_AWS_PORT": "8443", "KMS_AWS_HOST": "127.0.0.1/8"])
+        }
         let none = try KMSConfiguration(environment: ["KMS_TOKEN_PREFIX": "", "KMS_MASTER_KEY": "", "KMS_AWS_PORT": ""])
         #expect(none.sessions.tokenPrefix == nil && none.masterKeyBase64 == nil && none.aws == nil)
     }
@@ -81,6 +84,11 @@ import Testing
         ("KMS_ROTATE_MAX", "0"), ("KMS_AUDIT_TIMEOUT_MS", "99"), ("KMS_AUDIT_TIMEOUT_MS", "15001"),
         ("KMS_DATABASE_TIMEOUT_MS", "999"), ("KMS_DATABASE_TIMEOUT_MS", "15001"), ("KMS_KEY_MAX_VERSIONS", "1"),
         ("KMS_KEY_MAX_VERSIONS", "10001"),
+        // Numbers are digits only (`Int` took a sign).
+        ("KMS_PORT", "+3000"), ("KMS_SESSION_TTL_MS", "-0"),
+        // A listen address that can be no address or name: 78 at parse, not 1 at bind (a probe's Left).
+        ("KMS_HOST", "999.1.1.1"), ("KMS_HOST", "::1x"), ("KMS_HOST", "[::1]"), ("KMS_HOST", "0.0.0.0:3000"),
+        ("KMS_HOST", "kms host"), ("KMS_HOST", "-kms.lan"),
         // Set but empty: refused, not the default (api-v1: nothing falls back silently).
         ("KMS_PORT", ""), ("KMS_SESSION_TTL_MS", " "), ("KMS_SESSION_SLIDING", ""), ("KMS_ENV", ""),
         ("KMS_LOG_LEVEL", ""), ("KMS_CLIENT_AUTH", ""), ("KMS_STORE", ""), ("KMS_HOST", ""), ("KEY_STORE_PATH", ""),
@@ -89,6 +97,14 @@ import Testing
     func badValuesNameTheirVariable(_ name: String, _ value: String) {
         let error = #expect(throws: KMSConfiguration.Invalid.self) { try KMSConfiguration(environment: [name: value]) }
         #expect(error?.variable == name)
+    }
+
+    /// An IP literal, or a name left to the bind (it may resolve only once a VPN is up).
+    @Test(arguments: [
+        "127.0.0.1", "0.0.0.0", "::", "::1", "fd7a:115c:a1e0::1", "localhost", "kms.tail1234.ts.net", "Box-1",
+    ])
+    func listenHostsTakeAddressesAndNames(_ host: String) throws {
+        #expect(try KMSConfiguration(environment: ["KMS_HOST": host]).host == host)
     }
 
     @Test(arguments: ["true", "TRUE", "1", "yes", "On"])
@@ -171,6 +187,19 @@ import Testing
             allowlist: [try AddressRange(parsing: "100.64.0.0/10"), try AddressRange(parsing: "10.0.0.5")],
             trustedProxies: [try AddressRange(parsing: "10.0.0.0/8")])
         #expect(lan.proxiesBeyondAllowlist.map(\.description) == ["10.0.0.0/8"])
+        // Covered by the allowlist in two pieces: not named (it was); a piece short, named.
+        let pieces = ["10.0.0.0/24", "10.0.1.0/25", "10.0.1.128/25", "fd00::/9", "fd80::/9"]
+        let split = ClientAddressResolver(
+            allowlist: try pieces.map { try AddressRange(parsing: $0) },
+            trustedProxies: [try AddressRange(parsing: "10.0.0.0/23"), try AddressRange(parsing: "fd00::/8")])
+        #expect(split.proxiesBeyondAllowlist.isEmpty)
+        let short = ClientAddressResolver(
+            allowlist: try pieces.dropLast(2).dropFirst().map { try AddressRange(parsing: $0) } + [
+                try AddressRange(parsing: "::/0")
+            ],
+            trustedProxies: [try AddressRange(parsing: "10.0.0.0/23"), try AddressRange(parsing: "::ffff:10.0.0.0/24")])
+        #expect(short.proxiesBeyondAllowlist.map(\.description) == ["10.0.0.0/23", "::ffff:10.0.0.0/24"])
+        #expect(throws: AddressRange.ParseError.self) { try AddressRange(parsing: "10.0.0.0/+8") }
     }
 
     @Test func dotEnvParsing() throws {

@@ -24,7 +24,10 @@ public enum AuditVerifier {
         /// `SEQ:HASH`, as `kms audit checkpoint` prints it.
         public init?(parsing text: String) {
             let parts = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":")
-            guard parts.count == 2, let seq = UInt64(parts[0]), parts[1].count == 64 else { return nil }
+            // Digits as printed: no sign, no leading zero (`+65`, `065` were taken for 65).
+            guard parts.count == 2, parts[0].isDecimalDigits, parts[0] == "0" || parts[0].first != "0",
+                let seq = UInt64(parts[0]), parts[1].count == 64
+            else { return nil }
             self.init(seq: seq, hash: String(parts[1]).lowercased())
         }
 

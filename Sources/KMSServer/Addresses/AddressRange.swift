@@ -1,3 +1,5 @@
+import KMSProtocol
+
 /// An address or CIDR range from `KMS_WHITELIST` or `KMS_TRUSTED_PROXIES`.
 ///
 /// IPv4 ranges match IPv4-mapped IPv6 peers too (an address written in the
@@ -32,7 +34,7 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
         let maxLength = address.isIPv4 ? 32 : 128
         var length = maxLength
         if parts.count == 2 {
-            guard let parsed = Int(parts[1]), parts[1].allSatisfy(\.isASCII), parsed >= 0, parsed <= maxLength
+            guard parts[1].isDecimalDigits, let parsed = Int(parts[1]), parsed <= maxLength
             else { throw .malformed(item) }
             length = parsed
         }
@@ -42,6 +44,30 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
         prefixLength = total
         description = item
         excludesIPv4 = !address.isIPv4
+    }
+
+    private init(network: IPAddress, prefixLength: Int, excludesIPv4: Bool, description: String) {
+        self.network = network
+        self.prefixLength = prefixLength
+        self.excludesIPv4 = excludesIPv4
+        self.description = description
+    }
+
+    /// Whether every address of this range is in `ranges` taken together: `10.0.0.0/23` is covered by
+    /// `10.0.0.0/24` and `10.0.1.0/24`, which `isWithin` one at a time does not see. The range is halved
+    /// only while a narrower range of the list lies inside it (otherwise no half can be covered), so
+    /// the work is bounded by the list's length times 128.
+    public func isCovered(by ranges: [AddressRange]) -> Bool {
+        if ranges.contains(where: { isWithin($0) }) { return true }
+        guard prefixLength < 128, ranges.contains(where: { $0.prefixLength > prefixLength && $0.isWithin(self) })
+        else { return false }
+        var upper = network.bytes
+        upper[prefixLength / 8] |= UInt8(0x80) >> UInt8(prefixLength % 8)
+        return [network, IPAddress(bytes: upper)].allSatisfy {
+            AddressRange(
+                network: $0, prefixLength: prefixLength + 1, excludesIPv4: excludesIPv4, description: description
+            ).isCovered(by: ranges)
+        }
     }
 
     /// Whether every address of this range is also in `outer`.

@@ -51,7 +51,7 @@ public struct ClientAddressResolver: Sendable {
         let loopbackAllowed = allowlist.contains(where: Self.isLoopback)
         return trustedProxies.filter { proxy in
             proxy.prefixLength < 128
-                && !(allowlist.contains { proxy.isWithin($0) } || (loopbackAllowed && Self.isLoopback(proxy)))
+                && !(proxy.isCovered(by: allowlist) || (loopbackAllowed && Self.isLoopback(proxy)))
         }
     }
 

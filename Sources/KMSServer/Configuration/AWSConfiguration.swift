@@ -20,7 +20,7 @@ public struct AWSConfiguration: Sendable, Equatable {
         // Set to nothing is off, like unset: the door is opt-in, and off is the safe reading.
         guard !reader.isSetButEmpty("KMS_AWS_PORT"), let port = try reader.integer("KMS_AWS_PORT", in: 1...65_535)
         else { return nil }
-        var config = AWSConfiguration(port: Int(port), host: try reader.setting("KMS_AWS_HOST") ?? host)
+        var config = AWSConfiguration(port: Int(port), host: try reader.listenHost("KMS_AWS_HOST") ?? host)
         if let region = try reader.setting("KMS_AWS_REGION") {
             guard !region.isEmpty, region.utf8.count <= 32,
                 region.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") })

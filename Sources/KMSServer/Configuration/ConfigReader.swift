@@ -35,8 +35,9 @@ struct ConfigReader {
 
     func integer(_ name: String, in range: ClosedRange<Int64>) throws(KMSConfiguration.Invalid) -> Int64? {
         guard let text = try setting(name, "a whole number") else { return nil }
-        guard let value = Int64(text.trimmingCharacters(in: .whitespaces)) else {
-            throw .init(variable: name, reason: "must be a whole number, got '\(text)'")
+        let digits = text.trimmingCharacters(in: .whitespaces)
+        guard digits.isDecimalDigits, let value = Int64(digits) else {
+            throw .init(variable: name, reason: "must be a whole number (digits only), got '\(text)'")
         }
         guard range.contains(value) else {
             throw .init(variable: name, reason: "must be between \(range.lowerBound) and \(range.upperBound)")
@@ -68,6 +69,38 @@ struct ConfigReader {
             }
         }
         return ranges
+    }
+
+    /// An address to listen on: an IP literal, or a host name resolved at bind. Text that can be
+    /// neither (`999.1.1.1`, `::1x`, `0.0.0.0:3000`, a space) is refused here, so that `kms serve` exits
+    /// 78 as for any malformed setting; a well-formed name that does not resolve, or an address this
+    /// host does not have yet (a VPN interface not up at boot), is left to the bind, which exits 1 and
+    /// is restarted.
+    func listenHost(_ name: String) throws(KMSConfiguration.Invalid) -> String? {
+        guard let text = try setting(name, "an address such as 127.0.0.1") else { return nil }
+        let looksNumeric = text.utf8.allSatisfy { $0 == UInt8(ascii: ".") || (48...57).contains($0) }
+        if text.contains(":") || looksNumeric {
+            guard IPAddress(text) != nil else {
+                throw .init(
+                    variable: name,
+                    reason: "is not an IPv4 or IPv6 address (no brackets, port or zone), nor a host name: '\(text)'")
+            }
+            return text
+        }
+        let labels = text.split(separator: ".", omittingEmptySubsequences: false)
+        let isName =
+            text.utf8.count <= 253
+            && labels.allSatisfy { label in
+                (1...63).contains(label.utf8.count) && label.first != "-" && label.last != "-"
+                    && label.utf8.allSatisfy { byte in
+                        byte == UInt8(ascii: "-") || (48...57).contains(byte)
+                            || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20)
+                    }
+            }
+        guard isName else {
+            throw .init(variable: name, reason: "is neither an IP address nor a host name: '\(text)'")
+        }
+        return text
     }
 
     func tokenPrefix(_ name: String) throws(KMSConfiguration.Invalid) -> String? {

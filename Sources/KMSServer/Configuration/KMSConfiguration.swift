@@ -155,7 +155,7 @@ public struct KMSConfiguration: Sendable {
         self.init()
         let reader = ConfigReader(values: values)
         unreadSettings = ConfigVariable.unread(in: values.keys)
-        host = try reader.setting("KMS_HOST") ?? host
+        host = try reader.listenHost("KMS_HOST") ?? host
         port = try reader.integer("KMS_PORT", in: 1...65535).map(Int.init) ?? port
         if let list = try reader.addressList("KMS_WHITELIST", emptyMeansUnset: true) { allowlist = list }
         if let list = try reader.addressList("KMS_TRUSTED_PROXIES", emptyMeansUnset: false) { trustedProxies = list }

@@ -101,8 +101,7 @@ struct ListQuery {
             }
             switch name {
             case "limit":
-                // Decimal digits only (`Int` would also take a sign: `+5`).
-                guard value.utf8.allSatisfy({ (48...57).contains($0) }), let number = Int(value),
+                guard value.isDecimalDigits, let number = Int(value),
                     (1...1000).contains(number)
                 else {
                     throw KMSError(.invalidRequest, "`limit` must be a whole number from 1 to 1000", field: "limit")

@@ -65,6 +65,6 @@ enum RequestBodyReader {
     static func declaresMoreThan(_ limit: Int, _ contentLength: String?) -> Bool {
         guard let text = contentLength, !text.isEmpty else { return false }
         if let length = Int(text) { return length > limit }
-        return text.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+        return text.isDecimalDigits
     }
 }

@@ -42,7 +42,8 @@ struct E2ECommand: AsyncParsableCommand {
         // Set but not a number (`500ms`, a typo) is said, not taken for unset: the run would pass
         // without ever rotating the token it was asked to exercise (a probe).
         if interval == nil, let text = ProcessInfo.processInfo.environment["ROTATE_INTERVAL_MS"], !text.isEmpty {
-            guard let parsed = Int(text.trimmingCharacters(in: .whitespaces)) else {
+            let digits = text.trimmingCharacters(in: .whitespaces)
+            guard digits.isDecimalDigits, let parsed = Int(digits) else {
                 throw ValidationError("ROTATE_INTERVAL_MS must be a whole number of milliseconds, not '\(text)'")
             }
             interval = parsed

@@ -454,9 +454,7 @@ enum FileContext {
     /// `START-END`, inclusive decimal offsets, START ≤ END; else exit status 2, `range_invalid`.
     static func parseRange(_ text: String) throws -> (start: UInt64, end: UInt64) {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        let digits =
-            parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.utf8.allSatisfy { (48...57).contains($0) } }
-        guard digits else { throw rangeInvalid() }
+        guard parts.count == 2, parts.allSatisfy(\.isDecimalDigits) else { throw rangeInvalid() }
         // Compared as numbers of any length, then each clamped to 2^64 - 1, which is past
         // the end of any file: a START there is range_not_satisfiable, an END clamped like any other.
         let (start, end) = (parts[0].drop { $0 == "0" }, parts[1].drop { $0 == "0" })

@@ -58,7 +58,8 @@ extension KeysCommand {
         }
 
         static func days(_ text: String) -> Int? {
-            Int(text.hasSuffix("d") ? String(text.dropLast()) : text).flatMap { (1...3650).contains($0) ? $0 : nil }
+            let number = text.hasSuffix("d") ? String(text.dropLast()) : text
+            return number.isDecimalDigits ? Int(number).flatMap { (1...3650).contains($0) ? $0 : nil } : nil
         }
 
         func run() async throws {
