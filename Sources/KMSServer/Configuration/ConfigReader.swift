@@ -75,7 +75,8 @@ struct ConfigReader {
     /// neither (`999.1.1.1`, `::1x`, `0.0.0.0:3000`, a space) is refused here, so that `kms serve` exits
     /// 78 as for any malformed setting; a well-formed name that does not resolve, or an address this
     /// host does not have yet (a VPN interface not up at boot), is left to the bind, which exits 1 and
-    /// is restarted.
+    /// is restarted. A label may hold `_`, which DNS names do not but `/etc/hosts` and container
+    /// service names (`kms_server`) do.
     func listenHost(_ name: String) throws(KMSConfiguration.Invalid) -> String? {
         guard let text = try setting(name, "an address such as 127.0.0.1") else { return nil }
         let looksNumeric = text.utf8.allSatisfy { $0 == UInt8(ascii: ".") || (48...57).contains($0) }
@@ -93,7 +94,7 @@ struct ConfigReader {
             && labels.allSatisfy { label in
                 (1...63).contains(label.utf8.count) && label.first != "-" && label.last != "-"
                     && label.utf8.allSatisfy { byte in
-                        byte == UInt8(ascii: "-") || (48...57).contains(byte)
+                        byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || (48...57).contains(byte)
                             || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20)
                     }
             }
