@@ -41,4 +41,6 @@ public enum ErrorCode: String, Sendable, CaseIterable, Codable {
     case keyPendingDeletion = "key_pending_deletion"
     case keyNotPendingDeletion = "key_not_pending_deletion"
     case aliasNotFound = "alias_not_found"
+    // This project's own (protocol-v1 section 9 lets a project add codes it documents).
+    case browserRequestRefused = "browser_request_refused"
 }

@@ -209,6 +209,40 @@ import Testing
         }
     }
 
+    /// A web page's request (DNS rebinding, or a blind cross-site POST) is refused, whatever route it
+    /// names; the docs stay readable and a typed address (`Sec-Fetch-Site: none`) is a user, not a page.
+    @Test func requestsMadeByWebPagesAreRefused() async throws {
+        let origin = HTTPField.Name("Origin")!
+        let fetchSite = HTTPField.Name("Sec-Fetch-Site")!
+        try await TestServer(["KMS_CLIENT_AUTH": "off"]).run { client in
+            for (uri, method, headers) in [
+                ("/healthz", HTTPRequest.Method.get, [fetchSite: "same-origin"]),
+                ("/metrics", .get, [fetchSite: "cross-site"]),
+                ("/session/init", .get, [origin: "http://rebound.example:3000", fetchSite: "same-origin"]),
+                ("/session/key-exchange", .post, [origin: "http://rebound.example:3000"]),
+                ("/crypto/encrypt", .post, [origin: "null"]),
+                ("/docs", .post, [origin: "http://rebound.example:3000"]), ("/nope", .get, [fetchSite: "same-site"]),
+                ("/healthz", .get, [fetchSite: "none", origin: "http://rebound.example:3000"]),
+            ] as [(String, HTTPRequest.Method, HTTPFields)] {
+                let response = try await client.execute(uri: uri, method: method, headers: headers)
+                #expect(response.status == .forbidden && response.errorCode == "browser_request_refused", "\(uri)")
+            }
+            for (uri, headers) in [
+                ("/docs", [origin: "http://rebound.example:3000", fetchSite: "same-origin"]),
+                ("/openapi.json", [fetchSite: "cross-site"]), ("/healthz", [fetchSite: "none"]),
+                ("/metrics", [:]),
+            ] as [(String, HTTPFields)] {
+                let response = try await client.execute(uri: uri, method: .get, headers: headers)
+                #expect(response.status == .ok, "\(uri)")
+            }
+        }
+        // The allowlist comes first: a stranger learns nothing more from sending Origin.
+        try await TestServer(["KMS_WHITELIST": "100.64.0.0/10"]).run { client in
+            let response = try await client.execute(uri: "/healthz", method: .get, headers: [origin: "http://x"])
+            #expect(response.errorCode == "address_not_allowed")
+        }
+    }
+
     @Test(arguments: [
         ("100.64.0.9", 200), ("203.0.113.5", 403), ("203.0.113.5, 100.64.0.9", 200),
         ("100.64.0.9, 203.0.113.5", 403), ("::ffff:100.64.0.9", 200), ("::1", 200), ("2001:db8::1", 403),

@@ -8,7 +8,8 @@ import Logging
 /// The one responder of the server: every request and every
 /// response passes here, 404s and refusals included.
 ///
-/// In order: request id; client address and allowlist (`403`); route match
+/// In order: request id; client address and allowlist (`403`); a web page's
+/// request (`403 browser_request_refused`, `WebPageRequests`); route match
 /// in the route table (`404`/`405` before any token is looked at); declared
 /// body size (`413`); the route's handler; errors to responses (the one
 /// place: plain, or sealed when the error came after authentication);
@@ -64,6 +65,7 @@ struct EdgeResponder: HTTPResponder {
         case .allowed(let address):
             context.clientAddress = address
             do {
+                if let refusal = WebPageRequests.refusal(request) { throw refusal }
                 let (route, parameters) = try match(request, label: &routeLabel)
                 try checkDeclaredLength(request)
                 for parameter in parameters {

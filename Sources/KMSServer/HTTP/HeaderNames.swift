@@ -10,6 +10,7 @@ enum HeaderNames {
     static let envelope = HTTPField.Name(EnvelopePlacement.envelopeHeader) ?? .accept
     static let requestId = HTTPField.Name("X-Request-Id") ?? .accept
     static let forwardedFor = HTTPField.Name("X-Forwarded-For") ?? .accept
+    static let secFetchSite = HTTPField.Name("Sec-Fetch-Site") ?? .accept
     static let contentTypeOptions = HTTPField.Name("X-Content-Type-Options") ?? .accept
     static let frameOptions = HTTPField.Name("X-Frame-Options") ?? .accept
     static let referrerPolicy = HTTPField.Name("Referrer-Policy") ?? .accept

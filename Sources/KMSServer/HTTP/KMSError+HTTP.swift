@@ -9,7 +9,7 @@ import Logging
 extension ErrorCode {
     var httpStatus: HTTPResponse.Status {
         switch self {
-        case .addressNotAllowed, .permissionDenied: return .forbidden
+        case .addressNotAllowed, .permissionDenied, .browserRequestRefused: return .forbidden
         case .payloadTooLarge: return .contentTooLarge
         case .notFound, .keyNotFound, .keyVersionNotFound, .clientNotFound, .accessKeyNotFound,
             .aliasNotFound:

@@ -25,7 +25,7 @@ struct OpenAPIDocument {
     typealias Health = HealthController.Health
 
     /// Errors any route can answer before it runs.
-    static let edgeErrors: [ErrorCode] = [.addressNotAllowed]
+    static let edgeErrors: [ErrorCode] = [.addressNotAllowed, .browserRequestRefused]
     /// Errors of the sealed channel, answered in plain JSON (before authentication).
     static let plainChannelErrors: [ErrorCode] = [
         .invalidToken, .unknownSession, .invalidEnvelope, .authenticationFailed,
@@ -48,7 +48,9 @@ struct OpenAPIDocument {
 
     /// The codes a route can answer, each marked sealed or plain.
     static func errors(of route: RouteTable.Route) -> [(code: ErrorCode, sealed: Bool)] {
-        var list = edgeErrors.map { ($0, false) }
+        // The API documents answer web pages' reads (`WebPageRequests`).
+        let isDocument = route.method == .get && (route.path == WirePath.docs || route.path == WirePath.openAPI)
+        var list = edgeErrors.filter { !(isDocument && $0 == .browserRequestRefused) }.map { ($0, false) }
         if route.method == .post { list.append((.payloadTooLarge, false)) }
         if route.sealed {
             list += plainChannelErrors.map { ($0, false) }
