@@ -195,6 +195,20 @@ import Testing
         #expect(LoggedPath.of("/keys/\(longest)n", template: "/keys/{keyId}", words: []) == "/keys/{…}")
     }
 
+    /// The file store's scheduler reference (`countedSinceStart`): the start's wall clock moved on by the
+    /// monotonic clock, so a wall clock stepped ahead later differs from it (the hold itself:
+    /// LifecycleAPITests.aHostClockAheadOfTheReferenceHoldsDeletions).
+    @Test func theFileStoreSchedulerCountsTheTimeSinceStart() async throws {
+        let reference = countedSinceStart()
+        let first = try await reference()
+        try await Task.sleep(for: .milliseconds(50))
+        let second = try await reference()
+        #expect(second.timeIntervalSince(first) >= 0.05 && abs(second.timeIntervalSinceNow) < 1)
+        // A host clock stepped an hour ahead since the start reads an hour past the reference.
+        let stepped = countedSinceStart(startingAt: Date().addingTimeInterval(-3_600))
+        #expect(abs(try await stepped().timeIntervalSinceNow + 3_600) < 1)
+    }
+
     @Test func offListAddressesAreRefusedOnEveryRoute() async throws {
         try await TestServer(["KMS_WHITELIST": "100.64.0.0/10"]).run { client in
             for (uri, method) in [
@@ -252,6 +266,29 @@ import Testing
         try await TestServer().run { client in
             let response = try await client.execute(uri: "/healthz", method: .get, headers: [Self.xff: header])
             #expect(response.status.code == status, "\(header)")
+        }
+    }
+
+    /// Every Tailscale node sits in one IPv6 /64: one node's pending sessions must not lock out the
+    /// others (a review: 64 from one node, then `429` for another), while a public /64 still counts once.
+    @Test func eachTailscaleNodeHasItsOwnPendingSessions() async throws {
+        try await TestServer([
+            "KMS_PENDING_PER_ADDRESS": "2", "KMS_WHITELIST": "127.0.0.1,fd7a:115c:a1e0::/48,2001:db8::/32",
+        ]).run { client in
+            func initFrom(_ address: String) async throws -> Int {
+                Int(
+                    try await client.execute(uri: "/session/init", method: .get, headers: [Self.xff: address]).status
+                        .code)
+            }
+            let (phone, laptop) = ("fd7a:115c:a1e0:ab12:4843:cd96:6262:101", "fd7a:115c:a1e0:ab12:4843:cd96:6270:897d")
+            var phoneAnswers: [Int] = []
+            for _ in 0..<3 { phoneAnswers.append(try await initFrom(phone)) }
+            #expect(phoneAnswers == [200, 200, 429])
+            let laptopAnswer = try await initFrom(laptop)
+            #expect(laptopAnswer == 200)
+            var publicAnswers: [Int] = []
+            for host in 1...3 { publicAnswers.append(try await initFrom("2001:db8:0:1::\(host)")) }
+            #expect(publicAnswers == [200, 200, 429])
         }
     }
 

@@ -25,11 +25,11 @@ import Testing
     }
 
     /// Whose share of the connection cap a peer takes (`ConnectionGuard.Counter`): an allowlisted
-    /// IPv4 address its own, IPv6 by its /64 (one host can hold a whole /64), every peer off the
+    /// IPv4 address its own, IPv6 by its /64 (one host can hold a whole /64) but Tailscale's by the address, every peer off the
     /// allowlist one share together, a trusted proxy none but the cap.
     @Test func connectionShares() throws {
         let config = try KMSConfiguration(environment: [
-            "KMS_WHITELIST": "100.64.0.0/10,fd7a:115c:a1e0::/48", "KMS_TRUSTED_PROXIES": "127.0.0.1",
+            "KMS_WHITELIST": "100.64.0.0/10,fd7a:115c:a1e0::/48,2001:db8:1::/48", "KMS_TRUSTED_PROXIES": "127.0.0.1",
             "KMS_MAX_CONNECTIONS": "100",
         ])
         let counter = ConnectionGuard.Counter(config)
@@ -37,9 +37,11 @@ import Testing
             counter.share(of: try SocketAddress(ipAddress: text, port: 1))
         }
         #expect(try share("100.64.1.2") != share("100.64.1.3"))
-        #expect(try share("fd7a:115c:a1e0:1::1") == share("fd7a:115c:a1e0:1::ffff:2"))
-        #expect(try share("fd7a:115c:a1e0:1::1") != share("fd7a:115c:a1e0:2::1"))
-        #expect(try share("8.8.8.8") == .stranger && share("2001:db8::1") == .stranger)
+        #expect(try share("2001:db8:1:1::1") == share("2001:db8:1:1::ffff:2"))
+        #expect(try share("2001:db8:1:1::1") != share("2001:db8:1:2::1"))
+        // Tailscale's range: each node its own share (they all sit in one /64).
+        #expect(try share("fd7a:115c:a1e0:ab12:4843:cd96:6262:101") != share("fd7a:115c:a1e0:ab12:4843:cd96:6270:897d"))
+        #expect(try share("8.8.8.8") == .stranger && share("2001:db9::1") == .stranger)
         #expect(try share("127.0.0.1") == .unbounded)
         #expect(counter.share(of: nil) == .stranger)
         #expect((counter.perAddress, counter.strangers) == (25, 10))
@@ -52,12 +54,17 @@ import Testing
     /// The key of the per-address bounds on pending sessions and key exchanges (a review found them
     /// keyed by the whole IPv6 address, so one host walked its /64 past them): an IPv4 address is
     /// its own, an IPv6 address counts by its /64, as connections do.
+    /// Tailscale's range is the exception: every node shares one /64 there, and each can send only
+    /// from its own address, so a node is its /128.
     @Test func perHostKeys() throws {
         func key(_ text: String) throws -> String { try #require(IPAddress(text)).perHostKey }
         #expect(try key("100.64.1.2") == "100.64.1.2" && key("::ffff:10.0.0.7") == "10.0.0.7")
-        #expect(try key("fd7a:115c:a1e0:1::1") == "fd7a:115c:a1e0:1::/64")
-        #expect(try key("fd7a:115c:a1e0:1:ffff:2:3:4") == key("fd7a:115c:a1e0:1::1"))
-        #expect(try key("fd7a:115c:a1e0:2::1") != key("fd7a:115c:a1e0:1::1"))
+        #expect(try key("fd7a:115c:a1e1:1::1") == "fd7a:115c:a1e1:1::/64")
+        #expect(try key("2001:db8:1:2:ffff:2:3:4") == key("2001:db8:1:2::1"))
+        #expect(try key("2001:db8:1:3::1") != key("2001:db8:1:2::1"))
+        let (phone, laptop) = ("fd7a:115c:a1e0:ab12:4843:cd96:6262:101", "fd7a:115c:a1e0:ab12:4843:cd96:6270:897d")
+        #expect(try key(phone) == phone && key(laptop) == laptop)
+        #expect(try IPAddress(phone)?.perHost != IPAddress(laptop)?.perHost)
     }
 
     /// `contains` compares the prefix in place; it must agree with masking the address (the form

@@ -63,12 +63,24 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// What one host can be assumed to hold: the address itself for IPv4, its /64 for IPv6 (a
-    /// host is commonly given a whole /64 and may pick any address in it). Per-address bounds count
-    /// by it: connections, pending sessions, key exchanges.
-    public var perHost: IPAddress { isIPv4 ? self : AddressRange.masked(self, 64) }
+    /// host is commonly given a whole /64 and may pick any address in it), but the address itself in
+    /// Tailscale's range. Per-address bounds count by it: connections, pending sessions, key
+    /// exchanges, body budgets, thinned audit lines.
+    public var perHost: IPAddress { isIPv4 || isTailscale ? self : AddressRange.masked(self, 64) }
 
-    /// `perHost` as the key of a per-address bound: `10.0.0.7`, `fd7a:115c:a1e0:1::/64`.
-    public var perHostKey: String { isIPv4 ? description : perHost.description + "/64" }
+    /// `perHost` as the key of a per-address bound: `10.0.0.7`, `2001:db8:1:2::/64`,
+    /// `fd7a:115c:a1e0:ab12:4843:cd96:6262:101`.
+    public var perHostKey: String { isIPv4 || isTailscale ? description : perHost.description + "/64" }
+
+    /// In `fd7a:115c:a1e0::/48`, Tailscale's IPv6 range. Every node of every tailnet sits in one
+    /// /64 of it (`fd7a:115c:a1e0:ab12:4843:cd96::/96`), so counting by /64 made one device's flood
+    /// lock every other device out (a review: 64 pending sessions from one node, then `429` for
+    /// another); and WireGuard's cryptokey routing lets a node send only from its own address, so
+    /// there one address is one host.
+    var isTailscale: Bool {
+        bytes[0] == 0xFD && bytes[1] == 0x7A && bytes[2] == 0x11 && bytes[3] == 0x5C && bytes[4] == 0xA1
+            && bytes[5] == 0xE0
+    }
 
     public var description: String {
         if isIPv4 { return "\(bytes[12]).\(bytes[13]).\(bytes[14]).\(bytes[15])" }

@@ -17,18 +17,26 @@ import ServiceLifecycle
 /// land without its audit entry (a review found that).
 ///
 /// "Due" is judged by this host's clock (lifecycle-v1's `$now`). With a
-/// `referenceClock` (the database's, on PostgreSQL) a pass first compares the
-/// two, and while they differ by more than `PostgresDatabase.clockSkewLimit`
-/// it deletes and rotates nothing on a date: a host that booted with its
-/// clock ahead would otherwise delete keys early, for every instance and
-/// irreversibly. It says so in the log at every pass until the clock is put
-/// right; encryption counts are still recorded.
+/// `referenceClock` (the database's, on PostgreSQL; on the file store the
+/// host's clock at start-up advanced by the monotonic clock, `countedSinceStart`)
+/// a pass first compares the two, and while they differ by more than
+/// `PostgresDatabase.clockSkewLimit` it deletes and rotates nothing on a date:
+/// a host whose clock is ahead (booted so, or stepped forward while running)
+/// would otherwise delete keys early, for every instance and irreversibly. It
+/// says so in the log at every pass until the clock is put right (on the file
+/// store, a clock stepped on purpose is accepted by restarting `kms serve`);
+/// encryption counts are still recorded.
 struct KeyScheduler: Service {
     let keys: KeyRing
     let audit: Auditor
     let interval: Duration
     var referenceClock: (@Sendable () async throws(KMSError) -> Date)?
+    /// What `referenceClock` is, for the log line of a hold.
+    var referenceName = Self.databaseName
     let logger: Logger
+
+    static let databaseName = "the database's clock"
+    static let countedName = "the time counted since kms serve started"
 
     func run() async throws {
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
@@ -103,8 +111,11 @@ struct KeyScheduler: Service {
         guard let referenceClock else { return true }
         let skew = try await referenceClock().timeIntervalSinceNow
         guard abs(skew) > PostgresDatabase.clockSkewLimit else { return true }
+        let remedy =
+            referenceName == Self.countedName
+            ? "it was stepped while kms serve ran; if the new time is right, restart kms serve" : "run NTP"
         logger.error(
-            "this host's clock differs from the database's: scheduled deletions and rotations wait until it is put right (run NTP)",
+            "this host's clock differs from \(referenceName): scheduled deletions and rotations wait until it is put right (\(remedy))",
             metadata: ["hostClockAheadBySeconds": "\(Int(-skew))"])
         return false
     }
