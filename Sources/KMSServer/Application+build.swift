@@ -32,7 +32,7 @@ public struct AppDependencies: Sendable {
     /// The clock the key scheduler checks this host's against before it
     /// deletes or rotates on a date (`KeyScheduler.referenceClock`); when nil,
     /// the database's on PostgreSQL and, on the file store, the host's clock at
-    /// start-up advanced by the monotonic clock (`countedSinceStart`; tests set one).
+    /// start-up advanced by the monotonic clock (`KeyScheduler.countedSinceStart`; tests set one).
     public var referenceClock: (@Sendable () async throws(KMSError) -> Date)?
     /// Called with the AWS door's port once it listens (tests bind port 0).
     public var onAWSServerRunning: (@Sendable (Int) -> Void)?
@@ -256,8 +256,10 @@ public func buildApplication(
         KeyScheduler(
             keys: keys, audit: audit,
             interval: dependencies.schedulerInterval ?? .milliseconds(config.schedulerIntervalMs),
-            referenceClock: dependencies.referenceClock ?? databaseClock(stores.database) ?? countedSinceStart(),
-            referenceName: stores.database == nil ? KeyScheduler.countedName : KeyScheduler.databaseName,
+            referenceClock: dependencies.referenceClock ?? databaseClock(stores.database)
+                ?? KeyScheduler.countedSinceStart(),
+            referenceName: dependencies.referenceClock != nil
+                ? "the reference clock" : stores.database == nil ? KeyScheduler.countedName : KeyScheduler.databaseName,
             logger: logger))
     if let keyStore = stores.keys as? PostgresKeyStore { app.addServices(KeyChangeListener(store: keyStore)) }
     if let aws = config.aws {
@@ -273,20 +275,6 @@ public func buildApplication(
 private func databaseClock(_ database: PostgresDatabase?) -> (@Sendable () async throws(KMSError) -> Date)? {
     guard let database else { return nil }
     return { () async throws(KMSError) -> Date in try await database.now() }
-}
-
-/// The file store's reference: the host's clock as it read at start-up, advanced by the monotonic
-/// clock since (`ContinuousClock`, which counts suspended time as the wall clock does, and is slewed
-/// by NTP as it is, but never stepped). A wall clock stepped forward while the server runs (an
-/// unauthenticated NTP answer, a mistyped `date -s`) then disagrees with it, and deletions wait:
-/// without it one step past a key's deletion date deleted the key for good at the next pass (a
-/// review). A clock already wrong at start-up is not caught this way (docs/threat-model.md).
-func countedSinceStart(startingAt wall: Date = Date()) -> @Sendable () async throws(KMSError) -> Date {
-    let counted = ContinuousClock.now
-    return { () async throws(KMSError) -> Date in
-        let elapsed = (ContinuousClock.now - counted).components
-        return wall.addingTimeInterval(Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18)
-    }
 }
 
 /// Runs `app` until SIGTERM or SIGINT (`kms serve`). The systemd notifier

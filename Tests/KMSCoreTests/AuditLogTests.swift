@@ -137,7 +137,7 @@ import Testing
         #expect(AuditVerifier.Checkpoint(parsing: "65:\(hash)\n") == AuditVerifier.Checkpoint(seq: 65, hash: hash))
         for text in [
             "+65:\(hash)", "065:\(hash)", "-65:\(hash)", " 6 5:\(hash)", ":\(hash)", "65:\(hash.dropLast())",
-            "65:\(hash):1",
+            "65:\(hash):1", "65::\(hash)", "65:\(hash):",
         ] {
             #expect(AuditVerifier.Checkpoint(parsing: text) == nil, "\(text)")
         }

@@ -85,7 +85,8 @@ import Testing
         ("KMS_DATABASE_TIMEOUT_MS", "999"), ("KMS_DATABASE_TIMEOUT_MS", "15001"), ("KMS_KEY_MAX_VERSIONS", "1"),
         ("KMS_KEY_MAX_VERSIONS", "10001"),
         // Numbers are digits only (`Int` took a sign).
-        ("KMS_PORT", "+3000"), ("KMS_SESSION_TTL_MS", "-0"),
+        ("KMS_PORT", "+3000"), ("KMS_SESSION_TTL_MS", "-0"), ("KMS_TEST_CLOCK_OFFSET_MS", "+5"),
+        ("KMS_HOST", "kms..lan"), ("KMS_HOST", "10.0.0.1%eth0"), ("KMS_HOST", "fe80::1%"),
         // A listen address that can be no address or name: 78 at parse, not 1 at bind (a probe's Left).
         ("KMS_HOST", "999.1.1.1"), ("KMS_HOST", "::1x"), ("KMS_HOST", "[::1]"), ("KMS_HOST", "0.0.0.0:3000"),
         ("KMS_HOST", "kms host"), ("KMS_HOST", "-kms.lan"),
@@ -102,6 +103,7 @@ import Testing
     /// An IP literal, or a name left to the bind (it may resolve only once a VPN is up).
     @Test(arguments: [
         "127.0.0.1", "0.0.0.0", "::", "::1", "fd7a:115c:a1e0::1", "localhost", "kms.tail1234.ts.net", "Box-1",
+        "kms_server", "kms.tail1234.ts.net.", "fe80::1%eth0", "::ffff:127.0.0.1",
     ])
     func listenHostsTakeAddressesAndNames(_ host: String) throws {
         #expect(try KMSConfiguration(environment: ["KMS_HOST": host]).host == host)
@@ -345,6 +347,10 @@ import Testing
         #expect(throws: KMSConfiguration.Invalid.self) {
             _ = try KMSConfiguration(environment: ["KMS_ENV": "production", "KMS_TEST_CLOCK_OFFSET_MS": "1"])
         }
+        // Back in time too: the range is signed, so a minus is read (a review: digits only refused it).
+        #expect(
+            try KMSConfiguration(environment: ["KMS_TEST_CLOCK_OFFSET_MS": "-86400000"]).testClockOffsetMs
+                == -86_400_000)
         let week: Int64 = 7 * 86_400_000
         let server = try TestServer(["KMS_TEST_CLOCK_OFFSET_MS": "\(week)"])
         let now = server.clock.now()

@@ -195,18 +195,27 @@ import Testing
         #expect(LoggedPath.of("/keys/\(longest)n", template: "/keys/{keyId}", words: []) == "/keys/{…}")
     }
 
-    /// The file store's scheduler reference (`countedSinceStart`): the start's wall clock moved on by the
-    /// monotonic clock, so a wall clock stepped ahead later differs from it (the hold itself:
-    /// LifecycleAPITests.aHostClockAheadOfTheReferenceHoldsDeletions).
+    /// The file store's scheduler reference (`KeyScheduler.countedSinceStart`): the start's wall clock
+    /// moved on by the monotonic clock, so a wall clock stepped ahead later differs from it (the hold
+    /// itself: LifecycleAPITests.aHostClockAheadOfTheReferenceHoldsDeletions), except within ten
+    /// minutes of boot, where a step is the host's first synchronisation and the new anchor.
     @Test func theFileStoreSchedulerCountsTheTimeSinceStart() async throws {
-        let reference = countedSinceStart()
+        let reference = KeyScheduler.countedSinceStart()
         let first = try await reference()
         try await Task.sleep(for: .milliseconds(50))
         let second = try await reference()
         #expect(second.timeIntervalSince(first) >= 0.05 && abs(second.timeIntervalSinceNow) < 1)
-        // A host clock stepped an hour ahead since the start reads an hour past the reference.
-        let stepped = countedSinceStart(startingAt: Date().addingTimeInterval(-3_600))
+        // A host clock stepped an hour ahead since the start: an hour past the reference, at every read.
+        let stepped = KeyScheduler.countedSinceStart(startingAt: Date().addingTimeInterval(-3_600), uptime: { 86_400 })
         #expect(abs(try await stepped().timeIntervalSinceNow + 3_600) < 1)
+        #expect(abs(try await stepped().timeIntervalSinceNow + 3_600) < 1)
+        // The same five minutes after boot: taken, and kept.
+        let booting = KeyScheduler.countedSinceStart(startingAt: Date().addingTimeInterval(-3_600), uptime: { 300 })
+        #expect(abs(try await booting().timeIntervalSinceNow) < 1)
+        #expect(abs(try await booting().timeIntervalSinceNow) < 1)
+        // A step of less than the limit is never an anchor.
+        let slight = KeyScheduler.countedSinceStart(startingAt: Date().addingTimeInterval(-30), uptime: { 300 })
+        #expect(abs(try await slight().timeIntervalSinceNow + 30) < 1)
     }
 
     @Test func offListAddressesAreRefusedOnEveryRoute() async throws {

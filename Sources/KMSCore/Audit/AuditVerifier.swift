@@ -23,7 +23,8 @@ public enum AuditVerifier {
 
         /// `SEQ:HASH`, as `kms audit checkpoint` prints it.
         public init?(parsing text: String) {
-            let parts = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":")
+            let parts = text.trimmingCharacters(in: .whitespacesAndNewlines).split(
+                separator: ":", omittingEmptySubsequences: false)
             // Digits as printed: no sign, no leading zero (`+65`, `065` were taken for 65).
             guard parts.count == 2, parts[0].isDecimalDigits, parts[0] == "0" || parts[0].first != "0",
                 let seq = UInt64(parts[0]), parts[1].count == 64

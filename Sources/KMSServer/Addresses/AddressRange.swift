@@ -56,7 +56,7 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
     /// Whether every address of this range is in `ranges` taken together: `10.0.0.0/23` is covered by
     /// `10.0.0.0/24` and `10.0.1.0/24`, which `isWithin` one at a time does not see. The range is halved
     /// only while a narrower range of the list lies inside it (otherwise no half can be covered), so
-    /// the work is bounded by the list's length times 128.
+    /// at most the list's length times 128 halvings, each scanning the list (start-up only).
     public func isCovered(by ranges: [AddressRange]) -> Bool {
         if ranges.contains(where: { isWithin($0) }) { return true }
         guard prefixLength < 128, ranges.contains(where: { $0.prefixLength > prefixLength && $0.isWithin(self) })

@@ -72,8 +72,8 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     /// `fd7a:115c:a1e0:ab12:4843:cd96:6262:101`.
     public var perHostKey: String { isIPv4 || isTailscale ? description : perHost.description + "/64" }
 
-    /// In `fd7a:115c:a1e0::/48`, Tailscale's IPv6 range. Every node of every tailnet sits in one
-    /// /64 of it (`fd7a:115c:a1e0:ab12:4843:cd96::/96`), so counting by /64 made one device's flood
+    /// In `fd7a:115c:a1e0::/48`, Tailscale's IPv6 range. The nodes of every tailnet share a few
+    /// /64s of it (`fd7a:115c:a1e0:ab12:4843:cd96::/96`, `fd7a:115c:a1e0::/96`), so counting by /64 made one device's flood
     /// lock every other device out (a review: 64 pending sessions from one node, then `429` for
     /// another); and WireGuard's cryptokey routing lets a node send only from its own address, so
     /// there one address is one host.

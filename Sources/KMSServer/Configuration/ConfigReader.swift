@@ -36,7 +36,9 @@ struct ConfigReader {
     func integer(_ name: String, in range: ClosedRange<Int64>) throws(KMSConfiguration.Invalid) -> Int64? {
         guard let text = try setting(name, "a whole number") else { return nil }
         let digits = text.trimmingCharacters(in: .whitespaces)
-        guard digits.isDecimalDigits, let value = Int64(digits) else {
+        // A minus only where the range goes below zero (`KMS_TEST_CLOCK_OFFSET_MS`); never a plus.
+        let magnitude = range.lowerBound < 0 && digits.hasPrefix("-") ? digits.dropFirst() : Substring(digits)
+        guard magnitude.isDecimalDigits, let value = Int64(digits) else {
             throw .init(variable: name, reason: "must be a whole number (digits only), got '\(text)'")
         }
         guard range.contains(value) else {
@@ -81,16 +83,24 @@ struct ConfigReader {
         guard let text = try setting(name, "an address such as 127.0.0.1") else { return nil }
         let looksNumeric = text.utf8.allSatisfy { $0 == UInt8(ascii: ".") || (48...57).contains($0) }
         if text.contains(":") || looksNumeric {
-            guard IPAddress(text) != nil else {
+            // A link-local address names its interface (`fe80::1%eth0`), as getaddrinfo reads it.
+            let parts = text.split(separator: "%", maxSplits: 1, omittingEmptySubsequences: false)
+            let zoneIsName =
+                parts.count == 1
+                || (text.contains(":") && !parts[1].isEmpty
+                    && parts[1].utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") })
+            guard zoneIsName, IPAddress(parts[0]) != nil else {
                 throw .init(
                     variable: name,
-                    reason: "is not an IPv4 or IPv6 address (no brackets, port or zone), nor a host name: '\(text)'")
+                    reason: "is not an IPv4 or IPv6 address (no brackets or port), nor a host name: '\(text)'")
             }
             return text
         }
-        let labels = text.split(separator: ".", omittingEmptySubsequences: false)
+        // A fully qualified name may end in its root's dot (`kms.tail1234.ts.net.`, as tailscale prints it).
+        let hostName = text.hasSuffix(".") ? text.dropLast() : Substring(text)
+        let labels = hostName.split(separator: ".", omittingEmptySubsequences: false)
         let isName =
-            text.utf8.count <= 253
+            hostName.utf8.count <= 253
             && labels.allSatisfy { label in
                 (1...63).contains(label.utf8.count) && label.first != "-" && label.last != "-"
                     && label.utf8.allSatisfy { byte in

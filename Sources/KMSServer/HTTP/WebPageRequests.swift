@@ -19,14 +19,14 @@ import KMSProtocol
 /// AsyncHTTPClient, `requests`, curl, Go or the AWS SDKs. A request carrying `Origin`, or
 /// `Sec-Fetch-Site` other than `none`, is refused before routing, whatever its `Host`: checking
 /// `Host` instead would refuse the names a user reaches the server by (a tailnet name, a proxy's).
-/// `GET`/`HEAD` of `/docs` and `/openapi.json` are public text and stay readable from anywhere.
+/// `GET` of `/docs` and `/openapi.json` is public text and stays readable from anywhere.
 enum WebPageRequests {
     static func refusal(_ request: Request) -> KMSError? {
         let fields = request.headers
         let fromPage =
             fields[.origin] != nil || fields[values: HeaderNames.secFetchSite].contains { !$0.bytesEqual("none") }
         guard fromPage else { return nil }
-        if request.method == .get || request.method == .head {
+        if request.method == .get {
             let path = request.uri.path
             if path.bytesEqual(WirePath.docs) || path.bytesEqual(WirePath.openAPI) { return nil }
         }
