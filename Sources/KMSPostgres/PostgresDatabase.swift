@@ -268,6 +268,13 @@ public final class PostgresDatabase: Sendable {
             logger.notice(
                 "PostgreSQL connection uses TLS",
                 metadata: ["database": "\(location)", "sslmode": "\(target.sslMode.rawValue)"])
+            if !target.checksCertificate, !Self.isLoopback(target.host) {
+                // A database writer can enrol a client of its own with every grant (docs/threat-model.md):
+                // unchecked TLS lets anyone on the path be that writer (a review).
+                logger.warning(
+                    "PostgreSQL connection to a non-loopback host does not check the database's certificate: whoever can intercept it can act as the database, which can enrol a client of its own and use every key; set sslmode=verify-full (with sslrootcert for your own CA)",
+                    metadata: ["database": "\(location)", "sslmode": "\(target.sslMode.rawValue)"])
+            }
         } else if !Self.isLoopback(target.host) {
             logger.warning(
                 "PostgreSQL connection to a non-loopback host is plain TCP: key records and session hashes cross the network unencrypted; set sslmode=verify-full",

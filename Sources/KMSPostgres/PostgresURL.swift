@@ -140,6 +140,17 @@ struct PostgresURL: Sendable {
         return tls
     }
 
+    /// Whether the database's certificate is checked against a root (`verify-ca`, `verify-full`, or
+    /// `require` with `sslrootcert`): without that, TLS keeps out a passive listener only, and whoever
+    /// can intercept the connection can act as the database.
+    var checksCertificate: Bool {
+        switch sslMode {
+        case .disable, .prefer: false
+        case .require: sslRootCert != nil
+        case .verifyCA, .verifyFull: true
+        }
+    }
+
     /// The pool's TLS mode.
     func clientTLS() throws -> PostgresClient.Configuration.TLS {
         guard let tls = try tlsConfiguration() else { return .disable }

@@ -1,9 +1,10 @@
 import Foundation
 import KMSCore
-import KMSPostgres
 import KMSTestSupport
 import Logging
 import Testing
+
+@testable import KMSPostgres
 
 /// Issue 17: `sslmode` and `sslrootcert` in `KMS_DATABASE_URL` mean what they
 /// mean to libpq; anything else in the query is refused at start by name.
@@ -50,6 +51,20 @@ import Testing
         for failure in [unknown, allow, twice, missing] {
             #expect(failure?.contains("secret") == false, "the password must never appear in a message")
         }
+    }
+
+    /// Which URLs check the database's certificate: the others are warned about at start when the host is
+    /// not loopback, since whoever intercepts the connection can enrol a client of its own (a review).
+    @Test func onlyARootChecksTheDatabasesCertificate() throws {
+        let base = "postgres://kms@db.internal/kms"
+        for (query, checks) in [
+            ("", false), ("?sslmode=disable", false), ("?sslmode=prefer", false), ("?sslmode=require", false),
+            ("?sslmode=require&sslrootcert=/ca.pem", true), ("?sslmode=verify-ca&sslrootcert=/ca.pem", true),
+            ("?sslmode=verify-full", true), ("?sslrootcert=system", true),
+        ] {
+            #expect(try PostgresURL(base + query).checksCertificate == checks, "\(query)")
+        }
+        #expect(PostgresDatabase.isLoopback("127.0.0.2") && !PostgresDatabase.isLoopback("db.internal"))
     }
 
     /// The test cluster of `.ci/postgres.sh` serves TLS with a certificate from
