@@ -45,7 +45,9 @@ extension KMSClient {
     }
 
     /// Encrypts up to 64 KiB on the server under the key's active version; `aad` must be given again to
-    /// decrypt. For larger data use the file API (`encryptFile`, `encryptStream`): a data key, locally.
+    /// decrypt, byte for byte. For a context of pairs, pass `EncryptionContext.encode(pairs)` (sorted, so
+    /// the same pairs give the same bytes in every run; `JSONEncoder` without `.sortedKeys` does not).
+    /// For larger data use the file API (`encryptFile`, `encryptStream`): a data key, locally.
     public func encrypt(key: String, plaintext: Data, aad: Data? = nil) async throws -> CiphertextResponse {
         try await call(
             "POST", WirePath.encrypt, body: EncryptRequest(keyId: key, plaintext: plaintext, aad: aad),

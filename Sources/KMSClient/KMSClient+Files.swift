@@ -47,17 +47,23 @@ extension KMSClient {
     /// plaintext, but not the whole of it.
     @discardableResult
     public func decryptStream(
-        threads: Int = KMSClient.defaultFileThreads, read: FileStream.Read, write: FileStream.Write,
-        progress: ((UInt64) -> Void)? = nil
+        threads: Int = KMSClient.defaultFileThreads, expectedContext: [String: String]? = nil, read: FileStream.Read,
+        write: FileStream.Write, progress: ((UInt64) -> Void)? = nil
     ) async throws -> FileHeader {
         let (header, _, commitment) = try await FileStream.readHeader(read: read)
-        let keys = try await fileKeys(header, commitment: commitment)
+        let keys = try await fileKeys(header, commitment: commitment, expectedContext: expectedContext)
         try await FileStream.decrypt(keys: keys, threads: threads, read: read, write: write, progress: progress)
         return header
     }
 
-    /// Steps 3 of section 4: unwrap at the server, derive, check the commitment.
-    func fileKeys(_ header: FileHeader, commitment: Data) async throws -> FileKeys {
+    /// Steps 3 of section 4: unwrap at the server, derive, check the commitment. With `expectedContext`,
+    /// a header whose context is not exactly that is `context_mismatch` before anything is sent.
+    func fileKeys(_ header: FileHeader, commitment: Data, expectedContext: [String: String]?) async throws -> FileKeys {
+        if let expectedContext, !header.hasContext(expectedContext) {
+            throw FileFormatError(
+                .contextMismatch,
+                "the file's context is not the one expected: it is another file than the one asked for")
+        }
         let unwrapped = try await decrypt(ciphertext: header.wrappedKey, aad: header.kmsAAD)
         let keys = try FileKeys(dataKey: SymmetricKey(data: unwrapped.plaintext), header: header)
         try keys.verify(storedCommitment: commitment)
@@ -83,9 +89,16 @@ extension KMSClient {
 
     /// Decrypts the file at `input` to `output` (written only when it all
     /// verified), or only the plaintext bytes `range` (inclusive, END clamped).
+    ///
+    /// The file's context authenticates its header, not which file it is: a file swapped for another
+    /// under the same key (by whoever can write where it is stored) decrypts under its own context.
+    /// Pass the context it was encrypted with as `expectedContext` (`context_mismatch` otherwise,
+    /// before the server is asked), or read the returned header's. The plaintext is written to a
+    /// temporary file (mode 0600) beside `output` and renamed only when all of it verified; a process
+    /// killed meanwhile leaves that file (`.NAME.kms-tmp-…`) behind, in a synced folder too.
     @discardableResult
     public func decryptFile(
-        at input: URL, to output: URL, range: ClosedRange<UInt64>? = nil,
+        at input: URL, to output: URL, expectedContext: [String: String]? = nil, range: ClosedRange<UInt64>? = nil,
         threads: Int = KMSClient.defaultFileThreads, progress: ((UInt64) -> Void)? = nil
     ) async throws -> FileHeader {
         let source = try FileHandle(forReadingFrom: input)
@@ -93,16 +106,18 @@ extension KMSClient {
         return try await AtomicOutputFile.writing(output) { sink in
             if let range {
                 return try await decryptRange(
-                    source, start: range.lowerBound, end: range.upperBound, write: { try sink.write($0) })
+                    source, start: range.lowerBound, end: range.upperBound, expectedContext: expectedContext,
+                    write: { try sink.write($0) })
             }
             if let header = try await decryptSeekable(
-                source, threads: threads, write: { try sink.write($0) }, progress: progress)
+                source, threads: threads, expectedContext: expectedContext, write: { try sink.write($0) },
+                progress: progress)
             {
                 return header
             }
             return try await decryptStream(
-                threads: threads, read: { try FileIO.readExactly(source, $0) }, write: { try sink.write($0) },
-                progress: progress)
+                threads: threads, expectedContext: expectedContext, read: { try FileIO.readExactly(source, $0) },
+                write: { try sink.write($0) }, progress: progress)
         }
     }
 
@@ -111,14 +126,15 @@ extension KMSClient {
     /// and opened on every thread (`FileStream.decrypt(keys:headerLength:fileSize:…)`).
     /// Returns nil, having read nothing, when `source` is not a regular file:
     /// read it with `decryptStream` instead.
+    /// As with `decryptStream`, discard what `write` was given when this throws.
     public func decryptSeekable(
-        _ source: FileHandle, threads: Int = KMSClient.defaultFileThreads, write: FileStream.Write,
-        progress: ((UInt64) -> Void)? = nil
+        _ source: FileHandle, threads: Int = KMSClient.defaultFileThreads, expectedContext: [String: String]? = nil,
+        write: FileStream.Write, progress: ((UInt64) -> Void)? = nil
     ) async throws -> FileHeader? {
         guard let readAt = FileIO.positionalReader(source) else { return nil }
         try source.seek(toOffset: 0)
         let (header, length, commitment) = try await FileStream.readHeader(read: { try FileIO.readExactly(source, $0) })
-        let keys = try await fileKeys(header, commitment: commitment)
+        let keys = try await fileKeys(header, commitment: commitment, expectedContext: expectedContext)
         try await FileStream.decrypt(
             keys: keys, headerLength: length, fileSize: try source.seekToEnd(), threads: threads, readAt: readAt,
             write: write, progress: progress)
@@ -126,14 +142,16 @@ extension KMSClient {
     }
 
     /// Random access on a seekable file (section 5): plaintext bytes
-    /// `start...end` (END clamped), written in order.
+    /// `start...end` (END clamped), written in order. As with `decryptStream`, discard what `write` was
+    /// given when this throws.
     @discardableResult
     public func decryptRange(
-        _ source: FileHandle, start: UInt64, end: UInt64, write: FileStream.Write
+        _ source: FileHandle, start: UInt64, end: UInt64, expectedContext: [String: String]? = nil,
+        write: FileStream.Write
     ) async throws -> FileHeader {
         try source.seek(toOffset: 0)
         let (header, length, commitment) = try await FileStream.readHeader(read: { try FileIO.readExactly(source, $0) })
-        let keys = try await fileKeys(header, commitment: commitment)
+        let keys = try await fileKeys(header, commitment: commitment, expectedContext: expectedContext)
         let size = try source.seekToEnd()
         let layout = try FileLayout(headerLength: length, fileSize: size)
         try await FileStream.decryptRange(
@@ -194,10 +212,12 @@ extension KMSClient {
     /// `decryptStream`, discard what `write` was given when this throws.
     @discardableResult
     public func decrypt<Input: AsyncSequence>(
-        _ input: Input, threads: Int = KMSClient.defaultFileThreads, write: FileStream.Write
+        _ input: Input, threads: Int = KMSClient.defaultFileThreads, expectedContext: [String: String]? = nil,
+        write: FileStream.Write
     ) async throws -> FileHeader where Input.Element == Data {
         var reader = AsyncBlockReader(input.makeAsyncIterator())
-        return try await decryptStream(threads: threads, read: { try await reader.read($0) }, write: write)
+        return try await decryptStream(
+            threads: threads, expectedContext: expectedContext, read: { try await reader.read($0) }, write: write)
     }
 }
 

@@ -59,6 +59,13 @@ extension KMSClient {
         if let pinned = configuration.fingerprint, !Fingerprint.matches(pinned, actual) {
             throw KMSClientError.fingerprintMismatch(expected: pinned, actual: actual)
         }
+        // Trust on first use pins for the client's life: a hook that only remembers the key (the doc's own
+        // advice) let a later exchange meet any key, and one forged plain `unknown_session` on the path
+        // is enough to start a later exchange (a review of the library). The hooks are not asked about a
+        // key other than the one met.
+        if let met = state.withLock({ $0.metKey }), !Fingerprint.matches(met, actual) {
+            throw KMSClientError.fingerprintMismatch(expected: met, actual: actual)
+        }
         try await configuration.serverKeyOffered?(actual)
         // protocol-v1 section 2 fixes the scheme; a server that names another, or a fingerprint that is not
         // its key's, is not one this client knows how to talk to (and the wrap below would be RSA-OAEP-256
@@ -136,6 +143,9 @@ extension KMSClient {
                 await endUnconfirmed(sessionId: started.sessionId, key: key, token: token)
                 throw error
             }
+        }
+        if configuration.fingerprint == nil, !configuration.insecureTrustAnyServer {
+            state.withLock { if $0.metKey == nil { $0.metKey = actual } }
         }
         let now = ContinuousClock.now
         let ttl = Duration.milliseconds(confirmation.ttlMs)

@@ -6,7 +6,9 @@ import KMSProtocol
 public struct KMSClientConfiguration: Sendable {
     /// `http://host:port` of the server.
     public var baseURL: String
-    /// The client token; a random one is drawn when nil.
+    /// The client token; a random one is drawn when nil (leave it nil unless a server needs one: a fixed
+    /// token whose process ended without `close()`, an app the system killed, is `token_in_use` at the
+    /// next start until the old session expires, up to `KMS_SESSION_TTL_MS`).
     public var token: String?
     /// `SHA256:<hex>` of the server key; when set, a mismatching server is refused
     /// before any secret is sent.
@@ -22,7 +24,12 @@ public struct KMSClientConfiguration: Sendable {
     /// session carries anything; throwing ends the exchange with that error and
     /// the session on the server. Without a pin this is where a client can
     /// remember the key it met (trust on first use: the `kms` CLI's known
-    /// servers, docs/threat-model.md), so a later key exchange is pinned.
+    /// servers, docs/threat-model.md). The client itself holds to the first key
+    /// it confirmed for the rest of its life (any other is `fingerprintMismatch`,
+    /// and the hooks are not asked); across runs it is the app's to hold to it:
+    /// pass the remembered key as `fingerprint` next time, or compare with it in
+    /// `serverKeyOffered`. A hook that only stores what it is told, with no
+    /// comparison on the next run, trusts whichever key answers first then.
     public var serverKeyConfirmed: (@Sendable (_ fingerprint: String) async throws -> Void)?
     /// Called with the fingerprint of the key a server answers `/session/init`
     /// with, after the pin check and before anything is sent to it (the
@@ -77,7 +84,7 @@ public struct KMSClientConfiguration: Sendable {
         if let refusal = settingsRefusal { return refusal.message }
         if fingerprint == nil, serverKeyOffered == nil, serverKeyConfirmed == nil, !insecureTrustAnyServer {
             return
-                "nothing checks the server's key: pin it (fingerprint: what `kms server-key` prints on the server), remember it on first use (serverKeyConfirmed), or set insecureTrustAnyServer for a server reached over a path trusted otherwise"
+                "nothing checks the server's key: pin it (fingerprint: what `kms server-key` prints on the server), remember it on first use (serverKeyConfirmed, and pass it as fingerprint from then on), or set insecureTrustAnyServer for a server reached over a path trusted otherwise"
         }
         return nil
     }

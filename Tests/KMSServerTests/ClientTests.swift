@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Crypto
 import Foundation
 import HummingbirdTesting
+import KMSCore
 import KMSProtocol
 import KMSServer
 import NIOCore
@@ -753,6 +754,50 @@ extension ClientTests {
                 KMSClientConfiguration(baseURL: spy.base.baseURL, token: token, insecureTrustAnyServer: true))
             let info = try await accepting.connect()
             #expect(told.withLock { $0 } == [info.fingerprint])
+        }
+    }
+
+    /// Trust on first use holds for the client's life: after its first confirmed key, a later key exchange
+    /// that meets another key (an impostor on the path, reached by one forged plain `unknown_session`) is
+    /// `fingerprintMismatch`, and neither hook is asked about it (a review: a hook that only remembered
+    /// the key, as the doc advised, let every later exchange trust whichever key answered).
+    @Test func trustOnFirstUseHoldsForTheClientsLife() async throws {
+        final class Switch: KMSTransport {
+            let first: HTTPTransport
+            let second: HTTPTransport
+            let useSecond = Mutex(false)
+            init(_ first: HTTPTransport, _ second: HTTPTransport) { (self.first, self.second) = (first, second) }
+            func send(_ request: TransportRequest) async throws -> TransportResponse {
+                try await (useSecond.withLock { $0 } ? second : first).send(request)
+            }
+        }
+        var other = try TestServer()
+        other.dependencies.identity = try IdentityKey.generate()
+        let impostor = other
+        try await TestServer().run { server in
+            try await impostor.run { rebound in
+                let transport = Switch(
+                    HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"),
+                    HTTPTransport(baseURL: "http://127.0.0.1:\(rebound.port ?? 0)"))
+                let told = Mutex<[String]>([])
+                let client = try KMSClient(
+                    KMSClientConfiguration(
+                        baseURL: transport.first.baseURL,
+                        serverKeyConfirmed: { fingerprint in told.withLock { $0.append(fingerprint) } },
+                        serverKeyOffered: { fingerprint in told.withLock { $0.append("offered " + fingerprint) } }),
+                    transport: transport)
+                let met = try await client.connect()
+                #expect(try await client.random(bytes: 4).count == 4)
+                transport.useSecond.withLock { $0 = true }
+                // The impostor knows no session: its plain `unknown_session` makes the client exchange again.
+                let error = await #expect(throws: KMSClientError.self) { try await client.random(bytes: 4) }
+                guard case .fingerprintMismatch(let expected, let actual) = error else {
+                    Issue.record("expected fingerprintMismatch, got \(String(describing: error))")
+                    return
+                }
+                #expect(expected == met.fingerprint && actual != met.fingerprint)
+                #expect(told.withLock { $0 } == ["offered " + met.fingerprint, met.fingerprint])
+            }
         }
     }
 

@@ -134,6 +134,24 @@ import Testing
         let back = folder.appendingPathComponent("back.raw")
         let decrypted = try await CLIProcess.run(["decrypt-file", sealed.path, back.path], environment: env)
         #expect(try decrypted.status == 0 && Data(contentsOf: back) == plain, "\(decrypted.stderr)")
+        // The context expected: the file's own passes, any other (one pair short, another value, one more)
+        // is context_mismatch with no output, whatever way the file is read.
+        let matched = folder.appendingPathComponent("matched.raw")
+        let expected = try await CLIProcess.run(
+            ["decrypt-file", "--context", "owner=me=too", "--context", "app=photos", sealed.path, matched.path],
+            environment: env)
+        #expect(try expected.status == 0 && Data(contentsOf: matched) == plain, "\(expected.stderr)")
+        let elsewhere = folder.appendingPathComponent("elsewhere.raw")
+        for (pairs, extra) in [
+            (["app=photos"], [String]()), (["app=photos", "owner=you"], []),
+            (["app=photos", "owner=me=too", "x=y"], []), (["app=photos"], ["--range", "0-9"]),
+        ] {
+            let refused = try await CLIProcess.run(
+                ["decrypt-file"] + pairs.flatMap { ["--context", $0] } + extra + [sealed.path, elsewhere.path],
+                environment: env)
+            #expect(refused.status == 1 && refused.stderr.contains("context_mismatch"), "\(pairs): \(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: elsewhere.path))
+        }
 
         let part = folder.appendingPathComponent("part.raw")
         let ranged = try await CLIProcess.run(
@@ -505,6 +523,27 @@ import Testing
             }
         ) { opened.append($0) }
         #expect(opened == plain && header.contextDictionary == ["k": "v"] as [String: String]?)
+        // The library's expectedContext: another context is refused before the server is asked.
+        var refusedOutput = Data()
+        let mismatch = await #expect(throws: FileFormatError.self) {
+            try await kms.decrypt(
+                AsyncStream {
+                    $0.yield(sealed); $0.finish()
+                }, expectedContext: ["k": "w"]
+            ) {
+                refusedOutput.append($0)
+            }
+        }
+        #expect(mismatch?.code == .contextMismatch && refusedOutput.isEmpty)
+        opened = Data()
+        try await kms.decrypt(
+            AsyncStream {
+                $0.yield(sealed); $0.finish()
+            }, expectedContext: ["k": "v"]
+        ) {
+            opened.append($0)
+        }
+        #expect(opened == plain)
         try await kms.close()
     }
 }

@@ -16,6 +16,9 @@ public struct FileFormatError: Error, Equatable, Sendable, CustomStringConvertib
         case rangeNotSatisfiable = "range_not_satisfiable"
         /// A range is not `START-END` with START ≤ END.
         case rangeInvalid = "range_invalid"
+        /// This project's own: the file's context is not the one the reader expects (`expectedContext`,
+        /// `kms decrypt-file --context`), so it is another file than the one asked for.
+        case contextMismatch = "context_mismatch"
     }
 
     public let code: Code

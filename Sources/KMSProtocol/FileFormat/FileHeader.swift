@@ -52,6 +52,15 @@ public struct FileHeader: Sendable, Equatable {
         try FileHeader(salt: salt, wrappedKey: wrappedKey, entries: context)
     }
 
+    /// Whether the context is exactly `expected`: the same keys with the same values, byte for byte,
+    /// nothing more. The context authenticates the header, not which file it is: a file swapped for
+    /// another under the same key decrypts under its own context, so a reader that knows which file
+    /// it asked for says so here (a review of the library).
+    public func hasContext(_ expected: [String: String]) -> Bool {
+        let entries = expected.map { ContextEntry(key: $0.key, value: $0.value) }.sorted { $0.key.bytesPrecede($1.key) }
+        return entries == context
+    }
+
     /// The context as a dictionary, or nil when two of its keys are one `String` key: the format
     /// keeps keys that differ in bytes but are canonically equivalent (`K` and U+212A), which a
     /// Swift dictionary would merge, so a decision made on it could read one key's value for the

@@ -283,6 +283,12 @@ struct DecryptFileCommand: AsyncParsableCommand {
     var range: String?
     @Option(name: .long, help: "Chunks opened at once (default: one per core).") var threads = KMSClient
         .defaultFileThreads
+    @Option(
+        name: .long,
+        help:
+            "The context the file was encrypted with, k=v (repeatable): any other is context_mismatch, before the server is asked (a file swapped for another under the same key decrypts under its own context otherwise)."
+    )
+    var context: [String] = []
     @Argument(help: "The encrypted file, or -.") var input: String
     @Argument(help: "Where to write the plaintext, or -.") var output: String
 
@@ -293,6 +299,7 @@ struct DecryptFileCommand: AsyncParsableCommand {
         // (a review finding, as for `kms decrypt`), and streaming leaves no chance to look first.
         try FileEndpoints(input: input, output: output).refuseTerminalOutput()
         let bounds = try range.map(FileContext.parseRange)
+        let expected = context.isEmpty ? nil : try FileContext.parse(context)
         if bounds != nil, !FileEndpoints.isSeekable(input) {
             writeToStandardError(
                 "Error: range_invalid: --range needs a seekable input: a regular file (standard input at its start), not a pipe or device\n"
@@ -305,17 +312,20 @@ struct DecryptFileCommand: AsyncParsableCommand {
             try await endpoints.withStreams(privateInput: true) { read, write, source in
                 let threads = FileContext.clampThreads(threads)
                 if let bounds {
-                    try await kms.decryptRange(source, start: bounds.start, end: bounds.end, write: write)
+                    try await kms.decryptRange(
+                        source, start: bounds.start, end: bounds.end, expectedContext: expected, write: write)
                     return
                 }
                 // A named regular file is read by position; `-` (even a redirected file) as a stream.
                 if input != "-",
-                    try await kms.decryptSeekable(source, threads: threads, write: write, progress: progress.update)
+                    try await kms.decryptSeekable(
+                        source, threads: threads, expectedContext: expected, write: write, progress: progress.update)
                         != nil
                 {
                     return
                 }
-                try await kms.decryptStream(threads: threads, read: read, write: write, progress: progress.update)
+                try await kms.decryptStream(
+                    threads: threads, expectedContext: expected, read: read, write: write, progress: progress.update)
             }
         }
         progress.finish()
