@@ -45,8 +45,9 @@ extension KMSClient {
     }
 
     /// Encrypts up to 64 KiB on the server under the key's active version; `aad` must be given again to
-    /// decrypt, byte for byte. For a context of pairs, pass `EncryptionContext.encode(pairs)` (sorted, so
-    /// the same pairs give the same bytes in every run; `JSONEncoder` without `.sortedKeys` does not).
+    /// decrypt, byte for byte. For a context of pairs, use `EncryptionContext.encode(pairs)` (sorted, so
+    /// the same pairs give the same bytes in every run; `JSONEncoder` without `.sortedKeys` does not),
+    /// unwrapped first: it is nil for a context it cannot encode, and a nil `aad` binds nothing.
     /// For larger data use the file API (`encryptFile`, `encryptStream`): a data key, locally.
     public func encrypt(key: String, plaintext: Data, aad: Data? = nil) async throws -> CiphertextResponse {
         try await call(

@@ -62,7 +62,8 @@ extension KMSClient {
         if let expectedContext, !header.hasContext(expectedContext) {
             throw FileFormatError(
                 .contextMismatch,
-                "the file's context is not the one expected: it is another file than the one asked for")
+                "the file's context is not the one expected: another file than the one asked for, or a context mistyped (kms inspect-file shows the file's)"
+            )
         }
         let unwrapped = try await decrypt(ciphertext: header.wrappedKey, aad: header.kmsAAD)
         let keys = try FileKeys(dataKey: SymmetricKey(data: unwrapped.plaintext), header: header)

@@ -23,14 +23,18 @@ extension KMSClient {
             }
             state.withLock { $0.session = nil }
         }
+        // A key accepted when offered holds for this establishment's retries: a forged refusal of its
+        // exchange must not lead to another key being offered (and perhaps accepted) in its place.
+        var accepted: String?
         for attempt in 0..<3 {
             do {
-                return try await exchange()
+                return try await exchange(accepted: accepted)
             } catch let error as KMSClientError where error.code == ErrorCode.tokenInUse.rawValue && !fixedToken {
                 guard attempt < 2 else { throw error }
                 drawToken()
             } catch let ended as PendingSessionEnded {
                 guard attempt < 2 else { throw ended.refusal }
+                accepted = ended.accepted
                 // A copy forwarded by someone else may have used the pending session (a review): a drawn
                 // token is drawn again, so such a session never holds the next one.
                 if !fixedToken { drawToken() }
@@ -45,7 +49,7 @@ extension KMSClient {
     }
 
     /// init, pin check, key exchange, seq-0 confirmation with the current token.
-    private func exchange() async throws -> SessionInfo {
+    private func exchange(accepted: String? = nil) async throws -> SessionInfo {
         let initResponse = try await transport.send(
             TransportRequest(method: "GET", target: WirePath.sessionInit, headers: [], body: nil))
         guard initResponse.status == 200 else { throw plainError(initResponse) }
@@ -63,7 +67,7 @@ extension KMSClient {
         // advice) let a later exchange meet any key, and one forged plain `unknown_session` on the path
         // is enough to start a later exchange (a review of the library). The hooks are not asked about a
         // key other than the one met.
-        if let met = state.withLock({ $0.metKey }), !Fingerprint.matches(met, actual) {
+        if let met = state.withLock({ $0.metKey }) ?? accepted, !Fingerprint.matches(met, actual) {
             throw KMSClientError.fingerprintMismatch(expected: met, actual: actual)
         }
         try await configuration.serverKeyOffered?(actual)
@@ -116,7 +120,9 @@ extension KMSClient {
                 // The pending session ended before its exchange: a person asked about the key took longer
                 // than the server's init lifetime to answer (a review), or the server restarted. Nothing
                 // took effect, so `establish` starts again (the key, accepted, is not asked about again).
-                if error.code == ErrorCode.unknownSession.rawValue { throw PendingSessionEnded(refusal: error) }
+                if error.code == ErrorCode.unknownSession.rawValue {
+                    throw PendingSessionEnded(refusal: error, accepted: actual)
+                }
                 throw error
             }
             await endUnconfirmed(sessionId: started.sessionId, key: key, token: token)
@@ -186,4 +192,6 @@ extension KMSClient {
 /// session had ended, so nothing took effect and a new one may be started.
 struct PendingSessionEnded: Error {
     let refusal: KMSClientError
+    /// The key the hooks accepted for the attempt that ended: the next attempt must meet it.
+    let accepted: String
 }

@@ -50,8 +50,9 @@ public final class KMSClient: Sendable {
         /// for an attempt share its failure instead of each making one of their own (`ensureSession`).
         var attempts = 0
         var lastFailure: (any Error)?
-        /// The server key the first confirmed exchange proved, without a pin but with a hook (trust on
-        /// first use): every later exchange of this client must meet it (`exchange()`).
+        /// The server key the first confirmed exchange proved, without a pin and without
+        /// `insecureTrustAnyServer` (so with a hook: trust on first use): every later exchange of this
+        /// client must meet it (`exchange()`).
         var metKey: String?
     }
 

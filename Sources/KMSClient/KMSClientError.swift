@@ -7,7 +7,8 @@ import Foundation
 public enum KMSClientError: Error, Sendable, CustomStringConvertible {
     /// The server refused the request; `code` is its stable error code.
     case server(status: Int, code: String, message: String, requestId: String?, field: String?)
-    /// The server's key does not match the pinned fingerprint; nothing secret was sent.
+    /// The server's key does not match the pinned fingerprint, or the key this client met first (trust on
+    /// first use holds for a client's life); nothing secret was sent.
     case fingerprintMismatch(expected: String, actual: String)
     /// The server's answer broke the protocol (bad seal, wrong seq, wrong status
     /// binding): it may have been tampered with, and it was not trusted.
@@ -37,7 +38,7 @@ public enum KMSClientError: Error, Sendable, CustomStringConvertible {
             return text
         case .fingerprintMismatch(let expected, let actual):
             return
-                "the server key \(actual) does not match the pinned fingerprint \(expected); refusing to send anything"
+                "the server key \(actual) does not match the pinned fingerprint \(expected) (or the key this client met first); refusing to send anything"
         case .protocolViolation(let what):
             return "protocol violation: \(what)"
         case .configuration(let what):

@@ -269,10 +269,10 @@ public final class PostgresDatabase: Sendable {
                 "PostgreSQL connection uses TLS",
                 metadata: ["database": "\(location)", "sslmode": "\(target.sslMode.rawValue)"])
             if !target.checksCertificate, !Self.isLoopback(target.host) {
-                // A database writer can enrol a client of its own with every grant (docs/threat-model.md):
-                // unchecked TLS lets anyone on the path be that writer (a review).
+                // A database writer can put back a revoked client's older record or a key's older versions
+                // (docs/threat-model.md): unchecked TLS lets anyone on the path be that writer (a review).
                 logger.warning(
-                    "PostgreSQL connection to a non-loopback host does not check the database's certificate: whoever can intercept it can act as the database, which can enrol a client of its own and use every key; set sslmode=verify-full (with sslrootcert for your own CA)",
+                    "PostgreSQL connection to a non-loopback host does not check the database's certificate: whoever can intercept it can act as the database, and put back a revoked client or a key's older record; set sslmode=verify-full (with sslrootcert for your own CA)",
                     metadata: ["database": "\(location)", "sslmode": "\(target.sslMode.rawValue)"])
             }
         } else if !Self.isLoopback(target.host) {
@@ -291,8 +291,11 @@ public final class PostgresDatabase: Sendable {
         return ssl
     }
 
+    /// `localhost`, `::1`, or an IPv4 literal in 127.0.0.0/8 (a name such as `127.db.example` is not).
     static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host.hasPrefix("127.") || host == "::1" || host == "[::1]"
+        if host == "localhost" || host == "::1" || host == "[::1]" { return true }
+        var address = in_addr()
+        return inet_pton(AF_INET, host, &address) == 1 && host.hasPrefix("127.")
     }
 
     /// A readable reason for a PostgreSQL failure (never the password).

@@ -65,6 +65,7 @@ import Testing
             #expect(try PostgresURL(base + query).checksCertificate == checks, "\(query)")
         }
         #expect(PostgresDatabase.isLoopback("127.0.0.2") && !PostgresDatabase.isLoopback("db.internal"))
+        #expect(!PostgresDatabase.isLoopback("127.db.example") && PostgresDatabase.isLoopback("localhost"))
     }
 
     /// The test cluster of `.ci/postgres.sh` serves TLS with a certificate from

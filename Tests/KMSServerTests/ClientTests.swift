@@ -757,47 +757,69 @@ extension ClientTests {
         }
     }
 
-    /// Trust on first use holds for the client's life: after its first confirmed key, a later key exchange
-    /// that meets another key (an impostor on the path, reached by one forged plain `unknown_session`) is
-    /// `fingerprintMismatch`, and neither hook is asked about it (a review: a hook that only remembered
-    /// the key, as the doc advised, let every later exchange trust whichever key answered).
-    @Test func trustOnFirstUseHoldsForTheClientsLife() async throws {
-        final class Switch: KMSTransport {
-            let first: HTTPTransport
-            let second: HTTPTransport
-            let useSecond = Mutex(false)
-            init(_ first: HTTPTransport, _ second: HTTPTransport) { (self.first, self.second) = (first, second) }
-            func send(_ request: TransportRequest) async throws -> TransportResponse {
-                try await (useSecond.withLock { $0 } ? second : first).send(request)
-            }
-        }
+    /// A server and an impostor with another identity key, behind one `SwitchingTransport`.
+    static func withImpostor(
+        forgeFirstExchange: Bool = false, _ body: @Sendable (SwitchingTransport) async throws -> Void
+    ) async throws {
         var other = try TestServer()
         other.dependencies.identity = try IdentityKey.generate()
         let impostor = other
         try await TestServer().run { server in
             try await impostor.run { rebound in
-                let transport = Switch(
-                    HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"),
-                    HTTPTransport(baseURL: "http://127.0.0.1:\(rebound.port ?? 0)"))
-                let told = Mutex<[String]>([])
-                let client = try KMSClient(
-                    KMSClientConfiguration(
-                        baseURL: transport.first.baseURL,
-                        serverKeyConfirmed: { fingerprint in told.withLock { $0.append(fingerprint) } },
-                        serverKeyOffered: { fingerprint in told.withLock { $0.append("offered " + fingerprint) } }),
-                    transport: transport)
-                let met = try await client.connect()
-                #expect(try await client.random(bytes: 4).count == 4)
-                transport.useSecond.withLock { $0 = true }
-                // The impostor knows no session: its plain `unknown_session` makes the client exchange again.
-                let error = await #expect(throws: KMSClientError.self) { try await client.random(bytes: 4) }
-                guard case .fingerprintMismatch(let expected, let actual) = error else {
-                    Issue.record("expected fingerprintMismatch, got \(String(describing: error))")
-                    return
-                }
-                #expect(expected == met.fingerprint && actual != met.fingerprint)
-                #expect(told.withLock { $0 } == ["offered " + met.fingerprint, met.fingerprint])
+                try await body(
+                    SwitchingTransport(
+                        HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"),
+                        HTTPTransport(baseURL: "http://127.0.0.1:\(rebound.port ?? 0)"),
+                        forgeFirstExchange: forgeFirstExchange))
             }
+        }
+    }
+
+    /// Trust on first use holds for the client's life: after its first confirmed key, a later key exchange
+    /// that meets another key (an impostor on the path, reached by one forged plain `unknown_session`) is
+    /// `fingerprintMismatch`, and neither hook is asked about it (a review: a hook that only remembered
+    /// the key, as the doc advised, let every later exchange trust whichever key answered).
+    @Test func trustOnFirstUseHoldsForTheClientsLife() async throws {
+        try await Self.withImpostor { transport in
+            let told = Mutex<[String]>([])
+            let client = try KMSClient(
+                KMSClientConfiguration(
+                    baseURL: transport.first.baseURL,
+                    serverKeyConfirmed: { fingerprint in told.withLock { $0.append(fingerprint) } },
+                    serverKeyOffered: { fingerprint in told.withLock { $0.append("offered " + fingerprint) } }),
+                transport: transport)
+            let met = try await client.connect()
+            #expect(try await client.random(bytes: 4).count == 4)
+            transport.useSecond.withLock { $0 = true }
+            // The impostor knows no session: its plain `unknown_session` makes the client exchange again.
+            let error = await #expect(throws: KMSClientError.self) { try await client.random(bytes: 4) }
+            guard case .fingerprintMismatch(let expected, let actual) = error else {
+                Issue.record("expected fingerprintMismatch, got \(String(describing: error))")
+                return
+            }
+            #expect(expected == met.fingerprint && actual != met.fingerprint)
+            #expect(told.withLock { $0 } == ["offered " + met.fingerprint, met.fingerprint])
+        }
+    }
+
+    /// Within one establishment too: a key accepted when offered, whose exchange a forged plain
+    /// `unknown_session` refuses, is the key the retry must meet; an impostor's is `fingerprintMismatch`
+    /// and never offered to the hooks (a review: the retry offered the next key as if none had been
+    /// accepted).
+    @Test func aRetryAfterARefusedExchangeMeetsTheKeyAcceptedBefore() async throws {
+        try await Self.withImpostor(forgeFirstExchange: true) { transport in
+            let offered = Mutex<[String]>([])
+            let client = try KMSClient(
+                KMSClientConfiguration(
+                    baseURL: transport.first.baseURL,
+                    serverKeyOffered: { fingerprint in offered.withLock { $0.append(fingerprint) } }),
+                transport: transport)
+            let error = await #expect(throws: KMSClientError.self) { try await client.connect() }
+            guard case .fingerprintMismatch(let expected, _) = error else {
+                Issue.record("expected fingerprintMismatch, got \(String(describing: error))")
+                return
+            }
+            #expect(offered.withLock { $0 } == [expected])
         }
     }
 
@@ -1174,6 +1196,34 @@ final class HookTransport: KMSTransport {
 }
 
 /// Records targets and, when told, tampers with the next sealed response.
+/// The first server until `useSecond`, then the second (an impostor on the path); with
+/// `forgeFirstExchange`, the first key exchange is answered with a forged plain `unknown_session` and
+/// everything after it goes to the second.
+final class SwitchingTransport: KMSTransport {
+    let first: HTTPTransport
+    let second: HTTPTransport
+    let useSecond = Mutex(false)
+    let forgeFirstExchange: Bool
+
+    init(_ first: HTTPTransport, _ second: HTTPTransport, forgeFirstExchange: Bool = false) {
+        (self.first, self.second, self.forgeFirstExchange) = (first, second, forgeFirstExchange)
+    }
+
+    func send(_ request: TransportRequest) async throws -> TransportResponse {
+        let forge = useSecond.withLock { switched in
+            guard forgeFirstExchange, !switched, request.target == WirePath.keyExchange else { return false }
+            switched = true
+            return true
+        }
+        if forge {
+            return TransportResponse(
+                status: 401, headers: [("Content-Type", "application/json")],
+                body: Data(#"{"error":{"code":"unknown_session","message":"forged","requestId":"x"}}"#.utf8))
+        }
+        return try await (useSecond.withLock { $0 } ? second : first).send(request)
+    }
+}
+
 final class SpyTransport: KMSTransport {
     let base: HTTPTransport
     let tamper = Mutex<Tamper?>(nil)
