@@ -259,6 +259,14 @@ import Testing
                 #expect(response.status == .ok, "\(uri)")
             }
         }
+        // Two `Sec-Fetch-Site` lines, one `none`: still a page's.
+        try await TestServer().run { client in
+            var twice = HTTPFields()
+            twice.append(HTTPField(name: fetchSite, value: "none"))
+            twice.append(HTTPField(name: fetchSite, value: "same-origin"))
+            let response = try await client.execute(uri: "/healthz", method: .get, headers: twice)
+            #expect(response.errorCode == "browser_request_refused")
+        }
         // The allowlist comes first: a stranger learns nothing more from sending Origin.
         try await TestServer(["KMS_WHITELIST": "100.64.0.0/10"]).run { client in
             let response = try await client.execute(uri: "/healthz", method: .get, headers: [origin: "http://x"])

@@ -29,7 +29,7 @@ public struct ConfigVariable: Sendable {
 
     public static let all: [ConfigVariable] = [
         .init(name: "KMS_PORT", defaultValue: "3000", meaning: "listen port (1-65535)"),
-        .init(name: "KMS_HOST", defaultValue: "0.0.0.0", meaning: "listen address"),
+        .init(name: "KMS_HOST", defaultValue: "0.0.0.0", meaning: "listen address: an IP address or a host name"),
         .init(
             name: "KMS_WHITELIST", defaultValue: "100.64.0.9,127.0.0.0/8,::1",
             meaning:

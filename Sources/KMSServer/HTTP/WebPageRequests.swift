@@ -23,8 +23,10 @@ import KMSProtocol
 enum WebPageRequests {
     static func refusal(_ request: Request) -> KMSError? {
         let fields = request.headers
+        // One lookup each, no array per request: repeated `Sec-Fetch-Site` lines come joined (`none, x`),
+        // which is not `none` either.
         let fromPage =
-            fields[.origin] != nil || fields[values: HeaderNames.secFetchSite].contains { !$0.bytesEqual("none") }
+            fields[.origin] != nil || fields[HeaderNames.secFetchSite].map { !$0.bytesEqual("none") } ?? false
         guard fromPage else { return nil }
         if request.method == .get {
             let path = request.uri.path
