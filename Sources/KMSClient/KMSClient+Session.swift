@@ -23,18 +23,14 @@ extension KMSClient {
             }
             state.withLock { $0.session = nil }
         }
-        // A key accepted when offered holds for this establishment's retries: a forged refusal of its
-        // exchange must not lead to another key being offered (and perhaps accepted) in its place.
-        var accepted: String?
         for attempt in 0..<3 {
             do {
-                return try await exchange(accepted: accepted)
+                return try await exchange()
             } catch let error as KMSClientError where error.code == ErrorCode.tokenInUse.rawValue && !fixedToken {
                 guard attempt < 2 else { throw error }
                 drawToken()
             } catch let ended as PendingSessionEnded {
                 guard attempt < 2 else { throw ended.refusal }
-                accepted = ended.accepted
                 // A copy forwarded by someone else may have used the pending session (a review): a drawn
                 // token is drawn again, so such a session never holds the next one.
                 if !fixedToken { drawToken() }
@@ -48,8 +44,15 @@ extension KMSClient {
         throw KMSClientError.protocolViolation("unreachable: key-exchange retries ended")
     }
 
+    /// Trust on first use: without a pin (and not `insecureTrustAnyServer`), the first key accepted when
+    /// offered, or else proved by a confirmed exchange, is the only key this client meets from then on.
+    private func holdFirstKey(_ fingerprint: String) {
+        guard configuration.fingerprint == nil, !configuration.insecureTrustAnyServer else { return }
+        state.withLock { if $0.metKey == nil { $0.metKey = fingerprint } }
+    }
+
     /// init, pin check, key exchange, seq-0 confirmation with the current token.
-    private func exchange(accepted: String? = nil) async throws -> SessionInfo {
+    private func exchange() async throws -> SessionInfo {
         let initResponse = try await transport.send(
             TransportRequest(method: "GET", target: WirePath.sessionInit, headers: [], body: nil))
         guard initResponse.status == 200 else { throw plainError(initResponse) }
@@ -67,10 +70,17 @@ extension KMSClient {
         // advice) let a later exchange meet any key, and one forged plain `unknown_session` on the path
         // is enough to start a later exchange (a review of the library). The hooks are not asked about a
         // key other than the one met.
-        if let met = state.withLock({ $0.metKey }) ?? accepted, !Fingerprint.matches(met, actual) {
+        if let met = state.withLock({ $0.metKey }), !Fingerprint.matches(met, actual) {
             throw KMSClientError.fingerprintMismatch(expected: met, actual: actual)
         }
-        try await configuration.serverKeyOffered?(actual)
+        if let offered = configuration.serverKeyOffered {
+            try await offered(actual)
+            // Accepted when offered is met from then on, on every path that retries or makes a later
+            // session (a forged `unknown_session` or `token_in_use` refusing this exchange, a lost answer,
+            // a later call): another key must not be offered in its place (a review found the hold on
+            // one retry path only).
+            holdFirstKey(actual)
+        }
         // protocol-v1 section 2 fixes the scheme; a server that names another, or a fingerprint that is not
         // its key's, is not one this client knows how to talk to (and the wrap below would be RSA-OAEP-256
         // whatever it said). Judged after the key is (a review): a key other than the pinned or remembered
@@ -120,9 +130,7 @@ extension KMSClient {
                 // The pending session ended before its exchange: a person asked about the key took longer
                 // than the server's init lifetime to answer (a review), or the server restarted. Nothing
                 // took effect, so `establish` starts again (the key, accepted, is not asked about again).
-                if error.code == ErrorCode.unknownSession.rawValue {
-                    throw PendingSessionEnded(refusal: error, accepted: actual)
-                }
+                if error.code == ErrorCode.unknownSession.rawValue { throw PendingSessionEnded(refusal: error) }
                 throw error
             }
             await endUnconfirmed(sessionId: started.sessionId, key: key, token: token)
@@ -150,9 +158,7 @@ extension KMSClient {
                 throw error
             }
         }
-        if configuration.fingerprint == nil, !configuration.insecureTrustAnyServer {
-            state.withLock { if $0.metKey == nil { $0.metKey = actual } }
-        }
+        holdFirstKey(actual)
         let now = ContinuousClock.now
         let ttl = Duration.milliseconds(confirmation.ttlMs)
         // No call is in flight while a session is made (the gate): the new one's seqs start at 1.
@@ -192,6 +198,4 @@ extension KMSClient {
 /// session had ended, so nothing took effect and a new one may be started.
 struct PendingSessionEnded: Error {
     let refusal: KMSClientError
-    /// The key the hooks accepted for the attempt that ended: the next attempt must meet it.
-    let accepted: String
 }

@@ -50,9 +50,9 @@ public final class KMSClient: Sendable {
         /// for an attempt share its failure instead of each making one of their own (`ensureSession`).
         var attempts = 0
         var lastFailure: (any Error)?
-        /// The server key the first confirmed exchange proved, without a pin and without
-        /// `insecureTrustAnyServer` (so with a hook: trust on first use): every later exchange of this
-        /// client must meet it (`exchange()`).
+        /// The first server key accepted when offered, or proved by a confirmed exchange, without a pin
+        /// and without `insecureTrustAnyServer` (so with a hook: trust on first use): every later
+        /// exchange of this client must meet it (`holdFirstKey`).
         var metKey: String?
     }
 

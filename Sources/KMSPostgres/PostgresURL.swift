@@ -52,6 +52,18 @@ struct PostgresURL: Sendable {
                 description: "KMS_DATABASE_URL must look like postgres://user:password@host:5432/database",
                 isConfiguration: true)
         }
+        // A password's raw `@` (with `?`, `#` or `/` around it) splits the URL elsewhere than meant, and the
+        // password's rest would be quoted below as a parameter's name or the database (a review): refused,
+        // quoting nothing.
+        let afterHost =
+            components.percentEncodedPath + (components.percentEncodedQuery ?? "")
+            + (components.percentEncodedFragment ?? "")
+        guard url.filter({ $0 == "@" }).count <= 1, !afterHost.contains("@") else {
+            throw StartupFailure(
+                description:
+                    "KMS_DATABASE_URL holds more than one raw @: percent-encode the password's @, ?, # and / (%40, %3F, %23, %2F)",
+                isConfiguration: true)
+        }
         let database = String(components.path.drop { $0 == "/" })
         guard let user = components.user, !user.isEmpty, !database.isEmpty else {
             throw StartupFailure(description: "KMS_DATABASE_URL must name a user and a database", isConfiguration: true)

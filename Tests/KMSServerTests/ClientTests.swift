@@ -820,6 +820,13 @@ extension ClientTests {
                 return
             }
             #expect(offered.withLock { $0 } == [expected])
+            // And for a later establishment of the same client: still the accepted key, not offered again.
+            let again = await #expect(throws: KMSClientError.self) { try await client.connect() }
+            guard case .fingerprintMismatch(expected, _) = again else {
+                Issue.record("expected fingerprintMismatch, got \(String(describing: again))")
+                return
+            }
+            #expect(offered.withLock { $0 } == [expected])
         }
     }
 

@@ -254,12 +254,13 @@ import Testing
         let crafted = folder.appendingPathComponent("crafted.kms")
         let craftedHeader = try FileHeader(
             salt: Data(count: FileFormat.saltSize), wrappedKey: "kms:v1:key_x:0:AAAA",
-            context: ["a=b": "c", "a": "b=c"])
+            context: ["a=b": "c", "a": "b=c", "x=\u{301}y": "z"])
         try (craftedHeader.encoded + Data(count: 32 + 16)).write(to: crafted)
         let quoted = try await CLIProcess.run(["inspect-file", crafted.path])
         #expect(
             quoted.stdout.contains("context    \"a=b\"=c") && quoted.stdout.contains("context    a=b=c")
-                && quoted.stdout.contains("version ?"), "\(quoted.stdout)")
+                && quoted.stdout.contains("version ?") && quoted.stdout.contains("context    \"x="),
+            "\(quoted.stdout)")
 
         // Standard input and output.
         let small = Self.randomBytes(1000)

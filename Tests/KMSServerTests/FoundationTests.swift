@@ -6,6 +6,7 @@ import HummingbirdTesting
 import KMSCore
 import KMSProtocol
 import NIOCore
+import Synchronization
 import Testing
 
 @testable import KMSServer
@@ -213,6 +214,13 @@ import Testing
         let booting = KeyScheduler.countedSinceStart(startingAt: Date().addingTimeInterval(-3_600), uptime: { 300 })
         #expect(abs(try await booting().timeIntervalSinceNow) < 1)
         #expect(abs(try await booting().timeIntervalSinceNow) < 1)
+        // A step made within the ten minutes but first read after them (a pass an interval later) is taken
+        // too: judged by the reading before it (a review).
+        let minutes = Mutex<TimeInterval>(300)
+        let late = KeyScheduler.countedSinceStart(
+            startingAt: Date().addingTimeInterval(-3_600), uptime: { minutes.withLock { $0 } })
+        minutes.withLock { $0 = 900 }
+        #expect(abs(try await late().timeIntervalSinceNow) < 1)
         // A step of less than the limit is never an anchor.
         let slight = KeyScheduler.countedSinceStart(startingAt: Date().addingTimeInterval(-30), uptime: { 300 })
         #expect(abs(try await slight().timeIntervalSinceNow + 30) < 1)

@@ -404,7 +404,10 @@ struct InspectFileCommand: AsyncParsableCommand {
             // The header is not authenticated and anyone may have written it: escaped for the terminal.
             for entry in header.context {
                 // A key holding `=` is quoted: `a=b` with `c` and `a` with `b=c` read alike otherwise (a probe).
-                let key = entry.key.contains("=") || entry.key.hasPrefix("\"") ? "\"\(entry.key)\"" : entry.key
+                // By bytes: `=` followed by a combining mark is one Character, which `contains("=")` missed.
+                let bytes = entry.key.utf8
+                let quoted = bytes.contains(UInt8(ascii: "=")) || bytes.first == UInt8(ascii: "\"")
+                let key = quoted ? "\"\(entry.key)\"" : entry.key
                 printShown("context    \(key)=\(entry.value)")
             }
             printShown(
