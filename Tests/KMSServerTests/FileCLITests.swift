@@ -259,7 +259,7 @@ import Testing
         let quoted = try await CLIProcess.run(["inspect-file", crafted.path])
         #expect(
             quoted.stdout.contains("context    \"a=b\"=c") && quoted.stdout.contains("context    a=b=c")
-                && quoted.stdout.contains("version ?") && quoted.stdout.contains("context    \"x="),
+                && quoted.stdout.contains("version ?") && quoted.stdout.contains("context    \"x"),
             "\(quoted.stdout)")
 
         // Standard input and output.
