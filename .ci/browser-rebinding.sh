@@ -11,7 +11,11 @@ port=$2
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 server_pid=""
+page_pid=""
+browser_pid=""
 cleanup() {
+    # A failure may leave the page's server or the browser running (each under timeout): stop them too.
+    for pid in $page_pid $browser_pid; do kill "$pid" 2>/dev/null || true; done
     if [ -n "$server_pid" ]; then
         kill "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true

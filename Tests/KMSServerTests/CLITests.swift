@@ -87,6 +87,11 @@ import Testing
         let typo = try await CLIProcess.run(
             ["e2e", "--duration", "1"], environment: env.merging(["ROTATE_INTERVAL_MS": "500ms"]) { $1 })
         #expect(typo.status == 64 && typo.stderr.contains("ROTATE_INTERVAL_MS must be"), "\(typo.stderr)")
+        // The option reads digits as the setting does (it took `+300`).
+        for written in ["+300", "0", " 5x"] {
+            let option = try await CLIProcess.run(["e2e", "--rotate-interval-ms", written], environment: env)
+            #expect(option.status == 64 && option.stderr.contains("--rotate-interval-ms must be"), "\(option.stderr)")
+        }
         // A description is any client's text: shown escaped, never as terminal controls or extra lines.
         let described = try await CLIProcess.run(
             [

@@ -76,10 +76,12 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     /// /64s of it (`fd7a:115c:a1e0:ab12:4843:cd96::/96`, `fd7a:115c:a1e0::/96`), so counting by /64 made one device's flood
     /// lock every other device out (a review: 64 pending sessions from one node, then `429` for
     /// another); and WireGuard's cryptokey routing lets a node send only from its own address, so
-    /// there one address is one host.
+    /// there one address is one host. But not in its 4via6 range, `fd7a:115c:a1e0:b1a::/64`: a
+    /// subnet router is allowed to send from every address of the sites it advertises there, so that
+    /// /64 counts as one host, as any other /64 does.
     var isTailscale: Bool {
         bytes[0] == 0xFD && bytes[1] == 0x7A && bytes[2] == 0x11 && bytes[3] == 0x5C && bytes[4] == 0xA1
-            && bytes[5] == 0xE0
+            && bytes[5] == 0xE0 && !(bytes[6] == 0x0B && bytes[7] == 0x1A)
     }
 
     public var description: String {

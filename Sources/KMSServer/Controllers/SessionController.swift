@@ -37,11 +37,11 @@ struct SessionController: Sendable {
                 request: KeyExchangeRequest.self, response: KeyExchangeResponse.self)
         ) { request, context in
             // Before anything else costs the server: a flood from one address is cut here.
-            try keyExchanges.admit(
-                context.clientAddress?.perHostKey ?? "unknown", now: Date(), contended: sessions.rsa.isBusy)
+            let host = context.clientAddress?.perHostKey ?? "unknown"
+            try keyExchanges.admit(host, now: Date(), contended: sessions.rsa.isBusy)
             let token = request.headers[HeaderNames.clientToken]
             let body = try await RequestBodyReader.read(
-                request, limit: maxBodyBytes, host: context.clientAddress?.perHostKey ?? "unknown",
+                request, limit: maxBodyBytes, host: host,
                 malformed: KMSError(.badRequest, RequestBodyReader.brokenBody))
             let client = ("client", context.clientAddress?.description ?? "unknown")
             do throws(KMSError) {
@@ -58,7 +58,7 @@ struct SessionController: Sendable {
                 let sent = (try? KeyExchangeRequest.parse(body))?.clientKey
                 if let sent { fields.append(("clientKey", sent)) }
                 await audit.keyExchangeFailed(
-                    fields, host: context.clientAddress?.perHostKey ?? "unknown", code: error.code,
+                    fields, host: host, code: error.code,
                     clientKey: sent.map { String($0.prefix(71)) }, at: sessions.clock.now())
                 throw error
             }

@@ -24,7 +24,7 @@ struct E2ECommand: AsyncParsableCommand {
     var duration: Double = 0
 
     @Option(name: .customLong("rotate-interval-ms"), help: "Token rotation interval in ms (env ROTATE_INTERVAL_MS).")
-    var rotateIntervalMs: Int?
+    var rotateIntervalMs: String?
 
     func validate() throws {
         try client.refuseJSON("e2e", writes: "its steps as text")
@@ -32,23 +32,26 @@ struct E2ECommand: AsyncParsableCommand {
         guard duration.isFinite, duration >= 0, duration <= 30 * 86_400 else {
             throw ValidationError("--duration must be between 0 and 2592000 seconds")
         }
-        if let interval = rotateIntervalMs, interval < 1 {
-            throw ValidationError("--rotate-interval-ms must be at least 1")
+        if let text = rotateIntervalMs { _ = try Self.interval(text, from: "--rotate-interval-ms") }
+    }
+
+    /// The rotation interval as written: digits only (the option took `+300` where the setting did not),
+    /// at least 1. Set but not a number (`500ms`, a typo) is said, not taken for unset: the run would
+    /// pass without ever rotating the token it was asked to exercise (a probe).
+    static func interval(_ text: String, from name: String) throws -> Int {
+        let digits = text.trimmingCharacters(in: .whitespaces)
+        guard digits.isDecimalDigits, let parsed = Int(digits) else {
+            throw ValidationError("\(name) must be a whole number of milliseconds, not '\(text)'")
         }
+        guard parsed >= 1 else { throw ValidationError("\(name) must be at least 1") }
+        return parsed
     }
 
     func run() async throws {
-        var interval = rotateIntervalMs
-        // Set but not a number (`500ms`, a typo) is said, not taken for unset: the run would pass
-        // without ever rotating the token it was asked to exercise (a probe).
+        var interval = try rotateIntervalMs.map { try Self.interval($0, from: "--rotate-interval-ms") }
         if interval == nil, let text = ProcessInfo.processInfo.environment["ROTATE_INTERVAL_MS"], !text.isEmpty {
-            let digits = text.trimmingCharacters(in: .whitespaces)
-            guard digits.isDecimalDigits, let parsed = Int(digits) else {
-                throw ValidationError("ROTATE_INTERVAL_MS must be a whole number of milliseconds, not '\(text)'")
-            }
-            interval = parsed
+            interval = try Self.interval(text, from: "ROTATE_INTERVAL_MS")
         }
-        if let interval, interval < 1 { throw ValidationError("ROTATE_INTERVAL_MS must be at least 1") }
         let kms: KMSClient
         do {
             kms = try KMSClient(client.configuration())
