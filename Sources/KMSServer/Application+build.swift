@@ -221,9 +221,11 @@ public func buildApplication(
     var channel = SealedChannel(
         sessions: sessions, maxBodyBytes: config.maxBodyBytes, resolveKey: keys.resolveNames,
         resolveKeyFresh: keys.resolveNamesFresh)
+    let clock = dependencies.clock
     channel.noteDenied = { permission, error, call in
-        let fields = Auditor.who(call) + [("permission", permission?.rawValue ?? ""), ("key", error.detail ?? "")]
-        Task { await audit.note(AuditEvent("permission.denied", outcome: "failure", fields)) }
+        audit.permissionDenied(
+            Auditor.who(call), client: call.opened.client?.clientId ?? AuditEvent.sessionHash(call.opened.sessionId),
+            permission: permission, key: error.detail ?? "", at: clock.now())
     }
     let routes = makeRoutes(
         sessions: sessions, channel: channel, keys: keys, metrics: metrics, audit: audit,

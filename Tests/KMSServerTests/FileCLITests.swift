@@ -144,7 +144,7 @@ import Testing
         let elsewhere = folder.appendingPathComponent("elsewhere.raw")
         for (pairs, extra) in [
             (["app=photos"], [String]()), (["app=photos", "owner=you"], []),
-            (["app=photos", "owner=me=too", "x=y"], []), (["app=photos"], ["--range", "0-9"]),
+            (["app=photos", "owner=me=too", "x=y"], []), (["app=photos"], ["--range", "0-9"]), ([], ["--no-context"]),
         ] {
             let refused = try await CLIProcess.run(
                 ["decrypt-file"] + pairs.flatMap { ["--context", $0] } + extra + [sealed.path, elsewhere.path],
@@ -152,6 +152,18 @@ import Testing
             #expect(refused.status == 1 && refused.stderr.contains("context_mismatch"), "\(pairs): \(refused.stderr)")
             #expect(!FileManager.default.fileExists(atPath: elsewhere.path))
         }
+        // --no-context: a file encrypted without one passes; with --context it is a usage error.
+        let bare = folder.appendingPathComponent("bare.kms")
+        #expect(
+            try await CLIProcess.run(["encrypt-file", "--key", "files", input.path, bare.path], environment: env)
+                .status == 0)
+        let bareBack = folder.appendingPathComponent("bare.raw")
+        let none = try await CLIProcess.run(
+            ["decrypt-file", "--no-context", bare.path, bareBack.path], environment: env)
+        #expect(try none.status == 0 && Data(contentsOf: bareBack) == plain, "\(none.stderr)")
+        let both = try await CLIProcess.run(
+            ["decrypt-file", "--no-context", "--context", "a=b", bare.path, "-"], environment: env)
+        #expect(both.status == 64 && both.stderr.contains("cannot be used together"), "\(both.stderr)")
 
         let part = folder.appendingPathComponent("part.raw")
         let ranged = try await CLIProcess.run(

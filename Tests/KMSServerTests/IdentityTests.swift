@@ -156,6 +156,64 @@ import Testing
         }
     }
 
+    /// A review: every `403 permission_denied` wrote a full audit entry, so a device enrolled with no
+    /// grant filled the disk at its request rate (and a full disk refuses every audited operation).
+    /// Denials are thinned per client, permission and key, with the client's skipped count.
+    @Test func permissionDenialsAreThinnedPerClient() async throws {
+        let (server, registry, _) = try Self.server()
+        let log = server.config.auditLog
+        try await server.run { client in
+            let admin = WireSession(client: client)
+            try await admin.establish()
+            #expect(try await admin.call(.post, "/keys/generate", #"{"alias":"photos"}"#).status == 200)
+            let phoneKey = Curve25519.Signing.PrivateKey()
+            _ = try await registry.add(
+                name: "phone", publicKey: phoneKey.publicKey.rawRepresentation,
+                grants: [Grant(keys: [.alias("other")], allow: [.cryptoEncrypt])])
+            let phone = WireSession(client: client)
+            phone.clientKey = phoneKey
+            try await phone.establish()
+            func denials(_ count: Int) async throws -> [Substring] {
+                var lines: [Substring] = []
+                for _ in 0..<100 {
+                    lines = ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").filter {
+                        $0.contains(#""type":"permission.denied""#)
+                    }
+                    if lines.count >= count { break }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                return lines
+            }
+            for _ in 0..<30 {
+                #expect(
+                    try await phone.call(.post, "/keys/rotate", #"{"keyId":"photos"}"#).errorCode == "permission_denied"
+                )
+            }
+            #expect(
+                try await phone.call(.post, "/crypto/encrypt", #"{"keyId":"photos","plaintext":""}"#).errorCode
+                    == "permission_denied")
+            var written = try await denials(2)
+            try await Task.sleep(for: .milliseconds(100))
+            written = try await denials(2)
+            // The second line (another permission) counts the 29 left out before it, the client's.
+            #expect(
+                written.count == 2 && written[0].contains(#""suppressed":"0""#)
+                    && written[1].contains(#""suppressed":"29""#), "\(written)")
+            #expect(written.allSatisfy { $0.contains(#""clientName":"phone""#) })
+            for _ in 0..<5 {
+                #expect(
+                    try await phone.call(.post, "/keys/rotate", #"{"keyId":"photos"}"#).errorCode == "permission_denied"
+                )
+            }
+            // A minute later the next is written, counting the client's denials left out since its last line.
+            server.clock.advance(milliseconds: 60_000)
+            #expect(
+                try await phone.call(.post, "/keys/rotate", #"{"keyId":"photos"}"#).errorCode == "permission_denied")
+            written = try await denials(3)
+            #expect(written.count == 3 && written.last?.contains(#""suppressed":"5""#) == true, "\(written)")
+        }
+    }
+
     @Test func grantsDecideEverySealedRoute() async throws {
         try await Self.withAdminAndKeys(["photos", "secret"]) { client, admin, registry in
             let photosId = try #require(try await admin.call(.get, "/keys/photos").json["keyId"] as? String)

@@ -123,9 +123,8 @@ struct AWSOperations: Sendable {
     }
 
     func noteDenied(_ permission: Permission?, _ key: String, _ call: Call) {
-        let fields = call.who + [("permission", permission?.rawValue ?? ""), ("key", key)]
-        let audit = audit
-        Task { await audit.note(AuditEvent("permission.denied", outcome: "failure", fields)) }
+        audit.permissionDenied(
+            call.who, client: call.caller.client.clientId, permission: permission, key: key, at: keys.clock.now())
     }
 
     func arn(_ record: KeyRecord) -> String { partition.keyArn(native: record.keyId) }

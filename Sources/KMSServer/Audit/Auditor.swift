@@ -18,6 +18,8 @@ struct Auditor: Sendable {
     /// Key-exchange failures have a budget of their own (a review: sharing the refusals' ten a
     /// second let a flood of one kind silence the other), on the server's clock.
     private let keyExchangeFailures = RefusalLimiter()
+    /// Denials have theirs too: a client's grants are the admin's, its requests its own.
+    private let denials = RefusalLimiter()
 
     /// The fields that say who asked.
     static func who(_ call: SealedChannel.Call) -> [(String, String)] {
@@ -125,6 +127,21 @@ struct Auditor: Sendable {
         guard let skipped = keyExchangeFailures.admit(key, group: host, now: now) else { return }
         await log.recordBestEffort(
             AuditEvent("session.key-exchange", outcome: "failure", fields + [("suppressed", "\(skipped)")]))
+    }
+
+    /// A `403 permission_denied` (`permission.denied`), written in the background and thinned: once a
+    /// minute for each client, permission and key as asked, at most ten a minute for the client and ten
+    /// a second in all, with `suppressed`, the client's denials left out since its last line. A review
+    /// found every denial written in full: a device enrolled with no grant on what it asks for wrote
+    /// about 350 bytes a request, and a full disk refuses every audited operation of every client.
+    /// `client`: the enrolled client's id, else the session's hash (no client authentication).
+    func permissionDenied(_ who: [(String, String)], client: String, permission: Permission?, key: String, at now: Date)
+    {
+        let permission = permission?.rawValue ?? ""
+        guard let skipped = denials.admit("\(client):\(permission):\(key)", group: client, now: now) else { return }
+        let fields = who + [("permission", permission), ("key", key), ("suppressed", "\(skipped)")]
+        let log = self.log
+        Task { [fields] in await log.recordBestEffort(AuditEvent("permission.denied", outcome: "failure", fields)) }
     }
 
     /// A refused AWS signature (`aws.auth-refused`), written in the background and thinned: once a

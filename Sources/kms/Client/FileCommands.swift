@@ -289,17 +289,25 @@ struct DecryptFileCommand: AsyncParsableCommand {
             "The context the file was encrypted with, k=v (repeatable): any other is context_mismatch, before the server is asked (a file swapped for another under the same key decrypts under its own context otherwise)."
     )
     var context: [String] = []
+    // Without either, any context is taken; an empty --context list cannot say "none".
+    @Flag(
+        name: .customLong("no-context"),
+        help: "The file was encrypted with no context: one with a context is context_mismatch.")
+    var noContext = false
     @Argument(help: "The encrypted file, or -.") var input: String
     @Argument(help: "Where to write the plaintext, or -.") var output: String
 
-    func validate() throws { try client.refuseJSON("decrypt-file", writes: "a file") }
+    func validate() throws {
+        try client.refuseJSON("decrypt-file", writes: "a file")
+        if noContext, !context.isEmpty { throw ValidationError("--no-context and --context cannot be used together") }
+    }
 
     func run() async throws {
         // A file's bytes are whatever its encrypter chose: on a terminal its control characters would act
         // (a review finding, as for `kms decrypt`), and streaming leaves no chance to look first.
         try FileEndpoints(input: input, output: output).refuseTerminalOutput()
         let bounds = try range.map(FileContext.parseRange)
-        let expected = context.isEmpty ? nil : try FileContext.parse(context)
+        let expected = noContext ? [:] : context.isEmpty ? nil : try FileContext.parse(context)
         if bounds != nil, !FileEndpoints.isSeekable(input) {
             writeToStandardError(
                 "Error: range_invalid: --range needs a seekable input: a regular file (standard input at its start), not a pipe or device\n"
