@@ -146,7 +146,7 @@ public func buildApplication(
         try await audit.log.record(event, durable: true, wait: AuditLog.startupWait)
     }
     var intended = false
-    let bootstrapped: ClientRecord?
+    let bootstrapped: AdminBootstrap.Enrolled?
     do {
         bootstrapped = try await AdminBootstrap.run(
             registry: clients, keyFile: config.adminKeyFile, logger: logger,
@@ -168,13 +168,15 @@ public func buildApplication(
         }
         throw error
     }
-    if let admin = bootstrapped {
+    if let enrolled = bootstrapped {
+        let admin = enrolled.record
         try await bootstrapEntry(
             AuditEvent(
                 "client.bootstrap",
                 [
                     ("targetClientId", admin.clientId), ("targetName", admin.name),
                     ("fingerprint", admin.fingerprint), keyFileField,
+                    ("keySource", enrolled.generated ? "generated" : "existing-file"),
                 ]))
     }
     // Copies of the admin key a crash left beside it (its bootstrap sweeps them only when it runs): once the

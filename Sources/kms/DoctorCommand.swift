@@ -174,17 +174,18 @@ struct DoctorCommand: AsyncParsableCommand {
                         "give the log a folder of its own that only the service writes (e.g. /var/log/kms), or chmod go-w \(auditFolder) if nothing else writes there"
                     )
                 }
-                // The service's user is whoever owns the store (doctor may run as root, with sudo: a
-                // review found a right set-up refused that way when the owner was compared with doctor's).
-                var store = stat()
-                let service = stat(config.keyStorePath.path, &store) == 0 ? store.st_uid : getuid()
-                if info.st_uid != service, info.st_uid != 0 {
+                if info.st_uid != serviceUser(config), info.st_uid != 0 {
                     loose.append(
                         "\(auditFolder), the audit log's folder, belongs to uid \(info.st_uid), neither the store's owner nor root (its owner can replace the log)"
                     )
                     fixes.append("chown it to the service's user or root")
                 }
             }
+        }
+        // The admin key is enrolled with every permission at a first start: another user's copy is that user's.
+        if let owner = DurableFile.foreignOwner(of: config.adminKeyFile, user: serviceUser(config)) {
+            loose.append("\(config.adminKeyFile.path) belongs to uid \(owner), neither the service's user nor root")
+            fixes.append("chown the admin key to the service's user, or delete it if you did not put it there")
         }
         if loose.isEmpty {
             report(
@@ -193,6 +194,14 @@ struct DoctorCommand: AsyncParsableCommand {
         } else {
             report(.fail, "file modes", "\(loose.joined(separator: "; ")); fix: \(fixes.joined(separator: "; "))")
         }
+    }
+
+    /// The service's user is whoever owns the store (doctor may run as root, with sudo: a review found a
+    /// right set-up refused that way when owners were compared with doctor's own user); doctor's user
+    /// before the store exists.
+    static func serviceUser(_ config: KMSConfiguration) -> uid_t {
+        var store = stat()
+        return stat(config.keyStorePath.path, &store) == 0 ? store.st_uid : geteuid()
     }
 
     /// The master key apart from the store, readable by the service alone.
@@ -221,6 +230,12 @@ struct DoctorCommand: AsyncParsableCommand {
         if DurableFile.isLooseSecret(mode: keyMode, of: URL(fileURLWithPath: key)) {
             return report(
                 .fail, "master key", "\(key) is mode \(String(keyMode, radix: 8)); fix: chmod 600 \(key)")
+        }
+        if let owner = DurableFile.foreignOwner(of: URL(fileURLWithPath: key), user: serviceUser(config)) {
+            return report(
+                .fail, "master key",
+                "\(key) belongs to uid \(owner), neither the service's user nor root: that user can read and replace it; fix: chown it to the service's user or root"
+            )
         }
         let store = config.keyStorePath.standardizedFileURL.path
         let keyFolder = (key as NSString).deletingLastPathComponent

@@ -176,6 +176,47 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: file.path))
     }
 
+    /// A review planted an admin key owned by another uid (linked into the data folder) before the first
+    /// start and was enrolled as admin. Another user's key file is refused, nothing enrolled; this user's
+    /// own is taken and said to be (`generated` false), and a key this start makes is `generated`.
+    @Test(.enabled(if: geteuid() == 0, "chown to another user needs root"))
+    func anAdminKeyFileAnotherUserOwnsIsNotEnrolled() async throws {
+        let logger = Logger(label: "test")
+        let file = Self.keyFile()
+        defer { try? FileManager.default.removeItem(at: file.deletingLastPathComponent()) }
+        try FileManager.default.createDirectory(
+            at: file.deletingLastPathComponent(), withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
+        let planted = Curve25519.Signing.PrivateKey()
+        try Data(ClientKeyFile.pem(planted).utf8).write(to: file)
+        #expect(chmod(file.path, 0o600) == 0 && chown(file.path, 1234, 1234) == 0)
+        let store = LocalClientStore()
+        await #expect {
+            try await AdminBootstrap.run(registry: try Self.registry(store), keyFile: file, logger: logger)
+        } throws: { error in
+            let failure = error as? StartupFailure
+            return failure?.isConfiguration == true && failure?.description.contains("belongs to uid 1234") == true
+        }
+        #expect(try await store.list(after: nil, limit: 10).isEmpty)
+        // Through a link too: the owner is the target's.
+        let link = file.deletingLastPathComponent().appendingPathComponent("linked.key")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: file)
+        await #expect(throws: StartupFailure.self) {
+            try await AdminBootstrap.run(registry: try Self.registry(store), keyFile: link, logger: logger)
+        }
+        // This user's own file is enrolled, marked as found, not made.
+        #expect(chown(file.path, geteuid(), getegid()) == 0)
+        let taken = try #require(
+            try await AdminBootstrap.run(registry: try Self.registry(store), keyFile: file, logger: logger))
+        #expect(!taken.generated && taken.record.publicKey == planted.publicKey.rawRepresentation)
+        let fresh = Self.keyFile()
+        defer { try? FileManager.default.removeItem(at: fresh.deletingLastPathComponent()) }
+        let made = try #require(
+            try await AdminBootstrap.run(
+                registry: try Self.registry(LocalClientStore()), keyFile: fresh, logger: logger))
+        #expect(made.generated)
+    }
+
     /// A change by name lost its compare-and-set to another admin, who revoked that client and
     /// enrolled a new one under the same name; the retry looked the name up again and changed
     /// the new client. Retries now follow the clientId first resolved.

@@ -398,7 +398,7 @@ import Testing
                 FileManager.default.createFile(
                     atPath: target["KMS_MASTER_KEY_FILE"] ?? "", contents: Data(masterBytes.base64EncodedString().utf8),
                     attributes: [.posixPermissions: 0o600]))
-            let process = Process()
+            let process = ChildProcess()
             process.executableURL = CLIProcess.binary
             process.arguments = ["restore", file.path]
             process.environment = CLIProcess.environment(target)

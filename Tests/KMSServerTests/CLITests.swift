@@ -289,7 +289,7 @@ import Testing
             ("known-servers list", "> /dev/full"), ("known-servers list", ">&-"), ("--help", "> /dev/full"),
         ] {
             let result = try await offPool { () throws -> (Int32, String) in
-                let process = Process()
+                let process = ChildProcess()
                 process.executableURL = URL(fileURLWithPath: "/bin/sh")
                 process.arguments = ["-c", #""$KMS" \#(verb) \#(redirect); echo "status $?" >&2"#]
                 process.environment = CLIProcess.environment([
@@ -1114,7 +1114,7 @@ import Testing
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: folder) }
             let port = TestPorts.take()
-            let process = Process()
+            let process = ChildProcess()
             process.executableURL = CLIProcess.binary
             process.arguments = ["serve"]
             process.currentDirectoryURL = folder

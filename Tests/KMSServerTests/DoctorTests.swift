@@ -24,6 +24,22 @@ import Testing
         try await CLIProcess.run(["doctor"] + extra, environment: environment)
     }
 
+    /// A review: a master key and an admin key owned by another uid were reported only by mode. Doctor
+    /// fails on an owner that is neither the service's user (the store's owner) nor root.
+    @Test(.enabled(if: geteuid() == 0, "chown to another user needs root"))
+    func secretFilesAnotherUserOwnsFail() async throws {
+        let (server, environment) = try await Self.deployment()
+        #expect(try await server.stop() == 0)
+        for name in ["KMS_MASTER_KEY_FILE", "KMS_ADMIN_KEY_FILE"] {
+            let path = try #require(environment[name])
+            #expect(chown(path, 1234, 1234) == 0)
+            let found = try await Self.doctor(environment)
+            #expect(
+                found.status == 1 && found.stdout.contains("\(path) belongs to uid 1234"), "\(name): \(found.stdout)")
+            #expect(chown(path, geteuid(), getegid()) == 0)
+        }
+    }
+
     /// deploy.md: a check that cannot be made because the store was never started is `skip`, not `FAIL`
     /// (a review found three FAILs, and exit 1, on a deployment that had only been configured).
     @Test func aNeverStartedDeploymentSkipsWhatTheFirstStartMakes() async throws {
@@ -348,7 +364,7 @@ import Testing
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let (certificate, key) = (folder.appendingPathComponent("c.pem"), folder.appendingPathComponent("k.pem"))
-        let openssl = Process()
+        let openssl = ChildProcess()
         openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         openssl.arguments = [
             "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "3",

@@ -41,7 +41,7 @@ import Testing
         #expect(encrypted.status == 0, "\(encrypted.stderr)")
         let bytes = try Data(contentsOf: sealed)
         let output = folder.appendingPathComponent("out.raw")
-        let process = Process()
+        let process = ChildProcess()
         if ignoredOnEntry {
             // The shell ignores it, and exec keeps it ignored in decrypt-file (the same process).
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -443,7 +443,7 @@ import Testing
     /// A shell script (for bytes Foundation cannot put in an argument), off the pool.
     static func runShell(_ script: String, _ environment: [String: String]) async throws -> CLIProcess.Output {
         try await offPool {
-            let process = Process()
+            let process = ChildProcess()
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
             process.arguments = ["-c", script]
             process.environment = CLIProcess.environment(environment)
@@ -463,7 +463,7 @@ import Testing
         async throws -> (status: Int32, stderr: String)
     {
         try await offPool {
-            let process = Process()
+            let process = ChildProcess()
             process.executableURL = CLIProcess.binary
             process.arguments = arguments
             process.environment = CLIProcess.environment(environment)

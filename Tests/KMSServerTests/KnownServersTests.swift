@@ -73,7 +73,7 @@ import Testing
         _ arguments: [String], _ environment: [String: String], steps: [TerminalStep], alone: Bool = false
     ) async throws -> CLIProcess.Output {
         try await offPool {
-            let process = Process()
+            let process = ChildProcess()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
             // script(1) runs the command with $SHELL, or /bin/sh (dash on Debian, and CI has no SHELL). A
             // non-interactive dash dies of the Ctrl-C its child gets, where a person's interactive shell

@@ -27,7 +27,7 @@ public enum AdminBootstrap {
     public static func run(
         registry: ClientRegistry, keyFile: URL, logger: Logger, intent: () async throws -> Void = {},
         lost: () async -> Void = {}
-    ) async throws -> ClientRecord? {
+    ) async throws -> Enrolled? {
         guard try await registry.isEmpty() else { return nil }
         try await intent()
         let (key, wroteFile) = try loadOrCreate(keyFile, logger: logger)
@@ -37,10 +37,25 @@ public enum AdminBootstrap {
             await lost()
             return nil
         }
-        logger.notice(
-            "enrolled client admin with every permission; its key is on this host: enrol your own device, then revoke admin",
-            metadata: ["fingerprint": "\(record.fingerprint)", "keyFile": "\(keyFile.path)"])
-        return record
+        let metadata: Logger.Metadata = ["fingerprint": "\(record.fingerprint)", "keyFile": "\(keyFile.path)"]
+        if wroteFile {
+            logger.notice(
+                "enrolled client admin with every permission; its key is on this host: enrol your own device, then revoke admin",
+                metadata: metadata)
+        } else {
+            // Said apart from a key this start made (a review: a folder that ships data/admin.key, a cloned
+            // repository, gives whoever wrote it admin, and the log read the same either way).
+            logger.warning(
+                "enrolled client admin with every permission, with the key already in KMS_ADMIN_KEY_FILE (this server did not make it): whoever wrote that file holds admin; if that was not you, enrol your own device and revoke admin now",
+                metadata: metadata)
+        }
+        return Enrolled(record: record, generated: wroteFile)
+    }
+
+    /// The client enrolled, and whether its key was made by this start (false: taken from the file).
+    public struct Enrolled: Sendable {
+        public let record: ClientRecord
+        public let generated: Bool
     }
 
     /// Whether no record holds `publicKey`; a lookup that fails says no, so
@@ -56,6 +71,7 @@ public enum AdminBootstrap {
     /// The key in `url`, or a new one written there.
     static func loadOrCreate(_ url: URL, logger: Logger) throws -> (Curve25519.Signing.PrivateKey, Bool) {
         if let key = try read(url, logger: logger) {
+            try refuseForeign(url)
             DurableFile.removeStaleTemporaries(of: url)
             return (key, false)
         }
@@ -67,12 +83,24 @@ public enum AdminBootstrap {
                 guard let other = try read(url, logger: logger) else {
                     throw StartupFailure(description: "KMS_ADMIN_KEY_FILE \(url.path) vanished while starting")
                 }
+                try refuseForeign(url)
                 return (other, false)
             }
         } catch let failure as DurableFile.Failure {
             throw StartupFailure(description: "KMS_ADMIN_KEY_FILE: \(failure.description)")
         }
         return (key, true)
+    }
+
+    /// A key file another user owns (neither this one nor root) is not enrolled as admin: that user has
+    /// the key, whatever the file's mode (a review planted one, owned by another uid and linked into a
+    /// folder before the first start, and was admin).
+    static func refuseForeign(_ url: URL) throws {
+        guard let owner = DurableFile.foreignOwner(of: url) else { return }
+        throw StartupFailure(
+            description:
+                "KMS_ADMIN_KEY_FILE \(url.path) belongs to uid \(owner), neither this user nor root: that user holds the key it would enrol as admin with every permission; if you put it there, chown it to this user, else delete it and a new key is made",
+            isConfiguration: true)
     }
 
     /// Reads a client key file (the client's lookup uses it too); nil when absent.

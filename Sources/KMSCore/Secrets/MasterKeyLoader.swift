@@ -109,6 +109,14 @@ public enum MasterKeyLoader {
                     metadata: ["file": "\(file.path)", "mode": "\(String(mode, radix: 8))"])
             }
         }
+        // Not refused: a deployment may have its administrator own the key and the service read it through
+        // its group. But that user can read and replace it whatever the mode (a review: one planted before
+        // the first start, owned by another uid, was used without a word).
+        if let owner = DurableFile.foreignOwner(of: file) {
+            logger.warning(
+                "the master key file belongs to another user, neither this one nor root: that user can read it and replace it; chown it to this user or root unless that user is meant to hold it",
+                metadata: ["file": "\(file.path)", "owner": "\(owner)"])
+        }
         if contents.count == 32, Base64.decodeStrict(String(decoding: contents, as: UTF8.self)) == nil {
             return try make(contents)
         }

@@ -171,6 +171,15 @@ public enum DurableFile {
         return folder.path != URL(fileURLWithPath: credentials).standardizedFileURL.path
     }
 
+    /// The user that owns `url` (through links) when it is neither `user` nor root, else nil (no such
+    /// file too). That user can read a secret file and replace it, whatever its mode says: a key file
+    /// planted by another user before the first start is that user's key (a review).
+    public static func foreignOwner(of url: URL, user: uid_t = geteuid()) -> uid_t? {
+        var info = stat()
+        guard stat(url.path, &info) == 0, info.st_uid != user, info.st_uid != 0 else { return nil }
+        return info.st_uid
+    }
+
     /// The permission bits of a file, or nil if it cannot be read.
     public static func mode(of url: URL) -> mode_t? {
         var info = stat()

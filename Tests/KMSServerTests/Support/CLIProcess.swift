@@ -78,7 +78,7 @@ enum CLIProcess {
     private static func executeBlocking(
         _ arguments: [String], environment: [String: String], stdin: Data?, launcher: [String]
     ) throws -> (Int32, Data, Data) {
-        let process = Process()
+        let process = ChildProcess()
         if let program = launcher.first {
             process.executableURL = URL(fileURLWithPath: program)
             process.arguments = Array(launcher.dropFirst()) + [binary.path] + arguments
@@ -121,7 +121,7 @@ enum CLIProcess {
 
 /// A real `kms serve` process on a loopback port, in its own folder.
 final class ServeProcess: @unchecked Sendable {
-    let process = Process()
+    let process = ChildProcess()
     let folder: URL
     let port: Int
     let log: URL
