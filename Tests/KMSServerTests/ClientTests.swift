@@ -758,11 +758,20 @@ extension ClientTests {
     }
 
     /// A server and an impostor with another identity key, behind one `SwitchingTransport`.
+    /// Another identity than the test servers', made once for the run (RSA-4096 takes seconds in a debug build).
+    static let impostorIdentity: IdentityKey = {
+        do {
+            return try IdentityKey.generate()
+        } catch {
+            preconditionFailure("RSA-4096 generation failed in tests: \(error)")
+        }
+    }()
+
     static func withImpostor(
         forgeFirstExchange: Bool = false, _ body: @Sendable (SwitchingTransport) async throws -> Void
     ) async throws {
         var other = try TestServer()
-        other.dependencies.identity = try IdentityKey.generate()
+        other.dependencies.identity = impostorIdentity
         let impostor = other
         try await TestServer().run { server in
             try await impostor.run { rebound in

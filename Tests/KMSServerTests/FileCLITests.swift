@@ -511,10 +511,11 @@ import Testing
     /// The library's stream variants: data that is not a file.
     @Test func asyncSequencesRoundTrip() async throws {
         let server = try await ServeProcess()
+        let spy = SpyTransport(base: HTTPTransport(baseURL: server.url))
         let kms = try KMSClient(
             KMSClientConfiguration(
                 baseURL: server.url, clientKey: try ClientKeyLookup.read(server.adminKeyFile),
-                insecureTrustAnyServer: true))
+                insecureTrustAnyServer: true), transport: spy)
         _ = try await kms.generateKey(alias: "stream")
         let plain = Self.randomBytes(200_003)
         let blocks = AsyncStream<Data> { continuation in
@@ -538,6 +539,7 @@ import Testing
         #expect(opened == plain && header.contextDictionary == ["k": "v"] as [String: String]?)
         // The library's expectedContext: another context is refused before the server is asked.
         var refusedOutput = Data()
+        let sentBefore = spy.targets.count
         let mismatch = await #expect(throws: FileFormatError.self) {
             try await kms.decrypt(
                 AsyncStream {
@@ -548,6 +550,8 @@ import Testing
             }
         }
         #expect(mismatch?.code == .contextMismatch && refusedOutput.isEmpty)
+        // Nothing was sent for it: the data key was never unwrapped.
+        #expect(spy.targets.count == sentBefore, "\(spy.targets.suffix(from: sentBefore))")
         opened = Data()
         try await kms.decrypt(
             AsyncStream {
