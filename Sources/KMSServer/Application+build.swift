@@ -162,7 +162,9 @@ public func buildApplication(
         // Its intent is not left without an outcome (a review): the start stops here with this error.
         // A statement given up on may still have enrolled it: the code says what failed, the registry the rest.
         if intended {
-            let code = (error as? KMSError)?.code.rawValue ?? "internal_error"
+            // A refused key file is the operator's to fix, not the server's fault (the diff review).
+            let code =
+                (error as? KMSError)?.code.rawValue ?? (error is StartupFailure ? "startup_refused" : "internal_error")
             await audit.log.recordBestEffort(
                 AuditEvent("client.bootstrap", outcome: "failure", [keyFileField, ("code", code)]))
         }
@@ -176,7 +178,7 @@ public func buildApplication(
                 [
                     ("targetClientId", admin.clientId), ("targetName", admin.name),
                     ("fingerprint", admin.fingerprint), keyFileField,
-                    ("keySource", enrolled.generated ? "generated" : "existing-file"),
+                    ("keySource", enrolled.keySource.rawValue),
                 ]))
     }
     // Copies of the admin key a crash left beside it (its bootstrap sweeps them only when it runs): once the

@@ -174,7 +174,7 @@ struct DoctorCommand: AsyncParsableCommand {
                         "give the log a folder of its own that only the service writes (e.g. /var/log/kms), or chmod go-w \(auditFolder) if nothing else writes there"
                     )
                 }
-                if info.st_uid != serviceUser(config), info.st_uid != 0 {
+                if info.st_uid != serviceUser(config) ?? getuid(), info.st_uid != 0 {
                     loose.append(
                         "\(auditFolder), the audit log's folder, belongs to uid \(info.st_uid), neither the store's owner nor root (its owner can replace the log)"
                     )
@@ -183,7 +183,9 @@ struct DoctorCommand: AsyncParsableCommand {
             }
         }
         // The admin key is enrolled with every permission at a first start: another user's copy is that user's.
-        if let owner = DurableFile.foreignOwner(of: config.adminKeyFile, user: serviceUser(config)) {
+        if let service = serviceUser(config),
+            let owner = DurableFile.foreignOwner(of: config.adminKeyFile, user: service)
+        {
             loose.append("\(config.adminKeyFile.path) belongs to uid \(owner), neither the service's user nor root")
             fixes.append("chown the admin key to the service's user, or delete it if you did not put it there")
         }
@@ -197,11 +199,12 @@ struct DoctorCommand: AsyncParsableCommand {
     }
 
     /// The service's user is whoever owns the store (doctor may run as root, with sudo: a review found a
-    /// right set-up refused that way when owners were compared with doctor's own user); doctor's user
-    /// before the store exists.
-    static func serviceUser(_ config: KMSConfiguration) -> uid_t {
+    /// right set-up refused that way when owners were compared with doctor's own user); nil before the
+    /// store exists (or on PostgreSQL, with no store folder), where the owner checks are not made: doctor's
+    /// user may not be the service's (the diff review).
+    static func serviceUser(_ config: KMSConfiguration) -> uid_t? {
         var store = stat()
-        return stat(config.keyStorePath.path, &store) == 0 ? store.st_uid : geteuid()
+        return stat(config.keyStorePath.path, &store) == 0 ? store.st_uid : nil
     }
 
     /// The master key apart from the store, readable by the service alone.
@@ -231,7 +234,9 @@ struct DoctorCommand: AsyncParsableCommand {
             return report(
                 .fail, "master key", "\(key) is mode \(String(keyMode, radix: 8)); fix: chmod 600 \(key)")
         }
-        if let owner = DurableFile.foreignOwner(of: URL(fileURLWithPath: key), user: serviceUser(config)) {
+        if let service = serviceUser(config),
+            let owner = DurableFile.foreignOwner(of: URL(fileURLWithPath: key), user: service)
+        {
             return report(
                 .fail, "master key",
                 "\(key) belongs to uid \(owner), neither the service's user nor root: that user can read and replace it; fix: chown it to the service's user or root"

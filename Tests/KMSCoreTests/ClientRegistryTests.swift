@@ -177,8 +177,9 @@ import Testing
     }
 
     /// A review planted an admin key owned by another uid (linked into the data folder) before the first
-    /// start and was enrolled as admin. Another user's key file is refused, nothing enrolled; this user's
-    /// own is taken and said to be (`generated` false), and a key this start makes is `generated`.
+    /// start and was enrolled as admin. Another user's key file is refused, nothing enrolled, as are one
+    /// others may read and a link another user owns; this user's own is taken and said to be
+    /// (`existingFile`), and a key this start makes is `generated`.
     @Test(.enabled(if: geteuid() == 0, "chown to another user needs root"))
     func anAdminKeyFileAnotherUserOwnsIsNotEnrolled() async throws {
         let logger = Logger(label: "test")
@@ -204,17 +205,26 @@ import Testing
         await #expect(throws: StartupFailure.self) {
             try await AdminBootstrap.run(registry: try Self.registry(store), keyFile: link, logger: logger)
         }
+        // A file others may read, and a link another user owns (to this user's own file), are refused too.
+        #expect(chown(file.path, geteuid(), getegid()) == 0 && chmod(file.path, 0o644) == 0)
+        await #expect {
+            try await AdminBootstrap.run(registry: try Self.registry(store), keyFile: file, logger: logger)
+        } throws: { error in (error as? StartupFailure)?.description.contains("is mode 644") == true }
+        #expect(chmod(file.path, 0o600) == 0 && lchown(link.path, 1234, 1234) == 0)
+        await #expect {
+            try await AdminBootstrap.run(registry: try Self.registry(store), keyFile: link, logger: logger)
+        } throws: { error in (error as? StartupFailure)?.description.contains("is a link that uid 1234 owns") == true }
+        #expect(try await store.list(after: nil, limit: 10).isEmpty)
         // This user's own file is enrolled, marked as found, not made.
-        #expect(chown(file.path, geteuid(), getegid()) == 0)
         let taken = try #require(
             try await AdminBootstrap.run(registry: try Self.registry(store), keyFile: file, logger: logger))
-        #expect(!taken.generated && taken.record.publicKey == planted.publicKey.rawRepresentation)
+        #expect(taken.keySource == .existingFile && taken.record.publicKey == planted.publicKey.rawRepresentation)
         let fresh = Self.keyFile()
         defer { try? FileManager.default.removeItem(at: fresh.deletingLastPathComponent()) }
         let made = try #require(
             try await AdminBootstrap.run(
                 registry: try Self.registry(LocalClientStore()), keyFile: fresh, logger: logger))
-        #expect(made.generated)
+        #expect(made.keySource == .generated)
     }
 
     /// A change by name lost its compare-and-set to another admin, who revoked that client and

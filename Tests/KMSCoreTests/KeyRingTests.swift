@@ -63,6 +63,37 @@ import Testing
         #expect(try await rescued.decrypt(rewrapped.ciphertext, aad: Data()).plaintext == Data("v1".utf8))
     }
 
+    /// A review gave 60 keys 85 KB of labels each (within lifecycle-v1's limits) and every client that
+    /// read them failed `kms keys list` (an answer past the client's 4 MiB). A page also ends before its
+    /// labels pass 1 MiB, with `next`; every key is still listed once across the pages.
+    @Test func aListPageEndsBeforeAMebibyteOfLabels() async throws {
+        let keys = KeyRing(
+            store: InMemoryKeyStore(), masterKey: master, lifecycle: KeyLifecycle(graceMs: 0), clock: clock)
+        let wide = String(repeating: "\u{1F600}", count: 2_048)  // 8 KiB
+        let tags = Dictionary(
+            uniqueKeysWithValues: (0..<50).map {
+                ("t\($0)" + String(repeating: "\u{1F600}", count: 120), String(repeating: "\u{1F600}", count: 256))
+            })
+        var made: [String] = []
+        for _ in 0..<30 {
+            let key = try await keys.generate(alias: nil)
+            _ = try await keys.change(.labels(KeyLabels(description: wide, set: tags)), on: key.keyId)
+            made.append(key.keyId)
+        }
+        var listed: [String] = []
+        var after: String?
+        var pages = 0
+        repeat {
+            let page = try await keys.list(after: after, limit: 100)
+            let bytes = try JSONEncoder().encode(page).count
+            #expect(bytes < 2 << 20, "a page of \(bytes) bytes")
+            listed += page.keys.map(\.keyId)
+            after = page.next
+            pages += 1
+        } while after != nil && pages < 10
+        #expect(pages > 1 && listed == made.sorted { $0.bytesPrecede($1) }, "\(pages) pages")
+    }
+
     /// A key has at most `KeyLifecycle.maxVersions` versions (10,000): past them a rotation by
     /// request or schedule is `limit_reached` and writes no version (a scheduled one moves to the
     /// next period, so the key is named once a period and does not stay due); the key still

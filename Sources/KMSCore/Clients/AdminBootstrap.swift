@@ -30,32 +30,46 @@ public enum AdminBootstrap {
     ) async throws -> Enrolled? {
         guard try await registry.isEmpty() else { return nil }
         try await intent()
-        let (key, wroteFile) = try loadOrCreate(keyFile, logger: logger)
+        let (key, source) = try loadOrCreate(keyFile, logger: logger)
         let publicKey = key.publicKey.rawRepresentation
         guard let record = try await registry.bootstrapAdmin(publicKey: publicKey) else {
-            if wroteFile, await isUnenrolled(publicKey, registry) { try? FileManager.default.removeItem(at: keyFile) }
+            if source == .generated, await isUnenrolled(publicKey, registry) {
+                try? FileManager.default.removeItem(at: keyFile)
+            }
             await lost()
             return nil
         }
-        let metadata: Logger.Metadata = ["fingerprint": "\(record.fingerprint)", "keyFile": "\(keyFile.path)"]
-        if wroteFile {
-            logger.notice(
-                "enrolled client admin with every permission; its key is on this host: enrol your own device, then revoke admin",
-                metadata: metadata)
-        } else {
+        let metadata: Logger.Metadata = [
+            "fingerprint": "\(record.fingerprint)", "keyFile": "\(keyFile.path)", "keySource": "\(source.rawValue)",
+        ]
+        if source == .existingFile {
             // Said apart from a key this start made (a review: a folder that ships data/admin.key, a cloned
             // repository, gives whoever wrote it admin, and the log read the same either way).
             logger.warning(
                 "enrolled client admin with every permission, with the key already in KMS_ADMIN_KEY_FILE (this server did not make it): whoever wrote that file holds admin; if that was not you, enrol your own device and revoke admin now",
                 metadata: metadata)
+        } else {
+            logger.notice(
+                "enrolled client admin with every permission; its key is on this host: enrol your own device, then revoke admin",
+                metadata: metadata)
         }
-        return Enrolled(record: record, generated: wroteFile)
+        return Enrolled(record: record, keySource: source)
     }
 
-    /// The client enrolled, and whether its key was made by this start (false: taken from the file).
+    /// Where the enrolled key came from (the `client.bootstrap` entry's `keySource`).
+    public enum KeySource: String, Sendable {
+        /// Made by this start.
+        case generated
+        /// Found in the file: whoever wrote it holds admin.
+        case existingFile = "existing-file"
+        /// Written a moment ago by another instance starting beside this one (one volume, one database).
+        case peerInstance = "peer-instance"
+    }
+
+    /// The client enrolled, and where its key came from.
     public struct Enrolled: Sendable {
         public let record: ClientRecord
-        public let generated: Bool
+        public let keySource: KeySource
     }
 
     /// Whether no record holds `publicKey`; a lookup that fails says no, so
@@ -69,38 +83,69 @@ public enum AdminBootstrap {
     }
 
     /// The key in `url`, or a new one written there.
-    static func loadOrCreate(_ url: URL, logger: Logger) throws -> (Curve25519.Signing.PrivateKey, Bool) {
-        if let key = try read(url, logger: logger) {
-            try refuseForeign(url)
+    static func loadOrCreate(_ url: URL, logger: Logger) throws -> (Curve25519.Signing.PrivateKey, KeySource) {
+        if let key = try readForBootstrap(url, logger: logger) {
             DurableFile.removeStaleTemporaries(of: url)
-            return (key, false)
+            return (key, .existingFile)
         }
         let key = Curve25519.Signing.PrivateKey()
         do {
             try DurableFile.prepareFolder(url.deletingLastPathComponent())
             guard try DurableFile.createExclusive(Data(ClientKeyFile.pem(key).utf8), at: url) else {
                 // Another instance wrote it a moment ago: use that one.
-                guard let other = try read(url, logger: logger) else {
+                guard let other = try readForBootstrap(url, logger: logger) else {
                     throw StartupFailure(description: "KMS_ADMIN_KEY_FILE \(url.path) vanished while starting")
                 }
-                try refuseForeign(url)
-                return (other, false)
+                return (other, .peerInstance)
             }
         } catch let failure as DurableFile.Failure {
             throw StartupFailure(description: "KMS_ADMIN_KEY_FILE: \(failure.description)")
         }
-        return (key, true)
+        return (key, .generated)
     }
 
-    /// A key file another user owns (neither this one nor root) is not enrolled as admin: that user has
-    /// the key, whatever the file's mode (a review planted one, owned by another uid and linked into a
-    /// folder before the first start, and was admin).
-    static func refuseForeign(_ url: URL) throws {
-        guard let owner = DurableFile.foreignOwner(of: url) else { return }
-        throw StartupFailure(
-            description:
-                "KMS_ADMIN_KEY_FILE \(url.path) belongs to uid \(owner), neither this user nor root: that user holds the key it would enrol as admin with every permission; if you put it there, chown it to this user, else delete it and a new key is made",
-            isConfiguration: true)
+    /// The key a first start would enrol with every permission, or nil when there is no file. Refused
+    /// (exit 78) when anyone but this user could have it: a file another user owns (neither this one nor
+    /// root), a file that group or others may read (identity-v1 section 6 only warns about those; the
+    /// key is admin's), or a link another user owns. Owner and mode are those of the file the bytes were
+    /// read from, not a second look at the name (a review planted a key owned by another uid, linked into
+    /// the folder before the first start, and was admin; the diff review found a link swapped between a
+    /// read and a `stat` would pass).
+    static func readForBootstrap(_ url: URL, logger: Logger, user: uid_t = geteuid()) throws
+        -> Curve25519.Signing.PrivateKey?
+    {
+        let found: (data: Data, status: stat)?
+        do {
+            found = try DurableFile.readWithStatus(url)
+        } catch {
+            throw StartupFailure(description: "KMS_ADMIN_KEY_FILE: \(error.description)")
+        }
+        guard let (data, status) = found else { return nil }
+        func refuse(_ why: String, _ fix: String) -> StartupFailure {
+            StartupFailure(
+                description:
+                    "KMS_ADMIN_KEY_FILE \(url.path) \(why): the key it holds would be enrolled as admin with every permission; \(fix)",
+                isConfiguration: true)
+        }
+        if let owner = DurableFile.foreignOwner(status, user: user) {
+            throw refuse(
+                "belongs to uid \(owner), neither this user nor root, who holds that key",
+                "if you put it there, chown it to this user, else delete it and a new key is made")
+        }
+        if status.st_mode & 0o077 != 0 {
+            throw refuse(
+                "is mode \(String(status.st_mode & 0o777, radix: 8)), readable by others",
+                "if you put it there, chmod 600 it, else delete it and a new key is made")
+        }
+        var link = stat()
+        if lstat(url.path, &link) == 0, link.st_mode & S_IFMT == S_IFLNK,
+            let owner = DurableFile.foreignOwner(link, user: user)
+        {
+            throw refuse(
+                "is a link that uid \(owner) owns, neither this user nor root, who may point it anywhere",
+                "replace the link with the file itself")
+        }
+        return try parse(data, url)
     }
 
     /// Reads a client key file (the client's lookup uses it too); nil when absent.
@@ -117,6 +162,10 @@ public enum AdminBootstrap {
                 "a client key file is readable by others; chmod 600 it",
                 metadata: ["file": "\(url.path)", "mode": "\(String(mode, radix: 8))"])
         }
+        return try parse(data, url)
+    }
+
+    static func parse(_ data: Data, _ url: URL) throws -> Curve25519.Signing.PrivateKey {
         do {
             return try ClientKeyFile.parse(String(decoding: data, as: UTF8.self))
         } catch {

@@ -10,17 +10,34 @@ struct AliasIndex: Sendable {
     /// alias vanish at run time and from backups, `kms backup` exit 0).
     var damaged: [String: String] = [:]
     private var byKey: [String: Set<String>] = [:]
+    /// Every name in byte order, kept so by `set` and `remove`: a page starts at a binary search (a
+    /// review: sorting every name for each page made listing for a client that reads few keys quadratic,
+    /// 6.6 s of CPU for one `GET /aliases` at 10,000 aliases, on the store's queue).
+    private var ordered: [String] = []
 
     mutating func set(_ record: AliasRecord) {
         remove(record.alias)
         byName[record.alias] = record
         byKey[record.keyId, default: []].insert(record.alias)
+        ordered.insert(record.alias, at: Self.firstIndex(in: ordered) { !$0.bytesPrecede(record.alias) })
     }
 
     mutating func remove(_ alias: String) {
         guard let old = byName.removeValue(forKey: alias) else { return }
         byKey[old.keyId]?.remove(alias)
         if byKey[old.keyId]?.isEmpty == true { byKey[old.keyId] = nil }
+        let index = Self.firstIndex(in: ordered) { !$0.bytesPrecede(alias) }
+        if index < ordered.count, ordered[index].bytesEqual(alias) { ordered.remove(at: index) }
+    }
+
+    /// The first index of sorted `names` where `isAtOrPast` holds (it must hold for every name after).
+    private static func firstIndex(in names: [String], where isAtOrPast: (String) -> Bool) -> Int {
+        var (low, high) = (0, names.count)
+        while low < high {
+            let middle = (low + high) / 2
+            if isAtOrPast(names[middle]) { high = middle } else { low = middle + 1 }
+        }
+        return low
     }
 
     func names(of keyId: String) -> [String] {
@@ -28,9 +45,13 @@ struct AliasIndex: Sendable {
     }
 
     func page(after: String?, limit: Int, keyId: String?) -> [AliasRecord] {
-        let names = keyId.map { Array(byKey[$0] ?? []) } ?? Array(byName.keys)
-        return names.filter { name in after.map { $0.bytesPrecede(name) } ?? true }
-            .sorted { $0.bytesPrecede($1) }.prefix(limit).compactMap { byName[$0] }
+        if let keyId {
+            // At most a key's aliases (lifecycle-v1: 50).
+            return (byKey[keyId] ?? []).filter { name in after.map { $0.bytesPrecede(name) } ?? true }
+                .sorted { $0.bytesPrecede($1) }.prefix(limit).compactMap { byName[$0] }
+        }
+        let start = after.map { after in Self.firstIndex(in: ordered) { after.bytesPrecede($0) } } ?? 0
+        return ordered[start..<min(ordered.count, start + max(0, limit))].compactMap { byName[$0] }
     }
 }
 

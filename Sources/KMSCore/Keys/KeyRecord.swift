@@ -48,6 +48,12 @@ public struct KeyRecord: Sendable, Equatable {
     public var nextRotationAt: Date?
     public var description: String = ""
     public var tags: [String: String] = [:]
+
+    /// The bytes of its description, tags and aliases: what a listing page counts besides versions.
+    var labelBytes: Int {
+        description.utf8.count + tags.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+            + aliases.reduce(0) { $0 + $1.utf8.count }
+    }
     /// aws-kms-v1's stored key policy (JSON text, kept as given; grants decide).
     public var policy: String?
 

@@ -211,6 +211,9 @@ public struct KeyRing: Sendable {
         return metadata
     }
 
+    /// The label bytes (description, tags, aliases) a page of `list` may carry past its first key.
+    static let pageLabelBytes = 1 << 20
+
     /// A page of the keys `including` accepts (identity-v1: the client's
     /// readable keys); `limit` counts those, and `next` is given only when
     /// more of them follow.
@@ -220,6 +223,7 @@ public struct KeyRing: Sendable {
         let batchSize = max(limit + 1, 100)
         var page: [KeyRecord] = []
         var versions = 0
+        var labels = 0
         var cursor = after
         var more = false
         scan: while true {
@@ -227,13 +231,21 @@ public struct KeyRing: Sendable {
             for record in batch where including(record) {
                 // A page also ends before its versions pass one full key's (`next` says more follow, as
                 // api-v1 allows): 100 keys near the version limit would be a 150 MB answer, past what a
-                // client reads (the Swift client's limit is 4 MB).
-                if page.count == limit || (!page.isEmpty && versions + record.versions.count > lifecycle.pageVersions) {
+                // client reads (the Swift client's limit is 4 MB). And before its descriptions, tags and
+                // aliases pass 1 MiB: a review gave 60 keys 85 KB of labels each, within lifecycle-v1's
+                // limits, and every client that reads them failed `kms keys list`.
+                let size = record.labelBytes
+                if page.count == limit
+                    || (!page.isEmpty
+                        && (versions + record.versions.count > lifecycle.pageVersions
+                            || labels + size > Self.pageLabelBytes))
+                {
                     more = true
                     break scan
                 }
                 page.append(record)
                 versions += record.versions.count
+                labels += size
             }
             guard batch.count == batchSize, let last = batch.last else { break }
             cursor = last.keyId

@@ -176,8 +176,13 @@ public enum DurableFile {
     /// planted by another user before the first start is that user's key (a review).
     public static func foreignOwner(of url: URL, user: uid_t = geteuid()) -> uid_t? {
         var info = stat()
-        guard stat(url.path, &info) == 0, info.st_uid != user, info.st_uid != 0 else { return nil }
-        return info.st_uid
+        guard stat(url.path, &info) == 0 else { return nil }
+        return foreignOwner(info, user: user)
+    }
+
+    /// The same for a status already read.
+    public static func foreignOwner(_ info: stat, user: uid_t = geteuid()) -> uid_t? {
+        info.st_uid != user && info.st_uid != 0 ? info.st_uid : nil
     }
 
     /// The permission bits of a file, or nil if it cannot be read.
@@ -195,6 +200,14 @@ public enum DurableFile {
     /// over the real one. A file over `maxBytes` throws too (it is not one of
     /// ours, and would be read whole into memory).
     public static func readIfPresent(_ url: URL, maxBytes: Int = 64 << 20) throws(Failure) -> Data? {
+        try readWithStatus(url, maxBytes: maxBytes)?.data
+    }
+
+    /// `readIfPresent`, with the file's status as read from the descriptor the bytes came from (its owner
+    /// and mode, checked with no second look up of the name that another user could change between).
+    public static func readWithStatus(_ url: URL, maxBytes: Int = 64 << 20) throws(Failure) -> (
+        data: Data, status: stat
+    )? {
         // Non-blocking: a named pipe planted at the name would otherwise hold `open` (and the store's
         // queue) until something wrote to it (a review); it is then refused below as not a regular file.
         let fd = open(url.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
@@ -224,7 +237,7 @@ public enum DurableFile {
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count == 0 { return data }
+            if count == 0 { return (data, info) }
             if count < 0 {
                 if errno == EINTR { continue }
                 throw failure("cannot read \(url.path)")

@@ -64,7 +64,7 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// What one host can be assumed to hold: the address itself for IPv4, its /64 for IPv6 (a
     /// host is commonly given a whole /64 and may pick any address in it), but the address itself in
-    /// Tailscale's range. Per-address bounds count by it: connections, pending sessions, key
+    /// Tailscale's range outside its 4via6 /64 (`isTailscale`). Per-address bounds count by it: connections, pending sessions, key
     /// exchanges, body budgets, thinned audit lines.
     public var perHost: IPAddress { isIPv4 || isTailscale ? self : AddressRange.masked(self, 64) }
 

@@ -20,6 +20,7 @@ struct Auditor: Sendable {
     private let keyExchangeFailures = RefusalLimiter()
     /// Denials have theirs too: a client's grants are the admin's, its requests its own.
     private let denials = RefusalLimiter()
+    private let deniedNames = LeftOutNames()
 
     /// The fields that say who asked.
     static func who(_ call: SealedChannel.Call) -> [(String, String)] {
@@ -131,15 +132,24 @@ struct Auditor: Sendable {
 
     /// A `403 permission_denied` (`permission.denied`), written in the background and thinned: once a
     /// minute for each client, permission and key as asked, at most ten a minute for the client and ten
-    /// a second in all, with `suppressed`, the client's denials left out since its last line. A review
-    /// found every denial written in full: a device enrolled with no grant on what it asks for wrote
-    /// about 350 bytes a request, and a full disk refuses every audited operation of every client.
-    /// `client`: the enrolled client's id, else the session's hash (no client authentication).
+    /// a second in all, with `suppressed`, the client's denials left out since its last line, and
+    /// `suppressedKeys`, the first 16 permissions and keys among them (a client must not hide the key it
+    /// was after behind ten junk denials: the diff review). A review found every denial written in
+    /// full: a device enrolled with no grant on what it asks for wrote about 350 bytes a request, and a
+    /// full disk refuses every audited operation of every client. `client`: the enrolled client's id
+    /// (grants are checked only with client authentication; the session's hash is the fallback).
     func permissionDenied(_ who: [(String, String)], client: String, permission: Permission?, key: String, at now: Date)
     {
         let permission = permission?.rawValue ?? ""
-        guard let skipped = denials.admit("\(client):\(permission):\(key)", group: client, now: now) else { return }
-        let fields = who + [("permission", permission), ("key", key), ("suppressed", "\(skipped)")]
+        // The limiter holds its keys for a minute or more: the name as asked may be a megabyte.
+        let remembered = String(decoding: key.utf8.prefix(256), as: UTF8.self)
+        guard let skipped = denials.admit("\(client):\(permission):\(remembered)", group: client, now: now) else {
+            deniedNames.note(client, "\(permission) \(String(decoding: key.utf8.prefix(64), as: UTF8.self))")
+            return
+        }
+        var fields = who + [("permission", permission), ("key", key), ("suppressed", "\(skipped)")]
+        let leftOut = deniedNames.take(client)
+        if !leftOut.isEmpty { fields.append(("suppressedKeys", leftOut.joined(separator: ", "))) }
         let log = self.log
         Task { [fields] in await log.recordBestEffort(AuditEvent("permission.denied", outcome: "failure", fields)) }
     }
@@ -237,5 +247,25 @@ final class RefusalLimiter: Sendable {
             state.inSecond += 1
             return group == nil ? last?.skipped ?? 0 : groupSkipped
         }
+    }
+}
+
+/// What a thinned kind of entry left out, by client: the first 16 distinct names since its last line,
+/// so the next line can name them. Bounded: at most 16 a client, forgotten all at once at 10,000 clients.
+final class LeftOutNames: Sendable {
+    private let state = Mutex<[String: [String]]>([:])
+
+    func note(_ client: String, _ name: String) {
+        state.withLock { names in
+            if names[client] == nil, names.count >= 10_000 { names.removeAll() }
+            var list = names[client] ?? []
+            guard list.count < 16, !list.contains(name) else { return }
+            list.append(name)
+            names[client] = list
+        }
+    }
+
+    func take(_ client: String) -> [String] {
+        state.withLock { $0.removeValue(forKey: client) ?? [] }
     }
 }

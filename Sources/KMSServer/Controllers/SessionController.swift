@@ -19,7 +19,7 @@ struct SessionController: Sendable {
                     "Returns a pending session id and the server's RSA-4096 public key with its fingerprint. Pin the fingerprint; complete with \(WirePath.keyExchange) within 60 s.",
                 errors: [.tooManyPendingSessions, .serverBusy], response: SessionInitResponse.self)
         ) { _, context in
-            // Counted per host (an IPv6 /64; one address in Tailscale's range), as connections are: a host cannot take the whole
+            // Counted per host (an IPv6 /64; one address in Tailscale's range outside its 4via6 /64), as connections are: a host cannot take the whole
             // pending bound by using many addresses of its /64 (a review).
             let response = try await sessions.startSession(clientAddress: context.clientAddress?.perHostKey ?? "")
             return try JSONResponse.ok(response)

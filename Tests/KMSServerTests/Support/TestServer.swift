@@ -50,7 +50,13 @@ struct TestServer {
         for (key, value) in environment { values[key] = value }
         try FileManager.default.createDirectory(
             at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        try Data(ClientKeyFile.pem(Self.adminKey).utf8).write(to: folder.appendingPathComponent("admin.key"))
+        // 0600: a first start refuses to enrol a key file others can read.
+        guard
+            FileManager.default.createFile(
+                atPath: folder.appendingPathComponent("admin.key").path,
+                contents: Data(ClientKeyFile.pem(Self.adminKey).utf8),
+                attributes: [.posixPermissions: 0o600])
+        else { throw CLIFailure("cannot write the test admin key") }
         config = try KMSConfiguration(environment: values)
         config.port = 0
         clock = ManualClock(Date())
