@@ -71,8 +71,10 @@ extension KMSClient {
     /// A fresh data key (32 bytes unless `bytes`), in the clear and encrypted under the key: encrypt
     /// locally with the first, store the second. The answer's `plaintext` is the secret.
     public func dataKey(key: String, bytes: Int? = nil, aad: Data? = nil) async throws -> DataKeyResponse {
-        try await call(
+        let made: DataKeyResponse = try await call(
             "POST", WirePath.dataKey, body: DataKeyRequest(keyId: key, bytes: bytes, aad: aad), idempotent: true)
+        try Self.requireLength(made.plaintext, bytes ?? 32, "data key")
+        return made
     }
 
     /// `bytes` bytes from the server's CSPRNG, for a device that would rather use the server's than its own.
@@ -82,7 +84,18 @@ extension KMSClient {
         guard let data = Base64.decodeStrict(reply.random) else {
             throw KMSClientError.protocolViolation("random bytes are not base64")
         }
+        try Self.requireLength(data, bytes, "random bytes")
         return data
+    }
+
+    /// Secret bytes of another length than asked for are refused, not handed on: a script using a short
+    /// answer as key material would get a weak key without a word (a review, against an impostor that
+    /// holds the session key: an unpinned first contact, or a compromised server).
+    static func requireLength(_ data: Data, _ asked: Int, _ what: String) throws {
+        guard data.count == asked else {
+            throw KMSClientError.protocolViolation(
+                "the server answered \(data.count) bytes of \(what), not the \(asked) asked for")
+        }
     }
 
     /// `GET /healthz` (plain): whether the server answers at all.

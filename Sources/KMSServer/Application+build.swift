@@ -91,6 +91,15 @@ public func buildApplication(
     for folder in Set(folders.map(\.standardizedFileURL)) {
         if let warning = DurableFile.looseness(of: folder) { logger.warning("\(warning)") }
     }
+    // The folders of the store and of the master key refuse, not warn, when someone else could have
+    // put files there: a master key they chose wraps everything the server then writes.
+    var trusted = config.store == .file ? [config.keyStorePath] : []
+    if config.masterKeyBase64 == nil { trusted.append(config.masterKeyFile.deletingLastPathComponent()) }
+    for folder in trusted {
+        if let refusal = DurableFile.untrustedFolder(folder) {
+            throw StartupFailure(description: refusal, isConfiguration: true)
+        }
+    }
     warnAboutLooseStore(config, logger: logger)
     if let ignored = config.ignoredCredentialKey {
         let winner = (config.masterKeyBase64 ?? "").isEmpty ? "KMS_MASTER_KEY_FILE" : "KMS_MASTER_KEY"

@@ -948,6 +948,37 @@ import Testing
             "\(run.status): \(run.stderr)")
     }
 
+    /// A review made `data/` and `data/keys` as another user, mode 777, with a master key it chose, and
+    /// `kms serve` started on them with warnings: the store's and the master key's folders refuse (78)
+    /// when every user may write them or another user owns them, before any key is read or made.
+    @Test func foldersOthersControlAreRefused() async throws {
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("kms-open-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: state) }
+        let keys = state.appendingPathComponent("keys")
+        try FileManager.default.createDirectory(at: keys, withIntermediateDirectories: true)
+        let environment = [
+            "KMS_PORT": "\(TestPorts.take())", "KEY_STORE_PATH": keys.path,
+            "KMS_MASTER_KEY_FILE": state.appendingPathComponent("master.key").path,
+            "KMS_AUDIT_LOG": state.appendingPathComponent("audit.log").path,
+            "KMS_ADMIN_KEY_FILE": state.appendingPathComponent("admin.key").path,
+        ]
+        var cases: [(URL, mode_t, uid_t?, String)] = [
+            (keys, 0o777, nil, "is mode 777"), (state, 0o1777, nil, "is mode 1777"),
+        ]
+        if geteuid() == 0 { cases.append((state, 0o700, 1234, "belongs to uid 1234")) }
+        for (folder, mode, owner, said) in cases {
+            #expect(chmod(state.path, 0o700) == 0 && chmod(keys.path, 0o700) == 0)
+            #expect(chmod(folder.path, mode) == 0)
+            if let owner { #expect(chown(folder.path, owner, owner) == 0) }
+            // Under timeout: a server that starts would otherwise hold the test for ever.
+            let run = try await CLIProcess.run(
+                ["serve"], environment: environment, launcher: ["/usr/bin/timeout", "30"])
+            #expect(run.status == 78 && run.stderr.contains(said), "\(folder.path) \(said): \(run.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: state.appendingPathComponent("master.key").path))
+            if owner != nil { #expect(chown(folder.path, geteuid(), getegid()) == 0) }
+        }
+    }
+
     /// An operator's review: on PostgreSQL `kms serve` made an empty `./data/keys`, and `kms doctor` called
     /// it the store. The folder is the file store's alone now.
     @Test(.enabled(if: PostgresTestDatabase.url != nil, "KMS_TEST_POSTGRES_URL is not set: not tested"))

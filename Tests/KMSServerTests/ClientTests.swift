@@ -758,6 +758,36 @@ extension ClientTests {
     }
 
     /// A server and an impostor with another identity key, behind one `SwitchingTransport`.
+    /// A review's impostor (holding the session key) answered a wrapped data key of "garbage", a data
+    /// key of 16 bytes when 32 were asked, one random byte for 16: `encrypt-file` and `rewrap-file`
+    /// ended with success for a file no server opens, and `kms random`/`datakey` handed the short bytes
+    /// on. The client now checks each answer against itself and against what it asked.
+    @Test func answersThatDoNotFitTheirRequestAreRefused() throws {
+        let id = "key_AAAAAAAAAAAAAAAAAAAAAA"
+        let good = "kms:v1:\(id):2:AAAA"
+        #expect(NativeCiphertext.keyAndVersion(good)?.keyId == id && NativeCiphertext.keyAndVersion(good)?.version == 2)
+        for bad in [
+            "garbage", "kms:v1:\(id):0:AAAA", "kms:v1:\(id):02:AAAA", "kms:v1:\(id):+2:AAAA", "kms:v2:\(id):2:A",
+            "kms:v1::2:AAAA", "kms:v1:\(id):2:", "kms:v1:\(id):2:AAAA:x",
+        ] {
+            #expect(NativeCiphertext.keyAndVersion(bad) == nil, "\(bad)")
+        }
+        try KMSClient.checkWrapped(good, keyId: id, version: 2, asked: id)
+        try KMSClient.checkWrapped(good, keyId: id, version: 2, asked: "photos")  // an alias names any key
+        try KMSClient.checkWrapped(good, keyId: id, version: 2, asked: nil)
+        for (text, keyId, version, asked) in [
+            ("garbage", id, 2, id), (good, id, 3, id), (good, "key_BBBBBBBBBBBBBBBBBBBBBB", 2, nil),
+            (good, id, 2, "key_BBBBBBBBBBBBBBBBBBBBBB"),
+        ] as [(String, String, Int, String?)] {
+            #expect(throws: KMSClientError.self) {
+                try KMSClient.checkWrapped(text, keyId: keyId, version: version, asked: asked)
+            }
+        }
+        try KMSClient.requireLength(Data(count: 32), 32, "data key")
+        #expect(throws: KMSClientError.self) { try KMSClient.requireLength(Data(count: 16), 32, "data key") }
+        #expect(throws: KMSClientError.self) { try KMSClient.requireLength(Data(count: 17), 16, "random bytes") }
+    }
+
     /// Another identity than the test servers', made once for the run (RSA-4096 takes seconds in a debug build).
     static let impostorIdentity: IdentityKey = {
         do {

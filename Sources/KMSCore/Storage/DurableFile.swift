@@ -60,8 +60,28 @@ public enum DurableFile {
     /// it is private, missing, or not a folder.
     public static func looseness(of folder: URL) -> String? {
         guard let mode = mode(of: folder), mode & 0o077 != 0 else { return nil }
-        return "folder \(folder.path) is mode \(String(mode & 0o777, radix: 8)): other users can list it; "
+        let can = mode & 0o022 != 0 ? "replace its files" : "list it"
+        return "folder \(folder.path) is mode \(String(mode & 0o777, radix: 8)): other users can \(can); "
             + "chmod 700 it unless it is shared on purpose (the KMS tightens only folders it creates)"
+    }
+
+    /// Why an existing folder that holds the store or the master key cannot be trusted, or nil (a
+    /// missing one too): one that a user other than `user` and root owns, or that every user may write
+    /// (sticky or not: they may create the master key's name before the server does). Either can put a
+    /// file of their own in place of the server's (a review made `data/` and `data/keys` as another
+    /// user, mode 777, with a master key it chose, and the server started on it with warnings).
+    public static func untrustedFolder(_ folder: URL, user: uid_t = geteuid()) -> String? {
+        var info = stat()
+        guard stat(folder.path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return nil }
+        if let owner = foreignOwner(info, user: user) {
+            return "folder \(folder.path) belongs to uid \(owner), neither this user nor root: that user can replace "
+                + "the files in it (the master key, the store's records); chown it to this user"
+        }
+        if info.st_mode & 0o002 != 0 {
+            return "folder \(folder.path) is mode \(String(info.st_mode & 0o7777, radix: 8)): every user can put "
+                + "files in it (the master key, the store's records); chmod 700 it"
+        }
+        return nil
     }
 
     /// Every file and folder under `folder` (links not followed), with its permission bits: what

@@ -399,11 +399,10 @@ struct InspectFileCommand: AsyncParsableCommand {
             let (header, length, _) = try await FileStream.readHeader(read: { try FileIO.readExactly(handle, $0) })
             let layout = try FileLayout(
                 headerLength: length, fileSize: try Self.size(of: handle, from: start, afterHeader: length))
-            let parts = header.wrappedKey.split(separator: ":")
+            // A crafted wrapped key's version shows as unknown, not as `-1` or `0` (a probe).
+            let named = NativeCiphertext.keyAndVersion(header.wrappedKey)
             let report = Report(
-                keyId: parts.count == 5 ? String(parts[2]) : nil,
-                // A crafted wrapped key's version shows as unknown, not as `-1` or `0` (a probe).
-                version: parts.count == 5 ? Int(parts[3]).flatMap { $0 > 0 ? $0 : nil } : nil,
+                keyId: named?.keyId, version: named?.version,
                 context: header.context.map { Report.Pair(key: $0.key, value: $0.value) }, headerLength: length,
                 fileSize: layout.fileSize, chunks: layout.chunkCount, unverifiedPlaintextSize: layout.plaintextSize)
             if json { return try printJSON(report) }
