@@ -1,4 +1,5 @@
 import Foundation
+public import KMSProtocol
 
 /// Why a client call failed. A call may also throw `CancellationError` (its task was cancelled), the
 /// transport's own errors (the network; `TransportNeverSent` when the key exchange it waited for
@@ -23,11 +24,16 @@ public enum KMSClientError: Error, Sendable, CustomStringConvertible {
     /// server may hold a session this client never learnt of, which expires on its own).
     case outcomeUnknown(String)
 
-    /// The server's error code, if the server refused.
+    /// The server's error code, if the server refused. A `String`: a newer server may answer a code this
+    /// client does not know; `errorCode` gives the ones it does.
     public var code: String? {
         if case .server(_, let code, _, _, _) = self { return code }
         return nil
     }
+
+    /// `code` as one of the codes this client knows (protocol-v1 section 9 and this project's own), so a
+    /// caller can `switch` on it; nil for a code it does not know, or when the server did not refuse.
+    public var errorCode: ErrorCode? { code.flatMap(ErrorCode.init(rawValue:)) }
 
     public var description: String {
         switch self {

@@ -125,6 +125,7 @@ import Testing
             let unprefixed = try KMSClient(KMSClientConfiguration(baseURL: base, insecureTrustAnyServer: true))
             let refused = await #expect(throws: KMSClientError.self) { try await unprefixed.connect() }
             #expect(refused?.code == "invalid_token", "\(String(describing: refused))")
+            #expect(refused?.errorCode == .invalidToken && KMSClientError.protocolViolation("x").errorCode == nil)
             // A fixed token must fit the prefix; a prefix outside the token alphabet is refused.
             #expect(throws: KMSClientError.self) {
                 try KMSClient(
