@@ -144,7 +144,7 @@ public final class PostgresSessionStore: SessionStore {
         return "kms-v1/session-key\n\(id)\n\(clientId)"
     }
 
-    public func createSession(_ session: SessionRecord, now: Date, max: Int) async throws(KMSError) {
+    public func createSession(_ session: SessionRecord, now: Date, max: Int, perClient: Int) async throws(KMSError) {
         let wrapped = try masterKey.wrap(
             session.key.withUnsafeBytes { Data($0) }, aad: keyAAD(session.id, clientId: session.clientId ?? ""))
         let sessions = self.sessions
@@ -156,10 +156,21 @@ public final class PostgresSessionStore: SessionStore {
             try await connection.query(
                 "DELETE FROM \(unescaped: sessions) WHERE token_hash = \(session.tokenHash.bytes) AND expires_at <= \(now)",
                 logger: logger)
-            for try await (count, first) in try await connection.query(
-                "SELECT count(*), min(expires_at) FROM \(unescaped: sessions) WHERE expires_at > \(now)", logger: logger
-            ).decode((Int, Date?).self) where count >= max {
-                throw KMSError.busy("live sessions", retryAfter: retryAfterSeconds(until: first ?? now, now: now))
+            // The client's own bound first (its doing: 429), under the same lock, so it holds across instances.
+            let client = session.clientId ?? ""
+            for try await (count, first, held, heldFirst) in try await connection.query(
+                """
+                SELECT count(*), min(expires_at), count(*) FILTER (WHERE client_id = \(client) AND client_id <> ''),
+                    min(expires_at) FILTER (WHERE client_id = \(client) AND client_id <> '')
+                FROM \(unescaped: sessions) WHERE expires_at > \(now)
+                """, logger: logger
+            ).decode((Int, Date?, Int, Date?).self) {
+                if held >= perClient {
+                    throw KMSError.tooManySessions(retryAfter: retryAfterSeconds(until: heldFirst ?? now, now: now))
+                }
+                if count >= max {
+                    throw KMSError.busy("live sessions", retryAfter: retryAfterSeconds(until: first ?? now, now: now))
+                }
             }
             var inserted = false
             for try await _ in try await connection.query(

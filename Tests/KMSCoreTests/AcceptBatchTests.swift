@@ -155,7 +155,7 @@ import Testing
     ) {
         let (store, other) = try await Self.store()
         let now = Date()
-        for id in ids { try await store.createSession(Self.record(id, now: now), now: now, max: 10) }
+        for id in ids { try await store.createSession(Self.record(id, now: now), now: now, max: 10, perClient: .max) }
         return (store, other, now)
     }
 
@@ -178,7 +178,7 @@ import Testing
     func batchedSeqsAreAcceptedOnceAcrossInstances() async throws {
         let (first, second) = try await Self.store()
         let now = Date()
-        try await first.createSession(Self.record("b1", now: now), now: now, max: 10)
+        try await first.createSession(Self.record("b1", now: now), now: now, max: 10, perClient: .max)
         let tokenHash = ClientToken.hash("tok-b1")
         let policy = SessionPolicy()
         let outcomes = await withTaskGroup(of: (UInt64, ErrorCode?).self) { group in
@@ -217,7 +217,7 @@ import Testing
     func aRefusedBatchFailsOnlyItsBadEntry() async throws {
         let (store, _) = try await Self.store()
         let now = Date()
-        try await store.createSession(Self.record("b2", now: now), now: now, max: 10)
+        try await store.createSession(Self.record("b2", now: now), now: now, max: 10, perClient: .max)
         let token = ClientToken.hash("tok-b2").bytes
         func entry(_ id: String, _ seq: Int64) -> PostgresSessionStore.AcceptEntry {
             .init(
@@ -317,7 +317,7 @@ import Testing
     func contendedCallsAloneAreBounded() async throws {
         let (store, other) = try await Self.store()
         let now = Date()
-        try await store.createSession(Self.record("b5", now: now), now: now, max: 10)
+        try await store.createSession(Self.record("b5", now: now), now: now, max: 10, perClient: .max)
         let lock = await RowLock.hold("b5", in: other.database)
         let calls = Task {
             await withTaskGroup(of: ErrorCode?.self) { group in

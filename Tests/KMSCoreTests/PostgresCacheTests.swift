@@ -336,7 +336,7 @@ struct PostgresCacheTests {
         let record = SessionRecord(
             id: "shared", tokenHash: hash, key: SymmetricKey(size: .bits256), createdAt: now,
             expiresAt: now.addingTimeInterval(600), absoluteExpiry: now.addingTimeInterval(3_600))
-        try await a.createSession(record, now: now, max: 10)
+        try await a.createSession(record, now: now, max: 10, perClient: .max)
         let policy = SessionPolicy()
         #expect(try await b.session(tokenHash: hash, now: now)?.id == "shared")
         _ = try await b.acceptSequence(sessionId: "shared", tokenHash: hash, seq: 5, now: now, policy: policy)
@@ -374,10 +374,10 @@ struct PostgresSessionCacheEdgeTests {
                 expiresAt: now.addingTimeInterval(600), absoluteExpiry: now.addingTimeInterval(3_600))
         }
         let first = session("first")
-        try await a.createSession(first, now: now, max: 10)
+        try await a.createSession(first, now: now, max: 10, perClient: .max)
         #expect(try await b.session(tokenHash: hash, now: now)?.id == "first")
         try await a.deleteSession(id: "first")
-        try await a.createSession(session("second"), now: now, max: 10)
+        try await a.createSession(session("second"), now: now, max: 10, perClient: .max)
         #expect(try await b.session(tokenHash: hash, now: now)?.id == "first", "B remembers the old session")
         let fresh = try await b.refreshedSession(tokenHash: hash, stale: first, now: now)
         #expect(fresh?.id == "second")
@@ -395,7 +395,7 @@ struct PostgresSessionCacheEdgeTests {
             SessionRecord(
                 id: "old", tokenHash: ClientToken.hash("tok-old"), key: SymmetricKey(size: .bits256), createdAt: now,
                 expiresAt: now.addingTimeInterval(600), absoluteExpiry: now.addingTimeInterval(3_600)),
-            now: now, max: 10)
+            now: now, max: 10, perClient: .max)
         let update = PostgresQuery(
             unsafeSQL:
                 "UPDATE \(database.prefix)sessions SET window_highest = 5, window_bits = '\\x0100' WHERE id = 'old'")

@@ -54,7 +54,9 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
         let second = session(clientId: phone)
         let other = session(clientId: laptop)
         let anonymous = session()
-        for record in [first, second, other, anonymous] { try await store.createSession(record, now: now, max: 100) }
+        for record in [first, second, other, anonymous] {
+            try await store.createSession(record, now: now, max: 100, perClient: .max)
+        }
         #expect(try await store.session(tokenHash: first.tokenHash, now: now)?.clientId == phone)
         #expect(try await store.session(tokenHash: anonymous.tokenHash, now: now)?.clientId == nil)
         #expect(try await store.deleteSessions(clientId: phone) == 2)
@@ -117,33 +119,59 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
     func sessionsAreFoundByTokenHashAndTokensAreUnique(_ factory: SessionStoreFactory) async throws {
         let store = try await factory.make()
         let first = session("s1", token: "token-one")
-        try await store.createSession(first, now: now, max: 10)
+        try await store.createSession(first, now: now, max: 10, perClient: .max)
         #expect(try await store.session(tokenHash: ClientToken.hash("token-one"), now: now)?.id == "s1")
         #expect(try await store.isTokenInUse(ClientToken.hash("token-one"), now: now))
         let duplicate = await #expect(throws: KMSError.self) {
-            try await store.createSession(session("s2", token: "token-one"), now: now, max: 10)
+            try await store.createSession(session("s2", token: "token-one"), now: now, max: 10, perClient: .max)
         }
         #expect(duplicate?.code == .tokenInUse)
         let expired = now.addingMilliseconds(900_000)
         #expect(try await store.session(tokenHash: ClientToken.hash("token-one"), now: expired) == nil)
         // An expired session's token can be bound again.
-        try await store.createSession(session("s3", token: "token-one"), now: expired, max: 10)
+        try await store.createSession(session("s3", token: "token-one"), now: expired, max: 10, perClient: .max)
     }
 
     @Test(arguments: SessionStoreFactory.all)
     func liveSessionsAreBounded(_ factory: SessionStoreFactory) async throws {
         let store = try await factory.make()
-        try await store.createSession(session(), now: now, max: 2)
-        try await store.createSession(session(), now: now, max: 2)
-        let full = await #expect(throws: KMSError.self) { try await store.createSession(session(), now: now, max: 2) }
+        try await store.createSession(session(), now: now, max: 2, perClient: .max)
+        try await store.createSession(session(), now: now, max: 2, perClient: .max)
+        let full = await #expect(throws: KMSError.self) {
+            try await store.createSession(session(), now: now, max: 2, perClient: .max)
+        }
         #expect(full?.code == .serverBusy)
+    }
+
+    /// A review filled the live-session bound from one enrolled client with no grant, and every other
+    /// key exchange (the admin's, on every instance) was `503`. A client's live sessions are bounded on
+    /// their own (`429 rate_limited`, `Retry-After` until its first expires); sessions of other clients,
+    /// without a client, or expired are not counted.
+    @Test(arguments: SessionStoreFactory.all)
+    func liveSessionsAreBoundedPerClient(_ factory: SessionStoreFactory) async throws {
+        let store = try await factory.make()
+        let (phone, laptop) = (ClientRecord.newClientId(), ClientRecord.newClientId())
+        try await store.createSession(session(ttlMs: 1_000, clientId: phone), now: now, max: 100, perClient: 2)
+        try await store.createSession(session(ttlMs: 60_000, clientId: phone), now: now, max: 100, perClient: 2)
+        let held = await #expect(throws: KMSError.self) {
+            try await store.createSession(session(clientId: phone), now: now, max: 100, perClient: 2)
+        }
+        #expect(held?.code == .rateLimited && held?.retryAfterSeconds == 1, "\(String(describing: held))")
+        for _ in 0..<3 {
+            try await store.createSession(
+                session(clientId: laptop), now: now.addingTimeInterval(0), max: 100, perClient: 3)
+            try await store.createSession(session(), now: now, max: 100, perClient: 1)
+        }
+        // Once the first expires, the client has room again.
+        let later = now.addingTimeInterval(2)
+        try await store.createSession(session(clientId: phone), now: later, max: 100, perClient: 2)
     }
 
     @Test(arguments: SessionStoreFactory.all)
     func sequencesAreAcceptedOnceAndSlideTheExpiry(_ factory: SessionStoreFactory) async throws {
         let store = try await factory.make()
         let record = session("s1", ttlMs: 1_000)
-        try await store.createSession(record, now: now, max: 10)
+        try await store.createSession(record, now: now, max: 10, perClient: .max)
         var sliding = policy
         sliding.ttlMs = 1_000
         let later = now.addingMilliseconds(500)
@@ -180,7 +208,7 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
     @Test(arguments: SessionStoreFactory.all)
     func theStoredWindowAgreesWithReplayWindow(_ factory: SessionStoreFactory) async throws {
         let store = try await factory.make()
-        try await store.createSession(session("w"), now: now, max: 10)
+        try await store.createSession(session("w"), now: now, max: 10, perClient: .max)
         var reference = ReplayWindow()
         var generator = SplitMix(seed: 18)
         var highest: UInt64 = 0
@@ -211,7 +239,7 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
     @Test(arguments: SessionStoreFactory.all)
     func aJumpAcrossTheRingsEndKeepsTheWindowExact(_ factory: SessionStoreFactory) async throws {
         let store = try await factory.make()
-        try await store.createSession(session("r"), now: now, max: 10)
+        try await store.createSession(session("r"), now: now, max: 10, perClient: .max)
         var reference = ReplayWindow()
         let seqs: [UInt64] = Array(1...1_020) + [1_120, 1_050, 1_050, 1_119, 1_021, 97, 96, 26, 1_100]
         for seq in seqs {
@@ -232,7 +260,7 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
         let record = SessionRecord(
             id: "s1", tokenHash: ClientToken.hash("t"), key: SymmetricKey(size: .bits256), createdAt: now,
             expiresAt: now.addingMilliseconds(1_000), absoluteExpiry: now.addingMilliseconds(1_500))
-        try await store.createSession(record, now: now, max: 10)
+        try await store.createSession(record, now: now, max: 10, perClient: .max)
         var sliding = policy
         sliding.ttlMs = 1_000
         let expiry = try await store.acceptSequence(
@@ -247,7 +275,7 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
     func concurrentRotationsToOneTokenAreTokenInUse(_ factory: SessionStoreFactory) async throws {
         let store = try await factory.make()
         let ids = (0..<8).map { "race\($0)" }
-        for id in ids { try await store.createSession(session(id), now: now, max: 100) }
+        for id in ids { try await store.createSession(session(id), now: now, max: 100, perClient: .max) }
         let outcomes = await withTaskGroup(of: ErrorCode?.self) { group in
             for id in ids {
                 group.addTask {
@@ -270,8 +298,8 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
     @Test(arguments: SessionStoreFactory.all)
     func tokenRotationIsImmediateAndRateLimited(_ factory: SessionStoreFactory) async throws {
         let store = try await factory.make()
-        try await store.createSession(session("s1", token: "old"), now: now, max: 10)
-        try await store.createSession(session("s2", token: "other"), now: now, max: 10)
+        try await store.createSession(session("s1", token: "old"), now: now, max: 10, perClient: .max)
+        try await store.createSession(session("s2", token: "other"), now: now, max: 10, perClient: .max)
         var limited = policy
         limited.rotateMax = 2
         limited.rotateWindowMs = 10_000
@@ -303,8 +331,8 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
     @Test(arguments: SessionStoreFactory.all)
     func deleteAndPurge(_ factory: SessionStoreFactory) async throws {
         let store = try await factory.make()
-        try await store.createSession(session("s1", token: "t1"), now: now, max: 10)
-        try await store.createSession(session("s2", token: "t2", ttlMs: 1_000), now: now, max: 10)
+        try await store.createSession(session("s1", token: "t1"), now: now, max: 10, perClient: .max)
+        try await store.createSession(session("s2", token: "t2", ttlMs: 1_000), now: now, max: 10, perClient: .max)
         try await store.deleteSession(id: "s1")
         #expect(try await store.session(tokenHash: ClientToken.hash("t1"), now: now) == nil)
         let removed = try await store.purgeExpired(now: now.addingMilliseconds(1_000))
@@ -319,7 +347,7 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
     @Test(arguments: SessionStoreFactory.all)
     func concurrentSequencesRaceCorrectly(_ factory: SessionStoreFactory) async throws {
         let store = try await factory.make()
-        try await store.createSession(session("s1"), now: now, max: 10)
+        try await store.createSession(session("s1"), now: now, max: 10, perClient: .max)
         let policy = policy
         let now = now
         let tokenHash = ClientToken.hash("tok-s1")

@@ -15,6 +15,11 @@ import Testing
         #expect(config.sessions.rotateMax == 5 && config.sessions.rotateWindowMs == 10_000)
         #expect(config.sessions.pendingPerAddress == 64 && config.sessions.pendingMax == 10_000)
         #expect(config.sessions.sessionsMax == 100_000 && config.sessions.initTtlMs == 60_000)
+        #expect(config.sessions.sessionsPerClient == 1_000)
+        #expect(try KMSConfiguration(environment: ["KMS_SESSIONS_PER_CLIENT": "5"]).sessions.sessionsPerClient == 5)
+        #expect(throws: KMSConfiguration.Invalid.self) {
+            try KMSConfiguration(environment: ["KMS_SESSIONS_PER_CLIENT": "0"])
+        }
         #expect(config.keyGraceMs == 604_800_000 && config.maxBodyBytes == 1_048_576)
         #expect(config.environment == .development && config.logLevel == .info)
         #expect(config.keyStorePath.path.hasSuffix("data/keys"))

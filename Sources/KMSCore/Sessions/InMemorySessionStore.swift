@@ -113,9 +113,16 @@ public final class InMemorySessionStore: SessionStore {
         }
     }
 
-    public func createSession(_ session: SessionRecord, now: Date, max: Int) async throws(KMSError) {
+    public func createSession(_ session: SessionRecord, now: Date, max: Int, perClient: Int) async throws(KMSError) {
         try state.withLock { state throws(KMSError) in
             if state.liveSession(tokenHash: session.tokenHash, now: now) != nil { throw KMSError.tokenInUse }
+            if let client = session.clientId {
+                let held = state.sessions.values.filter { $0.clientId == client && $0.isLive(at: now) }
+                if held.count >= perClient {
+                    let first = held.map(\.expiresAt).min() ?? now
+                    throw KMSError.tooManySessions(retryAfter: retryAfterSeconds(until: first, now: now))
+                }
+            }
             if state.sessions.count >= max {
                 state.sessions.values.filter { !$0.isLive(at: now) }.forEach { state.removeSession(id: $0.id) }
                 if state.sessions.count >= max {

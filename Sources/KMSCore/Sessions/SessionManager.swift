@@ -109,7 +109,8 @@ public struct SessionManager: Sendable {
             id: request.sessionId, tokenHash: tokenHash, key: key, createdAt: createdAt,
             expiresAt: policy.initialExpiry(createdAt: createdAt),
             absoluteExpiry: createdAt.addingMilliseconds(policy.maxLifetimeMs), clientId: client?.clientId)
-        try await store.createSession(session, now: createdAt, max: policy.sessionsMax)
+        try await store.createSession(
+            session, now: createdAt, max: policy.sessionsMax, perClient: policy.sessionsPerClient)
         if let client { try await checkStillActive(client, session: session.id) }
         let confirmation = KeyExchangeResponse(
             sessionId: session.id, expiresAt: Timestamp.format(session.expiresAt),

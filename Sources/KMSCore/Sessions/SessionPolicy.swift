@@ -9,6 +9,10 @@ public struct SessionPolicy: Sendable, Equatable {
     public var pendingPerAddress = 64
     public var pendingMax = 10_000
     public var sessionsMax = 100_000
+    /// Live sessions one enrolled client may hold (identity-v1's client id; not counted without client
+    /// authentication): a review filled `sessionsMax` from one device with no grant, which refused every
+    /// other key exchange, the admin's included, so nobody could revoke it.
+    public var sessionsPerClient = 1_000
     public var rotateMax = 5
     public var rotateWindowMs: Int64 = 10_000
     public var tokenPrefix: String?

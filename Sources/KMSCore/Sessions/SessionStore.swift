@@ -50,8 +50,9 @@ public protocol SessionStore: Sendable {
     func takePending(id: String, now: Date) async throws(KMSError) -> PendingSession?
 
     /// Stores a new session. Throws `token_in_use` (409) when its token hash
-    /// names a live session, `server_busy` (503) past `max` live sessions.
-    func createSession(_ session: SessionRecord, now: Date, max: Int) async throws(KMSError)
+    /// names a live session, `server_busy` (503) past `max` live sessions, and
+    /// `rate_limited` (429) when its client already holds `perClient` live ones.
+    func createSession(_ session: SessionRecord, now: Date, max: Int, perClient: Int) async throws(KMSError)
 
     /// The live session bound to this token hash.
     func session(tokenHash: TokenHash, now: Date) async throws(KMSError) -> SessionRecord?
@@ -112,6 +113,15 @@ extension KMSError {
         KMSError(
             .tooManyPendingSessions,
             "too many pending sessions for this address; complete or let expire the ones you started",
+            retryAfterSeconds: retryAfter)
+    }
+
+    /// One client's live sessions at `KMS_SESSIONS_PER_CLIENT`: its own doing, so a 429, with
+    /// `Retry-After` until the first of them expires.
+    public static func tooManySessions(retryAfter: Int) -> KMSError {
+        KMSError(
+            .rateLimited,
+            "this client holds the most live sessions one client may (KMS_SESSIONS_PER_CLIENT); end one (DELETE /session) or let one expire",
             retryAfterSeconds: retryAfter)
     }
 

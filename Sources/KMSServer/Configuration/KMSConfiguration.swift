@@ -191,6 +191,9 @@ public struct KMSConfiguration: Sendable {
             try reader.integer("KMS_PENDING_MAX", in: 1...10_000_000).map(Int.init) ?? sessions.pendingMax
         sessions.sessionsMax =
             try reader.integer("KMS_SESSIONS_MAX", in: 1...100_000_000).map(Int.init) ?? sessions.sessionsMax
+        sessions.sessionsPerClient =
+            try reader.integer("KMS_SESSIONS_PER_CLIENT", in: 1...100_000_000).map(Int.init)
+            ?? sessions.sessionsPerClient
         sessions.rotateWindowMs = try reader.integer("KMS_ROTATE_WINDOW_MS", in: 1...day) ?? sessions.rotateWindowMs
         sessions.rotateMax = try reader.integer("KMS_ROTATE_MAX", in: 1...1_000_000).map(Int.init) ?? sessions.rotateMax
         sessions.tokenPrefix = try reader.tokenPrefix("KMS_TOKEN_PREFIX")

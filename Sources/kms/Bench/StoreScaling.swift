@@ -143,7 +143,7 @@ enum StoreScaling {
                     key: SymmetricKey(size: .bits256),
                     createdAt: now, expiresAt: now.addingTimeInterval(900),
                     absoluteExpiry: now.addingTimeInterval(86_400)),
-                now: now, max: .max)
+                now: now, max: .max, perClient: .max)
         }
         let after = residentKilobytes()
         withExtendedLifetime(store) {}

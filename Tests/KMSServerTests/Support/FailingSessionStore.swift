@@ -28,13 +28,13 @@ final class FailingSessionStore: SessionStore {
     func takePending(id: String, now: Date) async throws(KMSError) -> PendingSession? {
         try await inner.takePending(id: id, now: now)
     }
-    func createSession(_ session: SessionRecord, now: Date, max: Int) async throws(KMSError) {
+    func createSession(_ session: SessionRecord, now: Date, max: Int, perClient: Int) async throws(KMSError) {
         if let hook = beforeCreateSession.withLock({ hook in
             defer { hook = nil }; return hook
         }) {
             await hook()
         }
-        try await inner.createSession(session, now: now, max: max)
+        try await inner.createSession(session, now: now, max: max, perClient: perClient)
     }
     func session(tokenHash: TokenHash, now: Date) async throws(KMSError) -> SessionRecord? {
         try await inner.session(tokenHash: tokenHash, now: now)
