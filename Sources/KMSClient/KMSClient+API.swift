@@ -50,9 +50,11 @@ extension KMSClient {
     /// unwrapped first: it is nil for a context it cannot encode, and a nil `aad` binds nothing.
     /// For larger data use the file API (`encryptFile`, `encryptStream`): a data key, locally.
     public func encrypt(key: String, plaintext: Data, aad: Data? = nil) async throws -> CiphertextResponse {
-        try await call(
+        let sealed: CiphertextResponse = try await call(
             "POST", WirePath.encrypt, body: EncryptRequest(keyId: key, plaintext: plaintext, aad: aad),
             idempotent: true)
+        try Self.checkWrapped(sealed.ciphertext, keyId: sealed.keyId, version: sealed.version, asked: key)
+        return sealed
     }
 
     /// The plaintext of a ciphertext this server made (the key and version are read from it). The answer
@@ -64,8 +66,13 @@ extension KMSClient {
 
     /// The same plaintext under the key's active version, without it leaving the server.
     public func rewrap(ciphertext: String, aad: Data? = nil) async throws -> CiphertextResponse {
-        try await call(
+        let sealed: CiphertextResponse = try await call(
             "POST", WirePath.rewrap, body: CiphertextRequest(ciphertext: ciphertext, aad: aad), idempotent: true)
+        // A rewrap keeps its key (an AWS ciphertext blob names none this client reads: only the shape then).
+        try Self.checkWrapped(
+            sealed.ciphertext, keyId: sealed.keyId, version: sealed.version,
+            asked: NativeCiphertext.keyAndVersion(ciphertext)?.keyId)
+        return sealed
     }
 
     /// A fresh data key (32 bytes unless `bytes`), in the clear and encrypted under the key: encrypt
@@ -74,6 +81,7 @@ extension KMSClient {
         let made: DataKeyResponse = try await call(
             "POST", WirePath.dataKey, body: DataKeyRequest(keyId: key, bytes: bytes, aad: aad), idempotent: true)
         try Self.requireLength(made.plaintext, bytes ?? 32, "data key")
+        try Self.checkWrapped(made.ciphertext, keyId: made.keyId, version: made.version, asked: key)
         return made
     }
 

@@ -55,6 +55,10 @@ public func buildApplication(
             "KMS_TEST_CLOCK_OFFSET_MS moves this server's clock; key states, schedules, sessions and audit times follow it",
             metadata: ["offsetMs": "\(config.testClockOffsetMs)"])
     }
+    // The folders of the store and of the master key refuse, not warn, when someone else could have put
+    // files there: a master key they chose wraps everything the server then writes. Before anything is
+    // written there (a lock file, a sweep of temporaries: the diff review).
+    if let refusal = untrustedFolders(config) { throw StartupFailure(description: refusal, isConfiguration: true) }
     // One writer per audit log, before anything here touches a file another server may be using.
     let writerLock: AuditWriterLock?
     do {
@@ -90,15 +94,6 @@ public func buildApplication(
     if config.masterKeyBase64 == nil { folders.append(config.masterKeyFile.deletingLastPathComponent()) }
     for folder in Set(folders.map(\.standardizedFileURL)) {
         if let warning = DurableFile.looseness(of: folder) { logger.warning("\(warning)") }
-    }
-    // The folders of the store and of the master key refuse, not warn, when someone else could have
-    // put files there: a master key they chose wraps everything the server then writes.
-    var trusted = config.store == .file ? [config.keyStorePath] : []
-    if config.masterKeyBase64 == nil { trusted.append(config.masterKeyFile.deletingLastPathComponent()) }
-    for folder in trusted {
-        if let refusal = DurableFile.untrustedFolder(folder) {
-            throw StartupFailure(description: refusal, isConfiguration: true)
-        }
     }
     warnAboutLooseStore(config, logger: logger)
     if let ignored = config.ignoredCredentialKey {

@@ -182,6 +182,15 @@ struct DoctorCommand: AsyncParsableCommand {
                 }
             }
         }
+        // What `kms serve` refuses to start on: the store's or the master key's folder another user owns or
+        // every user may write (the diff review: doctor passed what serve refused).
+        // Run as the service's user (deploy.md), that user; as root, the store's owner when there is a store.
+        if let service = geteuid() == 0 ? serviceUser(config) : geteuid(),
+            let refusal = untrustedFolders(config, user: service)
+        {
+            loose.append(refusal)
+            fixes.append("as said (kms serve refuses to start on it)")
+        }
         // The admin key is enrolled with every permission at a first start: another user's copy is that user's.
         if let service = serviceUser(config),
             let owner = DurableFile.foreignOwner(of: config.adminKeyFile, user: service)

@@ -38,6 +38,12 @@ import Testing
                 found.status == 1 && found.stdout.contains("\(path) belongs to uid 1234"), "\(name): \(found.stdout)")
             #expect(chown(path, geteuid(), getegid()) == 0)
         }
+        // What kms serve refuses to start on, doctor fails on too (the diff review: it passed).
+        let keys = try #require(environment["KEY_STORE_PATH"])
+        #expect(chmod(keys, 0o777) == 0)
+        let open = try await Self.doctor(environment)
+        #expect(open.status == 1 && open.stdout.contains("every user can put files in it"), "\(open.stdout)")
+        #expect(chmod(keys, 0o700) == 0)
     }
 
     /// deploy.md: a check that cannot be made because the store was never started is `skip`, not `FAIL`

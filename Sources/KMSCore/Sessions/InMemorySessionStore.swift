@@ -16,6 +16,9 @@ public final class InMemorySessionStore: SessionStore {
         var pendingByAddress: [String: [Date]] = [:]
         var sessions: [String: SessionRecord] = [:]
         var sessionByToken: [TokenHash: String] = [:]
+        /// Session ids by enrolled client, for the per-client bound without a scan of every session under
+        /// the lock every request takes (the diff review).
+        var sessionsByClient: [String: Set<String>] = [:]
 
         mutating func dropExpiredPending(now: Date) -> Int {
             var removed = 0
@@ -50,6 +53,10 @@ public final class InMemorySessionStore: SessionStore {
         mutating func removeSession(id: String) {
             guard let session = sessions.removeValue(forKey: id) else { return }
             if sessionByToken[session.tokenHash] == id { sessionByToken[session.tokenHash] = nil }
+            if let client = session.clientId {
+                sessionsByClient[client]?.remove(id)
+                if sessionsByClient[client]?.isEmpty == true { sessionsByClient[client] = nil }
+            }
         }
 
         /// The live session for a token hash, dropping it if it has expired.
@@ -116,8 +123,10 @@ public final class InMemorySessionStore: SessionStore {
     public func createSession(_ session: SessionRecord, now: Date, max: Int, perClient: Int) async throws(KMSError) {
         try state.withLock { state throws(KMSError) in
             if state.liveSession(tokenHash: session.tokenHash, now: now) != nil { throw KMSError.tokenInUse }
-            if let client = session.clientId {
-                let held = state.sessions.values.filter { $0.clientId == client && $0.isLive(at: now) }
+            if let client = session.clientId, let ids = state.sessionsByClient[client], ids.count >= perClient {
+                // At most `perClient` ids are looked at; the expired ones leave as they are found.
+                for id in ids where state.sessions[id]?.isLive(at: now) != true { state.removeSession(id: id) }
+                let held = state.sessionsByClient[client].map { $0.compactMap { state.sessions[$0] } } ?? []
                 if held.count >= perClient {
                     let first = held.map(\.expiresAt).min() ?? now
                     throw KMSError.tooManySessions(retryAfter: retryAfterSeconds(until: first, now: now))
@@ -132,6 +141,7 @@ public final class InMemorySessionStore: SessionStore {
             }
             state.sessions[session.id] = session
             state.sessionByToken[session.tokenHash] = session.id
+            if let client = session.clientId { state.sessionsByClient[client, default: []].insert(session.id) }
         }
     }
 

@@ -67,21 +67,31 @@ public enum DurableFile {
 
     /// Why an existing folder that holds the store or the master key cannot be trusted, or nil (a
     /// missing one too): one that a user other than `user` and root owns, or that every user may write
-    /// (sticky or not: they may create the master key's name before the server does). Either can put a
-    /// file of their own in place of the server's (a review made `data/` and `data/keys` as another
-    /// user, mode 777, with a master key it chose, and the server started on it with warnings).
-    public static func untrustedFolder(_ folder: URL, user: uid_t = geteuid()) -> String? {
+    /// (they may create the master key's name before the server does). Either can put a file of their
+    /// own in place of the server's (a review made `data/` and `data/keys` as another user, mode 777,
+    /// with a master key it chose, and the server started on it with warnings). A folder every user may
+    /// write is still trusted for a file it already holds when its file system is read-only, or when it
+    /// is sticky, owned by root or `user`, and the file by root or `user` (nobody else may then remove or
+    /// rename it): a Kubernetes secret volume is a root-owned 1777 folder (the diff review).
+    public static func untrustedFolder(_ folder: URL, user: uid_t = geteuid(), holding file: URL? = nil) -> String? {
         var info = stat()
         guard stat(folder.path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return nil }
         if let owner = foreignOwner(info, user: user) {
             return "folder \(folder.path) belongs to uid \(owner), neither this user nor root: that user can replace "
-                + "the files in it (the master key, the store's records); chown it to this user"
+                + "the files in it (the master key, the store's records); chown it to this user (a container run as "
+                + "root on a folder the host's user owns: run it with that user's id)"
         }
-        if info.st_mode & 0o002 != 0 {
-            return "folder \(folder.path) is mode \(String(info.st_mode & 0o7777, radix: 8)): every user can put "
-                + "files in it (the master key, the store's records); chmod 700 it"
+        guard info.st_mode & 0o002 != 0 else { return nil }
+        if let file {
+            var system = statvfs()
+            if statvfs(folder.path, &system) == 0, system.f_flag & UInt(ST_RDONLY) != 0 { return nil }
+            var held = stat()
+            if info.st_mode & S_ISVTX != 0, stat(file.path, &held) == 0, foreignOwner(held, user: user) == nil {
+                return nil
+            }
         }
-        return nil
+        return "folder \(folder.path) is mode \(String(info.st_mode & 0o7777, radix: 8)): every user can put "
+            + "files in it (the master key, the store's records); chmod 700 it"
     }
 
     /// Every file and folder under `folder` (links not followed), with its permission bits: what

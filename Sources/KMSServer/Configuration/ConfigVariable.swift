@@ -55,6 +55,9 @@ public struct ConfigVariable: Sendable {
         .init(name: "KMS_PENDING_PER_ADDRESS", defaultValue: "64", meaning: "pending sessions per client address"),
         .init(name: "KMS_PENDING_MAX", defaultValue: "10000", meaning: "pending sessions in all"),
         .init(name: "KMS_SESSIONS_MAX", defaultValue: "100000", meaning: "live sessions in all"),
+        .init(
+            name: "KMS_SESSIONS_PER_CLIENT", defaultValue: "1000",
+            meaning: "live sessions of one enrolled client (429 past it)"),
         .init(name: "KMS_ROTATE_WINDOW_MS", defaultValue: "10000", meaning: "token-rotation rate window"),
         .init(name: "KMS_ROTATE_MAX", defaultValue: "5", meaning: "token rotations per window and session"),
         .init(

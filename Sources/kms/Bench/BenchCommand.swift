@@ -13,6 +13,10 @@ struct BenchCommand: AsyncParsableCommand {
             Without --url, starts its own server in this process (file store and audit log in a temporary \
             folder; token-rotation and pending-session limits lifted). Build in release mode first:
               swift build -c release && .build/release/kms bench --floors
+            With --url, lift the same limits on that server, or they are what is measured: \
+            KMS_ROTATE_MAX, KMS_PENDING_PER_ADDRESS, KMS_PENDING_MAX, KMS_KEY_EXCHANGE_RATE, and \
+            KMS_SESSIONS_PER_CLIENT (every session is one client's: a key-exchange run opens thousands, \
+            429 past 1,000); scripts/bench-session.sh starts its servers so.
             """)
 
     @Option(

@@ -25,6 +25,8 @@ final class InProcessServer: Sendable {
             "KMS_ROTATE_MAX": "1000000", "KMS_PENDING_PER_ADDRESS": "100000", "KMS_PENDING_MAX": "100000",
             "KMS_KEY_EXCHANGE_RATE": "100000",
             "KMS_SESSIONS_MAX": "10000000",
+            // Every bench session is the admin's: a key-exchange run opens thousands.
+            "KMS_SESSIONS_PER_CLIENT": "10000000",
         ]
         for (key, value) in environment { values[key] = value }
         var config = try KMSConfiguration(environment: values)

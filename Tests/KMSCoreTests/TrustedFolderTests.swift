@@ -1,0 +1,36 @@
+import Foundation
+import KMSCore
+import Testing
+
+/// `DurableFile.untrustedFolder`: what `kms serve` refuses to start on for its store and master key (a
+/// review made `data/` as another user, mode 777, with a master key it chose), and what it must still
+/// accept: a sticky folder every user may write that already holds this user's key, as a Kubernetes
+/// secret volume is (root-owned, 1777; the diff review found those refused).
+@Suite struct TrustedFolderTests {
+    @Test func foldersOthersMayWriteAreRefusedUnlessStickyAndHoldingTheKey() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-trust-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let key = folder.appendingPathComponent("master.key")
+        #expect(chmod(folder.path, 0o700) == 0)
+        #expect(DurableFile.untrustedFolder(folder, holding: key) == nil)
+        #expect(chmod(folder.path, 0o777) == 0)
+        #expect(DurableFile.untrustedFolder(folder)?.contains("is mode 777") == true)
+        #expect(DurableFile.untrustedFolder(folder, holding: key)?.contains("is mode 777") == true)
+        // Sticky: trusted for a key already there and ours, not for one still to be made.
+        #expect(chmod(folder.path, 0o1777) == 0)
+        #expect(DurableFile.untrustedFolder(folder, holding: key)?.contains("is mode 1777") == true)
+        #expect(FileManager.default.createFile(atPath: key.path, contents: Data("k".utf8)))
+        #expect(DurableFile.untrustedFolder(folder, holding: key) == nil)
+        #expect(DurableFile.untrustedFolder(folder)?.contains("is mode 1777") == true)
+        // Another user's folder, whatever its mode, and another user's key in a sticky one.
+        if geteuid() == 0 {
+            #expect(chown(key.path, 1234, 1234) == 0)
+            #expect(DurableFile.untrustedFolder(folder, holding: key)?.contains("is mode 1777") == true)
+            #expect(chmod(folder.path, 0o700) == 0 && chown(folder.path, 1234, 1234) == 0)
+            #expect(DurableFile.untrustedFolder(folder)?.contains("belongs to uid 1234") == true)
+        }
+        // Not a folder, or missing: nothing to judge (a missing one is made 0700).
+        #expect(DurableFile.untrustedFolder(folder.appendingPathComponent("absent")) == nil)
+    }
+}
