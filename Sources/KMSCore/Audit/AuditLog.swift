@@ -67,6 +67,9 @@ public final class AuditLog: Sendable {
         /// The batch being written now (the watchdog answers it if the disk hangs).
         var inFlight: [Waiter] = []
         var draining = false
+        /// Batches refused in a row since the last one written: the failure is logged when it starts and
+        /// when it ends, with this count, not once a batch (a review filled a disk and got 525 lines).
+        var failedBatches = 0
         /// Set by `close()`: every later batch is signed and fsynced at once,
         /// since no timed flush may come before the process exits.
         var closing = false
@@ -298,11 +301,26 @@ public final class AuditLog: Sendable {
             if batch.isEmpty { return }
             do {
                 try write(batch)
+                let refused = state.withLock { state in
+                    defer { state.failedBatches = 0 }
+                    return state.failedBatches
+                }
+                if refused > 0 {
+                    logger.notice(
+                        "audit log writes work again; audited operations are accepted",
+                        metadata: ["refusedBatches": "\(refused)"])
+                }
                 for waiter in batch { waiter.answer(.success(())) }
             } catch {
-                logger.error(
-                    "audit log write failed; refusing audited operations until it works",
-                    metadata: ["detail": "\(error)"])
+                let first = state.withLock { state in
+                    state.failedBatches += 1
+                    return state.failedBatches == 1
+                }
+                if first {
+                    logger.error(
+                        "audit log write failed; refusing audited operations until it works",
+                        metadata: ["detail": "\(error)"])
+                }
                 for waiter in batch { waiter.answer(.failure(Self.unavailable)) }
             }
         }

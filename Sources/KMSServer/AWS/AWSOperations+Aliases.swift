@@ -11,9 +11,12 @@ extension AWSOperations {
 
     /// The native alias of an `AliasName`.
     func aliasName(_ text: String, _ use: AliasUse) throws(AWSFault) -> String {
+        // The same words as the native door's (a review: a name of this grammar that starts with key_ or is a
+        // path word was told only the grammar).
         let invalid = AWSFault(
             "InvalidAliasNameException",
-            "An alias name is alias/ followed by [A-Za-z0-9][A-Za-z0-9._-]{0,63} (not alias/aws/…).")
+            "An alias name is alias/ followed by [A-Za-z0-9][A-Za-z0-9._-]{0,63}, not starting with key_, not generate or rotate (not alias/aws/…)."
+        )
         guard let rest = text.bytesAfter(prefix: "alias/"), case .alias(let name) = partition.aliasName(rest) else {
             throw invalid
         }

@@ -43,13 +43,21 @@ extension KMSError {
         return fields
     }
 
+    static let failureLog = RefusalLogSampler(perAddress: 1, perSecond: 5)
+
     /// The one place an error becomes a response: sealed for `request` when
     /// the error came after authentication (protocol v1 section 5), plain
     /// JSON otherwise. Should sealing itself fail, that is logged and the
     /// answer is a plain `500`.
     func response(requestId: String, sealedFor request: AuthenticatedRequest? = nil, logger: Logger) -> Response {
-        if needsOperatorAttention {
-            logger.error("request failed", metadata: ["requestId": "\(requestId)", "detail": "\(detail ?? "")"])
+        // Thinned as refusals are (once a second per code, five a second in all, with the count left out):
+        // a full disk made a line per request (a review: 488).
+        if needsOperatorAttention, let suppressed = Self.failureLog.admit(code.rawValue, now: Date()) {
+            logger.error(
+                "request failed",
+                metadata: [
+                    "requestId": "\(requestId)", "detail": "\(detail ?? "")", "suppressedSinceLast": "\(suppressed)",
+                ])
         }
         var body = body(requestId: requestId)
         if let request {

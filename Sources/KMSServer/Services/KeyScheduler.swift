@@ -147,11 +147,17 @@ struct KeyScheduler: Service {
         }
     }
 
+    /// At most five lines a pass, then one with the count of the rest: one shared cause (a full disk)
+    /// made one line per key, every pass (a review: 61 in a second).
     private func skipped(_ failures: [(keyId: String, error: KMSError)]) {
-        for (keyId, error) in failures {
+        for (keyId, error) in failures.prefix(5) {
             logger.warning(
                 "key scheduler skipped a key",
                 metadata: ["keyId": "\(keyId)", "detail": "\(error.detail ?? error.message)"])
+        }
+        if failures.count > 5 {
+            logger.warning(
+                "key scheduler skipped more keys this pass", metadata: ["keys": "\(failures.count - 5)"])
         }
     }
 
