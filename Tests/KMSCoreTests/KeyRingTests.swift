@@ -92,6 +92,19 @@ import Testing
             pages += 1
         } while after != nil && pages < 10
         #expect(pages > 1 && listed == made.sorted { $0.bytesPrecede($1) }, "\(pages) pages")
+        // Counted as JSON writes them: labels of quotes are twice their bytes (the final review).
+        let quoted = KeyRing(
+            store: InMemoryKeyStore(), masterKey: master, lifecycle: KeyLifecycle(graceMs: 0), clock: clock)
+        let quotes = String(repeating: "\"", count: 8_192)
+        let quotedTags = Dictionary(
+            uniqueKeysWithValues: (0..<50).map { ("t\($0)", String(repeating: "\"", count: 256)) })
+        for _ in 0..<60 {
+            let key = try await quoted.generate(alias: nil)
+            _ = try await quoted.change(.labels(KeyLabels(description: quotes, set: quotedTags)), on: key.keyId)
+        }
+        let page = try await quoted.list(after: nil, limit: 100)
+        let bytes = try JSONEncoder().encode(page).count
+        #expect(page.next != nil && bytes < (1 << 20) + 100_000, "a page of \(bytes) bytes")
     }
 
     /// A key has at most `KeyLifecycle.maxVersions` versions (10,000): past them a rotation by

@@ -25,6 +25,14 @@ import Testing
         #expect(DurableFile.untrustedFolder(folder)?.contains("is mode 1777") == true)
         // Another user's folder, whatever its mode, and another user's key in a sticky one.
         if geteuid() == 0 {
+            // Another user's link to our key, in the sticky folder: theirs to repoint (the final review).
+            let target = folder.appendingPathComponent("ours.key")
+            #expect(FileManager.default.createFile(atPath: target.path, contents: Data("k".utf8)))
+            let link = folder.appendingPathComponent("linked.key")
+            try FileManager.default.createSymbolicLink(at: link, withDestinationURL: target)
+            #expect(DurableFile.untrustedFolder(folder, holding: link) == nil)
+            #expect(lchown(link.path, 1234, 1234) == 0)
+            #expect(DurableFile.untrustedFolder(folder, holding: link)?.contains("is mode 1777") == true)
             #expect(chown(key.path, 1234, 1234) == 0)
             #expect(DurableFile.untrustedFolder(folder, holding: key)?.contains("is mode 1777") == true)
             #expect(chmod(folder.path, 0o700) == 0 && chown(folder.path, 1234, 1234) == 0)

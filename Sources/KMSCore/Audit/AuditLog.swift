@@ -70,6 +70,8 @@ public final class AuditLog: Sendable {
         /// Batches refused in a row since the last one written: the failure is logged when it starts and
         /// when it ends, with this count, not once a batch (a review filled a disk and got 525 lines).
         var failedBatches = 0
+        /// The watchdog answered waiters of a hung disk since the last batch written: logged once.
+        var expiring = false
         /// Set by `close()`: every later batch is signed and fsynced at once,
         /// since no timed flush may come before the process exits.
         var closing = false
@@ -241,11 +243,15 @@ public final class AuditLog: Sendable {
 
     /// Writes `event` if it can; a failure is logged, never thrown (for events
     /// whose operation has already happened and cannot be refused).
+    /// While the log is failing (its start already logged), a lost entry is not a line of its own: a
+    /// loop of `/crypto/random` on a full disk wrote one per request (the final review).
     public func recordBestEffort(_ event: AuditEvent) async {
         do {
             try await record(event, durable: false)
         } catch {
-            logger.error("could not write an audit entry", metadata: ["event": "\(event.type)"])
+            if state.withLock({ $0.failedBatches == 0 && !$0.expiring }) {
+                logger.error("could not write an audit entry", metadata: ["event": "\(event.type)"])
+            }
         }
     }
 
@@ -284,7 +290,14 @@ public final class AuditLog: Sendable {
             return expired
         }
         for waiter in expired { waiter.answer(.failure(Self.unavailable)) }
-        if !expired.isEmpty { logger.error("the audit log did not answer in time; refusing audited operations") }
+        // Once a hang, not once a watchdog tick (up to 20 lines a second under load: the final review).
+        let first =
+            !expired.isEmpty
+            && state.withLock { state in
+                defer { state.expiring = true }
+                return !state.expiring
+            }
+        if first { logger.error("the audit log did not answer in time; refusing audited operations") }
     }
 
     // MARK: On the queue
@@ -302,7 +315,7 @@ public final class AuditLog: Sendable {
             do {
                 try write(batch)
                 let refused = state.withLock { state in
-                    defer { state.failedBatches = 0 }
+                    defer { (state.failedBatches, state.expiring) = (0, false) }
                     return state.failedBatches
                 }
                 if refused > 0 {

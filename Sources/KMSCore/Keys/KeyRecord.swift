@@ -49,9 +49,20 @@ public struct KeyRecord: Sendable, Equatable {
     public var description: String = ""
     public var tags: [String: String] = [:]
 
-    /// The bytes of its description, tags and aliases: what a listing page counts besides versions.
+    /// The bytes of its description, tags and aliases as JSON writes them (a quote, a backslash or a line
+    /// break twice, another control character six times: the final review filled labels with quotes):
+    /// what a listing page counts besides versions.
     var labelBytes: Int {
-        description.utf8.count + tags.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+        func written(_ text: String) -> Int {
+            text.utf8.reduce(0) { total, byte in
+                switch byte {
+                case 0x22, 0x5C, 0x08, 0x09, 0x0A, 0x0C, 0x0D: total + 2
+                case 0..<0x20: total + 6
+                default: total + 1
+                }
+            }
+        }
+        return written(description) + tags.reduce(0) { $0 + written($1.key) + written($1.value) }
             + aliases.reduce(0) { $0 + $1.utf8.count }
     }
     /// aws-kms-v1's stored key policy (JSON text, kept as given; grants decide).

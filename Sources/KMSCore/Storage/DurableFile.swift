@@ -85,8 +85,13 @@ public enum DurableFile {
         if let file {
             var system = statvfs()
             if statvfs(folder.path, &system) == 0, system.f_flag & UInt(ST_RDONLY) != 0 { return nil }
+            // The name itself too, not only what it points at: another user's link in a sticky folder is
+            // theirs to repoint (the final review); a secret volume's links are root's.
             var held = stat()
-            if info.st_mode & S_ISVTX != 0, stat(file.path, &held) == 0, foreignOwner(held, user: user) == nil {
+            var name = stat()
+            if info.st_mode & S_ISVTX != 0, stat(file.path, &held) == 0, foreignOwner(held, user: user) == nil,
+                lstat(file.path, &name) == 0, foreignOwner(name, user: user) == nil
+            {
                 return nil
             }
         }

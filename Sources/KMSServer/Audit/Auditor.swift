@@ -133,7 +133,7 @@ struct Auditor: Sendable {
     /// A `403 permission_denied` (`permission.denied`), written in the background and thinned: once a
     /// minute for each client, permission and key as asked, at most ten a minute for the client and ten
     /// a second in all, with `suppressed`, the client's denials left out since its last line, and
-    /// `suppressedKeys`, the first 16 permissions and keys among them (a client must not hide the key it
+    /// `suppressedKeys`, the first eight and last eight permissions and keys among them (a client must not hide the key it
     /// was after behind ten junk denials: the diff review). A review found every denial written in
     /// full: a device enrolled with no grant on what it asks for wrote about 350 bytes a request, and a
     /// full disk refuses every audited operation of every client. `client`: the enrolled client's id
@@ -250,8 +250,10 @@ final class RefusalLimiter: Sendable {
     }
 }
 
-/// What a thinned kind of entry left out, by client: the first 16 distinct names since its last line,
-/// so the next line can name them. Bounded: at most 16 a client, forgotten all at once at 10,000 clients.
+/// What a thinned kind of entry left out, by client: the first eight and the last eight distinct names
+/// since its last line, so the next line can name them (the last ones too: sixteen junk names sent first
+/// would otherwise fill the list, the final review). Bounded: at most 16 a client (each at most 64 bytes
+/// of a name; the field is exempt from the audit's 256-byte cap), forgotten all at once at 10,000 clients.
 final class LeftOutNames: Sendable {
     private let state = Mutex<[String: [String]]>([:])
 
@@ -259,7 +261,8 @@ final class LeftOutNames: Sendable {
         state.withLock { names in
             if names[client] == nil, names.count >= 10_000 { names.removeAll() }
             var list = names[client] ?? []
-            guard list.count < 16, !list.contains(name) else { return }
+            guard !list.contains(name) else { return }
+            if list.count == 16 { list.remove(at: 8) }
             list.append(name)
             names[client] = list
         }

@@ -49,14 +49,19 @@ extension KMSError {
     /// the error came after authentication (protocol v1 section 5), plain
     /// JSON otherwise. Should sealing itself fail, that is logged and the
     /// answer is a plain `500`.
-    func response(requestId: String, sealedFor request: AuthenticatedRequest? = nil, logger: Logger) -> Response {
+    /// `failureLog`: the sampler of `request failed` lines (a test passes its own).
+    func response(
+        requestId: String, sealedFor request: AuthenticatedRequest? = nil, logger: Logger,
+        failureLog: RefusalLogSampler = KMSError.failureLog
+    ) -> Response {
         // Thinned as refusals are (once a second per code, five a second in all, with the count left out):
         // a full disk made a line per request (a review: 488).
-        if needsOperatorAttention, let suppressed = Self.failureLog.admit(code.rawValue, now: Date()) {
+        if needsOperatorAttention, let suppressed = failureLog.admit(code.rawValue, now: Date()) {
             logger.error(
                 "request failed",
                 metadata: [
-                    "requestId": "\(requestId)", "detail": "\(detail ?? "")", "suppressedSinceLast": "\(suppressed)",
+                    "requestId": "\(requestId)", "code": "\(code.rawValue)", "detail": "\(detail ?? "")",
+                    "suppressedSinceLast": "\(suppressed)",
                 ])
         }
         var body = body(requestId: requestId)
