@@ -174,9 +174,9 @@ struct DoctorCommand: AsyncParsableCommand {
                         "give the log a folder of its own that only the service writes (e.g. /var/log/kms), or chmod go-w \(auditFolder) if nothing else writes there"
                     )
                 }
-                if info.st_uid != serviceUser(config) ?? getuid(), info.st_uid != 0 {
+                if let owner = DurableFile.foreignOwner(info, user: serviceUser(config) ?? getuid()) {
                     loose.append(
-                        "\(auditFolder), the audit log's folder, belongs to uid \(info.st_uid), neither the store's owner nor root (its owner can replace the log)"
+                        "\(auditFolder), the audit log's folder, belongs to uid \(owner), neither the store's owner nor root (its owner can replace the log)"
                     )
                     fixes.append("chown it to the service's user or root")
                 }
