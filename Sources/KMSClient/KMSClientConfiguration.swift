@@ -25,7 +25,7 @@ public struct KMSClientConfiguration: Sendable {
     /// the session on the server. Without a pin this is where a client can
     /// remember the key it met (trust on first use: the `kms` CLI's known
     /// servers, docs/threat-model.md). The client itself holds to the first key
-    /// it confirmed for the rest of its life (any other is `fingerprintMismatch`,
+    /// this hook accepted (without it, the first confirmed), even if that exchange then failed, for the rest of its life (any other is `fingerprintMismatch`,
     /// and the hooks are not asked); across runs it is the app's to hold to it:
     /// pass the remembered key as `fingerprint` next time, or compare with it in
     /// `serverKeyOffered`. A hook that only stores what it is told, with no

@@ -29,7 +29,7 @@ struct SessionController: Sendable {
             doc: RouteDoc(
                 tag: "session", summary: "Exchange the session key",
                 description:
-                    "Send 32 random bytes wrapped with RSA-OAEP-256 and header X-Client-Token. The 200 body is a sealed response with seq 0 whose inner JSON is KeyExchangeResponse: opening it proves the server holds your key.",
+                    "Send 32 random bytes wrapped with RSA-OAEP-256 and header X-Client-Token. The 200 body is a sealed response with seq 0 whose inner JSON is KeyExchangeResponse: opening it proves the server holds your key. 429 rate_limited: this address's key-exchange rate while the RSA threads are busy, or an enrolled client already holding KMS_SESSIONS_PER_CLIENT live sessions (end one with DELETE /session).",
                 errors: [
                     .invalidToken, .badRequest, .invalidRequest, .unknownSession, .tokenInUse, .keyExchangeFailed,
                     .clientNotAuthenticated, .rateLimited, .serverBusy,

@@ -11,7 +11,7 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Benchmark the server: throughput, latency percentiles, floors and store scaling.",
         discussion: """
             Without --url, starts its own server in this process (file store and audit log in a temporary \
-            folder; token-rotation and pending-session limits lifted). Build in release mode first:
+            folder; the token-rotation, pending-session, key-exchange-rate and live-session limits lifted). Build in release mode first:
               swift build -c release && .build/release/kms bench --floors
             With --url, lift the same limits on that server, or they are what is measured: \
             KMS_ROTATE_MAX, KMS_PENDING_PER_ADDRESS, KMS_PENDING_MAX, KMS_KEY_EXCHANGE_RATE, and \
