@@ -13,7 +13,7 @@ import KMSProtocol
 /// relabelled to another key or version; the 0x00 separator (which a header
 /// never contains) keeps header and caller aad from sliding into each other.
 public struct KeyCiphertext: Sendable, Equatable {
-    public static let prefix = "kms:v1:"
+    public static let prefix = NativeCiphertext.prefix
 
     public let keyId: String
     public let version: Int
@@ -39,34 +39,10 @@ public struct KeyCiphertext: Sendable, Equatable {
         return bytes
     }
 
-    /// Parses a ciphertext string; nil when it is not one (the caller answers
-    /// `400` naming the field). Works on the UTF-8 bytes: splitting the
-    /// string by `Character` (grapheme clusters) cost a sealed decrypt a fifth
-    /// of its server time (issue 18's profile).
+    /// Parses a ciphertext string (`NativeCiphertext.parse`, shared with clients); nil when it is not
+    /// one (the caller answers `400` naming the field).
     public init?(parsing text: String) {
-        var text = text
-        let parsed: (String, Int, Data)? = text.withUTF8 { utf8 in
-            let prefix = Self.prefix.utf8
-            guard utf8.count <= 200_000, utf8.count > prefix.count, utf8.starts(with: prefix) else { return nil }
-            let colon = UInt8(ascii: ":")
-            let keyStart = prefix.count
-            guard let keyEnd = utf8[keyStart...].firstIndex(of: colon),
-                let versionEnd = utf8[(keyEnd + 1)...].firstIndex(of: colon)
-            else { return nil }
-            let keyId = String(decoding: UnsafeBufferPointer(rebasing: utf8[keyStart..<keyEnd]), as: UTF8.self)
-            let digits = utf8[(keyEnd + 1)..<versionEnd]
-            guard KeyIdentifier.isKeyId(keyId), (1...10).contains(digits.count), digits.first != UInt8(ascii: "0"),
-                digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
-            else { return nil }
-            let version = digits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
-            // A third colon is not base64, so the strict decoder refuses it (the split had three parts).
-            guard version <= Int(Int32.max),
-                let sealed = Base64.decodeStrict(bytes: UnsafeBufferPointer(rebasing: utf8[(versionEnd + 1)...])),
-                sealed.count >= 28
-            else { return nil }
-            return (keyId, version, sealed)
-        }
-        guard let (keyId, version, sealed) = parsed else { return nil }
+        guard let (keyId, version, sealed) = NativeCiphertext.parse(text) else { return nil }
         self.init(keyId: keyId, version: version, sealed: sealed)
     }
 }

@@ -6,7 +6,7 @@ import KMSProtocol
 /// `[A-Za-z0-9][A-Za-z0-9._-]{0,63}` and never starts with `key_`, so one
 /// string names at most one key whichever it is.
 public enum KeyIdentifier {
-    public static let keyIdPrefix = "key_"
+    public static let keyIdPrefix = NativeCiphertext.keyIdPrefix
 
     /// 16 random bytes shaped as a UUID v4 (aws-kms-v1 section 4: the AWS
     /// `KeyId` is these bytes as UUID text, which Terraform validates).
@@ -16,10 +16,7 @@ public enum KeyIdentifier {
         return keyIdPrefix + Base64.encodeURL(bytes)
     }
 
-    public static func isKeyId(_ text: String) -> Bool {
-        text.bytesHave(prefix: keyIdPrefix) && text.utf8.count <= 64 && text.utf8.count > keyIdPrefix.count
-            && text.utf8.allSatisfy { isURLSafe($0) }
-    }
+    public static func isKeyId(_ text: String) -> Bool { NativeCiphertext.isKeyId(text) }
 
     /// Path words under `/keys/` that an alias may not take, so that
     /// `GET /keys/{alias}` always reaches the alias.
