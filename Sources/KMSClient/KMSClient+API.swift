@@ -80,7 +80,7 @@ extension KMSClient {
     public func dataKey(key: String, bytes: Int? = nil, aad: Data? = nil) async throws -> DataKeyResponse {
         let made: DataKeyResponse = try await call(
             "POST", WirePath.dataKey, body: DataKeyRequest(keyId: key, bytes: bytes, aad: aad), idempotent: true)
-        try Self.requireLength(made.plaintext, bytes ?? 32, "data key")
+        try Self.requireLength(made.plaintext, bytes ?? CryptoLimits.defaultDataKeyBytes, "data key")
         try Self.checkWrapped(made.ciphertext, keyId: made.keyId, version: made.version, asked: key)
         return made
     }

@@ -85,9 +85,10 @@ public enum MasterKeyLoader {
     /// written under umask 022, a container secret mounted 0444). `kms doctor`
     /// fails on it. Only a regular file of a few bytes is read.
     private static func read(_ file: URL, logger: Logger) throws(StartupFailure) -> MasterKey {
-        let found: Data?
+        // Mode and owner as read from the descriptor the key came from, not a second look at the name.
+        let found: (data: Data, status: stat)?
         do {
-            found = try DurableFile.readIfPresent(file, maxBytes: 4096)
+            found = try DurableFile.readWithStatus(file, maxBytes: 4096)
         } catch {
             // A file this user may not read (0600 another user's), or that is not a key file at all (a folder, a
             // pipe), is the setting's to fix, not the disk's.
@@ -95,10 +96,11 @@ public enum MasterKeyLoader {
                 description: "KMS_MASTER_KEY_FILE: \(error.description)",
                 isConfiguration: error.damaged || access(file.path, R_OK) != 0)
         }
-        guard let contents = found else {
+        guard let (contents, status) = found else {
             throw StartupFailure(description: "KMS_MASTER_KEY_FILE \(file.path) cannot be read")
         }
-        if let mode = DurableFile.mode(of: file) {
+        do {
+            let mode = status.st_mode & 0o777
             if mode & 0o007 != 0 {
                 logger.warning(
                     "the master key file is open to every user of this machine: run chmod 600 on it, and treat the key as exposed if others could log in here",
@@ -112,7 +114,7 @@ public enum MasterKeyLoader {
         // Not refused: a deployment may have its administrator own the key and the service read it through
         // its group. But that user can read and replace it whatever the mode (a review: one planted before
         // the first start, owned by another uid, was used without a word).
-        if let owner = DurableFile.foreignOwner(of: file) {
+        if let owner = DurableFile.foreignOwner(status) {
             logger.warning(
                 "the master key file belongs to another user, neither this one nor root: that user can read it and replace it; chown it to this user or root unless that user is meant to hold it",
                 metadata: ["file": "\(file.path)", "owner": "\(owner)"])

@@ -5,6 +5,8 @@ public enum CryptoLimits {
     /// Largest plaintext (and `aad`) in decoded bytes.
     public static let maxPlaintextBytes = 65_536
     public static let dataKeyBytes: ClosedRange<Int64> = 16...64
+    /// A data key's size when the request names none (api-v1), which a client checks the answer against.
+    public static let defaultDataKeyBytes = 32
 }
 
 extension JSONObjectReader {

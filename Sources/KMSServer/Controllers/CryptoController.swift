@@ -66,7 +66,9 @@ struct CryptoController: Sendable {
         ) { input, call throws(KMSError) in
             try await audit.crypto("datakey", call, keyAndVersion: { ($0.keyId, $0.version) }) {
                 () throws(KMSError) in
-                try await keys.dataKey(call.key(input.keyId), bytes: input.bytes ?? 32, aad: input.aad ?? Data())
+                try await keys.dataKey(
+                    call.key(input.keyId), bytes: input.bytes ?? CryptoLimits.defaultDataKeyBytes,
+                    aad: input.aad ?? Data())
             }
         }
         routes.sealed(
