@@ -364,7 +364,7 @@ public final class KMSClient: Sendable {
                 "the connection closed before \(method) \(target) was answered, and its resend was refused "
                     + "(\(error.code ?? "")), so the server may have received it and done it; read the state before "
                     + "repeating it")
-        } catch KMSClientError.server(let status, let code, _, _, _)
+        } catch KMSClientError.server(let status, let code, _, _, _, _)
             where status >= 500 && !Self.isRepeatable(method, target)
         {
             // A failure after the request arrived may follow the change itself: the server answers a change
@@ -460,7 +460,7 @@ public final class KMSClient: Sendable {
             throw KMSClientError.server(
                 status: response.status, code: Self.printable(detail?.code ?? "unknown"),
                 message: Self.printable(detail?.message ?? ""), requestId: detail.map { Self.printable($0.requestId) },
-                field: detail?.field.map(Self.printable))
+                field: detail?.field.map(Self.printable), retryAfter: Self.retryAfter(response))
         }
         do {
             return try WireJSON.decode(Output.self, from: inner)
@@ -483,7 +483,7 @@ public final class KMSClient: Sendable {
                 return .server(
                     status: response.status, code: "unknown",
                     message: "an answer with no error body, most likely from a proxy between this client and "
-                        + "the server", requestId: nil, field: nil)
+                        + "the server", requestId: nil, field: nil, retryAfter: Self.retryAfter(response))
             }
             return .protocolViolation("the server answered \(response.status) without a seal")
         }
@@ -495,7 +495,19 @@ public final class KMSClient: Sendable {
         }
         return .server(
             status: response.status, code: code, message: Self.printable(body.error.message),
-            requestId: Self.printable(body.error.requestId), field: body.error.field.map(Self.printable))
+            requestId: Self.printable(body.error.requestId), field: body.error.field.map(Self.printable),
+            retryAfter: Self.retryAfter(response))
+    }
+
+    /// A `429` or `503` answer's `Retry-After` in seconds: delta-seconds only (RFC 9110 section 10.2.3;
+    /// this server never sends a date), at most a day, since the header is outside the seal and only a
+    /// hint (protocol-v1 section 9). Nil for any other status or value.
+    static func retryAfter(_ response: TransportResponse) -> Int? {
+        guard response.status == 429 || response.status == 503, let value = response.header("Retry-After"),
+            (1...5).contains(value.utf8.count), value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            let seconds = Int(value), seconds <= 86_400
+        else { return nil }
+        return seconds
     }
 
     /// The codes a sealed request may be refused with in plain JSON.

@@ -6,8 +6,10 @@ public import KMSProtocol
 /// failed), what a trust hook throws, and the file API its `FileFormatError` and the file system's
 /// errors.
 public enum KMSClientError: Error, Sendable, CustomStringConvertible {
-    /// The server refused the request; `code` is its stable error code.
-    case server(status: Int, code: String, message: String, requestId: String?, field: String?)
+    /// The server refused the request; `code` is its stable error code. `retryAfter` is the seconds its
+    /// `Retry-After` header asked a `429` or `503` to wait (a hint outside the seal, protocol-v1 section 9:
+    /// never more than a day is believed), so a caller can back off as long as the server asked.
+    case server(status: Int, code: String, message: String, requestId: String?, field: String?, retryAfter: Int? = nil)
     /// The server's key does not match the pinned fingerprint, or the key this client met first (trust on
     /// first use holds for a client's life); nothing secret was sent.
     case fingerprintMismatch(expected: String, actual: String)
@@ -27,7 +29,7 @@ public enum KMSClientError: Error, Sendable, CustomStringConvertible {
     /// The server's error code, if the server refused. A `String`: a newer server may answer a code this
     /// client does not know; `errorCode` gives the ones it does.
     public var code: String? {
-        if case .server(_, let code, _, _, _) = self { return code }
+        if case .server(_, let code, _, _, _, _) = self { return code }
         return nil
     }
 
@@ -35,11 +37,18 @@ public enum KMSClientError: Error, Sendable, CustomStringConvertible {
     /// caller can `switch` on it; nil for a code it does not know, or when the server did not refuse.
     public var errorCode: ErrorCode? { code.flatMap(ErrorCode.init(rawValue:)) }
 
+    /// The seconds the server asked this refusal to wait before a retry, if it said (`Retry-After`).
+    public var retryAfter: Int? {
+        if case .server(_, _, _, _, _, let retryAfter) = self { return retryAfter }
+        return nil
+    }
+
     public var description: String {
         switch self {
-        case .server(let status, let code, let message, let requestId, let field):
+        case .server(let status, let code, let message, let requestId, let field, let retryAfter):
             var text = "server refused (\(status) \(code)): \(message)"
             if let field { text += " [field: \(field)]" }
+            if let retryAfter { text += " [retry after \(retryAfter) s]" }
             if let requestId { text += " [request \(requestId)]" }
             return text
         case .fingerprintMismatch(let expected, let actual):

@@ -11,7 +11,7 @@ public struct TokenRotations: Sendable, Equatable {
     /// A failure's cause, as a stable word.
     static func cause(of error: any Error) -> String {
         switch error {
-        case KMSClientError.server(_, let code, _, _, _): return code
+        case KMSClientError.server(_, let code, _, _, _, _): return code
         case KMSClientError.fingerprintMismatch: return "fingerprint_mismatch"
         case KMSClientError.protocolViolation: return "protocol_violation"
         case KMSClientError.configuration: return "configuration"

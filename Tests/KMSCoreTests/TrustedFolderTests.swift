@@ -41,4 +41,41 @@ import Testing
         // Not a folder, or missing: nothing to judge (a missing one is made 0700).
         #expect(DurableFile.untrustedFolder(folder.appendingPathComponent("absent")) == nil)
     }
+
+    /// The way to the folder: a `0700` folder under one every user may write (not sticky), or under
+    /// another user's, is theirs to rename and replace between two starts; a link on the way that another
+    /// user owns is theirs to repoint. Folders still to be made are skipped; `/tmp`'s sticky bit is trusted.
+    @Test func foldersAboveThatOthersControlAreRefused() throws {
+        let top = FileManager.default.temporaryDirectory.appendingPathComponent("kms-above-\(UUID().uuidString)")
+        let data = top.appendingPathComponent("data")
+        let keys = data.appendingPathComponent("keys")
+        try FileManager.default.createDirectory(at: keys, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: top) }
+        #expect(DurableFile.untrustedAncestor(of: keys) == nil)
+        #expect(DurableFile.untrustedAncestor(of: keys.appendingPathComponent("not/yet/made")) == nil)
+        #expect(chmod(top.path, 0o777) == 0)
+        #expect(DurableFile.untrustedAncestor(of: keys)?.contains("folder \(top.path), above") == true)
+        #expect(
+            DurableFile.untrustedAncestor(of: keys.appendingPathComponent("not/yet"))?.contains("is mode 777") == true)
+        #expect(chmod(top.path, 0o1777) == 0)
+        #expect(DurableFile.untrustedAncestor(of: keys) == nil)
+        #expect(chmod(top.path, 0o755) == 0)
+        if geteuid() == 0 {
+            #expect(chown(top.path, 1234, 1234) == 0)
+            #expect(DurableFile.untrustedAncestor(of: keys)?.contains("belongs to uid 1234") == true)
+            // Judged where the path leads, too: a link of ours to a folder under another user's.
+            let link = FileManager.default.temporaryDirectory.appendingPathComponent("kms-link-\(UUID().uuidString)")
+            try FileManager.default.createSymbolicLink(at: link, withDestinationURL: data)
+            defer { try? FileManager.default.removeItem(at: link) }
+            #expect(
+                DurableFile.untrustedAncestor(of: link.appendingPathComponent("keys"))?.contains("uid 1234") == true)
+            #expect(chown(top.path, 0, 0) == 0)
+            #expect(DurableFile.untrustedAncestor(of: link.appendingPathComponent("keys")) == nil)
+            // Another user's link on the way: theirs to repoint.
+            #expect(lchown(link.path, 1234, 1234) == 0)
+            #expect(
+                DurableFile.untrustedAncestor(of: link.appendingPathComponent("keys"))?.contains(
+                    "is a link that belongs to uid 1234") == true)
+        }
+    }
 }

@@ -1036,6 +1036,40 @@ extension ClientTests {
         }
     }
 
+    /// A refusal that asks the caller to wait says how long: a sealed `429` (a token rotation over
+    /// `KMS_ROTATE_MAX`) and a plain one (`/session/init` over the pending sessions of an address) carry the
+    /// server's `Retry-After` in the error. Before, the Swift client dropped it (a last note's Left item).
+    /// Only delta-seconds up to a day are believed: the header is outside the seal.
+    @Test func aRefusalCarriesTheServersRetryAfter() async throws {
+        try await TestServer(["KMS_ROTATE_MAX": "1", "KMS_ROTATE_WINDOW_MS": "30000", "KMS_PENDING_PER_ADDRESS": "1"])
+            .run { server in
+                let kms = try client(server.port)
+                _ = try await kms.rotateToken()
+                let sealed = await #expect(throws: KMSClientError.self) { _ = try await kms.rotateToken() }
+                #expect(sealed?.errorCode == .rateLimited && sealed?.retryAfter == 30, "\(String(describing: sealed))")
+                #expect(sealed?.description.contains("[retry after 30 s]") == true)
+                // The client's own exchange left no pending session; a second client's init holds the only one.
+                let holder = try client(server.port)
+                _ = try await holder.transport.send(
+                    TransportRequest(method: "GET", target: WirePath.sessionInit, headers: [], body: nil))
+                let plain = await #expect(throws: KMSClientError.self) {
+                    _ = try await self.client(server.port).connect()
+                }
+                #expect(
+                    plain?.errorCode == .tooManyPendingSessions && plain?.retryAfter == 60,
+                    "\(String(describing: plain))")
+                try await kms.close()
+            }
+        func answer(_ status: Int, _ value: String) -> TransportResponse {
+            TransportResponse(status: status, headers: [("Retry-After", value)], body: Data())
+        }
+        #expect(KMSClient.retryAfter(answer(503, "7")) == 7 && KMSClient.retryAfter(answer(429, "86400")) == 86_400)
+        for (status, value) in [(429, "86401"), (429, "-1"), (429, "+5"), (429, " 5"), (429, "0x10"), (400, "5")] {
+            #expect(KMSClient.retryAfter(answer(status, value)) == nil, "\(status) \(value)")
+        }
+        #expect(KMSClient.retryAfter(answer(503, "Wed, 21 Oct 2015 07:28:00 GMT")) == nil)
+    }
+
     /// A call held back while the session changes stops waiting when its task is cancelled: one waiting for
     /// a key exchange that does not come back (a server that stopped answering), and one waiting behind a
     /// token rotation. Before, each waited for the change to end, here an hour.

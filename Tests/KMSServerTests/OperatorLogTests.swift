@@ -1,19 +1,37 @@
+import Foundation
 import KMSCore
 import Testing
 
 @testable import KMSServer
 
 /// A full disk made one `request failed` line per storage `503` (a review: 488 in a burst). They are
-/// thinned as refusals are: once a second per code, five a second in all, with the count left out.
+/// thinned with the request lines of `429` and `5xx` answers, by one decision (once a second per address,
+/// five a second in all, with the count left out), so a failure line never goes without its request line.
 @Suite struct OperatorLogTests {
-    @Test func failuresThatNeedTheOperatorAreThinned() {
+    @Test func failuresThatNeedTheOperatorAreThinned() async throws {
+        var server = try TestServer()
+        let sessions = FailingSessionStore()
+        server.dependencies.sessionStore = sessions
         let lines = LogCounter()
-        let full = KMSError(
-            .serverBusy, "the store cannot be written; try again later", detail: "No space left on device")
-        let sampler = RefusalLogSampler(perAddress: 1, perSecond: 5)  // its own: other tests' 503s share the server's
-        for index in 0..<20 { _ = full.response(requestId: "r\(index)", logger: lines.logger, failureLog: sampler) }
-        #expect(lines.count("request failed") == 1, "\(lines.counts.withLock { $0 })")
-        #expect(lines.values("request failed", "code") == ["server_busy"])
+        server.dependencies.logger = lines.logger
+        try await server.run { client in
+            let session = WireSession(client: client)
+            try await session.establish()
+            sessions.failLookups.withLock { $0 = true }
+            let start = ContinuousClock.now
+            for _ in 0..<20 {
+                let answer = try await session.call(.post, "/crypto/random", #"{"bytes":4}"#)
+                #expect(answer.status == 503 && answer.errorCode == "server_busy")
+            }
+            let elapsed = ContinuousClock.now - start
+            let failed = lines.values("request failed", "requestId")
+            // One line a second from one address: the first, and one more each second the loop took.
+            #expect(failed.count >= 1 && failed.count <= 1 + Int(elapsed.components.seconds), "\(failed) \(elapsed)")
+            #expect(lines.values("request failed", "code").allSatisfy { $0 == "server_busy" })
+            // Each failure line has its request line (one decision), and no other 503 was logged.
+            let logged = zip(lines.values("request", "requestId"), lines.values("request", "status"))
+            #expect(logged.filter { $0.1 == "503" }.map(\.0) == failed, "\(Array(logged))")
+        }
     }
 
     /// `suppressedKeys` names the first eight and the last eight left out (sixteen junk names sent first

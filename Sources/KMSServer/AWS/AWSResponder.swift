@@ -20,7 +20,7 @@ struct AWSResponder: HTTPResponder {
     let logger: Logger
     let audit: Auditor
     let refusalLog = RefusalLogSampler()
-    /// `429` and `503` answers, thinned as the native door's are (`EdgeResponder.busyLog`).
+    /// `429` and `5xx` answers, thinned as the native door's are (`EdgeResponder.busyLog`).
     let busyLog = RefusalLogSampler(perAddress: 1, perSecond: 5)
     static let contentType = "application/x-amz-json-1.1"
     static let errorType = HTTPField.Name("x-amzn-ErrorType") ?? .contentType
@@ -47,12 +47,12 @@ struct AWSResponder: HTTPResponder {
         response.headers[Self.requestIdHeader] = requestId
         let (status, client) = (response.status.code, context.peer?.description ?? "unknown")
         // Refusals before authentication are logged a few lines a second at most, and so are `429` and
-        // `503` answers (a full body budget answers every peer that sends a large body before it signs).
+        // `5xx` answers (a full body budget answers every peer that sends a large body before it signs).
         if [400, 403, 404, 413].contains(status), operation == "-", refusalLog.admit(client, now: Date()) == nil {
             return response
         }
         var suppressed = "0"
-        if status == 429 || status == 503 {
+        if status == 429 || status >= 500 {
             guard let left = busyLog.admit(client, now: Date()) else { return response }
             suppressed = "\(left)"
         }

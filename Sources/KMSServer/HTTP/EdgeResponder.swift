@@ -26,10 +26,12 @@ struct EdgeResponder: HTTPResponder {
     let audit: Auditor
     /// Refusals are logged a few lines a second at most (the request line below too).
     let refusalLog = RefusalLogSampler()
-    /// The request lines of `429` and `503` answers: a flood of `/session/init` past its bounds wrote
-    /// one 210-byte line per refusal, 212 MB in a minute and a half (a review): at most one line per
-    /// address a second and five a second in all, each counting what it left out (the metrics count
-    /// every answer).
+    /// The request lines of `429` and `5xx` answers, and the `request failed` line that goes with a failure
+    /// the operator must see: a flood of `/session/init` past its bounds wrote one 210-byte line per
+    /// refusal, 212 MB in a minute and a half, and a full disk a `request failed` line per request, 488
+    /// in a burst (reviews): at most one line per address a second and five a second in all, each
+    /// counting what it left out (the metrics count every answer). One decision for both lines, as the
+    /// AWS door's (`AWSResponder.busyLog`).
     let busyLog = RefusalLogSampler(perAddress: 1, perSecond: 5)
     /// The metric label of a path that matched no route.
     static let unmatched = "unmatched"
@@ -41,6 +43,7 @@ struct EdgeResponder: HTTPResponder {
         var routeLabel = Self.unmatched
         var response: Response
         var logRequest = true
+        var failure: KMSError?
         let forwardedFor = request.headers[values: HeaderNames.forwardedFor]
         if forwardedFor.isEmpty, let peer = context.peer, resolver.isTrustedProxy(peer) {
             metrics.recordMissingForwardedFor()
@@ -59,9 +62,10 @@ struct EdgeResponder: HTTPResponder {
                     ])
             }
             audit.refused(address: address?.description ?? "unknown", at: Date())
-            response = KMSError(
-                .addressNotAllowed, "this client address is not on the server's allowlist (KMS_WHITELIST)"
-            ).response(requestId: context.requestId, logger: logger)
+            response =
+                KMSError(
+                    .addressNotAllowed, "this client address is not on the server's allowlist (KMS_WHITELIST)"
+                ).response(requestId: context.requestId).response
         case .allowed(let address):
             context.clientAddress = address
             do {
@@ -73,8 +77,8 @@ struct EdgeResponder: HTTPResponder {
                 }
                 response = try await route.handler(request, context)
             } catch {
-                let (failure, sealing) = KMSError.from(error)
-                response = failure.response(requestId: context.requestId, sealedFor: sealing, logger: logger)
+                let (error, sealing) = KMSError.from(error)
+                (response, failure) = error.response(requestId: context.requestId, sealedFor: sealing)
             }
         }
         securityHeaders.apply(to: &response.headers)
@@ -84,9 +88,17 @@ struct EdgeResponder: HTTPResponder {
             route: routeLabel, method: request.method.rawValue, status: response.status.code, elapsed: elapsed)
         guard logRequest else { return response }
         var suppressed: Int?
-        if response.status == .tooManyRequests || response.status == .serviceUnavailable {
+        if response.status == .tooManyRequests || response.status.code >= 500 {
             suppressed = busyLog.admit(context.clientAddress?.description ?? "unknown", now: Date())
             guard suppressed != nil else { return response }
+        }
+        if let failure, failure.needsOperatorAttention {
+            logger.error(
+                "request failed",
+                metadata: [
+                    "requestId": "\(context.requestId)", "code": "\(failure.code.rawValue)",
+                    "detail": "\(failure.detail ?? "")", "suppressedSinceLast": "\(suppressed ?? 0)",
+                ])
         }
         // The method as the client wrote it, capped as audit fields are (a request head may be 80 KB, and
         // a path of quotes doubled in the log: a probe wrote twice what it sent); the path with what

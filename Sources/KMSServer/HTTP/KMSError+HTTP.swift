@@ -43,36 +43,24 @@ extension KMSError {
         return fields
     }
 
-    static let failureLog = RefusalLogSampler(perAddress: 1, perSecond: 5)
-
-    /// The one place an error becomes a response: sealed for `request` when
-    /// the error came after authentication (protocol v1 section 5), plain
-    /// JSON otherwise. Should sealing itself fail, that is logged and the
-    /// answer is a plain `500`.
-    /// `failureLog`: the sampler of `request failed` lines (a test passes its own).
-    func response(
-        requestId: String, sealedFor request: AuthenticatedRequest? = nil, logger: Logger,
-        failureLog: RefusalLogSampler = KMSError.failureLog
-    ) -> Response {
-        // Thinned as refusals are (once a second per code, five a second in all, with the count left out):
-        // a full disk made a line per request (a review: 488).
-        if needsOperatorAttention, let suppressed = failureLog.admit(code.rawValue, now: Date()) {
-            logger.error(
-                "request failed",
-                metadata: [
-                    "requestId": "\(requestId)", "code": "\(code.rawValue)", "detail": "\(detail ?? "")",
-                    "suppressedSinceLast": "\(suppressed)",
-                ])
-        }
+    /// The one place an error becomes a response: sealed for `request` when the error came after
+    /// authentication (protocol v1 section 5), plain JSON otherwise. Should sealing itself fail, the
+    /// answer is a plain `500` and `answered` is that internal error, so the caller logs what was sent
+    /// (`EdgeResponder` logs `request failed` with its request line, under one sampling decision).
+    func response(requestId: String, sealedFor request: AuthenticatedRequest? = nil) -> (
+        response: Response, answered: KMSError
+    ) {
         var body = body(requestId: requestId)
         if let request {
             do {
                 body = try request.seal(body, status: Int(code.httpStatus.code))
             } catch {
-                return error.response(requestId: requestId, logger: logger)
+                return error.response(requestId: requestId)
             }
         }
-        return Response(status: code.httpStatus, headers: headers, body: .init(byteBuffer: ByteBuffer(data: body)))
+        let response = Response(
+            status: code.httpStatus, headers: headers, body: .init(byteBuffer: ByteBuffer(data: body)))
+        return (response, self)
     }
 
     /// Any error reaching the edge of the server, as a `KMSError` and the

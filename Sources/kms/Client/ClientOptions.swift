@@ -337,7 +337,7 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
         {
             message = remembered
         }
-        if client.configuration.clientKey == nil, case .server(_, _, _, _, "clientKey") = error {
+        if client.configuration.clientKey == nil, case .server(_, _, _, _, "clientKey", _) = error {
             // The server wants a signed key exchange and this client had no key to sign with.
             // Said on the same line: the error's message is shown as one line (it may quote the server).
             message +=

@@ -5,11 +5,13 @@ import Synchronization
 
 /// An in-memory session store whose `deleteSessions(clientId:)` can be made
 /// to fail, as a database that went away between two writes would (for the
-/// revocation's second step), and which can run a hook before a session is
-/// created.
+/// revocation's second step), whose session lookups can be made to fail (a store
+/// that cannot be read: every sealed call's `503`), and which can run a hook before
+/// a session is created.
 final class FailingSessionStore: SessionStore {
     let inner = InMemorySessionStore()
     let failClientDeletes = Mutex(false)
+    let failLookups = Mutex(false)
     /// Run once, before the next session is created (a revocation landing
     /// between a key exchange's client check and its session).
     let beforeCreateSession = Mutex<(@Sendable () async -> Void)?>(nil)
@@ -37,7 +39,8 @@ final class FailingSessionStore: SessionStore {
         try await inner.createSession(session, now: now, max: max, perClient: perClient)
     }
     func session(tokenHash: TokenHash, now: Date) async throws(KMSError) -> SessionRecord? {
-        try await inner.session(tokenHash: tokenHash, now: now)
+        if failLookups.withLock({ $0 }) { throw KMSError.storageUnavailable("test: No space left on device") }
+        return try await inner.session(tokenHash: tokenHash, now: now)
     }
     func acceptSequence(
         sessionId: String, tokenHash: TokenHash, seq: UInt64, now: Date, policy: SessionPolicy
