@@ -61,25 +61,53 @@ extension KMSClient {
     /// plaintext, but not the whole of it.
     @discardableResult
     public func decryptStream(
-        threads: Int = KMSClient.defaultFileThreads, expectedContext: [String: String]? = nil, read: FileStream.Read,
-        write: FileStream.Write, progress: ((UInt64) -> Void)? = nil
+        threads: Int = KMSClient.defaultFileThreads, expectedContext: [String: String]? = nil,
+        expectedKey: String? = nil, read: FileStream.Read, write: FileStream.Write,
+        progress: ((UInt64) -> Void)? = nil
     ) async throws -> FileHeader {
         let (header, _, commitment) = try await FileStream.readHeader(read: read)
-        let keys = try await fileKeys(header, commitment: commitment, expectedContext: expectedContext)
+        let keys = try await fileKeys(
+            header, commitment: commitment, expectedContext: expectedContext, expectedKey: expectedKey)
         try await FileStream.decrypt(keys: keys, threads: threads, read: read, write: write, progress: progress)
         return header
     }
 
     /// Steps 3 of section 4: unwrap at the server, derive, check the commitment. With `expectedContext`,
-    /// a header whose context is not exactly that is `context_mismatch` before anything is sent.
-    func fileKeys(_ header: FileHeader, commitment: Data, expectedContext: [String: String]?) async throws -> FileKeys {
+    /// a header whose context is not exactly that is `context_mismatch`, and with `expectedKey` (a key id,
+    /// or an alias this client may read) one wrapped under another key `key_mismatch`, before the data key
+    /// is asked for. The wrapped key must be a native ciphertext (`kms:v1:<keyId>:<version>:…`, which
+    /// names its key: `kms inspect-file` shows it), and the server's answer must name that key and version.
+    func fileKeys(
+        _ header: FileHeader, commitment: Data, expectedContext: [String: String]?, expectedKey: String? = nil
+    ) async throws -> FileKeys {
+        // The format keeps the wrapped key opaque; this client opens only what it writes: a key that names
+        // itself. The server also unwraps the AWS door's form, which names nothing a reader could check (a
+        // review made `inspect-file` show "key ?" for a file that then decrypted).
+        guard let named = NativeCiphertext.keyAndVersion(header.wrappedKey) else {
+            throw FileFormatError(
+                .headerMalformed,
+                "the file's wrapped key is not a kms:v1 ciphertext naming its key; this client does not open it")
+        }
         if let expectedContext, !header.hasContext(expectedContext) {
             throw FileFormatError(
                 .contextMismatch,
                 "the file's context is not the one expected: another file than the one asked for, or a context mistyped (kms inspect-file shows the file's)"
             )
         }
+        if let expectedKey {
+            let wanted = NativeCiphertext.isKeyId(expectedKey) ? expectedKey : try await key(expectedKey).keyId
+            guard named.keyId == wanted else {
+                throw FileFormatError(
+                    .keyMismatch,
+                    "the file's data key is wrapped under \(named.keyId), not the key expected (\(wanted)): a file made under another key (kms inspect-file shows the file's)"
+                )
+            }
+        }
         let unwrapped = try await decrypt(ciphertext: header.wrappedKey, aad: header.kmsAAD)
+        guard unwrapped.keyId == named.keyId, unwrapped.version == named.version else {
+            throw KMSClientError.protocolViolation(
+                "the server unwrapped the file's data key under a key or version other than the one its header names")
+        }
         let keys = try FileKeys(dataKey: SymmetricKey(data: unwrapped.plaintext), header: header)
         try keys.verify(storedCommitment: commitment)
         return keys
@@ -108,13 +136,16 @@ extension KMSClient {
     /// The file's context authenticates its header, not which file it is: a file swapped for another
     /// under the same key (by whoever can write where it is stored) decrypts under its own context.
     /// Pass the context it was encrypted with as `expectedContext` (`context_mismatch` otherwise,
-    /// before the server is asked), or read the returned header's. The plaintext is written to a
+    /// before the server is asked), or read the returned header's; and the key as `expectedKey` when the
+    /// client may decrypt under several (`key_mismatch` otherwise: a client with `crypto:datakey` on any of
+    /// them can make a file with the context expected). The plaintext is written to a
     /// temporary file (mode 0600) beside `output` and renamed only when all of it verified; a process
     /// killed meanwhile leaves that file (`.NAME.kms-tmp-…`) behind, in a synced folder too.
     @discardableResult
     public func decryptFile(
-        at input: URL, to output: URL, expectedContext: [String: String]? = nil, range: ClosedRange<UInt64>? = nil,
-        threads: Int = KMSClient.defaultFileThreads, progress: ((UInt64) -> Void)? = nil
+        at input: URL, to output: URL, expectedContext: [String: String]? = nil, expectedKey: String? = nil,
+        range: ClosedRange<UInt64>? = nil, threads: Int = KMSClient.defaultFileThreads,
+        progress: ((UInt64) -> Void)? = nil
     ) async throws -> FileHeader {
         let source = try FileHandle(forReadingFrom: input)
         defer { try? source.close() }
@@ -122,17 +153,17 @@ extension KMSClient {
             if let range {
                 return try await decryptRange(
                     source, start: range.lowerBound, end: range.upperBound, expectedContext: expectedContext,
-                    write: { try sink.write($0) })
+                    expectedKey: expectedKey, write: { try sink.write($0) })
             }
             if let header = try await decryptSeekable(
-                source, threads: threads, expectedContext: expectedContext, write: { try sink.write($0) },
-                progress: progress)
+                source, threads: threads, expectedContext: expectedContext, expectedKey: expectedKey,
+                write: { try sink.write($0) }, progress: progress)
             {
                 return header
             }
             return try await decryptStream(
-                threads: threads, expectedContext: expectedContext, read: { try FileIO.readExactly(source, $0) },
-                write: { try sink.write($0) }, progress: progress)
+                threads: threads, expectedContext: expectedContext, expectedKey: expectedKey,
+                read: { try FileIO.readExactly(source, $0) }, write: { try sink.write($0) }, progress: progress)
         }
     }
 
@@ -144,12 +175,13 @@ extension KMSClient {
     /// As with `decryptStream`, discard what `write` was given when this throws.
     public func decryptSeekable(
         _ source: FileHandle, threads: Int = KMSClient.defaultFileThreads, expectedContext: [String: String]? = nil,
-        write: FileStream.Write, progress: ((UInt64) -> Void)? = nil
+        expectedKey: String? = nil, write: FileStream.Write, progress: ((UInt64) -> Void)? = nil
     ) async throws -> FileHeader? {
         guard let readAt = FileIO.positionalReader(source) else { return nil }
         try source.seek(toOffset: 0)
         let (header, length, commitment) = try await FileStream.readHeader(read: { try FileIO.readExactly(source, $0) })
-        let keys = try await fileKeys(header, commitment: commitment, expectedContext: expectedContext)
+        let keys = try await fileKeys(
+            header, commitment: commitment, expectedContext: expectedContext, expectedKey: expectedKey)
         try await FileStream.decrypt(
             keys: keys, headerLength: length, fileSize: try source.seekToEnd(), threads: threads, readAt: readAt,
             write: write, progress: progress)
@@ -162,11 +194,12 @@ extension KMSClient {
     @discardableResult
     public func decryptRange(
         _ source: FileHandle, start: UInt64, end: UInt64, expectedContext: [String: String]? = nil,
-        write: FileStream.Write
+        expectedKey: String? = nil, write: FileStream.Write
     ) async throws -> FileHeader {
         try source.seek(toOffset: 0)
         let (header, length, commitment) = try await FileStream.readHeader(read: { try FileIO.readExactly(source, $0) })
-        let keys = try await fileKeys(header, commitment: commitment, expectedContext: expectedContext)
+        let keys = try await fileKeys(
+            header, commitment: commitment, expectedContext: expectedContext, expectedKey: expectedKey)
         let size = try source.seekToEnd()
         let layout = try FileLayout(headerLength: length, fileSize: size)
         try await FileStream.decryptRange(
@@ -228,11 +261,12 @@ extension KMSClient {
     @discardableResult
     public func decrypt<Input: AsyncSequence>(
         _ input: Input, threads: Int = KMSClient.defaultFileThreads, expectedContext: [String: String]? = nil,
-        write: FileStream.Write
+        expectedKey: String? = nil, write: FileStream.Write
     ) async throws -> FileHeader where Input.Element == Data {
         var reader = AsyncBlockReader(input.makeAsyncIterator())
         return try await decryptStream(
-            threads: threads, expectedContext: expectedContext, read: { try await reader.read($0) }, write: write)
+            threads: threads, expectedContext: expectedContext, expectedKey: expectedKey,
+            read: { try await reader.read($0) }, write: write)
     }
 }
 

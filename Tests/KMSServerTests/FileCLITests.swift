@@ -164,6 +164,31 @@ import Testing
         let both = try await CLIProcess.run(
             ["decrypt-file", "--no-context", "--context", "a=b", bare.path, "-"], environment: env)
         #expect(both.status == 64 && both.stderr.contains("cannot be used together"), "\(both.stderr)")
+        // --key: a file made under another key this client also decrypts with, with the context expected, is
+        // key_mismatch (a review: it decrypted without a word); what a file was under is said on success.
+        #expect(try await CLIProcess.run(["keys", "generate", "--alias", "elsewhere"], environment: env).status == 0)
+        let planted = folder.appendingPathComponent("planted.kms")
+        let plantedMade = try await CLIProcess.run(
+            [
+                "encrypt-file", "--key", "elsewhere", "--context", "app=photos", "--context", "owner=me=too",
+                input.path, planted.path,
+            ], environment: env)
+        #expect(plantedMade.status == 0, "\(plantedMade.stderr)")
+        let expectedPairs = ["--context", "app=photos", "--context", "owner=me=too"]
+        for extra in [[], ["--range", "0-9"]] {
+            let pinned = try await CLIProcess.run(
+                ["decrypt-file", "--key", "files"] + expectedPairs + extra + [planted.path, elsewhere.path],
+                environment: env)
+            #expect(pinned.status == 1 && pinned.stderr.contains("key_mismatch"), "\(extra): \(pinned.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: elsewhere.path))
+        }
+        let ownKey = try await CLIProcess.run(
+            ["decrypt-file", "--key", "files"] + expectedPairs + [sealed.path, matched.path], environment: env)
+        #expect(try ownKey.status == 0 && Data(contentsOf: matched) == plain, "\(ownKey.stderr)")
+        #expect(
+            ownKey.stderr.contains("decrypted \(sealed.path) under key_")
+                && ownKey.stderr.contains(" v1, context app=photos owner=me=too"), "\(ownKey.stderr)")
+        #expect(none.stderr.contains(" v1, no context"), "\(none.stderr)")
 
         let part = folder.appendingPathComponent("part.raw")
         let ranged = try await CLIProcess.run(
@@ -561,6 +586,36 @@ import Testing
             opened.append($0)
         }
         #expect(opened == plain)
+        // The library's expectedKey: a key id the file is not under is key_mismatch before anything is sent;
+        // an alias is resolved (one read of the key), and the file's own key passes.
+        func decrypt(_ file: Data, expectedKey: String?) async throws -> Data {
+            var out = Data()
+            try await kms.decrypt(
+                AsyncStream {
+                    $0.yield(file); $0.finish()
+                }, expectedKey: expectedKey
+            ) { out.append($0) }
+            return out
+        }
+        let other = try await kms.generateKey()
+        let beforeKey = spy.targets.count
+        let wrongKey = await #expect(throws: FileFormatError.self) {
+            _ = try await decrypt(sealed, expectedKey: other.keyId)
+        }
+        #expect(wrongKey?.code == .keyMismatch && spy.targets.count == beforeKey)
+        #expect(try await decrypt(sealed, expectedKey: used.keyId) == plain)
+        #expect(try await decrypt(sealed, expectedKey: "stream") == plain)
+        // A wrapped key that names no key (the AWS door's form, or anything else): not opened, nothing sent
+        // (a review: inspect-file showed "key ?" for a file that then decrypted).
+        var offset = 0
+        let (fileHeader, length, _) = try await FileStream.readHeader(read: { count in
+            defer { offset += count }
+            return sealed.subdata(in: min(offset, sealed.count)..<min(offset + count, sealed.count))
+        })
+        let forged = try fileHeader.replacingWrappedKey("QUJDREVGR0g=").encoded + sealed.dropFirst(length)
+        let beforeForged = spy.targets.count
+        let unnamed = await #expect(throws: FileFormatError.self) { _ = try await decrypt(forged, expectedKey: nil) }
+        #expect(unnamed?.code == .headerMalformed && spy.targets.count == beforeForged)
         try await kms.close()
     }
 }

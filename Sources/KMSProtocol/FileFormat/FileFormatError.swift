@@ -19,6 +19,10 @@ public struct FileFormatError: Error, Equatable, Sendable, CustomStringConvertib
         /// This project's own: the file's context is not the one the reader expects (`expectedContext`,
         /// `kms decrypt-file --context`), so it is another file than the one asked for.
         case contextMismatch = "context_mismatch"
+        /// This project's own: the file's wrapped key is not under the key the reader expects
+        /// (`expectedKey`, `kms decrypt-file --key`): a file made under another key it may also decrypt
+        /// with, by whoever holds `crypto:datakey` there, with the context expected (a review).
+        case keyMismatch = "key_mismatch"
     }
 
     public let code: Code

@@ -294,6 +294,12 @@ struct DecryptFileCommand: AsyncParsableCommand {
         name: .customLong("no-context"),
         help: "The file was encrypted with no context: one with a context is context_mismatch.")
     var noContext = false
+    @Option(
+        name: .long,
+        help:
+            "The key the file was encrypted under, a key id or an alias this client may read: a file under any other is key_mismatch, before its data key is asked for (a client that may use another key you decrypt with can make a file with your context)."
+    )
+    var key: String?
     @Argument(help: "The encrypted file, or -.") var input: String
     @Argument(help: "Where to write the plaintext, or -.") var output: String
 
@@ -316,27 +322,37 @@ struct DecryptFileCommand: AsyncParsableCommand {
         }
         let endpoints = FileEndpoints(input: input, output: output)
         let progress = ProgressLine(total: endpoints.inputSize)
-        _ = try await withClient(client) { kms in
+        let header = try await withClient(client) { kms in
             try await endpoints.withStreams(privateInput: true) { read, write, source in
                 let threads = FileContext.clampThreads(threads)
                 if let bounds {
-                    try await kms.decryptRange(
-                        source, start: bounds.start, end: bounds.end, expectedContext: expected, write: write)
-                    return
+                    return try await kms.decryptRange(
+                        source, start: bounds.start, end: bounds.end, expectedContext: expected, expectedKey: key,
+                        write: write)
                 }
                 // A named regular file is read by position; `-` (even a redirected file) as a stream.
                 if input != "-",
-                    try await kms.decryptSeekable(
-                        source, threads: threads, expectedContext: expected, write: write, progress: progress.update)
-                        != nil
+                    let header = try await kms.decryptSeekable(
+                        source, threads: threads, expectedContext: expected, expectedKey: key, write: write,
+                        progress: progress.update)
                 {
-                    return
+                    return header
                 }
-                try await kms.decryptStream(
-                    threads: threads, expectedContext: expected, read: read, write: write, progress: progress.update)
+                return try await kms.decryptStream(
+                    threads: threads, expectedContext: expected, expectedKey: key, read: read, write: write,
+                    progress: progress.update)
             }
         }
         progress.finish()
+        // What it was under, as encrypt-file and rewrap-file say (a review: a file made under another key with
+        // the context expected decrypted without a word). The header was authenticated by the unwrap; the
+        // context is still escaped, as inspect-file shows it.
+        if let named = NativeCiphertext.keyAndVersion(header.wrappedKey) {
+            let context = header.context.map { TerminalText.escaped("\($0.key)=\($0.value)") }
+            writeToStandardError(
+                "decrypted \(TerminalText.escaped(input)) under \(named.keyId) v\(named.version)"
+                    + (context.isEmpty ? ", no context" : ", context \(context.joined(separator: " "))") + "\n")
+        }
     }
 }
 
