@@ -55,6 +55,7 @@ start)
     # TLS with the certificate checked; PostgresTLSTests tries the other modes.
     export KMS_TEST_POSTGRES_URL="postgres://kms:kms-test@127.0.0.1:$pg_port/kms?sslmode=verify-full&sslrootcert=$tls/ca.crt"
     export KMS_TEST_POSTGRES_TLS_CA="$tls/ca.crt" KMS_TEST_POSTGRES_OTHER_CA="$tls/other-ca.crt"
+    export KMS_TEST_POSTGRES_SOCKET_DIR="$pg_dir"
     echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') running on 127.0.0.1:$pg_port ($pg_dir), TLS from a throw-away CA"
     ;;
 stop)

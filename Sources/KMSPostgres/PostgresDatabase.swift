@@ -37,9 +37,16 @@ public final class PostgresDatabase: Sendable {
         self.callTimeout = callTimeout
         let startupTimeout = max(callTimeout, Self.startupTimeoutFloor)
         try await Self.probe(target, logger: logger, timeout: startupTimeout)
-        var configuration = PostgresClient.Configuration(
-            host: target.host, port: target.port, username: target.username, password: target.password,
-            database: target.database, tls: try target.clientTLS())
+        var configuration =
+            if let socket = target.socketPath {
+                PostgresClient.Configuration(
+                    unixSocketPath: socket, username: target.username, password: target.password,
+                    database: target.database)
+            } else {
+                PostgresClient.Configuration(
+                    host: target.host, port: target.port, username: target.username, password: target.password,
+                    database: target.database, tls: try target.clientTLS())
+            }
         configuration.options.maximumConnections = maximumConnections
         configuration.options.connectTimeout = callTimeout / 2
         // A stuck statement or a row lock held by a stalled instance fails instead of hanging, inside the
@@ -127,7 +134,11 @@ public final class PostgresDatabase: Sendable {
 
     /// A single connection's configuration for `target` (the probe's and the listener's).
     private static func connectionConfiguration(_ target: PostgresURL) throws -> PostgresConnection.Configuration {
-        PostgresConnection.Configuration(
+        if let socket = target.socketPath {
+            return PostgresConnection.Configuration(
+                unixSocketPath: socket, username: target.username, password: target.password, database: target.database)
+        }
+        return PostgresConnection.Configuration(
             host: target.host, port: target.port, username: target.username, password: target.password,
             database: target.database, tls: try target.connectionTLS())
     }
@@ -260,11 +271,22 @@ public final class PostgresDatabase: Sendable {
         } catch {
             throw StartupFailure(
                 description:
-                    "KMS_DATABASE_URL: cannot connect to \(target.host):\(target.port)/\(target.database) as \(target.username) (sslmode=\(target.sslMode.rawValue)): \(describe(error))"
+                    "KMS_DATABASE_URL: cannot connect to \(target.location)/\(target.database) as \(target.username) (\(target.socketPath == nil ? "sslmode=\(target.sslMode.rawValue)" : "Unix socket")): \(describe(error))"
             )
         }
-        let location = "\(target.host):\(target.port)/\(target.database)"
-        if encrypted {
+        let location = "\(target.location)/\(target.database)"
+        // A password sent over TCP to a database whose certificate is not checked goes to whatever answers at
+        // that address: on loopback, any local user who listens on the port while the database is down or
+        // restarting (each instance reconnects within seconds) gets it in clear text or as a crackable MD5
+        // (a review); across a network, anyone on the path. Said for loopback too.
+        if target.socketPath == nil, target.password != nil, !target.checksCertificate {
+            logger.warning(
+                "PostgreSQL password is sent to whatever answers at the database's address: the database's certificate is not checked, so another local user listening on that port while the database is down (or anyone on the path) can be handed it; connect through the Unix socket (host=/var/run/postgresql, with peer authentication and no password) or set sslmode=verify-full with sslrootcert",
+                metadata: ["database": "\(location)", "sslmode": "\(target.sslMode.rawValue)"])
+        }
+        if target.socketPath != nil {
+            logger.notice("PostgreSQL connection uses a Unix socket", metadata: ["database": "\(location)"])
+        } else if encrypted {
             logger.notice(
                 "PostgreSQL connection uses TLS",
                 metadata: ["database": "\(location)", "sslmode": "\(target.sslMode.rawValue)"])

@@ -7,7 +7,9 @@ import PostgresNIO
 /// connection is protected.
 ///
 /// `postgres://user[:password]@host[:port]/database[?sslmode=…&sslrootcert=…]`
-/// (also `postgresql://`). The two parameters mean what they mean to libpq,
+/// (also `postgresql://`), or a Unix socket's folder as libpq's `host` parameter
+/// (`postgres://user@/database?host=/var/run/postgresql`; the port names the socket,
+/// `.s.PGSQL.5432`). The three parameters mean what they mean to libpq,
 /// so a URL that works with `psql` works here; any other parameter is refused
 /// at start with its name, instead of being ignored as it once was.
 struct PostgresURL: Sendable {
@@ -41,12 +43,17 @@ struct PostgresURL: Sendable {
     let sslMode: SSLMode
     /// The PEM file of trusted roots; nil means the system's trust store.
     let sslRootCert: String?
+    /// The Unix socket to connect through instead of TCP (`host=/folder`): no other local user can
+    /// listen in the database's place there, as one can on a loopback port while the database is down
+    /// and be handed the password (a review), and no password need be sent (peer authentication).
+    let socketPath: String?
 
-    static let acceptedParameters: Set<String> = ["sslmode", "sslrootcert"]
+    static let acceptedParameters: Set<String> = ["sslmode", "sslrootcert", "host"]
 
     init(_ url: String) throws {
         guard let components = URLComponents(string: url), let scheme = components.scheme,
-            scheme == "postgres" || scheme == "postgresql", let host = components.host, !host.isEmpty
+            scheme == "postgres" || scheme == "postgresql", let host = components.host,
+            !host.isEmpty || components.queryItems?.contains(where: { $0.name == "host" }) == true
         else {
             throw StartupFailure(
                 description: "KMS_DATABASE_URL must look like postgres://user:password@host:5432/database",
@@ -73,7 +80,7 @@ struct PostgresURL: Sendable {
             guard Self.acceptedParameters.contains(item.name) else {
                 throw StartupFailure(
                     description:
-                        "KMS_DATABASE_URL: unknown parameter \(item.name.debugDescription) (accepted: sslmode, sslrootcert)",
+                        "KMS_DATABASE_URL: unknown parameter \(item.name.debugDescription) (accepted: sslmode, sslrootcert, host)",
                     isConfiguration: true)
             }
             guard parameters[item.name] == nil else {
@@ -112,8 +119,28 @@ struct PostgresURL: Sendable {
                     "KMS_DATABASE_URL: sslmode=verify-ca needs sslrootcert=<PEM file of the CA that issued the database's certificate> (without it any publicly trusted certificate would pass; for a certificate from a public CA use sslmode=verify-full)",
                 isConfiguration: true)
         }
+        if let folder = parameters["host"] {
+            guard folder.hasPrefix("/"), !folder.contains("\0") else {
+                throw StartupFailure(
+                    description:
+                        "KMS_DATABASE_URL: host= takes the folder of the database's Unix socket, an absolute path (/var/run/postgresql); a network host goes before the path",
+                    isConfiguration: true)
+            }
+            // TLS is not spoken over a Unix socket (libpq skips it there); a mode that asks for it would be
+            // a promise not kept.
+            guard parameters["sslmode"] == nil || mode == .disable || mode == .prefer, parameters["sslrootcert"] == nil
+            else {
+                throw StartupFailure(
+                    description:
+                        "KMS_DATABASE_URL: a Unix socket (host=\(folder)) is not TLS: leave out sslmode and sslrootcert",
+                    isConfiguration: true)
+            }
+        }
         // URLComponents.user/.password are already percent-decoded: decode once only.
-        self.host = host
+        self.socketPath = parameters["host"].map {
+            ($0.hasSuffix("/") ? String($0.dropLast()) : $0) + "/.s.PGSQL.\(components.port ?? 5432)"
+        }
+        self.host = parameters["host"] == nil ? host : "localhost"
         self.port = components.port ?? 5432
         self.username = user
         self.password = components.password
@@ -125,6 +152,7 @@ struct PostgresURL: Sendable {
     /// The TLS settings for `sslmode`/`sslrootcert`, with the root file read
     /// now so that a missing or malformed file stops start-up with its path.
     func tlsConfiguration() throws -> TLSConfiguration? {
+        guard socketPath == nil else { return nil }
         guard sslMode != .disable else { return nil }
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
@@ -156,10 +184,11 @@ struct PostgresURL: Sendable {
     /// `require` with `sslrootcert`): without that, TLS keeps out a passive listener only, and whoever
     /// can intercept the connection can act as the database.
     var checksCertificate: Bool {
+        if socketPath != nil { return false }
         switch sslMode {
-        case .disable, .prefer: false
-        case .require: sslRootCert != nil
-        case .verifyCA, .verifyFull: true
+        case .disable, .prefer: return false
+        case .require: return sslRootCert != nil
+        case .verifyCA, .verifyFull: return true
         }
     }
 
@@ -185,8 +214,15 @@ struct PostgresURL: Sendable {
 /// Printed or dumped, the password is left out (a review).
 extension PostgresURL: CustomStringConvertible, CustomReflectable {
     var description: String {
-        "postgres://\(username)\(password == nil ? "" : ":redacted")@\(host):\(port)/\(database) sslmode=\(sslMode.rawValue)"
+        if let socketPath {
+            return "postgres://\(username)\(password == nil ? "" : ":redacted")@/\(database) socket=\(socketPath)"
+        }
+        return
+            "postgres://\(username)\(password == nil ? "" : ":redacted")@\(host):\(port)/\(database) sslmode=\(sslMode.rawValue)"
     }
+
+    /// Where the database is, for messages: its socket, or `host:port`.
+    var location: String { socketPath ?? "\(host):\(port)" }
 
     var customMirror: Mirror { Mirror(self, children: ["url": description]) }
 }

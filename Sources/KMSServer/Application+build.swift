@@ -55,6 +55,9 @@ public func buildApplication(
             "KMS_TEST_CLOCK_OFFSET_MS moves this server's clock; key states, schedules, sessions and audit times follow it",
             metadata: ["offsetMs": "\(config.testClockOffsetMs)"])
     }
+    // First of all: a start that fails a moment later (a database that cannot be reached) must still have
+    // said it (a review: a `.env` holding the master key, readable by all, went unsaid then).
+    for warning in config.dotEnvWarnings { logger.warning("\(warning)") }
     // The folders of the store and of the master key refuse, not warn, when someone else could have put
     // files there: a master key they chose wraps everything the server then writes. Before anything is
     // written there (a lock file, a sweep of temporaries: the diff review).
@@ -197,7 +200,6 @@ public func buildApplication(
             "KMS_TRUSTED_PROXIES holds ranges KMS_WHITELIST does not: anything at those addresses is let in by naming an allowlisted address in X-Forwarded-For; list only your proxy's own address there (empty trusts none)",
             metadata: ["beyondAllowlist": "\(beyond.map(\.description).joined(separator: ","))"])
     }
-    for warning in config.dotEnvWarnings { logger.warning("\(warning)") }
     if !config.unreadSettings.isEmpty {
         // Names only: a value may be a secret set under a wrong name.
         logger.warning(

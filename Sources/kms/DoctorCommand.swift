@@ -191,6 +191,12 @@ struct DoctorCommand: AsyncParsableCommand {
             loose.append(refusal)
             fixes.append("as said (kms serve refuses to start on it)")
         }
+        // A `.env` others may write (it chooses the allowlist) or read while it holds a secret: a `master.key`
+        // so is a failure, and so is the same key in a `.env` (a review: doctor passed it).
+        if !config.dotEnvWarnings.isEmpty {
+            loose += config.dotEnvWarnings
+            fixes.append("chmod 600 the .env")
+        }
         // The admin key is enrolled with every permission at a first start: another user's copy is that user's.
         if let service = serviceUser(config),
             let owner = DurableFile.foreignOwner(of: config.adminKeyFile, user: service)

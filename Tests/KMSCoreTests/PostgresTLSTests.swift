@@ -70,8 +70,46 @@ import Testing
         ] {
             #expect(try PostgresURL(base + query).checksCertificate == checks, "\(query)")
         }
+        #expect(try !PostgresURL("postgres://kms@/kms?host=/run/postgresql").checksCertificate)
         #expect(PostgresDatabase.isLoopback("127.0.0.2") && !PostgresDatabase.isLoopback("db.internal"))
         #expect(!PostgresDatabase.isLoopback("127.db.example") && PostgresDatabase.isLoopback("localhost"))
+    }
+
+    /// A Unix socket (libpq's `host=/folder`): no other local user can listen in the database's place there,
+    /// as one can on a loopback port while the database is down and be handed the password (a review). The
+    /// port names the socket; TLS is not spoken there, so a mode that asks for it is refused, as is a
+    /// folder that is not an absolute path. The test cluster listens on one in its folder.
+    @Test func aUnixSocketIsTakenFromTheHostParameter() async throws {
+        let url = try PostgresURL("postgres://kms:secret@/kms?host=/var/run/postgresql/")
+        #expect(url.socketPath == "/var/run/postgresql/.s.PGSQL.5432" && url.location == url.socketPath)
+        #expect(try PostgresURL("postgres://kms@localhost:6543/kms?host=/tmp").socketPath == "/tmp/.s.PGSQL.6543")
+        #expect(!url.description.contains("secret") && url.description.contains("socket="))
+        for (query, said) in [
+            ("host=run/postgresql", "an absolute path"), ("host=/tmp&sslmode=verify-full", "is not TLS"),
+            ("host=/tmp&sslmode=require", "is not TLS"), ("host=/tmp&sslrootcert=/ca.pem", "is not TLS"),
+        ] {
+            let refused = await Self.refusal("postgres://kms:secret@/kms?" + query)
+            #expect(
+                refused?.contains(said) == true && refused?.contains("secret") == false, "\(query): \(refused ?? "nil")"
+            )
+        }
+        guard let folder = ProcessInfo.processInfo.environment["KMS_TEST_POSTGRES_SOCKET_DIR"],
+            let testURL = PostgresTestDatabase.url, var components = URLComponents(string: testURL)
+        else { return }
+        components.host = ""
+        components.query = "host=\(folder)"
+        let socketURL = try #require(components.string)
+        #expect(try await KMSPostgres.PostgresDatabase.probe(url: socketURL, logger: Self.logger) == false)
+        // The pool too: migrated, and a statement answered through it.
+        let database = try await KMSPostgres.PostgresDatabase(
+            url: socketURL, prefix: PostgresTestDatabase.newPrefix(), logger: Self.logger, maximumConnections: 1,
+            callTimeout: PostgresTestDatabase.callTimeout)
+        defer { database.shutdown() }
+        var answered = 0
+        for try await value in try await database.client.query("SELECT 7::int8", logger: Self.logger).decode(Int.self) {
+            answered = value
+        }
+        #expect(answered == 7)
     }
 
     /// The test cluster of `.ci/postgres.sh` serves TLS with a certificate from

@@ -979,6 +979,31 @@ import Testing
         }
     }
 
+    /// A `.env` every user may read that holds the master key: `kms serve` says so before it tries the
+    /// database (a review: with one that could not be reached, the start failed without a word of it), and
+    /// `kms doctor` fails on it, as on a `master.key` file so (it passed).
+    @Test func aLooseDotEnvHoldingASecretIsSaidFirstAndFailsTheDoctor() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-env-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let key = Data((0..<32).map { UInt8($0) }).base64EncodedString()
+        let dotEnv = folder.appendingPathComponent(".env")
+        try Data(
+            "KMS_MASTER_KEY=\(key)\nKMS_STORE=postgres\nKMS_DATABASE_URL=postgres://kms@127.0.0.1:1/kms?sslmode=disable\n"
+                .utf8
+        ).write(to: dotEnv)
+        #expect(chmod(dotEnv.path, 0o644) == 0)
+        // Run in that folder: `.env` is read from the working folder.
+        let inFolder = ["/bin/sh", "-c", "cd \"$KMS_TEST_FOLDER\" && exec \"$0\" \"$@\""]
+        let environment = ["KMS_TEST_FOLDER": folder.path, "KMS_DATABASE_TIMEOUT_MS": "1000"]
+        let serve = try await CLIProcess.run(
+            ["serve"], environment: environment, launcher: ["/usr/bin/timeout", "60"] + inFolder)
+        #expect(serve.status != 0 && serve.stdout.contains("holds KMS_MASTER_KEY"), "\(serve.stdout)")
+        #expect(serve.stderr.contains("cannot connect"), "\(serve.stderr)")
+        let doctor = try await CLIProcess.run(["doctor"], environment: environment, launcher: inFolder)
+        #expect(doctor.status != 0 && doctor.stdout.contains("holds KMS_MASTER_KEY"), "\(doctor.stdout)")
+    }
+
     /// An operator's review: on PostgreSQL `kms serve` made an empty `./data/keys`, and `kms doctor` called
     /// it the store. The folder is the file store's alone now.
     @Test(.enabled(if: PostgresTestDatabase.url != nil, "KMS_TEST_POSTGRES_URL is not set: not tested"))
