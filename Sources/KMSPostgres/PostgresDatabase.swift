@@ -284,8 +284,17 @@ public final class PostgresDatabase: Sendable {
                 "PostgreSQL password is sent to whatever answers at the database's address: the database's certificate is not checked, so another local user listening on that port while the database is down (or anyone on the path) can be handed it; connect through the Unix socket (host=/var/run/postgresql, with peer authentication and no password) or set sslmode=verify-full with sslrootcert",
                 metadata: ["database": "\(location)", "sslmode": "\(target.sslMode.rawValue)"])
         }
-        if target.socketPath != nil {
+        if let socket = target.socketPath {
             logger.notice("PostgreSQL connection uses a Unix socket", metadata: ["database": "\(location)"])
+            // A socket in a folder every user may write (/tmp, PostgreSQL's built-in default) can be made by
+            // another user while the database is down, as a loopback port can be taken (the diff review).
+            var folder = stat()
+            let path = (socket as NSString).deletingLastPathComponent
+            if stat(path, &folder) == 0, folder.st_mode & 0o002 != 0 {
+                logger.warning(
+                    "the PostgreSQL socket's folder is writable by every user: another local user can put a socket there while the database is down, act as the database and be handed its password; use a folder only the database's user can write (Debian's /var/run/postgresql)",
+                    metadata: ["folder": "\(path)"])
+            }
         } else if encrypted {
             logger.notice(
                 "PostgreSQL connection uses TLS",

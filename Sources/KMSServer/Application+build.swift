@@ -55,13 +55,11 @@ public func buildApplication(
             "KMS_TEST_CLOCK_OFFSET_MS moves this server's clock; key states, schedules, sessions and audit times follow it",
             metadata: ["offsetMs": "\(config.testClockOffsetMs)"])
     }
-    // First of all: a start that fails a moment later (a database that cannot be reached) must still have
-    // said it (a review: a `.env` holding the master key, readable by all, went unsaid then).
-    for warning in config.dotEnvWarnings { logger.warning("\(warning)") }
     // The folders of the store and of the master key refuse, not warn, when someone else could have put
     // files there: a master key they chose wraps everything the server then writes. Before anything is
     // written there (a lock file, a sweep of temporaries: the diff review).
     if let refusal = untrustedFolders(config) { throw StartupFailure(description: refusal, isConfiguration: true) }
+    for warning in untrustedAncestors(config) { logger.warning("\(warning)") }
     // One writer per audit log, before anything here touches a file another server may be using.
     let writerLock: AuditWriterLock?
     do {

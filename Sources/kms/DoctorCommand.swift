@@ -191,10 +191,17 @@ struct DoctorCommand: AsyncParsableCommand {
             loose.append(refusal)
             fixes.append("as said (kms serve refuses to start on it)")
         }
+        if let service = geteuid() == 0 ? serviceUser(config) : geteuid() {
+            let above = untrustedAncestors(config, user: service)
+            loose += above
+            if !above.isEmpty { fixes.append("as said (kms serve warns about it)") }
+        }
         // A `.env` others may write (it chooses the allowlist) or read while it holds a secret: a `master.key`
         // so is a failure, and so is the same key in a `.env` (a review: doctor passed it).
-        if !config.dotEnvWarnings.isEmpty {
-            loose += config.dotEnvWarnings
+        // Group-writable is only warned about, as for folders (umask 002 gives the user's own group).
+        let dotEnv = config.dotEnvWarnings.filter { !$0.contains("is writable by its group") }
+        if !dotEnv.isEmpty {
+            loose += dotEnv
             fixes.append("chmod 600 the .env")
         }
         // The admin key is enrolled with every permission at a first start: another user's copy is that user's.

@@ -32,6 +32,9 @@ struct ServeCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
         var logger = Logger(label: "kms")
         logger.logLevel = level
+        // First of all: a start that fails a moment later (a port taken, a database that cannot be reached)
+        // must still have said it (a review: a `.env` holding the master key, readable by all, went unsaid).
+        for warning in config.dotEnvWarnings { logger.warning("\(warning)") }
         // Before the start-up line, so that it shows the cap in force.
         if let refusal = OpenFileLimit.apply(to: &config, logger: logger) {
             writeToStandardError("kms serve: configuration error: \(refusal)\n")

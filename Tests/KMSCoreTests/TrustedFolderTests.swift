@@ -54,9 +54,21 @@ import Testing
         #expect(DurableFile.untrustedAncestor(of: keys) == nil)
         #expect(DurableFile.untrustedAncestor(of: keys.appendingPathComponent("not/yet/made")) == nil)
         #expect(chmod(top.path, 0o777) == 0)
-        #expect(DurableFile.untrustedAncestor(of: keys)?.contains("folder \(top.path), above") == true)
+        // (The message names the folder as found: on macOS /private/var/…, not /var/….)
+        #expect(DurableFile.untrustedAncestor(of: keys)?.contains(", above \(keys.path)") == true)
         #expect(
             DurableFile.untrustedAncestor(of: keys.appendingPathComponent("not/yet"))?.contains("is mode 777") == true)
+        // A link of ours in that folder, to a folder we trust: the folder holding the link is judged too (the
+        // diff review: only where links lead was, so anyone could swap the link).
+        let trusted = FileManager.default.temporaryDirectory.appendingPathComponent("kms-real-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: trusted, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: trusted) }
+        let swappable = top.appendingPathComponent("kms")
+        try FileManager.default.createSymbolicLink(at: swappable, withDestinationURL: trusted)
+        #expect(DurableFile.untrustedAncestor(of: trusted.appendingPathComponent("keys")) == nil)
+        #expect(
+            DurableFile.untrustedAncestor(of: swappable.appendingPathComponent("keys"))?.contains("is mode 777")
+                == true)
         #expect(chmod(top.path, 0o1777) == 0)
         #expect(DurableFile.untrustedAncestor(of: keys) == nil)
         #expect(chmod(top.path, 0o755) == 0)

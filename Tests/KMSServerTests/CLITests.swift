@@ -979,6 +979,20 @@ import Testing
         }
     }
 
+    /// A folder above the store that every user may write (not sticky): warned about, not refused, since a
+    /// Kubernetes `emptyDir` is one (the diff review); `kms doctor` fails on it.
+    @Test func aFolderAboveOthersMayWriteIsWarnedAbout() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-above-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        #expect(chmod(folder.path, 0o777) == 0)
+        let server = try await ServeProcess(folder: folder)
+        #expect(server.logText.contains("folder \(folder.path), above"), "\(server.logText)")
+        let doctor = try await CLIProcess.run(["doctor"], environment: server.storeEnvironment)
+        let modes = doctor.stdout.split(separator: "\n").first { $0.contains("file modes") } ?? ""
+        #expect(modes.hasPrefix("FAIL") && modes.contains("kms serve warns about it"), "\(doctor.stdout)")
+        #expect(try await server.stop() == 0)
+    }
+
     /// A `.env` every user may read that holds the master key: `kms serve` says so before it tries the
     /// database (a review: with one that could not be reached, the start failed without a word of it), and
     /// `kms doctor` fails on it, as on a `master.key` file so (it passed).
@@ -995,13 +1009,18 @@ import Testing
         #expect(chmod(dotEnv.path, 0o644) == 0)
         // Run in that folder: `.env` is read from the working folder.
         let inFolder = ["/bin/sh", "-c", "cd \"$KMS_TEST_FOLDER\" && exec \"$0\" \"$@\""]
-        let environment = ["KMS_TEST_FOLDER": folder.path, "KMS_DATABASE_TIMEOUT_MS": "1000"]
+        let environment = [
+            "KMS_TEST_FOLDER": folder.path, "KMS_DATABASE_TIMEOUT_MS": "1000", "KMS_HOST": "127.0.0.1",
+            "KMS_PORT": "\(TestPorts.take())",
+        ]
         let serve = try await CLIProcess.run(
             ["serve"], environment: environment, launcher: ["/usr/bin/timeout", "60"] + inFolder)
         #expect(serve.status != 0 && serve.stdout.contains("holds KMS_MASTER_KEY"), "\(serve.stdout)")
         #expect(serve.stderr.contains("cannot connect"), "\(serve.stderr)")
         let doctor = try await CLIProcess.run(["doctor"], environment: environment, launcher: inFolder)
-        #expect(doctor.status != 0 && doctor.stdout.contains("holds KMS_MASTER_KEY"), "\(doctor.stdout)")
+        let modes = doctor.stdout.split(separator: "\n").first { $0.contains("file modes") } ?? ""
+        #expect(
+            doctor.status != 0 && modes.hasPrefix("FAIL") && modes.contains("holds KMS_MASTER_KEY"), "\(doctor.stdout)")
     }
 
     /// An operator's review: on PostgreSQL `kms serve` made an empty `./data/keys`, and `kms doctor` called

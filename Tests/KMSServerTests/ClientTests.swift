@@ -1046,8 +1046,11 @@ extension ClientTests {
                 let kms = try client(server.port)
                 _ = try await kms.rotateToken()
                 let sealed = await #expect(throws: KMSClientError.self) { _ = try await kms.rotateToken() }
-                #expect(sealed?.errorCode == .rateLimited && sealed?.retryAfter == 30, "\(String(describing: sealed))")
-                #expect(sealed?.description.contains("[retry after 30 s]") == true)
+                // The seconds left, rounded up: 30 unless a loaded machine took a second between the calls.
+                #expect(
+                    sealed?.errorCode == .rateLimited && (28...30).contains(sealed?.retryAfter ?? 0),
+                    "\(String(describing: sealed))")
+                #expect(sealed?.description.contains("[retry after \(sealed?.retryAfter ?? 0) s]") == true)
                 // The client's own exchange left no pending session; a second client's init holds the only one.
                 let holder = try client(server.port)
                 _ = try await holder.transport.send(
@@ -1056,7 +1059,7 @@ extension ClientTests {
                     _ = try await self.client(server.port).connect()
                 }
                 #expect(
-                    plain?.errorCode == .tooManyPendingSessions && plain?.retryAfter == 60,
+                    plain?.errorCode == .tooManyPendingSessions && (58...60).contains(plain?.retryAfter ?? 0),
                     "\(String(describing: plain))")
                 try await kms.close()
             }

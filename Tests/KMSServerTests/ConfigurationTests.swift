@@ -247,6 +247,18 @@ import Testing
         chmod(file.path, 0o644)
         #expect(KMSConfiguration.looseDotEnv(file.path, holding: secret).count == 1)
         #expect(KMSConfiguration.looseDotEnv(file.path, holding: ["KMS_PORT": "1"]).isEmpty)
+        // Group-writable (umask 002) is said apart; a database URL without a password is no secret (the
+        // diff review: a socket URL with peer authentication failed kms doctor).
+        chmod(file.path, 0o664)
+        let group = KMSConfiguration.looseDotEnv(file.path, holding: ["KMS_PORT": "1"])
+        #expect(group.count == 1 && group[0].contains("writable by its group"), "\(group)")
+        chmod(file.path, 0o644)
+        #expect(
+            KMSConfiguration.looseDotEnv(file.path, holding: ["KMS_DATABASE_URL": "postgres://kms@/kms?host=/run"])
+                .isEmpty)
+        #expect(
+            KMSConfiguration.looseDotEnv(file.path, holding: ["KMS_DATABASE_URL": "postgres://kms:pw@db/kms"]).count
+                == 1)
         chmod(file.path, 0o600)
         #expect(KMSConfiguration.looseDotEnv(file.path, holding: secret).isEmpty)
     }

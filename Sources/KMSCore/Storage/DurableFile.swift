@@ -103,50 +103,50 @@ public enum DurableFile {
     /// above it that a user other than `user` and root owns, or that every user may write without the
     /// sticky bit (whoever may write a folder may rename what is in it), or a link on the way that such a
     /// user owns (theirs to repoint). `untrustedFolder` judges `folder` itself; this judges the way to it,
-    /// as OpenSSH's `StrictModes` judges the way to `authorized_keys`: a folder of `0700` under another
-    /// user's folder is theirs to replace between two starts (the last session's Left item). Both the
-    /// path as written and the path its links lead to are walked; folders that do not exist yet (a first
-    /// start makes them) are skipped. Group-writable folders are left to the folder's own warning.
+    /// as OpenSSH's `StrictModes` judges the way to `authorized_keys` (the last session's Left item). Every
+    /// folder of the path as written (the folder holding a link included) and of the path its links lead
+    /// to is judged; a link inside a link's target is not followed further (documented). Folders that do
+    /// not exist yet (a first start makes them) are skipped; so is a path whose links cannot be resolved.
     public static func untrustedAncestor(of folder: URL, user: uid_t = geteuid()) -> String? {
         let written = folder.standardizedFileURL.path
-        // The path as written: each link's own owner (a folder on the way is judged in the walk below).
-        var prefix = ""
-        for component in written.split(separator: "/") {
-            prefix += "/" + component
-            var name = stat()
-            guard lstat(prefix, &name) == 0 else { break }
-            if name.st_mode & S_IFMT == S_IFLNK, let owner = foreignOwner(name, user: user) {
-                return "\(prefix) is a link that belongs to uid \(owner), neither this user nor root: that user can "
-                    + "point it, and \(written) with it, elsewhere; use a path with no link another user owns"
-            }
-        }
-        // The path its links lead to: the deepest part that exists, resolved, then each folder above `folder`.
+        // The deepest part that exists, and where its links lead.
         var existing = written
-        while !existing.isEmpty, access(existing, F_OK) != 0 {
+        while existing.count > 1, access(existing, F_OK) != 0 {
             existing = (existing as NSString).deletingLastPathComponent
         }
-        guard let resolved = realpath(existing, nil) else { return nil }
-        defer { free(resolved) }
-        let real = String(cString: resolved)
-        let below = existing == written ? real : real + String(written.dropFirst(existing.count))
-        var ancestors = ["/"]
-        prefix = ""
-        for component in below.split(separator: "/").dropLast() {
-            prefix += "/" + component
-            ancestors.append(prefix)
+        var real = existing
+        if let resolved = realpath(existing, nil) {
+            real = String(cString: resolved)
+            free(resolved)
         }
-        for ancestor in ancestors {
-            var info = stat()
-            guard stat(ancestor, &info) == 0 else { break }
-            if let owner = foreignOwner(info, user: user) {
-                return "folder \(ancestor), above \(written), belongs to uid \(owner), neither this user nor root: "
-                    + "that user can rename \(written) and put a folder of their own in its place; move the data to a "
-                    + "folder only this user or root controls"
+        let below = existing == written ? real : real + String(written.dropFirst(existing.count))
+        var judged = Set<String>()
+        for path in [written, below] {
+            var prefix = ""
+            var ancestors = ["/"]
+            for component in path.split(separator: "/").dropLast() {
+                prefix += "/" + component
+                ancestors.append(prefix)
             }
-            if info.st_mode & 0o002 != 0, info.st_mode & S_ISVTX == 0 {
-                return "folder \(ancestor), above \(written), is mode \(String(info.st_mode & 0o7777, radix: 8)): "
-                    + "every user can rename \(written) and put a folder of their own in its place; chmod o-w it "
-                    + "(or +t, as /tmp is)"
+            for ancestor in ancestors where judged.insert(ancestor).inserted {
+                var name = stat()
+                guard lstat(ancestor, &name) == 0 else { break }
+                if name.st_mode & S_IFMT == S_IFLNK, let owner = foreignOwner(name, user: user) {
+                    return "\(ancestor) is a link that belongs to uid \(owner), neither this user nor root: that user "
+                        + "can point it, and \(written) with it, elsewhere; use a path with no link another user owns"
+                }
+                var info = stat()
+                guard stat(ancestor, &info) == 0 else { break }
+                if let owner = foreignOwner(info, user: user) {
+                    return "folder \(ancestor), above \(written), belongs to uid \(owner), neither this user nor "
+                        + "root: that user can rename what is in it and put a folder of their own in its place; "
+                        + "move the data to a folder only this user or root controls"
+                }
+                if info.st_mode & 0o002 != 0, info.st_mode & S_ISVTX == 0 {
+                    return "folder \(ancestor), above \(written), is mode \(String(info.st_mode & 0o7777, radix: 8)): "
+                        + "every user can rename what is in it and put a folder of their own in its place; chmod "
+                        + "o-w it (or +t, as /tmp is)"
+                }
             }
         }
         return nil

@@ -137,12 +137,20 @@ public struct KMSConfiguration: Sendable {
         var info = stat()
         guard stat(path, &info) == 0 else { return [] }
         var warnings: [String] = []
-        if info.st_mode & 0o022 != 0 {
+        if info.st_mode & 0o002 != 0 {
             warnings.append(
                 "\(path) is writable by other users: whoever can write it chooses the allowlist, the trusted proxies and the keys' store; chmod 600 it"
             )
+        } else if info.st_mode & 0o020 != 0 {
+            warnings.append(
+                "\(path) is writable by its group: its members choose the allowlist, the trusted proxies and the keys' store; chmod 600 it unless the group is only you"
+            )
         }
-        let secrets = ["KMS_MASTER_KEY", "KMS_DATABASE_URL"].filter { !(values[$0] ?? "").isEmpty }
+        // A database URL is a secret when it holds a password (a socket URL with peer authentication has none).
+        let secrets = ["KMS_MASTER_KEY", "KMS_DATABASE_URL"].filter { name in
+            guard let value = values[name], !value.isEmpty else { return false }
+            return name != "KMS_DATABASE_URL" || URLComponents(string: value)?.password != nil
+        }
         if info.st_mode & 0o044 != 0, !secrets.isEmpty {
             warnings.append(
                 "\(path) holds \(secrets.joined(separator: " and ")) and other users can read it; chmod 600 it")
@@ -282,7 +290,7 @@ public struct KMSConfiguration: Sendable {
         if components.password != nil { components.password = "redacted" }
         // Only the two parameters start-up accepts are shown; anything else (refused a moment later) is
         // dropped, name and all: a name may be the rest of a password.
-        components.queryItems = components.queryItems?.filter { ["sslmode", "sslrootcert"].contains($0.name) }
+        components.queryItems = components.queryItems?.filter { ["sslmode", "sslrootcert", "host"].contains($0.name) }
         if components.queryItems?.isEmpty == true { components.queryItems = nil }
         return components.string ?? "(unparsable)"
     }

@@ -1,16 +1,25 @@
 public import Foundation
 import KMSCore
 
-/// Why the store's folder or the master key's cannot be trusted (`DurableFile.untrustedFolder`), or a
-/// folder on the way to either (`DurableFile.untrustedAncestor`), or nil; `kms doctor` asks the same, for
-/// the service's user.
+/// Why the store's folder or the master key's cannot be trusted (`DurableFile.untrustedFolder`), or nil;
+/// `kms doctor` asks the same, for the service's user.
 public func untrustedFolders(_ config: KMSConfiguration, user: uid_t = geteuid()) -> String? {
-    if config.store == .file {
-        if let refusal = DurableFile.untrustedFolder(config.keyStorePath, user: user) { return refusal }
-        if let refusal = DurableFile.untrustedAncestor(of: config.keyStorePath, user: user) { return refusal }
+    if config.store == .file, let refusal = DurableFile.untrustedFolder(config.keyStorePath, user: user) {
+        return refusal
     }
     guard config.masterKeyBase64 == nil else { return nil }
-    let folder = config.masterKeyFile.deletingLastPathComponent()
-    return DurableFile.untrustedFolder(folder, user: user, holding: config.masterKeyFile)
-        ?? DurableFile.untrustedAncestor(of: folder, user: user)
+    return DurableFile.untrustedFolder(
+        config.masterKeyFile.deletingLastPathComponent(), user: user, holding: config.masterKeyFile)
+}
+
+/// What lets another user swap the store's folder or the master key's for one of their own from above
+/// (`DurableFile.untrustedAncestor`): warned about at start and a failure of `kms doctor`, not a refusal,
+/// since deployments that worked before sit under such folders (a Kubernetes `emptyDir` is 0777 without
+/// the sticky bit; `sudo kms serve` in a user's checkout): the diff review.
+public func untrustedAncestors(_ config: KMSConfiguration, user: uid_t = geteuid()) -> [String] {
+    var folders: [URL] = []
+    if config.store == .file { folders.append(config.keyStorePath) }
+    if config.masterKeyBase64 == nil { folders.append(config.masterKeyFile.deletingLastPathComponent()) }
+    var seen = Set<String>()
+    return folders.compactMap { DurableFile.untrustedAncestor(of: $0, user: user) }.filter { seen.insert($0).inserted }
 }
