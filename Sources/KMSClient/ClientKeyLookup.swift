@@ -32,21 +32,38 @@ public enum ClientKeyLookup {
             .appendingPathComponent(".config/kms/client.key").path
     }
 
-    public static func find(environment: [String: String] = ProcessInfo.processInfo.environment) throws(Failure)
-        -> Found?
-    {
+    /// `user`: whose key files to take (a test passes another).
+    public static func find(
+        environment: [String: String] = ProcessInfo.processInfo.environment, user: uid_t = geteuid()
+    ) throws(Failure) -> Found? {
         guard let found = try locate(environment: environment) else { return nil }
         // identity-v1 section 6: a key file looser than 0600 is warned about. `stat` follows a symbolic
         // link to the file it names: a link's own mode (0777) said nothing (a review finding).
         var info = stat()
-        if stat(found.path, &info) == 0, Int(info.st_mode) & 0o077 != 0 {
+        guard stat(found.path, &info) == 0 else { return found }
+        var warnings: [String] = []
+        if Int(info.st_mode) & 0o077 != 0 {
             let mode = Int(info.st_mode) & 0o777
-            let warning = "\(found.path) is readable by other users (mode \(String(mode, radix: 8))): chmod 600 it"
-            return Found(
-                key: found.key, path: found.path,
-                notice: [found.notice, warning].compactMap { $0 }.joined(separator: "; "))
+            warnings.append("\(found.path) is readable by other users (mode \(String(mode, radix: 8))): chmod 600 it")
         }
-        return found
+        // A key another user owns is theirs: a `./data/admin.key` in a folder they control (a review ran `kms`
+        // in one and it signed with their key, with only a note), or a `~/.config/kms` they could write. Not
+        // taken unless named on purpose (`KMS_CLIENT_KEY_FILE`); root is told, not refused (an operator may
+        // run the CLI as root beside a store the service's user owns).
+        if info.st_uid != user, info.st_uid != 0 {
+            let owned = "\(found.path) belongs to uid \(info.st_uid), not this user"
+            if found.path != environment["KMS_CLIENT_KEY_FILE"], user != 0 {
+                throw Failure(
+                    description:
+                        "\(owned): not used, since another user may have put it there; name it in KMS_CLIENT_KEY_FILE to use it on purpose"
+                )
+            }
+            warnings.append("\(owned): whoever owns it can replace it")
+        }
+        guard !warnings.isEmpty else { return found }
+        return Found(
+            key: found.key, path: found.path,
+            notice: ([found.notice].compactMap { $0 } + warnings).joined(separator: "; "))
     }
 
     private static func locate(environment: [String: String]) throws(Failure) -> Found? {

@@ -70,10 +70,15 @@ public enum TerminalText {
     /// `doublingBackslashes: false` only makes the text safe to show, for
     /// messages that may already hold such escapes (an error naming a file's
     /// escaped context), where doubling would garble them.
-    public static func escaped(_ text: String, doublingBackslashes: Bool = true) -> String {
+    ///
+    /// `escapingJoiners`: the zero-width joiner and non-joiner too, for names that are identifiers
+    /// rather than prose (a file's context keys: `file\u{200d}` read as a second `file`, a review).
+    public static func escaped(_ text: String, doublingBackslashes: Bool = true, escapingJoiners: Bool = false)
+        -> String
+    {
         var out = ""
         for scalar in text.unicodeScalars {
-            if isUnsafe(scalar) {
+            if isUnsafe(scalar) || (escapingJoiners && (scalar == "\u{200C}" || scalar == "\u{200D}")) {
                 out += "\\u{" + String(scalar.value, radix: 16) + "}"
             } else if scalar == "\\", doublingBackslashes {
                 out += "\\\\"

@@ -18,6 +18,12 @@ func printShown(_ line: String) {
     print(TerminalText.escaped(line))
 }
 
+/// Prints one line whose parts the caller escaped itself, each by `TerminalText.escaped` (a file's context
+/// key with its joiners written out, its value with them kept: `inspect-file`).
+func printShown(escapedParts parts: [String]) {
+    print(parts.joined())
+}
+
 /// Prints `value` as JSON (sorted keys), for `--json`, with what JSON leaves
 /// raw and a terminal acts on (DEL, C1, bidi overrides) as `\u` escapes.
 func printJSON(_ value: some Encodable) throws {

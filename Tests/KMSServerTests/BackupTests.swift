@@ -172,6 +172,10 @@ import Testing
             }
         }
         #expect(refusal(padded).contains("must all be integers"), "\(refusal(padded))")
+        // Nor is a manifest line of any size parsed: one of 300 MiB took 22 s before its SHA-256 refused it.
+        let long = original.replacingOccurrences(
+            of: #""counts":{"#, with: #""pad":""# + String(repeating: "x", count: 5000) + #"","counts":{"#)
+        #expect(refusal(long).contains("longer than 4096 bytes"), "\(refusal(long))")
         // A key record the API would not have made, signed by a holder of the master key: refused too (a
         // probe restored a 50 MB description and 200,000 tags).
         let escaped = try Self.edited(try Data(contentsOf: file), masterKey: opener) { lines in

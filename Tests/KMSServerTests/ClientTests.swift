@@ -44,6 +44,8 @@ import Testing
         #expect(TerminalText.escaped("צילומים 写真 photos-2026") == "צילומים 写真 photos-2026")
         // Joiners are kept: Persian and emoji sequences need them.
         #expect(TerminalText.escaped("می\u{200C}خواهم 👨\u{200D}👩") == "می\u{200C}خواهم 👨\u{200D}👩")
+        // Except in a name (a file's context key): `file\u{200d}` read as `file` in inspect-file (a review).
+        #expect(TerminalText.escaped("file\u{200D}\u{200C}", escapingJoiners: true) == #"file\u{200d}\u{200c}"#)
         // In JSON, what JSON leaves raw becomes a JSON escape (UTF-16, surrogates for a tag character).
         #expect(
             TerminalText.jsonEscaped("{\n  \"d\" : \"a\u{9B}b\u{202E}c\u{E0041}\u{7F}\"\n}")
@@ -545,6 +547,33 @@ extension ClientTests {
 
     /// A review finding: types that carry a token, an access key's secret or the master key printed
     /// them whole with `"\(value)"` or `dump` (none was printed so, but nothing kept it from being).
+    /// A key file another user owns is not taken unless named on purpose: a `./data/admin.key` in a folder
+    /// they control signed for a review's client with only a note. Root is told, not refused. (Owners need
+    /// `chown`: as root only.)
+    @Test(.enabled(if: geteuid() == 0, "not root: cannot give a file another owner"))
+    func aKeyFileAnotherUserOwnsIsNotTakenUnlessNamed() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-keyown-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("admin.key")
+        try Data(ClientKeyFile.pem(Curve25519.Signing.PrivateKey()).utf8).write(to: file)
+        #expect(chmod(file.path, 0o600) == 0 && chown(file.path, 1234, 1234) == 0)
+        let fallback = ["KMS_ADMIN_KEY_FILE": file.path, "HOME": folder.path]
+        let refused = #expect(throws: ClientKeyLookup.Failure.self) {
+            _ = try ClientKeyLookup.find(environment: fallback, user: 5678)
+        }
+        #expect(refused?.description.contains("belongs to uid 1234") == true, "\(String(describing: refused))")
+        // Named on purpose: taken, with a note; and root is told.
+        let named = try ClientKeyLookup.find(environment: ["KMS_CLIENT_KEY_FILE": file.path], user: 5678)
+        #expect(named?.notice?.contains("belongs to uid 1234") == true)
+        let asRoot = try ClientKeyLookup.find(environment: fallback, user: 0)
+        #expect(
+            asRoot?.notice?.contains("belongs to uid 1234") == true && asRoot?.notice?.contains("admin key") == true)
+        // Its own user's: no note about the owner.
+        #expect(chown(file.path, 5678, 5678) == 0)
+        #expect(try ClientKeyLookup.find(environment: fallback, user: 5678)?.notice?.contains("belongs to") == false)
+    }
+
     @Test func secretsAreLeftOutWhenPrinted() throws {
         let secret = "s3cr3t-value-that-must-not-show"
         var config = try KMSConfiguration(environment: [

@@ -406,6 +406,20 @@ import Testing
         let warned = try await CLIProcess.run(
             ["known-servers", "list"], environment: env.merging(["KMS_KNOWN_SERVERS": loose.path]) { $1 })
         #expect(warned.status == 0 && warned.stderr.contains("is writable by other users"), "\(warned.stderr)")
+        // Another user's file, or one in a folder every user may write (not sticky): said too (a review).
+        if geteuid() == 0 {
+            let shared = server.folder.appendingPathComponent("shared")
+            try FileManager.default.createDirectory(at: shared, withIntermediateDirectories: true)
+            let theirs = shared.appendingPathComponent("known_servers")
+            try Data().write(to: theirs)
+            #expect(chmod(theirs.path, 0o600) == 0 && chown(theirs.path, 1234, 1234) == 0)
+            #expect(chmod(shared.path, 0o777) == 0)
+            let owned = try await CLIProcess.run(
+                ["known-servers", "list"], environment: env.merging(["KMS_KNOWN_SERVERS": theirs.path]) { $1 })
+            #expect(
+                owned.status == 0 && owned.stderr.contains("belongs to uid 1234")
+                    && owned.stderr.contains("\(shared.path) can be written by another user"), "\(owned.stderr)")
+        }
         // A folder (a probe: Foundation's "couldn't be read" was all it said), with or without its slash.
         for folder in [server.folder.path, server.folder.path + "/"] {
             let named = try await CLIProcess.run(

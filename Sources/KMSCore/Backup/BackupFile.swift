@@ -78,6 +78,9 @@ public enum BackupFile {
     /// What a backup file holds, after every check of section 6: the
     /// header, the SHA-256 and the MAC of the manifest, every line's shape,
     /// every wrapped value opening, and the counts.
+    /// The longest manifest line read (one holds a type, two hex digests and six counts).
+    static let manifestMaxBytes = 4096
+
     public static func decode(_ data: Data, masterKey: MasterKey) throws(KMSError) -> (
         contents: BackupContents, counts: BackupContents.Counts, store: String
     ) {
@@ -88,6 +91,11 @@ public enum BackupFile {
         // The manifest is outside the SHA-256 and the MAC: one JSON Lines line as written, `{` to `}` and a
         // lone LF, not a JSON text with any whitespace around it or a CR (a probe restored those).
         let manifestLine = data[manifestStart..<(data.endIndex - 1)]
+        // A manifest is a few hundred bytes; one of 300 MiB took 22 s and 1.2 GB to parse before its
+        // SHA-256 refused it (a review): it is outside the MAC, so anyone can make it any size.
+        guard manifestLine.count <= Self.manifestMaxBytes else {
+            throw refused("the manifest line is longer than \(Self.manifestMaxBytes) bytes: not a kms backup's")
+        }
         guard manifestLine.first == UInt8(ascii: "{"), manifestLine.last == UInt8(ascii: "}"),
             !manifestLine.contains(0x0D)
         else { throw refused("the manifest is not one line from { to } ending in a lone LF") }

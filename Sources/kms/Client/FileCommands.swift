@@ -348,7 +348,9 @@ struct DecryptFileCommand: AsyncParsableCommand {
         // the context expected decrypted without a word). The header was authenticated by the unwrap; the
         // context is still escaped, as inspect-file shows it.
         if let named = NativeCiphertext.keyAndVersion(header.wrappedKey) {
-            let context = header.context.map { TerminalText.escaped("\($0.key)=\($0.value)") }
+            let context = header.context.map {
+                TerminalText.escaped($0.key, escapingJoiners: true) + "=" + TerminalText.escaped($0.value)
+            }
             writeToStandardError(
                 "decrypted \(TerminalText.escaped(input)) under \(named.keyId) v\(named.version)"
                     + (context.isEmpty ? ", no context" : ", context \(context.joined(separator: " "))") + "\n")
@@ -431,7 +433,11 @@ struct InspectFileCommand: AsyncParsableCommand {
                 let bytes = entry.key.utf8
                 let quoted = bytes.contains(UInt8(ascii: "=")) || bytes.first == UInt8(ascii: "\"")
                 let key = quoted ? "\"\(entry.key)\"" : entry.key
-                printShown("context    \(key)=\(entry.value)")
+                // The key's joiners written out too: a key is a name, and `file\u{200d}` read as `file` (a review).
+                printShown(escapedParts: [
+                    "context    ", TerminalText.escaped(key, escapingJoiners: true), "=",
+                    TerminalText.escaped(entry.value),
+                ])
             }
             printShown(
                 "size       \(report.fileSize) bytes: header \(length), commitment 32, \(report.chunks) chunk(s)")

@@ -119,6 +119,22 @@ struct KnownServers: Sendable {
                 "warning: \(file.path) is writable by other users, who can make this machine trust another server's key: chmod 600 it\n"
             )
         }
+        // Its owner and its folder's too (a review: one owned by another user, or in a folder every user may
+        // write, where it can be replaced by a rename, was read without a word).
+        if let owner = DurableFile.foreignOwner(of: file) {
+            noteOnce(
+                "warning: \(file.path) belongs to uid \(owner), not this user, who can make this machine trust another server's key: remove it, or chown it to yourself\n"
+            )
+        }
+        var folder = stat()
+        let folderPath = file.deletingLastPathComponent().path
+        if stat(folderPath, &folder) == 0,
+            DurableFile.foreignOwner(folder) != nil || (folder.st_mode & 0o002 != 0 && folder.st_mode & S_ISVTX == 0)
+        {
+            noteOnce(
+                "warning: \(folderPath) can be written by another user, who can replace \(file.lastPathComponent) there and make this machine trust another server's key: chmod 700 it, and chown it to yourself\n"
+            )
+        }
         let data: Data
         do {
             data = try Data(contentsOf: file)
