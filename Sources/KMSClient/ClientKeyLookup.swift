@@ -25,9 +25,12 @@ public enum ClientKeyLookup {
     }
 
     /// `~/.config/kms/client.key`.
-    public static var defaultPath: String {
+    public static var defaultPath: String { defaultPath(environment: ProcessInfo.processInfo.environment) }
+
+    /// `~/.config/kms/client.key` under `environment`'s `HOME` (a test passes its own).
+    static func defaultPath(environment: [String: String]) -> String {
         // `$HOME` first, as shells and other tools read `~`; the user database only without it.
-        let home = ProcessInfo.processInfo.environment["HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
         return (home ?? FileManager.default.homeDirectoryForCurrentUser)
             .appendingPathComponent(".config/kms/client.key").path
     }
@@ -36,23 +39,24 @@ public enum ClientKeyLookup {
     public static func find(
         environment: [String: String] = ProcessInfo.processInfo.environment, user: uid_t = geteuid()
     ) throws(Failure) -> Found? {
-        guard let found = try locate(environment: environment) else { return nil }
-        // identity-v1 section 6: a key file looser than 0600 is warned about. `stat` follows a symbolic
-        // link to the file it names: a link's own mode (0777) said nothing (a review finding).
-        var info = stat()
-        guard stat(found.path, &info) == 0 else { return found }
+        guard let (path, named, notice) = try locate(environment: environment) else { return nil }
+        // The key, its owner and its mode from one descriptor: a second look at the name could be answered by
+        // another file (a review: one deleted or swapped right after its read went unchecked).
+        let (key, info) = try readWithStatus(path)
         var warnings: [String] = []
+        // identity-v1 section 6: a key file looser than 0600 is warned about (the file a link leads to:
+        // a link's own mode, 0777, said nothing: a review finding).
         if Int(info.st_mode) & 0o077 != 0 {
             let mode = Int(info.st_mode) & 0o777
-            warnings.append("\(found.path) is readable by other users (mode \(String(mode, radix: 8))): chmod 600 it")
+            warnings.append("\(path) is readable by other users (mode \(String(mode, radix: 8))): chmod 600 it")
         }
         // A key another user owns is theirs: a `./data/admin.key` in a folder they control (a review ran `kms`
         // in one and it signed with their key, with only a note), or a `~/.config/kms` they could write. Not
         // taken unless named on purpose (`KMS_CLIENT_KEY_FILE`); root is told, not refused (an operator may
         // run the CLI as root beside a store the service's user owns).
         if info.st_uid != user, info.st_uid != 0 {
-            let owned = "\(found.path) belongs to uid \(info.st_uid), not this user"
-            if found.path != environment["KMS_CLIENT_KEY_FILE"], user != 0 {
+            let owned = "\(path) belongs to uid \(info.st_uid), not this user"
+            if !named, user != 0 {
                 throw Failure(
                     description:
                         "\(owned): not used, since another user may have put it there; name it in KMS_CLIENT_KEY_FILE to use it on purpose"
@@ -60,35 +64,33 @@ public enum ClientKeyLookup {
             }
             warnings.append("\(owned): whoever owns it can replace it")
         }
-        guard !warnings.isEmpty else { return found }
-        return Found(
-            key: found.key, path: found.path,
-            notice: ([found.notice].compactMap { $0 } + warnings).joined(separator: "; "))
+        let notices = [notice].compactMap { $0 } + warnings
+        return Found(key: key, path: path, notice: notices.isEmpty ? nil : notices.joined(separator: "; "))
     }
 
-    private static func locate(environment: [String: String]) throws(Failure) -> Found? {
+    /// The key file to read, whether it was named in `KMS_CLIENT_KEY_FILE`, and the notice its use needs.
+    private static func locate(environment: [String: String]) throws(Failure) -> (
+        path: String, named: Bool, notice: String?
+    )? {
         if let path = environment["KMS_CLIENT_KEY_FILE"] {
             // Set but empty (`KMS_CLIENT_KEY_FILE=$(…)` where that failed) is not unset: the search would go
             // on and may sign with another key, the server's admin key beside it included (a probe).
             guard !path.isEmpty else {
                 throw Failure(
                     description:
-                        "KMS_CLIENT_KEY_FILE is set but empty: name the client's key file, or unset it to look in \(defaultPath) and then for the server's admin key",
+                        "KMS_CLIENT_KEY_FILE is set but empty: name the client's key file, or unset it to look in \(defaultPath(environment: environment)) and then for the server's admin key",
                     isSetting: true)
             }
             guard FileManager.default.fileExists(atPath: path) else {
                 throw Failure(description: "KMS_CLIENT_KEY_FILE names \(path), which does not exist", isSetting: true)
             }
-            return Found(key: try read(path), path: path, notice: nil)
+            return (path, true, nil)
         }
-        if FileManager.default.fileExists(atPath: defaultPath) {
-            return Found(key: try read(defaultPath), path: defaultPath, notice: nil)
-        }
+        let own = defaultPath(environment: environment)
+        if FileManager.default.fileExists(atPath: own) { return (own, false, nil) }
         let admin = adminPath(environment)
         if FileManager.default.fileExists(atPath: admin) {
-            return Found(
-                key: try read(admin), path: admin,
-                notice: "using the server's admin key \(admin) (no KMS_CLIENT_KEY_FILE or \(defaultPath))")
+            return (admin, false, "using the server's admin key \(admin) (no KMS_CLIENT_KEY_FILE or \(own))")
         }
         return nil
     }
@@ -97,7 +99,7 @@ public enum ClientKeyLookup {
     /// nothing (`KMS_CLIENT_KEY_FILE` is named only when unset: a set one
     /// that is missing is an error of its own).
     public static func searched(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        "KMS_CLIENT_KEY_FILE is unset, and neither \(defaultPath) nor the server's admin key \(adminPath(environment)) exists"
+        "KMS_CLIENT_KEY_FILE is unset, and neither \(defaultPath(environment: environment)) nor the server's admin key \(adminPath(environment)) exists"
     }
 
     private static func adminPath(_ environment: [String: String]) -> String {
@@ -106,11 +108,32 @@ public enum ClientKeyLookup {
 
     /// Reads one key file (the 48-byte PKCS#8 form only).
     public static func read(_ path: String) throws(Failure) -> Curve25519.Signing.PrivateKey {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        try readWithStatus(path).key
+    }
+
+    /// `read`, with the status of the file the bytes came from (owner, mode), judged on its descriptor.
+    static func readWithStatus(_ path: String) throws(Failure) -> (key: Curve25519.Signing.PrivateKey, status: stat) {
+        // Non-blocking: a pipe planted at the name would hold `open`; only a regular file of a few bytes is read.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw Failure(description: "cannot read the client key file \(path)") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size <= 4096 else {
+            throw Failure(description: "\(path) is not a client key file (a regular file of at most 4 KiB)")
+        }
+        // Blocking again for the read (a FUSE file system may honour the flag and answer EAGAIN).
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        let data: Data
+        do {
+            // At most a byte past the size it had: a file that grew since is not ours to read whole.
+            data =
+                try FileHandle(fileDescriptor: fd, closeOnDealloc: false).read(upToCount: Int(info.st_size) + 1)
+                ?? Data()
+        } catch {
             throw Failure(description: "cannot read the client key file \(path)")
         }
         do {
-            return try ClientKeyFile.parse(String(decoding: data, as: UTF8.self))
+            return (try ClientKeyFile.parse(String(decoding: data, as: UTF8.self)), info)
         } catch {
             throw Failure(
                 description: "\(path) is not an Ed25519 key file (PEM PRIVATE KEY, the 48-byte PKCS#8 form of RFC 8410)"

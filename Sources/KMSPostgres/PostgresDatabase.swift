@@ -250,6 +250,8 @@ public final class PostgresDatabase: Sendable {
     /// the port, a paused database) fails start-up after it instead of holding it for ever.
     @discardableResult
     private static func probe(_ target: PostgresURL, logger: Logger, timeout: Duration) async throws -> Bool {
+        // Before the connection, which may already be an impostor's (the second diff review).
+        warnAboutImpostors(target, logger: logger)
         var options = try connectionConfiguration(target)
         // PostgresNIO's own limit on the connection's start comes after ours, so the failure says what it was.
         options.options.connectTimeout = .milliseconds(Int64(milliseconds(timeout)) + 1_000)
@@ -275,26 +277,8 @@ public final class PostgresDatabase: Sendable {
             )
         }
         let location = "\(target.location)/\(target.database)"
-        // A password sent over TCP to a database whose certificate is not checked goes to whatever answers at
-        // that address: on loopback, any local user who listens on the port while the database is down or
-        // restarting (each instance reconnects within seconds) gets it in clear text or as a crackable MD5
-        // (a review); across a network, anyone on the path. Said for loopback too.
-        if target.socketPath == nil, target.password != nil, !target.checksCertificate {
-            logger.warning(
-                "PostgreSQL password is sent to whatever answers at the database's address: the database's certificate is not checked, so another local user listening on that port while the database is down (or anyone on the path) can be handed it; connect through the Unix socket (host=/var/run/postgresql, with peer authentication and no password) or set sslmode=verify-full with sslrootcert",
-                metadata: ["database": "\(location)", "sslmode": "\(target.sslMode.rawValue)"])
-        }
-        if let socket = target.socketPath {
+        if target.socketPath != nil {
             logger.notice("PostgreSQL connection uses a Unix socket", metadata: ["database": "\(location)"])
-            // A socket in a folder every user may write (/tmp, PostgreSQL's built-in default) can be made by
-            // another user while the database is down, as a loopback port can be taken (the diff review).
-            var folder = stat()
-            let path = (socket as NSString).deletingLastPathComponent
-            if stat(path, &folder) == 0, folder.st_mode & 0o002 != 0 {
-                logger.warning(
-                    "the PostgreSQL socket's folder is writable by every user: another local user can put a socket there while the database is down, act as the database and be handed its password; use a folder only the database's user can write (Debian's /var/run/postgresql)",
-                    metadata: ["folder": "\(path)"])
-            }
         } else if encrypted {
             logger.notice(
                 "PostgreSQL connection uses TLS",
@@ -312,6 +296,32 @@ public final class PostgresDatabase: Sendable {
                 metadata: ["database": "\(location)"])
         }
         return encrypted
+    }
+
+    /// What lets someone else answer in the database's place, said before connecting:
+    /// - a password sent over TCP to a database whose certificate is not checked goes to whatever answers
+    ///   at that address: on loopback, any local user who listens on the port while the database is down
+    ///   or restarting (each instance reconnects within seconds) gets it in clear text or as a crackable
+    ///   MD5 (a review); across a network, anyone on the path. Said for loopback too;
+    /// - a socket in a folder every user may write (/tmp, PostgreSQL's built-in
+    ///   default) can be made by another user while the database is down, as a loopback port can be taken
+    ///   (another user's folder is not: the database's user owns its own, Debian's `/var/run/postgresql`).
+    private static func warnAboutImpostors(_ target: PostgresURL, logger: Logger) {
+        let location = "\(target.location)/\(target.database)"
+        if let socket = target.socketPath {
+            var folder = stat()
+            let path = (socket as NSString).deletingLastPathComponent
+            // Only every user: the folder is the database user's own (Debian's is postgres's, mode 2775).
+            if stat(path, &folder) == 0, folder.st_mode & 0o002 != 0 {
+                logger.warning(
+                    "the PostgreSQL socket's folder is writable by every user: any of them can put a socket there while the database is down and act as the database (and be handed its password, when one is sent); use a folder only the database's user can write (Debian's /var/run/postgresql)",
+                    metadata: ["folder": "\(path)"])
+            }
+        } else if target.password != nil, !target.checksCertificate {
+            logger.warning(
+                "PostgreSQL password is sent to whatever answers at the database's address: the database's certificate is not checked, so another local user listening on that port while the database is down (or anyone on the path) can be handed it; connect through the Unix socket (host=/var/run/postgresql, with peer authentication and no password) or set sslmode=verify-full with sslrootcert",
+                metadata: ["database": "\(location)", "sslmode": "\(target.sslMode.rawValue)"])
+        }
     }
 
     private static func usesTLS(_ connection: PostgresConnection, logger: Logger) async throws -> Bool {

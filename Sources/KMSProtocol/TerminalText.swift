@@ -71,14 +71,15 @@ public enum TerminalText {
     /// messages that may already hold such escapes (an error naming a file's
     /// escaped context), where doubling would garble them.
     ///
-    /// `escapingJoiners`: the zero-width joiner and non-joiner too, for names that are identifiers
-    /// rather than prose (a file's context keys: `file\u{200d}` read as a second `file`, a review).
-    public static func escaped(_ text: String, doublingBackslashes: Bool = true, escapingJoiners: Bool = false)
+    /// `escapingIgnorables`: every default-ignorable code point too (the joiners, variation selectors, the
+    /// combining grapheme joiner, Hangul fillers), for text that is compared byte for byte rather than read
+    /// as prose: a file's context (`file\u{200d}` read as a second `file`: the reviews).
+    public static func escaped(_ text: String, doublingBackslashes: Bool = true, escapingIgnorables: Bool = false)
         -> String
     {
         var out = ""
         for scalar in text.unicodeScalars {
-            if isUnsafe(scalar) || (escapingJoiners && (scalar == "\u{200C}" || scalar == "\u{200D}")) {
+            if isUnsafe(scalar) || (escapingIgnorables && scalar.properties.isDefaultIgnorableCodePoint) {
                 out += "\\u{" + String(scalar.value, radix: 16) + "}"
             } else if scalar == "\\", doublingBackslashes {
                 out += "\\\\"

@@ -199,11 +199,13 @@ struct DoctorCommand: AsyncParsableCommand {
         // A `.env` others may write (it chooses the allowlist) or read while it holds a secret: a `master.key`
         // so is a failure, and so is the same key in a `.env` (a review: doctor passed it).
         // Group-writable is only warned about, as for folders (umask 002 gives the user's own group).
-        let dotEnv = config.dotEnvWarnings.filter { !$0.contains("is writable by its group") }
+        let groupWritable = config.dotEnvWarnings.filter { $0.contains(KMSConfiguration.groupWritableDotEnv) }
+        let dotEnv = config.dotEnvWarnings.filter { !$0.contains(KMSConfiguration.groupWritableDotEnv) }
         if !dotEnv.isEmpty {
             loose += dotEnv
             fixes.append("chmod 600 the .env")
         }
+        for warning in groupWritable { report(.warn, ".env", warning) }
         // The admin key is enrolled with every permission at a first start: another user's copy is that user's.
         if let service = serviceUser(config),
             let owner = DurableFile.foreignOwner(of: config.adminKeyFile, user: service)

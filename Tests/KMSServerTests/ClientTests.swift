@@ -44,8 +44,11 @@ import Testing
         #expect(TerminalText.escaped("צילומים 写真 photos-2026") == "צילומים 写真 photos-2026")
         // Joiners are kept: Persian and emoji sequences need them.
         #expect(TerminalText.escaped("می\u{200C}خواهم 👨\u{200D}👩") == "می\u{200C}خواهم 👨\u{200D}👩")
-        // Except in a name (a file's context key): `file\u{200d}` read as `file` in inspect-file (a review).
-        #expect(TerminalText.escaped("file\u{200D}\u{200C}", escapingJoiners: true) == #"file\u{200d}\u{200c}"#)
+        // Except where text is matched byte for byte (a file's context): `file\u{200d}` read as `file` in
+        // inspect-file, and so did a variation selector, the combining grapheme joiner, a Hangul filler.
+        #expect(
+            TerminalText.escaped("file\u{200D}\u{200C}\u{FE0F}\u{34F}\u{3164}", escapingIgnorables: true)
+                == #"file\u{200d}\u{200c}\u{fe0f}\u{34f}\u{3164}"#)
         // In JSON, what JSON leaves raw becomes a JSON escape (UTF-16, surrogates for a tag character).
         #expect(
             TerminalText.jsonEscaped("{\n  \"d\" : \"a\u{9B}b\u{202E}c\u{E0041}\u{7F}\"\n}")

@@ -75,12 +75,12 @@ public enum BackupFile {
         return body
     }
 
-    /// What a backup file holds, after every check of section 6: the
-    /// header, the SHA-256 and the MAC of the manifest, every line's shape,
-    /// every wrapped value opening, and the counts.
     /// The longest manifest line read (one holds a type, two hex digests and six counts).
     static let manifestMaxBytes = 4096
 
+    /// What a backup file holds, after every check of section 6: the
+    /// header, the SHA-256 and the MAC of the manifest, every line's shape,
+    /// every wrapped value opening, and the counts.
     public static func decode(_ data: Data, masterKey: MasterKey) throws(KMSError) -> (
         contents: BackupContents, counts: BackupContents.Counts, store: String
     ) {

@@ -99,53 +99,76 @@ public enum DurableFile {
             + "files in it (the master key, the store's records); chmod 700 it"
     }
 
-    /// Why a folder above `folder` lets another user swap `folder` for one of their own, or nil: a folder
-    /// above it that a user other than `user` and root owns, or that every user may write without the
-    /// sticky bit (whoever may write a folder may rename what is in it), or a link on the way that such a
-    /// user owns (theirs to repoint). `untrustedFolder` judges `folder` itself; this judges the way to it,
-    /// as OpenSSH's `StrictModes` judges the way to `authorized_keys` (the last session's Left item). Every
-    /// folder of the path as written (the folder holding a link included) and of the path its links lead
-    /// to is judged; a link inside a link's target is not followed further (documented). Folders that do
-    /// not exist yet (a first start makes them) are skipped; so is a path whose links cannot be resolved.
+    /// A folder or link on the way to a folder that lets another user swap it (`untrustedWay`).
+    public struct UntrustedWay: Sendable, Equatable {
+        /// The folder or link found.
+        public let path: String
+        public let description: String
+    }
+
+    /// Why a folder above `folder` lets another user swap `folder` for one of their own, or nil
+    /// (`untrustedWay`'s description).
     public static func untrustedAncestor(of folder: URL, user: uid_t = geteuid()) -> String? {
-        let written = folder.standardizedFileURL.path
+        untrustedWay(to: folder, user: user)?.description
+    }
+
+    /// What on the way to `folder` lets another user swap it for one of their own, or nil: a folder above
+    /// it that a user other than `user` and root owns, or that every user may write without the sticky
+    /// bit (whoever may write a folder may rename what is in it), or a link on the way, `folder`'s own name
+    /// included, that such a user owns (theirs to repoint). `untrustedFolder` judges `folder` itself; this
+    /// judges the way to it, as OpenSSH's `StrictModes` judges the way to `authorized_keys`. Every folder
+    /// of the path as written (the folder holding a link included; `..` as the kernel takes it) and of the
+    /// path its links lead to is judged; a link inside a link's target is not followed further. Folders
+    /// that do not exist yet (a first start makes them) are skipped; when the links cannot be resolved
+    /// (a folder this user may not search), only the path as written is judged.
+    public static func untrustedWay(to folder: URL, user: uid_t = geteuid()) -> UntrustedWay? {
+        var written = folder.path
+        if !written.hasPrefix("/") { written = FileManager.default.currentDirectoryPath + "/" + written }
         // The deepest part that exists, and where its links lead.
         var existing = written
         while existing.count > 1, access(existing, F_OK) != 0 {
             existing = (existing as NSString).deletingLastPathComponent
         }
-        var real = existing
+        var below = written
         if let resolved = realpath(existing, nil) {
-            real = String(cString: resolved)
+            below = String(cString: resolved) + String(written.dropFirst(existing.count))
             free(resolved)
         }
-        let below = existing == written ? real : real + String(written.dropFirst(existing.count))
         var judged = Set<String>()
         for path in [written, below] {
+            var prefixes = ["/"]
             var prefix = ""
-            var ancestors = ["/"]
-            for component in path.split(separator: "/").dropLast() {
+            for component in path.split(separator: "/") {
                 prefix += "/" + component
-                ancestors.append(prefix)
+                prefixes.append(prefix)
             }
-            for ancestor in ancestors where judged.insert(ancestor).inserted {
+            for (index, ancestor) in prefixes.enumerated() where judged.insert(ancestor).inserted {
                 var name = stat()
                 guard lstat(ancestor, &name) == 0 else { break }
                 if name.st_mode & S_IFMT == S_IFLNK, let owner = foreignOwner(name, user: user) {
-                    return "\(ancestor) is a link that belongs to uid \(owner), neither this user nor root: that user "
-                        + "can point it, and \(written) with it, elsewhere; use a path with no link another user owns"
+                    return UntrustedWay(
+                        path: ancestor,
+                        description: "\(ancestor) is a link that belongs to uid \(owner), neither this user nor "
+                            + "root: that user can point it, and \(written) with it, elsewhere; use a path with no "
+                            + "link another user owns")
                 }
+                // `folder` itself is `untrustedFolder`'s to judge: only the folders above it here.
+                guard index < prefixes.count - 1 else { break }
                 var info = stat()
                 guard stat(ancestor, &info) == 0 else { break }
                 if let owner = foreignOwner(info, user: user) {
-                    return "folder \(ancestor), above \(written), belongs to uid \(owner), neither this user nor "
-                        + "root: that user can rename what is in it and put a folder of their own in its place; "
-                        + "move the data to a folder only this user or root controls"
+                    return UntrustedWay(
+                        path: ancestor,
+                        description: "folder \(ancestor), above \(written), belongs to uid \(owner), neither this "
+                            + "user nor root: that user can rename what is in it and put a folder of their own in "
+                            + "its place; move the data to a folder only this user or root controls")
                 }
                 if info.st_mode & 0o002 != 0, info.st_mode & S_ISVTX == 0 {
-                    return "folder \(ancestor), above \(written), is mode \(String(info.st_mode & 0o7777, radix: 8)): "
-                        + "every user can rename what is in it and put a folder of their own in its place; chmod "
-                        + "o-w it (or +t, as /tmp is)"
+                    return UntrustedWay(
+                        path: ancestor,
+                        description: "folder \(ancestor), above \(written), is mode "
+                            + "\(String(info.st_mode & 0o7777, radix: 8)): every user can rename what is in it and "
+                            + "put a folder of their own in its place; chmod o-w it (or +t, as /tmp is)")
                 }
             }
         }

@@ -130,6 +130,9 @@ public struct KMSConfiguration: Sendable {
         return config
     }
 
+    /// The words of `looseDotEnv`'s group-writable warning, which `kms doctor` reports as a warning only.
+    public static let groupWritableDotEnv = "is writable by its group"
+
     /// What is loose about a `.env` that was read (a probe: a world-writable one set the allowlist and the
     /// trusted proxies without a word, and one holding the master key was readable by every user while
     /// a `master.key` file so is a failure of `kms doctor`).
@@ -143,13 +146,14 @@ public struct KMSConfiguration: Sendable {
             )
         } else if info.st_mode & 0o020 != 0 {
             warnings.append(
-                "\(path) is writable by its group: its members choose the allowlist, the trusted proxies and the keys' store; chmod 600 it unless the group is only you"
+                "\(path) \(groupWritableDotEnv): its members choose the allowlist, the trusted proxies and the keys' store; chmod 600 it unless the group is only you"
             )
         }
         // A database URL is a secret when it holds a password (a socket URL with peer authentication has none).
         let secrets = ["KMS_MASTER_KEY", "KMS_DATABASE_URL"].filter { name in
             guard let value = values[name], !value.isEmpty else { return false }
-            return name != "KMS_DATABASE_URL" || URLComponents(string: value)?.password != nil
+            // One that does not parse may still hold a password: counted (the second diff review).
+            return name != "KMS_DATABASE_URL" || (URLComponents(string: value).map { $0.password != nil } ?? true)
         }
         if info.st_mode & 0o044 != 0, !secrets.isEmpty {
             warnings.append(

@@ -20,6 +20,8 @@ public func untrustedAncestors(_ config: KMSConfiguration, user: uid_t = geteuid
     var folders: [URL] = []
     if config.store == .file { folders.append(config.keyStorePath) }
     if config.masterKeyBase64 == nil { folders.append(config.masterKeyFile.deletingLastPathComponent()) }
+    // One line per folder found: the same folder above both is said once (the second diff review).
     var seen = Set<String>()
-    return folders.compactMap { DurableFile.untrustedAncestor(of: $0, user: user) }.filter { seen.insert($0).inserted }
+    return folders.compactMap { DurableFile.untrustedWay(to: $0, user: user) }.filter { seen.insert($0.path).inserted }
+        .map(\.description)
 }

@@ -349,7 +349,8 @@ struct DecryptFileCommand: AsyncParsableCommand {
         // context is still escaped, as inspect-file shows it.
         if let named = NativeCiphertext.keyAndVersion(header.wrappedKey) {
             let context = header.context.map {
-                TerminalText.escaped($0.key, escapingJoiners: true) + "=" + TerminalText.escaped($0.value)
+                TerminalText.escaped($0.key, escapingIgnorables: true) + "="
+                    + TerminalText.escaped($0.value, escapingIgnorables: true)
             }
             writeToStandardError(
                 "decrypted \(TerminalText.escaped(input)) under \(named.keyId) v\(named.version)"
@@ -433,10 +434,11 @@ struct InspectFileCommand: AsyncParsableCommand {
                 let bytes = entry.key.utf8
                 let quoted = bytes.contains(UInt8(ascii: "=")) || bytes.first == UInt8(ascii: "\"")
                 let key = quoted ? "\"\(entry.key)\"" : entry.key
-                // The key's joiners written out too: a key is a name, and `file\u{200d}` read as `file` (a review).
+                // Default-ignorable characters written out too: the context is matched byte for byte, and
+                // `file\u{200d}` read as `file` (the reviews).
                 printShown(escapedParts: [
-                    "context    ", TerminalText.escaped(key, escapingJoiners: true), "=",
-                    TerminalText.escaped(entry.value),
+                    "context    ", TerminalText.escaped(key, escapingIgnorables: true), "=",
+                    TerminalText.escaped(entry.value, escapingIgnorables: true),
                 ])
             }
             printShown(
