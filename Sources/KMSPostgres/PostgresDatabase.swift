@@ -147,7 +147,7 @@ public final class PostgresDatabase: Sendable {
     /// doctor` fails and the key scheduler holds what it does on a date
     /// (deletions, rotations): an instance whose clock runs ahead would delete
     /// a key early, for every instance and irreversibly.
-    public static let clockSkewLimit: TimeInterval = 60
+    public static let clockSkewLimit: TimeInterval = ReferenceClock.skewLimit
 
     /// The database's clock (`kms doctor` and the key scheduler compare it with this host's).
     public func now() async throws(KMSError) -> Date {

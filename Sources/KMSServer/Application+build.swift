@@ -30,7 +30,8 @@ public struct AppDependencies: Sendable {
     /// Overrides `KMS_SCHEDULER_INTERVAL_MS` (tests).
     public var schedulerInterval: Duration?
     /// The clock the key scheduler checks this host's against before it
-    /// deletes or rotates on a date (`KeyScheduler.referenceClock`); when nil,
+    /// deletes or rotates on a date, and the changes that write a date before
+    /// they do (`KeyRing.reference`, a `ReferenceClock`); when nil,
     /// the database's on PostgreSQL and, on the file store, the host's clock at
     /// start-up advanced by the monotonic clock (`KeyScheduler.countedSinceStart`; tests set one).
     public var referenceClock: (@Sendable () async throws(KMSError) -> Date)?
@@ -138,7 +139,13 @@ public func buildApplication(
     logger.notice("server identity key", metadata: ["fingerprint": "\(identity.fingerprint)"])
 
     let lifecycle = config.keyLifecycle
-    let keys = KeyRing(store: stores.keys, masterKey: masterKey, lifecycle: lifecycle, clock: dependencies.clock)
+    var keys = KeyRing(store: stores.keys, masterKey: masterKey, lifecycle: lifecycle, clock: dependencies.clock)
+    // One reference for the scheduler's holds and the changes that write a date (its file-store form keeps
+    // an anchor that both must share).
+    keys.reference = ReferenceClock(
+        name: dependencies.referenceClock != nil
+            ? "the reference clock" : stores.database == nil ? KeyScheduler.countedName : KeyScheduler.databaseName,
+        now: dependencies.referenceClock ?? databaseClock(stores.database) ?? KeyScheduler.countedSinceStart())
     let audit = try await openAudit(
         config, dependencies: dependencies, masterKey: masterKey, secrets: stores.secrets, writerLock: writerLock)
     let sessionStore = stores.sessions
@@ -266,10 +273,6 @@ public func buildApplication(
         KeyScheduler(
             keys: keys, audit: audit,
             interval: dependencies.schedulerInterval ?? .milliseconds(config.schedulerIntervalMs),
-            referenceClock: dependencies.referenceClock ?? databaseClock(stores.database)
-                ?? KeyScheduler.countedSinceStart(),
-            referenceName: dependencies.referenceClock != nil
-                ? "the reference clock" : stores.database == nil ? KeyScheduler.countedName : KeyScheduler.databaseName,
             logger: logger))
     if let keyStore = stores.keys as? PostgresKeyStore { app.addServices(KeyChangeListener(store: keyStore)) }
     if let aws = config.aws {

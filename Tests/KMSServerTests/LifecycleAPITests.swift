@@ -256,7 +256,8 @@ import Testing
     /// pass deletes it. (The reference is injected, so this runs on the file store too.)
     @Test func aHostClockAheadOfTheReferenceHoldsDeletions() async throws {
         var server = try Self.server("file")
-        let hostAhead = Mutex<TimeInterval>(3_600)
+        // Scheduled while the clocks agree (a deletion is not scheduled while they differ: the test below).
+        let hostAhead = Mutex<TimeInterval>(0)
         let checks = Mutex(0)
         server.dependencies.referenceClock = {
             checks.withLock { $0 += 1 }
@@ -266,6 +267,7 @@ import Testing
         try await server.run { client in
             let first = try await Self.session(client)
             let keyId = try await Self.keyPendingDeletion(first, alias: "held")
+            hostAhead.withLock { $0 = 3_600 }
             clock.advance(milliseconds: 8 * 86_400_000)
             // Three passes that found the key due (the clock moved before they began) and held it.
             let before = checks.withLock { $0 }
@@ -276,6 +278,35 @@ import Testing
             #expect(try Self.count("key.delete", in: auditLog) == 0)
             hostAhead.withLock { $0 = 30 }  // within the limit
             #expect(try await Self.eventually { try await session.call(.get, "/keys/\(keyId)").status == 404 })
+        }
+    }
+
+    /// A host whose clock is wrong writes no date: a deletion scheduled while it ran 8 days behind was
+    /// dated a day in the past and the key deleted at the next pass once the clock was put right, and a
+    /// rotation made so retired the version before it at once (a review). Changes that write a date are
+    /// `503 server_busy` until the clocks agree; the others, and every use of a key, go on.
+    @Test func aHostClockOffTheReferenceWritesNoDate() async throws {
+        var server = try Self.server("file")
+        let hostAhead = Mutex<TimeInterval>(-8 * 86_400)
+        server.dependencies.referenceClock = { Date().addingTimeInterval(-hostAhead.withLock { $0 }) }
+        try await server.run { client in
+            let session = try await Self.session(client)
+            let keyId = try #require(
+                try await session.call(.post, "/keys/generate", #"{"alias":"dated"}"#).json["keyId"] as? String)
+            for (path, body) in [
+                ("/keys/dated/schedule-deletion", #"{"pendingWindowDays":7}"#), ("/keys/rotate", #"{"keyId":"dated"}"#),
+                ("/keys/dated/rotation", #"{"periodDays":30}"#),
+            ] {
+                let held = try await session.call(.post, path, body)
+                #expect(held.status == 503 && held.errorCode == "server_busy", "\(path): \(held.status)")
+                #expect(((held.json["error"] as? [String: Any])?["message"] as? String)?.contains("set a date") == true)
+            }
+            let encrypted = try await session.call(.post, "/crypto/encrypt", #"{"keyId":"dated","plaintext":""}"#)
+            #expect(encrypted.status == 200)
+            #expect(try await session.call(.post, "/keys/dated/disable", "{}").status == 200)
+            #expect(try await session.call(.get, "/keys/\(keyId)").json["activeVersion"] as? Int == 1)
+            hostAhead.withLock { $0 = 30 }  // within the limit
+            #expect(try await session.call(.post, "/keys/dated/schedule-deletion", "{}").status == 200)
         }
     }
 

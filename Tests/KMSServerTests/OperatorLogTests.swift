@@ -34,6 +34,21 @@ import Testing
         }
     }
 
+    /// A wall clock stepped back (NTP, `date -s`) is a new window for the log's sampler and the audit's
+    /// thinning, not a window that lasts the step's length: a review stepped an hour back and no refused
+    /// address was logged or audited again for the hour.
+    @Test func aClockSteppedBackOpensNewWindows() {
+        let start = Date()
+        let sampler = RefusalLogSampler(perAddress: 10, perSecond: 5)
+        #expect(sampler.admit("10.0.0.1", now: start) != nil)
+        #expect(sampler.admit("10.0.0.1", now: start.addingTimeInterval(1)) == nil)
+        #expect(sampler.admit("10.0.0.1", now: start.addingTimeInterval(-3_600)) != nil)
+        let limiter = RefusalLimiter()
+        #expect(limiter.allow("10.0.0.1", now: start))
+        #expect(!limiter.allow("10.0.0.1", now: start.addingTimeInterval(5)))
+        #expect(limiter.allow("10.0.0.1", now: start.addingTimeInterval(-3_600)))
+    }
+
     /// `suppressedKeys` names the first eight and the last eight left out (sixteen junk names sent first
     /// filled a first-16 list: the final review), whole (exempt from the audit's 256-byte cap, which kept
     /// two 64-byte names).

@@ -14,6 +14,9 @@ public struct KeyRing: Sendable {
     public let clock: any KMSClock
     /// Encryptions this process made and has not yet added to the store (shared by copies).
     let usage = KeyUsage()
+    /// Checked before a change that writes a date (`ReferenceClock.requireAgreement`); nil: none (tests,
+    /// and the tools that open a store without a server).
+    public var reference: ReferenceClock?
 
     public init(store: any KeyStore, masterKey: MasterKey, lifecycle: KeyLifecycle, clock: any KMSClock) {
         self.store = store
@@ -88,6 +91,8 @@ public struct KeyRing: Sendable {
     /// Adds a version; concurrent rotations of one key each add exactly one
     /// (compare-and-set on the revision, retried on conflict).
     public func rotate(_ reference: String) async throws(KMSError) -> KeyRecord {
+        // The new version's date starts the old one's grace period: a clock behind would retire it at once.
+        try await self.reference?.requireAgreement()
         let rotated = try await updateRetrying { () async throws(KMSError) in
             try await resolve(reference, field: "keyId", fresh: true)
         } change: { (record: inout KeyRecord) throws(KMSError) in

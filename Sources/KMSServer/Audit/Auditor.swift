@@ -229,7 +229,9 @@ final class RefusalLimiter: Sendable {
                 window = nil
             }
             guard state.inSecond < 10, (window?.written ?? 0) < perGroupPerMinute,
-                last.map({ now.timeIntervalSince($0.written) >= 60 }) ?? true
+                // A clock stepped back lets the key in again, as the windows above do (a review: it stayed
+                // quiet for the step's length).
+                last.map({ now.timeIntervalSince($0.written) >= 60 || now < $0.written }) ?? true
             else {
                 if let last { state.lastByKey[key] = (last.written, last.skipped + 1) }
                 if let group { state.groups[group]?.skipped += 1 }

@@ -27,11 +27,13 @@ final class RefusalLogSampler: Sendable {
     /// Whether to log this refusal; when yes, the number suppressed before it.
     func admit(_ address: String, now: Date) -> Int? {
         state.withLock { state in
-            if now.timeIntervalSince(state.secondStart) >= 1 {
+            // A clock stepped back counts as a new second (a review: the log went quiet for the step's length).
+            if now.timeIntervalSince(state.secondStart) >= 1 || now < state.secondStart {
                 state.secondStart = now
                 state.inSecond = 0
             }
-            let recent = state.lastByAddress[address].map { now.timeIntervalSince($0) < perAddress } ?? false
+            let recent =
+                state.lastByAddress[address].map { (0..<perAddress).contains(now.timeIntervalSince($0)) } ?? false
             guard state.inSecond < perSecond, !recent else {
                 state.suppressed += 1
                 return nil

@@ -17,10 +17,10 @@ import ServiceLifecycle
 /// land without its audit entry (a review found that).
 ///
 /// "Due" is judged by this host's clock (lifecycle-v1's `$now`). With a
-/// `referenceClock` (the database's, on PostgreSQL; on the file store the
+/// reference (`keys.reference`: the database's clock, on PostgreSQL; on the file store the
 /// host's clock at start-up advanced by the monotonic clock, `countedSinceStart`)
 /// a pass first compares the two, and while they differ by more than
-/// `PostgresDatabase.clockSkewLimit` it deletes and rotates nothing on a date:
+/// `ReferenceClock.skewLimit` it deletes and rotates nothing on a date:
 /// a host whose clock is ahead (booted so, or stepped forward while running)
 /// would otherwise delete keys early, for every instance and irreversibly. It
 /// says so in the log at every pass until the clock is put right (on the file
@@ -30,19 +30,30 @@ struct KeyScheduler: Service {
     let keys: KeyRing
     let audit: Auditor
     let interval: Duration
-    var referenceClock: (@Sendable () async throws(KMSError) -> Date)?
-    /// What `referenceClock` is, for the log line of a hold.
-    var referenceName = Self.databaseName
     let logger: Logger
 
     static let databaseName = "the database's clock"
     static let countedName = "the time counted since kms serve started"
+    /// How often the file store's reference is read between passes.
+    static let referenceSampling: Duration = .seconds(10)
 
     func run() async throws {
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             let wait = jittered()
             let slept = await cancelWhenGracefulShutdown { () async -> Bool in
-                (try? await Task.sleep(for: wait)) != nil
+                // The file store's reference is read every 10 s between passes, so that a step is judged by
+                // when it happened: seen only at a pass (up to an hour apart), a step made just after the ten
+                // minutes of boot settling was taken for the first synchronisation (a review).
+                var left = wait
+                while left > .zero {
+                    let step = min(left, Self.referenceSampling)
+                    guard (try? await Task.sleep(for: step)) != nil else { return false }
+                    left -= step
+                    if let reference = keys.reference, reference.name == Self.countedName {
+                        _ = try? await reference.now()
+                    }
+                }
+                return true
             }
             guard slept, !Task.isShuttingDownGracefully else { break }
             await pass()
@@ -108,15 +119,16 @@ struct KeyScheduler: Service {
     /// one, and a clock tests move on purpose (`KMS_TEST_CLOCK_OFFSET_MS`, a
     /// manual clock) is not the misconfigured host this guards against.
     private func clockAgrees() async throws(KMSError) -> Bool {
-        guard let referenceClock else { return true }
-        let skew = try await referenceClock().timeIntervalSinceNow
-        guard abs(skew) > PostgresDatabase.clockSkewLimit else { return true }
+        guard let reference = keys.reference else { return true }
+        let ahead = try await reference.hostAhead()
+        guard abs(ahead) > ReferenceClock.skewLimit else { return true }
+        let referenceName = reference.name
         let remedy =
             referenceName == Self.countedName
             ? "it was stepped while kms serve ran; if the new time is right, restart kms serve" : "run NTP"
         logger.error(
-            "this host's clock differs from \(referenceName): scheduled deletions and rotations wait until it is put right (\(remedy))",
-            metadata: ["hostClockAheadBySeconds": "\(Int(-skew))"])
+            "this host's clock differs from \(referenceName): scheduled deletions and rotations, and changes that set a date, wait until it is put right (\(remedy))",
+            metadata: ["hostClockAheadBySeconds": "\(Int(ahead))"])
         return false
     }
 

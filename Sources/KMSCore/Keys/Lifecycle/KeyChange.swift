@@ -32,6 +32,16 @@ public enum KeyChange: Sendable, Equatable {
         }
     }
 
+    /// Whether the change writes a date from the host's clock (a deletion date, the next rotation), which
+    /// `KeyRing.change` refuses while that clock differs from the reference (`ReferenceClock`).
+    public var writesADate: Bool {
+        switch self {
+        case .scheduleDeletion: return true
+        case .rotation(let days): return days != nil
+        case .disable, .enable, .cancelDeletion, .labels, .policy: return false
+        }
+    }
+
     /// Changes `record` as of `now`; throws the section 1 `409`s.
     public func apply(to record: inout KeyRecord, now: Date) throws(KMSError) -> Bool {
         let before = record

@@ -22,6 +22,7 @@ extension KeyRing {
     public func change(_ change: KeyChange, reportingWriteOn reference: String) async throws(KMSError) -> (
         record: KeyRecord, written: Bool
     ) {
+        if change.writesADate { try await self.reference?.requireAgreement() }
         let changed = try await updateRetrying { () async throws(KMSError) in
             try await resolve(reference, field: "keyId", fresh: true)
         } change: { (record: inout KeyRecord) throws(KMSError) in

@@ -38,6 +38,8 @@ extension KeyRing {
                 guard let current = try await store.freshKey(id: keyId), current.state == .enabled,
                     current.activeVersion == newest.key
                 else { continue }
+                // Its date starts the old version's grace period (`rotate(_:)`): not while the clock is wrong.
+                try await reference?.requireAgreement()
                 try await intent(.rotateForUsage(keyId: keyId))
                 intended = true
                 if let rotated = try await rotate(keyId, from: newest.key) {
