@@ -28,7 +28,7 @@ serve() {
     shift
     mkdir -p "$work/$name"
     (cd "$work/$name" && exec env KMS_PORT=$port KMS_HOST=0.0.0.0 KMS_LOG_LEVEL=error KMS_ROTATE_MAX=1000000 \
-        KMS_PENDING_PER_ADDRESS=100000 KMS_PENDING_MAX=100000 KMS_KEY_EXCHANGE_RATE=100000 KMS_SESSIONS_PER_CLIENT=10000000 "$@" \
+        KMS_PENDING_PER_ADDRESS=100000 KMS_PENDING_MAX=100000 KMS_KEY_EXCHANGE_RATE=100000 KMS_SESSIONS_PER_CLIENT=10000000 KMS_MAX_KEYS=10000000 "$@" \
         "$K" serve >"$work/$name/server.log" 2>&1) &
     server_pid=$!
     for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done

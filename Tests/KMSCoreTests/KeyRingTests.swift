@@ -63,6 +63,21 @@ import Testing
         #expect(try await rescued.decrypt(rewrapped.ciphertext, aad: Data()).plaintext == Data("v1".utf8))
     }
 
+    /// The store holds at most `maxKeys` keys (`KMS_MAX_KEYS`): a generate past them is `409
+    /// limit_reached` and writes nothing (a review made 6,719 keys of the largest labels from one client).
+    @Test func aGeneratePastTheKeyLimitIsRefused() async throws {
+        let store = InMemoryKeyStore()
+        let keys = KeyRing(
+            store: store, masterKey: master, lifecycle: KeyLifecycle(graceMs: 0, maxKeys: 2), clock: clock)
+        _ = try await keys.generate(alias: "one")
+        _ = try await keys.generate(alias: nil)
+        let refused = await #expect(throws: KMSError.self) { _ = try await keys.generate(alias: "three") }
+        #expect(refused?.code == .limitReached && refused?.message.contains("KMS_MAX_KEYS") == true)
+        let count = try await store.count()
+        let three = try await store.key(alias: "three")
+        #expect(count == 2 && three == nil)
+    }
+
     /// A review gave 60 keys 85 KB of labels each (within lifecycle-v1's limits) and every client that
     /// read them failed `kms keys list` (an answer past the client's 4 MiB). A page also ends before its
     /// labels pass 1 MiB, with `next`; every key is still listed once across the pages.
@@ -92,6 +107,12 @@ import Testing
             pages += 1
         } while after != nil && pages < 10
         #expect(pages > 1 && listed == made.sorted { $0.bytesPrecede($1) }, "\(pages) pages")
+        // The ids-only page (the AWS door's ListKeys) has no such budget: it returns no labels (a review
+        // counted 102 pages where 7 would do).
+        let ids = try await keys.listIds(after: nil, limit: 100)
+        #expect(ids.keyIds == made.sorted { $0.bytesPrecede($1) } && ids.next == nil)
+        let two = try await keys.listIds(after: nil, limit: 2)
+        #expect(two.keyIds.count == 2 && two.next == two.keyIds.last)
         // Counted as JSON writes them: labels of quotes are twice their bytes (the final review).
         let quoted = KeyRing(
             store: InMemoryKeyStore(), masterKey: master, lifecycle: KeyLifecycle(graceMs: 0), clock: clock)

@@ -88,7 +88,7 @@ import Testing
         ("KMS_TOKEN_PREFIX", String(repeating: "p", count: 65)), ("KMS_MAX_BODY_BYTES", "1e6"),
         ("KMS_ROTATE_MAX", "0"), ("KMS_AUDIT_TIMEOUT_MS", "99"), ("KMS_AUDIT_TIMEOUT_MS", "15001"),
         ("KMS_DATABASE_TIMEOUT_MS", "999"), ("KMS_DATABASE_TIMEOUT_MS", "15001"), ("KMS_KEY_MAX_VERSIONS", "1"),
-        ("KMS_KEY_MAX_VERSIONS", "10001"),
+        ("KMS_KEY_MAX_VERSIONS", "10001"), ("KMS_MAX_KEYS", "0"), ("KMS_MAX_KEYS", "10000001"),
         // Numbers are digits only (`Int` took a sign).
         ("KMS_PORT", "+3000"), ("KMS_SESSION_TTL_MS", "-0"), ("KMS_TEST_CLOCK_OFFSET_MS", "+5"),
         ("KMS_HOST", "kms..lan"), ("KMS_HOST", "10.0.0.1%eth0"), ("KMS_HOST", "fe80::1%"),

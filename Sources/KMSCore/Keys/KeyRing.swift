@@ -74,6 +74,13 @@ public struct KeyRing: Sendable {
         -> KeyRecord
     {
         try checkAlias(alias)
+        // Counted before, not under a lock: instances racing at the limit may pass it by a few keys.
+        if let maxKeys = lifecycle.maxKeys, try await store.count() >= maxKeys {
+            throw KMSError(
+                .limitReached,
+                "this server holds \(maxKeys) keys, its limit (KMS_MAX_KEYS): delete keys you no longer need, or have the operator raise it"
+            )
+        }
         let keyId = KeyIdentifier.newKeyId()
         let now = clock.now()
         var record = KeyRecord(
@@ -225,6 +232,25 @@ public struct KeyRing: Sendable {
     public func list(
         after: String?, limit: Int, including: (KeyRecord) -> Bool = { _ in true }
     ) async throws(KMSError) -> KeyListResponse {
+        let (page, more) = try await scan(after: after, limit: limit, budgeted: true, including: including)
+        return KeyListResponse(keys: page.map(metadata), next: more ? page.last?.keyId : nil)
+    }
+
+    /// `list`'s page as key ids only, with no version or label budget: the AWS door's `ListKeys` returns
+    /// ids and ARNs, and its pages ended on the labels' budget (102 pages for 6,719 keys where 7 would
+    /// do) after building every key's metadata (a review).
+    public func listIds(
+        after: String?, limit: Int, including: (KeyRecord) -> Bool = { _ in true }
+    ) async throws(KMSError) -> (keyIds: [String], next: String?) {
+        let (page, more) = try await scan(after: after, limit: limit, budgeted: false, including: including)
+        return (page.map(\.keyId), more ? page.last?.keyId : nil)
+    }
+
+    /// The records of one page and whether more follow; `budgeted`: the page also ends before its
+    /// versions or labels pass their bounds.
+    private func scan(
+        after: String?, limit: Int, budgeted: Bool, including: (KeyRecord) -> Bool
+    ) async throws(KMSError) -> (records: [KeyRecord], more: Bool) {
         let batchSize = max(limit + 1, 100)
         var page: [KeyRecord] = []
         var versions = 0
@@ -241,7 +267,7 @@ public struct KeyRing: Sendable {
                 // limits, and every client that reads them failed `kms keys list`.
                 let size = record.labelBytes
                 if page.count == limit
-                    || (!page.isEmpty
+                    || (budgeted && !page.isEmpty
                         && (versions + record.versions.count > lifecycle.pageVersions
                             || labels + size > Self.pageLabelBytes))
                 {
@@ -255,7 +281,7 @@ public struct KeyRing: Sendable {
             guard batch.count == batchSize, let last = batch.last else { break }
             cursor = last.keyId
         }
-        return KeyListResponse(keys: page.map(metadata), next: more ? page.last?.keyId : nil)
+        return (page, more)
     }
 
     // MARK: Cryptography

@@ -34,11 +34,17 @@ public struct KeyLifecycle: Sendable {
     /// ceiling, whatever `maxVersions` is (a review: bounded by a lowered `maxVersions` of 2, a
     /// page held one or two keys and listing N keys read about 100 N records).
     public let pageVersions: Int
+    /// Keys the store may hold (`KMS_MAX_KEYS`); a generate past them is `409 limit_reached`; nil: no
+    /// limit (the library's default). A client with `keys:create` could otherwise grow the store, its
+    /// memory, its backups and every listing without end (a review made 6,719 keys of the largest labels,
+    /// 149 MB, and a backup took 113 s).
+    public let maxKeys: Int?
 
     public init(
         graceMs: Int64, rotateAfterEncryptions: UInt64 = 1 << 31, maxVersions: Int = Self.versionCeiling,
-        pageVersions: Int = Self.versionCeiling
+        pageVersions: Int = Self.versionCeiling, maxKeys: Int? = nil
     ) {
+        self.maxKeys = maxKeys
         self.graceMs = graceMs
         self.rotateAfterEncryptions = rotateAfterEncryptions
         self.maxVersions = maxVersions

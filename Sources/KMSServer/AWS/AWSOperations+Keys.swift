@@ -124,7 +124,7 @@ extension AWSOperations {
         let marker = try Self.marker(try input.optionalString("Marker"), isName: KeyIdentifier.isKeyId)
         let grants = checkGrants ? call.caller.client.grants : nil
         let page = try await native { () throws(KMSError) in
-            try await keys.list(after: marker, limit: limit) { record in
+            try await keys.listIds(after: marker, limit: limit) { record in
                 grants.map { KeyAccess.Names(keyId: record.keyId, aliases: record.aliases).allowed(.keysRead, by: $0) }
                     ?? true
             }
@@ -133,10 +133,9 @@ extension AWSOperations {
             (
                 "Keys",
                 .array(
-                    page.keys.map {
+                    page.keyIds.map {
                         .object([
-                            ("KeyId", .string(uuid($0.keyId))),
-                            ("KeyArn", .string(partition.keyArn(native: $0.keyId))),
+                            ("KeyId", .string(uuid($0))), ("KeyArn", .string(partition.keyArn(native: $0))),
                         ])
                     })
             ), ("Truncated", .bool(page.next != nil)),

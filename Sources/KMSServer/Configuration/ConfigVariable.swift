@@ -67,6 +67,9 @@ public struct ConfigVariable: Sendable {
             name: "KMS_KEY_MAX_VERSIONS", defaultValue: "10000",
             meaning: "versions a key may have (2 to 10000); a rotation past them is 409 limit_reached"),
         .init(
+            name: "KMS_MAX_KEYS", defaultValue: "10000",
+            meaning: "keys the store may hold (1 to 10000000); a generate past them is 409 limit_reached"),
+        .init(
             name: "KMS_AWS_PORT", defaultValue: "",
             meaning: "port of the AWS-KMS-compatible listener, 1-65535 (unset or empty: off)"),
         .init(name: "KMS_AWS_HOST", defaultValue: "KMS_HOST", meaning: "its bind address"),

@@ -30,6 +30,8 @@ public struct KMSConfiguration: Sendable {
     /// Versions a key may have (`KeyLifecycle.maxVersions`): an operator may lower the ceiling,
     /// not raise it, since past about 28,000 a key's metadata outgrows what a client reads.
     public var keyMaxVersions = KeyLifecycle.versionCeiling
+    /// `KMS_MAX_KEYS` (`KeyLifecycle.maxKeys`).
+    public var maxKeys = 10_000
     /// Why a log begins with `audit.new-log` (an empty or missing log under an older audit key), as
     /// `kms serve` and the verbs run beside a stopped server both say it: on PostgreSQL every
     /// instance after the first begins so.
@@ -44,7 +46,9 @@ public struct KMSConfiguration: Sendable {
     public var newLogLevel: Logger.Level { store == .file ? .warning : .notice }
 
     /// The key lifecycle every part of the server and the offline commands share.
-    public var keyLifecycle: KeyLifecycle { KeyLifecycle(graceMs: keyGraceMs, maxVersions: keyMaxVersions) }
+    public var keyLifecycle: KeyLifecycle {
+        KeyLifecycle(graceMs: keyGraceMs, maxVersions: keyMaxVersions, maxKeys: maxKeys)
+    }
     /// lifecycle-v1: the key scheduler's period.
     public var schedulerIntervalMs: Int64 = 60_000
     public var environment = Environment.development
@@ -213,6 +217,7 @@ public struct KMSConfiguration: Sendable {
         keyMaxVersions =
             try reader.integer("KMS_KEY_MAX_VERSIONS", in: 2...Int64(KeyLifecycle.versionCeiling)).map(Int.init)
             ?? keyMaxVersions
+        maxKeys = try reader.integer("KMS_MAX_KEYS", in: 1...10_000_000).map(Int.init) ?? maxKeys
         schedulerIntervalMs =
             try reader.integer("KMS_SCHEDULER_INTERVAL_MS", in: 1000...3_600_000) ?? schedulerIntervalMs
         if let text = reader.choice("KMS_ENV") {
@@ -309,7 +314,7 @@ public struct KMSConfiguration: Sendable {
             "masterKey": "\(masterKeyBase64 == nil ? "file \(masterKeyFile.path)" : "KMS_MASTER_KEY")",
             "sessionTtlMs": "\(sessions.ttlMs)", "sliding": "\(sessions.sliding)",
             "maxLifetimeMs": "\(sessions.maxLifetimeMs)", "keyGraceMs": "\(keyGraceMs)",
-            "keyMaxVersions": "\(keyMaxVersions)",
+            "keyMaxVersions": "\(keyMaxVersions)", "maxKeys": "\(maxKeys)",
             "schedulerIntervalMs": "\(schedulerIntervalMs)",
             "environment": "\(environment.rawValue)", "maxBodyBytes": "\(maxBodyBytes)",
             "headerTimeoutMs": "\(headerTimeoutMs)", "bodyTimeoutMs": "\(bodyTimeoutMs)",

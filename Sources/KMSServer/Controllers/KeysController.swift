@@ -13,8 +13,8 @@ struct KeysController: Sendable {
             doc: RouteDoc(
                 tag: "keys", summary: "Generate a key",
                 description:
-                    "Creates an enabled AES-256 key with version 1 (active), optionally with a unique alias, a description and tags.",
-                errors: [.aliasInUse])
+                    "Creates an enabled AES-256 key with version 1 (active), optionally with a unique alias, a description and tags. Past KMS_MAX_KEYS keys in the store (10,000 by default), 409 limit_reached.",
+                errors: [.aliasInUse, .limitReached])
         ) { input, call throws(KMSError) in
             try keys.checkAlias(input.alias)  // before the intent entry records it
             let labels = KeyLabels(description: input.description, set: input.tags ?? [:])

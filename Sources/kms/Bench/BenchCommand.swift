@@ -11,12 +11,13 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Benchmark the server: throughput, latency percentiles, floors and store scaling.",
         discussion: """
             Without --url, starts its own server in this process (file store and audit log in a temporary \
-            folder; the token-rotation, pending-session, key-exchange-rate and live-session limits lifted). Build in release mode first:
+            folder; the token-rotation, pending-session, key-exchange-rate, live-session and key-count limits lifted). Build in release mode first:
               swift build -c release && .build/release/kms bench --floors
             With --url, lift the same limits on that server, or they are what is measured: \
             KMS_ROTATE_MAX, KMS_PENDING_PER_ADDRESS, KMS_PENDING_MAX, KMS_KEY_EXCHANGE_RATE, and \
             KMS_SESSIONS_PER_CLIENT (every session is one client's: a key-exchange run opens thousands, \
-            429 past 1,000); scripts/bench-session.sh starts its servers so.
+            429 past 1,000), and KMS_MAX_KEYS for --op generate (409 past 10,000 keys); \
+            scripts/bench-session.sh starts its servers so.
             """)
 
     @Option(

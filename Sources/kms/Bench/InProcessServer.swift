@@ -26,7 +26,7 @@ final class InProcessServer: Sendable {
             "KMS_KEY_EXCHANGE_RATE": "100000",
             "KMS_SESSIONS_MAX": "10000000",
             // Every bench session is the admin's: a key-exchange run opens thousands.
-            "KMS_SESSIONS_PER_CLIENT": "10000000",
+            "KMS_SESSIONS_PER_CLIENT": "10000000", "KMS_MAX_KEYS": "10000000",
         ]
         for (key, value) in environment { values[key] = value }
         var config = try KMSConfiguration(environment: values)
