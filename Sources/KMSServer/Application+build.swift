@@ -145,7 +145,14 @@ public func buildApplication(
     keys.reference = ReferenceClock(
         name: dependencies.referenceClock != nil
             ? "the reference clock" : stores.database == nil ? KeyScheduler.countedName : KeyScheduler.databaseName,
+        isCounted: dependencies.referenceClock == nil && stores.database == nil,
         now: dependencies.referenceClock ?? databaseClock(stores.database) ?? KeyScheduler.countedSinceStart())
+    // A store already past the key limit (made before it, or restored) refuses every generate: said at start.
+    if let count = try? await stores.keys.count(), count >= config.maxKeys {
+        logger.warning(
+            "the key store holds as many keys as KMS_MAX_KEYS allows, or more: every generate is refused (409 limit_reached) until keys are deleted or the limit raised",
+            metadata: ["keys": "\(count)", "maxKeys": "\(config.maxKeys)"])
+    }
     let audit = try await openAudit(
         config, dependencies: dependencies, masterKey: masterKey, secrets: stores.secrets, writerLock: writerLock)
     let sessionStore = stores.sessions

@@ -289,6 +289,7 @@ import Testing
         var server = try Self.server("file")
         let hostAhead = Mutex<TimeInterval>(-8 * 86_400)
         server.dependencies.referenceClock = { Date().addingTimeInterval(-hostAhead.withLock { $0 }) }
+        let auditLog = server.config.auditLog
         try await server.run { client in
             let session = try await Self.session(client)
             let keyId = try #require(
@@ -301,12 +302,33 @@ import Testing
                 #expect(held.status == 503 && held.errorCode == "server_busy", "\(path): \(held.status)")
                 #expect(((held.json["error"] as? [String: Any])?["message"] as? String)?.contains("set a date") == true)
             }
+            // Refused before anything is recorded: no intent whose failure would read as "may have happened"
+            // (the second review).
+            for type in ["key.schedule-deletion", "key.rotate", "key.rotation-schedule"] {
+                #expect(try Self.count(type, in: auditLog) == 0, "\(type)")
+            }
             let encrypted = try await session.call(.post, "/crypto/encrypt", #"{"keyId":"dated","plaintext":""}"#)
             #expect(encrypted.status == 200)
             #expect(try await session.call(.post, "/keys/dated/disable", "{}").status == 200)
             #expect(try await session.call(.get, "/keys/\(keyId)").json["activeVersion"] as? Int == 1)
             hostAhead.withLock { $0 = 30 }  // within the limit
             #expect(try await session.call(.post, "/keys/dated/schedule-deletion", "{}").status == 200)
+        }
+    }
+
+    /// `KMS_MAX_KEYS`: a generate past it is `409 limit_reached`, refused before its intent is recorded
+    /// (a client at the limit retrying wrote an intent and a failure each time: the second review).
+    @Test func aGeneratePastKMSMaxKeysIsRefusedBeforeItsIntent() async throws {
+        var server = try Self.server("file")
+        server.config.maxKeys = 1
+        let auditLog = server.config.auditLog
+        try await server.run { client in
+            let session = try await Self.session(client)
+            #expect(try await session.call(.post, "/keys/generate", "{}").status == 200)
+            let before = try Self.count("key.generate", in: auditLog)
+            let refused = try await session.call(.post, "/keys/generate", #"{"alias":"two"}"#)
+            #expect(refused.status == 409 && refused.errorCode == "limit_reached")
+            #expect(try Self.count("key.generate", in: auditLog) == before)
         }
     }
 

@@ -74,13 +74,7 @@ public struct KeyRing: Sendable {
         -> KeyRecord
     {
         try checkAlias(alias)
-        // Counted before, not under a lock: instances racing at the limit may pass it by a few keys.
-        if let maxKeys = lifecycle.maxKeys, try await store.count() >= maxKeys {
-            throw KMSError(
-                .limitReached,
-                "this server holds \(maxKeys) keys, its limit (KMS_MAX_KEYS): delete keys you no longer need, or have the operator raise it"
-            )
-        }
+        try await checkKeyRoom()
         let keyId = KeyIdentifier.newKeyId()
         let now = clock.now()
         var record = KeyRecord(
@@ -93,6 +87,29 @@ public struct KeyRing: Sendable {
         record.policy = policy
         try await store.create(record)
         return record
+    }
+
+    /// Refuses a new key when the store holds `lifecycle.maxKeys` (`409 limit_reached`): called before the
+    /// audit intent (a client at the limit retrying would write an intent and a failure each time: the
+    /// review), and by `generate`. Counted, not reserved: generates in flight together at the limit may
+    /// pass it by as many as they are (restores and migrations are not limited: they copy a store).
+    public func checkKeyRoom() async throws(KMSError) {
+        guard let maxKeys = lifecycle.maxKeys, try await store.count() >= maxKeys else { return }
+        throw Self.keyLimitReached
+    }
+
+    /// A generate past `KMS_MAX_KEYS` (the count is not said: any `keys:create` client reads this).
+    public static let keyLimitReached = KMSError(
+        .limitReached,
+        "this server holds as many keys as its limit allows (KMS_MAX_KEYS): delete keys you no longer need, or have the operator raise it"
+    )
+
+    /// Refuses, before anything is recorded, a change that would write a date from a clock that differs
+    /// from the reference (`ReferenceClock.requireAgreement`): a rotation (`change` nil) or a change whose
+    /// `writesADate`. The change itself checks again.
+    public func requireDateAgreement(for change: KeyChange?) async throws(KMSError) {
+        guard change?.writesADate ?? true else { return }
+        try await reference?.requireAgreement()
     }
 
     /// Adds a version; concurrent rotations of one key each add exactly one
@@ -154,10 +171,12 @@ public struct KeyRing: Sendable {
     /// `pastLimit`: the rotation for the encryption count, which keeps a version under what random
     /// nonces allow; a cryptographic bound comes before the resource limit (and each version past it
     /// takes 2^31 encryptions, so it cannot be used to grow a key).
-    func addVersion(to record: inout KeyRecord, pastLimit: Bool = false) throws(KMSError) {
+    /// `at`: the date to give it (the reference's, for the rotation at the encryption limit), else now.
+    func addVersion(to record: inout KeyRecord, pastLimit: Bool = false, at date: Date? = nil) throws(KMSError) {
         if !pastLimit { try checkVersionRoom(record) }
         let number = record.versions.count + 1
-        let now = max(clock.now(), record.versions.last?.createdAt ?? clock.now())
+        let dated = date ?? clock.now()
+        let now = max(dated, record.versions.last?.createdAt ?? dated)
         record.versions.append(
             KeyVersion(
                 version: number, createdAt: now, wrappedMaterial: try newMaterial(keyId: record.keyId, version: number))

@@ -15,9 +15,13 @@ public struct ReferenceClock: Sendable {
     public let now: @Sendable () async throws(KMSError) -> Date
     /// What it is, for messages ("the database's clock").
     public let name: String
+    /// Whether it is counted in this process (the file store's), so that reading it often judges a step by
+    /// when it happened (`KeyScheduler` reads it every 10 s between passes); the database's is not.
+    public let isCounted: Bool
 
-    public init(name: String, now: @escaping @Sendable () async throws(KMSError) -> Date) {
+    public init(name: String, isCounted: Bool = false, now: @escaping @Sendable () async throws(KMSError) -> Date) {
         self.name = name
+        self.isCounted = isCounted
         self.now = now
     }
 
@@ -34,7 +38,8 @@ public struct ReferenceClock: Sendable {
         throw KMSError(
             .serverBusy,
             "this server's clock differs from its reference clock, so changes that set a date (a deletion, a "
-                + "rotation, a rotation schedule) wait until the operator puts it right; try again later",
+                + "rotation, a rotation schedule) wait until the operator puts it right (on the file store, by "
+                + "restarting kms serve once the time is right); try again later",
             retryAfterSeconds: 60,
             detail: "host clock \(Int(ahead)) s ahead of \(name)")
     }

@@ -33,13 +33,16 @@ extension AWSOperations {
     /// With `DryRun`, the change is applied to a copy only (its state checks), then `412`.
     func change(_ change: KeyChange, _ record: KeyRecord, _ call: Call) async throws(AWSFault) -> KeyRecord {
         if call.dryRun {
-            _ = try await native(arn(record)) { () throws(KMSError) in try await keys.preview(change, on: record.keyId)
+            _ = try await native(arn(record)) { () throws(KMSError) in
+                _ = try await keys.preview(change, on: record.keyId)
+                try await keys.requireDateAgreement(for: change)
             }
             throw Self.dryRun
         }
         return try await native(arn(record)) { () throws(KMSError) in
             let (current, changes) = try await keys.preview(change, on: record.keyId)
             guard changes else { return current }
+            try await keys.requireDateAgreement(for: change)  // before the intent entry records it
             return try await audit.durableChange(change.auditType, [("key", record.keyId)], who: call.who) {
                 () throws(KMSError) in
                 try await keys.change(change, reportingWriteOn: record.keyId)
@@ -84,6 +87,8 @@ extension AWSOperations {
                 throw AWSFault.from(error)
             }
         }
+        // The key limit before the intent entry, and for DryRun too (the second review).
+        try await native { () throws(KMSError) in try await keys.checkKeyRoom() }
         if try input.dryRun() { throw Self.dryRun }
         let record = try await native { () throws(KMSError) in
             try await audit.durableChange("key.generate", [], who: call.who) { () throws(KMSError) in
@@ -208,11 +213,15 @@ extension AWSOperations {
         let record = try await key(try input.keyReference("KeyId"), .keysRotate, call)
         if try input.dryRun() {
             // As the rotation checks: enabled, and under the version limit.
-            try await native(arn(record)) { () throws(KMSError) in try keys.checkRotatable(record) }
+            try await native(arn(record)) { () throws(KMSError) in
+                try keys.checkRotatable(record)
+                try await keys.requireDateAgreement(for: nil)
+            }
             throw Self.dryRun
         }
         _ = try await native(arn(record)) { () throws(KMSError) in
-            try await audit.durableChange("key.rotate", [("key", record.keyId)], who: call.who) {
+            try await keys.requireDateAgreement(for: nil)  // before the intent entry records it
+            return try await audit.durableChange("key.rotate", [("key", record.keyId)], who: call.who) {
                 () throws(KMSError) in
                 try await keys.rotate(record.keyId)
             } result: { record in

@@ -17,6 +17,7 @@ struct KeysController: Sendable {
                 errors: [.aliasInUse, .limitReached])
         ) { input, call throws(KMSError) in
             try keys.checkAlias(input.alias)  // before the intent entry records it
+            try await keys.checkKeyRoom()
             let labels = KeyLabels(description: input.description, set: input.tags ?? [:])
             let record = try await audit.keyChange("key.generate", reference: input.alias, call) {
                 () throws(KMSError) in try await keys.generate(alias: input.alias, labels: labels)
@@ -32,6 +33,7 @@ struct KeysController: Sendable {
                 errors: [.keyNotFound, .keyDisabled, .keyPendingDeletion, .limitReached])
         ) { input, call throws(KMSError) in
             try keys.checkReference(input.keyId, field: "keyId")  // before the intent entry records it
+            try await keys.requireDateAgreement(for: nil)
             let record = try await audit.keyChange("key.rotate", reference: input.keyId, call) {
                 () throws(KMSError) in try await keys.rotate(call.key(input.keyId))
             }

@@ -49,7 +49,7 @@ struct KeyScheduler: Service {
                     let step = min(left, Self.referenceSampling)
                     guard (try? await Task.sleep(for: step)) != nil else { return false }
                     left -= step
-                    if let reference = keys.reference, reference.name == Self.countedName {
+                    if let reference = keys.reference, reference.isCounted {
                         _ = try? await reference.now()
                     }
                 }

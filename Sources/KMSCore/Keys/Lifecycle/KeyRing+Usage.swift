@@ -1,3 +1,5 @@
+import Foundation
+
 extension KeyRing {
     /// Adds this process's encryption counts to the store
     /// (`KeyStore.addEncryptions`, summed across instances there), and
@@ -38,11 +40,13 @@ extension KeyRing {
                 guard let current = try await store.freshKey(id: keyId), current.state == .enabled,
                     current.activeVersion == newest.key
                 else { continue }
-                // Its date starts the old version's grace period (`rotate(_:)`): not while the clock is wrong.
-                try await reference?.requireAgreement()
                 try await intent(.rotateForUsage(keyId: keyId))
                 intended = true
-                if let rotated = try await rotate(keyId, from: newest.key) {
+                // Not held while the clock is wrong (a version past 2^31 encryptions would go on encrypting
+                // toward the nonces' bound: the second review): dated by the reference instead, since its
+                // date starts the old version's grace period, which a clock behind would end at once.
+                let date = try? await reference?.now()
+                if let rotated = try await rotate(keyId, from: newest.key, at: date) {
                     await report(.rotatedForUsage(rotated))
                 } else {
                     await unwritten(.rotateForUsage(keyId: keyId), nil)
@@ -57,12 +61,12 @@ extension KeyRing {
 
     /// Rotates `keyId` if `version` is still its active version and it is
     /// enabled (a conditional write: of several instances, one rotates).
-    private func rotate(_ keyId: String, from version: Int) async throws(KMSError) -> KeyRecord? {
+    private func rotate(_ keyId: String, from version: Int, at date: Date?) async throws(KMSError) -> KeyRecord? {
         let rotated = try await updateRetrying { () async throws(KMSError) in
             try await store.freshKey(id: keyId)
         } change: { (record: inout KeyRecord) throws(KMSError) in
             guard record.state == .enabled, record.activeVersion == version else { return false }
-            try addVersion(to: &record, pastLimit: true)
+            try addVersion(to: &record, pastLimit: true, at: date)
             return true
         }
         guard let rotated, rotated.written else { return nil }
