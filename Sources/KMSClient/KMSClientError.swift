@@ -9,6 +9,9 @@ public enum KMSClientError: Error, Sendable, CustomStringConvertible {
     /// The server refused the request; `code` is its stable error code. `retryAfter` is the seconds its
     /// `Retry-After` header asked a `429` or `503` to wait (a hint outside the seal, protocol-v1 section 9:
     /// never more than a day is believed), so a caller can back off as long as the server asked.
+    /// `retryAfter` was added on 2026-12-05, which broke patterns that list five values: match with
+    /// `case .server(let status, let code, _, _, _, _)`, or better read the `code`, `errorCode` and
+    /// `retryAfter` properties, which later members will not change.
     case server(status: Int, code: String, message: String, requestId: String?, field: String?, retryAfter: Int? = nil)
     /// The server's key does not match the pinned fingerprint, or the key this client met first (trust on
     /// first use holds for a client's life); nothing secret was sent.

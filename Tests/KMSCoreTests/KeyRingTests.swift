@@ -179,6 +179,26 @@ import Testing
         #expect(whole.keys.count == 5 && whole.next == nil && whole.keys.allSatisfy { $0.versions.count == 2 })
     }
 
+    /// The rotation for the encryption count is not held while the host's clock is off its reference (a
+    /// version past the count would go on encrypting toward the nonces' bound), and is dated by the
+    /// reference: the host's clock 8 days behind would end the old version's grace period at once. A
+    /// requested rotation is refused meanwhile (a review found the first had no test).
+    @Test func theRotationForTheCountIsDatedByTheReference() async throws {
+        let store = InMemoryKeyStore()
+        var keys = KeyRing(
+            store: store, masterKey: master, lifecycle: KeyLifecycle(graceMs: 60_000, rotateAfterEncryptions: 2),
+            clock: clock)
+        let truth = clock.now().addingTimeInterval(8 * 86_400)
+        keys.reference = ReferenceClock(name: "the test's reference") { truth }
+        let key = try await keys.generate(alias: nil)
+        for _ in 0..<2 { _ = try await keys.encrypt(key.keyId, plaintext: Data(), aad: Data()) }
+        let requested = await #expect(throws: KMSError.self) { try await keys.rotate(key.keyId) }
+        #expect(requested?.code == .serverBusy)
+        #expect(await keys.recordUsage { _ in }.isEmpty)
+        let record = try #require(try await store.key(id: key.keyId))
+        #expect(record.versions.count == 2 && record.versions.last?.createdAt == truth)
+    }
+
     @Test func encryptDecryptWithAADAndRefusals() async throws {
         let keys = ring()
         let key = try await keys.generate(alias: nil)

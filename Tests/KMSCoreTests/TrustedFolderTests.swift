@@ -42,8 +42,8 @@ import Testing
         #expect(DurableFile.untrustedFolder(folder.appendingPathComponent("absent")) == nil)
     }
 
-    /// The way to the folder: a `0700` folder under one every user may write (not sticky), or under
-    /// another user's, is theirs to rename and replace between two starts; a link on the way that another
+    /// The way to the folder: a `0700` folder under one every user may write (not sticky), or another
+    /// group's members (a review), or under another user's, is theirs to rename and replace between two starts; a link on the way that another
     /// user owns is theirs to repoint. Folders still to be made are skipped; `/tmp`'s sticky bit is trusted.
     @Test func foldersAboveThatOthersControlAreFound() throws {
         let top = FileManager.default.temporaryDirectory.appendingPathComponent("kms-above-\(UUID().uuidString)")
@@ -71,8 +71,17 @@ import Testing
                 == true)
         #expect(chmod(top.path, 0o1777) == 0)
         #expect(DurableFile.untrustedAncestor(of: keys) == nil)
+        // Group-writable by the user's own primary group (a user-private group): not another user's way in.
+        #expect(chmod(top.path, 0o775) == 0)
+        #expect(DurableFile.untrustedAncestor(of: keys) == nil)
         #expect(chmod(top.path, 0o755) == 0)
         if geteuid() == 0 {
+            // Group-writable by another group (Debian's /var/local is 2775 root:staff): its members can swap it.
+            #expect(chown(top.path, 0, 1234) == 0 && chmod(top.path, 0o2775) == 0)
+            #expect(DurableFile.untrustedAncestor(of: keys)?.contains("is mode 2775 and group 1234's") == true)
+            #expect(chmod(top.path, 0o1775) == 0)
+            #expect(DurableFile.untrustedAncestor(of: keys) == nil)
+            #expect(chmod(top.path, 0o755) == 0)
             #expect(chown(top.path, 1234, 1234) == 0)
             #expect(DurableFile.untrustedAncestor(of: keys)?.contains("belongs to uid 1234") == true)
             // Judged where the path leads, too: a link of ours to a folder under another user's.

@@ -309,6 +309,13 @@ import Testing
                 "RotateKeyOnDemand", #"{"KeyId":"\#(secondId)","DryRun":true}"#, accessKeyId: accessKeyId,
                 secret: secret)
             #expect(code(rotateDisabled) == "DisabledException", "\(rotateDisabled.json)")
+            // Refused for the key's state before the intent entry, as DryRun is (a review: each refusal wrote
+            // an intent and a failure).
+            let rotatesBefore = try LifecycleAPITests.count("key.rotate", in: server.config.auditLog)
+            let rotateRefused = try await door.send(
+                "RotateKeyOnDemand", #"{"KeyId":"\#(secondId)"}"#, accessKeyId: accessKeyId, secret: secret)
+            #expect(code(rotateRefused) == "DisabledException", "\(rotateRefused.json)")
+            #expect(try LifecycleAPITests.count("key.rotate", in: server.config.auditLog) == rotatesBefore)
             let read = try await door.send(
                 "DescribeKey", #"{"KeyId":"\#(keyId)","DryRun":"x"}"#, accessKeyId: accessKeyId, secret: secret)
             #expect(read.status == 200, "\(read.json)")

@@ -309,7 +309,14 @@ import Testing
             }
             let encrypted = try await session.call(.post, "/crypto/encrypt", #"{"keyId":"dated","plaintext":""}"#)
             #expect(encrypted.status == 200)
+            // A key that does not exist is a 404 before the clock's 503; a disabled key's rotation is refused
+            // for its state, with no intent either (a review: it wrote an intent and a failure each time).
+            let missing = try await session.call(.post, "/keys/rotate", #"{"keyId":"no-such-alias"}"#)
+            #expect(missing.status == 404 && missing.errorCode == "key_not_found")
             #expect(try await session.call(.post, "/keys/dated/disable", "{}").status == 200)
+            let disabled = try await session.call(.post, "/keys/rotate", #"{"keyId":"dated"}"#)
+            #expect(disabled.errorCode == "key_disabled", "\(disabled.status)")
+            #expect(try Self.count("key.rotate", in: auditLog) == 0)
             #expect(try await session.call(.get, "/keys/\(keyId)").json["activeVersion"] as? Int == 1)
             hostAhead.withLock { $0 = 30 }  // within the limit
             #expect(try await session.call(.post, "/keys/dated/schedule-deletion", "{}").status == 200)

@@ -5,8 +5,8 @@ import Testing
 @testable import KMSServer
 
 /// A full disk made one `request failed` line per storage `503` (a review: 488 in a burst). They are
-/// thinned with the request lines of `429` and `5xx` answers, by one decision (once a second per address,
-/// five a second in all, with the count left out), so a failure line never goes without its request line.
+/// thinned (once a second per code, five a second in all, with the count left out), apart from the request
+/// lines of other `429` and `5xx` answers, and a failure line never goes without its request line.
 @Suite struct OperatorLogTests {
     @Test func failuresThatNeedTheOperatorAreThinned() async throws {
         var server = try TestServer()
@@ -32,6 +32,24 @@ import Testing
             let logged = zip(lines.values("request", "requestId"), lines.values("request", "status"))
             #expect(logged.filter { $0.1 == "503" }.map(\.0) == failed, "\(Array(logged))")
         }
+    }
+
+    /// A flood of `429`s from many addresses takes the addresses' budget, not the failures': a review
+    /// found five addresses enough to keep every `request failed` line out of the log.
+    @Test func busyAnswersDoNotCrowdOutFailuresThatNeedTheOperator() {
+        let thinning = ResponseLogThinning()
+        let now = Date()
+        for host in 1...8 {
+            _ = thinning.admit(status: 429, attentionCode: nil, address: "2001:db8::\(host)", now: now)
+        }
+        #expect(thinning.admit(status: 429, attentionCode: nil, address: "2001:db8::9", now: now) == nil)
+        #expect(thinning.admit(status: 503, attentionCode: "audit_unavailable", address: "10.0.0.1", now: now) == 0)
+        // Once a second per code; another code has its own second.
+        #expect(thinning.admit(status: 503, attentionCode: "audit_unavailable", address: "10.0.0.2", now: now) == nil)
+        #expect(thinning.admit(status: 500, attentionCode: "internal_error", address: "10.0.0.2", now: now) == 1)
+        #expect(thinning.admit(status: 200, attentionCode: nil, address: "10.0.0.3", now: now) == 0)
+        #expect(
+            thinning.admit(status: 503, attentionCode: "audit_unavailable", address: "10.0.0.1", now: now + 1) == 0)
     }
 
     /// A wall clock stepped back (NTP, `date -s`) is a new window for the log's sampler and the audit's

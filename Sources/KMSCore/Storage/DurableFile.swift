@@ -170,9 +170,39 @@ public enum DurableFile {
                             + "\(String(info.st_mode & 0o7777, radix: 8)): every user can rename what is in it and "
                             + "put a folder of their own in its place; chmod o-w it (or +t, as /tmp is)")
                 }
+                // Group-writable too, as OpenSSH's StrictModes judges (a review: Debian's /var/local is
+                // 2775 root:staff), unless the group is the user's own (`ownGroups`).
+                if info.st_mode & 0o020 != 0, info.st_mode & S_ISVTX == 0, !ownGroups(of: user).contains(info.st_gid) {
+                    return UntrustedWay(
+                        path: ancestor,
+                        description: "folder \(ancestor), above \(written), is mode "
+                            + "\(String(info.st_mode & 0o7777, radix: 8)) and group \(info.st_gid)'s: every member of "
+                            + "that group can rename what is in it and put a folder of their own in its place; "
+                            + "chmod g-w it")
+                }
             }
         }
         return nil
+    }
+
+    /// The groups whose write bit on a folder above is not another user's way in: `user`'s primary group
+    /// (a user-private group), and for this process's own user the groups it runs with (Kubernetes'
+    /// `fsGroup` makes a volume group-writable by a group the pod's processes are given).
+    static func ownGroups(of user: uid_t) -> Set<gid_t> {
+        var groups = Set<gid_t>()
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        if getpwuid_r(user, &entry, &buffer, buffer.count, &result) == 0, result != nil { groups.insert(entry.pw_gid) }
+        guard user == geteuid() else { return groups }
+        groups.insert(getegid())
+        let count = getgroups(0, nil)
+        if count > 0 {
+            var list = [gid_t](repeating: 0, count: Int(count))
+            let read = getgroups(count, &list)
+            if read > 0 { groups.formUnion(list.prefix(Int(read))) }
+        }
+        return groups
     }
 
     /// Every file and folder under `folder` (links not followed), with its permission bits: what

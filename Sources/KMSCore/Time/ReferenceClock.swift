@@ -35,11 +35,12 @@ public struct ReferenceClock: Sendable {
     public func requireAgreement() async throws(KMSError) {
         let ahead = try await hostAhead()
         guard abs(ahead) > Self.skewLimit else { return }
+        // What the operator does depends on the reference (a review: a restart does nothing on PostgreSQL).
+        let remedy = isCounted ? "by restarting kms serve once the time is right" : "by putting the host's clock right"
         throw KMSError(
             .serverBusy,
             "this server's clock differs from its reference clock, so changes that set a date (a deletion, a "
-                + "rotation, a rotation schedule) wait until the operator puts it right (on the file store, by "
-                + "restarting kms serve once the time is right); try again later",
+                + "rotation, a rotation schedule) wait until the operator puts it right (\(remedy)); try again later",
             retryAfterSeconds: 60,
             detail: "host clock \(Int(ahead)) s ahead of \(name)")
     }

@@ -93,7 +93,8 @@ extension AWSOperations {
         let record = try await native { () throws(KMSError) in
             try await audit.durableChange("key.generate", [], who: call.who) { () throws(KMSError) in
                 try await keys.generate(
-                    alias: nil, labels: KeyLabels(description: description, set: tags), policy: policy)
+                    alias: nil, labels: KeyLabels(description: description, set: tags), policy: policy,
+                    roomChecked: true)
             } result: { record in
                 [("keyId", record.keyId), ("version", "1")]
             }
@@ -211,16 +212,12 @@ extension AWSOperations {
 
     func rotateKeyOnDemand(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         let record = try await key(try input.keyReference("KeyId"), .keysRotate, call)
-        if try input.dryRun() {
-            // As the rotation checks: enabled, and under the version limit.
-            try await native(arn(record)) { () throws(KMSError) in
-                try keys.checkRotatable(record)
-                try await keys.requireDateAgreement(for: nil)
-            }
-            throw Self.dryRun
-        }
+        let dryRun = try input.dryRun()
+        // As the rotation checks (enabled, under the version limit, the clock): for DryRun, and before the
+        // intent entry records anything.
+        try await native(arn(record)) { () throws(KMSError) in try await keys.checkRotation(record) }
+        if dryRun { throw Self.dryRun }
         _ = try await native(arn(record)) { () throws(KMSError) in
-            try await keys.requireDateAgreement(for: nil)  // before the intent entry records it
             return try await audit.durableChange("key.rotate", [("key", record.keyId)], who: call.who) {
                 () throws(KMSError) in
                 try await keys.rotate(record.keyId)

@@ -20,8 +20,8 @@ struct AWSResponder: HTTPResponder {
     let logger: Logger
     let audit: Auditor
     let refusalLog = RefusalLogSampler()
-    /// `429` and `5xx` answers, thinned as the native door's are (`EdgeResponder.busyLog`).
-    let busyLog = RefusalLogSampler(perAddress: 1, perSecond: 5)
+    /// `429` and `5xx` answers, thinned as the native door's are (`ResponseLogThinning`).
+    let logThinning = ResponseLogThinning()
     static let contentType = "application/x-amz-json-1.1"
     static let errorType = HTTPField.Name("x-amzn-ErrorType") ?? .contentType
     static let requestIdHeader = HTTPField.Name("x-amzn-RequestId") ?? .contentType
@@ -51,11 +51,13 @@ struct AWSResponder: HTTPResponder {
         if [400, 403, 404, 413].contains(status), operation == "-", refusalLog.admit(client, now: Date()) == nil {
             return response
         }
-        var suppressed = "0"
-        if status == 429 || status >= 500 {
-            guard let left = busyLog.admit(client, now: Date()) else { return response }
-            suppressed = "\(left)"
-        }
+        // A failure with a cause for the operator's log (a storage outage) is thinned by its code.
+        let attentionCode = failure.flatMap { status >= 500 && $0.detail != nil ? $0.code : nil }
+        guard
+            let left = logThinning.admit(
+                status: Int(status), attentionCode: attentionCode, address: client, now: Date())
+        else { return response }
+        let suppressed = "\(left)"
         if let failure, status >= 500 {
             logger.error(
                 "AWS door could not answer",

@@ -12,7 +12,7 @@ public func untrustedFolders(_ config: KMSConfiguration, user: uid_t = geteuid()
         config.masterKeyFile.deletingLastPathComponent(), user: user, holding: config.masterKeyFile)
 }
 
-/// What lets another user swap the store's folder or the master key's for one of their own from above
+/// What lets another user swap the store's folder, the master key's or the audit log's for one of their own from above
 /// (`DurableFile.untrustedAncestor`): warned about at start and a failure of `kms doctor`, not a refusal,
 /// since deployments that worked before sit under such folders (a Kubernetes `emptyDir` is 0777 without
 /// the sticky bit; `sudo kms serve` in a user's checkout): the diff review.
@@ -20,6 +20,9 @@ public func untrustedAncestors(_ config: KMSConfiguration, user: uid_t = geteuid
     var folders: [URL] = []
     if config.store == .file { folders.append(config.keyStorePath) }
     if config.masterKeyBase64 == nil { folders.append(config.masterKeyFile.deletingLastPathComponent()) }
+    // The audit log's way too (a review): whoever can swap its folder can take the log away, which `kms audit
+    // verify` then finds, but only once someone runs it.
+    folders.append(config.auditLog.deletingLastPathComponent())
     // One line per folder found: the same folder above both is said once (the second diff review).
     var seen = Set<String>()
     return folders.compactMap { DurableFile.untrustedWay(to: $0, user: user) }.filter { seen.insert($0.path).inserted }

@@ -20,7 +20,7 @@ struct KeysController: Sendable {
             try await keys.checkKeyRoom()
             let labels = KeyLabels(description: input.description, set: input.tags ?? [:])
             let record = try await audit.keyChange("key.generate", reference: input.alias, call) {
-                () throws(KMSError) in try await keys.generate(alias: input.alias, labels: labels)
+                () throws(KMSError) in try await keys.generate(alias: input.alias, labels: labels, roomChecked: true)
             }
             return response(record)
         }
@@ -33,7 +33,8 @@ struct KeysController: Sendable {
                 errors: [.keyNotFound, .keyDisabled, .keyPendingDeletion, .limitReached])
         ) { input, call throws(KMSError) in
             try keys.checkReference(input.keyId, field: "keyId")  // before the intent entry records it
-            try await keys.requireDateAgreement(for: nil)
+            // The key (404 before a clock's 503), its state and version room, then the clock.
+            try await keys.checkRotation(try await keys.resolve(call.key(input.keyId), field: "keyId", fresh: true))
             let record = try await audit.keyChange("key.rotate", reference: input.keyId, call) {
                 () throws(KMSError) in try await keys.rotate(call.key(input.keyId))
             }

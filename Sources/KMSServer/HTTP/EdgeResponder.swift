@@ -27,12 +27,8 @@ struct EdgeResponder: HTTPResponder {
     /// Refusals are logged a few lines a second at most (the request line below too).
     let refusalLog = RefusalLogSampler()
     /// The request lines of `429` and `5xx` answers, and the `request failed` line that goes with a failure
-    /// the operator must see: a flood of `/session/init` past its bounds wrote one 210-byte line per
-    /// refusal, 212 MB in a minute and a half, and a full disk a `request failed` line per request, 488
-    /// in a burst (reviews): at most one line per address a second and five a second in all, each
-    /// counting what it left out (the metrics count every answer). One decision for both lines, as the
-    /// AWS door's (`AWSResponder.busyLog`).
-    let busyLog = RefusalLogSampler(perAddress: 1, perSecond: 5)
+    /// the operator must see, thinned (`ResponseLogThinning`): the metrics count every answer.
+    let logThinning = ResponseLogThinning()
     /// The metric label of a path that matched no route.
     static let unmatched = "unmatched"
 
@@ -87,17 +83,18 @@ struct EdgeResponder: HTTPResponder {
         metrics.record(
             route: routeLabel, method: request.method.rawValue, status: response.status.code, elapsed: elapsed)
         guard logRequest else { return response }
-        var suppressed: Int?
-        if response.status == .tooManyRequests || response.status.code >= 500 {
-            suppressed = busyLog.admit(context.clientAddress?.description ?? "unknown", now: Date())
-            guard suppressed != nil else { return response }
-        }
-        if let failure, failure.needsOperatorAttention {
+        let attentionCode = failure.flatMap { $0.needsOperatorAttention ? $0.code.rawValue : nil }
+        guard
+            let suppressed = logThinning.admit(
+                status: Int(response.status.code), attentionCode: attentionCode,
+                address: context.clientAddress?.description ?? "unknown", now: Date())
+        else { return response }
+        if let attentionCode {
             logger.error(
                 "request failed",
                 metadata: [
-                    "requestId": "\(context.requestId)", "code": "\(failure.code.rawValue)",
-                    "detail": "\(failure.detail ?? "")", "suppressedSinceLast": "\(suppressed ?? 0)",
+                    "requestId": "\(context.requestId)", "code": "\(attentionCode)",
+                    "detail": "\(failure?.detail ?? "")", "suppressedSinceLast": "\(suppressed)",
                 ])
         }
         // The method as the client wrote it, capped as audit fields are (a request head may be 80 KB, and
@@ -112,7 +109,7 @@ struct EdgeResponder: HTTPResponder {
                 "status": "\(response.status.code)",
                 "durationMs":
                     "\(String(format: "%.3f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000))",
-                "suppressedSinceLast": "\(suppressed ?? 0)",
+                "suppressedSinceLast": "\(suppressed)",
             ])
         return response
     }

@@ -122,12 +122,11 @@ struct KeyScheduler: Service {
         guard let reference = keys.reference else { return true }
         let ahead = try await reference.hostAhead()
         guard abs(ahead) > ReferenceClock.skewLimit else { return true }
-        let referenceName = reference.name
         let remedy =
-            referenceName == Self.countedName
+            reference.isCounted
             ? "it was stepped while kms serve ran; if the new time is right, restart kms serve" : "run NTP"
         logger.error(
-            "this host's clock differs from \(referenceName): scheduled deletions and rotations, and changes that set a date, wait until it is put right (\(remedy))",
+            "this host's clock differs from \(reference.name): scheduled deletions and rotations, and changes that set a date, wait until it is put right (\(remedy))",
             metadata: ["hostClockAheadBySeconds": "\(Int(ahead))"])
         return false
     }

@@ -111,17 +111,25 @@ struct KnownServers: Sendable {
         guard !FileEndpoints.isFolder(file.path) else {
             throw CLIFailure(message: "\(file.path) is a folder, not the file that remembers server keys: move it away")
         }
+        // Read once, and judged by what was read (a review: the owner was judged on a second look at the
+        // name, which may be another file by then).
+        let read: (data: Data, status: stat)?
+        do {
+            read = try DurableFile.readWithStatus(file, maxBytes: 16 << 20)
+        } catch {
+            throw CLIFailure(message: "cannot read the file that remembers server keys: \(error.description)")
+        }
+        guard let (data, info) = read else { return nil }
         // Whoever can write it chooses which key this machine trusts for a server (a probe: a world-writable
         // file was read without a word). Said, not refused: its lines are still the ones remembered.
-        var info = stat()
-        if stat(file.path, &info) == 0, info.st_mode & 0o022 != 0 {
+        if info.st_mode & 0o022 != 0 {
             noteOnce(
                 "warning: \(file.path) is writable by other users, who can make this machine trust another server's key: chmod 600 it\n"
             )
         }
         // Its owner and its folder's too (a review: one owned by another user, or in a folder every user may
         // write, where it can be replaced by a rename, was read without a word).
-        if let owner = DurableFile.foreignOwner(of: file) {
+        if let owner = DurableFile.foreignOwner(info) {
             noteOnce(
                 "warning: \(file.path) belongs to uid \(owner), not this user, who can make this machine trust another server's key: remove it, or chown it to yourself\n"
             )
@@ -134,13 +142,6 @@ struct KnownServers: Sendable {
             noteOnce(
                 "warning: \(folderPath) can be written by another user, who can replace \(file.lastPathComponent) there and make this machine trust another server's key: chmod 700 it, and chown it to yourself\n"
             )
-        }
-        let data: Data
-        do {
-            data = try Data(contentsOf: file)
-        } catch {
-            let reason = (error as? CocoaError).map(ioFailure) ?? "io_error: \(error)"
-            throw CLIFailure(message: "cannot read the file that remembers server keys: \(reason)")
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw CLIFailure(message: "\(file.path) is not UTF-8 text: fix or remove it (it remembers server keys)")

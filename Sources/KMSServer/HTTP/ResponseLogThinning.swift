@@ -1,0 +1,24 @@
+import Foundation
+
+/// Which answers' log lines are written, one decision for both doors (`EdgeResponder`, `AWSResponder`).
+///
+/// `429` and `5xx` answers are thinned by the address that caused them (a flood of `/session/init` past
+/// its bounds wrote a line per refusal, 212 MB in a minute and a half). Failures the operator must act
+/// on (a full disk, a storage outage, an internal error) are thinned apart, by their code: sharing the
+/// addresses' budget, a flood of `429`s from five addresses (an IPv6 client has as many as it likes) kept
+/// every `request failed` line, the only ones that carry the cause, out of the log (a review).
+struct ResponseLogThinning: Sendable {
+    /// `429` and `5xx` answers: once a second per address, five a second in all.
+    let busy = RefusalLogSampler(perAddress: 1, perSecond: 5)
+    /// Failures that need the operator: once a second per code, five a second in all.
+    let attention = RefusalLogSampler(perAddress: 1, perSecond: 5)
+
+    /// Whether to log the answer's lines (nil: not); when yes, how many lines of its kind were left out
+    /// since the last one written (0 for answers that are never thinned). `attentionCode`: the failure's
+    /// code when it needs the operator.
+    func admit(status: Int, attentionCode: String?, address: String, now: Date) -> Int? {
+        if let attentionCode { return attention.admit(attentionCode, now: now) }
+        guard status == 429 || status >= 500 else { return 0 }
+        return busy.admit(address, now: now)
+    }
+}
