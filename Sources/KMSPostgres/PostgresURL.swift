@@ -171,26 +171,24 @@ struct PostgresURL: Sendable {
             }
             tls.trustRoots = .certificates(roots)
         }
-        switch sslMode {
-        case .disable, .prefer: tls.certificateVerification = .none
-        case .require: tls.certificateVerification = sslRootCert == nil ? .none : .noHostnameVerification
-        case .verifyCA: tls.certificateVerification = .noHostnameVerification
-        case .verifyFull: tls.certificateVerification = .fullVerification
-        }
+        tls.certificateVerification = certificateVerification
         return tls
+    }
+
+    /// How `sslmode` (and `require` with `sslrootcert`, as libpq has it) checks the database's certificate.
+    private var certificateVerification: CertificateVerification {
+        switch sslMode {
+        case .disable, .prefer: .none
+        case .require: sslRootCert == nil ? .none : .noHostnameVerification
+        case .verifyCA: .noHostnameVerification
+        case .verifyFull: .fullVerification
+        }
     }
 
     /// Whether the database's certificate is checked against a root (`verify-ca`, `verify-full`, or
     /// `require` with `sslrootcert`): without that, TLS keeps out a passive listener only, and whoever
     /// can intercept the connection can act as the database.
-    var checksCertificate: Bool {
-        if socketPath != nil { return false }
-        switch sslMode {
-        case .disable, .prefer: return false
-        case .require: return sslRootCert != nil
-        case .verifyCA, .verifyFull: return true
-        }
-    }
+    var checksCertificate: Bool { socketPath == nil && certificateVerification != .none }
 
     /// The pool's TLS mode.
     func clientTLS() throws -> PostgresClient.Configuration.TLS {

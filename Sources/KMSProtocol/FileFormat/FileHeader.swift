@@ -24,9 +24,12 @@ public struct FileHeader: Sendable, Equatable {
     /// Builds a header; context keys are sorted bytewise. Throws
     /// `header_malformed` for an empty key or a header over 8,192 bytes.
     public init(salt: Data, wrappedKey: String, context: [String: String]) throws(FileFormatError) {
-        let entries = context.map { ContextEntry(key: $0.key, value: $0.value) }
-            .sorted { $0.key.bytesPrecede($1.key) }
-        try self.init(salt: salt, wrappedKey: wrappedKey, entries: entries)
+        try self.init(salt: salt, wrappedKey: wrappedKey, entries: Self.entries(context))
+    }
+
+    /// A context's pairs as the format stores them: sorted bytewise by key.
+    static func entries(_ context: [String: String]) -> [ContextEntry] {
+        context.map { ContextEntry(key: $0.key, value: $0.value) }.sorted { $0.key.bytesPrecede($1.key) }
     }
 
     private init(salt: Data, wrappedKey: String, entries: [ContextEntry]) throws(FileFormatError) {
@@ -57,8 +60,7 @@ public struct FileHeader: Sendable, Equatable {
     /// another under the same key decrypts under its own context, so a reader that knows which file
     /// it asked for says so here (a review of the library).
     public func hasContext(_ expected: [String: String]) -> Bool {
-        let entries = expected.map { ContextEntry(key: $0.key, value: $0.value) }.sorted { $0.key.bytesPrecede($1.key) }
-        return entries == context
+        Self.entries(expected) == context
     }
 
     /// The context as a dictionary, or nil when two of its keys are one `String` key: the format

@@ -21,17 +21,18 @@ import KMSProtocol
 /// `Host` instead would refuse the names a user reaches the server by (a tailnet name, a proxy's).
 /// `GET` of `/docs` and `/openapi.json` is public text and stays readable from anywhere.
 enum WebPageRequests {
+    /// A read of the API documents, which web pages may make (the OpenAPI document lists no refusal for it).
+    static func isPublicDocument(method: HTTPRequest.Method, path: String) -> Bool {
+        method == .get && (path.bytesEqual(WirePath.docs) || path.bytesEqual(WirePath.openAPI))
+    }
+
     static func refusal(_ request: Request) -> KMSError? {
         let fields = request.headers
         // One lookup each, no array per request: repeated `Sec-Fetch-Site` lines come joined (`none, x`),
         // which is not `none` either.
         let fromPage =
             fields[.origin] != nil || fields[HeaderNames.secFetchSite].map { !$0.bytesEqual("none") } ?? false
-        guard fromPage else { return nil }
-        if request.method == .get {
-            let path = request.uri.path
-            if path.bytesEqual(WirePath.docs) || path.bytesEqual(WirePath.openAPI) { return nil }
-        }
+        guard fromPage, !isPublicDocument(method: request.method, path: request.uri.path) else { return nil }
         return KMSError(
             .browserRequestRefused,
             "requests made by a web page (Origin or Sec-Fetch-Site) are refused: use the kms CLI or a client library; /docs is readable in a browser"

@@ -49,7 +49,7 @@ struct OpenAPIDocument {
     /// The codes a route can answer, each marked sealed or plain.
     static func errors(of route: RouteTable.Route) -> [(code: ErrorCode, sealed: Bool)] {
         // The API documents answer web pages' reads (`WebPageRequests`).
-        let isDocument = route.method == .get && (route.path == WirePath.docs || route.path == WirePath.openAPI)
+        let isDocument = WebPageRequests.isPublicDocument(method: route.method, path: route.path)
         var list = edgeErrors.filter { !(isDocument && $0 == .browserRequestRefused) }.map { ($0, false) }
         if route.method == .post { list.append((.payloadTooLarge, false)) }
         if route.sealed {
