@@ -67,6 +67,10 @@ struct BackupCommand: AsyncParsableCommand {
             writeToStandardError("\(BackupSetup.json(counts))\n")
             return
         }
+        // What earlier backups killed while they wrote left in this folder (`BackupLeftovers`).
+        for name in BackupLeftovers.remove(in: url.deletingLastPathComponent()) {
+            writeToStandardError("removed \(name), a hidden copy an interrupted backup left\n")
+        }
         do {
             if force {
                 try DurableFile.write(data, to: url, mode: 0o600)

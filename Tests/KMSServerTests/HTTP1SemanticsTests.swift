@@ -43,6 +43,30 @@ import Testing
         }
     }
 
+    /// An absolute-form target names the `Host` it comes with, in any ASCII case, or is refused (RFC
+    /// 9112 section 3.2.2: a review sent `POST http://evil:1/` with the signed `Host` of the AWS door and
+    /// was answered, where a proxy in front that follows the RFC routes by the target's name).
+    @Test func anAbsoluteTargetMustNameItsHost() throws {
+        #expect(HTTP1Semantics.targetAgrees("/crypto/encrypt", host: "anything"))
+        #expect(HTTP1Semantics.targetAgrees("http://Kms.Example:8443/", host: "kms.example:8443"))
+        #expect(HTTP1Semantics.targetAgrees("https://127.0.0.1:3977?x#y", host: "127.0.0.1:3977"))
+        for (target, host) in [
+            ("http://evil:1/", "127.0.0.1:4541"), ("http://user@kms/", "kms"), ("kms:443", "kms"), ("*", "kms"),
+            ("http://kms.example/", "kms.example:80"), ("http://\u{212A}ms/", "kms"),
+        ] {
+            #expect(!HTTP1Semantics.targetAgrees(target, host: host), "\(target)")
+        }
+        let channel = Self.channel()
+        #expect(throws: HTTPParserError.self) {
+            try channel.writeInbound(
+                HTTPServerRequestPart.head(
+                    HTTPRequestHead(
+                        version: .http1_1, method: .POST, uri: "http://evil:1/", headers: HTTPHeaders([("host", "x")])))
+            )
+        }
+        _ = try? channel.finish()
+    }
+
     /// A body in pieces too small is refused once past the allowance, and nothing more is read; the same
     /// bytes in larger pieces, or a long body in parts of a network read's size, pass.
     @Test func aBodyInTinyPiecesIsRefused() throws {

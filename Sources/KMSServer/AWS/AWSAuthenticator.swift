@@ -47,6 +47,16 @@ struct AWSAuthenticator: Sendable {
             let amzDateText = values("x-amz-date").first, values("x-amz-date").count == 1,
             let amzDate = SigV4.parseAmzDate(amzDateText)
         else { throw incomplete }
+        // Signed values in ASCII only, as SigV4 clients send them: values arrive decoded (bytes that are not
+        // UTF-8 as U+FFFD), so a signature over one would also pass other bytes in its place (a review).
+        // X-Amz-Target and Content-Type are refused past ASCII by their own rules, with their own answers.
+        let checkedLater: Set<String> = ["x-amz-target", "content-type"]
+        guard
+            authorization.signedHeaders.allSatisfy({ checkedLater.contains($0) || values($0).allSatisfy(\.isAllASCII) })
+        else {
+            throw AWSFault(
+                "IncompleteSignatureException", "Signed header values must be ASCII (RFC 9110 field values).")
+        }
         // 3. No session tokens.
         guard values("x-amz-security-token").isEmpty else {
             throw AWSFault(

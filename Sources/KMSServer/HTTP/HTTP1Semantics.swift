@@ -43,6 +43,23 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
+    /// Whether a request target names no other server than `Host` (RFC 9112 section 3.2.2): an
+    /// absolute-form target (`http://name/…`) must name the `Host` it comes with, which is what both
+    /// doors read (the AWS door signs it). A proxy in front that follows the RFC routes by the target's
+    /// name while this server took the `Host`'s (a review sent `POST http://evil:1/` with a signed
+    /// `Host` and was answered). The origin form, which every client sends, passes untouched.
+    static func targetAgrees(_ target: String, host: String) -> Bool {
+        guard !target.hasPrefix("/") else { return true }
+        let bytes = Array(target.utf8)
+        guard let separator = bytes.firstRange(of: Array("://".utf8)) else { return false }
+        let rest = bytes[separator.upperBound...]
+        let authority = rest.prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
+        func lowered(_ byte: UInt8) -> UInt8 {
+            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
+        }
+        return authority.map(lowered).elementsEqual(host.utf8.map(lowered))
+    }
+
     /// The error a refused transfer coding raises (an `HTTPParserError`, so that it is answered as
     /// the decoder's own errors are: the door's `400`, then the connection closes).
     static let refusedCoding = HTTPParserError.invalidConstant
@@ -116,12 +133,14 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
         // requests).
         // Counted in place: the subscript would build an array of values for every request (a review).
         var hosts = 0
-        for (name, _) in head.headers where name.utf8.count == 4 && name.equalsASCIICaseInsensitive("host") {
+        var host = ""
+        for (name, value) in head.headers where name.utf8.count == 4 && name.equalsASCIICaseInsensitive("host") {
             hosts += 1
+            host = value
         }
         let badCoding =
             !codings.isEmpty && (codings.count != 1 || !codings[0].equalsASCIICaseInsensitive("chunked"))
-        if badCoding || hosts > 1 || (hosts == 0 && !isHTTP10) {
+        if badCoding || hosts > 1 || (hosts == 0 && !isHTTP10) || !Self.targetAgrees(head.uri, host: host) {
             refused = true
             context.fireErrorCaught(Self.refusedCoding)
             return
