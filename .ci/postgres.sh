@@ -50,12 +50,20 @@ start)
     # Started until it listens on 127.0.0.1 as well: PostgreSQL starts when it can bind any of its
     # addresses, and a busy machine's outgoing connection can hold the port on one of them for a moment
     # (the ephemeral range includes it): seen once, "could not bind IPv4 address 127.0.0.1".
+    # Both addresses are checked (the TLS tests use 127.0.0.2), and a start that fails outright (both
+    # held, or -w timing out) is tried again too.
     for attempt in 1 2 3 4 5 6 7 8 9 10; do
-        as_pg "$bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
-            -o "-k $pg_dir -p $pg_port -c listen_addresses=127.0.0.1,127.0.0.2 -c fsync=on -c max_connections=300 -c ssl=on -c ssl_cert_file=$tls/server.crt -c ssl_key_file=$tls/server.key" start >/dev/null
-        if as_pg "$bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; then break; fi
-        as_pg "$bin/pg_ctl" -D "$pg_dir/data" -m fast stop >/dev/null || true
-        [ "$attempt" = 10 ] && { echo "PostgreSQL could not listen on 127.0.0.1:$pg_port" >&2; exit 1; }
+        if as_pg "$bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
+            -o "-k $pg_dir -p $pg_port -c listen_addresses=127.0.0.1,127.0.0.2 -c fsync=on -c max_connections=300 -c ssl=on -c ssl_cert_file=$tls/server.crt -c ssl_key_file=$tls/server.key" start >/dev/null &&
+            as_pg "$bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" &&
+            as_pg "$bin/pg_isready" -q -h 127.0.0.2 -p "$pg_port"; then
+            break
+        fi
+        as_pg "$bin/pg_ctl" -D "$pg_dir/data" -m fast stop >/dev/null 2>&1 || true
+        if [ "$attempt" = 10 ]; then
+            echo "PostgreSQL could not listen on 127.0.0.1 and 127.0.0.2, port $pg_port (see $pg_dir/log)" >&2
+            exit 1
+        fi
         sleep 2
     done
     as_pg "$bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -q -c "CREATE ROLE kms LOGIN PASSWORD 'kms-test'" \

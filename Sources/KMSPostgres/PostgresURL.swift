@@ -132,7 +132,7 @@ struct PostgresURL: Sendable {
             else {
                 throw StartupFailure(
                     description:
-                        "KMS_DATABASE_URL: a Unix socket (host=\(folder)) is not TLS: leave out sslmode and sslrootcert",
+                        "KMS_DATABASE_URL: a Unix socket (host=\(folder)) is not TLS: leave out sslrootcert, and any sslmode but disable or prefer",
                     isConfiguration: true)
             }
         }

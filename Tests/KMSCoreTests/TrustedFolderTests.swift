@@ -79,6 +79,10 @@ import Testing
             // Group-writable by another group (Debian's /var/local is 2775 root:staff): its members can swap it.
             #expect(chown(top.path, 0, 1234) == 0 && chmod(top.path, 0o2775) == 0)
             #expect(DurableFile.untrustedAncestor(of: keys)?.contains("is mode 2775 and group 1234's") == true)
+            // Not for the audit log's folder (Ubuntu's /var/log is 0775 root:syslog), nor root's group.
+            #expect(DurableFile.untrustedWay(to: keys, judgingGroups: false) == nil)
+            #expect(chown(top.path, 0, 0) == 0 && chmod(top.path, 0o2775) == 0)
+            #expect(DurableFile.untrustedAncestor(of: keys) == nil)
             #expect(chmod(top.path, 0o1775) == 0)
             #expect(DurableFile.untrustedAncestor(of: keys) == nil)
             #expect(chmod(top.path, 0o755) == 0)

@@ -40,16 +40,20 @@ import Testing
         let thinning = ResponseLogThinning()
         let now = Date()
         for host in 1...8 {
-            _ = thinning.admit(status: 429, attentionCode: nil, address: "2001:db8::\(host)", now: now)
+            _ = thinning.admit(status: 429, attention: nil, address: "2001:db8::\(host)", now: now)
         }
-        #expect(thinning.admit(status: 429, attentionCode: nil, address: "2001:db8::9", now: now) == nil)
-        #expect(thinning.admit(status: 503, attentionCode: "audit_unavailable", address: "10.0.0.1", now: now) == 0)
-        // Once a second per code; another code has its own second.
-        #expect(thinning.admit(status: 503, attentionCode: "audit_unavailable", address: "10.0.0.2", now: now) == nil)
-        #expect(thinning.admit(status: 500, attentionCode: "internal_error", address: "10.0.0.2", now: now) == 1)
-        #expect(thinning.admit(status: 200, attentionCode: nil, address: "10.0.0.3", now: now) == 0)
-        #expect(
-            thinning.admit(status: 503, attentionCode: "audit_unavailable", address: "10.0.0.1", now: now + 1) == 0)
+        #expect(thinning.admit(status: 429, attention: nil, address: "2001:db8::9", now: now) == nil)
+        #expect(thinning.admit(status: 503, attention: "audit_unavailable", address: "10.0.0.1", now: now) == 0)
+        // Once a second per kind; another code has its own second, and so has another cause of one code.
+        #expect(thinning.admit(status: 503, attention: "audit_unavailable", address: "10.0.0.2", now: now) == nil)
+        #expect(thinning.admit(status: 500, attention: "internal_error", address: "10.0.0.2", now: now) == 1)
+        let clock = ResponseLogThinning.kind(code: "server_busy", detail: "host clock -691199 s ahead of the reference")
+        let storage = ResponseLogThinning.kind(code: "server_busy", detail: "cannot write /srv/kms/keys/k-1.json")
+        #expect(clock == "server_busy:host clock -" && storage == "server_busy:cannot write /srv/kms/keys/k-")
+        #expect(thinning.admit(status: 503, attention: clock, address: "10.0.0.3", now: now) != nil)
+        #expect(thinning.admit(status: 503, attention: storage, address: "10.0.0.3", now: now) != nil)
+        #expect(thinning.admit(status: 200, attention: nil, address: "10.0.0.3", now: now) == 0)
+        #expect(thinning.admit(status: 503, attention: "audit_unavailable", address: "10.0.0.1", now: now + 1) == 0)
     }
 
     /// A wall clock stepped back (NTP, `date -s`) is a new window for the log's sampler and the audit's

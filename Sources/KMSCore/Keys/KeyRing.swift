@@ -69,12 +69,19 @@ public struct KeyRing: Sendable {
         .keyNotFound, "no key has this id or alias; create one with POST \(WirePath.generateKey)")
 
     /// A new enabled key with version 1, and its alias when given
-    /// (`labels` already validated by `KeyLabels`). `roomChecked`: the caller ran `checkKeyRoom` just
-    /// before (the doors do, before the audit intent), so the store is not counted twice (on PostgreSQL a
-    /// `count(*)`: a review).
-    public func generate(
-        alias: String?, labels: KeyLabels = KeyLabels(), policy: String? = nil, roomChecked: Bool = false
-    ) async throws(KMSError) -> KeyRecord {
+    /// (`labels` already validated by `KeyLabels`), within `KMS_MAX_KEYS` (`checkKeyRoom`).
+    public func generate(alias: String?, labels: KeyLabels = KeyLabels(), policy: String? = nil)
+        async throws(KMSError) -> KeyRecord
+    {
+        try await generate(alias: alias, labels: labels, policy: policy, roomChecked: false)
+    }
+
+    /// The same for the doors, which ran `checkKeyRoom` just before, ahead of the audit intent: the
+    /// store is not counted twice (on PostgreSQL a `count(*)`: a review). Package-only, so that no
+    /// other caller skips the limit.
+    package func generate(alias: String?, labels: KeyLabels, policy: String?, roomChecked: Bool)
+        async throws(KMSError) -> KeyRecord
+    {
         try checkAlias(alias)
         if !roomChecked { try await checkKeyRoom() }
         let keyId = KeyIdentifier.newKeyId()

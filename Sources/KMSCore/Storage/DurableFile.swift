@@ -121,7 +121,14 @@ public enum DurableFile {
     /// path its links lead to is judged; a link inside a link's target is not followed further. Folders
     /// that do not exist yet (a first start makes them) are skipped; when the links cannot be resolved
     /// (a folder this user may not search), only the path as written is judged.
-    public static func untrustedWay(to folder: URL, user: uid_t = geteuid()) -> UntrustedWay? {
+    ///
+    /// `judgingGroups`: also a folder above that a group other than root's and the user's may write
+    /// (Debian's `/var/local` is 2775 `root:staff`), as StrictModes judges. Not for the audit log's folder,
+    /// whose log is tamper-evident on its own and which deploy.md puts under `/var/log`, `root:syslog`
+    /// 0775 on Ubuntu (a review: every start warned, and `kms doctor` advised `chmod g-w /var/log`).
+    public static func untrustedWay(to folder: URL, user: uid_t = geteuid(), judgingGroups: Bool = true)
+        -> UntrustedWay?
+    {
         var written = folder.path
         if !written.hasPrefix("/") { written = FileManager.default.currentDirectoryPath + "/" + written }
         // The deepest part that exists, and where its links lead.
@@ -171,8 +178,10 @@ public enum DurableFile {
                             + "put a folder of their own in its place; chmod o-w it (or +t, as /tmp is)")
                 }
                 // Group-writable too, as OpenSSH's StrictModes judges (a review: Debian's /var/local is
-                // 2775 root:staff), unless the group is the user's own (`ownGroups`).
-                if info.st_mode & 0o020 != 0, info.st_mode & S_ISVTX == 0, !ownGroups(of: user).contains(info.st_gid) {
+                // 2775 root:staff), unless the group is root's (as logrotate allows) or one the user is in.
+                if judgingGroups, info.st_mode & 0o020 != 0, info.st_mode & S_ISVTX == 0, info.st_gid != 0,
+                    !ownGroups(of: user).contains(info.st_gid)
+                {
                     return UntrustedWay(
                         path: ancestor,
                         description: "folder \(ancestor), above \(written), is mode "
@@ -185,15 +194,28 @@ public enum DurableFile {
         return nil
     }
 
-    /// The groups whose write bit on a folder above is not another user's way in: `user`'s primary group
-    /// (a user-private group), and for this process's own user the groups it runs with (Kubernetes'
-    /// `fsGroup` makes a volume group-writable by a group the pod's processes are given).
+    /// The groups whose write bit on a folder above is not another user's way in: those `user` is in
+    /// (its primary group and, on Linux, every group `/etc/group` lists it in: `kms doctor` run as root
+    /// judges for the service's user as the service judges for itself: a review), and for this process's
+    /// own user the groups it runs with (Kubernetes' `fsGroup`, `docker run --user UID:GID`). Membership,
+    /// not exclusivity: a group the user shares with others (macOS's `staff`) is taken as the user's.
     static func ownGroups(of user: uid_t) -> Set<gid_t> {
         var groups = Set<gid_t>()
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
-        var buffer = [CChar](repeating: 0, count: 4096)
-        if getpwuid_r(user, &entry, &buffer, buffer.count, &result) == 0, result != nil { groups.insert(entry.pw_gid) }
+        var buffer = [CChar](repeating: 0, count: 16_384)
+        if getpwuid_r(user, &entry, &buffer, buffer.count, &result) == 0, result != nil {
+            groups.insert(entry.pw_gid)
+            #if canImport(Glibc)
+                if let name = entry.pw_name {
+                    var count: Int32 = 256
+                    var list = [gid_t](repeating: 0, count: Int(count))
+                    if getgrouplist(name, entry.pw_gid, &list, &count) >= 0 {
+                        groups.formUnion(list.prefix(Int(max(0, count))))
+                    }
+                }
+            #endif
+        }
         guard user == geteuid() else { return groups }
         groups.insert(getegid())
         let count = getgroups(0, nil)

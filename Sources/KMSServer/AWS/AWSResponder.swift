@@ -52,10 +52,12 @@ struct AWSResponder: HTTPResponder {
             return response
         }
         // A failure with a cause for the operator's log (a storage outage) is thinned by its code.
-        let attentionCode = failure.flatMap { status >= 500 && $0.detail != nil ? $0.code : nil }
+        let attention = failure.flatMap { status >= 500 && $0.detail != nil ? $0 : nil }
         guard
             let left = logThinning.admit(
-                status: Int(status), attentionCode: attentionCode, address: client, now: Date())
+                status: Int(status),
+                attention: attention.map { ResponseLogThinning.kind(code: $0.code, detail: $0.detail) },
+                address: client, now: Date())
         else { return response }
         let suppressed = "\(left)"
         if let failure, status >= 500 {
@@ -95,7 +97,7 @@ struct AWSResponder: HTTPResponder {
     static let malformedAnswer: ConnectionGuard.MalformedAnswer = {
         let fault = AWSFault(
             "SerializationException",
-            "The request is not HTTP/1.1 this door reads: a malformed request line or header, no Host or two, a transfer coding other than chunked, or headers past the size limits."
+            "The request is not HTTP/1.1 this door reads: a malformed request line or header, no Host or two, a target naming another host than Host, a transfer coding other than chunked, or headers past the size limits."
         )
         let fields: HTTPFields = [
             .contentType: contentType, errorType: fault.code, requestIdHeader: UUID().uuidString.lowercased(),

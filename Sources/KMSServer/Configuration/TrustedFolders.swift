@@ -17,14 +17,14 @@ public func untrustedFolders(_ config: KMSConfiguration, user: uid_t = geteuid()
 /// since deployments that worked before sit under such folders (a Kubernetes `emptyDir` is 0777 without
 /// the sticky bit; `sudo kms serve` in a user's checkout): the diff review.
 public func untrustedAncestors(_ config: KMSConfiguration, user: uid_t = geteuid()) -> [String] {
-    var folders: [URL] = []
-    if config.store == .file { folders.append(config.keyStorePath) }
-    if config.masterKeyBase64 == nil { folders.append(config.masterKeyFile.deletingLastPathComponent()) }
+    var folders: [(URL, judgingGroups: Bool)] = []
+    if config.store == .file { folders.append((config.keyStorePath, true)) }
+    if config.masterKeyBase64 == nil { folders.append((config.masterKeyFile.deletingLastPathComponent(), true)) }
     // The audit log's way too (a review): whoever can swap its folder can take the log away, which `kms audit
-    // verify` then finds, but only once someone runs it.
-    folders.append(config.auditLog.deletingLastPathComponent())
+    // verify` then finds, but only once someone runs it. Not by its groups (`untrustedWay`).
+    folders.append((config.auditLog.deletingLastPathComponent(), false))
     // One line per folder found: the same folder above both is said once (the second diff review).
     var seen = Set<String>()
-    return folders.compactMap { DurableFile.untrustedWay(to: $0, user: user) }.filter { seen.insert($0.path).inserted }
-        .map(\.description)
+    return folders.compactMap { DurableFile.untrustedWay(to: $0.0, user: user, judgingGroups: $0.judgingGroups) }
+        .filter { seen.insert($0.path).inserted }.map(\.description)
 }

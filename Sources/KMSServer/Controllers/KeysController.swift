@@ -20,7 +20,8 @@ struct KeysController: Sendable {
             try await keys.checkKeyRoom()
             let labels = KeyLabels(description: input.description, set: input.tags ?? [:])
             let record = try await audit.keyChange("key.generate", reference: input.alias, call) {
-                () throws(KMSError) in try await keys.generate(alias: input.alias, labels: labels, roomChecked: true)
+                () throws(KMSError) in
+                try await keys.generate(alias: input.alias, labels: labels, policy: nil, roomChecked: true)
             }
             return response(record)
         }

@@ -83,18 +83,19 @@ struct EdgeResponder: HTTPResponder {
         metrics.record(
             route: routeLabel, method: request.method.rawValue, status: response.status.code, elapsed: elapsed)
         guard logRequest else { return response }
-        let attentionCode = failure.flatMap { $0.needsOperatorAttention ? $0.code.rawValue : nil }
+        let attention = failure.flatMap { $0.needsOperatorAttention ? $0 : nil }
         guard
             let suppressed = logThinning.admit(
-                status: Int(response.status.code), attentionCode: attentionCode,
+                status: Int(response.status.code),
+                attention: attention.map { ResponseLogThinning.kind(code: $0.code.rawValue, detail: $0.detail) },
                 address: context.clientAddress?.description ?? "unknown", now: Date())
         else { return response }
-        if let attentionCode {
+        if let attention {
             logger.error(
                 "request failed",
                 metadata: [
-                    "requestId": "\(context.requestId)", "code": "\(attentionCode)",
-                    "detail": "\(failure?.detail ?? "")", "suppressedSinceLast": "\(suppressed)",
+                    "requestId": "\(context.requestId)", "code": "\(attention.code.rawValue)",
+                    "detail": "\(attention.detail ?? "")", "suppressedSinceLast": "\(suppressed)",
                 ])
         }
         // The method as the client wrote it, capped as audit fields are (a request head may be 80 KB, and
@@ -165,7 +166,7 @@ extension EdgeResponder {
             let error = KMSError(
                 .badRequest,
                 "the request is not HTTP/1.1 this server reads: a malformed request line or header, "
-                    + "an unknown method, no Host or two, a transfer coding other than chunked, or headers past the size limits"
+                    + "an unknown method, no Host or two, a target naming another host than Host, a transfer coding other than chunked, or headers past the size limits"
             )
             var fields = error.headers
             securityHeaders.apply(to: &fields)

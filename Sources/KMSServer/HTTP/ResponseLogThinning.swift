@@ -14,11 +14,20 @@ struct ResponseLogThinning: Sendable {
     let attention = RefusalLogSampler(perAddress: 1, perSecond: 5)
 
     /// Whether to log the answer's lines (nil: not); when yes, how many lines of its kind were left out
-    /// since the last one written (0 for answers that are never thinned). `attentionCode`: the failure's
-    /// code when it needs the operator.
-    func admit(status: Int, attentionCode: String?, address: String, now: Date) -> Int? {
-        if let attentionCode { return attention.admit(attentionCode, now: now) }
+    /// since the last one written (0 for answers that are never thinned). `attention`: the failure's
+    /// `kind` when it needs the operator.
+    func admit(status: Int, attention kind: String?, address: String, now: Date) -> Int? {
+        if let kind { return attention.admit(kind, now: now) }
         guard status == 429 || status >= 500 else { return 0 }
         return busy.admit(address, now: now)
+    }
+
+    /// What a failure that needs the operator is thinned by: its code and the fixed start of its detail
+    /// (up to a digit, at most 40 bytes), so causes that share a code (`server_busy`: a storage outage,
+    /// a clock off its reference, lost write races) do not take each other's line (a review: clients
+    /// retrying a rotation while the clock was off kept a storage outage's cause out of the log).
+    static func kind(code: String, detail: String?) -> String {
+        let start = (detail ?? "").utf8.prefix { !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }.prefix(40)
+        return code + ":" + String(decoding: start, as: UTF8.self)
     }
 }
