@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import KMSClient
 import KMSCore
 import KMSPostgres
 import KMSProtocol
@@ -312,6 +313,19 @@ struct DoctorCommand: AsyncParsableCommand {
 
     static func checkAdminKey(_ config: KMSConfiguration, _ report: Report) {
         if FileManager.default.fileExists(atPath: config.adminKeyFile.path) {
+            // Already revoked (the file store's registry says so): only the file is left to delete (a
+            // newcomer's walk: the advice still said to revoke it).
+            if config.store == .file, let key = try? ClientKeyLookup.read(config.adminKeyFile.path),
+                let stored = try? LocalClientStore.stored(at: LocalClientStore.file(in: config.keyStorePath)),
+                let client = stored.first(where: {
+                    $0.fingerprint == ClientAuth.fingerprint(rawPublicKey: key.publicKey.rawRepresentation)
+                }), !client.active
+            {
+                return report(
+                    .warn, "admin key",
+                    "the bootstrap admin key \(config.adminKeyFile.path) is revoked (client \(client.name), \(client.clientId)) but still on the server: delete the file"
+                )
+            }
             report(
                 .warn, "admin key",
                 "the bootstrap admin key \(config.adminKeyFile.path) is still on the server: enrol your own key with clients:manage, then `kms clients revoke admin` and delete the file"

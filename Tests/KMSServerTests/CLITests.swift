@@ -114,6 +114,7 @@ import Testing
         #expect(shown.stdout.contains("v1  grace") && shown.stdout.contains("v2  active"))
         let listed = try await CLIProcess.run(["keys", "list", "--limit", "1"], environment: env)
         #expect(listed.status == 0 && listed.stdout.contains("more: kms keys list --after"))
+        #expect(listed.stdout.contains(" --limit 1\n"), "\(listed.stdout)")
 
         let ciphertext = try await CLIProcess.run(
             ["encrypt", "--key", "cli", "--aad", "ctx", "secret photo key"], environment: env)
@@ -837,7 +838,15 @@ import Testing
             ["clients", "list"], environment: ["BASE_URL": again.url, "KMS_CLIENT_KEY_FILE": rescue])
         #expect(
             rescued.status == 0 && rescued.stdout.contains("rescue") && rescued.stdout.contains("phone"), "\(rescued)")
+        // The bootstrap admin revoked by the new one: doctor says only the file is left (a newcomer's walk:
+        // it still said to revoke it).
+        let revokedAdmin = try await CLIProcess.run(
+            ["clients", "revoke", "admin"], environment: ["BASE_URL": again.url, "KMS_CLIENT_KEY_FILE": rescue])
+        #expect(revokedAdmin.status == 0, "\(revokedAdmin.stderr)")
         #expect(try await again.stop() == 0)
+        let doctor = try await CLIProcess.run(
+            ["doctor"], environment: offline.merging(["KMS_ADMIN_KEY_FILE": server.adminKeyFile]) { $1 })
+        #expect(doctor.stdout.contains("is revoked (client admin, cli_"), "\(doctor.stdout)")
         // A wiped log, then a local verb: its chain begins with audit.new-log, as a start's would (a
         // review: it began at seq 1 unmarked, and the next start, finding entries, added none).
         try Data().write(to: data.appendingPathComponent("audit.log"))

@@ -361,10 +361,11 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
             writeErrorMessage(message)
             throw ExitCode(75)
         }
-        if case .configuration = error {
+        if case .configuration(let what) = error {
             // Refused here before anything was sent (a key id or alias outside the grammar): a usage error,
-            // 64 like every other local one (a probe found 1, the status of a server's refusal).
-            writeErrorMessage(message)
+            // 64 like every other local one (a probe found 1, the status of a server's refusal), said as one
+            // (the library's `configuration:` label read as a settings problem to a newcomer).
+            writeErrorMessage(what)
             throw ExitCode(64)
         }
         throw CLIFailure(message: message)

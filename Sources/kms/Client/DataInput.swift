@@ -61,7 +61,15 @@ struct DataInput: ParsableArguments {
         } else if let file, file != "-" {
             // Read as a stream, so that a pipe (`--file <(…)`) or a device works as standard input does.
             guard !file.isEmpty, !FileEndpoints.isFolder(file), let handle = FileHandle(forReadingAtPath: file) else {
-                throw ValidationError("io_error: cannot read \(file)")
+                // The system's reason, as the file verbs give it (docs/files.md).
+                let reason =
+                    file.isEmpty
+                    ? "an empty path"
+                    : FileEndpoints.isFolder(file)
+                        ? "a folder"
+                        : access(file, R_OK) != 0 ? String(cString: strerror(errno)) : "it cannot be opened"
+
+                throw ValidationError("io_error: cannot read \(file): \(reason)")
             }
             defer { try? handle.close() }
             data = try Self.readBounded(handle, named: file)

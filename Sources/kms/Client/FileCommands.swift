@@ -45,7 +45,8 @@ struct FileEndpoints {
         do {
             return try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
         } catch {
-            throw ValidationError("io_error: cannot read \(path)")
+            throw ValidationError(
+                "io_error: cannot read \(path): \((error as? CocoaError).map(posixReason) ?? "\(error)")")
         }
     }
 
@@ -115,8 +116,9 @@ struct FileEndpoints {
         if let problem = AtomicOutputFile.unusableDestination(destination) {
             throw ValidationError("io_error: \(output) \(problem); give - to write to standard output")
         }
-        guard FileManager.default.isWritableFile(atPath: destination.deletingLastPathComponent().path) else {
-            throw ValidationError("io_error: cannot write in the folder of \(output)")
+        guard access(destination.deletingLastPathComponent().path, W_OK) == 0 else {
+            throw ValidationError(
+                "io_error: cannot write in the folder of \(output): \(String(cString: strerror(errno)))")
         }
         // Interrupted (Ctrl-C, SIGTERM, SIGHUP, any signal `InterruptCleanup` handles) before the output is
         // committed, final fsync included:

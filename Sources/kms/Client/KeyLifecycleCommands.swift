@@ -135,7 +135,9 @@ struct AliasesCommand: AsyncParsableCommand {
             for alias in page.aliases { printShown("\(alias.alias)  \(alias.keyId)  updated \(alias.updatedAt)") }
             // The next page of the same listing: with `--key` (a probe followed the hint to every key's aliases).
             if let next = page.next {
-                printShown("more: kms aliases list --after \(next)" + (key.map { " --key \($0)" } ?? ""))
+                printShown(
+                    "more: kms aliases list --after \(next)" + (key.map { " --key \($0)" } ?? "")
+                        + (limit == 100 ? "" : " --limit \(limit)"))
             }
         }
     }

@@ -68,7 +68,10 @@ struct KeysCommand: AsyncParsableCommand {
                 let aliases = key.aliases.isEmpty ? "-" : key.aliases.joined(separator: ",")
                 printShown("\(key.keyId)  v\(key.activeVersion)  \(key.state)  \(aliases)  created \(key.createdAt)")
             }
-            if let next = page.next { printShown("more: kms keys list --after \(next)") }
+            // The next page of the same listing, its page size too (a newcomer's walk: `--limit` was dropped).
+            if let next = page.next {
+                printShown("more: kms keys list --after \(next)" + (limit == 100 ? "" : " --limit \(limit)"))
+            }
         }
     }
 }
