@@ -121,7 +121,10 @@ int kms_more_input(int fd, int tenths) {
             if (buffer[i] != '\n' && buffer[i] != '\r') more++;
         }
     }
-    memset(buffer, 0, sizeof buffer);
+    // Through volatile stores: a memset of a buffer never read again is a dead store the optimiser
+    // removed (a review found none in the release binary), leaving pasted secret bytes on the stack.
+    volatile char *wipe = buffer;
+    for (size_t i = 0; i < sizeof buffer; i++) wipe[i] = 0;
     kms_terminal_set(fd, TCSANOW, &current);
     return more;
 }

@@ -134,6 +134,9 @@ import Testing
             let outcome = resolver.resolve(peer: IPAddress(address), forwardedFor: [])
             #expect((outcome == .allowed(try #require(IPAddress(address)))) == allowed, "\(address)")
         }
+        // Text past a NUL is not dropped (C reads up to it): a `.env` line parsed as the address before it.
+        #expect(IPAddress("8.8.8.8\u{0}junk") == nil && IPAddress("::1\u{0}") == nil)
+        #expect(throws: (any Error).self) { try KMSConfiguration(environment: ["KMS_WHITELIST": "8.8.8.8\u{0}junk"]) }
     }
 
     @Test func multiHopChainsUseTheRightMostUntrustedHop() throws {

@@ -204,7 +204,12 @@ public enum DurableFile {
         var entry = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 16_384)
-        if getpwuid_r(user, &entry, &buffer, buffer.count, &result) == 0, result != nil {
+        // `entry.pw_name` points into `buffer`: both calls inside one borrow of it (a review: the pointer of
+        // an inout conversion is valid during its call only).
+        buffer.withUnsafeMutableBufferPointer { storage in
+            guard let base = storage.baseAddress, getpwuid_r(user, &entry, base, storage.count, &result) == 0,
+                result != nil
+            else { return }
             groups.insert(entry.pw_gid)
             #if canImport(Glibc)
                 if let name = entry.pw_name {

@@ -16,7 +16,8 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     /// Parses dotted IPv4 or RFC 4291 IPv6 text (no zone ids, no brackets).
     public init?(_ text: some StringProtocol) {
         let string = String(text)
-        guard !string.isEmpty, !string.utf8.contains(UInt8(ascii: "%")) else { return nil }
+        // No NUL either: C reads the text up to it, so `8.8.8.8\0junk` from a `.env` parsed as 8.8.8.8 (a review).
+        guard !string.isEmpty, !string.utf8.contains(UInt8(ascii: "%")), !string.utf8.contains(0) else { return nil }
         var v4 = in_addr()
         if inet_pton(AF_INET, string, &v4) == 1 {
             let value = withUnsafeBytes(of: &v4.s_addr) { Array($0) }
