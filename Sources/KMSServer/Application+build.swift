@@ -113,6 +113,25 @@ public func buildApplication(
     if createdMasterKey {
         try await refuseNewMasterKeyForOldStore(config, masterKey: masterKey, secrets: stores.secrets)
     }
+    // Whether this store was started before (a first start enrols a client, after its audit key and log
+    // exist): a start that then finds no audit key and no log says so, since the two going together leave
+    // no other trace (`openAudit`).
+    let startedBefore = (try? await stores.clients.list(after: nil, limit: 1).isEmpty) == false
+    // A store without an identity key but with an audit key: the master key must open the audit key before
+    // a new identity is made and stored under it (an operator-mistakes review: a start with the wrong key
+    // made one, then failed on the audit key, and every later start with the right key was refused by it).
+    if dependencies.identity == nil, (try? await stores.secrets.blob(named: IdentityKeyLoader.blobName)) == nil,
+        (try? await stores.secrets.blob(named: AuditFiles.keyBlob)) != nil
+    {
+        do {
+            _ = try await AuditFiles.existingKey(store: stores.secrets, masterKey: masterKey)
+        } catch {
+            throw StartupFailure(
+                description:
+                    "the master key does not open this store's audit key: it is not this store's master key (KMS_MASTER_KEY, KMS_MASTER_KEY_FILE); nothing was written",
+                isConfiguration: true)
+        }
+    }
     let identity: IdentityKey
     if let provided = dependencies.identity {
         identity = provided
@@ -154,7 +173,8 @@ public func buildApplication(
             metadata: ["keys": "\(count)", "maxKeys": "\(config.maxKeys)"])
     }
     let audit = try await openAudit(
-        config, dependencies: dependencies, masterKey: masterKey, secrets: stores.secrets, writerLock: writerLock)
+        config, dependencies: dependencies, masterKey: masterKey, secrets: stores.secrets, writerLock: writerLock,
+        startedBefore: startedBefore)
     let sessionStore = stores.sessions
     let clients = ClientRegistry(store: stores.clients, masterKey: masterKey, clock: dependencies.clock)
     // Durable before and after, as a client change is: a crash, a power loss or a full disk must not leave a
@@ -373,7 +393,7 @@ private func newMasterKeyRefusal(_ config: KMSConfiguration) -> StartupFailure {
 /// effective configuration. A log that cannot be written stops start-up.
 func openAudit(
     _ config: KMSConfiguration, dependencies: AppDependencies, masterKey: MasterKey, secrets: any SecretBlobStore,
-    writerLock: AuditWriterLock?
+    writerLock: AuditWriterLock?, startedBefore: Bool = false
 ) async throws -> Auditor {
     let logger = dependencies.logger
     let timeout = Duration.milliseconds(config.auditTimeoutMs)
@@ -392,8 +412,10 @@ func openAudit(
         } else {
             log = try await AuditLog.open(
                 at: config.auditLog, key: key, clock: dependencies.clock, maxBytes: config.auditMaxBytes,
-                timeout: timeout, writerLock: writerLock, newLogReason: keyExisted ? config.newLogReason : nil,
-                newLogLevel: config.newLogLevel, logger: logger)
+                timeout: timeout, writerLock: writerLock,
+                newLogReason: keyExisted
+                    ? config.newLogReason : startedBefore ? KMSConfiguration.missingAuditKeyReason : nil,
+                newLogLevel: keyExisted ? config.newLogLevel : .warning, logger: logger)
         }
         var events: [AuditEvent] = []
         // The public key that verifies this log, in the server's own log (journald, another place than the

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import KMSClient
 import KMSCore
@@ -380,8 +381,27 @@ struct DoctorCommand: AsyncParsableCommand {
         guard FileManager.default.fileExists(atPath: log) else {
             return report(.warn, "audit log", "\(log) does not exist yet (KMS_AUDIT_LOG): the first start creates it")
         }
-        guard let masterKey, let key = try? await AuditFiles.existingKey(store: secrets, masterKey: masterKey) else {
+        // nil: not read (no master key, or the key did not open); .some(nil): the store holds none.
+        var found: Curve25519.Signing.PrivateKey?? = nil
+        if let masterKey {
+            do {
+                found = .some(try await AuditFiles.existingKey(store: secrets, masterKey: masterKey))
+            } catch {
+                found = nil
+            }
+        }
+        guard let found else {
             return report(.warn, "audit log", "cannot read the audit key from the store: not verified")
+        }
+        // No audit key beside a log with entries: `kms serve` refuses to start on it, so doctor fails too (a
+        // review found it a warning, where deploy.md says doctor fails on what serve would refuse).
+        guard let key = found else {
+            let size = (try? FileManager.default.attributesOfItem(atPath: log)[.size] as? Int) ?? 0
+            return report(
+                size > 0 ? .fail : .warn, "audit log",
+                size > 0
+                    ? "the store holds no audit key, but \(log) has entries: kms serve refuses to start; restore the store's audit key from a backup, or move the log aside to begin a new one (docs/audit.md)"
+                    : "the store holds no audit key yet: not verified")
         }
         // Older rotated files may have been archived: the chain is checked from the first one present.
         let verdict = AuditVerifier.verify(

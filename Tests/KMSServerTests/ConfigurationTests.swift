@@ -235,6 +235,20 @@ import Testing
         // Set twice: refused, naming both lines (a probe: the last won without a word).
         let twice = #expect(throws: DotEnv.ParseError.self) { try DotEnv.parse("A=1\n\nA=2\n") }
         #expect(twice?.description == ".env line 3: A is set already on line 1")
+        // CRLF line ends (a file saved on Windows): each line its own setting (a review: the file was one line,
+        // its first setting the rest of the file), line numbers counted as in an LF file.
+        #expect(try DotEnv.parse("A=1\r\nexport B='2'\r\n# c\r\nC=3") == ["A": "1", "B": "2", "C": "3"])
+        let crlfTwice = #expect(throws: DotEnv.ParseError.self) { try DotEnv.parse("A=1\r\n\r\nA=2\r\n") }
+        #expect(crlfTwice?.description == ".env line 3: A is set already on line 1")
+        // A refused value is quoted only when short and printable: it may hold other settings.
+        let long = #expect(throws: KMSConfiguration.Invalid.self) {
+            try KMSConfiguration(environment: ["KMS_PORT": "4656\nKMS_MASTER_KEY=c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"])
+        }
+        #expect(long.map { !"\($0)".contains("c2Vjcm") } == true, "\(String(describing: long))")
+        let short = #expect(throws: KMSConfiguration.Invalid.self) {
+            try KMSConfiguration(environment: ["KMS_PORT": "80x"])
+        }
+        #expect(short.map { "\($0)".contains("'80x'") } == true)
     }
 
     /// A `.env` others can write, or read while it holds the master key, is warned about at start (a probe:

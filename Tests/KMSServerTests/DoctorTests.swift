@@ -20,6 +20,16 @@ import Testing
         return (server, environment)
     }
 
+    /// `deployment()` stopped, with the store's secret blob whose name begins with `blob`.
+    static func stoppedDeployment(blob prefix: String) async throws -> (ServeProcess, [String: String], URL) {
+        let (server, environment) = try await deployment()
+        #expect(try await server.stop() == 0)
+        let keys = URL(fileURLWithPath: try #require(environment["KEY_STORE_PATH"]))
+        let name = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: keys.path).first { $0.hasPrefix(prefix) })
+        return (server, environment, keys.appendingPathComponent(name))
+    }
+
     static func doctor(_ environment: [String: String], _ extra: [String] = []) async throws -> CLIProcess.Output {
         try await CLIProcess.run(["doctor"] + extra, environment: environment)
     }
@@ -44,6 +54,46 @@ import Testing
         let open = try await Self.doctor(environment)
         #expect(open.status == 1 && open.stdout.contains("every user can put files in it"), "\(open.stdout)")
         #expect(chmod(keys, 0o700) == 0)
+    }
+
+    /// The store's audit key gone while its log has entries: `kms serve` refuses to start, so doctor fails
+    /// (an operator-mistakes review found a warning and exit 0).
+    @Test func aMissingAuditKeyBesideALogFails() async throws {
+        let (server, environment, blob) = try await Self.stoppedDeployment(blob: "audit-")
+        try FileManager.default.moveItem(at: blob, to: server.folder.appendingPathComponent(blob.lastPathComponent))
+        let found = try await Self.doctor(environment)
+        #expect(found.status == 1 && found.stdout.contains("the store holds no audit key, but"), "\(found.stdout)")
+        // The log moved away too: the next start makes a new key and chain, and says why in its first entry
+        // (the review: both gone together left no trace, and doctor said the new log verified).
+        let log = URL(fileURLWithPath: try #require(environment["KMS_AUDIT_LOG"]))
+        try FileManager.default.moveItem(at: log, to: server.folder.appendingPathComponent("old-audit.log"))
+        let again = try await ServeProcess(environment: environment)
+        #expect(try await again.stop() == 0)
+        #expect(again.logText.contains("a new chain begins at seq 1"), "\(again.logText)")
+        let begun = try String(contentsOf: log, encoding: .utf8)
+        #expect(
+            begun.hasPrefix(#"{"v":2,"seq":1,"#) && begun.contains(#""type":"audit.new-log""#)
+                && begun.contains("the store was started before"), "\(begun.prefix(400))")
+    }
+
+    /// A started store without its identity key, started with another master key: refused before a new
+    /// identity is stored under that key (a review: one was, and every later start with the right key was
+    /// refused by it); the right key then starts it.
+    @Test func aWrongMasterKeyLeavesNoIdentityBehind() async throws {
+        // The server's folder lives as long as the process object (its store is in it).
+        let (server, environment, identity) = try await Self.stoppedDeployment(blob: "identity-")
+        defer { withExtendedLifetime(server) {} }
+        try FileManager.default.removeItem(at: identity)
+        var wrong = environment
+        wrong["KMS_MASTER_KEY"] = Data(repeating: 7, count: 32).base64EncodedString()
+        wrong["KMS_PORT"] = "\(TestPorts.take())"
+        let refused = try await CLIProcess.run(["serve"], environment: wrong)
+        #expect(
+            refused.status == 78 && refused.stderr.contains("does not open this store's audit key"), "\(refused.stderr)"
+        )
+        #expect(!FileManager.default.fileExists(atPath: identity.path))
+        let again = try await ServeProcess(environment: environment)
+        #expect(try await again.stop() == 0)
     }
 
     /// deploy.md: a check that cannot be made because the store was never started is `skip`, not `FAIL`
@@ -233,7 +283,8 @@ import Testing
         let original = try Data(contentsOf: log)
         let lines = original.split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
         let last = try #require(lines.last.flatMap(AuditChain.parse))
-        #expect(try await Self.doctor(environment).stdout.contains("ok    audit log"))
+        let first = try await Self.doctor(environment)
+        #expect(first.stdout.contains("ok    audit log"), "\(first.stdout)")
 
         // Entries after the last checkpoint, two minutes old: a crash's tail, or one written while stopped.
         let stale =

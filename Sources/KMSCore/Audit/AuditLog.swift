@@ -191,9 +191,8 @@ public final class AuditLog: Sendable {
         // (an audit probe left `{`, and the start recorded only a crash's repair).
         if let newLogReason, resume.seq == 0 {
             logger.log(
-                level: newLogLevel,
-                "the audit log is empty or missing, but the store's audit key is older: a new chain begins at seq 1",
-                metadata: ["file": "\(url.path)", "event": "\(AuditEvent.newLog)"])
+                level: newLogLevel, "the audit log is empty or missing: a new chain begins at seq 1",
+                metadata: ["file": "\(url.path)", "event": "\(AuditEvent.newLog)", "reason": "\(newLogReason)"])
             events.append(AuditEvent.beginningNewLog(file: url, reason: newLogReason))
         }
         if resume.signedSeq < resume.seq {

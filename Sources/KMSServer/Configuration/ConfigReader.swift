@@ -3,6 +3,17 @@ import KMSProtocol
 
 /// Typed, validating reads of configuration values; every failure names its variable.
 struct ConfigReader {
+    /// A refused value as an error message may quote it (its control characters escaped where it is shown):
+    /// short ones only. A longer one may hold
+    /// something else (a review's CRLF `.env` made `KMS_PORT` the rest of the file, master key included,
+    /// which the refusal then printed to the journal).
+    static func shown(_ text: String) -> String {
+        guard text.utf8.count <= 40 else {
+            return "a value of \(text.utf8.count) bytes (not shown: it may hold more than this setting)"
+        }
+        return "'\(text)'"
+    }
+
     let values: [String: String]
 
     /// The value, or nil when unset or empty: for variables whose empty value
@@ -39,7 +50,7 @@ struct ConfigReader {
         // A minus only where the range goes below zero (`KMS_TEST_CLOCK_OFFSET_MS`); never a plus.
         let magnitude = range.lowerBound < 0 && digits.hasPrefix("-") ? digits.dropFirst() : Substring(digits)
         guard magnitude.isDecimalDigits, let value = Int64(digits) else {
-            throw .init(variable: name, reason: "must be a whole number (digits only), got '\(text)'")
+            throw .init(variable: name, reason: "must be a whole number (digits only), got \(ConfigReader.shown(text))")
         }
         guard range.contains(value) else {
             throw .init(variable: name, reason: "must be between \(range.lowerBound) and \(range.upperBound)")
@@ -52,7 +63,9 @@ struct ConfigReader {
         switch text.trimmingCharacters(in: .whitespaces).lowercased() {
         case "true", "1", "yes", "on": return true
         case "false", "0", "no", "off": return false
-        default: throw .init(variable: name, reason: "must be true/false, 1/0, yes/no or on/off, got '\(text)'")
+        default:
+            throw .init(
+                variable: name, reason: "must be true/false, 1/0, yes/no or on/off, got \(ConfigReader.shown(text))")
         }
     }
 

@@ -11,7 +11,11 @@ public enum DotEnv {
     public static func parse(_ text: String) throws(ParseError) -> [String: String] {
         var values: [String: String] = [:]
         var lineOf: [String: Int] = [:]
-        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character in Swift, which a split on "\n" never matches: a CRLF file (saved on Windows)
+        // was one line, and its first setting took the rest of the file as its value (a review: the server
+        // then made a new master key at a path of CR/LF-named folders and started on an empty store).
+        let lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
+        for (number, rawLine) in lines.enumerated() {
             var line = Substring(rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine)
             line = line.drop { $0 == " " || $0 == "\t" }
             if line.isEmpty || line.hasPrefix("#") { continue }

@@ -41,6 +41,12 @@ public struct KMSConfiguration: Sendable {
             : "the store's audit key is older than this log: this instance is new, or its earlier log was moved, deleted or emptied"
     }
 
+    /// Why a log begins with `audit.new-log` when the store was started before (its identity key is there)
+    /// but holds no audit key and no log: both removed together leave no other trace (an operator-mistakes
+    /// review: the new chain began at seq 1 unmarked, and doctor said it verified).
+    public static let missingAuditKeyReason =
+        "the store was started before, but its audit key and its log are both gone (moved or deleted while the server was stopped): a new audit key and a new chain begin here, and the earlier log, with the key that verifies it, is not here"
+
     /// How loudly a new log is said: a warning on the file store, where it means a log went; a
     /// notice on PostgreSQL, where every new instance begins one.
     public var newLogLevel: Logger.Level { store == .file ? .warning : .notice }
@@ -222,7 +228,8 @@ public struct KMSConfiguration: Sendable {
             try reader.integer("KMS_SCHEDULER_INTERVAL_MS", in: 1000...3_600_000) ?? schedulerIntervalMs
         if let text = reader.choice("KMS_ENV") {
             guard let value = Environment(rawValue: text.lowercased()) else {
-                throw Invalid(variable: "KMS_ENV", reason: "must be development or production, got '\(text)'")
+                throw Invalid(
+                    variable: "KMS_ENV", reason: "must be development or production, got \(ConfigReader.shown(text))")
             }
             environment = value
         }
@@ -230,7 +237,9 @@ public struct KMSConfiguration: Sendable {
             guard let level = Logger.Level(rawValue: text.lowercased()) else {
                 throw Invalid(
                     variable: "KMS_LOG_LEVEL",
-                    reason: "must be trace, debug, info, notice, warning, error or critical, got '\(text)'")
+                    reason:
+                        "must be trace, debug, info, notice, warning, error or critical, got \(ConfigReader.shown(text))"
+                )
             }
             logLevel = level
         }
@@ -244,7 +253,8 @@ public struct KMSConfiguration: Sendable {
             try reader.integer("KMS_KEY_EXCHANGE_RATE", in: 1...1_000_000).map(Int.init) ?? keyExchangeRate
         if let text = reader.choice("KMS_CLIENT_AUTH") {
             guard let value = ClientAuth(rawValue: text.lowercased()) else {
-                throw Invalid(variable: "KMS_CLIENT_AUTH", reason: "must be required or off, got '\(text)'")
+                throw Invalid(
+                    variable: "KMS_CLIENT_AUTH", reason: "must be required or off, got \(ConfigReader.shown(text))")
             }
             clientAuth = value
         }
@@ -259,7 +269,8 @@ public struct KMSConfiguration: Sendable {
         aws = try AWSConfiguration.read(reader, host: host)
         if let text = reader.choice("KMS_STORE") {
             guard let value = Store(rawValue: text.lowercased()) else {
-                throw Invalid(variable: "KMS_STORE", reason: "must be file or postgres, got '\(text)'")
+                throw Invalid(
+                    variable: "KMS_STORE", reason: "must be file or postgres, got \(ConfigReader.shown(text))")
             }
             store = value
         }

@@ -9,6 +9,11 @@ struct KeyLifecycleController: Sendable {
     let keys: KeyRing
     let audit: Auditor
 
+    /// The refusal of a change that writes a date while the host's clock is off (`ReferenceClock`), for the
+    /// OpenAPI descriptions of the routes that make one (rotate, schedule-deletion, rotation).
+    static let clockNote =
+        " While this server's clock differs from its reference (the database's, or the time counted since start) by more than 60 s, 503 server_busy: a date written from a wrong clock would be wrong."
+
     func register(on routes: inout RouteBuilder) {
         route(
             &routes, WirePath.disableKey, EmptyBody.self, "Disable a key",
@@ -21,8 +26,9 @@ struct KeyLifecycleController: Sendable {
         ) { _ throws(KMSError) in .enable }
         route(
             &routes, WirePath.scheduleKeyDeletion, ScheduleDeletionRequest.self, "Schedule a key's deletion",
-            "enabled or disabled → pending_deletion; deletionDate = now + pendingWindowDays (7 to 30, default 30) days. Until then it can be cancelled; after, the scheduler deletes the key and its aliases for good, and its ciphertexts answer 404 key_not_found. Backups keep a wrapped copy.",
-            [.keyPendingDeletion]
+            "enabled or disabled → pending_deletion; deletionDate = now + pendingWindowDays (7 to 30, default 30) days. Until then it can be cancelled; after, the scheduler deletes the key and its aliases for good, and its ciphertexts answer 404 key_not_found. Backups keep a wrapped copy."
+                + Self.clockNote,
+            [.keyPendingDeletion, .serverBusy]
         ) { input throws(KMSError) in
             .scheduleDeletion(days: input.pendingWindowDays ?? KeyChange.defaultPendingWindowDays)
         }
@@ -32,8 +38,9 @@ struct KeyLifecycleController: Sendable {
         ) { _ throws(KMSError) in .cancelDeletion }
         route(
             &routes, WirePath.keyRotationSchedule, RotationScheduleRequest.self, "Set automatic rotation",
-            "periodDays 1 to 3650 sets nextRotationAt = now + period (enabled keys only); null clears the schedule (also on a disabled key). The scheduler rotates a due key once, whatever the number of instances.",
-            [.keyDisabled, .keyPendingDeletion]
+            "periodDays 1 to 3650 sets nextRotationAt = now + period (enabled keys only); null clears the schedule (also on a disabled key). The scheduler rotates a due key once, whatever the number of instances."
+                + Self.clockNote,
+            [.keyDisabled, .keyPendingDeletion, .serverBusy]
         ) { input throws(KMSError) in .rotation(periodDays: input.periodDays) }
         route(
             &routes, WirePath.keyDescription, DescriptionRequest.self, "Set a key's description",

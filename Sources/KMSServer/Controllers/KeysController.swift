@@ -30,8 +30,9 @@ struct KeysController: Sendable {
             doc: RouteDoc(
                 tag: "keys", summary: "Rotate a key",
                 description:
-                    "Adds a new active version. The previous version decrypts until its grace period (KMS_KEY_GRACE_MS) ends, then is retired. Enabled keys only.",
-                errors: [.keyNotFound, .keyDisabled, .keyPendingDeletion, .limitReached])
+                    "Adds a new active version. The previous version decrypts until its grace period (KMS_KEY_GRACE_MS) ends, then is retired. Enabled keys only."
+                    + KeyLifecycleController.clockNote,
+                errors: [.keyNotFound, .keyDisabled, .keyPendingDeletion, .limitReached, .serverBusy])
         ) { input, call throws(KMSError) in
             try keys.checkReference(input.keyId, field: "keyId")  // before the intent entry records it
             // The key (404 before a clock's 503), its state and version room, then the clock.
