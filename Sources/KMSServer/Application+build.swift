@@ -123,9 +123,18 @@ public func buildApplication(
     if dependencies.identity == nil, (try? await stores.secrets.blob(named: IdentityKeyLoader.blobName)) == nil,
         (try? await stores.secrets.blob(named: AuditFiles.keyBlob)) != nil
     {
+        let opens: Bool
         do {
             _ = try await AuditFiles.existingKey(store: stores.secrets, masterKey: masterKey)
+            opens = true
         } catch {
+            // A storage failure is thrown as it is; only a key that does not open is the master key's fault.
+            guard error.code == .internalError else { throw error }
+            opens = false
+        }
+        if !opens {
+            // A key file made by this start is the one that does not open: said as such, and named for removal.
+            if createdMasterKey { throw newMasterKeyRefusal(config) }
             throw StartupFailure(
                 description:
                     "the master key does not open this store's audit key: it is not this store's master key (KMS_MASTER_KEY, KMS_MASTER_KEY_FILE); nothing was written",

@@ -396,10 +396,11 @@ struct DoctorCommand: AsyncParsableCommand {
         // No audit key beside a log with entries: `kms serve` refuses to start on it, so doctor fails too (a
         // review found it a warning, where deploy.md says doctor fails on what serve would refuse).
         guard let key = found else {
-            let size = (try? FileManager.default.attributesOfItem(atPath: log)[.size] as? Int) ?? 0
+            // The files serve judges by (rotated ones too, links followed).
+            let hasEntries = !AuditFiles.filesWithEntries(config.auditLog).isEmpty
             return report(
-                size > 0 ? .fail : .warn, "audit log",
-                size > 0
+                hasEntries ? .fail : .warn, "audit log",
+                hasEntries
                     ? "the store holds no audit key, but \(log) has entries: kms serve refuses to start; restore the store's audit key from a backup, or move the log aside to begin a new one (docs/audit.md)"
                     : "the store holds no audit key yet: not verified")
         }

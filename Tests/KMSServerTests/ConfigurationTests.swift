@@ -240,7 +240,12 @@ import Testing
         #expect(try DotEnv.parse("A=1\r\nexport B='2'\r\n# c\r\nC=3") == ["A": "1", "B": "2", "C": "3"])
         let crlfTwice = #expect(throws: DotEnv.ParseError.self) { try DotEnv.parse("A=1\r\n\r\nA=2\r\n") }
         #expect(crlfTwice?.description == ".env line 3: A is set already on line 1")
-        // A refused value is quoted only when short and printable: it may hold other settings.
+        // A carriage return alone (an old Mac file) or another control character in a line: refused, since
+        // the first setting would take the rest of the file (a review).
+        let bareCR = #expect(throws: DotEnv.ParseError.self) { try DotEnv.parse("A=1\rKMS_MASTER_KEY=x\n") }
+        #expect(bareCR?.description.hasPrefix(".env line 1: a control character") == true)
+        #expect(try DotEnv.parse("A=\tx\n") == ["A": "x"])
+        // A refused value is quoted only when short: it may hold other settings.
         let long = #expect(throws: KMSConfiguration.Invalid.self) {
             try KMSConfiguration(environment: ["KMS_PORT": "4656\nKMS_MASTER_KEY=c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"])
         }

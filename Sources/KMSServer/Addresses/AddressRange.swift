@@ -21,8 +21,9 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
 
         public var description: String {
             switch self {
-            case .malformed(let item): return "'\(item)' is not an IP address or CIDR range"
-            case .hostBitsSet(let item): return "'\(item)' has host bits set; write the network address"
+            case .malformed(let item): return "\(ConfigReader.shown(item)) is not an IP address or CIDR range"
+            case .hostBitsSet(let item):
+                return "\(ConfigReader.shown(item)) has host bits set; write the network address"
             }
         }
     }

@@ -105,7 +105,9 @@ struct ConfigReader {
             guard zoneIsName, IPAddress(parts[0]) != nil else {
                 throw .init(
                     variable: name,
-                    reason: "is not an IPv4 or IPv6 address (no brackets or port), nor a host name: '\(text)'")
+                    reason:
+                        "is not an IPv4 or IPv6 address (no brackets or port), nor a host name: \(ConfigReader.shown(text))"
+                )
             }
             return text
         }
@@ -122,7 +124,7 @@ struct ConfigReader {
                     }
             }
         guard isName else {
-            throw .init(variable: name, reason: "is neither an IP address nor a host name: '\(text)'")
+            throw .init(variable: name, reason: "is neither an IP address nor a host name: \(ConfigReader.shown(text))")
         }
         return text
     }

@@ -17,6 +17,14 @@ public enum DotEnv {
         let lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
         for (number, rawLine) in lines.enumerated() {
             var line = Substring(rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine)
+            // A carriage return or another control character inside a line (an old Mac file's CR-only line
+            // ends): its first setting would take the rest of the file (a review), so the file is refused.
+            guard !line.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\t" || $0.value == 0x7F }) else {
+                throw ParseError(
+                    description:
+                        ".env line \(number + 1): a control character (a carriage return without a line feed?): save the file with LF or CRLF line ends"
+                )
+            }
             line = line.drop { $0 == " " || $0 == "\t" }
             if line.isEmpty || line.hasPrefix("#") { continue }
             if line.hasPrefix("export ") { line = line.dropFirst("export ".count).drop { $0 == " " } }

@@ -41,8 +41,8 @@ public struct KMSConfiguration: Sendable {
             : "the store's audit key is older than this log: this instance is new, or its earlier log was moved, deleted or emptied"
     }
 
-    /// Why a log begins with `audit.new-log` when the store was started before (its identity key is there)
-    /// but holds no audit key and no log: both removed together leave no other trace (an operator-mistakes
+    /// Why a log begins with `audit.new-log` when the store was started before (it holds a client, which a
+    /// first start enrols after its audit key and log exist) but holds no audit key and no log: both removed together leave no other trace (an operator-mistakes
     /// review: the new chain began at seq 1 unmarked, and doctor said it verified).
     public static let missingAuditKeyReason =
         "the store was started before, but its audit key and its log are both gone (moved or deleted while the server was stopped): a new audit key and a new chain begin here, and the earlier log, with the key that verifies it, is not here"
