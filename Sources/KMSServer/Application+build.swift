@@ -104,6 +104,7 @@ public func buildApplication(
             "the master key systemd passes as a credential is not used: \(winner) is set and wins; unset it to use the credential",
             metadata: ["credential": "\(ignored.path)"])
     }
+    for warning in config.settingWarnings { logger.warning("\(warning)") }
     let (masterKey, createdMasterKey) = try MasterKeyLoader.loadNoting(
         base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
     // Announced at once, as before: a start that fails later (a database lost mid-start) would otherwise never
@@ -120,16 +121,16 @@ public func buildApplication(
     // A store without an identity key but with an audit key: the master key must open the audit key before
     // a new identity is made and stored under it (an operator-mistakes review: a start with the wrong key
     // made one, then failed on the audit key, and every later start with the right key was refused by it).
-    if dependencies.identity == nil, (try? await stores.secrets.blob(named: IdentityKeyLoader.blobName)) == nil,
-        (try? await stores.secrets.blob(named: AuditFiles.keyBlob)) != nil
-    {
+    var hadIdentity = dependencies.identity != nil
+    if !hadIdentity { hadIdentity = (try? await stores.secrets.blob(named: IdentityKeyLoader.blobName)) != nil }
+    if !hadIdentity, (try? await stores.secrets.blob(named: AuditFiles.keyBlob)) != nil {
         let opens: Bool
         do {
             _ = try await AuditFiles.existingKey(store: stores.secrets, masterKey: masterKey)
             opens = true
         } catch {
             // A storage failure is thrown as it is; only a key that does not open is the master key's fault.
-            guard error.code == .internalError else { throw error }
+            guard error.secretDidNotOpen else { throw error }
             opens = false
         }
         if !opens {
@@ -163,6 +164,13 @@ public func buildApplication(
             } catch {}
         }
         identity = try loaded.get()
+        if startedBefore, !hadIdentity {
+            // Clients pinned the old key (known_servers, trust on first use): each refuses this server until told
+            // (an operator-mistakes review: only the generation's notice said it).
+            logger.warning(
+                "the store was started before, but its server identity key was gone, so this start made a new one: every client that pinned the old one refuses this server (fingerprint mismatch) until told the new fingerprint; if the old key is in a backup, stop the server and restore the store instead",
+                metadata: ["fingerprint": "\(identity.fingerprint)"])
+        }
     }
     logger.notice("server identity key", metadata: ["fingerprint": "\(identity.fingerprint)"])
 

@@ -165,7 +165,12 @@ struct RestoreCommand: AsyncParsableCommand {
         ]
         // A store a first start made (what --replace-server-secrets replaces) has an audit key and,
         // here, that start's log: the restore is that log's last record, under the key it replaces.
-        let priorKey = try await BackupSetup.offline { () async throws(KMSError) in
+        let priorKey = try await BackupSetup.offline(
+            // An operator-mistakes review: "internal_error: a wrapped secret … did not open" said nothing of
+            // what to do.
+            secretDidNotOpen:
+                "nothing was restored: this store was started under another master key than the one given (its audit key does not open under it). Restore into an empty store: stop the server, move KEY_STORE_PATH and the audit log aside (docs/deploy.md, restoring onto a new machine), then run kms restore again"
+        ) { () async throws(KMSError) in
             logLocked ? try await AuditFiles.existingKey(store: secrets, masterKey: masterKey) : nil
         }
         var priorLog: AuditLog?
@@ -331,10 +336,13 @@ enum BackupSetup {
     /// Runs a backup or restore step; a refusal reads as what it is for a
     /// command run on the server's host (the message without a server's
     /// wording such as "see its log", with the detail that names the cause).
-    static func offline<T>(_ body: () async throws(KMSError) -> T) async throws -> T {
+    /// `body`'s storage errors as the verb's failure; `secretDidNotOpen`, when given, replaces the message of a
+    /// secret that does not open under the master key given.
+    static func offline<T>(secretDidNotOpen: String? = nil, _ body: () async throws(KMSError) -> T) async throws -> T {
         do {
             return try await body()
         } catch {
+            if error.secretDidNotOpen, let secretDidNotOpen { throw CLIFailure(message: secretDidNotOpen) }
             throw CLIFailure(message: "\(error.code.rawValue): \(error.detail ?? error.message)")
         }
     }

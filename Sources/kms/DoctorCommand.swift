@@ -379,6 +379,14 @@ struct DoctorCommand: AsyncParsableCommand {
             return report(.fail, "audit log", "\(log) is not writable: the server refuses audited operations (503)")
         }
         guard FileManager.default.fileExists(atPath: log) else {
+            // A file store with its audit key but no log was started before: its log went (an operator-mistakes
+            // review: "does not exist yet" read as if nothing were wrong).
+            if config.store == .file, (try? await secrets.blob(named: AuditFiles.keyBlob)) != nil {
+                return report(
+                    .warn, "audit log",
+                    "\(log) is missing though the store was started before (its audit key is there): \(config.newLogReason); the next start begins a new chain marked audit.new-log: put the earlier log back first if you have it"
+                )
+            }
             return report(.warn, "audit log", "\(log) does not exist yet (KMS_AUDIT_LOG): the first start creates it")
         }
         // nil: not read (no master key, or the key did not open); .some(nil): the store holds none.

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import KMSCore
 import KMSProtocol
+import KMSTestSupport
 import Synchronization
 import Testing
 
@@ -197,6 +198,26 @@ import Testing
         #expect(await keys.recordUsage { _ in }.isEmpty)
         let record = try #require(try await store.key(id: key.keyId))
         #expect(record.versions.count == 2 && record.versions.last?.createdAt == truth)
+    }
+
+    /// A reference that cannot be read fails the rotation for the count for this pass, reported; the
+    /// version is not dated by the host's clock instead (it was, silently: `try?`).
+    @Test func aReferenceThatCannotBeReadHoldsTheRotationForTheCount() async throws {
+        let store = InMemoryKeyStore()
+        var keys = KeyRing(
+            store: store, masterKey: master, lifecycle: KeyLifecycle(graceMs: 60_000, rotateAfterEncryptions: 2),
+            clock: clock)
+        keys.reference = ReferenceClock(name: "the test's reference") { () throws(KMSError) in
+            throw KMSError(.serverBusy, "the reference cannot be read", detail: "a test outage")
+        }
+        let key = try await keys.generate(alias: nil)
+        for _ in 0..<2 { _ = try await keys.encrypt(key.keyId, plaintext: Data(), aad: Data()) }
+        let unwritten = Mutex<[KMSError?]>([])
+        let failures = await keys.recordUsage(
+            intent: { _ in }, unwritten: { _, error in unwritten.withLock { $0.append(error) } }, report: { _ in })
+        #expect(failures.map(\.keyId) == [key.keyId] && failures.first?.error.detail == "a test outage")
+        #expect(unwritten.withLock { $0.map { $0?.detail } } == ["a test outage"])
+        #expect(try #require(try await store.key(id: key.keyId)).versions.count == 1)
     }
 
     @Test func encryptDecryptWithAADAndRefusals() async throws {

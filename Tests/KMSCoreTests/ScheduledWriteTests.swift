@@ -1,5 +1,6 @@
 import Foundation
 import KMSCore
+import KMSTestSupport
 import Testing
 
 /// A review finding: a scheduler write can land and still fail (a PostgreSQL statement given up on

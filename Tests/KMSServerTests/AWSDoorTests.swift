@@ -42,7 +42,7 @@ import Testing
     /// A server with the door on plain HTTP on loopback (`extra` added to its
     /// environment); `body` gets it, an established session of the admin and the door.
     static func withDoor(
-        _ extra: [String: String] = [:], log: LogCounter? = nil,
+        _ extra: [String: String] = [:], log: LogCounter? = nil, keyStore: (any KeyStore)? = nil,
         _ body: @Sendable (TestServer, WireSession, Door) async throws -> Void
     ) async throws {
         var configured = try TestServer(
@@ -52,6 +52,7 @@ import Testing
         // An ephemeral port, which the setting refuses (0 is not "off").
         configured.config.aws?.port = 0
         if let log { configured.dependencies.logger = log.logger }
+        if let keyStore { configured.dependencies.keyStore = keyStore }
         let port = Mutex(0)
         configured.dependencies.onAWSServerRunning = { bound in port.withLock { $0 = bound } }
         let server = configured

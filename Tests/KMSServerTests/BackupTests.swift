@@ -263,17 +263,24 @@ import Testing
         #expect(continued.contains(#""type":"server.start""#))
     }
 
+    /// A file store started once in `scratch/a` and its backup, `scratch/kms.backup`: the store's environment
+    /// and the backup.
+    static func backedUpStore(in scratch: URL) async throws -> (source: [String: String], file: URL) {
+        let source = Self.environment("file", folder: scratch.appendingPathComponent("a"))
+        let server = try await ServeProcess(environment: source)
+        let file = scratch.appendingPathComponent("kms.backup")
+        #expect(try await CLIProcess.run(["backup", "--out", file.path], environment: source).status == 0)
+        #expect(try await server.stop() == 0)
+        return (source, file)
+    }
+
     /// `--replace-server-secrets` over a first start: that start's log ends with the restore (intent and
     /// success, under the audit key the restore replaces), and the command names that key so the log can
     /// still be verified once it is moved aside.
     @Test func aRestoreOverAFirstStartEndsThatStartsLog() async throws {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kms-replace-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let source = Self.environment("file", folder: scratch.appendingPathComponent("a"))
-        let a = try await ServeProcess(environment: source)
-        let file = scratch.appendingPathComponent("kms.backup")
-        #expect(try await CLIProcess.run(["backup", "--out", file.path], environment: source).status == 0)
-        #expect(try await a.stop() == 0)
+        let (source, file) = try await Self.backedUpStore(in: scratch)
         // A first start on the same master key: server secrets, the bootstrap admin and a log of its own.
         let target = Self.environment("file", folder: scratch.appendingPathComponent("c"))
         try FileManager.default.createDirectory(
@@ -307,6 +314,23 @@ import Testing
         let restarted = try await ServeProcess(environment: target)
         #expect(try await restarted.stop() == 0)
         #expect(try await CLIProcess.run(["audit", "verify"], environment: target).status == 0)
+    }
+
+    /// A restore over a first start made under another master key is refused with what to do (an
+    /// operator-mistakes review: it read "internal_error: a wrapped secret … did not open").
+    @Test func aRestoreOverAStartUnderAnotherKeySaysWhatToDo() async throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("kms-other-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let (source, file) = try await Self.backedUpStore(in: scratch)
+        let target = Self.environment("file", folder: scratch.appendingPathComponent("d"))
+        let d = try await ServeProcess(environment: target)
+        #expect(try await d.stop() == 0)
+        // The backup's master key put in place, the first start's files not moved aside.
+        let masterKey = try #require(FileManager.default.contents(atPath: source["KMS_MASTER_KEY_FILE"] ?? ""))
+        try masterKey.write(to: URL(fileURLWithPath: target["KMS_MASTER_KEY_FILE"] ?? ""))
+        let refused = try await CLIProcess.run(["restore", file.path, "--replace-server-secrets"], environment: target)
+        #expect(refused.status != 0 && refused.stderr.contains("started under another master key"), "\(refused.stderr)")
+        #expect(!refused.stderr.contains("internal_error"), "\(refused.stderr)")
     }
 
     /// A backup that brings back a deleted key was made during its waiting period, so the key comes back

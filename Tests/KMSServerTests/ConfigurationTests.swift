@@ -254,6 +254,11 @@ import Testing
             try KMSConfiguration(environment: ["KMS_PORT": "80x"])
         }
         #expect(short.map { "\($0)".contains("'80x'") } == true)
+        // Its control characters escaped by the message itself, whatever writes it.
+        let controls = #expect(throws: KMSConfiguration.Invalid.self) {
+            try KMSConfiguration(environment: ["KMS_PORT": "80\u{1B}[2J\r"])
+        }
+        #expect(controls.map { "\($0)".contains("'80\\u{1b}[2J\\u{d}'") } == true, "\(String(describing: controls))")
     }
 
     /// A `.env` others can write, or read while it holds the master key, is warned about at start (a probe:
@@ -342,6 +347,18 @@ import Testing
         let other = try KMSConfiguration(environment: ["CREDENTIALS_DIRECTORY": folder.appendingPathComponent("x").path]
         )
         #expect(other.masterKeyFile.path.hasSuffix("data/master.key") && other.ignoredCredentialKey == nil)
+    }
+
+    /// A master key file that `KMS_MASTER_KEY` overrides, and a grace period of 0, are warned about at start
+    /// (an operator-mistakes review: neither was); the defaults warn about nothing.
+    @Test func settingsSeldomMeantAreWarnedAbout() throws {
+        #expect(try KMSConfiguration(environment: [:]).settingWarnings.isEmpty)
+        let key = String(repeating: "A", count: 43) + "="
+        #expect(try KMSConfiguration(environment: ["KMS_MASTER_KEY": key]).settingWarnings.isEmpty)
+        let both = try KMSConfiguration(environment: ["KMS_MASTER_KEY": key, "KMS_MASTER_KEY_FILE": "/etc/kms/m.key"])
+        #expect(both.settingWarnings.count == 1 && both.settingWarnings[0].contains("/etc/kms/m.key"))
+        let grace = try KMSConfiguration(environment: ["KMS_KEY_GRACE_MS": "0"])
+        #expect(grace.settingWarnings.count == 1 && grace.settingWarnings[0].hasPrefix("KMS_KEY_GRACE_MS is 0"))
     }
 
     /// A credential's 0440 is the mask of systemd's ACL entry, not a loose key: accepted for a file in a

@@ -94,6 +94,10 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: identity.path))
         let again = try await ServeProcess(environment: environment)
         #expect(try await again.stop() == 0)
+        // The right key makes a new identity, and says at warning level what that does to pinned clients (an
+        // operator-mistakes review: a notice only).
+        let warned = again.logText.split(separator: "\n").filter { $0.contains("its server identity key was gone") }
+        #expect(warned.count == 1 && warned.allSatisfy { $0.contains(#""level":"warning""#) }, "\(again.logText)")
     }
 
     /// deploy.md: a check that cannot be made because the store was never started is `skip`, not `FAIL`
@@ -303,6 +307,12 @@ import Testing
         let wiped = try await Self.doctor(environment)
         #expect(
             wiped.stdout.contains("WARN  audit log") && wiped.stdout.contains("holds no entries"), "\(wiped.stdout)")
+        // Gone, with the store's audit key there: not "does not exist yet" (an operator-mistakes review).
+        try FileManager.default.removeItem(at: log)
+        let gone = try await Self.doctor(environment)
+        #expect(
+            gone.stdout.contains("WARN  audit log") && gone.stdout.contains("though the store was started before")
+                && !gone.stdout.contains("does not exist yet"), "\(gone.stdout)")
 
         // The next start over the wiped log, one torn byte left in it: its first entry says a new chain
         // began after an earlier log (an audit probe left `{` and the start took the wipe for a crash's

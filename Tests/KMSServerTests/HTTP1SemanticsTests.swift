@@ -50,9 +50,18 @@ import Testing
         #expect(HTTP1Semantics.targetAgrees("/crypto/encrypt", host: "anything"))
         #expect(HTTP1Semantics.targetAgrees("http://Kms.Example:8443/", host: "kms.example:8443"))
         #expect(HTTP1Semantics.targetAgrees("https://127.0.0.1:3977?x#y", host: "127.0.0.1:3977"))
+        // The scheme's default port, written or not, on either side (RFC 9110 section 4.2.3).
+        #expect(HTTP1Semantics.targetAgrees("http://kms.example/", host: "kms.example:80"))
+        #expect(HTTP1Semantics.targetAgrees("HTTP://kms.example:80/", host: "kms.example"))
+        #expect(HTTP1Semantics.targetAgrees("https://kms:/", host: "kms:443"))
+        #expect(HTTP1Semantics.targetAgrees("http://[::1]/", host: "[::1]:80"))
+        #expect(HTTP1Semantics.targetAgrees("http://[::1]:3977/", host: "[::1]:3977"))
+        // The asterisk form is OPTIONS's alone (RFC 9112 section 3.2.4).
+        #expect(HTTP1Semantics.targetAgrees("*", host: "kms", method: .OPTIONS))
         for (target, host) in [
             ("http://evil:1/", "127.0.0.1:4541"), ("http://user@kms/", "kms"), ("kms:443", "kms"), ("*", "kms"),
-            ("http://kms.example/", "kms.example:80"), ("http://\u{212A}ms/", "kms"),
+            ("http://kms.example:443/", "kms.example"), ("https://kms.example/", "kms.example:80"),
+            ("http://[::1]/", "[::1]:3977"), ("ftp://kms/", "kms"), ("http://\u{212A}ms/", "kms"),
         ] {
             #expect(!HTTP1Semantics.targetAgrees(target, host: host), "\(target)")
         }

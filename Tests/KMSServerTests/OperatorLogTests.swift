@@ -1,5 +1,7 @@
 import Foundation
 import KMSCore
+import KMSTestSupport
+import Synchronization
 import Testing
 
 @testable import KMSServer
@@ -30,6 +32,29 @@ import Testing
             #expect(lines.values("request failed", "code").allSatisfy { $0 == "server_busy" })
             // Each failure line has its request line (one decision), and no other 503 was logged.
             let logged = zip(lines.values("request", "requestId"), lines.values("request", "status"))
+            #expect(logged.filter { $0.1 == "503" }.map(\.0) == failed, "\(Array(logged))")
+        }
+    }
+
+    /// The AWS door decides by the same rule (`KMSError.needsOperatorAttention`, carried by `AWSFault`):
+    /// a storage outage under `ListKeys` writes its cause once a second at most, each with its request's
+    /// line, and no other `503` line.
+    @Test func theAWSDoorThinsFailuresThatNeedTheOperator() async throws {
+        let store = ListFailingKeyStore()
+        let lines = LogCounter()
+        try await AWSDoorTests.withDoor(log: lines, keyStore: store) { _, session, door in
+            let (accessKeyId, secret) = try await AWSDoorTests.accessKey(session, "admin")
+            store.failLists.withLock { $0 = true }
+            let start = ContinuousClock.now
+            for _ in 0..<20 {
+                let answer = try await door.send("ListKeys", "{}", accessKeyId: accessKeyId, secret: secret)
+                #expect(answer.status == 503 && answer.json["__type"] as? String == "DependencyTimeoutException")
+            }
+            let elapsed = ContinuousClock.now - start
+            let failed = lines.values("AWS door could not answer", "requestId")
+            #expect(failed.count >= 1 && failed.count <= 1 + Int(elapsed.components.seconds), "\(failed) \(elapsed)")
+            #expect(lines.values("AWS door could not answer", "detail").allSatisfy { $0 == ListFailingKeyStore.detail })
+            let logged = zip(lines.values("aws request", "requestId"), lines.values("aws request", "status"))
             #expect(logged.filter { $0.1 == "503" }.map(\.0) == failed, "\(Array(logged))")
         }
     }
@@ -84,5 +109,19 @@ import Testing
         #expect(names.take("phone").isEmpty)
         let event = AuditEvent("permission.denied", [("suppressedKeys", kept.joined(separator: ", "))])
         #expect(event.fields.first { $0.0 == "suppressedKeys" }?.1.contains("keys:rotate secret") == true)
+    }
+}
+
+/// A key store whose listing fails as a storage outage does, once told to.
+final class ListFailingKeyStore: ForwardingKeyStore {
+    static let detail = "cannot list the key store: a test outage"
+    let inner = InMemoryKeyStore()
+    let failLists = Mutex(false)
+
+    func list(after: String?, limit: Int) async throws(KMSError) -> [KeyRecord] {
+        if failLists.withLock({ $0 }) {
+            throw KMSError(.serverBusy, "the key store cannot be read", detail: Self.detail)
+        }
+        return try await inner.list(after: after, limit: limit)
     }
 }

@@ -199,6 +199,17 @@ import Testing
                 answer.contains(#""code":"bad_request""#) && answer.lowercased().contains("x-request-id"), "\(answer)")
             #expect(answer.components(separatedBy: "HTTP/1.1 400 ").count == 2, "one answer: \(answer)")
         }
+        // A load balancer's `OPTIONS *` is a path the server does not have, and an absolute target names
+        // its Host whether or not the default port is written.
+        for (request, status) in [
+            ("OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "404"),
+            ("GET http://x/healthz HTTP/1.1\r\nHost: X:80\r\nConnection: close\r\n\r\n", "200"),
+        ] {
+            let connection = try RawConnection(port: server.port)
+            connection.send(request)
+            let answer = try await connection.readAll(within: 5)
+            #expect(answer.hasPrefix("HTTP/1.1 \(status)"), "\(request): \(answer)")
+        }
         // HTTP/1.0 has no Host to require.
         let old = try RawConnection(port: server.port)
         old.send("GET /healthz HTTP/1.0\r\n\r\n")

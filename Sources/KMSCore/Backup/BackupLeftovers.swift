@@ -9,8 +9,8 @@ public enum BackupLeftovers {
     /// How a backup file begins (its header line's first member).
     static let magic = Array(#"{"format":"\#(BackupFile.format)""#.utf8)
 
-    /// Removes from `folder` every hidden temporary of this user over a minute old (a backup running
-    /// beside this one may be writing its own) whose bytes begin as a backup's: nothing else that
+    /// Removes from `folder` every hidden temporary of this user left for a minute (`DurableFile.isAbandoned`:
+    /// a backup running beside this one may be writing its own) whose bytes begin as a backup's: nothing else that
     /// shares the folder is touched. Each is judged through one descriptor opened without following
     /// a link or waiting on a pipe, and removed only if its name still leads to it (a review: a pipe
     /// swapped in after a check by name held the nightly backup in `open` for good). Returns the names
@@ -30,7 +30,7 @@ public enum BackupLeftovers {
         return removed
     }
 
-    /// The status of the file at `path` when it is a leftover backup of this user's, over a minute old.
+    /// The status of the file at `path` when it is a leftover backup of this user's (`DurableFile.isAbandoned`).
     private static func leftover(at path: String, now: Date) -> stat? {
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { return nil }
@@ -42,7 +42,7 @@ public enum BackupLeftovers {
         #else
             let modified = TimeInterval(info.st_mtim.tv_sec)
         #endif
-        guard now.timeIntervalSince1970 - modified > 60 else { return nil }
+        guard DurableFile.isAbandoned(modified: Date(timeIntervalSince1970: modified), now: now) else { return nil }
         var start = [UInt8](repeating: 0, count: magic.count)
         let read = start.withUnsafeMutableBytes { pread(fd, $0.baseAddress, magic.count, 0) }
         return read == magic.count && start == magic ? info : nil

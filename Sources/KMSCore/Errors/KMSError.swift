@@ -36,6 +36,9 @@ public struct KMSError: Error, Sendable, Equatable {
         /// `KeyRing.aliasChanged`: the alias moved between its read and a conditional write, which
         /// the doors try again.
         case aliasConflict
+        /// `MasterKey.unwrap`'s: a wrapped secret did not open (another master key, or damage), which
+        /// the offline verbs explain in their own terms.
+        case secretDidNotOpen
     }
 
     public var cause: Cause?
@@ -43,6 +46,7 @@ public struct KMSError: Error, Sendable, Equatable {
     public var sessionGoneAtAdmission: Bool { cause == .sessionGoneAtAdmission }
     public var isDamagedRecord: Bool { cause == .damagedRecord }
     public var isAliasConflict: Bool { cause == .aliasConflict }
+    public var secretDidNotOpen: Bool { cause == .secretDidNotOpen }
 
     public init(
         _ code: ErrorCode, _ message: String, field: String? = nil, retryAfterSeconds: Int? = nil, detail: String? = nil

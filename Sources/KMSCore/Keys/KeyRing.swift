@@ -115,8 +115,9 @@ public struct KeyRing: Sendable {
 
     /// Refuses, before anything is recorded, a change that would write a date from a clock that differs
     /// from the reference (`ReferenceClock.requireAgreement`): a rotation (`change` nil) or a change whose
-    /// `writesADate`. The change itself checks again.
-    public func requireDateAgreement(for change: KeyChange?) async throws(KMSError) {
+    /// `writesADate`. Called by `preview` and `checkRotation`, the steps both doors take before the
+    /// audit intent; the change itself checks again.
+    func requireDateAgreement(for change: KeyChange?) async throws(KMSError) {
         guard change?.writesADate ?? true else { return }
         try await reference?.requireAgreement()
     }

@@ -39,7 +39,9 @@ public struct MasterKey: Sendable, CustomStringConvertible {
     /// Opens a wrapped blob; fails if the blob, its AAD or the master key differ.
     public func unwrap(_ wrapped: some DataProtocol, aad: String) throws(KMSError) -> Data {
         guard let plaintext = AESGCM256.openCombined(Data(wrapped), key: key, aad: Data(aad.utf8)) else {
-            throw KMSError.internal("a wrapped secret (\(aad)) did not open: wrong master key or corrupted data")
+            var error = KMSError.internal("a wrapped secret (\(aad)) did not open: wrong master key or corrupted data")
+            error.cause = .secretDidNotOpen
+            throw error
         }
         return plaintext
     }

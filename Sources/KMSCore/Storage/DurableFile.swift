@@ -444,12 +444,18 @@ public enum DurableFile {
             if name.hasPrefix(prefix) {
                 unlink(path)
             } else if name.hasPrefix("." + prefix), let modified = modificationDate(path),
-                now.timeIntervalSince(modified) > 60
+                isAbandoned(modified: modified, now: now)
             {
                 unlink(path)
             }
         }
     }
+
+    /// Whether a temporary last written at `modified` is a crash's leftover rather than a live writer's
+    /// (another instance sharing the folder, a backup running beside this one): a minute without a
+    /// write. A writer stalled longer (a slow network file system's fsync) loses its temporary and
+    /// fails loudly at its rename; nothing is taken for written that was not.
+    public static func isAbandoned(modified: Date, now: Date) -> Bool { now.timeIntervalSince(modified) > 60 }
 
     private static func modificationDate(_ path: String) -> Date? {
         (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date

@@ -11,6 +11,10 @@ struct AWSFault: Error, Sendable {
     var status: HTTPResponse.Status = .badRequest
     /// For the operator's log only (a storage outage's cause); never sent.
     var detail: String?
+    /// Whether the operator's log must carry it at error level, thinned by its kind apart from the busy
+    /// answers (`ResponseLogThinning`): `KMSError.needsOperatorAttention`, bugs and outages, one rule for
+    /// both doors.
+    var needsOperatorAttention = false
     /// Made from `KeyRing.aliasChanged`: the door tries the alias change again (`KeyRing.againIfAliasChanged`).
     var isAliasConflict = false
 
@@ -25,6 +29,8 @@ struct AWSFault: Error, Sendable {
         AWSFault("UnsupportedOperationException", "\(what) is not supported by this KMS")
     }
     static let notFound = AWSFault("NotFoundException", "Key not found or not in this region and account.")
+    /// A failure of the server's own (a bug): the caller learns only that it happened.
+    static func `internal`(_ detail: String) -> AWSFault { from(KMSError.internal(detail)) }
     static let invalidCiphertext = AWSFault(
         "InvalidCiphertextException", "The ciphertext is not one of this KMS, was changed, or its context differs.")
 
@@ -32,6 +38,7 @@ struct AWSFault: Error, Sendable {
     static func from(_ error: KMSError, keyArn: String? = nil) -> AWSFault {
         var fault = translated(error, keyArn: keyArn)
         fault.isAliasConflict = error.isAliasConflict
+        fault.needsOperatorAttention = error.needsOperatorAttention
         return fault
     }
 

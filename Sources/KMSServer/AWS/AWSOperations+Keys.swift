@@ -33,16 +33,14 @@ extension AWSOperations {
     /// With `DryRun`, the change is applied to a copy only (its state checks), then `412`.
     func change(_ change: KeyChange, _ record: KeyRecord, _ call: Call) async throws(AWSFault) -> KeyRecord {
         if call.dryRun {
-            _ = try await native(arn(record)) { () throws(KMSError) in
-                _ = try await keys.preview(change, on: record.keyId)
-                try await keys.requireDateAgreement(for: change)
+            _ = try await native(arn(record)) { () throws(KMSError) in try await keys.preview(change, on: record.keyId)
             }
             throw Self.dryRun
         }
         return try await native(arn(record)) { () throws(KMSError) in
+            // The 409s, the clock and a no-op, before the intent entry records anything.
             let (current, changes) = try await keys.preview(change, on: record.keyId)
             guard changes else { return current }
-            try await keys.requireDateAgreement(for: change)  // before the intent entry records it
             return try await audit.durableChange(change.auditType, [("key", record.keyId)], who: call.who) {
                 () throws(KMSError) in
                 try await keys.change(change, reportingWriteOn: record.keyId)

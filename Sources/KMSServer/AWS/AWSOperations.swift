@@ -168,7 +168,7 @@ struct AWSOperations: Sendable {
 
     static func blob(_ text: String) throws(AWSFault) -> Data {
         guard let parsed = KeyCiphertext(parsing: text) else {
-            throw AWSFault("KMSInternalException", "internal error", status: .internalServerError)
+            throw AWSFault.internal("a ciphertext the key ring made does not parse as one")
         }
         return parsed.blob
     }

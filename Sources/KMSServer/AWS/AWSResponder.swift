@@ -51,8 +51,8 @@ struct AWSResponder: HTTPResponder {
         if [400, 403, 404, 413].contains(status), operation == "-", refusalLog.admit(client, now: Date()) == nil {
             return response
         }
-        // A failure with a cause for the operator's log (a storage outage) is thinned by its code.
-        let attention = failure.flatMap { status >= 500 && $0.detail != nil ? $0 : nil }
+        // A failure with a cause for the operator's log (a storage outage) is thinned by its kind.
+        let attention = failure.flatMap { $0.needsOperatorAttention ? $0 : nil }
         guard
             let left = logThinning.admit(
                 status: Int(status),

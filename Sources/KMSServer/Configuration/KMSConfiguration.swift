@@ -21,6 +21,9 @@ public struct KMSConfiguration: Sendable {
     /// too and wins: `kms serve` warns that the credential is not used (an operator's review copied
     /// `.env.example`'s path with the unit's credential and got a new master key beside the store).
     public var ignoredCredentialKey: URL?
+    /// `KMS_MASTER_KEY_FILE` when `KMS_MASTER_KEY` is set too and wins: `kms serve` warns that the file is
+    /// not read (an operator-mistakes review: nothing said which of the two keys the store was under).
+    public var ignoredMasterKeyFile: URL?
     /// `KMS_` settings given that kms reads nowhere (misspelled?): warned about at start.
     public var unreadSettings: [String] = []
     /// What is loose about the `.env` read (its mode): warned about at start.
@@ -143,6 +146,24 @@ public struct KMSConfiguration: Sendable {
     /// The words of `looseDotEnv`'s group-writable warning, which `kms doctor` reports as a warning only.
     public static let groupWritableDotEnv = "is writable by its group"
 
+    /// Settings that are valid but seldom meant, warned about at start (an operator-mistakes review): a
+    /// master key file that another setting overrides, and a grace period of 0, with which each rotation
+    /// retires the version before it at once.
+    public var settingWarnings: [String] {
+        var warnings: [String] = []
+        if let file = ignoredMasterKeyFile {
+            warnings.append(
+                "KMS_MASTER_KEY is set and wins over KMS_MASTER_KEY_FILE (\(file.path)), which is not read: unset the one you do not mean"
+            )
+        }
+        if keyGraceMs == 0 {
+            warnings.append(
+                "KMS_KEY_GRACE_MS is 0: each rotation retires the version before it at once, so what that version encrypted no longer decrypts (key_version_retired) unless it was rewrapped first; the default is 604800000 (7 days)"
+            )
+        }
+        return warnings
+    }
+
     /// What is loose about a `.env` that was read (a probe: a world-writable one set the allowlist and the
     /// trusted proxies without a word, and one holding the master key was readable by every user while
     /// a `master.key` file so is a failure of `kms doctor`).
@@ -193,6 +214,9 @@ public struct KMSConfiguration: Sendable {
             masterKeyFile = URL(fileURLWithPath: credentials).appendingPathComponent("master.key")
         }
         masterKeyBase64 = try reader.string("KMS_MASTER_KEY")
+        if masterKeyBase64 != nil, try reader.setting("KMS_MASTER_KEY_FILE") != nil {
+            ignoredMasterKeyFile = masterKeyFile
+        }
         if let credentials = values["CREDENTIALS_DIRECTORY"], !credentials.isEmpty {
             let credential = URL(fileURLWithPath: credentials).appendingPathComponent("master.key")
             if credential.standardizedFileURL != masterKeyFile.standardizedFileURL

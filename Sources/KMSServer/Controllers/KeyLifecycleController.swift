@@ -66,10 +66,9 @@ struct KeyLifecycleController: Sendable {
             let asked = call.context.parameters.get("keyId") ?? ""
             let reference = call.key(asked)
             let change = try change(input)
-            // The 409s and a no-op are decided before anything is recorded.
+            // The 409s, the clock and a no-op are decided before anything is recorded.
             let (current, changes) = try await keys.preview(change, on: reference)
             guard changes else { return keys.metadata(current) }
-            try await keys.requireDateAgreement(for: change)  // before the intent entry records it
             // `key` as asked (docs/audit.md; a probe found the checked keyId there), and the keyId in every
             // entry, the intent and a failure included: an alias may move later (a review).
             let fields = [("key", asked), ("keyId", current.keyId)]

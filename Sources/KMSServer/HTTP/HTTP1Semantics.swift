@@ -47,17 +47,38 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
     /// absolute-form target (`http://name/…`) must name the `Host` it comes with, which is what both
     /// doors read (the AWS door signs it). A proxy in front that follows the RFC routes by the target's
     /// name while this server took the `Host`'s (a review sent `POST http://evil:1/` with a signed
-    /// `Host` and was answered). The origin form, which every client sends, passes untouched.
-    static func targetAgrees(_ target: String, host: String) -> Bool {
-        guard !target.hasPrefix("/") else { return true }
+    /// `Host` and was answered). The names are compared in ASCII case and with the scheme's default port
+    /// written out (RFC 9110 section 4.2.3: `http://kms/` and `Host: kms:80` name one server). The
+    /// origin form, which every client sends, passes untouched, and so does `OPTIONS *` (the asterisk
+    /// form, a load balancer's health check), which the routes answer as any path they do not have.
+    static func targetAgrees(_ target: String, host: String, method: HTTPMethod = .GET) -> Bool {
+        if target.hasPrefix("/") || (target == "*" && method == .OPTIONS) { return true }
         let bytes = Array(target.utf8)
         guard let separator = bytes.firstRange(of: Array("://".utf8)) else { return false }
+        let scheme = bytes[..<separator.lowerBound].map(lowered)
+        let defaultPort: [UInt8]
+        switch scheme {
+        case Array("http".utf8): defaultPort = Array("80".utf8)
+        case Array("https".utf8): defaultPort = Array("443".utf8)
+        default: return false
+        }
         let rest = bytes[separator.upperBound...]
         let authority = rest.prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
-        func lowered(_ byte: UInt8) -> UInt8 {
-            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
+        return withPort(authority.map(lowered), defaultPort) == withPort(host.utf8.map(lowered), defaultPort)
+    }
+
+    private static func lowered(_ byte: UInt8) -> UInt8 {
+        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
+    }
+
+    /// An authority with its port written out: the default one when it has none or an empty one (RFC 3986
+    /// section 6.2.3). The port follows the last `:` that is not inside an IPv6 literal's brackets.
+    private static func withPort(_ authority: [UInt8], _ defaultPort: [UInt8]) -> [UInt8] {
+        let afterLiteral = (authority.lastIndex(of: UInt8(ascii: "]")) ?? -1) + 1
+        guard let colon = authority[afterLiteral...].lastIndex(of: UInt8(ascii: ":")) else {
+            return authority + [UInt8(ascii: ":")] + defaultPort
         }
-        return authority.map(lowered).elementsEqual(host.utf8.map(lowered))
+        return colon == authority.count - 1 ? authority + defaultPort : authority
     }
 
     /// The error a refused transfer coding raises (an `HTTPParserError`, so that it is answered as
@@ -140,7 +161,9 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let badCoding =
             !codings.isEmpty && (codings.count != 1 || !codings[0].equalsASCIICaseInsensitive("chunked"))
-        if badCoding || hosts > 1 || (hosts == 0 && !isHTTP10) || !Self.targetAgrees(head.uri, host: host) {
+        if badCoding || hosts > 1 || (hosts == 0 && !isHTTP10)
+            || !Self.targetAgrees(head.uri, host: host, method: head.method)
+        {
             refused = true
             context.fireErrorCaught(Self.refusedCoding)
             return

@@ -3,11 +3,17 @@ import Foundation
 extension KeyRing {
     /// The key as it is, and whether `change` would change it: lets the
     /// server skip the audit of a no-op repeat (rule 9.5) and answer the
-    /// `409`s before recording an intent.
+    /// `409`s before recording an intent. A change that would write a date is
+    /// refused here too while the clock differs from the reference
+    /// (`requireDateAgreement`), after the key's own refusals (a missing key is
+    /// its `404`, not the clock's `503`): both doors call this before the
+    /// intent, DryRun included, and `change` checks the clock again.
     public func preview(_ change: KeyChange, on reference: String) async throws(KMSError) -> (KeyRecord, Bool) {
         let record = try await resolve(reference, field: "keyId", fresh: true)
         var changed = record
-        return (record, try change.apply(to: &changed, now: clock.now()))
+        let changes = try change.apply(to: &changed, now: clock.now())
+        if changes { try await requireDateAgreement(for: change) }
+        return (record, changes)
     }
 
     /// Applies `change` under compare-and-set, retried on conflict.

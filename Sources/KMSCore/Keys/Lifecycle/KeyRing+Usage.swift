@@ -44,8 +44,10 @@ extension KeyRing {
                 intended = true
                 // Not held while the clock is wrong (a version past 2^31 encryptions would go on encrypting
                 // toward the nonces' bound: the second review): dated by the reference instead, since its
-                // date starts the old version's grace period, which a clock behind would end at once.
-                let date = try? await reference?.now()
+                // date starts the old version's grace period, which a clock behind would end at once. A
+                // reference that cannot be read (the database away) fails this key for this pass, reported
+                // as any failure is, rather than dating the version by the host's clock (a review).
+                let date = try await reference?.now()
                 if let rotated = try await rotate(keyId, from: newest.key, at: date) {
                     await report(.rotatedForUsage(rotated))
                 } else {
