@@ -121,9 +121,17 @@ public func buildApplication(
     // A store without an identity key but with an audit key: the master key must open the audit key before
     // a new identity is made and stored under it (an operator-mistakes review: a start with the wrong key
     // made one, then failed on the audit key, and every later start with the right key was refused by it).
+    // Read with `try`: a read that fails is no answer, and taking it for "none" would make a new identity
+    // under a master key not yet checked (a review).
+    let hadAuditKey: Bool
     var hadIdentity = dependencies.identity != nil
-    if !hadIdentity { hadIdentity = (try? await stores.secrets.blob(named: IdentityKeyLoader.blobName)) != nil }
-    if !hadIdentity, (try? await stores.secrets.blob(named: AuditFiles.keyBlob)) != nil {
+    do {
+        if !hadIdentity { hadIdentity = try await stores.secrets.blob(named: IdentityKeyLoader.blobName) != nil }
+        hadAuditKey = try await stores.secrets.blob(named: AuditFiles.keyBlob) != nil
+    } catch {
+        throw StartupFailure("the store's secrets", error)
+    }
+    if !hadIdentity, hadAuditKey {
         let opens: Bool
         do {
             _ = try await AuditFiles.existingKey(store: stores.secrets, masterKey: masterKey)
@@ -138,7 +146,7 @@ public func buildApplication(
             if createdMasterKey { throw newMasterKeyRefusal(config) }
             throw StartupFailure(
                 description:
-                    "the master key does not open this store's audit key: it is not this store's master key (KMS_MASTER_KEY, KMS_MASTER_KEY_FILE); nothing was written",
+                    "the master key does not open this store's audit key: it is not this store's master key (KMS_MASTER_KEY, KMS_MASTER_KEY_FILE), or the audit key is damaged; nothing was written",
                 isConfiguration: true)
         }
     }
@@ -146,7 +154,7 @@ public func buildApplication(
     if let provided = dependencies.identity {
         identity = provided
     } else {
-        let loaded: Result<IdentityKey, any Error>
+        let loaded: Result<(key: IdentityKey, created: Bool), any Error>
         do {
             loaded = .success(
                 try await IdentityKeyLoader.loadOrCreate(store: stores.secrets, masterKey: masterKey, logger: logger))
@@ -163,8 +171,11 @@ public func buildApplication(
                 throw refusal
             } catch {}
         }
-        identity = try loaded.get()
-        if startedBefore, !hadIdentity {
+        let (key, created) = try loaded.get()
+        identity = key
+        // A store with clients and an audit key was started before (a client enrolled offline before the first
+        // start is not one): a key made now replaces one that was lost.
+        if created, startedBefore, hadAuditKey {
             // Clients pinned the old key (known_servers, trust on first use): each refuses this server until told
             // (an operator-mistakes review: only the generation's notice said it).
             logger.warning(

@@ -169,7 +169,10 @@ struct RestoreCommand: AsyncParsableCommand {
             // An operator-mistakes review: "internal_error: a wrapped secret … did not open" said nothing of
             // what to do.
             secretDidNotOpen:
-                "nothing was restored: this store was started under another master key than the one given (its audit key does not open under it). Restore into an empty store: stop the server, move KEY_STORE_PATH and the audit log aside (docs/deploy.md, restoring onto a new machine), then run kms restore again"
+                "nothing was restored: this store's audit key does not open under the master key given, so the store was started under another master key (or its audit key is damaged). "
+                + (config.store == .file
+                    ? "Restore into an empty store: stop the server, move KEY_STORE_PATH, the audit log and the admin key aside (docs/deploy.md, restoring onto a new machine), then run kms restore again"
+                    : "Restore into a new KMS_DATABASE_PREFIX with this instance's audit log moved aside (docs/deploy.md), then run kms restore again")
         ) { () async throws(KMSError) in
             logLocked ? try await AuditFiles.existingKey(store: secrets, masterKey: masterKey) : nil
         }

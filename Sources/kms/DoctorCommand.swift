@@ -384,7 +384,7 @@ struct DoctorCommand: AsyncParsableCommand {
             if config.store == .file, (try? await secrets.blob(named: AuditFiles.keyBlob)) != nil {
                 return report(
                     .warn, "audit log",
-                    "\(log) is missing though the store was started before (its audit key is there): \(config.newLogReason); the next start begins a new chain marked audit.new-log: put the earlier log back first if you have it"
+                    "\(log) is missing, but the store's audit key is there: the log was moved or deleted (or a first start failed before it wrote one); the next start begins a new chain marked audit.new-log: put the earlier log back first if you have it"
                 )
             }
             return report(.warn, "audit log", "\(log) does not exist yet (KMS_AUDIT_LOG): the first start creates it")

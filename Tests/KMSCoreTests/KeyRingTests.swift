@@ -200,8 +200,9 @@ import Testing
         #expect(record.versions.count == 2 && record.versions.last?.createdAt == truth)
     }
 
-    /// A reference that cannot be read fails the rotation for the count for this pass, reported; the
-    /// version is not dated by the host's clock instead (it was, silently: `try?`).
+    /// A reference that cannot be read fails the rotation for the count for this pass, reported, with no
+    /// intent recorded; the version is not dated by the host's clock instead (it was, silently: `try?`).
+    /// The key's next count, with the reference back, rotates it.
     @Test func aReferenceThatCannotBeReadHoldsTheRotationForTheCount() async throws {
         let store = InMemoryKeyStore()
         var keys = KeyRing(
@@ -212,12 +213,18 @@ import Testing
         }
         let key = try await keys.generate(alias: nil)
         for _ in 0..<2 { _ = try await keys.encrypt(key.keyId, plaintext: Data(), aad: Data()) }
-        let unwritten = Mutex<[KMSError?]>([])
+        let recorded = Mutex(0)
         let failures = await keys.recordUsage(
-            intent: { _ in }, unwritten: { _, error in unwritten.withLock { $0.append(error) } }, report: { _ in })
+            intent: { _ in recorded.withLock { $0 += 1 } }, unwritten: { _, _ in recorded.withLock { $0 += 1 } },
+            report: { _ in })
         #expect(failures.map(\.keyId) == [key.keyId] && failures.first?.error.detail == "a test outage")
-        #expect(unwritten.withLock { $0.map { $0?.detail } } == ["a test outage"])
+        #expect(recorded.withLock { $0 } == 0)
         #expect(try #require(try await store.key(id: key.keyId)).versions.count == 1)
+        let truth = clock.now()
+        keys.reference = ReferenceClock(name: "the test's reference") { truth }
+        _ = try await keys.encrypt(key.keyId, plaintext: Data(), aad: Data())
+        #expect(await keys.recordUsage { _ in }.isEmpty)
+        #expect(try #require(try await store.key(id: key.keyId)).versions.count == 2)
     }
 
     @Test func encryptDecryptWithAADAndRefusals() async throws {

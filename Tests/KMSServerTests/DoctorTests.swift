@@ -311,7 +311,7 @@ import Testing
         try FileManager.default.removeItem(at: log)
         let gone = try await Self.doctor(environment)
         #expect(
-            gone.stdout.contains("WARN  audit log") && gone.stdout.contains("though the store was started before")
+            gone.stdout.contains("WARN  audit log") && gone.stdout.contains("but the store's audit key is there")
                 && !gone.stdout.contains("does not exist yet"), "\(gone.stdout)")
 
         // The next start over the wiped log, one torn byte left in it: its first entry says a new chain

@@ -59,12 +59,16 @@ import Testing
         // The asterisk form is OPTIONS's alone (RFC 9112 section 3.2.4).
         #expect(HTTP1Semantics.targetAgrees("*", host: "kms", method: .OPTIONS))
         for (target, host) in [
-            ("http://evil:1/", "127.0.0.1:4541"), ("http://user@kms/", "kms"), ("kms:443", "kms"), ("*", "kms"),
+            ("http://evil:1/", "127.0.0.1:4541"), ("http://user@kms/", "kms"), ("kms:443", "kms"),
             ("http://kms.example:443/", "kms.example"), ("https://kms.example/", "kms.example:80"),
             ("http://[::1]/", "[::1]:3977"), ("ftp://kms/", "kms"), ("http://\u{212A}ms/", "kms"),
+            // Not a plain host and port, even when both sides write it alike (a review).
+            ("http://user@kms/", "user@kms"), ("http://k%6Ds/", "k%6Ds"), ("http://kms\\@evil/", "kms\\@evil"),
+            ("http://:80/", ""), ("http://kms::/", "kms::80"), ("http://kms:8o/", "kms:8o"),
         ] {
-            #expect(!HTTP1Semantics.targetAgrees(target, host: host), "\(target)")
+            #expect(!HTTP1Semantics.targetAgrees(target, host: host, method: .GET), "\(target)")
         }
+        #expect(!HTTP1Semantics.targetAgrees("*", host: "kms", method: .GET))
         let channel = Self.channel()
         #expect(throws: HTTPParserError.self) {
             try channel.writeInbound(

@@ -34,18 +34,21 @@ public enum IdentityKeyLoader {
     }
 
     /// The start-up loader: the stored key, or a new one stored for every
-    /// later start (and every other instance on a shared store).
+    /// later start (and every other instance on a shared store). `created`:
+    /// this call stored the key it made (not another instance's, nor the one
+    /// there), which a store that was started before must warn about: its
+    /// clients pinned the key that was lost.
     public static func loadOrCreate(
         store: some SecretBlobStore, masterKey: MasterKey, logger: Logger
-    ) async throws(StartupFailure) -> IdentityKey {
+    ) async throws(StartupFailure) -> (key: IdentityKey, created: Bool) {
         do throws(KMSError) {
-            if let existing = try await loadExisting(store: store, masterKey: masterKey) { return existing }
+            if let existing = try await loadExisting(store: store, masterKey: masterKey) { return (existing, false) }
             logger.notice("generating the RSA-4096 server identity key (takes about a second)")
             let generated = try IdentityKey.generate()
             let wrapped = try masterKey.wrap(generated.privateKeyDER, aad: aad)
             // Another instance may have stored one first: the stored one wins (create-if-absent).
             let stored = try await store.createBlob(named: blobName, wrapped: wrapped)
-            return try IdentityKey.load(der: try masterKey.unwrap(stored, aad: aad))
+            return (try IdentityKey.load(der: try masterKey.unwrap(stored, aad: aad)), stored == wrapped)
         } catch {
             throw StartupFailure("identity key", error)
         }

@@ -60,7 +60,7 @@ struct AWSResponder: HTTPResponder {
                 address: client, now: Date())
         else { return response }
         let suppressed = "\(left)"
-        if let failure, status >= 500 {
+        if let failure, failure.needsOperatorAttention {
             logger.error(
                 "AWS door could not answer",
                 metadata: [

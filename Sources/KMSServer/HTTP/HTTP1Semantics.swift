@@ -64,7 +64,10 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let rest = bytes[separator.upperBound...]
         let authority = rest.prefix { $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }
-        return withPort(authority.map(lowered), defaultPort) == withPort(host.utf8.map(lowered), defaultPort)
+        guard let target = withPort(authority.map(lowered), defaultPort),
+            let named = withPort(host.utf8.map(lowered), defaultPort)
+        else { return false }
+        return target == named
     }
 
     private static func lowered(_ byte: UInt8) -> UInt8 {
@@ -72,13 +75,24 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// An authority with its port written out: the default one when it has none or an empty one (RFC 3986
-    /// section 6.2.3). The port follows the last `:` that is not inside an IPv6 literal's brackets.
-    private static func withPort(_ authority: [UInt8], _ defaultPort: [UInt8]) -> [UInt8] {
+    /// section 6.2.3). The port follows the last `:` that is not inside an IPv6 literal's brackets. Nil for
+    /// one that is not a plain host and port: an empty host (RFC 9110 section 4.2.1), a port that is not
+    /// digits, or user information, a percent-encoding or a backslash, which parsers read in different ways
+    /// (a review: `http://user@kms/` agreed with `Host: user@kms`).
+    private static func withPort(_ authority: [UInt8], _ defaultPort: [UInt8]) -> [UInt8]? {
+        guard !authority.contains(where: { [UInt8(ascii: "@"), UInt8(ascii: "%"), UInt8(ascii: "\\")].contains($0) })
+        else { return nil }
         let afterLiteral = (authority.lastIndex(of: UInt8(ascii: "]")) ?? -1) + 1
-        guard let colon = authority[afterLiteral...].lastIndex(of: UInt8(ascii: ":")) else {
-            return authority + [UInt8(ascii: ":")] + defaultPort
-        }
-        return colon == authority.count - 1 ? authority + defaultPort : authority
+        let colon = authority[afterLiteral...].lastIndex(of: UInt8(ascii: ":"))
+        let hostEnd = colon ?? authority.count
+        let port = colon.map { authority[($0 + 1)...] } ?? []
+        let name = authority[..<hostEnd]
+        // A colon in the host only inside an IPv6 literal's brackets (`kms::` is no host and empty port).
+        let literal = name.first == UInt8(ascii: "[") && name.last == UInt8(ascii: "]")
+        guard !name.isEmpty, literal || !name.contains(UInt8(ascii: ":")),
+            port.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })
+        else { return nil }
+        return name + [UInt8(ascii: ":")] + (port.isEmpty ? defaultPort[...] : port)
     }
 
     /// The error a refused transfer coding raises (an `HTTPParserError`, so that it is answered as

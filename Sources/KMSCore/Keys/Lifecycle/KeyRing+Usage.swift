@@ -40,14 +40,15 @@ extension KeyRing {
                 guard let current = try await store.freshKey(id: keyId), current.state == .enabled,
                     current.activeVersion == newest.key
                 else { continue }
-                try await intent(.rotateForUsage(keyId: keyId))
-                intended = true
                 // Not held while the clock is wrong (a version past 2^31 encryptions would go on encrypting
                 // toward the nonces' bound: the second review): dated by the reference instead, since its
                 // date starts the old version's grace period, which a clock behind would end at once. A
                 // reference that cannot be read (the database away) fails this key for this pass, reported
-                // as any failure is, rather than dating the version by the host's clock (a review).
+                // as any failure is, rather than dating the version by the host's clock (a review); read
+                // before the intent, so such a pass records nothing (it is tried at the key's next count).
                 let date = try await reference?.now()
+                try await intent(.rotateForUsage(keyId: keyId))
+                intended = true
                 if let rotated = try await rotate(keyId, from: newest.key, at: date) {
                     await report(.rotatedForUsage(rotated))
                 } else {
