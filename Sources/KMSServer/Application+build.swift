@@ -313,7 +313,7 @@ public func buildApplication(
         server: .http1(
             configuration: .guarded(
                 config, counter: ConnectionGuard.Counter(config),
-                malformed: EdgeResponder.malformedAnswer(edge.securityHeaders))),
+                malformed: EdgeResponder.malformedAnswer(edge.securityHeaders), metrics: metrics, door: .native)),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
         onServerRunning: { channel in
             onRunning?(channel.localAddress?.port ?? 0)
@@ -334,7 +334,7 @@ public func buildApplication(
         app.addServices(
             try await makeAWSDoor(
                 aws, config: config, dependencies: dependencies, keys: keys, audit: audit, clients: clients,
-                secrets: stores.secrets, masterKey: masterKey, readiness: readiness))
+                secrets: stores.secrets, masterKey: masterKey, readiness: readiness, metrics: metrics))
     }
     return app
 }

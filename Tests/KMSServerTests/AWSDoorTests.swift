@@ -68,6 +68,28 @@ import Testing
         }
     }
 
+    /// The door's answers are counted as the native door's are, under `aws:OPERATION` (an observability
+    /// review: none was), a refusal before the target under `aws:-`; its log names the client as the audit
+    /// log does.
+    @Test func theDoorsAnswersAreCounted() async throws {
+        let log = LogCounter()
+        try await Self.withDoor(log: log) { _, session, door in
+            let (accessKeyId, secret) = try await Self.accessKey(session, "admin")
+            _ = try await door.send("ListKeys", "{}", accessKeyId: accessKeyId, secret: secret)
+            // Behind a trusted proxy (loopback, by default) the log names the client the proxy names, as the
+            // audit log does (it named the proxy).
+            _ = try await door.send(
+                "ListKeys", "{}", accessKeyId: accessKeyId, secret: secret, extra: [("X-Forwarded-For", "127.0.0.77")])
+            #expect(log.values("aws request", "client") == ["127.0.0.1", "127.0.0.77"])
+            let refused = try await door.send("ListKeys", "{}", accessKeyId: accessKeyId, secret: "x" + secret)
+            #expect(refused.status == 400)
+            let before = try await session.client.execute(uri: "/metrics", method: .get).text
+            #expect(before.contains(#"kms_http_requests_total{route="aws:ListKeys",method="POST",status="200"} 2"#))
+            #expect(before.contains(#"kms_http_requests_total{route="aws:-",method="POST",status="400"} 1"#))
+            #expect(before.contains(#"kms_http_request_duration_seconds_count{route="aws:ListKeys""#))
+        }
+    }
+
     /// A new access key of `clientId`: its id and secret.
     static func accessKey(_ session: WireSession, _ clientId: String) async throws -> (String, String) {
         let created = try await session.call(.post, "/clients/\(clientId)/access-keys", "{}")

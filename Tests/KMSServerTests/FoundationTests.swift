@@ -159,13 +159,15 @@ import Testing
         server.dependencies.logger = counter.logger
         let secret = "ROmBpktQKhktLj3diNnINw8emzyxtJwgL2ftp5JQ"
         try await server.run { client in
-            for (uri, method) in [
+            for (index, (uri, method)) in [
                 ("/clients/admin/access-keys/\(secret)/revoke", HTTPRequest.Method.post),
                 ("/clients/admin/access-keys/\(secret)/revoke", .get),
                 ("/clients/admin/access-keys/AKIAABCDEFGHIJ234567/revoke", .post),
                 ("/keys/ROmBpk%2BtQKhkt/metadata", .get), ("/keys/ROmBpk+tQKhkt", .get),
-            ] {
-                _ = try await client.execute(uri: uri, method: method)
+            ].enumerated() {
+                // Each from its own address (through the trusted loopback proxy): plain refusals are thinned
+                // by address.
+                _ = try await client.execute(uri: uri, method: method, headers: [Self.xff: "127.0.0.\(index + 10)"])
             }
         }
         let paths = counter.values("request", "path")

@@ -72,6 +72,27 @@ import Testing
         #expect(!AWSFault.from(KMSError(.invalidRequest, "no")).needsOperatorAttention)
     }
 
+    /// Plain `4xx` answers to an allowlisted client (no token here) are thinned by address as refusals
+    /// are (an observability review: a client without a key wrote 400 KB of `401` lines a second), and
+    /// counted in the metrics all the same.
+    @Test func plainRefusalsAreThinnedByAddress() async throws {
+        var server = try TestServer()
+        let lines = LogCounter()
+        server.dependencies.logger = lines.logger
+        try await server.run { client in
+            let start = ContinuousClock.now
+            for _ in 0..<20 { #expect(try await client.execute(uri: "/keys", method: .get).status == .unauthorized) }
+            for _ in 0..<5 { #expect(try await client.execute(uri: "/nope", method: .get).status == .notFound) }
+            let elapsed = ContinuousClock.now - start
+            // One line per ten seconds from one address: the first, and one more per ten seconds the loop took
+            // (a loaded machine took 45 s).
+            let logged = lines.values("request", "status").filter { $0 == "401" || $0 == "404" }.count
+            #expect(logged >= 1 && logged <= 1 + Int(elapsed.components.seconds) / 10, "\(logged) in \(elapsed)")
+            let metrics = try await client.execute(uri: "/metrics", method: .get).text
+            #expect(metrics.contains(#"kms_http_requests_total{route="/keys",method="GET",status="401"} 20"#))
+        }
+    }
+
     /// A flood of `429`s from many addresses takes the addresses' budget, not the failures': a review
     /// found five addresses enough to keep every `request failed` line out of the log.
     @Test func busyAnswersDoNotCrowdOutFailuresThatNeedTheOperator() {

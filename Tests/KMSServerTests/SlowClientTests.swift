@@ -11,6 +11,21 @@ import Testing
         return response.status == 200
     }
 
+    /// A series' value in the server's `/metrics` (0 when absent), read on a connection of its own.
+    static func metric(_ port: Int, _ series: String) async throws -> Int {
+        let connection = try RawConnection(port: port)
+        connection.send("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let text = try await connection.readAll(within: 5)
+        let line = text.split(separator: "\n").first { $0.hasPrefix(series + " ") }
+        return line.flatMap { Int($0.dropFirst(series.count + 1)) } ?? 0
+    }
+
+    static func closedConnections(_ server: ServeProcess, _ reason: String, door: String = "native") async throws
+        -> Int
+    {
+        try await metric(server.port, #"kms_connections_closed_total{door="\#(door)",reason="\#(reason)"}"#)
+    }
+
     @Test func stalledHeadsAndTricklersAreClosedWhileHealthzAnswers() async throws {
         let server = try await ServeProcess(environment: ["KMS_HEADER_TIMEOUT_MS": "1000"])
         // 100, not 300: this test runs beside a hundred others in one process, and the suite's peak of
@@ -34,6 +49,9 @@ import Testing
         for connection in stalled { if try await connection.isClosed(within: 5) { closed += 1 } }
         #expect(closed == stalled.count, "\(closed) of \(stalled.count) stalled connections closed")
         #expect(try await Self.healthy(server))
+        // Counted, so a slow-client flood leaves a trace (an observability review: none did).
+        let counted = try await Self.closedConnections(server, "deadline")
+        #expect(counted >= stalled.count + 1, "\(counted)")
     }
 
     /// Pipelined requests are all answered: the header deadline runs only
@@ -230,6 +248,9 @@ import Testing
         door.send("FOO / HTTP/1.1\r\nHost: x\r\n\r\n")
         let refused = try await door.readAll(within: 5)
         #expect(refused.hasPrefix("HTTP/1.1 400") && refused.contains("SerializationException"), "\(refused)")
+        // Each answered and counted by its door (an observability review: none was counted).
+        #expect(try await Self.closedConnections(server, "malformed") == 8)
+        #expect(try await Self.closedConnections(server, "malformed", door: "aws") == 1)
     }
 
     /// HTTP/1's rules on closing, which are lost once a request becomes an `HTTPRequest` (an edge
@@ -497,5 +518,11 @@ import Testing
             connection.send("x")
             _ = try await connection.isClosed(within: 0.01)
         }
+        var counted = 0
+        for _ in 0..<50 where counted < closed {
+            counted = (try? await Self.closedConnections(server, "cap")) ?? 0
+            if counted < closed { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(counted >= closed, "\(counted) counted, \(closed) seen closed")
     }
 }

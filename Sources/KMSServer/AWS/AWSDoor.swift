@@ -13,7 +13,8 @@ import NIOSSL
 /// stops both.
 func makeAWSDoor(
     _ aws: AWSConfiguration, config: KMSConfiguration, dependencies: AppDependencies, keys: KeyRing, audit: Auditor,
-    clients: ClientRegistry, secrets: any SecretBlobStore, masterKey: MasterKey, readiness: ReadinessGate
+    clients: ClientRegistry, secrets: any SecretBlobStore, masterKey: MasterKey, readiness: ReadinessGate,
+    metrics: RequestMetrics
 ) async throws -> some ApplicationProtocol {
     let logger = dependencies.logger
     let responder = AWSResponder(
@@ -22,12 +23,12 @@ func makeAWSDoor(
         authenticator: AWSAuthenticator(registry: clients, region: aws.region, clock: dependencies.clock),
         operations: AWSOperations(
             keys: keys, audit: audit, partition: aws.partition, checkGrants: config.clientAuth == .required),
-        logger: logger, audit: audit)
+        metrics: metrics, logger: logger, audit: audit)
     let server: HTTPServerBuilder
     // The same slow-client bounds as the native door (a TLS handshake that stalls runs into the header deadline).
     let http = HTTP1Channel.Configuration.guarded(
         config, counter: ConnectionGuard.Counter(config),
-        malformed: AWSResponder.malformedAnswer)
+        malformed: AWSResponder.malformedAnswer, metrics: metrics, door: .aws)
     if aws.allowPlainHTTP {
         logger.warning("KMS_AWS_ALLOW_PLAIN_HTTP=true: the AWS door answers plain HTTP on loopback")
         server = .http1(configuration: http)

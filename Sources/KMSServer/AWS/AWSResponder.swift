@@ -17,6 +17,10 @@ struct AWSResponder: HTTPResponder {
     let maxBodyBytes: Int
     let authenticator: AWSAuthenticator
     let operations: AWSOperations
+    /// Counted as the native door's answers are, under the route `aws:OPERATION` (an observability review:
+    /// the door's answers were not counted at all). Operations are a bounded set: the table's, the
+    /// unsupported ones, `unknown`, and `-` for an answer before the target was read.
+    let metrics: RequestMetrics
     let logger: Logger
     let audit: Auditor
     let refusalLog = RefusalLogSampler()
@@ -28,12 +32,16 @@ struct AWSResponder: HTTPResponder {
     static let target = HTTPField.Name("X-Amz-Target") ?? .contentType
 
     func respond(to request: Request, context: KMSRequestContext) async throws -> Response {
+        let start = ContinuousClock.now
         let requestId = UUID().uuidString.lowercased()
         var operation = "-"
+        // The client as the allowlist rule reads it (behind a trusted proxy, `X-Forwarded-For`'s), as the
+        // audit log and the native door name it; the peer until it is read.
+        var client = context.peer?.description ?? "unknown"
         var response: Response
         var failure: AWSFault?
         do throws(AWSFault) {
-            let (name, output) = try await handle(request, context: context, operation: &operation)
+            let (name, output) = try await handle(request, context: context, operation: &operation, client: &client)
             operation = name
             response = Self.response(.ok, output.serialized())
         } catch {
@@ -45,20 +53,30 @@ struct AWSResponder: HTTPResponder {
             response.headers[.contentType] = "application/json"
         }
         response.headers[Self.requestIdHeader] = requestId
-        let (status, client) = (response.status.code, context.peer?.description ?? "unknown")
-        // Refusals before authentication are logged a few lines a second at most, and so are `429` and
-        // `5xx` answers (a full body budget answers every peer that sends a large body before it signs).
-        if [400, 403, 404, 413].contains(status), operation == "-", refusalLog.admit(client, now: Date()) == nil {
-            return response
+        let status = response.status.code
+        if context.peer.map({ resolver.isTrustedProxy($0) }) == true,
+            request.headers[values: HeaderNames.forwardedFor].isEmpty
+        {
+            metrics.recordMissingForwardedFor()
         }
-        // A failure with a cause for the operator's log (a storage outage) is thinned by its kind.
-        let attention = failure.flatMap { $0.needsOperatorAttention ? $0 : nil }
-        guard
-            let left = logThinning.admit(
+        metrics.record(
+            route: "aws:" + operation, method: request.method.rawValue, status: status,
+            elapsed: ContinuousClock.now - start)
+        // Refusals before authentication are logged a few lines a second at most, and so are `429` and
+        // `5xx` answers (a full body budget answers every peer that sends a large body before it signs); a
+        // line written says how many of its kind were left out (a review: a refusal's said 0).
+        let left: Int?
+        if [400, 403, 404, 413].contains(status), operation == "-" {
+            left = refusalLog.admit(client, now: Date())
+        } else {
+            // A failure with a cause for the operator's log (a storage outage) is thinned by its kind.
+            let attention = failure.flatMap { $0.needsOperatorAttention ? $0 : nil }
+            left = logThinning.admit(
                 status: Int(status),
                 attention: attention.map { ResponseLogThinning.kind(code: $0.code, detail: $0.detail) },
                 address: client, now: Date())
-        else { return response }
+        }
+        guard let left else { return response }
         let suppressed = "\(left)"
         if let failure, failure.needsOperatorAttention {
             logger.error(
@@ -111,20 +129,22 @@ struct AWSResponder: HTTPResponder {
             body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
-    private func handle(_ request: Request, context: KMSRequestContext, operation: inout String) async throws(AWSFault)
-        -> (String, JSONValue)
-    {
+    private func handle(
+        _ request: Request, context: KMSRequestContext, operation: inout String, client: inout String
+    ) async throws(AWSFault) -> (String, JSONValue) {
         // Address.
         let address: String
         let host: String
         switch resolver.resolve(peer: context.peer, forwardedFor: request.headers[values: HeaderNames.forwardedFor]) {
         case .refused(let refused, _):
-            audit.refused(address: refused?.description ?? "unknown", at: Date())
+            client = refused?.description ?? "unknown"
+            audit.refused(address: client, at: Date())
             throw AWSFault(
                 "AccessDeniedException", "This client address is not on the server's allowlist (KMS_WHITELIST).",
                 status: .forbidden)
         case .allowed(let allowed):
             address = allowed.description
+            client = address
             // The client's host, not a trusted proxy's, as the native door counts it (a review).
             host = allowed.perHostKey
         }

@@ -56,6 +56,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let headerTimeout: TimeAmount
     private let bodyTimeout: TimeAmount
     private let malformed: MalformedAnswer
+    /// Told of each connection this handler closes on its own account (the metrics' count of them).
+    private let closed: @Sendable (RequestMetrics.ClosedConnection) -> Void
     private let stallTimeout: TimeAmount
     private let maxBodyBytes: Int
     /// When the connection closes unless something re-arms or disarms it first (nil: no deadline).
@@ -111,8 +113,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     init(
         counter: Counter, headerTimeout: TimeAmount, bodyTimeout: TimeAmount, stallTimeout: TimeAmount,
-        maxBodyBytes: Int, malformed: @escaping MalformedAnswer
+        maxBodyBytes: Int, malformed: @escaping MalformedAnswer,
+        closed: @escaping @Sendable (RequestMetrics.ClosedConnection) -> Void = { _ in }
     ) {
+        self.closed = closed
         self.counter = counter
         self.headerTimeout = headerTimeout
         self.bodyTimeout = bodyTimeout
@@ -129,6 +133,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             // Its place goes back now, not at the close's teardown: a refused flood holds no places.
             counted = false
             counter.open.wrappingSubtract(1, ordering: .relaxed)
+            closed(.cap)
             context.close(promise: nil)
             return
         }
@@ -184,7 +189,12 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         stall = channel.eventLoop.assumeIsolated().scheduleTask(in: stallTimeout) { [self] in
             stall = nil
             guard !channel.isWritable else { return }
-            if Self.buffered(channel) < buffered { watchStall(channel) } else { channel.close(promise: nil) }
+            if Self.buffered(channel) < buffered {
+                watchStall(channel)
+            } else {
+                closed(.stalled)
+                channel.close(promise: nil)
+            }
         }
     }
 
@@ -303,6 +313,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         malformedAfterAnswer = false
         // A client that does not read the answer cannot hold the connection past the header deadline.
         arm(headerTimeout, context: context)
+        closed(.malformed)
         let (fields, text) = malformed()
         let body = ByteBuffer(string: text)
         var head = HTTPResponse(status: .badRequest, headerFields: fields)
@@ -328,7 +339,12 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         check = channel.eventLoop.assumeIsolated().scheduleTask(deadline: at) { [self] in
             check = nil
             guard let due = deadline else { return }
-            if due <= .now() { channel.close(promise: nil) } else { schedule(at: due, channel) }
+            if due <= .now() {
+                closed(.deadline)
+                channel.close(promise: nil)
+            } else {
+                schedule(at: due, channel)
+            }
         }
     }
 
@@ -354,7 +370,7 @@ extension HTTP1Channel.Configuration {
     /// with its own `counter`, so a flood of one door cannot close the other).
     static func guarded(
         _ config: KMSConfiguration, counter: ConnectionGuard.Counter,
-        malformed: @escaping ConnectionGuard.MalformedAnswer
+        malformed: @escaping ConnectionGuard.MalformedAnswer, metrics: RequestMetrics, door: RequestMetrics.Door
     ) -> Self {
         let (headerTimeout, bodyTimeout) = (config.headerTimeoutMs, config.bodyTimeoutMs)
         return .init(
@@ -362,7 +378,8 @@ extension HTTP1Channel.Configuration {
                 ConnectionGuard(
                     counter: counter, headerTimeout: .milliseconds(headerTimeout),
                     bodyTimeout: .milliseconds(bodyTimeout), stallTimeout: .milliseconds(config.idleTimeoutMs),
-                    maxBodyBytes: config.maxBodyBytes, malformed: malformed)
+                    maxBodyBytes: config.maxBodyBytes, malformed: malformed,
+                    closed: { metrics.recordClosedConnection(door: door, reason: $0) })
             ],
             idleTimeout: .milliseconds(config.idleTimeoutMs))
     }

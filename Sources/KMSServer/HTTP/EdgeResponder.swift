@@ -26,6 +26,9 @@ struct EdgeResponder: HTTPResponder {
     let audit: Auditor
     /// Refusals are logged a few lines a second at most (the request line below too).
     let refusalLog = RefusalLogSampler()
+    /// Plain `4xx` answers to allowlisted clients (no token, an unknown session, no such route), thinned
+    /// apart from the address refusals so that neither crowds the other's lines out.
+    let plainRefusalLog = RefusalLogSampler()
     /// The request lines of `429` and `5xx` answers, and the `request failed` line that goes with a failure
     /// the operator must see, thinned (`ResponseLogThinning`): the metrics count every answer.
     let logThinning = ResponseLogThinning()
@@ -40,6 +43,8 @@ struct EdgeResponder: HTTPResponder {
         var response: Response
         var logRequest = true
         var failure: KMSError?
+        // A plain refusal (one not sealed: before a session was proved) of an allowlisted client.
+        var plainRefusal = false
         let forwardedFor = request.headers[values: HeaderNames.forwardedFor]
         if forwardedFor.isEmpty, let peer = context.peer, resolver.isTrustedProxy(peer) {
             metrics.recordMissingForwardedFor()
@@ -75,6 +80,7 @@ struct EdgeResponder: HTTPResponder {
             } catch {
                 let (error, sealing) = KMSError.from(error)
                 (response, failure) = error.response(requestId: context.requestId, sealedFor: sealing)
+                plainRefusal = sealing == nil
             }
         }
         securityHeaders.apply(to: &response.headers)
@@ -84,12 +90,19 @@ struct EdgeResponder: HTTPResponder {
             route: routeLabel, method: request.method.rawValue, status: response.status.code, elapsed: elapsed)
         guard logRequest else { return response }
         let attention = failure.flatMap { $0.needsOperatorAttention ? $0 : nil }
-        guard
-            let suppressed = logThinning.admit(
-                status: Int(response.status.code),
+        let address = context.clientAddress?.description ?? "unknown"
+        let status = Int(response.status.code)
+        // A plain 4xx (no token, an unknown session, a path or method that is none, a body too large) is
+        // thinned by address as refusals are, as the AWS door thins its refusals before authentication (an
+        // observability review: an allowlisted client without a key wrote 400 KB of `401` lines a second).
+        let left =
+            plainRefusal && (400..<500).contains(status) && status != 429
+            ? plainRefusalLog.admit(address, now: Date())
+            : logThinning.admit(
+                status: status,
                 attention: attention.map { ResponseLogThinning.kind(code: $0.code.rawValue, detail: $0.detail) },
-                address: context.clientAddress?.description ?? "unknown", now: Date())
-        else { return response }
+                address: address, now: Date())
+        guard let suppressed = left else { return response }
         if let attention {
             logger.error(
                 "request failed",

@@ -12,6 +12,8 @@ struct RequestMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
     private let missingForwardedFor: Metrics.Counter
+    /// `kms_connections_closed_total` by door and reason, made once (`ConnectionGuard`).
+    private let closed: [String: Metrics.Counter]
     private let handles = Handles()
 
     /// The counter and timer of each (route, method, status), made once: the
@@ -31,6 +33,39 @@ struct RequestMetrics: Sendable {
         registry = PrometheusCollectorRegistry()
         factory = PrometheusMetricsFactory(registry: registry)
         missingForwardedFor = Counter(label: "kms_proxy_requests_without_forwarded_for_total", factory: factory)
+        var closed: [String: Metrics.Counter] = [:]
+        for door in Door.allCases {
+            for reason in ClosedConnection.allCases {
+                closed["\(door.rawValue)/\(reason.rawValue)"] = Counter(
+                    label: "kms_connections_closed_total",
+                    dimensions: [("door", door.rawValue), ("reason", reason.rawValue)], factory: factory)
+            }
+        }
+        self.closed = closed
+    }
+
+    /// The listener a count is of.
+    enum Door: String, CaseIterable, Sendable {
+        case native
+        case aws
+    }
+
+    /// Why `ConnectionGuard` closed a connection with no answer of a handler's (an observability review: a
+    /// slow-client flood or a run against the connection cap left no trace in the log or the metrics).
+    enum ClosedConnection: String, CaseIterable, Sendable {
+        /// Past `KMS_MAX_CONNECTIONS`, or its host's share of them: closed at once, nothing read.
+        case cap
+        /// A request head or body that did not arrive within its deadline, or a connection idle past it.
+        case deadline
+        /// An answer the client did not read within the idle timeout.
+        case stalled
+        /// Bytes that are not HTTP/1.1 this server reads: answered `400`, then closed.
+        case malformed
+    }
+
+    /// A connection `ConnectionGuard` closed, counted by door and reason (labels of the server's own).
+    func recordClosedConnection(door: Door, reason: ClosedConnection) {
+        closed["\(door.rawValue)/\(reason.rawValue)"]?.increment()
     }
 
     /// The methods a label names; any other (a client chooses it) is `other`,
