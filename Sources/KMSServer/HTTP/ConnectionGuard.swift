@@ -56,8 +56,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let headerTimeout: TimeAmount
     private let bodyTimeout: TimeAmount
     private let malformed: MalformedAnswer
-    /// Told of each connection this handler closes on its own account (the metrics' count of them).
+    /// Told of each connection this handler closes on its own account (the metrics' count of them), once.
     private let closed: @Sendable (RequestMetrics.ClosedConnection) -> Void
+    /// A close was counted: a timer that fires while it completes (TLS waits for `close_notify`, an
+    /// unread `400`) counts nothing more.
+    private var closeCounted = false
+    /// What the armed deadline waits for, counted if it passes.
+    private var deadlineReason = RequestMetrics.ClosedConnection.head
     private let stallTimeout: TimeAmount
     private let maxBodyBytes: Int
     /// When the connection closes unless something re-arms or disarms it first (nil: no deadline).
@@ -133,13 +138,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             // Its place goes back now, not at the close's teardown: a refused flood holds no places.
             counted = false
             counter.open.wrappingSubtract(1, ordering: .relaxed)
-            closed(.cap)
+            count(.cap)
             context.close(promise: nil)
             return
         }
         self.share = share
         installSemantics(context: context)
-        arm(headerTimeout, context: context)
+        arm(headerTimeout, for: .head, context: context)
     }
 
     /// Puts `HTTP1Semantics` right after NIO's decoder, where a request's version is still known.
@@ -192,7 +197,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             if Self.buffered(channel) < buffered {
                 watchStall(channel)
             } else {
-                closed(.stalled)
+                count(.stalled)
                 channel.close(promise: nil)
             }
         }
@@ -220,7 +225,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             {
                 closeAfterAnswer = true
             }
-            arm(bodyTimeout, context: context)
+            arm(bodyTimeout, for: .body, context: context)
         case .end:
             readingBody = false
             ignoreInput = closeAfterAnswer
@@ -232,7 +237,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             // Answered before its body ended (413, 403, 429): the next head's time starts now.
-            if inFlight == 0 { arm(headerTimeout, context: context) }
+            if inFlight == 0 { arm(headerTimeout, for: .idle, context: context) }
         case .body(let buffer):
             if closeAtBodyEnd, share == .stranger {
                 drainedAfterAnswer += buffer.readableBytes
@@ -251,7 +256,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             inFlight = max(0, inFlight - 1)
             // Every answer is complete and no body is arriving: the next request's head has its own time.
             // While a request is being handled (or a pipelined one waits), no deadline runs.
-            if inFlight == 0, !readingBody { arm(headerTimeout, context: context) }
+            if inFlight == 0, !readingBody { arm(headerTimeout, for: .idle, context: context) }
             if malformedAfterAnswer, inFlight == 0 {
                 context.write(data, promise: promise)
                 answerMalformed(context: context)
@@ -262,7 +267,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 // read: the place goes back to the share now (after the body, if one is still arriving).
                 guard !readingBody else {
                     closeAtBodyEnd = true
-                    if bodyTimeout > Self.strangerLinger { arm(Self.strangerLinger, context: context) }
+                    if bodyTimeout > Self.strangerLinger { arm(Self.strangerLinger, for: .body, context: context) }
                     context.write(data, promise: promise)
                     return
                 }
@@ -312,8 +317,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func answerMalformed(context: ChannelHandlerContext) {
         malformedAfterAnswer = false
         // A client that does not read the answer cannot hold the connection past the header deadline.
-        arm(headerTimeout, context: context)
-        closed(.malformed)
+        arm(headerTimeout, for: .malformed, context: context)
+        count(.malformed)
         let (fields, text) = malformed()
         let body = ByteBuffer(string: text)
         var head = HTTPResponse(status: .badRequest, headerFields: fields)
@@ -325,9 +330,18 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 
-    private func arm(_ timeout: TimeAmount, context: ChannelHandlerContext) {
+    /// Counts the close this handler starts, once per connection.
+    private func count(_ reason: RequestMetrics.ClosedConnection) {
+        guard !closeCounted else { return }
+        closeCounted = true
+        closed(reason)
+    }
+
+    private func arm(_ timeout: TimeAmount, for reason: RequestMetrics.ClosedConnection, context: ChannelHandlerContext)
+    {
         let due = NIODeadline.now() + timeout
         deadline = due
+        deadlineReason = reason
         if check == nil || checkAt > due { schedule(at: due, context.channel) }
     }
 
@@ -340,7 +354,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             check = nil
             guard let due = deadline else { return }
             if due <= .now() {
-                closed(.deadline)
+                count(deadlineReason)
                 channel.close(promise: nil)
             } else {
                 schedule(at: due, channel)

@@ -93,11 +93,12 @@ struct EdgeResponder: HTTPResponder {
         let address = context.clientAddress?.description ?? "unknown"
         let status = Int(response.status.code)
         // A plain 4xx (no token, an unknown session, a path or method that is none, a body too large) is
-        // thinned by address as refusals are, as the AWS door thins its refusals before authentication (an
+        // thinned by host as refusals are, as the AWS door thins its refusals before authentication (an
         // observability review: an allowlisted client without a key wrote 400 KB of `401` lines a second).
+        // By host (an IPv6 /64, as the limits count one), so one host's addresses share one budget.
         let left =
             plainRefusal && (400..<500).contains(status) && status != 429
-            ? plainRefusalLog.admit(address, now: Date())
+            ? plainRefusalLog.admit(context.clientAddress?.perHostKey ?? "unknown", now: Date())
             : logThinning.admit(
                 status: status,
                 attention: attention.map { ResponseLogThinning.kind(code: $0.code.rawValue, detail: $0.detail) },

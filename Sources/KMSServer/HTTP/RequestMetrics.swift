@@ -55,8 +55,14 @@ struct RequestMetrics: Sendable {
     enum ClosedConnection: String, CaseIterable, Sendable {
         /// Past `KMS_MAX_CONNECTIONS`, or its host's share of them: closed at once, nothing read.
         case cap
-        /// A request head or body that did not arrive within its deadline, or a connection idle past it.
-        case deadline
+        /// A new connection whose first request head did not arrive within the header timeout (a client
+        /// that never sends, or trickles its head: the slow-client flood).
+        case head
+        /// A request body that did not arrive within the body timeout.
+        case body
+        /// A kept connection with no next request within the header timeout after its last answer: mostly
+        /// an ordinary idle keep-alive connection (SDKs keep them), so a baseline, not an attack.
+        case idle
         /// An answer the client did not read within the idle timeout.
         case stalled
         /// Bytes that are not HTTP/1.1 this server reads: answered `400`, then closed.
