@@ -297,6 +297,9 @@ public func buildApplication(
             Auditor.who(call), client: call.opened.client?.clientId ?? AuditEvent.sessionHash(call.opened.sessionId),
             permission: permission, key: error.detail ?? "", at: clock.now())
     }
+    channel.noteMissingKey = { permission, key, call in
+        await audit.cryptoKeyNotFound(permission, who: Auditor.who(call), key: key)
+    }
     let routes = makeRoutes(
         sessions: sessions, channel: channel, keys: keys, metrics: metrics, audit: audit,
         maxBodyBytes: config.maxBodyBytes, keyExchangeRate: config.keyExchangeRate)

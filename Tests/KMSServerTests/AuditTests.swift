@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import HummingbirdTesting
 import KMSCore
+import KMSProtocol
 import KMSTestSupport
 import Synchronization
 import Testing
@@ -44,6 +45,87 @@ import Testing
         #expect(
             !lines.contains(token) && !lines.contains(secretText)
                 && !lines.contains(Data(secretText.utf8).base64EncodedString()))
+    }
+
+    /// A crypto call whose key does not exist is refused `404` while its permission is decided, before the
+    /// call runs: its failure entry names the key as asked (an audit review: none was written, so a decrypt
+    /// of a deleted key's ciphertexts left no trace), on both doors; a DryRun records nothing. Without client
+    /// identity the call runs and fails as it did, its entry now naming the key as asked too.
+    @Test(arguments: ["required", "off"])
+    func cryptoCallsOnAMissingKeyAreRecorded(clientAuth: String) async throws {
+        try await AWSDoorTests.withDoor(["KMS_CLIENT_AUTH": clientAuth]) { server, session, door in
+            let missing = "key_AAAAAAAAAAAAAAAAAAAAAA"
+            #expect(
+                try await session.call(.post, "/crypto/encrypt", #"{"keyId":"nope","plaintext":"aGk="}"#).status == 404)
+            let orphan = "kms:v1:\(missing):2:" + String(repeating: "A", count: 40)
+            #expect(try await session.call(.post, "/crypto/decrypt", #"{"ciphertext":"\#(orphan)"}"#).status == 404)
+            #expect(try await session.call(.post, "/crypto/datakey", #"{"keyId":"\#(missing)"}"#).status == 404)
+            let (accessKeyId, secret) = try await AWSDoorTests.accessKey(session, "admin")
+            let encrypt = #"{"KeyId":"alias/nope","Plaintext":"aGk="}"#
+            #expect(try await door.send("Encrypt", encrypt, accessKeyId: accessKeyId, secret: secret).status == 400)
+            let dryRun = #"{"KeyId":"alias/nope","Plaintext":"aGk=","DryRun":true}"#
+            #expect(try await door.send("Encrypt", dryRun, accessKeyId: accessKeyId, secret: secret).status == 400)
+            let failures = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
+                .filter { $0.contains(#""code":"key_not_found""#) }
+            #expect(failures.count == 4, "\(failures)")
+            #expect(
+                failures.contains { $0.contains(#""type":"crypto.encrypt""#) && $0.contains(#""key":"nope""#) },
+                "\(failures)")
+            #expect(
+                failures.contains {
+                    $0.contains(#""type":"crypto.decrypt""#) && $0.contains(#""keyId":"\#(missing)""#)
+                })
+            #expect(
+                failures.contains {
+                    $0.contains(#""type":"crypto.datakey""#) && $0.contains(#""key":"\#(missing)""#)
+                        && $0.contains(#""keyId":"\#(missing)""#)
+                })
+            #expect(
+                failures.contains {
+                    $0.contains(#""type":"crypto.encrypt""#) && $0.contains(#""key":"alias/nope""#)
+                        && $0.contains(#""door":"aws""#)
+                })
+        }
+    }
+
+    /// A client change with nothing left to do (grants the client has, a repeated revocation of a client or
+    /// an access key) is marked `changed=false`, as a key's no-op is (an audit review: each repeat read as a
+    /// fresh success, so one access key had three revocation times).
+    @Test func aRepeatedClientChangeIsMarkedUnchanged() async throws {
+        let server = try TestServer()
+        try await server.run { client in
+            let session = WireSession(client: client)
+            try await session.establish()
+            let publicKey = Base64.encode(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation)
+            let grants = #"[{"keys":["*"],"allow":["crypto:encrypt"]}]"#
+            let added = try await session.call(
+                .post, "/clients", #"{"name":"phone","publicKey":"\#(publicKey)","grants":\#(grants)}"#)
+            #expect(added.status == 200)
+            let (accessKeyId, _) = try await AWSDoorTests.accessKey(session, "phone")
+            for target in [
+                "/clients/phone/grants", "/clients/phone/grants", "/clients/phone/access-keys/\(accessKeyId)/revoke",
+                "/clients/phone/access-keys/\(accessKeyId)/revoke", "/clients/phone/revoke",
+            ] {
+                let body = target.hasSuffix("grants") ? #"{"grants":\#(grants)}"# : "{}"
+                #expect(try await session.call(.post, target, body).status == 200, "\(target)")
+            }
+            // The client, by its id now (a revoked client's name no longer resolves), and its key again.
+            let clientId = try #require(added.json["clientId"] as? String)
+            for target in ["/clients/\(clientId)/revoke", "/clients/\(clientId)/access-keys/\(accessKeyId)/revoke"] {
+                #expect(try await session.call(.post, target, "{}").status == 200, "\(target)")
+            }
+            let outcomes = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
+                .filter { line in
+                    ["client.grants", "client.revoke", "client.access-key.revoke"].contains { type in
+                        line.contains(#""type":"\#(type)""#)
+                    } && line.contains(#""outcome":"success""#)
+                }
+            #expect(outcomes.count == 7, "\(outcomes)")
+            let unchanged = outcomes.map { $0.contains(#""changed":"false""#) }
+            // The grants it was enrolled with, twice; its key revoked, then again; the client revoked, then
+            // again; its key, revoked with the client.
+            #expect(unchanged == [true, true, false, true, false, true, true], "\(outcomes)")
+        }
     }
 
     /// A review finding: every failed key exchange, which needs no authentication, wrote an entry,

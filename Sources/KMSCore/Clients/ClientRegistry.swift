@@ -183,13 +183,22 @@ public struct ClientRegistry: Sendable {
     public func update(
         _ reference: String, _ change: @Sendable (ClientRecord) throws(KMSError) -> ClientRecord?
     ) async throws(KMSError) -> ClientRecord {
+        try await updateReportingWrite(reference, change).record
+    }
+
+    /// `update`, saying whether it wrote: a change with nothing left to do (a repeated revocation, grants
+    /// the client has) is marked `changed=false` in its audit outcome, as a key's no-op is (an audit
+    /// review: each repeat read as a fresh success, so a log held several revocation times for one key).
+    public func updateReportingWrite(
+        _ reference: String, _ change: @Sendable (ClientRecord) throws(KMSError) -> ClientRecord?
+    ) async throws(KMSError) -> (record: ClientRecord, written: Bool) {
         var reference = reference
         for _ in 0..<8 {
             let (current, revision) = try await resolve(reference)
             reference = current.clientId
-            guard let changed = try change(current) else { return current }
+            guard let changed = try change(current) else { return (current, false) }
             switch try await store.update(try seal(changed), expectedRevision: revision) {
-            case .updated: return changed
+            case .updated: return (changed, true)
             case .conflict: continue
             }
         }
@@ -198,8 +207,16 @@ public struct ClientRegistry: Sendable {
 
     /// `POST /clients/{client}/grants`.
     public func setGrants(_ reference: String, _ grants: [Grant]) async throws(KMSError) -> ClientRecord {
-        try await update(reference) { current throws(KMSError) in
+        try await setGrantsReportingWrite(reference, grants).record
+    }
+
+    /// `setGrants`, saying whether it wrote: the grants the client has already write nothing.
+    public func setGrantsReportingWrite(_ reference: String, _ grants: [Grant]) async throws(KMSError) -> (
+        record: ClientRecord, written: Bool
+    ) {
+        try await updateReportingWrite(reference) { current throws(KMSError) in
             guard current.isActive else { throw Self.clientRevoked }
+            guard current.grants != grants else { return nil }
             var changed = current
             changed.grants = grants
             return changed
@@ -208,8 +225,15 @@ public struct ClientRegistry: Sendable {
 
     /// `POST /clients/{client}/revoke`: final, idempotent; revokes the access keys too.
     public func revoke(_ reference: String) async throws(KMSError) -> ClientRecord {
+        try await revokeReportingWrite(reference).record
+    }
+
+    /// `revoke`, saying whether it wrote (false: revoked already).
+    public func revokeReportingWrite(_ reference: String) async throws(KMSError) -> (
+        record: ClientRecord, written: Bool
+    ) {
         let now = clock.now()
-        return try await update(reference) { current in
+        return try await updateReportingWrite(reference) { current in
             guard current.isActive else { return nil }
             var changed = current
             changed.revokedAt = now
@@ -267,8 +291,15 @@ public struct ClientRegistry: Sendable {
 
     /// `POST /clients/{client}/access-keys/{accessKeyId}/revoke`: idempotent.
     public func revokeAccessKey(_ reference: String, accessKeyId: String) async throws(KMSError) -> ClientRecord {
+        try await revokeAccessKeyReportingWrite(reference, accessKeyId: accessKeyId).record
+    }
+
+    /// `revokeAccessKey`, saying whether it wrote (false: revoked already, with the key or its client).
+    public func revokeAccessKeyReportingWrite(_ reference: String, accessKeyId: String) async throws(KMSError) -> (
+        record: ClientRecord, written: Bool
+    ) {
         let now = clock.now()
-        return try await update(reference) { current throws(KMSError) in
+        return try await updateReportingWrite(reference) { current throws(KMSError) in
             guard let index = current.accessKeys.firstIndex(where: { $0.accessKeyId == accessKeyId }) else {
                 throw KMSError(.accessKeyNotFound, "this client has no access key \(accessKeyId)")
             }

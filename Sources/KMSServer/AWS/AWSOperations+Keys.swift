@@ -41,7 +41,9 @@ extension AWSOperations {
             // The 409s, the clock and a no-op, before the intent entry records anything.
             let (current, changes) = try await keys.preview(change, on: record.keyId)
             guard changes else { return current }
-            return try await audit.durableChange(change.auditType, [("key", record.keyId)], who: call.who) {
+            return try await audit.durableChange(
+                change.auditType, [("key", record.keyId), ("keyId", record.keyId)], who: call.who
+            ) {
                 () throws(KMSError) in
                 try await keys.change(change, reportingWriteOn: record.keyId)
             } result: { outcome in
@@ -216,7 +218,9 @@ extension AWSOperations {
         try await native(arn(record)) { () throws(KMSError) in try await keys.checkRotation(record) }
         if dryRun { throw Self.dryRun }
         _ = try await native(arn(record)) { () throws(KMSError) in
-            return try await audit.durableChange("key.rotate", [("key", record.keyId)], who: call.who) {
+            return try await audit.durableChange(
+                "key.rotate", [("key", record.keyId), ("keyId", record.keyId)], who: call.who
+            ) {
                 () throws(KMSError) in
                 try await keys.rotate(record.keyId)
             } result: { record in

@@ -92,6 +92,21 @@ struct AWSOperations: Sendable {
     func key(_ text: String, _ permission: Permission?, _ call: Call, shown: String? = nil) async throws(AWSFault)
         -> KeyRecord
     {
+        do {
+            return try await resolvedKey(text, permission, call, shown: shown)
+        } catch {
+            // A crypto call's key that does not exist: its failure entry, as on the native door (an audit
+            // review: a Decrypt of a deleted key's blob left no trace). Not for DryRun, which records nothing.
+            if error.code == "NotFoundException", let permission, !call.dryRun {
+                await audit.cryptoKeyNotFound(permission, who: call.who, key: text)
+            }
+            throw error
+        }
+    }
+
+    private func resolvedKey(_ text: String, _ permission: Permission?, _ call: Call, shown: String?)
+        async throws(AWSFault) -> KeyRecord
+    {
         let reference: String
         switch partition.reference(text) {
         case .keyId(let id): reference = id

@@ -76,26 +76,28 @@ struct Auditor: Sendable {
 
     /// `keyId`: the key a ciphertext names, when no permission check decided
     /// one; read only when the call fails, so a success parses nothing more.
+    /// `asked`: the key as the request names it, for a failure with no key decided (`KMS_CLIENT_AUTH=off`).
     func crypto<Output: Sendable>(
         _ operation: String, _ call: SealedChannel.Call, keyId: @autoclosure () -> String? = nil,
-        keyAndVersion: (Output) -> (String, Int), _ body: () async throws(KMSError) -> Output
+        asked: String? = nil, keyAndVersion: (Output) -> (String, Int), _ body: () async throws(KMSError) -> Output
     ) async throws(KMSError) -> Output {
         try await crypto(
-            operation, who: Self.who(call), keyId: call.checkedKeyId ?? keyId(), keyAndVersion: keyAndVersion, body)
+            operation, who: Self.who(call), keyId: call.checkedKeyId ?? keyId(), asked: asked,
+            keyAndVersion: keyAndVersion, body)
     }
 
     /// `keyId`, the key the request was checked against, goes into a failure's
     /// entry too: a client guessing encryption contexts is then tied to the
     /// key it tried (a review found failures named no key).
     func crypto<Output: Sendable>(
-        _ operation: String, who: [(String, String)], keyId: @autoclosure () -> String?,
+        _ operation: String, who: [(String, String)], keyId: @autoclosure () -> String?, asked: String? = nil,
         keyAndVersion: (Output) -> (String, Int), _ body: () async throws(KMSError) -> Output
     ) async throws(KMSError) -> Output {
         let output: Output
         do {
             output = try await body()
         } catch {
-            let key = keyId().map { [("keyId", $0)] } ?? []
+            let key = keyId().map { [("keyId", $0)] } ?? asked.map(Self.asAsked) ?? []
             await log.recordBestEffort(
                 AuditEvent("crypto.\(operation)", outcome: "failure", who + key + [("code", error.code.rawValue)]))
             throw error
@@ -105,6 +107,28 @@ struct Auditor: Sendable {
             AuditEvent("crypto.\(operation)", who + [("keyId", keyId), ("version", "\(version)")]), durable: false)
         return output
     }
+
+    /// The failure entry of a crypto call refused `404` before it ran, while its permission was decided (on
+    /// either door): the key named does not exist, so it is named as asked (`key`, and `keyId` when the name
+    /// is one; an audit review found no entry for a decrypt of a deleted key's ciphertexts). Calls that
+    /// change no key only: others write nothing for a `404` decided before their intent.
+    func cryptoKeyNotFound(_ permission: Permission, who: [(String, String)], key: String) async {
+        guard let operation = Self.cryptoOperations[permission] else { return }
+        await log.recordBestEffort(
+            AuditEvent(
+                "crypto.\(operation)", outcome: "failure",
+                who + Self.asAsked(key) + [("code", ErrorCode.keyNotFound.rawValue)]))
+    }
+
+    /// A key no decision named, as the request named it: `key`, and `keyId` when the name is one.
+    static func asAsked(_ key: String) -> [(String, String)] {
+        [("key", key)] + (KeyIdentifier.isKeyId(key) ? [("keyId", key)] : [])
+    }
+
+    /// The crypto permissions and the entry each one's call writes.
+    static let cryptoOperations: [Permission: String] = [
+        .cryptoEncrypt: "encrypt", .cryptoDecrypt: "decrypt", .cryptoRewrap: "rewrap", .cryptoDatakey: "datakey",
+    ]
 
     /// An event that must not hold the request up (session events).
     func note(_ event: AuditEvent) async {

@@ -74,10 +74,10 @@ struct ClientsController: Sendable {
             try Self.authorize(call)
             let fields = [Self.target(reference), ("grants", Grant.auditText(grants))]
             return try await audit.durableChange("client.grants", fields, call) { () throws(KMSError) in
-                try await clients.setGrants(reference, grants)
+                try await clients.setGrantsReportingWrite(reference, grants)
             } result: {
-                [("targetClientId", $0.clientId), ("targetName", $0.name)]
-            }.body
+                Self.outcomeFields($0)
+            }.record.body
         }
         routes.sealed(
             .post, WirePath.clientRevoke, EmptyBody.self, permission: .clients,
@@ -91,10 +91,10 @@ struct ClientsController: Sendable {
             try Self.authorize(call)
             let record = try await audit.durableChange("client.revoke", [Self.target(reference)], call) {
                 () throws(KMSError) in
-                try await clients.revoke(reference)
+                try await clients.revokeReportingWrite(reference)
             } result: {
-                [("targetClientId", $0.clientId), ("targetName", $0.name)]
-            }
+                Self.outcomeFields($0)
+            }.record
             // identity-v1 section 3 wants revocation and session deletion as one step; they are
             // two stores here (sessions may live in memory). So a 200 means both are done: if the
             // deletion fails, the answer is its 503 and the revocation stands (a session used
@@ -149,11 +149,18 @@ struct ClientsController: Sendable {
             let fields = [Self.target(reference), ("accessKeyId", accessKeyId)]
             return try await audit.durableChange("client.access-key.revoke", fields, call) {
                 () throws(KMSError) in
-                try await clients.revokeAccessKey(reference, accessKeyId: accessKeyId)
+                try await clients.revokeAccessKeyReportingWrite(reference, accessKeyId: accessKeyId)
             } result: {
-                [("targetClientId", $0.clientId)]
-            }.body
+                [("targetClientId", $0.record.clientId)] + ($0.written ? [] : [("changed", "false")])
+            }.record.body
         }
+    }
+
+    /// A client change's outcome fields: the record's id and name, and `changed=false` when there was nothing
+    /// left to change (a repeat), as a key change's no-op is marked.
+    static func outcomeFields(_ outcome: (record: ClientRecord, written: Bool)) -> [(String, String)] {
+        [("targetClientId", outcome.record.clientId), ("targetName", outcome.record.name)]
+            + (outcome.written ? [] : [("changed", "false")])
     }
 
     /// The audit field naming the target as the request did (identity-v1 section 7).

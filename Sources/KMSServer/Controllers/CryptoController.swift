@@ -15,7 +15,7 @@ struct CryptoController: Sendable {
                 description: "AES-256-GCM under the key's active version; the ciphertext names key and version.",
                 errors: [.keyNotFound, .keyDisabled, .keyPendingDeletion])
         ) { input, call throws(KMSError) in
-            try await audit.crypto("encrypt", call, keyAndVersion: { ($0.keyId, $0.version) }) {
+            try await audit.crypto("encrypt", call, asked: input.keyId, keyAndVersion: { ($0.keyId, $0.version) }) {
                 () throws(KMSError) in
                 try await keys.encrypt(call.key(input.keyId), plaintext: input.plaintext, aad: input.aad ?? Data())
             }
@@ -64,7 +64,7 @@ struct CryptoController: Sendable {
                     "Envelope encryption: a fresh data key in the clear, and the same key encrypted under the managed key.",
                 errors: [.keyNotFound, .keyDisabled, .keyPendingDeletion])
         ) { input, call throws(KMSError) in
-            try await audit.crypto("datakey", call, keyAndVersion: { ($0.keyId, $0.version) }) {
+            try await audit.crypto("datakey", call, asked: input.keyId, keyAndVersion: { ($0.keyId, $0.version) }) {
                 () throws(KMSError) in
                 try await keys.dataKey(
                     call.key(input.keyId), bytes: input.bytes ?? CryptoLimits.defaultDataKeyBytes,

@@ -14,6 +14,8 @@ struct RoutePermission<Inner>: Sendable {
     /// decided on, which the handler then uses instead of the name (an alias
     /// moved meanwhile must not redirect the request to a key never checked).
     let check: (@Sendable (Inner, SealedChannel.Call, ClientRecord, KeyResolver) async throws(KMSError) -> String?)?
+    /// The key the request names as it names it (for a `404` found while checking: its audit entry).
+    var name: (@Sendable (Inner, SealedChannel.Call) -> String?)? = nil
 
     typealias KeyResolver = @Sendable (String) async throws(KMSError) -> KeyAccess.Names?
 
@@ -25,14 +27,17 @@ struct RoutePermission<Inner>: Sendable {
     static func key(_ permission: Permission, _ name: @escaping @Sendable (Inner, SealedChannel.Call) -> String?)
         -> Self
     {
-        Self(permission: permission) { input, call, client, resolve throws(KMSError) in
-            // An empty name is the inner request's fault: the handler answers its 400 (section 3's order).
-            guard let reference = name(input, call), !reference.isEmpty else { return nil }
-            // A name outside the key id and alias grammars names no key: it is decided like any
-            // missing key (identity-v1 section 4), so `404` only where a pattern matches it (`*`, a prefix)
-            // and `403` elsewhere; `resolve` answers it without a store read.
-            return try await KeyAccess.decide(permission, on: reference, grants: client.grants, resolve: resolve).keyId
-        }
+        Self(
+            permission: permission,
+            check: { input, call, client, resolve throws(KMSError) in
+                // An empty name is the inner request's fault: the handler answers its 400 (section 3's order).
+                guard let reference = name(input, call), !reference.isEmpty else { return nil }
+                // A name outside the key id and alias grammars names no key: it is decided like any
+                // missing key (identity-v1 section 4), so `404` only where a pattern matches it (`*`, a prefix)
+                // and `403` elsewhere; `resolve` answers it without a store read.
+                return try await KeyAccess.decide(permission, on: reference, grants: client.grants, resolve: resolve)
+                    .keyId
+            }, name: name)
     }
 
     /// `keys:create`, matched against the new key's alias.

@@ -28,6 +28,9 @@ struct SealedChannel: Sendable {
     let resolveKeyFresh: RoutePermission<EmptyBody>.KeyResolver
     /// Records `permission.denied` (identity-v1 section 7) without delaying the answer.
     var noteDenied: @Sendable (Permission?, KMSError, Call) -> Void = { _, _, _ in }
+    /// Records the failure of a call refused `404` while its permission was checked: the key it names, as
+    /// named, does not exist (a crypto call's entry; an audit review found none written).
+    var noteMissingKey: @Sendable (Permission, String, Call) async -> Void = { _, _, _ in }
 
     /// What a sealed handler sees besides its inner request.
     struct Call: Sendable {
@@ -93,6 +96,11 @@ struct SealedChannel: Sendable {
                             input, call, client, changesKey ? resolveKeyFresh : resolveKey)
                     } catch {
                         if error.code == .permissionDenied { call.noteDenied(permission.permission, error) }
+                        if error.code == .keyNotFound, let checked = permission.permission,
+                            let name = permission.name?(input, call)
+                        {
+                            await noteMissingKey(checked, name, call)
+                        }
                         throw error
                     }
                 }
