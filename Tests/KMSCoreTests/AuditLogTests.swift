@@ -93,7 +93,7 @@ import Testing
         let report = verify(key: otherKey)
         let expected = [
             "edited": "edited", "deleted": "deleted", "reordered": "reordered", "inserted": "inserted",
-            "wrong key": "wrong public key", "torn tail": "incomplete",
+            "wrong key": "signed by another audit key", "torn tail": "incomplete",
         ]
         #expect(report.failure?.contains(expected[how] ?? "?") == true, "\(how): \(report.failure ?? "none")")
         // A torn last line is reported after the complete lines before it are checked (a probe: "after 0
@@ -369,7 +369,7 @@ import Testing
         await log.flush()
         let both = verify(key: oldKey.publicKey)
         #expect(both.isValid && both.entries == 8 && both.checkpoints == 1 && both.unsignedTail == nil, "\(both)")
-        #expect(verify().failure?.contains("wrong public key") == true)
+        #expect(verify().failure?.contains("signed by another audit key") == true)
     }
 
     /// A crash between entries and their checkpoint: the next start records the unsigned tail

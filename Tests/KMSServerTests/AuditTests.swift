@@ -88,6 +88,23 @@ import Testing
         }
     }
 
+    /// The AWS door's data keys with and without plaintext are told apart in the log (an audit review).
+    @Test func aDataKeyWithoutPlaintextSaysSo() async throws {
+        try await AWSDoorTests.withDoor { server, session, door in
+            let keyId = try #require(try await session.call(.post, "/keys/generate", "{}").json["keyId"] as? String)
+            let (accessKeyId, secret) = try await AWSDoorTests.accessKey(session, "admin")
+            let arn = try #require(AWSKeyId.uuid(fromNative: keyId))
+            for operation in ["GenerateDataKey", "GenerateDataKeyWithoutPlaintext"] {
+                let answer = try await door.send(
+                    operation, #"{"KeyId":"\#(arn)","KeySpec":"AES_256"}"#, accessKeyId: accessKeyId, secret: secret)
+                #expect(answer.status == 200, "\(operation): \(answer.json)")
+            }
+            let entries = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
+                .filter { $0.contains(#""type":"crypto.datakey""#) }
+            #expect(entries.map { $0.contains(#""withoutPlaintext":"true""#) } == [false, true], "\(entries)")
+        }
+    }
+
     /// A client change with nothing left to do (grants the client has, a repeated revocation of a client or
     /// an access key) is marked `changed=false`, as a key's no-op is (an audit review: each repeat read as a
     /// fresh success, so one access key had three revocation times).

@@ -344,7 +344,7 @@ import Testing
         let wrongKey = try await CLIProcess.run([
             "audit", "verify", data.appendingPathComponent("audit.log").path, "--public-key", other,
         ])
-        #expect(wrongKey.status == 2 && wrongKey.stdout.contains("wrong public key"))
+        #expect(wrongKey.status == 2 && wrongKey.stdout.contains("signed by another audit key"))
         // Two adjacent entries (not checkpoint lines, whose place depends on timing) swap places.
         let adjacent = try #require(
             lines.indices.dropLast().first { index in

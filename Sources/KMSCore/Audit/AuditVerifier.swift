@@ -12,6 +12,10 @@ import KMSProtocol
 /// shorter chain: only a checkpoint kept elsewhere (`kms audit checkpoint`)
 /// reveals it.
 public enum AuditVerifier {
+    /// The first signature of a log fails: the key given is not the one that signed it, or it was edited.
+    static let firstSignatureFails =
+        "the first signature does not verify under this public key: the log was signed by another audit key (one a restore with --replace-server-secrets replaced: verify it with the key the restore named, --public-key), or it was edited"
+
     public struct Checkpoint: Sendable, Equatable {
         public let seq: UInt64
         public let hash: String
@@ -166,7 +170,7 @@ public enum AuditVerifier {
                         report.failure =
                             signatureSeen
                             ? "\(place): the checkpoint's signature does not verify: an entry before it was edited (and the chain recomputed), or the checkpoint was"
-                            : "\(place): the signature does not verify: wrong public key, or the log was edited"
+                            : "\(place): \(Self.firstSignatureFails)"
                         return report
                     }
                     signatureSeen = true
@@ -198,7 +202,7 @@ public enum AuditVerifier {
                         report.failure =
                             signatureSeen
                             ? "\(place): the signature does not verify: the entry was edited"
-                            : "\(place): the signature does not verify: wrong public key, or the entry was edited"
+                            : "\(place): \(Self.firstSignatureFails)"
                         return report
                     }
                     signatureSeen = true

@@ -348,9 +348,12 @@ struct AWSOperations: Sendable {
         let record = try await key(reference, .cryptoDatakey, call)
         if dryRun { throw Self.dryRun }
         let dataKey = SymmetricKeyBytes.random(count: bytes)
+        // GenerateDataKeyWithoutPlaintext returns no plaintext: its entry says so (an audit review: the two
+        // read the same).
+        let who = call.who + (plaintext ? [] : [("withoutPlaintext", "true")])
         let sealed = try await native(arn(record)) { () throws(KMSError) in
             try await audit.crypto(
-                "datakey", who: call.who, keyId: record.keyId, keyAndVersion: { ($0.keyId, $0.version) }
+                "datakey", who: who, keyId: record.keyId, keyAndVersion: { ($0.keyId, $0.version) }
             ) {
                 () throws(KMSError) in try await keys.encrypt(record.keyId, plaintext: dataKey, aad: aad)
             }
