@@ -295,10 +295,13 @@ public func buildApplication(
     channel.noteDenied = { permission, error, call in
         audit.permissionDenied(
             Auditor.who(call), client: call.opened.client?.clientId ?? AuditEvent.sessionHash(call.opened.sessionId),
-            permission: permission, key: error.detail ?? "", at: clock.now())
+            // The name as asked only in a form no secret has (`Auditor.shownName`; a review: a secret pasted as
+            // a key name was recorded whole). An empty one (no key named) stays empty.
+            permission: permission, key: (error.detail ?? "").isEmpty ? "" : Auditor.shownName(error.detail ?? ""),
+            at: clock.now())
     }
     channel.noteMissingKey = { permission, key, call in
-        await audit.cryptoKeyNotFound(permission, who: Auditor.who(call), key: key)
+        await audit.cryptoKeyNotFound(permission, who: Auditor.who(call), key: Auditor.asAsked(key))
     }
     let routes = makeRoutes(
         sessions: sessions, channel: channel, keys: keys, metrics: metrics, audit: audit,

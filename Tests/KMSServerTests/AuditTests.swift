@@ -65,9 +65,31 @@ import Testing
             #expect(try await door.send("Encrypt", encrypt, accessKeyId: accessKeyId, secret: secret).status == 400)
             let dryRun = #"{"KeyId":"alias/nope","Plaintext":"aGk=","DryRun":true}"#
             #expect(try await door.send("Encrypt", dryRun, accessKeyId: accessKeyId, secret: secret).status == 400)
-            let failures = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
-                .filter { $0.contains(#""code":"key_not_found""#) }
-            #expect(failures.count == 4, "\(failures)")
+            // A name that may be a secret pasted in the wrong place is recorded by its length only (two
+            // reviews: the session's token as a keyId, and the access key's secret as a KeyId, were written
+            // whole beside the access key id); a UUID is named by its keyId too.
+            let token = session.token
+            #expect(
+                try await session.call(.post, "/crypto/encrypt", #"{"keyId":"\#(token)","plaintext":"aGk="}"#).status
+                    == 404)
+            let pasted = #"{"KeyId":"\#(secret)","Plaintext":"aGk="}"#
+            #expect(try await door.send("Encrypt", pasted, accessKeyId: accessKeyId, secret: secret).status == 400)
+            let uuid = try #require(AWSKeyId.uuid(fromNative: missing))
+            let withoutPlaintext = #"{"KeyId":"\#(uuid)","KeySpec":"AES_256"}"#
+            #expect(
+                try await door.send(
+                    "GenerateDataKeyWithoutPlaintext", withoutPlaintext, accessKeyId: accessKeyId, secret: secret
+                ).status == 400)
+            let log = try String(contentsOf: server.config.auditLog, encoding: .utf8)
+            #expect(!log.contains(token) && !log.contains(secret))
+            let failures = log.split(separator: "\n").filter { $0.contains(#""code":"key_not_found""#) }
+            #expect(failures.count == 7, "\(failures)")
+            #expect(failures.filter { $0.contains(#""key":"(not shown: "#) }.count == 2, "\(failures)")
+            #expect(
+                failures.contains {
+                    $0.contains(#""type":"crypto.datakey""#) && $0.contains(#""key":"\#(uuid)""#)
+                        && $0.contains(#""keyId":"\#(missing)""#) && $0.contains(#""withoutPlaintext":"true""#)
+                }, "\(failures)")
             #expect(
                 failures.contains { $0.contains(#""type":"crypto.encrypt""#) && $0.contains(#""key":"nope""#) },
                 "\(failures)")

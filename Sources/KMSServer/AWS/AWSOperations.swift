@@ -89,18 +89,33 @@ struct AWSOperations: Sendable {
     /// `shown`: how a refusal names the key, when `text` is not what the caller wrote (a native keyId read
     /// from a ciphertext, or a key already resolved): an AWS caller never sees native ids, and the key an
     /// alias resolved to must not be named to a caller refused on it.
-    func key(_ text: String, _ permission: Permission?, _ call: Call, shown: String? = nil) async throws(AWSFault)
-        -> KeyRecord
-    {
+    /// `noting`: a crypto call's missing key writes its failure entry (false for a second check of keys
+    /// already resolved, which is not the call's own refusal).
+    /// `fields`: the operation's own fields for that entry (`withoutPlaintext`, ReEncrypt's source).
+    func key(
+        _ text: String, _ permission: Permission?, _ call: Call, shown: String? = nil, noting: Bool = true,
+        fields: [(String, String)] = []
+    ) async throws(AWSFault) -> KeyRecord {
         do {
             return try await resolvedKey(text, permission, call, shown: shown)
         } catch {
             // A crypto call's key that does not exist: its failure entry, as on the native door (an audit
             // review: a Decrypt of a deleted key's blob left no trace). Not for DryRun, which records nothing.
-            if error.code == "NotFoundException", let permission, !call.dryRun {
-                await audit.cryptoKeyNotFound(permission, who: call.who, key: text)
+            if error.code == "NotFoundException", noting, let permission, !call.dryRun {
+                await audit.cryptoKeyNotFound(permission, who: call.who + fields, key: entryFields(text))
             }
             throw error
+        }
+    }
+
+    /// How an entry names a key the caller named: a key id, a key ARN or an alias of at most
+    /// `Echo.maxShownLength` bytes as written (`keyId` too for the first two), anything else by its
+    /// length only (`Auditor.shownName`: a `KeyId` not in form may be a secret pasted in the wrong place).
+    func entryFields(_ text: String) -> [(String, String)] {
+        switch partition.reference(text) {
+        case .keyId(let id): [("key", text), ("keyId", id)]
+        case .alias(let name) where Echo.mayShow(name): [("key", text)]
+        default: [("key", "(not shown: \(text.utf8.count) bytes)")]
         }
     }
 
@@ -287,7 +302,9 @@ struct AWSOperations: Sendable {
         let source = try await key(
             try Self.reference(ciphertext, named, "SourceKeyId"), .cryptoRewrap, call, shown: sourceShown)
         if ciphertext != nil { try checkNames(named, source, "source key ID") }
-        let destination = try await key(destinationReference, .cryptoRewrap, call)
+        let destination = try await key(
+            destinationReference, .cryptoRewrap, call,
+            fields: ciphertext.map { [("sourceKeyId", source.keyId), ("sourceVersion", "\($0.version)")] } ?? [])
         if destination.keyId != source.keyId || destinationAAD != sourceAAD {
             // Beyond the contract's `crypto:rewrap` on both keys: a ciphertext moved to another key can
             // be decrypted by whoever may decrypt there, and one given another context loses the binding
@@ -297,8 +314,8 @@ struct AWSOperations: Sendable {
             // what native rewrap does (same key, same context) needs `crypto:rewrap` alone (docs/aws.md).
             // Judged on the keys already resolved, never on the names again: an alias moved in between
             // would have the encrypt permission checked on one key and the ciphertext sealed under another.
-            _ = try await key(source.keyId, .cryptoDecrypt, call, shown: sourceShown)
-            _ = try await key(destination.keyId, .cryptoEncrypt, call, shown: destinationReference)
+            _ = try await key(source.keyId, .cryptoDecrypt, call, shown: sourceShown, noting: false)
+            _ = try await key(destination.keyId, .cryptoEncrypt, call, shown: destinationReference, noting: false)
         }
         guard let ciphertext, !dryRun else { throw Self.dryRun }
         // One audit entry for both halves: a failed source decrypt is recorded too.
@@ -345,12 +362,13 @@ struct AWSOperations: Sendable {
         }
         let aad = try input.context()
         let dryRun = try input.dryRun()
-        let record = try await key(reference, .cryptoDatakey, call)
+        // GenerateDataKeyWithoutPlaintext returns no plaintext: its entries say so, a failure's too (an audit
+        // review: the two read the same).
+        let extra = plaintext ? [] : [("withoutPlaintext", "true")]
+        let record = try await key(reference, .cryptoDatakey, call, fields: extra)
         if dryRun { throw Self.dryRun }
         let dataKey = SymmetricKeyBytes.random(count: bytes)
-        // GenerateDataKeyWithoutPlaintext returns no plaintext: its entry says so (an audit review: the two
-        // read the same).
-        let who = call.who + (plaintext ? [] : [("withoutPlaintext", "true")])
+        let who = call.who + extra
         let sealed = try await native(arn(record)) { () throws(KMSError) in
             try await audit.crypto(
                 "datakey", who: who, keyId: record.keyId, keyAndVersion: { ($0.keyId, $0.version) }

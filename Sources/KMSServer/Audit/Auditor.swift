@@ -97,7 +97,7 @@ struct Auditor: Sendable {
         do {
             output = try await body()
         } catch {
-            let key = keyId().map { [("keyId", $0)] } ?? asked.map(Self.asAsked) ?? []
+            let key = keyId().map { [("keyId", $0)] } ?? asked.flatMap { $0.isEmpty ? nil : Self.asAsked($0) } ?? []
             await log.recordBestEffort(
                 AuditEvent("crypto.\(operation)", outcome: "failure", who + key + [("code", error.code.rawValue)]))
             throw error
@@ -112,17 +112,28 @@ struct Auditor: Sendable {
     /// either door): the key named does not exist, so it is named as asked (`key`, and `keyId` when the name
     /// is one; an audit review found no entry for a decrypt of a deleted key's ciphertexts). Calls that
     /// change no key only: others write nothing for a `404` decided before their intent.
-    func cryptoKeyNotFound(_ permission: Permission, who: [(String, String)], key: String) async {
+    /// `key`: the entry's fields naming it (`asAsked`, or the AWS door's own).
+    func cryptoKeyNotFound(_ permission: Permission, who: [(String, String)], key: [(String, String)]) async {
         guard let operation = Self.cryptoOperations[permission] else { return }
         await log.recordBestEffort(
             AuditEvent(
-                "crypto.\(operation)", outcome: "failure",
-                who + Self.asAsked(key) + [("code", ErrorCode.keyNotFound.rawValue)]))
+                "crypto.\(operation)", outcome: "failure", who + key + [("code", ErrorCode.keyNotFound.rawValue)]))
     }
 
-    /// A key no decision named, as the request named it: `key`, and `keyId` when the name is one.
+    /// A key no decision named, as the request named it (`shownName`): `key`, and `keyId` when the name
+    /// is one.
     static func asAsked(_ key: String) -> [(String, String)] {
-        [("key", key)] + (KeyIdentifier.isKeyId(key) ? [("keyId", key)] : [])
+        [("key", shownName(key))] + (KeyIdentifier.isKeyId(key) ? [("keyId", key)] : [])
+    }
+
+    /// A name a request gave for a key, as an entry may hold it: a key id, or an alias of at most
+    /// `Echo.maxShownLength` bytes, as it is; anything else by its length only. A name of no key may be a
+    /// secret pasted in the wrong place (a token, a plaintext, an AWS secret access key), and the log is
+    /// signed and kept (a review of the entries for missing keys: a swapped keyId and plaintext was
+    /// recorded whole), as the request log hides such a path segment (`LoggedPath`).
+    static func shownName(_ name: String) -> String {
+        KeyIdentifier.isKeyId(name) || (Echo.mayShow(name) && KeyIdentifier.isAliasSyntax(name))
+            ? name : "(not shown: \(name.utf8.count) bytes)"
     }
 
     /// The crypto permissions and the entry each one's call writes.
