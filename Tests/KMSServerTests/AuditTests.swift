@@ -110,6 +110,32 @@ import Testing
         }
     }
 
+    /// A denied name is recorded by the same rule on both doors: an alias past 23 bytes (a token given as
+    /// `alias/$X`) by its length only (a review: the AWS door's `permission.denied` recorded it whole).
+    @Test func aDeniedNameThatMayBeASecretIsNotRecorded() async throws {
+        try await AWSDoorTests.withDoor(["KMS_CLIENT_AUTH": "required"]) { server, session, door in
+            let publicKey = Base64.encode(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation)
+            let grants = #"[{"keys":["photos"],"allow":["crypto:encrypt"]}]"#
+            let added = try await session.call(
+                .post, "/clients", #"{"name":"scoped","publicKey":"\#(publicKey)","grants":\#(grants)}"#)
+            let clientId = try #require(added.json["clientId"] as? String)
+            let (accessKeyId, secret) = try await AWSDoorTests.accessKey(session, clientId)
+            let token = "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6"
+            let denied = try await door.send(
+                "Encrypt", #"{"KeyId":"alias/\#(token)","Plaintext":"aGk="}"#, accessKeyId: accessKeyId, secret: secret)
+            #expect(denied.json["__type"] as? String == "AccessDeniedException", "\(denied.json)")
+            // The audit writer takes denials in the background.
+            var entries: [Substring] = []
+            for _ in 0..<50 where entries.isEmpty {
+                entries = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
+                    .filter { $0.contains(#""type":"permission.denied""#) }
+                if entries.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(entries.count == 1 && entries.allSatisfy { $0.contains(#""key":"(not shown: 50 bytes)""#) })
+            #expect(!(try String(contentsOf: server.config.auditLog, encoding: .utf8)).contains(token))
+        }
+    }
+
     /// The AWS door's data keys with and without plaintext are told apart in the log (an audit review).
     @Test func aDataKeyWithoutPlaintextSaysSo() async throws {
         try await AWSDoorTests.withDoor { server, session, door in

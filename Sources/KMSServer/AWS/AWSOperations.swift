@@ -112,10 +112,17 @@ struct AWSOperations: Sendable {
     /// `Echo.maxShownLength` bytes as written (`keyId` too for the first two), anything else by its
     /// length only (`Auditor.shownName`: a `KeyId` not in form may be a secret pasted in the wrong place).
     func entryFields(_ text: String) -> [(String, String)] {
+        if case .keyId(let id) = partition.reference(text) { return [("key", text), ("keyId", id)] }
+        return [("key", shownKey(text))]
+    }
+
+    /// `text` when it is a key's UUID or ARN or an alias of at most `Echo.maxShownLength` bytes, else its
+    /// length (a review: the AWS door's `permission.denied` recorded `alias/<a token>` whole).
+    func shownKey(_ text: String) -> String {
         switch partition.reference(text) {
-        case .keyId(let id): [("key", text), ("keyId", id)]
-        case .alias(let name) where Echo.mayShow(name): [("key", text)]
-        default: [("key", "(not shown: \(text.utf8.count) bytes)")]
+        case .keyId: text
+        case .alias(let name) where Echo.mayShow(name): text
+        default: "(not shown: \(text.utf8.count) bytes)"
         }
     }
 
@@ -152,9 +159,11 @@ struct AWSOperations: Sendable {
         }
     }
 
+    /// The key as the entry names it (`entryFields`: an alias past 23 bytes by its length only).
     func noteDenied(_ permission: Permission?, _ key: String, _ call: Call) {
         audit.permissionDenied(
-            call.who, client: call.caller.client.clientId, permission: permission, key: key, at: keys.clock.now())
+            call.who, client: call.caller.client.clientId, permission: permission, key: shownKey(key),
+            at: keys.clock.now())
     }
 
     func arn(_ record: KeyRecord) -> String { partition.keyArn(native: record.keyId) }

@@ -123,16 +123,21 @@ struct Auditor: Sendable {
     /// A key no decision named, as the request named it (`shownName`): `key`, and `keyId` when the name
     /// is one.
     static func asAsked(_ key: String) -> [(String, String)] {
-        [("key", shownName(key))] + (KeyIdentifier.isKeyId(key) ? [("keyId", key)] : [])
+        [("key", shownName(key))] + (isServerKeyId(key) ? [("keyId", key)] : [])
     }
 
+    /// A key id of the form the server makes (`key_` and 22 base64url characters, 16 bytes), exactly: the
+    /// ids' parser takes 1 to 60 characters after `key_`, where a token would fit (a review).
+    static func isServerKeyId(_ name: String) -> Bool { AWSKeyId.uuid(fromNative: name) != nil }
+
     /// A name a request gave for a key, as an entry may hold it: a key id, or an alias of at most
-    /// `Echo.maxShownLength` bytes, as it is; anything else by its length only. A name of no key may be a
+    /// `Echo.maxShownLength` bytes, as it is; anything else by its length only (what may be shown, not a
+    /// proof of no secret: a short base64 text fits an alias's form). A name of no key may be a
     /// secret pasted in the wrong place (a token, a plaintext, an AWS secret access key), and the log is
     /// signed and kept (a review of the entries for missing keys: a swapped keyId and plaintext was
     /// recorded whole), as the request log hides such a path segment (`LoggedPath`).
     static func shownName(_ name: String) -> String {
-        KeyIdentifier.isKeyId(name) || (Echo.mayShow(name) && KeyIdentifier.isAliasSyntax(name))
+        isServerKeyId(name) || (Echo.mayShow(name) && KeyIdentifier.isAliasSyntax(name))
             ? name : "(not shown: \(name.utf8.count) bytes)"
     }
 
