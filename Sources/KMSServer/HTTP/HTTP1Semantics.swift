@@ -50,7 +50,7 @@ final class HTTP1Semantics: ChannelDuplexHandler, RemovableChannelHandler {
     /// `Host` and was answered). The names are compared in ASCII case and with the scheme's default port
     /// written out (RFC 9110 section 4.2.3: `http://kms/` and `Host: kms:80` name one server). The
     /// origin form, which every client sends, passes untouched, and so does `OPTIONS *` (the asterisk
-    /// form, a load balancer's health check), which the routes answer as any path they do not have.
+    /// form, which RFC 9112 section 3.2.4 gives OPTIONS), which the routes answer as any path they do not have.
     static func targetAgrees(_ target: String, host: String, method: HTTPMethod = .GET) -> Bool {
         if target.hasPrefix("/") || (target == "*" && method == .OPTIONS) { return true }
         let bytes = Array(target.utf8)
