@@ -230,7 +230,11 @@ import Testing
                 url: proxied, prefix: PostgresTestDatabase.newPrefix(), logger: .init(label: "test"), migrate: false,
                 callTimeout: .seconds(1))
         } throws: { error in
-            "\(error)".contains("cannot prepare the schema") && "\(error)".contains("no answer within 10 s")
+            // The schema step's deadline, or (on a machine so loaded that the probe through this process's
+            // own proxy is not answered in 10 s: a CI run with two busy loops, 2026-12-06) the probe's: either
+            // way start-up fails within its deadlines instead of waiting for ever, which is what this holds.
+            "\(error)".contains("no answer within 10 s")
+                && ("\(error)".contains("cannot prepare the schema") || "\(error)".contains("cannot connect"))
         }
     }
 
