@@ -117,7 +117,13 @@ public func buildApplication(
     // Whether this store was started before (a first start enrols a client, after its audit key and log
     // exist): a start that then finds no audit key and no log says so, since the two going together leave
     // no other trace (`openAudit`).
-    let startedBefore = (try? await stores.clients.list(after: nil, limit: 1).isEmpty) == false
+    // Read with `try`: a failed read is no answer (taken for "never started", it dropped the warnings below).
+    let startedBefore: Bool
+    do {
+        startedBefore = try await !stores.clients.list(after: nil, limit: 1).isEmpty
+    } catch {
+        throw StartupFailure("the client registry", error)
+    }
     // A store without an identity key but with an audit key: the master key must open the audit key before
     // a new identity is made and stored under it (an operator-mistakes review: a start with the wrong key
     // made one, then failed on the audit key, and every later start with the right key was refused by it).

@@ -254,6 +254,12 @@ import Testing
             try KMSConfiguration(environment: ["KMS_PORT": "80x"])
         }
         #expect(short.map { "\($0)".contains("'80x'") } == true)
+        // An AWS secret access key's length (40) is not short (a review: the limit was 40 bytes).
+        let secret = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY12"
+        let pasted = #expect(throws: KMSConfiguration.Invalid.self) {
+            try KMSConfiguration(environment: ["KMS_PORT": secret])
+        }
+        #expect(pasted.map { !"\($0)".contains(secret) } == true, "\(String(describing: pasted))")
         // Its control characters escaped by the message itself, whatever writes it.
         let controls = #expect(throws: KMSConfiguration.Invalid.self) {
             try KMSConfiguration(environment: ["KMS_PORT": "80\u{1B}[2J\r"])

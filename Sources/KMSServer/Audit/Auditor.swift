@@ -97,7 +97,12 @@ struct Auditor: Sendable {
         do {
             output = try await body()
         } catch {
-            let key = keyId().map { [("keyId", $0)] } ?? asked.flatMap { $0.isEmpty ? nil : Self.asAsked($0) } ?? []
+            // A key id a ciphertext named is the client's text too (its parser takes up to 60 characters after
+            // `key_`): recorded by the same rule as a name as asked (a review).
+            let named = keyId()
+            let key =
+                named.map { Self.isServerKeyId($0) ? [("keyId", $0)] : Self.asAsked($0) }
+                ?? asked.flatMap { $0.isEmpty ? nil : Self.asAsked($0) } ?? []
             await log.recordBestEffort(
                 AuditEvent("crypto.\(operation)", outcome: "failure", who + key + [("code", error.code.rawValue)]))
             throw error

@@ -3,13 +3,14 @@ import KMSProtocol
 
 /// Typed, validating reads of configuration values; every failure names its variable.
 struct ConfigReader {
-    /// A refused value as an error message may quote it: short ones only, their control characters
+    /// A refused value as an error message may quote it: short ones only (`Echo.mayShow`: an AWS secret
+    /// access key is 40 bytes, a token at least 32), their control characters
     /// escaped here (whatever writes the message: standard error, a log). A longer one may hold
     /// something else (a review's CRLF `.env` made `KMS_PORT` the rest of the file, master key included,
     /// which the refusal then printed to the journal). Backslashes are not doubled, so a writer that
     /// escapes again changes nothing.
     static func shown(_ text: String) -> String {
-        guard text.utf8.count <= 40 else {
+        guard Echo.mayShow(text) else {
             return "a value of \(text.utf8.count) bytes (not shown: it may hold more than this setting)"
         }
         return "'\(TerminalText.escaped(text, doublingBackslashes: false))'"
