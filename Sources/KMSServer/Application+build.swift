@@ -109,7 +109,19 @@ public func buildApplication(
         base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
     // Announced at once, as before: a start that fails later (a database lost mid-start) would otherwise never
     // announce a good key (a review); a useless one is named as such by the refusal below.
-    if createdMasterKey { MasterKeyLoader.noteCreated(config.masterKeyFile, logger: logger) }
+    if createdMasterKey {
+        MasterKeyLoader.noteCreated(config.masterKeyFile, logger: logger)
+        let relative = config.relativePathSettings
+        if !relative.isEmpty {
+            // A notice, not a warning: the defaults are relative, and a newcomer's first start is this one.
+            logger.notice(
+                "\(relative.joined(separator: ", ")) are relative paths, read from the folder kms serve was started in: start it from that folder each time, or give absolute paths, or a start elsewhere makes another new store",
+                metadata: [
+                    "folder": "\(FileManager.default.currentDirectoryPath)",
+                    "keyStorePath": "\(config.keyStorePath.path)",
+                ])
+        }
+    }
     let stores = try await openStores(config, dependencies: dependencies, masterKey: masterKey, storeLock: storeLock)
     if createdMasterKey {
         try await refuseNewMasterKeyForOldStore(config, masterKey: masterKey, secrets: stores.secrets)

@@ -547,11 +547,18 @@ struct DoctorCommand: AsyncParsableCommand {
         defer { _ = client.shutdown() }
         guard
             let response = try? await client.execute(
-                HTTPClientRequest(url: url + WirePath.metrics), timeout: .seconds(5)),
-            response.status == .ok, let body = try? await response.body.collect(upTo: 4 << 20)
+                HTTPClientRequest(url: url + WirePath.metrics), timeout: .seconds(5))
         else {
             return report(
                 .skip, "proxy", "not checked: the server does not answer at \(url)\(WirePath.metrics) (pass --url)")
+        }
+        // A server that answers but refuses this host (an operator-mistakes hunt: the row said it did not answer).
+        guard response.status == .ok, let body = try? await response.body.collect(upTo: 4 << 20) else {
+            let why =
+                response.status == .forbidden
+                ? "the server at \(url) refuses this host's address (KMS_WHITELIST), so its metrics cannot be read from here"
+                : "the server at \(url) answered \(WirePath.metrics) with \(response.status.code)"
+            return report(.skip, "proxy", "not checked: \(why)")
         }
         let text = String(buffer: body)
         let line = text.split(separator: "\n").first { $0.hasPrefix("kms_proxy_requests_without_forwarded_for_total") }

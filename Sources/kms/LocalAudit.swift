@@ -10,8 +10,19 @@ import Logging
 /// `via` = `local`, so what was done to a store offline stands in the record
 /// that the server's own entries continue.
 enum LocalAudit {
-    /// The fields that mark an entry written by a local verb.
-    static let via: [(String, String)] = [("via", "local"), ("client", "local")]
+    /// The fields that mark an entry written by a local verb, with the operating-system user who ran it
+    /// (an audit review: `client: local` said nothing of who; `sudoUser` too when run through sudo, as
+    /// sudo sets it: the person behind a root shell).
+    static let via: [(String, String)] =
+        [("via", "local"), ("client", "local"), ("osUser", osUser)]
+        + (ProcessInfo.processInfo.environment["SUDO_USER"].map { [("sudoUser", $0)] } ?? [])
+
+    /// The effective user's name and uid (`root (uid 0)`), or the uid alone when it has no name.
+    static var osUser: String {
+        let uid = geteuid()
+        guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return "uid \(uid)" }
+        return "\(String(cString: name)) (uid \(uid))"
+    }
 
     /// The configured log, continued under `key` (refused when another key
     /// signed it, as `kms serve` refuses it). Its entries wait for the disk

@@ -53,9 +53,11 @@ import Testing
         let created = try await registry.createAccessKey("phone")
         #expect(AccessKeyRecord.isAccessKeyId(created.accessKeyId))
         #expect(Base64.decodeStrict(created.secret)?.count == 30)
-        let revoked = try await registry.revoke("phone")
-        #expect(revoked.revokedAt != nil && revoked.accessKeys.allSatisfy { $0.revokedAt != nil })
-        #expect(try await registry.revoke(phone.clientId) == revoked)
+        let (revoked, written) = try await registry.revoke("phone")
+        #expect(written && revoked.revokedAt != nil && revoked.accessKeys.allSatisfy { $0.revokedAt != nil })
+        // Again: nothing written, and the record as it was.
+        let again = try await registry.revoke(phone.clientId)
+        #expect(again.record == revoked && !again.written)
         // By name a revoked client no longer resolves.
         await #expect(throws: KMSError(.clientNotFound, "")) { _ = try await registry.revoke("phone") }
         await #expect(throws: KMSError(.clientRevoked, "")) { _ = try await registry.setGrants(phone.clientId, []) }
@@ -74,8 +76,9 @@ import Testing
         _ = try await registry.createAccessKey("nas")
         await #expect(throws: KMSError(.limitReached, "")) { _ = try await registry.createAccessKey("nas") }
         let revoked = try await registry.revokeAccessKey("nas", accessKeyId: first.accessKeyId)
-        #expect(revoked.accessKeys.first?.revokedAt != nil)
-        #expect(try await registry.revokeAccessKey("nas", accessKeyId: first.accessKeyId) == revoked)
+        #expect(revoked.written && revoked.record.accessKeys.first?.revokedAt != nil)
+        let again = try await registry.revokeAccessKey("nas", accessKeyId: first.accessKeyId)
+        #expect(again.record == revoked.record && !again.written)
         await #expect(throws: KMSError(.accessKeyNotFound, "")) {
             _ = try await registry.revokeAccessKey("nas", accessKeyId: "AKIAAAAAAAAAAAAAAAAA")
         }
@@ -88,7 +91,7 @@ import Testing
         await #expect(throws: KMSError.lastAdmin) { _ = try await registry.setGrants("admin", []) }
         await #expect(throws: KMSError.lastAdmin) { _ = try await registry.revoke(admin.clientId) }
         _ = try await registry.add(name: "me", publicKey: Self.publicKey(), grants: [.everything])
-        #expect(try await registry.revoke("admin").revokedAt != nil)
+        #expect(try await registry.revoke("admin").record.revokedAt != nil)
     }
 }
 
@@ -241,7 +244,7 @@ import Testing
         }
         let first = try await registry.add(name: "laptop", publicKey: ClientRegistryTests.publicKey(), grants: [])
         store.arm(update: replaceLaptop)
-        let revoked = try await registry.revoke("laptop")
+        let (revoked, _) = try await registry.revoke("laptop")
         #expect(revoked.clientId == first.clientId && revoked.revokedAt != nil)
         let second = try await registry.resolve("laptop").record
         #expect(second.clientId != first.clientId && second.isActive)

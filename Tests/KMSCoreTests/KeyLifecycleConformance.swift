@@ -227,7 +227,7 @@ import Testing
         let outcomes = try await first + second
         let rotations = outcomes.filter { if case .rotated = $0 { return true } else { return false } }
         #expect(rotations.count == 1)
-        #expect(outcomes.filter { $0 == .deleted(keyId: doomed.keyId) }.count == 1)
+        #expect(outcomes.filter { $0 == .deleted(keyId: doomed.keyId, aliases: ["doomed"]) }.count == 1)
         #expect(outcomes.count == 2)
         let rotated = try #require(try await store.key(id: rotating.keyId))
         #expect(rotated.activeVersion == 2)  // missed periods collapse into one

@@ -38,6 +38,18 @@ import Testing
         #expect(calls.withLock { $0 } == 1 + KeyRing.aliasRaceAttempts)
     }
 
+    /// A rotation given the record its caller read for its checks writes from it, and one given a record
+    /// another rotation has since changed adds its version on top of that one (a conflict, then a fresh read).
+    @Test func aRotationFromARecordReadBeforeWritesOnTopOfChanges() async throws {
+        let keys = ring(store: InMemoryKeyStore())
+        let key = try await keys.generate(alias: nil)
+        let read = try await keys.resolve(key.keyId, field: "keyId", fresh: true)
+        #expect(try await keys.rotate(key.keyId, read: read).activeVersion == 2)
+        // `read` is stale now (version 1 active): the write conflicts, the retry reads version 2.
+        let again = try await keys.rotate(key.keyId, read: read)
+        #expect(again.activeVersion == 3 && again.versions.count == 3)
+    }
+
     @Test func graceAndRetirementFollowTheClock() async throws {
         let store = InMemoryKeyStore()
         let keys = ring(store: store)

@@ -333,6 +333,11 @@ import Testing
             let secondId = try #require((second.json["KeyMetadata"] as? [String: Any])?["KeyId"] as? String)
             _ = try await door.send(
                 "DisableKey", #"{"KeyId":"\#(secondId)"}"#, accessKeyId: accessKeyId, secret: secret)
+            // Its entries name the key as asked (the UUID) and by its keyId, as the native door's do (they
+            // gave the keyId twice).
+            let disables = try LifecycleAPITests.entries("key.disable", in: server.config.auditLog)
+            #expect(disables.count == 2 && disables.allSatisfy { $0.contains(#""key":"\#(secondId)""#) })
+            #expect(disables.allSatisfy { $0.contains(#""keyId":"key_"#) })
             let rotateDisabled = try await door.send(
                 "RotateKeyOnDemand", #"{"KeyId":"\#(secondId)","DryRun":true}"#, accessKeyId: accessKeyId,
                 secret: secret)

@@ -114,11 +114,53 @@ import Testing
         }
     }
 
+    /// An AWS `Decrypt` or `ReEncrypt` whose `KeyId` names another key than the blob's is refused
+    /// `IncorrectKeyException` with a failure entry naming the blob's key and the name given (an audit
+    /// review: it wrote none); a DryRun records nothing.
+    @Test func aDecryptNamingAnotherKeyIsRecorded() async throws {
+        try await AWSDoorTests.withDoor { server, session, door in
+            let (accessKeyId, secret) = try await AWSDoorTests.accessKey(session, "admin")
+            func send(_ operation: String, _ body: String) async throws -> (status: Int, json: [String: Any]) {
+                try await door.send(operation, body, accessKeyId: accessKeyId, secret: secret)
+            }
+            let first = try await send("CreateKey", "{}")
+            let keyId = try #require((first.json["KeyMetadata"] as? [String: Any])?["KeyId"] as? String)
+            #expect(
+                try await send("CreateAlias", #"{"AliasName":"alias/other","TargetKeyId":"\#(keyId)"}"#).status == 200)
+            let second = try await send("CreateKey", "{}")
+            let secondId = try #require((second.json["KeyMetadata"] as? [String: Any])?["KeyId"] as? String)
+            let sealed = try await send("Encrypt", #"{"KeyId":"\#(secondId)","Plaintext":"aGk="}"#)
+            let blob = try #require(sealed.json["CiphertextBlob"] as? String)
+            let calls = [
+                ("Decrypt", #"{"CiphertextBlob":"\#(blob)","KeyId":"alias/other"}"#),
+                (
+                    "ReEncrypt",
+                    #"{"CiphertextBlob":"\#(blob)","SourceKeyId":"\#(keyId)","DestinationKeyId":"\#(keyId)"}"#
+                ),
+                ("Decrypt", #"{"CiphertextBlob":"\#(blob)","KeyId":"alias/other","DryRun":true}"#),
+            ]
+            for (operation, body) in calls {
+                let refused = try await send(operation, body)
+                #expect(refused.json["__type"] as? String == "IncorrectKeyException", "\(operation) \(refused.json)")
+            }
+            let secondNative = try #require(AWSKeyId.native(fromUUID: secondId))
+            let entries = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
+                .filter { $0.contains(#""code":"IncorrectKeyException""#) }
+            #expect(entries.count == 2, "\(entries)")
+            #expect(entries.allSatisfy { $0.contains(#""keyId":"\#(secondNative)""#) && $0.contains(#""door":"aws""#) })
+            #expect(entries.first?.contains(#""type":"crypto.decrypt""#) == true)
+            #expect(entries.first?.contains(#""key":"alias/other""#) == true)
+            #expect(entries.last?.contains(#""type":"crypto.rewrap""#) == true)
+            #expect(entries.last?.contains(#""key":"\#(keyId)""#) == true)
+        }
+    }
+
     /// A denied name is recorded by the same rule on both doors: an alias past 23 bytes (a token given as
     /// `alias/$X`) by its length only (a review: the AWS door's `permission.denied` recorded it whole).
     @Test func aDeniedNameThatMayBeASecretIsNotRecorded() async throws {
         try await AWSDoorTests.withDoor(["KMS_CLIENT_AUTH": "required"]) { server, session, door in
-            let publicKey = Base64.encode(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation)
+            let device = Curve25519.Signing.PrivateKey()
+            let publicKey = Base64.encode(device.publicKey.rawRepresentation)
             let grants = #"[{"keys":["photos"],"allow":["crypto:encrypt"]}]"#
             let added = try await session.call(
                 .post, "/clients", #"{"name":"scoped","publicKey":"\#(publicKey)","grants":\#(grants)}"#)
@@ -136,6 +178,19 @@ import Testing
                 if entries.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
             }
             #expect(entries.count == 1 && entries.allSatisfy { $0.contains(#""key":"(not shown: 50 bytes)""#) })
+            // The native door by the same rule: the same text as a keyId (44 bytes, an alias's form).
+            let scoped = WireSession(client: session.client)
+            scoped.clientKey = device
+            _ = try await scoped.establish()
+            let native = try await scoped.call(.post, "/crypto/encrypt", #"{"keyId":"\#(token)","plaintext":"aGk="}"#)
+            #expect(native.status == 403 && native.errorCode == "permission_denied")
+            for _ in 0..<50 where entries.count < 2 {
+                entries = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
+                    .filter { $0.contains(#""type":"permission.denied""#) }
+                if entries.count < 2 { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(
+                entries.count == 2 && entries.last?.contains(#""key":"(not shown: 44 bytes)""#) == true, "\(entries)")
             #expect(!(try String(contentsOf: server.config.auditLog, encoding: .utf8)).contains(token))
         }
     }

@@ -630,8 +630,8 @@ import Testing
         let recorded = try String(contentsOf: data.appendingPathComponent("audit.log"), encoding: .utf8)
         #expect(
             recorded.contains(
-                #""type":"store.migrate","outcome":"intent","via":"local","client":"local","from":"file","to":"postgres""#
-            ))
+                #""type":"store.migrate","outcome":"intent","via":"local","client":"local","osUser":""#
+            ) && recorded.contains(#"(uid \#(geteuid()))","#) && recorded.contains(#""from":"file","to":"postgres""#))
         #expect(
             recorded.contains(#""type":"store.migrate","outcome":"success""#) && recorded.contains(#""clients":"2""#))
 

@@ -172,6 +172,19 @@ import Testing
         }
     }
 
+    /// The path settings read from the folder `kms serve` starts in are named (the defaults all are).
+    @Test func relativePathSettingsAreNamed() throws {
+        #expect(
+            try KMSConfiguration(environment: [:]).relativePathSettings == [
+                "KEY_STORE_PATH", "KMS_AUDIT_LOG", "KMS_ADMIN_KEY_FILE", "KMS_MASTER_KEY_FILE",
+            ])
+        let absolute = try KMSConfiguration(environment: [
+            "KEY_STORE_PATH": "/srv/kms/keys", "KMS_AUDIT_LOG": "/srv/kms/audit.log",
+            "KMS_ADMIN_KEY_FILE": "/srv/kms/admin.key", "KMS_MASTER_KEY_FILE": "keys/master.key",
+        ])
+        #expect(absolute.relativePathSettings == ["KMS_MASTER_KEY_FILE"])
+    }
+
     /// Trusted proxies outside the allowlist widen it (X-Forwarded-For may name any allowlisted address).
     @Test func trustedProxiesBeyondTheAllowlistAreNamed() throws {
         let loopback = [try AddressRange(parsing: "127.0.0.0/8"), try AddressRange(parsing: "::1")]

@@ -365,6 +365,19 @@ import Testing
         #expect(report.contains("KMS_TRUSTED_PROXIES= (empty)"), "\(report)")
     }
 
+    /// A server that answers but refuses doctor's host is said to, not "does not answer" (an
+    /// operator-mistakes hunt): loopback is a trusted proxy here, not an allowlisted client.
+    @Test func aServerRefusingThisHostIsNamedSo() async throws {
+        let settings = ["KMS_WHITELIST": "100.64.0.0/10", "KMS_TRUSTED_PROXIES": "127.0.0.1"]
+        let server = try await ServeProcess(environment: settings, probeHeaders: [("X-Forwarded-For", "100.64.0.9")])
+        let report = try await Self.doctor(
+            server.storeEnvironment.merging(settings) { $1 }, ["--url", server.url]
+        ).stdout
+        #expect(try await server.stop() == 0)
+        #expect(report.contains("refuses this host's address (KMS_WHITELIST)"), "\(report)")
+        #expect(!report.contains("does not answer"), "\(report)")
+    }
+
     /// Doctor's report after one local request without X-Forwarded-For.
     static func proxyReport(trustedProxies: String?) async throws -> String {
         let proxies = trustedProxies.map { ["KMS_TRUSTED_PROXIES": $0] } ?? [:]

@@ -182,6 +182,8 @@ import Testing
             #expect(deletes.first?.contains("\"outcome\":\"intent\"") == true, "\(deletes)")
             #expect(deletes.last?.contains("\"outcome\":\"success\"") == true, "\(deletes)")
             #expect(deletes.allSatisfy { $0.contains("\"client\":\"scheduler\"") && $0.contains(keyId) })
+            // Both name the aliases the deletion removed (an audit review: only the keyId was named).
+            #expect(deletes.allSatisfy { $0.contains(#""aliases":"old""#) }, "\(deletes)")
         }
     }
 

@@ -93,6 +93,48 @@ import Testing
         }
     }
 
+    /// One host is one budget on both doors: an IPv6 /64's addresses behind a trusted proxy (loopback, by
+    /// default) share the lines of plain refusals, the native door's `401`s and the AWS door's refused
+    /// signatures (the final read: the AWS door thinned by address, so a host rotating its /64 took the five
+    /// lines a second).
+    @Test func oneHostsAddressesShareOneBudget() async throws {
+        let allowlist = ["KMS_WHITELIST": "127.0.0.0/8,fd00:1::/64"]
+        var server = try TestServer(allowlist)
+        let lines = LogCounter()
+        server.dependencies.logger = lines.logger
+        try await server.run { client in
+            let start = ContinuousClock.now
+            for host in 1...8 {
+                let answer = try await client.execute(
+                    uri: "/keys", method: .get, headers: [HeaderNames.forwardedFor: "fd00:1::\(host)"])
+                #expect(answer.status == .unauthorized)
+            }
+            // The first line, and one more per ten seconds the loop took (a ThreadSanitizer run took 30 s).
+            let most = 1 + Int((ContinuousClock.now - start).components.seconds) / 10
+            #expect((1...most).contains(lines.values("request", "status").filter { $0 == "401" }.count))
+        }
+        let awsLines = LogCounter()
+        try await AWSDoorTests.withDoor(allowlist, log: awsLines) { _, session, door in
+            let (accessKeyId, secret) = try await AWSDoorTests.accessKey(session, "admin")
+            let start = ContinuousClock.now
+            for host in 1...8 {
+                let refused = try await door.send(
+                    "ListKeys", "{}", accessKeyId: accessKeyId, secret: "x" + secret,
+                    extra: [("X-Forwarded-For", "fd00:1::\(host)")])
+                #expect(refused.status == 400)
+            }
+            let logged = zip(awsLines.values("aws request", "client"), awsLines.values("aws request", "status"))
+            let most = 1 + Int((ContinuousClock.now - start).components.seconds) / 10
+            #expect((1...most).contains(logged.filter { $0.1 == "400" }.count), "\(Array(logged))")
+            #expect(logged.first { $0.1 == "400" }?.0 == "fd00:1::1")
+            // A malformed `X-Forwarded-For` is refused naming the proxy, with the reason, as on the native door.
+            let malformed = try await door.send(
+                "ListKeys", "{}", accessKeyId: accessKeyId, secret: secret, extra: [("X-Forwarded-For", "junk")])
+            #expect(malformed.status == 403)
+            #expect(awsLines.values("aws request", "reason") == ["malformed X-Forwarded-For from a trusted proxy"])
+        }
+    }
+
     /// A flood of `429`s from many addresses takes the addresses' budget, not the failures': a review
     /// found five addresses enough to keep every `request failed` line out of the log.
     @Test func busyAnswersDoNotCrowdOutFailuresThatNeedTheOperator() {

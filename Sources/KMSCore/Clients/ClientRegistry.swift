@@ -180,16 +180,12 @@ public struct ClientRegistry: Sendable {
     /// clientId: a name may meanwhile belong to another client (the first
     /// revoked and a new one enrolled under its name), and a change meant
     /// for one must never land on the other (a review).
+    ///
+    /// Says whether it wrote: a change with nothing left to do (a repeated revocation, grants the client
+    /// has) is marked `changed=false` in its audit outcome, as a key's no-op is (an audit review: each
+    /// repeat read as a fresh success, so a log held several revocation times for one key).
+    @discardableResult
     public func update(
-        _ reference: String, _ change: @Sendable (ClientRecord) throws(KMSError) -> ClientRecord?
-    ) async throws(KMSError) -> ClientRecord {
-        try await updateReportingWrite(reference, change).record
-    }
-
-    /// `update`, saying whether it wrote: a change with nothing left to do (a repeated revocation, grants
-    /// the client has) is marked `changed=false` in its audit outcome, as a key's no-op is (an audit
-    /// review: each repeat read as a fresh success, so a log held several revocation times for one key).
-    public func updateReportingWrite(
         _ reference: String, _ change: @Sendable (ClientRecord) throws(KMSError) -> ClientRecord?
     ) async throws(KMSError) -> (record: ClientRecord, written: Bool) {
         var reference = reference
@@ -205,16 +201,12 @@ public struct ClientRegistry: Sendable {
         throw KMSError(.serverBusy, "the client changed concurrently; retry", retryAfterSeconds: 1)
     }
 
-    /// `POST /clients/{client}/grants`.
-    public func setGrants(_ reference: String, _ grants: [Grant]) async throws(KMSError) -> ClientRecord {
-        try await setGrantsReportingWrite(reference, grants).record
-    }
-
-    /// `setGrants`, saying whether it wrote: the grants the client has already write nothing.
-    public func setGrantsReportingWrite(_ reference: String, _ grants: [Grant]) async throws(KMSError) -> (
+    /// `POST /clients/{client}/grants`; the grants the client has already write nothing (`written` false).
+    @discardableResult
+    public func setGrants(_ reference: String, _ grants: [Grant]) async throws(KMSError) -> (
         record: ClientRecord, written: Bool
     ) {
-        try await updateReportingWrite(reference) { current throws(KMSError) in
+        try await update(reference) { current throws(KMSError) in
             guard current.isActive else { throw Self.clientRevoked }
             guard current.grants != grants else { return nil }
             var changed = current
@@ -223,17 +215,12 @@ public struct ClientRegistry: Sendable {
         }
     }
 
-    /// `POST /clients/{client}/revoke`: final, idempotent; revokes the access keys too.
-    public func revoke(_ reference: String) async throws(KMSError) -> ClientRecord {
-        try await revokeReportingWrite(reference).record
-    }
-
-    /// `revoke`, saying whether it wrote (false: revoked already).
-    public func revokeReportingWrite(_ reference: String) async throws(KMSError) -> (
-        record: ClientRecord, written: Bool
-    ) {
+    /// `POST /clients/{client}/revoke`: final, idempotent (`written` false: revoked already); revokes the
+    /// access keys too.
+    @discardableResult
+    public func revoke(_ reference: String) async throws(KMSError) -> (record: ClientRecord, written: Bool) {
         let now = clock.now()
-        return try await updateReportingWrite(reference) { current in
+        return try await update(reference) { current in
             guard current.isActive else { return nil }
             var changed = current
             changed.revokedAt = now
@@ -254,7 +241,7 @@ public struct ClientRegistry: Sendable {
         let accessKeyId = "AKIA" + Base32.encode(SymmetricKeyBytes.random(count: 10))
         let now = clock.now()
         let masterKey = masterKey
-        let record = try await update(reference) { current throws(KMSError) in
+        let (record, _) = try await update(reference) { current throws(KMSError) in
             guard current.isActive else { throw Self.clientRevoked }
             guard current.accessKeys.count < ClientLimits.accessKeys,
                 current.accessKeys.filter({ $0.revokedAt == nil }).count < ClientLimits.activeAccessKeys
@@ -289,17 +276,14 @@ public struct ClientRegistry: Sendable {
         return (record, secret)
     }
 
-    /// `POST /clients/{client}/access-keys/{accessKeyId}/revoke`: idempotent.
-    public func revokeAccessKey(_ reference: String, accessKeyId: String) async throws(KMSError) -> ClientRecord {
-        try await revokeAccessKeyReportingWrite(reference, accessKeyId: accessKeyId).record
-    }
-
-    /// `revokeAccessKey`, saying whether it wrote (false: revoked already, with the key or its client).
-    public func revokeAccessKeyReportingWrite(_ reference: String, accessKeyId: String) async throws(KMSError) -> (
+    /// `POST /clients/{client}/access-keys/{accessKeyId}/revoke`: idempotent (`written` false: revoked
+    /// already, with the key or its client).
+    @discardableResult
+    public func revokeAccessKey(_ reference: String, accessKeyId: String) async throws(KMSError) -> (
         record: ClientRecord, written: Bool
     ) {
         let now = clock.now()
-        return try await updateReportingWrite(reference) { current throws(KMSError) in
+        return try await update(reference) { current throws(KMSError) in
             guard let index = current.accessKeys.firstIndex(where: { $0.accessKeyId == accessKeyId }) else {
                 throw KMSError(.accessKeyNotFound, "this client has no access key \(accessKeyId)")
             }

@@ -123,12 +123,19 @@ public struct KeyRing: Sendable {
     }
 
     /// Adds a version; concurrent rotations of one key each add exactly one
-    /// (compare-and-set on the revision, retried on conflict).
-    public func rotate(_ reference: String) async throws(KMSError) -> KeyRecord {
+    /// (compare-and-set on the revision, retried on conflict). `read`: the record as the caller read it
+    /// fresh for its checks (`checkRotation`), the first attempt's; a change since makes that attempt's
+    /// write a conflict, and the retry reads again (one fresh read saved: the last read's Low).
+    public func rotate(_ reference: String, read: KeyRecord? = nil) async throws(KMSError) -> KeyRecord {
         // The new version's date starts the old one's grace period: a clock behind would retire it at once.
         try await self.reference?.requireAgreement()
+        var known = read
         let rotated = try await updateRetrying { () async throws(KMSError) in
-            try await resolve(reference, field: "keyId", fresh: true)
+            if let record = known {
+                known = nil
+                return record
+            }
+            return try await resolve(reference, field: "keyId", fresh: true)
         } change: { (record: inout KeyRecord) throws(KMSError) in
             try record.checkUsable()
             try addVersion(to: &record)

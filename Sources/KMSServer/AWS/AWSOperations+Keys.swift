@@ -29,9 +29,12 @@ extension AWSOperations {
         return .object(members)
     }
 
-    /// A lifecycle change, audited like the native routes (durable intent, then result).
+    /// A lifecycle change, audited like the native routes (durable intent, then result), with `key` the
+    /// name as asked (`asked`, which resolved to `record`) and `keyId` the key's, as the native door writes them.
     /// With `DryRun`, the change is applied to a copy only (its state checks), then `412`.
-    func change(_ change: KeyChange, _ record: KeyRecord, _ call: Call) async throws(AWSFault) -> KeyRecord {
+    func change(_ change: KeyChange, _ record: KeyRecord, _ call: Call, asked: String) async throws(AWSFault)
+        -> KeyRecord
+    {
         if call.dryRun {
             _ = try await native(arn(record)) { () throws(KMSError) in try await keys.preview(change, on: record.keyId)
             }
@@ -42,7 +45,7 @@ extension AWSOperations {
             let (current, changes) = try await keys.preview(change, on: record.keyId)
             guard changes else { return current }
             return try await audit.durableChange(
-                change.auditType, [("key", record.keyId), ("keyId", record.keyId)], who: call.who
+                change.auditType, [("key", asked), ("keyId", record.keyId)], who: call.who
             ) {
                 () throws(KMSError) in
                 try await keys.change(change, reportingWriteOn: record.keyId)
@@ -53,8 +56,9 @@ extension AWSOperations {
     }
 
     func simpleChange(_ input: inout AWSInput, _ call: Call, _ kind: KeyChange) async throws(AWSFault) -> JSONValue {
-        let record = try await key(try input.keyReference("KeyId"), .keysManage, call)
-        _ = try await change(kind, record, call)
+        let reference = try input.keyReference("KeyId")
+        let record = try await key(reference, .keysManage, call)
+        _ = try await change(kind, record, call, asked: reference)
         return .object([])
     }
 
@@ -162,8 +166,9 @@ extension AWSOperations {
     }
 
     func cancelKeyDeletion(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let record = try await key(try input.keyReference("KeyId"), .keysManage, call)
-        _ = try await change(.cancelDeletion, record, call)
+        let reference = try input.keyReference("KeyId")
+        let record = try await key(reference, .keysManage, call)
+        _ = try await change(.cancelDeletion, record, call, asked: reference)
         return .object([("KeyId", .string(arn(record)))])
     }
 
@@ -171,7 +176,7 @@ extension AWSOperations {
         let reference = try input.keyReference("KeyId")
         let days = try input.optionalInteger("PendingWindowInDays", in: 7...30) ?? 30
         let record = try await key(reference, .keysManage, call)
-        let changed = try await change(.scheduleDeletion(days: days), record, call)
+        let changed = try await change(.scheduleDeletion(days: days), record, call, asked: reference)
         return .object([
             ("KeyId", .string(arn(record))), ("DeletionDate", Self.epoch(changed.deletionDate ?? Date())),
             ("KeyState", .string("PendingDeletion")), ("PendingWindowInDays", .integer(Int64(days))),
@@ -182,16 +187,17 @@ extension AWSOperations {
         let reference = try input.keyReference("KeyId")
         let days = try input.optionalInteger("RotationPeriodInDays", in: 90...2560) ?? 365
         let record = try await key(reference, .keysManage, call)
-        _ = try await change(.rotation(periodDays: days), record, call)
+        _ = try await change(.rotation(periodDays: days), record, call, asked: reference)
         return .object([])
     }
 
     /// AWS refuses it on a disabled key (`DisabledException`, its key-state table), where the
     /// native route may clear a disabled key's schedule (lifecycle-v1 rule 6): the door follows AWS.
     func disableKeyRotation(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let record = try await key(try input.keyReference("KeyId"), .keysManage, call)
+        let reference = try input.keyReference("KeyId")
+        let record = try await key(reference, .keysManage, call)
         if record.state == .disabled { throw AWSFault.from(KMSError.keyDisabled, keyArn: arn(record)) }
-        _ = try await change(.rotation(periodDays: nil), record, call)
+        _ = try await change(.rotation(periodDays: nil), record, call, asked: reference)
         return .object([])
     }
 
@@ -211,7 +217,8 @@ extension AWSOperations {
     }
 
     func rotateKeyOnDemand(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
-        let record = try await key(try input.keyReference("KeyId"), .keysRotate, call)
+        let reference = try input.keyReference("KeyId")
+        let record = try await key(reference, .keysRotate, call)
         let dryRun = try input.dryRun()
         // As the rotation checks (enabled, under the version limit, the clock): for DryRun, and before the
         // intent entry records anything.
@@ -219,10 +226,10 @@ extension AWSOperations {
         if dryRun { throw Self.dryRun }
         _ = try await native(arn(record)) { () throws(KMSError) in
             return try await audit.durableChange(
-                "key.rotate", [("key", record.keyId), ("keyId", record.keyId)], who: call.who
+                "key.rotate", [("key", reference), ("keyId", record.keyId)], who: call.who
             ) {
                 () throws(KMSError) in
-                try await keys.rotate(record.keyId)
+                try await keys.rotate(record.keyId, read: record)
             } result: { record in
                 [("keyId", record.keyId), ("version", "\(record.activeVersion)")]
             }
@@ -236,7 +243,7 @@ extension AWSOperations {
         let reference = try input.keyReference("KeyId")
         guard let tags = try input.tags() else { throw AWSFault.validation("Tags is required") }
         let record = try await key(reference, .keysManage, call)
-        _ = try await labels(KeyLabels(set: tags), record, call)
+        _ = try await labels(KeyLabels(set: tags), record, call, asked: reference)
         return .object([])
     }
 
@@ -249,14 +256,16 @@ extension AWSOperations {
             throw AWSFault("TagException", error.message)
         }
         let record = try await key(reference, .keysManage, call)
-        _ = try await labels(KeyLabels(remove: keysToRemove), record, call)
+        _ = try await labels(KeyLabels(remove: keysToRemove), record, call, asked: reference)
         return .object([])
     }
 
     /// Tag changes: more than 50 after the change, or a TagKey that reads the same as a stored one, is a
     /// `TagException`. A key pending deletion is refused for its state first, as the native door and
     /// AWS do: both judgements depend on the stored tags, which such a key may not change at all.
-    func labels(_ labels: KeyLabels, _ record: KeyRecord, _ call: Call) async throws(AWSFault) -> KeyRecord {
+    func labels(_ labels: KeyLabels, _ record: KeyRecord, _ call: Call, asked: String) async throws(AWSFault)
+        -> KeyRecord
+    {
         if record.state != .pendingDeletion {
             do {
                 _ = try labels.applied(to: record.tags)
@@ -265,7 +274,7 @@ extension AWSOperations {
             }
         }
         do {
-            return try await change(.labels(labels), record, call)
+            return try await change(.labels(labels), record, call, asked: asked)
         } catch  where error.code == "ValidationException" {
             // The same refusal judged again on the record as changed meanwhile (a tag added by another call).
             throw AWSFault("TagException", error.message)
@@ -300,7 +309,7 @@ extension AWSOperations {
             throw AWSFault.validation(error.message)
         }
         let record = try await key(reference, .keysManage, call)
-        _ = try await change(.labels(KeyLabels(description: description)), record, call)
+        _ = try await change(.labels(KeyLabels(description: description)), record, call, asked: reference)
         return .object([])
     }
 
@@ -322,7 +331,7 @@ extension AWSOperations {
         try Self.checkPolicyName(try input.optionalString("PolicyName"))
         guard let policy = try Self.policy(try input.string("Policy")) else { return .object([]) }
         let record = try await key(reference, .keysManage, call)
-        _ = try await change(.policy(policy), record, call)
+        _ = try await change(.policy(policy), record, call, asked: reference)
         return .object([])
     }
 

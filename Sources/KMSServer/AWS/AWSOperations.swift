@@ -278,7 +278,7 @@ struct AWSOperations: Sendable {
         let record = try await key(
             try Self.reference(ciphertext, named, "KeyId"), .cryptoDecrypt, call,
             shown: ciphertext.map { partition.keyArn(native: $0.keyId) } ?? named)
-        if ciphertext != nil { try checkNames(named, record, "key ID") }
+        if ciphertext != nil { try await checkNames(named, record, "key ID", "decrypt", call, dryRun: dryRun) }
         guard let ciphertext, !dryRun else { throw Self.dryRun }
         let opened = try await native(arn(record)) { () throws(KMSError) in
             try await audit.crypto(
@@ -310,7 +310,9 @@ struct AWSOperations: Sendable {
         let sourceShown = ciphertext.map { partition.keyArn(native: $0.keyId) } ?? named
         let source = try await key(
             try Self.reference(ciphertext, named, "SourceKeyId"), .cryptoRewrap, call, shown: sourceShown)
-        if ciphertext != nil { try checkNames(named, source, "source key ID") }
+        if ciphertext != nil {
+            try await checkNames(named, source, "source key ID", "rewrap", call, dryRun: dryRun)
+        }
         let destination = try await key(
             destinationReference, .cryptoRewrap, call,
             fields: ciphertext.map { [("sourceKeyId", source.keyId), ("sourceVersion", "\($0.version)")] } ?? [])
@@ -402,8 +404,12 @@ struct AWSOperations: Sendable {
     }
 
     /// A `KeyId` a request adds to a ciphertext must name the ciphertext's own
-    /// key: compared with its names without a lookup, so it reveals nothing of other keys.
-    func checkNames(_ named: String?, _ record: KeyRecord, _ what: String) throws(AWSFault) {
+    /// key: compared with its names without a lookup, so it reveals nothing of other keys. A refusal is
+    /// the `operation`'s failure entry, naming the ciphertext's key and the name given (an audit review: it
+    /// wrote none, where every other refused call of a key the caller may use does); not for DryRun.
+    func checkNames(
+        _ named: String?, _ record: KeyRecord, _ what: String, _ operation: String, _ call: Call, dryRun: Bool
+    ) async throws(AWSFault) {
         guard let named else { return }
         let same: Bool
         switch partition.reference(named) {
@@ -412,6 +418,15 @@ struct AWSOperations: Sendable {
         case .invalid, .invalidAlias: same = false
         }
         guard same else {
+            if !dryRun {
+                await audit.note(
+                    AuditEvent(
+                        "crypto.\(operation)", outcome: "failure",
+                        call.who + [
+                            ("keyId", record.keyId), ("key", shownKey(named)), ("code", "IncorrectKeyException"),
+                        ]
+                    ))
+            }
             throw AWSFault(
                 "IncorrectKeyException",
                 "The \(what) in the request does not identify the key that encrypted the ciphertext.")

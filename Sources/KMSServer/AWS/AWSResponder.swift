@@ -36,12 +36,14 @@ struct AWSResponder: HTTPResponder {
         let requestId = UUID().uuidString.lowercased()
         var operation = "-"
         // The client as the allowlist rule reads it (behind a trusted proxy, `X-Forwarded-For`'s), as the
-        // audit log and the native door name it; the peer until it is read.
-        var client = context.peer?.description ?? "unknown"
+        // audit log and the native door name it (set by `handle` before anything can fail).
+        var client = Client()
         var response: Response
         var failure: AWSFault?
+        let forwardedFor = request.headers[values: HeaderNames.forwardedFor]
         do throws(AWSFault) {
-            let (name, output) = try await handle(request, context: context, operation: &operation, client: &client)
+            let (name, output) = try await handle(
+                request, context: context, forwardedFor: forwardedFor, operation: &operation, client: &client)
             operation = name
             response = Self.response(.ok, output.serialized())
         } catch {
@@ -54,9 +56,7 @@ struct AWSResponder: HTTPResponder {
         }
         response.headers[Self.requestIdHeader] = requestId
         let status = response.status.code
-        if context.peer.map({ resolver.isTrustedProxy($0) }) == true,
-            request.headers[values: HeaderNames.forwardedFor].isEmpty
-        {
+        if forwardedFor.isEmpty, let peer = context.peer, resolver.isTrustedProxy(peer) {
             metrics.recordMissingForwardedFor()
         }
         metrics.record(
@@ -64,20 +64,29 @@ struct AWSResponder: HTTPResponder {
             elapsed: ContinuousClock.now - start)
         // Refusals before authentication are logged a few lines a second at most, and so are `429` and
         // `5xx` answers (a full body budget answers every peer that sends a large body before it signs); a
-        // line written says how many of its kind were left out (a review: a refusal's said 0).
+        // line written says how many of its kind were left out (a review: a refusal's said 0). An
+        // allowlisted client's refusals are thinned by host (an IPv6 /64), as the native door's plain
+        // refusals are, so one host rotating its addresses shares one budget (the final read).
         let left: Int?
         if [400, 403, 404, 413].contains(status), operation == "-" {
-            left = refusalLog.admit(client, now: Date())
+            left = refusalLog.admit(client.host, now: Date())
         } else {
             // A failure with a cause for the operator's log (a storage outage) is thinned by its kind.
             let attention = failure.flatMap { $0.needsOperatorAttention ? $0 : nil }
             left = logThinning.admit(
                 status: Int(status),
                 attention: attention.map { ResponseLogThinning.kind(code: $0.code, detail: $0.detail) },
-                address: client, now: Date())
+                address: client.address, now: Date())
         }
         guard let left else { return response }
         let suppressed = "\(left)"
+        var metadata: Logger.Metadata = [
+            "requestId": "\(requestId)", "operation": "\(AuditEvent.capped(operation))",
+            "status": "\(status)", "client": "\(client.address)", "suppressedSinceLast": "\(suppressed)",
+        ]
+        // Why an address was refused, as the native door's line says (a malformed `X-Forwarded-For` names
+        // the proxy, which is on the allowlist: without the reason the line read as a contradiction).
+        if let reason = client.refusal { metadata["reason"] = "\(reason)" }
         if let failure, failure.needsOperatorAttention {
             logger.error(
                 "AWS door could not answer",
@@ -87,12 +96,7 @@ struct AWSResponder: HTTPResponder {
                     "suppressedSinceLast": "\(suppressed)",
                 ])
         }
-        logger.info(
-            "aws request",
-            metadata: [
-                "requestId": "\(requestId)", "operation": "\(AuditEvent.capped(operation))",
-                "status": "\(status)", "client": "\(client)", "suppressedSinceLast": "\(suppressed)",
-            ])
+        logger.info("aws request", metadata: metadata)
         return response
     }
 
@@ -129,24 +133,36 @@ struct AWSResponder: HTTPResponder {
             body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
+    /// Who the log names (`address`), what its refusal lines are thinned by (`host`), and why the
+    /// allowlist refused it.
+    private struct Client {
+        var address = "unknown"
+        var host = "unknown"
+        var refusal: String?
+    }
+
     private func handle(
-        _ request: Request, context: KMSRequestContext, operation: inout String, client: inout String
+        _ request: Request, context: KMSRequestContext, forwardedFor: [String], operation: inout String,
+        client: inout Client
     ) async throws(AWSFault) -> (String, JSONValue) {
         // Address.
         let address: String
         let host: String
-        switch resolver.resolve(peer: context.peer, forwardedFor: request.headers[values: HeaderNames.forwardedFor]) {
-        case .refused(let refused, _):
-            client = refused?.description ?? "unknown"
-            audit.refused(address: client, at: Date())
+        switch resolver.resolve(peer: context.peer, forwardedFor: forwardedFor) {
+        case .refused(let refused, let reason):
+            // A refused address by itself, as the native door's refusal lines are.
+            client.address = refused?.description ?? "unknown"
+            client.host = client.address
+            client.refusal = reason
+            audit.refused(address: client.address, at: Date())
             throw AWSFault(
                 "AccessDeniedException", "This client address is not on the server's allowlist (KMS_WHITELIST).",
                 status: .forbidden)
         case .allowed(let allowed):
             address = allowed.description
-            client = address
             // The client's host, not a trusted proxy's, as the native door counts it (a review).
             host = allowed.perHostKey
+            client = Client(address: address, host: host)
         }
         // Size.
         let tooLarge = AWSFault(

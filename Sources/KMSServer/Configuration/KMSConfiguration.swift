@@ -146,6 +146,17 @@ public struct KMSConfiguration: Sendable {
     /// The words of `looseDotEnv`'s group-writable warning, which `kms doctor` reports as a warning only.
     public static let groupWritableDotEnv = "is writable by its group"
 
+    /// The path settings given (or defaulted) as relative paths: read from the folder `kms serve` starts
+    /// in, so a start from another folder finds no store there and makes a new one (an operator-mistakes
+    /// hunt: only the identity's generation notice said so). Named at start when a new master key is made.
+    public var relativePathSettings: [String] {
+        var paths = [
+            ("KEY_STORE_PATH", keyStorePath), ("KMS_AUDIT_LOG", auditLog), ("KMS_ADMIN_KEY_FILE", adminKeyFile),
+        ]
+        if masterKeyBase64 == nil { paths.append(("KMS_MASTER_KEY_FILE", masterKeyFile)) }
+        return paths.filter { !$0.1.relativePath.hasPrefix("/") }.map(\.0)
+    }
+
     /// Settings that are valid but seldom meant, warned about at start (an operator-mistakes review): a
     /// master key file that another setting overrides, and a grace period of 0, with which each rotation
     /// retires the version before it at once.

@@ -74,7 +74,7 @@ struct ClientsController: Sendable {
             try Self.authorize(call)
             let fields = [Self.target(reference), ("grants", Grant.auditText(grants))]
             return try await audit.durableChange("client.grants", fields, call) { () throws(KMSError) in
-                try await clients.setGrantsReportingWrite(reference, grants)
+                try await clients.setGrants(reference, grants)
             } result: {
                 Self.outcomeFields($0)
             }.record.body
@@ -91,7 +91,7 @@ struct ClientsController: Sendable {
             try Self.authorize(call)
             let record = try await audit.durableChange("client.revoke", [Self.target(reference)], call) {
                 () throws(KMSError) in
-                try await clients.revokeReportingWrite(reference)
+                try await clients.revoke(reference)
             } result: {
                 Self.outcomeFields($0)
             }.record
@@ -149,7 +149,7 @@ struct ClientsController: Sendable {
             let fields = [Self.target(reference), ("accessKeyId", accessKeyId)]
             return try await audit.durableChange("client.access-key.revoke", fields, call) {
                 () throws(KMSError) in
-                try await clients.revokeAccessKeyReportingWrite(reference, accessKeyId: accessKeyId)
+                try await clients.revokeAccessKey(reference, accessKeyId: accessKeyId)
             } result: {
                 [("targetClientId", $0.record.clientId)] + ($0.written ? [] : [("changed", "false")])
             }.record.body

@@ -36,9 +36,10 @@ struct KeysController: Sendable {
         ) { input, call throws(KMSError) in
             try keys.checkReference(input.keyId, field: "keyId")  // before the intent entry records it
             // The key (404 before a clock's 503), its state and version room, then the clock.
-            try await keys.checkRotation(try await keys.resolve(call.key(input.keyId), field: "keyId", fresh: true))
+            let current = try await keys.resolve(call.key(input.keyId), field: "keyId", fresh: true)
+            try await keys.checkRotation(current)
             let record = try await audit.keyChange("key.rotate", reference: input.keyId, call) {
-                () throws(KMSError) in try await keys.rotate(call.key(input.keyId))
+                () throws(KMSError) in try await keys.rotate(call.key(input.keyId), read: current)
             }
             return response(record)
         }

@@ -51,18 +51,19 @@ struct EdgeResponder: HTTPResponder {
         }
         switch resolver.resolve(peer: context.peer, forwardedFor: forwardedFor) {
         case .refused(let address, let reason):
-            let sampled = refusalLog.admit(address?.description ?? "unknown", now: Date())
+            let shown = address?.description ?? "unknown"
+            let sampled = refusalLog.admit(shown, now: Date())
             logRequest = sampled != nil
             if let suppressed = sampled {
                 logger.warning(
                     "refused client address",
                     metadata: [
-                        "requestId": "\(context.requestId)", "address": "\(address?.description ?? "unknown")",
+                        "requestId": "\(context.requestId)", "address": "\(shown)",
                         "peer": "\(context.peer?.description ?? "unknown")", "reason": "\(reason)",
                         "suppressedSinceLast": "\(suppressed)",
                     ])
             }
-            audit.refused(address: address?.description ?? "unknown", at: Date())
+            audit.refused(address: shown, at: Date())
             response =
                 KMSError(
                     .addressNotAllowed, "this client address is not on the server's allowlist (KMS_WHITELIST)"
@@ -90,7 +91,6 @@ struct EdgeResponder: HTTPResponder {
             route: routeLabel, method: request.method.rawValue, status: response.status.code, elapsed: elapsed)
         guard logRequest else { return response }
         let attention = failure.flatMap { $0.needsOperatorAttention ? $0 : nil }
-        let address = context.clientAddress?.description ?? "unknown"
         let status = Int(response.status.code)
         // A plain 4xx (no token, an unknown session, a path or method that is none, a body too large) is
         // thinned by host as refusals are, as the AWS door thins its refusals before authentication (an
@@ -102,7 +102,7 @@ struct EdgeResponder: HTTPResponder {
             : logThinning.admit(
                 status: status,
                 attention: attention.map { ResponseLogThinning.kind(code: $0.code.rawValue, detail: $0.detail) },
-                address: address, now: Date())
+                address: context.clientAddress?.description ?? "unknown", now: Date())
         guard let suppressed = left else { return response }
         if let attention {
             logger.error(

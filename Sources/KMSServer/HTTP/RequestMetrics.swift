@@ -13,7 +13,7 @@ struct RequestMetrics: Sendable {
     private let factory: PrometheusMetricsFactory
     private let missingForwardedFor: Metrics.Counter
     /// `kms_connections_closed_total` by door and reason, made once (`ConnectionGuard`).
-    private let closed: [String: Metrics.Counter]
+    private let closed: [ClosedKey: Metrics.Counter]
     private let handles = Handles()
 
     /// The counter and timer of each (route, method, status), made once: the
@@ -33,10 +33,10 @@ struct RequestMetrics: Sendable {
         registry = PrometheusCollectorRegistry()
         factory = PrometheusMetricsFactory(registry: registry)
         missingForwardedFor = Counter(label: "kms_proxy_requests_without_forwarded_for_total", factory: factory)
-        var closed: [String: Metrics.Counter] = [:]
+        var closed: [ClosedKey: Metrics.Counter] = [:]
         for door in Door.allCases {
             for reason in ClosedConnection.allCases {
-                closed["\(door.rawValue)/\(reason.rawValue)"] = Counter(
+                closed[ClosedKey(door: door, reason: reason)] = Counter(
                     label: "kms_connections_closed_total",
                     dimensions: [("door", door.rawValue), ("reason", reason.rawValue)], factory: factory)
             }
@@ -69,9 +69,15 @@ struct RequestMetrics: Sendable {
         case malformed
     }
 
+    /// A `kms_connections_closed_total` counter's labels (no text built per close).
+    private struct ClosedKey: Hashable {
+        let door: Door
+        let reason: ClosedConnection
+    }
+
     /// A connection `ConnectionGuard` closed, counted by door and reason (labels of the server's own).
     func recordClosedConnection(door: Door, reason: ClosedConnection) {
-        closed["\(door.rawValue)/\(reason.rawValue)"]?.increment()
+        closed[ClosedKey(door: door, reason: reason)]?.increment()
     }
 
     /// The methods a label names; any other (a client chooses it) is `other`,

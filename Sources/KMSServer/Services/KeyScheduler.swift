@@ -83,11 +83,17 @@ struct KeyScheduler: Service {
     /// The fields that name a change the scheduler tries.
     private static func fields(_ change: KeyRing.ScheduledChange) -> (type: String, [(String, String)]) {
         switch change {
-        case .delete(let keyId): ("key.delete", [("client", "scheduler"), ("keyId", keyId)])
+        case .delete(let keyId, let aliases):
+            ("key.delete", [("client", "scheduler"), ("keyId", keyId)] + named(aliases))
         case .rotate(let keyId): ("key.rotate", [("client", "scheduler"), ("keyId", keyId)])
         case .rotateForUsage(let keyId):
             ("key.rotate", [("client", "scheduler"), ("reason", "encryptions"), ("keyId", keyId)])
         }
+    }
+
+    /// A deletion's `aliases` (comma-separated, as read before the deletion removed them), when it had any.
+    private static func named(_ aliases: [String]) -> [(String, String)] {
+        aliases.isEmpty ? [] : [("aliases", aliases.joined(separator: ","))]
     }
 
     /// A durable intent before the scheduler's write, as a client's key change has one: a process killed
@@ -133,8 +139,9 @@ struct KeyScheduler: Service {
 
     private func report(_ outcome: KeyRing.ScheduledOutcome) async {
         switch outcome {
-        case .deleted(let keyId):
-            await scheduled(AuditEvent("key.delete", [("client", "scheduler"), ("keyId", keyId)]))
+        case .deleted(let keyId, let aliases):
+            await scheduled(
+                AuditEvent("key.delete", [("client", "scheduler"), ("keyId", keyId)] + Self.named(aliases)))
             logger.notice("deleted a key whose deletion date passed", metadata: ["keyId": "\(keyId)"])
         case .rotated(let record):
             await scheduled(

@@ -155,8 +155,12 @@ final class ServeProcess: @unchecked Sendable {
     /// `seedIdentity`: give a file store with no master key yet the test run's
     /// shared identity key (an RSA-4096 generation costs seconds of CPU in a
     /// debug build, and many tests start servers at once).
-    /// `folder`: an earlier server's, to start it again (nil: a new one).
-    init(environment: [String: String] = [:], seedIdentity: Bool = true, folder existing: URL? = nil) async throws {
+    /// `folder`: an earlier server's, to start it again (nil: a new one). `probeHeaders`: sent with the
+    /// readiness probe (an `X-Forwarded-For` for a server whose allowlist refuses loopback itself).
+    init(
+        environment: [String: String] = [:], seedIdentity: Bool = true, folder existing: URL? = nil,
+        probeHeaders: [(String, String)] = []
+    ) async throws {
         folder =
             existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("kms-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -182,7 +186,8 @@ final class ServeProcess: @unchecked Sendable {
         // takes seconds in a debug build and many more on a loaded machine.
         for _ in 0..<1200 {
             if let response = try? await health.send(
-                TransportRequest(method: "GET", target: "/healthz", headers: [], body: nil)), response.status == 200
+                TransportRequest(method: "GET", target: "/healthz", headers: probeHeaders, body: nil)),
+                response.status == 200
             {
                 return
             }

@@ -46,7 +46,9 @@ extension KeyRing {
 
     /// What one scheduler pass did (lifecycle-v1 sections 1 and 2).
     public enum ScheduledOutcome: Sendable, Equatable {
-        case deleted(keyId: String)
+        /// With the aliases the key had when the pass read it (the deletion removes the key's aliases, and
+        /// an entry naming only the keyId left the reader to find which names went with it: an audit review).
+        case deleted(keyId: String, aliases: [String] = [])
         case rotated(KeyRecord)
         /// Rotated because its active version reached `KeyLifecycle.rotateAfterEncryptions`.
         case rotatedForUsage(KeyRecord)
@@ -54,7 +56,7 @@ extension KeyRing {
 
     /// A change the scheduler is about to try, for its audit intent.
     public enum ScheduledChange: Sendable, Equatable {
-        case delete(keyId: String)
+        case delete(keyId: String, aliases: [String] = [])
         case rotate(keyId: String)
         /// Its active version reached `KeyLifecycle.rotateAfterEncryptions`.
         case rotateForUsage(keyId: String)
@@ -98,13 +100,14 @@ extension KeyRing {
             var intended: ScheduledChange?
             do throws(KMSError) {
                 if record.isDueForDeletion(at: now) {
-                    try await intent(.delete(keyId: record.keyId))
-                    intended = .delete(keyId: record.keyId)
-                    attempt = .deleted(keyId: record.keyId)
+                    let deletion = ScheduledChange.delete(keyId: record.keyId, aliases: record.aliases)
+                    try await intent(deletion)
+                    intended = deletion
+                    attempt = .deleted(keyId: record.keyId, aliases: record.aliases)
                     if try await store.delete(keyId: record.keyId, expectedRevision: record.revision, now: now) {
-                        await report(.deleted(keyId: record.keyId))
+                        await report(.deleted(keyId: record.keyId, aliases: record.aliases))
                     } else {
-                        await unwritten(.delete(keyId: record.keyId), nil)
+                        await unwritten(deletion, nil)
                     }
                 } else if record.isDueForRotation(at: now), let days = record.rotationPeriodDays {
                     var next = record
@@ -161,7 +164,7 @@ extension KeyRing {
     /// seen, and its change has no entry (the server's log names the key).
     private func landed(_ attempt: ScheduledOutcome?) async -> ScheduledOutcome? {
         switch attempt {
-        case .deleted(let keyId):
+        case .deleted(let keyId, _):
             do {
                 return try await store.freshKey(id: keyId) == nil ? attempt : nil
             } catch {
