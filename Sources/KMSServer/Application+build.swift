@@ -27,6 +27,8 @@ public struct AppDependencies: Sendable {
     public var rsaQueue: RSAWorkQueue?
     /// How often expired sessions are swept.
     public var janitorInterval: Duration = .seconds(30)
+    /// How often the count of log lines left out by thinning is said (`LeftOutLogLines`).
+    public var leftOutLogInterval: Duration = .seconds(60)
     /// Overrides `KMS_SCHEDULER_INTERVAL_MS` (tests).
     public var schedulerInterval: Duration?
     /// The clock the key scheduler checks this host's against before it
@@ -115,7 +117,7 @@ public func buildApplication(
         if !relative.isEmpty {
             // A notice, not a warning: the defaults are relative, and a newcomer's first start is this one.
             logger.notice(
-                "\(relative.joined(separator: ", ")) are relative paths, read from the folder kms serve was started in: start it from that folder each time, or give absolute paths, or a start elsewhere makes another new store",
+                "\(relative.joined(separator: ", ")) are relative paths, read from the folder kms serve was started in: start it from that folder each time, or give absolute paths (a start from another folder does not find these files, and on the file store makes another new store)",
                 metadata: [
                     "folder": "\(FileManager.default.currentDirectoryPath)",
                     "keyStorePath": "\(config.keyStorePath.path)",
@@ -310,9 +312,10 @@ public func buildApplication(
         sessions: sessions, maxBodyBytes: config.maxBodyBytes, resolveKey: keys.resolveNames,
         resolveKeyFresh: keys.resolveNamesFresh)
     let clock = dependencies.clock
-    channel.noteDenied = { permission, error, call in
+    channel.noteDenied = { permission, error, fields, call in
         audit.permissionDenied(
-            Auditor.who(call), client: call.opened.client?.clientId ?? AuditEvent.sessionHash(call.opened.sessionId),
+            Auditor.who(call) + fields,
+            client: call.opened.client?.clientId ?? AuditEvent.sessionHash(call.opened.sessionId),
             // The name as asked only in a form no secret has (`Auditor.shownName`; a review: a secret pasted as
             // a key name was recorded whole). An empty one (no key named) stays empty.
             permission: permission, key: (error.detail ?? "").isEmpty ? "" : Auditor.shownName(error.detail ?? ""),
@@ -349,6 +352,11 @@ public func buildApplication(
             store: sessionStore, clock: dependencies.clock, interval: dependencies.janitorInterval, logger: logger,
             audit: audit),
         AuditFlusher(log: audit.log, database: stores.database),
+        LeftOutLogLines(
+            kinds: [
+                ("native refused addresses", edge.refusalLog), ("native plain 4xx answers", edge.plainRefusalLog),
+            ] + edge.logThinning.kinds(door: "native"),
+            interval: dependencies.leftOutLogInterval, logger: logger),
         KeyScheduler(
             keys: keys, audit: audit,
             interval: dependencies.schedulerInterval ?? .milliseconds(config.schedulerIntervalMs),

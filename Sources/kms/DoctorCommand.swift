@@ -553,12 +553,17 @@ struct DoctorCommand: AsyncParsableCommand {
                 .skip, "proxy", "not checked: the server does not answer at \(url)\(WirePath.metrics) (pass --url)")
         }
         // A server that answers but refuses this host (an operator-mistakes hunt: the row said it did not answer).
-        guard response.status == .ok, let body = try? await response.body.collect(upTo: 4 << 20) else {
+        guard response.status == .ok else {
+            // This server's refusal says `address_not_allowed`; a proxy in front may answer 403 for its own reasons.
+            let refused = (try? await response.body.collect(upTo: 64 << 10)).map { String(buffer: $0) }
             let why =
-                response.status == .forbidden
+                response.status == .forbidden && refused?.contains("address_not_allowed") == true
                 ? "the server at \(url) refuses this host's address (KMS_WHITELIST), so its metrics cannot be read from here"
                 : "the server at \(url) answered \(WirePath.metrics) with \(response.status.code)"
             return report(.skip, "proxy", "not checked: \(why)")
+        }
+        guard let body = try? await response.body.collect(upTo: 4 << 20) else {
+            return report(.skip, "proxy", "not checked: the metrics at \(url)\(WirePath.metrics) could not be read")
         }
         let text = String(buffer: body)
         let line = text.split(separator: "\n").first { $0.hasPrefix("kms_proxy_requests_without_forwarded_for_total") }

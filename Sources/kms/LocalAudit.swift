@@ -11,8 +11,9 @@ import Logging
 /// that the server's own entries continue.
 enum LocalAudit {
     /// The fields that mark an entry written by a local verb, with the operating-system user who ran it
-    /// (an audit review: `client: local` said nothing of who; `sudoUser` too when run through sudo, as
-    /// sudo sets it: the person behind a root shell).
+    /// (an audit review: `client: local` said nothing of who; `sudoUser` too, as `SUDO_USER` gives it: the
+    /// person behind a root shell when sudo set it, not verified, since whoever runs a local verb holds the
+    /// audit key anyway).
     static let via: [(String, String)] =
         [("via", "local"), ("client", "local"), ("osUser", osUser)]
         + (ProcessInfo.processInfo.environment["SUDO_USER"].map { [("sudoUser", $0)] } ?? [])

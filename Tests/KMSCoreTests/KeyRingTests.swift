@@ -38,16 +38,37 @@ import Testing
         #expect(calls.withLock { $0 } == 1 + KeyRing.aliasRaceAttempts)
     }
 
-    /// A rotation given the record its caller read for its checks writes from it, and one given a record
-    /// another rotation has since changed adds its version on top of that one (a conflict, then a fresh read).
+    /// A rotation given the record its caller read for its checks writes from it without a read of its own;
+    /// given a record another change has since made stale, its write conflicts and it reads again: on top of
+    /// a rotation, or refused for a key disabled in between (nothing added). A record of another key is not
+    /// used.
     @Test func aRotationFromARecordReadBeforeWritesOnTopOfChanges() async throws {
-        let keys = ring(store: InMemoryKeyStore())
+        let store = CountingReads()
+        let keys = ring(store: store)
         let key = try await keys.generate(alias: nil)
+        let other = try await keys.generate(alias: nil)
         let read = try await keys.resolve(key.keyId, field: "keyId", fresh: true)
+        let before = store.reads.withLock { $0 }
         #expect(try await keys.rotate(key.keyId, read: read).activeVersion == 2)
-        // `read` is stale now (version 1 active): the write conflicts, the retry reads version 2.
-        let again = try await keys.rotate(key.keyId, read: read)
-        #expect(again.activeVersion == 3 && again.versions.count == 3)
+        #expect(store.reads.withLock { $0 } == before)
+        #expect(try await keys.rotate(key.keyId, read: read).versions.count == 3)
+        let current = try await keys.resolve(key.keyId, field: "keyId", fresh: true)
+        _ = try await keys.change(.disable, on: key.keyId)
+        await #expect(throws: KMSError(.keyDisabled, "")) { try await keys.rotate(key.keyId, read: current) }
+        #expect(try await keys.resolve(key.keyId, field: "keyId").versions.count == 3)
+        #expect(try await keys.rotate(other.keyId, read: current).keyId == other.keyId)
+        #expect(try await keys.resolve(other.keyId, field: "keyId").versions.count == 2)
+    }
+
+    /// An in-memory store that counts reads by key id.
+    final class CountingReads: ForwardingKeyStore {
+        let inner = InMemoryKeyStore()
+        let reads = Mutex(0)
+
+        func key(id: String) async throws(KMSError) -> KeyRecord? {
+            reads.withLock { $0 += 1 }
+            return try await inner.key(id: id)
+        }
     }
 
     @Test func graceAndRetirementFollowTheClock() async throws {

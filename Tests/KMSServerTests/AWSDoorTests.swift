@@ -349,6 +349,24 @@ import Testing
                 "RotateKeyOnDemand", #"{"KeyId":"\#(secondId)"}"#, accessKeyId: accessKeyId, secret: secret)
             #expect(code(rotateRefused) == "DisabledException", "\(rotateRefused.json)")
             #expect(try LifecycleAPITests.count("key.rotate", in: server.config.auditLog) == rotatesBefore)
+            // Named by an alias, the entries say the alias, with the keyId; CreateAlias's its TargetKeyId as given.
+            let aliased = try await door.send(
+                "CreateAlias", #"{"AliasName":"alias/second","TargetKeyId":"\#(secondId)"}"#, accessKeyId: accessKeyId,
+                secret: secret)
+            #expect(aliased.status == 200, "\(aliased.json)")
+            for operation in ["EnableKey", "RotateKeyOnDemand"] {
+                let answer = try await door.send(
+                    operation, #"{"KeyId":"alias/second"}"#, accessKeyId: accessKeyId, secret: secret)
+                #expect(answer.status == 200, "\(operation) \(answer.json)")
+            }
+            for type in ["key.enable", "key.rotate"] {
+                let entries = try LifecycleAPITests.entries(type, in: server.config.auditLog)
+                #expect(entries.contains { $0.contains(#""key":"alias/second""#) }, "\(type) \(entries)")
+            }
+            let created = try LifecycleAPITests.entries("alias.create", in: server.config.auditLog)
+            #expect(created.contains { $0.contains(#""key":"\#(secondId)""#) }, "\(created)")
+            _ = try await door.send(
+                "DisableKey", #"{"KeyId":"alias/second"}"#, accessKeyId: accessKeyId, secret: secret)
             let read = try await door.send(
                 "DescribeKey", #"{"KeyId":"\#(keyId)","DryRun":"x"}"#, accessKeyId: accessKeyId, secret: secret)
             #expect(read.status == 200, "\(read.json)")

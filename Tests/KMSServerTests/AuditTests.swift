@@ -114,6 +114,29 @@ import Testing
         }
     }
 
+    /// An operation's entry carries the request id its answer and its request log line carry, on both doors
+    /// (an observability review: the two logs joined by time and address only).
+    @Test func entriesCarryTheRequestId() async throws {
+        let lines = LogCounter()
+        try await AWSDoorTests.withDoor(log: lines) { server, session, door in
+            let generated = try await session.call(.post, "/keys/generate", "{}")
+            let nativeId = try #require(generated.raw.headers.first { $0.name.canonicalName == "x-request-id" }?.value)
+            let (accessKeyId, secret) = try await AWSDoorTests.accessKey(session, "admin")
+            let keyId = try #require(generated.json["keyId"] as? String)
+            let uuid = try #require(AWSKeyId.uuid(fromNative: keyId))
+            let sealed = try await door.send(
+                "Encrypt", #"{"KeyId":"\#(uuid)","Plaintext":"aGk="}"#, accessKeyId: accessKeyId, secret: secret)
+            #expect(sealed.status == 200)
+            let awsId = try #require(lines.values("aws request", "requestId").last)
+            let log = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
+            let generates = log.filter { $0.contains(#""type":"key.generate""#) }
+            #expect(generates.count == 2 && generates.allSatisfy { $0.contains(#""requestId":"\#(nativeId)""#) })
+            #expect(
+                log.contains { $0.contains(#""type":"crypto.encrypt""#) && $0.contains(#""requestId":"\#(awsId)""#) },
+                "\(awsId)")
+        }
+    }
+
     /// An AWS `Decrypt` or `ReEncrypt` whose `KeyId` names another key than the blob's is refused
     /// `IncorrectKeyException` with a failure entry naming the blob's key and the name given (an audit
     /// review: it wrote none); a DryRun records nothing.
@@ -147,11 +170,12 @@ import Testing
             let entries = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
                 .filter { $0.contains(#""code":"IncorrectKeyException""#) }
             #expect(entries.count == 2, "\(entries)")
-            #expect(entries.allSatisfy { $0.contains(#""keyId":"\#(secondNative)""#) && $0.contains(#""door":"aws""#) })
+            #expect(entries.allSatisfy { $0.contains(#""door":"aws""#) })
             #expect(entries.first?.contains(#""type":"crypto.decrypt""#) == true)
-            #expect(entries.first?.contains(#""key":"alias/other""#) == true)
+            #expect(entries.first?.contains(#""keyId":"\#(secondNative)","key":"alias/other""#) == true)
+            // A rewrap's source, named as the source (`keyId` is a rewrap's destination elsewhere).
             #expect(entries.last?.contains(#""type":"crypto.rewrap""#) == true)
-            #expect(entries.last?.contains(#""key":"\#(keyId)""#) == true)
+            #expect(entries.last?.contains(#""sourceKeyId":"\#(secondNative)","sourceKey":"\#(keyId)""#) == true)
         }
     }
 

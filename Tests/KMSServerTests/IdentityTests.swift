@@ -607,6 +607,15 @@ import Testing
             let phone = WireSession(client: client)
             phone.clientKey = phoneKey
             try await phone.establish()
+            // The denial's entry names the client it was after (an audit review: it named none).
+            #expect(try await phone.call(.post, "/clients/admin/revoke", "{}").status == 403)
+            var denials: [Substring] = []
+            for _ in 0..<50 where denials.isEmpty {
+                denials = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
+                    .filter { $0.contains(#""type":"permission.denied""#) }
+                if denials.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(denials.count == 1 && denials[0].contains(#""targetName":"admin""#), "\(denials)")
             let document = try await client.execute(uri: "/openapi.json", method: .get)
             let json = try #require(
                 try JSONSerialization.jsonObject(with: Data(buffer: document.body)) as? [String: Any])

@@ -135,6 +135,34 @@ import Testing
         }
     }
 
+    /// The lines a burst left out are counted in a notice within the interval, without waiting for the next
+    /// line of their kind (an observability review: the last of a burst could wait indefinitely).
+    @Test func leftOutLinesAreCountedWithoutANextLine() async throws {
+        var server = try TestServer()
+        let lines = LogCounter()
+        server.dependencies.logger = lines.logger
+        server.dependencies.leftOutLogInterval = .milliseconds(200)
+        try await server.run { client in
+            let start = ContinuousClock.now
+            for _ in 0..<6 { #expect(try await client.execute(uri: "/keys", method: .get).status == .unauthorized) }
+            for _ in 0..<50 where lines.values("log lines left out", "leftOut").isEmpty {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await Task.sleep(for: .milliseconds(300))  // a notice's interval more: the count is final
+            // Six answers: the lines written, those they say were left out before them, and the notices' counts
+            // (a loop slower than ten seconds writes another line; a notice may come mid-loop).
+            let written = zip(lines.values("request", "status"), lines.values("request", "suppressedSinceLast"))
+                .filter { $0.0 == "401" }
+            let before = written.compactMap { Int($0.1) }.reduce(0, +)
+            let counted = lines.values("log lines left out", "leftOut").compactMap(Int.init).reduce(0, +)
+            #expect(counted > 0)
+            #expect(
+                written.count + before + counted == 6,
+                "\(written) + \(counted) after \(ContinuousClock.now - start)")
+            #expect(lines.values("log lines left out", "kind").allSatisfy { $0 == "native plain 4xx answers" })
+        }
+    }
+
     /// A flood of `429`s from many addresses takes the addresses' budget, not the failures': a review
     /// found five addresses enough to keep every `request failed` line out of the log.
     @Test func busyAnswersDoNotCrowdOutFailuresThatNeedTheOperator() {

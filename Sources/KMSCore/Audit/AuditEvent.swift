@@ -20,7 +20,7 @@ public struct AuditEvent: Sendable {
     /// roll-back check compares them with `GET /clients`). They are validated
     /// and bounded before they get here (`GrantBody.maxGrants` grants of
     /// bounded patterns), and only `clients:manage` may send them.
-    public static let uncappedFields: Set<String> = ["grants", "suppressedKeys"]
+    public static let uncappedFields: Set<String> = ["grants", "suppressedKeys", "aliases"]
 
     /// The first entry of a log begun under an audit key that is older than it (the earlier log was
     /// moved, deleted or emptied, or a PostgreSQL instance is new): `kms audit verify` names it, since

@@ -208,7 +208,7 @@ public struct ClientRegistry: Sendable {
     ) {
         try await update(reference) { current throws(KMSError) in
             guard current.isActive else { throw Self.clientRevoked }
-            guard current.grants != grants else { return nil }
+            guard !Grant.sameMeaning(current.grants, grants) else { return nil }
             var changed = current
             changed.grants = grants
             return changed

@@ -129,7 +129,8 @@ public struct KeyRing: Sendable {
     public func rotate(_ reference: String, read: KeyRecord? = nil) async throws(KMSError) -> KeyRecord {
         // The new version's date starts the old one's grace period: a clock behind would retire it at once.
         try await self.reference?.requireAgreement()
-        var known = read
+        // Only a record of the key `reference` names (a caller's mistake must not rotate another key).
+        var known = read.flatMap { $0.keyId == reference || $0.aliases.contains(reference) ? $0 : nil }
         let rotated = try await updateRetrying { () async throws(KMSError) in
             if let record = known {
                 known = nil

@@ -59,7 +59,7 @@ func makeAWSDoor(
         }
     }
     let onRunning = dependencies.onAWSServerRunning
-    return Application(
+    var door = Application(
         responder: responder, server: server,
         configuration: .init(address: .hostname(aws.host, port: aws.port), serverName: nil),
         onServerRunning: { channel in
@@ -67,4 +67,13 @@ func makeAWSDoor(
             readiness.listening()
         },
         logger: logger)
+    door.addServices(
+        LeftOutLogLines(
+            kinds: [
+                ("aws refused addresses", responder.refusalLog),
+                ("aws refusals before the target", responder.plainRefusalLog),
+            ]
+                + responder.logThinning.kinds(door: "aws"),
+            interval: dependencies.leftOutLogInterval, logger: logger))
+    return door
 }

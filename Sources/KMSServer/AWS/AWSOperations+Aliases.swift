@@ -89,7 +89,8 @@ extension AWSOperations {
         try checkNoGain(naming: target, as: name, key: reference, call)
         if call.dryRun { throw Self.dryRun }
         _ = try await native { () throws(KMSError) in
-            try await audit.durableChange("alias.create", [("alias", name), ("key", target.keyId)], who: call.who) {
+            // `key` as asked (it resolved: `targetKey`), as the native door records it; the outcome adds `keyId`.
+            try await audit.durableChange("alias.create", [("alias", name), ("key", reference)], who: call.who) {
                 () throws(KMSError) in
                 try await keys.createAlias(name, for: target)
             } result: { alias in
@@ -111,7 +112,7 @@ extension AWSOperations {
             guard target.keyId != current.keyId else { return .object([]) }
             _ = try await native { () throws(KMSError) in
                 try await audit.durableChange(
-                    "alias.move", [("alias", name), ("fromKeyId", current.keyId), ("key", target.keyId)], who: call.who
+                    "alias.move", [("alias", name), ("fromKeyId", current.keyId), ("key", reference)], who: call.who
                 ) { () throws(KMSError) in
                     try await keys.moveAlias(current, to: target)
                 } result: { alias in

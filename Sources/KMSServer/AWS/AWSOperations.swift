@@ -19,7 +19,9 @@ struct AWSOperations: Sendable {
         /// `DryRun: true`, read for every operation: one that changes something stops
         /// after its checks (`412`), whether or not AWS's model gives it the member.
         var dryRun = false
-        var who: [(String, String)] { caller.who(address: address) }
+        /// The answer's `x-amzn-RequestId`, which the door's request log line carries too.
+        var requestId = ""
+        var who: [(String, String)] { caller.who(address: address) + [("requestId", requestId)] }
     }
 
     typealias Operation = @Sendable (AWSOperations, inout AWSInput, Call) async throws(AWSFault) -> JSONValue
@@ -419,11 +421,13 @@ struct AWSOperations: Sendable {
         }
         guard same else {
             if !dryRun {
+                // A rewrap's `keyId` is its destination in every other entry: the source is named as such.
+                let (idField, nameField) = operation == "rewrap" ? ("sourceKeyId", "sourceKey") : ("keyId", "key")
                 await audit.note(
                     AuditEvent(
                         "crypto.\(operation)", outcome: "failure",
                         call.who + [
-                            ("keyId", record.keyId), ("key", shownKey(named)), ("code", "IncorrectKeyException"),
+                            (idField, record.keyId), (nameField, shownKey(named)), ("code", "IncorrectKeyException"),
                         ]
                     ))
             }

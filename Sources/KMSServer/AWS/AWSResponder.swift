@@ -23,7 +23,10 @@ struct AWSResponder: HTTPResponder {
     let metrics: RequestMetrics
     let logger: Logger
     let audit: Auditor
+    /// Allowlist refusals' lines, and apart from them (so that neither crowds the other out, as on the
+    /// native door) an allowlisted client's refusals before the target: both thinned by host.
     let refusalLog = RefusalLogSampler()
+    let plainRefusalLog = RefusalLogSampler()
     /// `429` and `5xx` answers, thinned as the native door's are (`ResponseLogThinning`).
     let logThinning = ResponseLogThinning()
     static let contentType = "application/x-amz-json-1.1"
@@ -43,7 +46,8 @@ struct AWSResponder: HTTPResponder {
         let forwardedFor = request.headers[values: HeaderNames.forwardedFor]
         do throws(AWSFault) {
             let (name, output) = try await handle(
-                request, context: context, forwardedFor: forwardedFor, operation: &operation, client: &client)
+                request, context: context, requestId: requestId, forwardedFor: forwardedFor, operation: &operation,
+                client: &client)
             operation = name
             response = Self.response(.ok, output.serialized())
         } catch {
@@ -69,7 +73,7 @@ struct AWSResponder: HTTPResponder {
         // refusals are, so one host rotating its addresses shares one budget (the final read).
         let left: Int?
         if [400, 403, 404, 413].contains(status), operation == "-" {
-            left = refusalLog.admit(client.host, now: Date())
+            left = (client.refusal == nil ? plainRefusalLog : refusalLog).admit(client.host, now: Date())
         } else {
             // A failure with a cause for the operator's log (a storage outage) is thinned by its kind.
             let attention = failure.flatMap { $0.needsOperatorAttention ? $0 : nil }
@@ -142,17 +146,17 @@ struct AWSResponder: HTTPResponder {
     }
 
     private func handle(
-        _ request: Request, context: KMSRequestContext, forwardedFor: [String], operation: inout String,
-        client: inout Client
+        _ request: Request, context: KMSRequestContext, requestId: String, forwardedFor: [String],
+        operation: inout String, client: inout Client
     ) async throws(AWSFault) -> (String, JSONValue) {
         // Address.
         let address: String
         let host: String
         switch resolver.resolve(peer: context.peer, forwardedFor: forwardedFor) {
         case .refused(let refused, let reason):
-            // A refused address by itself, as the native door's refusal lines are.
+            // Named by its address, thinned by its host (an IPv6 /64 rotating its addresses: a review).
             client.address = refused?.description ?? "unknown"
-            client.host = client.address
+            client.host = refused?.perHostKey ?? "unknown"
             client.refusal = reason
             audit.refused(address: client.address, at: Date())
             throw AWSFault(
@@ -227,7 +231,7 @@ struct AWSResponder: HTTPResponder {
         }
         var input = try AWSInput(body)
         let dryRun = AWSOperations.readOnly.contains(name) ? false : try input.dryRun()
-        let call = AWSOperations.Call(caller: caller, address: address, dryRun: dryRun)
+        let call = AWSOperations.Call(caller: caller, address: address, dryRun: dryRun, requestId: requestId)
         return (name, try await run(operations, &input, call))
     }
 }

@@ -32,6 +32,9 @@ struct Auditor: Sendable {
         if let client = call.opened.client {
             fields += [("clientId", client.clientId), ("clientName", client.name)]
         }
+        // The answer's `X-Request-Id`, which the request log line carries too: the two logs join by it (an
+        // observability review: they joined by time and address only).
+        fields.append(("requestId", call.context.requestId))
         return fields
     }
 

@@ -150,9 +150,8 @@ public struct KMSConfiguration: Sendable {
     /// in, so a start from another folder finds no store there and makes a new one (an operator-mistakes
     /// hunt: only the identity's generation notice said so). Named at start when a new master key is made.
     public var relativePathSettings: [String] {
-        var paths = [
-            ("KEY_STORE_PATH", keyStorePath), ("KMS_AUDIT_LOG", auditLog), ("KMS_ADMIN_KEY_FILE", adminKeyFile),
-        ]
+        var paths = [("KMS_AUDIT_LOG", auditLog), ("KMS_ADMIN_KEY_FILE", adminKeyFile)]
+        if store == .file { paths.insert(("KEY_STORE_PATH", keyStorePath), at: 0) }
         if masterKeyBase64 == nil { paths.append(("KMS_MASTER_KEY_FILE", masterKeyFile)) }
         return paths.filter { !$0.1.relativePath.hasPrefix("/") }.map(\.0)
     }

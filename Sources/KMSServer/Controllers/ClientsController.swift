@@ -30,7 +30,7 @@ struct ClientsController: Sendable {
                     field: "publicKey")
             }
             let grants = try Self.grants(input.grants)
-            try Self.authorize(call)
+            try Self.authorize(call, target: input.name)
             let fields = Grant.addAuditFields(name: input.name, publicKey: publicKey, grants: grants)
             return try await audit.durableChange("client.add", fields, call) { () throws(KMSError) in
                 try await clients.add(name: input.name, publicKey: publicKey, grants: grants)
@@ -59,7 +59,7 @@ struct ClientsController: Sendable {
                 description: "{client} is a clientId or an active client's name.", errors: [.clientNotFound])
         ) { _, call throws(KMSError) in
             let reference = try Self.reference(call)
-            try Self.authorize(call)
+            try Self.authorize(call, target: reference)
             return try await clients.resolve(reference).record.body
         }
         routes.sealed(
@@ -71,7 +71,7 @@ struct ClientsController: Sendable {
         ) { input, call throws(KMSError) in
             let reference = try Self.reference(call)
             let grants = try Self.grants(input.grants)
-            try Self.authorize(call)
+            try Self.authorize(call, target: reference)
             let fields = [Self.target(reference), ("grants", Grant.auditText(grants))]
             return try await audit.durableChange("client.grants", fields, call) { () throws(KMSError) in
                 try await clients.setGrants(reference, grants)
@@ -88,7 +88,7 @@ struct ClientsController: Sendable {
                 errors: [.clientNotFound, .lastAdmin])
         ) { _, call throws(KMSError) in
             let reference = try Self.reference(call)
-            try Self.authorize(call)
+            try Self.authorize(call, target: reference)
             let record = try await audit.durableChange("client.revoke", [Self.target(reference)], call) {
                 () throws(KMSError) in
                 try await clients.revoke(reference)
@@ -121,7 +121,7 @@ struct ClientsController: Sendable {
                 errors: [.clientNotFound, .clientRevoked, .limitReached])
         ) { _, call throws(KMSError) in
             let reference = try Self.reference(call)
-            try Self.authorize(call)
+            try Self.authorize(call, target: reference)
             let created = try await audit.durableChange("client.access-key.create", [Self.target(reference)], call) {
                 () throws(KMSError) in
                 try await clients.createAccessKey(reference)
@@ -145,7 +145,7 @@ struct ClientsController: Sendable {
             guard AccessKeyRecord.isAccessKeyId(accessKeyId) else {
                 throw KMSError(.invalidRequest, "not an access key id (AKIA + 16 of A-Z2-7)", field: "accessKeyId")
             }
-            try Self.authorize(call)
+            try Self.authorize(call, target: reference)
             let fields = [Self.target(reference), ("accessKeyId", accessKeyId)]
             return try await audit.durableChange("client.access-key.revoke", fields, call) {
                 () throws(KMSError) in
@@ -169,13 +169,14 @@ struct ClientsController: Sendable {
     }
 
     /// `clients:manage` (identity-v1 section 5), after the route's own `400`s.
-    /// With `KMS_CLIENT_AUTH=off` any session may (rule 13.3).
-    static func authorize(_ call: SealedChannel.Call) throws(KMSError) {
+    /// With `KMS_CLIENT_AUTH=off` any session may (rule 13.3). A denial's entry names the target client as
+    /// asked (`target`; an audit review: it named none), the routes on one client.
+    static func authorize(_ call: SealedChannel.Call, target: String? = nil) throws(KMSError) {
         guard let client = call.opened.client else { return }
         do {
             try KeyAccess.checkClientsManage(grants: client.grants)
         } catch {
-            call.noteDenied(.clientsManage, error)
+            call.noteDenied(.clientsManage, error, fields: target.map { [Self.target($0)] } ?? [])
             throw error
         }
     }

@@ -52,7 +52,8 @@ struct EdgeResponder: HTTPResponder {
         switch resolver.resolve(peer: context.peer, forwardedFor: forwardedFor) {
         case .refused(let address, let reason):
             let shown = address?.description ?? "unknown"
-            let sampled = refusalLog.admit(shown, now: Date())
+            // Thinned by host (an IPv6 /64 rotating its addresses took every line: a review), named in full.
+            let sampled = refusalLog.admit(address?.perHostKey ?? "unknown", now: Date())
             logRequest = sampled != nil
             if let suppressed = sampled {
                 logger.warning(

@@ -24,6 +24,15 @@ final class RefusalLogSampler: Sendable {
         self.perSecond = perSecond
     }
 
+    /// The number suppressed since the last line or the last call, which starts the count again
+    /// (`LeftOutLogLines`).
+    func takeLeftOut() -> Int {
+        state.withLock { state in
+            defer { state.suppressed = 0 }
+            return state.suppressed
+        }
+    }
+
     /// Whether to log this refusal; when yes, the number suppressed before it.
     func admit(_ address: String, now: Date) -> Int? {
         state.withLock { state in

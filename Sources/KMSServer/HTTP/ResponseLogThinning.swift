@@ -13,6 +13,11 @@ struct ResponseLogThinning: Sendable {
     /// Failures that need the operator: once a second per code, five a second in all.
     let attention = RefusalLogSampler(perAddress: 1, perSecond: 5)
 
+    /// Its two kinds, named for `LeftOutLogLines` after `door`.
+    func kinds(door: String) -> [(name: String, sampler: RefusalLogSampler)] {
+        [(door + " 429 and 5xx answers", busy), (door + " failures that need the operator", attention)]
+    }
+
     /// Whether to log the answer's lines (nil: not); when yes, how many lines of its kind were left out
     /// since the last one written (0 for answers that are never thinned). `attention`: the failure's
     /// `kind` when it needs the operator.

@@ -14,26 +14,19 @@ struct SessionJanitor: Service {
     let audit: Auditor
 
     func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    try await Task.sleep(for: interval)
-                } catch {
-                    return
+        await repeatUntilShutdown(every: interval) {
+            do throws(KMSError) {
+                let removed = try await store.purgeExpired(now: clock.now())
+                if removed.sessions > 0 {
+                    await audit.note(AuditEvent("session.expire", [("sessions", "\(removed.sessions)")]))
                 }
-                do throws(KMSError) {
-                    let removed = try await store.purgeExpired(now: clock.now())
-                    if removed.sessions > 0 {
-                        await audit.note(AuditEvent("session.expire", [("sessions", "\(removed.sessions)")]))
-                    }
-                    if removed.sessions + removed.pending > 0 {
-                        logger.debug(
-                            "removed expired sessions",
-                            metadata: ["sessions": "\(removed.sessions)", "pending": "\(removed.pending)"])
-                    }
-                } catch {
-                    logger.warning("session cleanup failed", metadata: ["detail": "\(error.detail ?? error.message)"])
+                if removed.sessions + removed.pending > 0 {
+                    logger.debug(
+                        "removed expired sessions",
+                        metadata: ["sessions": "\(removed.sessions)", "pending": "\(removed.pending)"])
                 }
+            } catch {
+                logger.warning("session cleanup failed", metadata: ["detail": "\(error.detail ?? error.message)"])
             }
         }
     }
