@@ -312,14 +312,14 @@ public func buildApplication(
         sessions: sessions, maxBodyBytes: config.maxBodyBytes, resolveKey: keys.resolveNames,
         resolveKeyFresh: keys.resolveNamesFresh)
     let clock = dependencies.clock
-    channel.noteDenied = { permission, error, fields, call in
+    channel.noteDenied = { permission, error, target, call in
         audit.permissionDenied(
-            Auditor.who(call) + fields,
+            Auditor.who(call),
             client: call.opened.client?.clientId ?? AuditEvent.sessionHash(call.opened.sessionId),
             // The name as asked only in a form no secret has (`Auditor.shownName`; a review: a secret pasted as
             // a key name was recorded whole). An empty one (no key named) stays empty.
             permission: permission, key: (error.detail ?? "").isEmpty ? "" : Auditor.shownName(error.detail ?? ""),
-            at: clock.now())
+            target: target, at: clock.now())
     }
     channel.noteMissingKey = { permission, key, call in
         await audit.cryptoKeyNotFound(permission, who: Auditor.who(call), key: Auditor.asAsked(key))
@@ -354,7 +354,8 @@ public func buildApplication(
         AuditFlusher(log: audit.log, database: stores.database),
         LeftOutLogLines(
             kinds: [
-                ("native refused addresses", edge.refusalLog), ("native plain 4xx answers", edge.plainRefusalLog),
+                .init(name: "native refused addresses", sampler: edge.refusalLog, level: .warning),
+                .init(name: "native plain 4xx answers", sampler: edge.plainRefusalLog, level: .info),
             ] + edge.logThinning.kinds(door: "native"),
             interval: dependencies.leftOutLogInterval, logger: logger),
         KeyScheduler(

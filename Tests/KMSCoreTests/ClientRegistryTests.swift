@@ -70,21 +70,6 @@ import Testing
         }
     }
 
-    /// Grants replaced by the same ones in another order (grants, patterns, permissions) write nothing.
-    @Test func reorderedGrantsAreNoChange() async throws {
-        let one = Grant(keys: [.any], allow: [.cryptoEncrypt, .cryptoDecrypt])
-        let two = Grant(keys: [.alias("photos"), .any], allow: [.keysRead])
-        _ = try await registry.add(name: "nas", publicKey: Self.publicKey(), grants: [one, two])
-        let reordered = [
-            Grant(keys: [.any, .alias("photos")], allow: [.keysRead]),
-            Grant(keys: [.any], allow: [.cryptoDecrypt, .cryptoEncrypt]),
-        ]
-        let same = try await registry.setGrants("nas", reordered)
-        #expect(!same.written && same.record.grants == [one, two])
-        let changed = try await registry.setGrants("nas", [one])
-        #expect(changed.written && changed.record.grants == [one])
-    }
-
     @Test func accessKeyLimitsAndRevocation() async throws {
         _ = try await registry.add(name: "nas", publicKey: Self.publicKey(), grants: [])
         let first = try await registry.createAccessKey("nas")

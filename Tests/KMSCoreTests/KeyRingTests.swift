@@ -56,8 +56,11 @@ import Testing
         _ = try await keys.change(.disable, on: key.keyId)
         await #expect(throws: KMSError(.keyDisabled, "")) { try await keys.rotate(key.keyId, read: current) }
         #expect(try await keys.resolve(key.keyId, field: "keyId").versions.count == 3)
-        #expect(try await keys.rotate(other.keyId, read: current).keyId == other.keyId)
+        // A fresh record of `key` given for `other`: `other` is rotated, `key` left as it is.
+        let fresh = try await keys.resolve(key.keyId, field: "keyId", fresh: true)
+        #expect(try await keys.rotate(other.keyId, read: fresh).keyId == other.keyId)
         #expect(try await keys.resolve(other.keyId, field: "keyId").versions.count == 2)
+        #expect(try await keys.resolve(key.keyId, field: "keyId").versions.count == 3)
     }
 
     /// An in-memory store that counts reads by key id.

@@ -109,9 +109,16 @@ import Testing
                     uri: "/keys", method: .get, headers: [HeaderNames.forwardedFor: "fd00:1::\(host)"])
                 #expect(answer.status == .unauthorized)
             }
+            // Refused addresses too: a /64 off the allowlist is one host (the review of 36002a3).
+            for host in 1...8 {
+                let answer = try await client.execute(
+                    uri: "/keys", method: .get, headers: [HeaderNames.forwardedFor: "fd00:2::\(host)"])
+                #expect(answer.status == .forbidden)
+            }
             // The first line, and one more per ten seconds the loop took (a ThreadSanitizer run took 30 s).
             let most = 1 + Int((ContinuousClock.now - start).components.seconds) / 10
             #expect((1...most).contains(lines.values("request", "status").filter { $0 == "401" }.count))
+            #expect((1...most).contains(lines.values("refused client address", "address").count))
         }
         let awsLines = LogCounter()
         try await AWSDoorTests.withDoor(allowlist, log: awsLines) { _, session, door in
@@ -132,6 +139,21 @@ import Testing
                 "ListKeys", "{}", accessKeyId: accessKeyId, secret: secret, extra: [("X-Forwarded-For", "junk")])
             #expect(malformed.status == 403)
             #expect(awsLines.values("aws request", "reason") == ["malformed X-Forwarded-For from a trusted proxy"])
+            // Refused addresses: a /64 is one host; and hosts enough to fill their five lines a second leave an
+            // allowlisted client's refusal its own line (the review of 36002a3: one sampler served both).
+            for address in (1...8).map({ "fd00:2::\($0)" }) + (1...5).map({ "192.0.2.\($0)" }) {
+                let refused = try await door.send(
+                    "ListKeys", "{}", accessKeyId: accessKeyId, secret: secret, extra: [("X-Forwarded-For", address)])
+                #expect(refused.status == 403)
+            }
+            let offList = awsLines.values("aws request", "client").filter { $0.hasPrefix("fd00:2::") }
+            let latest = 1 + Int((ContinuousClock.now - start).components.seconds) / 10
+            #expect((1...latest).contains(offList.count), "\(offList)")
+            let own = try await door.send(
+                "ListKeys", "{}", accessKeyId: accessKeyId, secret: "x" + secret,
+                extra: [("X-Forwarded-For", "127.0.0.5")])
+            #expect(own.status == 400)
+            #expect(awsLines.values("aws request", "client").last == "127.0.0.5")
         }
     }
 
@@ -161,6 +183,31 @@ import Testing
                 "\(written) + \(counted) after \(ContinuousClock.now - start)")
             #expect(lines.values("log lines left out", "kind").allSatisfy { $0 == "native plain 4xx answers" })
         }
+    }
+
+    /// A kind whose lines the log's level hides keeps its count for its next line instead of giving it to a
+    /// notice nobody sees (a review: at `warning` the refused addresses' lines came to under-count).
+    @Test func aKindTheLogLevelHidesKeepsItsCount() {
+        let lines = LogCounter()
+        var logger = lines.logger
+        logger.logLevel = .warning
+        let plain = RefusalLogSampler()
+        let refused = RefusalLogSampler()
+        let now = Date()
+        for sampler in [plain, refused] {
+            #expect(sampler.admit("10.0.0.1", now: now) == 0)
+            #expect(sampler.admit("10.0.0.1", now: now) == nil)
+        }
+        LeftOutLogLines(
+            kinds: [
+                .init(name: "plain", sampler: plain, level: .info),
+                .init(name: "refused", sampler: refused, level: .warning),
+            ], interval: .seconds(60), logger: logger
+        ).report()
+        #expect(lines.values("log lines left out", "kind") == ["refused"])
+        #expect(lines.values("log lines left out", "leftOut") == ["1"])
+        #expect(plain.admit("10.0.0.2", now: now) == 1)
+        #expect(refused.admit("10.0.0.2", now: now) == 0)
     }
 
     /// A flood of `429`s from many addresses takes the addresses' budget, not the failures': a review

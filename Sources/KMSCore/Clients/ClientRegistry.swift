@@ -208,7 +208,9 @@ public struct ClientRegistry: Sendable {
     ) {
         try await update(reference) { current throws(KMSError) in
             guard current.isActive else { throw Self.clientRevoked }
-            guard !Grant.sameMeaning(current.grants, grants) else { return nil }
+            // The same list only: identity-v1 section 10 keeps stored lists in the order given, and allows two
+            // equal grants, so a reordered list is a change (a review of a set comparison).
+            guard current.grants != grants else { return nil }
             var changed = current
             changed.grants = grants
             return changed

@@ -13,20 +13,6 @@ public struct Grant: Sendable, Hashable {
         self.allow = allow
     }
 
-    /// Whether two lists of grants say the same thing written in another order (grants, their patterns and
-    /// their permissions are each a set: a name is allowed what any grant allows it): a client's grants
-    /// replaced by the same ones reordered write nothing (an audit review: only the same order did).
-    public static func sameMeaning(_ one: [Grant], _ other: [Grant]) -> Bool {
-        struct Unordered: Hashable {
-            let keys: Set<KeyPattern>
-            let allow: Set<Permission>
-        }
-        func unordered(_ grants: [Grant]) -> Set<Unordered> {
-            Set(grants.map { Unordered(keys: Set($0.keys), allow: Set($0.allow)) })
-        }
-        return unordered(one) == unordered(other)
-    }
-
     /// The bootstrap `admin` grant: every key, the nine permissions in section 4's order.
     public static let everything = Grant(keys: [.any], allow: Permission.allCases)
 

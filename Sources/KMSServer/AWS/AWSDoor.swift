@@ -70,10 +70,9 @@ func makeAWSDoor(
     door.addServices(
         LeftOutLogLines(
             kinds: [
-                ("aws refused addresses", responder.refusalLog),
-                ("aws refusals before the target", responder.plainRefusalLog),
-            ]
-                + responder.logThinning.kinds(door: "aws"),
+                .init(name: "aws refused addresses", sampler: responder.refusalLog, level: .info),
+                .init(name: "aws refusals before the target", sampler: responder.plainRefusalLog, level: .info),
+            ] + responder.logThinning.kinds(door: "aws"),
             interval: dependencies.leftOutLogInterval, logger: logger))
     return door
 }

@@ -124,7 +124,7 @@ struct AWSOperations: Sendable {
         switch partition.reference(text) {
         case .keyId: text
         case .alias(let name) where Echo.mayShow(name): text
-        default: "(not shown: \(text.utf8.count) bytes)"
+        default: Auditor.notShown(text)
         }
     }
 

@@ -145,9 +145,11 @@ struct Auditor: Sendable {
     /// signed and kept (a review of the entries for missing keys: a swapped keyId and plaintext was
     /// recorded whole), as the request log hides such a path segment (`LoggedPath`).
     static func shownName(_ name: String) -> String {
-        isServerKeyId(name) || (Echo.mayShow(name) && KeyIdentifier.isAliasSyntax(name))
-            ? name : "(not shown: \(name.utf8.count) bytes)"
+        isServerKeyId(name) || (Echo.mayShow(name) && KeyIdentifier.isAliasSyntax(name)) ? name : notShown(name)
     }
+
+    /// What an entry holds instead of a name it may not show: its length.
+    static func notShown(_ text: String) -> String { "(not shown: \(text.utf8.count) bytes)" }
 
     /// The crypto permissions and the entry each one's call writes.
     static let cryptoOperations: [Permission: String] = [
@@ -186,16 +188,23 @@ struct Auditor: Sendable {
     /// full: a device enrolled with no grant on what it asks for wrote about 350 bytes a request, and a
     /// full disk refuses every audited operation of every client. `client`: the enrolled client's id
     /// (grants are checked only with client authentication; the session's hash is the fallback).
-    func permissionDenied(_ who: [(String, String)], client: String, permission: Permission?, key: String, at now: Date)
-    {
+    /// `target`: a `clients:manage` denial's target client (its field), which then stands for the key in the
+    /// thinning and in `suppressedKeys` (`client NAME`), so each target has its own entry a minute and a
+    /// later one is named among those left out (a review: a device could spend its entry on the list).
+    func permissionDenied(
+        _ who: [(String, String)], client: String, permission: Permission?, key: String,
+        target: (String, String)? = nil, at now: Date
+    ) {
         let permission = permission?.rawValue ?? ""
+        let named = target.map { "client \($0.1)" } ?? key
         // The limiter holds its keys for a minute or more: the name as asked may be a megabyte.
-        let remembered = String(decoding: key.utf8.prefix(256), as: UTF8.self)
+        let remembered = String(decoding: named.utf8.prefix(256), as: UTF8.self)
         guard let skipped = denials.admit("\(client):\(permission):\(remembered)", group: client, now: now) else {
-            deniedNames.note(client, "\(permission) \(String(decoding: key.utf8.prefix(64), as: UTF8.self))")
+            deniedNames.note(client, "\(permission) \(String(decoding: named.utf8.prefix(64), as: UTF8.self))")
             return
         }
-        var fields = who + [("permission", permission), ("key", key), ("suppressed", "\(skipped)")]
+        var fields = who + [("permission", permission)] + (target.map { [$0] } ?? [("key", key)])
+        fields.append(("suppressed", "\(skipped)"))
         let leftOut = deniedNames.take(client)
         if !leftOut.isEmpty { fields.append(("suppressedKeys", leftOut.joined(separator: ", "))) }
         let log = self.log

@@ -170,13 +170,16 @@ struct ClientsController: Sendable {
 
     /// `clients:manage` (identity-v1 section 5), after the route's own `400`s.
     /// With `KMS_CLIENT_AUTH=off` any session may (rule 13.3). A denial's entry names the target client as
-    /// asked (`target`; an audit review: it named none), the routes on one client.
+    /// asked (`target`; an audit review: it named none), the routes on one client, by the key names' rule: a
+    /// clientId, or a name of at most `Echo.maxShownLength` bytes; a longer one by its length (any enrolled
+    /// client can cause a denial, and a name's grammar admits a lowercase hex secret).
     static func authorize(_ call: SealedChannel.Call, target: String? = nil) throws(KMSError) {
         guard let client = call.opened.client else { return }
         do {
             try KeyAccess.checkClientsManage(grants: client.grants)
         } catch {
-            call.noteDenied(.clientsManage, error, fields: target.map { [Self.target($0)] } ?? [])
+            let shown = target.map { ClientRecord.isClientId($0) || Echo.mayShow($0) ? $0 : Auditor.notShown($0) }
+            call.noteDenied(.clientsManage, error, target: shown.map { Self.target($0) })
             throw error
         }
     }

@@ -13,9 +13,13 @@ struct ResponseLogThinning: Sendable {
     /// Failures that need the operator: once a second per code, five a second in all.
     let attention = RefusalLogSampler(perAddress: 1, perSecond: 5)
 
-    /// Its two kinds, named for `LeftOutLogLines` after `door`.
-    func kinds(door: String) -> [(name: String, sampler: RefusalLogSampler)] {
-        [(door + " 429 and 5xx answers", busy), (door + " failures that need the operator", attention)]
+    /// Its two kinds, named for `LeftOutLogLines` after `door`: the request lines (info) and the failure
+    /// lines (error).
+    func kinds(door: String) -> [LeftOutLogLines.Kind] {
+        [
+            .init(name: door + " 429 and 5xx answers", sampler: busy, level: .info),
+            .init(name: door + " failures that need the operator", sampler: attention, level: .error),
+        ]
     }
 
     /// Whether to log the answer's lines (nil: not); when yes, how many lines of its kind were left out

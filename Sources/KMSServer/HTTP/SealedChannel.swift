@@ -27,7 +27,7 @@ struct SealedChannel: Sendable {
     /// so it must not come from an alias another instance moved a moment ago.
     let resolveKeyFresh: RoutePermission<EmptyBody>.KeyResolver
     /// Records `permission.denied` (identity-v1 section 7) without delaying the answer.
-    var noteDenied: @Sendable (Permission?, KMSError, [(String, String)], Call) -> Void = { _, _, _, _ in }
+    var noteDenied: @Sendable (Permission?, KMSError, (String, String)?, Call) -> Void = { _, _, _, _ in }
     /// Records the failure of a call refused `404` while its permission was checked: the key it names, as
     /// named, does not exist (a crypto call's entry; an audit review found none written).
     var noteMissingKey: @Sendable (Permission, String, Call) async -> Void = { _, _, _ in }
@@ -37,7 +37,7 @@ struct SealedChannel: Sendable {
         let opened: OpenedRequest
         let request: Request
         let context: KMSRequestContext
-        var onDenied: @Sendable (Permission?, KMSError, [(String, String)], Call) -> Void = { _, _, _, _ in }
+        var onDenied: @Sendable (Permission?, KMSError, (String, String)?, Call) -> Void = { _, _, _, _ in }
         /// The keyId the permission check decided on (nil without client
         /// identity, or for routes that name no key).
         var checkedKeyId: String?
@@ -46,10 +46,10 @@ struct SealedChannel: Sendable {
         /// keyId the permission was decided on when there was a decision.
         func key(_ reference: String) -> String { checkedKeyId ?? reference }
 
-        /// Records a `permission.denied` entry in the background, with `fields` (a `clients:manage`
-        /// denial's target client).
-        func noteDenied(_ permission: Permission?, _ error: KMSError, fields: [(String, String)] = []) {
-            onDenied(permission, error, fields, self)
+        /// Records a `permission.denied` entry in the background; `target`: a `clients:manage` denial's
+        /// target client, as its field.
+        func noteDenied(_ permission: Permission?, _ error: KMSError, target: (String, String)? = nil) {
+            onDenied(permission, error, target, self)
         }
     }
 

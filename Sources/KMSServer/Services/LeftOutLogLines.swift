@@ -5,9 +5,19 @@ import ServiceLifecycle
 /// line. A thinned line carries the count of those left out before it, but only when the next line of its
 /// kind comes: the last of a burst could wait indefinitely (an observability review). A kind with nothing
 /// left out says nothing; the count it gives restarts, so the lines' counts still add up.
+///
+/// Each kind is said at the level of its own lines, and not at all (its count left to its next line) when
+/// the log's level hides them: taken and dropped, the count was lost to the lines that show (a review: at
+/// `KMS_LOG_LEVEL=warning` a refused address's line came to under-count).
 struct LeftOutLogLines: Service {
-    /// Each thinned kind, named as the notice names it, and its sampler.
-    let kinds: [(name: String, sampler: RefusalLogSampler)]
+    /// A thinned kind: the name the line gives, its sampler, and the level of the lines it thins.
+    struct Kind: Sendable {
+        let name: String
+        let sampler: RefusalLogSampler
+        let level: Logger.Level
+    }
+
+    let kinds: [Kind]
     let interval: Duration
     let logger: Logger
 
@@ -17,10 +27,11 @@ struct LeftOutLogLines: Service {
     }
 
     func report() {
-        for (name, sampler) in kinds {
-            let leftOut = sampler.takeLeftOut()
+        for kind in kinds where logger.logLevel <= kind.level {
+            let leftOut = kind.sampler.takeLeftOut()
             guard leftOut > 0 else { continue }
-            logger.notice("log lines left out", metadata: ["kind": "\(name)", "leftOut": "\(leftOut)"])
+            logger.log(
+                level: kind.level, "log lines left out", metadata: ["kind": "\(kind.name)", "leftOut": "\(leftOut)"])
         }
     }
 }
