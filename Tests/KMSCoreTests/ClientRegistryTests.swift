@@ -70,6 +70,17 @@ import Testing
         }
     }
 
+    /// The same grants write nothing; the same ones reordered are a change (identity-v1 section 10 keeps a
+    /// stored list in the order given).
+    @Test func onlyTheSameGrantsAreNoChange() async throws {
+        let one = Grant(keys: [.any], allow: [.cryptoEncrypt])
+        let two = Grant(keys: [.alias("photos")], allow: [.keysRead])
+        _ = try await registry.add(name: "nas", publicKey: Self.publicKey(), grants: [one, two])
+        #expect(!(try await registry.setGrants("nas", [one, two]).written))
+        let reordered = try await registry.setGrants("nas", [two, one])
+        #expect(reordered.written && reordered.record.grants == [two, one])
+    }
+
     @Test func accessKeyLimitsAndRevocation() async throws {
         _ = try await registry.add(name: "nas", publicKey: Self.publicKey(), grants: [])
         let first = try await registry.createAccessKey("nas")

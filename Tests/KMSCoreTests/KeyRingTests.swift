@@ -57,6 +57,7 @@ import Testing
         await #expect(throws: KMSError(.keyDisabled, "")) { try await keys.rotate(key.keyId, read: current) }
         #expect(try await keys.resolve(key.keyId, field: "keyId").versions.count == 3)
         // A fresh record of `key` given for `other`: `other` is rotated, `key` left as it is.
+        _ = try await keys.change(.enable, on: key.keyId)
         let fresh = try await keys.resolve(key.keyId, field: "keyId", fresh: true)
         #expect(try await keys.rotate(other.keyId, read: fresh).keyId == other.keyId)
         #expect(try await keys.resolve(other.keyId, field: "keyId").versions.count == 2)

@@ -611,13 +611,18 @@ import Testing
             // thinned apart: the list's denial first does not hide the revocation's (a review).
             #expect(try await phone.call(.get, "/clients").status == 403)
             #expect(try await phone.call(.post, "/clients/admin/revoke", "{}").status == 403)
+            // A name past 23 bytes (a lowercase hex secret fits the grammar) by its length.
+            let long = String(repeating: "a1", count: 20)
+            #expect(try await phone.call(.post, "/clients/\(long)/revoke", "{}").status == 403)
             var denials: [Substring] = []
-            for _ in 0..<50 where denials.count < 2 {
+            for _ in 0..<100 where denials.count < 3 {
                 denials = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
                     .filter { $0.contains(#""type":"permission.denied""#) }
-                if denials.count < 2 { try await Task.sleep(for: .milliseconds(100)) }
+                if denials.count < 3 { try await Task.sleep(for: .milliseconds(100)) }
             }
-            #expect(denials.count == 2 && denials.contains { $0.contains(#""targetName":"admin""#) }, "\(denials)")
+            #expect(denials.count == 3 && denials.contains { $0.contains(#""targetName":"admin""#) }, "\(denials)")
+            #expect(denials.contains { $0.contains(#""targetName":"(not shown: 40 bytes)""#) }, "\(denials)")
+            #expect(!denials.contains { $0.contains(long) })
             let document = try await client.execute(uri: "/openapi.json", method: .get)
             let json = try #require(
                 try JSONSerialization.jsonObject(with: Data(buffer: document.body)) as? [String: Any])
