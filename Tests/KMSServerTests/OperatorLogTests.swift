@@ -102,6 +102,7 @@ import Testing
         var server = try TestServer(allowlist)
         let lines = LogCounter()
         server.dependencies.logger = lines.logger
+        let auditLog = server.config.auditLog
         try await server.run { client in
             let start = ContinuousClock.now
             for host in 1...8 {
@@ -119,9 +120,14 @@ import Testing
             let most = 1 + Int((ContinuousClock.now - start).components.seconds) / 10
             #expect((1...most).contains(lines.values("request", "status").filter { $0 == "401" }.count))
             #expect((1...most).contains(lines.values("refused client address", "address").count))
+            // And its audit entries: one a minute for the host (written in the background).
+            try await Task.sleep(for: .milliseconds(300))
+            let refusals = try String(contentsOf: auditLog, encoding: .utf8).split(separator: "\n")
+                .filter { $0.contains(#""type":"access.refused""#) }
+            #expect(refusals.count == 1 && refusals[0].contains("fd00:2::1"), "\(refusals)")
         }
         let awsLines = LogCounter()
-        try await AWSDoorTests.withDoor(allowlist, log: awsLines) { _, session, door in
+        try await AWSDoorTests.withDoor(allowlist, log: awsLines) { server, session, door in
             let (accessKeyId, secret) = try await AWSDoorTests.accessKey(session, "admin")
             let start = ContinuousClock.now
             for host in 1...8 {
@@ -134,6 +140,11 @@ import Testing
             let most = 1 + Int((ContinuousClock.now - start).components.seconds) / 10
             #expect((1...most).contains(logged.filter { $0.1 == "400" }.count), "\(Array(logged))")
             #expect(logged.first { $0.1 == "400" }?.0 == "fd00:1::1")
+            // Their audit entries too: one a minute for the host and claimed access key (written in the background).
+            try await Task.sleep(for: .milliseconds(300))
+            let authRefused = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
+                .filter { $0.contains(#""type":"aws.auth-refused""#) }
+            #expect(authRefused.count == 1, "\(authRefused)")
             // A malformed `X-Forwarded-For` is refused naming the proxy, with the reason, as on the native door.
             let malformed = try await door.send(
                 "ListKeys", "{}", accessKeyId: accessKeyId, secret: secret, extra: [("X-Forwarded-For", "junk")])

@@ -158,7 +158,7 @@ struct AWSResponder: HTTPResponder {
             client.address = refused?.description ?? "unknown"
             client.host = refused?.perHostKey ?? "unknown"
             client.refusal = reason
-            audit.refused(address: client.address, at: Date())
+            audit.refused(address: client.address, host: client.host, at: Date())
             throw AWSFault(
                 "AccessDeniedException", "This client address is not on the server's allowlist (KMS_WHITELIST).",
                 status: .forbidden)
@@ -199,7 +199,7 @@ struct AWSResponder: HTTPResponder {
             let claimed = headers.first { $0.name.lowercased() == "authorization" }.flatMap {
                 SigV4.Authorization(parsing: $0.value)?.accessKeyId
             }
-            audit.authRefused(address: address, code: error.code, accessKeyId: claimed, at: Date())
+            audit.authRefused(address: address, host: host, code: error.code, accessKeyId: claimed, at: Date())
             throw error
         }
         // Target.

@@ -217,9 +217,10 @@ struct Auditor: Sendable {
     /// headers cannot fill the disk. The access key id is recorded when it is one in form (`AKIA` and
     /// 16 base32 characters; anything else might be a secret pasted in the wrong place): a probe found
     /// that a leaked id tried with guessed secrets could not be told from other refusals.
-    func authRefused(address: String, code: String, accessKeyId: String?, at now: Date) {
+    /// By host (`host`, an IPv6 /64) since 2026-12-06, as `refused` is; the entry names the address.
+    func authRefused(address: String, host: String, code: String, accessKeyId: String?, at now: Date) {
         let claimed = accessKeyId.flatMap { AccessKeyRecord.isAccessKeyId($0) ? $0 : nil }
-        guard let skipped = refusals.admit("aws:\(address):\(claimed ?? "")", group: "aws:" + address, now: now)
+        guard let skipped = refusals.admit("aws:\(host):\(claimed ?? "")", group: "aws:" + host, now: now)
         else { return }
         var fields = [("client", address), ("code", code)]
         if let claimed { fields.append(("accessKeyId", claimed)) }
@@ -228,10 +229,12 @@ struct Auditor: Sendable {
         Task { [fields] in await log.recordBestEffort(AuditEvent("aws.auth-refused", outcome: "refused", fields)) }
     }
 
-    /// An allowlist refusal: at most one entry per address a minute and ten a
-    /// second in all, written in the background, so a flood cannot fill the disk.
-    func refused(address: String, at now: Date) {
-        guard refusals.allow(address, now: now) else { return }
+    /// An allowlist refusal: at most one entry per host (`host`, an IPv6 /64) a minute and ten a
+    /// second in all, written in the background, so a flood cannot fill the disk; the entry names the
+    /// address. By host since 2026-12-06: one /64 rotating its addresses took the ten a second, which
+    /// the AWS door's refused signatures share (a review).
+    func refused(address: String, host: String, at now: Date) {
+        guard refusals.allow(host, now: now) else { return }
         let log = self.log
         Task { await log.recordBestEffort(AuditEvent("access.refused", outcome: "refused", [("client", address)])) }
     }

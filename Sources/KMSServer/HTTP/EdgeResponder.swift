@@ -64,7 +64,7 @@ struct EdgeResponder: HTTPResponder {
                         "suppressedSinceLast": "\(suppressed)",
                     ])
             }
-            audit.refused(address: shown, at: Date())
+            audit.refused(address: shown, host: address?.perHostKey ?? "unknown", at: Date())
             response =
                 KMSError(
                     .addressNotAllowed, "this client address is not on the server's allowlist (KMS_WHITELIST)"
