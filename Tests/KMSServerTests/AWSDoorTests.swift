@@ -415,8 +415,8 @@ import Testing
     /// not have is `NotFoundException`, as aws-kms-v1 section 6 maps
     /// `key_version_not_found`.
     /// A refused signature's entry names the access key id it claims, when that is one in form, once a
-    /// minute per address and id (a probe: a leaked id tried with guessed secrets left no trace of the
-    /// id); a secret pasted as the id is never written.
+    /// minute per address and id, ten a minute per host (a probe: a leaked id tried with guessed secrets
+    /// left no trace of the id); a secret pasted as the id is never written.
     @Test func refusedSignaturesNameTheAccessKeyTheyClaim() async throws {
         try await Self.withDoor { server, session, door in
             let (accessKeyId, secret) = try await Self.accessKey(session, "admin")

@@ -111,7 +111,7 @@ import Testing
                 #expect(answer.status == .unauthorized)
             }
             // Refused addresses too: a /64 off the allowlist is one host (the review of 36002a3).
-            for host in 1...8 {
+            for host in 1...12 {
                 let answer = try await client.execute(
                     uri: "/keys", method: .get, headers: [HeaderNames.forwardedFor: "fd00:2::\(host)"])
                 #expect(answer.status == .forbidden)
@@ -120,17 +120,24 @@ import Testing
             let most = 1 + Int((ContinuousClock.now - start).components.seconds) / 10
             #expect((1...most).contains(lines.values("request", "status").filter { $0 == "401" }.count))
             #expect((1...most).contains(lines.values("refused client address", "address").count))
-            // And its audit entries: one a minute for the host (written in the background).
-            try await Task.sleep(for: .milliseconds(300))
-            let refusals = try String(contentsOf: auditLog, encoding: .utf8).split(separator: "\n")
-                .filter { $0.contains(#""type":"access.refused""#) }
-            #expect(refusals.count == 1 && refusals[0].contains("fd00:2::1"), "\(refusals)")
+            // Its audit entries: each address once a minute, ten a minute for the host; in the next second
+            // the host's thirteenth address is left out and another host's is written (per address alone,
+            // one /64 took the ten a second; per host alone, a LAN's /64 was named by one address).
+            try await Task.sleep(for: .milliseconds(1100))
+            for address in ["fd00:2::13", "192.0.2.9"] {
+                let answer = try await client.execute(
+                    uri: "/keys", method: .get, headers: [HeaderNames.forwardedFor: address])
+                #expect(answer.status == .forbidden)
+            }
+            let refusals = try await Self.auditEntries("access.refused", in: auditLog, atLeast: 11)
+            #expect(refusals.filter { $0.contains("fd00:2::") }.count == 10, "\(refusals)")
+            #expect(!refusals.contains { $0.contains("fd00:2::13") } && refusals.contains { $0.contains("192.0.2.9") })
         }
         let awsLines = LogCounter()
         try await AWSDoorTests.withDoor(allowlist, log: awsLines) { server, session, door in
             let (accessKeyId, secret) = try await AWSDoorTests.accessKey(session, "admin")
             let start = ContinuousClock.now
-            for host in 1...8 {
+            for host in 1...12 {
                 let refused = try await door.send(
                     "ListKeys", "{}", accessKeyId: accessKeyId, secret: "x" + secret,
                     extra: [("X-Forwarded-For", "fd00:1::\(host)")])
@@ -140,11 +147,15 @@ import Testing
             let most = 1 + Int((ContinuousClock.now - start).components.seconds) / 10
             #expect((1...most).contains(logged.filter { $0.1 == "400" }.count), "\(Array(logged))")
             #expect(logged.first { $0.1 == "400" }?.0 == "fd00:1::1")
-            // Their audit entries too: one a minute for the host and claimed access key (written in the background).
-            try await Task.sleep(for: .milliseconds(300))
-            let authRefused = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
-                .filter { $0.contains(#""type":"aws.auth-refused""#) }
-            #expect(authRefused.count == 1, "\(authRefused)")
+            // Their audit entries: each address and claimed id once a minute, ten a minute for the host; in
+            // the next second the host's thirteenth address is left out.
+            try await Task.sleep(for: .milliseconds(1100))
+            let thirteenth = try await door.send(
+                "ListKeys", "{}", accessKeyId: accessKeyId, secret: "x" + secret,
+                extra: [("X-Forwarded-For", "fd00:1::13")])
+            #expect(thirteenth.status == 400)
+            let authRefused = try await Self.auditEntries("aws.auth-refused", in: server.config.auditLog, atLeast: 10)
+            #expect(authRefused.count == 10 && !authRefused.contains { $0.contains("fd00:1::13") }, "\(authRefused)")
             // A malformed `X-Forwarded-For` is refused naming the proxy, with the reason, as on the native door.
             let malformed = try await door.send(
                 "ListKeys", "{}", accessKeyId: accessKeyId, secret: secret, extra: [("X-Forwarded-For", "junk")])
@@ -166,6 +177,21 @@ import Testing
             #expect(own.status == 400)
             #expect(awsLines.values("aws request", "client").last == "127.0.0.5")
         }
+    }
+
+    /// The audit log's entries of `type` once there are `count` (written in the background; up to 10 s),
+    /// and a moment more for any beyond.
+    static func auditEntries(_ type: String, in log: URL, atLeast count: Int) async throws -> [Substring] {
+        var entries: [Substring] = []
+        for _ in 0..<100 {
+            entries = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+                .filter { $0.contains(#""type":"\#(type)""#) }
+            if entries.count >= count { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        return try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+            .filter { $0.contains(#""type":"\#(type)""#) }
     }
 
     /// The lines a burst left out are counted in a notice within the interval, without waiting for the next

@@ -212,15 +212,15 @@ struct Auditor: Sendable {
     }
 
     /// A refused AWS signature (`aws.auth-refused`), written in the background and thinned: once a
-    /// minute for each address and access key id it claims, at most ten a minute for the address and ten
-    /// a second in all, with `suppressed`, the address's refusals left out since its last line, so junk
-    /// headers cannot fill the disk. The access key id is recorded when it is one in form (`AKIA` and
+    /// minute for each address and access key id it claims, at most ten a minute for the host (`host`, an
+    /// IPv6 /64; the address until 2026-12-06, so one /64 rotating its addresses took the ten a second)
+    /// and ten a second in all, with `suppressed`, the host's refusals left out since its last line, so
+    /// junk headers cannot fill the disk. The access key id is recorded when it is one in form (`AKIA` and
     /// 16 base32 characters; anything else might be a secret pasted in the wrong place): a probe found
     /// that a leaked id tried with guessed secrets could not be told from other refusals.
-    /// By host (`host`, an IPv6 /64) since 2026-12-06, as `refused` is; the entry names the address.
     func authRefused(address: String, host: String, code: String, accessKeyId: String?, at now: Date) {
         let claimed = accessKeyId.flatMap { AccessKeyRecord.isAccessKeyId($0) ? $0 : nil }
-        guard let skipped = refusals.admit("aws:\(host):\(claimed ?? "")", group: "aws:" + host, now: now)
+        guard let skipped = refusals.admit("aws:\(address):\(claimed ?? "")", group: "aws:" + host, now: now)
         else { return }
         var fields = [("client", address), ("code", code)]
         if let claimed { fields.append(("accessKeyId", claimed)) }
@@ -229,14 +229,17 @@ struct Auditor: Sendable {
         Task { [fields] in await log.recordBestEffort(AuditEvent("aws.auth-refused", outcome: "refused", fields)) }
     }
 
-    /// An allowlist refusal: at most one entry per host (`host`, an IPv6 /64) a minute and ten a
-    /// second in all, written in the background, so a flood cannot fill the disk; the entry names the
-    /// address. By host since 2026-12-06: one /64 rotating its addresses took the ten a second, which
-    /// the AWS door's refused signatures share (a review).
+    /// An allowlist refusal: at most one entry per address a minute, ten a minute per host (`host`, an
+    /// IPv6 /64) and ten a second in all, written in the background, so a flood cannot fill the disk; with
+    /// `suppressed`, the host's refusals left out since its last entry. The host's budget since
+    /// 2026-12-06: one /64 rotating its addresses took the ten a second, which the AWS door's refused
+    /// signatures share (a review; a first fix thinned by host alone, naming one address of a /64 that
+    /// may be a whole LAN).
     func refused(address: String, host: String, at now: Date) {
-        guard refusals.allow(host, now: now) else { return }
+        guard let skipped = refusals.admit(address, group: "refused:" + host, now: now) else { return }
+        let fields = [("client", address), ("suppressed", "\(skipped)")]
         let log = self.log
-        Task { await log.recordBestEffort(AuditEvent("access.refused", outcome: "refused", [("client", address)])) }
+        Task { await log.recordBestEffort(AuditEvent("access.refused", outcome: "refused", fields)) }
     }
 }
 
