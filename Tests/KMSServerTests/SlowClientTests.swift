@@ -82,7 +82,7 @@ import Testing
     }
 
     /// The header deadline moves with each answer (one timer per connection checks it, issue 18):
-    /// a connection that keeps asking outlives the header timeout many times over, and once it
+    /// a connection that keeps asking outlives the header timeout, and once it
     /// falls silent it is closed about one header timeout after its last answer, not later.
     /// The timeout is 3 s, the requests 400 ms apart for 4 s: with a 1 s timeout, a machine loaded by two
     /// busy loops and the suite stretched a 400 ms sleep past it, and the server rightly closed the idle
