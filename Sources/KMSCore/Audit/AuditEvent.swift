@@ -19,7 +19,9 @@ public struct AuditEvent: Sendable {
     /// would not say who got `clients:manage`, and identity-v1 section 9's
     /// roll-back check compares them with `GET /clients`). They are validated
     /// and bounded before they get here (`GrantBody.maxGrants` grants of
-    /// bounded patterns), and only `clients:manage` may send them.
+    /// bounded patterns), and only `clients:manage` may send them. `suppressedKeys` is bounded by
+    /// `LeftOutNames` (sixteen names of 64 bytes); `aliases`, written by the scheduler's `key.delete` only, by
+    /// a key's alias limit (50 of at most 64 bytes).
     public static let uncappedFields: Set<String> = ["grants", "suppressedKeys", "aliases"]
 
     /// The first entry of a log begun under an audit key that is older than it (the earlier log was

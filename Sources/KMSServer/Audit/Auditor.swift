@@ -148,6 +148,13 @@ struct Auditor: Sendable {
         isServerKeyId(name) || (Echo.mayShow(name) && KeyIdentifier.isAliasSyntax(name)) ? name : notShown(name)
     }
 
+    /// A client name a request gave, as an entry may hold it: a clientId, or a name of at most
+    /// `Echo.maxShownLength` bytes; a longer one by its length (a name's grammar admits a lowercase hex
+    /// secret, and any enrolled client can cause a `clients:manage` denial).
+    static func shownClient(_ reference: String) -> String {
+        ClientRecord.isClientId(reference) || Echo.mayShow(reference) ? reference : notShown(reference)
+    }
+
     /// What an entry holds instead of a name it may not show: its length.
     static func notShown(_ text: String) -> String { "(not shown: \(text.utf8.count) bytes)" }
 

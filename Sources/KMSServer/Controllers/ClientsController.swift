@@ -178,8 +178,7 @@ struct ClientsController: Sendable {
         do {
             try KeyAccess.checkClientsManage(grants: client.grants)
         } catch {
-            let shown = target.map { ClientRecord.isClientId($0) || Echo.mayShow($0) ? $0 : Auditor.notShown($0) }
-            call.noteDenied(.clientsManage, error, target: shown.map { Self.target($0) })
+            call.noteDenied(.clientsManage, error, target: target.map { Self.target(Auditor.shownClient($0)) })
             throw error
         }
     }

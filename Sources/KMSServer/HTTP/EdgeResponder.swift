@@ -52,8 +52,9 @@ struct EdgeResponder: HTTPResponder {
         switch resolver.resolve(peer: context.peer, forwardedFor: forwardedFor) {
         case .refused(let address, let reason):
             let shown = address?.description ?? "unknown"
+            let host = address?.perHostKey ?? "unknown"
             // Thinned by host (an IPv6 /64 rotating its addresses took every line: a review), named in full.
-            let sampled = refusalLog.admit(address?.perHostKey ?? "unknown", now: Date())
+            let sampled = refusalLog.admit(host, now: Date())
             logRequest = sampled != nil
             if let suppressed = sampled {
                 logger.warning(
@@ -64,7 +65,7 @@ struct EdgeResponder: HTTPResponder {
                         "suppressedSinceLast": "\(suppressed)",
                     ])
             }
-            audit.refused(address: shown, host: address?.perHostKey ?? "unknown", at: Date())
+            audit.refused(address: shown, host: host, at: Date())
             response =
                 KMSError(
                     .addressNotAllowed, "this client address is not on the server's allowlist (KMS_WHITELIST)"
