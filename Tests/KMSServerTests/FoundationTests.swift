@@ -349,6 +349,14 @@ import Testing
             #expect(metrics.status == .ok)
             #expect(metrics.text.contains(#"kms_http_requests_total{route="/healthz",method="GET",status="200"} 1"#))
             #expect(metrics.text.contains("kms_http_request_duration_seconds"))
+            // Every family says what it counts (an operator reading /metrics had to find it in the docs).
+            let typed = metrics.text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map {
+                $0.split(separator: " ")[2]
+            }
+            #expect(Set(typed) == Set(MetricHelp.byName.keys.map { Substring($0) }))
+            for name in typed {
+                #expect(metrics.text.contains("# HELP \(name) \(MetricHelp.byName[String(name)] ?? "-")\n"))
+            }
             #expect(!metrics.text.contains("secret-looking-path"))
             #expect(metrics.text.contains(#"method="other""#) && !metrics.text.contains("PROPFIND"))
             // A 405 is counted under the route it reached; only paths no route has are `unmatched`.

@@ -284,6 +284,51 @@ import Testing
         #expect(limiter.allow("10.0.0.1", now: start.addingTimeInterval(-3_600)))
     }
 
+    /// A refused address or claimed access key id left out by its host's ten a minute is named by the host's
+    /// next entry (`suppressedKeys`): junk ids could spend the ten and leave a real one only counted, and a
+    /// LAN's eleventh refused address was counted, not named (the last notes' Left).
+    @Test func refusalsLeftOutAreNamedByTheHostsNextEntry() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-refused-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("audit.log")
+        let audit = Auditor(
+            log: try AuditLog(
+                writer: try AuditFile(url: url), key: .init(), after: 0, prev: AuditChain.genesis,
+                clock: SystemClock(), maxBytes: 1 << 20, logger: .init(label: "test")))
+        let start = Date()
+        let real = "AKIA" + String(repeating: "B", count: 16)
+        for index in 0..<10 {
+            audit.authRefused(
+                address: "fd00:1::\(index)", host: "fd00:1::/64", code: "IncompleteSignatureException",
+                accessKeyId: "AKIA" + String(repeating: "A", count: 15) + String(UnicodeScalar(UInt8(66 + index))),
+                at: start)
+        }
+        audit.authRefused(
+            address: "fd00:1::99", host: "fd00:1::/64", code: "IncompleteSignatureException", accessKeyId: real,
+            at: start.addingTimeInterval(2))
+        // Five seconds on: the ten a second in all is spent by the first ten.
+        for index in 0..<11 {
+            audit.refused(address: "192.0.2.\(index)", host: "192.0.2.0/24", at: start.addingTimeInterval(5))
+        }
+        // The next minute: each host's first entry names what its budget left out.
+        let later = start.addingTimeInterval(70)
+        audit.authRefused(
+            address: "fd00:1::1", host: "fd00:1::/64", code: "IncompleteSignatureException", accessKeyId: nil,
+            at: later)
+        audit.refused(address: "192.0.2.1", host: "192.0.2.0/24", at: later)
+        let aws = try await Self.auditEntries("aws.auth-refused", in: url, atLeast: 11)
+        // Written in the background, so in any order: one entry names the id.
+        #expect(aws.count == 11, "\(aws)")
+        let awsNaming = aws.filter { $0.contains("suppressedKeys") }
+        #expect(awsNaming.count == 1 && awsNaming[0].contains(#""suppressedKeys":"fd00:1::99 \#(real)""#), "\(aws)")
+        let refused = try await Self.auditEntries("access.refused", in: url, atLeast: 11)
+        #expect(refused.count == 11, "\(refused)")
+        let naming = refused.filter { $0.contains("suppressedKeys") }
+        #expect(
+            naming.count == 1 && naming[0].contains(#""suppressed":"1","suppressedKeys":"192.0.2.10""#), "\(refused)")
+    }
+
     /// `suppressedKeys` names the first eight and the last eight left out (sixteen junk names sent first
     /// filled a first-16 list: the final review), whole (exempt from the audit's 256-byte cap, which kept
     /// two 64-byte names).

@@ -21,6 +21,8 @@ struct Auditor: Sendable {
     /// Denials have theirs too: a client's grants are the admin's, its requests its own.
     private let denials = RefusalLimiter()
     private let deniedNames = LeftOutNames()
+    /// The addresses (and claimed access key ids) a host's refused entries left out, named by its next one.
+    private let refusedNames = LeftOutNames()
 
     /// The fields that say who asked.
     static func who(_ call: SealedChannel.Call) -> [(String, String)] {
@@ -224,14 +226,21 @@ struct Auditor: Sendable {
     /// and ten a second in all, with `suppressed`, the host's refusals left out since its last line, so
     /// junk headers cannot fill the disk. The access key id is recorded when it is one in form (`AKIA` and
     /// 16 base32 characters; anything else might be a secret pasted in the wrong place): a probe found
-    /// that a leaked id tried with guessed secrets could not be told from other refusals.
+    /// that a leaked id tried with guessed secrets could not be told from other refusals. With
+    /// `suppressedKeys`, the first eight and last eight addresses and ids among those left out (`ADDRESS` or
+    /// `ADDRESS ID`): junk ids spending the host's ten a minute no longer hide a real one's refusals.
     func authRefused(address: String, host: String, code: String, accessKeyId: String?, at now: Date) {
         let claimed = accessKeyId.flatMap { AccessKeyRecord.isAccessKeyId($0) ? $0 : nil }
-        guard let skipped = refusals.admit("aws:\(address):\(claimed ?? "")", group: "aws:" + host, now: now)
-        else { return }
+        let group = "aws:" + host
+        guard let skipped = refusals.admit("aws:\(address):\(claimed ?? "")", group: group, now: now) else {
+            refusedNames.note(group, claimed.map { "\(address) \($0)" } ?? address)
+            return
+        }
         var fields = [("client", address), ("code", code)]
         if let claimed { fields.append(("accessKeyId", claimed)) }
         fields.append(("suppressed", "\(skipped)"))
+        let leftOut = refusedNames.take(group)
+        if !leftOut.isEmpty { fields.append(("suppressedKeys", leftOut.joined(separator: ", "))) }
         let log = self.log
         Task { [fields] in await log.recordBestEffort(AuditEvent("aws.auth-refused", outcome: "refused", fields)) }
     }
@@ -241,12 +250,19 @@ struct Auditor: Sendable {
     /// `suppressed`, the host's refusals left out since its last entry. The host's budget since
     /// 2026-12-06: one /64 rotating its addresses took the ten a second, which the AWS door's refused
     /// signatures share (a review; a first fix thinned by host alone, naming one address of a /64 that
-    /// may be a whole LAN).
+    /// may be a whole LAN). With `suppressedKeys`, the first eight and last eight addresses among those left
+    /// out, so a LAN's eleventh refused address in a minute is named by the host's next entry, not only counted.
     func refused(address: String, host: String, at now: Date) {
-        guard let skipped = refusals.admit(address, group: "refused:" + host, now: now) else { return }
-        let fields = [("client", address), ("suppressed", "\(skipped)")]
+        let group = "refused:" + host
+        guard let skipped = refusals.admit(address, group: group, now: now) else {
+            refusedNames.note(group, address)
+            return
+        }
+        var fields = [("client", address), ("suppressed", "\(skipped)")]
+        let leftOut = refusedNames.take(group)
+        if !leftOut.isEmpty { fields.append(("suppressedKeys", leftOut.joined(separator: ", "))) }
         let log = self.log
-        Task { await log.recordBestEffort(AuditEvent("access.refused", outcome: "refused", fields)) }
+        Task { [fields] in await log.recordBestEffort(AuditEvent("access.refused", outcome: "refused", fields)) }
     }
 }
 

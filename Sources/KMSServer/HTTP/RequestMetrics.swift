@@ -4,13 +4,14 @@ import Synchronization
 
 /// Request counts and latency histograms by route pattern, method and status,
 /// through swift-metrics into a Prometheus registry owned by the application
-/// (not the global one, so tests can build several applications).
+/// (not the global one, so tests can build several applications), each family
+/// with its `# HELP` line (`DescribedMetricsFactory`).
 ///
 /// Labels are route *patterns* (`/keys/{keyId}`), never raw paths: a path can
 /// hold anything a client typed, and labels must hold nothing secret.
 struct RequestMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
-    private let factory: PrometheusMetricsFactory
+    private let factory: DescribedMetricsFactory
     private let missingForwardedFor: Metrics.Counter
     /// `kms_connections_closed_total` by door and reason, made once (`ConnectionGuard`).
     private let closed: [ClosedKey: Metrics.Counter]
@@ -31,7 +32,7 @@ struct RequestMetrics: Sendable {
 
     init() {
         registry = PrometheusCollectorRegistry()
-        factory = PrometheusMetricsFactory(registry: registry)
+        factory = DescribedMetricsFactory(registry: registry)
         missingForwardedFor = Counter(label: "kms_proxy_requests_without_forwarded_for_total", factory: factory)
         var closed: [ClosedKey: Metrics.Counter] = [:]
         for door in Door.allCases {
