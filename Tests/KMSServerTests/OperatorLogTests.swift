@@ -154,8 +154,17 @@ import Testing
                 "ListKeys", "{}", accessKeyId: accessKeyId, secret: "x" + secret,
                 extra: [("X-Forwarded-For", "fd00:1::13")])
             #expect(thirteenth.status == 400)
-            let authRefused = try await Self.auditEntries("aws.auth-refused", in: server.config.auditLog, atLeast: 10)
-            #expect(authRefused.count == 10 && !authRefused.contains { $0.contains("fd00:1::13") }, "\(authRefused)")
+            // Those were a live id's refused signatures: an id no access key has, from the same host, has a
+            // budget of its own (and spends none of theirs: the review of 2b63e05).
+            let junk = try await door.send(
+                "ListKeys", "{}", accessKeyId: "AKIA" + String(repeating: "Z", count: 16), secret: secret,
+                extra: [("X-Forwarded-For", "fd00:1::14")])
+            #expect(junk.status == 400)
+            let authRefused = try await Self.auditEntries("aws.auth-refused", in: server.config.auditLog, atLeast: 11)
+            #expect(authRefused.count == 11 && !authRefused.contains { $0.contains("fd00:1::13") }, "\(authRefused)")
+            #expect(authRefused.filter { $0.contains("InvalidSignatureException") }.count == 10, "\(authRefused)")
+            let junkEntry = #""client":"fd00:1::14","code":"UnrecognizedClientException""#
+            #expect(authRefused.contains { $0.contains(junkEntry) })
             // A malformed `X-Forwarded-For` is refused naming the proxy, with the reason, as on the native door.
             let malformed = try await door.send(
                 "ListKeys", "{}", accessKeyId: accessKeyId, secret: secret, extra: [("X-Forwarded-For", "junk")])
@@ -285,8 +294,11 @@ import Testing
     }
 
     /// A refused address or claimed access key id left out by its host's ten a minute is named by the host's
-    /// next entry (`suppressedKeys`): junk ids could spend the ten and leave a real one only counted, and a
-    /// LAN's eleventh refused address was counted, not named (the last notes' Left).
+    /// next entry (`suppressedKeys`): a LAN's eleventh refused address was counted, not named (the last
+    /// notes' Left). A live id's refused signature has ten a minute of its own, which junk ids cannot spend,
+    /// before it or around it (the review of 2b63e05: eight junk ids sent after it pushed it out of the
+    /// list). Names are those `suppressed` counts: one the ten a second in all left out before its host's
+    /// first entry is neither (the same review).
     @Test func refusalsLeftOutAreNamedByTheHostsNextEntry() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-refused-\(UUID())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -298,35 +310,47 @@ import Testing
                 clock: SystemClock(), maxBytes: 1 << 20, logger: .init(label: "test")))
         let start = Date()
         let real = "AKIA" + String(repeating: "B", count: 16)
-        for index in 0..<10 {
+        func junk(_ index: Int, at second: Double) {
+            let letters = Array("ACDEFGHIJKLMNOPQRSTUVWXYZ")
             audit.authRefused(
-                address: "fd00:1::\(index)", host: "fd00:1::/64", code: "IncompleteSignatureException",
-                accessKeyId: "AKIA" + String(repeating: "A", count: 15) + String(UnicodeScalar(UInt8(66 + index))),
-                at: start)
+                address: "fd00:1::\(index)", host: "fd00:1::/64", code: "UnrecognizedClientException",
+                accessKeyId: "AKIA" + String(repeating: "A", count: 15) + String(letters[index % letters.count]),
+                accessKeyFound: false, at: start.addingTimeInterval(second))
         }
+        // Ten junk ids spend the host's ten; eight more, the live id, eight more, in later seconds.
+        for index in 0..<10 { junk(index, at: 0) }
+        for index in 10..<18 { junk(index, at: 2) }
         audit.authRefused(
-            address: "fd00:1::99", host: "fd00:1::/64", code: "IncompleteSignatureException", accessKeyId: real,
-            at: start.addingTimeInterval(2))
-        // Five seconds on: the ten a second in all is spent by the first ten.
+            address: "fd00:1::99", host: "fd00:1::/64", code: "InvalidSignatureException", accessKeyId: real,
+            accessKeyFound: true, at: start.addingTimeInterval(2))
+        for index in 18..<25 { junk(index, at: 3) }
+        // Five seconds on: the ten a second in all is spent by the first ten of another host; an address of
+        // a third host, never written before, is left out by it.
         for index in 0..<11 {
             audit.refused(address: "192.0.2.\(index)", host: "192.0.2.0/24", at: start.addingTimeInterval(5))
         }
+        audit.refused(address: "198.51.100.7", host: "198.51.100.0/24", at: start.addingTimeInterval(5))
         // The next minute: each host's first entry names what its budget left out.
         let later = start.addingTimeInterval(70)
         audit.authRefused(
             address: "fd00:1::1", host: "fd00:1::/64", code: "IncompleteSignatureException", accessKeyId: nil,
-            at: later)
+            accessKeyFound: false, at: later)
         audit.refused(address: "192.0.2.1", host: "192.0.2.0/24", at: later)
-        let aws = try await Self.auditEntries("aws.auth-refused", in: url, atLeast: 11)
-        // Written in the background, so in any order: one entry names the id.
-        #expect(aws.count == 11, "\(aws)")
+        audit.refused(address: "198.51.100.7", host: "198.51.100.0/24", at: later.addingTimeInterval(1))
+        let aws = try await Self.auditEntries("aws.auth-refused", in: url, atLeast: 12)
+        // Written in the background, so in any order: the live id has its own entry at once.
+        #expect(aws.count == 12, "\(aws)")
+        #expect(aws.contains { $0.contains(#""accessKeyId":"\#(real)""#) }, "\(aws)")
         let awsNaming = aws.filter { $0.contains("suppressedKeys") }
-        #expect(awsNaming.count == 1 && awsNaming[0].contains(#""suppressedKeys":"fd00:1::99 \#(real)""#), "\(aws)")
-        let refused = try await Self.auditEntries("access.refused", in: url, atLeast: 11)
-        #expect(refused.count == 11, "\(refused)")
+        #expect(awsNaming.count == 1 && awsNaming[0].contains(#""suppressed":"15""#), "\(aws)")
+        #expect(
+            awsNaming.first?.contains(#"fd00:1::10 AKIA"#) == true && awsNaming.first?.contains("fd00:1::24") == true)
+        let refused = try await Self.auditEntries("access.refused", in: url, atLeast: 12)
+        #expect(refused.count == 12, "\(refused)")
         let naming = refused.filter { $0.contains("suppressedKeys") }
         #expect(
             naming.count == 1 && naming[0].contains(#""suppressed":"1","suppressedKeys":"192.0.2.10""#), "\(refused)")
+        #expect(refused.contains { $0.contains(#""client":"198.51.100.7","suppressed":"0"}"#) }, "\(refused)")
     }
 
     /// `suppressedKeys` names the first eight and the last eight left out (sixteen junk names sent first

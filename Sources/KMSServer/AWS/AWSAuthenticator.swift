@@ -107,10 +107,12 @@ struct AWSAuthenticator: Sendable {
         guard ConstantTime.equal(expected, authorization.signature),
             contentHash.allSatisfy({ ConstantTime.equal($0.lowercased(), bodyHash) })
         else {
-            throw AWSFault(
+            var mismatch = AWSFault(
                 "InvalidSignatureException",
                 "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."
             )
+            mismatch.accessKeyFound = true
+            throw mismatch
         }
         return AWSCaller(accessKeyId: authorization.accessKeyId, client: found.client)
     }

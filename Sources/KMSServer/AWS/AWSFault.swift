@@ -17,6 +17,9 @@ struct AWSFault: Error, Sendable {
     var needsOperatorAttention = false
     /// Made from `KeyRing.aliasChanged`: the door tries the alias change again (`KeyRing.againIfAliasChanged`).
     var isAliasConflict = false
+    /// Set by `AWSAuthenticator` when the signature was checked against a live access key and failed: the
+    /// refusal's audit entry has a budget that ids no access key has cannot spend (`Auditor.authRefused`).
+    var accessKeyFound = false
 
     init(_ code: String, _ message: String, status: HTTPResponse.Status = .badRequest) {
         self.code = code

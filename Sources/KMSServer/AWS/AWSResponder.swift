@@ -199,7 +199,9 @@ struct AWSResponder: HTTPResponder {
             let claimed = headers.first { $0.name.lowercased() == "authorization" }.flatMap {
                 SigV4.Authorization(parsing: $0.value)?.accessKeyId
             }
-            audit.authRefused(address: address, host: host, code: error.code, accessKeyId: claimed, at: Date())
+            audit.authRefused(
+                address: address, host: host, code: error.code, accessKeyId: claimed,
+                accessKeyFound: error.accessKeyFound, at: Date())
             throw error
         }
         // Target.

@@ -21,8 +21,6 @@ struct Auditor: Sendable {
     /// Denials have theirs too: a client's grants are the admin's, its requests its own.
     private let denials = RefusalLimiter()
     private let deniedNames = LeftOutNames()
-    /// The addresses (and claimed access key ids) a host's refused entries left out, named by its next one.
-    private let refusedNames = LeftOutNames()
 
     /// The fields that say who asked.
     static func who(_ call: SealedChannel.Call) -> [(String, String)] {
@@ -226,21 +224,24 @@ struct Auditor: Sendable {
     /// and ten a second in all, with `suppressed`, the host's refusals left out since its last line, so
     /// junk headers cannot fill the disk. The access key id is recorded when it is one in form (`AKIA` and
     /// 16 base32 characters; anything else might be a secret pasted in the wrong place): a probe found
-    /// that a leaked id tried with guessed secrets could not be told from other refusals. With
-    /// `suppressedKeys`, the first eight and last eight addresses and ids among those left out (`ADDRESS` or
-    /// `ADDRESS ID`): junk ids spending the host's ten a minute no longer hide a real one's refusals.
-    func authRefused(address: String, host: String, code: String, accessKeyId: String?, at now: Date) {
+    /// that a leaked id tried with guessed secrets could not be told from other refusals. A refusal of a
+    /// live id's signature (`accessKeyFound`: the id is an access key of the registry, the signature wrong)
+    /// has the host's ten a minute of its own, which ids no access key has cannot spend (a review: junk ids
+    /// sent around a leaked one kept it out of the log). With `suppressedKeys`, the first eight and last
+    /// eight `ADDRESS` or `ADDRESS ID` among the refusals `suppressed` counts.
+    func authRefused(
+        address: String, host: String, code: String, accessKeyId: String?, accessKeyFound: Bool, at now: Date
+    ) {
         let claimed = accessKeyId.flatMap { AccessKeyRecord.isAccessKeyId($0) ? $0 : nil }
-        let group = "aws:" + host
-        guard let skipped = refusals.admit("aws:\(address):\(claimed ?? "")", group: group, now: now) else {
-            refusedNames.note(group, claimed.map { "\(address) \($0)" } ?? address)
-            return
-        }
+        guard
+            let admitted = refusals.admit(
+                "aws:\(address):\(claimed ?? "")", group: (accessKeyFound ? "aws-found:" : "aws:") + host,
+                naming: claimed.map { "\(address) \($0)" } ?? address, now: now)
+        else { return }
         var fields = [("client", address), ("code", code)]
         if let claimed { fields.append(("accessKeyId", claimed)) }
-        fields.append(("suppressed", "\(skipped)"))
-        let leftOut = refusedNames.take(group)
-        if !leftOut.isEmpty { fields.append(("suppressedKeys", leftOut.joined(separator: ", "))) }
+        fields.append(("suppressed", "\(admitted.skipped)"))
+        if !admitted.leftOut.isEmpty { fields.append(("suppressedKeys", admitted.leftOut.joined(separator: ", "))) }
         let log = self.log
         Task { [fields] in await log.recordBestEffort(AuditEvent("aws.auth-refused", outcome: "refused", fields)) }
     }
@@ -250,17 +251,14 @@ struct Auditor: Sendable {
     /// `suppressed`, the host's refusals left out since its last entry. The host's budget since
     /// 2026-12-06: one /64 rotating its addresses took the ten a second, which the AWS door's refused
     /// signatures share (a review; a first fix thinned by host alone, naming one address of a /64 that
-    /// may be a whole LAN). With `suppressedKeys`, the first eight and last eight addresses among those left
-    /// out, so a LAN's eleventh refused address in a minute is named by the host's next entry, not only counted.
+    /// may be a whole LAN). With `suppressedKeys`, the first eight and last eight addresses among the refusals
+    /// `suppressed` counts, so a LAN's eleventh refused address in a minute is named by the host's next entry.
     func refused(address: String, host: String, at now: Date) {
-        let group = "refused:" + host
-        guard let skipped = refusals.admit(address, group: group, now: now) else {
-            refusedNames.note(group, address)
+        guard let admitted = refusals.admit(address, group: "refused:" + host, naming: address, now: now) else {
             return
         }
-        var fields = [("client", address), ("suppressed", "\(skipped)")]
-        let leftOut = refusedNames.take(group)
-        if !leftOut.isEmpty { fields.append(("suppressedKeys", leftOut.joined(separator: ", "))) }
+        var fields = [("client", address), ("suppressed", "\(admitted.skipped)")]
+        if !admitted.leftOut.isEmpty { fields.append(("suppressedKeys", admitted.leftOut.joined(separator: ", "))) }
         let log = self.log
         Task { [fields] in await log.recordBestEffort(AuditEvent("access.refused", outcome: "refused", fields)) }
     }
@@ -277,6 +275,8 @@ final class RefusalLimiter: Sendable {
         var written: Int
         /// The group's entries left out since its last written one, whatever their key.
         var skipped = 0
+        /// What those entries would have named (`LeftOutNames.keep`), handed to the group's next entry.
+        var leftOut: [String] = []
     }
 
     private struct State {
@@ -297,13 +297,24 @@ final class RefusalLimiter: Sendable {
 
     func allow(_ key: String, now: Date) -> Bool { admit(key, now: now) != nil }
 
+    func admit(_ key: String, group: String? = nil, now: Date) -> Int? {
+        admit(key, group: group, naming: nil, now: now)?.skipped
+    }
+
     /// nil: leave this entry out. Otherwise how many entries were left out
     /// since the last written one: of the `group` when one is given (a review:
     /// counted per key, a flood varying its keys showed `suppressed` 0 on every
     /// line), else of `key`. A key or group is remembered from its first written
     /// entry, so those refused by a cap before it are not counted; all are
-    /// forgotten when 10,000 are held.
-    func admit(_ key: String, group: String? = nil, now: Date) -> Int? {
+    /// forgotten when 10,000 are held. `name`: what a left-out entry of a
+    /// remembered group would have named, kept with its count (the first eight
+    /// and last eight distinct, `LeftOutNames.keep`) and returned by the group's
+    /// next written entry, under the same lock, so the names are those the count
+    /// counts (a review: kept apart, a refusal between the two was named by one
+    /// entry and counted by the next).
+    func admit(
+        _ key: String, group: String?, naming name: String?, now: Date
+    ) -> (skipped: Int, leftOut: [String])? {
         state.withLock { state in
             if now.timeIntervalSince(state.secondStart) >= 1 || now < state.secondStart {
                 state.secondStart = now
@@ -320,10 +331,16 @@ final class RefusalLimiter: Sendable {
                 last.map({ now.timeIntervalSince($0.written) >= 60 || now < $0.written }) ?? true
             else {
                 if let last { state.lastByKey[key] = (last.written, last.skipped + 1) }
-                if let group { state.groups[group]?.skipped += 1 }
+                if let group, var held = state.groups[group] {
+                    held.skipped += 1
+                    if let name {
+                        LeftOutNames.keep(String(decoding: name.utf8.prefix(64), as: UTF8.self), in: &held.leftOut)
+                    }
+                    state.groups[group] = held
+                }
                 return nil
             }
-            let groupSkipped = group.flatMap { state.groups[$0]?.skipped } ?? 0
+            let held = group.flatMap { state.groups[$0] }
             if state.lastByKey.count >= 10_000, last == nil { state.lastByKey.removeAll(keepingCapacity: true) }
             state.lastByKey[key] = (now, 0)
             if let group {
@@ -333,7 +350,7 @@ final class RefusalLimiter: Sendable {
                 state.groups[group] = Window(start: window?.start ?? now, written: (window?.written ?? 0) + 1)
             }
             state.inSecond += 1
-            return group == nil ? last?.skipped ?? 0 : groupSkipped
+            return group == nil ? (last?.skipped ?? 0, []) : (held?.skipped ?? 0, held?.leftOut ?? [])
         }
     }
 }
@@ -349,11 +366,16 @@ final class LeftOutNames: Sendable {
         state.withLock { names in
             if names[client] == nil, names.count >= 10_000 { names.removeAll() }
             var list = names[client] ?? []
-            guard !list.contains(name) else { return }
-            if list.count == 16 { list.remove(at: 8) }
-            list.append(name)
+            Self.keep(name, in: &list)
             names[client] = list
         }
+    }
+
+    /// The rule of a list of names left out: distinct, the first eight and the last eight.
+    static func keep(_ name: String, in list: inout [String]) {
+        guard !list.contains(name) else { return }
+        if list.count == 16 { list.remove(at: 8) }
+        list.append(name)
     }
 
     func take(_ client: String) -> [String] {

@@ -8,7 +8,8 @@ import Prometheus
 /// registers every family with none, and an operator reading `/metrics` (or a dashboard built from it)
 /// had to find what `reason="idle"` means in docs/api.md. The registry takes help text, but refuses (by
 /// `fatalError`) one family registered with two different texts, so every family of the application is
-/// made here, its text from `MetricHelp`, and none through the plain factory.
+/// made here, its text from `MetricHelp` (a name it does not know, which the server never makes, goes
+/// to the plain factory with none).
 struct DescribedMetricsFactory: CoreMetrics.MetricsFactory {
     let registry: PrometheusCollectorRegistry
     /// The kinds the server does not make (recorders, meters) and the histograms' buckets, as
@@ -21,20 +22,28 @@ struct DescribedMetricsFactory: CoreMetrics.MetricsFactory {
     }
 
     func makeCounter(label: String, dimensions: [(String, String)]) -> any CoreMetrics.CounterHandler {
-        registry.makeCounter(name: label, labels: dimensions, help: MetricHelp.text(label))
+        guard let described = MetricHelp.descriptor(label) else {
+            return plain.makeCounter(label: label, dimensions: dimensions)
+        }
+        return registry.makeCounter(descriptor: described, labels: dimensions)
     }
 
     func makeFloatingPointCounter(
         label: String, dimensions: [(String, String)]
     ) -> any CoreMetrics.FloatingPointCounterHandler {
-        registry.makeCounter(name: label, labels: dimensions, help: MetricHelp.text(label))
+        guard let described = MetricHelp.descriptor(label) else {
+            return plain.makeFloatingPointCounter(label: label, dimensions: dimensions)
+        }
+        return registry.makeCounter(descriptor: described, labels: dimensions)
     }
 
     func makeTimer(label: String, dimensions: [(String, String)]) -> any CoreMetrics.TimerHandler {
-        registry.makeDurationHistogram(
-            name: label, labels: dimensions,
-            buckets: plain.durationHistogramBuckets[label] ?? plain.defaultDurationHistogramBuckets,
-            help: MetricHelp.text(label))
+        guard let described = MetricHelp.descriptor(label) else {
+            return plain.makeTimer(label: label, dimensions: dimensions)
+        }
+        return registry.makeDurationHistogram(
+            descriptor: described, labels: dimensions,
+            buckets: plain.durationHistogramBuckets[label] ?? plain.defaultDurationHistogramBuckets)
     }
 
     func makeRecorder(
@@ -60,17 +69,23 @@ struct DescribedMetricsFactory: CoreMetrics.MetricsFactory {
 enum MetricHelp {
     static let byName: [String: String] = [
         "kms_http_requests_total":
-            "Answers by route pattern (unmatched, or aws:OPERATION on the AWS door), method and status.",
+            "Requests the application answered, by route pattern (unmatched, or aws:OPERATION on the AWS door), "
+            + "method and status; the connections the server closed on its own are kms_connections_closed_total.",
         "kms_http_request_duration_seconds":
-            "Seconds from a request reaching the application to its answer being ready, by route pattern, "
-            + "method and status.",
+            "Seconds from a request's head reaching the application to its answer built (the body's upload "
+            + "included, the answer's write not), by route pattern, method and status.",
         "kms_connections_closed_total":
-            "Connections the server closed with no handler's answer, by door and reason "
-            + "(cap, head, body, idle, stalled, malformed; docs/api.md).",
+            "Connections the server closed on its own (not at a client's or an answer's request), by door and "
+            + "reason (cap, head, body, idle, stalled, malformed; docs/api.md).",
         "kms_proxy_requests_without_forwarded_for_total":
             "Requests from a trusted proxy without X-Forwarded-For: the proxy was taken as the client.",
     ]
 
-    /// A family's text; empty (no `# HELP` line) for a name this table does not know.
-    static func text(_ name: String) -> String { byName[name] ?? "" }
+    /// A family of this table, named as given (no unit added) with its text; nil for any other name, which
+    /// the plain factory makes without a `# HELP` line (one name is never made both ways: a family the
+    /// registry holds with two texts is a `fatalError` of swift-prometheus's).
+    static func descriptor(_ name: String) -> MetricNameDescriptor? {
+        guard let help = byName[name], !name.isEmpty else { return nil }
+        return MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
 }
