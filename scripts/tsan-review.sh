@@ -1,13 +1,27 @@
 #!/bin/bash
 # The ThreadSanitizer review of docs/architecture.md ("Rules"), with locks it can follow: a throw-away
-# worktree of HEAD gets scripts/tsan/TSanVisibleMutex.swift in every target that uses Mutex, is built with
-# -DKMS_TSAN_LOCKS and --sanitize=thread, and runs the suite with reports in $OUT (default /tmp/kms-tsan).
+# worktree of HEAD (TREE=path keeps it, and its build, for the next run) gets
+# scripts/tsan/TSanVisibleMutex.swift in every target that uses Mutex, is built with -DKMS_TSAN_LOCKS and
+# --sanitize=thread, and runs the suite with reports in $OUT (default a new /tmp/kms-tsan-reports.*).
 # PostgreSQL tests run when KMS_TEST_POSTGRES_URL is set, as in `swift test`. Takes about 30 minutes on 2 cores.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-tree=${TREE:-/tmp/kms-tsan-tree}
-out=${OUT:-/tmp/kms-tsan}
-[ -d "$tree" ] || git -C "$repo" worktree add --detach "$tree" HEAD
+head=$(git -C "$repo" rev-parse HEAD)
+out=${OUT:-$(mktemp -d /tmp/kms-tsan-reports.XXXXXX)}
+if [ -n "${TREE:-}" ] && [ -d "$TREE" ]; then
+    # A tree kept from an earlier run (its build is reused): only a worktree of this repository, outside
+    # it, moved to HEAD; never the checkout itself, which the copies below would change.
+    tree=$(cd "$TREE" && pwd)
+    case "$tree/" in "$repo"/*) echo "TREE must be outside $repo" >&2; exit 2 ;; esac
+    [ "$(cd "$tree" && cd "$(git rev-parse --git-common-dir)" && pwd)" = "$(cd "$repo" && cd "$(git rev-parse --git-common-dir)" && pwd)" ] \
+        || { echo "$tree is not a worktree of $repo" >&2; exit 2; }
+    git -C "$tree" checkout --quiet --force --detach "$head"
+    git -C "$tree" clean --quiet -fd -e .build-tsan
+else
+    tree=${TREE:-$(mktemp -d /tmp/kms-tsan-tree.XXXXXX)}
+    rmdir "$tree" 2>/dev/null || true
+    git -C "$repo" worktree add --detach "$tree" "$head"
+fi
 for target in $(grep -rl "Mutex" "$tree/Sources" "$tree/Tests" --include=*.swift | xargs -n1 dirname \
     | sed -E "s#^($tree/(Sources|Tests)/[^/]+).*#\1#" | sort -u); do
     cp "$repo/scripts/tsan/TSanVisibleMutex.swift" "$target/TSanVisibleMutex.swift"

@@ -216,6 +216,27 @@ import Testing
             #expect(
                 entries.count == 2 && entries.last?.contains(#""key":"(not shown: 44 bytes)""#) == true, "\(entries)")
             #expect(!(try String(contentsOf: server.config.auditLog, encoding: .utf8)).contains(token))
+            // A name that names no key has no keyId; a real alias past 23 bytes, shown by its length, is recorded
+            // with the keyId it names on both doors (the last notes' Left: the denial hid which key was asked for).
+            #expect(!entries.contains { $0.contains(#""keyId":"#) }, "\(entries)")
+            let long = "family-photos-2026-archive-x1"
+            let generated = try await session.call(.post, "/keys/generate", #"{"alias":"\#(long)"}"#)
+            let keyId = try #require(generated.json["keyId"] as? String)
+            let nativeLong = try await scoped.call(
+                .post, "/crypto/encrypt", #"{"keyId":"\#(long)","plaintext":"aGk="}"#)
+            #expect(nativeLong.status == 403)
+            let awsLong = try await door.send(
+                "Encrypt", #"{"KeyId":"alias/\#(long)","Plaintext":"aGk="}"#, accessKeyId: accessKeyId, secret: secret)
+            #expect(awsLong.json["__type"] as? String == "AccessDeniedException", "\(awsLong.json)")
+            for _ in 0..<50 where entries.count < 4 {
+                entries = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
+                    .filter { $0.contains(#""type":"permission.denied""#) }
+                if entries.count < 4 { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            let named = entries.dropFirst(2)
+            #expect(named.contains { $0.contains(#""key":"(not shown: 29 bytes)","keyId":"\#(keyId)""#) }, "\(entries)")
+            #expect(named.contains { $0.contains(#""key":"(not shown: 35 bytes)","keyId":"\#(keyId)""#) }, "\(entries)")
+            #expect(!entries.contains { $0.contains(long) })
         }
     }
 

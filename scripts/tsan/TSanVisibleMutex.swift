@@ -4,6 +4,8 @@
 import Glibc
 #elseif canImport(Musl)
 import Musl
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// A stand-in for Synchronization's `Mutex` that ThreadSanitizer can follow.
@@ -13,12 +15,12 @@ import Musl
 /// nothing inside a lock. A module's own `Mutex` shadows the imported one, so this file, compiled into each
 /// target with `-DKMS_TSAN_LOCKS`, moves every lock of the target onto a `pthread_mutex_t`, which it models.
 /// Same API as far as this project uses it; a class, so copying a holder shares the lock (the real one is
-/// `~Copyable`, so nothing copies one).
-final class Mutex<Value>: @unchecked Sendable {
+/// `~Copyable`, so nothing copies one). Public, as the real one is: a test helper's public property holds one.
+public final class Mutex<Value>: @unchecked Sendable {
     private var value: Value
     private let lock: UnsafeMutablePointer<pthread_mutex_t>
 
-    init(_ value: consuming Value) {
+    public init(_ value: consuming Value) {
         self.value = value
         lock = .allocate(capacity: 1)
         pthread_mutex_init(lock, nil)
@@ -29,13 +31,13 @@ final class Mutex<Value>: @unchecked Sendable {
         lock.deallocate()
     }
 
-    func withLock<Result, E: Error>(_ body: (inout Value) throws(E) -> Result) throws(E) -> Result {
+    public func withLock<Result, E: Error>(_ body: (inout Value) throws(E) -> Result) throws(E) -> Result {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
         return try body(&value)
     }
 
-    func withLockIfAvailable<Result, E: Error>(_ body: (inout Value) throws(E) -> Result) throws(E) -> Result? {
+    public func withLockIfAvailable<Result, E: Error>(_ body: (inout Value) throws(E) -> Result) throws(E) -> Result? {
         guard pthread_mutex_trylock(lock) == 0 else { return nil }
         defer { pthread_mutex_unlock(lock) }
         return try body(&value)

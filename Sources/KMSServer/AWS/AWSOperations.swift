@@ -161,11 +161,18 @@ struct AWSOperations: Sendable {
         }
     }
 
-    /// The key as the entry names it (`entryFields`: an alias past 23 bytes by its length only).
+    /// The key as the entry names it (`entryFields`: an alias past 23 bytes by its length only), with the
+    /// native keyId it names when it names a key.
     func noteDenied(_ permission: Permission?, _ key: String, _ call: Call) {
+        let reference: String? =
+            switch partition.reference(key) {
+            case .keyId(let id): id
+            case .alias(let name): name
+            default: nil
+            }
         audit.permissionDenied(
             call.who, client: call.caller.client.clientId, permission: permission, key: shownKey(key),
-            at: keys.clock.now())
+            keyId: reference.map { Auditor.keyId($0, in: keys) }, at: keys.clock.now())
     }
 
     func arn(_ record: KeyRecord) -> String { partition.keyArn(native: record.keyId) }

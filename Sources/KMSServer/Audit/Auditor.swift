@@ -15,12 +15,15 @@ import Synchronization
 struct Auditor: Sendable {
     let log: AuditLog
     private let refusals = RefusalLimiter()
+    /// A live access key's refused signatures (`authRefused`'s `accessKeyFound`) have a limiter of their
+    /// own, its second's budget and its groups too: only a holder of a live id can spend them (the review of
+    /// 5a0c52f: sharing the ten a second in all, junk from anywhere kept a leaked id's guesses out of the log).
+    private let foundRefusals = RefusalLimiter()
     /// Key-exchange failures have a budget of their own (a review: sharing the refusals' ten a
     /// second let a flood of one kind silence the other), on the server's clock.
     private let keyExchangeFailures = RefusalLimiter()
     /// Denials have theirs too: a client's grants are the admin's, its requests its own.
     private let denials = RefusalLimiter()
-    private let deniedNames = LeftOutNames()
 
     /// The fields that say who asked.
     static func who(_ call: SealedChannel.Call) -> [(String, String)] {
@@ -155,6 +158,14 @@ struct Auditor: Sendable {
         ClientRecord.isClientId(reference) || Echo.mayShow(reference) ? reference : notShown(reference)
     }
 
+    /// The keyId a denied name names, read when its entry is written (nil: it names no key, or the store
+    /// could not say), for `permissionDenied`'s `keyId`.
+    static func keyId(_ name: String, in keys: KeyRing) -> @Sendable () async -> String? {
+        {
+            do { return try await keys.resolveNames(name)?.keyId } catch { return nil }
+        }
+    }
+
     /// What an entry holds instead of a name it may not show: its length.
     static func notShown(_ text: String) -> String { "(not shown: \(text.utf8.count) bytes)" }
 
@@ -200,22 +211,28 @@ struct Auditor: Sendable {
     /// later one is named among those left out (a review: a device could spend its entry on the list).
     func permissionDenied(
         _ who: [(String, String)], client: String, permission: Permission?, key: String,
-        target: (String, String)? = nil, at now: Date
+        target: (String, String)? = nil, keyId resolve: (@Sendable () async -> String?)? = nil, at now: Date
     ) {
         let permission = permission?.rawValue ?? ""
         let named = target.map { "client \($0.1)" } ?? key
         // The limiter holds its keys for a minute or more: the name as asked may be a megabyte.
         let remembered = String(decoding: named.utf8.prefix(256), as: UTF8.self)
-        guard let skipped = denials.admit("\(client):\(permission):\(remembered)", group: client, now: now) else {
-            deniedNames.note(client, "\(permission) \(String(decoding: named.utf8.prefix(64), as: UTF8.self))")
-            return
-        }
-        var fields = who + [("permission", permission)] + (target.map { [$0] } ?? [("key", key)])
-        fields.append(("suppressed", "\(skipped)"))
-        let leftOut = deniedNames.take(client)
-        if !leftOut.isEmpty { fields.append(("suppressedKeys", leftOut.joined(separator: ", "))) }
+        guard
+            let admitted = denials.admit(
+                "\(client):\(permission):\(remembered)", group: client,
+                naming: "\(permission) \(String(decoding: named.utf8.prefix(64), as: UTF8.self))", now: now)
+        else { return }
+        let asked = who + [("permission", permission)] + (target.map { [$0] } ?? [("key", key)])
+        var counts = [("suppressed", "\(admitted.skipped)")]
+        if !admitted.leftOut.isEmpty { counts.append(("suppressedKeys", admitted.leftOut.joined(separator: ", "))) }
         let log = self.log
-        Task { [fields] in await log.recordBestEffort(AuditEvent("permission.denied", outcome: "failure", fields)) }
+        Task { [counts] in
+            // The key the name resolved to as the entry is written (a real alias past 23 bytes is shown by its
+            // length only, and an alias may move: the last notes' Left), when it is not the name itself.
+            var resolved: [(String, String)] = []
+            if let resolve, let keyId = await resolve(), keyId != key { resolved = [("keyId", keyId)] }
+            await log.recordBestEffort(AuditEvent("permission.denied", outcome: "failure", asked + resolved + counts))
+        }
     }
 
     /// A refused AWS signature (`aws.auth-refused`), written in the background and thinned: once a
@@ -226,7 +243,8 @@ struct Auditor: Sendable {
     /// 16 base32 characters; anything else might be a secret pasted in the wrong place): a probe found
     /// that a leaked id tried with guessed secrets could not be told from other refusals. A refusal of a
     /// live id's signature (`accessKeyFound`: the id is an access key of the registry, the signature wrong)
-    /// has the host's ten a minute of its own, which ids no access key has cannot spend (a review: junk ids
+    /// is thinned by a limiter of its own (once a minute per address and id, ten a minute per host, ten a
+    /// second in all), which ids no access key has, and allowlist refusals, cannot spend (reviews: junk ids
     /// sent around a leaked one kept it out of the log). With `suppressedKeys`, the first eight and last
     /// eight `ADDRESS` or `ADDRESS ID` among the refusals `suppressed` counts.
     func authRefused(
@@ -234,8 +252,8 @@ struct Auditor: Sendable {
     ) {
         let claimed = accessKeyId.flatMap { AccessKeyRecord.isAccessKeyId($0) ? $0 : nil }
         guard
-            let admitted = refusals.admit(
-                "aws:\(address):\(claimed ?? "")", group: (accessKeyFound ? "aws-found:" : "aws:") + host,
+            let admitted = (accessKeyFound ? foundRefusals : refusals).admit(
+                "aws:\(address):\(claimed ?? "")", group: "aws:" + host,
                 naming: claimed.map { "\(address) \($0)" } ?? address, now: now)
         else { return }
         var fields = [("client", address), ("code", code)]
@@ -334,7 +352,7 @@ final class RefusalLimiter: Sendable {
                 if let group, var held = state.groups[group] {
                     held.skipped += 1
                     if let name {
-                        LeftOutNames.keep(String(decoding: name.utf8.prefix(64), as: UTF8.self), in: &held.leftOut)
+                        LeftOutNames.keep(String(decoding: name.utf8.prefix(96), as: UTF8.self), in: &held.leftOut)
                     }
                     state.groups[group] = held
                 }
@@ -355,30 +373,15 @@ final class RefusalLimiter: Sendable {
     }
 }
 
-/// What a thinned kind of entry left out, by client: the first eight and the last eight distinct names
-/// since its last line, so the next line can name them (the last ones too: sixteen junk names sent first
-/// would otherwise fill the list, the final review). Bounded: at most 16 a client (each at most 64 bytes
-/// of a name; the field is exempt from the audit's 256-byte cap), forgotten all at once at 10,000 clients.
-final class LeftOutNames: Sendable {
-    private let state = Mutex<[String: [String]]>([:])
-
-    func note(_ client: String, _ name: String) {
-        state.withLock { names in
-            if names[client] == nil, names.count >= 10_000 { names.removeAll() }
-            var list = names[client] ?? []
-            Self.keep(name, in: &list)
-            names[client] = list
-        }
-    }
-
-    /// The rule of a list of names left out: distinct, the first eight and the last eight.
+/// The rule of the names a thinned kind of entry left out (`RefusalLimiter`'s `naming`, shown as
+/// `suppressedKeys`): distinct, the first eight and the last eight since the group's last entry, so the next
+/// entry can name them (the last ones too: sixteen junk names sent first would otherwise fill the list, the
+/// final review). Bounded: at most 16 a group, each at most 96 bytes (the field is exempt from the audit's
+/// 256-byte cap), forgotten with the limiter's groups at 10,000.
+enum LeftOutNames {
     static func keep(_ name: String, in list: inout [String]) {
         guard !list.contains(name) else { return }
         if list.count == 16 { list.remove(at: 8) }
         list.append(name)
-    }
-
-    func take(_ client: String) -> [String] {
-        state.withLock { $0.removeValue(forKey: client) ?? [] }
     }
 }

@@ -70,13 +70,13 @@ enum MetricHelp {
     static let byName: [String: String] = [
         "kms_http_requests_total":
             "Requests the application answered, by route pattern (unmatched, or aws:OPERATION on the AWS door), "
-            + "method and status; the connections the server closed on its own are kms_connections_closed_total.",
+            + "method and status.",
         "kms_http_request_duration_seconds":
-            "Seconds from a request's head reaching the application to its answer built (the body's upload "
-            + "included, the answer's write not), by route pattern, method and status.",
+            "Seconds from a request's head reaching the application to its answer built (the upload of a body "
+            + "it reads included, the answer's write not), by route pattern, method and status.",
         "kms_connections_closed_total":
-            "Connections the server closed on its own (not at a client's or an answer's request), by door and "
-            + "reason (cap, head, body, idle, stalled, malformed; docs/api.md).",
+            "Connections the server closed for one of these reasons, by door and reason: cap, head, body, idle, "
+            + "stalled, malformed (docs/api.md).",
         "kms_proxy_requests_without_forwarded_for_total":
             "Requests from a trusted proxy without X-Forwarded-For: the proxy was taken as the client.",
     ]
