@@ -312,7 +312,7 @@ public func buildApplication(
         sessions: sessions, maxBodyBytes: config.maxBodyBytes, resolveKey: keys.resolveNames,
         resolveKeyFresh: keys.resolveNamesFresh)
     let clock = dependencies.clock
-    channel.noteDenied = { [keys] permission, error, target, call in
+    channel.noteDenied = { permission, error, target, call in
         let named = error.detail ?? ""
         audit.permissionDenied(
             Auditor.who(call),
@@ -320,10 +320,7 @@ public func buildApplication(
             // The name as asked only in a form no secret has (`Auditor.shownName`; a review: a secret pasted as
             // a key name was recorded whole). An empty one (no key named) stays empty.
             permission: permission, key: named.isEmpty ? "" : Auditor.shownName(named),
-            target: target,
-            // With the keyId it names, when it names a key (a real alias past 23 bytes is shown by length).
-            keyId: named.isEmpty || target != nil ? nil : Auditor.keyId(named, in: keys),
-            at: clock.now())
+            target: target, keyId: error.deniedKeyId, at: clock.now())
     }
     channel.noteMissingKey = { permission, key, call in
         await audit.cryptoKeyNotFound(permission, who: Auditor.who(call), key: Auditor.asAsked(key))

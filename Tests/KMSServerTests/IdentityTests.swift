@@ -216,7 +216,8 @@ import Testing
             written = try await denials(11)
             // The first junk line counts and names the five repeats before it; the last the two behind the cap.
             #expect(
-                written.count == 11 && written[2].contains(#""suppressed":"5","suppressedKeys":"keys:rotate photos""#),
+                written.count == 11
+                    && written[2].contains(#""suppressed":"5","suppressedKeys":"keys:rotate photos key_"#),
                 "\(written)")
             #expect(
                 written.last?.contains(

@@ -47,12 +47,9 @@ public enum KeyAccess {
             guard let names = try await resolve(requested) else { throw notFound }
             return names
         }
-        if let names = try await resolve(requested),
-            names.allowed(permission, by: grants)
-        {
-            return names
-        }
-        throw denied(permission, key: requested)
+        let names = try await resolve(requested)
+        if let names, names.allowed(permission, by: grants) { return names }
+        throw denied(permission, key: requested, keyId: names?.keyId)
     }
 
     /// `keys:create` on a new key: matched against the alias as a name; a key
@@ -78,8 +75,12 @@ public enum KeyAccess {
 
     public static let notFound = KMSError(.keyNotFound, "no key has this id or alias")
 
-    /// Names the permission and the key as given, no other name (section 4).
-    static func denied(_ permission: Permission, key: String) -> KMSError {
-        KMSError(.permissionDenied, "permission \(permission.rawValue) is not granted for key \(key)", detail: key)
+    /// Names the permission and the key as given, no other name (section 4); `keyId`: the key it names, for
+    /// the audit entry only.
+    public static func denied(_ permission: Permission, key: String, keyId: String? = nil) -> KMSError {
+        var error = KMSError(
+            .permissionDenied, "permission \(permission.rawValue) is not granted for key \(key)", detail: key)
+        error.deniedKeyId = keyId
+        return error
     }
 }

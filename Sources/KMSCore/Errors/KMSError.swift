@@ -43,6 +43,12 @@ public struct KMSError: Error, Sendable, Equatable {
 
     public var cause: Cause?
 
+    /// A `permission_denied` on a key that exists: its keyId, for the audit entry only (`permission.denied`'s
+    /// `keyId`), never sent. Decided where the denial is, from the name's own resolution: a denied client
+    /// learns nothing from it, and the entry names the key whatever name (a long alias shown by its length
+    /// only) was asked for.
+    public var deniedKeyId: String?
+
     public var sessionGoneAtAdmission: Bool { cause == .sessionGoneAtAdmission }
     public var isDamagedRecord: Bool { cause == .damagedRecord }
     public var isAliasConflict: Bool { cause == .aliasConflict }

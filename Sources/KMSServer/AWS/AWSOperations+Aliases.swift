@@ -39,7 +39,8 @@ extension AWSOperations {
         guard checkGrants, !KeyRing.mayManageName(name, grants: call.caller.client.grants) else {
             return
         }
-        noteDenied(.keysManage, name, call)
+        // As the caller wrote it (`alias/NAME`): a bare name is no key's name, and was shown by its length.
+        noteDenied(.keysManage, "alias/" + name, call)
         throw AWSFault("AccessDeniedException", "permission keys:manage is not granted for alias \(name)")
     }
 
@@ -48,7 +49,7 @@ extension AWSOperations {
         guard checkGrants else { return }
         let gained = KeyRing.permissionsGained(naming: target, as: name, grants: call.caller.client.grants)
         guard !gained.isEmpty else { return }
-        noteDenied(gained[0], reference, call)
+        noteDenied(gained[0], reference, call, keyId: target.keyId)
         throw AWSFault("AccessDeniedException", KeyRing.aliasWouldGrant(gained, alias: name, key: reference).message)
     }
 
@@ -61,7 +62,7 @@ extension AWSOperations {
             try await keys.mayManageCurrentKey(of: current, grants: grants)
         }
         guard !allowed else { return current }
-        noteDenied(.keysManage, name, call)
+        noteDenied(.keysManage, "alias/" + name, call, keyId: current.keyId)
         throw AWSFault("AccessDeniedException", "permission keys:manage is not granted for the key alias \(name) names")
     }
 

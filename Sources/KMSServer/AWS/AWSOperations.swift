@@ -18,10 +18,19 @@ struct AWSOperations: Sendable {
         let address: String
         /// `DryRun: true`, read for every operation: one that changes something stops
         /// after its checks (`412`), whether or not AWS's model gives it the member.
-        var dryRun = false
+        let dryRun: Bool
         /// The answer's `x-amzn-RequestId`, which the door's request log line carries too.
-        var requestId = ""
-        var who: [(String, String)] { caller.who(address: address) + [("requestId", requestId)] }
+        let requestId: String
+        /// The fields that say who asked, made once (a call writes one to three entries).
+        let who: [(String, String)]
+
+        init(caller: AWSCaller, address: String, dryRun: Bool = false, requestId: String = "") {
+            self.caller = caller
+            self.address = address
+            self.dryRun = dryRun
+            self.requestId = requestId
+            who = caller.who(address: address) + [("requestId", requestId)]
+        }
     }
 
     typealias Operation = @Sendable (AWSOperations, inout AWSInput, Call) async throws(AWSFault) -> JSONValue
@@ -151,7 +160,7 @@ struct AWSOperations: Sendable {
             return try await keys.resolve(keyId, field: "KeyId", fresh: fresh)
         } catch {
             guard error.code == .permissionDenied, let permission else { throw AWSFault.from(error) }
-            noteDenied(permission, text, call)
+            noteDenied(permission, text, call, keyId: error.deniedKeyId)
             // Named as the caller named it (a UUID, an ARN, an alias), not by the native keyId an AWS caller
             // never sees; the permission is the native one, which is what an admin grants (a review).
             throw AWSFault(
@@ -162,17 +171,11 @@ struct AWSOperations: Sendable {
     }
 
     /// The key as the entry names it (`entryFields`: an alias past 23 bytes by its length only), with the
-    /// native keyId it names when it names a key.
-    func noteDenied(_ permission: Permission?, _ key: String, _ call: Call) {
-        let reference: String? =
-            switch partition.reference(key) {
-            case .keyId(let id): id
-            case .alias(let name): name
-            default: nil
-            }
+    /// native keyId it names when the denial knew it (`KMSError.deniedKeyId`).
+    func noteDenied(_ permission: Permission?, _ key: String, _ call: Call, keyId: String? = nil) {
         audit.permissionDenied(
-            call.who, client: call.caller.client.clientId, permission: permission, key: shownKey(key),
-            keyId: reference.map { Auditor.keyId($0, in: keys) }, at: keys.clock.now())
+            call.who, client: call.caller.client.clientId, permission: permission, key: shownKey(key), keyId: keyId,
+            at: keys.clock.now())
     }
 
     func arn(_ record: KeyRecord) -> String { partition.keyArn(native: record.keyId) }
@@ -430,13 +433,9 @@ struct AWSOperations: Sendable {
             if !dryRun {
                 // A rewrap's `keyId` is its destination in every other entry: the source is named as such.
                 let (idField, nameField) = operation == "rewrap" ? ("sourceKeyId", "sourceKey") : ("keyId", "key")
-                await audit.note(
-                    AuditEvent(
-                        "crypto.\(operation)", outcome: "failure",
-                        call.who + [
-                            (idField, record.keyId), (nameField, shownKey(named)), ("code", "IncorrectKeyException"),
-                        ]
-                    ))
+                await audit.cryptoRefused(
+                    operation, who: call.who, key: [(idField, record.keyId), (nameField, shownKey(named))],
+                    code: "IncorrectKeyException")
             }
             throw AWSFault(
                 "IncorrectKeyException",

@@ -126,9 +126,14 @@ struct Auditor: Sendable {
     /// `key`: the entry's fields naming it (`asAsked`, or the AWS door's own).
     func cryptoKeyNotFound(_ permission: Permission, who: [(String, String)], key: [(String, String)]) async {
         guard let operation = Self.cryptoOperations[permission] else { return }
-        await log.recordBestEffort(
-            AuditEvent(
-                "crypto.\(operation)", outcome: "failure", who + key + [("code", ErrorCode.keyNotFound.rawValue)]))
+        await cryptoRefused(operation, who: who, key: key, code: ErrorCode.keyNotFound.rawValue)
+    }
+
+    /// A crypto call refused before its operation ran, for what it named (a key that does not exist; on the
+    /// AWS door a `KeyId` that is not the ciphertext's key): `crypto.OPERATION`, `failure`, with `code`. Best
+    /// effort, as the refusal's answer does not depend on it.
+    func cryptoRefused(_ operation: String, who: [(String, String)], key: [(String, String)], code: String) async {
+        await log.recordBestEffort(AuditEvent("crypto.\(operation)", outcome: "failure", who + key + [("code", code)]))
     }
 
     /// A key no decision named, as the request named it (`shownName`): `key`, and `keyId` when the name
@@ -156,14 +161,6 @@ struct Auditor: Sendable {
     /// secret, and any enrolled client can cause a `clients:manage` denial).
     static func shownClient(_ reference: String) -> String {
         ClientRecord.isClientId(reference) || Echo.mayShow(reference) ? reference : notShown(reference)
-    }
-
-    /// The keyId a denied name names, read when its entry is written (nil: it names no key, or the store
-    /// could not say), for `permissionDenied`'s `keyId`.
-    static func keyId(_ name: String, in keys: KeyRing) -> @Sendable () async -> String? {
-        {
-            do { return try await keys.resolveNames(name)?.keyId } catch { return nil }
-        }
     }
 
     /// What an entry holds instead of a name it may not show: its length.
@@ -199,7 +196,9 @@ struct Auditor: Sendable {
     }
 
     /// A `403 permission_denied` (`permission.denied`), written in the background and thinned: once a
-    /// minute for each client, permission and key as asked, at most ten a minute for the client and ten
+    /// minute for each client, permission and key (`keyId`, the key the denied name named when the denial
+    /// knew it, from its own resolution: `KMSError.deniedKeyId`; else the name as asked), at most ten a
+    /// minute for the client and ten
     /// a second in all, with `suppressed`, the client's denials left out since its last line, and
     /// `suppressedKeys`, the first eight and last eight permissions and keys among them (a client must not hide the key it
     /// was after behind ten junk denials: the diff review). A review found every denial written in
@@ -211,28 +210,27 @@ struct Auditor: Sendable {
     /// later one is named among those left out (a review: a device could spend its entry on the list).
     func permissionDenied(
         _ who: [(String, String)], client: String, permission: Permission?, key: String,
-        target: (String, String)? = nil, keyId resolve: (@Sendable () async -> String?)? = nil, at now: Date
+        target: (String, String)? = nil, keyId: String? = nil, at now: Date
     ) {
         let permission = permission?.rawValue ?? ""
         let named = target.map { "client \($0.1)" } ?? key
+        // The key named, when the denial knew it: names shown by their length alone (two long aliases of one
+        // length) are then told apart in the thinning and in `suppressedKeys` too (the review of d502b00).
+        let keyId = keyId.flatMap { $0 == key ? nil : $0 }
         // The limiter holds its keys for a minute or more: the name as asked may be a megabyte.
-        let remembered = String(decoding: named.utf8.prefix(256), as: UTF8.self)
+        let remembered = keyId ?? String(decoding: named.utf8.prefix(256), as: UTF8.self)
+        let shown = String(decoding: named.utf8.prefix(64), as: UTF8.self)
         guard
             let admitted = denials.admit(
                 "\(client):\(permission):\(remembered)", group: client,
-                naming: "\(permission) \(String(decoding: named.utf8.prefix(64), as: UTF8.self))", now: now)
+                naming: "\(permission) \(shown)" + (keyId.map { " \($0)" } ?? ""), now: now)
         else { return }
-        let asked = who + [("permission", permission)] + (target.map { [$0] } ?? [("key", key)])
-        var counts = [("suppressed", "\(admitted.skipped)")]
-        if !admitted.leftOut.isEmpty { counts.append(("suppressedKeys", admitted.leftOut.joined(separator: ", "))) }
+        var fields = who + [("permission", permission)] + (target.map { [$0] } ?? [("key", key)])
+        if let keyId { fields.append(("keyId", keyId)) }
+        fields.append(("suppressed", "\(admitted.skipped)"))
+        if !admitted.leftOut.isEmpty { fields.append(("suppressedKeys", admitted.leftOut.joined(separator: ", "))) }
         let log = self.log
-        Task { [counts] in
-            // The key the name resolved to as the entry is written (a real alias past 23 bytes is shown by its
-            // length only, and an alias may move: the last notes' Left), when it is not the name itself.
-            var resolved: [(String, String)] = []
-            if let resolve, let keyId = await resolve(), keyId != key { resolved = [("keyId", keyId)] }
-            await log.recordBestEffort(AuditEvent("permission.denied", outcome: "failure", asked + resolved + counts))
-        }
+        Task { [fields] in await log.recordBestEffort(AuditEvent("permission.denied", outcome: "failure", fields)) }
     }
 
     /// A refused AWS signature (`aws.auth-refused`), written in the background and thinned: once a
@@ -243,18 +241,22 @@ struct Auditor: Sendable {
     /// 16 base32 characters; anything else might be a secret pasted in the wrong place): a probe found
     /// that a leaked id tried with guessed secrets could not be told from other refusals. A refusal of a
     /// live id's signature (`accessKeyFound`: the id is an access key of the registry, the signature wrong)
-    /// is thinned by a limiter of its own (once a minute per address and id, ten a minute per host, ten a
-    /// second in all), which ids no access key has, and allowlist refusals, cannot spend (reviews: junk ids
-    /// sent around a leaked one kept it out of the log). With `suppressedKeys`, the first eight and last
+    /// is thinned by a limiter of its own (once a minute per address and id, ten a minute per id, ten a
+    /// second in all), which ids no access key has, allowlist refusals and other live ids' refusals (but
+    /// sixty ids' together) cannot spend (reviews: junk ids sent around a leaked one kept it out of the log;
+    /// `suppressedKeys` then names addresses). With `suppressedKeys`, the first eight and last
     /// eight `ADDRESS` or `ADDRESS ID` among the refusals `suppressed` counts.
     func authRefused(
         address: String, host: String, code: String, accessKeyId: String?, accessKeyFound: Bool, at now: Date
     ) {
         let claimed = accessKeyId.flatMap { AccessKeyRecord.isAccessKeyId($0) ? $0 : nil }
+        // A live id's refusals are grouped by the id (the review of d502b00: by host, a client holding any
+        // live id could spend the ten a second from many hosts); the registry bounds how many ids there are.
+        let found = accessKeyFound ? claimed : nil
         guard
-            let admitted = (accessKeyFound ? foundRefusals : refusals).admit(
-                "aws:\(address):\(claimed ?? "")", group: "aws:" + host,
-                naming: claimed.map { "\(address) \($0)" } ?? address, now: now)
+            let admitted = (found == nil ? refusals : foundRefusals).admit(
+                "aws:\(address):\(claimed ?? "")", group: found.map { "id:" + $0 } ?? "aws:" + host,
+                naming: found == nil ? claimed.map { "\(address) \($0)" } ?? address : address, now: now)
         else { return }
         var fields = [("client", address), ("code", code)]
         if let claimed { fields.append(("accessKeyId", claimed)) }
@@ -352,7 +354,7 @@ final class RefusalLimiter: Sendable {
                 if let group, var held = state.groups[group] {
                     held.skipped += 1
                     if let name {
-                        LeftOutNames.keep(String(decoding: name.utf8.prefix(96), as: UTF8.self), in: &held.leftOut)
+                        LeftOutNames.keep(String(decoding: name.utf8.prefix(128), as: UTF8.self), in: &held.leftOut)
                     }
                     state.groups[group] = held
                 }
@@ -376,7 +378,7 @@ final class RefusalLimiter: Sendable {
 /// The rule of the names a thinned kind of entry left out (`RefusalLimiter`'s `naming`, shown as
 /// `suppressedKeys`): distinct, the first eight and the last eight since the group's last entry, so the next
 /// entry can name them (the last ones too: sixteen junk names sent first would otherwise fill the list, the
-/// final review). Bounded: at most 16 a group, each at most 96 bytes (the field is exempt from the audit's
+/// final review). Bounded: at most 16 a group, each at most 128 bytes (the field is exempt from the audit's
 /// 256-byte cap), forgotten with the limiter's groups at 10,000.
 enum LeftOutNames {
     static func keep(_ name: String, in list: inout [String]) {

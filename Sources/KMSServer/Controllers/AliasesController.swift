@@ -129,11 +129,11 @@ struct AliasesController: Sendable {
     private func authorize(_ call: SealedChannel.Call, currentKeyOf alias: AliasRecord) async throws(KMSError) {
         guard let client = call.opened.client else { return }
         guard try await !keys.mayManageCurrentKey(of: alias, grants: client.grants) else { return }
-        try deny(
-            call,
-            KMSError(
-                .permissionDenied, "permission keys:manage is not granted for the key alias \(alias.alias) names",
-                detail: alias.alias))
+        var error = KMSError(
+            .permissionDenied, "permission keys:manage is not granted for the key alias \(alias.alias) names",
+            detail: alias.alias)
+        error.deniedKeyId = alias.keyId
+        try deny(call, error)
     }
 
     /// An empty `keyId` is the body's `400`; a malformed one is judged like
@@ -164,7 +164,7 @@ struct AliasesController: Sendable {
         guard let client = call.opened.client else { return }
         let gained = KeyRing.permissionsGained(naming: target, as: alias, grants: client.grants)
         guard gained.isEmpty else {
-            let error = KeyRing.aliasWouldGrant(gained, alias: alias, key: reference)
+            let error = KeyRing.aliasWouldGrant(gained, alias: alias, key: reference, keyId: target.keyId)
             call.noteDenied(gained[0], error)
             throw error
         }

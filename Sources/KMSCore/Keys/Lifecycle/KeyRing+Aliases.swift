@@ -49,11 +49,15 @@ extension KeyRing {
     /// The refusal of an alias that would widen its client's access; names
     /// the key as the request gave it, which is also what its
     /// `permission.denied` entry records as `key` (with the first permission gained).
-    public static func aliasWouldGrant(_ gained: [Permission], alias: String, key reference: String) -> KMSError {
-        KMSError(
+    public static func aliasWouldGrant(
+        _ gained: [Permission], alias: String, key reference: String, keyId: String? = nil
+    ) -> KMSError {
+        var error = KMSError(
             .permissionDenied,
             "alias \(alias) would give this client \(gained.map(\.rawValue).joined(separator: ", ")) on key \(reference), which its grants do not give on that key",
             detail: reference)
+        error.deniedKeyId = keyId
+        return error
     }
 
     /// A key that may take an alias: exists (`404`), not pending deletion (`409`).
