@@ -772,7 +772,7 @@ import Testing
     /// The AWS door's `CreateAlias` and `UpdateAlias` refuse an alias that
     /// would give its caller a permission on the key that its grants do not.
     @Test func anAliasNeverWidensAccessOnTheAWSDoor() async throws {
-        try await Self.withDoor(["KMS_CLIENT_AUTH": "required"]) { _, session, door in
+        try await Self.withDoor(["KMS_CLIENT_AUTH": "required"]) { server, session, door in
             let (adminKey, adminSecret) = try await Self.accessKey(session, "admin")
             func createKey() async throws -> String {
                 let reply = try await door.send("CreateKey", "{}", accessKeyId: adminKey, secret: adminSecret)
@@ -796,6 +796,17 @@ import Testing
             }
             #expect(try await alias("CreateAlias", "app-steal", to: secretKey) == "AccessDeniedException")
             #expect(try await alias("UpdateAlias", "app-1", to: secretKey) == "AccessDeniedException")
+            // Each denial's entry names the key it concerns by its native keyId (the review of 92fbeb2: the
+            // alias paths' keyId had no test).
+            let native = try #require(AWSKeyId.native(fromUUID: secretKey))
+            var denials: [Substring] = []
+            for _ in 0..<50 where denials.isEmpty {
+                denials = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
+                    .filter { $0.contains(#""type":"permission.denied""#) }
+                if denials.isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            // The second, on the same key with the same permission, is thinned into the first's minute.
+            #expect(denials.first?.contains(#""key":"\#(secretKey)","keyId":"\#(native)""#) == true, "\(denials)")
             // Names that bring nothing beyond what the caller holds on the key are still its to give.
             #expect(try await alias("CreateAlias", "ops-1", to: secretKey) == nil)
             #expect(try await alias("UpdateAlias", "ops-1", to: appKey) == nil)

@@ -77,7 +77,7 @@ public enum KeyAccess {
 
     /// Names the permission and the key as given, no other name (section 4); `keyId`: the key it names, for
     /// the audit entry only.
-    public static func denied(_ permission: Permission, key: String, keyId: String? = nil) -> KMSError {
+    static func denied(_ permission: Permission, key: String, keyId: String? = nil) -> KMSError {
         var error = KMSError(
             .permissionDenied, "permission \(permission.rawValue) is not granted for key \(key)", detail: key)
         error.deniedKeyId = keyId

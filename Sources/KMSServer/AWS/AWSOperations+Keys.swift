@@ -87,7 +87,7 @@ extension AWSOperations {
             do {
                 try KeyAccess.checkCreate(alias: nil, grants: call.caller.client.grants)
             } catch {
-                noteDenied(.keysCreate, "*", call)
+                noteDenied(.keysCreate, "", call)  // no key named, as on the native door
                 throw AWSFault.from(error)
             }
         }

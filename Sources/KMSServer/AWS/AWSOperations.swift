@@ -174,7 +174,8 @@ struct AWSOperations: Sendable {
     /// native keyId it names when the denial knew it (`KMSError.deniedKeyId`).
     func noteDenied(_ permission: Permission?, _ key: String, _ call: Call, keyId: String? = nil) {
         audit.permissionDenied(
-            call.who, client: call.caller.client.clientId, permission: permission, key: shownKey(key), keyId: keyId,
+            call.who, client: call.caller.client.clientId, permission: permission,
+            key: key.isEmpty ? "" : shownKey(key), keyId: keyId,
             at: keys.clock.now())
     }
 
