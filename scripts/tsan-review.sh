@@ -26,8 +26,13 @@ else
     case "$tree/" in "$repo"/*) echo "TREE must be outside $repo" >&2; exit 2 ;; esac
     git -C "$repo" worktree add --lock --reason "$reason" --detach "$tree" "$head"
 fi
-for target in $(grep -rl "Mutex" "$tree/Sources" "$tree/Tests" --include=*.swift | xargs -n1 dirname \
-    | sed -E "s#^($tree/(Sources|Tests)/[^/]+).*#\1#" | sort -u); do
+# Each target (Sources/NAME or Tests/NAME) with a file that names Mutex; paths read whole, the tree's own
+# prefix cut as text (a path with spaces or a `#` is no pattern).
+grep -rl --include=*.swift "Mutex" "$tree/Sources" "$tree/Tests" | while IFS= read -r file; do
+    relative=${file#"$tree"/}
+    IFS=/ read -r top name _ <<< "$relative"
+    printf '%s/%s/%s\n' "$tree" "$top" "$name"
+done | sort -u | while IFS= read -r target; do
     cp "$repo/scripts/tsan/TSanVisibleMutex.swift" "$target/TSanVisibleMutex.swift"
 done
 cd "$tree"

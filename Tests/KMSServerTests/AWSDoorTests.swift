@@ -415,8 +415,9 @@ import Testing
     /// not have is `NotFoundException`, as aws-kms-v1 section 6 maps
     /// `key_version_not_found`.
     /// A refused signature's entry names the access key id it claims, when that is one in form, once a
-    /// minute per address and id, ten a minute per host (a probe: a leaked id tried with guessed secrets
-    /// left no trace of the id); a secret pasted as the id is never written.
+    /// minute per address and id, ten a minute per host (per id for a live id's refusals; a probe found that
+    /// a leaked id tried with guessed secrets left no trace of the id); a secret pasted as the id is never
+    /// written.
     @Test func refusedSignaturesNameTheAccessKeyTheyClaim() async throws {
         try await Self.withDoor { server, session, door in
             let (accessKeyId, secret) = try await Self.accessKey(session, "admin")
@@ -796,7 +797,7 @@ import Testing
             }
             #expect(try await alias("CreateAlias", "app-steal", to: secretKey) == "AccessDeniedException")
             #expect(try await alias("UpdateAlias", "app-1", to: secretKey) == "AccessDeniedException")
-            // Each denial's entry names the key it concerns by its native keyId (the review of 92fbeb2: the
+            // The first denial's entry names the key it concerns by its native keyId (the review of 92fbeb2: the
             // alias paths' keyId had no test).
             let native = try #require(AWSKeyId.native(fromUUID: secretKey))
             var denials: [Substring] = []

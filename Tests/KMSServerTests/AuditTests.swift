@@ -249,6 +249,49 @@ import Testing
         }
     }
 
+    /// An alias change denied on a key names that key (`keyId`) on both doors: the key an alias would give
+    /// its client more on, and the key an alias names now (the final read of 2026-12-06: these paths' keyId
+    /// had no test).
+    @Test func aliasDenialsNameTheKeyTheyConcern() async throws {
+        try await AWSDoorTests.withDoor(["KMS_CLIENT_AUTH": "required"]) { server, session, door in
+            // Two keys, each with one alias the client may manage as a name (another would let it manage the key).
+            var ids: [String] = []
+            for (key, alias) in [("secret-k", "tmp-1"), ("secret-j", "tmp-2")] {
+                let generated = try await session.call(.post, "/keys/generate", #"{"alias":"\#(key)"}"#)
+                ids.append(try #require(generated.json["keyId"] as? String))
+                let named = try await session.call(.post, "/aliases", #"{"alias":"\#(alias)","keyId":"\#(key)"}"#)
+                #expect(named.status == 200)
+            }
+            let device = Curve25519.Signing.PrivateKey()
+            let publicKey = Base64.encode(device.publicKey.rawRepresentation)
+            let grants =
+                #"[{"keys":["tmp-*"],"allow":["keys:manage"]},{"keys":["app-*"],"allow":["crypto:decrypt"]},"#
+                + #"{"keys":["*"],"allow":["keys:create"]}]"#
+            let added = try await session.call(
+                .post, "/clients", #"{"name":"aliaser","publicKey":"\#(publicKey)","grants":\#(grants)}"#)
+            let clientId = try #require(added.json["clientId"] as? String)
+            let native = WireSession(client: session.client)
+            native.clientKey = device
+            _ = try await native.establish()
+            // The name tmp-1 is its to manage, the key it names (judged without it) is not.
+            let nativeDenied = try await native.call(.delete, "/aliases/tmp-1")
+            #expect(nativeDenied.errorCode == "permission_denied", "\(nativeDenied.status) \(nativeDenied.json)")
+            // On the AWS door, the same for tmp-2.
+            let (accessKeyId, secret) = try await AWSDoorTests.accessKey(session, clientId)
+            let deleted = try await door.send(
+                "DeleteAlias", #"{"AliasName":"alias/tmp-2"}"#, accessKeyId: accessKeyId, secret: secret)
+            #expect(deleted.json["__type"] as? String == "AccessDeniedException", "\(deleted.json)")
+            var entries: [Substring] = []
+            for _ in 0..<50 where entries.count < 2 {
+                entries = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
+                    .filter { $0.contains(#""type":"permission.denied""#) }
+                if entries.count < 2 { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(entries.contains { $0.contains(#""key":"tmp-1","keyId":"\#(ids[0])""#) }, "\(entries)")
+            #expect(entries.contains { $0.contains(#""key":"alias/tmp-2","keyId":"\#(ids[1])""#) }, "\(entries)")
+        }
+    }
+
     /// The AWS door's data keys with and without plaintext are told apart in the log (an audit review).
     @Test func aDataKeyWithoutPlaintextSaysSo() async throws {
         try await AWSDoorTests.withDoor { server, session, door in

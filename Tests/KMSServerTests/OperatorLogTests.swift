@@ -136,10 +136,14 @@ import Testing
         let awsLines = LogCounter()
         try await AWSDoorTests.withDoor(allowlist, log: awsLines) { server, session, door in
             let (accessKeyId, secret) = try await AWSDoorTests.accessKey(session, "admin")
+            // An id in form that no access key has: its refusals are thinned by the host (a live id's by the id,
+            // below; the final read of the session found this half sending a live id, which no longer tested
+            // the host's budget).
+            let unknown = "AKIA" + String(repeating: "Z", count: 16)
             let start = ContinuousClock.now
             for host in 1...12 {
                 let refused = try await door.send(
-                    "ListKeys", "{}", accessKeyId: accessKeyId, secret: "x" + secret,
+                    "ListKeys", "{}", accessKeyId: unknown, secret: secret,
                     extra: [("X-Forwarded-For", "fd00:1::\(host)")])
                 #expect(refused.status == 400)
             }
@@ -148,23 +152,23 @@ import Testing
             #expect((1...most).contains(logged.filter { $0.1 == "400" }.count), "\(Array(logged))")
             #expect(logged.first { $0.1 == "400" }?.0 == "fd00:1::1")
             // Their audit entries: each address and claimed id once a minute, ten a minute for the host; in
-            // the next second the host's thirteenth address is left out.
+            // the next second the host's thirteenth address is left out (by the host's ten: with the address
+            // as the host, it would be written).
             try await Task.sleep(for: .milliseconds(1100))
             let thirteenth = try await door.send(
-                "ListKeys", "{}", accessKeyId: accessKeyId, secret: "x" + secret,
-                extra: [("X-Forwarded-For", "fd00:1::13")])
+                "ListKeys", "{}", accessKeyId: unknown, secret: secret, extra: [("X-Forwarded-For", "fd00:1::13")])
             #expect(thirteenth.status == 400)
-            // Those were a live id's refused signatures: an id no access key has, from the same host, has a
-            // budget of its own (and spends none of theirs: the review of 2b63e05).
-            let junk = try await door.send(
-                "ListKeys", "{}", accessKeyId: "AKIA" + String(repeating: "Z", count: 16), secret: secret,
+            // A live id's refused signature from the same host has a limiter of its own, which those spent
+            // none of (the review of 2b63e05).
+            let live = try await door.send(
+                "ListKeys", "{}", accessKeyId: accessKeyId, secret: "x" + secret,
                 extra: [("X-Forwarded-For", "fd00:1::14")])
-            #expect(junk.status == 400)
+            #expect(live.status == 400)
             let authRefused = try await Self.auditEntries("aws.auth-refused", in: server.config.auditLog, atLeast: 11)
             #expect(authRefused.count == 11 && !authRefused.contains { $0.contains("fd00:1::13") }, "\(authRefused)")
-            #expect(authRefused.filter { $0.contains("InvalidSignatureException") }.count == 10, "\(authRefused)")
-            let junkEntry = #""client":"fd00:1::14","code":"UnrecognizedClientException""#
-            #expect(authRefused.contains { $0.contains(junkEntry) })
+            #expect(authRefused.filter { $0.contains("UnrecognizedClientException") }.count == 10, "\(authRefused)")
+            let liveEntry = #""client":"fd00:1::14","code":"InvalidSignatureException""#
+            #expect(authRefused.contains { $0.contains(liveEntry) })
             // A malformed `X-Forwarded-For` is refused naming the proxy, with the reason, as on the native door.
             let malformed = try await door.send(
                 "ListKeys", "{}", accessKeyId: accessKeyId, secret: secret, extra: [("X-Forwarded-For", "junk")])

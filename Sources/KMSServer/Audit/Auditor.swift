@@ -14,11 +14,13 @@ import Synchronization
 ///   wait for the disk at most the audit timeout. Refusals never wait.
 struct Auditor: Sendable {
     let log: AuditLog
-    private let refusals = RefusalLimiter()
+    /// Four and four names left out (the final read of 2026-12-06: sixteen made a flood's entries up to
+    /// 600 bytes larger; these need no authentication).
+    private let refusals = RefusalLimiter(namesKept: 8)
     /// A live access key's refused signatures (`authRefused`'s `accessKeyFound`) have a limiter of their
     /// own, its second's budget and its groups too: only a holder of a live id can spend them (the review of
     /// 5a0c52f: sharing the ten a second in all, junk from anywhere kept a leaked id's guesses out of the log).
-    private let foundRefusals = RefusalLimiter()
+    private let foundRefusals = RefusalLimiter(namesKept: 8)
     /// Key-exchange failures have a budget of their own (a review: sharing the refusals' ten a
     /// second let a flood of one kind silence the other), on the server's clock.
     private let keyExchangeFailures = RefusalLimiter()
@@ -223,7 +225,9 @@ struct Auditor: Sendable {
         guard
             let admitted = denials.admit(
                 "\(client):\(permission):\(remembered)", group: client,
-                naming: "\(permission) \(shown)" + (keyId.map { " \($0)" } ?? ""), now: now)
+                naming: ([permission, shown] + (keyId.map { [$0] } ?? [])).filter { !$0.isEmpty }.joined(
+                    separator: " "),
+                now: now)
         else { return }
         var fields = who + [("permission", permission)] + (target.map { [$0] } ?? [("key", key)])
         if let keyId { fields.append(("keyId", keyId)) }
@@ -236,7 +240,8 @@ struct Auditor: Sendable {
     /// A refused AWS signature (`aws.auth-refused`), written in the background and thinned: once a
     /// minute for each address and access key id it claims, at most ten a minute for the host (`host`, an
     /// IPv6 /64; the address until 2026-12-06, so one /64 rotating its addresses took the ten a second)
-    /// and ten a second in all, with `suppressed`, the host's refusals left out since its last line, so
+    /// and ten a second in all, with `suppressed`, the host's (for a live id, the id's) refusals left out since
+    /// its last line, so
     /// junk headers cannot fill the disk. The access key id is recorded when it is one in form (`AKIA` and
     /// 16 base32 characters; anything else might be a secret pasted in the wrong place): a probe found
     /// that a leaked id tried with guessed secrets could not be told from other refusals. A refusal of a
@@ -310,9 +315,12 @@ final class RefusalLimiter: Sendable {
 
     private let state = Mutex(State())
     private let perGroupPerMinute: Int
+    /// How many names left out a group keeps for its next entry: the first and last halves.
+    private let namesKept: Int
 
-    init(perGroupPerMinute: Int = 10) {
+    init(perGroupPerMinute: Int = 10, namesKept: Int = 16) {
         self.perGroupPerMinute = perGroupPerMinute
+        self.namesKept = namesKept
     }
 
     func allow(_ key: String, now: Date) -> Bool { admit(key, now: now) != nil }
@@ -354,7 +362,8 @@ final class RefusalLimiter: Sendable {
                 if let group, var held = state.groups[group] {
                     held.skipped += 1
                     if let name {
-                        LeftOutNames.keep(String(decoding: name.utf8.prefix(128), as: UTF8.self), in: &held.leftOut)
+                        LeftOutNames.keep(
+                            String(decoding: name.utf8.prefix(128), as: UTF8.self), in: &held.leftOut, max: namesKept)
                     }
                     state.groups[group] = held
                 }
@@ -376,14 +385,15 @@ final class RefusalLimiter: Sendable {
 }
 
 /// The rule of the names a thinned kind of entry left out (`RefusalLimiter`'s `naming`, shown as
-/// `suppressedKeys`): distinct, the first eight and the last eight since the group's last entry, so the next
-/// entry can name them (the last ones too: sixteen junk names sent first would otherwise fill the list, the
-/// final review). Bounded: at most 16 a group, each at most 128 bytes (the field is exempt from the audit's
-/// 256-byte cap), forgotten with the limiter's groups at 10,000.
+/// `suppressedKeys`): distinct, the first half and the last half of `max` since the group's last entry, so
+/// the next entry can name them (the last ones too: sixteen junk names sent first would otherwise fill the
+/// list, the final review). Bounded: at most 16 a group (8 for refusals, which need no authentication),
+/// each at most 128 bytes (the field is exempt from the audit's 256-byte cap), forgotten with the
+/// limiter's groups at 10,000.
 enum LeftOutNames {
-    static func keep(_ name: String, in list: inout [String]) {
-        guard !list.contains(name) else { return }
-        if list.count == 16 { list.remove(at: 8) }
+    static func keep(_ name: String, in list: inout [String], max: Int = 16) {
+        guard max > 0, !list.contains(name) else { return }
+        if list.count >= max { list.remove(at: max / 2) }
         list.append(name)
     }
 }
