@@ -208,7 +208,7 @@ import Testing
             _ = try await scoped.establish()
             let native = try await scoped.call(.post, "/crypto/encrypt", #"{"keyId":"\#(token)","plaintext":"aGk="}"#)
             #expect(native.status == 403 && native.errorCode == "permission_denied")
-            for _ in 0..<50 where entries.count < 2 {
+            for _ in 0..<50 where entries.count < 3 {
                 entries = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
                     .filter { $0.contains(#""type":"permission.denied""#) }
                 if entries.count < 2 { try await Task.sleep(for: .milliseconds(100)) }
@@ -249,9 +249,9 @@ import Testing
         }
     }
 
-    /// An alias change denied on a key names that key (`keyId`) on both doors: the key an alias would give
-    /// its client more on, and the key an alias names now (the final read of 2026-12-06: these paths' keyId
-    /// had no test).
+    /// An alias change denied on a key names that key (`keyId`): the key a new alias would give its client
+    /// more on (native door), and the key an alias names now (both doors; the final read of 2026-12-06:
+    /// these paths' keyId had no test).
     @Test func aliasDenialsNameTheKeyTheyConcern() async throws {
         try await AWSDoorTests.withDoor(["KMS_CLIENT_AUTH": "required"]) { server, session, door in
             // Two keys, each with one alias the client may manage as a name (another would let it manage the key).
@@ -265,14 +265,16 @@ import Testing
             let device = Curve25519.Signing.PrivateKey()
             let publicKey = Base64.encode(device.publicKey.rawRepresentation)
             let grants =
-                #"[{"keys":["tmp-*"],"allow":["keys:manage"]},{"keys":["app-*"],"allow":["crypto:decrypt"]},"#
-                + #"{"keys":["*"],"allow":["keys:create"]}]"#
+                #"[{"keys":["tmp-*"],"allow":["keys:manage"]},{"keys":["tmp-dec*"],"allow":["crypto:decrypt"]}]"#
             let added = try await session.call(
                 .post, "/clients", #"{"name":"aliaser","publicKey":"\#(publicKey)","grants":\#(grants)}"#)
             let clientId = try #require(added.json["clientId"] as? String)
             let native = WireSession(client: session.client)
             native.clientKey = device
             _ = try await native.establish()
+            // It manages secret-k through tmp-1, but a new alias tmp-dec1 would give it decrypt there.
+            let gaining = try await native.call(.post, "/aliases", #"{"alias":"tmp-dec1","keyId":"secret-k"}"#)
+            #expect(gaining.errorCode == "permission_denied", "\(gaining.json)")
             // The name tmp-1 is its to manage, the key it names (judged without it) is not.
             let nativeDenied = try await native.call(.delete, "/aliases/tmp-1")
             #expect(nativeDenied.errorCode == "permission_denied", "\(nativeDenied.status) \(nativeDenied.json)")
@@ -285,8 +287,10 @@ import Testing
             for _ in 0..<50 where entries.count < 2 {
                 entries = try String(contentsOf: server.config.auditLog, encoding: .utf8).split(separator: "\n")
                     .filter { $0.contains(#""type":"permission.denied""#) }
-                if entries.count < 2 { try await Task.sleep(for: .milliseconds(100)) }
+                if entries.count < 3 { try await Task.sleep(for: .milliseconds(100)) }
             }
+            let gained = #""permission":"crypto:decrypt","key":"secret-k","keyId":"\#(ids[0])""#
+            #expect(entries.contains { $0.contains(gained) }, "\(entries)")
             #expect(entries.contains { $0.contains(#""key":"tmp-1","keyId":"\#(ids[0])""#) }, "\(entries)")
             #expect(entries.contains { $0.contains(#""key":"alias/tmp-2","keyId":"\#(ids[1])""#) }, "\(entries)")
         }

@@ -165,6 +165,13 @@ struct Auditor: Sendable {
         ClientRecord.isClientId(reference) || Echo.mayShow(reference) ? reference : notShown(reference)
     }
 
+    /// A left-out denial's name in `suppressedKeys`: its non-empty parts, nil when none (a denial naming no
+    /// permission and no key is counted, not named).
+    static func leftOutName(_ parts: [String]) -> String? {
+        let name = parts.filter { !$0.isEmpty }.joined(separator: " ")
+        return name.isEmpty ? nil : name
+    }
+
     /// What an entry holds instead of a name it may not show: its length.
     static func notShown(_ text: String) -> String { "(not shown: \(text.utf8.count) bytes)" }
 
@@ -225,8 +232,7 @@ struct Auditor: Sendable {
         guard
             let admitted = denials.admit(
                 "\(client):\(permission):\(remembered)", group: client,
-                naming: ([permission, shown] + (keyId.map { [$0] } ?? [])).filter { !$0.isEmpty }.joined(
-                    separator: " "),
+                naming: Self.leftOutName([permission, shown] + (keyId.map { [$0] } ?? [])),
                 now: now)
         else { return }
         var fields = who + [("permission", permission)] + (target.map { [$0] } ?? [("key", key)])
@@ -249,8 +255,8 @@ struct Auditor: Sendable {
     /// is thinned by a limiter of its own (once a minute per address and id, ten a minute per id, ten a
     /// second in all), which ids no access key has, allowlist refusals and other live ids' refusals (but
     /// sixty ids' together) cannot spend (reviews: junk ids sent around a leaked one kept it out of the log;
-    /// `suppressedKeys` then names addresses). With `suppressedKeys`, the first eight and last
-    /// eight `ADDRESS` or `ADDRESS ID` among the refusals `suppressed` counts.
+    /// `suppressedKeys` then names addresses). With `suppressedKeys`, the first four and last
+    /// four `ADDRESS` or `ADDRESS ID` among the refusals `suppressed` counts.
     func authRefused(
         address: String, host: String, code: String, accessKeyId: String?, accessKeyFound: Bool, at now: Date
     ) {
@@ -276,7 +282,7 @@ struct Auditor: Sendable {
     /// `suppressed`, the host's refusals left out since its last entry. The host's budget since
     /// 2026-12-06: one /64 rotating its addresses took the ten a second, which the AWS door's refused
     /// signatures share (a review; a first fix thinned by host alone, naming one address of a /64 that
-    /// may be a whole LAN). With `suppressedKeys`, the first eight and last eight addresses among the refusals
+    /// may be a whole LAN). With `suppressedKeys`, the first four and last four addresses among the refusals
     /// `suppressed` counts, so a LAN's eleventh refused address in a minute is named by the host's next entry.
     func refused(address: String, host: String, at now: Date) {
         guard let admitted = refusals.admit(address, group: "refused:" + host, naming: address, now: now) else {
@@ -335,8 +341,8 @@ final class RefusalLimiter: Sendable {
     /// line), else of `key`. A key or group is remembered from its first written
     /// entry, so those refused by a cap before it are not counted; all are
     /// forgotten when 10,000 are held. `name`: what a left-out entry of a
-    /// remembered group would have named, kept with its count (the first eight
-    /// and last eight distinct, `LeftOutNames.keep`) and returned by the group's
+    /// remembered group would have named, kept with its count (the first and
+    /// last halves of `namesKept` distinct, `LeftOutNames.keep`) and returned by the group's
     /// next written entry, under the same lock, so the names are those the count
     /// counts (a review: kept apart, a refusal between the two was named by one
     /// entry and counted by the next).
