@@ -28,7 +28,7 @@ else
 fi
 # Each target (Sources/NAME or Tests/NAME) with a file that names Mutex; paths read whole, the tree's own
 # prefix cut as text (a path with spaces or a `#` is no pattern).
-{ grep -rl '--include=*.swift' "Mutex" "$tree/Sources" "$tree/Tests" || true; } | while IFS= read -r file; do
+{ grep -rl '--include=*.swift' "Mutex" "$tree/Sources" "$tree/Tests" || [ $? -eq 1 ]; } | while IFS= read -r file; do
     relative=${file#"$tree"/}
     IFS=/ read -r top name _ <<< "$relative"
     printf '%s/%s/%s\n' "$tree" "$top" "$name"
