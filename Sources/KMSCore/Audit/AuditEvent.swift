@@ -20,7 +20,7 @@ public struct AuditEvent: Sendable {
     /// roll-back check compares them with `GET /clients`). They are validated
     /// and bounded before they get here (`GrantBody.maxGrants` grants of
     /// bounded patterns), and only `clients:manage` may send them. `suppressedKeys` is bounded by
-    /// `LeftOutNames` (sixteen names of at most 128 bytes); `aliases`, written by the scheduler's `key.delete` only, by
+    /// `LeftOutNames` (sixteen names of at most 128 bytes, eight for refusals); `aliases`, written by the scheduler's `key.delete` only, by
     /// a key's alias limit (50 of at most 64 bytes).
     public static let uncappedFields: Set<String> = ["grants", "suppressedKeys", "aliases"]
 
