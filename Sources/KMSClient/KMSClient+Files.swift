@@ -39,9 +39,7 @@ extension KMSClient {
         let probe = try FileHeader(salt: Data(count: FileFormat.saltSize), wrappedKey: "x", context: context)
         let made = try await dataKey(key: key, bytes: 32, aad: probe.kmsAAD)
         let dataKey = SymmetricKey(data: made.plaintext)
-        let header = try FileHeader(
-            salt: Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }),
-            wrappedKey: made.ciphertext, context: context)
+        let header = try FileHeader(wrappedKey: made.ciphertext, context: context)
         let keys = try FileKeys(dataKey: dataKey, header: header)
         try await FileStream.encrypt(
             header: header, keys: keys, threads: threads, read: read, write: write, progress: progress)

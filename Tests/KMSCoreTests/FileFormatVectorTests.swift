@@ -74,6 +74,48 @@ import Testing
         }
     }
 
+    /// A header encrypts one file (a review: the library let one header, or one read from a file, encrypt
+    /// another, reusing every nonce of the first): a second encryption, by any copy of it, and one under a
+    /// header read from a file are `header_reused` before a byte is written; each new header draws its salt.
+    @Test func aHeaderEncryptsOneFile() async throws {
+        let dataKey = SymmetricKey(size: .bits256)
+        let header = try FileHeader(wrappedKey: "kms:v1:key_x:1:AAAA", context: ["a": "b"])
+        #expect(header.salt.count == FileFormat.saltSize)
+        #expect(try FileHeader(wrappedKey: "kms:v1:key_x:1:AAAA", context: ["a": "b"]).salt != header.salt)
+        let keys = try FileKeys(dataKey: dataKey, header: header)
+        var file = Data()
+        var once = true
+        try await FileStream.encrypt(
+            header: header, keys: keys,
+            read: { _ in
+                defer { once = false }
+                return once ? Data("hello".utf8) : Data()
+            }, write: { file.append($0) })
+        let copy = header
+        var written = 0
+        for again in [header, copy] {
+            let refused = await #expect(throws: FileFormatError.self) {
+                try await FileStream.encrypt(
+                    header: again, keys: keys, read: { _ in Data("other".utf8) }, write: { written += $0.count })
+            }
+            #expect(refused?.code == .headerReused)
+        }
+        var offset = 0
+        let (parsed, _, _) = try await FileStream.readHeader(read: { count in
+            defer { offset += count }
+            return file[offset..<min(file.count, offset + count)]
+        })
+        #expect(parsed == header)
+        let fromFile = await #expect(throws: FileFormatError.self) {
+            try await FileStream.encrypt(
+                header: parsed, keys: try FileKeys(dataKey: dataKey, header: parsed), read: { _ in Data() },
+                write: { written += $0.count })
+        }
+        #expect(fromFile?.code == .headerReused)
+        #expect(try parsed.replacingWrappedKey("kms:v1:key_x:2:AAAA").salt == header.salt)
+        #expect(written == 0)
+    }
+
     @Test func encryptVectorsByteExact() async throws {
         #expect(Self.encryptVectors.count == 12)
         for vector in Self.encryptVectors {

@@ -172,6 +172,20 @@ import Testing
         try FileManager.default.createDirectory(
             at: folder.appendingPathComponent("key-usage.json"), withIntermediateDirectories: false)
         await #expect(throws: KMSError.self) { try await open(folder).addEncryptions([record.keyId: [1: 1]]) }
+        // Read as the records are (a review): a named pipe is refused, not waited on (it held the usage queue
+        // for good), and a link to nothing is damage, not "no counts" written over.
+        let usage = folder.appendingPathComponent("key-usage.json")
+        try FileManager.default.removeItem(at: usage)
+        #expect(mkfifo(usage.path, 0o600) == 0)
+        await #expect(throws: KMSError.self) { try await open(folder).addEncryptions([record.keyId: [1: 1]]) }
+        try FileManager.default.removeItem(at: usage)
+        try FileManager.default.createSymbolicLink(
+            atPath: usage.path, withDestinationPath: folder.appendingPathComponent("gone.json").path)
+        let dangling = await #expect(throws: KMSError.self) {
+            try await open(folder).addEncryptions([record.keyId: [1: 1]])
+        }
+        #expect(dangling?.isDamagedRecord == true)
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: usage.path)) != nil)
     }
 
     @Test func tornTemporaryFilesAreIgnoredAndRemoved() async throws {

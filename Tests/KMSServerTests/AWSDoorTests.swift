@@ -243,6 +243,28 @@ import Testing
             let origin = try await door.send(
                 "CreateKey", #"{"Origin":"AWS_\u212AMS"}"#, accessKeyId: accessKeyId, secret: secret)
             #expect(code(origin) == "UnsupportedOperationException")
+            // Values past 23 bytes are named by their length in a message (boto3 puts it in exceptions that
+            // applications log; a review found an unknown operation, a KeySpec and an alias repeated whole).
+            let pasted = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"
+            for (operation, body) in [
+                ("X" + pasted, "{}"), ("CreateKey", #"{"KeySpec":"\#(pasted)"}"#),
+                ("CreateKey", #"{"KeyUsage":"\#(pasted)"}"#), ("CreateKey", #"{"Origin":"\#(pasted)"}"#),
+                ("DescribeKey", #"{"KeyId":"alias/aws/\#(pasted)"}"#),
+                ("DescribeKey", #"{"KeyId":"alias/\#(pasted)"}"#),
+            ] {
+                let reply = try await door.send(operation, body, accessKeyId: accessKeyId, secret: secret)
+                let message = reply.json["message"] as? String ?? ""
+                #expect(reply.status == 400 && !message.isEmpty && !message.contains(pasted), "\(reply.json)")
+            }
+            // X-Amz-Content-Sha256 as SigV4 writes it, lowercase hex; another spelling is refused as AWS does.
+            let upper = SigV4.hex(SHA256.hash(data: Data("{}".utf8))).uppercased()
+            let spelled = try await door.send(
+                "ListKeys", "{}", accessKeyId: accessKeyId, secret: secret, extra: [("X-Amz-Content-Sha256", upper)])
+            #expect(code(spelled) == "InvalidSignatureException")
+            let lower = try await door.send(
+                "ListKeys", "{}", accessKeyId: accessKeyId, secret: secret,
+                extra: [("X-Amz-Content-Sha256", upper.lowercased())])
+            #expect(lower.status == 200)
             // Two TagKeys that read the same but are other bytes, in one request or against a stored tag.
             let twoKs = try await door.send(
                 "TagResource",

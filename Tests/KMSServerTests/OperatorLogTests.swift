@@ -409,6 +409,30 @@ import Testing
         let event = AuditEvent("permission.denied", [("suppressedKeys", kept.joined(separator: ", "))])
         #expect(event.fields.first { $0.0 == "suppressedKeys" }?.1.contains("keys:rotate secret") == true)
     }
+
+    /// A left-out name is made only for an entry left out of a remembered group: a written entry, and one
+    /// of a group no entry was written for (whose count is not kept either), build none (a final read: the
+    /// name was built on every refusal of a flood).
+    @Test func aLeftOutNameIsMadeOnlyWhenLeftOut() {
+        let limiter = RefusalLimiter(namesKept: 8)
+        let start = Date()
+        let made = Mutex(0)
+        func name(_ text: String) -> String {
+            made.withLock { $0 += 1 }
+            return text
+        }
+        #expect(limiter.admit("a", group: "host", naming: name("a"), now: start) != nil)
+        #expect(made.withLock { $0 } == 0)
+        // Left out by the key's minute, in a remembered group: named.
+        #expect(limiter.admit("a", group: "host", naming: name("a again"), now: start) == nil)
+        #expect(made.withLock { $0 } == 1)
+        // Left out by the second's budget in a group with no entry yet: neither counted nor named.
+        for index in 0..<9 { #expect(limiter.admit("w\(index)", group: "g\(index)", naming: nil, now: start) != nil) }
+        #expect(limiter.admit("b", group: "new", naming: name("b"), now: start) == nil)
+        #expect(made.withLock { $0 } == 1)
+        #expect(
+            limiter.admit("c", group: "host", naming: nil, now: start.addingTimeInterval(61))?.leftOut == ["a again"])
+    }
 }
 
 /// A key store whose listing fails as a storage outage does, with the cause it is given.

@@ -20,12 +20,12 @@ enum KeyUsageFile {
 
     /// The counts in `url`; none when the file does not exist yet. A file that
     /// exists but cannot be read is an error, never zero counts (the next
-    /// write would replace it).
+    /// write would replace it), read as the records are (`DurableFile.storedBytes`): a link to nothing is
+    /// damage, not absence, and a named pipe is refused, never waited on (a review: read by name, a pipe held
+    /// the store's usage queue, and so the scheduler's passes, for good, and a dangling link restarted every
+    /// count from zero, putting off the rotation at 2^31 encryptions).
     static func read(_ url: URL) throws(KMSError) -> [String: [Int: UInt64]] {
-        guard FileManager.default.fileExists(atPath: url.path) else { return [:] }
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw KMSError.storageUnavailable("cannot read \(url.lastPathComponent)")
-        }
+        guard let data = try DurableFile.storedBytes(url) else { return [:] }
         let corrupt = KMSError.internal(
             "\(url.lastPathComponent) is corrupt: remove it (encryption counts start again from zero) and rotate busy keys"
         )

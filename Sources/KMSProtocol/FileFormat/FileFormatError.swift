@@ -23,6 +23,11 @@ public struct FileFormatError: Error, Equatable, Sendable, CustomStringConvertib
         /// (`expectedKey`, `kms decrypt-file --key`): a file made under another key it may also decrypt
         /// with, by whoever holds `crypto:datakey` there, with the context expected (a review).
         case keyMismatch = "key_mismatch"
+        /// This project's own: a header encrypts one file. Its salt makes the file's payload key and nonce
+        /// prefix, so a second file under the same header, or under one read from an existing file, would
+        /// reuse every nonce of the first (a review: the library allowed it). `FileHeader(wrappedKey:context:)`
+        /// draws a new salt for each file.
+        case headerReused = "header_reused"
     }
 
     public let code: Code

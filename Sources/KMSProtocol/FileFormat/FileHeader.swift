@@ -1,10 +1,15 @@
+import Crypto
 public import Foundation
+import Synchronization
 
 /// The header of a kms file v1 (section 1), parsed with every rule checked,
 /// and the byte strings derived from it (`ctx`, B, the KMS AAD).
 public struct FileHeader: Sendable, Equatable {
     /// 32 random bytes, fresh for every file.
     public let salt: Data
+    /// The one encryption this header may still make (`FileStream.encrypt` claims it): a header made for a
+    /// new file has one, a header read from a file or rewrapped has none. Shared by a header's copies.
+    private let newFile: NewFile?
     /// The KMS ciphertext of the data key (bytes 0x21–0x7E).
     public let wrappedKey: String
     /// Context pairs, sorted bytewise by key (as the format stores them).
@@ -21,10 +26,40 @@ public struct FileHeader: Sendable, Equatable {
         }
     }
 
-    /// Builds a header; context keys are sorted bytewise. Throws
-    /// `header_malformed` for an empty key or a header over 8,192 bytes.
-    public init(salt: Data, wrappedKey: String, context: [String: String]) throws(FileFormatError) {
-        try self.init(salt: salt, wrappedKey: wrappedKey, entries: Self.entries(context))
+    /// The header of a new file, with a salt drawn from the system's CSPRNG; context keys are sorted
+    /// bytewise. Throws `header_malformed` for an empty key or a header over 8,192 bytes. It encrypts one
+    /// file (`FileStream.encrypt`; a second is `header_reused`).
+    public init(wrappedKey: String, context: [String: String]) throws(FileFormatError) {
+        try self.init(
+            salt: SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }, wrappedKey: wrappedKey, context: context)
+    }
+
+    /// The same with a salt given: within this package only (the format's vectors fix theirs, and a header
+    /// built only for its bytes or AAD needs none), since a salt given twice reuses every nonce.
+    package init(salt: Data, wrappedKey: String, context: [String: String]) throws(FileFormatError) {
+        try self.init(salt: salt, wrappedKey: wrappedKey, entries: Self.entries(context), newFile: NewFile())
+    }
+
+    /// Byte for byte what the file holds; which encryptions remain is not part of a header's value.
+    public static func == (lhs: FileHeader, rhs: FileHeader) -> Bool {
+        lhs.salt == rhs.salt && lhs.wrappedKey.bytesEqual(rhs.wrappedKey) && lhs.context == rhs.context
+    }
+
+    /// Takes this header's one encryption, or throws `header_reused`.
+    func claimForNewFile() throws(FileFormatError) {
+        guard let newFile, newFile.claim() else {
+            throw FileFormatError(
+                .headerReused,
+                "this header has encrypted a file already, or was read from one: each file needs a new header "
+                    + "(FileHeader(wrappedKey:context:)), whose new salt gives it its own payload key and nonces")
+        }
+    }
+
+    /// A header's one encryption, claimed once across its copies.
+    private final class NewFile: Sendable {
+        private let unclaimed = Mutex(true)
+
+        func claim() -> Bool { unclaimed.withLock { ($0, $0 = false).0 } }
     }
 
     /// A context's pairs as the format stores them: sorted bytewise by key.
@@ -32,7 +67,9 @@ public struct FileHeader: Sendable, Equatable {
         context.map { ContextEntry(key: $0.key, value: $0.value) }.sorted { $0.key.bytesPrecede($1.key) }
     }
 
-    private init(salt: Data, wrappedKey: String, entries: [ContextEntry]) throws(FileFormatError) {
+    private init(
+        salt: Data, wrappedKey: String, entries: [ContextEntry], newFile: NewFile? = nil
+    ) throws(FileFormatError) {
         guard salt.count == FileFormat.saltSize else {
             throw FileFormatError(.headerMalformed, "the salt must be 32 bytes")
         }
@@ -45,6 +82,7 @@ public struct FileHeader: Sendable, Equatable {
         self.salt = salt
         self.wrappedKey = wrappedKey
         self.context = entries
+        self.newFile = newFile
         guard encoded.count <= FileFormat.maxHeaderLength else {
             throw FileFormatError(.headerMalformed, "the header would be over 8,192 bytes (context too large)")
         }

@@ -18,12 +18,15 @@ public enum FileStream {
     static let chunksPerThread = 32
 
     /// Writes header ‖ commitment ‖ chunks of everything `read` gives;
-    /// returns the plaintext size. Past 2^32 − 1 chunks: `too_large`.
+    /// returns the plaintext size. Past 2^32 − 1 chunks: `too_large`. `header` encrypts this one file: a
+    /// header that encrypted one before, or was read from a file, is `header_reused` before anything is
+    /// written (its salt would give this file the other's payload key and nonces).
     @discardableResult
     public static func encrypt(
         header: FileHeader, keys: FileKeys, threads: Int = 2, read: Read, write: Write,
         progress: ((UInt64) -> Void)? = nil
     ) async throws -> UInt64 {
+        try header.claimForNewFile()
         var prologue = header.encoded
         prologue.append(keys.commitment)
         try await write(prologue)

@@ -105,7 +105,8 @@ struct AWSAuthenticator: Sendable {
         let contentHash = values("x-amz-content-sha256")
         let bodyHash = SigV4.hex(SHA256.hash(data: body))
         guard ConstantTime.equal(expected, authorization.signature),
-            contentHash.allSatisfy({ ConstantTime.equal($0.lowercased(), bodyHash) })
+            // As sent: SigV4 writes the hash in lowercase hex, and AWS refuses another spelling (a review).
+            contentHash.allSatisfy({ ConstantTime.equal($0, bodyHash) })
         else {
             var mismatch = AWSFault(
                 "InvalidSignatureException",

@@ -31,6 +31,11 @@ struct AWSFault: Error, Sendable {
     static func unsupported(_ what: String) -> AWSFault {
         AWSFault("UnsupportedOperationException", "\(what) is not supported by this KMS")
     }
+    /// A value the caller sent, as a message may repeat it: whole up to `Echo.maxShownLength` bytes, else by
+    /// its length (a review: an unknown operation, a `KeyUsage` or an alias was repeated whole, and boto3
+    /// and the CLI put the message in exceptions that applications log; a long value may be a secret pasted
+    /// in the wrong place).
+    static func shown(_ value: String) -> String { Echo.mayShow(value) ? value : Auditor.notShown(value) }
     static let notFound = AWSFault("NotFoundException", "Key not found or not in this region and account.")
     /// A failure of the server's own (a bug): the caller learns only that it happened.
     static func `internal`(_ detail: String) -> AWSFault { from(KMSError.internal(detail)) }

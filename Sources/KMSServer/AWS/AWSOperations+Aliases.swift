@@ -41,7 +41,8 @@ extension AWSOperations {
         }
         // As the caller wrote it (`alias/NAME`): a bare name is no key's name, and was shown by its length.
         noteDenied(.keysManage, "alias/" + name, call)
-        throw AWSFault("AccessDeniedException", "permission keys:manage is not granted for alias \(name)")
+        throw AWSFault(
+            "AccessDeniedException", "permission keys:manage is not granted for alias \(AWSFault.shown(name))")
     }
 
     /// An alias never widens its own client's access (`KeyRing.permissionsGained`).
@@ -63,7 +64,9 @@ extension AWSOperations {
         }
         guard !allowed else { return current }
         noteDenied(.keysManage, "alias/" + name, call, keyId: current.keyId)
-        throw AWSFault("AccessDeniedException", "permission keys:manage is not granted for the key alias \(name) names")
+        throw AWSFault(
+            "AccessDeniedException",
+            "permission keys:manage is not granted for the key alias \(AWSFault.shown(name)) names")
     }
 
     /// `TargetKeyId`: a key (an id, UUID or key ARN), not an alias.

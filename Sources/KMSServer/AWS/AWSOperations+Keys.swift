@@ -65,15 +65,15 @@ extension AWSOperations {
     func createKey(_ input: inout AWSInput, _ call: Call) async throws(AWSFault) -> JSONValue {
         try input.refuseUnsupported()
         if let usage = try input.optionalString("KeyUsage"), !usage.bytesEqual("ENCRYPT_DECRYPT") {
-            throw AWSFault.unsupported("KeyUsage \(usage)")
+            throw AWSFault.unsupported("KeyUsage \(AWSFault.shown(usage))")
         }
         for name in ["KeySpec", "CustomerMasterKeySpec"] {
             if let spec = try input.optionalString(name), !spec.bytesEqual("SYMMETRIC_DEFAULT") {
-                throw AWSFault.unsupported("\(name) \(spec)")
+                throw AWSFault.unsupported("\(name) \(AWSFault.shown(spec))")
             }
         }
         if let origin = try input.optionalString("Origin"), !origin.bytesEqual("AWS_KMS") {
-            throw AWSFault.unsupported("Origin \(origin)")
+            throw AWSFault.unsupported("Origin \(AWSFault.shown(origin))")
         }
         let description = try input.optionalString("Description") ?? ""
         do {

@@ -145,7 +145,7 @@ struct AWSOperations: Sendable {
         case .keyId(let id): reference = id
         case .alias(let name): reference = name
         case .invalid: throw AWSFault.notFound
-        case .invalidAlias: throw AWSFault("NotFoundException", "Alias \(text) is not found.")
+        case .invalidAlias: throw AWSFault("NotFoundException", "Alias \(AWSFault.shown(text)) is not found.")
         }
         // A change to the key decides on the database, past this instance's cache (`KeyRing.resolve`).
         let fresh = permission == .keysManage || permission == .keysRotate
@@ -165,7 +165,7 @@ struct AWSOperations: Sendable {
             // never sees; the permission is the native one, which is what an admin grants (a review).
             throw AWSFault(
                 "AccessDeniedException",
-                "This access key's client is not granted \(permission.rawValue) on \(shown ?? text) (kms grants: docs/identity.md)."
+                "This access key's client is not granted \(permission.rawValue) on \(shownKey(shown ?? text)) (kms grants: docs/identity.md)."
             )
         }
     }

@@ -220,7 +220,7 @@ struct AWSResponder: HTTPResponder {
             // The server's log names an operation only when it is one: the header is the caller's to
             // fill, and a secret pasted there is not logged (a review).
             operation = "unknown"
-            throw AWSFault("UnknownOperationException", "Unknown operation \(name).")
+            throw AWSFault("UnknownOperationException", "Unknown operation \(AWSFault.shown(name)).")
         }
         operation = name
         // Body, grant, operation. The media type is checked first: a body sent as anything else

@@ -228,11 +228,11 @@ struct Auditor: Sendable {
         let keyId = keyId.flatMap { $0 == key ? nil : $0 }
         // The limiter holds its keys for a minute or more: the name as asked may be a megabyte.
         let remembered = keyId ?? String(decoding: named.utf8.prefix(256), as: UTF8.self)
-        let shown = String(decoding: named.utf8.prefix(64), as: UTF8.self)
         guard
             let admitted = denials.admit(
                 "\(client):\(permission):\(remembered)", group: client,
-                naming: Self.leftOutName([permission, shown] + (keyId.map { [$0] } ?? [])),
+                naming: Self.leftOutName(
+                    [permission, String(decoding: named.utf8.prefix(64), as: UTF8.self)] + (keyId.map { [$0] } ?? [])),
                 now: now)
         else { return }
         var fields = who + [("permission", permission)] + (target.map { [$0] } ?? [("key", key)])
@@ -345,9 +345,10 @@ final class RefusalLimiter: Sendable {
     /// last halves of `namesKept` distinct, `LeftOutNames.keep`) and returned by the group's
     /// next written entry, under the same lock, so the names are those the count
     /// counts (a review: kept apart, a refusal between the two was named by one
-    /// entry and counted by the next).
+    /// entry and counted by the next). Made only for an entry left out of a remembered group: a flood's
+    /// written entries and those of no group build no name.
     func admit(
-        _ key: String, group: String?, naming name: String?, now: Date
+        _ key: String, group: String?, naming name: @autoclosure () -> String?, now: Date
     ) -> (skipped: Int, leftOut: [String])? {
         state.withLock { state in
             if now.timeIntervalSince(state.secondStart) >= 1 || now < state.secondStart {
@@ -367,7 +368,7 @@ final class RefusalLimiter: Sendable {
                 if let last { state.lastByKey[key] = (last.written, last.skipped + 1) }
                 if let group, var held = state.groups[group] {
                     held.skipped += 1
-                    if let name {
+                    if let name = name() {
                         LeftOutNames.keep(
                             String(decoding: name.utf8.prefix(128), as: UTF8.self), in: &held.leftOut, max: namesKept)
                     }

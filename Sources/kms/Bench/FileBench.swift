@@ -58,11 +58,6 @@ enum FileBench {
                     "file bench: %.2f GiB, raw AES-256-GCM 64 KiB seal on 1 thread: %.0f MiB/s; raw open (public API, copy included): %.0f MiB/s = %.2fx seal",
                 Double(bytes) / 1_073_741_824, raw, report.rawOpenMiBPerSecond, report.rawOpenMiBPerSecond / raw))
         let dataKey = SymmetricKey(size: .bits256)
-        let header = try FileHeader(
-            salt: Data(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }),
-            wrappedKey: "kms:v1:key_bench:1:AAAA",
-            context: ["bench": "file"])
-        let keys = try FileKeys(dataKey: dataKey, header: header)
 
         /// The best of three runs (a run of 1 GiB takes a fraction of a second on a shared machine);
         /// `prepare` runs before each, untimed.
@@ -89,6 +84,9 @@ enum FileBench {
             defer { try? source.close() }
             let sink = try FileHandle(forWritingTo: output)
             defer { try? sink.close() }
+            // A new header, so a new salt, for every file, as the format asks (a header encrypts one file).
+            let header = try FileHeader(wrappedKey: "kms:v1:key_bench:1:AAAA", context: ["bench": "file"])
+            let keys = try FileKeys(dataKey: dataKey, header: header)
             try await FileStream.encrypt(
                 header: header, keys: keys, threads: threads, read: FileIO.sequentialReader(source),
                 write: { try sink.write(contentsOf: $0) })
