@@ -304,25 +304,44 @@ public final class PostgresKeyStore: KeyStore {
     /// Due rows, skipping any another instance is writing this moment
     /// (`FOR UPDATE SKIP LOCKED`): the write that follows is conditional, so
     /// a row read here and changed since is simply not written.
-    /// A row that does not decode is named as `.unreadable` (its columns say it is due).
+    /// A row that does not decode is named as `.unreadable` (its columns say it is due). Such rows, and rows
+    /// whose columns say due while their record does not, do not take the places of due keys, as on the file
+    /// store: the next page is read, up to `duePages` pages a pass (a review of 2026-12-06: a hundred of them
+    /// filled every pass's `LIMIT`, and no key after them in key order was deleted or rotated on its date).
     public func due(now: Date, limit: Int) async throws(KMSError) -> [DueKey] {
-        let query: PostgresQuery = """
-            \(unescaped: selectRecord) WHERE k.key_id IN (
-              SELECT key_id FROM \(unescaped: table)
-              WHERE (state = 'pending_deletion' AND deletion_date <= \(now))
-                 OR (state = 'enabled' AND next_rotation_at <= \(now))
-              ORDER BY key_id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
-            ORDER BY k.key_id
-            """
-        let rows = try await rows("due keys", query)
-        return rows.map { keyId, text, names in
-            do throws(KMSError) {
-                return .readable(try decode(text, keyId: keyId, aliases: names))
-            } catch {
-                return .unreadable(keyId: keyId, error)
+        var due: [DueKey] = []
+        var readable = 0
+        var after = ""
+        for _ in 0..<Self.duePages {
+            let query: PostgresQuery = """
+                \(unescaped: selectRecord) WHERE k.key_id IN (
+                  SELECT key_id FROM \(unescaped: table)
+                  WHERE ((state = 'pending_deletion' AND deletion_date <= \(now))
+                     OR (state = 'enabled' AND next_rotation_at <= \(now)))
+                    AND key_id > \(after)
+                  ORDER BY key_id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+                ORDER BY k.key_id
+                """
+            let page = try await rows("due keys", query)
+            for (keyId, text, names) in page where readable < limit {
+                do throws(KMSError) {
+                    let record = try decode(text, keyId: keyId, aliases: names)
+                    guard record.isDueForDeletion(at: now) || record.isDueForRotation(at: now) else { continue }
+                    due.append(.readable(record))
+                    readable += 1
+                } catch {
+                    due.append(.unreadable(keyId: keyId, error))
+                }
             }
+            // A short page is the last; a page of skipped (locked) rows may be short too, which ends the pass.
+            guard readable < limit, page.count == limit, let last = page.last?.0 else { break }
+            after = last
         }
+        return due
     }
+
+    /// How many pages of due rows one pass reads at most, past rows that cannot be run.
+    static let duePages = 10
 
     /// One statement for every key: an upsert that adds, stopping at `Int64.max`. The keys' rows are
     /// locked for key share first, so a key deleted meanwhile is skipped rather than breaking the

@@ -280,6 +280,12 @@ public func buildApplication(
             "KMS_TRUSTED_PROXIES holds ranges KMS_WHITELIST does not: anything at those addresses is let in by naming an allowlisted address in X-Forwarded-For; list only your proxy's own address there (empty trusts none)",
             metadata: ["beyondAllowlist": "\(beyond.map(\.description).joined(separator: ","))"])
     }
+    if let warning = ClientAddressResolver(allowlist: config.allowlist, trustedProxies: config.trustedProxies)
+        .proxyRangesWarning
+    {
+        logger.warning("\(warning)")
+    }
+    for warning in config.limitWarnings { logger.warning("\(warning)") }
     if !config.unreadSettings.isEmpty {
         // Names only: a value may be a secret set under a wrong name.
         logger.warning(

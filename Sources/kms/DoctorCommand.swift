@@ -55,6 +55,7 @@ struct DoctorCommand: AsyncParsableCommand {
         Self.checkMasterKey(config, neverStarted: neverStarted, add)
         Self.checkAllowlist(config, add)
         Self.checkTrustedProxies(config, add)
+        Self.checkLimits(config, add)
         Self.checkAdminKey(config, add)
         let masterKey = try? MasterKeyLoader.loadExisting(base64: config.masterKeyBase64, file: config.masterKeyFile)
         var database: PostgresDatabase?
@@ -300,16 +301,30 @@ struct DoctorCommand: AsyncParsableCommand {
 
     /// Trusted proxies the allowlist does not hold: they widen it (`ClientAddressResolver.proxiesBeyondAllowlist`).
     static func checkTrustedProxies(_ config: KMSConfiguration, _ report: Report) {
-        let beyond = ClientAddressResolver(allowlist: config.allowlist, trustedProxies: config.trustedProxies)
-            .proxiesBeyondAllowlist
+        let resolver = ClientAddressResolver(allowlist: config.allowlist, trustedProxies: config.trustedProxies)
+        let beyond = resolver.proxiesBeyondAllowlist
+        if let ranges = resolver.proxyRangesWarning {
+            report(.warn, "trusted proxies", ranges)
+        }
         if beyond.isEmpty {
-            report(.ok, "trusted proxies", "every trusted proxy is on the allowlist (or none is trusted)")
+            if resolver.proxyRangesWarning == nil {
+                report(.ok, "trusted proxies", "every trusted proxy is on the allowlist (or none is trusted)")
+            }
         } else {
             report(
                 .warn, "trusted proxies",
                 "KMS_TRUSTED_PROXIES holds \(beyond.map(\.description).joined(separator: ",")), ranges KMS_WHITELIST does not hold: anything at those addresses is let in by naming an allowlisted address in X-Forwarded-For; list only your proxy's own address there (empty trusts none)"
             )
         }
+    }
+
+    /// Limits set where they stop protecting (`KMSConfiguration.limitWarnings`).
+    static func checkLimits(_ config: KMSConfiguration, _ report: Report) {
+        let warnings = config.limitWarnings
+        guard !warnings.isEmpty else {
+            return report(.ok, "limits", "KMS_MAX_CONNECTIONS and KMS_MAX_BODY_BYTES protect as set")
+        }
+        for warning in warnings { report(.warn, "limits", warning) }
     }
 
     static func checkAdminKey(_ config: KMSConfiguration, _ report: Report) {

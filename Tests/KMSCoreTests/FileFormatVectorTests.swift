@@ -24,7 +24,7 @@ import Testing
     static func encrypt(_ vector: [String: Any], threads: Int = 2, maxRead: Int = .max) async throws -> Data {
         let header = try FileHeader(
             salt: Data(hex: vector["salt"] as? String ?? ""), wrappedKey: vector["wrappedKey"] as? String ?? "",
-            context: vector["context"] as? [String: String] ?? [:])
+            context: vector["context"] as? [String: String] ?? [:], encrypts: true)
         let keys = try FileKeys(
             dataKey: SymmetricKey(data: Data(hex: vector["dataKey"] as? String ?? "")), header: header)
         var input = plaintext(vector)
@@ -113,7 +113,28 @@ import Testing
         }
         #expect(fromFile?.code == .headerReused)
         #expect(try parsed.replacingWrappedKey("kms:v1:key_x:2:AAAA").salt == header.salt)
+        // A new header with the keys of an earlier one (the review of 89f9714: they passed and reused every
+        // nonce of that file) is refused, and keeps its one encryption for its own keys.
+        let fresh = try FileHeader(wrappedKey: "kms:v1:key_x:1:AAAA", context: ["a": "b"])
+        let mixed = await #expect(throws: FileFormatError.self) {
+            try await FileStream.encrypt(
+                header: fresh, keys: keys, read: { _ in Data() }, write: { written += $0.count })
+        }
+        #expect(mixed?.code == .headerReused)
         #expect(written == 0)
+        // A header made for its bytes only (a probe with a given salt) encrypts nothing.
+        let probe = try FileHeader(salt: Data(count: FileFormat.saltSize), wrappedKey: "x", context: [:])
+        let probed = await #expect(throws: FileFormatError.self) {
+            try await FileStream.encrypt(
+                header: probe, keys: try FileKeys(dataKey: dataKey, header: probe), read: { _ in Data() },
+                write: { written += $0.count })
+        }
+        #expect(probed?.code == .headerReused)
+        #expect(written == 0)
+        try await FileStream.encrypt(
+            header: fresh, keys: try FileKeys(dataKey: dataKey, header: fresh), read: { _ in Data() },
+            write: { written += $0.count })
+        #expect(written > 0)
     }
 
     @Test func encryptVectorsByteExact() async throws {

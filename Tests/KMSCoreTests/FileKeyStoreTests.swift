@@ -154,7 +154,8 @@ import Testing
     }
 
     /// Encryption counts live in `key-usage.json` (0600), survive reopening, and leave the key file alone.
-    @Test func encryptionCountsSurviveReopeningBesideTheRecords() async throws {
+    /// (A time limit: a named pipe in its place held the read for good before it was read as records are.)
+    @Test(.timeLimit(.minutes(1))) func encryptionCountsSurviveReopeningBesideTheRecords() async throws {
         let folder = temporaryFolder()
         let record = sampleRecord()
         let store = try open(folder)
@@ -184,7 +185,7 @@ import Testing
         let dangling = await #expect(throws: KMSError.self) {
             try await open(folder).addEncryptions([record.keyId: [1: 1]])
         }
-        #expect(dangling?.isDamagedRecord == true)
+        #expect(dangling?.isDamagedRecord == true && dangling?.detail?.contains("remove it") == true)
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: usage.path)) != nil)
     }
 

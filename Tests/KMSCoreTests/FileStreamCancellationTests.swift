@@ -19,7 +19,7 @@ import Testing
     }
 
     static func keys() throws -> (FileHeader, FileKeys) {
-        let header = try FileHeader(salt: Data(count: FileFormat.saltSize), wrappedKey: "x", context: [:])
+        let header = try FileHeader(wrappedKey: "x", context: [:])
         return (header, try FileKeys(dataKey: SymmetricKey(size: .bits256), header: header))
     }
 

@@ -28,6 +28,9 @@ import Testing
         clock.advance(milliseconds: 8 * 86_400_000)
         let due = try await reopened.due(now: clock.now(), limit: 10)
         #expect(due.map(\.keyId) == [broken.keyId, sound.keyId])
+        // The unreadable key does not take the due key's place (a review of 2026-12-06: on PostgreSQL a
+        // hundred of them filled every pass's limit, and no key after them was deleted or rotated).
+        #expect(try await reopened.due(now: clock.now(), limit: 1).map(\.keyId).contains(sound.keyId))
         let ring = KeyRing(
             store: reopened, masterKey: try MasterKey(bytes: Data(repeating: 1, count: 32)),
             lifecycle: KeyLifecycle(graceMs: 1000), clock: clock)

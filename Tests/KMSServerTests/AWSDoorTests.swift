@@ -792,16 +792,21 @@ import Testing
         }
     }
 
+    /// Two keys made through the door by the admin's access key.
+    static func twoKeys(_ door: Door, _ adminKey: String, _ adminSecret: String) async throws -> (String, String) {
+        func createKey() async throws -> String {
+            let reply = try await door.send("CreateKey", "{}", accessKeyId: adminKey, secret: adminSecret)
+            return try #require((reply.json["KeyMetadata"] as? [String: Any])?["KeyId"] as? String)
+        }
+        return (try await createKey(), try await createKey())
+    }
+
     /// The AWS door's `CreateAlias` and `UpdateAlias` refuse an alias that
     /// would give its caller a permission on the key that its grants do not.
     @Test func anAliasNeverWidensAccessOnTheAWSDoor() async throws {
         try await Self.withDoor(["KMS_CLIENT_AUTH": "required"]) { server, session, door in
             let (adminKey, adminSecret) = try await Self.accessKey(session, "admin")
-            func createKey() async throws -> String {
-                let reply = try await door.send("CreateKey", "{}", accessKeyId: adminKey, secret: adminSecret)
-                return try #require((reply.json["KeyMetadata"] as? [String: Any])?["KeyId"] as? String)
-            }
-            let (secretKey, appKey) = (try await createKey(), try await createKey())
+            let (secretKey, appKey) = try await Self.twoKeys(door, adminKey, adminSecret)
             let named = try await door.send(
                 "CreateAlias", #"{"AliasName":"alias/app-1","TargetKeyId":"\#(appKey)"}"#, accessKeyId: adminKey,
                 secret: adminSecret)
@@ -835,6 +840,51 @@ import Testing
             #expect(try await alias("UpdateAlias", "ops-1", to: appKey) == nil)
             // Moving an alias to the key it names is a no-op, whatever the alias brings.
             #expect(try await alias("UpdateAlias", "app-1", to: appKey) == nil)
+        }
+    }
+
+    /// Each kind of denial names an alias past 23 bytes by its length in its message, as every other
+    /// message of the door names a caller's value (the review of 89f9714: the changed denials had no test).
+    @Test func denialsNameALongAliasByItsLength() async throws {
+        try await Self.withDoor(["KMS_CLIENT_AUTH": "required"]) { _, session, door in
+            let (adminKey, adminSecret) = try await Self.accessKey(session, "admin")
+            let (secretKey, appKey) = try await Self.twoKeys(door, adminKey, adminSecret)
+            let long = "app-abcdefghijklmnopqrstuvwxyz"
+            let named = try await door.send(
+                "CreateAlias", #"{"AliasName":"alias/\#(long)","TargetKeyId":"\#(appKey)"}"#, accessKeyId: adminKey,
+                secret: adminSecret)
+            #expect(named.status == 200, "\(named.json)")
+            func client(_ name: String, _ grants: String) async throws -> (String, String) {
+                let publicKey = Base64.encode(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation)
+                let added = try await session.call(
+                    .post, "/clients", #"{"name":"\#(name)","publicKey":"\#(publicKey)","grants":\#(grants)}"#)
+                return try await Self.accessKey(session, try #require(added.json["clientId"] as? String))
+            }
+            // keys:manage by the alias's pattern only, and everything by any name with a decrypt the alias brings.
+            let (appsKey, appsSecret) = try await client(
+                "apps", #"[{"keys":["app-*"],"allow":["keys:manage","crypto:decrypt"]}]"#)
+            let (widerKey, widerSecret) = try await client(
+                "wider", #"[{"keys":["*"],"allow":["keys:manage"]},{"keys":["app-*"],"allow":["crypto:decrypt"]}]"#)
+            let denials: [(String, String, String, String)] = [
+                // The key the alias names now, judged without it (`currentAlias`).
+                ("UpdateAlias", #"{"AliasName":"alias/\#(long)","TargetKeyId":"\#(secretKey)"}"#, appsKey, appsSecret),
+                // The alias as a name (`authorizeName`).
+                ("CreateAlias", #"{"AliasName":"alias/zz-\#(long)","TargetKeyId":"\#(appKey)"}"#, appsKey, appsSecret),
+                // An alias that would widen access (`checkNoGain`).
+                (
+                    "CreateAlias", #"{"AliasName":"alias/\#(long)2","TargetKeyId":"\#(secretKey)"}"#, widerKey,
+                    widerSecret
+                ),
+                // A permission on the key a long alias names (`resolvedKey`).
+                ("DescribeKey", #"{"KeyId":"alias/\#(long)"}"#, appsKey, appsSecret),
+            ]
+            for (operation, body, key, secret) in denials {
+                let reply = try await door.send(operation, body, accessKeyId: key, secret: secret)
+                let message = reply.json["message"] as? String ?? ""
+                #expect(
+                    reply.json["__type"] as? String == "AccessDeniedException" && !message.contains(long)
+                        && message.contains("(not shown: "), "\(operation): \(reply.json)")
+            }
         }
     }
 }

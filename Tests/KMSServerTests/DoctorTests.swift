@@ -163,6 +163,24 @@ import Testing
             beyond.stdout.contains("WARN  trusted proxies") && beyond.stdout.contains("127.0.0.1"), "\(beyond.stdout)")
         proxied["KMS_TRUSTED_PROXIES"] = ""
         #expect(try await Self.doctor(proxied).stdout.contains("ok    trusted proxies"))
+        // A trusted range inside the allowlist: its hosts can speak for each other (a review of 2026-12-06).
+        proxied["KMS_WHITELIST"] = "127.0.0.1,100.64.0.0/10"
+        proxied["KMS_TRUSTED_PROXIES"] = "100.64.0.0/10"
+        let ranges = try await Self.doctor(proxied)
+        #expect(
+            ranges.stdout.contains("WARN  trusted proxies") && ranges.stdout.contains("ranges, not single proxies")
+                && !ranges.stdout.contains("ok    trusted proxies"), "\(ranges.stdout)")
+        proxied["KMS_TRUSTED_PROXIES"] = "100.64.0.1"
+        #expect(try await Self.doctor(proxied).stdout.contains("ok    trusted proxies"))
+        // Limits set where they stop protecting (the same review): warned, not refused.
+        #expect(try await Self.doctor(tidy).stdout.contains("ok    limits"))
+        var limits = tidy
+        limits["KMS_MAX_CONNECTIONS"] = "4"
+        limits["KMS_MAX_BODY_BYTES"] = "\(64 << 20)"
+        let unsafe = try await Self.doctor(limits).stdout
+        #expect(
+            unsafe.contains("WARN  limits: KMS_MAX_CONNECTIONS=4") && unsafe.contains("KMS_MAX_BODY_BYTES=67108864"),
+            "\(unsafe)")
 
         // A store others can read: a failure, exit 1.
         let keys = data.appendingPathComponent("keys")

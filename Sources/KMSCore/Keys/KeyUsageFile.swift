@@ -25,10 +25,17 @@ enum KeyUsageFile {
     /// the store's usage queue, and so the scheduler's passes, for good, and a dangling link restarted every
     /// count from zero, putting off the rotation at 2^31 encryptions).
     static func read(_ url: URL) throws(KMSError) -> [String: [Int: UInt64]] {
-        guard let data = try DurableFile.storedBytes(url) else { return [:] }
-        let corrupt = KMSError.internal(
-            "\(url.lastPathComponent) is corrupt: remove it (encryption counts start again from zero) and rotate busy keys"
-        )
+        let remedy = "remove it (encryption counts start again from zero) and rotate busy keys"
+        let data: Data?
+        do {
+            data = try DurableFile.storedBytes(url)
+        } catch  where error.isDamagedRecord {
+            // With this file's own remedy: `kms doctor`, which the record's message names, reads key records only
+            // (the review of 89f9714).
+            throw KMSError.damagedRecord("\(error.detail ?? url.lastPathComponent); \(remedy)")
+        }
+        guard let data else { return [:] }
+        let corrupt = KMSError.internal("\(url.lastPathComponent) is corrupt: \(remedy)")
         guard case .object(let members)? = try? JSONParser.parse(data),
             members.contains(where: { $0.0 == "format" && $0.1 == .string(tag) }),
             case .object(let keys)? = members.first(where: { $0.0 == "keys" })?.1

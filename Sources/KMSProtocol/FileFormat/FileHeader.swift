@@ -31,13 +31,18 @@ public struct FileHeader: Sendable, Equatable {
     /// file (`FileStream.encrypt`; a second is `header_reused`).
     public init(wrappedKey: String, context: [String: String]) throws(FileFormatError) {
         try self.init(
-            salt: SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }, wrappedKey: wrappedKey, context: context)
+            salt: SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }, wrappedKey: wrappedKey, context: context,
+            encrypts: true)
     }
 
-    /// The same with a salt given: within this package only (the format's vectors fix theirs, and a header
-    /// built only for its bytes or AAD needs none), since a salt given twice reuses every nonce.
-    package init(salt: Data, wrappedKey: String, context: [String: String]) throws(FileFormatError) {
-        try self.init(salt: salt, wrappedKey: wrappedKey, entries: Self.entries(context), newFile: NewFile())
+    /// The same with a salt given: within this package only, since a salt given twice reuses every nonce.
+    /// `encrypts`: whether it may encrypt a file (the format's vectors, which fix their salts); a header
+    /// built only for its bytes or AAD (a probe with a zero salt) may not (the review of 89f9714).
+    package init(
+        salt: Data, wrappedKey: String, context: [String: String], encrypts: Bool = false
+    ) throws(FileFormatError) {
+        try self.init(
+            salt: salt, wrappedKey: wrappedKey, entries: Self.entries(context), newFile: encrypts ? NewFile() : nil)
     }
 
     /// Byte for byte what the file holds; which encryptions remain is not part of a header's value.

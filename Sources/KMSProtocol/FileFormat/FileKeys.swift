@@ -10,6 +10,10 @@ public struct FileKeys: Sendable, CustomStringConvertible {
     let noncePrefix: [UInt8]
     /// Stored after the header: no file opens under two data keys.
     public let commitment: Data
+    /// The header these keys were derived from: `FileStream.encrypt` refuses them with any other (a review:
+    /// a new header with an earlier file's keys passed the header's one-encryption rule and reused every
+    /// nonce of that file).
+    let header: FileHeader
 
     /// Derives the keys. A data key that is not 32 bytes cannot have made a
     /// file: `commitment_mismatch`, as section 4 step 3 says.
@@ -17,6 +21,7 @@ public struct FileKeys: Sendable, CustomStringConvertible {
         guard dataKey.bitCount == 256 else {
             throw FileFormatError(.commitmentMismatch, "the data key is not 32 bytes")
         }
+        self.header = header
         var info = Data(FileFormat.label)
         info.append(contentsOf: SHA256.hash(data: header.bound))
         let okm = HKDF<SHA256>.deriveKey(

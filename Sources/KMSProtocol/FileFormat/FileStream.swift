@@ -26,6 +26,12 @@ public enum FileStream {
         header: FileHeader, keys: FileKeys, threads: Int = 2, read: Read, write: Write,
         progress: ((UInt64) -> Void)? = nil
     ) async throws -> UInt64 {
+        guard keys.header == header else {
+            throw FileFormatError(
+                .headerReused,
+                "these keys were derived from another header: derive them from this file's own (FileKeys(dataKey:header:))"
+            )
+        }
         try header.claimForNewFile()
         var prologue = header.encoded
         prologue.append(keys.commitment)

@@ -105,7 +105,7 @@ struct AWSAuthenticator: Sendable {
         let contentHash = values("x-amz-content-sha256")
         let bodyHash = SigV4.hex(SHA256.hash(data: body))
         guard ConstantTime.equal(expected, authorization.signature),
-            // As sent: SigV4 writes the hash in lowercase hex, and AWS refuses another spelling (a review).
+            // As sent: SigV4 writes the hash in lowercase hex, as the SDKs send it (a review).
             contentHash.allSatisfy({ ConstantTime.equal($0, bodyHash) })
         else {
             var mismatch = AWSFault(

@@ -51,7 +51,9 @@ extension AWSOperations {
         let gained = KeyRing.permissionsGained(naming: target, as: name, grants: call.caller.client.grants)
         guard !gained.isEmpty else { return }
         noteDenied(gained[0], reference, call, keyId: target.keyId)
-        throw AWSFault("AccessDeniedException", KeyRing.aliasWouldGrant(gained, alias: name, key: reference).message)
+        throw AWSFault(
+            "AccessDeniedException",
+            KeyRing.aliasWouldGrant(gained, alias: AWSFault.shown(name), key: reference).message)
     }
 
     /// The alias record, and `keys:manage` on the key it names judged without it.

@@ -55,6 +55,29 @@ public struct ClientAddressResolver: Sendable {
         }
     }
 
+    /// Trusted-proxy *ranges* inside the allowlist, loopback aside (the default, docs/threat-model.md): every
+    /// host in them is taken at its word for the address it names in `X-Forwarded-For`, so it can take
+    /// another allowlisted host's per-host limits (its pending sessions, its key-exchange bucket, its share of
+    /// the body budget) and the address the audit records, and as a proxy it has no connection share of its
+    /// own (a review of 2026-12-06: `KMS_TRUSTED_PROXIES=100.64.0.0/10` beside the same allowlist went
+    /// unwarned). Start-up and `kms doctor` warn (`proxyRangesWarning`).
+    public var proxyRangesWithinAllowlist: [AddressRange] {
+        trustedProxies.filter { proxy in
+            proxy.prefixLength < 128 && !Self.isLoopback(proxy) && !proxiesBeyondAllowlist.contains(proxy)
+        }
+    }
+
+    /// What start-up and `kms doctor` say of `proxyRangesWithinAllowlist`, nil when there are none.
+    public var proxyRangesWarning: String? {
+        let ranges = proxyRangesWithinAllowlist
+        guard !ranges.isEmpty else { return nil }
+        return "KMS_TRUSTED_PROXIES holds ranges, not single proxies: "
+            + ranges.map(\.description).joined(separator: ",")
+            + "; every host in them is believed about the address it names in X-Forwarded-For, so it can spend "
+            + "another host's per-host limits (sessions, key exchanges, body budget) and be audited as that host, "
+            + "and has no connection share of its own; list only your proxy's own address"
+    }
+
     private static let loopback = ["127.0.0.0/8", "::1"].compactMap { try? AddressRange(parsing: $0) }
 
     private static func isLoopback(_ range: AddressRange) -> Bool { loopback.contains { range.isWithin($0) } }

@@ -26,6 +26,28 @@ public struct KMSConfiguration: Sendable {
     public var ignoredMasterKeyFile: URL?
     /// `KMS_` settings given that kms reads nowhere (misspelled?): warned about at start.
     public var unreadSettings: [String] = []
+
+    /// Limits set where they stop protecting, said at start-up and by `kms doctor` (a review of 2026-12-06:
+    /// both were taken silently). Warned, not refused: a setting an older version took must not stop a start.
+    public var limitWarnings: [String] {
+        var warnings: [String] = []
+        if maxConnections < OpenFileLimit.smallestCap {
+            warnings.append(
+                "KMS_MAX_CONNECTIONS=\(maxConnections) is below \(OpenFileLimit.smallestCap): hosts off the allowlist "
+                    + "share a tenth of it (at least one), so one of them holding its connections (a head sent "
+                    + "slowly, again after each header timeout) or a few hosts keep every client out; raise it")
+        }
+        if maxBodyBytes > Self.largestUsefulBodyLimit {
+            warnings.append(
+                "KMS_MAX_BODY_BYTES=\(maxBodyBytes) is more than any route takes (a sealed 64 KiB encrypt with its "
+                    + "aad is about 240 KiB), and bodies being read may hold 64 of it at once, a quarter of that "
+                    + "from one host, before any token is checked: lower it to the default (1 MiB)")
+        }
+        return warnings
+    }
+
+    /// The largest `KMS_MAX_BODY_BYTES` not warned about.
+    public static let largestUsefulBodyLimit = 16 << 20
     /// What is loose about the `.env` read (its mode): warned about at start.
     public var dotEnvWarnings: [String] = []
     public var sessions = SessionPolicy()
