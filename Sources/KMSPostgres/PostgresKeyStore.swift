@@ -333,7 +333,8 @@ public final class PostgresKeyStore: KeyStore {
                     due.append(.unreadable(keyId: keyId, error))
                 }
             }
-            // A short page is the last; a page of skipped (locked) rows may be short too, which ends the pass.
+            // A short page means no more unlocked due rows (`SKIP LOCKED` under `LIMIT` goes on past locked
+            // ones): the pass ends.
             guard readable < limit, page.count == limit, let last = page.last?.0 else { break }
             after = last
         }

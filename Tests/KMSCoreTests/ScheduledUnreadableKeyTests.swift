@@ -70,6 +70,31 @@ import Testing
         }
     }
 
+    /// A row whose columns say due while its record does not (a rotation date written into the column of a
+    /// key that does not rotate) is passed over, not counted against the pass's limit (the review of ed65407:
+    /// the limit's other half had no test).
+    @Test(
+        .enabled(
+            if: PostgresTestDatabase.url != nil,
+            "KMS_TEST_POSTGRES_URL is not set: the PostgreSQL case is skipped"))
+    func aRowDueOnlyByItsColumnsTakesNoPlace() async throws {
+        let database = try await PostgresTestDatabase.fresh()
+        let clock = ManualClock(Self.start)
+        let store = PostgresKeyStore(database: database, lifecycle: KeyLifecycle(graceMs: 1000), clock: clock)
+        let keys = KeyRing(
+            store: store, masterKey: try MasterKey(bytes: Data(repeating: 1, count: 32)),
+            lifecycle: KeyLifecycle(graceMs: 1000), clock: clock)
+        let generated = [try await keys.generate(alias: nil), try await keys.generate(alias: nil)].sorted {
+            $0.keyId < $1.keyId
+        }
+        _ = try await keys.change(.scheduleDeletion(days: 7), on: generated[1].keyId)
+        try await database.client.query(
+            "UPDATE \(unescaped: database.table("keys")) SET next_rotation_at = \(Self.start) WHERE key_id = \(generated[0].keyId)"
+        )
+        clock.advance(milliseconds: 8 * 86_400_000)
+        #expect(try await store.due(now: clock.now(), limit: 1).map(\.keyId) == [generated[1].keyId])
+    }
+
     /// A review finding: the PostgreSQL store served a row's record without checking that it names
     /// the row's key, so another key's record copied into the row answered for it (the file store
     /// checks this).

@@ -577,6 +577,28 @@ extension ClientTests {
         #expect(try ClientKeyLookup.find(environment: fallback, user: 5678)?.notice?.contains("belongs to") == false)
     }
 
+    /// A default client key that is there but cannot be reached (a link to nothing: a volume not mounted) is
+    /// an error, not "no key": the search went on to the server's admin key beside it (a review).
+    @Test func anUnreachableDefaultKeyIsNotSkipped() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-keygone-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(
+            at: folder.appendingPathComponent(".config/kms"), withIntermediateDirectories: true)
+        let admin = folder.appendingPathComponent("admin.key")
+        try Data(ClientKeyFile.pem(Curve25519.Signing.PrivateKey()).utf8).write(to: admin)
+        #expect(chmod(admin.path, 0o600) == 0)
+        let environment = ["KMS_ADMIN_KEY_FILE": admin.path, "HOME": folder.path]
+        #expect(
+            try ClientKeyLookup.find(environment: environment, user: geteuid())?.notice?.contains("admin key") == true)
+        try FileManager.default.createSymbolicLink(
+            atPath: folder.appendingPathComponent(".config/kms/client.key").path,
+            withDestinationPath: folder.appendingPathComponent("unmounted/client.key").path)
+        let refused = #expect(throws: ClientKeyLookup.Failure.self) {
+            _ = try ClientKeyLookup.find(environment: environment, user: geteuid())
+        }
+        #expect(refused?.description.contains("a link to nothing") == true, "\(String(describing: refused))")
+    }
+
     @Test func secretsAreLeftOutWhenPrinted() throws {
         let secret = "s3cr3t-value-that-must-not-show"
         var config = try KMSConfiguration(environment: [

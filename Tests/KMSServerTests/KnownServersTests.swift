@@ -313,6 +313,19 @@ import Testing
         let afterForget = try String(contentsOf: file, encoding: .utf8)
         #expect(forgot.status == 0 && !afterForget.contains(":\(server.port) "), "\(afterForget)")
         #expect(try await run("localhost").status == 0)
+        // A file that is a link to nothing (a volume not mounted) is not an empty file: refused, and the link
+        // left as it is, not renamed over with the key that answered (a review).
+        let away = server.folder.appendingPathComponent("home/kms/away")
+        try FileManager.default.removeItem(at: file)
+        try FileManager.default.createSymbolicLink(
+            atPath: file.path, withDestinationPath: away.appendingPathComponent("known_servers").path)
+        let dangling = try await run("127.0.0.1")
+        #expect(dangling.status != 0 && dangling.stderr.contains("link to nothing"), "\(dangling.stderr)")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: file.path)) != nil)
+        // A URL the command refuses is named without its password.
+        let refusedURL = try await CLIProcess.run(
+            ["known-servers", "forget", "ftp://user:hunter2@host"], environment: env)
+        #expect(refusedURL.status != 0 && !refusedURL.stderr.contains("hunter2"), "\(refusedURL.stderr)")
         #expect(try await server.stop() == 0)
     }
 

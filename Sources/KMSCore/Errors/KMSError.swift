@@ -89,11 +89,13 @@ public struct KMSError: Error, Sendable, Equatable {
     /// learns that much and where the operator looks (`kms doctor` names every
     /// damaged file); which record and why is in the detail, logged only. No
     /// `Retry-After`: waiting does not help, an operator restoring the record does.
-    public static func damagedRecord(_ detail: String) -> KMSError {
-        var error = KMSError(
-            .serverBusy,
-            "a stored record on the server is damaged and cannot be read; its operator can find it with kms doctor",
-            detail: detail)
+    /// `message`: where the operator looks, for a file `kms doctor` does not read.
+    public static func damagedRecord(
+        _ detail: String,
+        message: String =
+            "a stored record on the server is damaged and cannot be read; its operator can find it with kms doctor"
+    ) -> KMSError {
+        var error = KMSError(.serverBusy, message, detail: detail)
         error.cause = .damagedRecord
         return error
     }

@@ -32,7 +32,10 @@ enum KeyUsageFile {
         } catch  where error.isDamagedRecord {
             // With this file's own remedy: `kms doctor`, which the record's message names, reads key records only
             // (the review of 89f9714).
-            throw KMSError.damagedRecord("\(error.detail ?? url.lastPathComponent); \(remedy)")
+            throw KMSError.damagedRecord(
+                "\(error.detail ?? url.lastPathComponent); \(remedy)",
+                message: "the server's encryption counts (key-usage.json) are damaged and cannot be read; its operator "
+                    + "removes the file (the counts start again) and rotates busy keys")
         }
         guard let data else { return [:] }
         let corrupt = KMSError.internal("\(url.lastPathComponent) is corrupt: \(remedy)")

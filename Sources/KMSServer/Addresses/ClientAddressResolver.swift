@@ -58,8 +58,8 @@ public struct ClientAddressResolver: Sendable {
     /// Trusted-proxy *ranges* inside the allowlist, loopback aside (the default, docs/threat-model.md): every
     /// host in them is taken at its word for the address it names in `X-Forwarded-For`, so it can take
     /// another allowlisted host's per-host limits (its pending sessions, its key-exchange bucket, its share of
-    /// the body budget) and the address the audit records, and as a proxy it has no connection share of its
-    /// own (a review of 2026-12-06: `KMS_TRUSTED_PROXIES=100.64.0.0/10` beside the same allowlist went
+    /// the body budget) and the address the audit records, and as a trusted proxy it is bounded by the whole
+    /// `KMS_MAX_CONNECTIONS` cap alone, not a host's share (a review of 2026-12-06: `KMS_TRUSTED_PROXIES=100.64.0.0/10` beside the same allowlist went
     /// unwarned). Start-up and `kms doctor` warn (`proxyRangesWarning`).
     public var proxyRangesWithinAllowlist: [AddressRange] {
         trustedProxies.filter { proxy in
@@ -75,7 +75,8 @@ public struct ClientAddressResolver: Sendable {
             + ranges.map(\.description).joined(separator: ",")
             + "; every host in them is believed about the address it names in X-Forwarded-For, so it can spend "
             + "another host's per-host limits (sessions, key exchanges, body budget) and be audited as that host, "
-            + "and has no connection share of its own; list only your proxy's own address"
+            + "and is bounded by the whole KMS_MAX_CONNECTIONS cap alone, so one of them can hold every connection; "
+            + "list only your proxy's own address"
     }
 
     private static let loopback = ["127.0.0.0/8", "::1"].compactMap { try? AddressRange(parsing: $0) }

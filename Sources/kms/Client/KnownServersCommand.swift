@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KMSClient
 
 /// `kms known-servers list|forget`: the server keys this machine remembers
 /// (trust on first use, `KnownServers`).
@@ -41,7 +42,8 @@ struct KnownServersCommand: ParsableCommand {
 
         func run() throws {
             guard let origin = KnownServers.origin(of: url) else {
-                throw ValidationError("\(url) is not an http:// or https:// URL with a host")
+                throw ValidationError(
+                    "\(KMSClientConfiguration.redacted(url)) is not an http:// or https:// URL with a host")
             }
             let (known, _) = try KnownServersCommand.store()
             guard try known.forget(origin) else {
