@@ -28,14 +28,6 @@ public enum ClientKeyLookup {
     public static var defaultPath: String { defaultPath(environment: ProcessInfo.processInfo.environment) }
 
     /// `~/.config/kms/client.key` under `environment`'s `HOME` (a test passes its own).
-    /// Why `path`, which `fileExists` does not see, is still not absent: a link to nothing, or a folder on
-    /// the way this user may not search; nil when nothing is there.
-    static func unreachable(_ path: String) -> String? {
-        var info = stat()
-        if lstat(path, &info) == 0 { return info.st_mode & S_IFMT == S_IFLNK ? "is a link to nothing" : nil }
-        return errno == ENOENT || errno == ENOTDIR ? nil : "cannot be reached (\(String(cString: strerror(errno))))"
-    }
-
     static func defaultPath(environment: [String: String]) -> String {
         // `$HOME` first, as shells and other tools read `~`; the user database only without it.
         let home = environment["HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
@@ -96,13 +88,14 @@ public enum ClientKeyLookup {
         }
         let own = defaultPath(environment: environment)
         if FileManager.default.fileExists(atPath: own) { return (own, false, nil) }
-        // Something there that cannot be reached is not "no key": the search would go on and sign with the
-        // server's admin key beside it (a review: a link into a volume not mounted did).
-        if let why = unreachable(own) {
+        // A link to nothing on the way is not "no key": the search would go on and sign with the server's
+        // admin key beside it (a review: a link into a volume not mounted did). A key file that cannot be read:
+        // exit status 1, as README says.
+        if let link = LinkToNothing.on(own) {
             throw Failure(
                 description:
-                    "the client key \(own) \(why): fix it, or name the key to use in KMS_CLIENT_KEY_FILE (nothing was sent)",
-                isSetting: true)
+                    "the client key \(own) cannot be read: \(link) is a link to nothing; mount or fix it, or name the key to use in KMS_CLIENT_KEY_FILE (nothing was sent)"
+            )
         }
         let admin = adminPath(environment)
         if FileManager.default.fileExists(atPath: admin) {

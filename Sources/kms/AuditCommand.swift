@@ -135,7 +135,8 @@ struct AuditCommand: AsyncParsableCommand {
             }
             let logFiles = try AuditCommand.files(files)
             let report = AuditVerifier.verify(
-                files: logFiles, publicKey: key, checkpoint: mark, allowMidChainStart: partial)
+                files: logFiles, publicKey: key, checkpoint: mark, allowMidChainStart: partial,
+                lastLineMayBeInProgress: allowUnsignedTail)
             if let failure = report.failure {
                 printShown("audit log BROKEN after \(report.entries) valid entries: \(failure)")
                 throw ExitCode(2)
@@ -153,6 +154,11 @@ struct AuditCommand: AsyncParsableCommand {
                 printShown("note: \(AuditCommand.newLogNote(start))")
             }
             for repair in report.repairs { printShown("note: \(AuditCommand.repairNote(repair))") }
+            if let file = report.lineInProgress {
+                printShown(
+                    "note: \(file) ends in a line still being written (the last complete line is under a minute old), not read"
+                )
+            }
             if let unsigned = report.unsignedSummary {
                 printShown("NOT TAMPER-EVIDENT: \(unsigned)")
                 guard allowUnsignedTail, report.adoptedAtRestart.isEmpty, report.checkpoints > 0 else {

@@ -275,7 +275,10 @@ extension MigrateCommand {
         // Rotated files with entries and no current file (a crash between a rotation's rename and the new
         // file's first write, or the file moved aside) are a log too: the next start continues their chain,
         // so the copy is recorded there (a review: it went unrecorded).
-        guard !AuditFiles.filesWithEntries(config.auditLog).isEmpty else { return nil }
+        guard
+            FileManager.default.fileExists(atPath: config.auditLog.path)
+                || !AuditFiles.filesWithEntries(config.auditLog).isEmpty
+        else { return nil }
         do {
             guard let key = try await AuditFiles.existingKey(store: secrets, masterKey: masterKey) else { return nil }
             let lock = try AuditWriterLock.acquire(forLog: config.auditLog)

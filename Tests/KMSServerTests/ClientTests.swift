@@ -596,7 +596,18 @@ extension ClientTests {
         let refused = #expect(throws: ClientKeyLookup.Failure.self) {
             _ = try ClientKeyLookup.find(environment: environment, user: geteuid())
         }
-        #expect(refused?.description.contains("a link to nothing") == true, "\(String(describing: refused))")
+        #expect(
+            refused?.description.contains("link to nothing") == true && refused?.isSetting == false,
+            "\(String(describing: refused))")
+        // A linked folder whose target is gone, one level up (the review of 7787c82).
+        let config = folder.appendingPathComponent(".config/kms")
+        try FileManager.default.removeItem(at: config)
+        try FileManager.default.createSymbolicLink(
+            atPath: config.path, withDestinationPath: folder.appendingPathComponent("unmounted").path)
+        let folderGone = #expect(throws: ClientKeyLookup.Failure.self) {
+            _ = try ClientKeyLookup.find(environment: environment, user: geteuid())
+        }
+        #expect(folderGone?.description.contains("\(config.path) is a link to nothing") == true)
     }
 
     @Test func secretsAreLeftOutWhenPrinted() throws {

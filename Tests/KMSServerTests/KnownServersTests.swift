@@ -320,8 +320,16 @@ import Testing
         try FileManager.default.createSymbolicLink(
             atPath: file.path, withDestinationPath: away.appendingPathComponent("known_servers").path)
         let dangling = try await run("127.0.0.1")
-        #expect(dangling.status != 0 && dangling.stderr.contains("link to nothing"), "\(dangling.stderr)")
+        #expect(dangling.status == 64 && dangling.stderr.contains("link to nothing"), "\(dangling.stderr)")
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: file.path)) != nil)
+        // So is one whose folder is the link (a dotfiles manager links whole folders: the review of 7787c82).
+        try FileManager.default.removeItem(at: file)
+        let kmsFolder = file.deletingLastPathComponent()
+        try FileManager.default.moveItem(at: kmsFolder, to: server.folder.appendingPathComponent("home/kms-moved"))
+        try FileManager.default.createSymbolicLink(
+            atPath: kmsFolder.path, withDestinationPath: server.folder.appendingPathComponent("unmounted").path)
+        let folderGone = try await run("127.0.0.1")
+        #expect(folderGone.status == 64 && folderGone.stderr.contains("link to nothing"), "\(folderGone.stderr)")
         // A URL the command refuses is named without its password.
         let refusedURL = try await CLIProcess.run(
             ["known-servers", "forget", "ftp://user:hunter2@host"], environment: env)

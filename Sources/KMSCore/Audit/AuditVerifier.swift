@@ -67,6 +67,11 @@ public enum AuditVerifier {
         /// Where a start cut a half-written last line (`audit.repaired`): "seq N (time)". A crash's
         /// torn write, or a log's end cut while the server was stopped.
         public var repairs: [String] = []
+        /// When the last complete line (entry or checkpoint) was written, by its own time.
+        public var lastDate: Date?
+        /// A last line still being written when the log was read (`lastLineMayBeInProgress`): the file it ends,
+        /// read without it. nil otherwise.
+        public var lineInProgress: String?
         /// The first problem: where, and what it means. nil when all holds.
         public var failure: String?
         /// The chain is intact and every signature present holds.
@@ -119,9 +124,14 @@ public enum AuditVerifier {
         }
     }
 
+    /// `lastLineMayBeInProgress`: the log is a running server's (`kms audit verify --allow-unsigned-tail`,
+    /// `kms doctor`), so bytes after the last file's last LF may be a batch still being written, which a
+    /// reader can see in part (the file grows as the write goes): not read, and not a failure, when the last
+    /// complete line was written within `Report.liveTailAge` of `now` (a review of 2026-12-06: verifying a
+    /// live log under load could say BROKEN, a false tamper alarm). Anything else is a torn write, as before.
     public static func verify(
         files: [URL], publicKey: Curve25519.Signing.PublicKey, checkpoint: Checkpoint? = nil,
-        allowMidChainStart: Bool = false
+        allowMidChainStart: Bool = false, lastLineMayBeInProgress: Bool = false, now: Date = Date()
     ) -> Report {
         var report = Report()
         var expected: UInt64 = 1
@@ -175,6 +185,7 @@ public enum AuditVerifier {
                     }
                     signatureSeen = true
                     prev = AuditChain.hash(line)
+                    report.lastDate = Timestamp.parse(entry.time)
                     report.checkpoints += 1
                     report.signedThrough = entry.seq
                     report.signedHash = entry.prev
@@ -226,6 +237,7 @@ public enum AuditVerifier {
                 if entry.eventType == AuditEvent.newLog { report.newLogStarts.append(at) }
                 if entry.eventType == AuditEvent.repaired { report.repairs.append(at) }
                 report.entries += 1
+                report.lastDate = Timestamp.parse(entry.time)
                 report.first = report.first ?? entry.seq
                 report.last = entry.seq
                 report.lastHash = prev
@@ -242,6 +254,12 @@ public enum AuditVerifier {
                 expected = entry.seq + 1
             }
             if torn {
+                if lastLineMayBeInProgress, file == files.last,
+                    let written = report.lastDate, abs(written.timeIntervalSince(now)) <= Report.liveTailAge
+                {
+                    report.lineInProgress = file.lastPathComponent
+                    continue
+                }
                 report.failure = "\(file.lastPathComponent): the last line is incomplete (truncated or torn write)"
                 return report
             }

@@ -105,12 +105,18 @@ struct KnownServers: Sendable {
 
     /// The file's text; nil when it does not exist. Any other failure is
     /// thrown: a file that cannot be read is never taken for an empty one,
-    /// nor rewritten as one (a link to nothing, or a folder on the way this user may not search, is no
-    /// absence: a review found one taken for an empty file, and the link then renamed over).
+    /// nor rewritten as one (a link to nothing, the file or a folder on the way, is no absence: a review
+    /// found one taken for an empty file, and the link then renamed over).
     private func text() throws(CLIFailure) -> String? {
-        // Absent, or under a file where a folder should be (it cannot be written either: said when remembering).
-        var entry = stat()
-        if lstat(file.path, &entry) != 0, errno == ENOENT || errno == ENOTDIR { return nil }
+        if !FileManager.default.fileExists(atPath: file.path) {
+            if let link = LinkToNothing.on(file.path) {
+                throw CLIFailure(
+                    message:
+                        "cannot read the file that remembers server keys, \(file.path): \(link) is a link to nothing; mount or fix it (nothing was sent)"
+                )
+            }
+            return nil
+        }
         guard !FileEndpoints.isFolder(file.path) else {
             throw CLIFailure(message: "\(file.path) is a folder, not the file that remembers server keys: move it away")
         }
