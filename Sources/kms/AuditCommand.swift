@@ -120,7 +120,7 @@ struct AuditCommand: AsyncParsableCommand {
         @Flag(
             name: .customLong("allow-unsigned-tail"),
             help: ArgumentHelp(
-                "Exit 0 when the only unsigned entries follow the last checkpoint and began within the last minute (a running server's last second)."
+                "Exit 0 when the only unsigned entries follow the last checkpoint and began within the last minute (a running server's last second); while a server holds the log, a last line still being written is left unread."
             ))
         var allowUnsignedTail = false
 
@@ -136,7 +136,8 @@ struct AuditCommand: AsyncParsableCommand {
             let logFiles = try AuditCommand.files(files)
             let report = AuditVerifier.verify(
                 files: logFiles, publicKey: key, checkpoint: mark, allowMidChainStart: partial,
-                lastLineMayBeInProgress: allowUnsignedTail)
+                lastLineMayBeInProgress: allowUnsignedTail
+                    && (logFiles.last.map(AuditWriterLock.isHeld(forLog:)) ?? false))
             if let failure = report.failure {
                 printShown("audit log BROKEN after \(report.entries) valid entries: \(failure)")
                 throw ExitCode(2)
@@ -156,7 +157,7 @@ struct AuditCommand: AsyncParsableCommand {
             for repair in report.repairs { printShown("note: \(AuditCommand.repairNote(repair))") }
             if let file = report.lineInProgress {
                 printShown(
-                    "note: \(file) ends in a line still being written (the last complete line is under a minute old), not read"
+                    "note: \(file) ends in a line still being written (a running server holds the log), not read"
                 )
             }
             if let unsigned = report.unsignedSummary {

@@ -430,7 +430,7 @@ struct DoctorCommand: AsyncParsableCommand {
         // Older rotated files may have been archived: the chain is checked from the first one present.
         let verdict = AuditVerifier.verify(
             files: AuditFiles.chain(for: config.auditLog), publicKey: key.publicKey, checkpoint: nil,
-            allowMidChainStart: true, lastLineMayBeInProgress: true)
+            allowMidChainStart: true, lastLineMayBeInProgress: AuditWriterLock.isHeld(forLog: config.auditLog))
         // As `kms audit verify` would judge it, except that archived rotated files are allowed (a probe
         // found doctor green for an empty log, a crash's tail and deleted first entries, all of which
         // verify refuses); only a running server's last second of unsigned entries is left out.

@@ -423,6 +423,18 @@ import Testing
         #expect(future.status == 1, "\(future.stdout)")
         let unreadable = try await verifyTail(dated: "forged")
         #expect(unreadable.status == 1 && unreadable.stdout.contains("unreadable"), "\(unreadable.stdout)")
+        // A half-written last line is left unread while a server holds the log's lock (another process: this
+        // one, here), with a note, and is a torn write otherwise (a review: a live log under load was BROKEN).
+        let half = server.folder.appendingPathComponent("half.log")
+        try (log + Data(#"{"v":2,"seq":"#.utf8)).write(to: half)
+        let verifyHalf = ["audit", "verify", half.path, "--public-key", publicKey, "--allow-unsigned-tail"]
+        var held = try AuditWriterLock.acquire(forLog: half)
+        let writing = try await CLIProcess.run(verifyHalf)
+        #expect(writing.status == 0 && writing.stdout.contains("still being written"), "\(writing.stdout)")
+        #expect(held != nil)
+        held = nil
+        let torn = try await CLIProcess.run(verifyHalf)
+        #expect(torn.status == 2 && torn.stdout.contains("incomplete"), "\(torn.stdout)")
         // `kms audit checkpoint` prints the last *signed* entry: a probe had it print the forged one,
         // which an operator would have kept as the anchor of a forgery.
         let anchored = try await CLIProcess.run(["audit", "checkpoint", copy.path, "--public-key", publicKey])

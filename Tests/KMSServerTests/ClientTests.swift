@@ -608,6 +608,21 @@ extension ClientTests {
             _ = try ClientKeyLookup.find(environment: environment, user: geteuid())
         }
         #expect(folderGone?.description.contains("\(config.path) is a link to nothing") == true)
+        // A folder linked to itself (a loop) too (the review of 2c67870: it was taken for absent).
+        try FileManager.default.removeItem(at: config)
+        try FileManager.default.createSymbolicLink(atPath: config.path, withDestinationPath: config.path)
+        let loop = #expect(throws: ClientKeyLookup.Failure.self) {
+            _ = try ClientKeyLookup.find(environment: environment, user: geteuid())
+        }
+        #expect(loop?.description.contains("link to nothing") == true)
+        // A link to a key file not made yet, in a folder that is there, is simply no key yet.
+        try FileManager.default.removeItem(at: config)
+        try FileManager.default.createDirectory(at: config, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(
+            atPath: config.appendingPathComponent("client.key").path,
+            withDestinationPath: folder.appendingPathComponent("to-come.key").path)
+        #expect(
+            try ClientKeyLookup.find(environment: environment, user: geteuid())?.notice?.contains("admin key") == true)
     }
 
     @Test func secretsAreLeftOutWhenPrinted() throws {

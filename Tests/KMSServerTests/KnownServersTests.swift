@@ -330,6 +330,19 @@ import Testing
             atPath: kmsFolder.path, withDestinationPath: server.folder.appendingPathComponent("unmounted").path)
         let folderGone = try await run("127.0.0.1")
         #expect(folderGone.status == 64 && folderGone.stderr.contains("link to nothing"), "\(folderGone.stderr)")
+        // A link to a real file (a dotfiles link) stays a link: the file it leads to is the one written (the
+        // review of 7787c82: the first write renamed a regular file over the link).
+        try FileManager.default.removeItem(at: kmsFolder)
+        try FileManager.default.moveItem(at: server.folder.appendingPathComponent("home/kms-moved"), to: kmsFolder)
+        let dotfiles = server.folder.appendingPathComponent("dotfiles")
+        try FileManager.default.createDirectory(at: dotfiles, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(
+            atPath: file.path, withDestinationPath: dotfiles.appendingPathComponent("known_servers").path)
+        let linked = try await run("127.0.0.1")
+        #expect(linked.status == 0 && linked.stderr.contains("note: remembered"), "\(linked.stderr)")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: file.path)) != nil)
+        let written = try String(contentsOf: dotfiles.appendingPathComponent("known_servers"), encoding: .utf8)
+        #expect(written.contains(":\(server.port) "), "\(written)")
         // A URL the command refuses is named without its password.
         let refusedURL = try await CLIProcess.run(
             ["known-servers", "forget", "ftp://user:hunter2@host"], environment: env)

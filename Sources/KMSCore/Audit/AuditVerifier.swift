@@ -124,14 +124,14 @@ public enum AuditVerifier {
         }
     }
 
-    /// `lastLineMayBeInProgress`: the log is a running server's (`kms audit verify --allow-unsigned-tail`,
-    /// `kms doctor`), so bytes after the last file's last LF may be a batch still being written, which a
-    /// reader can see in part (the file grows as the write goes): not read, and not a failure, when the last
-    /// complete line was written within `Report.liveTailAge` of `now` (a review of 2026-12-06: verifying a
-    /// live log under load could say BROKEN, a false tamper alarm). Anything else is a torn write, as before.
+    /// `lastLineMayBeInProgress`: a running server holds the log's lock (`AuditWriterLock.isHeld`), so bytes
+    /// after the last file's last LF may be a batch still being written, which a reader can see in part (the
+    /// file grows as the write goes): not read, and not a failure (a review of 2026-12-06: verifying a live
+    /// log under load could say BROKEN, a false tamper alarm). Without it they are a torn write, as before:
+    /// a stopped server's next start cuts them.
     public static func verify(
         files: [URL], publicKey: Curve25519.Signing.PublicKey, checkpoint: Checkpoint? = nil,
-        allowMidChainStart: Bool = false, lastLineMayBeInProgress: Bool = false, now: Date = Date()
+        allowMidChainStart: Bool = false, lastLineMayBeInProgress: Bool = false
     ) -> Report {
         var report = Report()
         var expected: UInt64 = 1
@@ -254,9 +254,7 @@ public enum AuditVerifier {
                 expected = entry.seq + 1
             }
             if torn {
-                if lastLineMayBeInProgress, file == files.last,
-                    let written = report.lastDate, abs(written.timeIntervalSince(now)) <= Report.liveTailAge
-                {
+                if lastLineMayBeInProgress, file == files.last {
                     report.lineInProgress = file.lastPathComponent
                     continue
                 }

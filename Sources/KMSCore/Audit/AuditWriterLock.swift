@@ -94,6 +94,19 @@ public final class AuditWriterLock: Sendable {
         return String(cString: resolved)
     }
 
+    /// Whether another process holds `log`'s lock now (a running `kms serve` writing it), looked at without
+    /// taking it (`F_GETLK`): a reader may then meet a batch half-written (`AuditVerifier.verify`'s
+    /// `lastLineMayBeInProgress`). False when there is no lock file or it cannot be opened.
+    public static func isHeld(forLog log: URL) -> Bool {
+        let fd = open(log.standardizedFileURL.path + ".lock", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var holder = flock()
+        holder.l_type = Int16(F_WRLCK)
+        holder.l_whence = Int16(SEEK_SET)
+        return fcntl(fd, F_GETLK, &holder) == 0 && holder.l_type != Int16(F_UNLCK)
+    }
+
     /// The descriptor holding a write lock on `lockPath`.
     private static func lock(_ lockPath: String, busy: String, then: String) throws(Failure) -> Int32 {
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)

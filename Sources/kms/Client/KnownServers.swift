@@ -277,9 +277,25 @@ struct KnownServers: Sendable {
         line.split(whereSeparator: { $0 == " " || $0 == "\t" })
     }
 
+    /// Where the file's bytes are: the file a link at `file` leads to (a dotfiles link), so a write replaces
+    /// that file and leaves the link a link (the review of 7787c82: the first write renamed a regular file
+    /// over the link, and the linked file stopped being updated); `file` itself otherwise.
+    private var target: URL {
+        guard let text = try? FileManager.default.destinationOfSymbolicLink(atPath: file.path) else { return file }
+        let destination =
+            text.hasPrefix("/")
+            ? URL(fileURLWithPath: text)
+            : file.deletingLastPathComponent()
+                .appendingPathComponent(text)
+        // Its folder resolved (the file itself may not be made yet: a link to a file to come).
+        guard let folder = realpath(destination.deletingLastPathComponent().path, nil) else { return file }
+        defer { free(folder) }
+        return URL(fileURLWithPath: String(cString: folder)).appendingPathComponent(destination.lastPathComponent)
+    }
+
     private func write(_ text: String) throws(CLIFailure) {
         do {
-            try DurableFile.write(Data(text.utf8), to: file)
+            try DurableFile.write(Data(text.utf8), to: target)
         } catch {
             throw CLIFailure(message: error.description)
         }
@@ -288,7 +304,8 @@ struct KnownServers: Sendable {
     /// Runs `body` holding an exclusive lock on the file's folder, so two
     /// runs that meet a new server at once cannot lose one's entry.
     private func locked<T>(_ body: () throws(CLIFailure) -> T) throws(CLIFailure) -> T {
-        let folder = file.deletingLastPathComponent()
+        // The folder of the file written: every run that writes it locks the same one.
+        let folder = target.deletingLastPathComponent()
         do {
             try DurableFile.prepareFolder(folder)
         } catch {
