@@ -5,10 +5,10 @@ import Foundation
 /// absent: taken for absent, the key search went on to the server's admin key, and the remembered keys
 /// were read as none and then written over (reviews of 2026-12-06).
 public enum LinkToNothing {
-    /// The link to nothing on the way to `path`: a folder above it that is a link to no folder, or the file
-    /// itself a link into a folder that does not exist; nil when there is none: the path exists, or simply
-    /// does not yet (a link to a file not yet made in a folder that is there included), or the first thing
-    /// above it that can be looked at is a real folder (a HOME another user keeps closed, as before).
+    /// The link to nothing on the way to `path`: the file itself or a folder above it, a link whose chain
+    /// ends at a name that does not exist or loops; nil when there is none: the path exists, or simply does
+    /// not, or the first thing above it that can be looked at is a real folder, or a link into a folder
+    /// this user may not search (a HOME another user keeps closed, as before).
     public static func on(_ path: String) -> String? {
         var current = path
         while true {
@@ -17,10 +17,7 @@ public enum LinkToNothing {
                 guard info.st_mode & S_IFMT == S_IFLNK else { return nil }
                 var target = stat()
                 if stat(current, &target) == 0 { return nil }
-                guard current == path, let destination = destination(of: current) else { return current }
-                var folder = stat()
-                let parent = (destination as NSString).deletingLastPathComponent
-                return stat(parent, &folder) == 0 && folder.st_mode & S_IFMT == S_IFDIR ? nil : current
+                return errno == EACCES ? nil : current
             }
             // Not there, or not to be looked at (a folder above that cannot be searched, a link loop): the
             // folder above says which (the review of 2c67870: a self-link or a link into a folder this user
@@ -29,14 +26,5 @@ public enum LinkToNothing {
             guard !parent.isEmpty, parent != current else { return nil }
             current = parent
         }
-    }
-
-    /// Where the link at `path` points, made absolute against the link's own folder.
-    private static func destination(of path: String) -> String? {
-        guard let text = try? FileManager.default.destinationOfSymbolicLink(atPath: path) else { return nil }
-        return text.hasPrefix("/")
-            ? text
-            : ((path as NSString).deletingLastPathComponent as NSString)
-                .appendingPathComponent(text)
     }
 }

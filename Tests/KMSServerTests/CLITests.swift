@@ -431,6 +431,12 @@ import Testing
         var held = try AuditWriterLock.acquire(forLog: half)
         let writing = try await CLIProcess.run(verifyHalf)
         #expect(writing.status == 0 && writing.stdout.contains("still being written"), "\(writing.stdout)")
+        // Named through a link, the lock beside the file it names is looked at too (the review of 649a285).
+        let halfLink = server.folder.appendingPathComponent("half-link.log")
+        try FileManager.default.createSymbolicLink(atPath: halfLink.path, withDestinationPath: half.path)
+        let throughLink = try await CLIProcess.run(
+            ["audit", "verify", halfLink.path, "--public-key", publicKey, "--allow-unsigned-tail"])
+        #expect(throughLink.status == 0, "\(throughLink.stdout)")
         #expect(held != nil)
         held = nil
         let torn = try await CLIProcess.run(verifyHalf)

@@ -336,6 +336,8 @@ import Testing
         try FileManager.default.moveItem(at: server.folder.appendingPathComponent("home/kms-moved"), to: kmsFolder)
         let dotfiles = server.folder.appendingPathComponent("dotfiles")
         try FileManager.default.createDirectory(at: dotfiles, withIntermediateDirectories: true)
+        try Data().write(to: dotfiles.appendingPathComponent("known_servers"))
+        #expect(chmod(dotfiles.appendingPathComponent("known_servers").path, 0o600) == 0)
         try FileManager.default.createSymbolicLink(
             atPath: file.path, withDestinationPath: dotfiles.appendingPathComponent("known_servers").path)
         let linked = try await run("127.0.0.1")

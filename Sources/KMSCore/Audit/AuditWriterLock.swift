@@ -97,14 +97,19 @@ public final class AuditWriterLock: Sendable {
     /// Whether another process holds `log`'s lock now (a running `kms serve` writing it), looked at without
     /// taking it (`F_GETLK`): a reader may then meet a batch half-written (`AuditVerifier.verify`'s
     /// `lastLineMayBeInProgress`). False when there is no lock file or it cannot be opened.
+    /// Beside the path as named and beside the file a link there names, as `acquire` locks both (the
+    /// review of 649a285: a log given through a link looked at a lock file no one holds).
     public static func isHeld(forLog log: URL) -> Bool {
-        let fd = open(log.standardizedFileURL.path + ".lock", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var holder = flock()
-        holder.l_type = Int16(F_WRLCK)
-        holder.l_whence = Int16(SEEK_SET)
-        return fcntl(fd, F_GETLK, &holder) == 0 && holder.l_type != Int16(F_UNLCK)
+        let path = log.standardizedFileURL.path
+        return ([path] + (realPath(path).map { [$0] } ?? [])).contains { named in
+            let fd = open(named + ".lock", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            var holder = flock()
+            holder.l_type = Int16(F_WRLCK)
+            holder.l_whence = Int16(SEEK_SET)
+            return fcntl(fd, F_GETLK, &holder) == 0 && holder.l_type != Int16(F_UNLCK)
+        }
     }
 
     /// The descriptor holding a write lock on `lockPath`.

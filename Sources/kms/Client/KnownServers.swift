@@ -277,20 +277,14 @@ struct KnownServers: Sendable {
         line.split(whereSeparator: { $0 == " " || $0 == "\t" })
     }
 
-    /// Where the file's bytes are: the file a link at `file` leads to (a dotfiles link), so a write replaces
-    /// that file and leaves the link a link (the review of 7787c82: the first write renamed a regular file
-    /// over the link, and the linked file stopped being updated); `file` itself otherwise.
+    /// Where the file's bytes are: the file a link (or a chain of them) at `file` leads to, so a write
+    /// replaces that file and leaves the links links (the review of 7787c82: the first write renamed a
+    /// regular file over the link, and the linked file stopped being updated); `file` itself otherwise. A
+    /// link to nothing never gets here: `text()` refuses it first.
     private var target: URL {
-        guard let text = try? FileManager.default.destinationOfSymbolicLink(atPath: file.path) else { return file }
-        let destination =
-            text.hasPrefix("/")
-            ? URL(fileURLWithPath: text)
-            : file.deletingLastPathComponent()
-                .appendingPathComponent(text)
-        // Its folder resolved (the file itself may not be made yet: a link to a file to come).
-        guard let folder = realpath(destination.deletingLastPathComponent().path, nil) else { return file }
-        defer { free(folder) }
-        return URL(fileURLWithPath: String(cString: folder)).appendingPathComponent(destination.lastPathComponent)
+        guard let resolved = realpath(file.path, nil) else { return file }
+        defer { free(resolved) }
+        return URL(fileURLWithPath: String(cString: resolved))
     }
 
     private func write(_ text: String) throws(CLIFailure) {
