@@ -7,8 +7,8 @@ import Foundation
 public enum LinkToNothing {
     /// The link to nothing on the way to `path`: the file itself or a folder above it, a link whose chain
     /// ends at a name that does not exist or loops; nil when there is none: the path exists, or simply does
-    /// not, or the first thing above it that can be looked at is a real folder, or a link into a folder
-    /// this user may not search (a HOME another user keeps closed, as before).
+    /// not, or the first thing above it that can be looked at is a real folder, or another user's link
+    /// into a folder this user may not search (a HOME another user keeps closed, as before).
     public static func on(_ path: String) -> String? {
         var current = path
         while true {
@@ -17,7 +17,10 @@ public enum LinkToNothing {
                 guard info.st_mode & S_IFMT == S_IFLNK else { return nil }
                 var target = stat()
                 if stat(current, &target) == 0 { return nil }
-                return errno == EACCES ? nil : current
+                // Into a folder this user may not search: another user's link is theirs to keep closed (a
+                // `sudo` keeping HOME), taken as before; this user's own is refused, as a link to nothing
+                // is (the review of 23794bf: a pin file behind one was read as none).
+                return errno == EACCES && info.st_uid != geteuid() ? nil : current
             }
             // Not there, or not to be looked at (a folder above that cannot be searched, a link loop): the
             // folder above says which (the review of 2c67870: a self-link or a link into a folder this user

@@ -157,7 +157,7 @@ struct AuditCommand: AsyncParsableCommand {
             for repair in report.repairs { printShown("note: \(AuditCommand.repairNote(repair))") }
             if let file = report.lineInProgress {
                 printShown(
-                    "note: \(file) ends in a line still being written (a running server holds the log), not read"
+                    "note: \(file) ends in a line still being written (a writer holds the log's lock), not read"
                 )
             }
             if let unsigned = report.unsignedSummary {

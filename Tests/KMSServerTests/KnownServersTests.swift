@@ -336,13 +336,20 @@ import Testing
         try FileManager.default.moveItem(at: server.folder.appendingPathComponent("home/kms-moved"), to: kmsFolder)
         let dotfiles = server.folder.appendingPathComponent("dotfiles")
         try FileManager.default.createDirectory(at: dotfiles, withIntermediateDirectories: true)
+        // Through two links (the review of 649a285 followed one), to a file still to be made: refused, with
+        // what to do (the review of 23794bf).
+        let middle = dotfiles.appendingPathComponent("middle")
+        try FileManager.default.createSymbolicLink(
+            atPath: middle.path, withDestinationPath: dotfiles.appendingPathComponent("known_servers").path)
+        try FileManager.default.createSymbolicLink(atPath: file.path, withDestinationPath: middle.path)
+        let toCome = try await run("127.0.0.1")
+        #expect(toCome.status == 64 && toCome.stderr.contains("touch it"), "\(toCome.stderr)")
         try Data().write(to: dotfiles.appendingPathComponent("known_servers"))
         #expect(chmod(dotfiles.appendingPathComponent("known_servers").path, 0o600) == 0)
-        try FileManager.default.createSymbolicLink(
-            atPath: file.path, withDestinationPath: dotfiles.appendingPathComponent("known_servers").path)
         let linked = try await run("127.0.0.1")
         #expect(linked.status == 0 && linked.stderr.contains("note: remembered"), "\(linked.stderr)")
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: file.path)) != nil)
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: middle.path)) != nil)
         let written = try String(contentsOf: dotfiles.appendingPathComponent("known_servers"), encoding: .utf8)
         #expect(written.contains(":\(server.port) "), "\(written)")
         // A URL the command refuses is named without its password.

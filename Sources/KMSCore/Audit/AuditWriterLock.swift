@@ -94,11 +94,13 @@ public final class AuditWriterLock: Sendable {
         return String(cString: resolved)
     }
 
-    /// Whether another process holds `log`'s lock now (a running `kms serve` writing it), looked at without
+    /// Whether another process holds `log`'s lock now (a writer: `kms serve`, or `kms restore`, `kms migrate`,
+    /// `kms clients add --local` while they write), looked at without
     /// taking it (`F_GETLK`): a reader may then meet a batch half-written (`AuditVerifier.verify`'s
     /// `lastLineMayBeInProgress`). False when there is no lock file or it cannot be opened.
     /// Beside the path as named and beside the file a link there names, as `acquire` locks both (the
-    /// review of 649a285: a log given through a link looked at a lock file no one holds).
+    /// review of 649a285: a log given through a link looked at a lock file no one holds). Never call it
+    /// while this process holds the lock: closing a descriptor of the lock file drops the process's locks.
     public static func isHeld(forLog log: URL) -> Bool {
         let path = log.standardizedFileURL.path
         return ([path] + (realPath(path).map { [$0] } ?? [])).contains { named in

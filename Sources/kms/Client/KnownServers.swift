@@ -112,7 +112,7 @@ struct KnownServers: Sendable {
             if let link = LinkToNothing.on(file.path) {
                 throw CLIFailure(
                     message:
-                        "cannot read the file that remembers server keys, \(file.path): \(link) is a link to nothing; mount or fix it (nothing was sent)"
+                        "cannot read the file that remembers server keys, \(file.path): \(link) is a link to nothing; mount or fix it, or, for a link to a file still to be made, make it (touch it, chmod 600) (nothing was sent)"
                 )
             }
             return nil
@@ -280,16 +280,24 @@ struct KnownServers: Sendable {
     /// Where the file's bytes are: the file a link (or a chain of them) at `file` leads to, so a write
     /// replaces that file and leaves the links links (the review of 7787c82: the first write renamed a
     /// regular file over the link, and the linked file stopped being updated); `file` itself otherwise. A
-    /// link to nothing never gets here: `text()` refuses it first.
-    private var target: URL {
-        guard let resolved = realpath(file.path, nil) else { return file }
+    /// link that cannot be followed is refused, never written over (the review of 23794bf).
+    private func target() throws(CLIFailure) -> URL {
+        guard let resolved = realpath(file.path, nil) else {
+            var info = stat()
+            guard lstat(file.path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK else { return file }
+            throw CLIFailure(
+                message:
+                    "\(file.path) is a link that cannot be followed (\(String(cString: strerror(errno)))): nothing was written"
+            )
+        }
         defer { free(resolved) }
         return URL(fileURLWithPath: String(cString: resolved))
     }
 
     private func write(_ text: String) throws(CLIFailure) {
+        let destination = try target()
         do {
-            try DurableFile.write(Data(text.utf8), to: target)
+            try DurableFile.write(Data(text.utf8), to: destination)
         } catch {
             throw CLIFailure(message: error.description)
         }
@@ -299,7 +307,7 @@ struct KnownServers: Sendable {
     /// runs that meet a new server at once cannot lose one's entry.
     private func locked<T>(_ body: () throws(CLIFailure) -> T) throws(CLIFailure) -> T {
         // The folder of the file written: every run that writes it locks the same one.
-        let folder = target.deletingLastPathComponent()
+        let folder = try target().deletingLastPathComponent()
         do {
             try DurableFile.prepareFolder(folder)
         } catch {
