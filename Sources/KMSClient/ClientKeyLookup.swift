@@ -94,7 +94,7 @@ public enum ClientKeyLookup {
         if let link = LinkToNothing.on(own) {
             throw Failure(
                 description:
-                    "the client key \(own) cannot be read: \(link) is a link to nothing; mount or fix it, or name the key to use in KMS_CLIENT_KEY_FILE (nothing was sent)"
+                    "the client key \(own) cannot be read: \(LinkToNothing.reason(link)); mount or fix it, or name the key to use in KMS_CLIENT_KEY_FILE (nothing was sent)"
             )
         }
         let admin = adminPath(environment)

@@ -607,7 +607,7 @@ extension ClientTests {
         let folderGone = #expect(throws: ClientKeyLookup.Failure.self) {
             _ = try ClientKeyLookup.find(environment: environment, user: geteuid())
         }
-        #expect(folderGone?.description.contains("\(config.path) is a link to nothing") == true)
+        #expect(folderGone?.description.contains("\(config.path) leads nowhere") == true)
         // A folder linked to itself (a loop) too (the review of 2c67870: it was taken for absent).
         try FileManager.default.removeItem(at: config)
         try FileManager.default.createSymbolicLink(atPath: config.path, withDestinationPath: config.path)
@@ -631,6 +631,17 @@ extension ClientTests {
                 _ = try ClientKeyLookup.find(environment: environment, user: geteuid())
             }
             #expect(chained?.description.contains("link to nothing") == true, "\(destination)")
+        }
+        // A folder of this user's without its search bit (the review of ccd8282: taken for absent). Root
+        // passes any mode, so only as another user.
+        if geteuid() != 0 {
+            try FileManager.default.removeItem(at: key)
+            #expect(chmod(config.path, 0o600) == 0)
+            defer { chmod(config.path, 0o700) }
+            let closed = #expect(throws: ClientKeyLookup.Failure.self) {
+                _ = try ClientKeyLookup.find(environment: environment, user: geteuid())
+            }
+            #expect(closed?.description.contains(config.path) == true)
         }
     }
 

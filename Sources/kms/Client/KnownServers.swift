@@ -112,7 +112,7 @@ struct KnownServers: Sendable {
             if let link = LinkToNothing.on(file.path) {
                 throw CLIFailure(
                     message:
-                        "cannot read the file that remembers server keys, \(file.path): \(link) is a link to nothing; mount or fix it, or, for a link to a file still to be made, make it (touch it, chmod 600) (nothing was sent)"
+                        "cannot read the file that remembers server keys, \(file.path): \(LinkToNothing.reason(link)); mount or fix it, or, for a link to a file still to be made, make it (touch it, chmod 600) (nothing was sent)"
                 )
             }
             return nil
@@ -283,12 +283,10 @@ struct KnownServers: Sendable {
     /// link that cannot be followed is refused, never written over (the review of 23794bf).
     private func target() throws(CLIFailure) -> URL {
         guard let resolved = realpath(file.path, nil) else {
+            let reason = String(cString: strerror(errno))
             var info = stat()
             guard lstat(file.path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK else { return file }
-            throw CLIFailure(
-                message:
-                    "\(file.path) is a link that cannot be followed (\(String(cString: strerror(errno)))): nothing was written"
-            )
+            throw CLIFailure(message: "\(file.path) is a link that cannot be followed (\(reason)): nothing was written")
         }
         defer { free(resolved) }
         return URL(fileURLWithPath: String(cString: resolved))
