@@ -18,10 +18,12 @@ public enum LinkToNothing {
             var info = stat()
             if lstat(current, &info) == 0 {
                 guard info.st_mode & S_IFMT == S_IFLNK else {
-                    return denied && info.st_uid == geteuid() ? current : nil
+                    return denied && isUsers(current, owner: info.st_uid) ? current : nil
                 }
                 var target = stat()
-                if stat(current, &target) == 0 { return denied && target.st_uid == geteuid() ? current : nil }
+                if stat(current, &target) == 0 {
+                    return denied && isUsers(current, owner: target.st_uid) ? current : nil
+                }
                 return errno == EACCES && info.st_uid != geteuid() ? nil : current
             }
             switch errno {
@@ -35,9 +37,20 @@ public enum LinkToNothing {
         }
     }
 
+    /// Whether what `path` names, owned by `owner`, is this user's: its own, or root's in a folder of this
+    /// user's (a folder an earlier `sudo kms` made in this user's HOME, 0700: the review of bee430b found the
+    /// key and pins behind it taken for absent). A root-owned folder elsewhere (`HOME=/root` under `docker
+    /// run --user`) stays another user's.
+    private static func isUsers(_ path: String, owner: uid_t) -> Bool {
+        if owner == geteuid() { return true }
+        guard owner == 0 else { return false }
+        var parent = stat()
+        return stat((path as NSString).deletingLastPathComponent, &parent) == 0 && parent.st_uid == geteuid()
+    }
+
     /// What a refusal says of `blocker`.
     public static func reason(_ blocker: String) -> String {
-        "\(blocker) leads nowhere or cannot be passed (a link to nothing, a link loop, or a folder of yours "
-            + "without its search bit)"
+        "\(blocker) leads nowhere or cannot be passed (a link to nothing, a link loop, or a folder of yours, or "
+            + "one an earlier sudo left root's in your HOME, without its search bit)"
     }
 }
