@@ -12,17 +12,22 @@ import Testing
 @Suite(.shutsDownItsPools) struct ScheduledUnreadableKeyTests {
     static let start = Date(timeIntervalSince1970: 1_800_000_000)
 
+    /// A key ring over `store` and two keys made in it, in key order.
+    func twoKeys(_ store: any KeyStore, clock: ManualClock) async throws -> (KeyRing, KeyRecord, KeyRecord) {
+        let keys = KeyRing(
+            store: store, masterKey: try MasterKey(bytes: Data(repeating: 1, count: 32)),
+            lifecycle: KeyLifecycle(graceMs: 1000), clock: clock)
+        let generated = [try await keys.generate(alias: nil), try await keys.generate(alias: nil)].sorted {
+            $0.keyId < $1.keyId
+        }
+        return (keys, generated[0], generated[1])
+    }
+
     /// Two keys pending deletion; the first one's record is then made unreadable.
     func schedulesTwoAndBreaksOne(
         _ store: any KeyStore, clock: ManualClock, breaking: (String) async throws -> any KeyStore
     ) async throws {
-        let keys = KeyRing(
-            store: store, masterKey: try MasterKey(bytes: Data(repeating: 1, count: 32)),
-            lifecycle: KeyLifecycle(graceMs: 1000), clock: clock)
-        let generated = [try await keys.generate(alias: nil), try await keys.generate(alias: nil)]
-        let (broken, sound) =
-            generated[0].keyId < generated[1].keyId
-            ? (generated[0], generated[1]) : (generated[1], generated[0])
+        let (keys, broken, sound) = try await twoKeys(store, clock: clock)
         for record in [broken, sound] { _ = try await keys.change(.scheduleDeletion(days: 7), on: record.keyId) }
         let reopened = try await breaking(broken.keyId)
         clock.advance(milliseconds: 8 * 86_400_000)
@@ -81,18 +86,13 @@ import Testing
         let database = try await PostgresTestDatabase.fresh()
         let clock = ManualClock(Self.start)
         let store = PostgresKeyStore(database: database, lifecycle: KeyLifecycle(graceMs: 1000), clock: clock)
-        let keys = KeyRing(
-            store: store, masterKey: try MasterKey(bytes: Data(repeating: 1, count: 32)),
-            lifecycle: KeyLifecycle(graceMs: 1000), clock: clock)
-        let generated = [try await keys.generate(alias: nil), try await keys.generate(alias: nil)].sorted {
-            $0.keyId < $1.keyId
-        }
-        _ = try await keys.change(.scheduleDeletion(days: 7), on: generated[1].keyId)
+        let (keys, first, second) = try await twoKeys(store, clock: clock)
+        _ = try await keys.change(.scheduleDeletion(days: 7), on: second.keyId)
         try await database.client.query(
-            "UPDATE \(unescaped: database.table("keys")) SET next_rotation_at = \(Self.start) WHERE key_id = \(generated[0].keyId)"
+            "UPDATE \(unescaped: database.table("keys")) SET next_rotation_at = \(Self.start) WHERE key_id = \(first.keyId)"
         )
         clock.advance(milliseconds: 8 * 86_400_000)
-        #expect(try await store.due(now: clock.now(), limit: 1).map(\.keyId) == [generated[1].keyId])
+        #expect(try await store.due(now: clock.now(), limit: 1).map(\.keyId) == [second.keyId])
     }
 
     /// A review finding: the PostgreSQL store served a row's record without checking that it names

@@ -67,8 +67,6 @@ public enum AuditVerifier {
         /// Where a start cut a half-written last line (`audit.repaired`): "seq N (time)". A crash's
         /// torn write, or a log's end cut while the server was stopped.
         public var repairs: [String] = []
-        /// When the last complete line (entry or checkpoint) was written, by its own time.
-        public var lastDate: Date?
         /// A last line still being written when the log was read (`lastLineMayBeInProgress`): the file it ends,
         /// read without it. nil otherwise.
         public var lineInProgress: String?
@@ -185,7 +183,6 @@ public enum AuditVerifier {
                     }
                     signatureSeen = true
                     prev = AuditChain.hash(line)
-                    report.lastDate = Timestamp.parse(entry.time)
                     report.checkpoints += 1
                     report.signedThrough = entry.seq
                     report.signedHash = entry.prev
@@ -237,7 +234,6 @@ public enum AuditVerifier {
                 if entry.eventType == AuditEvent.newLog { report.newLogStarts.append(at) }
                 if entry.eventType == AuditEvent.repaired { report.repairs.append(at) }
                 report.entries += 1
-                report.lastDate = Timestamp.parse(entry.time)
                 report.first = report.first ?? entry.seq
                 report.last = entry.seq
                 report.lastHash = prev
