@@ -30,6 +30,7 @@ public final class PostgresDatabase: Sendable {
         url: String, prefix: String = "kms_", logger: Logger, maximumConnections: Int = 16, migrate: Bool = true,
         callTimeout: Duration = PostgresDatabase.defaultCallTimeout
     ) async throws {
+        try Self.checkPrefix(prefix)
         let target = try PostgresURL(url)
         self.target = target
         self.prefix = prefix
@@ -96,6 +97,7 @@ public final class PostgresDatabase: Sendable {
     /// Another set of tables (another prefix) on the same pool: tests give each
     /// store under test its own empty tables this way.
     public init(sharing other: PostgresDatabase, prefix: String) async throws {
+        try Self.checkPrefix(prefix)
         client = other.client
         target = other.target
         self.prefix = prefix
@@ -103,6 +105,23 @@ public final class PostgresDatabase: Sendable {
         callTimeout = other.callTimeout
         runTask = Task {}
         try await Migrations(database: self).apply()
+    }
+
+    /// The prefix goes into SQL as it is (table names, and a string in the notify trigger): checked here
+    /// as `KMS_DATABASE_PREFIX` is, so that no caller that skips the configuration can inject (a review).
+    static func checkPrefix(_ prefix: String) throws {
+        guard prefix.utf8.count <= 32, let first = prefix.utf8.first,
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first),
+            prefix.utf8.allSatisfy({
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
+                    || $0 == UInt8(ascii: "_")
+            })
+        else {
+            throw StartupFailure(
+                description: "the table prefix must be up to 32 of [a-z0-9_], starting with a letter",
+                isConfiguration: true)
+        }
     }
 
     /// One connection of its own, outside the pool (for `LISTEN`, which needs a connection that stays).

@@ -238,22 +238,29 @@ public final class PostgresKeyStore: KeyStore {
         stored.revision = expectedRevision + 1
         let (client, logger, table, text, revision) = (database.client, logger, table, encode(stored), stored.revision)
         let (state, deletionDate, nextRotationAt) = (stored.state.rawValue, stored.deletionDate, stored.nextRotationAt)
-        let updated = try await database.withDeadline("update key") {
-            var updated = false
-            for try await _ in try await client.query(
-                """
-                UPDATE \(unescaped: table) SET revision = \(revision), record = \(text),
-                  state = \(state), deletion_date = \(deletionDate), next_rotation_at = \(nextRotationAt)
-                WHERE key_id = \(record.keyId) AND revision = \(expectedRevision) RETURNING key_id
-                """, logger: logger)
-            {
-                updated = true
-            }
-            return updated
+        // This instance's own change is seen at once, also when its deadline passed while the UPDATE may
+        // still commit (a review: the entry stayed until the notification); others' arrive by notification.
+        let outcome: Result<Bool, KMSError>
+        do {
+            outcome = .success(
+                try await database.withDeadline("update key") {
+                    var updated = false
+                    for try await _ in try await client.query(
+                        """
+                        UPDATE \(unescaped: table) SET revision = \(revision), record = \(text),
+                          state = \(state), deletion_date = \(deletionDate), next_rotation_at = \(nextRotationAt)
+                        WHERE key_id = \(record.keyId) AND revision = \(expectedRevision) RETURNING key_id
+                        """, logger: logger)
+                    {
+                        updated = true
+                    }
+                    return updated
+                })
+        } catch {
+            outcome = .failure(error)
         }
-        // This instance's own change is seen at once; others' arrive by notification.
         cache.invalidate(keyId: record.keyId)
-        guard updated else { return .conflict }  // changed or deleted meanwhile: the caller reads it again
+        guard try outcome.get() else { return .conflict }  // changed or deleted meanwhile: the caller reads it again
         // Committed: a failed read-back must not turn the change into an error (its caller would audit a
         // failure, and the scheduler skip its entry, for a change that happened). `stored` is what was written,
         // and stands when another instance changed the key again before the read-back.

@@ -89,6 +89,22 @@ public final class PostgresSessionStore: SessionStore {
         let pending = self.pending
         let logger = self.logger
         let database = self.database
+        // An address already at its bound is refused before the deployment-wide lock: every init on every
+        // instance queued behind a host looping on its own 429s, until theirs timed out as 503 (a review).
+        // The locked count below stays the one that admits.
+        let (client, unlocked) = (database.client, self.logger)
+        let early: (count: Int, oldest: Date?) = try await database.withDeadline("count pending sessions") {
+            for try await row in try await client.query(
+                "SELECT count(*), min(expires_at) FROM \(unescaped: pending) WHERE client_address = \(entry.clientAddress) AND expires_at > \(now)",
+                logger: unlocked
+            ).decode((Int, Date?).self) {
+                return row
+            }
+            return (0, nil)
+        }
+        if early.count >= perAddress {
+            throw KMSError.tooManyPending(retryAfter: retryAfterSeconds(until: early.oldest ?? now, now: now))
+        }
         try await database.transaction("add pending session") { connection in
             try await database.lock(.pendingBound, on: connection)
             try await connection.query("DELETE FROM \(unescaped: pending) WHERE expires_at <= \(now)", logger: logger)

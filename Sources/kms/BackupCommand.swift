@@ -4,6 +4,7 @@ import Foundation
 import KMSClient
 import KMSCore
 import KMSPostgres
+import KMSProtocol
 import KMSServer
 import Logging
 
@@ -115,8 +116,16 @@ struct RestoreCommand: AsyncParsableCommand {
         if FileManager.default.fileExists(atPath: file, isDirectory: &isFolder), isFolder.boolValue {
             throw ValidationError("\(file) is a folder; name the backup file")
         }
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw ValidationError("cannot read \(file)")
+        // Read as the store reads its files: a regular file only (a named pipe held the command, and
+        // /dev/zero filled the memory; a review), up to a size no backup of a personal KMS reaches.
+        let data: Data
+        do {
+            guard let read = try DurableFile.readIfPresent(URL(fileURLWithPath: file), maxBytes: 16 << 30) else {
+                throw ValidationError("cannot read \(file): no such file")
+            }
+            data = read
+        } catch let failure as DurableFile.Failure {
+            throw ValidationError("cannot read \(file): \(failure.description)")
         }
         let config = try KMSConfiguration.forCommand()
         // Refused while a server writes this store (it would go on writing under the restored files), and
@@ -188,9 +197,9 @@ struct RestoreCommand: AsyncParsableCommand {
         // restore is one transaction, which a signal's default action rolls back.
         let signals = database == nil ? DeferredSignals() : nil
         defer { signals?.cancel() }
-        let restore = { () async throws -> (BackupContents.Counts, [String]) in
+        let restore = { () async throws -> (BackupContents.Counts, [String], Date?) in
             try await BackupSetup.offline { () async throws(KMSError) in
-                let (decoded, counts, _) = try BackupFile.decode(data, masterKey: masterKey)
+                let (decoded, counts, _, createdAt) = try BackupFile.decode(data, masterKey: masterKey)
                 let passed = decoded.keys.filter { $0.isDueForDeletion(at: now) }.map(\.keyId)
                 var changed = decoded
                 if cancel { changed.cancelDeletions(of: Set(passed), now: now) }
@@ -207,18 +216,18 @@ struct RestoreCommand: AsyncParsableCommand {
                         replaceServerSecrets: replaceServerSecrets, lifecycle: config.keyLifecycle
                     ) { signals?.signalNumber != nil }
                 }
-                return (counts, passed)
+                return (counts, passed, createdAt)
             }
         }
-        let (counts, passed): (BackupContents.Counts, [String])
+        let (counts, passed, createdAt): (BackupContents.Counts, [String], Date?)
         do {
             if let priorLog {
-                (counts, passed) = try await LocalAudit.around(
-                    priorLog, "backup.restore", fields, result: { Self.resultFields($0.0, passed: $0.1, cancel) },
-                    restore)
+                (counts, passed, createdAt) = try await LocalAudit.around(
+                    priorLog, "backup.restore", fields,
+                    result: { Self.resultFields($0.0, passed: $0.1, cancel, createdAt: $0.2) }, restore)
             } else {
-                (counts, passed) = try await restore()
-                let entry = fields + Self.resultFields(counts, passed: passed, cancel)
+                (counts, passed, createdAt) = try await restore()
+                let entry = fields + Self.resultFields(counts, passed: passed, cancel, createdAt: createdAt)
                 if let reason = await Self.beginLog(
                     config, entry, secrets: secrets, masterKey: masterKey, lockHeld: logLocked, logger)
                 {
@@ -261,10 +270,14 @@ struct RestoreCommand: AsyncParsableCommand {
 extension RestoreCommand {
     /// What a restore entry says it wrote: the counts, and the keys whose
     /// deletion date had passed (cancelled or left).
-    static func resultFields(_ counts: BackupContents.Counts, passed: [String], _ cancelled: Bool) -> [(String, String)]
-    {
+    /// `backupCreatedAt`: the backup's own date, so that the log says how far back the restore went (a
+    /// review: it read the date and dropped it).
+    static func resultFields(
+        _ counts: BackupContents.Counts, passed: [String], _ cancelled: Bool, createdAt: Date?
+    ) -> [(String, String)] {
         counts.members.map { ($0.0, "\($0.1)") } + [
-            (cancelled ? "cancelledDeletions" : "passedDeletions", "\(passed.count)")
+            (cancelled ? "cancelledDeletions" : "passedDeletions", "\(passed.count)"),
+            ("backupCreatedAt", createdAt.map { Timestamp.format($0) } ?? "not a timestamp"),
         ]
     }
 

@@ -30,6 +30,7 @@ extension KMSConfiguration {
                     + "with its configuration (a store opens only with the master key it was made under)"
             )
         }
-        return try MasterKeyLoader.load(base64: masterKeyBase64, file: masterKeyFile, logger: logger, tidy: false)
+        return try MasterKeyLoader.load(
+            base64: masterKeyBase64, file: masterKeyFile, logger: logger, tidy: false, create: false)
     }
 }

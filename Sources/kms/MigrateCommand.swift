@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KMSCore
 import KMSPostgres
+import KMSProtocol
 import KMSServer
 import Logging
 
@@ -17,7 +18,8 @@ struct MigrateCommand: AsyncParsableCommand {
             configuration (both sides must use the same one: material stays wrapped as it is). Stop the servers \
             first: a server on the file store refuses it (the store's writer lock), and so does one on \
             PostgreSQL (the deployment's running lock, checked once before the copy). Keys already present on \
-            the destination are checked, not overwritten. Recorded as store.migrate in KMS_AUDIT_LOG (the log of the \
+            the destination are checked, not overwritten; a destination holding a key or client the source lacks \
+            (one deleted on the source since an earlier run) is refused before anything is copied. Recorded as store.migrate in KMS_AUDIT_LOG (the log of the \
             instance whose store is copied), whose lock it takes: a log held by a server, or signed by another \
             instance's key, refuses the copy.
             """)
@@ -83,6 +85,24 @@ struct MigrateCommand: AsyncParsableCommand {
         let log = try await Self.openLog(config, secrets: sourceSecrets, masterKey: masterKey, logger: logger)
         defer { withExtendedLifetime(log?.lock) {} }
         func copy() async throws -> Moved {
+            // Keys and clients only the destination holds, refused before anything is copied: a key the
+            // scheduler deleted on the source after an earlier run was left enabled on the destination, and
+            // came back with its data once servers moved there (a review).
+            func clientStore(_ side: Side) throws -> any ClientStore {
+                if side == .postgres, let database { return PostgresClientStore(database: database) }
+                return try LocalClientStore(folder: config.keyStorePath)
+            }
+            let (sourceClients, targetClients) = (try clientStore(from), try clientStore(to))
+            let extraKeys = try await Self.onlyOnDestination(
+                page: { after in try await targetKeys.list(after: after, limit: 500).map(\.keyId) },
+                onSource: { id in try await sourceKeys.key(id: id) != nil })
+            let extraClients = try await Self.onlyOnDestination(
+                page: { after in try await targetClients.list(after: after, limit: 500).map(\.clientId) },
+                onSource: { id in try await sourceClients.client(id: id) != nil })
+            if let refusal = Self.extraRefusal(keys: extraKeys, clients: extraClients) {
+                throw ValidationError(refusal)
+            }
+
             var keptCertificate = false
             // Every server secret the source holds, read as `kms backup` reads them: a list of names kept
             // here left the AWS door's certificate behind (a review), and would leave the next one.
@@ -146,8 +166,9 @@ struct MigrateCommand: AsyncParsableCommand {
                     for (source, target) in zip(record.versions, moved.versions) {
                         let aad = "kms-v1/key-material\n\(record.keyId)\n\(source.version)"
                         guard
-                            try masterKey.unwrap(source.wrappedMaterial, aad: aad)
-                                == (try masterKey.unwrap(target.wrappedMaterial, aad: aad))
+                            ConstantTime.equal(
+                                try masterKey.unwrap(source.wrappedMaterial, aad: aad),
+                                try masterKey.unwrap(target.wrappedMaterial, aad: aad))
                         else {
                             throw ValidationError(
                                 "key \(record.keyId) version \(source.version) differs after the copy")
@@ -169,12 +190,7 @@ struct MigrateCommand: AsyncParsableCommand {
                 after = last.keyId
             }
             // The client registry (identity-v1): sealed records move as they are (their AADs
-            // name the client, not the store); the destination must have no other clients.
-            func clientStore(_ side: Side) throws -> any ClientStore {
-                if side == .postgres, let database { return PostgresClientStore(database: database) }
-                return try LocalClientStore(folder: config.keyStorePath)
-            }
-            let (sourceClients, targetClients) = (try clientStore(from), try clientStore(to))
+            // name the client, not the store); the destination has no other clients (checked above).
             var clients = 0
             var cursor: String?
             while true {
@@ -247,6 +263,35 @@ extension MigrateCommand {
         normalized.revision = source.revision
         if differing.isEmpty, normalized != source { differing.append("other fields") }
         return differing
+    }
+
+    /// Every id the destination lists that the source does not hold, in the destination's order.
+    static func onlyOnDestination(
+        page: (String?) async throws -> [String], onSource: (String) async throws -> Bool
+    ) async throws -> [String] {
+        var extra: [String] = []
+        var after: String?
+        while true {
+            let ids = try await page(after)
+            guard let last = ids.last else { return extra }
+            for id in ids where try await !onSource(id) { extra.append(id) }
+            after = last
+        }
+    }
+
+    /// Why a destination holding keys or clients the source lacks is refused; nil when it holds none.
+    /// A re-run would otherwise leave them as they are: a key deleted on the source since the last run
+    /// would stay usable there.
+    static func extraRefusal(keys: [String], clients: [String]) -> String? {
+        func named(_ ids: [String], _ what: String) -> String? {
+            guard !ids.isEmpty else { return nil }
+            let shown = ids.prefix(5).joined(separator: ", ") + (ids.count > 5 ? ", …" : "")
+            return "\(ids.count) \(what)\(ids.count == 1 ? "" : "s") (\(shown))"
+        }
+        let parts = [named(keys, "key"), named(clients, "client")].compactMap { $0 }
+        guard !parts.isEmpty else { return nil }
+        return
+            "nothing was copied: the destination holds \(parts.joined(separator: " and ")) the source does not: deleted on the source since an earlier migrate, or made on the destination. Copying around them would keep a deleted key usable there; migrate into an empty store (move the destination's store aside, or use another KMS_DATABASE_PREFIX)"
     }
 
     /// What a migration copied, as its audit entry records it.

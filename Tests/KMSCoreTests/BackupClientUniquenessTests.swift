@@ -43,4 +43,32 @@ import Testing
         #expect(
             opens([try client("c_a", "phone", key: one, revoked: true), try client("c_b", "phone", key: two)]) == nil)
     }
+
+    /// `--replace-server-secrets` replaces what a first start makes: one bootstrap `admin`. A file store
+    /// holding a revoked admin and an enrolled client given its name passed as that (PostgreSQL refused
+    /// it; a review).
+    @Test func replacingServerSecretsTakesOneBootstrapAdminOnly() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-target-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: folder.appendingPathComponent("identity\(FileBackupStore.secretSuffix)"))
+        func stored(_ id: String, active: Bool) -> StoredClient {
+            StoredClient(
+                clientId: id, name: ClientRegistry.bootstrapName, fingerprint: "SHA256:\(id)", active: active,
+                admin: active, accessKeyIds: [], sealed: Data())
+        }
+        func check(_ clients: [StoredClient]) throws -> KMSError? {
+            let file = LocalClientStore.ClientFile(clients: clients)
+            try JSONEncoder().encode(file).write(to: folder.appendingPathComponent("clients.json"))
+            do throws(KMSError) {
+                _ = try FileBackupStore.checkTarget(folder, replaceServerSecrets: true, masterKey: masterKey)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        #expect(try check([stored("cli_a", active: true)]) == nil)
+        let two = try check([stored("cli_a", active: false), stored("cli_b", active: true)])
+        #expect(two?.message.contains("holds enrolled clients") == true, "\(String(describing: two))")
+    }
 }

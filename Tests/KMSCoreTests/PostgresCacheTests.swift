@@ -385,6 +385,44 @@ struct PostgresSessionCacheEdgeTests {
         #expect(try await b.refreshedSession(tokenHash: hash, stale: try #require(fresh), now: now) == nil)
     }
 
+    /// A review: an address at its pending bound was refused only after the deployment-wide lock every
+    /// init takes, so a host looping on its own 429s made everyone's init queue (503 at the lock's
+    /// timeout). Here the lock is held elsewhere: the address at its bound is still refused at once.
+    @Test func anAddressAtItsBoundIsRefusedWithoutTheLock() async throws {
+        let database = try await PostgresTestDatabase.fresh()
+        let store = PostgresSessionStore(
+            database: database, masterKey: try MasterKey(bytes: Data(repeating: 3, count: 32)))
+        let now = Date()
+        let expiry = now.addingTimeInterval(60)
+        for index in 0..<2 {
+            try await store.addPending(
+                PendingSession(id: "p\(index)", clientAddress: "looping", expiresAt: expiry), now: now, perAddress: 2,
+                max: 100)
+        }
+        let (held, release) = (AsyncStream<Void>.makeStream(), AsyncStream<Void>.makeStream())
+        let holder = Task {
+            try await database.transaction("hold the pending lock") { connection in
+                try await database.lock(.pendingBound, on: connection)
+                held.continuation.yield()
+                for await _ in release.stream { break }
+            }
+        }
+        for await _ in held.stream { break }
+        let start = ContinuousClock.now
+        let refused = await #expect(throws: KMSError.self) {
+            try await store.addPending(
+                PendingSession(id: "p2", clientAddress: "looping", expiresAt: expiry), now: now, perAddress: 2,
+                max: 100)
+        }
+        let waited = ContinuousClock.now - start
+        release.continuation.yield()
+        try await holder.value
+        #expect(
+            refused?.code == .tooManyPendingSessions && refused?.retryAfterSeconds == 60,
+            "\(String(describing: refused))")
+        #expect(waited < .seconds(5), "refused after \(waited), behind the lock")
+    }
+
     /// What an older instance's accept would write (its window in `window_bits`) is refused.
     @Test func anOlderInstancesWindowWriteIsRefused() async throws {
         let database = try await PostgresTestDatabase.fresh()
@@ -407,6 +445,17 @@ struct PostgresSessionCacheEdgeTests {
 
 /// The stored ring form of a replay window (`window_ring`) converts back to `ReplayWindow` unchanged.
 @Suite struct PostgresWindowEncodingTests {
+    /// The prefix reaches SQL unescaped: the pool refuses one `KMS_DATABASE_PREFIX` would refuse, whoever
+    /// calls it (a review).
+    @Test func aPrefixOutsideTheGrammarIsRefused() {
+        for good in ["kms_", "t0123abcdef_", "a"] {
+            #expect(throws: Never.self) { try PostgresDatabase.checkPrefix(good) }
+        }
+        for bad in ["", "Kms_", "1kms", "kms'", "kms_\u{e9}", String(repeating: "k", count: 33), "kms; drop"] {
+            #expect(throws: StartupFailure.self, "\(bad)") { try PostgresDatabase.checkPrefix(bad) }
+        }
+    }
+
     @Test func theRingRoundTrips() {
         var generator = SplitMix(seed: 4)
         var window = ReplayWindow()

@@ -420,6 +420,19 @@ import Testing
                 $0.contains(#""type":"session.key-exchange""#) && !$0.contains(#""outcome":"failure""#)
             }
             #expect(exchanges.count == 1)
+            // identity-v1 section 7, the clientKey as sent, also when the body is refused for another member
+            // (a review: none was recorded); a value not of its form, and long, is recorded by its length.
+            let sentKey = "SHA256:" + String(repeating: "ab", count: 32)
+            for (clientKey, recorded) in [
+                (sentKey, sentKey), (String(repeating: "k", count: 300), "(300 bytes, not SHA256:<hex>)"),
+            ] {
+                server.clock.advance(milliseconds: 61_000)
+                let refused = try await WireSession(client: client).keyExchange(
+                    body: #"{"clientKey":"\#(clientKey)","extra":1}"#, token: WireSession.randomToken())
+                #expect(refused.errorCode == "invalid_request")
+                let line = try failures().last ?? ""
+                #expect(line.contains(#""clientKey":"\#(recorded)""#) && !line.contains("kkkkkkkkkkkk"), "\(line)")
+            }
         }
     }
 

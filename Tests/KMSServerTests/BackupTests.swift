@@ -230,6 +230,14 @@ import Testing
         let first = try #require(restoredLog.split(separator: "\n").first)
         #expect(first.contains(#""type":"backup.restore","outcome":"success","via":"local""#), "\(first)")
         #expect(first.contains(sha) && first.contains(#""keys":"3""#) && first.contains(#""store":"\#(pair.to)""#))
+        // And how far back it went: the backup's own date (a review: read and dropped).
+        let backupDate = try #require(original.split(separator: "\n").first?.split(separator: "\"").dropFirst(7).first)
+        #expect(first.contains(#""backupCreatedAt":"\#(backupDate)""#), "\(first) \(backupDate)")
+        // A named pipe in the backup's place is refused, not waited on (a review: it held the command).
+        let pipe = file.deletingLastPathComponent().appendingPathComponent("not-a-backup")
+        #expect(mkfifo(pipe.path, 0o600) == 0)
+        let fromPipe = try await CLIProcess.run(["restore", pipe.path], environment: target)
+        #expect(fromPipe.status != 0 && fromPipe.stderr.contains("not a regular file"), "\(fromPipe.stderr)")
         let twice = try await CLIProcess.run(["restore", file.path], environment: target)
         #expect(twice.status != 0 && twice.stderr.contains("never-started"), "\(twice.stderr)")
         let afterTwice = try String(contentsOfFile: target["KMS_AUDIT_LOG"] ?? "", encoding: .utf8)

@@ -718,6 +718,21 @@ import Testing
             differs.status != 0 && differs.stderr.contains("differs on the destination (state)")
                 && differs.stderr.contains("already has its own AWS door certificate, kept"),
             "\(differs.stdout)\(differs.stderr)")
+        // A key only the destination holds (here made there; as well one the source's scheduler deleted since
+        // the last run) is refused before anything is copied: a re-run kept it usable there (a review).
+        let onBackAgain = try await ServeProcess(environment: backServer)
+        let backAdmin = ["BASE_URL": onBackAgain.url, "KMS_CLIENT_KEY_FILE": file.adminKeyFile]
+        #expect(try await CLIProcess.run(["keys", "enable", "moving"], environment: backAdmin).status == 0)
+        let extra = try await CLIProcess.run(["keys", "generate"], environment: backAdmin)
+        #expect(extra.status == 0, "\(extra.stderr)")
+        #expect(try await onBackAgain.stop() == 0)
+        let extraRefused = try await CLIProcess.run(
+            ["migrate", "--from", "postgres", "--to", "file"], environment: back)
+        #expect(
+            extraRefused.status != 0
+                && extraRefused.stderr.contains("nothing was copied: the destination holds 1 key (")
+                && !extraRefused.stderr.contains("already has its own AWS door certificate"),
+            "\(extraRefused.stdout)\(extraRefused.stderr)")
         let verified = try await CLIProcess.run(["audit", "verify"], environment: common)
         #expect(
             verified.status == 0 && verified.stdout.contains("audit log OK"), "\(verified.stdout)\(verified.stderr)")

@@ -27,6 +27,18 @@ import Testing
         }
     }
 
+    /// The read-only verbs checked that the file exists, then loaded it with the loader that makes one
+    /// when missing: a file gone between the two gave a new master key (a review). They load with
+    /// `create: false`, which refuses instead.
+    @Test func aLoadThatMayNotCreateRefusesAMissingFile() throws {
+        defer { try? FileManager.default.removeItem(at: folder) }
+        #expect(throws: StartupFailure.self) {
+            _ = try MasterKeyLoader.load(base64: nil, file: file, logger: Logger(label: "test"), create: false)
+        }
+        #expect(!FileManager.default.fileExists(atPath: folder.path))
+        #expect(try MasterKeyLoader.loadExisting(base64: nil, file: file) == nil)
+    }
+
     @Test func aLooserModeIsWarnedAboutAndTheKeyIsUsed() throws {
         defer { try? FileManager.default.removeItem(at: folder) }
         let everyone =

@@ -1,5 +1,6 @@
 import Crypto
 public import Foundation
+import KMSProtocol
 
 /// Everything a backup holds (lifecycle-v1 section 6), as stored: key
 /// records with their versions wrapped by the master key, alias records,
@@ -154,7 +155,7 @@ public struct BackupContents: Sendable, Equatable {
             for (original, restoredVersion) in zip(key.versions, copy.versions) {
                 let before = try KeyRing.unwrapMaterial(key, version: original, masterKey: masterKey)
                 let after = try KeyRing.unwrapMaterial(copy, version: restoredVersion, masterKey: masterKey)
-                guard before == after else {
+                guard ConstantTime.equal(before, after) else {
                     throw KMSError.internal("key \(key.keyId) version \(original.version) differs after the restore")
                 }
             }

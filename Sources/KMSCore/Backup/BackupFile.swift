@@ -81,8 +81,10 @@ public enum BackupFile {
     /// What a backup file holds, after every check of section 6: the
     /// header, the SHA-256 and the MAC of the manifest, every line's shape,
     /// every wrapped value opening, and the counts.
+    /// `createdAt`: the header's, nil when it is not a timestamp (restore records it: how far back a
+    /// restore went).
     public static func decode(_ data: Data, masterKey: MasterKey) throws(KMSError) -> (
-        contents: BackupContents, counts: BackupContents.Counts, store: String
+        contents: BackupContents, counts: BackupContents.Counts, store: String, createdAt: Date?
     ) {
         guard data.last == 0x0A, let manifestStart = data.dropLast().lastIndex(of: 0x0A).map({ $0 + 1 }) else {
             throw refused("it is not a kms backup (no manifest line)")
@@ -132,17 +134,17 @@ public enum BackupFile {
         guard let first = lines.first else { throw refused("it has no header") }
         lines = lines.dropFirst()
         var header = try reader(first, line: "header")
-        let store = try field { () throws(RequestFieldError) -> String in
+        let (store, createdAt) = try field { () throws(RequestFieldError) -> (String, String) in
             guard try header.string("format") == format else {
                 throw RequestFieldError(field: "format", message: "not \(format)")
             }
-            _ = try header.string("createdAt")
+            let createdAt = try header.string("createdAt")
             let store = try header.string("store")
             guard try header.integer("schemaVersion", in: 1...1000) == Int64(schemaVersion) else {
                 throw RequestFieldError(field: "schemaVersion", message: "schema \(schemaVersion) expected")
             }
             try header.finish()
-            return store
+            return (store, createdAt)
         }
         var contents = BackupContents()
         var accessKeys: [BackupContents.AccessKey] = []
@@ -175,7 +177,7 @@ public enum BackupFile {
         var byKey: [String: [String]] = [:]
         for alias in contents.aliases { byKey[alias.keyId, default: []].append(alias.alias) }
         contents.keys = contents.keys.map { $0.withAliases(byKey[$0.keyId] ?? []) }
-        return (contents, counts, store)
+        return (contents, counts, store, Timestamp.parse(createdAt))
     }
 
     private static func parse(

@@ -211,13 +211,20 @@ public final class FileKeyStore: KeyStore {
     }
 
     public func list(after: String?, limit: Int) async throws(KMSError) -> [KeyRecord] {
-        let ids = state.withLock { state -> [String] in
-            let start = after.map { cursor in state.ids.partitioningIndex { $0 > cursor } } ?? 0
-            return Array(state.ids[start...].prefix(limit))
-        }
+        // Ids past one that vanished under the read (deleted meanwhile) fill its place: a short page reads as
+        // the store's end, and `GET /keys` answered without `next` while keys followed (a review).
         var records: [KeyRecord] = []
-        for id in ids {
-            if let record = try await key(id: id) { records.append(record) }
+        var cursor = after
+        while records.count < limit {
+            let ids = state.withLock { state -> [String] in
+                let start = cursor.map { cursor in state.ids.partitioningIndex { $0 > cursor } } ?? 0
+                return Array(state.ids[start...].prefix(limit - records.count))
+            }
+            guard let last = ids.last else { break }
+            for id in ids {
+                if let record = try await key(id: id) { records.append(record) }
+            }
+            cursor = last
         }
         return records
     }

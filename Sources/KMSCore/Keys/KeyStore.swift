@@ -34,6 +34,8 @@ public protocol KeyStore: Sendable {
     func freshKey(alias: String) async throws(KMSError) -> KeyRecord?
     func update(_ record: KeyRecord, expectedRevision: Int) async throws(KMSError) -> KeyUpdate
     func delete(keyId: String, expectedRevision: Int, now: Date) async throws(KMSError) -> Bool
+    /// Up to `limit` records after `after`, in keyId order; fewer only when no more follow (callers read a
+    /// short page as the end).
     func list(after: String?, limit: Int) async throws(KMSError) -> [KeyRecord]
     func count() async throws(KMSError) -> Int
     /// Keys due for deletion or rotation at `now`, at most `limit` (the file

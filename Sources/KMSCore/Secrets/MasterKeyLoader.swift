@@ -6,10 +6,12 @@ public import Logging
 /// created with 32 CSPRNG bytes (mode 0600) when missing.
 public enum MasterKeyLoader {
     /// `tidy: false` for the commands that only read (`loadExisting`): they leave the folder as it is.
-    public static func load(base64: String?, file: URL, logger: Logger, tidy: Bool = true) throws(StartupFailure)
-        -> MasterKey
-    {
-        let (key, created) = try loadNoting(base64: base64, file: file, logger: logger, tidy: tidy)
+    /// `create: false`: a missing file is refused, never made (what those commands checked a moment before
+    /// could be gone by now; a review).
+    public static func load(
+        base64: String?, file: URL, logger: Logger, tidy: Bool = true, create: Bool = true
+    ) throws(StartupFailure) -> MasterKey {
+        let (key, created) = try loadNoting(base64: base64, file: file, logger: logger, tidy: tidy, create: create)
         if created { noteCreated(file, logger: logger) }
         return key
     }
@@ -24,7 +26,7 @@ public enum MasterKeyLoader {
     /// checks that the store holds nothing wrapped by another key, and names a useless new key as such (a
     /// review: a store whose master key file was moved away got a new one, announced as the one to back
     /// up and left unexplained after the start failed).
-    public static func loadNoting(base64: String?, file: URL, logger: Logger, tidy: Bool = true)
+    public static func loadNoting(base64: String?, file: URL, logger: Logger, tidy: Bool = true, create: Bool = true)
         throws(StartupFailure) -> (key: MasterKey, created: Bool)
     {
         if let base64, !base64.isEmpty {
@@ -48,6 +50,11 @@ public enum MasterKeyLoader {
             throw StartupFailure(
                 description:
                     "KMS_MASTER_KEY_FILE \(file.path): permission denied: this user cannot reach it (under systemd, leave KMS_MASTER_KEY_FILE unset and pass the key with LoadCredential=master.key:…, docs/deploy.md)",
+                isConfiguration: true)
+        }
+        guard create else {
+            throw StartupFailure(
+                description: "KMS_MASTER_KEY_FILE \(file.path): no master key there (this command never makes one)",
                 isConfiguration: true)
         }
         do {
@@ -76,7 +83,7 @@ public enum MasterKeyLoader {
         }
         var logger = Logger(label: "kms")
         logger.logLevel = .critical
-        return try load(base64: base64, file: file, logger: logger, tidy: false)
+        return try load(base64: base64, file: file, logger: logger, tidy: false, create: false)
     }
 
     /// A looser mode than 0600 is warned about at start-up, as api-v1's

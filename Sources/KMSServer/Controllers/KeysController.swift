@@ -98,7 +98,9 @@ struct ListQuery {
     init(query: String?, cursor: String = "key id", extra names: Set<String> = []) throws(KMSError) {
         guard let query, !query.isEmpty else { return }
         var seen = Set<String>()
-        for pair in query.split(separator: "&", omittingEmptySubsequences: false) {
+        // An empty pair (`?limit=10&`) is no parameter, and an empty `limit` is the default, as a client that
+        // fills api-v1's template `?limit=&after=` sends them (a review: both were 400s).
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = String(parts[0]).removingPercentEncoding ?? ""
             let value = parts.count > 1 ? (String(parts[1]).removingPercentEncoding ?? "") : ""
@@ -106,6 +108,8 @@ struct ListQuery {
                 throw KMSError(.invalidRequest, "query parameter `\(name)` is repeated", field: name)
             }
             switch name {
+            case "limit" where value.isEmpty:
+                continue
             case "limit":
                 guard value.isDecimalDigits, let number = Int(value),
                     (1...1000).contains(number)

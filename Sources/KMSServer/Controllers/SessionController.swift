@@ -55,11 +55,10 @@ struct SessionController: Sendable {
             } catch {
                 var fields = [client, ("code", error.code.rawValue)]
                 // identity-v1 section 7: a failed exchange records the clientKey as sent.
-                let sent = (try? KeyExchangeRequest.parse(body))?.clientKey
+                let sent = KeyExchangeRequest.sentClientKey(body)
                 if let sent { fields.append(("clientKey", sent)) }
                 await audit.keyExchangeFailed(
-                    fields, host: host, code: error.code,
-                    clientKey: sent.map { String($0.prefix(71)) }, at: sessions.clock.now())
+                    fields, host: host, code: error.code, clientKey: sent, at: sessions.clock.now())
                 throw error
             }
         }
