@@ -167,7 +167,21 @@ public final class AtomicOutputFile {
     public let temporaryURL: URL
     public let handle: FileHandle
 
-    public init(_ destination: URL) throws {
+    public convenience init(_ destination: URL) throws {
+        try self.init(destination, temporaryURL: Self.temporaryURL(for: destination))
+    }
+
+    /// A new temporary name beside `destination`, for `init(_:temporaryURL:)`: a caller that removes it on a
+    /// signal learns the name before the file exists, so no moment leaves it behind (a review).
+    public static func temporaryURL(for destination: URL) -> URL {
+        // A long destination name is cut so the temporary name stays within NAME_MAX.
+        let base = String(decoding: destination.lastPathComponent.utf8.prefix(180), as: UTF8.self)
+        return destination.deletingLastPathComponent().appendingPathComponent(
+            ".\(base).kms-tmp-\(UUID().uuidString.prefix(8))")
+    }
+
+    /// Creates `temporaryURL` (from `temporaryURL(for:)`), never one that exists.
+    public init(_ destination: URL, temporaryURL: URL) throws {
         if let problem = Self.unusableDestination(destination) {
             throw CocoaError(
                 .fileWriteInvalidFileName,
@@ -175,10 +189,7 @@ public final class AtomicOutputFile {
         }
         self.destination = destination
         let folder = destination.deletingLastPathComponent()
-        // A long destination name is cut so the temporary name stays within NAME_MAX.
-        let base = String(decoding: destination.lastPathComponent.utf8.prefix(180), as: UTF8.self)
-        let name = ".\(base).kms-tmp-\(UUID().uuidString.prefix(8))"
-        temporaryURL = folder.appendingPathComponent(name)
+        self.temporaryURL = temporaryURL
         let fd = open(temporaryURL.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             // The real reason (no space, too many open files, …), not always "no permission", and where.
@@ -279,9 +290,12 @@ public final class AtomicOutputFile {
         _ destination: URL, whileOpen: (URL) -> (() -> Void) = { _ in {} },
         _ body: (AtomicOutputFile) async throws -> T
     ) async throws -> T {
-        let sink = try AtomicOutputFile(destination)
-        let release = whileOpen(sink.temporaryURL)
+        // `whileOpen` first: a signal between the file's creation and a cleanup set up after it left an empty
+        // temporary file (a review).
+        let temporary = AtomicOutputFile.temporaryURL(for: destination)
+        let release = whileOpen(temporary)
         defer { release() }
+        let sink = try AtomicOutputFile(destination, temporaryURL: temporary)
         do {
             let result = try await body(sink)
             try sink.commit()

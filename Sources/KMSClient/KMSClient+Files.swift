@@ -180,9 +180,15 @@ extension KMSClient {
         let (header, length, commitment) = try await FileStream.readHeader(read: { try FileIO.readExactly(source, $0) })
         let keys = try await fileKeys(
             header, commitment: commitment, expectedContext: expectedContext, expectedKey: expectedKey)
+        let size = try source.seekToEnd()
         try await FileStream.decrypt(
-            keys: keys, headerLength: length, fileSize: try source.seekToEnd(), threads: threads, readAt: readAt,
-            write: write, progress: progress)
+            keys: keys, headerLength: length, fileSize: size, threads: threads, readAt: readAt, write: write,
+            progress: progress)
+        // Bytes appended while it was read were never looked at: the stream reader refuses them, so this one
+        // does too (a review: exit 0).
+        guard try source.seekToEnd() == size else {
+            throw FileFormatError(.trailingData, "the file grew while it was read: data follows the final chunk")
+        }
         return header
     }
 

@@ -116,11 +116,15 @@ struct RestoreCommand: AsyncParsableCommand {
         if FileManager.default.fileExists(atPath: file, isDirectory: &isFolder), isFolder.boolValue {
             throw ValidationError("\(file) is a folder; name the backup file")
         }
-        // Read as the store reads its files: a regular file only (a named pipe held the command, and
-        // /dev/zero filled the memory; a review), up to a size no backup of a personal KMS reaches.
+        // Read as the store reads its files, a pipe too (`… | kms restore /dev/stdin`), up to a size no backup
+        // of a personal KMS reaches: a named pipe with no writer held the command, and /dev/zero filled the
+        // memory (a review).
         let data: Data
         do {
-            guard let read = try DurableFile.readIfPresent(URL(fileURLWithPath: file), maxBytes: 16 << 30) else {
+            guard
+                let read = try DurableFile.readIfPresent(
+                    URL(fileURLWithPath: file), maxBytes: 16 << 30, acceptsPipes: true)
+            else {
                 throw ValidationError("cannot read \(file): no such file")
             }
             data = read

@@ -291,7 +291,7 @@ extension MigrateCommand {
         let parts = [named(keys, "key"), named(clients, "client")].compactMap { $0 }
         guard !parts.isEmpty else { return nil }
         return
-            "nothing was copied: the destination holds \(parts.joined(separator: " and ")) the source does not: deleted on the source since an earlier migrate, or made on the destination. Copying around them would keep a deleted key usable there; migrate into an empty store (move the destination's store aside, or use another KMS_DATABASE_PREFIX)"
+            "nothing was copied: the destination holds \(parts.joined(separator: " and ")) the source does not: a key deleted on the source since an earlier migrate, or made on the destination. Copying around them would keep a deleted key usable there; migrate into an empty store (move the destination's store aside, or use another KMS_DATABASE_PREFIX)"
     }
 
     /// What a migration copied, as its audit entry records it.

@@ -126,6 +126,14 @@ struct SessionStoreFactory: Sendable, CustomTestStringConvertible {
             try await store.createSession(session("s2", token: "token-one"), now: now, max: 10, perClient: .max)
         }
         #expect(duplicate?.code == .tokenInUse)
+        // An id already held, under another token, is refused alike and changes nothing (the in-memory store
+        // replaced the session; a review).
+        let sameId = await #expect(throws: KMSError.self) {
+            try await store.createSession(session("s1", token: "token-two"), now: now, max: 10, perClient: .max)
+        }
+        #expect(sameId?.code == .tokenInUse)
+        #expect(try await store.session(tokenHash: ClientToken.hash("token-one"), now: now)?.id == "s1")
+        #expect(try await store.session(tokenHash: ClientToken.hash("token-two"), now: now) == nil)
         let expired = now.addingMilliseconds(900_000)
         #expect(try await store.session(tokenHash: ClientToken.hash("token-one"), now: expired) == nil)
         // An expired session's token can be bound again.

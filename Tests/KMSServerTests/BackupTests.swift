@@ -233,11 +233,17 @@ import Testing
         // And how far back it went: the backup's own date (a review: read and dropped).
         let backupDate = try #require(original.split(separator: "\n").first?.split(separator: "\"").dropFirst(7).first)
         #expect(first.contains(#""backupCreatedAt":"\#(backupDate)""#), "\(first) \(backupDate)")
-        // A named pipe in the backup's place is refused, not waited on (a review: it held the command).
+        // A named pipe with no writer is read as empty, not waited on (a review: it held the command); one
+        // fed by a tool is read to its end (here it reaches the never-started check: it read the backup).
         let pipe = file.deletingLastPathComponent().appendingPathComponent("not-a-backup")
         #expect(mkfifo(pipe.path, 0o600) == 0)
         let fromPipe = try await CLIProcess.run(["restore", pipe.path], environment: target)
-        #expect(fromPipe.status != 0 && fromPipe.stderr.contains("not a regular file"), "\(fromPipe.stderr)")
+        #expect(fromPipe.status != 0 && fromPipe.stderr.contains("not a kms backup"), "\(fromPipe.stderr)")
+        let device = try await CLIProcess.run(["restore", "/dev/zero"], environment: target)
+        #expect(device.status != 0 && device.stderr.contains("not a regular file"), "\(device.stderr)")
+        let piped = try await CLIProcess.run(
+            ["restore", "/dev/stdin"], environment: target, stdin: try Data(contentsOf: file))
+        #expect(piped.status != 0 && piped.stderr.contains("never-started"), "\(piped.stderr)")
         let twice = try await CLIProcess.run(["restore", file.path], environment: target)
         #expect(twice.status != 0 && twice.stderr.contains("never-started"), "\(twice.stderr)")
         let afterTwice = try String(contentsOfFile: target["KMS_AUDIT_LOG"] ?? "", encoding: .utf8)

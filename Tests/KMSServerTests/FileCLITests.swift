@@ -616,6 +616,21 @@ import Testing
         let beforeForged = spy.targets.count
         let unnamed = await #expect(throws: FileFormatError.self) { _ = try await decrypt(forged, expectedKey: nil) }
         #expect(unnamed?.code == .headerMalformed && spy.targets.count == beforeForged)
+        // A file that grows while it is read by position is refused as the stream reader refuses the same
+        // bytes (a review: the appended byte was never looked at, exit 0).
+        let growing = server.folder.appendingPathComponent("growing.kms")
+        try sealed.write(to: growing)
+        let handle = try FileHandle(forReadingFrom: growing)
+        defer { try? handle.close() }
+        let grown = await #expect(throws: FileFormatError.self) {
+            _ = try await kms.decryptSeekable(handle) { _ in
+                let appender = try FileHandle(forWritingTo: growing)
+                try appender.seekToEnd()
+                try appender.write(contentsOf: Data([0x78]))
+                try appender.close()
+            }
+        }
+        #expect(grown?.code == .trailingData, "\(String(describing: grown))")
         try await kms.close()
     }
 }

@@ -123,6 +123,10 @@ public final class InMemorySessionStore: SessionStore {
     public func createSession(_ session: SessionRecord, now: Date, max: Int, perClient: Int) async throws(KMSError) {
         try state.withLock { state throws(KMSError) in
             if state.liveSession(tokenHash: session.tokenHash, now: now) != nil { throw KMSError.tokenInUse }
+            // An id already held is refused as PostgreSQL refuses it (its primary key): it was replaced here,
+            // and the old token's index entry then named the new session (a review; ids come from single-use
+            // pending sessions, so no request reaches it).
+            if state.sessions[session.id] != nil { throw KMSError.tokenInUse }
             if let client = session.clientId, let ids = state.sessionsByClient[client], ids.count >= perClient {
                 // At most `perClient` ids are looked at; the expired ones leave as they are found.
                 for id in ids where state.sessions[id]?.isLive(at: now) != true { state.removeSession(id: id) }

@@ -367,15 +367,19 @@ public enum DurableFile {
     /// "no such key", skip it in a backup, or start an empty client registry
     /// over the real one. A file over `maxBytes` throws too (it is not one of
     /// ours, and would be read whole into memory).
-    public static func readIfPresent(_ url: URL, maxBytes: Int = 64 << 20) throws(Failure) -> Data? {
-        try readWithStatus(url, maxBytes: maxBytes)?.data
+    /// `acceptsPipes`: a pipe is read too, to its end or `maxBytes` (`kms restore /dev/stdin`, fed by a
+    /// decrypting tool: a review found it refused); one with no writer reads as empty, never waits.
+    public static func readIfPresent(_ url: URL, maxBytes: Int = 64 << 20, acceptsPipes: Bool = false) throws(Failure)
+        -> Data?
+    {
+        try readWithStatus(url, maxBytes: maxBytes, acceptsPipes: acceptsPipes)?.data
     }
 
     /// `readIfPresent`, with the file's status as read from the descriptor the bytes came from (its owner
     /// and mode, checked with no second look up of the name that another user could change between).
-    public static func readWithStatus(_ url: URL, maxBytes: Int = 64 << 20) throws(Failure) -> (
-        data: Data, status: stat
-    )? {
+    public static func readWithStatus(_ url: URL, maxBytes: Int = 64 << 20, acceptsPipes: Bool = false) throws(Failure)
+        -> (data: Data, status: stat)?
+    {
         // Non-blocking: a named pipe planted at the name would otherwise hold `open` (and the store's
         // queue) until something wrote to it (a review); it is then refused below as not a regular file.
         let fd = open(url.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
@@ -393,7 +397,7 @@ public enum DurableFile {
         // Only a regular file: a folder is EISDIR, and a device (`/dev/zero`) would never end.
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw failure("cannot stat \(url.path)") }
-        guard info.st_mode & S_IFMT == S_IFREG else {
+        guard info.st_mode & S_IFMT == S_IFREG || (acceptsPipes && info.st_mode & S_IFMT == S_IFIFO) else {
             throw Failure(description: "\(url.path) is not a regular file", damaged: true)
         }
         // Blocking again for the reads (a FUSE file system may honour the flag and answer EAGAIN).
@@ -411,6 +415,11 @@ public enum DurableFile {
                 throw failure("cannot read \(url.path)")
             }
             data.append(contentsOf: chunk[0..<count])
+            // A pipe has no size to check first, and a file may grow while it is read.
+            guard data.count <= maxBytes else {
+                throw Failure(
+                    description: "\(url.path) holds more than \(maxBytes) bytes, more than this file ever holds")
+            }
         }
     }
 

@@ -108,7 +108,7 @@ struct ListQuery {
                 throw KMSError(.invalidRequest, "query parameter `\(name)` is repeated", field: name)
             }
             switch name {
-            case "limit" where value.isEmpty:
+            case "limit" where parts.count > 1 && parts[1].isEmpty:
                 continue
             case "limit":
                 guard value.isDecimalDigits, let number = Int(value),
