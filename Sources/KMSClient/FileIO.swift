@@ -173,7 +173,7 @@ public final class AtomicOutputFile {
 
     /// A new temporary name beside `destination`, for `init(_:temporaryURL:)`: a caller that removes it on a
     /// signal learns the name before the file exists, so no moment leaves it behind (a review).
-    public static func temporaryURL(for destination: URL) -> URL {
+    static func temporaryURL(for destination: URL) -> URL {
         // A long destination name is cut so the temporary name stays within NAME_MAX.
         let base = String(decoding: destination.lastPathComponent.utf8.prefix(180), as: UTF8.self)
         return destination.deletingLastPathComponent().appendingPathComponent(
@@ -181,7 +181,7 @@ public final class AtomicOutputFile {
     }
 
     /// Creates `temporaryURL` (from `temporaryURL(for:)`), never one that exists.
-    public init(_ destination: URL, temporaryURL: URL) throws {
+    init(_ destination: URL, temporaryURL: URL) throws {
         if let problem = Self.unusableDestination(destination) {
             throw CocoaError(
                 .fileWriteInvalidFileName,
@@ -283,8 +283,8 @@ public final class AtomicOutputFile {
 
     /// Runs `body` against a new temporary file for `destination`, committed
     /// only when `body` returns, discarded when it throws. `whileOpen` is
-    /// told the temporary file's name and returns what to run once it is
-    /// gone (committed or discarded): a CLI removes it on Ctrl-C until then,
+    /// told the temporary file's name just before it is made, and returns what to run once it is
+    /// gone (committed, discarded, or never made): a CLI removes it on Ctrl-C until then,
     /// including during the final fsync of a large output.
     public static func writing<T>(
         _ destination: URL, whileOpen: (URL) -> (() -> Void) = { _ in {} },

@@ -100,12 +100,7 @@ public func buildApplication(
         if let warning = DurableFile.looseness(of: folder) { logger.warning("\(warning)") }
     }
     warnAboutLooseStore(config, logger: logger)
-    if let ignored = config.ignoredCredentialKey {
-        let winner = (config.masterKeyBase64 ?? "").isEmpty ? "KMS_MASTER_KEY_FILE" : "KMS_MASTER_KEY"
-        logger.warning(
-            "the master key systemd passes as a credential is not used: \(winner) is set and wins; unset it to use the credential",
-            metadata: ["credential": "\(ignored.path)"])
-    }
+    if let warning = config.ignoredCredentialWarning { logger.warning("\(warning)") }
     for warning in config.settingWarnings { logger.warning("\(warning)") }
     let (masterKey, createdMasterKey) = try MasterKeyLoader.loadNoting(
         base64: config.masterKeyBase64, file: config.masterKeyFile, logger: logger)
@@ -286,12 +281,7 @@ public func buildApplication(
         logger.warning("\(warning)")
     }
     for warning in config.limitWarnings { logger.warning("\(warning)") }
-    if !config.unreadSettings.isEmpty {
-        // Names only: a value may be a secret set under a wrong name.
-        logger.warning(
-            "settings that kms does not read, so their defaults apply (misspelled? `kms serve --help` lists every one; the allowlist is KMS_WHITELIST)",
-            metadata: ["unread": "\(config.unreadSettings.joined(separator: ","))"])
-    }
+    if let warning = config.unreadSettingsWarning { logger.warning("\(warning)") }
     if config.clientAuth == .off {
         logger.warning(
             "KMS_CLIENT_AUTH=off: every allowlisted host that completes a key exchange can use every key (protocol-v1); enrol clients and remove it"
@@ -385,15 +375,24 @@ private func databaseClock(_ database: PostgresDatabase?) -> (@Sendable () async
     return { () async throws(KMSError) -> Date in try await database.now() }
 }
 
-/// Runs `app` until SIGTERM or SIGINT (`kms serve`). The systemd notifier
+/// Runs `app` until SIGTERM or SIGINT (`kms serve`), and SIGHUP unless it was ignored at start (`nohup`
+/// keeps it ignored): a closed terminal, or a `kill -HUP` meant as a reload, ended the server at once,
+/// without its final audit checkpoint (a review). The systemd notifier
 /// comes after the application in the group, so that graceful shutdown
 /// reaches it first: `STOPPING=1` goes out before the drain, not after it.
-public func runUntilSignalled(_ app: some ApplicationProtocol, logger: Logger) async throws {
-    let group = ServiceGroup(
-        configuration: .init(
-            services: [app, SystemdStoppingService(notifier: SystemdNotifier())],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-    try await group.run()
+///
+/// The drain is bounded by `maximumDrain` (20 s, below the unit's `TimeoutStopSec=45s`): a slow upload
+/// could hold it for a body timeout and an idle timeout (30 s each by default, up to an hour), and systemd's
+/// SIGKILL then came before the audit log was signed and closed. Past it the group is cancelled, and
+/// `AuditFlusher` still closes the log.
+public func runUntilSignalled(
+    _ app: some ApplicationProtocol, logger: Logger, onHangup: Bool, maximumDrain: Duration = .seconds(20)
+) async throws {
+    var configuration = ServiceGroupConfiguration(
+        services: [app, SystemdStoppingService(notifier: SystemdNotifier())],
+        gracefulShutdownSignals: onHangup ? [.sigterm, .sigint, .sighup] : [.sigterm, .sigint], logger: logger)
+    configuration.maximumGracefulShutdownDuration = maximumDrain
+    try await ServiceGroup(configuration: configuration).run()
 }
 
 /// Every route the server answers, each declared once by its controller, in

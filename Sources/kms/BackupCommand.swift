@@ -102,7 +102,7 @@ struct RestoreCommand: AsyncParsableCommand {
             Prints the counts as one JSON object. Never creates a master key.
             """)
 
-    @Argument(help: "The backup file.") var file: String
+    @Argument(help: "The backup file, or a pipe (/dev/stdin: … | kms restore /dev/stdin).") var file: String
     @Flag(help: "The store holds only what a first start made (server secrets, the bootstrap admin): replace it.")
     var replaceServerSecrets = false
     @Flag(
@@ -118,12 +118,12 @@ struct RestoreCommand: AsyncParsableCommand {
         }
         // Read as the store reads its files, a pipe too (`… | kms restore /dev/stdin`), up to a size no backup
         // of a personal KMS reaches: a named pipe with no writer held the command, and /dev/zero filled the
-        // memory (a review).
+        // memory (a review). What cannot begin a backup (its header, one JSON line) is refused at once.
         let data: Data
         do {
             guard
                 let read = try DurableFile.readIfPresent(
-                    URL(fileURLWithPath: file), maxBytes: 16 << 30, acceptsPipes: true)
+                    URL(fileURLWithPath: file), maxBytes: 4 << 30, acceptsPipes: true, opening: Self.backupOpening)
             else {
                 throw ValidationError("cannot read \(file): no such file")
             }
@@ -274,6 +274,16 @@ struct RestoreCommand: AsyncParsableCommand {
 extension RestoreCommand {
     /// What a restore entry says it wrote: the counts, and the keys whose
     /// deletion date had passed (cancelled or left).
+    /// Why the first bytes of an input cannot begin a backup (nil: they can): a backup's first line is its
+    /// JSON header, a few hundred bytes. Judged before the rest is read.
+    static func backupOpening(_ first: Data) -> String? {
+        guard first.first == UInt8(ascii: "{") else { return "not a kms backup (it does not begin with its header)" }
+        guard first.count < DurableFile.openingBytes || first.contains(0x0A) else {
+            return "not a kms backup (no header line in its first \(DurableFile.openingBytes) bytes)"
+        }
+        return nil
+    }
+
     /// `backupCreatedAt`: the backup's own date, so that the log says how far back the restore went (a
     /// review: it read the date and dropped it).
     static func resultFields(

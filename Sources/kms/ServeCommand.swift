@@ -1,4 +1,5 @@
 import ArgumentParser
+import CProcessHardening
 import Foundation
 import Hummingbird
 import KMSCore
@@ -46,7 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             try await ListenCheck.check(config)
             let app = try await buildApplication(config, dependencies: dependencies)
-            try await runUntilSignalled(app, logger: logger)
+            try await runUntilSignalled(app, logger: logger, onHangup: kms_signal_ignored(SIGHUP) == 0)
         } catch let error as IOError where [EADDRINUSE, EACCES, EADDRNOTAVAIL].contains(error.errnoCode) {
             // Taken between the check and the bind: the same words, naming both doors when there are two.
             var failure = ListenCheck.failure(

@@ -239,6 +239,15 @@ import Testing
         #expect(mkfifo(pipe.path, 0o600) == 0)
         let fromPipe = try await CLIProcess.run(["restore", pipe.path], environment: target)
         #expect(fromPipe.status != 0 && fromPipe.stderr.contains("not a kms backup"), "\(fromPipe.stderr)")
+        // What cannot begin a backup is refused from its first bytes (a review: `cat /dev/zero |` filled memory).
+        // (Within a pipe's 64 KiB buffer: the writer never meets the closed end.)
+        for (junk, reason) in [
+            (Data(repeating: 0, count: 60_000), "does not begin with its header"),
+            (Data(repeating: UInt8(ascii: "{"), count: 60_000), "no header line in its first 4096 bytes"),
+        ] {
+            let refused = try await CLIProcess.run(["restore", "/dev/stdin"], environment: target, stdin: junk)
+            #expect(refused.status != 0 && refused.stderr.contains(reason), "\(refused.stderr)")
+        }
         let device = try await CLIProcess.run(["restore", "/dev/zero"], environment: target)
         #expect(device.status != 0 && device.stderr.contains("not a regular file"), "\(device.stderr)")
         let piped = try await CLIProcess.run(

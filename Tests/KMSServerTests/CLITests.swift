@@ -526,7 +526,8 @@ import Testing
         try Data((Base64.encode(Data(repeating: 3, count: 32)) + "\n").utf8).write(to: masterKey)
         try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: masterKey.path)
         let junk = folder.appendingPathComponent("junk.backup")
-        try Data("not a backup\n".utf8).write(to: junk)
+        // It begins as a backup does, so it is read and judged after the master key (whose warning is the point).
+        try Data("{\"not\":\"a backup\"}\n".utf8).write(to: junk)
         let run = try await CLIProcess.run(
             ["restore", junk.path],
             environment: [
@@ -734,6 +735,29 @@ import Testing
                 && !extraRefused.stderr.contains("already has its own AWS door certificate"),
             "\(extraRefused.stdout)\(extraRefused.stderr)")
         let verified = try await CLIProcess.run(["audit", "verify"], environment: common)
+        #expect(
+            verified.status == 0 && verified.stdout.contains("audit log OK"), "\(verified.stdout)\(verified.stderr)")
+    }
+
+    /// A review: SIGHUP (a closed terminal, a `kill -HUP` meant as a reload) ended the server at once, its
+    /// last audit entries unsigned. It is a graceful shutdown now: exit 0, a log that verifies whole.
+    @Test func aHangupStopsTheServerGracefully() async throws {
+        let server = try await ServeProcess()
+        #expect(try await CLIProcess.run(["e2e"], environment: server.clientEnvironment).status == 0)
+        kill(server.process.processIdentifier, SIGHUP)
+        let process = server.process
+        let (status, reason) = try await offPool {
+            process.waitUntilExit()
+            return (process.terminationStatus, process.terminationReason)
+        }
+        #expect(status == 0 && reason == .exit, "\(status) \(reason)")
+        let data = server.folder.appendingPathComponent("data")
+        let env = [
+            "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
+            "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
+            "KMS_AUDIT_LOG": data.appendingPathComponent("audit.log").path,
+        ]
+        let verified = try await CLIProcess.run(["audit", "verify"], environment: env)
         #expect(
             verified.status == 0 && verified.stdout.contains("audit log OK"), "\(verified.stdout)\(verified.stderr)")
     }

@@ -244,6 +244,11 @@ import Testing
         // A comment after a quoted value, and a value holding its quote character (a probe: "unterminated").
         #expect(try DotEnv.parse("A=\"10.0.0.1\" # lan\nB='it's'\n") == ["A": "10.0.0.1", "B": "it's"])
         #expect(try DotEnv.parse("A=\"/var/log/kms.log\" # see \"audit\"\n") == ["A": "/var/log/kms.log"])
+        // A comment after a tab is a comment too (a review: it became part of the path); a # inside a word is not.
+        #expect(
+            try DotEnv.parse("A=/var/lib/kms/audit.log\t# note\nB=a#b\n") == [
+                "A": "/var/lib/kms/audit.log", "B": "a#b",
+            ])
         #expect(throws: DotEnv.ParseError.self) { try DotEnv.parse("A=\"v\" trailing") }
         // Set twice: refused, naming both lines (a probe: the last won without a word).
         let twice = #expect(throws: DotEnv.ParseError.self) { try DotEnv.parse("A=1\n\nA=2\n") }

@@ -52,7 +52,7 @@ import Testing
             }
             for query in [
                 "limit=0", "limit=1001", "limit=x", "limit=+5", "limit=%2B5", "limit=-1", "page=2", "limit=1&limit=2",
-                "limit=%zz", "limit=%", "limit", "limit=&limit=5",
+                "limit=%zz", "limit=%", "limit", "limit=&limit=5", "after=%zz", "%zz=1",
                 "after=%00", "after=a/b",
             ] {
                 let refused = try await session.call(.get, "/keys?\(query)")

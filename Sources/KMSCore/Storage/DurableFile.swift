@@ -369,19 +369,26 @@ public enum DurableFile {
     /// ours, and would be read whole into memory).
     /// `acceptsPipes`: a pipe is read too, to its end or `maxBytes` (`kms restore /dev/stdin`, fed by a
     /// decrypting tool: a review found it refused); one with no writer reads as empty, never waits.
-    public static func readIfPresent(_ url: URL, maxBytes: Int = 64 << 20, acceptsPipes: Bool = false) throws(Failure)
-        -> Data?
-    {
-        try readWithStatus(url, maxBytes: maxBytes, acceptsPipes: acceptsPipes)?.data
+    /// `opening`: judges the first bytes read (up to `openingBytes`, or all of a shorter input) as soon as
+    /// they are in, and a message it returns refuses the input there: a pipe has no size to refuse first,
+    /// and `cat /dev/zero` would otherwise fill the memory up to `maxBytes` (a review).
+    public static func readIfPresent(
+        _ url: URL, maxBytes: Int = 64 << 20, acceptsPipes: Bool = false, opening: ((Data) -> String?)? = nil
+    ) throws(Failure) -> Data? {
+        try readWithStatus(url, maxBytes: maxBytes, acceptsPipes: acceptsPipes, opening: opening)?.data
     }
+
+    /// How many first bytes `opening` is given.
+    public static let openingBytes = 4096
 
     /// `readIfPresent`, with the file's status as read from the descriptor the bytes came from (its owner
     /// and mode, checked with no second look up of the name that another user could change between).
-    public static func readWithStatus(_ url: URL, maxBytes: Int = 64 << 20, acceptsPipes: Bool = false) throws(Failure)
-        -> (data: Data, status: stat)?
-    {
+    public static func readWithStatus(
+        _ url: URL, maxBytes: Int = 64 << 20, acceptsPipes: Bool = false, opening: ((Data) -> String?)? = nil
+    ) throws(Failure) -> (data: Data, status: stat)? {
         // Non-blocking: a named pipe planted at the name would otherwise hold `open` (and the store's
-        // queue) until something wrote to it (a review); it is then refused below as not a regular file.
+        // queue) until something wrote to it (a review); it is then refused below as not a regular file,
+        // unless the caller takes pipes.
         let fd = open(url.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             if errno == ENOENT {
@@ -407,14 +414,23 @@ public enum DurableFile {
         }
         var data = Data()
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        var judged = opening == nil
+        func judge() throws(Failure) {
+            judged = true
+            if let refusal = opening?(data.prefix(openingBytes)) { throw Failure(description: refusal) }
+        }
         while true {
             let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count == 0 { return (data, info) }
+            if count == 0 {
+                if !judged { try judge() }
+                return (data, info)
+            }
             if count < 0 {
                 if errno == EINTR { continue }
                 throw failure("cannot read \(url.path)")
             }
             data.append(contentsOf: chunk[0..<count])
+            if !judged, data.count >= openingBytes { try judge() }
             // A pipe has no size to check first, and a file may grow while it is read.
             guard data.count <= maxBytes else {
                 throw Failure(

@@ -50,8 +50,12 @@ public enum DotEnv {
                     throw ParseError(description: ".env line \(number + 1): unterminated quote")
                 }
                 value = rest[..<close]
-            } else if let hash = value.range(of: " #") {
-                value = value[..<hash.lowerBound].trimmingSpaces()
+            } else if let hash = value.indices.first(where: { index in
+                value[index] == "#" && index > value.startIndex
+                    && [" ", "\t"].contains(value[value.index(before: index)])
+            }) {
+                // After a space or a tab (a review: a tab-aligned comment became part of a path).
+                value = value[..<hash].trimmingSpaces()
             }
             // Set twice, one of the two is not what the operator reads (a probe: the last won silently).
             if let first = lineOf[String(key)] {

@@ -178,6 +178,22 @@ public struct KMSConfiguration: Sendable {
         return paths.filter { !$0.1.relativePath.hasPrefix("/") }.map(\.0)
     }
 
+    /// The master key systemd passes as a credential, not used because another setting wins (warned at
+    /// start and by `kms doctor`).
+    public var ignoredCredentialWarning: String? {
+        guard let ignored = ignoredCredentialKey else { return nil }
+        let winner = (masterKeyBase64 ?? "").isEmpty ? "KMS_MASTER_KEY_FILE" : "KMS_MASTER_KEY"
+        return
+            "the master key systemd passes as a credential (\(ignored.path)) is not used: \(winner) is set and wins; unset it to use the credential"
+    }
+
+    /// Settings given that kms does not read, by name only (a value may be a secret set under a wrong name).
+    public var unreadSettingsWarning: String? {
+        guard !unreadSettings.isEmpty else { return nil }
+        return
+            "settings that kms does not read, so their defaults apply (misspelled? `kms serve --help` lists every one; the allowlist is KMS_WHITELIST): \(unreadSettings.joined(separator: ", "))"
+    }
+
     /// Settings that are valid but seldom meant, warned about at start (an operator-mistakes review): a
     /// master key file that another setting overrides, and a grace period of 0, with which each rotation
     /// retires the version before it at once.
@@ -186,6 +202,13 @@ public struct KMSConfiguration: Sendable {
         if let file = ignoredMasterKeyFile {
             warnings.append(
                 "KMS_MASTER_KEY is set and wins over KMS_MASTER_KEY_FILE (\(file.path)), which is not read: unset the one you do not mean"
+            )
+        }
+        if store == .file, databaseURL != nil {
+            // A second instance without KMS_STORE=postgres started on an empty file store of its own, with a
+            // new identity, without a word (a review). `kms migrate` reads the URL with the file store set.
+            warnings.append(
+                "KMS_DATABASE_URL is set, but KMS_STORE is file (the default), so this server does not use the database; set KMS_STORE=postgres if it should (kms migrate reads the URL either way)"
             )
         }
         if keyGraceMs == 0 {

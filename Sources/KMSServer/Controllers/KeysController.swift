@@ -102,8 +102,14 @@ struct ListQuery {
         // fills api-v1's template `?limit=&after=` sends them (a review: both were 400s).
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = String(parts[0]).removingPercentEncoding ?? ""
-            let value = parts.count > 1 ? (String(parts[1]).removingPercentEncoding ?? "") : ""
+            // Percent-encoding that does not decode is refused, not read as empty (a review: `after=%zz` started
+            // at the beginning).
+            guard let name = String(parts[0]).removingPercentEncoding,
+                let value = parts.count > 1 ? String(parts[1]).removingPercentEncoding : ""
+            else {
+                throw KMSError(
+                    .invalidRequest, "a query parameter is not percent-encoded UTF-8", field: "query")
+            }
             guard seen.insert(name).inserted else {
                 throw KMSError(.invalidRequest, "query parameter `\(name)` is repeated", field: name)
             }
