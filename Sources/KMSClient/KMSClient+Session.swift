@@ -107,6 +107,10 @@ extension KMSClient {
             request.signature = Base64.encode(try ClientAuth.sign(transcript, with: clientKey))
         }
         let exchange: TransportResponse
+        // The server starts the session's lifetimes when it takes the exchange: counted from before the send,
+        // not from after the answer and the `serverKeyConfirmed` hook (which may wait seconds on a lock; a
+        // review: the client then took a session for live past the server's end of it).
+        let sentAt = ContinuousClock.now
         do {
             exchange = try await transport.send(
                 TransportRequest(
@@ -159,7 +163,7 @@ extension KMSClient {
             }
         }
         holdFirstKey(actual)
-        let now = ContinuousClock.now
+        let now = sentAt
         let ttl = Duration.milliseconds(confirmation.ttlMs)
         // No call is in flight while a session is made (the gate): the new one's seqs start at 1.
         sequence.reset()

@@ -118,6 +118,11 @@ public final class KMSClient: Sendable {
             throw KMSClientError.outcomeUnknown(what)
         } catch is NoSession {
             throw KMSClientError.protocolViolation("no session")
+        } catch let error as KMSClientError where error.code == ErrorCode.unknownSession.rawValue {
+            // Gone on the server (restarted, reaped, revoked): the next call makes a new one, as after any
+            // call's `unknown_session` (a review: rotations kept failing until our idea of its expiry passed).
+            expire(generation)
+            throw error
         }
         state.withLock { state in
             state.token = reply.token
@@ -446,13 +451,20 @@ public final class KMSClient: Sendable {
         // A sealed answer means the server accepted the seq and slid the session's expiry, except a sealed
         // `replay_detected`, which refused the seq (protocol-v1 section 9: expiry slides only once a seq is
         // accepted); nor does it slide a session this client has marked ended (a review).
-        if detail?.code != ErrorCode.replayDetected.rawValue {
+        // Nor a sealed `server_busy`, which may have left the seq unrecorded (docs/protocol.md section 6): not
+        // sliding where the server may not have is the safe side (a review).
+        let unslid = detail.map {
+            [ErrorCode.replayDetected.rawValue, ErrorCode.serverBusy.rawValue].contains($0.code)
+        }
+        if unslid != true {
             state.withLock { state in
                 guard state.session?.id == session.id, var current = state.session, current.sliding, !current.ended
                 else { return }
                 // From when the request left, not when the answer came: an audited call can take seconds, and
-                // the server's sliding began when it took the request (a review finding).
-                current.localExpiry = min(sentAt + current.ttl - .seconds(1), current.absoluteExpiry)
+                // the server's sliding began when it took the request (a review finding). Never earlier than
+                // it was: an answer to an earlier-sent call may come after a later one's (a review).
+                current.localExpiry = max(
+                    current.localExpiry, min(sentAt + current.ttl - .seconds(1), current.absoluteExpiry))
                 state.session = current
             }
         }

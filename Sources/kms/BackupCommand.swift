@@ -272,20 +272,25 @@ struct RestoreCommand: AsyncParsableCommand {
 }
 
 extension RestoreCommand {
-    /// What a restore entry says it wrote: the counts, and the keys whose
-    /// deletion date had passed (cancelled or left).
     /// Why the first bytes of an input cannot begin a backup (nil: they can): a backup's first line is its
-    /// JSON header, a few hundred bytes. Judged before the rest is read.
+    /// JSON header, about a hundred bytes, naming its format. Judged before the rest is read, so that a
+    /// wrong pipe (`cat /dev/zero`, a JSON log) is refused at once instead of read to the size cap.
     static func backupOpening(_ first: Data) -> String? {
         guard first.first == UInt8(ascii: "{") else { return "not a kms backup (it does not begin with its header)" }
-        guard first.count < DurableFile.openingBytes || first.contains(0x0A) else {
-            return "not a kms backup (no header line in its first \(DurableFile.openingBytes) bytes)"
+        guard let end = first.firstIndex(of: 0x0A) else {
+            return first.count < DurableFile.openingBytes
+                ? nil  // the whole input: judged in full by the decoder
+                : "not a kms backup (no header line in its first \(DurableFile.openingBytes) bytes)"
         }
+        guard case .object(let members)? = try? JSONParser.parse(first[first.startIndex..<end]),
+            members.contains(where: { $0.0 == "format" && $0.1 == .string(BackupFile.format) })
+        else { return "not a kms backup (its first line is not a \(BackupFile.format) header)" }
         return nil
     }
 
-    /// `backupCreatedAt`: the backup's own date, so that the log says how far back the restore went (a
-    /// review: it read the date and dropped it).
+    /// What a restore entry says it wrote: the counts, and the keys whose
+    /// deletion date had passed (cancelled or left). `backupCreatedAt`: the backup's own date, so that the
+    /// log says how far back the restore went (a review: it read the date and dropped it).
     static func resultFields(
         _ counts: BackupContents.Counts, passed: [String], _ cancelled: Bool, createdAt: Date?
     ) -> [(String, String)] {

@@ -310,7 +310,7 @@ struct DoctorCommand: AsyncParsableCommand {
         } else {
             report(
                 .warn, "allowlist",
-                "KMS_WHITELIST reaches beyond loopback and the VPN: \(wide.map(\.description).joined(separator: ",")); narrow it to your VPN range unless you mean it"
+                "KMS_WHITELIST reaches beyond loopback and the VPN: \(wide.map(\.description).joined(separator: ",")); narrow it to your devices' VPN addresses unless you mean it"
             )
         }
     }
@@ -614,14 +614,8 @@ struct DoctorCommand: AsyncParsableCommand {
             // What a server of another kind may print (inf, 1e300) is not a count: no trap in Int (a review).
             return value.isFinite && value >= 0 && value < 1e15 ? value.rounded() : 0
         }
-        // This request is counted when it came from a trusted address, before the figure is written, and
-        // warned about every run in a proxy set-up (a review). A second read shows whether it was: the
-        // figure grows by this request's own one then, and one is taken off.
-        let first = proxyCount(body)
-        let again = try? await client.execute(HTTPClientRequest(url: url + WirePath.metrics), timeout: .seconds(5))
-        let second = try? await again?.body.collect(upTo: 4 << 20)
-        let ownCounted = second.map { proxyCount($0) > first } ?? false
-        let count = Int(max(0, first - (ownCounted ? 1 : 0)))
+        // The server does not count `/metrics` requests here (doctor's own reads made the warning every run).
+        let count = Int(proxyCount(body))
         let defaults = config.trustedProxies.map(\.description) == KMSConfiguration.defaultTrustedProxies
         if count > 0, defaults {
             // Local clients (this CLI among them) look exactly like a reverse proxy on this host that sets no

@@ -7,7 +7,7 @@ import KMSServer
 import Logging
 import NIOCore
 
-/// `kms serve`: runs the HTTP server until SIGTERM or SIGINT.
+/// `kms serve`: runs the HTTP server until SIGTERM, SIGINT or SIGHUP (`runUntilSignalled`).
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",

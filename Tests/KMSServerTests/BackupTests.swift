@@ -244,6 +244,7 @@ import Testing
         for (junk, reason) in [
             (Data(repeating: 0, count: 60_000), "does not begin with its header"),
             (Data(repeating: UInt8(ascii: "{"), count: 60_000), "no header line in its first 4096 bytes"),
+            (Data(String(repeating: #"{"log":"line"}"# + "\n", count: 3_000).utf8), "is not a kms-backup-v1 header"),
         ] {
             let refused = try await CLIProcess.run(["restore", "/dev/stdin"], environment: target, stdin: junk)
             #expect(refused.status != 0 && refused.stderr.contains(reason), "\(refused.stderr)")

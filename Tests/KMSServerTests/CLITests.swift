@@ -527,7 +527,7 @@ import Testing
         try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: masterKey.path)
         let junk = folder.appendingPathComponent("junk.backup")
         // It begins as a backup does, so it is read and judged after the master key (whose warning is the point).
-        try Data("{\"not\":\"a backup\"}\n".utf8).write(to: junk)
+        try Data("{\"format\":\"kms-backup-v1\"}\n".utf8).write(to: junk)
         let run = try await CLIProcess.run(
             ["restore", junk.path],
             environment: [
@@ -741,7 +741,7 @@ import Testing
 
     /// A review: SIGHUP (a closed terminal, a `kill -HUP` meant as a reload) ended the server at once, its
     /// last audit entries unsigned. It is a graceful shutdown now: exit 0, a log that verifies whole.
-    @Test func aHangupStopsTheServerGracefully() async throws {
+    @Test(.timeLimit(.minutes(2))) func aHangupStopsTheServerGracefully() async throws {
         let server = try await ServeProcess()
         #expect(try await CLIProcess.run(["e2e"], environment: server.clientEnvironment).status == 0)
         kill(server.process.processIdentifier, SIGHUP)

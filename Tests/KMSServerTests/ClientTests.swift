@@ -263,23 +263,31 @@ import Testing
         }
     }
 
+    /// A plain `401 unknown_session`, as a server that no longer knows the session answers.
+    static let sessionGone = TransportResponse(
+        status: 401, headers: [],
+        body: Data(#"{"error":{"code":"unknown_session","message":"gone","requestId":"r"}}"#.utf8))
+
+    /// A connected client whose requests pass through a `HookTransport`, and its first session's id.
+    func hookedClient(_ port: Int?) async throws -> (HookTransport, KMSClient, String) {
+        let transport = HookTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(port ?? 0)"))
+        let kms = try client(port, transport: transport)
+        return (transport, kms, try await kms.connect().sessionId)
+    }
+
     /// An answer still arriving under a session this client marked ended (the server said it was gone)
     /// does not revive it: the next call makes a new session rather than sealing under the old one
     /// until its slid expiry (the last client review; `Session.ended` had no test of its own).
     @Test(.timeLimit(.minutes(2))) func anAnswerUnderAnEndedSessionDoesNotReviveIt() async throws {
         try await TestServer(["KMS_SESSION_SLIDING": "true"]).run { server in
-            let transport = HookTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
-            let kms = try client(server.port, transport: transport)
-            let first = try await kms.connect().sessionId
+            let (transport, kms, first) = try await hookedClient(server.port)
             let flags = HookTransport.Flags()
             transport.before.withLock {
                 $0 = { request in
                     if request.target == WirePath.random, flags.set("held") {
                         while !flags.isSet("released") { try? await Task.sleep(for: .milliseconds(5)) }
                     }
-                    guard request.target == WirePath.generateKey else { return nil }
-                    let body = #"{"error":{"code":"unknown_session","message":"gone","requestId":"r"}}"#
-                    return TransportResponse(status: 401, headers: [], body: Data(body.utf8))
+                    return request.target == WirePath.generateKey ? Self.sessionGone : nil
                 }
             }
             let inFlight = Task { try await kms.random(bytes: 4) }
@@ -289,6 +297,25 @@ import Testing
             flags.set("released")
             #expect(try await inFlight.value.count == 4)
             _ = try await kms.random(bytes: 4)
+            #expect(kms.sessionId != first, "the session the server said was gone was used again")
+        }
+    }
+
+    /// A review: a token rotation refused `unknown_session` (the server restarted on its in-memory store)
+    /// left the session live here, so every rotation failed alike until its local expiry. It ends it, as
+    /// any call's `unknown_session` does: the next call makes a new session, and a rotation then works.
+    @Test(.timeLimit(.minutes(2))) func aRotationRefusedUnknownSessionEndsTheSession() async throws {
+        try await TestServer().run { server in
+            let (transport, kms, first) = try await hookedClient(server.port)
+            let flags = HookTransport.Flags()
+            transport.before.withLock {
+                $0 = { request in
+                    request.target == WirePath.rotateToken && flags.set("refused") ? Self.sessionGone : nil
+                }
+            }
+            let refused = await #expect(throws: KMSClientError.self) { try await kms.rotateToken() }
+            #expect(refused?.code == "unknown_session")
+            _ = try await kms.rotateToken()
             #expect(kms.sessionId != first, "the session the server said was gone was used again")
         }
     }
