@@ -7,7 +7,8 @@ import KMSServer
 import Logging
 import NIOCore
 
-/// `kms serve`: runs the HTTP server until SIGTERM, SIGINT or SIGHUP (`runUntilSignalled`).
+/// `kms serve`: runs the HTTP server until SIGTERM, SIGINT or SIGHUP (unless SIGHUP was ignored at start,
+/// as `nohup` does: `runUntilSignalled`).
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",

@@ -51,12 +51,15 @@ struct OpenAPIDocument {
         // The API documents answer web pages' reads (`WebPageRequests`).
         let isDocument = WebPageRequests.isPublicDocument(method: route.method, path: route.path)
         var list = edgeErrors.filter { !(isDocument && $0 == .browserRequestRefused) }.map { ($0, false) }
-        if route.method == .post { list.append((.payloadTooLarge, false)) }
+        // Every method: a declared Content-Length past the limit is refused before the route (a review
+        // found it listed for POST only).
+        list.append((.payloadTooLarge, false))
         if route.sealed {
             list += plainChannelErrors.map { ($0, false) }
             // A body read cut off by shutdown, or past the body budget, is refused before the envelope is
-            // known, so in plain.
-            if EnvelopePlacement(method: route.method.rawValue) == .body { list.append((.serverBusy, false)) }
+            // known, so in plain; and on every method, a session store that cannot be read (PostgreSQL down)
+            // before the session is known (a review found GET and DELETE without it).
+            list.append((.serverBusy, false))
             list += (sealedChannelErrors + Self.impliedErrors(of: route) + route.doc.errors).map { ($0, true) }
         } else {
             list += route.doc.errors.map { ($0, false) }
@@ -179,7 +182,11 @@ struct OpenAPIDocument {
             members.append(("x-sealed", .bool(true)))
             // identity-v1 section 4: what the session's client must be granted (none: a session suffices).
             members.append(("x-permission", doc.permission.map { .string($0.rawValue) } ?? .null))
-            members.append(("x-inner-request", reference(doc.request?.schemaName ?? EmptyBody.schemaName)))
+            // GET and DELETE seal the empty byte string (protocol-v1 section 4), which no JSON schema is: no
+            // `x-inner-request` for them (a review: `{}`, which a generated client sealed, is refused).
+            if EnvelopePlacement(method: route.method.rawValue) == .body {
+                members.append(("x-inner-request", reference(doc.request?.schemaName ?? EmptyBody.schemaName)))
+            }
             if let response = doc.response { members.append(("x-inner-response", reference(response.schemaName))) }
         }
         members.append(("responses", responses(route)))
