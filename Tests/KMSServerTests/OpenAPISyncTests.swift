@@ -35,6 +35,13 @@ import Testing
     /// permission is needed, `audit_unavailable` where a change or computation is audited, and
     /// the key states on the crypto routes.
     @Test func errorListsNameWhatEachKindOfRouteAnswers() throws {
+        for route in try table().routes {
+            // Every route: a declared length past the limit (the edge, after the route's match).
+            let plain = OpenAPIDocument.errors(of: route).filter { !$0.sealed }.map(\.code)
+            #expect(plain.contains(.payloadTooLarge), "\(route.method) \(route.path)")
+            // Every sealed route: a session store that cannot be read, before the session is known.
+            if route.sealed { #expect(plain.contains(.serverBusy), "\(route.method) \(route.path)") }
+        }
         for route in try table().routes where route.sealed {
             let errors = OpenAPIDocument.errors(of: route)
             func has(_ code: ErrorCode) -> Bool { errors.contains { $0.code == code && $0.sealed } }
@@ -57,7 +64,14 @@ import Testing
         var documented = Set<String>()
         for (path, item) in paths {
             guard case .object(let operations) = item else { continue }
-            for (method, _) in operations { documented.insert("\(method.uppercased()) \(path)") }
+            for (method, operation) in operations {
+                documented.insert("\(method.uppercased()) \(path)")
+                // A sealed POST names its inner request; a sealed GET or DELETE seals the empty byte string.
+                guard case .object(let fields) = operation else { continue }
+                let sealed = fields.contains { $0.0 == "x-sealed" && $0.1 == .bool(true) }
+                let named = fields.contains { $0.0 == "x-inner-request" }
+                #expect(named == (sealed && method == "post"), "\(method) \(path)")
+            }
         }
         let declared = table.routes.map { "\($0.method.rawValue) \($0.path)" }
         #expect(Set(declared).count == declared.count, "a method and path declared twice")

@@ -38,9 +38,11 @@ struct DocsPage {
         // routes off the page (a review: 18 of 36).
         var tags: [String] = []
         for route in routes.routes where !tags.contains(route.doc.tag) { tags.append(route.doc.tag) }
-        body += "<nav>" + tags.map { "<a href=\"#\($0)\">\($0)</a>" }.joined(separator: " · ") + "</nav>\n"
+        body +=
+            "<nav>" + tags.map { "<a href=\"#\(Self.escape($0))\">\(Self.escape($0))</a>" }.joined(separator: " · ")
+            + "</nav>\n"
         for tag in tags {
-            body += "<section id=\"\(tag)\"><h2>\(tag)</h2>\n"
+            body += "<section id=\"\(Self.escape(tag))\"><h2>\(Self.escape(tag))</h2>\n"
             for route in routes.routes where route.doc.tag == tag { body += Self.render(route) }
             body += "</section>\n"
         }

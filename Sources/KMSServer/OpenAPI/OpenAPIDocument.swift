@@ -88,7 +88,7 @@ struct OpenAPIDocument {
                     (
                         "description",
                         .string(
-                            "Self-hosted key management. Protected routes carry a sealed envelope (AES-256-GCM under a per-session key negotiated by RSA-OAEP-256); their inner JSON is described by x-inner-request and x-inner-response. The wire contract is docs/protocol.md."
+                            "Self-hosted key management. Protected routes carry a sealed envelope (AES-256-GCM under a per-session key negotiated by RSA-OAEP-256); their inner JSON is described by x-inner-request (POST; GET and DELETE seal the empty byte string) and x-inner-response. The wire contract is docs/protocol.md."
                         )
                     ),
                 ])
@@ -139,7 +139,12 @@ struct OpenAPIDocument {
             (
                 "description",
                 .string(
-                    doc.description + (route.sealed ? " Sealed: see x-inner-request and x-inner-response." : "")
+                    doc.description
+                        + (route.sealed
+                            ? (EnvelopePlacement(method: route.method.rawValue) == .body
+                                ? " Sealed: see x-inner-request and x-inner-response."
+                                : " Sealed: the inner request is the empty byte string; see x-inner-response.")
+                            : "")
                         + (route.sealed
                             ? " Permission: \(doc.permission?.rawValue ?? "none, a session suffices")." : ""))
             ),
