@@ -791,6 +791,13 @@ import Testing
             fromEnvironment.status == 64 && fromEnvironment.stderr.contains("no key store at"),
             "\(fromEnvironment.stderr)")
         #expect(!FileManager.default.fileExists(atPath: data.path), "nothing was made")
+        // A backup whose name leaves no room for its temporary copies is refused before anything is read
+        // (a review: "File name too long" after the whole read).
+        let long = folder.appendingPathComponent(String(repeating: "b", count: 200)).path
+        let tooLong = try await CLIProcess.run(["backup", "--out", long], environment: env)
+        #expect(
+            tooLong.status == 64 && tooLong.stderr.contains("at most 171 bytes without --force (213 with it)"),
+            "\(tooLong.stderr)")
     }
 
     /// Issue 17: a long-running client renews its session across TTL

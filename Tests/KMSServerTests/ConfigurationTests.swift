@@ -71,12 +71,22 @@ import Testing
         #expect(good.aws?.hostnames == ["kms.tailnet.example", "100.64.0.1", "fd00::1", "nas-2"])
         for bad in [
             "kms.example.", "a..b", "*.example", "-kms", "kms-", "k ms", "käse.example",
-            String(repeating: "a", count: 64),
+            String(repeating: "a", count: 64), "kms.example,", "a,,b",
         ] {
             #expect(throws: KMSConfiguration.Invalid.self, "\(bad)") {
                 try KMSConfiguration(environment: ["KMS_AWS_PORT": "8443", "KMS_TLS_HOSTNAMES": bad])
             }
         }
+        // Empty is none; a long refused item is named by its length (a review: shown whole, empty items dropped).
+        #expect(
+            try KMSConfiguration(environment: ["KMS_AWS_PORT": "8443", "KMS_TLS_HOSTNAMES": " "]).aws?.hostnames == [])
+        let long = String(repeating: "x", count: 40) + " secret"
+        let refused = #expect(throws: KMSConfiguration.Invalid.self) {
+            try KMSConfiguration(environment: ["KMS_AWS_PORT": "8443", "KMS_TLS_HOSTNAMES": long])
+        }
+        #expect(
+            refused.map { !"\($0)".contains("secret") && "\($0)".contains("47 bytes") } == true,
+            "\(String(describing: refused))")
     }
 
     @Test(arguments: [

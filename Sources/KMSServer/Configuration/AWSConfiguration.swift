@@ -42,13 +42,21 @@ public struct AWSConfiguration: Sendable, Equatable {
                 variable: config.certificateFile == nil ? "KMS_TLS_CERT_FILE" : "KMS_TLS_KEY_FILE",
                 reason: "KMS_TLS_CERT_FILE and KMS_TLS_KEY_FILE go together: set both or neither")
         }
-        config.hostnames = (try reader.string("KMS_TLS_HOSTNAMES") ?? "").split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        // Read as the address lists are: empty means none, an empty item in a list is refused (it was
+        // dropped without a word), and a refused item is shown only when short (a review).
+        let hostnames = try reader.string("KMS_TLS_HOSTNAMES") ?? ""
+        if !hostnames.trimmingCharacters(in: .whitespaces).isEmpty {
+            config.hostnames = hostnames.split(separator: ",", omittingEmptySubsequences: false)
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        if config.hostnames.contains(where: \.isEmpty) {
+            throw KMSConfiguration.Invalid(variable: "KMS_TLS_HOSTNAMES", reason: "has an empty list item")
+        }
         if let bad = config.hostnames.first(where: { IPAddress($0) == nil && !Self.isHostName($0) }) {
             throw KMSConfiguration.Invalid(
                 variable: "KMS_TLS_HOSTNAMES",
                 reason:
-                    "\(bad) is neither an IP address nor a host name (letters, digits and hyphens in dot-separated labels, no trailing dot or wildcard)"
+                    "\(ConfigReader.shown(bad)) is neither an IP address nor a host name (letters, digits and hyphens in dot-separated labels, no trailing dot or wildcard)"
             )
         }
         config.allowPlainHTTP = try reader.boolean("KMS_AWS_ALLOW_PLAIN_HTTP") ?? false
