@@ -107,20 +107,26 @@ public final class PostgresDatabase: Sendable {
         try await Migrations(database: self).apply()
     }
 
+    /// The table prefix's grammar, one rule for `KMS_DATABASE_PREFIX` and for every pool: up to 32 of
+    /// [a-z0-9_], starting with a letter.
+    public static let prefixRule = "up to 32 of [a-z0-9_], starting with a letter"
+
+    /// Whether `prefix` follows `prefixRule`.
+    public static func isValidPrefix(_ prefix: String) -> Bool {
+        guard prefix.utf8.count <= 32, let first = prefix.utf8.first,
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first)
+        else { return false }
+        return prefix.utf8.allSatisfy {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
+                || $0 == UInt8(ascii: "_")
+        }
+    }
+
     /// The prefix goes into SQL as it is (table names, and a string in the notify trigger): checked here
     /// as `KMS_DATABASE_PREFIX` is, so that no caller that skips the configuration can inject (a review).
     static func checkPrefix(_ prefix: String) throws {
-        guard prefix.utf8.count <= 32, let first = prefix.utf8.first,
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first),
-            prefix.utf8.allSatisfy({
-                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0)
-                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
-                    || $0 == UInt8(ascii: "_")
-            })
-        else {
-            throw StartupFailure(
-                description: "the table prefix must be up to 32 of [a-z0-9_], starting with a letter",
-                isConfiguration: true)
+        guard isValidPrefix(prefix) else {
+            throw StartupFailure(description: "the table prefix must be \(prefixRule)", isConfiguration: true)
         }
     }
 

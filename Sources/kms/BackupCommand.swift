@@ -44,10 +44,11 @@ struct BackupCommand: AsyncParsableCommand {
         // The file is written through temporary names beside it, `.NAME.tmp-<uuid>` (42 bytes more), twice
         // over without --force (a copy published with link(2)): a longer name failed after the whole read
         // with "File name too long" (a review).
-        let longest = Int(NAME_MAX) - (force ? 42 : 84)
+        let extra = DurableFile.temporaryNameExtraBytes
+        let longest = Int(NAME_MAX) - (force ? extra : 2 * extra)
         if out != "-", url.lastPathComponent.utf8.count > longest {
             throw ValidationError(
-                "the file name of --out may have at most \(longest) bytes\(force ? "" : " without --force (\(Int(NAME_MAX) - 42) with it)"): it is written through a temporary copy beside it, whose name is longer"
+                "the file name of --out may have at most \(longest) bytes\(force ? "" : " without --force (\(Int(NAME_MAX) - extra) with it)"): it is written through a temporary copy beside it, whose name is longer"
             )
         }
         let (config, masterKey, database) = try await BackupSetup.open()

@@ -250,6 +250,10 @@ public enum DurableFile {
     }
 
     /// Atomically replaces `url` with `data`, durable once this returns.
+    /// How many bytes `write`'s temporary name (`.NAME.tmp-<uuid>`) adds to the file's name; a caller
+    /// can refuse a name with no room for it before doing its work.
+    public static let temporaryNameExtraBytes = ".".utf8.count + ".tmp-".utf8.count + UUID().uuidString.utf8.count
+
     public static func write(_ data: Data, to url: URL, mode: mode_t = 0o600, syncFolder: Bool = true) throws(Failure) {
         let folder = url.deletingLastPathComponent().path
         let temp = folder + "/." + url.lastPathComponent + ".tmp-" + UUID().uuidString

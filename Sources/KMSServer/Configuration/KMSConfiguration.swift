@@ -1,5 +1,6 @@
 public import Foundation
 public import KMSCore
+import KMSPostgres
 public import Logging
 
 /// Everything `kms serve` is configured with, validated once at start-up.
@@ -355,11 +356,9 @@ public struct KMSConfiguration: Sendable {
         }
         databaseURL = try reader.string("KMS_DATABASE_URL")
         if let prefix = try reader.setting("KMS_DATABASE_PREFIX") {
-            guard prefix.count <= 32, let first = prefix.first, first.isLetter,
-                prefix.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") })
-            else {
-                throw Invalid(
-                    variable: "KMS_DATABASE_PREFIX", reason: "must be up to 32 of [a-z0-9_], starting with a letter")
+            // The pool's own rule (it checks again: the prefix reaches SQL unescaped).
+            guard PostgresDatabase.isValidPrefix(prefix) else {
+                throw Invalid(variable: "KMS_DATABASE_PREFIX", reason: "must be \(PostgresDatabase.prefixRule)")
             }
             databasePrefix = prefix
         }

@@ -55,7 +55,10 @@ struct SessionController: Sendable {
             } catch {
                 var fields = [client, ("code", error.code.rawValue)]
                 // identity-v1 section 7: a failed exchange records the clientKey as sent.
-                let sent = KeyExchangeRequest.sentClientKey(body)
+                // As sent when it has the `SHA256:` form or is short; else by its length, as other client text.
+                let sent = KeyExchangeRequest.sentClientKey(body).map { text in
+                    ClientAuth.isWellFormedClientKey(text) || Echo.mayShow(text) ? text : Auditor.notShown(text)
+                }
                 if let sent { fields.append(("clientKey", sent)) }
                 await audit.keyExchangeFailed(
                     fields, host: host, code: error.code, clientKey: sent, at: sessions.clock.now())
