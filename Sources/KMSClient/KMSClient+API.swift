@@ -121,7 +121,12 @@ extension KMSClient {
         guard !text.isEmpty, text.utf8.allSatisfy({ ClientToken.isTokenCharacter($0) && $0 != UInt8(ascii: "~") })
         else {
             let shown = Echo.mayShow(text) ? "'\(text)'" : "a text of \(text.utf8.count) bytes"
-            throw KMSClientError.configuration("\(shown) is not \(kind)")
+            // The AWS door's forms, which this API does not take (a newcomer's walkthrough: no hint).
+            let aws =
+                text.hasPrefix("alias/") || text.hasPrefix("arn:aws:kms:")
+                ? " (that is the AWS door's form: here a key is named by its keyId, key_…, or its alias without alias/)"
+                : ""
+            throw KMSClientError.configuration("\(shown) is not \(kind)\(aws)")
         }
         return text
     }

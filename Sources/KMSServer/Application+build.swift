@@ -247,8 +247,14 @@ public func buildApplication(
             // A refused key file is the operator's to fix, not the server's fault (the diff review).
             let code =
                 (error as? KMSError)?.code.rawValue ?? (error is StartupFailure ? "startup_refused" : "internal_error")
-            await audit.log.recordBestEffort(
-                AuditEvent("client.bootstrap", outcome: "failure", [keyFileField, ("code", code)]))
+            // Durable, so signed: the process exits right after, before any timed checkpoint (a review found
+            // it left unsigned, read by the next `kms audit verify` as a crash's tail).
+            do {
+                try await bootstrapEntry(
+                    AuditEvent("client.bootstrap", outcome: "failure", [keyFileField, ("code", code)]))
+            } catch {
+                logger.error("could not write an audit entry", metadata: ["event": "client.bootstrap"])
+            }
         }
         throw error
     }
@@ -377,22 +383,19 @@ private func databaseClock(_ database: PostgresDatabase?) -> (@Sendable () async
 
 /// Runs `app` until SIGTERM or SIGINT (`kms serve`), and SIGHUP unless it was ignored at start (`nohup`
 /// keeps it ignored): a closed terminal, or a `kill -HUP` meant as a reload, ended the server at once,
-/// without its final audit checkpoint (a review). The systemd notifier
-/// comes after the application in the group, so that graceful shutdown
-/// reaches it first: `STOPPING=1` goes out before the drain, not after it.
+/// without its final audit checkpoint (a review).
 ///
 /// The drain is bounded by `maximumDrain` (20 s, below the unit's `TimeoutStopSec=45s`): a slow upload
 /// could hold it for a body timeout and an idle timeout (30 s each by default, up to an hour), and systemd's
 /// SIGKILL then came before the audit log was signed and closed. Past it the group is cancelled, and
-/// `AuditFlusher` still closes the log.
+/// `AuditFlusher` still closes the log (`ServeGroup`).
 public func runUntilSignalled(
     _ app: some ApplicationProtocol, logger: Logger, onHangup: Bool, maximumDrain: Duration = .seconds(20)
 ) async throws {
-    var configuration = ServiceGroupConfiguration(
-        services: [app, SystemdStoppingService(notifier: SystemdNotifier())],
-        gracefulShutdownSignals: onHangup ? [.sigterm, .sigint, .sighup] : [.sigterm, .sigint], logger: logger)
-    configuration.maximumGracefulShutdownDuration = maximumDrain
-    try await ServiceGroup(configuration: configuration).run()
+    try await ServeGroup(
+        app, signals: onHangup ? [.sigterm, .sigint, .sighup] : [.sigterm, .sigint], maximumDrain: maximumDrain,
+        notifier: SystemdNotifier(), logger: logger
+    ).run()
 }
 
 /// Every route the server answers, each declared once by its controller, in

@@ -217,7 +217,8 @@ import Testing
         // bound only catches a pathological delay: CI run 25 (both cores busy, whole suite) took over 10 s.
         #expect(refused?.code == .auditUnavailable && ContinuousClock.now - start < .seconds(60))
         writer.hanging.withLock { $0 = false }
-        try await write(1, to: log)
+        // The writer first finishes the entry it was stuck on: a generous wait, not the 200 ms under test.
+        try await log.record(AuditEvent("y"), durable: true, wait: .seconds(60))
         #expect(verify().isValid)
     }
 

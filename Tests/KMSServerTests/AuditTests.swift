@@ -472,7 +472,7 @@ import Testing
     }
 
     @Test func aFailingAuditLogRefusesAuditedOperationsOnly() async throws {
-        var server = try TestServer(["KMS_AUDIT_TIMEOUT_MS": "300"])
+        var server = try TestServer(["KMS_AUDIT_TIMEOUT_MS": "3000"])
         let writer = try FlakyAuditWriter(url: server.folder.appendingPathComponent("audit.log"))
         server.dependencies.auditWriter = writer
         let lines = LogCounter()

@@ -177,6 +177,20 @@ import Testing
         #expect(dash.status == 0 && dash.stderr.isEmpty, "\(dash.stderr)")
         let dashOpened = try await CLIProcess.run(["decrypt", "-"], environment: env, stdin: Data(dash.stdout.utf8))
         #expect(dashOpened.stdout == "piped", "\(dashOpened.stdout)\(dashOpened.stderr)")
+        // Empty input from a pipe is refused, not encrypted as the empty string with exit 0 (a newcomer's
+        // walkthrough: `cat missing | kms encrypt` looked like success); --allow-empty means it.
+        let empty = try await CLIProcess.run(["encrypt", "--key", "cli"], environment: env, stdin: Data())
+        #expect(
+            empty.status == 64 && empty.stdout.isEmpty
+                && empty.stderr.contains("nothing to encrypt: standard input was empty; pass --allow-empty"),
+            "\(empty.stderr)")
+        let meant = try await CLIProcess.run(
+            ["encrypt", "--key", "cli", "--allow-empty"], environment: env, stdin: Data())
+        #expect(meant.status == 0 && meant.stdout.hasPrefix("kms:v1:"), "\(meant.stderr)")
+        let nothingToOpen = try await CLIProcess.run(["decrypt"], environment: env, stdin: Data("\n".utf8))
+        #expect(
+            nothingToOpen.status == 64 && nothingToOpen.stderr.contains("no ciphertext: standard input was empty"),
+            "\(nothingToOpen.stderr)")
         let rewrapped = try await CLIProcess.run(
             ["rewrap", "--file", file.path, "--aad", "ctx", "--json"], environment: env)
         #expect(rewrapped.stdout.contains("\"version\" : 2"))
@@ -241,6 +255,15 @@ import Testing
             // Far from the 30 s of retries, with room for a busy machine.
             #expect(ContinuousClock.now - started < .seconds(15), "\(arguments): the connection was retried")
         }
+        // A misspelled setting is named, with the one it is near (a newcomer's walkthrough: a pin under
+        // `KMS_SERVER_FINGERPRNT` was ignored without a word); never its value.
+        let misspelled = try await CLIProcess.run(
+            ["keys", "list", "--url", url],
+            environment: ["KMS_KNOWN_SERVERS": "off", "KMS_SERVER_FINGERPRNT": "SHA256:secret-looking-value"])
+        #expect(
+            misspelled.stderr.contains(
+                "warning: kms reads no variable named KMS_SERVER_FINGERPRNT (KMS_SERVER_FINGERPRINT?), so it is ignored"
+            ) && !misspelled.stderr.contains("secret-looking-value"), "\(misspelled.stderr)")
         // A URL that is not one is a usage error, found before anything is sent (it was sent and "unreachable").
         // A password in it is not repeated (a review: `htps://u:secret@h` was echoed whole).
         for bad in [
@@ -825,7 +848,9 @@ import Testing
         let publicKey = try #require(
             made.stdout.split(separator: "\n").first { $0.hasPrefix("publicKey") }?.split(separator: " ").last)
         #expect(try await CLIProcess.run(["client-key", "init", "--file", phoneKey]).status != 0)  // never overwritten
-        #expect(made.stdout.contains("--allow crypto:encrypt,crypto:decrypt,crypto:datakey"), "\(made.stdout)")
+        #expect(
+            made.stdout.contains("--allow crypto:encrypt,crypto:decrypt,crypto:datakey,keys:read --keys"),
+            "\(made.stdout)")
         // Not enrolled yet: the one answer for every client failure, and which key signed (a review).
         let unenrolled = try await CLIProcess.run(
             ["whoami"], environment: server.clientEnvironment.merging(["KMS_CLIENT_KEY_FILE": phoneKey]) { $1 })
@@ -995,6 +1020,36 @@ import Testing
         try FileManager.default.moveItem(at: moved, to: master)
         let restored = try await ServeProcess(seedIdentity: false, folder: server.folder)
         #expect(try await restored.stop() == 0)
+    }
+
+    /// A review: a start stopped by its admin bootstrap (an admin key file that is not a key) recorded the
+    /// `client.bootstrap` failure after its durable intent, best effort, and exited with it unsigned. The
+    /// failure is now signed before the start stops.
+    @Test func aFailedAdminBootstrapLeavesItsFailureSigned() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-boot-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(
+            at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let adminKey = folder.appendingPathComponent("admin.key")
+        try Data("not a key\n".utf8).write(to: adminKey)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: adminKey.path)
+        let data = folder.appendingPathComponent("data")
+        let environment = [
+            "KEY_STORE_PATH": data.appendingPathComponent("keys").path,
+            "KMS_MASTER_KEY_FILE": data.appendingPathComponent("master.key").path,
+            "KMS_AUDIT_LOG": data.appendingPathComponent("audit.log").path, "KMS_ADMIN_KEY_FILE": adminKey.path,
+            "KMS_HOST": "127.0.0.1", "KMS_PORT": "\(TestPorts.take())",
+        ]
+        let refused = try await CLIProcess.run(
+            ["serve"], environment: environment, launcher: ["/usr/bin/timeout", "60"])
+        #expect(refused.status != 0 && refused.stderr.contains(adminKey.path), "\(refused.stderr)")
+        let log = try String(contentsOf: data.appendingPathComponent("audit.log"), encoding: .utf8)
+        #expect(log.contains(#""type":"client.bootstrap","outcome":"failure""#), "\(log)")
+        let verified = try await CLIProcess.run(["audit", "verify"], environment: environment)
+        #expect(
+            verified.status == 0 && verified.stdout.contains("audit log OK")
+                && !verified.stdout.contains("unsigned"),
+            "\(verified.stdout)\(verified.stderr)")
     }
 
     /// An operator's review: a master key under a folder the service user cannot enter (deploy.md's
@@ -1374,6 +1429,11 @@ enum DurableMode {
             let bad = try await CLIProcess.run(["keys", "show", name], environment: env)
             #expect(bad.status == 64 && bad.stderr.contains("is not a key id or alias"), "\(bad.status) \(bad.stderr)")
         }
+        // The AWS door's forms get a hint (a newcomer's walkthrough).
+        let awsForm = try await CLIProcess.run(["keys", "show", "alias/life"], environment: env)
+        #expect(
+            awsForm.status == 64 && awsForm.stderr.contains("that is the AWS door's form"),
+            "\(awsForm.status) \(awsForm.stderr)")
         // A client is named as one (a review: "'a/b' is not a key id or alias").
         let badClient = try await CLIProcess.run(["clients", "show", "a/b"], environment: env)
         #expect(
@@ -1390,7 +1450,13 @@ enum DurableMode {
         #expect(pending.contains("pending_deletion") && pending.contains("deleted for good at"))
         #expect(try await run(["keys", "cancel-deletion", "life"]).stdout.contains("state      disabled"))
         let badDays = try await CLIProcess.run(["keys", "schedule-deletion", "life", "--days", "3"], environment: env)
-        #expect(badDays.status != 0 && badDays.stderr.contains("pendingWindowDays"))
+        #expect(badDays.status == 64 && badDays.stderr.contains("--days must be from 7 to 30"), "\(badDays.stderr)")
+        for (verb, bytes, range) in [("datakey", "8", "16 to 64"), ("random", "0", "1 to 1024")] {
+            let refused = try await CLIProcess.run(
+                [verb, "--bytes", bytes] + (verb == "datakey" ? ["--key", "life"] : []), environment: env)
+            #expect(
+                refused.status == 64 && refused.stderr.contains("--bytes must be from \(range)"), "\(refused.stderr)")
+        }
         // A review: `encrypt --file IN OUT` (a slip from encrypt-file) encrypted the text "OUT" and exited 0.
         let both = try await CLIProcess.run(
             ["encrypt", "--key", "other", "--file", "/dev/null", "out"], environment: env)
@@ -1399,6 +1465,9 @@ enum DurableMode {
             ["encrypt", "--key", "other", "--aad", "a", "--aad-base64", "YQ==", "hi"], environment: env)
         #expect(twoAADs.status == 64 && twoAADs.stderr.contains("not both"), "\(twoAADs.status) \(twoAADs.stderr)")
         // A file that is not a regular one (a device here; a pipe from `<(…)` alike) is read as a stream.
-        #expect(try await run(["encrypt", "--key", "other", "--file", "/dev/null"]).stdout.contains("kms:v1:"))
+        // Empty, so meant with --allow-empty (refused without it since 2026-12-06).
+        #expect(
+            try await run(["encrypt", "--key", "other", "--file", "/dev/null", "--allow-empty"]).stdout.contains(
+                "kms:v1:"))
     }
 }

@@ -35,6 +35,19 @@ import Testing
             "KMS_PORT": "3000", "PATH": "/bin",
         ])
         #expect(misspelled.unreadSettings == ["KMS_ALLOWLIST", "KMS_WHITELST"])
+        // An allowlist of every address is warned about at start, not only by doctor (a newcomer's walkthrough).
+        let open = try KMSConfiguration(environment: ["KMS_WHITELIST": "0.0.0.0/0,::/0,192.168.1.0/24"])
+        #expect(
+            open.settingWarnings.contains { $0.hasPrefix("KMS_WHITELIST admits every address (0.0.0.0/0,::/0):") },
+            "\(open.settingWarnings)")
+        #expect(!config.settingWarnings.contains { $0.contains("every address") })
+        // Each named with the setting it is near, when one is (a newcomer's walkthrough: client typos).
+        #expect(
+            misspelled.unreadSettingsWarning?.hasSuffix("KMS_ALLOWLIST, KMS_WHITELST (KMS_WHITELIST?)") == true,
+            "\(misspelled.unreadSettingsWarning ?? "")")
+        #expect(
+            ConfigVariable.described(["KMS_SERVER_FINGERPRNT", "KMS_ULR", "KMS_SOMETHING_ELSE"])
+                == "KMS_SERVER_FINGERPRNT (KMS_SERVER_FINGERPRINT?), KMS_ULR (KMS_URL?), KMS_SOMETHING_ELSE")
         // 0 is not "off" (a probe: it opened the door on a random port on every address).
         #expect(throws: KMSConfiguration.Invalid.self) { try KMSConfiguration(environment: ["KMS_AWS_PORT": "0"]) }
         #expect(throws: KMSConfiguration.Invalid.self) {

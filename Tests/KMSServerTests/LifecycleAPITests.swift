@@ -62,6 +62,18 @@ import Testing
         }
     }
 
+    /// Waits (up to 10 s) until `logs` hold `count` entries of `type` with `outcome`: the scheduler writes its
+    /// success after the change a test sees, and a loaded disk's fsync can outlast a fixed pause.
+    static func waitForEntries(_ type: String, outcome: String, count: Int, in logs: [URL]) async throws {
+        for _ in 0..<500 {
+            let found = try logs.flatMap { try entries(type, in: $0) }.filter {
+                $0.contains("\"outcome\":\"\(outcome)\"")
+            }
+            if found.count >= count { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     static func count(_ type: String, in log: URL) throws -> Int {
         try String(contentsOf: log, encoding: .utf8).components(separatedBy: "\"type\":\"\(type)\"").count - 1
     }
@@ -174,9 +186,10 @@ import Testing
             #expect(try await session.call(.get, "/keys/old").errorCode == "key_not_found")
             let alias = try await session.call(.post, "/aliases/old", #"{"keyId":"\#(keyId)"}"#)
             #expect(alias.status == 404 && alias.errorCode == "alias_not_found")
-            try await Task.sleep(for: .milliseconds(100))
             // A durable intent, then the one success (a review: killed between the deletion and its entry,
-            // a server left no trace of it).
+            // a server left no trace of it). The success is written after the deletion: waited for, as a
+            // loaded disk's fsync can take longer than a fixed pause.
+            try await Self.waitForEntries("key.delete", outcome: "success", count: 1, in: [server.config.auditLog])
             let deletes = try Self.entries("key.delete", in: server.config.auditLog)
             #expect(deletes.count == 2, "\(deletes)")
             #expect(deletes.first?.contains("\"outcome\":\"intent\"") == true, "\(deletes)")
@@ -204,7 +217,7 @@ import Testing
             #expect(try await session.call(.get, "/keys/\(keyId)").json["state"] as? String == "pending_deletion")
             writer.failing.withLock { $0 = false }
             #expect(try await Self.eventually { try await session.call(.get, "/keys/\(keyId)").status == 404 })
-            try await Task.sleep(for: .milliseconds(100))
+            try await Self.waitForEntries("key.delete", outcome: "success", count: 1, in: [writer.base.url])
             let deletes = try Self.entries("key.delete", in: writer.base.url)
             #expect(deletes.count == 2 && deletes.first?.contains("\"outcome\":\"intent\"") == true, "\(deletes)")
         }
@@ -402,6 +415,12 @@ import Testing
                     #expect(try await session.call(.get, "/keys/shared").json["activeVersion"] as? Int == period + 1)
                 }
                 // One success per period; the losing instance, when it tried, logged its intent's failure.
+                // The last success is written after its rotation: waited for.
+                try await Self.waitForEntries(
+                    "key.rotate", outcome: "success", count: 3,
+                    in: [
+                        first.config.auditLog, second.config.auditLog,
+                    ])
                 let entries =
                     try Self.entries("key.rotate", in: first.config.auditLog)
                     + Self.entries("key.rotate", in: second.config.auditLog)

@@ -2,12 +2,13 @@
 
 /// `POST /keys/{keyId}/schedule-deletion`: `pendingWindowDays` 7..30, default 30.
 public struct ScheduleDeletionRequest: Codable, StrictDecodable, Equatable {
+    public static let range: ClosedRange<Int64> = 7...30
     public var pendingWindowDays: Int?
 
     public init(pendingWindowDays: Int? = nil) { self.pendingWindowDays = pendingWindowDays }
 
     public init(reading reader: inout JSONObjectReader) throws(RequestFieldError) {
-        pendingWindowDays = try reader.optionalInteger("pendingWindowDays", in: 7...30).map { Int($0) }
+        pendingWindowDays = try reader.optionalInteger("pendingWindowDays", in: Self.range).map { Int($0) }
     }
 }
 

@@ -27,6 +27,32 @@ public struct ConfigVariable: Sendable {
         }.sorted()
     }
 
+    /// `names` (from `unread`) for a message, each followed by the known name it is one or two edits from,
+    /// when there is one: `KMS_SERVER_FINGERPRNT (KMS_SERVER_FINGERPRINT?)`. Names only, never values.
+    public static func described(_ names: [String]) -> String {
+        let known = Set(all.map(\.name)).union(clientNames).sorted()
+        return names.map { name in
+            let near = known.map { ($0, editDistance(name, $0)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }
+            return near.map { "\(name) (\($0.0)?)" } ?? name
+        }.joined(separator: ", ")
+    }
+
+    /// Levenshtein distance over bytes, given up past 3 (only near names matter).
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a.utf8)
+        let b = Array(b.utf8)
+        guard abs(a.count - b.count) <= 2 else { return 3 }
+        var previous = Array(0...b.count)
+        for (i, x) in a.enumerated() {
+            var current = [i + 1]
+            for (j, y) in b.enumerated() {
+                current.append(Swift.min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+
     public static let all: [ConfigVariable] = [
         .init(name: "KMS_PORT", defaultValue: "3000", meaning: "listen port (1-65535)"),
         .init(name: "KMS_HOST", defaultValue: "0.0.0.0", meaning: "listen address: an IP address or a host name"),

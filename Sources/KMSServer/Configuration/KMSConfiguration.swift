@@ -192,7 +192,7 @@ public struct KMSConfiguration: Sendable {
     public var unreadSettingsWarning: String? {
         guard !unreadSettings.isEmpty else { return nil }
         return
-            "settings that kms does not read, so their defaults apply (misspelled? `kms serve --help` lists every one; the allowlist is KMS_WHITELIST): \(unreadSettings.joined(separator: ", "))"
+            "settings that kms does not read, so their defaults apply (misspelled? `kms serve --help` lists every one; the allowlist is KMS_WHITELIST): \(ConfigVariable.described(unreadSettings))"
     }
 
     /// Settings that are valid but seldom meant, warned about at start (an operator-mistakes review): a
@@ -215,6 +215,14 @@ public struct KMSConfiguration: Sendable {
         if keyGraceMs == 0 {
             warnings.append(
                 "KMS_KEY_GRACE_MS is 0: each rotation retires the version before it at once, so what that version encrypted no longer decrypts (key_version_retired) unless it was rewrapped first; the default is 604800000 (7 days)"
+            )
+        }
+        // Every address: said at start too, not only by doctor (a newcomer's walkthrough started one without a
+        // word). Narrower ranges (a LAN) are doctor's to judge.
+        let everyone = allowlist.filter { $0.prefixLength == 0 || ($0.network.isIPv4 && $0.prefixLength == 96) }
+        if !everyone.isEmpty {
+            warnings.append(
+                "KMS_WHITELIST admits every address (\(everyone.map(\.description).joined(separator: ","))): anyone who can reach the port may start key exchanges and use what an enrolled key allows; list your devices' VPN addresses (docs/threat-model.md)"
             )
         }
         return warnings

@@ -16,7 +16,7 @@ struct SessionController: Sendable {
             doc: RouteDoc(
                 tag: "session", summary: "Start a session",
                 description:
-                    "Returns a pending session id and the server's RSA-4096 public key with its fingerprint. Pin the fingerprint; complete with \(WirePath.keyExchange) within 60 s.",
+                    "Returns a pending session id and the server's RSA-4096 public key with its fingerprint. Pin the fingerprint; complete with \(WirePath.keyExchange) before the pending session expires (KMS_SESSION_INIT_TTL_MS, 60 s by default).",
                 errors: [.tooManyPendingSessions, .serverBusy], response: SessionInitResponse.self)
         ) { _, context in
             // Counted per host (an IPv6 /64; one address in Tailscale's range outside its 4via6 /64), as connections are: a host cannot take the whole

@@ -74,9 +74,12 @@ final class ReadinessGate: Sendable {
 }
 
 /// Sends `STOPPING=1` when graceful shutdown begins (SIGTERM), before the
-/// drain (`runUntilSignalled` places it so that shutdown reaches it first).
+/// drain (`ServeGroup` places it so that shutdown reaches it first), and
+/// notes when that was, so that a drain cut short by its bound can be said.
 struct SystemdStoppingService: Service {
     let notifier: SystemdNotifier
+    /// When graceful shutdown reached this service.
+    let began = DrainStart()
 
     func run() async throws {
         do {
@@ -84,6 +87,7 @@ struct SystemdStoppingService: Service {
         } catch {
             return  // cancelled without a graceful shutdown: nothing to announce
         }
+        began.mark()
         notifier.notify("STOPPING=1")
     }
 }

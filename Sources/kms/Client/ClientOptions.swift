@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KMSClient
 import KMSProtocol
+import KMSServer
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -51,6 +52,14 @@ struct ClientOptions: ParsableArguments {
         // On standard error, so `--json` output stays clean and the notice is still seen (a review found
         // `--json` hid a loose key file's warning).
         if let notice = found?.notice { noteOnce("note: \(notice)\n") }
+        // A misspelled setting is otherwise ignored without a word, as `kms serve` warns (a newcomer's
+        // walkthrough: `KMS_SERVER_FINGERPRNT` left the pin off, `KMS_ULR` sent to localhost:3000).
+        let unread = ConfigVariable.unread(in: environment.keys)
+        if !unread.isEmpty {
+            noteOnce(
+                "warning: kms reads no variable named \(ConfigVariable.described(unread)), so it is ignored (misspelled? the README lists the client's settings)\n"
+            )
+        }
         if token != nil {
             // A bearer secret on the command line, as a plaintext argument is (`kms encrypt`'s note; a review).
             noteOnce(

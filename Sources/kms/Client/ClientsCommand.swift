@@ -70,7 +70,7 @@ private func printKey(_ key: Curve25519.Signing.PrivateKey, path: String, json: 
     printShown("publicKey   \(Base64.encode(raw))")
     printShown("fingerprint \(ClientAuth.fingerprint(rawPublicKey: raw))")
     printShown(
-        "enrol it:   kms clients add NAME --public-key \(Base64.encode(raw)) --allow crypto:encrypt,crypto:decrypt,crypto:datakey --keys 'photos*'"
+        "enrol it:   kms clients add NAME --public-key \(Base64.encode(raw)) --allow crypto:encrypt,crypto:decrypt,crypto:datakey,keys:read --keys 'photos*'"
     )
 }
 

@@ -11,6 +11,10 @@ struct EncryptCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Key id or alias.") var key: String
     @OptionGroup var input: DataInput
     @OptionGroup var aad: AADOptions
+    @Flag(
+        name: .customLong("allow-empty"),
+        help: "Encrypt empty input from standard input or --file (refused without it: a failed pipe gives none).")
+    var allowEmpty = false
 
     func run() async throws {
         if input.literal != nil {
@@ -24,6 +28,13 @@ struct EncryptCommand: AsyncParsableCommand {
             input.literal == nil && (input.file ?? "-") == "-" && !input.base64
             ? try TerminalPrompt.readHidden("plaintext (not shown; Enter ends it): ", limit: 65_536) : nil
         let plaintext = try typed ?? input.read()
+        // Nothing from a pipe or a file is more often a failure upstream (`cat missing | kms encrypt`, cron's
+        // empty standard input) than the empty string meant: refused, as the result would look like success
+        // (a newcomer's walkthrough). An empty argument or an empty line typed at the prompt is meant.
+        if plaintext.isEmpty, typed == nil, input.literal == nil, !allowEmpty {
+            throw ValidationError(
+                "nothing to encrypt: \(input.source) was empty; pass --allow-empty to encrypt the empty string")
+        }
         let aadData = try aad.read()
         let sealed = try await withClient(client) { try await $0.encrypt(key: key, plaintext: plaintext, aad: aadData) }
         if client.json { return try printJSON(sealed) }
@@ -42,8 +53,7 @@ struct DecryptCommand: AsyncParsableCommand {
     var outputBase64 = false
 
     func run() async throws {
-        let ciphertext = String(decoding: try input.read(), as: UTF8.self).trimmingCharacters(
-            in: .whitespacesAndNewlines)
+        let ciphertext = try input.readCiphertext()
         let aadData = try aad.read()
         let opened = try await withClient(client) { try await $0.decrypt(ciphertext: ciphertext, aad: aadData) }
         if client.json { return try printJSON(opened) }
@@ -93,8 +103,7 @@ struct RewrapCommand: AsyncParsableCommand {
     @OptionGroup var aad: AADOptions
 
     func run() async throws {
-        let ciphertext = String(decoding: try input.read(), as: UTF8.self).trimmingCharacters(
-            in: .whitespacesAndNewlines)
+        let ciphertext = try input.readCiphertext()
         let aadData = try aad.read()
         let rewrapped = try await withClient(client) { try await $0.rewrap(ciphertext: ciphertext, aad: aadData) }
         if client.json { return try printJSON(rewrapped) }
@@ -112,6 +121,8 @@ struct DataKeyCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Data key size in bytes, 16 to 64.") var bytes = 32
     @OptionGroup var aad: AADOptions
 
+    func validate() throws { try checkRange("--bytes", bytes, CryptoLimits.dataKeyBytes) }
+
     func run() async throws {
         let aadData = try aad.read()
         let dataKey = try await withClient(client) { try await $0.dataKey(key: key, bytes: bytes, aad: aadData) }
@@ -128,9 +139,19 @@ struct RandomCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
     @Option(name: .long, help: "How many bytes, 1 to 1024.") var bytes = 32
 
+    func validate() throws { try checkRange("--bytes", bytes, RandomRequest.range) }
+
     func run() async throws {
         let random = try await withClient(client) { try await $0.random(bytes: bytes) }
         if client.json { return try printJSON(["random": random.base64EncodedString()]) }
         printShown(random.base64EncodedString())
+    }
+}
+
+/// A numeric flag outside the range the server takes, refused before anything is sent and named as the
+/// flag: the server's refusal names its JSON member (`bytes`, `pendingWindowDays`; a newcomer's walkthrough).
+func checkRange(_ flag: String, _ value: Int, _ range: ClosedRange<Int64>) throws {
+    guard range.contains(Int64(value)) else {
+        throw ValidationError("\(flag) must be from \(range.lowerBound) to \(range.upperBound)")
     }
 }

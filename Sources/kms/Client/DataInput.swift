@@ -51,6 +51,22 @@ struct DataInput: ParsableArguments {
         String(decoding: try read(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Where the input came from, for a message.
+    var source: String {
+        if literal != nil { return "the argument" }
+        if let file, file != "-" { return file }
+        return "standard input"
+    }
+
+    /// A ciphertext read from `source`, refused when there is none: a pipe from a command that failed
+    /// (`cat missing | kms decrypt`) was sent on and answered "`ciphertext` is not a ciphertext of this
+    /// KMS" (a newcomer's walkthrough).
+    func readCiphertext() throws -> String {
+        let text = try readText()
+        guard !text.isEmpty else { throw ValidationError("no ciphertext: \(source) was empty") }
+        return text
+    }
+
     func read() throws -> Data {
         try validate()
         let data: Data

@@ -32,6 +32,12 @@ extension KeysCommand {
         @Option(help: "Days to wait, 7 to 30.") var days = 30
         @Argument(help: "Key id or alias.") var key: String
 
+        /// Checked here, so the message names the flag (the server's names `pendingWindowDays`: a newcomer's
+        /// walkthrough), with the server's own range.
+        func validate() throws {
+            try checkRange("--days", days, ScheduleDeletionRequest.range)
+        }
+
         func run() async throws { try await show(client) { try await $0.scheduleKeyDeletion(key, days: days) } }
     }
 

@@ -1,0 +1,77 @@
+import Crypto
+import Foundation
+import Hummingbird
+import KMSCore
+import Logging
+import ServiceLifecycle
+import Testing
+
+@testable import KMSServer
+
+/// The shutdown's drain is bounded (`ServeGroup`): a service that never finishes its graceful shutdown (an
+/// upload that trickles for a body timeout) is cancelled at the bound, the audit log is still signed and
+/// closed, and the cut is said at warning level (swift-service-lifecycle said it only at debug).
+@Suite struct ShutdownDrainTests {
+    /// Ignores graceful shutdown; ends only when cancelled, as a request still being read does.
+    struct Stubborn: Service {
+        func run() async throws {
+            try? await gracefulShutdown()
+            try await Task.sleep(for: .seconds(120))
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aDrainPastItsBoundIsCancelledSaidAndTheLogClosed() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-drain-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("audit.log")
+        let key = Curve25519.Signing.PrivateKey()
+        // No timed checkpoint during the test (an hour): only the close at shutdown can sign the entry.
+        let resume = try AuditFiles.resume(url)
+        let log = try AuditLog(
+            writer: try AuditFile(url: url), key: key, after: resume.seq, prev: resume.prev,
+            keptBytes: resume.keptBytes, clock: SystemClock(), maxBytes: 1 << 20, timeout: .seconds(30),
+            checkpointInterval: .seconds(3_600), logger: Logger(label: "test"))
+        try await log.record(AuditEvent("test.event", []), durable: false)
+        var app = Application(
+            router: Router(context: BasicRequestContext.self),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: Logger(label: "test"))
+        app.addServices(Stubborn(), AuditFlusher(log: log, database: nil))
+        let counter = LogCounter()
+        let bound = Duration.seconds(1)
+        let group = ServeGroup(
+            app, signals: [], maximumDrain: bound, notifier: SystemdNotifier(environment: [:]),
+            logger: counter.logger)
+        let running = Task { try await group.run() }
+        try await Task.sleep(for: .milliseconds(300))
+        let start = ContinuousClock.now
+        await group.group.triggerGracefulShutdown()
+        let ended = await running.result
+        // A stop, not a failure: `kms serve` exits 0 (it printed `CancellationError()` and exited 1).
+        #expect(throws: Never.self) { try ended.get() }
+        let took = ContinuousClock.now - start
+        #expect(took >= bound && took < .seconds(30), "\(took)")
+        let warning =
+            "the shutdown's drain reached its bound: requests still open and background work were cancelled, and the audit log was closed"
+        #expect(counter.count(warning) == 1 && counter.values(warning, "boundSeconds") == ["1"])
+        let report = AuditVerifier.verify(files: AuditFiles.chain(for: url), publicKey: key.publicKey)
+        #expect(report.isValid && report.last == 1 && report.signedThrough == 1, "\(report)")
+    }
+
+    /// A drain within its bound says nothing.
+    @Test(.timeLimit(.minutes(1))) func aDrainWithinItsBoundSaysNothing() async throws {
+        let app = Application(
+            router: Router(context: BasicRequestContext.self),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: Logger(label: "test"))
+        let counter = LogCounter()
+        let group = ServeGroup(
+            app, signals: [], maximumDrain: .seconds(20), notifier: SystemdNotifier(environment: [:]),
+            logger: counter.logger)
+        let running = Task { try await group.run() }
+        try await Task.sleep(for: .milliseconds(300))
+        await group.group.triggerGracefulShutdown()
+        let ended = await running.result
+        #expect(throws: Never.self) { try ended.get() }
+        #expect(counter.counts.withLock { $0.keys.contains { $0.contains("drain") } } == false)
+    }
+}
