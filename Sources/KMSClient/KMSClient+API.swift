@@ -123,7 +123,7 @@ extension KMSClient {
             let shown = Echo.mayShow(text) ? "'\(text)'" : "a text of \(text.utf8.count) bytes"
             // The AWS door's forms, which this API does not take (a newcomer's walkthrough: no hint).
             let aws =
-                text.hasPrefix("alias/") || text.hasPrefix("arn:aws:kms:")
+                kind == "a key id or alias" && (text.hasPrefix("alias/") || text.hasPrefix("arn:aws:kms:"))
                 ? " (that is the AWS door's form: here a key is named by its keyId, key_…, or its alias without alias/)"
                 : ""
             throw KMSClientError.configuration("\(shown) is not \(kind)\(aws)")

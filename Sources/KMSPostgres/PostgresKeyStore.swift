@@ -17,12 +17,19 @@ public final class PostgresKeyStore: KeyStore {
     let database: PostgresDatabase
     let lifecycle: KeyLifecycle
     let clock: any KMSClock
-    let cache = PostgresKeyCache()
+    let cache: PostgresKeyCache
 
-    public init(database: PostgresDatabase, lifecycle: KeyLifecycle, clock: any KMSClock) {
+    public convenience init(database: PostgresDatabase, lifecycle: KeyLifecycle, clock: any KMSClock) {
+        self.init(database: database, lifecycle: lifecycle, clock: clock, cache: PostgresKeyCache())
+    }
+
+    /// With its own cache: a test gives one whose entries outlive its wait, so that only a notification
+    /// can bring a change in time.
+    init(database: PostgresDatabase, lifecycle: KeyLifecycle, clock: any KMSClock, cache: PostgresKeyCache) {
         self.database = database
         self.lifecycle = lifecycle
         self.clock = clock
+        self.cache = cache
     }
 
     private var table: String { database.table("keys") }

@@ -78,8 +78,9 @@ import Testing
             }
         }
         // The database itself ends the statement at its statement_timeout (5 s in a server, 29 s here): the
-        // old code answered then.
-        #expect(ContinuousClock.now - start < .seconds(3.5), "answered at the deadline, not when the database did")
+        // old code answered then. The bound leaves a loaded machine's pool room (a review of the suite's
+        // timing: 2.5 s of slack could be eaten by a stalled cooperative pool) and stays far below 29 s.
+        #expect(ContinuousClock.now - start < .seconds(15), "answered at the deadline, not when the database did")
     }
 
     /// `KMS_DATABASE_TIMEOUT_MS` is every call's deadline, and the database's own statement and lock
@@ -108,11 +109,12 @@ import Testing
             try await database.withDeadline("stall") {
                 try await client.withConnection { connection in
                     try await connection.query("SET statement_timeout = 0", logger: logger)
-                    try await connection.query("SELECT pg_sleep(10)", logger: logger)
+                    try await connection.query("SELECT pg_sleep(60)", logger: logger)
                 }
             }
         }
-        #expect(ContinuousClock.now - start < .seconds(3))
+        // Far below the statement's 60 s, with room for a loaded machine.
+        #expect(ContinuousClock.now - start < .seconds(20))
         #expect(error?.detail == "PostgreSQL stall: no answer within 1500 ms", "\(String(describing: error?.detail))")
     }
 

@@ -73,7 +73,7 @@ struct PostgresMigrationTests {
         #expect(try await Self.versions(instances[0], prefix: prefix) == expected)
     }
 
-    /// A migration held up longer than the pool's `lock_timeout` (3 s) by
+    /// A migration held up longer than the pool's `lock_timeout` (here 1 s) by
     /// another instance's migration of the same prefix waits and succeeds;
     /// one of another prefix is not held up at all. No timing is asserted:
     /// the lock is held until the test releases it.
@@ -93,12 +93,19 @@ struct PostgresMigrationTests {
         for await _ in holding.stream { break }
         // Another prefix migrates while the lock is held.
         _ = try await MigrationTestDatabase(sharing: base, prefix: PostgresTestDatabase.newPrefix())
-        // This prefix waits, past the pool's 3 s lock_timeout, for the holder.
-        let waiting = Task { try await MigrationTestDatabase(sharing: base, prefix: prefix) }
+        // This prefix waits, past its pool's lock_timeout, for the holder: a pool of its own whose lock_timeout
+        // (half its 2 s call timeout) the 4 s hold outlasts, so only the migration's own raised timeouts let
+        // it wait (a review of the suite: the shared test pool's 15 s let it pass without them).
+        let url = try #require(PostgresTestDatabase.url)
+        let waiting = Task {
+            try await MigrationTestDatabase(
+                url: url, prefix: prefix, logger: Self.logger, maximumConnections: 2, callTimeout: .seconds(2))
+        }
         try await Task.sleep(for: .seconds(4))
         release.continuation.yield()
         try await holder.value
         let database = try await waiting.value
+        defer { database.shutdown() }
         #expect(try await Self.versions(database, prefix: prefix).isEmpty == false)
     }
 }

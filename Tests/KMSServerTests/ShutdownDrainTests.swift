@@ -12,11 +12,20 @@ import Testing
 /// upload that trickles for a body timeout) is cancelled at the bound, the audit log is still signed and
 /// closed, and the cut is said at warning level (swift-service-lifecycle said it only at debug).
 @Suite struct ShutdownDrainTests {
-    /// Ignores graceful shutdown; ends only when cancelled, as a request still being read does.
+    /// Ignores graceful shutdown; ends only when cancelled, as a request still being read does, with
+    /// `CancellationError` or, when `failing`, an error of its own (a failure the cut must not hide).
     struct Stubborn: Service {
+        struct Failed: Error {}
+        var failing = false
+
         func run() async throws {
             try? await gracefulShutdown()
-            try await Task.sleep(for: .seconds(120))
+            do {
+                try await Task.sleep(for: .seconds(120))
+            } catch {
+                if failing { throw Failed() }
+                throw error
+            }
         }
     }
 
@@ -36,7 +45,10 @@ import Testing
         var app = Application(
             router: Router(context: BasicRequestContext.self),
             configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: Logger(label: "test"))
-        app.addServices(Stubborn(), AuditFlusher(log: log, database: nil))
+        // In the order `buildApplication` has them: the services shut down last added first, so the one
+        // holding the drain (there the server) is asked before `AuditFlusher`, which the cut then reaches
+        // only by cancellation (a review: the other order closed the log before the drain began).
+        app.addServices(AuditFlusher(log: log, database: nil), Stubborn())
         let counter = LogCounter()
         let bound = Duration.seconds(1)
         let group = ServeGroup(
@@ -56,6 +68,26 @@ import Testing
         #expect(counter.count(warning) == 1 && counter.values(warning, "boundSeconds") == ["1"])
         let report = AuditVerifier.verify(files: AuditFiles.chain(for: url), publicKey: key.publicKey)
         #expect(report.isValid && report.last == 1 && report.signedThrough == 1, "\(report)")
+    }
+
+    /// A failure the cut's cancellation ends with is not hidden: rethrown, and named by its type.
+    @Test(.timeLimit(.minutes(1))) func aFailureAfterTheCutIsRethrown() async throws {
+        var app = Application(
+            router: Router(context: BasicRequestContext.self),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: Logger(label: "test"))
+        app.addServices(Stubborn(failing: true))
+        let counter = LogCounter()
+        let group = ServeGroup(
+            app, signals: [], maximumDrain: .milliseconds(500), notifier: SystemdNotifier(environment: [:]),
+            logger: counter.logger)
+        let running = Task { try await group.run() }
+        try await Task.sleep(for: .milliseconds(300))
+        await group.group.triggerGracefulShutdown()
+        let ended = await running.result
+        #expect(throws: (any Error).self) { try ended.get() }
+        let warning =
+            "the shutdown's drain reached its bound: requests still open and background work were cancelled, and the audit log was closed"
+        #expect(counter.count(warning) == 1 && counter.values(warning, "error").count == 1)
     }
 
     /// A drain within its bound says nothing.

@@ -20,21 +20,31 @@ public struct ConfigVariable: Sendable {
     /// allowlist). The project's test and bench tooling (`KMS_TEST_`, `KMS_BENCH_`, `KMS_PG_`,
     /// `KMS_INTEROP_`) is not counted.
     public static func unread(in names: some Sequence<String>) -> [String] {
-        let known = Set(all.map(\.name)).union(clientNames)
+        let known = Set(all.map(\.name)).union(clientNames).union(toolingNames)
         let tooling = ["KMS_TEST_", "KMS_BENCH_", "KMS_PG_", "KMS_INTEROP_"]
         return names.filter { name in
             name.hasPrefix("KMS_") && !known.contains(name) && !tooling.contains { name.hasPrefix($0) }
         }.sorted()
     }
 
+    /// Names the project's own scripts and interop suites read (Tests/interop, scripts/), which reach the
+    /// processes they start (a review: each `kms` the AWS interop suite ran warned about `KMS_AWS_URL`).
+    static let toolingNames: Set<String> = [
+        "KMS_AWS_URL", "KMS_BIN", "KMS_BINARY", "KMS_CLOCK_SKEW_S", "KMS_FILE_SAMPLES", "KMS_FINGERPRINT",
+        "KMS_LIFECYCLE_PHASE", "KMS_LIFECYCLE_STATE",
+    ]
+
+    /// The setting kms reads that `name` is one or two edits from, if one is: a misspelling, as against a
+    /// name another tool sets in the same environment (`KMS_KEY_ID`).
+    public static func nearest(to name: String) -> String? {
+        let known = Set(all.map(\.name)).union(clientNames).sorted()
+        return known.map { ($0, editDistance(name, $0)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
+    }
+
     /// `names` (from `unread`) for a message, each followed by the known name it is one or two edits from,
     /// when there is one: `KMS_SERVER_FINGERPRNT (KMS_SERVER_FINGERPRINT?)`. Names only, never values.
     public static func described(_ names: [String]) -> String {
-        let known = Set(all.map(\.name)).union(clientNames).sorted()
-        return names.map { name in
-            let near = known.map { ($0, editDistance(name, $0)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }
-            return near.map { "\(name) (\($0.0)?)" } ?? name
-        }.joined(separator: ", ")
+        names.map { name in nearest(to: name).map { "\(name) (\($0)?)" } ?? name }.joined(separator: ", ")
     }
 
     /// Levenshtein distance over bytes, given up past 3 (only near names matter).

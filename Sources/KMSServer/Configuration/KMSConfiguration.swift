@@ -222,7 +222,7 @@ public struct KMSConfiguration: Sendable {
         let everyone = allowlist.filter { $0.prefixLength == 0 || ($0.network.isIPv4 && $0.prefixLength == 96) }
         if !everyone.isEmpty {
             warnings.append(
-                "KMS_WHITELIST admits every address (\(everyone.map(\.description).joined(separator: ","))): anyone who can reach the port may start key exchanges and use what an enrolled key allows; list your devices' VPN addresses (docs/threat-model.md)"
+                "KMS_WHITELIST admits every address of a family (\(everyone.map { "\($0.description): every \($0.network.isIPv4 ? "IPv4" : "IPv6") address" }.joined(separator: ", "))): anyone who can reach the port may start key exchanges and use what an enrolled key allows; list your devices' VPN addresses (docs/threat-model.md)"
             )
         }
         return warnings

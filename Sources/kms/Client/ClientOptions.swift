@@ -53,8 +53,9 @@ struct ClientOptions: ParsableArguments {
         // `--json` hid a loose key file's warning).
         if let notice = found?.notice { noteOnce("note: \(notice)\n") }
         // A misspelled setting is otherwise ignored without a word, as `kms serve` warns (a newcomer's
-        // walkthrough: `KMS_SERVER_FINGERPRNT` left the pin off, `KMS_ULR` sent to localhost:3000).
-        let unread = ConfigVariable.unread(in: environment.keys)
+        // walkthrough: `KMS_SERVER_FINGERPRNT` left the pin off, `KMS_ULR` sent to localhost:3000). Only a
+        // name near one kms reads: a client's shell holds other tools' `KMS_` names too (a review).
+        let unread = ConfigVariable.unread(in: environment.keys).filter { ConfigVariable.nearest(to: $0) != nil }
         if !unread.isEmpty {
             noteOnce(
                 "warning: kms reads no variable named \(ConfigVariable.described(unread)), so it is ignored (misspelled? the README lists the client's settings)\n"

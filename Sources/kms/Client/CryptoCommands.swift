@@ -33,7 +33,8 @@ struct EncryptCommand: AsyncParsableCommand {
         // (a newcomer's walkthrough). An empty argument or an empty line typed at the prompt is meant.
         if plaintext.isEmpty, typed == nil, input.literal == nil, !allowEmpty {
             throw ValidationError(
-                "nothing to encrypt: \(input.source) was empty; pass --allow-empty to encrypt the empty string")
+                "nothing to encrypt: \(input.source) \(input.base64 ? "decoded to no bytes" : "was empty"); pass --allow-empty to encrypt the empty string"
+            )
         }
         let aadData = try aad.read()
         let sealed = try await withClient(client) { try await $0.encrypt(key: key, plaintext: plaintext, aad: aadData) }

@@ -63,7 +63,7 @@ struct DataInput: ParsableArguments {
     /// KMS" (a newcomer's walkthrough).
     func readCiphertext() throws -> String {
         let text = try readText()
-        guard !text.isEmpty else { throw ValidationError("no ciphertext: \(source) was empty") }
+        guard !text.isEmpty else { throw ValidationError("no ciphertext: \(source) held none") }
         return text
     }
 

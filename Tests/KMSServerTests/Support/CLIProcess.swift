@@ -75,6 +75,11 @@ enum CLIProcess {
         }
     }
 
+    /// How long one run may take before it is killed (SIGKILL, so its status says so): a refusal that
+    /// regressed into a `kms serve` that runs would otherwise hold the suite, and CI, for ever, silently
+    /// (a review of the suite's timing).
+    static let maximumRun = 300
+
     private static func executeBlocking(
         _ arguments: [String], environment: [String: String], stdin: Data?, launcher: [String]
     ) throws -> (Int32, Data, Data) {
@@ -94,6 +99,9 @@ enum CLIProcess {
         process.standardError = err
         process.standardInput = input
         try process.run()
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(maximumRun)) {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
         // Standard error is drained and standard input written on threads of their own, so a
         // process that fills one pipe while another is being served does not wait for ever.
         let stderrData = Mutex(Data())
@@ -224,6 +232,12 @@ final class ServeProcess: @unchecked Sendable {
     func stop() async throws -> Int32 {
         try await offPool {
             self.process.terminate()
+            // A server that does not stop within a minute of SIGTERM is killed (its status then says so),
+            // rather than holding the suite for ever.
+            let process = self.process
+            DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(60)) {
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            }
             self.process.waitUntilExit()
             return self.process.terminationStatus
         }
