@@ -29,6 +29,34 @@ import Testing
         }
     }
 
+    static let warning =
+        "the shutdown's drain reached its bound: requests still open and background work were cancelled, and the audit log was closed"
+
+    /// An application with `services` (besides its server), as `kms serve` builds one.
+    static func application(_ services: any Service...) -> some ApplicationProtocol {
+        var app = Application(
+            router: Router(context: BasicRequestContext.self),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: Logger(label: "test"))
+        app.addServices(services)
+        return app
+    }
+
+    /// Runs `app` in a `ServeGroup` bounded by `bound`, asks it to stop once it runs, and returns how it
+    /// ended, how long the stop took, and the lines it logged.
+    static func stop(_ app: some ApplicationProtocol, bound: Duration) async throws -> (
+        ended: Result<Void, any Error>, took: Duration, log: LogCounter
+    ) {
+        let counter = LogCounter()
+        let group = ServeGroup(
+            app, signals: [], maximumDrain: bound, notifier: SystemdNotifier(environment: [:]), logger: counter.logger)
+        let running = Task { try await group.run() }
+        try await Task.sleep(for: .milliseconds(300))
+        let start = ContinuousClock.now
+        await group.group.triggerGracefulShutdown()
+        let ended = await running.result
+        return (ended, ContinuousClock.now - start, counter)
+    }
+
     @Test(.timeLimit(.minutes(1))) func aDrainPastItsBoundIsCancelledSaidAndTheLogClosed() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-drain-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -42,67 +70,30 @@ import Testing
             keptBytes: resume.keptBytes, clock: SystemClock(), maxBytes: 1 << 20, timeout: .seconds(30),
             checkpointInterval: .seconds(3_600), logger: Logger(label: "test"))
         try await log.record(AuditEvent("test.event", []), durable: false)
-        var app = Application(
-            router: Router(context: BasicRequestContext.self),
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: Logger(label: "test"))
         // In the order `buildApplication` has them: the services shut down last added first, so the one
         // holding the drain (there the server) is asked before `AuditFlusher`, which the cut then reaches
         // only by cancellation (a review: the other order closed the log before the drain began).
-        app.addServices(AuditFlusher(log: log, database: nil), Stubborn())
-        let counter = LogCounter()
-        let bound = Duration.seconds(1)
-        let group = ServeGroup(
-            app, signals: [], maximumDrain: bound, notifier: SystemdNotifier(environment: [:]),
-            logger: counter.logger)
-        let running = Task { try await group.run() }
-        try await Task.sleep(for: .milliseconds(300))
-        let start = ContinuousClock.now
-        await group.group.triggerGracefulShutdown()
-        let ended = await running.result
+        let (ended, took, counter) = try await Self.stop(
+            Self.application(AuditFlusher(log: log, database: nil), Stubborn()), bound: .seconds(1))
         // A stop, not a failure: `kms serve` exits 0 (it printed `CancellationError()` and exited 1).
         #expect(throws: Never.self) { try ended.get() }
-        let took = ContinuousClock.now - start
-        #expect(took >= bound && took < .seconds(30), "\(took)")
-        let warning =
-            "the shutdown's drain reached its bound: requests still open and background work were cancelled, and the audit log was closed"
-        #expect(counter.count(warning) == 1 && counter.values(warning, "boundSeconds") == ["1"])
+        #expect(took >= .seconds(1) && took < .seconds(30), "\(took)")
+        #expect(counter.count(Self.warning) == 1 && counter.values(Self.warning, "boundSeconds") == ["1"])
         let report = AuditVerifier.verify(files: AuditFiles.chain(for: url), publicKey: key.publicKey)
         #expect(report.isValid && report.last == 1 && report.signedThrough == 1, "\(report)")
     }
 
     /// A failure the cut's cancellation ends with is not hidden: rethrown, and named by its type.
     @Test(.timeLimit(.minutes(1))) func aFailureAfterTheCutIsRethrown() async throws {
-        var app = Application(
-            router: Router(context: BasicRequestContext.self),
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: Logger(label: "test"))
-        app.addServices(Stubborn(failing: true))
-        let counter = LogCounter()
-        let group = ServeGroup(
-            app, signals: [], maximumDrain: .milliseconds(500), notifier: SystemdNotifier(environment: [:]),
-            logger: counter.logger)
-        let running = Task { try await group.run() }
-        try await Task.sleep(for: .milliseconds(300))
-        await group.group.triggerGracefulShutdown()
-        let ended = await running.result
+        let (ended, _, counter) = try await Self.stop(
+            Self.application(Stubborn(failing: true)), bound: .milliseconds(500))
         #expect(throws: (any Error).self) { try ended.get() }
-        let warning =
-            "the shutdown's drain reached its bound: requests still open and background work were cancelled, and the audit log was closed"
-        #expect(counter.count(warning) == 1 && counter.values(warning, "error").count == 1)
+        #expect(counter.count(Self.warning) == 1 && counter.values(Self.warning, "error").count == 1)
     }
 
     /// A drain within its bound says nothing.
     @Test(.timeLimit(.minutes(1))) func aDrainWithinItsBoundSaysNothing() async throws {
-        let app = Application(
-            router: Router(context: BasicRequestContext.self),
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: Logger(label: "test"))
-        let counter = LogCounter()
-        let group = ServeGroup(
-            app, signals: [], maximumDrain: .seconds(20), notifier: SystemdNotifier(environment: [:]),
-            logger: counter.logger)
-        let running = Task { try await group.run() }
-        try await Task.sleep(for: .milliseconds(300))
-        await group.group.triggerGracefulShutdown()
-        let ended = await running.result
+        let (ended, _, counter) = try await Self.stop(Self.application(), bound: .seconds(20))
         #expect(throws: Never.self) { try ended.get() }
         #expect(counter.counts.withLock { $0.keys.contains { $0.contains("drain") } } == false)
     }
