@@ -1236,28 +1236,35 @@ import Testing
     }
 
     @Test func badConfigurationStopsStartUpNamingTheVariable() async throws {
-        let bad = try await CLIProcess.run(["serve"], environment: ["KMS_SESSION_TTL_MS": "soon"])
+        // Every path in a folder of its own: a refusal that came late would otherwise write `./data` in the
+        // package's folder, the working directory (a review of the suite found `data/` there).
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("kms-bad-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: state) }
+        func isolated(_ environment: [String: String]) -> [String: String] {
+            ServeProcess.stateEnvironment(in: state).merging(environment) { $1 }
+        }
+        let bad = try await CLIProcess.run(["serve"], environment: isolated(["KMS_SESSION_TTL_MS": "soon"]))
         #expect(bad.status != 0 && bad.stderr.contains("KMS_SESSION_TTL_MS"))
         // The value is quoted back with its control characters as escapes (a review's `KMS_PORT=4\e[2Jx`).
-        let controls = try await CLIProcess.run(["serve"], environment: ["KMS_SESSION_TTL_MS": "4\u{1b}[2Jx"])
+        let controls = try await CLIProcess.run(["serve"], environment: isolated(["KMS_SESSION_TTL_MS": "4\u{1b}[2Jx"]))
         #expect(
             controls.status == 78 && controls.stderr.contains("4\\u{1b}[2Jx")
                 && !controls.stderr.unicodeScalars.contains("\u{1b}"), "\(controls.stderr)")
-        let cidr = try await CLIProcess.run(["serve"], environment: ["KMS_WHITELIST": "10.0.0.1/8"])
+        let cidr = try await CLIProcess.run(["serve"], environment: isolated(["KMS_WHITELIST": "10.0.0.1/8"]))
         #expect(cidr.status != 0 && cidr.stderr.contains("KMS_WHITELIST"))
         // A setting found wrong past the variables' checks exits 78 too (an operator's review: 1, so systemd
         // restarted it every 2 s).
-        let key = try await CLIProcess.run(["serve"], environment: ["KMS_MASTER_KEY": "c2hvcnQ="])
+        let key = try await CLIProcess.run(["serve"], environment: isolated(["KMS_MASTER_KEY": "c2hvcnQ="]))
         #expect(key.status == 78 && key.stderr.contains("KMS_MASTER_KEY"), "\(key.stderr)")
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-ro-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try "x".write(to: folder.appendingPathComponent("file"), atomically: true, encoding: .utf8)
         let unwritable = try await CLIProcess.run(
-            ["serve"], environment: ["KEY_STORE_PATH": folder.appendingPathComponent("file/keys").path])
+            ["serve"], environment: isolated(["KEY_STORE_PATH": folder.appendingPathComponent("file/keys").path]))
         #expect(unwritable.status != 0 && unwritable.stderr.contains("KEY_STORE_PATH"))
         // The offline verbs: a usage error (64) naming the variable, never audit verify's verdict 1.
         for verb in [["audit", "verify"], ["backup", "--out", "-"], ["doctor"]] {
-            let offline = try await CLIProcess.run(verb, environment: ["KMS_PORT": "abc"])
+            let offline = try await CLIProcess.run(verb, environment: isolated(["KMS_PORT": "abc"]))
             #expect(offline.status == 64 && offline.stderr.contains("KMS_PORT"), "\(verb): \(offline.stderr)")
         }
     }

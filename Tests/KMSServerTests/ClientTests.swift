@@ -223,6 +223,63 @@ import Testing
         }
     }
 
+    /// A sealed `server_busy` may have left its seq unrecorded (docs/protocol.md section 6): the client's idea
+    /// of the session's expiry does not slide for it (a review; untested until a review of the tests).
+    @Test func aSealedServerBusyDoesNotSlideTheSession() async throws {
+        let store = ListFailingKeyStore()
+        var server = try TestServer(["KMS_SESSION_SLIDING": "true"])
+        server.dependencies.keyStore = store
+        try await server.run { server in
+            let kms = try client(server.port)
+            _ = try await kms.connect()
+            let before = try #require(kms.state.withLock { $0.session?.localExpiry })
+            try await Task.sleep(for: .milliseconds(100))
+            store.failing.withLock { $0 = "test: the key store is gone" }
+            let refused = await #expect(throws: KMSClientError.self) { _ = try await kms.listKeys() }
+            #expect(refused?.code == "server_busy")
+            #expect(kms.state.withLock { $0.session?.localExpiry } == before)
+            store.failing.withLock { $0 = nil }
+            _ = try await kms.listKeys()
+            #expect(try #require(kms.state.withLock { $0.session?.localExpiry }) > before)
+        }
+    }
+
+    /// An answer to an earlier-sent call that arrives after a later call's does not move the local expiry
+    /// back: each answer slides it from its own request's sending, and the later one counts (a review).
+    @Test func aLateAnswerDoesNotMoveTheExpiryBack() async throws {
+        try await TestServer(["KMS_SESSION_SLIDING": "true"]).run { server in
+            let transport = DelayingTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            let kms = try client(server.port, transport: transport)
+            _ = try await kms.connect()
+            transport.delayNext.withLock { $0 = (WirePath.random, .seconds(1)) }
+            let slow = Task { try await kms.random(bytes: 1) }
+            for await _ in transport.delayed { break }  // its request is sent; its answer is held
+            try await Task.sleep(for: .milliseconds(50))
+            _ = try await kms.random(bytes: 2)
+            let afterLater = try #require(kms.state.withLock { $0.session?.localExpiry })
+            _ = try await slow.value
+            #expect(kms.state.withLock { $0.session?.localExpiry } == afterLater)
+        }
+    }
+
+    /// The local expiry is counted from before the key exchange was sent, not from its answer: a slow
+    /// answer must not make the client believe in a session the server ends earlier (a review).
+    @Test func theExpiryIsCountedFromBeforeTheKeyExchange() async throws {
+        try await TestServer().run { server in
+            let transport = DelayingTransport(base: HTTPTransport(baseURL: "http://127.0.0.1:\(server.port ?? 0)"))
+            let kms = try client(server.port, transport: transport)
+            let delay = Duration.seconds(5)
+            transport.delayNext.withLock { $0 = (WirePath.keyExchange, delay) }
+            let before = ContinuousClock.now
+            let info = try await kms.connect()
+            let local = try #require(kms.state.withLock { $0.session?.localExpiry })
+            // Counted from the answer it would be at least `delay` later than this; the slack is what the
+            // exchange's preparation (session init, RSA encryption) may take on a loaded machine.
+            let latest = before + .milliseconds(info.ttlMs) - .seconds(1) + (delay - .seconds(1))
+            #expect(local < latest, "\(local) is not before \(latest)")
+        }
+    }
+
     /// The last client review: a call that found one session and, having waited at the gate while
     /// another change made a new one, was sealed under the new one judged the server's `unknown_session`
     /// by the old: it renewed nothing, sent again under the session the server had forgotten, and an
@@ -1528,6 +1585,33 @@ final class DoubleSendTransport: KMSTransport {
         _ = try await base.send(request)
         var response = try await base.send(request)
         response.resent = marksResent.withLock { $0 }
+        return response
+    }
+}
+
+/// Holds the answer to the next request for `delayNext`'s target for its duration, after the server gave
+/// it, and says on `delayed` when that request was sent.
+final class DelayingTransport: KMSTransport {
+    let base: HTTPTransport
+    let delayNext = Mutex<(target: String, delay: Duration)?>(nil)
+    let delayed: AsyncStream<Void>
+    private let sent: AsyncStream<Void>.Continuation
+
+    init(base: HTTPTransport) {
+        self.base = base
+        (delayed, sent) = AsyncStream.makeStream(of: Void.self)
+    }
+
+    func send(_ request: TransportRequest) async throws -> TransportResponse {
+        let delay = delayNext.withLock { next -> Duration? in
+            guard let held = next, held.target == request.target else { return nil }
+            next = nil
+            return held.delay
+        }
+        guard let delay else { return try await base.send(request) }
+        sent.yield()
+        let response = try await base.send(request)
+        try await Task.sleep(for: delay)
         return response
     }
 }

@@ -102,7 +102,9 @@ import Testing
         // Counted from the last answer, not from after a sleep that a loaded machine may stretch: the
         // deadline runs from when that answer was written, one header timeout (3 s) before the close.
         let waited = ContinuousClock.now - lastAnswer
-        #expect(waited > .milliseconds(1500) && waited < .seconds(9), "closed \(waited) after the last answer")
+        // The lower bound only says "not at once": `lastAnswer` is read when this task resumes, which a loaded
+        // machine's pool can delay by seconds after the bytes came (a review of the suite's timing).
+        #expect(waited > .milliseconds(500) && waited < .seconds(9), "closed \(waited) after the last answer")
         #expect(try await Self.healthy(server))
         // Counted as an idle close, not as a late head (the slow-client flood's count stays clean).
         #expect(try await Self.closedConnections(server, "idle") >= 1)
