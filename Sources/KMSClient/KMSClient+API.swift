@@ -40,7 +40,7 @@ extension KMSClient {
     static func paged(_ path: String, limit: Int?, after: String?) throws -> String {
         var query: [String] = []
         if let limit { query.append("limit=\(limit)") }
-        if let after { query.append("after=\(try pathSegment(after, "a cursor (a previous next)"))") }
+        if let after { query.append("after=\(try pathSegment(after, "a cursor (a previous next)", namesKey: false))") }
         return path + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
     }
 
@@ -117,13 +117,16 @@ extension KMSClient {
     /// rather than percent-encoded into a different AAD target.
     /// `kind` names what the segment should be, for the refusal, which repeats a text only when it is
     /// short (a long one given in the wrong place may be a secret).
-    static func pathSegment(_ text: String, _ kind: String = "a key id or alias") throws -> String {
+    /// `namesKey`: the segment names a key or an alias, so the AWS door's forms (`alias/…`, an ARN) get a hint.
+    static func pathSegment(_ text: String, _ kind: String = "a key id or alias", namesKey: Bool = true) throws
+        -> String
+    {
         guard !text.isEmpty, text.utf8.allSatisfy({ ClientToken.isTokenCharacter($0) && $0 != UInt8(ascii: "~") })
         else {
             let shown = Echo.mayShow(text) ? "'\(text)'" : "a text of \(text.utf8.count) bytes"
             // The AWS door's forms, which this API does not take (a newcomer's walkthrough: no hint).
             let aws =
-                kind == "a key id or alias" && (text.hasPrefix("alias/") || text.hasPrefix("arn:aws:kms:"))
+                namesKey && (text.hasPrefix("alias/") || text.hasPrefix("arn:aws:kms:"))
                 ? " (that is the AWS door's form: here a key is named by its keyId, key_…, or its alias without alias/)"
                 : ""
             throw KMSClientError.configuration("\(shown) is not \(kind)\(aws)")

@@ -50,13 +50,13 @@ extension KMSClient {
         let target = WirePath.target(
             WirePath.clientAccessKeyRevoke,
             [
-                "client": try Self.pathSegment(client, "a client id or name"),
-                "accessKeyId": try Self.pathSegment(accessKeyId, "an access key id"),
+                "client": try Self.pathSegment(client, "a client id or name", namesKey: false),
+                "accessKeyId": try Self.pathSegment(accessKeyId, "an access key id", namesKey: false),
             ])
         return try await call("POST", target, body: EmptyBody(), idempotent: true)
     }
 
     private func clientPath(_ pattern: String, _ client: String) throws -> String {
-        WirePath.target(pattern, ["client": try Self.pathSegment(client, "a client id or name")])
+        WirePath.target(pattern, ["client": try Self.pathSegment(client, "a client id or name", namesKey: false)])
     }
 }

@@ -455,8 +455,10 @@ private func newMasterKeyRefusal(_ config: KMSConfiguration) -> StartupFailure {
     let file = config.masterKeyFile.path
     return StartupFailure(
         description:
-            "no master key was at \(file) (KMS_MASTER_KEY_FILE), so this start made one there, but the store holds secrets wrapped by another (or its identity blob is damaged): the new key opens none of them. Remove \(file), which holds only that new key, and put the store's master key back there (from its backup), or give it as KMS_MASTER_KEY"
-    )
+            "no master key was at \(file) (KMS_MASTER_KEY_FILE), so this start made one there, but the store holds secrets wrapped by another (or its identity blob is damaged): the new key opens none of them. Remove \(file), which holds only that new key, and put the store's master key back there (from its backup), or give it as KMS_MASTER_KEY",
+        // A restart cannot fix it: exit 78, which the unit does not restart (an operator's review: exit 1, so
+        // systemd restarted it every 2 s).
+        isConfiguration: true)
 }
 
 /// Opens the audit log (resuming its chain), loads its key, and records the

@@ -7,6 +7,7 @@ import KMSPostgres
 import KMSProtocol
 import KMSServer
 import Logging
+import Synchronization
 
 /// `kms backup --out FILE [--force]` and `kms restore FILE
 /// [--replace-server-secrets]` (lifecycle-v1 section 6), configured as
@@ -93,6 +94,11 @@ struct BackupCommand: AsyncParsableCommand {
             }
         } catch let error as ValidationError {
             throw error
+        } catch let failure as DurableFile.Failure where !force && failure.noHardLinks {
+            // A USB drive's vfat or exFAT (a review: "Operation not permitted", and no word of --force).
+            throw ValidationError(
+                "cannot write \(out): \(failure); its file system may have no hard links (vfat, exFAT), which a backup without --force needs so as never to replace a file: pass --force to write it by rename (a file of that name is then replaced)"
+            )
         } catch {
             throw ValidationError("cannot write \(out): \(error)")
         }
@@ -199,6 +205,21 @@ struct RestoreCommand: AsyncParsableCommand {
         ) { () async throws(KMSError) in
             logLocked ? try await AuditFiles.existingKey(store: secrets, masterKey: masterKey) : nil
         }
+        // A log at KMS_AUDIT_LOG that another audit key signed, with no store beside it to say so (the store
+        // moved aside and the log left, as a log folder of its own makes easy): refused before anything is
+        // written, as a store started under another key is (an operator's review: the restore went ahead
+        // with a warning, and the server then refused to start on it).
+        if priorKey == nil, let signed = (try? AuditFiles.resume(config.auditLog))?.lastSigned,
+            let backup = try? BackupFile.decode(data, masterKey: masterKey).0,
+            let blob = backup.secrets.first(where: { $0.name == AuditFiles.keyBlob }),
+            let backupKey = try? AuditFiles.key(fromBlob: blob.wrapped, masterKey: masterKey),
+            !AuditChain.verifySignature(signed, publicKey: backupKey.publicKey)
+        {
+            throw CLIFailure(
+                message:
+                    "nothing was restored: \(config.auditLog.path) (KMS_AUDIT_LOG) holds a log that another audit key signed, not this backup's, so the server could not start on the restored store: move it and its rotated files (\(config.auditLog.lastPathComponent).*) aside with the store they belonged to (docs/deploy.md, restoring onto a new machine), then run kms restore again"
+            )
+        }
         var priorLog: AuditLog?
         if let priorKey {
             do {
@@ -211,9 +232,17 @@ struct RestoreCommand: AsyncParsableCommand {
         // restore is one transaction, which a signal's default action rolls back.
         let signals = database == nil ? DeferredSignals() : nil
         defer { signals?.cancel() }
+        // The active clients the backup brings back, for the note below: a device revoked after the backup
+        // was made is active again (an operator's review restored one and a lost tablet decrypted).
+        let broughtBack = Mutex<[String]>([])
         let restore = { () async throws -> (BackupContents.Counts, [String], Date?) in
             try await BackupSetup.offline { () async throws(KMSError) in
                 let (decoded, counts, _, createdAt) = try BackupFile.decode(data, masterKey: masterKey)
+                broughtBack.withLock {
+                    $0 = decoded.clients.compactMap {
+                        ClientRegistry.open(sealed: $0.sealed, clientId: $0.clientId, masterKey: masterKey)
+                    }.filter { $0.revokedAt == nil }.map(\.name).sorted()
+                }
                 let passed = decoded.keys.filter { $0.isDueForDeletion(at: now) }.map(\.keyId)
                 var changed = decoded
                 if cancel { changed.cancelDeletions(of: Set(passed), now: now) }
@@ -262,6 +291,13 @@ struct RestoreCommand: AsyncParsableCommand {
         }
         if let note = Self.passedDeletionsNote(passed, cancelled: cancelPassedDeletions) {
             writeToStandardError(note)
+        }
+        let active = broughtBack.withLock { $0 }
+        if !active.isEmpty {
+            let shown = active.prefix(20).joined(separator: ", ") + (active.count > 20 ? ", …" : "")
+            writeToStandardError(
+                "note: the backup was made \(createdAt.map { Timestamp.format($0) } ?? "at a time it does not say"), and its \(active.count) active clients are active again: \(shown). A device revoked since then can exchange keys again: start the server reachable from this host only (KMS_HOST=127.0.0.1) and revoke it again (kms clients revoke NAME) before your devices can reach it (docs/deploy.md)\n"
+            )
         }
         if let priorKey, replaceServerSecrets {
             // The first start's audit key was replaced with the backup's: its log no longer verifies here.

@@ -288,6 +288,13 @@ import Testing
         try Data("other".utf8).write(to: folder.appendingPathComponent(".other.tmp-1234"))
         DurableFile.removeStaleTemporaries(of: url)
         #expect(try DurableFile.names(in: folder).sorted() == ["..blob.tmp-9999.tmp-5678", ".other.tmp-1234", "blob"])
+        // A failure carries the system's error number, which `kms backup` advises on: EPERM from link(2) is a
+        // file system without hard links (a USB drive's vfat), where `--force` writes by rename instead.
+        let failure = #expect(throws: DurableFile.Failure.self) {
+            try DurableFile.createExclusive(Data(), at: folder.appendingPathComponent("missing/blob"))
+        }
+        #expect(failure?.code == ENOENT && failure?.noHardLinks == false, "\(String(describing: failure))")
+        #expect(DurableFile.Failure(description: "cannot create x: Operation not permitted", code: EPERM).noHardLinks)
     }
 
     /// A write that fails (here: the key file became a folder) is a 503 with

@@ -74,7 +74,7 @@ import Testing
         let start = ContinuousClock.now
         await #expect(throws: KMSError.self) {
             try await database.withDeadline("stall", timeout: .seconds(1)) {
-                for try await _ in try await client.query("SELECT pg_sleep(10)", logger: logger) {}
+                for try await _ in try await client.query("SELECT pg_sleep(60)", logger: logger) {}
             }
         }
         // The database itself ends the statement at its statement_timeout (5 s in a server, 29 s here): the

@@ -177,7 +177,7 @@ struct PostgresCacheTests {
     /// or expiry); with entries that live a minute, only the notification can bring it, within seconds (a
     /// review of the suite: the first alone could not tell a broken LISTEN/NOTIFY from a working one).
     @Test(arguments: [1, 60])
-    func aChangeOnOneInstanceReachesTheOtherWithinASecond(_ cacheAgeSeconds: Int) async throws {
+    func aChangeOnOneInstanceReachesTheOther(_ cacheAgeSeconds: Int) async throws {
         let (a, b) = try await Self.twoInstances(cacheMaxAge: .seconds(cacheAgeSeconds))
         // One second where expiry also brings it; with room for a loaded machine where only the notification can.
         let limit = Duration.seconds(cacheAgeSeconds == 1 ? 1 : 15)

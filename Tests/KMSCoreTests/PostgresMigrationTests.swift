@@ -101,7 +101,22 @@ struct PostgresMigrationTests {
             try await MigrationTestDatabase(
                 url: url, prefix: prefix, logger: Self.logger, maximumConnections: 2, callTimeout: .seconds(2))
         }
-        try await Task.sleep(for: .seconds(4))
+        // Held for twice the waiter's lock_timeout from when it waits, not from when its task was made (a
+        // review: a loaded machine's connection set-up could eat the hold).
+        var waits = 0
+        for _ in 0..<300 where waits == 0 {
+            for try await count in try await base.client.query(
+                """
+                SELECT count(*)::int8 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                  AND classid = 7311 AND objid = hashtext(\(prefix))::oid
+                """, logger: Self.logger
+            ).decode(Int.self) {
+                waits = count
+            }
+            if waits == 0 { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(waits == 1, "the second migration waits for the lock")
+        try await Task.sleep(for: .seconds(2))
         release.continuation.yield()
         try await holder.value
         let database = try await waiting.value

@@ -222,6 +222,12 @@ import Testing
         }
         let restored = try await CLIProcess.run(["restore", file.path], environment: target)
         #expect(restored.status == 0, "\(restored.stdout)\(restored.stderr)")
+        // The clients it brings back are named, with the backup's date: one revoked since is active again (an
+        // operator's review restored a lost tablet without a word).
+        #expect(
+            restored.stderr.contains("active clients are active again: admin")
+                && restored.stderr.contains("revoke it again"),
+            "\(restored.stderr)")
         #expect(restored.stdout.contains(#""keys":3,"versions":4,"aliases":4"#))
         // The restored instance's log begins with the restore (the backup's SHA-256 and what it wrote), under
         // the audit key the backup brought; the refused second restore is recorded after it.
@@ -357,6 +363,26 @@ import Testing
             refused.status != 0 && refused.stderr.contains("started under another master key")
                 && refused.stderr.contains("KEY_STORE_PATH"), "\(refused.stderr)")
         #expect(!refused.stderr.contains("internal_error"), "\(refused.stderr)")
+        // The store moved aside, its log left where KMS_AUDIT_LOG says (a log folder of its own): refused before
+        // anything is written, not restored with a warning into a store the server then refused to start on
+        // (an operator's review).
+        try FileManager.default.moveItem(
+            at: URL(fileURLWithPath: target["KEY_STORE_PATH"] ?? ""), to: scratch.appendingPathComponent("d-keys"))
+        try? FileManager.default.removeItem(atPath: target["KMS_ADMIN_KEY_FILE"] ?? "")
+        let logLeft = try await CLIProcess.run(["restore", file.path], environment: target)
+        #expect(
+            logLeft.status == 1 && logLeft.stderr.contains("holds a log that another audit key signed"),
+            "\(logLeft.stderr)")
+        let keysLeft = try FileManager.default.contentsOfDirectory(atPath: target["KEY_STORE_PATH"] ?? "")
+        #expect(keysLeft.allSatisfy { $0.hasPrefix(".") }, "nothing restored: \(keysLeft)")
+        // Moved aside too, as the refusal says: restored, and the server starts on it.
+        let log = URL(fileURLWithPath: target["KMS_AUDIT_LOG"] ?? "")
+        try FileManager.default.moveItem(at: log, to: scratch.appendingPathComponent("d-audit.log"))
+        let restored = try await CLIProcess.run(["restore", file.path], environment: target)
+        #expect(restored.status == 0, "\(restored.stderr)")
+        let started = try await ServeProcess(
+            environment: target, seedIdentity: false, folder: scratch.appendingPathComponent("d"))
+        #expect(try await started.stop() == 0)
     }
 
     /// A backup that brings back a deleted key was made during its waiting period, so the key comes back

@@ -1017,8 +1017,18 @@ import Testing
             "KMS_ADMIN_KEY_FILE": data.appendingPathComponent("admin.key").path, "KMS_PORT": "\(TestPorts.take())",
         ]
         let refused = try await CLIProcess.run(["serve"], environment: environment)
-        #expect(refused.status != 0 && refused.stderr.contains("no master key was at"), "\(refused.stderr)")
+        // 78: a restart cannot fix it, and the unit does not restart on 78 (an operator's review: exit 1).
+        #expect(refused.status == 78 && refused.stderr.contains("no master key was at"), "\(refused.stderr)")
         #expect(refused.stderr.contains("Remove \(master.path), which holds only that new key"), "\(refused.stderr)")
+        // Another store's master key in its place: 78 too, naming the key's setting.
+        try FileManager.default.removeItem(at: master)
+        try Data(Base64.encode(Data(repeating: 9, count: 32)).utf8).write(to: master)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: master.path)
+        let wrongKey = try await CLIProcess.run(["serve"], environment: environment)
+        #expect(
+            wrongKey.status == 78
+                && wrongKey.stderr.contains("the master key does not open this store's server identity key"),
+            "\(wrongKey.stderr)")
         // The store's own key put back, as the refusal says: it starts.
         try FileManager.default.removeItem(at: master)
         try FileManager.default.moveItem(at: moved, to: master)
@@ -1254,7 +1264,8 @@ import Testing
         #expect(cidr.status != 0 && cidr.stderr.contains("KMS_WHITELIST"))
         // A setting found wrong past the variables' checks exits 78 too (an operator's review: 1, so systemd
         // restarted it every 2 s).
-        let key = try await CLIProcess.run(["serve"], environment: isolated(["KMS_MASTER_KEY": "c2hvcnQ="]))
+        let key = try await CLIProcess.run(
+            ["serve"], environment: isolated(["KMS_MASTER_KEY": "c2hvcnQ="]).filter { $0.key != "KMS_MASTER_KEY_FILE" })
         #expect(key.status == 78 && key.stderr.contains("KMS_MASTER_KEY"), "\(key.stderr)")
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-ro-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)

@@ -53,7 +53,15 @@ import Testing
             ConfigVariable.described(["KMS_SERVER_FINGERPRNT", "KMS_ULR", "KMS_SOMETHING_ELSE"])
                 == "KMS_SERVER_FINGERPRNT (KMS_SERVER_FINGERPRINT?), KMS_ULR (KMS_URL?), KMS_SOMETHING_ELSE")
         // The project's own scripts' names are not settings gone unread (a review: the AWS interop suite's).
-        #expect(ConfigVariable.unread(in: ["KMS_AWS_URL", "KMS_BIN", "KMS_FINGERPRINT"]).isEmpty)
+        #expect(ConfigVariable.unread(in: ["KMS_INTEROP_AWS_URL", "KMS_BIN"]).isEmpty)
+        #expect(ConfigVariable.unread(in: ["KMS_FINGERPRINT"]) == ["KMS_FINGERPRINT"])
+        // A client verb suggests only its own settings, by spelling or by their distinctive word (a review).
+        let suggested = ["KMS_ULR", "KMS_BASE_URL", "KMS_FINGERPRINT", "KMS_KEY_FILE", "KMS_HOME", "KMS_KEY_ID"].map {
+            ConfigVariable.clientSuggestion(for: $0)
+        }
+        #expect(
+            suggested == ["KMS_URL", "KMS_URL", "KMS_SERVER_FINGERPRINT", "KMS_CLIENT_KEY_FILE", nil, nil],
+            "\(suggested)")
         // 0 is not "off" (a probe: it opened the door on a random port on every address).
         #expect(throws: KMSConfiguration.Invalid.self) { try KMSConfiguration(environment: ["KMS_AWS_PORT": "0"]) }
         #expect(throws: KMSConfiguration.Invalid.self) {

@@ -729,7 +729,7 @@ class Settings:
         return cls(
             url=os.environ.get("KMS_URL", "").strip(),
             token_prefix=os.environ.get("KMS_TOKEN_PREFIX", ""),
-            pin=os.environ.get("KMS_FINGERPRINT", "").strip() or None,
+            pin=os.environ.get("KMS_INTEROP_FINGERPRINT", "").strip() or None,
             rotate_max=_env_int("KMS_ROTATE_MAX", 5),
             pending_per_address=_env_int("KMS_PENDING_PER_ADDRESS", 64),
             max_body_bytes=_env_int("KMS_MAX_BODY_BYTES", 1048576),
@@ -739,7 +739,7 @@ class Settings:
             session_max_lifetime_ms=_env_int("KMS_SESSION_MAX_LIFETIME_MS", None),
             session_sliding=_env_bool("KMS_SESSION_SLIDING"),
             # Tolerance when comparing server timestamps with this machine's clock.
-            clock_skew=timedelta(seconds=float(os.environ.get("KMS_CLOCK_SKEW_S", "120") or "120")),
+            clock_skew=timedelta(seconds=float(os.environ.get("KMS_INTEROP_CLOCK_SKEW_S", "120") or "120")),
         )
 
 

@@ -2,7 +2,7 @@
 the AWS Encryption SDK and SOPS, against the AWS door over TLS on its self-signed certificate.
 
 Needs: KMS_URL (the native door) and KMS_CLIENT_KEY_FILE (the admin key) to enrol callers,
-KMS_AWS_URL (https://127.0.0.1:PORT) and AWS_CA_BUNDLE (from `kms tls-cert`). Skips otherwise.
+KMS_INTEROP_AWS_URL (https://127.0.0.1:PORT) and AWS_CA_BUNDLE (from `kms tls-cert`). Skips otherwise.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from kms_wire import Client, Settings, end_quietly, expect_ok, random_token, raw_public_key
 
 SETTINGS = Settings.from_env()
-AWS_URL = os.environ.get("KMS_AWS_URL", "")
+AWS_URL = os.environ.get("KMS_INTEROP_AWS_URL", "")
 CA = os.environ.get("AWS_CA_BUNDLE", "")
 REGION = os.environ.get("KMS_AWS_REGION", "us-east-1")
-live = pytest.mark.skipif(not (SETTINGS.url and AWS_URL and CA), reason="needs KMS_URL, KMS_AWS_URL, AWS_CA_BUNDLE")
+live = pytest.mark.skipif(not (SETTINGS.url and AWS_URL and CA), reason="needs KMS_URL, KMS_INTEROP_AWS_URL, AWS_CA_BUNDLE")
 
 boto3 = pytest.importorskip("boto3")
 from botocore.config import Config  # noqa: E402

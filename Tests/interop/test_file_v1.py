@@ -5,7 +5,7 @@ API (`POST /crypto/decrypt` with the file's kmsAad).
 
 CI makes the files and names their folder; elsewhere this test skips:
 
-    KMS_URL=http://127.0.0.1:PORT KMS_FILE_SAMPLES=DIR python3 -m pytest -q Tests/interop/test_file_v1.py
+    KMS_URL=http://127.0.0.1:PORT KMS_INTEROP_FILE_SAMPLES=DIR python3 -m pytest -q Tests/interop/test_file_v1.py
 
 DIR holds pairs NAME.kms (made by `kms encrypt-file`) and NAME.plain (its plaintext).
 """
@@ -30,7 +30,7 @@ MAGIC = b"KMSFILE"
 CHUNK = 65536
 SEALED = CHUNK + 16
 LABEL = b"kms-file-v1"
-SAMPLES = os.environ.get("KMS_FILE_SAMPLES")
+SAMPLES = os.environ.get("KMS_INTEROP_FILE_SAMPLES")
 URL = os.environ.get("KMS_URL", "http://127.0.0.1:3000")
 
 
@@ -138,7 +138,7 @@ def decrypt(data: bytes, unwrap) -> bytes:
     return bytes(out)
 
 
-@pytest.mark.skipif(not SAMPLES, reason="KMS_FILE_SAMPLES is not set (CI makes files with the kms CLI)")
+@pytest.mark.skipif(not SAMPLES, reason="KMS_INTEROP_FILE_SAMPLES is not set (CI makes files with the kms CLI)")
 def test_the_cli_files_decrypt_with_an_independent_reader():
     session = Client(URL).open_session(random_token())
 

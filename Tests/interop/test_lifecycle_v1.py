@@ -1,7 +1,7 @@
 """lifecycle-v1 (/work/shared/design/lifecycle-v1.md) with the independent Python client.
 
-Without KMS_LIFECYCLE_PHASE: the routes, bodies and codes of sections 1 to 5 against a live
-server (KMS_URL). With KMS_LIFECYCLE_PHASE=before / after and KMS_LIFECYCLE_STATE=FILE: rule
+Without KMS_INTEROP_LIFECYCLE_PHASE: the routes, bodies and codes of sections 1 to 5 against a live
+server (KMS_URL). With KMS_INTEROP_LIFECYCLE_PHASE=before / after and KMS_INTEROP_LIFECYCLE_STATE=FILE: rule
 9.1's end-to-end test — "before" schedules a deletion and a rotation and records what it made;
 the server is then restarted with KMS_TEST_CLOCK_OFFSET_MS eight days ahead, and "after" checks
 that the scheduler deleted and rotated exactly as the contract says.
@@ -18,11 +18,11 @@ import pytest
 from kms_wire import Client, Settings, b64e, end_quietly, expect_ok, expect_sealed_error, random_token
 
 SETTINGS = Settings.from_env()
-PHASE = os.environ.get("KMS_LIFECYCLE_PHASE", "")
-STATE = os.environ.get("KMS_LIFECYCLE_STATE", "")
-live = pytest.mark.skipif(not SETTINGS.url or PHASE != "", reason="needs KMS_URL (and no KMS_LIFECYCLE_PHASE)")
-before = pytest.mark.skipif(PHASE != "before" or not STATE, reason="KMS_LIFECYCLE_PHASE=before")
-after = pytest.mark.skipif(PHASE != "after" or not STATE, reason="KMS_LIFECYCLE_PHASE=after")
+PHASE = os.environ.get("KMS_INTEROP_LIFECYCLE_PHASE", "")
+STATE = os.environ.get("KMS_INTEROP_LIFECYCLE_STATE", "")
+live = pytest.mark.skipif(not SETTINGS.url or PHASE != "", reason="needs KMS_URL (and no KMS_INTEROP_LIFECYCLE_PHASE)")
+before = pytest.mark.skipif(PHASE != "before" or not STATE, reason="KMS_INTEROP_LIFECYCLE_PHASE=before")
+after = pytest.mark.skipif(PHASE != "after" or not STATE, reason="KMS_INTEROP_LIFECYCLE_PHASE=after")
 
 METADATA = {"keyId", "createdAt", "activeVersion", "versions", "state", "rotationPeriodDays", "description",
             "tags", "aliases"}

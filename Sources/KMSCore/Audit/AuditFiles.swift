@@ -186,6 +186,13 @@ public enum AuditFiles {
 
     private static let keyAAD = "kms-v1/secret/\(keyBlob)"
 
+    /// The audit key a wrapped `keyBlob` holds (a backup's copy, before it is restored).
+    public static func key(fromBlob wrapped: Data, masterKey: MasterKey) throws(KMSError)
+        -> Curve25519.Signing.PrivateKey
+    {
+        try unwrapKey(wrapped, masterKey: masterKey)
+    }
+
     private static func unwrapKey(_ wrapped: Data, masterKey: MasterKey) throws(KMSError)
         -> Curve25519.Signing.PrivateKey
     {

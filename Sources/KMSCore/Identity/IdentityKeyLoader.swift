@@ -50,6 +50,14 @@ public enum IdentityKeyLoader {
             let stored = try await store.createBlob(named: blobName, wrapped: wrapped)
             return (try IdentityKey.load(der: try masterKey.unwrap(stored, aad: aad)), stored == wrapped)
         } catch {
+            // The wrong master key for this store: a restart cannot fix it, so exit 78, which the unit does not
+            // restart (an operator's review: exit 1, and systemd restarted it every 2 s).
+            guard !error.secretDidNotOpen else {
+                throw StartupFailure(
+                    description:
+                        "the master key does not open this store's server identity key: it is not this store's master key (KMS_MASTER_KEY, KMS_MASTER_KEY_FILE), or the identity key is damaged; nothing was written",
+                    isConfiguration: true)
+            }
             throw StartupFailure("identity key", error)
         }
     }

@@ -19,6 +19,18 @@ public enum DurableFile {
         /// What is there is not a record and waiting will not make it one (a folder, a device, a link
         /// to nothing), as against an error of the disk.
         public var damaged = false
+        /// The system's error number, for a failed system call: what a caller may advise on.
+        public var code: Int32?
+
+        public init(description: String, damaged: Bool = false, code: Int32? = nil) {
+            self.description = description
+            self.damaged = damaged
+            self.code = code
+        }
+
+        /// A file system without hard links (vfat and exFAT, as on most USB drives; some network shares):
+        /// `createExclusive` publishes with `link(2)`, which such a system refuses.
+        public var noHardLinks: Bool { code.map { [EPERM, EOPNOTSUPP, ENOTSUP].contains($0) } ?? false }
     }
 
     /// Creates `folder` (and parents) with mode 0700 if missing, and checks
@@ -511,7 +523,7 @@ public enum DurableFile {
     }
 
     private static func failure(_ what: String) -> Failure {
-        Failure(description: "\(what): \(String(cString: strerror(errno)))")
+        Failure(description: "\(what): \(String(cString: strerror(errno)))", code: errno)
     }
 }
 

@@ -27,18 +27,31 @@ public struct ConfigVariable: Sendable {
         }.sorted()
     }
 
-    /// Names the project's own scripts and interop suites read (Tests/interop, scripts/), which reach the
-    /// processes they start (a review: each `kms` the AWS interop suite ran warned about `KMS_AWS_URL`).
-    static let toolingNames: Set<String> = [
-        "KMS_AWS_URL", "KMS_BIN", "KMS_BINARY", "KMS_CLOCK_SKEW_S", "KMS_FILE_SAMPLES", "KMS_FINGERPRINT",
-        "KMS_LIFECYCLE_PHASE", "KMS_LIFECYCLE_STATE",
-    ]
+    /// The binary's path as `kmsctl` (deploy/) and the CI scripts take it, which reaches the `kms` they
+    /// start. The interop suites' own names begin `KMS_INTEROP_` (a review: `KMS_FINGERPRINT`, exempted
+    /// here, would have hidden an operator's mistaken pin from the warning).
+    static let toolingNames: Set<String> = ["KMS_BIN", "KMS_BINARY"]
 
     /// The setting kms reads that `name` is one or two edits from, if one is: a misspelling, as against a
     /// name another tool sets in the same environment (`KMS_KEY_ID`).
-    public static func nearest(to name: String) -> String? {
-        let known = Set(all.map(\.name)).union(clientNames).sorted()
+    /// `among`: the names to match (a client verb matches only the client's own: `KMS_HOME` is not its
+    /// `KMS_HOST`, a review).
+    public static func nearest(to name: String, among names: Set<String>? = nil) -> String? {
+        let known = (names ?? Set(all.map(\.name)).union(clientNames)).sorted()
         return known.map { ($0, editDistance(name, $0)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
+    }
+
+    /// The client setting an unread `name` was likely meant as: one or two edits from one, or naming its
+    /// distinctive word (`KMS_BASE_URL`: `KMS_URL`; a review found those silent). Only the client's own
+    /// settings: `KMS_HOME` is not a client's `KMS_HOST`.
+    public static func clientSuggestion(for name: String) -> String? {
+        if let near = nearest(to: name, among: clientNames.union(["KMS_TOKEN_PREFIX"])) { return near }
+        let words = [
+            ("FINGERPRINT", "KMS_SERVER_FINGERPRINT"), ("KNOWN", "KMS_KNOWN_SERVERS"),
+            ("KEY_FILE", "KMS_CLIENT_KEY_FILE"), ("CLIENT_KEY", "KMS_CLIENT_KEY_FILE"), ("URL", "KMS_URL"),
+            ("TOKEN", "KMS_TOKEN"),
+        ]
+        return words.first { name.contains($0.0) }?.1
     }
 
     /// `names` (from `unread`) for a message, each followed by the known name it is one or two edits from,

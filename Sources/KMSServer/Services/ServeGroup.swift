@@ -6,8 +6,8 @@ import UnixSignals
 /// `kms serve`'s service group: the application and `SystemdStoppingService`,
 /// run until one of `signals` asks for a graceful shutdown, whose drain is
 /// bounded by `maximumDrain`. Past the bound the group is cancelled
-/// (`AuditFlusher` still signs and closes the audit log), and that is said
-/// at warning level: swift-service-lifecycle's own bound says it only at
+/// (`AuditFlusher` still signs and closes the audit log; every service must
+/// end when cancelled), and that is said at warning level: swift-service-lifecycle's own bound says it only at
 /// debug, and the error its cancellation ends with (`CancellationError()`)
 /// was printed and made `kms serve` exit 1 (a review).
 ///
@@ -57,26 +57,24 @@ struct ServeGroup {
                 tasks.cancelAll()
                 return
             } catch is DrainCut {
+                // Said now, not once the group ended: a service slow to end when cancelled (a hung disk under
+                // the audit log) could otherwise meet systemd's SIGKILL before the line was written (a review).
+                logger.warning(
+                    "the shutdown's drain reached its bound: requests still open and background work are cancelled",
+                    metadata: ["boundSeconds": "\(maximumDrain.components.seconds)"])
                 tasks.cancelAll()  // cancels the group: every service still running ends by cancellation
             }
             do {
                 try await tasks.next()
-                said(cutWith: nil)
             } catch is CancellationError {
-                said(cutWith: nil)
+                // The cut itself.
             } catch {
-                said(cutWith: error)
+                logger.error(
+                    "the shutdown ended with an error after its drain was cut",
+                    metadata: ["error": "\(type(of: error))"])
                 throw error
             }
         }
-    }
-
-    private func said(cutWith error: (any Error)?) {
-        var metadata: Logger.Metadata = ["boundSeconds": "\(maximumDrain.components.seconds)"]
-        if let error { metadata["error"] = "\(type(of: error))" }
-        logger.warning(
-            "the shutdown's drain reached its bound: requests still open and background work were cancelled, and the audit log was closed",
-            metadata: metadata)
     }
 }
 
@@ -89,8 +87,6 @@ final class DrainStart: Sendable {
         var nextWaiter = 0
     }
     private let state = Mutex(State())
-
-    var instant: ContinuousClock.Instant? { state.withLock { $0.instant } }
 
     func mark() {
         let waiters = state.withLock { state in

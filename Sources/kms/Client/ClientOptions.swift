@@ -55,10 +55,12 @@ struct ClientOptions: ParsableArguments {
         // A misspelled setting is otherwise ignored without a word, as `kms serve` warns (a newcomer's
         // walkthrough: `KMS_SERVER_FINGERPRNT` left the pin off, `KMS_ULR` sent to localhost:3000). Only a
         // name near one kms reads: a client's shell holds other tools' `KMS_` names too (a review).
-        let unread = ConfigVariable.unread(in: environment.keys).filter { ConfigVariable.nearest(to: $0) != nil }
-        if !unread.isEmpty {
+        let near = ConfigVariable.unread(in: environment.keys).compactMap { name in
+            ConfigVariable.clientSuggestion(for: name).map { "\(name) (\($0)?)" }
+        }
+        if !near.isEmpty {
             noteOnce(
-                "warning: kms reads no variable named \(ConfigVariable.described(unread)), so it is ignored (misspelled? the README lists the client's settings)\n"
+                "warning: kms reads no variable named \(near.joined(separator: ", ")), so it is ignored (misspelled? the README lists the client's settings)\n"
             )
         }
         if token != nil {
