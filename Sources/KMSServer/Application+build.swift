@@ -405,7 +405,7 @@ func makeRoutes(
     maxBodyBytes: Int, keyExchangeRate: Int = 50
 ) -> RouteTable {
     var routes = RouteBuilder(channel: channel)
-    HealthController(metrics: metrics).register(on: &routes)
+    HealthController(metrics: metrics, auditLog: audit.log).register(on: &routes)
     SessionController(
         sessions: sessions, maxBodyBytes: maxBodyBytes, audit: audit,
         keyExchanges: KeyExchangeLimiter(perSecond: keyExchangeRate)

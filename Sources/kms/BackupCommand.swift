@@ -209,7 +209,17 @@ struct RestoreCommand: AsyncParsableCommand {
         // moved aside and the log left, as a log folder of its own makes easy): refused before anything is
         // written, as a store started under another key is (an operator's review: the restore went ahead
         // with a warning, and the server then refused to start on it).
-        if priorKey == nil, let signed = (try? AuditFiles.resume(config.auditLog))?.lastSigned,
+        let existingLog: AuditFiles.Resume
+        do {
+            existingLog = try AuditFiles.resume(config.auditLog)
+        } catch {
+            // The server would refuse this log at its start (a review: a damaged log passed the check below).
+            throw CLIFailure(
+                message:
+                    "nothing was restored: \(config.auditLog.path) (KMS_AUDIT_LOG) cannot be read as an audit log (\(error)): move it and its rotated files aside (docs/deploy.md, restoring onto a new machine), then run kms restore again"
+            )
+        }
+        if priorKey == nil, let signed = existingLog.lastSigned,
             let backup = try? BackupFile.decode(data, masterKey: masterKey).0,
             let blob = backup.secrets.first(where: { $0.name == AuditFiles.keyBlob }),
             let backupKey = try? AuditFiles.key(fromBlob: blob.wrapped, masterKey: masterKey),
@@ -296,7 +306,7 @@ struct RestoreCommand: AsyncParsableCommand {
         if !active.isEmpty {
             let shown = active.prefix(20).joined(separator: ", ") + (active.count > 20 ? ", …" : "")
             writeToStandardError(
-                "note: the backup was made \(createdAt.map { Timestamp.format($0) } ?? "at a time it does not say"), and its \(active.count) active clients are active again: \(shown). A device revoked since then can exchange keys again: start the server reachable from this host only (KMS_HOST=127.0.0.1) and revoke it again (kms clients revoke NAME) before your devices can reach it (docs/deploy.md)\n"
+                "note: the backup was made \(createdAt.map { Timestamp.format($0) } ?? "at a time it does not say"), and the active client(s) it holds are back as they were then, with their grants and access keys: \(shown). A device revoked since then can exchange keys again, and an access key revoked or a grant narrowed since is back too: start the server once with KMS_WHITELIST=127.0.0.1,::1, KMS_TRUSTED_PROXIES= and without KMS_AWS_PORT, and redo those changes with the admin key on this host before your devices can reach it (docs/deploy.md)\n"
             )
         }
         if let priorKey, replaceServerSecrets {

@@ -492,6 +492,9 @@ import Testing
             // The failure is logged when it starts, not once a batch, and each 503 is not a line of its own
             // (a review filled a disk: 525 and 488 lines).
             #expect(lines.count("audit log write failed; refusing audited operations until it works") == 1)
+            // What a monitor reads says so, where /healthz still answers ok (an operator's review).
+            let failingMetrics = try await client.execute(uri: "/metrics", method: .get)
+            #expect(String(buffer: failingMetrics.body).contains("\nkms_audit_log_writable 0"))
             // Nor is each best-effort entry lost meanwhile (the final review: a loop of random wrote a line each).
             for _ in 0..<3 { #expect(try await session.call(.post, "/crypto/random", #"{"bytes":4}"#).status == 200) }
             #expect(lines.count("could not write an audit entry") == 0, "\(lines.counts.withLock { $0 })")
@@ -513,6 +516,9 @@ import Testing
                 try await session.call(.post, "/crypto/encrypt", #"{"keyId":"\#(keyId)","plaintext":""}"#).status == 200
             )
             #expect(lines.count("audit log writes work again; audited operations are accepted") == 1)
+            let metrics = try await client.execute(uri: "/metrics", method: .get)
+            #expect(
+                String(buffer: metrics.body).contains("\nkms_audit_log_writable 1"), "\(String(buffer: metrics.body))")
             #expect(lines.count("audit log write failed; refusing audited operations until it works") == 1)
         }
     }

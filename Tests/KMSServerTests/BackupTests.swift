@@ -225,8 +225,8 @@ import Testing
         // The clients it brings back are named, with the backup's date: one revoked since is active again (an
         // operator's review restored a lost tablet without a word).
         #expect(
-            restored.stderr.contains("active clients are active again: admin")
-                && restored.stderr.contains("revoke it again"),
+            restored.stderr.contains("as they were then, with their grants and access keys: admin.")
+                && restored.stderr.contains("redo those changes"),
             "\(restored.stderr)")
         #expect(restored.stdout.contains(#""keys":3,"versions":4,"aliases":4"#))
         // The restored instance's log begins with the restore (the backup's SHA-256 and what it wrote), under

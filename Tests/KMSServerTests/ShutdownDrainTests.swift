@@ -4,6 +4,7 @@ import Hummingbird
 import KMSCore
 import Logging
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 @testable import KMSServer
@@ -17,8 +18,18 @@ import Testing
     struct Stubborn: Service {
         struct Failed: Error {}
         var failing = false
+        /// Set once it runs: the stop is asked for only then (under load, 300 ms was not always enough for the
+        /// application to start its services, and the test waited out another path's 30 s).
+        let started = Started()
+
+        final class Started: Sendable {
+            private let value = Mutex(false)
+            var isSet: Bool { value.withLock { $0 } }
+            func set() { value.withLock { $0 = true } }
+        }
 
         func run() async throws {
+            started.set()
             try? await gracefulShutdown()
             do {
                 try await Task.sleep(for: .seconds(120))
@@ -43,7 +54,7 @@ import Testing
 
     /// Runs `app` in a `ServeGroup` bounded by `bound`, asks it to stop once it runs, and returns how it
     /// ended, how long the stop took, and the lines it logged.
-    static func stop(_ app: some ApplicationProtocol, bound: Duration) async throws -> (
+    static func stop(_ app: some ApplicationProtocol, bound: Duration, once stubborn: Stubborn? = nil) async throws -> (
         ended: Result<Void, any Error>, took: Duration, log: LogCounter
     ) {
         let counter = LogCounter()
@@ -51,13 +62,16 @@ import Testing
             app, signals: [], maximumDrain: bound, notifier: SystemdNotifier(environment: [:]), logger: counter.logger)
         let running = Task { try await group.run() }
         try await Task.sleep(for: .milliseconds(300))
+        for _ in 0..<2_400 where stubborn?.started.isSet == false {
+            try await Task.sleep(for: .milliseconds(50))
+        }
         let start = ContinuousClock.now
         await group.group.triggerGracefulShutdown()
         let ended = await running.result
         return (ended, ContinuousClock.now - start, counter)
     }
 
-    @Test(.timeLimit(.minutes(1))) func aDrainPastItsBoundIsCancelledSaidAndTheLogClosed() async throws {
+    @Test(.timeLimit(.minutes(3))) func aDrainPastItsBoundIsCancelledSaidAndTheLogClosed() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-drain-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -73,8 +87,9 @@ import Testing
         // In the order `buildApplication` has them: the services shut down last added first, so the one
         // holding the drain (there the server) is asked before `AuditFlusher`, which the cut then reaches
         // only by cancellation (a review: the other order closed the log before the drain began).
+        let stubborn = Stubborn()
         let (ended, took, counter) = try await Self.stop(
-            Self.application(AuditFlusher(log: log, database: nil), Stubborn()), bound: .seconds(1))
+            Self.application(AuditFlusher(log: log, database: nil), stubborn), bound: .seconds(1), once: stubborn)
         // A stop, not a failure: `kms serve` exits 0 (it printed `CancellationError()` and exited 1).
         #expect(throws: Never.self) { try ended.get() }
         #expect(took >= .seconds(1) && took < .seconds(30), "\(took)")
@@ -84,9 +99,10 @@ import Testing
     }
 
     /// A failure the cut's cancellation ends with is not hidden: rethrown, and named by its type.
-    @Test(.timeLimit(.minutes(1))) func aFailureAfterTheCutIsRethrown() async throws {
+    @Test(.timeLimit(.minutes(3))) func aFailureAfterTheCutIsRethrown() async throws {
+        let stubborn = Stubborn(failing: true)
         let (ended, _, counter) = try await Self.stop(
-            Self.application(Stubborn(failing: true)), bound: .milliseconds(500))
+            Self.application(stubborn), bound: .milliseconds(500), once: stubborn)
         #expect(throws: Stubborn.Failed.self) { try ended.get() }
         #expect(counter.count(Self.warning) == 1)
         #expect(counter.values("the shutdown ended with an error after its drain was cut", "error") == ["Failed"])
@@ -94,7 +110,7 @@ import Testing
 
     /// A group that fails before any shutdown ends at once with its error; the drain's timer, still waiting for
     /// a shutdown that never began, does not hold it (a review asked).
-    @Test(.timeLimit(.minutes(1))) func aGroupThatFailsBeforeAnyShutdownEndsAtOnce() async throws {
+    @Test(.timeLimit(.minutes(3))) func aGroupThatFailsBeforeAnyShutdownEndsAtOnce() async throws {
         struct Broken: Service {
             func run() async throws { throw Stubborn.Failed() }
         }
@@ -107,7 +123,7 @@ import Testing
     }
 
     /// `DrainStart.wait` returns at once once marked, wakes when marked, and ends when its task is cancelled.
-    @Test(.timeLimit(.minutes(1))) func aDrainStartWakesItsWaiters() async throws {
+    @Test(.timeLimit(.minutes(3))) func aDrainStartWakesItsWaiters() async throws {
         let marked = DrainStart()
         marked.mark()
         try await marked.wait()
@@ -124,7 +140,7 @@ import Testing
     }
 
     /// A drain within its bound says nothing.
-    @Test(.timeLimit(.minutes(1))) func aDrainWithinItsBoundSaysNothing() async throws {
+    @Test(.timeLimit(.minutes(3))) func aDrainWithinItsBoundSaysNothing() async throws {
         let (ended, _, counter) = try await Self.stop(Self.application(), bound: .seconds(20))
         #expect(throws: Never.self) { try ended.get() }
         #expect(counter.counts.withLock { $0.keys.contains { $0.contains("drain") } } == false)

@@ -111,6 +111,10 @@ public final class AuditLog: Sendable {
 
     public var publicKey: Curve25519.Signing.PublicKey { key.publicKey }
 
+    /// Whether the log is refusing entries now (its last batch failed, or the disk did not answer in time):
+    /// what `/metrics` reports as `kms_audit_log_writable`, since `/healthz` answers while the server runs.
+    public var isFailing: Bool { state.withLock { $0.failedBatches > 0 || $0.expiring } }
+
     /// Continues the chain after (`seq`, `prev`): the last line already on
     /// disk, of which entries up to `signedThrough` (default: all) are covered
     /// by a signature. `checkpointInterval` bounds how long an entry waits for

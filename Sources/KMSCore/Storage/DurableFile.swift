@@ -21,6 +21,8 @@ public enum DurableFile {
         public var damaged = false
         /// The system's error number, for a failed system call: what a caller may advise on.
         public var code: Int32?
+        /// `createExclusive`'s `link(2)` failed (not the write before it).
+        var fromLink = false
 
         public init(description: String, damaged: Bool = false, code: Int32? = nil) {
             self.description = description
@@ -29,8 +31,11 @@ public enum DurableFile {
         }
 
         /// A file system without hard links (vfat and exFAT, as on most USB drives; some network shares):
-        /// `createExclusive` publishes with `link(2)`, which such a system refuses.
-        public var noHardLinks: Bool { code.map { [EPERM, EOPNOTSUPP, ENOTSUP].contains($0) } ?? false }
+        /// `createExclusive` publishes with `link(2)`, which such a system refuses. Only its `link(2)`'s
+        /// refusal: an EPERM of the write before it (an immutable folder) is not this (a review).
+        public var noHardLinks: Bool {
+            fromLink && code.map { [EPERM, EOPNOTSUPP, ENOTSUP].contains($0) } ?? false
+        }
     }
 
     /// Creates `folder` (and parents) with mode 0700 if missing, and checks
@@ -317,7 +322,9 @@ public enum DurableFile {
                 return false
             }
             errno = linkError
-            throw failure("cannot create \(url.path)")
+            var refused = failure("cannot create \(url.path)")
+            refused.fromLink = true
+            throw refused
         }
         try syncFolder(folder.path)
         return true
@@ -523,7 +530,8 @@ public enum DurableFile {
     }
 
     private static func failure(_ what: String) -> Failure {
-        Failure(description: "\(what): \(String(cString: strerror(errno)))", code: errno)
+        let code = errno  // before anything else can change it
+        return Failure(description: "\(what): \(String(cString: strerror(code)))", code: code)
     }
 }
 

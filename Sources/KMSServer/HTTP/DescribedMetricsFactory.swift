@@ -79,6 +79,9 @@ enum MetricHelp {
             + "stalled, malformed (docs/api.md).",
         "kms_proxy_requests_without_forwarded_for_total":
             "Requests from a trusted proxy without X-Forwarded-For: the proxy was taken as the client.",
+        "kms_audit_log_writable":
+            "1 while the audit log takes entries, 0 while it refuses them (a write failed or the disk did not "
+            + "answer), when audited operations are answered 503 audit_unavailable.",
     ]
 
     /// A family of this table, named as given (no unit added) with its text; nil for any other name, which

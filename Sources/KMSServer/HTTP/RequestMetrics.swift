@@ -13,6 +13,8 @@ struct RequestMetrics: Sendable {
     let registry: PrometheusCollectorRegistry
     private let factory: DescribedMetricsFactory
     private let missingForwardedFor: Metrics.Counter
+    /// `kms_audit_log_writable`, set when the metrics are read (`render(auditWritable:)`).
+    private let auditWritable: Prometheus.Gauge?
     /// `kms_connections_closed_total` by door and reason, made once (`ConnectionGuard`).
     private let closed: [ClosedKey: Metrics.Counter]
     private let handles = Handles()
@@ -34,6 +36,10 @@ struct RequestMetrics: Sendable {
         registry = PrometheusCollectorRegistry()
         factory = DescribedMetricsFactory(registry: registry)
         missingForwardedFor = Counter(label: "kms_proxy_requests_without_forwarded_for_total", factory: factory)
+        let made = registry
+        auditWritable = MetricHelp.descriptor("kms_audit_log_writable").map {
+            made.makeGauge(descriptor: $0, labels: [])
+        }
         var closed: [ClosedKey: Metrics.Counter] = [:]
         for door in Door.allCases {
             for reason in ClosedConnection.allCases {
@@ -110,7 +116,9 @@ struct RequestMetrics: Sendable {
     }
 
     /// The Prometheus text exposition.
-    func render() -> String {
-        registry.emitToString()
+    /// `auditWritable`: the audit log's state now (nil: leave the gauge as it is).
+    func render(auditWritable writable: Bool? = nil) -> String {
+        if let writable { auditWritable?.set(to: writable ? 1 : 0) }
+        return registry.emitToString()
     }
 }

@@ -10,15 +10,9 @@ import Logging
 
 /// Builds the server the way `kms serve` does, with test parts: a temporary
 /// key store, a manual clock, in-memory stores and one identity key shared
-/// by the whole test run (RSA-4096 generation costs about a second).
+/// by the whole test run (`TestIdentity`: a fixed key, not generated).
 struct TestServer {
-    static let identity: IdentityKey = {
-        do {
-            return try IdentityKey.generate()
-        } catch {
-            preconditionFailure("RSA-4096 generation failed in tests: \(error)")
-        }
-    }()
+    static let identity = TestIdentity.load()
 
     /// The admin key every test server enrols at its start (written to its
     /// `KMS_ADMIN_KEY_FILE`); `WireSession` signs with it.
