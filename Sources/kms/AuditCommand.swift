@@ -123,8 +123,27 @@ struct AuditCommand: AsyncParsableCommand {
                 "Exit 0 when the only unsigned entries follow the last checkpoint and began within the last minute (a running server's last second); while a server holds the log, a last line still being written is left unread."
             ))
         var allowUnsignedTail = false
+        @Option(
+            name: .customLong("accept-adopted"),
+            help: ArgumentHelp(
+                "A range a start adopted after a crash (audit.unsigned-tail), which you have reviewed: it no longer makes the exit status 1. Once per range.",
+                valueName: "FROM-TO"))
+        var acceptAdopted: [String] = []
+
+        /// `--accept-adopted`'s ranges (`3083-3091`, or `3083...3091` as verify prints them).
+        func acceptedRanges() throws -> [ClosedRange<UInt64>] {
+            try acceptAdopted.map { text in
+                let parts = text.replacingOccurrences(of: "...", with: "-").split(
+                    separator: "-", omittingEmptySubsequences: false)
+                guard parts.count == 2, let from = UInt64(parts[0]), let to = UInt64(parts[1]), from <= to else {
+                    throw ValidationError("--accept-adopted takes FROM-TO, as verify names a range (3083-3091)")
+                }
+                return from...to
+            }
+        }
 
         func run() async throws {
+            let accepted = try acceptedRanges()
             let key = try await AuditCommand.publicKey(publicKey)
             var mark: AuditVerifier.Checkpoint?
             if let checkpoint {
@@ -134,7 +153,7 @@ struct AuditCommand: AsyncParsableCommand {
                 mark = parsed
             }
             let logFiles = try AuditCommand.files(files)
-            let report = AuditVerifier.verify(
+            var report = AuditVerifier.verify(
                 files: logFiles, publicKey: key, checkpoint: mark, allowMidChainStart: partial,
                 lastLineMayBeInProgress: allowUnsignedTail
                     && (logFiles.last.map(AuditWriterLock.isHeld(forLog:)) ?? false))
@@ -142,6 +161,14 @@ struct AuditCommand: AsyncParsableCommand {
                 printShown("audit log BROKEN after \(report.entries) valid entries: \(failure)")
                 throw ExitCode(2)
             }
+            // A range reviewed once need not keep a monitor red for ever (an operator's review): named exactly
+            // as the log has it, or refused, so a typo does not accept another range.
+            for range in accepted where !report.adoptedAtRestart.contains(range) {
+                throw ValidationError(
+                    "--accept-adopted \(range.lowerBound)-\(range.upperBound): the log has no range adopted after a crash with exactly these entries"
+                )
+            }
+            report.adoptedAtRestart.removeAll { accepted.contains($0) }
             // With --partial a lone checkpoint proves nothing either: the start is taken on trust.
             guard report.entries > 0 || (report.checkpoints > 0 && !partial) else {
                 // Nothing was checked, not even the public key: a wiped log looks exactly like this.
@@ -158,6 +185,11 @@ struct AuditCommand: AsyncParsableCommand {
             if let file = report.lineInProgress {
                 printShown(
                     "note: \(file) ends in a line still being written (a writer holds the log's lock), not read"
+                )
+            }
+            for range in accepted {
+                printShown(
+                    "note: entries \(range.lowerBound)...\(range.upperBound) were adopted after a crash and accepted as reviewed (--accept-adopted)"
                 )
             }
             if let unsigned = report.unsignedSummary {

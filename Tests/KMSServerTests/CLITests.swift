@@ -5,6 +5,7 @@ import KMSCore
 import KMSProtocol
 import KMSServer
 import KMSTestSupport
+import Logging
 import Testing
 
 /// Issue 5 (and issue 2's `kms serve`): the CLI against a spawned server.
@@ -379,6 +380,36 @@ import Testing
             })
         lines.swapAt(adjacent, adjacent + 1)
         try await check(lines.joined(separator: "\n") + "\n", expect: "reordered")
+    }
+
+    /// A range a restart adopted after a crash keeps `verify` at exit 1 until the operator accepts it as
+    /// reviewed with `--accept-adopted` (an operator's review: a cron monitor stayed red for ever).
+    @Test func aReviewedCrashTailCanBeAccepted() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-adopt-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("audit.log")
+        let key = Curve25519.Signing.PrivateKey()
+        // Two entries written, never signed: the process "crashed" before its timed checkpoint.
+        let first = try AuditLog(
+            writer: try AuditFile(url: url), key: key, after: 0, prev: AuditChain.genesis, clock: SystemClock(),
+            maxBytes: 1 << 20, timeout: .seconds(30), checkpointInterval: .seconds(3_600), logger: Logger(label: "t"))
+        try await first.record(AuditEvent("test.one", []), durable: true)
+        for name in ["test.two", "test.three"] { try await first.record(AuditEvent(name, []), durable: false) }
+        // The next start adopts them (audit.unsigned-tail) and signs.
+        let next = try await AuditLog.open(
+            at: url, key: key, clock: SystemClock(), maxBytes: 1 << 20, logger: Logger(label: "t"))
+        await next.close()
+        let publicKey = Base64.encode(key.publicKey.rawRepresentation)
+        let verify = ["audit", "verify", url.path, "--public-key", publicKey]
+        let red = try await CLIProcess.run(verify)
+        #expect(red.status == 1 && red.stdout.contains("entries 2...3 were left unsigned by a crash"), "\(red.stdout)")
+        let accepted = try await CLIProcess.run(verify + ["--accept-adopted", "2-3"])
+        #expect(
+            accepted.status == 0 && accepted.stdout.contains("accepted as reviewed")
+                && !accepted.stdout.contains("NOT TAMPER-EVIDENT"), "\(accepted.stdout)")
+        let typo = try await CLIProcess.run(verify + ["--accept-adopted", "2-4"])
+        #expect(typo.status == 64 && typo.stderr.contains("no range adopted after a crash"), "\(typo.stderr)")
     }
 
     /// Verify reads the bytes the server wrote: a line ending in CR LF after the last LF, or a

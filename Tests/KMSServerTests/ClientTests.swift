@@ -975,14 +975,8 @@ extension ClientTests {
         #expect(throws: KMSClientError.self) { try KMSClient.requireLength(Data(count: 17), 16, "random bytes") }
     }
 
-    /// Another identity than the test servers', made once for the run (RSA-4096 takes seconds in a debug build).
-    static let impostorIdentity: IdentityKey = {
-        do {
-            return try IdentityKey.generate()
-        } catch {
-            preconditionFailure("RSA-4096 generation failed in tests: \(error)")
-        }
-    }()
+    /// Another identity than the test servers' (a fixed key: generating one blocked a pool thread for seconds).
+    static let impostorIdentity = TestIdentity.load(TestIdentity.impostorDERBase64)
 
     static func withImpostor(
         forgeFirstExchange: Bool = false, _ body: @Sendable (SwitchingTransport) async throws -> Void

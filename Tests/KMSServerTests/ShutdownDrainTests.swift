@@ -119,7 +119,9 @@ import Testing
             notifier: SystemdNotifier(environment: [:]), logger: LogCounter().logger)
         let start = ContinuousClock.now
         await #expect(throws: Stubborn.Failed.self) { try await group.run() }
-        #expect(ContinuousClock.now - start < .seconds(15))
+        // Ended, not held: a leaked wait would hold it to the time limit. Under the full suite the pool is
+        // starved for tens of seconds at its start, so the bound is not the drain's 20 s.
+        #expect(ContinuousClock.now - start < .seconds(100))
     }
 
     /// `DrainStart.wait` returns at once once marked, wakes when marked, and ends when its task is cancelled.

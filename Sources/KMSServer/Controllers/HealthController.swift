@@ -8,7 +8,7 @@ struct HealthController: Sendable {
     let metrics: RequestMetrics
     /// Read at each scrape for `kms_audit_log_writable` (an operator's review: `/healthz` said ok while every
     /// audited operation was refused, and nothing a monitor reads said otherwise).
-    let auditLog: AuditLog?
+    let auditLog: AuditLog
 
     struct Health: Encodable, Sendable {
         let status = "ok"
@@ -33,7 +33,7 @@ struct HealthController: Sendable {
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(
-                    byteBuffer: ByteBuffer(string: metrics.render(auditWritable: auditLog.map { !$0.isFailing }))))
+                    byteBuffer: ByteBuffer(string: metrics.render(auditWritable: !auditLog.isFailing))))
         }
     }
 }

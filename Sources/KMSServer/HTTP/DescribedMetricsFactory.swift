@@ -80,8 +80,9 @@ enum MetricHelp {
         "kms_proxy_requests_without_forwarded_for_total":
             "Requests from a trusted proxy without X-Forwarded-For: the proxy was taken as the client.",
         "kms_audit_log_writable":
-            "1 while the audit log takes entries, 0 while it refuses them (a write failed or the disk did not "
-            + "answer), when audited operations are answered 503 audit_unavailable.",
+            "0 after the audit log's last write failed or the disk did not answer (audited operations are then "
+            + "answered 503 audit_unavailable), 1 again once a write succeeds: on an idle server, after the "
+            + "next audited operation.",
     ]
 
     /// A family of this table, named as given (no unit added) with its text; nil for any other name, which

@@ -1,7 +1,7 @@
 import Foundation
 import KMSCore
 
-/// The server identity every `TestServer` of a run shares: a fixed RSA-4096 key (PKCS#8 DER, made once with
+/// The server identity every `TestServer` of a run shares: a fixed RSA-4096 key (PKCS#1 DER, made once with
 /// `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:4096 -outform DER`), used by tests only. It was
 /// generated at the run's start, inside a lazy `static let` that every early test waited on, blocking
 /// threads of the cooperative pool for seconds (tens under a loaded suite) while timing-sensitive tests ran
@@ -43,9 +43,46 @@ enum TestIdentity {
         "0SVu8kWZUrk+Pq0lpfIfWJq17aQDe6+bdBnhfpoWY73m2LFpGOfBA+nze6Y=",
     ].joined()
 
-    static func load() -> IdentityKey {
+    /// Another identity than the test servers' (`ClientTests.impostorIdentity`), fixed for the same reason.
+    static let impostorDERBase64 = [
+        "MIIJKAIBAAKCAgEArOSh4+4hfPLs7AXgY61wu0d5/EnjZNha5W2Arf4XiuZG9564QSma0NoXhUUGqXOv5prpzEAFqKp2Ww75",
+        "o29/SEbOkiZMK9dRYKNv1IFZK2YPk9hhq7oA6cgFAnwLSOOVeHtiPuuggZn35EcCVpQO/fLAfRPlyiKjP9av2Qpe+KeRLN92",
+        "IXmTI/pG1KZbCrPNQAoVXiCcuLs8X1z94c1dAb3JDhVD6uR5NlzeqM9ccEPE9/tykkE+v9S8ugog82Ci8gUHN4VbyMWVpANh",
+        "sZMdtLBxWT/CnF1lOzYWvW4sHjX53UoaUUi1d+ojyBFwiLwI65magQrDvprnCahj5qhutPL+7CMBKjkRs6hYw+WbkUdVqOCN",
+        "zyK2O6uiirBR45MgxMSyut4RUghZc3Kx+1gwBrsJLFvm34RHsKfFWx548t/oPSBKD+SMbYxYSBvMNPAAgJfk40PGMCQXM/RA",
+        "kq0fUBHeSVuvCcCqmk/zCsBD5+7ZWVxWEMgG0UIVhevt/JdR7K1TCXg26wgHm2E1+n8uHz277pDQHrvpZgZidlQMSG3KcOwW",
+        "V+AMsUPgTKJMbnqwumCmKHF0/SpkP5Nw+KCkG/81dYuinbIYhhptE+cIsVb6MEZczi5K9r96EGKPX0AI16d/7ohNm7G2L15B",
+        "XXNVojVI6D8ayK0rY0mHJL7y5a8CAwEAAQKCAf8G+u3wf7kA+P7oZXdo2/gxLj+ZuZoQtZnrWLNHv8CVxDuM+908aRSrM16H",
+        "nvLmyG7/Mtw6E+tpMsJHXpfKnXhoQ0X7N1wCfifvwKJ0S1fjUd6cSM29ubT0jbrTozx2OGXVu83XrnOPHB26KXDpdyJYa4RZ",
+        "+J+EwAfTvtVsMjVZvBmEUlOzgQW0JkHK3Nd795HKzbz6EaQmHlCIB1ppxSUretsAGoCCJxXyUkhI2SDghwJ8kFfj/HS37suM",
+        "vkwpjk7GtcTuPwyk8KXgHh/D0bc8fYD2dmmwaDDyeu2oNngTRW7Ey8qi5rCI9AHR+zZulPDDv+VRKdY0iWencaT5FfpXqH4E",
+        "EI3/149I+d53nfKRoZi2Cp3ldwDU4EWP1sxoQsXcbf+Q6qxwiPSBMWXAGQvANSJnUTyJ/te764sMFyKAEW8tdkl0rTyfjwjG",
+        "CVyttTbP1nOBlZXpD7tK3uBnksn22lwBirFPHzTBKm+7+3WkYVN41iNxp7JiSeo3pRKY/UzW69p6PHCIjf5D3D5ibUX3sBu9",
+        "Qkv5qU+8zSLiTWuefrzSgsXK98l+rc0AfcJjgVRKX152Bmnq6kwPgIDXVj0+1RW2iT8XSCegL0MesMLQOxIkKSFApipOs8qw",
+        "gjP5f2AcraEXwrZelLHUiSbmtwf9tvrKex1eWj/l2byVhVI9AoIBAQDqMxCizIM1dkZmEsYyf8YBexyhzehDr5MuFJgPNrLb",
+        "ZjVUNyq7bBWsFT1DeRaNCWpTqnU9fAmOzr2Fc2XTdqPt4kTg6evYasmzRm9mA92ZTepN1VZcRlPFFn5iSRsS3bp4pTpEEWXp",
+        "11S/79617nhVK82WKuVzVgYG+/szN01G48YUbZGrWe3YhxQmraNrlMpXaL86SZVOmsjebr6FEIfUsqnsp2TXE8NgymKNK/A5",
+        "O96csnXXF8JtaCU9vXN3JE8C+PHm5/y50Bm/23F7peF7euaCYMpNUrtcmVM6wmIKCnJYgEjFhTo7ayLj9YIVYbPkvUS2i8MK",
+        "tfb3QmSo5FB7AoIBAQC8/KV//BmKXxtzYze6I5M0L2AcgKLbEPXJNGI6iPWRgZfS+DCxUkZLBqpKE3KRFldbHVy0T4Rhae7/",
+        "+IO2zwjx8qbWu5S/F1Nowwqyw1owIboovZMmXxRyDHiCace6clvL5469s6gYGrNGvjmW6+My+wEMCsaVknp/MPje/w7QrBEq",
+        "QYynun3Akg5VdY2ND6XvIhfR0KPpLKThc3RHsuFmA98K0tC+5E5pQBbC/iTqSZGM79ivG/oY39zPHYjIKkt3XVHTMtD1QAZN",
+        "DxjRwDFFVzK6C5E97/p3qb0Cw+ed+HVIg14DUvxiNrBAChE37aPahDPdAVx1HqNaIjwrZytdAoIBAQCDWWh3JeRg05jgHp9y",
+        "Kx9OLVH9nZIqhAozyfEOd0sQqd43AUnCG/h7rt3RPdRb/W/YxL1EYpCpu2GnuvTdCKkf/ctLqWZQ1nORTGul930NQhmq1X+9",
+        "+ON6ogb38LBygFDY4TIwguF5qP8rNsjdmIV8nziKhDxz10dCG4jjTJzWqWCqjFkqlSFEU14F41TIPYbORz0Y37QRhdYqikno",
+        "L0E/FYUf6TIxPjBR1LA5JO9x6hYMJDrbC8RLwCFC40IjDAYUULK7IlknjYMji1u2UW6I5oDplodfnoregE+hoOuDXiCLakdm",
+        "IDZspMXIvCTdARL3sv8asoANPcjpHB+AaayJAoIBAQCJMAWb0I9hyQSOUJnlf2meWj20sxSFXdxuAJ7FyyIoTCDAPvZp4kWw",
+        "tNftCg0CkWs8cyYWphp89H9QRUCn9caSjAjcnDKwPOiJhfxAJFtV0UXnySYGlsKqv67DTLJ2AAnvDNqrjr0ZMlito+z+R6IY",
+        "IelyqmfZsAlIR26Bwjko9Z9IQ2ktYM1keyH4m2rz2UYlP2R3JLO30namSj9AxPOmMG062Co8SFM7SBC93+tAP8NuwbVT+EUm",
+        "xWru1ouycjFyJsX9QEg7oAxy5+CmcpPRuCjUsQzwH0J8lzTjyv5ZyECrMOGQHC+lw/lRo304UkO9nnZfmltZkbIW/f8bqrrp",
+        "AoIBAAYN7N6Zz4ghcTr4CKWL/hEf+Uu0nYsDIfn9ob8XW82v+fNRYc89BFfsX1Usc/p7OlfUCl4F8pXBCDa8P9HxXoCBlw7I",
+        "WDJCB6tR/cHjT8oyineM83rU/gdLZxJKG0l/5wAPU2EPbJGilczwPsiGy8KIigpB3ryRBrGuakjKg3abctcWS8gz4sIQPdsU",
+        "2EGxgIPmkwfWYXxbf+h78FZBNaW4ijW9Rhzb/ykd2OwY2Ml6TBaO2mT+IAKnObUa14TPqt5rnEPccgt7LkxNd91uKeiIOE2j",
+        "mjOXQCk2L1mSBlfdBQ1p2zaUCAHhgAwi19959ZuzrDjTVAKrllbXFVHcsTM=",
+    ].joined()
+
+    static func load(_ base64: String = derBase64) -> IdentityKey {
         do {
-            guard let der = Data(base64Encoded: derBase64) else { throw KMSError.internal("not base64") }
+            guard let der = Data(base64Encoded: base64) else { throw KMSError.internal("not base64") }
             return try IdentityKey.load(der: der)
         } catch {
             preconditionFailure("the test identity key does not load: \(error)")
