@@ -161,20 +161,22 @@ struct AuditCommand: AsyncParsableCommand {
                 printShown("audit log BROKEN after \(report.entries) valid entries: \(failure)")
                 throw ExitCode(2)
             }
-            // A range reviewed once need not keep a monitor red for ever (an operator's review): named exactly
-            // as the log has it, or refused, so a typo does not accept another range.
-            for range in accepted where !report.adoptedAtRestart.contains(range) {
-                throw ValidationError(
-                    "--accept-adopted \(range.lowerBound)-\(range.upperBound): the log has no range adopted after a crash with exactly these entries"
-                )
-            }
-            report.adoptedAtRestart.removeAll { accepted.contains($0) }
             // With --partial a lone checkpoint proves nothing either: the start is taken on trust.
             guard report.entries > 0 || (report.checkpoints > 0 && !partial) else {
                 // Nothing was checked, not even the public key: a wiped log looks exactly like this.
                 printShown("NOT TAMPER-EVIDENT: the audit log holds no entries, so nothing is verified")
                 throw ExitCode(1)
             }
+            // A range reviewed once need not keep a monitor red for ever (an operator's review): named exactly
+            // as the log has it, or refused, so a typo does not accept another range. One before these files
+            // (archived since) is only noted: a standing option must not turn into a usage error (a review).
+            let held = (report.first ?? 0)...(report.last ?? 0)
+            for range in accepted where !report.adoptedAtRestart.contains(range) && held.overlaps(range) {
+                throw ValidationError(
+                    "--accept-adopted \(range.lowerBound)-\(range.upperBound): the log has no range adopted after a crash with exactly these entries"
+                )
+            }
+            report.adoptedAtRestart.removeAll { accepted.contains($0) }
             printShown(
                 "audit log OK: \(report.entries) entries, seq \(report.first ?? 0)...\(report.last ?? 0), "
                     + "\(report.checkpoints) signed checkpoints; chain and signatures hold")
@@ -189,7 +191,9 @@ struct AuditCommand: AsyncParsableCommand {
             }
             for range in accepted {
                 printShown(
-                    "note: entries \(range.lowerBound)...\(range.upperBound) were adopted after a crash and accepted as reviewed (--accept-adopted)"
+                    held.overlaps(range)
+                        ? "note: entries \(range.lowerBound)...\(range.upperBound) were adopted after a crash and accepted as reviewed (--accept-adopted)"
+                        : "note: --accept-adopted \(range.lowerBound)-\(range.upperBound) is not in these files (archived?)"
                 )
             }
             if let unsigned = report.unsignedSummary {

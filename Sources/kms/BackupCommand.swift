@@ -306,7 +306,7 @@ struct RestoreCommand: AsyncParsableCommand {
         if !active.isEmpty {
             let shown = active.prefix(20).joined(separator: ", ") + (active.count > 20 ? ", …" : "")
             writeToStandardError(
-                "note: the backup was made \(createdAt.map { Timestamp.format($0) } ?? "at a time it does not say"), and the active client(s) it holds are back as they were then, with their grants and access keys: \(shown). A device revoked since then can exchange keys again, and an access key revoked or a grant narrowed since is back too: start the server once with KMS_HOST=127.0.0.1, KMS_WHITELIST=127.0.0.1,::1 and KMS_AWS_PORT= (empty), with any reverse proxy in front of it stopped, and redo those changes from this host (kms --url http://127.0.0.1:PORT, with an admin client's key from before the backup) before your devices can reach it (docs/deploy.md)\n"
+                "note: the backup was made \(createdAt.map { Timestamp.format($0) } ?? "at a time it does not say"), and the active client(s) it holds are back as they were then, with their grants and access keys: \(shown). A device revoked since then can exchange keys again, and an access key revoked or a grant narrowed since is back too: start the server once with KMS_HOST=127.0.0.1, KMS_WHITELIST=127.0.0.1,::1 and KMS_AWS_PORT= (empty), with any reverse proxy in front of it stopped, and redo those changes through it from this host, or over an SSH tunnel from your admin device (kms clients revoke NAME --url http://127.0.0.1:PORT), before your devices can reach it (docs/deploy.md)\n"
             )
         }
         if let priorKey, replaceServerSecrets {

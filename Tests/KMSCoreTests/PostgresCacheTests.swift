@@ -147,7 +147,7 @@ struct PostgresCacheTests {
 
         proxy.silenceOpenConnections()
         #expect(
-            try await Self.within(.seconds(10)) { store.cache.readStart() == nil } != nil,
+            try await Self.within(.seconds(30)) { store.cache.readStart() == nil } != nil,
             "the silence is noticed and the cache turned off")
         // Room for a loaded machine: the reconnect waits its pause, connects, listens and takes the lock.
         #expect(

@@ -410,6 +410,12 @@ import Testing
                 && !accepted.stdout.contains("NOT TAMPER-EVIDENT"), "\(accepted.stdout)")
         let typo = try await CLIProcess.run(verify + ["--accept-adopted", "2-4"])
         #expect(typo.status == 64 && typo.stderr.contains("no range adopted after a crash"), "\(typo.stderr)")
+        let malformed = try await CLIProcess.run(verify + ["--accept-adopted", "1-2-3"])
+        #expect(malformed.status == 64 && malformed.stderr.contains("takes FROM-TO"), "\(malformed.stderr)")
+        // A range past these files (archived, or a later log's) is noted, not refused: a standing option.
+        let elsewhere = try await CLIProcess.run(verify + ["--accept-adopted", "2-3", "--accept-adopted", "90-95"])
+        #expect(
+            elsewhere.status == 0 && elsewhere.stdout.contains("90-95 is not in these files"), "\(elsewhere.stdout)")
     }
 
     /// Verify reads the bytes the server wrote: a line ending in CR LF after the last LF, or a

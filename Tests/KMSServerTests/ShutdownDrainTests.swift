@@ -115,12 +115,13 @@ import Testing
             func run() async throws { throw Stubborn.Failed() }
         }
         let group = ServeGroup(
-            Self.application(Broken()), signals: [], maximumDrain: .seconds(20),
+            Self.application(Broken()), signals: [], maximumDrain: .seconds(150),
             notifier: SystemdNotifier(environment: [:]), logger: LogCounter().logger)
         let start = ContinuousClock.now
         await #expect(throws: Stubborn.Failed.self) { try await group.run() }
-        // Ended, not held: a leaked wait would hold it to the time limit. Under the full suite the pool is
-        // starved for tens of seconds at its start, so the bound is not the drain's 20 s.
+        // Ended, not held: a leaked wait would hold it to the time limit, and a hold tied to the drain's bound
+        // (150 s here) past the check. The check is not tighter: under the full suite the pool is starved for
+        // tens of seconds at its start.
         #expect(ContinuousClock.now - start < .seconds(100))
     }
 
