@@ -108,9 +108,12 @@ import Testing
 
         let generated = try await CLIProcess.run(["keys", "generate", "--alias", "cli", "--json"], environment: env)
         #expect(generated.status == 0 && generated.stdout.contains("\"version\" : 1"))
+        // The old version's deadline is said with the rotation (an operator's walkthrough: it was not).
+        let rotated = try await CLIProcess.run(["keys", "rotate", "cli"], environment: env).stdout
         #expect(
-            try await CLIProcess.run(["keys", "rotate", "cli"], environment: env).stdout.contains("version 2 is active")
-        )
+            rotated.contains("version 2 is active\n  version 1 decrypts until 20")
+                && rotated.contains("(its grace period)\n  `kms rewrap` moves a ciphertext to version 2 before then\n"),
+            "\(rotated)")
         let shown = try await CLIProcess.run(["keys", "show", "cli"], environment: env)
         #expect(shown.stdout.contains("v1  grace") && shown.stdout.contains("v2  active"))
         let listed = try await CLIProcess.run(["keys", "list", "--limit", "1"], environment: env)
@@ -239,6 +242,42 @@ import Testing
                 && !pathed.stderr.contains("not yet known"), "\(pathed.stderr)")
     }
 
+    /// `kms e2e` started before its server waits for it and passes the health step once it is up: the
+    /// check run right after `kms serve` in a script. The server starts only once the check has said it
+    /// waits, so the check surely met a refused connection (the library's transport retried one silently
+    /// before `--wait`).
+    @Test func e2eWaitsForAServerBeingStarted() async throws {
+        let port = TestPorts.take()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("out"), errors = folder.appendingPathComponent("err")
+        for file in [output, errors] { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
+        let e2e = Process()
+        e2e.executableURL = CLIProcess.binary
+        e2e.arguments = ["e2e", "--wait", "120", "--url", "http://127.0.0.1:\(port)"]
+        e2e.environment = CLIProcess.environment(["KMS_KNOWN_SERVERS": "off"])
+        e2e.currentDirectoryURL = folder
+        e2e.standardOutput = try FileHandle(forWritingTo: output)
+        e2e.standardError = try FileHandle(forWritingTo: errors)
+        try e2e.run()
+        defer { if e2e.isRunning { e2e.terminate() } }
+        let note = "note: Connection refused: waiting up to 120 s for the server to start (--wait)"
+        for _ in 0..<600 where !((try? String(contentsOf: errors, encoding: .utf8)) ?? "").contains(note) {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let said = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
+        #expect(said.contains(note), "\(said)")
+        let server = try await ServeProcess(port: port)
+        try await offPool {
+            DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(120)) { if e2e.isRunning { e2e.terminate() } }
+            e2e.waitUntilExit()
+        }
+        let printed = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+        #expect(printed.contains("✔ health") && printed.contains("of waiting)"), "\(printed)")
+        #expect(try await server.stop() == 0)
+    }
+
     /// A server that is not running is said at once, with a code (file-format-v1 section 8 asks one
     /// of the file verbs): the CLI retried the connection until its 30 s deadline, then printed
     /// NIO's "connection reset (error set): Connection refused) (errno: 111)".
@@ -255,6 +294,16 @@ import Testing
             #expect(result.status == 1 && result.stderr.contains(said), "\(arguments): \(result.stderr)")
             // Far from the 30 s of retries, with room for a busy machine.
             #expect(ContinuousClock.now - started < .seconds(15), "\(arguments): the connection was retried")
+        }
+        // kms e2e waits for a server being started, and says so as the wait begins (a newcomer's walkthrough:
+        // 30 s of silence, then the failure); `--wait 0` tries once.
+        for wait in ["1", "0"] {
+            let e2e = try await CLIProcess.run(
+                ["e2e", "--wait", wait, "--url", url], environment: ["KMS_KNOWN_SERVERS": "off"])
+            let waiting = "note: Connection refused: waiting up to 1 s for the server to start (--wait)\n"
+            #expect(
+                e2e.status == 1 && e2e.stdout.contains("✘ health: server_unreachable: cannot reach the server")
+                    && e2e.stderr.contains(waiting) == (wait == "1"), "--wait \(wait): \(e2e.stdout)\(e2e.stderr)")
         }
         // A misspelled setting is named, with the one it is near (a newcomer's walkthrough: a pin under
         // `KMS_SERVER_FINGERPRNT` was ignored without a word); never its value.
@@ -922,6 +971,26 @@ import Testing
         #expect(whoami.stdout.hasPrefix("phone ") && whoami.stdout.contains("crypto:encrypt on photos"), "\(whoami)")
         let denied = try await CLIProcess.run(["keys", "generate", "--alias", "photos"], environment: phone)
         #expect(denied.status != 0 && denied.stderr.contains("permission_denied"))
+        // A client that may rotate a key but not read it: the rotation says nothing of the old version's
+        // deadline, and asks nothing it would be refused (a review: each such rotation logged a
+        // permission.denied).
+        #expect(
+            try await CLIProcess.run(["keys", "generate", "--alias", "photos"], environment: server.clientEnvironment)
+                .status == 0)
+        #expect(
+            try await CLIProcess.run(
+                ["clients", "grant", "phone", "--allow", "keys:rotate", "--keys", "photos"],
+                environment: server.clientEnvironment
+            ).status == 0)
+        let rotatedByPhone = try await CLIProcess.run(["keys", "rotate", "photos"], environment: phone)
+        #expect(
+            rotatedByPhone.status == 0 && rotatedByPhone.stdout.contains("version 2 is active")
+                && !rotatedByPhone.stdout.contains("decrypts until"), "\(rotatedByPhone)")
+        let auditLog = try String(
+            contentsOf: server.folder.appendingPathComponent("data/audit.log"), encoding: .utf8)
+        #expect(
+            !auditLog.contains(#""permission":"keys:read""#) && auditLog.contains(#""type":"key.rotate""#),
+            "\(auditLog.suffix(2000))")
 
         // The admin key is lost: enrol a new admin in the store, server stopped.
         let rescue = server.folder.appendingPathComponent("rescue.key").path
@@ -973,6 +1042,16 @@ import Testing
         let revokedAdmin = try await CLIProcess.run(
             ["clients", "revoke", "admin"], environment: ["BASE_URL": again.url, "KMS_CLIENT_KEY_FILE": rescue])
         #expect(revokedAdmin.status == 0, "\(revokedAdmin.stderr)")
+        // A revoked client asked for by name is found in the listing, with its clientId (an operator's
+        // walkthrough: only the clientId showed it, which they seldom have).
+        let shownAdmin = try await CLIProcess.run(
+            ["clients", "show", "admin"], environment: ["BASE_URL": again.url, "KMS_CLIENT_KEY_FILE": rescue])
+        #expect(
+            shownAdmin.status == 1 && shownAdmin.stderr.contains("server refused (404 client_not_found): ")
+                && shownAdmin.stderr.contains(
+                    "; no active client has that name, and the revoked ones that had it are cli_")
+                && shownAdmin.stderr.contains(": kms clients show cli_") && shownAdmin.stderr.contains(" [request "),
+            "\(shownAdmin.stderr)")
         #expect(try await again.stop() == 0)
         let doctor = try await CLIProcess.run(
             ["doctor"], environment: offline.merging(["KMS_ADMIN_KEY_FILE": server.adminKeyFile]) { $1 })
@@ -1474,7 +1553,11 @@ enum DurableMode {
         #expect(shown.contains("state      enabled") && shown.contains("family photos") && shown.contains("owner=ana"))
         #expect(try await run(["keys", "disable", "life"]).stdout.contains("state      disabled"))
         let refused = try await CLIProcess.run(["encrypt", "--key", "life", "hello"], environment: env)
-        #expect(refused.status != 0 && refused.stderr.contains("key_disabled"), "\(refused.stderr)")
+        // With the verb that answers it, beside the route the server names (a newcomer's walkthrough).
+        #expect(
+            refused.status == 1 && refused.stderr.contains("key_disabled")
+                && refused.stderr.contains("to use it again; with this CLI: kms keys enable KEY [request "),
+            "\(refused.stderr)")
         #expect(try await run(["keys", "enable", "life"]).stdout.contains("state      enabled"))
         #expect(try await run(["keys", "rotation", "life", "--every", "90d"]).stdout.contains("every 90 days"))
         #expect(try await run(["keys", "rotation", "life", "--off"]).stdout.contains("rotation   manual"))
@@ -1507,6 +1590,12 @@ enum DurableMode {
         #expect(try await run(["aliases", "delete", "life-2026"]).stdout.contains("deleted alias life-2026"))
         let pending = try await run(["keys", "schedule-deletion", "life", "--days", "7"]).stdout
         #expect(pending.contains("pending_deletion") && pending.contains("deleted for good at"))
+        let whilePending = try await CLIProcess.run(["keys", "disable", "life"], environment: env)
+        #expect(
+            whilePending.status == 1 && whilePending.stderr.contains("key_pending_deletion")
+                && whilePending.stderr.contains(
+                    "; with this CLI: kms keys cancel-deletion KEY (which leaves it disabled)"),
+            "\(whilePending.stderr)")
         #expect(try await run(["keys", "cancel-deletion", "life"]).stdout.contains("state      disabled"))
         let badDays = try await CLIProcess.run(["keys", "schedule-deletion", "life", "--days", "3"], environment: env)
         #expect(badDays.status == 64 && badDays.stderr.contains("--days must be from 7 to 30"), "\(badDays.stderr)")

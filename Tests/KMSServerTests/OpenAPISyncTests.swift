@@ -162,6 +162,74 @@ import Testing
         }
     }
 
+    /// Each size limit the document states is the one the server's reader enforces: a request at the limit
+    /// passes both, one past it fails both (a review: the limits were in prose only).
+    @Test func documentedLimitsAreTheReadersLimits() throws {
+        func bytes(_ count: Int) -> JSONValue { .string(Base64.encode(Data(repeating: 0x61, count: count))) }
+        func text(_ count: Int) -> JSONValue { .string(String(repeating: "é", count: count)) }
+        func tags(_ count: Int, value: Int = 1) -> JSONValue {
+            .object((0..<count).map { ("tag\($0)", text(value)) })
+        }
+        func grants(_ count: Int, patterns: Int = 1) -> JSONValue {
+            let grant = JSONValue.object([
+                ("keys", .array((0..<patterns).map { .string("k\($0)") })),
+                ("allow", .array([.string("crypto:encrypt")])),
+            ])
+            return .array(Array(repeating: grant, count: count))
+        }
+        let most = CryptoLimits.maxPlaintextBytes
+        // (type, member, the value at the limit, the value past it). Base64's length counts groups of three
+        // bytes: 65,537 and 65,538 bytes are as long as 65,536, so the first length past the text's limit is
+        // 65,539 bytes (the byte limit itself is in the description).
+        let cases: [(any Documented.Type, String, JSONValue, JSONValue)] = [
+            (EncryptRequest.self, "plaintext", bytes(most), bytes(most + 3)),
+            (EncryptRequest.self, "aad", bytes(most), bytes(most + 3)),
+            (CiphertextRequest.self, "aad", bytes(most), bytes(most + 3)),
+            (DataKeyRequest.self, "aad", bytes(most), bytes(most + 3)),
+            (GenerateKeyRequest.self, "tags", tags(LabelRules.maxTags), tags(LabelRules.maxTags + 1)),
+            (
+                GenerateKeyRequest.self, "tags", tags(1, value: LabelRules.maxTagValueCharacters),
+                tags(1, value: LabelRules.maxTagValueCharacters + 1)
+            ),
+            (
+                TagsRequest.self, "remove",
+                .array((0..<LabelRules.maxTagsRemoved).map { .string("t\($0)") }),
+                .array((0...LabelRules.maxTagsRemoved).map { .string("t\($0)") })
+            ),
+            (
+                TagsRequest.self, "remove", .array([text(LabelRules.maxTagKeyCharacters)]),
+                .array([text(LabelRules.maxTagKeyCharacters + 1)])
+            ),
+            (TagsRequest.self, "remove", .array([text(1)]), .array([.string("")])),
+            (AddClientRequest.self, "grants", grants(GrantBody.maxGrants), grants(GrantBody.maxGrants + 1)),
+            (SetGrantsRequest.self, "grants", grants(GrantBody.maxGrants), grants(GrantBody.maxGrants + 1)),
+            (
+                SetGrantsRequest.self, "grants", grants(1, patterns: GrantBody.maxPatterns),
+                grants(1, patterns: GrantBody.maxPatterns + 1)
+            ),
+            (SetGrantsRequest.self, "grants", grants(1), grants(1, patterns: 0)),
+        ]
+        for (type, member, atLimit, pastLimit) in cases {
+            guard let strict = type as? any StrictDecodable.Type,
+                case .object(let example) = try JSONParser.parse(Data(type.exampleJSON.utf8))
+            else {
+                Issue.record("\(type.schemaName): no strict reader or no object example")
+                continue
+            }
+            for (value, passes) in [(atLimit, true), (pastLimit, false)] {
+                let request = JSONValue.object(example.filter { $0.0 != member } + [(member, value)])
+                let documented = SchemaValidator.validate(request, against: type.schema).isEmpty
+                let read = (try? strict.parse(Data(request.serialized().utf8))) != nil
+                #expect(
+                    documented == passes && read == passes,
+                    "\(type.schemaName).\(member): document \(documented), reader \(read), expected \(passes)")
+            }
+        }
+        // A public key is exactly 32 bytes: the schema's length is the base64 text's.
+        let key = try #require(AddClientRequest.schema.propertySchema("publicKey")?.json.serialized())
+        #expect(key.contains(#""minLength":44"#) && key.contains(#""maxLength":44"#), "\(key)")
+    }
+
     /// Documented inner requests are accepted by the server's strict readers.
     @Test func requestExamplesParseStrictly() throws {
         for route in try table().routes {
@@ -213,6 +281,27 @@ import Testing
 
 /// A small validator for the JSON Schema subset the document uses.
 enum SchemaValidator {
+    /// OpenAPI's size keywords: lengths in Unicode scalars, as JSON Schema counts characters.
+    static func limitProblems(_ value: JSONValue, _ limits: Schema.Limits, path: String) -> [String] {
+        var problems: [String] = []
+        if case .string(let text) = value {
+            let length = text.unicodeScalars.count
+            if let minimum = limits.minLength, length < minimum { problems.append("\(path) shorter than minLength") }
+            if let maximum = limits.maxLength, length > maximum { problems.append("\(path) longer than maxLength") }
+        }
+        if case .array(let items) = value {
+            if let minimum = limits.minItems, items.count < minimum { problems.append("\(path) below minItems") }
+            if let maximum = limits.maxItems, items.count > maximum { problems.append("\(path) above maxItems") }
+            if limits.uniqueItems, Set(items.map { $0.serialized() }).count < items.count {
+                problems.append("\(path) not uniqueItems")
+            }
+        }
+        if case .object(let members) = value, let maximum = limits.maxProperties, members.count > maximum {
+            problems.append("\(path) above maxProperties")
+        }
+        return problems
+    }
+
     static func validate(_ value: JSONValue, against schema: Schema, path: String = "$") -> [String] {
         switch (schema, value) {
         case (.object(let properties), .object(let members)):
@@ -247,6 +336,8 @@ enum SchemaValidator {
             return []
         case (.nullable(let inner), _):
             return validate(value, against: inner, path: path)
+        case (.limited(let inner, let limits), _):
+            return limitProblems(value, limits, path: path) + validate(value, against: inner, path: path)
         case (.reference(let name), _):
             guard let type = OpenAPIDocument.types.first(where: { $0.schemaName == name }) else {
                 return ["\(path): unknown \(name)"]
@@ -255,5 +346,13 @@ enum SchemaValidator {
         default:
             return ["\(path): \(value.typeName) does not match the schema"]
         }
+    }
+}
+
+extension Schema {
+    /// The schema of an object's member, by name.
+    func propertySchema(_ name: String) -> Schema? {
+        if case .object(let properties) = unlimited { return properties.first { $0.name == name }?.schema }
+        return nil
     }
 }

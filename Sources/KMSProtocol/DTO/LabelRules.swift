@@ -3,6 +3,12 @@
 /// request's `400`, answered before any permission decision.
 public enum LabelRules {
     public static let maxDescriptionBytes = 8192
+    /// A key's tags, at most; a tag key's and a tag value's length in characters (Unicode scalars); the tag
+    /// keys one request may remove.
+    public static let maxTags = 50
+    public static let maxTagKeyCharacters = 128
+    public static let maxTagValueCharacters = 256
+    public static let maxTagsRemoved = 1000
 
     /// 0..8,192 UTF-8 bytes; no C0 control characters but TAB, LF and CR.
     public static func checkDescription(_ text: String, field: String = "description") throws(RequestFieldError) {
@@ -21,12 +27,12 @@ public enum LabelRules {
     public static func checkTags(_ set: [String: String], remove: [String] = [], setField: String = "set")
         throws(RequestFieldError)
     {
-        guard set.count <= 50 else {
+        guard set.count <= maxTags else {
             throw RequestFieldError(field: setField, message: "a key has at most 50 tags")
         }
         for (key, value) in set.sorted(by: { $0.key.bytesPrecede($1.key) }) {
             try checkTagKey(key, field: "\(setField).\(key)")
-            guard value.unicodeScalars.count <= 256, !hasControl(value) else {
+            guard value.unicodeScalars.count <= maxTagValueCharacters, !hasControl(value) else {
                 throw RequestFieldError(
                     field: "\(setField).\(key)",
                     message: "a tag value must be 0 to 256 characters without control characters")
@@ -41,7 +47,7 @@ public enum LabelRules {
     }
 
     private static func checkTagKey(_ key: String, field: String) throws(RequestFieldError) {
-        guard (1...128).contains(key.unicodeScalars.count), !hasControl(key) else {
+        guard (1...maxTagKeyCharacters).contains(key.unicodeScalars.count), !hasControl(key) else {
             throw RequestFieldError(
                 field: field, message: "a tag key must be 1 to 128 characters without control characters")
         }

@@ -63,7 +63,7 @@ public struct TagsRequest: Codable, StrictDecodable, Equatable {
 
     public init(reading reader: inout JSONObjectReader) throws(RequestFieldError) {
         set = try reader.optionalStringMap("set")
-        remove = try reader.optionalStringArray("remove", maxCount: 1000)
+        remove = try reader.optionalStringArray("remove", maxCount: LabelRules.maxTagsRemoved)
         try LabelRules.checkTags(set ?? [:], remove: remove ?? [])
     }
 }

@@ -108,7 +108,7 @@ struct DocsPage {
 
     private static func meaning(_ property: Schema.Property) -> String {
         if !property.description.isEmpty { return property.description }
-        if case .string(let description, _, _, let values) = property.schema {
+        if case .string(let description, _, _, let values) = property.schema.unlimited {
             return values.map { "one of " + $0.joined(separator: ", ") } ?? description
         }
         if case .integer(let minimum, let maximum) = property.schema, let minimum {
@@ -129,6 +129,7 @@ struct DocsPage {
         case .oneOf: return "one of"
         case .map(let values): return "{string: \(typeName(values))}"
         case .nullable(let inner): return typeName(inner) + " or null"
+        case .limited(let inner, _): return typeName(inner)
         }
     }
 

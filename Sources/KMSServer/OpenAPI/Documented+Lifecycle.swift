@@ -3,8 +3,14 @@ import KMSProtocol
 // lifecycle-v1's wire types.
 
 let aliasSchema = Schema.string(pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-let descriptionSchema = Schema.string(description: "0 to 8,192 UTF-8 bytes; no control characters but tab, CR, LF")
-let tagsSchema = Schema.map(.string(description: "0 to 256 characters"))
+/// Its limit is in UTF-8 bytes, which JSON Schema cannot say: `maxLength` (characters) is the bound every
+/// accepted description meets, not the whole rule.
+let descriptionSchema = Schema.limited(
+    .string(description: "0 to 8,192 UTF-8 bytes; no control characters but tab, CR, LF"),
+    .init(maxLength: LabelRules.maxDescriptionBytes))
+let tagsSchema = Schema.limited(
+    .map(.limited(.string(description: "0 to 256 characters"), .init(maxLength: LabelRules.maxTagValueCharacters))),
+    .init(maxProperties: LabelRules.maxTags))
 
 extension ScheduleDeletionRequest: Documented {
     static var schema: Schema {
@@ -31,7 +37,12 @@ extension TagsRequest: Documented {
     static var schema: Schema {
         .object([
             .init("set", tagsSchema, required: false, "overwrites these tags"),
-            .init("remove", .array(.string()), required: false, "tag keys to remove; absent ones are a no-op"),
+            .init(
+                "remove",
+                .limited(
+                    .array(.limited(.string(), .init(minLength: 1, maxLength: LabelRules.maxTagKeyCharacters))),
+                    .init(maxItems: LabelRules.maxTagsRemoved)),
+                required: false, "tag keys to remove; absent ones are a no-op"),
         ])
     }
     static var example: TagsRequest { TagsRequest(set: ["owner": "ana"], remove: ["temp"]) }

@@ -1,4 +1,5 @@
 import Foundation
+import KMSCore
 import KMSProtocol
 
 /// A wire type with its schema and an example: what the OpenAPI document and
@@ -26,6 +27,10 @@ let exampleTime = "2026-11-29T12:00:00.000Z"
 let exampleCiphertext =
     "kms:v1:key_3q2-7wAAAAAAAAAAAAAAAA:2:oKGio6SlpqeoqaqrFlnIWKv7oNrJR9nVVcDvDxFBODw1wo0zKQWFI8k="
 let contextSchema = Schema.map(.string())
+/// The largest plaintext or aad, in bytes (api-v1).
+let maxCallerBytes = CryptoLimits.maxPlaintextBytes
+/// A client's grants, as a request gives them (identity-v1 section 5).
+let grantsSchema = Schema.limited(.array(.reference(GrantBody.schemaName)), .init(maxItems: GrantBody.maxGrants))
 let contextDescription =
     "aws-kms-v1: the alternative to aad (not both), encoded as the AWS Encryption SDK does; the AWS door's EncryptionContext"
 let keyReference = Schema.string(description: "key id (key_…) or alias", pattern: "^[A-Za-z0-9._-]{1,64}$")
@@ -214,8 +219,11 @@ extension KeyListResponse: Documented {
 extension EncryptRequest: Documented {
     static var schema: Schema {
         .object([
-            .init("keyId", keyReference), .init("plaintext", .base64("at most 65,536 bytes")),
-            .init("aad", .base64("bound to the ciphertext; absent equals empty"), required: false),
+            .init("keyId", keyReference), .init("plaintext", .base64("at most 65,536 bytes", maxBytes: maxCallerBytes)),
+            .init(
+                "aad",
+                .base64("at most 65,536 bytes, bound to the ciphertext; absent equals empty", maxBytes: maxCallerBytes),
+                required: false),
             .init("encryptionContext", contextSchema, required: false, contextDescription),
         ])
     }
@@ -241,7 +249,9 @@ extension CiphertextRequest: Documented {
             .init(
                 "ciphertext", .string(description: "kms:v1:<keyId>:<version>:<b64>, or an AWS CiphertextBlob's base64"),
                 "opaque to clients"),
-            .init("aad", .base64("the aad given at encryption"), required: false),
+            .init(
+                "aad", .base64("the aad given at encryption (at most 65,536 bytes)", maxBytes: maxCallerBytes),
+                required: false),
             .init("encryptionContext", contextSchema, required: false, contextDescription),
         ])
     }
@@ -264,7 +274,7 @@ extension DataKeyRequest: Documented {
         .object([
             .init("keyId", keyReference),
             .init("bytes", .integer(minimum: 16, maximum: 64), required: false, "default 32"),
-            .init("aad", .base64(""), required: false),
+            .init("aad", .base64("at most 65,536 bytes", maxBytes: maxCallerBytes), required: false),
             .init("encryptionContext", contextSchema, required: false, contextDescription),
         ])
     }
@@ -355,8 +365,15 @@ extension GrantBody: Documented {
     static var schemaName: String { "Grant" }
     static var schema: Schema {
         .object([
-            .init("keys", .array(.string()), "*, a keyId, an alias, or an alias start followed by *"),
-            .init("allow", .array(.string()), "permissions: keys:create … clients:manage"),
+            .init(
+                "keys",
+                .limited(.array(.string()), .init(minItems: 1, maxItems: GrantBody.maxPatterns, uniqueItems: true)),
+                "*, a keyId, an alias, or an alias start followed by *"),
+            .init(
+                "allow",
+                .limited(
+                    .array(.string(enumeration: Permission.allCases.map(\.rawValue))),
+                    .init(minItems: 1, uniqueItems: true)), "permissions: keys:create … clients:manage"),
         ])
     }
     static var example: GrantBody { GrantBody(keys: ["photos", "backup-*"], allow: ["crypto:encrypt"]) }
@@ -365,9 +382,11 @@ extension GrantBody: Documented {
 extension AddClientRequest: Documented {
     static var schema: Schema {
         .object([
-            .init("name", .string(), "[a-z0-9][a-z0-9._-]{0,62}, not starting with cli_; unique among active clients"),
-            .init("publicKey", .base64("the device's raw 32-byte Ed25519 public key")),
-            .init("grants", .array(.reference(GrantBody.schemaName)), "at most 32; [] allows sessions only"),
+            .init(
+                "name", .string(pattern: "^[a-z0-9][a-z0-9._-]{0,62}$"),
+                "[a-z0-9][a-z0-9._-]{0,62}, not starting with cli_; unique among active clients"),
+            .init("publicKey", .base64("the device's raw 32-byte Ed25519 public key", maxBytes: 32, exact: true)),
+            .init("grants", grantsSchema, "at most 32; [] allows sessions only"),
         ])
     }
     static var example: AddClientRequest {
@@ -377,7 +396,7 @@ extension AddClientRequest: Documented {
 
 extension SetGrantsRequest: Documented {
     static var schema: Schema {
-        .object([.init("grants", .array(.reference(GrantBody.schemaName)), "replaces every grant of the client")])
+        .object([.init("grants", grantsSchema, "replaces every grant of the client; at most 32")])
     }
     static var example: SetGrantsRequest { SetGrantsRequest(grants: [.example]) }
 }

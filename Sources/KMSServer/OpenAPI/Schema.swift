@@ -22,10 +22,42 @@ indirect enum Schema: Sendable {
     case map(Schema)
     /// The schema, or `null` (OpenAPI 3.0's `nullable`).
     case nullable(Schema)
+    /// The schema with the size limits the server's reader enforces (a review: they were in prose only,
+    /// which a generated client cannot check before sending).
+    case limited(Schema, Limits)
+
+    /// OpenAPI 3.0's size keywords: string lengths in characters (Unicode scalars, as the server counts
+    /// them), array lengths, and an object's member count.
+    struct Limits: Sendable {
+        var minLength: Int? = nil
+        var maxLength: Int? = nil
+        var minItems: Int? = nil
+        var maxItems: Int? = nil
+        var uniqueItems = false
+        var maxProperties: Int? = nil
+
+        var members: [(String, JSONValue)] {
+            var members: [(String, JSONValue)] = []
+            for (name, value) in [
+                ("minLength", minLength), ("maxLength", maxLength), ("minItems", minItems), ("maxItems", maxItems),
+                ("maxProperties", maxProperties),
+            ] {
+                if let value { members.append((name, .integer(Int64(value)))) }
+            }
+            if uniqueItems { members.append(("uniqueItems", .bool(true))) }
+            return members
+        }
+    }
 
     /// Base64 (RFC 4648 section 4, padded) bytes.
     static func base64(_ description: String) -> Schema {
         .string(description: description, pattern: "^[A-Za-z0-9+/]*={0,2}$", format: "byte")
+    }
+
+    /// Base64 of at most `maxBytes` bytes (exactly, when `exact`): the text's length bounds, padded.
+    static func base64(_ description: String, maxBytes: Int, exact: Bool = false) -> Schema {
+        let length = 4 * ((maxBytes + 2) / 3)
+        return .limited(.base64(description), Limits(minLength: exact ? length : nil, maxLength: length))
     }
 
     static let timestamp = Schema.string(description: "RFC 3339 UTC", format: "date-time")
@@ -65,6 +97,9 @@ indirect enum Schema: Sendable {
         case .nullable(let inner):
             guard case .object(let members) = inner.json else { return inner.json }
             return .object(members + [("nullable", .bool(true))])
+        case .limited(let inner, let limits):
+            guard case .object(let members) = inner.json else { return inner.json }
+            return .object(members + limits.members)
         }
     }
 
@@ -72,6 +107,12 @@ indirect enum Schema: Sendable {
     var propertyNames: [String] {
         if case .object(let properties) = self { return properties.map(\.name) }
         return []
+    }
+
+    /// The schema without its size limits.
+    var unlimited: Schema {
+        if case .limited(let inner, _) = self { return inner }
+        return self
     }
 }
 

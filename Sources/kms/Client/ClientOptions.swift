@@ -334,6 +334,13 @@ struct ClientOptions: ParsableArguments {
     }
 }
 
+/// The CLI's verbs for the refusals whose message names an API route to call: the server cannot know
+/// its client is this CLI (a newcomer's walkthrough read `POST /keys/{keyId}/enable` and looked for a verb).
+let cliVerbs = [
+    ErrorCode.keyDisabled.rawValue: "kms keys enable KEY",
+    ErrorCode.keyPendingDeletion.rawValue: "kms keys cancel-deletion KEY (which leaves it disabled)",
+]
+
 /// Runs a client operation, turning failures into a message that says what to
 /// do and a non-zero exit, and always ending the session.
 func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws -> T) async throws -> T {
@@ -367,6 +374,11 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
             let fingerprint = ClientAuth.fingerprint(rawPublicKey: key.publicKey.rawRepresentation)
             message +=
                 "; this device signed with \(found.path) (\(fingerprint)): an admin enrols that key with `kms clients add` (a revoked key cannot be enrolled again: make a new one), or KMS_CLIENT_KEY_FILE names an enrolled one"
+        }
+        if let code = error.code, let verb = cliVerbs[code] {
+            // Before the request id, which ends the line.
+            let end = message.range(of: " [request ", options: .backwards)?.lowerBound ?? message.endIndex
+            message.insert(contentsOf: "; with this CLI: \(verb)", at: end)
         }
         if case .outcomeUnknown = error {
             // Its own exit status (EX_TEMPFAIL), so a script can tell "may have happened" from "refused".

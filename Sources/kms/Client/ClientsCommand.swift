@@ -204,9 +204,47 @@ struct ClientsCommand: AsyncParsableCommand {
         @Argument(help: "clientId or name.") var target: String
 
         func run() async throws {
-            let record = try await withClient(client) { try await $0.client(target) }
+            let target = self.target
+            let record = try await withClient(client) { kms in
+                do {
+                    return try await kms.client(target)
+                } catch let error as KMSClientError
+                    where error.code == ErrorCode.clientNotFound.rawValue && ClientRecord.isValidName(target)
+                {
+                    // A name names active clients only (identity-v1: a revoked client's name may be reused), so
+                    // a revoked device was shown by its clientId alone, which an operator after an incident
+                    // seldom has (an operator's walkthrough). The listing has it; a listing that fails leaves
+                    // the server's answer as it was.
+                    guard let revoked = try? await Self.revoked(named: target, kms), let first = revoked.first else {
+                        throw error
+                    }
+                    let named = revoked.map { "\($0.clientId) (revoked \($0.revokedAt ?? "?"))" }
+                    var message = error.description
+                    let end = message.range(of: " [request ", options: .backwards)?.lowerBound ?? message.endIndex
+                    message.insert(
+                        contentsOf:
+                            "; no active client has that name, and the revoked ones that had it are \(named.joined(separator: ", ")): kms clients show \(first.clientId)",
+                        at: end)
+                    throw CLIFailure(message: message)
+                }
+            }
             if client.json { return try printJSON(record) }
             printClient(record)
+        }
+
+        /// The revoked clients named `name`, from the whole listing (at most 10,000 records, the registry's
+        /// limit), in pages of 200: a page of 1,000 records with many grants could pass the 4 MiB a client
+        /// reads of one answer (a review).
+        static func revoked(named name: String, _ kms: KMSClient) async throws -> [ClientBody] {
+            var found: [ClientBody] = []
+            var after: String?
+            for _ in 0..<50 {
+                let page = try await kms.listClients(limit: 200, after: after)
+                found += page.clients.filter { $0.name == name && $0.revokedAt != nil }
+                guard let next = page.next else { break }
+                after = next
+            }
+            return found
         }
     }
 

@@ -3,6 +3,8 @@ import Crypto
 import Foundation
 import KMSClient
 import KMSProtocol
+import NIOCore
+import NIOPosix
 
 /// `kms e2e`: the end-to-end check against a live server, step by step.
 struct E2ECommand: AsyncParsableCommand {
@@ -26,11 +28,20 @@ struct E2ECommand: AsyncParsableCommand {
     @Option(name: .customLong("rotate-interval-ms"), help: "Token rotation interval in ms (env ROTATE_INTERVAL_MS).")
     var rotateIntervalMs: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Seconds to wait for a server that refuses connections (one being started) before the check fails.",
+            discussion: "0 tries once. The wait is said when it begins, with the reason."))
+    var wait: Double = 30
+
     func validate() throws {
         try client.refuseJSON("e2e", writes: "its steps as text")
         // `inf` or 1e20 trapped converting to milliseconds (a review finding).
         guard duration.isFinite, duration >= 0, duration <= 30 * 86_400 else {
             throw ValidationError("--duration must be between 0 and 2592000 seconds")
+        }
+        guard wait.isFinite, wait >= 0, wait <= 3600 else {
+            throw ValidationError("--wait must be between 0 and 3600 seconds")
         }
         if let text = rotateIntervalMs { _ = try Self.interval(text, from: "--rotate-interval-ms") }
     }
@@ -73,8 +84,12 @@ struct E2ECommand: AsyncParsableCommand {
         printShown("kms e2e against \(kms.configuration.redactedBaseURL)")
 
         try await report.step("health") {
-            guard try await kms.health() else { throw CLIFailure(message: "\(WirePath.healthz) did not answer 200") }
-            return "ok"
+            let (healthy, waited) = try await Self.health(of: kms.configuration.baseURL, waiting: wait)
+            guard healthy else { throw CLIFailure(message: "\(WirePath.healthz) did not answer 200") }
+            return waited.map {
+                "ok, once the server took connections (the time includes \(Self.seconds($0)) s of waiting)"
+            }
+                ?? "ok"
         }
         try await report.step("session init + key exchange") {
             let info = try await kms.connect()
@@ -107,6 +122,59 @@ struct E2ECommand: AsyncParsableCommand {
 }
 
 extension E2ECommand {
+    /// Whether the server answers `/healthz` with 200, asked until it accepts a connection or `seconds`
+    /// pass: a check run just after `kms serve` is started should not fail on the first refused
+    /// connection. The wait is said as it begins (a newcomer's walkthrough: the check against a server
+    /// that was down sat silent for 30 s, the client library's retries, before it said anything). Only a
+    /// refused connection is waited on: a name that does not resolve, or a host that does not answer,
+    /// is said at once (a host that does not answer, after the connect timeout). Returns whether the answer
+    /// was 200, and how long was waited when the first try was refused.
+    static func health(of baseURL: String, waiting seconds: Double) async throws -> (Bool, Duration?) {
+        let transport = HTTPTransport(baseURL: baseURL, client: HTTPTransport.interactive)
+        let start = ContinuousClock.now
+        let deadline = start + .milliseconds(Int(seconds * 1000))
+        var pause = Duration.milliseconds(100)
+        var waited = false
+        while true {
+            do {
+                let response = try await transport.send(
+                    TransportRequest(method: "GET", target: WirePath.healthz, headers: [], body: nil))
+                return (response.status == 200, waited ? ContinuousClock.now - start : nil)
+            } catch  where isRefused(error) {
+                // The last pause ends at the deadline, where one more try is made (a review: the wait gave up
+                // a whole pause early, at 0.75 s of `--wait 1.5`).
+                let remaining = deadline - ContinuousClock.now
+                guard remaining > .zero else { throw error }
+                if !waited {
+                    waited = true
+                    // Standard error: unbuffered, so it is seen as the wait begins, in a pipe too.
+                    writeToStandardError(
+                        "note: \(networkReason(error)): waiting up to \(Self.seconds(.milliseconds(Int(seconds * 1000)))) s for the server to start (--wait)\n"
+                    )
+                }
+                try await Task.sleep(for: min(pause, remaining))
+                pause = min(pause * 2, .seconds(1))
+            }
+        }
+    }
+
+    /// Seconds as a person writes them: `30`, `1.5`.
+    static func seconds(_ duration: Duration) -> String {
+        let value = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        return value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
+    }
+
+    /// A connection the server's host refused: nothing listens on the port (yet).
+    static func isRefused(_ error: any Error) -> Bool {
+        switch error {
+        case let wrapped as TransportNeverSent: return isRefused(wrapped.underlying)
+        case let failure as IOError: return failure.errnoCode == ECONNREFUSED
+        case let failures as NIOConnectionError:
+            return !failures.connectionErrors.isEmpty && failures.connectionErrors.allSatisfy { isRefused($0.error) }
+        default: return false
+        }
+    }
+
     /// The steps with the check's key, to its clean-up.
     func keySteps(kms: KMSClient, key: String, alias: String, interval: Int?, report: inout E2EReport) async throws {
         let message = Data("the quick brown fox".utf8)

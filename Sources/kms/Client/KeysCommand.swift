@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KMSClient
+import KMSCore
 import KMSProtocol
 
 /// `kms keys generate|rotate|show|list`, and the lifecycle verbs
@@ -37,9 +38,38 @@ struct KeysCommand: AsyncParsableCommand {
         @Argument(help: "Key id or alias.") var key: String
 
         func run() async throws {
-            let rotated = try await withClient(client) { try await $0.rotateKey(key) }
-            if client.json { return try printJSON(rotated) }
+            let json = client.json
+            let (rotated, metadata) = try await withClient(client) { kms -> (KeyVersionResponse, KeyMetadata?) in
+                let rotated = try await kms.rotateKey(key)
+                // The old versions' deadlines: what the operator must act by (an operator's walkthrough: the
+                // rotation said nothing of them). Best effort, the rotation being done whatever this answers,
+                // and asked only of a client whose grants let it read the key: a refused read is audited as
+                // `permission.denied` (a review: every rotation by a rotate-only client logged one).
+                guard !json, await Self.mayRead(rotated.keyId, named: key, kms) else { return (rotated, nil) }
+                return (rotated, try? await kms.key(rotated.keyId))
+            }
+            if json { return try printJSON(rotated) }
             printShown("rotated \(rotated.keyId): version \(rotated.version) is active")
+            let versions: [KeyMetadata.Version] = metadata?.versions ?? []
+            let inGrace = versions.filter { $0.status == "grace" && $0.graceUntil != nil }
+            for version in inGrace {
+                printShown(
+                    "  version \(version.version) decrypts until \(version.graceUntil ?? "?") (its grace period)")
+            }
+            if !inGrace.isEmpty {
+                printShown("  `kms rewrap` moves a ciphertext to version \(rotated.version) before then")
+            }
+        }
+
+        /// Whether this session's grants allow `keys:read` on the key by its id or by the name given: all a
+        /// client can judge, so a grant naming only another alias of the key is missed (no line then, and
+        /// no refusal). With client identity off a session may do everything.
+        static func mayRead(_ keyId: String, named name: String, _ kms: KMSClient) async -> Bool {
+            guard let session = try? await kms.whoami() else { return false }
+            guard let client = session.client else { return true }
+            guard let grants = try? KMSCore.Grant.validate(client.grants) else { return false }
+            let names = KeyAccess.Names(keyId: keyId, aliases: name == keyId ? [] : [name])
+            return names.allowed(.keysRead, by: grants)
         }
     }
 

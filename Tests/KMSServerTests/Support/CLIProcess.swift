@@ -165,15 +165,16 @@ final class ServeProcess: @unchecked Sendable {
     /// debug build, and many tests start servers at once).
     /// `folder`: an earlier server's, to start it again (nil: a new one). `probeHeaders`: sent with the
     /// readiness probe (an `X-Forwarded-For` for a server whose allowlist refuses loopback itself).
+    /// `port`: one a test chose (nil: the next free one).
     init(
         environment: [String: String] = [:], seedIdentity: Bool = true, folder existing: URL? = nil,
-        probeHeaders: [(String, String)] = []
+        probeHeaders: [(String, String)] = [], port chosen: Int? = nil
     ) async throws {
         folder =
             existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("kms-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         if seedIdentity { try await Self.seed(folder: folder, environment: environment) }
-        port = TestPorts.take()
+        port = chosen ?? TestPorts.take()
         log = folder.appendingPathComponent("server.log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         process.executableURL = CLIProcess.binary

@@ -1,3 +1,5 @@
+import KMSProtocol
+
 /// A change of a key's description and tags (lifecycle-v1 section 4). The
 /// values were validated when the request was read (`LabelRules`).
 public struct KeyLabels: Sendable, Equatable {
@@ -6,7 +8,7 @@ public struct KeyLabels: Sendable, Equatable {
     public var set: [String: String]
     public var remove: [String]
 
-    public static let maxTags = 50
+    public static let maxTags = LabelRules.maxTags
 
     public init(description: String? = nil, set: [String: String] = [:], remove: [String] = []) {
         self.description = description
