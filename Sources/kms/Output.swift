@@ -72,10 +72,19 @@ func reportFailure(_ error: any Error, hidingLongArguments arguments: [String] =
             let shown = ShownText.error(
                 message: hidden.hide(in: KMSCommand.message(for: error)), fullMessage: hidden.hide(in: text))
             writeToStandardError("\(shown)\n")
+            // A PEM private key given where ArgumentParser read it as an option is refused without a word of
+            // why; the advice is given here (never the key).
+            if !text.contains(privateKeyAdvice), arguments.contains(where: ClientKeyFile.looksPrivate) {
+                writeToStandardError("note: an argument holds a private key: \(privateKeyAdvice)\n")
+            }
         }
     }
     return code
 }
+
+/// What to do when a command line holds a private key where a public one was asked.
+let privateKeyAdvice =
+    "that is a private key, which never leaves its device: give --public-key the publicKey line that `kms client-key init` or `kms client-key show` printed on the device. A key on a command line can be read by other users of this machine while the command runs, and stays in your shell's history: if it is a real device's key, make a new one there and enrol that"
 
 /// The arguments of a command line that a parse error must not quote back: those of
 /// more than `Echo.maxShownLength` UTF-8 bytes (a value after `--option=` counted alone) that are not an

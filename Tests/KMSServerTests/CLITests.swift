@@ -112,7 +112,9 @@ import Testing
         let rotated = try await CLIProcess.run(["keys", "rotate", "cli"], environment: env).stdout
         #expect(
             rotated.contains("version 2 is active\n  version 1 decrypts until 20")
-                && rotated.contains("(its grace period)\n  `kms rewrap` moves a ciphertext to version 2 before then\n"),
+                && rotated.contains(
+                    "(its grace period)\n  `kms rewrap` (a ciphertext) or `kms rewrap-file` (a file) moves it to version 2 before then\n"
+                ),
             "\(rotated)")
         let shown = try await CLIProcess.run(["keys", "show", "cli"], environment: env)
         #expect(shown.stdout.contains("v1  grace") && shown.stdout.contains("v2  active"))
@@ -621,6 +623,20 @@ import Testing
                 refused.status == 64 && refused.stderr.contains("bytes, not shown")
                     && !refused.stderr.contains("secretsecret") && !refused.stderr.contains("LEAKMARK"),
                 "\(refused.stderr)")
+            // And the private key is said to be one, with what to give instead (a newcomer's walkthrough).
+            #expect(
+                refused.stderr.contains("note: an argument holds a private key: that is a private key")
+                    == (arguments[0] == "clients"), "\(refused.stderr)")
+        }
+        // Given as the option's value, or as the base64 of its DER: refused as a private key, once, never quoted.
+        let der = "MC4CAQAwBQYDK2VwBCIEIBx3Px4+nDpmjZitTN6GuUOENwD5MMustYKfrwuMhy3Z"
+        for given in [["--public-key=\(pem)"], ["--public-key", der]] {
+            let refused = try await CLIProcess.run(
+                ["clients", "add", "oops"] + given + ["--allow", "crypto:encrypt", "--keys", "*"])
+            #expect(
+                refused.status == 64 && refused.stderr.contains("Error: --public-key: that is a private key")
+                    && !refused.stderr.contains("note: an argument holds") && !refused.stderr.contains("secretsecret")
+                    && !refused.stderr.contains(der), "\(refused.stderr)")
         }
         let typo = try await CLIProcess.run(["keys", "list", "--urll", "x"])
         #expect(typo.status == 64 && typo.stderr.contains("'--urll'"), "\(typo.stderr)")

@@ -56,7 +56,9 @@ import Testing
         let input = Pipe()
         process.standardInput = input
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        let errors = folder.appendingPathComponent("errors.txt")
+        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: errors)
         try process.run()
         // Half the file, and standard input kept open: decrypt-file waits for the rest mid-write.
         input.fileHandleForWriting.write(bytes.prefix(bytes.count / 2))
@@ -88,6 +90,14 @@ import Testing
         try await offPool { process.waitUntilExit() }
         #expect(process.terminationStatus == status)
         #expect(try Self.temporaries(in: folder).isEmpty && !FileManager.default.fileExists(atPath: output.path))
+        // Said, with a code (file-format-v1 section 8; a backup author's walkthrough: nothing was).
+        let said = try String(contentsOf: errors, encoding: .utf8)
+        #expect(
+            said.hasPrefix(
+                signalNumber == SIGBUS
+                    ? "Error: io_error: the input could not be read"
+                    : "Error: interrupted: signal \(signalNumber) (\(String(cString: strsignal(signalNumber)))) came before \(output.path) was complete"
+            ), "\(said)")
         #expect(try await server.stop() == 0)
     }
 
@@ -106,6 +116,32 @@ import Testing
                 sealed.path,
             ], environment: env)
         #expect(encrypted.status == 0, "\(encrypted.stderr)")
+        // --quiet: no line on success, for cron, which mails any output (a backup author's walkthrough).
+        for (verb, said) in [
+            ("encrypt-file", "encrypted "), ("decrypt-file", "decrypted "), ("rewrap-file", "rewrapped "),
+        ] {
+            let target = folder.appendingPathComponent("quiet-\(verb)")
+            let arguments =
+                verb == "encrypt-file"
+                ? ["encrypt-file", "--key", "files", input.path, target.path] : [verb, sealed.path, target.path]
+            let loud = try await CLIProcess.run(arguments, environment: env)
+            let quiet = try await CLIProcess.run(arguments + ["--quiet"], environment: env)
+            #expect(loud.status == 0 && loud.stderr.contains(said), "\(verb): \(loud.stderr)")
+            #expect(quiet.status == 0 && !quiet.stderr.contains(said), "\(verb): \(quiet.stderr)")
+        }
+        // A write that fails names the output (a backup author's walkthrough: "io_error: No space left on
+        // device" said no file), and leaves nothing. A file size limit stands in for a full disk; SIGXFSZ is
+        // ignored from the start, so the write fails rather than the signal ending the run.
+        let tooLarge = folder.appendingPathComponent("too-large.kms")
+        let limited = try await CLIProcess.run(
+            ["encrypt-file", "--key", "files", input.path, tooLarge.path], environment: env,
+            launcher: ["/bin/sh", "-c", #"ulimit -f 64; trap '' XFSZ; exec "$0" "$@""#])
+        let leftovers = try Self.temporaries(in: folder)
+        #expect(
+            limited.status == 1
+                && limited.stderr.contains("Error: io_error: cannot write \(tooLarge.path): File too large")
+                && !FileManager.default.fileExists(atPath: tooLarge.path) && leftovers.isEmpty,
+            "\(limited.stderr) \(leftovers)")
 
         let inspected = try await CLIProcess.run(["inspect-file", "--json", sealed.path])
         #expect(inspected.status == 0 && inspected.stdout.contains("\"value\" : \"me=too\""), "\(inspected.stdout)")

@@ -32,6 +32,16 @@ public enum ClientKeyFile {
         return key
     }
 
+    /// Whether `text` is, or holds, a private key: a PEM `PRIVATE KEY` block, or the base64 of this
+    /// format's DER. For a tool to refuse it where a public key was asked, with advice (a newcomer's
+    /// walkthrough pasted the key file into `--public-key`).
+    public static func looksPrivate(_ text: String) -> Bool {
+        if text.contains("PRIVATE KEY-----") { return true }
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let der = Base64.decodeStrict(trimmed) else { return false }
+        return der.count == 48 && Array(der.prefix(16)) == derPrefix
+    }
+
     /// The file's text for `key`, LF line ends.
     public static func pem(_ key: Curve25519.Signing.PrivateKey) -> String {
         let der = Data(derPrefix) + key.rawRepresentation

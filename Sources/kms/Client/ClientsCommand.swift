@@ -150,6 +150,7 @@ struct ClientsCommand: AsyncParsableCommand {
         var local = false
 
         func run() async throws {
+            if ClientKeyFile.looksPrivate(publicKey) { throw ValidationError("--public-key: \(privateKeyAdvice)") }
             guard let raw = Base64.decodeStrict(publicKey), raw.count == 32 else {
                 throw ValidationError("--public-key must be the base64 of a 32-byte Ed25519 public key")
             }

@@ -3,6 +3,7 @@ import CProcessHardening
 import Foundation
 import KMSClient
 import KMSProtocol
+import Synchronization
 
 #if canImport(Glibc)
     /// glibc's `mallopt` (malloc.h is not part of the Glibc module).
@@ -123,22 +124,47 @@ struct FileEndpoints {
         // Interrupted (Ctrl-C, SIGTERM, SIGHUP, any signal `InterruptCleanup` handles) before the output is
         // committed, final fsync included:
         // remove the partial temporary file, then exit.
+        // A write that fails (a full disk, a file size limit) names the output: "io_error: No space left on
+        // device" alone did not say which file (a backup author's walkthrough). So does the final fsync.
+        let output = self.output
+        let finished = Mutex(false)
         do {
             return try await AtomicOutputFile.writing(
                 destination,
                 whileOpen: { temporary in
-                    let cleanup = InterruptCleanup(removing: temporary.path)
+                    let cleanup = InterruptCleanup(removing: temporary.path, output: output)
                     return { cleanup.cancel() }
                 }
             ) { sink in
-                try await body(read, { try sink.write($0) }, source)
+                let result = try await body(
+                    read,
+                    { data in
+                        do { try sink.write(data) } catch { throw Self.writeFailure(error, output: output) ?? error }
+                    }, source)
+                finished.withLock { $0 = true }
+                return result
             }
+        } catch let failure where finished.withLock({ $0 }) && Self.writeFailure(failure, output: output) != nil {
+            throw Self.writeFailure(failure, output: output) ?? failure
         } catch let refused as AtomicOutputFile.NotCreated {
             // Before any work (the output is made first), and naming where (a probe: `io_error: Permission
             // denied`, exit 1, for an output under /sys); a full disk or too many open files stays exit 1.
             guard refused.isThePath else { throw CLIFailure(message: "io_error: \(refused)") }
             throw ValidationError("io_error: \(refused)")
         }
+    }
+
+    /// A failed write or sync of the output, named (nil: not such a failure). Its status stays 1: the
+    /// work had begun.
+    static func writeFailure(_ error: any Error, output: String) -> CLIFailure? {
+        let reason: String
+        switch error {
+        case let failure as POSIXError: reason = String(cString: strerror(failure.code.rawValue))
+        case let failure as CocoaError where failure.userInfo[NSFilePathErrorKey] == nil && failure.filePath == nil:
+            reason = posixReason(failure)
+        default: return nil
+        }
+        return CLIFailure(message: "io_error: cannot write \(output): \(reason)")
     }
 
     /// The input's size when it is a regular file (for progress and ranges).
@@ -171,15 +197,21 @@ final class InterruptCleanup: @unchecked Sendable {
     private let handled: [Int32]
     static let signals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGXCPU, SIGXFSZ, SIGVTALRM]
 
-    init(removing path: String, everySignal: Bool = true) {
+    /// `output`: the destination as the user named it, for the line that says the run was interrupted
+    /// (file-format-v1 section 8: every failure names its code on standard error; a backup author's
+    /// walkthrough saw a killed run end with nothing said).
+    init(removing path: String, output: String = "", everySignal: Bool = true) {
         _ = kms_remove_on_fault(path)
         handled = everySignal ? Self.signals.filter { kms_signal_ignored($0) == 0 } : []
         sources = handled.map { signalNumber in
             let status = 128 + signalNumber
+            let said: ShownText =
+                "Error: interrupted: signal \(signalNumber) (\(String(cString: strsignal(signalNumber)))) came before \(output) was complete: nothing was written, and an existing \(output) is as it was\n"
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
                 unlink(path)
+                writeToStandardError(said)
                 _exit(status)
             }
             source.resume()
@@ -243,6 +275,10 @@ struct EncryptFileCommand: AsyncParsableCommand {
     @Option(name: .long, help: "A context pair k=v (repeatable; the first = splits).") var context: [String] = []
     @Option(name: .long, help: "Chunks sealed at once (default: one per core).") var threads = KMSClient
         .defaultFileThreads
+    @Flag(
+        help:
+            "Print nothing when it succeeds (cron mails any output); failures and warnings still go to standard error.")
+    var quiet = false
     @Argument(help: "The file to encrypt, or -.") var input: String
     @Argument(help: "Where to write the encrypted file, or -.") var output: String
 
@@ -261,7 +297,7 @@ struct EncryptFileCommand: AsyncParsableCommand {
             }
         }
         progress.finish()
-        if output != "-" {
+        if output != "-", !quiet {
             writeToStandardError("encrypted \(input) under \(used.keyId) v\(used.version)\n")
         }
     }
@@ -302,6 +338,10 @@ struct DecryptFileCommand: AsyncParsableCommand {
             "The key the file was encrypted under, a key id or an alias this client may read: a file under any other is key_mismatch, before its data key is asked for (a client that may use another key you decrypt with can make a file with your context)."
     )
     var key: String?
+    @Flag(
+        help:
+            "Print nothing when it succeeds (cron mails any output); failures and warnings still go to standard error.")
+    var quiet = false
     @Argument(help: "The encrypted file, or -.") var input: String
     @Argument(help: "Where to write the plaintext, or -.") var output: String
 
@@ -349,7 +389,7 @@ struct DecryptFileCommand: AsyncParsableCommand {
         // What it was under, as encrypt-file and rewrap-file say (a review: a file made under another key with
         // the context expected decrypted without a word). The header was authenticated by the unwrap; the
         // context is still escaped, as inspect-file shows it.
-        if let named = NativeCiphertext.keyAndVersion(header.wrappedKey) {
+        if !quiet, let named = NativeCiphertext.keyAndVersion(header.wrappedKey) {
             let context = header.context.map {
                 TerminalText.escaped($0.key, escapingIgnorables: true) + "="
                     + TerminalText.escaped($0.value, escapingIgnorables: true)
@@ -369,6 +409,10 @@ struct RewrapFileCommand: AsyncParsableCommand {
             "Re-wrap a file's data key under its key's active version (after a rotation, within the grace period).",
         discussion: "Only the header changes; the commitment and chunks are copied unchanged. Nothing is decrypted.")
     @OptionGroup var client: ClientOptions
+    @Flag(
+        help:
+            "Print nothing when it succeeds (cron mails any output); failures and warnings still go to standard error.")
+    var quiet = false
     @Argument(help: "The encrypted file, or -.") var input: String
     @Argument(help: "Where to write the rewrapped file, or -.") var output: String
 
@@ -380,7 +424,7 @@ struct RewrapFileCommand: AsyncParsableCommand {
         let used = try await withClient(client) { kms in
             try await endpoints.withStreams { read, write, _ in try await kms.rewrapStream(read: read, write: write) }
         }
-        if output != "-" {
+        if output != "-", !quiet {
             writeToStandardError("rewrapped \(input) under \(used.keyId) v\(used.version)\n")
         }
     }

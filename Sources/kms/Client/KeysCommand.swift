@@ -57,7 +57,9 @@ struct KeysCommand: AsyncParsableCommand {
                     "  version \(version.version) decrypts until \(version.graceUntil ?? "?") (its grace period)")
             }
             if !inGrace.isEmpty {
-                printShown("  `kms rewrap` moves a ciphertext to version \(rotated.version) before then")
+                printShown(
+                    "  `kms rewrap` (a ciphertext) or `kms rewrap-file` (a file) moves it to version \(rotated.version) before then"
+                )
             }
         }
 
