@@ -72,14 +72,34 @@ func reportFailure(_ error: any Error, hidingLongArguments arguments: [String] =
             let shown = ShownText.error(
                 message: hidden.hide(in: KMSCommand.message(for: error)), fullMessage: hidden.hide(in: text))
             writeToStandardError("\(shown)\n")
-            // A PEM private key given where ArgumentParser read it as an option is refused without a word of
-            // why; the advice is given here (never the key).
-            if !text.contains(privateKeyAdvice), arguments.contains(where: ClientKeyFile.looksPrivate) {
+            // A PEM private key given to `clients add --public-key`, where ArgumentParser read it as an option,
+            // is refused without a word of why; the advice is given here (never the key). Only there: another
+            // verb's argument may mention a PEM (a review: a plaintext did), and `audit verify`'s key is not a
+            // device's.
+            if !text.contains(privateKeyAdvice), KMSCommand.givesPrivateKeyToEnrol(arguments) {
                 writeToStandardError("note: an argument holds a private key: \(privateKeyAdvice)\n")
             }
         }
     }
     return code
+}
+
+extension KMSCommand {
+    /// Whether `arguments` (without the program's name) are `clients add` with a private key as the
+    /// `--public-key` value.
+    static func givesPrivateKeyToEnrol(_ arguments: [String]) -> Bool {
+        guard arguments.starts(with: ["clients", "add"]) else { return false }
+        for (index, argument) in arguments.enumerated() {
+            if argument == "--public-key", index + 1 < arguments.count {
+                if ClientKeyFile.looksPrivate(arguments[index + 1]) { return true }
+            } else if argument.hasPrefix("--public-key="),
+                ClientKeyFile.looksPrivate(String(argument.dropFirst("--public-key=".count)))
+            {
+                return true
+            }
+        }
+        return false
+    }
 }
 
 /// What to do when a command line holds a private key where a public one was asked.

@@ -132,16 +132,21 @@ import Testing
         // A write that fails names the output (a backup author's walkthrough: "io_error: No space left on
         // device" said no file), and leaves nothing. A file size limit stands in for a full disk; SIGXFSZ is
         // ignored from the start, so the write fails rather than the signal ending the run.
-        let tooLarge = folder.appendingPathComponent("too-large.kms")
-        let limited = try await CLIProcess.run(
-            ["encrypt-file", "--key", "files", input.path, tooLarge.path], environment: env,
-            launcher: ["/bin/sh", "-c", #"ulimit -f 64; trap '' XFSZ; exec "$0" "$@""#])
-        let leftovers = try Self.temporaries(in: folder)
-        #expect(
-            limited.status == 1
-                && limited.stderr.contains("Error: io_error: cannot write \(tooLarge.path): File too large")
-                && !FileManager.default.fileExists(atPath: tooLarge.path) && leftovers.isEmpty,
-            "\(limited.stderr) \(leftovers)")
+        let tooLarge = folder.appendingPathComponent("too-large")
+        for arguments in [
+            ["encrypt-file", "--key", "files", input.path, tooLarge.path],
+            ["decrypt-file", sealed.path, tooLarge.path],
+        ] {
+            let limited = try await CLIProcess.run(
+                arguments, environment: env,
+                launcher: ["/bin/sh", "-c", #"ulimit -f 64; trap '' XFSZ; exec "$0" "$@""#])
+            let leftovers = try Self.temporaries(in: folder)
+            #expect(
+                limited.status == 1
+                    && limited.stderr.contains("Error: io_error: cannot write \(tooLarge.path): File too large")
+                    && !FileManager.default.fileExists(atPath: tooLarge.path) && leftovers.isEmpty,
+                "\(arguments[0]): \(limited.stderr) \(leftovers)")
+        }
 
         let inspected = try await CLIProcess.run(["inspect-file", "--json", sealed.path])
         #expect(inspected.status == 0 && inspected.stdout.contains("\"value\" : \"me=too\""), "\(inspected.stdout)")

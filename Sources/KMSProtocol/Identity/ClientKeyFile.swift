@@ -36,8 +36,8 @@ public enum ClientKeyFile {
     /// format's DER. For a tool to refuse it where a public key was asked, with advice (a newcomer's
     /// walkthrough pasted the key file into `--public-key`).
     public static func looksPrivate(_ text: String) -> Bool {
-        if text.contains("PRIVATE KEY-----") { return true }
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.hasPrefix("-----BEGIN "), trimmed.contains("PRIVATE KEY-----") { return true }
         guard let der = Base64.decodeStrict(trimmed) else { return false }
         return der.count == 48 && Array(der.prefix(16)) == derPrefix
     }

@@ -413,15 +413,32 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
         try? await client.close()
         throw CLIFailure(
             message:
-                "server_unreachable: cannot reach the server at \(client.configuration.redactedBaseURL): \(networkReason(error))"
-        )
+                "server_unreachable: cannot reach the server at \(client.configuration.redactedBaseURL): \(networkReason(error))",
+            status: unavailableStatus(error))
     } catch {
         // The server was reached, or may have been: a read that timed out, an answer past the size a client reads.
+        // (A change whose answer was lost is the library's `outcomeUnknown`, 75, above.)
         try? await client.close()
         throw CLIFailure(
             message:
-                "no_answer: no answer from the server at \(client.configuration.redactedBaseURL): \(networkReason(error))"
-        )
+                "no_answer: no answer from the server at \(client.configuration.redactedBaseURL): \(networkReason(error))",
+            status: unavailableStatus(error))
+    }
+}
+
+/// The status of `server_unreachable` and `no_answer` (sysexits' EX_UNAVAILABLE): nothing changed, so a
+/// script may try again later, where 1 (a refusal, a damaged file) wants a person (a backup author's
+/// walkthrough: every failure was 1, and a cron job had to read standard error to choose).
+let serviceUnavailable = ExitCode(69)
+
+/// 69, but 1 for a TLS handshake that failed: an `https://` URL to a plain port, or a certificate that is
+/// not the one expected, wants a person, not a retry.
+func unavailableStatus(_ error: any Error) -> ExitCode {
+    switch error {
+    case let wrapped as TransportNeverSent: return unavailableStatus(wrapped.underlying)
+    case let wrapped as TransportNoAnswer: return unavailableStatus(wrapped.underlying)
+    case is NIOSSLError, is BoringSSLError: return .failure
+    default: return serviceUnavailable
     }
 }
 

@@ -128,14 +128,17 @@ struct FileEndpoints {
         // device" alone did not say which file (a backup author's walkthrough). So does the final fsync.
         let output = self.output
         let finished = Mutex(false)
+        let interrupts = Mutex<(InterruptCleanup, String)?>(nil)
         do {
             return try await AtomicOutputFile.writing(
                 destination,
                 whileOpen: { temporary in
                     let cleanup = InterruptCleanup(removing: temporary.path, output: output)
+                    interrupts.withLock { $0 = (cleanup, temporary.path) }
                     return { cleanup.cancel() }
                 }
             ) { sink in
+                if let (cleanup, temporary) = interrupts.withLock({ $0 }) { cleanup.markCreated(temporary) }
                 let result = try await body(
                     read,
                     { data in
@@ -197,21 +200,32 @@ final class InterruptCleanup: @unchecked Sendable {
     private let handled: [Int32]
     static let signals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGXCPU, SIGXFSZ, SIGVTALRM]
 
-    /// `output`: the destination as the user named it, for the line that says the run was interrupted
-    /// (file-format-v1 section 8: every failure names its code on standard error; a backup author's
-    /// walkthrough saw a killed run end with nothing said).
+    /// The temporary file's identity once made (`markCreated`), to tell at a signal whether the rename
+    /// put it in place.
+    private let created = CreatedFile()
+
+    /// `output`: the destination's path as the user named it, for the line that says the run was
+    /// interrupted (file-format-v1 section 8: every failure names its code on standard error; a backup
+    /// author's walkthrough saw a killed run end with nothing said).
     init(removing path: String, output: String = "", everySignal: Bool = true) {
         _ = kms_remove_on_fault(path)
         handled = everySignal ? Self.signals.filter { kms_signal_ignored($0) == 0 } : []
+        let created = self.created
         sources = handled.map { signalNumber in
             let status = 128 + signalNumber
-            let said: ShownText =
-                "Error: interrupted: signal \(signalNumber) (\(String(cString: strsignal(signalNumber)))) came before \(output) was complete: nothing was written, and an existing \(output) is as it was\n"
+            let signalName: ShownText = "signal \(signalNumber) (\(String(cString: strsignal(signalNumber))))"
+            let before: ShownText =
+                "Error: interrupted: \(signalName) came before \(output) was complete: nothing was written, and an existing \(output) is as it was\n"
+            let after: ShownText =
+                "Error: interrupted: \(signalName) came as \(output) was put in place: it is complete, but the sync of its folder may not have finished\n"
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
-                unlink(path)
-                writeToStandardError(said)
+                // The unlink decides: once it succeeds the rename can no longer happen; when the file is gone
+                // already, the rename may have put it in place (a review: "as it was" was said of an OUT
+                // already replaced, with IN == OUT the original gone).
+                let removed = unlink(path) == 0
+                writeToStandardError(!removed && created.isAt(output) ? after : before)
                 _exit(status)
             }
             source.resume()
@@ -219,10 +233,30 @@ final class InterruptCleanup: @unchecked Sendable {
         }
     }
 
+    /// Records the temporary file's identity, once it exists.
+    func markCreated(_ path: String) { created.record(path) }
+
     func cancel() {
         for source in sources { source.cancel() }
         for signalNumber in handled { signal(signalNumber, SIG_DFL) }
         kms_keep_on_fault()
+    }
+}
+
+/// A file's device and inode, recorded once, compared with what a path names now.
+final class CreatedFile: Sendable {
+    private let identity = Mutex<(dev_t, ino_t)?>(nil)
+
+    func record(_ path: String) {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return }
+        identity.withLock { $0 = (status.st_dev, status.st_ino) }
+    }
+
+    func isAt(_ path: String) -> Bool {
+        guard let (device, inode) = identity.withLock({ $0 }) else { return false }
+        var status = stat()
+        return stat(path, &status) == 0 && status.st_dev == device && status.st_ino == inode
     }
 }
 
@@ -277,7 +311,8 @@ struct EncryptFileCommand: AsyncParsableCommand {
         .defaultFileThreads
     @Flag(
         help:
-            "Print nothing when it succeeds (cron mails any output); failures and warnings still go to standard error.")
+            "Leave out the line that says what was done (cron mails any output); failures, warnings and notes still go to standard error."
+    )
     var quiet = false
     @Argument(help: "The file to encrypt, or -.") var input: String
     @Argument(help: "Where to write the encrypted file, or -.") var output: String
@@ -340,7 +375,8 @@ struct DecryptFileCommand: AsyncParsableCommand {
     var key: String?
     @Flag(
         help:
-            "Print nothing when it succeeds (cron mails any output); failures and warnings still go to standard error.")
+            "Leave out the line that says what was done (cron mails any output); failures, warnings and notes still go to standard error."
+    )
     var quiet = false
     @Argument(help: "The encrypted file, or -.") var input: String
     @Argument(help: "Where to write the plaintext, or -.") var output: String
@@ -411,7 +447,8 @@ struct RewrapFileCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
     @Flag(
         help:
-            "Print nothing when it succeeds (cron mails any output); failures and warnings still go to standard error.")
+            "Leave out the line that says what was done (cron mails any output); failures, warnings and notes still go to standard error."
+    )
     var quiet = false
     @Argument(help: "The encrypted file, or -.") var input: String
     @Argument(help: "Where to write the rewrapped file, or -.") var output: String
