@@ -62,7 +62,15 @@ extension KMSClient {
         } catch {
             throw KMSClientError.protocolViolation("\(WirePath.sessionInit) did not answer the documented JSON")
         }
-        let actual = try ClientSeal.fingerprint(publicKeyPEM: started.publicKey)
+        // A key that cannot be read is the server's fault, said as one (a review: the seal's own error
+        // reached the CLI as "no answer", a failure a script retries).
+        let actual: String
+        do {
+            actual = try ClientSeal.fingerprint(publicKeyPEM: started.publicKey)
+        } catch {
+            throw KMSClientError.protocolViolation(
+                "\(WirePath.sessionInit) answered a public key that is not one: \(error)")
+        }
         if let pinned = configuration.fingerprint, !Fingerprint.matches(pinned, actual) {
             throw KMSClientError.fingerprintMismatch(expected: pinned, actual: actual)
         }

@@ -260,7 +260,13 @@ import Testing
             let upper = SigV4.hex(SHA256.hash(data: Data("{}".utf8))).uppercased()
             let spelled = try await door.send(
                 "ListKeys", "{}", accessKeyId: accessKeyId, secret: secret, extra: [("X-Amz-Content-Sha256", upper)])
-            #expect(code(spelled) == "InvalidSignatureException")
+            // Said as the header's fault, the signature holding (an AWS user's walkthrough was told to check the
+            // secret).
+            #expect(
+                code(spelled) == "InvalidSignatureException"
+                    && spelled.json["message"] as? String
+                        == "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                "\(spelled.json)")
             let lower = try await door.send(
                 "ListKeys", "{}", accessKeyId: accessKeyId, secret: secret,
                 extra: [("X-Amz-Content-Sha256", upper.lowercased())])
@@ -718,6 +724,15 @@ import Testing
             #expect(
                 deniedText.contains("keys:read on \(source.uuid)") && !deniedText.contains(source.native),
                 "\(deniedText)")
+            // CreateKey names no alias: its refusal says the grant it needs, in the door's words (an AWS user's
+            // walkthrough read "for a key without an alias", and CreateKey takes none).
+            let uncreated = try await door.send("CreateKey", "{}", accessKeyId: moverKey, secret: moverSecret)
+            #expect(
+                code(uncreated) == "AccessDeniedException"
+                    && (uncreated.json["message"] as? String ?? "").contains(
+                        "This access key's client is not granted keys:create on * (CreateKey makes a key without an alias"
+                    ),
+                "\(uncreated.json)")
             let otherModifier = try await door.send(
                 "Decrypt", #"{"KeyId":"\#(destination.uuid)","DryRun":true,"DryRunModifiers":["NOPE"]}"#,
                 accessKeyId: moverKey, secret: moverSecret)

@@ -132,6 +132,21 @@ import Testing
         // A write that fails names the output (a backup author's walkthrough: "io_error: No space left on
         // device" said no file), and leaves nothing. A file size limit stands in for a full disk; SIGXFSZ is
         // ignored from the start, so the write fails rather than the signal ending the run.
+        // OUT `link/../name` goes where the kernel resolves it, the link followed first, as `cp` would put it:
+        // Foundation's lexical `..` had put it beside the link (a review).
+        let linked = folder.appendingPathComponent("elsewhere/inner")
+        let inFolder = env.merging(["KMS_TEST_FOLDER": folder.path]) { $1 }
+        try FileManager.default.createDirectory(at: linked, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(
+            atPath: folder.appendingPathComponent("link").path, withDestinationPath: "elsewhere/inner")
+        let throughLink = try await CLIProcess.run(
+            ["encrypt-file", "--key", "files", input.path, "link/../beside.kms"], environment: inFolder,
+            launcher: ["/bin/sh", "-c", #"cd "$KMS_TEST_FOLDER" && exec "$0" "$@""#])
+        #expect(
+            throughLink.status == 0
+                && FileManager.default.fileExists(atPath: folder.appendingPathComponent("elsewhere/beside.kms").path)
+                && !FileManager.default.fileExists(atPath: folder.appendingPathComponent("beside.kms").path),
+            "\(throughLink.stderr)")
         let tooLarge = folder.appendingPathComponent("too-large")
         for arguments in [
             ["encrypt-file", "--key", "files", input.path, tooLarge.path],

@@ -104,14 +104,21 @@ struct AWSAuthenticator: Sendable {
                 amzDate: amzDateText, scope: authorization.scope, canonicalRequest: canonical))
         let contentHash = values("x-amz-content-sha256")
         let bodyHash = SigV4.hex(SHA256.hash(data: body))
-        guard ConstantTime.equal(expected, authorization.signature),
-            // As sent: SigV4 writes the hash in lowercase hex, as the SDKs send it (a review).
-            contentHash.allSatisfy({ ConstantTime.equal($0, bodyHash) })
-        else {
+        guard ConstantTime.equal(expected, authorization.signature) else {
             var mismatch = AWSFault(
                 "InvalidSignatureException",
                 "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."
             )
+            mismatch.accessKeyFound = true
+            throw mismatch
+        }
+        // As sent: SigV4 writes the hash in lowercase hex, as the SDKs send it (a review). Said apart from the
+        // signature, which held: only the secret's holder learns it, and the secret is not what is wrong (an
+        // AWS user's walkthrough was sent to check it).
+        guard contentHash.allSatisfy({ ConstantTime.equal($0, bodyHash) }) else {
+            var mismatch = AWSFault(
+                "InvalidSignatureException",
+                "The provided 'x-amz-content-sha256' header does not match what was computed.")
             mismatch.accessKeyFound = true
             throw mismatch
         }

@@ -88,7 +88,12 @@ extension AWSOperations {
                 try KeyAccess.checkCreate(alias: nil, grants: call.caller.client.grants)
             } catch {
                 noteDenied(.keysCreate, "", call)  // no key named, as on the native door
-                throw AWSFault.from(error)
+                // In the door's words: CreateKey names no alias, so only a grant on * covers it (an AWS user's
+                // walkthrough read the native "for a key without an alias" and had no alias to give).
+                throw AWSFault(
+                    "AccessDeniedException",
+                    "This access key's client is not granted keys:create on * (CreateKey makes a key without an alias, which only a grant on * covers; kms grants: docs/identity.md)."
+                )
             }
         }
         // The key limit before the intent entry, and for DryRun too (the second review).

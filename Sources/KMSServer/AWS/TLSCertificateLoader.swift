@@ -92,8 +92,12 @@ enum TLSCertificateLoader {
                 existing = kept
                 continue
             }
+            // A replaced certificate fails every client holding the old one (CERTIFICATE_VERIFY_FAILED): the line
+            // says what to do (an AWS user's walkthrough looked it up in docs/aws.md).
             logger.notice(
-                "issued a self-signed TLS certificate for the AWS door",
+                existing == nil
+                    ? "issued a self-signed TLS certificate for the AWS door: hand its clients kms tls-cert's output as AWS_CA_BUNDLE"
+                    : "issued a new self-signed TLS certificate for the AWS door: clients that trust the old one now fail (CERTIFICATE_VERIFY_FAILED); hand them kms tls-cert's output again",
                 metadata: ["names": "\(names.joined(separator: ","))"])
             if shared, existing != nil {
                 logger.warning(

@@ -415,7 +415,7 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
             message:
                 "server_unreachable: cannot reach the server at \(client.configuration.redactedBaseURL): \(networkReason(error))",
             status: unavailableStatus(error))
-    } catch {
+    } catch let error as TransportNoAnswer {
         // The server was reached, or may have been: a read that timed out, an answer past the size a client reads.
         // (A change whose answer was lost is the library's `outcomeUnknown`, 75, above.)
         try? await client.close()
@@ -423,6 +423,12 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
             message:
                 "no_answer: no answer from the server at \(client.configuration.redactedBaseURL): \(networkReason(error))",
             status: unavailableStatus(error))
+    } catch {
+        // Anything else is neither the network's nor a refusal: said as it is, status 1, never as "no answer",
+        // which a script retries (a review: a server's unreadable key was reported so, and would have been
+        // retried for ever).
+        try? await client.close()
+        throw CLIFailure(message: "\(error)")
     }
 }
 
@@ -432,12 +438,14 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
 let serviceUnavailable = ExitCode(69)
 
 /// 69, but 1 for a TLS handshake that failed: an `https://` URL to a plain port, or a certificate that is
-/// not the one expected, wants a person, not a retry.
+/// not the one expected (or is for another name), wants a person, not a retry. A TLS connection cut short
+/// (`uncleanShutdown`) is the network's: 69.
 func unavailableStatus(_ error: any Error) -> ExitCode {
     switch error {
     case let wrapped as TransportNeverSent: return unavailableStatus(wrapped.underlying)
     case let wrapped as TransportNoAnswer: return unavailableStatus(wrapped.underlying)
-    case is NIOSSLError, is BoringSSLError: return .failure
+    case NIOSSLError.uncleanShutdown: return serviceUnavailable
+    case is NIOSSLError, is NIOSSLExtraError, is BoringSSLError: return .failure
     default: return serviceUnavailable
     }
 }

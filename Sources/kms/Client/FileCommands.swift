@@ -101,7 +101,11 @@ struct FileEndpoints {
             defer { cleanup.cancel() }
             return try await body(read, { try writeToStandardOutput($0) }, source)
         }
-        let destination = URL(fileURLWithPath: output)
+        // Made absolute by hand: Foundation resolves a relative path's `..` by its text (`link/../x` became
+        // `./x`, where the kernel follows the link first), so the output went elsewhere than a `cp` would
+        // put it (a review); an absolute path is kept as written.
+        let destination = URL(
+            fileURLWithPath: output.hasPrefix("/") ? output : FileManager.default.currentDirectoryPath + "/" + output)
         // Refused before the server is asked for a key or any work is done: the final rename would fail.
         if output.isEmpty || Self.isFolder(output) {
             throw ValidationError("io_error: \(output.isEmpty ? "an empty path" : output) is a folder, not a file")
@@ -133,7 +137,7 @@ struct FileEndpoints {
             return try await AtomicOutputFile.writing(
                 destination,
                 whileOpen: { temporary in
-                    let cleanup = InterruptCleanup(removing: temporary.path, output: output)
+                    let cleanup = InterruptCleanup(removing: temporary.path, output: output, at: destination.path)
                     interrupts.withLock { $0 = (cleanup, temporary.path) }
                     return { cleanup.cancel() }
                 }
@@ -207,7 +211,8 @@ final class InterruptCleanup: @unchecked Sendable {
     /// `output`: the destination's path as the user named it, for the line that says the run was
     /// interrupted (file-format-v1 section 8: every failure names its code on standard error; a backup
     /// author's walkthrough saw a killed run end with nothing said).
-    init(removing path: String, output: String = "", everySignal: Bool = true) {
+    /// `destinationPath`: the path the rename writes, to look at.
+    init(removing path: String, output: String = "", at destinationPath: String = "", everySignal: Bool = true) {
         _ = kms_remove_on_fault(path)
         handled = everySignal ? Self.signals.filter { kms_signal_ignored($0) == 0 } : []
         let created = self.created
@@ -225,7 +230,7 @@ final class InterruptCleanup: @unchecked Sendable {
                 // already, the rename may have put it in place (a review: "as it was" was said of an OUT
                 // already replaced, with IN == OUT the original gone).
                 let removed = unlink(path) == 0
-                writeToStandardError(!removed && created.isAt(output) ? after : before)
+                writeToStandardError(!removed && created.isAt(destinationPath) ? after : before)
                 _exit(status)
             }
             source.resume()
