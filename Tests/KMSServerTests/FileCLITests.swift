@@ -147,6 +147,16 @@ import Testing
                 && FileManager.default.fileExists(atPath: folder.appendingPathComponent("elsewhere/beside.kms").path)
                 && !FileManager.default.fileExists(atPath: folder.appendingPathComponent("beside.kms").path),
             "\(throughLink.stderr)")
+        // Run from a current folder that was removed, a relative OUT is refused: it read as "" and the output
+        // went to `/` (a review).
+        let fromRemoved = try await CLIProcess.run(
+            ["encrypt-file", "--key", "files", input.path, "orphan.kms"], environment: inFolder,
+            launcher: [
+                "/bin/sh", "-c", #"cd "$KMS_TEST_FOLDER" && mkdir gone && cd gone && rmdir ../gone && exec "$0" "$@""#,
+            ])
+        #expect(
+            fromRemoved.status == 64 && fromRemoved.stderr.contains("the current folder no longer exists")
+                && !FileManager.default.fileExists(atPath: "/orphan.kms"), "\(fromRemoved.stderr)")
         let tooLarge = folder.appendingPathComponent("too-large")
         for arguments in [
             ["encrypt-file", "--key", "files", input.path, tooLarge.path],

@@ -72,15 +72,17 @@ public enum SigV4 {
 
     /// The canonical request of a `POST /` without a query: each signed
     /// header's values trimmed, blank runs made one space, repeats joined by `,`.
-    public static func canonicalRequest(headers: [(name: String, value: String)], signedHeaders: [String], body: Data)
-        -> String
-    {
+    /// `payloadHash`: the hash to write in place of the body's (nil: the body's), to judge what a signer
+    /// that signed another hash meant.
+    public static func canonicalRequest(
+        headers: [(name: String, value: String)], signedHeaders: [String], body: Data, payloadHash: String? = nil
+    ) -> String {
         var text = "POST\n/\n\n"
         for name in signedHeaders {
             let values = headers.filter { $0.name.lowercased() == name }.map { canonicalValue($0.value) }
             text += name + ":" + values.joined(separator: ",") + "\n"
         }
-        return text + "\n" + signedHeaders.joined(separator: ";") + "\n" + hex(SHA256.hash(data: body))
+        return text + "\n" + signedHeaders.joined(separator: ";") + "\n" + (payloadHash ?? hex(SHA256.hash(data: body)))
     }
 
     public static func stringToSign(amzDate: String, scope: String, canonicalRequest: String) -> String {

@@ -104,7 +104,24 @@ struct AWSAuthenticator: Sendable {
                 amzDate: amzDateText, scope: authorization.scope, canonicalRequest: canonical))
         let contentHash = values("x-amz-content-sha256")
         let bodyHash = SigV4.hex(SHA256.hash(data: body))
+        // A wrong X-Amz-Content-Sha256 is said apart from a wrong secret (an AWS user's walkthrough was sent to
+        // check the secret): when the signature holds over the body's hash, or over the header's own value
+        // (what botocore and curl sign). Only the secret's holder can make either hold, so nobody else learns
+        // anything from the difference.
+        var hashMismatch = AWSFault(
+            "InvalidSignatureException", "The provided 'x-amz-content-sha256' header does not match what was computed.")
+        hashMismatch.accessKeyFound = true
         guard ConstantTime.equal(expected, authorization.signature) else {
+            if contentHash.count == 1, let claimed = contentHash.first, claimed != bodyHash {
+                let asClaimed = SigV4.signature(
+                    signingKey: key,
+                    stringToSign: SigV4.stringToSign(
+                        amzDate: amzDateText, scope: authorization.scope,
+                        canonicalRequest: SigV4.canonicalRequest(
+                            headers: headers, signedHeaders: authorization.signedHeaders, body: body,
+                            payloadHash: claimed)))
+                if ConstantTime.equal(asClaimed, authorization.signature) { throw hashMismatch }
+            }
             var mismatch = AWSFault(
                 "InvalidSignatureException",
                 "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."
@@ -112,16 +129,8 @@ struct AWSAuthenticator: Sendable {
             mismatch.accessKeyFound = true
             throw mismatch
         }
-        // As sent: SigV4 writes the hash in lowercase hex, as the SDKs send it (a review). Said apart from the
-        // signature, which held: only the secret's holder learns it, and the secret is not what is wrong (an
-        // AWS user's walkthrough was sent to check it).
-        guard contentHash.allSatisfy({ ConstantTime.equal($0, bodyHash) }) else {
-            var mismatch = AWSFault(
-                "InvalidSignatureException",
-                "The provided 'x-amz-content-sha256' header does not match what was computed.")
-            mismatch.accessKeyFound = true
-            throw mismatch
-        }
+        // As sent: SigV4 writes the hash in lowercase hex, as the SDKs send it (a review).
+        guard contentHash.allSatisfy({ ConstantTime.equal($0, bodyHash) }) else { throw hashMismatch }
         return AWSCaller(accessKeyId: authorization.accessKeyId, client: found.client)
     }
 }

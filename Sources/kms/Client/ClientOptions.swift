@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import KMSClient
 import KMSProtocol
@@ -415,9 +416,11 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
             message:
                 "server_unreachable: cannot reach the server at \(client.configuration.redactedBaseURL): \(networkReason(error))",
             status: unavailableStatus(error))
-    } catch let error as TransportNoAnswer {
+    } catch  where isNetworkFailure(error) {
         // The server was reached, or may have been: a read that timed out, an answer past the size a client reads.
-        // (A change whose answer was lost is the library's `outcomeUnknown`, 75, above.)
+        // (A change whose answer was lost is the library's `outcomeUnknown`, 75, above.) The library passes a
+        // sealed call's transport failure on as the network's own error, not wrapped (a review: a reset after
+        // the key exchange was printed raw, status 1).
         try? await client.close()
         throw CLIFailure(
             message:
@@ -436,6 +439,17 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
 /// script may try again later, where 1 (a refusal, a damaged file) wants a person (a backup author's
 /// walkthrough: every failure was 1, and a cron job had to read standard error to choose).
 let serviceUnavailable = ExitCode(69)
+
+/// The errors of the network and of the HTTP client, wrapped by the transport or not.
+func isNetworkFailure(_ error: any Error) -> Bool {
+    switch error {
+    case is TransportNoAnswer, is TransportNeverSent, is IOError, is NIOConnectionError, is HTTPClientError,
+        is ChannelError, is NIOSSLError, is NIOSSLExtraError, is NIOTooManyBytesError,
+        is SocketAddressError.UnknownHost:
+        return true
+    default: return false
+    }
+}
 
 /// 69, but 1 for a TLS handshake that failed: an `https://` URL to a plain port, or a certificate that is
 /// not the one expected (or is for another name), wants a person, not a retry. A TLS connection cut short

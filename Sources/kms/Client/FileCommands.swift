@@ -104,8 +104,12 @@ struct FileEndpoints {
         // Made absolute by hand: Foundation resolves a relative path's `..` by its text (`link/../x` became
         // `./x`, where the kernel follows the link first), so the output went elsewhere than a `cp` would
         // put it (a review); an absolute path is kept as written.
-        let destination = URL(
-            fileURLWithPath: output.hasPrefix("/") ? output : FileManager.default.currentDirectoryPath + "/" + output)
+        let here = FileManager.default.currentDirectoryPath
+        // A current folder that was removed reads as "": the output would have gone to `/` (a review).
+        guard output.hasPrefix("/") || here.hasPrefix("/") else {
+            throw ValidationError("io_error: the current folder no longer exists: give OUT as an absolute path")
+        }
+        let destination = URL(fileURLWithPath: output.hasPrefix("/") ? output : here + "/" + output)
         // Refused before the server is asked for a key or any work is done: the final rename would fail.
         if output.isEmpty || Self.isFolder(output) {
             throw ValidationError("io_error: \(output.isEmpty ? "an empty path" : output) is a folder, not a file")
