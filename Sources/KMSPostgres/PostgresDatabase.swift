@@ -374,7 +374,7 @@ public final class PostgresDatabase: Sendable {
             case .sslUnsupported: return "the server does not offer TLS (sslmode requires it)"
             case .connectionError, .failedToAddSSLHandler:
                 if let underlying = error.underlying, "\(type(of: underlying))".contains("SSL") {
-                    return "TLS failed: \(underlying)"
+                    return tlsReason(underlying)
                 }
                 return "connection refused or unreachable"
             case .serverClosedConnection: return "the server closed the connection"
@@ -387,6 +387,23 @@ public final class PostgresDatabase: Sendable {
             }
         }
         return "\(error)"
+    }
+
+    /// A TLS failure in words: BoringSSL's own text names its source file on the build machine (a PostgreSQL
+    /// operator's walkthrough read `…/.build/checkouts/…/handshake.cc:320`).
+    static func tlsReason(_ error: any Error) -> String {
+        let described = "\(error)"
+        if described.contains("failedToValidateHostname") {
+            return
+                "TLS failed: the server's certificate is not for the host named in KMS_DATABASE_URL (sslmode=verify-full)"
+        }
+        let reason = described.range(of: "OPENSSL_internal:").map {
+            String(described[$0.upperBound...].prefix { $0.isLetter || $0.isNumber || $0 == "_" })
+        }
+        if reason == "CERTIFICATE_VERIFY_FAILED" {
+            return "TLS failed: the server's certificate does not chain to sslrootcert (CERTIFICATE_VERIFY_FAILED)"
+        }
+        return "TLS failed (\(reason ?? "no reason given"))"
     }
 
     /// The SQLSTATE of a server error, looking inside transaction errors.

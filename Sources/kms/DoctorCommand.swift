@@ -59,7 +59,6 @@ struct DoctorCommand: AsyncParsableCommand {
         Self.checkTrustedProxies(config, add)
         Self.checkLimits(config, add)
         Self.checkSettings(config, add)
-        Self.checkAdminKey(config, add)
         let masterKey = try? MasterKeyLoader.loadExisting(base64: config.masterKeyBase64, file: config.masterKeyFile)
         var database: PostgresDatabase?
         if config.store == .postgres, let url = config.databaseURL {
@@ -74,16 +73,26 @@ struct DoctorCommand: AsyncParsableCommand {
             }
         }
         defer { database?.shutdown() }
-        let secrets = BackupSetup.secrets(config, database)
-        // Skipped only when no master key is configured at all: one that is there but cannot be read fails.
-        let noKeyYet =
-            neverStarted && config.masterKeyBase64 == nil
-            && !FileManager.default.fileExists(atPath: config.masterKeyFile.path)
-        await Self.checkMasterKeyOpens(masterKey, secrets: secrets, neverStarted: noKeyYet, add)
-        await Self.checkAudit(config, secrets: secrets, masterKey: masterKey, neverStarted: neverStarted, add)
+        await Self.checkAdminKey(config, database: database, add)
+        // The database that holds the store cannot be reached: what it holds is not judged. Judging the file
+        // store's folder in its place told an operator, during an outage, to move a good audit log aside (a
+        // PostgreSQL operator's walkthrough).
+        if config.store == .postgres, database == nil {
+            for check in ["master key opens", "audit log", "certificate"] {
+                add(.skip, check, "its keys are in the database, which cannot be reached (above)")
+            }
+        } else {
+            let secrets = BackupSetup.secrets(config, database)
+            // Skipped only when no master key is configured at all: one that is there but cannot be read fails.
+            let noKeyYet =
+                neverStarted && config.masterKeyBase64 == nil
+                && !FileManager.default.fileExists(atPath: config.masterKeyFile.path)
+            await Self.checkMasterKeyOpens(masterKey, secrets: secrets, neverStarted: noKeyYet, add)
+            await Self.checkAudit(config, secrets: secrets, masterKey: masterKey, neverStarted: neverStarted, add)
+            await Self.checkCertificate(config, secrets: secrets, masterKey: masterKey, add)
+        }
         Self.checkKeyRecords(config, neverStarted: neverStarted, add)
         if let database { await Self.checkClock(database, add) }
-        await Self.checkCertificate(config, secrets: secrets, masterKey: masterKey, add)
         await Self.checkProxy(config, url: url ?? Self.defaultURL(config), add)
 
         for finding in findings {
@@ -353,15 +362,15 @@ struct DoctorCommand: AsyncParsableCommand {
         for warning in warnings { report(.warn, "settings", warning) }
     }
 
-    static func checkAdminKey(_ config: KMSConfiguration, _ report: Report) {
+    /// `database`: the store's, on PostgreSQL (nil there: not reached, so a revocation is not known).
+    static func checkAdminKey(_ config: KMSConfiguration, database: PostgresDatabase?, _ report: Report) async {
         if FileManager.default.fileExists(atPath: config.adminKeyFile.path) {
-            // Already revoked (the file store's registry says so): only the file is left to delete (a
-            // newcomer's walk: the advice still said to revoke it).
-            if config.store == .file, let key = try? ClientKeyLookup.read(config.adminKeyFile.path),
-                let stored = try? LocalClientStore.stored(at: LocalClientStore.file(in: config.keyStorePath)),
-                let client = stored.first(where: {
-                    $0.fingerprint == ClientAuth.fingerprint(rawPublicKey: key.publicKey.rawRepresentation)
-                }), !client.active
+            // Already revoked (the registry says so): only the file is left to delete (a newcomer's walk: the
+            // advice still said to revoke it; a PostgreSQL operator's walkthrough: on that store too).
+            if let key = try? ClientKeyLookup.read(config.adminKeyFile.path),
+                let client = await Self.storedClient(
+                    fingerprint: ClientAuth.fingerprint(rawPublicKey: key.publicKey.rawRepresentation), config,
+                    database: database), !client.active
             {
                 return report(
                     .warn, "admin key",
@@ -375,6 +384,18 @@ struct DoctorCommand: AsyncParsableCommand {
         } else {
             report(.ok, "admin key", "no bootstrap admin key on the server")
         }
+    }
+
+    /// The registry's record of the key with `fingerprint`, revoked ones included.
+    static func storedClient(fingerprint: String, _ config: KMSConfiguration, database: PostgresDatabase?) async
+        -> StoredClient?
+    {
+        if config.store == .file {
+            let stored = try? LocalClientStore.stored(at: LocalClientStore.file(in: config.keyStorePath))
+            return stored?.first { $0.fingerprint == fingerprint }
+        }
+        guard let database else { return nil }
+        return try? await PostgresClientStore(database: database).client(fingerprint: fingerprint)
     }
 
     /// The master key must open what the store holds, or the server will not start.

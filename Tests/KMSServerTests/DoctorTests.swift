@@ -58,6 +58,25 @@ import Testing
 
     /// The store's audit key gone while its log has entries: `kms serve` refuses to start, so doctor fails
     /// (an operator-mistakes review found a warning and exit 0).
+    /// On PostgreSQL with the database out of reach, what the database holds is not judged: the file store
+    /// left beside it was, and an operator was told during an outage to move a good audit log aside (a
+    /// PostgreSQL operator's walkthrough).
+    @Test func anUnreachableDatabaseSkipsWhatItHolds() async throws {
+        let (_, environment, _) = try await Self.stoppedDeployment(blob: "audit-")
+        let found = try await Self.doctor(
+            environment.merging([
+                "KMS_STORE": "postgres",
+                "KMS_DATABASE_URL": "postgres://kms:unused@127.0.0.1:\(TestPorts.take())/kms?sslmode=disable",
+            ]) { $1 })
+        #expect(found.status == 1 && found.stdout.contains("FAIL  database: "), "\(found.stdout)")
+        for check in ["master key opens", "audit log", "certificate"] {
+            #expect(
+                found.stdout.contains("skip  \(check): its keys are in the database, which cannot be reached"),
+                "\(check): \(found.stdout)")
+            #expect(!found.stdout.contains("ok    \(check):"), "\(check): \(found.stdout)")
+        }
+    }
+
     @Test func aMissingAuditKeyBesideALogFails() async throws {
         let (server, environment, blob) = try await Self.stoppedDeployment(blob: "audit-")
         try FileManager.default.moveItem(at: blob, to: server.folder.appendingPathComponent(blob.lastPathComponent))

@@ -153,6 +153,20 @@ import Testing
         #expect(refused.stderr.contains("does not match"), "\(refused.stderr)")
     }
 
+    /// `kms random` against a listener that answers its first request with `answer` (a whole HTTP response).
+    static func randomAgainst(_ answer: String) async throws -> CLIProcess.Output {
+        let listener = try ScriptedListener(answers: [answer])
+        defer { listener.close() }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-scripted-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        return try await CLIProcess.run(
+            ["random", "--bytes", "4"],
+            environment: [
+                "KMS_URL": "http://127.0.0.1:\(listener.port)", "KMS_KNOWN_SERVERS": "off", "HOME": folder.path,
+                "KMS_ADMIN_KEY_FILE": folder.appendingPathComponent("none").path,
+            ])
+    }
+
     /// A server whose key cannot be read answered, wrongly: status 1 with the library's words, never
     /// `no_answer` and 69, which a script retries (a review: the seal's own error reached the catch-all).
     @Test func anUnreadableServerKeyIsNotNoAnswer() async throws {
@@ -160,23 +174,25 @@ import Testing
             SessionInitResponse(
                 sessionId: String(repeating: "s", count: 22), algorithm: "RSA-OAEP-256", publicKey: "not a pem",
                 fingerprint: "SHA256:" + String(repeating: "ab", count: 32), expiresAt: "2026-12-02T00:00:00Z"))
-        let listener = try ScriptedListener(answers: [
+        let refused = try await Self.randomAgainst(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n"
-                + "Connection: close\r\n\r\n" + String(decoding: body, as: UTF8.self)
-        ])
-        defer { listener.close() }
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-badkey-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let refused = try await CLIProcess.run(
-            ["random", "--bytes", "4"],
-            environment: [
-                "KMS_URL": "http://127.0.0.1:\(listener.port)", "KMS_KNOWN_SERVERS": "off", "HOME": folder.path,
-                "KMS_ADMIN_KEY_FILE": folder.appendingPathComponent("none").path,
-            ])
+                + "Connection: close\r\n\r\n" + String(decoding: body, as: UTF8.self))
         #expect(
             refused.status == 1 && refused.stderr.contains("protocol violation: ")
                 && refused.stderr.contains("answered a public key that is not one")
                 && !refused.stderr.contains("no_answer"), "\(refused.status) \(refused.stderr)")
+    }
+
+    /// A 503 refusal (`server_busy`: the database unreachable, the server shedding load) exits 69, the
+    /// status a script retries, not 1 (a PostgreSQL operator's walkthrough saw an outage exit 1).
+    @Test func aBusyServerIsRetriedLater() async throws {
+        let busy = #"{"error":{"code":"server_busy","message":"the store cannot be reached","requestId":"r"}}"#
+        let refused = try await Self.randomAgainst(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
+                + "Content-Length: \(busy.utf8.count)\r\nConnection: close\r\n\r\n" + busy)
+        #expect(
+            refused.status == 69 && refused.stderr.contains("server refused (503 server_busy)"),
+            "\(refused.status) \(refused.stderr)")
     }
 
     /// With a person at the terminal, a new server's key is asked about before anything is sent (as ssh
