@@ -77,20 +77,25 @@ struct DoctorCommand: AsyncParsableCommand {
         // The database that holds the store cannot be reached: what it holds is not judged. Judging the file
         // store's folder in its place told an operator, during an outage, to move a good audit log aside (a
         // PostgreSQL operator's walkthrough).
+        let secrets = BackupSetup.secrets(config, database)
         if config.store == .postgres, database == nil {
-            for check in ["master key opens", "audit log", "certificate"] {
-                add(.skip, check, "its keys are in the database, which cannot be reached (above)")
-            }
+            add(.skip, "master key opens", Self.databaseDown)
         } else {
-            let secrets = BackupSetup.secrets(config, database)
             // Skipped only when no master key is configured at all: one that is there but cannot be read fails.
             let noKeyYet =
                 neverStarted && config.masterKeyBase64 == nil
                 && !FileManager.default.fileExists(atPath: config.masterKeyFile.path)
             await Self.checkMasterKeyOpens(masterKey, secrets: secrets, neverStarted: noKeyYet, add)
-            await Self.checkAudit(config, secrets: secrets, masterKey: masterKey, neverStarted: neverStarted, add)
-            await Self.checkCertificate(config, secrets: secrets, masterKey: masterKey, add)
         }
+        // With the database down, only what is on this machine is judged: the log's writability, a TLS key
+        // file's mode and a certificate file's dates (a review: all were skipped).
+        let storeMasterKey = config.store == .postgres && database == nil ? nil : masterKey
+        await Self.checkAudit(
+            config, secrets: secrets, masterKey: storeMasterKey, neverStarted: neverStarted,
+            storeReachable: database != nil || config.store == .file, add)
+        await Self.checkCertificate(
+            config, secrets: secrets, masterKey: storeMasterKey,
+            storeReachable: database != nil || config.store == .file, add)
         Self.checkKeyRecords(config, neverStarted: neverStarted, add)
         if let database { await Self.checkClock(database, add) }
         await Self.checkProxy(config, url: url ?? Self.defaultURL(config), add)
@@ -422,9 +427,15 @@ struct DoctorCommand: AsyncParsableCommand {
         }
     }
 
+    /// The database that holds the store cannot be reached (doctor says so above): what it holds is not judged.
+    static let databaseDown = "not checked: its keys are in the database, which cannot be reached (above)"
+
+    /// `storeReachable`: false on PostgreSQL with the database down; the log is then judged on this machine
+    /// only (judging a file store's folder in the database's place told an operator, during an outage, to
+    /// move a good audit log aside: a PostgreSQL operator's walkthrough).
     static func checkAudit(
         _ config: KMSConfiguration, secrets: any SecretBlobStore, masterKey: MasterKey?, neverStarted: Bool,
-        _ report: Report
+        storeReachable: Bool = true, _ report: Report
     ) async {
         let log = config.auditLog.path
         let folder = (log as NSString).deletingLastPathComponent
@@ -439,6 +450,9 @@ struct DoctorCommand: AsyncParsableCommand {
         let writable = FileManager.default.fileExists(atPath: log) ? access(log, W_OK) == 0 : access(folder, W_OK) == 0
         guard writable else {
             return report(.fail, "audit log", "\(log) is not writable: the server refuses audited operations (503)")
+        }
+        guard storeReachable else {
+            return report(.skip, "audit log", "\(log) is writable; its chain is \(databaseDown)")
         }
         guard FileManager.default.fileExists(atPath: log) else {
             // A file store with its audit key but no log was started before: its log went (an operator-mistakes
@@ -555,7 +569,8 @@ struct DoctorCommand: AsyncParsableCommand {
     }
 
     static func checkCertificate(
-        _ config: KMSConfiguration, secrets: any SecretBlobStore, masterKey: MasterKey?, _ report: Report
+        _ config: KMSConfiguration, secrets: any SecretBlobStore, masterKey: MasterKey?, storeReachable: Bool = true,
+        _ report: Report
     ) async {
         guard let aws = config.aws, !aws.allowPlainHTTP else { return }
         // The configured key is as secret as the master key: a review found a 0644 one went unremarked.
@@ -566,6 +581,7 @@ struct DoctorCommand: AsyncParsableCommand {
                 .fail, "tls key", "\(keyFile) is mode \(String(keyMode, radix: 8)); fix: chmod 600 \(keyFile)")
         }
         var pem: String?
+        if aws.certificateFile == nil, !storeReachable { return report(.skip, "certificate", databaseDown) }
         if let file = aws.certificateFile {
             pem = try? String(contentsOf: file, encoding: .utf8)
         } else if let masterKey {

@@ -278,6 +278,14 @@ import Testing
                 asClaimed.json["message"] as? String
                     == "The provided 'x-amz-content-sha256' header does not match what was computed.",
                 "\(asClaimed.json)")
+            // Unsigned, the header's hash is not tried: whoever replays a request's headers could otherwise learn
+            // whether a guessed body was the one signed (a review).
+            let unsignedClaim = try await door.send(
+                "ListKeys", "{ }", accessKeyId: accessKeyId, secret: secret,
+                tamper: { $0.append(("X-Amz-Content-Sha256", claimed)) }, signedBody: "{}")
+            #expect(
+                (unsignedClaim.json["message"] as? String ?? "").hasPrefix("The request signature we calculated"),
+                "\(unsignedClaim.json)")
             let wrongSecret = try await door.send(
                 "ListKeys", "{}", accessKeyId: accessKeyId, secret: secret + "x",
                 extra: [("X-Amz-Content-Sha256", claimed)])

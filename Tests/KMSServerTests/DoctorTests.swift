@@ -62,17 +62,17 @@ import Testing
     /// left beside it was, and an operator was told during an outage to move a good audit log aside (a
     /// PostgreSQL operator's walkthrough).
     @Test func anUnreachableDatabaseSkipsWhatItHolds() async throws {
-        let (_, environment, _) = try await Self.stoppedDeployment(blob: "audit-")
+        let (server, environment, _) = try await Self.stoppedDeployment(blob: "audit-")
+        defer { withExtendedLifetime(server) {} }  // its folder holds the store and the log
         let found = try await Self.doctor(
             environment.merging([
                 "KMS_STORE": "postgres",
                 "KMS_DATABASE_URL": "postgres://kms:unused@127.0.0.1:\(TestPorts.take())/kms?sslmode=disable",
             ]) { $1 })
         #expect(found.status == 1 && found.stdout.contains("FAIL  database: "), "\(found.stdout)")
-        for check in ["master key opens", "audit log", "certificate"] {
-            #expect(
-                found.stdout.contains("skip  \(check): its keys are in the database, which cannot be reached"),
-                "\(check): \(found.stdout)")
+        for check in ["master key opens", "audit log"] {
+            let line = found.stdout.split(separator: "\n").first { $0.hasPrefix("skip  \(check): ") } ?? ""
+            #expect(line.contains("in the database, which cannot be reached"), "\(check): \(found.stdout)")
             #expect(!found.stdout.contains("ok    \(check):"), "\(check): \(found.stdout)")
         }
     }

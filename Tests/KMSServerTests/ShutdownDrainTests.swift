@@ -43,26 +43,34 @@ import Testing
     static let warning =
         "the shutdown's drain reached its bound: requests still open and background work are cancelled"
 
-    /// An application with `services` (besides its server), as `kms serve` builds one.
-    static func application(_ services: any Service...) -> some ApplicationProtocol {
+    /// An application with `services` (besides its server), as `kms serve` builds one. `listening`: set once
+    /// its server listens.
+    static func application(_ services: any Service..., listening: Stubborn.Started = Stubborn.Started())
+        -> some ApplicationProtocol
+    {
         var app = Application(
             router: Router(context: BasicRequestContext.self),
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: Logger(label: "test"))
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { _ in listening.set() }, logger: Logger(label: "test"))
         app.addServices(services)
         return app
     }
 
     /// Runs `app` in a `ServeGroup` bounded by `bound`, asks it to stop once it runs, and returns how it
     /// ended, how long the stop took, and the lines it logged.
-    static func stop(_ app: some ApplicationProtocol, bound: Duration, once stubborn: Stubborn? = nil) async throws -> (
-        ended: Result<Void, any Error>, took: Duration, log: LogCounter
-    ) {
+    /// `listening`: the application's, waited for too: a stop asked while the server was still starting
+    /// (the full suite delays it by tens of seconds at times) ended the application's inner group without the
+    /// service's error, and `aFailureAfterTheCutIsRethrown` failed (a clean-clone CI run).
+    static func stop(
+        _ app: any Service, bound: Duration, once stubborn: Stubborn? = nil,
+        listening: Stubborn.Started? = nil
+    ) async throws -> (ended: Result<Void, any Error>, took: Duration, log: LogCounter) {
         let counter = LogCounter()
         let group = ServeGroup(
             app, signals: [], maximumDrain: bound, notifier: SystemdNotifier(environment: [:]), logger: counter.logger)
         let running = Task { try await group.run() }
         try await Task.sleep(for: .milliseconds(300))
-        for _ in 0..<2_400 where stubborn?.started.isSet == false {
+        for _ in 0..<2_400 where stubborn?.started.isSet == false || listening?.isSet == false {
             try await Task.sleep(for: .milliseconds(50))
         }
         let start = ContinuousClock.now
@@ -88,8 +96,10 @@ import Testing
         // holding the drain (there the server) is asked before `AuditFlusher`, which the cut then reaches
         // only by cancellation (a review: the other order closed the log before the drain began).
         let stubborn = Stubborn()
+        let listening = Stubborn.Started()
         let (ended, took, counter) = try await Self.stop(
-            Self.application(AuditFlusher(log: log, database: nil), stubborn), bound: .seconds(1), once: stubborn)
+            Self.application(AuditFlusher(log: log, database: nil), stubborn, listening: listening),
+            bound: .seconds(1), once: stubborn, listening: listening)
         // A stop, not a failure: `kms serve` exits 0 (it printed `CancellationError()` and exited 1).
         #expect(throws: Never.self) { try ended.get() }
         #expect(took >= .seconds(1) && took < .seconds(30), "\(took)")
@@ -100,11 +110,14 @@ import Testing
 
     /// A failure the cut's cancellation ends with is not hidden: rethrown, and named by its type.
     @Test(.timeLimit(.minutes(3))) func aFailureAfterTheCutIsRethrown() async throws {
+        // The service itself in the group, not inside an application: under the full suite an application's
+        // inner service group, stopped as it started (its server delayed tens of seconds at times), ended
+        // without the service's error, and this test failed on clean-clone CI runs; ServeGroup's rethrow is
+        // what is tested here.
         let stubborn = Stubborn(failing: true)
-        let (ended, _, counter) = try await Self.stop(
-            Self.application(stubborn), bound: .milliseconds(500), once: stubborn)
-        #expect(throws: Stubborn.Failed.self) { try ended.get() }
+        let (ended, _, counter) = try await Self.stop(stubborn, bound: .milliseconds(500), once: stubborn)
         #expect(counter.count(Self.warning) == 1)
+        #expect(throws: Stubborn.Failed.self) { try ended.get() }
         #expect(counter.values("the shutdown ended with an error after its drain was cut", "error") == ["Failed"])
     }
 

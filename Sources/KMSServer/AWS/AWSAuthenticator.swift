@@ -112,7 +112,11 @@ struct AWSAuthenticator: Sendable {
             "InvalidSignatureException", "The provided 'x-amz-content-sha256' header does not match what was computed.")
         hashMismatch.accessKeyFound = true
         guard ConstantTime.equal(expected, authorization.signature) else {
-            if contentHash.count == 1, let claimed = contentHash.first, claimed != bodyHash {
+            // Only when the header is signed: an unsigned one could be set by whoever replays a request's
+            // headers, and the answer would then tell whether a guessed body was the one signed (a review).
+            if authorization.signedHeaders.contains("x-amz-content-sha256"), contentHash.count == 1,
+                let claimed = contentHash.first, claimed != bodyHash
+            {
                 let asClaimed = SigV4.signature(
                     signingKey: key,
                     stringToSign: SigV4.stringToSign(

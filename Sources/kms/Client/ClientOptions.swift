@@ -397,7 +397,8 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
         // before anything was done, and says when to try again: a script's retry, 69, not a person's 1 (a
         // PostgreSQL operator's walkthrough saw an outage exit 1). A change the server may have made is the
         // library's `outcomeUnknown`, 75, above.
-        if case .server(503, _, _, _, _, _) = error { throw CLIFailure(message: message, status: serviceUnavailable) }
+        // Only with `Retry-After`: a damaged record is a 503 without one, which waiting does not mend (a review).
+        if case .server(503, _, _, _, _, _?) = error { throw CLIFailure(message: message, status: serviceUnavailable) }
         throw CLIFailure(message: message)
     } catch let error as FileFormatError {
         try? await client.close()
