@@ -452,7 +452,10 @@ struct DoctorCommand: AsyncParsableCommand {
             return report(.fail, "audit log", "\(log) is not writable: the server refuses audited operations (503)")
         }
         guard storeReachable else {
-            return report(.skip, "audit log", "\(log) is writable; its chain is \(databaseDown)")
+            let writableNow =
+                FileManager.default.fileExists(atPath: log)
+                ? "\(log) is writable" : "\(folder) is writable (no log yet)"
+            return report(.skip, "audit log", "\(writableNow); its chain is \(databaseDown)")
         }
         guard FileManager.default.fileExists(atPath: log) else {
             // A file store with its audit key but no log was started before: its log went (an operator-mistakes
