@@ -1,5 +1,6 @@
 import Foundation
 import KMSCore
+import KMSProtocol
 public import Logging
 import NIOCore
 public import PostgresNIO
@@ -397,9 +398,7 @@ public final class PostgresDatabase: Sendable {
             return
                 "TLS failed: the server's certificate is not for the host named in KMS_DATABASE_URL (sslmode=verify-full)"
         }
-        let reason = described.range(of: "OPENSSL_internal:").map {
-            String(described[$0.upperBound...].prefix { $0.isLetter || $0.isNumber || $0 == "_" })
-        }
+        let reason = TLSReason.code(in: error)
         if reason == "CERTIFICATE_VERIFY_FAILED" {
             return "TLS failed: the server's certificate does not chain to sslrootcert (CERTIFICATE_VERIFY_FAILED)"
         }

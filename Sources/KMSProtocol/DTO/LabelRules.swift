@@ -28,14 +28,14 @@ public enum LabelRules {
         throws(RequestFieldError)
     {
         guard set.count <= maxTags else {
-            throw RequestFieldError(field: setField, message: "a key has at most 50 tags")
+            throw RequestFieldError(field: setField, message: "a key has at most \(maxTags) tags")
         }
         for (key, value) in set.sorted(by: { $0.key.bytesPrecede($1.key) }) {
             try checkTagKey(key, field: "\(setField).\(key)")
             guard value.unicodeScalars.count <= maxTagValueCharacters, !hasControl(value) else {
                 throw RequestFieldError(
                     field: "\(setField).\(key)",
-                    message: "a tag value must be 0 to 256 characters without control characters")
+                    message: "a tag value must be 0 to \(maxTagValueCharacters) characters without control characters")
             }
         }
         for (index, key) in remove.enumerated() {
@@ -49,7 +49,8 @@ public enum LabelRules {
     private static func checkTagKey(_ key: String, field: String) throws(RequestFieldError) {
         guard (1...maxTagKeyCharacters).contains(key.unicodeScalars.count), !hasControl(key) else {
             throw RequestFieldError(
-                field: field, message: "a tag key must be 1 to 128 characters without control characters")
+                field: field,
+                message: "a tag key must be 1 to \(maxTagKeyCharacters) characters without control characters")
         }
         // Bytes, any ASCII case: `hasPrefix` compares characters, and a combining mark after the
         // colon (`aws:\u{301}env`) made one character of `:` and the mark, so the prefix did not match.

@@ -93,9 +93,10 @@ struct AWSAuthenticator: Sendable {
             throw AWSFault.from(error)
         }
         guard let found else { throw unrecognized }
-        // 6. The signature, and X-Amz-Content-Sha256 when sent.
+        // 6. The signature, and X-Amz-Content-Sha256 when sent. The body is hashed once, for both.
+        let bodyHash = SigV4.hex(SHA256.hash(data: body))
         let canonical = SigV4.canonicalRequest(
-            headers: headers, signedHeaders: authorization.signedHeaders, body: body)
+            headers: headers, signedHeaders: authorization.signedHeaders, body: body, payloadHash: bodyHash)
         let key = SigV4.signingKey(
             secret: found.secret, date: authorization.date, region: region, service: "kms")
         let expected = SigV4.signature(
@@ -103,14 +104,17 @@ struct AWSAuthenticator: Sendable {
             stringToSign: SigV4.stringToSign(
                 amzDate: amzDateText, scope: authorization.scope, canonicalRequest: canonical))
         let contentHash = values("x-amz-content-sha256")
-        let bodyHash = SigV4.hex(SHA256.hash(data: body))
         // A wrong X-Amz-Content-Sha256 is said apart from a wrong secret (an AWS user's walkthrough was sent to
         // check the secret): when the signature holds over the body's hash, or over the header's own value
         // (what botocore and curl sign). Only the secret's holder can make either hold, so nobody else learns
         // anything from the difference.
-        var hashMismatch = AWSFault(
-            "InvalidSignatureException", "The provided 'x-amz-content-sha256' header does not match what was computed.")
-        hashMismatch.accessKeyFound = true
+        func hashMismatch() -> AWSFault {
+            var fault = AWSFault(
+                "InvalidSignatureException",
+                "The provided 'x-amz-content-sha256' header does not match what was computed.")
+            fault.accessKeyFound = true
+            return fault
+        }
         guard ConstantTime.equal(expected, authorization.signature) else {
             // Only when the header is signed: an unsigned one could be set by whoever replays a request's
             // headers, and the answer would then tell whether a guessed body was the one signed (a review).
@@ -124,7 +128,7 @@ struct AWSAuthenticator: Sendable {
                         canonicalRequest: SigV4.canonicalRequest(
                             headers: headers, signedHeaders: authorization.signedHeaders, body: body,
                             payloadHash: claimed)))
-                if ConstantTime.equal(asClaimed, authorization.signature) { throw hashMismatch }
+                if ConstantTime.equal(asClaimed, authorization.signature) { throw hashMismatch() }
             }
             var mismatch = AWSFault(
                 "InvalidSignatureException",
@@ -134,7 +138,7 @@ struct AWSAuthenticator: Sendable {
             throw mismatch
         }
         // As sent: SigV4 writes the hash in lowercase hex, as the SDKs send it (a review).
-        guard contentHash.allSatisfy({ ConstantTime.equal($0, bodyHash) }) else { throw hashMismatch }
+        guard contentHash.allSatisfy({ ConstantTime.equal($0, bodyHash) }) else { throw hashMismatch() }
         return AWSCaller(accessKeyId: authorization.accessKeyId, client: found.client)
     }
 }

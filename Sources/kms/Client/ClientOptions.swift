@@ -502,10 +502,7 @@ func networkReason(_ error: any Error) -> String {
     case NIOSSLError.handshakeFailed(let failure):
         // BoringSSL's description names its source file on the build machine: only the reason is said
         // (a probe: an https:// URL to a plain port printed the path of tls_record.cc).
-        let described = "\(failure)"
-        let reason = described.range(of: "OPENSSL_internal:").map {
-            String(described[$0.upperBound...].prefix { $0.isLetter || $0.isNumber || $0 == "_" })
-        }
+        let reason = TLSReason.code(in: failure)
         if reason == "WRONG_VERSION_NUMBER" {
             return "the answer is not TLS (WRONG_VERSION_NUMBER): does that port serve http://, not https://?"
         }
