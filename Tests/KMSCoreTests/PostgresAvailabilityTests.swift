@@ -88,9 +88,20 @@ import Testing
     @Test(.enabled(if: PostgresTestDatabase.url != nil, "KMS_TEST_POSTGRES_URL is not set: no database to stall"))
     func theCallTimeoutIsEveryCallsDeadline() async throws {
         let url = try #require(PostgresTestDatabase.url)
-        let database = try await PostgresDatabase(
-            url: url, prefix: PostgresTestDatabase.newPrefix(), logger: .init(label: "test"),
-            callTimeout: .milliseconds(1_500))
+        // With a call timeout this short, start-up's probe is bounded by its 10 s floor, which a TLS connect
+        // once passed with both cores busy (a clean-clone CI run beside two busy loops): tried again, since
+        // what is tested here is the calls' deadline, not the connect's.
+        var made: KMSPostgres.PostgresDatabase?
+        for attempt in 1...3 where made == nil {
+            do {
+                made = try await PostgresDatabase(
+                    url: url, prefix: PostgresTestDatabase.newPrefix(), logger: .init(label: "test"),
+                    callTimeout: .milliseconds(1_500))
+            } catch  where attempt < 3 {
+                continue
+            }
+        }
+        let database = try #require(made)
         defer { database.shutdown() }
         let (client, logger) = (database.client, database.logger)
         var settings: [String] = []
