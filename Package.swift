@@ -127,7 +127,10 @@ let package = Package(
         ),
         .target(
             name: "KMSTestSupport",
-            dependencies: ["KMSCore", "KMSPostgres", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "KMSCore", "KMSPostgres", .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Tests/KMSTestSupport",
             swiftSettings: swiftSettings
         ),

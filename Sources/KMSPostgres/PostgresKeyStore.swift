@@ -148,8 +148,13 @@ public final class PostgresKeyStore: KeyStore {
     /// this connection holds for `kms restore` and `kms migrate` is gone with its backend while
     /// this instance still serves. So the listener asks `SELECT 1` every `heartbeat` and takes a
     /// missing answer within `answerWithin` (the calls' deadline by default) for a lost connection.
-    public func listenForKeyChanges(heartbeat: Duration = .seconds(2), answerWithin: Duration? = nil) async {
+    /// An outage is said once at warning, then once every `repeatWarningEvery` while it lasts, and its end
+    /// at notice (`ListenerOutageLog`).
+    public func listenForKeyChanges(
+        heartbeat: Duration = .seconds(2), answerWithin: Duration? = nil, repeatWarningEvery: Duration = .seconds(60)
+    ) async {
         let (channel, cache, logger, database) = (database.keyChannel, cache, logger, database)
+        let outage = ListenerOutageLog(logger: logger, repeatEvery: repeatWarningEvery)
         let deadline = answerWithin ?? database.callTimeout
         while !Task.isCancelled {
             do {
@@ -173,6 +178,7 @@ public final class PostgresKeyStore: KeyStore {
                         // waits while a restore holds the lock, for as long as the restore takes.
                         try await database.holdRunningLock(on: connection)
                         cache.setListening(true)
+                        outage.listening()
                         try await withThrowingTaskGroup(of: Void.self) { group in
                             group.addTask {
                                 for try await notification in notifications {
@@ -197,9 +203,9 @@ public final class PostgresKeyStore: KeyStore {
                     }
                 } catch {
                     if !Task.isCancelled {
-                        logger.warning(
+                        outage.failed(
                             "lost the key-change notifications; reading keys from the database until they are back",
-                            metadata: ["detail": "\(PostgresDatabase.describe(error))"])
+                            detail: PostgresDatabase.describe(error))
                     }
                 }
                 cache.setListening(false)
@@ -210,9 +216,9 @@ public final class PostgresKeyStore: KeyStore {
             } catch {
                 cache.setListening(false)
                 if !Task.isCancelled {
-                    logger.warning(
+                    outage.failed(
                         "cannot listen for key changes; reading keys from the database",
-                        metadata: ["detail": "\(PostgresDatabase.describe(error))"])
+                        detail: PostgresDatabase.describe(error))
                 }
             }
             try? await Task.sleep(for: .seconds(1))

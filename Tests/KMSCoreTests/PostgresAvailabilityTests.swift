@@ -234,7 +234,7 @@ import Testing
         let url = try #require(PostgresTestDatabase.url)
         let target = try PostgresURL(url)
         // Connection 0 is the probe; the pool's come after it.
-        let proxy = try await SilencingProxy(forwardingTo: target.host, port: target.port, silentFrom: 1)
+        let proxy = try await ForwardingProxy(forwardingTo: target.host, port: target.port, silentFrom: 1)
         defer { Task { await proxy.close() } }
         let proxied = url.replacingOccurrences(of: "@127.0.0.1:\(target.port)/", with: "@127.0.0.1:\(proxy.port)/")
         #expect(proxied != url)

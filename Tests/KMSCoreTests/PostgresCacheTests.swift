@@ -128,7 +128,7 @@ struct PostgresCacheTests {
     func aListenerWhoseConnectionGoesSilentReconnects() async throws {
         let url = try #require(PostgresTestDatabase.url)
         let target = try PostgresURL(url)
-        let proxy = try await SilencingProxy(forwardingTo: target.host, port: target.port)
+        let proxy = try await ForwardingProxy(forwardingTo: target.host, port: target.port)
         defer { Task { await proxy.close() } }
         let proxied = url.replacingOccurrences(of: "@127.0.0.1:\(target.port)/", with: "@127.0.0.1:\(proxy.port)/")
         #expect(proxied != url)

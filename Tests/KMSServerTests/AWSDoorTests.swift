@@ -3,6 +3,7 @@ import Foundation
 import KMSClient
 import KMSCore
 import KMSProtocol
+import KMSTestSupport
 import Synchronization
 import Testing
 

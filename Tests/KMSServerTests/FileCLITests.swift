@@ -512,7 +512,32 @@ import Testing
         let refused = try await CLIProcess.run(["rewrap-file", chunkless.path, rewrapped.path], environment: env)
         #expect(refused.status == 1 && refused.stderr.contains("truncated"), "\(refused.stderr)")
         #expect(try !FileManager.default.fileExists(atPath: rewrapped.path) && Self.temporaries(in: folder).isEmpty)
+
+        // A file under a key this server does not have (deleted, or another server's): the refusal names the key
+        // the file names (it said only "no key has this id or alias"). The id is swapped for another of its length.
+        let (keyId, at) = try #require(Self.keyId(in: bytes))
+        let other = "key_" + String(repeating: "Z", count: keyId.utf8.count - 4)
+        var orphan = bytes
+        orphan.replaceSubrange(at..<(at + keyId.utf8.count), with: Data(other.utf8))
+        let orphaned = folder.appendingPathComponent("orphan.kms")
+        try orphan.write(to: orphaned)
+        for verb in ["decrypt-file", "rewrap-file"] {
+            let unknown = try await CLIProcess.run(
+                [verb, orphaned.path, folder.appendingPathComponent("o").path], environment: env)
+            #expect(
+                unknown.status == 1 && unknown.stderr.contains("key_not_found")
+                    && unknown.stderr.contains("; the file names \(other) v1, which this server does not have"),
+                "\(verb): \(unknown.stderr)")
+        }
         #expect(try await server.stop() == 0)
+    }
+
+    /// The key id a kms file's header names, and where it starts.
+    static func keyId(in file: Data) -> (String, Int)? {
+        guard let start = file.firstRange(of: Data("kms:v1:".utf8))?.upperBound,
+            let end = file[start...].firstIndex(of: UInt8(ascii: ":"))
+        else { return nil }
+        return (String(decoding: file[start..<end], as: UTF8.self), start)
     }
 
     /// A new key `alias`, and 70,000 random bytes in `name`.raw encrypted under it to `name`.kms.
@@ -596,7 +621,11 @@ import Testing
         #expect(before.suffix(32 + 70_000 + 32) == after.suffix(32 + 70_000 + 32))
         try await Task.sleep(until: retiredBy)
         let old = try await CLIProcess.run(["decrypt-file", sealed.path, "-"], environment: env)
-        #expect(old.status != 0 && old.stderr.contains("key_version_retired"), "\(old.stderr)")
+        // Which key and version the file names (a backup author had to run `kms inspect-file` to learn it).
+        let (keyId, _) = try #require(Self.keyId(in: before))
+        #expect(
+            old.status != 0 && old.stderr.contains("key_version_retired")
+                && old.stderr.contains("; the file names \(keyId) v1 [request "), "\(old.stderr)")
         let back = folder.appendingPathComponent("back.tar")
         let opened = try await CLIProcess.run(["decrypt-file", rewrapped.path, back.path], environment: env)
         #expect(try opened.status == 0 && Data(contentsOf: back) == plain, "\(opened.stderr)")

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import KMSCore
 import KMSProtocol
+import KMSTestSupport
 import NIOCore
 import Synchronization
 import Testing

@@ -3,6 +3,7 @@ import CryptoExtras
 import Foundation
 import KMSCore
 import KMSProtocol
+import KMSTestSupport
 import Synchronization
 import Testing
 
@@ -181,6 +182,28 @@ import Testing
             refused.status == 1 && refused.stderr.contains("protocol violation: ")
                 && refused.stderr.contains("answered a public key that is not one")
                 && !refused.stderr.contains("no_answer"), "\(refused.status) \(refused.stderr)")
+    }
+
+    /// A sealed call whose connection is reset as the server reads it (after a good key exchange): `no_answer`,
+    /// 69, the status a script retries. The library passes a sealed call's network error on unwrapped, and it
+    /// was printed raw with status 1 (a review; until now checked by hand through a resetting proxy).
+    @Test func aSealedCallsResetIsNoAnswer() async throws {
+        let server = try await ServeProcess()
+        let proxy = try await ForwardingProxy(
+            forwardingTo: "127.0.0.1", port: server.port, resetting: "POST \(WirePath.random) ")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kms-reset-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let failed = try await CLIProcess.run(
+            ["random", "--bytes", "4"],
+            environment: server.clientEnvironment.merging([
+                "KMS_URL": "http://127.0.0.1:\(proxy.port)", "KMS_KNOWN_SERVERS": "off", "HOME": folder.path,
+            ]) { $1 })
+        await proxy.close()
+        #expect(try await server.stop() == 0)
+        #expect(
+            failed.status == 69
+                && failed.stderr.contains("no_answer: no answer from the server at http://127.0.0.1:\(proxy.port)"),
+            "\(failed.status) \(failed.stderr)")
     }
 
     /// A 503 refusal (`server_busy`: the database unreachable, the server shedding load) exits 69, the

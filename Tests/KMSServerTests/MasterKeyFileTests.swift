@@ -1,5 +1,6 @@
 import Foundation
 import KMSCore
+import KMSTestSupport
 import Logging
 import Testing
 

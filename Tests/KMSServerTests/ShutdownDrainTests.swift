@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Hummingbird
 import KMSCore
+import KMSTestSupport
 import Logging
 import ServiceLifecycle
 import Synchronization

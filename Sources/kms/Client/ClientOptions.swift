@@ -416,21 +416,14 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
         // A local read or write (the positional reader throws these), not the network (NIO's are IOError).
         try? await client.close()
         throw CLIFailure(message: "io_error: " + String(cString: strerror(error.code.rawValue)))
-    } catch let error as TransportNeverSent {
+    } catch let error where isNetworkFailure(error) {
+        // Not sent, or the server was reached, or may have been: a read that timed out, an answer past the size a
+        // client reads. (A change whose answer was lost is the library's `outcomeUnknown`, 75, above.) The
+        // library passes a sealed call's transport failure on as the network's own error, not wrapped (a review:
+        // a reset after the key exchange was printed raw, status 1).
         try? await client.close()
         throw CLIFailure(
-            message:
-                "server_unreachable: cannot reach the server at \(client.configuration.redactedBaseURL): \(networkReason(error))",
-            status: unavailableStatus(error))
-    } catch  where isNetworkFailure(error) {
-        // The server was reached, or may have been: a read that timed out, an answer past the size a client reads.
-        // (A change whose answer was lost is the library's `outcomeUnknown`, 75, above.) The library passes a
-        // sealed call's transport failure on as the network's own error, not wrapped (a review: a reset after
-        // the key exchange was printed raw, status 1).
-        try? await client.close()
-        throw CLIFailure(
-            message:
-                "no_answer: no answer from the server at \(client.configuration.redactedBaseURL): \(networkReason(error))",
+            message: networkFailure(error, server: client.configuration.redactedBaseURL),
             status: unavailableStatus(error))
     } catch {
         // Anything else is neither the network's nor a refusal: said as it is, status 1, never as "no answer",
@@ -446,16 +439,24 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
 /// walkthrough: every failure was 1, and a cron job had to read standard error to choose).
 let serviceUnavailable = ExitCode(69)
 
-/// The errors of the network and of the HTTP client, wrapped by the transport or not.
+/// The errors of the network and of the HTTP client, wrapped by the transport or not. Not the HTTP client's
+/// errors that mean a wrong request or setting (`invalidURL`, `unsupportedScheme`, …): nothing about the
+/// network, and no retry mends them (a review found them in the list).
 func isNetworkFailure(_ error: any Error) -> Bool {
     switch error {
-    case is TransportNoAnswer, is TransportNeverSent, is IOError, is NIOConnectionError, is HTTPClientError,
-        is ChannelError, is NIOSSLError, is NIOSSLExtraError, is NIOTooManyBytesError,
-        is SocketAddressError.UnknownHost:
+    case is TransportNoAnswer, is TransportNeverSent, is IOError, is NIOConnectionError, is ChannelError,
+        is NIOSSLError, is NIOSSLExtraError, is NIOTooManyBytesError, is SocketAddressError.UnknownHost:
         return true
+    case let failure as HTTPClientError: return networkErrors.contains(failure)
     default: return false
     }
 }
+
+/// The HTTP client's errors that the network causes: a time-out, a connection closed or cut short.
+private let networkErrors: [HTTPClientError] = [
+    .connectTimeout, .readTimeout, .writeTimeout, .remoteConnectionClosed, .uncleanShutdown, .tlsHandshakeTimeout,
+    .getConnectionFromPoolTimeout, .deadlineExceeded, .socksHandshakeTimeout, .httpProxyHandshakeTimeout,
+]
 
 /// 69, but 1 for a TLS handshake that failed: an `https://` URL to a plain port, or a certificate that is
 /// not the one expected (or is for another name), wants a person, not a retry. A TLS connection cut short
@@ -470,17 +471,21 @@ func unavailableStatus(_ error: any Error) -> ExitCode {
     }
 }
 
-/// A failure to reach the server or to get its answer, with the code the client verbs give it
-/// (`server_unreachable` when nothing was sent, `no_answer` otherwise); nil for any other error.
-func connectionFailure(_ error: any Error) -> String? {
+/// A failure to reach the server or to get its answer (`isNetworkFailure`), with the code every client verb
+/// gives it: `server_unreachable` when nothing was sent, `no_answer` otherwise. A sealed call passes its
+/// transport's failure on unwrapped, a refused connection included, which is still "not sent" (it read
+/// `no_answer`). `server`: the URL to name, when the message does not name it elsewhere.
+func networkFailure(_ error: any Error, server: String? = nil) -> String {
+    let at = server.map { " at \($0)" } ?? ""
+    let neverSent: Bool
     switch error {
-    case is TransportNeverSent, is NIOConnectionError, is SocketAddressError.UnknownHost:
-        return "server_unreachable: cannot reach the server: \(networkReason(error))"
-    case is TransportNoAnswer, is IOError:
-        return "no_answer: no answer from the server: \(networkReason(error))"
-    default:
-        return nil
+    case is TransportNeverSent, is SocketAddressError.UnknownHost: neverSent = true
+    case is TransportNoAnswer: neverSent = false
+    default: neverSent = HTTPTransport.neverSent(error)
     }
+    return neverSent
+        ? "server_unreachable: cannot reach the server\(at): \(networkReason(error))"
+        : "no_answer: no answer from the server\(at): \(networkReason(error))"
 }
 
 /// Why a connection failed, in the system's words (NIO's own text read "connection reset (error set):

@@ -79,7 +79,7 @@ struct E2ECommand: AsyncParsableCommand {
                 return advice
             }
             // The connection's failure in the codes and words every other verb uses (it printed NIO's text).
-            return connectionFailure(error) ?? "\(error)"
+            return isNetworkFailure(error) ? networkFailure(error) : "\(error)"
         }
         printShown("kms e2e against \(kms.configuration.redactedBaseURL)")
 

@@ -410,24 +410,26 @@ struct DecryptFileCommand: AsyncParsableCommand {
         let endpoints = FileEndpoints(input: input, output: output)
         let progress = ProgressLine(total: endpoints.inputSize)
         let header = try await withClient(client) { kms in
-            try await endpoints.withStreams(privateInput: true) { read, write, source in
-                let threads = FileContext.clampThreads(threads)
-                if let bounds {
-                    return try await kms.decryptRange(
-                        source, start: bounds.start, end: bounds.end, expectedContext: expected, expectedKey: key,
-                        write: write)
-                }
-                // A named regular file is read by position; `-` (even a redirected file) as a stream.
-                if input != "-",
-                    let header = try await kms.decryptSeekable(
-                        source, threads: threads, expectedContext: expected, expectedKey: key, write: write,
+            try await naming(theKeyOf: input) {
+                try await endpoints.withStreams(privateInput: true) { read, write, source in
+                    let threads = FileContext.clampThreads(threads)
+                    if let bounds {
+                        return try await kms.decryptRange(
+                            source, start: bounds.start, end: bounds.end, expectedContext: expected, expectedKey: key,
+                            write: write)
+                    }
+                    // A named regular file is read by position; `-` (even a redirected file) as a stream.
+                    if input != "-",
+                        let header = try await kms.decryptSeekable(
+                            source, threads: threads, expectedContext: expected, expectedKey: key, write: write,
+                            progress: progress.update)
+                    {
+                        return header
+                    }
+                    return try await kms.decryptStream(
+                        threads: threads, expectedContext: expected, expectedKey: key, read: read, write: write,
                         progress: progress.update)
-                {
-                    return header
                 }
-                return try await kms.decryptStream(
-                    threads: threads, expectedContext: expected, expectedKey: key, read: read, write: write,
-                    progress: progress.update)
             }
         }
         progress.finish()
@@ -468,7 +470,10 @@ struct RewrapFileCommand: AsyncParsableCommand {
         let endpoints = FileEndpoints(input: input, output: output)
         try endpoints.refuseTerminalOutput()
         let used = try await withClient(client) { kms in
-            try await endpoints.withStreams { read, write, _ in try await kms.rewrapStream(read: read, write: write) }
+            try await naming(theKeyOf: input) {
+                try await endpoints.withStreams { read, write, _ in try await kms.rewrapStream(read: read, write: write)
+                }
+            }
         }
         if output != "-", !quiet {
             writeToStandardError("rewrapped \(input) under \(used.keyId) v\(used.version)\n")
@@ -477,6 +482,38 @@ struct RewrapFileCommand: AsyncParsableCommand {
 }
 
 /// `kms inspect-file`
+/// Runs a file verb's calls; a refusal of the file's key (`key_not_found`, `key_version_not_found`,
+/// `key_version_retired`) then names the key and version the file's header gives (a backup author's
+/// walkthrough: a file under a deleted key said only "no key has this id or alias", and `kms inspect-file` was
+/// needed to learn which). The header is read again from `input`, which only a named file allows; it is not
+/// authenticated yet, so the message says the file *names* it.
+func naming<T>(theKeyOf input: String, _ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch KMSClientError.server(let status, let code, var message, let requestId, let field, let retryAfter)
+        where input != "-" && keyRefusals.contains(code)
+    {
+        if let handle = try? FileEndpoints.open(input) {
+            defer { try? handle.close() }
+            if let (header, _, _) = try? await FileStream.readHeader(read: { try FileIO.readExactly(handle, $0) }),
+                let named = NativeCiphertext.keyAndVersion(header.wrappedKey)
+            {
+                message += "; the file names \(named.keyId) v\(named.version)"
+                if code == ErrorCode.keyNotFound.rawValue {
+                    message += ", which this server does not have (deleted, or the file was made by another server)"
+                }
+            }
+        }
+        throw KMSClientError.server(
+            status: status, code: code, message: message, requestId: requestId, field: field, retryAfter: retryAfter)
+    }
+}
+
+/// The refusals whose message `naming(theKeyOf:)` completes.
+private let keyRefusals: Set = [
+    ErrorCode.keyNotFound.rawValue, ErrorCode.keyVersionNotFound.rawValue, ErrorCode.keyVersionRetired.rawValue,
+]
+
 struct InspectFileCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect-file",

@@ -3,26 +3,28 @@ import Synchronization
 
 /// A log handler that only counts messages by text: how the tests measure
 /// what a flood costs in log lines without reading the process's output.
-final class LogCounter: Sendable {
-    let counts = Mutex<[String: Int]>([:])
+public final class LogCounter: Sendable {
+    public let counts = Mutex<[String: Int]>([:])
     /// The longest metadata value (UTF-8 bytes) seen with each message.
-    let longest = Mutex<[String: Int]>([:])
+    public let longest = Mutex<[String: Int]>([:])
 
     /// Every metadata value seen with each message, in order.
-    let values = Mutex<[String: [String]]>([:])
+    public let values = Mutex<[String: [String]]>([:])
 
-    func count(_ message: String) -> Int { counts.withLock { $0[message] ?? 0 } }
+    public func count(_ message: String) -> Int { counts.withLock { $0[message] ?? 0 } }
 
     /// The values `key` had in each `message`.
-    func values(_ message: String, _ key: String) -> [String] {
+    public func values(_ message: String, _ key: String) -> [String] {
         values.withLock { $0[message] ?? [] }.compactMap { entry in
             entry.hasPrefix(key + "=") ? String(entry.dropFirst(key.count + 1)) : nil
         }
     }
 
-    func longestValue(_ message: String) -> Int { longest.withLock { $0[message] ?? 0 } }
+    public func longestValue(_ message: String) -> Int { longest.withLock { $0[message] ?? 0 } }
 
-    var logger: Logger {
+    public init() {}
+
+    public var logger: Logger {
         var logger = Logger(label: "kms-test-counting") { _ in Handler(counter: self) }
         logger.logLevel = .info
         return logger
