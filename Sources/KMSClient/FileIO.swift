@@ -249,13 +249,19 @@ public final class AtomicOutputFile {
         try handle.write(contentsOf: data)
     }
 
-    /// fsync, rename over the destination, fsync the folder.
-    public func commit() throws {
+    /// fsync, rename over the destination, fsync the folder. `exclusively` runs the rename (see `writing`).
+    public func commit(exclusively: (() throws -> Void) throws -> Void = { try $0() }) throws {
         try handle.synchronize()
         try handle.close()
-        guard rename(temporaryURL.path, destination.path) == 0 else {
+        var renamed: Int32 = -1
+        var code: Int32 = 0
+        try exclusively {
+            renamed = rename(temporaryURL.path, destination.path)
+            code = errno
+        }
+        guard renamed == 0 else {
             // The system's reason (a sticky folder, a name too long), which "error 512" did not say (a review).
-            let reason = String(cString: strerror(errno))
+            let reason = String(cString: strerror(code))
             discard()
             throw CocoaError(
                 .fileWriteUnknown,
@@ -285,9 +291,13 @@ public final class AtomicOutputFile {
     /// only when `body` returns, discarded when it throws. `whileOpen` is
     /// told the temporary file's name just before it is made, and returns what to run once it is
     /// gone (committed, discarded, or never made): a CLI removes it on Ctrl-C until then,
-    /// including during the final fsync of a large output.
+    /// including during the final fsync of a large output. `exclusively` runs the two steps such a cleanup must
+    /// not interleave with, the temporary file's creation and its rename: a CLI's signal handler that holds the
+    /// same lock from its `unlink` to its exit then either removes the file before it is renamed (and no file is
+    /// made after it) or finds it renamed, and says which it was.
     public static func writing<T>(
         _ destination: URL, whileOpen: (URL) -> (() -> Void) = { _ in {} },
+        exclusively: (() throws -> Void) throws -> Void = { try $0() },
         _ body: (AtomicOutputFile) async throws -> T
     ) async throws -> T {
         // `whileOpen` first: a signal between the file's creation and a cleanup set up after it left an empty
@@ -295,10 +305,14 @@ public final class AtomicOutputFile {
         let temporary = AtomicOutputFile.temporaryURL(for: destination)
         let release = whileOpen(temporary)
         defer { release() }
-        let sink = try AtomicOutputFile(destination, temporaryURL: temporary)
+        var made: AtomicOutputFile?
+        try exclusively { made = try AtomicOutputFile(destination, temporaryURL: temporary) }
+        guard let sink = made else {
+            throw NotCreated(folder: destination.deletingLastPathComponent().path, code: .EIO)
+        }
         do {
             let result = try await body(sink)
-            try sink.commit()
+            try sink.commit(exclusively: exclusively)
             return result
         } catch {
             sink.discard()

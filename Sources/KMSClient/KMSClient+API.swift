@@ -5,8 +5,9 @@ public import KMSProtocol
 ///
 /// Every call runs in this client's session (made on first use). It fails with `KMSClientError`; with
 /// `CancellationError` when its task is cancelled; with the transport's own error when the network
-/// fails (AsyncHTTPClient's or NIO's, for the default transport); or with `TransportNeverSent` when the
-/// key exchange it waited for failed, so nothing of its own was sent. When an answer is lost, a change
+/// fails (AsyncHTTPClient's or NIO's, for the default transport); or with `TransportNeverSent` when
+/// nothing of its own was sent: no connection could carry it, or the key exchange it waited for failed
+/// (since 2026-12-07 for the first case too, which threw the bare error). When an answer is lost, a change
 /// (`generateKey`, `rotateKey`) fails `outcomeUnknown`: it may have happened, so read the state before
 /// repeating it; a read or computation (`key`, `listKeys`, `encrypt`, `decrypt`, `rewrap`, `dataKey`,
 /// `random`) fails with the transport's error, and is made once more only when its resend was refused as

@@ -101,7 +101,9 @@ extension KMSClient {
                 )
             }
         }
-        let unwrapped = try await decrypt(ciphertext: header.wrappedKey, aad: header.kmsAAD)
+        let unwrapped = try await Self.naming(named) {
+            try await decrypt(ciphertext: header.wrappedKey, aad: header.kmsAAD)
+        }
         guard unwrapped.keyId == named.keyId, unwrapped.version == named.version else {
             throw KMSClientError.protocolViolation(
                 "the server unwrapped the file's data key under a key or version other than the one its header names")
@@ -217,6 +219,29 @@ extension KMSClient {
         return header
     }
 
+    /// The refusals of a file's key that `naming` completes.
+    static let keyRefusals: Set = [
+        ErrorCode.keyNotFound.rawValue, ErrorCode.keyVersionNotFound.rawValue, ErrorCode.keyVersionRetired.rawValue,
+    ]
+
+    /// Runs the unwrap or rewrap of a file's data key; a refusal of its key (`key_not_found`,
+    /// `key_version_not_found`, `key_version_retired`) then names the key and version the file's header gives:
+    /// the file's reader seldom knows them (a backup author's walkthrough: a file under a deleted key said only
+    /// "no key has this id or alias", and `kms inspect-file` was needed to learn which). The header is not
+    /// authenticated yet, so the note says the file *names* them; the key id's grammar keeps it plain text.
+    static func naming<T>(_ named: (keyId: String, version: Int)?, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let refusal as KMSClientError where keyRefusals.contains(refusal.code ?? "") {
+            guard let named else { throw refusal }
+            let unknown = refusal.code == ErrorCode.keyNotFound.rawValue
+            throw refusal.adding(
+                "; the file names \(named.keyId) v\(named.version)"
+                    + (unknown
+                        ? ", which this server does not have (deleted, or the file was made by another server)" : ""))
+        }
+    }
+
     /// After a key rotation, before the old version's grace period ends:
     /// the server rewraps the data key under the active version (same
     /// context); the header gets the new wrapped key and the commitment and
@@ -226,7 +251,9 @@ extension KMSClient {
     /// the data key, which the server keeps, and are checked on decryption.
     public func rewrapStream(read: FileStream.Read, write: FileStream.Write) async throws -> FileKeyUse {
         let (header, length, commitment) = try await FileStream.readHeader(read: read)
-        let rewrapped = try await rewrap(ciphertext: header.wrappedKey, aad: header.kmsAAD)
+        let rewrapped = try await Self.naming(NativeCiphertext.keyAndVersion(header.wrappedKey)) {
+            try await rewrap(ciphertext: header.wrappedKey, aad: header.kmsAAD)
+        }
         var prologue = try header.replacingWrappedKey(rewrapped.ciphertext).encoded
         prologue.append(commitment)
         try await write(prologue)

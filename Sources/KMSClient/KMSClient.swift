@@ -348,7 +348,9 @@ public final class KMSClient: Sendable {
         do {
             response = try await transport.send(request)
         } catch let failure as TransportNeverSent {
-            throw failure.underlying
+            // Wrapped, as the key exchange's: "never sent" is the transport's to say (a review: a CLI that judged
+            // the bare error called a refused resend, after a first send, "never sent").
+            throw failure
         } catch let error as KMSClientError {
             throw error
         } catch {
@@ -547,7 +549,11 @@ public final class KMSClient: Sendable {
         return try await withChange {
             if let generation = self.liveGeneration() { return generation }
             if let failure = self.sharedFailure(since: seen) { throw failure }
-            try await self.attemptSession()
+            do {
+                try await self.attemptSession()
+            } catch {
+                throw Self.forTheCall(error)
+            }
             return self.state.withLock { $0.generation }
         }
     }
@@ -561,6 +567,14 @@ public final class KMSClient: Sendable {
     /// happened"). Any other failure (a refusal, a hook's error) is shared as it is.
     private func sharedFailure(since seen: Int) -> (any Error)? {
         guard let failure = state.withLock({ $0.attempts != seen ? $0.lastFailure : nil }) else { return nil }
+        return Self.forTheCall(failure)
+    }
+
+    /// A key exchange's failure as the call that needed it sees it, the call that started the exchange
+    /// included (a review: it got `TransportNoAnswer`, "may have been carried out", for a change it never sent,
+    /// while the calls behind it got `TransportNeverSent`). `connect()`, whose own request the exchange is,
+    /// keeps the exchange's failure as it is.
+    private static func forTheCall(_ failure: any Error) -> any Error {
         switch failure {
         case KMSClientError.outcomeUnknown: return TransportNeverSent(failure)
         case let noAnswer as TransportNoAnswer: return TransportNeverSent(noAnswer.underlying)
@@ -629,7 +643,11 @@ public final class KMSClient: Sendable {
         try await withChange {
             if let failure = self.sharedFailure(since: seen) { throw failure }
             guard self.state.withLock({ $0.session?.generation == generation }) else { return }
-            try await self.attemptSession()
+            do {
+                try await self.attemptSession()
+            } catch {
+                throw Self.forTheCall(error)
+            }
         }
     }
 }

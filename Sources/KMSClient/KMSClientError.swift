@@ -2,8 +2,8 @@ import Foundation
 public import KMSProtocol
 
 /// Why a client call failed. A call may also throw `CancellationError` (its task was cancelled), the
-/// transport's own errors (the network; `TransportNeverSent` when the key exchange it waited for
-/// failed), what a trust hook throws, and the file API its `FileFormatError` and the file system's
+/// transport's own errors (the network; `TransportNeverSent` when nothing of the call's own was sent:
+/// no connection carried it, or the key exchange it waited for failed), what a trust hook throws, and the file API its `FileFormatError` and the file system's
 /// errors.
 public enum KMSClientError: Error, Sendable, CustomStringConvertible {
     /// The server refused the request; `code` is its stable error code. `retryAfter` is the seconds its
@@ -44,6 +44,19 @@ public enum KMSClientError: Error, Sendable, CustomStringConvertible {
     public var retryAfter: Int? {
         if case .server(_, _, _, _, _, let retryAfter) = self { return retryAfter }
         return nil
+    }
+
+    /// The same refusal with `note` after the server's message, before what `description` adds to it (the
+    /// field, the request id): a caller's advice (which file named the key, which CLI verb fixes it) reads as part
+    /// of the refusal (a CLI inserted it by searching the text for " [request ", a review). Anything but a
+    /// server's refusal is returned as it is.
+    public func adding(_ note: String) -> KMSClientError {
+        guard case .server(let status, let code, let message, let requestId, let field, let retryAfter) = self else {
+            return self
+        }
+        return .server(
+            status: status, code: code, message: message + note, requestId: requestId, field: field,
+            retryAfter: retryAfter)
     }
 
     public var description: String {

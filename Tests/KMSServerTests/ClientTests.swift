@@ -173,12 +173,15 @@ import Testing
         transport.releaseWhen.withLock { $0 = { kms.parkedAtTheGate >= 19 } }
         let errors = await Self.failures(of: 20) { _ = try await kms.random(bytes: 1) }
         #expect(transport.sends == 1, "\(transport.sends) key exchanges for 20 calls")
-        #expect(errors.compactMap { $0 as? TransportNoAnswer }.count == 1)
+        // The call that started the exchange never sent its own request either (a review: it got
+        // `TransportNoAnswer`, "may have been carried out").
         let shared = errors.compactMap { $0 as? TransportNeverSent }
-        #expect(shared.count == 19 && shared.allSatisfy { $0.underlying is UnreachableTransport.Unreachable })
+        #expect(shared.count == 20 && shared.allSatisfy { $0.underlying is UnreachableTransport.Unreachable })
         transport.releaseWhen.withLock { $0 = { true } }
-        await #expect(throws: TransportNoAnswer.self) { _ = try await kms.random(bytes: 1) }
+        await #expect(throws: TransportNeverSent.self) { _ = try await kms.random(bytes: 1) }
         #expect(transport.sends == 2, "a later call tries on its own")
+        // `connect()`'s own request is the exchange: its failure is the exchange's.
+        await #expect(throws: TransportNoAnswer.self) { try await kms.connect() }
     }
 
     /// The same review's second look: a key exchange whose task was cancelled in flight fails as "no
@@ -198,10 +201,9 @@ import Testing
         let errors = await waiting.value
         #expect(transport.sends == 2, "one attempt of their own after the cancelled one")
         #expect(
-            errors.allSatisfy { error in
-                (error as? TransportNoAnswer)?.underlying is UnreachableTransport.Unreachable
-                    || (error as? TransportNeverSent)?.underlying is UnreachableTransport.Unreachable
-            }, "\(errors)")
+            errors.allSatisfy { error in (error as? TransportNeverSent)?.underlying is UnreachableTransport.Unreachable
+            },
+            "\(errors)")
     }
 
     /// A sealed `replay_detected` refused its seq, and the server slid nothing for it (protocol-v1 section
@@ -612,6 +614,14 @@ extension ClientTests {
             await #expect(throws: HTTPClientError.self) {
                 _ = try await kms.encrypt(key: keys.keys[0].keyId, plaintext: Data("photo".utf8))
             }
+            // A call its transport never sent says so, wrapped as the key exchange's is (it threw the bare
+            // error, and a CLI judging that called a resend's failure after a first send "never sent").
+            transport.refuse.withLock { $0 = [WirePath.encrypt, WirePath.generateKey] }
+            await #expect(throws: TransportNeverSent.self) {
+                _ = try await kms.encrypt(key: keys.keys[0].keyId, plaintext: Data("photo".utf8))
+            }
+            await #expect(throws: TransportNeverSent.self) { try await kms.generateKey() }
+            #expect(try await kms.listKeys().keys.count == 1, "the change never sent was not made")
         }
         // Only failures before any connection carried the request count as "never sent".
         #expect(HTTPTransport.neverSent(IOError(errnoCode: ECONNREFUSED, reason: "connect")))
@@ -1532,10 +1542,15 @@ final class LostAnswerTransport: KMSTransport {
     let fail = Mutex<Set<String>>([])
     /// Targets whose answer is replaced by a proxy's `504` page (HTML, no error body).
     let proxyTimeout = Mutex<Set<String>>([])
+    /// Targets never sent: their connection refused.
+    let refuse = Mutex<Set<String>>([])
 
     init(base: HTTPTransport) { self.base = base }
 
     func send(_ request: TransportRequest) async throws -> TransportResponse {
+        if refuse.withLock({ $0.remove(request.target) != nil }) {
+            throw TransportNeverSent(IOError(errnoCode: ECONNREFUSED, reason: "connect"))
+        }
         let response = try await base.send(request)
         if lose.withLock({ $0.remove(request.target) != nil }) {
             throw TransportNoAnswer(HTTPClientError.remoteConnectionClosed)

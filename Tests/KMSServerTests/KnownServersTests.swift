@@ -202,7 +202,8 @@ import Testing
         #expect(try await server.stop() == 0)
         #expect(
             failed.status == 69
-                && failed.stderr.contains("no_answer: no answer from the server at http://127.0.0.1:\(proxy.port)"),
+                && failed.stderr.contains(
+                    "no_answer: no answer from the server at http://127.0.0.1:\(proxy.port): Connection reset by peer"),
             "\(failed.status) \(failed.stderr)")
     }
 

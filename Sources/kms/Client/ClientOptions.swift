@@ -350,8 +350,9 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
         let value = try await body(client)
         try? await client.close()
         return value
-    } catch let error as KMSClientError {
+    } catch let refusal as KMSClientError {
         try? await client.close()
+        let error = refusal.code.flatMap { cliVerbs[$0] }.map { refusal.adding("; with this CLI: \($0)") } ?? refusal
         var message = error.description
         if case .fingerprintMismatch(_, let actual) = error, let remembered = options.rememberedMismatch(actual: actual)
         {
@@ -375,11 +376,6 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
             let fingerprint = ClientAuth.fingerprint(rawPublicKey: key.publicKey.rawRepresentation)
             message +=
                 "; this device signed with \(found.path) (\(fingerprint)): an admin enrols that key with `kms clients add` (a revoked key cannot be enrolled again: make a new one), or KMS_CLIENT_KEY_FILE names an enrolled one"
-        }
-        if let code = error.code, let verb = cliVerbs[code] {
-            // Before the request id, which ends the line.
-            let end = message.range(of: " [request ", options: .backwards)?.lowerBound ?? message.endIndex
-            message.insert(contentsOf: "; with this CLI: \(verb)", at: end)
         }
         if case .outcomeUnknown = error {
             // Its own exit status (EX_TEMPFAIL), so a script can tell "may have happened" from "refused".
@@ -444,8 +440,10 @@ let serviceUnavailable = ExitCode(69)
 /// network, and no retry mends them (a review found them in the list).
 func isNetworkFailure(_ error: any Error) -> Bool {
     switch error {
-    case is TransportNoAnswer, is TransportNeverSent, is IOError, is NIOConnectionError, is ChannelError,
-        is NIOSSLError, is NIOSSLExtraError, is NIOTooManyBytesError, is SocketAddressError.UnknownHost:
+    case let wrapped as TransportNoAnswer: return isNetworkFailure(wrapped.underlying)
+    case let wrapped as TransportNeverSent: return isNetworkFailure(wrapped.underlying)
+    case is IOError, is NIOConnectionError, is ChannelError, is NIOSSLError, is NIOSSLExtraError,
+        is NIOTooManyBytesError, is SocketAddressError.UnknownHost:
         return true
     case let failure as HTTPClientError: return networkErrors.contains(failure)
     default: return false
@@ -472,18 +470,13 @@ func unavailableStatus(_ error: any Error) -> ExitCode {
 }
 
 /// A failure to reach the server or to get its answer (`isNetworkFailure`), with the code every client verb
-/// gives it: `server_unreachable` when nothing was sent, `no_answer` otherwise. A sealed call passes its
-/// transport's failure on unwrapped, a refused connection included, which is still "not sent" (it read
-/// `no_answer`). `server`: the URL to name, when the message does not name it elsewhere.
+/// gives it: `server_unreachable` when the transport says nothing was sent (`TransportNeverSent`: a sealed call
+/// refused its connection after the key exchange is one now, which read `no_answer`), `no_answer` for any
+/// other, which may have come after a first send (a review: the bare error of a resend was judged "never sent").
+/// `server`: the URL to name, when the message does not name it elsewhere.
 func networkFailure(_ error: any Error, server: String? = nil) -> String {
     let at = server.map { " at \($0)" } ?? ""
-    let neverSent: Bool
-    switch error {
-    case is TransportNeverSent, is SocketAddressError.UnknownHost: neverSent = true
-    case is TransportNoAnswer: neverSent = false
-    default: neverSent = HTTPTransport.neverSent(error)
-    }
-    return neverSent
+    return error is TransportNeverSent
         ? "server_unreachable: cannot reach the server\(at): \(networkReason(error))"
         : "no_answer: no answer from the server\(at): \(networkReason(error))"
 }

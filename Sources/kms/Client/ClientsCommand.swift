@@ -220,13 +220,10 @@ struct ClientsCommand: AsyncParsableCommand {
                         throw error
                     }
                     let named = revoked.map { "\($0.clientId) (revoked \($0.revokedAt ?? "?"))" }
-                    var message = error.description
-                    let end = message.range(of: " [request ", options: .backwards)?.lowerBound ?? message.endIndex
-                    message.insert(
-                        contentsOf:
-                            "; no active client has that name, and the revoked ones that had it are \(named.joined(separator: ", ")): kms clients show \(first.clientId)",
-                        at: end)
-                    throw CLIFailure(message: message)
+                    throw CLIFailure(
+                        message: error.adding(
+                            "; no active client has that name, and the revoked ones that had it are \(named.joined(separator: ", ")): kms clients show \(first.clientId)"
+                        ).description)
                 }
             }
             if client.json { return try printJSON(record) }

@@ -144,6 +144,10 @@ struct FileEndpoints {
                     let cleanup = InterruptCleanup(removing: temporary.path, output: output, at: destination.path)
                     interrupts.withLock { $0 = (cleanup, temporary.path) }
                     return { cleanup.cancel() }
+                },
+                exclusively: { step in
+                    guard let (cleanup, _) = interrupts.withLock({ $0 }) else { return try step() }
+                    try cleanup.exclusively(step)
                 }
             ) { sink in
                 if let (cleanup, temporary) = interrupts.withLock({ $0 }) { cleanup.markCreated(temporary) }
@@ -155,13 +159,14 @@ struct FileEndpoints {
                 finished.withLock { $0 = true }
                 return result
             }
-        } catch let failure where finished.withLock({ $0 }) && Self.writeFailure(failure, output: output) != nil {
-            throw Self.writeFailure(failure, output: output) ?? failure
         } catch let refused as AtomicOutputFile.NotCreated {
             // Before any work (the output is made first), and naming where (a probe: `io_error: Permission
             // denied`, exit 1, for an output under /sys); a full disk or too many open files stays exit 1.
             guard refused.isThePath else { throw CLIFailure(message: "io_error: \(refused)") }
             throw ValidationError("io_error: \(refused)")
+        } catch {
+            if finished.withLock({ $0 }), let named = Self.writeFailure(error, output: output) { throw named }
+            throw error
         }
     }
 
@@ -212,6 +217,13 @@ final class InterruptCleanup: @unchecked Sendable {
     /// put it in place.
     private let created = CreatedFile()
 
+    /// Held by a signal's handler from its `unlink` to its exit, and by the output's creation and rename
+    /// (`exclusively`): the handler decided, then wrote, then exited, and the main thread could make the
+    /// temporary file after the handler had found none, or rename it while a blocked standard error held the
+    /// handler after it said "nothing was written" (a review). The handlers run on dispatch's threads, not
+    /// in a signal's context, so a lock is safe there.
+    private let ending = EndingLock()
+
     /// `output`: the destination's path as the user named it, for the line that says the run was
     /// interrupted (file-format-v1 section 8: every failure names its code on standard error; a backup
     /// author's walkthrough saw a killed run end with nothing said).
@@ -219,7 +231,7 @@ final class InterruptCleanup: @unchecked Sendable {
     init(removing path: String, output: String = "", at destinationPath: String = "", everySignal: Bool = true) {
         _ = kms_remove_on_fault(path)
         handled = everySignal ? Self.signals.filter { kms_signal_ignored($0) == 0 } : []
-        let created = self.created
+        let (created, ending) = (self.created, self.ending)
         sources = handled.map { signalNumber in
             let status = 128 + signalNumber
             let signalName: ShownText = "signal \(signalNumber) (\(String(cString: strsignal(signalNumber))))"
@@ -230,12 +242,14 @@ final class InterruptCleanup: @unchecked Sendable {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
-                // The unlink decides: once it succeeds the rename can no longer happen; when the file is gone
-                // already, the rename may have put it in place (a review: "as it was" was said of an OUT
-                // already replaced, with IN == OUT the original gone).
-                let removed = unlink(path) == 0
-                writeToStandardError(!removed && created.isAt(destinationPath) ? after : before)
-                _exit(status)
+                ending.holdUntilExit {
+                    // The unlink decides: once it succeeds the rename can no longer happen; when the file is gone
+                    // already, the rename may have put it in place (a review: "as it was" was said of an OUT
+                    // already replaced, with IN == OUT the original gone). Never released: the process ends.
+                    let removed = unlink(path) == 0
+                    writeToStandardError(!removed && created.isAt(destinationPath) ? after : before)
+                    _exit(status)
+                }
             }
             source.resume()
             return source
@@ -244,6 +258,17 @@ final class InterruptCleanup: @unchecked Sendable {
 
     /// Records the temporary file's identity, once it exists.
     func markCreated(_ path: String) { created.record(path) }
+
+    /// Runs `step` (the output's creation or rename) where no signal's handler is between its decision and its
+    /// exit; after a handler took the lock it never returns, the process ending.
+    func exclusively(_ step: () throws -> Void) throws { try ending.hold(step) }
+
+    /// A lock a handler takes and never gives back (a class: `Mutex` cannot be captured by the handlers).
+    final class EndingLock: Sendable {
+        private let mutex = Mutex(())
+        func hold(_ body: () throws -> Void) throws { try mutex.withLock { _ in try body() } }
+        func holdUntilExit(_ body: () -> Never) -> Never { mutex.withLock { _ in body() } }
+    }
 
     func cancel() {
         for source in sources { source.cancel() }
@@ -410,26 +435,24 @@ struct DecryptFileCommand: AsyncParsableCommand {
         let endpoints = FileEndpoints(input: input, output: output)
         let progress = ProgressLine(total: endpoints.inputSize)
         let header = try await withClient(client) { kms in
-            try await naming(theKeyOf: input) {
-                try await endpoints.withStreams(privateInput: true) { read, write, source in
-                    let threads = FileContext.clampThreads(threads)
-                    if let bounds {
-                        return try await kms.decryptRange(
-                            source, start: bounds.start, end: bounds.end, expectedContext: expected, expectedKey: key,
-                            write: write)
-                    }
-                    // A named regular file is read by position; `-` (even a redirected file) as a stream.
-                    if input != "-",
-                        let header = try await kms.decryptSeekable(
-                            source, threads: threads, expectedContext: expected, expectedKey: key, write: write,
-                            progress: progress.update)
-                    {
-                        return header
-                    }
-                    return try await kms.decryptStream(
-                        threads: threads, expectedContext: expected, expectedKey: key, read: read, write: write,
-                        progress: progress.update)
+            try await endpoints.withStreams(privateInput: true) { read, write, source in
+                let threads = FileContext.clampThreads(threads)
+                if let bounds {
+                    return try await kms.decryptRange(
+                        source, start: bounds.start, end: bounds.end, expectedContext: expected, expectedKey: key,
+                        write: write)
                 }
+                // A named regular file is read by position; `-` (even a redirected file) as a stream.
+                if input != "-",
+                    let header = try await kms.decryptSeekable(
+                        source, threads: threads, expectedContext: expected, expectedKey: key, write: write,
+                        progress: progress.update)
+                {
+                    return header
+                }
+                return try await kms.decryptStream(
+                    threads: threads, expectedContext: expected, expectedKey: key, read: read, write: write,
+                    progress: progress.update)
             }
         }
         progress.finish()
@@ -470,10 +493,7 @@ struct RewrapFileCommand: AsyncParsableCommand {
         let endpoints = FileEndpoints(input: input, output: output)
         try endpoints.refuseTerminalOutput()
         let used = try await withClient(client) { kms in
-            try await naming(theKeyOf: input) {
-                try await endpoints.withStreams { read, write, _ in try await kms.rewrapStream(read: read, write: write)
-                }
-            }
+            try await endpoints.withStreams { read, write, _ in try await kms.rewrapStream(read: read, write: write) }
         }
         if output != "-", !quiet {
             writeToStandardError("rewrapped \(input) under \(used.keyId) v\(used.version)\n")
@@ -482,38 +502,6 @@ struct RewrapFileCommand: AsyncParsableCommand {
 }
 
 /// `kms inspect-file`
-/// Runs a file verb's calls; a refusal of the file's key (`key_not_found`, `key_version_not_found`,
-/// `key_version_retired`) then names the key and version the file's header gives (a backup author's
-/// walkthrough: a file under a deleted key said only "no key has this id or alias", and `kms inspect-file` was
-/// needed to learn which). The header is read again from `input`, which only a named file allows; it is not
-/// authenticated yet, so the message says the file *names* it.
-func naming<T>(theKeyOf input: String, _ body: () async throws -> T) async throws -> T {
-    do {
-        return try await body()
-    } catch KMSClientError.server(let status, let code, var message, let requestId, let field, let retryAfter)
-        where input != "-" && keyRefusals.contains(code)
-    {
-        if let handle = try? FileEndpoints.open(input) {
-            defer { try? handle.close() }
-            if let (header, _, _) = try? await FileStream.readHeader(read: { try FileIO.readExactly(handle, $0) }),
-                let named = NativeCiphertext.keyAndVersion(header.wrappedKey)
-            {
-                message += "; the file names \(named.keyId) v\(named.version)"
-                if code == ErrorCode.keyNotFound.rawValue {
-                    message += ", which this server does not have (deleted, or the file was made by another server)"
-                }
-            }
-        }
-        throw KMSClientError.server(
-            status: status, code: code, message: message, requestId: requestId, field: field, retryAfter: retryAfter)
-    }
-}
-
-/// The refusals whose message `naming(theKeyOf:)` completes.
-private let keyRefusals: Set = [
-    ErrorCode.keyNotFound.rawValue, ErrorCode.keyVersionNotFound.rawValue, ErrorCode.keyVersionRetired.rawValue,
-]
-
 struct InspectFileCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect-file",
