@@ -266,44 +266,58 @@ public final class KMSClient: Sendable {
         // Key exchanges that end after this, failing, fail this call too (`sharedFailure`), also when it
         // found the session gone at the gate or renews it after `unknown_session`.
         let seen = state.withLock { $0.attempts }
-        while true {
-            // Before a session may be made for it, at every turn: a key exchange of a cancelled task would
-            // fail as "no answer" (reviews).
-            try Task.checkCancellation()
-            // The session it is sealed under may be newer than the one `ensureSession` found (another call's
-            // re-establishment ran while this one waited at the gate): that one is judged after a refusal.
-            var generation = try await ensureSession(since: seen)
-            try await gate.enterCall()
-            do {
-                let output: Output = try await sealedCall(method, target, body: body) { generation = $0 }
-                gate.leaveCall()
-                return output
-            } catch is NoSession {
-                gate.leaveCall()
-                // Sent nothing: the session went while this call waited (a review: it read as a protocol
-                // violation, as if the server had misbehaved).
-                guard !lostSession else { throw KMSClientError.protocolViolation("no session") }
-                lostSession = true
-                continue
-            } catch let error as KMSClientError {
-                gate.leaveCall()
-                if case .outcomeUnknown = error, repeatable, !repeated {
-                    repeated = true
-                    continue
-                }
-                let gone = error.code == ErrorCode.unknownSession.rawValue
-                // The server no longer knows the session (restarted, reaped, ended elsewhere): the next
-                // call makes a new one even when this one is not retried, instead of failing until our
-                // own idea of its expiry passes.
-                if gone { expire(generation) }
-                guard idempotent, gone, !renewed else { throw error }
-                renewed = true
+        // Whether a turn reached the server, or may have: after it, a turn whose request or key exchange is never
+        // sent does not make the call "never sent" (a review: a forged `unknown_session` to an idempotent change,
+        // then a refused connection, reported a change that was made as never sent).
+        var sent = false
+        do {
+            while true {
+                // Before a session may be made for it, at every turn: a key exchange of a cancelled task would
+                // fail as "no answer" (reviews).
                 try Task.checkCancellation()
-                try await reestablish(ifGeneration: generation, since: seen)
-            } catch {
-                gate.leaveCall()
-                throw error
+                // The session it is sealed under may be newer than the one `ensureSession` found (another call's
+                // re-establishment ran while this one waited at the gate): that one is judged after a refusal.
+                var generation = try await ensureSession(since: seen)
+                try await gate.enterCall()
+                do {
+                    let output: Output = try await sealedCall(method, target, body: body) { generation = $0 }
+                    gate.leaveCall()
+                    return output
+                } catch is NoSession {
+                    gate.leaveCall()
+                    // Sent nothing: the session went while this call waited (a review: it read as a protocol
+                    // violation, as if the server had misbehaved).
+                    guard !lostSession else { throw KMSClientError.protocolViolation("no session") }
+                    lostSession = true
+                    continue
+                } catch let error as KMSClientError {
+                    gate.leaveCall()
+                    // The server answered, or may have received it: a later turn's "never sent" is not this
+                    // call's (a review).
+                    if case .configuration = error {} else { sent = true }
+                    if case .outcomeUnknown = error, repeatable, !repeated {
+                        repeated = true
+                        continue
+                    }
+                    let gone = error.code == ErrorCode.unknownSession.rawValue
+                    // The server no longer knows the session (restarted, reaped, ended elsewhere): the next
+                    // call makes a new one even when this one is not retried, instead of failing until our
+                    // own idea of its expiry passes.
+                    if gone { expire(generation) }
+                    guard idempotent, gone, !renewed else { throw error }
+                    renewed = true
+                    try Task.checkCancellation()
+                    try await reestablish(ifGeneration: generation, since: seen)
+                } catch {
+                    gate.leaveCall()
+                    throw error
+                }
             }
+        } catch let never as TransportNeverSent where sent {
+            guard !repeatable else { throw never.underlying }
+            throw KMSClientError.outcomeUnknown(
+                "an earlier send of \(method) \(target) reached the server and its repeat could not be sent "
+                    + "(\(never.underlying)), so the server may have done it; read the state before repeating it")
         }
     }
 

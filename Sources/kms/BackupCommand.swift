@@ -213,6 +213,14 @@ struct RestoreCommand: AsyncParsableCommand {
         do {
             existingLog = try AuditFiles.resume(config.auditLog)
         } catch {
+            // A log this user may not read or write is not damaged: said as a permission, not "move it aside",
+            // which would begin a new log beside a good one (an operator's walkthrough).
+            if access(config.auditLog.path, R_OK | W_OK) != 0, errno == EACCES {
+                throw CLIFailure(
+                    message:
+                        "nothing was restored: \(config.auditLog.path) (KMS_AUDIT_LOG) cannot be read or written by this user (Permission denied): run kms restore as the user kms serve runs as (docs/deploy.md)"
+                )
+            }
             // The server would refuse this log at its start (a review: a damaged log passed the check below).
             throw CLIFailure(
                 message:

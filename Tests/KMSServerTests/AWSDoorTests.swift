@@ -584,6 +584,24 @@ import Testing
             #expect(pending.json["RotationPeriodInDays"] == nil && pending.json["NextRotationDate"] == nil)
             #expect(type(try await send("DisableKeyRotation", key)) == "KMSInvalidStateException")
             #expect(try await send("CancelKeyDeletion", key).status == 200)  // now Disabled
+            // Again: AWS's state error in AWS's words, naming the key's ARN.
+            let again = try await send("CancelKeyDeletion", key)
+            #expect(
+                type(again) == "KMSInvalidStateException"
+                    && (again.json["message"] as? String ?? "").hasSuffix(":key/\(keyId) is not pending deletion."),
+                "\(again.json)")
+            // A key or an alias that is not here: one NotFoundException text each, however it was found missing.
+            for (absent, malformed) in [
+                ("1234abcd-12ab-34cd-56ef-1234567890ab", "arn:aws:kms:us-east-1:111122223333:key/x"),
+                ("alias/nothing-here", "alias/not one!"),
+            ] {
+                let one = try await send("DescribeKey", #"{"KeyId":"\#(absent)"}"#)
+                let other = try await send("DescribeKey", #"{"KeyId":"\#(malformed)"}"#)
+                #expect(
+                    type(one) == "NotFoundException" && type(other) == "NotFoundException"
+                        && one.json["message"] as? String == other.json["message"] as? String,
+                    "\(one.json) \(other.json)")
+            }
             let back = try await send("GetKeyRotationStatus", key)
             #expect(
                 back.json["KeyRotationEnabled"] as? Bool == true && back.json["RotationPeriodInDays"] as? Int == 180)

@@ -617,11 +617,24 @@ extension ClientTests {
             // A call its transport never sent says so, wrapped as the key exchange's is (it threw the bare
             // error, and a CLI judging that called a resend's failure after a first send "never sent").
             transport.refuse.withLock { $0 = [WirePath.encrypt, WirePath.generateKey] }
-            await #expect(throws: TransportNeverSent.self) {
+            let never = await #expect(throws: TransportNeverSent.self) {
                 _ = try await kms.encrypt(key: keys.keys[0].keyId, plaintext: Data("photo".utf8))
             }
+            #expect(never?.underlying is IOError, "wrapped once: \(String(describing: never))")
             await #expect(throws: TransportNeverSent.self) { try await kms.generateKey() }
-            #expect(try await kms.listKeys().keys.count == 1, "the change never sent was not made")
+
+            // Once a send reached the server, a later turn that cannot be sent does not make the call "never
+            // sent" (a review): an idempotent change answered with a forged `unknown_session`, whose new key
+            // exchange is then refused, was made, and is an unknown outcome.
+            let keyId = keys.keys[0].keyId
+            transport.forgeUnknownSession.withLock { $0 = [WirePath.target(WirePath.disableKey, ["keyId": keyId])] }
+            transport.refuse.withLock { $0 = [WirePath.sessionInit] }
+            let disabled = await #expect(throws: KMSClientError.self) { _ = try await kms.disableKey(keyId) }
+            guard case .outcomeUnknown = disabled else {
+                Issue.record("not an unknown outcome: \(String(describing: disabled))")
+                return
+            }
+            #expect(try await kms.key(keyId).state == "disabled", "the change was made")
         }
         // Only failures before any connection carried the request count as "never sent".
         #expect(HTTPTransport.neverSent(IOError(errnoCode: ECONNREFUSED, reason: "connect")))
@@ -1544,6 +1557,8 @@ final class LostAnswerTransport: KMSTransport {
     let proxyTimeout = Mutex<Set<String>>([])
     /// Targets never sent: their connection refused.
     let refuse = Mutex<Set<String>>([])
+    /// Targets sent, whose answer is replaced by a plain `unknown_session` (what anyone on the path can forge).
+    let forgeUnknownSession = Mutex<Set<String>>([])
 
     init(base: HTTPTransport) { self.base = base }
 
@@ -1552,6 +1567,10 @@ final class LostAnswerTransport: KMSTransport {
             throw TransportNeverSent(IOError(errnoCode: ECONNREFUSED, reason: "connect"))
         }
         let response = try await base.send(request)
+        if forgeUnknownSession.withLock({ $0.remove(request.target) != nil }) {
+            let body = #"{"error":{"code":"unknown_session","message":"x","requestId":"r"}}"#
+            return TransportResponse(status: 401, headers: [], body: Data(body.utf8))
+        }
         if lose.withLock({ $0.remove(request.target) != nil }) {
             throw TransportNoAnswer(HTTPClientError.remoteConnectionClosed)
         }

@@ -207,6 +207,17 @@ import Testing
             "\(failed.status) \(failed.stderr)")
     }
 
+    /// A port that does not speak HTTP (an SSH server's banner) at the first request: a network failure with its
+    /// code and 69, nothing of the command having been sent (a review: the wrapped parser error reached the
+    /// catch-all, status 1 and no code).
+    @Test func aPortThatIsNotHTTPIsUnreachable() async throws {
+        let refused = try await Self.randomAgainst("SSH-2.0-OpenSSH_9.6\r\n")
+        #expect(
+            refused.status == 69 && refused.stderr.hasPrefix("Error: server_unreachable: cannot reach the server at ")
+                && refused.stderr.contains(": the answer is not HTTP ("),
+            "\(refused.status) \(refused.stderr)")
+    }
+
     /// A 503 refusal (`server_busy`: the database unreachable, the server shedding load) exits 69, the
     /// status a script retries, not 1 (a PostgreSQL operator's walkthrough saw an outage exit 1).
     @Test func aBusyServerIsRetriedLater() async throws {

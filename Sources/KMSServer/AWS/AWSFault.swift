@@ -36,7 +36,10 @@ struct AWSFault: Error, Sendable {
     /// and the CLI put the message in exceptions that applications log; a long value may be a secret pasted
     /// in the wrong place).
     static func shown(_ value: String) -> String { Echo.mayShow(value) ? value : Auditor.notShown(value) }
-    static let notFound = AWSFault("NotFoundException", "Key not found or not in this region and account.")
+    /// A key a request names (by id, ARN or alias, well-formed or not) that is not here, or that the caller may
+    /// not see: one text, whichever way it was found missing (a walkthrough met two, and a third for an alias).
+    static let notFound = AWSFault(
+        "NotFoundException", "No key has this KeyId, ARN or alias here; CreateKey makes one.")
     /// A failure of the server's own (a bug): the caller learns only that it happened.
     static func `internal`(_ detail: String) -> AWSFault { from(KMSError.internal(detail)) }
     static let invalidCiphertext = AWSFault(
@@ -55,7 +58,7 @@ struct AWSFault: Error, Sendable {
         case .keyNotFound where [KeyRing.keyNotFound.message, KeyAccess.notFound.message].contains(error.message):
             // The native messages for a key a request names speak of native routes and words (a review, then a
             // probe with boto3): one AWS-worded message, whether or not the caller may read the key.
-            return AWSFault("NotFoundException", "No key has this KeyId, ARN or alias here; CreateKey makes one.")
+            return notFound
         case .keyNotFound:
             // Those a ciphertext caused ("the ciphertext names a key that does not exist here") say so as they are.
             return AWSFault("NotFoundException", error.message)
@@ -68,7 +71,10 @@ struct AWSFault: Error, Sendable {
         case .keyPendingDeletion:
             // Terraform matches this text.
             return AWSFault("KMSInvalidStateException", "\(keyArn ?? "The key") is pending deletion.")
-        case .keyNotPendingDeletion, .keyVersionRetired:
+        case .keyNotPendingDeletion:
+            // AWS's own words (a walkthrough: the native "nothing to cancel" read oddly in an aws CLI session).
+            return AWSFault("KMSInvalidStateException", "\(keyArn ?? "The key") is not pending deletion.")
+        case .keyVersionRetired:
             return AWSFault("KMSInvalidStateException", error.message)
         case .decryptionFailed:
             return invalidCiphertext

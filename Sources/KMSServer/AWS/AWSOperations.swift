@@ -145,7 +145,7 @@ struct AWSOperations: Sendable {
         case .keyId(let id): reference = id
         case .alias(let name): reference = name
         case .invalid: throw AWSFault.notFound
-        case .invalidAlias: throw AWSFault("NotFoundException", "Alias \(AWSFault.shown(text)) is not found.")
+        case .invalidAlias: throw AWSFault.notFound
         }
         // A change to the key decides on the database, past this instance's cache (`KeyRing.resolve`).
         let fresh = permission == .keysManage || permission == .keysRotate

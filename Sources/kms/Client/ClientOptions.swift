@@ -415,8 +415,8 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
     } catch let error where isNetworkFailure(error) {
         // Not sent, or the server was reached, or may have been: a read that timed out, an answer past the size a
         // client reads. (A change whose answer was lost is the library's `outcomeUnknown`, 75, above.) The
-        // library passes a sealed call's transport failure on as the network's own error, not wrapped (a review:
-        // a reset after the key exchange was printed raw, status 1).
+        // library passes a sealed read's failure that may have come after the send on as the network's own
+        // error, not wrapped (a review: a reset after the key exchange was printed raw, status 1).
         try? await client.close()
         throw CLIFailure(
             message: networkFailure(error, server: client.configuration.redactedBaseURL),
@@ -435,25 +435,38 @@ func withClient<T>(_ options: ClientOptions, _ body: (KMSClient) async throws ->
 /// walkthrough: every failure was 1, and a cron job had to read standard error to choose).
 let serviceUnavailable = ExitCode(69)
 
-/// The errors of the network and of the HTTP client, wrapped by the transport or not. Not the HTTP client's
-/// errors that mean a wrong request or setting (`invalidURL`, `unsupportedScheme`, …): nothing about the
-/// network, and no retry mends them (a review found them in the list).
+/// The errors of the network and of the HTTP client, wrapped by the transport or not. Not those that mean a
+/// wrong setting (`isConfigurationError`: `invalidURL`, `emptyHost`, …): nothing about the network,
+/// and no retry mends them (a review found them in the list).
 func isNetworkFailure(_ error: any Error) -> Bool {
     switch error {
-    case let wrapped as TransportNoAnswer: return isNetworkFailure(wrapped.underlying)
-    case let wrapped as TransportNeverSent: return isNetworkFailure(wrapped.underlying)
+    // Whatever they wrap (a key exchange's unknown outcome, a parser's error from a port that does not speak
+    // HTTP), but a wrong setting: the network's, and said with a code (a review: they reached the catch-all,
+    // status 1 and no code).
+    case let wrapped as TransportNoAnswer: return !isConfigurationError(wrapped.underlying)
+    case let wrapped as TransportNeverSent: return !isConfigurationError(wrapped.underlying)
     case is IOError, is NIOConnectionError, is ChannelError, is NIOSSLError, is NIOSSLExtraError,
         is NIOTooManyBytesError, is SocketAddressError.UnknownHost:
         return true
-    case let failure as HTTPClientError: return networkErrors.contains(failure)
+    case let failure as HTTPClientError: return !isConfigurationError(failure)
     default: return false
     }
 }
 
-/// The HTTP client's errors that the network causes: a time-out, a connection closed or cut short.
-private let networkErrors: [HTTPClientError] = [
-    .connectTimeout, .readTimeout, .writeTimeout, .remoteConnectionClosed, .uncleanShutdown, .tlsHandshakeTimeout,
-    .getConnectionFromPoolTimeout, .deadlineExceeded, .socksHandshakeTimeout, .httpProxyHandshakeTimeout,
+/// A wrong setting found as the request was made (a URL the HTTP client cannot use, a port out of range): no
+/// retry mends it.
+func isConfigurationError(_ error: any Error) -> Bool {
+    switch error {
+    case KMSClientError.configuration: return true
+    case let failure as HTTPClientError: return configurationErrors.contains(failure)
+    default: return false
+    }
+}
+
+/// The HTTP client's errors that mean a wrong URL or a client that cannot send, not the network.
+private let configurationErrors: [HTTPClientError] = [
+    .invalidURL, .emptyHost, .emptyScheme, .missingSocketPath, .alreadyShutdown,
+    .shutdownUnsupported,
 ]
 
 /// 69, but 1 for a TLS handshake that failed: an `https://` URL to a plain port, or a certificate that is
@@ -505,6 +518,10 @@ func networkReason(_ error: any Error) -> String {
             return "the answer is not TLS (WRONG_VERSION_NUMBER): does that port serve http://, not https://?"
         }
         return "the TLS handshake failed (\(reason ?? "no reason given"))"
+    // NIOHTTP1's parser (this target does not import it): its own text ("invalid constant string") said nothing
+    // of what was wrong (a probe against an SSH port).
+    case _ where String(describing: type(of: error)) == "HTTPParserError":
+        return "the answer is not HTTP (\(error)): is that the server's port?"
     default: return "\(error)"
     }
 }
