@@ -7,7 +7,9 @@ public import KMSProtocol
 /// `CancellationError` when its task is cancelled; with the transport's own error when the network
 /// fails (AsyncHTTPClient's or NIO's, for the default transport); or with `TransportNeverSent` when
 /// nothing of its own was sent: no connection could carry it, or the key exchange it waited for failed
-/// (since 2026-12-07 for the first case too, which threw the bare error). When an answer is lost, a change
+/// (since 2026-12-07 for the first case too, which threw the bare error), unless an earlier send of the
+/// same call reached the server (refused `unknown_session`, then made again in a new session): a change then
+/// fails `outcomeUnknown` and a read the transport's error. When an answer is lost, a change
 /// (`generateKey`, `rotateKey`) fails `outcomeUnknown`: it may have happened, so read the state before
 /// repeating it; a read or computation (`key`, `listKeys`, `encrypt`, `decrypt`, `rewrap`, `dataKey`,
 /// `random`) fails with the transport's error, and is made once more only when its resend was refused as

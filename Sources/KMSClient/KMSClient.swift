@@ -270,54 +270,74 @@ public final class KMSClient: Sendable {
         // sent does not make the call "never sent" (a review: a forged `unknown_session` to an idempotent change,
         // then a refused connection, reported a change that was made as never sent).
         var sent = false
-        do {
-            while true {
-                // Before a session may be made for it, at every turn: a key exchange of a cancelled task would
-                // fail as "no answer" (reviews).
-                try Task.checkCancellation()
-                // The session it is sealed under may be newer than the one `ensureSession` found (another call's
-                // re-establishment ran while this one waited at the gate): that one is judged after a refusal.
-                var generation = try await ensureSession(since: seen)
-                try await gate.enterCall()
-                do {
-                    let output: Output = try await sealedCall(method, target, body: body) { generation = $0 }
-                    gate.leaveCall()
-                    return output
-                } catch is NoSession {
-                    gate.leaveCall()
-                    // Sent nothing: the session went while this call waited (a review: it read as a protocol
-                    // violation, as if the server had misbehaved).
-                    guard !lostSession else { throw KMSClientError.protocolViolation("no session") }
-                    lostSession = true
+        // A later turn's failure to make a session or to send, once an earlier turn reached the server: a change
+        // may have been made, so any such failure is an unknown outcome (a review: a forged plain `503` to the
+        // new session's init read as "refused before anything was done"); a read or computation fails with the
+        // transport's error, never "never sent" nor "outcome unknown" (it may be repeated).
+        func afterAFirstSend(_ error: any Error) -> any Error {
+            guard sent, !(error is CancellationError) else { return error }
+            guard !repeatable else {
+                guard let never = error as? TransportNeverSent else { return error }
+                if case KMSClientError.outcomeUnknown = never.underlying { return TransportNoAnswer(never.underlying) }
+                return never.underlying
+            }
+            return KMSClientError.outcomeUnknown(
+                "an earlier send of \(method) \(target) reached the server and its repeat failed (\(error)), so the "
+                    + "server may have done it; read the state before repeating it")
+        }
+        while true {
+            // Before a session may be made for it, at every turn: a key exchange of a cancelled task would
+            // fail as "no answer" (reviews).
+            try Task.checkCancellation()
+            // The session it is sealed under may be newer than the one `ensureSession` found (another call's
+            // re-establishment ran while this one waited at the gate): that one is judged after a refusal.
+            var generation: Int
+            do {
+                generation = try await ensureSession(since: seen)
+            } catch {
+                throw afterAFirstSend(error)
+            }
+            try await gate.enterCall()
+            do {
+                let output: Output = try await sealedCall(method, target, body: body) { generation = $0 }
+                gate.leaveCall()
+                return output
+            } catch is NoSession {
+                gate.leaveCall()
+                // Sent nothing: the session went while this call waited (a review: it read as a protocol
+                // violation, as if the server had misbehaved).
+                guard !lostSession else { throw KMSClientError.protocolViolation("no session") }
+                lostSession = true
+                continue
+            } catch let error as KMSClientError {
+                gate.leaveCall()
+                // The server answered, or may have received it: a later turn's "never sent" is not this
+                // call's (a review).
+                if case .configuration = error {} else { sent = true }
+                if case .outcomeUnknown = error, repeatable, !repeated {
+                    repeated = true
                     continue
-                } catch let error as KMSClientError {
-                    gate.leaveCall()
-                    // The server answered, or may have received it: a later turn's "never sent" is not this
-                    // call's (a review).
-                    if case .configuration = error {} else { sent = true }
-                    if case .outcomeUnknown = error, repeatable, !repeated {
-                        repeated = true
-                        continue
-                    }
-                    let gone = error.code == ErrorCode.unknownSession.rawValue
-                    // The server no longer knows the session (restarted, reaped, ended elsewhere): the next
-                    // call makes a new one even when this one is not retried, instead of failing until our
-                    // own idea of its expiry passes.
-                    if gone { expire(generation) }
-                    guard idempotent, gone, !renewed else { throw error }
-                    renewed = true
-                    try Task.checkCancellation()
+                }
+                let gone = error.code == ErrorCode.unknownSession.rawValue
+                // The server no longer knows the session (restarted, reaped, ended elsewhere): the next
+                // call makes a new one even when this one is not retried, instead of failing until our
+                // own idea of its expiry passes.
+                if gone { expire(generation) }
+                guard idempotent, gone, !renewed else { throw error }
+                renewed = true
+                try Task.checkCancellation()
+                do {
                     try await reestablish(ifGeneration: generation, since: seen)
                 } catch {
-                    gate.leaveCall()
-                    throw error
+                    throw afterAFirstSend(error)
                 }
+            } catch let never as TransportNeverSent {
+                gate.leaveCall()
+                throw afterAFirstSend(never)
+            } catch {
+                gate.leaveCall()
+                throw error
             }
-        } catch let never as TransportNeverSent where sent {
-            guard !repeatable else { throw never.underlying }
-            throw KMSClientError.outcomeUnknown(
-                "an earlier send of \(method) \(target) reached the server and its repeat could not be sent "
-                    + "(\(never.underlying)), so the server may have done it; read the state before repeating it")
         }
     }
 

@@ -215,10 +215,12 @@ struct RestoreCommand: AsyncParsableCommand {
         } catch {
             // A log this user may not read or write is not damaged: said as a permission, not "move it aside",
             // which would begin a new log beside a good one (an operator's walkthrough).
-            if access(config.auditLog.path, R_OK | W_OK) != 0, errno == EACCES {
+            // Decided from the read that failed, which names its file (a rotated one too), not a second look (a
+            // review: a damaged log that this user could not write was called a permission problem).
+            if let failure = error as? DurableFile.Failure, failure.code == EACCES {
                 throw CLIFailure(
                     message:
-                        "nothing was restored: \(config.auditLog.path) (KMS_AUDIT_LOG) cannot be read or written by this user (Permission denied): run kms restore as the user kms serve runs as (docs/deploy.md)"
+                        "nothing was restored: the audit log (KMS_AUDIT_LOG) cannot be read by this user (\(failure.description)): run kms restore as the user kms serve runs as (docs/deploy.md)"
                 )
             }
             // The server would refuse this log at its start (a review: a damaged log passed the check below).

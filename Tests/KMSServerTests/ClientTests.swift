@@ -622,6 +622,7 @@ extension ClientTests {
             }
             #expect(never?.underlying is IOError, "wrapped once: \(String(describing: never))")
             await #expect(throws: TransportNeverSent.self) { try await kms.generateKey() }
+            #expect(try await kms.listKeys().keys.count == 1, "the change never sent was not made")
 
             // Once a send reached the server, a later turn that cannot be sent does not make the call "never
             // sent" (a review): an idempotent change answered with a forged `unknown_session`, whose new key
@@ -635,6 +636,20 @@ extension ClientTests {
                 return
             }
             #expect(try await kms.key(keyId).state == "disabled", "the change was made")
+            // The same when the new session's init is refused (a forged plain 503): not "refused before anything
+            // was done" (a review).
+            transport.forgeUnknownSession.withLock { $0 = [WirePath.target(WirePath.enableKey, ["keyId": keyId])] }
+            transport.fail.withLock { $0 = [WirePath.sessionInit] }
+            let enabled = await #expect(throws: KMSClientError.self) { _ = try await kms.enableKey(keyId) }
+            guard case .outcomeUnknown = enabled else {
+                Issue.record("not an unknown outcome: \(String(describing: enabled))")
+                return
+            }
+            // A computation fails with the transport's error: neither "never sent" nor "outcome unknown".
+            _ = try await kms.connect()
+            transport.forgeUnknownSession.withLock { $0 = [WirePath.encrypt] }
+            transport.refuse.withLock { $0 = [WirePath.sessionInit] }
+            await #expect(throws: IOError.self) { _ = try await kms.encrypt(key: keyId, plaintext: Data("x".utf8)) }
         }
         // Only failures before any connection carried the request count as "never sent".
         #expect(HTTPTransport.neverSent(IOError(errnoCode: ECONNREFUSED, reason: "connect")))

@@ -207,13 +207,13 @@ import Testing
             "\(failed.status) \(failed.stderr)")
     }
 
-    /// A port that does not speak HTTP (an SSH server's banner) at the first request: a network failure with its
-    /// code and 69, nothing of the command having been sent (a review: the wrapped parser error reached the
-    /// catch-all, status 1 and no code).
+    /// A port that does not speak HTTP (an SSH server's banner) at the first request: named with its code (a
+    /// review: the wrapped parser error reached the catch-all, with no code), status 1, a wrong URL wanting a
+    /// person as a wrong scheme does (a second review: 69 would have a script retry it for ever).
     @Test func aPortThatIsNotHTTPIsUnreachable() async throws {
         let refused = try await Self.randomAgainst("SSH-2.0-OpenSSH_9.6\r\n")
         #expect(
-            refused.status == 69 && refused.stderr.hasPrefix("Error: server_unreachable: cannot reach the server at ")
+            refused.status == 1 && refused.stderr.hasPrefix("Error: server_unreachable: cannot reach the server at ")
                 && refused.stderr.contains(": the answer is not HTTP ("),
             "\(refused.status) \(refused.stderr)")
     }

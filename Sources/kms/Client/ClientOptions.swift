@@ -448,6 +448,7 @@ func isNetworkFailure(_ error: any Error) -> Bool {
     case is IOError, is NIOConnectionError, is ChannelError, is NIOSSLError, is NIOSSLExtraError,
         is NIOTooManyBytesError, is SocketAddressError.UnknownHost:
         return true
+    case _ where isNotHTTP(error): return true
     case let failure as HTTPClientError: return !isConfigurationError(failure)
     default: return false
     }
@@ -470,14 +471,16 @@ private let configurationErrors: [HTTPClientError] = [
 ]
 
 /// 69, but 1 for a TLS handshake that failed: an `https://` URL to a plain port, or a certificate that is
-/// not the one expected (or is for another name), wants a person, not a retry. A TLS connection cut short
-/// (`uncleanShutdown`) is the network's: 69.
+/// not the one expected (or is for another name), wants a person, not a retry; so does an answer that is not
+/// HTTP (a port of another service). A TLS connection cut short (`uncleanShutdown`) is the network's: 69.
 func unavailableStatus(_ error: any Error) -> ExitCode {
     switch error {
     case let wrapped as TransportNeverSent: return unavailableStatus(wrapped.underlying)
     case let wrapped as TransportNoAnswer: return unavailableStatus(wrapped.underlying)
     case NIOSSLError.uncleanShutdown: return serviceUnavailable
     case is NIOSSLError, is NIOSSLExtraError, is BoringSSLError: return .failure
+    // A port that does not speak HTTP is a wrong URL, as a wrong scheme is: a person's (a review).
+    case _ where isNotHTTP(error): return .failure
     default: return serviceUnavailable
     }
 }
@@ -518,13 +521,15 @@ func networkReason(_ error: any Error) -> String {
             return "the answer is not TLS (WRONG_VERSION_NUMBER): does that port serve http://, not https://?"
         }
         return "the TLS handshake failed (\(reason ?? "no reason given"))"
-    // NIOHTTP1's parser (this target does not import it): its own text ("invalid constant string") said nothing
-    // of what was wrong (a probe against an SSH port).
-    case _ where String(describing: type(of: error)) == "HTTPParserError":
+    // Its own text ("invalid constant string") said nothing of what was wrong (a probe against an SSH port).
+    case _ where isNotHTTP(error):
         return "the answer is not HTTP (\(error)): is that the server's port?"
     default: return "\(error)"
     }
 }
+
+/// NIOHTTP1's parser's error (this target does not import NIOHTTP1): the answer was not HTTP.
+func isNotHTTP(_ error: any Error) -> Bool { String(describing: type(of: error)) == "HTTPParserError" }
 
 /// A local file's read or write failed (a full disk, a closed standard output, an input that
 /// cannot be read): `io_error`, with the file and the system's reason, so that every failure of
