@@ -306,14 +306,21 @@ public final class KMSClient: Sendable {
                 gate.leaveCall()
                 // Sent nothing: the session went while this call waited (a review: it read as a protocol
                 // violation, as if the server had misbehaved).
-                guard !lostSession else { throw KMSClientError.protocolViolation("no session") }
+                guard !lostSession else { throw afterAFirstSend(KMSClientError.protocolViolation("no session")) }
                 lostSession = true
                 continue
             } catch let error as KMSClientError {
                 gate.leaveCall()
                 // The server answered, or may have received it: a later turn's "never sent" is not this
                 // call's (a review).
+                let earlier = sent
                 if case .configuration = error {} else { sent = true }
+                // A later turn refused in plain words (which anyone on the path can forge, as the first
+                // turn's `unknown_session` may have been) says nothing of the first send: a change may have
+                // been made (a review).
+                if earlier, !repeatable, let code = error.code, Self.plainBeforeAuthentication.contains(code) {
+                    throw afterAFirstSend(error)
+                }
                 if case .outcomeUnknown = error, repeatable, !repeated {
                     repeated = true
                     continue

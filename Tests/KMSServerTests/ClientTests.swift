@@ -625,26 +625,31 @@ extension ClientTests {
             #expect(try await kms.listKeys().keys.count == 1, "the change never sent was not made")
 
             // Once a send reached the server, a later turn that cannot be sent does not make the call "never
-            // sent" (a review): an idempotent change answered with a forged `unknown_session`, whose new key
-            // exchange is then refused, was made, and is an unknown outcome.
+            // sent" (a review): an idempotent change answered with a forged `unknown_session` was made, and
+            // whatever stops its second turn, it is an unknown outcome.
             let keyId = keys.keys[0].keyId
-            transport.forgeUnknownSession.withLock { $0 = [WirePath.target(WirePath.disableKey, ["keyId": keyId])] }
+            let disable = WirePath.target(WirePath.disableKey, ["keyId": keyId])
+            let enable = WirePath.target(WirePath.enableKey, ["keyId": keyId])
+            func expectUnknownOutcome(_ change: @Sendable () async throws -> Void) async {
+                let failed = await #expect(throws: KMSClientError.self) { try await change() }
+                guard case .outcomeUnknown = failed else {
+                    Issue.record("not an unknown outcome: \(String(describing: failed))")
+                    return
+                }
+            }
+            // The new key exchange refused a connection.
+            transport.forgeUnknownSession.withLock { $0 = [disable] }
             transport.refuse.withLock { $0 = [WirePath.sessionInit] }
-            let disabled = await #expect(throws: KMSClientError.self) { _ = try await kms.disableKey(keyId) }
-            guard case .outcomeUnknown = disabled else {
-                Issue.record("not an unknown outcome: \(String(describing: disabled))")
-                return
-            }
+            await expectUnknownOutcome { _ = try await kms.disableKey(keyId) }
             #expect(try await kms.key(keyId).state == "disabled", "the change was made")
-            // The same when the new session's init is refused (a forged plain 503): not "refused before anything
-            // was done" (a review).
-            transport.forgeUnknownSession.withLock { $0 = [WirePath.target(WirePath.enableKey, ["keyId": keyId])] }
+            // The new session's init refused (a forged plain 503): not "refused before anything was done".
+            transport.forgeUnknownSession.withLock { $0 = [enable] }
             transport.fail.withLock { $0 = [WirePath.sessionInit] }
-            let enabled = await #expect(throws: KMSClientError.self) { _ = try await kms.enableKey(keyId) }
-            guard case .outcomeUnknown = enabled else {
-                Issue.record("not an unknown outcome: \(String(describing: enabled))")
-                return
-            }
+            await expectUnknownOutcome { _ = try await kms.enableKey(keyId) }
+            // The second send refused again in plain words (as forgeable as the first).
+            _ = try await kms.connect()
+            transport.forgeUnknownSession.withLock { $0 = [disable, disable] }
+            await expectUnknownOutcome { _ = try await kms.disableKey(keyId) }
             // A computation fails with the transport's error: neither "never sent" nor "outcome unknown".
             _ = try await kms.connect()
             transport.forgeUnknownSession.withLock { $0 = [WirePath.encrypt] }
@@ -1572,8 +1577,9 @@ final class LostAnswerTransport: KMSTransport {
     let proxyTimeout = Mutex<Set<String>>([])
     /// Targets never sent: their connection refused.
     let refuse = Mutex<Set<String>>([])
-    /// Targets sent, whose answer is replaced by a plain `unknown_session` (what anyone on the path can forge).
-    let forgeUnknownSession = Mutex<Set<String>>([])
+    /// Targets sent, whose answer is replaced by a plain `unknown_session` (what anyone on the path can forge),
+    /// once for each time a target is listed.
+    let forgeUnknownSession = Mutex<[String]>([])
 
     init(base: HTTPTransport) { self.base = base }
 
@@ -1582,7 +1588,10 @@ final class LostAnswerTransport: KMSTransport {
             throw TransportNeverSent(IOError(errnoCode: ECONNREFUSED, reason: "connect"))
         }
         let response = try await base.send(request)
-        if forgeUnknownSession.withLock({ $0.remove(request.target) != nil }) {
+        let forged = forgeUnknownSession.withLock { targets in
+            targets.firstIndex(of: request.target).map { targets.remove(at: $0) } != nil
+        }
+        if forged {
             let body = #"{"error":{"code":"unknown_session","message":"x","requestId":"r"}}"#
             return TransportResponse(status: 401, headers: [], body: Data(body.utf8))
         }

@@ -470,7 +470,11 @@ public enum DurableFile {
         } catch {
             var info = stat()
             if lstat(folder.path, &info) != 0, errno == ENOENT { return [] }
-            throw Failure(description: "cannot list folder \(folder.path): \(error.localizedDescription)")
+            // The system's error number when Foundation kept it (an EACCES is what a caller may advise on).
+            let code = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError)
+                .flatMap { $0.domain == NSPOSIXErrorDomain ? Int32($0.code) : nil }
+            throw Failure(
+                description: "cannot list folder \(folder.path): \(error.localizedDescription)", code: code)
         }
     }
 

@@ -5,6 +5,7 @@ import KMSClient
 import KMSProtocol
 import KMSServer
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import Synchronization
@@ -448,7 +449,7 @@ func isNetworkFailure(_ error: any Error) -> Bool {
     case is IOError, is NIOConnectionError, is ChannelError, is NIOSSLError, is NIOSSLExtraError,
         is NIOTooManyBytesError, is SocketAddressError.UnknownHost:
         return true
-    case _ where isNotHTTP(error): return true
+    case is HTTPParserError: return true
     case let failure as HTTPClientError: return !isConfigurationError(failure)
     default: return false
     }
@@ -528,8 +529,13 @@ func networkReason(_ error: any Error) -> String {
     }
 }
 
-/// NIOHTTP1's parser's error (this target does not import NIOHTTP1): the answer was not HTTP.
-func isNotHTTP(_ error: any Error) -> Bool { String(describing: type(of: error)) == "HTTPParserError" }
+/// NIOHTTP1's parser's error for an answer that is not HTTP (a port of another service). Not an answer cut
+/// short (`invalidEOFState`, `closedConnection`: a server that stopped as it answered), which is the network's
+/// (a review: every parser error was a wrong URL).
+func isNotHTTP(_ error: any Error) -> Bool {
+    guard let failure = error as? HTTPParserError else { return false }
+    return failure != .invalidEOFState && failure != .closedConnection
+}
 
 /// A local file's read or write failed (a full disk, a closed standard output, an input that
 /// cannot be read): `io_error`, with the file and the system's reason, so that every failure of
