@@ -315,6 +315,11 @@ public final class KMSClient: Sendable {
                 // call's (a review).
                 let earlier = sent
                 if case .configuration = error {} else { sent = true }
+                let gone = error.code == ErrorCode.unknownSession.rawValue
+                // The server no longer knows the session (restarted, reaped, ended elsewhere): the next
+                // call makes a new one even when this one is not retried, instead of failing until our
+                // own idea of its expiry passes.
+                if gone { expire(generation) }
                 // A later turn refused in plain words (which anyone on the path can forge, as the first
                 // turn's `unknown_session` may have been) says nothing of the first send: a change may have
                 // been made (a review).
@@ -325,11 +330,6 @@ public final class KMSClient: Sendable {
                     repeated = true
                     continue
                 }
-                let gone = error.code == ErrorCode.unknownSession.rawValue
-                // The server no longer knows the session (restarted, reaped, ended elsewhere): the next
-                // call makes a new one even when this one is not retried, instead of failing until our
-                // own idea of its expiry passes.
-                if gone { expire(generation) }
                 guard idempotent, gone, !renewed else { throw error }
                 renewed = true
                 try Task.checkCancellation()

@@ -162,6 +162,8 @@ struct RestoreCommand: AsyncParsableCommand {
                 if FileManager.default.fileExists(atPath: config.auditLog.path) {
                     do {
                         auditLock = try AuditWriterLock.acquire(forLog: config.auditLog)
+                    } catch  where !error.held {
+                        throw CLIFailure(message: "nothing was restored: \(error.description)")
                     } catch {
                         throw CLIFailure(
                             message:

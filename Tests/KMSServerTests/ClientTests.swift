@@ -650,6 +650,8 @@ extension ClientTests {
             _ = try await kms.connect()
             transport.forgeUnknownSession.withLock { $0 = [disable, disable] }
             await expectUnknownOutcome { _ = try await kms.disableKey(keyId) }
+            #expect(transport.forgeUnknownSession.withLock { $0.isEmpty }, "both turns were refused")
+            #expect(try await kms.key(keyId).state == "disabled", "the change was made")
             // A computation fails with the transport's error: neither "never sent" nor "outcome unknown".
             _ = try await kms.connect()
             transport.forgeUnknownSession.withLock { $0 = [WirePath.encrypt] }

@@ -33,6 +33,9 @@ public final class AuditWriterLock: Sendable {
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
+        /// Another process holds the lock, as against a lock file that could not be made or opened (a folder
+        /// this user may not write: a review of `kms restore` found that called "held by a running server").
+        public var held = false
     }
 
     private init(fds: [Int32]) { self.fds = fds }
@@ -130,7 +133,7 @@ public final class AuditWriterLock: Sendable {
             let pid =
                 fcntl(fd, F_GETLK, &holder) == 0 && holder.l_type != Int16(F_UNLCK) ? " (pid \(holder.l_pid))" : ""
             close(fd)
-            throw Failure(description: "\(busy)\(pid): a running kms serve or kms restore? \(then)")
+            throw Failure(description: "\(busy)\(pid): a running kms serve or kms restore? \(then)", held: true)
         }
         return fd
     }

@@ -470,12 +470,22 @@ public enum DurableFile {
         } catch {
             var info = stat()
             if lstat(folder.path, &info) != 0, errno == ENOENT { return [] }
-            // The system's error number when Foundation kept it (an EACCES is what a caller may advise on).
-            let code = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError)
-                .flatMap { $0.domain == NSPOSIXErrorDomain ? Int32($0.code) : nil }
+            // The system's error number (an EACCES is what a caller may advise on).
+            let code = Self.posixCode(of: error)
             throw Failure(
                 description: "cannot list folder \(folder.path): \(error.localizedDescription)", code: code)
         }
+    }
+
+    /// The system's error number behind a Foundation error, nil when it kept none. On Linux, Foundation
+    /// keeps it as a `POSIXError` under `NSUnderlyingErrorKey`, not as an `NSError` of the POSIX domain,
+    /// which a first reading looked for and never found (a review, with a probe).
+    public static func posixCode(of error: any Error) -> Int32? {
+        if let failure = error as? POSIXError { return failure.code.rawValue }
+        let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey]
+        if let failure = underlying as? POSIXError { return failure.code.rawValue }
+        if let failure = underlying as? NSError, failure.domain == NSPOSIXErrorDomain { return Int32(failure.code) }
+        return nil
     }
 
     /// Removes the temporary copies of `file` a crash left beside it (before

@@ -2,6 +2,7 @@ import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import KMSClient
+import KMSCore
 import KMSProtocol
 import KMSServer
 import NIOCore
@@ -522,6 +523,7 @@ func networkReason(_ error: any Error) -> String {
             return "the answer is not TLS (WRONG_VERSION_NUMBER): does that port serve http://, not https://?"
         }
         return "the TLS handshake failed (\(reason ?? "no reason given"))"
+    case HTTPParserError.invalidEOFState: return "the answer was cut short"
     // Its own text ("invalid constant string") said nothing of what was wrong (a probe against an SSH port).
     case _ where isNotHTTP(error):
         return "the answer is not HTTP (\(error)): is that the server's port?"
@@ -530,8 +532,8 @@ func networkReason(_ error: any Error) -> String {
 }
 
 /// NIOHTTP1's parser's error for an answer that is not HTTP (a port of another service). Not an answer cut
-/// short (`invalidEOFState`, `closedConnection`: a server that stopped as it answered), which is the network's
-/// (a review: every parser error was a wrong URL).
+/// short (`invalidEOFState`: the connection ended inside an answer) nor bytes after an answer that closed its
+/// connection (`closedConnection`), which are the network's (a review: every parser error was a wrong URL).
 func isNotHTTP(_ error: any Error) -> Bool {
     guard let failure = error as? HTTPParserError else { return false }
     return failure != .invalidEOFState && failure != .closedConnection
@@ -547,10 +549,7 @@ func ioFailure(_ error: CocoaError) -> String {
 
 /// The system's words for a file error (Foundation's description can be "(null)").
 func posixReason(_ error: CocoaError) -> String {
-    if let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
-        return String(cString: strerror(Int32(underlying.code)))
-    }
-    return error.localizedDescription
+    DurableFile.posixCode(of: error).map { String(cString: strerror($0)) } ?? error.localizedDescription
 }
 
 /// A failure already explained to the user; `status` 1 unless it says otherwise.
