@@ -307,6 +307,8 @@ public final class AtomicOutputFile {
         defer { release() }
         var made: AtomicOutputFile?
         try exclusively { made = try AtomicOutputFile(destination, temporaryURL: temporary) }
+        // `exclusively` runs its step or never returns (a signal's handler took the lock and ends the process);
+        // a hook that skipped the step would leave nothing made, said as such.
         guard let sink = made else {
             throw NotCreated(folder: destination.deletingLastPathComponent().path, code: .EIO)
         }

@@ -257,7 +257,9 @@ public final class KMSClient: Sendable {
     /// (`repeatable`) are also made once more, with a new seq, when a resend's
     /// answer left the outcome unknown; every other call fails `outcomeUnknown`
     /// then: repeating a change the first send made can fail (`409`) or undo
-    /// someone else's change made in between.
+    /// someone else's change made in between. Once a send reached the server,
+    /// a later turn's failure to make a session or to send, or a later plain
+    /// refusal, is judged by that first send (`afterAFirstSend`).
     func call<Output: Decodable>(
         _ method: String, _ target: String, body: (some Encodable & Sendable)? = EmptyBody?.none, idempotent: Bool
     ) async throws -> Output {
@@ -590,11 +592,7 @@ public final class KMSClient: Sendable {
         return try await withChange {
             if let generation = self.liveGeneration() { return generation }
             if let failure = self.sharedFailure(since: seen) { throw failure }
-            do {
-                try await self.attemptSession()
-            } catch {
-                throw Self.forTheCall(error)
-            }
+            try await self.attemptSessionForACall()
             return self.state.withLock { $0.generation }
         }
     }
@@ -621,6 +619,15 @@ public final class KMSClient: Sendable {
         case let noAnswer as TransportNoAnswer: return TransportNeverSent(noAnswer.underlying)
         // A refusal, a server key not trusted (a hook's error), a transport's own: as they are.
         default: return failure
+        }
+    }
+
+    /// `attemptSession` for a call that needs a session (not `connect()`): its failure as the call sees it.
+    private func attemptSessionForACall() async throws {
+        do {
+            try await attemptSession()
+        } catch {
+            throw Self.forTheCall(error)
         }
     }
 
@@ -684,11 +691,7 @@ public final class KMSClient: Sendable {
         try await withChange {
             if let failure = self.sharedFailure(since: seen) { throw failure }
             guard self.state.withLock({ $0.session?.generation == generation }) else { return }
-            do {
-                try await self.attemptSession()
-            } catch {
-                throw Self.forTheCall(error)
-            }
+            try await self.attemptSessionForACall()
         }
     }
 }

@@ -88,7 +88,9 @@ public struct TransportNoAnswer: Error, CustomStringConvertible {
     public var description: String { "\(underlying)" }
 }
 
-/// The request was never sent: no connection could be made to carry it.
+/// The request was never sent: no connection could be made to carry it. The transport's word on this
+/// one request; a call the client repeated (after a refused `unknown_session`) is judged by its first
+/// send, so the client throws it for a call only when no earlier send of that call reached the server.
 /// A transport throws this only when it is sure; the client treats every
 /// other failure of a change as "may have happened" (`TransportNoAnswer`).
 public struct TransportNeverSent: Error, CustomStringConvertible {

@@ -163,7 +163,11 @@ struct RestoreCommand: AsyncParsableCommand {
                     do {
                         auditLock = try AuditWriterLock.acquire(forLog: config.auditLog)
                     } catch  where !error.held {
-                        throw CLIFailure(message: "nothing was restored: \(error.description)")
+                        // A lock file this user cannot make or open: the same advice as a log it cannot read.
+                        let denied = error.code == EACCES || error.code == EPERM
+                        throw CLIFailure(
+                            message: "nothing was restored: \(error.description)"
+                                + (denied ? ": run kms restore as the user kms serve runs as (docs/deploy.md)" : ""))
                     } catch {
                         throw CLIFailure(
                             message:

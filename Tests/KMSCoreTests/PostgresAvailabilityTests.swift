@@ -226,7 +226,7 @@ import Testing
     /// 10 s. A migration gets twice `Migrations.lockWaitSeconds` more: it may wait that long for another
     /// instance's, then run as long.
     @Test(
-        .enabled("the silencing proxy needs KMS_TEST_POSTGRES_URL's host to be 127.0.0.1") {
+        .enabled("the forwarding proxy needs KMS_TEST_POSTGRES_URL's host to be 127.0.0.1") {
             (try? PostgresURL(PostgresTestDatabase.url ?? ""))?.host == "127.0.0.1"
         },
         .timeLimit(.minutes(1)))

@@ -122,7 +122,7 @@ struct PostgresCacheTests {
     /// `kms restore` and `kms migrate` refuse could go with the old backend while the server ran on).
     /// The proxy listens on 127.0.0.1, which a verify-full certificate names in the tests' set-ups.
     @Test(
-        .enabled("the silencing proxy needs KMS_TEST_POSTGRES_URL's host to be 127.0.0.1") {
+        .enabled("the forwarding proxy needs KMS_TEST_POSTGRES_URL's host to be 127.0.0.1") {
             (try? PostgresURL(PostgresTestDatabase.url ?? ""))?.host == "127.0.0.1"
         })
     func aListenerWhoseConnectionGoesSilentReconnects() async throws {

@@ -185,7 +185,7 @@ import Testing
     }
 
     /// A sealed call whose connection is reset as the server reads it (after a good key exchange): `no_answer`,
-    /// 69, the status a script retries. The library passes a sealed call's network error on unwrapped, and it
+    /// 69, the status a script retries. The library passes a sealed read's network error on unwrapped, and it
     /// was printed raw with status 1 (a review; until now checked by hand through a resetting proxy).
     @Test func aSealedCallsResetIsNoAnswer() async throws {
         let server = try await ServeProcess()

@@ -1,8 +1,8 @@
 import Logging
 import Synchronization
 
-/// A log handler that only counts messages by text: how the tests measure
-/// what a flood costs in log lines without reading the process's output.
+/// A log handler that counts messages by text and keeps their metadata: how the tests measure
+/// what a flood costs in log lines, and read what a line said, without reading the process's output.
 public final class LogCounter: Sendable {
     public let counts = Mutex<[String: Int]>([:])
     /// The longest metadata value (UTF-8 bytes) seen with each message.

@@ -64,9 +64,7 @@ public enum AuditFiles {
         var info = stat()
         guard stat(url.path, &info) == 0 else {
             if errno == ENOENT { return nil }
-            let code = errno
-            throw DurableFile.Failure(
-                description: "audit log \(url.path): cannot stat: \(String(cString: strerror(code)))", code: code)
+            throw DurableFile.failure("audit log \(url.path): cannot stat")
         }
         guard info.st_mode & S_IFMT == S_IFREG else { return nil }
         // No size bound: a log grows to KMS_AUDIT_MAX_BYTES (up to 1 TiB) and past it by a batch.

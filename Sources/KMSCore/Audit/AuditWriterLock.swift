@@ -35,7 +35,9 @@ public final class AuditWriterLock: Sendable {
         public let description: String
         /// Another process holds the lock, as against a lock file that could not be made or opened (a folder
         /// this user may not write: a review of `kms restore` found that called "held by a running server").
-        public var held = false
+        public internal(set) var held = false
+        /// The system's error number when a call failed (an EACCES is what a caller may advise on).
+        public internal(set) var code: Int32?
     }
 
     private init(fds: [Int32]) { self.fds = fds }
@@ -52,7 +54,7 @@ public final class AuditWriterLock: Sendable {
         do {
             try DurableFile.prepareFolder(log.deletingLastPathComponent())
         } catch {
-            throw Failure(description: error.description)
+            throw Failure(description: error.description, code: error.code)
         }
         // Beside the path as named and, for a link, beside the file it names as well: two processes
         // naming one log through a link and directly meet at the second; and a rotation renames the
@@ -81,7 +83,7 @@ public final class AuditWriterLock: Sendable {
         do {
             try DurableFile.prepareFolder(folder)
         } catch {
-            throw Failure(description: error.description)
+            throw Failure(description: error.description, code: error.code)
         }
         let path = folder.standardizedFileURL.appendingPathComponent(storeLockName).path
         let fd = try lock(
@@ -121,7 +123,8 @@ public final class AuditWriterLock: Sendable {
     private static func lock(_ lockPath: String, busy: String, then: String) throws(Failure) -> Int32 {
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw Failure(description: "cannot open \(lockPath): \(String(cString: strerror(errno)))")
+            let code = errno
+            throw Failure(description: "cannot open \(lockPath): \(String(cString: strerror(code)))", code: code)
         }
         var lock = flock()
         lock.l_type = Int16(F_WRLCK)

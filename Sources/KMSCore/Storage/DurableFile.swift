@@ -68,7 +68,7 @@ public enum DurableFile {
             }
         }
         guard access(path, W_OK | X_OK) == 0 else {
-            throw Failure(description: "folder \(path) is not writable: \(String(cString: strerror(errno)))")
+            throw failure("folder \(path) is not writable")
         }
     }
 
@@ -470,10 +470,11 @@ public enum DurableFile {
         } catch {
             var info = stat()
             if lstat(folder.path, &info) != 0, errno == ENOENT { return [] }
-            // The system's error number (an EACCES is what a caller may advise on).
+            // The system's error number (an EACCES is what a caller may advise on), and its words: Foundation's
+            // read "(NSCocoaErrorDomain error 256.)" on Linux (a review's probe).
             let code = Self.posixCode(of: error)
-            throw Failure(
-                description: "cannot list folder \(folder.path): \(error.localizedDescription)", code: code)
+            let reason = code.map { String(cString: strerror($0)) } ?? error.localizedDescription
+            throw Failure(description: "cannot list folder \(folder.path): \(reason)", code: code)
         }
     }
 
@@ -543,7 +544,8 @@ public enum DurableFile {
         #endif
     }
 
-    private static func failure(_ what: String) -> Failure {
+    /// `what` failed, with the system's error number (read first, before anything can change it) and words.
+    static func failure(_ what: String) -> Failure {
         let code = errno  // before anything else can change it
         return Failure(description: "\(what): \(String(cString: strerror(code)))", code: code)
     }

@@ -500,9 +500,7 @@ func networkFailure(_ error: any Error, server: String? = nil) -> String {
 }
 
 /// Why a connection failed, in the system's words (NIO's own text read "connection reset (error set):
-/// Connection refused) (errno: 111)" for a refused connection). Every failure of a file verb names a
-/// code (file-format-v1 section 8): `server_unreachable` when nothing was sent, `no_answer` otherwise,
-/// for every client verb.
+/// Connection refused) (errno: 111)" for a refused connection); `networkFailure` puts the code before it.
 func networkReason(_ error: any Error) -> String {
     switch error {
     case let wrapped as TransportNoAnswer: return networkReason(wrapped.underlying)
