@@ -3,7 +3,8 @@ public import KMSProtocol
 
 /// Why a client call failed. A call may also throw `CancellationError` (its task was cancelled), the
 /// transport's own errors (the network; `TransportNeverSent` when nothing of the call's own was sent:
-/// no connection carried it, or the key exchange it waited for failed), what a trust hook throws, and the file API its `FileFormatError` and the file system's
+/// no connection carried it, or the key exchange it waited for failed, and no earlier send of the call
+/// reached the server), what a trust hook throws, and the file API its `FileFormatError` and the file system's
 /// errors.
 public enum KMSClientError: Error, Sendable, CustomStringConvertible {
     /// The server refused the request; `code` is its stable error code. `retryAfter` is the seconds its

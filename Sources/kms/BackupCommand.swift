@@ -163,11 +163,7 @@ struct RestoreCommand: AsyncParsableCommand {
                     do {
                         auditLock = try AuditWriterLock.acquire(forLog: config.auditLog)
                     } catch  where !error.held {
-                        // A lock file this user cannot make or open: the same advice as a log it cannot read.
-                        let denied = error.code == EACCES || error.code == EPERM
-                        throw CLIFailure(
-                            message: "nothing was restored: \(error.description)"
-                                + (denied ? ": run kms restore as the user kms serve runs as (docs/deploy.md)" : ""))
+                        throw error  // a lock file that could not be made: said below, with advice
                     } catch {
                         throw CLIFailure(
                             message:
@@ -181,7 +177,13 @@ struct RestoreCommand: AsyncParsableCommand {
                 writerLock = nil
             }
         } catch let failure as AuditWriterLock.Failure {
-            throw CLIFailure(message: failure.description)
+            // Held by another process: said as it is. A lock file this user cannot make or open: the same advice as
+            // a log it cannot read (a review: it was "held by a running server").
+            guard !failure.held else { throw CLIFailure(message: failure.description) }
+            let denied = failure.code == EACCES || failure.code == EPERM
+            throw CLIFailure(
+                message: "nothing was restored: \(failure.description)"
+                    + (denied ? ": run kms restore as the user kms serve runs as (docs/deploy.md)" : ""))
         }
         defer { withExtendedLifetime((writerLock, auditLock)) {} }
         // Whether this process holds the audit log's lock (taken above when the log was there).

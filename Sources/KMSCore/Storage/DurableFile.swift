@@ -544,10 +544,11 @@ public enum DurableFile {
         #endif
     }
 
-    /// `what` failed, with the system's error number (read first, before anything can change it) and words.
-    static func failure(_ what: String) -> Failure {
+    /// `what` failed, with the system's error number (read first, before `what` is built: building it may
+    /// call Foundation, which can change `errno`) and words.
+    static func failure(_ what: @autoclosure () -> String) -> Failure {
         let code = errno  // before anything else can change it
-        return Failure(description: "\(what): \(String(cString: strerror(code)))", code: code)
+        return Failure(description: "\(what()): \(String(cString: strerror(code)))", code: code)
     }
 }
 
