@@ -651,7 +651,10 @@ extension ClientTests {
             transport.forgeUnknownSession.withLock { $0 = [disable, disable] }
             await expectUnknownOutcome { _ = try await kms.disableKey(keyId) }
             #expect(transport.forgeUnknownSession.withLock { $0.isEmpty }, "both turns were refused")
+            // The second `unknown_session` still ended this client's session: the next call makes a new one.
+            let initsBefore = transport.sends.withLock { $0[WirePath.sessionInit] ?? 0 }
             #expect(try await kms.key(keyId).state == "disabled", "the change was made")
+            #expect(transport.sends.withLock { $0[WirePath.sessionInit] ?? 0 } == initsBefore + 1)
             // A computation fails with the transport's error: neither "never sent" nor "outcome unknown".
             _ = try await kms.connect()
             transport.forgeUnknownSession.withLock { $0 = [WirePath.encrypt] }
@@ -1582,10 +1585,13 @@ final class LostAnswerTransport: KMSTransport {
     /// Targets sent, whose answer is replaced by a plain `unknown_session` (what anyone on the path can forge),
     /// once for each time a target is listed.
     let forgeUnknownSession = Mutex<[String]>([])
+    /// How many requests were made to each target.
+    let sends = Mutex<[String: Int]>([:])
 
     init(base: HTTPTransport) { self.base = base }
 
     func send(_ request: TransportRequest) async throws -> TransportResponse {
+        sends.withLock { $0[request.target, default: 0] += 1 }
         if refuse.withLock({ $0.remove(request.target) != nil }) {
             throw TransportNeverSent(IOError(errnoCode: ECONNREFUSED, reason: "connect"))
         }
