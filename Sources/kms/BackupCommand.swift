@@ -180,7 +180,7 @@ struct RestoreCommand: AsyncParsableCommand {
             // Held by another process: said as it is. A lock file this user cannot make or open: the same advice as
             // a log it cannot read (a review: it was "held by a running server").
             guard !failure.held else { throw CLIFailure(message: failure.description) }
-            let denied = failure.code == EACCES || failure.code == EPERM
+            let denied = isPermissionDenied(failure.code)
             throw CLIFailure(
                 message: "nothing was restored: \(failure.description)"
                     + (denied ? ": run kms restore as the user kms serve runs as (docs/deploy.md)" : ""))
@@ -225,7 +225,7 @@ struct RestoreCommand: AsyncParsableCommand {
             // which would begin a new log beside a good one (an operator's walkthrough).
             // Decided from the read that failed, which names its file (a rotated one too), not a second look (a
             // review: a damaged log that this user could not write was called a permission problem).
-            if let failure = error as? DurableFile.Failure, failure.code == EACCES {
+            if let failure = error as? DurableFile.Failure, isPermissionDenied(failure.code) {
                 throw CLIFailure(
                     message:
                         "nothing was restored: the audit log (KMS_AUDIT_LOG) cannot be read by this user (\(failure.description)): run kms restore as the user kms serve runs as (docs/deploy.md)"
@@ -460,3 +460,7 @@ enum BackupSetup {
         "{" + counts.members.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }
 }
+
+/// A system call refused for want of permission (EACCES, or EPERM where a file system says so): restore's
+/// two permission checks judge it alike (a final read found one taking EPERM and the other not).
+func isPermissionDenied(_ code: Int32?) -> Bool { code == EACCES || code == EPERM }

@@ -144,8 +144,7 @@ struct AWSOperations: Sendable {
         switch partition.reference(text) {
         case .keyId(let id): reference = id
         case .alias(let name): reference = name
-        case .invalid: throw AWSFault.notFound
-        case .invalidAlias: throw AWSFault.notFound
+        case .invalid, .invalidAlias: throw AWSFault.notFound
         }
         // A change to the key decides on the database, past this instance's cache (`KeyRing.resolve`).
         let fresh = permission == .keysManage || permission == .keysRotate
